@@ -1,0 +1,146 @@
+#include "app.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <regex>
+
+#include "gedge/config.hpp"
+
+namespace gedge::cli {
+
+namespace {
+
+// Progress and warnings on stderr. Progress lines redraw in place on a TTY only.
+class StderrReporter : public Reporter {
+ public:
+  StderrReporter(bool quiet, int verbose, bool tty, bool color)
+      : quiet_(quiet), verbose_(verbose), tty_(tty), color_(color) {}
+  ~StderrReporter() override { clear(); }
+
+  void progress(std::string_view task, std::size_t done, std::size_t total) override {
+    if (quiet_ || !tty_) return;
+    std::string line = total ? fmt::format("{} {}/{}", task, done, total)
+                             : fmt::format("{} {}", task, done);
+    std::cerr << "\r\033[K" << line << std::flush;
+    dirty_ = true;
+    if (total && done >= total) clear();
+  }
+  void step(std::string_view target, std::string_view what) override {
+    log_line("step", fmt::format("{}: {}", target, what));
+    if (quiet_) return;
+    clear();
+    std::cerr << fmt::format("{}: {}\n", target, what);
+  }
+  void info(std::string_view msg) override {
+    log_line("info", msg);
+    if (quiet_ || verbose_ < 1) return;
+    clear();
+    std::cerr << msg << "\n";
+  }
+  void warn(std::string_view msg) override {
+    log_line("warn", msg);
+    clear();
+    std::cerr << (color_ ? "\033[33mwarning:\033[0m " : "warning: ") << msg << "\n";
+  }
+
+ private:
+  void clear() {
+    if (dirty_) std::cerr << "\r\033[K" << std::flush;
+    dirty_ = false;
+  }
+  bool quiet_;
+  int verbose_;
+  bool tty_;
+  bool color_;
+  bool dirty_ = false;
+};
+
+}  // namespace
+
+Result<Paths> Ctx::paths() {
+  if (!paths_) paths_ = GEDGE_TRY(resolve_paths(g.home));
+  return *paths_;
+}
+
+Result<Inventory*> Ctx::inventory() {
+  if (!inv_) {
+    auto p = GEDGE_TRY(paths());
+    inv_.emplace(GEDGE_TRY(Inventory::open(p.db, /*create=*/false)));
+    set_log_file((p.log_dir / "gedge.log").string());
+  }
+  return &*inv_;
+}
+
+Reporter& Ctx::reporter() {
+  if (!reporter_) reporter_ = std::make_unique<StderrReporter>(g.quiet, g.verbose, stderr_is_tty(), color());
+  return *reporter_;
+}
+
+std::string Ctx::output_raw() const { return g.output.empty() ? config_output_ : g.output; }
+
+Result<Format> Ctx::format() const {
+  std::string o = output_raw();
+  if (o.empty()) return Format::table;
+  return parse_format(o);
+}
+
+bool Ctx::stderr_is_tty() const { return ::isatty(2) == 1; }
+bool Ctx::stdin_is_tty() const { return ::isatty(0) == 1; }
+
+bool Ctx::color() const {
+  if (g.color == "never") return false;
+  if (g.color == "always") return true;
+  if (std::getenv("NO_COLOR") != nullptr) return false;
+  return ::isatty(1) == 1 && output_raw().empty();
+}
+
+void Ctx::apply_config_defaults(CLI::App& app) {
+  auto p = paths();
+  if (!p) return;
+  auto cfg = load_config(p->config_file);
+  if (!cfg) {
+    // A broken config file is reported but does not block the command.
+    reporter().warn(cfg.error().message);
+    return;
+  }
+  if (cfg->output) config_output_ = *cfg->output;
+  if (cfg->timeout_s && app.count("--timeout") == 0) g.timeout_s = *cfg->timeout_s;
+  if (cfg->parallel && app.count("--parallel") == 0) g.parallel = *cfg->parallel;
+  if (cfg->color && app.count("--color") == 0) g.color = *cfg->color;
+}
+
+void on_run(CLI::App* cmd, Ctx& ctx, Action a) {
+  cmd->callback([&ctx, a = std::move(a)] { ctx.set_action(a); });
+}
+
+void examples(CLI::App* cmd, std::initializer_list<const char*> lines) {
+  std::string footer = "\nExamples:\n";
+  for (const char* l : lines) footer += fmt::format("  {}\n", l);
+  cmd->footer(footer);
+}
+
+Result<std::pair<std::string, std::string>> parse_label(std::string_view s) {
+  static const std::regex re(R"(^([A-Za-z0-9][A-Za-z0-9._/-]{0,62})=([A-Za-z0-9._-]{0,63})$)");
+  std::string str(s);
+  std::smatch m;
+  if (!std::regex_match(str, m, re))
+    return fail(ErrorCode::usage, fmt::format("malformed label '{}'", str),
+                "labels are key=value; key: letters, digits, '._/-'; value: letters, digits, '._-'");
+  return std::pair{m[1].str(), m[2].str()};
+}
+
+Result<void> confirm(Ctx& ctx, bool yes, const std::string& question) {
+  if (yes) return {};
+  if (!ctx.stdin_is_tty())
+    return fail(ErrorCode::usage, fmt::format("{}: refusing without confirmation", question),
+                "pass --yes to confirm when not on a terminal");
+  std::cerr << question << " [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer == "y" || answer == "Y" || answer == "yes") return {};
+  return fail(ErrorCode::failure, "not confirmed");
+}
+
+}  // namespace gedge::cli

@@ -1,0 +1,117 @@
+// gedge's entry point: builds the command tree from the noun table, parses, runs the selected
+// verb, renders its result and maps errors to exit codes. The only top-level catch lives here.
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "app.hpp"
+
+using namespace gedge;
+using namespace gedge::cli;
+
+namespace {
+
+void on_sigint(int) {
+  if (cancel_requested()) _exit(130);  // second Ctrl-C: leave now
+  request_cancel();
+}
+
+int report_error(Ctx& ctx, const Error& e) {
+  log_line("error", e.message);
+  auto fmt_ok = ctx.format();
+  if (fmt_ok && *fmt_ok == Format::json) {
+    std::cerr << error_json(e).dump() << "\n";
+  } else {
+    bool color = ctx.color() && ctx.stderr_is_tty();
+    std::cerr << (color ? "\033[31merror:\033[0m " : "error: ") << e.message << "\n";
+    if (!e.hint.empty()) std::cerr << "hint: " << e.hint << "\n";
+  }
+  return exit_code_for(e.code);
+}
+
+void add_globals(CLI::App& app, GlobalOptions& g) {
+  app.add_option("-o,--output", g.output, "Output format: table, json or yaml (some verbs add more)")
+      ->option_text("FORMAT");
+  app.add_flag("-q,--quiet", g.quiet, "Print only results and errors");
+  app.add_flag("-v,--verbose", g.verbose, "More detail on stderr (repeat for more)");
+  app.add_option("--color", g.color, "Colour: auto, always or never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->option_text("WHEN");
+  app.add_option("--home", g.home, "gedge's state directory (env GEDGE_HOME)")
+      ->option_text("DIR");
+  app.add_option("--timeout", g.timeout_s, "Timeout for network operations, in seconds")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->option_text("SECONDS");
+  app.add_option("--parallel", g.parallel, "Maximum concurrent connections")
+      ->check(CLI::Range(1, 4096))
+      ->option_text("N");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Ctx ctx;
+  CLI::App app{"gedge: one tool for edge AI fleets: devices, clusters, runtimes, services, "
+               "placement and pinning",
+               "gedge"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  add_globals(app, ctx.g);
+  for (const auto& noun : nouns()) noun.register_fn(app, ctx);
+  // Hidden: the command tree as JSON, used by tests to check man pages and completions.
+  auto* tree = app.add_subcommand("__tree", "")->group("");
+  on_run(tree, ctx, [&app]() -> Result<Outcome> {
+    return Outcome{View{command_tree(app), {}, "", ""}, std::nullopt, command_tree(app).dump(2) + "\n"};
+  });
+  app.footer("\nRun 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok, 1 failure, 2 usage, "
+             "3 partial,\n4 not found, 5 unreachable, 6 auth/host key, 7 conflict, 130 interrupted.\n");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    if (!ctx.g.output.empty() && ctx.g.output == "json") {
+      std::cerr << error_json(Error{ErrorCode::usage, e.what(), "see 'gedge --help'"}).dump() << "\n";
+      return 2;
+    }
+    app.exit(e);
+    return 2;
+  }
+
+  try {
+    ctx.apply_config_defaults(app);
+    if (!ctx.action()) return report_error(ctx, Error{ErrorCode::usage, "no command given", "see 'gedge --help'"});
+    auto result = ctx.action()();
+    if (cancel_requested() && (!result || result->error))
+      return report_error(ctx, Error{ErrorCode::interrupted, "interrupted", ""});
+    if (!result) return report_error(ctx, result.error());
+    if (result->raw) {
+      std::cout << *result->raw << std::flush;
+    } else {
+      auto f = ctx.format();
+      if (!f) return report_error(ctx, f.error());
+      render(result->view, RenderOptions{*f, ctx.color()}, std::cout);
+      std::cout << std::flush;
+    }
+    if (result->error) return report_error(ctx, *result->error);
+    return 0;
+  } catch (const std::exception& e) {
+    return report_error(ctx, Error{ErrorCode::internal, fmt::format("internal error: {}", e.what()),
+                                   "this is a bug in gedge; please report it with 'gedge -v'"});
+  }
+}

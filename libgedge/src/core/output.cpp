@@ -1,0 +1,211 @@
+#include "gedge/output.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace gedge {
+
+Result<Format> parse_format(std::string_view s) {
+  if (s == "table") return Format::table;
+  if (s == "json") return Format::json;
+  if (s == "yaml") return Format::yaml;
+  return fail(ErrorCode::usage, fmt::format("unknown output format '{}'", s),
+              "use -o table, -o json or -o yaml");
+}
+
+std::string cell_text(const nlohmann::json& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 1e15)
+      return fmt::format("{}", static_cast<long long>(d));
+    return fmt::format("{:.2f}", d);
+  }
+  if (v.is_number()) return v.dump();
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& e : v) {
+      if (!out.empty()) out += ",";
+      out += cell_text(e);
+    }
+    return out.empty() ? "-" : out;
+  }
+  if (v.is_object()) {
+    std::string out;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (!out.empty()) out += ",";
+      out += it.key() + "=" + cell_text(it.value());
+    }
+    return out.empty() ? "-" : out;
+  }
+  return v.dump();
+}
+
+namespace {
+
+bool needs_quotes(const std::string& s) {
+  if (s.empty()) return true;
+  try {
+    YAML::Node n = YAML::Load(s);
+    if (!n.IsScalar()) return true;
+    // Anything YAML would read as a non-string scalar must be quoted.
+    static const char* specials[] = {"true", "false", "yes", "no", "on", "off", "null", "~",
+                                     "True", "False", "Yes", "No", "On", "Off", "Null", "NULL",
+                                     "TRUE", "FALSE", "YES", "NO", "ON", "OFF", "y", "n", "Y", "N"};
+    for (const char* sp : specials)
+      if (s == sp) return true;
+    char* end = nullptr;
+    std::strtod(s.c_str(), &end);
+    if (end && *end == '\0') return true;
+    if (n.Scalar() != s) return true;  // leading/trailing space, comments, etc.
+  } catch (const YAML::Exception&) {
+    return true;
+  }
+  return false;
+}
+
+void emit(YAML::Emitter& out, const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::object:
+      out << YAML::BeginMap;
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        out << YAML::Key << it.key() << YAML::Value;
+        emit(out, it.value());
+      }
+      out << YAML::EndMap;
+      break;
+    case nlohmann::json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& e : v) emit(out, e);
+      out << YAML::EndSeq;
+      break;
+    case nlohmann::json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      if (s.find('\n') != std::string::npos)
+        out << YAML::Literal << s;
+      else if (needs_quotes(s))
+        out << YAML::DoubleQuoted << s;
+      else
+        out << s;
+      break;
+    }
+    case nlohmann::json::value_t::boolean: out << (v.get<bool>() ? "true" : "false"); break;
+    case nlohmann::json::value_t::null: out << YAML::Null; break;
+    default: out << v.dump(); break;
+  }
+}
+
+const nlohmann::json* at_pointer(const nlohmann::json& j, const std::string& ptr) {
+  if (ptr.empty()) return &j;
+  try {
+    nlohmann::json::json_pointer p(ptr);
+    if (!j.contains(p)) return nullptr;
+    return &j.at(p);
+  } catch (const nlohmann::json::exception&) {
+    return nullptr;
+  }
+}
+
+void render_table(const View& view, const RenderOptions& opts, std::ostream& out) {
+  const nlohmann::json* rows = at_pointer(view.data, view.rows);
+  if (view.columns.empty() || rows == nullptr) {
+    // key/value listing
+    if (view.data.is_object()) {
+      size_t w = 0;
+      for (auto it = view.data.begin(); it != view.data.end(); ++it) w = std::max(w, it.key().size());
+      for (auto it = view.data.begin(); it != view.data.end(); ++it) {
+        if (it.value().is_object() && !it.value().empty()) {
+          out << it.key() << ":\n";
+          for (auto jt = it.value().begin(); jt != it.value().end(); ++jt)
+            out << "  " << jt.key() << ": " << cell_text(jt.value()) << "\n";
+        } else {
+          out << fmt::format("{:<{}}  {}\n", it.key() + ":", w + 1, cell_text(it.value()));
+        }
+      }
+    } else if (view.data.is_string()) {
+      out << view.data.get<std::string>();
+      if (!view.data.get<std::string>().empty() && view.data.get<std::string>().back() != '\n')
+        out << "\n";
+    } else if (!view.data.is_null()) {
+      out << view.data.dump(2) << "\n";
+    }
+  } else {
+    std::vector<std::vector<std::string>> cells;
+    std::vector<size_t> width(view.columns.size());
+    for (size_t c = 0; c < view.columns.size(); ++c) {
+      std::string h = view.columns[c].header;
+      std::transform(h.begin(), h.end(), h.begin(), ::toupper);
+      width[c] = h.size();
+    }
+    const nlohmann::json empty = nlohmann::json::array();
+    const nlohmann::json& arr = rows->is_array() ? *rows : empty;
+    for (const auto& row : arr) {
+      std::vector<std::string> line;
+      for (size_t c = 0; c < view.columns.size(); ++c) {
+        const nlohmann::json* v = at_pointer(row, view.columns[c].pointer);
+        std::string t = v ? cell_text(*v) : "-";
+        std::replace(t.begin(), t.end(), '\n', ' ');
+        width[c] = std::max(width[c], t.size());
+        line.push_back(std::move(t));
+      }
+      cells.push_back(std::move(line));
+    }
+    auto print_line = [&](const std::vector<std::string>& line, bool header) {
+      std::string s;
+      for (size_t c = 0; c < line.size(); ++c) {
+        if (c + 1 == line.size())
+          s += line[c];
+        else
+          s += fmt::format("{:<{}}   ", line[c], width[c]);
+      }
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      if (header && opts.color)
+        out << "\033[1m" << s << "\033[0m\n";
+      else
+        out << s << "\n";
+    };
+    std::vector<std::string> hdr;
+    for (const auto& col : view.columns) {
+      std::string h = col.header;
+      std::transform(h.begin(), h.end(), h.begin(), ::toupper);
+      hdr.push_back(h);
+    }
+    print_line(hdr, true);
+    for (const auto& line : cells) print_line(line, false);
+  }
+  if (!view.footer.empty()) out << view.footer << "\n";
+}
+
+}  // namespace
+
+std::string to_yaml(const nlohmann::json& value) {
+  YAML::Emitter out;
+  out.SetIndent(2);
+  emit(out, value);
+  std::string s = out.c_str();
+  if (s.empty() || s.back() != '\n') s += "\n";
+  return s;
+}
+
+void render(const View& view, const RenderOptions& opts, std::ostream& out) {
+  switch (opts.format) {
+    case Format::json: out << view.data.dump(2) << "\n"; break;
+    case Format::yaml: out << to_yaml(view.data); break;
+    case Format::table: render_table(view, opts, out); break;
+  }
+}
+
+nlohmann::json error_json(const Error& e) {
+  nlohmann::json j{{"error", std::string(error_name(e.code))},
+                   {"code", exit_code_for(e.code)},
+                   {"message", e.message}};
+  if (!e.hint.empty()) j["hint"] = e.hint;
+  return j;
+}
+
+}  // namespace gedge

@@ -1,0 +1,57 @@
+#include "gedge/report.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <mutex>
+
+namespace gedge {
+
+Reporter& null_reporter() {
+  static Reporter r;
+  return r;
+}
+
+namespace {
+std::atomic<bool> g_cancel{false};
+std::mutex g_log_mu;
+int g_log_fd = -1;
+}  // namespace
+
+void request_cancel() noexcept { g_cancel.store(true); }
+bool cancel_requested() noexcept { return g_cancel.load(); }
+void reset_cancel() noexcept { g_cancel.store(false); }
+
+std::string now_rfc3339() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void set_log_file(const std::string& path) {
+  std::lock_guard lk(g_log_mu);
+  if (g_log_fd >= 0) ::close(g_log_fd);
+  g_log_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+void log_line(std::string_view level, std::string_view msg) {
+  std::lock_guard lk(g_log_mu);
+  if (g_log_fd < 0) return;
+  std::string line = now_rfc3339();
+  line += " [";
+  line += std::to_string(::getpid());
+  line += "] ";
+  line += level;
+  line += " ";
+  line += msg;
+  line += "\n";
+  // One write per line with O_APPEND keeps lines whole across processes.
+  [[maybe_unused]] auto n = ::write(g_log_fd, line.data(), line.size());
+}
+
+}  // namespace gedge

@@ -1,0 +1,126 @@
+// Numbered schema migrations. Append only: never edit or reorder a shipped migration.
+#pragma once
+
+#include <array>
+#include <string_view>
+
+namespace gedge::inventory_detail {
+
+inline constexpr std::array<std::string_view, 1> kMigrations = {
+    // 1: the initial schema for every module.
+    R"SQL(
+CREATE TABLE devices (
+  name TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  port INTEGER NOT NULL DEFAULT 22,
+  user TEXT NOT NULL,
+  identity TEXT,
+  tier TEXT,
+  site TEXT,
+  labels TEXT NOT NULL DEFAULT '{}',
+  host_key_type TEXT,
+  host_key_fp TEXT,
+  token_hash TEXT,
+  facts TEXT NOT NULL DEFAULT '{}',
+  topology_xml TEXT,
+  status TEXT NOT NULL DEFAULT 'unknown',
+  last_seen TEXT,
+  rtt_ms REAL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE clusters (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,               -- devices | kubernetes
+  profile TEXT,                     -- containers | k3s | k8s (device clusters)
+  server TEXT,
+  registry TEXT,
+  monitoring INTEGER NOT NULL DEFAULT 0,
+  kubeconfig TEXT,                  -- path only; credentials stay in that file
+  context TEXT,
+  api_server TEXT,
+  tier TEXT,
+  state TEXT NOT NULL DEFAULT 'new',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE cluster_members (
+  cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+  device TEXT NOT NULL,
+  role TEXT NOT NULL DEFAULT 'member',
+  metrics_url TEXT,
+  state TEXT NOT NULL DEFAULT 'pending',
+  PRIMARY KEY (cluster, device)
+);
+CREATE TABLE build_journal (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  cluster TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  device TEXT NOT NULL,
+  step TEXT NOT NULL,
+  status TEXT NOT NULL,             -- ok | changed | failed | unreachable | skipped
+  message TEXT,
+  at TEXT NOT NULL
+);
+CREATE INDEX build_journal_cluster ON build_journal(cluster, device);
+CREATE TABLE services (
+  name TEXT NOT NULL,
+  cluster TEXT NOT NULL,
+  namespace TEXT NOT NULL DEFAULT 'default',
+  spec TEXT NOT NULL,
+  placement TEXT,
+  state TEXT NOT NULL DEFAULT 'deployed',
+  replicas INTEGER,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (name, cluster)
+);
+CREATE TABLE pins (
+  device TEXT NOT NULL,
+  owner TEXT NOT NULL,              -- container name or workload
+  cpuset TEXT NOT NULL,
+  mems TEXT,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (device, owner)
+);
+CREATE TABLE runtimes (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  manifest TEXT NOT NULL,
+  files INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE runtime_pushes (
+  runtime_id TEXT NOT NULL,
+  target TEXT NOT NULL,
+  root TEXT NOT NULL,
+  pushed_at TEXT NOT NULL,
+  PRIMARY KEY (runtime_id, target)
+);
+CREATE TABLE rtts (
+  src TEXT NOT NULL,
+  dst TEXT NOT NULL,
+  ms REAL NOT NULL,
+  measured_at TEXT NOT NULL,
+  PRIMARY KEY (src, dst)
+);
+CREATE TABLE sched_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  state TEXT NOT NULL,              -- enqueued | dispatched | scheduling | completed | failed | canceled
+  priority INTEGER NOT NULL DEFAULT 0,
+  policy TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  options TEXT NOT NULL DEFAULT '{}',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  placements TEXT,
+  error TEXT,
+  claimed_by TEXT,
+  queue_pos REAL NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+)SQL",
+};
+
+}  // namespace gedge::inventory_detail
