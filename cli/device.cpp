@@ -7,6 +7,8 @@ void register_device(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("device", "");
   for (const auto& noun : nouns())
     if (std::string_view(noun.name) == "device") cmd->description(noun.summary);
+  static std::vector<std::string> rest;
+  cmd->add_option("args", rest, "")->group("");
   cmd->prefix_command();
   on_run(cmd, ctx, []() -> Result<Outcome> {
     return fail(ErrorCode::failure, "gedge device is not implemented yet",

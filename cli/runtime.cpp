@@ -7,6 +7,8 @@ void register_runtime(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("runtime", "");
   for (const auto& noun : nouns())
     if (std::string_view(noun.name) == "runtime") cmd->description(noun.summary);
+  static std::vector<std::string> rest;
+  cmd->add_option("args", rest, "")->group("");
   cmd->prefix_command();
   on_run(cmd, ctx, []() -> Result<Outcome> {
     return fail(ErrorCode::failure, "gedge runtime is not implemented yet",

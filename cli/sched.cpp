@@ -7,6 +7,8 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("sched", "");
   for (const auto& noun : nouns())
     if (std::string_view(noun.name) == "sched") cmd->description(noun.summary);
+  static std::vector<std::string> rest;
+  cmd->add_option("args", rest, "")->group("");
   cmd->prefix_command();
   on_run(cmd, ctx, []() -> Result<Outcome> {
     return fail(ErrorCode::failure, "gedge sched is not implemented yet",

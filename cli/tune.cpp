@@ -7,6 +7,8 @@ void register_tune(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("tune", "");
   for (const auto& noun : nouns())
     if (std::string_view(noun.name) == "tune") cmd->description(noun.summary);
+  static std::vector<std::string> rest;
+  cmd->add_option("args", rest, "")->group("");
   cmd->prefix_command();
   on_run(cmd, ctx, []() -> Result<Outcome> {
     return fail(ErrorCode::failure, "gedge tune is not implemented yet",
