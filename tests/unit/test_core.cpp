@@ -1,0 +1,200 @@
+#include <doctest/doctest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <yaml-cpp/yaml.h>
+#include <sstream>
+
+#include "gedge/config.hpp"
+#include "gedge/error.hpp"
+#include "gedge/output.hpp"
+#include "gedge/paths.hpp"
+#include "gedge/report.hpp"
+#include "test_helpers.hpp"
+
+using namespace gedge;
+using nlohmann::json;
+
+TEST_CASE("every error code maps to the exit status DESIGN.md documents") {
+  CHECK(exit_code_for(ErrorCode::failure) == 1);
+  CHECK(exit_code_for(ErrorCode::internal) == 1);
+  CHECK(exit_code_for(ErrorCode::usage) == 2);
+  CHECK(exit_code_for(ErrorCode::partial) == 3);
+  CHECK(exit_code_for(ErrorCode::not_found) == 4);
+  CHECK(exit_code_for(ErrorCode::unreachable) == 5);
+  CHECK(exit_code_for(ErrorCode::auth) == 6);
+  CHECK(exit_code_for(ErrorCode::host_key) == 6);
+  CHECK(exit_code_for(ErrorCode::conflict) == 7);
+  CHECK(exit_code_for(ErrorCode::interrupted) == 130);
+}
+
+namespace {
+Result<int> half(int x) {
+  if (x % 2) return fail(ErrorCode::usage, "odd");
+  return x / 2;
+}
+Result<int> quarter(int x) {
+  int h = GEDGE_TRY(half(x));
+  return GEDGE_TRY(half(h));
+}
+}  // namespace
+
+TEST_CASE("GEDGE_TRY propagates the first error and passes values through") {
+  CHECK(quarter(8).value() == 2);
+  auto r = quarter(6);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::usage);
+  CHECK(r.error().message == "odd");
+}
+
+TEST_CASE("error_json carries name, exit code, message and hint") {
+  auto j = error_json(Error{ErrorCode::not_found, "device 'x' not found", "gedge device ls"});
+  CHECK(j["error"] == "not_found");
+  CHECK(j["code"] == 4);
+  CHECK(j["message"] == "device 'x' not found");
+  CHECK(j["hint"] == "gedge device ls");
+  CHECK_FALSE(error_json(Error{ErrorCode::failure, "x", ""}).contains("hint"));
+}
+
+TEST_CASE("parse_format accepts the three formats and rejects others as usage errors") {
+  CHECK(parse_format("table").value() == Format::table);
+  CHECK(parse_format("json").value() == Format::json);
+  CHECK(parse_format("yaml").value() == Format::yaml);
+  auto bad = parse_format("xml");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == ErrorCode::usage);
+}
+
+TEST_CASE("the renderer prints one typed result as table, json and yaml") {
+  View v;
+  v.data = json::array({{{"name", "cam-1"}, {"facts", {{"cpus", 4}}}, {"labels", {{"zone", "a"}}}},
+                        {{"name", "cam-22"}, {"facts", {{"cpus", nullptr}}}, {"labels", json::object()}}});
+  v.columns = {{"name", "/name"}, {"cpus", "/facts/cpus"}, {"labels", "/labels"}};
+
+  SUBCASE("table aligns columns, shows null as '-', upper-cases headers") {
+    std::ostringstream out;
+    render(v, {Format::table, false}, out);
+    CHECK(out.str() ==
+          "NAME     CPUS   LABELS\n"
+          "cam-1    4      zone=a\n"
+          "cam-22   -      -\n");
+  }
+  SUBCASE("json is the data itself") {
+    std::ostringstream out;
+    render(v, {Format::json, false}, out);
+    CHECK(json::parse(out.str()) == v.data);
+  }
+  SUBCASE("yaml round-trips through a YAML parser to the same structure") {
+    std::ostringstream out;
+    render(v, {Format::yaml, false}, out);
+    YAML::Node n = YAML::Load(out.str());
+    REQUIRE(n.IsSequence());
+    CHECK(n[0]["name"].as<std::string>() == "cam-1");
+    CHECK(n[0]["facts"]["cpus"].as<int>() == 4);
+    CHECK(n[0]["labels"]["zone"].as<std::string>() == "a");
+    CHECK(n[1]["facts"]["cpus"].IsNull());
+  }
+}
+
+TEST_CASE("yaml quotes strings that YAML would read as other types") {
+  json j{{"a", "true"}, {"b", "1.5"}, {"c", "plain"}, {"d", ""}, {"e", "null"}, {"f", "line1\nline2"}};
+  std::string y = to_yaml(j);
+  CHECK(y.find("a: \"true\"") != std::string::npos);
+  CHECK(y.find("b: \"1.5\"") != std::string::npos);
+  CHECK(y.find("c: plain") != std::string::npos);
+  CHECK(y.find("d: \"\"") != std::string::npos);
+  CHECK(y.find("e: \"null\"") != std::string::npos);
+  CHECK(y.find("f: |") != std::string::npos);
+}
+
+TEST_CASE("cell_text renders scalars and collections for table cells") {
+  CHECK(cell_text(json(nullptr)) == "-");
+  CHECK(cell_text(json(2.0)) == "2");
+  CHECK(cell_text(json(2.456)) == "2.46");
+  CHECK(cell_text(json::array({"a", "b"})) == "a,b");
+  CHECK(cell_text(json(true)) == "true");
+}
+
+TEST_CASE("paths: --home beats GEDGE_HOME beats XDG_DATA_HOME beats HOME") {
+  ::setenv("HOME", "/h", 1);
+  ::setenv("XDG_DATA_HOME", "/xdg", 1);
+  ::setenv("GEDGE_HOME", "/g", 1);
+  CHECK(resolve_paths(std::string("/flag"))->home == "/flag");
+  CHECK(resolve_paths(std::nullopt)->home == "/g");
+  ::unsetenv("GEDGE_HOME");
+  CHECK(resolve_paths(std::nullopt)->home == "/xdg/gedge");
+  ::unsetenv("XDG_DATA_HOME");
+  auto p = resolve_paths(std::nullopt).value();
+  CHECK(p.home == "/h/.local/share/gedge");
+  CHECK(p.db == "/h/.local/share/gedge/gedge.db");
+  CHECK(p.key == "/h/.local/share/gedge/id_ed25519");
+  CHECK(p.config_file == "/h/.config/gedge/config.yaml");
+}
+
+TEST_CASE("ensure_home creates the home 0700 and tightens a loose one") {
+  test::TempDir tmp;
+  auto p = resolve_paths((tmp.path / "home").string()).value();
+  REQUIRE(ensure_home(p));
+  struct stat st {};
+  REQUIRE(::stat(p.home.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  ::chmod(p.home.c_str(), 0755);
+  REQUIRE(ensure_home(p));
+  REQUIRE(::stat(p.home.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  CHECK(std::filesystem::is_directory(p.log_dir));
+}
+
+TEST_CASE("write_file_atomic writes with the requested mode and replaces atomically") {
+  test::TempDir tmp;
+  auto f = tmp.path / "x";
+  REQUIRE(write_file_atomic(f, "one", 0600));
+  REQUIRE(write_file_atomic(f, "two", 0600));
+  CHECK(read_file(f).value() == "two");
+  struct stat st {};
+  REQUIRE(::stat(f.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(read_file(tmp.path / "missing").error().code == ErrorCode::not_found);
+  // no temp files left behind
+  int n = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(tmp.path)) ++n;
+  CHECK(n == 1);
+}
+
+TEST_CASE("config: missing file is empty, known keys load, unknown keys name file and line") {
+  test::TempDir tmp;
+  CHECK_FALSE(load_config(tmp.path / "none.yaml")->output.has_value());
+  auto f = tmp.path / "config.yaml";
+  std::ofstream(f) << "output: json\ntimeout: 12.5\nparallel: 8\n";
+  auto c = load_config(f).value();
+  CHECK(*c.output == "json");
+  CHECK(*c.timeout_s == doctest::Approx(12.5));
+  CHECK(*c.parallel == 8);
+  std::ofstream(f) << "output: json\nbogus: 1\n";
+  auto bad = load_config(f);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == ErrorCode::usage);
+  CHECK(bad.error().message.find("config.yaml:2") != std::string::npos);
+  CHECK(bad.error().message.find("bogus") != std::string::npos);
+  std::ofstream(f) << "output: [unterminated\n";
+  CHECK(load_config(f).error().code == ErrorCode::usage);
+  std::ofstream(f) << "parallel: many\n";
+  CHECK_FALSE(load_config(f));
+}
+
+TEST_CASE("cancellation flag is process-wide and resettable") {
+  reset_cancel();
+  CHECK_FALSE(cancel_requested());
+  request_cancel();
+  CHECK(cancel_requested());
+  reset_cancel();
+  CHECK_FALSE(cancel_requested());
+}
+
+TEST_CASE("rfc3339 timestamps are UTC with seconds") {
+  auto t = now_rfc3339();
+  CHECK(t.size() == 20);
+  CHECK(t[10] == 'T');
+  CHECK(t.back() == 'Z');
+}
