@@ -1,0 +1,173 @@
+// SSH to edge devices with libssh: pinned host keys, exec with safely quoted argv, SFTP, an
+// application-level RTT probe, and a bounded-concurrency fan-out over many devices.
+//
+// Every connection verifies the host key against the fingerprint pinned in the inventory; a
+// different key is ErrorCode::host_key with the old and new fingerprints. Every blocking call
+// is bounded by the session's deadline and returns ErrorCode::interrupted on Ctrl-C.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gedge/error.hpp"
+#include "gedge/inventory.hpp"
+#include "gedge/paths.hpp"
+
+namespace gedge {
+
+using SshClock = std::chrono::steady_clock;
+
+struct HostKey {
+  std::string type;         // "ssh-ed25519", "ecdsa-sha2-nistp256", ...
+  std::string fingerprint;  // "SHA256:..." (OpenSSH format)
+};
+
+// Where and as whom to connect. `host` may be an alias from ~/.ssh/config; HostName, Port,
+// User, IdentityFile and ProxyJump from that file apply unless set here (port 0 / empty user
+// = "from ssh config, else 22 / the local user").
+struct SshTarget {
+  std::string name;         // device name (used in results and messages)
+  std::string host;
+  int port = 0;
+  std::string user;
+  std::string identity;     // explicit private key file; empty = gedge's key, config, agent
+  HostKey host_key;         // pinned key; empty fingerprint = unknown (see SshOptions)
+};
+
+struct SshOptions {
+  double connect_timeout_s = 10;  // TCP connect + handshake + auth
+  double timeout_s = 30;          // per-session budget (connect + all operations)
+  std::filesystem::path gedge_key;    // gedge's private key (Paths::key); tried when present
+  std::filesystem::path known_hosts;  // gedge-managed known_hosts; keys accepted here are added
+  bool use_agent = true;              // try ssh-agent keys ($SSH_AUTH_SOCK)
+  bool use_ssh_config = true;         // read ~/.ssh/config and /etc/ssh/ssh_config
+  std::string ssh_config_file;        // non-empty: read this file instead of ~/.ssh/config
+  // Bootstrap only: authenticate with this password instead of keys. Never logged.
+  std::optional<std::string> password;
+  // When the target has no pinned key: accept the presented key (TOFU, `--accept-new`), or ask
+  // `confirm_new_key` (the CLI's TTY prompt). Neither: ErrorCode::host_key naming the key.
+  bool accept_new = false;
+  std::function<bool(const HostKey& presented)> confirm_new_key;
+  // Absolute end for everything on this session (default: now + timeout_s at connect).
+  std::optional<SshClock::time_point> deadline;
+};
+
+// Defaults for a gedge home: gedge's key, gedge's known_hosts, the given --timeout.
+SshOptions default_ssh_options(const Paths& paths, double timeout_s = 30);
+
+struct ExecResult {
+  int exit_code = -1;  // remote exit status; -1 when killed by a signal / none reported
+  std::string out;     // stdout
+  std::string err;     // stderr
+  int64_t duration_ms = 0;
+};
+
+// Quotes one argument for a POSIX shell: 'it'\''s'. Empty string becomes ''.
+std::string shell_quote(std::string_view arg);
+// Joins argv into one remote command line, each argument quoted.
+std::string shell_join(const std::vector<std::string>& argv);
+
+class SshSession {
+ public:
+  // Connects, verifies the host key (see SshOptions), authenticates. Errors:
+  // unreachable (refused, timeout, DNS), host_key (unknown or changed key), auth, interrupted.
+  static Result<std::unique_ptr<SshSession>> connect(const SshTarget& target, const SshOptions& opts);
+  ~SshSession();
+  SshSession(const SshSession&) = delete;
+  SshSession& operator=(const SshSession&) = delete;
+
+  const SshTarget& target() const;
+  // The key the server presented (verified or newly accepted).
+  const HostKey& host_key() const;
+  // Effective user and port after ~/.ssh/config.
+  std::string user() const;
+  int port() const;
+
+  // Runs argv (each argument shell-quoted; never concatenated raw) with optional stdin bytes;
+  // sudo prefixes `sudo -n --` (passwordless sudo; a password prompt fails instead of hanging).
+  // A non-zero remote exit is a successful Result with exit_code set.
+  Result<ExecResult> exec(const std::vector<std::string>& argv,
+                          std::optional<std::string_view> stdin_data = std::nullopt,
+                          bool sudo = false);
+
+  // SFTP. Relative paths are relative to the login user's home directory.
+  // put_file writes a temporary file and renames it over remote_path (atomic), with `mode`.
+  Result<void> put_file(const std::string& remote_path, std::string_view bytes, unsigned mode = 0644);
+  Result<std::string> read_file(const std::string& remote_path);  // not_found when missing
+  Result<void> mkdirs(const std::string& remote_path, unsigned mode = 0755);  // like mkdir -p
+  Result<void> rename(const std::string& from, const std::string& to);         // replaces `to`
+  Result<bool> exists(const std::string& remote_path);
+
+  // One application-level round trip over the established session (a keepalive global request
+  // and its reply), in milliseconds: sees proxies and userspace delays, needs no raw sockets.
+  Result<double> rtt_ms();
+
+  struct Impl;
+
+ private:
+  explicit SshSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Connects once (verifying the host key against the gedge known_hosts/fingerprint rules) without
+// authenticating and returns the key the server presents. For `device add` / `rekey`.
+Result<HostKey> probe_host_key(const SshTarget& target, const SshOptions& opts);
+
+// Loads a registered device as a target: not_found (exit 4) when no such device.
+Result<SshTarget> device_target(Inventory& inv, const Paths& paths, std::string_view name);
+
+// Adds or replaces the known_hosts line for [host]:port in the gedge-managed file.
+Result<void> known_hosts_update(const std::filesystem::path& file, const SshTarget& target,
+                                const std::string& key_line);
+
+// ---- fan-out -------------------------------------------------------------------------------
+
+template <typename T>
+struct FanOutResult {
+  std::string device;   // SshTarget::name
+  Result<T> result;     // the per-target function's result, or the connect error
+  int64_t duration_ms = 0;
+};
+
+struct FanOutOptions {
+  int parallel = 64;     // at most this many sessions at once
+  SshOptions ssh;        // per-session options (timeout_s is the per-device budget)
+  // Overall end: targets not started by then fail with unreachable ("deadline passed").
+  std::optional<SshClock::time_point> deadline;
+  // Called (from worker threads, serialised) as each target finishes: done count, total.
+  std::function<void(std::size_t done, std::size_t total, const std::string& device, bool ok)> on_done;
+};
+
+// Runs `work(index, session)` for each target on `parallel` worker threads, one connection per
+// target reused for all of that target's steps; a connect failure is passed as the error instead.
+// Targets not started when cancel_requested() or the deadline hits get interrupted/unreachable.
+// Returns each target's wall time (connect + work) in milliseconds.
+std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
+                                 const std::function<void(std::size_t, Result<SshSession*>)>& work);
+
+// Typed fan-out: results in the order of `targets`.
+template <typename T>
+std::vector<FanOutResult<T>> fan_out(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
+                                     const std::function<Result<T>(SshSession&)>& fn) {
+  std::vector<FanOutResult<T>> out;
+  out.reserve(targets.size());
+  for (const auto& t : targets)
+    out.push_back(FanOutResult<T>{t.name, fail(ErrorCode::interrupted, "not started"), 0});
+  auto ms = fan_out_raw(targets, opts, [&](std::size_t i, Result<SshSession*> s) {
+    if (!s)
+      out[i].result = std::unexpected(s.error());
+    else
+      out[i].result = fn(**s);
+  });
+  for (std::size_t i = 0; i < out.size() && i < ms.size(); ++i) out[i].duration_ms = ms[i];
+  return out;
+}
+
+}  // namespace gedge
