@@ -1,0 +1,72 @@
+// Prometheus text exposition format (version 0.0.4) and node-exporter scrapes over HTTP.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gedge/error.hpp"
+
+namespace gedge::metrics {
+
+// One sample line: name{labels} value [timestamp_ms].
+struct Sample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+  std::optional<int64_t> timestamp_ms;
+};
+
+// A parsed exposition: samples in order, plus # TYPE and # HELP lines by metric family.
+struct Exposition {
+  std::vector<Sample> samples;
+  std::map<std::string, std::string> types;  // family -> counter|gauge|histogram|summary|untyped
+  std::map<std::string, std::string> help;
+
+  // Samples named `name` whose labels include every pair of `match`.
+  std::vector<const Sample*> find(std::string_view name,
+                                  const std::map<std::string, std::string>& match = {}) const;
+  // The first such sample's value.
+  std::optional<double> value(std::string_view name,
+                              const std::map<std::string, std::string>& match = {}) const;
+};
+
+// Parses the text format. Blank lines and comments other than TYPE/HELP are skipped; label
+// values may hold the escapes \\ \" \n; values may be NaN, +Inf, -Inf. A malformed line is a
+// usage error naming the line number.
+Result<Exposition> parse_text(std::string_view text);
+
+// One HTTP GET over libcurl with a total timeout. Non-2xx answers are errors (unreachable for
+// connection failures and timeouts, failure for HTTP errors).
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+};
+Result<HttpResponse> http_get(const std::string& url, double timeout_s);
+
+// What `cluster status` shows for one node-exporter.
+struct NodeSummary {
+  std::optional<double> cpu_busy_percent;  // from two scrapes of node_cpu_seconds_total
+  std::optional<double> memory_total_bytes;
+  std::optional<double> memory_used_bytes;  // MemTotal - MemAvailable
+  std::optional<double> load1, load5, load15;
+  std::optional<double> disk_free_bytes;   // node_filesystem_avail_bytes at mountpoint "/"
+  std::optional<double> disk_total_bytes;  // node_filesystem_size_bytes at mountpoint "/"
+  int cpus = 0;                            // distinct cpu labels
+  nlohmann::json to_json() const;
+};
+
+// Summary from one exposition (CPU busy % since boot) or two (busy % over the interval between
+// them: `before` scraped first).
+NodeSummary summarize(const Exposition& now, const Exposition* before = nullptr);
+
+// Scrapes `url` twice, `interval` apart, and summarises. unreachable when it does not answer.
+Result<NodeSummary> scrape_node(const std::string& url, double timeout_s,
+                                std::chrono::milliseconds interval = std::chrono::milliseconds(1000));
+
+}  // namespace gedge::metrics

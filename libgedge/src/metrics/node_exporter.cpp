@@ -1,0 +1,130 @@
+// node-exporter scrapes: HTTP over libcurl and the summary `cluster status` shows.
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "gedge/metrics.hpp"
+
+namespace gedge::metrics {
+
+namespace {
+
+size_t write_body(char* ptr, size_t size, size_t n, void* user) {
+  auto* body = static_cast<std::string*>(user);
+  body->append(ptr, size * n);
+  if (body->size() > (64u << 20)) return 0;  // refuse absurd answers
+  return size * n;
+}
+
+void curl_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// CPU seconds per mode summed over all cpus.
+struct CpuTotals {
+  double total = 0, idle = 0;
+  int cpus = 0;
+};
+
+CpuTotals cpu_totals(const Exposition& e) {
+  CpuTotals t;
+  std::set<std::string> cpus;
+  for (const auto* s : e.find("node_cpu_seconds_total")) {
+    auto mode = s->labels.count("mode") ? s->labels.at("mode") : "";
+    if (s->labels.count("cpu")) cpus.insert(s->labels.at("cpu"));
+    t.total += s->value;
+    if (mode == "idle" || mode == "iowait") t.idle += s->value;
+  }
+  t.cpus = static_cast<int>(cpus.size());
+  return t;
+}
+
+}  // namespace
+
+Result<HttpResponse> http_get(const std::string& url, double timeout_s) {
+  curl_init_once();
+  CURL* c = curl_easy_init();
+  if (!c) return fail(ErrorCode::internal, "curl_easy_init failed");
+  HttpResponse resp;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");  // lab and device addresses never go via a proxy
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_s * 1000));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_s * 1000));
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode rc = curl_easy_perform(c);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+  curl_easy_cleanup(c);
+  if (rc != CURLE_OK) {
+    std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    auto code = (rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT ||
+                 rc == CURLE_COULDNT_RESOLVE_HOST)
+                    ? ErrorCode::unreachable
+                    : ErrorCode::failure;
+    return fail(code, fmt::format("GET {}: {}", url, why));
+  }
+  if (resp.status < 200 || resp.status >= 300)
+    return fail(ErrorCode::failure, fmt::format("GET {}: HTTP {}", url, resp.status));
+  return resp;
+}
+
+NodeSummary summarize(const Exposition& now, const Exposition* before) {
+  NodeSummary s;
+  auto t1 = cpu_totals(now);
+  s.cpus = t1.cpus;
+  if (before) {
+    auto t0 = cpu_totals(*before);
+    double dt = t1.total - t0.total, di = t1.idle - t0.idle;
+    if (dt > 0) s.cpu_busy_percent = 100.0 * (dt - di) / dt;
+  }
+  if (!s.cpu_busy_percent && t1.total > 0) s.cpu_busy_percent = 100.0 * (t1.total - t1.idle) / t1.total;
+  s.memory_total_bytes = now.value("node_memory_MemTotal_bytes");
+  auto avail = now.value("node_memory_MemAvailable_bytes");
+  if (s.memory_total_bytes && avail) s.memory_used_bytes = *s.memory_total_bytes - *avail;
+  s.load1 = now.value("node_load1");
+  s.load5 = now.value("node_load5");
+  s.load15 = now.value("node_load15");
+  s.disk_free_bytes = now.value("node_filesystem_avail_bytes", {{"mountpoint", "/"}});
+  s.disk_total_bytes = now.value("node_filesystem_size_bytes", {{"mountpoint", "/"}});
+  return s;
+}
+
+nlohmann::json NodeSummary::to_json() const {
+  auto opt = [](const std::optional<double>& v) -> nlohmann::json {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  auto round1 = [](const std::optional<double>& v) -> nlohmann::json {
+    return v ? nlohmann::json(std::round(*v * 10) / 10) : nlohmann::json(nullptr);
+  };
+  return {{"cpu_busy_percent", round1(cpu_busy_percent)},
+          {"cpus", cpus},
+          {"memory_total_bytes", opt(memory_total_bytes)},
+          {"memory_used_bytes", opt(memory_used_bytes)},
+          {"load1", opt(load1)},
+          {"load5", opt(load5)},
+          {"load15", opt(load15)},
+          {"disk_free_bytes", opt(disk_free_bytes)},
+          {"disk_total_bytes", opt(disk_total_bytes)}};
+}
+
+Result<NodeSummary> scrape_node(const std::string& url, double timeout_s,
+                                std::chrono::milliseconds interval) {
+  auto r0 = GEDGE_TRY(http_get(url, timeout_s));
+  auto e0 = GEDGE_TRY(parse_text(r0.body));
+  if (interval.count() <= 0) return summarize(e0);
+  std::this_thread::sleep_for(interval);
+  auto r1 = GEDGE_TRY(http_get(url, timeout_s));
+  auto e1 = GEDGE_TRY(parse_text(r1.body));
+  return summarize(e1, &e0);
+}
+
+}  // namespace gedge::metrics
