@@ -1,0 +1,27 @@
+#!/bin/bash
+# Installs everything gedge needs to build, test and run its lab on Debian 12 (root).
+# Idempotent: a second run only checks.
+set -euo pipefail
+[ "$(id -u)" -eq 0 ] || { echo "install-deps.sh: run as root (apt-get)" >&2; exit 1; }
+PKGS=(
+  # build
+  cmake ninja-build g++ pkg-config git
+  libcli11-dev libyaml-cpp-dev libssh-dev libcurl4-openssl-dev nlohmann-json3-dev libfmt-dev
+  libsqlite3-dev libhwloc-dev hwloc doctest-dev libzstd-dev libssl-dev libvalijson-dev
+  # the lab's real parts: sshd, sudo, Ansible, podman, a registry, node-exporter
+  openssh-server openssh-client sudo ansible-core ansible-lint sshpass
+  podman netavark aardvark-dns catatonit iptables runc crun skopeo docker-registry busybox-static
+  debootstrap prometheus-node-exporter iproute2 procps bc curl jq python3 python3-yaml openssl zstd
+  # benchmarks' anchors
+  pssh hyperfine
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "install-deps: all ${#PKGS[@]} packages present"

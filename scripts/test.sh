@@ -1,0 +1,24 @@
+#!/bin/bash
+# The README's test command: installs what is needed, builds, and runs the whole test suite —
+# unit tests, end-to-end tests on the real lab (as root), then the unit tests again under
+# AddressSanitizer + UBSan. This is what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+# The guard first: lab addresses never leave the machine, even before the lab exists.
+if [ "$(id -u)" -eq 0 ]; then
+  ip route show | grep -q '^unreachable 10.213.0.0/16' || ip route add unreachable 10.213.0.0/16
+  scripts/install-deps.sh
+fi
+scripts/build.sh
+echo "== ctest (unit + e2e + lab) =="
+rc=0
+(cd build && ctest --output-on-failure --timeout 1500 -j1) || rc=$?
+# Always leave the lab down, even when a test failed before the fixture cleanup ran.
+[ "$(id -u)" -eq 0 ] && tests/lab/lab.sh down >/dev/null 2>&1 || true
+echo "== unit tests under ASan + UBSan =="
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGEDGE_WERROR=ON -DGEDGE_SANITIZE=ON >/dev/null
+ninja -C build-asan $(ninja -C build-asan -t targets all | grep -o '^test_[a-z_]*:' | tr -d ':' | sort -u)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -L unit --output-on-failure -j2) || rc=$?
+echo "scripts/test.sh: done in $(( $(date +%s) - t0 )) s, rc=$rc"
+exit $rc

@@ -1,0 +1,188 @@
+"""The foundation, end to end: init, version, errors and exit codes, man pages and completions
+checked against the command tree."""
+import json
+import os
+import re
+import sqlite3
+import stat
+import subprocess
+import unittest
+
+from gedge_e2e import GEDGE, SOURCE_DIR, GedgeTest
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def tree():
+    out = subprocess.run([GEDGE, "__tree"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def nouns():
+    return {s["name"]: s for s in tree()["subcommands"]}
+
+
+class InitTest(GedgeTest):
+    def test_init_creates_private_home_db_and_key(self):
+        st = os.stat(self.home)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        for f in ("gedge.db", "id_ed25519", "id_ed25519.pub"):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.home, f)).st_mode), 0o600, f)
+        with open(os.path.join(self.home, "id_ed25519.pub")) as f:
+            self.assertTrue(f.read().startswith("ssh-ed25519 "))
+        # the key is a real OpenSSH key: ssh-keygen derives the same fingerprint gedge reports
+        r = self.run_gedge("init", "-o", "json")
+        fp = subprocess.run(["ssh-keygen", "-lf", os.path.join(self.home, "id_ed25519")],
+                            capture_output=True, text=True, check=True).stdout.split()[1]
+        self.assertEqual(r.json["key_fingerprint"], fp)
+
+    def test_init_twice_changes_nothing(self):
+        key = read(os.path.join(self.home, "id_ed25519"))
+        r = self.run_gedge("init", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertFalse(r.json["changed"])
+        self.assertEqual(read(os.path.join(self.home, "id_ed25519")), key)
+
+    def test_home_flag_beats_environment(self):
+        other = os.path.join(self.tmp, "other")
+        r = self.run_gedge("--home", other, "init", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["home"], other)
+        self.assertTrue(os.path.exists(os.path.join(other, "gedge.db")))
+
+    def test_database_from_newer_gedge_is_refused(self):
+        db = sqlite3.connect(os.path.join(self.home, "gedge.db"))
+        db.execute("PRAGMA user_version=999")
+        db.commit()
+        db.close()
+        r = self.run_gedge("init", "-o", "json")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("newer", r.err_json["message"])
+        db = sqlite3.connect(os.path.join(self.home, "gedge.db"))
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 999)
+
+    def test_log_file_is_written_without_secrets(self):
+        self.run_gedge("init")
+        log = os.path.join(self.home, "log", "gedge.log")
+        self.assertTrue(os.path.exists(log))
+        self.assertNotIn("PRIVATE KEY", read(log))
+
+
+class VersionAndErrorsTest(GedgeTest):
+    def test_version_json(self):
+        r = self.run_gedge("version", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.json["version"], r"^\d+\.\d+\.\d+$")
+        self.assertIn("commit", r.json)
+        for lib in ("cli11", "yaml-cpp", "libssh", "libcurl", "nlohmann_json", "fmt", "sqlite", "hwloc"):
+            self.assertTrue(r.json["libraries"].get(lib), lib)
+
+    def test_version_yaml_and_table(self):
+        r = self.run_gedge("version", "-o", "yaml")
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.stdout, r"(?m)^version: ")
+        r = self.run_gedge("version")
+        self.assertRegex(r.stdout, r"(?m)^version:\s+\d")
+
+    def test_parse_errors_exit_2_with_json_error_on_stderr(self):
+        for argv in (["no-such-noun"], ["--parallel", "0", "version"], ["--color", "purple", "version"]):
+            r = self.run_gedge("-o", "json", *argv)
+            self.assertEqual(r.rc, 2, r)
+            self.assertEqual(r.err_json["error"], "usage")
+            self.assertEqual(r.err_json["code"], 2)
+            self.assertEqual(r.stdout, "")
+
+    def test_unknown_output_format_is_usage_error(self):
+        r = self.run_gedge("-o", "xml", "version")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("unknown output format", r.stderr)
+
+    def test_help_is_exit_0_and_lists_every_noun(self):
+        r = self.run_gedge("--help")
+        self.assertEqual(r.rc, 0)
+        for noun in ("init", "device", "cluster", "runtime", "svc", "sched", "tune", "completion", "version"):
+            self.assertRegex(r.stdout, rf"(?m)^\s+{noun}\s")
+
+    def test_every_verb_has_help_with_examples(self):
+        for noun, spec in nouns().items():
+            for verb in spec["subcommands"] or [None]:
+                argv = [noun] + ([verb["name"]] if verb else []) + ["--help"]
+                r = self.run_gedge(*argv)
+                self.assertEqual(r.rc, 0, r)
+                if verb or noun in ("init", "version", "completion"):
+                    self.assertIn("Examples:", r.stdout, " ".join(argv))
+
+    def test_config_file_sets_default_output(self):
+        cfg = os.path.join(self.tmp, "config", "gedge")
+        os.makedirs(cfg)
+        with open(os.path.join(cfg, "config.yaml"), "w") as f:
+            f.write("output: json\n")
+        r = self.run_gedge("version")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("libraries", r.json)
+
+    def test_bad_config_file_is_reported_with_its_line(self):
+        cfg = os.path.join(self.tmp, "config", "gedge")
+        os.makedirs(cfg)
+        with open(os.path.join(cfg, "config.yaml"), "w") as f:
+            f.write("output: json\nfrobnicate: 3\n")
+        r = self.run_gedge("version")
+        self.assertIn("config.yaml:2", r.stderr)
+        self.assertIn("frobnicate", r.stderr)
+
+
+class DocsMatchTreeTest(GedgeTest):
+    """Completions and man pages are checked against the live command tree."""
+
+    def test_committed_completions_match_generated(self):
+        files = {"bash": "gedge.bash", "zsh": "_gedge", "fish": "gedge.fish"}
+        for shell, name in files.items():
+            r = self.run_gedge("completion", shell)
+            self.assertEqual(r.rc, 0, r)
+            with open(os.path.join(SOURCE_DIR, "completions", name)) as f:
+                self.assertEqual(f.read(), r.stdout,
+                                 f"completions/{name} is stale: run scripts/update-generated.sh")
+
+    def test_bash_completion_completes_verbs_and_flags(self):
+        script = os.path.join(SOURCE_DIR, "completions", "gedge.bash")
+        def complete(words):
+            prog = (f'source {script}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); '
+                    '_gedge; printf "%s\\n" "${COMPREPLY[@]}"')
+            return subprocess.run(["bash", "-c", prog], capture_output=True, text=True).stdout.split()
+        self.assertIn("device", complete("gedge ''"))
+        self.assertIn("--output", complete("gedge --"))
+        for noun, spec in nouns().items():
+            for verb in spec["subcommands"]:
+                self.assertIn(verb["name"], complete(f"gedge {noun} ''"), noun)
+                for opt in verb["options"]:
+                    if opt["name"] != "--help":
+                        self.assertIn(opt["name"], complete(f"gedge {noun} {verb['name']} --"))
+
+    def test_man_pages_cover_every_noun_verb_and_flag(self):
+        main = read(os.path.join(SOURCE_DIR, "man", "gedge.1"))
+        root = tree()
+        for opt in root["options"]:
+            if opt["name"] != "--help":
+                self.assertIn(opt["name"].replace("-", r"\-"), main, opt["name"])
+        for noun, spec in nouns().items():
+            if noun.startswith("__"):
+                continue
+            self.assertIn(f".B {noun}", main, noun)
+            if not spec["subcommands"]:
+                continue
+            page = os.path.join(SOURCE_DIR, "man", f"gedge-{noun}.1")
+            self.assertTrue(os.path.exists(page), f"man/gedge-{noun}.1 missing")
+            text = read(page).replace(r"\-", "-")
+            self.assertIn("EXIT STATUS", text, page)
+            for verb in spec["subcommands"]:
+                self.assertRegex(text, rf"\b{re.escape(verb['name'])}\b", f"{noun} {verb['name']}")
+                for opt in verb["options"]:
+                    if opt["name"] != "--help":
+                        self.assertIn(opt["name"], text, f"{noun} {verb['name']} {opt['name']}")
+
+
+if __name__ == "__main__":
+    unittest.main()
