@@ -1,0 +1,124 @@
+// Kubernetes client: kubeconfig loading and a small REST client over libcurl (TLS verified against
+// the kubeconfig's CA), with discovery, get/list/delete and server-side apply.
+//
+// Error mapping (every call): HTTP 401/403 -> auth (exit 6), 404 -> not_found (4),
+// 409 -> conflict (7), 400/422 -> usage (2), other HTTP errors -> failure (1),
+// connect failure / timeout -> unreachable (5), TLS verification failure -> auth (6).
+// The API server's Status message is carried in Error::message; tokens never appear in errors.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gedge/error.hpp"
+
+namespace gedge::k8s {
+
+// One resolved context of a kubeconfig: where the API server is and how to authenticate.
+struct Kubeconfig {
+  std::string path;             // the file it came from ("" when parsed from text)
+  std::string context;          // the context used
+  std::string cluster;          // cluster entry name
+  std::string user;             // user entry name
+  std::string server;           // https://127.0.0.1:6443
+  std::string namespace_;       // context namespace, "default" when unset
+  std::string ca_pem;           // certificate-authority-data (decoded) or the CA file's contents
+  bool insecure_skip_tls_verify = false;
+  std::string token;            // bearer token (from `token` or `tokenFile`); never logged
+  std::string client_cert_pem;  // client-certificate(-data)
+  std::string client_key_pem;   // client-key(-data)
+  std::vector<std::string> warnings;  // e.g. insecure-skip-tls-verify in use
+};
+
+// Parses a kubeconfig file and resolves `context` (empty: current-context). Relative file
+// references (certificate-authority, tokenFile, client-certificate, client-key) resolve against
+// the kubeconfig's directory. usage for malformed files or a missing context/cluster/user,
+// not_found when the file is missing.
+Result<Kubeconfig> load_kubeconfig(const std::filesystem::path& path, const std::string& context = "");
+// Same, from text (tests). `base_dir` resolves relative file references.
+Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& context,
+                                    const std::filesystem::path& base_dir);
+
+// Names of all contexts in a kubeconfig text, and the current one.
+struct ContextList {
+  std::vector<std::string> contexts;
+  std::string current;
+};
+Result<ContextList> list_contexts(const std::string& text);
+
+// Where a kind lives: found by discovery (GET /api/v1, /apis/<group>/<version>).
+struct ResourceInfo {
+  std::string api_version;  // "apps/v1"
+  std::string kind;         // "Deployment"
+  std::string plural;       // "deployments"
+  bool namespaced = true;
+};
+
+struct ApplyOptions {
+  std::string field_manager = "gedge";
+  bool force = false;    // force=true: take ownership of conflicting fields
+  bool dry_run = false;  // dryRun=All: the server validates, nothing is persisted
+};
+
+struct ClientOptions {
+  double timeout_s = 30.0;  // per request (connect + transfer)
+};
+
+// A REST client for one kubeconfig context. Not thread-safe; cheap to create.
+class Client {
+ public:
+  // Builds a client (no network). usage if the server URL is not http(s).
+  static Result<Client> create(Kubeconfig cfg, ClientOptions opts = {});
+
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  ~Client();
+
+  const Kubeconfig& config() const;
+
+  // GET /version: {"major","minor","gitVersion",...}. Good as a reachability/auth check.
+  Result<nlohmann::json> version();
+
+  // Discovery (cached per client): the resource for apiVersion+kind. not_found for unknown kinds.
+  Result<ResourceInfo> resource_for(const std::string& api_version, const std::string& kind);
+
+  // URL path of a collection or object: /apis/apps/v1/namespaces/NS/deployments[/NAME].
+  // `ns` is ignored for cluster-scoped kinds; empty `ns` on a namespaced kind = all namespaces.
+  Result<std::string> path_for(const std::string& api_version, const std::string& kind,
+                               const std::string& ns, const std::string& name = "");
+
+  // GET one object; not_found when absent.
+  Result<nlohmann::json> get(const std::string& api_version, const std::string& kind,
+                             const std::string& ns, const std::string& name);
+  // GET a list (ns empty = all namespaces); returns the List object ({"items": [...]}).
+  // `label_selector` like "app=web".
+  Result<nlohmann::json> list(const std::string& api_version, const std::string& kind,
+                              const std::string& ns = "", const std::string& label_selector = "");
+  // Server-side apply of one object (apiVersion, kind, metadata.name[, metadata.namespace]);
+  // objects without metadata.namespace use the context namespace. Returns the object the server
+  // returned. conflict (7) when another field manager owns a field and !opts.force.
+  Result<nlohmann::json> apply(const nlohmann::json& object, const ApplyOptions& opts = {});
+  // DELETE one object (propagationPolicy=Foreground); not_found when absent.
+  Result<void> remove(const std::string& api_version, const std::string& kind, const std::string& ns,
+                      const std::string& name, bool dry_run = false);
+
+  // Raw request against a path ("/api/v1/nodes"); body/content type optional. Non-2xx statuses
+  // become errors as above.
+  Result<nlohmann::json> request(const std::string& method, const std::string& path,
+                                 const std::string& body = "", const std::string& content_type = "");
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Maps an HTTP status and the server's Status body to a gedge Error (see the table above).
+Error error_for_status(long http_status, const nlohmann::json& status_body, const std::string& what);
+
+}  // namespace gedge::k8s
