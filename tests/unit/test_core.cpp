@@ -198,3 +198,31 @@ TEST_CASE("rfc3339 timestamps are UTC with seconds") {
   CHECK(t[10] == 'T');
   CHECK(t.back() == 'Z');
 }
+
+TEST_CASE("config loader survives seeded random mutations: an error or a value, never a crash") {
+  test::TempDir tmp;
+  auto f = tmp.path / "config.yaml";
+  const std::string seed = "output: json\ntimeout: 12.5\nparallel: 8\ncolor: never\n";
+  const std::string alphabet = ":-[]{}#&*!|>'\"%@`\n\t ,?0123456789abcxyz\\\x01\xff";
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return state;
+  };
+  for (int i = 0; i < 2000; ++i) {
+    std::string s = seed;
+    int edits = 1 + static_cast<int>(next() % 6);
+    for (int e = 0; e < edits; ++e) {
+      size_t pos = next() % (s.size() + 1);
+      char c = alphabet[next() % alphabet.size()];
+      switch (next() % 3) {
+        case 0: s.insert(s.begin() + static_cast<long>(pos), c); break;
+        case 1: if (pos < s.size()) s.erase(pos, 1); break;
+        default: if (pos < s.size()) s[pos] = c; break;
+      }
+    }
+    std::ofstream(f, std::ios::trunc) << s;
+    auto r = load_config(f);
+    if (!r) CHECK(r.error().code == ErrorCode::usage);
+  }
+}
