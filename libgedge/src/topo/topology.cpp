@@ -1,0 +1,397 @@
+// Loading a topology (local, XML, synthetic) defensively, and describing it for `tune show`.
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "topo_internal.hpp"
+
+namespace gedge::topo {
+
+namespace {
+
+// Limits that keep a hostile input from exhausting memory: hwloc sizes bitmaps by the largest
+// index and allocates every synthetic object up front.
+constexpr std::uintmax_t kMaxXmlBytes = 64u << 20;
+constexpr unsigned long long kMaxSyntheticObjects = 1u << 18;
+constexpr unsigned kMaxIndex = 1u << 20;
+
+// hwloc reports XML trouble on stderr; the library must not print, so keep it quiet.
+void quiet_hwloc() {
+  ::setenv("HWLOC_HIDE_ERRORS", "2", 0);
+  ::setenv("HWLOC_XML_VERBOSE", "0", 0);
+  ::setenv("HWLOC_SYNTHETIC_VERBOSE", "0", 0);
+}
+
+Result<void> check_synthetic(const std::string& s) {
+  if (s.empty() || s.size() > 4096)
+    return fail(ErrorCode::usage, "synthetic topology description is empty or too long",
+                "example: --topology 'pack:2 numa:2 core:8 pu:2'");
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view(" :()[]=,._-#").find(c) != std::string_view::npos))
+      return fail(ErrorCode::usage, fmt::format("invalid character '{}' in synthetic topology '{}'", c, s),
+                  "example: --topology 'pack:2 numa:2 core:8 pu:2'");
+  // Multiply the arities ("type:N" tokens) to bound the object count before hwloc allocates.
+  unsigned long long total = 1;
+  std::istringstream in(s);
+  std::string tok;
+  while (in >> tok) {
+    auto colon = tok.find(':');
+    if (colon == std::string::npos) continue;
+    std::size_t i = colon + 1;
+    unsigned long long n = 0;
+    bool any = false;
+    while (i < tok.size() && std::isdigit(static_cast<unsigned char>(tok[i]))) {
+      n = n * 10 + static_cast<unsigned>(tok[i] - '0');
+      any = true;
+      if (n > kMaxSyntheticObjects) break;
+      ++i;
+    }
+    if (!any) continue;
+    total *= std::max<unsigned long long>(n, 1);
+    if (total > kMaxSyntheticObjects)
+      return fail(ErrorCode::usage, fmt::format("synthetic topology '{}' is too large", s),
+                  fmt::format("at most {} objects", kMaxSyntheticObjects));
+  }
+  return {};
+}
+
+Result<std::string> read_xml_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return fail(ErrorCode::not_found, fmt::format("topology file '{}' not found", path),
+                "give an XML file written by 'lstopo-no-graphics --of xml' or a synthetic description");
+  if (!S_ISREG(st.st_mode))
+    return fail(ErrorCode::usage, fmt::format("topology file '{}' is not a regular file", path));
+  if (static_cast<std::uintmax_t>(st.st_size) > kMaxXmlBytes)
+    return fail(ErrorCode::usage, fmt::format("topology file '{}' is too large ({} bytes)", path, st.st_size),
+                "hwloc XML files are kilobytes to a few megabytes");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return fail(ErrorCode::failure, fmt::format("cannot read topology file '{}'", path));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Result<void> check_xml_text(const std::string& xml, const std::string& label) {
+  if (xml.size() > kMaxXmlBytes)
+    return fail(ErrorCode::usage, fmt::format("topology XML from {} is too large", label));
+  if (xml.find('\0') != std::string::npos)
+    return fail(ErrorCode::usage, fmt::format("topology XML from {} contains NUL bytes", label));
+  auto first = xml.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || xml[first] != '<' || xml.find("<topology") == std::string::npos)
+    return fail(ErrorCode::usage, fmt::format("{} is not an hwloc topology XML document", label),
+                "produce one with 'lstopo-no-graphics --of xml -'");
+  // DOCTYPE/ENTITY declarations have no business in hwloc XML (entity expansion attacks).
+  if (xml.find("<!DOCTYPE") != std::string::npos || xml.find("<!ENTITY") != std::string::npos)
+    return fail(ErrorCode::usage, fmt::format("topology XML from {} declares a DOCTYPE or entities; refused", label));
+  return {};
+}
+
+Result<void> sanity_check(hwloc_topology_t t, const std::string& label) {
+  hwloc_const_cpuset_t cs = hwloc_topology_get_complete_cpuset(t);
+  int npu = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
+  if (!cs || hwloc_bitmap_iszero(cs) || npu <= 0)
+    return fail(ErrorCode::usage, fmt::format("topology from {} has no processing units", label));
+  if (hwloc_bitmap_last(cs) < 0 || static_cast<unsigned>(hwloc_bitmap_last(cs)) >= kMaxIndex)
+    return fail(ErrorCode::usage, fmt::format("topology from {} has PU indexes out of range", label));
+  hwloc_const_nodeset_t ns = hwloc_topology_get_complete_nodeset(t);
+  if (ns && hwloc_bitmap_last(ns) >= 0 && static_cast<unsigned>(hwloc_bitmap_last(ns)) >= kMaxIndex)
+    return fail(ErrorCode::usage, fmt::format("topology from {} has NUMA indexes out of range", label));
+  return {};
+}
+
+}  // namespace
+
+IndexSet to_set(hwloc_const_bitmap_t b) {
+  IndexSet s;
+  if (!b || hwloc_bitmap_weight(b) < 0) return s;  // infinite sets are not listed
+  int i;
+  hwloc_bitmap_foreach_begin(i, b) { s.insert(static_cast<unsigned>(i)); }
+  hwloc_bitmap_foreach_end();
+  return s;
+}
+
+Bitmap to_bitmap(const IndexSet& s) {
+  auto b = make_bitmap();
+  for (unsigned i : s) hwloc_bitmap_set(b.get(), i);
+  return b;
+}
+
+std::string type_name(hwloc_obj_t o) {
+  char buf[64];
+  hwloc_obj_type_snprintf(buf, sizeof buf, o, 0);
+  return buf;
+}
+
+TopologySource TopologySource::from_arg(const std::string& arg) {
+  TopologySource s;
+  std::error_code ec;
+  bool looks_xml = arg.size() > 4 && arg.compare(arg.size() - 4, 4, ".xml") == 0;
+  if (looks_xml || (arg.find(':') == std::string::npos && std::filesystem::exists(arg, ec))) {
+    s.kind = Kind::xml_file;
+  } else {
+    s.kind = Kind::synthetic;
+  }
+  s.value = arg;
+  s.label = s.kind == Kind::synthetic ? fmt::format("synthetic '{}'", arg) : arg;
+  return s;
+}
+
+Topology::Topology(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Topology::Topology(Topology&&) noexcept = default;
+Topology& Topology::operator=(Topology&&) noexcept = default;
+Topology::~Topology() = default;
+
+Result<Topology> Topology::load(const TopologySource& src_in) {
+  quiet_hwloc();
+  TopologySource src = src_in;
+  if (src.label.empty()) src.label = src.kind == TopologySource::Kind::local ? "local" : src.value;
+  std::string xml;
+  if (src.kind == TopologySource::Kind::xml_file) {
+    xml = GEDGE_TRY(read_xml_file(src.value));
+    GEDGE_TRY_VOID(check_xml_text(xml, src.label));
+  } else if (src.kind == TopologySource::Kind::xml_buffer) {
+    xml = src.value;
+    GEDGE_TRY_VOID(check_xml_text(xml, src.label));
+  } else if (src.kind == TopologySource::Kind::synthetic) {
+    GEDGE_TRY_VOID(check_synthetic(src.value));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->src = src;
+  if (hwloc_topology_init(&impl->t) != 0)
+    return fail(ErrorCode::internal, "hwloc_topology_init failed");
+  hwloc_topology_set_io_types_filter(impl->t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  hwloc_topology_set_cache_types_filter(impl->t, HWLOC_TYPE_FILTER_KEEP_ALL);
+  int rc = 0;
+  switch (src.kind) {
+    case TopologySource::Kind::local:
+      hwloc_topology_set_flags(impl->t, HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED |
+                                            HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM);
+      break;
+    case TopologySource::Kind::xml_file:
+    case TopologySource::Kind::xml_buffer:
+      rc = hwloc_topology_set_xmlbuffer(impl->t, xml.c_str(), static_cast<int>(xml.size() + 1));
+      break;
+    case TopologySource::Kind::synthetic:
+      rc = hwloc_topology_set_synthetic(impl->t, src.value.c_str());
+      break;
+  }
+  if (rc != 0) {
+    if (src.kind == TopologySource::Kind::synthetic)
+      return fail(ErrorCode::usage, fmt::format("invalid synthetic topology '{}'", src.value),
+                  "example: --topology 'pack:2 numa:2 core:8 pu:2' (see hwloc's lstopo --input)");
+    return fail(ErrorCode::usage, fmt::format("cannot read topology XML from {}", src.label));
+  }
+  if (hwloc_topology_load(impl->t) != 0)
+    return fail(ErrorCode::usage, fmt::format("malformed topology from {}", src.label),
+                "produce one with 'lstopo-no-graphics --of xml -' (hwloc 2.x)");
+  GEDGE_TRY_VOID(sanity_check(impl->t, src.label));
+  return Topology(std::move(impl));
+}
+
+bool Topology::is_this_system() const { return hwloc_topology_is_thissystem(impl_->t) == 1; }
+const TopologySource& Topology::source() const { return impl_->src; }
+hwloc_topology* Topology::raw() const { return impl_->t; }
+IndexSet Topology::all_pus() const { return to_set(hwloc_topology_get_complete_cpuset(impl_->t)); }
+IndexSet Topology::allowed_pus() const {
+  auto b = make_bitmap();
+  hwloc_bitmap_and(b.get(), hwloc_topology_get_allowed_cpuset(impl_->t),
+                   hwloc_topology_get_complete_cpuset(impl_->t));
+  return to_set(b.get());
+}
+IndexSet Topology::all_nodes() const { return to_set(hwloc_topology_get_complete_nodeset(impl_->t)); }
+
+IndexSet Topology::nodes_near(const IndexSet& pus) const {
+  IndexSet out;
+  auto b = to_bitmap(pus);
+  hwloc_obj_t n = nullptr;
+  while ((n = hwloc_get_next_obj_by_type(impl_->t, HWLOC_OBJ_NUMANODE, n)) != nullptr)
+    if (n->cpuset && hwloc_bitmap_intersects(n->cpuset, b.get())) out.insert(n->os_index);
+  return out;
+}
+
+std::vector<IoDevice> io_devices(hwloc_topology_t t) {
+  std::vector<IoDevice> out;
+  auto pci_id = [](hwloc_obj_t p) {
+    return fmt::format("{:04x}:{:02x}:{:02x}.{:x}", p->attr->pcidev.domain, p->attr->pcidev.bus,
+                       p->attr->pcidev.dev, p->attr->pcidev.func);
+  };
+  auto pci_parent = [](hwloc_obj_t o) -> hwloc_obj_t {
+    for (hwloc_obj_t p = o->parent; p; p = p->parent)
+      if (p->type == HWLOC_OBJ_PCI_DEVICE) return p;
+    return nullptr;
+  };
+  std::vector<hwloc_obj_t> gpu_pcis;  // GPU-like PCI devices in discovery order, for gpuN
+  hwloc_obj_t o = nullptr;
+  while ((o = hwloc_get_next_osdev(t, o)) != nullptr) {
+    IoDevice d;
+    d.obj = o;
+    d.name = o->name ? o->name : "";
+    switch (o->attr->osdev.type) {
+      case HWLOC_OBJ_OSDEV_GPU: d.kind = "gpu"; break;
+      case HWLOC_OBJ_OSDEV_COPROC: d.kind = "coproc"; break;
+      case HWLOC_OBJ_OSDEV_NETWORK: d.kind = "nic"; break;
+      case HWLOC_OBJ_OSDEV_BLOCK: d.kind = "block"; break;
+      case HWLOC_OBJ_OSDEV_OPENFABRICS: d.kind = "openfabrics"; break;
+      case HWLOC_OBJ_OSDEV_DMA: d.kind = "dma"; break;
+      default: d.kind = "other"; break;
+    }
+    hwloc_obj_t pci = pci_parent(o);
+    if (pci) d.pci = pci_id(pci);
+    if (pci && (d.kind == "gpu" || d.kind == "coproc")) {
+      auto it = std::find(gpu_pcis.begin(), gpu_pcis.end(), pci);
+      std::size_t idx = static_cast<std::size_t>(it - gpu_pcis.begin());
+      if (it == gpu_pcis.end()) gpu_pcis.push_back(pci);
+      d.alias = fmt::format("gpu{}", idx);
+    }
+    d.locality = hwloc_get_non_io_ancestor_obj(t, o);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+nlohmann::json Topology::summary() const {
+  hwloc_topology_t t = impl_->t;
+  auto count = [&](hwloc_obj_type_t ty) { return std::max(0, hwloc_get_nbobjs_by_type(t, ty)); };
+  bool smt = false;
+  hwloc_obj_t c = nullptr;
+  while ((c = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_CORE, c)) != nullptr)
+    if (hwloc_bitmap_weight(c->cpuset) > 1) smt = true;
+  return {{"source", impl_->src.label},
+          {"this_system", is_this_system()},
+          {"counts", {{"packages", count(HWLOC_OBJ_PACKAGE)},
+                      {"numa_nodes", count(HWLOC_OBJ_NUMANODE)},
+                      {"cores", count(HWLOC_OBJ_CORE)},
+                      {"pus", count(HWLOC_OBJ_PU)}}},
+          {"smt", smt},
+          {"cpuset", format_list(all_pus())},
+          {"allowed_cpuset", format_list(allowed_pus())},
+          {"nodeset", format_list(all_nodes())},
+          {"allowed_nodeset", format_list(to_set(hwloc_topology_get_allowed_nodeset(t)))}};
+}
+
+nlohmann::json Topology::describe() const {
+  hwloc_topology_t t = impl_->t;
+  nlohmann::json j = summary();
+  hwloc_obj_t root = hwloc_get_root_obj(t);
+  j["memory_bytes"] = root->total_memory;
+  auto list_of = [](hwloc_const_bitmap_t b) { return format_list(to_set(b)); };
+  auto ancestor_logical = [&](hwloc_obj_t o, hwloc_obj_type_t ty) -> nlohmann::json {
+    hwloc_obj_t a = hwloc_get_ancestor_obj_by_type(t, ty, o);
+    return a ? nlohmann::json(a->logical_index) : nlohmann::json(nullptr);
+  };
+  IndexSet allowed = allowed_pus();
+  nlohmann::json rows = nlohmann::json::array();  // flat listing for the table
+
+  nlohmann::json packages = nlohmann::json::array();
+  hwloc_obj_t o = nullptr;
+  while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_PACKAGE, o)) != nullptr) {
+    int ncores = hwloc_get_nbobjs_inside_cpuset_by_type(t, o->cpuset, HWLOC_OBJ_CORE);
+    packages.push_back({{"logical", o->logical_index}, {"os", o->os_index}, {"cpuset", list_of(o->cpuset)},
+                        {"cores", ncores}});
+    rows.push_back({{"type", "Package"}, {"logical", o->logical_index}, {"os", o->os_index},
+                    {"cpuset", list_of(o->cpuset)}, {"detail", fmt::format("{} cores", ncores)}});
+  }
+  j["packages"] = packages;
+
+  nlohmann::json nodes = nlohmann::json::array();
+  o = nullptr;
+  while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_NUMANODE, o)) != nullptr) {
+    nlohmann::json n{{"logical", o->logical_index}, {"os", o->os_index}, {"cpuset", list_of(o->cpuset)},
+                     {"memory_bytes", o->attr->numanode.local_memory},
+                     {"subtype", o->subtype ? o->subtype : ""},
+                     {"allowed", hwloc_bitmap_isset(hwloc_topology_get_allowed_nodeset(t), o->os_index) == 1}};
+    nodes.push_back(n);
+    rows.push_back({{"type", "NUMANode"}, {"logical", o->logical_index}, {"os", o->os_index},
+                    {"cpuset", list_of(o->cpuset)},
+                    {"detail", fmt::format("{} MiB{}", o->attr->numanode.local_memory >> 20,
+                                           o->subtype ? fmt::format(" {}", o->subtype) : "")}});
+  }
+  j["numa_nodes"] = nodes;
+
+  nlohmann::json caches = nlohmann::json::array();
+  for (int d = 0; d < hwloc_topology_get_depth(t); ++d) {
+    hwloc_obj_type_t ty = hwloc_get_depth_type(t, d);
+    if (!hwloc_obj_type_is_cache(ty)) continue;
+    for (unsigned i = 0; i < hwloc_get_nbobjs_by_depth(t, d); ++i) {
+      hwloc_obj_t c = hwloc_get_obj_by_depth(t, d, i);
+      caches.push_back({{"type", type_name(c)}, {"logical", c->logical_index},
+                        {"size_bytes", c->attr->cache.size}, {"cpuset", list_of(c->cpuset)}});
+    }
+  }
+  // Memory-side caches (KNL MCDRAM in cache mode) live outside the normal depths.
+  o = nullptr;
+  while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_MEMCACHE, o)) != nullptr)
+    caches.push_back({{"type", type_name(o)}, {"logical", o->logical_index},
+                      {"size_bytes", o->attr->cache.size}, {"cpuset", list_of(o->cpuset)},
+                      {"memory_side", true}});
+  j["caches"] = caches;
+
+  nlohmann::json cores = nlohmann::json::array();
+  nlohmann::json pus = nlohmann::json::array();
+  o = nullptr;
+  while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_CORE, o)) != nullptr) {
+    nlohmann::json pl = nlohmann::json::array();
+    for (unsigned i = 0; i < o->arity; ++i) {
+      hwloc_obj_t p = o->children[i];
+      if (p->type == HWLOC_OBJ_PU) pl.push_back({{"logical", p->logical_index}, {"os", p->os_index}});
+    }
+    int kind = hwloc_cpukinds_get_by_cpuset(t, o->cpuset, 0);
+    nlohmann::json core{{"logical", o->logical_index}, {"os", o->os_index},
+                        {"package", ancestor_logical(o, HWLOC_OBJ_PACKAGE)},
+                        {"numa_nodes", list_of(o->nodeset)}, {"pus", pl}};
+    if (kind >= 0) core["cpukind"] = kind;
+    cores.push_back(core);
+    rows.push_back({{"type", "Core"}, {"logical", o->logical_index}, {"os", o->os_index},
+                    {"cpuset", list_of(o->cpuset)},
+                    {"detail", fmt::format("NUMA {}", list_of(o->nodeset))}});
+  }
+  o = nullptr;
+  while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_PU, o)) != nullptr) {
+    hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(t, HWLOC_OBJ_CORE, o);
+    bool ok = allowed.count(o->os_index) > 0;
+    pus.push_back({{"logical", o->logical_index}, {"os", o->os_index},
+                   {"core", core ? nlohmann::json(core->logical_index) : nlohmann::json(nullptr)},
+                   {"allowed", ok}});
+    rows.push_back({{"type", "PU"}, {"logical", o->logical_index}, {"os", o->os_index},
+                    {"cpuset", fmt::format("{}", o->os_index)}, {"detail", ok ? "" : "not allowed (cgroup)"}});
+  }
+  j["cores"] = cores;
+  j["pus"] = pus;
+
+  nlohmann::json kinds = nlohmann::json::array();
+  int nk = hwloc_cpukinds_get_nr(t, 0);
+  for (int k = 0; k < nk; ++k) {
+    auto b = make_bitmap();
+    int eff = -1;
+    unsigned nr = 0;
+    if (hwloc_cpukinds_get_info(t, static_cast<unsigned>(k), b.get(), &eff, &nr, nullptr, 0) != 0) continue;
+    kinds.push_back({{"kind", k}, {"efficiency", eff}, {"cpuset", list_of(b.get())}});
+  }
+  j["cpu_kinds"] = kinds;
+
+  nlohmann::json io = nlohmann::json::array();
+  for (const auto& d : io_devices(t)) {
+    hwloc_const_cpuset_t cs = d.locality ? d.locality->cpuset : hwloc_topology_get_complete_cpuset(t);
+    hwloc_const_nodeset_t ns = d.locality ? d.locality->nodeset : hwloc_topology_get_complete_nodeset(t);
+    nlohmann::json e{{"name", d.name}, {"kind", d.kind}, {"pci", d.pci},
+                     {"local_cpuset", list_of(cs)}, {"local_numa_nodes", list_of(ns)},
+                     {"local_object", d.locality ? fmt::format("{} L#{}", type_name(d.locality), d.locality->logical_index) : ""}};
+    if (!d.alias.empty()) e["alias"] = d.alias;
+    io.push_back(e);
+    rows.push_back({{"type", d.kind}, {"logical", d.alias.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.alias)},
+                    {"os", d.name}, {"cpuset", list_of(cs)},
+                    {"detail", d.pci.empty() ? "" : fmt::format("PCI {}", d.pci)}});
+  }
+  j["io_devices"] = io;
+  j["objects"] = rows;
+  return j;
+}
+
+}  // namespace gedge::topo
