@@ -1,0 +1,264 @@
+// gedge sched: where services and pipeline stages run across clusters and nodes.
+//
+// The placement core is pure: a World (clusters, nodes, capacity, latency and bandwidth links)
+// and a Workload (stages with requests, compute times, payloads) go in, a Placement comes out.
+// Same input, same output, byte for byte; every tie breaks by name. The request queue and the
+// inventory-backed world live at the bottom of this header (they touch SQLite).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "gedge/error.hpp"
+
+namespace gedge {
+class Inventory;
+}
+
+namespace gedge::sched {
+
+// ---------------------------------------------------------------------------------------------
+// The world
+
+struct Resources {
+  double cpu = 0;     // cores
+  double memory = 0;  // bytes
+  double gpu = 0;     // devices
+};
+
+struct Node {
+  std::string name;
+  bool ready = true;
+  std::map<std::string, std::string> labels;
+  Resources capacity;
+  Resources allocated;  // running/pending work only
+};
+
+struct Cluster {
+  std::string name;
+  std::string tier;  // local | neighbor | cloud | "" (unknown)
+  std::vector<Node> nodes;
+};
+
+// A symmetric link between two endpoints: a device, a cluster (all its nodes) or "cluster/node".
+struct Link {
+  std::string a, b;
+  double value = 0;  // ms for latency, Mbit/s for bandwidth
+};
+
+struct LinkTable {
+  std::optional<double> intra_cluster;  // between two nodes of one cluster
+  std::vector<Link> links;
+  std::unordered_map<std::string, double> index;  // "a\x1fb" both ways; built by finalize()
+};
+
+struct World {
+  std::vector<Cluster> clusters;  // sorted by name after load; nodes sorted by name
+  LinkTable latency;
+  std::optional<LinkTable> bandwidth;  // absent: transfer time is not modelled (0)
+};
+
+// Sorts clusters and nodes by name and indexes the links. parse_state and
+// world_from_inventory call it; call it after building a World by hand.
+void finalize(World& w);
+
+// Parses --state FILE contents (schemas/sched-state.schema.json). Strict: unknown fields,
+// negative or non-finite or absurd (> 1e12) numbers, duplicate names, links naming unknown
+// clusters/nodes are usage errors whose message names the JSON path.
+Result<World> parse_state(std::string_view json_text, std::string_view origin = "state");
+
+// Latency in ms between two endpoints (device, cluster, or cluster/node), most specific link
+// first; same node = 0; two nodes of one cluster = intra_cluster. nullopt when no link says.
+std::optional<double> latency_ms(const World& w, std::string_view from, std::string_view to);
+// Bandwidth in Mbit/s between two nodes ("c/n"); nullopt when no link says.
+std::optional<double> bandwidth_mbps(const World& w, std::string_view from, std::string_view to);
+
+// Quantities: cpu "500m" | "2" | 2.5; memory "512Mi" | "4Gi" | "1G" | bytes. usage on garbage.
+Result<double> parse_cpu(const nlohmann::json& v);
+Result<double> parse_memory(const nlohmann::json& v);
+
+// ---------------------------------------------------------------------------------------------
+// What to place
+
+struct Stage {
+  std::string name;
+  Resources request;                    // per replica
+  std::optional<double> compute_ms;     // plain number
+  std::optional<double> compute_gpu_ms;  // {gpu: X, cpu: Y} form
+  std::optional<double> compute_cpu_ms;
+  double output_mb = 0;                 // sent to the next stage(s)
+  std::vector<std::string> after;       // predecessors (empty: previous stage in file order)
+  std::map<std::string, std::string> node_selector;
+  std::string tier_hint;                // scheduleHint.preferred (soft: used when it can be met)
+};
+
+struct Workload {
+  std::string kind;  // Pipeline | Service
+  std::string name;
+  std::string source;  // file's source: (may be empty)
+  std::vector<Stage> stages;
+  // Filled by resolve(): predecessor indices per stage and a topological order (ties: file order).
+  std::vector<std::vector<int>> preds;
+  std::vector<int> order;
+  bool is_chain() const;  // every stage's only predecessor is the previous one
+};
+
+// Resolves `after` names (default: the previous stage) into preds/order. usage error for an
+// unknown stage, a duplicate name or a cycle.
+Result<void> resolve(Workload& wl);
+
+// Loads the scheduling fields of a service or pipeline file (YAML). Other service fields are
+// tolerated; wrong types in the scheduling fields, unknown `after` targets, cycles and
+// duplicate stage names are usage errors naming the file and field.
+Result<Workload> parse_workload(std::string_view yaml_text, std::string_view origin = "file");
+
+// ---------------------------------------------------------------------------------------------
+// Policies and placement
+
+enum class Policy { low_latency, least_allocated, most_allocated, select_clusters, node, pipeline };
+Result<Policy> parse_policy(std::string_view s);
+std::string_view policy_name(Policy p);
+
+// One level of --clusters: a plain string is a level of one cluster; a nested list is a level
+// whose members are ranked by the secondary policy.
+using Levels = std::vector<std::vector<std::string>>;
+// '["c1", ["c2", "c3"], "c4"]' with a real JSON parser; usage error on anything else.
+Result<Levels> parse_levels(std::string_view json_text);
+
+struct Weights {
+  double cpu = 1, memory = 1, gpu = 200;  // GS MostRequest's score
+};
+
+struct Request {
+  Policy policy = Policy::pipeline;
+  std::string source;        // --from (overrides the file's source)
+  Levels levels;             // --clusters
+  Policy rank = Policy::low_latency;  // secondary policy for nested levels
+  std::string node;          // --node cluster/node
+  Weights weights;
+  bool explain = false;
+  int top_k = 5;
+  // Capacity-coupled pipelines: branch-and-bound expansions before settling for the best
+  // feasible plan found (the result then says method "bnb-limited").
+  int max_expansions = 4000;
+};
+
+struct StageTerms {
+  double compute_ms = 0;
+  double link_ms = 0;      // from the source (first stage) or from the predecessor(s)
+  double transfer_ms = 0;  // payload from the predecessor(s)
+};
+
+struct StagePlacement {
+  std::string stage, cluster, node;
+  bool gpu = false;  // runs its GPU variant / holds a GPU
+  double score = 0;  // policy score (higher better) or, for pipeline, its E2E contribution
+  StageTerms terms;
+  nlohmann::json policy_terms = nlohmann::json::object();  // e.g. rtt_ms, cpu_pct, free_gpus
+};
+
+struct Rejection {
+  std::string stage, cluster, node, reason;
+};
+
+struct Candidate {  // --explain: one feasible candidate and its terms
+  std::string stage, cluster, node;
+  double score = 0;
+  nlohmann::json terms;
+};
+
+struct Placement {
+  Policy policy = Policy::pipeline;
+  std::string source;
+  std::vector<StagePlacement> placements;
+  std::optional<double> e2e_ms;  // the one cost model, for every policy
+  std::string e2e_note;          // why e2e_ms is absent, if it is
+  std::string method;            // pipeline: dp | bnb | bnb-limited | exhaustive | local-search
+  std::vector<Rejection> rejected;
+  std::vector<Candidate> candidates;  // filled with Request::explain
+  std::string summary;                // "0/24 nodes: 12 insufficient gpu, ..." for a failed stage
+};
+
+// Places every stage of `wl` on `w` according to `req`. Errors: usage (missing --clusters,
+// --node, a source for a latency policy, a missing link), not_found (unknown cluster/node in
+// --clusters/--node), failure (fits nowhere: the message is the summary).
+Result<Placement> place(const World& w, const Workload& wl, const Request& req);
+
+// End-to-end latency of an assignment under the cost model (longest path for DAGs).
+// `gpu[i]` says whether stage i runs its GPU variant. usage error when a needed link is missing.
+struct Assignment {
+  std::vector<std::string> node;  // "cluster/node" per stage
+  std::vector<bool> gpu;
+};
+Result<double> e2e_ms(const World& w, const Workload& wl, const std::string& source,
+                      const Assignment& a, std::vector<StageTerms>* terms = nullptr);
+
+// The optimum by exhaustive search over every (node, variant) per stage, capacity-checked.
+// For tests and the benchmark; nullopt when nothing fits. Limit: product of candidates.
+Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(
+    const World& w, const Workload& wl, const std::string& source, std::uint64_t max_combos = 5'000'000);
+
+// Adds a placement's requests to the world's allocated capacity (online placement).
+void commit(World& w, const Workload& wl, const Placement& p);
+
+// The machine-readable shape of a placement (`sched place -o json`).
+nlohmann::json to_json(const Placement& p);
+
+// ---------------------------------------------------------------------------------------------
+// The durable request queue (SQLite table sched_requests). GS-Scheduler's lifecycle:
+// enqueued -> dispatched -> scheduling -> completed | failed | canceled; a failed attempt is
+// re-queued (front of the queue after more than 2 failures) until more than 5 failures.
+
+inline constexpr int kFrontAfterFailures = 2;
+inline constexpr int kFailForGoodAfter = 5;
+
+struct QueueDecision {
+  std::string state;  // "enqueued" (re-queued) or "failed"
+  bool front = false;
+};
+// What happens to a request after its `attempts`-th failure (pure; the rule above).
+QueueDecision after_failure(int attempts);
+
+struct SubmitRequest {
+  std::string spec;              // the service/pipeline file text
+  std::string origin;            // file name, for messages
+  nlohmann::json options;        // policy, from, state, clusters, node, rank, weights
+  int priority = 0;              // 0 normal, 1 high (front of the queue)
+};
+
+// Validates the spec and options (same checks as place), stores the request; returns its row.
+Result<nlohmann::json> submit(Inventory& inv, const SubmitRequest& r);
+
+// Claims the next enqueued request atomically (BEGIN IMMEDIATE): enqueued -> dispatched.
+// nullopt when the queue is empty.
+Result<std::optional<nlohmann::json>> claim_next(Inventory& inv, const std::string& worker);
+
+// The World for a queued request or a place call without --state: the inventory's clusters,
+// members, facts, tiers, labels, RTTs and the services already placed.
+Result<World> world_from_inventory(Inventory& inv);
+
+struct RunOptions {
+  bool once = false;  // process what is queued now, then stop (default behaviour too)
+  int max = 0;        // at most N requests (0: no limit)
+  std::string worker;  // claimed_by
+};
+// Processes queued requests: dispatched -> scheduling -> completed | failed (re-queued per
+// after_failure). Returns the rows processed.
+Result<nlohmann::json> run_queue(Inventory& inv, const RunOptions& o);
+
+// Rows, oldest first (optionally only one state).
+Result<nlohmann::json> list_requests(Inventory& inv, const std::string& state);
+// enqueued|dispatched -> canceled. not_found for an unknown id; conflict when already finished.
+Result<nlohmann::json> cancel(Inventory& inv, int64_t id);
+
+// Records measured RTTs (src device -> dst device, ms) in the inventory's rtts table.
+Result<void> record_rtts(Inventory& inv, const std::string& src,
+                         const std::vector<std::pair<std::string, double>>& rtts);
+
+}  // namespace gedge::sched
