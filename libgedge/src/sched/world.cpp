@@ -143,7 +143,8 @@ std::string_view cluster_of(std::string_view e) {
 Result<double> parse_cpu(const json& v) {
   if (v.is_number()) {
     double d = v.get<double>();
-    if (!std::isfinite(d) || d < 0 || d > kHuge)
+    if (d < 0) return fail(ErrorCode::usage, fmt::format("negative cpu quantity: {}", v.dump()));
+    if (!std::isfinite(d) || d > kHuge)
       return fail(ErrorCode::usage, fmt::format("cpu quantity out of range: {}", v.dump()));
     return d;
   }
@@ -170,7 +171,8 @@ Result<double> parse_cpu(const json& v) {
 Result<double> parse_memory(const json& v) {
   if (v.is_number()) {
     double d = v.get<double>();
-    if (!std::isfinite(d) || d < 0 || d > 1e18)
+    if (d < 0) return fail(ErrorCode::usage, fmt::format("negative memory quantity: {}", v.dump()));
+    if (!std::isfinite(d) || d > 1e18)
       return fail(ErrorCode::usage, fmt::format("memory quantity out of range: {}", v.dump()));
     return d;
   }
