@@ -1,0 +1,619 @@
+#!/bin/bash
+# gedge lab: real edge hosts on this machine for end-to-end tests and the demo.
+#
+#   lab.sh up                       bring the lab up (idempotent; restores faults; ~2 s warm)
+#   lab.sh down                     remove everything the lab made (the guard route stays)
+#   lab.sh status                   one line per host; exit 1 when something is unhealthy
+#   lab.sh env                      print /run/gedge-lab/lab.json
+#   lab.sh fault HOST link-down|link-up|rekey|stop-sshd|start-sshd
+#   lab.sh delay FARHOST MS         change a far host's one-way delay live
+#
+# Address plan (all inside 10.213.0.0/16, which a guard route keeps on this machine):
+#   bridge gedgebr0 10.213.0.1/24; registry 10.213.0.1:5000 (image 10.213.0.1:5000/gedge/busybox:1.0)
+#   netns hosts  h1..h8 = 10.213.0.11..18, h9..h150 = 10.213.0.109..250 (h$N -> .100+N)  LAB_NETNS (8)
+#   full-OS      edge1..edge9 = 10.213.0.21..29 (podman systemd containers)              LAB_FULL  (3)
+#   far hosts    far1..far9 = 10.213.0.31..39 (netns; ssh through a delay proxy)         LAB_FAR   (2)
+#   LAB_FAR_DELAY_MS (25): one-way delay of the far hosts' proxy (SSH round trip +2x).
+# h6 is the bootstrap-by-password host (no authorized_keys); h7 and h8 are reserved for faults.
+# `up` never removes hosts: a lab brought up with more hosts keeps them until `down`.
+#
+# Files: /var/tmp/gedge-lab (cache, kept by `down`: lab key, password, debootstrap rootfs),
+#        /run/gedge-lab (runtime: lab.json, known_hosts, per-host config/keys/pids),
+#        /var/lib/gedge-lab (per-host podman stores, registry data; removed by `down`).
+# Machine-wide set-up that `down` keeps (other podman users need it too): user gedgetest and its
+# sudoers file, /etc/containers/containers.conf (sandbox ulimits), the registry drop-in, the
+# hugetlb cgroup mount.
+set -euo pipefail
+
+W=/var/tmp/gedge-lab
+R=/run/gedge-lab
+D=/var/lib/gedge-lab
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BR=gedgebr0
+NET=gedge-lab-net
+LABEL=gedge-lab
+USER_NAME=gedgetest
+REGISTRY=10.213.0.1:5000
+BB_LOCAL=localhost/gedge-lab/busybox:1.0
+BB_REMOTE=$REGISTRY/gedge/busybox:1.0
+EDGE_REPO=localhost/gedge-lab/edge-node
+RECIPE=3   # bump when the full-OS image customisation changes
+LAB_NETNS=${LAB_NETNS:-8}
+LAB_FULL=${LAB_FULL:-3}
+LAB_FAR=${LAB_FAR:-2}
+LAB_FAR_DELAY_MS=${LAB_FAR_DELAY_MS:-25}
+EDGE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,podman,crun,netavark,iptables,ca-certificates,prometheus-node-exporter
+
+T0=$(date +%s%N)
+ts() { local n; n=$(date +%s%N); printf '[%5d ms] %s\n' $(((n - T0) / 1000000)) "$*" >&2; }
+die() { echo "lab.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+
+# ---------------------------------------------------------------- address plan
+plan() {   # prints "name kind address" for every configured host
+  local i
+  for i in $(seq 1 "$LAB_NETNS"); do
+    if [ "$i" -le 8 ]; then echo "h$i netns 10.213.0.$((10 + i))"; else echo "h$i netns 10.213.0.$((100 + i))"; fi
+  done
+  for i in $(seq 1 "$LAB_FULL"); do echo "edge$i full 10.213.0.$((20 + i))"; done
+  for i in $(seq 1 "$LAB_FAR"); do echo "far$i far 10.213.0.$((30 + i))"; done
+}
+check_counts() {
+  [[ $LAB_NETNS =~ ^[0-9]+$ && $LAB_NETNS -le 150 ]] || die "LAB_NETNS must be 0..150"
+  [[ $LAB_FULL =~ ^[0-9]+$ && $LAB_FULL -le 9 ]] || die "LAB_FULL must be 0..9"
+  [[ $LAB_FAR =~ ^[0-9]+$ && $LAB_FAR -le 9 ]] || die "LAB_FAR must be 0..9"
+  [[ $LAB_FAR_DELAY_MS =~ ^[0-9]+$ ]] || die "LAB_FAR_DELAY_MS must be a number of ms"
+}
+
+hkind() { cat "$R/hosts/$1/kind" 2>/dev/null || die "no lab host '$1' (is the lab up?)"; }
+pex() { podman exec "$@" 9>&-; }
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+pidof_file() { cat "$1" 2>/dev/null || true; }
+
+mirror() {
+  local m
+  m=$(awk '/^URIs:/{print $2}' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v -e security -e updates | grep '/debian/\?$' | head -n1 || true)
+  [ -n "$m" ] || m=$(awk '$1=="deb"{print $2}' /etc/apt/sources.list 2>/dev/null | grep '/debian/\?$' | head -n1 || true)
+  echo "${LAB_MIRROR:-${m:-http://deb.debian.org/debian}}"
+}
+
+# ---------------------------------------------------------------- machine set-up
+guard_route() {
+  ip route show type unreachable | grep '^unreachable 10.213.0.0/16' >/dev/null || ip route add unreachable 10.213.0.0/16
+}
+
+machine_setup() {
+  mkdir -p "$W" "$R/hosts" "$D/hosts" /run/sshd
+  chmod 700 "$W"; chmod 755 /run/sshd
+  # crun needs hugetlb on a v1 hierarchy here (cgroup v1/v2 hybrid)
+  if [ -d /sys/fs/cgroup ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
+    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+  fi
+  mkdir -p /etc/containers/registries.conf.d /etc/containers/networks
+  # no CAP_SYS_RESOURCE: podman's default rlimits fail; nproc must stay <= 32768
+  if ! grep -q 'nproc=32768' /etc/containers/containers.conf 2>/dev/null; then
+    cat > /etc/containers/containers.conf <<'EOF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "crun"
+[network]
+network_backend = "netavark"
+EOF
+  fi
+  printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REGISTRY" > /etc/containers/registries.conf.d/gedge-lab.conf
+  id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME"
+  echo "$USER_NAME ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/$USER_NAME; chmod 440 /etc/sudoers.d/$USER_NAME
+  [ -f "$W/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C gedge-lab -f "$W/id_ed25519"
+  if [ ! -s "$W/password" ]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=\n' > "$W/password.tmp"; mv "$W/password.tmp" "$W/password")
+  fi
+  chmod 600 "$W/password" "$W/id_ed25519"
+  # netns hosts share /etc/shadow with the machine: set the password once per password file
+  local stamp; stamp=$(sha256sum < "$W/password" | cut -c1-16)
+  if [ "$(cat "$W/password.applied" 2>/dev/null)" != "$stamp" ] || getent shadow "$USER_NAME" | cut -d: -f2 | grep '^[!*]' >/dev/null; then
+    echo "$USER_NAME:$(cat "$W/password")" | chpasswd
+    echo "$stamp" > "$W/password.applied"
+  fi
+  install -m 644 "$W/id_ed25519.pub" "$R/authorized_keys"
+  install -m 755 "$HERE/delayproxy.py" "$R/delayproxy.py"
+}
+
+ensure_bridge() {
+  ip link show $BR >/dev/null 2>&1 || ip link add $BR type bridge
+  ip addr show dev $BR | grep 'inet 10.213.0.1/24' >/dev/null || ip addr add 10.213.0.1/24 dev $BR
+  ip link set $BR up
+}
+
+# ---------------------------------------------------------------- netns and far hosts
+write_meta() {   # name kind address port
+  local d=$R/hosts/$1
+  mkdir -p "$d"
+  echo "$2" > "$d/kind"; echo "$3" > "$d/address"; echo "$4" > "$d/port"
+}
+
+new_hostkey() {  # dir
+  rm -f "$1/ssh_host_ed25519_key" "$1/ssh_host_ed25519_key.pub"
+  ssh-keygen -q -t ed25519 -N '' -C "gedge-lab-host" -f "$1/ssh_host_ed25519_key"
+}
+
+start_holder() {  # name  -> a process that owns the host's mount + UTS namespaces
+  local name=$1 ns=gedge-lab-$1 d=$R/hosts/$1 auth=yes
+  [ "$name" = h6 ] && auth=no
+  mkdir -p "$D/hosts/$name/containers"
+  rm -f "$d/holder.pid"
+  setsid ip netns exec "$ns" unshare --uts /bin/bash -c "
+    set -e
+    hostname $name
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    if [ -d /sys/fs/cgroup ]; then
+      mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup
+      grep ' /sys/fs/cgroup/' /proc/1/mounts | while read -r s m t o r; do mkdir -p \$m; mount -t \$t -o \$o \$s \$m || true; done
+    fi
+    mount -t tmpfs -o mode=755 tmpfs /home
+    install -d -o $USER_NAME -g $USER_NAME -m 700 /home/$USER_NAME
+    if [ $auth = yes ]; then
+      install -d -o $USER_NAME -g $USER_NAME -m 700 /home/$USER_NAME/.ssh
+      install -o $USER_NAME -g $USER_NAME -m 600 $R/authorized_keys /home/$USER_NAME/.ssh/authorized_keys
+    fi
+    mkdir -p /var/lib/containers /run/containers /run/libpod
+    mount --bind $D/hosts/$name/containers /var/lib/containers
+    mount -t tmpfs tmpfs /run/containers
+    mount -t tmpfs tmpfs /run/libpod
+    echo \$\$ > $d/holder.pid
+    exec -a gedge-lab-holder-$name sleep infinity" </dev/null >"$d/holder.log" 2>&1 9>&- &
+  local t
+  for t in $(seq 1 100); do [ -s "$d/holder.pid" ] && return 0; sleep 0.02; done
+  die "host $name: namespace holder did not start: $(cat "$d/holder.log")"
+}
+
+start_sshd() {  # name
+  local name=$1 d=$R/hosts/$1 holder
+  holder=$(pidof_file "$d/holder.pid")
+  alive "$(pidof_file "$d/sshd.pid")" && return 0
+  rm -f "$d/sshd.pid"
+  nsenter -t "$holder" -m -u -n /usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log" 9>&-
+  if [ "$(hkind "$name")" = far ] && ! alive "$(pidof_file "$d/proxy.pid")"; then
+    nsenter -t "$holder" -n setsid /usr/bin/python3 "$R/delayproxy.py" "$(cat "$d/address")" 22 127.0.0.1 22 \
+      "$d/delay_ms" "$d/proxy.pid" </dev/null >>"$d/proxy.log" 2>&1 9>&- &
+  fi
+}
+
+stop_sshd() {  # name: stops the listening sshd (open sessions survive, as with a real sshd stop)
+  local d=$R/hosts/$1 p f
+  for f in "$d/sshd.pid" "$d/proxy.pid"; do
+    p=$(pidof_file "$f")
+    if alive "$p"; then kill "$p"; for _ in $(seq 1 50); do alive "$p" || break; sleep 0.02; done; fi
+    rm -f "$f"
+  done
+}
+
+ensure_netns_host() {  # name kind address
+  local name=$1 kind=$2 addr=$3 ns=gedge-lab-$1 veth=glab-$1 d=$R/hosts/$1 listen
+  if [ "$kind" = far ] && [ -f "$d/delay_ms" ] && [ "$(cat "$d/delay_ms")" != "$LAB_FAR_DELAY_MS" ]; then
+    echo "$LAB_FAR_DELAY_MS" > "$d/delay_ms"
+    ! alive "$(pidof_file "$d/proxy.pid")" || kill -HUP "$(cat "$d/proxy.pid")"
+  fi
+  # fast path (warm `up`): everything already healthy
+  if [ -e "/run/netns/$ns" ] && [ "$(cat "/sys/class/net/$veth/operstate" 2>/dev/null)" = up ] \
+     && alive "$(pidof_file "$d/holder.pid")" && alive "$(pidof_file "$d/sshd.pid")" \
+     && { [ "$kind" != far ] || alive "$(pidof_file "$d/proxy.pid")"; }; then
+    return 0
+  fi
+  STARTED+=("$name")
+  write_meta "$name" "$kind" "$addr" 22
+  [ -e "/run/netns/$ns" ] || ip netns add "$ns"
+  if ! ip link show "$veth" >/dev/null 2>&1; then
+    ip -n "$ns" link del eth0 2>/dev/null || true
+    ip link add "$veth" type veth peer name eth0 netns "$ns"
+  fi
+  echo "$veth" > "$d/veth"
+  ip neigh del "$addr" dev $BR 2>/dev/null || true     # a link-down fault's blackhole entry
+  ip link set "$veth" master $BR up
+  ip -n "$ns" addr show dev eth0 | grep "inet $addr/24" >/dev/null || ip -n "$ns" addr add "$addr/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link show eth0 | awk '/link\/ether/{print $2}' > "$d/mac"
+  mkdir -p "/etc/netns/$ns"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n%s\t%s\n' "$name" "$addr" "$name" > "/etc/netns/$ns/hosts"
+  : > "/etc/netns/$ns/resolv.conf"
+  [ -f "$d/ssh_host_ed25519_key" ] || new_hostkey "$d"
+  if [ "$kind" = far ]; then
+    listen=127.0.0.1:22
+    [ -f "$d/delay_ms" ] || echo "$LAB_FAR_DELAY_MS" > "$d/delay_ms"
+  else
+    listen=$addr:22
+  fi
+  cat > "$d/sshd_config" <<EOF
+ListenAddress $listen
+HostKey $d/ssh_host_ed25519_key
+PidFile $d/sshd.pid
+PubkeyAuthentication yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+MaxStartups 100:30:200
+MaxSessions 50
+Subsystem sftp internal-sftp
+EOF
+  if ! alive "$(pidof_file "$d/holder.pid")"; then
+    stop_sshd "$name"   # an sshd from an old holder would run in a dead mount namespace
+    start_holder "$name"
+  fi
+  start_sshd "$name"
+}
+
+# ---------------------------------------------------------------- registry and images
+ensure_registry() {
+  if ! alive "$(pidof_file "$R/registry.pid")"; then
+    mkdir -p "$D/registry"
+    printf 'version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\nhttp: {addr: "%s"}\n' \
+      "$D/registry" "$REGISTRY" > "$R/registry.yml"
+    setsid docker-registry serve "$R/registry.yml" </dev/null >"$R/registry.log" 2>&1 9>&- &
+    echo $! > "$R/registry.pid"
+    local t
+    for t in $(seq 1 100); do curl -sf "http://$REGISTRY/v2/" >/dev/null && break; sleep 0.05; done
+  fi
+  curl -sf "http://$REGISTRY/v2/" >/dev/null || die "registry did not start: $(cat "$R/registry.log")"
+  if ! podman image exists $BB_LOCAL; then
+    rm -rf "$W/bbroot"; mkdir -p "$W/bbroot/bin" "$W/bbroot/etc" "$W/bbroot/tmp"
+    cp /bin/busybox "$W/bbroot/bin/busybox"
+    local a
+    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$W/bbroot/bin/$a"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$W/bbroot/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' > "$W/bbroot/etc/group"
+    tar -C "$W/bbroot" -c . | podman import -q -c 'CMD ["/bin/sh"]' -c "LABEL $LABEL=1" - $BB_LOCAL >/dev/null
+    ts "busybox image built"
+  fi
+  if ! curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+       "http://$REGISTRY/v2/gedge/busybox/manifests/1.0"; then
+    podman push -q --tls-verify=false $BB_LOCAL "docker://$BB_REMOTE"
+    ts "busybox pushed to $BB_REMOTE"
+  fi
+}
+
+edge_tag() {
+  { echo "$RECIPE"; cat "$W/id_ed25519.pub" "$W/password"; } | sha256sum | cut -c1-12
+}
+
+build_edge_image() {
+  local tag=$1 E=$W/rootfs-edge
+  if [ ! -d "$E" ]; then
+    rm -rf "$E.tmp"
+    ts "debootstrap of the full-OS image (about a minute, cached in $E)"
+    debootstrap --variant=minbase --include=$EDGE_PACKAGES bookworm "$E.tmp" "$(mirror)" > "$W/debootstrap.log" 2>&1 \
+      || die "debootstrap failed, see $W/debootstrap.log"
+    mv "$E.tmp" "$E"
+    ts "debootstrap done"
+  fi
+  chroot "$E" sh -c "id $USER_NAME >/dev/null 2>&1 || useradd -m -s /bin/bash $USER_NAME"
+  echo "$USER_NAME:$(cat "$W/password")" | chroot "$E" chpasswd
+  install -d -m 700 "$E/home/$USER_NAME/.ssh"
+  install -m 600 "$W/id_ed25519.pub" "$E/home/$USER_NAME/.ssh/authorized_keys"
+  chroot "$E" chown -R $USER_NAME:$USER_NAME /home/$USER_NAME
+  echo "$USER_NAME ALL=(ALL) NOPASSWD:ALL" > "$E/etc/sudoers.d/$USER_NAME"; chmod 440 "$E/etc/sudoers.d/$USER_NAME"
+  rm -f "$E"/etc/ssh/ssh_host_*          # every container gets its own key, mounted at start
+  mkdir -p "$E/etc/ssh/gedge-hostkeys"
+  cat > "$E/etc/ssh/sshd_config.d/gedge-lab.conf" <<'EOF'
+HostKey /etc/ssh/gedge-hostkeys/ssh_host_ed25519_key
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UseDNS no
+PrintMotd no
+MaxStartups 100:30:200
+MaxSessions 50
+EOF
+  mkdir -p "$E/etc/containers/registries.conf.d"
+  cp /etc/containers/containers.conf "$E/etc/containers/containers.conf"
+  cp /etc/containers/registries.conf.d/gedge-lab.conf "$E/etc/containers/registries.conf.d/gedge-lab.conf"
+  : > "$E/etc/resolv.conf"
+  chroot "$E" systemctl enable ssh >/dev/null 2>&1
+  chroot "$E" systemctl disable prometheus-node-exporter >/dev/null 2>&1 || true
+  # units that only fail or wait in a container
+  chroot "$E" systemctl mask systemd-networkd-wait-online.service systemd-timesyncd.service getty@tty1.service \
+    apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
+  tar -C "$E" -c . | podman import -q -c 'CMD ["/sbin/init"]' -c "LABEL $LABEL=1" - "$EDGE_REPO:$tag" >/dev/null
+  ts "full-OS image $EDGE_REPO:$tag built"
+}
+
+ensure_full_hosts() {
+  [ "$LAB_FULL" -gt 0 ] || return 0
+  local tag; tag=$(edge_tag)
+  podman image exists "$EDGE_REPO:$tag" || build_edge_image "$tag"
+  cat > /etc/containers/networks/$NET.json <<EOF
+{"name": "$NET", "id": "6765646765206c61620000000000000000000000000000000000000000000001",
+ "driver": "bridge", "network_interface": "$BR", "created": "2026-01-01T00:00:00Z",
+ "subnets": [{"subnet": "10.213.0.0/24", "gateway": "10.213.0.1"}], "labels": {"$LABEL": "1"},
+ "ipv6_enabled": false, "internal": true, "dns_enabled": false, "ipam_options": {"driver": "host-local"}}
+EOF
+  local states line name kind addr c d st img started=0
+  states=$(podman ps -a --filter label=$LABEL=1 --format '{{.Names}}|{{.State}}|{{.Image}}')
+  while read -r name kind addr; do
+    [ "$kind" = full ] || continue
+    c=gedge-lab-$name d=$R/hosts/$name
+    write_meta "$name" full "$addr" 22
+    echo "$c" > "$d/container"
+    mkdir -p "$d/hostkeys" "$D/hosts/$name/containers"
+    [ -f "$d/hostkeys/ssh_host_ed25519_key" ] || new_hostkey "$d/hostkeys"
+    line=$(awk -F'|' -v c="$c" '$1==c' <<<"$states")
+    st=$(awk -F'|' '{print $2}' <<<"$line"); img=$(awk -F'|' '{print $3}' <<<"$line")
+    if [ -n "$line" ] && [ "$img" != "$EDGE_REPO:$tag" ]; then
+      podman rm -f -t 0 "$c" >/dev/null; line=""
+    fi
+    if [ -z "$line" ]; then
+      STARTED+=("$name")
+      podman run -d --name "$c" --label $LABEL=1 --hostname "$name" --network $NET --ip "$addr" \
+        --systemd=always --privileged --pull=never --dns=none \
+        -v "$D/hosts/$name/containers:/var/lib/containers" -v "$d/hostkeys:/etc/ssh/gedge-hostkeys:ro" \
+        "$EDGE_REPO:$tag" /sbin/init >/dev/null 9>&-
+      started=1
+    elif [[ $st != Up* && $st != running ]]; then
+      STARTED+=("$name")
+      podman start "$c" >/dev/null 9>&-; started=1
+    fi
+  done < <(plan)
+  [ $started = 0 ] || ts "full-OS containers started"
+  # veth and MAC of (re)started containers; restore a link-down fault (sshd: see cmd_up)
+  local v
+  while read -r name kind addr; do
+    [ "$kind" = full ] || continue
+    if [[ " ${STARTED[*]} " == *" $name "* ]] || [ ! -s "$R/hosts/$name/veth" ]; then
+      full_veth "$name" > "$R/hosts/$name/veth" || true
+      full_mac "$name" > "$R/hosts/$name/mac" || true
+    fi
+    v=$(cat "$R/hosts/$name/veth")
+    if [ -n "$v" ] && [ "$(cat "/sys/class/net/$v/operstate" 2>/dev/null)" != up ]; then
+      ip neigh del "$addr" dev $BR 2>/dev/null || true; ip link set "$v" up
+    fi
+  done < <(plan)
+}
+
+full_veth() {  # host-side veth of a full-OS container (by the peer ifindex of its eth0)
+  local idx; idx=$(pex "gedge-lab-$1" cat /sys/class/net/eth0/iflink 2>/dev/null) || return 1
+  ip -o link show | awk -F': ' -v i="$idx" '$1==i{split($2,a,"@"); print a[1]}'
+}
+full_mac() { pex "gedge-lab-$1" cat /sys/class/net/eth0/address 2>/dev/null; }
+
+# ---------------------------------------------------------------- lab.json, readiness
+write_lab_json() {
+  /usr/bin/python3 - "$R" "$W" "$LAB_FAR_DELAY_MS" "$REGISTRY" "$BB_REMOTE" <<'EOF'
+import base64, hashlib, json, os, re, sys
+R, W, delay, registry, image = sys.argv[1:6]
+order = {"netns": 0, "full": 1, "far": 2}
+def rd(d, f, default=None):
+    try:
+        with open(os.path.join(d, f)) as fh: return fh.read().strip()
+    except OSError: return default
+hosts = []
+for name in os.listdir(os.path.join(R, "hosts")):
+    d = os.path.join(R, "hosts", name)
+    kind = rd(d, "kind")
+    if kind is None: continue
+    keyd = os.path.join(d, "hostkeys") if kind == "full" else d
+    pub = rd(keyd, "ssh_host_ed25519_key.pub")
+    if pub is None: continue
+    fp = "SHA256:" + base64.b64encode(hashlib.sha256(base64.b64decode(pub.split()[1])).digest()).decode().rstrip("=")
+    h = {"name": name, "address": rd(d, "address"), "port": int(rd(d, "port", "22")), "kind": kind,
+         "host_key": " ".join(pub.split()[:2]), "host_key_type": pub.split()[0],
+         "host_key_fingerprint": fp, "bootstrap_only": name == "h6",
+         "reserved_for_faults": name in ("h7", "h8"), "veth": rd(d, "veth")}
+    if kind == "full": h["container"] = rd(d, "container")
+    else: h["netns"] = "gedge-lab-" + name
+    if kind == "far":
+        h["delay_ms"] = int(rd(d, "delay_ms", delay)); h["sshd_inner"] = "127.0.0.1:22 (in its netns)"
+    hosts.append(h)
+hosts.sort(key=lambda h: (order[h["kind"]], int(re.sub(r"\D", "", h["name"]) or 0)))
+lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"),
+       "user": "gedgetest", "password_file": os.path.join(W, "password"),
+       "far_delay_ms": int(delay), "bridge": "gedgebr0", "subnet": "10.213.0.0/24",
+       "guard_route": "unreachable 10.213.0.0/16", "known_hosts": os.path.join(R, "known_hosts"),
+       "notes": {"bootstrap_only": "h6: gedgetest has NO authorized_keys; log in with the password "
+                                   "from password_file (bootstrap-by-password target)",
+                 "reserved_for_faults": "h7, h8: only fault-injection tests use them, and restore them",
+                 "far": "far hosts' sshd listens on 127.0.0.1:22 inside their netns; a delay proxy on "
+                        "address:22 adds delay_ms each way",
+                 "shared_fs": "netns/far hosts share /etc, /usr, /var with the machine (private /tmp, "
+                              "/home, podman store); full hosts have their own root fs"},
+       "hosts": hosts}
+tmp = os.path.join(R, "lab.json.tmp")
+with open(tmp, "w") as f: json.dump(lab, f, indent=2); f.write("\n")
+os.replace(tmp, os.path.join(R, "lab.json"))
+with open(os.path.join(R, "known_hosts.tmp"), "w") as f:
+    for h in hosts:
+        where = h["address"] if h["port"] == 22 else "[%s]:%d" % (h["address"], h["port"])
+        f.write("%s,%s %s\n" % (h["name"], where, h["host_key"]))
+os.replace(os.path.join(R, "known_hosts.tmp"), os.path.join(R, "known_hosts"))
+EOF
+  chmod 644 "$R/lab.json" "$R/known_hosts"
+}
+
+ssh_ready() {  # name address [tries]: a real login with the lab key (password for h6), strict host key
+  local name=$1 addr=$2 tries=${3:-150} t pre=()
+  local opts=(-o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$R/known_hosts"
+              -o GlobalKnownHostsFile=/dev/null -o "HostKeyAlias=$name" -o ConnectTimeout=2 -o LogLevel=ERROR)
+  if [ "$name" = h6 ]; then
+    pre=(sshpass -f "$W/password"); opts+=(-o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1)
+  else
+    opts+=(-o BatchMode=yes -i "$W/id_ed25519" -o IdentitiesOnly=yes)
+  fi
+  for t in $(seq 1 "$tries"); do
+    "${pre[@]}" ssh "${opts[@]}" "$USER_NAME@$addr" true </dev/null 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "lab.sh: host $name ($addr) does not answer ssh" >&2; return 1
+}
+
+banner_ok() {  # address: the TCP port answers with an SSH banner
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/22" && read -r -t 3 l <&3 && [[ $l == SSH-* ]]' _ "$1" 2>/dev/null
+}
+
+wait_ready() {  # [names...] (default: all hosts of the lab)
+  local pids=() name rc=0 p
+  [ $# -gt 0 ] || set -- $(ls "$R/hosts")
+  for name in "$@"; do ssh_ready "$name" "$(cat "$R/hosts/$name/address")" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
+}
+
+# ---------------------------------------------------------------- verbs
+# Every daemon and podman call started while the lock is held gets `9>&-`: conmon, sleep etc.
+# would otherwise inherit the lock fd and hold the lock forever.
+lock() { exec 9>"$W/lab.lock"; flock -w 600 9 || die "another lab.sh holds $W/lab.lock"; }
+
+STARTED=()   # hosts (re)started by this run of `up`
+cmd_up() {
+  guard_route          # FIRST: 10.213.0.0/16 never leaves this machine, even without the bridge
+  check_counts
+  mkdir -p "$W"; lock
+  machine_setup
+  ensure_bridge
+  ts "machine set-up and bridge"
+  local name kind addr
+  while read -r name kind addr; do
+    case $kind in netns|far) ensure_netns_host "$name" "$kind" "$addr" ;; esac
+  done < <(plan)
+  ts "netns and far hosts"
+  ensure_registry
+  ts "registry"
+  ensure_full_hosts
+  # restore faults on netns/far hosts that an earlier, larger `up` made (not in this plan)
+  local planned d; planned=" $(plan | awk '{print $1}' | tr '\n' ' ')"
+  for d in "$R"/hosts/*; do
+    name=${d##*/}; kind=$(cat "$d/kind")
+    [ "$kind" != full ] && [[ $planned != *" $name "* ]] || continue
+    ensure_netns_host "$name" "$kind" "$(cat "$d/address")"
+  done
+  write_lab_json
+  # hosts (re)started now get a real login; the others a cheap banner check (a full host whose
+  # sshd was stopped by a fault is restarted and then logged into)
+  local slow=("${STARTED[@]}")
+  for d in "$R"/hosts/*; do
+    name=${d##*/}
+    [[ " ${STARTED[*]} " != *" $name "* ]] || continue
+    banner_ok "$(cat "$d/address")" && continue
+    [ "$(cat "$d/kind")" != full ] || pex "gedge-lab-$name" systemctl start ssh
+    slow+=("$name")
+  done
+  [ ${#slow[@]} = 0 ] || wait_ready "${slow[@]}"
+  ts "lab up: $(ls "$R/hosts" | wc -l) hosts answer ssh; $R/lab.json"
+}
+
+cmd_down() {
+  guard_route
+  mkdir -p "$W"; lock
+  local ids ns p pids d name holder
+  ids=$(podman ps -aq --filter label=$LABEL=1 2>/dev/null || true)
+  [ -z "$ids" ] || podman rm -f -t 0 $ids >/dev/null 2>&1 || true
+  # containers that tests started inside netns hosts live in that host's own store
+  for d in "$R"/hosts/*; do
+    [ -d "$d" ] || continue
+    name=${d##*/}; holder=$(pidof_file "$d/holder.pid")
+    if alive "$holder" && grep -qs '"id"' "$D/hosts/$name/containers/storage/overlay-containers/containers.json"; then
+      nsenter -t "$holder" -m -u -n podman rm -af -t 0 >/dev/null 2>&1 || true
+    fi
+  done
+  for sig in TERM KILL; do
+    for ns in $(ip netns list | awk '/^gedge-lab-/{print $1}'); do
+      pids=$(ip netns pids "$ns" 2>/dev/null || true)
+      [ -z "$pids" ] || kill -s $sig $pids 2>/dev/null || true
+    done
+    p=$(pidof_file "$R/registry.pid"); alive "$p" && kill -s $sig "$p" 2>/dev/null || true
+    [ $sig = KILL ] || sleep 0.3
+  done
+  for ns in $(ip netns list | awk '/^gedge-lab-/{print $1}'); do
+    ip link del "glab-${ns#gedge-lab-}" 2>/dev/null || true
+    ip netns del "$ns"
+  done
+  for p in $(ip -o link show | awk -F': ' '$2 ~ /^glab-/{split($2,a,"@"); print a[1]}'); do ip link del "$p" 2>/dev/null || true; done
+  rm -rf /etc/netns/gedge-lab-*
+  ip neigh flush dev $BR 2>/dev/null || true
+  ip link del $BR 2>/dev/null || true
+  rm -f /etc/containers/networks/$NET.json
+  rm -rf "$R" "$D"
+  ts "lab down"
+}
+
+cmd_status() {
+  [ -f "$R/lab.json" ] || { echo "lab is down"; return 1; }
+  local d name kind addr veth link sshd bad=0
+  printf '%-8s %-6s %-14s %-6s %s\n' HOST KIND ADDRESS LINK SSHD
+  for d in "$R"/hosts/*; do
+    name=${d##*/}; kind=$(cat "$d/kind"); addr=$(cat "$d/address"); veth=$(cat "$d/veth" 2>/dev/null || true)
+    link=$(ip -br link show "$veth" 2>/dev/null | awk '{print $2=="DOWN"?"down":"up"}'); link=${link:-none}
+    if [ "$kind" = full ]; then
+      pex "gedge-lab-$name" systemctl is-active -q ssh 2>/dev/null && sshd=running || sshd=stopped
+    else
+      alive "$(pidof_file "$d/sshd.pid")" && sshd=running || sshd=stopped
+      [ "$kind" != far ] || alive "$(pidof_file "$d/proxy.pid")" || sshd="$sshd,proxy-stopped"
+    fi
+    [ "$link" = up ] && [ "$sshd" = running ] || bad=1
+    printf '%-8s %-6s %-14s %-6s %s\n' "$name" "$kind" "$addr" "$link" "$sshd"
+  done
+  if curl -sf "http://$REGISTRY/v2/" >/dev/null; then echo "registry $REGISTRY up"; else echo "registry $REGISTRY DOWN"; bad=1; fi
+  return $bad
+}
+
+cmd_fault() {
+  local name=${1:-} what=${2:-} kind d addr veth mac
+  [ -n "$name" ] && [ -n "$what" ] || die "usage: lab.sh fault HOST link-down|link-up|rekey|stop-sshd|start-sshd"
+  guard_route; lock
+  kind=$(hkind "$name"); d=$R/hosts/$name; addr=$(cat "$d/address")
+  veth=$(cat "$d/veth" 2>/dev/null || true); mac=$(cat "$d/mac" 2>/dev/null || true)
+  case $what in
+    link-down)
+      [ -n "$veth" ] || die "no veth known for $name"
+      # a permanent neighbour entry makes connects hang (blackhole) instead of failing fast
+      # with "no route to host" once ARP gives up
+      [ -z "$mac" ] || ip neigh replace "$addr" lladdr "$mac" dev $BR nud permanent
+      ip link set "$veth" down ;;
+    link-up)
+      [ -n "$veth" ] || die "no veth known for $name"
+      ip link set "$veth" up
+      ip neigh del "$addr" dev $BR 2>/dev/null || true ;;
+    stop-sshd)
+      if [ "$kind" = full ]; then pex "gedge-lab-$name" systemctl stop ssh; else stop_sshd "$name"; fi ;;
+    start-sshd)
+      if [ "$kind" = full ]; then pex "gedge-lab-$name" systemctl start ssh; else start_sshd "$name"; fi
+      wait_ready "$name" ;;
+    rekey)
+      if [ "$kind" = full ]; then
+        new_hostkey "$d/hostkeys"
+        pex "gedge-lab-$name" systemctl restart ssh
+      else
+        stop_sshd "$name"; new_hostkey "$d"; start_sshd "$name"
+      fi
+      write_lab_json
+      wait_ready "$name" ;;
+    *) die "unknown fault '$what' (link-down link-up rekey stop-sshd start-sshd)" ;;
+  esac
+  echo "$name: $what"
+}
+
+cmd_delay() {
+  local name=${1:-} ms=${2:-} d
+  [ -n "$name" ] && [[ $ms =~ ^[0-9]+$ ]] || die "usage: lab.sh delay FARHOST MS"
+  lock
+  [ "$(hkind "$name")" = far ] || die "$name is not a far host"
+  d=$R/hosts/$name
+  echo "$ms" > "$d/delay_ms"
+  alive "$(pidof_file "$d/proxy.pid")" && kill -HUP "$(cat "$d/proxy.pid")"
+  write_lab_json
+  echo "$name: delay ${ms} ms each way"
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) [ -f "$R/lab.json" ] || die "lab is not up (run: $0 up)"; cat "$R/lab.json" ;;
+  fault) shift; cmd_fault "$@" ;;
+  delay) shift; cmd_delay "$@" ;;
+  *) echo "usage: $0 up|down|status|env|fault HOST link-down|link-up|rekey|stop-sshd|start-sshd|delay HOST MS" >&2; exit 2 ;;
+esac
