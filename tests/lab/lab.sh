@@ -164,9 +164,12 @@ start_holder() {  # name  -> a process that owns the host's mount + UTS namespac
     mount -t tmpfs tmpfs /run/libpod
     echo \$\$ > $d/holder.pid
     exec -a gedge-lab-holder-$name sleep infinity" </dev/null >"$d/holder.log" 2>&1 9>&- &
-  local t
-  for t in $(seq 1 100); do [ -s "$d/holder.pid" ] && return 0; sleep 0.02; done
-  die "host $name: namespace holder did not start: $(cat "$d/holder.log")"
+}
+
+wait_holder() {  # name
+  local d=$R/hosts/$1 t
+  for t in $(seq 1 250); do [ -s "$d/holder.pid" ] && return 0; sleep 0.02; done
+  die "host $1: namespace holder did not start: $(cat "$d/holder.log")"
 }
 
 start_sshd() {  # name
@@ -210,7 +213,7 @@ ensure_netns_host() {  # name kind address
     ip link add "$veth" type veth peer name eth0 netns "$ns"
   fi
   echo "$veth" > "$d/veth"
-  ip neigh del "$addr" dev $BR 2>/dev/null || true     # a link-down fault's blackhole entry
+  unblackhole "$addr"
   ip link set "$veth" master $BR up
   ip -n "$ns" addr show dev eth0 | grep "inet $addr/24" >/dev/null || ip -n "$ns" addr add "$addr/24" dev eth0
   ip -n "$ns" link set eth0 up
@@ -244,9 +247,17 @@ Subsystem sftp internal-sftp
 EOF
   if ! alive "$(pidof_file "$d/holder.pid")"; then
     stop_sshd "$name"   # an sshd from an old holder would run in a dead mount namespace
-    start_holder "$name"
+    start_holder "$name" # in the background: finish_netns_hosts waits for all holders at once
+    PENDING+=("$name")
+  else
+    start_sshd "$name"
   fi
-  start_sshd "$name"
+}
+
+finish_netns_hosts() {
+  local name
+  for name in "${PENDING[@]}"; do wait_holder "$name"; start_sshd "$name"; done
+  PENDING=()
 }
 
 # ---------------------------------------------------------------- registry and images
@@ -370,7 +381,7 @@ EOF
     fi
     v=$(cat "$R/hosts/$name/veth")
     if [ -n "$v" ] && [ "$(cat "/sys/class/net/$v/operstate" 2>/dev/null)" != up ]; then
-      ip neigh del "$addr" dev $BR 2>/dev/null || true; ip link set "$v" up
+      unblackhole "$addr"; ip link set "$v" up
     fi
   done < <(plan)
 }
@@ -454,6 +465,12 @@ banner_ok() {  # address: the TCP port answers with an SSH banner
   timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/22" && read -r -t 3 l <&3 && [[ $l == SSH-* ]]' _ "$1" 2>/dev/null
 }
 
+wait_banner() {  # name: up to 30 s
+  local a t; a=$(cat "$R/hosts/$1/address")
+  for t in $(seq 1 150); do banner_ok "$a" && return 0; sleep 0.2; done
+  echo "lab.sh: host $1 ($a) shows no SSH banner" >&2; return 1
+}
+
 wait_ready() {  # [names...] (default: all hosts of the lab)
   local pids=() name rc=0 p
   [ $# -gt 0 ] || set -- $(ls "$R/hosts")
@@ -468,6 +485,7 @@ wait_ready() {  # [names...] (default: all hosts of the lab)
 lock() { exec 9>"$W/lab.lock"; flock -w 600 9 || die "another lab.sh holds $W/lab.lock"; }
 
 STARTED=()   # hosts (re)started by this run of `up`
+PENDING=()   # netns hosts whose holder is starting (sshd not yet started)
 cmd_up() {
   guard_route          # FIRST: 10.213.0.0/16 never leaves this machine, even without the bridge
   check_counts
@@ -479,29 +497,36 @@ cmd_up() {
   while read -r name kind addr; do
     case $kind in netns|far) ensure_netns_host "$name" "$kind" "$addr" ;; esac
   done < <(plan)
-  ts "netns and far hosts"
-  ensure_registry
-  ts "registry"
-  ensure_full_hosts
   # restore faults on netns/far hosts that an earlier, larger `up` made (not in this plan)
   local planned d; planned=" $(plan | awk '{print $1}' | tr '\n' ' ')"
   for d in "$R"/hosts/*; do
+    [ -d "$d" ] || continue
     name=${d##*/}; kind=$(cat "$d/kind")
     [ "$kind" != full ] && [[ $planned != *" $name "* ]] || continue
     ensure_netns_host "$name" "$kind" "$(cat "$d/address")"
   done
+  finish_netns_hosts
+  ts "netns and far hosts"
+  ensure_registry
+  ts "registry"
+  ensure_full_hosts
   write_lab_json
-  # hosts (re)started now get a real login; the others a cheap banner check (a full host whose
-  # sshd was stopped by a fault is restarted and then logged into)
-  local slow=("${STARTED[@]}")
+  # Every host must show an SSH banner (a full host whose sshd a fault stopped is restarted).
+  # Of the hosts (re)started now, one per kind plus h6 (password) get a real login: the
+  # configuration is the same template for all of a kind, and logins cost CPU on 2 cores.
+  local login=() seen=" " k pids=() p
   for d in "$R"/hosts/*; do
-    name=${d##*/}
-    [[ " ${STARTED[*]} " != *" $name "* ]] || continue
-    banner_ok "$(cat "$d/address")" && continue
-    [ "$(cat "$d/kind")" != full ] || pex "gedge-lab-$name" systemctl start ssh
-    slow+=("$name")
+    name=${d##*/}; k=$(cat "$d/kind")
+    if [[ " ${STARTED[*]} " == *" $name "* ]]; then
+      if [[ $seen != *" $k "* || $name = h6 ]]; then login+=("$name"); seen+="$k "; fi
+      wait_banner "$name" & pids+=($!)
+    elif ! banner_ok "$(cat "$d/address")"; then
+      [ "$k" != full ] || pex "gedge-lab-$name" systemctl start ssh
+      login+=("$name")
+    fi
   done
-  [ ${#slow[@]} = 0 ] || wait_ready "${slow[@]}"
+  for p in "${pids[@]}"; do wait "$p" || die "a host does not answer on port 22"; done
+  [ ${#login[@]} = 0 ] || wait_ready "${login[@]}"
   ts "lab up: $(ls "$R/hosts" | wc -l) hosts answer ssh; $R/lab.json"
 }
 
@@ -560,8 +585,15 @@ cmd_status() {
   return $bad
 }
 
+unblackhole() {  # address: drop the permanent neighbour entries a link-down fault made
+  local ns
+  ip neigh show "$1" dev $BR 2>/dev/null | grep PERMANENT >/dev/null || return 0
+  ip neigh del "$1" dev $BR 2>/dev/null || true
+  for ns in $(ip netns list | awk '/^gedge-lab-/{print $1}'); do ip -n "$ns" neigh del "$1" dev eth0 2>/dev/null || true; done
+}
+
 cmd_fault() {
-  local name=${1:-} what=${2:-} kind d addr veth mac
+  local name=${1:-} what=${2:-} kind d addr veth mac ns
   [ -n "$name" ] && [ -n "$what" ] || die "usage: lab.sh fault HOST link-down|link-up|rekey|stop-sshd|start-sshd"
   guard_route; lock
   kind=$(hkind "$name"); d=$R/hosts/$name; addr=$(cat "$d/address")
@@ -571,12 +603,18 @@ cmd_fault() {
       [ -n "$veth" ] || die "no veth known for $name"
       # a permanent neighbour entry makes connects hang (blackhole) instead of failing fast
       # with "no route to host" once ARP gives up
-      [ -z "$mac" ] || ip neigh replace "$addr" lladdr "$mac" dev $BR nud permanent
+      # (here and in the other netns hosts, so host-to-host connects hang too)
+      if [ -n "$mac" ]; then
+        ip neigh replace "$addr" lladdr "$mac" dev $BR nud permanent
+        for ns in $(ip netns list | awk '/^gedge-lab-/{print $1}'); do
+          [ "$ns" = "gedge-lab-$name" ] || ip -n "$ns" neigh replace "$addr" lladdr "$mac" dev eth0 nud permanent 2>/dev/null || true
+        done
+      fi
       ip link set "$veth" down ;;
     link-up)
       [ -n "$veth" ] || die "no veth known for $name"
       ip link set "$veth" up
-      ip neigh del "$addr" dev $BR 2>/dev/null || true ;;
+      unblackhole "$addr" ;;
     stop-sshd)
       if [ "$kind" = full ]; then pex "gedge-lab-$name" systemctl stop ssh; else stop_sshd "$name"; fi ;;
     start-sshd)
