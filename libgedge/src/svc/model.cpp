@@ -1,0 +1,379 @@
+// Validated JSON -> the one service model: v1 short form and v2 container form normalised,
+// GS-Engine's defaults applied (seeds-code.md §1), and the rules a JSON schema cannot say
+// (form mixing, duplicate names, cycles, requests <= limits, integer CPU for topologyAware).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <set>
+
+#include "gedge/paths.hpp"
+#include "source.hpp"
+
+namespace gedge::svc {
+
+std::optional<double> parse_cpu(const std::string& q) {
+  if (q.empty()) return std::nullopt;
+  char* end = nullptr;
+  double v = std::strtod(q.c_str(), &end);
+  if (end == q.c_str() || v < 0) return std::nullopt;
+  std::string suf(end);
+  if (suf.empty()) return v;
+  if (suf == "m") return v / 1000.0;
+  return std::nullopt;
+}
+
+std::optional<double> parse_bytes(const std::string& q) {
+  if (q.empty()) return std::nullopt;
+  char* end = nullptr;
+  double v = std::strtod(q.c_str(), &end);
+  if (end == q.c_str() || v < 0) return std::nullopt;
+  std::string suf(end);
+  static const std::map<std::string, double> mult = {
+      {"", 1},      {"k", 1e3},           {"M", 1e6},           {"G", 1e9},          {"T", 1e12},
+      {"Ki", 1024}, {"Mi", 1048576.0},    {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}, {"m", 1e-3}};
+  auto it = mult.find(suf);
+  if (it == mult.end()) return std::nullopt;
+  return v * it->second;
+}
+
+namespace {
+
+using detail::Source;
+using nlohmann::json;
+
+std::string quantity_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  double d = v.get<double>();
+  if (std::floor(d) == d) return fmt::format("{}", static_cast<long long>(d));
+  return fmt::format("{}m", static_cast<long long>(std::llround(d * 1000)));
+}
+
+std::map<std::string, std::string> string_map(const json& j) {
+  std::map<std::string, std::string> out;
+  if (j.is_object())
+    for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = it.value().get<std::string>();
+  return out;
+}
+
+std::string image_basename(const std::string& image) {
+  std::string s = image;
+  if (auto at = s.find('@'); at != std::string::npos) s = s.substr(0, at);
+  if (auto slash = s.rfind('/'); slash != std::string::npos) s = s.substr(slash + 1);
+  if (auto colon = s.find(':'); colon != std::string::npos) s = s.substr(0, colon);
+  return s;
+}
+
+// Quantity map check: every value parses; returns normalised text.
+Result<std::map<std::string, std::string>> resource_list(const Source& src, const json& j,
+                                                         const std::string& ptr) {
+  std::map<std::string, std::string> out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string q = quantity_text(it.value());
+    bool ok = it.key() == "cpu" ? parse_cpu(q).has_value() : parse_bytes(q).has_value();
+    if (!ok)
+      return std::unexpected(src.error_at(ptr + "/" + it.key(), fmt::format("invalid quantity '{}'", q),
+                                          it.key() == "cpu" ? "CPU is cores (2, 0.5) or millicores (500m)"
+                                                            : "memory is bytes with a suffix (512Mi, 1Gi)"));
+    out[it.key()] = q;
+  }
+  return out;
+}
+
+Result<void> check_requests_le_limits(const Source& src, const ContainerSpec& c, const std::string& ptr) {
+  for (const auto& [k, req] : c.requests) {
+    auto lim = c.limits.find(k);
+    if (lim == c.limits.end()) continue;
+    auto rq = k == "cpu" ? parse_cpu(req) : parse_bytes(req);
+    auto lm = k == "cpu" ? parse_cpu(lim->second) : parse_bytes(lim->second);
+    if (rq && lm && *rq > *lm + 1e-9)
+      return std::unexpected(src.error_at(
+          ptr, fmt::format("resources: request {}={} exceeds its limit {}", k, req, lim->second),
+          "Kubernetes rejects requests above limits; raise the limit or lower the request"));
+  }
+  return {};
+}
+
+// One service body (bare file, `service:` wrapper, or a pipeline stage) at `ptr`.
+Result<Service> build_service(const Source& src, const json& body, const std::string& ptr, bool stage) {
+  Service s;
+  s.line = src.line_of(ptr);
+  s.name = body.at("name").get<std::string>();
+  if (body.contains("namespace")) s.namespace_ = body["namespace"].get<std::string>();
+  if (body.contains("type")) s.type = body["type"].get<std::string>();
+  if (body.contains("replicas")) s.replicas = body["replicas"].get<int>();
+  if (body.contains("labels")) s.labels = string_map(body["labels"]);
+  for (const auto& [k, v] : s.labels)
+    if (k == "app" || k == "service")
+      return std::unexpected(src.error_at(ptr + "/labels/" + k,
+                                          fmt::format("label '{}' is set by gedge to the service name", k)));
+
+  const json& containers = body.at("containers");
+  bool any_string = false, any_object = false;
+  for (const auto& c : containers) (c.is_string() ? any_string : any_object) = true;
+  if (any_string && any_object) {
+    std::size_t i = 0;
+    while (i < containers.size() && containers[i].is_string() == containers[0].is_string()) ++i;
+    return std::unexpected(src.error_at(
+        ptr + "/containers/" + std::to_string(i),
+        "mixes the v1 form (image strings) with the v2 form (container objects)",
+        "use either containers: [image, ...] with top-level ports, or containers: [{image, ports}, ...]"));
+  }
+  s.form = any_string ? 1 : 2;
+
+  if (s.form == 2 && body.contains("ports"))
+    return std::unexpected(src.error_at(ptr + "/ports",
+                                        "top-level ports belong to the v1 form (image strings)",
+                                        "in the v2 form put ports under containers[i].ports"));
+  if (body.contains("ports"))
+    for (const auto& p : body["ports"]) s.service_ports.push_back(p.get<int>());
+  if (body.contains("monitorPorts"))
+    for (const auto& p : body["monitorPorts"]) s.monitor_ports.push_back(p.get<int>());
+
+  std::set<std::string> cnames;
+  std::set<std::pair<int, std::string>> cports;
+  for (std::size_t i = 0; i < containers.size(); ++i) {
+    std::string cptr = ptr + "/containers/" + std::to_string(i);
+    const json& cj = containers[i];
+    ContainerSpec c;
+    if (s.form == 1) {
+      c.image = cj.get<std::string>();
+      c.name = image_basename(c.image);
+      // GS-Engine v1 built-in resources.
+      c.requests = {{"cpu", "100m"}, {"memory", "100Mi"}};
+      c.limits = {{"cpu", "1000m"}, {"memory", "1Gi"}};
+    } else {
+      c.image = cj.at("image").get<std::string>();
+      c.name = cj.contains("name") ? cj["name"].get<std::string>()
+                                   : (i == 0 ? s.name : s.name + std::to_string(i));
+      for (std::size_t k = 0; cj.contains("ports") && k < cj["ports"].size(); ++k) {
+        const json& pj = cj["ports"][k];
+        PortSpec p;
+        p.container_port = pj.at("containerPort").get<int>();
+        p.protocol = pj.value("protocol", "TCP");
+        p.external_port = pj.value("externalPort", p.container_port);
+        if (!cports.insert({p.container_port, p.protocol}).second)
+          return std::unexpected(src.error_at(cptr + "/ports/" + std::to_string(k) + "/containerPort",
+                                              fmt::format("port {}/{} appears twice in the service",
+                                                          p.container_port, p.protocol)));
+        c.ports.push_back(p);
+      }
+      c.requests = {{"cpu", "200m"}, {"memory", "500Mi"}};
+      c.limits = {{"cpu", "500m"}, {"memory", "1Gi"}};
+      const json res = cj.value("resources", json::object());
+      if (res.contains("acceleration")) {
+        c.accelerated = true;
+        const json& acc = res["acceleration"];
+        c.topology_aware = acc.value("topologyAware", false);
+        if (acc.contains("compute")) c.gpu = acc["compute"].value("gpu", 0);
+        if (c.topology_aware) c.limits = {{"cpu", "1"}, {"memory", "500Mi"}};
+      }
+      if (res.contains("requests")) c.requests = GEDGE_TRY(resource_list(src, res["requests"], cptr + "/resources/requests"));
+      if (res.contains("limits")) c.limits = GEDGE_TRY(resource_list(src, res["limits"], cptr + "/resources/limits"));
+      if (c.gpu > 0) c.limits["nvidia.com/gpu"] = std::to_string(c.gpu);
+      if (c.accelerated) c.requests = c.limits;  // Guaranteed QoS
+      if (c.topology_aware) {
+        auto cpu = parse_cpu(c.limits["cpu"]);
+        if (!cpu || std::floor(*cpu) != *cpu || *cpu < 1)
+          return std::unexpected(src.error_at(
+              cptr + "/resources/limits/cpu",
+              fmt::format("topologyAware needs a whole number of CPUs, not '{}'", c.limits["cpu"]),
+              "the static CPU manager pins only integer CPU requests"));
+      }
+      GEDGE_TRY_VOID(check_requests_le_limits(src, c, cptr + "/resources"));
+      if (cj.contains("command")) c.command = cj["command"].get<std::vector<std::string>>();
+      if (cj.contains("args")) c.args = cj["args"].get<std::vector<std::string>>();
+      if (cj.contains("env"))
+        for (const auto& e : cj["env"]) c.env.push_back({e.at("name").get<std::string>(), e.value("value", "")});
+    }
+    if (!cnames.insert(c.name).second)
+      return std::unexpected(src.error_at(
+          cptr, fmt::format("container name '{}' is used twice", c.name),
+          s.form == 1 ? "v1 names containers after the image; use the v2 form with explicit names"
+                      : "give each container a distinct name"));
+    s.containers.push_back(std::move(c));
+  }
+
+  // monitorPorts name Service ports.
+  std::set<int> known_ports(s.service_ports.begin(), s.service_ports.end());
+  for (const auto& c : s.containers)
+    for (const auto& p : c.ports) known_ports.insert(p.container_port);
+  for (std::size_t i = 0; i < s.monitor_ports.size(); ++i)
+    if (!known_ports.contains(s.monitor_ports[i]))
+      return std::unexpected(src.error_at(ptr + "/monitorPorts/" + std::to_string(i),
+                                          fmt::format("port {} is not a port of the service", s.monitor_ports[i])));
+
+  if (body.contains("scheduleHint")) {
+    ScheduleHint h;
+    h.preferred = body["scheduleHint"].value("preferred", "");
+    if (body["scheduleHint"].contains("nodeSelector")) h.node_selector = string_map(body["scheduleHint"]["nodeSelector"]);
+    s.schedule_hint = h;
+  }
+  if (body.contains("autoscale")) {
+    const json& a = body["autoscale"];
+    Autoscale as;
+    as.max = a.at("max").get<int>();
+    as.min = a.value("min", 1);
+    as.cpu = a.value("cpu", 80);
+    as.scale_down_window_s = a.value("scaleDownWindow", 300);
+    as.scale_up_window_s = a.value("scaleUpWindow", 0);
+    if (as.min > as.max)
+      return std::unexpected(src.error_at(ptr + "/autoscale/min",
+                                          fmt::format("min {} is above max {}", as.min, as.max)));
+    if (s.replicas && (*s.replicas < as.min || *s.replicas > as.max))
+      return std::unexpected(src.error_at(ptr + "/replicas",
+                                          fmt::format("replicas {} is outside autoscale min {}..max {}",
+                                                      *s.replicas, as.min, as.max)));
+    s.autoscale = as;
+  }
+  s.runtime = body.value("runtime", "");
+  if (body.contains("pin")) {
+    Pin p;
+    p.cores = body["pin"].at("cores").get<int>();
+    p.near = body["pin"].value("near", "");
+    p.no_smt = body["pin"].value("noSmt", false);
+    s.pin = p;
+  }
+  s.resources = body.value("resources", json());
+  s.compute_ms = body.value("compute_ms", json());
+  s.output_mb = body.value("output_mb", json());
+  (void)stage;
+  return s;
+}
+
+}  // namespace
+
+std::vector<const Service*> Spec::ordered() const {
+  std::vector<const Service*> out;
+  if (!is_pipeline) {
+    out.push_back(&service);
+    return out;
+  }
+  // Kahn's algorithm, ties broken by file order (validated acyclic).
+  const auto& st = pipeline.stages;
+  std::vector<bool> done(st.size(), false);
+  for (std::size_t round = 0; round < st.size(); ++round) {
+    for (std::size_t i = 0; i < st.size(); ++i) {
+      if (done[i]) continue;
+      bool ready = true;
+      for (const auto& dep : st[i].after)
+        for (std::size_t j = 0; j < st.size(); ++j)
+          if (st[j].name == dep && !done[j]) ready = false;
+      if (ready) {
+        done[i] = true;
+        out.push_back(&st[i]);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+Result<Spec> parse_spec(const std::string& text, const std::string& file, const LoadLimits& limits) {
+  auto src = GEDGE_TRY(detail::parse_source(text, file, limits));
+  GEDGE_TRY_VOID(detail::validate_schema(src));
+  const json& doc = src.doc;
+  Spec spec;
+  spec.file = file;
+  spec.json = doc;
+  std::string kind = doc.value("kind", "Service");
+  if (kind == "Pipeline") {
+    for (const char* k : {"service", "type", "replicas", "labels", "containers", "ports", "monitorPorts",
+                          "scheduleHint", "autoscale", "runtime", "pin", "resources", "compute_ms", "output_mb"})
+      if (doc.contains(k))
+        return std::unexpected(src.error_at(std::string("/") + k,
+                                            "not allowed at the top of a Pipeline; put it in a stage"));
+    if (!doc.contains("name")) return std::unexpected(src.error_at("", "missing required field 'name'"));
+    if (!doc.contains("stages")) return std::unexpected(src.error_at("", "missing required field 'stages'"));
+    spec.is_pipeline = true;
+    Pipeline& p = spec.pipeline;
+    p.name = doc["name"].get<std::string>();
+    p.namespace_ = doc.value("namespace", "default");
+    p.source = doc.value("source", "");
+    std::map<std::string, std::size_t> index;
+    const json& stages = doc["stages"];
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      std::string sptr = "/stages/" + std::to_string(i);
+      auto s = GEDGE_TRY(build_service(src, stages[i], sptr, true));
+      s.namespace_ = p.namespace_;
+      if (auto it = index.find(s.name); it != index.end())
+        return std::unexpected(src.error_at(
+            sptr + "/name",
+            fmt::format("duplicate stage name '{}' (first at line {})", s.name, p.stages[it->second].line)));
+      index[s.name] = i;
+      if (stages[i].contains("after"))
+        s.after = stages[i]["after"].get<std::vector<std::string>>();
+      else if (i > 0)
+        s.after = {stages[i - 1]["name"].get<std::string>()};  // chain in file order
+      p.stages.push_back(std::move(s));
+    }
+    for (std::size_t i = 0; i < p.stages.size(); ++i)
+      for (std::size_t k = 0; k < p.stages[i].after.size(); ++k) {
+        const auto& dep = p.stages[i].after[k];
+        std::string aptr = "/stages/" + std::to_string(i) + "/after/" + std::to_string(k);
+        if (!index.contains(dep))
+          return std::unexpected(src.error_at(aptr, fmt::format("no stage named '{}'", dep)));
+        if (dep == p.stages[i].name)
+          return std::unexpected(src.error_at(aptr, "a stage cannot come after itself"));
+      }
+    // Cycle detection (DFS, colours); report the cycle's path.
+    std::vector<int> colour(p.stages.size(), 0);
+    std::vector<std::string> stack;
+    std::function<std::optional<std::pair<std::size_t, std::string>>(std::size_t)> dfs =
+        [&](std::size_t u) -> std::optional<std::pair<std::size_t, std::string>> {
+      colour[u] = 1;
+      stack.push_back(p.stages[u].name);
+      for (const auto& dep : p.stages[u].after) {
+        std::size_t v = index[dep];
+        if (colour[v] == 1) {
+          std::string cyc;
+          auto it = std::find(stack.begin(), stack.end(), dep);
+          for (; it != stack.end(); ++it) cyc += *it + " -> ";
+          return std::make_pair(u, cyc + dep);
+        }
+        if (colour[v] == 0)
+          if (auto r = dfs(v)) return r;
+      }
+      stack.pop_back();
+      colour[u] = 2;
+      return std::nullopt;
+    };
+    for (std::size_t i = 0; i < p.stages.size(); ++i)
+      if (colour[i] == 0)
+        if (auto cyc = dfs(i))
+          return std::unexpected(src.error_at("/stages/" + std::to_string(cyc->first) + "/after",
+                                              fmt::format("stages form a cycle: {}", cyc->second),
+                                              "a pipeline must be acyclic; remove one 'after' edge"));
+    return spec;
+  }
+  if (doc.contains("stages") || doc.contains("source"))
+    return std::unexpected(src.error_at(doc.contains("stages") ? "/stages" : "/source",
+                                        "only allowed with kind: Pipeline"));
+  if (doc.contains("service")) {
+    for (auto it = doc.begin(); it != doc.end(); ++it)
+      if (it.key() != "service" && it.key() != "kind" && it.key() != "apiVersion")
+        return std::unexpected(src.error_at("/" + it.key(), "cannot be combined with the 'service:' wrapper",
+                                            "move it inside 'service:'"));
+    spec.service = GEDGE_TRY(build_service(src, doc["service"], "/service", false));
+    return spec;
+  }
+  if (!doc.contains("name")) return std::unexpected(src.error_at("", "missing required field 'name'"));
+  if (!doc.contains("containers"))
+    return std::unexpected(src.error_at("", "missing required field 'containers'"));
+  spec.service = GEDGE_TRY(build_service(src, doc, "", false));
+  return spec;
+}
+
+Result<Spec> load_spec(const std::filesystem::path& file, const LoadLimits& limits) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(file, ec);
+  if (ec) return fail(ErrorCode::usage, fmt::format("cannot read '{}': {}", file.string(), ec.message()));
+  if (size > limits.max_bytes)
+    return fail(ErrorCode::usage, fmt::format("{}: file is {} bytes, more than the {} a service file may have",
+                                              file.string(), size, limits.max_bytes));
+  auto text = read_file(file);
+  if (!text) return fail(ErrorCode::usage, fmt::format("cannot read '{}'", file.string()));
+  return parse_spec(*text, file.string(), limits);
+}
+
+}  // namespace gedge::svc

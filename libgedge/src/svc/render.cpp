@@ -1,0 +1,329 @@
+// Offline, deterministic rendering: Kubernetes objects (GS-Engine's shapes with its bugs fixed)
+// and the container-host run plan. Pure: model in, JSON out.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "gedge/output.hpp"
+#include "gedge/svc.hpp"
+
+namespace gedge::svc {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kTierLabel = "gedge.io/tier";
+constexpr const char* kRuntimeRoot = "/var/lib/gedge/runtimes";
+
+json labels_json(const std::map<std::string, std::string>& m) {
+  json j = json::object();
+  for (const auto& [k, v] : m) j[k] = v;
+  return j;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::map<std::string, std::string> pod_labels(const Service& s) {
+  auto m = s.labels;
+  m["app"] = s.name;
+  return m;
+}
+
+json quantity_json(const std::string& q) { return q; }
+
+// Requests/limits of container `i`, with `pin` applied to container 0 (Guaranteed, integer CPU).
+std::pair<std::map<std::string, std::string>, std::map<std::string, std::string>> effective_resources(
+    const Service& s, std::size_t i) {
+  auto req = s.containers[i].requests;
+  auto lim = s.containers[i].limits;
+  if (s.pin && i == 0) {
+    lim["cpu"] = std::to_string(s.pin->cores);
+    req = lim;
+  }
+  return {req, lim};
+}
+
+bool needs_numa_node(const Service& s) {
+  if (s.pin) return true;
+  for (const auto& c : s.containers)
+    if (c.topology_aware) return true;
+  return false;
+}
+
+json container_json(const Service& s, std::size_t i) {
+  const auto& c = s.containers[i];
+  json j{{"name", c.name}, {"image", c.image}};
+  if (!c.ports.empty()) {
+    json ports = json::array();
+    for (const auto& p : c.ports)
+      ports.push_back({{"containerPort", p.container_port},
+                       {"name", fmt::format("{}-{}", lower(p.protocol), p.container_port)},
+                       {"protocol", p.protocol}});
+    j["ports"] = ports;
+  }
+  auto [req, lim] = effective_resources(s, i);
+  json res{{"requests", json::object()}, {"limits", json::object()}};
+  for (const auto& [k, v] : req) res["requests"][k] = quantity_json(v);
+  for (const auto& [k, v] : lim) res["limits"][k] = quantity_json(v);
+  j["resources"] = res;
+  if (!c.command.empty()) j["command"] = c.command;
+  if (!c.args.empty()) j["args"] = c.args;
+  json env = json::array();
+  for (const auto& e : c.env) env.push_back({{"name", e.name}, {"value", e.value}});
+  if (!s.runtime.empty()) {
+    env.push_back({{"name", "GEDGE_RUNTIME"}, {"value", fmt::format("{}/{}", kRuntimeRoot, s.runtime)}});
+    j["volumeMounts"] = json::array({{{"name", "gedge-runtime"},
+                                      {"mountPath", fmt::format("{}/{}", kRuntimeRoot, s.runtime)},
+                                      {"readOnly", true}}});
+  }
+  if (!env.empty()) j["env"] = env;
+  return j;
+}
+
+json tier_affinity(const std::string& preferred) {
+  static const std::vector<std::string> tiers = {"local", "neighbor", "cloud"};
+  static const int weights[] = {100, 50, 10};
+  std::size_t p = 0;
+  while (p < tiers.size() && tiers[p] != preferred) ++p;
+  json terms = json::array();
+  std::vector<std::pair<int, std::string>> order;
+  for (std::size_t i = 0; i < tiers.size(); ++i) {
+    std::size_t dist = i > p ? i - p : p - i;
+    order.push_back({weights[dist], tiers[i]});
+  }
+  std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  for (const auto& [w, t] : order)
+    terms.push_back({{"weight", w},
+                     {"preference",
+                      {{"matchExpressions", json::array({{{"key", kTierLabel}, {"operator", "In"}, {"values", {t}}}})}}}});
+  return {{"nodeAffinity", {{"preferredDuringSchedulingIgnoredDuringExecution", terms}}}};
+}
+
+json metadata(const Service& s, const std::map<std::string, std::string>& labels) {
+  auto l = labels;
+  l["app.kubernetes.io/managed-by"] = "gedge";
+  return {{"name", s.name}, {"namespace", s.namespace_}, {"labels", labels_json(l)}};
+}
+
+json render_deployment(const Service& s) {
+  auto labels = pod_labels(s);
+  json pod_spec{{"containers", json::array()}};
+  for (std::size_t i = 0; i < s.containers.size(); ++i) pod_spec["containers"].push_back(container_json(s, i));
+  // GS-Engine wrote nodeSelector to spec.nodeSelector (ignored by Kubernetes); it belongs here.
+  std::map<std::string, std::string> selector;
+  if (s.schedule_hint) selector = s.schedule_hint->node_selector;
+  if (needs_numa_node(s)) selector["gse-resalloc"] = "numa";
+  if (!selector.empty()) pod_spec["nodeSelector"] = labels_json(selector);
+  if (s.schedule_hint && !s.schedule_hint->preferred.empty())
+    pod_spec["affinity"] = tier_affinity(s.schedule_hint->preferred);
+  if (!s.runtime.empty())
+    pod_spec["volumes"] = json::array({{{"name", "gedge-runtime"},
+                                        {"hostPath", {{"path", fmt::format("{}/{}", kRuntimeRoot, s.runtime)},
+                                                      {"type", "Directory"}}}}});
+  json spec{{"selector", {{"matchLabels", labels_json(labels)}}},
+            {"template", {{"metadata", {{"labels", labels_json(labels)}}}, {"spec", pod_spec}}}};
+  // Under autoscale the HPA owns replicas: emitting it would fight the HPA on every apply.
+  if (!s.autoscale) spec["replicas"] = s.desired_replicas();
+  if (s.form == 2) spec["progressDeadlineSeconds"] = 3600;
+  return {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"metadata", metadata(s, labels)}, {"spec", spec}};
+}
+
+bool has_ports(const Service& s) {
+  if (!s.service_ports.empty()) return true;
+  for (const auto& c : s.containers)
+    if (!c.ports.empty()) return true;
+  return false;
+}
+
+json render_service(const Service& s) {
+  std::map<std::string, std::string> labels{{"app", s.name}};
+  json ports = json::array();
+  if (s.form == 1) {
+    for (int p : s.service_ports) ports.push_back({{"name", std::to_string(p)}, {"port", p}});
+  } else {
+    labels["service"] = s.name;
+    for (const auto& c : s.containers)
+      for (const auto& p : c.ports)
+        ports.push_back({{"name", std::to_string(p.container_port)},
+                         {"port", p.external_port},
+                         {"targetPort", p.container_port},
+                         {"protocol", p.protocol}});
+  }
+  return {{"apiVersion", "v1"},
+          {"kind", "Service"},
+          {"metadata", metadata(s, labels)},
+          {"spec", {{"type", s.type}, {"selector", {{"app", s.name}}}, {"ports", ports}}}};
+}
+
+json render_service_monitor(const Service& s) {
+  json endpoints = json::array();
+  for (int p : s.monitor_ports) endpoints.push_back({{"port", std::to_string(p)}});
+  return {{"apiVersion", "monitoring.coreos.com/v1"},
+          {"kind", "ServiceMonitor"},
+          {"metadata", metadata(s, {{"app", s.name}})},
+          {"spec", {{"selector", {{"matchLabels", {{"app", s.name}}}}}, {"endpoints", endpoints}}}};
+}
+
+json render_hpa(const Service& s) {
+  const auto& a = *s.autoscale;
+  return {{"apiVersion", "autoscaling/v2"},
+          {"kind", "HorizontalPodAutoscaler"},
+          {"metadata", metadata(s, {{"app", s.name}})},
+          {"spec",
+           {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", s.name}}},
+            {"minReplicas", a.min},
+            {"maxReplicas", a.max},
+            {"metrics", json::array({{{"type", "Resource"},
+                                      {"resource",
+                                       {{"name", "cpu"},
+                                        {"target", {{"type", "Utilization"}, {"averageUtilization", a.cpu}}}}}}})},
+            {"behavior",
+             {{"scaleDown", {{"stabilizationWindowSeconds", a.scale_down_window_s}}},
+              {"scaleUp", {{"stabilizationWindowSeconds", a.scale_up_window_s}}}}}}}};
+}
+
+std::string fnv1a_hex(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+std::string cpus_text(double cores) {
+  std::string t = fmt::format("{:.3f}", cores);
+  while (t.back() == '0') t.pop_back();
+  if (t.back() == '.') t.pop_back();
+  return t;
+}
+
+// podman argv for container `ci` of replica `r`, without "sudo" and without the cpuset (the
+// cpuset is planned on the device at deploy time).
+json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash) {
+  const auto& c = s.containers[ci];
+  std::string cname = ci == 0 ? fmt::format("gedge-{}-{}", s.name, r) : fmt::format("gedge-{}-{}-{}", s.name, r, c.name);
+  json argv = json::array({"podman", "run", "-d", "--name", cname, "--label", "gedge.managed=true", "--label",
+                           "gedge.service=" + s.name, "--label", fmt::format("gedge.replica={}", r), "--label",
+                           "gedge.spec=" + hash, "--restart", "on-failure"});
+  if (s.form == 1 && ci == 0)
+    for (int p : s.service_ports) {
+      argv.push_back("-p");
+      argv.push_back(fmt::format("{}:{}/tcp", p, p));
+    }
+  for (const auto& p : c.ports) {
+    argv.push_back("-p");
+    argv.push_back(fmt::format("{}:{}/{}", p.external_port, p.container_port, lower(p.protocol)));
+  }
+  for (const auto& e : c.env) {
+    argv.push_back("--env");
+    argv.push_back(e.name + "=" + e.value);
+  }
+  auto [req, lim] = effective_resources(s, ci);
+  if (auto it = lim.find("cpu"); it != lim.end())
+    if (auto cores = parse_cpu(it->second)) {
+      argv.push_back("--cpus");
+      argv.push_back(cpus_text(*cores));
+    }
+  if (auto it = lim.find("memory"); it != lim.end())
+    if (auto bytes = parse_bytes(it->second)) {
+      argv.push_back("--memory");
+      argv.push_back(fmt::format("{}", static_cast<long long>(std::llround(*bytes))));
+    }
+  if (c.gpu > 0) {
+    argv.push_back("--device");
+    argv.push_back("nvidia.com/gpu=all");
+  }
+  if (!s.runtime.empty()) {
+    std::string root = fmt::format("{}/{}", kRuntimeRoot, s.runtime);
+    argv.push_back("-v");
+    argv.push_back(root + ":" + root + ":ro");
+    argv.push_back("--env");
+    argv.push_back("GEDGE_RUNTIME=" + root);
+  }
+  if (!c.command.empty()) {
+    argv.push_back("--entrypoint");
+    argv.push_back(json(c.command).dump());
+  }
+  argv.push_back(c.image);
+  for (const auto& a : c.args) argv.push_back(a);
+  return argv;
+}
+
+json host_plan_body(const Service& s, const std::string& hash) {
+  json replicas = json::array();
+  for (int r = 0; r < s.desired_replicas(); ++r) {
+    json containers = json::array();
+    for (std::size_t ci = 0; ci < s.containers.size(); ++ci) {
+      json argv = podman_argv(s, ci, r, hash);
+      containers.push_back({{"name", argv[4]}, {"image", s.containers[ci].image}, {"argv", argv}});
+    }
+    replicas.push_back({{"replica", r}, {"containers", containers}});
+  }
+  json ports = json::array();
+  for (int p : s.service_ports) ports.push_back({{"host", p}, {"container", p}, {"protocol", "TCP"}});
+  for (const auto& c : s.containers)
+    for (const auto& p : c.ports)
+      ports.push_back({{"host", p.external_port}, {"container", p.container_port}, {"protocol", p.protocol}});
+  json spec{{"service", s.name},
+            {"specHash", hash},
+            {"replicas", s.desired_replicas()},
+            {"hostPorts", ports},
+            {"placement", "one replica per device, spread over the cluster's members by free capacity unless --placement is given"},
+            {"containers", replicas}};
+  if (s.pin)
+    spec["pin"] = {{"cores", s.pin->cores}, {"near", s.pin->near}, {"noSmt", s.pin->no_smt},
+                   {"cpuset", "planned on each device at deploy time (gedge tune plan)"}};
+  if (s.autoscale)
+    spec["autoscale"] = {{"min", s.autoscale->min}, {"max", s.autoscale->max}, {"cpu", s.autoscale->cpu},
+                         {"scaleDownWindow", s.autoscale->scale_down_window_s},
+                         {"scaleUpWindow", s.autoscale->scale_up_window_s}};
+  if (s.schedule_hint) {
+    spec["scheduleHint"] = {{"preferred", s.schedule_hint->preferred},
+                            {"nodeSelector", labels_json(s.schedule_hint->node_selector)}};
+  }
+  return {{"apiVersion", "gedge/v1"},
+          {"kind", "ContainerHostPlan"},
+          {"metadata", {{"name", s.name}, {"namespace", s.namespace_}}},
+          {"spec", spec}};
+}
+
+}  // namespace
+
+std::string spec_hash(const Service& s) {
+  // What a replica runs; replicas and autoscale bounds are not part of it (scaling is not a change).
+  json j = json::array();
+  for (std::size_t ci = 0; ci < s.containers.size(); ++ci) j.push_back(podman_argv(s, ci, 0, ""));
+  if (s.pin) j.push_back({s.pin->cores, s.pin->near, s.pin->no_smt});
+  return fnv1a_hex(j.dump());
+}
+
+std::vector<json> render_kubernetes(const Service& s) {
+  std::vector<json> out{render_deployment(s)};
+  if (has_ports(s)) out.push_back(render_service(s));
+  if (!s.monitor_ports.empty()) out.push_back(render_service_monitor(s));
+  if (s.autoscale) out.push_back(render_hpa(s));
+  return out;
+}
+
+json render_host_plan(const Service& s) { return host_plan_body(s, spec_hash(s)); }
+
+std::vector<json> render_all(const Spec& spec) {
+  std::vector<json> out;
+  auto order = spec.ordered();
+  for (const auto* s : order)
+    for (auto& o : render_kubernetes(*s)) out.push_back(std::move(o));
+  for (const auto* s : order) out.push_back(render_host_plan(*s));
+  return out;
+}
+
+std::string to_multidoc_yaml(const std::vector<json>& docs) {
+  std::string out;
+  for (const auto& d : docs) out += "---\n" + to_yaml(d);
+  return out;
+}
+
+}  // namespace gedge::svc

@@ -1,0 +1,189 @@
+// Validation against schemas/service.schema.json with valijson (Debian libvalijson-dev), then a
+// translation of the most specific violation into "FILE:LINE: field.path: what".
+#include <fmt/format.h>
+
+#include <memory>
+#include <regex>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include "schema_text.hpp"
+#include "source.hpp"
+
+namespace gedge::svc {
+
+const std::string& schema_text() {
+  static const std::string text = detail::kServiceSchema;
+  return text;
+}
+
+namespace detail {
+namespace {
+
+const nlohmann::json& schema_json() {
+  static const nlohmann::json j = nlohmann::json::parse(schema_text());
+  return j;
+}
+
+const valijson::Schema& compiled_schema() {
+  static const std::unique_ptr<valijson::Schema> schema = [] {
+    auto s = std::make_unique<valijson::Schema>();
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter adapter(schema_json());
+    parser.populateSchema(adapter, *s);
+    return s;
+  }();
+  return *schema;
+}
+
+const nlohmann::json* deref(const nlohmann::json* s) {
+  for (int i = 0; s && i < 8 && s->is_object() && s->contains("$ref"); ++i) {
+    std::string ref = (*s)["$ref"].get<std::string>();
+    if (!ref.starts_with("#/")) return nullptr;
+    s = &schema_json().at(nlohmann::json::json_pointer(ref.substr(1)));
+  }
+  return s;
+}
+
+// The schema node describing the instance at `tokens` (properties / additionalProperties / items).
+const nlohmann::json* schema_at(const nlohmann::json& doc, const std::vector<std::string>& tokens) {
+  const nlohmann::json* s = deref(&schema_json());
+  const nlohmann::json* inst = &doc;
+  for (const auto& t : tokens) {
+    if (!s || !inst) return nullptr;
+    if (inst->is_array()) {
+      s = s->contains("items") ? deref(&(*s)["items"]) : nullptr;
+      std::size_t idx = std::strtoul(t.c_str(), nullptr, 10);
+      inst = idx < inst->size() ? &(*inst)[idx] : nullptr;
+    } else {
+      if (s->contains("properties") && (*s)["properties"].contains(t))
+        s = deref(&(*s)["properties"][t]);
+      else if (s->contains("additionalProperties") && (*s)["additionalProperties"].is_object())
+        s = deref(&(*s)["additionalProperties"]);
+      else
+        s = nullptr;
+      inst = inst->is_object() && inst->contains(t) ? &(*inst)[t] : nullptr;
+    }
+  }
+  return s;
+}
+
+std::string type_names(const nlohmann::json& t) {
+  auto one = [](const std::string& n) { return n == "object" ? std::string("mapping") : n == "array" ? std::string("list") : n; };
+  if (t.is_string()) return one(t.get<std::string>());
+  std::string out;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (i) out += i + 1 == t.size() ? " or " : ", ";
+    out += one(t[i].get<std::string>());
+  }
+  return out;
+}
+
+std::string json_kind(const nlohmann::json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "boolean";
+  if (v.is_number_integer()) return "integer";
+  if (v.is_number()) return "number";
+  if (v.is_string()) return "string";
+  if (v.is_array()) return "list";
+  return "mapping";
+}
+
+std::string num(const nlohmann::json& v) {
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  return v.dump();
+}
+
+}  // namespace
+
+Result<void> validate_schema(const Source& src) {
+  valijson::Validator validator(valijson::Validator::kStrongTypes);
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter target(src.doc);
+  if (validator.validate(compiled_schema(), target, &results)) return {};
+
+  // Pick the deepest error: the parents only say "failed to validate item #i".
+  valijson::ValidationResults::Error best;
+  std::size_t best_depth = 0;
+  bool have = false;
+  valijson::ValidationResults::Error e;
+  while (results.popError(e)) {
+    bool cascade = e.description.starts_with("Failed to validate item") ||
+                   e.description.starts_with("Failed to validate against schema associated");
+    std::size_t depth = e.context.size() * 2 + (cascade ? 0 : 1);
+    if (!have || depth > best_depth) {
+      best = e;
+      best_depth = depth;
+      have = true;
+    }
+  }
+  // Context is ["<root>", "[key]", "[0]", ...]: strip the brackets.
+  std::vector<std::string> tokens;
+  for (std::size_t i = 1; i < best.context.size(); ++i) {
+    std::string t = best.context[i];
+    if (t.size() >= 2 && t.front() == '[' && t.back() == ']') t = t.substr(1, t.size() - 2);
+    tokens.push_back(t);
+  }
+  std::string ptr;
+  const nlohmann::json* inst = &src.doc;
+  for (const auto& t : tokens) {
+    std::string esc;
+    for (char c : t) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+    ptr += "/" + esc;
+    if (inst && inst->is_array()) {
+      std::size_t idx = std::strtoul(t.c_str(), nullptr, 10);
+      inst = idx < inst->size() ? &(*inst)[idx] : nullptr;
+    } else {
+      inst = inst && inst->is_object() && inst->contains(t) ? &(*inst)[t] : nullptr;
+    }
+  }
+  const nlohmann::json* sch = schema_at(src.doc, tokens);
+  const std::string& d = best.description;
+  std::smatch m;
+  static const std::regex unknown_re(R"(could not be validated using 'properties' or 'additionalProperties' constraints: '(.*)'\.)");
+  static const std::regex required_re(R"(Missing required property '(.*)'\.)");
+  if (std::regex_search(d, m, unknown_re)) {
+    std::string key = m[1];
+    std::string esc;
+    for (char c : key) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+    std::vector<std::string> known;
+    if (sch && sch->contains("properties"))
+      for (auto it = (*sch)["properties"].begin(); it != (*sch)["properties"].end(); ++it) known.push_back(it.key());
+    return std::unexpected(src.error_at(ptr + "/" + esc, "unknown field",
+                                        known.empty() ? "" : fmt::format("known fields here: {}", fmt::join(known, ", "))));
+  }
+  if (std::regex_search(d, m, required_re))
+    return std::unexpected(src.error_at(ptr, fmt::format("missing required field '{}'", std::string(m[1]))));
+  if (d.find("'type' constraint") != std::string::npos && sch && sch->contains("type"))
+    return std::unexpected(src.error_at(
+        ptr, fmt::format("expected {}, got {}", type_names((*sch)["type"]), inst ? json_kind(*inst) : "nothing")));
+  if (d.find("enum values") != std::string::npos && sch && sch->contains("enum")) {
+    std::vector<std::string> vals;
+    for (const auto& v : (*sch)["enum"]) vals.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+    return std::unexpected(src.error_at(
+        ptr, fmt::format("'{}' is not one of: {}", inst && inst->is_string() ? inst->get<std::string>() : (inst ? inst->dump() : ""),
+                         fmt::join(vals, ", "))));
+  }
+  if (d.find("'pattern' constraint") != std::string::npos && sch) {
+    std::string v = inst && inst->is_string() ? inst->get<std::string>() : "";
+    std::string pat = sch->value("pattern", "");
+    std::string hint;
+    if (pat.starts_with("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")) hint = "names are lowercase letters, digits and '-', starting and ending with a letter or digit";
+    else if (pat.find("(m|k|M|G|T|Ki|Mi|Gi|Ti)") != std::string::npos) hint = "quantities look like 500m, 2, 1.5, 512Mi, 1Gi";
+    return std::unexpected(src.error_at(ptr, fmt::format("invalid value '{}'", v), hint));
+  }
+  if (d.starts_with("Expected number greater") && sch && sch->contains("minimum"))
+    return std::unexpected(src.error_at(ptr, fmt::format("must be at least {}", num((*sch)["minimum"]))));
+  if (d.starts_with("Expected number less") && sch && sch->contains("maximum"))
+    return std::unexpected(src.error_at(ptr, fmt::format("must be at most {}", num((*sch)["maximum"]))));
+  std::string text = d;
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  if (text.ends_with(".")) text.pop_back();
+  return std::unexpected(src.error_at(ptr, text));
+}
+
+}  // namespace detail
+}  // namespace gedge::svc

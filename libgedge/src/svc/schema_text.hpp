@@ -1,0 +1,202 @@
+// Generated from schemas/service.schema.json by gen_schema_header.sh; do not edit.
+#pragma once
+namespace gedge::svc::detail {
+inline constexpr const char* kServiceSchema = R"SCHEMA(
+{
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "$id": "https://gedge.invalid/schemas/service.schema.json",
+  "title": "gedge service or pipeline file",
+  "description": "GS-Engine's v1 short form (containers: [image, ...], ports: [number, ...]) and v2 container form (containers: [{image, ports: [{containerPort, protocol, externalPort}], resources, command, args, env}]), bare or wrapped as {service: {...}}, plus gedge's extensions (replicas, autoscale, runtime, pin, scheduleHint) and kind: Pipeline with stages. Validated by gedge with valijson; unknown fields are errors.",
+  "type": "object",
+  "properties": {
+    "apiVersion": {"type": "string", "enum": ["gedge/v1"]},
+    "kind": {"type": "string", "enum": ["Service", "Pipeline"]},
+    "service": {"$ref": "#/definitions/service"},
+    "source": {"type": "string", "minLength": 1, "description": "Pipeline only: the device the data comes from (used by gedge sched)."},
+    "stages": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"$ref": "#/definitions/stage"}},
+    "name": {"$ref": "#/definitions/name"},
+    "namespace": {"$ref": "#/definitions/name"},
+    "type": {"$ref": "#/definitions/serviceType"},
+    "replicas": {"$ref": "#/definitions/replicas"},
+    "labels": {"$ref": "#/definitions/labels"},
+    "containers": {"$ref": "#/definitions/containers"},
+    "ports": {"$ref": "#/definitions/portNumbers"},
+    "monitorPorts": {"$ref": "#/definitions/portNumbers"},
+    "scheduleHint": {"$ref": "#/definitions/scheduleHint"},
+    "autoscale": {"$ref": "#/definitions/autoscale"},
+    "runtime": {"$ref": "#/definitions/runtime"},
+    "pin": {"$ref": "#/definitions/pin"},
+    "resources": {"$ref": "#/definitions/stageResources"},
+    "compute_ms": {"$ref": "#/definitions/computeMs"},
+    "output_mb": {"type": "number", "minimum": 0}
+  },
+  "additionalProperties": false,
+  "definitions": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 50, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+    "serviceType": {"type": "string", "enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
+    "replicas": {"type": "integer", "minimum": 0, "maximum": 1000},
+    "labels": {
+      "type": "object",
+      "maxProperties": 32,
+      "additionalProperties": {"type": "string", "maxLength": 63, "pattern": "^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"}
+    },
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+    "portNumbers": {"type": "array", "maxItems": 64, "items": {"$ref": "#/definitions/port"}},
+    "quantity": {"type": ["string", "number"], "pattern": "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", "minimum": 0},
+    "resourceList": {
+      "type": "object",
+      "maxProperties": 16,
+      "additionalProperties": {"$ref": "#/definitions/quantity"}
+    },
+    "containerPort": {
+      "type": "object",
+      "properties": {
+        "containerPort": {"$ref": "#/definitions/port"},
+        "protocol": {"type": "string", "enum": ["TCP", "UDP", "SCTP"]},
+        "externalPort": {"$ref": "#/definitions/port"}
+      },
+      "required": ["containerPort"],
+      "additionalProperties": false
+    },
+    "acceleration": {
+      "type": "object",
+      "properties": {
+        "topologyAware": {"type": "boolean"},
+        "compute": {
+          "type": "object",
+          "properties": {"gpu": {"type": "integer", "minimum": 0, "maximum": 64}},
+          "additionalProperties": false
+        },
+        "network": {"type": "object"}
+      },
+      "additionalProperties": false
+    },
+    "envVar": {
+      "type": "object",
+      "properties": {
+        "name": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "value": {"type": "string"}
+      },
+      "required": ["name"],
+      "additionalProperties": false
+    },
+    "container": {
+      "description": "v1: an image reference (string); v2: a container object.",
+      "type": ["string", "object"],
+      "minLength": 1,
+      "pattern": "^[^\\s]+$",
+      "properties": {
+        "name": {"$ref": "#/definitions/name"},
+        "image": {"type": "string", "minLength": 1, "pattern": "^[^\\s]+$"},
+        "ports": {"type": "array", "maxItems": 64, "items": {"$ref": "#/definitions/containerPort"}},
+        "resources": {
+          "type": "object",
+          "properties": {
+            "requests": {"$ref": "#/definitions/resourceList"},
+            "limits": {"$ref": "#/definitions/resourceList"},
+            "acceleration": {"$ref": "#/definitions/acceleration"}
+          },
+          "additionalProperties": false
+        },
+        "command": {"type": "array", "items": {"type": "string"}},
+        "args": {"type": "array", "items": {"type": "string"}},
+        "env": {"type": "array", "maxItems": 256, "items": {"$ref": "#/definitions/envVar"}}
+      },
+      "required": ["image"],
+      "additionalProperties": false
+    },
+    "containers": {"type": "array", "minItems": 1, "maxItems": 16, "items": {"$ref": "#/definitions/container"}},
+    "scheduleHint": {
+      "type": "object",
+      "properties": {
+        "preferred": {"type": "string", "enum": ["local", "neighbor", "cloud"]},
+        "nodeSelector": {"$ref": "#/definitions/labels"}
+      },
+      "additionalProperties": false
+    },
+    "autoscale": {
+      "type": "object",
+      "properties": {
+        "min": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "max": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "cpu": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "target average CPU utilisation, percent of the request (default 80)"},
+        "scaleDownWindow": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "seconds (default 300)"},
+        "scaleUpWindow": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "seconds (default 0)"}
+      },
+      "required": ["max"],
+      "additionalProperties": false
+    },
+    "runtime": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},
+    "pin": {
+      "type": "object",
+      "properties": {
+        "cores": {"type": "integer", "minimum": 1, "maximum": 1024},
+        "near": {"type": "string", "minLength": 1},
+        "noSmt": {"type": "boolean"}
+      },
+      "required": ["cores"],
+      "additionalProperties": false
+    },
+    "stageResources": {
+      "type": "object",
+      "properties": {
+        "cpu": {"$ref": "#/definitions/quantity"},
+        "memory": {"$ref": "#/definitions/quantity"},
+        "gpu": {"type": "integer", "minimum": 0, "maximum": 64}
+      },
+      "additionalProperties": false
+    },
+    "computeMs": {
+      "type": ["number", "object"],
+      "minimum": 0,
+      "properties": {"gpu": {"type": "number", "minimum": 0}, "cpu": {"type": "number", "minimum": 0}},
+      "additionalProperties": false
+    },
+    "service": {
+      "type": "object",
+      "properties": {
+        "name": {"$ref": "#/definitions/name"},
+        "namespace": {"$ref": "#/definitions/name"},
+        "type": {"$ref": "#/definitions/serviceType"},
+        "replicas": {"$ref": "#/definitions/replicas"},
+        "labels": {"$ref": "#/definitions/labels"},
+        "containers": {"$ref": "#/definitions/containers"},
+        "ports": {"$ref": "#/definitions/portNumbers"},
+        "monitorPorts": {"$ref": "#/definitions/portNumbers"},
+        "scheduleHint": {"$ref": "#/definitions/scheduleHint"},
+        "autoscale": {"$ref": "#/definitions/autoscale"},
+        "runtime": {"$ref": "#/definitions/runtime"},
+        "pin": {"$ref": "#/definitions/pin"},
+        "resources": {"$ref": "#/definitions/stageResources"},
+        "compute_ms": {"$ref": "#/definitions/computeMs"},
+        "output_mb": {"type": "number", "minimum": 0}
+      },
+      "required": ["name", "containers"],
+      "additionalProperties": false
+    },
+    "stage": {
+      "type": "object",
+      "properties": {
+        "name": {"$ref": "#/definitions/name"},
+        "after": {"type": "array", "maxItems": 64, "items": {"$ref": "#/definitions/name"}},
+        "type": {"$ref": "#/definitions/serviceType"},
+        "replicas": {"$ref": "#/definitions/replicas"},
+        "labels": {"$ref": "#/definitions/labels"},
+        "containers": {"$ref": "#/definitions/containers"},
+        "ports": {"$ref": "#/definitions/portNumbers"},
+        "monitorPorts": {"$ref": "#/definitions/portNumbers"},
+        "scheduleHint": {"$ref": "#/definitions/scheduleHint"},
+        "autoscale": {"$ref": "#/definitions/autoscale"},
+        "runtime": {"$ref": "#/definitions/runtime"},
+        "pin": {"$ref": "#/definitions/pin"},
+        "resources": {"$ref": "#/definitions/stageResources"},
+        "compute_ms": {"$ref": "#/definitions/computeMs"},
+        "output_mb": {"type": "number", "minimum": 0}
+      },
+      "required": ["name", "containers"],
+      "additionalProperties": false
+    }
+  }
+}
+)SCHEMA";
+}  // namespace gedge::svc::detail
