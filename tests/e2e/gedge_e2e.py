@@ -69,10 +69,11 @@ def _parse_json(text):
 
 
 def run_cmd(argv, input=None, timeout=120, env=None):
-    """Run argv (no shell) and return a Result; a timeout gives rc 124 (never raises)."""
+    """Run argv (no shell) and return a Result; a timeout gives rc 124 (never raises).
+    stdin is `input` (str) or /dev/null."""
     try:
         p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
-                           env=env)
+                           env=env, stdin=subprocess.DEVNULL if input is None else None)
         return Result(argv, p.returncode, p.stdout, p.stderr)
     except subprocess.TimeoutExpired as e:
         def s(x):

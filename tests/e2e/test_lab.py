@@ -23,7 +23,7 @@ class LabTest(GedgeTest):
     def hosts(self, kind=None):
         return [h for h in self.lab()["hosts"] if kind is None or h["kind"] == kind]
 
-    def password_ssh(self, host, *argv):
+    def password_ssh(self, host, *argv, input=None):
         """ssh with the password only (no key), strict host key checking."""
         h = self.lab_host(host)
         lab = self.lab()
@@ -33,7 +33,7 @@ class LabTest(GedgeTest):
                "-o", "GlobalKnownHostsFile=/dev/null", "-o", f"HostKeyAlias={h['name']}",
                "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", f"{lab['user']}@{h['address']}",
                "--", *argv]
-        return run_cmd(cmd, timeout=60)
+        return run_cmd(cmd, input=input, timeout=60)
 
     # ------------------------------------------------------------------ hosts and host keys
     def test_every_host_answers_ssh_with_its_own_host_key(self):
@@ -122,6 +122,21 @@ class LabTest(GedgeTest):
         near = self.command_rtt("h1", n=5)
         rtt = self.command_rtt(far["name"], n=5)
         self.assertGreaterEqual(rtt - near, 2 * (default + 40) / 1000.0 - 0.005)
+
+    def test_h6_is_password_only_and_reset_keys_restores_it(self):
+        h6 = self.lab_host("h6")
+        self.assertTrue(h6["bootstrap_only"])
+        self.addCleanup(self.lab_sh, "fault", "h6", "reset-keys")
+        with open(self.lab()["key"] + ".pub") as f:
+            pub = f.read()
+        # what a bootstrap does: log in with the password and install a key
+        r = self.password_ssh("h6", "umask 077; mkdir -p .ssh; cat > .ssh/authorized_keys",
+                              input=pub)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(self.ssh_host("h6", "hostname").strip(), "h6")
+        r = self.lab_sh("fault", "h6", "reset-keys")
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotEqual(self.ssh_host("h6", "true", check=False).rc, 0)
 
     # ------------------------------------------------------------------ registry and full-OS hosts
     def test_registry_serves_the_image_to_a_full_os_host(self):

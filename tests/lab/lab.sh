@@ -5,7 +5,9 @@
 #   lab.sh down                     remove everything the lab made (the guard route stays)
 #   lab.sh status                   one line per host; exit 1 when something is unhealthy
 #   lab.sh env                      print /run/gedge-lab/lab.json
-#   lab.sh fault HOST link-down|link-up|rekey|stop-sshd|start-sshd
+#   lab.sh fault HOST link-down|link-up|rekey|stop-sshd|start-sshd|reset-keys
+#                                   (reset-keys: gedgetest's authorized_keys back to the lab key
+#                                    only; none on h6 — for tests that installed other keys)
 #   lab.sh delay FARHOST MS         change a far host's one-way delay live
 #
 # Address plan (all inside 10.213.0.0/16, which a guard route keeps on this machine):
@@ -15,7 +17,8 @@
 #   far hosts    far1..far9 = 10.213.0.31..39 (netns; ssh through a delay proxy)         LAB_FAR   (2)
 #   LAB_FAR_DELAY_MS (25): one-way delay of the far hosts' proxy (SSH round trip +2x).
 # h6 is the bootstrap-by-password host (no authorized_keys); h7 and h8 are reserved for faults.
-# `up` never removes hosts: a lab brought up with more hosts keeps them until `down`.
+# `up` never removes hosts: a lab brought up with more hosts keeps them until `down`, or until
+# an `up` with LAB_SHRINK=1 (e.g. `LAB_SHRINK=1 lab.sh up` after a LAB_NETNS=32 benchmark).
 #
 # Files: /var/tmp/gedge-lab (cache, kept by `down`: lab key, password, debootstrap rootfs),
 #        /run/gedge-lab (runtime: lab.json, known_hosts, per-host config/keys/pids),
@@ -48,7 +51,19 @@ T0=$(date +%s%N)
 ts() { local n; n=$(date +%s%N); printf '[%5d ms] %s\n' $(((n - T0) / 1000000)) "$*" >&2; }
 die() { echo "lab.sh: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "must run as root"
+if [ "$(id -u)" != 0 ]; then
+  echo "lab.sh: must run as root; skipped (exit 77)" >&2; exit 77   # ctest: SKIP_RETURN_CODE 77
+fi
+need() {
+  local c missing=()
+  for c in ip nsenter unshare setsid flock ssh ssh-keygen sshpass /usr/sbin/sshd podman crun \
+           docker-registry debootstrap curl /usr/bin/python3 /bin/busybox; do
+    command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+  done
+  [ ${#missing[@]} = 0 ] || die "missing commands: ${missing[*]} (apt-get install iproute2 util-linux \
+openssh-client openssh-server sshpass podman crun netavark aardvark-dns catatonit iptables \
+docker-registry debootstrap curl python3 busybox-static)"
+}
 
 # ---------------------------------------------------------------- address plan
 plan() {   # prints "name kind address" for every configured host
@@ -252,6 +267,28 @@ EOF
   else
     start_sshd "$name"
   fi
+}
+
+remove_host() {  # name: one host, as `down` removes all
+  local name=$1 d=$R/hosts/$1 ns=gedge-lab-$1 pids holder sig
+  if [ "$(cat "$d/kind")" = full ]; then
+    podman rm -f -t 0 "gedge-lab-$name" >/dev/null 2>&1 || true
+  else
+    holder=$(pidof_file "$d/holder.pid")
+    if alive "$holder" && grep -s '"id"' "$D/hosts/$name/containers/storage/overlay-containers/containers.json" >/dev/null; then
+      nsenter -t "$holder" -m -u -n podman rm -af -t 0 >/dev/null 2>&1 || true
+    fi
+    for sig in TERM KILL; do
+      pids=$(ip netns pids "$ns" 2>/dev/null || true)
+      [ -z "$pids" ] || { kill -s $sig $pids 2>/dev/null || true; [ $sig = KILL ] || sleep 0.2; }
+    done
+    unblackhole "$(cat "$d/address")"
+    ip link del "glab-$name" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "/etc/netns/$ns"
+  fi
+  rm -rf "$d" "$D/hosts/$name"
+  ts "removed $name"
 }
 
 finish_netns_hosts() {
@@ -488,7 +525,7 @@ STARTED=()   # hosts (re)started by this run of `up`
 PENDING=()   # netns hosts whose holder is starting (sshd not yet started)
 cmd_up() {
   guard_route          # FIRST: 10.213.0.0/16 never leaves this machine, even without the bridge
-  check_counts
+  check_counts; need
   mkdir -p "$W"; lock
   machine_setup
   ensure_bridge
@@ -497,12 +534,15 @@ cmd_up() {
   while read -r name kind addr; do
     case $kind in netns|far) ensure_netns_host "$name" "$kind" "$addr" ;; esac
   done < <(plan)
-  # restore faults on netns/far hosts that an earlier, larger `up` made (not in this plan)
+  # hosts that an earlier, larger `up` made (not in this plan): removed with LAB_SHRINK=1,
+  # else kept and restored like the others
   local planned d; planned=" $(plan | awk '{print $1}' | tr '\n' ' ')"
   for d in "$R"/hosts/*; do
     [ -d "$d" ] || continue
     name=${d##*/}; kind=$(cat "$d/kind")
-    [ "$kind" != full ] && [[ $planned != *" $name "* ]] || continue
+    [[ $planned != *" $name "* ]] || continue
+    if [ "${LAB_SHRINK:-0}" = 1 ]; then remove_host "$name"; continue; fi
+    [ "$kind" != full ] || continue
     ensure_netns_host "$name" "$kind" "$(cat "$d/address")"
   done
   finish_netns_hosts
@@ -594,7 +634,7 @@ unblackhole() {  # address: drop the permanent neighbour entries a link-down fau
 
 cmd_fault() {
   local name=${1:-} what=${2:-} kind d addr veth mac ns
-  [ -n "$name" ] && [ -n "$what" ] || die "usage: lab.sh fault HOST link-down|link-up|rekey|stop-sshd|start-sshd"
+  [ -n "$name" ] && [ -n "$what" ] || die "usage: lab.sh fault HOST link-down|link-up|rekey|stop-sshd|start-sshd|reset-keys"
   guard_route; lock
   kind=$(hkind "$name"); d=$R/hosts/$name; addr=$(cat "$d/address")
   veth=$(cat "$d/veth" 2>/dev/null || true); mac=$(cat "$d/mac" 2>/dev/null || true)
@@ -615,6 +655,17 @@ cmd_fault() {
       [ -n "$veth" ] || die "no veth known for $name"
       ip link set "$veth" up
       unblackhole "$addr" ;;
+    reset-keys)   # authorized_keys back to the lab's initial state (none on h6)
+      local home=/home/$USER_NAME
+      if [ "$kind" = full ]; then
+        pex -i "gedge-lab-$name" sh -c "install -d -o $USER_NAME -g $USER_NAME -m 700 $home/.ssh &&
+          cat > $home/.ssh/authorized_keys && chown $USER_NAME: $home/.ssh/authorized_keys &&
+          chmod 600 $home/.ssh/authorized_keys" < "$R/authorized_keys"
+      else
+        nsenter -t "$(pidof_file "$d/holder.pid")" -m -u -n sh -c "rm -rf $home/.ssh
+          if [ $name != h6 ]; then install -d -o $USER_NAME -g $USER_NAME -m 700 $home/.ssh
+            install -o $USER_NAME -g $USER_NAME -m 600 $R/authorized_keys $home/.ssh/authorized_keys; fi"
+      fi ;;
     stop-sshd)
       if [ "$kind" = full ]; then pex "gedge-lab-$name" systemctl stop ssh; else stop_sshd "$name"; fi ;;
     start-sshd)
@@ -629,7 +680,7 @@ cmd_fault() {
       fi
       write_lab_json
       wait_ready "$name" ;;
-    *) die "unknown fault '$what' (link-down link-up rekey stop-sshd start-sshd)" ;;
+    *) die "unknown fault '$what' (link-down link-up rekey stop-sshd start-sshd reset-keys)" ;;
   esac
   echo "$name: $what"
 }
@@ -653,5 +704,5 @@ case ${1:-} in
   env) [ -f "$R/lab.json" ] || die "lab is not up (run: $0 up)"; cat "$R/lab.json" ;;
   fault) shift; cmd_fault "$@" ;;
   delay) shift; cmd_delay "$@" ;;
-  *) echo "usage: $0 up|down|status|env|fault HOST link-down|link-up|rekey|stop-sshd|start-sshd|delay HOST MS" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|fault HOST link-down|link-up|rekey|stop-sshd|start-sshd|reset-keys|delay HOST MS" >&2; exit 2 ;;
 esac
