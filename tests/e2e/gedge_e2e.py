@@ -176,6 +176,13 @@ class GedgeTest(unittest.TestCase):
             self._lab = load_lab()
         return self._lab
 
+    def lab_hosts(self, kind=None, include_reserved=False):
+        """Lab hosts (lab.json dicts), optionally of one kind ("netns", "full", "far"), without
+        the fault hosts (h7, h8) and the password-only host (h6) unless include_reserved."""
+        return [h for h in self.lab()["hosts"]
+                if (kind is None or h["kind"] == kind)
+                and (include_reserved or not (h["reserved_for_faults"] or h["bootstrap_only"]))]
+
     def lab_host(self, name):
         """The lab.json entry of host NAME (keys: name address port kind host_key
         host_key_fingerprint host_key_type bootstrap_only reserved_for_faults)."""

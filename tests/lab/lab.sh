@@ -103,7 +103,8 @@ machine_setup() {
   chmod 700 "$W"; chmod 755 /run/sshd
   # crun needs hugetlb on a v1 hierarchy here (cgroup v1/v2 hybrid)
   if [ -d /sys/fs/cgroup ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
-    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb \
+      || echo "lab.sh: warning: could not mount the hugetlb cgroup (crun may refuse to run)" >&2
   fi
   mkdir -p /etc/containers/registries.conf.d /etc/containers/networks
   # no CAP_SYS_RESOURCE: podman's default rlimits fail; nproc must stay <= 32768
