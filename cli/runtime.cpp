@@ -1,19 +1,294 @@
-// Placeholder until the runtime issue lands: the noun exists but refuses to pretend (exit 1).
+// gedge runtime: pack | ls | show | verify | gc | push | mounts | check.
+#include <fmt/format.h>
+
 #include "app.hpp"
+#include "gedge/runtime.hpp"
 
 namespace gedge::cli {
+
+namespace {
+
+std::string human_bytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+struct PackFlags {
+  std::vector<std::string> dirs;
+  std::string name;
+  std::vector<std::string> components;
+  std::string prefix;
+  int level = 3;
+  unsigned jobs = 0;
+};
+
+struct PushFlags {
+  std::string id;
+  std::vector<std::string> devices;
+  std::string cluster;
+  std::string to;
+  std::string root = runtime::kDefaultRoot;
+};
+
+struct MountFlags {
+  std::string id;
+  std::string pvc;
+  std::string sub_path;
+  bool host_path = false;
+  std::string root = runtime::kDefaultRoot;
+};
+
+void add_pack(CLI::App& noun, Ctx& ctx) {
+  auto f = std::make_shared<PackFlags>();
+  auto* cmd = noun.add_subcommand("pack", "Pack trees into a content-addressed, relocated runtime bundle");
+  cmd->add_option("dirs", f->dirs, "Component trees; each becomes role = its directory name")->type_name("DIR");
+  cmd->add_option("--name", f->name, "Bundle name, e.g. pt2.1-cuda12.1")->required()->type_name("N");
+  cmd->add_option("--component", f->components,
+                  "A component: ROLE=DIR (env, cuda, cudnn, tensorrt, nccl, data or free-form)")
+      ->type_name("ROLE=DIR");
+  cmd->add_option("--prefix", f->prefix, "Mount prefix the bundle is relocated to (default /opt/gedge/rt/NAME)")
+      ->type_name("P");
+  cmd->add_option("--level", f->level, "zstd compression level 1..19 (default 3)")->type_name("L");
+  cmd->add_option("-j,--jobs", f->jobs, "Worker threads (default: every core)")->type_name("J");
+  examples(cmd, {"gedge runtime pack --name pt2.1-cu12 --component env=/opt/conda/envs/pt --component cuda=/usr/local/cuda-12.1",
+                 "gedge runtime pack ./env ./cuda --name demo -o json",
+                 "gedge runtime pack --name demo --component env=./env --prefix /opt/rt/demo -j 8"});
+  on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
+    runtime::PackRequest req;
+    req.name = f->name;
+    req.prefix = f->prefix;
+    req.level = f->level;
+    req.jobs = f->jobs;
+    for (const auto& d : f->dirs) {
+      std::filesystem::path p(d);
+      std::string role = p.lexically_normal().filename().string();
+      if (role.empty()) role = p.lexically_normal().parent_path().filename().string();
+      req.components.push_back({role, p});
+    }
+    for (const auto& c : f->components) {
+      auto eq = c.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == c.size())
+        return fail(ErrorCode::usage, fmt::format("malformed --component '{}'", c), "use --component ROLE=DIR");
+      req.components.push_back({c.substr(0, eq), c.substr(eq + 1)});
+    }
+    auto paths = GEDGE_TRY(ctx.paths());
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto r = GEDGE_TRY(runtime::pack(paths, *inv, req, ctx.reporter()));
+    auto j = r.to_json();
+    std::string footer = fmt::format(
+        "{} {}: {} files, read {}, stored {} new ({} of {} chunks new), dedupe ratio {:.2f}{}",
+        r.created ? "packed" : "unchanged (already recorded)", r.id.substr(0, 12), r.files,
+        human_bytes(r.bytes_read), human_bytes(r.bytes_stored), r.chunks_new, r.chunks,
+        j["dedupe_ratio"].get<double>(),
+        r.outside_links.empty() ? "" : fmt::format("; {} symlink(s) point outside", r.outside_links.size()));
+    View out{nlohmann::json(j), {}, "", footer};
+    return Outcome{out, std::nullopt, std::nullopt};
+  });
+}
+
+void add_ls(CLI::App& noun, Ctx& ctx) {
+  auto* cmd = noun.add_subcommand("ls", "List packed runtime bundles");
+  examples(cmd, {"gedge runtime ls", "gedge runtime ls -o json"});
+  on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto list = GEDGE_TRY(runtime::list_bundles(*inv));
+    View v{list,
+           {{"ID", "/short_id"}, {"NAME", "/name"}, {"FILES", "/files"}, {"BYTES", "/bytes"},
+            {"CUDA", "/cuda"}, {"COMPONENTS", "/components"}, {"CREATED", "/created_at"}},
+           "",
+           list.empty() ? "no runtime bundles; pack one with gedge runtime pack" : ""};
+    return Outcome{v, std::nullopt, std::nullopt};
+  });
+}
+
+void add_show(CLI::App& noun, Ctx& ctx) {
+  auto id = std::make_shared<std::string>();
+  auto manifest = std::make_shared<bool>(false);
+  auto* cmd = noun.add_subcommand("show", "Show a bundle: components, versions, env wiring, pushes");
+  cmd->add_option("id", *id, "Bundle id, unique id prefix, or name (newest)")->required()->type_name("ID");
+  cmd->add_flag("--manifest", *manifest, "Print the full manifest (JSON)");
+  examples(cmd, {"gedge runtime show demo", "gedge runtime show 3f2a9c1b -o json", "gedge runtime show demo --manifest"});
+  on_run(cmd, ctx, [&ctx, id, manifest]() -> Result<Outcome> {
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
+    if (*manifest) return Outcome{View{b.manifest, {}, "", ""}, std::nullopt, b.manifest.dump(2) + "\n"};
+    auto s = runtime::bundle_summary(b);
+    s["pushes"] = GEDGE_TRY(runtime::bundle_pushes(*inv, b.id));
+    return Outcome{View{s, {}, "", ""}, std::nullopt, std::nullopt};
+  });
+}
+
+void add_verify(CLI::App& noun, Ctx& ctx) {
+  auto id = std::make_shared<std::string>();
+  auto to = std::make_shared<std::string>();
+  auto* cmd = noun.add_subcommand("verify", "Re-hash every chunk of a bundle (or check a materialised copy)");
+  cmd->add_option("id", *id, "Bundle id, prefix or name")->required()->type_name("ID");
+  cmd->add_option("--to", *to, "Check the copy materialised under this root instead of the local store")
+      ->type_name("DIR");
+  examples(cmd, {"gedge runtime verify demo", "gedge runtime verify demo --to /srv/nfs/runtimes -o json"});
+  on_run(cmd, ctx, [&ctx, id, to]() -> Result<Outcome> {
+    auto paths = GEDGE_TRY(ctx.paths());
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
+    auto r = to->empty() ? GEDGE_TRY(runtime::verify(paths, b, ctx.reporter()))
+                         : GEDGE_TRY(runtime::verify_dir(b, *to, ctx.reporter()));
+    auto j = r.to_json();
+    bool ok = j["ok"].get<bool>();
+    std::string footer = ok ? fmt::format("{}: all {} chunks verified", b.id.substr(0, 12), r.chunks)
+                            : fmt::format("{}: {} corrupted, {} missing chunks; {} bad files", b.id.substr(0, 12),
+                                          r.corrupted.size(), r.missing.size(), r.bad_files.size());
+    std::optional<Error> err;
+    if (!ok) {
+      std::string what;
+      for (const auto& c : r.corrupted) what += (what.empty() ? "" : ", ") + c.substr(0, 16);
+      for (const auto& c : r.missing) what += (what.empty() ? "" : ", ") + c.substr(0, 16) + " (missing)";
+      for (std::size_t i = 0; i < r.bad_files.size() && i < 10; ++i)
+        what += (what.empty() ? "" : ", ") + r.bad_files[i];
+      err = Error{ErrorCode::failure, fmt::format("bundle {} does not verify: {}", b.id.substr(0, 12), what),
+                  to->empty() ? "pack the source trees again to restore the chunks"
+                              : "push the bundle again to repair the copy"};
+    }
+    return Outcome{View{j, {}, "", footer}, err, std::nullopt};
+  });
+}
+
+void add_gc(CLI::App& noun, Ctx& ctx) {
+  auto dry = std::make_shared<bool>(false);
+  auto* cmd = noun.add_subcommand("gc", "Remove chunks no recorded bundle references");
+  cmd->add_flag("--dry-run", *dry, "Only count what would be removed");
+  examples(cmd, {"gedge runtime gc", "gedge runtime gc --dry-run -o json"});
+  on_run(cmd, ctx, [&ctx, dry]() -> Result<Outcome> {
+    auto paths = GEDGE_TRY(ctx.paths());
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto r = GEDGE_TRY(runtime::gc(paths, *inv, *dry, ctx.reporter()));
+    std::string footer = fmt::format("{} {} chunks ({}), kept {}", *dry ? "would remove" : "removed", r.removed,
+                                     human_bytes(r.bytes_freed), r.kept);
+    return Outcome{View{r.to_json(), {}, "", footer}, std::nullopt, std::nullopt};
+  });
+}
+
+void add_push(CLI::App& noun, Ctx& ctx) {
+  auto f = std::make_shared<PushFlags>();
+  auto* cmd = noun.add_subcommand("push", "Materialise a bundle on devices or into a directory, sending only missing chunks");
+  cmd->add_option("id", f->id, "Bundle id, prefix or name")->required()->type_name("ID");
+  auto* dev = cmd->add_option("--device", f->devices, "Target device(s)")->type_name("D");
+  auto* cl = cmd->add_option("--cluster", f->cluster, "Every member of a cluster")->type_name("C");
+  auto* to = cmd->add_option("--to", f->to, "A local directory (e.g. an NFS/CephFS export) used as the root")
+                 ->type_name("DIR");
+  dev->excludes(cl)->excludes(to);
+  cl->excludes(to);
+  cmd->add_option("--root", f->root, "Runtime root on devices (default /var/lib/gedge/runtimes)")->type_name("DIR");
+  examples(cmd, {"gedge runtime push demo --to /srv/nfs/runtimes", "gedge runtime push demo --device edge1 --device edge2 -o json",
+                 "gedge runtime push demo --cluster lab --root /var/lib/gedge/runtimes"});
+  on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
+    if (f->devices.empty() && f->cluster.empty() && f->to.empty())
+      return fail(ErrorCode::usage, "push needs a target", "give --to DIR, --device D... or --cluster C");
+    auto paths = GEDGE_TRY(ctx.paths());
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto b = GEDGE_TRY(runtime::find_bundle(*inv, f->id));
+    if (f->to.empty())
+      return fail(ErrorCode::failure, "runtime push over SSH (--device/--cluster) is not available in this build",
+                  "push into a shared directory with --to DIR and mount it with gedge runtime mounts");
+    auto r = GEDGE_TRY(runtime::push_to_dir(paths, b, f->to, ctx.reporter()));
+    GEDGE_TRY_VOID(runtime::record_push(*inv, b, r));
+    nlohmann::json j{{"id", b.id}, {"name", b.name}, {"targets", nlohmann::json::array({r.to_json()})}};
+    std::string footer = fmt::format("{} {} on {}: sent {} ({} chunks), {} chunks already there", r.state,
+                                     b.id.substr(0, 12), r.target, human_bytes(r.bytes_sent), r.chunks_sent,
+                                     r.chunks_skipped);
+    View v{j,
+           {{"TARGET", "/target"}, {"STATE", "/state"}, {"BYTES_SENT", "/bytes_sent"}, {"CHUNKS_SENT", "/chunks_sent"},
+            {"CHUNKS_SKIPPED", "/chunks_skipped"}, {"REPAIRED", "/files_repaired"}},
+           "/targets", footer};
+    return Outcome{v, std::nullopt, std::nullopt};
+  });
+}
+
+void add_mounts(CLI::App& noun, Ctx& ctx) {
+  auto f = std::make_shared<MountFlags>();
+  auto* cmd = noun.add_subcommand("mounts", "Print mounts and env wiring: -o k8s | podman | sh (or json)");
+  cmd->add_option("id", f->id, "Bundle id, prefix or name")->required()->type_name("ID");
+  auto* pvc = cmd->add_option("--pvc", f->pvc, "k8s: mount from this PersistentVolumeClaim (subPath)")->type_name("NAME");
+  cmd->add_option("--sub-path", f->sub_path, "k8s: path of the runtimes root inside the PVC")->type_name("P")->needs(pvc);
+  auto* hp = cmd->add_flag("--host-path", f->host_path, "k8s: mount the host's copy with hostPath (default)");
+  hp->excludes(pvc);
+  cmd->add_option("--root", f->root, "Where bundles live on the host (default /var/lib/gedge/runtimes)")->type_name("DIR");
+  examples(cmd, {"podman run $(gedge runtime mounts demo -o podman) IMAGE python3 app.py",
+                 "gedge runtime mounts demo -o k8s --pvc runtimes --sub-path rt",
+                 "gedge runtime mounts demo -o sh > path.sh"});
+  on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto b = GEDGE_TRY(runtime::find_bundle(*inv, f->id));
+    runtime::MountRequest req;
+    req.root = f->root;
+    req.pvc = f->pvc;
+    req.sub_path = f->sub_path;
+    std::string o = ctx.output_raw();
+    if (o == "k8s" || o == "podman" || o == "sh") {
+      req.format = o == "k8s" ? runtime::MountFormat::k8s : o == "podman" ? runtime::MountFormat::podman : runtime::MountFormat::sh;
+      auto text = GEDGE_TRY(runtime::render_mounts(b, req));
+      return Outcome{View{}, std::nullopt, text};
+    }
+    GEDGE_TRY(ctx.format());
+    req.format = runtime::MountFormat::podman;
+    auto podman = GEDGE_TRY(runtime::render_mounts(b, req));
+    nlohmann::json env = nlohmann::json::object();
+    for (const auto& [k, v] : runtime::env_wiring(b.manifest)) env[k] = v;
+    std::string root = req.root;
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    nlohmann::json j{{"id", b.id},
+                     {"host_path", root + "/" + b.id},
+                     {"mount_path", b.manifest.value("prefix", "")},
+                     {"read_only", true},
+                     {"env", env},
+                     {"podman", podman.substr(0, podman.size() - 1)}};
+    return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
+  });
+}
+
+void add_check(CLI::App& noun, Ctx& ctx) {
+  auto id = std::make_shared<std::string>();
+  auto device = std::make_shared<std::string>();
+  auto* cmd = noun.add_subcommand("check", "Check a bundle's CUDA driver requirement against a device's driver");
+  cmd->add_option("id", *id, "Bundle id, prefix or name")->required()->type_name("ID");
+  cmd->add_option("--device", *device, "Device whose facts (GPU driver) to check against")->required()->type_name("D");
+  examples(cmd, {"gedge runtime check demo --device edge1", "gedge runtime check demo --device edge1 -o json"});
+  on_run(cmd, ctx, [&ctx, id, device]() -> Result<Outcome> {
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
+    auto j = GEDGE_TRY(runtime::check_on_device(*inv, b, *device));
+    std::string verdict = j["verdict"].get<std::string>();
+    std::optional<Error> err;
+    if (verdict == "too_old")
+      err = Error{ErrorCode::failure, fmt::format("{} cannot run {} on {}: {}", *device, b.name, verdict, j["reason"].get<std::string>()),
+                  "upgrade the device's NVIDIA driver or pack the bundle with an older CUDA"};
+    if (verdict == "unknown")
+      err = Error{ErrorCode::failure, fmt::format("cannot tell whether {} runs {}: {}", *device, b.name, j["reason"].get<std::string>()),
+                  fmt::format("refresh the facts with gedge device check {}", *device)};
+    return Outcome{View{j, {}, "", fmt::format("{}: {}", verdict, j["reason"].get<std::string>())}, err, std::nullopt};
+  });
+}
+
+}  // namespace
 
 void register_runtime(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("runtime", "");
   for (const auto& noun : nouns())
     if (std::string_view(noun.name) == "runtime") cmd->description(noun.summary);
-  static std::vector<std::string> rest;
-  cmd->add_option("args", rest, "")->group("");
-  cmd->prefix_command();
-  on_run(cmd, ctx, []() -> Result<Outcome> {
-    return fail(ErrorCode::failure, "gedge runtime is not implemented yet",
-                "see the project's open issues");
-  });
+  cmd->require_subcommand(1);
+  add_pack(*cmd, ctx);
+  add_ls(*cmd, ctx);
+  add_show(*cmd, ctx);
+  add_verify(*cmd, ctx);
+  add_gc(*cmd, ctx);
+  add_push(*cmd, ctx);
+  add_mounts(*cmd, ctx);
+  add_check(*cmd, ctx);
 }
 
 }  // namespace gedge::cli

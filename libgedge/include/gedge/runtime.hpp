@@ -1,0 +1,168 @@
+// Content-addressed GPU runtime bundles: pack trees (conda env, CUDA, cuDNN, ...) relocated to a
+// mount prefix into a chunk store, list/verify/gc them, materialise them into a directory (an NFS
+// export or a device's runtime root) sending only missing chunks, and render the mounts and
+// PATH/LD_LIBRARY_PATH wiring for Kubernetes, podman or a shell.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "gedge/error.hpp"
+#include "gedge/inventory.hpp"
+#include "gedge/paths.hpp"
+#include "gedge/report.hpp"
+
+namespace gedge::runtime {
+
+// Manifest format this gedge writes and the newest it reads.
+inline constexpr int kManifestFormat = 1;
+// Default root of materialised bundles on devices.
+inline constexpr const char* kDefaultRoot = "/var/lib/gedge/runtimes";
+
+struct ComponentSpec {
+  std::string role;             // env, cuda, cudnn, tensorrt, nccl, data, or free-form
+  std::filesystem::path dir;    // source tree
+};
+
+struct PackRequest {
+  std::string name;
+  std::vector<ComponentSpec> components;  // a bare DIR becomes role = its base name
+  std::string prefix;                     // mount prefix; "" = /opt/gedge/rt/<name>
+  int level = 3;                          // zstd level
+  unsigned jobs = 0;                      // worker threads; 0 = every core
+};
+
+struct PackResult {
+  std::string id;
+  std::string name;
+  std::string prefix;
+  bool created = true;  // false: an identical bundle was already recorded
+  uint64_t files = 0, dirs = 0, symlinks = 0, hardlinks = 0;
+  uint64_t bytes_read = 0;    // bytes of regular file content read
+  uint64_t bytes_unique = 0;  // uncompressed bytes of the bundle's distinct chunks
+  uint64_t bytes_stored = 0;  // compressed bytes newly written to the store by this pack
+  uint64_t chunks = 0, chunks_new = 0;
+  std::vector<std::string> relocated;      // files whose prefix was rewritten
+  std::vector<std::string> outside_links;  // symlinks pointing outside the bundle
+  nlohmann::json versions, env, requires_;
+  nlohmann::json to_json() const;
+};
+
+// Packs the component trees into the chunk store under paths.runtimes and records the bundle.
+// Errors: usage (bad name/role, device files, non-UTF-8 names, prefix too long for a binary),
+// failure (unreadable files, I/O), interrupted.
+Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& req, Reporter& rep);
+
+// A recorded bundle.
+struct Bundle {
+  std::string id;
+  std::string name;
+  std::string created_at;
+  nlohmann::json manifest;
+};
+
+// Finds a bundle by full id, unique id prefix (>= 4 chars) or name (newest with that name).
+// not_found / conflict (ambiguous prefix); failure when the manifest is from a newer gedge.
+Result<Bundle> find_bundle(Inventory& inv, std::string_view ref);
+
+// One summary object per bundle, newest first.
+Result<nlohmann::json> list_bundles(Inventory& inv);
+// The summary of one bundle (what `ls` shows) plus versions, env, components.
+nlohmann::json bundle_summary(const Bundle& b);
+
+// Re-hashes every chunk of the bundle in the local store. `corrupted`/`missing` name chunks
+// and the files that use them.
+struct VerifyResult {
+  std::string id;
+  uint64_t chunks = 0;
+  std::vector<std::string> corrupted, missing;
+  std::vector<std::string> bad_files;  // files using a corrupted or missing chunk
+  nlohmann::json to_json() const;
+};
+Result<VerifyResult> verify(const Paths& paths, const Bundle& b, Reporter& rep);
+
+// Removes chunks no recorded bundle references (never a referenced one).
+struct GcResult {
+  uint64_t kept = 0, removed = 0, bytes_freed = 0;
+  bool dry_run = false;
+  nlohmann::json to_json() const;
+};
+Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& rep);
+
+// Materialises a bundle under `root` (local directory): chunks the target store lacks are copied
+// to root/.gedge/chunks, files are built (identical files hardlinked through root/.gedge/objects),
+// hashes verified, and root/<id> appears by one rename when complete. An existing root/<id> is
+// verified and repaired.
+struct PushResult {
+  std::string target;  // "dir:<root>" or a device name
+  std::string root;
+  std::string state;   // created | verified | repaired
+  uint64_t bytes_sent = 0, chunks_sent = 0, chunks_skipped = 0;
+  uint64_t files = 0, files_linked = 0, files_repaired = 0;
+  std::vector<std::string> repaired;
+  nlohmann::json to_json() const;
+};
+Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const std::filesystem::path& root,
+                               Reporter& rep);
+// Checks a materialised copy under root without changing it; the names of bad files in
+// VerifyResult::bad_files.
+Result<VerifyResult> verify_dir(const Bundle& b, const std::filesystem::path& root, Reporter& rep);
+
+// Mount specs (pure).
+enum class MountFormat { k8s, podman, sh };
+struct MountRequest {
+  MountFormat format = MountFormat::podman;
+  std::string root = kDefaultRoot;  // where <id>/ lives on the host (hostPath, podman -v)
+  std::string pvc;                  // k8s: PersistentVolumeClaim name (else hostPath)
+  std::string sub_path;             // k8s: path of the runtimes root inside the PVC
+};
+// The text for -o k8s (YAML), podman (one shell-quoted line of flags) or sh (a path.sh).
+Result<std::string> render_mounts(const Bundle& b, const MountRequest& req);
+// The env wiring as NAME -> value (PATH ends with the usual system dirs).
+std::vector<std::pair<std::string, std::string>> env_wiring(const nlohmann::json& manifest);
+
+// Driver check (pure): the bundle's CUDA requirement against a device's facts JSON
+// (gpus[].driver). verdict: ok | compat (minor-version compatibility only) | too_old | no_cuda |
+// unknown (no driver in the facts).
+nlohmann::json check_driver(const nlohmann::json& manifest, const nlohmann::json& facts);
+
+// check_driver against the facts recorded for device `device` (not_found when unknown).
+Result<nlohmann::json> check_on_device(Inventory& inv, const Bundle& b, const std::string& device);
+
+// Records that the bundle now lives on `target` under `root` (runtime_pushes).
+Result<void> record_push(Inventory& inv, const Bundle& b, const PushResult& r);
+
+// Where the bundle was pushed: [{target, root, pushed_at}].
+Result<nlohmann::json> bundle_pushes(Inventory& inv, const std::string& id);
+
+// Minimum Linux driver for a CUDA toolkit version ("12.2.140"): {full, compat}; empty if unknown.
+std::pair<std::string, std::string> min_driver_for_cuda(std::string_view cuda_version);
+// Numeric dotted-version compare (-1, 0, 1).
+int compare_versions(std::string_view a, std::string_view b);
+
+// Detected versions of the trees (cuda, cudnn, tensorrt, nccl, python), pure file reads.
+nlohmann::json detect_versions(const std::vector<ComponentSpec>& components);
+
+// Rewrites occurrences of each `from` with `to` (pure). Text (no NUL byte): plain substitution.
+// Binary: each NUL-terminated string holding `from` is rewritten and NUL-padded to its original
+// length (conda-pack's rule); returns false in `fits` when a `to` is longer than its `from`.
+struct Rewrite {
+  std::string from, to;
+};
+struct RelocateOutcome {
+  bool changed = false;
+  bool binary = false;
+  bool fits = true;
+};
+RelocateOutcome relocate(std::string& data, const std::vector<Rewrite>& rewrites);
+
+// Content-defined chunk boundaries for a buffer (end offsets); small inputs are one chunk.
+std::vector<std::size_t> chunk_boundaries(std::string_view data);
+
+// Lower-case hex SHA-256.
+std::string sha256_hex(std::string_view data);
+
+}  // namespace gedge::runtime

@@ -1,0 +1,183 @@
+#include "chunk_store.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "gedge/runtime.hpp"
+
+namespace fs = std::filesystem;
+
+namespace gedge::runtime {
+
+std::string sha256_hex(std::string_view data) {
+  detail::Sha256 h;
+  h.update(data);
+  return h.hex();
+}
+
+namespace detail {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256::update(std::string_view data) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
+}
+std::string Sha256::hex() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &n);
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (unsigned i = 0; i < n; ++i) {
+    out += digits[md[i] >> 4];
+    out += digits[md[i] & 15];
+  }
+  return out;
+}
+
+fs::path chunk_path(const fs::path& store, std::string_view hash) {
+  return store / std::string(hash.substr(0, 2)) / std::string(hash);
+}
+
+namespace {
+std::string temp_name(const fs::path& path) {
+  static std::atomic<uint64_t> counter{0};
+  return fmt::format(".tmp.{}.{}.{}", path.filename().string(), ::getpid(), counter++);
+}
+
+Result<void> write_all(int fd, std::string_view data, const fs::path& what) {
+  const char* p = data.data();
+  std::size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      return fail(ErrorCode::failure, fmt::format("cannot write {}: {}", what.string(), errno_text(e)),
+                  e == ENOSPC ? "free space on the target or choose another --to/--root" : "");
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  return {};
+}
+}  // namespace
+
+Result<void> write_atomic(const fs::path& path, std::string_view data, unsigned mode) {
+  fs::path tmp = path.parent_path() / temp_name(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", tmp.string(), errno_text(e)),
+                e == ENOSPC ? "free space on the target" : "");
+  }
+  auto ok = write_all(fd, data, path);
+  if (ok && ::fchmod(fd, mode) != 0) ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", tmp.string()));
+  if (::close(fd) != 0 && ok) {
+    int e = errno;
+    ok = fail(ErrorCode::failure, fmt::format("cannot write {}: {}", path.string(), errno_text(e)));
+  }
+  if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ok = fail(ErrorCode::failure, fmt::format("cannot rename into {}: {}", path.string(), errno_text(e)));
+  }
+  if (!ok) ::unlink(tmp.c_str());
+  return ok;
+}
+
+Result<std::string> slurp(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    int e = errno;
+    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)),
+                e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
+  }
+  std::string out;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Result<uint64_t> put_chunk(const fs::path& store, std::string_view hash, std::string_view data, int level) {
+  fs::path p = chunk_path(store, hash);
+  struct stat st {};
+  if (::stat(p.c_str(), &st) == 0) return uint64_t{0};
+  std::error_code ec;
+  fs::create_directories(p.parent_path(), ec);
+  if (ec) return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", p.parent_path().string(), ec.message()));
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  std::size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  if (ZSTD_isError(n)) return fail(ErrorCode::internal, fmt::format("zstd: {}", ZSTD_getErrorName(n)));
+  out.resize(n);
+  GEDGE_TRY_VOID(write_atomic(p, out, 0644));
+  return uint64_t{n};
+}
+
+Result<std::string> read_chunk(const fs::path& path) {
+  auto raw = slurp(path);
+  if (!raw) return fail(ErrorCode::failure, fmt::format("chunk {} is missing or unreadable", path.filename().string()));
+  unsigned long long size = ZSTD_getFrameContentSize(raw->data(), raw->size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 32))
+    return fail(ErrorCode::failure, fmt::format("chunk {} is corrupted (not a zstd frame)", path.filename().string()));
+  std::string out(size, '\0');
+  std::size_t n = ZSTD_decompress(out.data(), out.size(), raw->data(), raw->size());
+  if (ZSTD_isError(n) || n != size)
+    return fail(ErrorCode::failure, fmt::format("chunk {} is corrupted ({})", path.filename().string(),
+                                                ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
+  return out;
+}
+
+Result<uint64_t> copy_atomic(const fs::path& from, const fs::path& to) {
+  auto data = GEDGE_TRY(slurp(from));
+  GEDGE_TRY_VOID(write_atomic(to, data, 0644));
+  return uint64_t{data.size()};
+}
+
+Result<StoreLock> StoreLock::take(const fs::path& file, bool exclusive) {
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot open lock {}: {}", file.string(), errno_text(errno)));
+  while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
+    if (errno == EINTR) continue;
+    ::close(fd);
+    return fail(ErrorCode::conflict, fmt::format("cannot lock {}", file.string()));
+  }
+  return StoreLock(fd);
+}
+
+StoreLock::~StoreLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace detail
+}  // namespace gedge::runtime

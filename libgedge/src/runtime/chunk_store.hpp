@@ -1,0 +1,63 @@
+// The chunk store: zstd-compressed chunks named by the SHA-256 of their uncompressed bytes,
+// at <store>/<first two hex>/<hash>. Writes are atomic (temp file + rename).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "gedge/error.hpp"
+
+namespace gedge::runtime::detail {
+
+std::filesystem::path chunk_path(const std::filesystem::path& store, std::string_view hash);
+
+// Writes `data` compressed at `level` unless the chunk exists. Returns the compressed bytes
+// written (0 when it was already present).
+Result<uint64_t> put_chunk(const std::filesystem::path& store, std::string_view hash,
+                           std::string_view data, int level);
+
+// Reads and decompresses a chunk; failure when missing or not valid zstd.
+Result<std::string> read_chunk(const std::filesystem::path& path);
+
+// Writes bytes to path through a temp file in the same directory and rename (mode applied).
+Result<void> write_atomic(const std::filesystem::path& path, std::string_view data, unsigned mode);
+
+// Copies a file atomically (temp + rename); returns bytes copied.
+Result<uint64_t> copy_atomic(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// Reads a whole file (failure naming it on error).
+Result<std::string> slurp(const std::filesystem::path& path);
+
+// Incremental SHA-256.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view data);
+  std::string hex();
+
+ private:
+  void* ctx_;
+};
+
+// "No space left on device (errno 28)"-style text.
+std::string errno_text(int err);
+
+// A POSIX advisory lock on a file (shared for pack/push, exclusive for gc).
+class StoreLock {
+ public:
+  static Result<StoreLock> take(const std::filesystem::path& file, bool exclusive);
+  StoreLock(StoreLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  StoreLock& operator=(StoreLock&&) = delete;
+  ~StoreLock();
+
+ private:
+  explicit StoreLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+}  // namespace gedge::runtime::detail

@@ -1,0 +1,447 @@
+// runtime pack: walk the component trees, relocate, chunk, hash, compress, store, record.
+#include <dirent.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "chunk_store.hpp"
+#include "gedge/runtime.hpp"
+#include "manifest.hpp"
+
+namespace fs = std::filesystem;
+
+namespace gedge::runtime {
+
+nlohmann::json PackResult::to_json() const {
+  double ratio = bytes_unique ? static_cast<double>(bytes_read) / static_cast<double>(bytes_unique) : 1.0;
+  double compression = bytes_unique && chunks_new == chunks && bytes_stored
+                           ? static_cast<double>(bytes_unique) / static_cast<double>(bytes_stored)
+                           : 0.0;
+  nlohmann::json j{{"id", id},
+                   {"short_id", id.substr(0, 12)},
+                   {"name", name},
+                   {"prefix", prefix},
+                   {"created", created},
+                   {"files", files},
+                   {"dirs", dirs},
+                   {"symlinks", symlinks},
+                   {"hardlinks", hardlinks},
+                   {"bytes_read", bytes_read},
+                   {"bytes_unique", bytes_unique},
+                   {"bytes_stored", bytes_stored},
+                   {"chunks", chunks},
+                   {"chunks_new", chunks_new},
+                   {"dedupe_ratio", ratio},
+                   {"relocated", relocated},
+                   {"outside_links", outside_links},
+                   {"versions", versions},
+                   {"env", env},
+                   {"requires", requires_}};
+  if (compression > 0) j["compression_ratio"] = compression;
+  return j;
+}
+
+namespace {
+
+struct WalkEntry {
+  std::string rel;     // bundle path: <role>/<relative>
+  fs::path src;
+  char type;           // 'd' dir, 'f' file, 'l' symlink, 'h' hardlink
+  unsigned mode = 0;
+  uint64_t size = 0;
+  std::string link;    // symlink target / hardlink first path
+  bool outside = false;
+};
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (std::size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Shows a name with control and non-UTF-8 bytes escaped, for messages.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+// Lexically resolves a symlink target relative to the link's directory inside the bundle; true
+// when it stays inside the component root.
+bool stays_inside(const std::string& link_dir_rel, const std::string& target) {
+  if (!target.empty() && target[0] == '/') return false;
+  std::vector<std::string> parts;
+  auto push = [&](std::string_view path) {
+    std::size_t i = 0;
+    while (i <= path.size()) {
+      std::size_t j = path.find('/', i);
+      if (j == std::string_view::npos) j = path.size();
+      std::string_view p = path.substr(i, j - i);
+      if (p == "..") {
+        if (parts.empty()) return false;
+        parts.pop_back();
+      } else if (!p.empty() && p != ".") {
+        parts.emplace_back(p);
+      }
+      i = j + 1;
+    }
+    return true;
+  };
+  if (!push(link_dir_rel)) return false;
+  return push(target);
+}
+
+struct Walker {
+  std::vector<WalkEntry> entries;
+  std::vector<std::string> refused;     // device files, sockets, fifos
+  std::vector<std::string> bad_names;   // non-UTF-8
+  std::vector<std::string> unreadable;
+  std::map<std::pair<dev_t, ino_t>, std::string> inodes;
+  std::vector<Rewrite> rewrites;
+
+  void walk(const fs::path& src, const std::string& rel, const std::string& comp_rel_dir) {
+    struct stat st {};
+    if (::lstat(src.c_str(), &st) != 0) {
+      unreadable.push_back(fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+      return;
+    }
+    if (!valid_utf8(rel)) {
+      bad_names.push_back(printable(src.string()));
+      return;
+    }
+    WalkEntry e;
+    e.rel = rel;
+    e.src = src;
+    e.mode = st.st_mode & 07777;
+    if (S_ISDIR(st.st_mode)) {
+      e.type = 'd';
+      entries.push_back(e);
+      DIR* d = ::opendir(src.c_str());
+      if (!d) {
+        unreadable.push_back(fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+        return;
+      }
+      std::vector<std::string> names;
+      while (auto* de = ::readdir(d)) {
+        std::string n = de->d_name;
+        if (n == "." || n == "..") continue;
+        names.push_back(n);
+      }
+      ::closedir(d);
+      std::sort(names.begin(), names.end());
+      for (const auto& n : names) walk(src / n, rel + "/" + n, comp_rel_dir.empty() ? n : comp_rel_dir + "/" + n);
+    } else if (S_ISREG(st.st_mode)) {
+      if (st.st_nlink > 1) {
+        auto key = std::make_pair(st.st_dev, st.st_ino);
+        auto it = inodes.find(key);
+        if (it != inodes.end()) {
+          e.type = 'h';
+          e.link = it->second;
+          entries.push_back(e);
+          return;
+        }
+        inodes[key] = rel;
+      }
+      e.type = 'f';
+      e.size = static_cast<uint64_t>(st.st_size);
+      entries.push_back(e);
+    } else if (S_ISLNK(st.st_mode)) {
+      std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+      ssize_t n = ::readlink(src.c_str(), target.data(), target.size());
+      if (n < 0) {
+        unreadable.push_back(fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+        return;
+      }
+      target.resize(static_cast<std::size_t>(n));
+      if (!valid_utf8(target)) {
+        bad_names.push_back(printable(src.string()) + " -> " + printable(target));
+        return;
+      }
+      e.type = 'l';
+      e.mode = 0777;
+      // Absolute links into a component are relocated like file contents.
+      std::string relocated = target;
+      relocate(relocated, rewrites);
+      e.link = relocated;
+      std::string dir = comp_rel_dir.find('/') == std::string::npos
+                            ? std::string()
+                            : comp_rel_dir.substr(0, comp_rel_dir.rfind('/'));
+      e.outside = relocated == target ? !stays_inside(dir, target) : false;
+      entries.push_back(e);
+    } else {
+      const char* what = S_ISCHR(st.st_mode)    ? "character device"
+                         : S_ISBLK(st.st_mode)  ? "block device"
+                         : S_ISSOCK(st.st_mode) ? "socket"
+                         : S_ISFIFO(st.st_mode) ? "fifo"
+                                                : "special file";
+      refused.push_back(fmt::format("{} ({})", printable(src.string()), what));
+    }
+  }
+};
+
+std::string list_some(const std::vector<std::string>& v, std::size_t max = 10) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size() && i < max; ++i) out += (i ? ", " : "") + v[i];
+  if (v.size() > max) out += fmt::format(" (and {} more)", v.size() - max);
+  return out;
+}
+
+struct FileOut {
+  std::string sha256;
+  uint64_t size = 0;
+  std::vector<std::pair<std::string, uint64_t>> chunks;
+  bool relocated = false;
+  bool too_long = false;
+  std::optional<Error> error;
+};
+
+}  // namespace
+
+Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& req, Reporter& rep) {
+  static const std::regex name_re(R"(^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$)");
+  if (!std::regex_match(req.name, name_re))
+    return fail(ErrorCode::usage, fmt::format("invalid bundle name '{}'", printable(req.name)),
+                "names use letters, digits and '._@+-', e.g. pt2.1-cuda12.1");
+  if (req.components.empty())
+    return fail(ErrorCode::usage, "nothing to pack", "give at least one DIR or --component ROLE=DIR");
+  std::string prefix = req.prefix.empty() ? "/opt/gedge/rt/" + req.name : req.prefix;
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  if (prefix.empty() || prefix[0] != '/' || prefix.find("/../") != std::string::npos ||
+      prefix.find('\n') != std::string::npos)
+    return fail(ErrorCode::usage, fmt::format("--prefix '{}' must be an absolute path", printable(prefix)));
+  if (req.level < 1 || req.level > 19) return fail(ErrorCode::usage, "--level must be 1..19");
+
+  static const std::regex role_re(R"(^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)");
+  std::vector<ComponentSpec> comps;
+  std::set<std::string> roles;
+  Walker w;
+  for (const auto& c : req.components) {
+    if (!std::regex_match(c.role, role_re))
+      return fail(ErrorCode::usage, fmt::format("invalid component role '{}'", printable(c.role)),
+                  "roles are env, cuda, cudnn, tensorrt, nccl, data or a word of letters, digits, '._-'");
+    if (!roles.insert(c.role).second)
+      return fail(ErrorCode::usage, fmt::format("component role '{}' given twice", c.role),
+                  "use --component ROLE=DIR with distinct roles");
+    std::error_code ec;
+    fs::path abs = fs::absolute(c.dir, ec);
+    fs::path canon = fs::canonical(c.dir, ec);
+    if (ec || !fs::is_directory(canon))
+      return fail(ErrorCode::usage, fmt::format("component '{}': {} is not a directory", c.role, c.dir.string()));
+    comps.push_back({c.role, canon});
+    std::string to = prefix + "/" + c.role;
+    w.rewrites.push_back({canon.string(), to});
+    std::string a = abs.lexically_normal().string();
+    while (a.size() > 1 && a.back() == '/') a.pop_back();
+    if (a != canon.string()) w.rewrites.push_back({a, to});
+  }
+  for (const auto& c : comps) w.walk(c.dir, c.role, "");
+  if (!w.refused.empty())
+    return fail(ErrorCode::usage,
+                fmt::format("refusing to pack device files, sockets or fifos: {}", list_some(w.refused)),
+                "a runtime bundle holds files, directories and links only; remove these from the tree");
+  if (!w.bad_names.empty())
+    return fail(ErrorCode::usage,
+                fmt::format("file names that are not valid UTF-8: {}", list_some(w.bad_names)),
+                "manifests store names as UTF-8; rename these files (e.g. with convmv)");
+  if (!w.unreadable.empty())
+    return fail(ErrorCode::failure, fmt::format("cannot read: {}", list_some(w.unreadable)),
+                "make them readable by this user, or remove them from the tree");
+
+  fs::path store = paths.runtimes / "chunks";
+  auto lock = GEDGE_TRY(detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
+
+  // Regular files are processed in parallel; each worker fills its own slot, so the manifest
+  // does not depend on scheduling.
+  std::vector<std::size_t> todo;
+  uint64_t total_bytes = 0;
+  for (std::size_t i = 0; i < w.entries.size(); ++i)
+    if (w.entries[i].type == 'f') {
+      todo.push_back(i);
+      total_bytes += w.entries[i].size;
+    }
+  std::vector<FileOut> outs(todo.size());
+  std::atomic<std::size_t> next{0}, done{0};
+  std::atomic<uint64_t> bytes_read{0}, bytes_stored{0}, chunks_new{0};
+  std::atomic<bool> stop{false};
+  std::mutex rep_mu;
+  unsigned jobs = req.jobs ? req.jobs : std::max(1u, std::thread::hardware_concurrency());
+  jobs = std::min<unsigned>(jobs, std::max<std::size_t>(1, todo.size()));
+  auto worker = [&] {
+    for (;;) {
+      if (stop || cancel_requested()) return;
+      std::size_t k = next++;
+      if (k >= todo.size()) return;
+      const WalkEntry& e = w.entries[todo[k]];
+      FileOut& o = outs[k];
+      auto data = detail::slurp(e.src);
+      if (!data) {
+        o.error = data.error();
+        stop = true;
+        return;
+      }
+      bytes_read += data->size();
+      auto r = relocate(*data, w.rewrites);
+      o.relocated = r.changed;
+      if (!r.fits) {
+        o.too_long = true;
+      } else {
+        o.size = data->size();
+        detail::Sha256 whole;
+        whole.update(*data);
+        std::size_t start = 0;
+        for (std::size_t end : chunk_boundaries(*data)) {
+          std::string_view piece(data->data() + start, end - start);
+          std::string h = sha256_hex(piece);
+          auto put = detail::put_chunk(store, h, piece, req.level);
+          if (!put) {
+            o.error = put.error();
+            stop = true;
+            return;
+          }
+          if (*put) {
+            bytes_stored += *put;
+            ++chunks_new;
+          }
+          o.chunks.emplace_back(h, piece.size());
+          start = end;
+        }
+        o.sha256 = whole.hex();
+      }
+      std::size_t d = ++done;
+      std::lock_guard lk(rep_mu);
+      rep.progress("packing files", d, todo.size());
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < jobs; ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (cancel_requested()) return fail(ErrorCode::interrupted, "pack interrupted; nothing was recorded");
+  for (const auto& o : outs)
+    if (o.error) return std::unexpected(*o.error);
+  std::vector<std::string> too_long;
+  for (std::size_t k = 0; k < todo.size(); ++k)
+    if (outs[k].too_long) too_long.push_back(w.entries[todo[k]].rel);
+  if (!too_long.empty()) {
+    std::size_t shortest = SIZE_MAX;
+    for (const auto& c : comps) shortest = std::min(shortest, c.dir.string().size() - c.role.size() - 1);
+    return fail(ErrorCode::usage,
+                fmt::format("the prefix '{}' does not fit in {} binary file(s) built under a shorter "
+                            "prefix: {}",
+                            prefix, too_long.size(), list_some(too_long)),
+                fmt::format("binaries can only be relocated to a prefix no longer than the build "
+                            "prefix: use a shorter --prefix (at most {} characters before the role), "
+                            "or rebuild the environment under a longer path",
+                            shortest));
+  }
+
+  // The manifest.
+  PackResult res;
+  res.name = req.name;
+  res.prefix = prefix;
+  nlohmann::json entries = nlohmann::json::array();
+  std::set<std::string> unique;
+  std::size_t k = 0;
+  for (const auto& e : w.entries) {
+    nlohmann::json j{{"path", e.rel}, {"mode", e.mode}};
+    switch (e.type) {
+      case 'd':
+        j["type"] = "dir";
+        ++res.dirs;
+        break;
+      case 'l':
+        j["type"] = "symlink";
+        j["target"] = e.link;
+        if (e.outside) {
+          j["outside"] = true;
+          res.outside_links.push_back(e.rel + " -> " + e.link);
+        }
+        ++res.symlinks;
+        break;
+      case 'h':
+        j["type"] = "hardlink";
+        j["link"] = e.link;
+        ++res.hardlinks;
+        break;
+      default: {
+        const FileOut& o = outs[k++];
+        j["type"] = "file";
+        j["size"] = o.size;
+        j["sha256"] = o.sha256;
+        nlohmann::json cs = nlohmann::json::array();
+        for (const auto& [h, n] : o.chunks) {
+          cs.push_back({{"sha256", h}, {"size", n}});
+          if (unique.insert(h).second) res.bytes_unique += n;
+        }
+        j["chunks"] = cs;
+        if (o.relocated) res.relocated.push_back(e.rel);
+        ++res.files;
+      }
+    }
+    entries.push_back(std::move(j));
+  }
+  for (const auto& l : res.outside_links)
+    rep.warn(fmt::format("symlink points outside the bundle (kept as is, not followed): {}", l));
+
+  res.versions = detect_versions(comps);
+  if (res.versions.contains("cuda")) {
+    auto [full, compat] = min_driver_for_cuda(res.versions["cuda"].get<std::string>());
+    res.requires_ = nlohmann::json::object();
+    if (!full.empty()) res.requires_["cuda_driver_min"] = full;
+    if (!compat.empty()) res.requires_["cuda_driver_min_compat"] = compat;
+  } else {
+    res.requires_ = nlohmann::json::object();
+  }
+  nlohmann::json comp_json = nlohmann::json::array();
+  for (const auto& c : comps) comp_json.push_back({{"role", c.role}, {"path", c.role}});
+  nlohmann::json manifest{{"format", kManifestFormat},
+                          {"name", req.name},
+                          {"prefix", prefix},
+                          {"components", comp_json},
+                          {"entries", entries},
+                          {"versions", res.versions},
+                          {"requires", res.requires_}};
+  manifest["env"] = derive_env(manifest, comps);
+  res.env = manifest["env"];
+  std::string text = canonical_manifest(manifest);
+  res.id = sha256_hex(text);
+  res.bytes_read = bytes_read;
+  res.bytes_stored = bytes_stored;
+  res.chunks = unique.size();
+  res.chunks_new = chunks_new;
+
+  bool existed = false;
+  GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {
+    auto rows = GEDGE_TRY(db.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
+    existed = !rows.empty();
+    if (!existed)
+      GEDGE_TRY(db.exec("INSERT INTO runtimes (id, name, manifest, files, bytes, created_at) VALUES (?,?,?,?,?,?)",
+                        {res.id, req.name, text, static_cast<int64_t>(res.files),
+                         static_cast<int64_t>(total_bytes), now_rfc3339()}));
+    return {};
+  }));
+  res.created = !existed;
+  log_line("info", fmt::format("runtime pack name={} id={} files={} read={} stored={}", req.name, res.id,
+                               res.files, res.bytes_read, res.bytes_stored));
+  return res;
+}
+
+}  // namespace gedge::runtime

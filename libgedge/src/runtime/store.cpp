@@ -1,0 +1,265 @@
+// Recorded bundles: lookup, listing, local-store verification and garbage collection.
+#include <dirent.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "chunk_store.hpp"
+#include "gedge/runtime.hpp"
+#include "manifest.hpp"
+
+namespace fs = std::filesystem;
+
+namespace gedge::runtime {
+
+std::string canonical_manifest(const nlohmann::json& manifest) { return manifest.dump(); }
+
+Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view what) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("format") || !j["format"].is_number_integer())
+    return fail(ErrorCode::failure, fmt::format("manifest of {} is not valid", what));
+  int f = j["format"].get<int>();
+  if (f > kManifestFormat)
+    return fail(ErrorCode::failure,
+                fmt::format("manifest of {} has format {}, newer than this gedge reads ({})", what, f,
+                            kManifestFormat),
+                "upgrade gedge to use this bundle");
+  return j;
+}
+
+nlohmann::json derive_env(const nlohmann::json& manifest, const std::vector<ComponentSpec>& comps) {
+  std::string prefix = manifest["prefix"].get<std::string>();
+  nlohmann::json path = nlohmann::json::array(), ld = nlohmann::json::array();
+  nlohmann::json env = nlohmann::json::object();
+  std::error_code ec;
+  for (const auto& c : comps) {
+    std::string base = prefix + "/" + c.role;
+    if (fs::is_directory(c.dir / "bin", ec)) path.push_back(base + "/bin");
+    for (const char* l : {"lib64", "lib"})
+      if (fs::is_directory(c.dir / l, ec)) ld.push_back(base + "/" + l);
+    if (fs::exists(c.dir / "conda-meta", ec) && !env.contains("CONDA_PREFIX")) env["CONDA_PREFIX"] = base;
+    if (fs::exists(c.dir / "pyvenv.cfg", ec) && !env.contains("VIRTUAL_ENV")) env["VIRTUAL_ENV"] = base;
+    if (c.role == "cuda" && !env.contains("CUDA_HOME")) env["CUDA_HOME"] = base;
+    if (c.role == "env" && !env.contains("CONDA_PREFIX") && !env.contains("VIRTUAL_ENV"))
+      env["CONDA_PREFIX"] = base;
+  }
+  env["PATH"] = path;
+  env["LD_LIBRARY_PATH"] = ld;
+  return env;
+}
+
+std::vector<std::pair<std::string, uint64_t>> manifest_chunks(const nlohmann::json& manifest) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  std::set<std::string> seen;
+  for (const auto& e : manifest["entries"]) {
+    if (e.value("type", "") != "file") continue;
+    for (const auto& c : e["chunks"]) {
+      std::string h = c["sha256"].get<std::string>();
+      if (seen.insert(h).second) out.emplace_back(h, c["size"].get<uint64_t>());
+    }
+  }
+  return out;
+}
+
+Result<Bundle> find_bundle(Inventory& inv, std::string_view ref) {
+  std::string r(ref);
+  if (r.empty()) return fail(ErrorCode::usage, "empty bundle id");
+  auto rows = GEDGE_TRY(inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE id = ?", {r}));
+  if (rows.empty() && r.size() >= 4 && r.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    rows = GEDGE_TRY(inv.query(
+        "SELECT id, name, manifest, created_at FROM runtimes WHERE substr(id, 1, ?) = ? LIMIT 3",
+        {static_cast<int64_t>(r.size()), r}));
+    if (rows.size() > 1)
+      return fail(ErrorCode::conflict, fmt::format("bundle id prefix '{}' is ambiguous", r),
+                  "give more characters of the id (gedge runtime ls)");
+  }
+  if (rows.empty())
+    rows = GEDGE_TRY(inv.query(
+        "SELECT id, name, manifest, created_at FROM runtimes WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        {r}));
+  if (rows.empty())
+    return fail(ErrorCode::not_found, fmt::format("runtime bundle '{}' not found", r), "see gedge runtime ls");
+  Bundle b;
+  b.id = rows[0]["id"].get<std::string>();
+  b.name = rows[0]["name"].get<std::string>();
+  b.created_at = rows[0]["created_at"].get<std::string>();
+  b.manifest = GEDGE_TRY(parse_manifest(rows[0]["manifest"].get<std::string>(), "bundle " + b.id.substr(0, 12)));
+  return b;
+}
+
+nlohmann::json bundle_summary(const Bundle& b) {
+  const auto& m = b.manifest;
+  uint64_t files = 0, bytes = 0;
+  for (const auto& e : m["entries"])
+    if (e.value("type", "") == "file") {
+      ++files;
+      bytes += e.value("size", uint64_t{0});
+    }
+  nlohmann::json roles = nlohmann::json::array();
+  for (const auto& c : m["components"]) roles.push_back(c["role"]);
+  auto v = m.value("versions", nlohmann::json::object());
+  return {{"id", b.id},
+          {"short_id", b.id.substr(0, 12)},
+          {"name", b.name},
+          {"created_at", b.created_at},
+          {"prefix", m.value("prefix", "")},
+          {"components", roles},
+          {"files", files},
+          {"bytes", bytes},
+          {"chunks", manifest_chunks(m).size()},
+          {"cuda", v.value("cuda", "")},
+          {"versions", v},
+          {"requires", m.value("requires", nlohmann::json::object())},
+          {"env", m.value("env", nlohmann::json::object())}};
+}
+
+Result<nlohmann::json> list_bundles(Inventory& inv) {
+  auto rows = GEDGE_TRY(inv.query(
+      "SELECT id, name, manifest, created_at FROM runtimes ORDER BY created_at DESC, rowid DESC"));
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : rows) {
+    Bundle b;
+    b.id = r["id"];
+    b.name = r["name"];
+    b.created_at = r["created_at"];
+    auto m = parse_manifest(r["manifest"].get<std::string>(), "bundle " + b.id.substr(0, 12));
+    if (!m) {
+      out.push_back({{"id", b.id}, {"short_id", b.id.substr(0, 12)}, {"name", b.name},
+                     {"created_at", b.created_at}, {"error", m.error().message}});
+      continue;
+    }
+    b.manifest = *m;
+    auto s = bundle_summary(b);
+    s.erase("env");
+    s.erase("versions");
+    out.push_back(s);
+  }
+  return out;
+}
+
+nlohmann::json VerifyResult::to_json() const {
+  return {{"id", id},
+          {"chunks", chunks},
+          {"ok", corrupted.empty() && missing.empty() && bad_files.empty()},
+          {"corrupted", corrupted},
+          {"missing", missing},
+          {"bad_files", bad_files}};
+}
+
+Result<VerifyResult> verify(const Paths& paths, const Bundle& b, Reporter& rep) {
+  VerifyResult out;
+  out.id = b.id;
+  fs::path store = paths.runtimes / "chunks";
+  auto chunks = manifest_chunks(b.manifest);
+  out.chunks = chunks.size();
+  std::set<std::string> bad;
+  std::size_t i = 0;
+  for (const auto& [h, size] : chunks) {
+    if (cancel_requested()) return fail(ErrorCode::interrupted, "verify interrupted");
+    rep.progress("verifying chunks", ++i, chunks.size());
+    fs::path p = detail::chunk_path(store, h);
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) {
+      out.missing.push_back(h);
+      bad.insert(h);
+      continue;
+    }
+    auto data = detail::read_chunk(p);
+    if (!data || data->size() != size || sha256_hex(*data) != h) {
+      out.corrupted.push_back(h);
+      bad.insert(h);
+    }
+  }
+  if (!bad.empty())
+    for (const auto& e : b.manifest["entries"]) {
+      if (e.value("type", "") != "file") continue;
+      for (const auto& c : e["chunks"])
+        if (bad.count(c["sha256"].get<std::string>())) {
+          out.bad_files.push_back(e["path"].get<std::string>());
+          break;
+        }
+    }
+  return out;
+}
+
+nlohmann::json GcResult::to_json() const {
+  return {{"kept", kept}, {"removed", removed}, {"bytes_freed", bytes_freed}, {"dry_run", dry_run}};
+}
+
+Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& rep) {
+  GcResult out;
+  out.dry_run = dry_run;
+  // The exclusive lock waits for running packs, so no chunk of an unrecorded bundle is taken.
+  auto lock = GEDGE_TRY(detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/true));
+  std::set<std::string> referenced;
+  auto rows = GEDGE_TRY(inv.query("SELECT id, manifest FROM runtimes"));
+  for (const auto& r : rows) {
+    auto m = parse_manifest(r["manifest"].get<std::string>(), "bundle " + r["id"].get<std::string>().substr(0, 12));
+    if (!m)
+      return fail(ErrorCode::failure, fmt::format("gc refused: {}", m.error().message),
+                  "a bundle gedge cannot read may reference chunks; upgrade gedge before collecting");
+    for (const auto& [h, n] : manifest_chunks(*m)) referenced.insert(h);
+  }
+  fs::path store = paths.runtimes / "chunks";
+  std::error_code ec;
+  if (!fs::exists(store, ec)) return out;
+  for (auto it = fs::recursive_directory_iterator(store, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string name = it->path().filename().string();
+    bool tmp = name.rfind(".tmp.", 0) == 0;
+    if (!tmp && referenced.count(name)) {
+      ++out.kept;
+      continue;
+    }
+    uint64_t size = it->file_size(ec);
+    ++out.removed;
+    out.bytes_freed += size;
+    if (!dry_run) fs::remove(it->path(), ec);
+  }
+  rep.info(fmt::format("gc: kept {} chunks, removed {} ({} bytes)", out.kept, out.removed, out.bytes_freed));
+  return out;
+}
+
+}  // namespace gedge::runtime
+
+namespace gedge::runtime {
+
+Result<nlohmann::json> check_on_device(Inventory& inv, const Bundle& b, const std::string& device) {
+  auto rows = GEDGE_TRY(inv.query("SELECT facts FROM devices WHERE name = ?", {device}));
+  if (rows.empty())
+    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", device), "see gedge device ls");
+  auto facts = nlohmann::json::parse(rows[0].value("facts", "{}"), nullptr, false);
+  if (facts.is_discarded()) facts = nlohmann::json::object();
+  auto out = check_driver(b.manifest, facts);
+  out["id"] = b.id;
+  out["name"] = b.name;
+  out["device"] = device;
+  return out;
+}
+
+Result<void> record_push(Inventory& inv, const Bundle& b, const PushResult& r) {
+  return inv.write([&](Inventory& db) -> Result<void> {
+    GEDGE_TRY(db.exec(
+        "INSERT INTO runtime_pushes (runtime_id, target, root, pushed_at) VALUES (?,?,?,?) "
+        "ON CONFLICT(runtime_id, target) DO UPDATE SET root = excluded.root, pushed_at = excluded.pushed_at",
+        {b.id, r.target, r.root, now_rfc3339()}));
+    return {};
+  });
+}
+
+}  // namespace gedge::runtime
+
+namespace gedge::runtime {
+
+Result<nlohmann::json> bundle_pushes(Inventory& inv, const std::string& id) {
+  auto rows = GEDGE_TRY(inv.query(
+      "SELECT target, root, pushed_at FROM runtime_pushes WHERE runtime_id = ? ORDER BY target", {id}));
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& r : rows) out.push_back(r);
+  return out;
+}
+
+}  // namespace gedge::runtime

@@ -1,0 +1,356 @@
+"""gedge runtime end to end, on this machine: a realistic tree (venv-like env with a script and a
+config holding the build prefix, a shared library and a program built here with the prefix
+compiled in, a fake CUDA dir with a real-format version.json) is packed, verified, pushed into a
+directory, and the program is run from the bundle mounted at its prefix in a private mount
+namespace using the env wiring from `runtime mounts`; then the bad-input and fault cases."""
+
+import json
+import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import unittest
+
+from gedge_e2e import GedgeTest
+
+GREET_LIB = r"""
+#include <stdio.h>
+extern "C" const char* greet_config_path() { return "@PREFIX@/etc/greeting.conf"; }
+"""
+
+GREET_MAIN = r"""
+#include <stdio.h>
+extern "C" const char* greet_config_path();
+int main() {
+  const char* p = greet_config_path();
+  FILE* f = fopen(p, "r");
+  if (!f) { printf("cannot open %s\n", p); return 3; }
+  char buf[256] = {0};
+  fgets(buf, sizeof buf, f);
+  printf("config=%s line=%s", p, buf);
+  return 0;
+}
+"""
+
+VERSION_JSON = {
+    "cuda": {"name": "CUDA SDK", "version": "12.2.2"},
+    "cuda_cudart": {"name": "CUDA Runtime (cudart)", "version": "12.2.140"},
+    "cuda_nvcc": {"name": "CUDA NVCC", "version": "12.2.140"},
+}
+
+
+def build_tree(base):
+    """Builds env/ and cuda/ under base; returns (env, cuda)."""
+    env = os.path.join(base, "env")
+    cuda = os.path.join(base, "cuda")
+    for d in ("bin", "lib", "etc", "lib/python3.11/site-packages", "empty"):
+        os.makedirs(os.path.join(env, d), exist_ok=True)
+    with open(os.path.join(env, "pyvenv.cfg"), "w") as f:
+        f.write(f"home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n")
+    script = os.path.join(env, "bin", "hello")
+    with open(script, "w") as f:
+        f.write(f"#!{env}/bin/sh\necho hello from {env}\n")
+    os.chmod(script, 0o755)
+    with open(os.path.join(env, "etc", "greeting.conf"), "w") as f:
+        f.write(f"prefix={env}\n")
+    src = os.path.join(base, "build")
+    os.makedirs(src)
+    with open(os.path.join(src, "greet.cpp"), "w") as f:
+        f.write(GREET_LIB.replace("@PREFIX@", env))
+    with open(os.path.join(src, "main.cpp"), "w") as f:
+        f.write(GREET_MAIN)
+    lib = os.path.join(env, "lib", "libgreet.so")
+    subprocess.run(["g++", "-shared", "-fPIC", "-o", lib, os.path.join(src, "greet.cpp")], check=True)
+    prog = os.path.join(env, "bin", "greet")
+    # The ELF interpreter lives in the bundle too, so the program runs in an image without libc.
+    subprocess.run(["g++", "-o", prog, os.path.join(src, "main.cpp"), "-L", os.path.join(env, "lib"),
+                    "-lgreet", "-Wl,--as-needed", f"-Wl,--dynamic-linker={env}/lib/ld-linux-x86-64.so.2"],
+                   check=True)
+    ldd = subprocess.run(["ldd", prog], capture_output=True, text=True,
+                         env=dict(os.environ, LD_LIBRARY_PATH=os.path.join(env, "lib"))).stdout
+    for line in ldd.splitlines():
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+        if path.startswith("/") and not path.startswith(env) and os.path.exists(path):
+            shutil.copy2(os.path.realpath(path), os.path.join(env, "lib", os.path.basename(path)))
+    real_ld = "/lib64/ld-linux-x86-64.so.2"
+    shutil.copy2(os.path.realpath(real_ld), os.path.join(env, "lib", "ld-linux-x86-64.so.2"))
+    # links: a relative one, an absolute one into the tree (relocated), one leaving it
+    os.symlink("libgreet.so", os.path.join(env, "lib", "libgreet.so.1"))
+    os.symlink(os.path.join(env, "etc", "greeting.conf"), os.path.join(env, "etc", "abs-link"))
+    os.symlink("/etc/hostname", os.path.join(env, "etc", "outside"))
+    os.link(os.path.join(env, "etc", "greeting.conf"), os.path.join(env, "etc", "hard.conf"))
+    os.makedirs(os.path.join(cuda, "bin"))
+    os.makedirs(os.path.join(cuda, "lib64"))
+    with open(os.path.join(cuda, "version.json"), "w") as f:
+        json.dump(VERSION_JSON, f, indent=3)
+    with open(os.path.join(cuda, "lib64", "libcudart.so.12"), "wb") as f:
+        f.write(os.urandom(3 << 20))
+    return env, cuda
+
+
+def run_in_bundle(bundle_dir, prefix, mounts_json, argv):
+    """Runs argv with the bundle bind-mounted at its prefix in a private mount namespace
+    (a tmpfs over /opt, so the host is untouched), using the env from `runtime mounts -o json`."""
+    script = ("set -e; mount --make-rprivate /; mount -t tmpfs gedge-test /opt; "
+              'mkdir -p "$1"; mount --bind -o ro "$2" "$1"; shift 2; exec env -i "$@"')
+    env_args = [f"{k}={v}" for k, v in mounts_json["env"].items()]
+    return subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", prefix, bundle_dir,
+                           *env_args, *argv], capture_output=True, text=True, timeout=60)
+
+
+class RuntimeTest(GedgeTest):
+    def setUp(self):
+        super().setUp()
+        self.src = os.path.join(self.tmp, "src")
+        os.makedirs(self.src)
+
+    def pack(self, *args, expect=0):
+        r = self.run_gedge("runtime", "pack", *args, "-o", "json")
+        self.assertEqual(r.rc, expect, r)
+        return r
+
+    def test_pack_push_run(self):
+        env, cuda = build_tree(self.src)
+        r = self.pack("--name", "demo", "--component", f"env={env}", "--component", f"cuda={cuda}", "-j", "2")
+        j = r.json
+        for k in ("id", "name", "files", "bytes_read", "bytes_stored", "dedupe_ratio"):
+            self.assertIn(k, j)
+        self.assertEqual(j["name"], "demo")
+        self.assertEqual(j["versions"]["cuda"], "12.2.2")
+        self.assertEqual(j["versions"]["python"], "3.11.2")
+        self.assertEqual(j["requires"]["cuda_driver_min"], "535.54.03")
+        self.assertIn("env/bin/hello", j["relocated"])
+        self.assertIn("env/etc/greeting.conf", j["relocated"])
+        self.assertIn("env/lib/libgreet.so", j["relocated"])
+        self.assertIn("env/bin/greet", j["relocated"])
+        self.assertEqual(len(j["outside_links"]), 1)
+        self.assertGreater(j["bytes_stored"], 0)
+        self.assertEqual(j["env"]["PATH"], ["/opt/gedge/rt/demo/env/bin", "/opt/gedge/rt/demo/cuda/bin"])
+        self.assertIn("/opt/gedge/rt/demo/env/lib", j["env"]["LD_LIBRARY_PATH"])
+        self.assertEqual(j["env"]["CUDA_HOME"], "/opt/gedge/rt/demo/cuda")
+        chunks_dir = os.path.join(self.home, "runtimes", "chunks")
+        stored = sum(len(fs) for _, _, fs in os.walk(chunks_dir))
+        self.assertEqual(stored, j["chunks"])
+
+        # same input -> same id, nothing new stored
+        again = self.pack("--name", "demo", "--component", f"env={env}", "--component", f"cuda={cuda}").json
+        self.assertEqual(again["id"], j["id"])
+        self.assertEqual(again["bytes_stored"], 0)
+
+        ls = self.gedge_json("runtime", "ls")
+        self.assertEqual([b["id"] for b in ls], [j["id"]])
+        show = self.gedge_json("runtime", "show", j["id"][:10])
+        self.assertEqual(show["versions"]["cuda"], "12.2.2")
+        v = self.gedge_json("runtime", "verify", "demo")
+        self.assertTrue(v["ok"])
+
+        target = os.path.join(self.tmp, "export")
+        p = self.gedge_json("runtime", "push", "demo", "--to", target)["targets"][0]
+        self.assertEqual(p["state"], "created")
+        self.assertEqual(p["chunks_sent"], j["chunks"])
+        bundle = os.path.join(target, j["id"])
+        with open(os.path.join(bundle, "env", "bin", "hello")) as f:
+            self.assertEqual(f.readline(), "#!/opt/gedge/rt/demo/env/bin/sh\n")
+        self.assertEqual(os.readlink(os.path.join(bundle, "env", "etc", "abs-link")),
+                         "/opt/gedge/rt/demo/env/etc/greeting.conf")
+        self.assertEqual(os.readlink(os.path.join(bundle, "env", "etc", "outside")), "/etc/hostname")
+        self.assertTrue(os.path.isdir(os.path.join(bundle, "env", "empty")))
+        self.assertEqual(os.stat(os.path.join(bundle, "env", "bin", "greet")).st_mode & 0o777, 0o755)
+        st1 = os.stat(os.path.join(bundle, "env", "etc", "greeting.conf"))
+        st2 = os.stat(os.path.join(bundle, "env", "etc", "hard.conf"))
+        self.assertEqual(st1.st_ino, st2.st_ino)
+        with open(os.path.join(bundle, "env", "lib", "libgreet.so"), "rb") as f:
+            data = f.read()
+        self.assertNotIn(env.encode(), data)
+        self.assertIn(b"/opt/gedge/rt/demo/env/etc/greeting.conf\0", data)
+
+        p2 = self.gedge_json("runtime", "push", "demo", "--to", target)["targets"][0]
+        self.assertEqual((p2["state"], p2["chunks_sent"], p2["bytes_sent"]), ("verified", 0, 0))
+
+        mounts = self.gedge_json("runtime", "mounts", "demo", "--root", target)
+        self.assertEqual(mounts["mount_path"], "/opt/gedge/rt/demo")
+        self.assertEqual(mounts["host_path"], bundle)
+        podman = self.run_gedge("runtime", "mounts", "demo", "--root", target, "-o", "podman")
+        self.assertEqual(podman.rc, 0, podman)
+        words = shlex.split(podman.stdout)
+        self.assertEqual(words[:2], ["-v", f"{bundle}:/opt/gedge/rt/demo:ro"])
+        self.assertIn("LD_LIBRARY_PATH=" + mounts["env"]["LD_LIBRARY_PATH"], words)
+        k8s = self.run_gedge("runtime", "mounts", "demo", "-o", "k8s", "--pvc", "rt", "--sub-path", "runtimes")
+        self.assertEqual(k8s.rc, 0, k8s)
+        self.assertIn(f"subPath: runtimes/{j['id']}", k8s.stdout)
+        sh = self.run_gedge("runtime", "mounts", "demo", "-o", "sh")
+        self.assertIn("export PATH=/opt/gedge/rt/demo/env/bin:/opt/gedge/rt/demo/cuda/bin${PATH:+:$PATH}", sh.stdout)
+
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            out = run_in_bundle(bundle, "/opt/gedge/rt/demo", mounts, ["greet"])
+            self.assertEqual(out.returncode, 0, out)
+            self.assertEqual(out.stdout, "config=/opt/gedge/rt/demo/env/etc/greeting.conf "
+                                         "line=prefix=/opt/gedge/rt/demo/env\n")
+
+        # a corrupted file on the target is found by verify --to and repaired by the next push
+        conf = os.path.join(bundle, "env", "etc", "greeting.conf")
+        with open(conf, "w") as f:
+            f.write("tampered\n")
+        bad = self.run_gedge("runtime", "verify", "demo", "--to", target, "-o", "json")
+        self.assertEqual(bad.rc, 1, bad)
+        self.assertIn("env/etc/greeting.conf", bad.json["bad_files"])
+        fix = self.gedge_json("runtime", "push", "demo", "--to", target)["targets"][0]
+        self.assertEqual(fix["state"], "repaired")
+        with open(conf) as f:
+            self.assertEqual(f.read(), "prefix=/opt/gedge/rt/demo/env\n")
+
+    def test_v2_pushes_only_changed_chunks(self):
+        env, cuda = build_tree(self.src)
+        v1 = self.pack("--name", "app", "--component", f"env={env}", "--component", f"cuda={cuda}").json
+        target = os.path.join(self.tmp, "export")
+        p1 = self.gedge_json("runtime", "push", v1["id"], "--to", target)["targets"][0]
+        with open(os.path.join(env, "etc", "greeting.conf"), "a") as f:
+            f.write("changed=1\n")
+        v2 = self.pack("--name", "app", "--component", f"env={env}", "--component", f"cuda={cuda}").json
+        self.assertNotEqual(v1["id"], v2["id"])
+        self.assertEqual(v2["chunks_new"], 1)  # the file and its hardlink share one chunk
+        store = os.path.join(target, ".gedge", "chunks")
+        before = sum(len(fs) for _, _, fs in os.walk(store))
+        p2 = self.gedge_json("runtime", "push", v2["id"], "--to", target)["targets"][0]
+        after = sum(len(fs) for _, _, fs in os.walk(store))
+        self.assertEqual(p2["chunks_sent"], 1)
+        self.assertEqual(after - before, 1)
+        self.assertEqual(p2["chunks_skipped"], v2["chunks"] - 1)
+        self.assertLess(p2["bytes_sent"], p1["bytes_sent"] * 0.05)
+        # unchanged files of v1 and v2 share inodes on the target
+        a = os.stat(os.path.join(target, v1["id"], "cuda", "lib64", "libcudart.so.12"))
+        b = os.stat(os.path.join(target, v2["id"], "cuda", "lib64", "libcudart.so.12"))
+        self.assertEqual(a.st_ino, b.st_ino)
+        # gc keeps every referenced chunk
+        g = self.gedge_json("runtime", "gc")
+        self.assertEqual(g["removed"], 0)
+        self.assertTrue(self.gedge_json("runtime", "verify", v1["id"])["ok"])
+
+    def test_resume_after_interrupted_push(self):
+        env, cuda = build_tree(self.src)
+        j = self.pack("--name", "r", "--component", f"env={env}", "--component", f"cuda={cuda}").json
+        target = os.path.join(self.tmp, "export")
+        self.gedge_json("runtime", "push", "r", "--to", target)
+        # Simulate a push cut off after sending part of the chunks: no visible bundle, half a store.
+        shutil.rmtree(os.path.join(target, j["id"]))
+        shutil.rmtree(os.path.join(target, ".gedge", "objects"))
+        names = sorted(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(target, ".gedge", "chunks")) for f in fs)
+        removed = names[: len(names) // 2]
+        for n in removed:
+            os.unlink(n)
+        p = self.gedge_json("runtime", "push", "r", "--to", target)["targets"][0]
+        self.assertEqual(p["state"], "created")
+        self.assertEqual(p["chunks_sent"], len(removed))
+        self.assertEqual(p["chunks_skipped"], len(names) - len(removed))
+
+    def test_corrupted_chunk_is_named(self):
+        env, cuda = build_tree(self.src)
+        j = self.pack("--name", "c", "--component", f"env={env}").json
+        chunks_dir = os.path.join(self.home, "runtimes", "chunks")
+        victim = sorted(f for _, _, fs in os.walk(chunks_dir) for f in fs)[0]
+        with open(os.path.join(chunks_dir, victim[:2], victim), "r+b") as f:
+            f.seek(6)
+            f.write(b"\xff\xff\xff")
+        r = self.run_gedge("runtime", "verify", j["id"], "-o", "json")
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(r.json["corrupted"], [victim])
+        self.assertIn(victim[:16], r.err_json["message"])
+
+    def test_bad_input(self):
+        env = os.path.join(self.src, "env")
+        os.makedirs(os.path.join(env, "bin"))
+        with open(os.path.join(env, "bin", "ok"), "w") as f:
+            f.write("ok\n")
+        with self.subTest("fifo refused"):
+            os.mkfifo(os.path.join(env, "pipe"))
+            r = self.pack("--name", "x", "--component", f"env={env}", expect=2)
+            self.assertIn("fifo", r.err_json["message"])
+            os.unlink(os.path.join(env, "pipe"))
+        with self.subTest("non-UTF-8 name refused, newline kept"):
+            bad = os.path.join(env.encode(), b"bad\xffname")
+            open(bad, "wb").close()
+            r = self.pack("--name", "x", "--component", f"env={env}", expect=2)
+            self.assertIn("bad\\xffname", r.err_json["message"])
+            os.unlink(bad)
+            with open(os.path.join(env, "new\nline"), "w") as f:
+                f.write("x")
+            j = self.pack("--name", "x", "--component", f"env={env}").json
+            target = os.path.join(self.tmp, "t1")
+            self.gedge_json("runtime", "push", j["id"], "--to", target)
+            self.assertTrue(os.path.exists(os.path.join(target, j["id"], "env", "new\nline")))
+        with self.subTest("symlink loop recorded, not followed"):
+            os.symlink("loop-b", os.path.join(env, "loop-a"))
+            os.symlink("loop-a", os.path.join(env, "loop-b"))
+            j = self.pack("--name", "loop", "--component", f"env={env}").json
+            self.assertEqual(j["symlinks"], 2)
+        with self.subTest("prefix too long for a binary"):
+            with open(os.path.join(env, "bin", "tool"), "wb") as f:
+                f.write(b"\x7fELF\0" + env.encode() + b"/lib\0")
+            r = self.pack("--name", "long", "--component", f"env={env}", "--prefix", "/opt/" + "p" * 200, expect=2)
+            self.assertIn("env/bin/tool", r.err_json["message"])
+            self.assertIn("shorter --prefix", r.err_json["hint"])
+        with self.subTest("manifest from a newer gedge"):
+            j = self.pack("--name", "newer", "--component", f"env={env}").json
+            db = sqlite3.connect(os.path.join(self.home, "gedge.db"))
+            m = json.loads(db.execute("SELECT manifest FROM runtimes WHERE id=?", (j["id"],)).fetchone()[0])
+            m["format"] = 99
+            db.execute("UPDATE runtimes SET manifest=? WHERE id=?", (json.dumps(m), j["id"]))
+            db.commit()
+            db.close()
+            r = self.run_gedge("runtime", "show", j["id"], "-o", "json")
+            self.assertEqual(r.rc, 1, r)
+            self.assertIn("newer than this gedge", r.err_json["message"])
+            g = self.run_gedge("runtime", "gc", "-o", "json")
+            self.assertEqual(g.rc, 1, g)  # gc refuses rather than drop chunks it cannot account for
+        with self.subTest("unknown bundle"):
+            r = self.run_gedge("runtime", "show", "nope", "-o", "json")
+            self.assertEqual(r.rc, 4, r)
+
+    def test_unreadable_file(self):
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            self.skipTest("needs root to run gedge as an unprivileged user")
+        base = tempfile.mkdtemp(prefix="gedge-unread-")
+        self.addCleanup(shutil.rmtree, base, True)
+        os.chmod(base, 0o755)
+        env = os.path.join(base, "env")
+        os.makedirs(env)
+        with open(os.path.join(env, "secret"), "w") as f:
+            f.write("x")
+        os.chmod(os.path.join(env, "secret"), 0)
+        home = os.path.join(base, "home")
+        os.makedirs(home)
+        os.chown(home, 65534, 65534)
+        e = dict(self.env, GEDGE_HOME=home, HOME=home)
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.environ["GEDGE_BIN"]]
+        subprocess.run(argv + ["init"], env=e, capture_output=True, check=True)
+        p = subprocess.run(argv + ["runtime", "pack", "--name", "u", "--component", f"env={env}", "-o", "json"],
+                           env=e, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1, p)
+        err = json.loads(p.stderr.strip().splitlines()[-1])
+        self.assertIn("secret", err["message"])
+        self.assertIn("Permission denied", err["message"])
+
+    def test_target_disk_full(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs")
+        env = os.path.join(self.src, "env")
+        os.makedirs(env)
+        with open(os.path.join(env, "big"), "wb") as f:
+            f.write(os.urandom(6 << 20))
+        j = self.pack("--name", "full", "--component", f"env={env}").json
+        target = os.path.join(self.tmp, "tiny")
+        os.makedirs(target)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "gedge-test-full", target], check=True)
+        self.addCleanup(subprocess.run, ["umount", target])
+        r = self.run_gedge("runtime", "push", j["id"], "--to", target, "-o", "json")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("No space left on device", r.err_json["message"])
+        self.assertFalse(os.path.exists(os.path.join(target, j["id"])))  # nothing half-visible
+        self.assertEqual(os.listdir(os.path.join(target, ".gedge", "tmp")), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

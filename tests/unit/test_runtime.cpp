@@ -1,0 +1,311 @@
+// Unit tests for libgedge/src/runtime: relocation, chunking, versions, driver check, mounts,
+// and pack/verify/gc/push against a temporary GEDGE_HOME.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+
+#include "gedge/runtime.hpp"
+#include "test_helpers.hpp"
+
+namespace fs = std::filesystem;
+using namespace gedge;
+using namespace gedge::runtime;
+
+namespace {
+
+void write(const fs::path& p, const std::string& data, unsigned mode = 0644) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << data;
+  ::chmod(p.c_str(), mode);
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+std::string random_bytes(std::size_t n, unsigned seed) {
+  std::mt19937_64 g(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(g() & 0xff);
+  return s;
+}
+
+struct Home {
+  test::TempDir dir;
+  Paths paths;
+  Inventory inv;
+  Home() : inv(open()) {}
+  Inventory open() {
+    paths.home = dir.path / "home";
+    paths.db = paths.home / "gedge.db";
+    paths.runtimes = paths.home / "runtimes";
+    paths.log_dir = paths.home / "log";
+    REQUIRE(ensure_home(paths));
+    auto i = Inventory::open(paths.db, true);
+    REQUIRE(i);
+    return std::move(*i);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("relocate rewrites text and NUL-pads binaries") {
+  std::vector<Rewrite> rw{{"/build/prefix/env", "/opt/rt/env"}};
+  SUBCASE("text: every occurrence, path boundary respected") {
+    std::string s = "#!/build/prefix/env/bin/python\nhome=/build/prefix/env\nother=/build/prefix/env2\n";
+    auto r = relocate(s, rw);
+    CHECK(r.changed);
+    CHECK_FALSE(r.binary);
+    CHECK(s == "#!/opt/rt/env/bin/python\nhome=/opt/rt/env\nother=/build/prefix/env2\n");
+  }
+  SUBCASE("binary: same length, padded inside the C string") {
+    std::string s = std::string("\x7f" "ELF\0", 5) + "/build/prefix/env/lib:/build/prefix/env/lib64" + std::string(1, '\0') + "tail";
+    std::size_t len = s.size();
+    auto r = relocate(s, rw);
+    CHECK(r.changed);
+    CHECK(r.binary);
+    CHECK(r.fits);
+    CHECK(s.size() == len);
+    std::string expect_str = "/opt/rt/env/lib:/opt/rt/env/lib64";
+    CHECK(s.substr(5, expect_str.size()) == expect_str);
+    CHECK(s.find("tail") == len - 4);
+    CHECK(s[5 + expect_str.size()] == '\0');
+  }
+  SUBCASE("binary: a longer prefix does not fit and leaves the data alone") {
+    std::vector<Rewrite> longer{{"/build/prefix/env", "/a/much/longer/prefix/than/before/env"}};
+    std::string s = std::string("\0", 1) + "/build/prefix/env/lib" + std::string("\0", 1);
+    std::string orig = s;
+    auto r = relocate(s, longer);
+    CHECK_FALSE(r.fits);
+    CHECK(s == orig);
+  }
+  SUBCASE("no occurrence: untouched") {
+    std::string s = "nothing here";
+    CHECK_FALSE(relocate(s, rw).changed);
+  }
+}
+
+TEST_CASE("content-defined chunks realign after an insertion") {
+  std::string a = random_bytes(12u << 20, 1);
+  std::string b = a.substr(0, 5u << 20) + "INSERTED" + a.substr(5u << 20);
+  auto ca = chunk_boundaries(a), cb = chunk_boundaries(b);
+  CHECK(ca.back() == a.size());
+  CHECK(cb.back() == b.size());
+  CHECK(ca.size() > 3);
+  std::set<std::string> ha, hb;
+  std::size_t s = 0;
+  for (auto e : ca) ha.insert(sha256_hex(std::string_view(a).substr(s, e - s))), s = e;
+  s = 0;
+  for (auto e : cb) hb.insert(sha256_hex(std::string_view(b).substr(s, e - s))), s = e;
+  std::size_t shared = 0;
+  for (const auto& h : hb) shared += ha.count(h);
+  CHECK(shared + 2 >= ha.size());  // at most the chunk(s) around the edit differ
+  CHECK(chunk_boundaries("small") == std::vector<std::size_t>{5});
+}
+
+TEST_CASE("CUDA driver table and verdicts") {
+  CHECK(compare_versions("535.54.03", "525.60.13") == 1);
+  CHECK(compare_versions("12.2", "12.2.0") == 0);
+  CHECK(min_driver_for_cuda("12.2.140").first == "535.54.03");
+  CHECK(min_driver_for_cuda("12.2.140").second == "525.60.13");
+  CHECK(min_driver_for_cuda("11.8.0").first == "520.61.05");
+  CHECK(min_driver_for_cuda("12.7").first == "560.28.03");
+  nlohmann::json m{{"versions", {{"cuda", "12.2.140"}}},
+                   {"requires", {{"cuda_driver_min", "535.54.03"}, {"cuda_driver_min_compat", "525.60.13"}}}};
+  auto facts = [](std::string d) { return nlohmann::json{{"gpus", {{{"name", "T4"}, {"driver", d}}}}}; };
+  CHECK(check_driver(m, facts("550.54.14"))["verdict"] == "ok");
+  CHECK(check_driver(m, facts("530.30.02"))["verdict"] == "compat");
+  CHECK(check_driver(m, facts("470.42.01"))["verdict"] == "too_old");
+  CHECK(check_driver(m, nlohmann::json::object())["verdict"] == "unknown");
+  CHECK(check_driver(nlohmann::json::object(), facts("470"))["verdict"] == "no_cuda");
+}
+
+TEST_CASE("versions come from the files NVIDIA and Python ship") {
+  test::TempDir t;
+  write(t.path / "cuda/version.json", R"({"cuda":{"name":"CUDA SDK","version":"12.2.2"},"cuda_cudart":{"name":"CUDA Runtime (cudart)","version":"12.2.140"}})");
+  write(t.path / "cudnn/include/cudnn_version.h", "#define CUDNN_MAJOR 8\n#define CUDNN_MINOR 9\n#define CUDNN_PATCHLEVEL 7\n");
+  write(t.path / "trt/include/NvInferVersion.h", "#define NV_TENSORRT_MAJOR 8\n#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH 1\n#define NV_TENSORRT_BUILD 6\n");
+  write(t.path / "env/pyvenv.cfg", "home = /usr/bin\nversion = 3.11.2\n");
+  write(t.path / "old/version.txt", "CUDA Version 11.2.152\n");
+  auto v = detect_versions({{"env", t.path / "env"}, {"cuda", t.path / "cuda"}, {"cudnn", t.path / "cudnn"},
+                            {"tensorrt", t.path / "trt"}});
+  CHECK(v["cuda"] == "12.2.2");
+  CHECK(v["cudnn"] == "8.9.7");
+  CHECK(v["tensorrt"] == "8.6.1.6");
+  CHECK(v["python"] == "3.11.2");
+  CHECK(detect_versions({{"cuda", t.path / "old"}})["cuda"] == "11.2.152");
+}
+
+TEST_CASE("pack, verify, gc and push to a directory") {
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  write(env / "bin/tool", "#!" + env.string() + "/bin/python\nprint('hi')\n", 0755);
+  write(env / "etc/conf", "prefix=" + env.string() + "\n");
+  write(env / "lib/big.bin", random_bytes(3u << 20, 7));
+  write(env / "share/same1", "identical\n");
+  write(env / "share/same2", "identical\n");
+  fs::create_directories(env / "empty");
+  fs::create_symlink("tool", env / "bin/tool-link");
+  fs::create_symlink("/etc/hostname", env / "bin/outside");
+  fs::create_hard_link(env / "etc/conf", env / "etc/conf-hard");
+
+  PackRequest req;
+  req.name = "t1";
+  req.components = {{"env", env}};
+  req.jobs = 2;
+  auto r = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+  CHECK(r->created);
+  CHECK(r->files == 5);
+  CHECK(r->hardlinks == 1);
+  CHECK(r->symlinks == 2);
+  CHECK(r->outside_links.size() == 1);
+  CHECK(r->relocated.size() == 2);
+  CHECK(r->bytes_stored > 0);
+  CHECK(r->env["PATH"][0] == "/opt/gedge/rt/t1/env/bin");
+
+  SUBCASE("same input, same id, nothing new stored") {
+    auto again = pack(h.paths, h.inv, req, null_reporter());
+    REQUIRE(again);
+    CHECK(again->id == r->id);
+    CHECK_FALSE(again->created);
+    CHECK(again->bytes_stored == 0);
+  }
+  auto b = find_bundle(h.inv, "t1");
+  REQUIRE(b);
+  CHECK(b->id == r->id);
+
+  SUBCASE("verify names a corrupted chunk") {
+    auto ok = verify(h.paths, *b, null_reporter());
+    REQUIRE(ok);
+    CHECK(ok->corrupted.empty());
+    std::string victim = b->manifest["entries"][0]["path"];
+    for (const auto& e : b->manifest["entries"])
+      if (e["path"] == "env/etc/conf") victim = e["chunks"][0]["sha256"];
+    fs::path cp = h.paths.runtimes / "chunks" / victim.substr(0, 2) / victim;
+    write(cp, "garbage");
+    auto bad = verify(h.paths, *b, null_reporter());
+    REQUIRE(bad);
+    REQUIRE(bad->corrupted.size() == 1);
+    CHECK(bad->corrupted[0] == victim);
+    CHECK(std::find(bad->bad_files.begin(), bad->bad_files.end(), "env/etc/conf") != bad->bad_files.end());
+  }
+
+  SUBCASE("gc keeps referenced chunks and removes orphans") {
+    write(h.paths.runtimes / "chunks/ff/ff00orphan", "x");
+    auto g = gc(h.paths, h.inv, false, null_reporter());
+    REQUIRE(g);
+    CHECK(g->removed == 1);
+    CHECK(g->kept == r->chunks);
+    CHECK_FALSE(fs::exists(h.paths.runtimes / "chunks/ff/ff00orphan"));
+    auto ok = verify(h.paths, *b, null_reporter());
+    REQUIRE(ok);
+    CHECK(ok->corrupted.empty());
+    CHECK(ok->missing.empty());
+  }
+
+  SUBCASE("push --to materialises, skips present chunks, repairs") {
+    test::TempDir target;
+    auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
+    REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
+    CHECK(p->state == "created");
+    CHECK(p->chunks_sent == r->chunks);
+    fs::path out = target.path / r->id / "env";
+    CHECK(slurp(out / "bin/tool") == "#!/opt/gedge/rt/t1/env/bin/python\nprint('hi')\n");
+    struct stat st {};
+    REQUIRE(::stat((out / "bin/tool").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0755);
+    CHECK(fs::is_directory(out / "empty"));
+    CHECK(fs::read_symlink(out / "bin/outside") == "/etc/hostname");
+    struct stat a {}, c {};
+    ::stat((out / "share/same1").c_str(), &a);
+    ::stat((out / "share/same2").c_str(), &c);
+    CHECK(a.st_ino == c.st_ino);  // identical files are hardlinked
+    auto again = push_to_dir(h.paths, *b, target.path, null_reporter());
+    REQUIRE(again);
+    CHECK(again->state == "verified");
+    CHECK(again->chunks_sent == 0);
+    CHECK(again->bytes_sent == 0);
+    // Corrupt a file on the target: verify_dir finds it, the next push repairs it.
+    write(out / "etc/conf", "tampered\n");
+    auto v = verify_dir(*b, target.path, null_reporter());
+    REQUIRE(v);
+    CHECK(std::find(v->bad_files.begin(), v->bad_files.end(), "env/etc/conf") != v->bad_files.end());
+    auto fix = push_to_dir(h.paths, *b, target.path, null_reporter());
+    REQUIRE(fix);
+    CHECK(fix->state == "repaired");
+    CHECK(slurp(out / "etc/conf") == "prefix=/opt/gedge/rt/t1/env\n");
+    auto clean = verify_dir(*b, target.path, null_reporter());
+    REQUIRE(clean);
+    CHECK(clean->bad_files.empty());
+  }
+
+  SUBCASE("mounts use absolute paths") {
+    MountRequest m;
+    m.format = MountFormat::podman;
+    auto text = render_mounts(*b, m);
+    REQUIRE(text);
+    CHECK(text->find("-v /var/lib/gedge/runtimes/" + r->id + ":/opt/gedge/rt/t1:ro") == 0);
+    CHECK(text->find("PATH=/opt/gedge/rt/t1/env/bin:") != std::string::npos);
+    m.format = MountFormat::k8s;
+    m.pvc = "runtimes";
+    m.sub_path = "rt";
+    auto k = render_mounts(*b, m);
+    REQUIRE(k);
+    CHECK(k->find("subPath: rt/" + r->id) != std::string::npos);
+    CHECK(k->find("mountPath: /opt/gedge/rt/t1") != std::string::npos);
+    m.root = "relative/dir";
+    CHECK_FALSE(render_mounts(*b, m));
+  }
+}
+
+TEST_CASE("pack refuses what it cannot bundle faithfully") {
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  write(env / "ok", "fine\n");
+  PackRequest req;
+  req.name = "bad";
+  req.components = {{"env", env}};
+  SUBCASE("fifo") {
+    REQUIRE(::mkfifo((env / "pipe").c_str(), 0600) == 0);
+    auto r = pack(h.paths, h.inv, req, null_reporter());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK(r.error().message.find("pipe (fifo)") != std::string::npos);
+  }
+  SUBCASE("non-UTF-8 name") {
+    write(env / std::string("bad\xff name"), "x");
+    auto r = pack(h.paths, h.inv, req, null_reporter());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK(r.error().message.find("bad\\xff name") != std::string::npos);
+  }
+  SUBCASE("binary with a prefix that does not fit") {
+    write(env / "lib/libx.so", std::string("\0", 1) + env.string() + "/lib" + std::string("\0", 1));
+    req.prefix = "/opt/" + std::string(200, 'p');
+    auto r = pack(h.paths, h.inv, req, null_reporter());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK(r.error().message.find("env/lib/libx.so") != std::string::npos);
+    CHECK(r.error().hint.find("shorter --prefix") != std::string::npos);
+  }
+  SUBCASE("symlink loop is recorded, not followed") {
+    fs::create_symlink("b", env / "a");
+    fs::create_symlink("a", env / "b");
+    auto r = pack(h.paths, h.inv, req, null_reporter());
+    REQUIRE(r);
+    CHECK(r->symlinks == 2);
+  }
+  SUBCASE("a newline in a name is kept") {
+    write(env / "line\nbreak", "x");
+    auto r = pack(h.paths, h.inv, req, null_reporter());
+    REQUIRE(r);
+    CHECK(r->files == 2);
+  }
+}
