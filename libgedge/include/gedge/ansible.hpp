@@ -1,0 +1,112 @@
+// Running ansible-playbook for gedge: a private inventory rendered from the SQLite inventory
+// (host-key checking ON against a known_hosts file built from the pinned fingerprints), the
+// playbook run by fork/execve (no shell), and per-host per-task events read as they happen from
+// the JSON-lines callback plugin shipped in playbooks/callback_plugins/gedge_events.py.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gedge/error.hpp"
+
+namespace gedge::ansible {
+
+// One host of a rendered inventory.
+struct InventoryHost {
+  std::string name;      // inventory_hostname = gedge device name
+  std::string address;   // ansible_host
+  int port = 22;         // ansible_port
+  std::string user;      // ansible_user
+  std::string identity;  // ansible_ssh_private_key_file
+  nlohmann::json vars = nlohmann::json::object();  // extra host vars (role, ...)
+};
+
+struct InventorySpec {
+  std::string group = "gedge_members";   // the group every host is in
+  std::vector<InventoryHost> hosts;
+  std::filesystem::path known_hosts;     // the verified known_hosts file for these hosts
+  double connect_timeout_s = 10;
+  nlohmann::json group_vars = nlohmann::json::object();  // extra vars for the group
+};
+
+// Renders an Ansible YAML inventory: every host with address/port/user/key, host-key checking
+// on (StrictHostKeyChecking=yes against spec.known_hosts, BatchMode, IdentitiesOnly) and
+// ansible_python_interpreter=/usr/bin/python3. Deterministic (golden-tested).
+std::string render_inventory(const InventorySpec& spec);
+
+// The known_hosts marker OpenSSH looks up for host:port ("h" for 22, "[h]:p" otherwise).
+std::string known_hosts_marker(const std::string& host, int port);
+
+// Picks, from OpenSSH known_hosts text, the lines for host:port whose key's SHA256 fingerprint
+// equals `pinned_fp`. host_key when there is no such line (either absent or a different key).
+Result<std::string> verified_known_hosts_lines(std::string_view known_hosts_text,
+                                               const std::string& host, int port,
+                                               const std::string& pinned_fp,
+                                               const std::string& device);
+
+// SHA256 fingerprint ("SHA256:...") of a base64 public key blob; usage when it does not parse.
+Result<std::string> key_fingerprint(const std::string& key_type, const std::string& base64);
+
+// One event written by the callback plugin (one JSON object per line).
+struct Event {
+  std::string type;     // play_start | task_start | ok | failed | unreachable | skipped | stats
+  std::string host;     // device name (empty for play/task/stats events)
+  std::string task;     // task name, "role : task" inside roles
+  bool changed = false;
+  std::string msg;      // short message (module msg, stderr, or unreachable reason)
+  std::string diff;     // unified-ish diff text in --diff mode ("" when none)
+  bool check_mode_skip = false;  // skipped only because the module cannot run in check mode
+  nlohmann::json stats;          // for "stats": {host: {ok, changed, failures, unreachable, skipped}}
+};
+
+// Parses one JSON line from the callback. nullopt for lines that are not gedge events.
+std::optional<Event> parse_event(std::string_view line);
+
+struct RunSpec {
+  std::filesystem::path playbook;       // playbooks/<profile>.yml
+  std::filesystem::path playbook_dir;   // playbooks/ (callback_plugins/, roles/)
+  std::filesystem::path run_dir;        // private dir: inventory.yml, ansible.cfg, vars.json, log
+  std::string inventory_text;           // rendered inventory
+  nlohmann::json extra_vars = nlohmann::json::object();
+  std::vector<std::string> limit;       // --limit hosts (empty: all)
+  std::vector<std::string> skip_tags;
+  bool check = false;                   // --check --diff
+  int forks = 5;
+  std::string ansible_playbook = "ansible-playbook";  // resolved on PATH unless absolute
+};
+
+// The argv gedge executes (pure; golden-tested): ansible-playbook -i INV -e @vars.json ... PB.
+std::vector<std::string> playbook_argv(const RunSpec& spec);
+// The environment additions (ANSIBLE_CONFIG, ANSIBLE_STDOUT_CALLBACK, ...).
+std::map<std::string, std::string> playbook_env(const RunSpec& spec, int events_fd);
+// The ansible.cfg written into the run directory.
+std::string render_ansible_cfg(const RunSpec& spec);
+
+struct RunResult {
+  int exit_code = -1;         // ansible-playbook's exit status (-1: killed)
+  bool stopped = false;       // stopped by should_stop or Ctrl-C
+  bool interrupted = false;   // Ctrl-C
+  nlohmann::json stats = nlohmann::json::object();  // from the final stats event
+  std::filesystem::path log;  // ansible's own stdout/stderr
+  std::string log_tail;       // last lines of that log (for error messages)
+};
+
+// Writes the run directory and runs ansible-playbook (fork/execve, no shell), calling
+// `on_event` for each event as it arrives. `should_stop` is polled between events; when it
+// returns true (or Ctrl-C is requested) the run is stopped (SIGINT, then SIGKILL after 10 s).
+// failure when ansible-playbook cannot be started.
+Result<RunResult> run_playbook(const RunSpec& spec, const std::function<void(const Event&)>& on_event,
+                               const std::function<bool()>& should_stop = {});
+
+// Where the playbooks live: $GEDGE_PLAYBOOK_DIR, else <exe>/../share/gedge/playbooks, else the
+// first ancestor of the executable holding playbooks/containers.yml (a build tree).
+Result<std::filesystem::path> find_playbook_dir();
+
+}  // namespace gedge::ansible

@@ -1,0 +1,289 @@
+// The cluster verbs other than build/join: ls, show, status, leave, rm, export, register.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <thread>
+
+#include "cluster_detail.hpp"
+#include "gedge/ansible.hpp"
+#include "gedge/k8s.hpp"
+#include "gedge/metrics.hpp"
+#include "gedge/output.hpp"
+#include "gedge/ssh.hpp"
+
+namespace gedge::cluster {
+
+using namespace detail;
+
+namespace {
+
+nlohmann::json cluster_summary(Inventory& inv, const nlohmann::json& c) {
+  auto members = load_members(inv, c["name"].get<std::string>());
+  nlohmann::json j = {{"name", c["name"]},           {"kind", c["kind"]},       {"profile", c["profile"]},
+                      {"state", c["state"]},         {"registry", c["registry"]}, {"monitoring", c["monitoring"] == 1},
+                      {"server", c["server"]},       {"kubeconfig", c["kubeconfig"]}, {"context", c["context"]},
+                      {"api_server", c["api_server"]}, {"created_at", c["created_at"]},
+                      {"updated_at", c["updated_at"]}};
+  j["members"] = members ? static_cast<int>(members->size()) : 0;
+  return j;
+}
+
+}  // namespace
+
+Result<nlohmann::json> list(Inventory& inv) {
+  auto rows = GEDGE_TRY(inv.query("SELECT * FROM clusters ORDER BY name"));
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : rows) out.push_back(cluster_summary(inv, c));
+  return nlohmann::json{{"clusters", out}};
+}
+
+Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
+  auto c = GEDGE_TRY(require_cluster(inv, name));
+  auto j = cluster_summary(inv, c);
+  nlohmann::json members = nlohmann::json::array();
+  auto journal = GEDGE_TRY(inv.query(
+      "SELECT device, run_id, step, status, message, at FROM build_journal WHERE cluster = ? ORDER BY id", {name}));
+  for (const auto& m : GEDGE_TRY(load_members(inv, name))) {
+    std::string dev = m["device"].get<std::string>();
+    nlohmann::json steps = nlohmann::json::array();
+    std::string last_run;
+    for (const auto& r : journal)
+      if (r["device"] == dev) last_run = r["run_id"].get<std::string>();
+    for (const auto& r : journal)
+      if (r["device"] == dev && r["run_id"] == last_run)
+        steps.push_back({{"step", r["step"]}, {"status", r["status"]}, {"message", r["message"]}, {"at", r["at"]}});
+    members.push_back({{"device", dev},
+                       {"role", m["role"]},
+                       {"state", m["state"]},
+                       {"metrics_url", m["metrics_url"]},
+                       {"last_run", last_run.empty() ? nlohmann::json(nullptr) : nlohmann::json(last_run)},
+                       {"steps", steps}});
+  }
+  j["members"] = members;
+  return j;
+}
+
+Result<nlohmann::json> leave(Inventory& inv, const std::string& name, const std::vector<std::string>& devices) {
+  auto c = GEDGE_TRY(require_cluster(inv, name));
+  if (c["kind"] != "devices")
+    return fail(ErrorCode::usage, fmt::format("cluster '{}' is a registered Kubernetes cluster", name));
+  if (devices.empty()) return fail(ErrorCode::usage, "leave needs at least one DEVICE");
+  std::vector<std::string> members;
+  for (const auto& m : GEDGE_TRY(load_members(inv, name))) members.push_back(m["device"].get<std::string>());
+  for (const auto& d : devices)
+    if (std::find(members.begin(), members.end(), d) == members.end())
+      return fail(ErrorCode::not_found, fmt::format("device '{}' is not a member of cluster '{}'", d, name),
+                  fmt::format("gedge cluster show {}", name));
+  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+    for (const auto& d : devices) {
+      GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ? AND device = ?", {name, d}));
+      GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ? AND device = ?", {name, d}));
+    }
+    GEDGE_TRY(tx.exec("UPDATE clusters SET updated_at = ? WHERE name = ?", {now_rfc3339(), name}));
+    return {};
+  }));
+  nlohmann::json left = devices;
+  return nlohmann::json{{"cluster", name}, {"left", left}, {"members", static_cast<int>(members.size() - devices.size())}};
+}
+
+Result<nlohmann::json> remove(Inventory& inv, const std::string& name) {
+  auto c = GEDGE_TRY(require_cluster(inv, name));
+  auto members = GEDGE_TRY(load_members(inv, name));
+  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ?", {name}));
+    GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ?", {name}));
+    GEDGE_TRY(tx.exec("DELETE FROM clusters WHERE name = ?", {name}));
+    return {};
+  }));
+  return nlohmann::json{{"cluster", name}, {"removed", true}, {"kind", c["kind"]},
+                        {"members", static_cast<int>(members.size())}};
+}
+
+Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::string& name,
+                                const std::string& format) {
+  auto c = GEDGE_TRY(require_cluster(inv, name));
+  if (format != "ansible" && format != "prometheus")
+    return fail(ErrorCode::usage, fmt::format("unknown export format '{}': use ansible or prometheus", format));
+  if (c["kind"] != "devices")
+    return fail(ErrorCode::usage, fmt::format("cluster '{}' is a Kubernetes cluster; use its kubeconfig", name));
+  auto members = GEDGE_TRY(load_members(inv, name));
+  if (format == "prometheus") {
+    nlohmann::json targets = nlohmann::json::array();
+    for (const auto& m : members) {
+      if (!m["metrics_url"].is_string()) continue;
+      auto url = m["metrics_url"].get<std::string>();  // http://HOST:PORT/metrics
+      auto hostport = url.substr(url.find("//") + 2);
+      hostport = hostport.substr(0, hostport.find('/'));
+      targets.push_back({{"targets", {hostport}}, {"labels", {{"gedge_device", m["device"]}, {"gedge_cluster", name}}}});
+    }
+    nlohmann::json cfg = {{"scrape_configs", {{{"job_name", "gedge-" + name},
+                                               {"metrics_path", "/metrics"},
+                                               {"static_configs", targets}}}}};
+    return "# Prometheus scrape configuration for the node-exporters of gedge cluster " + name + "\n" + to_yaml(cfg);
+  }
+  ansible::InventorySpec spec;
+  spec.group = "gedge_" + name;
+  for (char& ch : spec.group)
+    if (ch == '-' || ch == '.') ch = '_';
+  spec.known_hosts = paths.known_hosts;
+  for (const auto& m : members) {
+    auto d = GEDGE_TRY(load_device(inv, m["device"].get<std::string>()));
+    spec.hosts.push_back({d.name, d.host, d.port, d.user, d.identity.empty() ? paths.key.string() : d.identity,
+                          {{"gedge_role", m["role"]}}});
+  }
+  return ansible::render_inventory(spec);
+}
+
+// ---- register and Kubernetes status -----------------------------------------------------------
+
+Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& name, const std::string& kubeconfig,
+                                           const std::string& context, double timeout_s, Reporter& rep) {
+  GEDGE_TRY_VOID(check_name("cluster", name));
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(kubeconfig, ec);
+  auto cfg = GEDGE_TRY(k8s::load_kubeconfig(abs, context));
+  for (const auto& w : cfg.warnings) rep.warn(w);
+  auto client = GEDGE_TRY(k8s::Client::create(cfg, {timeout_s}));
+  auto version = GEDGE_TRY(client.version());
+  auto existing = GEDGE_TRY(load_cluster(inv, name));
+  if (existing) {
+    if ((*existing)["kind"] != "kubernetes")
+      return fail(ErrorCode::conflict, fmt::format("cluster '{}' already exists as a device cluster", name));
+  }
+  std::string now = now_rfc3339();
+  bool changed = !existing || (*existing)["kubeconfig"] != abs.string() || (*existing)["context"] != cfg.context ||
+                 (*existing)["api_server"] != cfg.server;
+  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+    if (!existing)
+      GEDGE_TRY(tx.exec("INSERT INTO clusters(name, kind, kubeconfig, context, api_server, state, created_at, updated_at) "
+                        "VALUES (?, 'kubernetes', ?, ?, ?, 'registered', ?, ?)",
+                        {name, abs.string(), cfg.context, cfg.server, now, now}));
+    else if (changed)
+      GEDGE_TRY(tx.exec("UPDATE clusters SET kubeconfig = ?, context = ?, api_server = ?, updated_at = ? WHERE name = ?",
+                        {abs.string(), cfg.context, cfg.server, now, name}));
+    return {};
+  }));
+  return nlohmann::json{{"name", name},       {"kind", "kubernetes"},        {"kubeconfig", abs.string()},
+                        {"context", cfg.context}, {"api_server", cfg.server}, {"changed", changed},
+                        {"version", version.value("gitVersion", "")}};
+}
+
+namespace {
+
+Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout_s, Reporter& rep) {
+  auto cfg = GEDGE_TRY(k8s::load_kubeconfig(c["kubeconfig"].get<std::string>(),
+                                            c["context"].is_string() ? c["context"].get<std::string>() : ""));
+  for (const auto& w : cfg.warnings) rep.warn(w);
+  auto client = GEDGE_TRY(k8s::Client::create(cfg, {timeout_s}));
+  nlohmann::json out = {{"name", c["name"]}, {"kind", "kubernetes"}, {"api_server", cfg.server}, {"context", cfg.context}};
+  auto version = GEDGE_TRY(client.version());
+  out["version"] = version.value("gitVersion", "");
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& n : GEDGE_TRY(client.list("v1", "Node")).value("items", nlohmann::json::array())) {
+    bool ready = false;
+    for (const auto& cond : n["status"].value("conditions", nlohmann::json::array()))
+      if (cond.value("type", "") == "Ready") ready = cond.value("status", "") == "True";
+    nodes.push_back({{"name", n["metadata"].value("name", "")},
+                     {"ready", ready},
+                     {"capacity", n["status"].value("capacity", nlohmann::json::object())},
+                     {"allocatable", n["status"].value("allocatable", nlohmann::json::object())}});
+  }
+  out["nodes"] = nodes;
+  std::map<std::string, std::map<std::string, int>> phases;
+  for (const auto& p : GEDGE_TRY(client.list("v1", "Pod")).value("items", nlohmann::json::array()))
+    ++phases[p["metadata"].value("namespace", "default")][p["status"].value("phase", "Unknown")];
+  out["pods"] = phases;
+  nlohmann::json deps = nlohmann::json::array();
+  for (const auto& d : GEDGE_TRY(client.list("apps/v1", "Deployment")).value("items", nlohmann::json::array()))
+    deps.push_back({{"namespace", d["metadata"].value("namespace", "")},
+                    {"name", d["metadata"].value("name", "")},
+                    {"desired", d["spec"].value("replicas", 1)},
+                    {"ready", d.contains("status") ? d["status"].value("readyReplicas", 0) : 0}});
+  out["deployments"] = deps;
+  nlohmann::json pvs = nlohmann::json::array();
+  for (const auto& pv : GEDGE_TRY(client.list("v1", "PersistentVolume")).value("items", nlohmann::json::array()))
+    pvs.push_back({{"name", pv["metadata"].value("name", "")},
+                   {"capacity", pv["spec"].contains("capacity") ? pv["spec"]["capacity"].value("storage", "") : ""},
+                   {"phase", pv.contains("status") ? pv["status"].value("phase", "") : ""},
+                   {"storage_class", pv["spec"].value("storageClassName", "")}});
+  out["persistent_volumes"] = pvs;
+  nlohmann::json scs = nlohmann::json::array();
+  for (const auto& sc : GEDGE_TRY(client.list("storage.k8s.io/v1", "StorageClass")).value("items", nlohmann::json::array()))
+    scs.push_back({{"name", sc["metadata"].value("name", "")}, {"provisioner", sc.value("provisioner", "")}});
+  out["storage_classes"] = scs;
+  return out;
+}
+
+}  // namespace
+
+Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name, int parallel,
+                             double timeout_s, Reporter& rep) {
+  auto c = GEDGE_TRY(require_cluster(inv, name));
+  if (c["kind"] == "kubernetes") return StatusOutcome{GEDGE_TRY(kubernetes_status(c, timeout_s, rep)), std::nullopt};
+
+  auto members = GEDGE_TRY(load_members(inv, name));
+  std::vector<SshTarget> targets;
+  for (const auto& m : members) targets.push_back(GEDGE_TRY(device_target(inv, paths, m["device"].get<std::string>())));
+  FanOutOptions fo;
+  fo.parallel = std::max(1, parallel);
+  fo.ssh = default_ssh_options(paths, timeout_s);
+  fo.ssh.connect_timeout_s = std::min(timeout_s, 10.0);
+  fo.ssh.timeout_s = std::min(timeout_s, 15.0);
+  // Reachability: an authenticated session with a verified host key; metrics: two live scrapes.
+  struct Live {
+    bool reachable = false;
+    std::string reach_error;
+    std::optional<metrics::NodeSummary> metrics;
+    std::string metrics_error;
+  };
+  std::vector<Live> live(members.size());
+  auto results = fan_out<double>(targets, fo, [](SshSession& s) -> Result<double> { return s.rtt_ms(); });
+  std::vector<std::thread> scrapers;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    live[i].reachable = static_cast<bool>(results[i].result);
+    if (!results[i].result) live[i].reach_error = results[i].result.error().message;
+    if (!members[i]["metrics_url"].is_string()) continue;
+    std::string url = members[i]["metrics_url"].get<std::string>();
+    scrapers.emplace_back([&live, i, url, timeout_s] {
+      auto s = metrics::scrape_node(url, std::min(timeout_s, 5.0), std::chrono::milliseconds(1000));
+      if (s)
+        live[i].metrics = *s;
+      else
+        live[i].metrics_error = s.error().message;
+    });
+  }
+  for (auto& t : scrapers) t.join();
+
+  nlohmann::json out = {{"name", name}, {"kind", "devices"}, {"profile", c["profile"]}, {"state", c["state"]},
+                        {"monitoring", c["monitoring"] == 1}};
+  nlohmann::json ms = nlohmann::json::array();
+  std::vector<std::string> down;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const auto& m = members[i];
+    nlohmann::json j = {{"device", m["device"]},
+                        {"state", m["state"]},
+                        {"reachable", live[i].reachable},
+                        {"rtt_ms", live[i].reachable ? nlohmann::json(std::round(*results[i].result * 10) / 10)
+                                                     : nlohmann::json(nullptr)},
+                        {"error", live[i].reach_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(live[i].reach_error)},
+                        {"metrics_url", m["metrics_url"]},
+                        {"metrics", live[i].metrics ? live[i].metrics->to_json() : nlohmann::json(nullptr)}};
+    if (!live[i].metrics_error.empty()) j["metrics_error"] = live[i].metrics_error;
+    if (!live[i].reachable) down.push_back(m["device"].get<std::string>());
+    ms.push_back(j);
+  }
+  out["members"] = ms;
+  std::optional<Error> partial;
+  if (!down.empty()) {
+    std::string list;
+    for (const auto& d : down) list += (list.empty() ? "" : ", ") + d;
+    partial = Error{down.size() == members.size() ? ErrorCode::unreachable : ErrorCode::partial,
+                    fmt::format("{} of {} member(s) unreachable: {}", down.size(), members.size(), list),
+                    "gedge device check " + down.front()};
+  }
+  return StatusOutcome{out, partial};
+}
+
+}  // namespace gedge::cluster

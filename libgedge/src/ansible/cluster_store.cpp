@@ -1,0 +1,79 @@
+// Cluster rows, members and the build journal in the SQLite inventory.
+#include <fmt/format.h>
+
+#include "cluster_detail.hpp"
+
+namespace gedge::cluster::detail {
+
+Result<void> check_name(const std::string& what, const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 63 && std::isalnum(static_cast<unsigned char>(name[0]));
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) ok = false;
+  if (!ok)
+    return fail(ErrorCode::usage,
+                fmt::format("invalid {} name '{}': use 1-63 letters, digits, '.', '_' or '-'", what, name));
+  return {};
+}
+
+Result<DeviceRow> load_device(Inventory& inv, const std::string& name) {
+  auto rows = GEDGE_TRY(inv.query(
+      "SELECT name, host, port, user, identity, host_key_type, host_key_fp FROM devices WHERE name = ?",
+      {name}));
+  if (rows.empty())
+    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", name), "gedge device ls");
+  const auto& r = rows.front();
+  auto s = [&](const char* k) { return r[k].is_string() ? r[k].get<std::string>() : std::string(); };
+  DeviceRow d{s("name"), s("host"), s("user"), s("identity"), s("host_key_type"), s("host_key_fp"),
+              r["port"].is_number() ? r["port"].get<int>() : 22};
+  return d;
+}
+
+Result<std::optional<nlohmann::json>> load_cluster(Inventory& inv, const std::string& name) {
+  auto rows = GEDGE_TRY(inv.query("SELECT * FROM clusters WHERE name = ?", {name}));
+  if (rows.empty()) return std::optional<nlohmann::json>{};
+  return std::optional<nlohmann::json>{rows.front()};
+}
+
+Result<nlohmann::json> require_cluster(Inventory& inv, const std::string& name) {
+  auto c = GEDGE_TRY(load_cluster(inv, name));
+  if (!c) return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name), "gedge cluster ls");
+  return *c;
+}
+
+Result<std::vector<nlohmann::json>> load_members(Inventory& inv, const std::string& name) {
+  return inv.query(
+      "SELECT device, role, metrics_url, state FROM cluster_members WHERE cluster = ? ORDER BY rowid",
+      {name});
+}
+
+Result<std::vector<JournalEntry>> load_journal(Inventory& inv, const std::string& cluster) {
+  auto rows = GEDGE_TRY(inv.query(
+      "SELECT id, device, run_id, step, status FROM build_journal WHERE cluster = ? ORDER BY id", {cluster}));
+  std::vector<JournalEntry> out;
+  for (const auto& r : rows)
+    out.push_back({r["id"].get<int64_t>(), r["device"].get<std::string>(), r["run_id"].get<std::string>(),
+                   r["step"].get<std::string>(), r["status"].get<std::string>()});
+  return out;
+}
+
+Result<void> check_not_elsewhere(Inventory& inv, const std::string& cluster,
+                                 const std::vector<std::string>& devices) {
+  for (const auto& d : devices) {
+    auto rows = GEDGE_TRY(inv.query("SELECT cluster FROM cluster_members WHERE device = ? AND cluster <> ?",
+                                    {d, cluster}));
+    if (!rows.empty()) {
+      auto other = rows.front()["cluster"].get<std::string>();
+      return fail(ErrorCode::conflict,
+                  fmt::format("device '{}' is already a member of cluster '{}'", d, other),
+                  fmt::format("gedge cluster leave {} {}", other, d));
+    }
+  }
+  return {};
+}
+
+std::string metrics_url_for(const DeviceRow& d) {
+  bool v6 = d.host.find(':') != std::string::npos;
+  return fmt::format("http://{}:9100/metrics", v6 ? "[" + d.host + "]" : d.host);
+}
+
+}  // namespace gedge::cluster::detail

@@ -1,0 +1,97 @@
+// The private Ansible inventory gedge writes per run, and the verified known_hosts it points at.
+#include <fmt/format.h>
+#include <libssh/libssh.h>
+
+#include <sstream>
+
+#include "gedge/ansible.hpp"
+#include "gedge/output.hpp"
+
+namespace gedge::ansible {
+
+std::string known_hosts_marker(const std::string& host, int port) {
+  return (port == 0 || port == 22) ? host : fmt::format("[{}]:{}", host, port);
+}
+
+Result<std::string> key_fingerprint(const std::string& key_type, const std::string& base64) {
+  ssh_key key = nullptr;
+  auto type = ssh_key_type_from_name(key_type.c_str());
+  if (type == SSH_KEYTYPE_UNKNOWN || ssh_pki_import_pubkey_base64(base64.c_str(), type, &key) != SSH_OK)
+    return fail(ErrorCode::usage, fmt::format("cannot parse a '{}' public key", key_type));
+  unsigned char* hash = nullptr;
+  size_t len = 0;
+  int rc = ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len);
+  ssh_key_free(key);
+  if (rc != SSH_OK) return fail(ErrorCode::internal, "cannot hash a public key");
+  char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+  ssh_clean_pubkey_hash(&hash);
+  std::string out = fp ? fp : "";
+  ssh_string_free_char(fp);
+  return out;
+}
+
+Result<std::string> verified_known_hosts_lines(std::string_view text, const std::string& host, int port,
+                                               const std::string& pinned_fp, const std::string& device) {
+  if (pinned_fp.empty())
+    return fail(ErrorCode::host_key, fmt::format("device '{}' has no pinned host key", device),
+                fmt::format("gedge device check {}", device));
+  const std::string marker = known_hosts_marker(host, port);
+  std::string out;
+  bool seen_other = false;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#' || line[0] == '@') continue;  // no markers/revocations
+    std::istringstream ls(line);
+    std::string hosts, type, b64;
+    if (!(ls >> hosts >> type >> b64)) continue;
+    bool match = false;
+    std::istringstream hs(hosts);
+    std::string h;
+    while (std::getline(hs, h, ','))
+      if (h == marker) match = true;
+    if (!match) continue;
+    auto fp = key_fingerprint(type, b64);
+    if (fp && *fp == pinned_fp)
+      out += fmt::format("{} {} {}\n", marker, type, b64);
+    else
+      seen_other = true;
+  }
+  if (out.empty())
+    return fail(ErrorCode::host_key,
+                seen_other ? fmt::format("the known_hosts key of device '{}' ({}) does not match its "
+                                         "pinned fingerprint {}",
+                                         device, marker, pinned_fp)
+                           : fmt::format("no known_hosts entry for device '{}' ({}) in gedge's "
+                                         "known_hosts",
+                                         device, marker),
+                fmt::format("gedge device check {}   (or gedge device rekey {})", device, device));
+  return out;
+}
+
+std::string render_inventory(const InventorySpec& spec) {
+  // ssh options shared by every host: host keys checked against gedge's verified file only.
+  std::string kh = spec.known_hosts.string();
+  std::string ssh_args = fmt::format(
+      "-o StrictHostKeyChecking=yes -o UserKnownHostsFile={0} -o GlobalKnownHostsFile={0} "
+      "-o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout={1}",
+      kh, static_cast<int>(spec.connect_timeout_s < 1 ? 1 : spec.connect_timeout_s));
+  nlohmann::json hosts = nlohmann::json::object();
+  for (const auto& h : spec.hosts) {
+    nlohmann::json v = h.vars.is_object() ? h.vars : nlohmann::json::object();
+    v["ansible_host"] = h.address;
+    v["ansible_port"] = h.port;
+    v["ansible_user"] = h.user;
+    if (!h.identity.empty()) v["ansible_ssh_private_key_file"] = h.identity;
+    hosts[h.name] = v;
+  }
+  nlohmann::json vars = spec.group_vars.is_object() ? spec.group_vars : nlohmann::json::object();
+  vars["ansible_python_interpreter"] = "/usr/bin/python3";
+  vars["ansible_ssh_common_args"] = ssh_args;
+  vars["ansible_connection"] = "ssh";
+  nlohmann::json inv = {{"all", {{"children", {{spec.group, {{"hosts", hosts}, {"vars", vars}}}}}}}};
+  return "---\n# Written by gedge for one run; host keys are checked against " + kh + ".\n" +
+         to_yaml(inv);
+}
+
+}  // namespace gedge::ansible
