@@ -8,7 +8,7 @@ import time
 import unittest
 import urllib.request
 
-from gedge_e2e import LAB_SH, SOURCE_DIR, GedgeTest, run_cmd, ssh_argv
+from gedge_e2e import SOURCE_DIR, GedgeTest, run_cmd, ssh_argv
 
 CHECK_CLEAN = os.path.join(SOURCE_DIR, "tests", "lab", "check_clean.sh")
 

@@ -183,8 +183,8 @@ start_holder() {  # name  -> a process that owns the host's mount + UTS namespac
 }
 
 wait_holder() {  # name
-  local d=$R/hosts/$1 t
-  for t in $(seq 1 250); do [ -s "$d/holder.pid" ] && return 0; sleep 0.02; done
+  local d=$R/hosts/$1
+  for _ in $(seq 1 250); do [ -s "$d/holder.pid" ] && return 0; sleep 0.02; done
   die "host $1: namespace holder did not start: $(cat "$d/holder.log")"
 }
 
@@ -306,8 +306,7 @@ ensure_registry() {
       "$D/registry" "$REGISTRY" > "$R/registry.yml"
     setsid docker-registry serve "$R/registry.yml" </dev/null >"$R/registry.log" 2>&1 9>&- &
     echo $! > "$R/registry.pid"
-    local t
-    for t in $(seq 1 100); do curl -sf "http://$REGISTRY/v2/" >/dev/null && break; sleep 0.05; done
+    for _ in $(seq 1 100); do curl -sf "http://$REGISTRY/v2/" >/dev/null && break; sleep 0.05; done
   fi
   curl -sf "http://$REGISTRY/v2/" >/dev/null || die "registry did not start: $(cat "$R/registry.log")"
   if ! podman image exists $BB_LOCAL; then
@@ -484,7 +483,7 @@ EOF
 }
 
 ssh_ready() {  # name address [tries]: a real login with the lab key (password for h6), strict host key
-  local name=$1 addr=$2 tries=${3:-150} t pre=()
+  local name=$1 addr=$2 tries=${3:-150} pre=()
   local opts=(-o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$R/known_hosts"
               -o GlobalKnownHostsFile=/dev/null -o "HostKeyAlias=$name" -o ConnectTimeout=2 -o LogLevel=ERROR)
   if [ "$name" = h6 ]; then
@@ -492,7 +491,7 @@ ssh_ready() {  # name address [tries]: a real login with the lab key (password f
   else
     opts+=(-o BatchMode=yes -i "$W/id_ed25519" -o IdentitiesOnly=yes)
   fi
-  for t in $(seq 1 "$tries"); do
+  for _ in $(seq 1 "$tries"); do
     "${pre[@]}" ssh "${opts[@]}" "$USER_NAME@$addr" true </dev/null 2>/dev/null && return 0
     sleep 0.2
   done
@@ -504,13 +503,14 @@ banner_ok() {  # address: the TCP port answers with an SSH banner
 }
 
 wait_banner() {  # name: up to 30 s
-  local a t; a=$(cat "$R/hosts/$1/address")
-  for t in $(seq 1 150); do banner_ok "$a" && return 0; sleep 0.2; done
+  local a; a=$(cat "$R/hosts/$1/address")
+  for _ in $(seq 1 150); do banner_ok "$a" && return 0; sleep 0.2; done
   echo "lab.sh: host $1 ($a) shows no SSH banner" >&2; return 1
 }
 
 wait_ready() {  # [names...] (default: all hosts of the lab)
   local pids=() name rc=0 p
+  # shellcheck disable=SC2046  # host names have no spaces
   [ $# -gt 0 ] || set -- $(ls "$R/hosts")
   for name in "$@"; do ssh_ready "$name" "$(cat "$R/hosts/$name/address")" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
