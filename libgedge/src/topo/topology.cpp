@@ -1,9 +1,13 @@
 // Loading a topology (local, XML, synthetic) defensively, and describing it for `tune show`.
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <csignal>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -86,10 +90,41 @@ Result<void> check_xml_text(const std::string& xml, const std::string& label) {
   if (first == std::string::npos || xml[first] != '<' || xml.find("<topology") == std::string::npos)
     return fail(ErrorCode::usage, fmt::format("{} is not an hwloc topology XML document", label),
                 "produce one with 'lstopo-no-graphics --of xml -'");
-  // DOCTYPE/ENTITY declarations have no business in hwloc XML (entity expansion attacks).
-  if (xml.find("<!DOCTYPE") != std::string::npos || xml.find("<!ENTITY") != std::string::npos)
-    return fail(ErrorCode::usage, fmt::format("topology XML from {} declares a DOCTYPE or entities; refused", label));
+  // hwloc XML names its DTD but never declares entities (expansion attacks): refuse those.
+  if (xml.find("<!ENTITY") != std::string::npos)
+    return fail(ErrorCode::usage, fmt::format("topology XML from {} declares entities; refused", label));
   return {};
+}
+
+// hwloc 2.9's XML importer crashes on some malformed documents (a PU without complete_cpuset
+// segfaults lstopo too). Untrusted XML is therefore parsed once in a child process first; only
+// a document the child survives is loaded here.
+Result<void> probe_xml_in_child(const std::string& xml, const std::string& label) {
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(ErrorCode::failure, fmt::format("fork failed: {}", std::strerror(errno)));
+  if (pid == 0) {
+    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) ::signal(sig, SIG_DFL);  // no host handlers
+    ::alarm(20);
+    hwloc_topology_t t = nullptr;
+    if (hwloc_topology_init(&t) != 0) ::_exit(3);
+    hwloc_topology_set_io_types_filter(t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+    hwloc_topology_set_cache_types_filter(t, HWLOC_TYPE_FILTER_KEEP_ALL);
+    hwloc_topology_set_type_filter(t, HWLOC_OBJ_MEMCACHE, HWLOC_TYPE_FILTER_KEEP_ALL);
+    if (hwloc_topology_set_xmlbuffer(t, xml.c_str(), static_cast<int>(xml.size() + 1)) != 0) ::_exit(2);
+    if (hwloc_topology_load(t) != 0) ::_exit(2);
+    ::_exit(0);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return fail(ErrorCode::failure, "waitpid failed");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  if (WIFSIGNALED(status))
+    return fail(ErrorCode::usage,
+                fmt::format("malformed topology from {}: hwloc's XML parser crashed on it (signal {})", label,
+                            WTERMSIG(status)),
+                "produce the file with 'lstopo-no-graphics --of xml -' and do not edit it by hand");
+  return fail(ErrorCode::usage, fmt::format("malformed topology from {}", label),
+              "produce one with 'lstopo-no-graphics --of xml -' (hwloc 2.x)");
 }
 
 Result<void> sanity_check(hwloc_topology_t t, const std::string& label) {
@@ -155,9 +190,11 @@ Result<Topology> Topology::load(const TopologySource& src_in) {
   if (src.kind == TopologySource::Kind::xml_file) {
     xml = GEDGE_TRY(read_xml_file(src.value));
     GEDGE_TRY_VOID(check_xml_text(xml, src.label));
+    GEDGE_TRY_VOID(probe_xml_in_child(xml, src.label));
   } else if (src.kind == TopologySource::Kind::xml_buffer) {
     xml = src.value;
     GEDGE_TRY_VOID(check_xml_text(xml, src.label));
+    GEDGE_TRY_VOID(probe_xml_in_child(xml, src.label));
   } else if (src.kind == TopologySource::Kind::synthetic) {
     GEDGE_TRY_VOID(check_synthetic(src.value));
   }
@@ -168,6 +205,7 @@ Result<Topology> Topology::load(const TopologySource& src_in) {
     return fail(ErrorCode::internal, "hwloc_topology_init failed");
   hwloc_topology_set_io_types_filter(impl->t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
   hwloc_topology_set_cache_types_filter(impl->t, HWLOC_TYPE_FILTER_KEEP_ALL);
+  hwloc_topology_set_type_filter(impl->t, HWLOC_OBJ_MEMCACHE, HWLOC_TYPE_FILTER_KEEP_ALL);
   int rc = 0;
   switch (src.kind) {
     case TopologySource::Kind::local:
@@ -321,8 +359,11 @@ nlohmann::json Topology::describe() const {
     if (!hwloc_obj_type_is_cache(ty)) continue;
     for (unsigned i = 0; i < hwloc_get_nbobjs_by_depth(t, d); ++i) {
       hwloc_obj_t c = hwloc_get_obj_by_depth(t, d, i);
+      // KNL's MCDRAM in cache mode appears as an L3 with subtype MemorySideCache.
+      bool memside = c->subtype && std::string_view(c->subtype) == "MemorySideCache";
       caches.push_back({{"type", type_name(c)}, {"logical", c->logical_index},
-                        {"size_bytes", c->attr->cache.size}, {"cpuset", list_of(c->cpuset)}});
+                        {"size_bytes", c->attr->cache.size}, {"cpuset", list_of(c->cpuset)},
+                        {"memory_side", memside}});
     }
   }
   // Memory-side caches (KNL MCDRAM in cache mode) live outside the normal depths.
