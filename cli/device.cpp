@@ -1,19 +1,360 @@
-// Placeholder until the device issue lands: the noun exists but refuses to pretend (exit 1).
+// gedge device: add | ls | show | rm | key | rekey | check | exec. Binds flags into request
+// structs and hands them to libgedge (gedge/device.hpp); no business logic here.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <map>
+
 #include "app.hpp"
+#include "gedge/device.hpp"
+#include "gedge/keys.hpp"
 
 namespace gedge::cli {
 
+namespace {
+
+struct SelectFlags {
+  std::vector<std::string> names;
+  bool all = false;
+  std::vector<std::string> labels;
+  std::string tier;
+};
+
+Result<DeviceSelector> selector(const SelectFlags& f) {
+  DeviceSelector s;
+  s.names = f.names;
+  s.all = f.all;
+  s.tier = f.tier;
+  for (const auto& l : f.labels) s.labels.push_back(GEDGE_TRY(parse_label(l)));
+  if (!s.names.empty() && (s.all || !s.labels.empty()))
+    return fail(ErrorCode::usage, "give device names, or --all/--label, not both");
+  return s;
+}
+
+void add_select_flags(CLI::App* cmd, SelectFlags& f) {
+  cmd->add_flag("--all", f.all, "Every registered device");
+  cmd->add_option("-l,--label", f.labels, "Only devices with this label (k=v; repeat: all must match)")
+      ->option_text("K=V");
+  cmd->add_option("--tier", f.tier, "Only devices of this tier")
+      ->check(CLI::IsMember({"local", "neighbor", "cloud"}))
+      ->option_text("TIER");
+}
+
+// Reads a secret without it ever touching argv or logs; strips one trailing newline.
+Result<std::string> read_password(const std::string& file, bool from_stdin) {
+  std::string pw;
+  if (from_stdin) {
+    std::getline(std::cin, pw);
+  } else {
+    auto r = read_file(file);
+    if (!r) return fail(ErrorCode::usage, fmt::format("cannot read --password-file {}", file));
+    pw = *r;
+    auto nl = pw.find('\n');
+    if (nl != std::string::npos) pw.resize(nl);
+  }
+  if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+  if (pw.empty()) return fail(ErrorCode::usage, "empty password");
+  return pw;
+}
+
+// The command after `--`: CLI11 folds it into the positionals, so recover where it began from
+// the process's own argv.
+std::vector<std::string> command_after_dashdash() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> argv;
+  std::string a;
+  while (std::getline(in, a, '\0')) argv.push_back(a);
+  std::vector<std::string> out;
+  bool seen_exec = false, after = false;
+  for (const auto& x : argv) {
+    if (after) {
+      out.push_back(x);
+    } else if (x == "exec") {
+      seen_exec = true;
+    } else if (seen_exec && x == "--") {
+      after = true;
+    }
+  }
+  return out;
+}
+
+const std::vector<Column> kDeviceColumns = {
+    {"name", "/name"},     {"host", "/host"},     {"user", "/user"},          {"tier", "/tier"},
+    {"status", "/status"}, {"rtt_ms", "/rtt_ms"}, {"arch", "/facts/arch"},    {"cpus", "/facts/cpus"},
+    {"labels", "/labels_text"}};
+
+nlohmann::json with_label_text(nlohmann::json devices) {
+  for (auto& d : devices) {
+    std::string t;
+    for (auto it = d["labels"].begin(); it != d["labels"].end(); ++it)
+      t += (t.empty() ? "" : ",") + it.key() + "=" + (it.value().is_string() ? it.value().get<std::string>() : "");
+    d["labels_text"] = t;
+  }
+  return devices;
+}
+
+std::string round_ms(const nlohmann::json& v) {
+  if (!v.is_number()) return "-";
+  return fmt::format("{:.2f}", v.get<double>());
+}
+
+}  // namespace
+
 void register_device(CLI::App& app, Ctx& ctx) {
-  auto* cmd = app.add_subcommand("device", "");
-  for (const auto& noun : nouns())
-    if (std::string_view(noun.name) == "device") cmd->description(noun.summary);
-  static std::vector<std::string> rest;
-  cmd->add_option("args", rest, "")->group("");
-  cmd->prefix_command();
-  on_run(cmd, ctx, []() -> Result<Outcome> {
-    return fail(ErrorCode::failure, "gedge device is not implemented yet",
-                "see the project's open issues");
-  });
+  auto* noun = app.add_subcommand("device", "");
+  for (const auto& n : nouns())
+    if (std::string_view(n.name) == "device") noun->description(n.summary);
+  noun->require_subcommand(1);
+  examples(noun, {"gedge device add cam-1 --host 10.0.0.5 --user pi --accept-new", "gedge device ls -o json",
+                  "gedge device check --all", "gedge device exec --label site=lab -- uname -a"});
+
+  // ---- add -------------------------------------------------------------------------------
+  {
+    static DeviceAddRequest req;
+    static std::vector<std::string> labels;
+    static std::string password_file;
+    static bool password_stdin = false;
+    auto* cmd = noun->add_subcommand("add", "Register a device: pin its host key, issue a token, collect facts");
+    cmd->add_option("name", req.name, "Device name")->required();
+    cmd->add_option("--host", req.host, "Address or ~/.ssh/config alias")->required()->option_text("HOST");
+    cmd->add_option("--port", req.port, "SSH port (default: ~/.ssh/config, else 22)")
+        ->check(CLI::Range(1, 65535))
+        ->option_text("PORT");
+    cmd->add_option("--user", req.user, "Login user (default: ~/.ssh/config, else the local user)")->option_text("USER");
+    cmd->add_option("--identity", req.identity, "Private key file to log in with")->option_text("FILE");
+    cmd->add_option("-l,--label", labels, "Label k=v (repeatable)")->option_text("K=V");
+    cmd->add_option("--tier", req.tier, "Tier: local, neighbor or cloud")
+        ->check(CLI::IsMember({"local", "neighbor", "cloud"}))
+        ->option_text("TIER");
+    cmd->add_option("--site", req.site, "Site name")->option_text("SITE");
+    auto* hk = cmd->add_option("--host-key", req.host_key, "Accept the host key only if it has this fingerprint")
+                   ->option_text("SHA256:...");
+    cmd->add_flag("--accept-new", req.accept_new, "Trust the presented host key on first contact")->excludes(hk);
+    auto* pf = cmd->add_option("--password-file", password_file,
+                               "Bootstrap: log in once with the password in FILE and install gedge's key")
+                   ->option_text("FILE");
+    cmd->add_flag("--password-stdin", password_stdin, "Bootstrap with the password read from stdin")->excludes(pf);
+    cmd->add_flag("--force", req.force, "Replace a different registration under this name, or take over a machine "
+                                        "registered under another name");
+    examples(cmd, {"gedge device add cam-1 --host 10.0.0.5 --user pi --host-key SHA256:abc...",
+                   "gedge device add cam-2 --host cam2.lan --user pi --accept-new --password-file ~/.pw --label site=lab",
+                   "gedge device add gw --host gw-alias --accept-new   # Host gw-alias from ~/.ssh/config"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      DeviceAddRequest r = req;
+      for (const auto& l : labels) {
+        auto kv = GEDGE_TRY(parse_label(l));
+        r.labels[kv.first] = kv.second;
+      }
+      if (!password_file.empty() || password_stdin) r.password = GEDGE_TRY(read_password(password_file, password_stdin));
+      r.timeout_s = ctx.g.timeout_s;
+      if (!r.accept_new && r.host_key.empty() && ctx.stdin_is_tty() && ctx.stderr_is_tty() && !password_stdin) {
+        std::string host = r.host;
+        r.confirm_new_key = [host](const HostKey& k) {
+          std::cerr << fmt::format("The host key of '{}' is {} {}.\nTrust it and register the device? [y/N] ", host,
+                                   k.type, k.fingerprint)
+                    << std::flush;
+          std::string answer;
+          std::getline(std::cin, answer);
+          return answer == "y" || answer == "Y" || answer == "yes";
+        };
+      }
+      auto res = GEDGE_TRY(device_add(*inv, paths, r, ctx.reporter()));
+      nlohmann::json j = res.device;
+      j["changed"] = res.changed;
+      j["bootstrapped"] = res.bootstrapped;
+      j["token_issued"] = res.token_issued;
+      std::string footer = res.changed ? fmt::format("device '{}' registered", r.name)
+                                       : fmt::format("device '{}' is already registered; nothing changed", r.name);
+      return Outcome{View{j, {}, "", footer}, std::nullopt, std::nullopt};
+    });
+  }
+
+  // ---- ls --------------------------------------------------------------------------------
+  {
+    static SelectFlags f;
+    auto* cmd = noun->add_subcommand("ls", "List registered devices");
+    cmd->add_option("-l,--label", f.labels, "Only devices with this label (k=v; repeat: all must match)")
+        ->option_text("K=V");
+    cmd->add_option("--tier", f.tier, "Only devices of this tier")
+        ->check(CLI::IsMember({"local", "neighbor", "cloud"}))
+        ->option_text("TIER");
+    examples(cmd, {"gedge device ls", "gedge device ls --label site=lab -o json", "gedge device ls --tier local"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      auto sel = GEDGE_TRY(selector(f));
+      auto list = GEDGE_TRY(device_list(*inv, sel));
+      auto table = with_label_text(list);
+      bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
+      View v{table_mode ? table : list, kDeviceColumns, "", list.empty() ? "no devices registered" : ""};
+      return Outcome{v, std::nullopt, std::nullopt};
+    });
+  }
+
+  // ---- show ------------------------------------------------------------------------------
+  {
+    static std::string name;
+    auto* cmd = noun->add_subcommand("show", "Show one device: address, host key, facts, status");
+    cmd->add_option("name", name, "Device name")->required();
+    examples(cmd, {"gedge device show cam-1", "gedge device show cam-1 -o json | jq .facts"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      auto d = GEDGE_TRY(device_show(*inv, name));
+      return Outcome{View{d, {}, "", ""}, std::nullopt, std::nullopt};
+    });
+  }
+
+  // ---- rm --------------------------------------------------------------------------------
+  {
+    static std::string name;
+    static bool yes = false, force = false;
+    auto* cmd = noun->add_subcommand("rm", "Remove a device from the inventory (nothing on the device changes)");
+    cmd->add_option("name", name, "Device name")->required();
+    cmd->add_flag("-y,--yes", yes, "Do not ask for confirmation");
+    cmd->add_flag("--force", force, "Remove even if a cluster still lists the device");
+    examples(cmd, {"gedge device rm cam-1 --yes"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY(device_show(*inv, name));  // not_found before asking
+      GEDGE_TRY_VOID(confirm(ctx, yes, fmt::format("remove device '{}'", name)));
+      auto d = GEDGE_TRY(device_remove(*inv, paths, name, force));
+      nlohmann::json j{{"removed", name}, {"device", d}};
+      bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
+      return Outcome{View{j, {}, "", ""}, std::nullopt,
+                     table_mode ? std::optional<std::string>(fmt::format("device '{}' removed\n", name)) : std::nullopt};
+    });
+  }
+
+  // ---- key -------------------------------------------------------------------------------
+  {
+    auto* cmd = noun->add_subcommand("key", "Print gedge's public key line (for a device's authorized_keys)");
+    examples(cmd, {"gedge device key >> /tmp/gedge.pub", "gedge device key | ssh pi@cam-1 'cat >> ~/.ssh/authorized_keys'"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto k = GEDGE_TRY(read_public_key(paths));
+      nlohmann::json j{{"public_key", k.public_line}, {"fingerprint", k.fingerprint}};
+      bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
+      return Outcome{View{j, {}, "", ""}, std::nullopt,
+                     table_mode ? std::optional<std::string>(k.public_line + "\n") : std::nullopt};
+    });
+  }
+
+  // ---- rekey -----------------------------------------------------------------------------
+  {
+    static std::string name;
+    static std::string expect;
+    static bool yes = false;
+    auto* cmd = noun->add_subcommand("rekey", "Accept a device's changed host key after showing old and new");
+    cmd->add_option("name", name, "Device name")->required();
+    cmd->add_option("--host-key", expect, "Accept only if the new key has this fingerprint")->option_text("SHA256:...");
+    cmd->add_flag("-y,--yes", yes, "Do not ask for confirmation");
+    examples(cmd, {"gedge device rekey cam-1", "gedge device rekey cam-1 --host-key SHA256:abc... --yes"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      auto plan = GEDGE_TRY(device_rekey_probe(*inv, paths, name, ctx.g.timeout_s));
+      nlohmann::json j{{"device", name},
+                       {"old", {{"type", plan.old_key.type}, {"fingerprint", plan.old_key.fingerprint}}},
+                       {"new", {{"type", plan.new_key.type}, {"fingerprint", plan.new_key.fingerprint}}},
+                       {"changed", plan.changed}};
+      if (!plan.changed)
+        return Outcome{View{j, {}, "", "host key unchanged; nothing to do"}, std::nullopt, std::nullopt};
+      if (!expect.empty() && expect != plan.new_key.fingerprint)
+        return fail(ErrorCode::host_key,
+                    fmt::format("device '{}' presents {} {}, not the expected {}", name, plan.new_key.type,
+                                plan.new_key.fingerprint, expect));
+      std::cerr << fmt::format("device '{}' host key changed:\n  old: {} {}\n  new: {} {}\n", name, plan.old_key.type,
+                               plan.old_key.fingerprint, plan.new_key.type, plan.new_key.fingerprint);
+      GEDGE_TRY_VOID(confirm(ctx, yes || !expect.empty(), fmt::format("pin the new host key of '{}'", name)));
+      GEDGE_TRY_VOID(device_rekey_apply(*inv, paths, plan, ctx.g.timeout_s));
+      return Outcome{View{j, {}, "", "new host key pinned; run 'gedge device check' to verify the device token"},
+                     std::nullopt, std::nullopt};
+    });
+  }
+
+  // ---- check -----------------------------------------------------------------------------
+  {
+    static SelectFlags f;
+    auto* cmd = noun->add_subcommand("check", "Connect in parallel: verify host key and token, refresh facts, measure RTT");
+    cmd->add_option("names", f.names, "Device names")->option_text("NAME...");
+    add_select_flags(cmd, f);
+    examples(cmd, {"gedge device check --all", "gedge device check cam-1 cam-2 -o json", "gedge device check --label site=lab"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      FanOutRequest req{GEDGE_TRY(selector(f)), ctx.g.timeout_s, ctx.g.parallel};
+      auto rep = GEDGE_TRY(device_check(*inv, paths, req, ctx.reporter()));
+      bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
+      nlohmann::json data = rep.json;
+      if (table_mode)
+        for (auto& r : data["results"]) r["rtt_text"] = round_ms(r["rtt_ms"]);
+      const auto& s = rep.json["summary"];
+      View v{data,
+             {{"device", "/device"}, {"status", "/status"}, {"rtt_ms", "/rtt_text"}, {"last_seen", "/last_seen"},
+              {"message", "/message"}},
+             "/results",
+             fmt::format("{} ok, {} failed, {} unreachable", s["ok"].get<int>(), s["failed"].get<int>(),
+                         s["unreachable"].get<int>())};
+      return Outcome{v, rep.error, std::nullopt};
+    });
+  }
+
+  // ---- exec ------------------------------------------------------------------------------
+  {
+    static SelectFlags f;
+    static std::vector<std::string> rest;
+    static bool sudo = false;
+    auto* cmd = noun->add_subcommand("exec", "Run a command on many devices at once");
+    cmd->add_option("args", rest, "Device names, then -- and the command")->option_text("NAME... -- CMD...");
+    add_select_flags(cmd, f);
+    cmd->add_flag("--sudo", sudo, "Run the command with sudo -n (passwordless sudo on the device)");
+    examples(cmd, {"gedge device exec --all -- uptime", "gedge device exec cam-1 cam-2 -- df -h /",
+                   "gedge device exec --label site=lab --sudo -o json -- systemctl is-active podman"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      auto command = command_after_dashdash();
+      if (command.empty())
+        return fail(ErrorCode::usage, "no command given", "put the command after --: gedge device exec --all -- uptime");
+      SelectFlags sf = f;
+      if (rest.size() >= command.size()) sf.names.assign(rest.begin(), rest.end() - static_cast<long>(command.size()));
+      FanOutRequest req{GEDGE_TRY(selector(sf)), ctx.g.timeout_s, ctx.g.parallel};
+      auto rep = GEDGE_TRY(device_exec(*inv, paths, req, command, sudo, ctx.reporter()));
+      bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
+      std::optional<std::string> raw;
+      if (table_mode) {
+        // One block per device, each printed whole: outputs never interleave.
+        std::string out;
+        for (const auto& r : rep.json["results"]) {
+          std::string head = r["exit_code"].is_number()
+                                 ? fmt::format("exit {}", r["exit_code"].get<int>())
+                                 : r["status"].get<std::string>();
+          out += fmt::format("=== {} ({}, {} ms)\n", r["device"].get<std::string>(), head, r["duration_ms"].dump());
+          out += r["stdout"].get<std::string>();
+          if (!out.empty() && out.back() != '\n') out += '\n';
+          std::string err = r["stderr"].get<std::string>();
+          if (err.empty() && r["exit_code"].is_null()) err = r.value("message", "");
+          if (!err.empty()) {
+            for (size_t p = 0; p < err.size();) {
+              size_t nl = err.find('\n', p);
+              out += "stderr: " + err.substr(p, nl == std::string::npos ? std::string::npos : nl - p) + "\n";
+              p = nl == std::string::npos ? err.size() : nl + 1;
+            }
+          }
+        }
+        const auto& s = rep.json["summary"];
+        out += fmt::format("{} ok, {} failed, {} unreachable\n", s["ok"].get<int>(), s["failed"].get<int>(),
+                           s["unreachable"].get<int>());
+        raw = out;
+      }
+      return Outcome{View{rep.json, {}, "", ""}, rep.error, raw};
+    });
+  }
 }
 
 }  // namespace gedge::cli

@@ -27,6 +27,7 @@ using SshClock = std::chrono::steady_clock;
 struct HostKey {
   std::string type;         // "ssh-ed25519", "ecdsa-sha2-nistp256", ...
   std::string fingerprint;  // "SHA256:..." (OpenSSH format)
+  std::string public_key;   // "type base64" as in known_hosts (empty when only pinned by fingerprint)
 };
 
 // Where and as whom to connect. `host` may be an alias from ~/.ssh/config; HostName, Port,
@@ -105,8 +106,8 @@ class SshSession {
   Result<void> rename(const std::string& from, const std::string& to);         // replaces `to`
   Result<bool> exists(const std::string& remote_path);
 
-  // One application-level round trip over the established session (a keepalive global request
-  // and its reply), in milliseconds: sees proxies and userspace delays, needs no raw sockets.
+  // One application-level round trip over the established session (a keepalive global
+  // request and its reply), in milliseconds: sees proxies and userspace delays, needs no raw sockets.
   Result<double> rtt_ms();
 
   struct Impl;
@@ -123,7 +124,8 @@ Result<HostKey> probe_host_key(const SshTarget& target, const SshOptions& opts);
 // Loads a registered device as a target: not_found (exit 4) when no such device.
 Result<SshTarget> device_target(Inventory& inv, const Paths& paths, std::string_view name);
 
-// Adds or replaces the known_hosts line for [host]:port in the gedge-managed file.
+// Adds or replaces the known_hosts line for [host]:port in the gedge-managed file (an empty
+// key_line removes it). Safe against concurrent gedge processes (file lock).
 Result<void> known_hosts_update(const std::filesystem::path& file, const SshTarget& target,
                                 const std::string& key_line);
 

@@ -1,0 +1,22 @@
+// Internals shared by the device registry files (not public API).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "gedge/device.hpp"
+
+namespace gedge::detail {
+
+// A TEXT column holding JSON, parsed; `fallback` when NULL or invalid.
+nlohmann::json parse_json_text(const nlohmann::json& v, nlohmann::json fallback);
+// One devices row as the public device object (`device ls -o json` element).
+nlohmann::json device_json(const SqlRow& r);
+// The devices row for `name`; not_found (exit 4) when unknown.
+Result<SqlRow> load_device(Inventory& inv, std::string_view name);
+SshTarget target_of(const SqlRow& r);
+// 32 random bytes as hex (the device token).
+std::string random_token();
+
+}  // namespace gedge::detail

@@ -1,0 +1,78 @@
+// Bounded-concurrency fan-out: a fixed pool of worker threads, each taking the next target,
+// connecting once and running all of that target's work on the one session.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "gedge/report.hpp"
+#include "gedge/ssh.hpp"
+
+namespace gedge {
+
+std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
+                                 const std::function<void(std::size_t, Result<SshSession*>)>& work) {
+  std::vector<int64_t> ms(targets.size(), 0);
+  if (targets.empty()) return ms;
+  std::atomic<std::size_t> next{0};
+  std::mutex done_mu;
+  std::size_t done = 0;
+
+  auto finish = [&](std::size_t i, bool ok) {
+    if (!opts.on_done) return;
+    std::lock_guard lk(done_mu);
+    ++done;
+    opts.on_done(done, targets.size(), targets[i].name, ok);
+  };
+
+  auto worker = [&] {
+    for (;;) {
+      std::size_t i = next.fetch_add(1);
+      if (i >= targets.size()) return;
+      auto start = SshClock::now();
+      if (cancel_requested()) {
+        work(i, fail(ErrorCode::interrupted, "interrupted before connecting"));
+        finish(i, false);
+        continue;
+      }
+      SshOptions so = opts.ssh;
+      auto own = start + std::chrono::milliseconds(static_cast<int64_t>(so.timeout_s * 1000));
+      if (opts.deadline) {
+        if (SshClock::now() >= *opts.deadline) {
+          work(i, fail(ErrorCode::unreachable,
+                       fmt::format("device '{}': overall deadline passed before connecting", targets[i].name),
+                       "raise --timeout or --parallel"));
+          finish(i, false);
+          continue;
+        }
+        own = std::min(own, *opts.deadline);
+      }
+      so.deadline = so.deadline ? std::min(*so.deadline, own) : own;
+      auto sess = SshSession::connect(targets[i], so);
+      bool ok = sess.has_value();
+      if (sess)
+        work(i, sess->get());
+      else
+        work(i, std::unexpected(sess.error()));
+      sess = fail(ErrorCode::internal, "closed");  // disconnect before counting the target done
+      ms[i] = std::chrono::duration_cast<std::chrono::milliseconds>(SshClock::now() - start).count();
+      finish(i, ok);
+    }
+  };
+
+  std::size_t n = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(1, opts.parallel)), 1,
+                                          targets.size());
+  if (n == 1) {
+    worker();
+    return ms;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  return ms;
+}
+
+}  // namespace gedge
