@@ -209,20 +209,27 @@ stop_sshd() {  # name: stops the listening sshd (open sessions survive, as with 
   done
 }
 
-ensure_netns_host() {  # name kind address
-  local name=$1 kind=$2 addr=$3 ns=gedge-lab-$1 veth=glab-$1 d=$R/hosts/$1 listen
-  if [ "$kind" = far ] && [ -f "$d/delay_ms" ] && [ "$(cat "$d/delay_ms")" != "$LAB_FAR_DELAY_MS" ]; then
+sync_delay() {  # name kind: a far host's proxy gets LAB_FAR_DELAY_MS (undoes `lab.sh delay`)
+  local d=$R/hosts/$1
+  if [ "$2" = far ] && [ -f "$d/delay_ms" ] && [ "$(cat "$d/delay_ms")" != "$LAB_FAR_DELAY_MS" ]; then
     echo "$LAB_FAR_DELAY_MS" > "$d/delay_ms"
     ! alive "$(pidof_file "$d/proxy.pid")" || kill -HUP "$(cat "$d/proxy.pid")"
   fi
-  # fast path (warm `up`): everything already healthy
-  if [ -e "/run/netns/$ns" ] && [ "$(cat "/sys/class/net/$veth/operstate" 2>/dev/null)" = up ] \
-     && alive "$(pidof_file "$d/holder.pid")" && alive "$(pidof_file "$d/sshd.pid")" \
-     && { [ "$kind" != far ] || alive "$(pidof_file "$d/proxy.pid")"; }; then
-    return 0
-  fi
-  STARTED+=("$name")
+}
+
+netns_healthy() {  # name kind: namespace, link, holder, sshd (and proxy) all there (no forks)
+  local d=$R/hosts/$1
+  [ -e "/run/netns/gedge-lab-$1" ] && [ "$(cat "/sys/class/net/glab-$1/operstate" 2>/dev/null)" = up ] \
+    && alive "$(pidof_file "$d/holder.pid")" && alive "$(pidof_file "$d/sshd.pid")" \
+    && { [ "$2" != far ] || alive "$(pidof_file "$d/proxy.pid")"; }
+}
+
+ensure_netns_host() {  # name kind address
+  local name=$1 kind=$2 addr=$3 ns=gedge-lab-$1 veth=glab-$1 d=$R/hosts/$1 listen
+  sync_delay "$name" "$kind"
+  ! netns_healthy "$name" "$kind" || return 0
   write_meta "$name" "$kind" "$addr" 22
+  touch "$d/started"   # runs in a background job: cmd_up collects these markers
   [ -e "/run/netns/$ns" ] || ip netns add "$ns"
   if ! ip link show "$veth" >/dev/null 2>&1; then
     ip -n "$ns" link del eth0 2>/dev/null || true
@@ -531,26 +538,38 @@ cmd_up() {
   machine_setup
   ensure_bridge
   ts "machine set-up and bridge"
-  local name kind addr
+  ensure_registry
+  ts "registry"
+  ensure_full_hosts     # the containers boot (systemd) while the netns hosts are made
+  local name kind addr planned d todo=() jobs=() j t
   while read -r name kind addr; do
-    case $kind in netns|far) ensure_netns_host "$name" "$kind" "$addr" ;; esac
+    case $kind in netns|far) todo+=("$name $kind $addr") ;; esac
   done < <(plan)
   # hosts that an earlier, larger `up` made (not in this plan): removed with LAB_SHRINK=1,
   # else kept and restored like the others
-  local planned d; planned=" $(plan | awk '{print $1}' | tr '\n' ' ')"
+  planned=" $(plan | awk '{print $1}' | tr '\n' ' ')"
   for d in "$R"/hosts/*; do
     [ -d "$d" ] || continue
     name=${d##*/}; kind=$(cat "$d/kind")
     [[ $planned != *" $name "* ]] || continue
     if [ "${LAB_SHRINK:-0}" = 1 ]; then remove_host "$name"; continue; fi
-    [ "$kind" != full ] || continue
-    ensure_netns_host "$name" "$kind" "$(cat "$d/address")"
+    [ "$kind" = full ] || todo+=("$name $kind $(cat "$d/address")")
   done
-  finish_netns_hosts
+  # namespaces one by one (`ip netns add` sets up /run/netns and is not safe in parallel),
+  # then every host in its own background job
+  rm -f "$R"/hosts/*/started
+  for t in "${todo[@]}"; do
+    name=${t%% *}; [ -e "/run/netns/gedge-lab-$name" ] || ip netns add "gedge-lab-$name"
+  done
+  for t in "${todo[@]}"; do
+    # shellcheck disable=SC2086  # "name kind address"
+    set -- $t
+    if netns_healthy "$1" "$2"; then sync_delay "$1" "$2"; continue; fi
+    ( ensure_netns_host "$1" "$2" "$3"; finish_netns_hosts ) & jobs+=($!)
+  done
+  for j in "${jobs[@]}"; do wait "$j" || die "a netns host failed to start (see above)"; done
+  for d in "$R"/hosts/*; do [ ! -f "$d/started" ] || STARTED+=("${d##*/}"); done
   ts "netns and far hosts"
-  ensure_registry
-  ts "registry"
-  ensure_full_hosts
   write_lab_json
   # Every host must show an SSH banner (a full host whose sshd a fault stopped is restarted).
   # Of the hosts (re)started now, one per kind plus h6 (password) get a real login: the
