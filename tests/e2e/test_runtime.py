@@ -323,7 +323,8 @@ class RuntimeTest(GedgeTest):
         home = os.path.join(base, "home")
         os.makedirs(home)
         os.chown(home, 65534, 65534)
-        e = dict(self.env, GEDGE_HOME=home, HOME=home)
+        e = dict(self.env, GEDGE_HOME=home, HOME=home, XDG_CONFIG_HOME=os.path.join(home, "cfg"),
+                 XDG_DATA_HOME=os.path.join(home, "data"))
         argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.environ["GEDGE_BIN"]]
         subprocess.run(argv + ["init"], env=e, capture_output=True, check=True)
         p = subprocess.run(argv + ["runtime", "pack", "--name", "u", "--component", f"env={env}", "-o", "json"],

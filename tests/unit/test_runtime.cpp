@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "gedge/runtime.hpp"
 #include "test_helpers.hpp"
@@ -126,7 +127,7 @@ TEST_CASE("CUDA driver table and verdicts") {
 
 TEST_CASE("versions come from the files NVIDIA and Python ship") {
   test::TempDir t;
-  write(t.path / "cuda/version.json", R"({"cuda":{"name":"CUDA SDK","version":"12.2.2"},"cuda_cudart":{"name":"CUDA Runtime (cudart)","version":"12.2.140"}})");
+  write(t.path / "cuda/version.json", R"J({"cuda":{"name":"CUDA SDK","version":"12.2.2"},"cuda_cudart":{"name":"CUDA Runtime (cudart)","version":"12.2.140"}})J");
   write(t.path / "cudnn/include/cudnn_version.h", "#define CUDNN_MAJOR 8\n#define CUDNN_MINOR 9\n#define CUDNN_PATCHLEVEL 7\n");
   write(t.path / "trt/include/NvInferVersion.h", "#define NV_TENSORRT_MAJOR 8\n#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH 1\n#define NV_TENSORRT_BUILD 6\n");
   write(t.path / "env/pyvenv.cfg", "home = /usr/bin\nversion = 3.11.2\n");
