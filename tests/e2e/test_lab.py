@@ -204,6 +204,13 @@ class LabTest(GedgeTest):
         self.assertEqual(stale.rc, 255, f"the old host key must be refused: {stale}")
         self.assertEqual(self.ssh_host("h8", "hostname").strip(), "h8")
 
+    def test_check_clean_sees_the_running_lab(self):
+        # the leftover checker must be able to fail: with the lab up it lists what is there
+        r = run_cmd([CHECK_CLEAN], timeout=60)
+        self.assertEqual(r.rc, 1, r)
+        for what in ("network namespaces", "links", "containers", "process", "/run/gedge-lab"):
+            self.assertIn(what, r.stdout)
+
     # ------------------------------------------------------------------ down/up cycle (CI only)
     @unittest.skipUnless(os.environ.get("GEDGE_LAB_CYCLE") == "1",
                          "set GEDGE_LAB_CYCLE=1 to run lab.sh down, check_clean.sh and lab.sh up")
