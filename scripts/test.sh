@@ -14,8 +14,14 @@ scripts/build.sh
 echo "== ctest (unit + e2e + lab) =="
 rc=0
 (cd build && ctest --output-on-failure --timeout 1500 -j1) || rc=$?
-# Always leave the lab down, even when a test failed before the fixture cleanup ran.
-[ "$(id -u)" -eq 0 ] && tests/lab/lab.sh down >/dev/null 2>&1 || true
+if [ "$(id -u)" -eq 0 ]; then
+  echo "== lab teardown leaves nothing behind, and comes back =="
+  (cd tests/e2e && GEDGE_LAB_CYCLE=1 GEDGE_SOURCE_DIR="$PWD/../.." /usr/bin/python3 -m unittest \
+     test_lab.LabTest.test_zz_down_leaves_nothing_and_up_restores) || rc=$?
+  # Always leave the lab down, even when a test failed before the fixture cleanup ran.
+  tests/lab/lab.sh down >/dev/null 2>&1 || true
+  tests/lab/check_clean.sh || rc=$?
+fi
 echo "== unit tests under ASan + UBSan =="
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGEDGE_WERROR=ON -DGEDGE_SANITIZE=ON >/dev/null
 ninja -C build-asan $(ninja -C build-asan -t targets all | grep -o '^test_[a-z_]*:' | tr -d ':' | sort -u)
