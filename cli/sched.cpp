@@ -1,18 +1,371 @@
-// Placeholder until the sched issue lands: the noun exists but refuses to pretend (exit 1).
+// gedge sched: place | probe | submit | run | ls | cancel. Binds flags into sched::Request and
+// hands them to libgedge (gedge/sched.hpp); placement itself is pure and lives there.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+#include <cmath>
+#include <map>
+#include <set>
+
 #include "app.hpp"
+#include "gedge/sched.hpp"
+#include "gedge/ssh.hpp"
 
 namespace gedge::cli {
+
+namespace {
+
+struct PlaceFlags {
+  std::string file;
+  std::string policy = "pipeline";
+  std::string from;
+  std::string state;
+  std::string clusters;
+  std::string node;
+  std::string rank = "low-latency";
+  std::string weights;
+  bool explain = false;
+  int top = 5;
+};
+
+void add_place_flags(CLI::App* cmd, PlaceFlags& f) {
+  cmd->add_option("FILE", f.file, "Service or pipeline file (YAML)")->required();
+  cmd->add_option("--policy", f.policy,
+                  "low-latency | least-allocated | most-allocated | select-clusters | node | pipeline")
+      ->option_text("POLICY")
+      ->default_str("pipeline");
+  cmd->add_option("--from", f.from, "Where the data comes from (device; overrides the file's source:)")
+      ->option_text("DEVICE");
+  cmd->add_option("--state", f.state, "Offline world (schemas/sched-state.schema.json) instead of the inventory")
+      ->option_text("FILE");
+  cmd->add_option("--clusters", f.clusters, R"(Ordered cluster levels as JSON: '["c1", ["c2", "c3"]]')")
+      ->option_text("JSON");
+  cmd->add_option("--node", f.node, "For --policy node: the node, as CLUSTER/NODE")->option_text("C/N");
+  cmd->add_option("--rank", f.rank, "Secondary policy ranking a nested level (select-clusters)")
+      ->option_text("POLICY")
+      ->default_str("low-latency");
+  cmd->add_option("--weights", f.weights, "least/most-allocated weights, e.g. cpu=1,memory=1,gpu=200")
+      ->option_text("K=V,...");
+}
+
+Result<sched::Weights> parse_weights(const std::string& s) {
+  sched::Weights w;
+  if (s.empty()) return w;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    auto comma = s.find(',', pos);
+    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    auto eq = item.find('=');
+    double v = 0;
+    bool ok = eq != std::string::npos;
+    if (ok) {
+      try {
+        std::size_t used = 0;
+        v = std::stod(item.substr(eq + 1), &used);
+        ok = used == item.size() - eq - 1 && std::isfinite(v) && v >= 0 && v <= 1e6;
+      } catch (...) {
+        ok = false;
+      }
+    }
+    std::string k = ok ? item.substr(0, eq) : "";
+    if (k == "cpu") w.cpu = v;
+    else if (k == "memory") w.memory = v;
+    else if (k == "gpu") w.gpu = v;
+    else return fail(ErrorCode::usage, fmt::format("malformed --weights item '{}'", item), "example: --weights cpu=1,memory=1,gpu=200");
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return w;
+}
+
+Result<sched::Request> request_of(const PlaceFlags& f) {
+  sched::Request r;
+  r.policy = GEDGE_TRY(sched::parse_policy(f.policy));
+  r.rank = GEDGE_TRY(sched::parse_policy(f.rank));
+  if (r.rank != sched::Policy::low_latency && r.rank != sched::Policy::least_allocated &&
+      r.rank != sched::Policy::most_allocated)
+    return fail(ErrorCode::usage, fmt::format("--rank {} cannot rank clusters", f.rank),
+                "use low-latency, least-allocated or most-allocated");
+  r.source = f.from;
+  if (!f.clusters.empty()) r.levels = GEDGE_TRY(sched::parse_levels(f.clusters));
+  r.node = f.node;
+  r.weights = GEDGE_TRY(parse_weights(f.weights));
+  r.explain = f.explain;
+  r.top_k = f.top;
+  if (r.policy == sched::Policy::node && r.node.empty()) return fail(ErrorCode::usage, "--policy node needs --node CLUSTER/NODE");
+  if (r.policy != sched::Policy::node && !r.node.empty()) return fail(ErrorCode::usage, "--node goes with --policy node");
+  if (r.policy == sched::Policy::pipeline && !r.levels.empty())
+    return fail(ErrorCode::usage, "--clusters does not apply to --policy pipeline", "restrict the world with --state, or use select-clusters");
+  return r;
+}
+
+Result<std::string> read_input(const std::string& file, const char* what) {
+  auto r = read_file(file);
+  if (!r) return fail(r.error().code == ErrorCode::not_found ? ErrorCode::not_found : ErrorCode::usage,
+                      fmt::format("cannot read {} '{}'", what, file));
+  return *r;
+}
+
+Result<sched::World> load_world(Ctx& ctx, const std::string& state) {
+  if (!state.empty()) return sched::parse_state(GEDGE_TRY(read_input(state, "state file")), state);
+  auto* inv = GEDGE_TRY(ctx.inventory());
+  return sched::world_from_inventory(*inv);
+}
+
+std::string fmt_ms(const nlohmann::json& v) { return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : "-"; }
+
+// The table view of a placement: one row per stage, the E2E and (with --explain) the per-stage
+// feasibility summary and the top-k candidates in the footer.
+View placement_view(const sched::Placement& p, const nlohmann::json& data, bool explain, int top) {
+  std::string footer = fmt::format("e2e {} ms (policy {}{})", fmt_ms(data["e2e_ms"]), sched::policy_name(p.policy),
+                                   p.method.empty() ? "" : ", method " + p.method);
+  if (!p.e2e_note.empty()) footer += "\nnote: " + p.e2e_note;
+  if (explain) {
+    std::map<std::string, std::size_t> total, feas;
+    for (const auto& c : p.candidates) total[c.stage];
+    for (const auto& sp : p.placements) {
+      std::set<std::string> nodes;
+      for (const auto& c : p.candidates)
+        if (c.stage == sp.stage) nodes.insert(c.cluster + "/" + c.node);
+      std::vector<sched::Rejection> mine;
+      std::set<std::string> rejected_nodes;
+      for (const auto& r : p.rejected)
+        if (r.stage == sp.stage && rejected_nodes.insert(r.cluster + "/" + r.node).second) mine.push_back(r);
+      footer += "\n" + fmt::format("{}", [&] {
+        std::map<std::string, int> counts;
+        for (const auto& r : mine) ++counts[r.reason];
+        std::vector<std::pair<std::string, int>> v(counts.begin(), counts.end());
+        std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
+        std::string s = fmt::format("{}/{} nodes fit stage '{}'", nodes.size(), nodes.size() + rejected_nodes.size(), sp.stage);
+        for (std::size_t i = 0; i < v.size(); ++i) s += fmt::format("{} {} {}", i == 0 ? ":" : ",", v[i].second, v[i].first);
+        return s;
+      }());
+      std::vector<const sched::Candidate*> cands;
+      for (const auto& c : p.candidates)
+        if (c.stage == sp.stage) cands.push_back(&c);
+      bool lower_better = p.policy == sched::Policy::pipeline;
+      std::stable_sort(cands.begin(), cands.end(), [&](auto* a, auto* b) {
+        if (a->score != b->score) return lower_better ? a->score < b->score : a->score > b->score;
+        return a->cluster + "/" + a->node < b->cluster + "/" + b->node;
+      });
+      for (std::size_t i = 0; i < cands.size() && static_cast<int>(i) < top; ++i) {
+        std::string terms;
+        for (auto it = cands[i]->terms.begin(); it != cands[i]->terms.end(); ++it)
+          terms += fmt::format(" {}={}", it.key(), it.value().is_number_float() ? fmt_ms(it.value()) : it.value().dump());
+        footer += fmt::format("\n  #{} {}/{} score={:.3f}{}", i + 1, cands[i]->cluster, cands[i]->node, cands[i]->score, terms);
+      }
+    }
+  }
+  return View{data,
+              {{"stage", "/stage"},
+               {"cluster", "/cluster"},
+               {"node", "/node"},
+               {"gpu", "/gpu"},
+               {"score", "/score"},
+               {"compute_ms", "/terms/compute_ms"},
+               {"link_ms", "/terms/link_ms"},
+               {"transfer_ms", "/terms/transfer_ms"}},
+              "/placements",
+              footer};
+}
+
+View requests_view(const nlohmann::json& rows, std::string footer = "") {
+  return View{rows,
+              {{"id", "/id"}, {"state", "/state"}, {"policy", "/policy"}, {"priority", "/priority"}, {"attempts", "/attempts"},
+               {"error", "/error"}, {"updated", "/updated_at"}},
+              "",
+              std::move(footer)};
+}
+
+// Measures, over SSH from `from`, a TCP connect + SSH banner round trip to each target's sshd
+// (min of 3): it crosses proxies and userspace delays like the real traffic would.
+constexpr const char* kProbeScript = R"(import json, socket, sys, time
+out = {}
+for arg in sys.argv[1:]:
+    name, hostport = arg.split("=", 1)
+    host, port = hostport.rsplit(":", 1)
+    best = None
+    for _ in range(3):
+        t = time.monotonic()
+        try:
+            s = socket.create_connection((host, int(port)), timeout=5)
+            s.settimeout(5)
+            s.recv(64)
+            s.close()
+            d = (time.monotonic() - t) * 1000.0
+            best = d if best is None else min(best, d)
+        except OSError:
+            pass
+    out[name] = best
+print(json.dumps(out))
+)";
+
+}  // namespace
 
 void register_sched(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("sched", "");
   for (const auto& noun : nouns())
     if (std::string_view(noun.name) == "sched") cmd->description(noun.summary);
-  static std::vector<std::string> rest;
-  cmd->add_option("args", rest, "")->group("");
-  cmd->prefix_command();
-  on_run(cmd, ctx, []() -> Result<Outcome> {
-    return fail(ErrorCode::failure, "gedge sched is not implemented yet",
-                "see the project's open issues");
+  cmd->require_subcommand(1);
+
+  // place
+  static PlaceFlags pf;
+  static bool apply = false;
+  static std::string apply_cluster;
+  auto* place = cmd->add_subcommand("place", "Decide where each stage of a service or pipeline runs");
+  add_place_flags(place, pf);
+  place->add_flag("--explain", pf.explain, "Every candidate's reason or terms; top-k per stage in the table");
+  place->add_option("--top", pf.top, "Candidates shown per stage with --explain (table)")->default_str("5");
+  place->add_flag("--apply", apply, "Deploy the placement with 'gedge svc deploy' (one cluster)");
+  place->add_option("--cluster", apply_cluster, "With --apply: the cluster to deploy to")->option_text("CLUSTER");
+  examples(place, {"gedge sched place yolo.yaml --state world.json -o json",
+                   "gedge sched place yolo.yaml --policy low-latency --from cam-1 --explain",
+                   R"(gedge sched place web.yaml --policy select-clusters --clusters '["edge-a", ["edge-b", "cloud"]]' --from cam-1)",
+                   "gedge sched place web.yaml --policy node --node edge-a/n1"});
+  on_run(place, ctx, [&ctx]() -> Result<Outcome> {
+    auto req = GEDGE_TRY(request_of(pf));
+    if (apply && !pf.state.empty())
+      return fail(ErrorCode::usage, "--apply deploys to the inventory's clusters, not to a --state world");
+    auto text = GEDGE_TRY(read_input(pf.file, "file"));
+    auto wl = GEDGE_TRY(sched::parse_workload(text, pf.file));
+    auto world = GEDGE_TRY(load_world(ctx, pf.state));
+    auto p = GEDGE_TRY(sched::place(world, wl, req));
+    auto data = sched::to_json(p);
+    if (apply)
+      return fail(ErrorCode::failure, "--apply is not available in this build: 'gedge svc deploy' has not landed",
+                  "save the JSON with -o json > plan.json and run 'gedge svc deploy FILE --cluster C --placement plan.json'");
+    (void)apply_cluster;
+    return Outcome{placement_view(p, data, pf.explain, pf.top), std::nullopt, std::nullopt};
+  });
+
+  // probe
+  static std::string probe_from;
+  static std::vector<std::string> probe_to;
+  auto* probe = cmd->add_subcommand("probe", "Measure RTTs from a device to the candidates (over SSH, from that device)");
+  probe->add_option("--from", probe_from, "The device to measure from")->required()->option_text("DEVICE");
+  probe->add_option("--to", probe_to, "Devices to measure (default: every cluster member)")->option_text("DEVICE...");
+  examples(probe, {"gedge sched probe --from cam-1", "gedge sched probe --from h1 --to far1 --to h2 -o json"});
+  on_run(probe, ctx, [&ctx]() -> Result<Outcome> {
+    auto paths = GEDGE_TRY(ctx.paths());
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto src = GEDGE_TRY(device_target(*inv, paths, probe_from));
+    std::vector<std::string> names = probe_to;
+    if (names.empty()) {
+      auto rows = GEDGE_TRY(inv->query("SELECT DISTINCT device FROM cluster_members ORDER BY device"));
+      for (const auto& r : rows)
+        if (r["device"] != probe_from) names.push_back(r["device"].get<std::string>());
+    }
+    if (names.empty()) return fail(ErrorCode::usage, "nothing to probe", "pass --to DEVICE or add devices to a cluster");
+    std::vector<std::string> argv = {"python3", "-c", kProbeScript};
+    for (const auto& n : names) {
+      auto rows = GEDGE_TRY(inv->query("SELECT host, port FROM devices WHERE name = ?", {n}));
+      if (rows.empty()) return fail(ErrorCode::not_found, fmt::format("device '{}' not found", n), "see 'gedge device ls'");
+      argv.push_back(fmt::format("{}={}:{}", n, rows[0]["host"].get<std::string>(), rows[0]["port"].get<int64_t>()));
+    }
+    auto opts = default_ssh_options(paths, ctx.g.timeout_s);
+    auto session = GEDGE_TRY(SshSession::connect(src, opts));
+    auto res = GEDGE_TRY(session->exec(argv));
+    if (res.exit_code != 0)
+      return fail(ErrorCode::failure, fmt::format("probe on '{}' failed: {}", probe_from, res.err.substr(0, 400)),
+                  "the device needs python3");
+    nlohmann::json measured;
+    try {
+      measured = nlohmann::json::parse(res.out);
+    } catch (...) {
+      return fail(ErrorCode::failure, fmt::format("probe on '{}' printed no JSON", probe_from));
+    }
+    std::vector<std::pair<std::string, double>> rtts;
+    nlohmann::json rows = nlohmann::json::array();
+    std::vector<std::string> unreachable;
+    for (const auto& n : names) {
+      nlohmann::json v = measured.value(n, nlohmann::json());
+      if (v.is_number()) rtts.emplace_back(n, v.get<double>());
+      else unreachable.push_back(n);
+      rows.push_back({{"from", probe_from}, {"to", n}, {"rtt_ms", v.is_number() ? nlohmann::json(std::round(v.get<double>() * 1000) / 1000) : nlohmann::json()}});
+    }
+    GEDGE_TRY_VOID(sched::record_rtts(*inv, probe_from, rtts));
+    std::optional<Error> err;
+    if (!unreachable.empty())
+      err = Error{rtts.empty() ? ErrorCode::unreachable : ErrorCode::partial,
+                  fmt::format("no answer from {} (measured from {})", fmt::join(unreachable, ", "), probe_from), ""};
+    return Outcome{View{rows, {{"from", "/from"}, {"to", "/to"}, {"rtt_ms", "/rtt_ms"}}, "", ""}, err, std::nullopt};
+  });
+
+  // submit
+  static PlaceFlags sf;
+  static bool high = false;
+  static std::string priority = "normal";
+  auto* submit = cmd->add_subcommand("submit", "Queue a placement request (processed by 'gedge sched run')");
+  add_place_flags(submit, sf);
+  submit->add_option("--priority", priority, "normal | high (front of the queue)")
+      ->check(CLI::IsMember({"normal", "high"}))
+      ->option_text("PRIORITY");
+  examples(submit, {"gedge sched submit yolo.yaml --from cam-1", "gedge sched submit web.yaml --policy least-allocated --priority high -o json"});
+  on_run(submit, ctx, [&ctx]() -> Result<Outcome> {
+    (void)high;
+    auto req = GEDGE_TRY(request_of(sf));
+    (void)req;
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    sched::SubmitRequest r;
+    r.spec = GEDGE_TRY(read_input(sf.file, "file"));
+    r.origin = sf.file;
+    r.priority = priority == "high" ? 1 : 0;
+    r.options = {{"policy", sf.policy}, {"rank", sf.rank}};
+    if (!sf.from.empty()) r.options["from"] = sf.from;
+    if (!sf.clusters.empty()) r.options["clusters"] = sf.clusters;
+    if (!sf.node.empty()) r.options["node"] = sf.node;
+    if (!sf.state.empty()) {
+      GEDGE_TRY(sched::parse_state(GEDGE_TRY(read_input(sf.state, "state file")), sf.state));
+      r.options["state"] = std::filesystem::absolute(sf.state).string();
+    }
+    auto row = GEDGE_TRY(sched::submit(*inv, r));
+    return Outcome{View{row, {}, "", ""}, std::nullopt, std::nullopt};
+  });
+
+  // run
+  static bool once = false;
+  static int max_n = 0;
+  auto* run = cmd->add_subcommand("run", "Process queued requests: dispatched -> scheduling -> completed | failed");
+  run->add_flag("--once", once, "Process what is queued now and exit (cron-friendly; the default)");
+  run->add_option("--max", max_n, "At most N requests")->option_text("N");
+  examples(run, {"gedge sched run --once", "* * * * * gedge sched run --once --max 50   # crontab"});
+  on_run(run, ctx, [&ctx]() -> Result<Outcome> {
+    if (max_n < 0) return fail(ErrorCode::usage, "--max must be positive");
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    sched::RunOptions o;
+    o.once = once;
+    o.max = max_n;
+    auto rows = GEDGE_TRY(sched::run_queue(*inv, o));
+    std::optional<Error> err;
+    int failed = 0;
+    for (const auto& r : rows) failed += r["state"] == "failed";
+    if (failed > 0)
+      err = Error{ErrorCode::partial, fmt::format("{} of {} requests failed for good", failed, rows.size()), "see 'gedge sched ls --state failed'"};
+    return Outcome{requests_view(rows, rows.empty() ? "queue empty: nothing to do" : ""), err, std::nullopt};
+  });
+
+  // ls
+  static std::string ls_state;
+  auto* ls = cmd->add_subcommand("ls", "List scheduling requests");
+  ls->add_option("--state", ls_state, "Only requests in this state")->option_text("STATE");
+  examples(ls, {"gedge sched ls", "gedge sched ls --state failed -o json"});
+  on_run(ls, ctx, [&ctx]() -> Result<Outcome> {
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto rows = GEDGE_TRY(sched::list_requests(*inv, ls_state));
+    return Outcome{requests_view(rows), std::nullopt, std::nullopt};
+  });
+
+  // cancel
+  static int64_t cancel_id = 0;
+  auto* cancel = cmd->add_subcommand("cancel", "Cancel a queued request");
+  cancel->add_option("ID", cancel_id, "Request id (see 'gedge sched ls')")->required();
+  examples(cancel, {"gedge sched cancel 12"});
+  on_run(cancel, ctx, [&ctx]() -> Result<Outcome> {
+    auto* inv = GEDGE_TRY(ctx.inventory());
+    auto row = GEDGE_TRY(sched::cancel(*inv, cancel_id));
+    std::string footer = row.value("changed", true) ? "" : fmt::format("request {} was already canceled; nothing changed", cancel_id);
+    return Outcome{View{row, {}, "", footer}, std::nullopt, std::nullopt};
   });
 }
 

@@ -62,6 +62,12 @@ struct World {
   std::vector<Cluster> clusters;  // sorted by name after load; nodes sorted by name
   LinkTable latency;
   std::optional<LinkTable> bandwidth;  // absent: transfer time is not modelled (0)
+
+  // Derived by finalize() (caches for the optimiser; never read from input):
+  std::vector<double> cluster_latency;    // C x C; diagonal = intra_cluster; NaN = no link
+  std::vector<double> cluster_bandwidth;  // C x C Mbit/s; 0 = no link
+  std::unordered_map<std::string, char> node_endpoints;  // "c/n" named by any link (2: with
+                                                          // a cluster or node at the other end)
 };
 
 // Sorts clusters and nodes by name and indexes the links. parse_state and
@@ -147,6 +153,8 @@ struct Request {
   // Capacity-coupled pipelines: branch-and-bound expansions before settling for the best
   // feasible plan found (the result then says method "bnb-limited").
   int max_expansions = 4000;
+  // Record every filtered (stage, node) in Placement::rejected (the summary needs them).
+  bool record_rejections = true;
 };
 
 struct StageTerms {

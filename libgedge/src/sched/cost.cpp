@@ -19,7 +19,6 @@ Flat flatten(const World& w) {
   for (std::size_t ci = 0; ci < w.clusters.size(); ++ci)
     for (const auto& n : w.clusters[ci].nodes) {
       FlatNode fn{static_cast<int>(ci), &w.clusters[ci], &n, w.clusters[ci].name + "/" + n.name};
-      f.by_id.emplace(fn.id, static_cast<int>(f.nodes.size()));
       f.alloc.push_back(n.allocated);
       f.nodes.push_back(std::move(fn));
     }

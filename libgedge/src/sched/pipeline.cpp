@@ -331,8 +331,14 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
     std::size_t before = out.rejected.size();
     for (std::size_t k = 0; k < f.nodes.size(); ++k) {
       std::string why = filter(s, f, static_cast<int>(k), f.alloc[k], &P.opts[i], true);
-      if (!why.empty()) out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, why});
+      if (!why.empty() && req.record_rejections) out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, why});
     }
+    if (P.opts[i].empty() && !req.record_rejections)  // the summary needs every reason
+      for (std::size_t k = 0; k < f.nodes.size(); ++k) {
+        std::vector<Option> none;
+        std::string why = filter(s, f, static_cast<int>(k), f.alloc[k], &none, true);
+        out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, why});
+      }
     if (!s.tier_hint.empty() &&
         std::any_of(P.opts[i].begin(), P.opts[i].end(), [&](auto& o) { return f.nodes[o.node].c->tier == s.tier_hint; })) {
       std::vector<Option> keep;
@@ -353,40 +359,40 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
     }
   }
   // Special nodes: named by a link whose other end is a cluster or a node.
-  std::set<std::string> cluster_names;
-  for (const auto& c : w.clusters) cluster_names.insert(c.name);
   P.special.assign(f.nodes.size(), 0);
-  auto mark = [&](const LinkTable& t) {
-    for (const auto& l : t.links) {
-      auto is_place = [&](const std::string& e) { return e.find('/') != std::string::npos || cluster_names.contains(e); };
-      if (!is_place(l.a) || !is_place(l.b)) continue;
-      for (const auto& e : {l.a, l.b})
-        if (auto it = f.by_id.find(e); it != f.by_id.end()) P.special[it->second] = 1;
-    }
-  };
-  mark(w.latency);
-  if (w.bandwidth) mark(*w.bandwidth);
-  P.clat.assign(static_cast<std::size_t>(P.C) * P.C, kInf);
-  P.cbw.assign(static_cast<std::size_t>(P.C) * P.C, 0);
-  for (int a = 0; a < P.C; ++a)
-    for (int b = 0; b < P.C; ++b) {
-      std::size_t ix = static_cast<std::size_t>(a) * P.C + b;
-      if (a == b) {
-        if (w.latency.intra_cluster) P.clat[ix] = *w.latency.intra_cluster;
-        if (w.bandwidth && w.bandwidth->intra_cluster) P.cbw[ix] = *w.bandwidth->intra_cluster;
-        continue;
-      }
-      if (auto l = latency_ms(w, w.clusters[a].name, w.clusters[b].name)) P.clat[ix] = *l;
-      if (auto bw = bandwidth_mbps(w, w.clusters[a].name, w.clusters[b].name)) P.cbw[ix] = *bw;
+  if (!w.node_endpoints.empty())
+    for (std::size_t k = 0; k < f.nodes.size(); ++k)
+      if (auto it = w.node_endpoints.find(f.nodes[k].id); it != w.node_endpoints.end() && it->second == 2) P.special[k] = 1;
+  const std::size_t CC = static_cast<std::size_t>(P.C) * P.C;
+  P.clat.assign(CC, kInf);
+  P.cbw.assign(CC, 0);
+  if (w.cluster_latency.size() == CC)
+    for (std::size_t ix = 0; ix < CC; ++ix) {
+      if (!std::isnan(w.cluster_latency[ix])) P.clat[ix] = w.cluster_latency[ix];
+      P.cbw[ix] = w.cluster_bandwidth[ix];
     }
   P.src_lat.assign(f.nodes.size(), source.empty() ? 0.0 : kInf);
   if (!source.empty()) {
-    std::set<int> roots;
+    // A node no link names is reached through its cluster's link: one lookup per cluster.
+    std::vector<double> via_cluster(P.C, -1);
+    bool plain_source = source.find('/') == std::string::npos;
+    std::vector<char> root(f.nodes.size(), 0);
     for (std::size_t i = 0; i < K; ++i)
       if (wl.preds[i].empty())
-        for (const auto& o : P.opts[i]) roots.insert(o.node);
-    for (int k : roots)
-      if (auto l = latency_ms(w, source, f.nodes[k].id)) P.src_lat[k] = *l;
+        for (const auto& o : P.opts[i]) root[o.node] = 1;
+    for (std::size_t k = 0; k < f.nodes.size(); ++k) {
+      if (!root[k]) continue;
+      int c = f.nodes[k].cluster;
+      if (plain_source && !w.node_endpoints.contains(f.nodes[k].id)) {
+        if (via_cluster[c] < 0) {
+          auto l = latency_ms(w, source, w.clusters[c].name);
+          via_cluster[c] = l && source != w.clusters[c].name ? *l : kInf;
+        }
+        P.src_lat[k] = via_cluster[c];
+      } else if (auto l = latency_ms(w, source, f.nodes[k].id)) {
+        P.src_lat[k] = *l;
+      }
+    }
   }
   GEDGE_TRY_VOID(check_links(P));
 

@@ -18,7 +18,6 @@ struct FlatNode {
 
 struct Flat {
   std::vector<FlatNode> nodes;  // in (cluster, node) name order
-  std::unordered_map<std::string, int> by_id;
   std::vector<Resources> alloc;  // current allocation (starts as the world's)
 };
 Flat flatten(const World& w);

@@ -209,6 +209,36 @@ void finalize(World& w) {
     std::sort(c.nodes.begin(), c.nodes.end(), [](auto& a, auto& b) { return a.name < b.name; });
   index_table(w.latency);
   if (w.bandwidth) index_table(*w.bandwidth);
+  const std::size_t C = w.clusters.size();
+  w.cluster_latency.assign(C * C, std::nan(""));
+  w.cluster_bandwidth.assign(C * C, 0.0);
+  for (std::size_t a = 0; a < C; ++a)
+    for (std::size_t b = 0; b < C; ++b) {
+      if (a == b) {
+        if (w.latency.intra_cluster) w.cluster_latency[a * C + b] = *w.latency.intra_cluster;
+        if (w.bandwidth && w.bandwidth->intra_cluster) w.cluster_bandwidth[a * C + b] = *w.bandwidth->intra_cluster;
+        continue;
+      }
+      if (auto l = lookup(w.latency, w.clusters[a].name, w.clusters[b].name)) w.cluster_latency[a * C + b] = *l;
+      if (w.bandwidth)
+        if (auto l = lookup(*w.bandwidth, w.clusters[a].name, w.clusters[b].name)) w.cluster_bandwidth[a * C + b] = *l;
+    }
+  std::set<std::string> clusters;
+  for (const auto& c : w.clusters) clusters.insert(c.name);
+  auto is_place = [&](const std::string& e) { return e.find('/') != std::string::npos || clusters.contains(e); };
+  w.node_endpoints.clear();
+  auto mark = [&](const LinkTable& t) {
+    for (const auto& l : t.links) {
+      bool place_link = is_place(l.a) && is_place(l.b);
+      for (const auto& e : {l.a, l.b})
+        if (e.find('/') != std::string::npos) {
+          char& v = w.node_endpoints[e];
+          v = std::max<char>(v, place_link ? 2 : 1);
+        }
+    }
+  };
+  mark(w.latency);
+  if (w.bandwidth) mark(*w.bandwidth);
 }
 
 Result<World> parse_state(std::string_view text, std::string_view origin) {
