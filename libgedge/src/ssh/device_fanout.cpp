@@ -37,8 +37,8 @@ int severity(ErrorCode c) {
 
 ErrorCode code_from_name(std::string_view n) {
   if (n == "unreachable") return ErrorCode::unreachable;
-  if (n == "auth") return ErrorCode::auth;
-  if (n == "host_key") return ErrorCode::host_key;
+  if (n == "auth" || n == "auth_failed") return ErrorCode::auth;
+  if (n == "host_key" || n == "host_key_mismatch") return ErrorCode::host_key;
   if (n == "interrupted") return ErrorCode::interrupted;
   return ErrorCode::failure;
 }
