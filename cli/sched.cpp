@@ -108,7 +108,10 @@ Result<std::string> read_input(const std::string& file, const char* what) {
 }
 
 Result<sched::World> load_world(Ctx& ctx, const std::string& state) {
-  if (!state.empty()) return sched::parse_state(GEDGE_TRY(read_input(state, "state file")), state);
+  if (!state.empty()) {
+    auto text = GEDGE_TRY(read_input(state, "state file"));
+    return sched::parse_state(text, state);
+  }
   auto* inv = GEDGE_TRY(ctx.inventory());
   return sched::world_from_inventory(*inv);
 }
@@ -316,7 +319,9 @@ void register_sched(CLI::App& app, Ctx& ctx) {
     if (!sf.clusters.empty()) r.options["clusters"] = sf.clusters;
     if (!sf.node.empty()) r.options["node"] = sf.node;
     if (!sf.state.empty()) {
-      GEDGE_TRY(sched::parse_state(GEDGE_TRY(read_input(sf.state, "state file")), sf.state));
+      auto text = GEDGE_TRY(read_input(sf.state, "state file"));
+      auto checked = sched::parse_state(text, sf.state);
+      if (!checked) return std::unexpected(checked.error());
       r.options["state"] = std::filesystem::absolute(sf.state).string();
     }
     auto row = GEDGE_TRY(sched::submit(*inv, r));

@@ -88,7 +88,7 @@ Result<World> world_for(Inventory& inv, const json& o) {
 
 Result<json> submit(Inventory& inv, const SubmitRequest& r) {
   // The same checks as place: a request that can never be valid is refused now (exit 2).
-  GEDGE_TRY(parse_workload(r.spec, r.origin));
+  if (auto wl = parse_workload(r.spec, r.origin); !wl) return std::unexpected(wl.error());
   auto req = GEDGE_TRY(request_from_options(r.options));
   if (req.policy == Policy::select_clusters && req.levels.empty())
     return fail(ErrorCode::usage, "select-clusters needs --clusters");
