@@ -44,6 +44,8 @@ std::string_view error_name(ErrorCode code);
 }  // namespace gedge
 
 // Propagates an error from a Result-returning expression; yields its value otherwise.
+// Use it only as a full initialiser (`auto x = GEDGE_TRY(f());`), never nested inside another
+// call's arguments: GCC 12 has miscompiled statement expressions in argument position here.
 #define GEDGE_TRY(expr)                                                 \
   ({                                                                    \
     auto&& gedge_try_r_ = (expr);                                       \
