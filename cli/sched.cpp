@@ -149,6 +149,9 @@ View placement_view(const sched::Placement& p, const nlohmann::json& data, bool 
         if (c.stage == sp.stage) cands.push_back(&c);
       bool lower_better = p.policy == sched::Policy::pipeline;
       std::stable_sort(cands.begin(), cands.end(), [&](auto* a, auto* b) {
+        if (p.policy == sched::Policy::low_latency && a->terms.contains("rtt_ms") && b->terms.contains("rtt_ms") &&
+            a->terms["rtt_ms"] != b->terms["rtt_ms"])
+          return a->terms["rtt_ms"].template get<double>() < b->terms["rtt_ms"].template get<double>();
         if (a->score != b->score) return lower_better ? a->score < b->score : a->score > b->score;
         return a->cluster + "/" + a->node < b->cluster + "/" + b->node;
       });

@@ -42,34 +42,34 @@ bool fits(const Node& n, const Resources& alloc, const Resources& need) {
          alloc.gpu + need.gpu <= n.capacity.gpu + eps;
 }
 
-std::string filter(const Stage& s, const Flat& f, int k, const Resources& alloc, std::vector<Option>* out,
-                   bool all_variants) {
+std::string_view filter(const Stage& s, const Flat& f, int k, const Resources& alloc, std::vector<Option>* out,
+                        bool all_variants) {
   const Node& n = *f.nodes[k].n;
   if (!n.ready) return "not ready";
   for (const auto& [key, val] : s.node_selector) {
     auto it = n.labels.find(key);
-    if (it == n.labels.end() || it->second != val) return fmt::format("node selector {}={} not matched", key, val);
+    if (it == n.labels.end() || it->second != val) return "node selector not matched";
   }
-  auto resource_reason = [&](const Resources& need) -> std::string {
+  auto resource_reason = [&](const Resources& need) -> std::string_view {
     constexpr double eps = 1e-9;
     if (alloc.cpu + need.cpu > n.capacity.cpu + eps) return "insufficient cpu";
     if (alloc.memory + need.memory > n.capacity.memory + eps) return "insufficient memory";
     if (alloc.gpu + need.gpu > n.capacity.gpu + eps) return "insufficient gpu";
-    return "";
+    return {};
   };
   if (s.compute_gpu_ms) {
     Resources g = stage_need(s, true), c = stage_need(s, false);
     bool gpu_ok = resource_reason(g).empty();
-    std::string cpu_reason = resource_reason(c);
+    std::string_view cpu_reason = resource_reason(c);
     if (gpu_ok) out->push_back(Option{k, true, stage_compute(s, true), g});
     if (cpu_reason.empty() && (all_variants || !gpu_ok)) out->push_back(Option{k, false, stage_compute(s, false), c});
-    return gpu_ok || cpu_reason.empty() ? "" : cpu_reason;
+    return gpu_ok || cpu_reason.empty() ? std::string_view{} : cpu_reason;
   }
   Resources need = stage_need(s, false);
-  std::string r = resource_reason(need);
+  std::string_view r = resource_reason(need);
   if (!r.empty()) return r;
   out->push_back(Option{k, need.gpu > 0, stage_compute(s, false), need});
-  return "";
+  return {};
 }
 
 std::string summary(const std::string& stage, std::size_t total, std::size_t feasible,

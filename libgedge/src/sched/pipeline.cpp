@@ -275,15 +275,24 @@ Solution exhaustive(const Problem& P) {
 
 // Every link the search may use must exist: a missing one is an error, never a silent zero.
 Result<void> check_links(const Problem& P) {
-  std::vector<std::set<int>> clusters(P.opts.size());
-  std::vector<std::set<int>> nodes(P.opts.size());
-  for (std::size_t i = 0; i < P.opts.size(); ++i)
-    for (const auto& o : P.opts[i]) clusters[i].insert(P.f.nodes[o.node].cluster), nodes[i].insert(o.node);
-  for (std::size_t i = 0; i < P.opts.size(); ++i) {
+  const std::size_t K = P.opts.size();
+  // Per stage: which clusters have candidates, and how many distinct candidate nodes each.
+  std::vector<std::vector<int>> nodes_in(K, std::vector<int>(P.C, 0));
+  std::vector<std::vector<int>> clusters(K);
+  for (std::size_t i = 0; i < K; ++i) {
+    int last = -1;
+    for (const auto& o : P.opts[i]) {
+      int c = P.f.nodes[o.node].cluster;
+      if (nodes_in[i][c] == 0) clusters[i].push_back(c);
+      if (o.node != last) ++nodes_in[i][c];
+      last = o.node;
+    }
+  }
+  for (std::size_t i = 0; i < K; ++i) {
     if (P.wl.preds[i].empty() && !P.source.empty())
-      for (int k : nodes[i])
-        if (P.src_lat[k] == kInf)
-          return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and '{}'", P.source, P.f.nodes[k].id),
+      for (const auto& o : P.opts[i])
+        if (P.src_lat[o.node] == kInf)
+          return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and '{}'", P.source, P.f.nodes[o.node].id),
                       "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
     for (int p : P.wl.preds[i]) {
       double mb = P.wl.stages[p].output_mb;
@@ -291,22 +300,21 @@ Result<void> check_links(const Problem& P) {
         for (int b : clusters[i]) {
           const std::string &an = P.w.clusters[a].name, &bn = P.w.clusters[b].name;
           if (a == b) {
+            if (P.lat(a, a) != kInf && P.xfer(a, a, mb) != kInf) continue;
             // Only needed when two distinct nodes of the cluster can be involved.
             std::set<int> both;
-            for (int k : nodes[p]) if (P.f.nodes[k].cluster == a) both.insert(k);
-            for (int k : nodes[i]) if (P.f.nodes[k].cluster == a) both.insert(k);
+            for (const auto& o : P.opts[p]) if (P.f.nodes[o.node].cluster == a) both.insert(o.node);
+            for (const auto& o : P.opts[i]) if (P.f.nodes[o.node].cluster == a) both.insert(o.node);
             if (both.size() < 2) continue;
             if (P.lat(a, a) == kInf)
               return fail(ErrorCode::usage, fmt::format("no intra-cluster latency for cluster '{}'", an),
                           "set latency_ms.intra_cluster");
-            if (P.xfer(a, a, mb) == kInf)
-              return fail(ErrorCode::usage, fmt::format("no intra-cluster bandwidth for cluster '{}'", an),
-                          "set bandwidth_mbps.intra_cluster");
-            continue;
+            return fail(ErrorCode::usage, fmt::format("no intra-cluster bandwidth for cluster '{}'", an),
+                        "set bandwidth_mbps.intra_cluster");
           }
           if (P.lat(a, b) == kInf)
             return fail(ErrorCode::usage, fmt::format("no latency link between clusters '{}' and '{}'", an, bn),
-                        "add it to latency_ms.links (stages may run in either)");
+                        "add it to latency_ms.links, or measure it: gedge sched probe --from A_MEMBER --to B_MEMBER");
           if (P.xfer(a, b, mb) == kInf)
             return fail(ErrorCode::usage, fmt::format("no bandwidth link between clusters '{}' and '{}'", an, bn),
                         "add it to bandwidth_mbps.links, or drop bandwidth_mbps to ignore transfer time");
@@ -326,18 +334,20 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
   out.source = source;
   const std::size_t K = wl.stages.size();
   P.opts.resize(K);
+  for (auto& o : P.opts) o.reserve(f.nodes.size() + 8);
   for (std::size_t i = 0; i < K; ++i) {
     const Stage& s = wl.stages[i];
     std::size_t before = out.rejected.size();
     for (std::size_t k = 0; k < f.nodes.size(); ++k) {
-      std::string why = filter(s, f, static_cast<int>(k), f.alloc[k], &P.opts[i], true);
-      if (!why.empty() && req.record_rejections) out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, why});
+      std::string_view why = filter(s, f, static_cast<int>(k), f.alloc[k], &P.opts[i], true);
+      if (!why.empty() && req.record_rejections)
+        out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, std::string(why)});
     }
     if (P.opts[i].empty() && !req.record_rejections)  // the summary needs every reason
       for (std::size_t k = 0; k < f.nodes.size(); ++k) {
         std::vector<Option> none;
-        std::string why = filter(s, f, static_cast<int>(k), f.alloc[k], &none, true);
-        out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, why});
+        std::string_view why = filter(s, f, static_cast<int>(k), f.alloc[k], &none, true);
+        out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, std::string(why)});
       }
     if (!s.tier_hint.empty() &&
         std::any_of(P.opts[i].begin(), P.opts[i].end(), [&](auto& o) { return f.nodes[o.node].c->tier == s.tier_hint; })) {
@@ -383,7 +393,7 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
     for (std::size_t k = 0; k < f.nodes.size(); ++k) {
       if (!root[k]) continue;
       int c = f.nodes[k].cluster;
-      if (plain_source && !w.node_endpoints.contains(f.nodes[k].id)) {
+      if (plain_source && (w.node_endpoints.empty() || !w.node_endpoints.contains(f.nodes[k].id))) {
         if (via_cluster[c] < 0) {
           auto l = latency_ms(w, source, w.clusters[c].name);
           via_cluster[c] = l && source != w.clusters[c].name ? *l : kInf;

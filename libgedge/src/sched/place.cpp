@@ -90,9 +90,9 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
         continue;
       }
       std::vector<Option> opts;
-      std::string why = filter(s, f, static_cast<int>(k), f.alloc[k], &opts, false);
+      std::string_view why = filter(s, f, static_cast<int>(k), f.alloc[k], &opts, false);
       if (!why.empty()) {
-        reject(why);
+        reject(std::string(why));
         continue;
       }
       for (auto& o : opts) feas.push_back(Scored{o, 0, json::object()});

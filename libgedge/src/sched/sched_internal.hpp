@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -37,8 +38,8 @@ bool fits(const Node& n, const Resources& alloc, const Resources& need);
 // Hard filters (ready, node selector, fit, GPU) of stage `s` on node `k` under `alloc`.
 // Returns "" and appends the feasible options (GPU variant when a GPU is free; with
 // `all_variants`, the CPU variant of a {gpu, cpu} stage too), or the first failing reason.
-std::string filter(const Stage& s, const Flat& f, int k, const Resources& alloc,
-                   std::vector<Option>* out, bool all_variants);
+std::string_view filter(const Stage& s, const Flat& f, int k, const Resources& alloc,
+                        std::vector<Option>* out, bool all_variants);
 
 // "0/24 nodes fit stage 'infer': 12 insufficient gpu, 9 not in --clusters, 3 not ready"
 std::string summary(const std::string& stage, std::size_t total, std::size_t feasible,
