@@ -63,14 +63,30 @@ Result<std::unique_ptr<SshSession>> connect_device(Ctx& ctx, const std::string& 
   return SshSession::connect(target, default_ssh_options(paths, ctx.g.timeout_s));
 }
 
-Result<std::string> fetch_device_xml(Ctx& ctx, const std::string& device) {
+// The device's topology over SSH: lstopo's XML, or, on a device without hwloc, a flat synthetic
+// topology from /sys (online CPUs as single-PU cores over the online NUMA nodes), labelled so.
+Result<topo::TopologySource> fetch_device_topology(Ctx& ctx, const std::string& device) {
   auto session = GEDGE_TRY(connect_device(ctx, device));
   auto r = GEDGE_TRY(session->exec({"lstopo-no-graphics", "--of", "xml", "-"}));
-  if (r.exit_code != 0)
-    return fail(ErrorCode::failure,
-                fmt::format("lstopo-no-graphics failed on device '{}' (exit {})", device, r.exit_code),
-                "install hwloc on the device (Debian: apt install hwloc-nox)");
-  return r.out;
+  if (r.exit_code == 0)
+    return topo::TopologySource{topo::TopologySource::Kind::xml_buffer, r.out, fmt::format("device {}", device)};
+  auto cpus_r = GEDGE_TRY(session->exec({"cat", "/sys/devices/system/cpu/online"}));
+  auto nodes_r = GEDGE_TRY(session->exec({"cat", "/sys/devices/system/node/online"}));
+  auto trim = [](std::string x) {
+    while (!x.empty() && (x.back() == '\n' || x.back() == ' ')) x.pop_back();
+    return x;
+  };
+  auto cpus = cpus_r.exit_code == 0 ? topo::parse_list(trim(cpus_r.out)) : Result<topo::IndexSet>{};
+  auto nodes = nodes_r.exit_code == 0 ? topo::parse_list(trim(nodes_r.out)) : Result<topo::IndexSet>{topo::IndexSet{0}};
+  auto contiguous = [](const topo::IndexSet& x) { return !x.empty() && *x.begin() == 0 && *x.rbegin() + 1 == x.size(); };
+  if (!cpus || !nodes || !contiguous(*cpus) || !contiguous(*nodes) || cpus->size() % nodes->size() != 0)
+    return fail(ErrorCode::failure, fmt::format("cannot read the topology of device '{}'", device),
+                "install hwloc on the device (Debian: apt install hwloc-nox), then 'gedge device check'");
+  ctx.reporter().warn(fmt::format("device '{}' has no lstopo-no-graphics: using its online CPUs and NUMA nodes "
+                                  "from /sys (no cache, SMT or I/O information)", device));
+  std::string syn = fmt::format("numa:{} pu:{}", nodes->size(), cpus->size() / nodes->size());
+  return topo::TopologySource{topo::TopologySource::Kind::synthetic, syn,
+                              fmt::format("device {} (from /sys: {})", device, syn)};
 }
 
 Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
@@ -84,12 +100,10 @@ Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", s.device), "see 'gedge device ls'");
   std::string xml;
   if (!s.live && rows[0]["topology_xml"].is_string()) xml = rows[0]["topology_xml"].get<std::string>();
-  if (xml.empty()) {
-    ctx.reporter().info(fmt::format("fetching the topology of '{}' over SSH", s.device));
-    xml = GEDGE_TRY(fetch_device_xml(ctx, s.device));
-  }
-  topo::TopologySource src{topo::TopologySource::Kind::xml_buffer, xml, fmt::format("device {}", s.device)};
-  return topo::Topology::load(src);
+  if (!xml.empty())
+    return topo::Topology::load({topo::TopologySource::Kind::xml_buffer, xml, fmt::format("device {}", s.device)});
+  ctx.reporter().info(fmt::format("fetching the topology of '{}' over SSH", s.device));
+  return topo::Topology::load(GEDGE_TRY(fetch_device_topology(ctx, s.device)));
 }
 
 // Work gedge already pinned on a device (the pins table), except `skip_owner` (being re-pinned).

@@ -480,6 +480,17 @@ TEST_CASE("container pin: argv only, read back, mismatch fails") {
   REQUIRE_FALSE(bad.has_value());
   CHECK(bad.error().code == ErrorCode::failure);
   CHECK(pin_container(p, "web; reboot", run).error().code == ErrorCode::usage);
+  // podman 4.3 leaves inspect empty after update: the kernel's view decides
+  RemoteRun stale = [&](const std::vector<std::string>& argv) -> Result<RemoteOutput> {
+    if (argv[3] == "inspect") return RemoteOutput{0, "||4242\n", ""};
+    return run(argv);
+  };
+  applied_cpus = "2-3";
+  auto st = pin_container(p, "web", stale);
+  REQUIRE(st.has_value());
+  CHECK((*st)["applied"]["inspect_stale"] == true);
+  applied_cpus = "0";
+  CHECK_FALSE(pin_container(p, "web", stale).has_value());
   RemoteRun missing = [](const std::vector<std::string>&) -> Result<RemoteOutput> {
     return RemoteOutput{125, "", "Error: no such container nope"};
   };

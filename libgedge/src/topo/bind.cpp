@@ -122,13 +122,14 @@ Result<Applied> bind_self(const Topology& topo, const Plan& p, bool membind) {
   std::optional<IndexSet> bound_nodes;
   if (membind) {
     auto ns = to_bitmap(p.memory_nodes);
-    if (hwloc_set_membind(t, ns.get(), HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_PROCESS | HWLOC_MEMBIND_BYNODESET) != 0)
+    // Linux has no process-wide memory policy: set it on this (only) thread; execve keeps it.
+    if (hwloc_set_membind(t, ns.get(), HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) != 0)
       return fail(ErrorCode::failure,
                   fmt::format("binding memory to nodes {} failed: {}", format_list(p.memory_nodes), std::strerror(errno)),
                   "in a container this needs CAP_SYS_NICE (seccomp blocks set_mempolicy otherwise)");
     auto got = make_bitmap();
     hwloc_membind_policy_t pol{};
-    if (hwloc_get_membind(t, got.get(), &pol, HWLOC_MEMBIND_PROCESS | HWLOC_MEMBIND_BYNODESET) == 0)
+    if (hwloc_get_membind(t, got.get(), &pol, HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) == 0)
       bound_nodes = to_set(got.get());
   }
   auto a = GEDGE_TRY(read_back(::getpid()));

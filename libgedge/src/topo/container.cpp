@@ -65,15 +65,22 @@ Result<nlohmann::json> pin_container(const Plan& p, const std::string& container
   if (!cfg_cpus || !cfg_mems)
     return fail(ErrorCode::failure, fmt::format("unexpected podman inspect output '{}'", line));
   nlohmann::json applied{{"inspect_cpuset_cpus", parts[0]}, {"inspect_cpuset_mems", parts[1]}};
-  if (*cfg_cpus != p.cpus || *cfg_mems != p.memory_nodes)
+  // Some podman versions (4.3) apply `update` to the cgroup but leave the inspect fields empty;
+  // only a recorded value that differs is a failure. The kernel's view below is authoritative.
+  bool cfg_differs = (!parts[0].empty() && *cfg_cpus != p.cpus) || (!parts[1].empty() && *cfg_mems != p.memory_nodes);
+  if (cfg_differs)
     return fail(ErrorCode::failure,
                 fmt::format("container '{}' reports cpuset {} / mems {} but the plan is {} / {}", container,
                             parts[0], parts[1], format_list(p.cpus), format_list(p.memory_nodes)),
                 "the runtime may not support updating cpusets (cgroup v2 with the cpuset controller is needed)");
+  if (parts[0].empty()) applied["inspect_stale"] = true;
 
   // The kernel's view: the container's main process as seen from the host.
   std::string pid = parts[2];
-  if (!pid.empty() && pid != "0" && std::all_of(pid.begin(), pid.end(), ::isdigit)) {
+  if (pid.empty() || pid == "0" || !std::all_of(pid.begin(), pid.end(), ::isdigit))
+    return fail(ErrorCode::failure, fmt::format("container '{}' is not running (no process to check)", container),
+                "start it first: podman start NAME");
+  {
     auto st = GEDGE_TRY(run_ok(run, {"cat", fmt::format("/proc/{}/status", pid)}, "reading the container's status"));
     std::istringstream in(st.out);
     std::optional<IndexSet> kcpus, kmems;
