@@ -54,7 +54,7 @@ def _diff_text(res):
             out.append(str(d["prepared"]))
             continue
         before, after = d.get("before"), d.get("after")
-        if before is None and after is None:
+        if before == after:
             continue
         hdr = d.get("after_header") or d.get("before_header") or ""
         out.append("--- %s\n+++ %s\n-%s\n+%s" % (d.get("before_header", ""), hdr,
