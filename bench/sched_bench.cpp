@@ -3,7 +3,7 @@
 // baselines (GS low-latency per stage, GS least-allocated, Karmada-like resource-only,
 // Diktyo-like greedy over stages) and, on S, the exact optimum by exhaustive search.
 //
-//   sched_bench [--sizes S,M,L] [--seed N] [--requests-scale X]
+//   sched_bench [--sizes S,T,M,L] [--seed N] [--requests-scale X]
 //
 // Prints a markdown report on stdout. Single-threaded; run under `taskset -c 1`.
 #include <algorithm>
@@ -33,6 +33,7 @@ struct Size {
   int clusters;
   int nodes;
   int requests;
+  bool tight = false;  // nodes left with 2.5 free cores: stages on one node couple
 };
 
 struct Instance {
@@ -78,6 +79,7 @@ Instance generate(const Size& sz, uint64_t seed) {
       double u = uni(0, 0.5);
       n.allocated = Resources{std::floor(n.capacity.cpu * u * 2) / 2, n.capacity.memory * u, 0};
       n.ready = uni(0, 1) > 0.02;
+      if (sz.tight) n.allocated.cpu = std::max(0.0, n.capacity.cpu - 2.5);
       cl.nodes.push_back(n);
     }
     w.clusters.push_back(cl);
@@ -356,7 +358,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const Size all[] = {{"S", 4, 4, 20}, {"M", 20, 25, 500}, {"L", 50, 100, 2000}};
+  const Size all[] = {{"S", 4, 4, 20}, {"T", 4, 4, 12, true}, {"M", 20, 25, 500}, {"L", 50, 100, 2000}};
   Workload wl = yolo();
   std::vector<std::pair<std::string, PolicyFn>> policies = {
       {"gedge pipeline", lib(Policy::pipeline)},
@@ -372,15 +374,15 @@ int main(int argc, char** argv) {
     Size s = sz;
     s.requests = std::max(1, static_cast<int>(sz.requests * scale));
     Instance in = generate(s, seed);
-    fmt::print("## {}: {} clusters x {} nodes = {} nodes, {} requests\n\n", s.name, s.clusters, s.nodes, s.clusters * s.nodes,
-               s.requests);
+    fmt::print("## {}: {} clusters x {} nodes = {} nodes, {} requests{}\n\n", s.name, s.clusters, s.nodes, s.clusters * s.nodes,
+               s.requests, s.tight ? " (tight: every node has 2.5 free cores, so stages sharing a node couple)" : "");
     fmt::print("| policy | placed | rejected | mean E2E ms | p95 E2E ms | stage placements/s | gap to optimum (mean / max) | methods | hash |\n");
     fmt::print("|---|---|---|---|---|---|---|---|---|\n");
     std::map<std::string, Stats> results;
     const char* only = std::getenv("SCHED_BENCH_ONLY");
     for (const auto& [name, fn] : policies) {
       if (only && name.find(only) == std::string::npos) continue;
-      bool with_opt = std::string(s.name) == "S" && name == "gedge pipeline";
+      bool with_opt = (std::string(s.name) == "S" || std::string(s.name) == "T") && name == "gedge pipeline";
       Stats st = run(in, wl, fn, with_opt);
       std::string gap = "-";
       if (!st.gaps.empty()) {

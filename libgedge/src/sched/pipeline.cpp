@@ -277,15 +277,13 @@ Solution exhaustive(const Problem& P) {
 Result<void> check_links(const Problem& P) {
   const std::size_t K = P.opts.size();
   // Per stage: which clusters have candidates, and how many distinct candidate nodes each.
-  std::vector<std::vector<int>> nodes_in(K, std::vector<int>(P.C, 0));
+  std::vector<char> seen(static_cast<std::size_t>(P.C), 0);
   std::vector<std::vector<int>> clusters(K);
   for (std::size_t i = 0; i < K; ++i) {
-    int last = -1;
+    std::fill(seen.begin(), seen.end(), 0);
     for (const auto& o : P.opts[i]) {
       int c = P.f.nodes[o.node].cluster;
-      if (nodes_in[i][c] == 0) clusters[i].push_back(c);
-      if (o.node != last) ++nodes_in[i][c];
-      last = o.node;
+      if (!seen[c]) clusters[i].push_back(c), seen[c] = 1;
     }
   }
   for (std::size_t i = 0; i < K; ++i) {
