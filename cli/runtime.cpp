@@ -127,17 +127,23 @@ void add_show(CLI::App& noun, Ctx& ctx) {
 void add_verify(CLI::App& noun, Ctx& ctx) {
   auto id = std::make_shared<std::string>();
   auto to = std::make_shared<std::string>();
+  auto device = std::make_shared<std::string>();
+  auto root = std::make_shared<std::string>(runtime::kDefaultRoot);
   auto* cmd = noun.add_subcommand("verify", "Re-hash every chunk of a bundle (or check a materialised copy)");
   cmd->add_option("id", *id, "Bundle id, prefix or name")->required()->type_name("ID");
   cmd->add_option("--to", *to, "Check the copy materialised under this root instead of the local store")
       ->type_name("DIR");
-  examples(cmd, {"gedge runtime verify demo", "gedge runtime verify demo --to /srv/nfs/runtimes -o json"});
-  on_run(cmd, ctx, [&ctx, id, to]() -> Result<Outcome> {
+  cmd->add_option("--device", *device, "Check the copy on this device (under --root) instead")->type_name("D");
+  cmd->add_option("--root", *root, "Runtime root on the device (default /var/lib/gedge/runtimes)")->type_name("DIR");
+  examples(cmd, {"gedge runtime verify demo", "gedge runtime verify demo --device edge1", "gedge runtime verify demo --to /srv/nfs/runtimes -o json"});
+  on_run(cmd, ctx, [&ctx, id, to, device, root]() -> Result<Outcome> {
     auto paths = GEDGE_TRY(ctx.paths());
     auto* inv = GEDGE_TRY(ctx.inventory());
     auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
-    auto r = to->empty() ? GEDGE_TRY(runtime::verify(paths, b, ctx.reporter()))
-                         : GEDGE_TRY(runtime::verify_dir(b, *to, ctx.reporter()));
+    if (!to->empty() && !device->empty()) return fail(ErrorCode::usage, "--to and --device exclude each other");
+    auto r = !device->empty() ? GEDGE_TRY(runtime::verify_remote(paths, *inv, b, *device, *root, ctx.g.timeout_s))
+             : to->empty()    ? GEDGE_TRY(runtime::verify(paths, b, ctx.reporter()))
+                              : GEDGE_TRY(runtime::verify_dir(b, *to, ctx.reporter()));
     auto j = r.to_json();
     bool ok = j["ok"].get<bool>();
     std::string footer = ok ? fmt::format("{}: all {} chunks verified", b.id.substr(0, 12), r.chunks)
@@ -151,7 +157,7 @@ void add_verify(CLI::App& noun, Ctx& ctx) {
       for (std::size_t i = 0; i < r.bad_files.size() && i < 10; ++i)
         what += (what.empty() ? "" : ", ") + r.bad_files[i];
       err = Error{ErrorCode::failure, fmt::format("bundle {} does not verify: {}", b.id.substr(0, 12), what),
-                  to->empty() ? "pack the source trees again to restore the chunks"
+                  to->empty() && device->empty() ? "pack the source trees again to restore the chunks"
                               : "push the bundle again to repair the copy"};
     }
     return Outcome{View{j, {}, "", footer}, err, std::nullopt};
@@ -192,9 +198,44 @@ void add_push(CLI::App& noun, Ctx& ctx) {
     auto paths = GEDGE_TRY(ctx.paths());
     auto* inv = GEDGE_TRY(ctx.inventory());
     auto b = GEDGE_TRY(runtime::find_bundle(*inv, f->id));
-    if (f->to.empty())
-      return fail(ErrorCode::failure, "runtime push over SSH (--device/--cluster) is not available in this build",
-                  "push into a shared directory with --to DIR and mount it with gedge runtime mounts");
+    if (f->to.empty()) {
+      runtime::RemotePushRequest rq;
+      rq.devices = f->devices;
+      if (!f->cluster.empty()) rq.devices = GEDGE_TRY(runtime::cluster_devices(*inv, f->cluster));
+      rq.root = f->root;
+      rq.parallel = ctx.g.parallel;
+      rq.timeout_s = ctx.g.timeout_s;
+      auto outs = runtime::push_remote(paths, *inv, b, rq, ctx.reporter());
+      nlohmann::json targets = nlohmann::json::array();
+      std::size_t ok = 0;
+      std::optional<Error> first;
+      uint64_t sent = 0;
+      for (const auto& o : outs) {
+        if (o.result) {
+          ++ok;
+          sent += o.result->bytes_sent;
+          targets.push_back(o.result->to_json());
+        } else {
+          if (!first) first = o.error;
+          targets.push_back({{"target", o.device}, {"root", f->root}, {"state", "failed"},
+                             {"error", o.error->message}, {"code", std::string(error_name(o.error->code))}});
+        }
+      }
+      std::optional<Error> err;
+      if (first && ok > 0)
+        err = Error{ErrorCode::partial, fmt::format("push failed on {} of {} devices: {}", outs.size() - ok,
+                                                    outs.size(), first->message), first->hint};
+      else if (first)
+        err = first;
+      nlohmann::json j{{"id", b.id}, {"name", b.name}, {"targets", targets}};
+      View v{j,
+             {{"TARGET", "/target"}, {"STATE", "/state"}, {"BYTES_SENT", "/bytes_sent"},
+              {"CHUNKS_SENT", "/chunks_sent"}, {"CHUNKS_SKIPPED", "/chunks_skipped"}, {"ERROR", "/error"}},
+             "/targets",
+             fmt::format("{} {} pushed to {} of {} devices, {} sent", b.name, b.id.substr(0, 12), ok, outs.size(),
+                         human_bytes(sent))};
+      return Outcome{v, err, std::nullopt};
+    }
     auto r = GEDGE_TRY(runtime::push_to_dir(paths, b, f->to, ctx.reporter()));
     GEDGE_TRY_VOID(runtime::record_push(*inv, b, r));
     nlohmann::json j{{"id", b.id}, {"name", b.name}, {"targets", nlohmann::json::array({r.to_json()})}};

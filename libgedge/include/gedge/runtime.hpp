@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,27 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const std::f
 // Checks a materialised copy under root without changing it; the names of bad files in
 // VerifyResult::bad_files.
 Result<VerifyResult> verify_dir(const Bundle& b, const std::filesystem::path& root, Reporter& rep);
+
+// push --device/--cluster over SSH (sudo on the device, python3 there). Runs devices in
+// parallel; one outcome per device, in the order given.
+struct RemotePushRequest {
+  std::vector<std::string> devices;
+  std::string root = kDefaultRoot;
+  int parallel = 16;
+  double timeout_s = 30;  // connect timeout; the session budget is at least 30 minutes
+};
+struct RemoteOutcome {
+  std::string device;
+  std::optional<PushResult> result;
+  std::optional<Error> error;
+};
+std::vector<RemoteOutcome> push_remote(const Paths& paths, Inventory& inv, const Bundle& b,
+                                       const RemotePushRequest& req, Reporter& rep);
+// The members of a cluster (not_found when none).
+Result<std::vector<std::string>> cluster_devices(Inventory& inv, const std::string& cluster);
+// Checks the copy on a device without changing it (bad files in VerifyResult::bad_files).
+Result<VerifyResult> verify_remote(const Paths& paths, Inventory& inv, const Bundle& b, const std::string& device,
+                                   const std::string& root, double timeout_s);
 
 // Mount specs (pure).
 enum class MountFormat { k8s, podman, sh };
