@@ -1,0 +1,72 @@
+#!/bin/bash
+# Benchmark for `gedge runtime pack/push` (not a test). Usage:
+#   bench/runtime_pack.sh GEDGE_BIN [SOURCE_DIR=/usr/lib] [LIMIT_MB=1024]
+# Builds a tree from a copy of SOURCE_DIR (up to LIMIT_MB) plus a few generated files, then in one
+# run measures: gedge pack vs `tar -cf - DIR | zstd -T0 -3`, re-pack after one changed file,
+# bytes pushed (--to) for v2 after v1. Prints a Markdown table on stdout.
+set -euo pipefail
+G=${1:?usage: runtime_pack.sh GEDGE_BIN [SOURCE_DIR] [LIMIT_MB]}
+SRC=${2:-/usr/lib}
+LIMIT_MB=${3:-1024}
+W=$(mktemp -d /var/tmp/gedge-bench-rt.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+export GEDGE_HOME=$W/home NO_COLOR=1
+"$G" init -q >/dev/null
+mkdir -p "$W/tree/env"
+# a copy of a real system directory, cut at LIMIT_MB (files in walk order)
+( cd "$SRC" && find . -type f -size -64M -print0 | head -z -n 200000 ) |
+  python3 -c '
+import os, sys, shutil
+src, dst, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]) << 20
+total = 0
+for p in sys.stdin.buffer.read().split(b"\0"):
+    if not p: continue
+    s = os.path.join(src.encode(), p)
+    try: n = os.path.getsize(s)
+    except OSError: continue
+    if total + n > limit * 0.9: break
+    d = os.path.join(dst.encode(), p)
+    os.makedirs(os.path.dirname(d), exist_ok=True)
+    try: shutil.copy2(s, d)
+    except OSError: continue
+    total += n
+' "$SRC" "$W/tree/env" "$LIMIT_MB"
+# generated: a large incompressible file and a large compressible one (about 10 % of the tree)
+head -c $((LIMIT_MB * 1024 * 1024 / 20)) /dev/urandom > "$W/tree/env/blob.bin"
+yes "gedge runtime benchmark line $W/tree/env" | head -c $((LIMIT_MB * 1024 * 1024 / 20)) > "$W/tree/env/log.txt"
+BYTES=$(du -sb "$W/tree" | cut -f1)
+FILES=$(find "$W/tree" -type f | wc -l)
+now() { date +%s.%N; }
+t0=$(now); tar -cf - -C "$W/tree" . | zstd -q -T0 -3 > "$W/tree.tar.zst"; t1=$(now)
+TAR_S=$(echo "$t1 - $t0" | bc); TAR_B=$(stat -c %s "$W/tree.tar.zst")
+t0=$(now); "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v1.json"; t1=$(now)
+PACK_S=$(echo "$t1 - $t0" | bc)
+STORE_B=$(du -sb "$GEDGE_HOME/runtimes/chunks" | cut -f1)
+V1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$W/v1.json")
+t0=$(now); "$G" runtime push "$V1" --to "$W/export" -o json > "$W/p1.json"; t1=$(now)
+PUSH1_S=$(echo "$t1 - $t0" | bc)
+echo "changed $(date)" >> "$W/tree/env/log.txt"
+t0=$(now); "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v2.json"; t1=$(now)
+REPACK_S=$(echo "$t1 - $t0" | bc)
+V2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$W/v2.json")
+t0=$(now); "$G" runtime push "$V2" --to "$W/export" -o json > "$W/p2.json"; t1=$(now)
+PUSH2_S=$(echo "$t1 - $t0" | bc)
+python3 - "$W" "$BYTES" "$FILES" "$TAR_S" "$TAR_B" "$PACK_S" "$STORE_B" "$REPACK_S" "$PUSH1_S" "$PUSH2_S" <<'PY'
+import json, sys
+w, size, files, tar_s, tar_b, pack_s, store_b, repack_s, push1_s, push2_s = sys.argv[1:]
+size, files, tar_b, store_b = int(size), int(files), int(tar_b), int(store_b)
+tar_s, pack_s, repack_s, push1_s, push2_s = map(float, (tar_s, pack_s, repack_s, push1_s, push2_s))
+v1 = json.load(open(f"{w}/v1.json")); v2 = json.load(open(f"{w}/v2.json"))
+p1 = json.load(open(f"{w}/p1.json"))["targets"][0]; p2 = json.load(open(f"{w}/p2.json"))["targets"][0]
+mb = 1 << 20
+print(f"tree: {size/mb:.0f} MiB, {files} files")
+print()
+print("| measure | value |")
+print("|---|---|")
+print(f"| tar + zstd -T0 -3: time / size | {tar_s:.1f} s / {tar_b/mb:.0f} MiB (ratio {size/tar_b:.2f}) |")
+print(f"| gedge pack: time / store size | {pack_s:.1f} s / {store_b/mb:.0f} MiB (ratio {size/store_b:.2f}, dedupe {v1['dedupe_ratio']:.2f}) |")
+print(f"| gedge store vs tar.zst size | {tar_b/store_b:.2f} (goal >= 1.0) |")
+print(f"| re-pack after one change | {repack_s:.1f} s = {100*repack_s/pack_s:.0f} % of first pack (goal <= 10 %) |")
+print(f"| push v1 --to | {push1_s:.1f} s, {p1['bytes_sent']/mb:.0f} MiB, {p1['chunks_sent']} chunks |")
+print(f"| push v2 --to after v1 | {push2_s:.1f} s, {p2['bytes_sent']/mb:.2f} MiB = {100*p2['bytes_sent']/max(1,p1['bytes_sent']):.2f} % of v1 (goal <= 5 %), {p2['chunks_sent']} chunks sent, {p2['chunks_skipped']} skipped |")
+PY
