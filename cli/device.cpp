@@ -310,7 +310,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
     static std::vector<std::string> rest;
     static bool sudo = false;
     auto* cmd = noun->add_subcommand("exec", "Run a command on many devices at once");
-    cmd->add_option("args", rest, "Device names, then -- and the command")->option_text("NAME... -- CMD...");
+    // CLI11 hands what follows `--` either to this positional or (once a name filled it) up to
+    // the noun's extras; the command itself is recovered from argv (command_after_dashdash).
+    cmd->add_option("names", rest, "Device names, then -- and the command")->option_text("NAME... -- CMD...");
     add_select_flags(cmd, f);
     cmd->add_flag("--sudo", sudo, "Run the command with sudo -n (passwordless sudo on the device)");
     examples(cmd, {"gedge device exec --all -- uptime", "gedge device exec cam-1 cam-2 -- df -h /",
@@ -322,7 +324,10 @@ void register_device(CLI::App& app, Ctx& ctx) {
       if (command.empty())
         return fail(ErrorCode::usage, "no command given", "put the command after --: gedge device exec --all -- uptime");
       SelectFlags sf = f;
-      if (rest.size() >= command.size()) sf.names.assign(rest.begin(), rest.end() - static_cast<long>(command.size()));
+      sf.names = rest;
+      if (sf.names.size() >= command.size() &&
+          std::equal(command.begin(), command.end(), sf.names.end() - static_cast<long>(command.size())))
+        sf.names.resize(sf.names.size() - command.size());
       FanOutRequest req{GEDGE_TRY(selector(sf)), ctx.g.timeout_s, ctx.g.parallel};
       auto rep = GEDGE_TRY(device_exec(*inv, paths, req, command, sudo, ctx.reporter()));
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
@@ -355,6 +360,14 @@ void register_device(CLI::App& app, Ctx& ctx) {
       return Outcome{View{rep.json, {}, "", ""}, rep.error, raw};
     });
   }
+  // After `exec ... NAME -- CMD`, CLI11 passes CMD up to the noun: accept it there (set after the
+  // verbs exist so they do not inherit it); every other verb still rejects stray arguments.
+  noun->allow_extras();
+  noun->parse_complete_callback([noun] {
+    if (noun->remaining_size() == 0) return;
+    auto verbs = noun->get_subcommands();
+    if (verbs.empty() || verbs.front()->get_name() != "exec") throw CLI::ExtrasError(noun->get_name(), noun->remaining());
+  });
 }
 
 }  // namespace gedge::cli

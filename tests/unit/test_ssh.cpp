@@ -82,6 +82,15 @@ TEST_CASE("fan_out_error: ok, partial, and the most specific code when all fail"
   auto a = fan_out_error(nlohmann::json::array({res("auth_failed", "auth")}), "x");
   REQUIRE(a);
   CHECK(exit_code_for(a->code) == 6);
+  SUBCASE("error names as printed in results (auth_failed, host_key_mismatch)") {
+    auto e = fan_out_error(
+        nlohmann::json::array({res("unreachable", "unreachable"), res("auth_failed", "auth_failed")}), "x");
+    REQUIRE(e);
+    CHECK(e->code == ErrorCode::auth);
+    auto k = fan_out_error(nlohmann::json::array({res("token_mismatch", "host_key_mismatch")}), "x");
+    REQUIRE(k);
+    CHECK(k->code == ErrorCode::host_key);
+  }
   auto f = fan_out_error(nlohmann::json::array({res("failed", "failure")}), "x");
   REQUIRE(f);
   CHECK(exit_code_for(f->code) == 1);

@@ -79,10 +79,15 @@ Result<Selected> load_selected(Inventory& inv, const DeviceSelector& sel) {
   return s;
 }
 
-FanOutOptions fan_options(const Paths& paths, const FanOutRequest& req, Reporter& rep, std::string_view task) {
+FanOutOptions fan_options(const Paths& paths, const FanOutRequest& req, Reporter& rep, std::string_view task,
+                          std::size_t n) {
   FanOutOptions fo;
   fo.parallel = req.parallel > 0 ? req.parallel : 64;
   fo.ssh = default_ssh_options(paths, req.timeout_s);
+  // Overall deadline: one --timeout per wave of `parallel` devices; later devices are not started.
+  std::size_t waves = (n + static_cast<std::size_t>(fo.parallel) - 1) / static_cast<std::size_t>(fo.parallel);
+  fo.deadline = SshClock::now() + std::chrono::milliseconds(
+                                      static_cast<int64_t>(fo.ssh.timeout_s * 1000 * static_cast<double>(std::max<std::size_t>(1, waves))));
   std::string t(task);
   fo.on_done = [&rep, t](std::size_t done, std::size_t total, const std::string&, bool) {
     rep.progress(t, done, total);
@@ -117,7 +122,7 @@ std::optional<Error> fan_out_error(const nlohmann::json& results, std::string_vi
 
 Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanOutRequest& req, Reporter& rep) {
   auto sel = GEDGE_TRY(load_selected(inv, req.select));
-  auto fo = fan_options(paths, req, rep, "checking devices");
+  auto fo = fan_options(paths, req, rep, "checking devices", sel.targets.size());
 
   struct Check {
     nlohmann::json result;
@@ -203,7 +208,7 @@ Result<FanOutReport> device_exec(Inventory& inv, const Paths& paths, const FanOu
                                  const std::vector<std::string>& argv, bool sudo, Reporter& rep) {
   if (argv.empty()) return fail(ErrorCode::usage, "no command given", "put the command after --: gedge device exec --all -- uptime");
   auto sel = GEDGE_TRY(load_selected(inv, req.select));
-  auto fo = fan_options(paths, req, rep, "running");
+  auto fo = fan_options(paths, req, rep, "running", sel.targets.size());
   std::vector<nlohmann::json> results(sel.targets.size());
   auto ms = fan_out_raw(sel.targets, fo, [&](std::size_t i, Result<SshSession*> s) {
     const auto& name = sel.targets[i].name;

@@ -195,6 +195,12 @@ Result<ssh_session> new_session(const SshTarget& t, const SshOptions& o) {
     return bad(fmt::format("invalid user '{}'", t.user));
   // gedge verifies host keys itself (pinned fingerprints); libssh must not consult or write
   // ~/.ssh/known_hosts behind our back.
+  if (!t.host_key.type.empty()) {
+    // Ask for the pinned key's algorithm, so a server with several host keys presents the one
+    // we pinned rather than whichever the default preference picks.
+    std::string algs = t.host_key.type == "ssh-rsa" ? "rsa-sha2-512,rsa-sha2-256,ssh-rsa" : t.host_key.type;
+    ssh_options_set(s, SSH_OPTIONS_HOSTKEYS, algs.c_str());
+  }
   int strict = 0;
   ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict);
   ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
