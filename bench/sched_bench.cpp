@@ -332,11 +332,12 @@ Stats run(const Instance& in, const Workload& wl, const PolicyFn& fn, bool with_
   return st;
 }
 
-PolicyFn lib(Policy pol) {
-  return [pol](World& w, const Workload& wl, const std::string& src) -> std::optional<Placement> {
+PolicyFn lib(Policy pol, bool rejections = true) {
+  return [pol, rejections](World& w, const Workload& wl, const std::string& src) -> std::optional<Placement> {
     Request r;
     r.policy = pol;
     r.source = src;
+    r.record_rejections = rejections;
     auto p = place(w, wl, r);
     if (!p) return std::nullopt;
     return *p;
@@ -362,6 +363,7 @@ int main(int argc, char** argv) {
   Workload wl = yolo();
   std::vector<std::pair<std::string, PolicyFn>> policies = {
       {"gedge pipeline", lib(Policy::pipeline)},
+      {"gedge pipeline, no rejection list", lib(Policy::pipeline, false)},
       {"GS low-latency (per stage)", lib(Policy::low_latency)},
       {"GS least-allocated", lib(Policy::least_allocated)},
       {"most-allocated", lib(Policy::most_allocated)},
