@@ -160,9 +160,32 @@ Result<Source> parse_source(const std::string& text, const std::string& file, co
                             text.size(), limits.max_bytes));
   Source src;
   src.file = file;
-  std::vector<YAML::Node> docs;
+  // One document per file. YAML::LoadAll loops forever on some malformed inputs (found by the
+  // fuzz test with yaml-cpp 0.7), so parse the first document with YAML::Load and refuse a
+  // second "---" marker by scanning lines.
+  {
+    std::size_t pos = 0;
+    int line = 0;
+    bool content = false;
+    while (pos <= text.size()) {
+      std::size_t nl = text.find('\n', pos);
+      std::string_view l(text.data() + pos, (nl == std::string::npos ? text.size() : nl) - pos);
+      ++line;
+      bool marker = l.starts_with("---") && (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
+      if (marker && content)
+        return fail(ErrorCode::usage,
+                    fmt::format("{}:{}: more than one YAML document; put one service or one pipeline "
+                                "in a file",
+                                file, line));
+      auto first = l.find_first_not_of(" \t\r");
+      if (!marker && first != std::string_view::npos && l[first] != '#') content = true;
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+  }
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(text);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::usage,
                 fmt::format("{}:{}: malformed YAML: {}", file, e.mark.line + 1, e.msg),
@@ -170,14 +193,10 @@ Result<Source> parse_source(const std::string& text, const std::string& file, co
   } catch (const std::exception& e) {
     return fail(ErrorCode::usage, fmt::format("{}: malformed YAML: {}", file, e.what()));
   }
-  if (docs.empty() || docs[0].IsNull())
+  if (!root || root.IsNull())
     return fail(ErrorCode::usage, fmt::format("{}: empty document", file),
                 "a service file needs at least name and containers");
-  if (docs.size() > 1)
-    return fail(ErrorCode::usage,
-                fmt::format("{}:{}: more than one YAML document; put one service or one pipeline "
-                            "in a file",
-                            file, docs[1].Mark().line + 1));
+  std::vector<YAML::Node> docs{root};
   Converter conv{limits, file, src.lines};
   try {
     src.doc = GEDGE_TRY(conv.convert(docs[0], "", 0));

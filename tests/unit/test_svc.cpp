@@ -1,0 +1,353 @@
+// svc: schema loading, defaults, rendering (golden files), error messages, fuzzing.
+// Regenerate goldens on purpose with GEDGE_UPDATE_GOLDEN=1 and review the diff.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "gedge/svc.hpp"
+#include "test_helpers.hpp"
+
+using namespace gedge;
+using nlohmann::json;
+
+namespace {
+
+const std::filesystem::path kGolden = std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/golden/svc";
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+svc::Spec must_parse(const std::string& text) {
+  auto r = svc::parse_spec(text, "t.yaml");
+  if (!r) FAIL("parse failed: " << r.error().message);
+  return *r;
+}
+
+std::string parse_error(const std::string& text, svc::LoadLimits limits = {}) {
+  auto r = svc::parse_spec(text, "app.yaml", limits);
+  if (r) {
+    FAIL_CHECK("expected an error for:\n" << text);
+    return "";
+  }
+  CHECK(r.error().code == ErrorCode::usage);
+  return r.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("golden: every input renders to its golden multi-document YAML") {
+  bool update = std::getenv("GEDGE_UPDATE_GOLDEN") != nullptr;
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(kGolden)) {
+    auto p = entry.path();
+    auto ext = p.extension().string();
+    if (ext != ".yaml" && ext != ".json") continue;
+    if (p.string().ends_with(".out.yaml")) continue;
+    ++n;
+    CAPTURE(p.filename().string());
+    auto spec = svc::load_spec(p);
+    REQUIRE_MESSAGE(spec.has_value(), (spec ? "" : spec.error().message));
+    std::string got = svc::to_multidoc_yaml(svc::render_all(*spec));
+    auto golden = p;
+    golden.replace_extension(".out.yaml");
+    if (update) {
+      std::ofstream(golden) << got;
+    } else {
+      REQUIRE_MESSAGE(std::filesystem::exists(golden), "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
+      CHECK(got == slurp(golden));
+    }
+    // Deterministic: rendering twice gives the same bytes.
+    CHECK(svc::to_multidoc_yaml(svc::render_all(*spec)) == got);
+  }
+  CHECK(n >= 8);
+}
+
+TEST_CASE("the embedded schema is schemas/service.schema.json") {
+  auto file = json::parse(slurp(std::filesystem::path(GEDGE_SOURCE_DIR) / "schemas/service.schema.json"));
+  CHECK(json::parse(svc::schema_text()) == file);
+}
+
+TEST_CASE("v1 short form: GS-Engine defaults") {
+  auto spec = must_parse("name: cam\nnamespace: vision\ncontainers: [reg:5000/a/busybox:1.0]\nports: [80]\ntype: NodePort\n");
+  const auto& s = spec.service;
+  CHECK(s.form == 1);
+  CHECK(s.containers[0].name == "busybox");
+  CHECK(s.containers[0].requests.at("cpu") == "100m");
+  CHECK(s.containers[0].requests.at("memory") == "100Mi");
+  CHECK(s.containers[0].limits.at("cpu") == "1000m");
+  CHECK(s.containers[0].limits.at("memory") == "1Gi");
+  auto objs = svc::render_kubernetes(s);
+  REQUIRE(objs.size() == 2);
+  CHECK(objs[0]["kind"] == "Deployment");
+  CHECK(objs[0]["spec"]["replicas"] == 1);
+  CHECK(objs[0]["spec"]["selector"]["matchLabels"] == json{{"app", "cam"}});
+  CHECK_FALSE(objs[0]["spec"].contains("progressDeadlineSeconds"));
+  CHECK(objs[1]["spec"]["ports"][0] == json{{"name", "80"}, {"port", 80}});
+  CHECK(objs[1]["spec"]["type"] == "NodePort");
+}
+
+TEST_CASE("v2 container form: defaults, names, ports") {
+  auto spec = must_parse(R"(service:
+  name: web
+  containers:
+    - image: i:1
+      ports: [{containerPort: 8080, externalPort: 80}]
+    - image: j:1
+)");
+  const auto& s = spec.service;
+  CHECK(s.form == 2);
+  CHECK(s.containers[0].name == "web");
+  CHECK(s.containers[1].name == "web1");
+  CHECK(s.containers[0].requests == std::map<std::string, std::string>{{"cpu", "200m"}, {"memory", "500Mi"}});
+  CHECK(s.containers[0].limits == std::map<std::string, std::string>{{"cpu", "500m"}, {"memory", "1Gi"}});
+  auto objs = svc::render_kubernetes(s);
+  auto& dep = objs[0];
+  CHECK(dep["spec"]["progressDeadlineSeconds"] == 3600);
+  CHECK(dep["spec"]["template"]["spec"]["containers"][0]["ports"][0] ==
+        json{{"containerPort", 8080}, {"name", "tcp-8080"}, {"protocol", "TCP"}});
+  auto& svcobj = objs[1];
+  CHECK(svcobj["metadata"]["labels"]["service"] == "web");
+  CHECK(svcobj["spec"]["type"] == "ClusterIP");
+  CHECK(svcobj["spec"]["ports"][0] == json{{"name", "8080"}, {"port", 80}, {"targetPort", 8080}, {"protocol", "TCP"}});
+}
+
+TEST_CASE("acceleration, topologyAware, gpu") {
+  auto spec = must_parse(R"(name: d
+containers:
+  - image: i:1
+    resources: {acceleration: {topologyAware: true, compute: {gpu: 2}}}
+)");
+  auto dep = svc::render_kubernetes(spec.service)[0];
+  auto res = dep["spec"]["template"]["spec"]["containers"][0]["resources"];
+  CHECK(res["requests"] == res["limits"]);
+  CHECK(res["limits"]["cpu"] == "1");
+  CHECK(res["limits"]["memory"] == "500Mi");
+  CHECK(res["limits"]["nvidia.com/gpu"] == "2");
+  CHECK(dep["spec"]["template"]["spec"]["nodeSelector"]["gse-resalloc"] == "numa");
+  CHECK_FALSE(dep["spec"].contains("nodeSelector"));  // GS-Engine's bug, fixed
+}
+
+TEST_CASE("autoscale: HPA autoscaling/v2 and no replicas on the Deployment") {
+  auto spec = must_parse("name: a\ncontainers: [{image: i:1}]\nautoscale: {min: 2, max: 5}\n");
+  auto objs = svc::render_kubernetes(spec.service);
+  REQUIRE(objs.size() == 2);
+  CHECK_FALSE(objs[0]["spec"].contains("replicas"));
+  CHECK(objs[1]["apiVersion"] == "autoscaling/v2");
+  CHECK(objs[1]["spec"]["metrics"][0]["type"] == "Resource");
+  CHECK(objs[1]["spec"]["metrics"][0]["resource"]["target"] == json{{"type", "Utilization"}, {"averageUtilization", 80}});
+  CHECK(objs[1]["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300);
+  CHECK(spec.service.desired_replicas() == 2);
+}
+
+TEST_CASE("scheduleHint: weighted tier affinity and a hard nodeSelector") {
+  for (auto [pref, first, last] : {std::tuple{"local", "local", "cloud"}, std::tuple{"cloud", "cloud", "local"}}) {
+    auto spec = must_parse(fmt::format("name: n\ncontainers: [{{image: i:1}}]\nscheduleHint: {{preferred: {}, nodeSelector: {{zone: a}}}}\n", pref));
+    auto pod = svc::render_kubernetes(spec.service)[0]["spec"]["template"]["spec"];
+    auto terms = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    REQUIRE(terms.size() == 3);
+    CHECK(terms[0]["weight"] == 100);
+    CHECK(terms[0]["preference"]["matchExpressions"][0]["values"][0] == first);
+    CHECK(terms[0]["preference"]["matchExpressions"][0]["key"] == "gedge.io/tier");
+    CHECK(terms[2]["preference"]["matchExpressions"][0]["values"][0] == last);
+    CHECK(terms[2]["weight"] < terms[1]["weight"]);
+    CHECK(pod["nodeSelector"] == json{{"zone", "a"}});
+  }
+}
+
+TEST_CASE("pipeline: chain by default, explicit after, dependency order, stage fields kept") {
+  auto spec = must_parse(R"(kind: Pipeline
+name: p
+source: cam1
+stages:
+  - {name: c, after: [b], containers: [{image: i:1}]}
+  - {name: a, after: [], containers: [{image: i:1}], compute_ms: {gpu: 3, cpu: 30}, output_mb: 2}
+  - {name: b, containers: [{image: i:1}], resources: {cpu: 1, gpu: 1}}
+  - {name: d, containers: [{image: i:1}]}
+)");
+  REQUIRE(spec.is_pipeline);
+  CHECK(spec.pipeline.source == "cam1");
+  CHECK(spec.pipeline.stages[1].after.empty());
+  CHECK(spec.pipeline.stages[2].after == std::vector<std::string>{"a"});  // chained in file order
+  CHECK(spec.pipeline.stages[3].after == std::vector<std::string>{"b"});
+  CHECK(spec.pipeline.stages[1].compute_ms == json{{"gpu", 3}, {"cpu", 30}});
+  CHECK(spec.pipeline.stages[2].resources["gpu"] == 1);
+  std::vector<std::string> names;
+  for (auto* s : spec.ordered()) names.push_back(s->name);
+  CHECK(names == std::vector<std::string>{"a", "b", "c", "d"});
+}
+
+TEST_CASE("errors name file, line and field path") {
+  SUBCASE("wrong type") {
+    auto m = parse_error("name: w\ncontainers:\n  - image: i:1\n    ports:\n      - containerPort: 80\n      - containerPort: eighty\n");
+    CHECK(m == "app.yaml:6: containers[0].ports[1].containerPort: expected integer, got string");
+  }
+  SUBCASE("unknown field") {
+    auto m = parse_error("name: w\ncontainers: [{image: i:1}]\nreplica: 3\n");
+    CHECK(m == "app.yaml:3: replica: unknown field");
+  }
+  SUBCASE("unknown nested field") {
+    auto m = parse_error("service:\n  name: w\n  containers:\n    - image: i:1\n      imagePullPolicy: Always\n");
+    CHECK(m == "app.yaml:5: service.containers[0].imagePullPolicy: unknown field");
+  }
+  SUBCASE("enum") {
+    auto m = parse_error("name: w\ntype: External\ncontainers: [{image: i:1}]\n");
+    CHECK(m == "app.yaml:2: type: 'External' is not one of: ClusterIP, NodePort, LoadBalancer");
+  }
+  SUBCASE("bad name") {
+    auto m = parse_error("name: Web_1\ncontainers: [{image: i:1}]\n");
+    CHECK(m == "app.yaml:1: name: invalid value 'Web_1'");
+  }
+  SUBCASE("missing containers") { CHECK(parse_error("name: w\n") == "app.yaml:1: missing required field 'containers'"); }
+  SUBCASE("range") {
+    CHECK(parse_error("name: w\ncontainers: [{image: i:1, ports: [{containerPort: 70000}]}]\n") ==
+          "app.yaml:2: containers[0].ports[0].containerPort: must be at most 65535");
+  }
+  SUBCASE("malformed YAML") {
+    auto m = parse_error("name: w\ncontainers: [\n  - a\n: b\n");
+    CHECK(m.starts_with("app.yaml:"));
+    CHECK(m.find("malformed YAML") != std::string::npos);
+  }
+  SUBCASE("duplicate key") { CHECK(parse_error("name: w\nname: x\n").starts_with("app.yaml:2: duplicate key 'name'")); }
+  SUBCASE("empty") { CHECK(parse_error("") == "app.yaml: empty document"); }
+  SUBCASE("two documents") { CHECK(parse_error("name: a\n---\nname: b\n").starts_with("app.yaml:2: more than one YAML document")); }
+  SUBCASE("mixed forms") {
+    CHECK(parse_error("name: w\ncontainers:\n  - i:1\n  - {image: j:1}\n") ==
+          "app.yaml:4: containers[1]: mixes the v1 form (image strings) with the v2 form (container objects)");
+  }
+  SUBCASE("v2 with top-level ports") {
+    CHECK(parse_error("name: w\ncontainers: [{image: i:1}]\nports: [80]\n").starts_with("app.yaml:3: ports: top-level ports"));
+  }
+  SUBCASE("monitorPorts not a port") {
+    CHECK(parse_error("name: w\ncontainers: [i:1]\nports: [80]\nmonitorPorts: [9100]\n") ==
+          "app.yaml:4: monitorPorts[0]: port 9100 is not a port of the service");
+  }
+  SUBCASE("autoscale min > max") {
+    CHECK(parse_error("name: w\ncontainers: [i:1]\nautoscale: {min: 4, max: 2}\n").starts_with("app.yaml:3: autoscale.min: min 4 is above max 2"));
+  }
+  SUBCASE("topologyAware needs integer cpu") {
+    CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources:\n      limits: {cpu: 1500m}\n      acceleration: {topologyAware: true}\n")
+              .starts_with("app.yaml:5: containers[0].resources.limits.cpu: topologyAware needs a whole number of CPUs"));
+  }
+  SUBCASE("requests above limits") {
+    CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {cpu: 100m}}\n")
+              .find("request cpu=200m exceeds its limit 100m") != std::string::npos);
+  }
+  SUBCASE("duplicate stage names") {
+    CHECK(parse_error("kind: Pipeline\nname: p\nstages:\n  - {name: a, containers: [i:1]}\n  - {name: a, containers: [i:1]}\n") ==
+          "app.yaml:5: stages[1].name: duplicate stage name 'a' (first at line 4)");
+  }
+  SUBCASE("cycle") {
+    auto m = parse_error("kind: Pipeline\nname: p\nstages:\n  - {name: a, after: [b], containers: [i:1]}\n  - {name: b, containers: [i:1]}\n");
+    CHECK(m.find("stages form a cycle") != std::string::npos);
+    CHECK(m.find("a -> b -> a") != std::string::npos);
+  }
+  SUBCASE("after names an unknown stage") {
+    CHECK(parse_error("kind: Pipeline\nname: p\nstages:\n  - {name: a, after: [zz], containers: [i:1]}\n") ==
+          "app.yaml:4: stages[0].after[0]: no stage named 'zz'");
+  }
+  SUBCASE("stages without kind Pipeline") {
+    CHECK(parse_error("name: p\ncontainers: [i:1]\nstages: []\n").find("stages") != std::string::npos);
+  }
+  SUBCASE("YAML bomb") {
+    std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+    std::string prev = "a";
+    for (char c = 'b'; c <= 'j'; ++c) {
+      bomb += fmt::format("{}: &{} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n", c, c, fmt::arg("p", prev));
+      prev = std::string(1, c);
+    }
+    auto m = parse_error(bomb);
+    CHECK(m.find("more than 100000 nodes") != std::string::npos);
+  }
+  SUBCASE("deep nesting") {
+    std::string deep = "name: " + std::string(200, '[') + std::string(200, ']') + "\n";
+    auto m = parse_error(deep);
+    CHECK(m.find("nested deeper than 64") != std::string::npos);
+  }
+  SUBCASE("too large") {
+    svc::LoadLimits small;
+    small.max_bytes = 16;
+    CHECK(parse_error("name: w\ncontainers: [i:1]\n", small).find("more than the 16") != std::string::npos);
+  }
+}
+
+TEST_CASE("YAML and JSON inputs normalise to the same model") {
+  auto y = must_parse("service:\n  name: s\n  containers:\n    - image: i:1\n      ports: [{containerPort: 80}]\n");
+  auto j = must_parse(R"({"service": {"name": "s", "containers": [{"image": "i:1", "ports": [{"containerPort": 80}]}]}})");
+  CHECK(svc::render_all(y) == svc::render_all(j));
+}
+
+TEST_CASE("quoted numbers stay strings; plain scalars are typed") {
+  auto m = parse_error("name: w\ncontainers: [{image: i:1, ports: [{containerPort: \"80\"}]}]\n");
+  CHECK(m.find("expected integer, got string") != std::string::npos);
+}
+
+TEST_CASE("spec hash: replicas do not change it, the image does") {
+  auto a = must_parse("name: w\nreplicas: 1\ncontainers: [{image: i:1}]\n");
+  auto b = must_parse("name: w\nreplicas: 3\ncontainers: [{image: i:1}]\n");
+  auto c = must_parse("name: w\nreplicas: 1\ncontainers: [{image: i:2}]\n");
+  CHECK(svc::spec_hash(a.service) == svc::spec_hash(b.service));
+  CHECK(svc::spec_hash(a.service) != svc::spec_hash(c.service));
+}
+
+TEST_CASE("quantities") {
+  CHECK(*svc::parse_cpu("500m") == doctest::Approx(0.5));
+  CHECK(*svc::parse_cpu("2") == doctest::Approx(2));
+  CHECK_FALSE(svc::parse_cpu("2Gi"));
+  CHECK(*svc::parse_bytes("1Gi") == doctest::Approx(1073741824.0));
+  CHECK(*svc::parse_bytes("500Mi") == doctest::Approx(524288000.0));
+  CHECK_FALSE(svc::parse_bytes("12Q"));
+}
+
+TEST_CASE("regression: an input on which yaml-cpp's LoadAll never returns is rejected") {
+  auto r = svc::parse_spec(slurp(kGolden / "regress-loadall-hang.txt"), "hang.json");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == ErrorCode::usage);
+}
+
+TEST_CASE("fuzz: seeded mutations of the golden inputs never crash and fail only with usage errors") {
+  std::mt19937 rng(20261122);
+  std::vector<std::string> seeds;
+  for (const auto& entry : std::filesystem::directory_iterator(kGolden)) {
+    auto p = entry.path().string();
+    if ((p.ends_with(".yaml") && !p.ends_with(".out.yaml")) || p.ends_with(".json")) seeds.push_back(slurp(p));
+  }
+  REQUIRE(!seeds.empty());
+  const std::string alphabet = " :-[]{}&*!|>'\"#\n\t0123456789abcxyz,?%@";
+  int ok = 0, rejected = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string s = seeds[rng() % seeds.size()];
+    int edits = 1 + static_cast<int>(rng() % 6);
+    for (int e = 0; e < edits && !s.empty(); ++e) {
+      std::size_t pos = rng() % s.size();
+      switch (rng() % 4) {
+        case 0: s[pos] = alphabet[rng() % alphabet.size()]; break;
+        case 1: s.erase(pos, 1 + rng() % 8); break;
+        case 2: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+        default: {  // duplicate a slice (repeated keys, deeper nesting)
+          std::size_t len = std::min<std::size_t>(s.size() - pos, 1 + rng() % 40);
+          s.insert(pos, s.substr(pos, len));
+        }
+      }
+    }
+    if (std::getenv("GEDGE_FUZZ_DUMP")) std::ofstream(std::getenv("GEDGE_FUZZ_DUMP")) << s;
+    auto r = svc::parse_spec(s, "fuzz.yaml");
+    if (r) {
+      ++ok;
+      (void)svc::render_all(*r);
+    } else {
+      ++rejected;
+      CHECK(r.error().code == ErrorCode::usage);
+      CHECK(r.error().message.starts_with("fuzz.yaml"));
+    }
+  }
+  CHECK(ok + rejected == 3000);
+  CHECK(rejected > 0);
+}
