@@ -14,7 +14,7 @@ export GEDGE_HOME=$W/home NO_COLOR=1
 "$G" init -q >/dev/null
 mkdir -p "$W/tree/env"
 # a copy of a real system directory, cut at LIMIT_MB (files in walk order)
-( cd "$SRC" && find . -type f -size -64M -print0 | head -z -n 200000 ) |
+( cd "$SRC" && find . -type f -size -64M -print0 ) |
   python3 -c '
 import os, sys, shutil
 src, dst, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]) << 20
@@ -24,7 +24,7 @@ for p in sys.stdin.buffer.read().split(b"\0"):
     s = os.path.join(src.encode(), p)
     try: n = os.path.getsize(s)
     except OSError: continue
-    if total + n > limit * 0.9: break
+    if total + n > limit * 0.9: continue
     d = os.path.join(dst.encode(), p)
     os.makedirs(os.path.dirname(d), exist_ok=True)
     try: shutil.copy2(s, d)
@@ -33,7 +33,7 @@ for p in sys.stdin.buffer.read().split(b"\0"):
 ' "$SRC" "$W/tree/env" "$LIMIT_MB"
 # generated: a large incompressible file and a large compressible one (about 10 % of the tree)
 head -c $((LIMIT_MB * 1024 * 1024 / 20)) /dev/urandom > "$W/tree/env/blob.bin"
-yes "gedge runtime benchmark line $W/tree/env" | head -c $((LIMIT_MB * 1024 * 1024 / 20)) > "$W/tree/env/log.txt"
+python3 -c 'import sys; line = ("gedge runtime benchmark line %s\n" % sys.argv[1]).encode(); n = int(sys.argv[2]); open(sys.argv[3], "wb").write((line * (n // len(line) + 1))[:n])' "$W/tree/env" $((LIMIT_MB * 1024 * 1024 / 20)) "$W/tree/env/log.txt"
 BYTES=$(du -sb "$W/tree" | cut -f1)
 FILES=$(find "$W/tree" -type f | wc -l)
 now() { date +%s.%N; }
