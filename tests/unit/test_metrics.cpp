@@ -91,6 +91,17 @@ TEST_CASE("summarize computes busy %, memory, load and disk") {
   auto j = s.to_json();
   CHECK(j["cpu_busy_percent"] == 25.0);
   CHECK(j["memory_total_bytes"] == 1000.0);
+  CHECK(j["disk_mountpoint"] == "/");
+  // An overlay root is not exported: the largest filesystem stands in, and says which it is.
+  auto overlay = parse_text(
+      "node_filesystem_avail_bytes{mountpoint=\"/etc/hosts\"} 10\n"
+      "node_filesystem_size_bytes{mountpoint=\"/etc/hosts\"} 100\n"
+      "node_filesystem_avail_bytes{mountpoint=\"/var/lib/containers\"} 500\n"
+      "node_filesystem_size_bytes{mountpoint=\"/var/lib/containers\"} 1000\n");
+  REQUIRE(overlay);
+  auto o = summarize(*overlay);
+  CHECK(o.disk_mountpoint == "/var/lib/containers");
+  CHECK(*o.disk_free_bytes == doctest::Approx(500));
 }
 
 namespace {

@@ -57,6 +57,8 @@ struct NodeSummary {
   std::optional<double> load1, load5, load15;
   std::optional<double> disk_free_bytes;   // node_filesystem_avail_bytes at mountpoint "/"
   std::optional<double> disk_total_bytes;  // node_filesystem_size_bytes at mountpoint "/"
+  std::string disk_mountpoint;             // "/", or the largest filesystem when "/" is not
+                                           // exported (overlay roots of container hosts)
   int cpus = 0;                            // distinct cpu labels
   nlohmann::json to_json() const;
 };

@@ -95,6 +95,18 @@ NodeSummary summarize(const Exposition& now, const Exposition* before) {
   s.load15 = now.value("node_load15");
   s.disk_free_bytes = now.value("node_filesystem_avail_bytes", {{"mountpoint", "/"}});
   s.disk_total_bytes = now.value("node_filesystem_size_bytes", {{"mountpoint", "/"}});
+  if (s.disk_free_bytes) s.disk_mountpoint = "/";
+  // node-exporter skips overlay roots (containers): fall back to the largest real filesystem.
+  if (!s.disk_free_bytes) {
+    const Sample* best = nullptr;
+    for (const auto* f : now.find("node_filesystem_size_bytes"))
+      if (!best || f->value > best->value) best = f;
+    if (best && best->labels.count("mountpoint")) {
+      s.disk_mountpoint = best->labels.at("mountpoint");
+      s.disk_total_bytes = best->value;
+      s.disk_free_bytes = now.value("node_filesystem_avail_bytes", {{"mountpoint", s.disk_mountpoint}});
+    }
+  }
   return s;
 }
 
@@ -113,7 +125,8 @@ nlohmann::json NodeSummary::to_json() const {
           {"load5", opt(load5)},
           {"load15", opt(load15)},
           {"disk_free_bytes", opt(disk_free_bytes)},
-          {"disk_total_bytes", opt(disk_total_bytes)}};
+          {"disk_total_bytes", opt(disk_total_bytes)},
+          {"disk_mountpoint", disk_mountpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(disk_mountpoint)}};
 }
 
 Result<NodeSummary> scrape_node(const std::string& url, double timeout_s,
