@@ -1,21 +1,10 @@
-// gedge svc: render, deploy, ls, status, scale, rm. Thin: flags -> request -> libgedge::svc.
+// gedge svc: render (deploy, ls, status, scale, rm are still to come). Thin: flags -> request -> libgedge::svc.
 #include <fmt/format.h>
 
 #include "app.hpp"
 #include "gedge/svc.hpp"
 
 namespace gedge::cli {
-namespace {
-
-View deploy_view(const svc::DeployResult& r) {
-  nlohmann::json j = r.to_json();
-  return View{j,
-              {{"service", "/service"}, {"target", "/target"}, {"action", "/action"}, {"message", "/message"}},
-              "/items",
-              r.dry_run ? "dry run: nothing was changed" : ""};
-}
-
-}  // namespace
 
 void register_svc(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("svc", "");
@@ -44,7 +33,6 @@ void register_svc(CLI::App& app, Ctx& ctx) {
                      std::nullopt, std::nullopt};
     });
   }
-  (void)deploy_view;
 }
 
 }  // namespace gedge::cli

@@ -12,11 +12,6 @@
 
 #include "gedge/error.hpp"
 
-namespace gedge {
-class Inventory;
-class Reporter;
-}  // namespace gedge
-
 namespace gedge::svc {
 
 struct PortSpec {
@@ -140,52 +135,7 @@ std::string spec_hash(const Service& s);
 std::optional<double> parse_cpu(const std::string& q);
 std::optional<double> parse_bytes(const std::string& q);
 
-// ---- deploy -------------------------------------------------------------------------------
-
-struct DeployRequest {
-  std::filesystem::path file;
-  std::string cluster;
-  std::optional<std::filesystem::path> placement;  // sched place JSON
-  bool dry_run = false;
-  bool wait = false;
-  bool force_conflicts = false;
-  double timeout_s = 120;
-};
-
-// Per object / replica result.
-struct DeployItem {
-  std::string service;
-  std::string target;  // "Deployment/web" or "edge1/gedge-web-0"
-  std::string action;  // created | configured | unchanged | removed | failed | planned
-  std::string message;
-};
-
-struct DeployResult {
-  std::string cluster;
-  std::string cluster_kind;  // kubernetes | devices
-  bool dry_run = false;
-  std::vector<DeployItem> items;
-  nlohmann::json to_json() const;
-};
-
-// Deploys a spec to a cluster registered in the inventory. Kubernetes clusters: server-side
-// apply (fieldManager=gedge). Records services in the inventory (not on dry run).
-Result<DeployResult> deploy(Inventory& inv, const DeployRequest& req, Reporter& rep);
-
-// Services gedge deployed ([{name, cluster, namespace, replicas, state, updated_at}]).
-Result<nlohmann::json> list_services(Inventory& inv, const std::string& cluster = "");
-
-// Live status of one service: per replica (pod or container) state; for Kubernetes the
-// Deployment's ready/desired. `cluster` may be empty when the name is unique.
-Result<nlohmann::json> service_status(Inventory& inv, const std::string& name,
-                                      const std::string& cluster, double timeout_s);
-
-// Sets the replica count (re-applies the recorded spec with the new count).
-Result<DeployResult> scale(Inventory& inv, const std::string& name, const std::string& cluster,
-                           int replicas, double timeout_s, Reporter& rep);
-
-// Removes exactly what gedge created for the service, and its inventory record.
-Result<DeployResult> remove(Inventory& inv, const std::string& name, const std::string& cluster,
-                            bool dry_run, double timeout_s, Reporter& rep);
+// Deploying (svc deploy/ls/status/scale/rm) is not implemented yet: see the issue. The
+// Kubernetes side will use gedge/k8s.hpp (server-side apply, fieldManager=gedge).
 
 }  // namespace gedge::svc

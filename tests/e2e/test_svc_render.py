@@ -1,0 +1,72 @@
+"""gedge svc render end to end: the built binary, real files, JSON output and exit codes."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from gedge_e2e import GedgeTest, SOURCE_DIR
+
+GOLDEN = os.path.join(SOURCE_DIR, "tests", "golden", "svc")
+
+
+class SvcRenderTest(GedgeTest):
+    def write(self, name, text):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def test_render_json_kinds_and_defaults(self):
+        r = self.run_gedge("svc", "render", os.path.join(GOLDEN, "v2-basic.yaml"), "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        kinds = [d["kind"] for d in r.json]
+        self.assertEqual(kinds, ["Deployment", "Service", "ContainerHostPlan"])
+        dep = r.json[0]
+        c0 = dep["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(c0["name"], "web")
+        self.assertEqual(c0["resources"]["requests"], {"cpu": "200m", "memory": "500Mi"})
+        self.assertEqual(dep["spec"]["replicas"], 1)
+
+    def test_render_yaml_matches_golden(self):
+        for name in ("autoscale", "pipeline", "v1-short"):
+            r = self.run_gedge("svc", "render", os.path.join(GOLDEN, name + ".yaml"))
+            self.assertEqual(r.rc, 0, r)
+            with open(os.path.join(GOLDEN, name + ".out.yaml")) as f:
+                self.assertEqual(r.stdout, f.read(), name)
+
+    def test_invalid_file_exit_2_with_line_and_path(self):
+        p = self.write("app.yaml", "name: w\ncontainers:\n  - image: i:1\n    ports:\n"
+                                   "      - containerPort: 80\n      - containerPort: eighty\n")
+        r = self.run_gedge("svc", "render", p, "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIsNotNone(r.err_json, r.stderr)
+        self.assertIn("app.yaml:6: containers[0].ports[1].containerPort: expected integer",
+                      r.err_json["message"])
+
+    def test_cycle_and_unknown_field_exit_2(self):
+        cyc = self.write("p.yaml", "kind: Pipeline\nname: p\nstages:\n"
+                                   "  - {name: a, after: [b], containers: [i:1]}\n"
+                                   "  - {name: b, containers: [i:1]}\n")
+        r = self.run_gedge("svc", "render", cyc)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("cycle", r.stderr)
+        unk = self.write("u.yaml", "name: w\ncontainers: [i:1]\nreplica: 2\n")
+        r = self.run_gedge("svc", "render", unk)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("u.yaml:3: replica: unknown field", r.stderr)
+
+    def test_yaml_bomb_refused(self):
+        lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+        prev = "a"
+        for c in "bcdefghij":
+            lines.append(f"{c}: &{c} [" + ", ".join([f"*{prev}"] * 10) + "]")
+            prev = c
+        p = self.write("bomb.yaml", "\n".join(lines) + "\n")
+        r = self.run_gedge("svc", "render", p, timeout=60)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("nodes", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
