@@ -19,17 +19,28 @@ bool boundary_after(std::string_view data, std::size_t end) {
 }
 
 // Replaces every boundary-respecting occurrence of each rewrite in `s` (longest `from` first).
+// Builds a new string per rewrite, so many matches in a big file stay linear.
 bool substitute(std::string& s, const std::vector<const Rewrite*>& order) {
   bool changed = false;
   for (const Rewrite* r : order) {
-    std::size_t pos = 0;
+    std::size_t pos = 0, copied = 0;
+    std::string out;
+    bool any = false;
     while ((pos = s.find(r->from, pos)) != std::string::npos) {
       if (!boundary_after(s, pos + r->from.size())) {
         pos += 1;
         continue;
       }
-      s.replace(pos, r->from.size(), r->to);
-      pos += r->to.size();
+      if (!any) out.reserve(s.size());
+      any = true;
+      out.append(s, copied, pos - copied);
+      out += r->to;
+      pos += r->from.size();
+      copied = pos;
+    }
+    if (any) {
+      out.append(s, copied, std::string::npos);
+      s.swap(out);
       changed = true;
     }
   }
