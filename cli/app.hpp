@@ -25,6 +25,9 @@ struct GlobalOptions {
   std::optional<std::string> home;
   double timeout_s = 30.0;
   int parallel = 64;
+  // Everything after the first "--" on the command line (verbs like `device exec NAME -- CMD`
+  // need it separated from their own positionals; CLI11 folds both together).
+  std::vector<std::string> after_dashdash;
 };
 
 // What a verb returns: the view to print (stdout) and, for partial failures, the error that

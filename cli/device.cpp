@@ -60,27 +60,6 @@ Result<std::string> read_password(const std::string& file, bool from_stdin) {
   return pw;
 }
 
-// The command after `--`: CLI11 folds it into the positionals, so recover where it began from
-// the process's own argv.
-std::vector<std::string> command_after_dashdash() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::vector<std::string> argv;
-  std::string a;
-  while (std::getline(in, a, '\0')) argv.push_back(a);
-  std::vector<std::string> out;
-  bool seen_exec = false, after = false;
-  for (const auto& x : argv) {
-    if (after) {
-      out.push_back(x);
-    } else if (x == "exec") {
-      seen_exec = true;
-    } else if (seen_exec && x == "--") {
-      after = true;
-    }
-  }
-  return out;
-}
-
 const std::vector<Column> kDeviceColumns = {
     {"name", "/name"},     {"host", "/host"},     {"user", "/user"},          {"tier", "/tier"},
     {"status", "/status"}, {"rtt_ms", "/rtt_ms"}, {"arch", "/facts/arch"},    {"cpus", "/facts/cpus"},
@@ -311,7 +290,7 @@ void register_device(CLI::App& app, Ctx& ctx) {
     static bool sudo = false;
     auto* cmd = noun->add_subcommand("exec", "Run a command on many devices at once");
     // CLI11 hands what follows `--` either to this positional or (once a name filled it) up to
-    // the noun's extras; the command itself is recovered from argv (command_after_dashdash).
+    // the noun's extras; the command itself comes from main, which splits argv at the first "--".
     cmd->add_option("names", rest, "Device names, then -- and the command")->option_text("NAME... -- CMD...");
     add_select_flags(cmd, f);
     cmd->add_flag("--sudo", sudo, "Run the command with sudo -n (passwordless sudo on the device)");
@@ -320,7 +299,7 @@ void register_device(CLI::App& app, Ctx& ctx) {
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
       auto paths = GEDGE_TRY(ctx.paths());
       auto* inv = GEDGE_TRY(ctx.inventory());
-      auto command = command_after_dashdash();
+      auto command = ctx.g.after_dashdash;
       if (command.empty())
         return fail(ErrorCode::usage, "no command given", "put the command after --: gedge device exec --all -- uptime");
       SelectFlags sf = f;

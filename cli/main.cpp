@@ -75,6 +75,12 @@ int main(int argc, char** argv) {
   app.footer("\nRun 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok, 1 failure, 2 usage, "
              "3 partial,\n4 not found, 5 unreachable, 6 auth/host key, 7 conflict, 130 interrupted.\n");
 
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      ctx.g.after_dashdash.assign(argv + i + 1, argv + argc);
+      break;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
