@@ -134,6 +134,20 @@ class VersionAndErrorsTest(GedgeTest):
         self.assertIn("frobnicate", r.stderr)
 
 
+class InterruptTest(GedgeTest):
+    def test_ctrl_c_mid_run_exits_130_with_a_clear_error(self):
+        import signal
+        import time
+        p = subprocess.Popen([GEDGE, "-o", "json", "tune", "bench", "--runs", "5", "--cpuset", "0",
+                              "--", "sleep", "3"], env=self.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertEqual(json.loads(err.strip().splitlines()[-1])["error"], "interrupted")
+
+
 class DocsMatchTreeTest(GedgeTest):
     """Completions and man pages are checked against the live command tree."""
 
