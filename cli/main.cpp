@@ -75,14 +75,18 @@ int main(int argc, char** argv) {
   app.footer("\nRun 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok, 1 failure, 2 usage, "
              "3 partial,\n4 not found, 5 unreachable, 6 auth/host key, 7 conflict, 130 interrupted.\n");
 
+  // Everything after the first "--" is a command for the verb to run (device exec, tune pin,
+  // tune bench); CLI11 only sees what comes before it.
+  int cli_argc = argc;
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--") {
       ctx.g.after_dashdash.assign(argv + i + 1, argv + argc);
+      cli_argc = i;
       break;
     }
   }
   try {
-    app.parse(argc, argv);
+    app.parse(cli_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

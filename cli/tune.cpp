@@ -230,6 +230,7 @@ void register_tune(CLI::App& app, Ctx& ctx) {
                    "gedge tune pin --cores 2 --device edge1 --container detector -o json"});
     on_run(pin, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY(ctx.format());
+      if (command.empty()) command = ctx.g.after_dashdash;  // main splits argv at "--"
       int targets = (pid > 0) + (!container.empty()) + (!command.empty());
       if (targets != 1)
         return fail(ErrorCode::usage, "give exactly one target: -- CMD, --pid PID, or --device D --container NAME");
@@ -330,6 +331,7 @@ void register_tune(CLI::App& app, Ctx& ctx) {
                  "gedge tune bench --cores 4 --near gpu0 --no-smt -o json -- python3 infer.py --batch 8"});
     on_run(b, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY(ctx.format());
+      if (command.empty()) command = ctx.g.after_dashdash;  // main splits argv at "--"
       if (command.empty()) return fail(ErrorCode::usage, "no command to benchmark", "usage: gedge tune bench [flags] -- CMD ARGS...");
       auto req = GEDGE_TRY(to_request(pf));
       auto t = GEDGE_TRY(topo::Topology::load({}));
