@@ -19,9 +19,11 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (root.IsNull()) return c;
     if (!root.IsMap())
       return fail(ErrorCode::usage, fmt::format("{}: expected a mapping", where(root)));
-    for (auto it = root.begin(); it != root.end(); ++it) {
-      auto key = it->first.as<std::string>();
-      const YAML::Node& v = it->second;
+    // Range-for keeps each key/value pair alive; yaml-cpp 0.7's iterator operator-> returns
+    // a proxy over a temporary (a stack-use-after-scope under ASan).
+    for (const auto& kv : root) {
+      auto key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
       if (key == "output") {
         c.output = v.as<std::string>();
       } else if (key == "timeout") {
@@ -31,7 +33,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
       } else if (key == "color") {
         c.color = v.as<std::string>();
       } else {
-        return fail(ErrorCode::usage, fmt::format("{}: unknown field '{}'", where(it->first), key),
+        return fail(ErrorCode::usage, fmt::format("{}: unknown field '{}'", where(kv.first), key),
                     "known fields: output, timeout, parallel, color");
       }
     }

@@ -56,9 +56,9 @@ Result<std::string> string_at(const Ctx& c, const YAML::Node& n, const std::stri
 Result<Resources> resources_at(const Ctx& c, const YAML::Node& n, const std::string& path) {
   if (!n.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map of cpu, memory, gpu", c.where(n, path)));
   Resources r;
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    std::string k = it->first.Scalar();
-    const YAML::Node& v = it->second;
+  for (const auto& kv : n) {
+    std::string k = kv.first.Scalar();
+    const YAML::Node& v = kv.second;
     std::string p = path + "." + k;
     if (k == "cpu") {
       if (!v.IsScalar()) return fail(ErrorCode::usage, fmt::format("{}: expected a cpu quantity", c.where(v, p)));
@@ -73,7 +73,7 @@ Result<Resources> resources_at(const Ctx& c, const YAML::Node& n, const std::str
     } else if (k == "gpu" || k == "nvidia.com/gpu") {
       r.gpu = GEDGE_TRY(number_at(c, v, p));
     } else {
-      return fail(ErrorCode::usage, fmt::format("{}: unknown resource '{}'", c.where(it->first, path), k),
+      return fail(ErrorCode::usage, fmt::format("{}: unknown resource '{}'", c.where(kv.first, path), k),
                   "resources are cpu, memory and gpu");
     }
   }
@@ -115,11 +115,11 @@ Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& pat
     const YAML::Node& cm = n["compute_ms"];
     std::string p = path + ".compute_ms";
     if (cm.IsMap()) {
-      for (auto it = cm.begin(); it != cm.end(); ++it) {
-        std::string k = it->first.Scalar();
-        if (k == "gpu") s.compute_gpu_ms = GEDGE_TRY(number_at(c, it->second, p + ".gpu"));
-        else if (k == "cpu") s.compute_cpu_ms = GEDGE_TRY(number_at(c, it->second, p + ".cpu"));
-        else return fail(ErrorCode::usage, fmt::format("{}: unknown key '{}'", c.where(it->first, p), k),
+      for (const auto& kv : cm) {
+        std::string k = kv.first.Scalar();
+        if (k == "gpu") s.compute_gpu_ms = GEDGE_TRY(number_at(c, kv.second, p + ".gpu"));
+        else if (k == "cpu") s.compute_cpu_ms = GEDGE_TRY(number_at(c, kv.second, p + ".cpu"));
+        else return fail(ErrorCode::usage, fmt::format("{}: unknown key '{}'", c.where(kv.first, p), k),
                          "compute_ms is a number or {gpu: X, cpu: Y}");
       }
       if (!s.compute_gpu_ms || !s.compute_cpu_ms)
@@ -143,8 +143,8 @@ Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& pat
   }
   auto selector = [&](const YAML::Node& sel, const std::string& p) -> Result<void> {
     if (!sel.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map of labels", c.where(sel, p)));
-    for (auto it = sel.begin(); it != sel.end(); ++it)
-      s.node_selector[it->first.Scalar()] = GEDGE_TRY(string_at(c, it->second, p + "." + it->first.Scalar()));
+    for (const auto& kv : sel)
+      s.node_selector[kv.first.Scalar()] = GEDGE_TRY(string_at(c, kv.second, p + "." + kv.first.Scalar()));
     return {};
   };
   if (n["nodeSelector"]) GEDGE_TRY_VOID(selector(n["nodeSelector"], path + ".nodeSelector"));
