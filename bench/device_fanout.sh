@@ -6,7 +6,7 @@
 #   bench/device_fanout.sh [GEDGE_BIN]          env: RUNS (5), HOSTS (32)
 #
 # Brings the lab up with enough netns hosts (LAB_NETNS, never tears it down), registers the hosts
-# in a throwaway GEDGE_HOME, and writes bench/results-device.md.
+# in a throwaway GEDGE_HOME, and writes bench/results-device.md (merged into bench/RESULTS.md by hand).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
