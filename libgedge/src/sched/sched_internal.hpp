@@ -1,6 +1,7 @@
 // Shared by the placement sources: a flattened view of the world and the per-stage filters.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -9,6 +10,17 @@
 #include "gedge/sched.hpp"
 
 namespace gedge::sched::detail {
+
+// The number `s` spells in full ("2.5", "1e3"); nullopt when empty or when anything is left over.
+inline std::optional<double> whole_double(const std::string& s) {
+  std::size_t used = 0;
+  try {
+    double d = std::stod(s, &used);
+    if (!s.empty() && used == s.size()) return d;
+  } catch (...) {
+  }
+  return std::nullopt;
+}
 
 struct FlatNode {
   int cluster = 0;  // index into World::clusters

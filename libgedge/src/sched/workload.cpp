@@ -8,6 +8,7 @@
 #include <set>
 
 #include "gedge/sched.hpp"
+#include "sched_internal.hpp"
 
 namespace gedge::sched {
 
@@ -27,14 +28,8 @@ struct Ctx {
 // A YAML scalar as JSON: numbers when the plain scalar reads as one, strings otherwise.
 json scalar_json(const YAML::Node& n) {
   const std::string& s = n.Scalar();
-  if (n.Tag() != "!") {  // not quoted
-    std::size_t used = 0;
-    try {
-      double d = std::stod(s, &used);
-      if (used == s.size() && !s.empty()) return d;
-    } catch (...) {
-    }
-  }
+  if (n.Tag() != "!")  // not quoted
+    if (auto d = detail::whole_double(s)) return *d;
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "gedge/sched.hpp"
+#include "sched_internal.hpp"
 
 namespace gedge::sched {
 
@@ -155,14 +156,9 @@ Result<double> parse_cpu(const json& v) {
     scale = 0.001;
     s.pop_back();
   }
-  std::size_t used = 0;
-  double d = 0;
-  try {
-    d = std::stod(s, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (s.empty() || used != s.size() || !std::isfinite(d) || d < 0 || d > kHuge)
+  auto parsed = detail::whole_double(s);
+  double d = parsed.value_or(0);
+  if (!parsed || !std::isfinite(d) || d < 0 || d > kHuge)
     return fail(ErrorCode::usage, fmt::format("malformed cpu quantity '{}'", v.get<std::string>()),
                 "use cores (2, 0.5) or millicores (500m)");
   return d * scale;
@@ -190,14 +186,9 @@ Result<double> parse_memory(const json& v) {
       break;
     }
   }
-  std::size_t used = 0;
-  double d = 0;
-  try {
-    d = std::stod(s, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (s.empty() || used != s.size() || !std::isfinite(d) || d < 0 || d * scale > 1e18)
+  auto parsed = detail::whole_double(s);
+  double d = parsed.value_or(0);
+  if (!parsed || !std::isfinite(d) || d < 0 || d * scale > 1e18)
     return fail(ErrorCode::usage, fmt::format("malformed memory quantity '{}'", v.get<std::string>()),
                 "use bytes or a suffix: 512Mi, 4Gi, 1G");
   return d * scale;
