@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   // Hidden: the command tree as JSON, used by tests to check man pages and completions.
   auto* tree = app.add_subcommand("__tree", "")->group("");
   on_run(tree, ctx, [&app]() -> Result<Outcome> {
-    return Outcome{View{command_tree(app), {}, "", ""}, std::nullopt, command_tree(app).dump(2) + "\n"};
+    return Outcome{View{}, std::nullopt, command_tree(app).dump(2) + "\n"};
   });
   app.footer("\nRun 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok, 1 failure, 2 usage, "
              "3 partial,\n4 not found, 5 unreachable, 6 auth/host key, 7 conflict, 130 interrupted.\n");
