@@ -52,6 +52,22 @@ TEST_CASE("render_inventory is deterministic and checks host keys") {
   CHECK(ansible::render_inventory(spec) == text);
 }
 
+TEST_CASE("ssh_file_option quotes paths with spaces, quotes and % for both shlex and ssh") {
+  CHECK(ansible::ssh_file_option("UserKnownHostsFile", "/home/op/gedge/known_hosts") ==
+        "-o UserKnownHostsFile=/home/op/gedge/known_hosts");
+  CHECK(ansible::ssh_file_option("UserKnownHostsFile", "/tmp/my home/known_hosts") ==
+        "-o 'UserKnownHostsFile=\"/tmp/my home/known_hosts\"'");
+  // ' closes and reopens the shell quote; " and \\ are escaped for ssh; % is doubled for ssh.
+  CHECK(ansible::ssh_file_option("GlobalKnownHostsFile", "/t/it's \"100%\"\\x") ==
+        "-o 'GlobalKnownHostsFile=\"/t/it'\"'\"'s \\\"100%%\\\"\\\\x\"'");
+  ansible::InventorySpec spec;
+  spec.known_hosts = "/tmp/gedge home/runs/a b/known_hosts";
+  spec.hosts.push_back({"edge1", "10.213.0.21", 22, "gedgetest", "/tmp/gedge home/id_ed25519", {}});
+  auto text = ansible::render_inventory(spec);
+  CHECK(text.find("'UserKnownHostsFile=\"/tmp/gedge home/runs/a b/known_hosts\"'") != std::string::npos);
+  CHECK(text.find("'GlobalKnownHostsFile=\"/tmp/gedge home/runs/a b/known_hosts\"'") != std::string::npos);
+}
+
 TEST_CASE("verified_known_hosts_lines keeps only keys that match the pinned fingerprint") {
   auto fp = ansible::key_fingerprint("ssh-ed25519", kEd25519);
   REQUIRE(fp);

@@ -37,9 +37,15 @@ struct InventorySpec {
 };
 
 // Renders an Ansible YAML inventory: every host with address/port/user/key, host-key checking
-// on (StrictHostKeyChecking=yes against spec.known_hosts, BatchMode, IdentitiesOnly) and
+// on (StrictHostKeyChecking=yes against spec.known_hosts, BatchMode, IdentitiesOnly,
+// ServerAliveInterval so a link that drops mid-run ends as unreachable) and
 // ansible_python_interpreter=/usr/bin/python3. Deterministic (golden-tested).
 std::string render_inventory(const InventorySpec& spec);
+
+// One ssh "-o OPTION=PATH" for ansible_ssh_common_args. Plain paths are written as they are;
+// others (spaces, quotes, '%') are quoted so that Ansible's shell-like split and then ssh's own
+// word splitting and %-token expansion both give back exactly PATH.
+std::string ssh_file_option(const std::string& option, const std::string& path);
 
 // The known_hosts marker OpenSSH looks up for host:port ("h" for 22, "[h]:p" otherwise).
 std::string known_hosts_marker(const std::string& host, int port);

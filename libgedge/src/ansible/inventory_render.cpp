@@ -69,13 +69,39 @@ Result<std::string> verified_known_hosts_lines(std::string_view text, const std:
   return out;
 }
 
+std::string ssh_file_option(const std::string& option, const std::string& path) {
+  bool plain = !path.empty();
+  for (unsigned char c : path)
+    if (!(std::isalnum(c) || std::string_view("/._+,:@=-").find(static_cast<char>(c)) != std::string_view::npos))
+      plain = false;
+  if (plain) return fmt::format("-o {}={}", option, path);
+  // ssh reads the value with its own word splitting (quotes, backslash escapes) and expands
+  // %-tokens; Ansible splits ansible_ssh_common_args like a POSIX shell (shlex). Quote for both.
+  std::string ssh_value = "\"";
+  for (char c : path) {
+    if (c == '"' || c == '\\') ssh_value += '\\';
+    if (c == '%') ssh_value += '%';
+    ssh_value += c;
+  }
+  ssh_value += '"';
+  std::string word = "'";
+  for (char c : option + "=" + ssh_value) {
+    if (c == '\'') word += "'\"'\"'";
+    else word += c;
+  }
+  return "-o " + word + "'";
+}
+
 std::string render_inventory(const InventorySpec& spec) {
   // ssh options shared by every host: host keys checked against gedge's verified file only.
   std::string kh = spec.known_hosts.string();
   std::string ssh_args = fmt::format(
-      "-o StrictHostKeyChecking=yes -o UserKnownHostsFile={0} -o GlobalKnownHostsFile={0} "
-      "-o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout={1}",
-      kh, static_cast<int>(spec.connect_timeout_s < 1 ? 1 : spec.connect_timeout_s));
+      "-o StrictHostKeyChecking=yes {} {} -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout={} "
+      "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
+      ssh_file_option("UserKnownHostsFile", kh), ssh_file_option("GlobalKnownHostsFile", kh),
+      static_cast<int>(spec.connect_timeout_s < 1 ? 1 : spec.connect_timeout_s));
+  // ServerAlive: a device whose link drops mid-build (an established, persisted ssh connection
+  // that no longer gets answers) becomes unreachable after ~15 s instead of hanging the build.
   nlohmann::json hosts = nlohmann::json::object();
   for (const auto& h : spec.hosts) {
     nlohmann::json v = h.vars.is_object() ? h.vars : nlohmann::json::object();
