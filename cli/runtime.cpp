@@ -19,6 +19,16 @@ std::string human_bytes(uint64_t n) {
   return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
 }
 
+// A View set member by member (robust to fields added to View later).
+View make_view(nlohmann::json data, std::string footer = "", std::vector<Column> columns = {}, std::string rows = "") {
+  View v;
+  v.data = std::move(data);
+  v.footer = std::move(footer);
+  v.columns = std::move(columns);
+  v.rows = std::move(rows);
+  return v;
+}
+
 struct PackFlags {
   std::vector<std::string> dirs;
   std::string name;
@@ -26,6 +36,8 @@ struct PackFlags {
   std::string prefix;
   int level = 3;
   unsigned jobs = 0;
+  bool dry_run = false;
+  bool no_cache = false;
 };
 
 struct PushFlags {
@@ -34,6 +46,7 @@ struct PushFlags {
   std::string cluster;
   std::string to;
   std::string root = runtime::kDefaultRoot;
+  bool dry_run = false;
 };
 
 struct MountFlags {
@@ -56,7 +69,9 @@ void add_pack(CLI::App& noun, Ctx& ctx) {
       ->type_name("P");
   cmd->add_option("--level", f->level, "zstd compression level 1..19 (default 3)")->type_name("L");
   cmd->add_option("-j,--jobs", f->jobs, "Worker threads (default: every core)")->type_name("J");
-  examples(cmd, {"gedge runtime pack --name pt2.1-cu12 --component env=/opt/conda/envs/pt --component cuda=/usr/local/cuda-12.1",
+  cmd->add_flag("--dry-run", f->dry_run, "Read and hash, report what would be stored, write nothing");
+  cmd->add_flag("--no-cache", f->no_cache, "Re-read every file (ignore the stat cache of earlier packs)");
+  examples(cmd, {"gedge runtime pack ./env --name demo --dry-run -o json", "gedge runtime pack --name pt2.1-cu12 --component env=/opt/conda/envs/pt --component cuda=/usr/local/cuda-12.1",
                  "gedge runtime pack ./env ./cuda --name demo -o json",
                  "gedge runtime pack --name demo --component env=./env --prefix /opt/rt/demo -j 8"});
   on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
@@ -65,6 +80,8 @@ void add_pack(CLI::App& noun, Ctx& ctx) {
     req.prefix = f->prefix;
     req.level = f->level;
     req.jobs = f->jobs;
+    req.dry_run = f->dry_run;
+    req.use_cache = !f->no_cache;
     for (const auto& d : f->dirs) {
       std::filesystem::path p(d);
       std::string role = p.lexically_normal().filename().string();
@@ -82,12 +99,13 @@ void add_pack(CLI::App& noun, Ctx& ctx) {
     auto r = GEDGE_TRY(runtime::pack(paths, *inv, req, ctx.reporter()));
     auto j = r.to_json();
     std::string footer = fmt::format(
-        "{} {}: {} files, read {}, stored {} new ({} of {} chunks new), dedupe ratio {:.2f}{}",
-        r.created ? "packed" : "unchanged (already recorded)", r.id.substr(0, 12), r.files,
-        human_bytes(r.bytes_read), human_bytes(r.bytes_stored), r.chunks_new, r.chunks,
+        "{} {}: {} files ({} unchanged since the last pack), read {}, {} {} new ({} of {} chunks new), dedupe ratio {:.2f}{}",
+        r.dry_run ? "dry run, nothing written:" : r.created ? "packed" : "unchanged (already recorded)",
+        r.id.substr(0, 12), r.files, r.files_cached, human_bytes(r.bytes_read),
+        r.dry_run ? "would store" : "stored", human_bytes(r.dry_run ? r.bytes_new : r.bytes_stored), r.chunks_new, r.chunks,
         j["dedupe_ratio"].get<double>(),
         r.outside_links.empty() ? "" : fmt::format("; {} symlink(s) point outside", r.outside_links.size()));
-    View out{nlohmann::json(j), {}, "", footer};
+    View out = make_view(nlohmann::json(j), footer);
     return Outcome{out, std::nullopt, std::nullopt};
   });
 }
@@ -98,11 +116,10 @@ void add_ls(CLI::App& noun, Ctx& ctx) {
   on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
     auto* inv = GEDGE_TRY(ctx.inventory());
     auto list = GEDGE_TRY(runtime::list_bundles(*inv));
-    View v{list,
-           {{"ID", "/short_id"}, {"NAME", "/name"}, {"FILES", "/files"}, {"BYTES", "/bytes"},
-            {"CUDA", "/cuda"}, {"COMPONENTS", "/components"}, {"CREATED", "/created_at"}},
-           "",
-           list.empty() ? "no runtime bundles; pack one with gedge runtime pack" : ""};
+    View v = make_view(
+        list, list.empty() ? "no runtime bundles; pack one with gedge runtime pack" : "",
+        {{"ID", "/short_id"}, {"NAME", "/name"}, {"FILES", "/files"}, {"BYTES", "/bytes"},
+            {"CUDA", "/cuda"}, {"COMPONENTS", "/components"}, {"CREATED", "/created_at"}});
     return Outcome{v, std::nullopt, std::nullopt};
   });
 }
@@ -117,10 +134,10 @@ void add_show(CLI::App& noun, Ctx& ctx) {
   on_run(cmd, ctx, [&ctx, id, manifest]() -> Result<Outcome> {
     auto* inv = GEDGE_TRY(ctx.inventory());
     auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
-    if (*manifest) return Outcome{View{b.manifest, {}, "", ""}, std::nullopt, b.manifest.dump(2) + "\n"};
+    if (*manifest) return Outcome{make_view(b.manifest), std::nullopt, b.manifest.dump(2) + "\n"};
     auto s = runtime::bundle_summary(b);
     s["pushes"] = GEDGE_TRY(runtime::bundle_pushes(*inv, b.id));
-    return Outcome{View{s, {}, "", ""}, std::nullopt, std::nullopt};
+    return Outcome{make_view(s), std::nullopt, std::nullopt};
   });
 }
 
@@ -160,7 +177,7 @@ void add_verify(CLI::App& noun, Ctx& ctx) {
                   to->empty() && device->empty() ? "pack the source trees again to restore the chunks"
                               : "push the bundle again to repair the copy"};
     }
-    return Outcome{View{j, {}, "", footer}, err, std::nullopt};
+    return Outcome{make_view(j, footer), err, std::nullopt};
   });
 }
 
@@ -175,7 +192,7 @@ void add_gc(CLI::App& noun, Ctx& ctx) {
     auto r = GEDGE_TRY(runtime::gc(paths, *inv, *dry, ctx.reporter()));
     std::string footer = fmt::format("{} {} chunks ({}), kept {}", *dry ? "would remove" : "removed", r.removed,
                                      human_bytes(r.bytes_freed), r.kept);
-    return Outcome{View{r.to_json(), {}, "", footer}, std::nullopt, std::nullopt};
+    return Outcome{make_view(r.to_json(), footer), std::nullopt, std::nullopt};
   });
 }
 
@@ -190,7 +207,8 @@ void add_push(CLI::App& noun, Ctx& ctx) {
   dev->excludes(cl)->excludes(to);
   cl->excludes(to);
   cmd->add_option("--root", f->root, "Runtime root on devices (default /var/lib/gedge/runtimes)")->type_name("DIR");
-  examples(cmd, {"gedge runtime push demo --to /srv/nfs/runtimes", "gedge runtime push demo --device edge1 --device edge2 -o json",
+  cmd->add_flag("--dry-run", f->dry_run, "Only report which chunks each target lacks; write nothing there");
+  examples(cmd, {"gedge runtime push demo --cluster lab --dry-run -o json", "gedge runtime push demo --to /srv/nfs/runtimes", "gedge runtime push demo --device edge1 --device edge2 -o json",
                  "gedge runtime push demo --cluster lab --root /var/lib/gedge/runtimes"});
   on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
     if (f->devices.empty() && f->cluster.empty() && f->to.empty())
@@ -203,6 +221,7 @@ void add_push(CLI::App& noun, Ctx& ctx) {
       rq.devices = f->devices;
       if (!f->cluster.empty()) rq.devices = GEDGE_TRY(runtime::cluster_devices(*inv, f->cluster));
       rq.root = f->root;
+      rq.dry_run = f->dry_run;
       rq.parallel = ctx.g.parallel;
       rq.timeout_s = ctx.g.timeout_s;
       auto outs = runtime::push_remote(paths, *inv, b, rq, ctx.reporter());
@@ -227,25 +246,28 @@ void add_push(CLI::App& noun, Ctx& ctx) {
                                                     outs.size(), first->message), first->hint};
       else if (first)
         err = first;
-      nlohmann::json j{{"id", b.id}, {"name", b.name}, {"targets", targets}};
-      View v{j,
-             {{"TARGET", "/target"}, {"STATE", "/state"}, {"BYTES_SENT", "/bytes_sent"},
-              {"CHUNKS_SENT", "/chunks_sent"}, {"CHUNKS_SKIPPED", "/chunks_skipped"}, {"ERROR", "/error"}},
-             "/targets",
-             fmt::format("{} {} pushed to {} of {} devices, {} sent", b.name, b.id.substr(0, 12), ok, outs.size(),
-                         human_bytes(sent))};
+      nlohmann::json j{{"id", b.id}, {"name", b.name}, {"dry_run", f->dry_run}, {"targets", targets}};
+      View v = make_view(j,
+                         fmt::format("{} {} {} {} of {} devices, {} {}", b.name, b.id.substr(0, 12),
+                                     f->dry_run ? "dry run, nothing written: checked" : "pushed to", ok,
+                                     outs.size(), human_bytes(sent), f->dry_run ? "would be sent" : "sent"),
+                         {{"TARGET", "/target"}, {"STATE", "/state"}, {"BYTES_SENT", "/bytes_sent"},
+                          {"CHUNKS_SENT", "/chunks_sent"}, {"CHUNKS_SKIPPED", "/chunks_skipped"}, {"ERROR", "/error"}},
+                         "/targets");
       return Outcome{v, err, std::nullopt};
     }
-    auto r = GEDGE_TRY(runtime::push_to_dir(paths, b, f->to, ctx.reporter()));
-    GEDGE_TRY_VOID(runtime::record_push(*inv, b, r));
-    nlohmann::json j{{"id", b.id}, {"name", b.name}, {"targets", nlohmann::json::array({r.to_json()})}};
-    std::string footer = fmt::format("{} {} on {}: sent {} ({} chunks), {} chunks already there", r.state,
-                                     b.id.substr(0, 12), r.target, human_bytes(r.bytes_sent), r.chunks_sent,
+    auto r = GEDGE_TRY(runtime::push_to_dir(paths, b, f->to, ctx.reporter(), f->dry_run));
+    if (!f->dry_run) GEDGE_TRY_VOID(runtime::record_push(*inv, b, r));
+    nlohmann::json j{{"id", b.id}, {"name", b.name}, {"dry_run", f->dry_run}, {"targets", nlohmann::json::array({r.to_json()})}};
+    std::string footer = fmt::format("{} {} on {}: {} {} ({} chunks), {} chunks already there", r.state,
+                                     b.id.substr(0, 12), r.target, f->dry_run ? "would send" : "sent",
+                                     human_bytes(r.bytes_sent), r.chunks_sent,
                                      r.chunks_skipped);
-    View v{j,
-           {{"TARGET", "/target"}, {"STATE", "/state"}, {"BYTES_SENT", "/bytes_sent"}, {"CHUNKS_SENT", "/chunks_sent"},
-            {"CHUNKS_SKIPPED", "/chunks_skipped"}, {"REPAIRED", "/files_repaired"}},
-           "/targets", footer};
+    View v = make_view(j, footer,
+                       {{"TARGET", "/target"}, {"STATE", "/state"}, {"BYTES_SENT", "/bytes_sent"},
+                        {"CHUNKS_SENT", "/chunks_sent"}, {"CHUNKS_SKIPPED", "/chunks_skipped"},
+                        {"REPAIRED", "/files_repaired"}},
+                       "/targets");
     return Outcome{v, std::nullopt, std::nullopt};
   });
 }
@@ -288,7 +310,7 @@ void add_mounts(CLI::App& noun, Ctx& ctx) {
                      {"read_only", true},
                      {"env", env},
                      {"podman", podman.substr(0, podman.size() - 1)}};
-    return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
+    return Outcome{make_view(j), std::nullopt, std::nullopt};
   });
 }
 
@@ -311,7 +333,7 @@ void add_check(CLI::App& noun, Ctx& ctx) {
     if (verdict == "unknown")
       err = Error{ErrorCode::failure, fmt::format("cannot tell whether {} runs {}: {}", *device, b.name, j["reason"].get<std::string>()),
                   fmt::format("refresh the facts with gedge device check {}", *device)};
-    return Outcome{View{j, {}, "", fmt::format("{}: {}", verdict, j["reason"].get<std::string>())}, err, std::nullopt};
+    return Outcome{make_view(j, fmt::format("{}: {}", verdict, j["reason"].get<std::string>())), err, std::nullopt};
   });
 }
 

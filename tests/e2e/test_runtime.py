@@ -4,6 +4,7 @@ compiled in, a fake CUDA dir with a real-format version.json) is packed, verifie
 directory, and the program is run from the bundle mounted at its prefix in a private mount
 namespace using the env wiring from `runtime mounts`; then the bad-input and fault cases."""
 
+import hashlib
 import json
 import os
 import shlex
@@ -11,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 import unittest
 
 from gedge_e2e import GedgeTest
@@ -333,6 +335,98 @@ class RuntimeTest(GedgeTest):
         err = json.loads(p.stderr.strip().splitlines()[-1])
         self.assertIn("secret", err["message"])
         self.assertIn("Permission denied", err["message"])
+
+    def files_under(self, d):
+        return sorted(os.path.join(a, f) for a, _, fs in os.walk(d) for f in fs) if os.path.exists(d) else []
+
+    def test_pack_dry_run_writes_nothing(self):
+        env, cuda = build_tree(self.src)
+        args = ("--name", "dry", "--component", f"env={env}", "--component", f"cuda={cuda}")
+        rt = os.path.join(self.home, "runtimes")
+        before = self.files_under(rt)
+        d = self.pack(*args, "--dry-run").json
+        self.assertTrue(d["dry_run"])
+        self.assertEqual(self.files_under(rt), before, "a dry run must not write the store, lock or cache")
+        self.assertEqual(self.gedge_json("runtime", "ls"), [])
+        self.assertGreater(d["files"], 5)
+        self.assertGreater(d["bytes_read"], 3 << 20)
+        self.assertEqual(d["chunks_new"], d["chunks"])
+        self.assertGreater(d["bytes_new"], 3 << 20)
+        self.assertEqual(d["bytes_stored"], 0)
+        # the real pack stores exactly what the dry run announced, under the same id
+        r = self.pack(*args).json
+        self.assertEqual((r["id"], r["chunks_new"], r["bytes_new"]), (d["id"], d["chunks_new"], d["bytes_new"]))
+        self.assertEqual(len(self.files_under(os.path.join(rt, "chunks"))), r["chunks"])
+        again = self.pack(*args, "--dry-run").json
+        self.assertEqual((again["chunks_new"], again["created"]), (0, False))
+
+    def test_push_dry_run_writes_nothing(self):
+        env, cuda = build_tree(self.src)
+        args = ("--name", "pd", "--component", f"env={env}", "--component", f"cuda={cuda}")
+        v1 = self.pack(*args).json
+        target = os.path.join(self.tmp, "export")
+        d = self.gedge_json("runtime", "push", v1["id"], "--to", target, "--dry-run")
+        self.assertTrue(d["dry_run"])
+        t = d["targets"][0]
+        self.assertEqual((t["state"], t["chunks_sent"], t["chunks_skipped"]), ("would_create", v1["chunks"], 0))
+        self.assertEqual(len(t["chunks_to_send"]), v1["chunks"])
+        self.assertFalse(os.path.exists(target), "a dry run must not create the target")
+        self.assertEqual(self.gedge_json("runtime", "show", v1["id"])["pushes"], [])
+        p1 = self.gedge_json("runtime", "push", v1["id"], "--to", target)["targets"][0]
+        self.assertEqual(p1["bytes_sent"], t["bytes_sent"])
+        # v2: the dry run names exactly the chunk the real push then sends
+        with open(os.path.join(env, "etc", "greeting.conf"), "a") as f:
+            f.write("changed=1\n")
+        v2 = self.pack(*args).json
+        listing = self.files_under(target)
+        d2 = self.gedge_json("runtime", "push", v2["id"], "--to", target, "--dry-run")["targets"][0]
+        self.assertEqual(self.files_under(target), listing, "a dry run must not write the target")
+        self.assertEqual((d2["state"], d2["chunks_sent"]), ("would_create", 1))
+        store = os.path.join(target, ".gedge", "chunks")
+        before = set(os.path.basename(f) for f in self.files_under(store))
+        p2 = self.gedge_json("runtime", "push", v2["id"], "--to", target)["targets"][0]
+        after = set(os.path.basename(f) for f in self.files_under(store))
+        self.assertEqual(sorted(after - before), d2["chunks_to_send"])
+        self.assertEqual(p2["chunks_sent"], 1)
+        d3 = self.gedge_json("runtime", "push", v2["id"], "--to", target, "--dry-run")["targets"][0]
+        self.assertEqual((d3["state"], d3["chunks_sent"], d3["chunks_to_send"]), ("would_verify", 0, []))
+
+    def test_repack_uses_stat_cache(self):
+        env, cuda = build_tree(self.src)
+        time.sleep(2.2)  # files changed in the last 2 s are never cached (same-tick changes)
+        args = ("--name", "sc", "--component", f"env={env}", "--component", f"cuda={cuda}")
+        v1 = self.pack(*args).json
+        self.assertEqual(v1["files_cached"], 0)
+        self.assertTrue(os.path.exists(os.path.join(self.home, "runtimes", "statcache.json")))
+        again = self.pack(*args).json
+        self.assertEqual(again["id"], v1["id"])
+        self.assertEqual(again["files_cached"], v1["files"])
+        self.assertEqual(again["bytes_read"], v1["bytes_read"])
+        # same size, same mtime, new content: the ctime differs, so the file is read again
+        vj = os.path.join(cuda, "version.json")
+        st = os.stat(vj)
+        with open(vj, "rb") as f:
+            old = f.read()
+        new = old.replace(b"12.2.2", b"12.3.0")
+        self.assertEqual(len(new), len(old))
+        with open(vj, "wb") as f:
+            f.write(new)
+        os.utime(vj, ns=(st.st_atime_ns, st.st_mtime_ns))
+        v2 = self.pack(*args).json
+        self.assertNotEqual(v2["id"], v1["id"])
+        self.assertEqual(v2["files_cached"], v1["files"] - 1)
+        m = self.gedge_json("runtime", "show", v2["id"], "--manifest")
+        ent = [e for e in m["entries"] if e["path"] == "cuda/version.json"][0]
+        self.assertEqual(ent["sha256"], hashlib.sha256(new).hexdigest())
+        # --no-cache reads everything and gives the same bundle
+        nc = self.pack(*args, "--no-cache").json
+        self.assertEqual((nc["id"], nc["files_cached"]), (v2["id"], 0))
+        # chunks removed from the store (as gc would) are not trusted from the cache
+        shutil.rmtree(os.path.join(self.home, "runtimes", "chunks"))
+        v3 = self.pack(*args).json
+        self.assertEqual(v3["id"], v2["id"])
+        self.assertEqual(v3["files_cached"], 0)
+        self.assertTrue(self.gedge_json("runtime", "verify", v3["id"])["ok"])
 
     def test_target_disk_full(self):
         if os.geteuid() != 0:

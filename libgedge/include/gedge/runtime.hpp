@@ -34,6 +34,8 @@ struct PackRequest {
   std::string prefix;                     // mount prefix; "" = /opt/gedge/rt/<name>
   int level = 3;                          // zstd level
   unsigned jobs = 0;                      // worker threads; 0 = every core
+  bool dry_run = false;  // read, relocate and hash, but write nothing (no chunk, no record, no cache)
+  bool use_cache = true; // reuse the stat cache (path, size, mtime, ctime, inode -> chunks)
 };
 
 struct PackResult {
@@ -42,10 +44,14 @@ struct PackResult {
   std::string prefix;
   bool created = true;  // false: an identical bundle was already recorded
   uint64_t files = 0, dirs = 0, symlinks = 0, hardlinks = 0;
-  uint64_t bytes_read = 0;    // bytes of regular file content read
+  uint64_t bytes_read = 0;    // bytes of regular file content packed (incl. bytes_cached)
   uint64_t bytes_unique = 0;  // uncompressed bytes of the bundle's distinct chunks
   uint64_t bytes_stored = 0;  // compressed bytes newly written to the store by this pack
   uint64_t chunks = 0, chunks_new = 0;
+  uint64_t bytes_new = 0;        // uncompressed bytes of the chunks not yet in the store
+  uint64_t files_cached = 0;     // files whose chunks came from the stat cache (not re-read)
+  uint64_t bytes_cached = 0;     // their bytes (counted in bytes_read, but not read again)
+  bool dry_run = false;          // nothing was written; chunks_new/bytes_new are what would be
   std::vector<std::string> relocated;      // files whose prefix was rewritten
   std::vector<std::string> outside_links;  // symlinks pointing outside the bundle
   nlohmann::json versions, env, requires_;
@@ -104,10 +110,15 @@ struct PushResult {
   uint64_t bytes_sent = 0, chunks_sent = 0, chunks_skipped = 0;
   uint64_t files = 0, files_linked = 0, files_repaired = 0;
   std::vector<std::string> repaired;
+  std::optional<bool> compressed;  // chunks travelled zstd-compressed (false: the target has no zstd)
+  // dry run: state is would_create | would_verify, bytes_sent/chunks_sent what would be sent, and
+  // chunks_to_send names those chunks; nothing is written on the target.
+  bool dry_run = false;
+  std::vector<std::string> chunks_to_send;
   nlohmann::json to_json() const;
 };
 Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const std::filesystem::path& root,
-                               Reporter& rep);
+                               Reporter& rep, bool dry_run = false);
 // Checks a materialised copy under root without changing it; the names of bad files in
 // VerifyResult::bad_files.
 Result<VerifyResult> verify_dir(const Bundle& b, const std::filesystem::path& root, Reporter& rep);
@@ -117,6 +128,7 @@ Result<VerifyResult> verify_dir(const Bundle& b, const std::filesystem::path& ro
 struct RemotePushRequest {
   std::vector<std::string> devices;
   std::string root = kDefaultRoot;
+  bool dry_run = false;  // only ask each target what it lacks (see PushResult)
   int parallel = 16;
   double timeout_s = 30;  // connect timeout; the session budget is at least 30 minutes
 };

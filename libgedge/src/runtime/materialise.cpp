@@ -16,11 +16,17 @@ namespace fs = std::filesystem;
 namespace gedge::runtime {
 
 nlohmann::json PushResult::to_json() const {
-  return {{"target", target},         {"root", root},
+  nlohmann::json j{{"target", target},         {"root", root},
           {"state", state},           {"bytes_sent", bytes_sent},
           {"chunks_sent", chunks_sent}, {"chunks_skipped", chunks_skipped},
           {"files", files},           {"files_linked", files_linked},
           {"files_repaired", files_repaired}, {"repaired", repaired}};
+  if (compressed) j["compressed"] = *compressed;
+  if (dry_run) {
+    j["dry_run"] = true;
+    j["chunks_to_send"] = chunks_to_send;
+  }
+  return j;
 }
 
 namespace {
@@ -225,13 +231,33 @@ Target make_target(const fs::path& root, const Paths* paths, PushResult* res) {
 
 }  // namespace
 
-Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::path& root_in, Reporter& rep) {
+Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::path& root_in, Reporter& rep,
+                               bool dry_run) {
   std::error_code ec;
   fs::path root = fs::absolute(root_in, ec).lexically_normal();
   PushResult res;
   res.target = "dir:" + root.string();
   res.root = root.string();
+  res.compressed = true;  // the target store keeps the zstd frames as they are
   Target t = make_target(root, &paths, &res);
+  if (dry_run) {
+    // Only look: which chunks the target store lacks, and whether root/<id> is already there.
+    res.dry_run = true;
+    for (const auto& [h, size] : manifest_chunks(b.manifest)) {
+      struct stat st {};
+      if (::stat(detail::chunk_path(t.chunks, h).c_str(), &st) == 0) {
+        ++res.chunks_skipped;
+        continue;
+      }
+      ++res.chunks_sent;
+      res.chunks_to_send.push_back(h);
+      if (::stat(detail::chunk_path(t.local_store, h).c_str(), &st) == 0) res.bytes_sent += static_cast<uint64_t>(st.st_size);
+    }
+    for (const auto& e : b.manifest["entries"])
+      if (e["type"] == "file") ++res.files;
+    res.state = fs::is_directory(root / b.id, ec) ? "would_verify" : "would_create";
+    return res;
+  }
   GEDGE_TRY_VOID(mkdirs(t.chunks));
   GEDGE_TRY_VOID(mkdirs(t.objects));
   GEDGE_TRY_VOID(mkdirs(t.meta / "tmp"));

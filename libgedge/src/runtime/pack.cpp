@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -39,6 +40,9 @@ nlohmann::json PackResult::to_json() const {
                    {"bytes_stored", bytes_stored},
                    {"chunks", chunks},
                    {"chunks_new", chunks_new},
+                   {"bytes_new", bytes_new},
+                   {"files_cached", files_cached},
+                   {"bytes_cached", bytes_cached},
                    {"dedupe_ratio", ratio},
                    {"relocated", relocated},
                    {"outside_links", outside_links},
@@ -46,6 +50,7 @@ nlohmann::json PackResult::to_json() const {
                    {"env", env},
                    {"requires", requires_}};
   if (compression > 0) j["compression_ratio"] = compression;
+  if (dry_run) j["dry_run"] = true;
   return j;
 }
 
@@ -57,6 +62,8 @@ struct WalkEntry {
   char type;           // 'd' dir, 'f' file, 'l' symlink, 'h' hardlink
   unsigned mode = 0;
   uint64_t size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;  // for the stat cache
+  uint64_t ino = 0, dev = 0;
   std::string link;    // symlink target / hardlink first path
   bool outside = false;
 };
@@ -163,6 +170,10 @@ struct Walker {
       }
       e.type = 'f';
       e.size = static_cast<uint64_t>(st.st_size);
+      e.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+      e.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
+      e.ino = st.st_ino;
+      e.dev = st.st_dev;
       entries.push_back(e);
     } else if (S_ISLNK(st.st_mode)) {
       std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
@@ -211,8 +222,76 @@ struct FileOut {
   std::vector<std::pair<std::string, uint64_t>> chunks;
   bool relocated = false;
   bool too_long = false;
+  bool cached = false;  // from the stat cache, not read
   std::optional<Error> error;
 };
+
+// The stat cache (GEDGE_HOME/runtimes/statcache.json): for each set of relocation rewrites, the
+// source path with its size, mtime, ctime, inode and device -> the relocated file's size, hash
+// and chunks. A file whose stat matches and whose chunks are all still in the store is not read
+// again. Files changed less than kRacyNs before the pack started are not cached (a change within
+// the same timestamp tick would go unnoticed).
+constexpr int64_t kRacyNs = 2'000'000'000;
+constexpr std::size_t kCacheSets = 16;
+
+std::string cache_set_key(const std::vector<Rewrite>& rewrites) {
+  std::string k;
+  for (const auto& r : rewrites) k += r.from + '\0' + r.to + '\0';
+  return sha256_hex(k);
+}
+
+nlohmann::json load_cache(const fs::path& file) {
+  auto text = detail::slurp(file);
+  if (!text) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 || !j.contains("sets") ||
+      !j["sets"].is_array())
+    return nlohmann::json::object();  // unreadable or another format: start over
+  return j;
+}
+
+// The cached outcome for `e`, when its stat matches and every chunk is still in the store.
+std::optional<FileOut> cache_lookup(const nlohmann::json* set, const WalkEntry& e, const fs::path& store) {
+  if (!set) return std::nullopt;
+  auto it = set->find(e.src.string());
+  if (it == set->end() || !it->is_array() || it->size() != 9) return std::nullopt;
+  const auto& c = *it;
+  try {
+    if (c[0].get<uint64_t>() != e.size || c[1].get<int64_t>() != e.mtime_ns || c[2].get<int64_t>() != e.ctime_ns ||
+        c[3].get<uint64_t>() != e.ino || c[4].get<uint64_t>() != e.dev)
+      return std::nullopt;
+    FileOut o;
+    o.size = c[5].get<uint64_t>();
+    o.sha256 = c[6].get<std::string>();
+    o.relocated = c[7].get<bool>();
+    for (const auto& ch : c[8]) {
+      std::string h = ch[0].get<std::string>();
+      struct stat st {};
+      if (h.size() != 64 || ::stat(detail::chunk_path(store, h).c_str(), &st) != 0) return std::nullopt;
+      o.chunks.emplace_back(std::move(h), ch[1].get<uint64_t>());
+    }
+    o.cached = true;
+    return o;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+nlohmann::json cache_entry(const WalkEntry& e, const FileOut& o) {
+  nlohmann::json cs = nlohmann::json::array();
+  for (const auto& [h, n] : o.chunks) cs.push_back({h, n});
+  return {e.size, e.mtime_ns, e.ctime_ns, e.ino, e.dev, o.size, o.sha256, o.relocated, cs};
+}
+
+// Keeps this run's set (only the files of this pack) first, then up to kCacheSets - 1 others.
+Result<void> save_cache(const fs::path& file, nlohmann::json cache, const std::string& key, nlohmann::json set) {
+  nlohmann::json sets = nlohmann::json::array({{{"key", key}, {"files", std::move(set)}}});
+  if (cache.contains("sets"))
+    for (auto& s : cache["sets"])
+      if (s.is_object() && s.value("key", "") != key && sets.size() < kCacheSets) sets.push_back(std::move(s));
+  nlohmann::json out{{"version", 1}, {"sets", std::move(sets)}};
+  return detail::write_atomic(file, out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 0600);
+}
 
 }  // namespace
 
@@ -267,7 +346,24 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
                 "make them readable by this user, or remove them from the tree");
 
   fs::path store = paths.runtimes / "chunks";
-  auto lock = GEDGE_TRY(detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
+  // A dry run writes nothing, not even the lock file (the store may not exist yet).
+  std::optional<detail::StoreLock> lock;
+  if (!req.dry_run) {
+    auto l = GEDGE_TRY(detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
+    lock.emplace(std::move(l));
+  }
+  const int64_t started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count();
+  fs::path cache_file = paths.runtimes / "statcache.json";
+  nlohmann::json cache = req.use_cache ? load_cache(cache_file) : nlohmann::json::object();
+  std::string cache_key = cache_set_key(w.rewrites);
+  const nlohmann::json* cache_set = nullptr;
+  if (cache.contains("sets"))
+    for (const auto& cs : cache["sets"])
+      if (cs.is_object() && cs.value("key", "") == cache_key && cs.contains("files") && cs["files"].is_object())
+        cache_set = &cs["files"];
+  std::mutex new_mu;
+  std::set<std::string> dry_new;  // dry run: distinct chunks not in the store
 
   // Regular files are processed in parallel; each worker fills its own slot, so the manifest
   // does not depend on scheduling.
@@ -280,7 +376,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     }
   std::vector<FileOut> outs(todo.size());
   std::atomic<std::size_t> next{0}, done{0};
-  std::atomic<uint64_t> bytes_read{0}, bytes_stored{0}, chunks_new{0};
+  std::atomic<uint64_t> bytes_read{0}, bytes_stored{0}, chunks_new{0}, bytes_new{0}, bytes_cached{0};
   std::atomic<bool> stop{false};
   std::mutex rep_mu;
   unsigned jobs = req.jobs ? req.jobs : std::max(1u, std::thread::hardware_concurrency());
@@ -292,6 +388,15 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
       if (k >= todo.size()) return;
       const WalkEntry& e = w.entries[todo[k]];
       FileOut& o = outs[k];
+      if (auto hit = cache_lookup(cache_set, e, store)) {
+        o = std::move(*hit);
+        bytes_read += e.size;
+        bytes_cached += e.size;
+        std::size_t d = ++done;
+        std::lock_guard lk(rep_mu);
+        rep.progress("packing files", d, todo.size());
+        continue;
+      }
       auto data = detail::slurp(e.src);
       if (!data) {
         o.error = data.error();
@@ -311,6 +416,19 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
         for (std::size_t end : chunk_boundaries(*data)) {
           std::string_view piece(data->data() + start, end - start);
           std::string h = sha256_hex(piece);
+          if (req.dry_run) {
+            struct stat st {};
+            if (::stat(detail::chunk_path(store, h).c_str(), &st) != 0) {
+              std::lock_guard lk(new_mu);
+              if (dry_new.insert(h).second) {
+                ++chunks_new;
+                bytes_new += piece.size();
+              }
+            }
+            o.chunks.emplace_back(h, piece.size());
+            start = end;
+            continue;
+          }
           auto put = detail::put_chunk(store, h, piece, req.level);
           if (!put) {
             o.error = put.error();
@@ -319,6 +437,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
           }
           if (*put) {
             bytes_stored += *put;
+            bytes_new += piece.size();
             ++chunks_new;
           }
           o.chunks.emplace_back(h, piece.size());
@@ -427,6 +546,27 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   res.bytes_stored = bytes_stored;
   res.chunks = unique.size();
   res.chunks_new = chunks_new;
+  res.bytes_new = bytes_new;
+  res.bytes_cached = bytes_cached;
+  for (const auto& o : outs) res.files_cached += o.cached ? 1 : 0;
+
+  if (req.dry_run) {
+    res.dry_run = true;
+    auto rows = GEDGE_TRY(inv.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
+    res.created = rows.empty();
+    return res;
+  }
+  if (req.use_cache) {
+    nlohmann::json set = nlohmann::json::object();
+    for (std::size_t k2 = 0; k2 < todo.size(); ++k2) {
+      const WalkEntry& e = w.entries[todo[k2]];
+      if (e.mtime_ns > started_ns - kRacyNs || e.ctime_ns > started_ns - kRacyNs) continue;
+      set[e.src.string()] = cache_entry(e, outs[k2]);
+    }
+    // The cache only saves time: failing to write it does not fail the pack.
+    if (auto saved = save_cache(cache_file, std::move(cache), cache_key, std::move(set)); !saved)
+      rep.warn(fmt::format("stat cache not saved: {}", saved.error().message));
+  }
 
   bool existed = false;
   GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {

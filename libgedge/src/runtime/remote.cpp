@@ -5,7 +5,11 @@
 // place; an existing copy is verified and repaired.
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+#include <zstd.h>
+
 #include <mutex>
+#include <unordered_map>
 
 #include "chunk_store.hpp"
 #include "gedge/runtime.hpp"
@@ -18,7 +22,7 @@ namespace {
 
 // The remote step (python3 stdlib only). Kept in one place; see the header comment.
 const char* const kMaterialiser = R"PY(
-import hashlib, json, os, shutil, stat, sys, tempfile
+import hashlib, json, os, shutil, stat, subprocess, sys, tempfile
 R = sys.argv[2]
 M = os.path.join(R, '.gedge')
 C, O, T, MF = (os.path.join(M, d) for d in ('rawchunks', 'rawobjects', 'tmp', 'manifests'))
@@ -89,10 +93,30 @@ def check(ents, top, repair):
                 place(obj(fe), p, True)
         if not good: bad.append(e['path'])
     return bad
+def flush(batch):
+    # compressed chunks of this batch -> one zstd process -> verified, renamed into the store
+    d, hs = batch
+    if not hs: return
+    try:
+        r = subprocess.run(['zstd', '-dqf', '--rm', '--'] + [h + '.zst' for h in hs], cwd=d,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if r.returncode != 0: raise Exception('zstd -d failed: %s' % r.stderr.decode(errors='replace')[:200])
+        for h in hs:
+            p = os.path.join(d, h)
+            if sha(rd(p)) != h: raise Exception('chunk %s damaged in transit' % h)
+            os.makedirs(os.path.dirname(cp(h)), exist_ok=True)
+            os.chmod(p, 0o644)
+            os.rename(p, cp(h))
+    finally:
+        for n in os.listdir(d): os.unlink(os.path.join(d, n))
+    del hs[:]
 def main():
-    for d in (C, O, T, MF): os.makedirs(d, exist_ok=True)
     if sys.argv[1] == 'have':
-        sys.stdout.write(''.join(h + '\n' for h in sys.stdin.read().split() if not os.path.exists(cp(h))))
+        # read-only: which chunks are missing, whether zstd can decompress here, and whether the
+        # bundle is already materialised
+        miss = [h for h in sys.stdin.read().split() if not os.path.exists(cp(h))]
+        print(json.dumps({'missing': miss, 'zstd': shutil.which('zstd') is not None,
+                          'present': len(sys.argv) > 3 and os.path.isdir(os.path.join(R, sys.argv[3]))}))
         return
     bid = sys.argv[3]
     final = os.path.join(R, bid)
@@ -100,17 +124,37 @@ def main():
         mt = rd(os.path.join(MF, bid + '.json'))
         print(json.dumps({'bad_files': check(json.loads(mt)['entries'], final, False)}))
         return
+    for d in (C, O, T, MF): os.makedirs(d, exist_ok=True)
     inp = sys.stdin.buffer
     mt = inp.read(int(inp.readline()))
     if sha(mt) != bid: raise Exception('manifest does not match bundle id %s' % bid)
     ents = json.loads(mt)['entries']
-    while True:
-        line = inp.readline()
-        if not line.strip(): break
-        h, n = line.decode().split()
-        d = inp.read(int(n))
-        if sha(d) != h: raise Exception('chunk %s damaged in transit' % h)
-        wa(cp(h), d, 0o644)
+    zd = os.path.join(T, 'z.%d' % os.getpid())
+    batch, pend = (zd, []), 0
+    try:
+        while True:
+            line = inp.readline()
+            if not line.strip(): break
+            f = line.decode().split()
+            h, n = f[0], int(f[1])
+            d = inp.read(n)
+            if len(d) != n:
+                flush(batch)
+                raise Exception('stream ended early (push interrupted); the chunks received are kept')
+            if len(f) > 2 and f[2] == 'z':
+                os.makedirs(zd, exist_ok=True)
+                with open(os.path.join(zd, h + '.zst'), 'wb') as o: o.write(d)
+                batch[1].append(h)
+                pend += n
+                if pend >= 16 << 20 or len(batch[1]) >= 512:
+                    flush(batch)
+                    pend = 0
+                continue
+            if sha(d) != h: raise Exception('chunk %s damaged in transit' % h)
+            wa(cp(h), d, 0o644)
+        flush(batch)
+    finally:
+        shutil.rmtree(zd, ignore_errors=True)
     res = {'files': sum(1 for e in ents if e['type'] == 'file'), 'repaired': []}
     if os.path.isdir(final):
         res['repaired'] = check(ents, final, True)
@@ -174,46 +218,91 @@ std::vector<std::string> argv_for(const std::string& mode, const std::string& ro
   return a;
 }
 
+// What the target says before anything is sent (read-only on the target).
+struct Have {
+  std::vector<std::string> missing;
+  bool zstd = false;     // the target can decompress zstd (the zstd CLI is installed)
+  bool present = false;  // ROOT/<id> exists
+};
+
+Result<Have> ask_have(SshSession& s, const std::string& root, const Bundle& b,
+                      const std::vector<std::pair<std::string, uint64_t>>& chunks) {
+  std::string want;
+  for (const auto& [h, n] : chunks) want += h + "\n";
+  auto r = GEDGE_TRY(s.exec(argv_for("have", root, b.id), want, /*sudo=*/true));
+  auto j = GEDGE_TRY(last_json_line(r, s.target().name));
+  Have out;
+  for (const auto& h : j.value("missing", nlohmann::json::array())) {
+    std::string x = h.is_string() ? h.get<std::string>() : "";
+    if (x.size() == 64) out.missing.push_back(x);
+  }
+  out.zstd = j.value("zstd", false);
+  out.present = j.value("present", false);
+  return out;
+}
+
+// The bytes of one chunk as sent: the stored zstd frame when the target decompresses, else the
+// raw content. Checks the frame's declared size against the manifest.
+Result<std::string> chunk_payload(const Paths& paths, const std::string& h, uint64_t size, bool compressed) {
+  auto path = detail::chunk_path(paths.runtimes / "chunks", h);
+  auto bad = [&] {
+    return fail(ErrorCode::failure, fmt::format("chunk {} is missing or corrupted in the local store", h),
+                "run gedge runtime verify on the bundle and pack it again");
+  };
+  if (!compressed) {
+    auto data = detail::read_chunk(path);
+    if (!data || data->size() != size) return bad();
+    return std::move(*data);
+  }
+  auto raw = detail::slurp(path);
+  if (!raw || ZSTD_getFrameContentSize(raw->data(), raw->size()) != size) return bad();
+  return std::move(*raw);
+}
+
 Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, const std::string& root,
-                            Reporter& rep, std::mutex& rep_mu) {
+                            bool dry_run, Reporter& rep, std::mutex& rep_mu) {
   PushResult res;
   res.target = s.target().name;
   res.root = root;
+  res.dry_run = dry_run;
   auto chunks = manifest_chunks(b.manifest);
-  std::string want;
-  for (const auto& [h, n] : chunks) want += h + "\n";
-  auto have = GEDGE_TRY(s.exec(argv_for("have", root, ""), want, /*sudo=*/true));
-  if (have.exit_code != 0) GEDGE_TRY(last_json_line(have, res.target));
-  std::vector<std::string> missing;
-  {
-    std::size_t i = 0;
-    while (i < have.out.size()) {
-      std::size_t j = have.out.find('\n', i);
-      if (j == std::string::npos) j = have.out.size();
-      if (j - i == 64) missing.push_back(have.out.substr(i, 64));
-      i = j + 1;
+  std::unordered_map<std::string, uint64_t> sizes(chunks.begin(), chunks.end());
+  auto have = GEDGE_TRY(ask_have(s, root, b, chunks));
+  res.compressed = have.zstd;
+  res.chunks_sent = have.missing.size();
+  res.chunks_skipped = chunks.size() - have.missing.size();
+  if (dry_run) {
+    for (const auto& h : have.missing) {
+      uint64_t n = sizes[h];
+      if (have.zstd) {
+        struct stat st {};
+        if (::stat(detail::chunk_path(paths.runtimes / "chunks", h).c_str(), &st) == 0)
+          n = static_cast<uint64_t>(st.st_size);
+      }
+      res.bytes_sent += n;
+      res.chunks_to_send.push_back(h);
     }
+    res.state = have.present ? "would_verify" : "would_create";
+    for (const auto& e : b.manifest["entries"])
+      if (e["type"] == "file") ++res.files;
+    return res;
   }
+
   std::string text = canonical_manifest(b.manifest);
   std::string payload = fmt::format("{}\n", text.size()) + text;
-
-  for (const auto& h : missing) {
+  for (const auto& h : have.missing) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "push interrupted");
-    auto data = detail::read_chunk(detail::chunk_path(paths.runtimes / "chunks", h));
-    if (!data)
-      return fail(ErrorCode::failure, fmt::format("chunk {} is missing or corrupted in the local store", h),
-                  "run gedge runtime verify on the bundle and pack it again");
-    payload += fmt::format("{} {}\n", h, data->size());
-    payload += *data;
-    res.bytes_sent += data->size();
+    auto data = GEDGE_TRY(chunk_payload(paths, h, sizes[h], have.zstd));
+    payload += fmt::format("{} {}{}\n", h, data.size(), have.zstd ? " z" : "");
+    payload += data;
+    res.bytes_sent += data.size();
   }
   payload += "\n";
-  res.chunks_sent = missing.size();
-  res.chunks_skipped = chunks.size() - missing.size();
   {
     std::lock_guard lk(rep_mu);
-    rep.step(res.target, fmt::format("sending {} chunks ({} bytes), {} already there", res.chunks_sent,
-                                     res.bytes_sent, res.chunks_skipped));
+    rep.step(res.target, fmt::format("sending {} chunks ({} bytes{}), {} already there", res.chunks_sent,
+                                     res.bytes_sent, have.zstd ? ", zstd" : ", uncompressed: no zstd there",
+                                     res.chunks_skipped));
   }
   auto r = GEDGE_TRY(s.exec(argv_for("apply", root, b.id), payload, /*sudo=*/true));
   auto j = GEDGE_TRY(last_json_line(r, res.target));
@@ -263,13 +352,13 @@ std::vector<RemoteOutcome> push_remote(const Paths& paths, Inventory& inv, const
   std::mutex rep_mu;
   auto local_lock = detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false);
   auto results = fan_out<PushResult>(targets, fo, [&](SshSession& s) {
-    return push_one(s, paths, b, req.root, rep, rep_mu);
+    return push_one(s, paths, b, req.root, req.dry_run, rep, rep_mu);
   });
   for (std::size_t i = 0; i < results.size(); ++i) {
     auto& o = out[slot[i]];
     if (results[i].result) {
       o.result = *results[i].result;
-      (void)record_push(inv, b, *o.result);
+      if (!req.dry_run) (void)record_push(inv, b, *o.result);
     } else {
       o.error = results[i].result.error();
     }
