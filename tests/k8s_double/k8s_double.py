@@ -18,7 +18,9 @@ It enforces the parts of the API semantics gedge relies on:
     spec.replicas and Pods named <deploy>-<n> appear with phase Running (so "wait for
     available" and pod listings can be tested). This is a simulation, not a kubelet.
 
-Usage: k8s_double.py --dir DIR [--port 0] [--nodes N]
+Usage: k8s_double.py --dir DIR [--port 0] [--nodes N] [--seed FILE]
+--seed FILE: a JSON list of objects stored as given (status included, no controller run), so a
+test can show nodes that are not ready, pods in every phase, PVs, extra storage classes.
 Writes DIR/ca.crt, DIR/kubeconfig (context "double", token auth), DIR/kubeconfig-viewer,
 DIR/kubeconfig-badtoken, DIR/kubeconfig-wrongca, then prints one JSON line
 {"port": P, "kubeconfig": ..., "pid": ...} on stdout when it is ready to serve.
@@ -437,17 +439,30 @@ def kubeconfig(server, ca_file, token, insecure=False):
                       indent=1)
 
 
+def seed_objects(store, objects):
+    """Stores each object of a --seed list as given (status kept; no simulated controller)."""
+    kinds = {(gv, kind): (plural, ns) for gv, lst in RESOURCES.items() for kind, plural, ns in lst}
+    for o in objects:
+        plural, namespaced = kinds[(o["apiVersion"], o["kind"])]
+        ns = o.get("metadata", {}).get("namespace", "default") if namespaced else ""
+        store.put_raw(o["apiVersion"], plural, ns, copy.deepcopy(o))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--nodes", type=int, default=2)
+    ap.add_argument("--seed", help="JSON list of objects to store as given (status included)")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     make_certs(a.dir)
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     srv.store = Store(a.nodes)
+    if a.seed:
+        with open(a.seed) as f:
+            seed_objects(srv.store, json.load(f))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(os.path.join(a.dir, "server.crt"), os.path.join(a.dir, "server.key"))
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)

@@ -1,0 +1,269 @@
+"""gedge cluster register / status for Kubernetes clusters, against tests/k8s_double (a Kubernetes
+API server DOUBLE on 127.0.0.1 over HTTPS with a CA made by the test; it is not a cluster).
+
+register keeps only the kubeconfig's path and context (the token never reaches GEDGE_HOME),
+checks reachability and credentials (401 / wrong CA -> 6, nothing listening -> 5), and status
+reads nodes, pods by phase per namespace, deployments, PVs and storage classes live."""
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import unittest
+import urllib.request
+
+from gedge_e2e import GEDGE, SOURCE_DIR, GedgeTest
+
+DOUBLE = os.path.join(SOURCE_DIR, "tests", "k8s_double", "k8s_double.py")
+ADMIN_TOKEN = "double-admin-token"
+
+# Objects stored as given (status included): a node that is not ready, pods in every phase
+# across namespaces, a deployment that is not fully ready, a PV and a second storage class.
+SEED = [
+    {"apiVersion": "v1", "kind": "Node",
+     "metadata": {"name": "edge-gpu-0"},
+     "status": {"conditions": [{"type": "Ready", "status": "False"}],
+                "capacity": {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": "1", "pods": "110"},
+                "allocatable": {"cpu": "7800m", "memory": "15Gi", "nvidia.com/gpu": "1", "pods": "110"}}},
+    *[{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"det-{i}", "namespace": "vision"},
+       "status": {"phase": ph}} for i, ph in enumerate(["Running", "Running", "Pending"])],
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dns", "namespace": "kube-system"},
+     "status": {"phase": "Running"}},
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "job-x", "namespace": "kube-system"},
+     "status": {"phase": "Failed"}},
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "once", "namespace": "default"},
+     "status": {"phase": "Succeeded"}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "detector", "namespace": "vision"},
+     "spec": {"replicas": 3}, "status": {"replicas": 3, "readyReplicas": 1}},
+    {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-models"},
+     "spec": {"capacity": {"storage": "50Gi"}, "storageClassName": "fast-nvme"},
+     "status": {"phase": "Bound"}},
+    {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast-nvme"},
+     "provisioner": "kubernetes.io/no-provisioner"},
+]
+
+
+def closed_port():
+    """A localhost TCP port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class ClusterKubernetesTest(GedgeTest):
+    def setUp(self):
+        super().setUp()
+        if not shutil.which("openssl"):
+            self.skipTest("the API double needs the openssl CLI")
+        self.ddir = os.path.join(self.tmp, "double")
+        seed = os.path.join(self.tmp, "seed.json")
+        with open(seed, "w") as f:
+            json.dump(SEED, f)
+        self.double = subprocess.Popen([sys.executable, DOUBLE, "--dir", self.ddir, "--seed", seed],
+                                       stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.stop_double)
+        line = self.double.stdout.readline()
+        self.assertTrue(line, "the API double did not start")
+        self.info = json.loads(line)
+        self.kubeconfig = self.info["kubeconfig"]
+
+    def stop_double(self):
+        if self.double.poll() is None:
+            self.double.terminate()
+            self.double.wait(timeout=10)
+        self.double.stdout.close()
+
+    def kc(self, name):
+        return os.path.join(self.ddir, name)
+
+    def write_kubeconfig(self, name, server=None, token=None):
+        """A copy of the double's kubeconfig with another server URL and/or token."""
+        with open(self.kubeconfig) as f:
+            cfg = json.load(f)
+        if server:
+            cfg["clusters"][0]["cluster"]["server"] = server
+        if token:
+            cfg["users"][0]["user"]["token"] = token
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return path
+
+    def home_bytes(self):
+        """Every byte gedge wrote under GEDGE_HOME (db, WAL, logs, ...)."""
+        out = b""
+        for root, _, files in os.walk(self.home):
+            for fn in files:
+                try:
+                    with open(os.path.join(root, fn), "rb") as f:
+                        out += f.read()
+                except OSError:
+                    pass
+        return out
+
+    def apply_deployment(self, ns, name, replicas):
+        """Server-side apply straight to the double (as another client would)."""
+        body = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment",
+                           "metadata": {"name": name, "namespace": ns},
+                           "spec": {"replicas": replicas,
+                                    "selector": {"matchLabels": {"app": name}},
+                                    "template": {"metadata": {"labels": {"app": name}},
+                                                 "spec": {"containers": [{"name": name, "image": "x"}]}}}})
+        ctx = ssl.create_default_context(cafile=os.path.join(self.ddir, "ca.crt"))
+        req = urllib.request.Request(
+            f"{self.info['server']}/apis/apps/v1/namespaces/{ns}/deployments/{name}?fieldManager=e2e",
+            data=body.encode(), method="PATCH",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/apply-patch+yaml"})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            self.assertIn(r.status, (200, 201))
+
+    # ---------------------------------------------------------------------------------------
+    def test_register_keeps_path_and_context_only(self):
+        r = self.run_gedge("cluster", "register", "k1", "--kubeconfig", self.kubeconfig, "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["name"], "k1")
+        self.assertEqual(r.json["kind"], "kubernetes")
+        self.assertEqual(r.json["kubeconfig"], self.kubeconfig)
+        self.assertEqual(r.json["context"], "double")
+        self.assertEqual(r.json["api_server"], self.info["server"])
+        self.assertTrue(r.json["changed"])
+        self.assertEqual(r.json["version"], "v1.30.0-double")
+        self.assertNotIn(ADMIN_TOKEN, r.stdout + r.stderr)
+
+        # The token is nowhere in GEDGE_HOME: not in the db file, its WAL, or any log.
+        data = self.home_bytes()
+        self.assertIn(self.kubeconfig.encode(), data, "the kubeconfig path is stored")
+        self.assertNotIn(ADMIN_TOKEN.encode(), data)
+        db = os.path.join(self.home, "gedge.db")
+        self.assertTrue(os.path.exists(db))
+
+        # Registering again is a no-op; ls and show say what it is.
+        r = self.run_gedge("cluster", "register", "k1", "--kubeconfig", self.kubeconfig,
+                           "--context", "double", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertFalse(r.json["changed"])
+        ls = self.gedge_json("cluster", "ls")["clusters"]
+        self.assertEqual([(c["name"], c["kind"], c["api_server"], c["context"]) for c in ls],
+                         [("k1", "kubernetes", self.info["server"], "double")])
+        show = self.gedge_json("cluster", "show", "k1")
+        self.assertEqual(show["kubeconfig"], self.kubeconfig)
+        self.assertEqual(show["members"], [])
+
+        # A relative path is stored absolute (status works from another directory).
+        rel = os.path.relpath(self.kubeconfig, self.tmp)
+        p = subprocess.run([GEDGE, "cluster", "register", "k2", "--kubeconfig", rel,
+                            "-o", "json"], cwd=self.tmp, env=self.env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["kubeconfig"], self.kubeconfig)
+
+        # rm forgets it (the kubeconfig file is the user's and stays).
+        self.gedge_json("cluster", "rm", "k1", "--yes")
+        self.assertTrue(os.path.exists(self.kubeconfig))
+        self.assertEqual([c["name"] for c in self.gedge_json("cluster", "ls")["clusters"]], ["k2"])
+
+    def test_register_refuses_bad_credentials_and_endpoints(self):
+        # 401 from the API (wrong token) -> 6; nothing is stored.
+        r = self.run_gedge("cluster", "register", "bad", "--kubeconfig", self.kc("kubeconfig-badtoken"),
+                           "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertEqual(r.err_json["code"], 6)
+        self.assertIn("401", r.err_json["message"])
+        self.assertNotIn("not-a-valid-token", r.stderr)
+        # A CA that did not sign the server's certificate -> TLS refused, 6.
+        r = self.run_gedge("cluster", "register", "bad", "--kubeconfig", self.kc("kubeconfig-wrongca"),
+                           "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("TLS", r.err_json["message"])
+        # Nothing listening -> unreachable, 5.
+        down = self.write_kubeconfig("kc-down", server=f"https://127.0.0.1:{closed_port()}")
+        r = self.run_gedge("cluster", "register", "bad", "--kubeconfig", down, "--timeout", "5", "-o", "json")
+        self.assertEqual(r.rc, 5, r)
+        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertNotIn(ADMIN_TOKEN.encode(), self.home_bytes())
+
+        # Bad input: unknown context (2), malformed file (2), missing file (4), bad name (2).
+        r = self.run_gedge("cluster", "register", "bad", "--kubeconfig", self.kubeconfig,
+                           "--context", "nope", "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("nope", r.err_json["message"])
+        junk = os.path.join(self.tmp, "junk")
+        with open(junk, "w") as f:
+            f.write("clusters: [unterminated\n  - {")
+        self.assertEqual(self.run_gedge("cluster", "register", "bad", "--kubeconfig", junk).rc, 2)
+        self.assertEqual(self.run_gedge("cluster", "register", "bad", "--kubeconfig",
+                                        os.path.join(self.tmp, "absent")).rc, 4)
+        self.assertEqual(self.run_gedge("cluster", "register", "-bad/x", "--kubeconfig", self.kubeconfig).rc, 2)
+        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+
+        # insecure-skip-tls-verify is honoured because the kubeconfig says so, with a warning.
+        r = self.run_gedge("cluster", "register", "insec", "--kubeconfig", self.kc("kubeconfig-insecure"),
+                           "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("insecure", r.stderr.lower())
+
+    def test_status_reads_the_api_live(self):
+        self.gedge_json("cluster", "register", "k1", "--kubeconfig", self.kubeconfig)
+        st = self.gedge_json("cluster", "status", "k1")
+        self.assertEqual(st["kind"], "kubernetes")
+        self.assertEqual(st["api_server"], self.info["server"])
+        self.assertEqual(st["context"], "double")
+
+        nodes = {n["name"]: n for n in st["nodes"]}
+        self.assertEqual(sorted(nodes), ["double-node-0", "double-node-1", "edge-gpu-0"])
+        self.assertTrue(nodes["double-node-0"]["ready"])
+        self.assertFalse(nodes["edge-gpu-0"]["ready"])
+        self.assertEqual(nodes["edge-gpu-0"]["capacity"]["nvidia.com/gpu"], "1")
+        self.assertEqual(nodes["edge-gpu-0"]["capacity"]["cpu"], "8")
+        self.assertEqual(nodes["edge-gpu-0"]["allocatable"]["cpu"], "7800m")
+        self.assertEqual(nodes["edge-gpu-0"]["allocatable"]["memory"], "15Gi")
+
+        self.assertEqual(st["pods"], {"vision": {"Running": 2, "Pending": 1},
+                                      "kube-system": {"Running": 1, "Failed": 1},
+                                      "default": {"Succeeded": 1}})
+        self.assertEqual(st["deployments"], [{"namespace": "vision", "name": "detector",
+                                              "desired": 3, "ready": 1}])
+        self.assertEqual(st["persistent_volumes"], [{"name": "pv-models", "capacity": "50Gi",
+                                                     "phase": "Bound", "storage_class": "fast-nvme"}])
+        self.assertEqual(sorted((s["name"], s["provisioner"]) for s in st["storage_classes"]),
+                         [("double-local", "double.invalid/none"),
+                          ("fast-nvme", "kubernetes.io/no-provisioner")])
+
+        # Live, not cached: a deployment created by someone else shows up, with its pods.
+        self.apply_deployment("default", "web", 2)
+        st = self.gedge_json("cluster", "status", "k1")
+        deps = {(d["namespace"], d["name"]): d for d in st["deployments"]}
+        self.assertEqual(deps[("default", "web")], {"namespace": "default", "name": "web",
+                                                    "desired": 2, "ready": 2})
+        self.assertEqual(st["pods"]["default"], {"Succeeded": 1, "Running": 2})
+
+    def test_status_uses_the_kubeconfig_as_it_is_now(self):
+        kc = self.write_kubeconfig("kc-copy")
+        self.gedge_json("cluster", "register", "k1", "--kubeconfig", kc)
+        # Credentials are read from the file at each use: a revoked token -> 6.
+        self.write_kubeconfig("kc-copy", token="revoked-token")
+        r = self.run_gedge("cluster", "status", "k1", "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("401", r.err_json["message"])
+        # The API server going away -> 5.
+        self.write_kubeconfig("kc-copy")
+        self.gedge_json("cluster", "status", "k1")
+        self.stop_double()
+        r = self.run_gedge("cluster", "status", "k1", "--timeout", "5", "-o", "json")
+        self.assertEqual(r.rc, 5, r)
+        # A deleted kubeconfig -> 4 with the path named.
+        os.unlink(kc)
+        r = self.run_gedge("cluster", "status", "k1", "-o", "json")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn(kc, r.err_json["message"])
+        # Unknown cluster -> 4.
+        self.assertEqual(self.run_gedge("cluster", "status", "nope").rc, 4)
+
+
+if __name__ == "__main__":
+    unittest.main()
