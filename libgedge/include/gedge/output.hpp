@@ -26,6 +26,14 @@ struct View {
   std::vector<Column> columns;  // table columns; empty: key/value listing of `data`
   std::string rows;             // JSON pointer to the row array inside data ("" = data itself)
   std::string footer;           // optional human line printed under the table
+  nlohmann::json table;         // table rows when they differ from `data` (null: use data/rows)
+
+  // The same view with separate table rows (json/yaml still print `data`).
+  View with_rows(nlohmann::json table_rows) && {
+    table = std::move(table_rows);
+    rows.clear();
+    return std::move(*this);
+  }
 };
 
 struct RenderOptions {

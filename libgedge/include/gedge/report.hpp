@@ -29,6 +29,17 @@ void request_cancel() noexcept;
 bool cancel_requested() noexcept;
 void reset_cancel() noexcept;
 
+// While one of these lives, cancel_requested() is false on this thread: for the few steps that
+// must finish after Ctrl-C to leave things whole (e.g. restarting the old replica of a rolling
+// replace). Keep the shielded work short and bounded by deadlines.
+class CancelShield {
+ public:
+  CancelShield() noexcept;
+  ~CancelShield();
+  CancelShield(const CancelShield&) = delete;
+  CancelShield& operator=(const CancelShield&) = delete;
+};
+
 // UTC timestamp, RFC 3339 with seconds ("2026-11-22T17:28:30Z").
 std::string now_rfc3339();
 

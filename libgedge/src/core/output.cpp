@@ -196,7 +196,14 @@ void render(const View& view, const RenderOptions& opts, std::ostream& out) {
   switch (opts.format) {
     case Format::json: out << view.data.dump(2) << "\n"; break;
     case Format::yaml: out << to_yaml(view.data); break;
-    case Format::table: render_table(view, opts, out); break;
+    case Format::table:
+      if (!view.table.is_null()) {
+        View t{view.table, view.columns, "", view.footer, nullptr};
+        render_table(t, opts, out);
+      } else {
+        render_table(view, opts, out);
+      }
+      break;
   }
 }
 

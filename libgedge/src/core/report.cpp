@@ -21,7 +21,10 @@ int g_log_fd = -1;
 }  // namespace
 
 void request_cancel() noexcept { g_cancel.store(true); }
-bool cancel_requested() noexcept { return g_cancel.load(); }
+static thread_local int t_shield = 0;
+bool cancel_requested() noexcept { return t_shield == 0 && g_cancel.load(); }
+CancelShield::CancelShield() noexcept { ++t_shield; }
+CancelShield::~CancelShield() { --t_shield; }
 void reset_cancel() noexcept { g_cancel.store(false); }
 
 std::string now_rfc3339() {
