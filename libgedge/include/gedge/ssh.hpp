@@ -97,6 +97,10 @@ class SshSession {
   Result<ExecResult> exec(const std::vector<std::string>& argv,
                           std::optional<std::string_view> stdin_data = std::nullopt,
                           bool sudo = false);
+  // Same, but stdout goes to `on_stdout` as it arrives (ExecResult::out stays empty): for
+  // following logs. Runs until the command ends, the session deadline, or Ctrl-C.
+  Result<ExecResult> exec_stream(const std::vector<std::string>& argv,
+                                 const std::function<void(std::string_view)>& on_stdout, bool sudo = false);
 
   // SFTP. Relative paths are relative to the login user's home directory.
   // put_file writes a temporary file and renames it over remote_path (atomic), with `mode`.
@@ -114,6 +118,8 @@ class SshSession {
 
  private:
   explicit SshSession(std::unique_ptr<Impl> impl);
+  Result<ExecResult> exec_impl(const std::vector<std::string>& argv, std::optional<std::string_view> stdin_data,
+                               bool sudo, const std::function<void(std::string_view)>* on_stdout);
   std::unique_ptr<Impl> impl_;
 };
 

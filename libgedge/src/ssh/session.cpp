@@ -418,6 +418,16 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
 
 Result<ExecResult> SshSession::exec(const std::vector<std::string>& argv,
                                     std::optional<std::string_view> stdin_data, bool sudo) {
+  return exec_impl(argv, stdin_data, sudo, nullptr);
+}
+
+Result<ExecResult> SshSession::exec_stream(const std::vector<std::string>& argv,
+                                           const std::function<void(std::string_view)>& on_stdout, bool sudo) {
+  return exec_impl(argv, std::nullopt, sudo, &on_stdout);
+}
+
+Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, std::optional<std::string_view> stdin_data,
+                                         bool sudo, const std::function<void(std::string_view)>* on_stdout) {
   auto& im = *impl_;
   ssh_session s = im.s;
   if (argv.empty()) return fail(ErrorCode::usage, "no command to run");
@@ -458,7 +468,12 @@ Result<ExecResult> SshSession::exec(const std::vector<std::string>& argv,
                   "raise --timeout for long-running commands");
     int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 100);
     if (n == SSH_ERROR) return std::unexpected(im.lost("reading output"));
-    if (n > 0) r.out.append(buf, static_cast<size_t>(n));
+    if (n > 0) {
+      if (on_stdout)
+        (*on_stdout)(std::string_view(buf, static_cast<size_t>(n)));
+      else
+        r.out.append(buf, static_cast<size_t>(n));
+    }
     int m;
     while ((m = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) r.err.append(buf, static_cast<size_t>(m));
     if (m == SSH_ERROR) return std::unexpected(im.lost("reading output"));
