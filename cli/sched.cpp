@@ -9,6 +9,7 @@
 #include <set>
 
 #include "app.hpp"
+#include "gedge/svc.hpp"
 #include "gedge/sched.hpp"
 #include "gedge/ssh.hpp"
 
@@ -209,6 +210,9 @@ print(json.dumps(out))
 
 }  // namespace
 
+// cli/svc.cpp: deploys a file with a request (shared by svc deploy and sched place --apply).
+Result<Outcome> run_deploy(Ctx& ctx, const std::string& file, svc::DeployRequest req);
+
 void register_sched(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("sched", "");
   for (const auto& noun : nouns())
@@ -238,10 +242,29 @@ void register_sched(CLI::App& app, Ctx& ctx) {
     auto world = GEDGE_TRY(load_world(ctx, pf.state));
     auto p = GEDGE_TRY(sched::place(world, wl, req));
     auto data = sched::to_json(p);
-    if (apply)
-      return fail(ErrorCode::failure, "--apply is not available in this build: 'gedge svc deploy' has not landed",
-                  "save the JSON with -o json > plan.json and run 'gedge svc deploy FILE --cluster C --placement plan.json'");
-    (void)apply_cluster;
+    if (apply) {
+      // Every stage must land on one cluster: the one --cluster names, or the only one used.
+      std::string target = apply_cluster;
+      for (const auto& pl : data["placements"]) {
+        std::string c = pl.value("cluster", "");
+        if (target.empty()) target = c;
+        if (c != target)
+          return fail(ErrorCode::usage,
+                      fmt::format("--apply deploys to one cluster, but the placement uses '{}' and '{}'", target, c),
+                      "restrict the candidates (--policy select-clusters --clusters '[\"C\"]'), or deploy each cluster's "
+                      "stages with 'gedge svc deploy --placement'");
+      }
+      svc::DeployRequest dr;
+      dr.cluster = target;
+      dr.placement = data;
+      auto dep = GEDGE_TRY(run_deploy(ctx, pf.file, dr));
+      nlohmann::json both{{"placement", data}, {"deploy", dep.view.data}};
+      View v = placement_view(p, data, pf.explain, pf.top);
+      v.data = both;
+      v.rows = "/placement/placements";
+      v.footer += "\n" + dep.view.footer;
+      return Outcome{v, dep.error, std::nullopt};
+    }
     return Outcome{placement_view(p, data, pf.explain, pf.top), std::nullopt, std::nullopt};
   });
 

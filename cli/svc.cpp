@@ -1,10 +1,69 @@
-// gedge svc: render (deploy, ls, status, scale, rm are still to come). Thin: flags -> request -> libgedge::svc.
+// gedge svc: render | deploy | ls | status | logs | scale | rm | catalog | autoscale.
+// Thin: flags -> request -> libgedge::svc -> View.
 #include <fmt/format.h>
+
+#include <cstdio>
 
 #include "app.hpp"
 #include "gedge/svc.hpp"
 
 namespace gedge::cli {
+
+namespace {
+
+using nlohmann::json;
+
+// One row per replica action of every service (deploy, scale, autoscale).
+View deploy_view(const json& result) {
+  json rows = json::array();
+  for (const auto& s : result.value("services", json::array()))
+    for (const auto& a : s.value("actions", json::array()))
+      rows.push_back({{"service", s["name"]},
+                      {"replica", a.contains("replica") ? json(a["replica"]) : json("-")},
+                      {"target", a.value("device", s.value("namespace", ""))},
+                      {"action", a["action"]},
+                      {"state", a.value("state", "")},
+                      {"error", a.value("error", "")}});
+  for (const auto& s : result.value("services", json::array()))
+    for (const auto& o : s.value("objects", json::array()))
+      rows.push_back({{"service", s["name"]}, {"replica", "-"}, {"target", o["kind"].get<std::string>() + "/" + o["name"].get<std::string>()},
+                      {"action", o["action"]}, {"state", s.value("state", "")}, {"error", ""}});
+  std::string footer;
+  for (const auto& s : result.value("services", json::array()))
+    footer += fmt::format("{}{}: {} ({} replicas{})", footer.empty() ? "" : "\n", s.value("name", ""),
+                          s.value("state", ""), s.value("replicas", 0),
+                          result.value("dry_run", false) ? ", dry run: nothing changed" : "");
+  return View{result,
+              {{"service", "/service"}, {"replica", "/replica"}, {"target", "/target"}, {"action", "/action"},
+               {"state", "/state"}, {"error", "/error"}},
+              "/rows",
+              footer}
+      .with_rows(rows);
+}
+
+Result<json> read_placement(const std::string& file) {
+  if (file.empty()) return json();
+  auto text = read_file(file);
+  if (!text) return fail(ErrorCode::not_found, fmt::format("cannot read --placement '{}'", file));
+  auto j = json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return fail(ErrorCode::usage, fmt::format("--placement '{}': not a JSON object", file),
+                "give the output of 'gedge sched place FILE -o json'");
+  return j;
+}
+
+}  // namespace
+
+// Shared with `gedge sched place --apply`.
+Result<Outcome> run_deploy(Ctx& ctx, const std::string& file, svc::DeployRequest req) {
+  auto paths = GEDGE_TRY(ctx.paths());
+  auto* inv = GEDGE_TRY(ctx.inventory());
+  auto spec = GEDGE_TRY(svc::load_spec(file));
+  req.ssh_timeout_s = ctx.g.timeout_s;
+  req.parallel = ctx.g.parallel;
+  auto out = GEDGE_TRY(svc::deploy(*inv, paths, spec, req, ctx.reporter()));
+  return Outcome{deploy_view(out.result), out.partial, std::nullopt};
+}
 
 void register_svc(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("svc", "");
@@ -31,6 +90,210 @@ void register_svc(CLI::App& app, Ctx& ctx) {
                         {"apiVersion", d["apiVersion"]}});
       return Outcome{View{rows, {{"kind", "/kind"}, {"name", "/name"}, {"namespace", "/namespace"}, {"api version", "/apiVersion"}}, "", ""},
                      std::nullopt, std::nullopt};
+    });
+  }
+
+  // deploy
+  {
+    struct F {
+      std::string file, cluster, placement;
+      bool dry_run = false, no_wait = false, force = false;
+      double timeout = 120;
+      std::string root = "/var/lib/gedge/runtimes";
+    };
+    static F f;
+    auto* c = cmd->add_subcommand("deploy", "Deploy a service or pipeline to a cluster (podman on container hosts, server-side apply on Kubernetes)");
+    c->add_option("FILE", f.file, "service or pipeline file (YAML or JSON)")->required();
+    c->add_option("--cluster", f.cluster, "Target cluster")->required()->option_text("C");
+    c->add_option("--placement", f.placement, "A 'gedge sched place -o json' result: stages go to the nodes it chose")->option_text("PLAN.json");
+    c->add_flag("--dry-run", f.dry_run, "Show what would change (Kubernetes: the server validates with dryRun=All)");
+    c->add_flag("--no-wait", f.no_wait, "Do not wait for replicas to run and ports to answer");
+    c->add_option("--timeout", f.timeout, "Seconds to wait per service for running replicas / an available Deployment")->default_str("120");
+    c->add_flag("--force-conflicts", f.force, "Kubernetes: take over fields another field manager owns");
+    c->add_option("--runtime-root", f.root, "Where runtime bundles live on the devices")->default_str("/var/lib/gedge/runtimes");
+    examples(c, {"gedge svc deploy web.yaml --cluster edge", "gedge svc deploy yolo.yaml --cluster edge --placement plan.json -o json",
+                 "gedge svc deploy web.yaml --cluster k8s-prod --dry-run", "gedge svc deploy web.yaml --cluster edge --timeout 300"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      svc::DeployRequest req;
+      req.cluster = f.cluster;
+      req.placement = GEDGE_TRY(read_placement(f.placement));
+      req.dry_run = f.dry_run;
+      req.wait = !f.no_wait;
+      req.timeout_s = f.timeout;
+      req.force_conflicts = f.force;
+      req.runtime_root = f.root;
+      return run_deploy(ctx, f.file, req);
+    });
+  }
+
+  // ls
+  {
+    static std::string cluster;
+    auto* c = cmd->add_subcommand("ls", "List deployed services");
+    c->add_option("--cluster", cluster, "Only this cluster")->option_text("C");
+    examples(c, {"gedge svc ls", "gedge svc ls --cluster edge -o json"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      auto rows = GEDGE_TRY(svc::list_services(*inv, cluster));
+      for (auto& r : rows) {
+        std::string nodes;
+        for (const auto& n : r["nodes"]) nodes += (nodes.empty() ? "" : ",") + n.get<std::string>();
+        r["nodes_text"] = nodes;
+      }
+      return Outcome{View{rows,
+                          {{"name", "/name"}, {"cluster", "/cluster"}, {"kind", "/kind"}, {"namespace", "/namespace"},
+                           {"state", "/state"}, {"replicas", "/replicas"}, {"nodes", "/nodes_text"}, {"updated", "/updated_at"}},
+                          "",
+                          ""},
+                     std::nullopt, std::nullopt};
+    });
+  }
+
+  // status
+  {
+    static std::string name, cluster;
+    auto* c = cmd->add_subcommand("status", "Per replica: device or pod, state, restarts, ports (read live)");
+    c->add_option("NAME", name, "Service name")->required();
+    c->add_option("--cluster", cluster, "The cluster (when the name is deployed on several)")->option_text("C");
+    examples(c, {"gedge svc status web", "gedge svc status web --cluster edge -o json"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      auto st = GEDGE_TRY(svc::status(*inv, paths, name, cluster, ctx.g.timeout_s));
+      json rows = st.result["replicas"];
+      for (auto& r : rows) {
+        r["where"] = r.contains("device") ? r["device"] : r.value("node", json(""));
+        r["what"] = r.contains("container") ? r["container"] : r.value("pod", json(""));
+        std::string ports;
+        for (const auto& p : r.value("ports", json::array())) ports += (ports.empty() ? "" : " ") + p.get<std::string>();
+        r["ports_text"] = ports;
+      }
+      std::string footer = fmt::format("{}: {} of {} ready ({})", name, st.result.value("ready", 0),
+                                       st.result.value("desired", 0), st.result.value("state", ""));
+      return Outcome{View{st.result,
+                          {{"replica", "/replica"}, {"device/node", "/where"}, {"container/pod", "/what"}, {"state", "/state"},
+                           {"restarts", "/restarts"}, {"ports", "/ports_text"}},
+                          "/rows",
+                          footer}
+                         .with_rows(rows),
+                     st.partial, std::nullopt};
+    });
+  }
+
+  // logs
+  {
+    static svc::LogsRequest lr;
+    static int replica = -1;
+    auto* c = cmd->add_subcommand("logs", "Print a service's container logs (container hosts)");
+    c->add_option("NAME", lr.name, "Service name")->required();
+    c->add_option("--cluster", lr.cluster, "The cluster (when the name is deployed on several)")->option_text("C");
+    c->add_option("--replica", replica, "Only this replica")->option_text("I");
+    c->add_option("--tail", lr.tail, "Only the last N lines")->option_text("N");
+    c->add_flag("--follow,-f", lr.follow, "Keep printing new lines until Ctrl-C (one replica)");
+    examples(c, {"gedge svc logs web", "gedge svc logs web --replica 0 --tail 50", "gedge svc logs web --replica 1 -f"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      if (replica >= 0) lr.replica = replica;
+      lr.ssh_timeout_s = ctx.g.timeout_s;
+      GEDGE_TRY_VOID(svc::logs(*inv, paths, lr, [](std::string_view chunk) {
+        std::fwrite(chunk.data(), 1, chunk.size(), stdout);
+        std::fflush(stdout);
+      }));
+      return Outcome{View{}, std::nullopt, std::string()};
+    });
+  }
+
+  // scale
+  {
+    static std::string name, cluster;
+    static int replicas = -1;
+    static double timeout = 120;
+    auto* c = cmd->add_subcommand("scale", "Change a service's replica count and converge it");
+    c->add_option("NAME", name, "Service name")->required();
+    c->add_option("REPLICAS", replicas, "The new replica count")->required()->check(CLI::NonNegativeNumber);
+    c->add_option("--cluster", cluster, "The cluster (when the name is deployed on several)")->option_text("C");
+    c->add_option("--timeout", timeout, "Seconds to wait for new replicas")->default_str("120");
+    examples(c, {"gedge svc scale web 3", "gedge svc scale web 0 --cluster edge -o json"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      svc::DeployRequest base;
+      base.timeout_s = timeout;
+      base.ssh_timeout_s = ctx.g.timeout_s;
+      auto out = GEDGE_TRY(svc::scale(*inv, paths, name, cluster, replicas, base, ctx.reporter()));
+      return Outcome{deploy_view(out.result), out.partial, std::nullopt};
+    });
+  }
+
+  // rm
+  {
+    static std::string name, cluster;
+    static bool yes = false;
+    auto* c = cmd->add_subcommand("rm", "Remove exactly what gedge created for a service, and its record");
+    c->add_option("NAME", name, "Service name")->required();
+    c->add_option("--cluster", cluster, "The cluster (when the name is deployed on several)")->option_text("C");
+    c->add_flag("--yes,-y", yes, "Do not ask for confirmation");
+    examples(c, {"gedge svc rm web --yes", "gedge svc rm web --cluster edge -y -o json"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY_VOID(confirm(ctx, yes, fmt::format("remove service '{}' and its containers", name)));
+      auto out = GEDGE_TRY(svc::remove(*inv, paths, name, cluster, ctx.g.timeout_s, ctx.reporter()));
+      json rows = out.result["removed"];
+      for (auto& r : rows) {
+        std::string what;
+        for (const auto& n : r.value("containers", json::array())) what += (what.empty() ? "" : ",") + n.get<std::string>();
+        if (what.empty() && r.contains("kind")) what = r["kind"].get<std::string>() + "/" + r.value("name", "");
+        r["what"] = what;
+        r["where"] = r.value("device", r.value("namespace", ""));
+      }
+      return Outcome{View{out.result, {{"where", "/where"}, {"removed", "/what"}, {"state", "/state"}, {"error", "/error"}}, "/rows",
+                          fmt::format("service '{}' removed from {}", name, out.result.value("cluster", ""))}
+                         .with_rows(rows),
+                     out.partial, std::nullopt};
+    });
+  }
+
+  // catalog
+  {
+    static std::string registry;
+    static bool plain = false;
+    auto* c = cmd->add_subcommand("catalog", "List the images a registry offers (Docker Registry v2 API)");
+    c->add_option("--registry", registry, "Registry HOST:PORT")->required()->option_text("HOST:PORT");
+    c->add_flag("--plain-http", plain, "Plain HTTP (a lab registry without TLS); default is HTTPS, verified");
+    examples(c, {"gedge svc catalog --registry 10.213.0.1:5000 --plain-http", "gedge svc catalog --registry registry.example:443 -o json"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto repos = GEDGE_TRY(svc::catalog(registry, plain, ctx.g.timeout_s));
+      for (auto& r : repos) {
+        std::string tags;
+        for (const auto& t : r["tags"]) tags += (tags.empty() ? "" : ",") + t.get<std::string>();
+        r["tags_text"] = tags;
+      }
+      return Outcome{View{repos, {{"repository", "/repository"}, {"tags", "/tags_text"}}, "", ""}, std::nullopt, std::nullopt};
+    });
+  }
+
+  // autoscale
+  {
+    static std::string cluster;
+    static bool once = false;
+    auto* c = cmd->add_subcommand("autoscale", "Container hosts: one autoscaler step (CPU use vs autoscale.cpu, within min..max)");
+    c->add_option("--cluster", cluster, "Only this cluster")->option_text("C");
+    c->add_flag("--once", once, "Run one step and exit (cron-friendly; the only mode)")->required();
+    examples(c, {"gedge svc autoscale --once", "gedge svc autoscale --once --cluster edge -o json"});
+    on_run(c, ctx, [&ctx]() -> Result<Outcome> {
+      auto paths = GEDGE_TRY(ctx.paths());
+      auto* inv = GEDGE_TRY(ctx.inventory());
+      svc::DeployRequest base;
+      base.ssh_timeout_s = ctx.g.timeout_s;
+      auto out = GEDGE_TRY(svc::autoscale_once(*inv, paths, cluster, base, ctx.reporter()));
+      return Outcome{View{out.result,
+                          {{"service", "/name"}, {"cluster", "/cluster"}, {"cpu %", "/cpu_percent"}, {"target %", "/target"},
+                           {"replicas", "/replicas"}, {"desired", "/desired"}, {"action", "/action"}},
+                          "/services",
+                          ""},
+                     out.partial, std::nullopt};
     });
   }
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -11,6 +12,9 @@
 #include <vector>
 
 #include "gedge/error.hpp"
+#include "gedge/inventory.hpp"
+#include "gedge/paths.hpp"
+#include "gedge/report.hpp"
 
 namespace gedge::svc {
 
@@ -117,12 +121,22 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file,
 // The embedded JSON schema (identical to schemas/service.schema.json; a unit test checks).
 const std::string& schema_text();
 
+// A runtime bundle resolved for deployment: where it lives on the host and where it is mounted
+// (read-only) in the container, with its env wiring. Offline rendering (nullptr) mounts
+// /var/lib/gedge/runtimes/<runtime> as written in the file.
+struct RuntimeMount {
+  std::string id;          // bundle id
+  std::string host_dir;    // <root>/<id> on the device / node
+  std::string mount_path;  // the bundle's prefix (/opt/gedge/rt/<name>)
+  std::vector<std::pair<std::string, std::string>> env;  // PATH, LD_LIBRARY_PATH, ...
+};
+
 // Offline rendering. Kubernetes objects for one service, in this order: Deployment, Service
 // (when it has ports), ServiceMonitor (monitorPorts), HorizontalPodAutoscaler (autoscale).
-std::vector<nlohmann::json> render_kubernetes(const Service& s);
+std::vector<nlohmann::json> render_kubernetes(const Service& s, const RuntimeMount* rt = nullptr);
 // The container-host run plan for one service: per replica the podman argv (without the host
 // part), labels and the spec hash that makes deploys idempotent.
-nlohmann::json render_host_plan(const Service& s);
+nlohmann::json render_host_plan(const Service& s, const RuntimeMount* rt = nullptr);
 // Everything for a spec (every stage of a pipeline in order): K8s objects then host plans.
 std::vector<nlohmann::json> render_all(const Spec& spec);
 // Multi-document YAML ("---" separated) or a JSON array of the documents.
@@ -130,12 +144,96 @@ std::string to_multidoc_yaml(const std::vector<nlohmann::json>& docs);
 
 // Stable hash of what a replica runs (image, ports, env, resources...), hex.
 std::string spec_hash(const Service& s);
+// Same, for a deploy with a resolved runtime mount (nullptr: as spec_hash).
+std::string spec_hash_with(const Service& s, const RuntimeMount* rt);
 
 // Kubernetes quantity helpers: "500m" -> 0.5 cores; "1Gi" -> bytes. nullopt when malformed.
 std::optional<double> parse_cpu(const std::string& q);
 std::optional<double> parse_bytes(const std::string& q);
 
-// Deploying (svc deploy/ls/status/scale/rm) is not implemented yet: see the issue. The
-// Kubernetes side will use gedge/k8s.hpp (server-side apply, fieldManager=gedge).
+// ---- deploying ---------------------------------------------------------------------------
+// Container-host clusters (kind devices): podman over SSH on the members, one container per
+// replica and container, named gedge-<svc>-<i>[-<container>], labelled gedge.service,
+// gedge.replica and gedge.spec (the hash that makes re-deploys idempotent). Kubernetes clusters
+// (registered kubeconfig): server-side apply with fieldManager=gedge. Every deploy is recorded in
+// the inventory's services table (spec, where each replica runs, state).
+
+struct DeployRequest {
+  std::string cluster;
+  // A `gedge sched place -o json` result ({placements: [{stage, cluster, node}]}); stages it
+  // names go to that node, the others are spread. Null: spread over members by free capacity.
+  nlohmann::json placement;
+  bool dry_run = false;          // plan only (hosts: what would change; Kubernetes: dryRun=All)
+  bool wait = true;              // wait for running / available (and ports answering)
+  bool force_conflicts = false;  // Kubernetes: take fields owned by another manager
+  double timeout_s = 120;        // per service: running + ports answering / Deployment available
+  double ssh_timeout_s = 30;     // connect timeout
+  int parallel = 16;
+  std::string runtime_root = "/var/lib/gedge/runtimes";
+  std::optional<int> replicas_override;  // scale: replaces the file's replicas
+};
+
+struct DeployOutcome {
+  nlohmann::json result;         // {cluster, kind, dry_run, services: [...]}
+  std::optional<Error> partial;  // some replicas/devices failed (exit 3), the rest converged
+};
+
+Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec, const DeployRequest& req,
+                             Reporter& rep);
+
+// Recorded services: [{name, cluster, namespace, kind, state, replicas, placement, updated_at}].
+Result<nlohmann::json> list_services(Inventory& inv, const std::string& cluster = "");
+
+// The recorded service `name` (cluster "" = the only cluster that has it; conflict if several).
+struct ServiceRecord {
+  std::string name, cluster, cluster_kind, namespace_, state;
+  nlohmann::json spec;       // the service's document (one service, even for a pipeline stage)
+  nlohmann::json placement;  // {placements: [{stage, cluster, node, replica}]}
+  int replicas = 0;
+};
+Result<ServiceRecord> find_service(Inventory& inv, const std::string& name, const std::string& cluster);
+
+struct StatusOutcome {
+  nlohmann::json result;  // {name, cluster, kind, desired, ready, replicas: [{replica, device|pod, state, restarts, ports}]}
+  std::optional<Error> partial;
+};
+Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name,
+                             const std::string& cluster, double ssh_timeout_s);
+
+struct LogsRequest {
+  std::string name, cluster;
+  std::optional<int> replica;
+  int tail = -1;  // all
+  bool follow = false;
+  double ssh_timeout_s = 30;
+};
+// Container-host services: `podman logs` of each replica, prefixed "[<replica> <device>] ".
+// `sink` receives the text as it arrives (follow streams until Ctrl-C).
+Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
+                  const std::function<void(std::string_view)>& sink);
+
+// Changes the replica count of a recorded service and converges it (hosts: starts or removes
+// replicas; Kubernetes: applies spec.replicas).
+Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
+                            int replicas, const DeployRequest& base, Reporter& rep);
+
+// Removes exactly what gedge created for the service (containers with its labels; the
+// Kubernetes objects it rendered) and the record.
+Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
+                             double ssh_timeout_s, Reporter& rep);
+
+// One step of the container-host autoscaler for services with `autoscale`: reads each
+// replica's CPU use (podman stats), and moves the replica count toward
+// ceil(current * used / target) within [min, max] (Kubernetes clusters: the HPA does this).
+Result<DeployOutcome> autoscale_once(Inventory& inv, const Paths& paths, const std::string& cluster,
+                                     const DeployRequest& base, Reporter& rep);
+// The autoscaler's arithmetic (pure): desired replicas for `current` replicas using
+// `cpu_percent` of their request on average, toward `target` percent, within [min, max];
+// a 10 % tolerance band keeps the count (the HPA's rule).
+int autoscale_desired(int current, double cpu_percent, int target, int min, int max);
+
+// Docker Registry v2 catalog (plain HTTP for a lab registry, HTTPS verified otherwise):
+// [{repository, tags: [...]}], sorted.
+Result<nlohmann::json> catalog(const std::string& registry, bool plain_http, double timeout_s);
 
 }  // namespace gedge::svc

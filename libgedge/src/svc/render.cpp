@@ -53,7 +53,7 @@ bool needs_numa_node(const Service& s) {
   return false;
 }
 
-json container_json(const Service& s, std::size_t i) {
+json container_json(const Service& s, std::size_t i, const RuntimeMount* rt) {
   const auto& c = s.containers[i];
   json j{{"name", c.name}, {"image", c.image}};
   if (!c.ports.empty()) {
@@ -73,7 +73,11 @@ json container_json(const Service& s, std::size_t i) {
   if (!c.args.empty()) j["args"] = c.args;
   json env = json::array();
   for (const auto& e : c.env) env.push_back({{"name", e.name}, {"value", e.value}});
-  if (!s.runtime.empty()) {
+  if (rt) {
+    for (const auto& [k, v] : rt->env) env.push_back({{"name", k}, {"value", v}});
+    env.push_back({{"name", "GEDGE_RUNTIME"}, {"value", rt->mount_path}});
+    j["volumeMounts"] = json::array({{{"name", "gedge-runtime"}, {"mountPath", rt->mount_path}, {"readOnly", true}}});
+  } else if (!s.runtime.empty()) {
     env.push_back({{"name", "GEDGE_RUNTIME"}, {"value", fmt::format("{}/{}", kRuntimeRoot, s.runtime)}});
     j["volumeMounts"] = json::array({{{"name", "gedge-runtime"},
                                       {"mountPath", fmt::format("{}/{}", kRuntimeRoot, s.runtime)},
@@ -108,10 +112,10 @@ json metadata(const Service& s, const std::map<std::string, std::string>& labels
   return {{"name", s.name}, {"namespace", s.namespace_}, {"labels", labels_json(l)}};
 }
 
-json render_deployment(const Service& s) {
+json render_deployment(const Service& s, const RuntimeMount* rt) {
   auto labels = pod_labels(s);
   json pod_spec{{"containers", json::array()}};
-  for (std::size_t i = 0; i < s.containers.size(); ++i) pod_spec["containers"].push_back(container_json(s, i));
+  for (std::size_t i = 0; i < s.containers.size(); ++i) pod_spec["containers"].push_back(container_json(s, i, rt));
   // GS-Engine wrote nodeSelector to spec.nodeSelector (ignored by Kubernetes); it belongs here.
   std::map<std::string, std::string> selector;
   if (s.schedule_hint) selector = s.schedule_hint->node_selector;
@@ -119,7 +123,10 @@ json render_deployment(const Service& s) {
   if (!selector.empty()) pod_spec["nodeSelector"] = labels_json(selector);
   if (s.schedule_hint && !s.schedule_hint->preferred.empty())
     pod_spec["affinity"] = tier_affinity(s.schedule_hint->preferred);
-  if (!s.runtime.empty())
+  if (rt)
+    pod_spec["volumes"] = json::array(
+        {{{"name", "gedge-runtime"}, {"hostPath", {{"path", rt->host_dir}, {"type", "Directory"}}}}});
+  else if (!s.runtime.empty())
     pod_spec["volumes"] = json::array({{{"name", "gedge-runtime"},
                                         {"hostPath", {{"path", fmt::format("{}/{}", kRuntimeRoot, s.runtime)},
                                                       {"type", "Directory"}}}}});
@@ -203,7 +210,7 @@ std::string cpus_text(double cores) {
 
 // podman argv for container `ci` of replica `r`, without "sudo" and without the cpuset (the
 // cpuset is planned on the device at deploy time).
-json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash) {
+json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash, const RuntimeMount* rt) {
   const auto& c = s.containers[ci];
   std::string cname = ci == 0 ? fmt::format("gedge-{}-{}", s.name, r) : fmt::format("gedge-{}-{}-{}", s.name, r, c.name);
   json argv = json::array({"podman", "run", "-d", "--name", cname, "--label", "gedge.managed=true", "--label",
@@ -237,7 +244,16 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
     argv.push_back("--device");
     argv.push_back("nvidia.com/gpu=all");
   }
-  if (!s.runtime.empty()) {
+  if (rt) {
+    argv.push_back("-v");
+    argv.push_back(rt->host_dir + ":" + rt->mount_path + ":ro");
+    for (const auto& [k, v] : rt->env) {
+      argv.push_back("--env");
+      argv.push_back(k + "=" + v);
+    }
+    argv.push_back("--env");
+    argv.push_back("GEDGE_RUNTIME=" + rt->mount_path);
+  } else if (!s.runtime.empty()) {
     std::string root = fmt::format("{}/{}", kRuntimeRoot, s.runtime);
     argv.push_back("-v");
     argv.push_back(root + ":" + root + ":ro");
@@ -253,12 +269,12 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
   return argv;
 }
 
-json host_plan_body(const Service& s, const std::string& hash) {
+json host_plan_body(const Service& s, const std::string& hash, const RuntimeMount* rt) {
   json replicas = json::array();
   for (int r = 0; r < s.desired_replicas(); ++r) {
     json containers = json::array();
     for (std::size_t ci = 0; ci < s.containers.size(); ++ci) {
-      json argv = podman_argv(s, ci, r, hash);
+      json argv = podman_argv(s, ci, r, hash, rt);
       containers.push_back({{"name", argv[4]}, {"image", s.containers[ci].image}, {"argv", argv}});
     }
     replicas.push_back({{"replica", r}, {"containers", containers}});
@@ -293,23 +309,27 @@ json host_plan_body(const Service& s, const std::string& hash) {
 
 }  // namespace
 
-std::string spec_hash(const Service& s) {
+std::string spec_hash(const Service& s) { return spec_hash_with(s, nullptr); }
+
+std::string spec_hash_with(const Service& s, const RuntimeMount* rt) {
   // What a replica runs; replicas and autoscale bounds are not part of it (scaling is not a change).
   json j = json::array();
-  for (std::size_t ci = 0; ci < s.containers.size(); ++ci) j.push_back(podman_argv(s, ci, 0, ""));
+  for (std::size_t ci = 0; ci < s.containers.size(); ++ci) j.push_back(podman_argv(s, ci, 0, "", rt));
   if (s.pin) j.push_back({s.pin->cores, s.pin->near, s.pin->no_smt});
   return fnv1a_hex(j.dump());
 }
 
-std::vector<json> render_kubernetes(const Service& s) {
-  std::vector<json> out{render_deployment(s)};
+std::vector<json> render_kubernetes(const Service& s, const RuntimeMount* rt) {
+  std::vector<json> out{render_deployment(s, rt)};
   if (has_ports(s)) out.push_back(render_service(s));
   if (!s.monitor_ports.empty()) out.push_back(render_service_monitor(s));
   if (s.autoscale) out.push_back(render_hpa(s));
   return out;
 }
 
-json render_host_plan(const Service& s) { return host_plan_body(s, spec_hash(s)); }
+json render_host_plan(const Service& s, const RuntimeMount* rt) {
+  return host_plan_body(s, spec_hash_with(s, rt), rt);
+}
 
 std::vector<json> render_all(const Spec& spec) {
   std::vector<json> out;

@@ -1,0 +1,354 @@
+// svc deploy / ls / status / logs / scale / rm / autoscale: the front that resolves the cluster,
+// the runtime bundles and the placement, hands the units to the container-host or Kubernetes back
+// end, and records what was deployed in the inventory's services table.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "deploy_internal.hpp"
+#include "gedge/runtime.hpp"
+
+namespace gedge::svc {
+
+using nlohmann::json;
+
+namespace detail {
+
+namespace {
+
+std::string str(const json& row, const char* key) {
+  return row.contains(key) && row[key].is_string() ? row[key].get<std::string>() : "";
+}
+
+json parse_or(const json& v, json fallback) {
+  if (!v.is_string()) return fallback;
+  auto j = json::parse(v.get<std::string>(), nullptr, false);
+  return j.is_discarded() ? fallback : j;
+}
+
+}  // namespace
+
+Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name) {
+  auto rows = GEDGE_TRY(inv.query(
+      "SELECT name, kind, profile, registry, kubeconfig, context FROM clusters WHERE name = ?", {name}));
+  if (rows.empty())
+    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name), "see 'gedge cluster ls'");
+  ClusterInfo c;
+  c.name = name;
+  c.kind = str(rows[0], "kind");
+  c.profile = str(rows[0], "profile");
+  c.registry = str(rows[0], "registry");
+  c.kubeconfig = str(rows[0], "kubeconfig");
+  c.context = str(rows[0], "context");
+  auto members = GEDGE_TRY(inv.query(
+      "SELECT device FROM cluster_members WHERE cluster = ? AND state != 'left' ORDER BY device", {name}));
+  for (const auto& m : members) c.members.push_back(str(m, "device"));
+  if (c.kind == "devices" && c.profile != "containers" && c.kubeconfig.empty())
+    return fail(ErrorCode::usage,
+                fmt::format("cluster '{}' ({} profile) has no Kubernetes endpoint registered yet", name, c.profile),
+                "finish 'gedge cluster build', or register its kubeconfig with 'gedge cluster register'");
+  if (c.kind == "devices" && c.profile == "containers" && c.members.empty())
+    return fail(ErrorCode::usage, fmt::format("cluster '{}' has no members", name),
+                "add devices with 'gedge cluster join'");
+  if (c.kind == "devices" && c.profile != "containers") c.kind = "kubernetes";  // k3s/k8s: via its API
+  return c;
+}
+
+json standalone_doc(const Spec& spec, const Service& s) {
+  if (!spec.is_pipeline) return spec.json;
+  for (const auto& st : spec.json["stages"]) {
+    if (st.value("name", "") != s.name) continue;
+    json d = st;
+    d.erase("after");
+    d["namespace"] = spec.pipeline.namespace_;
+    return d;
+  }
+  return json::object();
+}
+
+Result<Spec> spec_from_doc(const json& doc, const std::string& what) {
+  return parse_spec(doc.dump(), what);
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::ClusterInfo;
+using detail::Unit;
+using detail::UnitResult;
+
+Result<std::optional<RuntimeMount>> resolve_runtime(Inventory& inv, const Service& s, const std::string& root) {
+  if (s.runtime.empty()) return std::optional<RuntimeMount>{};
+  auto b = runtime::find_bundle(inv, s.runtime);
+  if (!b) {
+    auto e = b.error();
+    if (e.code == ErrorCode::not_found)
+      e.hint = fmt::format("pack it first: gedge runtime pack DIR --name {}", s.runtime);
+    return std::unexpected(e);
+  }
+  RuntimeMount m;
+  m.id = b->id;
+  m.host_dir = root + "/" + b->id;
+  m.mount_path = b->manifest.value("prefix", "");
+  if (m.mount_path.empty()) m.mount_path = root + "/" + b->id;
+  m.env = runtime::env_wiring(b->manifest);
+  return std::optional<RuntimeMount>{m};
+}
+
+// Nodes that --placement gives the stage `name` on cluster `cluster`.
+Result<std::vector<std::string>> placed_nodes(const json& placement, const std::string& name, const ClusterInfo& cl) {
+  std::vector<std::string> out;
+  if (placement.is_null()) return out;
+  if (!placement.is_object() || !placement.contains("placements") || !placement["placements"].is_array())
+    return fail(ErrorCode::usage, "--placement: expected the JSON of 'gedge sched place -o json' ({\"placements\": [...]})");
+  for (const auto& p : placement["placements"]) {
+    if (!p.is_object() || p.value("stage", "") != name) continue;
+    std::string c = p.value("cluster", ""), n = p.value("node", "");
+    if (!c.empty() && c != cl.name)
+      return fail(ErrorCode::usage,
+                  fmt::format("--placement puts '{}' on cluster '{}', but this deploy is to '{}'", name, c, cl.name),
+                  "deploy each cluster's stages with its own --cluster, or place with --clusters restricted to one");
+    if (cl.kind == "devices" && std::find(cl.members.begin(), cl.members.end(), n) == cl.members.end())
+      return fail(ErrorCode::usage, fmt::format("--placement puts '{}' on '{}', which is not a member of cluster '{}'",
+                                                name, n, cl.name));
+    out.push_back(n);
+  }
+  return out;
+}
+
+Result<void> save(Inventory& inv, const ClusterInfo& cl, const Unit& u, const UnitResult& r) {
+  std::string now = now_rfc3339();
+  json placement{{"placements", r.placements}, {"spec_hash", r.out.value("spec_hash", "")}};
+  std::string state = r.ok ? "deployed" : "degraded";
+  return inv.write([&](Inventory& w) -> Result<void> {
+    GEDGE_TRY_VOID(w.exec(
+        "INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET namespace = excluded.namespace, "
+        "spec = excluded.spec, placement = excluded.placement, state = excluded.state, replicas = excluded.replicas, "
+        "updated_at = excluded.updated_at",
+        {u.svc->name, cl.name, u.svc->namespace_, u.doc.dump(), placement.dump(), state,
+         static_cast<int64_t>(u.replicas), now, now}));
+    return {};
+  });
+}
+
+Error first_error(const std::vector<UnitResult>& results, std::size_t* failed) {
+  Error e{ErrorCode::partial, "", ""};
+  std::vector<std::string> names;
+  for (const auto& r : results)
+    if (!r.ok) {
+      names.push_back(r.out.value("name", "?"));
+      if (e.message.empty() && r.error) e = *r.error;
+    }
+  *failed = names.size();
+  return e;
+}
+
+}  // namespace
+
+Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec, const DeployRequest& req,
+                             Reporter& rep) {
+  if (req.cluster.empty()) return fail(ErrorCode::usage, "deploy needs --cluster", "see 'gedge cluster ls'");
+  auto cl = GEDGE_TRY(detail::load_cluster(inv, req.cluster));
+  if (req.timeout_s <= 0) return fail(ErrorCode::usage, "--timeout must be positive");
+  std::vector<Unit> units;
+  for (const auto* s : spec.ordered()) {
+    Unit u;
+    u.svc = s;
+    u.doc = detail::standalone_doc(spec, *s);
+    u.runtime = GEDGE_TRY(resolve_runtime(inv, *s, req.runtime_root));
+    u.replicas = req.replicas_override.value_or(s->desired_replicas());
+    if (u.replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
+    if (req.replicas_override) u.doc["replicas"] = *req.replicas_override;
+    u.placed = GEDGE_TRY(placed_nodes(req.placement, s->name, cl));
+    units.push_back(std::move(u));
+  }
+  std::vector<UnitResult> results;
+  if (cl.kind == "kubernetes")
+    results = GEDGE_TRY(detail::deploy_kube(inv, cl, units, req, rep));
+  else
+    results = GEDGE_TRY(detail::deploy_hosts(inv, paths, cl, units, req, rep));
+
+  json services = json::array();
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    services.push_back(results[i].out);
+    // A service none of whose replicas came up is recorded too (degraded): rm and a re-run find it.
+    if (!req.dry_run) GEDGE_TRY_VOID(save(inv, cl, units[i], results[i]));
+  }
+  DeployOutcome out;
+  out.result = {{"cluster", cl.name}, {"kind", cl.kind == "kubernetes" ? "kubernetes" : "containers"},
+                {"dry_run", req.dry_run}, {"services", services}};
+  std::size_t failed = 0;
+  Error e = first_error(results, &failed);
+  if (failed > 0) {
+    // Device trouble on some replicas while others converged: partial (3). A service that failed
+    // for a reason of its own (rollback, crash, conflict) keeps that reason's exit status.
+    out.partial = e;
+    if (e.code == ErrorCode::unreachable || e.code == ErrorCode::partial) out.partial->code = ErrorCode::partial;
+  }
+  return out;
+}
+
+Result<json> list_services(Inventory& inv, const std::string& cluster) {
+  auto rows = GEDGE_TRY(inv.query(
+      "SELECT s.name AS name, s.cluster AS cluster, s.namespace AS namespace, s.state AS state, "
+      "s.replicas AS replicas, s.placement AS placement, s.updated_at AS updated_at, c.kind AS ckind, "
+      "c.profile AS profile FROM services s LEFT JOIN clusters c ON c.name = s.cluster "
+      "WHERE (? = '' OR s.cluster = ?) ORDER BY s.cluster, s.name",
+      {cluster, cluster}));
+  json out = json::array();
+  for (const auto& r : rows) {
+    json pl = detail::parse_or(r["placement"], json::object());
+    json nodes = json::array();
+    for (const auto& p : pl.value("placements", json::array())) nodes.push_back(p.value("node", ""));
+    std::string kind = detail::str(r, "ckind") == "devices" && detail::str(r, "profile") == "containers"
+                           ? "containers"
+                           : "kubernetes";
+    out.push_back({{"name", r["name"]}, {"cluster", r["cluster"]}, {"namespace", r["namespace"]}, {"kind", kind},
+                   {"state", r["state"]}, {"replicas", r["replicas"]}, {"nodes", nodes},
+                   {"updated_at", r["updated_at"]}});
+  }
+  return out;
+}
+
+Result<ServiceRecord> find_service(Inventory& inv, const std::string& name, const std::string& cluster) {
+  auto rows = GEDGE_TRY(inv.query(
+      "SELECT name, cluster, namespace, spec, placement, state, replicas FROM services "
+      "WHERE name = ? AND (? = '' OR cluster = ?) ORDER BY cluster",
+      {name, cluster, cluster}));
+  if (rows.empty())
+    return fail(ErrorCode::not_found,
+                cluster.empty() ? fmt::format("service '{}' not found", name)
+                                : fmt::format("service '{}' not found on cluster '{}'", name, cluster),
+                "see 'gedge svc ls'");
+  if (rows.size() > 1)
+    return fail(ErrorCode::usage, fmt::format("service '{}' is deployed on {} clusters", name, rows.size()),
+                "say which with --cluster");
+  const auto& r = rows[0];
+  ServiceRecord rec;
+  rec.name = detail::str(r, "name");
+  rec.cluster = detail::str(r, "cluster");
+  rec.namespace_ = detail::str(r, "namespace");
+  rec.state = detail::str(r, "state");
+  rec.spec = detail::parse_or(r["spec"], json::object());
+  rec.placement = detail::parse_or(r["placement"], json::object());
+  rec.replicas = r["replicas"].is_number() ? r["replicas"].get<int>() : 0;
+  auto cl = detail::load_cluster(inv, rec.cluster);
+  rec.cluster_kind = cl ? cl->kind : "";
+  return rec;
+}
+
+Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
+                             double ssh_timeout_s) {
+  auto rec = GEDGE_TRY(find_service(inv, name, cluster));
+  auto cl = GEDGE_TRY(detail::load_cluster(inv, rec.cluster));
+  if (cl.kind == "kubernetes") return detail::status_kube(inv, cl, rec);
+  return detail::status_hosts(inv, paths, rec, ssh_timeout_s);
+}
+
+Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
+                  const std::function<void(std::string_view)>& sink) {
+  auto rec = GEDGE_TRY(find_service(inv, req.name, req.cluster));
+  auto cl = GEDGE_TRY(detail::load_cluster(inv, rec.cluster));
+  if (cl.kind == "kubernetes")
+    return fail(ErrorCode::usage, "svc logs reads container-host services; this one runs on Kubernetes",
+                fmt::format("use: kubectl --kubeconfig {} logs -n {} -l app={}", cl.kubeconfig, rec.namespace_, rec.name));
+  return detail::logs_hosts(inv, paths, rec, req, sink);
+}
+
+Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
+                            int replicas, const DeployRequest& base, Reporter& rep) {
+  if (replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
+  auto rec = GEDGE_TRY(find_service(inv, name, cluster));
+  auto spec = GEDGE_TRY(detail::spec_from_doc(rec.spec, fmt::format("service '{}' (recorded)", name)));
+  DeployRequest req = base;
+  req.cluster = rec.cluster;
+  req.replicas_override = replicas;
+  if (req.placement.is_null() && rec.placement.contains("placements")) {
+    // Keep the stage where a sched placement put it; new replicas follow the same nodes.
+    json pl = json::array();
+    for (const auto& p : rec.placement["placements"])
+      if (p.value("from_placement", false)) pl.push_back(p);
+    if (!pl.empty()) req.placement = {{"placements", pl}};
+  }
+  return deploy(inv, paths, spec, req, rep);
+}
+
+Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
+                             double ssh_timeout_s, Reporter& rep) {
+  auto rec = GEDGE_TRY(find_service(inv, name, cluster));
+  auto cl = GEDGE_TRY(detail::load_cluster(inv, rec.cluster));
+  json removed = cl.kind == "kubernetes" ? GEDGE_TRY(detail::remove_kube(inv, cl, rec))
+                                         : GEDGE_TRY(detail::remove_hosts(inv, paths, cl, rec, ssh_timeout_s, rep));
+  DeployOutcome out;
+  out.result = {{"name", rec.name}, {"cluster", rec.cluster}, {"removed", removed}};
+  bool all_ok = true;
+  for (const auto& r : removed)
+    if (r.value("state", "") == "failed") all_ok = false;
+  if (!all_ok) {
+    out.partial = Error{ErrorCode::partial, fmt::format("service '{}': some replicas could not be removed", name),
+                        "the record is kept: run 'gedge svc rm' again when the devices are back"};
+    GEDGE_TRY_VOID(inv.exec("UPDATE services SET state = 'removing', updated_at = ? WHERE name = ? AND cluster = ?",
+                            {now_rfc3339(), rec.name, rec.cluster}));
+    return out;
+  }
+  GEDGE_TRY_VOID(inv.write([&](Inventory& w) -> Result<void> {
+    GEDGE_TRY_VOID(w.exec("DELETE FROM services WHERE name = ? AND cluster = ?", {rec.name, rec.cluster}));
+    GEDGE_TRY_VOID(w.exec("DELETE FROM pins WHERE owner LIKE ?", {fmt::format("gedge-{}-%", rec.name)}));
+    return {};
+  }));
+  return out;
+}
+
+int autoscale_desired(int current, double cpu_percent, int target, int min, int max) {
+  if (current < 1) current = 1;
+  double ratio = target > 0 ? cpu_percent / target : 1.0;
+  int want = current;
+  if (std::abs(ratio - 1.0) > 0.1) want = static_cast<int>(std::ceil(current * ratio - 1e-9));
+  return std::clamp(want, std::max(min, 0), std::max(max, min));
+}
+
+Result<DeployOutcome> autoscale_once(Inventory& inv, const Paths& paths, const std::string& cluster,
+                                     const DeployRequest& base, Reporter& rep) {
+  auto list = GEDGE_TRY(list_services(inv, cluster));
+  DeployOutcome out;
+  json decisions = json::array();
+  for (const auto& s : list) {
+    if (s["kind"] != "containers") continue;
+    auto rec = GEDGE_TRY(find_service(inv, s["name"].get<std::string>(), s["cluster"].get<std::string>()));
+    auto spec = detail::spec_from_doc(rec.spec, rec.name);
+    if (!spec || spec->is_pipeline || !spec->service.autoscale) continue;
+    const auto& a = *spec->service.autoscale;
+    auto used = detail::cpu_usage_hosts(inv, paths, rec, base.ssh_timeout_s);
+    if (!used || !*used) {
+      decisions.push_back({{"name", rec.name}, {"cluster", rec.cluster}, {"replicas", rec.replicas},
+                           {"action", "skipped"},
+                           {"reason", used ? "no replica reported CPU use" : used.error().message}});
+      continue;
+    }
+    int want = autoscale_desired(rec.replicas, **used, a.cpu, a.min, a.max);
+    double pct = std::round(**used * 10) / 10;
+    json d = json::object();
+    d["name"] = rec.name;
+    d["cluster"] = rec.cluster;
+    d["cpu_percent"] = pct;
+    d["target"] = a.cpu;
+    d["replicas"] = rec.replicas;
+    d["desired"] = want;
+    if (want == rec.replicas) {
+      d["action"] = "kept";
+    } else {
+      auto r = scale(inv, paths, rec.name, rec.cluster, want, base, rep);
+      d["action"] = r ? "scaled" : "failed";
+      if (!r) d["error"] = r.error().message;
+      else if (r->partial) d["error"] = r->partial->message;
+      if (!r || r->partial) out.partial = Error{ErrorCode::partial, fmt::format("autoscale of '{}' failed", rec.name), ""};
+    }
+    decisions.push_back(d);
+  }
+  out.result = {{"cluster", cluster}, {"services", decisions}};
+  return out;
+}
+
+}  // namespace gedge::svc

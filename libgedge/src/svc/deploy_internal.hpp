@@ -1,0 +1,65 @@
+// Shared between the deploy front (deploy.cpp) and its two back ends (hosts.cpp: podman over
+// SSH; kube.cpp: server-side apply).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gedge/svc.hpp"
+
+namespace gedge::svc::detail {
+
+struct ClusterInfo {
+  std::string name;
+  std::string kind;  // devices | kubernetes
+  std::string profile, registry, kubeconfig, context;
+  std::vector<std::string> members;  // device clusters, sorted
+};
+Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name);
+
+// One service to converge, with everything resolved up front.
+struct Unit {
+  const Service* svc = nullptr;
+  nlohmann::json doc;                // standalone service document (recorded; re-loaded by scale)
+  std::optional<RuntimeMount> runtime;
+  int replicas = 1;
+  std::vector<std::string> placed;   // nodes from --placement for this stage (may be empty)
+};
+
+// What the back ends report per service (the `services[]` entries of the deploy result) and
+// what is recorded.
+struct UnitResult {
+  nlohmann::json out;                // {name, ..., actions: [...]}
+  nlohmann::json placements = nlohmann::json::array();  // [{stage, cluster, node, replica}]
+  bool ok = true;                    // every replica converged
+  std::optional<Error> error;        // first failure (its code decides the exit status)
+};
+
+// Container hosts: plan every unit first (read-only), pull every image that will be needed
+// (an image or registry error stops the deploy before anything changed), then converge unit by
+// unit. `fatal` carries an error that stopped everything.
+Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
+                                             std::vector<Unit>& units, const DeployRequest& req, Reporter& rep);
+Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl, std::vector<Unit>& units,
+                                            const DeployRequest& req, Reporter& rep);
+
+// Status / logs / removal for one recorded service.
+Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, double ssh_timeout_s);
+Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec);
+Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, const LogsRequest& req,
+                        const std::function<void(std::string_view)>& sink);
+Result<nlohmann::json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
+                                    const ServiceRecord& rec, double ssh_timeout_s, Reporter& rep);
+Result<nlohmann::json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec);
+// Average CPU use of the service's replicas as a percentage of their CPU request (or of one
+// core when none), from `podman stats`; nullopt when no replica reported.
+Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
+                                              double ssh_timeout_s);
+
+// The document of one service or pipeline stage as a standalone service (namespace filled in,
+// pipeline-only fields dropped), and the model loaded back from it.
+nlohmann::json standalone_doc(const Spec& spec, const Service& s);
+Result<Spec> spec_from_doc(const nlohmann::json& doc, const std::string& what);
+
+}  // namespace gedge::svc::detail

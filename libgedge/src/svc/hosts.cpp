@@ -1,0 +1,921 @@
+// The container-host back end: podman over SSH on the cluster's members. Every remote command is
+// an argv (quoted by the SSH layer), run with `sudo -n`; nothing is built as a shell string.
+//
+// Per service: read what runs (containers labelled gedge.service=<name>), assign each replica a
+// device (where it already runs, else --placement, else the least loaded member), pull the
+// images (all of them, for every service, before anything changes), then converge replica by
+// replica: create, start, replace (old renamed and stopped, new started, old removed once the new
+// one runs and answers; on failure or Ctrl-C the old one is restored), remove extras.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "deploy_internal.hpp"
+#include "gedge/runtime.hpp"
+#include "gedge/ssh.hpp"
+
+namespace gedge::svc::detail {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kOldSuffix = "-gedge-old";
+
+struct Ctr {
+  std::string name;
+  std::string service;
+  int replica = -1;
+  std::string hash;
+  std::string state;  // running | exited | created | ...
+};
+
+struct Device {
+  std::string name;
+  SshTarget target;
+  std::unique_ptr<SshSession> session;
+  std::optional<Error> down;  // could not connect
+  std::vector<Ctr> managed;   // every gedge-managed container on it
+  json facts;
+  int assigned = 0;           // replicas given to it in this run
+};
+
+// One connection per device for the whole run.
+class Fleet {
+ public:
+  Fleet(Inventory& inv, const Paths& paths, double timeout_s) : inv_(inv), paths_(paths), timeout_s_(timeout_s) {}
+
+  Result<Device*> get(const std::string& name) {
+    auto it = devs_.find(name);
+    if (it != devs_.end()) return &it->second;
+    Device d;
+    d.name = name;
+    d.target = GEDGE_TRY(device_target(inv_, paths_, name));
+    auto rows = GEDGE_TRY(inv_.query("SELECT facts FROM devices WHERE name = ?", {name}));
+    if (!rows.empty() && rows[0]["facts"].is_string())
+      d.facts = json::parse(rows[0]["facts"].get<std::string>(), nullptr, false);
+    auto opts = default_ssh_options(paths_, timeout_s_);
+    opts.connect_timeout_s = timeout_s_;
+    opts.deadline = Clock::now() + std::chrono::hours(6);  // long deploys; each wait has its own bound
+    auto s = SshSession::connect(d.target, opts);
+    if (!s)
+      d.down = s.error();
+    else
+      d.session = std::move(*s);
+    return &devs_.emplace(name, std::move(d)).first->second;
+  }
+
+ private:
+  Inventory& inv_;
+  const Paths& paths_;
+  double timeout_s_;
+  std::map<std::string, Device> devs_;
+};
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string last_lines(const std::string& text, int n) {
+  std::string t = trim(text);
+  std::size_t pos = t.size();
+  for (int i = 0; i < n && pos != std::string::npos && pos > 0; ++i) pos = t.rfind('\n', pos - 1);
+  return pos == std::string::npos || pos == 0 ? t : t.substr(pos + 1);
+}
+
+Result<ExecResult> podman(Device& d, std::vector<std::string> args) {
+  if (d.down) return std::unexpected(*d.down);
+  args.insert(args.begin(), "podman");
+  auto r = d.session->exec(args, std::nullopt, true);
+  if (r && r->exit_code != 0 && r->err.find("sudo:") != std::string::npos)
+    return fail(ErrorCode::auth, fmt::format("device {}: sudo refused: {}", d.name, trim(r->err)),
+                "gedge needs passwordless sudo on container hosts (the containers profile sets it up)");
+  return r;
+}
+
+// podman failed: a message naming the device and the command's last stderr lines.
+Error podman_error(const Device& d, const std::string& what, const ExecResult& r) {
+  std::string err = last_lines(r.err.empty() ? r.out : r.err, 3);
+  return Error{ErrorCode::failure, fmt::format("device {}: {}: {}", d.name, what, err), ""};
+}
+
+// Reads every gedge-managed container on the device.
+Result<void> refresh(Device& d) {
+  auto r = GEDGE_TRY(podman(d, {"ps", "-a", "--filter", "label=gedge.managed=true", "--format", "json"}));
+  if (r.exit_code != 0) return std::unexpected(podman_error(d, "listing containers", r));
+  auto j = json::parse(r.out.empty() ? "[]" : r.out, nullptr, false);
+  if (!j.is_array())
+    return fail(ErrorCode::failure, fmt::format("device {}: 'podman ps --format json' printed something else", d.name));
+  d.managed.clear();
+  for (const auto& c : j) {
+    Ctr x;
+    if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty()) x.name = c["Names"][0].get<std::string>();
+    json labels = c.value("Labels", json::object());
+    if (!labels.is_object()) labels = json::object();
+    x.service = labels.value("gedge.service", "");
+    x.hash = labels.value("gedge.spec", "");
+    try {
+      x.replica = std::stoi(labels.value("gedge.replica", "-1"));
+    } catch (...) {
+      x.replica = -1;
+    }
+    x.state = c.value("State", "");
+    d.managed.push_back(x);
+  }
+  return {};
+}
+
+// Containers of replica `r` of service `svc` on the device (canonical names, not the -old ones).
+std::vector<Ctr> replica_ctrs(const Device& d, const std::string& svc, int r, bool old = false) {
+  std::vector<Ctr> out;
+  for (const auto& c : d.managed) {
+    bool is_old = c.name.size() > std::strlen(kOldSuffix) &&
+                  c.name.compare(c.name.size() - std::strlen(kOldSuffix), std::string::npos, kOldSuffix) == 0;
+    if (c.service == svc && c.replica == r && is_old == old) out.push_back(c);
+  }
+  return out;
+}
+
+bool has_tcp_ports(const Service& s) {
+  if (!s.service_ports.empty()) return true;
+  for (const auto& c : s.containers)
+    for (const auto& p : c.ports)
+      if (p.protocol == "TCP") return true;
+  return false;
+}
+
+std::vector<int> tcp_host_ports(const Service& s) {
+  std::vector<int> out(s.service_ports.begin(), s.service_ports.end());
+  for (const auto& c : s.containers)
+    for (const auto& p : c.ports)
+      if (p.protocol == "TCP") out.push_back(p.external_port);
+  return out;
+}
+
+// One TCP connect with a short timeout (the host's address, from this machine).
+bool port_answers(const std::string& host, int port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return false;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    ok = true;
+  } else if (errno == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 1000) == 1) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ok = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+Result<std::string> container_state(Device& d, const std::string& name) {
+  auto r = GEDGE_TRY(podman(d, {"container", "inspect", "--format", "{{.State.Status}}", name}));
+  if (r.exit_code != 0) return std::string("missing");
+  return trim(r.out);
+}
+
+// Waits until every container runs (and still runs a second later) and every TCP host port
+// answers from here. failure with the container's last log lines when it exits.
+Result<void> wait_up(Device& d, const std::vector<std::string>& names, const std::vector<int>& ports,
+                     Clock::time_point deadline) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& n : names) {
+      for (;;) {
+        if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+        auto st = GEDGE_TRY(container_state(d, n));
+        if (st == "running") break;
+        if (st == "exited" || st == "stopped" || st == "missing" || Clock::now() > deadline) {
+          auto lg = podman(d, {"logs", "--tail", "5", n});
+          std::string tail = lg && lg->exit_code == 0 ? last_lines(lg->out + lg->err, 5) : "";
+          return fail(ErrorCode::failure,
+                      fmt::format("device {}: container {} is {}{}{}", d.name, n,
+                                  Clock::now() > deadline && st != "exited" ? "not running before the timeout (" + st + ")" : st,
+                                  tail.empty() ? "" : "; last log lines: ", tail),
+                      "see 'gedge svc logs' for the whole log");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      }
+    }
+    if (pass == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // crash right after start?
+  }
+  for (int p : ports) {
+    while (!port_answers(d.target.host, p)) {
+      if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+      if (Clock::now() > deadline)
+        return fail(ErrorCode::failure, fmt::format("device {}: port {} does not answer ({}:{})", d.name, p,
+                                                    d.target.host, p),
+                    "the container runs but nothing listens on the port: check its command and ports");
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  }
+  return {};
+}
+
+Result<void> remove_ctrs(Device& d, const std::vector<std::string>& names) {
+  if (names.empty()) return {};
+  std::vector<std::string> args{"rm", "-f", "-t", "10"};
+  args.insert(args.end(), names.begin(), names.end());
+  auto r = GEDGE_TRY(podman(d, args));
+  if (r.exit_code != 0) return std::unexpected(podman_error(d, "removing containers", r));
+  return {};
+}
+
+// The cpuset for a pinned replica: `cores` CPUs of the device not pinned to anything else,
+// highest first (CPU 0 stays with the system). conflict when the device has too few.
+Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::string& owner, int cores) {
+  int cpus = d.facts.is_object() && d.facts.contains("cpus") && d.facts["cpus"].is_number() ? d.facts["cpus"].get<int>() : 1;
+  auto rows = GEDGE_TRY(inv.query("SELECT owner, cpuset FROM pins WHERE device = ?", {d.name}));
+  std::set<int> used;
+  for (const auto& r : rows) {
+    if (r["owner"] == owner) return r["cpuset"].get<std::string>();
+    std::string cs = r["cpuset"].get<std::string>();
+    std::size_t pos = 0;
+    while (pos < cs.size()) {
+      std::size_t end = cs.find(',', pos);
+      std::string part = cs.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+      auto dash = part.find('-');
+      try {
+        int a = std::stoi(part.substr(0, dash)), b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
+        for (int i = a; i <= b; ++i) used.insert(i);
+      } catch (...) {
+      }
+      if (end == std::string::npos) break;
+      pos = end + 1;
+    }
+  }
+  std::vector<int> pick;
+  for (int c = cpus - 1; c >= 0 && static_cast<int>(pick.size()) < cores; --c)
+    if (!used.count(c)) pick.push_back(c);
+  if (static_cast<int>(pick.size()) < cores)
+    return fail(ErrorCode::conflict,
+                fmt::format("device {}: pin needs {} free cores, {} of {} are free", d.name, cores, pick.size(), cpus),
+                "lower pin.cores, or remove services pinned there");
+  std::sort(pick.begin(), pick.end());
+  std::string out;
+  for (int c : pick) out += (out.empty() ? "" : ",") + std::to_string(c);
+  return out;
+}
+
+struct Action {
+  int replica = 0;
+  std::string device;
+  std::string action;      // create | start | replace | unchanged | remove | move
+  std::string from;        // move: the device it leaves
+  bool from_placement = false;
+};
+
+struct Plan {
+  Unit* unit = nullptr;
+  std::string hash;
+  json host_plan;  // render_host_plan
+  std::vector<Action> actions;
+  std::vector<std::pair<std::string, std::vector<std::string>>> removals;  // device -> names (extras)
+  std::optional<Error> error;  // planning failed for this service
+};
+
+// Reads the state of every member and decides, per replica, where it goes and what changes.
+Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit& u) {
+  Plan p;
+  p.unit = &u;
+  const Service& s = *u.svc;
+  p.hash = spec_hash_with(s, u.runtime ? &*u.runtime : nullptr);
+  Service sized = s;
+  sized.replicas = u.replicas;
+  p.host_plan = render_host_plan(sized, u.runtime ? &*u.runtime : nullptr);
+  (void)inv;
+  // Where each existing replica runs.
+  std::map<int, std::string> where;
+  std::vector<std::pair<std::string, Ctr>> strays;  // on devices that left the cluster are not seen
+  for (const auto& m : cl.members) {
+    auto* d = GEDGE_TRY(fleet.get(m));
+    if (d->down) continue;
+    for (const auto& c : d->managed) {
+      if (c.service != s.name) continue;
+      if (!where.count(c.replica)) where[c.replica] = m;
+    }
+  }
+  bool ports = has_tcp_ports(s);
+  std::set<std::string> taken;  // devices holding a replica of this service (host ports: one each)
+  std::map<int, std::string> assign;
+  for (int r = 0; r < u.replicas; ++r) {
+    if (!u.placed.empty()) {
+      assign[r] = u.placed[static_cast<std::size_t>(r) % u.placed.size()];
+    } else if (where.count(r)) {
+      assign[r] = where[r];
+    }
+    if (assign.count(r)) taken.insert(assign[r]);
+  }
+  for (int r = 0; r < u.replicas; ++r) {
+    if (assign.count(r)) continue;
+    // Least loaded reachable member; ties: more memory, then name.
+    Device* best = nullptr;
+    for (const auto& m : cl.members) {
+      auto* d = GEDGE_TRY(fleet.get(m));
+      if (d->down || (ports && taken.count(m))) continue;
+      auto load = [](Device* x) { return static_cast<int>(x->managed.size()) + x->assigned; };
+      auto mem = [](Device* x) {
+        return x->facts.is_object() && x->facts.contains("memory_bytes") && x->facts["memory_bytes"].is_number()
+                   ? x->facts["memory_bytes"].get<double>()
+                   : 0.0;
+      };
+      if (!best || load(d) < load(best) || (load(d) == load(best) && mem(d) > mem(best))) best = d;
+    }
+    if (!best) {
+      std::size_t up = 0;
+      for (const auto& m : cl.members)
+        if (!GEDGE_TRY(fleet.get(m))->down) ++up;
+      if (up == 0) {
+        p.error = Error{ErrorCode::unreachable, fmt::format("no member of cluster '{}' is reachable", cl.name), ""};
+        return p;
+      }
+      p.error = Error{ErrorCode::usage,
+                      fmt::format("service '{}': {} replicas publish host ports, so each needs its own device; "
+                                  "{} reachable devices are free",
+                                  s.name, u.replicas, up - std::min(up, taken.size())),
+                      "lower replicas, or add devices with 'gedge cluster join'"};
+      return p;
+    }
+    assign[r] = best->name;
+    best->assigned++;
+    taken.insert(best->name);
+  }
+  if (ports) {
+    std::map<std::string, int> per;
+    for (const auto& [r, dev] : assign)
+      if (++per[dev] > 1) {
+        p.error = Error{ErrorCode::usage,
+                        fmt::format("service '{}' publishes host ports, but replicas {} go to the same device '{}'",
+                                    s.name, r, dev),
+                        "one replica per device for services with host ports"};
+        return p;
+      }
+  }
+  for (int r = 0; r < u.replicas; ++r) {
+    Action a;
+    a.replica = r;
+    a.device = assign[r];
+    a.from_placement = !u.placed.empty();
+    auto* d = GEDGE_TRY(fleet.get(a.device));
+    if (where.count(r) && where[r] != a.device) {
+      a.action = "move";
+      a.from = where[r];
+    } else if (d->down) {
+      a.action = "create";  // unknown: it fails when applied, naming the device
+    } else {
+      auto cur = replica_ctrs(*d, s.name, r);
+      auto old = replica_ctrs(*d, s.name, r, true);
+      if (cur.empty() && !old.empty()) {
+        a.action = "recover";  // an interrupted replace left only the renamed old replica
+      } else if (cur.empty()) {
+        a.action = "create";
+      } else {
+        bool same = true, running = true;
+        for (const auto& c : cur) {
+          same = same && c.hash == p.hash;
+          running = running && c.state == "running";
+        }
+        if (cur.size() != s.containers.size()) same = false;
+        a.action = !same ? "replace" : running && old.empty() ? "unchanged" : "start";
+      }
+    }
+    p.actions.push_back(a);
+  }
+  // Replicas beyond the count, and stale replicas left behind by a move, are removed last.
+  for (const auto& m : cl.members) {
+    auto* d = GEDGE_TRY(fleet.get(m));
+    if (d->down) continue;
+    std::vector<std::string> names;
+    for (const auto& c : d->managed)
+      if (c.service == s.name && (c.replica >= u.replicas || c.replica < 0)) names.push_back(c.name);
+    if (!names.empty()) p.removals.push_back({m, names});
+  }
+  return p;
+}
+
+std::vector<std::string> argv_for(const Plan& p, int replica, std::size_t ci, const std::string& cpuset) {
+  std::vector<std::string> argv;
+  for (const auto& a : p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]["containers"][ci]["argv"])
+    argv.push_back(a.get<std::string>());
+  argv.erase(argv.begin());  // "podman": added by podman()
+  if (!cpuset.empty()) argv.insert(argv.begin() + 2, {"--cpuset-cpus", cpuset});  // after "run -d"
+  return argv;
+}
+
+std::vector<std::string> names_for(const Plan& p, int replica) {
+  std::vector<std::string> out;
+  for (const auto& c : p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]["containers"])
+    out.push_back(c["name"].get<std::string>());
+  return out;
+}
+
+// Runs the replica's containers; on failure removes what it started.
+Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Clock::time_point deadline, bool wait) {
+  const Service& s = *p.unit->svc;
+  auto names = names_for(p, replica);
+  std::string cpuset;
+  if (s.pin) cpuset = GEDGE_TRY(plan_cpuset(inv, d, names[0], s.pin->cores));
+  if (p.unit->runtime) {
+    auto ok = GEDGE_TRY(d.session->exec({"test", "-d", p.unit->runtime->host_dir}, std::nullopt, true));
+    if (ok.exit_code != 0)
+      return fail(ErrorCode::not_found,
+                  fmt::format("device {}: runtime bundle {} is not at {}", d.name, p.unit->runtime->id.substr(0, 12),
+                              p.unit->runtime->host_dir),
+                  fmt::format("push it first: gedge runtime push {} --device {}", p.unit->runtime->id.substr(0, 12), d.name));
+  }
+  Result<void> res;
+  for (std::size_t ci = 0; ci < s.containers.size() && res; ++ci) {
+    auto r = podman(d, argv_for(p, replica, ci, cpuset));
+    if (!r)
+      res = std::unexpected(r.error());
+    else if (r->exit_code != 0)
+      res = std::unexpected(podman_error(d, "podman run " + names[ci], *r));
+  }
+  if (res && wait) res = wait_up(d, names, tcp_host_ports(s), deadline);
+  if (!res) {
+    CancelShield shield;  // leave nothing half-started, even on Ctrl-C
+    (void)remove_ctrs(d, names);
+    return res;
+  }
+  if (!cpuset.empty())
+    GEDGE_TRY_VOID(inv.exec("INSERT INTO pins (device, owner, cpuset, created_at) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (device, owner) DO UPDATE SET cpuset = excluded.cpuset",
+                            {d.name, names[0], cpuset, now_rfc3339()}));
+  return {};
+}
+
+// Replace: old renamed aside and stopped, new started; the old one is removed only when the new
+// one is up, and restored otherwise (also on Ctrl-C).
+Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Clock::time_point deadline, bool wait) {
+  const Service& s = *p.unit->svc;
+  auto cur = replica_ctrs(d, s.name, replica);
+  std::vector<std::string> olds;
+  for (const auto& c : cur) {
+    std::string old = c.name + kOldSuffix;
+    auto r = GEDGE_TRY(podman(d, {"rename", c.name, old}));
+    if (r.exit_code != 0) return std::unexpected(podman_error(d, "renaming " + c.name, r));
+    olds.push_back(old);
+  }
+  auto restore = [&]() {
+    CancelShield shield;
+    for (std::size_t i = 0; i < cur.size(); ++i) {
+      (void)podman(d, {"rename", olds[i], cur[i].name});
+      if (cur[i].state == "running") (void)podman(d, {"start", cur[i].name});
+    }
+  };
+  for (const auto& o : olds) {
+    auto r = podman(d, {"stop", "-t", "10", o});
+    if (!r || r->exit_code != 0) {
+      restore();
+      return r ? std::unexpected(podman_error(d, "stopping " + o, *r)) : std::unexpected(r.error());
+    }
+  }
+  auto started = start_new(inv, d, p, replica, deadline, wait);
+  if (!started) {
+    restore();
+    Error e = started.error();
+    if (e.code != ErrorCode::interrupted) {
+      e.message += "; the previous version was restored";
+    } else {
+      e.message = fmt::format("interrupted while replacing replica {} on {}: the previous version was restored",
+                              replica, d.name);
+    }
+    return std::unexpected(e);
+  }
+  CancelShield shield;  // the new replica runs: finish the swap
+  return remove_ctrs(d, olds);
+}
+
+Result<void> recover(Device& d, const Service& s, int replica) {
+  for (const auto& c : replica_ctrs(d, s.name, replica, true)) {
+    std::string name = c.name.substr(0, c.name.size() - std::strlen(kOldSuffix));
+    auto r = GEDGE_TRY(podman(d, {"rename", c.name, name}));
+    if (r.exit_code != 0) return std::unexpected(podman_error(d, "restoring " + c.name, r));
+  }
+  return refresh(d);
+}
+
+Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_point deadline, bool wait) {
+  auto names = names_for(p, replica);
+  // A leftover "-old" copy next to a current replica: the swap finished, the cleanup did not.
+  std::vector<std::string> leftovers;
+  for (const auto& c : replica_ctrs(d, p.unit->svc->name, replica, true)) leftovers.push_back(c.name);
+  GEDGE_TRY_VOID(remove_ctrs(d, leftovers));
+  std::vector<std::string> args{"start"};
+  args.insert(args.end(), names.begin(), names.end());
+  auto r = GEDGE_TRY(podman(d, args));
+  if (r.exit_code != 0) return std::unexpected(podman_error(d, "starting replica", r));
+  if (wait) return wait_up(d, names, tcp_host_ports(*p.unit->svc), deadline);
+  return {};
+}
+
+json pull_images(Fleet& fleet, const std::vector<Plan>& plans, Reporter& rep, std::optional<Error>& fatal,
+                 std::map<std::string, Error>& device_errors) {
+  // device -> images it needs
+  std::map<std::string, std::set<std::string>> need;
+  for (const auto& p : plans) {
+    if (p.error) continue;
+    for (const auto& a : p.actions)
+      if (a.action == "create" || a.action == "replace" || a.action == "move")
+        for (const auto& c : p.unit->svc->containers) need[a.device].insert(c.image);
+  }
+  json pulled = json::array();
+  for (const auto& [dev, images] : need) {
+    auto d = fleet.get(dev);
+    if (!d) {
+      device_errors[dev] = d.error();
+      continue;
+    }
+    if ((*d)->down) {
+      device_errors[dev] = *(*d)->down;
+      continue;
+    }
+    for (const auto& img : images) {
+      rep.step(dev, "pulling " + img);
+      auto r = podman(**d, {"pull", "--quiet", img});
+      if (!r) {
+        if (r.error().code == ErrorCode::interrupted) {
+          fatal = r.error();
+          return pulled;
+        }
+        device_errors[dev] = r.error();
+        break;
+      }
+      if (r->exit_code != 0) {
+        std::string err = r->err + r->out;
+        auto has = [&](const char* t) { return err.find(t) != std::string::npos; };
+        Error e = podman_error(**d, "pulling " + img, *r);
+        if (has("manifest unknown") || has("name unknown") || has("not found") || has("404")) {
+          e.code = ErrorCode::not_found;
+          e.message = fmt::format("image {} is not in its registry ({}): {}", img, dev, last_lines(err, 1));
+          e.hint = "list what the registry has with 'gedge svc catalog --registry HOST:PORT'";
+        } else if (has("connection refused") || has("no route to host") || has("i/o timeout") ||
+                   has("network is unreachable") || has("dial tcp")) {
+          e.code = ErrorCode::unreachable;
+          e.message = fmt::format("the registry of {} is unreachable from {}: {}", img, dev, last_lines(err, 1));
+          e.hint = "start the registry (the lab: tests/lab/lab.sh up) and deploy again";
+        } else if (has("HTTP response to HTTPS client")) {
+          e.hint = "the device does not trust this plain-HTTP registry: rebuild the cluster with --registry HOST:PORT";
+        }
+        fatal = e;  // nothing has changed yet: stop here
+        return pulled;
+      }
+      pulled.push_back({{"device", dev}, {"image", img}});
+    }
+  }
+  return pulled;
+}
+
+}  // namespace
+
+Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
+                                             std::vector<Unit>& units, const DeployRequest& req, Reporter& rep) {
+  Fleet fleet(inv, paths, req.ssh_timeout_s);
+  for (const auto& m : cl.members) {
+    auto* d = GEDGE_TRY(fleet.get(m));
+    if (d->down) {
+      rep.warn(fmt::format("{}: {}", m, d->down->message));
+      continue;
+    }
+    auto r = refresh(*d);
+    if (!r) {
+      if (r.error().code == ErrorCode::interrupted || r.error().code == ErrorCode::auth) return std::unexpected(r.error());
+      d->down = r.error();
+    }
+  }
+  std::vector<Plan> plans;
+  for (auto& u : units) plans.push_back(GEDGE_TRY(plan_unit(inv, fleet, cl, u)));
+  std::vector<UnitResult> results(units.size());
+  auto base_out = [&](const Plan& p) {
+    return json{{"name", p.unit->svc->name}, {"namespace", p.unit->svc->namespace_}, {"replicas", p.unit->replicas},
+                {"spec_hash", p.hash}, {"runtime", p.unit->runtime ? json(p.unit->runtime->id) : json(nullptr)}};
+  };
+  for (std::size_t i = 0; i < plans.size(); ++i)
+    if (plans[i].error && plans[i].error->code == ErrorCode::usage) return std::unexpected(*plans[i].error);
+
+  if (req.dry_run) {
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+      auto& p = plans[i];
+      json out = base_out(p);
+      json actions = json::array();
+      for (const auto& a : p.actions) {
+        json j{{"replica", a.replica}, {"device", a.device}, {"action", a.action}, {"state", "planned"}};
+        if (!a.from.empty()) j["from"] = a.from;
+        auto* d = GEDGE_TRY(fleet.get(a.device));
+        if (d->down) j["warning"] = d->down->message;
+        actions.push_back(j);
+      }
+      for (const auto& [dev, names] : p.removals)
+        for (const auto& n : names) actions.push_back({{"device", dev}, {"container", n}, {"action", "remove"}, {"state", "planned"}});
+      out["actions"] = actions;
+      out["state"] = "planned";
+      results[i].out = out;
+      if (p.error) {
+        results[i].ok = false;
+        results[i].error = p.error;
+      }
+    }
+    return results;
+  }
+
+  std::optional<Error> fatal;
+  std::map<std::string, Error> device_errors;
+  json pulled = pull_images(fleet, plans, rep, fatal, device_errors);
+  if (fatal) return std::unexpected(*fatal);
+
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    auto& p = plans[i];
+    auto& res = results[i];
+    res.out = base_out(p);
+    json actions = json::array();
+    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
+    auto fail_action = [&](json& j, const Error& e) {
+      j["state"] = "failed";
+      j["error"] = e.message;
+      res.ok = false;
+      if (!res.error) res.error = e;
+    };
+    if (p.error) {
+      res.ok = false;
+      res.error = p.error;
+    }
+    bool stop_rolling = false;
+    for (const auto& a : p.actions) {
+      json j{{"replica", a.replica}, {"device", a.device}, {"action", a.action}};
+      if (!a.from.empty()) j["from"] = a.from;
+      if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted: replicas already converged keep running");
+      auto d = fleet.get(a.device);
+      if (!d) {
+        fail_action(j, d.error());
+        actions.push_back(j);
+        continue;
+      }
+      Device& dev = **d;
+      if (dev.down || device_errors.count(a.device)) {
+        Error e = dev.down ? *dev.down : device_errors[a.device];
+        e.code = ErrorCode::unreachable;
+        fail_action(j, e);
+        actions.push_back(j);
+        continue;
+      }
+      if (stop_rolling && a.action == "replace") {
+        j["state"] = "skipped";
+        j["error"] = "an earlier replica's replacement failed; this one keeps the previous version";
+        res.ok = false;
+        actions.push_back(j);
+        continue;
+      }
+      rep.step(a.device, fmt::format("{} replica {}: {}", p.unit->svc->name, a.replica, a.action));
+      Result<void> r;
+      if (a.action == "recover") {
+        r = recover(dev, *p.unit->svc, a.replica);
+        if (r) {
+          bool same = true;
+          for (const auto& c : replica_ctrs(dev, p.unit->svc->name, a.replica)) same = same && c.hash == p.hash;
+          r = same ? start_existing(dev, p, a.replica, deadline, req.wait) : replace(inv, dev, p, a.replica, deadline, req.wait);
+        }
+      } else if (a.action == "create") {
+        r = start_new(inv, dev, p, a.replica, deadline, req.wait);
+      } else if (a.action == "start") {
+        r = start_existing(dev, p, a.replica, deadline, req.wait);
+      } else if (a.action == "replace") {
+        r = replace(inv, dev, p, a.replica, deadline, req.wait);
+        if (!r) stop_rolling = true;
+      } else if (a.action == "move") {
+        r = start_new(inv, dev, p, a.replica, deadline, req.wait);
+        if (r) {
+          auto from = fleet.get(a.from);
+          if (from && !(*from)->down) {
+            std::vector<std::string> names;
+            for (const auto& c : (*from)->managed)
+              if (c.service == p.unit->svc->name && c.replica == a.replica) names.push_back(c.name);
+            CancelShield shield;
+            r = remove_ctrs(**from, names);
+          }
+        }
+      }
+      if (!r) {
+        if (r.error().code == ErrorCode::interrupted) return std::unexpected(r.error());
+        fail_action(j, r.error());
+      } else {
+        j["state"] = "ok";
+        json pl{{"stage", p.unit->svc->name}, {"cluster", cl.name}, {"node", a.device}, {"replica", a.replica}};
+        if (a.from_placement) pl["from_placement"] = true;
+        res.placements.push_back(pl);
+      }
+      actions.push_back(j);
+    }
+    // Extras go only once the wanted replicas are up.
+    for (const auto& [devname, names] : p.removals) {
+      auto d = fleet.get(devname);
+      json j{{"device", devname}, {"containers", names}, {"action", "remove"}};
+      auto r = d ? remove_ctrs(**d, names) : Result<void>(std::unexpected(d.error()));
+      if (!r)
+        fail_action(j, r.error());
+      else
+        j["state"] = "ok";
+      if (d && r) {
+        for (const auto& n : names) (void)inv.exec("DELETE FROM pins WHERE device = ? AND owner = ?", {devname, n});
+      }
+      actions.push_back(j);
+    }
+    res.out["actions"] = actions;
+    res.out["state"] = res.ok ? "deployed" : "degraded";
+    res.out["pulled"] = json::array();
+    for (const auto& pl : pulled)
+      for (const auto& c : p.unit->svc->containers)
+        if (pl["image"] == c.image) res.out["pulled"].push_back(pl);
+  }
+  return results;
+}
+
+Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, double ssh_timeout_s) {
+  auto cl = GEDGE_TRY(load_cluster(inv, rec.cluster));
+  Fleet fleet(inv, paths, ssh_timeout_s);
+  StatusOutcome out;
+  json replicas = json::array();
+  int ready = 0;
+  std::vector<std::string> down;
+  for (const auto& m : cl.members) {
+    auto* d = GEDGE_TRY(fleet.get(m));
+    if (d->down) {
+      down.push_back(m);
+      continue;
+    }
+    auto r = GEDGE_TRY(podman(*d, {"ps", "-a", "--filter", "label=gedge.service=" + rec.name, "--format", "json"}));
+    if (r.exit_code != 0) return std::unexpected(podman_error(*d, "listing containers", r));
+    auto j = json::parse(r.out.empty() ? "[]" : r.out, nullptr, false);
+    if (!j.is_array()) continue;
+    for (const auto& c : j) {
+      json labels = c.value("Labels", json::object());
+      if (!labels.is_object() || labels.value("gedge.managed", "") != "true") continue;
+      std::string name = c.contains("Names") && !c["Names"].empty() ? c["Names"][0].get<std::string>() : "";
+      auto ins = GEDGE_TRY(podman(*d, {"container", "inspect", "--format", "{{.RestartCount}}", name}));
+      int restarts = 0;
+      try {
+        restarts = std::stoi(trim(ins.out));
+      } catch (...) {
+      }
+      json ports = json::array();
+      if (c.contains("Ports") && c["Ports"].is_array())
+        for (const auto& pt : c["Ports"])
+          ports.push_back(fmt::format("{}:{}->{}/{}", d->target.host, pt.value("host_port", 0),
+                                      pt.value("container_port", 0), pt.value("protocol", "tcp")));
+      std::string state = c.value("State", "");
+      if (state == "running") ++ready;
+      int replica = -1;
+      try {
+        replica = std::stoi(labels.value("gedge.replica", "-1"));
+      } catch (...) {
+      }
+      replicas.push_back({{"replica", replica}, {"device", m}, {"container", name}, {"state", state},
+                          {"restarts", restarts}, {"ports", ports}, {"image", c.value("Image", "")},
+                          {"current", labels.value("gedge.spec", "") == rec.placement.value("spec_hash", "")}});
+    }
+  }
+  std::sort(replicas.begin(), replicas.end(), [](const json& a, const json& b) {
+    return std::tie(a["replica"], a["container"]) < std::tie(b["replica"], b["container"]);
+  });
+  out.result = {{"name", rec.name}, {"cluster", rec.cluster}, {"kind", "containers"}, {"namespace", rec.namespace_},
+                {"desired", rec.replicas}, {"ready", ready}, {"state", rec.state}, {"replicas", replicas},
+                {"unreachable", down}};
+  if (!down.empty())
+    out.partial = Error{ErrorCode::partial, fmt::format("{} member(s) unreachable: {}", down.size(), fmt::join(down, ", ")), ""};
+  return out;
+}
+
+Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, const LogsRequest& req,
+                        const std::function<void(std::string_view)>& sink) {
+  Fleet fleet(inv, paths, req.ssh_timeout_s);
+  std::vector<std::pair<int, std::string>> where;  // replica -> device
+  for (const auto& p : rec.placement.value("placements", json::array())) {
+    int r = p.value("replica", -1);
+    if (req.replica && *req.replica != r) continue;
+    where.push_back({r, p.value("node", "")});
+  }
+  if (where.empty())
+    return fail(ErrorCode::not_found,
+                req.replica ? fmt::format("service '{}' has no replica {}", rec.name, *req.replica)
+                            : fmt::format("service '{}' has no running replicas on record", rec.name));
+  if (req.follow && where.size() > 1)
+    return fail(ErrorCode::usage, "--follow reads one replica", "add --replica N");
+  for (const auto& [r, dev] : where) {
+    auto* d = GEDGE_TRY(fleet.get(dev));
+    if (d->down) return std::unexpected(*d->down);
+    std::vector<std::string> args{"podman", "logs"};
+    if (req.tail >= 0) args.insert(args.end(), {"--tail", std::to_string(req.tail)});
+    if (req.follow) args.push_back("--follow");
+    args.push_back(fmt::format("gedge-{}-{}", rec.name, r));
+    std::string prefix = where.size() > 1 ? fmt::format("[{} {}] ", r, dev) : "";
+    std::string pending;
+    auto emit = [&](std::string_view chunk) {
+      pending.append(chunk);
+      std::size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        sink(prefix + pending.substr(0, nl + 1));
+        pending.erase(0, nl + 1);
+      }
+    };
+    auto res = GEDGE_TRY(d->session->exec_stream(args, emit, true));
+    if (!pending.empty()) sink(prefix + pending + "\n");
+    if (res.exit_code != 0)
+      return fail(ErrorCode::failure, fmt::format("device {}: podman logs: {}", dev, last_lines(res.err, 2)));
+  }
+  return {};
+}
+
+Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl, const ServiceRecord& rec,
+                          double ssh_timeout_s, Reporter& rep) {
+  Fleet fleet(inv, paths, ssh_timeout_s);
+  json out = json::array();
+  for (const auto& m : cl.members) {
+    auto* d = GEDGE_TRY(fleet.get(m));
+    if (d->down) {
+      out.push_back({{"device", m}, {"state", "failed"}, {"error", d->down->message}});
+      continue;
+    }
+    auto r = refresh(*d);
+    if (!r) {
+      out.push_back({{"device", m}, {"state", "failed"}, {"error", r.error().message}});
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const auto& c : d->managed)
+      if (c.service == rec.name) names.push_back(c.name);
+    if (names.empty()) continue;
+    rep.step(m, fmt::format("removing {}", fmt::join(names, ", ")));
+    auto rm = remove_ctrs(*d, names);
+    if (!rm)
+      out.push_back({{"device", m}, {"containers", names}, {"state", "failed"}, {"error", rm.error().message}});
+    else
+      out.push_back({{"device", m}, {"containers", names}, {"state", "removed"}});
+  }
+  return out;
+}
+
+Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
+                                              double ssh_timeout_s) {
+  auto cl = GEDGE_TRY(load_cluster(inv, rec.cluster));
+  auto spec = GEDGE_TRY(spec_from_doc(rec.spec, rec.name));
+  double request = 0;
+  for (const auto& c : spec.service.containers) {
+    auto it = c.requests.find("cpu");
+    if (it != c.requests.end())
+      if (auto v = parse_cpu(it->second)) request += *v;
+  }
+  if (request <= 0) request = 1.0;
+  Fleet fleet(inv, paths, ssh_timeout_s);
+  double used = 0;
+  int replicas = 0;
+  std::set<std::string> devs;
+  for (const auto& p : rec.placement.value("placements", json::array())) devs.insert(p.value("node", ""));
+  for (const auto& dev : devs) {
+    auto* d = GEDGE_TRY(fleet.get(dev));
+    if (d->down) continue;
+    auto r = GEDGE_TRY(podman(*d, {"stats", "--no-stream", "--no-reset", "--format", "json"}));
+    if (r.exit_code != 0) continue;
+    auto j = json::parse(r.out.empty() ? "[]" : r.out, nullptr, false);
+    if (!j.is_array()) continue;
+    std::map<int, double> per;  // replica -> % of one CPU, summed over its containers
+    for (const auto& s : j) {
+      std::string name = s.value("name", "");
+      std::string pfx = fmt::format("gedge-{}-", rec.name);
+      if (name.rfind(pfx, 0) != 0) continue;
+      int r = -1;
+      try {
+        r = std::stoi(name.substr(pfx.size()));
+      } catch (...) {
+        continue;
+      }
+      std::string cpu = s.value("cpu_percent", "0");
+      try {
+        per[r] += std::stod(cpu);
+      } catch (...) {
+      }
+    }
+    for (const auto& [r, pct] : per) {
+      used += pct / request;
+      ++replicas;
+    }
+  }
+  if (replicas == 0) return std::optional<double>{};
+  return std::optional<double>{used / replicas};
+}
+
+}  // namespace gedge::svc::detail

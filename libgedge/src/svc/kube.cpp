@@ -1,0 +1,192 @@
+// The Kubernetes back end: server-side apply of the rendered objects (fieldManager=gedge;
+// conflicts reported unless forced; --dry-run sends dryRun=All), then a wait for the Deployment
+// to be available. Credentials stay in the registered kubeconfig.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <thread>
+
+#include "deploy_internal.hpp"
+#include "gedge/k8s.hpp"
+
+namespace gedge::svc::detail {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+Result<k8s::Client> client_for(const ClusterInfo& cl, double timeout_s = 30) {
+  if (cl.kubeconfig.empty())
+    return fail(ErrorCode::usage, fmt::format("cluster '{}' has no kubeconfig registered", cl.name),
+                "register it: gedge cluster register NAME --kubeconfig FILE");
+  auto cfg = GEDGE_TRY(k8s::load_kubeconfig(cl.kubeconfig, cl.context));
+  k8s::ClientOptions o;
+  o.timeout_s = timeout_s;
+  return k8s::Client::create(std::move(cfg), o);
+}
+
+std::string ns_of(const json& obj) {
+  return obj.contains("metadata") && obj["metadata"].contains("namespace") ? obj["metadata"]["namespace"].get<std::string>()
+                                                                          : "default";
+}
+
+// The kinds gedge renders for a service, for removal (whatever the current spec renders).
+const std::vector<std::pair<std::string, std::string>> kKinds = {
+    {"autoscaling/v2", "HorizontalPodAutoscaler"},
+    {"monitoring.coreos.com/v1", "ServiceMonitor"},
+    {"v1", "Service"},
+    {"apps/v1", "Deployment"},
+};
+
+}  // namespace
+
+Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl, std::vector<Unit>& units,
+                                            const DeployRequest& req, Reporter& rep) {
+  (void)inv;
+  auto client = GEDGE_TRY(client_for(cl));
+  std::vector<UnitResult> results;
+  for (auto& u : units) {
+    UnitResult res;
+    const Service& s = *u.svc;
+    Service sized = s;
+    sized.replicas = u.replicas;
+    auto objs = render_kubernetes(sized, u.runtime ? &*u.runtime : nullptr);
+    res.out = {{"name", s.name}, {"namespace", s.namespace_}, {"replicas", u.replicas},
+               {"spec_hash", spec_hash_with(s, u.runtime ? &*u.runtime : nullptr)},
+               {"runtime", u.runtime ? json(u.runtime->id) : json(nullptr)}};
+    if (!u.placed.empty()) {
+      // A placement on a Kubernetes cluster pins the pods to the chosen node(s).
+      json nodes = json::array();
+      for (const auto& n : u.placed) nodes.push_back(n);
+      objs[0]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = {
+          {"nodeSelectorTerms",
+           json::array({{{"matchExpressions",
+                          json::array({{{"key", "kubernetes.io/hostname"}, {"operator", "In"}, {"values", nodes}}})}}})}};
+    }
+    json applied = json::array();
+    k8s::ApplyOptions ao;
+    ao.force = req.force_conflicts;
+    ao.dry_run = req.dry_run;
+    for (const auto& o : objs) {
+      if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+      std::string kind = o["kind"], name = o["metadata"]["name"], ns = ns_of(o);
+      std::string before_rv;
+      auto before = client.get(o["apiVersion"].get<std::string>(), kind, ns, name);
+      if (before) before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
+      else if (before.error().code != ErrorCode::not_found) return std::unexpected(before.error());
+      auto r = client.apply(o, ao);
+      if (!r) {
+        Error e = r.error();
+        if (e.code == ErrorCode::conflict)
+          e.hint = "another field manager owns these fields: deploy with --force-conflicts to take them over";
+        return std::unexpected(e);
+      }
+      std::string after_rv = r->value("metadata", json::object()).value("resourceVersion", "");
+      std::string action = before_rv.empty() ? "created" : before_rv == after_rv ? "unchanged" : "configured";
+      if (req.dry_run) action += " (dry run)";
+      rep.step(cl.name, fmt::format("{}/{} {}", kind, name, action));
+      applied.push_back({{"kind", kind}, {"name", name}, {"namespace", ns}, {"action", action}});
+    }
+    res.out["objects"] = applied;
+    if (!req.dry_run && req.wait) {
+      auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
+      // kubectl rollout status: the controller saw this generation and every wanted replica
+      // (spec.replicas, which the HPA owns under autoscale) is updated and available.
+      int want = 1;
+      for (;;) {
+        if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+        auto dep = GEDGE_TRY(client.get("apps/v1", "Deployment", s.namespace_, s.name));
+        json st = dep.value("status", json::object());
+        want = dep.value("spec", json::object()).value("replicas", 1);
+        int avail = st.value("availableReplicas", 0);
+        int64_t gen = dep["metadata"].value("generation", int64_t{0});
+        int64_t seen = st.value("observedGeneration", int64_t{0});
+        if (seen >= gen && avail >= want) {
+          res.out["available"] = avail;
+          break;
+        }
+        if (Clock::now() > deadline) {
+          res.ok = false;
+          res.error = Error{ErrorCode::failure,
+                            fmt::format("deployment {}/{}: {} of {} replicas available after {:.0f} s", s.namespace_,
+                                        s.name, avail, want, req.timeout_s),
+                            "see 'gedge svc status'; raise --timeout for slow image pulls"};
+          res.out["available"] = avail;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
+    res.out["state"] = req.dry_run ? "planned" : res.ok ? "deployed" : "degraded";
+    for (int r = 0; r < u.replicas; ++r) {
+      json pl{{"stage", s.name}, {"cluster", cl.name}, {"node", u.placed.empty() ? "" : u.placed[r % u.placed.size()]},
+              {"replica", r}};
+      if (!u.placed.empty()) pl["from_placement"] = true;
+      res.placements.push_back(pl);
+    }
+    results.push_back(std::move(res));
+  }
+  return results;
+}
+
+Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
+  (void)inv;
+  auto client = GEDGE_TRY(client_for(cl));
+  StatusOutcome out;
+  auto dep = client.get("apps/v1", "Deployment", rec.namespace_, rec.name);
+  json d = json::object();
+  if (dep) d = dep->value("status", json::object());
+  else if (dep.error().code != ErrorCode::not_found) return std::unexpected(dep.error());
+  auto pods = GEDGE_TRY(client.list("v1", "Pod", rec.namespace_, "app=" + rec.name));
+  json replicas = json::array();
+  for (const auto& p : pods.value("items", json::array())) {
+    int restarts = 0;
+    json st = p.value("status", json::object());
+    for (const auto& c : st.value("containerStatuses", json::array())) restarts += c.value("restartCount", 0);
+    replicas.push_back({{"pod", p["metadata"].value("name", "")},
+                        {"node", p.value("spec", json::object()).value("nodeName", "")},
+                        {"state", st.value("phase", "Unknown")},
+                        {"restarts", restarts}});
+  }
+  out.result = {{"name", rec.name},
+                {"cluster", rec.cluster},
+                {"kind", "kubernetes"},
+                {"namespace", rec.namespace_},
+                {"desired", rec.replicas},
+                {"ready", d.value("readyReplicas", 0)},
+                {"available", d.value("availableReplicas", 0)},
+                {"state", dep ? rec.state : "missing"},
+                {"replicas", replicas}};
+  if (!dep)
+    out.partial = Error{ErrorCode::not_found,
+                        fmt::format("deployment {}/{} is gone from the cluster", rec.namespace_, rec.name),
+                        "deploy it again, or forget it with 'gedge svc rm'"};
+  return out;
+}
+
+Result<json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
+  (void)inv;
+  auto client = GEDGE_TRY(client_for(cl));
+  json out = json::array();
+  for (const auto& [gv, kind] : kKinds) {
+    // Only what gedge manages: the object must carry gedge's managed-by label.
+    auto obj = client.get(gv, kind, rec.namespace_, rec.name);
+    if (!obj) {
+      if (obj.error().code == ErrorCode::not_found) continue;
+      return std::unexpected(obj.error());
+    }
+    auto labels = obj->value("metadata", json::object()).value("labels", json::object());
+    if (labels.value("app.kubernetes.io/managed-by", "") != "gedge") {
+      out.push_back({{"kind", kind}, {"name", rec.name}, {"state", "kept"},
+                     {"reason", "not labelled app.kubernetes.io/managed-by=gedge"}});
+      continue;
+    }
+    auto r = client.remove(gv, kind, rec.namespace_, rec.name);
+    if (!r && r.error().code != ErrorCode::not_found) return std::unexpected(r.error());
+    out.push_back({{"kind", kind}, {"name", rec.name}, {"namespace", rec.namespace_}, {"state", "removed"}});
+  }
+  return out;
+}
+
+}  // namespace gedge::svc::detail

@@ -1,0 +1,156 @@
+"""gedge svc deploy / status / scale / rm against a registered Kubernetes cluster.
+
+There is no API server here: the cluster is tests/k8s_double/k8s_double.py, a DOUBLE that
+enforces the API semantics gedge relies on (TLS with its own CA, bearer tokens, server-side apply
+with field ownership and 409 conflicts, dryRun=All, a simulated Deployment controller). The
+test reads the objects back from the double's API, not from gedge's output alone."""
+
+import json
+import os
+import ssl
+import subprocess
+import urllib.request
+
+from gedge_e2e import GedgeTest
+
+SRC = os.environ.get("GEDGE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+DOUBLE = os.path.join(SRC, "tests", "k8s_double", "k8s_double.py")
+
+WEB = {
+    "name": "k8s-web",
+    "namespace": "default",
+    "replicas": 2,
+    "containers": [{"name": "web", "image": "10.213.0.1:5000/gedge/busybox:1.0",
+                    "ports": [{"containerPort": 8080, "externalPort": 80}],
+                    "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}}}],
+    "monitorPorts": [8080],
+    "autoscale": {"min": 2, "max": 5, "cpu": 70},
+}
+
+
+class SvcKubernetesTest(GedgeTest):
+    def setUp(self):
+        super().setUp()
+        ddir = os.path.join(self.tmp, "double")
+        self.proc = subprocess.Popen(["/usr/bin/python3", DOUBLE, "--dir", ddir], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.proc.stderr.close)
+        self.addCleanup(self.proc.stdout.close)
+        self.addCleanup(self.proc.wait, 10)
+        self.addCleanup(self.proc.kill)
+        line = self.proc.stdout.readline()
+        self.assertTrue(line, self.proc.stderr.read() if self.proc.poll() is not None else "no output")
+        info = json.loads(line)
+        self.server = info["server"]
+        self.kubeconfig = info["kubeconfig"]
+        self.ca = os.path.join(ddir, "ca.crt")
+        r = self.run_gedge("cluster", "register", "kc", "--kubeconfig", self.kubeconfig, "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+
+    def api(self, method, path, body=None, ctype=None):
+        ctx = ssl.create_default_context(cafile=self.ca)
+        req = urllib.request.Request(self.server + path, method=method,
+                                     data=body.encode() if body is not None else None)
+        req.add_header("Authorization", "Bearer double-admin-token")
+        if ctype:
+            req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def spec_file(self, doc):
+        p = os.path.join(self.tmp, "svc.json")
+        with open(p, "w") as f:
+            json.dump(doc, f)
+        return p
+
+    def test_deploy_apply_conflict_status_rm(self):
+        f = self.spec_file(WEB)
+        # dry run: the server validates, nothing is stored
+        d = self.gedge_json("svc", "deploy", f, "--cluster", "kc", "--dry-run")
+        kinds = [o["kind"] for o in d["services"][0]["objects"]]
+        self.assertEqual(kinds, ["Deployment", "Service", "ServiceMonitor", "HorizontalPodAutoscaler"])
+        code, _ = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-web")
+        self.assertEqual(code, 404, "a dry run must not create anything")
+        self.assertEqual(self.gedge_json("svc", "ls"), [])
+
+        # deploy: every object created with gedge as field manager; waits for availability
+        d = self.gedge_json("svc", "deploy", f, "--cluster", "kc")
+        svc = d["services"][0]
+        self.assertEqual([o["action"] for o in svc["objects"]], ["created"] * 4)
+        self.assertEqual(svc["state"], "deployed")
+        self.assertGreaterEqual(svc["available"], 1)  # the double runs no HPA: spec.replicas defaults to 1
+        code, dep = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-web")
+        self.assertEqual(code, 200)
+        self.assertNotIn("replicas", dep["spec"], "the HPA owns replicas under autoscale")
+        self.assertEqual(dep["metadata"]["labels"]["app.kubernetes.io/managed-by"], "gedge")
+        code, hpa = self.api("GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/k8s-web")
+        self.assertEqual((code, hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]), (200, 2, 5))
+
+        # the same file again: nothing changes on the server
+        rv = dep["metadata"]["resourceVersion"]
+        d = self.gedge_json("svc", "deploy", f, "--cluster", "kc")
+        self.assertEqual([o["action"] for o in d["services"][0]["objects"]], ["unchanged"] * 4)
+        _, dep = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-web")
+        self.assertEqual(dep["metadata"]["resourceVersion"], rv)
+
+        # another field manager takes the image: gedge reports the conflict (exit 7) ...
+        patch = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "k8s-web", "namespace": "default"},
+                            "spec": {"template": {"spec": {"containers": [
+                                {"name": "web", "image": "10.213.0.1:5000/other/image:2"}]}}}})
+        code, _ = self.api("PATCH", "/apis/apps/v1/namespaces/default/deployments/k8s-web"
+                           "?fieldManager=someone-else&force=true", patch, "application/apply-patch+yaml")
+        self.assertEqual(code, 200)
+        changed = dict(WEB, containers=[dict(WEB["containers"][0], image="10.213.0.1:5000/gedge/busybox:1.1")])
+        f2 = self.spec_file(changed)
+        r = self.run_gedge("svc", "deploy", f2, "--cluster", "kc", "-o", "json")
+        self.assertEqual(r.rc, 7, r)
+        self.assertIn("--force-conflicts", r.stderr)
+        _, dep = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-web")
+        self.assertEqual(dep["spec"]["template"]["spec"]["containers"][0]["image"], "10.213.0.1:5000/other/image:2")
+        # ... and takes it back only when told to
+        d = self.gedge_json("svc", "deploy", f2, "--cluster", "kc", "--force-conflicts")
+        _, dep = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-web")
+        self.assertEqual(dep["spec"]["template"]["spec"]["containers"][0]["image"],
+                         "10.213.0.1:5000/gedge/busybox:1.1")
+
+        # status: pods from the API
+        st = self.gedge_json("svc", "status", "k8s-web")
+        self.assertEqual(st["kind"], "kubernetes")
+        self.assertGreaterEqual(st["available"], 1)
+        self.assertTrue(all(p["state"] == "Running" for p in st["replicas"]), st)
+        self.assertTrue(all(p["pod"].startswith("k8s-web-") for p in st["replicas"]), st)
+
+        # scale without autoscale: spec.replicas applied
+        plain = {k: v for k, v in WEB.items() if k != "autoscale"}
+        plain["name"] = "k8s-plain"
+        self.gedge_json("svc", "deploy", self.spec_file(plain), "--cluster", "kc")
+        self.gedge_json("svc", "scale", "k8s-plain", "4")
+        _, dep = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-plain")
+        self.assertEqual(dep["spec"]["replicas"], 4)
+        self.assertEqual([(x["name"], x["replicas"]) for x in self.gedge_json("svc", "ls", "--cluster", "kc")],
+                         [("k8s-plain", 4), ("k8s-web", 2)])
+
+        # rm: exactly the objects gedge created
+        rm = self.gedge_json("svc", "rm", "k8s-web", "--yes")
+        self.assertEqual(sorted(x["kind"] for x in rm["removed"]),
+                         ["Deployment", "HorizontalPodAutoscaler", "Service", "ServiceMonitor"])
+        for path in ("/apis/apps/v1/namespaces/default/deployments/k8s-web",
+                     "/api/v1/namespaces/default/services/k8s-web",
+                     "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/k8s-web"):
+            self.assertEqual(self.api("GET", path)[0], 404, path)
+        code, _ = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-plain")
+        self.assertEqual(code, 200, "rm of one service leaves the others")
+        self.assertEqual([x["name"] for x in self.gedge_json("svc", "ls")], ["k8s-plain"])
+
+    def test_viewer_token_cannot_deploy(self):
+        r = self.run_gedge("cluster", "register", "kv", "--kubeconfig",
+                           os.path.join(os.path.dirname(self.kubeconfig), "kubeconfig-viewer"), "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        r = self.run_gedge("svc", "deploy", self.spec_file(WEB), "--cluster", "kv", "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertEqual(self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-web")[0], 404)
+        self.assertEqual(self.gedge_json("svc", "ls"), [])
