@@ -2,14 +2,28 @@
 # Benchmark for `gedge runtime pack/push` (not a test). Usage:
 #   bench/runtime_pack.sh GEDGE_BIN [SOURCE_DIR=/usr/lib] [LIMIT_MB=1024]
 # Builds a tree from a copy of SOURCE_DIR (up to LIMIT_MB) plus a few generated files, then in one
-# run measures: gedge pack vs `tar -cf - DIR | zstd -T0 -3`, re-pack after one changed file,
-# bytes pushed (--to) for v2 after v1. Prints a Markdown table on stdout.
+# run measures: gedge pack vs `tar -cf - DIR | zstd -T0 -3`, re-pack of the unchanged tree and
+# after one changed file (stat cache), bytes pushed (--to) for v2 after v1. With
+# LAB_HOSTS="edge1 edge2 edge3" (lab up, run as root) it also times push v1 over SSH to the first
+# host alone, then to all of them at once (fresh roots). Prints a Markdown table on stdout.
 set -euo pipefail
 G=${1:?usage: runtime_pack.sh GEDGE_BIN [SOURCE_DIR] [LIMIT_MB]}
 SRC=${2:-/usr/lib}
 LIMIT_MB=${3:-1024}
 W=$(mktemp -d /var/tmp/gedge-bench-rt.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+LAB_HOSTS=${LAB_HOSTS:-}
+RROOT=/var/tmp/gedge-bench-rt-$$
+cleanup() {
+  rm -rf "$W"
+  for h in $LAB_HOSTS; do
+    ssh -i "$LAB_KEY" -o UserKnownHostsFile=/run/gedge-lab/known_hosts -o BatchMode=yes "gedgetest@$(lab_addr "$h")" \
+      sudo -n rm -rf "$RROOT-1" "$RROOT-n" >/dev/null 2>&1 || true
+  done
+}
+lab_field() { python3 -c 'import json,sys; print([h[sys.argv[2]] for h in json.load(open("/run/gedge-lab/lab.json"))["hosts"] if h["name"] == sys.argv[1]][0])' "$1" "$2"; }
+lab_addr() { lab_field "$1" address; }
+LAB_KEY=$( [ -n "$LAB_HOSTS" ] && python3 -c 'import json; print(json.load(open("/run/gedge-lab/lab.json"))["key"])' || true)
+trap cleanup EXIT
 export GEDGE_HOME=$W/home NO_COLOR=1
 "$G" init -q >/dev/null
 mkdir -p "$W/tree/env"
@@ -37,6 +51,7 @@ python3 -c 'import sys; line = ("gedge runtime benchmark line %s\n" % sys.argv[1
 BYTES=$(du -sb "$W/tree" | cut -f1)
 FILES=$(find "$W/tree" -type f | wc -l)
 now() { date +%s.%N; }
+sleep 2  # files changed in the 2 s before a pack are never stat-cached (the copy just made them)
 t0=$(now); tar -cf - -C "$W/tree" . | zstd -q -T0 -3 > "$W/tree.tar.zst"; t1=$(now)
 TAR_S=$(echo "$t1 - $t0" | bc); TAR_B=$(stat -c %s "$W/tree.tar.zst")
 t0=$(now); "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v1.json"; t1=$(now)
@@ -45,18 +60,36 @@ STORE_B=$(du -sb "$GEDGE_HOME/runtimes/chunks" | cut -f1)
 V1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$W/v1.json")
 t0=$(now); "$G" runtime push "$V1" --to "$W/export" -o json > "$W/p1.json"; t1=$(now)
 PUSH1_S=$(echo "$t1 - $t0" | bc)
+t0=$(now); "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v1b.json"; t1=$(now)
+REPACK0_S=$(echo "$t1 - $t0" | bc)
+t0=$(now); "$G" runtime pack --name bench --component env="$W/tree/env" --no-cache -o json > "$W/v1c.json"; t1=$(now)
+NOCACHE_S=$(echo "$t1 - $t0" | bc)
 echo "changed $(date)" >> "$W/tree/env/log.txt"
 t0=$(now); "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v2.json"; t1=$(now)
 REPACK_S=$(echo "$t1 - $t0" | bc)
 V2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$W/v2.json")
 t0=$(now); "$G" runtime push "$V2" --to "$W/export" -o json > "$W/p2.json"; t1=$(now)
 PUSH2_S=$(echo "$t1 - $t0" | bc)
-python3 - "$W" "$BYTES" "$FILES" "$TAR_S" "$TAR_B" "$PACK_S" "$STORE_B" "$REPACK_S" "$PUSH1_S" "$PUSH2_S" <<'PY'
-import json, sys
-w, size, files, tar_s, tar_b, pack_s, store_b, repack_s, push1_s, push2_s = sys.argv[1:]
+LAB1_S=0 LABN_S=0
+if [ -n "$LAB_HOSTS" ]; then
+  for h in $LAB_HOSTS; do
+    "$G" device add "$h" --host "$(lab_addr "$h")" --user gedgetest --identity "$LAB_KEY" \
+      --host-key "$(lab_field "$h" host_key_fingerprint)" -q >/dev/null
+  done
+  first=${LAB_HOSTS%% *}
+  t0=$(now); "$G" runtime push "$V1" --device "$first" --root "$RROOT-1" -o json > "$W/lab1.json"; t1=$(now)
+  LAB1_S=$(echo "$t1 - $t0" | bc)
+  devs=(); for h in $LAB_HOSTS; do devs+=(--device "$h"); done
+  t0=$(now); "$G" runtime push "$V1" "${devs[@]}" --root "$RROOT-n" -o json > "$W/labn.json"; t1=$(now)
+  LABN_S=$(echo "$t1 - $t0" | bc)
+fi
+python3 - "$W" "$BYTES" "$FILES" "$TAR_S" "$TAR_B" "$PACK_S" "$STORE_B" "$REPACK_S" "$PUSH1_S" "$PUSH2_S" "$REPACK0_S" "$NOCACHE_S" "$LAB1_S" "$LABN_S" <<'PY'
+import json, os, sys
+w, size, files, tar_s, tar_b, pack_s, store_b, repack_s, push1_s, push2_s, repack0_s, nocache_s, lab1_s, labn_s = sys.argv[1:]
 size, files, tar_b, store_b = int(size), int(files), int(tar_b), int(store_b)
-tar_s, pack_s, repack_s, push1_s, push2_s = map(float, (tar_s, pack_s, repack_s, push1_s, push2_s))
-v1 = json.load(open(f"{w}/v1.json")); v2 = json.load(open(f"{w}/v2.json"))
+tar_s, pack_s, repack_s, push1_s, push2_s, repack0_s, nocache_s, lab1_s, labn_s = map(
+    float, (tar_s, pack_s, repack_s, push1_s, push2_s, repack0_s, nocache_s, lab1_s, labn_s))
+v1 = json.load(open(f"{w}/v1.json")); v2 = json.load(open(f"{w}/v2.json")); v1b = json.load(open(f"{w}/v1b.json"))
 p1 = json.load(open(f"{w}/p1.json"))["targets"][0]; p2 = json.load(open(f"{w}/p2.json"))["targets"][0]
 mb = 1 << 20
 print(f"tree: {size/mb:.0f} MiB, {files} files")
@@ -66,7 +99,15 @@ print("|---|---|")
 print(f"| tar + zstd -T0 -3: time / size | {tar_s:.1f} s / {tar_b/mb:.0f} MiB (ratio {size/tar_b:.2f}) |")
 print(f"| gedge pack: time / store size | {pack_s:.1f} s / {store_b/mb:.0f} MiB (ratio {size/store_b:.2f}, dedupe {v1['dedupe_ratio']:.2f}) |")
 print(f"| gedge store vs tar.zst size | {tar_b/store_b:.2f} (goal >= 1.0) |")
-print(f"| re-pack after one change | {repack_s:.1f} s = {100*repack_s/pack_s:.0f} % of first pack (goal <= 10 %) |")
+print(f"| re-pack, nothing changed (stat cache) | {repack0_s:.2f} s = {100*repack0_s/pack_s:.0f} % of first pack, {v1b['files_cached']} of {v1b['files']} files from the cache |")
+print(f"| re-pack, nothing changed, --no-cache | {nocache_s:.1f} s = {100*nocache_s/pack_s:.0f} % of first pack |")
+print(f"| re-pack after one change (stat cache) | {repack_s:.2f} s = {100*repack_s/pack_s:.0f} % of first pack (goal <= 10 %), {v2['files_cached']} of {v2['files']} files from the cache |")
 print(f"| push v1 --to | {push1_s:.1f} s, {p1['bytes_sent']/mb:.0f} MiB, {p1['chunks_sent']} chunks |")
 print(f"| push v2 --to after v1 | {push2_s:.1f} s, {p2['bytes_sent']/mb:.2f} MiB = {100*p2['bytes_sent']/max(1,p1['bytes_sent']):.2f} % of v1 (goal <= 5 %), {p2['chunks_sent']} chunks sent, {p2['chunks_skipped']} skipped |")
+if lab1_s:
+    l1 = json.load(open(f"{w}/lab1.json"))["targets"]; ln = json.load(open(f"{w}/labn.json"))["targets"]
+    def desc(ts):
+        return ", ".join(f"{t['target']} {t['state']} {t['bytes_sent']/mb:.0f} MiB {'zstd' if t.get('compressed') else 'raw'}" for t in ts)
+    print(f"| push v1 over SSH to 1 host | {lab1_s:.1f} s ({desc(l1)}) |")
+    print(f"| push v1 over SSH to {len(ln)} hosts at once | {labn_s:.1f} s = {labn_s/lab1_s:.2f}x the 1-host time ({desc(ln)}) |")
 PY

@@ -397,7 +397,7 @@ class RuntimeTest(GedgeTest):
         args = ("--name", "sc", "--component", f"env={env}", "--component", f"cuda={cuda}")
         v1 = self.pack(*args).json
         self.assertEqual(v1["files_cached"], 0)
-        self.assertTrue(os.path.exists(os.path.join(self.home, "runtimes", "statcache.json")))
+        self.assertTrue(os.path.exists(os.path.join(self.home, "runtimes", "statcache")))
         again = self.pack(*args).json
         self.assertEqual(again["id"], v1["id"])
         self.assertEqual(again["files_cached"], v1["files"])

@@ -246,6 +246,26 @@ TEST_CASE("pack, verify, gc and push to a directory") {
     CHECK(clean->bad_files.empty());
   }
 
+  SUBCASE("push --to --dry-run only looks") {
+    test::TempDir target;
+    fs::path root = target.path / "export";
+    auto d = push_to_dir(h.paths, *b, root, null_reporter(), /*dry_run=*/true);
+    REQUIRE_MESSAGE(d, (d ? "" : d.error().message));
+    CHECK(d->dry_run);
+    CHECK(d->state == "would_create");
+    CHECK(d->chunks_sent == r->chunks);
+    CHECK(d->chunks_to_send.size() == r->chunks);
+    CHECK_FALSE(fs::exists(root));
+    auto p = push_to_dir(h.paths, *b, root, null_reporter());
+    REQUIRE(p);
+    CHECK(p->bytes_sent == d->bytes_sent);
+    auto d2 = push_to_dir(h.paths, *b, root, null_reporter(), true);
+    REQUIRE(d2);
+    CHECK(d2->state == "would_verify");
+    CHECK(d2->chunks_sent == 0);
+    CHECK(d2->to_json()["chunks_to_send"].empty());
+  }
+
   SUBCASE("mounts use absolute paths") {
     MountRequest m;
     m.format = MountFormat::podman;
@@ -263,6 +283,34 @@ TEST_CASE("pack, verify, gc and push to a directory") {
     m.root = "relative/dir";
     CHECK_FALSE(render_mounts(*b, m));
   }
+}
+
+TEST_CASE("pack --dry-run reports and writes nothing") {
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  write(env / "a", "alpha\n");
+  write(env / "b", random_bytes(2u << 20, 3));
+  PackRequest req;
+  req.name = "dry";
+  req.components = {{"env", env}};
+  req.dry_run = true;
+  auto d = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE_MESSAGE(d, (d ? "" : d.error().message));
+  CHECK(d->dry_run);
+  CHECK(d->files == 2);
+  CHECK(d->chunks_new == d->chunks);
+  CHECK(d->bytes_new == d->bytes_unique);
+  CHECK(d->bytes_stored == 0);
+  CHECK_FALSE(fs::exists(h.paths.runtimes / "chunks"));
+  CHECK_FALSE(fs::exists(h.paths.runtimes / "statcache"));
+  CHECK_FALSE(find_bundle(h.inv, "dry"));
+  req.dry_run = false;
+  auto r = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE(r);
+  CHECK(r->id == d->id);
+  CHECK(r->chunks_new == d->chunks_new);
+  CHECK(r->bytes_new == d->bytes_new);
 }
 
 TEST_CASE("pack refuses what it cannot bundle faithfully") {

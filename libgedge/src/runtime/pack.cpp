@@ -16,6 +16,7 @@
 #include "chunk_store.hpp"
 #include "gedge/runtime.hpp"
 #include "manifest.hpp"
+#include "stat_cache.hpp"
 
 namespace fs = std::filesystem;
 
@@ -226,11 +227,8 @@ struct FileOut {
   std::optional<Error> error;
 };
 
-// The stat cache (GEDGE_HOME/runtimes/statcache.json): for each set of relocation rewrites, the
-// source path with its size, mtime, ctime, inode and device -> the relocated file's size, hash
-// and chunks. A file whose stat matches and whose chunks are all still in the store is not read
-// again. Files changed less than kRacyNs before the pack started are not cached (a change within
-// the same timestamp tick would go unnoticed).
+// Files changed less than kRacyNs before the pack started are not cached: a change within the
+// same timestamp tick would go unnoticed.
 constexpr int64_t kRacyNs = 2'000'000'000;
 constexpr std::size_t kCacheSets = 16;
 
@@ -240,57 +238,37 @@ std::string cache_set_key(const std::vector<Rewrite>& rewrites) {
   return sha256_hex(k);
 }
 
-nlohmann::json load_cache(const fs::path& file) {
-  auto text = detail::slurp(file);
-  if (!text) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 || !j.contains("sets") ||
-      !j["sets"].is_array())
-    return nlohmann::json::object();  // unreadable or another format: start over
-  return j;
-}
-
 // The cached outcome for `e`, when its stat matches and every chunk is still in the store.
-std::optional<FileOut> cache_lookup(const nlohmann::json* set, const WalkEntry& e, const fs::path& store) {
-  if (!set) return std::nullopt;
-  auto it = set->find(e.src.string());
-  if (it == set->end() || !it->is_array() || it->size() != 9) return std::nullopt;
-  const auto& c = *it;
-  try {
-    if (c[0].get<uint64_t>() != e.size || c[1].get<int64_t>() != e.mtime_ns || c[2].get<int64_t>() != e.ctime_ns ||
-        c[3].get<uint64_t>() != e.ino || c[4].get<uint64_t>() != e.dev)
-      return std::nullopt;
-    FileOut o;
-    o.size = c[5].get<uint64_t>();
-    o.sha256 = c[6].get<std::string>();
-    o.relocated = c[7].get<bool>();
-    for (const auto& ch : c[8]) {
-      std::string h = ch[0].get<std::string>();
-      struct stat st {};
-      if (h.size() != 64 || ::stat(detail::chunk_path(store, h).c_str(), &st) != 0) return std::nullopt;
-      o.chunks.emplace_back(std::move(h), ch[1].get<uint64_t>());
-    }
-    o.cached = true;
-    return o;
-  } catch (const nlohmann::json::exception&) {
+std::optional<FileOut> cache_lookup(const detail::StatCache& cache, const WalkEntry& e, const fs::path& store) {
+  const auto* c = cache.find(e.src.string());
+  if (!c || c->size != e.size || c->mtime_ns != e.mtime_ns || c->ctime_ns != e.ctime_ns || c->ino != e.ino ||
+      c->dev != e.dev)
     return std::nullopt;
+  for (const auto& [h, n] : c->chunks) {
+    struct stat st {};
+    if (::stat(detail::chunk_path(store, h).c_str(), &st) != 0) return std::nullopt;
   }
+  FileOut o;
+  o.size = c->out_size;
+  o.sha256 = c->sha256;
+  o.relocated = c->relocated;
+  o.chunks = c->chunks;
+  o.cached = true;
+  return o;
 }
 
-nlohmann::json cache_entry(const WalkEntry& e, const FileOut& o) {
-  nlohmann::json cs = nlohmann::json::array();
-  for (const auto& [h, n] : o.chunks) cs.push_back({h, n});
-  return {e.size, e.mtime_ns, e.ctime_ns, e.ino, e.dev, o.size, o.sha256, o.relocated, cs};
-}
-
-// Keeps this run's set (only the files of this pack) first, then up to kCacheSets - 1 others.
-Result<void> save_cache(const fs::path& file, nlohmann::json cache, const std::string& key, nlohmann::json set) {
-  nlohmann::json sets = nlohmann::json::array({{{"key", key}, {"files", std::move(set)}}});
-  if (cache.contains("sets"))
-    for (auto& s : cache["sets"])
-      if (s.is_object() && s.value("key", "") != key && sets.size() < kCacheSets) sets.push_back(std::move(s));
-  nlohmann::json out{{"version", 1}, {"sets", std::move(sets)}};
-  return detail::write_atomic(file, out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 0600);
+detail::StatRecord cache_record(const WalkEntry& e, const FileOut& o) {
+  detail::StatRecord r;
+  r.size = e.size;
+  r.mtime_ns = e.mtime_ns;
+  r.ctime_ns = e.ctime_ns;
+  r.ino = e.ino;
+  r.dev = e.dev;
+  r.out_size = o.size;
+  r.sha256 = o.sha256;
+  r.relocated = o.relocated;
+  r.chunks = o.chunks;
+  return r;
 }
 
 }  // namespace
@@ -354,14 +332,9 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   }
   const int64_t started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::system_clock::now().time_since_epoch()).count();
-  fs::path cache_file = paths.runtimes / "statcache.json";
-  nlohmann::json cache = req.use_cache ? load_cache(cache_file) : nlohmann::json::object();
+  fs::path cache_file = paths.runtimes / "statcache";
   std::string cache_key = cache_set_key(w.rewrites);
-  const nlohmann::json* cache_set = nullptr;
-  if (cache.contains("sets"))
-    for (const auto& cs : cache["sets"])
-      if (cs.is_object() && cs.value("key", "") == cache_key && cs.contains("files") && cs["files"].is_object())
-        cache_set = &cs["files"];
+  auto cache = req.use_cache ? detail::StatCache::load(cache_file, cache_key) : detail::StatCache();
   std::mutex new_mu;
   std::set<std::string> dry_new;  // dry run: distinct chunks not in the store
 
@@ -388,7 +361,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
       if (k >= todo.size()) return;
       const WalkEntry& e = w.entries[todo[k]];
       FileOut& o = outs[k];
-      if (auto hit = cache_lookup(cache_set, e, store)) {
+      if (auto hit = cache_lookup(cache, e, store)) {
         o = std::move(*hit);
         bytes_read += e.size;
         bytes_cached += e.size;
@@ -557,15 +530,19 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     return res;
   }
   if (req.use_cache) {
-    nlohmann::json set = nlohmann::json::object();
+    std::vector<std::pair<std::string, detail::StatRecord>> records;
+    records.reserve(todo.size());
     for (std::size_t k2 = 0; k2 < todo.size(); ++k2) {
       const WalkEntry& e = w.entries[todo[k2]];
       if (e.mtime_ns > started_ns - kRacyNs || e.ctime_ns > started_ns - kRacyNs) continue;
-      set[e.src.string()] = cache_entry(e, outs[k2]);
+      records.emplace_back(e.src.string(), cache_record(e, outs[k2]));
     }
+    // Nothing read and the same files: the cache on disk is already this.
+    bool same = res.files_cached == todo.size() && records.size() == cache.size();
     // The cache only saves time: failing to write it does not fail the pack.
-    if (auto saved = save_cache(cache_file, std::move(cache), cache_key, std::move(set)); !saved)
-      rep.warn(fmt::format("stat cache not saved: {}", saved.error().message));
+    if (!same)
+      if (auto saved = cache.save(cache_file, records, kCacheSets); !saved)
+        rep.warn(fmt::format("stat cache not saved: {}", saved.error().message));
   }
 
   bool existed = false;

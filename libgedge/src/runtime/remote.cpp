@@ -22,12 +22,15 @@ namespace {
 
 // The remote step (python3 stdlib only). Kept in one place; see the header comment.
 const char* const kMaterialiser = R"PY(
-import hashlib, json, os, shutil, stat, subprocess, sys, tempfile
+import hashlib, json, os, re, shutil, stat, subprocess, sys, tempfile
 R = sys.argv[2]
 M = os.path.join(R, '.gedge')
 C, O, T, MF = (os.path.join(M, d) for d in ('rawchunks', 'rawobjects', 'tmp', 'manifests'))
 def sha(b): return hashlib.sha256(b).hexdigest()
-def cp(h): return os.path.join(C, h[:2], h)
+HEX = re.compile('[0-9a-f]{64}$')
+def cp(h):
+    if not HEX.match(h): raise Exception('not a chunk name: %r' % h[:80])
+    return os.path.join(C, h[:2], h)
 def rd(p):
     with open(p, 'rb') as f: return f.read()
 def wa(p, data, mode):
@@ -137,6 +140,7 @@ def main():
             if not line.strip(): break
             f = line.decode().split()
             h, n = f[0], int(f[1])
+            cp(h)  # a chunk name, nothing else
             d = inp.read(n)
             if len(d) != n:
                 flush(batch)
