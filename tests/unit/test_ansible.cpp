@@ -111,6 +111,13 @@ TEST_CASE("parse_event reads callback lines") {
   REQUIRE(u);
   CHECK(u->type == "unreachable");
   CHECK(u->msg.find("No route") != std::string::npos);
+  // A stalled connection (link dropped mid-run) shows up as a become-prompt timeout: unreachable.
+  auto b = ansible::parse_event(R"({"event": "failed", "host": "h8", "task": "Probe", "msg": "Timeout (7s) waiting for privilege escalation prompt: "})");
+  REQUIRE(b);
+  CHECK(b->type == "unreachable");
+  auto f = ansible::parse_event(R"({"event": "failed", "host": "h8", "task": "Probe", "msg": "non-zero return code"})");
+  REQUIRE(f);
+  CHECK(f->type == "failed");
   auto s = ansible::parse_event(R"({"event": "stats", "hosts": {"edge1": {"ok": 5, "changed": 1, "failures": 0, "unreachable": 0}}})");
   REQUIRE(s);
   CHECK(s->stats["edge1"]["ok"] == 5);
@@ -147,6 +154,8 @@ TEST_CASE("playbook_argv and env: no shell, check mode, our callback") {
   CHECK(env["ANSIBLE_HOST_KEY_CHECKING"] == "True");
   CHECK(env["ANSIBLE_CALLBACK_PLUGINS"] == "/pb/callback_plugins");
   CHECK(ansible::render_ansible_cfg(spec).find("host_key_checking = True") != std::string::npos);
+  spec.timeout_s = 4;  // --timeout reaches Ansible's own connect timeout (it precedes the inventory's)
+  CHECK(ansible::render_ansible_cfg(spec).find("\ntimeout = 4\n") != std::string::npos);
 }
 
 TEST_CASE("select_resume picks devices whose latest journal row is not a completion") {

@@ -73,6 +73,8 @@ struct Event {
 };
 
 // Parses one JSON line from the callback. nullopt for lines that are not gedge events.
+// A "failed" whose message is Ansible's become-prompt timeout (a connection that stopped
+// answering mid-run) is returned as "unreachable".
 std::optional<Event> parse_event(std::string_view line);
 
 struct RunSpec {
@@ -85,6 +87,9 @@ struct RunSpec {
   std::vector<std::string> skip_tags;
   bool check = false;                   // --check --diff
   int forks = 5;
+  // Ansible's own connection timeout (ansible.cfg `timeout`): the ConnectTimeout it passes to ssh
+  // ahead of the inventory's, and (plus 2 s) how long it waits for the become prompt.
+  int timeout_s = 10;
   std::string ansible_playbook = "ansible-playbook";  // resolved on PATH unless absolute
 };
 

@@ -270,6 +270,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     spec.extra_vars = vars;
     spec.forks = std::max(1, std::min<int>(req.parallel, static_cast<int>(runnable.size())));
     spec.check = req.dry_run;
+    spec.timeout_s = static_cast<int>(std::max(1.0, req.timeout_s));
     if (req.dry_run) spec.skip_tags = {"verify"};
     std::size_t tasks_seen = 0;
     std::optional<Error> journal_error;

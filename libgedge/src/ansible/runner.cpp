@@ -37,6 +37,10 @@ std::optional<Event> parse_event(std::string_view line) {
   e.changed = j.value("changed", false);
   e.check_mode_skip = j.value("check_mode_skip", false);
   if (e.type == "stats" && j.contains("hosts") && j["hosts"].is_object()) e.stats = j["hosts"];
+  // A persisted ssh connection whose link dropped mid-run stalls; Ansible's become-prompt timer
+  // (timeout + 2 s) fires before ssh notices and reports a task failure. It is a lost host.
+  if (e.type == "failed" && e.msg.find("waiting for privilege escalation prompt") != std::string::npos)
+    e.type = "unreachable";
   static const char* known[] = {"play_start", "task_start", "ok", "failed", "unreachable", "skipped", "stats"};
   for (const char* k : known)
     if (e.type == k) return e;
@@ -74,9 +78,10 @@ std::string render_ansible_cfg(const RunSpec& spec) {
       "retry_files_enabled = False\n"
       "interpreter_python = /usr/bin/python3\n"
       "nocows = True\n"
+      "timeout = {1}\n"
       "[ssh_connection]\n"
       "pipelining = True\n",
-      spec.playbook_dir.string());
+      spec.playbook_dir.string(), spec.timeout_s < 1 ? 1 : spec.timeout_s);
 }
 
 std::map<std::string, std::string> playbook_env(const RunSpec& spec, int events_fd) {
