@@ -14,14 +14,27 @@ using namespace detail;
 
 namespace detail {
 
-Flat flatten(const World& w) {
-  Flat f;
+void flatten_into(const World& w, Flat& f, bool ids) {
+  std::size_t total = 0;
+  for (const auto& c : w.clusters) total += c.nodes.size();
+  f.nodes.clear();
+  f.alloc.clear();
+  f.nodes.reserve(total);
+  f.alloc.reserve(total);
   for (std::size_t ci = 0; ci < w.clusters.size(); ++ci)
     for (const auto& n : w.clusters[ci].nodes) {
-      FlatNode fn{static_cast<int>(ci), &w.clusters[ci], &n, w.clusters[ci].name + "/" + n.name};
+      FlatNode& fn = f.nodes.emplace_back();
+      fn.cluster = static_cast<int>(ci);
+      fn.c = &w.clusters[ci];
+      fn.n = &n;
+      if (ids) fn.id = w.clusters[ci].name + "/" + n.name;
       f.alloc.push_back(n.allocated);
-      f.nodes.push_back(std::move(fn));
     }
+}
+
+Flat flatten(const World& w) {
+  Flat f;
+  flatten_into(w, f, true);
   return f;
 }
 
@@ -42,34 +55,48 @@ bool fits(const Node& n, const Resources& alloc, const Resources& need) {
          alloc.gpu + need.gpu <= n.capacity.gpu + eps;
 }
 
+namespace {
+inline Why resource_why(const Node& n, const Resources& alloc, const Resources& need) {
+  constexpr double eps = 1e-9;
+  if (alloc.cpu + need.cpu > n.capacity.cpu + eps) return Why::cpu;
+  if (alloc.memory + need.memory > n.capacity.memory + eps) return Why::memory;
+  if (alloc.gpu + need.gpu > n.capacity.gpu + eps) return Why::gpu;
+  return Why::ok;
+}
+}  // namespace
+
+StageFilter::StageFilter(const Stage& st)
+    : s(&st),
+      split(st.compute_gpu_ms.has_value()),
+      need(stage_need(st, false)),
+      need_gpu(stage_need(st, true)),
+      need_cpu(stage_need(st, false)),
+      compute(stage_compute(st, false)),
+      compute_gpu(split ? stage_compute(st, true) : 0.0),
+      compute_cpu(split ? stage_compute(st, false) : 0.0) {}
+
+Why StageFilter::check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out, bool all_variants) const {
+  if (!n.ready) return Why::not_ready;
+  for (const auto& [key, val] : s->node_selector) {
+    auto it = n.labels.find(key);
+    if (it == n.labels.end() || it->second != val) return Why::selector;
+  }
+  if (split) {
+    bool gpu_ok = resource_why(n, alloc, need_gpu) == Why::ok;
+    Why cpu_why = resource_why(n, alloc, need_cpu);
+    if (gpu_ok) out->push_back(Option{k, true, compute_gpu, need_gpu});
+    if (cpu_why == Why::ok && (all_variants || !gpu_ok)) out->push_back(Option{k, false, compute_cpu, need_cpu});
+    return gpu_ok ? Why::ok : cpu_why;
+  }
+  Why r = resource_why(n, alloc, need);
+  if (r != Why::ok) return r;
+  out->push_back(Option{k, need.gpu > 0, compute, need});
+  return Why::ok;
+}
+
 std::string_view filter(const Stage& s, const Flat& f, int k, const Resources& alloc, std::vector<Option>* out,
                         bool all_variants) {
-  const Node& n = *f.nodes[k].n;
-  if (!n.ready) return "not ready";
-  for (const auto& [key, val] : s.node_selector) {
-    auto it = n.labels.find(key);
-    if (it == n.labels.end() || it->second != val) return "node selector not matched";
-  }
-  auto resource_reason = [&](const Resources& need) -> std::string_view {
-    constexpr double eps = 1e-9;
-    if (alloc.cpu + need.cpu > n.capacity.cpu + eps) return "insufficient cpu";
-    if (alloc.memory + need.memory > n.capacity.memory + eps) return "insufficient memory";
-    if (alloc.gpu + need.gpu > n.capacity.gpu + eps) return "insufficient gpu";
-    return {};
-  };
-  if (s.compute_gpu_ms) {
-    Resources g = stage_need(s, true), c = stage_need(s, false);
-    bool gpu_ok = resource_reason(g).empty();
-    std::string_view cpu_reason = resource_reason(c);
-    if (gpu_ok) out->push_back(Option{k, true, stage_compute(s, true), g});
-    if (cpu_reason.empty() && (all_variants || !gpu_ok)) out->push_back(Option{k, false, stage_compute(s, false), c});
-    return gpu_ok || cpu_reason.empty() ? std::string_view{} : cpu_reason;
-  }
-  Resources need = stage_need(s, false);
-  std::string_view r = resource_reason(need);
-  if (!r.empty()) return r;
-  out->push_back(Option{k, need.gpu > 0, stage_compute(s, false), need});
-  return {};
+  return why_text(StageFilter(s).check(*f.nodes[k].n, k, alloc, out, all_variants));
 }
 
 std::string summary(const std::string& stage, std::size_t total, std::size_t feasible,

@@ -25,18 +25,56 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+struct Best {
+  double v = kInf;
+  int node = -1, opt = -1;
+};
+
+// dp_chain's working memory, kept between calls (see Scratch).
+struct DpScratch {
+  std::vector<std::vector<double>> val;
+  std::vector<std::vector<int>> back;
+  std::vector<std::pair<double, int>> by_node;
+  std::vector<Best> best1, best2;
+  std::vector<std::pair<double, int>> g;
+  std::vector<int> touched, specials, active;
+  std::vector<char> need;
+};
+
+// Everything place_pipeline needs per call, sized for the world (5000 nodes: about 1 MB).
+// Kept per thread and reused, so a call allocates almost nothing: at 5000 nodes fresh buffers
+// cost as much as the search itself (page faults, copies on growth).
+struct Scratch {
+  Flat f;
+  std::vector<std::vector<Option>> opts;      // per stage: feasible (node, variant)
+  std::vector<std::uint8_t> why;              // stage * N + node: the filter's verdict
+  std::vector<std::vector<int>> tier_dropped;  // per stage: nodes dropped by the tier hint
+  std::vector<Option> keep;
+  std::vector<char> special, root;
+  std::vector<double> clat, cbw, src_lat, via_cluster;
+  std::vector<char> seen;
+  std::vector<std::vector<int>> clusters;
+  DpScratch dp;
+};
+
+Scratch& scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
 struct Problem {
   const World& w;
   const Workload& wl;
   const Flat& f;
   std::string source;
-  std::vector<std::vector<Option>> opts;  // per stage index
-  std::vector<char> special;              // per flat node
+  std::vector<std::vector<Option>>& opts;  // per stage index
+  std::vector<char>& special;              // per flat node
   int C = 0;
-  std::vector<double> clat;  // C*C; diagonal = intra_cluster; kInf = no link
-  std::vector<double> cbw;   // C*C Mbit/s; 0 = no link
+  std::vector<double>& clat;  // C*C; diagonal = intra_cluster; kInf = no link
+  std::vector<double>& cbw;   // C*C Mbit/s; 0 = no link
   bool has_bw = false;
-  std::vector<double> src_lat;  // per flat node; kInf = no link
+  std::vector<double>& src_lat;  // per flat node; kInf = no link
+  DpScratch& dp;
 
   double lat(int a, int b) const { return clat[static_cast<std::size_t>(a) * C + b]; }
   double xfer(int a, int b, double mb) const {
@@ -48,11 +86,12 @@ struct Problem {
   double hop(int n, int m, double mb) const {
     if (n == m) return 0;
     if (special[n] || special[m]) {
-      auto l = latency_ms(w, f.nodes[n].id, f.nodes[m].id);
+      const std::string a = node_id(f.nodes[n]), b = node_id(f.nodes[m]);
+      auto l = latency_ms(w, a, b);
       if (!l) return kInf;
       double t = 0;
       if (has_bw && mb > 0) {
-        auto bw = bandwidth_mbps(w, f.nodes[n].id, f.nodes[m].id);
+        auto bw = bandwidth_mbps(w, a, b);
         if (!bw || *bw <= 0) return kInf;
         t = mb * 8000.0 / *bw;
       }
@@ -70,28 +109,37 @@ struct Solution {
 
 using Bans = std::vector<std::vector<char>>;  // per stage, per option
 
-// Exact layered shortest path for a chain (stage i's predecessor is i-1).
-Solution dp_chain(const Problem& P, const Bans& bans) {
+// Exact layered shortest path for a chain (stage i's predecessor is i-1). `bans` may be null.
+Solution dp_chain(const Problem& P, const Bans* bans) {
   const std::size_t K = P.opts.size();
   const std::size_t N = P.f.nodes.size();
-  std::vector<std::vector<double>> val(K);
-  std::vector<std::vector<int>> back(K);
+  DpScratch& D = P.dp;
+  auto banned = [&](std::size_t i, std::size_t j) { return bans && (*bans)[i][j]; };
+  D.val.resize(K);
+  D.back.resize(K);
+  auto& val = D.val;
+  auto& back = D.back;
+  val[0].clear();
   for (std::size_t j = 0; j < P.opts[0].size(); ++j) {
     const Option& o = P.opts[0][j];
-    val[0].push_back(bans[0][j] ? kInf : P.src_lat[o.node] + o.compute);
+    val[0].push_back(banned(0, j) ? kInf : P.src_lat[o.node] + o.compute);
   }
   back[0].assign(P.opts[0].size(), -1);
-  std::vector<std::pair<double, int>> by_node(N, {kInf, -1});
-  struct Best {
-    double v = kInf;
-    int node = -1, opt = -1;
-  };
-  std::vector<Best> best1(P.C), best2(P.C);
-  std::vector<std::pair<double, int>> g(P.C);
+  auto& by_node = D.by_node;
+  by_node.assign(N, {kInf, -1});
+  auto& best1 = D.best1;
+  auto& best2 = D.best2;
+  auto& g = D.g;
+  best1.resize(P.C);
+  best2.resize(P.C);
+  g.resize(P.C);
   for (std::size_t i = 1; i < K; ++i) {
     const auto& prev = P.opts[i - 1];
     const double mb = P.wl.stages[i - 1].output_mb;
-    std::vector<int> touched, specials;
+    auto& touched = D.touched;
+    auto& specials = D.specials;
+    touched.clear();
+    specials.clear();
     for (std::size_t j = 0; j < prev.size(); ++j) {
       double v = val[i - 1][j];
       if (v == kInf) continue;
@@ -101,7 +149,8 @@ Solution dp_chain(const Problem& P, const Bans& bans) {
     }
     std::fill(best1.begin(), best1.end(), Best{});
     std::fill(best2.begin(), best2.end(), Best{});
-    std::vector<int> active;
+    auto& active = D.active;
+    active.clear();
     for (int k : touched) {
       if (P.special[k]) {
         specials.push_back(k);
@@ -119,7 +168,8 @@ Solution dp_chain(const Problem& P, const Bans& bans) {
     }
     std::sort(active.begin(), active.end());
     // Best arrival into cluster D from a generic node of another cluster.
-    std::vector<char> need(P.C, 0);
+    auto& need = D.need;
+    need.assign(P.C, 0);
     for (const auto& o : P.opts[i]) need[P.f.nodes[o.node].cluster] = 1;
     for (int d = 0; d < P.C; ++d) {
       g[d] = {kInf, -1};
@@ -133,7 +183,7 @@ Solution dp_chain(const Problem& P, const Bans& bans) {
     val[i].assign(P.opts[i].size(), kInf);
     back[i].assign(P.opts[i].size(), -1);
     for (std::size_t j = 0; j < P.opts[i].size(); ++j) {
-      if (bans[i][j]) continue;
+      if (banned(i, j)) continue;
       const Option& o = P.opts[i][j];
       int k = o.node, d = P.f.nodes[k].cluster;
       double bv = kInf;
@@ -172,9 +222,16 @@ Solution dp_chain(const Problem& P, const Bans& bans) {
 
 // Nodes overloaded by a joint solution: the first one (by node order) and the stages on it.
 std::vector<int> overload(const Problem& P, const std::vector<int>& pick) {
-  std::map<int, std::vector<int>> on;
-  for (std::size_t i = 0; i < pick.size(); ++i) on[P.opts[i][pick[i]].node].push_back(static_cast<int>(i));
-  for (const auto& [k, stages] : on) {
+  // (node, stage) pairs in node order, then stage order: the groups of a std::map<node, stages>.
+  std::vector<std::pair<int, int>> on;
+  on.reserve(pick.size());
+  for (std::size_t i = 0; i < pick.size(); ++i) on.emplace_back(P.opts[i][pick[i]].node, static_cast<int>(i));
+  std::sort(on.begin(), on.end());
+  std::vector<int> stages;
+  for (std::size_t x = 0; x < on.size();) {
+    const int k = on[x].first;
+    stages.clear();
+    for (; x < on.size() && on[x].first == k; ++x) stages.push_back(on[x].second);
     if (stages.size() < 2) continue;  // single stages were filtered already
     Resources a = P.f.alloc[k];
     for (int s : stages) {
@@ -189,7 +246,7 @@ std::vector<int> overload(const Problem& P, const std::vector<int>& pick) {
 double evaluate(const Problem& P, const std::vector<int>& pick) {
   Assignment a;
   for (std::size_t i = 0; i < pick.size(); ++i) {
-    a.node.push_back(P.f.nodes[P.opts[i][pick[i]].node].id);
+    a.node.push_back(node_id(P.f.nodes[P.opts[i][pick[i]].node]));
     a.gpu.push_back(P.opts[i][pick[i]].gpu);
   }
   auto e = e2e_ms(P.w, P.wl, P.source, a);
@@ -290,7 +347,7 @@ Result<void> check_links(const Problem& P) {
     if (P.wl.preds[i].empty() && !P.source.empty())
       for (const auto& o : P.opts[i])
         if (P.src_lat[o.node] == kInf)
-          return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and '{}'", P.source, P.f.nodes[o.node].id),
+          return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and '{}'", P.source, node_id(P.f.nodes[o.node])),
                       "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
     for (int p : P.wl.preds[i]) {
       double mb = P.wl.stages[p].output_mb;
@@ -325,52 +382,85 @@ Result<void> check_links(const Problem& P) {
 }  // namespace
 
 Result<Placement> place_pipeline(const World& w, const Workload& wl, const Request& req, const std::string& source) {
-  Flat f = flatten(w);
-  Problem P{w, wl, f, source, {}, {}, static_cast<int>(w.clusters.size()), {}, {}, w.bandwidth.has_value(), {}};
+  Scratch& S = scratch();
+  flatten_into(w, S.f, false);
+  const Flat& f = S.f;
+  const std::size_t N = f.nodes.size();
+  const std::size_t K = wl.stages.size();
+  S.opts.resize(K);
+  for (auto& o : S.opts) o.clear();
+  Problem P{w,     wl,    f,  source, S.opts, S.special, static_cast<int>(w.clusters.size()), S.clat, S.cbw,
+            w.bandwidth.has_value(), S.src_lat, S.dp};
   Placement out;
   out.policy = Policy::pipeline;
   out.source = source;
-  const std::size_t K = wl.stages.size();
-  P.opts.resize(K);
-  for (auto& o : P.opts) o.reserve(f.nodes.size() + 8);
+
+  // Filters: one pass over the nodes, every stage per node; the verdicts are kept as codes and
+  // turned into Rejection records once, below.
+  std::vector<StageFilter> filters;
+  filters.reserve(K);
+  for (const auto& st : wl.stages) filters.emplace_back(st);
+  S.why.resize(K * N);
+  for (std::size_t k = 0; k < N; ++k) {
+    const Node& n = *f.nodes[k].n;
+    const Resources& al = f.alloc[k];
+    for (std::size_t i = 0; i < K; ++i)
+      S.why[i * N + k] = static_cast<std::uint8_t>(filters[i].check(n, static_cast<int>(k), al, &S.opts[i], true));
+  }
+  // The tier hint (soft): when a stage has candidates in its preferred tier, drop the others.
+  S.tier_dropped.resize(K);
+  std::size_t n_rejected = 0;
   for (std::size_t i = 0; i < K; ++i) {
     const Stage& s = wl.stages[i];
-    std::size_t before = out.rejected.size();
-    for (std::size_t k = 0; k < f.nodes.size(); ++k) {
-      std::string_view why = filter(s, f, static_cast<int>(k), f.alloc[k], &P.opts[i], true);
-      if (!why.empty() && req.record_rejections)
-        out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, std::string(why)});
-    }
-    if (P.opts[i].empty() && !req.record_rejections)  // the summary needs every reason
-      for (std::size_t k = 0; k < f.nodes.size(); ++k) {
-        std::vector<Option> none;
-        std::string_view why = filter(s, f, static_cast<int>(k), f.alloc[k], &none, true);
-        out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, std::string(why)});
-      }
+    auto& opts = S.opts[i];
+    auto& dropped = S.tier_dropped[i];
+    dropped.clear();
     if (!s.tier_hint.empty() &&
-        std::any_of(P.opts[i].begin(), P.opts[i].end(), [&](auto& o) { return f.nodes[o.node].c->tier == s.tier_hint; })) {
-      std::vector<Option> keep;
+        std::any_of(opts.begin(), opts.end(), [&](auto& o) { return f.nodes[o.node].c->tier == s.tier_hint; })) {
+      S.keep.clear();
       int last = -1;
-      for (auto& o : P.opts[i]) {
-        if (f.nodes[o.node].c->tier == s.tier_hint) keep.push_back(o);
-        else if (o.node != last)
-          out.rejected.push_back({s.name, f.nodes[o.node].c->name, f.nodes[o.node].n->name,
-                                  fmt::format("not in preferred tier '{}'", s.tier_hint)});
+      for (auto& o : opts) {
+        if (f.nodes[o.node].c->tier == s.tier_hint) S.keep.push_back(o);
+        else if (o.node != last) dropped.push_back(o.node);
         last = o.node;
       }
-      P.opts[i] = std::move(keep);
+      opts.swap(S.keep);
     }
-    if (P.opts[i].empty()) {
-      std::vector<Rejection> mine(out.rejected.begin() + static_cast<long>(before), out.rejected.end());
-      out.summary = summary(s.name, f.nodes.size(), 0, mine);
+    n_rejected += dropped.size();
+    if (req.record_rejections)
+      for (std::size_t k = 0; k < N; ++k) n_rejected += S.why[i * N + k] != 0;
+  }
+  out.rejected.reserve(n_rejected);
+  for (std::size_t i = 0; i < K; ++i) {
+    const Stage& s = wl.stages[i];
+    const std::uint8_t* why = &S.why[i * N];
+    if (S.opts[i].empty()) {  // the summary needs every reason, recorded or not
+      std::vector<Rejection> mine;
+      for (std::size_t k = 0; k < N; ++k)
+        if (why[k]) mine.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, std::string(why_text(Why{why[k]}))});
+      out.summary = summary(s.name, N, 0, mine);
       return fail(ErrorCode::failure, out.summary, "see 'gedge sched place --explain' for every node's reason");
+    }
+    if (req.record_rejections)
+      for (std::size_t k = 0; k < N; ++k) {
+        if (!why[k]) continue;
+        Rejection& r = out.rejected.emplace_back();
+        r.stage = s.name;
+        r.cluster = f.nodes[k].c->name;
+        r.node = f.nodes[k].n->name;
+        r.reason = why_text(Why{why[k]});
+      }
+    if (!S.tier_dropped[i].empty()) {
+      const std::string reason = fmt::format("not in preferred tier '{}'", s.tier_hint);
+      for (int k : S.tier_dropped[i]) out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, reason});
     }
   }
   // Special nodes: named by a link whose other end is a cluster or a node.
-  P.special.assign(f.nodes.size(), 0);
+  P.special.assign(N, 0);
   if (!w.node_endpoints.empty())
-    for (std::size_t k = 0; k < f.nodes.size(); ++k)
-      if (auto it = w.node_endpoints.find(f.nodes[k].id); it != w.node_endpoints.end() && it->second == 2) P.special[k] = 1;
+    for (std::size_t k = 0; k < N; ++k)
+      if (auto it = w.node_endpoints.find(node_id(f.nodes[k])); it != w.node_endpoints.end() && it->second == 2)
+        P.special[k] = 1;
   const std::size_t CC = static_cast<std::size_t>(P.C) * P.C;
   P.clat.assign(CC, kInf);
   P.cbw.assign(CC, 0);
@@ -379,25 +469,27 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
       if (!std::isnan(w.cluster_latency[ix])) P.clat[ix] = w.cluster_latency[ix];
       P.cbw[ix] = w.cluster_bandwidth[ix];
     }
-  P.src_lat.assign(f.nodes.size(), source.empty() ? 0.0 : kInf);
+  P.src_lat.assign(N, source.empty() ? 0.0 : kInf);
   if (!source.empty()) {
     // A node no link names is reached through its cluster's link: one lookup per cluster.
-    std::vector<double> via_cluster(P.C, -1);
+    auto& via_cluster = S.via_cluster;
+    via_cluster.assign(P.C, -1);
     bool plain_source = source.find('/') == std::string::npos;
-    std::vector<char> root(f.nodes.size(), 0);
+    auto& root = S.root;
+    root.assign(N, 0);
     for (std::size_t i = 0; i < K; ++i)
       if (wl.preds[i].empty())
         for (const auto& o : P.opts[i]) root[o.node] = 1;
-    for (std::size_t k = 0; k < f.nodes.size(); ++k) {
+    for (std::size_t k = 0; k < N; ++k) {
       if (!root[k]) continue;
       int c = f.nodes[k].cluster;
-      if (plain_source && (w.node_endpoints.empty() || !w.node_endpoints.contains(f.nodes[k].id))) {
+      if (plain_source && (w.node_endpoints.empty() || !w.node_endpoints.contains(node_id(f.nodes[k])))) {
         if (via_cluster[c] < 0) {
           auto l = latency_ms(w, source, w.clusters[c].name);
           via_cluster[c] = l && source != w.clusters[c].name ? *l : kInf;
         }
         P.src_lat[k] = via_cluster[c];
-      } else if (auto l = latency_ms(w, source, f.nodes[k].id)) {
+      } else if (auto l = latency_ms(w, source, node_id(f.nodes[k]))) {
         P.src_lat[k] = *l;
       }
     }
@@ -406,9 +498,7 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
 
   Solution sol;
   if (wl.is_chain()) {
-    Bans bans(K);
-    for (std::size_t i = 0; i < K; ++i) bans[i].assign(P.opts[i].size(), 0);
-    Solution root = dp_chain(P, bans);
+    Solution root = dp_chain(P, nullptr);
     if (root.pick.empty()) return fail(ErrorCode::failure, "no joint placement: the stages cannot reach each other");
     if (overload(P, root.pick).empty()) {
       sol = root;
@@ -427,6 +517,8 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
       long seq = 0;
       open.push(Sub{root.cost, seq++, {}, root});
       int expansions = 0;
+      Bans bans(K);
+      for (std::size_t i = 0; i < K; ++i) bans[i].assign(P.opts[i].size(), 0);
       while (!open.empty()) {
         Sub cur = open.top();
         open.pop();
@@ -444,7 +536,7 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
           if (!seen.insert(banned).second) continue;
           for (auto& b : bans) std::fill(b.begin(), b.end(), 0);
           for (auto [s, j] : banned) bans[s][j] = 1;
-          Solution child = dp_chain(P, bans);
+          Solution child = dp_chain(P, &bans);
           if (!child.pick.empty()) open.push(Sub{child.cost, seq++, std::move(banned), std::move(child)});
         }
       }
@@ -496,7 +588,7 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
           Bans bans(K);
           for (std::size_t s = 0; s < K; ++s) bans[s].assign(P.opts[s].size(), s == i ? 1 : 0);
           bans[i][j] = 0;
-          score = dp_chain(P, bans).cost;
+          score = dp_chain(P, &bans).cost;
           terms["best_e2e_ms"] = score;
         }
         out.candidates.push_back(Candidate{wl.stages[i].name, f.nodes[o.node].c->name, f.nodes[o.node].n->name,

@@ -185,7 +185,8 @@ Result<Placement> place(const World& w, const Workload& wl, const Request& req) 
     return fail(ErrorCode::internal, "workload not resolved (call resolve())");
   std::string source = !req.source.empty() ? req.source : wl.source;
   std::set<std::string> clusters;
-  for (const auto& c : w.clusters) clusters.insert(c.name);
+  if (!req.levels.empty())
+    for (const auto& c : w.clusters) clusters.insert(c.name);
   for (const auto& level : req.levels)
     for (const auto& c : level)
       if (!clusters.contains(c))

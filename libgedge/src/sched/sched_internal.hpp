@@ -1,6 +1,7 @@
 // Shared by the placement sources: a flattened view of the world and the per-stage filters.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,7 +27,7 @@ struct FlatNode {
   int cluster = 0;  // index into World::clusters
   const Cluster* c = nullptr;
   const Node* n = nullptr;
-  std::string id;  // "cluster/node"
+  std::string id;  // "cluster/node" (empty when flattened without ids: use node_id())
 };
 
 struct Flat {
@@ -34,6 +35,10 @@ struct Flat {
   std::vector<Resources> alloc;  // current allocation (starts as the world's)
 };
 Flat flatten(const World& w);
+// Refills `f` (keeping its buffers); `ids` = false leaves FlatNode::id empty (the pipeline hot
+// path builds a "cluster/node" string only for the few nodes that need one).
+void flatten_into(const World& w, Flat& f, bool ids);
+inline std::string node_id(const FlatNode& fn) { return fn.id.empty() ? fn.c->name + "/" + fn.n->name : fn.id; }
 
 // One way to run a stage on a node.
 struct Option {
@@ -46,6 +51,26 @@ struct Option {
 double stage_compute(const Stage& s, bool gpu);
 Resources stage_need(const Stage& s, bool gpu);
 bool fits(const Node& n, const Resources& alloc, const Resources& need);
+
+// Why a node cannot take a stage (the first failing filter); ok = it can.
+enum class Why : std::uint8_t { ok, not_ready, selector, cpu, memory, gpu };
+inline constexpr std::string_view kWhyText[] = {"", "not ready", "node selector not matched", "insufficient cpu",
+                                                "insufficient memory", "insufficient gpu"};
+inline std::string_view why_text(Why w) { return kWhyText[static_cast<int>(w)]; }
+
+// A stage's filter inputs, computed once per stage rather than once per node.
+struct StageFilter {
+  explicit StageFilter(const Stage& s);
+  // Hard filters (ready, node selector, fit, GPU) on node `n` (flat index `k`) under `alloc`.
+  // Appends the feasible options (GPU variant when a GPU is free; with `all_variants`, the CPU
+  // variant of a {gpu, cpu} stage too) and returns ok, or the first failing reason.
+  Why check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out, bool all_variants) const;
+
+  const Stage* s;
+  bool split;  // compute_ms is {gpu, cpu}
+  Resources need, need_gpu, need_cpu;
+  double compute, compute_gpu, compute_cpu;
+};
 
 // Hard filters (ready, node selector, fit, GPU) of stage `s` on node `k` under `alloc`.
 // Returns "" and appends the feasible options (GPU variant when a GPU is free; with
