@@ -164,6 +164,13 @@ class ClusterTest(GedgeTest):
         self.require_lab()
         self.add_device("edge1")
         art = tempfile.mkdtemp(dir=self.tmp)
+        # No --artifacts at all: a usage error naming the flag, before anything else.
+        for extra in ([], ["--dry-run"]):
+            r = self.run_gedge("cluster", "build", "k3", "--profile", "k3s", "--devices", "edge1", *extra,
+                               "-o", "json")
+            self.assertEqual(r.rc, 2, r)
+            self.assertIn("--artifacts", r.err_json["message"])
+        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
         # Missing: an empty directory is refused before any device is touched.
         r = self.run_gedge("cluster", "build", "k3", "--profile", "k3s", "--devices", "edge1",
                            "--artifacts", art, "-o", "json")
@@ -184,6 +191,28 @@ class ClusterTest(GedgeTest):
         self.assertEqual(r.json["devices"][0]["failed_step"], "Check artifacts for this architecture")
         self.assertIn("no k3s artifacts for x86_64", r.json["devices"][0]["message"])
         self.assertEqual(r.json["changed"], 0)
+        self.assertEqual(self.ssh_host("edge1", "test -e /usr/local/bin/k3s && echo yes || echo no").strip(), "no")
+
+    def test_k3s_dry_run_plans_without_changing(self):
+        """k3s cannot run here; its dry run (Ansible check mode) still plans every step, with an
+        x86-64 ELF standing in for the k3s binary, and changes nothing."""
+        self.require_lab()
+        self.add_device("edge1")
+        art = tempfile.mkdtemp(dir=self.tmp)
+        with open("/bin/true", "rb") as src, open(os.path.join(art, "k3s"), "wb") as dst:
+            dst.write(src.read())
+        with open(os.path.join(art, "k3s-airgap-images-amd64.tar.zst"), "wb") as f:
+            f.write(b"not really images")
+        r = self.run_gedge("cluster", "build", "k3", "--profile", "k3s", "--devices", "edge1",
+                           "--artifacts", art, "--dry-run", "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue(r.json["dry_run"])
+        dev = r.json["devices"][0]
+        self.assertEqual((dev["name"], dev["state"]), ("edge1", "planned"))
+        steps = [p["step"] for p in dev["plan"] if p["action"] == "would change"]
+        self.assertIn("k3s_airgap : Copy the k3s binary", steps)
+        self.assertIn("k3s_airgap : Copy the airgap images", steps)
+        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
         self.assertEqual(self.ssh_host("edge1", "test -e /usr/local/bin/k3s && echo yes || echo no").strip(), "no")
 
 
