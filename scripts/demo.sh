@@ -60,9 +60,20 @@ read -ra MOUNTS <<< "$($G runtime mounts demo-rt -o podman)"
 step "run the bundle's program in a light container on edge1" \
   $G device exec edge1 --sudo -- podman run --rm "${MOUNTS[@]}" 10.213.0.1:5000/gedge/busybox:1.0 greet
 
-# --- svc: the short schema, rendered --------------------------------------------------------
+# --- svc: the short schema, rendered and deployed ----------------------------------------
 step "svc render (GS-Engine v1 short form -> Deployment + Service)" $G svc render examples/web.yaml
-step "svc render a pipeline" $G svc render examples/yolo-pipeline.yaml -o json
+step "svc catalog: the images the lab registry offers" $G svc catalog --registry 10.213.0.1:5000 --plain-http
+step "svc deploy: two replicas on two edge hosts (podman over SSH, waits for the port)" \
+  $G svc deploy examples/demo-web.yaml --cluster demo
+for h in $($G svc status demo-web -o json | jq -r '.replicas[].device'); do
+  step "the service answers on $h" curl -fsS "http://$(addr $h):18080/"
+done
+step "svc deploy the same file again: nothing changes" $G svc deploy examples/demo-web.yaml --cluster demo
+step "svc status: per replica, read live" $G svc status demo-web
+step "runtime push to every member of the cluster" $G runtime push demo-rt --cluster demo
+step "svc deploy a service whose program comes from the runtime bundle" \
+  $G svc deploy examples/demo-runtime-svc.yaml --cluster demo
+step "svc logs: the bundle's program ran inside the light container" $G svc logs demo-greeter --tail 5
 
 # --- sched: placement ------------------------------------------------------------------------
 step "sched place the YOLO pipeline jointly (offline world)" \
@@ -70,6 +81,10 @@ step "sched place the YOLO pipeline jointly (offline world)" \
 step "sched place per stage, GS low-latency, for comparison" \
   $G sched place examples/yolo-pipeline.yaml --state examples/world.json --policy low-latency
 step "sched probe: round trips measured from h1 over SSH" $G sched probe --from h1
+step "sched probe from edge1 to the demo cluster's members" $G sched probe --from edge1
+step "sched place a 3-stage pipeline on the demo cluster and deploy it (--apply)" \
+  $G sched place examples/demo-pipeline.yaml --policy pipeline --from edge1 --apply --cluster demo
+step "svc ls: everything gedge deployed" $G svc ls
 
 # --- tune: topology, a plan, a verified pin of a running container --------------------------
 step "tune show (this machine)" $G tune show

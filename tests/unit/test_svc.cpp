@@ -351,3 +351,44 @@ TEST_CASE("fuzz: seeded mutations of the golden inputs never crash and fail only
   CHECK(ok + rejected == 3000);
   CHECK(rejected > 0);
 }
+
+TEST_CASE("a resolved runtime: mounted read-only at its prefix with its env, and part of the spec hash") {
+  auto spec = svc::parse_spec(R"({"name": "infer", "runtime": "torch",
+    "containers": [{"name": "infer", "image": "10.213.0.1:5000/yolo/infer:1"}]})", "rt.json");
+  REQUIRE(spec);
+  svc::RuntimeMount rt{"abc123", "/var/lib/gedge/runtimes/abc123", "/opt/gedge/rt/torch",
+                       {{"PATH", "/opt/gedge/rt/torch/env/bin:/usr/bin"}, {"LD_LIBRARY_PATH", "/opt/gedge/rt/torch/cuda/lib64"}}};
+  auto plan = svc::render_host_plan(spec->service, &rt);
+  auto argv = plan["spec"]["containers"][0]["containers"][0]["argv"];
+  std::vector<std::string> a = argv.get<std::vector<std::string>>();
+  auto has_pair = [&](const std::string& flag, const std::string& value) {
+    for (std::size_t i = 0; i + 1 < a.size(); ++i)
+      if (a[i] == flag && a[i + 1] == value) return true;
+    return false;
+  };
+  CHECK(has_pair("-v", "/var/lib/gedge/runtimes/abc123:/opt/gedge/rt/torch:ro"));
+  CHECK(has_pair("--env", "LD_LIBRARY_PATH=/opt/gedge/rt/torch/cuda/lib64"));
+  CHECK(has_pair("--env", "GEDGE_RUNTIME=/opt/gedge/rt/torch"));
+  CHECK(a.back() == "10.213.0.1:5000/yolo/infer:1");
+  auto dep = svc::render_kubernetes(spec->service, &rt)[0];
+  auto pod = dep["spec"]["template"]["spec"];
+  CHECK(pod["volumes"][0]["hostPath"]["path"] == "/var/lib/gedge/runtimes/abc123");
+  CHECK(pod["containers"][0]["volumeMounts"][0]["mountPath"] == "/opt/gedge/rt/torch");
+  CHECK(pod["containers"][0]["volumeMounts"][0]["readOnly"] == true);
+  // A new bundle (re-pack) changes what replicas run: the hash moves, so deploy replaces them.
+  svc::RuntimeMount rt2 = rt;
+  rt2.id = "def456";
+  rt2.host_dir = "/var/lib/gedge/runtimes/def456";
+  CHECK(svc::spec_hash_with(spec->service, &rt) != svc::spec_hash_with(spec->service, &rt2));
+  CHECK(svc::spec_hash_with(spec->service, nullptr) == svc::spec_hash(spec->service));
+}
+
+TEST_CASE("autoscale arithmetic: the HPA rule with a 10 % tolerance, clamped to min..max") {
+  CHECK(svc::autoscale_desired(2, 160, 80, 1, 10) == 4);   // twice the target: double
+  CHECK(svc::autoscale_desired(2, 85, 80, 1, 10) == 2);    // inside the tolerance: keep
+  CHECK(svc::autoscale_desired(4, 20, 80, 1, 10) == 1);    // quarter: shrink
+  CHECK(svc::autoscale_desired(4, 20, 80, 2, 10) == 2);    // never below min
+  CHECK(svc::autoscale_desired(3, 400, 80, 1, 5) == 5);    // never above max
+  CHECK(svc::autoscale_desired(0, 50, 80, 1, 5) == 1);     // a scaled-to-zero service counts as one
+  CHECK(svc::autoscale_desired(3, 100, 80, 1, 10) == 4);   // ceil(3 * 1.25) = 4
+}

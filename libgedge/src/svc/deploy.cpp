@@ -173,8 +173,16 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
   json services = json::array();
   for (std::size_t i = 0; i < results.size(); ++i) {
     services.push_back(results[i].out);
-    // A service none of whose replicas came up is recorded too (degraded): rm and a re-run find it.
-    if (!req.dry_run) GEDGE_TRY_VOID(save(inv, cl, units[i], results[i]));
+    if (req.dry_run) continue;
+    // A failed roll-out that left every replica on the previous spec (rolled back, or not reached)
+    // keeps the previous record: it still describes what runs. Anything else is recorded, also a
+    // new service none of whose replicas came up (degraded), so rm and a re-run find it.
+    if (!results[i].ok && results[i].placements.empty()) {
+      auto prev = GEDGE_TRY(inv.query("SELECT 1 FROM services WHERE name = ? AND cluster = ?",
+                                      {units[i].svc->name, cl.name}));
+      if (!prev.empty()) continue;
+    }
+    GEDGE_TRY_VOID(save(inv, cl, units[i], results[i]));
   }
   DeployOutcome out;
   out.result = {{"cluster", cl.name}, {"kind", cl.kind == "kubernetes" ? "kubernetes" : "containers"},

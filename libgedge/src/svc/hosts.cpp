@@ -286,7 +286,12 @@ struct Plan {
   std::string hash;
   json host_plan;  // render_host_plan
   std::vector<Action> actions;
-  std::vector<std::pair<std::string, std::vector<std::string>>> removals;  // device -> names (extras)
+  struct Removal {
+    std::string device;
+    std::vector<std::string> names;
+    int replica = -1;  // >= 0: a stale copy of a wanted replica (removed only if that replica converged)
+  };
+  std::vector<Removal> removals;
   std::optional<Error> error;  // planning failed for this service
 };
 
@@ -299,10 +304,10 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
   Service sized = s;
   sized.replicas = u.replicas;
   p.host_plan = render_host_plan(sized, u.runtime ? &*u.runtime : nullptr);
-  (void)inv;
-  // Where each existing replica runs.
+  // Where each existing replica runs: seen live, or (on a device that cannot be reached now)
+  // as last recorded. A replica stays on its device: an unreachable one fails and a re-run
+  // completes it, rather than being started twice.
   std::map<int, std::string> where;
-  std::vector<std::pair<std::string, Ctr>> strays;  // on devices that left the cluster are not seen
   for (const auto& m : cl.members) {
     auto* d = GEDGE_TRY(fleet.get(m));
     if (d->down) continue;
@@ -310,6 +315,19 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
       if (c.service != s.name) continue;
       if (!where.count(c.replica)) where[c.replica] = m;
     }
+  }
+  auto rec = GEDGE_TRY(inv.query("SELECT placement FROM services WHERE name = ? AND cluster = ?", {s.name, cl.name}));
+  if (!rec.empty() && rec[0]["placement"].is_string()) {
+    auto pl = json::parse(rec[0]["placement"].get<std::string>(), nullptr, false);
+    if (pl.is_object())
+      for (const auto& e : pl.value("placements", json::array())) {
+        int r = e.value("replica", -1);
+        std::string node = e.value("node", "");
+        if (r < 0 || where.count(r) || std::find(cl.members.begin(), cl.members.end(), node) == cl.members.end())
+          continue;
+        auto* d = GEDGE_TRY(fleet.get(node));
+        if (d->down) where[r] = node;
+      }
   }
   bool ports = has_tcp_ports(s);
   std::set<std::string> taken;  // devices holding a replica of this service (host ports: one each)
@@ -397,14 +415,24 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
     }
     p.actions.push_back(a);
   }
-  // Replicas beyond the count, and stale replicas left behind by a move, are removed last.
+  // Replicas beyond the count, and stale copies of a replica on a device it no longer runs on
+  // (other than the one a move leaves, which the move removes), are removed last.
   for (const auto& m : cl.members) {
     auto* d = GEDGE_TRY(fleet.get(m));
     if (d->down) continue;
-    std::vector<std::string> names;
-    for (const auto& c : d->managed)
-      if (c.service == s.name && (c.replica >= u.replicas || c.replica < 0)) names.push_back(c.name);
-    if (!names.empty()) p.removals.push_back({m, names});
+    std::vector<std::string> extras;
+    std::map<int, std::vector<std::string>> stale;
+    for (const auto& c : d->managed) {
+      if (c.service != s.name) continue;
+      if (c.replica >= u.replicas || c.replica < 0) {
+        extras.push_back(c.name);
+      } else if (assign[c.replica] != m) {
+        const auto& a = p.actions[static_cast<std::size_t>(c.replica)];
+        if (!(a.action == "move" && a.from == m)) stale[c.replica].push_back(c.name);
+      }
+    }
+    if (!extras.empty()) p.removals.push_back({m, extras, -1});
+    for (auto& [r, names] : stale) p.removals.push_back({m, names, r});
   }
   return p;
 }
@@ -440,12 +468,15 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Cl
                   fmt::format("push it first: gedge runtime push {} --device {}", p.unit->runtime->id.substr(0, 12), d.name));
   }
   Result<void> res;
-  for (std::size_t ci = 0; ci < s.containers.size() && res; ++ci) {
-    auto r = podman(d, argv_for(p, replica, ci, cpuset));
-    if (!r)
-      res = std::unexpected(r.error());
-    else if (r->exit_code != 0)
-      res = std::unexpected(podman_error(d, "podman run " + names[ci], *r));
+  {
+    CancelShield shield;  // `podman run -d` returns quickly; never leave one running unseen
+    for (std::size_t ci = 0; ci < s.containers.size() && res; ++ci) {
+      auto r = podman(d, argv_for(p, replica, ci, cpuset));
+      if (!r)
+        res = std::unexpected(r.error());
+      else if (r->exit_code != 0)
+        res = std::unexpected(podman_error(d, "podman run " + names[ci], *r));
+    }
   }
   if (res && wait) res = wait_up(d, names, tcp_host_ports(s), deadline);
   if (!res) {
@@ -466,6 +497,9 @@ Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Cloc
   const Service& s = *p.unit->svc;
   auto cur = replica_ctrs(d, s.name, replica);
   std::vector<std::string> olds;
+  // Rename and stop run to completion even on Ctrl-C (each is bounded: stop -t 10): abandoning a
+  // remote `podman stop` half-way would let it stop the replica after we restored it.
+  std::optional<CancelShield> shield_steps(std::in_place);
   for (const auto& c : cur) {
     std::string old = c.name + kOldSuffix;
     auto r = GEDGE_TRY(podman(d, {"rename", c.name, old}));
@@ -486,7 +520,9 @@ Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Cloc
       return r ? std::unexpected(podman_error(d, "stopping " + o, *r)) : std::unexpected(r.error());
     }
   }
-  auto started = start_new(inv, d, p, replica, deadline, wait);
+  shield_steps.reset();
+  Result<void> started = cancel_requested() ? Result<void>(fail(ErrorCode::interrupted, "interrupted"))
+                                            : start_new(inv, d, p, replica, deadline, wait);
   if (!started) {
     restore();
     Error e = started.error();
@@ -621,8 +657,8 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
         if (d->down) j["warning"] = d->down->message;
         actions.push_back(j);
       }
-      for (const auto& [dev, names] : p.removals)
-        for (const auto& n : names) actions.push_back({{"device", dev}, {"container", n}, {"action", "remove"}, {"state", "planned"}});
+      for (const auto& rm : p.removals)
+        for (const auto& n : rm.names) actions.push_back({{"device", rm.device}, {"container", n}, {"action", "remove"}, {"state", "planned"}});
       out["actions"] = actions;
       out["state"] = "planned";
       results[i].out = out;
@@ -722,7 +758,13 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
       actions.push_back(j);
     }
     // Extras go only once the wanted replicas are up.
-    for (const auto& [devname, names] : p.removals) {
+    std::set<int> failed_replicas;
+    for (const auto& a : actions)
+      if (a.value("state", "") != "ok" && a.contains("replica")) failed_replicas.insert(a["replica"].get<int>());
+    for (const auto& rm : p.removals) {
+      const auto& devname = rm.device;
+      const auto& names = rm.names;
+      if (rm.replica >= 0 && failed_replicas.count(rm.replica)) continue;
       auto d = fleet.get(devname);
       json j{{"device", devname}, {"containers", names}, {"action", "remove"}};
       auto r = d ? remove_ctrs(**d, names) : Result<void>(std::unexpected(d.error()));
