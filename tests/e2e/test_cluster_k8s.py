@@ -18,6 +18,7 @@ import urllib.request
 from gedge_e2e import GEDGE, SOURCE_DIR, GedgeTest
 
 DOUBLE = os.path.join(SOURCE_DIR, "tests", "k8s_double", "k8s_double.py")
+SCHEMAS = os.path.join(SOURCE_DIR, "schemas")
 ADMIN_TOKEN = "double-admin-token"
 
 # Objects stored as given (status included): a node that is not ready, pods in every phase
@@ -122,6 +123,14 @@ class ClusterKubernetesTest(GedgeTest):
         with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
             self.assertIn(r.status, (200, 201))
 
+    def check_schema(self, name, doc):
+        try:
+            import jsonschema
+        except ImportError:
+            return  # python3-jsonschema is optional; the explicit assertions below still run
+        with open(os.path.join(SCHEMAS, name)) as f:
+            jsonschema.validate(doc, json.load(f))
+
     # ---------------------------------------------------------------------------------------
     def test_register_keeps_path_and_context_only(self):
         r = self.run_gedge("cluster", "register", "k1", "--kubeconfig", self.kubeconfig, "-o", "json")
@@ -133,6 +142,7 @@ class ClusterKubernetesTest(GedgeTest):
         self.assertEqual(r.json["api_server"], self.info["server"])
         self.assertTrue(r.json["changed"])
         self.assertEqual(r.json["version"], "v1.30.0-double")
+        self.check_schema("cluster-register.schema.json", r.json)
         self.assertNotIn(ADMIN_TOKEN, r.stdout + r.stderr)
 
         # The token is nowhere in GEDGE_HOME: not in the db file, its WAL, or any log.
@@ -210,6 +220,7 @@ class ClusterKubernetesTest(GedgeTest):
     def test_status_reads_the_api_live(self):
         self.gedge_json("cluster", "register", "k1", "--kubeconfig", self.kubeconfig)
         st = self.gedge_json("cluster", "status", "k1")
+        self.check_schema("cluster-status.schema.json", st)
         self.assertEqual(st["kind"], "kubernetes")
         self.assertEqual(st["api_server"], self.info["server"])
         self.assertEqual(st["context"], "double")
