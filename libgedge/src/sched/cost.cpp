@@ -19,16 +19,14 @@ void flatten_into(const World& w, Flat& f, bool ids) {
   for (const auto& c : w.clusters) total += c.nodes.size();
   f.nodes.clear();
   f.alloc.clear();
+  f.ids.clear();
   f.nodes.reserve(total);
   f.alloc.reserve(total);
   for (std::size_t ci = 0; ci < w.clusters.size(); ++ci)
     for (const auto& n : w.clusters[ci].nodes) {
-      FlatNode& fn = f.nodes.emplace_back();
-      fn.cluster = static_cast<int>(ci);
-      fn.c = &w.clusters[ci];
-      fn.n = &n;
-      if (ids) fn.id = w.clusters[ci].name + "/" + n.name;
+      f.nodes.push_back(FlatNode{static_cast<int>(ci), &w.clusters[ci], &n});
       f.alloc.push_back(n.allocated);
+      if (ids) f.ids.push_back(w.clusters[ci].name + "/" + n.name);
     }
 }
 
@@ -55,16 +53,6 @@ bool fits(const Node& n, const Resources& alloc, const Resources& need) {
          alloc.gpu + need.gpu <= n.capacity.gpu + eps;
 }
 
-namespace {
-inline Why resource_why(const Node& n, const Resources& alloc, const Resources& need) {
-  constexpr double eps = 1e-9;
-  if (alloc.cpu + need.cpu > n.capacity.cpu + eps) return Why::cpu;
-  if (alloc.memory + need.memory > n.capacity.memory + eps) return Why::memory;
-  if (alloc.gpu + need.gpu > n.capacity.gpu + eps) return Why::gpu;
-  return Why::ok;
-}
-}  // namespace
-
 StageFilter::StageFilter(const Stage& st)
     : s(&st),
       split(st.compute_gpu_ms.has_value()),
@@ -75,23 +63,12 @@ StageFilter::StageFilter(const Stage& st)
       compute_gpu(split ? stage_compute(st, true) : 0.0),
       compute_cpu(split ? stage_compute(st, false) : 0.0) {}
 
-Why StageFilter::check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out, bool all_variants) const {
-  if (!n.ready) return Why::not_ready;
+bool StageFilter::selector_matches(const Node& n) const {
   for (const auto& [key, val] : s->node_selector) {
     auto it = n.labels.find(key);
-    if (it == n.labels.end() || it->second != val) return Why::selector;
+    if (it == n.labels.end() || it->second != val) return false;
   }
-  if (split) {
-    bool gpu_ok = resource_why(n, alloc, need_gpu) == Why::ok;
-    Why cpu_why = resource_why(n, alloc, need_cpu);
-    if (gpu_ok) out->push_back(Option{k, true, compute_gpu, need_gpu});
-    if (cpu_why == Why::ok && (all_variants || !gpu_ok)) out->push_back(Option{k, false, compute_cpu, need_cpu});
-    return gpu_ok ? Why::ok : cpu_why;
-  }
-  Why r = resource_why(n, alloc, need);
-  if (r != Why::ok) return r;
-  out->push_back(Option{k, need.gpu > 0, compute, need});
-  return Why::ok;
+  return true;
 }
 
 std::string_view filter(const Stage& s, const Flat& f, int k, const Resources& alloc, std::vector<Option>* out,
@@ -256,7 +233,7 @@ Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(const Worl
       Resources& al = alloc[o.node];
       if (!fits(*f.nodes[o.node].n, al, o.need)) continue;
       al.cpu += o.need.cpu, al.memory += o.need.memory, al.gpu += o.need.gpu;
-      a.node[i] = f.nodes[o.node].id;
+      a.node[i] = f.ids[o.node];
       a.gpu[i] = o.gpu;
       auto r = rec(i + 1);
       al.cpu -= o.need.cpu, al.memory -= o.need.memory, al.gpu -= o.need.gpu;

@@ -57,6 +57,13 @@ struct Scratch {
   DpScratch dp;
 };
 
+// The reasons as strings, copied (not converted) into each Rejection.
+const std::string& why_string(Why w) {
+  static const std::string text[] = {std::string(kWhyText[0]), std::string(kWhyText[1]), std::string(kWhyText[2]),
+                                     std::string(kWhyText[3]), std::string(kWhyText[4]), std::string(kWhyText[5])};
+  return text[static_cast<int>(w)];
+}
+
 Scratch& scratch() {
   static thread_local Scratch s;
   return s;
@@ -401,15 +408,20 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
   filters.reserve(K);
   for (const auto& st : wl.stages) filters.emplace_back(st);
   S.why.resize(K * N);
+  for (std::size_t i = 0; i < K; ++i) S.opts[i].reserve(filters[i].split ? 2 * N : N);
+  std::size_t n_rejected = 0;
   for (std::size_t k = 0; k < N; ++k) {
     const Node& n = *f.nodes[k].n;
     const Resources& al = f.alloc[k];
-    for (std::size_t i = 0; i < K; ++i)
-      S.why[i * N + k] = static_cast<std::uint8_t>(filters[i].check(n, static_cast<int>(k), al, &S.opts[i], true));
+    for (std::size_t i = 0; i < K; ++i) {
+      Why why = filters[i].check(n, static_cast<int>(k), al, &S.opts[i], true);
+      S.why[i * N + k] = static_cast<std::uint8_t>(why);
+      n_rejected += why != Why::ok;
+    }
   }
+  if (!req.record_rejections) n_rejected = 0;
   // The tier hint (soft): when a stage has candidates in its preferred tier, drop the others.
   S.tier_dropped.resize(K);
-  std::size_t n_rejected = 0;
   for (std::size_t i = 0; i < K; ++i) {
     const Stage& s = wl.stages[i];
     auto& opts = S.opts[i];
@@ -427,8 +439,6 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
       opts.swap(S.keep);
     }
     n_rejected += dropped.size();
-    if (req.record_rejections)
-      for (std::size_t k = 0; k < N; ++k) n_rejected += S.why[i * N + k] != 0;
   }
   out.rejected.reserve(n_rejected);
   for (std::size_t i = 0; i < K; ++i) {
@@ -442,14 +452,9 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
       return fail(ErrorCode::failure, out.summary, "see 'gedge sched place --explain' for every node's reason");
     }
     if (req.record_rejections)
-      for (std::size_t k = 0; k < N; ++k) {
-        if (!why[k]) continue;
-        Rejection& r = out.rejected.emplace_back();
-        r.stage = s.name;
-        r.cluster = f.nodes[k].c->name;
-        r.node = f.nodes[k].n->name;
-        r.reason = why_text(Why{why[k]});
-      }
+      for (std::size_t k = 0; k < N; ++k)
+        if (why[k])
+          out.rejected.emplace_back(s.name, f.nodes[k].c->name, f.nodes[k].n->name, why_string(Why{why[k]}));
     if (!S.tier_dropped[i].empty()) {
       const std::string reason = fmt::format("not in preferred tier '{}'", s.tier_hint);
       for (int k : S.tier_dropped[i]) out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, reason});

@@ -81,7 +81,7 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
     for (std::size_t k = 0; k < f.nodes.size(); ++k) {
       const FlatNode& fn = f.nodes[k];
       auto reject = [&](std::string why) { p.rejected.push_back({s.name, fn.c->name, fn.n->name, std::move(why)}); };
-      if (req.policy == Policy::node && fn.id != req.node) {
+      if (req.policy == Policy::node && f.ids[k] != req.node) {
         reject("not the requested node");
         continue;
       }
@@ -145,7 +145,7 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
           if (ca != cb) return ra != rb ? ra < rb : ca < cb;
         }
         if (a->score != b->score) return a->score > b->score;
-        return f.nodes[a->opt.node].id < f.nodes[b->opt.node].id;
+        return f.ids[a->opt.node] < f.ids[b->opt.node];
       });
       chosen = in.front();
       chosen_level = static_cast<int>(L);

@@ -27,18 +27,18 @@ struct FlatNode {
   int cluster = 0;  // index into World::clusters
   const Cluster* c = nullptr;
   const Node* n = nullptr;
-  std::string id;  // "cluster/node" (empty when flattened without ids: use node_id())
 };
 
 struct Flat {
   std::vector<FlatNode> nodes;  // in (cluster, node) name order
   std::vector<Resources> alloc;  // current allocation (starts as the world's)
+  std::vector<std::string> ids;  // "cluster/node" per node; empty when flattened without ids
 };
 Flat flatten(const World& w);
-// Refills `f` (keeping its buffers); `ids` = false leaves FlatNode::id empty (the pipeline hot
-// path builds a "cluster/node" string only for the few nodes that need one).
+// Refills `f` (keeping its buffers); `ids` = false leaves Flat::ids empty (the pipeline hot
+// path builds a "cluster/node" string only for the few nodes that need one: node_id()).
 void flatten_into(const World& w, Flat& f, bool ids);
-inline std::string node_id(const FlatNode& fn) { return fn.id.empty() ? fn.c->name + "/" + fn.n->name : fn.id; }
+inline std::string node_id(const FlatNode& fn) { return fn.c->name + "/" + fn.n->name; }
 
 // One way to run a stage on a node.
 struct Option {
@@ -58,13 +58,37 @@ inline constexpr std::string_view kWhyText[] = {"", "not ready", "node selector 
                                                 "insufficient memory", "insufficient gpu"};
 inline std::string_view why_text(Why w) { return kWhyText[static_cast<int>(w)]; }
 
+inline Why resource_why(const Node& n, const Resources& alloc, const Resources& need) {
+  constexpr double eps = 1e-9;
+  if (alloc.cpu + need.cpu > n.capacity.cpu + eps) return Why::cpu;
+  if (alloc.memory + need.memory > n.capacity.memory + eps) return Why::memory;
+  if (alloc.gpu + need.gpu > n.capacity.gpu + eps) return Why::gpu;
+  return Why::ok;
+}
+
 // A stage's filter inputs, computed once per stage rather than once per node.
 struct StageFilter {
   explicit StageFilter(const Stage& s);
   // Hard filters (ready, node selector, fit, GPU) on node `n` (flat index `k`) under `alloc`.
   // Appends the feasible options (GPU variant when a GPU is free; with `all_variants`, the CPU
   // variant of a {gpu, cpu} stage too) and returns ok, or the first failing reason.
-  Why check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out, bool all_variants) const;
+  // Inline: the pipeline calls it once per (node, stage), 15,000 times a request at 5000 nodes.
+  Why check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out, bool all_variants) const {
+    if (!n.ready) return Why::not_ready;
+    if (!s->node_selector.empty() && !selector_matches(n)) return Why::selector;
+    if (split) {
+      bool gpu_ok = resource_why(n, alloc, need_gpu) == Why::ok;
+      Why cpu_why = resource_why(n, alloc, need_cpu);
+      if (gpu_ok) out->push_back(Option{k, true, compute_gpu, need_gpu});
+      if (cpu_why == Why::ok && (all_variants || !gpu_ok)) out->push_back(Option{k, false, compute_cpu, need_cpu});
+      return gpu_ok ? Why::ok : cpu_why;
+    }
+    Why r = resource_why(n, alloc, need);
+    if (r != Why::ok) return r;
+    out->push_back(Option{k, need.gpu > 0, compute, need});
+    return Why::ok;
+  }
+  bool selector_matches(const Node& n) const;
 
   const Stage* s;
   bool split;  // compute_ms is {gpu, cpu}
