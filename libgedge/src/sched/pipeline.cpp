@@ -16,6 +16,7 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <span>
 
 #include "sched_internal.hpp"
 
@@ -39,6 +40,7 @@ struct DpScratch {
   std::vector<std::pair<double, int>> g;
   std::vector<int> touched, specials, active;
   std::vector<char> need;
+  std::vector<double> intra_lat, intra_xfer;  // per cluster, for the current layer's payload
 };
 
 // Everything place_pipeline needs per call, sized for the world (5000 nodes: about 1 MB).
@@ -46,10 +48,14 @@ struct DpScratch {
 // cost as much as the search itself (page faults, copies on growth).
 struct Scratch {
   Flat f;
-  std::vector<std::vector<Option>> opts;      // per stage: feasible (node, variant)
+  std::vector<int> cluster;                   // per flat node: its cluster index (compact copy)
+  // Per stage: the feasible (node, variant) options, written into `store` (which only grows,
+  // so refilling it costs no allocation and no initialisation) and viewed through `opts`.
+  std::vector<std::vector<Option>> store;
+  std::vector<std::span<const Option>> opts;
   std::vector<std::uint8_t> why;              // stage * N + node: the filter's verdict
   std::vector<std::vector<int>> tier_dropped;  // per stage: nodes dropped by the tier hint
-  std::vector<Option> keep;
+  std::vector<std::size_t> count;
   std::vector<char> special, root;
   std::vector<double> clat, cbw, src_lat, via_cluster;
   std::vector<char> seen;
@@ -74,7 +80,7 @@ struct Problem {
   const Workload& wl;
   const Flat& f;
   std::string source;
-  std::vector<std::vector<Option>>& opts;  // per stage index
+  std::vector<std::span<const Option>>& opts;  // per stage index
   std::vector<char>& special;              // per flat node
   int C = 0;
   std::vector<double>& clat;  // C*C; diagonal = intra_cluster; kInf = no link
@@ -82,6 +88,7 @@ struct Problem {
   bool has_bw = false;
   std::vector<double>& src_lat;  // per flat node; kInf = no link
   DpScratch& dp;
+  const std::vector<int>& cl;  // per flat node: its cluster (f.nodes[k].cluster, compact)
 
   double lat(int a, int b) const { return clat[static_cast<std::size_t>(a) * C + b]; }
   double xfer(int a, int b, double mb) const {
@@ -163,7 +170,7 @@ Solution dp_chain(const Problem& P, const Bans* bans) {
         specials.push_back(k);
         continue;
       }
-      int c = P.f.nodes[k].cluster;
+      int c = P.cl[k];
       auto [v, j] = by_node[k];
       if (best1[c].node < 0) active.push_back(c);
       if (v < best1[c].v) {
@@ -177,7 +184,13 @@ Solution dp_chain(const Problem& P, const Bans* bans) {
     // Best arrival into cluster D from a generic node of another cluster.
     auto& need = D.need;
     need.assign(P.C, 0);
-    for (const auto& o : P.opts[i]) need[P.f.nodes[o.node].cluster] = 1;
+    for (const auto& o : P.opts[i]) need[P.cl[o.node]] = 1;
+    auto& intra_lat = D.intra_lat;
+    auto& intra_xfer = D.intra_xfer;
+    intra_lat.resize(P.C);
+    intra_xfer.resize(P.C);
+    for (int d = 0; d < P.C; ++d)
+      if (need[d]) intra_lat[d] = P.lat(d, d), intra_xfer[d] = P.xfer(d, d, mb);
     for (int d = 0; d < P.C; ++d) {
       g[d] = {kInf, -1};
       if (!need[d]) continue;
@@ -192,7 +205,7 @@ Solution dp_chain(const Problem& P, const Bans* bans) {
     for (std::size_t j = 0; j < P.opts[i].size(); ++j) {
       if (banned(i, j)) continue;
       const Option& o = P.opts[i][j];
-      int k = o.node, d = P.f.nodes[k].cluster;
+      int k = o.node, d = P.cl[k];
       double bv = kInf;
       int bj = -1;
       auto consider = [&](double v, int from) {
@@ -203,7 +216,7 @@ Solution dp_chain(const Problem& P, const Bans* bans) {
       } else {
         if (by_node[k].second >= 0) consider(by_node[k].first, by_node[k].second);
         const Best& b = best1[d].node == k ? best2[d] : best1[d];
-        if (b.opt >= 0) consider(b.v + P.lat(d, d) + P.xfer(d, d, mb), b.opt);
+        if (b.opt >= 0) consider(b.v + intra_lat[d] + intra_xfer[d], b.opt);
         if (g[d].second >= 0) consider(g[d].first, g[d].second);
         for (int n : specials) consider(by_node[n].first + P.hop(n, k, mb), by_node[n].second);
       }
@@ -346,7 +359,7 @@ Result<void> check_links(const Problem& P) {
   for (std::size_t i = 0; i < K; ++i) {
     std::fill(seen.begin(), seen.end(), 0);
     for (const auto& o : P.opts[i]) {
-      int c = P.f.nodes[o.node].cluster;
+      int c = P.cl[o.node];
       if (!seen[c]) clusters[i].push_back(c), seen[c] = 1;
     }
   }
@@ -390,54 +403,71 @@ Result<void> check_links(const Problem& P) {
 
 Result<Placement> place_pipeline(const World& w, const Workload& wl, const Request& req, const std::string& source) {
   Scratch& S = scratch();
-  flatten_into(w, S.f, false);
-  const Flat& f = S.f;
-  const std::size_t N = f.nodes.size();
   const std::size_t K = wl.stages.size();
-  S.opts.resize(K);
-  for (auto& o : S.opts) o.clear();
-  Problem P{w,     wl,    f,  source, S.opts, S.special, static_cast<int>(w.clusters.size()), S.clat, S.cbw,
-            w.bandwidth.has_value(), S.src_lat, S.dp};
+  std::size_t N = 0;
+  for (const auto& c : w.clusters) N += c.nodes.size();
+  Flat& f = S.f;
+  f.nodes.resize(N);
+  f.alloc.resize(N);
+  f.ids.clear();
+  S.cluster.resize(N);
+  S.opts.assign(K, {});
+  S.store.resize(K);
+  Problem P{w,      wl,        f,  source, S.opts, S.special, static_cast<int>(w.clusters.size()), S.clat, S.cbw,
+            w.bandwidth.has_value(), S.src_lat, S.dp, S.cluster};
   Placement out;
   out.policy = Policy::pipeline;
   out.source = source;
 
-  // Filters: one pass over the nodes, every stage per node; the verdicts are kept as codes and
-  // turned into Rejection records once, below.
+  // Flatten and filter in one pass over the nodes, every stage per node; the verdicts are kept
+  // as codes and turned into Rejection records once, below.
   std::vector<StageFilter> filters;
   filters.reserve(K);
   for (const auto& st : wl.stages) filters.emplace_back(st);
   S.why.resize(K * N);
-  for (std::size_t i = 0; i < K; ++i) S.opts[i].reserve(filters[i].split ? 2 * N : N);
-  std::size_t n_rejected = 0;
-  for (std::size_t k = 0; k < N; ++k) {
-    const Node& n = *f.nodes[k].n;
-    const Resources& al = f.alloc[k];
-    for (std::size_t i = 0; i < K; ++i) {
-      Why why = filters[i].check(n, static_cast<int>(k), al, &S.opts[i], true);
-      S.why[i * N + k] = static_cast<std::uint8_t>(why);
-      n_rejected += why != Why::ok;
-    }
+  S.count.assign(K, 0);
+  for (std::size_t i = 0; i < K; ++i) {
+    std::size_t cap = filters[i].split ? 2 * N : N;
+    if (S.store[i].size() < cap) S.store[i].resize(cap);
   }
+  std::size_t n_rejected = 0;
+  std::size_t k = 0;
+  for (std::size_t ci = 0; ci < w.clusters.size(); ++ci)
+    for (const Node& n : w.clusters[ci].nodes) {
+      f.nodes[k] = FlatNode{static_cast<int>(ci), &w.clusters[ci], &n};
+      f.alloc[k] = n.allocated;
+      S.cluster[k] = static_cast<int>(ci);
+      for (std::size_t i = 0; i < K; ++i) {
+        Option* dst = S.store[i].data();
+        std::size_t& cnt = S.count[i];
+        Why why = filters[i].check_into(n, static_cast<int>(k), n.allocated, true, [&](const Option& o) { dst[cnt++] = o; });
+        S.why[i * N + k] = static_cast<std::uint8_t>(why);
+        n_rejected += why != Why::ok;
+      }
+      ++k;
+    }
   if (!req.record_rejections) n_rejected = 0;
   // The tier hint (soft): when a stage has candidates in its preferred tier, drop the others.
   S.tier_dropped.resize(K);
   for (std::size_t i = 0; i < K; ++i) {
     const Stage& s = wl.stages[i];
-    auto& opts = S.opts[i];
+    Option* opts = S.store[i].data();
+    std::size_t& cnt = S.count[i];
     auto& dropped = S.tier_dropped[i];
     dropped.clear();
     if (!s.tier_hint.empty() &&
-        std::any_of(opts.begin(), opts.end(), [&](auto& o) { return f.nodes[o.node].c->tier == s.tier_hint; })) {
-      S.keep.clear();
+        std::any_of(opts, opts + cnt, [&](auto& o) { return f.nodes[o.node].c->tier == s.tier_hint; })) {
+      std::size_t kept = 0;
       int last = -1;
-      for (auto& o : opts) {
-        if (f.nodes[o.node].c->tier == s.tier_hint) S.keep.push_back(o);
+      for (std::size_t j = 0; j < cnt; ++j) {
+        const Option o = opts[j];
+        if (f.nodes[o.node].c->tier == s.tier_hint) opts[kept++] = o;
         else if (o.node != last) dropped.push_back(o.node);
         last = o.node;
       }
-      opts.swap(S.keep);
+      cnt = kept;
     }
+    S.opts[i] = std::span<const Option>(opts, cnt);
     n_rejected += dropped.size();
   }
   out.rejected.reserve(n_rejected);

@@ -74,18 +74,23 @@ struct StageFilter {
   // variant of a {gpu, cpu} stage too) and returns ok, or the first failing reason.
   // Inline: the pipeline calls it once per (node, stage), 15,000 times a request at 5000 nodes.
   Why check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out, bool all_variants) const {
+    return check_into(n, k, alloc, all_variants, [out](const Option& o) { out->push_back(o); });
+  }
+  // The same, handing each option to `emit`.
+  template <class Emit>
+  Why check_into(const Node& n, int k, const Resources& alloc, bool all_variants, Emit&& emit) const {
     if (!n.ready) return Why::not_ready;
     if (!s->node_selector.empty() && !selector_matches(n)) return Why::selector;
     if (split) {
       bool gpu_ok = resource_why(n, alloc, need_gpu) == Why::ok;
       Why cpu_why = resource_why(n, alloc, need_cpu);
-      if (gpu_ok) out->push_back(Option{k, true, compute_gpu, need_gpu});
-      if (cpu_why == Why::ok && (all_variants || !gpu_ok)) out->push_back(Option{k, false, compute_cpu, need_cpu});
+      if (gpu_ok) emit(Option{k, true, compute_gpu, need_gpu});
+      if (cpu_why == Why::ok && (all_variants || !gpu_ok)) emit(Option{k, false, compute_cpu, need_cpu});
       return gpu_ok ? Why::ok : cpu_why;
     }
     Why r = resource_why(n, alloc, need);
     if (r != Why::ok) return r;
-    out->push_back(Option{k, need.gpu > 0, compute, need});
+    emit(Option{k, need.gpu > 0, compute, need});
     return Why::ok;
   }
   bool selector_matches(const Node& n) const;
