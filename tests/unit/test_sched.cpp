@@ -523,6 +523,81 @@ TEST_CASE("explain lists candidates with terms") {
   CHECK(j["placements"][0]["terms"].contains("compute_ms"));
 }
 
+TEST_CASE("pipeline: rejection list in order (filters, then tier hint), failure summary, reused buffers") {
+  // Flat order is far/c1, mid/g1, near/n1, near/n2 (clusters and nodes sorted by name).
+  World w = three();
+  at(w, "near", "n1").allocated.cpu = 3;  // pre (0.5) fits, infer's CPU variant (2) does not
+  at(w, "near", "n2").ready = false;
+  at(w, "mid", "g1").labels["zone"] = "a";
+  at(w, "far", "c1").labels["zone"] = "a";
+  finalize(w);
+  Workload wl = yolo();
+  wl.stages[0].tier_hint = "neighbor";
+  wl.stages[2].node_selector["zone"] = "a";
+  auto rej = [](const Placement& p) {
+    std::vector<std::string> v;
+    for (const auto& r : p.rejected) v.push_back(r.stage + " " + r.cluster + "/" + r.node + ": " + r.reason);
+    return v;
+  };
+  auto p = place(w, wl, req(Policy::pipeline));
+  REQUIRE_MESSAGE(p.has_value(), p.error().message);
+  CHECK(where(*p, 0) == "mid/g1");
+  const std::vector<std::string> want = {
+      "pre near/n2: not ready",
+      "pre far/c1: not in preferred tier 'neighbor'",
+      "pre near/n1: not in preferred tier 'neighbor'",
+      "infer near/n1: insufficient cpu",
+      "infer near/n2: not ready",
+      "post near/n1: node selector not matched",
+      "post near/n2: not ready",
+  };
+  CHECK(rej(*p) == want);
+  const std::string first = to_json(*p).dump();
+
+  // Without the rejection list: same placement; the tier hint's drops are still listed.
+  Request quiet = req(Policy::pipeline);
+  quiet.record_rejections = false;
+  auto q = place(w, wl, quiet);
+  REQUIRE(q.has_value());
+  CHECK(to_json(*q)["placements"] == to_json(*p)["placements"]);
+  CHECK(rej(*q) == std::vector<std::string>{want[1], want[2]});
+
+  // A stage that fits nowhere: the summary counts every node's first failing filter.
+  Workload big = wl;
+  big.stages[2].request.cpu = 100;
+  for (bool record : {true, false}) {
+    Request r = req(Policy::pipeline);
+    r.record_rejections = record;
+    auto e = place(w, big, r);
+    REQUIRE_FALSE(e.has_value());
+    CHECK(e.error().code == ErrorCode::failure);
+    CHECK(e.error().message == "0/4 nodes fit stage 'post': 2 insufficient cpu, 1 node selector not matched, 1 not ready");
+  }
+
+  // The optimiser keeps its buffers between calls: a larger world in between changes nothing.
+  World large;
+  large.latency.intra_cluster = 0.5;
+  for (int c = 0; c < 6; ++c) {
+    Cluster cl{"k" + std::to_string(c), c < 3 ? "local" : "cloud", {}};
+    for (int n = 0; n < 40; ++n) {
+      cl.nodes.push_back(node("m" + std::to_string(n), 8, 16, n % 3 == 0 ? 1 : 0, n % 8, 1));
+      if (n % 2 == 0) cl.nodes.back().labels["zone"] = "a";
+    }
+    large.clusters.push_back(cl);
+    large.latency.links.push_back({"cam-1", cl.name, 3.0 + c});
+    for (int d = 0; d < c; ++d) large.latency.links.push_back({cl.name, "k" + std::to_string(d), 4.0 + c + d});
+  }
+  finalize(large);
+  auto l1 = place(large, wl, req(Policy::pipeline));
+  REQUIRE_MESSAGE(l1.has_value(), l1.error().message);
+  auto again = place(w, wl, req(Policy::pipeline));
+  REQUIRE(again.has_value());
+  CHECK(to_json(*again).dump() == first);
+  auto l2 = place(large, wl, req(Policy::pipeline));
+  REQUIRE(l2.has_value());
+  CHECK(to_json(*l2).dump() == to_json(*l1).dump());
+}
+
 TEST_CASE("queue failure rule: more than 2 -> front, more than 5 -> failed for good") {
   CHECK(after_failure(1).state == "enqueued");
   CHECK_FALSE(after_failure(1).front);
