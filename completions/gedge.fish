@@ -10,7 +10,7 @@ function __gedge_path
   end
   echo $path
 end
-set -g __gedge_subs ':init' ':device' ':cluster' ':runtime' ':svc' ':sched' ':tune' ':completion' ':version' 'cluster:build' 'cluster:join' 'cluster:leave' 'cluster:register' 'cluster:ls' 'cluster:show' 'cluster:status' 'cluster:rm' 'cluster:export' 'device:add' 'device:ls' 'device:show' 'device:rm' 'device:key' 'device:rekey' 'device:check' 'device:exec' 'runtime:pack' 'runtime:ls' 'runtime:show' 'runtime:verify' 'runtime:gc' 'runtime:push' 'runtime:mounts' 'runtime:check' 'sched:place' 'sched:probe' 'sched:submit' 'sched:run' 'sched:ls' 'sched:cancel' 'svc:render' 'tune:show' 'tune:plan' 'tune:pin' 'tune:bench'
+set -g __gedge_subs ':init' ':device' ':cluster' ':runtime' ':svc' ':sched' ':tune' ':completion' ':version' 'cluster:build' 'cluster:join' 'cluster:leave' 'cluster:register' 'cluster:ls' 'cluster:show' 'cluster:status' 'cluster:rm' 'cluster:export' 'device:add' 'device:ls' 'device:show' 'device:rm' 'device:key' 'device:rekey' 'device:check' 'device:exec' 'runtime:pack' 'runtime:ls' 'runtime:show' 'runtime:verify' 'runtime:gc' 'runtime:push' 'runtime:mounts' 'runtime:check' 'sched:place' 'sched:probe' 'sched:submit' 'sched:run' 'sched:ls' 'sched:cancel' 'svc:render' 'svc:deploy' 'svc:ls' 'svc:status' 'svc:logs' 'svc:scale' 'svc:rm' 'svc:catalog' 'svc:autoscale' 'tune:show' 'tune:plan' 'tune:pin' 'tune:bench'
 complete -c gedge -f
 complete -c gedge -n "test "(__gedge_path)" = ''" -a 'init device cluster runtime svc sched tune completion version'
 complete -c gedge -n "test "(__gedge_path)" = ''" -l help
@@ -101,11 +101,14 @@ complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l component
 complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l prefix
 complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l level
 complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l jobs
+complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l dry-run
+complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l no-cache
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l device
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l cluster
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l to
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l root
+complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l dry-run
 complete -c gedge -n "test "(__gedge_path)" = 'runtime show'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'runtime show'" -l manifest
 complete -c gedge -n "test "(__gedge_path)" = 'runtime verify'" -l help
@@ -144,9 +147,38 @@ complete -c gedge -n "test "(__gedge_path)" = 'sched submit'" -l node
 complete -c gedge -n "test "(__gedge_path)" = 'sched submit'" -l rank
 complete -c gedge -n "test "(__gedge_path)" = 'sched submit'" -l weights
 complete -c gedge -n "test "(__gedge_path)" = 'sched submit'" -l priority
-complete -c gedge -n "test "(__gedge_path)" = 'svc'" -a 'render'
+complete -c gedge -n "test "(__gedge_path)" = 'svc'" -a 'render deploy ls status logs scale rm catalog autoscale'
 complete -c gedge -n "test "(__gedge_path)" = 'svc'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc autoscale'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc autoscale'" -l cluster
+complete -c gedge -n "test "(__gedge_path)" = 'svc autoscale'" -l once
+complete -c gedge -n "test "(__gedge_path)" = 'svc catalog'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc catalog'" -l registry
+complete -c gedge -n "test "(__gedge_path)" = 'svc catalog'" -l plain-http
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l cluster
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l placement
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l dry-run
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l no-wait
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l timeout
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l force-conflicts
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l runtime-root
+complete -c gedge -n "test "(__gedge_path)" = 'svc logs'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc logs'" -l cluster
+complete -c gedge -n "test "(__gedge_path)" = 'svc logs'" -l replica
+complete -c gedge -n "test "(__gedge_path)" = 'svc logs'" -l tail
+complete -c gedge -n "test "(__gedge_path)" = 'svc logs'" -l follow
+complete -c gedge -n "test "(__gedge_path)" = 'svc ls'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc ls'" -l cluster
 complete -c gedge -n "test "(__gedge_path)" = 'svc render'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc rm'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc rm'" -l cluster
+complete -c gedge -n "test "(__gedge_path)" = 'svc rm'" -l yes
+complete -c gedge -n "test "(__gedge_path)" = 'svc scale'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc scale'" -l cluster
+complete -c gedge -n "test "(__gedge_path)" = 'svc scale'" -l timeout
+complete -c gedge -n "test "(__gedge_path)" = 'svc status'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'svc status'" -l cluster
 complete -c gedge -n "test "(__gedge_path)" = 'tune'" -a 'show plan pin bench'
 complete -c gedge -n "test "(__gedge_path)" = 'tune'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'tune bench'" -l help

@@ -107,7 +107,7 @@ class SvcDeployLabTest(GedgeTest):
             return r.read().decode().strip()
 
     def cleanup_host(self, host):
-        for svc in ("e2e-web", "e2e-bg", "e2e-bad", "e2e-pre", "e2e-infer", "e2e-post"):
+        for svc in ("e2e-web", "e2e-bg", "e2e-bad", "e2e-hot", "e2e-pre", "e2e-infer", "e2e-post"):
             out = self.ssh_host(host, "sudo", "-n", "podman", "ps", "-aq", "--filter", f"label=gedge.service={svc}",
                                 check=False)
             ids = out.stdout.split() if out.rc == 0 else []
@@ -274,6 +274,23 @@ class SvcDeployLabTest(GedgeTest):
             self.assertEqual(reps[i]["state"], "ok")
         specs = {c["spec"] for h in HOSTS for c in self.containers(h, "e2e-bg").values()}
         self.assertEqual(len(specs), 1, "every replica runs the same spec after the re-run")
+
+        # --- autoscale --once: a busy replica far above its CPU target is scaled out to max
+        hot = self.write("hot.json", json.dumps({
+            "name": "e2e-hot", "autoscale": {"min": 1, "max": 3, "cpu": 50},
+            "containers": [{"name": "hot", "image": IMAGE, "command": ["sh", "-c"],
+                            "args": ["while :; do :; done"],
+                            "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "500m"}}}]}))
+        self.gedge_json("svc", "deploy", hot, "--cluster", CLUSTER, timeout=300)
+        time.sleep(3)
+        a = self.gedge_json("svc", "autoscale", "--once", "--cluster", CLUSTER, timeout=300)
+        dec = {x["name"]: x for x in a["services"]}
+        self.assertEqual(set(dec), {"e2e-hot"}, "only services with autoscale are considered")
+        self.assertGreater(dec["e2e-hot"]["cpu_percent"], 50 * 1.1, dec)
+        self.assertEqual((dec["e2e-hot"]["desired"], dec["e2e-hot"]["action"]), (3, "scaled"), dec)
+        running = [n for h in HOSTS for n, c in self.containers(h, "e2e-hot").items() if c["state"] == "running"]
+        self.assertEqual(sorted(running), ["gedge-e2e-hot-0", "gedge-e2e-hot-1", "gedge-e2e-hot-2"])
+        self.gedge_json("svc", "rm", "e2e-hot", "--yes", timeout=300)
 
         # --- a 3-stage pipeline placed by the scheduler and deployed with --apply
         pipe = self.write("pipe.yaml", PIPELINE)

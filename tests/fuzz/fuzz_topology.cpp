@@ -1,6 +1,8 @@
 // libFuzzer target for the topology loader: arbitrary bytes as hwloc XML and as a synthetic
 // description. Whatever loads must also describe and plan without crashing.
-// Build and run (clang):
+// Build and run (clang >= 16 with libc++ >= 16, or a clang whose concepts support libstdc++'s
+// <expected>; Debian 12's clang 14 cannot compile gedge's headers, so on this machine the seeded
+// doctest version below is what runs):
 //   clang++ -std=c++2b -g -O1 -fsanitize=fuzzer,address,undefined -Ilibgedge/include \
 //     tests/fuzz/fuzz_topology.cpp libgedge/src/topo/*.cpp -lhwloc -lfmt -o fuzz_topology
 //   ./fuzz_topology -max_total_time=60 tests/data/topologies

@@ -319,6 +319,13 @@ TEST_CASE("fuzz: seeded mutations of the golden inputs never crash and fail only
     auto p = entry.path().string();
     if ((p.ends_with(".yaml") && !p.ends_with(".out.yaml")) || p.ends_with(".json")) seeds.push_back(slurp(p));
   }
+  // The libFuzzer corpus (tests/fuzz/corpus/svc): every file must load or fail with a usage error.
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/fuzz/corpus/svc")) {
+    auto text = slurp(entry.path().string());
+    auto r = svc::parse_spec(text, "corpus.yaml");
+    if (!r) CHECK(r.error().code == ErrorCode::usage);
+    seeds.push_back(text);
+  }
   REQUIRE(!seeds.empty());
   const std::string alphabet = " :-[]{}&*!|>'\"#\n\t0123456789abcxyz,?%@";
   int ok = 0, rejected = 0;

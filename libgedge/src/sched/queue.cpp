@@ -312,6 +312,10 @@ Result<World> world_from_inventory(Inventory& inv) {
   std::vector<double> all_intra;
   for (const auto& [c, v] : intra) all_intra.insert(all_intra.end(), v.begin(), v.end());
   w.latency.intra_cluster = all_intra.empty() ? 0.5 : median(all_intra);
+  // A device that is itself a member is 0 ms from its own node (data that starts on the node
+  // where a stage runs does not cross the network). Measured links still win for other pairs.
+  for (const auto& [dev, clusters] : cluster_of_device)
+    for (const auto& c : clusters) w.latency.links.push_back({dev, c + "/" + dev, 0.0});
   // Duplicate (a, b) links (two measurements in both directions) keep the last; fine for lookups.
   finalize(w);
   return w;
