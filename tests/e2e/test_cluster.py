@@ -10,29 +10,10 @@ import tempfile
 import unittest
 import urllib.request
 
-from gedge_e2e import GedgeTest
-
-REGISTRY = "10.213.0.1:5000"
+from cluster_lab import REGISTRY, ClusterLabTest
 
 
-class ClusterTest(GedgeTest):
-    def add_device(self, name):
-        h = self.lab_host(name)
-        lab = self.lab()
-        r = self.run_gedge("device", "add", name, "--host", h["address"], "--port", h["port"],
-                           "--user", lab["user"], "--identity", lab["key"],
-                           "--host-key", h["host_key_fingerprint"], "-o", "json")
-        self.assertEqual(r.rc, 0, r)
-
-    def dropin(self, cluster):
-        return f"/etc/containers/registries.conf.d/50-gedge-{cluster}.conf"
-
-    def cleanup_dropin(self, host, cluster):
-        self.addCleanup(lambda: self.ssh_host(host, "sudo", "rm", "-f", self.dropin(cluster), check=False))
-
-    def devices_by_name(self, result):
-        return {d["name"]: d for d in result["devices"]}
-
+class ClusterTest(ClusterLabTest):
     def test_containers_cluster_with_monitoring(self):
         self.require_lab()
         for n in ("edge1", "edge2", "edge3"):
@@ -45,7 +26,7 @@ class ClusterTest(GedgeTest):
                            "--dry-run", "-o", "json", timeout=300)
         self.assertEqual(r.rc, 0, r)
         self.assertTrue(r.json["dry_run"])
-        self.assertEqual(sorted(self.devices_by_name(r.json)), ["edge1", "edge2"])
+        self.assertEqual(sorted(self.by_name(r.json)), ["edge1", "edge2"])
         ls = self.gedge_json("cluster", "ls")
         self.assertEqual(ls["clusters"], [], "a dry run must not create the cluster")
 
@@ -53,7 +34,7 @@ class ClusterTest(GedgeTest):
                            "--devices", "edge1,edge2", "--registry", REGISTRY, "--monitoring",
                            "-o", "json", timeout=300)
         self.assertEqual(r.rc, 0, r)
-        devs = self.devices_by_name(r.json)
+        devs = self.by_name(r.json)
         self.assertEqual(r.json["state"], "ready")
         for n in ("edge1", "edge2"):
             self.assertEqual(devs[n]["state"], "ready", devs[n])
@@ -89,7 +70,7 @@ class ClusterTest(GedgeTest):
         r = self.run_gedge("cluster", "build", "e2e-ct", "-o", "json", timeout=300)
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(r.json["changed"], 0, r.json)
-        self.assertEqual(sorted(self.devices_by_name(r.json)), ["edge1", "edge2", "edge3"])
+        self.assertEqual(sorted(self.by_name(r.json)), ["edge1", "edge2", "edge3"])
 
         # Live status: reachability and node-exporter metrics read now.
         st = self.gedge_json("cluster", "status", "e2e-ct", timeout=120)
@@ -141,7 +122,7 @@ class ClusterTest(GedgeTest):
         r = self.run_gedge("cluster", "build", "e2e-rs", "--devices", "edge2,h7", "--registry", REGISTRY,
                            "--timeout", "5", "-o", "json", timeout=300)
         self.assertEqual(r.rc, 3, r)
-        devs = self.devices_by_name(r.json)
+        devs = self.by_name(r.json)
         self.assertEqual(devs["edge2"]["state"], "ready")
         self.assertEqual(devs["h7"]["state"], "unreachable")
         self.assertEqual(r.json["failed"], ["h7"])

@@ -10,26 +10,11 @@ import subprocess
 import time
 import unittest
 
-from gedge_e2e import GEDGE, GedgeTest, Result
+from cluster_lab import REGISTRY, ClusterLabTest
+from gedge_e2e import GEDGE, Result
 
-REGISTRY = "10.213.0.1:5000"
 
-
-class ClusterFaultTest(GedgeTest):
-    def add_device(self, name):
-        h = self.lab_host(name)
-        lab = self.lab()
-        r = self.run_gedge("device", "add", name, "--host", h["address"], "--port", h["port"],
-                           "--user", lab["user"], "--identity", lab["key"],
-                           "--host-key", h["host_key_fingerprint"], "-o", "json")
-        self.assertEqual(r.rc, 0, r)
-
-    def dropin(self, cluster):
-        return f"/etc/containers/registries.conf.d/50-gedge-{cluster}.conf"
-
-    def cleanup_dropin(self, host, cluster):
-        self.addCleanup(lambda: self.ssh_host(host, "sudo", "rm", "-f", self.dropin(cluster), check=False))
-
+class ClusterFaultTest(ClusterLabTest):
     def link_down(self, host):
         self.addCleanup(lambda: self.lab_sh("fault", host, "link-up"))
         r = self.lab_sh("fault", host, "link-down")
@@ -38,9 +23,6 @@ class ClusterFaultTest(GedgeTest):
     def link_up(self, host):
         r = self.lab_sh("fault", host, "link-up")
         self.assertEqual(r.rc, 0, r)
-
-    def by_name(self, result):
-        return {d["name"]: d for d in result["devices"]}
 
     def start_build(self, *args):
         """Starts `gedge cluster build ARGS -o json` in the background (own stdout/stderr)."""
