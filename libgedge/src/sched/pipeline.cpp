@@ -41,6 +41,7 @@ struct DpScratch {
   std::vector<int> touched, specials, active;
   std::vector<char> need;
   std::vector<double> intra_lat, intra_xfer;  // per cluster, for the current layer's payload
+  std::vector<std::pair<double, int>> w1, w2;   // per cluster: best arrival other than the node itself
 };
 
 // Everything place_pipeline needs per call, sized for the world (5000 nodes: about 1 MB).
@@ -95,6 +96,14 @@ struct Problem {
     if (!has_bw || mb <= 0) return 0;
     double bw = cbw[static_cast<std::size_t>(a) * C + b];
     return bw > 0 ? mb * 8000.0 / bw : kInf;
+  }
+  // xfer(a, b, mb) != kInf, without the division where it cannot overflow (bw >= 1).
+  bool xfer_finite(int a, int b, double mb) const {
+    if (!has_bw || mb <= 0) return true;
+    double bw = cbw[static_cast<std::size_t>(a) * C + b];
+    if (!(bw > 0)) return false;
+    double t = mb * 8000.0;
+    return bw >= 1.0 ? t != kInf : t / bw != kInf;
   }
   // Latency + transfer between two flat nodes for a payload of `mb`.
   double hop(int n, int m, double mb) const {
@@ -200,6 +209,28 @@ Solution dp_chain(const Problem& P, const Bans* bans) {
         if (v < g[d].first) g[d] = {v, best1[c].opt};
       }
     }
+    // A generic node's candidates, in the order they are considered (ties keep the first):
+    // itself (the same node: no hop), the best other node of its cluster, the best node of
+    // another cluster. The last two depend only on the cluster (and on whether the node is its
+    // cluster's best), so their winner is settled once per cluster here.
+    auto& w1 = D.w1;
+    auto& w2 = D.w2;
+    w1.resize(P.C);
+    w2.resize(P.C);
+    for (int d = 0; d < P.C; ++d) {
+      if (!need[d]) continue;
+      auto settle = [&](const Best& b) {
+        std::pair<double, int> w{kInf, -1};
+        if (b.opt >= 0) {
+          double v = b.v + intra_lat[d] + intra_xfer[d];
+          if (v < w.first) w = {v, b.opt};
+        }
+        if (g[d].second >= 0 && g[d].first < w.first) w = g[d];
+        return w;
+      };
+      w1[d] = settle(best1[d]);  // for every node but the cluster's best
+      w2[d] = settle(best2[d]);  // for the cluster's best node itself
+    }
     val[i].assign(P.opts[i].size(), kInf);
     back[i].assign(P.opts[i].size(), -1);
     for (std::size_t j = 0; j < P.opts[i].size(); ++j) {
@@ -215,9 +246,8 @@ Solution dp_chain(const Problem& P, const Bans* bans) {
         for (int n : touched) consider(by_node[n].first + P.hop(n, k, mb), by_node[n].second);
       } else {
         if (by_node[k].second >= 0) consider(by_node[k].first, by_node[k].second);
-        const Best& b = best1[d].node == k ? best2[d] : best1[d];
-        if (b.opt >= 0) consider(b.v + intra_lat[d] + intra_xfer[d], b.opt);
-        if (g[d].second >= 0) consider(g[d].first, g[d].second);
+        const auto& other = best1[d].node == k ? w2[d] : w1[d];
+        if (other.second >= 0) consider(other.first, other.second);
         for (int n : specials) consider(by_node[n].first + P.hop(n, k, mb), by_node[n].second);
       }
       if (bj >= 0 && bv < kInf) {
@@ -375,7 +405,7 @@ Result<void> check_links(const Problem& P) {
         for (int b : clusters[i]) {
           const std::string &an = P.w.clusters[a].name, &bn = P.w.clusters[b].name;
           if (a == b) {
-            if (P.lat(a, a) != kInf && P.xfer(a, a, mb) != kInf) continue;
+            if (P.lat(a, a) != kInf && P.xfer_finite(a, a, mb)) continue;
             // Only needed when two distinct nodes of the cluster can be involved.
             std::set<int> both;
             for (const auto& o : P.opts[p]) if (P.f.nodes[o.node].cluster == a) both.insert(o.node);
@@ -390,7 +420,7 @@ Result<void> check_links(const Problem& P) {
           if (P.lat(a, b) == kInf)
             return fail(ErrorCode::usage, fmt::format("no latency link between clusters '{}' and '{}'", an, bn),
                         "add it to latency_ms.links, or measure it: gedge sched probe --from A_MEMBER --to B_MEMBER");
-          if (P.xfer(a, b, mb) == kInf)
+          if (!P.xfer_finite(a, b, mb))
             return fail(ErrorCode::usage, fmt::format("no bandwidth link between clusters '{}' and '{}'", an, bn),
                         "add it to bandwidth_mbps.links, or drop bandwidth_mbps to ignore transfer time");
         }
