@@ -196,6 +196,24 @@ class ClusterTest(ClusterLabTest):
         self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
         self.assertEqual(self.ssh_host("edge1", "test -e /usr/local/bin/k3s && echo yes || echo no").strip(), "no")
 
+    def test_k8s_dry_run_plans_without_changing(self):
+        """kubeadm cannot run here; its dry run plans the package installation (probed, no
+        python3-apt needed on the device), the node preparation and kubeadm init, and changes nothing."""
+        self.require_lab()
+        self.add_device("edge1")
+        r = self.run_gedge("cluster", "build", "k8", "--profile", "k8s", "--devices", "edge1",
+                           "--dry-run", "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 0, r)
+        dev = r.json["devices"][0]
+        self.assertEqual(dev["state"], "planned", dev)
+        steps = [p["step"] for p in dev["plan"]]
+        self.assertIn("kubeadm : Plan the installation of kubeadm, kubelet, kubectl and containerd", steps)
+        self.assertIn("kubeadm : Write the sysctl drop-in", steps)
+        self.assertIn("kubeadm : Initialise the control plane", steps)
+        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertEqual(self.ssh_host("edge1", "test -e /etc/sysctl.d/90-gedge-kubeadm.conf && echo yes || echo no")
+                         .strip(), "no")
+
 
 if __name__ == "__main__":
     unittest.main()
