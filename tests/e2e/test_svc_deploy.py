@@ -251,6 +251,14 @@ class SvcDeployLabTest(GedgeTest):
         self.assertEqual({h: c for h, c in self.all_containers("e2e-bad").items() if c}, {})
         self.assertNotIn("e2e-bad", [x["name"] for x in self.gedge_json("svc", "ls")])
 
+        # --- a registry that is down (nothing listens on its port): exit 5, nothing deployed
+        down = dict(missing, containers=[dict(missing["containers"][0], image="10.213.0.1:5999/gedge/busybox:1.0")])
+        r = self.run_gedge("svc", "deploy", self.write("down.json", json.dumps(down)), "--cluster", CLUSTER,
+                           "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 5, r)
+        self.assertIn("unreachable", r.stderr)
+        self.assertEqual({h: c for h, c in self.all_containers("e2e-bad").items() if c}, {})
+
         # --- a device goes offline: the others converge (exit 3), the re-run completes
         bg1 = self.write("bg1.json", bg_yaml("one"))
         d = self.gedge_json("svc", "deploy", bg1, "--cluster", CLUSTER, timeout=300)

@@ -223,7 +223,7 @@ Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::stri
                              double ssh_timeout_s, Reporter& rep);
 
 // One step of the container-host autoscaler for services with `autoscale`: reads each
-// replica's CPU use (podman stats), and moves the replica count toward
+// replica's CPU use (podman top: %CPU over its lifetime), and moves the replica count toward
 // ceil(current * used / target) within [min, max] (Kubernetes clusters: the HPA does this).
 Result<DeployOutcome> autoscale_once(Inventory& inv, const Paths& paths, const std::string& cluster,
                                      const DeployRequest& base, Reporter& rep);

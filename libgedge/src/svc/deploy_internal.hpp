@@ -53,7 +53,7 @@ Result<nlohmann::json> remove_hosts(Inventory& inv, const Paths& paths, const Cl
                                     const ServiceRecord& rec, double ssh_timeout_s, Reporter& rep);
 Result<nlohmann::json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec);
 // Average CPU use of the service's replicas as a percentage of their CPU request (or of one
-// core when none), from `podman stats`; nullopt when no replica reported.
+// core when none), from `podman top` (%CPU over each process lifetime); nullopt when no replica reported.
 Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
                                               double ssh_timeout_s);
 

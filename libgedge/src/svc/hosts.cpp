@@ -927,29 +927,30 @@ Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths
   int replicas = 0;
   std::set<std::string> devs;
   for (const auto& p : rec.placement.value("placements", json::array())) devs.insert(p.value("node", ""));
+  // `podman top NAME pcpu` (ps's %CPU: CPU time over the process lifetime, summed over the
+  // replica's processes). `podman stats` needs cgroup access that nested hosts (the lab's
+  // full-OS containers) do not give; top works wherever podman can exec into /proc.
   for (const auto& dev : devs) {
     auto* d = GEDGE_TRY(fleet.get(dev));
     if (d->down) continue;
-    auto r = GEDGE_TRY(podman(*d, {"stats", "--no-stream", "--no-reset", "--format", "json"}));
-    if (r.exit_code != 0) continue;
-    auto j = json::parse(r.out.empty() ? "[]" : r.out, nullptr, false);
-    if (!j.is_array()) continue;
+    GEDGE_TRY_VOID(refresh(*d));
     std::map<int, double> per;  // replica -> % of one CPU, summed over its containers
-    for (const auto& s : j) {
-      std::string name = s.value("name", "");
-      std::string pfx = fmt::format("gedge-{}-", rec.name);
-      if (name.rfind(pfx, 0) != 0) continue;
-      int r = -1;
-      try {
-        r = std::stoi(name.substr(pfx.size()));
-      } catch (...) {
-        continue;
+    for (const auto& c : d->managed) {
+      if (c.service != rec.name || c.replica < 0 || c.state != "running") continue;
+      auto r = GEDGE_TRY(podman(*d, {"top", c.name, "pcpu"}));
+      if (r.exit_code != 0) continue;
+      std::size_t pos = r.out.find('\n');  // skip the %CPU header
+      double sum = 0;
+      while (pos != std::string::npos && pos + 1 < r.out.size()) {
+        std::size_t next = r.out.find('\n', pos + 1);
+        std::string line = r.out.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+        try {
+          if (!trim(line).empty()) sum += std::stod(line);
+        } catch (...) {
+        }
+        pos = next;
       }
-      std::string cpu = s.value("cpu_percent", "0");
-      try {
-        per[r] += std::stod(cpu);
-      } catch (...) {
-      }
+      per[c.replica] += sum;
     }
     for (const auto& [r, pct] : per) {
       used += pct / request;
