@@ -97,7 +97,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
   {
     struct F {
       std::string file, cluster, placement;
-      bool dry_run = false, no_wait = false, force = false;
+      bool dry_run = false, wait = true, force = false;
       double timeout = 120;
       std::string root = "/var/lib/gedge/runtimes";
     };
@@ -107,7 +107,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_option("--cluster", f.cluster, "Target cluster")->required()->option_text("C");
     c->add_option("--placement", f.placement, "A 'gedge sched place -o json' result: stages go to the nodes it chose")->option_text("PLAN.json");
     c->add_flag("--dry-run", f.dry_run, "Show what would change (Kubernetes: the server validates with dryRun=All)");
-    c->add_flag("--no-wait", f.no_wait, "Do not wait for replicas to run and ports to answer");
+    c->add_flag("--wait,!--no-wait", f.wait, "Wait for replicas to run and their ports to answer (default; --no-wait returns after starting them)");
     c->add_option("--timeout", f.timeout, "Seconds to wait per service for running replicas / an available Deployment")->default_str("120");
     c->add_flag("--force-conflicts", f.force, "Kubernetes: take over fields another field manager owns");
     c->add_option("--runtime-root", f.root, "Where runtime bundles live on the devices")->default_str("/var/lib/gedge/runtimes");
@@ -118,7 +118,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
       req.cluster = f.cluster;
       req.placement = GEDGE_TRY(read_placement(f.placement));
       req.dry_run = f.dry_run;
-      req.wait = !f.no_wait;
+      req.wait = f.wait;
       req.timeout_s = f.timeout;
       req.force_conflicts = f.force;
       req.runtime_root = f.root;

@@ -64,7 +64,7 @@ _gedge() {
     "svc") words="render deploy ls status logs scale rm catalog autoscale --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "svc autoscale") words="--help -h --cluster --once --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "svc catalog") words="--help -h --registry --plain-http --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
-    "svc deploy") words="--help -h --cluster --placement --dry-run --no-wait --timeout --force-conflicts --runtime-root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
+    "svc deploy") words="--help -h --cluster --placement --dry-run --wait --no-wait --timeout --force-conflicts --runtime-root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "svc logs") words="--help -h --cluster --replica --tail --follow -f --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "svc ls") words="--help -h --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "svc render") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;

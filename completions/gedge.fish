@@ -159,6 +159,7 @@ complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l cluster
 complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l placement
 complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l dry-run
+complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l wait
 complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l no-wait
 complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l timeout
 complete -c gedge -n "test "(__gedge_path)" = 'svc deploy'" -l force-conflicts
