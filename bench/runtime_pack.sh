@@ -64,28 +64,27 @@ t0=$(now); "$G" runtime push "$V1" --to "$W/export" -o json > "$W/p1.json"; t1=$
 PUSH1_S=$(echo "$t1 - $t0" | bc)
 # re-packs: median of 3 each (2 shared cores: single runs are noisy)
 median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
-r=(); c=(); for i in 1 2 3; do
-  t0=$(now); cpu "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v1b.json"; t1=$(now)
-  r+=("$(echo "$t1 - $t0" | bc)"); c+=("$CPU")
-done
-REPACK0_S=$(median "${r[@]}"); REPACK0_C=$(median "${c[@]}")
+# repack3 OUT EDIT: 3 packs into $W/OUT, running `EDIT i` before each; medians in $RS (wall), $RC (CPU)
+repack3() {
+  local r=() c=() i
+  for i in 1 2 3; do
+    "$2" "$i"
+    t0=$(now); cpu "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/$1"; t1=$(now)
+    r+=("$(echo "$t1 - $t0" | bc)"); c+=("$CPU")
+  done
+  RS=$(median "${r[@]}"); RC=$(median "${c[@]}")
+}
+no_edit() { :; }
+repack3 v1b.json no_edit; REPACK0_S=$RS; REPACK0_C=$RC
 t0=$(now); "$G" runtime pack --name bench --component env="$W/tree/env" --no-cache -o json > "$W/v1c.json"; t1=$(now)
 NOCACHE_S=$(echo "$t1 - $t0" | bc)
-# one small file of the copied tree changed (3 times, a different edit each time)
+# one small file of the copied tree changed (a different edit each time)
 SMALL=$(find "$W/tree/env" -type f -size -64k -size +1k | sort | sed -n 1p)
-r=(); c=(); for i in 1 2 3; do
-  echo "changed $i" >> "$SMALL"
-  t0=$(now); cpu "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v2s.json"; t1=$(now)
-  r+=("$(echo "$t1 - $t0" | bc)"); c+=("$CPU")
-done
-REPACKS_S=$(median "${r[@]}"); REPACKS_C=$(median "${c[@]}")
+edit_small() { echo "changed $1" >> "$SMALL"; }
+repack3 v2s.json edit_small; REPACKS_S=$RS; REPACKS_C=$RC
 # the big relocated text file changed (5 % of the tree: the worst single file)
-r=(); c=(); for i in 1 2 3; do
-  echo "changed $i $(date)" >> "$W/tree/env/log.txt"
-  t0=$(now); cpu "$G" runtime pack --name bench --component env="$W/tree/env" -o json > "$W/v2.json"; t1=$(now)
-  r+=("$(echo "$t1 - $t0" | bc)"); c+=("$CPU")
-done
-REPACK_S=$(median "${r[@]}"); REPACK_C=$(median "${c[@]}")
+edit_big() { echo "changed $1 $(date)" >> "$W/tree/env/log.txt"; }
+repack3 v2.json edit_big; REPACK_S=$RS; REPACK_C=$RC
 V2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$W/v2.json")
 t0=$(now); "$G" runtime push "$V2" --to "$W/export" -o json > "$W/p2.json"; t1=$(now)
 PUSH2_S=$(echo "$t1 - $t0" | bc)
