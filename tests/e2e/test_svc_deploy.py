@@ -226,6 +226,13 @@ class SvcDeployLabTest(GedgeTest):
         lg = self.run_gedge("svc", "logs", "e2e-web", "--replica", "0", "--tail", "20")
         self.assertEqual(lg.rc, 0, lg)
         self.assertIn("started v2", lg.stdout)
+        fp = subprocess.Popen([GEDGE, "svc", "logs", "e2e-web", "--replica", "0", "--follow"], env=self.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = fp.stdout.readline()
+        fp.send_signal(signal.SIGINT)
+        fp.communicate(timeout=60)
+        self.assertIn("started v2", first)
+        self.assertEqual(fp.returncode, 130, "--follow streams until Ctrl-C")
 
         # --- scale to 3: the third device; back to 1: replicas 1 and 2 removed from the hosts
         s3 = self.gedge_json("svc", "scale", "e2e-web", "3", timeout=300)
