@@ -274,6 +274,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     if (req.dry_run) spec.skip_tags = {"verify"};
     std::size_t tasks_seen = 0;
     std::optional<Error> journal_error;
+    bool max_fail_hit = false;
     auto on_event = [&](const ansible::Event& e) {
       if (e.type == "task_start") {
         rep.progress(fmt::format("cluster {}: {}", req.name, e.task), ++tasks_seen, 0);
@@ -281,6 +282,11 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
       }
       if (e.host.empty() || std::find(runnable.begin(), runnable.end(), e.host) == runnable.end()) return;
       auto& s = hs[e.host];
+      // Once gedge stops the run (--max-fail, Ctrl-C), the SIGINT itself makes in-flight tasks
+      // fail or their ssh die: those are not the device's failures. The device ends "not finished".
+      if ((max_fail_hit || cancel_requested()) && (e.type == "failed" || e.type == "unreachable") &&
+          !s.failed && !s.unreachable)
+        return;
       std::string status;
       if (e.type == "ok") {
         status = e.changed ? "changed" : "ok";
@@ -322,7 +328,8 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
       int failed = 0;
       for (const auto& [h, s] : hs)
         if (s.failed || s.unreachable) ++failed;
-      return req.max_fail.exceeded(failed, total);
+      if (req.max_fail.exceeded(failed, total)) max_fail_hit = true;
+      return max_fail_hit;
     };
     rep.info(fmt::format("running {} on {} device(s) (log: {})", playbook.filename().string(), runnable.size(),
                          (run_dir / "ansible.log").string()));
