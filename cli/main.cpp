@@ -107,8 +107,17 @@ int main(int argc, char** argv) {
     ctx.apply_config_defaults(app);
     if (!ctx.action()) return report_error(ctx, Error{ErrorCode::usage, "no command given", "see 'gedge --help'"});
     auto result = ctx.action()();
-    if (cancel_requested() && (!result || result->error))
-      return report_error(ctx, Error{ErrorCode::interrupted, "interrupted", ""});
+    // After Ctrl-C a failure is reported as interrupted (130), keeping the verb's own message and
+    // hint (e.g. "--resume finishes it") and its partial view.
+    auto as_interrupted = [](Error e) {
+      if (e.code != ErrorCode::interrupted) {
+        e.message = e.message.empty() ? "interrupted" : "interrupted: " + e.message;
+        e.code = ErrorCode::interrupted;
+      }
+      return e;
+    };
+    if (cancel_requested() && !result) return report_error(ctx, as_interrupted(result.error()));
+    if (cancel_requested() && result->error) result->error = as_interrupted(*result->error);
     if (!result) return report_error(ctx, result.error());
     if (result->raw) {
       std::cout << *result->raw << std::flush;
