@@ -14,7 +14,10 @@ using namespace gedge::cli;
 namespace {
 
 void on_sigint(int) {
-  if (cancel_requested()) _exit(130);  // second Ctrl-C: leave now
+  if (cancel_requested()) {  // second Ctrl-C: leave now, taking started programs along
+    kill_child_groups(SIGKILL);
+    _exit(130);
+  }
   request_cancel();
 }
 

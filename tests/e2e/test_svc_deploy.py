@@ -22,7 +22,7 @@ REGISTRY = "10.213.0.1:5000"
 IMAGE = f"{REGISTRY}/gedge/busybox:1.0"
 CLUSTER = "e2e-svc"
 HOSTS = ("edge1", "edge2", "edge3")
-PORT = 18080
+PORT = 28080  # not the demo's 18080: the demo leaves its services running
 
 
 def web_yaml(msg, replicas=2, start_cmd=None, name="e2e-web"):
@@ -58,7 +58,7 @@ stages:
   - name: e2e-pre
     containers: [{name: pre, image: %(img)s, command: [sh, -c],
                   args: ["mkdir -p /w && echo pre > /w/index.html && exec httpd -f -p 8080 -h /w"],
-                  ports: [{containerPort: 8080, externalPort: 18081}]}]
+                  ports: [{containerPort: 8080, externalPort: 28081}]}]
     resources: {cpu: 100m, memory: 32Mi}
     compute_ms: 8
     output_mb: 1.2
@@ -321,7 +321,7 @@ class SvcDeployLabTest(GedgeTest):
             ctrs = self.containers(node, stage)
             self.assertEqual(ctrs[f"gedge-{stage}-0"]["state"], "running", ctrs)
         addr = self.lab_host(placed["e2e-pre"])["address"]
-        with urllib.request.urlopen(f"http://{addr}:18081/", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://{addr}:28081/", timeout=5) as resp:
             self.assertEqual(resp.read().decode().strip(), "pre", "the placed stage answers where it was placed")
         names = sorted(x["name"] for x in self.gedge_json("svc", "ls", "--cluster", CLUSTER))
         self.assertEqual(names, ["e2e-bg", "e2e-infer", "e2e-post", "e2e-pre", "e2e-web"])

@@ -29,6 +29,13 @@ void request_cancel() noexcept;
 bool cancel_requested() noexcept;
 void reset_cancel() noexcept;
 
+// Child process groups gedge started (ansible-playbook): a second Ctrl-C, which exits at once,
+// first kills them so nothing keeps running behind gedge's back. kill_child_groups is
+// async-signal-safe (a fixed table of atomics); at most 32 groups are tracked.
+void track_child_group(int pgid) noexcept;
+void untrack_child_group(int pgid) noexcept;
+void kill_child_groups(int sig) noexcept;
+
 // While one of these lives, cancel_requested() is false on this thread: for the few steps that
 // must finish after Ctrl-C to leave things whole (e.g. restarting the old replica of a rolling
 // replace). Keep the shielded work short and bounded by deadlines.

@@ -203,6 +203,7 @@ Result<RunResult> run_playbook(const RunSpec& spec, const std::function<void(con
     ::_exit(127);
   }
   ::setpgid(pid, pid);
+  track_child_group(pid);
   ::close(pipefd[1]);
   ::close(log_fd);
 
@@ -262,6 +263,7 @@ Result<RunResult> run_playbook(const RunSpec& spec, const std::function<void(con
       kill_at.reset();
     }
   }
+  untrack_child_group(pid);
   ::close(pipefd[0]);
   rr.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   rr.log_tail = tail_lines(rr.log, 15);

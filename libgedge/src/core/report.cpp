@@ -1,5 +1,7 @@
 #include "gedge/report.hpp"
 
+#include <signal.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -26,6 +28,31 @@ bool cancel_requested() noexcept { return t_shield == 0 && g_cancel.load(); }
 CancelShield::CancelShield() noexcept { ++t_shield; }
 CancelShield::~CancelShield() { --t_shield; }
 void reset_cancel() noexcept { g_cancel.store(false); }
+
+namespace {
+std::atomic<int> g_child_groups[32];
+}  // namespace
+
+void track_child_group(int pgid) noexcept {
+  for (auto& slot : g_child_groups) {
+    int empty = 0;
+    if (slot.compare_exchange_strong(empty, pgid)) return;
+  }
+}
+
+void untrack_child_group(int pgid) noexcept {
+  for (auto& slot : g_child_groups) {
+    int want = pgid;
+    if (slot.compare_exchange_strong(want, 0)) return;
+  }
+}
+
+void kill_child_groups(int sig) noexcept {
+  for (auto& slot : g_child_groups) {
+    int pgid = slot.load();
+    if (pgid > 0) ::kill(-pgid, sig);
+  }
+}
 
 std::string now_rfc3339() {
   std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
