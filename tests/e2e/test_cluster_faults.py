@@ -2,7 +2,8 @@
 """Faults during `gedge cluster build` (containers profile, real ansible-playbook on the lab):
 Ctrl-C mid-build (exit 130, journal kept, --resume finishes it), --max-fail stopping a build when
 too many devices are unreachable, a device whose link drops mid-build (the others finish, exit 3
-naming it, --resume completes it once it is back), and a GEDGE_HOME whose path has spaces."""
+naming it, --resume completes it once it is back), a task failing on one host (exit 3, the
+journal names the task, --resume after the fix), and a GEDGE_HOME whose path has spaces."""
 
 import os
 import signal
@@ -183,6 +184,35 @@ class ClusterFaultTest(ClusterLabTest):
         self.assertEqual([d["name"] for d in r.json["devices"]], ["h8"])
         self.assertEqual(r.json["devices"][0]["state"], "ready")
         self.assertIn(f'location = "{REGISTRY}"', self.ssh_host("h8", "cat", self.dropin("e2e-off")))
+
+    def test_task_fails_on_one_host(self):
+        self.require_lab()
+        for n in ("edge1", "edge3"):
+            self.add_device(n)
+            self.cleanup_dropin(n, "e2e-task")
+        # A directory where edge3's registry drop-in file must go: that one task fails there.
+        blocker = self.dropin("e2e-task")
+        self.addCleanup(lambda: self.ssh_host("edge3", "sudo", "rm", "-rf", blocker, check=False))
+        self.ssh_host("edge3", "sudo", "mkdir", "-p", blocker)
+        r = self.run_gedge("cluster", "build", "e2e-task", "--devices", "edge1,edge3", "--registry", REGISTRY,
+                           "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 3, r)
+        devs = self.by_name(r.json)
+        self.assertEqual(devs["edge1"]["state"], "ready", r)
+        self.assertEqual(devs["edge3"]["state"], "failed", r)
+        self.assertEqual(r.json["failed"], ["edge3"])
+        self.assertIn(f'location = "{REGISTRY}"', self.ssh_host("edge1", "cat", blocker))
+        show = {m["device"]: m for m in self.gedge_json("cluster", "show", "e2e-task")["members"]}
+        failed_steps = [st for st in show["edge3"]["steps"] if st["status"] == "failed"]
+        self.assertTrue(failed_steps, show["edge3"])
+        self.assertIn("registr", failed_steps[-1]["step"].lower(), "the journal names the failing task")
+
+        # The cause removed, --resume builds only edge3.
+        self.ssh_host("edge3", "sudo", "rm", "-rf", blocker)
+        r = self.run_gedge("cluster", "build", "e2e-task", "--resume", "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual([d["name"] for d in r.json["devices"]], ["edge3"])
+        self.assertIn(f'location = "{REGISTRY}"', self.ssh_host("edge3", "cat", blocker))
 
     def test_gedge_home_with_spaces(self):
         """The generated inventory's ssh arguments survive a GEDGE_HOME with spaces (and a quote)."""
