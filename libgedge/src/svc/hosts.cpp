@@ -21,6 +21,7 @@
 #include "deploy_internal.hpp"
 #include "gedge/runtime.hpp"
 #include "gedge/ssh.hpp"
+#include "gedge/topo.hpp"
 
 namespace gedge::svc::detail {
 
@@ -37,6 +38,8 @@ struct Ctr {
   int replica = -1;
   std::string hash;
   std::string state;  // running | exited | created | ...
+  std::string image;
+  json ports = json::array();  // podman's [{host_port, container_port, protocol}]
 };
 
 struct Device {
@@ -86,6 +89,20 @@ std::string trim(std::string s) {
   return s;
 }
 
+// The non-empty lines of a command's output.
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    std::string line = trim(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+    if (!line.empty()) out.push_back(line);
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  return out;
+}
+
 std::string last_lines(const std::string& text, int n) {
   std::string t = trim(text);
   std::size_t pos = t.size();
@@ -130,6 +147,8 @@ Result<void> refresh(Device& d) {
       x.replica = -1;
     }
     x.state = c.value("State", "");
+    x.image = c.value("Image", "");
+    if (c.contains("Ports") && c["Ports"].is_array()) x.ports = c["Ports"];
     d.managed.push_back(x);
   }
   return {};
@@ -242,35 +261,20 @@ Result<void> remove_ctrs(Device& d, const std::vector<std::string>& names) {
 Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::string& owner, int cores) {
   int cpus = d.facts.is_object() && d.facts.contains("cpus") && d.facts["cpus"].is_number() ? d.facts["cpus"].get<int>() : 1;
   auto rows = GEDGE_TRY(inv.query("SELECT owner, cpuset FROM pins WHERE device = ?", {d.name}));
-  std::set<int> used;
+  topo::IndexSet used;
   for (const auto& r : rows) {
     if (r["owner"] == owner) return r["cpuset"].get<std::string>();
-    std::string cs = r["cpuset"].get<std::string>();
-    std::size_t pos = 0;
-    while (pos < cs.size()) {
-      std::size_t end = cs.find(',', pos);
-      std::string part = cs.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-      auto dash = part.find('-');
-      try {
-        int a = std::stoi(part.substr(0, dash)), b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
-        for (int i = a; i <= b; ++i) used.insert(i);
-      } catch (...) {
-      }
-      if (end == std::string::npos) break;
-      pos = end + 1;
-    }
+    // Pins come from gedge (svc deploy, tune pin): Linux lists. One that does not parse pins nothing.
+    if (auto set = topo::parse_list(r["cpuset"].get<std::string>())) used.insert(set->begin(), set->end());
   }
-  std::vector<int> pick;
+  topo::IndexSet pick;
   for (int c = cpus - 1; c >= 0 && static_cast<int>(pick.size()) < cores; --c)
-    if (!used.count(c)) pick.push_back(c);
+    if (!used.count(static_cast<unsigned>(c))) pick.insert(static_cast<unsigned>(c));
   if (static_cast<int>(pick.size()) < cores)
     return fail(ErrorCode::conflict,
                 fmt::format("device {}: pin needs {} free cores, {} of {} are free", d.name, cores, pick.size(), cpus),
                 "lower pin.cores, or remove services pinned there");
-  std::sort(pick.begin(), pick.end());
-  std::string out;
-  for (int c : pick) out += (out.empty() ? "" : ",") + std::to_string(c);
-  return out;
+  return topo::format_list(pick);
 }
 
 struct Action {
@@ -800,35 +804,35 @@ Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const Ser
       down.push_back(m);
       continue;
     }
-    auto r = GEDGE_TRY(podman(*d, {"ps", "-a", "--filter", "label=gedge.service=" + rec.name, "--format", "json"}));
-    if (r.exit_code != 0) return std::unexpected(podman_error(*d, "listing containers", r));
-    auto j = json::parse(r.out.empty() ? "[]" : r.out, nullptr, false);
-    if (!j.is_array()) continue;
-    for (const auto& c : j) {
-      json labels = c.value("Labels", json::object());
-      if (!labels.is_object() || labels.value("gedge.managed", "") != "true") continue;
-      std::string name = c.contains("Names") && !c["Names"].empty() ? c["Names"][0].get<std::string>() : "";
-      auto ins = GEDGE_TRY(podman(*d, {"container", "inspect", "--format", "{{.RestartCount}}", name}));
-      int restarts = 0;
+    GEDGE_TRY_VOID(refresh(*d));
+    std::vector<const Ctr*> mine;
+    std::vector<std::string> args{"container", "inspect", "--format", "{{.Name}} {{.RestartCount}}"};
+    for (const auto& c : d->managed)
+      if (c.service == rec.name) {
+        mine.push_back(&c);
+        args.push_back(c.name);
+      }
+    if (mine.empty()) continue;
+    // Restart counts of all of them in one round trip: "NAME COUNT" per line.
+    auto ins = GEDGE_TRY(podman(*d, args));
+    std::map<std::string, int> restarts;
+    for (const auto& line : split_lines(ins.out)) {
+      auto sp = line.rfind(' ');
+      if (sp == std::string::npos) continue;
       try {
-        restarts = std::stoi(trim(ins.out));
+        restarts[line.substr(0, sp)] = std::stoi(line.substr(sp + 1));
       } catch (...) {
       }
+    }
+    for (const auto* c : mine) {
       json ports = json::array();
-      if (c.contains("Ports") && c["Ports"].is_array())
-        for (const auto& pt : c["Ports"])
-          ports.push_back(fmt::format("{}:{}->{}/{}", d->target.host, pt.value("host_port", 0),
-                                      pt.value("container_port", 0), pt.value("protocol", "tcp")));
-      std::string state = c.value("State", "");
-      if (state == "running") ++ready;
-      int replica = -1;
-      try {
-        replica = std::stoi(labels.value("gedge.replica", "-1"));
-      } catch (...) {
-      }
-      replicas.push_back({{"replica", replica}, {"device", m}, {"container", name}, {"state", state},
-                          {"restarts", restarts}, {"ports", ports}, {"image", c.value("Image", "")},
-                          {"current", labels.value("gedge.spec", "") == rec.placement.value("spec_hash", "")}});
+      for (const auto& pt : c->ports)
+        ports.push_back(fmt::format("{}:{}->{}/{}", d->target.host, pt.value("host_port", 0),
+                                    pt.value("container_port", 0), pt.value("protocol", "tcp")));
+      if (c->state == "running") ++ready;
+      replicas.push_back({{"replica", c->replica}, {"device", m}, {"container", c->name}, {"state", c->state},
+                          {"restarts", restarts.count(c->name) ? restarts[c->name] : 0}, {"ports", ports},
+                          {"image", c->image}, {"current", c->hash == rec.placement.value("spec_hash", "")}});
     }
   }
   std::sort(replicas.begin(), replicas.end(), [](const json& a, const json& b) {
@@ -939,16 +943,13 @@ Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths
       if (c.service != rec.name || c.replica < 0 || c.state != "running") continue;
       auto r = GEDGE_TRY(podman(*d, {"top", c.name, "pcpu"}));
       if (r.exit_code != 0) continue;
-      std::size_t pos = r.out.find('\n');  // skip the %CPU header
+      auto lines = split_lines(r.out);
       double sum = 0;
-      while (pos != std::string::npos && pos + 1 < r.out.size()) {
-        std::size_t next = r.out.find('\n', pos + 1);
-        std::string line = r.out.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+      for (std::size_t i = 1; i < lines.size(); ++i) {  // lines[0] is the %CPU header
         try {
-          if (!trim(line).empty()) sum += std::stod(line);
+          sum += std::stod(lines[i]);
         } catch (...) {
         }
-        pos = next;
       }
       per[c.replica] += sum;
     }
