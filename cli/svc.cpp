@@ -135,14 +135,9 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       auto* inv = GEDGE_TRY(ctx.inventory());
       auto rows = GEDGE_TRY(svc::list_services(*inv, cluster));
-      for (auto& r : rows) {
-        std::string nodes;
-        for (const auto& n : r["nodes"]) nodes += (nodes.empty() ? "" : ",") + n.get<std::string>();
-        r["nodes_text"] = nodes;
-      }
       return Outcome{View{rows,
                           {{"name", "/name"}, {"cluster", "/cluster"}, {"kind", "/kind"}, {"namespace", "/namespace"},
-                           {"state", "/state"}, {"replicas", "/replicas"}, {"nodes", "/nodes_text"}, {"updated", "/updated_at"}},
+                           {"state", "/state"}, {"replicas", "/replicas"}, {"nodes", "/nodes"}, {"updated", "/updated_at"}},
                           "",
                           ""},
                      std::nullopt, std::nullopt};
@@ -164,15 +159,12 @@ void register_svc(CLI::App& app, Ctx& ctx) {
       for (auto& r : rows) {
         r["where"] = r.contains("device") ? r["device"] : r.value("node", json(""));
         r["what"] = r.contains("container") ? r["container"] : r.value("pod", json(""));
-        std::string ports;
-        for (const auto& p : r.value("ports", json::array())) ports += (ports.empty() ? "" : " ") + p.get<std::string>();
-        r["ports_text"] = ports;
       }
       std::string footer = fmt::format("{}: {} of {} ready ({})", name, st.result.value("ready", 0),
                                        st.result.value("desired", 0), st.result.value("state", ""));
       return Outcome{View{st.result,
                           {{"replica", "/replica"}, {"device/node", "/where"}, {"container/pod", "/what"}, {"state", "/state"},
-                           {"restarts", "/restarts"}, {"ports", "/ports_text"}},
+                           {"restarts", "/restarts"}, {"ports", "/ports"}},
                           "/rows",
                           footer}
                          .with_rows(rows),
@@ -242,8 +234,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
       auto out = GEDGE_TRY(svc::remove(*inv, paths, name, cluster, ctx.g.timeout_s, ctx.reporter()));
       json rows = out.result["removed"];
       for (auto& r : rows) {
-        std::string what;
-        for (const auto& n : r.value("containers", json::array())) what += (what.empty() ? "" : ",") + n.get<std::string>();
+        json what = r.value("containers", json::array());
         if (what.empty() && r.contains("kind")) what = r["kind"].get<std::string>() + "/" + r.value("name", "");
         r["what"] = what;
         r["where"] = r.value("device", r.value("namespace", ""));
@@ -265,12 +256,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     examples(c, {"gedge svc catalog --registry 10.213.0.1:5000 --plain-http", "gedge svc catalog --registry registry.example:443 -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       auto repos = GEDGE_TRY(svc::catalog(registry, plain, ctx.g.timeout_s));
-      for (auto& r : repos) {
-        std::string tags;
-        for (const auto& t : r["tags"]) tags += (tags.empty() ? "" : ",") + t.get<std::string>();
-        r["tags_text"] = tags;
-      }
-      return Outcome{View{repos, {{"repository", "/repository"}, {"tags", "/tags_text"}}, "", ""}, std::nullopt, std::nullopt};
+      return Outcome{View{repos, {{"repository", "/repository"}, {"tags", "/tags"}}, "", ""}, std::nullopt, std::nullopt};
     });
   }
 
