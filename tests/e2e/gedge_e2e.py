@@ -191,6 +191,15 @@ class GedgeTest(unittest.TestCase):
                 return h
         raise KeyError(f"no lab host {name!r}")
 
+    def add_device(self, name):
+        """`gedge device add` for lab host NAME with the lab key and its pinned host key."""
+        h = self.lab_host(name)
+        lab = self.lab()
+        r = self.run_gedge("device", "add", name, "--host", h["address"], "--port", h["port"],
+                           "--user", lab["user"], "--identity", lab["key"],
+                           "--host-key", h["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+
     def lab_password(self):
         """The lab's password for user gedgetest (root-only file named in lab.json)."""
         with open(self.lab()["password_file"]) as f:

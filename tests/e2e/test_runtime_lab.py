@@ -23,13 +23,6 @@ from test_runtime import build_tree
 
 
 class RuntimeLabTest(GedgeTest):
-    def add_device(self, name):
-        h = self.lab_host(name)
-        lab = self.lab()
-        r = self.run_gedge("device", "add", name, "--host", h["address"], "--port", h["port"], "--user", lab["user"],
-                           "--identity", lab["key"], "--host-key", h["host_key_fingerprint"], "-o", "json")
-        self.assertEqual(r.rc, 0, r)
-
     def remote_count(self, host, path):
         out = self.ssh_host(host, "sudo", "-n", "find", path, "-type", "f")
         return len([l for l in out.splitlines() if l.strip()])

@@ -16,9 +16,9 @@ import subprocess
 import time
 import urllib.request
 
-from gedge_e2e import GEDGE, GedgeTest
+from cluster_lab import REGISTRY, ClusterLabTest
+from gedge_e2e import GEDGE
 
-REGISTRY = "10.213.0.1:5000"
 IMAGE = f"{REGISTRY}/gedge/busybox:1.0"
 CLUSTER = "e2e-svc"
 HOSTS = ("edge1", "edge2", "edge3")
@@ -74,14 +74,7 @@ stages:
 """ % {"img": IMAGE}
 
 
-class SvcDeployLabTest(GedgeTest):
-    def add_device(self, name):
-        h = self.lab_host(name)
-        lab = self.lab()
-        r = self.run_gedge("device", "add", name, "--host", h["address"], "--port", h["port"], "--user", lab["user"],
-                           "--identity", lab["key"], "--host-key", h["host_key_fingerprint"], "-o", "json")
-        self.assertEqual(r.rc, 0, r)
-
+class SvcDeployLabTest(ClusterLabTest):
     def write(self, name, text):
         p = os.path.join(self.tmp, name)
         with open(p, "w") as f:
@@ -113,8 +106,7 @@ class SvcDeployLabTest(GedgeTest):
             ids = out.stdout.split() if out.rc == 0 else []
             if ids:
                 self.ssh_host(host, "sudo", "-n", "podman", "rm", "-f", *ids, check=False, timeout=120)
-        self.ssh_host(host, "sudo", "-n", "rm", "-f", f"/etc/containers/registries.conf.d/50-gedge-{CLUSTER}.conf",
-                      check=False)
+        self.ssh_host(host, "sudo", "-n", "rm", "-f", self.dropin(CLUSTER), check=False)
 
     def by_replica(self, result, service):
         for s in result["services"]:

@@ -9,16 +9,9 @@ import unittest
 import uuid
 
 from gedge_e2e import GedgeTest
+from test_tune import expand
 
 HOST = "edge3"
-
-
-def expand(lst):
-    out = set()
-    for item in filter(None, lst.split(",")):
-        lo, _, hi = item.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 class TuneLab(GedgeTest):
