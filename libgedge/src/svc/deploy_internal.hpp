@@ -38,7 +38,7 @@ struct UnitResult {
 
 // Container hosts: plan every unit first (read-only), pull every image that will be needed
 // (an image or registry error stops the deploy before anything changed), then converge unit by
-// unit. `fatal` carries an error that stopped everything.
+// unit. An error that stops everything (an image or registry error, Ctrl-C) is the Result's error.
 Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
                                              std::vector<Unit>& units, const DeployRequest& req, Reporter& rep);
 Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl, std::vector<Unit>& units,
