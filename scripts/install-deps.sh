@@ -12,6 +12,8 @@ PKGS=(
   openssh-server openssh-client sudo ansible-core ansible-lint sshpass
   podman netavark aardvark-dns catatonit iptables runc crun skopeo docker-registry busybox-static
   debootstrap prometheus-node-exporter iproute2 procps bc curl jq python3 python3-yaml openssl zstd
+  # tests: Kubernetes objects validated against the official OpenAPI schemas (tests/k8s_validate)
+  nodejs npm
   # benchmarks' anchors
   pssh hyperfine
 )
@@ -25,3 +27,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "install-deps: all ${#PKGS[@]} packages present"
+# The Kubernetes schema validator the tests use (npm kubernetes-models, pinned by its lock file);
+# offline after this: the tests only run node on the installed tree.
+K8S_VALIDATE="$(cd "$(dirname "$0")/.." && pwd)/tests/k8s_validate"
+if [ ! -d "$K8S_VALIDATE/node_modules/kubernetes-models" ]; then
+  echo "install-deps: npm ci in tests/k8s_validate"
+  npm ci --prefix "$K8S_VALIDATE" --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -6,6 +6,7 @@ import tempfile
 import unittest
 
 from gedge_e2e import GedgeTest, SOURCE_DIR
+from k8s_check import assert_valid_k8s
 
 GOLDEN = os.path.join(SOURCE_DIR, "tests", "golden", "svc")
 
@@ -34,6 +35,15 @@ class SvcRenderTest(GedgeTest):
             self.assertEqual(r.rc, 0, r)
             with open(os.path.join(GOLDEN, name + ".out.yaml")) as f:
                 self.assertEqual(r.stdout, f.read(), name)
+
+    def test_every_golden_render_passes_the_kubernetes_schemas(self):
+        inputs = sorted(f for f in os.listdir(GOLDEN) if f.endswith((".yaml", ".json")) and ".out." not in f)
+        self.assertTrue(inputs)
+        for name in inputs:
+            r = self.run_gedge("svc", "render", os.path.join(GOLDEN, name), "-o", "json")
+            self.assertEqual(r.rc, 0, r)
+            with self.subTest(name):
+                assert_valid_k8s(self, r.json)
 
     def test_invalid_file_exit_2_with_line_and_path(self):
         p = self.write("app.yaml", "name: w\ncontainers:\n  - image: i:1\n    ports:\n"
