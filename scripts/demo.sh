@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root" >&2; exit 1; }
-ip route show | grep -q '^unreachable 10.213.0.0/16' || ip route add unreachable 10.213.0.0/16
+. scripts/guard-route.sh && gedge_guard_route   # before anything can use a lab address
 scripts/install-deps.sh
 scripts/build.sh
 tests/lab/lab.sh up

@@ -5,7 +5,7 @@ set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "install-deps.sh: run as root (apt-get)" >&2; exit 1; }
 PKGS=(
   # build
-  cmake ninja-build g++ pkg-config git
+  cmake ninja-build g++ pkg-config git ccache
   libcli11-dev libyaml-cpp-dev libssh-dev libcurl4-openssl-dev nlohmann-json3-dev libfmt-dev
   libsqlite3-dev libhwloc-dev hwloc doctest-dev libzstd-dev libssl-dev libvalijson-dev
   # the lab's real parts: sshd, sudo, Ansible, podman, a registry, node-exporter
@@ -19,7 +19,7 @@ PKGS=(
 )
 missing=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"

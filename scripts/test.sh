@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s)
 # The guard first: lab addresses never leave the machine, even before the lab exists.
 if [ "$(id -u)" -eq 0 ]; then
-  ip route show | grep -q '^unreachable 10.213.0.0/16' || ip route add unreachable 10.213.0.0/16
+  . scripts/guard-route.sh && gedge_guard_route
   scripts/install-deps.sh
 fi
 scripts/build.sh

@@ -94,9 +94,9 @@ mirror() {
 }
 
 # ---------------------------------------------------------------- machine set-up
-guard_route() {
-  ip route show type unreachable | grep '^unreachable 10.213.0.0/16' >/dev/null || ip route add unreachable 10.213.0.0/16
-}
+# shellcheck source=../../scripts/guard-route.sh
+. "$HERE/../../scripts/guard-route.sh"
+guard_route() { gedge_guard_route; }
 
 machine_setup() {
   mkdir -p "$W" "$R/hosts" "$D/hosts" /run/sshd
