@@ -8,10 +8,10 @@ PKGS=(
   cmake ninja-build g++ pkg-config git ccache
   libcli11-dev libyaml-cpp-dev libssh-dev libcurl4-openssl-dev nlohmann-json3-dev libfmt-dev
   libsqlite3-dev libhwloc-dev hwloc doctest-dev libzstd-dev libssl-dev libvalijson-dev
-  # the lab's real parts: sshd, sudo, Ansible, podman, a registry, node-exporter
+  # the lab's real parts: sshd, sudo, Ansible, podman, a registry, node-exporter; prometheus for promtool
   openssh-server openssh-client sudo ansible-core ansible-lint sshpass
   podman netavark aardvark-dns catatonit iptables runc crun skopeo docker-registry busybox-static
-  debootstrap prometheus-node-exporter iproute2 procps bc curl jq python3 python3-yaml openssl zstd
+  debootstrap prometheus-node-exporter prometheus iproute2 procps bc curl jq python3 python3-yaml openssl zstd
   # tests: Kubernetes objects validated against the official OpenAPI schemas (tests/k8s_validate)
   nodejs npm
   # benchmarks' anchors

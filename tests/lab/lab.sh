@@ -40,12 +40,16 @@ REGISTRY=10.213.0.1:5000
 BB_LOCAL=localhost/gedge-lab/busybox:1.0
 BB_REMOTE=$REGISTRY/gedge/busybox:1.0
 EDGE_REPO=localhost/gedge-lab/edge-node
-RECIPE=3   # bump when the full-OS image customisation changes
+RECIPE=3   # bump when the full-OS image customisation changes (changes the image tag)
+# Bump when only the image's content changes: the image is rebuilt under the same tag and running
+# edge hosts on an older build are recreated once, while older copies of this script (other
+# worktrees) see their tag still present and keep the hosts. 2: the prometheus server (issue 18).
+CONTENT=2
 LAB_NETNS=${LAB_NETNS:-8}
 LAB_FULL=${LAB_FULL:-3}
 LAB_FAR=${LAB_FAR:-2}
 LAB_FAR_DELAY_MS=${LAB_FAR_DELAY_MS:-25}
-EDGE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,podman,crun,netavark,iptables,ca-certificates,prometheus-node-exporter
+EDGE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,podman,crun,netavark,iptables,ca-certificates,prometheus-node-exporter,prometheus
 
 T0=$(date +%s%N)
 ts() { local n; n=$(date +%s%N); printf '[%5d ms] %s\n' $(((n - T0) / 1000000)) "$*" >&2; }
@@ -339,11 +343,17 @@ edge_tag() {
 
 build_edge_image() {
   local tag=$1 E=$W/rootfs-edge
+  # a rootfs cached by an older package list is made again (debootstrap only reads the list once)
+  if [ -d "$E" ] && [ "$(cat "$E/.gedge-packages" 2>/dev/null)" != "$EDGE_PACKAGES" ]; then
+    ts "the cached full-OS rootfs has another package list: debootstrap again"
+    rm -rf "$E"
+  fi
   if [ ! -d "$E" ]; then
     rm -rf "$E.tmp"
     ts "debootstrap of the full-OS image (about a minute, cached in $E)"
     debootstrap --variant=minbase --include=$EDGE_PACKAGES bookworm "$E.tmp" "$(mirror)" > "$W/debootstrap.log" 2>&1 \
       || die "debootstrap failed, see $W/debootstrap.log"
+    echo "$EDGE_PACKAGES" > "$E.tmp/.gedge-packages"
     mv "$E.tmp" "$E"
     ts "debootstrap done"
   fi
@@ -370,18 +380,23 @@ EOF
   cp /etc/containers/registries.conf.d/gedge-lab.conf "$E/etc/containers/registries.conf.d/gedge-lab.conf"
   : > "$E/etc/resolv.conf"
   chroot "$E" systemctl enable ssh >/dev/null 2>&1
-  chroot "$E" systemctl disable prometheus-node-exporter >/dev/null 2>&1 || true
+  chroot "$E" systemctl disable prometheus-node-exporter prometheus >/dev/null 2>&1 || true   # gedge's playbooks start them
   # units that only fail or wait in a container
   chroot "$E" systemctl mask systemd-networkd-wait-online.service systemd-timesyncd.service getty@tty1.service \
     apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
-  tar -C "$E" -c . | podman import -q -c 'CMD ["/sbin/init"]' -c "LABEL $LABEL=1" - "$EDGE_REPO:$tag" >/dev/null
+  tar -C "$E" --exclude=./.gedge-packages -c . | podman import -q -c 'CMD ["/sbin/init"]' -c "LABEL $LABEL=1" \
+    -c "LABEL gedge-lab-content=$CONTENT" - "$EDGE_REPO:$tag" >/dev/null
   ts "full-OS image $EDGE_REPO:$tag built"
 }
 
 ensure_full_hosts() {
   [ "$LAB_FULL" -gt 0 ] || return 0
   local tag; tag=$(edge_tag)
-  podman image exists "$EDGE_REPO:$tag" || build_edge_image "$tag"
+  if ! podman image exists "$EDGE_REPO:$tag" \
+     || [ "$(podman image inspect --format '{{index .Labels "gedge-lab-content"}}' "$EDGE_REPO:$tag" 2>/dev/null)" != "$CONTENT" ]; then
+    build_edge_image "$tag"
+  fi
+  local want_id; want_id=$(podman image inspect --format '{{.Id}}' "$EDGE_REPO:$tag")
   cat > /etc/containers/networks/$NET.json <<EOF
 {"name": "$NET", "id": "6765646765206c61620000000000000000000000000000000000000000000001",
  "driver": "bridge", "network_interface": "$BR", "created": "2026-01-01T00:00:00Z",
@@ -389,7 +404,7 @@ ensure_full_hosts() {
  "ipv6_enabled": false, "internal": true, "dns_enabled": false, "ipam_options": {"driver": "host-local"}}
 EOF
   local states line name kind addr c d st img started=0
-  states=$(podman ps -a --filter label=$LABEL=1 --format '{{.Names}}|{{.State}}|{{.Image}}')
+  states=$(podman ps -a --filter label=$LABEL=1 --format '{{.Names}}|{{.State}}|{{.Image}}|{{.ImageID}}')
   while read -r name kind addr; do
     [ "$kind" = full ] || continue
     c=gedge-lab-$name d=$R/hosts/$name
@@ -399,7 +414,7 @@ EOF
     [ -f "$d/hostkeys/ssh_host_ed25519_key" ] || new_hostkey "$d/hostkeys"
     line=$(awk -F'|' -v c="$c" '$1==c' <<<"$states")
     st=$(awk -F'|' '{print $2}' <<<"$line"); img=$(awk -F'|' '{print $3}' <<<"$line")
-    if [ -n "$line" ] && [ "$img" != "$EDGE_REPO:$tag" ]; then
+    if [ -n "$line" ] && { [ "$img" != "$EDGE_REPO:$tag" ] || [[ $want_id != "$(awk -F'|' '{print $4}' <<<"$line")"* ]]; }; then
       podman rm -f -t 0 "$c" >/dev/null; line=""
     fi
     if [ -z "$line" ]; then
