@@ -9,11 +9,14 @@ first lines when the test uses the lab hosts)::
         def test_add(self):
             self.require_lab()                      # skipTest unless root and the lab is up
             h1 = self.lab_host("h1")                # dict from /run/gedge-lab/lab.json
-            r = self.run_gedge("device", "add", "h1", "--address", h1["address"], "-o", "json")
-            self.assertEqual(r.rc, 0, r.stderr)
-            self.assertEqual(r.json["name"], "h1")
+            lab = self.lab()
+            r = self.run_gedge("device", "add", "h1", "--host", h1["address"], "--port", h1["port"],
+                               "--user", lab["user"], "--identity", lab["key"],
+                               "--host-key", h1["host_key_fingerprint"], "-o", "json")
+            self.assertEqual(r.rc, 0, r.stderr)    # self.add_device("h1") does exactly this
             out = self.ssh_host("h1", "cat", "/etc/hostname")   # check the real host's state
-            rc, data, stdout, stderr = self.run_gedge("device", "list", "-o", "json")  # tuple form
+            rc, data, stdout, stderr = self.run_gedge("device", "ls", "-o", "json")  # tuple form
+            self.assertEqual([d["name"] for d in data], ["h1"])
 
 Every test gets its own temporary ``GEDGE_HOME`` (and XDG dirs) on which ``gedge init`` has
 already run; it is deleted after the test.  ``self.run("device", "list")`` runs gedge (unittest's
