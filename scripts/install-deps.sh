@@ -5,7 +5,7 @@ set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "install-deps.sh: run as root (apt-get)" >&2; exit 1; }
 PKGS=(
   # build
-  cmake ninja-build g++ pkg-config git ccache
+  cmake ninja-build g++ pkg-config git ccache clang-format-14
   libcli11-dev libyaml-cpp-dev libssh-dev libcurl4-openssl-dev nlohmann-json3-dev libfmt-dev
   libsqlite3-dev libhwloc-dev hwloc doctest-dev libzstd-dev libssl-dev libvalijson-dev
   # the lab's real parts: sshd, sudo, Ansible, podman, a registry, node-exporter; prometheus for promtool
