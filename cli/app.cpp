@@ -60,14 +60,17 @@ class StderrReporter : public Reporter {
 }  // namespace
 
 Result<Paths> Ctx::paths() {
-  if (!paths_) paths_ = GEDGE_TRY(resolve_paths(g.home));
+  if (!paths_) {
+    GEDGE_TRY_ASSIGN(paths_, resolve_paths(g.home));
+  }
   return *paths_;
 }
 
 Result<Inventory*> Ctx::inventory() {
   if (!inv_) {
-    auto p = GEDGE_TRY(paths());
-    inv_.emplace(GEDGE_TRY(Inventory::open(p.db, /*create=*/false)));
+    GEDGE_TRY_ASSIGN(auto p, paths());
+    GEDGE_TRY_ASSIGN(auto opened, Inventory::open(p.db, /*create=*/false));
+    inv_.emplace(std::move(opened));
     set_log_file((p.log_dir / "gedge.log").string());
   }
   return &*inv_;

@@ -76,17 +76,20 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   on_run(build, ctx, [&ctx, bf]() -> Result<Outcome> {
     auto req = bf->req;
     req.devices = split_list(bf->devices);
-    if (!bf->max_fail.empty()) req.max_fail = GEDGE_TRY(cluster::parse_max_fail(bf->max_fail));
+    if (!bf->max_fail.empty()) {
+      GEDGE_TRY_ASSIGN(req.max_fail, cluster::parse_max_fail(bf->max_fail));
+    }
     req.parallel = ctx.g.parallel;
     req.timeout_s = ctx.g.timeout_s;
-    auto* inv = GEDGE_TRY(ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     // A new cluster without --profile is a containers cluster.
     if (req.profile.empty() && !req.resume) {
-      auto rows = GEDGE_TRY(inv->query("SELECT profile FROM clusters WHERE name = ?", {req.name}));
+      GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT profile FROM clusters WHERE name = ?", {req.name}));
       if (rows.empty()) req.profile = "containers";
     }
-    auto paths = GEDGE_TRY(ctx.paths());
-    return build_outcome(GEDGE_TRY(cluster::build(*inv, paths, req, ctx.reporter())));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto built, cluster::build(*inv, paths, req, ctx.reporter()));
+    return build_outcome(std::move(built));
   });
 
   // join / leave ---------------------------------------------------------------------------
@@ -97,10 +100,11 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   join->add_option("devices", *join_devs, "Device names")->required();
   examples(join, {"gedge cluster join lab edge4", "gedge cluster join lab edge4 edge5 -o json"});
   on_run(join, ctx, [&ctx, join_name, join_devs]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto paths = GEDGE_TRY(ctx.paths());
-    return build_outcome(GEDGE_TRY(
-        cluster::join(*inv, paths, *join_name, *join_devs, ctx.g.parallel, ctx.g.timeout_s, ctx.reporter())));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto joined, cluster::join(*inv, paths, *join_name, *join_devs, ctx.g.parallel, ctx.g.timeout_s,
+                                                ctx.reporter()));
+    return build_outcome(std::move(joined));
   });
 
   auto leave_name = std::make_shared<std::string>();
@@ -110,8 +114,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   leave->add_option("devices", *leave_devs, "Device names")->required();
   examples(leave, {"gedge cluster leave lab edge4"});
   on_run(leave, ctx, [&ctx, leave_name, leave_devs]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto j = GEDGE_TRY(cluster::leave(*inv, *leave_name, *leave_devs));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto j, cluster::leave(*inv, *leave_name, *leave_devs));
     return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
   });
 
@@ -126,8 +130,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   examples(reg, {"gedge cluster register edge-k8s --kubeconfig ~/.kube/config --context edge",
                  "gedge cluster register lab-k8s --kubeconfig ./kubeconfig -o json"});
   on_run(reg, ctx, [&ctx, reg_name, reg_kc, reg_ctx]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto j = GEDGE_TRY(cluster::register_kubernetes(*inv, *reg_name, *reg_kc, *reg_ctx, ctx.g.timeout_s, ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto j, cluster::register_kubernetes(*inv, *reg_name, *reg_kc, *reg_ctx, ctx.g.timeout_s, ctx.reporter()));
     return Outcome{View{j, {}, "", j.value("changed", false) ? "" : "already registered; nothing changed"},
                    std::nullopt, std::nullopt};
   });
@@ -136,8 +140,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   auto* ls = cmd->add_subcommand("ls", "List clusters");
   examples(ls, {"gedge cluster ls", "gedge cluster ls -o json"});
   on_run(ls, ctx, [&ctx]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto j = GEDGE_TRY(cluster::list(*inv));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto j, cluster::list(*inv));
     return Outcome{View{j,
                         {{"name", "/name"}, {"kind", "/kind"}, {"profile", "/profile"}, {"state", "/state"},
                          {"members", "/members"}, {"monitoring", "/monitoring"}, {"api server", "/api_server"}},
@@ -151,8 +155,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   show->add_option("name", *show_name, "Cluster name")->required();
   examples(show, {"gedge cluster show lab", "gedge cluster show lab -o json"});
   on_run(show, ctx, [&ctx, show_name]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto j = GEDGE_TRY(cluster::show(*inv, *show_name));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto j, cluster::show(*inv, *show_name));
     return Outcome{View{j,
                         {{"device", "/device"}, {"role", "/role"}, {"state", "/state"}, {"metrics", "/metrics_url"},
                          {"last run", "/last_run"}},
@@ -168,9 +172,9 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   status->add_option("name", *status_name, "Cluster name")->required();
   examples(status, {"gedge cluster status lab", "gedge cluster status lab -o json | jq '.members[].metrics'"});
   on_run(status, ctx, [&ctx, status_name]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto paths = GEDGE_TRY(ctx.paths());
-    auto s = GEDGE_TRY(cluster::status(*inv, paths, *status_name, ctx.g.parallel, ctx.g.timeout_s, ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto s, cluster::status(*inv, paths, *status_name, ctx.g.parallel, ctx.g.timeout_s, ctx.reporter()));
     if (s.result["kind"] == "kubernetes")
       return Outcome{View{s.result,
                           {{"node", "/name"}, {"ready", "/ready"}, {"cpu", "/capacity/cpu"}, {"memory", "/capacity/memory"},
@@ -198,12 +202,12 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   rm->add_flag("--yes,-y", *rm_yes, "Do not ask for confirmation");
   examples(rm, {"gedge cluster rm lab --yes"});
   on_run(rm, ctx, [&ctx, rm_name, rm_yes]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto rows = GEDGE_TRY(inv->query("SELECT name FROM clusters WHERE name = ?", {*rm_name}));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT name FROM clusters WHERE name = ?", {*rm_name}));
     if (rows.empty())
       return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", *rm_name), "gedge cluster ls");
-    GEDGE_TRY_VOID(confirm(ctx, *rm_yes, fmt::format("remove cluster '{}' from the inventory", *rm_name)));
-    auto j = GEDGE_TRY(cluster::remove(*inv, *rm_name));
+    GEDGE_TRY(confirm(ctx, *rm_yes, fmt::format("remove cluster '{}' from the inventory", *rm_name)));
+    GEDGE_TRY_ASSIGN(auto j, cluster::remove(*inv, *rm_name));
     return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
   });
 
@@ -215,9 +219,9 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   examples(ex, {"gedge cluster export lab --format ansible > inventory.yml",
                 "gedge cluster export lab --format prometheus >> prometheus.yml"});
   on_run(ex, ctx, [&ctx, ex_name, ex_format]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto paths = GEDGE_TRY(ctx.paths());
-    auto text = GEDGE_TRY(cluster::export_text(*inv, paths, *ex_name, *ex_format));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto text, cluster::export_text(*inv, paths, *ex_name, *ex_format));
     // -o json|yaml wrap the text; otherwise it is printed verbatim (ready to redirect).
     auto o = ctx.output_raw();
     bool wrapped = o == "json" || o == "yaml";

@@ -28,7 +28,10 @@ Result<DeviceSelector> selector(const SelectFlags& f) {
   s.names = f.names;
   s.all = f.all;
   s.tier = f.tier;
-  for (const auto& l : f.labels) s.labels.push_back(GEDGE_TRY(parse_label(l)));
+  for (const auto& l : f.labels) {
+    GEDGE_TRY_ASSIGN(auto label, parse_label(l));
+    s.labels.push_back(std::move(label));
+  }
   if (!s.names.empty() && (s.all || !s.labels.empty()))
     return fail(ErrorCode::usage, "give device names, or --all/--label, not both");
   return s;
@@ -122,14 +125,16 @@ void register_device(CLI::App& app, Ctx& ctx) {
                    "gedge device add cam-2 --host cam2.lan --user pi --accept-new --password-file ~/.pw --label site=lab",
                    "gedge device add gw --host gw-alias --accept-new   # Host gw-alias from ~/.ssh/config"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       DeviceAddRequest r = req;
       for (const auto& l : labels) {
-        auto kv = GEDGE_TRY(parse_label(l));
+        GEDGE_TRY_ASSIGN(auto kv, parse_label(l));
         r.labels[kv.first] = kv.second;
       }
-      if (!password_file.empty() || password_stdin) r.password = GEDGE_TRY(read_password(password_file, password_stdin));
+      if (!password_file.empty() || password_stdin) {
+        GEDGE_TRY_ASSIGN(r.password, read_password(password_file, password_stdin));
+      }
       r.timeout_s = ctx.g.timeout_s;
       if (!r.accept_new && r.host_key.empty() && ctx.stdin_is_tty() && ctx.stderr_is_tty() && !password_stdin) {
         std::string host = r.host;
@@ -142,7 +147,7 @@ void register_device(CLI::App& app, Ctx& ctx) {
           return answer == "y" || answer == "Y" || answer == "yes";
         };
       }
-      auto res = GEDGE_TRY(device_add(*inv, paths, r, ctx.reporter()));
+      GEDGE_TRY_ASSIGN(auto res, device_add(*inv, paths, r, ctx.reporter()));
       nlohmann::json j = res.device;
       j["changed"] = res.changed;
       j["bootstrapped"] = res.bootstrapped;
@@ -164,9 +169,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
         ->option_text("TIER");
     examples(cmd, {"gedge device ls", "gedge device ls --label site=lab -o json", "gedge device ls --tier local"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto* inv = GEDGE_TRY(ctx.inventory());
-      auto sel = GEDGE_TRY(selector(f));
-      auto list = GEDGE_TRY(device_list(*inv, sel));
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto sel, selector(f));
+      GEDGE_TRY_ASSIGN(auto list, device_list(*inv, sel));
       auto table = with_label_text(list);
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
       View v{table_mode ? table : list, kDeviceColumns, "", list.empty() ? "no devices registered" : ""};
@@ -181,8 +186,8 @@ void register_device(CLI::App& app, Ctx& ctx) {
     cmd->add_option("name", name, "Device name")->required();
     examples(cmd, {"gedge device show cam-1", "gedge device show cam-1 -o json | jq .facts"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto* inv = GEDGE_TRY(ctx.inventory());
-      auto d = GEDGE_TRY(device_show(*inv, name));
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto d, device_show(*inv, name));
       return Outcome{View{d, {}, "", ""}, std::nullopt, std::nullopt};
     });
   }
@@ -197,11 +202,11 @@ void register_device(CLI::App& app, Ctx& ctx) {
     cmd->add_flag("--force", force, "Remove even if a cluster still lists the device");
     examples(cmd, {"gedge device rm cam-1 --yes"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       GEDGE_TRY(device_show(*inv, name));  // not_found before asking
-      GEDGE_TRY_VOID(confirm(ctx, yes, fmt::format("remove device '{}'", name)));
-      auto d = GEDGE_TRY(device_remove(*inv, paths, name, force));
+      GEDGE_TRY(confirm(ctx, yes, fmt::format("remove device '{}'", name)));
+      GEDGE_TRY_ASSIGN(auto d, device_remove(*inv, paths, name, force));
       nlohmann::json j{{"removed", name}, {"device", d}};
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
       return Outcome{View{j, {}, "", ""}, std::nullopt,
@@ -214,8 +219,8 @@ void register_device(CLI::App& app, Ctx& ctx) {
     auto* cmd = noun->add_subcommand("key", "Print gedge's public key line (for a device's authorized_keys)");
     examples(cmd, {"gedge device key >> /tmp/gedge.pub", "gedge device key | ssh pi@cam-1 'cat >> ~/.ssh/authorized_keys'"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto k = GEDGE_TRY(read_public_key(paths));
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto k, read_public_key(paths));
       nlohmann::json j{{"public_key", k.public_line}, {"fingerprint", k.fingerprint}};
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
       return Outcome{View{j, {}, "", ""}, std::nullopt,
@@ -234,9 +239,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
     cmd->add_flag("-y,--yes", yes, "Do not ask for confirmation");
     examples(cmd, {"gedge device rekey cam-1", "gedge device rekey cam-1 --host-key SHA256:abc... --yes"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
-      auto plan = GEDGE_TRY(device_rekey_probe(*inv, paths, name, ctx.g.timeout_s));
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto plan, device_rekey_probe(*inv, paths, name, ctx.g.timeout_s));
       nlohmann::json j{{"device", name},
                        {"old", {{"type", plan.old_key.type}, {"fingerprint", plan.old_key.fingerprint}}},
                        {"new", {{"type", plan.new_key.type}, {"fingerprint", plan.new_key.fingerprint}}},
@@ -249,8 +254,8 @@ void register_device(CLI::App& app, Ctx& ctx) {
                                 plan.new_key.fingerprint, expect));
       std::cerr << fmt::format("device '{}' host key changed:\n  old: {} {}\n  new: {} {}\n", name, plan.old_key.type,
                                plan.old_key.fingerprint, plan.new_key.type, plan.new_key.fingerprint);
-      GEDGE_TRY_VOID(confirm(ctx, yes || !expect.empty(), fmt::format("pin the new host key of '{}'", name)));
-      GEDGE_TRY_VOID(device_rekey_apply(*inv, paths, plan, ctx.g.timeout_s));
+      GEDGE_TRY(confirm(ctx, yes || !expect.empty(), fmt::format("pin the new host key of '{}'", name)));
+      GEDGE_TRY(device_rekey_apply(*inv, paths, plan, ctx.g.timeout_s));
       return Outcome{View{j, {}, "", "new host key pinned; run 'gedge device check' to verify the device token"},
                      std::nullopt, std::nullopt};
     });
@@ -264,10 +269,11 @@ void register_device(CLI::App& app, Ctx& ctx) {
     add_select_flags(cmd, f);
     examples(cmd, {"gedge device check --all", "gedge device check cam-1 cam-2 -o json", "gedge device check --label site=lab"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
-      FanOutRequest req{GEDGE_TRY(selector(f)), ctx.g.timeout_s, ctx.g.parallel};
-      auto rep = GEDGE_TRY(device_check(*inv, paths, req, ctx.reporter()));
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto sel, selector(f));
+      FanOutRequest req{std::move(sel), ctx.g.timeout_s, ctx.g.parallel};
+      GEDGE_TRY_ASSIGN(auto rep, device_check(*inv, paths, req, ctx.reporter()));
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
       nlohmann::json data = rep.json;
       if (table_mode)
@@ -297,8 +303,8 @@ void register_device(CLI::App& app, Ctx& ctx) {
     examples(cmd, {"gedge device exec --all -- uptime", "gedge device exec cam-1 cam-2 -- df -h /",
                    "gedge device exec --label site=lab --sudo -o json -- systemctl is-active podman"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       auto command = ctx.g.after_dashdash;
       if (command.empty())
         return fail(ErrorCode::usage, "no command given", "put the command after --: gedge device exec --all -- uptime");
@@ -307,8 +313,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
       if (sf.names.size() >= command.size() &&
           std::equal(command.begin(), command.end(), sf.names.end() - static_cast<long>(command.size())))
         sf.names.resize(sf.names.size() - command.size());
-      FanOutRequest req{GEDGE_TRY(selector(sf)), ctx.g.timeout_s, ctx.g.parallel};
-      auto rep = GEDGE_TRY(device_exec(*inv, paths, req, command, sudo, ctx.reporter()));
+      GEDGE_TRY_ASSIGN(auto sel, selector(sf));
+      FanOutRequest req{std::move(sel), ctx.g.timeout_s, ctx.g.parallel};
+      GEDGE_TRY_ASSIGN(auto rep, device_exec(*inv, paths, req, command, sudo, ctx.reporter()));
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
       std::optional<std::string> raw;
       if (table_mode) {

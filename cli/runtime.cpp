@@ -94,9 +94,9 @@ void add_pack(CLI::App& noun, Ctx& ctx) {
         return fail(ErrorCode::usage, fmt::format("malformed --component '{}'", c), "use --component ROLE=DIR");
       req.components.push_back({c.substr(0, eq), c.substr(eq + 1)});
     }
-    auto paths = GEDGE_TRY(ctx.paths());
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto r = GEDGE_TRY(runtime::pack(paths, *inv, req, ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto r, runtime::pack(paths, *inv, req, ctx.reporter()));
     auto j = r.to_json();
     std::string footer = fmt::format(
         "{} {}: {} files ({} unchanged since the last pack), read {}, {} {} new ({} of {} chunks new), dedupe ratio {:.2f}{}",
@@ -114,8 +114,8 @@ void add_ls(CLI::App& noun, Ctx& ctx) {
   auto* cmd = noun.add_subcommand("ls", "List packed runtime bundles");
   examples(cmd, {"gedge runtime ls", "gedge runtime ls -o json"});
   on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto list = GEDGE_TRY(runtime::list_bundles(*inv));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto list, runtime::list_bundles(*inv));
     View v = make_view(
         list, list.empty() ? "no runtime bundles; pack one with gedge runtime pack" : "",
         {{"ID", "/short_id"}, {"NAME", "/name"}, {"FILES", "/files"}, {"BYTES", "/bytes"},
@@ -132,11 +132,11 @@ void add_show(CLI::App& noun, Ctx& ctx) {
   cmd->add_flag("--manifest", *manifest, "Print the full manifest (JSON)");
   examples(cmd, {"gedge runtime show demo", "gedge runtime show 3f2a9c1b -o json", "gedge runtime show demo --manifest"});
   on_run(cmd, ctx, [&ctx, id, manifest]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto b, runtime::find_bundle(*inv, *id));
     if (*manifest) return Outcome{make_view(b.manifest), std::nullopt, b.manifest.dump(2) + "\n"};
     auto s = runtime::bundle_summary(b);
-    s["pushes"] = GEDGE_TRY(runtime::bundle_pushes(*inv, b.id));
+    GEDGE_TRY_ASSIGN(s["pushes"], runtime::bundle_pushes(*inv, b.id));
     return Outcome{make_view(s), std::nullopt, std::nullopt};
   });
 }
@@ -154,13 +154,14 @@ void add_verify(CLI::App& noun, Ctx& ctx) {
   cmd->add_option("--root", *root, "Runtime root on the device (default /var/lib/gedge/runtimes)")->type_name("DIR");
   examples(cmd, {"gedge runtime verify demo", "gedge runtime verify demo --device edge1", "gedge runtime verify demo --to /srv/nfs/runtimes -o json"});
   on_run(cmd, ctx, [&ctx, id, to, device, root]() -> Result<Outcome> {
-    auto paths = GEDGE_TRY(ctx.paths());
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto b, runtime::find_bundle(*inv, *id));
     if (!to->empty() && !device->empty()) return fail(ErrorCode::usage, "--to and --device exclude each other");
-    auto r = !device->empty() ? GEDGE_TRY(runtime::verify_remote(paths, *inv, b, *device, *root, ctx.g.timeout_s))
-             : to->empty()    ? GEDGE_TRY(runtime::verify(paths, b, ctx.reporter()))
-                              : GEDGE_TRY(runtime::verify_dir(b, *to, ctx.reporter()));
+    auto verified = !device->empty() ? runtime::verify_remote(paths, *inv, b, *device, *root, ctx.g.timeout_s)
+                    : to->empty()    ? runtime::verify(paths, b, ctx.reporter())
+                                     : runtime::verify_dir(b, *to, ctx.reporter());
+    GEDGE_TRY_ASSIGN(auto r, std::move(verified));
     auto j = r.to_json();
     bool ok = j["ok"].get<bool>();
     std::string footer = ok ? fmt::format("{}: all {} chunks verified", b.id.substr(0, 12), r.chunks)
@@ -187,9 +188,9 @@ void add_gc(CLI::App& noun, Ctx& ctx) {
   cmd->add_flag("--dry-run", *dry, "Only count what would be removed");
   examples(cmd, {"gedge runtime gc", "gedge runtime gc --dry-run -o json"});
   on_run(cmd, ctx, [&ctx, dry]() -> Result<Outcome> {
-    auto paths = GEDGE_TRY(ctx.paths());
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto r = GEDGE_TRY(runtime::gc(paths, *inv, *dry, ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto r, runtime::gc(paths, *inv, *dry, ctx.reporter()));
     std::string footer = fmt::format("{} {} chunks ({}), kept {}", *dry ? "would remove" : "removed", r.removed,
                                      human_bytes(r.bytes_freed), r.kept);
     return Outcome{make_view(r.to_json(), footer), std::nullopt, std::nullopt};
@@ -213,13 +214,15 @@ void add_push(CLI::App& noun, Ctx& ctx) {
   on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
     if (f->devices.empty() && f->cluster.empty() && f->to.empty())
       return fail(ErrorCode::usage, "push needs a target", "give --to DIR, --device D... or --cluster C");
-    auto paths = GEDGE_TRY(ctx.paths());
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto b = GEDGE_TRY(runtime::find_bundle(*inv, f->id));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto b, runtime::find_bundle(*inv, f->id));
     if (f->to.empty()) {
       runtime::RemotePushRequest rq;
       rq.devices = f->devices;
-      if (!f->cluster.empty()) rq.devices = GEDGE_TRY(runtime::cluster_devices(*inv, f->cluster));
+      if (!f->cluster.empty()) {
+        GEDGE_TRY_ASSIGN(rq.devices, runtime::cluster_devices(*inv, f->cluster));
+      }
       rq.root = f->root;
       rq.dry_run = f->dry_run;
       rq.parallel = ctx.g.parallel;
@@ -256,8 +259,8 @@ void add_push(CLI::App& noun, Ctx& ctx) {
                          "/targets");
       return Outcome{v, err, std::nullopt};
     }
-    auto r = GEDGE_TRY(runtime::push_to_dir(paths, b, f->to, ctx.reporter(), f->dry_run));
-    if (!f->dry_run) GEDGE_TRY_VOID(runtime::record_push(*inv, b, r));
+    GEDGE_TRY_ASSIGN(auto r, runtime::push_to_dir(paths, b, f->to, ctx.reporter(), f->dry_run));
+    if (!f->dry_run) GEDGE_TRY(runtime::record_push(*inv, b, r));
     nlohmann::json j{{"id", b.id}, {"name", b.name}, {"dry_run", f->dry_run}, {"targets", nlohmann::json::array({r.to_json()})}};
     std::string footer = fmt::format("{} {} on {}: {} {} ({} chunks), {} chunks already there", r.state,
                                      b.id.substr(0, 12), r.target, f->dry_run ? "would send" : "sent",
@@ -285,8 +288,8 @@ void add_mounts(CLI::App& noun, Ctx& ctx) {
                  "gedge runtime mounts demo -o k8s --pvc runtimes --sub-path rt",
                  "gedge runtime mounts demo -o sh > path.sh"});
   on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto b = GEDGE_TRY(runtime::find_bundle(*inv, f->id));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto b, runtime::find_bundle(*inv, f->id));
     runtime::MountRequest req;
     req.root = f->root;
     req.pvc = f->pvc;
@@ -294,12 +297,12 @@ void add_mounts(CLI::App& noun, Ctx& ctx) {
     std::string o = ctx.output_raw();
     if (o == "k8s" || o == "podman" || o == "sh") {
       req.format = o == "k8s" ? runtime::MountFormat::k8s : o == "podman" ? runtime::MountFormat::podman : runtime::MountFormat::sh;
-      auto text = GEDGE_TRY(runtime::render_mounts(b, req));
+      GEDGE_TRY_ASSIGN(auto text, runtime::render_mounts(b, req));
       return Outcome{View{}, std::nullopt, text};
     }
     GEDGE_TRY(ctx.format());
     req.format = runtime::MountFormat::podman;
-    auto podman = GEDGE_TRY(runtime::render_mounts(b, req));
+    GEDGE_TRY_ASSIGN(auto podman, runtime::render_mounts(b, req));
     nlohmann::json env = nlohmann::json::object();
     for (const auto& [k, v] : runtime::env_wiring(b.manifest)) env[k] = v;
     std::string root = req.root;
@@ -322,9 +325,9 @@ void add_check(CLI::App& noun, Ctx& ctx) {
   cmd->add_option("--device", *device, "Device whose facts (GPU driver) to check against")->required()->type_name("D");
   examples(cmd, {"gedge runtime check demo --device edge1", "gedge runtime check demo --device edge1 -o json"});
   on_run(cmd, ctx, [&ctx, id, device]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto b = GEDGE_TRY(runtime::find_bundle(*inv, *id));
-    auto j = GEDGE_TRY(runtime::check_on_device(*inv, b, *device));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto b, runtime::find_bundle(*inv, *id));
+    GEDGE_TRY_ASSIGN(auto j, runtime::check_on_device(*inv, b, *device));
     std::string verdict = j["verdict"].get<std::string>();
     std::optional<Error> err;
     if (verdict == "too_old")

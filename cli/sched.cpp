@@ -82,16 +82,18 @@ Result<sched::Weights> parse_weights(const std::string& s) {
 
 Result<sched::Request> request_of(const PlaceFlags& f) {
   sched::Request r;
-  r.policy = GEDGE_TRY(sched::parse_policy(f.policy));
-  r.rank = GEDGE_TRY(sched::parse_policy(f.rank));
+  GEDGE_TRY_ASSIGN(r.policy, sched::parse_policy(f.policy));
+  GEDGE_TRY_ASSIGN(r.rank, sched::parse_policy(f.rank));
   if (r.rank != sched::Policy::low_latency && r.rank != sched::Policy::least_allocated &&
       r.rank != sched::Policy::most_allocated)
     return fail(ErrorCode::usage, fmt::format("--rank {} cannot rank clusters", f.rank),
                 "use low-latency, least-allocated or most-allocated");
   r.source = f.from;
-  if (!f.clusters.empty()) r.levels = GEDGE_TRY(sched::parse_levels(f.clusters));
+  if (!f.clusters.empty()) {
+    GEDGE_TRY_ASSIGN(r.levels, sched::parse_levels(f.clusters));
+  }
   r.node = f.node;
-  r.weights = GEDGE_TRY(parse_weights(f.weights));
+  GEDGE_TRY_ASSIGN(r.weights, parse_weights(f.weights));
   r.explain = f.explain;
   r.top_k = f.top;
   if (r.policy == sched::Policy::node && r.node.empty()) return fail(ErrorCode::usage, "--policy node needs --node CLUSTER/NODE");
@@ -110,10 +112,10 @@ Result<std::string> read_input(const std::string& file, const char* what) {
 
 Result<sched::World> load_world(Ctx& ctx, const std::string& state) {
   if (!state.empty()) {
-    auto text = GEDGE_TRY(read_input(state, "state file"));
+    GEDGE_TRY_ASSIGN(auto text, read_input(state, "state file"));
     return sched::parse_state(text, state);
   }
-  auto* inv = GEDGE_TRY(ctx.inventory());
+  GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
   return sched::world_from_inventory(*inv);
 }
 
@@ -234,13 +236,13 @@ void register_sched(CLI::App& app, Ctx& ctx) {
                    R"(gedge sched place web.yaml --policy select-clusters --clusters '["edge-a", ["edge-b", "cloud"]]' --from cam-1)",
                    "gedge sched place web.yaml --policy node --node edge-a/n1"});
   on_run(place, ctx, [&ctx]() -> Result<Outcome> {
-    auto req = GEDGE_TRY(request_of(pf));
+    GEDGE_TRY_ASSIGN(auto req, request_of(pf));
     if (apply && !pf.state.empty())
       return fail(ErrorCode::usage, "--apply deploys to the inventory's clusters, not to a --state world");
-    auto text = GEDGE_TRY(read_input(pf.file, "file"));
-    auto wl = GEDGE_TRY(sched::parse_workload(text, pf.file));
-    auto world = GEDGE_TRY(load_world(ctx, pf.state));
-    auto p = GEDGE_TRY(sched::place(world, wl, req));
+    GEDGE_TRY_ASSIGN(auto text, read_input(pf.file, "file"));
+    GEDGE_TRY_ASSIGN(auto wl, sched::parse_workload(text, pf.file));
+    GEDGE_TRY_ASSIGN(auto world, load_world(ctx, pf.state));
+    GEDGE_TRY_ASSIGN(auto p, sched::place(world, wl, req));
     auto data = sched::to_json(p);
     if (apply) {
       // Every stage must land on one cluster: the one --cluster names, or the only one used.
@@ -257,7 +259,7 @@ void register_sched(CLI::App& app, Ctx& ctx) {
       svc::DeployRequest dr;
       dr.cluster = target;
       dr.placement = data;
-      auto dep = GEDGE_TRY(run_deploy(ctx, pf.file, dr));
+      GEDGE_TRY_ASSIGN(auto dep, run_deploy(ctx, pf.file, dr));
       nlohmann::json both{{"placement", data}, {"deploy", dep.view.data}};
       View v = placement_view(p, data, pf.explain, pf.top);
       v.data = both;
@@ -276,25 +278,25 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   probe->add_option("--to", probe_to, "Devices to measure (default: every cluster member)")->option_text("DEVICE...");
   examples(probe, {"gedge sched probe --from cam-1", "gedge sched probe --from h1 --to far1 --to h2 -o json"});
   on_run(probe, ctx, [&ctx]() -> Result<Outcome> {
-    auto paths = GEDGE_TRY(ctx.paths());
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto src = GEDGE_TRY(device_target(*inv, paths, probe_from));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto src, device_target(*inv, paths, probe_from));
     std::vector<std::string> names = probe_to;
     if (names.empty()) {
-      auto rows = GEDGE_TRY(inv->query("SELECT DISTINCT device FROM cluster_members ORDER BY device"));
+      GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT DISTINCT device FROM cluster_members ORDER BY device"));
       for (const auto& r : rows)
         if (r["device"] != probe_from) names.push_back(r["device"].get<std::string>());
     }
     if (names.empty()) return fail(ErrorCode::usage, "nothing to probe", "pass --to DEVICE or add devices to a cluster");
     std::vector<std::string> argv = {"python3", "-c", kProbeScript};
     for (const auto& n : names) {
-      auto rows = GEDGE_TRY(inv->query("SELECT host, port FROM devices WHERE name = ?", {n}));
+      GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT host, port FROM devices WHERE name = ?", {n}));
       if (rows.empty()) return fail(ErrorCode::not_found, fmt::format("device '{}' not found", n), "see 'gedge device ls'");
       argv.push_back(fmt::format("{}={}:{}", n, rows[0]["host"].get<std::string>(), rows[0]["port"].get<int64_t>()));
     }
     auto opts = default_ssh_options(paths, ctx.g.timeout_s);
-    auto session = GEDGE_TRY(SshSession::connect(src, opts));
-    auto res = GEDGE_TRY(session->exec(argv));
+    GEDGE_TRY_ASSIGN(auto session, SshSession::connect(src, opts));
+    GEDGE_TRY_ASSIGN(auto res, session->exec(argv));
     if (res.exit_code != 0)
       return fail(ErrorCode::failure, fmt::format("probe on '{}' failed: {}", probe_from, res.err.substr(0, 400)),
                   "the device needs python3");
@@ -313,7 +315,7 @@ void register_sched(CLI::App& app, Ctx& ctx) {
       else unreachable.push_back(n);
       rows.push_back({{"from", probe_from}, {"to", n}, {"rtt_ms", v.is_number() ? nlohmann::json(std::round(v.get<double>() * 1000) / 1000) : nlohmann::json()}});
     }
-    GEDGE_TRY_VOID(sched::record_rtts(*inv, probe_from, rtts));
+    GEDGE_TRY(sched::record_rtts(*inv, probe_from, rtts));
     std::optional<Error> err;
     if (!unreachable.empty())
       err = Error{rtts.empty() ? ErrorCode::unreachable : ErrorCode::partial,
@@ -333,11 +335,11 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   examples(submit, {"gedge sched submit yolo.yaml --from cam-1", "gedge sched submit web.yaml --policy least-allocated --priority high -o json"});
   on_run(submit, ctx, [&ctx]() -> Result<Outcome> {
     (void)high;
-    auto req = GEDGE_TRY(request_of(sf));
+    GEDGE_TRY_ASSIGN(auto req, request_of(sf));
     (void)req;
-    auto* inv = GEDGE_TRY(ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     sched::SubmitRequest r;
-    r.spec = GEDGE_TRY(read_input(sf.file, "file"));
+    GEDGE_TRY_ASSIGN(r.spec, read_input(sf.file, "file"));
     r.origin = sf.file;
     r.priority = priority == "high" ? 1 : 0;
     r.options = {{"policy", sf.policy}, {"rank", sf.rank}};
@@ -345,12 +347,12 @@ void register_sched(CLI::App& app, Ctx& ctx) {
     if (!sf.clusters.empty()) r.options["clusters"] = sf.clusters;
     if (!sf.node.empty()) r.options["node"] = sf.node;
     if (!sf.state.empty()) {
-      auto text = GEDGE_TRY(read_input(sf.state, "state file"));
+      GEDGE_TRY_ASSIGN(auto text, read_input(sf.state, "state file"));
       auto checked = sched::parse_state(text, sf.state);
       if (!checked) return std::unexpected(checked.error());
       r.options["state"] = std::filesystem::absolute(sf.state).string();
     }
-    auto row = GEDGE_TRY(sched::submit(*inv, r));
+    GEDGE_TRY_ASSIGN(auto row, sched::submit(*inv, r));
     return Outcome{View{row, {}, "", ""}, std::nullopt, std::nullopt};
   });
 
@@ -363,11 +365,11 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   examples(run, {"gedge sched run --once", "* * * * * gedge sched run --once --max 50   # crontab"});
   on_run(run, ctx, [&ctx]() -> Result<Outcome> {
     if (max_n < 0) return fail(ErrorCode::usage, "--max must be positive");
-    auto* inv = GEDGE_TRY(ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     sched::RunOptions o;
     o.once = once;
     o.max = max_n;
-    auto rows = GEDGE_TRY(sched::run_queue(*inv, o));
+    GEDGE_TRY_ASSIGN(auto rows, sched::run_queue(*inv, o));
     std::optional<Error> err;
     int failed = 0;
     for (const auto& r : rows) failed += r["state"] == "failed";
@@ -382,8 +384,8 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   ls->add_option("--state", ls_state, "Only requests in this state")->option_text("STATE");
   examples(ls, {"gedge sched ls", "gedge sched ls --state failed -o json"});
   on_run(ls, ctx, [&ctx]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto rows = GEDGE_TRY(sched::list_requests(*inv, ls_state));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto rows, sched::list_requests(*inv, ls_state));
     return Outcome{requests_view(rows), std::nullopt, std::nullopt};
   });
 
@@ -393,8 +395,8 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   cancel->add_option("ID", cancel_id, "Request id (see 'gedge sched ls')")->required();
   examples(cancel, {"gedge sched cancel 12"});
   on_run(cancel, ctx, [&ctx]() -> Result<Outcome> {
-    auto* inv = GEDGE_TRY(ctx.inventory());
-    auto row = GEDGE_TRY(sched::cancel(*inv, cancel_id));
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    GEDGE_TRY_ASSIGN(auto row, sched::cancel(*inv, cancel_id));
     std::string footer = row.value("changed", true) ? "" : fmt::format("request {} was already canceled; nothing changed", cancel_id);
     return Outcome{View{row, {}, "", footer}, std::nullopt, std::nullopt};
   });

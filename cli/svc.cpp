@@ -56,12 +56,12 @@ Result<json> read_placement(const std::string& file) {
 
 // Shared with `gedge sched place --apply`.
 Result<Outcome> run_deploy(Ctx& ctx, const std::string& file, svc::DeployRequest req) {
-  auto paths = GEDGE_TRY(ctx.paths());
-  auto* inv = GEDGE_TRY(ctx.inventory());
-  auto spec = GEDGE_TRY(svc::load_spec(file));
+  GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+  GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+  GEDGE_TRY_ASSIGN(auto spec, svc::load_spec(file));
   req.ssh_timeout_s = ctx.g.timeout_s;
   req.parallel = ctx.g.parallel;
-  auto out = GEDGE_TRY(svc::deploy(*inv, paths, spec, req, ctx.reporter()));
+  GEDGE_TRY_ASSIGN(auto out, svc::deploy(*inv, paths, spec, req, ctx.reporter()));
   return Outcome{deploy_view(out.result), out.partial, std::nullopt};
 }
 
@@ -79,7 +79,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     examples(c, {"gedge svc render app.yaml", "gedge svc render app.yaml -o json | jq '.[0]'",
                  "gedge svc render pipeline.yaml > manifests.yaml"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto spec = GEDGE_TRY(svc::load_spec(file));
+      GEDGE_TRY_ASSIGN(auto spec, svc::load_spec(file));
       auto docs = svc::render_all(spec);
       std::string o = ctx.output_raw();
       if (o == "json") return Outcome{View{}, std::nullopt, nlohmann::json(docs).dump(2) + "\n"};
@@ -116,7 +116,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       svc::DeployRequest req;
       req.cluster = f.cluster;
-      req.placement = GEDGE_TRY(read_placement(f.placement));
+      GEDGE_TRY_ASSIGN(req.placement, read_placement(f.placement));
       req.dry_run = f.dry_run;
       req.wait = f.wait;
       req.timeout_s = f.timeout;
@@ -133,8 +133,8 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_option("--cluster", cluster, "Only this cluster")->option_text("C");
     examples(c, {"gedge svc ls", "gedge svc ls --cluster edge -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto* inv = GEDGE_TRY(ctx.inventory());
-      auto rows = GEDGE_TRY(svc::list_services(*inv, cluster));
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto rows, svc::list_services(*inv, cluster));
       return Outcome{View{rows,
                           {{"name", "/name"}, {"cluster", "/cluster"}, {"kind", "/kind"}, {"namespace", "/namespace"},
                            {"state", "/state"}, {"replicas", "/replicas"}, {"nodes", "/nodes"}, {"updated", "/updated_at"}},
@@ -152,9 +152,9 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_option("--cluster", cluster, "The cluster (when the name is deployed on several)")->option_text("C");
     examples(c, {"gedge svc status web", "gedge svc status web --cluster edge -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
-      auto st = GEDGE_TRY(svc::status(*inv, paths, name, cluster, ctx.g.timeout_s));
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto st, svc::status(*inv, paths, name, cluster, ctx.g.timeout_s));
       json rows = st.result["replicas"];
       for (auto& r : rows) {
         r["where"] = r.contains("device") ? r["device"] : r.value("node", json(""));
@@ -184,11 +184,11 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_flag("--follow,-f", lr.follow, "Keep printing new lines until Ctrl-C (one replica)");
     examples(c, {"gedge svc logs web", "gedge svc logs web --replica 0 --tail 50", "gedge svc logs web --replica 1 -f"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       if (replica >= 0) lr.replica = replica;
       lr.ssh_timeout_s = ctx.g.timeout_s;
-      GEDGE_TRY_VOID(svc::logs(*inv, paths, lr, [](std::string_view chunk) {
+      GEDGE_TRY(svc::logs(*inv, paths, lr, [](std::string_view chunk) {
         std::fwrite(chunk.data(), 1, chunk.size(), stdout);
         std::fflush(stdout);
       }));
@@ -208,12 +208,12 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_option("--timeout", timeout, "Seconds to wait for new replicas")->default_str("120");
     examples(c, {"gedge svc scale web 3", "gedge svc scale web 0 --cluster edge -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       svc::DeployRequest base;
       base.timeout_s = timeout;
       base.ssh_timeout_s = ctx.g.timeout_s;
-      auto out = GEDGE_TRY(svc::scale(*inv, paths, name, cluster, replicas, base, ctx.reporter()));
+      GEDGE_TRY_ASSIGN(auto out, svc::scale(*inv, paths, name, cluster, replicas, base, ctx.reporter()));
       return Outcome{deploy_view(out.result), out.partial, std::nullopt};
     });
   }
@@ -228,10 +228,10 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_flag("--yes,-y", yes, "Do not ask for confirmation");
     examples(c, {"gedge svc rm web --yes", "gedge svc rm web --cluster edge -y -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
-      GEDGE_TRY_VOID(confirm(ctx, yes, fmt::format("remove service '{}' and its containers", name)));
-      auto out = GEDGE_TRY(svc::remove(*inv, paths, name, cluster, ctx.g.timeout_s, ctx.reporter()));
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY(confirm(ctx, yes, fmt::format("remove service '{}' and its containers", name)));
+      GEDGE_TRY_ASSIGN(auto out, svc::remove(*inv, paths, name, cluster, ctx.g.timeout_s, ctx.reporter()));
       json rows = out.result["removed"];
       for (auto& r : rows) {
         json what = r.value("containers", json::array());
@@ -255,7 +255,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_flag("--plain-http", plain, "Plain HTTP (a lab registry without TLS); default is HTTPS, verified");
     examples(c, {"gedge svc catalog --registry 10.213.0.1:5000 --plain-http", "gedge svc catalog --registry registry.example:443 -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto repos = GEDGE_TRY(svc::catalog(registry, plain, ctx.g.timeout_s));
+      GEDGE_TRY_ASSIGN(auto repos, svc::catalog(registry, plain, ctx.g.timeout_s));
       return Outcome{View{repos, {{"repository", "/repository"}, {"tags", "/tags"}}, "", ""}, std::nullopt, std::nullopt};
     });
   }
@@ -269,11 +269,11 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_flag("--once", once, "Run one step and exit (cron-friendly; the only mode)")->required();
     examples(c, {"gedge svc autoscale --once", "gedge svc autoscale --once --cluster edge -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      auto paths = GEDGE_TRY(ctx.paths());
-      auto* inv = GEDGE_TRY(ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       svc::DeployRequest base;
       base.ssh_timeout_s = ctx.g.timeout_s;
-      auto out = GEDGE_TRY(svc::autoscale_once(*inv, paths, cluster, base, ctx.reporter()));
+      GEDGE_TRY_ASSIGN(auto out, svc::autoscale_once(*inv, paths, cluster, base, ctx.reporter()));
       return Outcome{View{out.result,
                           {{"service", "/name"}, {"cluster", "/cluster"}, {"cpu %", "/cpu_percent"}, {"target %", "/target"},
                            {"replicas", "/replicas"}, {"desired", "/desired"}, {"action", "/action"}},

@@ -57,21 +57,21 @@ void add_plan_flags(CLI::App* cmd, PlanFlags& f, bool with_cpuset) {
 }
 
 Result<std::unique_ptr<SshSession>> connect_device(Ctx& ctx, const std::string& device) {
-  auto paths = GEDGE_TRY(ctx.paths());
-  Inventory* inv = GEDGE_TRY(ctx.inventory());
-  auto target = GEDGE_TRY(device_target(*inv, paths, device));
+  GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+  GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
+  GEDGE_TRY_ASSIGN(auto target, device_target(*inv, paths, device));
   return SshSession::connect(target, default_ssh_options(paths, ctx.g.timeout_s));
 }
 
 // The device's topology over SSH: lstopo's XML, or, on a device without hwloc, a flat synthetic
 // topology from /sys (online CPUs as single-PU cores over the online NUMA nodes), labelled so.
 Result<topo::TopologySource> fetch_device_topology(Ctx& ctx, const std::string& device) {
-  auto session = GEDGE_TRY(connect_device(ctx, device));
-  auto r = GEDGE_TRY(session->exec({"lstopo-no-graphics", "--of", "xml", "-"}));
+  GEDGE_TRY_ASSIGN(auto session, connect_device(ctx, device));
+  GEDGE_TRY_ASSIGN(auto r, session->exec({"lstopo-no-graphics", "--of", "xml", "-"}));
   if (r.exit_code == 0)
     return topo::TopologySource{topo::TopologySource::Kind::xml_buffer, r.out, fmt::format("device {}", device)};
-  auto cpus_r = GEDGE_TRY(session->exec({"cat", "/sys/devices/system/cpu/online"}));
-  auto nodes_r = GEDGE_TRY(session->exec({"cat", "/sys/devices/system/node/online"}));
+  GEDGE_TRY_ASSIGN(auto cpus_r, session->exec({"cat", "/sys/devices/system/cpu/online"}));
+  GEDGE_TRY_ASSIGN(auto nodes_r, session->exec({"cat", "/sys/devices/system/node/online"}));
   auto trim = [](std::string x) {
     while (!x.empty() && (x.back() == '\n' || x.back() == ' ')) x.pop_back();
     return x;
@@ -94,8 +94,8 @@ Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
     return fail(ErrorCode::usage, "--topology and --device are exclusive");
   if (!s.topology.empty()) return topo::Topology::load(topo::TopologySource::from_arg(s.topology));
   if (s.device.empty()) return topo::Topology::load({});
-  Inventory* inv = GEDGE_TRY(ctx.inventory());
-  auto rows = GEDGE_TRY(inv->query("SELECT topology_xml FROM devices WHERE name = ?", {s.device}));
+  GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
+  GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT topology_xml FROM devices WHERE name = ?", {s.device}));
   if (rows.empty())
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", s.device), "see 'gedge device ls'");
   std::string xml;
@@ -103,7 +103,8 @@ Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
   if (!xml.empty())
     return topo::Topology::load({topo::TopologySource::Kind::xml_buffer, xml, fmt::format("device {}", s.device)});
   ctx.reporter().info(fmt::format("fetching the topology of '{}' over SSH", s.device));
-  return topo::Topology::load(GEDGE_TRY(fetch_device_topology(ctx, s.device)));
+  GEDGE_TRY_ASSIGN(auto fetched, fetch_device_topology(ctx, s.device));
+  return topo::Topology::load(std::move(fetched));
 }
 
 // Work gedge already pinned on a device (the pins table), except `skip_owner` (being re-pinned).
@@ -111,8 +112,8 @@ Result<std::vector<std::pair<std::string, topo::IndexSet>>> device_pins(Ctx& ctx
                                                                        const std::string& skip_owner) {
   std::vector<std::pair<std::string, topo::IndexSet>> out;
   if (device.empty()) return out;
-  Inventory* inv = GEDGE_TRY(ctx.inventory());
-  auto rows = GEDGE_TRY(inv->query("SELECT owner, cpuset FROM pins WHERE device = ? ORDER BY owner", {device}));
+  GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
+  GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT owner, cpuset FROM pins WHERE device = ? ORDER BY owner", {device}));
   for (const auto& r : rows) {
     std::string owner = r["owner"].get<std::string>();
     if (owner == skip_owner) continue;
@@ -131,8 +132,8 @@ Result<topo::PlanRequest> to_request(const PlanFlags& f) {
   req.near = f.near;
   if (f.numa >= 0) req.numa = static_cast<unsigned>(f.numa);
   req.no_smt = f.no_smt;
-  req.exclude = GEDGE_TRY(topo::parse_list(f.exclude));
-  req.policy = GEDGE_TRY(topo::parse_policy(f.policy));
+  GEDGE_TRY_ASSIGN(req.exclude, topo::parse_list(f.exclude));
+  GEDGE_TRY_ASSIGN(req.policy, topo::parse_policy(f.policy));
   return req;
 }
 
@@ -161,7 +162,7 @@ void register_tune(CLI::App& app, Ctx& ctx) {
                     "gedge tune show --topology 'pack:2 numa:2 core:8 pu:2'",
                     "gedge tune show --topology lstopo.xml", "gedge tune show --device edge1"});
     on_run(show, ctx, [&ctx]() -> Result<Outcome> {
-      auto t = GEDGE_TRY(load_source(ctx, src));
+      GEDGE_TRY_ASSIGN(auto t, load_source(ctx, src));
       auto j = t.describe();
       std::string footer = fmt::format("{}: {} packages, {} NUMA nodes, {} cores, {} PUs; PUs {} (allowed {})",
                                        j["source"].get<std::string>(), j["counts"]["packages"].get<int>(),
@@ -194,10 +195,10 @@ void register_tune(CLI::App& app, Ctx& ctx) {
       std::string out = ctx.output_raw();
       bool custom = out == "podman" || out == "k8s" || out == "systemd";
       if (!custom) GEDGE_TRY(ctx.format());
-      auto req = GEDGE_TRY(to_request(pf));
-      auto t = GEDGE_TRY(load_source(ctx, src));
-      req.pinned = GEDGE_TRY(device_pins(ctx, src.device, ""));
-      auto p = GEDGE_TRY(topo::plan(t, req));
+      GEDGE_TRY_ASSIGN(auto req, to_request(pf));
+      GEDGE_TRY_ASSIGN(auto t, load_source(ctx, src));
+      GEDGE_TRY_ASSIGN(req.pinned, device_pins(ctx, src.device, ""));
+      GEDGE_TRY_ASSIGN(auto p, topo::plan(t, req));
       if (out == "podman") return Outcome{{}, std::nullopt, topo::render_podman(p)};
       if (out == "k8s") return Outcome{{}, std::nullopt, topo::render_k8s(p, memory)};
       if (out == "systemd") return Outcome{{}, std::nullopt, topo::render_systemd(p)};
@@ -236,12 +237,12 @@ void register_tune(CLI::App& app, Ctx& ctx) {
         return fail(ErrorCode::usage, "give exactly one target: -- CMD, --pid PID, or --device D --container NAME");
       if (!container.empty() && src.device.empty()) return fail(ErrorCode::usage, "--container needs --device");
       if (container.empty() && !src.device.empty()) return fail(ErrorCode::usage, "--device needs --container");
-      auto req = GEDGE_TRY(to_request(pf));
+      GEDGE_TRY_ASSIGN(auto req, to_request(pf));
 
       if (!container.empty()) {
-        auto t = GEDGE_TRY(load_source(ctx, src));
-        req.pinned = GEDGE_TRY(device_pins(ctx, src.device, container));
-        auto p = GEDGE_TRY(topo::plan(t, req));
+        GEDGE_TRY_ASSIGN(auto t, load_source(ctx, src));
+        GEDGE_TRY_ASSIGN(req.pinned, device_pins(ctx, src.device, container));
+        GEDGE_TRY_ASSIGN(auto p, topo::plan(t, req));
         auto j = p.to_json();
         j["device"] = src.device;
         j["container"] = container;
@@ -250,14 +251,14 @@ void register_tune(CLI::App& app, Ctx& ctx) {
           j["would_run"] = topo::podman_update_argv(p, container);
           return Outcome{plan_view(j), std::nullopt, std::nullopt};
         }
-        auto session = GEDGE_TRY(connect_device(ctx, src.device));
+        GEDGE_TRY_ASSIGN(auto session, connect_device(ctx, src.device));
         topo::RemoteRun run = [&](const std::vector<std::string>& argv) -> Result<topo::RemoteOutput> {
-          auto r = GEDGE_TRY(session->exec(argv));
+          GEDGE_TRY_ASSIGN(auto r, session->exec(argv));
           return topo::RemoteOutput{r.exit_code, r.out, r.err};
         };
-        auto res = GEDGE_TRY(topo::pin_container(p, container, run));
-        Inventory* inv = GEDGE_TRY(ctx.inventory());
-        GEDGE_TRY_VOID(inv->write([&](Inventory& db) -> Result<void> {
+        GEDGE_TRY_ASSIGN(auto res, topo::pin_container(p, container, run));
+        GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
+        GEDGE_TRY(inv->write([&](Inventory& db) -> Result<void> {
           GEDGE_TRY(db.exec("INSERT INTO pins(device, owner, cpuset, mems, created_at) VALUES (?, ?, ?, ?, ?) "
                             "ON CONFLICT(device, owner) DO UPDATE SET cpuset = excluded.cpuset, mems = excluded.mems, "
                             "created_at = excluded.created_at",
@@ -272,8 +273,8 @@ void register_tune(CLI::App& app, Ctx& ctx) {
         return Outcome{plan_view(j), std::nullopt, std::nullopt};
       }
 
-      auto t = GEDGE_TRY(topo::Topology::load({}));
-      auto p = GEDGE_TRY(topo::plan(t, req));
+      GEDGE_TRY_ASSIGN(auto t, topo::Topology::load({}));
+      GEDGE_TRY_ASSIGN(auto p, topo::plan(t, req));
       auto j = p.to_json();
       if (pid > 0) {
         j["pid"] = pid;
@@ -281,7 +282,7 @@ void register_tune(CLI::App& app, Ctx& ctx) {
           j["dry_run"] = true;
           return Outcome{plan_view(j), std::nullopt, std::nullopt};
         }
-        auto a = GEDGE_TRY(topo::bind_pid(t, p, static_cast<pid_t>(pid)));
+        GEDGE_TRY_ASSIGN(auto a, topo::bind_pid(t, p, static_cast<pid_t>(pid)));
         j["applied"] = a.to_json();
         return Outcome{plan_view(j), std::nullopt, std::nullopt};
       }
@@ -293,11 +294,11 @@ void register_tune(CLI::App& app, Ctx& ctx) {
         j["dry_run"] = true;
         return Outcome{plan_view(j), std::nullopt, std::nullopt};
       }
-      auto a = GEDGE_TRY(topo::bind_self(t, p, pf.membind));
+      GEDGE_TRY_ASSIGN(auto a, topo::bind_self(t, p, pf.membind));
       j["applied"] = a.to_json();
       j["pid"] = ::getpid();
       log_line("info", fmt::format("tune pin exec pid={} cpuset={} cmd={}", ::getpid(), topo::format_list(p.cpus), command[0]));
-      auto f = GEDGE_TRY(ctx.format());
+      GEDGE_TRY_ASSIGN(auto f, ctx.format());
       if (f == Format::json)
         std::cerr << j.dump() << "\n";
       else
@@ -333,11 +334,11 @@ void register_tune(CLI::App& app, Ctx& ctx) {
       GEDGE_TRY(ctx.format());
       if (command.empty()) command = ctx.g.after_dashdash;  // main splits argv at "--"
       if (command.empty()) return fail(ErrorCode::usage, "no command to benchmark", "usage: gedge tune bench [flags] -- CMD ARGS...");
-      auto req = GEDGE_TRY(to_request(pf));
-      auto t = GEDGE_TRY(topo::Topology::load({}));
-      auto p = GEDGE_TRY(topo::plan(t, req));
+      GEDGE_TRY_ASSIGN(auto req, to_request(pf));
+      GEDGE_TRY_ASSIGN(auto t, topo::Topology::load({}));
+      GEDGE_TRY_ASSIGN(auto p, topo::plan(t, req));
       topo::BenchRequest br{command, runs, warmup, t.allowed_pus(), p, pf.membind};
-      auto r = GEDGE_TRY(topo::bench(br, ctx.reporter()));
+      GEDGE_TRY_ASSIGN(auto r, topo::bench(br, ctx.reporter()));
       r["plan"] = p.to_json();
       r["topology"] = t.summary();
       nlohmann::json rows = nlohmann::json::array();

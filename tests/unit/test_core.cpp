@@ -35,8 +35,9 @@ Result<int> half(int x) {
   return x / 2;
 }
 Result<int> quarter(int x) {
-  int h = GEDGE_TRY(half(x));
-  return GEDGE_TRY(half(h));
+  GEDGE_TRY_ASSIGN(int h, half(x));
+  GEDGE_TRY_ASSIGN(int q, half(h));
+  return q;
 }
 }  // namespace
 

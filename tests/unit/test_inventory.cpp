@@ -13,7 +13,7 @@ const char* kNow = "2026-01-01T00:00:00Z";
 
 Result<void> add_device(Inventory& inv, const std::string& name) {
   return inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY_VOID(tx.exec("INSERT INTO devices(name, host, user, created_at, updated_at) "
+    GEDGE_TRY(tx.exec("INSERT INTO devices(name, host, user, created_at, updated_at) "
                            "VALUES (?, ?, ?, ?, ?)",
                            {name, std::string("10.213.0.11"), std::string("gedgetest"),
                             std::string(kNow), std::string(kNow)}));
@@ -92,7 +92,7 @@ TEST_CASE("a failing write rolls back everything it did") {
   test::TempDir tmp;
   auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
   auto r = inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY_VOID(add_device(tx, "a"));  // nested write joins the outer transaction
+    GEDGE_TRY(add_device(tx, "a"));  // nested write joins the outer transaction
     return fail(ErrorCode::conflict, "boom");
   });
   REQUIRE_FALSE(r);
@@ -118,7 +118,7 @@ TEST_CASE("8 processes writing at once lose nothing and never see 'database is l
       for (int i = 0; i < kRows; ++i) {
         // read-then-write inside one transaction: the pattern that deadlocks without IMMEDIATE
         auto r = inv->write([&](Inventory& tx) -> Result<void> {
-          auto n = GEDGE_TRY(tx.query("SELECT count(*) AS n FROM devices"));
+          GEDGE_TRY_ASSIGN(auto n, tx.query("SELECT count(*) AS n FROM devices"));
           (void)n;
           return add_device(tx, "p" + std::to_string(p) + "-" + std::to_string(i));
         });

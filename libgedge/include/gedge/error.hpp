@@ -43,19 +43,24 @@ std::string_view error_name(ErrorCode code);
 
 }  // namespace gedge
 
-// Propagates an error from a Result-returning expression; yields its value otherwise.
-// Use it only as a full initialiser (`auto x = GEDGE_TRY(f());`), never nested inside another
-// call's arguments: GCC 12 has miscompiled statement expressions in argument position here.
-#define GEDGE_TRY(expr)                                                 \
-  ({                                                                    \
-    auto&& gedge_try_r_ = (expr);                                       \
-    if (!gedge_try_r_) return std::unexpected(gedge_try_r_.error());    \
-    std::move(*gedge_try_r_);                                           \
-  })
+// Error propagation in standard C++ (ccache's TRY is the model), two statement forms:
+//   GEDGE_TRY(expr);                    propagates expr's error; a value, if any, is discarded
+//   GEDGE_TRY_ASSIGN(auto x, expr);     declares x (or assigns an existing lvalue: `obj.f`)
+//                                       from expr's value, or propagates its error
+// GEDGE_TRY is one statement (safe as the body of a braceless if/for); GEDGE_TRY_ASSIGN expands
+// to two statements and a declaration, so it needs braces around it in such a body.
+#define GEDGE_TRY_CONCAT_INNER_(a, b) a##b
+#define GEDGE_TRY_CONCAT_(a, b) GEDGE_TRY_CONCAT_INNER_(a, b)
+#define GEDGE_TRY_TMP_ GEDGE_TRY_CONCAT_(gedge_try_r_, __LINE__)
 
-// For Result<void>.
-#define GEDGE_TRY_VOID(expr)                                            \
-  do {                                                                  \
-    auto&& gedge_try_r_ = (expr);                                       \
-    if (!gedge_try_r_) return std::unexpected(gedge_try_r_.error());    \
+#define GEDGE_TRY(...)                                                       \
+  do {                                                                       \
+    auto&& gedge_try_r_ = (__VA_ARGS__);                                     \
+    if (!gedge_try_r_) return std::unexpected(std::move(gedge_try_r_).error()); \
   } while (0)
+
+#define GEDGE_TRY_ASSIGN(lhs, ...) GEDGE_TRY_ASSIGN_IMPL_(GEDGE_TRY_TMP_, lhs, __VA_ARGS__)
+#define GEDGE_TRY_ASSIGN_IMPL_(tmp, lhs, ...)                         \
+  auto&& tmp = (__VA_ARGS__);                                         \
+  if (!tmp) return std::unexpected(std::move(tmp).error());           \
+  lhs = std::move(*tmp)

@@ -158,7 +158,7 @@ struct FanOutOptions {
 // Targets not started when cancel_requested() or the deadline hits get interrupted/unreachable.
 // Returns each target's wall time (connect + work) in milliseconds.
 std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
-                                 const std::function<void(std::size_t, Result<SshSession*>)>& work);
+                                 const std::function<void(std::size_t, const Result<SshSession*>&)>& work);
 
 // Typed fan-out: results in the order of `targets`.
 template <typename T>
@@ -168,7 +168,7 @@ std::vector<FanOutResult<T>> fan_out(const std::vector<SshTarget>& targets, cons
   out.reserve(targets.size());
   for (const auto& t : targets)
     out.push_back(FanOutResult<T>{t.name, fail(ErrorCode::interrupted, "not started"), 0});
-  auto ms = fan_out_raw(targets, opts, [&](std::size_t i, Result<SshSession*> s) {
+  auto ms = fan_out_raw(targets, opts, [&](std::size_t i, const Result<SshSession*>& s) {
     if (!s)
       out[i].result = std::unexpected(s.error());
     else

@@ -114,7 +114,7 @@ Result<nlohmann::json> profile_vars(const BuildRequest& req, const std::vector<s
     if (!fs::is_directory(dir))
       return fail(ErrorCode::not_found, fmt::format("artifacts directory '{}' not found", req.artifacts));
     v["gedge_artifacts"] = dir.string();
-    auto a = GEDGE_TRY(k3s_artifacts(dir));
+    GEDGE_TRY_ASSIGN(auto a, k3s_artifacts(dir));
     v["gedge_k3s_binaries"] = a["binaries"];
     v["gedge_k3s_images"] = a["images"];
   }
@@ -127,8 +127,8 @@ namespace {
 
 Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest req, Reporter& rep,
                                bool join_only) {
-  GEDGE_TRY_VOID(check_name("cluster", req.name));
-  auto existing = GEDGE_TRY(load_cluster(inv, req.name));
+  GEDGE_TRY(check_name("cluster", req.name));
+  GEDGE_TRY_ASSIGN(auto existing, load_cluster(inv, req.name));
   if (existing) {
     if ((*existing)["kind"] != "devices")
       return fail(ErrorCode::conflict, fmt::format("cluster '{}' is a registered Kubernetes cluster", req.name));
@@ -150,18 +150,22 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
 
   // Targets: the existing members plus the named devices (join: only the named devices).
   std::vector<std::string> members;
-  if (existing)
-    for (const auto& m : GEDGE_TRY(load_members(inv, req.name))) members.push_back(m["device"].get<std::string>());
+  if (existing) {
+    GEDGE_TRY_ASSIGN(auto existing_members, load_members(inv, req.name));
+    for (const auto& m : existing_members) members.push_back(m["device"].get<std::string>());
+  }
   std::vector<std::string> all = members;
   for (const auto& d : req.devices) {
-    GEDGE_TRY_VOID(check_name("device", d));
+    GEDGE_TRY(check_name("device", d));
     if (std::find(all.begin(), all.end(), d) == all.end()) all.push_back(d);
   }
   if (all.empty())
     return fail(ErrorCode::usage, "no devices: give --devices a,b,c", "gedge cluster build NAME --profile containers --devices a,b");
   std::map<std::string, DeviceRow> rows;
-  for (const auto& d : all) rows[d] = GEDGE_TRY(load_device(inv, d));
-  GEDGE_TRY_VOID(check_not_elsewhere(inv, req.name, all));
+  for (const auto& d : all) {
+    GEDGE_TRY_ASSIGN(rows[d], load_device(inv, d));
+  }
+  GEDGE_TRY(check_not_elsewhere(inv, req.name, all));
   if (!req.server.empty() && std::find(all.begin(), all.end(), req.server) == all.end())
     return fail(ErrorCode::usage, fmt::format("--server '{}' is not one of the cluster's devices", req.server));
 
@@ -169,14 +173,15 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   if (join_only) {
     targets = req.devices;
   } else if (req.resume) {
-    targets = select_resume(all, GEDGE_TRY(load_journal(inv, req.name)));
+    GEDGE_TRY_ASSIGN(auto journal, load_journal(inv, req.name));
+    targets = select_resume(all, journal);
   } else {
     targets = all;
   }
-  auto vars = GEDGE_TRY(profile_vars(req, all, rep));
+  GEDGE_TRY_ASSIGN(auto vars, profile_vars(req, all, rep));
   fs::path kubeconfig_dest = paths.home / "kubeconfigs" / (req.name + ".yaml");
   if (req.profile != "containers") vars["gedge_kubeconfig_dest"] = kubeconfig_dest.string();
-  auto pbdir = GEDGE_TRY(ansible::find_playbook_dir());
+  GEDGE_TRY_ASSIGN(auto pbdir, ansible::find_playbook_dir());
   auto playbook = pbdir / (req.profile + ".yml");
   if (!fs::exists(playbook))
     return fail(ErrorCode::not_found, fmt::format("playbook {} not found", playbook.string()));
@@ -216,7 +221,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec) return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", run_dir.string(), ec.message()));
-  GEDGE_TRY_VOID(write_file_atomic(run_dir / "known_hosts", known_hosts, 0600));
+  GEDGE_TRY(write_file_atomic(run_dir / "known_hosts", known_hosts, 0600));
 
   ansible::InventorySpec ispec;
   ispec.known_hosts = run_dir / "known_hosts";
@@ -231,7 +236,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
 
   std::string now = now_rfc3339();
   if (!req.dry_run) {
-    GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
       if (!existing) {
         GEDGE_TRY(tx.exec(
             "INSERT INTO clusters(name, kind, profile, server, registry, monitoring, state, created_at, updated_at) "
@@ -333,7 +338,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     };
     rep.info(fmt::format("running {} on {} device(s) (log: {})", playbook.filename().string(), runnable.size(),
                          (run_dir / "ansible.log").string()));
-    rr = GEDGE_TRY(ansible::run_playbook(spec, on_event, should_stop));
+    GEDGE_TRY_ASSIGN(rr, ansible::run_playbook(spec, on_event, should_stop));
     if (journal_error) return std::unexpected(*journal_error);
     if (rr.stats.empty() && !rr.stopped)
       return fail(ErrorCode::failure,
@@ -393,7 +398,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
 
   if (!req.dry_run) {
     std::string at = now_rfc3339();
-    GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
       for (const auto& t : targets) {
         const auto& s = hs[t];
         if (s.finished) {
@@ -412,7 +417,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
                             {std::string(s.unreachable ? "unreachable" : "failed"), req.name, t}));
         }
       }
-      auto ms = GEDGE_TRY(tx.query("SELECT state FROM cluster_members WHERE cluster = ?", {req.name}));
+      GEDGE_TRY_ASSIGN(auto ms, tx.query("SELECT state FROM cluster_members WHERE cluster = ?", {req.name}));
       int ready = 0;
       for (const auto& m : ms)
         if (m["state"] == "ready") ++ready;
@@ -427,7 +432,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
           std::string t = *text;
           for (size_t p; (p = t.find("https://127.0.0.1:")) != std::string::npos;)
             t.replace(p, 17, "https://" + server_host);
-          GEDGE_TRY_VOID(write_file_atomic(kubeconfig_dest, t, 0600));
+          GEDGE_TRY(write_file_atomic(kubeconfig_dest, t, 0600));
         }
         GEDGE_TRY(tx.exec("UPDATE clusters SET kubeconfig = ?, api_server = ? WHERE name = ?",
                           {kubeconfig_dest.string(), fmt::format("https://{}:6443", server_host), req.name}));
@@ -472,7 +477,7 @@ Result<BuildOutcome> build(Inventory& inv, const Paths& paths, const BuildReques
 Result<BuildOutcome> join(Inventory& inv, const Paths& paths, const std::string& name,
                           const std::vector<std::string>& devices, int parallel, double timeout_s, Reporter& rep) {
   if (devices.empty()) return fail(ErrorCode::usage, "join needs at least one DEVICE");
-  auto c = GEDGE_TRY(require_cluster(inv, name));
+  GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   if (c["kind"] != "devices")
     return fail(ErrorCode::usage, fmt::format("cluster '{}' is a registered Kubernetes cluster; join its nodes there", name));
   BuildRequest req;

@@ -33,19 +33,20 @@ nlohmann::json cluster_summary(Inventory& inv, const nlohmann::json& c) {
 }  // namespace
 
 Result<nlohmann::json> list(Inventory& inv) {
-  auto rows = GEDGE_TRY(inv.query("SELECT * FROM clusters ORDER BY name"));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM clusters ORDER BY name"));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& c : rows) out.push_back(cluster_summary(inv, c));
   return nlohmann::json{{"clusters", out}};
 }
 
 Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
-  auto c = GEDGE_TRY(require_cluster(inv, name));
+  GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   auto j = cluster_summary(inv, c);
   nlohmann::json members = nlohmann::json::array();
-  auto journal = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto journal, inv.query(
       "SELECT device, run_id, step, status, message, at FROM build_journal WHERE cluster = ? ORDER BY id", {name}));
-  for (const auto& m : GEDGE_TRY(load_members(inv, name))) {
+  GEDGE_TRY_ASSIGN(auto member_rows, load_members(inv, name));
+  for (const auto& m : member_rows) {
     std::string dev = m["device"].get<std::string>();
     nlohmann::json steps = nlohmann::json::array();
     std::string last_run;
@@ -66,17 +67,18 @@ Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
 }
 
 Result<nlohmann::json> leave(Inventory& inv, const std::string& name, const std::vector<std::string>& devices) {
-  auto c = GEDGE_TRY(require_cluster(inv, name));
+  GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   if (c["kind"] != "devices")
     return fail(ErrorCode::usage, fmt::format("cluster '{}' is a registered Kubernetes cluster", name));
   if (devices.empty()) return fail(ErrorCode::usage, "leave needs at least one DEVICE");
   std::vector<std::string> members;
-  for (const auto& m : GEDGE_TRY(load_members(inv, name))) members.push_back(m["device"].get<std::string>());
+  GEDGE_TRY_ASSIGN(auto member_rows, load_members(inv, name));
+  for (const auto& m : member_rows) members.push_back(m["device"].get<std::string>());
   for (const auto& d : devices)
     if (std::find(members.begin(), members.end(), d) == members.end())
       return fail(ErrorCode::not_found, fmt::format("device '{}' is not a member of cluster '{}'", d, name),
                   fmt::format("gedge cluster show {}", name));
-  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     for (const auto& d : devices) {
       GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ? AND device = ?", {name, d}));
       GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ? AND device = ?", {name, d}));
@@ -89,9 +91,9 @@ Result<nlohmann::json> leave(Inventory& inv, const std::string& name, const std:
 }
 
 Result<nlohmann::json> remove(Inventory& inv, const std::string& name) {
-  auto c = GEDGE_TRY(require_cluster(inv, name));
-  auto members = GEDGE_TRY(load_members(inv, name));
-  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+  GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
+  GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
+  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ?", {name}));
     GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ?", {name}));
     GEDGE_TRY(tx.exec("DELETE FROM clusters WHERE name = ?", {name}));
@@ -103,12 +105,12 @@ Result<nlohmann::json> remove(Inventory& inv, const std::string& name) {
 
 Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::string& name,
                                 const std::string& format) {
-  auto c = GEDGE_TRY(require_cluster(inv, name));
+  GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   if (format != "ansible" && format != "prometheus")
     return fail(ErrorCode::usage, fmt::format("unknown export format '{}': use ansible or prometheus", format));
   if (c["kind"] != "devices")
     return fail(ErrorCode::usage, fmt::format("cluster '{}' is a Kubernetes cluster; use its kubeconfig", name));
-  auto members = GEDGE_TRY(load_members(inv, name));
+  GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
   if (format == "prometheus") {
     nlohmann::json targets = nlohmann::json::array();
     for (const auto& m : members) {
@@ -129,7 +131,7 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
     if (ch == '-' || ch == '.') ch = '_';
   spec.known_hosts = paths.known_hosts;
   for (const auto& m : members) {
-    auto d = GEDGE_TRY(load_device(inv, m["device"].get<std::string>()));
+    GEDGE_TRY_ASSIGN(auto d, load_device(inv, m["device"].get<std::string>()));
     spec.hosts.push_back({d.name, d.host, d.port, d.user, d.identity.empty() ? paths.key.string() : d.identity,
                           {{"gedge_role", m["role"]}}});
   }
@@ -140,14 +142,14 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
 
 Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& name, const std::string& kubeconfig,
                                            const std::string& context, double timeout_s, Reporter& rep) {
-  GEDGE_TRY_VOID(check_name("cluster", name));
+  GEDGE_TRY(check_name("cluster", name));
   std::error_code ec;
   auto abs = std::filesystem::absolute(kubeconfig, ec);
-  auto cfg = GEDGE_TRY(k8s::load_kubeconfig(abs, context));
+  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_kubeconfig(abs, context));
   for (const auto& w : cfg.warnings) rep.warn(w);
-  auto client = GEDGE_TRY(k8s::Client::create(cfg, {timeout_s}));
-  auto version = GEDGE_TRY(client.version());
-  auto existing = GEDGE_TRY(load_cluster(inv, name));
+  GEDGE_TRY_ASSIGN(auto client, k8s::Client::create(cfg, {timeout_s}));
+  GEDGE_TRY_ASSIGN(auto version, client.version());
+  GEDGE_TRY_ASSIGN(auto existing, load_cluster(inv, name));
   if (existing) {
     if ((*existing)["kind"] != "kubernetes")
       return fail(ErrorCode::conflict, fmt::format("cluster '{}' already exists as a device cluster", name));
@@ -155,7 +157,7 @@ Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& na
   std::string now = now_rfc3339();
   bool changed = !existing || (*existing)["kubeconfig"] != abs.string() || (*existing)["context"] != cfg.context ||
                  (*existing)["api_server"] != cfg.server;
-  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
+  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     if (!existing)
       GEDGE_TRY(tx.exec("INSERT INTO clusters(name, kind, kubeconfig, context, api_server, state, created_at, updated_at) "
                         "VALUES (?, 'kubernetes', ?, ?, ?, 'registered', ?, ?)",
@@ -173,15 +175,16 @@ Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& na
 namespace {
 
 Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout_s, Reporter& rep) {
-  auto cfg = GEDGE_TRY(k8s::load_kubeconfig(c["kubeconfig"].get<std::string>(),
+  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_kubeconfig(c["kubeconfig"].get<std::string>(),
                                             c["context"].is_string() ? c["context"].get<std::string>() : ""));
   for (const auto& w : cfg.warnings) rep.warn(w);
-  auto client = GEDGE_TRY(k8s::Client::create(cfg, {timeout_s}));
+  GEDGE_TRY_ASSIGN(auto client, k8s::Client::create(cfg, {timeout_s}));
   nlohmann::json out = {{"name", c["name"]}, {"kind", "kubernetes"}, {"api_server", cfg.server}, {"context", cfg.context}};
-  auto version = GEDGE_TRY(client.version());
+  GEDGE_TRY_ASSIGN(auto version, client.version());
   out["version"] = version.value("gitVersion", "");
   nlohmann::json nodes = nlohmann::json::array();
-  for (const auto& n : GEDGE_TRY(client.list("v1", "Node")).value("items", nlohmann::json::array())) {
+  GEDGE_TRY_ASSIGN(auto node_list, client.list("v1", "Node"));
+  for (const auto& n : node_list.value("items", nlohmann::json::array())) {
     bool ready = false;
     for (const auto& cond : n["status"].value("conditions", nlohmann::json::array()))
       if (cond.value("type", "") == "Ready") ready = cond.value("status", "") == "True";
@@ -192,25 +195,29 @@ Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout
   }
   out["nodes"] = nodes;
   std::map<std::string, std::map<std::string, int>> phases;
-  for (const auto& p : GEDGE_TRY(client.list("v1", "Pod")).value("items", nlohmann::json::array()))
+  GEDGE_TRY_ASSIGN(auto pod_list, client.list("v1", "Pod"));
+  for (const auto& p : pod_list.value("items", nlohmann::json::array()))
     ++phases[p["metadata"].value("namespace", "default")][p["status"].value("phase", "Unknown")];
   out["pods"] = phases;
   nlohmann::json deps = nlohmann::json::array();
-  for (const auto& d : GEDGE_TRY(client.list("apps/v1", "Deployment")).value("items", nlohmann::json::array()))
+  GEDGE_TRY_ASSIGN(auto deployment_list, client.list("apps/v1", "Deployment"));
+  for (const auto& d : deployment_list.value("items", nlohmann::json::array()))
     deps.push_back({{"namespace", d["metadata"].value("namespace", "")},
                     {"name", d["metadata"].value("name", "")},
                     {"desired", d["spec"].value("replicas", 1)},
                     {"ready", d.contains("status") ? d["status"].value("readyReplicas", 0) : 0}});
   out["deployments"] = deps;
   nlohmann::json pvs = nlohmann::json::array();
-  for (const auto& pv : GEDGE_TRY(client.list("v1", "PersistentVolume")).value("items", nlohmann::json::array()))
+  GEDGE_TRY_ASSIGN(auto persistentVolume_list, client.list("v1", "PersistentVolume"));
+  for (const auto& pv : persistentVolume_list.value("items", nlohmann::json::array()))
     pvs.push_back({{"name", pv["metadata"].value("name", "")},
                    {"capacity", pv["spec"].contains("capacity") ? pv["spec"]["capacity"].value("storage", "") : ""},
                    {"phase", pv.contains("status") ? pv["status"].value("phase", "") : ""},
                    {"storage_class", pv["spec"].value("storageClassName", "")}});
   out["persistent_volumes"] = pvs;
   nlohmann::json scs = nlohmann::json::array();
-  for (const auto& sc : GEDGE_TRY(client.list("storage.k8s.io/v1", "StorageClass")).value("items", nlohmann::json::array()))
+  GEDGE_TRY_ASSIGN(auto storageClass_list, client.list("storage.k8s.io/v1", "StorageClass"));
+  for (const auto& sc : storageClass_list.value("items", nlohmann::json::array()))
     scs.push_back({{"name", sc["metadata"].value("name", "")}, {"provisioner", sc.value("provisioner", "")}});
   out["storage_classes"] = scs;
   return out;
@@ -220,12 +227,18 @@ Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout
 
 Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name, int parallel,
                              double timeout_s, Reporter& rep) {
-  auto c = GEDGE_TRY(require_cluster(inv, name));
-  if (c["kind"] == "kubernetes") return StatusOutcome{GEDGE_TRY(kubernetes_status(c, timeout_s, rep)), std::nullopt};
+  GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
+  if (c["kind"] == "kubernetes") {
+    GEDGE_TRY_ASSIGN(auto ks, kubernetes_status(c, timeout_s, rep));
+    return StatusOutcome{std::move(ks), std::nullopt};
+  }
 
-  auto members = GEDGE_TRY(load_members(inv, name));
+  GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
   std::vector<SshTarget> targets;
-  for (const auto& m : members) targets.push_back(GEDGE_TRY(device_target(inv, paths, m["device"].get<std::string>())));
+  for (const auto& m : members) {
+    GEDGE_TRY_ASSIGN(auto target, device_target(inv, paths, m["device"].get<std::string>()));
+    targets.push_back(std::move(target));
+  }
   FanOutOptions fo;
   fo.parallel = std::max(1, parallel);
   fo.ssh = default_ssh_options(paths, timeout_s);

@@ -16,7 +16,7 @@ Result<void> check_name(const std::string& what, const std::string& name) {
 }
 
 Result<DeviceRow> load_device(Inventory& inv, const std::string& name) {
-  auto rows = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(
       "SELECT name, host, port, user, identity, host_key_type, host_key_fp FROM devices WHERE name = ?",
       {name}));
   if (rows.empty())
@@ -29,13 +29,13 @@ Result<DeviceRow> load_device(Inventory& inv, const std::string& name) {
 }
 
 Result<std::optional<nlohmann::json>> load_cluster(Inventory& inv, const std::string& name) {
-  auto rows = GEDGE_TRY(inv.query("SELECT * FROM clusters WHERE name = ?", {name}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM clusters WHERE name = ?", {name}));
   if (rows.empty()) return std::optional<nlohmann::json>{};
   return std::optional<nlohmann::json>{rows.front()};
 }
 
 Result<nlohmann::json> require_cluster(Inventory& inv, const std::string& name) {
-  auto c = GEDGE_TRY(load_cluster(inv, name));
+  GEDGE_TRY_ASSIGN(auto c, load_cluster(inv, name));
   if (!c) return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name), "gedge cluster ls");
   return *c;
 }
@@ -47,7 +47,7 @@ Result<std::vector<nlohmann::json>> load_members(Inventory& inv, const std::stri
 }
 
 Result<std::vector<JournalEntry>> load_journal(Inventory& inv, const std::string& cluster) {
-  auto rows = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(
       "SELECT id, device, run_id, step, status FROM build_journal WHERE cluster = ? ORDER BY id", {cluster}));
   std::vector<JournalEntry> out;
   for (const auto& r : rows)
@@ -59,7 +59,7 @@ Result<std::vector<JournalEntry>> load_journal(Inventory& inv, const std::string
 Result<void> check_not_elsewhere(Inventory& inv, const std::string& cluster,
                                  const std::vector<std::string>& devices) {
   for (const auto& d : devices) {
-    auto rows = GEDGE_TRY(inv.query("SELECT cluster FROM cluster_members WHERE device = ? AND cluster <> ?",
+    GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT cluster FROM cluster_members WHERE device = ? AND cluster <> ?",
                                     {d, cluster}));
     if (!rows.empty()) {
       auto other = rows.front()["cluster"].get<std::string>();

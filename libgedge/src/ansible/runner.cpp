@@ -147,10 +147,10 @@ Result<RunResult> run_playbook(const RunSpec& spec, const std::function<void(con
   std::filesystem::create_directories(spec.run_dir / "tmp", ec);
   if (ec) return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", spec.run_dir.string(), ec.message()));
   ::chmod(spec.run_dir.c_str(), 0700);
-  GEDGE_TRY_VOID(write_file_atomic(spec.run_dir / "inventory.yml", spec.inventory_text, 0600));
-  GEDGE_TRY_VOID(write_file_atomic(spec.run_dir / "vars.json", spec.extra_vars.dump(2) + "\n", 0600));
-  GEDGE_TRY_VOID(write_file_atomic(spec.run_dir / "ansible.cfg", render_ansible_cfg(spec), 0600));
-  auto exe = GEDGE_TRY(which(spec.ansible_playbook));
+  GEDGE_TRY(write_file_atomic(spec.run_dir / "inventory.yml", spec.inventory_text, 0600));
+  GEDGE_TRY(write_file_atomic(spec.run_dir / "vars.json", spec.extra_vars.dump(2) + "\n", 0600));
+  GEDGE_TRY(write_file_atomic(spec.run_dir / "ansible.cfg", render_ansible_cfg(spec), 0600));
+  GEDGE_TRY_ASSIGN(auto exe, which(spec.ansible_playbook));
 
   RunResult rr;
   rr.log = spec.run_dir / "ansible.log";

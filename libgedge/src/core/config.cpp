@@ -10,7 +10,7 @@ namespace gedge {
 Result<Config> load_config(const std::filesystem::path& file) {
   Config c;
   if (file.empty() || !std::filesystem::exists(file)) return c;
-  auto text = GEDGE_TRY(read_file(file));
+  GEDGE_TRY_ASSIGN(auto text, read_file(file));
   auto where = [&](const YAML::Node& n) {
     return fmt::format("{}:{}", file.string(), n.Mark().line + 1);
   };

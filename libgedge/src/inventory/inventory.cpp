@@ -103,8 +103,8 @@ Result<Inventory> Inventory::open(const fs::path& path, bool create) {
     if (r.error().code != ErrorCode::conflict || attempt > 600) return std::unexpected(r.error());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  GEDGE_TRY_VOID(exec_script(raw, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;"));
-  GEDGE_TRY_VOID(inv.migrate());
+  GEDGE_TRY(exec_script(raw, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;"));
+  GEDGE_TRY(inv.migrate());
   ::chmod(path.c_str(), 0600);
   return inv;
 }
@@ -132,16 +132,16 @@ Result<void> Inventory::migrate() {
     int v = inv.schema_version();
     if (v > latest_schema_version())
       return fail(ErrorCode::failure, "inventory was upgraded by a newer gedge meanwhile");
-    GEDGE_TRY_VOID(exec_script(inv.raw(), "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    GEDGE_TRY(exec_script(inv.raw(), "CREATE TABLE IF NOT EXISTS schema_migrations ("
                                           "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"));
     for (int i = v; i < latest_schema_version(); ++i) {
       std::string sql(kMigrations[static_cast<size_t>(i)]);
-      GEDGE_TRY_VOID(exec_script(inv.raw(), sql.c_str()));
-      GEDGE_TRY_VOID(inv.exec("INSERT INTO schema_migrations(version, applied_at) "
+      GEDGE_TRY(exec_script(inv.raw(), sql.c_str()));
+      GEDGE_TRY(inv.exec("INSERT INTO schema_migrations(version, applied_at) "
                               "VALUES (?, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
                               {int64_t{i + 1}}));
       // PRAGMA cannot take a bound parameter; the value is our own integer.
-      GEDGE_TRY_VOID(exec_script(inv.raw(), fmt::format("PRAGMA user_version={}", i + 1).c_str()));
+      GEDGE_TRY(exec_script(inv.raw(), fmt::format("PRAGMA user_version={}", i + 1).c_str()));
     }
     return {};
   });
@@ -149,7 +149,7 @@ Result<void> Inventory::migrate() {
 
 Result<std::vector<SqlRow>> Inventory::query(std::string_view sql,
                                              const std::vector<SqlValue>& params) {
-  auto st = GEDGE_TRY(prepare(db_.get(), sql, params));
+  GEDGE_TRY_ASSIGN(auto st, prepare(db_.get(), sql, params));
   std::vector<SqlRow> rows;
   for (;;) {
     int rc = sqlite3_step(st.get());
@@ -175,7 +175,7 @@ Result<std::vector<SqlRow>> Inventory::query(std::string_view sql,
 }
 
 Result<int64_t> Inventory::exec(std::string_view sql, const std::vector<SqlValue>& params) {
-  auto st = GEDGE_TRY(prepare(db_.get(), sql, params));
+  GEDGE_TRY_ASSIGN(auto st, prepare(db_.get(), sql, params));
   for (;;) {
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_DONE) break;
@@ -195,7 +195,7 @@ Result<void> Inventory::write(const std::function<Result<void>(Inventory&)>& bod
   }
   // BEGIN IMMEDIATE takes the write lock up front (waiting via the busy handler), so two
   // writers never deadlock upgrading read locks.
-  GEDGE_TRY_VOID(exec_script(db_.get(), "BEGIN IMMEDIATE"));
+  GEDGE_TRY(exec_script(db_.get(), "BEGIN IMMEDIATE"));
   ++depth_;
   auto r = body(*this);
   --depth_;

@@ -217,7 +217,7 @@ Result<ResourceInfo> Client::resource_for(const std::string& api_version, const 
 
 Result<std::string> Client::path_for(const std::string& api_version, const std::string& kind,
                                      const std::string& ns, const std::string& name) {
-  auto info = GEDGE_TRY(resource_for(api_version, kind));
+  GEDGE_TRY_ASSIGN(auto info, resource_for(api_version, kind));
   std::string p = api_version.find('/') == std::string::npos ? "/api/" + api_version
                                                                : "/apis/" + api_version;
   if (info.namespaced && !ns.empty()) p += "/namespaces/" + url_escape(ns);
@@ -228,13 +228,13 @@ Result<std::string> Client::path_for(const std::string& api_version, const std::
 
 Result<nlohmann::json> Client::get(const std::string& api_version, const std::string& kind,
                                    const std::string& ns, const std::string& name) {
-  auto p = GEDGE_TRY(path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
+  GEDGE_TRY_ASSIGN(auto p, path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
   return request("GET", p);
 }
 
 Result<nlohmann::json> Client::list(const std::string& api_version, const std::string& kind,
                                     const std::string& ns, const std::string& label_selector) {
-  auto p = GEDGE_TRY(path_for(api_version, kind, ns));
+  GEDGE_TRY_ASSIGN(auto p, path_for(api_version, kind, ns));
   if (!label_selector.empty()) p += "?labelSelector=" + url_escape(label_selector);
   return request("GET", p);
 }
@@ -246,7 +246,7 @@ Result<nlohmann::json> Client::apply(const nlohmann::json& object, const ApplyOp
   std::string api_version = object["apiVersion"].get<std::string>();
   std::string kind = object["kind"].get<std::string>();
   std::string name = object["metadata"]["name"].get<std::string>();
-  auto info = GEDGE_TRY(resource_for(api_version, kind));
+  GEDGE_TRY_ASSIGN(auto info, resource_for(api_version, kind));
   nlohmann::json obj = object;
   std::string ns;
   if (info.namespaced) {
@@ -256,7 +256,7 @@ Result<nlohmann::json> Client::apply(const nlohmann::json& object, const ApplyOp
       obj["metadata"]["namespace"] = ns;
     }
   }
-  auto p = GEDGE_TRY(path_for(api_version, kind, ns, name));
+  GEDGE_TRY_ASSIGN(auto p, path_for(api_version, kind, ns, name));
   p += "?fieldManager=" + url_escape(opts.field_manager);
   if (opts.force) p += "&force=true";
   if (opts.dry_run) p += "&dryRun=All";
@@ -266,7 +266,7 @@ Result<nlohmann::json> Client::apply(const nlohmann::json& object, const ApplyOp
 
 Result<void> Client::remove(const std::string& api_version, const std::string& kind,
                             const std::string& ns, const std::string& name, bool dry_run) {
-  auto p = GEDGE_TRY(path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
+  GEDGE_TRY_ASSIGN(auto p, path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
   p += "?propagationPolicy=Foreground";
   if (dry_run) p += "&dryRun=All";
   GEDGE_TRY(request("DELETE", p));

@@ -115,7 +115,7 @@ Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& 
     if (cfg.server.empty())
       return fail(ErrorCode::usage, fmt::format("kubeconfig: cluster '{}' has no server", cfg.cluster));
     cfg.insecure_skip_tls_verify = str(c, "insecure-skip-tls-verify") == "true";
-    cfg.ca_pem = GEDGE_TRY(data_or_file(c, "certificate-authority-data", "certificate-authority",
+    GEDGE_TRY_ASSIGN(cfg.ca_pem, data_or_file(c, "certificate-authority-data", "certificate-authority",
                                         base_dir, "certificate-authority"));
     if (cfg.insecure_skip_tls_verify)
       cfg.warnings.push_back(fmt::format(
@@ -138,14 +138,14 @@ Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& 
                       "use a kubeconfig with a token, tokenFile or client certificate");
         cfg.token = str(u, "token");
         if (cfg.token.empty() && !str(u, "tokenFile").empty()) {
-          cfg.token = GEDGE_TRY(read_ref(base_dir, str(u, "tokenFile"), "tokenFile"));
+          GEDGE_TRY_ASSIGN(cfg.token, read_ref(base_dir, str(u, "tokenFile"), "tokenFile"));
           while (!cfg.token.empty() && (cfg.token.back() == '\n' || cfg.token.back() == '\r'))
             cfg.token.pop_back();
         }
-        cfg.client_cert_pem = GEDGE_TRY(data_or_file(u, "client-certificate-data",
+        GEDGE_TRY_ASSIGN(cfg.client_cert_pem, data_or_file(u, "client-certificate-data",
                                                      "client-certificate", base_dir,
                                                      "client-certificate"));
-        cfg.client_key_pem = GEDGE_TRY(
+        GEDGE_TRY_ASSIGN(cfg.client_key_pem, 
             data_or_file(u, "client-key-data", "client-key", base_dir, "client-key"));
         if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty())
           return fail(ErrorCode::usage,
@@ -164,7 +164,7 @@ Result<Kubeconfig> load_kubeconfig(const std::filesystem::path& path, const std:
   auto text = read_file(path);
   if (!text)
     return fail(ErrorCode::not_found, fmt::format("kubeconfig '{}' not found", path.string()));
-  auto cfg = GEDGE_TRY(parse_kubeconfig(*text, context, path.parent_path()));
+  GEDGE_TRY_ASSIGN(auto cfg, parse_kubeconfig(*text, context, path.parent_path()));
   cfg.path = path.string();
   return cfg;
 }

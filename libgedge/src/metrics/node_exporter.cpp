@@ -95,7 +95,7 @@ NodeSummary summarize(const Exposition& now, const Exposition* before) {
   s.load15 = now.value("node_load15");
   s.disk_free_bytes = now.value("node_filesystem_avail_bytes", {{"mountpoint", "/"}});
   s.disk_total_bytes = now.value("node_filesystem_size_bytes", {{"mountpoint", "/"}});
-  if (s.disk_free_bytes) s.disk_mountpoint = "/";
+  if (s.disk_free_bytes) s.disk_mountpoint.assign(1, '/');  // not = "/": GCC 12 -Wrestrict false positive (bug 105329)
   // node-exporter skips overlay roots (containers): fall back to the largest real filesystem.
   if (!s.disk_free_bytes) {
     const Sample* best = nullptr;
@@ -131,12 +131,12 @@ nlohmann::json NodeSummary::to_json() const {
 
 Result<NodeSummary> scrape_node(const std::string& url, double timeout_s,
                                 std::chrono::milliseconds interval) {
-  auto r0 = GEDGE_TRY(http_get(url, timeout_s));
-  auto e0 = GEDGE_TRY(parse_text(r0.body));
+  GEDGE_TRY_ASSIGN(auto r0, http_get(url, timeout_s));
+  GEDGE_TRY_ASSIGN(auto e0, parse_text(r0.body));
   if (interval.count() <= 0) return summarize(e0);
   std::this_thread::sleep_for(interval);
-  auto r1 = GEDGE_TRY(http_get(url, timeout_s));
-  auto e1 = GEDGE_TRY(parse_text(r1.body));
+  GEDGE_TRY_ASSIGN(auto r1, http_get(url, timeout_s));
+  GEDGE_TRY_ASSIGN(auto e1, parse_text(r1.body));
   return summarize(e1, &e0);
 }
 

@@ -138,7 +138,7 @@ Result<uint64_t> put_chunk(const fs::path& store, std::string_view hash, std::st
   std::size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
   if (ZSTD_isError(n)) return fail(ErrorCode::internal, fmt::format("zstd: {}", ZSTD_getErrorName(n)));
   out.resize(n);
-  GEDGE_TRY_VOID(write_atomic(p, out, 0644));
+  GEDGE_TRY(write_atomic(p, out, 0644));
   return uint64_t{n};
 }
 
@@ -157,8 +157,8 @@ Result<std::string> read_chunk(const fs::path& path) {
 }
 
 Result<uint64_t> copy_atomic(const fs::path& from, const fs::path& to) {
-  auto data = GEDGE_TRY(slurp(from));
-  GEDGE_TRY_VOID(write_atomic(to, data, 0644));
+  GEDGE_TRY_ASSIGN(auto data, slurp(from));
+  GEDGE_TRY(write_atomic(to, data, 0644));
   return uint64_t{data.size()};
 }
 

@@ -54,7 +54,7 @@ Result<void> mkdirs(const fs::path& p) {
 }
 
 Result<std::string> file_sha(const fs::path& p) {
-  auto data = GEDGE_TRY(detail::slurp(p));
+  GEDGE_TRY_ASSIGN(auto data, detail::slurp(p));
   return sha256_hex(data);
 }
 
@@ -62,7 +62,7 @@ Result<std::string> file_sha(const fs::path& p) {
 Result<void> send_chunk(Target& t, const std::string& h) {
   fs::path src = detail::chunk_path(t.local_store, h);
   fs::path dst = detail::chunk_path(t.chunks, h);
-  GEDGE_TRY_VOID(mkdirs(dst.parent_path()));
+  GEDGE_TRY(mkdirs(dst.parent_path()));
   auto n = detail::copy_atomic(src, dst);
   if (!n) {
     struct stat st {};
@@ -96,7 +96,7 @@ Result<fs::path> ensure_object(Target& t, const nlohmann::json& e) {
     if (!data || sha256_hex(*data) != h) {
       // A corrupted or lost chunk on the target: send it again from the local store.
       ::unlink(cp.c_str());
-      GEDGE_TRY_VOID(send_chunk(t, h));
+      GEDGE_TRY(send_chunk(t, h));
       data = detail::read_chunk(cp);
       if (!data || sha256_hex(*data) != h)
         return fail(ErrorCode::failure, fmt::format("chunk {} does not match its hash after sending", h));
@@ -105,8 +105,8 @@ Result<fs::path> ensure_object(Target& t, const nlohmann::json& e) {
   }
   if (sha256_hex(content) != sha)
     return fail(ErrorCode::failure, fmt::format("file {} does not match its hash", e["path"].get<std::string>()));
-  GEDGE_TRY_VOID(mkdirs(obj.parent_path()));
-  GEDGE_TRY_VOID(detail::write_atomic(obj, content, mode));
+  GEDGE_TRY(mkdirs(obj.parent_path()));
+  GEDGE_TRY(detail::write_atomic(obj, content, mode));
   return obj;
 }
 
@@ -116,10 +116,10 @@ Result<void> place(const fs::path& obj, const fs::path& dst, bool replace) {
   ::unlink(tmp.c_str());
   if (::link(obj.c_str(), tmp.c_str()) != 0) {
     if (errno != EXDEV && errno != EMLINK) return std::unexpected(io_error("cannot link", tmp, errno));
-    auto data = GEDGE_TRY(detail::slurp(obj));
+    GEDGE_TRY_ASSIGN(auto data, detail::slurp(obj));
     struct stat st {};
     ::stat(obj.c_str(), &st);
-    GEDGE_TRY_VOID(detail::write_atomic(tmp, data, st.st_mode & 07777));
+    GEDGE_TRY(detail::write_atomic(tmp, data, st.st_mode & 07777));
   }
   if (replace && ::rename(tmp.c_str(), dst.c_str()) != 0) return std::unexpected(io_error("cannot replace", dst, errno));
   return {};
@@ -175,8 +175,8 @@ Result<std::vector<std::string>> check_tree(Target& t, const nlohmann::json& m, 
           std::error_code ec;
           fs::remove_all(p, ec);
         }
-        auto obj = GEDGE_TRY(ensure_object(t, *fe));
-        GEDGE_TRY_VOID(place(obj, p, /*replace=*/true));
+        GEDGE_TRY_ASSIGN(auto obj, ensure_object(t, *fe));
+        GEDGE_TRY(place(obj, p, /*replace=*/true));
       }
     }
     if (!ok) bad.push_back(rel);
@@ -203,8 +203,8 @@ Result<void> build_tree(Target& t, const nlohmann::json& m, const fs::path& stag
       if (::link(first.c_str(), p.c_str()) != 0) return std::unexpected(io_error("cannot link", p, errno));
       ++t.res->files_linked;
     } else {
-      auto obj = GEDGE_TRY(ensure_object(t, e));
-      GEDGE_TRY_VOID(place(obj, p, /*replace=*/false));
+      GEDGE_TRY_ASSIGN(auto obj, ensure_object(t, e));
+      GEDGE_TRY(place(obj, p, /*replace=*/false));
       ++t.res->files;
       ++t.res->files_linked;
     }
@@ -258,12 +258,12 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
     res.state = fs::is_directory(root / b.id, ec) ? "would_verify" : "would_create";
     return res;
   }
-  GEDGE_TRY_VOID(mkdirs(t.chunks));
-  GEDGE_TRY_VOID(mkdirs(t.objects));
-  GEDGE_TRY_VOID(mkdirs(t.meta / "tmp"));
-  GEDGE_TRY_VOID(mkdirs(t.meta / "manifests"));
-  auto lock = GEDGE_TRY(detail::StoreLock::take(t.meta / "lock", /*exclusive=*/true));
-  auto local_lock = GEDGE_TRY(detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
+  GEDGE_TRY(mkdirs(t.chunks));
+  GEDGE_TRY(mkdirs(t.objects));
+  GEDGE_TRY(mkdirs(t.meta / "tmp"));
+  GEDGE_TRY(mkdirs(t.meta / "manifests"));
+  GEDGE_TRY_ASSIGN(auto lock, detail::StoreLock::take(t.meta / "lock", /*exclusive=*/true));
+  GEDGE_TRY_ASSIGN(auto local_lock, detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
 
   // 1. Send only the chunks the target lacks.
   auto chunks = manifest_chunks(b.manifest);
@@ -276,14 +276,14 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
       ++res.chunks_skipped;
       continue;
     }
-    GEDGE_TRY_VOID(send_chunk(t, h));
+    GEDGE_TRY(send_chunk(t, h));
   }
 
   fs::path final_dir = root / b.id;
   auto manifest_text = canonical_manifest(b.manifest);
   if (fs::exists(final_dir, ec)) {
     // 2a. Already there: verify every file, repair what differs.
-    auto bad = GEDGE_TRY(check_tree(t, b.manifest, final_dir));
+    GEDGE_TRY_ASSIGN(auto bad, check_tree(t, b.manifest, final_dir));
     res.repaired = bad;
     res.files_repaired = bad.size();
     res.state = bad.empty() ? "verified" : "repaired";
@@ -295,12 +295,12 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
     fs::remove_all(stage, ec);
     auto built = [&]() -> Result<void> {
       if (::mkdir(stage.c_str(), 0755) != 0) return std::unexpected(io_error("cannot create", stage, errno));
-      GEDGE_TRY_VOID(build_tree(t, b.manifest, stage, rep));
+      GEDGE_TRY(build_tree(t, b.manifest, stage, rep));
       Target check = make_target(root, nullptr, nullptr);
-      auto bad = GEDGE_TRY(check_tree(check, b.manifest, stage));
+      GEDGE_TRY_ASSIGN(auto bad, check_tree(check, b.manifest, stage));
       if (!bad.empty())
         return fail(ErrorCode::failure, fmt::format("materialised tree does not verify: {}", bad.front()));
-      GEDGE_TRY_VOID(detail::write_atomic(t.meta / "manifests" / (b.id + ".json"), manifest_text, 0644));
+      GEDGE_TRY(detail::write_atomic(t.meta / "manifests" / (b.id + ".json"), manifest_text, 0644));
       if (::rename(stage.c_str(), final_dir.c_str()) != 0) return std::unexpected(io_error("cannot rename into", final_dir, errno));
       return {};
     }();
@@ -311,7 +311,7 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
     res.state = "created";
   }
   if (!fs::exists(t.meta / "manifests" / (b.id + ".json"), ec))
-    GEDGE_TRY_VOID(detail::write_atomic(t.meta / "manifests" / (b.id + ".json"), manifest_text, 0644));
+    GEDGE_TRY(detail::write_atomic(t.meta / "manifests" / (b.id + ".json"), manifest_text, 0644));
   rep.step(res.target, fmt::format("{} {} ({} chunks sent, {} skipped)", res.state, b.id.substr(0, 12),
                                    res.chunks_sent, res.chunks_skipped));
   return res;
@@ -328,7 +328,7 @@ Result<VerifyResult> verify_dir(const Bundle& b, const fs::path& root, Reporter&
     return fail(ErrorCode::not_found, fmt::format("bundle {} is not materialised under {}", b.id.substr(0, 12), root.string()),
                 "gedge runtime push ID --to DIR");
   Target t = make_target(root, nullptr, nullptr);
-  out.bad_files = GEDGE_TRY(check_tree(t, b.manifest, dir));
+  GEDGE_TRY_ASSIGN(out.bad_files, check_tree(t, b.manifest, dir));
   return out;
 }
 

@@ -327,7 +327,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   // A dry run writes nothing, not even the lock file (the store may not exist yet).
   std::optional<detail::StoreLock> lock;
   if (!req.dry_run) {
-    auto l = GEDGE_TRY(detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
+    GEDGE_TRY_ASSIGN(auto l, detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
     lock.emplace(std::move(l));
   }
   const int64_t started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -525,7 +525,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
 
   if (req.dry_run) {
     res.dry_run = true;
-    auto rows = GEDGE_TRY(inv.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
+    GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
     res.created = rows.empty();
     return res;
   }
@@ -546,8 +546,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   }
 
   bool existed = false;
-  GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {
-    auto rows = GEDGE_TRY(db.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    GEDGE_TRY_ASSIGN(auto rows, db.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
     existed = !rows.empty();
     if (!existed)
       GEDGE_TRY(db.exec("INSERT INTO runtimes (id, name, manifest, files, bytes, created_at) VALUES (?,?,?,?,?,?)",

@@ -233,8 +233,8 @@ Result<Have> ask_have(SshSession& s, const std::string& root, const Bundle& b,
                       const std::vector<std::pair<std::string, uint64_t>>& chunks) {
   std::string want;
   for (const auto& [h, n] : chunks) want += h + "\n";
-  auto r = GEDGE_TRY(s.exec(argv_for("have", root, b.id), want, /*sudo=*/true));
-  auto j = GEDGE_TRY(last_json_line(r, s.target().name));
+  GEDGE_TRY_ASSIGN(auto r, s.exec(argv_for("have", root, b.id), want, /*sudo=*/true));
+  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, s.target().name));
   Have out;
   for (const auto& h : j.value("missing", nlohmann::json::array())) {
     std::string x = h.is_string() ? h.get<std::string>() : "";
@@ -271,7 +271,7 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
   res.dry_run = dry_run;
   auto chunks = manifest_chunks(b.manifest);
   std::unordered_map<std::string, uint64_t> sizes(chunks.begin(), chunks.end());
-  auto have = GEDGE_TRY(ask_have(s, root, b, chunks));
+  GEDGE_TRY_ASSIGN(auto have, ask_have(s, root, b, chunks));
   res.compressed = have.zstd;
   res.chunks_sent = have.missing.size();
   res.chunks_skipped = chunks.size() - have.missing.size();
@@ -296,7 +296,7 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
   std::string payload = fmt::format("{}\n", text.size()) + text;
   for (const auto& h : have.missing) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "push interrupted");
-    auto data = GEDGE_TRY(chunk_payload(paths, h, sizes[h], have.zstd));
+    GEDGE_TRY_ASSIGN(auto data, chunk_payload(paths, h, sizes[h], have.zstd));
     payload += fmt::format("{} {}{}\n", h, data.size(), have.zstd ? " z" : "");
     payload += data;
     res.bytes_sent += data.size();
@@ -308,8 +308,8 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
                                      res.bytes_sent, have.zstd ? ", zstd" : ", uncompressed: no zstd there",
                                      res.chunks_skipped));
   }
-  auto r = GEDGE_TRY(s.exec(argv_for("apply", root, b.id), payload, /*sudo=*/true));
-  auto j = GEDGE_TRY(last_json_line(r, res.target));
+  GEDGE_TRY_ASSIGN(auto r, s.exec(argv_for("apply", root, b.id), payload, /*sudo=*/true));
+  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, res.target));
   res.state = j.value("state", "");
   res.files = j.value("files", uint64_t{0});
   for (const auto& p : j.value("repaired", nlohmann::json::array())) res.repaired.push_back(p.get<std::string>());
@@ -324,9 +324,9 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
 }  // namespace
 
 Result<std::vector<std::string>> cluster_devices(Inventory& inv, const std::string& cluster) {
-  auto c = GEDGE_TRY(inv.query("SELECT name FROM clusters WHERE name = ?", {cluster}));
+  GEDGE_TRY_ASSIGN(auto c, inv.query("SELECT name FROM clusters WHERE name = ?", {cluster}));
   if (c.empty()) return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", cluster), "see gedge cluster ls");
-  auto rows = GEDGE_TRY(inv.query("SELECT device FROM cluster_members WHERE cluster = ? ORDER BY device", {cluster}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT device FROM cluster_members WHERE cluster = ? ORDER BY device", {cluster}));
   std::vector<std::string> out;
   for (const auto& r : rows) out.push_back(r["device"].get<std::string>());
   if (out.empty()) return fail(ErrorCode::not_found, fmt::format("cluster '{}' has no members", cluster));
@@ -372,12 +372,12 @@ std::vector<RemoteOutcome> push_remote(const Paths& paths, Inventory& inv, const
 
 Result<VerifyResult> verify_remote(const Paths& paths, Inventory& inv, const Bundle& b, const std::string& device,
                                    const std::string& root, double timeout_s) {
-  auto t = GEDGE_TRY(device_target(inv, paths, device));
+  GEDGE_TRY_ASSIGN(auto t, device_target(inv, paths, device));
   auto opts = default_ssh_options(paths, timeout_s);
   opts.timeout_s = std::max(timeout_s, 600.0);
-  auto s = GEDGE_TRY(SshSession::connect(t, opts));
-  auto r = GEDGE_TRY(s->exec(argv_for("verify", root, b.id), std::nullopt, /*sudo=*/true));
-  auto j = GEDGE_TRY(last_json_line(r, device));
+  GEDGE_TRY_ASSIGN(auto s, SshSession::connect(t, opts));
+  GEDGE_TRY_ASSIGN(auto r, s->exec(argv_for("verify", root, b.id), std::nullopt, /*sudo=*/true));
+  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, device));
   VerifyResult v;
   v.id = b.id;
   v.chunks = manifest_chunks(b.manifest).size();

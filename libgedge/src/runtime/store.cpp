@@ -66,26 +66,27 @@ std::vector<std::pair<std::string, uint64_t>> manifest_chunks(const nlohmann::js
 Result<Bundle> find_bundle(Inventory& inv, std::string_view ref) {
   std::string r(ref);
   if (r.empty()) return fail(ErrorCode::usage, "empty bundle id");
-  auto rows = GEDGE_TRY(inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE id = ?", {r}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE id = ?", {r}));
   if (rows.empty() && r.size() >= 4 && r.find_first_not_of("0123456789abcdef") == std::string::npos) {
-    rows = GEDGE_TRY(inv.query(
+    GEDGE_TRY_ASSIGN(rows, inv.query(
         "SELECT id, name, manifest, created_at FROM runtimes WHERE substr(id, 1, ?) = ? LIMIT 3",
         {static_cast<int64_t>(r.size()), r}));
     if (rows.size() > 1)
       return fail(ErrorCode::conflict, fmt::format("bundle id prefix '{}' is ambiguous", r),
                   "give more characters of the id (gedge runtime ls)");
   }
-  if (rows.empty())
-    rows = GEDGE_TRY(inv.query(
+  if (rows.empty()) {
+    GEDGE_TRY_ASSIGN(rows, inv.query(
         "SELECT id, name, manifest, created_at FROM runtimes WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
         {r}));
+  }
   if (rows.empty())
     return fail(ErrorCode::not_found, fmt::format("runtime bundle '{}' not found", r), "see gedge runtime ls");
   Bundle b;
   b.id = rows[0]["id"].get<std::string>();
   b.name = rows[0]["name"].get<std::string>();
   b.created_at = rows[0]["created_at"].get<std::string>();
-  b.manifest = GEDGE_TRY(parse_manifest(rows[0]["manifest"].get<std::string>(), "bundle " + b.id.substr(0, 12)));
+  GEDGE_TRY_ASSIGN(b.manifest, parse_manifest(rows[0]["manifest"].get<std::string>(), "bundle " + b.id.substr(0, 12)));
   return b;
 }
 
@@ -116,7 +117,7 @@ nlohmann::json bundle_summary(const Bundle& b) {
 }
 
 Result<nlohmann::json> list_bundles(Inventory& inv) {
-  auto rows = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(
       "SELECT id, name, manifest, created_at FROM runtimes ORDER BY created_at DESC, rowid DESC"));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rows) {
@@ -192,9 +193,9 @@ Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& 
   GcResult out;
   out.dry_run = dry_run;
   // The exclusive lock waits for running packs, so no chunk of an unrecorded bundle is taken.
-  auto lock = GEDGE_TRY(detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/true));
+  GEDGE_TRY_ASSIGN(auto lock, detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/true));
   std::set<std::string> referenced;
-  auto rows = GEDGE_TRY(inv.query("SELECT id, manifest FROM runtimes"));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, manifest FROM runtimes"));
   for (const auto& r : rows) {
     auto m = parse_manifest(r["manifest"].get<std::string>(), "bundle " + r["id"].get<std::string>().substr(0, 12));
     if (!m)
@@ -228,7 +229,7 @@ Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& 
 namespace gedge::runtime {
 
 Result<nlohmann::json> check_on_device(Inventory& inv, const Bundle& b, const std::string& device) {
-  auto rows = GEDGE_TRY(inv.query("SELECT facts FROM devices WHERE name = ?", {device}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT facts FROM devices WHERE name = ?", {device}));
   if (rows.empty())
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", device), "see gedge device ls");
   auto facts = nlohmann::json::parse(rows[0].value("facts", "{}"), nullptr, false);
@@ -255,7 +256,7 @@ Result<void> record_push(Inventory& inv, const Bundle& b, const PushResult& r) {
 namespace gedge::runtime {
 
 Result<nlohmann::json> bundle_pushes(Inventory& inv, const std::string& id) {
-  auto rows = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(
       "SELECT target, root, pushed_at FROM runtime_pushes WHERE runtime_id = ? ORDER BY target", {id}));
   nlohmann::json out = nlohmann::json::array();
   for (auto& r : rows) out.push_back(r);

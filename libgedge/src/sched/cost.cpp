@@ -135,9 +135,9 @@ Result<Levels> parse_levels(std::string_view text) {
     };
     if (j[i].is_array()) {
       if (j[i].empty()) return fail(ErrorCode::usage, fmt::format("--clusters[{}]: empty level", i));
-      for (std::size_t k = 0; k < j[i].size(); ++k) GEDGE_TRY_VOID(add(j[i][k], fmt::format("[{}][{}]", i, k)));
+      for (std::size_t k = 0; k < j[i].size(); ++k) GEDGE_TRY(add(j[i][k], fmt::format("[{}][{}]", i, k)));
     } else {
-      GEDGE_TRY_VOID(add(j[i], fmt::format("[{}]", i)));
+      GEDGE_TRY(add(j[i], fmt::format("[{}]", i)));
     }
     levels.push_back(std::move(level));
   }
@@ -225,7 +225,7 @@ Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(const Worl
   std::vector<Resources> alloc = f.alloc;
   std::function<Result<void>(std::size_t)> rec = [&](std::size_t i) -> Result<void> {
     if (i == K) {
-      double e = GEDGE_TRY(e2e_ms(w, wl, source, a));
+      GEDGE_TRY_ASSIGN(double e, e2e_ms(w, wl, source, a));
       if (!best || e < best->second - 1e-9) best = std::pair{a, e};
       return {};
     }
@@ -241,7 +241,7 @@ Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(const Worl
     }
     return {};
   };
-  GEDGE_TRY_VOID(rec(0));
+  GEDGE_TRY(rec(0));
   return best;
 }
 

@@ -559,7 +559,7 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
       }
     }
   }
-  GEDGE_TRY_VOID(check_links(P));
+  GEDGE_TRY(check_links(P));
 
   Solution sol;
   if (wl.is_chain()) {

@@ -122,7 +122,7 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
                  {"least_allocated", least_score(s, *fn.n, al, req.weights)},
                  {"most_allocated", most_score(x.opt, *fn.n, al, req.weights)}};
       if (rank == Policy::low_latency) {
-        double r = GEDGE_TRY(rtt_of(*fn.c));
+        GEDGE_TRY_ASSIGN(double r, rtt_of(*fn.c));
         x.terms["rtt_ms"] = r;
       }
       x.score = (rank == Policy::most_allocated ? x.terms["most_allocated"] : x.terms["least_allocated"]).get<double>();
@@ -213,8 +213,11 @@ Result<Placement> place(const World& w, const Workload& wl, const Request& req) 
                 "pass --from DEVICE, or --rank least-allocated");
 
   Placement p;
-  if (req.policy == Policy::pipeline) p = GEDGE_TRY(detail::place_pipeline(w, wl, req, source));
-  else p = GEDGE_TRY(place_sequential(w, wl, req, source));
+  if (req.policy == Policy::pipeline) {
+    GEDGE_TRY_ASSIGN(p, detail::place_pipeline(w, wl, req, source));
+  } else {
+    GEDGE_TRY_ASSIGN(p, place_sequential(w, wl, req, source));
+  }
 
   // The one cost model, for every policy.
   Assignment a;

@@ -48,14 +48,14 @@ constexpr const char* kColumns =
     "id, state, priority, policy, options, spec, attempts, placements, error, claimed_by, queue_pos, created_at, updated_at";
 
 Result<SqlRow> load_row(Inventory& inv, int64_t id) {
-  auto rows = GEDGE_TRY(inv.query(fmt::format("SELECT {} FROM sched_requests WHERE id = ?", kColumns), {id}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(fmt::format("SELECT {} FROM sched_requests WHERE id = ?", kColumns), {id}));
   if (rows.empty()) return fail(ErrorCode::not_found, fmt::format("no scheduling request {}", id), "see 'gedge sched ls'");
   return rows.front();
 }
 
 // Position at the front or the back of the enqueued requests.
 Result<double> queue_position(Inventory& inv, bool front) {
-  auto rows = GEDGE_TRY(inv.query(front ? "SELECT MIN(queue_pos) AS p FROM sched_requests WHERE state = 'enqueued'"
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(front ? "SELECT MIN(queue_pos) AS p FROM sched_requests WHERE state = 'enqueued'"
                                         : "SELECT MAX(queue_pos) AS p FROM sched_requests"));
   if (rows.empty() || rows[0]["p"].is_null()) return 0.0;
   double p = rows[0]["p"].get<double>();
@@ -64,11 +64,15 @@ Result<double> queue_position(Inventory& inv, bool front) {
 
 Result<Request> request_from_options(const json& o) {
   Request r;
-  r.policy = GEDGE_TRY(parse_policy(o.value("policy", "pipeline")));
+  GEDGE_TRY_ASSIGN(r.policy, parse_policy(o.value("policy", "pipeline")));
   r.source = o.value("from", "");
-  if (o.contains("clusters") && o["clusters"].is_string()) r.levels = GEDGE_TRY(parse_levels(o["clusters"].get<std::string>()));
+  if (o.contains("clusters") && o["clusters"].is_string()) {
+    GEDGE_TRY_ASSIGN(r.levels, parse_levels(o["clusters"].get<std::string>()));
+  }
   r.node = o.value("node", "");
-  if (o.contains("rank")) r.rank = GEDGE_TRY(parse_policy(o["rank"].get<std::string>()));
+  if (o.contains("rank")) {
+    GEDGE_TRY_ASSIGN(r.rank, parse_policy(o["rank"].get<std::string>()));
+  }
   return r;
 }
 
@@ -89,13 +93,13 @@ Result<World> world_for(Inventory& inv, const json& o) {
 Result<json> submit(Inventory& inv, const SubmitRequest& r) {
   // The same checks as place: a request that can never be valid is refused now (exit 2).
   if (auto wl = parse_workload(r.spec, r.origin); !wl) return std::unexpected(wl.error());
-  auto req = GEDGE_TRY(request_from_options(r.options));
+  GEDGE_TRY_ASSIGN(auto req, request_from_options(r.options));
   if (req.policy == Policy::select_clusters && req.levels.empty())
     return fail(ErrorCode::usage, "select-clusters needs --clusters");
   if (req.policy == Policy::node && req.node.empty()) return fail(ErrorCode::usage, "policy node needs --node CLUSTER/NODE");
   int64_t id = 0;
-  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
-    double pos = GEDGE_TRY(queue_position(tx, r.priority > 0));
+  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY_ASSIGN(double pos, queue_position(tx, r.priority > 0));
     std::string now = now_rfc3339();
     GEDGE_TRY(tx.exec(
         "INSERT INTO sched_requests (state, priority, policy, spec, options, attempts, queue_pos, created_at, updated_at) "
@@ -110,8 +114,8 @@ Result<json> submit(Inventory& inv, const SubmitRequest& r) {
 
 Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker) {
   std::optional<json> claimed;
-  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
-    auto rows = GEDGE_TRY(tx.query(fmt::format("SELECT {} FROM sched_requests WHERE state = 'enqueued' "
+  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY_ASSIGN(auto rows, tx.query(fmt::format("SELECT {} FROM sched_requests WHERE state = 'enqueued' "
                                                "ORDER BY queue_pos, id LIMIT 1",
                                                kColumns)));
     if (rows.empty()) return {};
@@ -132,13 +136,13 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
   int n = 0;
   while (o.max <= 0 || n < o.max) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
-    auto next = GEDGE_TRY(claim_next(inv, worker));
+    GEDGE_TRY_ASSIGN(auto next, claim_next(inv, worker));
     if (!next) break;
     ++n;
     int64_t id = (*next)["id"].get<int64_t>();
     bool mine = false;
-    GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
-      auto c = GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'scheduling', updated_at = ? "
+    GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
+      GEDGE_TRY_ASSIGN(auto c, tx.exec("UPDATE sched_requests SET state = 'scheduling', updated_at = ? "
                                  "WHERE id = ? AND state = 'dispatched' AND claimed_by = ?",
                                  {now_rfc3339(), id, worker}));
       mine = c == 1;
@@ -147,13 +151,13 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
     if (!mine) continue;  // canceled between claim and start
     json options = parse_or((*next)["options"], json::object());
     Result<Placement> placed = [&]() -> Result<Placement> {
-      auto wl = GEDGE_TRY(parse_workload((*next)["spec"].get<std::string>(), fmt::format("request {}", id)));
-      auto req = GEDGE_TRY(request_from_options(options));
-      auto world = GEDGE_TRY(world_for(inv, options));
+      GEDGE_TRY_ASSIGN(auto wl, parse_workload((*next)["spec"].get<std::string>(), fmt::format("request {}", id)));
+      GEDGE_TRY_ASSIGN(auto req, request_from_options(options));
+      GEDGE_TRY_ASSIGN(auto world, world_for(inv, options));
       return place(world, wl, req);
     }();
-    GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
-      auto row = GEDGE_TRY(load_row(tx, id));
+    GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
+      GEDGE_TRY_ASSIGN(auto row, load_row(tx, id));
       if (row["state"] != "scheduling") return {};  // canceled meanwhile: leave it so
       std::string now = now_rfc3339();
       if (placed) {
@@ -162,14 +166,18 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
       } else {
         int attempts = static_cast<int>(row["attempts"].get<int64_t>()) + 1;
         QueueDecision d = after_failure(attempts);
-        double pos = d.state == "enqueued" ? GEDGE_TRY(queue_position(tx, d.front)) : row["queue_pos"].get<double>();
+        double pos = row["queue_pos"].get<double>();
+        if (d.state == "enqueued") {
+          GEDGE_TRY_ASSIGN(pos, queue_position(tx, d.front));
+        }
         GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = ?, attempts = ?, error = ?, queue_pos = ?, claimed_by = NULL, "
                           "updated_at = ? WHERE id = ?",
                           {d.state, static_cast<int64_t>(attempts), placed.error().message, pos, now, id}));
       }
       return {};
     }));
-    done.push_back(row_json(GEDGE_TRY(load_row(inv, id))));
+    GEDGE_TRY_ASSIGN(auto row, load_row(inv, id));
+    done.push_back(row_json(row));
   }
   return done;
 }
@@ -179,9 +187,10 @@ Result<json> list_requests(Inventory& inv, const std::string& state) {
   if (!state.empty() && !states.contains(state))
     return fail(ErrorCode::usage, fmt::format("unknown state '{}'", state),
                 "states: enqueued, dispatched, scheduling, completed, failed, canceled");
-  auto rows = state.empty()
-                  ? GEDGE_TRY(inv.query(fmt::format("SELECT {} FROM sched_requests ORDER BY id", kColumns)))
-                  : GEDGE_TRY(inv.query(fmt::format("SELECT {} FROM sched_requests WHERE state = ? ORDER BY id", kColumns), {state}));
+  auto queried = state.empty()
+                     ? inv.query(fmt::format("SELECT {} FROM sched_requests ORDER BY id", kColumns))
+                     : inv.query(fmt::format("SELECT {} FROM sched_requests WHERE state = ? ORDER BY id", kColumns), {state});
+  GEDGE_TRY_ASSIGN(auto rows, std::move(queried));
   json out = json::array();
   for (const auto& r : rows) out.push_back(row_json(r));
   return out;
@@ -189,8 +198,8 @@ Result<json> list_requests(Inventory& inv, const std::string& state) {
 
 Result<json> cancel(Inventory& inv, int64_t id) {
   json result;
-  GEDGE_TRY_VOID(inv.write([&](Inventory& tx) -> Result<void> {
-    auto row = GEDGE_TRY(load_row(tx, id));
+  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY_ASSIGN(auto row, load_row(tx, id));
     std::string st = row["state"].get<std::string>();
     if (st == "canceled") {
       result = row_json(row);
@@ -200,7 +209,8 @@ Result<json> cancel(Inventory& inv, int64_t id) {
     if (st == "completed" || st == "failed")
       return fail(ErrorCode::conflict, fmt::format("request {} is already {}", id, st), "only queued requests can be canceled");
     GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'canceled', updated_at = ? WHERE id = ?", {now_rfc3339(), id}));
-    result = row_json(GEDGE_TRY(load_row(tx, id)));
+    GEDGE_TRY_ASSIGN(auto updated, load_row(tx, id));
+    result = row_json(updated);
     result["changed"] = true;
     return {};
   }));
@@ -224,8 +234,8 @@ Result<void> record_rtts(Inventory& inv, const std::string& src, const std::vect
 // Intra-cluster latency is the median measured between members, else 0.5 ms (one LAN).
 Result<World> world_from_inventory(Inventory& inv) {
   World w;
-  auto clusters = GEDGE_TRY(inv.query("SELECT name, tier FROM clusters ORDER BY name"));
-  auto members = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto clusters, inv.query("SELECT name, tier FROM clusters ORDER BY name"));
+  GEDGE_TRY_ASSIGN(auto members, inv.query(
       "SELECT m.cluster AS cluster, m.device AS device, m.state AS mstate, d.tier AS tier, d.labels AS labels, "
       "d.facts AS facts, d.status AS status FROM cluster_members m JOIN devices d ON d.name = m.device "
       "ORDER BY m.cluster, m.device"));
@@ -262,7 +272,7 @@ Result<World> world_from_inventory(Inventory& inv) {
     w.clusters.push_back(std::move(cl));
   }
   // Work gedge already placed: services whose placement is a sched placement.
-  auto services = GEDGE_TRY(inv.query("SELECT name, cluster, spec, placement, state FROM services"));
+  GEDGE_TRY_ASSIGN(auto services, inv.query("SELECT name, cluster, spec, placement, state FROM services"));
   for (const auto& s : services) {
     std::string st = s["state"].is_string() ? s["state"].get<std::string>() : "";
     if (st == "removed" || st == "failed" || st == "stopped") continue;
@@ -284,7 +294,7 @@ Result<World> world_from_inventory(Inventory& inv) {
     }
   }
   // Measured RTTs: src device -> dst device becomes src <-> cluster/dst for each cluster of dst.
-  auto rtts = GEDGE_TRY(inv.query("SELECT src, dst, ms FROM rtts ORDER BY src, dst"));
+  GEDGE_TRY_ASSIGN(auto rtts, inv.query("SELECT src, dst, ms FROM rtts ORDER BY src, dst"));
   std::map<std::pair<std::string, std::string>, std::vector<double>> between;  // cluster pairs
   std::map<std::string, std::vector<double>> intra;
   for (const auto& r : rtts) {

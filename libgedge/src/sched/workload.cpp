@@ -66,7 +66,7 @@ Result<Resources> resources_at(const Ctx& c, const YAML::Node& n, const std::str
       if (!q) return fail(ErrorCode::usage, fmt::format("{}: {}", c.where(v, p), q.error().message), q.error().hint);
       r.memory = *q;
     } else if (k == "gpu" || k == "nvidia.com/gpu") {
-      r.gpu = GEDGE_TRY(number_at(c, v, p));
+      GEDGE_TRY_ASSIGN(r.gpu, number_at(c, v, p));
     } else {
       return fail(ErrorCode::usage, fmt::format("{}: unknown resource '{}'", c.where(kv.first, path), k),
                   "resources are cpu, memory and gpu");
@@ -85,12 +85,13 @@ Result<Resources> container_requests(const Ctx& c, const YAML::Node& containers,
     std::string p = fmt::format("{}[{}].resources", path, i);
     const YAML::Node& res = ct["resources"];
     if (res["requests"]) {
-      auto r = GEDGE_TRY(resources_at(c, res["requests"], p + ".requests"));
+      GEDGE_TRY_ASSIGN(auto r, resources_at(c, res["requests"], p + ".requests"));
       sum.cpu += r.cpu, sum.memory += r.memory, sum.gpu += r.gpu;
     }
     if (res["acceleration"] && res["acceleration"].IsMap() && res["acceleration"]["compute"] &&
         res["acceleration"]["compute"]["gpu"]) {
-      sum.gpu += GEDGE_TRY(number_at(c, res["acceleration"]["compute"]["gpu"], p + ".acceleration.compute.gpu"));
+      GEDGE_TRY_ASSIGN(double gpu, number_at(c, res["acceleration"]["compute"]["gpu"], p + ".acceleration.compute.gpu"));
+      sum.gpu += gpu;
     }
   }
   return sum;
@@ -99,12 +100,14 @@ Result<Resources> container_requests(const Ctx& c, const YAML::Node& containers,
 Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& path, bool named) {
   if (!n.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map", c.where(n, path)));
   Stage s;
-  if (n["name"]) s.name = GEDGE_TRY(string_at(c, n["name"], path + ".name"));
+  if (n["name"]) {
+    GEDGE_TRY_ASSIGN(s.name, string_at(c, n["name"], path + ".name"));
+  }
   if (named && s.name.empty()) return fail(ErrorCode::usage, fmt::format("{}: missing field 'name'", c.where(n, path)));
   if (n["resources"]) {
-    s.request = GEDGE_TRY(resources_at(c, n["resources"], path + ".resources"));
+    GEDGE_TRY_ASSIGN(s.request, resources_at(c, n["resources"], path + ".resources"));
   } else if (n["containers"]) {
-    s.request = GEDGE_TRY(container_requests(c, n["containers"], path + ".containers"));
+    GEDGE_TRY_ASSIGN(s.request, container_requests(c, n["containers"], path + ".containers"));
   }
   if (n["compute_ms"]) {
     const YAML::Node& cm = n["compute_ms"];
@@ -112,25 +115,33 @@ Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& pat
     if (cm.IsMap()) {
       for (const auto& kv : cm) {
         std::string k = kv.first.Scalar();
-        if (k == "gpu") s.compute_gpu_ms = GEDGE_TRY(number_at(c, kv.second, p + ".gpu"));
-        else if (k == "cpu") s.compute_cpu_ms = GEDGE_TRY(number_at(c, kv.second, p + ".cpu"));
-        else return fail(ErrorCode::usage, fmt::format("{}: unknown key '{}'", c.where(kv.first, p), k),
+        if (k == "gpu") {
+          GEDGE_TRY_ASSIGN(s.compute_gpu_ms, number_at(c, kv.second, p + ".gpu"));
+        } else if (k == "cpu") {
+          GEDGE_TRY_ASSIGN(s.compute_cpu_ms, number_at(c, kv.second, p + ".cpu"));
+        } else {
+          return fail(ErrorCode::usage, fmt::format("{}: unknown key '{}'", c.where(kv.first, p), k),
                          "compute_ms is a number or {gpu: X, cpu: Y}");
+        }
       }
       if (!s.compute_gpu_ms || !s.compute_cpu_ms)
         return fail(ErrorCode::usage, fmt::format("{}: the map form needs both gpu and cpu", c.where(cm, p)));
     } else {
-      s.compute_ms = GEDGE_TRY(number_at(c, cm, p));
+      GEDGE_TRY_ASSIGN(s.compute_ms, number_at(c, cm, p));
     }
   }
-  if (n["output_mb"]) s.output_mb = GEDGE_TRY(number_at(c, n["output_mb"], path + ".output_mb"));
+  if (n["output_mb"]) {
+    GEDGE_TRY_ASSIGN(s.output_mb, number_at(c, n["output_mb"], path + ".output_mb"));
+  }
   if (n["after"]) {
     const YAML::Node& a = n["after"];
     if (a.IsScalar()) {
       s.after.push_back(a.Scalar());
     } else if (a.IsSequence()) {
-      for (std::size_t i = 0; i < a.size(); ++i)
-        s.after.push_back(GEDGE_TRY(string_at(c, a[i], fmt::format("{}.after[{}]", path, i))));
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        GEDGE_TRY_ASSIGN(auto dep, string_at(c, a[i], fmt::format("{}.after[{}]", path, i)));
+        s.after.push_back(std::move(dep));
+      }
       if (s.after.empty()) s.after.push_back("");  // explicit root: `after: []`
     } else {
       return fail(ErrorCode::usage, fmt::format("{}: expected a list of stage names", c.where(a, path + ".after")));
@@ -138,22 +149,23 @@ Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& pat
   }
   auto selector = [&](const YAML::Node& sel, const std::string& p) -> Result<void> {
     if (!sel.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map of labels", c.where(sel, p)));
-    for (const auto& kv : sel)
-      s.node_selector[kv.first.Scalar()] = GEDGE_TRY(string_at(c, kv.second, p + "." + kv.first.Scalar()));
+    for (const auto& kv : sel) {
+      GEDGE_TRY_ASSIGN(s.node_selector[kv.first.Scalar()], string_at(c, kv.second, p + "." + kv.first.Scalar()));
+    }
     return {};
   };
-  if (n["nodeSelector"]) GEDGE_TRY_VOID(selector(n["nodeSelector"], path + ".nodeSelector"));
+  if (n["nodeSelector"]) GEDGE_TRY(selector(n["nodeSelector"], path + ".nodeSelector"));
   if (n["scheduleHint"]) {
     const YAML::Node& h = n["scheduleHint"];
     std::string p = path + ".scheduleHint";
     if (!h.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map", c.where(h, p)));
     if (h["preferred"]) {
-      s.tier_hint = GEDGE_TRY(string_at(c, h["preferred"], p + ".preferred"));
+      GEDGE_TRY_ASSIGN(s.tier_hint, string_at(c, h["preferred"], p + ".preferred"));
       if (s.tier_hint != "local" && s.tier_hint != "neighbor" && s.tier_hint != "cloud")
         return fail(ErrorCode::usage, fmt::format("{}: '{}' is not local, neighbor or cloud",
                                                   c.where(h["preferred"], p + ".preferred"), s.tier_hint));
     }
-    if (h["nodeSelector"]) GEDGE_TRY_VOID(selector(h["nodeSelector"], p + ".nodeSelector"));
+    if (h["nodeSelector"]) GEDGE_TRY(selector(h["nodeSelector"], p + ".nodeSelector"));
   }
   return s;
 }
@@ -226,17 +238,23 @@ Result<Workload> parse_workload(std::string_view text, std::string_view origin) 
     wl.kind = root["kind"] ? root["kind"].Scalar() : "Service";
     if (wl.kind != "Pipeline" && wl.kind != "Service")
       return fail(ErrorCode::usage, fmt::format("{}: kind '{}' is neither Pipeline nor Service", c.where(root["kind"], "kind"), wl.kind));
-    if (root["name"]) wl.name = GEDGE_TRY(string_at(c, root["name"], "name"));
-    if (root["source"]) wl.source = GEDGE_TRY(string_at(c, root["source"], "source"));
+    if (root["name"]) {
+      GEDGE_TRY_ASSIGN(wl.name, string_at(c, root["name"], "name"));
+    }
+    if (root["source"]) {
+      GEDGE_TRY_ASSIGN(wl.source, string_at(c, root["source"], "source"));
+    }
     if (wl.kind == "Pipeline") {
       const YAML::Node& st = root["stages"];
       if (!st || !st.IsSequence() || st.size() == 0)
         return fail(ErrorCode::usage, fmt::format("{}: a pipeline needs a non-empty 'stages' list", origin));
       if (st.size() > 64) return fail(ErrorCode::usage, fmt::format("{}: more than 64 stages", origin));
-      for (std::size_t i = 0; i < st.size(); ++i)
-        wl.stages.push_back(GEDGE_TRY(stage_at(c, st[i], fmt::format("stages[{}]", i), true)));
+      for (std::size_t i = 0; i < st.size(); ++i) {
+        GEDGE_TRY_ASSIGN(auto stage, stage_at(c, st[i], fmt::format("stages[{}]", i), true));
+        wl.stages.push_back(std::move(stage));
+      }
     } else {
-      auto s = GEDGE_TRY(stage_at(c, root, "", false));
+      GEDGE_TRY_ASSIGN(auto s, stage_at(c, root, "", false));
       if (s.name.empty()) s.name = wl.name.empty() ? "service" : wl.name;
       s.after.clear();
       wl.stages.push_back(std::move(s));

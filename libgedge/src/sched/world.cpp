@@ -64,7 +64,7 @@ Result<std::string> string_in(const json& obj, const char* field, const std::str
 }
 
 Result<Resources> resources_in(const json& v, const std::string& path) {
-  GEDGE_TRY_VOID(only_fields(v, path, {"cpu", "memory", "gpu"}));
+  GEDGE_TRY(only_fields(v, path, {"cpu", "memory", "gpu"}));
   Resources r;
   if (v.contains("cpu")) {
     auto c = parse_cpu(v.at("cpu"));
@@ -76,27 +76,30 @@ Result<Resources> resources_in(const json& v, const std::string& path) {
     if (!m) return fail(ErrorCode::usage, fmt::format("{}.memory: {}", path, m.error().message));
     r.memory = *m;
   }
-  if (v.contains("gpu")) r.gpu = GEDGE_TRY(number_in(v.at("gpu"), path + ".gpu"));
+  if (v.contains("gpu")) {
+    GEDGE_TRY_ASSIGN(r.gpu, number_in(v.at("gpu"), path + ".gpu"));
+  }
   return r;
 }
 
 Result<LinkTable> links_in(const json& v, const std::string& path, const char* unit) {
-  GEDGE_TRY_VOID(only_fields(v, path, {"intra_cluster", "links"}));
+  GEDGE_TRY(only_fields(v, path, {"intra_cluster", "links"}));
   LinkTable t;
-  if (v.contains("intra_cluster"))
-    t.intra_cluster = GEDGE_TRY(number_in(v.at("intra_cluster"), path + ".intra_cluster",
-                                          std::string_view(unit) == "ms"));
+  if (v.contains("intra_cluster")) {
+    GEDGE_TRY_ASSIGN(t.intra_cluster,
+                     number_in(v.at("intra_cluster"), path + ".intra_cluster", std::string_view(unit) == "ms"));
+  }
   if (v.contains("links")) {
     const json& arr = v.at("links");
     if (!arr.is_array()) return fail(ErrorCode::usage, fmt::format("{}.links: expected an array", path));
     for (std::size_t i = 0; i < arr.size(); ++i) {
       std::string p = fmt::format("{}.links[{}]", path, i);
-      GEDGE_TRY_VOID(only_fields(arr[i], p, {"a", "b", unit}));
+      GEDGE_TRY(only_fields(arr[i], p, {"a", "b", unit}));
       Link l;
-      l.a = GEDGE_TRY(string_in(arr[i], "a", p, true));
-      l.b = GEDGE_TRY(string_in(arr[i], "b", p, true));
+      GEDGE_TRY_ASSIGN(l.a, string_in(arr[i], "a", p, true));
+      GEDGE_TRY_ASSIGN(l.b, string_in(arr[i], "b", p, true));
       if (!arr[i].contains(unit)) return fail(ErrorCode::usage, fmt::format("{}: missing field '{}'", p, unit));
-      l.value = GEDGE_TRY(number_in(arr[i].at(unit), p + "." + unit, std::string_view(unit) == "ms"));
+      GEDGE_TRY_ASSIGN(l.value, number_in(arr[i].at(unit), p + "." + unit, std::string_view(unit) == "ms"));
       if (l.a == l.b) return fail(ErrorCode::usage, fmt::format("{}: a link from '{}' to itself", p, l.a));
       t.links.push_back(std::move(l));
     }
@@ -241,7 +244,7 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
                 "NaN and Infinity are not JSON; see schemas/sched-state.schema.json");
   }
   std::string root(origin);
-  GEDGE_TRY_VOID(only_fields(j, root, {"$schema", "clusters", "latency_ms", "bandwidth_mbps"}));
+  GEDGE_TRY(only_fields(j, root, {"$schema", "clusters", "latency_ms", "bandwidth_mbps"}));
   World w;
   if (!j.contains("clusters") || !j.at("clusters").is_array())
     return fail(ErrorCode::usage, fmt::format("{}: 'clusters' must be an array", root));
@@ -249,14 +252,14 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
   const json& cs = j.at("clusters");
   for (std::size_t i = 0; i < cs.size(); ++i) {
     std::string p = fmt::format("{}: clusters[{}]", root, i);
-    GEDGE_TRY_VOID(only_fields(cs[i], p, {"name", "tier", "nodes"}));
+    GEDGE_TRY(only_fields(cs[i], p, {"name", "tier", "nodes"}));
     Cluster c;
-    c.name = GEDGE_TRY(string_in(cs[i], "name", p, true));
+    GEDGE_TRY_ASSIGN(c.name, string_in(cs[i], "name", p, true));
     if (c.name.find('/') != std::string::npos)
       return fail(ErrorCode::usage, fmt::format("{}.name: '/' is not allowed in a cluster name", p));
     if (!cluster_names.insert(c.name).second)
       return fail(ErrorCode::usage, fmt::format("{}.name: duplicate cluster '{}'", p, c.name));
-    c.tier = GEDGE_TRY(string_in(cs[i], "tier", p, false));
+    GEDGE_TRY_ASSIGN(c.tier, string_in(cs[i], "tier", p, false));
     if (!c.tier.empty() && c.tier != "local" && c.tier != "neighbor" && c.tier != "cloud")
       return fail(ErrorCode::usage, fmt::format("{}.tier: '{}' is not local, neighbor or cloud", p, c.tier));
     if (!cs[i].contains("nodes") || !cs[i].at("nodes").is_array())
@@ -264,9 +267,9 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
     const json& ns = cs[i].at("nodes");
     for (std::size_t k = 0; k < ns.size(); ++k) {
       std::string np = fmt::format("{}.nodes[{}]", p, k);
-      GEDGE_TRY_VOID(only_fields(ns[k], np, {"name", "ready", "labels", "capacity", "allocated"}));
+      GEDGE_TRY(only_fields(ns[k], np, {"name", "ready", "labels", "capacity", "allocated"}));
       Node n;
-      n.name = GEDGE_TRY(string_in(ns[k], "name", np, true));
+      GEDGE_TRY_ASSIGN(n.name, string_in(ns[k], "name", np, true));
       if (n.name.find('/') != std::string::npos)
         return fail(ErrorCode::usage, fmt::format("{}.name: '/' is not allowed in a node name", np));
       if (!node_ids.insert(c.name + "/" + n.name).second)
@@ -287,9 +290,10 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
       }
       if (!ns[k].contains("capacity"))
         return fail(ErrorCode::usage, fmt::format("{}: missing field 'capacity'", np));
-      n.capacity = GEDGE_TRY(resources_in(ns[k].at("capacity"), np + ".capacity"));
-      if (ns[k].contains("allocated"))
-        n.allocated = GEDGE_TRY(resources_in(ns[k].at("allocated"), np + ".allocated"));
+      GEDGE_TRY_ASSIGN(n.capacity, resources_in(ns[k].at("capacity"), np + ".capacity"));
+      if (ns[k].contains("allocated")) {
+        GEDGE_TRY_ASSIGN(n.allocated, resources_in(ns[k].at("allocated"), np + ".allocated"));
+      }
       c.nodes.push_back(std::move(n));
     }
     w.clusters.push_back(std::move(c));
@@ -297,9 +301,10 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
   if (!j.contains("latency_ms"))
     return fail(ErrorCode::usage, fmt::format("{}: missing field 'latency_ms'", root),
                 "give at least {\"intra_cluster\": MS, \"links\": [...]}");
-  w.latency = GEDGE_TRY(links_in(j.at("latency_ms"), root + ": latency_ms", "ms"));
-  if (j.contains("bandwidth_mbps"))
-    w.bandwidth = GEDGE_TRY(links_in(j.at("bandwidth_mbps"), root + ": bandwidth_mbps", "mbps"));
+  GEDGE_TRY_ASSIGN(w.latency, links_in(j.at("latency_ms"), root + ": latency_ms", "ms"));
+  if (j.contains("bandwidth_mbps")) {
+    GEDGE_TRY_ASSIGN(w.bandwidth, links_in(j.at("bandwidth_mbps"), root + ": bandwidth_mbps", "mbps"));
+  }
   // A "c/n" endpoint must name a known node ("c" alone may be a cluster or a device).
   auto check = [&](const LinkTable& t, const char* what) -> Result<void> {
     for (std::size_t i = 0; i < t.links.size(); ++i)
@@ -309,8 +314,8 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
                       "a link endpoint is a device, a cluster, or cluster/node");
     return {};
   };
-  GEDGE_TRY_VOID(check(w.latency, "latency_ms"));
-  if (w.bandwidth) GEDGE_TRY_VOID(check(*w.bandwidth, "bandwidth_mbps"));
+  GEDGE_TRY(check(w.latency, "latency_ms"));
+  if (w.bandwidth) GEDGE_TRY(check(*w.bandwidth, "bandwidth_mbps"));
   finalize(w);
   return w;
 }

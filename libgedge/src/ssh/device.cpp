@@ -52,7 +52,7 @@ nlohmann::json device_json(const SqlRow& r) {
 }
 
 Result<SqlRow> load_device(Inventory& inv, std::string_view name) {
-  auto rows = GEDGE_TRY(inv.query("SELECT * FROM devices WHERE name = ?", {std::string(name)}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM devices WHERE name = ?", {std::string(name)}));
   if (rows.empty())
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", name),
                 "list registered devices with 'gedge device ls'");
@@ -89,7 +89,7 @@ using namespace detail;
 
 Result<SshTarget> device_target(Inventory& inv, const Paths& paths, std::string_view name) {
   (void)paths;
-  auto row = GEDGE_TRY(load_device(inv, name));
+  GEDGE_TRY_ASSIGN(auto row, load_device(inv, name));
   return target_of(row);
 }
 
@@ -134,8 +134,8 @@ std::string labels_text(const std::map<std::string, std::string>& labels) {
 }  // namespace
 
 Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const DeviceAddRequest& req, Reporter& rep) {
-  GEDGE_TRY_VOID(validate(req));
-  auto existing_rows = GEDGE_TRY(inv.query("SELECT * FROM devices WHERE name = ?", {req.name}));
+  GEDGE_TRY(validate(req));
+  GEDGE_TRY_ASSIGN(auto existing_rows, inv.query("SELECT * FROM devices WHERE name = ?", {req.name}));
   std::optional<SqlRow> existing;
   if (!existing_rows.empty()) existing = existing_rows.front();
 
@@ -200,14 +200,14 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   std::unique_ptr<SshSession> sess;
   if (req.password) {
     // Bootstrap: password once, install gedge's key, then prove key login on a new connection.
-    auto key = GEDGE_TRY(read_public_key(paths));
+    GEDGE_TRY_ASSIGN(auto key, read_public_key(paths));
     SshOptions po = opts;
     po.password = req.password;
-    auto boot = GEDGE_TRY(connect(po));
+    GEDGE_TRY_ASSIGN(auto boot, connect(po));
     std::string line = key.public_line;
     std::string b64 = line.substr(line.find(' ') + 1);
     b64 = b64.substr(0, b64.find(' '));
-    auto r = GEDGE_TRY(boot->exec({"sh", "-c", kInstallKeyScript, "gedge-bootstrap", line, b64}));
+    GEDGE_TRY_ASSIGN(auto r, boot->exec({"sh", "-c", kInstallKeyScript, "gedge-bootstrap", line, b64}));
     if (r.exit_code != 0)
       return fail(ErrorCode::failure,
                   fmt::format("device '{}': cannot install gedge's key: {}", req.name, r.err.empty() ? r.out : r.err));
@@ -230,12 +230,12 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     }
     sess = std::move(*proved);
   } else {
-    sess = GEDGE_TRY(connect(opts));
+    GEDGE_TRY_ASSIGN(sess, connect(opts));
   }
   HostKey hk = sess->host_key();
 
   // Facts and the current token, in one round trip.
-  auto fr = GEDGE_TRY(sess->exec({"sh", "-c", facts_script()}));
+  GEDGE_TRY_ASSIGN(auto fr, sess->exec({"sh", "-c", facts_script()}));
   auto facts = parse_facts(fr.out);
   if (!facts.value("complete", false))
     return fail(ErrorCode::failure, fmt::format("device '{}': facts script failed: {}", req.name, fr.err));
@@ -251,7 +251,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   bool issue = token.empty();
   if (!token.empty()) {
     token_hash = sha256_hex(token);
-    auto others = GEDGE_TRY(inv.query("SELECT name FROM devices WHERE token_hash = ? AND name <> ?", {token_hash, req.name}));
+    GEDGE_TRY_ASSIGN(auto others, inv.query("SELECT name FROM devices WHERE token_hash = ? AND name <> ?", {token_hash, req.name}));
     if (!others.empty()) {
       if (!req.force)
         return fail(ErrorCode::conflict,
@@ -264,15 +264,15 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   if (issue) {
     token = random_token();
     token_hash = sha256_hex(token);
-    GEDGE_TRY_VOID(sess->mkdirs(".config/gedge", 0700));
-    GEDGE_TRY_VOID(sess->put_file(kDeviceTokenPath, token + "\n", 0600));
+    GEDGE_TRY(sess->mkdirs(".config/gedge", 0700));
+    GEDGE_TRY(sess->put_file(kDeviceTokenPath, token + "\n", 0600));
     result.token_issued = true;
     rep.step(req.name, "device token issued");
   }
 
   std::string user = sess->user();
   int port = sess->port();
-  double rtt = GEDGE_TRY(sess->rtt_ms());
+  GEDGE_TRY_ASSIGN(double rtt, sess->rtt_ms());
   sess.reset();
 
   std::string now = now_rfc3339();
@@ -280,8 +280,8 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   std::string identity = target.identity;
   std::string labels = labels_text(req.labels);
   bool changed = true;
-  GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {
-    auto cur = GEDGE_TRY(db.query("SELECT * FROM devices WHERE name = ?", {req.name}));
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    GEDGE_TRY_ASSIGN(auto cur, db.query("SELECT * FROM devices WHERE name = ?", {req.name}));
     if (!cur.empty()) {
       auto& c = cur.front();
       bool identical = c["host"] == req.host && c["port"] == port && c["user"] == user &&
@@ -320,9 +320,10 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   if (result.token_issued || result.bootstrapped) changed = true;
   SshTarget kh = target;
   kh.port = port;
-  GEDGE_TRY_VOID(known_hosts_update(paths.known_hosts, kh, hk.public_key));
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, kh, hk.public_key));
   result.changed = changed;
-  result.device = device_json(GEDGE_TRY(load_device(inv, req.name)));
+  GEDGE_TRY_ASSIGN(auto stored, load_device(inv, req.name));
+  result.device = device_json(stored);
   return result;
 }
 
@@ -342,7 +343,7 @@ Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSele
   }
   if (!sel.all && sel.labels.empty() && sel.tier.empty())
     return fail(ErrorCode::usage, "no devices selected", "name devices, or use --all or --label k=v");
-  auto rows = GEDGE_TRY(inv.query("SELECT name, labels, tier FROM devices ORDER BY name"));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, labels, tier FROM devices ORDER BY name"));
   std::vector<std::string> out;
   for (const auto& r : rows) {
     if (!sel.tier.empty() && r["tier"] != sel.tier) continue;
@@ -355,7 +356,7 @@ Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSele
 }
 
 Result<nlohmann::json> device_list(Inventory& inv, const DeviceSelector& filter) {
-  auto rows = GEDGE_TRY(inv.query("SELECT * FROM devices ORDER BY name"));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM devices ORDER BY name"));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rows) {
     if (!filter.tier.empty() && r["tier"] != filter.tier) continue;
@@ -367,13 +368,13 @@ Result<nlohmann::json> device_list(Inventory& inv, const DeviceSelector& filter)
 }
 
 Result<nlohmann::json> device_show(Inventory& inv, std::string_view name) {
-  auto row = GEDGE_TRY(load_device(inv, name));
+  GEDGE_TRY_ASSIGN(auto row, load_device(inv, name));
   auto d = device_json(row);
   d["token_registered"] = row["token_hash"].is_string();
   d["topology_xml_bytes"] = row["topology_xml"].is_string() ? row["topology_xml"].get<std::string>().size() : 0;
   d["created_at"] = row["created_at"];
   d["updated_at"] = row["updated_at"];
-  auto clusters = GEDGE_TRY(inv.query("SELECT cluster FROM cluster_members WHERE device = ? ORDER BY cluster", {std::string(name)}));
+  GEDGE_TRY_ASSIGN(auto clusters, inv.query("SELECT cluster FROM cluster_members WHERE device = ? ORDER BY cluster", {std::string(name)}));
   d["clusters"] = nlohmann::json::array();
   for (const auto& c : clusters) d["clusters"].push_back(c["cluster"]);
   return d;
@@ -381,9 +382,9 @@ Result<nlohmann::json> device_show(Inventory& inv, std::string_view name) {
 
 Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::string_view name, bool force) {
   nlohmann::json removed;
-  GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {
-    auto row = GEDGE_TRY(load_device(db, name));
-    auto clusters = GEDGE_TRY(db.query("SELECT cluster FROM cluster_members WHERE device = ?", {std::string(name)}));
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    GEDGE_TRY_ASSIGN(auto row, load_device(db, name));
+    GEDGE_TRY_ASSIGN(auto clusters, db.query("SELECT cluster FROM cluster_members WHERE device = ?", {std::string(name)}));
     if (!clusters.empty() && !force)
       return fail(ErrorCode::conflict,
                   fmt::format("device '{}' is a member of cluster '{}'", name, clusters.front()["cluster"].get<std::string>()),
@@ -395,30 +396,30 @@ Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::st
   SshTarget kh;
   kh.host = removed["host"].get<std::string>();
   kh.port = removed["port"].get<int>();
-  GEDGE_TRY_VOID(known_hosts_update(paths.known_hosts, kh, ""));
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, kh, ""));
   return removed;
 }
 
 Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::string_view name, double timeout_s) {
-  auto row = GEDGE_TRY(load_device(inv, name));
+  GEDGE_TRY_ASSIGN(auto row, load_device(inv, name));
   auto t = target_of(row);
   RekeyPlan plan;
   plan.name = std::string(name);
   plan.old_key = t.host_key;
-  plan.new_key = GEDGE_TRY(probe_host_key(t, default_ssh_options(paths, timeout_s)));
+  GEDGE_TRY_ASSIGN(plan.new_key, probe_host_key(t, default_ssh_options(paths, timeout_s)));
   plan.changed = plan.new_key.fingerprint != plan.old_key.fingerprint;
   return plan;
 }
 
 Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyPlan& plan, double timeout_s) {
-  auto row = GEDGE_TRY(load_device(inv, plan.name));
+  GEDGE_TRY_ASSIGN(auto row, load_device(inv, plan.name));
   auto t = target_of(row);
   t.host_key = plan.new_key;
   // Prove the new key and our login before pinning it.
-  auto sess = GEDGE_TRY(SshSession::connect(t, default_ssh_options(paths, timeout_s)));
+  GEDGE_TRY_ASSIGN(auto sess, SshSession::connect(t, default_ssh_options(paths, timeout_s)));
   sess.reset();
   std::string now = now_rfc3339();
-  GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', updated_at=? WHERE name=?",
                       {plan.new_key.type, plan.new_key.fingerprint, now, plan.name}));
     return {};

@@ -69,10 +69,10 @@ struct Selected {
 };
 
 Result<Selected> load_selected(Inventory& inv, const DeviceSelector& sel) {
-  auto names = GEDGE_TRY(select_devices(inv, sel));
+  GEDGE_TRY_ASSIGN(auto names, select_devices(inv, sel));
   Selected s;
   for (const auto& n : names) {
-    auto row = GEDGE_TRY(load_device(inv, n));
+    GEDGE_TRY_ASSIGN(auto row, load_device(inv, n));
     s.targets.push_back(target_of(row));
     s.rows.push_back(std::move(row));
   }
@@ -121,7 +121,7 @@ std::optional<Error> fan_out_error(const nlohmann::json& results, std::string_vi
 }
 
 Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanOutRequest& req, Reporter& rep) {
-  auto sel = GEDGE_TRY(load_selected(inv, req.select));
+  GEDGE_TRY_ASSIGN(auto sel, load_selected(inv, req.select));
   auto fo = fan_options(paths, req, rep, "checking devices", sel.targets.size());
 
   struct Check {
@@ -130,7 +130,7 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
     nlohmann::json topology;
   };
   std::vector<Check> checks(sel.targets.size());
-  auto ms = fan_out_raw(sel.targets, fo, [&](std::size_t i, Result<SshSession*> s) {
+  auto ms = fan_out_raw(sel.targets, fo, [&](std::size_t i, const Result<SshSession*>& s) {
     const auto& name = sel.targets[i].name;
     auto& c = checks[i];
     if (!s) {
@@ -139,14 +139,17 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
     }
     SshSession& sess = **s;
     auto run = [&]() -> Result<void> {
-      auto fr = GEDGE_TRY(sess.exec({"sh", "-c", facts_script()}));
+      GEDGE_TRY_ASSIGN(auto fr, sess.exec({"sh", "-c", facts_script()}));
       auto facts = parse_facts(fr.out);
       if (!facts.value("complete", false))
         return fail(ErrorCode::failure, fmt::format("device '{}': facts script failed: {}", name, fr.err));
       std::string token = facts.value("token", "");
       const auto& want = sel.rows[i]["token_hash"];
       double best = 1e18;
-      for (int k = 0; k < 3; ++k) best = std::min(best, GEDGE_TRY(sess.rtt_ms()));
+      for (int k = 0; k < 3; ++k) {
+        GEDGE_TRY_ASSIGN(double ms, sess.rtt_ms());
+        best = std::min(best, ms);
+      }
       c.result = {{"device", name}, {"status", "ok"},     {"exit_code", nullptr}, {"stdout", ""}, {"stderr", ""},
                   {"duration_ms", 0}, {"rtt_ms", best}, {"message", ""}};
       if (want.is_string() && (token.empty() || sha256_hex(token) != want.get<std::string>())) {
@@ -172,7 +175,7 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
 
   nlohmann::json results = nlohmann::json::array();
   std::string now = now_rfc3339();
-  GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     for (std::size_t i = 0; i < checks.size(); ++i) {
       auto& c = checks[i];
       c.result["duration_ms"] = ms[i];
@@ -207,10 +210,10 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
 Result<FanOutReport> device_exec(Inventory& inv, const Paths& paths, const FanOutRequest& req,
                                  const std::vector<std::string>& argv, bool sudo, Reporter& rep) {
   if (argv.empty()) return fail(ErrorCode::usage, "no command given", "put the command after --: gedge device exec --all -- uptime");
-  auto sel = GEDGE_TRY(load_selected(inv, req.select));
+  GEDGE_TRY_ASSIGN(auto sel, load_selected(inv, req.select));
   auto fo = fan_options(paths, req, rep, "running", sel.targets.size());
   std::vector<nlohmann::json> results(sel.targets.size());
-  auto ms = fan_out_raw(sel.targets, fo, [&](std::size_t i, Result<SshSession*> s) {
+  auto ms = fan_out_raw(sel.targets, fo, [&](std::size_t i, const Result<SshSession*>& s) {
     const auto& name = sel.targets[i].name;
     if (!s) {
       results[i] = error_result(name, s.error());
@@ -234,7 +237,7 @@ Result<FanOutReport> device_exec(Inventory& inv, const Paths& paths, const FanOu
   });
   nlohmann::json arr = nlohmann::json::array();
   std::string now = now_rfc3339();
-  GEDGE_TRY_VOID(inv.write([&](Inventory& db) -> Result<void> {
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     for (std::size_t i = 0; i < results.size(); ++i) {
       results[i]["duration_ms"] = ms[i];
       std::string st = results[i]["status"];

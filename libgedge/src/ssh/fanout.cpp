@@ -13,7 +13,7 @@
 namespace gedge {
 
 std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
-                                 const std::function<void(std::size_t, Result<SshSession*>)>& work) {
+                                 const std::function<void(std::size_t, const Result<SshSession*>&)>& work) {
   std::vector<int64_t> ms(targets.size(), 0);
   if (targets.empty()) return ms;
   std::atomic<std::size_t> next{0};

@@ -51,13 +51,13 @@ Result<KeyPairStatus> read_public_key(const Paths& paths) {
   KeyPairStatus st;
   st.public_line = fmt::format("{} {} {}", ssh_key_type_to_char(ssh_key_type(key.get())), b64, comment());
   ssh_string_free_char(b64);
-  st.fingerprint = GEDGE_TRY(fingerprint_of(key.get()));
+  GEDGE_TRY_ASSIGN(st.fingerprint, fingerprint_of(key.get()));
   return st;
 }
 
 Result<KeyPairStatus> ensure_keypair(const Paths& paths) {
   if (::access(paths.key.c_str(), F_OK) == 0) {
-    auto st = GEDGE_TRY(read_public_key(paths));
+    GEDGE_TRY_ASSIGN(auto st, read_public_key(paths));
     st.created = false;
     return st;
   }
@@ -78,10 +78,10 @@ Result<KeyPairStatus> ensure_keypair(const Paths& paths) {
     return fail(ErrorCode::internal, "cannot encode public key");
   std::string line = fmt::format("ssh-ed25519 {} {}\n", b64, comment());
   ssh_string_free_char(b64);
-  GEDGE_TRY_VOID(write_file_atomic(paths.key.string() + ".pub", line, 0600));
+  GEDGE_TRY(write_file_atomic(paths.key.string() + ".pub", line, 0600));
   if (::rename(tmp.c_str(), paths.key.c_str()) != 0)
     return fail(ErrorCode::failure, fmt::format("cannot create {}", paths.key.string()));
-  auto st = GEDGE_TRY(read_public_key(paths));
+  GEDGE_TRY_ASSIGN(auto st, read_public_key(paths));
   st.created = true;
   return st;
 }

@@ -106,7 +106,7 @@ struct SshSession::Impl {
 
   Result<sftp_session> sftp_open() {
     if (sftp) return sftp;
-    GEDGE_TRY_VOID(arm("sftp"));
+    GEDGE_TRY(arm("sftp"));
     sftp = sftp_new(s);
     if (!sftp) return std::unexpected(lost("sftp"));
     if (sftp_init(sftp) != SSH_OK) {
@@ -307,14 +307,14 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
   auto connect_deadline =
       std::min(impl->deadline,
                now + std::chrono::milliseconds(static_cast<int64_t>(opts.connect_timeout_s * 1000)));
-  impl->s = GEDGE_TRY(new_session(target, opts));
-  GEDGE_TRY_VOID(connect_socket(impl->s, target, connect_deadline));
+  GEDGE_TRY_ASSIGN(impl->s, new_session(target, opts));
+  GEDGE_TRY(connect_socket(impl->s, target, connect_deadline));
 
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(impl->s, &raw) != SSH_OK)
     return fail(ErrorCode::failure, fmt::format("device {}: no host key presented", where(target, impl->s)));
   Key key(raw);
-  impl->key = GEDGE_TRY(describe_key(key.get()));
+  GEDGE_TRY_ASSIGN(impl->key, describe_key(key.get()));
   impl->key_line = key_line_of(key.get());
   impl->key.public_key = impl->key_line;
   const std::string& pinned = target.host_key.fingerprint;
@@ -354,19 +354,19 @@ Result<HostKey> probe_host_key(const SshTarget& target, const SshOptions& opts) 
   o.accept_new = true;
   SshTarget t = target;
   t.host_key = {};
-  auto impl = GEDGE_TRY(open_and_verify(t, o));
+  GEDGE_TRY_ASSIGN(auto impl, open_and_verify(t, o));
   return impl->key;
 }
 
 Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target, const SshOptions& opts) {
-  auto impl = GEDGE_TRY(open_and_verify(target, opts));
+  GEDGE_TRY_ASSIGN(auto impl, open_and_verify(target, opts));
   ssh_session s = impl->s;
   std::unique_ptr<SshSession> sess(new SshSession(std::move(impl)));
   std::string user = sess->user();
   auto& im = *sess->impl_;
 
   if (opts.password) {
-    GEDGE_TRY_VOID(im.arm("password authentication"));
+    GEDGE_TRY(im.arm("password authentication"));
     int rc = ssh_userauth_password(s, nullptr, opts.password->c_str());
     if (rc == SSH_AUTH_SUCCESS) return sess;
     if (rc == SSH_AUTH_ERROR) return std::unexpected(im.lost("password authentication"));
@@ -383,20 +383,22 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
       return false;
     }
     Key key(k);
-    GEDGE_TRY_VOID(im.arm("authentication"));
+    GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_publickey(s, nullptr, key.get());
     tried.push_back(file.filename().string());
     if (rc == SSH_AUTH_ERROR) return std::unexpected(im.lost("authentication"));
     return rc == SSH_AUTH_SUCCESS;
   };
   if (!target.identity.empty()) {
-    if (GEDGE_TRY(try_file(target.identity, true))) return sess;
+    GEDGE_TRY_ASSIGN(bool accepted, try_file(target.identity, true));
+    if (accepted) return sess;
   }
   if (!opts.gedge_key.empty() && ::access(opts.gedge_key.c_str(), R_OK) == 0) {
-    if (GEDGE_TRY(try_file(opts.gedge_key, false))) return sess;
+    GEDGE_TRY_ASSIGN(bool accepted, try_file(opts.gedge_key, false));
+    if (accepted) return sess;
   }
   if (opts.use_agent && ::getenv("SSH_AUTH_SOCK")) {
-    GEDGE_TRY_VOID(im.arm("authentication"));
+    GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_agent(s, nullptr);
     tried.push_back("ssh-agent");
     if (rc == SSH_AUTH_SUCCESS) return sess;
@@ -404,7 +406,7 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
   }
   if (opts.use_ssh_config) {
     // IdentityFile entries from ~/.ssh/config and the default ~/.ssh/id_* keys.
-    GEDGE_TRY_VOID(im.arm("authentication"));
+    GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_publickey_auto(s, nullptr, nullptr);
     tried.push_back("ssh config identities");
     if (rc == SSH_AUTH_SUCCESS) return sess;
@@ -434,7 +436,7 @@ Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, s
   std::string cmd = shell_join(argv);
   if (sudo) cmd = "sudo -n -- " + cmd;
   auto start = Clock::now();
-  GEDGE_TRY_VOID(im.arm("exec"));
+  GEDGE_TRY(im.arm("exec"));
   ssh_channel ch = ssh_channel_new(s);
   if (!ch) return std::unexpected(im.lost("opening a channel"));
   struct ChanFree {
@@ -449,7 +451,7 @@ Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, s
   if (stdin_data && !stdin_data->empty()) {
     std::string_view rest = *stdin_data;
     while (!rest.empty()) {
-      GEDGE_TRY_VOID(im.arm("writing stdin"));
+      GEDGE_TRY(im.arm("writing stdin"));
       uint32_t chunk = static_cast<uint32_t>(std::min<size_t>(rest.size(), 1 << 16));
       int n = ssh_channel_write(ch, rest.data(), chunk);
       if (n == SSH_ERROR) return std::unexpected(im.lost("writing stdin"));
@@ -480,7 +482,7 @@ Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, s
     if (n == 0 && ssh_channel_is_eof(ch)) break;
     if (ssh_channel_is_closed(ch)) break;
   }
-  GEDGE_TRY_VOID(im.arm("exit status"));
+  GEDGE_TRY(im.arm("exit status"));
   r.exit_code = ssh_channel_get_exit_status(ch);
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
   return r;
@@ -488,9 +490,9 @@ Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, s
 
 Result<void> SshSession::put_file(const std::string& remote_path, std::string_view bytes, unsigned mode) {
   auto& im = *impl_;
-  sftp_session sf = GEDGE_TRY(im.sftp_open());
+  GEDGE_TRY_ASSIGN(sftp_session sf, im.sftp_open());
   std::string tmp = remote_path + fmt::format(".gedge-tmp-{}", ::getpid());
-  GEDGE_TRY_VOID(im.arm("sftp write"));
+  GEDGE_TRY(im.arm("sftp write"));
   sftp_file f = sftp_open(sf, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode & 07777);
   if (!f) return std::unexpected(im.sftp_error("cannot create", tmp));
   size_t off = 0;
@@ -516,8 +518,8 @@ Result<void> SshSession::put_file(const std::string& remote_path, std::string_vi
 
 Result<std::string> SshSession::read_file(const std::string& remote_path) {
   auto& im = *impl_;
-  sftp_session sf = GEDGE_TRY(im.sftp_open());
-  GEDGE_TRY_VOID(im.arm("sftp read"));
+  GEDGE_TRY_ASSIGN(sftp_session sf, im.sftp_open());
+  GEDGE_TRY(im.arm("sftp read"));
   sftp_file f = sftp_open(sf, remote_path.c_str(), O_RDONLY, 0);
   if (!f) return std::unexpected(im.sftp_error("cannot read", remote_path));
   std::string out;
@@ -542,8 +544,8 @@ Result<std::string> SshSession::read_file(const std::string& remote_path) {
 
 Result<bool> SshSession::exists(const std::string& remote_path) {
   auto& im = *impl_;
-  sftp_session sf = GEDGE_TRY(im.sftp_open());
-  GEDGE_TRY_VOID(im.arm("sftp stat"));
+  GEDGE_TRY_ASSIGN(sftp_session sf, im.sftp_open());
+  GEDGE_TRY(im.arm("sftp stat"));
   sftp_attributes a = sftp_stat(sf, remote_path.c_str());
   if (a) {
     sftp_attributes_free(a);
@@ -556,7 +558,7 @@ Result<bool> SshSession::exists(const std::string& remote_path) {
 
 Result<void> SshSession::mkdirs(const std::string& remote_path, unsigned mode) {
   auto& im = *impl_;
-  sftp_session sf = GEDGE_TRY(im.sftp_open());
+  GEDGE_TRY_ASSIGN(sftp_session sf, im.sftp_open());
   std::string prefix;
   size_t pos = 0;
   if (!remote_path.empty() && remote_path[0] == '/') {
@@ -569,7 +571,7 @@ Result<void> SshSession::mkdirs(const std::string& remote_path, unsigned mode) {
     pos = slash == std::string::npos ? remote_path.size() + 1 : slash + 1;
     if (part.empty()) continue;
     prefix += (prefix.empty() || prefix.back() == '/') ? part : "/" + part;
-    GEDGE_TRY_VOID(im.arm("sftp mkdir"));
+    GEDGE_TRY(im.arm("sftp mkdir"));
     if (sftp_mkdir(sf, prefix.c_str(), mode & 07777) == 0) continue;
     int code = sftp_get_error(sf);
     if (code == SSH_FX_FILE_ALREADY_EXISTS) continue;
@@ -587,8 +589,8 @@ Result<void> SshSession::mkdirs(const std::string& remote_path, unsigned mode) {
 
 Result<void> SshSession::rename(const std::string& from, const std::string& to) {
   auto& im = *impl_;
-  sftp_session sf = GEDGE_TRY(im.sftp_open());
-  GEDGE_TRY_VOID(im.arm("sftp rename"));
+  GEDGE_TRY_ASSIGN(sftp_session sf, im.sftp_open());
+  GEDGE_TRY(im.arm("sftp rename"));
   // libssh uses posix-rename@openssh.com when offered (atomic replace).
   if (sftp_rename(sf, from.c_str(), to.c_str()) == 0) return {};
   // Plain SFTPv3 rename refuses to replace: remove the target and retry.
@@ -599,7 +601,7 @@ Result<void> SshSession::rename(const std::string& from, const std::string& to) 
 
 Result<double> SshSession::rtt_ms() {
   auto& im = *impl_;
-  GEDGE_TRY_VOID(im.arm("rtt"));
+  GEDGE_TRY(im.arm("rtt"));
   auto start = Clock::now();
   // keepalive@openssh.com with want_reply: libssh waits for the server's answer
   // (REQUEST_FAILURE), so this is exactly one round trip and no work on the server.

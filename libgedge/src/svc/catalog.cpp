@@ -68,7 +68,7 @@ Result<json> catalog(const std::string& registry, bool plain_http, double timeou
   std::string next = base + "/_catalog?n=1000";
   std::vector<std::string> repos;
   for (int page = 0; page < 100 && !next.empty(); ++page) {
-    auto j = GEDGE_TRY(get_json(next, timeout_s, registry));
+    GEDGE_TRY_ASSIGN(auto j, get_json(next, timeout_s, registry));
     auto list = j.value("repositories", json::array());
     if (!list.is_array()) return fail(ErrorCode::failure, fmt::format("registry {}: malformed _catalog", registry));
     for (const auto& r : list)
@@ -79,7 +79,7 @@ Result<json> catalog(const std::string& registry, bool plain_http, double timeou
   static const std::regex repo_re(R"([a-z0-9]+([._/-][a-z0-9]+)*)");
   for (const auto& r : repos) {
     if (!std::regex_match(r, repo_re)) continue;  // never build a URL from a name the spec forbids
-    auto t = GEDGE_TRY(get_json(fmt::format("{}/{}/tags/list", base, r), timeout_s, registry));
+    GEDGE_TRY_ASSIGN(auto t, get_json(fmt::format("{}/{}/tags/list", base, r), timeout_s, registry));
     json tags = json::array();
     std::vector<std::string> ts;
     if (t.contains("tags") && t["tags"].is_array())

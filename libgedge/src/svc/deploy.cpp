@@ -29,7 +29,7 @@ json parse_or(const json& v, json fallback) {
 }  // namespace
 
 Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name) {
-  auto rows = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(
       "SELECT name, kind, profile, registry, kubeconfig, context FROM clusters WHERE name = ?", {name}));
   if (rows.empty())
     return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name), "see 'gedge cluster ls'");
@@ -40,7 +40,7 @@ Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name) {
   c.registry = str(rows[0], "registry");
   c.kubeconfig = str(rows[0], "kubeconfig");
   c.context = str(rows[0], "context");
-  auto members = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto members, inv.query(
       "SELECT device FROM cluster_members WHERE cluster = ? AND state != 'left' ORDER BY device", {name}));
   for (const auto& m : members) c.members.push_back(str(m, "device"));
   if (c.kind == "devices" && c.profile != "containers" && c.kubeconfig.empty())
@@ -122,7 +122,7 @@ Result<void> save(Inventory& inv, const ClusterInfo& cl, const Unit& u, const Un
   json placement{{"placements", r.placements}, {"spec_hash", r.out.value("spec_hash", "")}};
   std::string state = r.ok ? "deployed" : "degraded";
   return inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY_VOID(w.exec(
+    GEDGE_TRY(w.exec(
         "INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET namespace = excluded.namespace, "
         "spec = excluded.spec, placement = excluded.placement, state = excluded.state, replicas = excluded.replicas, "
@@ -150,25 +150,26 @@ Error first_error(const std::vector<UnitResult>& results, std::size_t* failed) {
 Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec, const DeployRequest& req,
                              Reporter& rep) {
   if (req.cluster.empty()) return fail(ErrorCode::usage, "deploy needs --cluster", "see 'gedge cluster ls'");
-  auto cl = GEDGE_TRY(detail::load_cluster(inv, req.cluster));
+  GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, req.cluster));
   if (req.timeout_s <= 0) return fail(ErrorCode::usage, "--timeout must be positive");
   std::vector<Unit> units;
   for (const auto* s : spec.ordered()) {
     Unit u;
     u.svc = s;
     u.doc = detail::standalone_doc(spec, *s);
-    u.runtime = GEDGE_TRY(resolve_runtime(inv, *s, req.runtime_root));
+    GEDGE_TRY_ASSIGN(u.runtime, resolve_runtime(inv, *s, req.runtime_root));
     u.replicas = req.replicas_override.value_or(s->desired_replicas());
     if (u.replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
     if (req.replicas_override) u.doc["replicas"] = *req.replicas_override;
-    u.placed = GEDGE_TRY(placed_nodes(req.placement, s->name, cl));
+    GEDGE_TRY_ASSIGN(u.placed, placed_nodes(req.placement, s->name, cl));
     units.push_back(std::move(u));
   }
   std::vector<UnitResult> results;
-  if (cl.kind == "kubernetes")
-    results = GEDGE_TRY(detail::deploy_kube(inv, cl, units, req, rep));
-  else
-    results = GEDGE_TRY(detail::deploy_hosts(inv, paths, cl, units, req, rep));
+  if (cl.kind == "kubernetes") {
+    GEDGE_TRY_ASSIGN(results, detail::deploy_kube(inv, cl, units, req, rep));
+  } else {
+    GEDGE_TRY_ASSIGN(results, detail::deploy_hosts(inv, paths, cl, units, req, rep));
+  }
 
   json services = json::array();
   for (std::size_t i = 0; i < results.size(); ++i) {
@@ -178,11 +179,11 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
     // keeps the previous record: it still describes what runs. Anything else is recorded, also a
     // new service none of whose replicas came up (degraded), so rm and a re-run find it.
     if (!results[i].ok && results[i].placements.empty()) {
-      auto prev = GEDGE_TRY(inv.query("SELECT 1 FROM services WHERE name = ? AND cluster = ?",
+      GEDGE_TRY_ASSIGN(auto prev, inv.query("SELECT 1 FROM services WHERE name = ? AND cluster = ?",
                                       {units[i].svc->name, cl.name}));
       if (!prev.empty()) continue;
     }
-    GEDGE_TRY_VOID(save(inv, cl, units[i], results[i]));
+    GEDGE_TRY(save(inv, cl, units[i], results[i]));
   }
   DeployOutcome out;
   out.result = {{"cluster", cl.name}, {"kind", cl.kind == "kubernetes" ? "kubernetes" : "containers"},
@@ -199,7 +200,7 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
 }
 
 Result<json> list_services(Inventory& inv, const std::string& cluster) {
-  auto rows = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(
       "SELECT s.name AS name, s.cluster AS cluster, s.namespace AS namespace, s.state AS state, "
       "s.replicas AS replicas, s.placement AS placement, s.updated_at AS updated_at, c.kind AS ckind, "
       "c.profile AS profile FROM services s LEFT JOIN clusters c ON c.name = s.cluster "
@@ -221,7 +222,7 @@ Result<json> list_services(Inventory& inv, const std::string& cluster) {
 }
 
 Result<ServiceRecord> find_service(Inventory& inv, const std::string& name, const std::string& cluster) {
-  auto rows = GEDGE_TRY(inv.query(
+  GEDGE_TRY_ASSIGN(auto rows, inv.query(
       "SELECT name, cluster, namespace, spec, placement, state, replicas FROM services "
       "WHERE name = ? AND (? = '' OR cluster = ?) ORDER BY cluster",
       {name, cluster, cluster}));
@@ -249,16 +250,16 @@ Result<ServiceRecord> find_service(Inventory& inv, const std::string& name, cons
 
 Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
                              double ssh_timeout_s) {
-  auto rec = GEDGE_TRY(find_service(inv, name, cluster));
-  auto cl = GEDGE_TRY(detail::load_cluster(inv, rec.cluster));
+  GEDGE_TRY_ASSIGN(auto rec, find_service(inv, name, cluster));
+  GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, rec.cluster));
   if (cl.kind == "kubernetes") return detail::status_kube(inv, cl, rec);
   return detail::status_hosts(inv, paths, rec, ssh_timeout_s);
 }
 
 Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
                   const std::function<void(std::string_view)>& sink) {
-  auto rec = GEDGE_TRY(find_service(inv, req.name, req.cluster));
-  auto cl = GEDGE_TRY(detail::load_cluster(inv, rec.cluster));
+  GEDGE_TRY_ASSIGN(auto rec, find_service(inv, req.name, req.cluster));
+  GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, rec.cluster));
   if (cl.kind == "kubernetes")
     return fail(ErrorCode::usage, "svc logs reads container-host services; this one runs on Kubernetes",
                 fmt::format("use: kubectl --kubeconfig {} logs -n {} -l app={}", cl.kubeconfig, rec.namespace_, rec.name));
@@ -268,8 +269,8 @@ Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
 Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
                             int replicas, const DeployRequest& base, Reporter& rep) {
   if (replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
-  auto rec = GEDGE_TRY(find_service(inv, name, cluster));
-  auto spec = GEDGE_TRY(detail::spec_from_doc(rec.spec, fmt::format("service '{}' (recorded)", name)));
+  GEDGE_TRY_ASSIGN(auto rec, find_service(inv, name, cluster));
+  GEDGE_TRY_ASSIGN(auto spec, detail::spec_from_doc(rec.spec, fmt::format("service '{}' (recorded)", name)));
   DeployRequest req = base;
   req.cluster = rec.cluster;
   req.replicas_override = replicas;
@@ -285,10 +286,11 @@ Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::strin
 
 Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
                              double ssh_timeout_s, Reporter& rep) {
-  auto rec = GEDGE_TRY(find_service(inv, name, cluster));
-  auto cl = GEDGE_TRY(detail::load_cluster(inv, rec.cluster));
-  json removed = cl.kind == "kubernetes" ? GEDGE_TRY(detail::remove_kube(inv, cl, rec))
-                                         : GEDGE_TRY(detail::remove_hosts(inv, paths, cl, rec, ssh_timeout_s, rep));
+  GEDGE_TRY_ASSIGN(auto rec, find_service(inv, name, cluster));
+  GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, rec.cluster));
+  auto removing = cl.kind == "kubernetes" ? detail::remove_kube(inv, cl, rec)
+                                          : detail::remove_hosts(inv, paths, cl, rec, ssh_timeout_s, rep);
+  GEDGE_TRY_ASSIGN(json removed, std::move(removing));
   DeployOutcome out;
   out.result = {{"name", rec.name}, {"cluster", rec.cluster}, {"removed", removed}};
   bool all_ok = true;
@@ -297,13 +299,13 @@ Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::stri
   if (!all_ok) {
     out.partial = Error{ErrorCode::partial, fmt::format("service '{}': some replicas could not be removed", name),
                         "the record is kept: run 'gedge svc rm' again when the devices are back"};
-    GEDGE_TRY_VOID(inv.exec("UPDATE services SET state = 'removing', updated_at = ? WHERE name = ? AND cluster = ?",
+    GEDGE_TRY(inv.exec("UPDATE services SET state = 'removing', updated_at = ? WHERE name = ? AND cluster = ?",
                             {now_rfc3339(), rec.name, rec.cluster}));
     return out;
   }
-  GEDGE_TRY_VOID(inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY_VOID(w.exec("DELETE FROM services WHERE name = ? AND cluster = ?", {rec.name, rec.cluster}));
-    GEDGE_TRY_VOID(w.exec("DELETE FROM pins WHERE owner LIKE ?", {fmt::format("gedge-{}-%", rec.name)}));
+  GEDGE_TRY(inv.write([&](Inventory& w) -> Result<void> {
+    GEDGE_TRY(w.exec("DELETE FROM services WHERE name = ? AND cluster = ?", {rec.name, rec.cluster}));
+    GEDGE_TRY(w.exec("DELETE FROM pins WHERE owner LIKE ?", {fmt::format("gedge-{}-%", rec.name)}));
     return {};
   }));
   return out;
@@ -319,12 +321,12 @@ int autoscale_desired(int current, double cpu_percent, int target, int min, int 
 
 Result<DeployOutcome> autoscale_once(Inventory& inv, const Paths& paths, const std::string& cluster,
                                      const DeployRequest& base, Reporter& rep) {
-  auto list = GEDGE_TRY(list_services(inv, cluster));
+  GEDGE_TRY_ASSIGN(auto list, list_services(inv, cluster));
   DeployOutcome out;
   json decisions = json::array();
   for (const auto& s : list) {
     if (s["kind"] != "containers") continue;
-    auto rec = GEDGE_TRY(find_service(inv, s["name"].get<std::string>(), s["cluster"].get<std::string>()));
+    GEDGE_TRY_ASSIGN(auto rec, find_service(inv, s["name"].get<std::string>(), s["cluster"].get<std::string>()));
     auto spec = detail::spec_from_doc(rec.spec, rec.name);
     if (!spec || spec->is_pipeline || !spec->service.autoscale) continue;
     const auto& a = *spec->service.autoscale;

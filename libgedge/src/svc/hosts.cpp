@@ -62,8 +62,8 @@ class Fleet {
     if (it != devs_.end()) return &it->second;
     Device d;
     d.name = name;
-    d.target = GEDGE_TRY(device_target(inv_, paths_, name));
-    auto rows = GEDGE_TRY(inv_.query("SELECT facts FROM devices WHERE name = ?", {name}));
+    GEDGE_TRY_ASSIGN(d.target, device_target(inv_, paths_, name));
+    GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT facts FROM devices WHERE name = ?", {name}));
     if (!rows.empty() && rows[0]["facts"].is_string())
       d.facts = json::parse(rows[0]["facts"].get<std::string>(), nullptr, false);
     auto opts = default_ssh_options(paths_, timeout_s_);
@@ -128,7 +128,7 @@ Error podman_error(const Device& d, const std::string& what, const ExecResult& r
 
 // Reads every gedge-managed container on the device.
 Result<void> refresh(Device& d) {
-  auto r = GEDGE_TRY(podman(d, {"ps", "-a", "--filter", "label=gedge.managed=true", "--format", "json"}));
+  GEDGE_TRY_ASSIGN(auto r, podman(d, {"ps", "-a", "--filter", "label=gedge.managed=true", "--format", "json"}));
   if (r.exit_code != 0) return std::unexpected(podman_error(d, "listing containers", r));
   auto j = json::parse(r.out.empty() ? "[]" : r.out, nullptr, false);
   if (!j.is_array())
@@ -205,7 +205,7 @@ bool port_answers(const std::string& host, int port) {
 }
 
 Result<std::string> container_state(Device& d, const std::string& name) {
-  auto r = GEDGE_TRY(podman(d, {"container", "inspect", "--format", "{{.State.Status}}", name}));
+  GEDGE_TRY_ASSIGN(auto r, podman(d, {"container", "inspect", "--format", "{{.State.Status}}", name}));
   if (r.exit_code != 0) return std::string("missing");
   return trim(r.out);
 }
@@ -218,7 +218,7 @@ Result<void> wait_up(Device& d, const std::vector<std::string>& names, const std
     for (const auto& n : names) {
       for (;;) {
         if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
-        auto st = GEDGE_TRY(container_state(d, n));
+        GEDGE_TRY_ASSIGN(auto st, container_state(d, n));
         if (st == "running") break;
         if (st == "exited" || st == "stopped" || st == "missing" || Clock::now() > deadline) {
           auto lg = podman(d, {"logs", "--tail", "5", n});
@@ -251,7 +251,7 @@ Result<void> remove_ctrs(Device& d, const std::vector<std::string>& names) {
   if (names.empty()) return {};
   std::vector<std::string> args{"rm", "-f", "-t", "10"};
   args.insert(args.end(), names.begin(), names.end());
-  auto r = GEDGE_TRY(podman(d, args));
+  GEDGE_TRY_ASSIGN(auto r, podman(d, args));
   if (r.exit_code != 0) return std::unexpected(podman_error(d, "removing containers", r));
   return {};
 }
@@ -260,7 +260,7 @@ Result<void> remove_ctrs(Device& d, const std::vector<std::string>& names) {
 // highest first (CPU 0 stays with the system). conflict when the device has too few.
 Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::string& owner, int cores) {
   int cpus = d.facts.is_object() && d.facts.contains("cpus") && d.facts["cpus"].is_number() ? d.facts["cpus"].get<int>() : 1;
-  auto rows = GEDGE_TRY(inv.query("SELECT owner, cpuset FROM pins WHERE device = ?", {d.name}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT owner, cpuset FROM pins WHERE device = ?", {d.name}));
   topo::IndexSet used;
   for (const auto& r : rows) {
     if (r["owner"] == owner) return r["cpuset"].get<std::string>();
@@ -313,14 +313,14 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
   // completes it, rather than being started twice.
   std::map<int, std::string> where;
   for (const auto& m : cl.members) {
-    auto* d = GEDGE_TRY(fleet.get(m));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
     if (d->down) continue;
     for (const auto& c : d->managed) {
       if (c.service != s.name) continue;
       if (!where.count(c.replica)) where[c.replica] = m;
     }
   }
-  auto rec = GEDGE_TRY(inv.query("SELECT placement FROM services WHERE name = ? AND cluster = ?", {s.name, cl.name}));
+  GEDGE_TRY_ASSIGN(auto rec, inv.query("SELECT placement FROM services WHERE name = ? AND cluster = ?", {s.name, cl.name}));
   if (!rec.empty() && rec[0]["placement"].is_string()) {
     auto pl = json::parse(rec[0]["placement"].get<std::string>(), nullptr, false);
     if (pl.is_object())
@@ -329,7 +329,7 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
         std::string node = e.value("node", "");
         if (r < 0 || where.count(r) || std::find(cl.members.begin(), cl.members.end(), node) == cl.members.end())
           continue;
-        auto* d = GEDGE_TRY(fleet.get(node));
+        GEDGE_TRY_ASSIGN(auto* d, fleet.get(node));
         if (d->down) where[r] = node;
       }
   }
@@ -349,7 +349,7 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
     // Least loaded reachable member; ties: more memory, then name.
     Device* best = nullptr;
     for (const auto& m : cl.members) {
-      auto* d = GEDGE_TRY(fleet.get(m));
+      GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
       if (d->down || (ports && taken.count(m))) continue;
       auto load = [](Device* x) { return static_cast<int>(x->managed.size()) + x->assigned; };
       auto mem = [](Device* x) {
@@ -361,8 +361,10 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
     }
     if (!best) {
       std::size_t up = 0;
-      for (const auto& m : cl.members)
-        if (!GEDGE_TRY(fleet.get(m))->down) ++up;
+      for (const auto& m : cl.members) {
+        GEDGE_TRY_ASSIGN(auto* member, fleet.get(m));
+        if (!member->down) ++up;
+      }
       if (up == 0) {
         p.error = Error{ErrorCode::unreachable, fmt::format("no member of cluster '{}' is reachable", cl.name), ""};
         return p;
@@ -394,7 +396,7 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
     a.replica = r;
     a.device = assign[r];
     a.from_placement = !u.placed.empty();
-    auto* d = GEDGE_TRY(fleet.get(a.device));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(a.device));
     if (where.count(r) && where[r] != a.device) {
       a.action = "move";
       a.from = where[r];
@@ -422,7 +424,7 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
   // Replicas beyond the count, and stale copies of a replica on a device it no longer runs on
   // (other than the one a move leaves, which the move removes), are removed last.
   for (const auto& m : cl.members) {
-    auto* d = GEDGE_TRY(fleet.get(m));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
     if (d->down) continue;
     std::vector<std::string> extras;
     std::map<int, std::vector<std::string>> stale;
@@ -462,9 +464,11 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Cl
   const Service& s = *p.unit->svc;
   auto names = names_for(p, replica);
   std::string cpuset;
-  if (s.pin) cpuset = GEDGE_TRY(plan_cpuset(inv, d, names[0], s.pin->cores));
+  if (s.pin) {
+    GEDGE_TRY_ASSIGN(cpuset, plan_cpuset(inv, d, names[0], s.pin->cores));
+  }
   if (p.unit->runtime) {
-    auto ok = GEDGE_TRY(d.session->exec({"test", "-d", p.unit->runtime->host_dir}, std::nullopt, true));
+    GEDGE_TRY_ASSIGN(auto ok, d.session->exec({"test", "-d", p.unit->runtime->host_dir}, std::nullopt, true));
     if (ok.exit_code != 0)
       return fail(ErrorCode::not_found,
                   fmt::format("device {}: runtime bundle {} is not at {}", d.name, p.unit->runtime->id.substr(0, 12),
@@ -489,7 +493,7 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Cl
     return res;
   }
   if (!cpuset.empty())
-    GEDGE_TRY_VOID(inv.exec("INSERT INTO pins (device, owner, cpuset, created_at) VALUES (?, ?, ?, ?) "
+    GEDGE_TRY(inv.exec("INSERT INTO pins (device, owner, cpuset, created_at) VALUES (?, ?, ?, ?) "
                             "ON CONFLICT (device, owner) DO UPDATE SET cpuset = excluded.cpuset",
                             {d.name, names[0], cpuset, now_rfc3339()}));
   return {};
@@ -506,7 +510,7 @@ Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Cloc
   std::optional<CancelShield> shield_steps(std::in_place);
   for (const auto& c : cur) {
     std::string old = c.name + kOldSuffix;
-    auto r = GEDGE_TRY(podman(d, {"rename", c.name, old}));
+    GEDGE_TRY_ASSIGN(auto r, podman(d, {"rename", c.name, old}));
     if (r.exit_code != 0) return std::unexpected(podman_error(d, "renaming " + c.name, r));
     olds.push_back(old);
   }
@@ -545,7 +549,7 @@ Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Cloc
 Result<void> recover(Device& d, const Service& s, int replica) {
   for (const auto& c : replica_ctrs(d, s.name, replica, true)) {
     std::string name = c.name.substr(0, c.name.size() - std::strlen(kOldSuffix));
-    auto r = GEDGE_TRY(podman(d, {"rename", c.name, name}));
+    GEDGE_TRY_ASSIGN(auto r, podman(d, {"rename", c.name, name}));
     if (r.exit_code != 0) return std::unexpected(podman_error(d, "restoring " + c.name, r));
   }
   return refresh(d);
@@ -556,10 +560,10 @@ Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_p
   // A leftover "-old" copy next to a current replica: the swap finished, the cleanup did not.
   std::vector<std::string> leftovers;
   for (const auto& c : replica_ctrs(d, p.unit->svc->name, replica, true)) leftovers.push_back(c.name);
-  GEDGE_TRY_VOID(remove_ctrs(d, leftovers));
+  GEDGE_TRY(remove_ctrs(d, leftovers));
   std::vector<std::string> args{"start"};
   args.insert(args.end(), names.begin(), names.end());
-  auto r = GEDGE_TRY(podman(d, args));
+  GEDGE_TRY_ASSIGN(auto r, podman(d, args));
   if (r.exit_code != 0) return std::unexpected(podman_error(d, "starting replica", r));
   if (wait) return wait_up(d, names, tcp_host_ports(*p.unit->svc), deadline);
   return {};
@@ -628,7 +632,7 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
                                              std::vector<Unit>& units, const DeployRequest& req, Reporter& rep) {
   Fleet fleet(inv, paths, req.ssh_timeout_s);
   for (const auto& m : cl.members) {
-    auto* d = GEDGE_TRY(fleet.get(m));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
     if (d->down) {
       rep.warn(fmt::format("{}: {}", m, d->down->message));
       continue;
@@ -640,7 +644,10 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
     }
   }
   std::vector<Plan> plans;
-  for (auto& u : units) plans.push_back(GEDGE_TRY(plan_unit(inv, fleet, cl, u)));
+  for (auto& u : units) {
+    GEDGE_TRY_ASSIGN(auto plan, plan_unit(inv, fleet, cl, u));
+    plans.push_back(std::move(plan));
+  }
   std::vector<UnitResult> results(units.size());
   auto base_out = [&](const Plan& p) {
     return json{{"name", p.unit->svc->name}, {"namespace", p.unit->svc->namespace_}, {"replicas", p.unit->replicas},
@@ -657,7 +664,7 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
       for (const auto& a : p.actions) {
         json j{{"replica", a.replica}, {"device", a.device}, {"action", a.action}, {"state", "planned"}};
         if (!a.from.empty()) j["from"] = a.from;
-        auto* d = GEDGE_TRY(fleet.get(a.device));
+        GEDGE_TRY_ASSIGN(auto* d, fleet.get(a.device));
         if (d->down) j["warning"] = d->down->message;
         actions.push_back(j);
       }
@@ -792,19 +799,19 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
 }
 
 Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, double ssh_timeout_s) {
-  auto cl = GEDGE_TRY(load_cluster(inv, rec.cluster));
+  GEDGE_TRY_ASSIGN(auto cl, load_cluster(inv, rec.cluster));
   Fleet fleet(inv, paths, ssh_timeout_s);
   StatusOutcome out;
   json replicas = json::array();
   int ready = 0;
   std::vector<std::string> down;
   for (const auto& m : cl.members) {
-    auto* d = GEDGE_TRY(fleet.get(m));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
     if (d->down) {
       down.push_back(m);
       continue;
     }
-    GEDGE_TRY_VOID(refresh(*d));
+    GEDGE_TRY(refresh(*d));
     std::vector<const Ctr*> mine;
     std::vector<std::string> args{"container", "inspect", "--format", "{{.Name}} {{.RestartCount}}"};
     for (const auto& c : d->managed)
@@ -814,7 +821,7 @@ Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const Ser
       }
     if (mine.empty()) continue;
     // Restart counts of all of them in one round trip: "NAME COUNT" per line.
-    auto ins = GEDGE_TRY(podman(*d, args));
+    GEDGE_TRY_ASSIGN(auto ins, podman(*d, args));
     std::map<std::string, int> restarts;
     for (const auto& line : split_lines(ins.out)) {
       auto sp = line.rfind(' ');
@@ -862,7 +869,7 @@ Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord&
   if (req.follow && where.size() > 1)
     return fail(ErrorCode::usage, "--follow reads one replica", "add --replica N");
   for (const auto& [r, dev] : where) {
-    auto* d = GEDGE_TRY(fleet.get(dev));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(dev));
     if (d->down) return std::unexpected(*d->down);
     std::vector<std::string> args{"podman", "logs"};
     if (req.tail >= 0) args.insert(args.end(), {"--tail", std::to_string(req.tail)});
@@ -878,7 +885,7 @@ Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord&
         pending.erase(0, nl + 1);
       }
     };
-    auto res = GEDGE_TRY(d->session->exec_stream(args, emit, true));
+    GEDGE_TRY_ASSIGN(auto res, d->session->exec_stream(args, emit, true));
     if (!pending.empty()) sink(prefix + pending + "\n");
     if (res.exit_code != 0)
       return fail(ErrorCode::failure, fmt::format("device {}: podman logs: {}", dev, last_lines(res.err, 2)));
@@ -891,7 +898,7 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
   Fleet fleet(inv, paths, ssh_timeout_s);
   json out = json::array();
   for (const auto& m : cl.members) {
-    auto* d = GEDGE_TRY(fleet.get(m));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
     if (d->down) {
       out.push_back({{"device", m}, {"state", "failed"}, {"error", d->down->message}});
       continue;
@@ -917,8 +924,8 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
 
 Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
                                               double ssh_timeout_s) {
-  auto cl = GEDGE_TRY(load_cluster(inv, rec.cluster));
-  auto spec = GEDGE_TRY(spec_from_doc(rec.spec, rec.name));
+  GEDGE_TRY_ASSIGN(auto cl, load_cluster(inv, rec.cluster));
+  GEDGE_TRY_ASSIGN(auto spec, spec_from_doc(rec.spec, rec.name));
   double request = 0;
   for (const auto& c : spec.service.containers) {
     auto it = c.requests.find("cpu");
@@ -935,13 +942,13 @@ Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths
   // replica's processes). `podman stats` needs cgroup access that nested hosts (the lab's
   // full-OS containers) do not give; top works wherever podman can exec into /proc.
   for (const auto& dev : devs) {
-    auto* d = GEDGE_TRY(fleet.get(dev));
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(dev));
     if (d->down) continue;
-    GEDGE_TRY_VOID(refresh(*d));
+    GEDGE_TRY(refresh(*d));
     std::map<int, double> per;  // replica -> % of one CPU, summed over its containers
     for (const auto& c : d->managed) {
       if (c.service != rec.name || c.replica < 0 || c.state != "running") continue;
-      auto r = GEDGE_TRY(podman(*d, {"top", c.name, "pcpu"}));
+      GEDGE_TRY_ASSIGN(auto r, podman(*d, {"top", c.name, "pcpu"}));
       if (r.exit_code != 0) continue;
       auto lines = split_lines(r.out);
       double sum = 0;

@@ -20,7 +20,7 @@ Result<k8s::Client> client_for(const ClusterInfo& cl, double timeout_s = 30) {
   if (cl.kubeconfig.empty())
     return fail(ErrorCode::usage, fmt::format("cluster '{}' has no kubeconfig registered", cl.name),
                 "register it: gedge cluster register NAME --kubeconfig FILE");
-  auto cfg = GEDGE_TRY(k8s::load_kubeconfig(cl.kubeconfig, cl.context));
+  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_kubeconfig(cl.kubeconfig, cl.context));
   k8s::ClientOptions o;
   o.timeout_s = timeout_s;
   return k8s::Client::create(std::move(cfg), o);
@@ -44,7 +44,7 @@ const std::vector<std::pair<std::string, std::string>> kKinds = {
 Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl, std::vector<Unit>& units,
                                             const DeployRequest& req, Reporter& rep) {
   (void)inv;
-  auto client = GEDGE_TRY(client_for(cl));
+  GEDGE_TRY_ASSIGN(auto client, client_for(cl));
   std::vector<UnitResult> results;
   for (auto& u : units) {
     UnitResult res;
@@ -96,7 +96,7 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
       int want = 1;
       for (;;) {
         if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
-        auto dep = GEDGE_TRY(client.get("apps/v1", "Deployment", s.namespace_, s.name));
+        GEDGE_TRY_ASSIGN(auto dep, client.get("apps/v1", "Deployment", s.namespace_, s.name));
         json st = dep.value("status", json::object());
         want = dep.value("spec", json::object()).value("replicas", 1);
         int avail = st.value("availableReplicas", 0);
@@ -132,13 +132,13 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
 
 Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
   (void)inv;
-  auto client = GEDGE_TRY(client_for(cl));
+  GEDGE_TRY_ASSIGN(auto client, client_for(cl));
   StatusOutcome out;
   auto dep = client.get("apps/v1", "Deployment", rec.namespace_, rec.name);
   json d = json::object();
   if (dep) d = dep->value("status", json::object());
   else if (dep.error().code != ErrorCode::not_found) return std::unexpected(dep.error());
-  auto pods = GEDGE_TRY(client.list("v1", "Pod", rec.namespace_, "app=" + rec.name));
+  GEDGE_TRY_ASSIGN(auto pods, client.list("v1", "Pod", rec.namespace_, "app=" + rec.name));
   json replicas = json::array();
   for (const auto& p : pods.value("items", json::array())) {
     int restarts = 0;
@@ -167,7 +167,7 @@ Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const S
 
 Result<json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
   (void)inv;
-  auto client = GEDGE_TRY(client_for(cl));
+  GEDGE_TRY_ASSIGN(auto client, client_for(cl));
   json out = json::array();
   for (const auto& [gv, kind] : kKinds) {
     // Only what gedge manages: the object must carry gedge's managed-by label.

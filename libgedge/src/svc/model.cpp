@@ -168,8 +168,12 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
         if (acc.contains("compute")) c.gpu = acc["compute"].value("gpu", 0);
         if (c.topology_aware) c.limits = {{"cpu", "1"}, {"memory", "500Mi"}};
       }
-      if (res.contains("requests")) c.requests = GEDGE_TRY(resource_list(src, res["requests"], cptr + "/resources/requests"));
-      if (res.contains("limits")) c.limits = GEDGE_TRY(resource_list(src, res["limits"], cptr + "/resources/limits"));
+      if (res.contains("requests")) {
+        GEDGE_TRY_ASSIGN(c.requests, resource_list(src, res["requests"], cptr + "/resources/requests"));
+      }
+      if (res.contains("limits")) {
+        GEDGE_TRY_ASSIGN(c.limits, resource_list(src, res["limits"], cptr + "/resources/limits"));
+      }
       if (c.gpu > 0) c.limits["nvidia.com/gpu"] = std::to_string(c.gpu);
       if (c.accelerated) c.requests = c.limits;  // Guaranteed QoS
       if (c.topology_aware) {
@@ -180,7 +184,7 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
               fmt::format("topologyAware needs a whole number of CPUs, not '{}'", c.limits["cpu"]),
               "the static CPU manager pins only integer CPU requests"));
       }
-      GEDGE_TRY_VOID(check_requests_le_limits(src, c, cptr + "/resources"));
+      GEDGE_TRY(check_requests_le_limits(src, c, cptr + "/resources"));
       if (cj.contains("command")) c.command = cj["command"].get<std::vector<std::string>>();
       if (cj.contains("args")) c.args = cj["args"].get<std::vector<std::string>>();
       if (cj.contains("env"))
@@ -270,8 +274,8 @@ std::vector<const Service*> Spec::ordered() const {
 }
 
 Result<Spec> parse_spec(const std::string& text, const std::string& file, const LoadLimits& limits) {
-  auto src = GEDGE_TRY(detail::parse_source(text, file, limits));
-  GEDGE_TRY_VOID(detail::validate_schema(src));
+  GEDGE_TRY_ASSIGN(auto src, detail::parse_source(text, file, limits));
+  GEDGE_TRY(detail::validate_schema(src));
   const json& doc = src.doc;
   Spec spec;
   spec.file = file;
@@ -294,7 +298,7 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
     const json& stages = doc["stages"];
     for (std::size_t i = 0; i < stages.size(); ++i) {
       std::string sptr = "/stages/" + std::to_string(i);
-      auto s = GEDGE_TRY(build_service(src, stages[i], sptr, true));
+      GEDGE_TRY_ASSIGN(auto s, build_service(src, stages[i], sptr, true));
       s.namespace_ = p.namespace_;
       if (auto it = index.find(s.name); it != index.end())
         return std::unexpected(src.error_at(
@@ -354,13 +358,13 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
       if (it.key() != "service" && it.key() != "kind" && it.key() != "apiVersion")
         return std::unexpected(src.error_at("/" + it.key(), "cannot be combined with the 'service:' wrapper",
                                             "move it inside 'service:'"));
-    spec.service = GEDGE_TRY(build_service(src, doc["service"], "/service", false));
+    GEDGE_TRY_ASSIGN(spec.service, build_service(src, doc["service"], "/service", false));
     return spec;
   }
   if (!doc.contains("name")) return std::unexpected(src.error_at("", "missing required field 'name'"));
   if (!doc.contains("containers"))
     return std::unexpected(src.error_at("", "missing required field 'containers'"));
-  spec.service = GEDGE_TRY(build_service(src, doc, "", false));
+  GEDGE_TRY_ASSIGN(spec.service, build_service(src, doc, "", false));
   return spec;
 }
 

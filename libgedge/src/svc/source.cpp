@@ -74,7 +74,8 @@ struct Converter {
         nlohmann::json arr = nlohmann::json::array();
         std::size_t i = 0;
         for (const auto& item : n) {
-          arr.push_back(GEDGE_TRY(convert(item, ptr + "/" + std::to_string(i), depth + 1)));
+          GEDGE_TRY_ASSIGN(auto converted, convert(item, ptr + "/" + std::to_string(i), depth + 1));
+          arr.push_back(std::move(converted));
           ++i;
         }
         return arr;
@@ -93,7 +94,7 @@ struct Converter {
                         fmt::format("{}:{}: duplicate key '{}' (first at line {})", file,
                                     kv.first.Mark().line + 1, key, lines[child]));
           lines[child] = kv.first.Mark().line + 1;
-          obj[key] = GEDGE_TRY(convert(kv.second, child, depth + 1));
+          GEDGE_TRY_ASSIGN(obj[key], convert(kv.second, child, depth + 1));
         }
         return obj;
       }
@@ -199,7 +200,7 @@ Result<Source> parse_source(const std::string& text, const std::string& file, co
   std::vector<YAML::Node> docs{root};
   Converter conv{limits, file, src.lines};
   try {
-    src.doc = GEDGE_TRY(conv.convert(docs[0], "", 0));
+    GEDGE_TRY_ASSIGN(src.doc, conv.convert(docs[0], "", 0));
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::usage, fmt::format("{}:{}: malformed YAML: {}", file, e.mark.line + 1, e.msg));
   }

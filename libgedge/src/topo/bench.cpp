@@ -123,7 +123,7 @@ Result<nlohmann::json> bench(const BenchRequest& req, Reporter& reporter) {
     bool a_first = i % 2 == 0;
     for (int k = 0; k < 2; ++k) {
       bool pinned = (k == 0) != a_first;
-      double s = GEDGE_TRY(run_once(req.argv, pinned ? req.pinned.cpus : req.baseline_cpus, pinned ? mems : nullptr));
+      GEDGE_TRY_ASSIGN(double s, run_once(req.argv, pinned ? req.pinned.cpus : req.baseline_cpus, pinned ? mems : nullptr));
       (pinned ? b : a).push_back(s);
       reporter.progress("bench", ++done, total);
     }

@@ -132,9 +132,9 @@ Result<Applied> bind_self(const Topology& topo, const Plan& p, bool membind) {
     if (hwloc_get_membind(t, got.get(), &pol, HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) == 0)
       bound_nodes = to_set(got.get());
   }
-  auto a = GEDGE_TRY(read_back(::getpid()));
+  GEDGE_TRY_ASSIGN(auto a, read_back(::getpid()));
   a.membind = bound_nodes;
-  GEDGE_TRY_VOID(verify_applied(p, a, membind));
+  GEDGE_TRY(verify_applied(p, a, membind));
   return a;
 }
 
@@ -168,8 +168,8 @@ Result<Applied> bind_pid(const Topology& topo, const Plan& p, pid_t pid) {
     if (!fresh) break;
   }
   if (!process_exists(pid)) return std::unexpected(gone(pid));
-  auto a = GEDGE_TRY(read_back(pid));
-  GEDGE_TRY_VOID(verify_applied(p, a, false));
+  GEDGE_TRY_ASSIGN(auto a, read_back(pid));
+  GEDGE_TRY(verify_applied(p, a, false));
   return a;
 }
 

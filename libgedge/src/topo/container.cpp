@@ -28,7 +28,7 @@ std::string first_line(const std::string& s) {
 }
 
 Result<RemoteOutput> run_ok(const RemoteRun& run, const std::vector<std::string>& argv, std::string_view what) {
-  auto r = GEDGE_TRY(run(argv));
+  GEDGE_TRY_ASSIGN(auto r, run(argv));
   if (r.rc != 0) {
     std::string err = first_line(r.err.empty() ? r.out : r.err);
     ErrorCode code = err.find("no such container") != std::string::npos ? ErrorCode::not_found : ErrorCode::failure;
@@ -46,11 +46,11 @@ std::vector<std::string> podman_update_argv(const Plan& p, const std::string& co
 }
 
 Result<nlohmann::json> pin_container(const Plan& p, const std::string& container, const RemoteRun& run) {
-  GEDGE_TRY_VOID(check_container_name(container));
+  GEDGE_TRY(check_container_name(container));
   GEDGE_TRY(run_ok(run, podman_update_argv(p, container), "podman update"));
 
   // What the runtime recorded, and the container's main process for the kernel's view.
-  auto insp = GEDGE_TRY(run_ok(run,
+  GEDGE_TRY_ASSIGN(auto insp, run_ok(run,
                                {"sudo", "-n", "podman", "inspect", "--format",
                                 "{{.HostConfig.CpusetCpus}}|{{.HostConfig.CpusetMems}}|{{.State.Pid}}", container},
                                "podman inspect"));
@@ -81,7 +81,7 @@ Result<nlohmann::json> pin_container(const Plan& p, const std::string& container
     return fail(ErrorCode::failure, fmt::format("container '{}' is not running (no process to check)", container),
                 "start it first: podman start NAME");
   {
-    auto st = GEDGE_TRY(run_ok(run, {"cat", fmt::format("/proc/{}/status", pid)}, "reading the container's status"));
+    GEDGE_TRY_ASSIGN(auto st, run_ok(run, {"cat", fmt::format("/proc/{}/status", pid)}, "reading the container's status"));
     std::istringstream in(st.out);
     std::optional<IndexSet> kcpus, kmems;
     for (std::string l; std::getline(in, l);) {

@@ -129,7 +129,7 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
 
   // An explicit cpuset: checked against the machine, not chosen.
   if (req.cpuset) {
-    IndexSet cpus = GEDGE_TRY(parse_list(*req.cpuset));
+    GEDGE_TRY_ASSIGN(IndexSet cpus, parse_list(*req.cpuset));
     if (cpus.empty()) return fail(ErrorCode::usage, "empty --cpuset", "give OS indexes like '2-5,8'");
     IndexSet missing, disallowed;
     for (unsigned c : cpus) {
@@ -164,7 +164,8 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
   hwloc_bitmap_copy(scope.get(), hwloc_topology_get_complete_cpuset(t));
   std::string scope_text = "the machine";
   if (!req.near.empty()) {
-    auto [loc, what] = GEDGE_TRY(resolve_near(t, req.near));
+    GEDGE_TRY_ASSIGN(auto near, resolve_near(t, req.near));
+    auto [loc, what] = near;
     hwloc_bitmap_and(scope.get(), scope.get(), loc->cpuset);
     p.objects.push_back(obj_json(loc, "near"));
     p.why.push_back(fmt::format("near {}: the device is attached to {}, local PUs {}", what, obj_label(loc),

@@ -188,15 +188,15 @@ Result<Topology> Topology::load(const TopologySource& src_in) {
   if (src.label.empty()) src.label = src.kind == TopologySource::Kind::local ? "local" : src.value;
   std::string xml;
   if (src.kind == TopologySource::Kind::xml_file) {
-    xml = GEDGE_TRY(read_xml_file(src.value));
-    GEDGE_TRY_VOID(check_xml_text(xml, src.label));
-    GEDGE_TRY_VOID(probe_xml_in_child(xml, src.label));
+    GEDGE_TRY_ASSIGN(xml, read_xml_file(src.value));
+    GEDGE_TRY(check_xml_text(xml, src.label));
+    GEDGE_TRY(probe_xml_in_child(xml, src.label));
   } else if (src.kind == TopologySource::Kind::xml_buffer) {
     xml = src.value;
-    GEDGE_TRY_VOID(check_xml_text(xml, src.label));
-    GEDGE_TRY_VOID(probe_xml_in_child(xml, src.label));
+    GEDGE_TRY(check_xml_text(xml, src.label));
+    GEDGE_TRY(probe_xml_in_child(xml, src.label));
   } else if (src.kind == TopologySource::Kind::synthetic) {
-    GEDGE_TRY_VOID(check_synthetic(src.value));
+    GEDGE_TRY(check_synthetic(src.value));
   }
 
   auto impl = std::make_unique<Impl>();
@@ -229,7 +229,7 @@ Result<Topology> Topology::load(const TopologySource& src_in) {
   if (hwloc_topology_load(impl->t) != 0)
     return fail(ErrorCode::usage, fmt::format("malformed topology from {}", src.label),
                 "produce one with 'lstopo-no-graphics --of xml -' (hwloc 2.x)");
-  GEDGE_TRY_VOID(sanity_check(impl->t, src.label));
+  GEDGE_TRY(sanity_check(impl->t, src.label));
   return Topology(std::move(impl));
 }
 
