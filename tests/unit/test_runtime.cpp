@@ -108,6 +108,77 @@ TEST_CASE("content-defined chunks realign after an insertion") {
   CHECK(chunk_boundaries("small") == std::vector<std::size_t>{5});
 }
 
+TEST_CASE("streamed relocation gives relocate()'s bytes for any block size") {
+  std::vector<Rewrite> rw{{"/build/prefix/env", "/opt/rt/env"}, {"/b/p", "/x/yy"}, {"/build/prefix/env-src", "/o"}};
+  std::mt19937_64 g(7);
+  // Inputs made of path fragments, separators and NULs, so matches, near-misses, boundaries and
+  // C strings fall across block edges.
+  const std::vector<std::string> parts{"/build/prefix/env", "/build/prefix/env2", "/build/prefix/env-src",
+                                       "/b/p", "/b/pq", "/lib", ":", "\n", " ", "x", "/build/prefix/"};
+  for (int round = 0; round < 400; ++round) {
+    bool binary = round % 2 == 1;
+    std::string in;
+    int n = static_cast<int>(g() % 60);
+    for (int i = 0; i < n; ++i) {
+      in += parts[g() % parts.size()];
+      if (binary && g() % 4 == 0) in += '\0';
+    }
+    if (binary) in.insert(in.begin() + static_cast<std::ptrdiff_t>(g() % (in.size() + 1)), '\0');
+    std::string whole = in;
+    auto r = relocate(whole, rw);
+    for (std::size_t block : {std::size_t{1}, std::size_t{3}, std::size_t{16}, std::size_t{1000}}) {
+      Relocator st(rw, r.binary);
+      std::string out;
+      for (std::size_t i = 0; i < in.size(); i += block) st.feed(std::string_view(in).substr(i, block), out);
+      st.finish(out);
+      CAPTURE(round);
+      CAPTURE(block);
+      CHECK(st.fits() == r.fits);
+      if (r.fits) {
+        CHECK(out == whole);
+        CHECK(st.changed() == r.changed);
+      }
+    }
+  }
+  SUBCASE("a longer prefix in a binary does not fit when streamed either") {
+    std::vector<Rewrite> longer{{"/build/prefix/env", "/a/much/longer/prefix/than/before/env"}};
+    std::string s = std::string("\0", 1) + "/build/prefix/env/lib" + std::string("\0", 1);
+    Relocator st(longer, true);
+    std::string out;
+    st.feed(s, out);
+    st.finish(out);
+    CHECK_FALSE(st.fits());
+  }
+}
+
+TEST_CASE("streamed chunking gives chunk_boundaries' chunks for any block size") {
+  std::string data = random_bytes(13u << 20, 3);
+  for (std::size_t size : {std::size_t{0}, std::size_t{5}, std::size_t{1} << 20, (std::size_t{1} << 20) + 1,
+                           std::size_t{5} << 20, data.size()}) {
+    std::string_view in = std::string_view(data).substr(0, size);
+    auto ends = chunk_boundaries(in);
+    for (std::size_t block : {std::size_t{4096}, std::size_t{1} << 20, std::size_t{3} << 20, std::size_t{8} << 20}) {
+      Chunker c;
+      std::vector<std::size_t> got;
+      std::size_t at = 0, most = 0;
+      auto emit = [&](std::string_view piece) {
+        CHECK(piece == in.substr(at, piece.size()));
+        at += piece.size();
+        got.push_back(at);
+      };
+      for (std::size_t i = 0; i < in.size(); i += block) {
+        c.feed(in.substr(i, block), emit);
+        most = std::max(most, c.buffered_capacity());
+      }
+      c.finish(emit);
+      CAPTURE(size);
+      CAPTURE(block);
+      CHECK(got == ends);
+      CHECK(most <= 2 * ((std::size_t{4} << 20) + block));  // bounded: never the whole input
+    }
+  }
+}
+
 TEST_CASE("CUDA driver table and verdicts") {
   CHECK(compare_versions("535.54.03", "525.60.13") == 1);
   CHECK(compare_versions("12.2", "12.2.0") == 0);

@@ -196,6 +196,74 @@ RelocateOutcome relocate(std::string& data, const std::vector<Rewrite>& rewrites
 // Content-defined chunk boundaries for a buffer (end offsets); small inputs are one chunk.
 std::vector<std::size_t> chunk_boundaries(std::string_view data);
 
+// The streaming forms of relocate and chunk_boundaries, so pack holds a bounded amount of a large
+// file in memory: fed the same bytes in blocks of any size, they give exactly the whole-buffer
+// result (the same output bytes, the same chunks).
+class Relocator {
+ public:
+  // `binary`: whether the whole input holds a NUL byte (decides the rule, as in relocate).
+  Relocator(const std::vector<Rewrite>& rewrites, bool binary);
+  // Appends to `out` the relocated bytes that no later input can change.
+  void feed(std::string_view in, std::string& out);
+  // End of input: appends the rest.
+  void finish(std::string& out);
+  bool changed() const { return changed_; }
+  bool fits() const { return fits_; }
+
+ private:
+  struct Stage {
+    const Rewrite* rw;
+    std::string pending;
+    std::size_t scan = 0;
+  };
+  void run(std::size_t stage, bool final, std::string& out);
+  std::vector<Stage> stages_;  // text: one per rewrite, longest `from` first
+  std::vector<const Rewrite*> order_;
+  bool binary_;
+  std::string carry_;  // binary: the bytes after the last NUL seen
+  bool changed_ = false, fits_ = true;
+};
+
+class Chunker {
+ public:
+  // Calls emit(chunk) for each chunk as soon as its end is known (at most kMax bytes buffered
+  // plus the block being fed).
+  template <class Emit>
+  void feed(std::string_view in, Emit&& emit) {
+    append(in);
+    while (buf_.size() - off_ >= max_chunk()) emit_one(emit, cut());
+  }
+  template <class Emit>
+  void finish(Emit&& emit) {
+    if (!emitted_ && buf_.size() - off_ <= whole_file_max())
+      emit_one(emit, buf_.size() - off_);  // small inputs are one chunk (even an empty one)
+    else
+      while (buf_.size() > off_) emit_one(emit, cut());
+    reset();
+  }
+  void reset() {
+    buf_.clear();
+    off_ = 0;
+    emitted_ = false;
+  }
+  std::size_t buffered_capacity() const { return buf_.capacity(); }
+
+ private:
+  static std::size_t max_chunk();
+  static std::size_t whole_file_max();
+  void append(std::string_view in);
+  std::size_t cut() const;  // the length of the next chunk at off_
+  template <class Emit>
+  void emit_one(Emit& emit, std::size_t n) {
+    emit(std::string_view(buf_).substr(off_, n));
+    off_ += n;
+    emitted_ = true;
+  }
+  std::string buf_;
+  std::size_t off_ = 0;
+  bool emitted_ = false;
+};
+
 // Lower-case hex SHA-256.
 std::string sha256_hex(std::string_view data);
 

@@ -127,21 +127,6 @@ Result<std::string> slurp(const fs::path& path) {
   return out;
 }
 
-Result<uint64_t> put_chunk(const fs::path& store, std::string_view hash, std::string_view data, int level) {
-  fs::path p = chunk_path(store, hash);
-  struct stat st {};
-  if (::stat(p.c_str(), &st) == 0) return uint64_t{0};
-  std::error_code ec;
-  fs::create_directories(p.parent_path(), ec);
-  if (ec) return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", p.parent_path().string(), ec.message()));
-  std::string out(ZSTD_compressBound(data.size()), '\0');
-  std::size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
-  if (ZSTD_isError(n)) return fail(ErrorCode::internal, fmt::format("zstd: {}", ZSTD_getErrorName(n)));
-  out.resize(n);
-  GEDGE_TRY(write_atomic(p, out, 0644));
-  return uint64_t{n};
-}
-
 Result<std::string> read_chunk(const fs::path& path) {
   auto raw = slurp(path);
   if (!raw) return fail(ErrorCode::failure, fmt::format("chunk {} is missing or unreadable", path.filename().string()));

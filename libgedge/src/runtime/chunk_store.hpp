@@ -13,11 +13,6 @@ namespace gedge::runtime::detail {
 
 std::filesystem::path chunk_path(const std::filesystem::path& store, std::string_view hash);
 
-// Writes `data` compressed at `level` unless the chunk exists. Returns the compressed bytes
-// written (0 when it was already present).
-Result<uint64_t> put_chunk(const std::filesystem::path& store, std::string_view hash,
-                           std::string_view data, int level);
-
 // Reads and decompresses a chunk; failure when missing or not valid zstd.
 Result<std::string> read_chunk(const std::filesystem::path& path);
 

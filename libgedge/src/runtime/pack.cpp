@@ -16,6 +16,7 @@
 #include "chunk_store.hpp"
 #include "gedge/runtime.hpp"
 #include "manifest.hpp"
+#include "pack_file.hpp"
 #include "stat_cache.hpp"
 
 namespace fs = std::filesystem;
@@ -335,8 +336,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   fs::path cache_file = paths.runtimes / "statcache";
   std::string cache_key = cache_set_key(w.rewrites);
   auto cache = req.use_cache ? detail::StatCache::load(cache_file, cache_key) : detail::StatCache();
-  std::mutex new_mu;
-  std::set<std::string> dry_new;  // dry run: distinct chunks not in the store
+  detail::ChunkSink sink(store, req.level, req.dry_run);
 
   // Regular files are processed in parallel; each worker fills its own slot, so the manifest
   // does not depend on scheduling.
@@ -355,6 +355,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   unsigned jobs = req.jobs ? req.jobs : std::max(1u, std::thread::hardware_concurrency());
   jobs = std::min<unsigned>(jobs, std::max<std::size_t>(1, todo.size()));
   auto worker = [&] {
+    detail::FilePacker packer(sink, w.rewrites);
     for (;;) {
       if (stop || cancel_requested()) return;
       std::size_t k = next++;
@@ -370,54 +371,21 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
         rep.progress("packing files", d, todo.size());
         continue;
       }
-      auto data = detail::slurp(e.src);
-      if (!data) {
-        o.error = data.error();
+      auto packed = packer.pack(e.src);
+      if (!packed) {
+        o.error = packed.error();
         stop = true;
         return;
       }
-      bytes_read += data->size();
-      auto r = relocate(*data, w.rewrites);
-      o.relocated = r.changed;
-      if (!r.fits) {
-        o.too_long = true;
-      } else {
-        o.size = data->size();
-        detail::Sha256 whole;
-        whole.update(*data);
-        std::size_t start = 0;
-        for (std::size_t end : chunk_boundaries(*data)) {
-          std::string_view piece(data->data() + start, end - start);
-          std::string h = sha256_hex(piece);
-          if (req.dry_run) {
-            struct stat st {};
-            if (::stat(detail::chunk_path(store, h).c_str(), &st) != 0) {
-              std::lock_guard lk(new_mu);
-              if (dry_new.insert(h).second) {
-                ++chunks_new;
-                bytes_new += piece.size();
-              }
-            }
-            o.chunks.emplace_back(h, piece.size());
-            start = end;
-            continue;
-          }
-          auto put = detail::put_chunk(store, h, piece, req.level);
-          if (!put) {
-            o.error = put.error();
-            stop = true;
-            return;
-          }
-          if (*put) {
-            bytes_stored += *put;
-            bytes_new += piece.size();
-            ++chunks_new;
-          }
-          o.chunks.emplace_back(h, piece.size());
-          start = end;
-        }
-        o.sha256 = whole.hex();
-      }
+      bytes_read += packed->bytes_read;
+      bytes_stored += packed->bytes_stored;
+      chunks_new += packed->chunks_new;
+      bytes_new += packed->bytes_new;
+      o.size = packed->size;
+      o.sha256 = std::move(packed->sha256);
+      o.chunks = std::move(packed->chunks);
+      o.relocated = packed->relocated;
+      o.too_long = packed->too_long;
       std::size_t d = ++done;
       std::lock_guard lk(rep_mu);
       rep.progress("packing files", d, todo.size());
