@@ -1,8 +1,12 @@
 // gedge cluster: build device clusters with Ansible, register Kubernetes clusters, and show them.
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
 
 #include "app.hpp"
 #include "gedge/cluster.hpp"
+#include "gedge/metrics.hpp"
 
 namespace gedge::cli {
 
@@ -47,6 +51,33 @@ View build_view(const nlohmann::json& j) {
 
 Outcome build_outcome(cluster::BuildOutcome b) { return Outcome{build_view(b.result), b.partial, std::nullopt}; }
 
+// Status read from the cluster's Prometheus server: 5-minute averages and, on a terminal, the
+// last hour of CPU as a sparkline (-o json carries the numbers instead).
+Outcome prometheus_status_outcome(cluster::StatusOutcome s) {
+  nlohmann::json rows = nlohmann::json::array();
+  bool tty = ::isatty(1) == 1;
+  for (auto m : s.result["members"]) {
+    if (tty && m["metrics"].is_object()) {
+      std::vector<double> v;
+      for (const auto& x : m["metrics"].value("cpu_busy_percent_1h", nlohmann::json::array()))
+        v.push_back(x.is_number() ? x.get<double>() : std::nan(""));
+      m["cpu_1h"] = metrics::sparkline(v);
+    }
+    rows.push_back(m);
+  }
+  std::vector<Column> cols = {{"device", "/device"}, {"up", "/up"}, {"cpu % 5m", "/metrics/cpu_busy_percent"},
+                              {"mem used 5m", "/metrics/memory_used_bytes"}, {"mem total", "/metrics/memory_total_bytes"},
+                              {"disk free", "/metrics/disk_free_bytes"}};
+  if (tty) cols.push_back({"cpu last hour", "/cpu_1h"});
+  const auto& alerts = s.result["prometheus"]["alerts"];
+  std::size_t firing = 0;
+  for (const auto& a : alerts)
+    if (a.value("state", "") == "firing") ++firing;
+  auto footer = fmt::format("from Prometheus at {}; {} alert(s) firing{}", s.result["prometheus"].value("url", ""),
+                            firing, alerts.empty() ? "" : " (-o json lists them)");
+  return Outcome{View{s.result, cols, "/members", footer}.with_rows(rows), s.partial, std::nullopt};
+}
+
 }  // namespace
 
 void register_cluster(CLI::App& app, Ctx& ctx) {
@@ -63,6 +94,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   build->add_option("--devices", bf->devices, "Comma-separated device names (added to the cluster's members)");
   build->add_option("--server", bf->req.server, "k3s/k8s: the server (control-plane) device (default: the first)");
   build->add_flag("--monitoring", bf->req.monitoring, "Install, start and enable prometheus-node-exporter; record each metrics endpoint");
+  build->add_option("--prometheus-on", bf->req.prometheus_on,
+                    "Run the cluster's Prometheus server on this device (or localhost); gedge keeps its targets (implies --monitoring)");
   build->add_option("--registry", bf->req.registry, "HOST:PORT of the cluster's registry (trusted on every device)");
   build->add_option("--smoke-image", bf->req.smoke_image, "Image for the smoke run (default: REGISTRY/gedge/busybox:1.0)");
   build->add_option("--artifacts", bf->req.artifacts, "k3s: directory holding k3s (or k3s-arm64) and k3s-airgap-images-<arch>.tar[.zst]");
@@ -70,6 +103,7 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   build->add_flag("--resume", bf->req.resume, "Run only the devices whose last build failed or never finished");
   build->add_option("--max-fail", bf->max_fail, "Stop the build when more than N (or N%) devices have failed");
   examples(build, {"gedge cluster build lab --profile containers --devices edge1,edge2,edge3 --registry 10.213.0.1:5000 --monitoring",
+                   "gedge cluster build lab --devices edge1,edge2,edge3 --monitoring --prometheus-on edge1",
                    "gedge cluster build lab --profile containers --devices edge1,edge2 --dry-run",
                    "gedge cluster build lab --resume",
                    "gedge cluster build k3 --profile k3s --devices a,b,c --server a --artifacts ./k3s-v1.30 --dry-run"});
@@ -115,7 +149,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   examples(leave, {"gedge cluster leave lab edge4"});
   on_run(leave, ctx, [&ctx, leave_name, leave_devs]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-    GEDGE_TRY_ASSIGN(auto j, cluster::leave(*inv, *leave_name, *leave_devs));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto j, cluster::leave(*inv, paths, *leave_name, *leave_devs, ctx.g.timeout_s, ctx.reporter()));
     return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
   });
 
@@ -184,6 +219,7 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
                                       s.result["deployments"].size(), s.result["persistent_volumes"].size(),
                                       s.result["storage_classes"].size())},
                      s.partial, std::nullopt};
+    if (s.result.value("source", "") == "prometheus") return prometheus_status_outcome(std::move(s));
     return Outcome{View{s.result,
                         {{"device", "/device"}, {"reachable", "/reachable"}, {"rtt ms", "/rtt_ms"},
                          {"cpu %", "/metrics/cpu_busy_percent"}, {"mem used", "/metrics/memory_used_bytes"},
@@ -207,17 +243,21 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
     if (rows.empty())
       return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", *rm_name), "gedge cluster ls");
     GEDGE_TRY(confirm(ctx, *rm_yes, fmt::format("remove cluster '{}' from the inventory", *rm_name)));
-    GEDGE_TRY_ASSIGN(auto j, cluster::remove(*inv, *rm_name));
+    GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+    GEDGE_TRY_ASSIGN(auto j, cluster::remove(*inv, paths, *rm_name, ctx.g.timeout_s, ctx.reporter()));
     return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
   });
 
   auto ex_name = std::make_shared<std::string>();
   auto ex_format = std::make_shared<std::string>();
-  auto* ex = cmd->add_subcommand("export", "Export a device cluster as an Ansible inventory or a Prometheus scrape config");
+  auto* ex = cmd->add_subcommand("export", "Export a device cluster as an Ansible inventory, Prometheus configuration or Grafana dashboard");
   ex->add_option("name", *ex_name, "Cluster name")->required();
-  ex->add_option("--format", *ex_format, "ansible | prometheus")->required();
+  ex->add_option("--format", *ex_format, "ansible | prometheus | prometheus-sd | prometheus-rules | grafana")->required();
   examples(ex, {"gedge cluster export lab --format ansible > inventory.yml",
-                "gedge cluster export lab --format prometheus >> prometheus.yml"});
+                "gedge cluster export lab --format prometheus >> prometheus.yml",
+                "gedge cluster export lab --format prometheus-rules > gedge.rules.yml && promtool check rules gedge.rules.yml",
+                "gedge cluster export lab --format prometheus-sd > targets/lab.json",
+                "gedge cluster export lab --format grafana > gedge-lab-dashboard.json"});
   on_run(ex, ctx, [&ctx, ex_name, ex_format]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "app.hpp"
+#include "gedge/cluster.hpp"
 #include "gedge/device.hpp"
 #include "gedge/keys.hpp"
 
@@ -206,8 +207,13 @@ void register_device(CLI::App& app, Ctx& ctx) {
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       GEDGE_TRY(device_show(*inv, name));  // not_found before asking
       GEDGE_TRY(confirm(ctx, yes, fmt::format("remove device '{}'", name)));
+      GEDGE_TRY_ASSIGN(auto clusters, cluster::clusters_of(*inv, name));  // --force: still a member
       GEDGE_TRY_ASSIGN(auto d, device_remove(*inv, paths, name, force));
       nlohmann::json j{{"removed", name}, {"device", d}};
+      // Its clusters' Prometheus servers stop scraping it.
+      for (const auto& c : clusters)
+        if (auto p = cluster::sync_prometheus(*inv, paths, c, ctx.g.timeout_s, ctx.reporter()); !p.is_null())
+          j["prometheus"][c] = p;
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
       return Outcome{View{j, {}, "", ""}, std::nullopt,
                      table_mode ? std::optional<std::string>(fmt::format("device '{}' removed\n", name)) : std::nullopt};

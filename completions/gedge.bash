@@ -25,7 +25,7 @@ _gedge() {
   case "$path" in
     "") words="init device cluster runtime svc sched tune completion version --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "cluster") words="build join leave register ls show status rm export --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
-    "cluster build") words="--help -h --profile --devices --server --monitoring --registry --smoke-image --artifacts --dry-run --resume --max-fail --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
+    "cluster build") words="--help -h --profile --devices --server --monitoring --prometheus-on --registry --smoke-image --artifacts --dry-run --resume --max-fail --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "cluster export") words="--help -h --format --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "cluster join") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;
     "cluster leave") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel" ;;

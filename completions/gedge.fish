@@ -28,6 +28,7 @@ complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l profile
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l devices
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l server
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l monitoring
+complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l prometheus-on
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l registry
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l smoke-image
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l artifacts

@@ -12,6 +12,8 @@ SOURCE_DIR = os.environ.get(
     "GEDGE_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOKS = os.path.join(SOURCE_DIR, "playbooks")
 PROFILES = ("containers.yml", "k3s.yml", "k8s.yml")
+# Every playbook gedge runs: the profiles and the Prometheus server (--prometheus-on).
+PLAYBOOK_FILES = PROFILES + ("prometheus.yml",)
 
 
 def clean_env(tmp):
@@ -32,7 +34,7 @@ class PlaybookTest(unittest.TestCase):
         if not lint:
             self.skipTest("ansible-lint not installed (Debian package ansible-lint)")
         # The exact command CI runs:
-        cmd = [lint, "--offline", "--profile", "production", "--nocolor", *PROFILES]
+        cmd = [lint, "--offline", "--profile", "production", "--nocolor", *PLAYBOOK_FILES]
         p = subprocess.run(cmd, cwd=PLAYBOOKS, capture_output=True, text=True, timeout=300,
                            env=clean_env(self.tmp))
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -43,7 +45,7 @@ class PlaybookTest(unittest.TestCase):
         inv = os.path.join(self.tmp, "inventory.yml")
         with open(inv, "w") as f:
             f.write("all:\n  children:\n    gedge_members:\n      hosts:\n        a: {}\n")
-        for pb in PROFILES:
+        for pb in PLAYBOOK_FILES:
             p = subprocess.run(["ansible-playbook", "-i", inv, "--syntax-check", pb], cwd=PLAYBOOKS,
                                capture_output=True, text=True, timeout=120, env=clean_env(self.tmp))
             self.assertEqual(p.returncode, 0, f"{pb}: {p.stdout}{p.stderr}")

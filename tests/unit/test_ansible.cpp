@@ -3,12 +3,16 @@
 // ansible-playbook run against localhost through the shipped callback plugin.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "gedge/ansible.hpp"
 #include "gedge/cluster.hpp"
+#include "gedge/inventory.hpp"
 #include "gedge/paths.hpp"
 #include "test_helpers.hpp"
 
@@ -221,4 +225,220 @@ TEST_CASE("a real ansible-playbook run streams events through the shipped callba
   REQUIRE(rr->stats.contains("local1"));
   CHECK(rr->stats["local1"]["failures"] == 1);
   CHECK(fs::exists(tmp.path / "out.txt"));
+}
+
+// ---- monitoring: the target file, alert rules and Grafana dashboard ---------------------------
+
+namespace {
+
+// A home with devices edge1 (site/tier/labels), edge2 (no labels) and cluster "mon" of both plus
+// a member whose device row is gone (`device rm --force`).
+struct MonitoringFixture {
+  test::TempDir tmp;
+  Inventory inv = Inventory::open(tmp.path / "inventory.db", true).value();
+  MonitoringFixture() {
+    const char* now = "2026-01-01T00:00:00Z";
+    REQUIRE(inv.exec("INSERT INTO devices(name, host, user, tier, site, labels, created_at, updated_at) "
+                     "VALUES ('edge1', '10.0.0.1', 'u', 'local', 'lab-a', ?, ?, ?)",
+                     {std::string(R"({"rack":"r1","gpu.vendor":"nvidia","site":"spoof","gedge_cluster":"spoof","__x":"y","9lives":"cat"})"),
+                      std::string(now), std::string(now)}));
+    REQUIRE(inv.exec("INSERT INTO devices(name, host, user, created_at, updated_at) VALUES ('edge2', 'fd00::2', 'u', ?, ?)",
+                     {std::string(now), std::string(now)}));
+    REQUIRE(inv.exec("INSERT INTO clusters(name, kind, profile, monitoring, state, created_at, updated_at) "
+                     "VALUES ('mon', 'devices', 'containers', 1, 'ready', ?, ?)",
+                     {std::string(now), std::string(now)}));
+    for (const char* d : {"edge1", "edge2", "gone"})
+      REQUIRE(inv.exec("INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', ?, 'ready')", {std::string(d)}));
+    REQUIRE(inv.exec("UPDATE cluster_members SET metrics_url = 'http://10.0.0.1:9100/metrics' WHERE device = 'edge1'"));
+  }
+};
+
+std::string run_out(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int rc = ::pclose(p);
+  if (rc != 0) out += "\n(exit " + std::to_string(rc) + ")";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("prom_label_name makes any key a Prometheus label name") {
+  CHECK(cluster::prom_label_name("rack") == "rack");
+  CHECK(cluster::prom_label_name("gpu.vendor") == "gpu_vendor");
+  CHECK(cluster::prom_label_name("app/name-x") == "app_name_x");
+  CHECK(cluster::prom_label_name("9lives") == "_9lives");
+  CHECK(cluster::prom_label_name("") == "_");
+}
+
+TEST_CASE("the target file lists every member with gedge's labels, site, tier and the device's labels") {
+  MonitoringFixture f;
+  auto targets = cluster::prometheus_targets(f.inv, "mon");
+  REQUIRE(targets);
+  REQUIRE(targets->size() == 2);  // "gone" has no device row any more
+  const auto& e1 = (*targets)[0];
+  CHECK(e1.address == "10.0.0.1:9100");
+  CHECK(e1.labels.at("gedge_cluster") == "mon");
+  CHECK(e1.labels.at("gedge_device") == "edge1");
+  CHECK(e1.labels.at("site") == "lab-a");  // the device's own site, not its label "site"
+  CHECK(e1.labels.at("tier") == "local");
+  CHECK(e1.labels.at("rack") == "r1");
+  CHECK(e1.labels.at("gpu_vendor") == "nvidia");
+  CHECK(e1.labels.at("_9lives") == "cat");
+  CHECK_FALSE(e1.labels.count("__x"));
+  const auto& e2 = (*targets)[1];
+  CHECK(e2.address == "[fd00::2]:9100");
+  CHECK_FALSE(e2.labels.count("site"));
+  CHECK_FALSE(e2.labels.count("tier"));
+
+  auto sd = nlohmann::json::parse(cluster::render_sd(*targets));
+  REQUIRE(sd.is_array());
+  CHECK(sd[0]["targets"] == nlohmann::json::array({"10.0.0.1:9100"}));
+  CHECK(sd[1]["labels"]["gedge_device"] == "edge2");
+  CHECK(cluster::render_sd({}) == "[]\n");
+  CHECK(cluster::sd_path("mon") == "/etc/prometheus/gedge/targets/mon.json");
+}
+
+TEST_CASE("cluster export: prometheus-sd, prometheus-rules and grafana; unknown formats are usage errors") {
+  MonitoringFixture f;
+  ::setenv("GEDGE_PLAYBOOK_DIR", (fs::path(GEDGE_SOURCE_DIR) / "playbooks").c_str(), 1);
+  Paths paths;
+  auto sd = cluster::export_text(f.inv, paths, "mon", "prometheus-sd");
+  REQUIRE(sd);
+  CHECK(*sd == cluster::render_sd(cluster::prometheus_targets(f.inv, "mon").value()));
+  auto rules = cluster::export_text(f.inv, paths, "mon", "prometheus-rules");
+  REQUIRE(rules);
+  for (const char* a : {"GedgeDeviceDown", "GedgeDiskNearlyFull", "GedgeMemoryPressure", "GedgeNodeExporterMissing"})
+    CHECK(rules->find(a) != std::string::npos);
+  auto g = cluster::export_text(f.inv, paths, "mon", "grafana");
+  REQUIRE(g);
+  CHECK(nlohmann::json::parse(*g) == cluster::grafana_dashboard("mon"));
+  auto bad = cluster::export_text(f.inv, paths, "mon", "nagios");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == ErrorCode::usage);
+  CHECK(bad.error().message.find("prometheus-rules") != std::string::npos);
+}
+
+TEST_CASE("promtool accepts the shipped rules, and the server configuration with gedge's target file") {
+  if (run_out("command -v promtool").find("promtool") == std::string::npos) {
+    MESSAGE("promtool not installed (Debian package prometheus): skipped");
+    return;
+  }
+  MonitoringFixture f;
+  fs::path files = fs::path(GEDGE_SOURCE_DIR) / "playbooks/roles/prometheus_server/files";
+  auto rules_out = run_out("promtool check rules " + (files / "gedge.rules.yml").string());
+  CHECK_MESSAGE(rules_out.find("SUCCESS: 5 rules found") != std::string::npos, rules_out);
+  // The shipped prometheus.yml with its paths moved into a temporary directory.
+  auto cfg = read_file(files / "prometheus.yml");
+  REQUIRE(cfg);
+  std::string text = *cfg;
+  auto dir = f.tmp.path.string();
+  for (auto [from, to] : {std::pair<std::string, std::string>{"/etc/prometheus/gedge/targets/", dir + "/targets/"},
+                          {"/etc/prometheus/gedge/", dir + "/"}})
+    for (size_t p; (p = text.find(from)) != std::string::npos;) text.replace(p, from.size(), to);
+  fs::create_directories(f.tmp.path / "targets");
+  fs::copy_file(files / "gedge.rules.yml", f.tmp.path / "gedge.rules.yml");
+  REQUIRE(write_file_atomic(f.tmp.path / "targets/mon.json",
+                            cluster::render_sd(cluster::prometheus_targets(f.inv, "mon").value()), 0644));
+  REQUIRE(write_file_atomic(f.tmp.path / "prometheus.yml", text, 0644));
+  auto out = run_out("promtool check config " + (f.tmp.path / "prometheus.yml").string());
+  CHECK_MESSAGE(out.find("is valid prometheus config file syntax") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("1 rule files found") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("(exit") == std::string::npos, out);
+  // A broken target file is refused by the same check (so the check above did read ours).
+  REQUIRE(write_file_atomic(f.tmp.path / "targets/mon.json", R"([{"targets": "not a list"}])", 0644));
+  CHECK(run_out("promtool check config " + (f.tmp.path / "prometheus.yml").string()).find("(exit") != std::string::npos);
+}
+
+// The fields and constraints of Grafana's dashboard schema (grafana/grafana
+// kinds/dashboard/dashboard_kind.cue, the classic JSON model) that a dashboard gedge writes uses.
+TEST_CASE("the Grafana dashboard follows Grafana's dashboard schema") {
+  auto d = cluster::grafana_dashboard("lab.one");
+  auto is_uint = [](const nlohmann::json& v) { return v.is_number_integer() && v.get<int64_t>() >= 0; };
+  // Dashboard: the typed fields it sets.
+  REQUIRE(d.is_object());
+  CHECK(d["uid"].is_string());
+  CHECK(d["uid"].get<std::string>().size() <= 40);
+  for (char c : d["uid"].get<std::string>()) CHECK((std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'));
+  CHECK(d["title"] == "gedge cluster lab.one");
+  CHECK((d["style"] == "dark" || d["style"] == "light"));
+  CHECK(d["timezone"].is_string());
+  CHECK(d["editable"].is_boolean());
+  CHECK((d["graphTooltip"] == 0 || d["graphTooltip"] == 1 || d["graphTooltip"] == 2));
+  CHECK(is_uint(d["schemaVersion"]));
+  CHECK(d["schemaVersion"].get<int>() <= 65535);
+  CHECK(is_uint(d["version"]));
+  CHECK(is_uint(d["fiscalYearStartMonth"]));
+  CHECK(d["fiscalYearStartMonth"].get<int>() < 12);
+  CHECK(d["time"]["from"].is_string());
+  CHECK(d["time"]["to"].is_string());
+  CHECK((d["refresh"].is_string() || d["refresh"] == false));
+  CHECK(d["tags"].is_array());
+  for (const auto& t : d["tags"]) CHECK(t.is_string());
+  CHECK(d["links"].is_array());
+  // Annotations: #AnnotationQuery requires name, datasource, enable, iconColor.
+  for (const auto& a : d["annotations"]["list"]) {
+    CHECK(a["name"].is_string());
+    CHECK(a["datasource"].is_object());
+    CHECK(a["enable"].is_boolean());
+    CHECK(a["iconColor"].is_string());
+  }
+  // Variables: #VariableModel requires type (one of #VariableType) and name; hide 0|1|2.
+  const std::set<std::string> var_types = {"query", "adhoc", "constant", "datasource", "interval", "textbox", "custom", "system"};
+  REQUIRE(d["templating"]["list"].is_array());
+  std::set<std::string> var_names;
+  for (const auto& v : d["templating"]["list"]) {
+    REQUIRE(v["type"].is_string());
+    CHECK(var_types.count(v["type"].get<std::string>()));
+    CHECK(v["name"].is_string());
+    var_names.insert(v["name"].get<std::string>());
+    CHECK((v["hide"] == 0 || v["hide"] == 1 || v["hide"] == 2));
+  }
+  CHECK(var_names.count("datasource"));
+  CHECK(var_names.count("device"));
+  // Panels: #Panel requires a non-empty type, options, fieldConfig {defaults, overrides},
+  // transformations; gridPos h > 0, 0 < w <= 24, 0 <= x < 24, y >= 0; ids unique.
+  REQUIRE(d["panels"].is_array());
+  REQUIRE(d["panels"].size() >= 5);
+  std::set<int64_t> ids;
+  std::set<std::string> exprs;
+  for (const auto& p : d["panels"]) {
+    REQUIRE(p["type"].is_string());
+    CHECK_FALSE(p["type"].get<std::string>().empty());
+    REQUIRE(is_uint(p["id"]));
+    CHECK(ids.insert(p["id"].get<int64_t>()).second);
+    CHECK(p["title"].is_string());
+    CHECK(p["options"].is_object());
+    CHECK(p["fieldConfig"]["defaults"].is_object());
+    CHECK(p["fieldConfig"]["overrides"].is_array());
+    CHECK(p["transformations"].is_array());
+    CHECK(p["transparent"].is_boolean());
+    CHECK((p["repeatDirection"] == "h" || p["repeatDirection"] == "v"));
+    CHECK(p["datasource"]["type"] == "prometheus");
+    const auto& g = p["gridPos"];
+    REQUIRE((is_uint(g["h"]) && is_uint(g["w"]) && is_uint(g["x"]) && is_uint(g["y"])));
+    CHECK(g["h"].get<int>() > 0);
+    CHECK(g["w"].get<int>() > 0);
+    CHECK(g["w"].get<int>() <= 24);
+    CHECK(g["x"].get<int>() < 24);
+    CHECK(g["x"].get<int>() + g["w"].get<int>() <= 24);
+    REQUIRE(p["targets"].is_array());
+    for (const auto& t : p["targets"]) {
+      CHECK(t["refId"].is_string());
+      REQUIRE(t["expr"].is_string());
+      exprs.insert(t["expr"].get<std::string>());
+      CHECK(t["expr"].get<std::string>().find("gedge_cluster=\"lab.one\"") != std::string::npos);
+    }
+  }
+  // The same metrics as `cluster status`: up, CPU, memory, disk.
+  auto uses = [&](const char* metric) {
+    return std::any_of(exprs.begin(), exprs.end(), [&](const std::string& e) { return e.find(metric) != std::string::npos; });
+  };
+  CHECK(uses("up{"));
+  CHECK(uses("node_cpu_seconds_total"));
+  CHECK(uses("node_memory_MemAvailable_bytes"));
+  CHECK(uses("node_filesystem_avail_bytes"));
 }

@@ -182,3 +182,57 @@ TEST_CASE("a closed port is unreachable") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::unreachable);
 }
+
+// ---- the Prometheus HTTP API ------------------------------------------------------------------
+
+TEST_CASE("parse_prom_answer reads vectors, matrices, scalars and Prometheus' errors") {
+  auto v = parse_prom_answer(R"({"status":"success","data":{"resultType":"vector","result":[
+      {"metric":{"gedge_device":"edge1","job":"gedge"},"value":[1700000000.5,"12.5"]},
+      {"metric":{"gedge_device":"edge2"},"value":[1700000000.5,"NaN"]}]}})");
+  REQUIRE(v);
+  REQUIRE(v->size() == 2);
+  CHECK((*v)[0].labels.at("gedge_device") == "edge1");
+  CHECK((*v)[0].points.front().first == doctest::Approx(1700000000.5));
+  CHECK((*v)[0].points.front().second == doctest::Approx(12.5));
+  CHECK(std::isnan((*v)[1].points.front().second));
+
+  auto m = parse_prom_answer(R"({"status":"success","data":{"resultType":"matrix","result":[
+      {"metric":{"gedge_device":"edge1"},"values":[[1,"1"],[61,"+Inf"],[121,"3e2"]]}]}})");
+  REQUIRE(m);
+  REQUIRE(m->front().points.size() == 3);
+  CHECK(std::isinf(m->front().points[1].second));
+  CHECK(m->front().points[2].second == doctest::Approx(300));
+
+  auto s = parse_prom_answer(R"({"status":"success","data":{"resultType":"scalar","result":[5,"2"]}})");
+  REQUIRE(s);
+  CHECK(s->front().points.front().second == doctest::Approx(2));
+
+  auto e = parse_prom_answer(R"({"status":"error","errorType":"bad_data","error":"parse error at char 3"})");
+  REQUIRE_FALSE(e);
+  CHECK(e.error().code == ErrorCode::failure);
+  CHECK(e.error().message.find("parse error at char 3") != std::string::npos);
+  CHECK_FALSE(parse_prom_answer("<html>"));
+  CHECK_FALSE(parse_prom_answer(R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1]}]}})"));
+}
+
+TEST_CASE("query URLs percent-encode PromQL") {
+  CHECK(query_escape("up{job=\"gedge\"} == 0") == "up%7Bjob%3D%22gedge%22%7D%20%3D%3D%200");
+  CHECK(query_escape("a-b_c.d~") == "a-b_c.d~");
+  CHECK(prom_query_url("http://h:9090", "up") == "http://h:9090/api/v1/query?query=up");
+  CHECK(prom_range_url("http://h:9090", "up", 100, 200, 60) ==
+        "http://h:9090/api/v1/query_range?query=up&start=100.000&end=200.000&step=60");
+}
+
+TEST_CASE("sparkline scales to the peak and leaves gaps blank") {
+  CHECK(sparkline({0, 50, 100}) == "\u2581\u2585\u2588");
+  CHECK(sparkline({0, std::nan(""), 10}) == "\u2581 \u2588");
+  // A flat idle line stays low: the scale is at least `floor`.
+  CHECK(sparkline({0.1, 0.1}, 10) == "\u2581\u2581");
+  CHECK(sparkline({}).empty());
+}
+
+TEST_CASE("prom_query against a port nobody listens on is unreachable") {
+  auto r = prom_query("http://127.0.0.1:1", "up", 2);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::unreachable);
+}

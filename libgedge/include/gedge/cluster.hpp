@@ -2,8 +2,10 @@
 // monitoring) with a per-host step journal and --resume, and registered Kubernetes clusters.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +33,7 @@ struct BuildRequest {
   std::vector<std::string> devices;    // may be empty with --resume (the existing members)
   std::string server;                  // k3s/k8s: the server device (default: first device)
   bool monitoring = false;
+  std::string prometheus_on;           // a device, or "localhost": runs the cluster's Prometheus
   std::string registry;                // HOST:PORT
   std::string smoke_image;             // default: REGISTRY/gedge/busybox:1.0 when a registry is set
   std::string artifacts;               // k3s: directory with the k3s binary and airgap images
@@ -72,9 +75,10 @@ Result<BuildOutcome> build(Inventory& inv, const Paths& paths, const BuildReques
 Result<BuildOutcome> join(Inventory& inv, const Paths& paths, const std::string& name,
                           const std::vector<std::string>& devices, int parallel, double timeout_s,
                           Reporter& rep);
-// leave: removes devices from the cluster (membership and journal; the hosts are untouched).
-Result<nlohmann::json> leave(Inventory& inv, const std::string& name,
-                             const std::vector<std::string>& devices);
+// leave: removes devices from the cluster (membership and journal; the hosts are untouched) and
+// rewrites the target file on the cluster's Prometheus server, if it has one.
+Result<nlohmann::json> leave(Inventory& inv, const Paths& paths, const std::string& name,
+                             const std::vector<std::string>& devices, double timeout_s, Reporter& rep);
 
 // register: a Kubernetes cluster known by kubeconfig path + context (never its credentials).
 // Checks that the kubeconfig parses and the API answers (GET /version).
@@ -84,7 +88,9 @@ Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& na
 
 Result<nlohmann::json> list(Inventory& inv);
 Result<nlohmann::json> show(Inventory& inv, const std::string& name);
-// Live status: device clusters, reachability and node-exporter metrics per member; Kubernetes
+// Live status: device clusters, reachability and node-exporter metrics per member (from the
+// cluster's Prometheus server when it has one: up/down, 5-minute averages, the last hour of CPU,
+// alerts; live scrapes otherwise, or when it does not answer); Kubernetes
 // clusters, nodes/pods/deployments/PVs/storage classes through the API.
 struct StatusOutcome {
   nlohmann::json result;
@@ -92,11 +98,56 @@ struct StatusOutcome {
 };
 Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name,
                              int parallel, double timeout_s, Reporter& rep);
-Result<nlohmann::json> remove(Inventory& inv, const std::string& name);
+// rm: forgets the cluster; its target file on its Prometheus server is deleted first.
+Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::string& name, double timeout_s,
+                              Reporter& rep);
 
-// export: "ansible" (YAML inventory using gedge's verified known_hosts) or "prometheus"
-// (a scrape_configs block for the members' node-exporters).
+// export: "ansible" (YAML inventory using gedge's verified known_hosts), "prometheus" (a
+// scrape_configs block for the members' node-exporters), "prometheus-sd" (the file_sd target
+// file gedge keeps on the cluster's Prometheus server), "prometheus-rules" (the alert rules it
+// loads) or "grafana" (a dashboard JSON for the same metrics).
 Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::string& name,
                                 const std::string& format);
+
+// ---- Monitoring with a Prometheus server (`cluster build --monitoring --prometheus-on`) -----
+
+inline constexpr int kPrometheusPort = 9090;
+inline constexpr const char* kPrometheusJob = "gedge";                       // the scrape job
+inline constexpr const char* kPrometheusTargetsDir = "/etc/prometheus/gedge/targets";
+
+// One node-exporter as the file_sd target file lists it.
+struct SdTarget {
+  std::string address;                        // HOST:PORT
+  std::map<std::string, std::string> labels;  // gedge_cluster, gedge_device, site, tier, labels
+};
+
+// A Prometheus label name for any key: characters outside [A-Za-z0-9_] become '_', a leading
+// digit gets a '_' in front.
+std::string prom_label_name(std::string_view key);
+// The file_sd target file (JSON array, deterministic, newline-terminated).
+std::string render_sd(const std::vector<SdTarget>& targets);
+// The alert rules gedge ships (playbooks/roles/prometheus_server/files/gedge.rules.yml): device
+// down, disk nearly full, memory pressure, node-exporter missing.
+Result<std::string> prometheus_rules();
+// A Grafana dashboard (classic JSON model) for cluster `name`'s node-exporters.
+nlohmann::json grafana_dashboard(const std::string& name);
+// The cluster's targets: every member with a registered device, labelled gedge_cluster,
+// gedge_device, site, tier (when set) and the device's labels (names made Prometheus-safe;
+// gedge's own names win).
+Result<std::vector<SdTarget>> prometheus_targets(Inventory& inv, const std::string& name);
+// The target file's path on the Prometheus host.
+std::string sd_path(const std::string& cluster);
+// The Prometheus base URL (http://HOST:9090) of the cluster's server; nullopt without one.
+Result<std::optional<std::string>> prometheus_url(Inventory& inv, const std::string& name);
+
+// Rewrites the cluster's target file on its Prometheus host (a temporary file renamed over it,
+// over SFTP, or locally for "localhost"), or deletes it (`remove`). Prometheus' file_sd watches
+// the directory: no reload. Returns null when the cluster has no Prometheus server, else
+// {host, file, targets, synced, error}; a failure is reported there (and warned), not returned,
+// because the membership change it follows has already happened.
+nlohmann::json sync_prometheus(Inventory& inv, const Paths& paths, const std::string& name, double timeout_s,
+                               Reporter& rep, bool remove = false);
+// The clusters that list `device` as a member (for `device rm --force`, before the row goes).
+Result<std::vector<std::string>> clusters_of(Inventory& inv, const std::string& device);
 
 }  // namespace gedge::cluster

@@ -71,4 +71,35 @@ NodeSummary summarize(const Exposition& now, const Exposition* before = nullptr)
 Result<NodeSummary> scrape_node(const std::string& url, double timeout_s,
                                 std::chrono::milliseconds interval = std::chrono::milliseconds(1000));
 
+// ---- The Prometheus HTTP API (a server gedge runs with `cluster build --prometheus-on`) ----
+
+// One series of a query answer: its labels and (unix seconds, value) points (one point for an
+// instant query).
+struct PromSeries {
+  std::map<std::string, std::string> labels;
+  std::vector<std::pair<double, double>> points;
+};
+
+// Parses an /api/v1/query or /api/v1/query_range answer (resultType vector, matrix or scalar).
+// failure with Prometheus' own error text for "status": "error"; usage when it is not such an
+// answer.
+Result<std::vector<PromSeries>> parse_prom_answer(std::string_view body);
+
+// Percent-encodes a query parameter (RFC 3986 unreserved characters stay).
+std::string query_escape(std::string_view s);
+
+// BASE/api/v1/query?query=PROMQL, and the range form (start/end in unix seconds, step in s).
+std::string prom_query_url(const std::string& base, const std::string& promql);
+std::string prom_range_url(const std::string& base, const std::string& promql, double start, double end,
+                           double step_s);
+
+// GET + parse. unreachable when the server does not answer.
+Result<std::vector<PromSeries>> prom_query(const std::string& base, const std::string& promql, double timeout_s);
+Result<std::vector<PromSeries>> prom_query_range(const std::string& base, const std::string& promql, double start,
+                                                 double end, double step_s, double timeout_s);
+
+// A one-line sparkline (U+2581..U+2588) of `values` scaled from 0 to max(peak, floor); NaN
+// (a gap) is a space.
+std::string sparkline(const std::vector<double>& values, double floor = 1.0);
+
 }  // namespace gedge::metrics

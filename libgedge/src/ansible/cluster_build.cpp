@@ -145,6 +145,14 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   } else if (req.resume || join_only) {
     return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", req.name), "gedge cluster ls");
   }
+  // The Prometheus server: kept from the last build unless named again; it implies --monitoring.
+  std::string old_prom;
+  if (existing && (*existing)["prometheus"].is_string()) old_prom = (*existing)["prometheus"].get<std::string>();
+  if (req.prometheus_on.empty()) req.prometheus_on = old_prom;
+  if (!req.prometheus_on.empty()) {
+    GEDGE_TRY(check_prometheus_host(inv, req.prometheus_on));
+    req.monitoring = true;
+  }
   if (std::find(kProfiles.begin(), kProfiles.end(), req.profile) == kProfiles.end())
     return fail(ErrorCode::usage, fmt::format("unknown profile '{}': use containers, k3s or k8s", req.profile));
 
@@ -248,6 +256,8 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
                           "WHERE name = ?",
                           {req.registry, int64_t{req.monitoring ? 1 : 0}, now, req.name}));
       }
+      GEDGE_TRY(tx.exec("UPDATE clusters SET prometheus = ? WHERE name = ?",
+                        {req.prometheus_on.empty() ? SqlValue{nullptr} : SqlValue{req.prometheus_on}, req.name}));
       std::string server = vars.value("gedge_server", "");
       for (const auto& d : all)
         GEDGE_TRY(tx.exec("INSERT OR IGNORE INTO cluster_members(cluster, device, role, state) VALUES (?, ?, ?, 'pending')",
@@ -442,6 +452,23 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     }));
   }
 
+  // The Prometheus server (a build, not a join: members come and go through the target file).
+  std::optional<PrometheusStep> prom;
+  if (!req.prometheus_on.empty() && !join_only && !rr.interrupted) {
+    GEDGE_TRY_ASSIGN(auto p, run_prometheus_playbook(inv, paths, req.prometheus_on, run_dir, req.dry_run,
+                                                     req.timeout_s, rep));
+    prom = p;
+    result["prometheus"] = p.to_json();
+    if (auto base = prometheus_url(inv, req.name); base && *base) result["prometheus"]["url"] = **base;
+  }
+  if (!req.dry_run && !req.prometheus_on.empty() && (join_only || (prom && prom->state == "ready"))) {
+    if (!old_prom.empty() && old_prom != req.prometheus_on)
+      sync_targets_on(inv, paths, req.name, old_prom, req.timeout_s, rep, /*remove=*/true);
+    auto sync = sync_prometheus(inv, paths, req.name, req.timeout_s, rep);
+    if (join_only) result["prometheus"] = {{"host", req.prometheus_on}};
+    result["prometheus"]["targets_file"] = sync;
+  }
+
   std::optional<Error> partial;
   if (rr.interrupted) {
     partial = Error{ErrorCode::interrupted, fmt::format("build of cluster '{}' interrupted", req.name),
@@ -464,6 +491,16 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
                                 req.dry_run ? "could not be probed" : "did not finish", stopped, list),
                     req.dry_run ? "gedge device check " + failed_names.front()
                                 : fmt::format("gedge cluster build {} --resume", req.name)};
+  }
+  if (prom && prom->state != "ready" && prom->state != "planned" && !rr.interrupted) {
+    std::string what = fmt::format("the Prometheus server on {} {} ({}{}{})", prom->host,
+                                   req.dry_run ? "could not be probed" : "did not finish",
+                                   prom->failed_step.empty() ? prom->state : "failed at '" + prom->failed_step + "'",
+                                   prom->message.empty() ? "" : ": ", prom->message.substr(0, 200));
+    if (partial)
+      partial->message += "; " + what;
+    else
+      partial = Error{ErrorCode::partial, what, fmt::format("gedge cluster build {}", req.name)};
   }
   return BuildOutcome{result, partial};
 }

@@ -1,5 +1,6 @@
 // The cluster verbs other than build/join: ls, show, status, leave, rm, export, register.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -26,6 +27,7 @@ nlohmann::json cluster_summary(Inventory& inv, const nlohmann::json& c) {
                       {"server", c["server"]},       {"kubeconfig", c["kubeconfig"]}, {"context", c["context"]},
                       {"api_server", c["api_server"]}, {"created_at", c["created_at"]},
                       {"updated_at", c["updated_at"]}};
+  j["prometheus"] = c.contains("prometheus") ? c["prometheus"] : nlohmann::json(nullptr);
   j["members"] = members ? static_cast<int>(members->size()) : 0;
   return j;
 }
@@ -66,7 +68,8 @@ Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
   return j;
 }
 
-Result<nlohmann::json> leave(Inventory& inv, const std::string& name, const std::vector<std::string>& devices) {
+Result<nlohmann::json> leave(Inventory& inv, const Paths& paths, const std::string& name,
+                             const std::vector<std::string>& devices, double timeout_s, Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   if (c["kind"] != "devices")
     return fail(ErrorCode::usage, fmt::format("cluster '{}' is a registered Kubernetes cluster", name));
@@ -87,29 +90,43 @@ Result<nlohmann::json> leave(Inventory& inv, const std::string& name, const std:
     return {};
   }));
   nlohmann::json left = devices;
-  return nlohmann::json{{"cluster", name}, {"left", left}, {"members", static_cast<int>(members.size() - devices.size())}};
+  nlohmann::json out = {{"cluster", name}, {"left", left}, {"members", static_cast<int>(members.size() - devices.size())}};
+  if (auto p = sync_prometheus(inv, paths, name, timeout_s, rep); !p.is_null()) out["prometheus"] = p;
+  return out;
 }
 
-Result<nlohmann::json> remove(Inventory& inv, const std::string& name) {
+Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::string& name, double timeout_s,
+                              Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
+  // Its Prometheus server stops scraping the members: the target file goes first.
+  auto prom = sync_prometheus(inv, paths, name, timeout_s, rep, /*remove=*/true);
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ?", {name}));
     GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ?", {name}));
     GEDGE_TRY(tx.exec("DELETE FROM clusters WHERE name = ?", {name}));
     return {};
   }));
-  return nlohmann::json{{"cluster", name}, {"removed", true}, {"kind", c["kind"]},
+  nlohmann::json out = {{"cluster", name}, {"removed", true}, {"kind", c["kind"]},
                         {"members", static_cast<int>(members.size())}};
+  if (!prom.is_null()) out["prometheus"] = prom;
+  return out;
 }
 
 Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::string& name,
                                 const std::string& format) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
-  if (format != "ansible" && format != "prometheus")
-    return fail(ErrorCode::usage, fmt::format("unknown export format '{}': use ansible or prometheus", format));
+  static const std::vector<std::string> kFormats = {"ansible", "prometheus", "prometheus-sd", "prometheus-rules", "grafana"};
+  if (std::find(kFormats.begin(), kFormats.end(), format) == kFormats.end())
+    return fail(ErrorCode::usage, fmt::format("unknown export format '{}': use {}", format, fmt::join(kFormats, ", ")));
   if (c["kind"] != "devices")
     return fail(ErrorCode::usage, fmt::format("cluster '{}' is a Kubernetes cluster; use its kubeconfig", name));
+  if (format == "prometheus-rules") return prometheus_rules();
+  if (format == "prometheus-sd") {
+    GEDGE_TRY_ASSIGN(auto targets, prometheus_targets(inv, name));
+    return render_sd(targets);
+  }
+  if (format == "grafana") return grafana_dashboard(name).dump(2) + "\n";
   GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
   if (format == "prometheus") {
     nlohmann::json targets = nlohmann::json::array();
@@ -234,6 +251,16 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
   }
 
   GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
+  // With a Prometheus server the numbers come from it (averages, history, alerts); when it does
+  // not answer, from live scrapes as without one.
+  std::optional<std::string> prom_error;
+  GEDGE_TRY_ASSIGN(auto prom_base, prometheus_url(inv, name));
+  if (prom_base) {
+    auto s = prometheus_status(c, members, c["prometheus"].get<std::string>(), *prom_base, timeout_s);
+    if (s) return s;
+    prom_error = s.error().message;
+    rep.warn(fmt::format("Prometheus of cluster {} does not answer ({}); reading the members live", name, *prom_error));
+  }
   std::vector<SshTarget> targets;
   for (const auto& m : members) {
     GEDGE_TRY_ASSIGN(auto target, device_target(inv, paths, m["device"].get<std::string>()));
@@ -270,7 +297,9 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
   for (auto& t : scrapers) t.join();
 
   nlohmann::json out = {{"name", name}, {"kind", "devices"}, {"profile", c["profile"]}, {"state", c["state"]},
-                        {"monitoring", c["monitoring"] == 1}};
+                        {"monitoring", c["monitoring"] == 1}, {"source", "scrape"}};
+  if (prom_error)
+    out["prometheus"] = {{"host", c["prometheus"]}, {"url", prom_base.value_or("")}, {"error", *prom_error}};
   nlohmann::json ms = nlohmann::json::array();
   std::vector<std::string> down;
   for (std::size_t i = 0; i < members.size(); ++i) {

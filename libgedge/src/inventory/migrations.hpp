@@ -6,7 +6,7 @@
 
 namespace gedge::inventory_detail {
 
-inline constexpr std::array<std::string_view, 1> kMigrations = {
+inline constexpr std::array<std::string_view, 2> kMigrations = {
     // 1: the initial schema for every module.
     R"SQL(
 CREATE TABLE devices (
@@ -120,6 +120,10 @@ CREATE TABLE sched_requests (
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL
 );
+)SQL",
+    // 2: the device (or "localhost") running a device cluster's Prometheus server (issue 18).
+    R"SQL(
+ALTER TABLE clusters ADD COLUMN prometheus TEXT;
 )SQL",
 };
 
