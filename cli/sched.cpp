@@ -9,6 +9,8 @@
 #include <set>
 
 #include "app.hpp"
+#include "gedge/document.hpp"
+#include "gedge/manifest.hpp"
 #include "gedge/svc.hpp"
 #include "gedge/sched.hpp"
 #include "gedge/ssh.hpp"
@@ -28,26 +30,58 @@ struct PlaceFlags {
   std::string weights;
   bool explain = false;
   int top = 5;
+  bool allow_unknown_kinds = false;
+  std::string request;  // GS-Scheduler request/options JSON
 };
 
 void add_place_flags(CLI::App* cmd, PlaceFlags& f) {
-  cmd->add_option("FILE", f.file, "Service or pipeline file (YAML)")->required();
+  cmd->add_option("FILE", f.file, "Service or pipeline file, Kubernetes manifests (YAML stream, JSON, List) or a directory of them")
+      ->required();
   cmd->add_option("--policy", f.policy,
-                  "low-latency | least-allocated | most-allocated | select-clusters | node | pipeline")
+                  "low-latency | least-allocated | most-allocated | select-clusters | node | pipeline "
+                  "(GS-Scheduler's GLowLatencyPriority, GMostRequestedPriority, GSelectedCluster too)")
       ->option_text("POLICY")
       ->default_str("pipeline");
   cmd->add_option("--from", f.from, "Where the data comes from (device; overrides the file's source:)")
       ->option_text("DEVICE");
   cmd->add_option("--state", f.state, "Offline world (schemas/sched-state.schema.json) instead of the inventory")
       ->option_text("FILE");
-  cmd->add_option("--clusters", f.clusters, R"(Ordered cluster levels as JSON: '["c1", ["c2", "c3"]]')")
-      ->option_text("JSON");
+  cmd->add_option("--clusters", f.clusters,
+                  R"(Ordered cluster levels: JSON '["c1", ["c2", "c3"]]', Python "['c1', ['c2', 'c3']]" or [c1,[c2,c3]])")
+      ->option_text("LIST");
   cmd->add_option("--node", f.node, "For --policy node: the node, as CLUSTER/NODE")->option_text("C/N");
   cmd->add_option("--rank", f.rank, "Secondary policy ranking a nested level (select-clusters)")
       ->option_text("POLICY")
       ->default_str("low-latency");
   cmd->add_option("--weights", f.weights, "least/most-allocated weights, e.g. cpu=1,memory=1,gpu=200")
       ->option_text("K=V,...");
+  cmd->add_option("--request", f.request,
+                  "GS-Scheduler request options (JSON: priority, option.mode, option.parameters) as flags")
+      ->option_text("FILE");
+  cmd->add_flag("--allow-unknown-kinds", f.allow_unknown_kinds, "Pass Kubernetes kinds gedge does not know through");
+}
+
+// The input (gedge's format or Kubernetes manifests) and the flags it implies: GS-Scheduler's
+// --request file, else a workload's gschConfig env, fills what the command line left out.
+Result<manifest::Input> load_input(PlaceFlags& f, const CLI::App* cmd) {
+  manifest::LoadOptions lo;
+  lo.allow_unknown_kinds = f.allow_unknown_kinds;
+  GEDGE_TRY_ASSIGN(auto in, manifest::load(f.file, lo));
+  std::optional<sched::GschRequest> g;
+  if (!f.request.empty()) {
+    GEDGE_TRY_ASSIGN(auto text, read_input_file(f.request, 1 << 20, "request file"));
+    GEDGE_TRY_ASSIGN(auto j, parse_json_strict(text, f.request));
+    GEDGE_TRY_ASSIGN(g, sched::gs_request(j, f.request));
+  } else if (cmd->get_option("--policy")->count() == 0) {
+    GEDGE_TRY_ASSIGN(g, sched::gsch_request(in));
+  }
+  if (g) {
+    if (cmd->get_option("--policy")->count() == 0 && !g->policy.empty()) f.policy = g->policy;
+    if (f.clusters.empty()) f.clusters = g->clusters;
+    if (f.from.empty()) f.from = g->from;
+    if (f.node.empty()) f.node = g->node;
+  }
+  return in;
 }
 
 Result<sched::Weights> parse_weights(const std::string& s) {
@@ -213,7 +247,7 @@ print(json.dumps(out))
 }  // namespace
 
 // cli/svc.cpp: deploys a file with a request (shared by svc deploy and sched place --apply).
-Result<Outcome> run_deploy(Ctx& ctx, const std::string& file, svc::DeployRequest req);
+Result<Outcome> run_deploy(Ctx& ctx, const std::string& file, svc::DeployRequest req, bool allow_unknown_kinds);
 
 void register_sched(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("sched", "");
@@ -235,12 +269,12 @@ void register_sched(CLI::App& app, Ctx& ctx) {
                    "gedge sched place yolo.yaml --policy low-latency --from cam-1 --explain",
                    R"(gedge sched place web.yaml --policy select-clusters --clusters '["edge-a", ["edge-b", "cloud"]]' --from cam-1)",
                    "gedge sched place web.yaml --policy node --node edge-a/n1"});
-  on_run(place, ctx, [&ctx]() -> Result<Outcome> {
-    GEDGE_TRY_ASSIGN(auto req, request_of(pf));
+  on_run(place, ctx, [&ctx, place]() -> Result<Outcome> {
     if (apply && !pf.state.empty())
       return fail(ErrorCode::usage, "--apply deploys to the inventory's clusters, not to a --state world");
-    GEDGE_TRY_ASSIGN(auto text, read_input(pf.file, "file"));
-    GEDGE_TRY_ASSIGN(auto wl, sched::parse_workload(text, pf.file));
+    GEDGE_TRY_ASSIGN(auto in, load_input(pf, place));
+    GEDGE_TRY_ASSIGN(auto wl, sched::workload_from(in));
+    GEDGE_TRY_ASSIGN(auto req, request_of(pf));
     GEDGE_TRY_ASSIGN(auto world, load_world(ctx, pf.state));
     GEDGE_TRY_ASSIGN(auto p, sched::place(world, wl, req));
     auto data = sched::to_json(p);
@@ -259,7 +293,7 @@ void register_sched(CLI::App& app, Ctx& ctx) {
       svc::DeployRequest dr;
       dr.cluster = target;
       dr.placement = data;
-      GEDGE_TRY_ASSIGN(auto dep, run_deploy(ctx, pf.file, dr));
+      GEDGE_TRY_ASSIGN(auto dep, run_deploy(ctx, pf.file, dr, pf.allow_unknown_kinds));
       nlohmann::json both{{"placement", data}, {"deploy", dep.view.data}};
       View v = placement_view(p, data, pf.explain, pf.top);
       v.data = both;
@@ -333,13 +367,16 @@ void register_sched(CLI::App& app, Ctx& ctx) {
       ->check(CLI::IsMember({"normal", "high"}))
       ->option_text("PRIORITY");
   examples(submit, {"gedge sched submit yolo.yaml --from cam-1", "gedge sched submit web.yaml --policy least-allocated --priority high -o json"});
-  on_run(submit, ctx, [&ctx]() -> Result<Outcome> {
+  on_run(submit, ctx, [&ctx, submit]() -> Result<Outcome> {
     (void)high;
+    GEDGE_TRY_ASSIGN(auto in, load_input(sf, submit));
+    GEDGE_TRY(sched::workload_from(in));
     GEDGE_TRY_ASSIGN(auto req, request_of(sf));
     (void)req;
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     sched::SubmitRequest r;
-    GEDGE_TRY_ASSIGN(r.spec, read_input(sf.file, "file"));
+    // What the queue re-reads later: the file as written, or the manifests as one List.
+    r.spec = in.canonical_text();
     r.origin = sf.file;
     r.priority = priority == "high" ? 1 : 0;
     r.options = {{"policy", sf.policy}, {"rank", sf.rank}};

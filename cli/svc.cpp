@@ -55,10 +55,10 @@ Result<json> read_placement(const std::string& file) {
 }  // namespace
 
 // Shared with `gedge sched place --apply`.
-Result<Outcome> run_deploy(Ctx& ctx, const std::string& file, svc::DeployRequest req) {
+Result<Outcome> run_deploy(Ctx& ctx, const std::string& file, svc::DeployRequest req, bool allow_unknown_kinds) {
   GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
   GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(auto spec, svc::load_spec(file));
+  GEDGE_TRY_ASSIGN(auto spec, svc::load_spec(file, {}, allow_unknown_kinds));
   req.ssh_timeout_s = ctx.g.timeout_s;
   req.parallel = ctx.g.parallel;
   GEDGE_TRY_ASSIGN(auto out, svc::deploy(*inv, paths, spec, req, ctx.reporter()));
@@ -75,11 +75,14 @@ void register_svc(CLI::App& app, Ctx& ctx) {
   {
     auto* c = cmd->add_subcommand("render", "Expand a service or pipeline file into Kubernetes objects and the container-host plan (offline)");
     static std::string file;
-    c->add_option("FILE", file, "service or pipeline file (YAML or JSON)")->required();
+    static bool unknown = false;
+    c->add_option("FILE", file, "service or pipeline file, Kubernetes manifests (YAML stream, JSON, List) or a directory of them")
+        ->required();
+    c->add_flag("--allow-unknown-kinds", unknown, "Pass Kubernetes kinds gedge does not know through");
     examples(c, {"gedge svc render app.yaml", "gedge svc render app.yaml -o json | jq '.[0]'",
-                 "gedge svc render pipeline.yaml > manifests.yaml"});
+                 "gedge svc render pipeline.yaml > manifests.yaml", "gedge svc render k8s/ -o json"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
-      GEDGE_TRY_ASSIGN(auto spec, svc::load_spec(file));
+      GEDGE_TRY_ASSIGN(auto spec, svc::load_spec(file, {}, unknown));
       auto docs = svc::render_all(spec);
       std::string o = ctx.output_raw();
       if (o == "json") return Outcome{View{}, std::nullopt, nlohmann::json(docs).dump(2) + "\n"};
@@ -97,14 +100,16 @@ void register_svc(CLI::App& app, Ctx& ctx) {
   {
     struct F {
       std::string file, cluster, placement;
-      bool dry_run = false, wait = true, force = false;
+      bool dry_run = false, wait = true, force = false, unknown = false;
       double timeout = 120;
       std::string root = "/var/lib/gedge/runtimes";
     };
     static F f;
     auto* c = cmd->add_subcommand("deploy", "Deploy a service or pipeline to a cluster (podman on container hosts, server-side apply on Kubernetes)");
-    c->add_option("FILE", f.file, "service or pipeline file (YAML or JSON)")->required();
+    c->add_option("FILE", f.file, "service or pipeline file, Kubernetes manifests (YAML stream, JSON, List) or a directory of them")
+        ->required();
     c->add_option("--cluster", f.cluster, "Target cluster")->required()->option_text("C");
+    c->add_flag("--allow-unknown-kinds", f.unknown, "Pass Kubernetes kinds gedge does not know through (Kubernetes clusters)");
     c->add_option("--placement", f.placement, "A 'gedge sched place -o json' result: stages go to the nodes it chose")->option_text("PLAN.json");
     c->add_flag("--dry-run", f.dry_run, "Show what would change (Kubernetes: the server validates with dryRun=All)");
     c->add_flag("--wait,!--no-wait", f.wait, "Wait for replicas to run and their ports to answer (default; --no-wait returns after starting them)");
@@ -122,7 +127,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
       req.timeout_s = f.timeout;
       req.force_conflicts = f.force;
       req.runtime_root = f.root;
-      return run_deploy(ctx, f.file, req);
+      return run_deploy(ctx, f.file, req, f.unknown);
     });
   }
 

@@ -47,10 +47,13 @@ class K8sValidateTest(unittest.TestCase):
         self.assertEqual(validate_k8s([nad])[0], 1)
 
     def test_committed_golden_renders_are_valid(self):
-        for name in sorted(os.listdir(GOLDEN)):
+        manifests = os.path.join(os.path.dirname(GOLDEN), "manifests")
+        files = [os.path.join(GOLDEN, n) for n in sorted(os.listdir(GOLDEN))]
+        files += [os.path.join(manifests, n) for n in sorted(os.listdir(manifests))]
+        for name in files:
             if not name.endswith(".out.yaml"):
                 continue
-            with open(os.path.join(GOLDEN, name)) as f:
+            with open(name) as f:
                 docs = [d for d in yaml.safe_load_all(f) if d]
             with self.subTest(name):
                 rc, err = validate_k8s(docs)

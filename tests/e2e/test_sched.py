@@ -238,7 +238,7 @@ class SchedTest(GedgeTest):
         cases = [
             (["--policy", "fastest"], 2),
             (["--policy", "select-clusters", "--clusters", '["nowhere"]'], 4),
-            (["--policy", "select-clusters", "--clusters", "[edge-a, cloud]"], 2),
+            (["--policy", "select-clusters", "--clusters", "[edge-a, cloud"], 2),  # the bare form is accepted; unclosed is not
             (["--policy", "select-clusters", "--clusters", "__import__('os').system('touch /tmp/x')"], 2),
             (["--policy", "select-clusters"], 2),
             (["--policy", "node", "--node", "edge-a/zz"], 4),

@@ -227,3 +227,89 @@ TEST_CASE("config loader survives seeded random mutations: an error or a value, 
     if (!r) CHECK(r.error().code == ErrorCode::usage);
   }
 }
+
+// ---- quantities: Kubernetes' grammar (k8s.io/apimachinery/pkg/api/resource) ------------------
+
+#include "gedge/document.hpp"
+#include "gedge/quantity.hpp"
+
+TEST_CASE("quantities: Kubernetes' documented examples parse to the same amounts") {
+  // "Memory: 128974848, 129e6, 129M, 128974848000m, 123Mi" are all about the same value.
+  CHECK(*parse_memory_quantity(json("128974848")) == 128974848.0);
+  CHECK(*parse_memory_quantity(json("129e6")) == 129e6);
+  CHECK(*parse_memory_quantity(json("129M")) == 129e6);
+  CHECK(*parse_memory_quantity(json("128974848000m")) == doctest::Approx(128974848.0));
+  CHECK(*parse_memory_quantity(json("123Mi")) == 123.0 * 1024 * 1024);
+  // "400m of memory is 0.4 bytes"; CPU "0.1" = "100m".
+  CHECK(*parse_memory_quantity(json("400m")) == doctest::Approx(0.4));
+  CHECK(*parse_cpu_quantity(json("0.1")) == doctest::Approx(*parse_cpu_quantity(json("100m"))));
+  CHECK(*parse_cpu_quantity(json("250m")) == doctest::Approx(0.25));
+  CHECK(*parse_memory_quantity(json("1.5Gi")) == 1.5 * 1024 * 1024 * 1024);
+  CHECK(*parse_memory_quantity(json("1e9")) == 1e9);
+  CHECK(*parse_memory_quantity(json("512k")) == 512000.0);
+  CHECK(*parse_memory_quantity(json("1Ei")) == std::ldexp(1.0, 60));
+  CHECK(*parse_cpu_quantity(json(0.5)) == 0.5);  // a YAML number is a quantity too
+  CHECK(*parse_cpu_quantity(json(".5")) == 0.5);
+  CHECK(*parse_cpu_quantity(json("5.")) == 5);
+  CHECK(*parse_cpu_quantity(json("100u")) == doctest::Approx(0.0001));
+  CHECK(*parse_cpu_quantity(json("+2")) == 2);
+}
+
+TEST_CASE("quantities: what Kubernetes refuses is refused, with a hint") {
+  for (const char* bad : {"512K", "1Gb", "1GB", "1.5.2", " 1", "1 ", "", "0x10", "inf", "NaN", "1e", "1ee3", "Mi", "1Mi2", "1e3k"}) {
+    auto r = parse_memory_quantity(json(bad));
+    CHECK_MESSAGE(!r.has_value(), bad);
+    if (!r) CHECK(r.error().code == ErrorCode::usage);
+  }
+  CHECK(parse_memory_quantity(json("512K")).error().hint.find("512Ki") != std::string::npos);
+  CHECK(parse_memory_quantity(json("-1Gi")).error().message.find("negative") != std::string::npos);
+  CHECK(parse_cpu_quantity(json(-1)).error().message.find("negative") != std::string::npos);
+  CHECK(parse_memory_quantity(json(true)).error().code == ErrorCode::usage);
+}
+
+TEST_CASE("quantities: out of range is refused, never wrapped into a negative number") {
+  CHECK(parse_memory_quantity(json("7Ei")).has_value());   // 7 * 2^60 < 2^63
+  CHECK_FALSE(parse_memory_quantity(json("8Ei")).has_value());  // 2^63
+  CHECK(parse_memory_quantity(json("16Ei")).error().message.find("out of range") != std::string::npos);
+  CHECK(parse_memory_quantity(json(1e30)).error().message.find("out of range") != std::string::npos);
+  CHECK(parse_cpu_quantity(json("1e16")).error().message.find("out of range") != std::string::npos);  // millicores
+  CHECK(whole_bytes(0.4) == 1);
+  CHECK(whole_bytes(1073741824.0) == 1073741824);
+  CHECK(whole_bytes(9.3e18) == std::numeric_limits<int64_t>::max());
+  CHECK(quantity_text(json(2)) == "2");
+  CHECK(quantity_text(json(0.5)) == "500m");
+  CHECK(quantity_text(json("1.5Gi")) == "1.5Gi");
+}
+
+TEST_CASE("strict loader: YAML streams, lines, empty documents, bad text") {
+  auto docs = parse_documents("# c\n---\na: 1\n---\n---\n# only a comment\n---\nb: [x]\n...\n", "f.yaml");
+  REQUIRE(docs.has_value());
+  REQUIRE(docs->size() == 2);
+  CHECK((*docs)[0].doc == json{{"a", 1}});
+  CHECK((*docs)[0].line == 2);
+  CHECK((*docs)[1].line_of("/b") == 8);
+  auto one = parse_document("a: 1\n---\nb: 2\n", "f.yaml");
+  REQUIRE_FALSE(one.has_value());
+  CHECK(one.error().message.starts_with("f.yaml:2: more than one YAML document"));
+  CHECK(parse_documents("a: 1\na: 2\n", "f.yaml").error().message.starts_with("f.yaml:2: duplicate key 'a'"));
+  CHECK(parse_documents("a: \xff\n", "f.yaml").error().message.starts_with("f.yaml:1: invalid UTF-8"));
+  CHECK(parse_documents(std::string("a: 1\nb: \0\n", 10), "f.yaml").error().message.starts_with("f.yaml:2: NUL"));
+  CHECK(parse_documents("a: \x1b[31m\n", "f.yaml").error().message.find("control character") != std::string::npos);
+  CHECK(parse_documents("a: \xc3\xa9\n", "f.yaml").has_value());  // é
+  CHECK(parse_documents("a: \xed\xa0\x80\n", "f.yaml").error().code == ErrorCode::usage);  // surrogate
+  CHECK(parse_documents("x: " + std::string(40000, '9') + "\n", "f.yaml").has_value());   // no regex recursion
+  CHECK(parse_documents("{\"a\": [1, 2]}", "f.json")->at(0).doc == json{{"a", {1, 2}}});
+  auto j = parse_json_strict(R"({"a": 1, "b": {"a": 2}, "a": 3})", "s.json");
+  REQUIRE_FALSE(j.has_value());
+  CHECK(j.error().message == "s.json: duplicate key 'a'");
+  CHECK(parse_json_strict("[NaN]", "s.json").error().message.find("not valid JSON") != std::string::npos);
+}
+
+TEST_CASE("read_input_file refuses what is not a regular file, and oversized files") {
+  CHECK(read_input_file("/dev/zero").error().message.find("not a regular file") != std::string::npos);
+  CHECK(read_input_file("/nonexistent/x.yaml").error().code == ErrorCode::not_found);
+  test::TempDir d;
+  std::ofstream(d.path / "f.yaml") << std::string(100, 'x');
+  CHECK(read_input_file(d.path / "f.yaml", 50).error().message.find("more than the 50") != std::string::npos);
+  CHECK(read_input_file(d.path / "f.yaml", 100)->size() == 100);
+}

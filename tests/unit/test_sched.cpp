@@ -141,7 +141,8 @@ TEST_CASE("state loader is strict") {
     bad(with("-4"), "negative");
     bad(with("NaN"), "not valid JSON");
     bad(with("1e300"), "out of range");
-    bad(with("\"four\""), "malformed cpu");
+    bad(with("\"four\""), "invalid quantity 'four'");
+    bad(R"({"clusters": [], "latency_ms": {}, "latency_ms": {}})", "duplicate key 'latency_ms'");
     bad(R"({"clusters": [], "latency_ms": {}, "extra": 1})", "unknown field 'extra'");
     bad(R"({"clusters": [{"name": "a", "nodes": [{"name": "n", "capacity": {"cpu": 1}, "colour": "red"}]}], "latency_ms": {}})",
         "unknown field 'colour'");
@@ -205,14 +206,24 @@ scheduleHint: {preferred: local, nodeSelector: {zone: a}}
   }
 }
 
-TEST_CASE("levels are parsed as JSON, never evaluated") {
+TEST_CASE("levels: JSON, GS-Scheduler's Python literal and the bare form, never evaluated") {
   auto l = parse_levels(R"(["c1", ["c2", "c3"], ["c4"]])");
   REQUIRE(l.has_value());
   CHECK(l->size() == 3);
   CHECK((*l)[1] == std::vector<std::string>{"c2", "c3"});
   CHECK((*l)[2] == std::vector<std::string>{"c4"});
-  CHECK_FALSE(parse_levels("[c1, c2]").has_value());
+  for (const char* form : {R"(["c1", ["c2", "c3"], "c4"])", "['c1', ['c2', 'c3'], 'c4']", "[c1,[c2,c3],c4]",
+                           " [ c1 , [ 'c2' , \"c3\" ] , c4 ] "}) {
+    auto f = parse_levels(form);
+    REQUIRE_MESSAGE(f.has_value(), form);
+    CHECK(*f == Levels{{"c1"}, {"c2", "c3"}, {"c4"}});
+  }
+  CHECK(*parse_levels(R"(['it\'s'])") == Levels{{"it's"}});
   CHECK_FALSE(parse_levels("__import__('os').system('id')").has_value());
+  CHECK_FALSE(parse_levels("[c1, c2").has_value());
+  CHECK_FALSE(parse_levels("[c1 c2]").has_value());
+  CHECK_FALSE(parse_levels("[c1, []]").has_value());
+  CHECK_FALSE(parse_levels("[c1]; rm -rf /").has_value());
   CHECK_FALSE(parse_levels("[]").has_value());
   CHECK_FALSE(parse_levels(R"(["c1", [["c2"]]])").has_value());
   CHECK_FALSE(parse_levels(R"({"c1": 1})").has_value());
@@ -605,4 +616,88 @@ TEST_CASE("queue failure rule: more than 2 -> front, more than 5 -> failed for g
   CHECK(after_failure(3).front);
   CHECK(after_failure(5).state == "enqueued");
   CHECK(after_failure(6).state == "failed");
+}
+
+TEST_CASE("GS-Scheduler's policy names are aliases") {
+  CHECK(*parse_policy("GLowLatencyPriority") == Policy::low_latency);
+  CHECK(*parse_policy("GMostRequestedPriority") == Policy::least_allocated);
+  CHECK(*parse_policy("GMostRequestPriority") == Policy::least_allocated);
+  CHECK(*parse_policy("GSelectedCluster") == Policy::select_clusters);
+  CHECK_FALSE(parse_policy("GFancy").has_value());
+}
+
+TEST_CASE("GS-Scheduler request options map onto gedge's flags") {
+  auto g = gs_request(json::parse(R"({"scope": "global", "priority": "GLowLatencyPriority",
+      "option": {"mode": "fromnode", "parameters": {"source_node": "cam-1", "select_clusters": ["c1", ["c2", "c3"]]}}})"), "r.json");
+  REQUIRE(g.has_value());
+  CHECK(g->policy == "low-latency");
+  CHECK(g->from == "cam-1");
+  CHECK(*parse_levels(g->clusters) == Levels{{"c1"}, {"c2", "c3"}});
+  auto n = gs_request(json::parse(R"({"option": {"mode": "node", "parameters": {"select_cluster": "c", "select_node": "n"}}})"), "r.json");
+  REQUIRE(n.has_value());
+  CHECK((n->policy == "node" && n->node == "c/n"));
+  auto flat = gs_request(json::parse(R"({"scope": "##global", "priority": "GMostRequestedPriority", "select_clusters": "['a', 'b']"})"), "r.json");
+  REQUIRE(flat.has_value());
+  CHECK(flat->policy == "least-allocated");
+  CHECK_FALSE(gs_request(json::parse(R"({"option": {"mode": "frompod"}})"), "r.json").has_value());
+  CHECK_FALSE(gs_request(json::parse(R"({"option": {"mode": "cluster"}})"), "r.json").has_value());
+}
+
+TEST_CASE("Kubernetes workloads: taints, tolerations and required node affinity filter nodes") {
+  World w;
+  Cluster c;
+  c.name = "c";
+  Node a = node("a", 8, 8, 0, 4, 4), b = node("b", 8, 8, 0, 4, 4), t = node("t", 64, 64, 0);
+  a.labels = {{"zone", "x"}, {"rank", "5"}};
+  b.labels = {{"zone", "y"}, {"rank", "9"}};
+  t.labels = {{"zone", "x"}, {"rank", "9"}};
+  t.taints = {{"dedicated", "ml", "NoSchedule"}};
+  c.nodes = {a, b, t};
+  w.clusters = {c};
+  w.latency.intra_cluster = 0.5;
+  finalize(w);
+  auto place_pod = [&](const std::string& extra) {
+    auto wl = workload_from_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+                                 "  containers: [{name: c, image: i, resources: {requests: {cpu: '1'}}}]\n" + extra, "p.yaml");
+    REQUIRE_MESSAGE(wl.has_value(), wl.error().message);
+    Request r;
+    r.policy = Policy::least_allocated;
+    return place(w, *wl, r);
+  };
+  auto p = place_pod("");
+  REQUIRE(p.has_value());
+  CHECK(p->placements[0].node != "t");  // the taint keeps it out
+  p = place_pod("  tolerations: [{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}]\n");
+  REQUIRE(p.has_value());
+  CHECK(p->placements[0].node == "t");  // tolerated, and the emptiest
+  p = place_pod("  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n"
+                "          - matchExpressions: [{key: zone, operator: In, values: [x]}, {key: rank, operator: Gt, values: ['6']}]\n"
+                "          - matchExpressions: [{key: zone, operator: In, values: [y]}]\n");
+  REQUIRE(p.has_value());
+  CHECK(p->placements[0].node == "b");  // t matches the first term but is tainted; a's rank is 5
+  p = place_pod("  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n"
+                "          - matchExpressions: [{key: zone, operator: DoesNotExist}]\n");
+  REQUIRE_FALSE(p.has_value());
+  CHECK(p.error().message.find("node affinity not matched") != std::string::npos);
+}
+
+TEST_CASE("Kubernetes workloads: replicas multiply the stage's demand; a Service alone is not a workload") {
+  auto wl = workload_from_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 3\n"
+                               "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n"
+                               "      containers: [{name: c, image: i, resources: {limits: {cpu: 500m, memory: 1Gi}}}]\n", "d.yaml");
+  REQUIRE(wl.has_value());
+  REQUIRE(wl->stages.size() == 1);
+  CHECK(wl->stages[0].name == "d");
+  CHECK(wl->stages[0].request.cpu == doctest::Approx(1.5));
+  CHECK(wl->stages[0].request.memory == 3 * GiB);
+  auto svc = workload_from_text("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "s.yaml");
+  REQUIRE_FALSE(svc.has_value());
+  CHECK(svc.error().code == ErrorCode::usage);
+  // parse_workload (gedge's own loader) no longer takes a Kubernetes Service for gedge's kind: Service.
+  auto old = parse_workload("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Pod\n"
+                            "metadata: {name: p}\nspec:\n  containers: [{name: c, image: i, resources: {requests: {cpu: '3'}}}]\n", "f.yaml");
+  REQUIRE(old.has_value());
+  REQUIRE(old->stages.size() == 1);
+  CHECK(old->stages[0].name == "p");
+  CHECK(old->stages[0].request.cpu == 3);
 }

@@ -70,6 +70,53 @@ TEST_CASE("golden: every input renders to its golden multi-document YAML") {
   CHECK(n >= 8);
 }
 
+TEST_CASE("golden: Kubernetes manifests (files and directories) render as deploy applies them") {
+  bool update = std::getenv("GEDGE_UPDATE_GOLDEN") != nullptr;
+  const auto data = std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/data/manifests";
+  const auto goldens = std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/golden/manifests";
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(data)) {
+    auto p = entry.path();
+    if (!entry.is_directory() && p.extension() != ".yaml") continue;
+    ++n;
+    CAPTURE(p.filename().string());
+    auto spec = svc::load_spec(p);
+    REQUIRE_MESSAGE(spec.has_value(), (spec ? "" : spec.error().message));
+    CHECK(spec->is_manifest);
+    std::string got = svc::to_multidoc_yaml(svc::render_all(*spec));
+    auto golden = goldens / (p.stem().string() + ".out.yaml");
+    if (update) {
+      std::filesystem::create_directories(goldens);
+      std::ofstream(golden) << got;
+    } else {
+      REQUIRE_MESSAGE(std::filesystem::exists(golden), "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
+      CHECK(got == slurp(golden));
+    }
+  }
+  CHECK(n >= 3);
+}
+
+TEST_CASE("volumes and networks: one source each, sizes only for claims, networks need what they use") {
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v}]\n").find("needs a source") != std::string::npos);
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v, hostPath: /x, emptyDir: {}}]\n")
+            .find("exactly one source") != std::string::npos);
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v, hostPath: /x, size: 1Gi}]\n")
+            .find("only a claim volume has a size") != std::string::npos);
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes:\n  - {name: v, mountPath: /v, hostPath: /x}\n"
+                    "  - {name: u, mountPath: /v, hostPath: /y}\n").starts_with("app.yaml:5: volumes[1].mountPath: two volumes mount at '/v'"));
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nnetworks: [{name: n, type: macvlan}]\n").find("needs master") != std::string::npos);
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nnetworks: [{name: n, type: sriov}]\n").find("needs resource") != std::string::npos);
+  // acceleration.network is refused, never dropped.
+  CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {acceleration: {network: {sriov: 1}}}\n")
+            .find("acceleration.network is not supported") != std::string::npos);
+  auto s = must_parse("name: w\ncontainers: [{image: i:1}]\nvolumes:\n  - {name: c, claim: c, mountPath: /c}\n"
+                      "  - {name: n, nfs: {server: h, path: /e}, mountPath: /n}\nnetworks: [{name: f, type: sriov, resource: a.b/c}]\n");
+  CHECK(svc::hosts_unsupported(s.service) == std::vector<std::string>{"volumes[1].nfs", "networks[0]"});
+  auto plan = svc::render_host_plan(s.service);
+  std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
+  CHECK(argv.find(R"("-v","c:/c")") != std::string::npos);
+}
+
 TEST_CASE("the embedded schema is schemas/service.schema.json") {
   auto file = json::parse(slurp(std::filesystem::path(GEDGE_SOURCE_DIR) / "schemas/service.schema.json"));
   CHECK(json::parse(svc::schema_text()) == file);
@@ -300,7 +347,14 @@ TEST_CASE("spec hash: replicas do not change it, the image does") {
 TEST_CASE("quantities") {
   CHECK(*svc::parse_cpu("500m") == doctest::Approx(0.5));
   CHECK(*svc::parse_cpu("2") == doctest::Approx(2));
-  CHECK_FALSE(svc::parse_cpu("2Gi"));
+  CHECK(*svc::parse_bytes("512k") == 512000);  // Kubernetes' grammar, the same parser as sched
+  CHECK(*svc::parse_bytes("1e9") == 1e9);
+  CHECK(*svc::parse_bytes("1.5Gi") == doctest::Approx(1.5 * 1073741824.0));
+  CHECK_FALSE(svc::parse_bytes("512K"));
+  CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {memory: 512K}}\n")
+            .starts_with("app.yaml:4: containers[0].resources.limits.memory: invalid quantity '512K'"));
+  CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {memory: 16Ei}}\n")
+            .find("out of range") != std::string::npos);
   CHECK(*svc::parse_bytes("1Gi") == doctest::Approx(1073741824.0));
   CHECK(*svc::parse_bytes("500Mi") == doctest::Approx(524288000.0));
   CHECK_FALSE(svc::parse_bytes("12Q"));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gedge/error.hpp"
+#include "gedge/manifest.hpp"
 
 namespace gedge {
 class Inventory;
@@ -32,10 +33,15 @@ struct Resources {
   double gpu = 0;     // devices
 };
 
+struct Taint {
+  std::string key, value, effect;  // effect NoSchedule | PreferNoSchedule | NoExecute
+};
+
 struct Node {
   std::string name;
   bool ready = true;
   std::map<std::string, std::string> labels;
+  std::vector<Taint> taints;  // NoSchedule/NoExecute ones keep out stages that do not tolerate them
   Resources capacity;
   Resources allocated;  // running/pending work only
 };
@@ -85,7 +91,8 @@ std::optional<double> latency_ms(const World& w, std::string_view from, std::str
 // Bandwidth in Mbit/s between two nodes ("c/n"); nullopt when no link says.
 std::optional<double> bandwidth_mbps(const World& w, std::string_view from, std::string_view to);
 
-// Quantities: cpu "500m" | "2" | 2.5; memory "512Mi" | "4Gi" | "1G" | bytes. usage on garbage.
+// Quantities (Kubernetes' grammar, gedge/quantity.hpp): cpu "500m" | "2" | 2.5; memory "512Mi" |
+// "1.5Gi" | "1e9" | bytes. usage on garbage, negative or out-of-range amounts.
 Result<double> parse_cpu(const nlohmann::json& v);
 Result<double> parse_memory(const nlohmann::json& v);
 
@@ -94,13 +101,16 @@ Result<double> parse_memory(const nlohmann::json& v);
 
 struct Stage {
   std::string name;
-  Resources request;                    // per replica
+  Resources request;                    // on its node: all its replicas (they are placed together)
+  int replicas = 1;                     // Kubernetes workloads: replicas / parallelism
   std::optional<double> compute_ms;     // plain number
   std::optional<double> compute_gpu_ms;  // {gpu: X, cpu: Y} form
   std::optional<double> compute_cpu_ms;
   double output_mb = 0;                 // sent to the next stage(s)
   std::vector<std::string> after;       // predecessors (empty: previous stage in file order)
   std::map<std::string, std::string> node_selector;
+  std::vector<std::vector<manifest::Requirement>> affinity;  // required node affinity (any term)
+  std::vector<manifest::Toleration> tolerations;
   std::string tier_hint;                // scheduleHint.preferred (soft: used when it can be met)
 };
 
@@ -124,18 +134,46 @@ Result<void> resolve(Workload& wl);
 // duplicate stage names are usage errors naming the file and field.
 Result<Workload> parse_workload(std::string_view yaml_text, std::string_view origin = "file");
 
+// The workload of any input (gedge's format or Kubernetes manifests): each Kubernetes workload
+// (Pod, Deployment, StatefulSet, DaemonSet, Job) is a stage demanding what kube-scheduler would
+// (manifest::demand_of) times its replicas, in file order unless `gedge.io/after` says
+// otherwise. An input without a workload is a usage error (exit 2), never a placement.
+Result<Workload> workload_from(const manifest::Input& in);
+// The same from stored text (a queued request): gedge's format or a manifest stream.
+Result<Workload> workload_from_text(const std::string& text, const std::string& origin);
+
+// GS-Scheduler's request as it applies to an input: the policy and cluster levels a workload's
+// gschConfig env names (first workload carrying one); nullopt when none does.
+struct GschRequest {
+  std::string policy;    // gedge's policy name ("" when not given)
+  std::string clusters;  // a list literal for parse_levels ("" when absent)
+  std::string from;      // the source node
+  std::string node;      // cluster/node (mode node)
+};
+Result<std::optional<GschRequest>> gsch_request(const manifest::Input& in);
+// GS-Scheduler's request options (`sched place|submit --request FILE`, JSON): the v4 form
+// {"priority": P, "option": {"mode": "default|fromnode|cluster|node", "parameters":
+// {"source_node", "select_clusters", "select_cluster", "select_node"}}} and the flat form
+// {"priority": P, "select_clusters": [...]}; `origin` names the file in messages.
+Result<GschRequest> gs_request(const nlohmann::json& j, const std::string& origin);
+
 // ---------------------------------------------------------------------------------------------
 // Policies and placement
 
 enum class Policy { low_latency, least_allocated, most_allocated, select_clusters, node, pipeline };
+// gedge's names, and GS-Scheduler's as aliases: GLowLatencyPriority (low-latency),
+// GMostRequestedPriority / GMostRequestPriority (least-allocated: what its code does),
+// GSelectedCluster (select-clusters).
 Result<Policy> parse_policy(std::string_view s);
 std::string_view policy_name(Policy p);
 
 // One level of --clusters: a plain string is a level of one cluster; a nested list is a level
 // whose members are ranked by the secondary policy.
 using Levels = std::vector<std::vector<std::string>>;
-// '["c1", ["c2", "c3"], "c4"]' with a real JSON parser; usage error on anything else.
-Result<Levels> parse_levels(std::string_view json_text);
+// A list of cluster names and nested lists, by a real parser (never evaluated): JSON
+// '["c1", ["c2", "c3"], "c4"]', GS-Scheduler's Python literal "['c1', ['c2', 'c3'], 'c4']", or
+// the bare form [c1,[c2,c3],c4]. Usage error on anything else.
+Result<Levels> parse_levels(std::string_view text);
 
 struct Weights {
   double cpu = 1, memory = 1, gpu = 200;  // GS MostRequest's score

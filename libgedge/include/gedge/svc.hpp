@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "gedge/document.hpp"
 #include "gedge/error.hpp"
 #include "gedge/inventory.hpp"
+#include "gedge/manifest.hpp"
 #include "gedge/paths.hpp"
 #include "gedge/report.hpp"
 
@@ -56,6 +58,22 @@ struct Pin {
   bool no_smt = false;
 };
 
+// A volume mounted in every container of the service (exactly one source).
+struct Volume {
+  std::string name, mount_path;
+  bool read_only = false;
+  std::string claim, size, access_mode, storage_class;  // a PersistentVolumeClaim (size: render it)
+  std::string nfs_server, nfs_path;                     // NFS
+  bool empty_dir = false;
+  std::string medium, size_limit;                       // emptyDir
+  std::string host_path;                                // hostPath
+};
+
+// An extra pod network (Multus): macvlan | ipvlan | bridge | sriov.
+struct Network {
+  std::string name, type, master, subnet, resource;
+};
+
 struct ScheduleHint {
   std::string preferred;  // local | neighbor | cloud | ""
   std::map<std::string, std::string> node_selector;
@@ -75,6 +93,8 @@ struct Service {
   std::optional<Autoscale> autoscale;
   std::string runtime;  // runtime bundle id or name ("" = none)
   std::optional<Pin> pin;
+  std::vector<Volume> volumes;
+  std::vector<Network> networks;
   // Stage / placement fields (read by gedge sched): verbatim JSON, null when absent.
   nlohmann::json resources;   // {cpu, memory, gpu}
   nlohmann::json compute_ms;  // number or {gpu, cpu}
@@ -92,28 +112,34 @@ struct Pipeline {
   std::vector<Service> stages;  // file order; `after` resolved
 };
 
-// A loaded file: one service or one pipeline. `json` is the validated document as parsed.
+// A loaded input: one service or one pipeline in gedge's format, or Kubernetes manifests.
+// `json` is the validated gedge document as parsed.
 struct Spec {
   std::string file;
   bool is_pipeline = false;
   Service service;    // when !is_pipeline
   Pipeline pipeline;  // when is_pipeline
   nlohmann::json json;
+  // Kubernetes manifests (svc render / deploy FILE|DIR with apiVersion/kind documents): applied
+  // as they are to Kubernetes clusters. is_pipeline is false and `service` unused.
+  bool is_manifest = false;
+  manifest::Input manifest;
 
   // The services to deploy, in dependency order (a single service: just it).
   std::vector<const Service*> ordered() const;
 };
 
-struct LoadLimits {
-  std::size_t max_bytes = 1 << 20;    // file size
-  std::size_t max_nodes = 100000;     // YAML nodes after alias expansion (YAML bombs)
-  std::size_t max_depth = 64;         // nesting
-};
+using LoadLimits = DocumentLimits;  // size, nodes after alias expansion (YAML bombs), nesting
 
-// Loads, validates (schemas/service.schema.json via valijson, then the rules a schema cannot
-// say: duplicate names, cycles, pipeline-only fields) and normalises a YAML or JSON file.
-// Errors are usage (exit 2) and read "FILE:LINE: field.path: what".
-Result<Spec> load_spec(const std::filesystem::path& file, const LoadLimits& limits = {});
+// Loads a file or directory (gedge/manifest.hpp): gedge's format is validated
+// (schemas/service.schema.json via valijson, then the rules a schema cannot say: duplicate
+// names, cycles, pipeline-only fields) and normalised; Kubernetes manifests are read as they are
+// (unknown kinds refused unless `allow_unknown_kinds`). Errors are usage (exit 2) and read
+// "FILE:LINE: field.path: what".
+Result<Spec> load_spec(const std::filesystem::path& file, const LoadLimits& limits = {},
+                       bool allow_unknown_kinds = false);
+// A loaded manifest input as a Spec.
+Spec spec_from_manifest(manifest::Input in);
 // Same, from text; `file` is used in messages only.
 Result<Spec> parse_spec(const std::string& text, const std::string& file,
                         const LoadLimits& limits = {});
@@ -131,14 +157,24 @@ struct RuntimeMount {
   std::vector<std::pair<std::string, std::string>> env;  // PATH, LD_LIBRARY_PATH, ...
 };
 
-// Offline rendering. Kubernetes objects for one service, in this order: Deployment, Service
+// Offline rendering. Kubernetes objects for one service, in this order: PersistentVolumeClaims
+// (claim volumes with a size), NetworkAttachmentDefinitions (networks), Deployment, Service
 // (when it has ports), ServiceMonitor (monitorPorts), HorizontalPodAutoscaler (autoscale).
 std::vector<nlohmann::json> render_kubernetes(const Service& s, const RuntimeMount* rt = nullptr);
 // The container-host run plan for one service: per replica the podman argv (without the host
-// part), labels and the spec hash that makes deploys idempotent.
+// part), labels and the spec hash that makes deploys idempotent. Volumes: claim -> a named podman
+// volume, hostPath -> a bind mount, emptyDir -> tmpfs; what container hosts cannot do (NFS
+// volumes, networks) is listed under spec.unsupportedOnHosts and refused by deploy.
+// hosts_unsupported: those fields ("volumes[1].nfs"), empty when the service runs on hosts.
 nlohmann::json render_host_plan(const Service& s, const RuntimeMount* rt = nullptr);
+std::vector<std::string> hosts_unsupported(const Service& s);
 // Everything for a spec (every stage of a pipeline in order): K8s objects then host plans.
+// Manifests: the objects as `svc deploy` applies them (manifest_objects).
 std::vector<nlohmann::json> render_all(const Spec& spec);
+// A manifest input's objects as gedge applies them: namespace defaulted (namespaced kinds),
+// gedge's ownership label added (app.kubernetes.io/managed-by: gedge), everything else as
+// written.
+std::vector<nlohmann::json> manifest_objects(const Spec& spec, const std::string& default_namespace = "default");
 // Multi-document YAML ("---" separated) or a JSON array of the documents.
 std::string to_multidoc_yaml(const std::vector<nlohmann::json>& docs);
 
@@ -147,7 +183,8 @@ std::string spec_hash(const Service& s);
 // Same, for a deploy with a resolved runtime mount (nullptr: as spec_hash).
 std::string spec_hash_with(const Service& s, const RuntimeMount* rt);
 
-// Kubernetes quantity helpers: "500m" -> 0.5 cores; "1Gi" -> bytes. nullopt when malformed.
+// Kubernetes quantities (gedge/quantity.hpp): "500m" -> 0.5 cores; "1Gi" -> bytes. nullopt when
+// malformed, negative or out of range.
 std::optional<double> parse_cpu(const std::string& q);
 std::optional<double> parse_bytes(const std::string& q);
 

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <functional>
+#include <optional>
 
 #include "sched_internal.hpp"
 
@@ -71,6 +73,65 @@ bool StageFilter::selector_matches(const Node& n) const {
   return true;
 }
 
+namespace {
+
+bool requirement_holds(const manifest::Requirement& r, const Node& n) {
+  std::optional<std::string> v;
+  if (r.key == "metadata.name") {
+    v = n.name;
+  } else if (auto it = n.labels.find(r.key); it != n.labels.end()) {
+    v = it->second;
+  }
+  auto in = [&] { return v && std::find(r.values.begin(), r.values.end(), *v) != r.values.end(); };
+  auto number = [](const std::string& t) -> std::optional<long long> {
+    try {
+      std::size_t used = 0;
+      long long x = std::stoll(t, &used);
+      if (used == t.size()) return x;
+    } catch (...) {
+    }
+    return std::nullopt;
+  };
+  if (r.op == "In") return in();
+  if (r.op == "NotIn") return !in();
+  if (r.op == "Exists") return v.has_value();
+  if (r.op == "DoesNotExist") return !v.has_value();
+  if ((r.op == "Gt" || r.op == "Lt") && v && r.values.size() == 1) {
+    auto a = number(*v), b = number(r.values[0]);
+    if (!a || !b) return false;
+    return r.op == "Gt" ? *a > *b : *a < *b;
+  }
+  return false;
+}
+
+bool tolerated(const Taint& t, const std::vector<manifest::Toleration>& tols) {
+  for (const auto& tol : tols) {
+    if (!tol.effect.empty() && tol.effect != t.effect) continue;
+    if (tol.op == "Exists") {
+      if (tol.key.empty() || tol.key == t.key) return true;
+    } else if (tol.key == t.key && tol.value == t.value) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool StageFilter::affinity_matches(const Node& n) const {
+  for (const auto& term : s->affinity) {
+    if (term.empty()) continue;  // an empty term matches no objects (Kubernetes)
+    if (std::all_of(term.begin(), term.end(), [&](const auto& r) { return requirement_holds(r, n); })) return true;
+  }
+  return false;
+}
+
+bool StageFilter::tolerates(const Node& n) const {
+  for (const auto& t : n.taints)
+    if (t.effect != "PreferNoSchedule" && !tolerated(t, s->tolerations)) return false;
+  return true;
+}
+
 std::string_view filter(const Stage& s, const Flat& f, int k, const Resources& alloc, std::vector<Option>* out,
                         bool all_variants) {
   return why_text(StageFilter(s).check(*f.nodes[k].n, k, alloc, out, all_variants));
@@ -97,8 +158,13 @@ Result<Policy> parse_policy(std::string_view s) {
   if (s == "select-clusters") return Policy::select_clusters;
   if (s == "node") return Policy::node;
   if (s == "pipeline") return Policy::pipeline;
+  // GS-Scheduler's names (research/seeds-code.md §2): its "MostRequested" scores free capacity.
+  if (s == "GLowLatencyPriority") return Policy::low_latency;
+  if (s == "GMostRequestedPriority" || s == "GMostRequestPriority") return Policy::least_allocated;
+  if (s == "GSelectedCluster") return Policy::select_clusters;
   return fail(ErrorCode::usage, fmt::format("unknown policy '{}'", s),
-              "policies: low-latency, least-allocated, most-allocated, select-clusters, node, pipeline");
+              "policies: low-latency, least-allocated, most-allocated, select-clusters, node, pipeline "
+              "(GS-Scheduler's GLowLatencyPriority, GMostRequestedPriority, GSelectedCluster are aliases)");
 }
 
 std::string_view policy_name(Policy p) {
@@ -113,34 +179,99 @@ std::string_view policy_name(Policy p) {
   return "?";
 }
 
-Result<Levels> parse_levels(std::string_view text) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    return fail(ErrorCode::usage, fmt::format("--clusters: not a JSON list: {}", e.what()),
-                R"(example: --clusters '["c1", ["c2", "c3"], "c4"]')");
+namespace {
+
+// A list literal: '[' item (',' item)* ']' where an item is a name or a nested list; a name is
+// "double-quoted" (JSON escapes), 'single-quoted' (Python: \\ \' \") or bare
+// ([A-Za-z0-9._:-]+). Nothing is evaluated.
+struct LevelParser {
+  std::string_view t;
+  std::size_t pos = 0;
+  std::string error;
+
+  void ws() {
+    while (pos < t.size() && (t[pos] == ' ' || t[pos] == '\t' || t[pos] == '\n' || t[pos] == '\r')) ++pos;
   }
-  if (!j.is_array() || j.empty())
-    return fail(ErrorCode::usage, "--clusters: expected a non-empty JSON list of cluster names and lists",
-                R"(example: --clusters '["c1", ["c2", "c3"], "c4"]')");
-  Levels levels;
-  for (std::size_t i = 0; i < j.size(); ++i) {
-    std::vector<std::string> level;
-    auto add = [&](const json& v, const std::string& path) -> Result<void> {
-      if (!v.is_string() || v.get<std::string>().empty())
-        return fail(ErrorCode::usage, fmt::format("--clusters{}: expected a cluster name", path));
-      level.push_back(v.get<std::string>());
-      return {};
-    };
-    if (j[i].is_array()) {
-      if (j[i].empty()) return fail(ErrorCode::usage, fmt::format("--clusters[{}]: empty level", i));
-      for (std::size_t k = 0; k < j[i].size(); ++k) GEDGE_TRY(add(j[i][k], fmt::format("[{}][{}]", i, k)));
+  bool bad(std::string why) {
+    if (error.empty()) error = fmt::format("{} at character {}", why, pos + 1);
+    return false;
+  }
+  bool name(std::string& out) {
+    ws();
+    if (pos >= t.size()) return bad("expected a cluster name");
+    char q = t[pos];
+    if (q == '"' || q == '\'') {
+      ++pos;
+      while (pos < t.size() && t[pos] != q) {
+        char c = t[pos++];
+        if (c == '\\') {
+          if (pos >= t.size()) return bad("unterminated string");
+          char e = t[pos++];
+          if (e == '\\' || e == '\'' || e == '"' || e == '/') out.push_back(e);
+          else return bad(fmt::format("unsupported escape '\\{}'", e));
+        } else {
+          out.push_back(c);
+        }
+      }
+      if (pos >= t.size()) return bad("unterminated string");
+      ++pos;
     } else {
-      GEDGE_TRY(add(j[i], fmt::format("[{}]", i)));
+      while (pos < t.size() && (std::isalnum(static_cast<unsigned char>(t[pos])) || t[pos] == '-' || t[pos] == '_' ||
+                                t[pos] == '.' || t[pos] == ':'))
+        out.push_back(t[pos++]);
     }
-    levels.push_back(std::move(level));
+    if (out.empty()) return bad("expected a cluster name");
+    return true;
   }
+  // items of a list whose '[' was consumed; nested lists only at depth 0.
+  bool list(int depth, Levels& levels, std::vector<std::string>* into) {
+    ws();
+    if (pos < t.size() && t[pos] == ']') return bad("empty list");
+    for (;;) {
+      ws();
+      if (pos < t.size() && t[pos] == '[') {
+        if (depth > 0) return bad("lists nest one level deep");
+        ++pos;
+        std::vector<std::string> level;
+        if (!list(depth + 1, levels, &level)) return false;
+        levels.push_back(std::move(level));
+      } else {
+        std::string n;
+        if (!name(n)) return false;
+        if (into) into->push_back(std::move(n));
+        else levels.push_back({std::move(n)});
+      }
+      ws();
+      if (pos >= t.size()) return bad("missing ']'");
+      if (t[pos] == ',') {
+        ++pos;
+        continue;
+      }
+      if (t[pos] == ']') {
+        ++pos;
+        return true;
+      }
+      return bad(fmt::format("unexpected '{}'", t[pos]));
+    }
+  }
+};
+
+}  // namespace
+
+Result<Levels> parse_levels(std::string_view text) {
+  constexpr const char* kExample = R"(examples: --clusters '["c1", ["c2", "c3"], "c4"]', "['c1', ['c2', 'c3']]" or '[c1,[c2,c3]]')";
+  LevelParser p{text};
+  Levels levels;
+  p.ws();
+  bool ok = p.pos < text.size() && text[p.pos] == '[';
+  if (!ok) p.bad("expected '['");
+  else {
+    ++p.pos;
+    ok = p.list(0, levels, nullptr);
+    p.ws();
+    if (ok && p.pos != text.size()) ok = p.bad("trailing text");
+  }
+  if (!ok) return fail(ErrorCode::usage, fmt::format("--clusters: not a list of clusters: {}", p.error), kExample);
   return levels;
 }
 

@@ -66,8 +66,11 @@ struct Scratch {
 
 // The reasons as strings, copied (not converted) into each Rejection.
 const std::string& why_string(Why w) {
-  static const std::string text[] = {std::string(kWhyText[0]), std::string(kWhyText[1]), std::string(kWhyText[2]),
-                                     std::string(kWhyText[3]), std::string(kWhyText[4]), std::string(kWhyText[5])};
+  static const auto text = [] {
+    std::vector<std::string> t;
+    for (auto v : kWhyText) t.emplace_back(v);
+    return t;
+  }();
   return text[static_cast<int>(w)];
 }
 

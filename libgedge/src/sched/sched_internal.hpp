@@ -53,9 +53,15 @@ Resources stage_need(const Stage& s, bool gpu);
 bool fits(const Node& n, const Resources& alloc, const Resources& need);
 
 // Why a node cannot take a stage (the first failing filter); ok = it can.
-enum class Why : std::uint8_t { ok, not_ready, selector, cpu, memory, gpu };
-inline constexpr std::string_view kWhyText[] = {"", "not ready", "node selector not matched", "insufficient cpu",
-                                                "insufficient memory", "insufficient gpu"};
+enum class Why : std::uint8_t { ok, not_ready, selector, affinity, taint, cpu, memory, gpu };
+inline constexpr std::string_view kWhyText[] = {"",
+                                                "not ready",
+                                                "node selector not matched",
+                                                "node affinity not matched",
+                                                "untolerated taint",
+                                                "insufficient cpu",
+                                                "insufficient memory",
+                                                "insufficient gpu"};
 inline std::string_view why_text(Why w) { return kWhyText[static_cast<int>(w)]; }
 
 inline Why resource_why(const Node& n, const Resources& alloc, const Resources& need) {
@@ -81,6 +87,8 @@ struct StageFilter {
   Why check_into(const Node& n, int k, const Resources& alloc, bool all_variants, Emit&& emit) const {
     if (!n.ready) return Why::not_ready;
     if (!s->node_selector.empty() && !selector_matches(n)) return Why::selector;
+    if (!s->affinity.empty() && !affinity_matches(n)) return Why::affinity;
+    if (!n.taints.empty() && !tolerates(n)) return Why::taint;
     if (split) {
       bool gpu_ok = resource_why(n, alloc, need_gpu) == Why::ok;
       Why cpu_why = resource_why(n, alloc, need_cpu);
@@ -94,6 +102,11 @@ struct StageFilter {
     return Why::ok;
   }
   bool selector_matches(const Node& n) const;
+  // Required node affinity: some term whose every requirement holds (Kubernetes' semantics;
+  // matchFields metadata.name is the node's name).
+  bool affinity_matches(const Node& n) const;
+  // Every NoSchedule/NoExecute taint of `n` is tolerated.
+  bool tolerates(const Node& n) const;
 
   const Stage* s;
   bool split;  // compute_ms is {gpu, cpu}

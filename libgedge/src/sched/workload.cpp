@@ -5,8 +5,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 
+#include "gedge/manifest.hpp"
 #include "gedge/sched.hpp"
 #include "sched_internal.hpp"
 
@@ -226,6 +228,10 @@ Result<void> resolve(Workload& wl) {
 
 Result<Workload> parse_workload(std::string_view text, std::string_view origin) {
   Ctx c{std::string(origin)};
+  // Only gedge's own format: Kubernetes objects and streams go through workload_from, which
+  // reads every document (reading the first one alone took a Service for the workload).
+  GEDGE_TRY_ASSIGN(auto input, manifest::parse(std::string(text), std::string(origin)));
+  if (!input.is_gedge) return workload_from(input);
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
@@ -266,6 +272,43 @@ Result<Workload> parse_workload(std::string_view text, std::string_view origin) 
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::usage, fmt::format("{}:{}: {}", origin, e.mark.line + 1, e.msg));
   }
+}
+
+Result<Workload> workload_from(const manifest::Input& in) {
+  if (in.is_gedge) return parse_workload(in.gedge_text, in.gedge_file);
+  auto ws = in.workloads();
+  if (ws.empty()) {
+    std::string kinds;
+    for (const auto& o : in.objects) kinds += (kinds.empty() ? "" : ", ") + o.kind + "/" + o.name;
+    return fail(ErrorCode::usage, fmt::format("{}: no workload to place (found {})", in.path, kinds),
+                "placement needs a Pod, Deployment, StatefulSet, DaemonSet or Job");
+  }
+  if (ws.size() > 64) return fail(ErrorCode::usage, fmt::format("{}: more than 64 workloads", in.path));
+  Workload wl;
+  wl.kind = ws.size() > 1 ? "Pipeline" : "Service";
+  for (const auto* w : ws) {
+    GEDGE_TRY_ASSIGN(auto d, manifest::demand_of(*w));
+    Stage s;
+    s.name = w->name;
+    s.replicas = d.replicas;
+    // The stage's replicas are placed together on its node: it needs all of them.
+    s.request = {d.cpu * d.replicas, d.memory * d.replicas, d.gpu * d.replicas};
+    s.node_selector = d.node_selector;
+    s.affinity = d.affinity;
+    s.tolerations = d.tolerations;
+    s.after = d.after;
+    wl.stages.push_back(std::move(s));
+  }
+  wl.name = ws.size() == 1 ? ws[0]->name : std::filesystem::path(in.path).filename().string();
+  if (wl.name.empty()) wl.name = ws[0]->name;
+  auto r = resolve(wl);
+  if (!r) return fail(ErrorCode::usage, fmt::format("{}: {}", in.path, r.error().message), r.error().hint);
+  return wl;
+}
+
+Result<Workload> workload_from_text(const std::string& text, const std::string& origin) {
+  GEDGE_TRY_ASSIGN(auto in, manifest::parse(text, origin));
+  return workload_from(in);
 }
 
 }  // namespace gedge::sched

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <set>
 
+#include "gedge/document.hpp"
+#include "gedge/quantity.hpp"
 #include "gedge/sched.hpp"
 #include "sched_internal.hpp"
 
@@ -67,14 +69,10 @@ Result<Resources> resources_in(const json& v, const std::string& path) {
   GEDGE_TRY(only_fields(v, path, {"cpu", "memory", "gpu"}));
   Resources r;
   if (v.contains("cpu")) {
-    auto c = parse_cpu(v.at("cpu"));
-    if (!c) return fail(ErrorCode::usage, fmt::format("{}.cpu: {}", path, c.error().message));
-    r.cpu = *c;
+    GEDGE_TRY_ASSIGN(r.cpu, parse_cpu_quantity(v.at("cpu"), path + ".cpu"));
   }
   if (v.contains("memory")) {
-    auto m = parse_memory(v.at("memory"));
-    if (!m) return fail(ErrorCode::usage, fmt::format("{}.memory: {}", path, m.error().message));
-    r.memory = *m;
+    GEDGE_TRY_ASSIGN(r.memory, parse_memory_quantity(v.at("memory"), path + ".memory"));
   }
   if (v.contains("gpu")) {
     GEDGE_TRY_ASSIGN(r.gpu, number_in(v.at("gpu"), path + ".gpu"));
@@ -144,58 +142,9 @@ std::string_view cluster_of(std::string_view e) {
 
 }  // namespace
 
-Result<double> parse_cpu(const json& v) {
-  if (v.is_number()) {
-    double d = v.get<double>();
-    if (d < 0) return fail(ErrorCode::usage, fmt::format("negative cpu quantity: {}", v.dump()));
-    if (!std::isfinite(d) || d > kHuge)
-      return fail(ErrorCode::usage, fmt::format("cpu quantity out of range: {}", v.dump()));
-    return d;
-  }
-  if (!v.is_string()) return fail(ErrorCode::usage, fmt::format("expected a cpu quantity, got {}", v.type_name()));
-  std::string s = v.get<std::string>();
-  double scale = 1;
-  if (!s.empty() && s.back() == 'm') {
-    scale = 0.001;
-    s.pop_back();
-  }
-  auto parsed = detail::whole_double(s);
-  double d = parsed.value_or(0);
-  if (!parsed || !std::isfinite(d) || d < 0 || d > kHuge)
-    return fail(ErrorCode::usage, fmt::format("malformed cpu quantity '{}'", v.get<std::string>()),
-                "use cores (2, 0.5) or millicores (500m)");
-  return d * scale;
-}
+Result<double> parse_cpu(const json& v) { return parse_cpu_quantity(v, "cpu"); }
 
-Result<double> parse_memory(const json& v) {
-  if (v.is_number()) {
-    double d = v.get<double>();
-    if (d < 0) return fail(ErrorCode::usage, fmt::format("negative memory quantity: {}", v.dump()));
-    if (!std::isfinite(d) || d > 1e18)
-      return fail(ErrorCode::usage, fmt::format("memory quantity out of range: {}", v.dump()));
-    return d;
-  }
-  if (!v.is_string()) return fail(ErrorCode::usage, fmt::format("expected a memory quantity, got {}", v.type_name()));
-  std::string s = v.get<std::string>();
-  static const std::pair<const char*, double> suffixes[] = {
-      {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
-      {"k", 1e3},     {"K", 1e3},        {"M", 1e6},           {"G", 1e9}, {"T", 1e12}};
-  double scale = 1;
-  for (auto [suf, mul] : suffixes) {
-    std::string_view sv(suf);
-    if (s.size() > sv.size() && s.ends_with(sv)) {
-      scale = mul;
-      s.resize(s.size() - sv.size());
-      break;
-    }
-  }
-  auto parsed = detail::whole_double(s);
-  double d = parsed.value_or(0);
-  if (!parsed || !std::isfinite(d) || d < 0 || d * scale > 1e18)
-    return fail(ErrorCode::usage, fmt::format("malformed memory quantity '{}'", v.get<std::string>()),
-                "use bytes or a suffix: 512Mi, 4Gi, 1G");
-  return d * scale;
-}
+Result<double> parse_memory(const json& v) { return parse_memory_quantity(v, "memory"); }
 
 void finalize(World& w) {
   std::sort(w.clusters.begin(), w.clusters.end(), [](auto& a, auto& b) { return a.name < b.name; });
@@ -236,13 +185,7 @@ void finalize(World& w) {
 }
 
 Result<World> parse_state(std::string_view text, std::string_view origin) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    return fail(ErrorCode::usage, fmt::format("{}: not valid JSON: {}", origin, e.what()),
-                "NaN and Infinity are not JSON; see schemas/sched-state.schema.json");
-  }
+  GEDGE_TRY_ASSIGN(json j, parse_json_strict(text, std::string(origin)));
   std::string root(origin);
   GEDGE_TRY(only_fields(j, root, {"$schema", "clusters", "latency_ms", "bandwidth_mbps"}));
   World w;
@@ -267,7 +210,7 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
     const json& ns = cs[i].at("nodes");
     for (std::size_t k = 0; k < ns.size(); ++k) {
       std::string np = fmt::format("{}.nodes[{}]", p, k);
-      GEDGE_TRY(only_fields(ns[k], np, {"name", "ready", "labels", "capacity", "allocated"}));
+      GEDGE_TRY(only_fields(ns[k], np, {"name", "ready", "labels", "taints", "capacity", "allocated"}));
       Node n;
       GEDGE_TRY_ASSIGN(n.name, string_in(ns[k], "name", np, true));
       if (n.name.find('/') != std::string::npos)
@@ -286,6 +229,25 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
           if (!it.value().is_string())
             return fail(ErrorCode::usage, fmt::format("{}.labels.{}: expected a string", np, it.key()));
           n.labels[it.key()] = it.value().get<std::string>();
+        }
+      }
+      if (ns[k].contains("taints")) {
+        const json& ts = ns[k].at("taints");
+        if (!ts.is_array()) return fail(ErrorCode::usage, fmt::format("{}.taints: expected an array", np));
+        for (std::size_t t = 0; t < ts.size(); ++t) {
+          std::string tp = fmt::format("{}.taints[{}]", np, t);
+          GEDGE_TRY(only_fields(ts[t], tp, {"key", "value", "effect"}));
+          Taint taint;
+          GEDGE_TRY_ASSIGN(taint.key, string_in(ts[t], "key", tp, true));
+          if (ts[t].contains("value")) {
+            if (!ts[t].at("value").is_string()) return fail(ErrorCode::usage, fmt::format("{}.value: expected a string", tp));
+            taint.value = ts[t].at("value").get<std::string>();
+          }
+          GEDGE_TRY_ASSIGN(taint.effect, string_in(ts[t], "effect", tp, true));
+          if (taint.effect != "NoSchedule" && taint.effect != "PreferNoSchedule" && taint.effect != "NoExecute")
+            return fail(ErrorCode::usage, fmt::format("{}.effect: '{}' is not NoSchedule, PreferNoSchedule or NoExecute",
+                                                      tp, taint.effect));
+          n.taints.push_back(std::move(taint));
         }
       }
       if (!ns[k].contains("capacity"))

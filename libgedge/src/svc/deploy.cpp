@@ -2,6 +2,7 @@
 // the runtime bundles and the placement, hands the units to the container-host or Kubernetes back
 // end, and records what was deployed in the inventory's services table.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 
@@ -96,8 +97,11 @@ Result<std::optional<RuntimeMount>> resolve_runtime(Inventory& inv, const Servic
   return std::optional<RuntimeMount>{m};
 }
 
+}  // namespace
+
 // Nodes that --placement gives the stage `name` on cluster `cluster`.
-Result<std::vector<std::string>> placed_nodes(const json& placement, const std::string& name, const ClusterInfo& cl) {
+Result<std::vector<std::string>> detail::placed_nodes(const json& placement, const std::string& name,
+                                                      const ClusterInfo& cl) {
   std::vector<std::string> out;
   if (placement.is_null()) return out;
   if (!placement.is_object() || !placement.contains("placements") || !placement["placements"].is_array())
@@ -115,6 +119,24 @@ Result<std::vector<std::string>> placed_nodes(const json& placement, const std::
     out.push_back(n);
   }
   return out;
+}
+
+namespace {
+
+Result<void> save_record(Inventory& inv, const ClusterInfo& cl, const std::string& name, const std::string& ns,
+                         const json& doc, int replicas, const UnitResult& r) {
+  std::string now = now_rfc3339();
+  json placement{{"placements", r.placements}, {"spec_hash", r.out.value("spec_hash", "")}};
+  std::string state = r.ok ? "deployed" : "degraded";
+  return inv.write([&](Inventory& w) -> Result<void> {
+    GEDGE_TRY(w.exec(
+        "INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET namespace = excluded.namespace, "
+        "spec = excluded.spec, placement = excluded.placement, state = excluded.state, replicas = excluded.replicas, "
+        "updated_at = excluded.updated_at",
+        {name, cl.name, ns, doc.dump(), placement.dump(), state, static_cast<int64_t>(replicas), now, now}));
+    return {};
+  });
 }
 
 Result<void> save(Inventory& inv, const ClusterInfo& cl, const Unit& u, const UnitResult& r) {
@@ -152,16 +174,43 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
   if (req.cluster.empty()) return fail(ErrorCode::usage, "deploy needs --cluster", "see 'gedge cluster ls'");
   GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, req.cluster));
   if (req.timeout_s <= 0) return fail(ErrorCode::usage, "--timeout must be positive");
+  if (spec.is_manifest && cl.kind == "kubernetes") {
+    GEDGE_TRY_ASSIGN(auto mres, detail::deploy_manifest_kube(cl, spec, req, rep));
+    json services = json::array();
+    std::vector<UnitResult> results;
+    for (auto& m : mres) {
+      services.push_back(m.res.out);
+      if (!req.dry_run) GEDGE_TRY(save_record(inv, cl, m.name, m.namespace_, m.doc, m.replicas, m.res));
+      results.push_back(m.res);
+    }
+    DeployOutcome out;
+    out.result = {{"cluster", cl.name}, {"kind", "kubernetes"}, {"dry_run", req.dry_run}, {"services", services}};
+    std::size_t failed = 0;
+    Error e = first_error(results, &failed);
+    if (failed > 0) out.partial = e;
+    return out;
+  }
+  // Manifests on container hosts: their workloads as gedge services.
+  Spec translated;
+  if (spec.is_manifest) {
+    GEDGE_TRY_ASSIGN(translated, detail::hosts_spec(spec, !req.placement.is_null()));
+  }
+  const Spec& run = spec.is_manifest ? translated : spec;
+  for (const auto* s : run.ordered())
+    if (auto u = hosts_unsupported(*s); !u.empty())
+      return fail(ErrorCode::usage, fmt::format("{}: service '{}': {} not supported on container hosts", spec.file, s->name,
+                                                fmt::join(u, ", ")),
+                  "deploy it to a Kubernetes cluster");
   std::vector<Unit> units;
-  for (const auto* s : spec.ordered()) {
+  for (const auto* s : run.ordered()) {
     Unit u;
     u.svc = s;
-    u.doc = detail::standalone_doc(spec, *s);
+    u.doc = detail::standalone_doc(run, *s);
     GEDGE_TRY_ASSIGN(u.runtime, resolve_runtime(inv, *s, req.runtime_root));
     u.replicas = req.replicas_override.value_or(s->desired_replicas());
     if (u.replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
     if (req.replicas_override) u.doc["replicas"] = *req.replicas_override;
-    GEDGE_TRY_ASSIGN(u.placed, placed_nodes(req.placement, s->name, cl));
+    GEDGE_TRY_ASSIGN(u.placed, detail::placed_nodes(req.placement, s->name, cl));
     units.push_back(std::move(u));
   }
   std::vector<UnitResult> results;
@@ -270,6 +319,9 @@ Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::strin
                             int replicas, const DeployRequest& base, Reporter& rep) {
   if (replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
   GEDGE_TRY_ASSIGN(auto rec, find_service(inv, name, cluster));
+  if (rec.spec.value("kind", "") == "Manifest")
+    return fail(ErrorCode::usage, fmt::format("service '{}' was deployed from a Kubernetes manifest", name),
+                "change replicas in the manifest and deploy it again");
   GEDGE_TRY_ASSIGN(auto spec, detail::spec_from_doc(rec.spec, fmt::format("service '{}' (recorded)", name)));
   DeployRequest req = base;
   req.cluster = rec.cluster;

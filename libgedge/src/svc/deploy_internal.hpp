@@ -44,6 +44,27 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
 Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl, std::vector<Unit>& units,
                                             const DeployRequest& req, Reporter& rep);
 
+// Kubernetes manifests to a Kubernetes cluster: every object applied as written (namespace
+// defaulted, ownership label added), the placement injected into each placed workload as
+// required node affinity on kubernetes.io/hostname. One result per workload, its `doc` the
+// record: references to the workload and (on the first workload) the companions, never their
+// contents (Secret values are not stored).
+struct ManifestResult {
+  std::string name, namespace_;
+  int replicas = 1;
+  nlohmann::json doc;  // {apiVersion: gedge/v1, kind: Manifest, workload: ref, objects: [ref...]}
+  UnitResult res;
+};
+Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, const Spec& spec,
+                                                         const DeployRequest& req, Reporter& rep);
+// Kubernetes manifests for container hosts: each workload's Pod template as a gedge service (a
+// pipeline of them); what podman cannot honour is a usage error naming the field. `placed`: a
+// placement decides the nodes (nodeSelector/affinity/tolerations were honoured by it).
+Result<Spec> hosts_spec(const Spec& spec, bool placed);
+// The nodes --placement gives workload/stage `name` (empty: none), checked against the cluster.
+Result<std::vector<std::string>> placed_nodes(const nlohmann::json& placement, const std::string& name,
+                                              const ClusterInfo& cl);
+
 // Status / logs / removal for one recorded service.
 Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, double ssh_timeout_s);
 Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec);

@@ -3,6 +3,7 @@
 // to be available. Credentials stay in the registered kubeconfig.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -59,7 +60,8 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
       // A placement on a Kubernetes cluster pins the pods to the chosen node(s).
       json nodes = json::array();
       for (const auto& n : u.placed) nodes.push_back(n);
-      objs[0]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = {
+      auto dep = std::find_if(objs.begin(), objs.end(), [](const json& o) { return o["kind"] == "Deployment"; });
+      (*dep)["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = {
           {"nodeSelectorTerms",
            json::array({{{"matchExpressions",
                           json::array({{{"key", "kubernetes.io/hostname"}, {"operator", "In"}, {"values", nodes}}})}}})}};
@@ -130,17 +132,179 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
   return results;
 }
 
+namespace {
+
+json ref_of(const json& o) {
+  const json& md = o["metadata"];
+  json r{{"apiVersion", o["apiVersion"]}, {"kind", o["kind"]}, {"name", md["name"]}};
+  if (md.contains("namespace")) r["namespace"] = md["namespace"];
+  return r;
+}
+
+// ANDs `kubernetes.io/hostname In nodes` into the pod spec's required node affinity (into every
+// existing term: terms are ORed, so each must also name the node).
+void pin_to_nodes(json& pod_spec, const std::vector<std::string>& nodes) {
+  json expr{{"key", "kubernetes.io/hostname"}, {"operator", "In"}, {"values", nodes}};
+  json& req = pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+  if (!req.is_object() || !req.contains("nodeSelectorTerms") || !req["nodeSelectorTerms"].is_array() ||
+      req["nodeSelectorTerms"].empty()) {
+    req = {{"nodeSelectorTerms", json::array({{{"matchExpressions", json::array({expr})}}})}};
+    return;
+  }
+  for (auto& term : req["nodeSelectorTerms"]) term["matchExpressions"].push_back(expr);
+}
+
+// Ready when the controller saw this generation and the wanted replicas are available.
+std::optional<std::pair<int, int>> readiness(const json& obj) {
+  std::string kind = obj.value("kind", "");
+  json st = obj.value("status", json::object());
+  json sp = obj.value("spec", json::object());
+  if (kind == "Deployment") return std::make_pair(st.value("availableReplicas", 0), sp.value("replicas", 1));
+  if (kind == "StatefulSet") return std::make_pair(st.value("readyReplicas", 0), sp.value("replicas", 1));
+  if (kind == "DaemonSet") return std::make_pair(st.value("numberReady", 0), st.value("desiredNumberScheduled", 0));
+  return std::nullopt;  // Pod, Job: not waited for
+}
+
+}  // namespace
+
+Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, const Spec& spec,
+                                                         const DeployRequest& req, Reporter& rep) {
+  GEDGE_TRY_ASSIGN(auto client, client_for(cl));
+  std::vector<json> objs = manifest_objects(spec);
+  std::vector<ManifestResult> out;
+  json companions = json::array();
+  for (std::size_t i = 0; i < objs.size(); ++i) {
+    const auto& o = spec.manifest.objects[i];
+    if (o.role == manifest::Role::workload) {
+      ManifestResult m;
+      m.name = o.name;
+      m.namespace_ = objs[i]["metadata"].value("namespace", "default");
+      auto d = manifest::demand_of(o);
+      m.replicas = d ? d->replicas : 1;
+      GEDGE_TRY_ASSIGN(auto placed, placed_nodes(req.placement, o.name, cl));
+      if (!placed.empty()) {
+        json& ps = o.kind == "Pod" ? objs[i]["spec"] : objs[i]["spec"]["template"]["spec"];
+        pin_to_nodes(ps, placed);
+      }
+      for (int r = 0; r < m.replicas; ++r) {
+        json pl{{"stage", o.name}, {"cluster", cl.name}, {"node", placed.empty() ? "" : placed[r % placed.size()]},
+                {"replica", r}};
+        if (!placed.empty()) pl["from_placement"] = true;
+        m.res.placements.push_back(pl);
+      }
+      m.doc = {{"apiVersion", "gedge/v1"}, {"kind", "Manifest"}, {"workload", ref_of(objs[i])}, {"objects", json::array({ref_of(objs[i])})}};
+      m.res.out = {{"name", o.name}, {"namespace", m.namespace_}, {"kind", o.kind}, {"replicas", m.replicas},
+                   {"objects", json::array()}};
+      out.push_back(std::move(m));
+    } else {
+      companions.push_back(ref_of(objs[i]));
+    }
+  }
+  if (out.empty())
+    return fail(ErrorCode::usage, fmt::format("{}: no workload to deploy", spec.manifest.path),
+                "a manifest deploy needs a Pod, Deployment, StatefulSet, DaemonSet or Job");
+  for (const auto& c : companions) out[0].doc["objects"].push_back(c);  // removed with the first workload
+
+  k8s::ApplyOptions ao;
+  ao.force = req.force_conflicts;
+  ao.dry_run = req.dry_run;
+  // Companions first (ConfigMaps, claims and networks the workloads need), then workloads.
+  std::vector<std::size_t> order;
+  for (int pass = 0; pass < 2; ++pass)
+    for (std::size_t i = 0; i < objs.size(); ++i)
+      if ((spec.manifest.objects[i].role == manifest::Role::workload) == (pass == 1)) order.push_back(i);
+  std::size_t owner = 0;  // the result companions are listed under
+  for (std::size_t i : order) {
+    if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+    const json& o = objs[i];
+    const auto& obj = spec.manifest.objects[i];
+    std::string kind = o["kind"], name = o["metadata"]["name"], ns = ns_of(o);
+    std::string before_rv;
+    auto before = client.get(o["apiVersion"].get<std::string>(), kind, ns, name);
+    if (before) before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
+    else if (before.error().code != ErrorCode::not_found) return std::unexpected(before.error());
+    auto r = client.apply(o, ao);
+    if (!r) {
+      Error e = r.error();
+      e.message = fmt::format("{}: {}", obj.where(), e.message);
+      if (e.code == ErrorCode::conflict)
+        e.hint = "another field manager owns these fields: deploy with --force-conflicts to take them over";
+      return std::unexpected(e);
+    }
+    std::string after_rv = r->value("metadata", json::object()).value("resourceVersion", "");
+    std::string action = before_rv.empty() ? "created" : before_rv == after_rv ? "unchanged" : "configured";
+    if (req.dry_run) action += " (dry run)";
+    rep.step(cl.name, fmt::format("{}/{} {}", kind, name, action));
+    json applied{{"kind", kind}, {"name", name}, {"namespace", ns}, {"action", action}};
+    for (auto& m : out)
+      if (m.name == name && obj.role == manifest::Role::workload) owner = static_cast<std::size_t>(&m - out.data());
+    out[obj.role == manifest::Role::workload ? owner : 0].res.out["objects"].push_back(applied);
+  }
+  for (auto& m : out) {
+    m.res.out["state"] = "planned";
+    if (req.dry_run) continue;
+    m.res.out["state"] = "deployed";
+    if (!req.wait) continue;
+    const json& w = m.doc["workload"];
+    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
+    for (;;) {
+      if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+      GEDGE_TRY_ASSIGN(auto cur, client.get(w["apiVersion"], w["kind"], m.namespace_, m.name));
+      auto rd = readiness(cur);
+      if (!rd) break;
+      int64_t gen = cur["metadata"].value("generation", int64_t{0});
+      int64_t seen = cur.value("status", json::object()).value("observedGeneration", int64_t{0});
+      if (seen >= gen && rd->first >= rd->second) {
+        m.res.out["available"] = rd->first;
+        break;
+      }
+      if (Clock::now() > deadline) {
+        m.res.ok = false;
+        m.res.error = Error{ErrorCode::failure,
+                            fmt::format("{} {}/{}: {} of {} replicas ready after {:.0f} s", w["kind"].get<std::string>(),
+                                        m.namespace_, m.name, rd->first, rd->second, req.timeout_s),
+                            "see 'gedge svc status'; raise --timeout for slow image pulls"};
+        m.res.out["available"] = rd->first;
+        m.res.out["state"] = "degraded";
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  return out;
+}
+
 Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
   (void)inv;
   GEDGE_TRY_ASSIGN(auto client, client_for(cl));
   StatusOutcome out;
-  auto dep = client.get("apps/v1", "Deployment", rec.namespace_, rec.name);
+  std::string gv = "apps/v1", kind = "Deployment", selector = "app=" + rec.name;
+  bool manifest = rec.spec.value("kind", "") == "Manifest";
+  if (manifest) {
+    json w = rec.spec.value("workload", json::object());
+    gv = w.value("apiVersion", gv);
+    kind = w.value("kind", kind);
+  }
+  auto dep = client.get(gv, kind, rec.namespace_, rec.name);
+  if (manifest && dep) {
+    // The workload's own selector finds its pods (a Pod: itself, by name).
+    selector.clear();
+    json ml = dep->value("spec", json::object()).value("selector", json::object()).value("matchLabels", json::object());
+    for (auto it = ml.begin(); it != ml.end(); ++it)
+      if (it.value().is_string()) selector += (selector.empty() ? "" : ",") + it.key() + "=" + it.value().get<std::string>();
+  }
   json d = json::object();
   if (dep) d = dep->value("status", json::object());
   else if (dep.error().code != ErrorCode::not_found) return std::unexpected(dep.error());
-  GEDGE_TRY_ASSIGN(auto pods, client.list("v1", "Pod", rec.namespace_, "app=" + rec.name));
+  json items = json::array();
+  if (manifest && kind == "Pod") {
+    if (dep) items.push_back(*dep);
+  } else if (!selector.empty()) {
+    GEDGE_TRY_ASSIGN(auto pods, client.list("v1", "Pod", rec.namespace_, selector));
+    items = pods.value("items", json::array());
+  }
   json replicas = json::array();
-  for (const auto& p : pods.value("items", json::array())) {
+  for (const auto& p : items) {
     int restarts = 0;
     json st = p.value("status", json::object());
     for (const auto& c : st.value("containerStatuses", json::array())) restarts += c.value("restartCount", 0);
@@ -160,7 +324,8 @@ Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const S
                 {"replicas", replicas}};
   if (!dep)
     out.partial = Error{ErrorCode::not_found,
-                        fmt::format("deployment {}/{} is gone from the cluster", rec.namespace_, rec.name),
+                        fmt::format("{} {}/{} is gone from the cluster", kind == "Deployment" ? "deployment" : kind,
+                                    rec.namespace_, rec.name),
                         "deploy it again, or forget it with 'gedge svc rm'"};
   return out;
 }
@@ -169,6 +334,29 @@ Result<json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRec
   (void)inv;
   GEDGE_TRY_ASSIGN(auto client, client_for(cl));
   json out = json::array();
+  if (rec.spec.value("kind", "") == "Manifest") {
+    // Exactly the objects the deploy applied (workload first, then its companions), and only
+    // those still carrying gedge's label.
+    for (const auto& ref : rec.spec.value("objects", json::array())) {
+      std::string gv = ref.value("apiVersion", ""), kind = ref.value("kind", ""), name = ref.value("name", "");
+      std::string ns = ref.value("namespace", "");
+      auto obj = client.get(gv, kind, ns, name);
+      if (!obj) {
+        if (obj.error().code == ErrorCode::not_found) continue;
+        return std::unexpected(obj.error());
+      }
+      auto labels = obj->value("metadata", json::object()).value("labels", json::object());
+      if (labels.value("app.kubernetes.io/managed-by", "") != "gedge") {
+        out.push_back({{"kind", kind}, {"name", name}, {"state", "kept"},
+                       {"reason", "not labelled app.kubernetes.io/managed-by=gedge"}});
+        continue;
+      }
+      auto r = client.remove(gv, kind, ns, name);
+      if (!r && r.error().code != ErrorCode::not_found) return std::unexpected(r.error());
+      out.push_back({{"kind", kind}, {"name", name}, {"namespace", ns}, {"state", "removed"}});
+    }
+    return out;
+  }
   for (const auto& [gv, kind] : kKinds) {
     // Only what gedge manages: the object must carry gedge's managed-by label.
     auto obj = client.get(gv, kind, rec.namespace_, rec.name);

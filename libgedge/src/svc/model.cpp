@@ -7,33 +7,19 @@
 #include <set>
 
 #include "gedge/paths.hpp"
+#include "gedge/quantity.hpp"
 #include "source.hpp"
 
 namespace gedge::svc {
 
 std::optional<double> parse_cpu(const std::string& q) {
-  if (q.empty()) return std::nullopt;
-  char* end = nullptr;
-  double v = std::strtod(q.c_str(), &end);
-  if (end == q.c_str() || v < 0) return std::nullopt;
-  std::string suf(end);
-  if (suf.empty()) return v;
-  if (suf == "m") return v / 1000.0;
-  return std::nullopt;
+  auto v = parse_cpu_quantity(nlohmann::json(q));
+  return v ? std::optional<double>(*v) : std::nullopt;
 }
 
 std::optional<double> parse_bytes(const std::string& q) {
-  if (q.empty()) return std::nullopt;
-  char* end = nullptr;
-  double v = std::strtod(q.c_str(), &end);
-  if (end == q.c_str() || v < 0) return std::nullopt;
-  std::string suf(end);
-  static const std::map<std::string, double> mult = {
-      {"", 1},      {"k", 1e3},           {"M", 1e6},           {"G", 1e9},          {"T", 1e12},
-      {"Ki", 1024}, {"Mi", 1048576.0},    {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}, {"m", 1e-3}};
-  auto it = mult.find(suf);
-  if (it == mult.end()) return std::nullopt;
-  return v * it->second;
+  auto v = parse_memory_quantity(nlohmann::json(q));
+  return v ? std::optional<double>(*v) : std::nullopt;
 }
 
 namespace {
@@ -41,13 +27,6 @@ namespace {
 using detail::Source;
 using nlohmann::json;
 
-std::string quantity_text(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_integer()) return std::to_string(v.get<long long>());
-  double d = v.get<double>();
-  if (std::floor(d) == d) return fmt::format("{}", static_cast<long long>(d));
-  return fmt::format("{}m", static_cast<long long>(std::llround(d * 1000)));
-}
 
 std::map<std::string, std::string> string_map(const json& j) {
   std::map<std::string, std::string> out;
@@ -64,17 +43,20 @@ std::string image_basename(const std::string& image) {
   return s;
 }
 
-// Quantity map check: every value parses; returns normalised text.
+// Quantity map check: every value parses (Kubernetes' grammar, in range); returns the text.
 Result<std::map<std::string, std::string>> resource_list(const Source& src, const json& j,
                                                          const std::string& ptr) {
   std::map<std::string, std::string> out;
   for (auto it = j.begin(); it != j.end(); ++it) {
-    std::string q = quantity_text(it.value());
-    bool ok = it.key() == "cpu" ? parse_cpu(q).has_value() : parse_bytes(q).has_value();
-    if (!ok)
-      return std::unexpected(src.error_at(ptr + "/" + it.key(), fmt::format("invalid quantity '{}'", q),
-                                          it.key() == "cpu" ? "CPU is cores (2, 0.5) or millicores (500m)"
-                                                            : "memory is bytes with a suffix (512Mi, 1Gi)"));
+    std::string q = gedge::quantity_text(it.value());
+    auto v = it.key() == "cpu" ? parse_cpu_quantity(it.value(), it.key()) : parse_memory_quantity(it.value(), it.key());
+    if (!v) {
+      std::string what = v.error().message.substr(v.error().message.find(": ") + 2);
+      return std::unexpected(src.error_at(ptr + "/" + it.key(), what,
+                                          v.error().hint.empty() ? (it.key() == "cpu" ? "CPU is cores (2, 0.5) or millicores (500m)"
+                                                                                      : "memory is bytes with a suffix (512Mi, 1Gi)")
+                                                                 : v.error().hint));
+    }
     out[it.key()] = q;
   }
   return out;
@@ -165,6 +147,11 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
         c.accelerated = true;
         const json& acc = res["acceleration"];
         c.topology_aware = acc.value("topologyAware", false);
+        if (acc.contains("network"))
+          return std::unexpected(src.error_at(
+              cptr + "/resources/acceleration/network", "acceleration.network is not supported",
+              "declare the network at the service level: networks: [{name: fast, type: sriov, resource: "
+              "intel.com/intel_sriov_netdevice}] (or type macvlan with master)"));
         if (acc.contains("compute")) c.gpu = acc["compute"].value("gpu", 0);
         if (c.topology_aware) c.limits = {{"cpu", "1"}, {"memory", "500Mi"}};
       }
@@ -173,6 +160,12 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
       }
       if (res.contains("limits")) {
         GEDGE_TRY_ASSIGN(c.limits, resource_list(src, res["limits"], cptr + "/resources/limits"));
+      }
+      if (c.gpu == 0 && c.limits.contains("nvidia.com/gpu")) {
+        auto g = parse_resource_quantity(json(c.limits["nvidia.com/gpu"]), "nvidia.com/gpu");
+        if (!g || *g != std::floor(*g) || *g > 64)
+          return std::unexpected(src.error_at(cptr + "/resources/limits/nvidia.com~1gpu", "expected a whole number of GPUs"));
+        c.gpu = static_cast<int>(*g);
       }
       if (c.gpu > 0) c.limits["nvidia.com/gpu"] = std::to_string(c.gpu);
       if (c.accelerated) c.requests = c.limits;  // Guaranteed QoS
@@ -238,6 +231,68 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
     p.no_smt = body["pin"].value("noSmt", false);
     s.pin = p;
   }
+  if (body.contains("volumes")) {
+    std::set<std::string> names, paths;
+    for (std::size_t i = 0; i < body["volumes"].size(); ++i) {
+      const json& v = body["volumes"][i];
+      std::string vptr = ptr + "/volumes/" + std::to_string(i);
+      Volume vol;
+      vol.name = v.at("name").get<std::string>();
+      vol.mount_path = v.at("mountPath").get<std::string>();
+      vol.read_only = v.value("readOnly", false);
+      int sources = 0;
+      if (v.contains("claim")) ++sources, vol.claim = v["claim"].get<std::string>();
+      if (v.contains("nfs")) ++sources, vol.nfs_server = v["nfs"]["server"].get<std::string>(), vol.nfs_path = v["nfs"]["path"].get<std::string>();
+      if (v.contains("emptyDir")) {
+        ++sources;
+        vol.empty_dir = true;
+        vol.medium = v["emptyDir"].value("medium", "");
+        if (v["emptyDir"].contains("sizeLimit")) vol.size_limit = gedge::quantity_text(v["emptyDir"]["sizeLimit"]);
+      }
+      if (v.contains("hostPath")) ++sources, vol.host_path = v["hostPath"].get<std::string>();
+      if (sources != 1)
+        return std::unexpected(src.error_at(vptr, sources == 0 ? "a volume needs a source: claim, nfs, emptyDir or hostPath"
+                                                               : "a volume has exactly one source: claim, nfs, emptyDir or hostPath"));
+      for (const char* k : {"size", "accessMode", "storageClass"})
+        if (v.contains(k) && vol.claim.empty())
+          return std::unexpected(src.error_at(vptr + "/" + k, "only a claim volume has a size, accessMode or storageClass"));
+      if (v.contains("size")) {
+        vol.size = gedge::quantity_text(v["size"]);
+        auto q = parse_memory_quantity(v["size"], "size");
+        if (!q || *q <= 0) return std::unexpected(src.error_at(vptr + "/size", fmt::format("invalid size '{}'", vol.size)));
+      }
+      vol.access_mode = v.value("accessMode", "");
+      vol.storage_class = v.value("storageClass", "");
+      if (!names.insert(vol.name).second)
+        return std::unexpected(src.error_at(vptr + "/name", fmt::format("volume name '{}' is used twice", vol.name)));
+      if (!paths.insert(vol.mount_path).second)
+        return std::unexpected(src.error_at(vptr + "/mountPath", fmt::format("two volumes mount at '{}'", vol.mount_path)));
+      s.volumes.push_back(std::move(vol));
+    }
+  }
+  if (body.contains("networks")) {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < body["networks"].size(); ++i) {
+      const json& n = body["networks"][i];
+      std::string nptr = ptr + "/networks/" + std::to_string(i);
+      Network net;
+      net.name = n.at("name").get<std::string>();
+      net.type = n.at("type").get<std::string>();
+      net.master = n.value("master", "");
+      net.subnet = n.value("subnet", "");
+      net.resource = n.value("resource", "");
+      if ((net.type == "macvlan" || net.type == "ipvlan") && net.master.empty())
+        return std::unexpected(src.error_at(nptr, fmt::format("a {} network needs master (the host interface)", net.type)));
+      if (net.type == "sriov" && net.resource.empty())
+        return std::unexpected(src.error_at(nptr, "an sriov network needs resource (the device plugin's resource name)",
+                                            "e.g. resource: intel.com/intel_sriov_netdevice"));
+      if (net.type != "sriov" && !net.resource.empty())
+        return std::unexpected(src.error_at(nptr + "/resource", "only an sriov network has a resource"));
+      if (!names.insert(net.name).second)
+        return std::unexpected(src.error_at(nptr + "/name", fmt::format("network name '{}' is used twice", net.name)));
+      s.networks.push_back(std::move(net));
+    }
+  }
   s.resources = body.value("resources", json());
   s.compute_ms = body.value("compute_ms", json());
   s.output_mb = body.value("output_mb", json());
@@ -283,7 +338,8 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
   std::string kind = doc.value("kind", "Service");
   if (kind == "Pipeline") {
     for (const char* k : {"service", "type", "replicas", "labels", "containers", "ports", "monitorPorts",
-                          "scheduleHint", "autoscale", "runtime", "pin", "resources", "compute_ms", "output_mb"})
+                          "scheduleHint", "autoscale", "runtime", "pin", "volumes", "networks", "resources",
+                          "compute_ms", "output_mb"})
       if (doc.contains(k))
         return std::unexpected(src.error_at(std::string("/") + k,
                                             "not allowed at the top of a Pipeline; put it in a stage"));
@@ -368,16 +424,40 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
   return spec;
 }
 
-Result<Spec> load_spec(const std::filesystem::path& file, const LoadLimits& limits) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(file, ec);
-  if (ec) return fail(ErrorCode::usage, fmt::format("cannot read '{}': {}", file.string(), ec.message()));
-  if (size > limits.max_bytes)
-    return fail(ErrorCode::usage, fmt::format("{}: file is {} bytes, more than the {} a service file may have",
-                                              file.string(), size, limits.max_bytes));
-  auto text = read_file(file);
-  if (!text) return fail(ErrorCode::usage, fmt::format("cannot read '{}'", file.string()));
-  return parse_spec(*text, file.string(), limits);
+Result<Spec> load_spec(const std::filesystem::path& file, const LoadLimits& limits, bool allow_unknown_kinds) {
+  manifest::LoadOptions o;
+  o.limits = limits;
+  o.allow_unknown_kinds = allow_unknown_kinds;
+  GEDGE_TRY_ASSIGN(auto in, manifest::load(file, o));
+  if (in.is_gedge) return parse_spec(in.gedge_text, in.gedge_file, limits);
+  return spec_from_manifest(std::move(in));
 }
+
+Spec spec_from_manifest(manifest::Input in) {
+  Spec spec;
+  spec.file = in.path;
+  spec.is_manifest = true;
+  spec.manifest = std::move(in);
+  return spec;
+}
+
+namespace detail {
+
+Result<Source> parse_source(const std::string& text, const std::string& file, const LoadLimits& limits) {
+  GEDGE_TRY_ASSIGN(auto docs, parse_documents(text, file, limits));
+  if (docs.empty())
+    return fail(ErrorCode::usage, fmt::format("{}: empty document", file),
+                "a service file needs at least name and containers");
+  if (docs.size() > 1)
+    return fail(ErrorCode::usage,
+                fmt::format("{}:{}: more than one YAML document; put one service or one pipeline in a file", file,
+                            docs[1].line));
+  if (!docs[0].doc.is_object())
+    return fail(ErrorCode::usage, fmt::format("{}:{}: the document must be a mapping", file, docs[0].line),
+                "a service file starts with 'name:' (or 'service:' or 'kind: Pipeline')");
+  return std::move(docs[0]);
+}
+
+}  // namespace detail
 
 }  // namespace gedge::svc

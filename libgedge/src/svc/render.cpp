@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <set>
 
 #include "gedge/output.hpp"
+#include "gedge/quantity.hpp"
 #include "gedge/svc.hpp"
 
 namespace gedge::svc {
@@ -68,6 +70,14 @@ json container_json(const Service& s, std::size_t i, const RuntimeMount* rt) {
   json res{{"requests", json::object()}, {"limits", json::object()}};
   for (const auto& [k, v] : req) res["requests"][k] = quantity_json(v);
   for (const auto& [k, v] : lim) res["limits"][k] = quantity_json(v);
+  if (i == 0)  // one virtual function per SR-IOV network, requested by the first container
+    for (const auto& n : s.networks)
+      if (n.type == "sriov") {
+        int count = 1;
+        if (res["limits"].contains(n.resource)) count += std::stoi(res["limits"][n.resource].get<std::string>());
+        res["requests"][n.resource] = std::to_string(count);
+        res["limits"][n.resource] = std::to_string(count);
+      }
   j["resources"] = res;
   if (!c.command.empty()) j["command"] = c.command;
   if (!c.args.empty()) j["args"] = c.args;
@@ -84,7 +94,55 @@ json container_json(const Service& s, std::size_t i, const RuntimeMount* rt) {
                                       {"readOnly", true}}});
   }
   if (!env.empty()) j["env"] = env;
+  for (const auto& v : s.volumes) {
+    json m{{"name", v.name}, {"mountPath", v.mount_path}};
+    if (v.read_only) m["readOnly"] = true;
+    j["volumeMounts"].push_back(m);
+  }
   return j;
+}
+
+json pod_volume(const Volume& v) {
+  json j{{"name", v.name}};
+  if (!v.claim.empty()) {
+    j["persistentVolumeClaim"] = {{"claimName", v.claim}};
+    if (v.read_only) j["persistentVolumeClaim"]["readOnly"] = true;
+  } else if (!v.nfs_server.empty()) {
+    j["nfs"] = {{"server", v.nfs_server}, {"path", v.nfs_path}};
+    if (v.read_only) j["nfs"]["readOnly"] = true;
+  } else if (v.empty_dir) {
+    j["emptyDir"] = json::object();
+    if (!v.medium.empty()) j["emptyDir"]["medium"] = v.medium;
+    if (!v.size_limit.empty()) j["emptyDir"]["sizeLimit"] = v.size_limit;
+  } else {
+    j["hostPath"] = {{"path", v.host_path}};
+  }
+  return j;
+}
+
+json render_claim(const Service& s, const Volume& v) {
+  json spec{{"accessModes", json::array({v.access_mode.empty() ? "ReadWriteOnce" : v.access_mode})},
+            {"resources", {{"requests", {{"storage", v.size}}}}}};
+  if (!v.storage_class.empty()) spec["storageClassName"] = v.storage_class;
+  return {{"apiVersion", "v1"},
+          {"kind", "PersistentVolumeClaim"},
+          {"metadata", {{"name", v.claim}, {"namespace", s.namespace_}, {"labels", {{"app.kubernetes.io/managed-by", "gedge"}}}}},
+          {"spec", spec}};
+}
+
+// A Multus NetworkAttachmentDefinition; its CNI config is JSON text.
+json render_network(const Service& s, const Network& n) {
+  json cfg{{"cniVersion", "0.3.1"}, {"name", n.name}, {"type", n.type}};
+  if (n.type == "macvlan") cfg["mode"] = "bridge";
+  if (n.type == "ipvlan") cfg["mode"] = "l2";
+  if (!n.master.empty()) cfg[n.type == "bridge" ? "bridge" : "master"] = n.master;
+  cfg["ipam"] = n.subnet.empty() ? json::object() : json{{"type", "host-local"}, {"subnet", n.subnet}};
+  json md{{"name", n.name}, {"namespace", s.namespace_}, {"labels", {{"app.kubernetes.io/managed-by", "gedge"}}}};
+  if (n.type == "sriov") md["annotations"] = {{"k8s.v1.cni.cncf.io/resourceName", n.resource}};
+  return {{"apiVersion", "k8s.cni.cncf.io/v1"},
+          {"kind", "NetworkAttachmentDefinition"},
+          {"metadata", md},
+          {"spec", {{"config", cfg.dump()}}}};
 }
 
 json tier_affinity(const std::string& preferred) {
@@ -130,8 +188,15 @@ json render_deployment(const Service& s, const RuntimeMount* rt) {
     pod_spec["volumes"] = json::array({{{"name", "gedge-runtime"},
                                         {"hostPath", {{"path", fmt::format("{}/{}", kRuntimeRoot, s.runtime)},
                                                       {"type", "Directory"}}}}});
+  for (const auto& v : s.volumes) pod_spec["volumes"].push_back(pod_volume(v));
+  json tmeta{{"labels", labels_json(labels)}};
+  if (!s.networks.empty()) {
+    std::string names;
+    for (const auto& n : s.networks) names += (names.empty() ? "" : ", ") + n.name;
+    tmeta["annotations"] = {{"k8s.v1.cni.cncf.io/networks", names}};
+  }
   json spec{{"selector", {{"matchLabels", labels_json(labels)}}},
-            {"template", {{"metadata", {{"labels", labels_json(labels)}}}, {"spec", pod_spec}}}};
+            {"template", {{"metadata", tmeta}, {"spec", pod_spec}}}};
   // Under autoscale the HPA owns replicas: emitting it would fight the HPA on every apply.
   if (!s.autoscale) spec["replicas"] = s.desired_replicas();
   if (s.form == 2) spec["progressDeadlineSeconds"] = 3600;
@@ -238,7 +303,7 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
   if (auto it = lim.find("memory"); it != lim.end())
     if (auto bytes = parse_bytes(it->second)) {
       argv.push_back("--memory");
-      argv.push_back(fmt::format("{}", static_cast<long long>(std::llround(*bytes))));
+      argv.push_back(fmt::format("{}", whole_bytes(*bytes)));
     }
   if (c.gpu > 0) {
     argv.push_back("--device");
@@ -259,6 +324,22 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
     argv.push_back(root + ":" + root + ":ro");
     argv.push_back("--env");
     argv.push_back("GEDGE_RUNTIME=" + root);
+  }
+  for (const auto& v : s.volumes) {
+    std::string ro = v.read_only ? ":ro" : "";
+    if (!v.claim.empty()) {  // a named podman volume (created on first use, kept by svc rm like a PVC)
+      argv.push_back("-v");
+      argv.push_back(v.claim + ":" + v.mount_path + ro);
+    } else if (!v.host_path.empty()) {
+      argv.push_back("-v");
+      argv.push_back(v.host_path + ":" + v.mount_path + ro);
+    } else if (v.empty_dir) {  // scratch that goes with the container
+      argv.push_back("--tmpfs");
+      std::string opts = v.mount_path + ":" + (v.read_only ? "ro" : "rw");
+      if (!v.size_limit.empty())
+        if (auto b = parse_bytes(v.size_limit)) opts += fmt::format(",size={}", whole_bytes(*b));
+      argv.push_back(opts);
+    }
   }
   if (!c.command.empty()) {
     argv.push_back("--entrypoint");
@@ -320,22 +401,59 @@ std::string spec_hash_with(const Service& s, const RuntimeMount* rt) {
 }
 
 std::vector<json> render_kubernetes(const Service& s, const RuntimeMount* rt) {
-  std::vector<json> out{render_deployment(s, rt)};
+  std::vector<json> out;
+  for (const auto& v : s.volumes)
+    if (!v.claim.empty() && !v.size.empty()) out.push_back(render_claim(s, v));
+  for (const auto& n : s.networks) out.push_back(render_network(s, n));
+  out.push_back(render_deployment(s, rt));
   if (has_ports(s)) out.push_back(render_service(s));
   if (!s.monitor_ports.empty()) out.push_back(render_service_monitor(s));
   if (s.autoscale) out.push_back(render_hpa(s));
   return out;
 }
 
+std::vector<std::string> hosts_unsupported(const Service& s) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < s.volumes.size(); ++i)
+    if (!s.volumes[i].nfs_server.empty()) out.push_back(fmt::format("volumes[{}].nfs", i));
+  for (std::size_t i = 0; i < s.networks.size(); ++i) out.push_back(fmt::format("networks[{}]", i));
+  return out;
+}
+
 json render_host_plan(const Service& s, const RuntimeMount* rt) {
-  return host_plan_body(s, spec_hash_with(s, rt), rt);
+  json plan = host_plan_body(s, spec_hash_with(s, rt), rt);
+  if (auto u = hosts_unsupported(s); !u.empty()) plan["spec"]["unsupportedOnHosts"] = u;
+  return plan;
+}
+
+std::vector<json> manifest_objects(const Spec& spec, const std::string& default_namespace) {
+  std::vector<json> out;
+  for (const auto& o : spec.manifest.objects) {
+    json j = o.json();
+    json& md = j["metadata"];
+    // PersistentVolumes are cluster-scoped; unknown kinds may be: both keep what they say.
+    if (o.namespace_.empty() && o.kind != "PersistentVolume" && o.role != manifest::Role::unknown)
+      md["namespace"] = default_namespace;
+    if (!md.contains("labels") || !md["labels"].is_object()) md["labels"] = json::object();
+    md["labels"]["app.kubernetes.io/managed-by"] = "gedge";
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 std::vector<json> render_all(const Spec& spec) {
+  if (spec.is_manifest) return manifest_objects(spec);
   std::vector<json> out;
   auto order = spec.ordered();
+  std::set<std::string> seen;  // a claim or network shared by stages is rendered once
   for (const auto* s : order)
-    for (auto& o : render_kubernetes(*s)) out.push_back(std::move(o));
+    for (auto& o : render_kubernetes(*s)) {
+      std::string kind = o["kind"];
+      if ((kind == "PersistentVolumeClaim" || kind == "NetworkAttachmentDefinition") &&
+          !seen.insert(kind + "/" + o["metadata"]["name"].get<std::string>()).second)
+        continue;
+      out.push_back(std::move(o));
+    }
   for (const auto* s : order) out.push_back(render_host_plan(*s));
   return out;
 }

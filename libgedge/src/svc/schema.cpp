@@ -10,6 +10,7 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "gedge/quantity.hpp"
 #include "schema_text.hpp"
 #include "source.hpp"
 
@@ -172,7 +173,11 @@ Result<void> validate_schema(const Source& src) {
     std::string pat = sch->value("pattern", "");
     std::string hint;
     if (pat.starts_with("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")) hint = "names are lowercase letters, digits and '-', starting and ending with a letter or digit";
-    else if (pat.find("(m|k|M|G|T|Ki|Mi|Gi|Ti)") != std::string::npos) hint = "quantities look like 500m, 2, 1.5, 512Mi, 1Gi";
+    if (pat.find("[KMGTPE]i") != std::string::npos) {  // a quantity: the one parser's words
+      auto q = parse_resource_quantity(nlohmann::json(v), "quantity");
+      return std::unexpected(src.error_at(ptr, fmt::format("invalid quantity '{}'", v),
+                                          q ? "" : q.error().hint));
+    }
     return std::unexpected(src.error_at(ptr, fmt::format("invalid value '{}'", v), hint));
   }
   if (d.starts_with("Expected number greater") && sch && sch->contains("minimum"))

@@ -26,6 +26,8 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
     "autoscale": {"$ref": "#/definitions/autoscale"},
     "runtime": {"$ref": "#/definitions/runtime"},
     "pin": {"$ref": "#/definitions/pin"},
+        "volumes": {"$ref": "#/definitions/volumes"},
+        "networks": {"$ref": "#/definitions/networks"},
     "resources": {"$ref": "#/definitions/stageResources"},
     "compute_ms": {"$ref": "#/definitions/computeMs"},
     "output_mb": {"type": "number", "minimum": 0}
@@ -42,7 +44,7 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
     },
     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
     "portNumbers": {"type": "array", "maxItems": 64, "items": {"$ref": "#/definitions/port"}},
-    "quantity": {"type": ["string", "number"], "pattern": "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", "minimum": 0},
+    "quantity": {"description": "A Kubernetes quantity (500m, 2, 0.5, 1e9, 512Mi, 1.5Gi); gedge also refuses negative and out-of-range amounts.", "type": ["string", "number"], "maxLength": 64, "pattern": "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$", "minimum": 0},
     "resourceList": {
       "type": "object",
       "maxProperties": 16,
@@ -152,6 +154,54 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
       "properties": {"gpu": {"type": "number", "minimum": 0}, "cpu": {"type": "number", "minimum": 0}},
       "additionalProperties": false
     },
+    "volume": {
+      "description": "A volume mounted at mountPath in every container of the service. Exactly one source: claim (a PersistentVolumeClaim; rendered too when size is given; a named podman volume on container hosts), nfs, emptyDir (tmpfs on container hosts) or hostPath (a bind mount).",
+      "type": "object",
+      "properties": {
+        "name": {"$ref": "#/definitions/name"},
+        "mountPath": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^/[^:,]*$"},
+        "readOnly": {"type": "boolean"},
+        "claim": {"$ref": "#/definitions/name"},
+        "size": {"$ref": "#/definitions/quantity"},
+        "accessMode": {"type": "string", "enum": ["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]},
+        "storageClass": {"type": "string", "minLength": 1, "maxLength": 253},
+        "nfs": {
+          "type": "object",
+          "properties": {
+            "server": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[^\\s,:]+$"},
+            "path": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^/[^,]*$"}
+          },
+          "required": ["server", "path"],
+          "additionalProperties": false
+        },
+        "emptyDir": {
+          "type": "object",
+          "properties": {
+            "medium": {"type": "string", "enum": ["", "Memory"]},
+            "sizeLimit": {"$ref": "#/definitions/quantity"}
+          },
+          "additionalProperties": false
+        },
+        "hostPath": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^/[^:,]*$"}
+      },
+      "required": ["name", "mountPath"],
+      "additionalProperties": false
+    },
+    "volumes": {"type": "array", "maxItems": 32, "items": {"$ref": "#/definitions/volume"}},
+    "network": {
+      "description": "An extra pod network: macvlan/ipvlan/bridge render a Multus NetworkAttachmentDefinition (k8s.cni.cncf.io/v1) and the pod annotation k8s.v1.cni.cncf.io/networks; sriov also requests one virtual function of `resource`.",
+      "type": "object",
+      "properties": {
+        "name": {"$ref": "#/definitions/name"},
+        "type": {"type": "string", "enum": ["macvlan", "ipvlan", "bridge", "sriov"]},
+        "master": {"type": "string", "minLength": 1, "maxLength": 15, "pattern": "^[A-Za-z0-9_.-]+$"},
+        "subnet": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},
+        "resource": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[A-Za-z0-9.-]+/[A-Za-z0-9_.-]+$"}
+      },
+      "required": ["name", "type"],
+      "additionalProperties": false
+    },
+    "networks": {"type": "array", "maxItems": 8, "items": {"$ref": "#/definitions/network"}},
     "service": {
       "type": "object",
       "properties": {
@@ -167,6 +217,8 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
         "autoscale": {"$ref": "#/definitions/autoscale"},
         "runtime": {"$ref": "#/definitions/runtime"},
         "pin": {"$ref": "#/definitions/pin"},
+        "volumes": {"$ref": "#/definitions/volumes"},
+        "networks": {"$ref": "#/definitions/networks"},
         "resources": {"$ref": "#/definitions/stageResources"},
         "compute_ms": {"$ref": "#/definitions/computeMs"},
         "output_mb": {"type": "number", "minimum": 0}
@@ -189,6 +241,8 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
         "autoscale": {"$ref": "#/definitions/autoscale"},
         "runtime": {"$ref": "#/definitions/runtime"},
         "pin": {"$ref": "#/definitions/pin"},
+        "volumes": {"$ref": "#/definitions/volumes"},
+        "networks": {"$ref": "#/definitions/networks"},
         "resources": {"$ref": "#/definitions/stageResources"},
         "compute_ms": {"$ref": "#/definitions/computeMs"},
         "output_mb": {"type": "number", "minimum": 0}

@@ -1,0 +1,231 @@
+// Kubernetes workloads on container hosts: each Pod template becomes a gedge service (then the
+// usual podman plan), field by field. Whatever podman cannot honour is refused with the field's
+// file, line and path (exit 2), never dropped.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "deploy_internal.hpp"
+#include "gedge/quantity.hpp"
+
+namespace gedge::svc::detail {
+
+namespace {
+
+using nlohmann::json;
+
+struct Translator {
+  const manifest::Object& w;
+  bool placed;
+
+  Error refuse(const std::string& ptr, const std::string& why, const std::string& hint = "") const {
+    return w.source.error_at(ptr, fmt::format("{} on container hosts", why),
+                             hint.empty() ? "deploy this manifest to a Kubernetes cluster, or drop the field" : hint);
+  }
+
+  // Fields of `obj` at `ptr` must be in `ok`; `ignored` are accepted as having no effect here.
+  Result<void> only(const json& obj, const std::string& ptr, const std::set<std::string>& ok) const {
+    for (auto it = obj.begin(); it != obj.end(); ++it)
+      if (!ok.contains(it.key())) return std::unexpected(refuse(ptr + "/" + it.key(), fmt::format("'{}' is not supported", it.key())));
+    return {};
+  }
+
+  Result<json> container(const json& c, const std::string& ptr, const std::map<std::string, json>& mounts_by_volume,
+                         json& volume_mounts) const {
+    GEDGE_TRY(only(c, ptr, {"name", "image", "command", "args", "env", "ports", "resources", "volumeMounts",
+                            "imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy"}));
+    (void)mounts_by_volume;
+    json out{{"image", c.value("image", "")}};
+    if (c.contains("name")) out["name"] = c["name"];
+    if (c.contains("command")) out["command"] = c["command"];
+    if (c.contains("args")) out["args"] = c["args"];
+    if (c.contains("env")) {
+      out["env"] = json::array();
+      for (std::size_t i = 0; i < c["env"].size(); ++i) {
+        const json& e = c["env"][i];
+        std::string ep = ptr + "/env/" + std::to_string(i);
+        if (e.contains("valueFrom"))
+          return std::unexpected(refuse(ep + "/valueFrom", "valueFrom is not supported", "give the value itself"));
+        GEDGE_TRY(only(e, ep, {"name", "value"}));
+        std::string name = e.value("name", "");
+        bool ok = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
+        for (char ch : name) ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+        if (!ok) return std::unexpected(refuse(ep + "/name", fmt::format("env name '{}' is not supported", name),
+                                               "podman takes names of letters, digits and '_'"));
+        out["env"].push_back({{"name", name}, {"value", e.value("value", "")}});  // byte for byte
+      }
+    }
+    if (c.contains("ports")) {
+      out["ports"] = json::array();
+      for (std::size_t i = 0; i < c["ports"].size(); ++i) {
+        const json& p = c["ports"][i];
+        std::string pp = ptr + "/ports/" + std::to_string(i);
+        GEDGE_TRY(only(p, pp, {"containerPort", "hostPort", "protocol", "name"}));
+        json port{{"containerPort", p.value("containerPort", 0)}};
+        if (p.contains("protocol")) port["protocol"] = p["protocol"];
+        // One replica per device: the container port is published on the host (hostPort if given).
+        port["externalPort"] = p.value("hostPort", p.value("containerPort", 0));
+        out["ports"].push_back(port);
+      }
+    }
+    // Explicit (possibly empty) requests and limits: gedge's defaults must not apply.
+    json res{{"requests", json::object()}, {"limits", json::object()}};
+    if (c.contains("resources")) {
+      GEDGE_TRY(only(c["resources"], ptr + "/resources", {"requests", "limits"}));
+      for (const char* part : {"requests", "limits"}) {
+        if (!c["resources"].contains(part)) continue;
+        const json& m = c["resources"][part];
+        for (auto it = m.begin(); it != m.end(); ++it) {
+          std::string rp = ptr + "/resources/" + part + "/" + (it.key() == "nvidia.com/gpu" ? "nvidia.com~1gpu" : it.key());
+          if (it.key() != "cpu" && it.key() != "memory" && it.key() != "nvidia.com/gpu")
+            return std::unexpected(refuse(rp, fmt::format("resource '{}' is not supported", it.key())));
+          res[part][it.key()] = gedge::quantity_text(it.value());
+        }
+      }
+      // Kubernetes: a missing request defaults to the limit.
+      for (auto it = res["limits"].begin(); it != res["limits"].end(); ++it)
+        if (!res["requests"].contains(it.key())) res["requests"][it.key()] = it.value();
+    }
+    out["resources"] = res;
+    if (c.contains("volumeMounts")) {
+      for (std::size_t i = 0; i < c["volumeMounts"].size(); ++i) {
+        const json& m = c["volumeMounts"][i];
+        std::string mp = ptr + "/volumeMounts/" + std::to_string(i);
+        GEDGE_TRY(only(m, mp, {"name", "mountPath", "readOnly"}));
+        volume_mounts.push_back({{"ptr", mp}, {"name", m.value("name", "")}, {"mountPath", m.value("mountPath", "")},
+                                 {"readOnly", m.value("readOnly", false)}});
+      }
+    }
+    return out;
+  }
+
+  Result<json> service() const {
+    const json& top = w.json();
+    if (w.kind == "DaemonSet" || w.kind == "Job")
+      return std::unexpected(refuse("/kind", fmt::format("a {} is not supported", w.kind),
+                                    "a Deployment (or a Pod) runs its replicas on the cluster's devices"));
+    GEDGE_TRY(only(top, "", {"apiVersion", "kind", "metadata", "spec", "status"}));
+    json doc{{"name", w.name}, {"namespace", w.namespace_.empty() ? "default" : w.namespace_}};
+    if (w.kind != "Pod") {
+      const json& sp = top["spec"];
+      GEDGE_TRY(only(sp, "/spec", {"replicas", "selector", "template", "strategy", "revisionHistoryLimit",
+                                   "progressDeadlineSeconds", "serviceName", "podManagementPolicy", "updateStrategy"}));
+      doc["replicas"] = sp.value("replicas", 1);
+    }
+    const json* ps = manifest::pod_spec(w);
+    std::string pp = manifest::pod_spec_pointer(w);
+    GEDGE_TRY(only(*ps, pp, {"containers", "restartPolicy", "volumes", "nodeSelector", "affinity", "tolerations",
+                             "dnsPolicy", "schedulerName", "terminationGracePeriodSeconds"}));
+    for (const char* k : {"nodeSelector", "affinity", "tolerations"})
+      if (ps->contains(k) && !placed)
+        return std::unexpected(refuse(pp + "/" + k, fmt::format("'{}' without a placement is not supported", k),
+                                      "place it first: gedge sched place FILE -o json > plan.json, then "
+                                      "gedge svc deploy FILE --cluster C --placement plan.json"));
+    if (ps->value("restartPolicy", "Always") == "Never")
+      return std::unexpected(refuse(pp + "/restartPolicy", "restartPolicy Never is not supported"));
+    if (ps->value("dnsPolicy", "ClusterFirst") != "ClusterFirst")
+      return std::unexpected(refuse(pp + "/dnsPolicy", "a dnsPolicy other than ClusterFirst is not supported"));
+    if (ps->contains("schedulerName") && (*ps)["schedulerName"] != "default-scheduler")
+      return std::unexpected(refuse(pp + "/schedulerName", "a custom scheduler is not supported"));
+    if (ps->contains("terminationGracePeriodSeconds") && (*ps)["terminationGracePeriodSeconds"] != 30)
+      return std::unexpected(refuse(pp + "/terminationGracePeriodSeconds", "a grace period other than 30 s is not supported"));
+    if (ps->contains("initContainers"))
+      return std::unexpected(refuse(pp + "/initContainers", "init containers are not supported"));
+
+    std::map<std::string, json> volumes;  // name -> pod volume
+    std::map<std::string, std::string> vptr;
+    if (ps->contains("volumes"))
+      for (std::size_t i = 0; i < (*ps)["volumes"].size(); ++i) {
+        const json& v = (*ps)["volumes"][i];
+        volumes[v.value("name", "")] = v;
+        vptr[v.value("name", "")] = pp + "/volumes/" + std::to_string(i);
+      }
+    json mounts = json::array();
+    json containers = json::array();
+    for (std::size_t i = 0; i < (*ps)["containers"].size(); ++i) {
+      json cm = json::array();
+      GEDGE_TRY_ASSIGN(auto c, container((*ps)["containers"][i], pp + "/containers/" + std::to_string(i), volumes, cm));
+      containers.push_back(std::move(c));
+      mounts.push_back(cm);
+    }
+    doc["containers"] = containers;
+    // gedge mounts a volume in every container of the service: the containers must agree.
+    json vols = json::array();
+    std::set<std::string> used;
+    for (std::size_t i = 0; i < mounts.size(); ++i)
+      for (const auto& m : mounts[i]) {
+        std::string name = m["name"];
+        for (std::size_t k = 0; k < mounts.size(); ++k) {
+          bool same = std::any_of(mounts[k].begin(), mounts[k].end(), [&](const json& o) {
+            return o["name"] == m["name"] && o["mountPath"] == m["mountPath"] && o["readOnly"] == m["readOnly"];
+          });
+          if (!same)
+            return std::unexpected(refuse(m["ptr"], fmt::format("volume '{}' mounted by some containers only (or elsewhere)", name),
+                                          "on container hosts every container of the pod mounts the same volumes at the same paths"));
+        }
+        if (!used.insert(name).second) continue;
+        auto it = volumes.find(name);
+        if (it == volumes.end()) return std::unexpected(w.source.error_at(m["ptr"].get<std::string>() + "/name",
+                                                                          fmt::format("no volume named '{}'", name)));
+        const json& v = it->second;
+        std::string p = vptr[name];
+        json gv{{"name", name}, {"mountPath", m["mountPath"]}};
+        if (m["readOnly"].get<bool>()) gv["readOnly"] = true;
+        if (v.contains("persistentVolumeClaim")) {
+          gv["claim"] = v["persistentVolumeClaim"].value("claimName", "");
+          if (v["persistentVolumeClaim"].value("readOnly", false)) gv["readOnly"] = true;
+        } else if (v.contains("hostPath")) {
+          GEDGE_TRY(only(v["hostPath"], p + "/hostPath", {"path", "type"}));
+          gv["hostPath"] = v["hostPath"].value("path", "");
+        } else if (v.contains("emptyDir")) {
+          GEDGE_TRY(only(v["emptyDir"], p + "/emptyDir", {"medium", "sizeLimit"}));
+          gv["emptyDir"] = v["emptyDir"];
+        } else if (v.contains("nfs")) {
+          return std::unexpected(refuse(p + "/nfs", "an NFS volume is not supported yet",
+                                        "use a PersistentVolumeClaim (a named podman volume), or deploy to Kubernetes"));
+        } else {
+          std::string kind = "?";
+          for (auto vit = v.begin(); vit != v.end(); ++vit)
+            if (vit.key() != "name") kind = vit.key();
+          return std::unexpected(refuse(p + "/" + kind, fmt::format("a {} volume is not supported", kind)));
+        }
+        vols.push_back(gv);
+      }
+    if (!vols.empty()) doc["volumes"] = vols;
+    return doc;
+  }
+};
+
+}  // namespace
+
+Result<Spec> hosts_spec(const Spec& spec, bool placed) {
+  json stages = json::array();
+  std::vector<const manifest::Object*> ws = spec.manifest.workloads();
+  if (ws.empty())
+    return fail(ErrorCode::usage, fmt::format("{}: no workload to deploy", spec.manifest.path),
+                "a manifest deploy needs a Pod, Deployment, StatefulSet, DaemonSet or Job");
+  for (const auto& o : spec.manifest.objects)
+    if (o.role != manifest::Role::workload && o.kind != "Service" && o.kind != "ConfigMap" && o.kind != "Secret" &&
+        o.kind != "PersistentVolumeClaim" && o.kind != "PersistentVolume")
+      return fail(ErrorCode::usage, fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
+                  "deploy this manifest to a Kubernetes cluster");
+  for (const auto* w : ws) {
+    Translator t{*w, placed};
+    GEDGE_TRY_ASSIGN(auto doc, t.service());
+    GEDGE_TRY_ASSIGN(auto d, manifest::demand_of(*w));
+    if (!d.after.empty() && !(d.after.size() == 1 && d.after[0].empty())) doc["after"] = d.after;
+    stages.push_back(std::move(doc));
+  }
+  json pipeline{{"apiVersion", "gedge/v1"}, {"kind", "Pipeline"}, {"name", ws[0]->name}, {"stages", stages}};
+  auto out = parse_spec(pipeline.dump(), spec.manifest.path);
+  if (!out) {
+    Error e = out.error();
+    e.message = fmt::format("{} (as a container-host service): {}", spec.manifest.path, e.message);
+    return std::unexpected(e);
+  }
+  return out;
+}
+
+}  // namespace gedge::svc::detail

@@ -1,0 +1,93 @@
+# needs: lab
+"""A Kubernetes Deployment manifest deployed to a container-host cluster on the lab's full-OS
+hosts (edge1..edge3): it answers on its port, an env value full of quotes and $() arrives byte
+for byte, a re-deploy changes nothing, `svc rm` leaves nothing; fields podman cannot honour are
+refused (exit 2) before anything runs."""
+
+import json
+import os
+import urllib.request
+
+from cluster_lab import REGISTRY, ClusterLabTest
+
+IMAGE = f"{REGISTRY}/gedge/busybox:1.0"
+CLUSTER = "e2e-man"
+HOSTS = ("edge1", "edge2", "edge3")
+NAME = "e2e-man-web"
+PORT = 28090  # not used by other tests
+TRICKY = "it's \"quoted\" 'twice' $(id) `uname` $HOME ${PATH} ; | & \\ \\n $$(x) ünï"
+
+
+def deployment(port=PORT, extra_container=None):
+    c = {"name": "web", "image": IMAGE, "command": ["sh", "-c"],
+         "args": ["mkdir -p /www && printf '%s' \"$TRICKY\" > /www/env && exec httpd -f -p 8080 -h /www"],
+         "env": [{"name": "TRICKY", "value": TRICKY}],
+         "ports": [{"containerPort": 8080, "hostPort": port}],
+         "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}}
+    c.update(extra_container or {})
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": NAME}},
+                     "template": {"metadata": {"labels": {"app": NAME}}, "spec": {"containers": [c]}}}}
+
+
+class ManifestDeployLabTest(ClusterLabTest):
+    def write(self, name, docs):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write("\n---\n".join(json.dumps(d) for d in docs) + "\n")
+        return p
+
+    def containers(self, host):
+        out = self.ssh_host(host, "sudo", "-n", "podman", "ps", "-a", "--filter", f"label=gedge.service={NAME}",
+                            "--format", "json")
+        return {c["Names"][0]: c["Id"] for c in json.loads(out or "[]")}
+
+    def cleanup_host(self, host):
+        out = self.ssh_host(host, "sudo", "-n", "podman", "ps", "-aq", "--filter", f"label=gedge.service={NAME}",
+                            check=False)
+        ids = out.stdout.split() if out.rc == 0 else []
+        if ids:
+            self.ssh_host(host, "sudo", "-n", "podman", "rm", "-f", *ids, check=False, timeout=120)
+        self.ssh_host(host, "sudo", "-n", "rm", "-f", self.dropin(CLUSTER), check=False)
+
+    def test_deployment_manifest_on_container_hosts(self):
+        self.require_lab()
+        for h in HOSTS:
+            self.add_device(h)
+            self.addCleanup(self.cleanup_host, h)
+        r = self.run_gedge("cluster", "build", CLUSTER, "--profile", "containers", "--devices", ",".join(HOSTS),
+                           "--registry", REGISTRY, "-o", "json", timeout=600)
+        self.assertEqual(r.rc, 0, r)
+
+        # Refused before anything runs: a probe podman cannot honour, named with file, line, path.
+        bad = self.write("bad.yaml", [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                                       "spec": {"ports": [{"port": 80}]}},
+                                      deployment(extra_container={"livenessProbe": {"tcpSocket": {"port": 8080}}})])
+        r = self.run_gedge("svc", "deploy", bad, "--cluster", CLUSTER, "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("bad.yaml:3: spec.template.spec.containers[0].livenessProbe", r.err_json["message"])
+        self.assertEqual({h: self.containers(h) for h in HOSTS}, {h: {} for h in HOSTS})
+
+        # Deploy: it answers on its port, the env value arrives byte for byte.
+        good = self.write("web.yaml", [deployment()])
+        d1 = self.gedge_json("svc", "deploy", good, "--cluster", CLUSTER, timeout=300)
+        actions = [a for s in d1["services"] for a in s["actions"]]
+        self.assertEqual([(a["action"], a["state"]) for a in actions], [("create", "ok")], d1)
+        dev = actions[0]["device"]
+        addr = self.lab_host(dev)["address"]
+        with urllib.request.urlopen(f"http://{addr}:{PORT}/env", timeout=10) as resp:
+            self.assertEqual(resp.read().decode(), TRICKY)
+        before = self.containers(dev)
+        self.assertEqual(list(before), [f"gedge-{NAME}-0"])
+
+        # Re-deploy: a no-op (same container).
+        d2 = self.gedge_json("svc", "deploy", good, "--cluster", CLUSTER, timeout=300)
+        self.assertEqual({a["action"] for s in d2["services"] for a in s["actions"]}, {"unchanged"})
+        self.assertEqual(self.containers(dev), before)
+        ls = self.gedge_json("svc", "ls", "--cluster", CLUSTER)
+        self.assertEqual([s["name"] for s in ls], [NAME])
+
+        # rm leaves nothing: no container on any host, no record.
+        self.gedge_json("svc", "rm", NAME, "--cluster", CLUSTER, "--yes", timeout=300)
+        self.assertEqual({h: self.containers(h) for h in HOSTS}, {h: {} for h in HOSTS})
+        self.assertEqual(self.gedge_json("svc", "ls", "--cluster", CLUSTER), [])
