@@ -12,23 +12,36 @@ It enforces the parts of the API semantics gedge relies on:
     ownership (leaf paths, lists atomic); a changed value of a field owned by another manager ->
     409 Conflict unless force=true (then ownership moves); no-op applies keep resourceVersion;
   * dryRun=All: the response shows the result, nothing is stored;
+  * validation where mistakes are easy: HPA metric types (Resource, Pods, Object, External,
+    ContainerResource; GS-Engine's `Pod` -> 422), VPA targetRef and updateMode, LimitRange types;
   * GET/LIST (labelSelector k=v[,k=v]), DELETE -> 404 for absent objects;
   * PUT with a stale metadata.resourceVersion -> 409;
   * a simulated Deployment controller: status.replicas/readyReplicas/availableReplicas follow
     spec.replicas and Pods named <deploy>-<n> appear with phase Running (so "wait for
     available" and pod listings can be tested). This is a simulation, not a kubelet.
+  * pod logs (GET .../pods/NAME/log): simulated container output, six lines ten minutes apart
+    ending at the pod's creation, then (follow=true, chunked) one line every 0.2 s until the
+    client goes; `container` is required when the pod has several and must name one of them
+    (400 otherwise); tailLines and sinceSeconds are validated and applied (since first);
+  * TLS names: the server certificate carries IP 127.0.0.1, DNS localhost and DNS
+    api.double.test (so a kubeconfig tls-server-name can be right or wrong); the SNI each
+    connection sent is appended to DIR/sni.log.
 
 Usage: k8s_double.py --dir DIR [--port 0] [--nodes N] [--seed FILE]
 --seed FILE: a JSON list of objects stored as given (status included, no controller run), so a
 test can show nodes that are not ready, pods in every phase, PVs, extra storage classes.
 Writes DIR/ca.crt, DIR/kubeconfig (context "double", token auth), DIR/kubeconfig-viewer,
-DIR/kubeconfig-badtoken, DIR/kubeconfig-wrongca, then prints one JSON line
+DIR/kubeconfig-badtoken, DIR/kubeconfig-wrongca, DIR/kubeconfig-insecure, DIR/kubeconfig-tlsname
+(tls-server-name api.double.test), DIR/kubeconfig-wrongname (tls-server-name wrong.double.test),
+then prints one JSON line
 {"port": P, "kubeconfig": ..., "pid": ...} on stdout when it is ready to serve.
 """
 import argparse
+import calendar
 import copy
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -44,18 +57,24 @@ except ImportError:  # pragma: no cover
     yaml = None
 
 ADMIN_TOKEN = "double-admin-token"
+TLS_NAME = "api.double.test"
 VIEWER_TOKEN = "double-viewer-token"
 
 # group/version -> [(kind, plural, namespaced)]
 RESOURCES = {
     "v1": [("Pod", "pods", True), ("Service", "services", True), ("Node", "nodes", False),
            ("Namespace", "namespaces", False), ("PersistentVolume", "persistentvolumes", False),
-           ("ConfigMap", "configmaps", True)],
+           ("ConfigMap", "configmaps", True), ("PersistentVolumeClaim", "persistentvolumeclaims", True),
+           ("LimitRange", "limitranges", True)],
     "apps/v1": [("Deployment", "deployments", True)],
     "autoscaling/v2": [("HorizontalPodAutoscaler", "horizontalpodautoscalers", True)],
     "monitoring.coreos.com/v1": [("ServiceMonitor", "servicemonitors", True)],
     "storage.k8s.io/v1": [("StorageClass", "storageclasses", False)],
+    "autoscaling.k8s.io/v1": [("VerticalPodAutoscaler", "verticalpodautoscalers", True)],
+    "k8s.cni.cncf.io/v1": [("NetworkAttachmentDefinition", "network-attachment-definitions", True)],
 }
+# Subresources served (listed by discovery as "<plural>/<sub>", never as kinds of their own).
+SUBRESOURCES = {"v1": [("pods/log", "Pod", True)]}
 PLURALS = {(gv, plural): (kind, ns) for gv, lst in RESOURCES.items() for kind, plural, ns in lst}
 
 
@@ -108,6 +127,37 @@ def del_path(obj, path):
     for parent, key in reversed(stack):  # prune emptied maps
         if parent[key] == {}:
             del parent[key]
+
+
+HPA_METRIC_TYPES = ("Resource", "Pods", "Object", "External", "ContainerResource")
+VPA_MODES = ("Off", "Initial", "Recreate", "Auto", "InPlaceOrRecreate")
+
+
+def validate(kind, obj):
+    """The API server's validation for the fields gedge renders where a mistake is easy (and was
+    made: GS-Engine's HPA type `Pod`). Returns a message, or "" when valid."""
+    spec = obj.get("spec", {})
+    if kind == "HorizontalPodAutoscaler":
+        for i, m in enumerate(spec.get("metrics", [])):
+            t = m.get("type")
+            if t not in HPA_METRIC_TYPES:
+                return (f'spec.metrics[{i}].type: Unsupported value: "{t}": supported values: '
+                        + ", ".join(f'"{x}"' for x in HPA_METRIC_TYPES))
+            key = t[0].lower() + t[1:]
+            if key not in m:
+                return f"spec.metrics[{i}].{key}: Required value: must populate information for the given metric source"
+    if kind == "VerticalPodAutoscaler":
+        ref = spec.get("targetRef", {})
+        if not ref.get("kind") or not ref.get("name"):
+            return "spec.targetRef: Required value"
+        mode = spec.get("updatePolicy", {}).get("updateMode", "Auto")
+        if mode not in VPA_MODES:
+            return f'spec.updatePolicy.updateMode: Unsupported value: "{mode}"'
+    if kind == "LimitRange":
+        for i, item in enumerate(spec.get("limits", [])):
+            if item.get("type") not in ("Container", "Pod", "PersistentVolumeClaim"):
+                return f'spec.limits[{i}].type: Unsupported value: "{item.get("type")}"'
+    return ""
 
 
 class Store:
@@ -233,6 +283,9 @@ class Handler(BaseHTTPRequestHandler):
             groups = [{"name": gv.split("/")[0], "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}]}
                       for gv in RESOURCES if "/" in gv]
             return self.reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log", path)
+        if m:
+            return self.pod_log(urllib.parse.unquote(m.group(1)), urllib.parse.unquote(m.group(2)))
         r, q = self.route()
         if r is None:
             return self.reply(404, status(404, "NotFound", "the server could not find the requested resource"))
@@ -244,7 +297,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
                                     "resources": [{"name": p, "kind": k, "namespaced": n,
                                                    "verbs": ["get", "list", "patch", "delete"]}
-                                                  for k, p, n in RESOURCES[gv]]})
+                                                  for k, p, n in RESOURCES[gv]] +
+                                                 [{"name": p, "kind": k, "namespaced": n, "verbs": ["get"]}
+                                                  for p, k, n in SUBRESOURCES.get(gv, [])]})
         gv, plural, ns, name = r
         if (gv, plural) not in PLURALS:
             return self.reply(404, status(404, "NotFound", f"no resource {plural} in {gv}"))
@@ -265,6 +320,73 @@ class Handler(BaseHTTPRequestHandler):
             kind = PLURALS[(gv, plural)][0]
             return self.reply(200, {"kind": kind + "List", "apiVersion": gv,
                                     "metadata": {"resourceVersion": str(store.rv)}, "items": items})
+
+    def pod_log(self, ns, name):
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).items()}
+        store = self.server.store
+        with store.lock:
+            pod = copy.deepcopy(store.objects.get(("v1", "pods", ns, name)))
+        if pod is None:
+            return self.reply(404, status(404, "NotFound", f'pods "{name}" not found'))
+        containers = [c.get("name") for c in pod.get("spec", {}).get("containers", [])]
+        container = q.get("container")
+        if not container:
+            if len(containers) != 1:
+                return self.reply(400, status(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                                                 f"choose one of: [{' '.join(containers)}]"))
+            container = containers[0]
+        if container not in containers:
+            return self.reply(400, status(400, "BadRequest", f'container {container} is not valid for pod {name}'))
+        try:
+            tail = int(q["tailLines"]) if "tailLines" in q else None
+            since = int(q["sinceSeconds"]) if "sinceSeconds" in q else None
+        except ValueError:
+            return self.reply(400, status(400, "BadRequest", "tailLines and sinceSeconds must be integers"))
+        if (tail is not None and tail < 0) or (since is not None and since < 1):
+            return self.reply(400, status(400, "BadRequest", "tailLines must be >= 0 and sinceSeconds >= 1"))
+        follow = q.get("follow") == "true"
+        created = pod.get("metadata", {}).get("creationTimestamp", "")
+        try:
+            t0 = calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
+        except ValueError:
+            t0 = time.time()
+        # Simulated output: six lines ten minutes apart, the last at creation.
+        lines = [(t0 - 3000 + i * 600, f"{name} {container}: line {i} (simulated by the API double)")
+                 for i in range(6)]
+        now = time.time()
+        if since is not None:
+            lines = [ln for ln in lines if ln[0] >= now - since]
+        if tail is not None:
+            lines = lines[len(lines) - tail:] if tail else []
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        if not follow:
+            body = "".join(text + "\n" for _, text in lines).encode()
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(data):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        try:
+            if lines:
+                chunk("".join(text + "\n" for _, text in lines).encode())
+            n = 0
+            while True:
+                time.sleep(0.2)
+                with store.lock:
+                    if ("v1", "pods", ns, name) not in store.objects:
+                        break  # the pod is gone: the stream ends, as the kubelet's does
+                chunk(f"{name} {container}: tick {n}\n".encode())
+                n += 1
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass  # the client went away (Ctrl-C)
+        self.close_connection = True
 
     def do_PATCH(self):
         if not self.auth(True):
@@ -306,6 +428,9 @@ class Handler(BaseHTTPRequestHandler):
             md = patch.get("metadata", {})
             if md.get("name") != name or (namespaced and md.get("namespace", ns) != ns):
                 return self.reply(400, status(400, "BadRequest", "metadata.name/namespace in the body do not match the URL"))
+            invalid = validate(kind, patch)
+            if invalid:
+                return self.reply(422, status(422, "Invalid", f'{kind} "{name}" is invalid: {invalid}'))
             force = q.get("force") == "true"
             applied = leaves(patch)
             owners = copy.deepcopy(store.owners.get(key, {}))
@@ -414,7 +539,7 @@ def make_certs(d):
     """A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA."""
     ext = os.path.join(d, "san.ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        f.write(f"subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:{TLS_NAME}\nbasicConstraints=CA:FALSE\n")
     for ca in ("ca", "wrong-ca"):
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                 f"/CN=k8s-api-double {ca}", "-keyout", os.path.join(d, f"{ca}.key"),
@@ -426,8 +551,10 @@ def make_certs(d):
             "-extfile", ext, "-out", os.path.join(d, "server.crt"))
 
 
-def kubeconfig(server, ca_file, token, insecure=False):
+def kubeconfig(server, ca_file, token, insecure=False, tls_name=None):
     cluster = {"server": server}
+    if tls_name:
+        cluster["tls-server-name"] = tls_name
     if insecure:
         cluster["insecure-skip-tls-verify"] = True
     else:
@@ -465,18 +592,26 @@ def main():
             seed_objects(srv.store, json.load(f))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(os.path.join(a.dir, "server.crt"), os.path.join(a.dir, "server.key"))
+    sni_log = os.path.join(a.dir, "sni.log")
+
+    def record_sni(sock, name, _ctx):  # what the client asked for (None: no SNI, e.g. an IP)
+        with open(sni_log, "a") as f:
+            f.write(f"{name or ''}\n")
+    ctx.sni_callback = record_sni
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     port = srv.server_address[1]
     server = f"https://127.0.0.1:{port}"
-    files = {"kubeconfig": (ADMIN_TOKEN, "ca.crt", False),
-             "kubeconfig-viewer": (VIEWER_TOKEN, "ca.crt", False),
-             "kubeconfig-badtoken": ("not-a-valid-token", "ca.crt", False),
-             "kubeconfig-wrongca": (ADMIN_TOKEN, "wrong-ca.crt", False),
-             "kubeconfig-insecure": (ADMIN_TOKEN, "ca.crt", True)}
-    for fname, (tok, ca, insecure) in files.items():
+    files = {"kubeconfig": (ADMIN_TOKEN, "ca.crt", False, None),
+             "kubeconfig-viewer": (VIEWER_TOKEN, "ca.crt", False, None),
+             "kubeconfig-badtoken": ("not-a-valid-token", "ca.crt", False, None),
+             "kubeconfig-wrongca": (ADMIN_TOKEN, "wrong-ca.crt", False, None),
+             "kubeconfig-insecure": (ADMIN_TOKEN, "ca.crt", True, None),
+             "kubeconfig-tlsname": (ADMIN_TOKEN, "ca.crt", False, TLS_NAME),
+             "kubeconfig-wrongname": (ADMIN_TOKEN, "ca.crt", False, "wrong.double.test")}
+    for fname, (tok, ca, insecure, tls_name) in files.items():
         p = os.path.join(a.dir, fname)
         with open(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(kubeconfig(server, os.path.join(a.dir, ca), tok, insecure))
+            f.write(kubeconfig(server, os.path.join(a.dir, ca), tok, insecure, tls_name))
     print(json.dumps({"port": port, "server": server, "kubeconfig": os.path.join(a.dir, "kubeconfig"),
                       "pid": os.getpid()}), flush=True)
     srv.serve_forever()

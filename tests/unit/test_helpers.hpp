@@ -2,10 +2,13 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace gedge::test {
@@ -25,6 +28,30 @@ struct TempDir {
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
+};
+
+// A helper script of the source tree ("tests/k8s_double/k8s_double.py --dir {dir}"), run with
+// python3, that prints one JSON line when it is ready ({"port": ..., "pid": ...}); "{dir}" is
+// replaced by a fresh temporary directory. The process (info["pid"]) gets SIGTERM at the end.
+struct ReadyProcess {
+  TempDir dir;
+  FILE* pipe = nullptr;
+  nlohmann::json info;
+  explicit ReadyProcess(const std::string& script_and_args) {
+    std::string cmd = "exec /usr/bin/python3 " + std::string(GEDGE_SOURCE_DIR) + "/" + script_and_args;
+    for (std::size_t pos; (pos = cmd.find("{dir}")) != std::string::npos;) cmd.replace(pos, 5, dir.path.string());
+    pipe = popen(cmd.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    char line[4096] = {0};
+    REQUIRE(fgets(line, sizeof line, pipe) != nullptr);
+    info = nlohmann::json::parse(line);
+  }
+  ~ReadyProcess() {
+    if (info.contains("pid")) kill(info["pid"].get<int>(), SIGTERM);
+    if (pipe) pclose(pipe);
+  }
+  ReadyProcess(const ReadyProcess&) = delete;
+  ReadyProcess& operator=(const ReadyProcess&) = delete;
 };
 
 }  // namespace gedge::test

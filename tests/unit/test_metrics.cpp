@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "gedge/metrics.hpp"
+#include "test_helpers.hpp"
 
 using namespace gedge;
 using namespace gedge::metrics;
@@ -235,4 +236,13 @@ TEST_CASE("prom_query against a port nobody listens on is unreachable") {
   auto r = prom_query("http://127.0.0.1:1", "up", 2);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::unreachable);
+}
+
+TEST_CASE("a scrape whose TLS fails is auth (exit 6), as everywhere else (gedge::http's one classification)") {
+  // Before the shared client, metrics called every curl failure but connect/timeout a plain
+  // failure (exit 1) while the catalog and the Kubernetes client said auth (exit 6).
+  test::ReadyProcess tls_server("tests/k8s_double/k8s_double.py --dir {dir}");  // a CA the system does not trust
+  auto r = http_get(tls_server.info["server"].get<std::string>() + "/metrics", 5.0);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::auth);
 }

@@ -41,8 +41,9 @@ struct Exposition {
 // usage error naming the line number.
 Result<Exposition> parse_text(std::string_view text);
 
-// One HTTP GET over libcurl with a total timeout. Non-2xx answers are errors (unreachable for
-// connection failures and timeouts, failure for HTTP errors).
+// One HTTP GET (gedge::http) with a total timeout, never through a proxy. Errors follow
+// gedge::http's classification: TLS failures auth, connection failures and timeouts unreachable,
+// non-2xx answers by status (401/403 auth, 404 not_found, others failure).
 struct HttpResponse {
   long status = 0;
   std::string body;

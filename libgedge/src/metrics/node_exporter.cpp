@@ -1,29 +1,16 @@
-// node-exporter scrapes: HTTP over libcurl and the summary `cluster status` shows.
-#include <curl/curl.h>
+// node-exporter scrapes: HTTP through gedge::http and the summary `cluster status` shows.
 #include <fmt/format.h>
 
 #include <cmath>
-#include <mutex>
 #include <set>
 #include <thread>
 
+#include "gedge/http.hpp"
 #include "gedge/metrics.hpp"
 
 namespace gedge::metrics {
 
 namespace {
-
-size_t write_body(char* ptr, size_t size, size_t n, void* user) {
-  auto* body = static_cast<std::string*>(user);
-  body->append(ptr, size * n);
-  if (body->size() > (64u << 20)) return 0;  // refuse absurd answers
-  return size * n;
-}
-
-void curl_init_once() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 // CPU seconds per mode summed over all cpus.
 struct CpuTotals {
@@ -47,34 +34,11 @@ CpuTotals cpu_totals(const Exposition& e) {
 }  // namespace
 
 Result<HttpResponse> http_get(const std::string& url, double timeout_s) {
-  curl_init_once();
-  CURL* c = curl_easy_init();
-  if (!c) return fail(ErrorCode::internal, "curl_easy_init failed");
-  HttpResponse resp;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");  // lab and device addresses never go via a proxy
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_s * 1000));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_s * 1000));
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  CURLcode rc = curl_easy_perform(c);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
-  curl_easy_cleanup(c);
-  if (rc != CURLE_OK) {
-    std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    auto code = (rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT ||
-                 rc == CURLE_COULDNT_RESOLVE_HOST)
-                    ? ErrorCode::unreachable
-                    : ErrorCode::failure;
-    return fail(code, fmt::format("GET {}: {}", url, why));
-  }
-  if (resp.status < 200 || resp.status >= 300)
-    return fail(ErrorCode::failure, fmt::format("GET {}: HTTP {}", url, resp.status));
-  return resp;
+  http::Options o;
+  o.timeout_s = timeout_s;
+  o.connect_timeout_s = timeout_s;
+  GEDGE_TRY_ASSIGN(auto r, http::get(url, o));
+  return HttpResponse{r.status, std::move(r.body)};
 }
 
 NodeSummary summarize(const Exposition& now, const Exposition* before) {

@@ -1,10 +1,11 @@
 // svc catalog: the Docker Registry v2 API (GET /v2/_catalog, /v2/<repo>/tags/list) via libcurl —
-// KETI's "services you can deploy" list. TLS is verified; plain HTTP only when asked (lab registry).
-#include <curl/curl.h>
+// KETI's "services you can deploy" list, through gedge::http. TLS is verified; plain HTTP only
+// when asked (lab registry).
 #include <fmt/format.h>
 
 #include <regex>
 
+#include "gedge/http.hpp"
 #include "gedge/svc.hpp"
 
 namespace gedge::svc {
@@ -13,45 +14,21 @@ namespace {
 
 using nlohmann::json;
 
-size_t write_body(char* p, size_t size, size_t n, void* ud) {
-  auto* s = static_cast<std::string*>(ud);
-  if (s->size() + size * n > (8u << 20)) return 0;  // a catalog is small; refuse a flood
-  s->append(p, size * n);
-  return size * n;
-}
-
 Result<json> get_json(const std::string& url, double timeout_s, const std::string& registry) {
-  CURL* c = curl_easy_init();
-  if (!c) return fail(ErrorCode::internal, "libcurl could not start");
-  std::string body;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_s * 1000));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_s * 1000));
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  CURLcode rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CONNECT_ERROR)
-    return fail(ErrorCode::auth, fmt::format("registry {}: TLS verification failed: {}", registry, errbuf),
-                "a plain-HTTP lab registry needs --plain-http");
-  if (rc != CURLE_OK)
-    return fail(ErrorCode::unreachable, fmt::format("registry {}: {}", registry, errbuf[0] ? errbuf : curl_easy_strerror(rc)),
-                "is the registry running? (the lab: tests/lab/lab.sh up)");
-  if (status == 401 || status == 403)
-    return fail(ErrorCode::auth, fmt::format("registry {}: HTTP {} for {}", registry, status, url));
-  if (status == 404) return fail(ErrorCode::not_found, fmt::format("registry {}: {} not found", registry, url));
-  if (status < 200 || status >= 300)
-    return fail(ErrorCode::failure, fmt::format("registry {}: HTTP {} for {}", registry, status, url));
-  auto j = json::parse(body, nullptr, false);
+  http::Options o;
+  o.timeout_s = timeout_s;
+  o.connect_timeout_s = timeout_s;
+  o.max_body = 8u << 20;  // a catalog is small; refuse a flood
+  auto r = http::get(url, o, fmt::format("registry {}", registry));
+  if (!r) {
+    Error e = r.error();
+    if (e.code == ErrorCode::auth && e.message.find("TLS") != std::string::npos)
+      e.hint = "a plain-HTTP lab registry needs --plain-http";
+    else if (e.code == ErrorCode::unreachable)
+      e.hint = "is the registry running? (the lab: tests/lab/lab.sh up)";
+    return std::unexpected(e);
+  }
+  auto j = json::parse(r->body, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return fail(ErrorCode::failure, fmt::format("registry {}: {} did not return a JSON object", registry, url));
   return j;
