@@ -12,11 +12,15 @@ PKGS=(
   openssh-server openssh-client sudo ansible-core ansible-lint sshpass
   podman netavark aardvark-dns catatonit iptables runc crun skopeo docker-registry busybox-static
   debootstrap prometheus-node-exporter prometheus iproute2 procps bc curl jq python3 python3-yaml openssl zstd
-  # tests: Kubernetes objects validated against the official OpenAPI schemas (tests/k8s_validate)
-  nodejs npm
   # benchmarks' anchors
   pssh hyperfine
 )
+# tests: Kubernetes objects validated against the official OpenAPI schemas (tests/k8s_validate).
+# Debian's nodejs + npm only where no node/npm is installed: a machine with NodeSource's nodejs
+# (which bundles npm and conflicts with Debian's npm package) keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PKGS+=(nodejs npm)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
