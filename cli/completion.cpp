@@ -6,6 +6,7 @@
 #include <set>
 
 #include "app.hpp"
+#include "help.hpp"
 
 namespace gedge::cli {
 
@@ -27,11 +28,11 @@ void collect(const CLI::App& app, const std::string& path, std::map<std::string,
   for (const CLI::Option* opt : app.get_options()) {
     for (const auto& l : opt->get_lnames()) {
       n.options.push_back("--" + l);
-      if (opt->get_type_size() != 0) n.value_opts.push_back("--" + l);
+      if (takes_value(opt)) n.value_opts.push_back("--" + l);
     }
     for (const auto& s : opt->get_snames()) {
       n.options.push_back("-" + s);
-      if (opt->get_type_size() != 0) n.value_opts.push_back("-" + s);
+      if (takes_value(opt)) n.value_opts.push_back("-" + s);
     }
   }
   out[path] = std::move(n);
@@ -150,7 +151,7 @@ nlohmann::json command_tree(const CLI::App& root) {
     for (const CLI::Option* opt : app.get_options()) {
       if (opt->get_lnames().empty()) continue;
       opts.push_back({{"name", "--" + opt->get_lnames().front()},
-                      {"takes_value", opt->get_type_size() != 0}});
+                      {"takes_value", takes_value(opt)}});
     }
     j["options"] = opts;
     nlohmann::json subs = nlohmann::json::array();

@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "gedge_version.hpp"
+#include "help.hpp"
 
 using namespace gedge;
 using namespace gedge::cli;
@@ -75,8 +77,12 @@ int main(int argc, char** argv) {
   on_run(tree, ctx, [&app]() -> Result<Outcome> {
     return Outcome{View{}, std::nullopt, command_tree(app).dump(2) + "\n"};
   });
-  app.footer("\nRun 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok, 1 failure, 2 usage, "
-             "3 partial,\n4 not found, 5 unreachable, 6 auth/host key, 7 conflict, 130 interrupted.\n");
+  app.set_version_flag("--version", fmt::format("gedge {} ({})", GEDGE_VERSION, GEDGE_COMMIT),
+                       "Print gedge's version and exit ('gedge version' shows more)");
+  add_global_flags_to_help(app);
+  app.footer("\nRun 'gedge help NOUN [VERB]' or 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok,\n"
+             "1 failure, 2 usage, 3 partial, 4 not found, 5 unreachable, 6 auth/host key, 7 conflict,\n"
+             "130 interrupted.\n");
 
   // Everything after the first "--" is a command for the verb to run (device exec, tune pin,
   // tune bench); CLI11 only sees what comes before it.
@@ -88,6 +94,9 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  std::vector<std::string> args(argv + 1, argv + cli_argc);
+  bool json_errors = argv_wants_json(args);
+  if (auto answered = answer_help_and_typos(app, args, json_errors)) return *answered;
   try {
     app.parse(cli_argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -98,8 +107,14 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    if (!ctx.g.output.empty() && ctx.g.output == "json") {
-      std::cerr << error_json(Error{ErrorCode::usage, e.what(), "see 'gedge --help'"}).dump() << "\n";
+    // The deepest command the parse reached names the help page to read.
+    const CLI::App* at = &app;
+    for (auto subs = app.get_subcommands(); !subs.empty(); subs = subs.front()->get_subcommands())
+      at = subs.front();
+    if (json_errors) {
+      std::cerr << error_json(Error{ErrorCode::usage, e.what(), fmt::format("see '{} --help'", command_path(at))})
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";
       return 2;
     }
     app.exit(e);

@@ -21,6 +21,7 @@ complete -c gedge -n "test "(__gedge_path)" = ''" -l color
 complete -c gedge -n "test "(__gedge_path)" = ''" -l home
 complete -c gedge -n "test "(__gedge_path)" = ''" -l timeout
 complete -c gedge -n "test "(__gedge_path)" = ''" -l parallel
+complete -c gedge -n "test "(__gedge_path)" = ''" -l version
 complete -c gedge -n "test "(__gedge_path)" = 'cluster'" -a 'build join leave register ls show status rm export'
 complete -c gedge -n "test "(__gedge_path)" = 'cluster'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l help

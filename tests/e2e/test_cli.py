@@ -134,6 +134,76 @@ class VersionAndErrorsTest(GedgeTest):
         self.assertIn("frobnicate", r.stderr)
 
 
+class HelpTest(GedgeTest):
+    """Help as git and kubectl give it: usage for a bare command, `help`, suggestions for typos."""
+
+    def test_bare_gedge_and_bare_noun_print_usage_and_exit_2(self):
+        r = self.run_gedge()
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("Usage:", r.stderr)
+        self.assertRegex(r.stderr, r"(?m)^\s+device\s")
+        self.assertIn("error: no command given", r.stderr)
+        r = self.run_gedge("device")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("Usage: gedge device", r.stderr)
+        self.assertRegex(r.stderr, r"(?m)^\s+exec\s")
+        self.assertIn("'gedge device' needs a verb", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_help_verb_prints_the_page_and_exits_0(self):
+        for argv, usage in ((["help"], "Usage: gedge"), (["help", "device"], "Usage: gedge device"),
+                            (["device", "help"], "Usage: gedge device"),
+                            (["help", "device", "ls"], "Usage: gedge device ls"),
+                            (["-o", "json", "help", "runtime", "push"], "Usage: gedge runtime push")):
+            r = self.run_gedge(*argv)
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn(usage, r.stdout, argv)
+        self.assertEqual(self.run_gedge("help", "device", "ls").stdout,
+                         self.run_gedge("device", "ls", "--help").stdout)
+
+    def test_typos_suggest_the_nearest_noun_or_verb(self):
+        for argv, best in ((["devcie", "ls"], "device"), (["device", "lst"], "ls"),
+                           (["runtim", "ls"], "runtime"), (["help", "clustr"], "cluster"),
+                           (["svc", "deplyo"], "deploy"), (["-q", "--home", "/nowhere", "device", "lst"], "ls")):
+            r = self.run_gedge(*argv)
+            self.assertEqual(r.rc, 2, r)
+            self.assertIn(f"did you mean '{best}'?", r.stderr, argv)
+            r = self.run_gedge("-o", "json", *argv)
+            self.assertEqual(r.rc, 2, r)
+            self.assertEqual(r.err_json["error"], "usage", r)
+            self.assertIn(f"did you mean '{best}'?", r.err_json["hint"], argv)
+        r = self.run_gedge("zzzzzzzz")
+        self.assertEqual(r.rc, 2, r)
+        self.assertNotIn("did you mean", r.stderr)
+        self.assertIn("unknown command 'zzzzzzzz'", r.stderr)
+
+    def test_usage_errors_are_json_under_o_json_wherever_o_stands(self):
+        for argv in (["-o", "json"], ["-o", "json", "device"], ["device", "-o", "json"],
+                     ["device", "ls", "--no-such-flag", "-o", "json"], ["--output=json", "devcie"],
+                     ["device", "show", "-o", "json"]):
+            r = self.run_gedge(*argv)
+            self.assertEqual(r.rc, 2, r)
+            self.assertEqual(r.err_json["error"], "usage", r)
+            self.assertEqual(r.stdout, "")
+            self.assertEqual(len([ln for ln in r.stderr.splitlines() if ln.strip()]), 1, r)
+
+    def test_version_flag(self):
+        r = self.run_gedge("--version")
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.stdout, r"^gedge \d+\.\d+\.\d+ ")
+
+    def test_every_help_page_lists_the_global_flags(self):
+        for noun, spec in nouns().items():
+            if noun.startswith("__"):
+                continue
+            for verb in spec["subcommands"] or [None]:
+                argv = [noun] + ([verb["name"]] if verb else []) + ["--help"]
+                out = self.run_gedge(*argv).stdout
+                self.assertIn("Global flags:", out, argv)
+                for flag in ("--output", "--quiet", "--home", "--timeout", "--parallel", "--color"):
+                    self.assertIn(flag, out.split("Global flags:")[1], argv)
+
+
 class InterruptTest(GedgeTest):
     def test_ctrl_c_mid_run_exits_130_with_a_clear_error(self):
         import signal
