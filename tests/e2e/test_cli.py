@@ -95,6 +95,14 @@ class VersionAndErrorsTest(GedgeTest):
             self.assertEqual(r.err_json["code"], 2)
             self.assertEqual(r.stdout, "")
 
+    def test_argv_that_is_not_utf8_gives_a_json_error_not_an_abort(self):
+        bad = os.fsdecode(b"cam-\xff")
+        for argv in (["device", "show", bad], [bad], ["device", "ls", "--tier", bad]):
+            r = self.run_gedge("-o", "json", *argv)
+            self.assertIn(r.rc, (2, 4), r)
+            self.assertNotEqual(r.err_json["error"], "internal", r)
+            self.assertIn("\ufffd", r.err_json["message"] + r.err_json.get("hint", ""), r)
+
     def test_unknown_output_format_is_usage_error(self):
         r = self.run_gedge("-o", "xml", "version")
         self.assertEqual(r.rc, 2, r)

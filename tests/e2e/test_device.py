@@ -4,6 +4,7 @@
 bootstrap, token, facts), ls/show/rm/key, check (token, RTT, faults), exec (quoting, sudo,
 partial failure), concurrency."""
 
+import base64
 import hashlib
 import os
 import sqlite3
@@ -247,6 +248,20 @@ class DeviceTest(GedgeTest):
         self.assertEqual(r.rc, 2, r)
         r = self.run_gedge("device", "exec", "nope", "-o", "json", "--", "true")
         self.assertEqual(r.rc, 4, r)
+
+    def test_exec_output_that_is_not_utf8_is_carried_as_base64(self):
+        self.add_ok("h1")
+        r = self.run_gedge("device", "exec", "h1", "-o", "json", "--",
+                           "sh", "-c", r"printf '\377\376ok'; printf 'caf\303\251\300' >&2")
+        self.assertEqual(r.rc, 0, r)
+        d = r.json["results"][0]
+        self.assertEqual(base64.b64decode(d["stdout_base64"]), b"\xff\xfeok")
+        self.assertEqual(d["stdout"], "\ufffd\ufffdok")
+        self.assertEqual(base64.b64decode(d["stderr_base64"]), "café".encode() + b"\xc0")
+        self.assertEqual(d["stderr"], "café\ufffd")
+        r = self.run_gedge("device", "exec", "h1", "-o", "yaml", "--", "printf", r"\377")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("stdout_base64: /w==", r.stdout)
 
     # --- check ---------------------------------------------------------------------------
     def test_check_measures_rtt_over_ssh_and_refreshes(self):

@@ -163,6 +163,33 @@ TEST_CASE("write_file_atomic writes with the requested mode and replaces atomica
   CHECK(n == 1);
 }
 
+TEST_CASE("json and yaml carry bytes that are not UTF-8 as base64 next to a lossy string") {
+  // What `device exec h -- printf '\377\376ok'` returns, plus an overlong '/', a surrogate and a
+  // truncated sequence: each must reach the output, never abort it.
+  View v;
+  v.data = {{"results", json::array({{{"device", "h1"},
+                                       {"stdout", std::string("\xff\xfeok")},
+                                       {"stderr", std::string("caf\xc3\xa9")},
+                                       {"log", json::array({std::string("a\xc0\xaf"), "b"})},
+                                       {"note", std::string("\xed\xa0\x80|\xe2\x82")}}})}};
+  std::ostringstream out;
+  REQUIRE_NOTHROW(render(v, {Format::json, false}, out));
+  auto j = json::parse(out.str());
+  const auto& r = j["results"][0];
+  CHECK(r["stdout_base64"] == "//5vaw==");
+  CHECK(r["stdout"] == "\xef\xbf\xbd\xef\xbf\xbdok");
+  CHECK(r["stderr"] == "caf\xc3\xa9");  // valid UTF-8 is left alone, with no _base64 twin
+  CHECK_FALSE(r.contains("stderr_base64"));
+  CHECK(r["log"][0] == "a\xef\xbf\xbd\xef\xbf\xbd");
+  CHECK(r["note_base64"] == "7aCAfOKC");
+  std::ostringstream y;
+  REQUIRE_NOTHROW(render(v, {Format::yaml, false}, y));
+  CHECK(YAML::Load(y.str())["results"][0]["stdout_base64"].as<std::string>() == "//5vaw==");
+  // An error quoting argv or remote text is still one JSON object.
+  auto e = error_json(Error{ErrorCode::not_found, std::string("device '\xff' not found"), ""});
+  CHECK(json::parse(e.dump())["message"] == "device '\xef\xbf\xbd' not found");
+}
+
 TEST_CASE("config: missing file is empty, known keys load, unknown keys name file and line") {
   test::TempDir tmp;
   CHECK_FALSE(load_config(tmp.path / "none.yaml")->output.has_value());

@@ -48,6 +48,99 @@ std::string cell_text(const nlohmann::json& v) {
 
 namespace {
 
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no surrogates,
+// nothing above U+10FFFF), 0 when the bytes there are not one.
+size_t utf8_sequence(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range depends on the first
+  if (c == 0xE0) lo = 0xA0;
+  if (c == 0xED) hi = 0x9F;
+  if (c == 0xF0) lo = 0x90;
+  if (c == 0xF4) hi = 0x8F;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  return n;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Each byte that does not start a well-formed sequence becomes U+FFFD.
+std::string lossy_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = utf8_sequence(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string base64(std::string_view s) {
+  static constexpr char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((s.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < s.size(); i += 3) {
+    unsigned v = static_cast<unsigned char>(s[i]) << 16;
+    if (i + 1 < s.size()) v |= static_cast<unsigned char>(s[i + 1]) << 8;
+    if (i + 2 < s.size()) v |= static_cast<unsigned char>(s[i + 2]);
+    out += abc[(v >> 18) & 63];
+    out += abc[(v >> 12) & 63];
+    out += i + 1 < s.size() ? abc[(v >> 6) & 63] : '=';
+    out += i + 2 < s.size() ? abc[v & 63] : '=';
+  }
+  return out;
+}
+
+// JSON and YAML text must be UTF-8, remote output need not be. A member string that is not
+// valid UTF-8 keeps its bytes in `<key>_base64` next to a lossy `<key>` for reading, so nothing
+// is lost and nothing throws; strings inside arrays and keys are made lossy.
+nlohmann::json lossless(const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::object: {
+      nlohmann::json out = nlohmann::json::object();
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        std::string key = valid_utf8(it.key()) ? it.key() : lossy_utf8(it.key());
+        const auto& val = it.value();
+        if (val.is_string() && !valid_utf8(val.get_ref<const std::string&>())) {
+          out[key] = lossy_utf8(val.get_ref<const std::string&>());
+          out[key + "_base64"] = base64(val.get_ref<const std::string&>());
+        } else {
+          out[key] = lossless(val);
+        }
+      }
+      return out;
+    }
+    case nlohmann::json::value_t::array: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& e : v) out.push_back(lossless(e));
+      return out;
+    }
+    case nlohmann::json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      return valid_utf8(s) ? v : nlohmann::json(lossy_utf8(s));
+    }
+    default: return v;
+  }
+}
+
 bool needs_quotes(const std::string& s) {
   if (s.empty()) return true;
   try {
@@ -194,8 +287,8 @@ std::string to_yaml(const nlohmann::json& value) {
 
 void render(const View& view, const RenderOptions& opts, std::ostream& out) {
   switch (opts.format) {
-    case Format::json: out << view.data.dump(2) << "\n"; break;
-    case Format::yaml: out << to_yaml(view.data); break;
+    case Format::json: out << lossless(view.data).dump(2) << "\n"; break;
+    case Format::yaml: out << to_yaml(lossless(view.data)); break;
     case Format::table:
       if (!view.table.is_null()) {
         View t{view.table, view.columns, "", view.footer, nullptr};
@@ -212,7 +305,7 @@ nlohmann::json error_json(const Error& e) {
                    {"code", exit_code_for(e.code)},
                    {"message", e.message}};
   if (!e.hint.empty()) j["hint"] = e.hint;
-  return j;
+  return lossless(j);  // messages quote argv and remote output, which need not be UTF-8
 }
 
 }  // namespace gedge

@@ -276,7 +276,8 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   sess.reset();
 
   std::string now = now_rfc3339();
-  std::string facts_text = facts.dump();
+  // Facts are the device's own text (hostname, os-release), which need not be UTF-8.
+  std::string facts_text = facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string identity = target.identity;
   std::string labels = labels_text(req.labels);
   bool changed = true;

@@ -185,7 +185,7 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
       if (st == "ok") {
         GEDGE_TRY(db.exec("UPDATE devices SET status='ok', last_seen=?, rtt_ms=?, facts=?, topology_xml=?, updated_at=? "
                           "WHERE name=?",
-                          {now, c.result["rtt_ms"].get<double>(), c.facts.dump(),
+                          {now, c.result["rtt_ms"].get<double>(), c.facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                            c.topology.is_string() ? SqlValue(c.topology.get<std::string>()) : SqlValue(nullptr), now, name}));
       } else if (st == "token_mismatch") {
         GEDGE_TRY(db.exec("UPDATE devices SET status=?, last_seen=?, rtt_ms=?, updated_at=? WHERE name=?",
