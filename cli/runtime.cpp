@@ -38,6 +38,7 @@ struct PackFlags {
   unsigned jobs = 0;
   bool dry_run = false;
   bool no_cache = false;
+  bool keep_special_modes = false;
 };
 
 struct PushFlags {
@@ -71,7 +72,10 @@ void add_pack(CLI::App& noun, Ctx& ctx) {
   cmd->add_option("-j,--jobs", f->jobs, "Worker threads (default: every core)")->type_name("J");
   cmd->add_flag("--dry-run", f->dry_run, "Read and hash, report what would be stored, write nothing");
   cmd->add_flag("--no-cache", f->no_cache, "Re-read every file (ignore the stat cache of earlier packs)");
-  examples(cmd, {"gedge runtime pack ./env --name demo --dry-run -o json", "gedge runtime pack --name pt2.1-cu12 --component env=/opt/conda/envs/pt --component cuda=/usr/local/cuda-12.1",
+  cmd->add_flag("--keep-special-modes", f->keep_special_modes,
+                "Keep setuid/setgid/sticky and group/other-write bits (recorded in the manifest; by default "
+                "they are dropped and pushed files are read-only)");
+  examples(cmd, {"gedge runtime pack --name tools --component env=./env --keep-special-modes -o json", "gedge runtime pack ./env --name demo --dry-run -o json", "gedge runtime pack --name pt2.1-cu12 --component env=/opt/conda/envs/pt --component cuda=/usr/local/cuda-12.1",
                  "gedge runtime pack ./env ./cuda --name demo -o json",
                  "gedge runtime pack --name demo --component env=./env --prefix /opt/rt/demo -j 8"});
   on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
@@ -82,6 +86,7 @@ void add_pack(CLI::App& noun, Ctx& ctx) {
     req.jobs = f->jobs;
     req.dry_run = f->dry_run;
     req.use_cache = !f->no_cache;
+    req.keep_special_modes = f->keep_special_modes;
     for (const auto& d : f->dirs) {
       std::filesystem::path p(d);
       std::string role = p.lexically_normal().filename().string();

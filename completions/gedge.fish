@@ -105,6 +105,7 @@ complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l level
 complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l jobs
 complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l dry-run
 complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l no-cache
+complete -c gedge -n "test "(__gedge_path)" = 'runtime pack'" -l keep-special-modes
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l device
 complete -c gedge -n "test "(__gedge_path)" = 'runtime push'" -l cluster

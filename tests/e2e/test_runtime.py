@@ -160,7 +160,7 @@ class RuntimeTest(GedgeTest):
                          "/opt/gedge/rt/demo/env/etc/greeting.conf")
         self.assertEqual(os.readlink(os.path.join(bundle, "env", "etc", "outside")), "/etc/hostname")
         self.assertTrue(os.path.isdir(os.path.join(bundle, "env", "empty")))
-        self.assertEqual(os.stat(os.path.join(bundle, "env", "bin", "greet")).st_mode & 0o777, 0o755)
+        self.assertEqual(os.stat(os.path.join(bundle, "env", "bin", "greet")).st_mode & 0o777, 0o555)  # read-only
         st1 = os.stat(os.path.join(bundle, "env", "etc", "greeting.conf"))
         st2 = os.stat(os.path.join(bundle, "env", "etc", "hard.conf"))
         self.assertEqual(st1.st_ino, st2.st_ino)
@@ -194,6 +194,7 @@ class RuntimeTest(GedgeTest):
 
         # a corrupted file on the target is found by verify --to and repaired by the next push
         conf = os.path.join(bundle, "env", "etc", "greeting.conf")
+        os.chmod(conf, 0o644)  # files arrive read-only
         with open(conf, "w") as f:
             f.write("tampered\n")
         bad = self.run_gedge("runtime", "verify", "demo", "--to", target, "-o", "json")
@@ -310,6 +311,79 @@ class RuntimeTest(GedgeTest):
         with self.subTest("unknown bundle"):
             r = self.run_gedge("runtime", "show", "nope", "-o", "json")
             self.assertEqual(r.rc, 4, r)
+
+    def test_special_modes_and_planted_links(self):
+        """Issue 16 items 2 and 10: a setuid file and a world-writable file in the packed tree
+        arrive without those bits (read-only), unless packed with --keep-special-modes; a manifest
+        path leaving the bundle is refused; a link planted in the --to target is never followed."""
+        env = os.path.join(self.src, "env")
+        os.makedirs(os.path.join(env, "bin"))
+        os.makedirs(os.path.join(env, "etc"))
+        suid, shared = os.path.join(env, "bin", "suid"), os.path.join(env, "etc", "shared")
+        with open(suid, "w") as f:
+            f.write("#!/bin/sh\nid\n")
+        with open(shared, "w") as f:
+            f.write("everyone writes\n")
+        os.chmod(suid, 0o4755)
+        os.chmod(shared, 0o666)
+        j = self.pack("--name", "modes", "--component", f"env={env}").json
+        self.assertEqual(len(j["modes_stripped"]), 2, j)
+        self.assertIn("warning", self.pack("--name", "modes", "--component", f"env={env}").stderr)
+        target = os.path.join(self.tmp, "modes-target")
+        p = self.gedge_json("runtime", "push", "modes", "--to", target)["targets"][0]
+        self.assertEqual(p["state"], "created")
+        bundle = os.path.join(target, j["id"], "env")
+        self.assertEqual(os.stat(os.path.join(bundle, "bin", "suid")).st_mode & 0o7777, 0o555)
+        self.assertEqual(os.stat(os.path.join(bundle, "etc", "shared")).st_mode & 0o7777, 0o444)
+        for d, _, fs in os.walk(os.path.join(target, ".gedge", "objects")):
+            for f in fs:
+                self.assertEqual(os.stat(os.path.join(d, f)).st_mode & 0o222, 0, f)
+
+        kept = self.pack("--name", "modes-kept", "--component", f"env={env}", "--keep-special-modes").json
+        self.assertEqual(kept["modes_stripped"], [])
+        self.assertTrue(kept["keep_special_modes"])
+        m = self.run_gedge("runtime", "show", "modes-kept", "--manifest")
+        self.assertTrue(json.loads(m.stdout)["keep_special_modes"])
+        self.gedge_json("runtime", "push", "modes-kept", "--to", target)
+        self.assertEqual(os.stat(os.path.join(target, kept["id"], "env", "bin", "suid")).st_mode & 0o7777, 0o4555)
+
+        # the bundle dir is a link to somewhere else: replaced, the link's target untouched
+        victim = os.path.join(self.tmp, "victim")
+        os.makedirs(os.path.join(victim, "env", "etc"))
+        shutil.rmtree(os.path.join(target, j["id"]))
+        os.symlink(victim, os.path.join(target, j["id"]))
+        p = self.gedge_json("runtime", "push", "modes", "--to", target)["targets"][0]
+        self.assertEqual(p["state"], "created")
+        self.assertFalse(os.path.islink(os.path.join(target, j["id"])))
+        self.assertEqual(os.listdir(os.path.join(victim, "env", "etc")), [])
+
+        # an object fan-out dir planted as a link in a fresh target: refused, nothing written there
+        t2 = os.path.join(self.tmp, "t2")
+        os.makedirs(os.path.join(t2, ".gedge", "objects"))
+        sha = [e for e in json.loads(self.run_gedge("runtime", "show", "modes", "--manifest").stdout)["entries"]
+               if e["path"] == "env/etc/shared"][0]["sha256"]
+        victim2 = os.path.join(self.tmp, "victim2")
+        os.makedirs(victim2)
+        os.symlink(victim2, os.path.join(t2, ".gedge", "objects", sha[:2]))
+        r = self.run_gedge("runtime", "push", "modes", "--to", t2, "-o", "json")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("symbolic link", r.stderr)
+        self.assertEqual(os.listdir(victim2), [])
+
+        # a manifest path leaving the bundle: refused on load, before anything is written
+        db = sqlite3.connect(os.path.join(self.home, "gedge.db"))
+        man = json.loads(db.execute("SELECT manifest FROM runtimes WHERE id=?", (j["id"],)).fetchone()[0])
+        for e in man["entries"]:
+            if e["path"] == "env/etc/shared":
+                e["path"] = "env/../../escaped"
+        db.execute("UPDATE runtimes SET manifest=? WHERE id=?", (json.dumps(man), j["id"]))
+        db.commit()
+        db.close()
+        t3 = os.path.join(self.tmp, "t3")
+        r = self.run_gedge("runtime", "push", j["id"], "--to", t3, "-o", "json")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("env/../../escaped", r.err_json["message"])
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "escaped")))
 
     def test_unreadable_file(self):
         if os.geteuid() != 0 or not shutil.which("setpriv"):

@@ -84,6 +84,53 @@ class RuntimeLabTest(GedgeTest):
         self.assertLess(p2["bytes_sent"], by["edge1"]["bytes_sent"] * 0.05)
         self.assertEqual(self.remote_count("edge1", f"{root}/.gedge/rawchunks"), before + 1)
 
+    def test_modes_and_planted_links_on_device(self):
+        """Issue 16 items 2 and 10 on a device (the materialiser runs as root there): a setuid and a
+        world-writable file arrive read-only without those bits; a bundle dir and a store dir
+        planted as links are never written through."""
+        self.require_lab()
+        self.add_device("edge1")
+        root = self.new_root("edge1")
+        victim = root + "-victim"
+        self.addCleanup(self.ssh_host, "edge1", "sudo", "-n", "rm", "-rf", victim, check=False)
+        env = os.path.join(self.tmp, "env")
+        os.makedirs(os.path.join(env, "bin"))
+        with open(os.path.join(env, "bin", "suid"), "w") as f:
+            f.write("#!/bin/sh\nid\n")
+        with open(os.path.join(env, "shared"), "w") as f:
+            f.write("everyone writes\n")
+        os.chmod(os.path.join(env, "bin", "suid"), 0o4755)
+        os.chmod(os.path.join(env, "shared"), 0o666)
+        v = self.gedge_json("runtime", "pack", "--name", "modes", "--component", f"env={env}")
+        p = self.gedge_json("runtime", "push", v["id"], "--device", "edge1", "--root", root)["targets"][0]
+        self.assertEqual(p["state"], "created", p)
+
+        def modes(*paths):
+            return self.ssh_host("edge1", "sudo", "-n", "stat", "-c", "%a", *paths).split()
+
+        self.assertEqual(modes(f"{root}/{v['id']}/env/bin/suid", f"{root}/{v['id']}/env/shared"), ["555", "444"])
+        objects = self.ssh_host("edge1", "sudo", "-n", "find", f"{root}/.gedge/rawobjects", "-type", "f",
+                                "-perm", "/0222")
+        self.assertEqual(objects.strip(), "", "objects must be read-only")
+
+        # the bundle dir replaced by a link to another dir: the next push replaces the link
+        self.ssh_host("edge1", "sudo", "-n", "sh", "-c",
+                      f'mkdir -p "$1/env" && rm -rf "$2" && ln -s "$1" "$2"', "sh", victim, f"{root}/{v['id']}")
+        p = self.gedge_json("runtime", "push", v["id"], "--device", "edge1", "--root", root)["targets"][0]
+        self.assertEqual(p["state"], "created", p)
+        self.assertEqual(self.ssh_host("edge1", "sudo", "-n", "find", victim, "-mindepth", "2").strip(), "")
+        self.assertEqual(self.ssh_host("edge1", "sudo", "-n", "stat", "-c", "%F", f"{root}/{v['id']}").strip(),
+                         "directory")
+
+        # a store fan-out dir planted as a link: refused, nothing written there
+        self.ssh_host("edge1", "sudo", "-n", "sh", "-c",
+                      f'rm -rf "$2" "$3"/* && ln -s "$1" "$3/$4"', "sh", victim, f"{root}/{v['id']}",
+                      f"{root}/.gedge/rawobjects", hashlib.sha256(b"everyone writes\n").hexdigest()[:2])
+        r = self.run_gedge("runtime", "push", v["id"], "--device", "edge1", "--root", root, "-o", "json")
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("refusing to follow", r.stderr)
+        self.assertEqual(self.ssh_host("edge1", "sudo", "-n", "find", victim, "-mindepth", "2").strip(), "")
+
     def new_root(self, *hosts):
         root = f"/var/tmp/gedge-rt-e2e-{uuid.uuid4().hex[:8]}"
         for h in hosts:

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 
@@ -291,7 +292,7 @@ TEST_CASE("pack, verify, gc and push to a directory") {
     CHECK(slurp(out / "bin/tool") == "#!/opt/gedge/rt/t1/env/bin/python\nprint('hi')\n");
     struct stat st {};
     REQUIRE(::stat((out / "bin/tool").c_str(), &st) == 0);
-    CHECK((st.st_mode & 0777) == 0755);
+    CHECK((st.st_mode & 07777) == 0555);  // files are read-only (hardlinks of shared objects)
     CHECK(fs::is_directory(out / "empty"));
     CHECK(fs::read_symlink(out / "bin/outside") == "/etc/hostname");
     struct stat a {}, c {};
@@ -303,7 +304,9 @@ TEST_CASE("pack, verify, gc and push to a directory") {
     CHECK(again->state == "verified");
     CHECK(again->chunks_sent == 0);
     CHECK(again->bytes_sent == 0);
-    // Corrupt a file on the target: verify_dir finds it, the next push repairs it.
+    // Corrupt a file on the target (files are read-only hardlinks of objects: make it writable
+    // first, which also changes the shared object): verify_dir finds it, the next push repairs it.
+    ::chmod((out / "etc/conf").c_str(), 0644);
     write(out / "etc/conf", "tampered\n");
     auto v = verify_dir(*b, target.path, null_reporter());
     REQUIRE(v);
@@ -427,5 +430,206 @@ TEST_CASE("pack refuses what it cannot bundle faithfully") {
     auto r = pack(h.paths, h.inv, req, null_reporter());
     REQUIRE(r);
     CHECK(r->files == 2);
+  }
+}
+
+namespace {
+
+unsigned mode_of(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+unsigned manifest_mode(const Bundle& b, const std::string& path) {
+  for (const auto& e : b.manifest["entries"])
+    if (e["path"] == path) return e["mode"].get<unsigned>();
+  FAIL("no entry " << path);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("pack drops setuid, setgid, sticky and group/other write unless asked; objects are read-only") {
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  write(env / "bin/suid", "#!/bin/sh\nid\n", 04755);
+  write(env / "etc/shared", "everyone writes\n", 0666);
+  write(env / "etc/private", "mine\n", 0600);
+  fs::create_directories(env / "spool");
+  ::chmod((env / "spool").c_str(), 01777);
+  fs::create_directories(env / "group");
+  ::chmod((env / "group").c_str(), 02775);
+  PackRequest req;
+  req.name = "modes";
+  req.components = {{"env", env}};
+  auto r = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+  CHECK(r->modes_stripped.size() == 4);
+  auto b = find_bundle(h.inv, "modes");
+  REQUIRE(b);
+  CHECK_FALSE(b->manifest.contains("keep_special_modes"));
+  CHECK(manifest_mode(*b, "env/bin/suid") == 0755);
+  CHECK(manifest_mode(*b, "env/etc/shared") == 0644);
+  CHECK(manifest_mode(*b, "env/etc/private") == 0600);
+  CHECK(manifest_mode(*b, "env/spool") == 0755);
+  CHECK(manifest_mode(*b, "env/group") == 0755);
+
+  test::TempDir target;
+  auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
+  REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
+  fs::path out = target.path / r->id / "env";
+  CHECK(mode_of(out / "bin/suid") == 0555);
+  CHECK(mode_of(out / "etc/shared") == 0444);
+  CHECK(mode_of(out / "etc/private") == 0400);
+  CHECK(mode_of(out / "spool") == 0755);
+  CHECK(mode_of(out / "group") == 0755);
+  for (const auto& f : fs::recursive_directory_iterator(target.path / ".gedge/objects"))
+    if (f.is_regular_file()) CHECK_MESSAGE((mode_of(f.path()) & 0222) == 0, f.path().string());
+
+  SUBCASE("an old manifest that recorded special bits is still materialised without them") {
+    nlohmann::json m = b->manifest;
+    for (auto& e : m["entries"])
+      if (e["path"] == "env/bin/suid") e["mode"] = 04777;
+    Bundle old = *b;
+    old.manifest = m;
+    old.id = sha256_hex(m.dump());
+    test::TempDir t2;
+    auto p2 = push_to_dir(h.paths, old, t2.path, null_reporter());
+    REQUIRE_MESSAGE(p2, (p2 ? "" : p2.error().message));
+    CHECK(mode_of(t2.path / old.id / "env/bin/suid") == 0555);
+  }
+
+  SUBCASE("--keep-special-modes keeps them, recorded in the manifest") {
+    req.name = "modes-kept";
+    req.keep_special_modes = true;
+    auto k = pack(h.paths, h.inv, req, null_reporter());
+    REQUIRE(k);
+    CHECK(k->modes_stripped.empty());
+    CHECK(k->id != r->id);
+    auto kb = find_bundle(h.inv, "modes-kept");
+    REQUIRE(kb);
+    CHECK(kb->manifest["keep_special_modes"] == true);
+    CHECK(manifest_mode(*kb, "env/bin/suid") == 04755);
+    test::TempDir t3;
+    auto p3 = push_to_dir(h.paths, *kb, t3.path, null_reporter());
+    REQUIRE_MESSAGE(p3, (p3 ? "" : p3.error().message));
+    CHECK(mode_of(t3.path / k->id / "env/bin/suid") == 04555);
+    CHECK(mode_of(t3.path / k->id / "env/spool") == 01777);
+  }
+}
+
+TEST_CASE("a manifest path that could leave the target is refused on load") {
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  write(env / "etc/conf", "x\n");
+  PackRequest req;
+  req.name = "paths";
+  req.components = {{"env", env}};
+  auto r = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE(r);
+  auto b = find_bundle(h.inv, "paths");
+  REQUIRE(b);
+  auto tamper = [&](const std::function<void(nlohmann::json&)>& f) {
+    nlohmann::json m = b->manifest;
+    f(m);
+    REQUIRE(h.inv.exec("UPDATE runtimes SET manifest = ? WHERE id = ?", {m.dump(), r->id}));
+    return find_bundle(h.inv, r->id);
+  };
+  auto entry = [](nlohmann::json& m, const std::string& path) -> nlohmann::json& {
+    for (auto& e : m["entries"])
+      if (e["path"] == path) return e;
+    throw std::runtime_error("no entry " + path);
+  };
+  struct Case {
+    const char* what;
+    std::function<void(nlohmann::json&)> f;
+    const char* says;
+  };
+  std::vector<Case> cases = {
+      {"dot-dot", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env/etc/../../../escape"; }, "not a plain relative path"},
+      {"absolute", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "/etc/cron.d/x"; }, "not a plain relative path"},
+      {"empty component", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env//conf"; }, "not a plain relative path"},
+      {"parent not an earlier dir", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env/nowhere/conf"; }, "parent"},
+      {"through a symlink entry",
+       [&](auto& m) {
+         auto& d = entry(m, "env/etc");
+         d["type"] = "symlink";
+         d["target"] = "/etc";
+       },
+       "parent"},
+      {"hardlink to nothing",
+       [&](auto& m) {
+         auto& e = entry(m, "env/etc/conf");
+         e["type"] = "hardlink";
+         e["link"] = "/etc/shadow";
+       },
+       "earlier file"},
+      {"mode out of range", [&](auto& m) { entry(m, "env/etc/conf")["mode"] = 0100644; }, "mode"},
+      {"bad chunk name", [&](auto& m) { entry(m, "env/etc/conf")["chunks"][0]["sha256"] = "../../x"; }, "chunk"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    auto bad = tamper(c.f);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("manifest of bundle") == 0);
+    CHECK_MESSAGE(bad.error().message.find(c.says) != std::string::npos, bad.error().message);
+  }
+}
+
+TEST_CASE("push --to never follows a link planted in the target") {
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  write(env / "etc/conf", "conf\n");
+  write(env / "bin/tool", "tool\n", 0755);
+  PackRequest req;
+  req.name = "planted";
+  req.components = {{"env", env}};
+  auto r = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE(r);
+  auto b = find_bundle(h.inv, "planted");
+  REQUIRE(b);
+  test::TempDir target, victim;
+  auto victim_empty = [&] { return fs::is_empty(victim.path); };
+
+  SUBCASE("an object fan-out dir that is a link: refused, nothing written through it") {
+    std::string sha;
+    for (const auto& e : b->manifest["entries"])
+      if (e["path"] == "env/etc/conf") sha = e["sha256"];
+    fs::create_directories(target.path / ".gedge/objects");
+    fs::create_directory_symlink(victim.path, target.path / ".gedge/objects" / sha.substr(0, 2));
+    auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
+    REQUIRE_FALSE(p);
+    CHECK_MESSAGE(p.error().message.find("refusing to follow the symbolic link") != std::string::npos, p.error().message);
+    CHECK(victim_empty());
+    CHECK_FALSE(fs::exists(target.path / r->id));
+  }
+  SUBCASE("the bundle dir itself is a link: replaced by the real tree, the link's target untouched") {
+    fs::create_directories(victim.path / "env/etc");
+    fs::create_directory_symlink(victim.path, target.path / r->id);
+    auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
+    REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
+    CHECK(p->state == "created");
+    CHECK_FALSE(fs::is_symlink(target.path / r->id));
+    CHECK(slurp(target.path / r->id / "env/etc/conf") == "conf\n");
+    CHECK(fs::is_empty(victim.path / "env/etc"));
+  }
+  SUBCASE("a directory inside the tree replaced by a link: repaired in place, nothing written through it") {
+    REQUIRE(push_to_dir(h.paths, *b, target.path, null_reporter()));
+    fs::path etc = target.path / r->id / "env/etc";
+    fs::remove_all(etc);
+    fs::create_directory_symlink(victim.path, etc);
+    auto v = verify_dir(*b, target.path, null_reporter());
+    REQUIRE(v);
+    CHECK(std::find(v->bad_files.begin(), v->bad_files.end(), "env/etc/conf") != v->bad_files.end());
+    auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
+    REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
+    CHECK(p->state == "repaired");
+    CHECK_FALSE(fs::is_symlink(etc));
+    CHECK(slurp(etc / "conf") == "conf\n");
+    CHECK(victim_empty());
   }
 }

@@ -36,6 +36,9 @@ struct PackRequest {
   unsigned jobs = 0;                      // worker threads; 0 = every core
   bool dry_run = false;  // read, relocate and hash, but write nothing (no chunk, no record, no cache)
   bool use_cache = true; // reuse the stat cache (path, size, mtime, ctime, inode -> chunks)
+  // Record setuid/setgid/sticky and group/other-write bits as they are (recorded in the
+  // manifest); by default they are dropped and files materialise read-only.
+  bool keep_special_modes = false;
 };
 
 struct PackResult {
@@ -54,6 +57,8 @@ struct PackResult {
   bool dry_run = false;          // nothing was written; chunks_new/bytes_new are what would be
   std::vector<std::string> relocated;      // files whose prefix was rewritten
   std::vector<std::string> outside_links;  // symlinks pointing outside the bundle
+  std::vector<std::string> modes_stripped; // "path (04755 -> 0755)" for each mode pack reduced
+  bool keep_special_modes = false;
   nlohmann::json versions, env, requires_;
   nlohmann::json to_json() const;
 };

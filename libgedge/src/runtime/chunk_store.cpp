@@ -127,18 +127,134 @@ Result<std::string> slurp(const fs::path& path) {
   return out;
 }
 
+Result<std::string> decode_chunk(const std::string& raw, std::string_view name) {
+  unsigned long long size = ZSTD_getFrameContentSize(raw.data(), raw.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 32))
+    return fail(ErrorCode::failure, fmt::format("chunk {} is corrupted (not a zstd frame)", name));
+  std::string out(size, '\0');
+  std::size_t n = ZSTD_decompress(out.data(), out.size(), raw.data(), raw.size());
+  if (ZSTD_isError(n) || n != size)
+    return fail(ErrorCode::failure,
+                fmt::format("chunk {} is corrupted ({})", name, ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
+  return out;
+}
+
 Result<std::string> read_chunk(const fs::path& path) {
   auto raw = slurp(path);
   if (!raw) return fail(ErrorCode::failure, fmt::format("chunk {} is missing or unreadable", path.filename().string()));
-  unsigned long long size = ZSTD_getFrameContentSize(raw->data(), raw->size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 32))
-    return fail(ErrorCode::failure, fmt::format("chunk {} is corrupted (not a zstd frame)", path.filename().string()));
-  std::string out(size, '\0');
-  std::size_t n = ZSTD_decompress(out.data(), out.size(), raw->data(), raw->size());
-  if (ZSTD_isError(n) || n != size)
-    return fail(ErrorCode::failure, fmt::format("chunk {} is corrupted ({})", path.filename().string(),
-                                                ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
+  return decode_chunk(*raw, path.filename().string());
+}
+
+Dir& Dir::operator=(Dir&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    path_ = std::move(o.path_);
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Dir::~Dir() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<Dir> Dir::open(int at, std::string_view rel, bool create, const fs::path& shown) {
+  int fd = ::openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot open {}: {}", shown.string(), errno_text(errno)));
+  fs::path where = shown;
+  std::size_t i = 0;
+  while (i <= rel.size()) {
+    std::size_t j = rel.find('/', i);
+    if (j == std::string_view::npos) j = rel.size();
+    std::string name(rel.substr(i, j - i));
+    i = j + 1;
+    if (name.empty() || name == ".") continue;
+    where /= name;
+    if (name == "..") {
+      ::close(fd);
+      return fail(ErrorCode::failure, fmt::format("refusing '..' in {}", where.string()));
+    }
+    if (create && ::mkdirat(fd, name.c_str(), 0755) != 0 && errno != EEXIST) {
+      int e = errno;
+      ::close(fd);
+      return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", where.string(), errno_text(e)),
+                  e == ENOSPC ? "free space on the target" : "");
+    }
+    int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    ::close(fd);
+    if (next < 0) {
+      struct stat st {};
+      if ((e == ELOOP || e == ENOTDIR) && ::fstatat(at, std::string(rel.substr(0, j)).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode))
+        return fail(ErrorCode::failure, fmt::format("refusing to follow the symbolic link {}", where.string()),
+                    "a link was planted where gedge expects a directory; remove it and try again");
+      return fail(ErrorCode::failure, fmt::format("cannot open directory {}: {}", where.string(), errno_text(e)));
+    }
+    fd = next;
+  }
+  return Dir(fd, where);
+}
+
+Result<Dir> Dir::at_path(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    return fail(e == ENOENT ? ErrorCode::not_found : ErrorCode::failure,
+                fmt::format("cannot open directory {}: {}", path.string(), errno_text(e)));
+  }
+  return Dir(fd, path);
+}
+
+Result<std::string> slurp_at(const Dir& dir, const std::string& name) {
+  fs::path shown = dir.path() / name;
+  int fd = ::openat(dir.fd(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", shown.string(), errno_text(errno)));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(ErrorCode::failure, fmt::format("cannot read {}: not a regular file", shown.string()));
+  }
+  std::string out;
+  out.reserve(static_cast<std::size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", shown.string(), errno_text(e)));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
   return out;
+}
+
+Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data, unsigned mode) {
+  fs::path shown = dir.path() / name;
+  std::string tmp = temp_name(name);
+  int fd = ::openat(dir.fd(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", (dir.path() / tmp).string(), errno_text(e)),
+                e == ENOSPC ? "free space on the target" : "");
+  }
+  auto ok = write_all(fd, data, shown);
+  if (ok && ::fchmod(fd, mode) != 0) ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", shown.string()));
+  if (::close(fd) != 0 && ok) {
+    int e = errno;
+    ok = fail(ErrorCode::failure, fmt::format("cannot write {}: {}", shown.string(), errno_text(e)));
+  }
+  if (ok && ::renameat(dir.fd(), tmp.c_str(), dir.fd(), name.c_str()) != 0) {
+    int e = errno;
+    ok = fail(ErrorCode::failure, fmt::format("cannot rename into {}: {}", shown.string(), errno_text(e)));
+  }
+  if (!ok) ::unlinkat(dir.fd(), tmp.c_str(), 0);
+  return ok;
 }
 
 Result<uint64_t> copy_atomic(const fs::path& from, const fs::path& to) {
@@ -150,7 +266,7 @@ Result<uint64_t> copy_atomic(const fs::path& from, const fs::path& to) {
 Result<StoreLock> StoreLock::take(const fs::path& file, bool exclusive) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot open lock {}: {}", file.string(), errno_text(errno)));
   while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
     if (errno == EINTR) continue;

@@ -25,6 +25,38 @@ Result<uint64_t> copy_atomic(const std::filesystem::path& from, const std::files
 // Reads a whole file (failure naming it on error).
 Result<std::string> slurp(const std::filesystem::path& path);
 
+// Decompresses one chunk's stored bytes (`name` for messages); failure when not valid zstd.
+Result<std::string> decode_chunk(const std::string& raw, std::string_view name);
+
+// A directory held open by descriptor, reached without following any symbolic link: the
+// materialisers work relative to it (openat and friends), so a link planted in a target tree
+// can never redirect a write outside it.
+class Dir {
+ public:
+  // Opens `rel` ('/'-separated, relative) under `at` (AT_FDCWD: the working directory), one
+  // component at a time with O_NOFOLLOW, creating missing ones (0755) when `create`. `shown` names
+  // `at` in messages. A symlink on the way is a failure naming it.
+  static Result<Dir> open(int at, std::string_view rel, bool create, const std::filesystem::path& shown);
+  // Opens a directory the user named (links in `path` itself are the user's choice and followed).
+  static Result<Dir> at_path(const std::filesystem::path& path);
+  Dir(Dir&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
+  Dir& operator=(Dir&& o) noexcept;
+  ~Dir();
+  int fd() const { return fd_; }
+  const std::filesystem::path& path() const { return path_; }  // for messages only
+
+ private:
+  Dir(int fd, std::filesystem::path p) : fd_(fd), path_(std::move(p)) {}
+  int fd_;
+  std::filesystem::path path_;
+};
+
+// Reads the regular file `name` in `dir` (O_NOFOLLOW: a symlink there is a failure).
+Result<std::string> slurp_at(const Dir& dir, const std::string& name);
+
+// Writes `name` in `dir` through a temp file in the same directory and renameat (mode applied).
+Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data, unsigned mode);
+
 // Incremental SHA-256.
 class Sha256 {
  public:

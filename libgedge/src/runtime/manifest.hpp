@@ -13,7 +13,23 @@ namespace gedge::runtime {
 // The manifest's canonical text (sorted keys, no whitespace): the bundle id is its SHA-256.
 std::string canonical_manifest(const nlohmann::json& manifest);
 
-// Parses a stored manifest; failure when its format is newer than this gedge reads.
+// Parses a stored manifest; failure when its format is newer than this gedge reads, or when any
+// entry is malformed: a path that is empty, absolute, has '.', '..' or empty components, repeats,
+// or whose parent is not an earlier directory entry; a hardlink to anything but an earlier file;
+// a mode outside 07777; a file without a 64-hex sha256, a size or its chunks. The materialisers
+// rely on this: every path they create stays under the target.
+Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view what);
+
+// The mode an entry is materialised with. Unless the bundle was packed with
+// --keep-special-modes (recorded as "keep_special_modes": true), setuid, setgid, sticky and
+// group/other write are stripped (old manifests recorded them); files are also read-only, since
+// a file is a hardlink of an object shared by every bundle with the same content.
+unsigned applied_mode(const nlohmann::json& manifest, const nlohmann::json& entry);
+
+// The mode pack records for a walked file or directory (see applied_mode).
+constexpr unsigned recorded_mode(unsigned st_mode, bool keep_special) {
+  return keep_special ? (st_mode & 07777) : (st_mode & 0755);
+}
 Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view what);
 
 // PATH / LD_LIBRARY_PATH / CONDA_PREFIX / VIRTUAL_ENV / CUDA_HOME from the component trees.

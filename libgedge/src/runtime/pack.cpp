@@ -52,6 +52,8 @@ nlohmann::json PackResult::to_json() const {
                    {"env", env},
                    {"requires", requires_}};
   if (compression > 0) j["compression_ratio"] = compression;
+  j["modes_stripped"] = modes_stripped;
+  if (keep_special_modes) j["keep_special_modes"] = true;
   if (dry_run) j["dry_run"] = true;
   return j;
 }
@@ -126,6 +128,8 @@ struct Walker {
   std::vector<std::string> unreadable;
   std::map<std::pair<dev_t, ino_t>, std::string> inodes;
   std::vector<Rewrite> rewrites;
+  bool keep_special = false;
+  std::vector<std::string> stripped;  // entries whose special or group/other-write bits were dropped
 
   void walk(const fs::path& src, const std::string& rel, const std::string& comp_rel_dir) {
     struct stat st {};
@@ -140,7 +144,9 @@ struct Walker {
     WalkEntry e;
     e.rel = rel;
     e.src = src;
-    e.mode = st.st_mode & 07777;
+    e.mode = recorded_mode(st.st_mode, keep_special);
+    if (e.mode != (st.st_mode & 07777) && !S_ISLNK(st.st_mode))
+      stripped.push_back(fmt::format("{} ({:04o} -> {:04o})", rel, st.st_mode & 07777, e.mode));
     if (S_ISDIR(st.st_mode)) {
       e.type = 'd';
       entries.push_back(e);
@@ -292,6 +298,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   std::vector<ComponentSpec> comps;
   std::set<std::string> roles;
   Walker w;
+  w.keep_special = req.keep_special_modes;
   for (const auto& c : req.components) {
     if (!std::regex_match(c.role, role_re))
       return fail(ErrorCode::usage, fmt::format("invalid component role '{}'", printable(c.role)),
@@ -417,6 +424,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   PackResult res;
   res.name = req.name;
   res.prefix = prefix;
+  res.keep_special_modes = req.keep_special_modes;
   nlohmann::json entries = nlohmann::json::array();
   std::set<std::string> unique;
   std::size_t k = 0;
@@ -458,6 +466,10 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     }
     entries.push_back(std::move(j));
   }
+  res.modes_stripped = w.stripped;
+  if (!w.stripped.empty())
+    rep.warn(fmt::format("setuid/setgid/sticky or group/other-write bits dropped from {} entr{}: {}", w.stripped.size(),
+                         w.stripped.size() == 1 ? "y" : "ies", list_some(w.stripped, 5)));
   for (const auto& l : res.outside_links)
     rep.warn(fmt::format("symlink points outside the bundle (kept as is, not followed): {}", l));
 
@@ -479,6 +491,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
                           {"entries", entries},
                           {"versions", res.versions},
                           {"requires", res.requires_}};
+  if (req.keep_special_modes) manifest["keep_special_modes"] = true;
   manifest["env"] = derive_env(manifest, comps);
   res.env = manifest["env"];
   std::string text = canonical_manifest(manifest);

@@ -22,132 +22,233 @@ namespace {
 
 // The remote step (python3 stdlib only). Kept in one place; see the header comment.
 const char* const kMaterialiser = R"PY(
-import hashlib, json, os, re, shutil, stat, subprocess, sys, tempfile
+import errno, hashlib, json, os, re, shutil, stat, subprocess, sys
 R = sys.argv[2]
-M = os.path.join(R, '.gedge')
-C, O, T, MF = (os.path.join(M, d) for d in ('rawchunks', 'rawobjects', 'tmp', 'manifests'))
+NF = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+KEEP = False
 def sha(b): return hashlib.sha256(b).hexdigest()
 HEX = re.compile('[0-9a-f]{64}$')
-def cp(h):
+def ck(h):
     if not HEX.match(h): raise Exception('not a chunk name: %r' % h[:80])
-    return os.path.join(C, h[:2], h)
-def rd(p):
-    with open(p, 'rb') as f: return f.read()
-def wa(p, data, mode):
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    fd, t = tempfile.mkstemp(dir=os.path.dirname(p), prefix='.tmp.')
+    return h
+def odir(base, rel, create=False):
+    # rel under the directory fd base, one component at a time, never following a link
+    fd = os.dup(base)
+    for n in rel.split('/'):
+        if n in ('', '.'): continue
+        if n == '..':
+            os.close(fd)
+            raise Exception('refusing .. in %r' % rel)
+        if create:
+            try: os.mkdir(n, 0o755, dir_fd=fd)
+            except FileExistsError: pass
+        try: nfd = os.open(n, NF | os.O_DIRECTORY, dir_fd=fd)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise Exception('refusing to follow a link or non-directory at %s' % os.path.join(R, NAMES.get(base, ''), rel))
+            raise
+        finally: os.close(fd)
+        fd = nfd
+    return fd
+SUBS, NAMES = {}, {}
+def sub(base, key):
+    # the fan-out dir (first two hex digits) of a store, created when missing, kept open
+    if (base, key) not in SUBS: SUBS[(base, key)] = odir(base, key, True)
+    return SUBS[(base, key)]
+def lst(d, n):
+    try: return os.stat(n, dir_fd=d, follow_symlinks=False)
+    except OSError: return None
+def rd(d, n):
+    fd = os.open(n, NF, dir_fd=d)
+    with os.fdopen(fd, 'rb') as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode): raise OSError(errno.EINVAL, 'not a regular file: %s' % n)
+        return f.read()
+def wa(d, n, data, mode):
+    t = '.tmp.%d.%s' % (os.getpid(), os.urandom(6).hex())
+    fd = os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=d)
     try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.chmod(t, mode)
-        os.rename(t, p)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            os.fchmod(f.fileno(), mode)
+        os.rename(t, n, src_dir_fd=d, dst_dir_fd=d)
     except BaseException:
-        try: os.unlink(t)
+        try: os.unlink(t, dir_fd=d)
         except OSError: pass
         raise
+def rm(d, n):
+    st = lst(d, n)
+    if st is None: return
+    if stat.S_ISDIR(st.st_mode): shutil.rmtree('/proc/self/fd/%d/%s' % (d, n), ignore_errors=True)
+    else: os.unlink(n, dir_fd=d)
+def chm(top, rel, mode):
+    fd = odir(top, rel)
+    try: os.fchmod(fd, mode)
+    finally: os.close(fd)
+def am(e):
+    # setuid/setgid/sticky and group/other write only when packed with --keep-special-modes;
+    # files are hardlinks of shared objects, so read-only
+    m = e['mode'] & (0o7777 if KEEP else 0o755)
+    return m if e['type'] == 'dir' else m & ~0o222
+def valid(ents):
+    seen = {}
+    for e in ents:
+        p, ty = e.get('path'), e.get('type')
+        if (not isinstance(p, str) or not p or p.startswith('/') or '\0' in p
+                or any(c in ('', '.', '..') for c in p.split('/'))):
+            raise Exception('unsafe path in manifest: %r' % str(p)[:200])
+        par = p.rpartition('/')[0]
+        if (par and seen.get(par) != 'dir') or (not par and ty != 'dir') or p in seen:
+            raise Exception('manifest entry %r has no earlier parent directory or repeats' % p[:200])
+        if ty == 'hardlink' and seen.get(e.get('link')) != 'file':
+            raise Exception('manifest hardlink %r does not name an earlier file' % p[:200])
+        if ty not in ('dir', 'file', 'symlink', 'hardlink') or not isinstance(e.get('mode'), int):
+            raise Exception('manifest entry %r is malformed' % p[:200])
+        seen[p] = ty
+class Parents:
+    # the directory of the current entry, reopened only when it changes (walk order)
+    def __init__(s, top): s.top, s.rel, s.fd = top, None, None
+    def get(s, rel):
+        if s.rel != rel:
+            s.drop()
+            s.fd, s.rel = odir(s.top, rel), rel
+        return s.fd
+    def drop(s):
+        if s.fd is not None: os.close(s.fd)
+        s.rel = s.fd = None
 def obj(e):
-    p = os.path.join(O, e['sha256'][:2], '%s.%o' % (e['sha256'], e['mode']))
+    mode = am(e)
+    od, n = sub(O, e['sha256'][:2]), '%s.%o' % (e['sha256'], mode)
+    st = lst(od, n)
     try:
-        if stat.S_IMODE(os.lstat(p).st_mode) == e['mode'] and sha(rd(p)) == e['sha256']: return p
+        if st and stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode and sha(rd(od, n)) == e['sha256']:
+            return od, n, mode
     except OSError: pass
     parts = []
     for c in e['chunks']:
-        try: d = rd(cp(c['sha256']))
-        except OSError: raise Exception('chunk %s is missing on the target; push again' % c['sha256'])
-        if sha(d) != c['sha256']:
-            os.unlink(cp(c['sha256']))
-            raise Exception('chunk %s was corrupted on the target (removed); push again' % c['sha256'])
+        h = ck(c['sha256'])
+        cd = sub(C, h[:2])
+        try: d = rd(cd, h)
+        except OSError: raise Exception('chunk %s is missing on the target; push again' % h)
+        if sha(d) != h:
+            os.unlink(h, dir_fd=cd)
+            raise Exception('chunk %s was corrupted on the target (removed); push again' % h)
         parts.append(d)
     b = b''.join(parts)
     if sha(b) != e['sha256']: raise Exception('file %s does not match its hash' % e['path'])
-    wa(p, b, e['mode'])
-    return p
-def place(o, p, replace):
-    t = os.path.join(os.path.dirname(p), '.gedge-repair.' + os.path.basename(p)) if replace else p
-    try: os.unlink(t)
+    rm(od, n)
+    wa(od, n, b, mode)
+    return od, n, mode
+def place(o, d, n, replace):
+    od, on, mode = o
+    t = '.gedge-repair.' + n if replace else n
+    try: os.unlink(t, dir_fd=d)
     except OSError: pass
-    try: os.link(o, t)
-    except OSError: shutil.copy2(o, t)
-    if replace: os.rename(t, p)
+    try: os.link(on, t, src_dir_fd=od, dst_dir_fd=d, follow_symlinks=False)
+    except OSError: wa(d, t, rd(od, on), mode)
+    if replace: os.rename(t, n, src_dir_fd=d, dst_dir_fd=d)
 def check(ents, top, repair):
     byp = {e['path']: e for e in ents}
     bad = []
-    for e in ents:
-        p = os.path.join(top, e['path'])
-        try: st = os.lstat(p)
-        except OSError: st = None
-        ty = e['type']
-        fe = byp.get(e.get('link')) if ty == 'hardlink' else e
-        if ty == 'dir':
-            good = st is not None and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == e['mode']
-            if not good and repair:
-                if st is not None and not stat.S_ISDIR(st.st_mode): os.unlink(p)
-                if st is None or not stat.S_ISDIR(st.st_mode): os.mkdir(p)
-                os.chmod(p, e['mode'])
-        elif ty == 'symlink':
-            good = st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(p) == e['target']
-            if not good and repair:
-                if st is not None: shutil.rmtree(p) if stat.S_ISDIR(st.st_mode) else os.unlink(p)
-                os.symlink(e['target'], p)
-        else:
-            good = (st is not None and stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == fe['mode']
-                    and st.st_size == fe['size'] and sha(rd(p)) == fe['sha256'])
-            if not good and repair:
-                if st is not None and stat.S_ISDIR(st.st_mode): shutil.rmtree(p)
-                place(obj(fe), p, True)
-        if not good: bad.append(e['path'])
+    P = Parents(top)
+    try:
+        for e in ents:
+            par, _, n = e['path'].rpartition('/')
+            try: d = P.get(par)
+            except Exception:
+                if repair: raise
+                bad.append(e['path'])
+                continue
+            st = lst(d, n)
+            ty = e['type']
+            fe = byp.get(e.get('link')) if ty == 'hardlink' else e
+            if ty == 'dir':
+                good = st is not None and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == am(e)
+                if not good and repair:
+                    if st is not None and not stat.S_ISDIR(st.st_mode): rm(d, n)
+                    if st is None or not stat.S_ISDIR(st.st_mode): os.mkdir(n, 0o700, dir_fd=d)
+                    chm(top, e['path'], am(e))
+            elif ty == 'symlink':
+                good = st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(n, dir_fd=d) == e['target']
+                if not good and repair:
+                    rm(d, n)
+                    os.symlink(e['target'], n, dir_fd=d)
+            else:
+                good = (st is not None and stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == am(fe)
+                        and st.st_size == fe['size'] and sha(rd(d, n)) == fe['sha256'])
+                if not good and repair:
+                    if st is not None and stat.S_ISDIR(st.st_mode): rm(d, n)
+                    place(obj(fe), d, n, True)
+            if not good: bad.append(e['path'])
+    finally:
+        P.drop()
     return bad
 def flush(batch):
     # compressed chunks of this batch -> one zstd process -> verified, renamed into the store
-    d, hs = batch
+    zfd, hs = batch
     if not hs: return
     try:
-        r = subprocess.run(['zstd', '-dqf', '--rm', '--'] + [h + '.zst' for h in hs], cwd=d,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        r = subprocess.run(['zstd', '-dqf', '--rm', '--'] + [h + '.zst' for h in hs], cwd='/proc/self/fd/%d' % zfd,
+                           pass_fds=(zfd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if r.returncode != 0: raise Exception('zstd -d failed: %s' % r.stderr.decode(errors='replace')[:200])
         for h in hs:
-            p = os.path.join(d, h)
-            if sha(rd(p)) != h: raise Exception('chunk %s damaged in transit' % h)
-            os.makedirs(os.path.dirname(cp(h)), exist_ok=True)
-            os.chmod(p, 0o644)
-            os.rename(p, cp(h))
+            if sha(rd(zfd, h)) != h: raise Exception('chunk %s damaged in transit' % h)
+            os.chmod(h, 0o644, dir_fd=zfd)
+            os.rename(h, h, src_dir_fd=zfd, dst_dir_fd=sub(C, h[:2]))
     finally:
-        for n in os.listdir(d): os.unlink(os.path.join(d, n))
+        for n in os.listdir(zfd): os.unlink(n, dir_fd=zfd)
     del hs[:]
+def stores(create):
+    global C, O, T, MF
+    if create: os.makedirs(R, exist_ok=True)
+    top = os.open(R, os.O_RDONLY | os.O_DIRECTORY)
+    meta = odir(top, '.gedge', create)
+    C, O, T, MF = (odir(meta, d, create) for d in ('rawchunks', 'rawobjects', 'tmp', 'manifests'))
+    for fd, d in ((C, 'rawchunks'), (O, 'rawobjects'), (T, 'tmp'), (MF, 'manifests')): NAMES[fd] = '.gedge/' + d
+    return top
 def main():
+    global KEEP
     if sys.argv[1] == 'have':
         # read-only: which chunks are missing, whether zstd can decompress here, and whether the
         # bundle is already materialised
-        miss = [h for h in sys.stdin.read().split() if not os.path.exists(cp(h))]
+        cs = os.path.join(R, '.gedge', 'rawchunks')
+        miss = [h for h in sys.stdin.read().split() if not os.path.exists(os.path.join(cs, ck(h)[:2], h))]
         print(json.dumps({'missing': miss, 'zstd': shutil.which('zstd') is not None,
                           'present': len(sys.argv) > 3 and os.path.isdir(os.path.join(R, sys.argv[3]))}))
         return
-    bid = sys.argv[3]
-    final = os.path.join(R, bid)
+    bid = ck(sys.argv[3])
     if sys.argv[1] == 'verify':
-        mt = rd(os.path.join(MF, bid + '.json'))
-        print(json.dumps({'bad_files': check(json.loads(mt)['entries'], final, False)}))
+        top = stores(False)
+        m = json.loads(rd(MF, bid + '.json'))
+        KEEP = m.get('keep_special_modes') is True
+        valid(m['entries'])
+        fd = odir(top, bid)
+        print(json.dumps({'bad_files': check(m['entries'], fd, False)}))
         return
-    for d in (C, O, T, MF): os.makedirs(d, exist_ok=True)
+    top = stores(True)
     inp = sys.stdin.buffer
     mt = inp.read(int(inp.readline()))
     if sha(mt) != bid: raise Exception('manifest does not match bundle id %s' % bid)
-    ents = json.loads(mt)['entries']
-    zd = os.path.join(T, 'z.%d' % os.getpid())
-    batch, pend = (zd, []), 0
+    m = json.loads(mt)
+    KEEP = m.get('keep_special_modes') is True
+    ents = m['entries']
+    valid(ents)
+    zn = 'z.%d' % os.getpid()
+    rm(T, zn)
+    zfd = odir(T, zn, True)
+    batch, pend = (zfd, []), 0
     try:
         while True:
             line = inp.readline()
             if not line.strip(): break
             f = line.decode().split()
-            h, n = f[0], int(f[1])
-            cp(h)  # a chunk name, nothing else
+            h, n = ck(f[0]), int(f[1])
             d = inp.read(n)
             if len(d) != n:
                 flush(batch)
                 raise Exception('stream ended early (push interrupted); the chunks received are kept')
             if len(f) > 2 and f[2] == 'z':
-                os.makedirs(zd, exist_ok=True)
-                with open(os.path.join(zd, h + '.zst'), 'wb') as o: o.write(d)
+                fd = os.open(h + '.zst', os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600, dir_fd=zfd)
+                with os.fdopen(fd, 'wb') as o: o.write(d)
                 batch[1].append(h)
                 pend += n
                 if pend >= 16 << 20 or len(batch[1]) >= 512:
@@ -155,33 +256,44 @@ def main():
                     pend = 0
                 continue
             if sha(d) != h: raise Exception('chunk %s damaged in transit' % h)
-            wa(cp(h), d, 0o644)
+            wa(sub(C, h[:2]), h, d, 0o644)
         flush(batch)
     finally:
-        shutil.rmtree(zd, ignore_errors=True)
+        os.close(zfd)
+        rm(T, zn)
     res = {'files': sum(1 for e in ents if e['type'] == 'file'), 'repaired': []}
-    if os.path.isdir(final):
-        res['repaired'] = check(ents, final, True)
+    st = lst(top, bid)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        res['repaired'] = check(ents, odir(top, bid), True)
         res['state'] = 'repaired' if res['repaired'] else 'verified'
     else:
-        st = os.path.join(T, '%s.%d' % (bid, os.getpid()))
-        shutil.rmtree(st, ignore_errors=True)
+        sn = '%s.%d' % (bid, os.getpid())
+        rm(T, sn)
         try:
-            os.mkdir(st, 0o755)
+            os.mkdir(sn, 0o755, dir_fd=T)
+            sfd = odir(T, sn)
+            P = Parents(sfd)
             for e in ents:
-                p = os.path.join(st, e['path'])
-                if e['type'] == 'dir': os.mkdir(p, 0o700)
-                elif e['type'] == 'symlink': os.symlink(e['target'], p)
-                elif e['type'] == 'hardlink': os.link(os.path.join(st, e['link']), p)
-                else: place(obj(e), p, False)
+                par, _, n = e['path'].rpartition('/')
+                d = P.get(par)
+                if e['type'] == 'dir': os.mkdir(n, 0o700, dir_fd=d)
+                elif e['type'] == 'symlink': os.symlink(e['target'], n, dir_fd=d)
+                elif e['type'] == 'hardlink':
+                    lp, _, ln = e['link'].rpartition('/')
+                    lfd = odir(sfd, lp)
+                    try: os.link(ln, n, src_dir_fd=lfd, dst_dir_fd=d, follow_symlinks=False)
+                    finally: os.close(lfd)
+                else: place(obj(e), d, n, False)
+            P.drop()
             for e in reversed(ents):
-                if e['type'] == 'dir': os.chmod(os.path.join(st, e['path']), e['mode'])
-            bad = check(ents, st, False)
+                if e['type'] == 'dir': chm(sfd, e['path'], am(e))
+            bad = check(ents, sfd, False)
             if bad: raise Exception('materialised tree does not verify: %s' % bad[0])
-            wa(os.path.join(MF, bid + '.json'), mt, 0o644)
-            os.rename(st, final)
+            wa(MF, bid + '.json', mt, 0o644)
+            if st is not None: rm(top, bid)  # not a directory (a planted link?): replaced, never followed
+            os.rename(sn, bid, src_dir_fd=T, dst_dir_fd=top)
         except BaseException:
-            shutil.rmtree(st, ignore_errors=True)
+            rm(T, sn)
             raise
         res['state'] = 'created'
     print(json.dumps(res))

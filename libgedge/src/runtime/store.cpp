@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
 
 #include "chunk_store.hpp"
@@ -16,6 +17,86 @@ namespace gedge::runtime {
 
 std::string canonical_manifest(const nlohmann::json& manifest) { return manifest.dump(); }
 
+namespace {
+
+bool is_hex64(const nlohmann::json& v) {
+  if (!v.is_string()) return false;
+  const auto& s = v.get_ref<const std::string&>();
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// A bundle-relative path: components that are neither empty, '.' nor '..'; no NUL; bounded.
+bool safe_relative(std::string_view p) {
+  if (p.empty() || p.size() > 4096 || p.front() == '/' || p.find('\0') != std::string_view::npos) return false;
+  std::size_t i = 0;
+  while (i <= p.size()) {
+    std::size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    std::string_view c = p.substr(i, j - i);
+    if (c.empty() || c == "." || c == ".." || c.size() > 255) return false;
+    i = j + 1;
+  }
+  return true;
+}
+
+Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
+  auto bad = [&](std::size_t i, const std::string& why) {
+    return fail(ErrorCode::failure, fmt::format("manifest of {}: entry {}: {}", what, i, why),
+                "the recorded manifest was altered or is damaged; pack the bundle again");
+  };
+  if (!j.contains("entries") || !j["entries"].is_array())
+    return fail(ErrorCode::failure, fmt::format("manifest of {} has no entries array", what));
+  if (j.contains("keep_special_modes") && !j["keep_special_modes"].is_boolean())
+    return fail(ErrorCode::failure, fmt::format("manifest of {}: keep_special_modes is not a boolean", what));
+  std::map<std::string, std::string> seen;  // path -> type
+  std::size_t i = 0;
+  for (const auto& e : j["entries"]) {
+    ++i;
+    if (!e.is_object() || !e.contains("path") || !e["path"].is_string() || !e.contains("type") ||
+        !e["type"].is_string())
+      return bad(i, "not an object with a path and a type");
+    const auto& path = e["path"].get_ref<const std::string&>();
+    std::string shown = fmt::format("'{}'", path.substr(0, 200));
+    if (!safe_relative(path)) return bad(i, fmt::format("path {} is not a plain relative path", shown));
+    const auto& type = e["type"].get_ref<const std::string&>();
+    if (type != "dir" && type != "file" && type != "symlink" && type != "hardlink")
+      return bad(i, fmt::format("{}: unknown type '{}'", shown, type.substr(0, 40)));
+    if (!e.contains("mode") || !e["mode"].is_number_unsigned() || e["mode"].get<uint64_t>() > 07777)
+      return bad(i, fmt::format("{}: mode is not an integer in 0..07777", shown));
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) {
+      if (type != "dir") return bad(i, fmt::format("{}: a top-level entry must be a directory", shown));
+    } else {
+      auto parent = seen.find(path.substr(0, slash));
+      if (parent == seen.end() || parent->second != "dir")
+        return bad(i, fmt::format("{}: its parent is not an earlier directory entry", shown));
+    }
+    if (type == "file") {
+      if (!is_hex64(e.value("sha256", nlohmann::json())) || !e.contains("size") || !e["size"].is_number_unsigned() ||
+          !e.contains("chunks") || !e["chunks"].is_array())
+        return bad(i, fmt::format("{}: a file needs sha256, size and chunks", shown));
+      for (const auto& c : e["chunks"])
+        if (!c.is_object() || !is_hex64(c.value("sha256", nlohmann::json())) || !c.contains("size") ||
+            !c["size"].is_number_unsigned())
+          return bad(i, fmt::format("{}: a chunk needs a 64-hex sha256 and a size", shown));
+    } else if (type == "symlink") {
+      if (!e.contains("target") || !e["target"].is_string() || e["target"].get_ref<const std::string&>().empty() ||
+          e["target"].get_ref<const std::string&>().find('\0') != std::string::npos)
+        return bad(i, fmt::format("{}: a symlink needs a target", shown));
+    } else if (type == "hardlink") {
+      if (!e.contains("link") || !e["link"].is_string())
+        return bad(i, fmt::format("{}: a hardlink needs a link", shown));
+      auto first = seen.find(e["link"].get<std::string>());
+      if (first == seen.end() || first->second != "file")
+        return bad(i, fmt::format("{}: a hardlink must name an earlier file entry", shown));
+    }
+    if (!seen.emplace(path, type).second) return bad(i, fmt::format("path {} appears twice", shown));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view what) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("format") || !j["format"].is_number_integer())
@@ -26,7 +107,14 @@ Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view 
                 fmt::format("manifest of {} has format {}, newer than this gedge reads ({})", what, f,
                             kManifestFormat),
                 "upgrade gedge to use this bundle");
+  GEDGE_TRY(check_entries(j, what));
   return j;
+}
+
+unsigned applied_mode(const nlohmann::json& manifest, const nlohmann::json& entry) {
+  bool keep = manifest.value("keep_special_modes", false);
+  unsigned m = recorded_mode(entry["mode"].get<unsigned>(), keep);
+  return entry["type"] == "dir" ? m : (m & ~0222u);
 }
 
 nlohmann::json derive_env(const nlohmann::json& manifest, const std::vector<ComponentSpec>& comps) {
