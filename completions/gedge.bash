@@ -50,7 +50,7 @@ _gedge() {
     "runtime gc") words="--help -h --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "runtime ls") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "runtime mounts") words="--help -h --pvc --sub-path --host-path --root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime pack") words="--help -h --name --component --prefix --level --jobs -j --dry-run --no-cache --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
+    "runtime pack") words="--help -h --name --component --prefix --level --jobs -j --dry-run --no-cache --keep-special-modes --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "runtime push") words="--help -h --device --cluster --to --root --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "runtime show") words="--help -h --manifest --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "runtime verify") words="--help -h --to --device --root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;

@@ -101,16 +101,16 @@ Result<void> write_atomic(const fs::path& path, std::string_view data, unsigned 
   return ok;
 }
 
-Result<std::string> slurp(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    int e = errno;
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)),
-                e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
+namespace {
+// Reads an open regular file to its end and closes it; `shown` names it in messages.
+Result<std::string> read_and_close(int fd, const fs::path& shown) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(ErrorCode::failure, fmt::format("cannot read {}: not a regular file", shown.string()));
   }
   std::string out;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+  out.reserve(static_cast<std::size_t>(st.st_size));
   char buf[1 << 16];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -118,13 +118,24 @@ Result<std::string> slurp(const fs::path& path) {
       if (errno == EINTR) continue;
       int e = errno;
       ::close(fd);
-      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)));
+      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", shown.string(), errno_text(e)));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
   return out;
+}
+}  // namespace
+
+Result<std::string> slurp(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    int e = errno;
+    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)),
+                e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
+  }
+  return read_and_close(fd, path);
 }
 
 Result<std::string> decode_chunk(const std::string& raw, std::string_view name) {
@@ -211,27 +222,7 @@ Result<std::string> slurp_at(const Dir& dir, const std::string& name) {
   fs::path shown = dir.path() / name;
   int fd = ::openat(dir.fd(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", shown.string(), errno_text(errno)));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: not a regular file", shown.string()));
-  }
-  std::string out;
-  out.reserve(static_cast<std::size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", shown.string(), errno_text(e)));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  return read_and_close(fd, shown);
 }
 
 Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data, unsigned mode) {
