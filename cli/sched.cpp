@@ -372,7 +372,6 @@ void register_sched(CLI::App& app, Ctx& ctx) {
     GEDGE_TRY_ASSIGN(auto in, load_input(sf, submit));
     GEDGE_TRY(sched::workload_from(in));
     GEDGE_TRY_ASSIGN(auto req, request_of(sf));
-    (void)req;
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     sched::SubmitRequest r;
     // What the queue re-reads later: the file as written, or the manifests as one List.
@@ -383,6 +382,8 @@ void register_sched(CLI::App& app, Ctx& ctx) {
     if (!sf.from.empty()) r.options["from"] = sf.from;
     if (!sf.clusters.empty()) r.options["clusters"] = sf.clusters;
     if (!sf.node.empty()) r.options["node"] = sf.node;
+    if (!sf.weights.empty())
+      r.options["weights"] = {{"cpu", req.weights.cpu}, {"memory", req.weights.memory}, {"gpu", req.weights.gpu}};
     if (!sf.state.empty()) {
       GEDGE_TRY_ASSIGN(auto text, read_input(sf.state, "state file"));
       auto checked = sched::parse_state(text, sf.state);
@@ -395,24 +396,28 @@ void register_sched(CLI::App& app, Ctx& ctx) {
 
   // run
   static bool once = false;
+  static bool retry_now = false;
   static int max_n = 0;
   auto* run = cmd->add_subcommand("run", "Process queued requests: dispatched -> scheduling -> completed | failed");
   run->add_flag("--once", once, "Process what is queued now and exit (cron-friendly; the default)");
   run->add_option("--max", max_n, "At most N requests")->option_text("N");
-  examples(run, {"gedge sched run --once", "* * * * * gedge sched run --once --max 50   # crontab"});
+  run->add_flag("--retry-now", retry_now, "Also take requests still waiting out their retry backoff (30 s doubling, at most 10 min)");
+  examples(run, {"gedge sched run --once", "* * * * * gedge sched run --once --max 50   # crontab",
+                 "gedge sched run --once --retry-now   # retry the re-queued requests now"});
   on_run(run, ctx, [&ctx]() -> Result<Outcome> {
     if (max_n < 0) return fail(ErrorCode::usage, "--max must be positive");
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     sched::RunOptions o;
     o.once = once;
     o.max = max_n;
+    o.retry_now = retry_now;
     GEDGE_TRY_ASSIGN(auto rows, sched::run_queue(*inv, o));
     std::optional<Error> err;
     int failed = 0;
     for (const auto& r : rows) failed += r["state"] == "failed";
     if (failed > 0)
       err = Error{ErrorCode::partial, fmt::format("{} of {} requests failed for good", failed, rows.size()), "see 'gedge sched ls --state failed'"};
-    return Outcome{requests_view(rows, rows.empty() ? "queue empty: nothing to do" : ""), err, std::nullopt};
+    return Outcome{requests_view(rows, rows.empty() ? "nothing due: the queue is empty or its requests wait out their retry backoff (--retry-now)" : ""), err, std::nullopt};
   });
 
   // ls

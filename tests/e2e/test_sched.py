@@ -311,7 +311,7 @@ class SchedTest(GedgeTest):
 
     def test_failures_requeue_then_front_then_failed(self):
         def run1(rc=0):
-            r = self.run_gedge("sched", "run", "--once", "--max", "1", "-o", "json")
+            r = self.run_gedge("sched", "run", "--once", "--max", "1", "--retry-now", "-o", "json")
             self.assertEqual(r.rc, rc, r)
             self.assertEqual(len(r.json), 1, r)
             return r.json[0]
@@ -337,6 +337,66 @@ class SchedTest(GedgeTest):
         rows = self.gedge_json("sched", "run", "--once")
         self.assertEqual([(x["id"], x["state"]) for x in rows], [(g2, "completed"), (g3, "completed")])
         self.assertEqual(list(self.ls("--state", "failed")), [bad])
+
+    def test_one_run_takes_a_request_once_and_backs_off(self):
+        bad = self.submit(self.huge)
+        good = self.submit(self.web, "--policy", "least-allocated")
+        r = self.run_gedge("sched", "run", "--once", "-o", "json")
+        self.assertEqual(r.rc, 0, r)  # re-queued, not failed for good
+        self.assertEqual(sorted((x["id"], x["state"], x["attempts"]) for x in r.json),
+                         sorted([(bad, "enqueued", 1), (good, "completed", 0)]), "each request once per run")
+        r = self.run_gedge("sched", "run", "--once", "-o", "json")
+        self.assertEqual((r.rc, r.json), (0, []), "the re-queued request waits out its backoff")
+        self.assertEqual(self.ls()[bad]["attempts"], 1)
+        r = self.run_gedge("sched", "run", "--once", "--retry-now", "-o", "json")
+        self.assertEqual([(x["id"], x["attempts"]) for x in r.json], [(bad, 2)])
+
+    def test_submit_validates_like_place_and_nothing_is_queued(self):
+        for args, rc, what in [(["--policy", "select-clusters", "--clusters", "[nowhere]"], 4, "nowhere"),
+                               (["--policy", "node", "--node", "edge-a/ghost"], 4, "edge-a/ghost"),
+                               (["--policy", "low-latency", "--from", "ghost-cam"], 4, "ghost-cam"),
+                               (["--policy", "low-latency"], 2, "source"),
+                               (["--policy", "least-allocated", "--weights", "cpu=x"], 2, "weights")]:
+            r = self.run_gedge("sched", "submit", self.web, "--state", self.state, *args, "-o", "json")
+            self.assertEqual(r.rc, rc, (args, r))
+            self.assertIn(what, r.err_json["message"], args)
+        self.assertEqual(self.ls(), {}, "nothing queued")
+        r = self.run_gedge("sched", "submit", self.web, *["--policy", "low-latency", "--from", "ghost"], "-o", "json")
+        self.assertEqual(r.rc, 4, r)  # the inventory's world too (no --state)
+        self.assertEqual(self.ls(), {})
+
+    def test_permanent_error_fails_at_once_and_weights_reach_the_queue(self):
+        with open(self.state) as f:
+            world = json.load(f)
+        state2 = os.path.join(self.tmp, "shrinking.json")
+        with open(state2, "w") as f:
+            json.dump(world, f)
+        first = world["clusters"][0]["name"]
+        r = self.run_gedge("sched", "submit", self.web, "--state", state2, "--policy", "select-clusters",
+                           "--clusters", f"[{first}]", "--rank", "least-allocated", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        gone = r.json["id"]
+        # the world loses the cluster the request names: a permanent error, failed at the first try
+        world2 = dict(world, clusters=world["clusters"][1:])
+        for table in ("latency_ms", "bandwidth_mbps"):
+            world2[table] = dict(world[table], links=[l for l in world[table]["links"]
+                                                      if first not in (l["a"].split("/")[0], l["b"].split("/")[0])])
+        with open(state2, "w") as f:
+            json.dump(world2, f)
+        r = self.run_gedge("sched", "run", "--once", "-o", "json")
+        self.assertEqual(r.rc, 3, r)
+        self.assertEqual([(x["id"], x["state"], x["attempts"]) for x in r.json], [(gone, "failed", 1)])
+        self.assertIn(first, r.json[0]["error"])
+        self.assertIn("1 of 1 requests", r.err_json["message"])
+        # --weights are kept with the request and used by the run (most-allocated with gpu weight 0
+        # and a huge cpu weight prefers the busiest cpu node, as place does with the same flags)
+        args = ["--policy", "most-allocated", "--weights", "cpu=1000,memory=0,gpu=0"]
+        placed = self.gedge_json("sched", "place", self.web, "--state", self.state, *args)
+        qid = self.submit(self.web, *args)
+        row = [x for x in self.gedge_json("sched", "run", "--once") if x["id"] == qid][0]
+        self.assertEqual(row["placements"]["placements"], placed["placements"])
+        default = self.gedge_json("sched", "place", self.web, "--state", self.state, "--policy", "most-allocated")
+        self.assertNotEqual(default["placements"], placed["placements"], "the weights must change the result")
 
     def test_two_concurrent_runners_never_share_a_request(self):
         ids = [self.submit(self.web, "--policy", "least-allocated") for _ in range(24)]

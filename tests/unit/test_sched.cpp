@@ -618,6 +618,20 @@ TEST_CASE("queue failure rule: more than 2 -> front, more than 5 -> failed for g
   CHECK(after_failure(6).state == "failed");
 }
 
+TEST_CASE("queue: permanent errors fail at once; transient ones back off 30 s doubling to 10 min") {
+  CHECK(permanent_failure(ErrorCode::usage));
+  CHECK(permanent_failure(ErrorCode::not_found));
+  CHECK_FALSE(permanent_failure(ErrorCode::failure));      // nothing fits now
+  CHECK_FALSE(permanent_failure(ErrorCode::unreachable));  // the world could not be read
+  CHECK(retry_backoff_s(0) == 0);
+  CHECK(retry_backoff_s(1) == 30);
+  CHECK(retry_backoff_s(2) == 60);
+  CHECK(retry_backoff_s(4) == 240);
+  CHECK(retry_backoff_s(5) == 480);
+  CHECK(retry_backoff_s(6) == 600);
+  CHECK(retry_backoff_s(60) == 600);
+}
+
 TEST_CASE("GS-Scheduler's policy names are aliases") {
   CHECK(*parse_policy("GLowLatencyPriority") == Policy::low_latency);
   CHECK(*parse_policy("GMostRequestedPriority") == Policy::least_allocated);

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,6 +67,7 @@ struct LinkTable {
 
 struct World {
   std::vector<Cluster> clusters;  // sorted by name after load; nodes sorted by name
+  std::vector<std::string> devices;  // registered devices (the inventory's world): valid sources
   LinkTable latency;
   std::optional<LinkTable> bandwidth;  // absent: transfer time is not modelled (0)
 
@@ -236,6 +238,11 @@ struct Placement {
 // --clusters/--node), failure (fits nowhere: the message is the summary).
 Result<Placement> place(const World& w, const Workload& wl, const Request& req);
 
+// The request checks place() starts with, for `sched submit` too (nothing is queued that can
+// never be placed): usage for a missing --clusters/--node/source, not_found for a cluster, node
+// or --from source the world does not know.
+Result<void> check_request(const World& w, const Workload& wl, const Request& req);
+
 // End-to-end latency of an assignment under the cost model (longest path for DAGs).
 // `gpu[i]` says whether stage i runs its GPU variant. usage error when a needed link is missing.
 struct Assignment {
@@ -270,6 +277,12 @@ struct QueueDecision {
 };
 // What happens to a request after its `attempts`-th failure (pure; the rule above).
 QueueDecision after_failure(int attempts);
+// A permanent error (the request or the world it names is wrong: usage, not_found) fails the
+// request at once; only transient ones (nothing fits now, the world could not be read) are retried.
+bool permanent_failure(ErrorCode code);
+// Seconds a request waits after its `attempts`-th transient failure before a run takes it again:
+// 30 s doubling per attempt, at most 10 min (across runs: cron's `sched run --once`).
+int retry_backoff_s(int attempts);
 
 struct SubmitRequest {
   std::string spec;              // the service/pipeline file text
@@ -281,9 +294,12 @@ struct SubmitRequest {
 // Validates the spec and options (same checks as place), stores the request; returns its row.
 Result<nlohmann::json> submit(Inventory& inv, const SubmitRequest& r);
 
-// Claims the next enqueued request atomically (BEGIN IMMEDIATE): enqueued -> dispatched.
-// nullopt when the queue is empty.
-Result<std::optional<nlohmann::json>> claim_next(Inventory& inv, const std::string& worker);
+// Claims the next due enqueued request atomically (BEGIN IMMEDIATE): enqueued -> dispatched.
+// Skips `skip` (taken earlier in this run) and, unless `retry_now`, requests whose retry backoff
+// has not passed at `now` (seconds since the epoch). nullopt when none is due.
+Result<std::optional<nlohmann::json>> claim_next(Inventory& inv, const std::string& worker,
+                                                 const std::set<std::int64_t>& skip = {}, std::int64_t now = 0,
+                                                 bool retry_now = false);
 
 // The World for a queued request or a place call without --state: the inventory's clusters,
 // members, facts, tiers, labels, RTTs and the services already placed.
@@ -293,9 +309,12 @@ struct RunOptions {
   bool once = false;  // process what is queued now, then stop (default behaviour too)
   int max = 0;        // at most N requests (0: no limit)
   std::string worker;  // claimed_by
+  bool retry_now = false;  // take requests still waiting out their retry backoff too
+  std::int64_t now = 0;    // seconds since the epoch for the backoff (0: the clock); tests set it
 };
 // Processes queued requests: dispatched -> scheduling -> completed | failed (re-queued per
-// after_failure). Returns the rows processed.
+// after_failure, or failed at once for a permanent error). One run takes each request at most
+// once, and a re-queued request only once its backoff has passed. Returns the rows processed.
 Result<nlohmann::json> run_queue(Inventory& inv, const RunOptions& o);
 
 // Rows, oldest first (optionally only one state).

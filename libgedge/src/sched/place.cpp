@@ -180,7 +180,7 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
 
 }  // namespace
 
-Result<Placement> place(const World& w, const Workload& wl, const Request& req) {
+Result<void> check_request(const World& w, const Workload& wl, const Request& req) {
   if (wl.preds.size() != wl.stages.size() || wl.order.size() != wl.stages.size())
     return fail(ErrorCode::internal, "workload not resolved (call resolve())");
   std::string source = !req.source.empty() ? req.source : wl.source;
@@ -211,6 +211,24 @@ Result<Placement> place(const World& w, const Workload& wl, const Request& req) 
   if (req.policy == Policy::select_clusters && req.rank == Policy::low_latency && source.empty())
     return fail(ErrorCode::usage, "select-clusters ranks nested levels by latency and needs a source",
                 "pass --from DEVICE, or --rank least-allocated");
+  if (!source.empty()) {
+    // The source is a device or node the world knows: a registered device, an endpoint of a latency
+    // link, or a node (CLUSTER/NODE or a bare node name).
+    bool known = false;
+    for (const auto& l : w.latency.links) known = known || l.a == source || l.b == source;
+    for (const auto& d : w.devices) known = known || d == source;
+    for (const auto& c : w.clusters)
+      for (const auto& n : c.nodes) known = known || n.name == source || c.name + "/" + n.name == source;
+    if (!known)
+      return fail(ErrorCode::not_found, fmt::format("source '{}' is not a device or node the world knows", source),
+                  "pass --from a registered device (see 'gedge device ls') or a node of the state file");
+  }
+  return {};
+}
+
+Result<Placement> place(const World& w, const Workload& wl, const Request& req) {
+  GEDGE_TRY(check_request(w, wl, req));
+  std::string source = !req.source.empty() ? req.source : wl.source;
 
   Placement p;
   if (req.policy == Policy::pipeline) {

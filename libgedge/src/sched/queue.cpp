@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <ctime>
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -70,10 +72,24 @@ Result<Request> request_from_options(const json& o) {
     GEDGE_TRY_ASSIGN(r.levels, parse_levels(o["clusters"].get<std::string>()));
   }
   r.node = o.value("node", "");
+  if (o.contains("weights") && o["weights"].is_object()) {
+    const json& w = o["weights"];
+    r.weights.cpu = w.value("cpu", r.weights.cpu);
+    r.weights.memory = w.value("memory", r.weights.memory);
+    r.weights.gpu = w.value("gpu", r.weights.gpu);
+  }
   if (o.contains("rank")) {
     GEDGE_TRY_ASSIGN(r.rank, parse_policy(o["rank"].get<std::string>()));
   }
   return r;
+}
+
+// Seconds since the epoch of an RFC 3339 UTC stamp as now_rfc3339() writes it; 0 if malformed.
+std::int64_t epoch_of(const std::string& stamp) {
+  std::tm tm{};
+  const char* end = strptime(stamp.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (end == nullptr || *end != '\0') return 0;
+  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 Result<World> world_for(Inventory& inv, const json& o) {
@@ -92,11 +108,11 @@ Result<World> world_for(Inventory& inv, const json& o) {
 
 Result<json> submit(Inventory& inv, const SubmitRequest& r) {
   // The same checks as place: a request that can never be valid is refused now (exit 2).
-  if (auto wl = parse_workload(r.spec, r.origin); !wl) return std::unexpected(wl.error());
+  // The clusters, node and source are checked against the world the run will place in.
+  GEDGE_TRY_ASSIGN(auto wl, parse_workload(r.spec, r.origin));
   GEDGE_TRY_ASSIGN(auto req, request_from_options(r.options));
-  if (req.policy == Policy::select_clusters && req.levels.empty())
-    return fail(ErrorCode::usage, "select-clusters needs --clusters");
-  if (req.policy == Policy::node && req.node.empty()) return fail(ErrorCode::usage, "policy node needs --node CLUSTER/NODE");
+  GEDGE_TRY_ASSIGN(auto world, world_for(inv, r.options));
+  GEDGE_TRY(check_request(world, wl, req));
   int64_t id = 0;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     GEDGE_TRY_ASSIGN(double pos, queue_position(tx, r.priority > 0));
@@ -112,18 +128,31 @@ Result<json> submit(Inventory& inv, const SubmitRequest& r) {
               {"priority", r.priority > 0 ? "high" : "normal"}};
 }
 
-Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker) {
+Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker, const std::set<std::int64_t>& skip,
+                                       std::int64_t now, bool retry_now) {
+  if (now == 0) now = static_cast<std::int64_t>(std::time(nullptr));
   std::optional<json> claimed;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY_ASSIGN(auto rows, tx.query(fmt::format("SELECT {} FROM sched_requests WHERE state = 'enqueued' "
-                                               "ORDER BY queue_pos, id LIMIT 1",
-                                               kColumns)));
-    if (rows.empty()) return {};
-    int64_t id = rows[0]["id"].get<int64_t>();
+    // In queue order, the first request not taken earlier in this run whose backoff has passed.
+    GEDGE_TRY_ASSIGN(auto order, tx.query("SELECT id, attempts, updated_at FROM sched_requests WHERE state = 'enqueued' "
+                                          "ORDER BY queue_pos, id"));
+    std::optional<int64_t> pick;
+    for (const auto& o : order) {
+      int64_t id = o["id"].get<int64_t>();
+      if (skip.contains(id)) continue;
+      int attempts = static_cast<int>(o["attempts"].get<int64_t>());
+      if (!retry_now && attempts > 0 && o["updated_at"].is_string() &&
+          epoch_of(o["updated_at"].get<std::string>()) + retry_backoff_s(attempts) > now)
+        continue;
+      pick = id;
+      break;
+    }
+    if (!pick) return {};
+    GEDGE_TRY_ASSIGN(auto row, load_row(tx, *pick));
     GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'dispatched', claimed_by = ?, updated_at = ? "
                       "WHERE id = ? AND state = 'enqueued'",
-                      {worker, now_rfc3339(), id}));
-    claimed = rows[0];
+                      {worker, now_rfc3339(), *pick}));
+    claimed = row;
     (*claimed)["state"] = "dispatched";
     return {};
   }));
@@ -133,13 +162,15 @@ Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker
 Result<json> run_queue(Inventory& inv, const RunOptions& o) {
   std::string worker = o.worker.empty() ? fmt::format("pid-{}", ::getpid()) : o.worker;
   json done = json::array();
+  std::set<std::int64_t> taken;  // each request at most once per run
   int n = 0;
   while (o.max <= 0 || n < o.max) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
-    GEDGE_TRY_ASSIGN(auto next, claim_next(inv, worker));
+    GEDGE_TRY_ASSIGN(auto next, claim_next(inv, worker, taken, o.now, o.retry_now));
     if (!next) break;
     ++n;
     int64_t id = (*next)["id"].get<int64_t>();
+    taken.insert(id);
     bool mine = false;
     GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
       GEDGE_TRY_ASSIGN(auto c, tx.exec("UPDATE sched_requests SET state = 'scheduling', updated_at = ? "
@@ -165,7 +196,7 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
                           {to_json(*placed).dump(), now, id}));
       } else {
         int attempts = static_cast<int>(row["attempts"].get<int64_t>()) + 1;
-        QueueDecision d = after_failure(attempts);
+        QueueDecision d = permanent_failure(placed.error().code) ? QueueDecision{"failed", false} : after_failure(attempts);
         double pos = row["queue_pos"].get<double>();
         if (d.state == "enqueued") {
           GEDGE_TRY_ASSIGN(pos, queue_position(tx, d.front));
@@ -234,6 +265,8 @@ Result<void> record_rtts(Inventory& inv, const std::string& src, const std::vect
 // Intra-cluster latency is the median measured between members, else 0.5 ms (one LAN).
 Result<World> world_from_inventory(Inventory& inv) {
   World w;
+  GEDGE_TRY_ASSIGN(auto devices, inv.query("SELECT name FROM devices ORDER BY name"));
+  for (const auto& d : devices) w.devices.push_back(d["name"].get<std::string>());
   GEDGE_TRY_ASSIGN(auto clusters, inv.query("SELECT name, tier FROM clusters ORDER BY name"));
   GEDGE_TRY_ASSIGN(auto members, inv.query(
       "SELECT m.cluster AS cluster, m.device AS device, m.state AS mstate, d.tier AS tier, d.labels AS labels, "
