@@ -59,7 +59,7 @@ _gedge() {
     "sched ls") words="--help -h --state --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "sched place") words="--help -h --policy --from --state --clusters --node --rank --weights --request --allow-unknown-kinds --explain --top --apply --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "sched probe") words="--help -h --from --to --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched run") words="--help -h --once --max --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
+    "sched run") words="--help -h --once --max --retry-now --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "sched submit") words="--help -h --policy --from --state --clusters --node --rank --weights --request --allow-unknown-kinds --priority --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "svc") words="render deploy ls status logs scale rm catalog autoscale --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "svc autoscale") words="--help -h --cluster --once --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;

@@ -143,6 +143,7 @@ complete -c gedge -n "test "(__gedge_path)" = 'sched probe'" -l to
 complete -c gedge -n "test "(__gedge_path)" = 'sched run'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'sched run'" -l once
 complete -c gedge -n "test "(__gedge_path)" = 'sched run'" -l max
+complete -c gedge -n "test "(__gedge_path)" = 'sched run'" -l retry-now
 complete -c gedge -n "test "(__gedge_path)" = 'sched submit'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'sched submit'" -l policy
 complete -c gedge -n "test "(__gedge_path)" = 'sched submit'" -l from
