@@ -158,11 +158,13 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   auto reg_name = std::make_shared<std::string>();
   auto reg_kc = std::make_shared<std::string>();
   auto reg_ctx = std::make_shared<std::string>();
-  auto* reg = cmd->add_subcommand("register", "Register an existing Kubernetes cluster (kubeconfig path + context only)");
+  auto* reg = cmd->add_subcommand("register", "Register an existing Kubernetes cluster (where its kubeconfig is + context only)");
   reg->add_option("name", *reg_name, "Cluster name")->required();
-  reg->add_option("--kubeconfig", *reg_kc, "Kubeconfig file (credentials stay there)")->required();
+  reg->add_option("--kubeconfig", *reg_kc,
+                  "Kubeconfig file (default as kubectl: the KUBECONFIG list, ~/.kube/config, in-cluster; credentials stay there)");
   reg->add_option("--context", *reg_ctx, "Context (default: the kubeconfig's current-context)");
-  examples(reg, {"gedge cluster register edge-k8s --kubeconfig ~/.kube/config --context edge",
+  examples(reg, {"gedge cluster register edge-k8s --context edge",
+                 "KUBECONFIG=~/.kube/config:~/.kube/edge.yaml gedge cluster register edge-k8s --context edge",
                  "gedge cluster register lab-k8s --kubeconfig ./kubeconfig -o json"});
   on_run(reg, ctx, [&ctx, reg_name, reg_kc, reg_ctx]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());

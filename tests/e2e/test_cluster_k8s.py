@@ -18,6 +18,7 @@ import urllib.request
 from gedge_e2e import GEDGE, SOURCE_DIR, GedgeTest
 
 DOUBLE = os.path.join(SOURCE_DIR, "tests", "k8s_double", "k8s_double.py")
+PROXY = os.path.join(SOURCE_DIR, "tests", "e2e", "connect_proxy.py")
 SCHEMAS = os.path.join(SOURCE_DIR, "schemas")
 ADMIN_TOKEN = "double-admin-token"
 
@@ -274,6 +275,175 @@ class ClusterKubernetesTest(GedgeTest):
         self.assertIn(kc, r.err_json["message"])
         # Unknown cluster -> 4.
         self.assertEqual(self.run_gedge("cluster", "status", "nope").rc, 4)
+
+
+    # ---- kubeconfig loading as client-go ---------------------------------------------------
+    def kc_doc(self, name="kubeconfig"):
+        with open(self.kc(name)) as f:
+            return json.load(f)
+
+    def write_doc(self, name, doc):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        return path
+
+    def no_kubeconfig_env(self, **extra):
+        """An environment where kubectl would find no kubeconfig: KUBECONFIG empty, a private
+        empty HOME, not in a pod."""
+        home = os.path.join(self.tmp, "emptyhome")
+        os.makedirs(home, exist_ok=True)
+        env = {"KUBECONFIG": "", "HOME": home, "KUBERNETES_SERVICE_HOST": "", "KUBERNETES_SERVICE_PORT": ""}
+        env.update(extra)
+        return env
+
+    def test_kubeconfig_list_merged_as_client_go(self):
+        # a.yaml: current-context "edge" whose cluster is defined in BOTH files (a's must win);
+        # its user only in b.yaml. b.yaml sets another current-context (ignored: a's came first).
+        base = self.kc_doc()
+        cluster = base["clusters"][0]["cluster"]
+        a = {"apiVersion": "v1", "kind": "Config", "current-context": "edge",
+             "clusters": [{"name": "shared", "cluster": cluster}],
+             "contexts": [{"name": "edge", "context": {"cluster": "shared", "user": "u", "namespace": "vision"}}]}
+        b = {"apiVersion": "v1", "kind": "Config", "current-context": "other",
+             "clusters": [{"name": "shared", "cluster": {"server": f"https://127.0.0.1:{closed_port()}",
+                                                         "certificate-authority": cluster["certificate-authority"]}}],
+             "users": [{"name": "u", "user": {"token": ADMIN_TOKEN}}],
+             "contexts": [{"name": "other", "context": {"cluster": "shared", "user": "u"}}]}
+        pa, pb = self.write_doc("a.yaml", a), self.write_doc("b.yaml", b)
+        missing = os.path.join(self.tmp, "absent.yaml")  # skipped, as client-go does
+        env = self.no_kubeconfig_env(KUBECONFIG=f"{pa}:{missing}:{pb}")
+        r = self.run_gedge("cluster", "register", "m", "-o", "json", "--timeout", "10", env=env)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["source"], "KUBECONFIG")
+        self.assertEqual(r.json["context"], "edge")
+        self.assertEqual(r.json["kubeconfig_paths"], [pa, pb])
+        self.assertEqual(r.json["kubeconfig"], f"{pa}:{pb}")
+        self.assertEqual(r.json["api_server"], self.info["server"], "the first file's cluster wins")
+        self.check_schema("cluster-register.schema.json", r.json)
+        self.assertFalse(ADMIN_TOKEN.encode() in self.home_bytes(), "the token stays out of GEDGE_HOME")
+        # Later uses merge the stored files again (the token comes from b.yaml), whatever the
+        # environment says now.
+        st = self.run_gedge("cluster", "status", "m", "-o", "json", env=self.no_kubeconfig_env())
+        self.assertEqual(st.rc, 0, st)
+        self.assertEqual(st.json["context"], "edge")
+        # --context picks b's context (its cluster name resolves to a's "shared" entry: first wins).
+        r = self.run_gedge("cluster", "register", "m2", "--context", "other", "-o", "json", env=env)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["api_server"], self.info["server"])
+
+    def test_default_kubeconfig_in_home_and_in_cluster(self):
+        # Nothing anywhere: a clear not-found (4) naming what was looked at.
+        r = self.run_gedge("cluster", "register", "d", "-o", "json", env=self.no_kubeconfig_env())
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("~/.kube/config", r.err_json["message"])
+        # ~/.kube/config in a private HOME.
+        home = os.path.join(self.tmp, "userhome")  # not GEDGE_HOME (self.home)
+        os.makedirs(os.path.join(home, ".kube"))
+        shutil.copy(self.kubeconfig, os.path.join(home, ".kube", "config"))
+        r = self.run_gedge("cluster", "register", "d", "-o", "json", env=self.no_kubeconfig_env(HOME=home))
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["source"], "default")
+        self.assertEqual(r.json["kubeconfig"], os.path.join(home, ".kube", "config"))
+        # In a pod: the service account's token and CA, the API at KUBERNETES_SERVICE_HOST/PORT.
+        sa = os.path.join(self.tmp, "serviceaccount")
+        os.makedirs(sa)
+        with open(os.path.join(sa, "token"), "w") as f:
+            f.write(ADMIN_TOKEN + "\n")
+        shutil.copy(os.path.join(self.ddir, "ca.crt"), os.path.join(sa, "ca.crt"))
+        with open(os.path.join(sa, "namespace"), "w") as f:
+            f.write("vision")
+        pod = self.no_kubeconfig_env(KUBERNETES_SERVICE_HOST="127.0.0.1",
+                                     KUBERNETES_SERVICE_PORT=str(self.info["port"]),
+                                     GEDGE_K8S_SERVICEACCOUNT_DIR=sa)
+        r = self.run_gedge("cluster", "register", "pod", "-o", "json", env=pod)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual((r.json["source"], r.json["kubeconfig"], r.json["kubeconfig_paths"]),
+                         ("in-cluster", "in-cluster", []))
+        self.assertEqual(r.json["api_server"], self.info["server"])
+        self.assertFalse(ADMIN_TOKEN.encode() in self.home_bytes(), "the token stays out of GEDGE_HOME")
+        self.assertEqual(self.run_gedge("cluster", "status", "pod", "-o", "json", env=pod).rc, 0)
+        # The token is read at each use: a revoked one is refused (6).
+        with open(os.path.join(sa, "token"), "w") as f:
+            f.write("revoked\n")
+        self.assertEqual(self.run_gedge("cluster", "status", "pod", "-o", "json", env=pod).rc, 6)
+
+    def test_tls_server_name(self):
+        open(os.path.join(self.ddir, "sni.log"), "w").close()
+        r = self.run_gedge("cluster", "register", "t", "--kubeconfig", self.kc("kubeconfig-tlsname"), "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        with open(os.path.join(self.ddir, "sni.log")) as f:
+            self.assertIn("api.double.test", f.read().split(), "the SNI is the tls-server-name")
+        # The certificate does not carry wrong.double.test: refused as kubectl refuses it (6).
+        r = self.run_gedge("cluster", "register", "w", "--kubeconfig", self.kc("kubeconfig-wrongname"), "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("wrong.double.test", r.err_json["message"] + r.err_json.get("hint", ""))
+
+    def test_proxy_url(self):
+        # A dead proxy: unreachable (5), not a direct connection behind the user's back.
+        doc = self.kc_doc()
+        doc["clusters"][0]["cluster"]["proxy-url"] = f"http://127.0.0.1:{closed_port()}"
+        r = self.run_gedge("cluster", "register", "p", "--kubeconfig", self.write_doc("dead.yaml", doc),
+                           "--timeout", "10", "-o", "json")
+        self.assertEqual(r.rc, 5, r)
+        self.assertIn("proxy", r.err_json["message"])
+        # A live CONNECT proxy sees the tunnel to the API server.
+        log = os.path.join(self.tmp, "proxy.log")
+        proxy = subprocess.Popen([sys.executable, PROXY, "--log", log], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(proxy.wait, 10)
+        self.addCleanup(proxy.terminate)
+        self.addCleanup(proxy.stdout.close)
+        port = json.loads(proxy.stdout.readline())["port"]
+        doc["clusters"][0]["cluster"]["proxy-url"] = f"http://127.0.0.1:{port}"
+        live = self.write_doc("live.yaml", doc)
+        r = self.run_gedge("cluster", "register", "p", "--kubeconfig", live, "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        with open(log) as f:
+            self.assertIn(f"CONNECT 127.0.0.1:{self.info['port']}", f.read())
+        # HTTPS_PROXY is not used for a loopback server (Go's rule), and proxy-url overrides it.
+        r = self.run_gedge("cluster", "status", "p", "-o", "json",
+                           env={"HTTPS_PROXY": f"http://127.0.0.1:{closed_port()}"})
+        self.assertEqual(r.rc, 0, r)
+        # An unsupported scheme is refused by name.
+        doc["clusters"][0]["cluster"]["proxy-url"] = "ftp://127.0.0.1:21"
+        r = self.run_gedge("cluster", "register", "q", "--kubeconfig", self.write_doc("ftp.yaml", doc), "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("proxy-url", r.err_json["message"])
+
+    def test_fields_refused_by_name(self):
+        doc = self.kc_doc()
+        doc["clusters"][0]["cluster"]["compression"] = True  # not a kubeconfig field
+        r = self.run_gedge("cluster", "register", "u", "--kubeconfig", self.write_doc("unk.yaml", doc), "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("'compression'", r.err_json["message"])
+        self.assertIn("unk.yaml", r.err_json["message"])
+        doc = self.kc_doc()
+        doc["users"][0]["user"]["as"] = "admin"
+        r = self.run_gedge("cluster", "register", "u", "--kubeconfig", self.write_doc("as.yaml", doc), "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("'as'", r.err_json["message"])
+        # tokenFile: one trailing newline is trimmed; a second line (header injection) is refused.
+        tok = os.path.join(self.tmp, "tok")
+        doc = self.kc_doc()
+        del doc["users"][0]["user"]["token"]
+        doc["users"][0]["user"]["tokenFile"] = tok
+        tf = self.write_doc("tf.yaml", doc)
+        with open(tok, "w") as f:
+            f.write(ADMIN_TOKEN + "\n")
+        self.assertEqual(self.run_gedge("cluster", "register", "tf", "--kubeconfig", tf).rc, 0)
+        with open(tok, "w") as f:
+            f.write(ADMIN_TOKEN + "\r\nX-Injected: 1\n")
+        r = self.run_gedge("cluster", "status", "tf", "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("control characters", r.err_json["message"])
+        # A bearer token over plain http is refused before anything is sent.
+        doc = self.kc_doc()
+        doc["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{closed_port()}"
+        del doc["clusters"][0]["cluster"]["certificate-authority"]
+        r = self.run_gedge("cluster", "register", "h", "--kubeconfig", self.write_doc("http.yaml", doc), "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("clear text", r.err_json["message"])
+        self.assertNotIn(ADMIN_TOKEN, r.stderr)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "gedge/k8s.hpp"
 #include "test_helpers.hpp"
@@ -115,6 +116,127 @@ contexts:
   CHECK(ctxs->current == "a");
 }
 
+TEST_CASE("kubeconfig: every field honoured or refused by name, with file and line") {
+  test::TempDir d;
+  auto cfg = [&](const std::string& cluster, const std::string& user) {
+    return "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: c\n  cluster: {server: "
+           "\"https://127.0.0.1:6443\"" + cluster + "}\nusers:\n- name: u\n  user: {" + user +
+           "}\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n";
+  };
+  auto ok = k8s::parse_kubeconfig(cfg(", tls-server-name: api.x, proxy-url: \"socks5://127.0.0.1:1080\"", "token: t"),
+                                  "", d.path);
+  REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+  CHECK(ok->tls_server_name == "api.x");
+  CHECK(ok->proxy_url == "socks5://127.0.0.1:1080");
+  auto unk = k8s::parse_kubeconfig(cfg(", compression: true", "token: t"), "", d.path);
+  REQUIRE_FALSE(unk.has_value());
+  CHECK(unk.error().code == ErrorCode::usage);
+  CHECK(unk.error().message.find("unknown field 'compression'") != std::string::npos);
+  CHECK(unk.error().message.find("kubeconfig:6") != std::string::npos);  // file:line
+  auto top = k8s::parse_kubeconfig("currentContext: a\n" + cfg("", "token: t"), "", d.path);
+  REQUIRE_FALSE(top.has_value());
+  CHECK(top.error().message.find("'currentContext'") != std::string::npos);
+  for (const char* f : {"as: admin", "username: x", "auth-provider: {name: gcp}"}) {
+    auto r = k8s::parse_kubeconfig(cfg("", f), "", d.path);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("not supported") != std::string::npos);
+  }
+  CHECK(k8s::parse_kubeconfig(cfg(", proxy-url: \"ftp://x\"", "token: t"), "", d.path).error().message.find(
+            "proxy-url") != std::string::npos);
+  CHECK(k8s::parse_kubeconfig(cfg(", insecure-skip-tls-verify: true, certificate-authority-data: Q0E=", ""), "", d.path)
+            .error()
+            .code == ErrorCode::usage);
+  // tokenFile: one trailing newline trimmed; CR/LF or a second line refused; never over http.
+  std::ofstream(d.path / "t1") << "abc\n";
+  std::ofstream(d.path / "t2") << "abc\r\nX-Evil: 1\n";
+  std::ofstream(d.path / "t3") << "abc\n\n";
+  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t1"), "", d.path)->token == "abc");
+  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t2"), "", d.path).error().message.find("control characters") !=
+        std::string::npos);
+  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t3"), "", d.path).error().code == ErrorCode::usage);
+  std::string plain = "clusters:\n- name: c\n  cluster: {server: \"http://127.0.0.1:8080\"}\nusers:\n- name: u\n"
+                      "  user: {token: t}\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n";
+  auto http = k8s::parse_kubeconfig(plain, "a", d.path);
+  REQUIRE_FALSE(http.has_value());
+  CHECK(http.error().message.find("clear text") != std::string::npos);
+  // A FIFO or device is not read (it would hang or grow without end).
+  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: /dev/zero"), "", d.path).error().code == ErrorCode::usage);
+}
+
+TEST_CASE("kubeconfig: KUBECONFIG merged, ~/.kube/config, in-cluster, as client-go") {
+  test::TempDir d;
+  std::filesystem::create_directories(d.path / "one");
+  std::filesystem::create_directories(d.path / "two");
+  std::ofstream(d.path / "two" / "tok") << "tok-two\n";
+  std::ofstream(d.path / "one" / "a.yaml") << R"(current-context: ctx-a
+clusters: [{name: shared, cluster: {server: "https://a.example:6443"}}]
+contexts: [{name: ctx-a, context: {cluster: shared, user: u2}}]
+)";
+  std::ofstream(d.path / "two" / "b.yaml") << R"(current-context: ctx-b
+clusters:
+- {name: shared, cluster: {server: "https://b.example:6443"}}
+- {name: only-b, cluster: {server: "https://only-b.example:6443"}}
+users: [{name: u2, user: {tokenFile: tok}}]
+contexts: [{name: ctx-b, context: {cluster: only-b, user: u2}}, {name: ctx-a, context: {cluster: only-b}}]
+)";
+  std::map<std::string, std::string> env;
+  auto lookup = [&](const char* n) -> std::optional<std::string> {
+    auto it = env.find(n);
+    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  std::string a = (d.path / "one" / "a.yaml").string(), b = (d.path / "two" / "b.yaml").string();
+  env["KUBECONFIG"] = a + "::" + (d.path / "missing").string() + ":" + b + ":" + a;
+  auto m = k8s::resolve_kubeconfig("", "", lookup);
+  REQUIRE_MESSAGE(m.has_value(), (m ? "" : m.error().message));
+  CHECK(m->source == "KUBECONFIG");
+  CHECK(m->context == "ctx-a");                        // current-context of the first file
+  CHECK(m->server == "https://a.example:6443");        // the first file's "shared" wins
+  CHECK(m->token == "tok-two");                        // u2 from b, tokenFile relative to b's dir
+  CHECK(m->paths == std::vector<std::string>{a, b});   // missing skipped, repeats read once
+  CHECK(m->path == a + ":" + b);
+  auto mb = k8s::resolve_kubeconfig("", "ctx-b", lookup);
+  REQUIRE(mb.has_value());
+  CHECK(mb->server == "https://only-b.example:6443");
+  // The stored source loads the same way.
+  auto reg = k8s::load_registered(m->path, m->context);
+  REQUIRE(reg.has_value());
+  CHECK(reg->server == m->server);
+
+  // No KUBECONFIG: ~/.kube/config.
+  env.erase("KUBECONFIG");
+  env["HOME"] = (d.path / "home").string();
+  CHECK(k8s::resolve_kubeconfig("", "", lookup).error().code == ErrorCode::not_found);
+  std::filesystem::create_directories(d.path / "home" / ".kube");
+  std::filesystem::copy_file(b, d.path / "home" / ".kube" / "config");
+  std::ofstream(d.path / "home" / ".kube" / "tok") << "tok-home";
+  auto h = k8s::resolve_kubeconfig("", "", lookup);
+  REQUIRE_MESSAGE(h.has_value(), (h ? "" : h.error().message));
+  CHECK(h->source == "default");
+  CHECK(h->context == "ctx-b");
+  CHECK(h->token == "tok-home");
+
+  // In a pod (nothing else): the service account.
+  std::filesystem::remove_all(d.path / "home" / ".kube");
+  std::filesystem::create_directories(d.path / "sa");
+  std::ofstream(d.path / "sa" / "token") << "sa-token\n";
+  std::ofstream(d.path / "sa" / "ca.crt") << "CA";
+  std::ofstream(d.path / "sa" / "namespace") << "edge";
+  env["KUBERNETES_SERVICE_HOST"] = "fd00::1";
+  env["KUBERNETES_SERVICE_PORT"] = "443";
+  env["GEDGE_K8S_SERVICEACCOUNT_DIR"] = (d.path / "sa").string();
+  auto ic = k8s::resolve_kubeconfig("", "", lookup);
+  REQUIRE_MESSAGE(ic.has_value(), (ic ? "" : ic.error().message));
+  CHECK(ic->source == "in-cluster");
+  CHECK(ic->path == "in-cluster");
+  CHECK(ic->server == "https://[fd00::1]:443");
+  CHECK(ic->token == "sa-token");
+  CHECK(ic->ca_pem == "CA");
+  CHECK(ic->namespace_ == "edge");
+  // --kubeconfig alone, even with the rest set; a missing one is not_found.
+  CHECK(k8s::resolve_kubeconfig(b, "", lookup)->source == "flag");
+  CHECK(k8s::resolve_kubeconfig((d.path / "nope").string(), "", lookup).error().code == ErrorCode::not_found);
+}
+
 TEST_CASE("client against the API double") {
   Double dbl;
   auto c = dbl.client();
@@ -192,6 +314,17 @@ TEST_CASE("client against the API double") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == ErrorCode::auth);
     CHECK(r.error().message.find("TLS") != std::string::npos);
+  }
+  SUBCASE("tls-server-name: the SNI and the name checked; a name the certificate lacks is refused") {
+    auto named = dbl.client("kubeconfig-tlsname");
+    REQUIRE(named.version().has_value());
+    std::ifstream sni(dbl.dir.path / "sni.log");
+    std::string all((std::istreambuf_iterator<char>(sni)), std::istreambuf_iterator<char>());
+    CHECK(all.find("api.double.test") != std::string::npos);
+    auto wrong = dbl.client("kubeconfig-wrongname");
+    auto r = wrong.version();
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::auth);
   }
   SUBCASE("insecure-skip-tls-verify is honoured only when set, with a warning") {
     auto ins = dbl.client("kubeconfig-insecure");

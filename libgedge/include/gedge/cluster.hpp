@@ -80,8 +80,9 @@ Result<BuildOutcome> join(Inventory& inv, const Paths& paths, const std::string&
 Result<nlohmann::json> leave(Inventory& inv, const Paths& paths, const std::string& name,
                              const std::vector<std::string>& devices, double timeout_s, Reporter& rep);
 
-// register: a Kubernetes cluster known by kubeconfig path + context (never its credentials).
-// Checks that the kubeconfig parses and the API answers (GET /version).
+// register: a Kubernetes cluster known by where its kubeconfig is (the file paths, or
+// "in-cluster") + context, never its credentials. `kubeconfig` "" = kubectl's order (KUBECONFIG,
+// ~/.kube/config, in-cluster). Checks that the kubeconfig loads and the API answers (GET /version).
 Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& name,
                                            const std::string& kubeconfig, const std::string& context,
                                            double timeout_s, Reporter& rep);

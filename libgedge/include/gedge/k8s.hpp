@@ -8,11 +8,13 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gedge/error.hpp"
@@ -20,29 +22,57 @@
 namespace gedge::k8s {
 
 // One resolved context of a kubeconfig: where the API server is and how to authenticate.
+// Every kubeconfig field is honoured or refused by name (see kubeconfig.cpp); nothing is ignored.
 struct Kubeconfig {
-  std::string path;             // the file it came from ("" when parsed from text)
-  std::string context;          // the context used
-  std::string cluster;          // cluster entry name
-  std::string user;             // user entry name
-  std::string server;           // https://127.0.0.1:6443
-  std::string namespace_;       // context namespace, "default" when unset
-  std::string ca_pem;           // certificate-authority-data (decoded) or the CA file's contents
+  std::string path;      // the source as stored by `cluster register`: the absolute file path(s)
+                         // (several joined with ':' as KUBECONFIG), "in-cluster", "" from text
+  std::vector<std::string> paths;  // the files merged, in precedence order (empty: in-cluster)
+  std::string source;    // how it was found: "flag", "KUBECONFIG", "default" (~/.kube/config),
+                         // "in-cluster", "registered", "text"
+  std::string context;   // the context used
+  std::string cluster;   // cluster entry name
+  std::string user;      // user entry name
+  std::string server;    // https://127.0.0.1:6443
+  std::string namespace_;  // context namespace, "default" when unset
+  std::string ca_pem;    // certificate-authority-data (decoded) or the CA file's contents
   bool insecure_skip_tls_verify = false;
+  std::string tls_server_name;  // SNI and the name the server certificate must carry
+  std::string proxy_url;        // http://, https:// or socks5:// ("" = HTTPS_PROXY/NO_PROXY rules)
   std::string token;            // bearer token (from `token` or `tokenFile`); never logged
   std::string client_cert_pem;  // client-certificate(-data)
   std::string client_key_pem;   // client-key(-data)
   std::vector<std::string> warnings;  // e.g. insecure-skip-tls-verify in use
 };
 
+// Environment lookup (tests pass their own; default: the process environment).
+using Env = std::function<std::optional<std::string>(const char*)>;
+Env process_env();
+
 // Parses a kubeconfig file and resolves `context` (empty: current-context). Relative file
 // references (certificate-authority, tokenFile, client-certificate, client-key) resolve against
-// the kubeconfig's directory. usage for malformed files or a missing context/cluster/user,
-// not_found when the file is missing.
+// the kubeconfig's directory. usage for malformed files, unknown or refused fields (named, with
+// file and line), or a missing context/cluster/user; not_found when the file is missing.
 Result<Kubeconfig> load_kubeconfig(const std::filesystem::path& path, const std::string& context = "");
 // Same, from text (tests). `base_dir` resolves relative file references.
 Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& context,
                                     const std::filesystem::path& base_dir);
+// Several files merged as client-go merges a KUBECONFIG list: the first file that defines a
+// cluster, user or context name wins; current-context comes from the first file that sets it;
+// each file's relative references resolve against its own directory. `skip_missing`: files that
+// do not exist are skipped (KUBECONFIG), else not_found naming the file.
+Result<Kubeconfig> load_kubeconfig_files(const std::vector<std::filesystem::path>& paths,
+                                         const std::string& context, bool skip_missing = false);
+// In-cluster configuration: KUBERNETES_SERVICE_HOST/PORT, the service account's token, ca.crt
+// and namespace under GEDGE_K8S_SERVICEACCOUNT_DIR (default
+// /var/run/secrets/kubernetes.io/serviceaccount).
+Result<Kubeconfig> load_in_cluster(const Env& env = process_env());
+// kubectl's order: `flag` (--kubeconfig) alone; else the KUBECONFIG list (merged); else
+// ~/.kube/config; else in-cluster. `context` (--context) overrides current-context.
+Result<Kubeconfig> resolve_kubeconfig(const std::string& flag, const std::string& context,
+                                      const Env& env = process_env());
+// A registered cluster's source as `cluster register` stored it (Kubeconfig::path): the file(s)
+// (every one must still exist) or "in-cluster".
+Result<Kubeconfig> load_registered(const std::string& stored, const std::string& context);
 
 // Names of all contexts in a kubeconfig text, and the current one.
 struct ContextList {
@@ -111,12 +141,19 @@ class Client {
   // become errors as above.
   Result<nlohmann::json> request(const std::string& method, const std::string& path,
                                  const std::string& body = "", const std::string& content_type = "");
+  // GET `path`, handing the body of a 2xx answer to `on_data` as it arrives (no overall
+  // timeout: a followed pod log runs until it ends or Ctrl-C, which is `interrupted`);
+  // `on_data` returning false ends it without an error.
+  Result<void> stream(const std::string& path, const std::function<bool(std::string_view)>& on_data);
 
  private:
   struct Impl;
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Percent-encodes a path segment or query value.
+std::string url_escape(const std::string& s);
 
 // Maps an HTTP status and the server's Status body to a gedge Error (see the table above).
 Error error_for_status(long http_status, const nlohmann::json& status_body, const std::string& what);

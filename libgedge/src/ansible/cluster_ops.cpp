@@ -160,9 +160,9 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
 Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& name, const std::string& kubeconfig,
                                            const std::string& context, double timeout_s, Reporter& rep) {
   GEDGE_TRY(check_name("cluster", name));
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(kubeconfig, ec);
-  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_kubeconfig(abs, context));
+  // kubectl's order (--kubeconfig, KUBECONFIG, ~/.kube/config, in-cluster); what is stored is
+  // where it came from (the file paths or "in-cluster") and the context, never a credential.
+  GEDGE_TRY_ASSIGN(auto cfg, k8s::resolve_kubeconfig(kubeconfig, context));
   for (const auto& w : cfg.warnings) rep.warn(w);
   GEDGE_TRY_ASSIGN(auto client, k8s::Client::create(cfg, {timeout_s}));
   GEDGE_TRY_ASSIGN(auto version, client.version());
@@ -172,28 +172,30 @@ Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& na
       return fail(ErrorCode::conflict, fmt::format("cluster '{}' already exists as a device cluster", name));
   }
   std::string now = now_rfc3339();
-  bool changed = !existing || (*existing)["kubeconfig"] != abs.string() || (*existing)["context"] != cfg.context ||
+  const std::string& stored = cfg.path;
+  bool changed = !existing || (*existing)["kubeconfig"] != stored || (*existing)["context"] != cfg.context ||
                  (*existing)["api_server"] != cfg.server;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     if (!existing)
       GEDGE_TRY(tx.exec("INSERT INTO clusters(name, kind, kubeconfig, context, api_server, state, created_at, updated_at) "
                         "VALUES (?, 'kubernetes', ?, ?, ?, 'registered', ?, ?)",
-                        {name, abs.string(), cfg.context, cfg.server, now, now}));
+                        {name, stored, cfg.context, cfg.server, now, now}));
     else if (changed)
       GEDGE_TRY(tx.exec("UPDATE clusters SET kubeconfig = ?, context = ?, api_server = ?, updated_at = ? WHERE name = ?",
-                        {abs.string(), cfg.context, cfg.server, now, name}));
+                        {stored, cfg.context, cfg.server, now, name}));
     return {};
   }));
-  return nlohmann::json{{"name", name},       {"kind", "kubernetes"},        {"kubeconfig", abs.string()},
-                        {"context", cfg.context}, {"api_server", cfg.server}, {"changed", changed},
+  return nlohmann::json{{"name", name},         {"kind", "kubernetes"},     {"kubeconfig", stored},
+                        {"kubeconfig_paths", cfg.paths}, {"source", cfg.source}, {"context", cfg.context},
+                        {"api_server", cfg.server}, {"changed", changed},
                         {"version", version.value("gitVersion", "")}};
 }
 
 namespace {
 
 Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout_s, Reporter& rep) {
-  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_kubeconfig(c["kubeconfig"].get<std::string>(),
-                                            c["context"].is_string() ? c["context"].get<std::string>() : ""));
+  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_registered(c["kubeconfig"].get<std::string>(),
+                                                   c["context"].is_string() ? c["context"].get<std::string>() : ""));
   for (const auto& w : cfg.warnings) rep.warn(w);
   GEDGE_TRY_ASSIGN(auto client, k8s::Client::create(cfg, {timeout_s}));
   nlohmann::json out = {{"name", c["name"]}, {"kind", "kubernetes"}, {"api_server", cfg.server}, {"context", cfg.context}};

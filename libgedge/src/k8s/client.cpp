@@ -1,26 +1,16 @@
-// REST client over libcurl. TLS is verified against the kubeconfig's CA (in memory, never a
-// temporary file); the bearer token goes in a header and never into a log or an error.
-#include <curl/curl.h>
+// REST client over the one HTTP client (gedge_http). TLS is verified against the kubeconfig's CA
+// (in memory, never a temporary file) and tls-server-name; proxy-url or HTTPS_PROXY/NO_PROXY as
+// kubectl; the bearer token goes in a header and never into a log or an error.
 #include <fmt/format.h>
 
 #include <map>
-#include <mutex>
+#include <algorithm>
 
+#include "gedge/http.hpp"
 #include "gedge/k8s.hpp"
 #include "gedge/report.hpp"
 
 namespace gedge::k8s {
-namespace {
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
 
 std::string url_escape(const std::string& s) {
   std::string out;
@@ -32,8 +22,6 @@ std::string url_escape(const std::string& s) {
   }
   return out;
 }
-
-}  // namespace
 
 Error error_for_status(long http_status, const nlohmann::json& status_body, const std::string& what) {
   std::string msg;
@@ -63,7 +51,15 @@ Error error_for_status(long http_status, const nlohmann::json& status_body, cons
 struct Client::Impl {
   Kubeconfig cfg;
   ClientOptions opts;
+  http::Options http;
   std::map<std::string, nlohmann::json> discovery;  // group/version -> APIResourceList
+
+  std::vector<std::string> headers(const std::string& content_type) const {
+    std::vector<std::string> h{"Accept: application/json", "User-Agent: gedge"};
+    if (!cfg.token.empty()) h.push_back("Authorization: Bearer " + cfg.token);
+    if (!content_type.empty()) h.push_back("Content-Type: " + content_type);
+    return h;
+  }
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -76,9 +72,20 @@ const Kubeconfig& Client::config() const { return impl_->cfg; }
 Result<Client> Client::create(Kubeconfig cfg, ClientOptions opts) {
   if (!cfg.server.starts_with("https://") && !cfg.server.starts_with("http://"))
     return fail(ErrorCode::usage, fmt::format("kubeconfig server '{}' is not an http(s) URL", cfg.server));
+  if (!cfg.token.empty() && cfg.server.starts_with("http://"))
+    return fail(ErrorCode::usage, fmt::format("a bearer token would be sent in clear text to {}", cfg.server),
+                "use an https:// server");
   while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
-  global_init();
   auto impl = std::make_unique<Impl>();
+  impl->http.timeout_s = opts.timeout_s;
+  impl->http.connect_timeout_s = std::min(opts.timeout_s, 10.0);
+  impl->http.tls.verify = !cfg.insecure_skip_tls_verify;
+  impl->http.tls.ca_pem = cfg.ca_pem;
+  impl->http.tls.server_name = cfg.tls_server_name;
+  impl->http.tls.client_cert_pem = cfg.client_cert_pem;
+  impl->http.tls.client_key_pem = cfg.client_key_pem;
+  // proxy-url wins; else kubectl's HTTPS_PROXY/NO_PROXY rules.
+  impl->http.proxy = !cfg.proxy_url.empty() ? cfg.proxy_url : http::proxy_from_environment(cfg.server);
   impl->cfg = std::move(cfg);
   impl->opts = opts;
   return Client(std::move(impl));
@@ -86,103 +93,39 @@ Result<Client> Client::create(Kubeconfig cfg, ClientOptions opts) {
 
 Result<nlohmann::json> Client::request(const std::string& method, const std::string& path,
                                        const std::string& body, const std::string& content_type) {
-  if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
   const auto& cfg = impl_->cfg;
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) return fail(ErrorCode::internal, "curl_easy_init failed");
-  CURL* h = curl.get();
-  std::string url = cfg.server + path;
-  std::string response;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &response);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_PROXY, "");  // never route the API server through an env proxy
-  long timeout_ms = static_cast<long>(impl_->opts.timeout_s * 1000);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 10000L));
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-
-  curl_blob ca{}, cert{}, key{};
-  if (cfg.insecure_skip_tls_verify) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-  } else {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!cfg.ca_pem.empty()) {
-      ca.data = const_cast<char*>(cfg.ca_pem.data());
-      ca.len = cfg.ca_pem.size();
-      ca.flags = CURL_BLOB_COPY;
-      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
-    }
-  }
-  if (!cfg.client_cert_pem.empty()) {
-    cert.data = const_cast<char*>(cfg.client_cert_pem.data());
-    cert.len = cfg.client_cert_pem.size();
-    cert.flags = CURL_BLOB_COPY;
-    key.data = const_cast<char*>(cfg.client_key_pem.data());
-    key.len = cfg.client_key_pem.size();
-    key.flags = CURL_BLOB_COPY;
-    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
-    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-    curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &key);
-  }
-
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "Accept: application/json");
-  headers = curl_slist_append(headers, "User-Agent: gedge");
-  std::string auth;
-  if (!cfg.token.empty()) {
-    auth = "Authorization: Bearer " + cfg.token;
-    headers = curl_slist_append(headers, auth.c_str());
-  }
-  std::string ct;
-  if (!content_type.empty()) {
-    ct = "Content-Type: " + content_type;
-    headers = curl_slist_append(headers, ct.c_str());
-  }
-  std::unique_ptr<curl_slist, void (*)(curl_slist*)> hold(headers, curl_slist_free_all);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  }
-
-  CURLcode rc = curl_easy_perform(h);
-  std::string what = fmt::format("{} {}", method, path);
-  if (rc != CURLE_OK) {
-    std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    switch (rc) {
-      case CURLE_PEER_FAILED_VERIFICATION:
-      case CURLE_SSL_CACERT_BADFILE:
-      case CURLE_SSL_CERTPROBLEM:
-      case CURLE_SSL_CONNECT_ERROR:
-        return fail(ErrorCode::auth,
-                    fmt::format("TLS verification of {} failed: {}", cfg.server, detail),
-                    "the kubeconfig's certificate-authority does not match the API server's certificate");
-      case CURLE_OPERATION_TIMEDOUT:
-        return fail(ErrorCode::unreachable,
-                    fmt::format("{}: timed out after {}s ({})", cfg.server, impl_->opts.timeout_s, detail),
-                    "check the server address or raise --timeout");
-      default:
-        return fail(ErrorCode::unreachable, fmt::format("cannot reach {}: {}", cfg.server, detail),
-                    "check that the API server is running and the kubeconfig's server address");
-    }
-  }
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  nlohmann::json j = nlohmann::json::parse(response, nullptr, /*allow_exceptions=*/false);
-  if (status < 200 || status >= 300) return std::unexpected(error_for_status(status, j, what));
+  http::Request req;
+  req.method = method;
+  req.url = cfg.server + path;
+  req.headers = impl_->headers(content_type);
+  if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") req.body = body;
+  std::string what = fmt::format("{} {}", method, path.substr(0, path.find('?')));
+  GEDGE_TRY_ASSIGN(auto resp, http::perform(req, impl_->http, fmt::format("{} ({})", what, cfg.server)));
+  nlohmann::json j = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+  if (resp.status < 200 || resp.status >= 300) return std::unexpected(error_for_status(resp.status, j, what));
   if (j.is_discarded()) {
-    if (response.empty()) return nlohmann::json::object();
+    if (resp.body.empty()) return nlohmann::json::object();
     return fail(ErrorCode::failure, fmt::format("{}: the server's reply is not JSON", what));
   }
   return j;
+}
+
+Result<void> Client::stream(const std::string& path, const std::function<bool(std::string_view)>& on_data) {
+  const auto& cfg = impl_->cfg;
+  http::Request req;
+  req.url = cfg.server + path;
+  req.headers = impl_->headers("");
+  req.headers[0] = "Accept: */*";
+  req.on_data = on_data;
+  http::Options o = impl_->http;
+  o.timeout_s = 0;  // a followed log runs until it ends or Ctrl-C
+  std::string what = fmt::format("GET {}", path.substr(0, path.find('?')));
+  GEDGE_TRY_ASSIGN(auto resp, http::perform(req, o, fmt::format("{} ({})", what, cfg.server)));
+  if (resp.status < 200 || resp.status >= 300) {
+    nlohmann::json j = nlohmann::json::parse(resp.body, nullptr, false);
+    return std::unexpected(error_for_status(resp.status, j, what));
+  }
+  return {};
 }
 
 Result<nlohmann::json> Client::version() { return request("GET", "/version"); }

@@ -1,17 +1,23 @@
-// Kubeconfig parsing: clusters, users, contexts; CA data or file; token or tokenFile; client
-// certificate and key (data or file). Only what gedge needs; exec/auth-provider plugins are
-// rejected with a clear message rather than silently ignored.
+// Kubeconfig loading as client-go does it: --kubeconfig, else the KUBECONFIG list (merged: the
+// first file that names a cluster/user/context wins, current-context from the first that sets
+// it), else ~/.kube/config, else the in-cluster service account. Every field is honoured or
+// refused by name with its file and line; nothing is silently ignored.
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
+#include <map>
+#include <set>
 
 #include "gedge/k8s.hpp"
 #include "gedge/paths.hpp"
 
 namespace gedge::k8s {
+namespace fs = std::filesystem;
 namespace {
+
+constexpr std::size_t kMaxFile = 4u << 20;  // a kubeconfig, CA, key or token file
 
 Result<std::string> base64_decode(const std::string& in, const std::string& what) {
   static const std::string chars =
@@ -21,8 +27,7 @@ Result<std::string> base64_decode(const std::string& in, const std::string& what
   for (char c : in) {
     if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
     auto pos = chars.find(c);
-    if (pos == std::string::npos)
-      return fail(ErrorCode::usage, fmt::format("kubeconfig: {} is not valid base64", what));
+    if (pos == std::string::npos) return fail(ErrorCode::usage, fmt::format("{} is not valid base64", what));
     val = (val << 6) + static_cast<int>(pos);
     bits += 6;
     if (bits >= 0) {
@@ -33,11 +38,41 @@ Result<std::string> base64_decode(const std::string& in, const std::string& what
   return out;
 }
 
-const YAML::Node find_named(const YAML::Node& list, const std::string& name) {
-  if (list && list.IsSequence())
-    for (const auto& item : list)
-      if (item.IsMap() && item["name"] && item["name"].as<std::string>("") == name) return item;
-  return YAML::Node();
+// A regular file of bounded size (a FIFO or /dev/zero would hang or grow without end).
+Result<std::string> read_small(const fs::path& p, const std::string& what) {
+  struct stat st{};
+  if (::stat(p.c_str(), &st) != 0) return fail(ErrorCode::not_found, fmt::format("{} '{}' not found", what, p.string()));
+  if (!S_ISREG(st.st_mode))
+    return fail(ErrorCode::usage, fmt::format("{} '{}' is not a regular file", what, p.string()));
+  if (static_cast<std::size_t>(st.st_size) > kMaxFile)
+    return fail(ErrorCode::usage, fmt::format("{} '{}' is larger than {} bytes", what, p.string(), kMaxFile));
+  auto r = read_file(p);
+  if (!r) return fail(r.error().code, fmt::format("cannot read {} '{}'", what, p.string()));
+  return *r;
+}
+
+// One parsed file, for messages and relative references.
+struct Doc {
+  std::string file;  // "" from text
+  fs::path base;
+  YAML::Node root;
+};
+
+// An entry found by name, with the file it came from.
+struct Entry {
+  YAML::Node node;  // the inner map (cluster:, user:, context:)
+  const Doc* doc = nullptr;
+  YAML::Node named;  // the list item (for its line)
+};
+
+std::string where(const Doc* d, const YAML::Node& n) {
+  std::string file = d && !d->file.empty() ? d->file : "kubeconfig";
+  if (n && n.Mark().line >= 0) return fmt::format("{}:{}", file, n.Mark().line + 1);
+  return file;
+}
+
+Error bad(const Doc* d, const YAML::Node& n, const std::string& msg, const std::string& hint = "") {
+  return Error{ErrorCode::usage, fmt::format("{}: {}", where(d, n), msg), hint};
 }
 
 std::string str(const YAML::Node& n, const char* key) {
@@ -45,29 +80,241 @@ std::string str(const YAML::Node& n, const char* key) {
   return n[key].as<std::string>("");
 }
 
-// Reads a file referenced by the kubeconfig (relative to its directory).
-Result<std::string> read_ref(const std::filesystem::path& base, const std::string& file,
-                             const std::string& what) {
-  std::filesystem::path p(file);
-  if (p.is_relative()) p = base / p;
-  auto r = read_file(p);
-  if (!r)
-    return fail(ErrorCode::usage, fmt::format("kubeconfig: cannot read {} '{}'", what, p.string()),
-                "fix the path in the kubeconfig");
+// Every key of `map` must be in `known`; `refused` names fields gedge understands but will not use.
+Result<void> check_fields(const Doc* d, const YAML::Node& map, const std::string& what,
+                          const std::set<std::string>& known,
+                          const std::map<std::string, std::string>& refused = {}) {
+  if (!map) return {};
+  if (!map.IsMap()) return std::unexpected(bad(d, map, fmt::format("{} is not a mapping", what)));
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    std::string k = it->first.as<std::string>("");
+    if (auto r = refused.find(k); r != refused.end())
+      return std::unexpected(bad(d, it->first, fmt::format("{}: field '{}' is not supported: {}", what, k, r->second)));
+    if (!known.contains(k))
+      return std::unexpected(bad(d, it->first, fmt::format("{}: unknown field '{}'", what, k),
+                                 "gedge refuses kubeconfig fields it does not understand rather than ignore them"));
+  }
+  return {};
+}
+
+Result<std::string> read_ref(const Doc* d, const YAML::Node& at, const std::string& file, const std::string& what) {
+  fs::path p(file);
+  if (p.is_relative()) p = d->base / p;
+  auto r = read_small(p, what);
+  if (!r) return std::unexpected(bad(d, at, r.error().message, "fix the path in the kubeconfig"));
   return *r;
 }
 
-// data (base64) or file.
-Result<std::string> data_or_file(const YAML::Node& n, const char* data_key, const char* file_key,
-                                 const std::filesystem::path& base, const std::string& what) {
+// field-data (base64) or field (a file).
+Result<std::string> data_or_file(const Doc* d, const YAML::Node& n, const char* data_key, const char* file_key) {
   auto data = str(n, data_key);
-  if (!data.empty()) return base64_decode(data, what);
+  if (!data.empty()) {
+    auto r = base64_decode(data, data_key);
+    if (!r) return std::unexpected(bad(d, n[data_key], r.error().message));
+    return *r;
+  }
   auto file = str(n, file_key);
-  if (!file.empty()) return read_ref(base, file, what);
+  if (!file.empty()) return read_ref(d, n[file_key], file, file_key);
   return std::string();
 }
 
+// A bearer token as it may go into a header: one trailing newline trimmed, no control
+// characters (a multi-line file would otherwise become header lines).
+Result<std::string> clean_token(std::string t, const Doc* d, const YAML::Node& at, const std::string& what) {
+  if (t.ends_with("\r\n")) t.resize(t.size() - 2);
+  else if (t.ends_with("\n")) t.pop_back();
+  for (unsigned char c : t)
+    if (c < 0x20 || c == 0x7f)
+      return std::unexpected(bad(d, at, fmt::format("{} contains control characters (a line break?)", what),
+                                 "a token is one line; fix the file"));
+  return t;
+}
+
+const std::set<std::string> kTop = {"apiVersion", "kind", "preferences", "clusters", "users",
+                                    "contexts", "current-context", "extensions"};
+const std::set<std::string> kCluster = {"server", "tls-server-name", "insecure-skip-tls-verify",
+                                        "certificate-authority", "certificate-authority-data",
+                                        "proxy-url", "disable-compression", "extensions"};
+const std::set<std::string> kUser = {"client-certificate", "client-certificate-data", "client-key",
+                                     "client-key-data", "token", "tokenFile", "extensions"};
+const std::map<std::string, std::string> kUserRefused = {
+    {"exec", "exec credential plugins are not run by this gedge"},
+    {"auth-provider", "auth-provider plugins were removed from client-go; use an exec plugin or a token"},
+    {"as", "impersonation is not supported"},
+    {"as-uid", "impersonation is not supported"},
+    {"as-groups", "impersonation is not supported"},
+    {"as-user-extra", "impersonation is not supported"},
+    {"username", "basic authentication is not supported (removed from Kubernetes 1.19)"},
+    {"password", "basic authentication is not supported (removed from Kubernetes 1.19)"}};
+const std::set<std::string> kContext = {"cluster", "user", "namespace", "extensions"};
+
+struct Merged {
+  std::vector<Doc> docs;
+  std::map<std::string, Entry> clusters, users, contexts;
+  std::string current;
+  const Doc* current_doc = nullptr;
+};
+
+Result<void> add_doc(Merged& m, std::size_t idx) {
+  const Doc* d = &m.docs[idx];
+  const auto& root = d->root;
+  if (!root || root.IsNull()) return {};  // an empty file contributes nothing
+  if (!root.IsMap()) return std::unexpected(bad(d, root, "not a YAML mapping"));
+  GEDGE_TRY(check_fields(d, root, "kubeconfig", kTop));
+  if (m.current.empty() && !str(root, "current-context").empty()) {
+    m.current = str(root, "current-context");
+    m.current_doc = d;
+  }
+  struct Kind {
+    const char* list;
+    const char* inner;
+    std::map<std::string, Entry>* into;
+  };
+  for (const Kind& k : {Kind{"clusters", "cluster", &m.clusters}, Kind{"users", "user", &m.users},
+                        Kind{"contexts", "context", &m.contexts}}) {
+    const YAML::Node list = root[k.list];
+    if (!list || list.IsNull()) continue;
+    if (!list.IsSequence()) return std::unexpected(bad(d, list, fmt::format("{} is not a list", k.list)));
+    for (const auto& item : list) {
+      GEDGE_TRY(check_fields(d, item, fmt::format("{} entry", k.list), {"name", k.inner}));
+      std::string name = str(item, "name");
+      if (name.empty()) return std::unexpected(bad(d, item, fmt::format("a {} entry has no name", k.inner)));
+      k.into->emplace(name, Entry{item[k.inner], d, item});  // the first file wins
+    }
+  }
+  return {};
+}
+
+Result<Kubeconfig> resolve(const Merged& m, const std::string& context) {
+  Kubeconfig cfg;
+  const Doc* first = m.docs.empty() ? nullptr : &m.docs.front();
+  cfg.context = context.empty() ? m.current : context;
+  if (cfg.context.empty())
+    return fail(ErrorCode::usage, fmt::format("{}: no context given and no current-context set", where(first, {})),
+                "pass --context NAME");
+  auto ci = m.contexts.find(cfg.context);
+  if (ci == m.contexts.end() || !ci->second.node || !ci->second.node.IsMap())
+    return fail(ErrorCode::usage, fmt::format("{}: context '{}' not found", where(first, {}), cfg.context),
+                "kubectl config get-contexts lists them");
+  const Doc* cd = ci->second.doc;
+  auto ctx = ci->second.node;
+  GEDGE_TRY(check_fields(cd, ctx, fmt::format("context '{}'", cfg.context), kContext));
+  cfg.cluster = str(ctx, "cluster");
+  cfg.user = str(ctx, "user");
+  cfg.namespace_ = str(ctx, "namespace");
+  if (cfg.namespace_.empty()) cfg.namespace_ = "default";
+
+  auto cli = m.clusters.find(cfg.cluster);
+  if (cli == m.clusters.end() || !cli->second.node || !cli->second.node.IsMap())
+    return std::unexpected(
+        bad(cd, ci->second.named, fmt::format("cluster '{}' (of context '{}') not found", cfg.cluster, cfg.context)));
+  const Doc* kd = cli->second.doc;
+  auto c = cli->second.node;
+  std::string cwhat = fmt::format("cluster '{}'", cfg.cluster);
+  GEDGE_TRY(check_fields(kd, c, cwhat, kCluster));
+  cfg.server = str(c, "server");
+  if (cfg.server.empty()) return std::unexpected(bad(kd, cli->second.named, cwhat + " has no server"));
+  if (!cfg.server.starts_with("https://") && !cfg.server.starts_with("http://"))
+    return std::unexpected(bad(kd, c["server"], fmt::format("{}: server '{}' is not an http(s) URL", cwhat, cfg.server)));
+  std::string insecure = str(c, "insecure-skip-tls-verify");
+  if (!insecure.empty() && insecure != "true" && insecure != "false")
+    return std::unexpected(bad(kd, c["insecure-skip-tls-verify"], cwhat + ": insecure-skip-tls-verify must be true or false"));
+  cfg.insecure_skip_tls_verify = insecure == "true";
+  cfg.tls_server_name = str(c, "tls-server-name");
+  cfg.proxy_url = str(c, "proxy-url");
+  if (!cfg.proxy_url.empty() && !cfg.proxy_url.starts_with("http://") && !cfg.proxy_url.starts_with("https://") &&
+      !cfg.proxy_url.starts_with("socks5://"))
+    return std::unexpected(bad(kd, c["proxy-url"],
+                               fmt::format("{}: proxy-url '{}' must be http://, https:// or socks5://", cwhat, cfg.proxy_url)));
+  GEDGE_TRY_ASSIGN(cfg.ca_pem, data_or_file(kd, c, "certificate-authority-data", "certificate-authority"));
+  if (cfg.insecure_skip_tls_verify && !cfg.ca_pem.empty())
+    return std::unexpected(bad(kd, c["insecure-skip-tls-verify"],
+                               cwhat + ": insecure-skip-tls-verify together with a certificate-authority is not allowed "
+                                       "(client-go refuses it too)"));
+  if (cfg.insecure_skip_tls_verify)
+    cfg.warnings.push_back(fmt::format(
+        "kubeconfig cluster '{}' sets insecure-skip-tls-verify: the API server's certificate is NOT verified",
+        cfg.cluster));
+
+  if (!cfg.user.empty()) {
+    auto ui = m.users.find(cfg.user);
+    if (ui == m.users.end())
+      return std::unexpected(
+          bad(cd, ci->second.named, fmt::format("user '{}' (of context '{}') not found", cfg.user, cfg.context)));
+    const Doc* ud = ui->second.doc;
+    auto u = ui->second.node;
+    std::string uwhat = fmt::format("user '{}'", cfg.user);
+    if (u && !u.IsNull()) {
+      GEDGE_TRY(check_fields(ud, u, uwhat, kUser, kUserRefused));
+      if (!str(u, "token").empty()) {
+        GEDGE_TRY_ASSIGN(cfg.token, clean_token(str(u, "token"), ud, u["token"], uwhat + ": token"));
+      } else if (!str(u, "tokenFile").empty()) {
+        GEDGE_TRY_ASSIGN(auto raw, read_ref(ud, u["tokenFile"], str(u, "tokenFile"), "tokenFile"));
+        GEDGE_TRY_ASSIGN(cfg.token, clean_token(std::move(raw), ud, u["tokenFile"],
+                                                fmt::format("{}: tokenFile '{}'", uwhat, str(u, "tokenFile"))));
+      }
+      GEDGE_TRY_ASSIGN(cfg.client_cert_pem, data_or_file(ud, u, "client-certificate-data", "client-certificate"));
+      GEDGE_TRY_ASSIGN(cfg.client_key_pem, data_or_file(ud, u, "client-key-data", "client-key"));
+      if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty())
+        return std::unexpected(bad(ud, ui->second.named,
+                                   uwhat + " has a client certificate without a key (or a key without a certificate)"));
+      if (!cfg.token.empty() && cfg.server.starts_with("http://"))
+        return std::unexpected(bad(ud, ui->second.named,
+                                   fmt::format("{}: a bearer token would be sent in clear text to {}", uwhat, cfg.server),
+                                   "use an https:// server"));
+    }
+  }
+  return cfg;
+}
+
+Result<Doc> parse_doc(const std::string& text, const std::string& file, const fs::path& base) {
+  Doc d{file, base, {}};
+  try {
+    d.root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return fail(ErrorCode::usage, fmt::format("{}: malformed YAML: {}", file.empty() ? "kubeconfig" : file, e.what()));
+  }
+  return d;
+}
+
+Result<Kubeconfig> merge_and_resolve(std::vector<Doc> docs, const std::string& context) {
+  Merged m;
+  m.docs = std::move(docs);
+  try {
+    for (std::size_t i = 0; i < m.docs.size(); ++i) GEDGE_TRY(add_doc(m, i));
+    return resolve(m, context);
+  } catch (const YAML::Exception& e) {
+    return fail(ErrorCode::usage, fmt::format("kubeconfig: {}", e.what()));
+  }
+}
+
+std::string join_paths(const std::vector<std::string>& paths) {
+  std::string out;
+  for (const auto& p : paths) out += (out.empty() ? "" : ":") + p;
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto colon = s.find(':', start);
+    auto item = s.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    if (!item.empty()) out.push_back(item);
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  return out;
+}
+
 }  // namespace
+
+Env process_env() {
+  return [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+}
 
 Result<ContextList> list_contexts(const std::string& text) {
   ContextList out;
@@ -83,89 +330,116 @@ Result<ContextList> list_contexts(const std::string& text) {
   return out;
 }
 
-Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& context,
-                                    const std::filesystem::path& base_dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::usage, fmt::format("kubeconfig: malformed YAML: {}", e.what()));
-  }
-  if (!root.IsMap()) return fail(ErrorCode::usage, "kubeconfig: not a YAML mapping");
-  try {
-    Kubeconfig cfg;
-    cfg.context = context.empty() ? str(root, "current-context") : context;
-    if (cfg.context.empty())
-      return fail(ErrorCode::usage, "kubeconfig: no context given and no current-context set",
-                  "pass --context NAME");
-    auto ctx = find_named(root["contexts"], cfg.context);
-    if (!ctx || !ctx["context"].IsMap())
-      return fail(ErrorCode::usage, fmt::format("kubeconfig: context '{}' not found", cfg.context));
-    cfg.cluster = str(ctx["context"], "cluster");
-    cfg.user = str(ctx["context"], "user");
-    cfg.namespace_ = str(ctx["context"], "namespace");
-    if (cfg.namespace_.empty()) cfg.namespace_ = "default";
-
-    auto cl = find_named(root["clusters"], cfg.cluster);
-    if (!cl || !cl["cluster"].IsMap())
-      return fail(ErrorCode::usage, fmt::format("kubeconfig: cluster '{}' (of context '{}') not found",
-                                                cfg.cluster, cfg.context));
-    auto c = cl["cluster"];
-    cfg.server = str(c, "server");
-    if (cfg.server.empty())
-      return fail(ErrorCode::usage, fmt::format("kubeconfig: cluster '{}' has no server", cfg.cluster));
-    cfg.insecure_skip_tls_verify = str(c, "insecure-skip-tls-verify") == "true";
-    GEDGE_TRY_ASSIGN(cfg.ca_pem, data_or_file(c, "certificate-authority-data", "certificate-authority",
-                                        base_dir, "certificate-authority"));
-    if (cfg.insecure_skip_tls_verify)
-      cfg.warnings.push_back(fmt::format(
-          "kubeconfig cluster '{}' sets insecure-skip-tls-verify: the API server's certificate is "
-          "NOT verified",
-          cfg.cluster));
-
-    if (!cfg.user.empty()) {
-      auto us = find_named(root["users"], cfg.user);
-      if (!us)
-        return fail(ErrorCode::usage, fmt::format("kubeconfig: user '{}' (of context '{}') not found",
-                                                  cfg.user, cfg.context));
-      auto u = us["user"];
-      if (u && u.IsMap()) {
-        if (u["exec"] || u["auth-provider"])
-          return fail(ErrorCode::usage,
-                      fmt::format("kubeconfig: user '{}' uses an exec/auth-provider plugin, which "
-                                  "gedge does not run",
-                                  cfg.user),
-                      "use a kubeconfig with a token, tokenFile or client certificate");
-        cfg.token = str(u, "token");
-        if (cfg.token.empty() && !str(u, "tokenFile").empty()) {
-          GEDGE_TRY_ASSIGN(cfg.token, read_ref(base_dir, str(u, "tokenFile"), "tokenFile"));
-          while (!cfg.token.empty() && (cfg.token.back() == '\n' || cfg.token.back() == '\r'))
-            cfg.token.pop_back();
-        }
-        GEDGE_TRY_ASSIGN(cfg.client_cert_pem, data_or_file(u, "client-certificate-data",
-                                                     "client-certificate", base_dir,
-                                                     "client-certificate"));
-        GEDGE_TRY_ASSIGN(cfg.client_key_pem, 
-            data_or_file(u, "client-key-data", "client-key", base_dir, "client-key"));
-        if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty())
-          return fail(ErrorCode::usage,
-                      fmt::format("kubeconfig: user '{}' has a client certificate without a key "
-                                  "(or a key without a certificate)",
-                                  cfg.user));
-      }
-    }
-    return cfg;
-  } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::usage, fmt::format("kubeconfig: {}", e.what()));
-  }
+Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& context, const fs::path& base_dir) {
+  GEDGE_TRY_ASSIGN(auto d, parse_doc(text, "", base_dir));
+  std::vector<Doc> docs;
+  docs.push_back(std::move(d));
+  GEDGE_TRY_ASSIGN(auto cfg, merge_and_resolve(std::move(docs), context));
+  cfg.source = "text";
+  return cfg;
 }
 
-Result<Kubeconfig> load_kubeconfig(const std::filesystem::path& path, const std::string& context) {
-  auto text = read_file(path);
-  if (!text)
-    return fail(ErrorCode::not_found, fmt::format("kubeconfig '{}' not found", path.string()));
-  GEDGE_TRY_ASSIGN(auto cfg, parse_kubeconfig(*text, context, path.parent_path()));
-  cfg.path = path.string();
+Result<Kubeconfig> load_kubeconfig_files(const std::vector<fs::path>& paths, const std::string& context,
+                                         bool skip_missing) {
+  std::vector<Doc> docs;
+  std::vector<std::string> used;
+  std::set<std::string> seen;
+  for (const auto& p0 : paths) {
+    std::error_code ec;
+    fs::path p = fs::absolute(p0, ec).lexically_normal();
+    if (!seen.insert(p.string()).second) continue;  // client-go reads a repeated file once
+    if (!fs::exists(p, ec)) {
+      if (skip_missing) continue;
+      return fail(ErrorCode::not_found, fmt::format("kubeconfig '{}' not found", p.string()));
+    }
+    GEDGE_TRY_ASSIGN(auto text, read_small(p, "kubeconfig"));
+    GEDGE_TRY_ASSIGN(auto d, parse_doc(text, p.string(), p.parent_path()));
+    docs.push_back(std::move(d));
+    used.push_back(p.string());
+  }
+  if (docs.empty())
+    return fail(ErrorCode::not_found, "none of the kubeconfig files exists",
+                "check KUBECONFIG, or pass --kubeconfig FILE");
+  GEDGE_TRY_ASSIGN(auto cfg, merge_and_resolve(std::move(docs), context));
+  cfg.paths = used;
+  cfg.path = join_paths(used);
+  return cfg;
+}
+
+Result<Kubeconfig> load_kubeconfig(const fs::path& path, const std::string& context) {
+  GEDGE_TRY_ASSIGN(auto cfg, load_kubeconfig_files({path}, context));
+  cfg.source = "flag";
+  return cfg;
+}
+
+Result<Kubeconfig> load_in_cluster(const Env& env) {
+  auto host = env("KUBERNETES_SERVICE_HOST");
+  auto port = env("KUBERNETES_SERVICE_PORT");
+  if (!host || host->empty() || !port || port->empty())
+    return fail(ErrorCode::not_found, "not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT unset)");
+  for (char c : *port)
+    if (c < '0' || c > '9') return fail(ErrorCode::usage, fmt::format("KUBERNETES_SERVICE_PORT '{}' is not a port", *port));
+  auto dir_env = env("GEDGE_K8S_SERVICEACCOUNT_DIR");
+  fs::path dir = dir_env && !dir_env->empty() ? fs::path(*dir_env) : fs::path("/var/run/secrets/kubernetes.io/serviceaccount");
+  Kubeconfig cfg;
+  cfg.source = "in-cluster";
+  cfg.path = "in-cluster";
+  cfg.context = "";
+  cfg.cluster = "in-cluster";
+  cfg.user = "serviceaccount";
+  std::string h = host->find(':') != std::string::npos ? "[" + *host + "]" : *host;
+  cfg.server = fmt::format("https://{}:{}", h, *port);
+  GEDGE_TRY_ASSIGN(auto tok, read_small(dir / "token", "service account token"));
+  Doc d{(dir / "token").string(), dir, {}};
+  GEDGE_TRY_ASSIGN(cfg.token, clean_token(std::move(tok), &d, {}, "the service account token"));
+  GEDGE_TRY_ASSIGN(cfg.ca_pem, read_small(dir / "ca.crt", "service account CA"));
+  auto ns = read_small(dir / "namespace", "service account namespace");
+  cfg.namespace_ = ns ? *ns : "default";
+  while (!cfg.namespace_.empty() && (cfg.namespace_.back() == '\n' || cfg.namespace_.back() == '\r'))
+    cfg.namespace_.pop_back();
+  if (cfg.namespace_.empty()) cfg.namespace_ = "default";
+  return cfg;
+}
+
+Result<Kubeconfig> resolve_kubeconfig(const std::string& flag, const std::string& context, const Env& env) {
+  if (!flag.empty()) return load_kubeconfig(flag, context);
+  if (auto kc = env("KUBECONFIG"); kc && !kc->empty()) {
+    std::vector<fs::path> paths;
+    for (const auto& p : split_list(*kc)) paths.emplace_back(p);
+    auto cfg = load_kubeconfig_files(paths, context, /*skip_missing=*/true);
+    if (cfg) cfg->source = "KUBECONFIG";
+    if (cfg || cfg.error().code != ErrorCode::not_found) return cfg;
+    auto ic = load_in_cluster(env);
+    if (ic) return ic;
+    return fail(ErrorCode::not_found, fmt::format("none of the KUBECONFIG files exists ({})", *kc),
+                "fix KUBECONFIG, or pass --kubeconfig FILE");
+  }
+  if (auto home = env("HOME"); home && !home->empty()) {
+    fs::path def = fs::path(*home) / ".kube" / "config";
+    std::error_code ec;
+    if (fs::exists(def, ec)) {
+      GEDGE_TRY_ASSIGN(auto cfg, load_kubeconfig_files({def}, context));
+      cfg.source = "default";
+      return cfg;
+    }
+  }
+  auto ic = load_in_cluster(env);
+  if (ic) {
+    if (!context.empty())
+      return fail(ErrorCode::usage, fmt::format("--context '{}' given but no kubeconfig found (in-cluster has no contexts)", context));
+    return ic;
+  }
+  if (ic.error().code != ErrorCode::not_found) return ic;
+  return fail(ErrorCode::not_found, "no kubeconfig: --kubeconfig not given, KUBECONFIG unset, no ~/.kube/config, not in a pod",
+              "pass --kubeconfig FILE");
+}
+
+Result<Kubeconfig> load_registered(const std::string& stored, const std::string& context) {
+  if (stored == "in-cluster") return load_in_cluster();
+  std::vector<fs::path> paths;
+  for (const auto& p : split_list(stored)) paths.emplace_back(p);
+  GEDGE_TRY_ASSIGN(auto cfg, load_kubeconfig_files(paths, context));
+  cfg.source = "registered";
   return cfg;
 }
 

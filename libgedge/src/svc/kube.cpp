@@ -20,8 +20,8 @@ using Clock = std::chrono::steady_clock;
 Result<k8s::Client> client_for(const ClusterInfo& cl, double timeout_s = 30) {
   if (cl.kubeconfig.empty())
     return fail(ErrorCode::usage, fmt::format("cluster '{}' has no kubeconfig registered", cl.name),
-                "register it: gedge cluster register NAME --kubeconfig FILE");
-  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_kubeconfig(cl.kubeconfig, cl.context));
+                "register it: gedge cluster register NAME [--kubeconfig FILE] [--context C]");
+  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_registered(cl.kubeconfig, cl.context));
   k8s::ClientOptions o;
   o.timeout_s = timeout_s;
   return k8s::Client::create(std::move(cfg), o);
