@@ -19,6 +19,7 @@ from gedge_e2e import GEDGE, SOURCE_DIR, GedgeTest
 
 DOUBLE = os.path.join(SOURCE_DIR, "tests", "k8s_double", "k8s_double.py")
 PROXY = os.path.join(SOURCE_DIR, "tests", "e2e", "connect_proxy.py")
+PLUGIN = os.path.join(SOURCE_DIR, "tests", "k8s_double", "exec_plugin.py")
 SCHEMAS = os.path.join(SOURCE_DIR, "schemas")
 ADMIN_TOKEN = "double-admin-token"
 
@@ -444,6 +445,57 @@ class ClusterKubernetesTest(GedgeTest):
         self.assertEqual(r.rc, 2, r)
         self.assertIn("clear text", r.err_json["message"])
         self.assertNotIn(ADMIN_TOKEN, r.stderr)
+
+
+    # ---- exec credential plugins -------------------------------------------------------------
+    def exec_kubeconfig(self, name, api_version="client.authentication.k8s.io/v1", **env):
+        doc = self.kc_doc()
+        record = os.path.join(self.tmp, name + ".runs")
+        env.setdefault("PLUGIN_TOKEN", ADMIN_TOKEN)
+        doc["users"][0]["user"] = {"exec": {
+            "apiVersion": api_version, "command": PLUGIN, "args": ["get-token", "--cluster", "double"],
+            "interactiveMode": "Never", "provideClusterInfo": True,
+            "env": [{"name": "PLUGIN_RECORD", "value": record}] + [{"name": k, "value": v} for k, v in env.items()]}}
+        return self.write_doc(name + ".yaml", doc), record
+
+    def runs(self, record):
+        if not os.path.exists(record):
+            return []
+        with open(record) as f:
+            return [json.loads(line) for line in f]
+
+    def test_exec_plugin(self):
+        for api in ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"):
+            name = api.rsplit("/", 1)[1]
+            kc, record = self.exec_kubeconfig(name, api)
+            # stdin carries something the plugin must not see (interactiveMode: Never).
+            r = self.run_gedge("cluster", "register", name, "--kubeconfig", kc, "-o", "json", input="do-not-read\n")
+            self.assertEqual(r.rc, 0, r)
+            runs = self.runs(record)
+            self.assertEqual(len(runs), 1, runs)
+            self.assertEqual(runs[0]["argv"], ["get-token", "--cluster", "double"])
+            self.assertEqual(runs[0]["stdin"], "")
+            self.assertEqual(runs[0]["info"]["apiVersion"], api)
+            self.assertEqual(runs[0]["info"]["kind"], "ExecCredential")
+            self.assertFalse(runs[0]["info"]["spec"]["interactive"])
+            self.assertEqual(runs[0]["info"]["spec"]["cluster"]["server"], self.info["server"])
+            # status makes many requests: the credential is cached for the run (one more run).
+            st = self.run_gedge("cluster", "status", name, "-o", "json")
+            self.assertEqual(st.rc, 0, st)
+            self.assertEqual(len(self.runs(record)), 2)
+        self.assertFalse(ADMIN_TOKEN.encode() in self.home_bytes(), "the plugin's token stays out of GEDGE_HOME")
+        # A plugin that fails: exit 6 with its stderr; nothing registered.
+        kc, record = self.exec_kubeconfig("failing", PLUGIN_FAIL="token expired at the IdP")
+        r = self.run_gedge("cluster", "register", "f", "--kubeconfig", kc, "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("token expired at the IdP", r.err_json["message"])
+        self.assertEqual(len(self.runs(record)), 1)
+        self.assertNotIn("f", [c["name"] for c in self.gedge_json("cluster", "ls")["clusters"]])
+        # A plugin token the API refuses: run again once (as client-go), then 6.
+        kc, record = self.exec_kubeconfig("refused", PLUGIN_TOKEN="revoked")
+        r = self.run_gedge("cluster", "register", "x", "--kubeconfig", kc, "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertEqual(len(self.runs(record)), 2)
 
 
 if __name__ == "__main__":

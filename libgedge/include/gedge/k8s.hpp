@@ -7,6 +7,7 @@
 // The API server's Status message is carried in Error::message; tokens never appear in errors.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -20,6 +21,33 @@
 #include "gedge/error.hpp"
 
 namespace gedge::k8s {
+
+// A user's exec credential plugin (client.authentication.k8s.io/v1 or v1beta1).
+struct ExecConfig {
+  std::string api_version;       // client.authentication.k8s.io/v1 | v1beta1
+  std::string command;           // as written; relative paths with a '/' made absolute
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  // added to gedge's environment
+  std::string interactive_mode;  // Never | IfAvailable | Always
+  bool provide_cluster_info = false;
+  nlohmann::json cluster_info;   // ExecCredential spec.cluster (server, CA data, tls-server-name...)
+  std::string install_hint;
+  std::string where;             // "file:line" of the exec entry, for messages
+};
+
+// What a plugin returned; `expires` unset = valid for this whole run.
+struct ExecCredentials {
+  std::string token;
+  std::string client_cert_pem, client_key_pem;
+  std::optional<std::chrono::system_clock::time_point> expires;
+};
+
+// Runs the plugin by execve (no shell) with gedge's environment, the kubeconfig's env and
+// KUBERNETES_EXEC_INFO; stdin is /dev/null unless interactiveMode allows a terminal and stdin is
+// one. The credentials are cached in memory for this run until expirationTimestamp (never
+// written anywhere); `refresh` runs it again (after a 401). A failing plugin is auth (exit 6)
+// with its stderr; Ctrl-C is interrupted.
+Result<ExecCredentials> exec_credentials(const ExecConfig& exec, double timeout_s, bool refresh = false);
 
 // One resolved context of a kubeconfig: where the API server is and how to authenticate.
 // Every kubeconfig field is honoured or refused by name (see kubeconfig.cpp); nothing is ignored.
@@ -41,6 +69,7 @@ struct Kubeconfig {
   std::string token;            // bearer token (from `token` or `tokenFile`); never logged
   std::string client_cert_pem;  // client-certificate(-data)
   std::string client_key_pem;   // client-key(-data)
+  std::optional<ExecConfig> exec;  // the credentials come from this plugin (run by the Client)
   std::vector<std::string> warnings;  // e.g. insecure-skip-tls-verify in use
 };
 

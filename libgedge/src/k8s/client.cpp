@@ -53,6 +53,23 @@ struct Client::Impl {
   ClientOptions opts;
   http::Options http;
   std::map<std::string, nlohmann::json> discovery;  // group/version -> APIResourceList
+  bool have_exec_creds = false;
+
+  // An exec plugin's credentials, fetched before the first request (and again after a 401).
+  Result<void> exec_creds(bool refresh) {
+    if (!cfg.exec || (have_exec_creds && !refresh)) return {};
+    GEDGE_TRY_ASSIGN(auto c, exec_credentials(*cfg.exec, opts.timeout_s, refresh));
+    if (!c.token.empty() && cfg.server.starts_with("http://"))
+      return fail(ErrorCode::usage,
+                  fmt::format("exec plugin '{}': a bearer token would be sent in clear text to {}", cfg.exec->command,
+                              cfg.server),
+                  "use an https:// server");
+    cfg.token = c.token;
+    http.tls.client_cert_pem = c.client_cert_pem;
+    http.tls.client_key_pem = c.client_key_pem;
+    have_exec_creds = true;
+    return {};
+  }
 
   std::vector<std::string> headers(const std::string& content_type) const {
     std::vector<std::string> h{"Accept: application/json", "User-Agent: gedge"};
@@ -100,7 +117,14 @@ Result<nlohmann::json> Client::request(const std::string& method, const std::str
   req.headers = impl_->headers(content_type);
   if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") req.body = body;
   std::string what = fmt::format("{} {}", method, path.substr(0, path.find('?')));
+  GEDGE_TRY(impl_->exec_creds(false));
+  req.headers = impl_->headers(content_type);
   GEDGE_TRY_ASSIGN(auto resp, http::perform(req, impl_->http, fmt::format("{} ({})", what, cfg.server)));
+  if (resp.status == 401 && cfg.exec) {  // as client-go: the plugin's credential may have been revoked
+    GEDGE_TRY(impl_->exec_creds(true));
+    req.headers = impl_->headers(content_type);
+    GEDGE_TRY_ASSIGN(resp, http::perform(req, impl_->http, fmt::format("{} ({})", what, cfg.server)));
+  }
   nlohmann::json j = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
   if (resp.status < 200 || resp.status >= 300) return std::unexpected(error_for_status(resp.status, j, what));
   if (j.is_discarded()) {
@@ -112,6 +136,7 @@ Result<nlohmann::json> Client::request(const std::string& method, const std::str
 
 Result<void> Client::stream(const std::string& path, const std::function<bool(std::string_view)>& on_data) {
   const auto& cfg = impl_->cfg;
+  GEDGE_TRY(impl_->exec_creds(false));
   http::Request req;
   req.url = cfg.server + path;
   req.headers = impl_->headers("");

@@ -1,7 +1,7 @@
 // Kubeconfig loading as client-go does it: --kubeconfig, else the KUBECONFIG list (merged: the
 // first file that names a cluster/user/context wins, current-context from the first that sets
 // it), else ~/.kube/config, else the in-cluster service account. Every field is honoured or
-// refused by name with its file and line; nothing is silently ignored.
+// refused by name with its file and line; nothing is silently ignored. exec plugins: exec.cpp.
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
@@ -130,15 +130,111 @@ Result<std::string> clean_token(std::string t, const Doc* d, const YAML::Node& a
   return t;
 }
 
+std::string base64_encode(const std::string& in) {
+  static const char* chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -6;
+  for (unsigned char c : in) {
+    val = (val << 8) + c;
+    bits += 8;
+    while (bits >= 0) {
+      out.push_back(chars[(val >> bits) & 0x3F]);
+      bits -= 6;
+    }
+  }
+  if (bits > -6) out.push_back(chars[((val << 8) >> (bits + 8)) & 0x3F]);
+  while (out.size() % 4) out.push_back('=');
+  return out;
+}
+
+// YAML -> JSON for an exec plugin's cluster config (scalars stay strings, as YAML gives them).
+nlohmann::json to_json(const YAML::Node& n) {
+  if (!n || n.IsNull()) return nullptr;
+  if (n.IsScalar()) return n.as<std::string>("");
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& x : n) a.push_back(to_json(x));
+    return a;
+  }
+  nlohmann::json o = nlohmann::json::object();
+  for (auto it = n.begin(); it != n.end(); ++it) o[it->first.as<std::string>("")] = to_json(it->second);
+  return o;
+}
+
+const std::set<std::string> kExec = {"apiVersion", "command", "args", "env", "installHint",
+                                     "provideClusterInfo", "interactiveMode"};
+
+Result<ExecConfig> parse_exec(const Doc* d, const YAML::Node& x, const std::string& uwhat, const Kubeconfig& cfg,
+                              const YAML::Node& cluster) {
+  std::string what = uwhat + ": exec";
+  GEDGE_TRY(check_fields(d, x, what, kExec));
+  ExecConfig e;
+  e.where = where(d, x);
+  e.api_version = str(x, "apiVersion");
+  if (e.api_version == "client.authentication.k8s.io/v1alpha1")
+    return std::unexpected(bad(d, x["apiVersion"], what + ": apiVersion client.authentication.k8s.io/v1alpha1 was removed "
+                                                          "from Kubernetes 1.24; use v1 or v1beta1"));
+  if (e.api_version != "client.authentication.k8s.io/v1" && e.api_version != "client.authentication.k8s.io/v1beta1")
+    return std::unexpected(bad(d, x, fmt::format("{}: apiVersion '{}' must be client.authentication.k8s.io/v1 or v1beta1",
+                                                 what, e.api_version)));
+  e.command = str(x, "command");
+  if (e.command.empty()) return std::unexpected(bad(d, x, what + ": command is required"));
+  if (e.command.find('/') != std::string::npos && fs::path(e.command).is_relative())
+    e.command = (d->base / e.command).lexically_normal().string();
+  if (x["args"]) {
+    if (!x["args"].IsSequence()) return std::unexpected(bad(d, x["args"], what + ": args must be a list of strings"));
+    for (const auto& a : x["args"]) {
+      if (!a.IsScalar()) return std::unexpected(bad(d, a, what + ": args must be a list of strings"));
+      e.args.push_back(a.as<std::string>(""));
+    }
+  }
+  if (x["env"] && !x["env"].IsNull()) {
+    if (!x["env"].IsSequence()) return std::unexpected(bad(d, x["env"], what + ": env must be a list of {name, value}"));
+    for (const auto& v : x["env"]) {
+      GEDGE_TRY(check_fields(d, v, what + ": env entry", {"name", "value"}));
+      if (str(v, "name").empty()) return std::unexpected(bad(d, v, what + ": an env entry has no name"));
+      e.env.emplace_back(str(v, "name"), str(v, "value"));
+    }
+  }
+  e.install_hint = str(x, "installHint");
+  e.interactive_mode = str(x, "interactiveMode");
+  if (e.interactive_mode.empty()) {
+    if (e.api_version.ends_with("/v1"))
+      return std::unexpected(bad(d, x, what + ": interactiveMode is required for client.authentication.k8s.io/v1 "
+                                              "(Never, IfAvailable or Always)"));
+    e.interactive_mode = "IfAvailable";
+  }
+  if (e.interactive_mode != "Never" && e.interactive_mode != "IfAvailable" && e.interactive_mode != "Always")
+    return std::unexpected(bad(d, x["interactiveMode"],
+                               fmt::format("{}: interactiveMode '{}' must be Never, IfAvailable or Always", what,
+                                           e.interactive_mode)));
+  std::string pci = str(x, "provideClusterInfo");
+  if (!pci.empty() && pci != "true" && pci != "false")
+    return std::unexpected(bad(d, x["provideClusterInfo"], what + ": provideClusterInfo must be true or false"));
+  e.provide_cluster_info = pci == "true";
+  if (e.provide_cluster_info) {
+    nlohmann::json ci = {{"server", cfg.server}};
+    if (!cfg.tls_server_name.empty()) ci["tls-server-name"] = cfg.tls_server_name;
+    if (cfg.insecure_skip_tls_verify) ci["insecure-skip-tls-verify"] = true;
+    if (!cfg.ca_pem.empty()) ci["certificate-authority-data"] = base64_encode(cfg.ca_pem);
+    if (!cfg.proxy_url.empty()) ci["proxy-url"] = cfg.proxy_url;
+    const YAML::Node exts = cluster["extensions"];
+    if (exts && exts.IsSequence())
+      for (const auto& ext : exts)
+        if (str(ext, "name") == "client.authentication.k8s.io/exec") ci["config"] = to_json(ext["extension"]);
+    e.cluster_info = ci;
+  }
+  return e;
+}
+
 const std::set<std::string> kTop = {"apiVersion", "kind", "preferences", "clusters", "users",
                                     "contexts", "current-context", "extensions"};
 const std::set<std::string> kCluster = {"server", "tls-server-name", "insecure-skip-tls-verify",
                                         "certificate-authority", "certificate-authority-data",
                                         "proxy-url", "disable-compression", "extensions"};
 const std::set<std::string> kUser = {"client-certificate", "client-certificate-data", "client-key",
-                                     "client-key-data", "token", "tokenFile", "extensions"};
+                                     "client-key-data", "token", "tokenFile", "exec", "extensions"};
 const std::map<std::string, std::string> kUserRefused = {
-    {"exec", "exec credential plugins are not run by this gedge"},
     {"auth-provider", "auth-provider plugins were removed from client-go; use an exec plugin or a token"},
     {"as", "impersonation is not supported"},
     {"as-uid", "impersonation is not supported"},
@@ -258,6 +354,12 @@ Result<Kubeconfig> resolve(const Merged& m, const std::string& context) {
       if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty())
         return std::unexpected(bad(ud, ui->second.named,
                                    uwhat + " has a client certificate without a key (or a key without a certificate)"));
+      if (u["exec"]) {
+        if (!cfg.token.empty() || !cfg.client_cert_pem.empty())
+          return std::unexpected(bad(ud, u["exec"], uwhat + ": exec together with a token or client certificate is "
+                                                            "ambiguous; keep one"));
+        GEDGE_TRY_ASSIGN(cfg.exec, parse_exec(ud, u["exec"], uwhat, cfg, c));
+      }
       if (!cfg.token.empty() && cfg.server.starts_with("http://"))
         return std::unexpected(bad(ud, ui->second.named,
                                    fmt::format("{}: a bearer token would be sent in clear text to {}", uwhat, cfg.server),
