@@ -5,8 +5,10 @@
 
 #include <iostream>
 #include <regex>
+#include <set>
 
 #include "gedge/config.hpp"
+#include "help.hpp"
 
 namespace gedge::cli {
 
@@ -99,19 +101,35 @@ bool Ctx::color() const {
   return ::isatty(1) == 1 && output_raw().empty();
 }
 
-void Ctx::apply_config_defaults(CLI::App& app) {
+namespace {
+
+// Verbs whose output is an artefact to redirect or pipe (a key line, manifests, shell wiring, an
+// exported file, a script): a stored `output: json` must not turn it into an object. -o still
+// chooses their format.
+bool prints_raw_artefact(const std::string& path) {
+  static const std::set<std::string> raw = {"gedge device key",     "gedge svc render", "gedge runtime mounts",
+                                            "gedge cluster export", "gedge completion", "gedge __tree",
+                                            "gedge __complete"};
+  return raw.contains(path);
+}
+
+}  // namespace
+
+Result<void> Ctx::apply_config_defaults(CLI::App& app) {
   auto p = paths();
-  if (!p) return;
-  auto cfg = load_config(p->config_file);
-  if (!cfg) {
-    // A broken config file is reported but does not block the command.
-    reporter().warn(cfg.error().message);
-    return;
-  }
-  if (cfg->output) config_output_ = *cfg->output;
-  if (cfg->timeout_s && app.count("--timeout") == 0) g.timeout_s = *cfg->timeout_s;
-  if (cfg->parallel && app.count("--parallel") == 0) g.parallel = *cfg->parallel;
-  if (cfg->color && app.count("--color") == 0) g.color = *cfg->color;
+  if (!p) return {};  // no HOME: the verbs that need one say so
+  if (const char* named = std::getenv("GEDGE_CONFIG"); named && *named && !std::filesystem::exists(p->config_file))
+    return fail(ErrorCode::usage, fmt::format("GEDGE_CONFIG names {}, which does not exist", p->config_file.string()),
+                "create it, or unset GEDGE_CONFIG to use ~/.config/gedge/config.yaml");
+  GEDGE_TRY_ASSIGN(auto cfg, load_config(p->config_file));
+  for (const auto& w : cfg.warnings) reporter().warn(w);
+  const CLI::App* leaf = &app;
+  for (auto subs = app.get_subcommands(); !subs.empty(); subs = subs.front()->get_subcommands()) leaf = subs.front();
+  if (cfg.output && !prints_raw_artefact(command_path(leaf))) config_output_ = *cfg.output;
+  if (cfg.timeout_s && app.count("--timeout") == 0) g.timeout_s = *cfg.timeout_s;
+  if (cfg.parallel && app.count("--parallel") == 0) g.parallel = *cfg.parallel;
+  if (cfg.color && app.count("--color") == 0) g.color = *cfg.color;
+  return {};
 }
 
 void on_run(CLI::App* cmd, Ctx& ctx, Action a) {

@@ -60,8 +60,10 @@ class Ctx {
 
   void set_action(Action a) { action_ = std::move(a); }
   Action& action() { return action_; }
-  // Applied after the command line is parsed (config file defaults for unset flags).
-  void apply_config_defaults(CLI::App& app);
+  // Applied after the command line is parsed: the config file's defaults for flags not given
+  // (its `output` only for verbs that show state, not for raw artefacts such as `device key`).
+  // A bad value is a usage error naming file, line and key; unknown keys are warned about.
+  Result<void> apply_config_defaults(CLI::App& app);
 
  private:
   Action action_;

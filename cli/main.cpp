@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    ctx.apply_config_defaults(app);
+    if (auto applied = ctx.apply_config_defaults(app); !applied) return report_error(ctx, applied.error());
     if (!ctx.action()) return report_error(ctx, Error{ErrorCode::usage, "no command given", "see 'gedge --help'"});
     auto result = ctx.action()();
     // After Ctrl-C a failure is reported as interrupted (130), keeping the verb's own message and

@@ -132,14 +132,58 @@ class VersionAndErrorsTest(GedgeTest):
         self.assertEqual(r.rc, 0, r)
         self.assertIn("libraries", r.json)
 
-    def test_bad_config_file_is_reported_with_its_line(self):
-        cfg = os.path.join(self.tmp, "config", "gedge")
-        os.makedirs(cfg)
-        with open(os.path.join(cfg, "config.yaml"), "w") as f:
-            f.write("output: json\nfrobnicate: 3\n")
+    def write_config(self, text, path=None):
+        path = path or os.path.join(self.tmp, "config", "gedge", "config.yaml")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_unknown_config_key_warns_and_the_rest_applies(self):
+        self.write_config("output: json\nfrobnicate: 3\n")
         r = self.run_gedge("version")
-        self.assertIn("config.yaml:2", r.stderr)
-        self.assertIn("frobnicate", r.stderr)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("libraries", r.json)  # output: json still applied
+        self.assertRegex(r.stderr, r"warning: .*config.yaml:2: unknown key 'frobnicate'")
+
+    def test_bad_config_values_exit_2_naming_file_line_and_key(self):
+        for text, line, key in (("color: purple\n", 1, "color"), ("output: json\ntimeout: -5\n", 2, "timeout"),
+                                ("parallel: 0\n", 1, "parallel"), ("output: xml\n", 1, "output")):
+            self.write_config(text)
+            r = self.run_gedge("version")
+            self.assertEqual(r.rc, 2, (text, r))
+            self.assertIn(f"config.yaml:{line}: {key}:", r.stderr)
+            self.assertEqual(r.stdout, "")
+            r = self.run_gedge("-o", "json", "version")
+            self.assertEqual(r.rc, 2, r)
+            self.assertEqual(r.err_json["error"], "usage")
+            self.assertIn(f"config.yaml:{line}: {key}:", r.err_json["message"])
+
+    def test_config_output_leaves_raw_artefacts_alone(self):
+        self.write_config("output: json\n")
+        r = self.run_gedge("device", "key")
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue(r.stdout.startswith("ssh-ed25519 "), r)
+        r = self.run_gedge("svc", "render", os.path.join(SOURCE_DIR, "examples", "web.yaml"))
+        self.assertEqual(r.rc, 0, r)
+        self.assertIsNone(r.json, "svc render must stay YAML")
+        self.assertRegex(r.stdout, r"(?m)^kind: ")
+        r = self.run_gedge("completion", "bash")
+        self.assertIn("complete -F _gedge gedge", r.stdout)
+        # state-showing verbs follow it; -o still wins everywhere
+        self.assertIsInstance(self.run_gedge("device", "ls").json, list)
+        self.assertIn("public_key", self.run_gedge("device", "key", "-o", "json").json)
+        self.assertRegex(self.run_gedge("version", "-o", "table").stdout, r"(?m)^version:\s")
+
+    def test_gedge_config_names_another_file(self):
+        other = self.write_config("output: yaml\n", os.path.join(self.tmp, "elsewhere.yaml"))
+        self.write_config("output: json\n")
+        r = self.run_gedge("version", env={**self.env, "GEDGE_CONFIG": other})
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.stdout, r"(?m)^version: ")
+        r = self.run_gedge("version", env={**self.env, "GEDGE_CONFIG": os.path.join(self.tmp, "missing.yaml")})
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("GEDGE_CONFIG names", r.stderr)
 
 
 class HelpTest(GedgeTest):

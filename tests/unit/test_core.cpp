@@ -190,25 +190,51 @@ TEST_CASE("json and yaml carry bytes that are not UTF-8 as base64 next to a loss
   CHECK(json::parse(e.dump())["message"] == "device '\xef\xbf\xbd' not found");
 }
 
-TEST_CASE("config: missing file is empty, known keys load, unknown keys name file and line") {
+TEST_CASE("config: missing file is empty, known keys load, unknown keys warn and the rest applies") {
   test::TempDir tmp;
   CHECK_FALSE(load_config(tmp.path / "none.yaml")->output.has_value());
   auto f = tmp.path / "config.yaml";
-  std::ofstream(f) << "output: json\ntimeout: 12.5\nparallel: 8\n";
+  std::ofstream(f) << "output: json\ntimeout: 12.5\nparallel: 8\ncolor: never\n";
   auto c = load_config(f).value();
   CHECK(*c.output == "json");
   CHECK(*c.timeout_s == doctest::Approx(12.5));
   CHECK(*c.parallel == 8);
-  std::ofstream(f) << "output: json\nbogus: 1\n";
-  auto bad = load_config(f);
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().code == ErrorCode::usage);
-  CHECK(bad.error().message.find("config.yaml:2") != std::string::npos);
-  CHECK(bad.error().message.find("bogus") != std::string::npos);
-  std::ofstream(f) << "output: [unterminated\n";
+  CHECK(*c.color == "never");
+  CHECK(c.warnings.empty());
+  std::ofstream(f, std::ios::trunc) << "output: json\nbogus: 1\nparallel: 3\n";
+  auto warned = load_config(f);
+  REQUIRE(warned);
+  CHECK(*warned->output == "json");
+  CHECK(*warned->parallel == 3);
+  REQUIRE(warned->warnings.size() == 1);
+  CHECK(warned->warnings[0].find("config.yaml:2") != std::string::npos);
+  CHECK(warned->warnings[0].find("'bogus'") != std::string::npos);
+  std::ofstream(f, std::ios::trunc) << "output: [unterminated\n";
   CHECK(load_config(f).error().code == ErrorCode::usage);
-  std::ofstream(f) << "parallel: many\n";
-  CHECK_FALSE(load_config(f));
+}
+
+TEST_CASE("config: values are checked as their flags check them, naming file, line and key") {
+  test::TempDir tmp;
+  auto f = tmp.path / "config.yaml";
+  struct Bad {
+    const char* text;
+    const char* says;
+  };
+  for (auto [text, says] : {Bad{"output: json\ncolor: purple\n", "config.yaml:2: color: 'purple' is not one of auto, always, never"},
+                            Bad{"timeout: -5\n", "config.yaml:1: timeout: -5 is outside 0.1..86400"},
+                            Bad{"timeout: .inf\n", "config.yaml:1: timeout: '.inf' is not a number"},
+                            Bad{"parallel: 0\n", "config.yaml:1: parallel: 0 is outside 1..4096"},
+                            Bad{"parallel: many\n", "config.yaml:1: parallel: 'many' is not a whole number"},
+                            Bad{"parallel: 2.5\n", "config.yaml:1: parallel: '2.5' is not a whole number"},
+                            Bad{"\n\noutput: xml\n", "config.yaml:3: output: 'xml' is not one of table, json, yaml"},
+                            Bad{"output: [json]\n", "config.yaml:1: output: '(not a scalar)' is not one of table, json, yaml"}}) {
+    CAPTURE(text);
+    std::ofstream(f, std::ios::trunc) << text;
+    auto r = load_config(f);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK(r.error().message.find(says) != std::string::npos);
+  }
 }
 
 TEST_CASE("cancellation flag is process-wide and resettable") {

@@ -45,7 +45,9 @@ Result<Paths> resolve_paths(const std::optional<std::string>& home_flag) {
   p.known_hosts = p.home / "known_hosts";
   p.runtimes = p.home / "runtimes";
   p.log_dir = p.home / "log";
-  if (auto x = env("XDG_CONFIG_HOME"))
+  if (auto c = env("GEDGE_CONFIG"))
+    p.config_file = fs::absolute(*c);
+  else if (auto x = env("XDG_CONFIG_HOME"))
     p.config_file = fs::path(*x) / "gedge/config.yaml";
   else if (user_home)
     p.config_file = fs::path(*user_home) / ".config/gedge/config.yaml";
