@@ -182,7 +182,7 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
     return Outcome{View{j,
                         {{"name", "/name"}, {"kind", "/kind"}, {"profile", "/profile"}, {"state", "/state"},
                          {"members", "/members"}, {"monitoring", "/monitoring"}, {"api server", "/api_server"}},
-                        "/clusters",
+                        "",
                         ""},
                    std::nullopt, std::nullopt};
   });

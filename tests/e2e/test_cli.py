@@ -186,6 +186,37 @@ class VersionAndErrorsTest(GedgeTest):
         self.assertIn("GEDGE_CONFIG names", r.stderr)
 
 
+class LsShapeTest(GedgeTest):
+    """Every `ls` prints one shape (schemas/ls.schema.json): a bare array of objects with a key."""
+
+    def check_shape(self, noun, items):
+        schema = json.loads(read(os.path.join(SOURCE_DIR, "schemas", "ls.schema.json")))
+        self.assertEqual(schema["type"], "array")
+        self.assertIsInstance(items, list, f"{noun} ls -o json must be an array")
+        for item in items:
+            self.assertIsInstance(item, dict, noun)
+            self.assertTrue(any(all(k in item for k in alt["required"]) for alt in schema["items"]["anyOf"]),
+                            f"{noun} ls item without name or id: {item}")
+
+    def test_every_noun_with_ls_prints_a_bare_array(self):
+        with_ls = [n for n, spec in nouns().items() if any(v["name"] == "ls" for v in spec["subcommands"])]
+        self.assertEqual(sorted(with_ls), ["cluster", "device", "runtime", "sched", "svc"])
+        for noun in with_ls:
+            r = self.run_gedge(noun, "ls", "-o", "json")
+            self.assertEqual(r.rc, 0, r)
+            self.assertEqual(r.json, [], noun)
+            self.check_shape(noun, r.json)
+        tree_dir = os.path.join(self.tmp, "tree")
+        os.makedirs(os.path.join(tree_dir, "bin"))
+        with open(os.path.join(tree_dir, "bin", "tool"), "w") as f:
+            f.write("#!/bin/sh\necho hi\n")
+        r = self.run_gedge("runtime", "pack", "--name", "one", "--component", f"env={tree_dir}", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        r = self.run_gedge("runtime", "ls", "-o", "json")
+        self.assertEqual([b["name"] for b in r.json], ["one"])
+        self.check_shape("runtime", r.json)
+
+
 class HelpTest(GedgeTest):
     """Help as git and kubectl give it: usage for a bare command, `help`, suggestions for typos."""
 

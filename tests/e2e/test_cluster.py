@@ -28,7 +28,7 @@ class ClusterTest(ClusterLabTest):
         self.assertTrue(r.json["dry_run"])
         self.assertEqual(sorted(self.by_name(r.json)), ["edge1", "edge2"])
         ls = self.gedge_json("cluster", "ls")
-        self.assertEqual(ls["clusters"], [], "a dry run must not create the cluster")
+        self.assertEqual(ls, [], "a dry run must not create the cluster")
 
         r = self.run_gedge("cluster", "build", "e2e-ct", "--profile", "containers",
                            "--devices", "edge1,edge2", "--registry", REGISTRY, "--monitoring",
@@ -109,7 +109,7 @@ class ClusterTest(ClusterLabTest):
                          ["edge1", "edge2"])
         self.assertEqual(self.run_gedge("cluster", "rm", "e2e-ct").rc, 2, "rm without --yes off a TTY")
         self.gedge_json("cluster", "rm", "e2e-ct", "--yes")
-        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertEqual(self.gedge_json("cluster", "ls"), [])
 
     def test_unreachable_member_then_resume(self):
         self.require_lab()
@@ -151,7 +151,7 @@ class ClusterTest(ClusterLabTest):
                                "-o", "json")
             self.assertEqual(r.rc, 2, r)
             self.assertIn("--artifacts", r.err_json["message"])
-        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertEqual(self.gedge_json("cluster", "ls"), [])
         # Missing: an empty directory is refused before any device is touched.
         r = self.run_gedge("cluster", "build", "k3", "--profile", "k3s", "--devices", "edge1",
                            "--artifacts", art, "-o", "json")
@@ -193,7 +193,7 @@ class ClusterTest(ClusterLabTest):
         steps = [p["step"] for p in dev["plan"] if p["action"] == "would change"]
         self.assertIn("k3s_airgap : Copy the k3s binary", steps)
         self.assertIn("k3s_airgap : Copy the airgap images", steps)
-        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertEqual(self.gedge_json("cluster", "ls"), [])
         self.assertEqual(self.ssh_host("edge1", "test -e /usr/local/bin/k3s && echo yes || echo no").strip(), "no")
 
     def test_k8s_dry_run_plans_without_changing(self):
@@ -210,7 +210,7 @@ class ClusterTest(ClusterLabTest):
         self.assertIn("kubeadm : Plan the installation of kubeadm, kubelet, kubectl and containerd", steps)
         self.assertIn("kubeadm : Write the sysctl drop-in", steps)
         self.assertIn("kubeadm : Initialise the control plane", steps)
-        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertEqual(self.gedge_json("cluster", "ls"), [])
         self.assertEqual(self.ssh_host("edge1", "test -e /etc/sysctl.d/90-gedge-kubeadm.conf && echo yes || echo no")
                          .strip(), "no")
 

@@ -159,7 +159,7 @@ class ClusterKubernetesTest(GedgeTest):
                            "--context", "double", "-o", "json")
         self.assertEqual(r.rc, 0, r)
         self.assertFalse(r.json["changed"])
-        ls = self.gedge_json("cluster", "ls")["clusters"]
+        ls = self.gedge_json("cluster", "ls")
         self.assertEqual([(c["name"], c["kind"], c["api_server"], c["context"]) for c in ls],
                          [("k1", "kubernetes", self.info["server"], "double")])
         show = self.gedge_json("cluster", "show", "k1")
@@ -177,7 +177,7 @@ class ClusterKubernetesTest(GedgeTest):
         # rm forgets it (the kubeconfig file is the user's and stays).
         self.gedge_json("cluster", "rm", "k1", "--yes")
         self.assertTrue(os.path.exists(self.kubeconfig))
-        self.assertEqual([c["name"] for c in self.gedge_json("cluster", "ls")["clusters"]], ["k2"])
+        self.assertEqual([c["name"] for c in self.gedge_json("cluster", "ls")], ["k2"])
 
     def test_register_refuses_bad_credentials_and_endpoints(self):
         # 401 from the API (wrong token) -> 6; nothing is stored.
@@ -196,7 +196,7 @@ class ClusterKubernetesTest(GedgeTest):
         down = self.write_kubeconfig("kc-down", server=f"https://127.0.0.1:{closed_port()}")
         r = self.run_gedge("cluster", "register", "bad", "--kubeconfig", down, "--timeout", "5", "-o", "json")
         self.assertEqual(r.rc, 5, r)
-        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertEqual(self.gedge_json("cluster", "ls"), [])
         self.assertNotIn(ADMIN_TOKEN.encode(), self.home_bytes())
 
         # Bad input: unknown context (2), malformed file (2), missing file (4), bad name (2).
@@ -211,7 +211,7 @@ class ClusterKubernetesTest(GedgeTest):
         self.assertEqual(self.run_gedge("cluster", "register", "bad", "--kubeconfig",
                                         os.path.join(self.tmp, "absent")).rc, 4)
         self.assertEqual(self.run_gedge("cluster", "register", "-bad/x", "--kubeconfig", self.kubeconfig).rc, 2)
-        self.assertEqual(self.gedge_json("cluster", "ls")["clusters"], [])
+        self.assertEqual(self.gedge_json("cluster", "ls"), [])
 
         # insecure-skip-tls-verify is honoured because the kubeconfig says so, with a warning.
         r = self.run_gedge("cluster", "register", "insec", "--kubeconfig", self.kc("kubeconfig-insecure"),
@@ -490,7 +490,7 @@ class ClusterKubernetesTest(GedgeTest):
         self.assertEqual(r.rc, 6, r)
         self.assertIn("token expired at the IdP", r.err_json["message"])
         self.assertEqual(len(self.runs(record)), 1)
-        self.assertNotIn("f", [c["name"] for c in self.gedge_json("cluster", "ls")["clusters"]])
+        self.assertNotIn("f", [c["name"] for c in self.gedge_json("cluster", "ls")])
         # A plugin token the API refuses: run again once (as client-go), then 6.
         kc, record = self.exec_kubeconfig("refused", PLUGIN_TOKEN="revoked")
         r = self.run_gedge("cluster", "register", "x", "--kubeconfig", kc, "-o", "json")

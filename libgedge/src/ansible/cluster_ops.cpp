@@ -38,7 +38,7 @@ Result<nlohmann::json> list(Inventory& inv) {
   GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM clusters ORDER BY name"));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& c : rows) out.push_back(cluster_summary(inv, c));
-  return nlohmann::json{{"clusters", out}};
+  return out;  // a bare array, as every `ls` prints (schemas/ls.schema.json)
 }
 
 Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
