@@ -64,22 +64,25 @@ class ClusterKubernetesTest(GedgeTest):
         if not shutil.which("openssl"):
             self.skipTest("the API double needs the openssl CLI")
         self.ddir = os.path.join(self.tmp, "double")
-        seed = os.path.join(self.tmp, "seed.json")
-        with open(seed, "w") as f:
-            json.dump(SEED, f)
-        self.double = subprocess.Popen([sys.executable, DOUBLE, "--dir", self.ddir, "--seed", seed],
-                                       stdout=subprocess.PIPE, text=True)
-        self.addCleanup(self.stop_double)
-        line = self.double.stdout.readline()
-        self.assertTrue(line, "the API double did not start")
-        self.info = json.loads(line)
+        self.double, self.info = self.start_double(self.ddir, SEED)
         self.kubeconfig = self.info["kubeconfig"]
 
-    def stop_double(self):
-        if self.double.poll() is None:
-            self.double.terminate()
-            self.double.wait(timeout=10)
-        self.double.stdout.close()
+    def start_double(self, ddir, seed_objects):
+        seed = os.path.join(self.tmp, os.path.basename(ddir) + "-seed.json")
+        with open(seed, "w") as f:
+            json.dump(seed_objects, f)
+        proc = subprocess.Popen([sys.executable, DOUBLE, "--dir", ddir, "--seed", seed],
+                                stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.stop_double, proc)
+        line = proc.stdout.readline()
+        self.assertTrue(line, "the API double did not start")
+        return proc, json.loads(line)
+
+    def stop_double(self, proc):
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+        proc.stdout.close()
 
     def kc(self, name):
         return os.path.join(self.ddir, name)
@@ -255,6 +258,28 @@ class ClusterKubernetesTest(GedgeTest):
                                                     "desired": 2, "ready": 2})
         self.assertEqual(st["pods"]["default"], {"Succeeded": 1, "Running": 2})
 
+    def test_status_of_objects_without_status_or_with_odd_types(self):
+        """Issue 16 item 3: a Node without status made cluster status read past the end of a
+        buffer (valgrind); objects missing spec/status/metadata or with fields of other types are
+        shown with what they have."""
+        odd = [
+            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "bare-node"}},
+            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "odd-node"},
+             "status": {"conditions": "Ready", "capacity": ["cpu"]}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare-pod", "namespace": "x"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bare", "namespace": "x"}},
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "bare-pv"}},
+        ]
+        _, info = self.start_double(os.path.join(self.tmp, "double-odd"), odd)
+        self.gedge_json("cluster", "register", "odd", "--kubeconfig", info["kubeconfig"])
+        st = self.gedge_json("cluster", "status", "odd")
+        nodes = {n["name"]: n for n in st["nodes"]}
+        self.assertEqual(nodes["bare-node"], {"name": "bare-node", "ready": False, "capacity": {}, "allocatable": {}})
+        self.assertEqual(nodes["odd-node"], {"name": "odd-node", "ready": False, "capacity": {}, "allocatable": {}})
+        self.assertEqual(st["pods"]["x"], {"Unknown": 1})
+        self.assertIn({"namespace": "x", "name": "bare", "desired": 1, "ready": 0}, st["deployments"])
+        self.assertIn({"name": "bare-pv", "capacity": "", "phase": "", "storage_class": ""}, st["persistent_volumes"])
+
     def test_status_uses_the_kubeconfig_as_it_is_now(self):
         kc = self.write_kubeconfig("kc-copy")
         self.gedge_json("cluster", "register", "k1", "--kubeconfig", kc)
@@ -266,7 +291,7 @@ class ClusterKubernetesTest(GedgeTest):
         # The API server going away -> 5.
         self.write_kubeconfig("kc-copy")
         self.gedge_json("cluster", "status", "k1")
-        self.stop_double()
+        self.stop_double(self.double)
         r = self.run_gedge("cluster", "status", "k1", "--timeout", "5", "-o", "json")
         self.assertEqual(r.rc, 5, r)
         # A deleted kubeconfig -> 4 with the path named.

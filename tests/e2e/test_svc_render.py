@@ -66,6 +66,21 @@ class SvcRenderTest(GedgeTest):
         self.assertEqual(r.rc, 2, r)
         self.assertIn("u.yaml:3: replica: unknown field", r.stderr)
 
+    def test_30kb_patterned_string_exit_2_not_sigsegv(self):
+        """Issue 16 item 3: std::regex inside valijson overflowed the stack on a 30 KB image, label
+        or env name (exit 139); each is now refused by its maxLength first."""
+        big = "a" * 30000
+        for name, text, says in [
+            ("image.yaml", f"name: w\ncontainers:\n  - image: {big}\n", "containers[0].image: longer than 1024"),
+            ("short.yaml", f"name: w\ncontainers: [{big}]\n", "containers[0]: longer than 1024"),
+            ("label.yaml", f"name: w\ncontainers: [i:1]\nlabels: {{app: {big}}}\n", "labels.app: longer than 63"),
+            ("env.yaml", f"name: w\ncontainers:\n  - image: i:1\n    env: [{{name: {big}}}]\n", "name: longer than 256"),
+        ]:
+            with self.subTest(name):
+                r = self.run_gedge("svc", "render", self.write(name, text), "-o", "json")
+                self.assertEqual(r.rc, 2, r)
+                self.assertIn(says, r.err_json["message"])
+
     def test_yaml_bomb_refused(self):
         lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
         prev = "a"

@@ -633,3 +633,43 @@ TEST_CASE("push --to never follows a link planted in the target") {
     CHECK(victim_empty());
   }
 }
+
+TEST_CASE("a device's materialiser reply with unexpected JSON types is a failure naming it, not an abort") {
+  using detail::materialiser_reply;
+  auto ok = [](std::string_view mode, const std::string& line) {
+    auto r = materialiser_reply("cam-1", mode, "noise\n" + line + "\n", "", 0);
+    return r.has_value();
+  };
+  CHECK(ok("have", R"({"missing": ["ab"], "zstd": true, "present": false})"));
+  CHECK(ok("apply", R"({"state": "created", "files": 3, "repaired": []})"));
+  CHECK(ok("verify", R"({"bad_files": ["env/x"]})"));
+  struct Case {
+    std::string_view mode;
+    std::string line, says;
+  };
+  std::vector<Case> cases = {
+      {"have", R"({"missing": "ab", "zstd": true, "present": false})", "'missing' is not a list of strings"},
+      {"have", R"({"missing": [1, 2], "zstd": true, "present": false})", "'missing' is not a list of strings"},
+      {"have", R"({"missing": [], "zstd": "yes", "present": false})", "'zstd' is not a boolean"},
+      {"have", R"({"missing": []})", "'zstd' is not a boolean"},
+      {"apply", R"({"state": 7, "files": 3, "repaired": []})", "'state' is not created, verified or repaired"},
+      {"apply", R"({"state": "created", "files": "3", "repaired": []})", "'files' is not a count"},
+      {"apply", R"({"state": "created", "files": -1, "repaired": []})", "'files' is not a count"},
+      {"apply", R"({"state": "created", "files": 3, "repaired": [null]})", "'repaired' is not a list of strings"},
+      {"apply", R"({"error": {"nested": true}})", "'error' is not a string"},
+      {"verify", R"({"bad_files": {"a": 1}})", "'bad_files' is not a list of strings"},
+      {"verify", R"([1, 2, 3])", "materialiser failed"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.line);
+    auto r = materialiser_reply("cam-1", c.mode, c.line + "\n", "", 0);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::failure);
+    CHECK(r.error().message.starts_with("cam-1: "));
+    CHECK_MESSAGE(r.error().message.find(c.says) != std::string::npos, r.error().message);
+  }
+  auto e = materialiser_reply("cam-1", "apply", R"({"error": "No space left on device"})", "", 1);
+  REQUIRE_FALSE(e);
+  CHECK(e.error().message == "cam-1: No space left on device");
+  CHECK(e.error().hint.find("free space") != std::string::npos);
+}

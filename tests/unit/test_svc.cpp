@@ -360,6 +360,30 @@ TEST_CASE("quantities") {
   CHECK_FALSE(svc::parse_bytes("12Q"));
 }
 
+TEST_CASE("regression: a 30 KB string in a patterned field is a usage error, not a stack overflow") {
+  // std::regex inside valijson recursed per character: 30 KB overflowed the stack (SIGSEGV).
+  const std::string big(30000, 'a');
+  struct Case {
+    std::string text, says;
+  };
+  std::vector<Case> cases = {
+      {"name: w\ncontainers: [" + big + "]\n", "app.yaml:2: containers[0]: longer than 1024 characters (30000)"},
+      {"name: w\ncontainers:\n  - image: " + big + "\n", "containers[0].image: longer than 1024"},
+      {"name: w\ncontainers: [i:1]\nlabels: {app: " + big + "}\n", "labels.app: longer than 63"},
+      {"name: w\ncontainers:\n  - image: i:1\n    env: [{name: " + big + "}]\n", "name: longer than 256"},
+      // (yaml-cpp itself refuses keys over 1024 bytes)
+      {"name: w\ncontainers: [i:1]\nlabels: {" + std::string(300, 'k') + ": x}\n", "labels: a key longer than 256 bytes (300)"},
+      {"name: " + big + "\ncontainers: [i:1]\n", "name: longer than 50"},
+  };
+  for (const auto& c : cases) {
+    auto msg = parse_error(c.text);
+    CHECK_MESSAGE(msg.find(c.says) != std::string::npos, msg);
+  }
+  // At the bound it is the pattern that decides.
+  CHECK(parse_error("name: w\ncontainers: [\"" + std::string(1024, 'a') + "\"]\nlabels: {app: \"a b\"}\n")
+            .find("labels.app: invalid value") != std::string::npos);
+}
+
 TEST_CASE("regression: an input on which yaml-cpp's LoadAll never returns is rejected") {
   auto r = svc::parse_spec(slurp(kGolden / "regress-loadall-hang.txt"), "hang.json");
   REQUIRE_FALSE(r.has_value());

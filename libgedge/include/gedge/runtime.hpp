@@ -272,4 +272,13 @@ class Chunker {
 // Lower-case hex SHA-256.
 std::string sha256_hex(std::string_view data);
 
+namespace detail {
+// The remote materialiser's reply for `device` in `mode` (have / apply / verify): the last line
+// of its stdout as a JSON object with the fields and types that mode returns. A device's reply is
+// input: anything else (not JSON, a missing field, a number where a string belongs) is a failure
+// naming the device, never an exception; an "error" reply is a failure with its message.
+Result<nlohmann::json> materialiser_reply(const std::string& device, std::string_view mode, const std::string& out,
+                                          const std::string& err, int exit_code);
+}  // namespace detail
+
 }  // namespace gedge::runtime

@@ -193,6 +193,28 @@ Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& na
 
 namespace {
 
+// Fields of objects read from the API: any of them may be missing or of another type (a Node
+// without status, a Deployment without spec). operator[] on a const json with a missing key is
+// undefined behaviour and value() throws on a type mismatch, so every read goes through these.
+const nlohmann::json& sub(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json empty = nlohmann::json::object();
+  auto it = j.is_object() ? j.find(key) : j.end();
+  return it != j.end() && it->is_object() ? *it : empty;
+}
+const nlohmann::json& list_of(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json empty = nlohmann::json::array();
+  auto it = j.is_object() ? j.find(key) : j.end();
+  return it != j.end() && it->is_array() ? *it : empty;
+}
+std::string text_of(const nlohmann::json& j, const char* key, const char* dflt = "") {
+  auto it = j.is_object() ? j.find(key) : j.end();
+  return it != j.end() && it->is_string() ? it->get<std::string>() : dflt;
+}
+int64_t count_of(const nlohmann::json& j, const char* key, int64_t dflt) {
+  auto it = j.is_object() ? j.find(key) : j.end();
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : dflt;
+}
+
 Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout_s, Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto cfg, k8s::load_registered(c["kubeconfig"].get<std::string>(),
                                                    c["context"].is_string() ? c["context"].get<std::string>() : ""));
@@ -200,44 +222,45 @@ Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout
   GEDGE_TRY_ASSIGN(auto client, k8s::Client::create(cfg, {timeout_s}));
   nlohmann::json out = {{"name", c["name"]}, {"kind", "kubernetes"}, {"api_server", cfg.server}, {"context", cfg.context}};
   GEDGE_TRY_ASSIGN(auto version, client.version());
-  out["version"] = version.value("gitVersion", "");
+  out["version"] = text_of(version, "gitVersion");
   nlohmann::json nodes = nlohmann::json::array();
   GEDGE_TRY_ASSIGN(auto node_list, client.list("v1", "Node"));
-  for (const auto& n : node_list.value("items", nlohmann::json::array())) {
+  for (const auto& n : list_of(node_list, "items")) {
     bool ready = false;
-    for (const auto& cond : n["status"].value("conditions", nlohmann::json::array()))
-      if (cond.value("type", "") == "Ready") ready = cond.value("status", "") == "True";
-    nodes.push_back({{"name", n["metadata"].value("name", "")},
+    const auto& st = sub(n, "status");
+    for (const auto& cond : list_of(st, "conditions"))
+      if (text_of(cond, "type") == "Ready") ready = text_of(cond, "status") == "True";
+    nodes.push_back({{"name", text_of(sub(n, "metadata"), "name")},
                      {"ready", ready},
-                     {"capacity", n["status"].value("capacity", nlohmann::json::object())},
-                     {"allocatable", n["status"].value("allocatable", nlohmann::json::object())}});
+                     {"capacity", sub(st, "capacity")},
+                     {"allocatable", sub(st, "allocatable")}});
   }
   out["nodes"] = nodes;
   std::map<std::string, std::map<std::string, int>> phases;
   GEDGE_TRY_ASSIGN(auto pod_list, client.list("v1", "Pod"));
-  for (const auto& p : pod_list.value("items", nlohmann::json::array()))
-    ++phases[p["metadata"].value("namespace", "default")][p["status"].value("phase", "Unknown")];
+  for (const auto& p : list_of(pod_list, "items"))
+    ++phases[text_of(sub(p, "metadata"), "namespace", "default")][text_of(sub(p, "status"), "phase", "Unknown")];
   out["pods"] = phases;
   nlohmann::json deps = nlohmann::json::array();
   GEDGE_TRY_ASSIGN(auto deployment_list, client.list("apps/v1", "Deployment"));
-  for (const auto& d : deployment_list.value("items", nlohmann::json::array()))
-    deps.push_back({{"namespace", d["metadata"].value("namespace", "")},
-                    {"name", d["metadata"].value("name", "")},
-                    {"desired", d["spec"].value("replicas", 1)},
-                    {"ready", d.contains("status") ? d["status"].value("readyReplicas", 0) : 0}});
+  for (const auto& d : list_of(deployment_list, "items"))
+    deps.push_back({{"namespace", text_of(sub(d, "metadata"), "namespace")},
+                    {"name", text_of(sub(d, "metadata"), "name")},
+                    {"desired", count_of(sub(d, "spec"), "replicas", 1)},
+                    {"ready", count_of(sub(d, "status"), "readyReplicas", 0)}});
   out["deployments"] = deps;
   nlohmann::json pvs = nlohmann::json::array();
   GEDGE_TRY_ASSIGN(auto persistentVolume_list, client.list("v1", "PersistentVolume"));
-  for (const auto& pv : persistentVolume_list.value("items", nlohmann::json::array()))
-    pvs.push_back({{"name", pv["metadata"].value("name", "")},
-                   {"capacity", pv["spec"].contains("capacity") ? pv["spec"]["capacity"].value("storage", "") : ""},
-                   {"phase", pv.contains("status") ? pv["status"].value("phase", "") : ""},
-                   {"storage_class", pv["spec"].value("storageClassName", "")}});
+  for (const auto& pv : list_of(persistentVolume_list, "items"))
+    pvs.push_back({{"name", text_of(sub(pv, "metadata"), "name")},
+                   {"capacity", text_of(sub(sub(pv, "spec"), "capacity"), "storage")},
+                   {"phase", text_of(sub(pv, "status"), "phase")},
+                   {"storage_class", text_of(sub(pv, "spec"), "storageClassName")}});
   out["persistent_volumes"] = pvs;
   nlohmann::json scs = nlohmann::json::array();
   GEDGE_TRY_ASSIGN(auto storageClass_list, client.list("storage.k8s.io/v1", "StorageClass"));
-  for (const auto& sc : storageClass_list.value("items", nlohmann::json::array()))
-    scs.push_back({{"name", sc["metadata"].value("name", "")}, {"provisioner", sc.value("provisioner", "")}});
+  for (const auto& sc : list_of(storageClass_list, "items"))
+    scs.push_back({{"name", text_of(sub(sc, "metadata"), "name")}, {"provisioner", text_of(sc, "provisioner")}});
   out["storage_classes"] = scs;
   return out;
 }

@@ -304,28 +304,8 @@ except Exception as e:
     sys.exit(1)
 )PY";
 
-Result<nlohmann::json> last_json_line(const ExecResult& r, const std::string& device) {
-  std::string out = r.out;
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  auto nl = out.rfind('\n');
-  std::string line = nl == std::string::npos ? out : out.substr(nl + 1);
-  auto j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    std::string err = r.err;
-    if (err.find("python3") != std::string::npos && r.exit_code == 127)
-      return fail(ErrorCode::failure, fmt::format("{}: python3 is not installed", device),
-                  "install python3 on the device (the materialiser needs only its standard library)");
-    return fail(ErrorCode::failure,
-                fmt::format("{}: materialiser failed (exit {}): {}", device, r.exit_code,
-                            err.empty() ? out.substr(0, 300) : err.substr(0, 300)),
-                "check passwordless sudo and python3 on the device (gedge device exec D --sudo -- python3 -V)");
-  }
-  if (j.contains("error"))
-    return fail(ErrorCode::failure, fmt::format("{}: {}", device, j["error"].get<std::string>()),
-                j["error"].get<std::string>().find("No space left") != std::string::npos
-                    ? "free space on the device (nothing was made visible), then push again"
-                    : "");
-  return j;
+Result<nlohmann::json> last_json_line(const ExecResult& r, const std::string& device, std::string_view mode) {
+  return detail::materialiser_reply(device, mode, r.out, r.err, r.exit_code);
 }
 
 std::vector<std::string> argv_for(const std::string& mode, const std::string& root, const std::string& id) {
@@ -346,14 +326,19 @@ Result<Have> ask_have(SshSession& s, const std::string& root, const Bundle& b,
   std::string want;
   for (const auto& [h, n] : chunks) want += h + "\n";
   GEDGE_TRY_ASSIGN(auto r, s.exec(argv_for("have", root, b.id), want, /*sudo=*/true));
-  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, s.target().name));
+  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, s.target().name, "have"));
   Have out;
-  for (const auto& h : j.value("missing", nlohmann::json::array())) {
-    std::string x = h.is_string() ? h.get<std::string>() : "";
-    if (x.size() == 64) out.missing.push_back(x);
+  // Only chunks of this bundle: a device never names what is read from the local store.
+  std::unordered_map<std::string, bool> wanted;
+  for (const auto& [h, n] : chunks) wanted[h] = true;
+  for (const auto& h : j["missing"]) {
+    const auto& x = h.get_ref<const std::string&>();
+    if (!wanted.count(x))
+      return fail(ErrorCode::failure, fmt::format("{}: the target asked for a chunk the bundle does not have", s.target().name));
+    out.missing.push_back(x);
   }
-  out.zstd = j.value("zstd", false);
-  out.present = j.value("present", false);
+  out.zstd = j["zstd"].get<bool>();
+  out.present = j["present"].get<bool>();
   return out;
 }
 
@@ -421,10 +406,10 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
                                      res.chunks_skipped));
   }
   GEDGE_TRY_ASSIGN(auto r, s.exec(argv_for("apply", root, b.id), payload, /*sudo=*/true));
-  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, res.target));
-  res.state = j.value("state", "");
-  res.files = j.value("files", uint64_t{0});
-  for (const auto& p : j.value("repaired", nlohmann::json::array())) res.repaired.push_back(p.get<std::string>());
+  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, res.target, "apply"));
+  res.state = j["state"].get<std::string>();  // types checked by materialiser_reply
+  res.files = j["files"].get<uint64_t>();
+  for (const auto& p : j["repaired"]) res.repaired.push_back(p.get<std::string>());
   res.files_repaired = res.repaired.size();
   {
     std::lock_guard lk(rep_mu);
@@ -434,6 +419,61 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
 }
 
 }  // namespace
+
+namespace detail {
+
+Result<nlohmann::json> materialiser_reply(const std::string& device, std::string_view mode, const std::string& out_in,
+                                          const std::string& err, int exit_code) {
+  std::string out = out_in;
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  auto nl = out.rfind('\n');
+  std::string line = nl == std::string::npos ? out : out.substr(nl + 1);
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    if (err.find("python3") != std::string::npos && exit_code == 127)
+      return fail(ErrorCode::failure, fmt::format("{}: python3 is not installed", device),
+                  "install python3 on the device (the materialiser needs only its standard library)");
+    return fail(ErrorCode::failure,
+                fmt::format("{}: materialiser failed (exit {}): {}", device, exit_code,
+                            err.empty() ? out.substr(0, 300) : err.substr(0, 300)),
+                "check passwordless sudo and python3 on the device (gedge device exec D --sudo -- python3 -V)");
+  }
+  auto odd = [&](std::string_view field, std::string_view want) {
+    return fail(ErrorCode::failure,
+                fmt::format("{}: unexpected reply from the materialiser ({}): '{}' is not {}", device, mode, field, want),
+                "the device's python3 or gedge's remote step misbehaved; run gedge device check on it");
+  };
+  if (j.contains("error")) {
+    if (!j["error"].is_string()) return odd("error", "a string");
+    const auto& e = j["error"].get_ref<const std::string&>();
+    return fail(ErrorCode::failure, fmt::format("{}: {}", device, e.substr(0, 2000)),
+                e.find("No space left") != std::string::npos
+                    ? "free space on the device (nothing was made visible), then push again"
+                    : "");
+  }
+  auto strings = [&](const char* k) {
+    if (!j.contains(k) || !j[k].is_array()) return false;
+    for (const auto& v : j[k])
+      if (!v.is_string()) return false;
+    return true;
+  };
+  if (mode == "have") {
+    if (!strings("missing")) return odd("missing", "a list of strings");
+    if (!j.contains("zstd") || !j["zstd"].is_boolean()) return odd("zstd", "a boolean");
+    if (!j.contains("present") || !j["present"].is_boolean()) return odd("present", "a boolean");
+  } else if (mode == "apply") {
+    if (!j.contains("state") || !j["state"].is_string() ||
+        (j["state"] != "created" && j["state"] != "verified" && j["state"] != "repaired"))
+      return odd("state", "created, verified or repaired");
+    if (!j.contains("files") || !j["files"].is_number_unsigned()) return odd("files", "a count");
+    if (!strings("repaired")) return odd("repaired", "a list of strings");
+  } else if (mode == "verify") {
+    if (!strings("bad_files")) return odd("bad_files", "a list of strings");
+  }
+  return j;
+}
+
+}  // namespace detail
 
 Result<std::vector<std::string>> cluster_devices(Inventory& inv, const std::string& cluster) {
   GEDGE_TRY_ASSIGN(auto c, inv.query("SELECT name FROM clusters WHERE name = ?", {cluster}));
@@ -489,11 +529,11 @@ Result<VerifyResult> verify_remote(const Paths& paths, Inventory& inv, const Bun
   opts.timeout_s = std::max(timeout_s, 600.0);
   GEDGE_TRY_ASSIGN(auto s, SshSession::connect(t, opts));
   GEDGE_TRY_ASSIGN(auto r, s->exec(argv_for("verify", root, b.id), std::nullopt, /*sudo=*/true));
-  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, device));
+  GEDGE_TRY_ASSIGN(auto j, last_json_line(r, device, "verify"));
   VerifyResult v;
   v.id = b.id;
   v.chunks = manifest_chunks(b.manifest).size();
-  for (const auto& p : j.value("bad_files", nlohmann::json::array())) v.bad_files.push_back(p.get<std::string>());
+  for (const auto& p : j["bad_files"]) v.bad_files.push_back(p.get<std::string>());
   return v;
 }
 

@@ -27,13 +27,23 @@ std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const Fa
     opts.on_done(done, targets.size(), targets[i].name, ok);
   };
 
+  // A target's work must not take the process down (an exception escaping a thread aborts):
+  // whatever it throws is handed back to it as that target's failure.
+  auto guarded = [&](std::size_t i, const Result<SshSession*>& s) {
+    try {
+      work(i, s);
+    } catch (const std::exception& e) {
+      work(i, fail(ErrorCode::failure, fmt::format("device '{}': {}", targets[i].name, e.what()),
+                   "an unexpected reply from the device; run gedge device check on it"));
+    }
+  };
   auto worker = [&] {
     for (;;) {
       std::size_t i = next.fetch_add(1);
       if (i >= targets.size()) return;
       auto start = SshClock::now();
       if (cancel_requested()) {
-        work(i, fail(ErrorCode::interrupted, "interrupted before connecting"));
+        guarded(i, fail(ErrorCode::interrupted, "interrupted before connecting"));
         finish(i, false);
         continue;
       }
@@ -41,7 +51,7 @@ std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const Fa
       auto own = start + std::chrono::milliseconds(static_cast<int64_t>(so.timeout_s * 1000));
       if (opts.deadline) {
         if (SshClock::now() >= *opts.deadline) {
-          work(i, fail(ErrorCode::unreachable,
+          guarded(i, fail(ErrorCode::unreachable,
                        fmt::format("device '{}': overall deadline passed before connecting", targets[i].name),
                        "raise --timeout or --parallel"));
           finish(i, false);
@@ -53,9 +63,9 @@ std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const Fa
       auto sess = SshSession::connect(targets[i], so);
       bool ok = sess.has_value();
       if (sess)
-        work(i, sess->get());
+        guarded(i, sess->get());
       else
-        work(i, std::unexpected(sess.error()));
+        guarded(i, std::unexpected(sess.error()));
       sess = fail(ErrorCode::internal, "closed");  // disconnect before counting the target done
       ms[i] = std::chrono::duration_cast<std::chrono::milliseconds>(SshClock::now() - start).count();
       finish(i, ok);

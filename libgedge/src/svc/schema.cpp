@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include <memory>
-#include <regex>
+#include <optional>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -100,7 +100,72 @@ std::string num(const nlohmann::json& v) {
 
 }  // namespace
 
+namespace {
+
+std::string pointer_token(const std::string& t) {
+  std::string esc;
+  for (char c : t) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  return esc;
+}
+
+// Keys have no schema of their own; longer ones are refused before valijson sees them.
+constexpr std::size_t kMaxKey = 256;
+
+// Refuses, before valijson runs, every string longer than its schema's maxLength (and every key
+// longer than kMaxKey): valijson checks all of a string's constraints, and its std::regex
+// recurses per character, so a 30 KB string in a patterned field overflowed the stack (SIGSEGV).
+Result<void> check_lengths(const Source& src, const nlohmann::json& v, std::vector<std::string>& tokens,
+                           const std::string& ptr) {
+  if (v.is_string()) {
+    const nlohmann::json* sch = schema_at(src.doc, tokens);
+    if (sch && sch->contains("maxLength") && (*sch)["maxLength"].is_number_unsigned()) {
+      auto max = (*sch)["maxLength"].get<std::size_t>();
+      // maxLength counts characters; bytes >= characters, so count UTF-8 lead bytes only.
+      std::size_t chars = 0;
+      for (unsigned char c : v.get_ref<const std::string&>()) chars += (c & 0xC0) != 0x80;
+      if (chars > max) return std::unexpected(src.error_at(ptr, fmt::format("longer than {} characters ({})", max, chars)));
+    }
+    return {};
+  }
+  if (v.is_array()) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      tokens.push_back(std::to_string(i));
+      auto r = check_lengths(src, v[i], tokens, ptr + "/" + tokens.back());
+      tokens.pop_back();
+      if (!r) return r;
+    }
+  } else if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      std::string child = ptr + "/" + pointer_token(it.key());
+      if (it.key().size() > kMaxKey)
+        return std::unexpected(src.error_at(ptr, fmt::format("a key longer than {} bytes ({})", kMaxKey, it.key().size())));
+      tokens.push_back(it.key());
+      auto r = check_lengths(src, it.value(), tokens, child);
+      tokens.pop_back();
+      if (!r) return r;
+    }
+  }
+  return {};
+}
+
+// The text between the first `open` and the last `close` of `d` ("" when absent); the messages
+// quote keys that may be long, so no std::regex here.
+std::optional<std::string> quoted_after(const std::string& d, std::string_view lead, std::string_view close) {
+  auto a = d.find(lead);
+  if (a == std::string::npos) return std::nullopt;
+  a += lead.size();
+  auto b = d.rfind(close);
+  if (b == std::string::npos || b < a) return std::nullopt;
+  return d.substr(a, b - a);
+}
+
+}  // namespace
+
 Result<void> validate_schema(const Source& src) {
+  {
+    std::vector<std::string> tokens;
+    GEDGE_TRY(check_lengths(src, src.doc, tokens, ""));
+  }
   valijson::Validator validator(valijson::Validator::kStrongTypes);
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(src.doc);
@@ -131,9 +196,7 @@ Result<void> validate_schema(const Source& src) {
   std::string ptr;
   const nlohmann::json* inst = &src.doc;
   for (const auto& t : tokens) {
-    std::string esc;
-    for (char c : t) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
-    ptr += "/" + esc;
+    ptr += "/" + pointer_token(t);
     if (inst && inst->is_array()) {
       std::size_t idx = std::strtoul(t.c_str(), nullptr, 10);
       inst = idx < inst->size() ? &(*inst)[idx] : nullptr;
@@ -143,21 +206,16 @@ Result<void> validate_schema(const Source& src) {
   }
   const nlohmann::json* sch = schema_at(src.doc, tokens);
   const std::string& d = best.description;
-  std::smatch m;
-  static const std::regex unknown_re(R"(could not be validated using 'properties' or 'additionalProperties' constraints: '(.*)'\.)");
-  static const std::regex required_re(R"(Missing required property '(.*)'\.)");
-  if (std::regex_search(d, m, unknown_re)) {
-    std::string key = m[1];
-    std::string esc;
-    for (char c : key) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  if (auto key = quoted_after(d, "could not be validated using 'properties' or 'additionalProperties' constraints: '", "'.")) {
+    std::string esc = pointer_token(*key);
     std::vector<std::string> known;
     if (sch && sch->contains("properties"))
       for (auto it = (*sch)["properties"].begin(); it != (*sch)["properties"].end(); ++it) known.push_back(it.key());
     return std::unexpected(src.error_at(ptr + "/" + esc, "unknown field",
                                         known.empty() ? "" : fmt::format("known fields here: {}", fmt::join(known, ", "))));
   }
-  if (std::regex_search(d, m, required_re))
-    return std::unexpected(src.error_at(ptr, fmt::format("missing required field '{}'", std::string(m[1]))));
+  if (auto key = quoted_after(d, "Missing required property '", "'."))
+    return std::unexpected(src.error_at(ptr, fmt::format("missing required field '{}'", *key)));
   if (d.find("'type' constraint") != std::string::npos && sch && sch->contains("type"))
     return std::unexpected(src.error_at(
         ptr, fmt::format("expected {}, got {}", type_names((*sch)["type"]), inst ? json_kind(*inst) : "nothing")));

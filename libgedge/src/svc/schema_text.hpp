@@ -76,7 +76,7 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
     "envVar": {
       "type": "object",
       "properties": {
-        "name": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
         "value": {"type": "string"}
       },
       "required": ["name"],
@@ -86,10 +86,11 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
       "description": "v1: an image reference (string); v2: a container object.",
       "type": ["string", "object"],
       "minLength": 1,
+      "maxLength": 1024,
       "pattern": "^[^\\s]+$",
       "properties": {
         "name": {"$ref": "#/definitions/name"},
-        "image": {"type": "string", "minLength": 1, "pattern": "^[^\\s]+$"},
+        "image": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\s]+$"},
         "ports": {"type": "array", "maxItems": 64, "items": {"$ref": "#/definitions/containerPort"}},
         "resources": {
           "type": "object",
