@@ -180,18 +180,31 @@ void register_svc(CLI::App& app, Ctx& ctx) {
   // logs
   {
     static svc::LogsRequest lr;
-    static int replica = -1;
-    auto* c = cmd->add_subcommand("logs", "Print a service's container logs (container hosts)");
+    static std::string replica, since;
+    auto* c = cmd->add_subcommand("logs", "Print a service's logs (container hosts: podman logs; Kubernetes: the pod log API)");
     c->add_option("NAME", lr.name, "Service name")->required();
     c->add_option("--cluster", lr.cluster, "The cluster (when the name is deployed on several)")->option_text("C");
-    c->add_option("--replica", replica, "Only this replica")->option_text("I");
-    c->add_option("--tail", lr.tail, "Only the last N lines")->option_text("N");
-    c->add_flag("--follow,-f", lr.follow, "Keep printing new lines until Ctrl-C (one replica)");
-    examples(c, {"gedge svc logs web", "gedge svc logs web --replica 0 --tail 50", "gedge svc logs web --replica 1 -f"});
+    c->add_option("--replica", replica, "Only this replica: its number on container hosts, its pod name on Kubernetes")
+        ->option_text("R");
+    c->add_option("--container", lr.container, "Kubernetes: only this container of each pod (default: all)")->option_text("C");
+    c->add_option("--tail", lr.tail, "Only the last N lines (of each replica)")->option_text("N");
+    c->add_option("--since", since, "Only lines newer than this: 30s, 5m, 2h, 1h30m")->option_text("D");
+    c->add_flag("--follow,-f", lr.follow,
+                "Keep printing new lines until Ctrl-C (container hosts: one replica; Kubernetes: every pod at once)");
+    examples(c, {"gedge svc logs web", "gedge svc logs web --replica 0 --tail 50", "gedge svc logs web --replica 1 -f",
+                 "gedge svc logs detector --cluster edge-k8s --since 10m --follow",
+                 "gedge svc logs detector --cluster edge-k8s --replica detector-7d9f-x2kq --container sidecar --tail 20"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-      if (replica >= 0) lr.replica = replica;
+      if (!replica.empty()) {
+        lr.pod = replica;
+        if (replica.find_first_not_of("0123456789") == std::string::npos && replica.size() < 9)
+          lr.replica = std::stoi(replica);
+      }
+      if (!since.empty()) {
+        GEDGE_TRY_ASSIGN(lr.since_s, svc::parse_duration_s(since, "--since"));
+      }
       lr.ssh_timeout_s = ctx.g.timeout_s;
       GEDGE_TRY(svc::logs(*inv, paths, lr, [](std::string_view chunk) {
         std::fwrite(chunk.data(), 1, chunk.size(), stdout);

@@ -65,7 +65,7 @@ _gedge() {
     "svc autoscale") words="--help -h --cluster --once --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "svc catalog") words="--help -h --registry --plain-http --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "svc deploy") words="--help -h --cluster --allow-unknown-kinds --placement --dry-run --wait --no-wait --timeout --force-conflicts --runtime-root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc logs") words="--help -h --cluster --replica --tail --follow -f --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
+    "svc logs") words="--help -h --cluster --replica --container --tail --since --follow -f --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "svc ls") words="--help -h --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "svc render") words="--help -h --allow-unknown-kinds --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
     "svc rm") words="--help -h --cluster --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;

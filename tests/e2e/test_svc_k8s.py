@@ -7,11 +7,14 @@ test reads the objects back from the double's API, not from gedge's output alone
 
 import json
 import os
+import re
+import signal
 import ssl
 import subprocess
+import time
 import urllib.request
 
-from gedge_e2e import GedgeTest
+from gedge_e2e import GEDGE, GedgeTest
 
 SRC = os.environ.get("GEDGE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 DOUBLE = os.path.join(SRC, "tests", "k8s_double", "k8s_double.py")
@@ -145,6 +148,65 @@ class SvcKubernetesTest(GedgeTest):
         code, _ = self.api("GET", "/apis/apps/v1/namespaces/default/deployments/k8s-plain")
         self.assertEqual(code, 200, "rm of one service leaves the others")
         self.assertEqual([x["name"] for x in self.gedge_json("svc", "ls")], ["k8s-plain"])
+
+    def test_logs_through_the_pod_log_api(self):
+        spec = {"name": "k8s-logs", "namespace": "default", "replicas": 2,
+                "containers": [{"name": "web", "image": "10.213.0.1:5000/gedge/busybox:1.0"},
+                               {"name": "side", "image": "10.213.0.1:5000/gedge/busybox:1.0"}]}
+        self.gedge_json("svc", "deploy", self.spec_file(spec), "--cluster", "kc")
+        pods = [p["pod"] for p in self.gedge_json("svc", "status", "k8s-logs")["replicas"]]
+        self.assertEqual(len(pods), 2)
+        line = re.compile(r"^\[pod/(k8s-logs-\d)/(web|side)\] (\S+) (\S+): line (\d) \(simulated by the API double\)$")
+
+        # every container of every pod, each line prefixed with where it came from (kubectl logs -l --prefix)
+        r = self.run_gedge("svc", "logs", "k8s-logs", "--cluster", "kc")
+        self.assertEqual(r.rc, 0, r)
+        got = [line.match(x) for x in r.stdout.splitlines()]
+        self.assertTrue(all(got), r.stdout)
+        self.assertEqual(sorted({(m[1], m[2]) for m in got}), sorted((p, c) for p in pods for c in ("web", "side")))
+        self.assertTrue(all(m[1] == m[3] and m[2] == m[4] for m in got), "each line under its own prefix")
+        self.assertEqual(len(got), 4 * 6)
+        # --tail per stream; --since passes sinceSeconds (lines are 10 minutes apart, the last just now)
+        r = self.run_gedge("svc", "logs", "k8s-logs", "--tail", "2")
+        self.assertEqual(len(r.stdout.splitlines()), 4 * 2, r.stdout)
+        r = self.run_gedge("svc", "logs", "k8s-logs", "--since", "25m")
+        self.assertEqual(sorted({int(line.match(x)[5]) for x in r.stdout.splitlines()}), [3, 4, 5], r.stdout)
+        # one pod, one container: no prefix
+        r = self.run_gedge("svc", "logs", "k8s-logs", "--replica", pods[1], "--container", "side", "--tail", "1")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.stdout, f"{pods[1]} side: line 5 (simulated by the API double)\n")
+        # bad input named
+        r = self.run_gedge("svc", "logs", "k8s-logs", "--replica", "nope", "-o", "json")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn(pods[0], r.err_json["hint"])
+        r = self.run_gedge("svc", "logs", "k8s-logs", "--container", "db", "-o", "json")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("'db'", r.err_json["message"])
+        r = self.run_gedge("svc", "logs", "k8s-logs", "--since", "5 minutes", "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("--since", r.err_json["message"])
+
+        # --follow: every stream at once until Ctrl-C, which ends it cleanly (130)
+        p = subprocess.Popen([GEDGE, "svc", "logs", "k8s-logs", "--follow", "--tail", "0"], env=self.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen, deadline = set(), time.time() + 30
+        while len(seen) < 4 and time.time() < deadline:
+            out = p.stdout.readline()
+            if not out:
+                break
+            m = re.match(r"^\[pod/(k8s-logs-\d)/(web|side)\] \S+ \S+ tick \d+$", out.rstrip("\n"))
+            self.assertTrue(m, out)
+            seen.add((m[1], m[2]))
+        self.assertEqual(len(seen), 4, "ticks from every container of every pod")
+        p.send_signal(signal.SIGINT)
+        try:
+            rest, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            self.fail("gedge svc logs --follow did not stop on SIGINT")
+        self.assertEqual(p.returncode, 130, err)
+        self.assertTrue(all(x.startswith("[pod/") for x in rest.splitlines()), rest)
 
     def test_viewer_token_cannot_deploy(self):
         r = self.run_gedge("cluster", "register", "kv", "--kubeconfig",

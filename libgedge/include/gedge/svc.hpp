@@ -239,13 +239,23 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
 
 struct LogsRequest {
   std::string name, cluster;
-  std::optional<int> replica;
-  int tail = -1;  // all
+  std::optional<int> replica;  // container hosts: the replica number
+  std::string pod;             // Kubernetes: only this pod (--replica POD)
+  std::string container;       // Kubernetes: only this container (default: every container)
+  int tail = -1;               // all
+  std::optional<long> since_s;  // only lines newer than this many seconds
   bool follow = false;
   double ssh_timeout_s = 30;
 };
+// A duration as kubectl takes it ("30s", "5m", "2h", "1h30m"; at least 1 s) in seconds; usage
+// naming `what` otherwise.
+Result<long> parse_duration_s(const std::string& text, const std::string& what);
+
 // Container-host services: `podman logs` of each replica, prefixed "[<replica> <device>] ".
-// `sink` receives the text as it arrives (follow streams until Ctrl-C).
+// Kubernetes services: the pod log API for every container of every pod of the service, prefixed
+// "[pod/POD/CONTAINER] " when there are several (as `kubectl logs -l app=NAME --prefix`), all
+// streams followed at once with --follow.
+// `sink` receives the text as it arrives, whole lines (follow streams until Ctrl-C).
 Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
                   const std::function<void(std::string_view)>& sink);
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cctype>
 #include <cmath>
 
 #include "deploy_internal.hpp"
@@ -305,13 +306,40 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
   return detail::status_hosts(inv, paths, rec, ssh_timeout_s);
 }
 
+Result<long> parse_duration_s(const std::string& text, const std::string& what) {
+  auto bad = [&] {
+    return fail(ErrorCode::usage, fmt::format("{} '{}' is not a duration", what, text), "use e.g. 30s, 5m, 2h or 1h30m");
+  };
+  long total = 0;
+  std::size_t i = 0;
+  if (text.empty()) return bad();
+  while (i < text.size()) {
+    std::size_t j = i;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+    if (j == i || j == text.size() || j - i > 9) return bad();
+    long n = std::stol(text.substr(i, j - i));
+    char unit = text[j];
+    long mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 0;
+    if (!mult) return bad();
+    total += n * mult;
+    if (total > 10L * 365 * 86400) return bad();
+    i = j + 1;
+  }
+  if (total < 1) return bad();
+  return total;
+}
+
 Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
                   const std::function<void(std::string_view)>& sink) {
   GEDGE_TRY_ASSIGN(auto rec, find_service(inv, req.name, req.cluster));
   GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, rec.cluster));
-  if (cl.kind == "kubernetes")
-    return fail(ErrorCode::usage, "svc logs reads container-host services; this one runs on Kubernetes",
-                fmt::format("use: kubectl --kubeconfig {} logs -n {} -l app={}", cl.kubeconfig, rec.namespace_, rec.name));
+  if (cl.kind == "kubernetes") return detail::logs_kube(cl, rec, req, sink);
+  if (!req.container.empty())
+    return fail(ErrorCode::usage, "--container picks a container of a Kubernetes pod; this service runs on container hosts",
+                "pick a replica with --replica N");
+  if (!req.pod.empty() && !req.replica)
+    return fail(ErrorCode::usage, fmt::format("on container hosts --replica is a replica number, not '{}'", req.pod),
+                fmt::format("see 'gedge svc status {}'", rec.name));
   return detail::logs_hosts(inv, paths, rec, req, sink);
 }
 

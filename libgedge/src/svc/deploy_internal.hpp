@@ -72,6 +72,8 @@ Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord&
                         const std::function<void(std::string_view)>& sink);
 Result<nlohmann::json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
                                     const ServiceRecord& rec, double ssh_timeout_s, Reporter& rep);
+Result<void> logs_kube(const ClusterInfo& cl, const ServiceRecord& rec, const LogsRequest& req,
+                       const std::function<void(std::string_view)>& sink);
 Result<nlohmann::json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec);
 // Average CPU use of the service's replicas as a percentage of their CPU request (or of one
 // core when none), from `podman top` (%CPU over each process lifetime); nullopt when no replica reported.

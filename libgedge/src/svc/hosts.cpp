@@ -873,6 +873,7 @@ Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord&
     if (d->down) return std::unexpected(*d->down);
     std::vector<std::string> args{"podman", "logs"};
     if (req.tail >= 0) args.insert(args.end(), {"--tail", std::to_string(req.tail)});
+    if (req.since_s) args.insert(args.end(), {"--since", fmt::format("{}s", *req.since_s)});
     if (req.follow) args.push_back("--follow");
     args.push_back(fmt::format("gedge-{}-{}", rec.name, r));
     std::string prefix = where.size() > 1 ? fmt::format("[{} {}] ", r, dev) : "";

@@ -2,9 +2,11 @@
 // conflicts reported unless forced; --dry-run sends dryRun=All), then a wait for the Deployment
 // to be available. Credentials stay in the registered kubeconfig.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "deploy_internal.hpp"
@@ -274,10 +276,16 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
   return out;
 }
 
-Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
-  (void)inv;
-  GEDGE_TRY_ASSIGN(auto client, client_for(cl));
-  StatusOutcome out;
+namespace {
+
+// The service's workload (absent: not_found kept in the Result) and its pods.
+struct Workload {
+  std::string kind;
+  Result<json> obj;
+  json pods = json::array();
+};
+
+Result<Workload> workload_of(k8s::Client& client, const ServiceRecord& rec) {
   std::string gv = "apps/v1", kind = "Deployment", selector = "app=" + rec.name;
   bool manifest = rec.spec.value("kind", "") == "Manifest";
   if (manifest) {
@@ -293,9 +301,7 @@ Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const S
     for (auto it = ml.begin(); it != ml.end(); ++it)
       if (it.value().is_string()) selector += (selector.empty() ? "" : ",") + it.key() + "=" + it.value().get<std::string>();
   }
-  json d = json::object();
-  if (dep) d = dep->value("status", json::object());
-  else if (dep.error().code != ErrorCode::not_found) return std::unexpected(dep.error());
+  if (!dep && dep.error().code != ErrorCode::not_found) return std::unexpected(dep.error());
   json items = json::array();
   if (manifest && kind == "Pod") {
     if (dep) items.push_back(*dep);
@@ -303,6 +309,20 @@ Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const S
     GEDGE_TRY_ASSIGN(auto pods, client.list("v1", "Pod", rec.namespace_, selector));
     items = pods.value("items", json::array());
   }
+  return Workload{kind, std::move(dep), std::move(items)};
+}
+
+}  // namespace
+
+Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
+  (void)inv;
+  GEDGE_TRY_ASSIGN(auto client, client_for(cl));
+  StatusOutcome out;
+  GEDGE_TRY_ASSIGN(auto w, workload_of(client, rec));
+  const std::string& kind = w.kind;
+  const auto& dep = w.obj;
+  const json& items = w.pods;
+  json d = dep ? dep->value("status", json::object()) : json::object();
   json replicas = json::array();
   for (const auto& p : items) {
     int restarts = 0;
@@ -328,6 +348,96 @@ Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const S
                                     rec.namespace_, rec.name),
                         "deploy it again, or forget it with 'gedge svc rm'"};
   return out;
+}
+
+Result<void> logs_kube(const ClusterInfo& cl, const ServiceRecord& rec, const LogsRequest& req,
+                       const std::function<void(std::string_view)>& sink) {
+  GEDGE_TRY_ASSIGN(auto client, client_for(cl));
+  GEDGE_TRY_ASSIGN(auto w, workload_of(client, rec));
+  struct Stream {
+    std::string pod, container, path, prefix;
+  };
+  std::vector<Stream> streams;
+  std::vector<std::string> names;
+  for (const auto& p : w.pods) {
+    std::string pod = p["metadata"].value("name", "");
+    names.push_back(pod);
+    if (!req.pod.empty() && pod != req.pod) continue;
+    std::vector<std::string> containers;
+    for (const auto& c : p.value("spec", json::object()).value("containers", json::array()))
+      containers.push_back(c.value("name", ""));
+    if (!req.container.empty()) {
+      if (std::find(containers.begin(), containers.end(), req.container) == containers.end())
+        return fail(ErrorCode::not_found, fmt::format("pod {} has no container '{}' (it has: {})", pod, req.container,
+                                                      fmt::join(containers, ", ")));
+      containers = {req.container};
+    }
+    for (const auto& c : containers) {
+      std::string path = fmt::format("/api/v1/namespaces/{}/pods/{}/log?container={}", k8s::url_escape(rec.namespace_),
+                                     k8s::url_escape(pod), k8s::url_escape(c));
+      if (req.tail >= 0) path += fmt::format("&tailLines={}", req.tail);
+      if (req.since_s) path += fmt::format("&sinceSeconds={}", *req.since_s);
+      if (req.follow) path += "&follow=true";
+      streams.push_back({pod, c, path, ""});
+    }
+  }
+  if (streams.empty()) {
+    if (!req.pod.empty())
+      return fail(ErrorCode::not_found, fmt::format("service '{}' has no pod '{}'", rec.name, req.pod),
+                  names.empty() ? "it has no pods now" : fmt::format("its pods: {}", fmt::join(names, ", ")));
+    return fail(ErrorCode::not_found, fmt::format("service '{}' has no pods in {} on cluster '{}'", rec.name,
+                                                  rec.namespace_, cl.name),
+                "see 'gedge svc status'");
+  }
+  constexpr std::size_t kMaxFollow = 16;
+  if (req.follow && streams.size() > kMaxFollow)
+    return fail(ErrorCode::usage, fmt::format("--follow would open {} log streams (at most {})", streams.size(), kMaxFollow),
+                "pick one pod with --replica POD or one container with --container C");
+  if (streams.size() > 1)
+    for (auto& st : streams) st.prefix = fmt::format("[pod/{}/{}] ", st.pod, st.container);
+
+  std::mutex mu;  // one writer at a time, whole lines
+  auto run = [&](k8s::Client& c, const Stream& st) -> Result<void> {
+    std::string pending;
+    auto r = c.stream(st.path, [&](std::string_view chunk) {
+      pending.append(chunk);
+      std::size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        std::lock_guard lk(mu);
+        sink(st.prefix + pending.substr(0, nl + 1));
+        pending.erase(0, nl + 1);
+      }
+      return true;
+    });
+    if (!pending.empty()) {
+      std::lock_guard lk(mu);
+      sink(st.prefix + pending + "\n");
+    }
+    if (!r) {
+      Error e = r.error();
+      e.message = fmt::format("logs of pod {} container {}: {}", st.pod, st.container, e.message);
+      return std::unexpected(e);
+    }
+    return {};
+  };
+  if (!req.follow || streams.size() == 1) {  // one after the other, as kubectl logs -l
+    for (const auto& st : streams) GEDGE_TRY(run(client, st));
+    return {};
+  }
+  // --follow: every stream at once, each with its own client (a Client is not thread-safe).
+  std::vector<std::optional<Error>> errors(streams.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < streams.size(); ++i)
+    threads.emplace_back([&, i] {
+      auto c = client_for(cl);
+      auto r = c ? run(*c, streams[i]) : Result<void>(std::unexpected(c.error()));
+      if (!r) errors[i] = r.error();
+    });
+  for (auto& t : threads) t.join();
+  if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+  for (const auto& e : errors)
+    if (e) return std::unexpected(*e);
+  return {};
 }
 
 Result<json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec) {
