@@ -374,6 +374,42 @@ class DeviceTest(GedgeTest):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(self.gedge_json("device", "show", "h8")["host_key"]["fingerprint"], new_fp)
 
+    def test_host_key_pins_are_per_address(self):
+        """Issue 16 item 5: --accept-new trusted per device name. A new name at an address pinned by
+        another device must present that device's key (a different one is exit 6, whatever the
+        name), and the shared known_hosts line lives until the last device at the address goes."""
+        kh_file = os.path.join(self.home, "known_hosts")
+        h1 = self.lab_host("h1")
+        self.add_ok("h1")
+        # a second name for the same machine (--force: it takes the device token over)
+        self.add_ok("h1-alias", "h1", "--force", pin=False)
+        marker = h1["address"] if h1["port"] == 22 else f"[{h1['address']}]:{h1['port']}"
+        lines = [l for l in self.read(kh_file).splitlines() if l.split(" ")[0] == marker]
+        self.assertEqual(len(lines), 1, lines)
+        self.gedge_json("device", "rm", "h1-alias", "--yes")
+        self.assertIn(lines[0], self.read(kh_file).splitlines(), "removing one device dropped the other's line")
+        self.assertEqual(self.run_gedge("device", "check", "h1", "-o", "json").json["results"][0]["status"],
+                         "token_mismatch")  # the alias took the token over; the host key still verifies
+        self.gedge_json("device", "rm", "h1", "--yes")
+        self.assertNotIn(marker, [l.split(" ")[0] for l in self.read(kh_file).splitlines()])
+
+        # h8 is pinned; then another machine (new host key, no device token) answers at its address
+        self.add_ok("h8")
+        pinned = self.read(kh_file)
+        old_token = self.ssh_host("h8", "cat ~/.config/gedge/device-token").strip()
+        self.addCleanup(self.ssh_host, "h8", f"printf '%s\\n' {old_token} > ~/.config/gedge/device-token",
+                        check=False)
+        self.fault("h8", "rekey")
+        self.ssh_host("h8", "rm -f ~/.config/gedge/device-token")
+        r = self.add("impostor", "h8", "--accept-new", pin=False)
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("pinned by device 'h8'", r.err_json["message"])
+        self.assertIn("gedge device rekey h8", r.err_json["hint"])
+        r = self.add("impostor", "h8")  # --host-key with the new key: still not this address's pin
+        self.assertEqual(r.rc, 6, r)
+        self.assertEqual(self.read(kh_file), pinned)
+        self.assertEqual([d["name"] for d in self.gedge_json("device", "ls")], ["h8"])
+
     # --- concurrency ---------------------------------------------------------------------
     def test_eight_concurrent_adds_lose_nothing(self):
         names = ["h1", "h2", "h3", "h4", "h5", "edge1", "edge2", "edge3"]

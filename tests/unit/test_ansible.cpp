@@ -442,3 +442,14 @@ TEST_CASE("the Grafana dashboard follows Grafana's dashboard schema") {
   CHECK(uses("node_memory_MemAvailable_bytes"));
   CHECK(uses("node_filesystem_avail_bytes"));
 }
+
+TEST_CASE("a fetched kubeconfig is pointed at the server in one pass, even when it is 127.0.0.1") {
+  // The server at 127.0.0.1 (behind an SSH tunnel) made the old loop replace it with itself for ever.
+  std::string kc = "clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\n";
+  CHECK(ansible::point_kubeconfig_at(kc, "127.0.0.1") == kc);
+  CHECK(ansible::point_kubeconfig_at(kc, "10.213.0.5") ==
+        "clusters:\n- cluster:\n    server: https://10.213.0.5:6443\n  name: default\n");
+  CHECK(ansible::point_kubeconfig_at(kc, "fd00::5").find("server: https://[fd00::5]:6443\n") != std::string::npos);
+  CHECK(ansible::point_kubeconfig_at("a https://127.0.0.1:1 b https://127.0.0.1:2", "h") == "a https://h:1 b https://h:2");
+  CHECK(ansible::point_kubeconfig_at("no server here", "h") == "no server here");
+}

@@ -47,6 +47,11 @@ std::string render_inventory(const InventorySpec& spec);
 // word splitting and %-token expansion both give back exactly PATH.
 std::string ssh_file_option(const std::string& option, const std::string& path);
 
+// A k3s/kubeadm kubeconfig fetched from the server names it https://127.0.0.1:PORT; every such
+// server URL is pointed at `host` (an IPv6 literal bracketed), in one pass (host may itself be
+// 127.0.0.1, e.g. behind an SSH tunnel).
+std::string point_kubeconfig_at(std::string_view text, const std::string& host);
+
 // The known_hosts marker OpenSSH looks up for host:port ("h" for 22, "[h]:p" otherwise).
 std::string known_hosts_marker(const std::string& host, int port);
 

@@ -21,6 +21,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// "https://HOST:PORT" with an IPv6 literal in brackets.
+std::string server_url(const std::string& host, int port) {
+  bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  return fmt::format("https://{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
+}  // namespace
+
+namespace {
+
 const std::vector<std::string> kProfiles = {"containers", "k3s", "k8s"};
 
 struct HostState {
@@ -408,6 +418,17 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
 
   if (!req.dry_run) {
     std::string at = now_rfc3339();
+    // k3s/k8s: point the fetched kubeconfig at the server's address, before (not while) holding
+    // the database's write lock.
+    std::string server_host;
+    bool kubeconfig_ready = false;
+    if (req.profile != "containers" && fs::exists(kubeconfig_dest)) {
+      ::chmod(kubeconfig_dest.c_str(), 0600);
+      server_host = rows.count(vars.value("gedge_server", "")) ? rows[vars.value("gedge_server", "")].host : "";
+      if (auto text = read_file(kubeconfig_dest); text && !server_host.empty())
+        GEDGE_TRY(write_file_atomic(kubeconfig_dest, ansible::point_kubeconfig_at(*text, server_host), 0600));
+      kubeconfig_ready = true;
+    }
     GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
       for (const auto& t : targets) {
         const auto& s = hs[t];
@@ -434,18 +455,10 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
       std::string cstate = ready == static_cast<int>(ms.size()) ? "ready" : (ready == 0 ? "failed" : "partial");
       GEDGE_TRY(tx.exec("UPDATE clusters SET state = ?, updated_at = ? WHERE name = ?", {cstate, at, req.name}));
       result["state"] = cstate;
-      // k3s/k8s: the fetched kubeconfig becomes the cluster's Kubernetes endpoint.
-      if (req.profile != "containers" && fs::exists(kubeconfig_dest)) {
-        ::chmod(kubeconfig_dest.c_str(), 0600);
-        auto server_host = rows.count(vars.value("gedge_server", "")) ? rows[vars.value("gedge_server", "")].host : "";
-        if (auto text = read_file(kubeconfig_dest); text && !server_host.empty()) {
-          std::string t = *text;
-          for (size_t p; (p = t.find("https://127.0.0.1:")) != std::string::npos;)
-            t.replace(p, 17, "https://" + server_host);
-          GEDGE_TRY(write_file_atomic(kubeconfig_dest, t, 0600));
-        }
+      // k3s/k8s: the fetched kubeconfig (rewritten above) becomes the cluster's Kubernetes endpoint.
+      if (kubeconfig_ready) {
         GEDGE_TRY(tx.exec("UPDATE clusters SET kubeconfig = ?, api_server = ? WHERE name = ?",
-                          {kubeconfig_dest.string(), fmt::format("https://{}:6443", server_host), req.name}));
+                          {kubeconfig_dest.string(), server_url(server_host, 6443), req.name}));
         result["kubeconfig"] = kubeconfig_dest.string();
       }
       return {};

@@ -9,6 +9,22 @@
 
 namespace gedge::ansible {
 
+std::string point_kubeconfig_at(std::string_view text, const std::string& host) {
+  static constexpr std::string_view kLoopback = "https://127.0.0.1:";
+  bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  std::string base = fmt::format("https://{}{}{}:", v6 ? "[" : "", host, v6 ? "]" : "");
+  // One pass, left to right: the replacement is never searched again (a server at 127.0.0.1
+  // looped for ever here, holding the database's write lock).
+  std::string out;
+  std::size_t from = 0;
+  for (std::size_t p; (p = text.find(kLoopback, from)) != std::string_view::npos; from = p + kLoopback.size()) {
+    out.append(text.substr(from, p - from));
+    out += base;
+  }
+  out.append(text.substr(from));
+  return out;
+}
+
 std::string known_hosts_marker(const std::string& host, int port) {
   return (port == 0 || port == 22) ? host : fmt::format("[{}]:{}", host, port);
 }

@@ -125,6 +125,38 @@ printf '%s\n' "$1" >> "$f"
 echo added
 )SH";
 
+struct AddressPin {
+  std::string device;
+  HostKey key;
+};
+
+// The host key pinned at host:port by a device other than `except` (all devices there share it).
+Result<std::optional<AddressPin>> address_pin(Inventory& inv, const std::string& host, int port,
+                                              const std::string& except) {
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host_key_type, host_key_fp FROM devices WHERE host = ? AND "
+                                        "port = ? AND name <> ? AND host_key_fp IS NOT NULL AND host_key_fp <> '' "
+                                        "ORDER BY name LIMIT 1",
+                                        {host, int64_t(port), except}));
+  if (rows.empty()) return std::optional<AddressPin>();
+  AddressPin p;
+  p.device = rows[0]["name"].get<std::string>();
+  p.key.type = rows[0]["host_key_type"].is_string() ? rows[0]["host_key_type"].get<std::string>() : "";
+  p.key.fingerprint = rows[0]["host_key_fp"].get<std::string>();
+  return std::optional<AddressPin>(p);
+}
+
+// known_hosts lines are shared by every device at their address: one is removed only when no
+// device is registered there any more.
+Result<void> release_known_host(Inventory& inv, const Paths& paths, const SshTarget& at) {
+  int port = at.port ? at.port : 22;
+  GEDGE_TRY_ASSIGN(auto left, inv.query("SELECT count(*) AS n FROM devices WHERE host = ? AND port = ?",
+                                        {at.host, int64_t(port)}));
+  if (!left.empty() && left[0]["n"].get<int64_t>() > 0) return {};
+  SshTarget kh = at;
+  kh.port = port;
+  return known_hosts_update(paths.known_hosts, kh, "");
+}
+
 std::string labels_text(const std::map<std::string, std::string>& labels) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : labels) j[k] = v;
@@ -179,6 +211,19 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   }
   if (!req.host_key.empty()) target.host_key.fingerprint = req.host_key;
 
+  // Host keys are pinned per address: a device already registered at this host:port fixes the
+  // key accepted here, whatever the new name (--accept-new cannot take over an address).
+  GEDGE_TRY_ASSIGN(auto pin, address_pin(inv, req.host, target.port ? target.port : 22, req.name));
+  if (pin) {
+    if (!req.host_key.empty() && req.host_key != pin->key.fingerprint)
+      return fail(ErrorCode::host_key,
+                  fmt::format("{}:{} is pinned with host key {} by device '{}'; --host-key {} differs", req.host,
+                              target.port ? target.port : 22, pin->key.fingerprint, pin->device, req.host_key),
+                  fmt::format("if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
+                              pin->device));
+    if (target.host_key.fingerprint.empty()) target.host_key = pin->key;
+  }
+
   SshOptions opts = default_ssh_options(paths, req.timeout_s);
   opts.accept_new = req.accept_new;
   opts.confirm_new_key = req.confirm_new_key;
@@ -186,6 +231,15 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
 
   auto connect = [&](const SshOptions& o) -> Result<std::unique_ptr<SshSession>> {
     auto s = SshSession::connect(target, o);
+    if (!s && pin && !pinned_by_flag && s.error().code == ErrorCode::host_key) {
+      Error e = s.error();
+      e.message = fmt::format("{}:{} is pinned by device '{}': {}", req.host, target.port ? target.port : 22,
+                              pin->device, e.message);
+      e.hint = fmt::format("a new name does not make a different key trusted; if the machine was reinstalled, "
+                           "verify its new key and run 'gedge device rekey {}'",
+                           pin->device);
+      return std::unexpected(e);
+    }
     if (!s && pinned_by_flag && s.error().code == ErrorCode::host_key) {
       Error e = s.error();
       e.message = fmt::format("host key of {}:{} does not match --host-key: {}", req.host,
@@ -282,6 +336,14 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   std::string labels = labels_text(req.labels);
   bool changed = true;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    // The port may come from ssh_config, and another process may have pinned the address meanwhile.
+    GEDGE_TRY_ASSIGN(auto now_pin, address_pin(db, req.host, port, req.name));
+    if (now_pin && now_pin->key.fingerprint != hk.fingerprint)
+      return fail(ErrorCode::host_key,
+                  fmt::format("{}:{} is pinned with host key {} by device '{}'; the device presented {}", req.host,
+                              port, now_pin->key.fingerprint, now_pin->device, hk.fingerprint),
+                  fmt::format("if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
+                              now_pin->device));
     GEDGE_TRY_ASSIGN(auto cur, db.query("SELECT * FROM devices WHERE name = ?", {req.name}));
     if (!cur.empty()) {
       auto& c = cur.front();
@@ -322,6 +384,11 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   SshTarget kh = target;
   kh.port = port;
   GEDGE_TRY(known_hosts_update(paths.known_hosts, kh, hk.public_key));
+  if (existing) {
+    // --force moved the device: its old address's line goes when no other device is there.
+    SshTarget old = target_of(*existing);
+    if (old.host != req.host || (old.port ? old.port : 22) != port) GEDGE_TRY(release_known_host(inv, paths, old));
+  }
   result.changed = changed;
   GEDGE_TRY_ASSIGN(auto stored, load_device(inv, req.name));
   result.device = device_json(stored);
@@ -397,7 +464,7 @@ Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::st
   SshTarget kh;
   kh.host = removed["host"].get<std::string>();
   kh.port = removed["port"].get<int>();
-  GEDGE_TRY(known_hosts_update(paths.known_hosts, kh, ""));
+  GEDGE_TRY(release_known_host(inv, paths, kh));
   return removed;
 }
 
@@ -421,8 +488,10 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
   sess.reset();
   std::string now = now_rfc3339();
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
-    GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', updated_at=? WHERE name=?",
-                      {plan.new_key.type, plan.new_key.fingerprint, now, plan.name}));
+    // The pin belongs to the address: every device registered at it moves to the new key.
+    GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', updated_at=? "
+                      "WHERE name=? OR (host=? AND port=?)",
+                      {plan.new_key.type, plan.new_key.fingerprint, now, plan.name, t.host, int64_t(row["port"].get<int>())}));
     return {};
   }));
   t.port = row["port"].get<int>();

@@ -385,7 +385,17 @@ Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::stri
   }
   GEDGE_TRY(inv.write([&](Inventory& w) -> Result<void> {
     GEDGE_TRY(w.exec("DELETE FROM services WHERE name = ? AND cluster = ?", {rec.name, rec.cluster}));
-    GEDGE_TRY(w.exec("DELETE FROM pins WHERE owner LIKE ?", {fmt::format("gedge-{}-%", rec.name)}));
+    // Exactly this service's replica pins (owner gedge-NAME-<replica>) on this cluster's devices: a
+    // LIKE 'gedge-web-%' also took web-api's pins and web's on other clusters.
+    std::string prefix = fmt::format("gedge-{}-", rec.name);
+    GEDGE_TRY_ASSIGN(auto pins, w.query("SELECT p.device, p.owner FROM pins p JOIN cluster_members m ON m.device = "
+                                        "p.device WHERE m.cluster = ? AND substr(p.owner, 1, ?) = ?",
+                                        {rec.cluster, int64_t(prefix.size()), prefix}));
+    for (const auto& p : pins) {
+      std::string rest = p["owner"].get<std::string>().substr(prefix.size());
+      if (rest.empty() || rest.find_first_not_of("0123456789") != std::string::npos) continue;
+      GEDGE_TRY(w.exec("DELETE FROM pins WHERE device = ? AND owner = ?", {p["device"].get<std::string>(), p["owner"].get<std::string>()}));
+    }
     return {};
   }));
   return out;
