@@ -107,7 +107,7 @@ struct Translator {
       return std::unexpected(refuse("/kind", fmt::format("a {} is not supported", w.kind),
                                     "a Deployment (or a Pod) runs its replicas on the cluster's devices"));
     GEDGE_TRY(only(top, "", {"apiVersion", "kind", "metadata", "spec", "status"}));
-    json doc{{"name", w.name}, {"namespace", w.namespace_.empty() ? "default" : w.namespace_}};
+    json doc{{"name", w.name}};  // the namespace is the pipeline's (hosts_spec)
     if (w.kind != "Pod") {
       const json& sp = top["spec"];
       GEDGE_TRY(only(sp, "/spec", {"replicas", "selector", "template", "strategy", "revisionHistoryLimit",
@@ -218,7 +218,17 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed) {
     if (!d.after.empty() && !(d.after.size() == 1 && d.after[0].empty())) doc["after"] = d.after;
     stages.push_back(std::move(doc));
   }
-  json pipeline{{"apiVersion", "gedge/v1"}, {"kind", "Pipeline"}, {"name", ws[0]->name}, {"stages", stages}};
+  // Container hosts have no namespaces; the one the manifests name is kept on the record. Workloads
+  // in different namespaces would share one record: refused rather than one namespace dropped.
+  auto ns_of = [](const manifest::Object* o) { return o->namespace_.empty() ? std::string("default") : o->namespace_; };
+  for (const auto* w : ws)
+    if (ns_of(w) != ns_of(ws[0]))
+      return fail(ErrorCode::usage,
+                  fmt::format("{}: {} '{}' is in namespace '{}', {} '{}' in '{}'", w->where(), w->kind, w->name, ns_of(w),
+                              ws[0]->kind, ws[0]->name, ns_of(ws[0])),
+                  "on container hosts one manifest deploy is one namespace: deploy them separately");
+  json pipeline{{"apiVersion", "gedge/v1"}, {"kind", "Pipeline"}, {"name", ws[0]->name}, {"namespace", ns_of(ws[0])},
+                {"stages", stages}};
   auto out = parse_spec(pipeline.dump(), spec.manifest.path);
   if (!out) {
     Error e = out.error();
