@@ -157,46 +157,35 @@ std::string fmt_ms(const nlohmann::json& v) { return v.is_number() ? fmt::format
 
 // The table view of a placement: one row per stage, the E2E and (with --explain) the per-stage
 // feasibility summary and the top-k candidates in the footer.
+// One stage's line of an explanation: "2/6 nodes fit stage 'infer': 3 insufficient gpu, 1 not ready".
+std::string fit_line(const nlohmann::json& st) {
+  std::string s = fmt::format("{}/{} nodes fit stage '{}'", st["fit"].get<int>(), st["total"].get<int>(),
+                              st["stage"].get<std::string>());
+  bool first = true;
+  for (const auto& r : st["rejected_by"]) {
+    s += fmt::format("{} {} {}", first ? ":" : ",", r["nodes"].get<int>(), r["reason"].get<std::string>());
+    first = false;
+  }
+  return s;
+}
+
+// The table view of a placement: one row per stage, the E2E and (with --explain) each stage's
+// feasibility line and its top-k ranked candidates, rendered from the JSON's "explain".
 View placement_view(const sched::Placement& p, const nlohmann::json& data, bool explain, int top) {
   std::string footer = fmt::format("e2e {} ms (policy {}{})", fmt_ms(data["e2e_ms"]), sched::policy_name(p.policy),
                                    p.method.empty() ? "" : ", method " + p.method);
   if (!p.e2e_note.empty()) footer += "\nnote: " + p.e2e_note;
-  if (explain) {
-    std::map<std::string, std::size_t> total, feas;
-    for (const auto& c : p.candidates) total[c.stage];
-    for (const auto& sp : p.placements) {
-      std::set<std::string> nodes;
-      for (const auto& c : p.candidates)
-        if (c.stage == sp.stage) nodes.insert(c.cluster + "/" + c.node);
-      std::vector<sched::Rejection> mine;
-      std::set<std::string> rejected_nodes;
-      for (const auto& r : p.rejected)
-        if (r.stage == sp.stage && rejected_nodes.insert(r.cluster + "/" + r.node).second) mine.push_back(r);
-      footer += "\n" + fmt::format("{}", [&] {
-        std::map<std::string, int> counts;
-        for (const auto& r : mine) ++counts[r.reason];
-        std::vector<std::pair<std::string, int>> v(counts.begin(), counts.end());
-        std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
-        std::string s = fmt::format("{}/{} nodes fit stage '{}'", nodes.size(), nodes.size() + rejected_nodes.size(), sp.stage);
-        for (std::size_t i = 0; i < v.size(); ++i) s += fmt::format("{} {} {}", i == 0 ? ":" : ",", v[i].second, v[i].first);
-        return s;
-      }());
-      std::vector<const sched::Candidate*> cands;
-      for (const auto& c : p.candidates)
-        if (c.stage == sp.stage) cands.push_back(&c);
-      bool lower_better = p.policy == sched::Policy::pipeline;
-      std::stable_sort(cands.begin(), cands.end(), [&](auto* a, auto* b) {
-        if (p.policy == sched::Policy::low_latency && a->terms.contains("rtt_ms") && b->terms.contains("rtt_ms") &&
-            a->terms["rtt_ms"] != b->terms["rtt_ms"])
-          return a->terms["rtt_ms"].template get<double>() < b->terms["rtt_ms"].template get<double>();
-        if (a->score != b->score) return lower_better ? a->score < b->score : a->score > b->score;
-        return a->cluster + "/" + a->node < b->cluster + "/" + b->node;
-      });
-      for (std::size_t i = 0; i < cands.size() && static_cast<int>(i) < top; ++i) {
+  if (explain && data.contains("explain")) {
+    for (const auto& st : data["explain"]["stages"]) {
+      footer += "\n" + fit_line(st);
+      int i = 0;
+      for (const auto& c : st["ranking"]) {
+        if (i >= top) break;
         std::string terms;
-        for (auto it = cands[i]->terms.begin(); it != cands[i]->terms.end(); ++it)
+        for (auto it = c["terms"].begin(); it != c["terms"].end(); ++it)
           terms += fmt::format(" {}={}", it.key(), it.value().is_number_float() ? fmt_ms(it.value()) : it.value().dump());
-        footer += fmt::format("\n  #{} {}/{} score={:.3f}{}", i + 1, cands[i]->cluster, cands[i]->node, cands[i]->score, terms);
+        footer += fmt::format("\n  #{} {}/{} score={:.3f}{}", ++i, c["cluster"].get<std::string>(), c["node"].get<std::string>(),
+                              c["score"].get<double>(), terms);
       }
     }
   }
@@ -276,7 +265,22 @@ void register_sched(CLI::App& app, Ctx& ctx) {
     GEDGE_TRY_ASSIGN(auto wl, sched::workload_from(in));
     GEDGE_TRY_ASSIGN(auto req, request_of(pf));
     GEDGE_TRY_ASSIGN(auto world, load_world(ctx, pf.state));
-    GEDGE_TRY_ASSIGN(auto p, sched::place(world, wl, req));
+    auto placed = sched::place(world, wl, req);
+    if (!placed && placed.error().code == ErrorCode::failure && pf.explain) {
+      // Nothing fits: exactly when the operator needs the explanation, every node's every reason.
+      auto why = sched::explain_unplaced(world, wl, req);
+      std::string footer;
+      for (const auto& st : why["stages"]) footer += (footer.empty() ? "" : "\n") + fit_line(st);
+      nlohmann::json rows = nlohmann::json::array();
+      for (const auto& st : why["stages"])
+        for (const auto& n : st["nodes"])
+          rows.push_back({{"stage", st["stage"]}, {"cluster", n["cluster"]}, {"node", n["node"]}, {"fits", n["fits"]},
+                          {"reasons", n["reasons"]}});
+      View v{why, {{"stage", "/stage"}, {"cluster", "/cluster"}, {"node", "/node"}, {"fits", "/fits"}, {"reasons", "/reasons"}},
+             "", footer};
+      return Outcome{std::move(v).with_rows(rows), placed.error(), std::nullopt};
+    }
+    GEDGE_TRY_ASSIGN(auto p, std::move(placed));
     auto data = sched::to_json(p);
     if (apply) {
       // Every stage must land on one cluster: the one --cluster names, or the only one used.

@@ -225,6 +225,39 @@ class SchedTest(GedgeTest):
         self.assertIn("nodes fit stage 'infer'", t.stdout)
         self.assertIn("1 not ready", t.stdout)
 
+    def test_explain_ranking_is_data(self):
+        r = self.place(self.web, "--state", self.state, "--policy", "least-allocated", "--explain")
+        self.assertEqual(r.rc, 0, r)
+        (st,) = r.json["explain"]["stages"]
+        self.assertEqual((st["stage"], st["fit"], st["total"]), ("web", 4, 6))  # n2 has 0.5 cpu free, n3 is down
+        self.assertEqual(st["rejected_by"], [{"reason": "insufficient cpu", "nodes": 1}, {"reason": "not ready", "nodes": 1}])
+        self.assertEqual(len(st["ranking"]), 4)
+        scores = [c["score"] for c in st["ranking"]]
+        self.assertEqual(scores, sorted(scores, reverse=True), "least-allocated ranks the emptiest first")
+        self.assertEqual((st["ranking"][0]["cluster"], st["ranking"][0]["node"]),
+                         (r.json["placements"][0]["cluster"], r.json["placements"][0]["node"]))
+        r = self.place(self.web, "--state", self.state, "--policy", "low-latency", "--from", "cam-1", "--explain")
+        rtts = [c["terms"]["rtt_ms"] for c in r.json["explain"]["stages"][0]["ranking"]]
+        self.assertEqual(rtts, sorted(rtts), "low-latency ranks the nearest first")
+
+    def test_explain_when_nothing_fits_names_every_failing_filter(self):
+        r = self.place(self.huge, "--state", self.state, "--policy", "least-allocated", "--explain")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("0/6 nodes fit stage 'huge'", r.err_json["message"])
+        self.assertIsNotNone(r.json, "the explanation is printed, on stdout, when nothing fits")
+        self.assertFalse(r.json["placed"])
+        (st,) = r.json["stages"]
+        self.assertEqual((st["fit"], st["total"]), (0, 6))
+        nodes = {(n["cluster"], n["node"]): n["reasons"] for n in st["nodes"]}
+        self.assertEqual(len(nodes), 6)
+        # n3 is not ready AND too small: both named (the placement itself stops at the first)
+        self.assertEqual(nodes[("edge-a", "n3")], ["not ready", "insufficient cpu"])
+        self.assertEqual(nodes[("cloud", "c2")], ["insufficient cpu"])
+        t = self.run_gedge("sched", "place", self.huge, "--state", self.state, "--policy", "least-allocated", "--explain")
+        self.assertEqual(t.rc, 1)
+        self.assertIn("0/6 nodes fit stage 'huge'", t.stdout)
+        self.assertRegex(t.stdout, r"edge-a +n3 +false +not ready,insufficient cpu")
+
     # --- bad input ------------------------------------------------------------------
     def test_fits_nowhere_exits_1_with_summary(self):
         r = self.place(self.huge, "--state", self.state, "--policy", "least-allocated")

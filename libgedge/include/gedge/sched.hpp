@@ -260,8 +260,19 @@ Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(
 // Adds a placement's requests to the world's allocated capacity (online placement).
 void commit(World& w, const Workload& wl, const Placement& p);
 
-// The machine-readable shape of a placement (`sched place -o json`).
+// The machine-readable shape of a placement (`sched place -o json`); with Request::explain it
+// carries "explain" (explain_json).
 nlohmann::json to_json(const Placement& p);
+
+// --explain of a placement: per stage {stage, fit, total, rejected_by: [{reason, nodes}],
+// ranking: the feasible candidates in the policy's order, best first}.
+nlohmann::json explain_json(const Placement& p);
+// --explain when nothing fits: per stage every node with every failing filter (not only the
+// first), {stage, fit, total, rejected_by, nodes: [{cluster, node, fits, reasons}]}, each stage
+// against the world's free capacity on its own.
+nlohmann::json explain_unplaced(const World& w, const Workload& wl, const Request& req);
+// Every filter node `n` fails for stage `s` under `alloc` (empty: it fits).
+std::vector<std::string> all_reasons(const Stage& s, const Node& n, const Resources& alloc);
 
 // ---------------------------------------------------------------------------------------------
 // The durable request queue (SQLite table sched_requests). GS-Scheduler's lifecycle:

@@ -433,6 +433,7 @@ json to_json(const Placement& p) {
       cands.push_back({{"stage", c.stage}, {"cluster", c.cluster}, {"node", c.node}, {"score", num(c.score)}, {"terms", terms}});
     }
     out["candidates"] = cands;
+    out["explain"] = explain_json(p);
   }
   if (!p.summary.empty()) out["summary"] = p.summary;
   return out;

@@ -1,0 +1,131 @@
+// --explain in data, not only in a table footer: per stage the feasibility counts, every node's
+// every failing filter, and the feasible candidates ranked as the policy ranks them. The table
+// renders this JSON; `-o json` carries it; a request that fits nowhere is explained too.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "sched_internal.hpp"
+
+namespace gedge::sched {
+
+using nlohmann::json;
+using namespace detail;
+
+namespace {
+
+// Every resource a variant is short of (the placement stops at the first; an operator wants all).
+void shortfalls(const Node& n, const Resources& alloc, const Resources& need, std::vector<std::string>& out) {
+  constexpr double eps = 1e-9;
+  if (alloc.cpu + need.cpu > n.capacity.cpu + eps) out.emplace_back(why_text(Why::cpu));
+  if (alloc.memory + need.memory > n.capacity.memory + eps) out.emplace_back(why_text(Why::memory));
+  if (alloc.gpu + need.gpu > n.capacity.gpu + eps) out.emplace_back(why_text(Why::gpu));
+}
+
+// Rounded to 1e-3 as to_json rounds, so the JSON is stable.
+json rounded(double d) { return std::round(d * 1000.0) / 1000.0; }
+json rounded_terms(const json& terms) {
+  json out = json::object();
+  for (auto it = terms.begin(); it != terms.end(); ++it)
+    out[it.key()] = it.value().is_number() ? rounded(it.value().get<double>()) : it.value();
+  return out;
+}
+
+json counts_of(const std::map<std::string, int>& counts) {
+  std::vector<std::pair<std::string, int>> v(counts.begin(), counts.end());
+  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  json out = json::array();
+  for (const auto& [reason, n] : v) out.push_back({{"reason", reason}, {"nodes", n}});
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> all_reasons(const Stage& s, const Node& n, const Resources& alloc) {
+  std::vector<std::string> out;
+  StageFilter f(s);
+  if (!n.ready) out.emplace_back(why_text(Why::not_ready));
+  if (!s.node_selector.empty() && !f.selector_matches(n)) out.emplace_back(why_text(Why::selector));
+  if (!s.affinity.empty() && !f.affinity_matches(n)) out.emplace_back(why_text(Why::affinity));
+  if (!n.taints.empty() && !f.tolerates(n)) out.emplace_back(why_text(Why::taint));
+  // Resources: a {gpu, cpu} stage fits when either variant fits; else its CPU variant's shortfalls.
+  std::vector<std::string> gpu_short, cpu_short;
+  if (s.compute_gpu_ms) {
+    shortfalls(n, alloc, stage_need(s, true), gpu_short);
+    shortfalls(n, alloc, stage_need(s, false), cpu_short);
+    if (!gpu_short.empty() && !cpu_short.empty()) out.insert(out.end(), cpu_short.begin(), cpu_short.end());
+  } else {
+    shortfalls(n, alloc, stage_need(s, false), cpu_short);
+    out.insert(out.end(), cpu_short.begin(), cpu_short.end());
+  }
+  return out;
+}
+
+json explain_unplaced(const World& w, const Workload& wl, const Request& req) {
+  std::set<std::string> in_levels;
+  for (const auto& l : req.levels) in_levels.insert(l.begin(), l.end());
+  json stages = json::array();
+  for (int i : wl.order) {
+    const Stage& s = wl.stages[static_cast<std::size_t>(i)];
+    json nodes = json::array();
+    std::map<std::string, int> counts;
+    int total = 0, fit = 0;
+    for (const auto& c : w.clusters)
+      for (const auto& n : c.nodes) {
+        ++total;
+        std::vector<std::string> why;
+        if (req.policy == Policy::node && c.name + "/" + n.name != req.node) why.emplace_back("not the requested node");
+        if (!in_levels.empty() && !in_levels.contains(c.name)) why.emplace_back("not in --clusters");
+        auto filters = all_reasons(s, n, n.allocated);
+        why.insert(why.end(), filters.begin(), filters.end());
+        fit += why.empty();
+        for (const auto& r : why) ++counts[r];
+        nodes.push_back({{"cluster", c.name}, {"node", n.name}, {"fits", why.empty()}, {"reasons", why}});
+      }
+    stages.push_back({{"stage", s.name},
+                      {"fit", fit},
+                      {"total", total},
+                      {"rejected_by", counts_of(counts)},
+                      {"nodes", nodes}});
+  }
+  return json{{"placed", false}, {"policy", std::string(policy_name(req.policy))}, {"stages", stages}};
+}
+
+json explain_json(const Placement& p) {
+  json stages = json::array();
+  for (const auto& sp : p.placements) {
+    std::set<std::string> fit_nodes, rejected_nodes;
+    std::map<std::string, int> counts;
+    for (const auto& c : p.candidates)
+      if (c.stage == sp.stage) fit_nodes.insert(c.cluster + "/" + c.node);
+    for (const auto& r : p.rejected)
+      if (r.stage == sp.stage && rejected_nodes.insert(r.cluster + "/" + r.node).second) ++counts[r.reason];
+    std::vector<const Candidate*> cands;
+    for (const auto& c : p.candidates)
+      if (c.stage == sp.stage) cands.push_back(&c);
+    // The policy's order: low-latency by RTT, the pipeline by its cost (lower first), the
+    // allocation policies by score (higher first); ties by name.
+    bool lower_better = p.policy == Policy::pipeline;
+    std::stable_sort(cands.begin(), cands.end(), [&](const Candidate* a, const Candidate* b) {
+      if (p.policy == Policy::low_latency && a->terms.contains("rtt_ms") && b->terms.contains("rtt_ms") &&
+          a->terms["rtt_ms"] != b->terms["rtt_ms"])
+        return a->terms["rtt_ms"].get<double>() < b->terms["rtt_ms"].get<double>();
+      if (a->score != b->score) return lower_better ? a->score < b->score : a->score > b->score;
+      return a->cluster + "/" + a->node < b->cluster + "/" + b->node;
+    });
+    json ranking = json::array();
+    for (const auto* c : cands) ranking.push_back(
+          {{"cluster", c->cluster}, {"node", c->node}, {"score", rounded(c->score)}, {"terms", rounded_terms(c->terms)}});
+    stages.push_back({{"stage", sp.stage},
+                      {"fit", fit_nodes.size()},
+                      {"total", fit_nodes.size() + rejected_nodes.size()},
+                      {"rejected_by", counts_of(counts)},
+                      {"ranking", ranking}});
+  }
+  return json{{"placed", true}, {"stages", stages}};
+}
+
+}  // namespace gedge::sched
