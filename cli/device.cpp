@@ -102,11 +102,15 @@ void register_device(CLI::App& app, Ctx& ctx) {
     static bool password_stdin = false;
     auto* cmd = noun->add_subcommand("add", "Register a device: pin its host key, issue a token, collect facts");
     cmd->add_option("name", req.name, "Device name")->required();
-    cmd->add_option("--host", req.host, "Address or ~/.ssh/config alias")->required()->option_text("HOST");
-    cmd->add_option("--port", req.port, "SSH port (default: ~/.ssh/config, else 22)")
+    cmd->add_option("--host", req.host,
+                    "HOST, USER@HOST, HOST:PORT or USER@HOST:PORT; HOST may be an ssh config alias (resolved once "
+                    "with ssh -G: HostName, Port, User, IdentityFile, ProxyJump, IdentityAgent are stored)")
+        ->required()
+        ->option_text("HOST");
+    cmd->add_option("--port", req.port, "SSH port (default: from --host, the ssh config, else 22)")
         ->check(CLI::Range(1, 65535))
         ->option_text("PORT");
-    cmd->add_option("--user", req.user, "Login user (default: ~/.ssh/config, else the local user)")->option_text("USER");
+    cmd->add_option("--user", req.user, "Login user (default: from --host, the ssh config, else the local user)")->option_text("USER");
     cmd->add_option("--identity", req.identity, "Private key file to log in with")->option_text("FILE");
     cmd->add_option("-l,--label", labels, "Label k=v (repeatable)")->option_text("K=V");
     cmd->add_option("--tier", req.tier, "Tier: local, neighbor or cloud")
@@ -124,7 +128,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
                                         "registered under another name");
     examples(cmd, {"gedge device add cam-1 --host 10.0.0.5 --user pi --host-key SHA256:abc...",
                    "gedge device add cam-2 --host cam2.lan --user pi --accept-new --password-file ~/.pw --label site=lab",
-                   "gedge device add gw --host gw-alias --accept-new   # Host gw-alias from ~/.ssh/config"});
+                   "gedge device add gw --host gw-alias --accept-new   # Host gw-alias from ~/.ssh/config",
+                   "gedge --ssh-config ./fleet.sshconfig device add cam-9 --host cam-9 --accept-new   # ProxyJump too",
+                   "gedge device add cam-3 --host pi@10.0.0.7:2222 --host-key SHA256:abc..."});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
@@ -137,6 +143,7 @@ void register_device(CLI::App& app, Ctx& ctx) {
         GEDGE_TRY_ASSIGN(r.password, read_password(password_file, password_stdin));
       }
       r.timeout_s = ctx.g.timeout_s;
+      r.ssh_config = ctx.g.ssh_config;
       if (!r.accept_new && r.host_key.empty() && ctx.stdin_is_tty() && ctx.stderr_is_tty() && !password_stdin) {
         std::string host = r.host;
         r.confirm_new_key = [host](const HostKey& k) {

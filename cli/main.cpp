@@ -49,6 +49,10 @@ void add_globals(CLI::App& app, GlobalOptions& g) {
   app.add_option("--timeout", g.timeout_s, "Timeout for network operations, in seconds")
       ->check(CLI::Range(0.1, 86400.0))
       ->option_text("SECONDS");
+  app.add_option("--ssh-config", g.ssh_config,
+                 "ssh config file that device add/import resolve host aliases with (default ~/.ssh/config)")
+      ->envname("GEDGE_SSH_CONFIG")
+      ->option_text("FILE");
   app.add_option("--parallel", g.parallel, "Maximum concurrent connections")
       ->check(CLI::Range(1, 4096))
       ->option_text("N");

@@ -11,7 +11,7 @@ _gedge() {
       -*) continue ;;
     esac
     case "${COMP_WORDS[i-1]}" in
-      --output|-o|--color|--home|--timeout|--parallel) continue ;;
+      --output|-o|--color|--home|--timeout|--ssh-config|--parallel) continue ;;
     esac
     if _gedge_is_sub "$path" "$w"; then path="${path:+$path }$w"; fi
   done
@@ -23,60 +23,60 @@ _gedge() {
   esac
   local words
   case "$path" in
-    "") words="init device cluster runtime svc sched tune completion version --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster") words="build join leave register ls show status rm export --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster build") words="--help -h --profile --devices --server --monitoring --prometheus-on --registry --smoke-image --artifacts --dry-run --resume --max-fail --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster export") words="--help -h --format --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster join") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster leave") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster ls") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster register") words="--help -h --kubeconfig --context --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster rm") words="--help -h --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster show") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "cluster status") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "completion") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device") words="add ls show rm key rekey check exec --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device add") words="--help -h --host --port --user --identity --label -l --tier --site --host-key --accept-new --password-file --password-stdin --force --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device check") words="--help -h --all --label -l --tier --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device exec") words="--help -h --all --label -l --tier --sudo --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device key") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device ls") words="--help -h --label -l --tier --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device rekey") words="--help -h --host-key --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device rm") words="--help -h --yes -y --force --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "device show") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "init") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime") words="pack ls show verify gc push mounts check --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime check") words="--help -h --device --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime gc") words="--help -h --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime ls") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime mounts") words="--help -h --pvc --sub-path --host-path --root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime pack") words="--help -h --name --component --prefix --level --jobs -j --dry-run --no-cache --keep-special-modes --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime push") words="--help -h --device --cluster --to --root --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime show") words="--help -h --manifest --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "runtime verify") words="--help -h --to --device --root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched") words="place probe submit run ls cancel --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched cancel") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched ls") words="--help -h --state --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched place") words="--help -h --policy --from --state --clusters --node --rank --weights --request --allow-unknown-kinds --explain --top --apply --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched probe") words="--help -h --from --to --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched run") words="--help -h --once --max --retry-now --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "sched submit") words="--help -h --policy --from --state --clusters --node --rank --weights --request --allow-unknown-kinds --priority --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc") words="render deploy ls status logs scale rm catalog autoscale --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc autoscale") words="--help -h --cluster --once --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc catalog") words="--help -h --registry --plain-http --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc deploy") words="--help -h --cluster --allow-unknown-kinds --placement --dry-run --wait --no-wait --timeout --force-conflicts --runtime-root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc logs") words="--help -h --cluster --replica --container --tail --since --follow -f --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc ls") words="--help -h --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc render") words="--help -h --allow-unknown-kinds --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc rm") words="--help -h --cluster --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc scale") words="--help -h --cluster --timeout --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "svc status") words="--help -h --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "tune") words="show plan pin bench --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "tune bench") words="--help -h --cores --cpuset --near --numa --no-smt --exclude --policy --runs --warmup --membind --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "tune pin") words="--help -h --cores --cpuset --near --numa --no-smt --exclude --policy --pid --device --container --membind --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "tune plan") words="--help -h --topology --device --live --cores --cpuset --near --numa --no-smt --exclude --policy --memory --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "tune show") words="--help -h --topology --device --live --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
-    "version") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --parallel --version" ;;
+    "") words="init device cluster runtime svc sched tune completion version --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster") words="build join leave register ls show status rm export --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster build") words="--help -h --profile --devices --server --monitoring --prometheus-on --registry --smoke-image --artifacts --dry-run --resume --max-fail --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster export") words="--help -h --format --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster join") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster leave") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster ls") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster register") words="--help -h --kubeconfig --context --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster rm") words="--help -h --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster show") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster status") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "completion") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device") words="add ls show rm key rekey check exec --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device add") words="--help -h --host --port --user --identity --label -l --tier --site --host-key --accept-new --password-file --password-stdin --force --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device check") words="--help -h --all --label -l --tier --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device exec") words="--help -h --all --label -l --tier --sudo --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device key") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device ls") words="--help -h --label -l --tier --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device rekey") words="--help -h --host-key --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device rm") words="--help -h --yes -y --force --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device show") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "init") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime") words="pack ls show verify gc push mounts check --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime check") words="--help -h --device --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime gc") words="--help -h --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime ls") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime mounts") words="--help -h --pvc --sub-path --host-path --root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime pack") words="--help -h --name --component --prefix --level --jobs -j --dry-run --no-cache --keep-special-modes --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime push") words="--help -h --device --cluster --to --root --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime show") words="--help -h --manifest --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "runtime verify") words="--help -h --to --device --root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "sched") words="place probe submit run ls cancel --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "sched cancel") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "sched ls") words="--help -h --state --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "sched place") words="--help -h --policy --from --state --clusters --node --rank --weights --request --allow-unknown-kinds --explain --top --apply --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "sched probe") words="--help -h --from --to --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "sched run") words="--help -h --once --max --retry-now --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "sched submit") words="--help -h --policy --from --state --clusters --node --rank --weights --request --allow-unknown-kinds --priority --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc") words="render deploy ls status logs scale rm catalog autoscale --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc autoscale") words="--help -h --cluster --once --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc catalog") words="--help -h --registry --plain-http --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc deploy") words="--help -h --cluster --allow-unknown-kinds --placement --dry-run --wait --no-wait --timeout --force-conflicts --runtime-root --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc logs") words="--help -h --cluster --replica --container --tail --since --follow -f --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc ls") words="--help -h --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc render") words="--help -h --allow-unknown-kinds --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc rm") words="--help -h --cluster --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc scale") words="--help -h --cluster --timeout --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "svc status") words="--help -h --cluster --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "tune") words="show plan pin bench --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "tune bench") words="--help -h --cores --cpuset --near --numa --no-smt --exclude --policy --runs --warmup --membind --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "tune pin") words="--help -h --cores --cpuset --near --numa --no-smt --exclude --policy --pid --device --container --membind --dry-run --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "tune plan") words="--help -h --topology --device --live --cores --cpuset --near --numa --no-smt --exclude --policy --memory --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "tune show") words="--help -h --topology --device --live --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "version") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

@@ -20,6 +20,7 @@ complete -c gedge -n "test "(__gedge_path)" = ''" -l verbose
 complete -c gedge -n "test "(__gedge_path)" = ''" -l color
 complete -c gedge -n "test "(__gedge_path)" = ''" -l home
 complete -c gedge -n "test "(__gedge_path)" = ''" -l timeout
+complete -c gedge -n "test "(__gedge_path)" = ''" -l ssh-config
 complete -c gedge -n "test "(__gedge_path)" = ''" -l parallel
 complete -c gedge -n "test "(__gedge_path)" = ''" -l version
 complete -c gedge -n "test "(__gedge_path)" = 'cluster'" -a 'build join leave register ls show status rm export'

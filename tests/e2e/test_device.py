@@ -92,7 +92,7 @@ class DeviceTest(GedgeTest):
         self.assertEqual(row["topology_xml"] is not None, has_lstopo)
         # known_hosts written in GEDGE_HOME
         kh = self.read(os.path.join(self.home, "known_hosts"))
-        self.assertIn(f"{h1['address']} {h1['host_key']}", kh)
+        self.assertIn(f"h1 {h1['host_key']}", kh.splitlines())  # under its HostKeyAlias
 
         # re-add identical: no-op, exit 0
         r = self.add("h1", None, "--label", "site=lab", "--label", "role=cam", "--tier", "local")
@@ -383,15 +383,17 @@ class DeviceTest(GedgeTest):
         self.add_ok("h1")
         # a second name for the same machine (--force: it takes the device token over)
         self.add_ok("h1-alias", "h1", "--force", pin=False)
-        marker = h1["address"] if h1["port"] == 22 else f"[{h1['address']}]:{h1['port']}"
-        lines = [l for l in self.read(kh_file).splitlines() if l.split(" ")[0] == marker]
-        self.assertEqual(len(lines), 1, lines)
+        # each name has its line under its HostKeyAlias, with the address's one key
+        names = lambda: {l.split(" ")[0]: l.split(" ", 1)[1] for l in self.read(kh_file).splitlines()}
+        self.assertEqual(names()["h1"], h1["host_key"])
+        self.assertEqual(names()["h1-alias"], h1["host_key"])
         self.gedge_json("device", "rm", "h1-alias", "--yes")
-        self.assertIn(lines[0], self.read(kh_file).splitlines(), "removing one device dropped the other's line")
+        self.assertNotIn("h1-alias", names())
+        self.assertEqual(names()["h1"], h1["host_key"], "removing one device dropped the other's line")
         self.assertEqual(self.run_gedge("device", "check", "h1", "-o", "json").json["results"][0]["status"],
                          "token_mismatch")  # the alias took the token over; the host key still verifies
         self.gedge_json("device", "rm", "h1", "--yes")
-        self.assertNotIn(marker, [l.split(" ")[0] for l in self.read(kh_file).splitlines()])
+        self.assertNotIn("h1", names())
 
         # h8 is pinned; then another machine (new host key, no device token) answers at its address
         self.add_ok("h8")

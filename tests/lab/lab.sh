@@ -16,6 +16,10 @@
 #   full-OS      edge1..edge9 = 10.213.0.21..29 (podman systemd containers)              LAB_FULL  (3)
 #   far hosts    far1..far9 = 10.213.0.31..39 (netns; ssh through a delay proxy)         LAB_FAR   (2)
 #   LAB_FAR_DELAY_MS (25): one-way delay of the far hosts' proxy (SSH round trip +2x).
+#   jump hosts   bast1 = 10.213.0.41 on gedgebr0 and 10.213.2.1 on gedgebr2 (a second bridge
+#                with no address on this machine); inner1 = 10.213.2.10 on gedgebr2 only, so it is
+#                reachable only through bast1 (ssh -W / ProxyJump)                      LAB_JUMP (1)
+#                (lab.json lists them under "jump_hosts", not "hosts": nothing reaches inner1 directly)
 # h6 is the bootstrap-by-password host (no authorized_keys); h7 and h8 are reserved for faults.
 # `up` never removes hosts: a lab brought up with more hosts keeps them until `down`, or until
 # an `up` with LAB_SHRINK=1 (e.g. `LAB_SHRINK=1 lab.sh up` after a LAB_NETNS=32 benchmark).
@@ -49,6 +53,8 @@ LAB_NETNS=${LAB_NETNS:-8}
 LAB_FULL=${LAB_FULL:-3}
 LAB_FAR=${LAB_FAR:-2}
 LAB_FAR_DELAY_MS=${LAB_FAR_DELAY_MS:-25}
+LAB_JUMP=${LAB_JUMP:-1}
+BR2=gedgebr2
 EDGE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,podman,crun,netavark,iptables,ca-certificates,prometheus-node-exporter,prometheus
 
 T0=$(date +%s%N)
@@ -77,12 +83,14 @@ plan() {   # prints "name kind address" for every configured host
   done
   for i in $(seq 1 "$LAB_FULL"); do echo "edge$i full 10.213.0.$((20 + i))"; done
   for i in $(seq 1 "$LAB_FAR"); do echo "far$i far 10.213.0.$((30 + i))"; done
+  if [ "$LAB_JUMP" = 1 ]; then echo "bast1 bastion 10.213.0.41"; echo "inner1 inner 10.213.2.10"; fi
 }
 check_counts() {
   [[ $LAB_NETNS =~ ^[0-9]+$ && $LAB_NETNS -le 150 ]] || die "LAB_NETNS must be 0..150"
   [[ $LAB_FULL =~ ^[0-9]+$ && $LAB_FULL -le 9 ]] || die "LAB_FULL must be 0..9"
   [[ $LAB_FAR =~ ^[0-9]+$ && $LAB_FAR -le 9 ]] || die "LAB_FAR must be 0..9"
   [[ $LAB_FAR_DELAY_MS =~ ^[0-9]+$ ]] || die "LAB_FAR_DELAY_MS must be a number of ms"
+  [[ $LAB_JUMP =~ ^[01]$ ]] || die "LAB_JUMP must be 0 or 1"
 }
 
 hkind() { cat "$R/hosts/$1/kind" 2>/dev/null || die "no lab host '$1' (is the lab up?)"; }
@@ -145,6 +153,11 @@ ensure_bridge() {
   ip link show $BR >/dev/null 2>&1 || ip link add $BR type bridge
   ip addr show dev $BR | grep 'inet 10.213.0.1/24' >/dev/null || ip addr add 10.213.0.1/24 dev $BR
   ip link set $BR up
+  # The jump hosts' inner network: a bridge with no address here, so only bast1 reaches it.
+  if [ "$LAB_JUMP" = 1 ]; then
+    ip link show $BR2 >/dev/null 2>&1 || ip link add $BR2 type bridge
+    ip link set $BR2 up
+  fi
 }
 
 # ---------------------------------------------------------------- netns and far hosts
@@ -229,7 +242,8 @@ netns_healthy() {  # name kind: namespace, link, holder, sshd (and proxy) all th
 }
 
 ensure_netns_host() {  # name kind address
-  local name=$1 kind=$2 addr=$3 ns=gedge-lab-$1 veth=glab-$1 d=$R/hosts/$1 listen
+  local name=$1 kind=$2 addr=$3 ns=gedge-lab-$1 veth=glab-$1 d=$R/hosts/$1 listen br=$BR
+  [ "$kind" != inner ] || br=$BR2
   sync_delay "$name" "$kind"
   ! netns_healthy "$name" "$kind" || return 0
   write_meta "$name" "$kind" "$addr" 22
@@ -241,9 +255,18 @@ ensure_netns_host() {  # name kind address
   fi
   echo "$veth" > "$d/veth"
   unblackhole "$addr"
-  ip link set "$veth" master $BR up
+  ip link set "$veth" master $br up
   ip -n "$ns" addr show dev eth0 | grep "inet $addr/24" >/dev/null || ip -n "$ns" addr add "$addr/24" dev eth0
   ip -n "$ns" link set eth0 up
+  if [ "$kind" = bastion ]; then   # its second leg on the inner network
+    if ! ip -n "$ns" link show eth1 >/dev/null 2>&1; then
+      ip link del "glab2-$name" 2>/dev/null || true
+      ip link add "glab2-$name" type veth peer name eth1 netns "$ns"
+    fi
+    ip link set "glab2-$name" master $BR2 up
+    ip -n "$ns" addr show dev eth1 | grep "inet 10.213.2.1/24" >/dev/null || ip -n "$ns" addr add 10.213.2.1/24 dev eth1
+    ip -n "$ns" link set eth1 up
+  fi
   ip -n "$ns" link set lo up
   ip -n "$ns" link show eth0 | awk '/link\/ether/{print $2}' > "$d/mac"
   mkdir -p "/etc/netns/$ns"
@@ -456,7 +479,7 @@ write_lab_json() {
   /usr/bin/python3 - "$R" "$W" "$LAB_FAR_DELAY_MS" "$REGISTRY" "$BB_REMOTE" <<'EOF'
 import base64, hashlib, json, os, re, sys
 R, W, delay, registry, image = sys.argv[1:6]
-order = {"netns": 0, "full": 1, "far": 2}
+order = {"netns": 0, "full": 1, "far": 2, "bastion": 3, "inner": 4}
 def rd(d, f, default=None):
     try:
         with open(os.path.join(d, f)) as fh: return fh.read().strip()
@@ -476,10 +499,14 @@ for name in os.listdir(os.path.join(R, "hosts")):
          "reserved_for_faults": name in ("h7", "h8"), "veth": rd(d, "veth")}
     if kind == "full": h["container"] = rd(d, "container")
     else: h["netns"] = "gedge-lab-" + name
+    if kind == "bastion": h["inner_address"] = "10.213.2.1"
+    if kind == "inner": h["jump"] = "bast1"
     if kind == "far":
         h["delay_ms"] = int(rd(d, "delay_ms", delay)); h["sshd_inner"] = "127.0.0.1:22 (in its netns)"
     hosts.append(h)
 hosts.sort(key=lambda h: (order[h["kind"]], int(re.sub(r"\D", "", h["name"]) or 0)))
+jump_hosts = [h for h in hosts if h["kind"] in ("bastion", "inner")]
+hosts = [h for h in hosts if h["kind"] not in ("bastion", "inner")]
 lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"),
        "user": "gedgetest", "password_file": os.path.join(W, "password"),
        "far_delay_ms": int(delay), "bridge": "gedgebr0", "subnet": "10.213.0.0/24",
@@ -489,9 +516,11 @@ lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"
                  "reserved_for_faults": "h7, h8: only fault-injection tests use them, and restore them",
                  "far": "far hosts' sshd listens on 127.0.0.1:22 inside their netns; a delay proxy on "
                         "address:22 adds delay_ms each way",
+                 "jump_hosts": "bast1 (bastion) is on both networks; inner1 (10.213.2.0/24) is reachable only "
+                               "through it (ProxyJump); not in 'hosts'",
                  "shared_fs": "netns/far hosts share /etc, /usr, /var with the machine (private /tmp, "
                               "/home, podman store); full hosts have their own root fs"},
-       "hosts": hosts}
+       "hosts": hosts, "jump_hosts": jump_hosts}
 tmp = os.path.join(R, "lab.json.tmp")
 with open(tmp, "w") as f: json.dump(lab, f, indent=2); f.write("\n")
 os.replace(tmp, os.path.join(R, "lab.json"))
@@ -520,8 +549,10 @@ ssh_ready() {  # name address [tries]: a real login with the lab key (password f
   echo "lab.sh: host $name ($addr) does not answer ssh" >&2; return 1
 }
 
-banner_ok() {  # address: the TCP port answers with an SSH banner
-  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/22" && read -r -t 3 l <&3 && [[ $l == SSH-* ]]' _ "$1" 2>/dev/null
+banner_ok() {  # address: the TCP port answers with an SSH banner (the inner network: as bast1 sees it)
+  local pre=()
+  [[ $1 != 10.213.2.* ]] || pre=(ip netns exec gedge-lab-bast1)
+  "${pre[@]}" timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/22" && read -r -t 3 l <&3 && [[ $l == SSH-* ]]' _ "$1" 2>/dev/null
 }
 
 wait_banner() {  # name: up to 30 s
@@ -558,7 +589,7 @@ cmd_up() {
   ensure_full_hosts     # the containers boot (systemd) while the netns hosts are made
   local name kind addr planned d todo=() jobs=() j t
   while read -r name kind addr; do
-    case $kind in netns|far) todo+=("$name $kind $addr") ;; esac
+    case $kind in netns|far|bastion|inner) todo+=("$name $kind $addr") ;; esac
   done < <(plan)
   # hosts that an earlier, larger `up` made (not in this plan): removed with LAB_SHRINK=1,
   # else kept and restored like the others
@@ -593,11 +624,12 @@ cmd_up() {
   for d in "$R"/hosts/*; do
     name=${d##*/}; k=$(cat "$d/kind")
     if [[ " ${STARTED[*]} " == *" $name "* ]]; then
-      if [[ $seen != *" $k "* || $name = h6 ]]; then login+=("$name"); seen+="$k "; fi
+      # (inner1 is not reachable from here: its banner, seen from bast1, is its check)
+      if [[ $k != inner && ( $seen != *" $k "* || $name = h6 ) ]]; then login+=("$name"); seen+="$k "; fi
       wait_banner "$name" & pids+=($!)
     elif ! banner_ok "$(cat "$d/address")"; then
       [ "$k" != full ] || pex "gedge-lab-$name" systemctl start ssh
-      login+=("$name")
+      [ "$k" = inner ] || login+=("$name")
     fi
   done
   for p in "${pids[@]}"; do wait "$p" || die "a host does not answer on port 22"; done
@@ -635,6 +667,7 @@ cmd_down() {
   rm -rf /etc/netns/gedge-lab-*
   ip neigh flush dev $BR 2>/dev/null || true
   ip link del $BR 2>/dev/null || true
+  ip link del $BR2 2>/dev/null || true
   rm -f /etc/containers/networks/$NET.json
   rm -rf "$R" "$D"
   ts "lab down"

@@ -51,9 +51,54 @@ TEST_CASE("render_inventory is deterministic and checks host keys") {
   check_golden("ansible/inventory.yml", text);
   CHECK(text.find("StrictHostKeyChecking=yes") != std::string::npos);
   CHECK(text.find("StrictHostKeyChecking=no") == std::string::npos);
-  CHECK(text.find("/dev/null") == std::string::npos);
+  CHECK(text.find("KnownHostsFile=/dev/null") == std::string::npos);
+  CHECK(text.find("-F /dev/null") != std::string::npos);  // the resolved record, not ~/.ssh/config
   CHECK(text.find("ansible_python_interpreter: /usr/bin/python3") != std::string::npos);
   CHECK(ansible::render_inventory(spec) == text);
+}
+
+TEST_CASE("inventory_host: HostKeyAlias per device, agent-only without a forced key, the jump as ProxyCommand") {
+  SshTarget key{"edge1", "10.213.0.21", 22, "gedgetest", "", {"ssh-ed25519", kEd25519Fp, ""}};
+  key.auth = "gedge_key";
+  auto h = ansible::inventory_host(key, "/g/id_ed25519", "/run/kh", 7);
+  CHECK(h.identity == "/g/id_ed25519");
+  CHECK(h.identities_only);
+  CHECK(h.host_key_alias == "edge1");
+  CHECK(h.proxy_command.empty());
+
+  SshTarget agent = key;
+  agent.name = "edge2";
+  agent.auth = "agent";
+  agent.identity_agent = "/run/my agent.sock";
+  auto a = ansible::inventory_host(agent, "/g/id_ed25519", "/run/kh", 7);
+  CHECK(a.identity.empty());
+  CHECK_FALSE(a.identities_only);
+
+  SshTarget inner = key;
+  inner.name = "inner1";
+  inner.host = "10.213.2.10";
+  inner.jump = JumpHost{"10.213.0.41", 22, "gedgetest", "", "inner1/jump", {"ssh-ed25519", kEd25519Fp, std::string("ssh-ed25519 ") + kEd25519}};
+  auto j = ansible::inventory_host(inner, "/g/id_ed25519", "/run/kh", 7);
+  CHECK(j.proxy_command.find("HostKeyAlias=inner1/jump") != std::string::npos);
+  CHECK(j.proxy_command.find("-W '[%h]:%p' -- 10.213.0.41") != std::string::npos);
+
+  ansible::InventorySpec spec;
+  spec.known_hosts = "/run/kh";
+  spec.connect_timeout_s = 7;
+  spec.hosts = {h, a, j};
+  auto text = ansible::render_inventory(spec);
+  check_golden("ansible/inventory-ssh.yml", text);
+  CHECK(text.find("ansible_ssh_extra_args: -o HostKeyAlias=edge1 -o IdentitiesOnly=yes") != std::string::npos);
+  CHECK(text.find("HostKeyAlias=edge2 -o 'IdentityAgent=\"/run/my agent.sock\"'") != std::string::npos);
+
+  // The run's known_hosts: the device's line under its alias (also found under the old
+  // [host]:port marker) and the jump's pinned line under the jump alias.
+  auto lines = ansible::device_known_hosts_lines(std::string("10.213.2.10 ssh-ed25519 ") + kEd25519 + "\n", inner);
+  REQUIRE(lines);
+  CHECK(*lines == std::string("inner1 ssh-ed25519 ") + kEd25519 + "\ninner1/jump ssh-ed25519 " + kEd25519 + "\n");
+  inner.jump->host_key.public_key.clear();
+  CHECK(ansible::device_known_hosts_lines(std::string("inner1 ssh-ed25519 ") + kEd25519 + "\n", inner).error().code ==
+        ErrorCode::host_key);
 }
 
 TEST_CASE("ssh_file_option quotes paths with spaces, quotes and % for both shlex and ssh") {
@@ -81,7 +126,13 @@ TEST_CASE("verified_known_hosts_lines keeps only keys that match the pinned fing
   SUBCASE("match on port 22") {
     auto r = ansible::verified_known_hosts_lines(kh, "10.213.0.21", 22, kEd25519Fp, "edge1");
     REQUIRE(r);
-    CHECK(*r == std::string("10.213.0.21 ssh-ed25519 ") + kEd25519 + "\n");
+    CHECK(*r == std::string("edge1 ssh-ed25519 ") + kEd25519 + "\n");  // written under the HostKeyAlias
+  }
+  SUBCASE("a line under the device's alias") {
+    auto r = ansible::verified_known_hosts_lines(std::string("edge9 ssh-ed25519 ") + kEd25519 + "\n", "10.9.9.9", 22,
+                                                 kEd25519Fp, "edge9");
+    REQUIRE(r);
+    CHECK(*r == std::string("edge9 ssh-ed25519 ") + kEd25519 + "\n");
   }
   SUBCASE("comma-separated host list") {
     auto r = ansible::verified_known_hosts_lines(kh, "10.213.0.23", 22, kEd25519Fp, "edge3");

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "gedge/device.hpp"
+#include "gedge/openssh.hpp"
 #include "gedge/ssh.hpp"
 #include "test_helpers.hpp"
 
@@ -135,22 +136,135 @@ TEST_CASE("sha256_hex matches the FIPS test vectors") {
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
-TEST_CASE("known_hosts_update replaces one host's line and keeps the others") {
+TEST_CASE("known_hosts_update keys lines by HostKeyAlias and drops the legacy [host]:port line") {
   test::TempDir dir;
   auto file = dir.path / "known_hosts";
-  SshTarget a{"a", "10.0.0.1", 22, "", "", {}};
-  SshTarget b{"b", "10.0.0.2", 2222, "", "", {}};
-  REQUIRE(known_hosts_update(file, a, "ssh-ed25519 AAAA1"));
-  REQUIRE(known_hosts_update(file, b, "ssh-ed25519 BBBB"));
-  REQUIRE(known_hosts_update(file, a, "ssh-ed25519 AAAA2"));
+  REQUIRE(write_file_atomic(file, "[10.0.0.1]:2200 ssh-ed25519 OLD\nother ssh-ed25519 KEEP\n", 0600));
+  REQUIRE(known_hosts_update(file, "a", "ssh-ed25519 AAAA1", "[10.0.0.1]:2200"));
+  REQUIRE(known_hosts_update(file, "b", "ssh-ed25519 BBBB"));
+  REQUIRE(known_hosts_update(file, "a/jump", "ssh-ed25519 JJJJ"));
+  REQUIRE(known_hosts_update(file, "a", "ssh-ed25519 AAAA2"));
   auto text = *read_file(file);
-  CHECK(text.find("10.0.0.1 ssh-ed25519 AAAA2\n") != std::string::npos);
+  CHECK(text.find("\na ssh-ed25519 AAAA2\n") != std::string::npos);
   CHECK(text.find("AAAA1") == std::string::npos);
-  CHECK(text.find("[10.0.0.2]:2222 ssh-ed25519 BBBB\n") != std::string::npos);
-  REQUIRE(known_hosts_update(file, a, ""));
+  CHECK(text.find("OLD") == std::string::npos);
+  CHECK(text.find("other ssh-ed25519 KEEP\n") != std::string::npos);
+  CHECK(text.find("b ssh-ed25519 BBBB\n") != std::string::npos);
+  CHECK(text.find("a/jump ssh-ed25519 JJJJ\n") != std::string::npos);
+  REQUIRE(known_hosts_update(file, "a", ""));
   text = *read_file(file);
-  CHECK(text.find("10.0.0.1 ") == std::string::npos);
+  CHECK(text.find("\na ") == std::string::npos);
+  CHECK(text.find("a/jump ") != std::string::npos);
   CHECK(text.find("BBBB") != std::string::npos);
+}
+
+TEST_CASE("parse_ssh_G reads what OpenSSH resolved and expands key paths") {
+  auto r = parse_ssh_G("user bob\nhostname 10.213.2.10\nport 2222\nidentityfile ~/.ssh/k_%r\n"
+                       "identityfile %d/.ssh/id_%u\ncertificatefile ~/.ssh/k-cert.pub\n"
+                       "proxyjump alice@bast:2200\nidentityagent /run/agent.sock\nproxycommand none\n",
+                       "/home/op", "op");
+  CHECK(r.host == "10.213.2.10");
+  CHECK(r.port == 2222);
+  CHECK(r.user == "bob");
+  CHECK(r.identity_files == std::vector<std::string>{"/home/op/.ssh/k_bob", "/home/op/.ssh/id_op"});
+  CHECK(r.certificate_files == std::vector<std::string>{"/home/op/.ssh/k-cert.pub"});
+  CHECK(r.proxy_jump == "alice@bast:2200");
+  CHECK(r.identity_agent == "/run/agent.sock");
+  CHECK_FALSE(r.proxy_command);
+  auto n = parse_ssh_G("hostname h\nport 22\nuser u\nproxyjump none\nidentityagent SSH_AUTH_SOCK\nproxycommand nc %h %p\n",
+                       "/h", "u");
+  CHECK(n.proxy_jump.empty());
+  CHECK(n.identity_agent.empty());
+  CHECK(n.proxy_command);
+}
+
+TEST_CASE("parse_address takes host, user@host, host:port, [v6]:port and names bad input") {
+  auto a = parse_address("pi@10.0.0.7:2222", "--host");
+  REQUIRE(a);
+  CHECK((a->user == "pi" && a->host == "10.0.0.7" && a->port == 2222));
+  a = parse_address("cam-alias", "--host");
+  REQUIRE(a);
+  CHECK((a->user.empty() && a->host == "cam-alias" && a->port == 0));
+  a = parse_address("ssh://ops@[fd00::5]:22", "ProxyJump");
+  REQUIRE(a);
+  CHECK((a->user == "ops" && a->host == "fd00::5" && a->port == 22));
+  a = parse_address("fd00::5", "--host");
+  REQUIRE(a);
+  CHECK((a->host == "fd00::5" && a->port == 0));
+  for (const char* bad : {"h:", "h:99999", "h:x", "@h", "-oProxyCommand=x", "a b", "u@", "[fd00::1"}) {
+    auto r = parse_address(bad, "--host");
+    CHECK_MESSAGE(!r, bad);
+    if (!r) {
+      CHECK(r.error().code == ErrorCode::usage);
+      CHECK(r.error().message.find("--host") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("resolve_ssh_host runs OpenSSH's own ssh -G on the given config") {
+  if (!find_ssh()) return;  // no OpenSSH client here
+  test::TempDir dir;
+  auto cfg = dir.path / "config";
+  REQUIRE(write_file_atomic(cfg,
+                            "Host cam\n  HostName 10.213.2.10\n  User pi\n  Port 2200\n  ProxyJump ops@bast\n"
+                            "Host bast\n  HostName 10.213.2.1\n  Port 2022\n",
+                            0600));
+  auto r = resolve_ssh_host("cam", "", 0, cfg.string());
+  REQUIRE(r);
+  CHECK(r->host == "10.213.2.10");
+  CHECK(r->port == 2200);
+  CHECK(r->user == "pi");
+  CHECK(r->proxy_jump == "ops@bast");
+  auto over = resolve_ssh_host("cam", "root", 22, cfg.string());
+  REQUIRE(over);
+  CHECK((over->user == "root" && over->port == 22));  // flags win over the config
+  auto j = resolve_ssh_host("bast", "ops", 0, cfg.string());
+  REQUIRE(j);
+  CHECK((j->host == "10.213.2.1" && j->port == 2022 && j->user == "ops"));
+  auto missing = resolve_ssh_host("cam", "", 0, (dir.path / "nope").string());
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ErrorCode::usage);
+}
+
+TEST_CASE("the jump command pins the jump's key by alias and survives sh and ssh quoting") {
+  JumpHost j{"10.213.2.1", 2022, "ops", "/keys/jump key", "cam/jump", {}};
+  JumpCommand cmd;
+  cmd.program = "/usr/bin/ssh";
+  cmd.known_hosts = "/tmp/gedge 100%/known_hosts";
+  cmd.identities = {"/keys/gedge"};
+  auto argv = jump_argv(cmd, j, "10.213.2.10", "22");
+  auto has = [&](const std::string& a, const std::string& b) {
+    for (size_t i = 0; i + 1 < argv.size(); ++i)
+      if (argv[i] == a && argv[i + 1] == b) return true;
+    return false;
+  };
+  CHECK(has("-F", "/dev/null"));
+  CHECK(has("-o", "StrictHostKeyChecking=yes"));
+  CHECK(has("-o", "HostKeyAlias=cam/jump"));
+  CHECK(has("-o", "UserKnownHostsFile=\"/tmp/gedge 100%%/known_hosts\""));
+  CHECK(has("-o", "BatchMode=yes"));
+  CHECK(has("-i", "/keys/jump key"));
+  CHECK(has("-i", "/keys/gedge"));
+  CHECK(has("-p", "2022"));
+  CHECK(has("-l", "ops"));
+  CHECK(has("-W", "[10.213.2.10]:22"));
+  CHECK(argv.back() == "10.213.2.1");
+  CHECK(argv[argv.size() - 2] == "--");
+  // As a ProxyCommand: ssh turns %% into % and %h/%p into the target, then sh splits it.
+  auto pc = jump_proxy_command(cmd, j);
+  std::string expanded;
+  for (size_t i = 0; i < pc.size(); ++i) {
+    if (pc[i] == '%' && i + 1 < pc.size()) {
+      char t = pc[++i];
+      expanded += t == '%' ? std::string("%") : t == 'h' ? std::string("10.213.2.10") : std::string("22");
+    } else {
+      expanded += pc[i];
+    }
+  }
+  auto words = sh_out("for w in " + expanded.substr(expanded.find(' ') + 1) + "; do printf '%s\\n' \"$w\"; done");
+  std::string want;
+  for (size_t i = 1; i < argv.size(); ++i) want += argv[i] + "\n";
+  CHECK(words == want);
 }
 
 TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
@@ -191,7 +305,6 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     // Port 1 on loopback: nothing listens, the kernel refuses at once.
     SshTarget t{"dead", "127.0.0.1", 1, "nobody", "", {}};
     auto opts = default_ssh_options(paths, 5);
-    opts.use_ssh_config = false;
     auto s = SshSession::connect(t, opts);
     REQUIRE_FALSE(s);
     CHECK(s.error().code == ErrorCode::unreachable);

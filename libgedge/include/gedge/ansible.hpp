@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gedge/error.hpp"
+#include "gedge/ssh.hpp"
 
 namespace gedge::ansible {
 
@@ -26,7 +27,21 @@ struct InventoryHost {
   std::string user;      // ansible_user
   std::string identity;  // ansible_ssh_private_key_file
   nlohmann::json vars = nlohmann::json::object();  // extra host vars (role, ...)
+  // OpenSSH options of this host (ansible_ssh_extra_args): the known_hosts line is looked up by
+  // HostKeyAlias; IdentitiesOnly unless the device logs in with an agent key.
+  std::string host_key_alias;
+  bool identities_only = true;
+  std::string identity_agent;
+  std::string certificate;
+  std::string proxy_command;  // the ProxyJump hop as a ProxyCommand (jump_proxy_command)
 };
+
+// The inventory host for a registered device (device_target): address, user, its key or
+// gedge's (none for agent-only devices), HostKeyAlias = the device name, the jump hop verified
+// against `known_hosts` (the file the run's ssh reads).
+InventoryHost inventory_host(const SshTarget& t, const std::filesystem::path& gedge_key,
+                             const std::filesystem::path& known_hosts, double connect_timeout_s,
+                             nlohmann::json vars = nlohmann::json::object());
 
 struct InventorySpec {
   std::string group = "gedge_members";   // the group every host is in
@@ -52,15 +67,21 @@ std::string ssh_file_option(const std::string& option, const std::string& path);
 // 127.0.0.1, e.g. behind an SSH tunnel).
 std::string point_kubeconfig_at(std::string_view text, const std::string& host);
 
-// The known_hosts marker OpenSSH looks up for host:port ("h" for 22, "[h]:p" otherwise).
+// The known_hosts marker older gedge versions wrote for host:port ("h" for 22, "[h]:p" otherwise).
 std::string known_hosts_marker(const std::string& host, int port);
 
-// Picks, from OpenSSH known_hosts text, the lines for host:port whose key's SHA256 fingerprint
-// equals `pinned_fp`. host_key when there is no such line (either absent or a different key).
+// Picks, from OpenSSH known_hosts text, the lines for `device` (its HostKeyAlias, or the
+// [host]:port marker of older gedge versions) whose key's SHA256 fingerprint equals
+// `pinned_fp`, written under the alias. host_key when there is no such line (either absent or
+// a different key).
 Result<std::string> verified_known_hosts_lines(std::string_view known_hosts_text,
                                                const std::string& host, int port,
                                                const std::string& pinned_fp,
                                                const std::string& device);
+
+// The run's known_hosts lines for a device: verified_known_hosts_lines plus its jump hop's
+// pinned key under the jump's alias.
+Result<std::string> device_known_hosts_lines(std::string_view known_hosts_text, const SshTarget& t);
 
 // SHA256 fingerprint ("SHA256:...") of a base64 public key blob; usage when it does not parse.
 Result<std::string> key_fingerprint(const std::string& key_type, const std::string& base64);

@@ -23,9 +23,10 @@ inline constexpr const char* kDeviceTokenPath = ".config/gedge/device-token";
 
 struct DeviceAddRequest {
   std::string name;
-  std::string host;
-  int port = 0;                 // 0: ~/.ssh/config or 22
-  std::string user;             // empty: ~/.ssh/config or the local user
+  std::string host;             // HOST, USER@HOST, HOST:PORT, USER@HOST:PORT; HOST may be an ssh config alias
+  int port = 0;                 // 0: from --host, the ssh config, or 22
+  std::string user;             // empty: from --host, the ssh config, or the local user
+  std::string ssh_config;       // ssh config file for `ssh -G` (empty: OpenSSH's default, ~/.ssh/config)
   std::string identity;         // private key file
   std::map<std::string, std::string> labels;
   std::string tier;             // local | neighbor | cloud | "" (unset)
@@ -45,7 +46,11 @@ struct DeviceAddResult {
   bool token_issued = false;  // a new device token was written to the device
 };
 
-// Registers (or re-verifies) a device. Errors: usage (bad name/tier/host key), host_key (unknown
+// Registers (or re-verifies) a device. --host is resolved once with `ssh -G` (HostName, Port,
+// User, IdentityFile, ProxyJump, IdentityAgent) and the resolved values are stored, so later
+// commands need no ssh config. A ProxyJump hop's host key is pinned too: it must match a
+// registered device at that address, or be accepted like the device's (--accept-new, prompt).
+// Errors: usage (bad name/tier/host key), host_key (unknown
 // key without policy, or a changed key), auth, unreachable, conflict (different registration
 // under the same name, or the machine already registered under another name; --force overrides).
 Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const DeviceAddRequest& req,

@@ -30,16 +30,36 @@ struct HostKey {
   std::string public_key;   // "type base64" as in known_hosts (empty when only pinned by fingerprint)
 };
 
-// Where and as whom to connect. `host` may be an alias from ~/.ssh/config; HostName, Port,
-// User, IdentityFile and ProxyJump from that file apply unless set here (port 0 / empty user
-// = "from ssh config, else 22 / the local user").
+// A ProxyJump hop. The device is reached through `ssh -W` on it (OpenSSH, run by execve with
+// strict host-key checking against `host_key` under HostKeyAlias `alias`); see gedge/openssh.hpp.
+struct JumpHost {
+  std::string host;
+  int port = 22;
+  std::string user;
+  std::string identity;  // key for the jump (empty: the device's identity, gedge's key, the agent)
+  std::string alias;     // HostKeyAlias its key is pinned under ("<device>/jump")
+  HostKey host_key;      // pinned; public_key ("type base64") is what OpenSSH verifies
+};
+
+// Where and as whom to connect: the resolved record (device add resolves ssh config aliases
+// with `ssh -G` once; nothing here depends on ~/.ssh/config afterwards). Port 0 means 22 and an
+// empty user the local user.
 struct SshTarget {
-  std::string name;         // device name (used in results and messages)
+  std::string name;         // device name (used in results and messages; the HostKeyAlias)
   std::string host;
   int port = 0;
   std::string user;
-  std::string identity;     // explicit private key file; empty = gedge's key, config, agent
+  std::string identity;     // explicit private key file; empty = gedge's key, then the agent
   HostKey host_key;         // pinned key; empty fingerprint = unknown (see SshOptions)
+  std::string certificate;  // OpenSSH user certificate for `identity` (KEY-cert.pub)
+  std::string identity_agent;  // agent socket (empty: $SSH_AUTH_SOCK)
+  std::optional<JumpHost> jump;
+  // How the device authenticated when added: "identity", "gedge_key" or "agent" ("" = unknown:
+  // identity, else gedge's key). Ansible forces IdentitiesOnly unless this is "agent".
+  std::string auth;
+  // Further private keys tried (not required) after `identity` (ssh config IdentityFile entries
+  // during `device add`).
+  std::vector<std::string> extra_identities;
 };
 
 struct SshOptions {
@@ -48,8 +68,6 @@ struct SshOptions {
   std::filesystem::path gedge_key;    // gedge's private key (Paths::key); tried when present
   std::filesystem::path known_hosts;  // gedge-managed known_hosts; keys accepted here are added
   bool use_agent = true;              // try ssh-agent keys ($SSH_AUTH_SOCK)
-  bool use_ssh_config = true;         // read ~/.ssh/config and /etc/ssh/ssh_config
-  std::string ssh_config_file;        // non-empty: read this file instead of ~/.ssh/config
   // Bootstrap only: authenticate with this password instead of keys. Never logged.
   std::optional<std::string> password;
   // When the target has no pinned key: accept the presented key (TOFU, `--accept-new`), or ask
@@ -58,6 +76,10 @@ struct SshOptions {
   std::function<bool(const HostKey& presented)> confirm_new_key;
   // Absolute end for everything on this session (default: now + timeout_s at connect).
   std::optional<SshClock::time_point> deadline;
+  // 0..3 (-v count): OpenSSH's -v for the jump; connection steps through `reporter`.
+  int verbosity = 0;
+  // The OpenSSH client used for ProxyJump hops (resolved on PATH unless absolute).
+  std::string ssh_program = "ssh";
 };
 
 // Defaults for a gedge home: gedge's key, gedge's known_hosts, the given --timeout.
@@ -87,9 +109,13 @@ class SshSession {
   const SshTarget& target() const;
   // The key the server presented (verified or newly accepted).
   const HostKey& host_key() const;
-  // Effective user and port after ~/.ssh/config.
+  // Effective user and port.
   std::string user() const;
   int port() const;
+  // What authenticated: "identity" (target.identity or an extra identity: auth_identity()),
+  // "gedge_key", "agent" or "password".
+  const std::string& auth_method() const;
+  const std::string& auth_identity() const;
 
   // Runs argv (each argument shell-quoted; never concatenated raw) with optional stdin bytes;
   // sudo prefixes `sudo -n --` (passwordless sudo; a password prompt fails instead of hanging).
@@ -130,10 +156,12 @@ Result<HostKey> probe_host_key(const SshTarget& target, const SshOptions& opts);
 // Loads a registered device as a target: not_found (exit 4) when no such device.
 Result<SshTarget> device_target(Inventory& inv, const Paths& paths, std::string_view name);
 
-// Adds or replaces the known_hosts line for [host]:port in the gedge-managed file (an empty
-// key_line removes it). Safe against concurrent gedge processes (file lock).
-Result<void> known_hosts_update(const std::filesystem::path& file, const SshTarget& target,
-                                const std::string& key_line);
+// Adds or replaces the known_hosts line for `alias` (the HostKeyAlias every OpenSSH call uses:
+// the device name, or "<device>/jump") in the gedge-managed file; an empty key_line removes it.
+// Lines under `legacy_marker` (the "[host]:port" form of older gedge versions) are dropped too.
+// Safe against concurrent gedge processes (file lock).
+Result<void> known_hosts_update(const std::filesystem::path& file, std::string_view alias,
+                                const std::string& key_line, std::string_view legacy_marker = {});
 
 // ---- fan-out -------------------------------------------------------------------------------
 

@@ -223,7 +223,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   std::vector<std::string> runnable;
   for (const auto& t : targets) {
     const auto& d = rows[t];
-    auto lines = ansible::verified_known_hosts_lines(kh_text ? *kh_text : "", d.host, d.port, d.host_key_fp, t);
+    auto lines = ansible::device_known_hosts_lines(kh_text ? *kh_text : "", d.target);
     if (!lines) {
       hs[t].failed = true;
       hs[t].failed_step = "host key";
@@ -246,7 +246,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   ispec.connect_timeout_s = req.timeout_s;
   for (const auto& t : runnable) {
     const auto& d = rows[t];
-    ansible::InventoryHost h{t, d.host, d.port, d.user, d.identity.empty() ? paths.key.string() : d.identity, {}};
+    auto h = ansible::inventory_host(d.target, paths.key, ispec.known_hosts, req.timeout_s);
     std::string server = vars.value("gedge_server", "");
     h.vars["gedge_role"] = (!server.empty() && server == t) ? "server" : (server.empty() ? "member" : "agent");
     ispec.hosts.push_back(h);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gedge/cluster.hpp"
+#include "gedge/ssh.hpp"
 
 namespace gedge::cluster::detail {
 
@@ -15,6 +16,7 @@ namespace gedge::cluster::detail {
 struct DeviceRow {
   std::string name, host, user, identity, host_key_type, host_key_fp;
   int port = 22;
+  SshTarget target;  // the whole connection record (jump hop, agent, certificate)
 };
 
 // usage unless NAME is 1-63 of [A-Za-z0-9._-] starting with a letter or digit.

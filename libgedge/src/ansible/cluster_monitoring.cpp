@@ -328,7 +328,7 @@ Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& path
   } else {
     GEDGE_TRY_ASSIGN(auto d, load_device(inv, host));
     auto kh_text = read_file(paths.known_hosts);
-    auto lines = ansible::verified_known_hosts_lines(kh_text ? *kh_text : "", d.host, d.port, d.host_key_fp, host);
+    auto lines = ansible::device_known_hosts_lines(kh_text ? *kh_text : "", d.target);
     if (!lines) {
       st.state = check ? "probe-failed" : "failed";
       st.failed_step = "host key";
@@ -337,7 +337,7 @@ Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& path
     }
     known_hosts = *lines;
     owner = d.user;
-    ispec.hosts.push_back({host, d.host, d.port, d.user, d.identity.empty() ? paths.key.string() : d.identity, {}});
+    ispec.hosts.push_back(ansible::inventory_host(d.target, paths.key, ispec.known_hosts, timeout_s));
   }
   GEDGE_TRY(write_file_atomic(ispec.known_hosts, known_hosts, 0600));
 

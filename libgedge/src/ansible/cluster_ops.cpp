@@ -149,8 +149,8 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
   spec.known_hosts = paths.known_hosts;
   for (const auto& m : members) {
     GEDGE_TRY_ASSIGN(auto d, load_device(inv, m["device"].get<std::string>()));
-    spec.hosts.push_back({d.name, d.host, d.port, d.user, d.identity.empty() ? paths.key.string() : d.identity,
-                          {{"gedge_role", m["role"]}}});
+    spec.hosts.push_back(ansible::inventory_host(d.target, paths.key, spec.known_hosts, spec.connect_timeout_s,
+                                                 {{"gedge_role", m["role"]}}));
   }
   return ansible::render_inventory(spec);
 }

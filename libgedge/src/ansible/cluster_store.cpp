@@ -24,7 +24,8 @@ Result<DeviceRow> load_device(Inventory& inv, const std::string& name) {
   const auto& r = rows.front();
   auto s = [&](const char* k) { return r[k].is_string() ? r[k].get<std::string>() : std::string(); };
   DeviceRow d{s("name"), s("host"), s("user"), s("identity"), s("host_key_type"), s("host_key_fp"),
-              r["port"].is_number() ? r["port"].get<int>() : 22};
+              r["port"].is_number() ? r["port"].get<int>() : 22, {}};
+  GEDGE_TRY_ASSIGN(d.target, device_target(inv, Paths{}, name));
   return d;
 }
 

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "gedge/ansible.hpp"
+#include "gedge/openssh.hpp"
 #include "gedge/output.hpp"
 
 namespace gedge::ansible {
@@ -52,6 +53,7 @@ Result<std::string> verified_known_hosts_lines(std::string_view text, const std:
     return fail(ErrorCode::host_key, fmt::format("device '{}' has no pinned host key", device),
                 fmt::format("gedge device check {}", device));
   const std::string marker = known_hosts_marker(host, port);
+  const std::string& alias = device;
   std::string out;
   bool seen_other = false;
   std::istringstream in{std::string(text)};
@@ -65,11 +67,13 @@ Result<std::string> verified_known_hosts_lines(std::string_view text, const std:
     std::istringstream hs(hosts);
     std::string h;
     while (std::getline(hs, h, ','))
-      if (h == marker) match = true;
+      if (h == alias || h == marker) match = true;
     if (!match) continue;
     auto fp = key_fingerprint(type, b64);
-    if (fp && *fp == pinned_fp)
-      out += fmt::format("{} {} {}\n", marker, type, b64);
+    if (fp && *fp == pinned_fp) {
+      auto l = fmt::format("{} {} {}\n", alias, type, b64);
+      if (out.find(l) == std::string::npos) out += l;
+    }
     else
       seen_other = true;
   }
@@ -83,6 +87,45 @@ Result<std::string> verified_known_hosts_lines(std::string_view text, const std:
                                          device, marker),
                 fmt::format("gedge device check {}   (or gedge device rekey {})", device, device));
   return out;
+}
+
+Result<std::string> device_known_hosts_lines(std::string_view text, const SshTarget& t) {
+  GEDGE_TRY_ASSIGN(auto lines, verified_known_hosts_lines(text, t.host, t.port, t.host_key.fingerprint, t.name));
+  if (t.jump) {
+    if (t.jump->host_key.public_key.empty())
+      return fail(ErrorCode::host_key, fmt::format("the jump host of device '{}' has no pinned key", t.name),
+                  fmt::format("gedge device add {} --force", t.name));
+    lines += fmt::format("{} {}\n", t.jump->alias, t.jump->host_key.public_key);
+  }
+  return lines;
+}
+
+InventoryHost inventory_host(const SshTarget& t, const std::filesystem::path& gedge_key,
+                             const std::filesystem::path& known_hosts, double connect_timeout_s, nlohmann::json vars) {
+  InventoryHost h;
+  h.name = t.name;
+  h.address = t.host;
+  h.port = t.port > 0 ? t.port : 22;
+  h.user = t.user;
+  h.vars = std::move(vars);
+  h.host_key_alias = t.name;
+  h.identity_agent = t.identity_agent;
+  h.certificate = t.certificate;
+  if (t.auth == "agent") {
+    // The agent holds the key: no key file, no IdentitiesOnly (it would hide the agent's keys).
+    h.identities_only = false;
+  } else {
+    h.identity = t.identity.empty() ? gedge_key.string() : t.identity;
+  }
+  if (t.jump) {
+    JumpCommand cmd;
+    cmd.known_hosts = known_hosts;
+    if (!h.identity.empty()) cmd.identities.push_back(h.identity);
+    cmd.identity_agent = t.identity_agent;
+    cmd.connect_timeout_s = connect_timeout_s;
+    h.proxy_command = jump_proxy_command(cmd, *t.jump);
+  }
+  return h;
 }
 
 std::string ssh_file_option(const std::string& option, const std::string& path) {
@@ -112,7 +155,7 @@ std::string render_inventory(const InventorySpec& spec) {
   // ssh options shared by every host: host keys checked against gedge's verified file only.
   std::string kh = spec.known_hosts.string();
   std::string ssh_args = fmt::format(
-      "-o StrictHostKeyChecking=yes {} {} -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout={} "
+      "-F /dev/null -o StrictHostKeyChecking=yes {} {} -o BatchMode=yes -o CheckHostIP=no -o ConnectTimeout={} "
       "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
       ssh_file_option("UserKnownHostsFile", kh), ssh_file_option("GlobalKnownHostsFile", kh),
       static_cast<int>(spec.connect_timeout_s < 1 ? 1 : spec.connect_timeout_s));
@@ -125,6 +168,15 @@ std::string render_inventory(const InventorySpec& spec) {
     v["ansible_port"] = h.port;
     v["ansible_user"] = h.user;
     if (!h.identity.empty()) v["ansible_ssh_private_key_file"] = h.identity;
+    // Per host: the alias its key is pinned under, how it authenticates, its jump hop.
+    std::string extra;
+    auto opt = [&](const std::string& o) { extra += (extra.empty() ? "-o " : " -o ") + shlex_quote(o); };
+    if (!h.host_key_alias.empty()) opt("HostKeyAlias=" + h.host_key_alias);
+    if (h.identities_only && !h.identity.empty()) opt("IdentitiesOnly=yes");
+    if (!h.identity_agent.empty()) extra += (extra.empty() ? "" : " ") + ssh_file_option("IdentityAgent", h.identity_agent);
+    if (!h.certificate.empty()) extra += (extra.empty() ? "" : " ") + ssh_file_option("CertificateFile", h.certificate);
+    if (!h.proxy_command.empty()) opt("ProxyCommand=" + h.proxy_command);
+    if (!extra.empty()) v["ansible_ssh_extra_args"] = extra;
     hosts[h.name] = v;
   }
   nlohmann::json vars = spec.group_vars.is_object() ? spec.group_vars : nlohmann::json::object();

@@ -6,7 +6,7 @@
 
 namespace gedge::inventory_detail {
 
-inline constexpr std::array<std::string_view, 2> kMigrations = {
+inline constexpr std::array<std::string_view, 3> kMigrations = {
     // 1: the initial schema for every module.
     R"SQL(
 CREATE TABLE devices (
@@ -124,6 +124,17 @@ CREATE TABLE sched_requests (
     // 2: the device (or "localhost") running a device cluster's Prometheus server (issue 18).
     R"SQL(
 ALTER TABLE clusters ADD COLUMN prometheus TEXT;
+)SQL",
+    // 3: one resolved connection record per device (issue 13): the ssh config alias it was added
+    // by, the user certificate, the agent socket, how it authenticated (identity | gedge_key |
+    // agent) and its ProxyJump hop as JSON {host, port, user, identity, host_key: {type,
+    // fingerprint, public_key}}.
+    R"SQL(
+ALTER TABLE devices ADD COLUMN alias TEXT;
+ALTER TABLE devices ADD COLUMN certificate TEXT;
+ALTER TABLE devices ADD COLUMN identity_agent TEXT;
+ALTER TABLE devices ADD COLUMN auth TEXT;
+ALTER TABLE devices ADD COLUMN proxy_jump TEXT;
 )SQL",
 };
 

@@ -11,6 +11,7 @@
 
 #include "device_detail.hpp"
 #include "gedge/keys.hpp"
+#include "gedge/openssh.hpp"
 
 namespace gedge {
 
@@ -34,12 +35,23 @@ nlohmann::json device_json(const SqlRow& r) {
                    {"container_runtime", facts.value("container_runtime", nlohmann::json())}};
   for (auto it = facts.begin(); it != facts.end(); ++it)
     if (!f.contains(it.key())) f[it.key()] = it.value();
+  nlohmann::json jump = nullptr;
+  if (auto j = parse_json_text(r.value("proxy_jump", nlohmann::json()), nullptr); j.is_object())
+    jump = {{"host", j.value("host", "")},
+            {"port", j.value("port", 22)},
+            {"user", j.value("user", "")},
+            {"host_key", {{"type", j["host_key"].value("type", "")}, {"fingerprint", j["host_key"].value("fingerprint", "")}}}};
   return nlohmann::json{
       {"name", r["name"]},
       {"host", r["host"]},
       {"port", r["port"]},
       {"user", r["user"]},
       {"identity", r["identity"]},
+      {"alias", r.value("alias", nlohmann::json())},
+      {"certificate", r.value("certificate", nlohmann::json())},
+      {"identity_agent", r.value("identity_agent", nlohmann::json())},
+      {"auth", r.value("auth", nlohmann::json())},
+      {"proxy_jump", jump},
       {"tier", r["tier"]},
       {"site", r["site"]},
       {"labels", parse_json_text(r["labels"], nlohmann::json::object())},
@@ -68,7 +80,31 @@ SshTarget target_of(const SqlRow& r) {
   t.identity = r["identity"].is_string() ? r["identity"].get<std::string>() : "";
   t.host_key.type = r["host_key_type"].is_string() ? r["host_key_type"].get<std::string>() : "";
   t.host_key.fingerprint = r["host_key_fp"].is_string() ? r["host_key_fp"].get<std::string>() : "";
+  auto str = [&](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : std::string(); };
+  t.certificate = str("certificate");
+  t.identity_agent = str("identity_agent");
+  t.auth = str("auth");
+  if (auto j = parse_json_text(r.value("proxy_jump", nlohmann::json()), nullptr); j.is_object()) {
+    JumpHost jh;
+    jh.host = j.value("host", "");
+    jh.port = j.value("port", 22);
+    jh.user = j.value("user", "");
+    jh.identity = j.value("identity", "");
+    jh.alias = jump_alias(t.name);
+    if (j.contains("host_key") && j["host_key"].is_object()) {
+      jh.host_key.type = j["host_key"].value("type", "");
+      jh.host_key.fingerprint = j["host_key"].value("fingerprint", "");
+      jh.host_key.public_key = j["host_key"].value("public_key", "");
+    }
+    t.jump = jh;
+  }
   return t;
+}
+
+std::string jump_alias(std::string_view device) { return std::string(device) + "/jump"; }
+
+std::string legacy_marker(const std::string& host, int port) {
+  return (port == 0 || port == 22) ? host : fmt::format("[{}]:{}", host, port);
 }
 
 std::string random_token() {
@@ -100,8 +136,8 @@ Result<void> validate(const DeviceAddRequest& req) {
   if (!std::regex_match(req.name, name_re))
     return fail(ErrorCode::usage, fmt::format("invalid device name '{}'", req.name),
                 "use letters, digits, '.', '_' and '-', starting with a letter or digit");
-  if (req.host.empty() || req.host.find_first_of(" \t\n/@") != std::string::npos)
-    return fail(ErrorCode::usage, fmt::format("invalid --host '{}'", req.host));
+  if (req.host.empty()) return fail(ErrorCode::usage, "invalid --host ''");
+  GEDGE_TRY(parse_address(req.host, "--host"));
   if (req.port < 0 || req.port > 65535) return fail(ErrorCode::usage, fmt::format("invalid --port {}", req.port));
   if (!req.tier.empty() && req.tier != "local" && req.tier != "neighbor" && req.tier != "cloud")
     return fail(ErrorCode::usage, fmt::format("invalid --tier '{}'", req.tier), "use local, neighbor or cloud");
@@ -131,30 +167,150 @@ struct AddressPin {
 };
 
 // The host key pinned at host:port by a device other than `except` (all devices there share it).
+// An address behind a jump host is another machine than the same address elsewhere: only
+// devices reached through the same jump host (or none) count.
 Result<std::optional<AddressPin>> address_pin(Inventory& inv, const std::string& host, int port,
-                                              const std::string& except) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host_key_type, host_key_fp FROM devices WHERE host = ? AND "
-                                        "port = ? AND name <> ? AND host_key_fp IS NOT NULL AND host_key_fp <> '' "
-                                        "ORDER BY name LIMIT 1",
+                                              const std::string& except, const std::string& jump_host = "") {
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host_key_type, host_key_fp, proxy_jump FROM devices WHERE "
+                                        "host = ? AND port = ? AND name <> ? AND host_key_fp IS NOT NULL AND "
+                                        "host_key_fp <> '' ORDER BY name",
                                         {host, int64_t(port), except}));
-  if (rows.empty()) return std::optional<AddressPin>();
-  AddressPin p;
-  p.device = rows[0]["name"].get<std::string>();
-  p.key.type = rows[0]["host_key_type"].is_string() ? rows[0]["host_key_type"].get<std::string>() : "";
-  p.key.fingerprint = rows[0]["host_key_fp"].get<std::string>();
-  return std::optional<AddressPin>(p);
+  for (const auto& r : rows) {
+    auto j = parse_json_text(r["proxy_jump"], nullptr);
+    if ((j.is_object() ? j.value("host", "") : std::string()) != jump_host) continue;
+    AddressPin p;
+    p.device = r["name"].get<std::string>();
+    p.key.type = r["host_key_type"].is_string() ? r["host_key_type"].get<std::string>() : "";
+    p.key.fingerprint = r["host_key_fp"].get<std::string>();
+    return std::optional<AddressPin>(p);
+  }
+  return std::optional<AddressPin>();
 }
 
-// known_hosts lines are shared by every device at their address: one is removed only when no
-// device is registered there any more.
+// Lines older gedge versions keyed by [host]:port are shared by every device at their address:
+// one is removed only when no device is registered there any more (current lines are keyed by
+// each device's HostKeyAlias).
 Result<void> release_known_host(Inventory& inv, const Paths& paths, const SshTarget& at) {
   int port = at.port ? at.port : 22;
   GEDGE_TRY_ASSIGN(auto left, inv.query("SELECT count(*) AS n FROM devices WHERE host = ? AND port = ?",
                                         {at.host, int64_t(port)}));
   if (!left.empty() && left[0]["n"].get<int64_t>() > 0) return {};
-  SshTarget kh = at;
-  kh.port = port;
-  return known_hosts_update(paths.known_hosts, kh, "");
+  return known_hosts_update(paths.known_hosts, legacy_marker(at.host, port), "");
+}
+
+// The resolved connection record for --host: `ssh -G` (HostName, Port, User, IdentityFile,
+// IdentityAgent, ProxyJump with the jump resolved the same way). Flags win over --host's
+// user@/:port, which win over the ssh config.
+struct Resolved {
+  SshTarget target;     // no host key yet
+  std::string alias;    // --host's host part when ssh config renamed it
+};
+
+Result<Resolved> resolve_target(const DeviceAddRequest& req) {
+  GEDGE_TRY_ASSIGN(auto addr, parse_address(req.host, "--host"));
+  if (!req.user.empty() && !addr.user.empty() && req.user != addr.user)
+    return fail(ErrorCode::usage, fmt::format("--user {} and --host {} name different users", req.user, req.host));
+  if (req.port && addr.port && req.port != addr.port)
+    return fail(ErrorCode::usage, fmt::format("--port {} and --host {} name different ports", req.port, req.host));
+  std::string user = req.user.empty() ? addr.user : req.user;
+  int port = req.port ? req.port : addr.port;
+  Resolved out;
+  SshTarget& t = out.target;
+  t.name = req.name;
+  t.identity = req.identity;
+  auto rh = resolve_ssh_host(addr.host, user, port, req.ssh_config);
+  if (!rh) {
+    // Without an OpenSSH client there is no ssh config to honour: a literal host still works.
+    if (rh.error().code != ErrorCode::failure || !req.ssh_config.empty() ||
+        rh.error().message.find("was not found") == std::string::npos)
+      return std::unexpected(rh.error());
+    t.host = addr.host;
+    t.port = port ? port : 22;
+    t.user = user;
+    return out;
+  }
+  if (rh->proxy_command)
+    return fail(ErrorCode::usage, fmt::format("the ssh config gives {} a ProxyCommand, which gedge does not run", addr.host),
+                "use ProxyJump for jump hosts");
+  t.host = rh->host;
+  t.port = rh->port;
+  t.user = rh->user;
+  t.identity_agent = rh->identity_agent;
+  if (t.identity.empty())
+    for (const auto& f : rh->identity_files)
+      if (::access(f.c_str(), R_OK) == 0) t.extra_identities.push_back(f);
+  if (rh->host != addr.host) out.alias = addr.host;
+  if (!rh->proxy_jump.empty()) {
+    if (rh->proxy_jump.find(',') != std::string::npos)
+      return fail(ErrorCode::usage,
+                  fmt::format("{} has several ProxyJump hops ({}); gedge supports one", addr.host, rh->proxy_jump),
+                  "jump through one bastion, or register the inner hop as its own device");
+    GEDGE_TRY_ASSIGN(auto ja, parse_address(rh->proxy_jump, "ProxyJump"));
+    GEDGE_TRY_ASSIGN(auto jr, resolve_ssh_host(ja.host, ja.user, ja.port, req.ssh_config));
+    if (!jr.proxy_jump.empty() || jr.proxy_command)
+      return fail(ErrorCode::usage, fmt::format("the jump host {} has its own ProxyJump/ProxyCommand; gedge supports one hop",
+                                                ja.host));
+    JumpHost j;
+    j.host = jr.host;
+    j.port = jr.port;
+    j.user = jr.user;
+    for (const auto& f : jr.identity_files)
+      if (::access(f.c_str(), R_OK) == 0) {
+        j.identity = f;
+        break;
+      }
+    j.alias = jump_alias(req.name);
+    t.jump = j;
+  }
+  return out;
+}
+
+// Pins the jump host's key: the key a registered device at that address has, the key this
+// device's earlier registration pinned, or one accepted like the device's own (--accept-new,
+// the prompt). Anything else is host_key, with nothing stored.
+Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j, const std::optional<SqlRow>& existing,
+                             const SshOptions& opts, const DeviceAddRequest& req, Reporter& rep) {
+  SshTarget jt;
+  jt.name = req.name + " (jump host)";
+  jt.host = j.host;
+  jt.port = j.port;
+  jt.user = j.user;
+  auto presented = probe_host_key(jt, opts);
+  if (!presented) {
+    Error e = presented.error();
+    e.message = fmt::format("jump host {}:{} of device '{}': {}", j.host, j.port, req.name, e.message);
+    return std::unexpected(e);
+  }
+  auto mismatch = [&](const std::string& whose, const std::string& pinned) {
+    return fail(ErrorCode::host_key,
+                fmt::format("host key of jump host {}:{} changed: {} pinned {}, presented {} {}", j.host, j.port, whose,
+                            pinned, presented->type, presented->fingerprint),
+                "if the jump host was reinstalled, verify its new key out of band; otherwise this may be an attack");
+  };
+  if (existing) {
+    auto old = target_of(*existing);
+    if (old.jump && old.jump->host == j.host && old.jump->port == j.port && !old.jump->host_key.fingerprint.empty()) {
+      if (old.jump->host_key.fingerprint != presented->fingerprint)
+        return mismatch(fmt::format("device '{}'", req.name), old.jump->host_key.fingerprint);
+      return *presented;
+    }
+  }
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host_key_fp FROM devices WHERE host = ? AND port = ?",
+                                        {j.host, int64_t(j.port)}));
+  for (const auto& r : rows) {
+    if (!r["host_key_fp"].is_string()) continue;
+    auto fp = r["host_key_fp"].get<std::string>();
+    if (fp != presented->fingerprint) return mismatch(fmt::format("device '{}'", r["name"].get<std::string>()), fp);
+    rep.step(req.name, fmt::format("jump host {} verified as device '{}'", j.host, r["name"].get<std::string>()));
+    return *presented;
+  }
+  if (req.accept_new || (req.confirm_new_key && req.confirm_new_key(*presented))) return *presented;
+  return fail(ErrorCode::host_key,
+              fmt::format("unknown host key for jump host {}:{}: {} {}", j.host, j.port, presented->type,
+                          presented->fingerprint),
+              fmt::format("register the jump host first (gedge device add NAME --host {} --host-key {}), or pass "
+                          "--accept-new to trust it on first use",
+                          j.host, presented->fingerprint));
 }
 
 std::string labels_text(const std::map<std::string, std::string>& labels) {
@@ -171,29 +327,27 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   std::optional<SqlRow> existing;
   if (!existing_rows.empty()) existing = existing_rows.front();
 
-  SshTarget target;
-  target.name = req.name;
-  target.host = req.host;
-  target.port = req.port;
-  target.user = req.user;
-  target.identity = req.identity;
+  GEDGE_TRY_ASSIGN(auto resolved, resolve_target(req));
+  SshTarget target = resolved.target;
+  const std::string host = target.host;
+  const bool user_given = !req.user.empty() || req.host.find('@') != std::string::npos;
 
   // A different registration under this name is a conflict before we touch the network.
   bool same_address = false;
   if (existing) {
     auto old = device_json(*existing);
     std::vector<std::string> diffs;
-    if (old["host"] != req.host) diffs.push_back(fmt::format("host {} -> {}", old["host"].get<std::string>(), req.host));
-    if (req.port && old["port"] != req.port) diffs.push_back(fmt::format("port {} -> {}", old["port"].dump(), req.port));
-    if (!req.user.empty() && old["user"] != req.user)
-      diffs.push_back(fmt::format("user {} -> {}", old["user"].get<std::string>(), req.user));
+    if (old["host"] != host) diffs.push_back(fmt::format("host {} -> {}", old["host"].get<std::string>(), host));
+    if (old["port"] != target.port) diffs.push_back(fmt::format("port {} -> {}", old["port"].dump(), target.port));
+    if (user_given && old["user"] != target.user)
+      diffs.push_back(fmt::format("user {} -> {}", old["user"].get<std::string>(), target.user));
     if (!req.labels.empty() && old["labels"] != nlohmann::json::parse(labels_text(req.labels)))
       diffs.push_back("labels");
     if (!req.tier.empty() && old["tier"] != req.tier) diffs.push_back("tier");
     if (!req.site.empty() && old["site"] != req.site) diffs.push_back("site");
     if (!req.identity.empty() && old["identity"] != req.identity) diffs.push_back("identity");
     if (!req.host_key.empty() && old["host_key"]["fingerprint"] != req.host_key) diffs.push_back("host key");
-    same_address = old["host"] == req.host && (!req.port || old["port"] == req.port);
+    same_address = old["host"] == host && old["port"] == target.port;
     if (!diffs.empty() && !req.force) {
       std::string what;
       for (size_t i = 0; i < diffs.size(); ++i) what += (i ? ", " : "") + diffs[i];
@@ -203,8 +357,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     }
     if (same_address) {
       // Re-add: the pinned key must still match (a changed key needs `device rekey`).
-      if (!req.port) target.port = old["port"].get<int>();
-      if (req.user.empty()) target.user = old["user"].get<std::string>();
+      if (!user_given) target.user = old["user"].get<std::string>();
       if (req.identity.empty() && old["identity"].is_string()) target.identity = old["identity"].get<std::string>();
       if (req.host_key.empty()) target.host_key = target_of(*existing).host_key;
     }
@@ -213,11 +366,12 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
 
   // Host keys are pinned per address: a device already registered at this host:port fixes the
   // key accepted here, whatever the new name (--accept-new cannot take over an address).
-  GEDGE_TRY_ASSIGN(auto pin, address_pin(inv, req.host, target.port ? target.port : 22, req.name));
+  GEDGE_TRY_ASSIGN(auto pin, address_pin(inv, host, target.port ? target.port : 22, req.name,
+                                         target.jump ? target.jump->host : std::string()));
   if (pin) {
     if (!req.host_key.empty() && req.host_key != pin->key.fingerprint)
       return fail(ErrorCode::host_key,
-                  fmt::format("{}:{} is pinned with host key {} by device '{}'; --host-key {} differs", req.host,
+                  fmt::format("{}:{} is pinned with host key {} by device '{}'; --host-key {} differs", host,
                               target.port ? target.port : 22, pin->key.fingerprint, pin->device, req.host_key),
                   fmt::format("if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
                               pin->device));
@@ -228,12 +382,17 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   opts.accept_new = req.accept_new;
   opts.confirm_new_key = req.confirm_new_key;
   auto pinned_by_flag = !req.host_key.empty();
+  if (target.jump) {
+    GEDGE_TRY_ASSIGN(target.jump->host_key, pin_jump_key(inv, *target.jump, existing, opts, req, rep));
+    rep.step(req.name, fmt::format("through jump host {}@{}:{} ({})", target.jump->user, target.jump->host,
+                                   target.jump->port, target.jump->host_key.fingerprint));
+  }
 
   auto connect = [&](const SshOptions& o) -> Result<std::unique_ptr<SshSession>> {
     auto s = SshSession::connect(target, o);
     if (!s && pin && !pinned_by_flag && s.error().code == ErrorCode::host_key) {
       Error e = s.error();
-      e.message = fmt::format("{}:{} is pinned by device '{}': {}", req.host, target.port ? target.port : 22,
+      e.message = fmt::format("{}:{} is pinned by device '{}': {}", host, target.port ? target.port : 22,
                               pin->device, e.message);
       e.hint = fmt::format("a new name does not make a different key trusted; if the machine was reinstalled, "
                            "verify its new key and run 'gedge device rekey {}'",
@@ -242,8 +401,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     }
     if (!s && pinned_by_flag && s.error().code == ErrorCode::host_key) {
       Error e = s.error();
-      e.message = fmt::format("host key of {}:{} does not match --host-key: {}", req.host,
-                              req.port ? req.port : 22, e.message);
+      e.message = fmt::format("host key of {}:{} does not match --host-key: {}", host, target.port, e.message);
       e.hint = "check the fingerprint you were given (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the device)";
       return std::unexpected(e);
     }
@@ -272,9 +430,9 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     boot.reset();
     SshOptions ko = opts;
     ko.use_agent = false;
-    ko.use_ssh_config = opts.use_ssh_config;
     SshTarget kt = target;
     kt.identity.clear();
+    kt.extra_identities.clear();
     auto proved = SshSession::connect(kt, ko);
     if (!proved) {
       Error e = proved.error();
@@ -310,7 +468,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
       if (!req.force)
         return fail(ErrorCode::conflict,
                     fmt::format("the machine at {} is already registered as device '{}' (its device token says so)",
-                                req.host, others.front()["name"].get<std::string>()),
+                                host, others.front()["name"].get<std::string>()),
                     "pass --force to register it under this name too (the old entry will fail 'device check')");
       issue = true;  // --force: this name takes the machine over
     }
@@ -327,7 +485,25 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   std::string user = sess->user();
   int port = sess->port();
   GEDGE_TRY_ASSIGN(double rtt, sess->rtt_ms());
+  // Store how it authenticated: a key that worked from the ssh config becomes the identity.
+  std::string auth = sess->auth_method();
+  if (auth == "identity") target.identity = sess->auth_identity();
+  if (auth == "password" || auth.empty()) auth = "gedge_key";
   sess.reset();
+  SqlValue alias_v = resolved.alias.empty() ? SqlValue(nullptr) : SqlValue(resolved.alias);
+  SqlValue agent_v = target.identity_agent.empty() ? SqlValue(nullptr) : SqlValue(target.identity_agent);
+  SqlValue cert_v = target.certificate.empty() ? SqlValue(nullptr) : SqlValue(target.certificate);
+  SqlValue jump_v = nullptr;
+  if (target.jump) {
+    const auto& j = *target.jump;
+    jump_v = nlohmann::json{{"host", j.host},
+                            {"port", j.port},
+                            {"user", j.user},
+                            {"identity", j.identity},
+                            {"host_key",
+                             {{"type", j.host_key.type}, {"fingerprint", j.host_key.fingerprint}, {"public_key", j.host_key.public_key}}}}
+                 .dump();
+  }
 
   std::string now = now_rfc3339();
   // Facts are the device's own text (hostname, os-release), which need not be UTF-8.
@@ -337,17 +513,17 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   bool changed = true;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     // The port may come from ssh_config, and another process may have pinned the address meanwhile.
-    GEDGE_TRY_ASSIGN(auto now_pin, address_pin(db, req.host, port, req.name));
+    GEDGE_TRY_ASSIGN(auto now_pin, address_pin(db, host, port, req.name, target.jump ? target.jump->host : std::string()));
     if (now_pin && now_pin->key.fingerprint != hk.fingerprint)
       return fail(ErrorCode::host_key,
-                  fmt::format("{}:{} is pinned with host key {} by device '{}'; the device presented {}", req.host,
+                  fmt::format("{}:{} is pinned with host key {} by device '{}'; the device presented {}", host,
                               port, now_pin->key.fingerprint, now_pin->device, hk.fingerprint),
                   fmt::format("if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
                               now_pin->device));
     GEDGE_TRY_ASSIGN(auto cur, db.query("SELECT * FROM devices WHERE name = ?", {req.name}));
     if (!cur.empty()) {
       auto& c = cur.front();
-      bool identical = c["host"] == req.host && c["port"] == port && c["user"] == user &&
+      bool identical = c["host"] == host && c["port"] == port && c["user"] == user &&
                        c["host_key_fp"] == hk.fingerprint && c["token_hash"] == token_hash &&
                        (req.labels.empty() || parse_json_text(c["labels"], {}) == nlohmann::json::parse(labels)) &&
                        (req.tier.empty() || c["tier"] == req.tier) && (req.site.empty() || c["site"] == req.site);
@@ -363,31 +539,35 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
                                        : SqlValue(req.site);
       GEDGE_TRY(db.exec(
           "UPDATE devices SET host=?, port=?, user=?, identity=?, tier=?, site=?, labels=?, host_key_type=?, "
-          "host_key_fp=?, token_hash=?, facts=?, topology_xml=?, status='ok', last_seen=?, rtt_ms=?, updated_at=? "
-          "WHERE name=?",
-          {req.host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity), tier, site, lab,
+          "host_key_fp=?, token_hash=?, facts=?, topology_xml=?, status='ok', last_seen=?, rtt_ms=?, updated_at=?, "
+          "alias=?, certificate=?, identity_agent=?, auth=?, proxy_jump=? WHERE name=?",
+          {host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity), tier, site, lab,
            hk.type, hk.fingerprint, token_hash, facts_text,
-           topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, req.name}));
+           topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, alias_v, cert_v, agent_v,
+           auth, jump_v, req.name}));
       return {};
     }
     GEDGE_TRY(db.exec(
         "INSERT INTO devices (name, host, port, user, identity, tier, site, labels, host_key_type, host_key_fp, "
-        "token_hash, facts, topology_xml, status, last_seen, rtt_ms, created_at, updated_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'ok',?,?,?,?)",
-        {req.name, req.host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
+        "token_hash, facts, topology_xml, status, last_seen, rtt_ms, created_at, updated_at, alias, certificate, "
+        "identity_agent, auth, proxy_jump) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'ok',?,?,?,?,?,?,?,?,?)",
+        {req.name, host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
          req.tier.empty() ? SqlValue(nullptr) : SqlValue(req.tier), req.site.empty() ? SqlValue(nullptr) : SqlValue(req.site),
          labels, hk.type, hk.fingerprint, token_hash, facts_text,
-         topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, now}));
+         topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, now, alias_v, cert_v,
+         agent_v, auth, jump_v}));
     return {};
   }));
   if (result.token_issued || result.bootstrapped) changed = true;
-  SshTarget kh = target;
-  kh.port = port;
-  GEDGE_TRY(known_hosts_update(paths.known_hosts, kh, hk.public_key));
+  // Every OpenSSH call (Ansible, cluster export, the jump) looks keys up by HostKeyAlias.
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, req.name, hk.public_key, legacy_marker(host, port)));
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, jump_alias(req.name),
+                               target.jump ? target.jump->host_key.public_key : std::string()));
   if (existing) {
-    // --force moved the device: its old address's line goes when no other device is there.
+    // --force moved the device: its old address's legacy line goes when no other device is there.
     SshTarget old = target_of(*existing);
-    if (old.host != req.host || (old.port ? old.port : 22) != port) GEDGE_TRY(release_known_host(inv, paths, old));
+    if (old.host != host || (old.port ? old.port : 22) != port) GEDGE_TRY(release_known_host(inv, paths, old));
   }
   result.changed = changed;
   GEDGE_TRY_ASSIGN(auto stored, load_device(inv, req.name));
@@ -464,6 +644,8 @@ Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::st
   SshTarget kh;
   kh.host = removed["host"].get<std::string>();
   kh.port = removed["port"].get<int>();
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, name, ""));
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, jump_alias(name), ""));
   GEDGE_TRY(release_known_host(inv, paths, kh));
   return removed;
 }
@@ -487,15 +669,26 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
   GEDGE_TRY_ASSIGN(auto sess, SshSession::connect(t, default_ssh_options(paths, timeout_s)));
   sess.reset();
   std::string now = now_rfc3339();
+  int port = row["port"].get<int>();
+  std::string jump_host = t.jump ? t.jump->host : std::string();
+  std::vector<std::string> moved = {plan.name};
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
-    // The pin belongs to the address: every device registered at it moves to the new key.
-    GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', updated_at=? "
-                      "WHERE name=? OR (host=? AND port=?)",
-                      {plan.new_key.type, plan.new_key.fingerprint, now, plan.name, t.host, int64_t(row["port"].get<int>())}));
+    // The pin belongs to the address (behind the same jump host, if any): every device
+    // registered at it moves to the new key.
+    GEDGE_TRY_ASSIGN(auto same, db.query("SELECT name, proxy_jump FROM devices WHERE host = ? AND port = ? AND name <> ?",
+                                         {t.host, int64_t(port), plan.name}));
+    for (const auto& r : same) {
+      auto j = parse_json_text(r["proxy_jump"], nullptr);
+      if ((j.is_object() ? j.value("host", "") : std::string()) == jump_host) moved.push_back(r["name"].get<std::string>());
+    }
+    for (const auto& n : moved)
+      GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', updated_at=? WHERE name=?",
+                        {plan.new_key.type, plan.new_key.fingerprint, now, n}));
     return {};
   }));
-  t.port = row["port"].get<int>();
-  return known_hosts_update(paths.known_hosts, t, plan.new_key.public_key);
+  for (const auto& n : moved)
+    GEDGE_TRY(known_hosts_update(paths.known_hosts, n, plan.new_key.public_key, legacy_marker(t.host, port)));
+  return {};
 }
 
 }  // namespace gedge

@@ -16,6 +16,11 @@ nlohmann::json device_json(const SqlRow& r);
 // The devices row for `name`; not_found (exit 4) when unknown.
 Result<SqlRow> load_device(Inventory& inv, std::string_view name);
 SshTarget target_of(const SqlRow& r);
+// The HostKeyAlias a device's ProxyJump hop is pinned under: "<device>/jump" ('/' is not
+// allowed in device names, so it never collides with a device).
+std::string jump_alias(std::string_view device);
+// The known_hosts marker older gedge versions wrote ("host" or "[host]:port").
+std::string legacy_marker(const std::string& host, int port);
 // 32 random bytes as hex (the device token).
 std::string random_token();
 

@@ -128,6 +128,7 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
     nlohmann::json result;
     nlohmann::json facts;  // null unless refreshed
     nlohmann::json topology;
+    std::string key_line;  // the verified host key, for gedge's known_hosts
   };
   std::vector<Check> checks(sel.targets.size());
   auto ms = fan_out_raw(sel.targets, fo, [&](std::size_t i, const Result<SshSession*>& s) {
@@ -160,6 +161,7 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
             name, token.empty() ? "its device token is missing" : "its device token does not match");
         return {};
       }
+      c.key_line = sess.host_key().public_key;
       c.topology = facts["topology_xml"];
       facts.erase("token");
       facts.erase("topology_xml");
@@ -196,6 +198,12 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
     }
     return {};
   }));
+  // The line under the device's HostKeyAlias (rewrites entries older gedge versions keyed by
+  // [host]:port, so Ansible and cluster exports find them).
+  for (std::size_t i = 0; i < checks.size(); ++i)
+    if (!checks[i].key_line.empty() && checks[i].result["status"] == "ok")
+      GEDGE_TRY(known_hosts_update(paths.known_hosts, sel.targets[i].name, checks[i].key_line,
+                                   legacy_marker(sel.targets[i].host, sel.targets[i].port)));
   for (auto& c : checks) {
     auto rows = inv.query("SELECT last_seen FROM devices WHERE name = ?", {c.result["device"].get<std::string>()});
     c.result["last_seen"] = rows && !rows->empty() ? (*rows)[0]["last_seen"] : nlohmann::json(nullptr);

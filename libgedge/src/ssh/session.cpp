@@ -2,6 +2,9 @@
 // host-key verification, key/agent/password authentication, exec, SFTP and the RTT probe.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>  // ssh_send_keepalive (a client-side call despite the header)
 #include <libssh/sftp.h>
@@ -11,10 +14,14 @@
 
 #include <cstring>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
+#include "gedge/openssh.hpp"
 #include "gedge/report.hpp"
 #include "gedge/ssh.hpp"
+
+extern char** environ;
 
 namespace gedge {
 
@@ -74,6 +81,11 @@ struct SshSession::Impl {
   HostKey key;
   std::string key_line;
   Clock::time_point deadline;
+  std::string auth_method, auth_identity;
+  // The ProxyJump hop: `ssh -W` child, its stderr, and the known_hosts file made for it.
+  pid_t jump_pid = -1;
+  int jump_err = -1;
+  std::string jump_kh;
 
   ~Impl() {
     if (sftp) sftp_free(sftp);
@@ -81,6 +93,41 @@ struct SshSession::Impl {
       ssh_disconnect(s);
       ssh_free(s);
     }
+    end_jump();
+  }
+
+  void end_jump() {
+    if (jump_pid > 0) {
+      ::kill(jump_pid, SIGTERM);
+      ::waitpid(jump_pid, nullptr, 0);
+      jump_pid = -1;
+    }
+    if (jump_err >= 0) ::close(jump_err), jump_err = -1;
+    if (!jump_kh.empty()) ::unlink(jump_kh.c_str()), jump_kh.clear();
+  }
+
+  // What the jump's ssh said on stderr (waits up to 1 s for it to finish saying it).
+  std::string jump_said() {
+    if (jump_err < 0) return {};
+    std::string out;
+    auto end = Clock::now() + std::chrono::seconds(1);
+    for (;;) {
+      pollfd p{jump_err, POLLIN, 0};
+      long ms = remaining_ms(end);
+      if (ms <= 0 || ::poll(&p, 1, static_cast<int>(ms)) <= 0) break;
+      char buf[2048];
+      ssize_t n = ::read(jump_err, buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    std::string lines, l;
+    std::istringstream in(out);
+    while (std::getline(in, l)) {
+      while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.pop_back();
+      if (l.empty() || l.rfind("debug", 0) == 0) continue;
+      lines += (lines.empty() ? "" : "; ") + l;
+    }
+    return lines;
   }
 
   // Bounds the next blocking libssh call by the session deadline; errors once it has passed.
@@ -167,8 +214,9 @@ SshOptions default_ssh_options(const Paths& paths, double timeout_s) {
 
 namespace {
 
-// Creates the libssh session with host/port/user applied over ~/.ssh/config.
+// Creates the libssh session for the resolved record; no ssh config file is read.
 Result<ssh_session> new_session(const SshTarget& t, const SshOptions& o) {
+  (void)o;
   init_libssh();
   ssh_session s = ssh_new();
   if (!s) return fail(ErrorCode::internal, "cannot create an SSH session");
@@ -180,19 +228,13 @@ Result<ssh_session> new_session(const SshTarget& t, const SshOptions& o) {
     return bad(fmt::format("invalid host '{}'", t.host));
   bool no_auto = false;
   ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no_auto);
-  if (o.use_ssh_config) {
-    // Parses HostName, Port, User, IdentityFile, ProxyJump, ... for this host.
-    if (!o.ssh_config_file.empty())
-      ssh_options_parse_config(s, o.ssh_config_file.c_str());
-    else
-      ssh_options_parse_config(s, nullptr);
-  }
   if (t.port > 0) {
     unsigned int port = static_cast<unsigned int>(t.port);
     ssh_options_set(s, SSH_OPTIONS_PORT, &port);
   }
   if (!t.user.empty() && ssh_options_set(s, SSH_OPTIONS_USER, t.user.c_str()) != SSH_OK)
     return bad(fmt::format("invalid user '{}'", t.user));
+  if (!t.identity_agent.empty()) ssh_options_set(s, SSH_OPTIONS_IDENTITY_AGENT, t.identity_agent.c_str());
   // gedge verifies host keys itself (pinned fingerprints); libssh must not consult or write
   // ~/.ssh/known_hosts behind our back.
   if (!t.host_key.type.empty()) {
@@ -206,6 +248,66 @@ Result<ssh_session> new_session(const SshTarget& t, const SshOptions& o) {
   ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
   ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
   return s;
+}
+
+// Starts `ssh -W` through the target's jump host (execve, no shell) and hands libssh our end of
+// a socket pair as its connection. The jump's key is checked by OpenSSH against a private
+// known_hosts file holding only the pinned line; its stderr is kept for error messages.
+Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
+  const JumpHost& j = *im.target.jump;
+  if (j.host_key.public_key.empty())
+    return fail(ErrorCode::host_key, fmt::format("device '{}': the jump host {} has no pinned host key", im.target.name, j.host),
+                fmt::format("add the device again: gedge device add {} --force", im.target.name));
+  GEDGE_TRY_ASSIGN(auto exe, find_ssh(o.ssh_program));
+  auto dir = std::filesystem::temp_directory_path();
+  std::string tmpl = (dir / "gedge-jump-kh-XXXXXX").string();
+  int kfd = ::mkstemp(tmpl.data());
+  if (kfd < 0) return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
+  im.jump_kh = tmpl;
+  std::string line = fmt::format("{} {}\n", j.alias, j.host_key.public_key);
+  bool wrote = ::write(kfd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(kfd);
+  if (!wrote) return fail(ErrorCode::failure, fmt::format("cannot write {}", tmpl));
+  JumpCommand cmd;
+  cmd.program = exe;
+  cmd.known_hosts = im.jump_kh;
+  if (!im.target.identity.empty()) cmd.identities.push_back(im.target.identity);
+  if (!o.gedge_key.empty() && ::access(o.gedge_key.c_str(), R_OK) == 0) cmd.identities.push_back(o.gedge_key.string());
+  cmd.identity_agent = im.target.identity_agent;
+  cmd.connect_timeout_s = o.connect_timeout_s;
+  cmd.verbosity = o.verbosity;
+  auto argv_s = jump_argv(cmd, j, im.target.host, std::to_string(im.target.port > 0 ? im.target.port : 22));
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int sv[2], ep[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return fail(ErrorCode::failure, "socketpair failed");
+  if (::pipe2(ep, O_CLOEXEC) != 0) {
+    ::close(sv[0]), ::close(sv[1]);
+    return fail(ErrorCode::failure, "pipe failed");
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(sv[0]), ::close(sv[1]), ::close(ep[0]), ::close(ep[1]);
+    return fail(ErrorCode::failure, "fork failed");
+  }
+  if (pid == 0) {
+    ::dup2(sv[1], 0);
+    ::dup2(sv[1], 1);
+    ::dup2(ep[1], 2);
+    ::execve(argv[0], argv.data(), environ);
+    ::_exit(127);
+  }
+  ::close(sv[1]);
+  ::close(ep[1]);
+  im.jump_pid = pid;
+  im.jump_err = ep[0];
+  socket_t fd = sv[0];
+  if (ssh_options_set(im.s, SSH_OPTIONS_FD, &fd) != SSH_OK) {
+    ::close(fd);
+    return fail(ErrorCode::internal, "libssh refused the jump connection");
+  }
+  return {};
 }
 
 // Non-blocking connect polled in slices, so Ctrl-C and the deadline end it promptly even when
@@ -240,12 +342,10 @@ Result<void> connect_socket(ssh_session s, const SshTarget& t, Clock::time_point
 
 }  // namespace
 
-Result<void> known_hosts_update(const std::filesystem::path& file, const SshTarget& target,
-                                const std::string& key_line) {
+Result<void> known_hosts_update(const std::filesystem::path& file, std::string_view alias,
+                                const std::string& key_line, std::string_view legacy_marker) {
   if (file.empty()) return {};
-  std::string marker = (target.port == 0 || target.port == 22)
-                           ? target.host
-                           : fmt::format("[{}]:{}", target.host, target.port);
+  const std::string marker(alias);
   // Serialise concurrent gedge processes; a rewrite must not lose another's line.
   std::string lock_path = file.string() + ".lock";
   int lfd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -268,7 +368,8 @@ Result<void> known_hosts_update(const std::filesystem::path& file, const SshTarg
     std::string line = old.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
     pos = nl == std::string::npos ? old.size() : nl + 1;
     if (line.empty()) continue;
-    if (line.substr(0, line.find(' ')) == marker) continue;
+    auto hosts = line.substr(0, line.find(' '));
+    if (hosts == marker || (!legacy_marker.empty() && hosts == legacy_marker)) continue;
     out += line + "\n";
   }
   if (!key_line.empty()) out += fmt::format("{} {}\n", marker, key_line);
@@ -289,6 +390,9 @@ std::string SshSession::user() const {
   return out;
 }
 
+const std::string& SshSession::auth_method() const { return impl_->auth_method; }
+const std::string& SshSession::auth_identity() const { return impl_->auth_identity; }
+
 int SshSession::port() const {
   unsigned int p = 0;
   ssh_options_get_port(impl_->s, &p);
@@ -308,7 +412,29 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
       std::min(impl->deadline,
                now + std::chrono::milliseconds(static_cast<int64_t>(opts.connect_timeout_s * 1000)));
   GEDGE_TRY_ASSIGN(impl->s, new_session(target, opts));
-  GEDGE_TRY(connect_socket(impl->s, target, connect_deadline));
+  if (target.jump) GEDGE_TRY(start_jump(*impl, opts));
+  if (auto c = connect_socket(impl->s, target, connect_deadline); !c) {
+    Error e = c.error();
+    if (target.jump && e.code != ErrorCode::interrupted) {
+      // libssh only sees the pipe close; the jump's ssh says why (refused, no route, host key).
+      std::string said = impl->jump_said();
+      e.message = fmt::format("{} (through jump host {}@{}:{}: {})", e.message, target.jump->user, target.jump->host,
+                              target.jump->port, said.empty() ? "no message" : said);
+      if (said.find("Host key verification failed") != std::string::npos ||
+          said.find("REMOTE HOST IDENTIFICATION HAS CHANGED") != std::string::npos) {
+        e.code = ErrorCode::host_key;
+        e.hint = fmt::format("the jump host's key is not the one pinned for {}; verify it, then add the device again "
+                             "with --force",
+                             target.name);
+      } else if (said.find("Permission denied") != std::string::npos) {
+        e.code = ErrorCode::auth;
+        e.hint = "the jump host refused the login: check the jump user and key (ProxyJump in the ssh config)";
+      } else {
+        e.hint = "check the jump host and that it can reach the device";
+      }
+    }
+    return std::unexpected(e);
+  }
 
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(impl->s, &raw) != SSH_OK)
@@ -368,7 +494,10 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
   if (opts.password) {
     GEDGE_TRY(im.arm("password authentication"));
     int rc = ssh_userauth_password(s, nullptr, opts.password->c_str());
-    if (rc == SSH_AUTH_SUCCESS) return sess;
+    if (rc == SSH_AUTH_SUCCESS) {
+      im.auth_method = "password";
+      return sess;
+    }
     if (rc == SSH_AUTH_ERROR) return std::unexpected(im.lost("password authentication"));
     return std::unexpected(auth_error(target, s, user, "password refused"));
   }
@@ -389,27 +518,29 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
     if (rc == SSH_AUTH_ERROR) return std::unexpected(im.lost("authentication"));
     return rc == SSH_AUTH_SUCCESS;
   };
+  auto done = [&](const char* method, std::string identity) {
+    im.auth_method = method;
+    im.auth_identity = std::move(identity);
+    return std::move(sess);
+  };
   if (!target.identity.empty()) {
     GEDGE_TRY_ASSIGN(bool accepted, try_file(target.identity, true));
-    if (accepted) return sess;
+    if (accepted) return done("identity", target.identity);
+  }
+  for (const auto& extra : target.extra_identities) {
+    if (extra.empty() || ::access(extra.c_str(), R_OK) != 0) continue;
+    GEDGE_TRY_ASSIGN(bool accepted, try_file(extra, false));
+    if (accepted) return done("identity", extra);
   }
   if (!opts.gedge_key.empty() && ::access(opts.gedge_key.c_str(), R_OK) == 0) {
     GEDGE_TRY_ASSIGN(bool accepted, try_file(opts.gedge_key, false));
-    if (accepted) return sess;
+    if (accepted) return done("gedge_key", "");
   }
-  if (opts.use_agent && ::getenv("SSH_AUTH_SOCK")) {
+  if (opts.use_agent && (::getenv("SSH_AUTH_SOCK") || !target.identity_agent.empty())) {
     GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_agent(s, nullptr);
     tried.push_back("ssh-agent");
-    if (rc == SSH_AUTH_SUCCESS) return sess;
-    if (rc == SSH_AUTH_ERROR && ssh_is_connected(s) == 0) return std::unexpected(im.lost("authentication"));
-  }
-  if (opts.use_ssh_config) {
-    // IdentityFile entries from ~/.ssh/config and the default ~/.ssh/id_* keys.
-    GEDGE_TRY(im.arm("authentication"));
-    int rc = ssh_userauth_publickey_auto(s, nullptr, nullptr);
-    tried.push_back("ssh config identities");
-    if (rc == SSH_AUTH_SUCCESS) return sess;
+    if (rc == SSH_AUTH_SUCCESS) return done("agent", "");
     if (rc == SSH_AUTH_ERROR && ssh_is_connected(s) == 0) return std::unexpected(im.lost("authentication"));
   }
   std::string how = "tried: ";

@@ -1,0 +1,331 @@
+// The system OpenSSH client: `ssh -G` resolution and the `ssh -W` jump command (argv, no shell).
+#include "gedge/openssh.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <sstream>
+
+#include "gedge/report.hpp"
+
+extern char** environ;
+
+namespace gedge {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// OpenSSH's tokens in IdentityFile/CertificateFile (the ones that make sense after resolution).
+std::string expand_path(const std::string& v, const std::string& home, const std::string& local_user,
+                        const std::string& host, const std::string& user, int port) {
+  std::string out;
+  std::size_t i = 0;
+  if (v.size() >= 1 && v[0] == '~' && (v.size() == 1 || v[1] == '/')) {
+    out = home;
+    i = 1;
+  }
+  for (; i < v.size(); ++i) {
+    if (v[i] != '%' || i + 1 == v.size()) {
+      out += v[i];
+      continue;
+    }
+    char t = v[++i];
+    switch (t) {
+      case '%': out += '%'; break;
+      case 'd': out += home; break;
+      case 'u': out += local_user; break;
+      case 'h': out += host; break;
+      case 'r': out += user; break;
+      case 'p': out += std::to_string(port); break;
+      default: out += '%', out += t;
+    }
+  }
+  return out;
+}
+
+struct Captured {
+  int status = -1;
+  std::string out, err;
+};
+
+// fork/execve with stdout and stderr captured; killed after `limit_s`.
+Result<Captured> run_capture(const std::vector<std::string>& argv, double limit_s) {
+  int outp[2], errp[2];
+  if (::pipe2(outp, O_CLOEXEC) != 0) return fail(ErrorCode::failure, "pipe failed");
+  if (::pipe2(errp, O_CLOEXEC) != 0) {
+    ::close(outp[0]), ::close(outp[1]);
+    return fail(ErrorCode::failure, "pipe failed");
+  }
+  std::vector<std::string> a = argv;
+  std::vector<char*> av;
+  for (auto& s : a) av.push_back(s.data());
+  av.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(ErrorCode::failure, "fork failed");
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::dup2(outp[1], 1);
+    ::dup2(errp[1], 2);
+    ::execve(av[0], av.data(), environ);
+    ::_exit(127);
+  }
+  ::close(outp[1]);
+  ::close(errp[1]);
+  Captured c;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(limit_s * 1000));
+  bool open_out = true, open_err = true, killed = false;
+  while (open_out || open_err) {
+    pollfd p[2] = {{open_out ? outp[0] : -1, POLLIN, 0}, {open_err ? errp[0] : -1, POLLIN, 0}};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+    if (left <= 0 || cancel_requested()) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    if (::poll(p, 2, static_cast<int>(std::min<int64_t>(left, 200))) < 0 && errno != EINTR) break;
+    char buf[4096];
+    for (int k = 0; k < 2; ++k) {
+      if (!(p[k].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t n = ::read(p[k].fd, buf, sizeof buf);
+      if (n > 0)
+        (k == 0 ? c.out : c.err).append(buf, static_cast<size_t>(n));
+      else if (n == 0 || errno != EINTR)
+        (k == 0 ? open_out : open_err) = false;
+    }
+  }
+  ::close(outp[0]);
+  ::close(errp[0]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+  if (killed) return fail(ErrorCode::failure, fmt::format("{} did not finish within {} s", argv[0], limit_s));
+  c.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return c;
+}
+
+std::string first_line(const std::string& s) {
+  std::istringstream in(s);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    if (line.find("Pseudo-terminal") != std::string::npos || line.empty()) continue;
+    out += (out.empty() ? "" : "; ") + line;
+  }
+  return out;
+}
+
+// A path as the value of `ssh -o OPTION=VALUE`: ssh splits the value into words (quotes,
+// backslashes) and expands %-tokens, so anything but plain characters is double-quoted and '%'
+// doubled.
+std::string ssh_path_value(const std::string& path) {
+  bool plain = !path.empty();
+  for (unsigned char c : path)
+    if (!(std::isalnum(c) || std::string_view("/._+,:@=-").find(static_cast<char>(c)) != std::string_view::npos))
+      plain = false;
+  if (plain) return path;
+  std::string v = "\"";
+  for (char c : path) {
+    if (c == '"' || c == '\\') v += '\\';
+    if (c == '%') v += '%';
+    v += c;
+  }
+  return v + "\"";
+}
+
+}  // namespace
+
+ResolvedHost parse_ssh_G(std::string_view text, const std::string& home, const std::string& local_user) {
+  ResolvedHost r;
+  std::vector<std::string> ids, certs;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    auto sp = line.find(' ');
+    if (sp == std::string::npos) continue;
+    std::string key = lower(line.substr(0, sp)), val = line.substr(sp + 1);
+    if (key == "hostname") r.host = val;
+    else if (key == "port") r.port = std::atoi(val.c_str());
+    else if (key == "user") r.user = val;
+    else if (key == "identityfile") ids.push_back(val);
+    else if (key == "certificatefile") certs.push_back(val);
+    else if (key == "proxyjump") r.proxy_jump = val == "none" ? "" : val;
+    else if (key == "proxycommand") r.proxy_command = val != "none";
+    else if (key == "identityagent") r.identity_agent = (val == "none" || val == "SSH_AUTH_SOCK") ? "" : val;
+  }
+  for (const auto& v : ids) r.identity_files.push_back(expand_path(v, home, local_user, r.host, r.user, r.port));
+  for (const auto& v : certs) r.certificate_files.push_back(expand_path(v, home, local_user, r.host, r.user, r.port));
+  if (!r.identity_agent.empty())
+    r.identity_agent = expand_path(r.identity_agent, home, local_user, r.host, r.user, r.port);
+  return r;
+}
+
+Result<AddressSpec> parse_address(std::string_view text, std::string_view what) {
+  AddressSpec a;
+  std::string s(text);
+  auto bad = [&](std::string_view why) {
+    return fail(ErrorCode::usage, fmt::format("invalid {} '{}': {}", what, text, why),
+                "give HOST, USER@HOST, HOST:PORT or USER@HOST:PORT (an ssh config alias is a HOST)");
+  };
+  if (s.rfind("ssh://", 0) == 0) s = s.substr(6);
+  if (auto at = s.rfind('@'); at != std::string::npos) {
+    a.user = s.substr(0, at);
+    s = s.substr(at + 1);
+    if (a.user.empty()) return bad("empty user");
+  }
+  std::string port;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos) return bad("unclosed '['");
+    a.host = s.substr(1, close - 1);
+    std::string rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return bad("text after ']'");
+      port = rest.substr(1);
+    }
+  } else if (std::count(s.begin(), s.end(), ':') == 1) {
+    a.host = s.substr(0, s.find(':'));
+    port = s.substr(s.find(':') + 1);
+  } else {
+    a.host = s;  // a bare IPv6 address has several ':' and no port
+  }
+  if (a.host.empty()) return bad("empty host");
+  if (a.host[0] == '-' || a.host.find_first_of(" \t\n\r/,@") != std::string::npos) return bad("not a host name");
+  if (!a.user.empty() && (a.user[0] == '-' || a.user.find_first_of(" \t\n\r/:@,") != std::string::npos))
+    return bad("not a user name");
+  if (!port.empty() || (s.size() && s.back() == ':')) {
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+      return bad("the port is not a number");
+    a.port = std::atoi(port.c_str());
+    if (a.port < 1 || a.port > 65535) return bad("the port is not in 1..65535");
+  }
+  return a;
+}
+
+Result<std::string> find_ssh(const std::string& program) {
+  auto missing = [&] {
+    return fail(ErrorCode::failure, fmt::format("the OpenSSH client '{}' was not found", program),
+                "install it (apt-get install openssh-client): gedge uses it for ssh config aliases, ProxyJump "
+                "and Ansible");
+  };
+  if (program.find('/') != std::string::npos) {
+    if (::access(program.c_str(), X_OK) == 0) return program;
+    return missing();
+  }
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::istringstream in(p);
+  std::string dir;
+  while (std::getline(in, dir, ':')) {
+    if (dir.empty()) continue;
+    auto cand = std::filesystem::path(dir) / program;
+    if (::access(cand.c_str(), X_OK) == 0) return cand.string();
+  }
+  return missing();
+}
+
+Result<ResolvedHost> resolve_ssh_host(const std::string& host, const std::string& user, int port,
+                                      const std::string& config_file, const std::string& program) {
+  GEDGE_TRY_ASSIGN(auto exe, find_ssh(program));
+  std::vector<std::string> argv = {exe, "-G"};
+  if (!config_file.empty()) {
+    if (::access(config_file.c_str(), R_OK) != 0)
+      return fail(ErrorCode::usage, fmt::format("cannot read ssh config file {}", config_file),
+                  "check --ssh-config / GEDGE_SSH_CONFIG");
+    argv.insert(argv.end(), {"-F", config_file});
+  }
+  if (!user.empty()) argv.insert(argv.end(), {"-l", user});
+  if (port > 0) argv.insert(argv.end(), {"-p", std::to_string(port)});
+  argv.insert(argv.end(), {"--", host});
+  GEDGE_TRY_ASSIGN(auto c, run_capture(argv, 10));
+  if (c.status != 0)
+    return fail(ErrorCode::usage,
+                fmt::format("ssh -G {} failed (exit {}): {}", host, c.status, first_line(c.err)),
+                config_file.empty() ? "check ~/.ssh/config" : fmt::format("check {}", config_file));
+  const char* h = std::getenv("HOME");
+  std::string home = h ? h : "";
+  std::string local_user;
+  if (passwd* pw = ::getpwuid(::geteuid())) {
+    local_user = pw->pw_name;
+    if (home.empty()) home = pw->pw_dir;
+  }
+  auto r = parse_ssh_G(c.out, home, local_user);
+  if (r.host.empty()) return fail(ErrorCode::failure, fmt::format("ssh -G {} printed no hostname", host));
+  return r;
+}
+
+std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump, const std::string& dest_host,
+                                   const std::string& dest_port) {
+  std::vector<std::string> a = {cmd.program,
+                                "-F", "/dev/null",
+                                "-o", "BatchMode=yes",
+                                "-o", "StrictHostKeyChecking=yes",
+                                "-o", "UserKnownHostsFile=" + ssh_path_value(cmd.known_hosts.string()),
+                                "-o", "GlobalKnownHostsFile=/dev/null",
+                                "-o", "HostKeyAlias=" + jump.alias,
+                                "-o", "CheckHostIP=no",
+                                "-o", fmt::format("ConnectTimeout={}", std::max(1, static_cast<int>(cmd.connect_timeout_s))),
+                                "-o", "ServerAliveInterval=5",
+                                "-o", "ServerAliveCountMax=3"};
+  std::vector<std::string> ids;
+  if (!jump.identity.empty()) ids.push_back(jump.identity);
+  for (const auto& i : cmd.identities)
+    if (!i.empty() && std::find(ids.begin(), ids.end(), i) == ids.end()) ids.push_back(i);
+  for (const auto& i : ids) a.insert(a.end(), {"-i", i});
+  if (!cmd.identity_agent.empty()) a.insert(a.end(), {"-o", "IdentityAgent=" + ssh_path_value(cmd.identity_agent)});
+  if (cmd.verbosity > 0) a.push_back("-" + std::string(static_cast<size_t>(std::min(cmd.verbosity, 3)), 'v'));
+  else a.insert(a.end(), {"-o", "LogLevel=ERROR"});
+  a.insert(a.end(), {"-p", std::to_string(jump.port > 0 ? jump.port : 22)});
+  if (!jump.user.empty()) a.insert(a.end(), {"-l", jump.user});
+  a.insert(a.end(), {"-W", "[" + dest_host + "]:" + dest_port, "--", jump.host});
+  return a;
+}
+
+std::string jump_proxy_command(const JumpCommand& cmd, const JumpHost& jump) {
+  auto argv = jump_argv(cmd, jump, "%h", "%p");
+  std::string out;
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    std::string w = argv[i];
+    bool dest = i > 0 && argv[i - 1] == "-W";  // our own %h/%p tokens stay
+    if (!dest) {
+      std::string esc;
+      for (char c : w) esc += c == '%' ? std::string("%%") : std::string(1, c);
+      w = esc;
+    }
+    bool plain = !w.empty();
+    for (unsigned char c : w)
+      if (!(std::isalnum(c) || std::string_view("@%+=:,./_-").find(static_cast<char>(c)) != std::string_view::npos))
+        plain = false;
+    out += (out.empty() ? "" : " ") + (plain ? w : shell_quote(w));
+  }
+  return out;
+}
+
+std::string shlex_quote(std::string_view word) {
+  bool plain = !word.empty();
+  for (unsigned char c : word)
+    if (!(std::isalnum(c) || std::string_view("@%+=:,./-_").find(static_cast<char>(c)) != std::string_view::npos))
+      plain = false;
+  if (plain) return std::string(word);
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'')
+      out += "'\"'\"'";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace gedge

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+# needs: lab
+"""Field-ready SSH (issue 13), end to end against the lab's real sshd hosts: an ssh config alias
+with ProxyJump through the lab bastion resolved once (ssh -G) and stored, then exec, check,
+cluster build and an exported inventory working with no ssh config present; HostKeyAlias-keyed
+known_hosts; the jump host's key pinned; what the jump said on failure; an agent-only device
+whose Ansible runs use the agent."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from gedge_e2e import GedgeTest, run_cmd
+
+
+class SshFieldTest(GedgeTest):
+    def setUp(self):
+        super().setUp()
+        self.require_lab()
+
+    def jump_host(self, kind):
+        for h in self.lab().get("jump_hosts", []):
+            if h["kind"] == kind:
+                return h
+        self.skipTest("the lab has no jump hosts (LAB_JUMP=0)")
+
+    def write_config(self, text):
+        path = os.path.join(self.tmp, "ssh_config")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def known_hosts_lines(self):
+        with open(os.path.join(self.home, "known_hosts")) as f:
+            return f.read().splitlines()
+
+    def test_alias_with_proxyjump_then_exec_check_build_and_export_without_ssh_config(self):
+        bast, inner = self.jump_host("bastion"), self.jump_host("inner")
+        lab = self.lab()
+        cfg = self.write_config(
+            f"Host inner-cam\n  HostName {inner['address']}\n  User {lab['user']}\n"
+            f"  IdentityFile {lab['key']}\n  ProxyJump jumpbox\n"
+            f"Host jumpbox\n  HostName {bast['address']}\n  User {lab['user']}\n  IdentityFile {lab['key']}\n"
+            f"Host inner-closed\n  HostName {inner['address']}\n  Port 2\n  User {lab['user']}\n"
+            f"  IdentityFile {lab['key']}\n  ProxyJump jumpbox\n")
+        # Nothing reaches the inner network directly.
+        direct = self.run_gedge("device", "add", "direct", "--host", f"{lab['user']}@{inner['address']}",
+                                "--identity", lab["key"], "--host-key", inner["host_key_fingerprint"],
+                                "--timeout", "5", "-o", "json")
+        self.assertEqual(direct.rc, 5, direct)
+
+        # The device's key is pinned but the jump's is unknown: host_key (6), nothing stored.
+        r = self.run_gedge("--ssh-config", cfg, "device", "add", "inner1", "--host", "inner-cam",
+                           "--host-key", inner["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("jump host", r.err_json["message"])
+        self.assertIn(bast["host_key_fingerprint"], r.err_json["message"])
+        self.assertEqual(self.gedge_json("device", "ls"), [])
+
+        # The bastion registered with its pinned key: the jump is verified as that device.
+        self.add_device_at("bast1", bast)
+        r = self.run_gedge("device", "add", "inner1", "--host", "inner-cam",
+                           "--host-key", inner["host_key_fingerprint"], "-o", "json",
+                           env={"GEDGE_SSH_CONFIG": cfg})
+        self.assertEqual(r.rc, 0, r)
+        d = r.json
+        self.assertEqual((d["host"], d["port"], d["user"]), (inner["address"], 22, lab["user"]))
+        self.assertEqual(d["alias"], "inner-cam")
+        self.assertEqual(d["identity"], lab["key"])
+        self.assertEqual(d["auth"], "identity")
+        self.assertEqual(d["proxy_jump"]["host"], bast["address"])
+        self.assertEqual(d["proxy_jump"]["user"], lab["user"])
+        self.assertEqual(d["proxy_jump"]["host_key"]["fingerprint"], bast["host_key_fingerprint"])
+        self.assertEqual(d["facts"]["arch"], os.uname().machine)
+        # gedge's known_hosts is keyed by HostKeyAlias: the device and its jump.
+        lines = self.known_hosts_lines()
+        self.assertIn(f"inner1 {inner['host_key']}", lines)
+        self.assertIn(f"inner1/jump {bast['host_key']}", lines)
+
+        # From now on no ssh config exists, not even ~/.ssh: the stored record is the truth.
+        os.remove(cfg)
+        bare = {"HOME": tempfile.mkdtemp(dir=self.tmp)}
+        out = self.gedge_json("device", "exec", "inner1", "--", "hostname", env=bare)
+        self.assertEqual(out["results"][0]["stdout"].strip(), "inner1")
+        chk = self.gedge_json("device", "check", "inner1", env=bare)
+        self.assertEqual(chk["results"][0]["status"], "ok")
+
+        # Ansible (OpenSSH + ProxyCommand through the pinned jump, HostKeyAlias) builds it.
+        r = self.run_gedge("cluster", "build", "jc", "--devices", "inner1", "-o", "json", env=bare, timeout=600)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["devices"][0]["state"], "ready", r)
+
+        # The exported inventory works with plain ansible against gedge's known_hosts.
+        if shutil.which("ansible"):
+            inv = os.path.join(self.tmp, "inventory.yml")
+            ex = self.run_gedge("cluster", "export", "jc", "--format", "ansible", env=bare)
+            self.assertEqual(ex.rc, 0, ex)
+            with open(inv, "w") as f:
+                f.write(ex.stdout)
+            e = dict(self.env, **bare, ANSIBLE_HOST_KEY_CHECKING="True")
+            p = run_cmd(["ansible", "-i", inv, "all", "-m", "ansible.builtin.command", "-a", "hostname"],
+                        env=e, timeout=120)
+            self.assertEqual(p.rc, 0, p)
+            self.assertIn("inner1", p.stdout)
+
+        # What the jump said, when the device behind it refuses.
+        r = self.run_gedge("--ssh-config", self.write_config(
+            f"Host inner-closed\n  HostName {inner['address']}\n  Port 2\n  User {lab['user']}\n"
+            f"  IdentityFile {lab['key']}\n  ProxyJump {lab['user']}@{bast['address']}\n"),
+            "device", "add", "closed", "--host", "inner-closed", "--accept-new", "--timeout", "10", "-o", "json")
+        self.assertEqual(r.rc, 5, r)
+        self.assertIn("through jump host", r.err_json["message"])
+        self.assertIn("Connection refused", r.err_json["message"])
+        self.assertNotIn("closed", [x["name"] for x in self.gedge_json("device", "ls")])
+
+    def add_device_at(self, name, h):
+        lab = self.lab()
+        r = self.run_gedge("device", "add", name, "--host", f"{lab['user']}@{h['address']}:{h['port']}",
+                           "--identity", lab["key"], "--host-key", h["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        return r.json
+
+    def test_agent_only_device_builds_with_the_agent(self):
+        host = "h5"
+        h = self.lab_host(host)
+        keydir = tempfile.mkdtemp(dir=self.tmp)
+        key = os.path.join(keydir, "agent_key")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        sock = os.path.join(keydir, "agent.sock")
+        agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
+        self.addCleanup(agent.wait)
+        self.addCleanup(agent.terminate)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            subprocess.run(["sleep", "0.05"])
+        add = run_cmd(["ssh-add", key], env=dict(os.environ, SSH_AUTH_SOCK=sock))
+        self.assertEqual(add.rc, 0, add)
+        os.remove(key)  # only the agent holds it now
+        # h5 accepts only the agent's key (the lab key is removed; restored by reset-keys).
+        with open(key + ".pub") as f:
+            pub = f.read()
+        self.addCleanup(self.lab_sh, "fault", host, "reset-keys")
+        self.ssh_host(host, "cat > ~/.ssh/authorized_keys", input=pub)
+        self.assertNotEqual(self.ssh_host(host, "true", check=False).rc, 0, "the lab key must be refused now")
+
+        with_agent = {"SSH_AUTH_SOCK": sock}
+        d = self.gedge_json("device", "add", host, "--host", f"{self.lab()['user']}@{h['address']}",
+                            "--host-key", h["host_key_fingerprint"], env=with_agent)
+        self.assertEqual(d["auth"], "agent")
+        self.assertIsNone(d["identity"])
+        # Without the agent nothing logs in: the agent is what authenticates.
+        r = self.run_gedge("device", "exec", host, "--", "true", "-o", "json", env={"SSH_AUTH_SOCK": ""})
+        self.assertNotEqual(r.rc, 0, r)
+        r = self.run_gedge("cluster", "build", "ag", "--devices", host, "-o", "json", env=with_agent, timeout=600)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["devices"][0]["state"], "ready", r)
+
+
+if __name__ == "__main__":
+    unittest.main()
