@@ -46,6 +46,20 @@ class K8sValidateTest(unittest.TestCase):
         nad["spec"]["config"] = "{not json"
         self.assertEqual(validate_k8s([nad])[0], 1)
 
+    def test_vpa_is_checked_against_its_crd_schema(self):
+        vpa = {"apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler", "metadata": {"name": "v"},
+               "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                        "updatePolicy": {"updateMode": "Recreate"}}}
+        self.assertEqual(validate_k8s([vpa])[0], 0)
+        for bad, word in ((("updatePolicy", {"updateMode": "auto"}), "updateMode"),
+                          (("targetRef", {"kind": "Deployment"}), "targetRef.name"),
+                          (("resourcePolicy", {"containerPolicies": [{"maxAllowed": {"cpu": "2 cores"}}]}), "quantity"),
+                          (("updatePolciy", {}), "updatePolciy")):
+            doc = {**vpa, "spec": {**vpa["spec"], bad[0]: bad[1]}}
+            rc, err = validate_k8s([doc])
+            self.assertEqual(rc, 1, (bad, err))
+            self.assertIn(word, err)
+
     def test_committed_golden_renders_are_valid(self):
         manifests = os.path.join(os.path.dirname(GOLDEN), "manifests")
         files = [os.path.join(GOLDEN, n) for n in sorted(os.listdir(GOLDEN))]

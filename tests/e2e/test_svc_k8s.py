@@ -15,6 +15,7 @@ import time
 import urllib.request
 
 from gedge_e2e import GEDGE, GedgeTest
+from k8s_check import assert_valid_k8s
 
 SRC = os.environ.get("GEDGE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 DOUBLE = os.path.join(SRC, "tests", "k8s_double", "k8s_double.py")
@@ -207,6 +208,43 @@ class SvcKubernetesTest(GedgeTest):
             self.fail("gedge svc logs --follow did not stop on SIGINT")
         self.assertEqual(p.returncode, 130, err)
         self.assertTrue(all(x.startswith("[pod/") for x in rest.splitlines()), rest)
+
+    def test_scaling_objects(self):
+        spec = {"name": "k8s-scale", "namespace": "default",
+                "containers": [{"name": "det", "image": "10.213.0.1:5000/gedge/busybox:1.0",
+                                "resources": {"requests": {"cpu": "200m", "memory": "64Mi"}}}],
+                "autoscale": {"min": 1, "max": 6, "metrics": [
+                    {"type": "resource", "name": "cpu", "target": 70},
+                    {"type": "pods", "name": "frames_per_second", "target": 30},
+                    {"type": "external", "name": "queue_depth", "target": 100}]},
+                "vpa": {"mode": "auto"},
+                "limits": {"min": {"cpu": "100m", "memory": "32Mi"}, "max": {"cpu": "2", "memory": "2Gi"}}}
+        f = self.spec_file(spec)
+        # every rendered object passes the official schemas (the VPA its CRD's)
+        r = self.run_gedge("svc", "render", f, "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        assert_valid_k8s(self, r.json)
+        d = self.gedge_json("svc", "deploy", f, "--cluster", "kc")
+        self.assertEqual(sorted(o["kind"] for o in d["services"][0]["objects"]),
+                         ["Deployment", "HorizontalPodAutoscaler", "LimitRange", "VerticalPodAutoscaler"])
+        # the API double validates metric types (GS-Engine's "Pod" is refused there) and VPA modes
+        code, hpa = self.api("GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/k8s-scale")
+        self.assertEqual(code, 200)
+        self.assertEqual([m["type"] for m in hpa["spec"]["metrics"]], ["Resource", "Pods", "External"])
+        self.assertEqual(hpa["spec"]["metrics"][1]["pods"]["target"], {"type": "AverageValue", "averageValue": "30"})
+        code, vpa = self.api("GET", "/apis/autoscaling.k8s.io/v1/namespaces/default/verticalpodautoscalers/k8s-scale")
+        self.assertEqual(code, 200)
+        self.assertEqual(vpa["spec"]["updatePolicy"]["updateMode"], "Recreate")
+        self.assertEqual(vpa["spec"]["targetRef"], {"apiVersion": "apps/v1", "kind": "Deployment", "name": "k8s-scale"})
+        code, lr = self.api("GET", "/api/v1/namespaces/default/limitranges/k8s-scale")
+        self.assertEqual(code, 200)
+        self.assertEqual(lr["spec"]["limits"], [{"type": "Container", "min": {"cpu": "100m", "memory": "32Mi"},
+                                                 "max": {"cpu": "2", "memory": "2Gi"}}])
+        # rm removes them too
+        rm = self.gedge_json("svc", "rm", "k8s-scale", "--yes")
+        self.assertEqual(sorted(x["kind"] for x in rm["removed"]),
+                         ["Deployment", "HorizontalPodAutoscaler", "LimitRange", "VerticalPodAutoscaler"])
+        self.assertEqual(self.api("GET", "/api/v1/namespaces/default/limitranges/k8s-scale")[0], 404)
 
     def test_viewer_token_cannot_deploy(self):
         r = self.run_gedge("cluster", "register", "kv", "--kubeconfig",

@@ -50,11 +50,81 @@ function validateNad(o) {
   return errs;
 }
 
+// VerticalPodAutoscaler CRD (autoscaling.k8s.io/v1), openAPIV3Schema of kubernetes/autoscaler's
+// vertical-pod-autoscaler/deploy/vpa-v1-crd-gen.yaml (VPA 1.x), transcribed for the fields of spec;
+// like the API server with strict field validation, unknown fields are errors.
+const QUANTITY = /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+function validateVpa(o) {
+  const errs = [];
+  const isObj = (x) => typeof x === "object" && x !== null && !Array.isArray(x);
+  const only = (x, where, keys) => {
+    for (const k of Object.keys(x)) if (!keys.includes(k)) errs.push(`${where}: unknown field '${k}'`);
+  };
+  const isInt32 = (x) => Number.isInteger(x) && x >= -2147483648 && x <= 2147483647;
+  const resources = (x, where) => {
+    if (!isObj(x)) return errs.push(`${where}: must be an object`);
+    for (const [k, v] of Object.entries(x))
+      if (!(Number.isInteger(v) || (typeof v === "string" && QUANTITY.test(v)))) errs.push(`${where}.${k}: not a quantity`);
+  };
+  const enumOf = (x, where, values) => {
+    if (!values.includes(x)) errs.push(`${where}: must be one of ${values.join(", ")}`);
+  };
+  only(o, "", ["apiVersion", "kind", "metadata", "spec", "status"]);
+  if (!isObj(o.metadata) || typeof o.metadata.name !== "string") errs.push("metadata.name: required string");
+  const spec = o.spec;
+  if (!isObj(spec)) return [...errs, "spec: required object"];
+  only(spec, "spec", ["targetRef", "updatePolicy", "resourcePolicy", "recommenders", "startupBoost"]);
+  const ref = spec.targetRef;
+  if (!isObj(ref)) errs.push("spec.targetRef: required object");
+  else {
+    only(ref, "spec.targetRef", ["apiVersion", "kind", "name"]);
+    for (const k of ["kind", "name"]) if (typeof ref[k] !== "string") errs.push(`spec.targetRef.${k}: required string`);
+    if (ref.apiVersion !== undefined && typeof ref.apiVersion !== "string") errs.push("spec.targetRef.apiVersion: string");
+  }
+  const up = spec.updatePolicy;
+  if (up !== undefined) {
+    if (!isObj(up)) errs.push("spec.updatePolicy: must be an object");
+    else {
+      only(up, "spec.updatePolicy", ["updateMode", "minReplicas", "evictionRequirements", "evictAfterOOMSeconds"]);
+      if (up.updateMode !== undefined)
+        enumOf(up.updateMode, "spec.updatePolicy.updateMode", ["Off", "Initial", "Recreate", "InPlaceOrRecreate", "InPlace", "Auto"]);
+      if (up.minReplicas !== undefined && !isInt32(up.minReplicas)) errs.push("spec.updatePolicy.minReplicas: int32");
+      if (up.evictAfterOOMSeconds !== undefined && !(isInt32(up.evictAfterOOMSeconds) && up.evictAfterOOMSeconds >= 1))
+        errs.push("spec.updatePolicy.evictAfterOOMSeconds: int32 >= 1");
+      if (up.evictionRequirements !== undefined && !Array.isArray(up.evictionRequirements))
+        errs.push("spec.updatePolicy.evictionRequirements: must be an array");
+    }
+  }
+  const rp = spec.resourcePolicy;
+  if (rp !== undefined) {
+    if (!isObj(rp)) errs.push("spec.resourcePolicy: must be an object");
+    else {
+      only(rp, "spec.resourcePolicy", ["containerPolicies"]);
+      (Array.isArray(rp.containerPolicies) ? rp.containerPolicies : []).forEach((c, i) => {
+        const w = `spec.resourcePolicy.containerPolicies[${i}]`;
+        if (!isObj(c)) return errs.push(`${w}: must be an object`);
+        if (c.containerName !== undefined && typeof c.containerName !== "string") errs.push(`${w}.containerName: string`);
+        if (c.mode !== undefined) enumOf(c.mode, `${w}.mode`, ["Auto", "Off"]);
+        if (c.controlledValues !== undefined) enumOf(c.controlledValues, `${w}.controlledValues`, ["RequestsAndLimits", "RequestsOnly"]);
+        for (const k of ["minAllowed", "maxAllowed"]) if (c[k] !== undefined) resources(c[k], `${w}.${k}`);
+      });
+    }
+  }
+  if (spec.recommenders !== undefined) {
+    if (!Array.isArray(spec.recommenders)) errs.push("spec.recommenders: must be an array");
+    else spec.recommenders.forEach((r, i) => {
+      if (!isObj(r) || typeof r.name !== "string") errs.push(`spec.recommenders[${i}].name: required string`);
+    });
+  }
+  return errs;
+}
+
 async function validateOne(o) {
   if (typeof o !== "object" || o === null || Array.isArray(o)) return ["not an object"];
   const { apiVersion, kind } = o;
   if (typeof apiVersion !== "string" || typeof kind !== "string") return ["apiVersion and kind are required strings"];
   if (apiVersion === "k8s.cni.cncf.io/v1" && kind === "NetworkAttachmentDefinition") return validateNad(o);
+  if (apiVersion === "autoscaling.k8s.io/v1" && kind === "VerticalPodAutoscaler") return validateVpa(o);
   let mod;
   try {
     mod = await import(groupPath(apiVersion));

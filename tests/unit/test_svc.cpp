@@ -194,6 +194,57 @@ TEST_CASE("autoscale: HPA autoscaling/v2 and no replicas on the Deployment") {
   CHECK(spec.service.desired_replicas() == 2);
 }
 
+TEST_CASE("autoscale metrics, vpa and limits: HPA v2 metric types, a VPA, a LimitRange; hosts refuse them") {
+  auto spec = must_parse(R"(name: d
+containers: [{image: x:1}]
+autoscale: {max: 4, metrics: [{type: resource, name: cpu, target: 70}, {type: pods, name: fps, target: 30},
+                              {type: external, name: queue_depth, target: 500m}]}
+vpa: {mode: initial}
+limits: {min: {cpu: 100m}, max: {memory: 2Gi}}
+)");
+  auto objs = svc::render_kubernetes(spec.service);
+  std::map<std::string, json> by;
+  for (const auto& o : objs) by[o["kind"].get<std::string>()] = o;
+  const json& m = by["HorizontalPodAutoscaler"]["spec"]["metrics"];
+  REQUIRE(m.size() == 3);
+  CHECK(m[0]["type"] == "Resource");
+  CHECK(m[0]["resource"]["target"]["averageUtilization"] == 70);
+  CHECK(m[1]["type"] == "Pods");  // not GS-Engine's "Pod"
+  CHECK(m[1]["pods"]["metric"]["name"] == "fps");
+  CHECK(m[1]["pods"]["target"] == json{{"type", "AverageValue"}, {"averageValue", "30"}});
+  CHECK(m[2]["type"] == "External");
+  CHECK(m[2]["external"]["target"]["averageValue"] == "500m");
+  CHECK(by["VerticalPodAutoscaler"]["apiVersion"] == "autoscaling.k8s.io/v1");
+  CHECK(by["VerticalPodAutoscaler"]["spec"]["updatePolicy"]["updateMode"] == "Initial");
+  CHECK(by["VerticalPodAutoscaler"]["spec"]["targetRef"] ==
+        json{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "d"}});
+  CHECK(by["LimitRange"]["spec"]["limits"] ==
+        json::array({{{"type", "Container"}, {"min", {{"cpu", "100m"}}}, {"max", {{"memory", "2Gi"}}}}}));
+  CHECK(spec.service.autoscale->cpu == 70);  // what the container-host autoscaler uses
+  auto u = svc::hosts_unsupported(spec.service);
+  REQUIRE(u.size() == 4);
+  CHECK(u[0].find("autoscale.metrics[1] (pods fps") == 0);
+  CHECK(u[2] == "vpa");
+  CHECK(u[3] == "limits");
+  // CPU-only metrics are fine on container hosts.
+  CHECK(svc::hosts_unsupported(must_parse("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: "
+                                          "[{type: resource, name: cpu, target: 60}]}\n")
+                                   .service)
+            .empty());
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, cpu: 50, metrics: [{type: resource, "
+                    "name: cpu, target: 60}]}\n")
+            .find("cpu and metrics") != std::string::npos);
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: [{type: resource, name: gpu, "
+                    "target: 60}]}\n")
+            .find("autoscale.metrics[0].name: resource metric 'gpu'") != std::string::npos);
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: [{type: pod, name: x, "
+                    "target: 1}]}\n")
+            .find("autoscale.metrics[0].type: 'pod' is not one of") != std::string::npos);
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nvpa: {mode: Auto}\n").find("vpa.mode") != std::string::npos);
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nlimits: {min: {cpu: \"2\"}, max: {cpu: 500m}}\n")
+            .find("min 2 is above max 500m") != std::string::npos);
+}
+
 TEST_CASE("scheduleHint: weighted tier affinity and a hard nodeSelector") {
   for (auto [pref, first, last] : {std::tuple{"local", "local", "cloud"}, std::tuple{"cloud", "cloud", "local"}}) {
     auto spec = must_parse(fmt::format("name: n\ncontainers: [{{image: i:1}}]\nscheduleHint: {{preferred: {}, nodeSelector: {{zone: a}}}}\n", pref));

@@ -44,10 +44,20 @@ struct ContainerSpec {
   std::vector<EnvVar> env;
 };
 
+// One HPA metric of the short schema: resource (averageUtilization, percent), pods or external
+// (AverageValue, a quantity).
+struct AutoscaleMetric {
+  std::string type;    // resource | pods | external
+  std::string name;    // cpu, memory, or the metric's name
+  std::string target;  // percent (resource) or quantity text
+};
+
 struct Autoscale {
   int min = 1;
   int max = 1;
-  int cpu = 80;                   // target average utilisation, % of the CPU request
+  int cpu = 80;                   // target average utilisation, % of the CPU request (also
+                                  // the resource cpu metric's, when metrics has one)
+  std::vector<AutoscaleMetric> metrics;  // given instead of cpu: the HPA's metrics as listed
   int scale_down_window_s = 300;  // HPA defaults
   int scale_up_window_s = 0;
 };
@@ -95,6 +105,9 @@ struct Service {
   std::optional<Pin> pin;
   std::vector<Volume> volumes;
   std::vector<Network> networks;
+  std::string vpa_mode;  // auto | initial | off; "" = no VerticalPodAutoscaler
+  std::optional<std::pair<std::map<std::string, std::string>, std::map<std::string, std::string>>>
+      limits;  // LimitRange (type Container) min, max
   // Stage / placement fields (read by gedge sched): verbatim JSON, null when absent.
   nlohmann::json resources;   // {cpu, memory, gpu}
   nlohmann::json compute_ms;  // number or {gpu, cpu}

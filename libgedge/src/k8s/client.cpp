@@ -165,8 +165,9 @@ Result<ResourceInfo> Client::resource_for(const std::string& api_version, const 
       if (r.error().code == ErrorCode::not_found)
         return fail(ErrorCode::not_found,
                     fmt::format("the API server does not serve {} (needed for {})", api_version, kind),
-                    kind == "ServiceMonitor" ? "install the Prometheus operator CRDs, or drop monitorPorts"
-                                             : "");
+                    kind == "ServiceMonitor"          ? "install the Prometheus operator CRDs, or drop monitorPorts"
+                    : kind == "VerticalPodAutoscaler" ? "install the Vertical Pod Autoscaler (its CRDs), or drop vpa"
+                                                      : "");
       return std::unexpected(r.error());
     }
     it = impl_->discovery.emplace(api_version, *r).first;

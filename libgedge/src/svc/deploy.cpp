@@ -198,7 +198,7 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
   }
   const Spec& run = spec.is_manifest ? translated : spec;
   for (const auto* s : run.ordered())
-    if (auto u = hosts_unsupported(*s); !u.empty())
+    if (auto u = hosts_unsupported(*s); !u.empty() && cl.kind != "kubernetes")
       return fail(ErrorCode::usage, fmt::format("{}: service '{}': {} not supported on container hosts", spec.file, s->name,
                                                 fmt::join(u, ", ")),
                   "deploy it to a Kubernetes cluster");

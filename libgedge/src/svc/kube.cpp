@@ -36,6 +36,8 @@ std::string ns_of(const json& obj) {
 
 // The kinds gedge renders for a service, for removal (whatever the current spec renders).
 const std::vector<std::pair<std::string, std::string>> kKinds = {
+    {"v1", "LimitRange"},
+    {"autoscaling.k8s.io/v1", "VerticalPodAutoscaler"},
     {"autoscaling/v2", "HorizontalPodAutoscaler"},
     {"monitoring.coreos.com/v1", "ServiceMonitor"},
     {"v1", "Service"},

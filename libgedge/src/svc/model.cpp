@@ -217,11 +217,57 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
     if (as.min > as.max)
       return std::unexpected(src.error_at(ptr + "/autoscale/min",
                                           fmt::format("min {} is above max {}", as.min, as.max)));
+    if (a.contains("metrics")) {
+      if (a.contains("cpu"))
+        return std::unexpected(src.error_at(ptr + "/autoscale/cpu",
+                                            "cpu and metrics together: list the CPU target as a metric",
+                                            "metrics: [{type: resource, name: cpu, target: 70}, ...]"));
+      std::set<std::pair<std::string, std::string>> seen;
+      for (std::size_t i = 0; i < a["metrics"].size(); ++i) {
+        const json& m = a["metrics"][i];
+        std::string mp = fmt::format("{}/autoscale/metrics/{}", ptr, i);
+        AutoscaleMetric am{m.at("type").get<std::string>(), m.at("name").get<std::string>(),
+                           gedge::quantity_text(m.at("target"))};
+        if (!seen.insert({am.type, am.name}).second)
+          return std::unexpected(src.error_at(mp, fmt::format("{} metric '{}' is listed twice", am.type, am.name)));
+        if (am.type == "resource") {
+          if (am.name != "cpu" && am.name != "memory")
+            return std::unexpected(src.error_at(mp + "/name", fmt::format("resource metric '{}': cpu or memory", am.name)));
+          const json& t = m["target"];
+          if (!t.is_number_integer() || t.get<long>() < 1 || t.get<long>() > 1000)
+            return std::unexpected(src.error_at(mp + "/target", "a resource target is a percent of the request (1..1000)"));
+        } else {
+          auto v = parse_resource_quantity(m["target"], "target");
+          if (!v || *v <= 0)
+            return std::unexpected(src.error_at(mp + "/target", "the target is a positive quantity (30, 500m, 1k)"));
+        }
+        if (am.type == "resource" && am.name == "cpu") as.cpu = m["target"].get<int>();  // the hosts' autoscaler
+        as.metrics.push_back(std::move(am));
+      }
+    }
     if (s.replicas && (*s.replicas < as.min || *s.replicas > as.max))
       return std::unexpected(src.error_at(ptr + "/replicas",
                                           fmt::format("replicas {} is outside autoscale min {}..max {}",
                                                       *s.replicas, as.min, as.max)));
     s.autoscale = as;
+  }
+  if (body.contains("vpa")) s.vpa_mode = body["vpa"].at("mode").get<std::string>();
+  if (body.contains("limits")) {
+    std::map<std::string, std::string> mn, mx;
+    if (body["limits"].contains("min")) {
+      GEDGE_TRY_ASSIGN(mn, resource_list(src, body["limits"]["min"], ptr + "/limits/min"));
+    }
+    if (body["limits"].contains("max")) {
+      GEDGE_TRY_ASSIGN(mx, resource_list(src, body["limits"]["max"], ptr + "/limits/max"));
+    }
+    for (const auto& [k, v] : mn)
+      if (mx.contains(k)) {
+        auto lo = k == "cpu" ? parse_cpu_quantity(json(v)) : parse_memory_quantity(json(v));
+        auto hi = k == "cpu" ? parse_cpu_quantity(json(mx[k])) : parse_memory_quantity(json(mx[k]));
+        if (lo && hi && *lo > *hi)
+          return std::unexpected(src.error_at(ptr + "/limits/min/" + k, fmt::format("min {} is above max {}", v, mx[k])));
+      }
+    s.limits = std::make_pair(mn, mx);
   }
   s.runtime = body.value("runtime", "");
   if (body.contains("pin")) {
@@ -338,7 +384,7 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
   std::string kind = doc.value("kind", "Service");
   if (kind == "Pipeline") {
     for (const char* k : {"service", "type", "replicas", "labels", "containers", "ports", "monitorPorts",
-                          "scheduleHint", "autoscale", "runtime", "pin", "volumes", "networks", "resources",
+                          "scheduleHint", "autoscale", "vpa", "limits", "runtime", "pin", "volumes", "networks", "resources",
                           "compute_ms", "output_mb"})
       if (doc.contains(k))
         return std::unexpected(src.error_at(std::string("/") + k,

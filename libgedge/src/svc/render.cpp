@@ -239,6 +239,52 @@ json render_service_monitor(const Service& s) {
           {"spec", {{"selector", {{"matchLabels", {{"app", s.name}}}}}, {"endpoints", endpoints}}}};
 }
 
+// The short schema's metrics as autoscaling/v2 MetricSpecs (types Resource, Pods, External:
+// GS-Engine wrote "Pod", which the API server refuses).
+json hpa_metrics(const Autoscale& a) {
+  json out = json::array();
+  if (a.metrics.empty()) {
+    out.push_back({{"type", "Resource"},
+                   {"resource", {{"name", "cpu"}, {"target", {{"type", "Utilization"}, {"averageUtilization", a.cpu}}}}}});
+    return out;
+  }
+  for (const auto& m : a.metrics) {
+    if (m.type == "resource")
+      out.push_back({{"type", "Resource"},
+                     {"resource",
+                      {{"name", m.name}, {"target", {{"type", "Utilization"}, {"averageUtilization", std::stoi(m.target)}}}}}});
+    else if (m.type == "pods")
+      out.push_back({{"type", "Pods"},
+                     {"pods", {{"metric", {{"name", m.name}}}, {"target", {{"type", "AverageValue"}, {"averageValue", m.target}}}}}});
+    else
+      out.push_back({{"type", "External"},
+                     {"external",
+                      {{"metric", {{"name", m.name}}}, {"target", {{"type", "AverageValue"}, {"averageValue", m.target}}}}}});
+  }
+  return out;
+}
+
+// vpa.mode -> updateMode: auto is Recreate (what "Auto" always meant; newer VPA CRDs drop "Auto").
+json render_vpa(const Service& s) {
+  std::string mode = s.vpa_mode == "auto" ? "Recreate" : s.vpa_mode == "initial" ? "Initial" : "Off";
+  return {{"apiVersion", "autoscaling.k8s.io/v1"},
+          {"kind", "VerticalPodAutoscaler"},
+          {"metadata", metadata(s, {{"app", s.name}})},
+          {"spec",
+           {{"targetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", s.name}}},
+            {"updatePolicy", {{"updateMode", mode}}}}}};
+}
+
+json render_limit_range(const Service& s) {
+  json item{{"type", "Container"}};
+  if (!s.limits->first.empty()) item["min"] = labels_json(s.limits->first);
+  if (!s.limits->second.empty()) item["max"] = labels_json(s.limits->second);
+  return {{"apiVersion", "v1"},
+          {"kind", "LimitRange"},
+          {"metadata", metadata(s, {{"app", s.name}})},
+          {"spec", {{"limits", json::array({item})}}}};
+}
+
 json render_hpa(const Service& s) {
   const auto& a = *s.autoscale;
   return {{"apiVersion", "autoscaling/v2"},
@@ -248,10 +294,7 @@ json render_hpa(const Service& s) {
            {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", s.name}}},
             {"minReplicas", a.min},
             {"maxReplicas", a.max},
-            {"metrics", json::array({{{"type", "Resource"},
-                                      {"resource",
-                                       {{"name", "cpu"},
-                                        {"target", {{"type", "Utilization"}, {"averageUtilization", a.cpu}}}}}}})},
+            {"metrics", hpa_metrics(a)},
             {"behavior",
              {{"scaleDown", {{"stabilizationWindowSeconds", a.scale_down_window_s}}},
               {"scaleUp", {{"stabilizationWindowSeconds", a.scale_up_window_s}}}}}}}};
@@ -409,6 +452,8 @@ std::vector<json> render_kubernetes(const Service& s, const RuntimeMount* rt) {
   if (has_ports(s)) out.push_back(render_service(s));
   if (!s.monitor_ports.empty()) out.push_back(render_service_monitor(s));
   if (s.autoscale) out.push_back(render_hpa(s));
+  if (!s.vpa_mode.empty()) out.push_back(render_vpa(s));
+  if (s.limits) out.push_back(render_limit_range(s));
   return out;
 }
 
@@ -417,6 +462,15 @@ std::vector<std::string> hosts_unsupported(const Service& s) {
   for (std::size_t i = 0; i < s.volumes.size(); ++i)
     if (!s.volumes[i].nfs_server.empty()) out.push_back(fmt::format("volumes[{}].nfs", i));
   for (std::size_t i = 0; i < s.networks.size(); ++i) out.push_back(fmt::format("networks[{}]", i));
+  if (s.autoscale)  // the container-host autoscaler reads CPU only
+    for (std::size_t i = 0; i < s.autoscale->metrics.size(); ++i) {
+      const auto& m = s.autoscale->metrics[i];
+      if (!(m.type == "resource" && m.name == "cpu"))
+        out.push_back(fmt::format("autoscale.metrics[{}] ({} {}: the container-host autoscaler scales on CPU only)", i,
+                                  m.type, m.name));
+    }
+  if (!s.vpa_mode.empty()) out.push_back("vpa");
+  if (s.limits) out.push_back("limits");
   return out;
 }
 

@@ -6,7 +6,7 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
   "$schema": "http://json-schema.org/draft-07/schema#",
   "$id": "https://gedge.invalid/schemas/service.schema.json",
   "title": "gedge service or pipeline file",
-  "description": "GS-Engine's v1 short form (containers: [image, ...], ports: [number, ...]) and v2 container form (containers: [{image, ports: [{containerPort, protocol, externalPort}], resources, command, args, env}]), bare or wrapped as {service: {...}}, plus gedge's extensions (replicas, autoscale, runtime, pin, scheduleHint) and kind: Pipeline with stages. Validated by gedge with valijson; unknown fields are errors.",
+  "description": "GS-Engine's v1 short form (containers: [image, ...], ports: [number, ...]) and v2 container form (containers: [{image, ports: [{containerPort, protocol, externalPort}], resources, command, args, env}]), bare or wrapped as {service: {...}}, plus gedge's extensions (replicas, autoscale with metrics, vpa, limits, runtime, pin, scheduleHint) and kind: Pipeline with stages. Validated by gedge with valijson; unknown fields are errors.",
   "type": "object",
   "properties": {
     "apiVersion": {"type": "string", "enum": ["gedge/v1"]},
@@ -24,6 +24,8 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
     "monitorPorts": {"$ref": "#/definitions/portNumbers"},
     "scheduleHint": {"$ref": "#/definitions/scheduleHint"},
     "autoscale": {"$ref": "#/definitions/autoscale"},
+    "vpa": {"$ref": "#/definitions/vpa"},
+    "limits": {"$ref": "#/definitions/limitRange"},
     "runtime": {"$ref": "#/definitions/runtime"},
     "pin": {"$ref": "#/definitions/pin"},
         "volumes": {"$ref": "#/definitions/volumes"},
@@ -124,9 +126,38 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
         "max": {"type": "integer", "minimum": 1, "maximum": 1000},
         "cpu": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "target average CPU utilisation, percent of the request (default 80)"},
         "scaleDownWindow": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "seconds (default 300)"},
-        "scaleUpWindow": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "seconds (default 0)"}
+        "scaleUpWindow": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "seconds (default 0)"},
+        "metrics": {
+          "description": "HPA metrics (Kubernetes; container hosts scale on resource cpu only). Instead of cpu, not with it.",
+          "type": "array", "minItems": 1, "maxItems": 16,
+          "items": {"$ref": "#/definitions/autoscaleMetric"}
+        }
       },
       "required": ["max"],
+      "additionalProperties": false
+    },
+    "autoscaleMetric": {
+      "type": "object",
+      "properties": {
+        "type": {"type": "string", "enum": ["resource", "pods", "external"], "description": "resource: averageUtilization of a container resource (cpu, memory); pods: a per-pod metric's AverageValue; external: an external metric's AverageValue"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[A-Za-z_][A-Za-z0-9_.:/-]*$"},
+        "target": {"$ref": "#/definitions/quantity", "description": "resource: percent of the request (integer); pods, external: the average value per pod"}
+      },
+      "required": ["type", "name", "target"],
+      "additionalProperties": false
+    },
+    "vpa": {
+      "description": "A VerticalPodAutoscaler (autoscaling.k8s.io/v1) for the Deployment (Kubernetes only): auto applies recommendations by recreating pods (updateMode Recreate), initial only at pod creation, off only recommends.",
+      "type": "object",
+      "properties": {"mode": {"type": "string", "enum": ["auto", "initial", "off"]}},
+      "required": ["mode"],
+      "additionalProperties": false
+    },
+    "limitRange": {
+      "description": "A LimitRange (type Container) in the service's namespace: the smallest and largest resources any container there may ask for (Kubernetes only).",
+      "type": "object",
+      "properties": {"min": {"$ref": "#/definitions/resourceList"}, "max": {"$ref": "#/definitions/resourceList"}},
+      "minProperties": 1,
       "additionalProperties": false
     },
     "runtime": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},
@@ -216,6 +247,8 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
         "monitorPorts": {"$ref": "#/definitions/portNumbers"},
         "scheduleHint": {"$ref": "#/definitions/scheduleHint"},
         "autoscale": {"$ref": "#/definitions/autoscale"},
+    "vpa": {"$ref": "#/definitions/vpa"},
+    "limits": {"$ref": "#/definitions/limitRange"},
         "runtime": {"$ref": "#/definitions/runtime"},
         "pin": {"$ref": "#/definitions/pin"},
         "volumes": {"$ref": "#/definitions/volumes"},
@@ -240,6 +273,8 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
         "monitorPorts": {"$ref": "#/definitions/portNumbers"},
         "scheduleHint": {"$ref": "#/definitions/scheduleHint"},
         "autoscale": {"$ref": "#/definitions/autoscale"},
+    "vpa": {"$ref": "#/definitions/vpa"},
+    "limits": {"$ref": "#/definitions/limitRange"},
         "runtime": {"$ref": "#/definitions/runtime"},
         "pin": {"$ref": "#/definitions/pin"},
         "volumes": {"$ref": "#/definitions/volumes"},
