@@ -3,9 +3,11 @@
 
 It tunnels CONNECT requests to loopback targets only (anything else gets 403), appends one line
 "CONNECT host:port" per tunnel to --log, and prints {"port": P, "pid": N} on stdout when ready.
+--map NAME=ADDR resolves the host name NAME to the loopback address ADDR at the proxy (as a
+real proxy resolves names for its clients), so a test can use a name no resolver knows.
 Plain (non-CONNECT) requests get 405: gedge talks TLS to the API server through the tunnel.
 
-Usage: connect_proxy.py --log FILE [--port 0]
+Usage: connect_proxy.py --log FILE [--port 0] [--map NAME=ADDR ...]
 """
 import argparse
 import ipaddress
@@ -33,6 +35,7 @@ class Handler(socketserver.StreamRequestHandler):
         target = parts[1]
         host, _, port = target.rpartition(":")
         host = host.strip("[]")
+        host = self.server.names.get(host, host)
         with self.server.log_lock, open(self.server.log, "a") as f:
             f.write(f"CONNECT {target}\n")
         try:
@@ -76,9 +79,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--map", action="append", default=[], help="NAME=ADDR (a loopback address)")
     a = ap.parse_args()
     srv = Server(("127.0.0.1", a.port), Handler)
     srv.log = a.log
+    srv.names = dict(m.split("=", 1) for m in a.map)
     srv.log_lock = threading.Lock()
     open(a.log, "a").close()
     print(json.dumps({"port": srv.server_address[1], "pid": os.getpid()}), flush=True)

@@ -430,6 +430,22 @@ class ClusterKubernetesTest(GedgeTest):
         r = self.run_gedge("cluster", "status", "p", "-o", "json",
                            env={"HTTPS_PROXY": f"http://127.0.0.1:{closed_port()}"})
         self.assertEqual(r.rc, 0, r)
+        # Without proxy-url, HTTPS_PROXY is used as kubectl uses it: a server named api.double.test
+        # (which only the proxy resolves) is reached through the proxy, SNI and name check intact.
+        named = self.kc_doc()
+        named["clusters"][0]["cluster"]["server"] = f"https://api.double.test:{self.info['port']}"
+        open(log, "w").close()
+        proxy2 = subprocess.Popen([sys.executable, PROXY, "--log", log, "--map", "api.double.test=127.0.0.1"],
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(proxy2.wait, 10)
+        self.addCleanup(proxy2.terminate)
+        self.addCleanup(proxy2.stdout.close)
+        port2 = json.loads(proxy2.stdout.readline())["port"]
+        r = self.run_gedge("cluster", "register", "envproxy", "--kubeconfig", self.write_doc("named.yaml", named),
+                           "-o", "json", env={"HTTPS_PROXY": f"http://127.0.0.1:{port2}", "NO_PROXY": "example.invalid"})
+        self.assertEqual(r.rc, 0, r)
+        with open(log) as f:
+            self.assertIn(f"CONNECT api.double.test:{self.info['port']}", f.read())
         # An unsupported scheme is refused by name.
         doc["clusters"][0]["cluster"]["proxy-url"] = "ftp://127.0.0.1:21"
         r = self.run_gedge("cluster", "register", "q", "--kubeconfig", self.write_doc("ftp.yaml", doc), "-o", "json")
