@@ -245,6 +245,19 @@ limits: {min: {cpu: 100m}, max: {memory: 2Gi}}
             .find("min 2 is above max 500m") != std::string::npos);
 }
 
+TEST_CASE("durations for svc logs --since, as kubectl takes them") {
+  CHECK(svc::parse_duration_s("30s", "--since").value() == 30);
+  CHECK(svc::parse_duration_s("5m", "--since").value() == 300);
+  CHECK(svc::parse_duration_s("1h30m", "--since").value() == 5400);
+  for (const char* bad : {"", "5", "5 minutes", "m", "0s", "1d", "-5m", "99999999999h"}) {
+    CAPTURE(bad);
+    auto r = svc::parse_duration_s(bad, "--since");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK(r.error().message.find("--since") != std::string::npos);
+  }
+}
+
 TEST_CASE("scheduleHint: weighted tier affinity and a hard nodeSelector") {
   for (auto [pref, first, last] : {std::tuple{"local", "local", "cloud"}, std::tuple{"cloud", "cloud", "local"}}) {
     auto spec = must_parse(fmt::format("name: n\ncontainers: [{{image: i:1}}]\nscheduleHint: {{preferred: {}, nodeSelector: {{zone: a}}}}\n", pref));
