@@ -7,6 +7,9 @@ with the cost model of the issue, so a wrong optimiser or a wrong cost model fai
 import itertools
 import json
 import os
+import time
+import sqlite3
+import socket
 import subprocess
 
 from gedge_e2e import GEDGE, GedgeTest
@@ -430,6 +433,73 @@ class SchedTest(GedgeTest):
         self.assertEqual(row["placements"]["placements"], placed["placements"])
         default = self.gedge_json("sched", "place", self.web, "--state", self.state, "--policy", "most-allocated")
         self.assertNotEqual(default["placements"], placed["placements"], "the weights must change the result")
+
+    @staticmethod
+    def runner_of(pid):
+        """The lease identity gedge records for a runner process (sched::runner_identity)."""
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        start = stat[stat.rfind(")") + 2:].split()[19]  # field 22
+        return {"host": socket.gethostname(), "boot_id": boot, "pid": pid, "start": start}
+
+    def lease(self, qid, state, runner, claimed_by):
+        db = sqlite3.connect(os.path.join(self.home, "gedge.db"))
+        with db:
+            db.execute("UPDATE sched_requests SET state = ?, claimed_by = ?, claimed_at = updated_at, runner = ? "
+                       "WHERE id = ?", (state, claimed_by, json.dumps(runner), qid))
+        db.close()
+
+    def test_killed_runner_claims_are_requeued_and_nothing_runs_twice(self):
+        """Issue 16 item 7: a runner killed while holding requests left them dispatched/scheduling
+        for ever. Each claim now records a lease (claimed_at, host, boot id, PID, start time); the
+        next `sched run` re-queues a dead runner's claims and leaves a live runner's alone."""
+        ids = [self.submit(self.web, "--policy", "least-allocated") for _ in range(30)]
+        # a real runner, SIGKILLed mid-queue
+        p = subprocess.Popen([GEDGE, "sched", "run", "--once", "-o", "json"], env=self.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        p.kill()
+        p.wait()
+        # runners held by processes we control: one killed, one alive, one whose PID was reused
+        dead = subprocess.Popen(["sleep", "600"])
+        dead_runner = self.runner_of(dead.pid)
+        dead.kill()
+        dead.wait()
+        alive = subprocess.Popen(["sleep", "600"])
+        self.addCleanup(alive.wait)
+        self.addCleanup(alive.kill)
+        reused = dict(self.runner_of(alive.pid), start="1")  # same PID, another start time
+        extra = [self.submit(self.web, "--policy", "least-allocated") for _ in range(4)]
+        self.lease(extra[0], "scheduling", dead_runner, f"pid-{dead_runner['pid']}")
+        self.lease(extra[1], "dispatched", dead_runner, f"pid-{dead_runner['pid']}")
+        self.lease(extra[2], "scheduling", self.runner_of(alive.pid), "live")
+        self.lease(extra[3], "scheduling", reused, "reused")
+        before = self.ls()
+        done_before = {i for i, r in before.items() if r["state"] == "completed"}
+        self.assertEqual(before[extra[2]]["runner"]["pid"], alive.pid)
+
+        r = self.run_gedge("sched", "run", "--once", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        ran = [row["id"] for row in r.json]
+        self.assertEqual(len(ran), len(set(ran)))
+        self.assertFalse(done_before & set(ran), "a completed request ran again")
+        rows = self.ls()
+        for i in ids + [extra[0], extra[1], extra[3]]:
+            self.assertEqual(rows[i]["state"], "completed", (i, rows[i]))
+        self.assertIn(extra[0], ran)
+        self.assertIn(extra[1], ran)
+        self.assertIn(extra[3], ran)
+        self.assertEqual(rows[extra[2]]["state"], "scheduling", "a live runner's claim was taken")
+        self.assertNotIn(extra[2], ran)
+        self.assertNotEqual(rows[extra[0]]["runner"]["pid"], dead_runner["pid"])  # the runner that completed it
+
+        alive.kill()
+        alive.wait()
+        r = self.run_gedge("sched", "run", "--once", "-o", "json")
+        self.assertEqual([row["id"] for row in r.json], [extra[2]])
+        self.assertEqual(self.ls()[extra[2]]["state"], "completed")
 
     def test_two_concurrent_runners_never_share_a_request(self):
         ids = [self.submit(self.web, "--policy", "least-allocated") for _ in range(24)]

@@ -323,6 +323,21 @@ struct RunOptions {
   bool retry_now = false;  // take requests still waiting out their retry backoff too
   std::int64_t now = 0;    // seconds since the epoch for the backoff (0: the clock); tests set it
 };
+// A runner's identity, recorded with each claim (its lease): host name, boot id
+// (/proc/sys/kernel/random/boot_id), PID and the process start time (/proc/PID/stat field 22),
+// so a PID reused after the runner died is not taken for it.
+nlohmann::json runner_identity();
+// The start time of process PID ("" when it does not run).
+std::string process_start(std::int64_t pid);
+enum class RunnerLiveness { alive, dead, unknown };
+// Whether the runner of a lease still runs: dead when this machine rebooted since or the PID is
+// gone or reused; unknown for another host (or a label without an identity), which is never
+// re-queued. `claimed_by` is consulted only for claims recorded before leases ("pid-N").
+RunnerLiveness runner_liveness(const nlohmann::json& runner, const std::string& claimed_by);
+// Re-queues (at the front) every dispatched or scheduling request whose runner is dead; returns
+// their ids. `run_queue` does this first.
+Result<std::vector<std::int64_t>> requeue_dead_claims(Inventory& inv);
+
 // Processes queued requests: dispatched -> scheduling -> completed | failed (re-queued per
 // after_failure, or failed at once for a permanent error). One run takes each request at most
 // once, and a re-queued request only once its backoff has passed. Returns the rows processed.

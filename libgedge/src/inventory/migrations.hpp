@@ -6,7 +6,7 @@
 
 namespace gedge::inventory_detail {
 
-inline constexpr std::array<std::string_view, 3> kMigrations = {
+inline constexpr std::array<std::string_view, 4> kMigrations = {
     // 1: the initial schema for every module.
     R"SQL(
 CREATE TABLE devices (
@@ -135,6 +135,12 @@ ALTER TABLE devices ADD COLUMN certificate TEXT;
 ALTER TABLE devices ADD COLUMN identity_agent TEXT;
 ALTER TABLE devices ADD COLUMN auth TEXT;
 ALTER TABLE devices ADD COLUMN proxy_jump TEXT;
+)SQL",
+    // 4: scheduler request leases (issue 16 item 7): when a request was claimed and by which
+    // runner (JSON: host, boot_id, pid, start), so a dead runner's claims can be re-queued.
+    R"SQL(
+ALTER TABLE sched_requests ADD COLUMN claimed_at TEXT;
+ALTER TABLE sched_requests ADD COLUMN runner TEXT;
 )SQL",
 };
 

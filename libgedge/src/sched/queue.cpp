@@ -41,13 +41,16 @@ json row_json(const SqlRow& r) {
               {"placements", parse_or(r.value("placements", json()), nullptr)},
               {"error", r.value("error", json())},
               {"claimed_by", r.value("claimed_by", json())},
+              {"claimed_at", r.value("claimed_at", json())},
+              {"runner", parse_or(r.value("runner", json()), nullptr)},
               {"created_at", r.at("created_at")},
               {"updated_at", r.at("updated_at")}};
   return out;
 }
 
 constexpr const char* kColumns =
-    "id, state, priority, policy, options, spec, attempts, placements, error, claimed_by, queue_pos, created_at, updated_at";
+    "id, state, priority, policy, options, spec, attempts, placements, error, claimed_by, claimed_at, runner, queue_pos, "
+    "created_at, updated_at";
 
 Result<SqlRow> load_row(Inventory& inv, int64_t id) {
   GEDGE_TRY_ASSIGN(auto rows, inv.query(fmt::format("SELECT {} FROM sched_requests WHERE id = ?", kColumns), {id}));
@@ -128,6 +131,78 @@ Result<json> submit(Inventory& inv, const SubmitRequest& r) {
               {"priority", r.priority > 0 ? "high" : "normal"}};
 }
 
+json runner_identity() {
+  auto first_line = [](const char* path) {
+    std::ifstream f(path);
+    std::string line;
+    std::getline(f, line);
+    return line;
+  };
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  return json{{"host", std::string(host)},
+              {"boot_id", first_line("/proc/sys/kernel/random/boot_id")},
+              {"pid", static_cast<int64_t>(::getpid())},
+              {"start", process_start(::getpid())}};
+}
+
+// Field 22 of /proc/PID/stat (start time in clock ticks since boot); "" when PID does not run.
+std::string process_start(int64_t pid) {
+  std::ifstream f(fmt::format("/proc/{}/stat", pid));
+  std::string stat;
+  if (!std::getline(f, stat)) return "";
+  auto close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return "";
+  std::istringstream rest(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && (rest >> field); ++i)
+    if (i == 22) return field;
+  return "";
+}
+
+RunnerLiveness runner_liveness(const json& runner, const std::string& claimed_by) {
+  json me = runner_identity();
+  if (runner.is_object()) {
+    if (runner.value("host", "") != me["host"].get<std::string>()) return RunnerLiveness::unknown;
+    if (runner.value("boot_id", "") != me["boot_id"].get<std::string>()) return RunnerLiveness::dead;  // rebooted
+    auto pid = runner.value("pid", int64_t{0});
+    if (pid <= 0) return RunnerLiveness::unknown;
+    std::string start = process_start(pid);
+    // Gone, or the PID now belongs to a process started later.
+    return !start.empty() && start == runner.value("start", "") ? RunnerLiveness::alive : RunnerLiveness::dead;
+  }
+  // Claimed before leases were recorded: only the default "pid-N" label can be checked.
+  if (claimed_by.starts_with("pid-")) {
+    std::string digits = claimed_by.substr(4);
+    if (!digits.empty() && digits.size() < 10 && digits.find_first_not_of("0123456789") == std::string::npos)
+      return process_start(std::stoll(digits)).empty() ? RunnerLiveness::dead : RunnerLiveness::alive;
+  }
+  return RunnerLiveness::unknown;
+}
+
+Result<std::vector<int64_t>> requeue_dead_claims(Inventory& inv) {
+  std::vector<int64_t> requeued;
+  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY_ASSIGN(auto rows, tx.query("SELECT id, claimed_by, runner FROM sched_requests "
+                                         "WHERE state IN ('dispatched', 'scheduling') ORDER BY id"));
+    for (const auto& r : rows) {
+      std::string by = r.value("claimed_by", json()).is_string() ? r["claimed_by"].get<std::string>() : "";
+      if (runner_liveness(parse_or(r.value("runner", json()), nullptr), by) != RunnerLiveness::dead) continue;
+      int64_t id = r["id"].get<int64_t>();
+      GEDGE_TRY_ASSIGN(double pos, queue_position(tx, /*front=*/true));
+      GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'enqueued', claimed_by = NULL, claimed_at = NULL, "
+                        "runner = NULL, queue_pos = ?, error = ?, updated_at = ? "
+                        "WHERE id = ? AND state IN ('dispatched', 'scheduling')",
+                        {pos, fmt::format("runner {} died holding this request; re-queued", by.empty() ? "?" : by),
+                         now_rfc3339(), id}));
+      requeued.push_back(id);
+    }
+    return {};
+  }));
+  for (auto id : requeued) log_line("warn", fmt::format("sched: request {} re-queued (its runner died)", id));
+  return requeued;
+}
+
 Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker, const std::set<std::int64_t>& skip,
                                        std::int64_t now, bool retry_now) {
   if (now == 0) now = static_cast<std::int64_t>(std::time(nullptr));
@@ -149,9 +224,10 @@ Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker
     }
     if (!pick) return {};
     GEDGE_TRY_ASSIGN(auto row, load_row(tx, *pick));
-    GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'dispatched', claimed_by = ?, updated_at = ? "
-                      "WHERE id = ? AND state = 'enqueued'",
-                      {worker, now_rfc3339(), *pick}));
+    std::string at = now_rfc3339();
+    GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'dispatched', claimed_by = ?, claimed_at = ?, runner = ?, "
+                      "updated_at = ? WHERE id = ? AND state = 'enqueued'",
+                      {worker, at, runner_identity().dump(), at, *pick}));
     claimed = row;
     (*claimed)["state"] = "dispatched";
     return {};
@@ -163,6 +239,10 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
   std::string worker = o.worker.empty() ? fmt::format("pid-{}", ::getpid()) : o.worker;
   json done = json::array();
   std::set<std::int64_t> taken;  // each request at most once per run
+  // Claims of runners that died (killed, crashed, the machine rebooted) go back to the queue; a
+  // live runner's claim is never taken, so no request runs twice at once.
+  GEDGE_TRY(requeue_dead_claims(inv));
+  std::string runner = runner_identity().dump();
   int n = 0;
   while (o.max <= 0 || n < o.max) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
@@ -174,8 +254,8 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
     bool mine = false;
     GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
       GEDGE_TRY_ASSIGN(auto c, tx.exec("UPDATE sched_requests SET state = 'scheduling', updated_at = ? "
-                                 "WHERE id = ? AND state = 'dispatched' AND claimed_by = ?",
-                                 {now_rfc3339(), id, worker}));
+                                 "WHERE id = ? AND state = 'dispatched' AND claimed_by = ? AND runner = ?",
+                                 {now_rfc3339(), id, worker, runner}));
       mine = c == 1;
       return {};
     }));
@@ -202,7 +282,7 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
           GEDGE_TRY_ASSIGN(pos, queue_position(tx, d.front));
         }
         GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = ?, attempts = ?, error = ?, queue_pos = ?, claimed_by = NULL, "
-                          "updated_at = ? WHERE id = ?",
+                          "claimed_at = NULL, runner = NULL, updated_at = ? WHERE id = ?",
                           {d.state, static_cast<int64_t>(attempts), placed.error().message, pos, now, id}));
       }
       return {};
