@@ -6,6 +6,7 @@
 
 #include "app.hpp"
 #include "gedge/cluster.hpp"
+#include "gedge/device.hpp"
 #include "gedge/metrics.hpp"
 
 namespace gedge::cli {
@@ -15,6 +16,7 @@ namespace {
 struct BuildFlags {
   cluster::BuildRequest req;
   std::string devices;
+  std::vector<std::string> groups;
   std::string max_fail;
 };
 
@@ -92,6 +94,9 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   build->add_option("name", bf->req.name, "Cluster name")->required();
   build->add_option("--profile", bf->req.profile, "containers | k3s | k8s (default: the cluster's, else containers)");
   build->add_option("--devices", bf->devices, "Comma-separated device names (added to the cluster's members)");
+  build->add_option("-g,--group", bf->groups,
+                    "Also every device in this inventory group (device import; :children included; repeatable)")
+      ->option_text("NAME");
   build->add_option("--server", bf->req.server, "k3s/k8s: the server (control-plane) device (default: the first)");
   build->add_flag("--monitoring", bf->req.monitoring, "Install, start and enable prometheus-node-exporter; record each metrics endpoint");
   build->add_option("--prometheus-on", bf->req.prometheus_on,
@@ -116,6 +121,13 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
     req.parallel = ctx.g.parallel;
     req.timeout_s = ctx.g.timeout_s;
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    for (const auto& g : bf->groups) {  // each group adds its devices (not found: exit 4)
+      DeviceSelector sel;
+      sel.groups = {g};
+      GEDGE_TRY_ASSIGN(auto names, select_devices(*inv, sel));
+      for (auto& n : names)
+        if (std::find(req.devices.begin(), req.devices.end(), n) == req.devices.end()) req.devices.push_back(n);
+    }
     // A new cluster without --profile is a containers cluster.
     if (req.profile.empty() && !req.resume) {
       GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT profile FROM clusters WHERE name = ?", {req.name}));

@@ -11,6 +11,7 @@
 #include "app.hpp"
 #include "gedge/cluster.hpp"
 #include "gedge/device.hpp"
+#include "gedge/device_import.hpp"
 #include "gedge/keys.hpp"
 
 namespace gedge::cli {
@@ -22,6 +23,7 @@ struct SelectFlags {
   bool all = false;
   std::vector<std::string> labels;
   std::string tier;
+  std::vector<std::string> groups;
 };
 
 Result<DeviceSelector> selector(const SelectFlags& f) {
@@ -29,12 +31,13 @@ Result<DeviceSelector> selector(const SelectFlags& f) {
   s.names = f.names;
   s.all = f.all;
   s.tier = f.tier;
+  s.groups = f.groups;
   for (const auto& l : f.labels) {
     GEDGE_TRY_ASSIGN(auto label, parse_label(l));
     s.labels.push_back(std::move(label));
   }
-  if (!s.names.empty() && (s.all || !s.labels.empty()))
-    return fail(ErrorCode::usage, "give device names, or --all/--label, not both");
+  if (!s.names.empty() && (s.all || !s.labels.empty() || !s.groups.empty()))
+    return fail(ErrorCode::usage, "give device names, or --all/--label/--group, not both");
   return s;
 }
 
@@ -45,6 +48,9 @@ void add_select_flags(CLI::App* cmd, SelectFlags& f) {
   cmd->add_option("--tier", f.tier, "Only devices of this tier")
       ->check(CLI::IsMember({"local", "neighbor", "cloud"}))
       ->option_text("TIER");
+  cmd->add_option("-g,--group", f.groups,
+                  "Only devices in this inventory group (device import; :children included; repeat: all must match)")
+      ->option_text("NAME");
 }
 
 // Reads a secret without it ever touching argv or logs; strips one trailing newline.
@@ -166,6 +172,40 @@ void register_device(CLI::App& app, Ctx& ctx) {
     });
   }
 
+  // ---- import ----------------------------------------------------------------------------
+  {
+    static DeviceImportRequest req;
+    auto* cmd = noun->add_subcommand(
+        "import", "Register the hosts of Ansible inventories (INI, YAML) or ssh_config files, in parallel");
+    cmd->add_option("files", req.files, "Inventory files")->required()->option_text("FILE...");
+    cmd->add_option("--format", req.format, "ini, yaml or ssh-config (default: yaml for .yml/.yaml, else ini)")
+        ->check(CLI::IsMember({"ini", "yaml", "ssh-config"}))
+        ->option_text("FORMAT");
+    cmd->add_flag("--no-connect", req.no_connect,
+                  "Record the hosts without contacting them (status unknown; one transaction)");
+    cmd->add_flag("--accept-new", req.accept_new, "Trust each host's presented host key on first contact");
+    examples(cmd, {"gedge device import hosts.ini --accept-new",
+                   "gedge device import inventory.yml --no-connect -o json",
+                   "gedge device import ~/.ssh/config.d/fleet --format ssh-config --accept-new",
+                   "gedge device exec --group cams -- uptime   # groups come along, :children expanded"});
+    on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
+      GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+      GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      DeviceImportRequest r = req;
+      r.timeout_s = ctx.g.timeout_s;
+      r.parallel = std::min(ctx.g.parallel, 32);
+      r.ssh_config = ctx.g.ssh_config;
+      GEDGE_TRY_ASSIGN(auto rep, device_import(*inv, paths, r, ctx.reporter()));
+      const auto& s = rep.json["summary"];
+      View v{rep.json,
+             {{"device", "/device"}, {"status", "/status"}, {"host", "/host"}, {"message", "/message"}},
+             "/results",
+             fmt::format("{} ok, {} failed, {} unreachable", s["ok"].get<int>(), s["failed"].get<int>(),
+                         s["unreachable"].get<int>())};
+      return Outcome{v, rep.error, std::nullopt};
+    });
+  }
+
   // ---- ls --------------------------------------------------------------------------------
   {
     static SelectFlags f;
@@ -175,7 +215,10 @@ void register_device(CLI::App& app, Ctx& ctx) {
     cmd->add_option("--tier", f.tier, "Only devices of this tier")
         ->check(CLI::IsMember({"local", "neighbor", "cloud"}))
         ->option_text("TIER");
-    examples(cmd, {"gedge device ls", "gedge device ls --label site=lab -o json", "gedge device ls --tier local"});
+    cmd->add_option("-g,--group", f.groups, "Only devices in this inventory group (repeat: all must match)")
+        ->option_text("NAME");
+    examples(cmd, {"gedge device ls", "gedge device ls --label site=lab -o json", "gedge device ls --tier local",
+                   "gedge device ls --group cams"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       GEDGE_TRY_ASSIGN(auto sel, selector(f));

@@ -25,7 +25,7 @@ _gedge() {
   case "$path" in
     "") words="init device cluster runtime svc sched tune completion version --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "cluster") words="build join leave register ls show status rm export --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
-    "cluster build") words="--help -h --profile --devices --server --monitoring --prometheus-on --registry --smoke-image --artifacts --dry-run --resume --max-fail --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "cluster build") words="--help -h --profile --devices --group -g --server --monitoring --prometheus-on --registry --smoke-image --artifacts --dry-run --resume --max-fail --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "cluster export") words="--help -h --format --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "cluster join") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "cluster leave") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
@@ -35,12 +35,13 @@ _gedge() {
     "cluster show") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "cluster status") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "completion") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
-    "device") words="add ls show rm key rekey check exec --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device") words="add import ls show rm key rekey check exec --help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "device add") words="--help -h --host --port --user --identity --label -l --tier --site --host-key --accept-new --password-file --password-stdin --force --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
-    "device check") words="--help -h --all --label -l --tier --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
-    "device exec") words="--help -h --all --label -l --tier --sudo --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device check") words="--help -h --all --label -l --tier --group -g --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device exec") words="--help -h --all --label -l --tier --group -g --sudo --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device import") words="--help -h --format --no-connect --accept-new --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "device key") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
-    "device ls") words="--help -h --label -l --tier --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
+    "device ls") words="--help -h --label -l --tier --group -g --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "device rekey") words="--help -h --host-key --yes -y --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "device rm") words="--help -h --yes -y --force --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
     "device show") words="--help -h --help -h --output -o --quiet -q --verbose -v --color --home --timeout --ssh-config --parallel --version" ;;
@@ -101,6 +102,7 @@ _gedge_is_sub() {
     "cluster|rm") return 0 ;;
     "cluster|export") return 0 ;;
     "device|add") return 0 ;;
+    "device|import") return 0 ;;
     "device|ls") return 0 ;;
     "device|show") return 0 ;;
     "device|rm") return 0 ;;

@@ -10,7 +10,7 @@ function __gedge_path
   end
   echo $path
 end
-set -g __gedge_subs ':init' ':device' ':cluster' ':runtime' ':svc' ':sched' ':tune' ':completion' ':version' 'cluster:build' 'cluster:join' 'cluster:leave' 'cluster:register' 'cluster:ls' 'cluster:show' 'cluster:status' 'cluster:rm' 'cluster:export' 'device:add' 'device:ls' 'device:show' 'device:rm' 'device:key' 'device:rekey' 'device:check' 'device:exec' 'runtime:pack' 'runtime:ls' 'runtime:show' 'runtime:verify' 'runtime:gc' 'runtime:push' 'runtime:mounts' 'runtime:check' 'sched:place' 'sched:probe' 'sched:submit' 'sched:run' 'sched:ls' 'sched:cancel' 'svc:render' 'svc:deploy' 'svc:ls' 'svc:status' 'svc:logs' 'svc:scale' 'svc:rm' 'svc:catalog' 'svc:autoscale' 'tune:show' 'tune:plan' 'tune:pin' 'tune:bench'
+set -g __gedge_subs ':init' ':device' ':cluster' ':runtime' ':svc' ':sched' ':tune' ':completion' ':version' 'cluster:build' 'cluster:join' 'cluster:leave' 'cluster:register' 'cluster:ls' 'cluster:show' 'cluster:status' 'cluster:rm' 'cluster:export' 'device:add' 'device:import' 'device:ls' 'device:show' 'device:rm' 'device:key' 'device:rekey' 'device:check' 'device:exec' 'runtime:pack' 'runtime:ls' 'runtime:show' 'runtime:verify' 'runtime:gc' 'runtime:push' 'runtime:mounts' 'runtime:check' 'sched:place' 'sched:probe' 'sched:submit' 'sched:run' 'sched:ls' 'sched:cancel' 'svc:render' 'svc:deploy' 'svc:ls' 'svc:status' 'svc:logs' 'svc:scale' 'svc:rm' 'svc:catalog' 'svc:autoscale' 'tune:show' 'tune:plan' 'tune:pin' 'tune:bench'
 complete -c gedge -f
 complete -c gedge -n "test "(__gedge_path)" = ''" -a 'init device cluster runtime svc sched tune completion version'
 complete -c gedge -n "test "(__gedge_path)" = ''" -l help
@@ -28,6 +28,7 @@ complete -c gedge -n "test "(__gedge_path)" = 'cluster'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l profile
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l devices
+complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l group
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l server
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l monitoring
 complete -c gedge -n "test "(__gedge_path)" = 'cluster build'" -l prometheus-on
@@ -50,7 +51,7 @@ complete -c gedge -n "test "(__gedge_path)" = 'cluster rm'" -l yes
 complete -c gedge -n "test "(__gedge_path)" = 'cluster show'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'cluster status'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'completion'" -l help
-complete -c gedge -n "test "(__gedge_path)" = 'device'" -a 'add ls show rm key rekey check exec'
+complete -c gedge -n "test "(__gedge_path)" = 'device'" -a 'add import ls show rm key rekey check exec'
 complete -c gedge -n "test "(__gedge_path)" = 'device'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'device add'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'device add'" -l host
@@ -69,15 +70,22 @@ complete -c gedge -n "test "(__gedge_path)" = 'device check'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'device check'" -l all
 complete -c gedge -n "test "(__gedge_path)" = 'device check'" -l label
 complete -c gedge -n "test "(__gedge_path)" = 'device check'" -l tier
+complete -c gedge -n "test "(__gedge_path)" = 'device check'" -l group
 complete -c gedge -n "test "(__gedge_path)" = 'device exec'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'device exec'" -l all
 complete -c gedge -n "test "(__gedge_path)" = 'device exec'" -l label
 complete -c gedge -n "test "(__gedge_path)" = 'device exec'" -l tier
+complete -c gedge -n "test "(__gedge_path)" = 'device exec'" -l group
 complete -c gedge -n "test "(__gedge_path)" = 'device exec'" -l sudo
+complete -c gedge -n "test "(__gedge_path)" = 'device import'" -l help
+complete -c gedge -n "test "(__gedge_path)" = 'device import'" -l format
+complete -c gedge -n "test "(__gedge_path)" = 'device import'" -l no-connect
+complete -c gedge -n "test "(__gedge_path)" = 'device import'" -l accept-new
 complete -c gedge -n "test "(__gedge_path)" = 'device key'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'device ls'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'device ls'" -l label
 complete -c gedge -n "test "(__gedge_path)" = 'device ls'" -l tier
+complete -c gedge -n "test "(__gedge_path)" = 'device ls'" -l group
 complete -c gedge -n "test "(__gedge_path)" = 'device rekey'" -l help
 complete -c gedge -n "test "(__gedge_path)" = 'device rekey'" -l host-key
 complete -c gedge -n "test "(__gedge_path)" = 'device rekey'" -l yes

@@ -158,6 +158,43 @@ class SshFieldTest(GedgeTest):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(r.json["devices"][0]["state"], "ready", r)
 
+    # --- device import, contacting the hosts ----------------------------------------------
+    def test_import_contacts_hosts_in_parallel_one_bad_host_is_not_stored(self):
+        lab = self.lab()
+        h1, h2, h3, h4 = (self.lab_host(n) for n in ("h1", "h2", "h3", "h4"))
+        inv = os.path.join(self.tmp, "fleet.ini")
+        with open(inv, "w") as f:
+            f.write(f"[cams]\nh1 ansible_host={h1['address']} zone=north\nh2 ansible_host={h2['address']}\n"
+                    f"dead ansible_host={h4['address']} ansible_port=1\n"
+                    f"[gpus]\nh3 ansible_host={h3['address']}\n"
+                    f"[edge:children]\ncams\ngpus\n"
+                    f"[edge:vars]\nansible_user={lab['user']}\nansible_ssh_private_key_file={lab['key']}\nsite=lab\n")
+        if shutil.which("ansible-inventory"):
+            p = run_cmd(["ansible-inventory", "-i", inv, "--list"])
+            self.assertEqual(p.rc, 0, p)
+            self.assertEqual(sorted(p.json["edge"]["children"]), ["cams", "gpus"])
+        r = self.run_gedge("device", "import", inv, "--accept-new", "--timeout", "10", "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 3, r)
+        res = {x["device"]: x for x in r.json["results"]}
+        self.assertEqual({n: res[n]["status"] for n in ("h1", "h2", "h3")}, {"h1": "ok", "h2": "ok", "h3": "ok"})
+        self.assertEqual(res["dead"]["status"], "unreachable")
+        self.assertEqual(res["dead"]["line"], 4)
+        devs = {d["name"]: d for d in self.gedge_json("device", "ls")}
+        self.assertEqual(set(devs), {"h1", "h2", "h3"}, "the host that failed is not stored")
+        self.assertEqual(devs["h1"]["groups"], ["cams", "edge"])
+        self.assertEqual(devs["h1"]["labels"], {"zone": "north", "site": "lab"})
+        self.assertEqual(devs["h1"]["host_key"]["fingerprint"], h1["host_key_fingerprint"])
+        self.assertEqual(devs["h1"]["status"], "ok")
+        out = self.gedge_json("device", "exec", "--group", "edge", "--", "hostname")
+        self.assertEqual(sorted(x["stdout"].strip() for x in out["results"]), ["h1", "h2", "h3"])
+        chk = self.gedge_json("device", "check", "--group", "gpus")
+        self.assertEqual([x["device"] for x in chk["results"]], ["h3"])
+        # again: nothing changes for the stored hosts
+        r = self.run_gedge("device", "import", inv, "--accept-new", "--timeout", "10", "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 3, r)
+        self.assertEqual({x["device"]: x["status"] for x in r.json["results"] if x["device"] != "dead"},
+                         {"h1": "unchanged", "h2": "unchanged", "h3": "unchanged"})
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,8 +5,10 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "gedge/device.hpp"
+#include "gedge/device_import.hpp"
 #include "gedge/openssh.hpp"
 #include "gedge/ssh.hpp"
 #include "test_helpers.hpp"
@@ -315,4 +317,99 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     CHECK_FALSE(res[0].result);
     CHECK(res[1].result.error().code == ErrorCode::unreachable);
   }
+}
+
+TEST_CASE("parse_ansible_ini: groups, :vars, :children, connection variables and labels") {
+  const char* ini = R"(# EVC fleet
+gw0 ansible_host=10.0.0.1
+
+[cams]
+cam1 ansible_host=10.0.1.1 ansible_user=pi zone="north gate"
+cam2:2222 ansible_host=10.0.1.2   # inline comment
+[cams:vars]
+ansible_port=2200
+ansible_ssh_private_key_file=/keys/cams
+model=imx477
+
+[gpus]
+jet1 ansible_host=10.0.2.1 ansible_port=22 ansible_password=hunter2
+
+[edge:children]
+cams
+gpus
+[edge:vars]
+site=plant-7
+model=generic
+
+[all:vars]
+ansible_user=ops
+)";
+  auto r = parse_ansible_ini(ini, "fleet.ini");
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+  REQUIRE(r->size() == 4);
+  std::map<std::string, ImportHost> by;
+  for (auto& h : *r) by[h.name] = h;
+  CHECK(by["gw0"].host == "10.0.0.1");
+  CHECK(by["gw0"].user == "ops");  // all:vars
+  CHECK(by["gw0"].groups == std::vector<std::string>{"ungrouped"});
+  CHECK(by["gw0"].line == 2);
+  auto& c1 = by["cam1"];
+  CHECK((c1.host == "10.0.1.1" && c1.user == "pi" && c1.port == 2200 && c1.identity == "/keys/cams"));
+  CHECK(c1.labels == std::map<std::string, std::string>{{"model", "imx477"}, {"site", "plant-7"}, {"zone", "north gate"}});
+  CHECK(c1.groups == std::vector<std::string>{"cams", "edge"});
+  CHECK(by["cam2"].port == 2222);  // the host's own port beats cams:vars
+  CHECK(by["cam2"].labels.at("model") == "imx477");  // the child group's value beats the parent's
+  CHECK(by["jet1"].labels.at("model") == "generic");
+  CHECK(by["jet1"].labels.count("ansible_password") == 0);
+  CHECK(by["jet1"].secrets == std::vector<std::string>{"ansible_password"});
+  CHECK(by["jet1"].groups == std::vector<std::string>{"edge", "gpus"});
+}
+
+TEST_CASE("parse_ansible_ini: malformed lines name FILE:LINE") {
+  struct Case {
+    const char* text;
+    const char* where;
+    const char* what;
+  };
+  for (const auto& c : std::vector<Case>{{"[cams\nh1\n", "x.ini:1:", "malformed section"},
+                                          {"[cams]\nh1 ansible_port\n", "x.ini:2:", "KEY=VALUE"},
+                                          {"[cams]\nweb[01:10]\n", "x.ini:2:", "host range"},
+                                          {"[cams]\nh1 ansible_port=99999\n", "x.ini:2:", "ansible_port"},
+                                          {"[cams:vars]\nnot a var\n", "x.ini:2:", "KEY=VALUE"},
+                                          {"[a:children]\nb\n[b:children]\na\n", "x.ini:", "own ancestor"},
+                                          {"[g:weird]\n", "x.ini:1:", "unknown section kind"},
+                                          {"\n\n[cams]\nbad/name\n", "x.ini:4:", "not a valid device name"},
+                                          {"[cams]\nh1 zone='open\n", "x.ini:2:", "unterminated quote"}}) {
+    auto r = parse_ansible_ini(c.text, "x.ini");
+    REQUIRE_MESSAGE(!r, c.text);
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK_MESSAGE(r.error().message.find(c.where) == 0, r.error().message);
+    CHECK_MESSAGE(r.error().message.find(c.what) != std::string::npos, r.error().message);
+  }
+}
+
+TEST_CASE("parse_ansible_yaml and parse_ssh_config_hosts") {
+  auto y = parse_ansible_yaml(R"(all:
+  vars: {ansible_user: ops}
+  children:
+    cams:
+      hosts:
+        cam1: {ansible_host: 10.0.1.1, zone: north}
+      vars: {ansible_port: 2200}
+    edge:
+      children:
+        cams:
+)",
+                              "f.yml");
+  REQUIRE_MESSAGE(y, (y ? "" : y.error().message));
+  REQUIRE(y->size() == 1);
+  CHECK(y->front().groups == std::vector<std::string>{"cams", "edge"});
+  CHECK((y->front().user == "ops" && y->front().port == 2200 && y->front().labels.at("zone") == "north"));
+  auto bad = parse_ansible_yaml("all:\n  hosts:\n    h1:\n      ansible_port: nope\n", "f.yml");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("f.yml:4") == 0);
+  auto s = parse_ssh_config_hosts("Host *\n  User x\nHost cam-a cam-b\n  HostName 1.2.3.4\nHost=gw\nHost !x *.lan\n", "c");
+  REQUIRE(s);
+  REQUIRE(s->size() == 3);
+  CHECK(((*s)[0].name == "cam-a" && (*s)[1].name == "cam-b" && (*s)[2].name == "gw" && (*s)[2].line == 5));
 }

@@ -29,6 +29,7 @@ struct DeviceAddRequest {
   std::string ssh_config;       // ssh config file for `ssh -G` (empty: OpenSSH's default, ~/.ssh/config)
   std::string identity;         // private key file
   std::map<std::string, std::string> labels;
+  std::optional<std::vector<std::string>> groups;  // Ansible groups (device import); nullopt: keep
   std::string tier;             // local | neighbor | cloud | "" (unset)
   std::string site;
   std::string host_key;         // "SHA256:..." to accept on first contact
@@ -62,11 +63,14 @@ struct DeviceSelector {
   bool all = false;
   std::vector<std::pair<std::string, std::string>> labels;  // all must match
   std::string tier;
+  std::vector<std::string> groups;  // in every one of these groups (":children" already expanded)
 };
 
 // Device names chosen by `sel`, in name order (explicit names: in the order given). Usage error
-// when nothing selects (no names, no --all, no --label/--tier); not_found for an unknown name.
+// when nothing selects (no names, no --all, no --label/--tier/--group); not_found for an unknown name.
 Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSelector& sel);
+// True when a device's groups (JSON array) hold every group in `want`.
+bool in_groups(const nlohmann::json& groups, const std::vector<std::string>& want);
 // True when a device's labels (JSON object) carry every k=v in `want`.
 bool labels_match(const nlohmann::json& labels, const std::vector<std::pair<std::string, std::string>>& want);
 

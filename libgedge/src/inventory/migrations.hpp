@@ -6,7 +6,7 @@
 
 namespace gedge::inventory_detail {
 
-inline constexpr std::array<std::string_view, 4> kMigrations = {
+inline constexpr std::array<std::string_view, 5> kMigrations = {
     // 1: the initial schema for every module.
     R"SQL(
 CREATE TABLE devices (
@@ -141,6 +141,11 @@ ALTER TABLE devices ADD COLUMN proxy_jump TEXT;
     R"SQL(
 ALTER TABLE sched_requests ADD COLUMN claimed_at TEXT;
 ALTER TABLE sched_requests ADD COLUMN runner TEXT;
+)SQL",
+    // 5: the Ansible groups a device was imported with, ancestors (":children") included, as a
+    // JSON array; `--group NAME` selects by it (issue 13).
+    R"SQL(
+ALTER TABLE devices ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
 )SQL",
 };
 

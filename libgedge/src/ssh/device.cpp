@@ -55,6 +55,7 @@ nlohmann::json device_json(const SqlRow& r) {
       {"tier", r["tier"]},
       {"site", r["site"]},
       {"labels", parse_json_text(r["labels"], nlohmann::json::object())},
+      {"groups", parse_json_text(r.value("groups", nlohmann::json()), nlohmann::json::array())},
       {"status", r["status"]},
       {"last_seen", r["last_seen"]},
       {"rtt_ms", r["rtt_ms"]},
@@ -510,6 +511,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   std::string facts_text = facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string identity = target.identity;
   std::string labels = labels_text(req.labels);
+  std::string groups_text = req.groups ? nlohmann::json(*req.groups).dump() : std::string();
   bool changed = true;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     // The port may come from ssh_config, and another process may have pinned the address meanwhile.
@@ -526,7 +528,8 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
       bool identical = c["host"] == host && c["port"] == port && c["user"] == user &&
                        c["host_key_fp"] == hk.fingerprint && c["token_hash"] == token_hash &&
                        (req.labels.empty() || parse_json_text(c["labels"], {}) == nlohmann::json::parse(labels)) &&
-                       (req.tier.empty() || c["tier"] == req.tier) && (req.site.empty() || c["site"] == req.site);
+                       (req.tier.empty() || c["tier"] == req.tier) && (req.site.empty() || c["site"] == req.site) &&
+                       (!req.groups || c["groups"] == groups_text);
       if (!identical && !req.force && !existing)
         return fail(ErrorCode::conflict,
                     fmt::format("device '{}' was registered by another gedge process meanwhile", req.name),
@@ -540,23 +543,23 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
       GEDGE_TRY(db.exec(
           "UPDATE devices SET host=?, port=?, user=?, identity=?, tier=?, site=?, labels=?, host_key_type=?, "
           "host_key_fp=?, token_hash=?, facts=?, topology_xml=?, status='ok', last_seen=?, rtt_ms=?, updated_at=?, "
-          "alias=?, certificate=?, identity_agent=?, auth=?, proxy_jump=? WHERE name=?",
+          "alias=?, certificate=?, identity_agent=?, auth=?, proxy_jump=?, groups=? WHERE name=?",
           {host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity), tier, site, lab,
            hk.type, hk.fingerprint, token_hash, facts_text,
            topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, alias_v, cert_v, agent_v,
-           auth, jump_v, req.name}));
+           auth, jump_v, req.groups ? groups_text : c["groups"].get<std::string>(), req.name}));
       return {};
     }
     GEDGE_TRY(db.exec(
         "INSERT INTO devices (name, host, port, user, identity, tier, site, labels, host_key_type, host_key_fp, "
         "token_hash, facts, topology_xml, status, last_seen, rtt_ms, created_at, updated_at, alias, certificate, "
-        "identity_agent, auth, proxy_jump) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'ok',?,?,?,?,?,?,?,?,?)",
+        "identity_agent, auth, proxy_jump, groups) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'ok',?,?,?,?,?,?,?,?,?,?)",
         {req.name, host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
          req.tier.empty() ? SqlValue(nullptr) : SqlValue(req.tier), req.site.empty() ? SqlValue(nullptr) : SqlValue(req.site),
          labels, hk.type, hk.fingerprint, token_hash, facts_text,
          topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, now, alias_v, cert_v,
-         agent_v, auth, jump_v}));
+         agent_v, auth, jump_v, req.groups ? groups_text : std::string("[]")}));
     return {};
   }));
   if (result.token_issued || result.bootstrapped) changed = true;
@@ -575,6 +578,12 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   return result;
 }
 
+bool in_groups(const nlohmann::json& groups, const std::vector<std::string>& want) {
+  for (const auto& g : want)
+    if (!groups.is_array() || std::find(groups.begin(), groups.end(), g) == groups.end()) return false;
+  return true;
+}
+
 bool labels_match(const nlohmann::json& labels, const std::vector<std::pair<std::string, std::string>>& want) {
   for (const auto& [k, v] : want) {
     if (!labels.is_object() || !labels.contains(k)) return false;
@@ -589,12 +598,13 @@ Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSele
     for (const auto& n : sel.names) GEDGE_TRY(load_device(inv, n));
     return sel.names;
   }
-  if (!sel.all && sel.labels.empty() && sel.tier.empty())
-    return fail(ErrorCode::usage, "no devices selected", "name devices, or use --all or --label k=v");
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, labels, tier FROM devices ORDER BY name"));
+  if (!sel.all && sel.labels.empty() && sel.tier.empty() && sel.groups.empty())
+    return fail(ErrorCode::usage, "no devices selected", "name devices, or use --all, --group NAME or --label k=v");
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, labels, tier, groups FROM devices ORDER BY name"));
   std::vector<std::string> out;
   for (const auto& r : rows) {
     if (!sel.tier.empty() && r["tier"] != sel.tier) continue;
+    if (!in_groups(parse_json_text(r["groups"], nlohmann::json::array()), sel.groups)) continue;
     if (!labels_match(parse_json_text(r["labels"], nlohmann::json::object()), sel.labels)) continue;
     out.push_back(r["name"].get<std::string>());
   }
@@ -609,6 +619,7 @@ Result<nlohmann::json> device_list(Inventory& inv, const DeviceSelector& filter)
   for (const auto& r : rows) {
     if (!filter.tier.empty() && r["tier"] != filter.tier) continue;
     auto d = device_json(r);
+    if (!in_groups(d["groups"], filter.groups)) continue;
     if (!labels_match(d["labels"], filter.labels)) continue;
     out.push_back(std::move(d));
   }
