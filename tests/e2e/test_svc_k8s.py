@@ -5,6 +5,7 @@ enforces the API semantics gedge relies on (TLS with its own CA, bearer tokens, 
 with field ownership and 409 conflicts, dryRun=All, a simulated Deployment controller). The
 test reads the objects back from the double's API, not from gedge's output alone."""
 
+import base64
 import json
 import os
 import re
@@ -245,6 +246,62 @@ class SvcKubernetesTest(GedgeTest):
         self.assertEqual(sorted(x["kind"] for x in rm["removed"]),
                          ["Deployment", "HorizontalPodAutoscaler", "LimitRange", "VerticalPodAutoscaler"])
         self.assertEqual(self.api("GET", "/api/v1/namespaces/default/limitranges/k8s-scale")[0], 404)
+
+    def home_holds(self, needles):
+        """The needles found in any file under GEDGE_HOME (inventory, log, run dirs)."""
+        found = set()
+        for root, _, files in os.walk(self.home):
+            for n in files:
+                with open(os.path.join(root, n), "rb") as f:
+                    data = f.read()
+                found |= {x for x in needles if x.encode() in data}
+        return found
+
+    def test_manifest_secret_values_never_stored_or_logged(self):
+        value, other = "s3cr3t-Value-7f1c", "0ther-Value-93ad"
+        b64 = base64.b64encode(value.encode()).decode()
+        text = "\n".join([
+            "apiVersion: v1", "kind: Secret", "metadata: {name: creds}",
+            f"data: {{token: {b64}}}", f"stringData: {{plain: {value}}}", "---",
+            "apiVersion: apps/v1", "kind: Deployment", "metadata: {name: k8s-sec}",
+            "spec:", "  selector: {matchLabels: {app: k8s-sec}}", "  template:",
+            "    metadata: {labels: {app: k8s-sec}}", "    spec:", "      containers:",
+            "      - name: app", "        image: 10.213.0.1:5000/gedge/busybox:1.0",
+            "        env:", "        - name: TOKEN",
+            "          valueFrom: {secretKeyRef: {name: creds, key: token}}", ""])
+        f = os.path.join(self.tmp, "sec.yaml")
+        with open(f, "w") as fh:
+            fh.write(text)
+        needles = {value, b64, other, base64.b64encode(other.encode()).decode()}
+        r = self.run_gedge("svc", "render", f, "-v", "-v", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(self.home_holds(needles), set(), "render must not keep the Secret anywhere")
+        r = self.run_gedge("svc", "deploy", f, "--cluster", "kc", "-v", "-v", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertFalse([x for x in needles if x in r.stdout + r.stderr], r)
+        code, sec = self.api("GET", "/api/v1/namespaces/default/secrets/creds")
+        self.assertEqual(code, 200, "the Secret itself goes to the API server")
+        self.assertEqual(sec["data"]["token"], b64)
+        # the record names the Secret, never its contents
+        objs = [(o["kind"], o["name"]) for o in r.json["services"][0]["objects"]]
+        self.assertIn(("Secret", "creds"), objs)
+        self.assertEqual(self.home_holds(needles), set(), "inventory or log holds a Secret value")
+        # a conflict on the Secret: the error names the object, not the values
+        patch = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"},
+                            "data": {"token": base64.b64encode(other.encode()).decode()}})
+        code, _ = self.api("PATCH", "/api/v1/namespaces/default/secrets/creds?fieldManager=someone-else&force=true",
+                           patch, "application/apply-patch+yaml")
+        self.assertEqual(code, 200)
+        with open(f, "w") as fh:
+            fh.write(text.replace(b64, base64.b64encode(b"changed-" + value.encode()).decode()))
+        r = self.run_gedge("svc", "deploy", f, "--cluster", "kc", "-v", "-v", "-o", "json")
+        self.assertEqual(r.rc, 7, r)
+        self.assertIn("creds", r.stderr)
+        self.assertFalse([x for x in needles if x in r.stdout + r.stderr], r)
+        self.assertEqual(self.home_holds(needles | {"changed-" + value}), set())
+        rm = self.gedge_json("svc", "rm", "k8s-sec", "--yes")
+        self.assertIn("Secret", [x["kind"] for x in rm["removed"]])
+        self.assertEqual(self.api("GET", "/api/v1/namespaces/default/secrets/creds")[0], 404)
 
     def test_viewer_token_cannot_deploy(self):
         r = self.run_gedge("cluster", "register", "kv", "--kubeconfig",

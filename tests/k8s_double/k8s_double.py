@@ -64,7 +64,7 @@ VIEWER_TOKEN = "double-viewer-token"
 RESOURCES = {
     "v1": [("Pod", "pods", True), ("Service", "services", True), ("Node", "nodes", False),
            ("Namespace", "namespaces", False), ("PersistentVolume", "persistentvolumes", False),
-           ("ConfigMap", "configmaps", True), ("PersistentVolumeClaim", "persistentvolumeclaims", True),
+           ("ConfigMap", "configmaps", True), ("Secret", "secrets", True), ("PersistentVolumeClaim", "persistentvolumeclaims", True),
            ("LimitRange", "limitranges", True)],
     "apps/v1": [("Deployment", "deployments", True)],
     "autoscaling/v2": [("HorizontalPodAutoscaler", "horizontalpodautoscalers", True)],
