@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "app.hpp"
+#include "ignore_not_found.hpp"
 #include "gedge/cluster.hpp"
 #include "gedge/device.hpp"
 #include "gedge/metrics.hpp"
@@ -250,12 +251,17 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   auto* rm = cmd->add_subcommand("rm", "Forget a cluster (members, journal); the hosts are left as they are");
   rm->add_option("name", *rm_name, "Cluster name")->required();
   rm->add_flag("--yes,-y", *rm_yes, "Do not ask for confirmation");
-  examples(rm, {"gedge cluster rm lab --yes"});
-  on_run(rm, ctx, [&ctx, rm_name, rm_yes]() -> Result<Outcome> {
+  auto rm_ignore = std::make_shared<bool>(false);
+  add_ignore_not_found(rm, *rm_ignore);
+  examples(rm, {"gedge cluster rm lab --yes", "gedge cluster rm lab --yes --ignore-not-found"});
+  on_run(rm, ctx, [&ctx, rm_name, rm_yes, rm_ignore]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT name FROM clusters WHERE name = ?", {*rm_name}));
-    if (rows.empty())
-      return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", *rm_name), "gedge cluster ls");
+    if (rows.empty()) {
+      Error e{ErrorCode::not_found, fmt::format("cluster '{}' not found", *rm_name), "gedge cluster ls"};
+      if (auto none = nothing_removed(*rm_ignore, e)) return *none;
+      return std::unexpected(e);
+    }
     GEDGE_TRY(confirm(ctx, *rm_yes, fmt::format("remove cluster '{}' from the inventory", *rm_name)));
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
     GEDGE_TRY_ASSIGN(auto j, cluster::remove(*inv, paths, *rm_name, ctx.g.timeout_s, ctx.reporter()));

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "app.hpp"
+#include "ignore_not_found.hpp"
 #include "gedge/cluster.hpp"
 #include "gedge/device.hpp"
 #include "gedge/device_import.hpp"
@@ -251,11 +252,16 @@ void register_device(CLI::App& app, Ctx& ctx) {
     cmd->add_option("name", name, "Device name")->required();
     cmd->add_flag("-y,--yes", yes, "Do not ask for confirmation");
     cmd->add_flag("--force", force, "Remove even if a cluster still lists the device");
-    examples(cmd, {"gedge device rm cam-1 --yes"});
+    static bool ignore_missing = false;
+    add_ignore_not_found(cmd, ignore_missing);
+    examples(cmd, {"gedge device rm cam-1 --yes", "gedge device rm cam-1 --yes --ignore-not-found"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-      GEDGE_TRY(device_show(*inv, name));  // not_found before asking
+      if (auto shown = device_show(*inv, name); !shown) {  // not_found before asking
+        if (auto none = nothing_removed(ignore_missing, shown.error())) return *none;
+        return std::unexpected(shown.error());
+      }
       GEDGE_TRY(confirm(ctx, yes, fmt::format("remove device '{}'", name)));
       GEDGE_TRY_ASSIGN(auto clusters, cluster::clusters_of(*inv, name));  // --force: still a member
       GEDGE_TRY_ASSIGN(auto d, device_remove(*inv, paths, name, force));

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "app.hpp"
+#include "ignore_not_found.hpp"
 #include "gedge/runtime.hpp"
 
 namespace gedge::cli {
@@ -202,6 +203,54 @@ void add_gc(CLI::App& noun, Ctx& ctx) {
   });
 }
 
+void add_rm(CLI::App& noun, Ctx& ctx) {
+  struct Flags {
+    runtime::RemoveRequest req;
+    int keep = -1;
+    bool yes = false, ignore = false;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* cmd = noun.add_subcommand("rm", "Forget bundles by id or name (--keep N: all but the N newest); 'gc' then frees their chunks");
+  cmd->add_option("ref", f->req.ref, "Bundle id, unique id prefix, or name (every bundle of that name)")
+      ->required()
+      ->type_name("NAME|ID");
+  cmd->add_option("--keep", f->keep, "With a name: keep the N newest bundles of that name")
+      ->check(CLI::Range(0, 1000000))
+      ->option_text("N");
+  cmd->add_flag("--dry-run", f->req.dry_run, "Only list what would be removed");
+  cmd->add_flag("--force", f->req.force, "Remove even a bundle a recorded service's runtime: names");
+  cmd->add_flag("-y,--yes", f->yes, "Do not ask for confirmation");
+  add_ignore_not_found(cmd, f->ignore);
+  examples(cmd, {"gedge runtime rm demo --keep 2 --yes && gedge runtime gc", "gedge runtime rm 3fa4c2d1 --yes",
+                 "gedge runtime rm demo --keep 1 --dry-run -o json"});
+  on_run(cmd, ctx, [&ctx, f]() -> Result<Outcome> {
+    GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+    if (f->keep >= 0) f->req.keep = f->keep;
+    runtime::RemoveRequest plan = f->req;
+    plan.dry_run = true;  // what would go, checked before asking
+    auto planned = runtime::remove_bundles(*inv, plan);
+    if (!planned) {
+      if (auto none = nothing_removed(f->ignore, planned.error())) return *none;
+      return std::unexpected(planned.error());
+    }
+    runtime::RemoveResult r = *planned;
+    if (!f->req.dry_run && !planned->removed.empty()) {
+      GEDGE_TRY(confirm(ctx, f->yes, fmt::format("forget {} runtime bundle(s)", planned->removed.size())));
+      GEDGE_TRY_ASSIGN(r, runtime::remove_bundles(*inv, f->req));
+    }
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& b : r.removed) rows.push_back({{"id", b["id"].get<std::string>().substr(0, 12)}, {"name", b["name"]},
+                                                    {"created", b["created_at"]}, {"action", r.dry_run ? "would remove" : "removed"}});
+    for (const auto& b : r.kept) rows.push_back({{"id", b["id"].get<std::string>().substr(0, 12)}, {"name", b["name"]},
+                                                 {"created", b["created_at"]}, {"action", "kept"}});
+    std::string footer = r.removed.empty() ? "nothing to remove"
+                         : r.dry_run       ? fmt::format("would remove {} bundle(s)", r.removed.size())
+                                           : fmt::format("removed {} bundle(s); 'gedge runtime gc' frees their chunks", r.removed.size());
+    View v{r.to_json(), {{"id", "/id"}, {"name", "/name"}, {"created", "/created"}, {"action", "/action"}}, "", footer};
+    return Outcome{std::move(v).with_rows(rows), std::nullopt, std::nullopt};
+  });
+}
+
 void add_push(CLI::App& noun, Ctx& ctx) {
   auto f = std::make_shared<PushFlags>();
   auto* cmd = noun.add_subcommand("push", "Materialise a bundle on devices or into a directory, sending only missing chunks");
@@ -356,6 +405,7 @@ void register_runtime(CLI::App& app, Ctx& ctx) {
   add_ls(*cmd, ctx);
   add_show(*cmd, ctx);
   add_verify(*cmd, ctx);
+  add_rm(*cmd, ctx);
   add_gc(*cmd, ctx);
   add_push(*cmd, ctx);
   add_mounts(*cmd, ctx);

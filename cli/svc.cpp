@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "app.hpp"
+#include "ignore_not_found.hpp"
 #include "gedge/svc.hpp"
 
 namespace gedge::cli {
@@ -244,10 +245,23 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_option("NAME", name, "Service name")->required();
     c->add_option("--cluster", cluster, "The cluster (when the name is deployed on several)")->option_text("C");
     c->add_flag("--yes,-y", yes, "Do not ask for confirmation");
-    examples(c, {"gedge svc rm web --yes", "gedge svc rm web --cluster edge -y -o json"});
+    static bool ignore_missing = false;
+    add_ignore_not_found(c, ignore_missing);
+    examples(c, {"gedge svc rm web --yes", "gedge svc rm web --cluster edge -y -o json",
+                 "gedge svc rm web -y --ignore-not-found"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
+      GEDGE_TRY_ASSIGN(auto known, inv->query("SELECT name FROM services WHERE name = ? AND (? = '' OR cluster = ?)",
+                                              {name, cluster, cluster}));
+      if (known.empty()) {
+        Error e{ErrorCode::not_found,
+                cluster.empty() ? fmt::format("service '{}' not found", name)
+                                : fmt::format("service '{}' not found on cluster '{}'", name, cluster),
+                "gedge svc ls"};
+        if (auto none = nothing_removed(ignore_missing, e)) return *none;
+        return std::unexpected(e);
+      }
       GEDGE_TRY(confirm(ctx, yes, fmt::format("remove service '{}' and its containers", name)));
       GEDGE_TRY_ASSIGN(auto out, svc::remove(*inv, paths, name, cluster, ctx.g.timeout_s, ctx.reporter()));
       json rows = out.result["removed"];

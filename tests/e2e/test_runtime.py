@@ -570,5 +570,72 @@ class RuntimeTest(GedgeTest):
         self.assertEqual(os.listdir(os.path.join(target, ".gedge", "tmp")), [])
 
 
+class RuntimeRmTest(GedgeTest):
+    """runtime rm by id or name, --keep N, then gc frees exactly the chunks nothing references."""
+
+    def pack_version(self, name, content):
+        tree = os.path.join(self.tmp, f"tree-{name}-{len(content)}")
+        os.makedirs(os.path.join(tree, "lib"), exist_ok=True)
+        with open(os.path.join(tree, "lib", "data.bin"), "wb") as f:
+            f.write(content)
+        r = self.run_gedge("runtime", "pack", "--name", name, "--component", f"env={tree}", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        return r.json["id"]
+
+    def chunk_count(self):
+        store = os.path.join(self.home, "runtimes", "chunks")
+        return sum(len(files) for _, _, files in os.walk(store))
+
+    def test_rm_keep_then_gc_frees_only_unreferenced_chunks(self):
+        ids = [self.pack_version("app", os.urandom(300_000 + i)) for i in range(3)]  # oldest first
+        other = self.pack_version("other", os.urandom(200_000))
+        before = self.chunk_count()
+        # without --yes and no terminal: refused, nothing removed
+        r = self.run_gedge("runtime", "rm", "app", "--keep", "1", "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertEqual(len(self.gedge_json("runtime", "ls")), 4)
+        r = self.run_gedge("runtime", "rm", "app", "--keep", "1", "--dry-run", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue(r.json["dry_run"])
+        self.assertEqual([b["id"] for b in r.json["removed"]], [ids[1], ids[0]])
+        self.assertEqual(len(self.gedge_json("runtime", "ls")), 4)
+        r = self.run_gedge("runtime", "rm", "app", "--keep", "1", "--yes", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual([b["id"] for b in r.json["removed"]], [ids[1], ids[0]])
+        self.assertEqual([b["id"] for b in r.json["kept"]], [ids[2]])
+        self.assertEqual(sorted(b["id"] for b in self.gedge_json("runtime", "ls")), sorted([ids[2], other]))
+        self.assertEqual(self.chunk_count(), before, "rm forgets bundles; only gc deletes chunks")
+        g = self.gedge_json("runtime", "gc")
+        self.assertGreater(g["removed"], 0)
+        self.assertLess(self.chunk_count(), before)
+        for ref in ("app", other):  # what stays still verifies: no referenced chunk was freed
+            v = self.run_gedge("runtime", "verify", ref, "-o", "json")
+            self.assertEqual(v.rc, 0, v)
+            self.assertTrue(v.json["ok"], v)
+        # by id prefix, then the name is gone entirely
+        r = self.run_gedge("runtime", "rm", other[:12], "--yes", "-o", "json")
+        self.assertEqual([b["id"] for b in r.json["removed"]], [other])
+        r = self.run_gedge("runtime", "rm", "app", "--yes", "-o", "json")
+        self.assertEqual([b["id"] for b in r.json["removed"]], [ids[2]])
+        self.assertEqual(self.gedge_json("runtime", "ls"), [])
+        self.gedge_json("runtime", "gc")
+        self.assertEqual(self.chunk_count(), 0)
+
+    def test_rm_of_what_is_not_there(self):
+        r = self.run_gedge("runtime", "rm", "nope", "--yes", "-o", "json")
+        self.assertEqual(r.rc, 4, r)
+        self.assertEqual(r.err_json["error"], "not_found")
+        r = self.run_gedge("runtime", "rm", "nope", "--yes", "--ignore-not-found", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["removed"], [])
+        self.assertFalse(r.json["changed"])
+        for argv in (["device", "rm", "nope"], ["cluster", "rm", "nope"], ["svc", "rm", "nope"]):
+            r = self.run_gedge(*argv, "--yes", "-o", "json")
+            self.assertEqual(r.rc, 4, (argv, r))
+            r = self.run_gedge(*argv, "--yes", "--ignore-not-found", "-o", "json")
+            self.assertEqual(r.rc, 0, (argv, r))
+            self.assertFalse(r.json["changed"], argv)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -246,6 +246,27 @@ TEST_CASE("cancellation flag is process-wide and resettable") {
   CHECK_FALSE(cancel_requested());
 }
 
+TEST_CASE("the log is rotated by size when opened, keeping three old files") {
+  test::TempDir tmp;
+  std::string log = (tmp.path / "gedge.log").string();
+  auto size = [](const std::string& p) { return std::filesystem::exists(p) ? std::filesystem::file_size(p) : 0; };
+  set_log_file(log);
+  log_line("info", "small");
+  set_log_file(log);  // under the limit: appended, not rotated
+  log_line("info", "still small");
+  CHECK_FALSE(std::filesystem::exists(log + ".1"));
+  for (int round = 1; round <= 5; ++round) {
+    std::ofstream(log, std::ios::app) << std::string(4u << 20, 'x');
+    set_log_file(log);
+    log_line("info", "round " + std::to_string(round));
+    CHECK(size(log) < 100);
+    CHECK(size(log + ".1") >= (4u << 20));
+  }
+  CHECK(std::filesystem::exists(log + ".3"));
+  CHECK_FALSE(std::filesystem::exists(log + ".4"));
+  set_log_file("");
+}
+
 TEST_CASE("rfc3339 timestamps are UTC with seconds") {
   auto t = now_rfc3339();
   CHECK(t.size() == 20);

@@ -104,6 +104,24 @@ struct GcResult {
 };
 Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& rep);
 
+// Forgets recorded bundles (their chunks stay until gc). `ref` is an id or unique prefix (that
+// bundle) or a name (every bundle of that name; with `keep`, all but the `keep` newest). A bundle
+// a recorded service's `runtime:` still resolves to is refused (conflict) unless `force`.
+// not_found when nothing matches.
+struct RemoveRequest {
+  std::string ref;
+  std::optional<int> keep;
+  bool dry_run = false;
+  bool force = false;
+};
+struct RemoveResult {
+  nlohmann::json removed = nlohmann::json::array();  // [{id, name, created_at}] newest first
+  nlohmann::json kept = nlohmann::json::array();
+  bool dry_run = false;
+  nlohmann::json to_json() const;
+};
+Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req);
+
 // Materialises a bundle under `root` (local directory): chunks the target store lacks are copied
 // to root/.gedge/chunks, files are built (identical files hardlinked through root/.gedge/objects),
 // hashes verified, and root/<id> appears by one rename when complete. An existing root/<id> is

@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -63,10 +65,38 @@ std::string now_rfc3339() {
   return buf;
 }
 
+namespace {
+// The log is rotated by size when a process opens it: gedge.log -> gedge.log.1 -> ... .3.
+constexpr off_t kLogMaxBytes = 4 << 20;
+constexpr int kLogKeep = 3;
+
+int open_log(const std::string& path) {
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+// Rotates `path` when `fd` (open on it) has reached the limit. flock keeps two gedge processes
+// from rotating twice; the inode check skips a file another process has rotated meanwhile.
+int rotate_if_full(const std::string& path, int fd) {
+  if (fd < 0 || ::flock(fd, LOCK_EX) != 0) return fd;
+  struct stat open_st {}, named_st {};
+  bool full = ::fstat(fd, &open_st) == 0 && open_st.st_size >= kLogMaxBytes && ::stat(path.c_str(), &named_st) == 0 &&
+              named_st.st_ino == open_st.st_ino;
+  if (full) {
+    for (int i = kLogKeep - 1; i >= 1; --i)
+      ::rename((path + "." + std::to_string(i)).c_str(), (path + "." + std::to_string(i + 1)).c_str());
+    ::rename(path.c_str(), (path + ".1").c_str());
+  }
+  ::flock(fd, LOCK_UN);
+  if (!full) return fd;
+  ::close(fd);
+  return open_log(path);
+}
+}  // namespace
+
 void set_log_file(const std::string& path) {
   std::lock_guard lk(g_log_mu);
   if (g_log_fd >= 0) ::close(g_log_fd);
-  g_log_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  g_log_fd = rotate_if_full(path, open_log(path));
 }
 
 void log_line(std::string_view level, std::string_view msg) {

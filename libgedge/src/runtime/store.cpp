@@ -277,6 +277,74 @@ nlohmann::json GcResult::to_json() const {
   return {{"kept", kept}, {"removed", removed}, {"bytes_freed", bytes_freed}, {"dry_run", dry_run}};
 }
 
+nlohmann::json RemoveResult::to_json() const {
+  return {{"removed", removed}, {"kept", kept}, {"dry_run", dry_run}};
+}
+
+Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req) {
+  RemoveResult out;
+  out.dry_run = req.dry_run;
+  if (req.keep && *req.keep < 0) return fail(ErrorCode::usage, "--keep must be 0 or more");
+  auto row_json = [](const SqlRow& r) {
+    return nlohmann::json{{"id", r.at("id")}, {"name", r.at("name")}, {"created_at", r.at("created_at")}};
+  };
+  std::vector<SqlRow> rows;
+  GEDGE_TRY_ASSIGN(auto by_name, inv.query("SELECT id, name, created_at FROM runtimes WHERE name = ? "
+                                           "ORDER BY created_at DESC, rowid DESC",
+                                           {req.ref}));
+  if (!by_name.empty()) {
+    rows = std::move(by_name);
+  } else if (req.keep) {
+    return fail(ErrorCode::not_found, fmt::format("no runtime bundle is named '{}'", req.ref),
+                "--keep takes a name (see gedge runtime ls)");
+  } else {
+    GEDGE_TRY_ASSIGN(auto b, find_bundle(inv, req.ref));
+    rows.push_back(SqlRow{{"id", b.id}, {"name", b.name}, {"created_at", b.created_at}});
+  }
+  std::size_t keep = req.keep ? static_cast<std::size_t>(*req.keep) : 0;
+  std::set<std::string> going;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i < keep) {
+      out.kept.push_back(row_json(rows[i]));
+    } else {
+      out.removed.push_back(row_json(rows[i]));
+      going.insert(rows[i].at("id").get<std::string>());
+    }
+  }
+  if (!req.force) {
+    // A service's runtime: must still resolve after the removal (re-deploys and new replicas).
+    GEDGE_TRY_ASSIGN(auto services, inv.query("SELECT name, cluster, spec FROM services"));
+    for (const auto& s : services) {
+      auto spec = nlohmann::json::parse(s.at("spec").get<std::string>(), nullptr, false);
+      std::string ref = spec.is_object() && spec.value("runtime", nlohmann::json()).is_string()
+                            ? spec["runtime"].get<std::string>()
+                            : "";
+      if (ref.empty()) continue;
+      auto b = find_bundle(inv, ref);
+      if (!b || !going.contains(b->id)) continue;
+      bool other = false;  // a name keeps resolving when a bundle of that name stays
+      if (b->name == ref) {
+        GEDGE_TRY_ASSIGN(auto same, inv.query("SELECT id FROM runtimes WHERE name = ?", {ref}));
+        for (const auto& r : same) other = other || !going.contains(r.at("id").get<std::string>());
+      }
+      if (!other)
+        return fail(ErrorCode::conflict,
+                    fmt::format("service '{}' on cluster '{}' uses runtime '{}'", s.at("name").get<std::string>(),
+                                s.at("cluster").get<std::string>(), ref),
+                    "remove the service first, or pass --force");
+    }
+  }
+  if (req.dry_run || going.empty()) return out;
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    for (const auto& id : going) {
+      GEDGE_TRY(db.exec("DELETE FROM runtime_pushes WHERE runtime_id = ?", {id}));
+      GEDGE_TRY(db.exec("DELETE FROM runtimes WHERE id = ?", {id}));
+    }
+    return {};
+  }));
+  return out;
+}
+
 Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& rep) {
   GcResult out;
   out.dry_run = dry_run;
