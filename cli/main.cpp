@@ -7,8 +7,8 @@
 #include <iostream>
 
 #include "app.hpp"
-#include "gedge_version.hpp"
 #include "help.hpp"
+#include "version.hpp"
 
 using namespace gedge;
 using namespace gedge::cli;
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   on_run(tree, ctx, [&app]() -> Result<Outcome> {
     return Outcome{View{}, std::nullopt, command_tree(app).dump(2) + "\n"};
   });
-  app.set_version_flag("--version", fmt::format("gedge {} ({})", GEDGE_VERSION, GEDGE_COMMIT),
+  app.set_version_flag("--version", version_line(),
                        "Print gedge's version and exit ('gedge version' shows more)");
   add_global_flags_to_help(app);
   app.footer("\nRun 'gedge help NOUN [VERB]' or 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok,\n"

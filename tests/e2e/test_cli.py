@@ -4,11 +4,12 @@ import json
 import os
 import re
 import sqlite3
+import shutil
 import stat
 import subprocess
 import unittest
 
-from gedge_e2e import GEDGE, SOURCE_DIR, GedgeTest
+from gedge_e2e import GEDGE, SOURCE_DIR, GedgeTest, run_cmd
 
 
 def read(path):
@@ -79,6 +80,54 @@ class VersionAndErrorsTest(GedgeTest):
         self.assertIn("commit", r.json)
         for lib in ("cli11", "yaml-cpp", "libssh", "libcurl", "nlohmann_json", "fmt", "sqlite", "hwloc"):
             self.assertTrue(r.json["libraries"].get(lib), lib)
+
+    def test_version_reports_build_time_commit_build_type_compiler_and_libraries(self):
+        r = self.run_gedge("version", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        for lib in ("openssl", "zstd", "valijson"):
+            self.assertTrue(r.json["libraries"].get(lib), lib)
+        self.assertTrue(r.json["build_type"])
+        self.assertRegex(r.json["compiler"], r"^(gcc|clang) \d")
+        self.assertIn("ansible_core", r.json)
+        if shutil.which("ansible-playbook"):
+            self.assertRegex(r.json["ansible_core"], r"^\d+\.\d+")
+        # git describe of the tree at build time: HEAD's, so a rebuild after a commit reports it
+        head = subprocess.run(["git", "-C", SOURCE_DIR, "describe", "--always", "--abbrev=12"],
+                              capture_output=True, text=True)
+        if head.returncode == 0:
+            self.assertEqual(r.json["commit"].removesuffix("-dirty"), head.stdout.strip())
+        self.assertRegex(self.run_gedge("--version").stdout, rf"^gedge \S+ \({re.escape(r.json['commit'])}\)")
+
+    def test_a_binary_outside_the_tree_finds_playbooks(self):
+        # GEDGE_PLAYBOOK_DIR, then <exe>/../share/gedge/playbooks, then the install prefix, then
+        # the source tree recorded at configure time (a build directory anywhere).
+        prefix = os.path.join(self.tmp, "prefix")
+        os.makedirs(os.path.join(prefix, "bin"))
+        exe = os.path.join(prefix, "bin", "gedge")
+        try:
+            os.link(GEDGE, exe)
+        except OSError:
+            shutil.copy2(GEDGE, exe)
+        env = {k: v for k, v in self.env.items() if k != "GEDGE_PLAYBOOK_DIR"}
+        def where(extra=None):
+            r = run_cmd([exe, "version", "-o", "json"], env={**env, **(extra or {})})
+            self.assertEqual(r.rc, 0, r)
+            return r.json["playbook_dir"]
+        found = where()
+        self.assertTrue(found and os.path.exists(os.path.join(found, "containers.yml")), found)
+        self.assertTrue(found in ("/usr/local/share/gedge/playbooks", "/usr/share/gedge/playbooks")
+                        or os.path.samefile(found, os.path.join(SOURCE_DIR, "playbooks")), found)
+        share = os.path.join(prefix, "share", "gedge", "playbooks")
+        os.makedirs(share)
+        with open(os.path.join(share, "containers.yml"), "w") as f:
+            f.write("---\n")
+        self.assertEqual(where(), share)
+        mine = os.path.join(self.tmp, "mine")
+        os.makedirs(mine)
+        with open(os.path.join(mine, "containers.yml"), "w") as f:
+            f.write("---\n")
+        self.assertEqual(where({"GEDGE_PLAYBOOK_DIR": mine}), mine)
+        self.assertIsNone(where({"GEDGE_PLAYBOOK_DIR": self.tmp}))  # named, but empty: not found
 
     def test_version_yaml_and_table(self):
         r = self.run_gedge("version", "-o", "yaml")

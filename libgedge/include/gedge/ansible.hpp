@@ -143,7 +143,7 @@ Result<RunResult> run_playbook(const RunSpec& spec, const std::function<void(con
                                const std::function<bool()>& should_stop = {});
 
 // Where the playbooks live: $GEDGE_PLAYBOOK_DIR, else <exe>/../share/gedge/playbooks, else the
-// first ancestor of the executable holding playbooks/containers.yml (a build tree).
+// install prefix configured at build time, else the source tree the binary was built from.
 Result<std::filesystem::path> find_playbook_dir();
 
 }  // namespace gedge::ansible
