@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "complete.hpp"
 #include "help.hpp"
 #include "version.hpp"
 
@@ -87,6 +88,11 @@ int main(int argc, char** argv) {
   app.footer("\nRun 'gedge help NOUN [VERB]' or 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok,\n"
              "1 failure, 2 usage, 3 partial, 4 not found, 5 unreachable, 6 auth/host key, 7 conflict,\n"
              "130 interrupted.\n");
+
+  // The completion scripts call `gedge __complete WORDS...` with the words as typed so far, which
+  // CLI11 must not parse (they end mid-command).
+  if (argc >= 2 && std::string_view(argv[1]) == "__complete")
+    return complete_words(app, ctx, std::vector<std::string>(argv + 2, argv + argc));
 
   // Everything after the first "--" is a command for the verb to run (device exec, tune pin,
   // tune bench); CLI11 only sees what comes before it.

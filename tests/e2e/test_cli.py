@@ -365,17 +365,89 @@ class DocsMatchTreeTest(GedgeTest):
     def test_bash_completion_completes_verbs_and_flags(self):
         script = os.path.join(SOURCE_DIR, "completions", "gedge.bash")
         def complete(words):
-            prog = (f'source {script}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); '
+            prog = (f'source {script}; COMP_WORDS=({GEDGE} {words}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); '
                     '_gedge; printf "%s\\n" "${COMPREPLY[@]}"')
-            return subprocess.run(["bash", "-c", prog], capture_output=True, text=True).stdout.split()
-        self.assertIn("device", complete("gedge ''"))
-        self.assertIn("--output", complete("gedge --"))
+            return subprocess.run(["bash", "-c", prog], capture_output=True, text=True, env=self.env).stdout.split()
+        self.assertIn("device", complete("''"))
+        self.assertIn("--output", complete("--"))
+        self.assertEqual(complete("-q devi"), ["device"])  # a flag before the noun is skipped
         for noun, spec in nouns().items():
             for verb in spec["subcommands"]:
-                self.assertIn(verb["name"], complete(f"gedge {noun} ''"), noun)
+                self.assertIn(verb["name"], complete(f"{noun} ''"), noun)
                 for opt in verb["options"]:
                     if opt["name"] != "--help":
-                        self.assertIn(opt["name"], complete(f"gedge {noun} {verb['name']} --"))
+                        self.assertIn(opt["name"], complete(f"{noun} {verb['name']} --"))
+
+    def add_device_rows(self, *names):
+        db = sqlite3.connect(os.path.join(self.home, "gedge.db"))
+        for n in names:
+            db.execute("INSERT INTO devices (name, host, user, created_at, updated_at) "
+                       "VALUES (?, '10.213.0.9', 'u', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')", (n,))
+        db.commit()
+        db.close()
+
+    def complete(self, *words):
+        r = self.run_gedge("__complete", *words)
+        self.assertEqual(r.rc, 0, r)
+        return [ln.split("\t")[0] for ln in r.stdout.splitlines()], r.stdout
+
+    def test_dynamic_completion_offers_inventory_names_and_flag_values(self):
+        self.add_device_rows("cam-1", "cam-2", "gw")
+        self.assertEqual(self.complete("device", "show", "")[0], ["cam-1", "cam-2", "gw"])
+        self.assertEqual(self.complete("device", "exec", "ca")[0], ["cam-1", "cam-2"])
+        self.assertEqual(self.complete("runtime", "verify", "--device", "")[0], ["cam-1", "cam-2", "gw"])
+        self.assertEqual(self.complete("device", "ls", "--tier", "")[0], ["local", "neighbor", "cloud"])
+        self.assertEqual(self.complete("--color", "")[0], ["auto", "always", "never"])
+        self.assertEqual(self.complete("version", "-o", "")[0], ["table", "json", "yaml"])
+        self.assertIn("k8s", self.complete("runtime", "mounts", "x", "-o", "")[0])
+        self.assertIn("prometheus-rules", self.complete("cluster", "export", "lab", "--format", "")[0])
+        self.assertIn("k3s", self.complete("cluster", "build", "lab", "--profile", "")[0])
+        self.assertIn("pipeline", self.complete("sched", "place", "f.yaml", "--policy", "")[0])
+        self.assertEqual(self.complete("completion", "")[0], ["bash", "zsh", "fish"])
+        self.assertEqual(self.complete("svc", "render", "")[0], [])  # a file: the shell completes it
+        self.assertEqual(self.complete("device", "add", "x", "--identity", "")[0], [])
+        self.assertEqual(self.complete("device", "exec", "gw", "--", "")[0], [])
+        # nouns with descriptions (zsh and fish show them); hidden commands are not offered
+        names, text = self.complete("")
+        self.assertIn("device", names)
+        self.assertIn("help", names)
+        self.assertNotIn("__tree", names)
+        self.assertIn("device\tRegister, check and command edge devices over SSH", text)
+        self.assertIn("--label", self.complete("device", "ls", "--")[0])
+        self.assertIn("--home", self.complete("device", "ls", "--")[0])
+        # another home, given on the command line, is the one read
+        other = os.path.join(self.tmp, "other")
+        self.assertEqual(self.run_gedge("--home", other, "init").rc, 0)
+        self.assertEqual(self.complete("--home", other, "device", "show", "")[0], [])
+        # runtimes by name and by short id
+        tree_dir = os.path.join(self.tmp, "tree")
+        os.makedirs(tree_dir)
+        with open(os.path.join(tree_dir, "f"), "w") as f:
+            f.write("x")
+        r = self.run_gedge("runtime", "pack", "--name", "demo", "--component", f"env={tree_dir}", "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(sorted(self.complete("runtime", "push", "")[0]), sorted(["demo", r.json["id"][:12]]))
+
+    def test_bash_script_completes_device_names_through_gedge(self):
+        self.add_device_rows("cam-1", "gw")
+        script = os.path.join(SOURCE_DIR, "completions", "gedge.bash")
+        prog = (f'source {script}; COMP_WORDS=({GEDGE} device show ""); COMP_CWORD=3; _gedge; '
+                'printf "%s\\n" "${COMPREPLY[@]}"')
+        out = subprocess.run(["bash", "-c", prog], capture_output=True, text=True, env=self.env).stdout.split()
+        self.assertEqual(out, ["cam-1", "gw"])
+
+    def test_zsh_and_fish_scripts_show_descriptions_from_gedge(self):
+        zsh = self.run_gedge("completion", "zsh").stdout
+        self.assertIn("__complete", zsh)
+        self.assertIn("_describe", zsh)
+        fish = self.run_gedge("completion", "fish").stdout
+        self.assertIn("__complete", fish)
+        for shell in ("zsh", "fish"):
+            if shutil.which(shell) is None:
+                continue
+            script = os.path.join(SOURCE_DIR, "completions", "_gedge" if shell == "zsh" else "gedge.fish")
+            r = subprocess.run([shell, "-n", script], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_man_pages_cover_every_noun_verb_and_flag(self):
         main = read(os.path.join(SOURCE_DIR, "man", "gedge.1"))
