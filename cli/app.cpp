@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
 #include <regex>
 #include <set>
 
 #include "gedge/config.hpp"
+#include "gedge/progress_bytes.hpp"
 #include "help.hpp"
 
 namespace gedge::cli {
@@ -21,13 +23,40 @@ class StderrReporter : public Reporter {
       : quiet_(quiet), verbose_(verbose), tty_(tty), color_(color) {}
   ~StderrReporter() override { clear(); }
 
+  // Redrawn in place at most every 100 ms (and at the end); counters never go back within a
+  // task. Tasks named with bytes_task() show sizes, rate and ETA: "packing 1.2 GiB/3.4 GiB
+  // 85.3 MiB/s ETA 0:27".
   void progress(std::string_view task, std::size_t done, std::size_t total) override {
     if (quiet_ || !tty_) return;
-    std::string line = total ? fmt::format("{} {}/{}", task, done, total)
-                             : fmt::format("{} {}", task, done);
+    auto now = std::chrono::steady_clock::now();
+    if (task != task_) {
+      task_ = std::string(task);
+      started_ = now;
+      last_done_ = 0;
+      last_draw_ = {};
+    }
+    done = std::max(done, last_done_);
+    last_done_ = done;
+    bool finished = total && done >= total;
+    if (!finished && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    std::string line;
+    if (task.ends_with(kBytesTaskSuffix)) {
+      std::string_view name = task.substr(0, task.size() - kBytesTaskSuffix.size());
+      double secs = std::chrono::duration<double>(now - started_).count();
+      double rate = secs > 0.05 ? static_cast<double>(done) / secs : 0;
+      line = fmt::format("{} {}/{}", name, human(done), human(total));
+      if (rate > 0) line += fmt::format(" {}/s", human(static_cast<uint64_t>(rate)));
+      if (rate > 0 && total > done) {
+        auto eta = static_cast<uint64_t>(static_cast<double>(total - done) / rate);
+        line += fmt::format(" ETA {}:{:02}", eta / 60, eta % 60);
+      }
+    } else {
+      line = total ? fmt::format("{} {}/{}", task, done, total) : fmt::format("{} {}", task, done);
+    }
     std::cerr << "\r\033[K" << line << std::flush;
     dirty_ = true;
-    if (total && done >= total) clear();
+    if (finished) clear();
   }
   void step(std::string_view target, std::string_view what) override {
     log_line("step", fmt::format("{}: {}", target, what));
@@ -52,6 +81,16 @@ class StderrReporter : public Reporter {
     if (dirty_) std::cerr << "\r\033[K" << std::flush;
     dirty_ = false;
   }
+  static std::string human(uint64_t n) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(n);
+    int u = 0;
+    while (v >= 1024 && u < 4) v /= 1024, ++u;
+    return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
+  }
+  std::string task_;
+  std::size_t last_done_ = 0;
+  std::chrono::steady_clock::time_point started_, last_draw_;
   bool quiet_;
   int verbose_;
   bool tty_;
@@ -79,7 +118,9 @@ Result<Inventory*> Ctx::inventory() {
 }
 
 Reporter& Ctx::reporter() {
-  if (!reporter_) reporter_ = std::make_unique<StderrReporter>(g.quiet, g.verbose, stderr_is_tty(), color());
+  // No progress under -q or JSON output (a script reads it), or when stderr is not a terminal.
+  if (!reporter_)
+    reporter_ = std::make_unique<StderrReporter>(g.quiet, g.verbose, stderr_is_tty() && output_raw() != "json", color());
   return *reporter_;
 }
 

@@ -7,6 +7,7 @@ namespace using the env wiring from `runtime mounts`; then the bad-input and fau
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sqlite3
@@ -635,6 +636,73 @@ class RuntimeRmTest(GedgeTest):
             r = self.run_gedge(*argv, "--yes", "--ignore-not-found", "-o", "json")
             self.assertEqual(r.rc, 0, (argv, r))
             self.assertFalse(r.json["changed"], argv)
+
+
+class ProgressTest(GedgeTest):
+    """pack shows bytes, rate and ETA on a terminal, never going back; nothing off a terminal or
+    under -q / -o json."""
+
+    def make_tree(self):
+        tree = os.path.join(self.tmp, "big")
+        os.makedirs(tree)
+        for i in range(24):
+            with open(os.path.join(tree, f"f{i:02}.bin"), "wb") as f:
+                f.write(os.urandom(2 << 20))
+        return tree
+
+    def run_on_tty(self, *args):
+        import pty
+        import select
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(GEDGE, [GEDGE, *args], self.env)
+        out = b""
+        while True:
+            r, _, _ = select.select([fd], [], [], 60)
+            if not r:
+                break
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+    def test_pack_progress_has_bytes_rate_eta_and_is_monotonic(self):
+        tree = self.make_tree()
+        rc, out = self.run_on_tty("runtime", "pack", "--name", "big", "--component", f"env={tree}", "-j", "2",
+                                  "--no-cache")
+        self.assertEqual(rc, 0, out)
+        draws = [d for d in out.replace("\r\n", "\n").split("\r") if d.startswith("\x1b[Kpacking ")]
+        self.assertTrue(draws, out)
+        units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+        done = []
+        for d in draws:
+            m = re.match(r"\x1b\[Kpacking ([\d.]+) (\w+)/([\d.]+) (\w+)", d)
+            self.assertTrue(m, d)
+            done.append(float(m.group(1)) * units[m.group(2)])
+            self.assertEqual(float(m.group(3)) * units[m.group(4)], 48 << 20, d)
+        self.assertEqual(done, sorted(done), "progress went backwards")
+        self.assertEqual(done[-1], 48 << 20)
+        self.assertTrue(any(re.search(r" [\d.]+ \w+/s", d) for d in draws), draws)
+        if len(draws) > 1:
+            self.assertTrue(any(" ETA " in d for d in draws[:-1]), draws)
+        # -q and -o json: no progress even on a terminal
+        for extra in (["-q"], ["-o", "json"]):
+            rc, out = self.run_on_tty("runtime", "pack", "--name", "big2", "--component", f"env={tree}", "--no-cache",
+                                      *extra)
+            self.assertEqual(rc, 0, out)
+            self.assertNotIn("\x1b[K", out, extra)
+
+    def test_no_progress_off_a_terminal(self):
+        tree = self.make_tree()
+        r = self.run_gedge("runtime", "pack", "--name", "big", "--component", f"env={tree}", "--no-cache")
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn("\x1b[K", r.stderr)
+        self.assertNotIn("\r", r.stderr)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "chunk_store.hpp"
+#include "gedge/progress_bytes.hpp"
 #include "gedge/runtime.hpp"
 #include "manifest.hpp"
 
@@ -337,10 +338,13 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
 
   // 1. Send only the chunks the target lacks.
   auto chunks = manifest_chunks(b.manifest);
-  std::size_t i = 0;
+  uint64_t bytes_total = 0, bytes_done = 0;
+  for (const auto& c : chunks) bytes_total += c.second;
+  const std::string task = bytes_task(fmt::format("{}: sending", res.target));
   for (const auto& [h, size] : chunks) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "push interrupted; sent chunks are kept for the next push");
-    rep.progress(fmt::format("{}: sending chunks", res.target), ++i, chunks.size());
+    rep.progress(task, bytes_done, bytes_total);
+    bytes_done += size;
     struct stat st {};
     if (::fstatat(t.chunks->fd(), (h.substr(0, 2) + "/" + h).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         S_ISREG(st.st_mode)) {
@@ -349,6 +353,7 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
     }
     GEDGE_TRY(send_chunk(t, h));
   }
+  rep.progress(task, bytes_total, bytes_total);
 
   auto manifest_text = canonical_manifest(b.manifest);
   std::string manifest_name = b.id + ".json";

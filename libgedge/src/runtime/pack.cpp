@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "chunk_store.hpp"
+#include "gedge/progress_bytes.hpp"
 #include "gedge/runtime.hpp"
 #include "manifest.hpp"
 #include "pack_file.hpp"
@@ -355,7 +356,7 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
       total_bytes += w.entries[i].size;
     }
   std::vector<FileOut> outs(todo.size());
-  std::atomic<std::size_t> next{0}, done{0};
+  std::atomic<std::size_t> next{0};
   std::atomic<uint64_t> bytes_read{0}, bytes_stored{0}, chunks_new{0}, bytes_new{0}, bytes_cached{0};
   std::atomic<bool> stop{false};
   std::mutex rep_mu;
@@ -373,9 +374,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
         o = std::move(*hit);
         bytes_read += e.size;
         bytes_cached += e.size;
-        std::size_t d = ++done;
-        std::lock_guard lk(rep_mu);
-        rep.progress("packing files", d, todo.size());
+        std::lock_guard lk(rep_mu);  // read under the lock: the reported bytes never go back
+        rep.progress(bytes_task("packing"), bytes_read.load(), total_bytes);
         continue;
       }
       auto packed = packer.pack(e.src);
@@ -393,9 +393,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
       o.chunks = std::move(packed->chunks);
       o.relocated = packed->relocated;
       o.too_long = packed->too_long;
-      std::size_t d = ++done;
       std::lock_guard lk(rep_mu);
-      rep.progress("packing files", d, todo.size());
+      rep.progress(bytes_task("packing"), bytes_read.load(), total_bytes);
     }
   };
   std::vector<std::thread> pool;
