@@ -127,6 +127,10 @@ void register_device(CLI::App& app, Ctx& ctx) {
     auto* hk = cmd->add_option("--host-key", req.host_key, "Accept the host key only if it has this fingerprint")
                    ->option_text("SHA256:...");
     cmd->add_flag("--accept-new", req.accept_new, "Trust the presented host key on first contact")->excludes(hk);
+    cmd->add_option("--known-hosts", req.known_hosts_files,
+                    "OpenSSH known_hosts file (repeatable): a line for the host pins its key (hashed and [host]:port "
+                    "lines too); another key there, or @revoked, refuses it (exit 6)")
+        ->option_text("FILE");
     auto* pf = cmd->add_option("--password-file", password_file,
                                "Bootstrap: log in once with the password in FILE and install gedge's key")
                    ->option_text("FILE");
@@ -137,7 +141,8 @@ void register_device(CLI::App& app, Ctx& ctx) {
                    "gedge device add cam-2 --host cam2.lan --user pi --accept-new --password-file ~/.pw --label site=lab",
                    "gedge device add gw --host gw-alias --accept-new   # Host gw-alias from ~/.ssh/config",
                    "gedge --ssh-config ./fleet.sshconfig device add cam-9 --host cam-9 --accept-new   # ProxyJump too",
-                   "gedge device add cam-3 --host pi@10.0.0.7:2222 --host-key SHA256:abc..."});
+                   "gedge device add cam-3 --host pi@10.0.0.7:2222 --host-key SHA256:abc...",
+                   "gedge device add cam-4 --host cam4.lan --known-hosts ~/.ssh/known_hosts --identity ~/.ssh/id_ed25519"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
@@ -185,7 +190,11 @@ void register_device(CLI::App& app, Ctx& ctx) {
     cmd->add_flag("--no-connect", req.no_connect,
                   "Record the hosts without contacting them (status unknown; one transaction)");
     cmd->add_flag("--accept-new", req.accept_new, "Trust each host's presented host key on first contact");
-    examples(cmd, {"gedge device import hosts.ini --accept-new",
+    cmd->add_option("--known-hosts", req.known_hosts_files,
+                    "OpenSSH known_hosts file (repeatable): pins each host's key; a host whose key differs fails")
+        ->option_text("FILE");
+    examples(cmd, {"gedge device import hosts.ini --known-hosts ~/.ssh/known_hosts",
+                   "gedge device import hosts.ini --accept-new",
                    "gedge device import inventory.yml --no-connect -o json",
                    "gedge device import ~/.ssh/config.d/fleet --format ssh-config --accept-new",
                    "gedge device exec --group cams -- uptime   # groups come along, :children expanded"});

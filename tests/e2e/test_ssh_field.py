@@ -195,6 +195,65 @@ class SshFieldTest(GedgeTest):
         self.assertEqual({x["device"]: x["status"] for x in r.json["results"] if x["device"] != "dead"},
                          {"h1": "unchanged", "h2": "unchanged", "h3": "unchanged"})
 
+    # --- (c) trust from known_hosts files, user certificates ------------------------------
+    def test_known_hosts_file_pins_hashed_and_refuses_a_different_or_revoked_key(self):
+        lab = self.lab()
+        h1, h2, h3, h4 = (self.lab_host(n) for n in ("h1", "h2", "h3", "h4"))
+        kh = os.path.join(self.tmp, "operator_known_hosts")
+        with open(kh, "w") as f:
+            f.write(f"{h1['address']} {h1['host_key']}\n")
+            f.write(f"{h2['address']} {h3['host_key']}\n")        # not h2's key
+            f.write(f"@revoked * {h4['host_key']}\n")
+            f.write(f"{h4['address']} {h4['host_key']}\n")
+        subprocess.run(["ssh-keygen", "-H", "-f", kh], check=True, capture_output=True)  # hash the names
+        with open(kh) as f:
+            self.assertNotIn(h1["address"], f.read())
+        base = ["--user", lab["user"], "--identity", lab["key"], "--known-hosts", kh, "-o", "json"]
+        d = self.gedge_json("device", "add", "h1", "--host", h1["address"], *base[:-2])
+        self.assertEqual(d["host_key"]["fingerprint"], h1["host_key_fingerprint"])
+        r = self.run_gedge("device", "add", "h2", "--host", h2["address"], *base)
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("lists a different", r.err_json["message"])
+        r = self.run_gedge("device", "add", "h4", "--host", h4["address"], *base)
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("revoked", r.err_json["message"])
+        self.assertEqual([d["name"] for d in self.gedge_json("device", "ls")], ["h1"])
+
+        # import: one host whose key differs from the file: exit 3, that host not stored
+        inv = os.path.join(self.tmp, "hosts.ini")
+        with open(inv, "w") as f:
+            f.write(f"[cams]\nh1 ansible_host={h1['address']}\nh2 ansible_host={h2['address']}\n"
+                    f"[cams:vars]\nansible_user={lab['user']}\nansible_ssh_private_key_file={lab['key']}\n")
+        r = self.run_gedge("device", "import", inv, "--known-hosts", kh, "-o", "json")
+        self.assertEqual(r.rc, 3, r)
+        res = {x["device"]: x for x in r.json["results"]}
+        self.assertIn(res["h1"]["status"], ("ok", "unchanged"))
+        self.assertEqual(res["h2"]["status"], "host_key_mismatch")
+        self.assertEqual([d["name"] for d in self.gedge_json("device", "ls")], ["h1"])
+
+    def test_user_certificate_login(self):
+        hosts = self.lab().get("cert_hosts", [])
+        if not hosts:
+            self.skipTest("the lab has no certificate host (LAB_CERT=0)")
+        h = hosts[0]
+        lab = self.lab()
+        keydir = tempfile.mkdtemp(dir=self.tmp)
+        key = os.path.join(keydir, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        bare = os.path.join(tempfile.mkdtemp(dir=self.tmp), "id_ed25519")
+        shutil.copy(key, bare)
+        # without a certificate the host refuses the key
+        r = self.run_gedge("device", "add", "nocert", "--host", f"{lab['user']}@{h['address']}", "--identity", bare,
+                           "--host-key", h["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        subprocess.run(["ssh-keygen", "-q", "-s", lab["user_ca"], "-I", "gedge-e2e", "-n", lab["user"],
+                        "-V", "-5m:+1h", key + ".pub"], check=True)
+        d = self.gedge_json("device", "add", "cert1", "--host", f"{lab['user']}@{h['address']}", "--identity", key,
+                            "--host-key", h["host_key_fingerprint"])
+        self.assertEqual(d["certificate"], key + "-cert.pub")
+        out = self.gedge_json("device", "exec", "cert1", "--", "hostname")
+        self.assertEqual(out["results"][0]["stdout"].strip(), "cert1")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -20,6 +20,9 @@
 #                with no address on this machine); inner1 = 10.213.2.10 on gedgebr2 only, so it is
 #                reachable only through bast1 (ssh -W / ProxyJump)                      LAB_JUMP (1)
 #                (lab.json lists them under "jump_hosts", not "hosts": nothing reaches inner1 directly)
+#   cert hosts   cert1 = 10.213.0.42: accepts only user certificates signed by the lab user CA
+#                (lab.json "user_ca"; sign with ssh-keygen -s), no authorized_keys  LAB_CERT (1)
+#                (listed under "cert_hosts")
 # h6 is the bootstrap-by-password host (no authorized_keys); h7 and h8 are reserved for faults.
 # `up` never removes hosts: a lab brought up with more hosts keeps them until `down`, or until
 # an `up` with LAB_SHRINK=1 (e.g. `LAB_SHRINK=1 lab.sh up` after a LAB_NETNS=32 benchmark).
@@ -54,6 +57,7 @@ LAB_FULL=${LAB_FULL:-3}
 LAB_FAR=${LAB_FAR:-2}
 LAB_FAR_DELAY_MS=${LAB_FAR_DELAY_MS:-25}
 LAB_JUMP=${LAB_JUMP:-1}
+LAB_CERT=${LAB_CERT:-1}
 BR2=gedgebr2
 EDGE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,podman,crun,netavark,iptables,ca-certificates,prometheus-node-exporter,prometheus
 
@@ -84,6 +88,7 @@ plan() {   # prints "name kind address" for every configured host
   for i in $(seq 1 "$LAB_FULL"); do echo "edge$i full 10.213.0.$((20 + i))"; done
   for i in $(seq 1 "$LAB_FAR"); do echo "far$i far 10.213.0.$((30 + i))"; done
   if [ "$LAB_JUMP" = 1 ]; then echo "bast1 bastion 10.213.0.41"; echo "inner1 inner 10.213.2.10"; fi
+  if [ "$LAB_CERT" = 1 ]; then echo "cert1 certuser 10.213.0.42"; fi
 }
 check_counts() {
   [[ $LAB_NETNS =~ ^[0-9]+$ && $LAB_NETNS -le 150 ]] || die "LAB_NETNS must be 0..150"
@@ -91,6 +96,7 @@ check_counts() {
   [[ $LAB_FAR =~ ^[0-9]+$ && $LAB_FAR -le 9 ]] || die "LAB_FAR must be 0..9"
   [[ $LAB_FAR_DELAY_MS =~ ^[0-9]+$ ]] || die "LAB_FAR_DELAY_MS must be a number of ms"
   [[ $LAB_JUMP =~ ^[01]$ ]] || die "LAB_JUMP must be 0 or 1"
+  [[ $LAB_CERT =~ ^[01]$ ]] || die "LAB_CERT must be 0 or 1"
 }
 
 hkind() { cat "$R/hosts/$1/kind" 2>/dev/null || die "no lab host '$1' (is the lab up?)"; }
@@ -135,6 +141,8 @@ EOF
   id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME"
   echo "$USER_NAME ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/$USER_NAME; chmod 440 /etc/sudoers.d/$USER_NAME
   [ -f "$W/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C gedge-lab -f "$W/id_ed25519"
+  [ -f "$W/user_ca" ] || ssh-keygen -q -t ed25519 -N '' -C gedge-lab-user-ca -f "$W/user_ca"
+  chmod 600 "$W/user_ca"
   if [ ! -s "$W/password" ]; then
     (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=\n' > "$W/password.tmp"; mv "$W/password.tmp" "$W/password")
   fi
@@ -146,6 +154,7 @@ EOF
     echo "$stamp" > "$W/password.applied"
   fi
   install -m 644 "$W/id_ed25519.pub" "$R/authorized_keys"
+  install -m 644 "$W/user_ca.pub" "$R/user_ca.pub"
   install -m 755 "$HERE/delayproxy.py" "$R/delayproxy.py"
 }
 
@@ -279,12 +288,17 @@ ensure_netns_host() {  # name kind address
   else
     listen=$addr:22
   fi
+  local pwauth=yes extra=""
+  if [ "$kind" = certuser ]; then   # user certificates from the lab user CA only
+    pwauth=no; extra="TrustedUserCAKeys $R/user_ca.pub
+AuthorizedKeysFile none"
+  fi
   cat > "$d/sshd_config" <<EOF
 ListenAddress $listen
 HostKey $d/ssh_host_ed25519_key
 PidFile $d/sshd.pid
 PubkeyAuthentication yes
-PasswordAuthentication yes
+PasswordAuthentication $pwauth
 KbdInteractiveAuthentication no
 PermitRootLogin no
 UsePAM no
@@ -294,6 +308,7 @@ PrintLastLog no
 MaxStartups 100:30:200
 MaxSessions 50
 Subsystem sftp internal-sftp
+$extra
 EOF
   if ! alive "$(pidof_file "$d/holder.pid")"; then
     stop_sshd "$name"   # an sshd from an old holder would run in a dead mount namespace
@@ -479,7 +494,7 @@ write_lab_json() {
   /usr/bin/python3 - "$R" "$W" "$LAB_FAR_DELAY_MS" "$REGISTRY" "$BB_REMOTE" <<'EOF'
 import base64, hashlib, json, os, re, sys
 R, W, delay, registry, image = sys.argv[1:6]
-order = {"netns": 0, "full": 1, "far": 2, "bastion": 3, "inner": 4}
+order = {"netns": 0, "full": 1, "far": 2, "bastion": 3, "inner": 4, "certuser": 5}
 def rd(d, f, default=None):
     try:
         with open(os.path.join(d, f)) as fh: return fh.read().strip()
@@ -506,7 +521,8 @@ for name in os.listdir(os.path.join(R, "hosts")):
     hosts.append(h)
 hosts.sort(key=lambda h: (order[h["kind"]], int(re.sub(r"\D", "", h["name"]) or 0)))
 jump_hosts = [h for h in hosts if h["kind"] in ("bastion", "inner")]
-hosts = [h for h in hosts if h["kind"] not in ("bastion", "inner")]
+cert_hosts = [h for h in hosts if h["kind"] == "certuser"]
+hosts = [h for h in hosts if h["kind"] not in ("bastion", "inner", "certuser")]
 lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"),
        "user": "gedgetest", "password_file": os.path.join(W, "password"),
        "far_delay_ms": int(delay), "bridge": "gedgebr0", "subnet": "10.213.0.0/24",
@@ -520,7 +536,8 @@ lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"
                                "through it (ProxyJump); not in 'hosts'",
                  "shared_fs": "netns/far hosts share /etc, /usr, /var with the machine (private /tmp, "
                               "/home, podman store); full hosts have their own root fs"},
-       "hosts": hosts, "jump_hosts": jump_hosts}
+       "hosts": hosts, "jump_hosts": jump_hosts, "cert_hosts": cert_hosts,
+       "user_ca": os.path.join(W, "user_ca")}
 tmp = os.path.join(R, "lab.json.tmp")
 with open(tmp, "w") as f: json.dump(lab, f, indent=2); f.write("\n")
 os.replace(tmp, os.path.join(R, "lab.json"))
@@ -589,7 +606,7 @@ cmd_up() {
   ensure_full_hosts     # the containers boot (systemd) while the netns hosts are made
   local name kind addr planned d todo=() jobs=() j t
   while read -r name kind addr; do
-    case $kind in netns|far|bastion|inner) todo+=("$name $kind $addr") ;; esac
+    case $kind in netns|far|bastion|inner|certuser) todo+=("$name $kind $addr") ;; esac
   done < <(plan)
   # hosts that an earlier, larger `up` made (not in this plan): removed with LAB_SHRINK=1,
   # else kept and restored like the others
@@ -625,11 +642,11 @@ cmd_up() {
     name=${d##*/}; k=$(cat "$d/kind")
     if [[ " ${STARTED[*]} " == *" $name "* ]]; then
       # (inner1 is not reachable from here: its banner, seen from bast1, is its check)
-      if [[ $k != inner && ( $seen != *" $k "* || $name = h6 ) ]]; then login+=("$name"); seen+="$k "; fi
+      if [[ $k != inner && $k != certuser && ( $seen != *" $k "* || $name = h6 ) ]]; then login+=("$name"); seen+="$k "; fi
       wait_banner "$name" & pids+=($!)
     elif ! banner_ok "$(cat "$d/address")"; then
       [ "$k" != full ] || pex "gedge-lab-$name" systemctl start ssh
-      [ "$k" = inner ] || login+=("$name")
+      [ "$k" = inner ] || [ "$k" = certuser ] || login+=("$name")
     fi
   done
   for p in "${pids[@]}"; do wait "$p" || die "a host does not answer on port 22"; done

@@ -9,6 +9,7 @@
 
 #include "gedge/device.hpp"
 #include "gedge/device_import.hpp"
+#include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
 #include "gedge/ssh.hpp"
 #include "test_helpers.hpp"
@@ -412,4 +413,47 @@ TEST_CASE("parse_ansible_yaml and parse_ssh_config_hosts") {
   REQUIRE(s);
   REQUIRE(s->size() == 3);
   CHECK(((*s)[0].name == "cam-a" && (*s)[1].name == "cam-b" && (*s)[2].name == "gw" && (*s)[2].line == 5));
+}
+
+TEST_CASE("known_hosts_lookup: hashed and plain names, patterns, [host]:port, a different key, @revoked") {
+  const std::string a = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF1a6WmmugztfMUw6lUnZZ/fza6VH6EDMQbPm+m+XRZl";
+  const std::string b = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAy0aWwMwidQwscIp97wx00u79QPEJDRKYUnBPmTwPx/";
+  test::TempDir dir;
+  auto file = (dir.path / "known_hosts").string();
+  REQUIRE(write_file_atomic(file,
+                            "# operator's file\n"
+                            "|1|MDEyMzQ1Njc4OWFiY2RlZmdoaWo=|ebYd2ZJXK9TMZ2lMJkK939Etn8k= " + a + "\n" +
+                                "|1|MDEyMzQ1Njc4OWFiY2RlZmdoaWo=|PhVPLxdW0e17pTcv2daaFRYfn98= " + b + "\n" +
+                                "cam-*.lan,!cam-9.lan " + a + "\n" + "10.213.0.13 " + b + "\n" +
+                                "@revoked * " + b + "\n" + "@cert-authority *.lan " + a + "\n",
+                            0600));
+  HostKey ka{"ssh-ed25519", "", a}, kb{"ssh-ed25519", "", b};
+  SUBCASE("a hashed line for host:22") {
+    auto v = known_hosts_lookup({file}, known_hosts_names("10.213.0.11", 22), ka);
+    REQUIRE(v);
+    CHECK(v->kind == KnownHostsVerdict::match);
+    CHECK(v->where == file + ":2");
+  }
+  SUBCASE("a hashed [host]:port line, but the key is revoked") {
+    auto v = known_hosts_lookup({file}, known_hosts_names("10.213.0.12", 2222), kb);
+    REQUIRE(v);
+    CHECK(v->kind == KnownHostsVerdict::revoked);
+    CHECK(v->where == file + ":6");
+  }
+  SUBCASE("patterns, negation, and the alias the operator typed") {
+    CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 22, "cam-1.lan"), ka)->kind == KnownHostsVerdict::match);
+    CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 22, "cam-9.lan"), ka)->kind == KnownHostsVerdict::none);
+    CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 2200, "cam-1.lan"), ka)->kind ==
+          KnownHostsVerdict::none);  // another port is another entry
+  }
+  SUBCASE("a line for the host with another key") {
+    auto v = known_hosts_lookup({file}, known_hosts_names("10.213.0.11", 22), kb);
+    REQUIRE(v);
+    CHECK(v->kind == KnownHostsVerdict::revoked);  // b is revoked everywhere: that wins
+    auto w = known_hosts_lookup({file}, known_hosts_names("10.213.0.13", 22), ka);
+    REQUIRE(w);
+    CHECK(w->kind == KnownHostsVerdict::mismatch);
+    CHECK(w->where == file + ":5");
+  }
+  CHECK(known_hosts_lookup({file + ".missing"}, {"h"}, ka).error().code == ErrorCode::usage);
 }

@@ -33,6 +33,7 @@ struct DeviceAddRequest {
   std::string tier;             // local | neighbor | cloud | "" (unset)
   std::string site;
   std::string host_key;         // "SHA256:..." to accept on first contact
+  std::vector<std::string> known_hosts_files;  // --known-hosts: a matching line pins the key; another key is refused
   bool accept_new = false;      // trust on first use
   std::function<bool(const HostKey&)> confirm_new_key;  // TTY prompt (CLI)
   std::optional<std::string> password;  // bootstrap: install gedge's key with this password once

@@ -41,6 +41,7 @@ struct DeviceImportRequest {
   std::string format;        // ini | yaml | ssh-config | "" (by extension: .yml/.yaml = yaml, else ini)
   bool no_connect = false;   // record only (status unknown), one transaction
   bool accept_new = false;   // trust presented host keys (TOFU)
+  std::vector<std::string> known_hosts_files;  // --known-hosts (see DeviceAddRequest)
   std::string ssh_config;    // for --format ssh-config: the file itself; else the global --ssh-config
   double timeout_s = 30;
   int parallel = 16;

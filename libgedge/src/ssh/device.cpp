@@ -11,6 +11,7 @@
 
 #include "device_detail.hpp"
 #include "gedge/keys.hpp"
+#include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
 
 namespace gedge {
@@ -219,6 +220,8 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
   SshTarget& t = out.target;
   t.name = req.name;
   t.identity = req.identity;
+  // A user certificate beside the key (OpenSSH's KEY-cert.pub convention).
+  if (!t.identity.empty() && ::access((t.identity + "-cert.pub").c_str(), R_OK) == 0) t.certificate = t.identity + "-cert.pub";
   auto rh = resolve_ssh_host(addr.host, user, port, req.ssh_config);
   if (!rh) {
     // Without an OpenSSH client there is no ssh config to honour: a literal host still works.
@@ -240,6 +243,8 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
   if (t.identity.empty())
     for (const auto& f : rh->identity_files)
       if (::access(f.c_str(), R_OK) == 0) t.extra_identities.push_back(f);
+  for (const auto& f : rh->certificate_files)
+    if (t.certificate.empty() && ::access(f.c_str(), R_OK) == 0) t.certificate = f;
   if (rh->host != addr.host) out.alias = addr.host;
   if (!rh->proxy_jump.empty()) {
     if (rh->proxy_jump.find(',') != std::string::npos)
@@ -304,6 +309,16 @@ Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j, const std::optio
     if (fp != presented->fingerprint) return mismatch(fmt::format("device '{}'", r["name"].get<std::string>()), fp);
     rep.step(req.name, fmt::format("jump host {} verified as device '{}'", j.host, r["name"].get<std::string>()));
     return *presented;
+  }
+  if (!req.known_hosts_files.empty()) {
+    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(req.known_hosts_files, known_hosts_names(j.host, j.port), *presented));
+    if (v.kind == KnownHostsVerdict::match) return *presented;
+    if (v.kind != KnownHostsVerdict::none)
+      return fail(ErrorCode::host_key,
+                  fmt::format("host key of jump host {}:{} ({} {}) {} {}", j.host, j.port, presented->type,
+                              presented->fingerprint, v.kind == KnownHostsVerdict::revoked ? "is revoked by" : "differs from",
+                              v.where),
+                  "verify the jump host's key out of band; nothing was stored");
   }
   if (req.accept_new || (req.confirm_new_key && req.confirm_new_key(*presented))) return *presented;
   return fail(ErrorCode::host_key,
@@ -387,6 +402,29 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     GEDGE_TRY_ASSIGN(target.jump->host_key, pin_jump_key(inv, *target.jump, existing, opts, req, rep));
     rep.step(req.name, fmt::format("through jump host {}@{}:{} ({})", target.jump->user, target.jump->host,
                                    target.jump->port, target.jump->host_key.fingerprint));
+  }
+
+  // Keys from known_hosts files the operator already has: a matching line pins the key, a line
+  // with another key (or @revoked) refuses the device before anything is stored.
+  if (!req.known_hosts_files.empty() && target.host_key.fingerprint.empty()) {
+    GEDGE_TRY_ASSIGN(auto presented, probe_host_key(target, opts));
+    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(req.known_hosts_files, known_hosts_names(host, target.port, resolved.alias),
+                                                presented));
+    if (v.kind == KnownHostsVerdict::match) {
+      target.host_key = presented;
+      rep.step(req.name, fmt::format("host key {} found in {}", presented.fingerprint, v.where));
+    } else if (v.kind == KnownHostsVerdict::mismatch) {
+      return fail(ErrorCode::host_key,
+                  fmt::format("host key of device '{}' ({}:{}) is {} {}, but {} lists a different {} key for it", req.name,
+                              host, target.port, presented.type, presented.fingerprint, v.where, v.listed_type),
+                  "if the device was reinstalled, update the known_hosts file; otherwise this may be an attack (nothing "
+                  "was stored)");
+    } else if (v.kind == KnownHostsVerdict::revoked) {
+      return fail(ErrorCode::host_key,
+                  fmt::format("host key of device '{}' ({} {}) is revoked by {}", req.name, presented.type,
+                              presented.fingerprint, v.where),
+                  "nothing was stored");
+    }
   }
 
   auto connect = [&](const SshOptions& o) -> Result<std::unique_ptr<SshSession>> {
@@ -488,7 +526,11 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   GEDGE_TRY_ASSIGN(double rtt, sess->rtt_ms());
   // Store how it authenticated: a key that worked from the ssh config becomes the identity.
   std::string auth = sess->auth_method();
-  if (auth == "identity") target.identity = sess->auth_identity();
+  if (auth == "identity") {
+    target.identity = sess->auth_identity();
+    if (target.certificate.empty() && ::access((target.identity + "-cert.pub").c_str(), R_OK) == 0)
+      target.certificate = target.identity + "-cert.pub";
+  }
   if (auth == "password" || auth.empty()) auth = "gedge_key";
   sess.reset();
   SqlValue alias_v = resolved.alias.empty() ? SqlValue(nullptr) : SqlValue(resolved.alias);

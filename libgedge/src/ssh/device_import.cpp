@@ -174,6 +174,7 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths, const Dev
         a.labels = h.labels;
         a.groups = h.groups;
         a.accept_new = req.accept_new;
+        a.known_hosts_files = req.known_hosts_files;
         a.timeout_s = req.timeout_s;
         a.ssh_config = config_of.count(h.name) ? config_of[h.name] : req.ssh_config;
         auto r = device_add(*own, paths, a, srep);

@@ -466,6 +466,8 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
   return impl;
 }
 
+std::string fs_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
+
 Error auth_error(const SshTarget& t, ssh_session s, const std::string& user, std::string_view how) {
   return Error{ErrorCode::auth,
                fmt::format("device {}: authentication refused for user '{}' ({})", where(t, s), user, how),
@@ -512,6 +514,19 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
       return false;
     }
     Key key(k);
+    // An OpenSSH user certificate for this key: the target's CertificateFile, else KEY-cert.pub.
+    std::string cert = (file == target.identity && !target.certificate.empty()) ? target.certificate
+                                                                                : file.string() + "-cert.pub";
+    if (::access(cert.c_str(), R_OK) == 0) {
+      ssh_key c = nullptr;
+      if (ssh_pki_import_cert_file(cert.c_str(), &c) != SSH_OK || ssh_pki_copy_cert_to_privkey(c, key.get()) != SSH_OK) {
+        if (c) ssh_key_free(c);
+        return fail(ErrorCode::usage, fmt::format("cannot use the certificate {} with {}", cert, file.string()),
+                    "the certificate must be the OpenSSH user certificate of that key");
+      }
+      ssh_key_free(c);
+      tried.push_back(fs_name(cert));
+    }
     GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_publickey(s, nullptr, key.get());
     tried.push_back(file.filename().string());
