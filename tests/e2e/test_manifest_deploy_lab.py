@@ -17,11 +17,15 @@ NAME = "e2e-man-web"
 PORT = 28090  # not used by other tests
 TRICKY = "it's \"quoted\" 'twice' $(id) `uname` $HOME ${PATH} ; | & \\ \\n $$(x) ünï"
 
+CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-cfg"}, "data": {"tricky": TRICKY}}
+
 
 def deployment(port=PORT, extra_container=None):
     c = {"name": "web", "image": IMAGE, "command": ["sh", "-c"],
-         "args": ["mkdir -p /www && printf '%s' \"$TRICKY\" > /www/env && exec httpd -f -p 8080 -h /www"],
-         "env": [{"name": "TRICKY", "value": TRICKY}],
+         "args": ["mkdir -p /www && printf '%s' \"$TRICKY\" > /www/env && printf '%s' \"$FROM_CM\" > /www/cm && "
+                  "exec httpd -f -p 8080 -h /www"],
+         "env": [{"name": "TRICKY", "value": TRICKY},
+                 {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "web-cfg", "key": "tricky"}}}],
          "ports": [{"containerPort": 8080, "hostPort": port}],
          "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}}
     c.update(extra_container or {})
@@ -69,7 +73,7 @@ class ManifestDeployLabTest(ClusterLabTest):
         self.assertEqual({h: self.containers(h) for h in HOSTS}, {h: {} for h in HOSTS})
 
         # Deploy: it answers on its port, the env value arrives byte for byte.
-        good = self.write("web.yaml", [deployment()])
+        good = self.write("web.yaml", [CONFIGMAP, deployment()])
         d1 = self.gedge_json("svc", "deploy", good, "--cluster", CLUSTER, timeout=300)
         actions = [a for s in d1["services"] for a in s["actions"]]
         self.assertEqual([(a["action"], a["state"]) for a in actions], [("create", "ok")], d1)
@@ -77,6 +81,8 @@ class ManifestDeployLabTest(ClusterLabTest):
         addr = self.lab_host(dev)["address"]
         with urllib.request.urlopen(f"http://{addr}:{PORT}/env", timeout=10) as resp:
             self.assertEqual(resp.read().decode(), TRICKY)
+        with urllib.request.urlopen(f"http://{addr}:{PORT}/cm", timeout=10) as resp:
+            self.assertEqual(resp.read().decode(), TRICKY, "env valueFrom a ConfigMap of the same files")
         before = self.containers(dev)
         self.assertEqual(list(before), [f"gedge-{NAME}-0"])
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "gedge/svc.hpp"
+#include "../../libgedge/src/svc/deploy_internal.hpp"
 #include "test_helpers.hpp"
 
 using namespace gedge;
@@ -540,4 +541,38 @@ TEST_CASE("autoscale arithmetic: the HPA rule with a 10 % tolerance, clamped to 
   CHECK(svc::autoscale_desired(3, 400, 80, 1, 5) == 5);    // never above max
   CHECK(svc::autoscale_desired(0, 50, 80, 1, 5) == 1);     // a scaled-to-zero service counts as one
   CHECK(svc::autoscale_desired(3, 100, 80, 1, 10) == 4);   // ceil(3 * 1.25) = 4
+}
+
+TEST_CASE("manifests on container hosts: env valueFrom a ConfigMap of the same stream") {
+  auto translate = [](const std::string& text) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false);
+  };
+  const std::string cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {mode: \"fast '$(x)' \\\"q\\\"\"}\n---\n";
+  auto dep = [](const std::string& env) {
+    return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n"
+           "  template:\n    metadata: {labels: {app: d}}\n    spec:\n      containers:\n      - name: c\n"
+           "        image: x:1\n        env: [" + env + "]\n";
+  };
+  auto ok = translate(cm + dep("{name: MODE, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}, "
+                               "{name: GONE, valueFrom: {configMapKeyRef: {name: cfg, key: nokey, optional: true}}}"));
+  REQUIRE(ok.has_value());
+  const auto& env = ok->json["stages"][0]["containers"][0]["env"];
+  REQUIRE(env.size() == 1);  // the optional absent key is not set, as Kubernetes does
+  CHECK(env[0] == nlohmann::json{{"name", "MODE"}, {"value", "fast '$(x)' \"q\""}});
+  auto err = [&](const std::string& text) {
+    auto r = translate(text);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    return r.error().message;
+  };
+  CHECK(err(dep("{name: M, valueFrom: {configMapKeyRef: {name: other, key: mode}}}"))
+            .find("ConfigMap 'other' is not in the manifests") != std::string::npos);
+  CHECK(err(cm + dep("{name: M, valueFrom: {configMapKeyRef: {name: cfg, key: nokey}}}"))
+            .find("has no data key 'nokey'") != std::string::npos);
+  CHECK(err(dep("{name: M, valueFrom: {secretKeyRef: {name: s, key: k}}}")).find("secretKeyRef") != std::string::npos);
+  CHECK(err(dep("{name: M, valueFrom: {fieldRef: {fieldPath: metadata.name}}}")).find("fieldRef") != std::string::npos);
+  CHECK(err(cm + dep("{name: M, value: v, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}"))
+            .find("value and valueFrom") != std::string::npos);
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 
 #include "deploy_internal.hpp"
@@ -19,6 +20,7 @@ using nlohmann::json;
 struct Translator {
   const manifest::Object& w;
   bool placed;
+  const manifest::Input& in;  // the whole stream: ConfigMaps that env refers to
 
   Error refuse(const std::string& ptr, const std::string& why, const std::string& hint = "") const {
     return w.source.error_at(ptr, fmt::format("{} on container hosts", why),
@@ -30,6 +32,40 @@ struct Translator {
     for (auto it = obj.begin(); it != obj.end(); ++it)
       if (!ok.contains(it.key())) return std::unexpected(refuse(ptr + "/" + it.key(), fmt::format("'{}' is not supported", it.key())));
     return {};
+  }
+
+  // env valueFrom: a ConfigMap key of the same manifest stream, its value byte for byte; nullopt
+  // for an optional reference whose key (or ConfigMap) is absent. Secret keys are refused: the
+  // value would be on podman's command line (visible in ps on the device) and in the record.
+  Result<std::optional<std::string>> value_from(const json& vf, const std::string& ptr) const {
+    if (vf.contains("secretKeyRef"))
+      return std::unexpected(refuse(ptr + "/secretKeyRef", "a Secret as an environment value is not supported",
+                                    "a Secret's value would be on podman's command line on the device: deploy to a "
+                                    "Kubernetes cluster"));
+    GEDGE_TRY(only(vf, ptr, {"configMapKeyRef"}));
+    if (!vf.contains("configMapKeyRef") || !vf["configMapKeyRef"].is_object())
+      return std::unexpected(w.source.error_at(ptr, "valueFrom needs configMapKeyRef"));
+    const json& ref = vf["configMapKeyRef"];
+    std::string rp = ptr + "/configMapKeyRef";
+    GEDGE_TRY(only(ref, rp, {"name", "key", "optional"}));
+    std::string cm = ref.value("name", ""), key = ref.value("key", "");
+    bool optional = ref.contains("optional") && ref["optional"].is_boolean() && ref["optional"].get<bool>();
+    std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
+    const manifest::Object* found = nullptr;
+    for (const auto& o : in.objects)
+      if (o.kind == "ConfigMap" && o.name == cm && (o.namespace_.empty() ? "default" : o.namespace_) == ns) found = &o;
+    if (!found) {
+      if (optional) return std::optional<std::string>{};
+      return std::unexpected(w.source.error_at(rp + "/name", fmt::format("ConfigMap '{}' is not in the manifests", cm),
+                                               "on container hosts a ConfigMap comes from the same files as the workload"));
+    }
+    const json& data = found->json().contains("data") ? found->json()["data"] : json::object();
+    if (!data.is_object() || !data.contains(key) || !data[key].is_string()) {
+      if (optional) return std::optional<std::string>{};
+      return std::unexpected(w.source.error_at(rp + "/key", fmt::format("ConfigMap '{}' ({}) has no data key '{}'", cm,
+                                                                        found->where(), key)));
+    }
+    return std::optional<std::string>{data[key].get<std::string>()};
   }
 
   Result<json> container(const json& c, const std::string& ptr, const std::map<std::string, json>& mounts_by_volume,
@@ -46,15 +82,20 @@ struct Translator {
       for (std::size_t i = 0; i < c["env"].size(); ++i) {
         const json& e = c["env"][i];
         std::string ep = ptr + "/env/" + std::to_string(i);
-        if (e.contains("valueFrom"))
-          return std::unexpected(refuse(ep + "/valueFrom", "valueFrom is not supported", "give the value itself"));
-        GEDGE_TRY(only(e, ep, {"name", "value"}));
+        GEDGE_TRY(only(e, ep, {"name", "value", "valueFrom"}));
         std::string name = e.value("name", "");
+        std::optional<std::string> value;
+        if (e.contains("valueFrom")) {
+          if (e.contains("value"))
+            return std::unexpected(w.source.error_at(ep + "/valueFrom", "value and valueFrom both given"));
+          GEDGE_TRY_ASSIGN(value, value_from(e["valueFrom"], ep + "/valueFrom"));
+          if (!value) continue;  // optional, and the key is absent: not set, as Kubernetes does
+        }
         bool ok = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
         for (char ch : name) ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
         if (!ok) return std::unexpected(refuse(ep + "/name", fmt::format("env name '{}' is not supported", name),
                                                "podman takes names of letters, digits and '_'"));
-        out["env"].push_back({{"name", name}, {"value", e.value("value", "")}});  // byte for byte
+        out["env"].push_back({{"name", name}, {"value", value.value_or(e.value("value", ""))}});  // byte for byte
       }
     }
     if (c.contains("ports")) {
@@ -212,7 +253,7 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed) {
       return fail(ErrorCode::usage, fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
                   "deploy this manifest to a Kubernetes cluster");
   for (const auto* w : ws) {
-    Translator t{*w, placed};
+    Translator t{*w, placed, spec.manifest};
     GEDGE_TRY_ASSIGN(auto doc, t.service());
     GEDGE_TRY_ASSIGN(auto d, manifest::demand_of(*w));
     if (!d.after.empty() && !(d.after.size() == 1 && d.after[0].empty())) doc["after"] = d.after;
