@@ -286,6 +286,8 @@ class SvcKubernetesTest(GedgeTest):
         objs = [(o["kind"], o["name"]) for o in r.json["services"][0]["objects"]]
         self.assertIn(("Secret", "creds"), objs)
         self.assertEqual(self.home_holds(needles), set(), "inventory or log holds a Secret value")
+        self.assertEqual(self.home_holds({"Secret/creds created"}), {"Secret/creds created"},
+                         "the search reads the log (and the record names the Secret)")
         # a conflict on the Secret: the error names the object, not the values
         patch = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"},
                             "data": {"token": base64.b64encode(other.encode()).decode()}})
