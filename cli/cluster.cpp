@@ -103,12 +103,19 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   build->add_option("--prometheus-on", bf->req.prometheus_on,
                     "Run the cluster's Prometheus server on this device (or localhost); gedge keeps its targets (implies --monitoring)");
   build->add_option("--registry", bf->req.registry, "HOST:PORT of the cluster's registry (trusted on every device)");
+  build->add_option("--registry-ca", bf->req.registry_ca,
+                    "CA certificate (PEM) of the registry's TLS certificate; installed on every device as "
+                    "/etc/containers/certs.d/HOST:PORT/ca.crt")
+      ->type_name("FILE");
+  build->add_flag("--insecure-registry", bf->req.insecure_registry,
+                  "Allow a registry without (verified) TLS: plain HTTP or an unknown certificate (warns)");
   build->add_option("--smoke-image", bf->req.smoke_image, "Image for the smoke run (default: REGISTRY/gedge/busybox:1.0)");
   build->add_option("--artifacts", bf->req.artifacts, "k3s: directory holding k3s (or k3s-arm64) and k3s-airgap-images-<arch>.tar[.zst]");
   build->add_flag("--dry-run", bf->req.dry_run, "Print per device the steps that would change (Ansible --check --diff); change nothing");
   build->add_flag("--resume", bf->req.resume, "Run only the devices whose last build failed or never finished");
   build->add_option("--max-fail", bf->max_fail, "Stop the build when more than N (or N%) devices have failed");
-  examples(build, {"gedge cluster build lab --profile containers --devices edge1,edge2,edge3 --registry 10.213.0.1:5000 --monitoring",
+  examples(build, {"gedge cluster build lab --profile containers --devices edge1,edge2,edge3 --registry 10.213.0.1:5000 --insecure-registry --monitoring",
+                   "gedge cluster build lab --devices edge1,edge2 --registry reg.lan:5000 --registry-ca ./lab-ca.pem",
                    "gedge cluster build lab --devices edge1,edge2,edge3 --monitoring --prometheus-on edge1",
                    "gedge cluster build lab --profile containers --devices edge1,edge2 --dry-run",
                    "gedge cluster build lab --resume",

@@ -40,9 +40,9 @@ step "device exec on every device at once" $G device exec --all -- uname -r
 # --- cluster: Ansible builds a container-host cluster with monitoring ---------------------
 step "cluster build (containers profile, lab registry, node-exporter)" \
   $G cluster build demo --profile containers --devices edge1,edge2,edge3 \
-  --registry 10.213.0.1:5000 --monitoring
+  --registry 10.213.0.1:5000 --insecure-registry --monitoring
 step "cluster build again: nothing changes" $G cluster build demo --profile containers \
-  --devices edge1,edge2,edge3 --registry 10.213.0.1:5000 --monitoring
+  --devices edge1,edge2,edge3 --registry 10.213.0.1:5000 --insecure-registry --monitoring
 step "cluster status: reachability and live node-exporter metrics" $G cluster status demo
 step "cluster export as a Prometheus scrape config" $G cluster export demo --format prometheus
 

@@ -22,7 +22,7 @@ class ClusterTest(ClusterLabTest):
 
         # A dry run changes nothing and says so per device.
         r = self.run_gedge("cluster", "build", "e2e-ct", "--profile", "containers",
-                           "--devices", "edge1,edge2", "--registry", REGISTRY, "--monitoring",
+                           "--devices", "edge1,edge2", "--registry", REGISTRY, "--insecure-registry", "--monitoring",
                            "--dry-run", "-o", "json", timeout=300)
         self.assertEqual(r.rc, 0, r)
         self.assertTrue(r.json["dry_run"])
@@ -31,7 +31,7 @@ class ClusterTest(ClusterLabTest):
         self.assertEqual(ls, [], "a dry run must not create the cluster")
 
         r = self.run_gedge("cluster", "build", "e2e-ct", "--profile", "containers",
-                           "--devices", "edge1,edge2", "--registry", REGISTRY, "--monitoring",
+                           "--devices", "edge1,edge2", "--registry", REGISTRY, "--insecure-registry", "--monitoring",
                            "-o", "json", timeout=300)
         self.assertEqual(r.rc, 0, r)
         devs = self.by_name(r.json)
@@ -119,7 +119,7 @@ class ClusterTest(ClusterLabTest):
         r = self.lab_sh("fault", "h7", "link-down")
         self.assertEqual(r.rc, 0, r)
         self.addCleanup(lambda: self.lab_sh("fault", "h7", "link-up"))
-        r = self.run_gedge("cluster", "build", "e2e-rs", "--devices", "edge2,h7", "--registry", REGISTRY,
+        r = self.run_gedge("cluster", "build", "e2e-rs", "--devices", "edge2,h7", "--registry", REGISTRY, "--insecure-registry",
                            "--timeout", "5", "-o", "json", timeout=300)
         self.assertEqual(r.rc, 3, r)
         devs = self.by_name(r.json)

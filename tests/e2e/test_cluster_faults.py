@@ -76,7 +76,7 @@ class ClusterFaultTest(ClusterLabTest):
         # (edge1 has done its first step, h7 is being waited for) when Ctrl-C comes.
         self.link_down("h7")
         p = self.start_build("e2e-int", "--profile", "containers", "--devices", "edge1,h7",
-                             "--registry", REGISTRY, "--timeout", "90")
+                             "--registry", REGISTRY, "--insecure-registry", "--timeout", "90")
         self.wait_for_steps(p, "e2e-int", "edge1")
         p.send_signal(signal.SIGINT)  # what Ctrl-C delivers to gedge
         r = self.finish(p)
@@ -124,7 +124,7 @@ class ClusterFaultTest(ClusterLabTest):
             self.cleanup_dropin(n, "e2e-mf")
         self.link_down("h7")
         self.link_down("h8")
-        r = self.run_gedge("cluster", "build", "e2e-mf", "--devices", "edge3,h7,h8", "--registry", REGISTRY,
+        r = self.run_gedge("cluster", "build", "e2e-mf", "--devices", "edge3,h7,h8", "--registry", REGISTRY, "--insecure-registry",
                            "--max-fail", "1", "--timeout", "5", "-o", "json", timeout=300)
         devs = self.by_name(r.json)
         self.assertEqual(devs["h7"]["state"], "unreachable", r)
@@ -161,7 +161,7 @@ class ClusterFaultTest(ClusterLabTest):
         for n in ("edge2", "h8"):
             self.add_device(n)
             self.cleanup_dropin(n, "e2e-off")
-        p = self.start_build("e2e-off", "--devices", "edge2,h8", "--registry", REGISTRY, "--timeout", "5")
+        p = self.start_build("e2e-off", "--devices", "edge2,h8", "--registry", REGISTRY, "--insecure-registry", "--timeout", "5")
         self.wait_for_steps(p, "e2e-off", "h8")
         self.link_down("h8")
         r = self.finish(p)
@@ -194,7 +194,7 @@ class ClusterFaultTest(ClusterLabTest):
         blocker = self.dropin("e2e-task")
         self.addCleanup(lambda: self.ssh_host("edge3", "sudo", "rm", "-rf", blocker, check=False))
         self.ssh_host("edge3", "sudo", "mkdir", "-p", blocker)
-        r = self.run_gedge("cluster", "build", "e2e-task", "--devices", "edge1,edge3", "--registry", REGISTRY,
+        r = self.run_gedge("cluster", "build", "e2e-task", "--devices", "edge1,edge3", "--registry", REGISTRY, "--insecure-registry",
                            "-o", "json", timeout=300)
         self.assertEqual(r.rc, 3, r)
         devs = self.by_name(r.json)
@@ -222,7 +222,7 @@ class ClusterFaultTest(ClusterLabTest):
         self.assertEqual(self.run_gedge("init").rc, 0)
         self.add_device("edge1")
         self.cleanup_dropin("edge1", "e2e-sp")
-        r = self.run_gedge("cluster", "build", "e2e-sp", "--devices", "edge1", "--registry", REGISTRY,
+        r = self.run_gedge("cluster", "build", "e2e-sp", "--devices", "edge1", "--registry", REGISTRY, "--insecure-registry",
                            "-o", "json", timeout=300)
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(self.by_name(r.json)["edge1"]["state"], "ready")

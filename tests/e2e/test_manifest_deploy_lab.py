@@ -60,7 +60,7 @@ class ManifestDeployLabTest(ClusterLabTest):
             self.add_device(h)
             self.addCleanup(self.cleanup_host, h)
         r = self.run_gedge("cluster", "build", CLUSTER, "--profile", "containers", "--devices", ",".join(HOSTS),
-                           "--registry", REGISTRY, "-o", "json", timeout=600)
+                           "--registry", REGISTRY, "--insecure-registry", "-o", "json", timeout=600)
         self.assertEqual(r.rc, 0, r)
 
         # Refused before anything runs: a probe podman cannot honour, named with file, line, path.

@@ -121,7 +121,7 @@ class SvcDeployLabTest(ClusterLabTest):
             self.addCleanup(self.cleanup_host, h)
         self.addCleanup(self.lab_sh, "fault", "edge3", "link-up")
         r = self.run_gedge("cluster", "build", CLUSTER, "--profile", "containers", "--devices", ",".join(HOSTS),
-                           "--registry", REGISTRY, "-o", "json", timeout=600)
+                           "--registry", REGISTRY, "--insecure-registry", "-o", "json", timeout=600)
         self.assertEqual(r.rc, 0, r)
 
         # --- catalog: what the registry offers

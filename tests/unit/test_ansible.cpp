@@ -10,6 +10,8 @@
 #include <fstream>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "gedge/ansible.hpp"
 #include "gedge/cluster.hpp"
 #include "gedge/inventory.hpp"
@@ -503,4 +505,50 @@ TEST_CASE("a fetched kubeconfig is pointed at the server in one pass, even when 
   CHECK(ansible::point_kubeconfig_at(kc, "fd00::5").find("server: https://[fd00::5]:6443\n") != std::string::npos);
   CHECK(ansible::point_kubeconfig_at("a https://127.0.0.1:1 b https://127.0.0.1:2", "h") == "a https://h:1 b https://h:2");
   CHECK(ansible::point_kubeconfig_at("no server here", "h") == "no server here");
+}
+
+TEST_CASE("registry trust: 401 over TLS is TLS working; a certificate failure or plain HTTP is exit 6 unless allowed") {
+  // Was: any failed HTTPS probe (an unknown CA, the 401 of every authenticated registry) made the
+  // registry plain HTTP, insecure on every device.
+  test::ReadyProcess tls("tests/registry_double/registry_double.py --dir {dir} --tls --status 401");
+  test::ReadyProcess plain("tests/registry_double/registry_double.py --dir {dir} --status 200");
+  std::string tls_reg = fmt::format("127.0.0.1:{}", tls.info["port"].get<int>());
+  std::string plain_reg = fmt::format("127.0.0.1:{}", plain.info["port"].get<int>());
+  std::string ca = tls.info["ca"].get<std::string>();
+  struct Warnings : Reporter {
+    std::vector<std::string> seen;
+    void warn(std::string_view m) override { seen.emplace_back(m); }
+  } rep;
+
+  auto with_ca = cluster::registry_trust(tls_reg, ca, false, 5, rep);
+  REQUIRE_MESSAGE(with_ca, (with_ca ? "" : with_ca.error().message));
+  CHECK_FALSE(with_ca->insecure);
+  CHECK(with_ca->ca_pem.find("BEGIN CERTIFICATE") != std::string::npos);
+
+  auto unknown_ca = cluster::registry_trust(tls_reg, "", false, 5, rep);
+  REQUIRE_FALSE(unknown_ca);
+  CHECK(exit_code_for(unknown_ca.error().code) == 6);
+  CHECK(unknown_ca.error().hint.find("--registry-ca") != std::string::npos);
+
+  auto plain_refused = cluster::registry_trust(plain_reg, "", false, 5, rep);
+  REQUIRE_FALSE(plain_refused);
+  CHECK(exit_code_for(plain_refused.error().code) == 6);
+  CHECK(plain_refused.error().message.find("plain HTTP") != std::string::npos);
+  CHECK(plain_refused.error().hint.find("--insecure-registry") != std::string::npos);
+  CHECK(rep.seen.empty());
+
+  auto plain_allowed = cluster::registry_trust(plain_reg, "", true, 5, rep);
+  REQUIRE(plain_allowed);
+  CHECK(plain_allowed->insecure);
+  REQUIRE(rep.seen.size() == 1);
+  CHECK(rep.seen[0].find("plain HTTP") != std::string::npos);
+
+  auto not_pem = cluster::registry_trust(tls_reg, GEDGE_SOURCE_DIR "/README.md", false, 5, rep);
+  REQUIRE_FALSE(not_pem);
+  CHECK(not_pem.error().code == ErrorCode::usage);
+
+  // Not answering from here: TLS stays required on the devices (a warning, not insecure).
+  auto away = cluster::registry_trust("127.0.0.1:1", "", false, 2, rep);
+  REQUIRE(away);
+  CHECK_FALSE(away->insecure);
 }

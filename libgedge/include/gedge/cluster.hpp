@@ -35,6 +35,8 @@ struct BuildRequest {
   bool monitoring = false;
   std::string prometheus_on;           // a device, or "localhost": runs the cluster's Prometheus
   std::string registry;                // HOST:PORT
+  std::string registry_ca;             // CA (PEM file) for the registry, installed on every device
+  bool insecure_registry = false;      // allow plain HTTP / unverified TLS for it (warns)
   std::string smoke_image;             // default: REGISTRY/gedge/busybox:1.0 when a registry is set
   std::string artifacts;               // k3s: directory with the k3s binary and airgap images
   bool dry_run = false;
@@ -43,6 +45,19 @@ struct BuildRequest {
   int parallel = 64;
   double timeout_s = 30;               // SSH connect timeout for Ansible and probes
 };
+
+// How devices are told to trust the cluster's registry.
+struct RegistryTrust {
+  bool insecure = false;  // podman's insecure = true (plain HTTP or unverified TLS)
+  std::string ca_pem;     // installed as /etc/containers/certs.d/HOST:PORT/ca.crt
+};
+// Probes https://REGISTRY/v2/ from here with the CA in `ca_file` (or the system store): any HTTP
+// answer (a 401 included) means TLS works. A certificate failure is auth (exit 6) with a hint
+// (--registry-ca) and a registry speaking plain HTTP is auth too, unless `insecure_ok`
+// (--insecure-registry), which warns; a registry that does not answer from here is trusted with
+// TLS required on the devices (warns).
+Result<RegistryTrust> registry_trust(const std::string& registry, const std::string& ca_file, bool insecure_ok,
+                                     double timeout_s, Reporter& rep);
 
 // A journal row (build_journal) as the resume logic sees it.
 struct JournalEntry {

@@ -11,6 +11,8 @@
 
 #include "cluster_detail.hpp"
 #include "gedge/ansible.hpp"
+#include "gedge/document.hpp"
+#include "gedge/http.hpp"
 #include "gedge/metrics.hpp"
 #include <fmt/ranges.h>
 
@@ -52,15 +54,61 @@ std::string new_run_id() {
   return fmt::format("{}-{}", compact, ::getpid());
 }
 
-// Plain-HTTP or HTTPS? The drop-in says insecure only for a registry that does not speak TLS.
-bool registry_is_plain_http(const std::string& registry, double timeout_s, Reporter& rep) {
-  if (metrics::http_get("https://" + registry + "/v2/", timeout_s)) return false;
-  auto plain = metrics::http_get("http://" + registry + "/v2/", timeout_s);
-  if (!plain && plain.error().message.find("HTTP 401") == std::string::npos)
-    rep.warn(fmt::format("registry {} does not answer from here ({}); trusting it as plain HTTP",
-                         registry, plain.error().message));
-  return true;
+}  // namespace
+
+Result<RegistryTrust> registry_trust(const std::string& registry, const std::string& ca_file, bool insecure_ok,
+                                     double timeout_s, Reporter& rep) {
+  RegistryTrust t;
+  if (!ca_file.empty()) {
+    GEDGE_TRY_ASSIGN(t.ca_pem, read_input_file(ca_file, 1u << 20, "--registry-ca file"));
+    if (t.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+      return fail(ErrorCode::usage, fmt::format("--registry-ca {}: not a PEM certificate", ca_file),
+                  "give the CA certificate (PEM) that signed the registry's certificate");
+  }
+  http::Options o;
+  o.timeout_s = timeout_s;
+  o.connect_timeout_s = timeout_s;
+  o.max_body = 1u << 20;
+  o.tls.ca_pem = t.ca_pem;
+  std::string what = "registry " + registry;
+  // Any HTTP answer over TLS (200, or the 401 every authenticated registry gives on /v2/) means
+  // TLS works with this trust.
+  auto tls = http::perform(http::Request{"GET", "https://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
+  if (tls) return t;
+  if (tls.error().code == ErrorCode::interrupted) return std::unexpected(tls.error());
+  auto plain = http::perform(http::Request{"GET", "http://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
+  if (plain && tls.error().code != ErrorCode::unreachable) {
+    // It speaks plain HTTP: only on request, and said loudly.
+    if (!insecure_ok)
+      return fail(ErrorCode::auth, fmt::format("registry {} speaks plain HTTP, not TLS", registry),
+                  "give it a TLS certificate (and --registry-ca FILE for a private CA), or pass "
+                  "--insecure-registry to let every device pull from it without TLS");
+    rep.warn(fmt::format("registry {}: plain HTTP (--insecure-registry): images travel unencrypted and "
+                         "unauthenticated to every device",
+                         registry));
+    t.insecure = true;
+    return t;
+  }
+  if (tls.error().code == ErrorCode::auth) {
+    if (insecure_ok) {
+      rep.warn(fmt::format("registry {}: TLS not verified (--insecure-registry): {}", registry, tls.error().message));
+      t.insecure = true;
+      return t;
+    }
+    Error e = tls.error();
+    e.hint = ca_file.empty() ? "a private CA: pass --registry-ca FILE (it is also installed on every device); "
+                               "check the registry's certificate names " + registry
+                             : "check that --registry-ca is the CA that signed the registry's certificate, and "
+                               "that the certificate names " + registry;
+    return std::unexpected(e);
+  }
+  // Not reachable from here: the devices will require (and verify) TLS.
+  rep.warn(fmt::format("registry {} does not answer from here ({}); devices will require TLS", registry,
+                       tls.error().message));
+  return t;
 }
+
+namespace {
 
 // k3s artifacts: each binary's architecture read from its ELF header, images by file name.
 Result<nlohmann::json> k3s_artifacts(const fs::path& dir) {
@@ -107,7 +155,10 @@ Result<nlohmann::json> profile_vars(const BuildRequest& req, const std::vector<s
                       {"gedge_monitoring", req.monitoring},
                       {"gedge_registry", req.registry}};
   if (!req.registry.empty()) {
-    v["gedge_registry_insecure"] = registry_is_plain_http(req.registry, std::min(req.timeout_s, 5.0), rep);
+    GEDGE_TRY_ASSIGN(auto trust, registry_trust(req.registry, req.registry_ca, req.insecure_registry,
+                                                std::min(req.timeout_s, 5.0), rep));
+    v["gedge_registry_insecure"] = trust.insecure;
+    v["gedge_registry_ca"] = trust.ca_pem;
     v["gedge_smoke_image"] = req.smoke_image.empty() ? req.registry + "/gedge/busybox:1.0" : req.smoke_image;
   } else {
     v["gedge_smoke_image"] = req.smoke_image;
@@ -148,8 +199,12 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
       return fail(ErrorCode::conflict,
                   fmt::format("cluster '{}' was built with profile '{}', not '{}'", req.name, prof, req.profile),
                   fmt::format("gedge cluster rm {} --yes, then build it again", req.name));
-    if (req.registry.empty() && (*existing)["registry"].is_string())
+    if (req.registry.empty() && (*existing)["registry"].is_string()) {
       req.registry = (*existing)["registry"].get<std::string>();
+      // Vetted when the cluster was built (plain HTTP needed --insecure-registry then): a resume
+      // keeps that trust, with the probe's warning.
+      req.insecure_registry = true;
+    }
     if ((*existing)["monitoring"] == 1) req.monitoring = true;
     if (req.server.empty() && (*existing)["server"].is_string()) req.server = (*existing)["server"].get<std::string>();
   } else if (req.resume || join_only) {
