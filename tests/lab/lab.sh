@@ -34,6 +34,14 @@
 # sudoers file, /etc/containers/containers.conf (sandbox ulimits), the registry drop-in, the
 # hugetlb cgroup mount.
 set -euo pipefail
+# The lab's daemons (sshd, registry, holders, proxies) outlive this script: they must not inherit
+# any descriptor the caller had open, or a caller's lock (`flock LOCK lab.sh up`) is held for as
+# long as the lab runs. Only stdin/stdout/stderr go on.
+for fd_path in /proc/$$/fd/*; do
+  fd=${fd_path##*/}
+  if [ "$fd" -gt 2 ] 2>/dev/null && [ "$fd" != 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
+unset fd fd_path
 
 W=/var/tmp/gedge-lab
 R=/run/gedge-lab
