@@ -9,11 +9,11 @@
 #include <set>
 
 #include "app.hpp"
+#include "gedge/device.hpp"
 #include "gedge/document.hpp"
 #include "gedge/manifest.hpp"
 #include "gedge/svc.hpp"
 #include "gedge/sched.hpp"
-#include "gedge/ssh.hpp"
 
 namespace gedge::cli {
 
@@ -210,29 +210,6 @@ View requests_view(const nlohmann::json& rows, std::string footer = "") {
               std::move(footer)};
 }
 
-// Measures, over SSH from `from`, a TCP connect + SSH banner round trip to each target's sshd
-// (min of 3): it crosses proxies and userspace delays like the real traffic would.
-constexpr const char* kProbeScript = R"(import json, socket, sys, time
-out = {}
-for arg in sys.argv[1:]:
-    name, hostport = arg.split("=", 1)
-    host, port = hostport.rsplit(":", 1)
-    best = None
-    for _ in range(3):
-        t = time.monotonic()
-        try:
-            s = socket.create_connection((host, int(port)), timeout=5)
-            s.settimeout(5)
-            s.recv(64)
-            s.close()
-            d = (time.monotonic() - t) * 1000.0
-            best = d if best is None else min(best, d)
-        except OSError:
-            pass
-    out[name] = best
-print(json.dumps(out))
-)";
-
 }  // namespace
 
 // cli/svc.cpp: deploys a file with a request (shared by svc deploy and sched place --apply).
@@ -318,47 +295,13 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   on_run(probe, ctx, [&ctx]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-    GEDGE_TRY_ASSIGN(auto src, device_target(*inv, paths, probe_from));
-    std::vector<std::string> names = probe_to;
-    if (names.empty()) {
-      GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT DISTINCT device FROM cluster_members ORDER BY device"));
-      for (const auto& r : rows)
-        if (r["device"] != probe_from) names.push_back(r["device"].get<std::string>());
-    }
-    if (names.empty()) return fail(ErrorCode::usage, "nothing to probe", "pass --to DEVICE or add devices to a cluster");
-    std::vector<std::string> argv = {"python3", "-c", kProbeScript};
-    for (const auto& n : names) {
-      GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT host, port FROM devices WHERE name = ?", {n}));
-      if (rows.empty()) return fail(ErrorCode::not_found, fmt::format("device '{}' not found", n), "see 'gedge device ls'");
-      argv.push_back(fmt::format("{}={}:{}", n, rows[0]["host"].get<std::string>(), rows[0]["port"].get<int64_t>()));
-    }
-    auto opts = default_ssh_options(paths, ctx.g.timeout_s);
-    GEDGE_TRY_ASSIGN(auto session, SshSession::connect(src, opts));
-    GEDGE_TRY_ASSIGN(auto res, session->exec(argv));
-    if (res.exit_code != 0)
-      return fail(ErrorCode::failure, fmt::format("probe on '{}' failed: {}", probe_from, res.err.substr(0, 400)),
-                  "the device needs python3");
-    nlohmann::json measured;
-    try {
-      measured = nlohmann::json::parse(res.out);
-    } catch (...) {
-      return fail(ErrorCode::failure, fmt::format("probe on '{}' printed no JSON", probe_from));
-    }
-    std::vector<std::pair<std::string, double>> rtts;
-    nlohmann::json rows = nlohmann::json::array();
-    std::vector<std::string> unreachable;
-    for (const auto& n : names) {
-      nlohmann::json v = measured.value(n, nlohmann::json());
-      if (v.is_number()) rtts.emplace_back(n, v.get<double>());
-      else unreachable.push_back(n);
-      rows.push_back({{"from", probe_from}, {"to", n}, {"rtt_ms", v.is_number() ? nlohmann::json(std::round(v.get<double>() * 1000) / 1000) : nlohmann::json()}});
-    }
-    GEDGE_TRY(sched::record_rtts(*inv, probe_from, rtts));
+    GEDGE_TRY_ASSIGN(auto rep, device_probe(*inv, paths, probe_from, probe_to, ctx.g.timeout_s));
+    GEDGE_TRY(sched::record_rtts(*inv, probe_from, rep.rtts));
     std::optional<Error> err;
-    if (!unreachable.empty())
-      err = Error{rtts.empty() ? ErrorCode::unreachable : ErrorCode::partial,
-                  fmt::format("no answer from {} (measured from {})", fmt::join(unreachable, ", "), probe_from), ""};
-    return Outcome{View{rows, {{"from", "/from"}, {"to", "/to"}, {"rtt_ms", "/rtt_ms"}}, "", ""}, err, std::nullopt};
+    if (!rep.unreachable.empty())
+      err = Error{rep.rtts.empty() ? ErrorCode::unreachable : ErrorCode::partial,
+                  fmt::format("no answer from {} (measured from {})", fmt::join(rep.unreachable, ", "), probe_from), ""};
+    return Outcome{View{rep.rows, {{"from", "/from"}, {"to", "/to"}, {"rtt_ms", "/rtt_ms"}}, "", ""}, err, std::nullopt};
   });
 
   // submit

@@ -130,4 +130,15 @@ nlohmann::json parse_facts(std::string_view out);
 // The remote script that prints every fact in one round trip.
 const std::string& facts_script();
 
+// sched probe: from device `from`, a TCP connect + SSH banner round trip (min of 3) to each of
+// `to` (default: every cluster member but `from`), measured on that device over gedge's SSH.
+struct ProbeReport {
+  std::string from;
+  std::vector<std::pair<std::string, double>> rtts;  // measured, ms
+  std::vector<std::string> unreachable;              // no answer
+  nlohmann::json rows;                               // [{from, to, rtt_ms|null}] in `to` order
+};
+Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::string& from, std::vector<std::string> to,
+                                 double timeout_s);
+
 }  // namespace gedge
