@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "gedge/openssh.hpp"
 #include "complete.hpp"
 #include "help.hpp"
 #include "version.hpp"
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
   if (auto answered = answer_help_and_typos(app, args, json_errors)) return *answered;
   try {
     app.parse(cli_argc, argv);
+    if (ctx.g.verbose > 0 && !ctx.g.quiet) set_ssh_diagnostics(ctx.g.verbose, &ctx.reporter());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -254,6 +254,27 @@ class SshFieldTest(GedgeTest):
         out = self.gedge_json("device", "exec", "cert1", "--", "hostname")
         self.assertEqual(out["results"][0]["stdout"].strip(), "cert1")
 
+    # --- (d) -v levels ------------------------------------------------------------------------
+    def test_verbose_levels_show_connection_kex_and_libssh_log(self):
+        self.add_device("h1")
+        quiet = self.run_gedge("device", "check", "h1", "-o", "json")
+        self.assertEqual(quiet.rc, 0, quiet)
+        self.assertNotIn("ssh h1:", quiet.stderr)
+        v1 = self.run_gedge("device", "check", "h1", "-v", "-o", "json")
+        self.assertEqual(v1.rc, 0, v1)
+        self.assertIn("ssh h1: connecting to", v1.stderr)
+        self.assertIn("matches the pin", v1.stderr)
+        self.assertIn("authenticated as", v1.stderr)
+        self.assertNotIn("key exchange", v1.stderr)
+        v2 = self.run_gedge("device", "check", "h1", "-vv", "-o", "json")
+        self.assertIn("key exchange", v2.stderr)
+        self.assertIn("accepted", v2.stderr)
+        self.assertNotIn("libssh:", v2.stderr)
+        v3 = self.run_gedge("device", "check", "h1", "-vvv", "-o", "json")
+        self.assertEqual(v3.rc, 0, v3)
+        self.assertIn("libssh:", v3.stderr)
+        self.assertIsNotNone(v3.json, "stdout stays clean JSON under -vvv")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gedge/error.hpp"
+#include "gedge/report.hpp"
 #include "gedge/ssh.hpp"
 
 namespace gedge {
@@ -66,6 +67,12 @@ std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump,
 // The same command as an OpenSSH ProxyCommand value: each word POSIX-shell quoted, '%' doubled
 // (ssh expands %-tokens before its shell runs the line), destination [%h]:%p.
 std::string jump_proxy_command(const JumpCommand& cmd, const JumpHost& jump);
+
+// -v for every SSH connection this process makes, shown through `rep` (from any thread, one
+// line at a time): 1 = connection steps (address, jump, host key, which key authenticated),
+// 2 = + key exchange, cipher, server banner and each key tried (and OpenSSH's -v for the jump
+// hop, on stderr), 3 = + libssh's own log. 0 turns it off. Set once by the CLI.
+void set_ssh_diagnostics(int verbosity, Reporter* rep);
 
 // Quotes one word for Python's shlex.split (how Ansible splits ansible_ssh_*_args).
 std::string shlex_quote(std::string_view word);

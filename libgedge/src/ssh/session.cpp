@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>  // ssh_send_keepalive (a client-side call despite the header)
 #include <libssh/sftp.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -29,6 +31,26 @@ namespace {
 
 using Clock = SshClock;
 
+struct Diagnostics {
+  std::atomic<int> verbosity{0};
+  std::atomic<Reporter*> rep{nullptr};
+  std::mutex m;
+} g_diag;
+
+void diag(int level, const std::string& msg) {
+  if (g_diag.verbosity.load() < level) return;
+  Reporter* r = g_diag.rep.load();
+  if (!r) return;
+  std::lock_guard l(g_diag.m);
+  r->info(msg);
+}
+
+// libssh's log (thread-local in libssh: installed on every connecting thread).
+void libssh_log(int priority, const char* function, const char* buffer, void* userdata) {
+  (void)priority, (void)function, (void)userdata;
+  diag(3, fmt::format("libssh: {}", buffer));
+}
+
 void init_libssh() {
   static std::once_flag once;
   std::call_once(once, [] { ssh_init(); });
@@ -45,6 +67,8 @@ std::string where(const SshTarget& t, ssh_session s) {
   std::string label = t.name.empty() ? t.host : t.name;
   return fmt::format("'{}' ({}:{})", label, t.host, port ? port : 22);
 }
+
+std::string label_of(const SshTarget& t) { return t.name.empty() ? t.host : t.name; }
 
 long remaining_ms(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -203,8 +227,14 @@ std::string shell_join(const std::vector<std::string>& argv) {
   return out;
 }
 
+void set_ssh_diagnostics(int verbosity, Reporter* rep) {
+  g_diag.verbosity = verbosity;
+  g_diag.rep = rep;
+}
+
 SshOptions default_ssh_options(const Paths& paths, double timeout_s) {
   SshOptions o;
+  o.verbosity = g_diag.verbosity.load();
   o.timeout_s = timeout_s > 0 ? timeout_s : 30;
   o.connect_timeout_s = std::min(10.0, o.timeout_s);
   o.gedge_key = paths.key;
@@ -247,6 +277,10 @@ Result<ssh_session> new_session(const SshTarget& t, const SshOptions& o) {
   ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict);
   ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
   ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+  if (g_diag.verbosity.load() >= 3) {
+    ssh_set_log_callback(libssh_log);
+    ssh_set_log_level(SSH_LOG_PROTOCOL);
+  }
   return s;
 }
 
@@ -275,7 +309,9 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   if (!o.gedge_key.empty() && ::access(o.gedge_key.c_str(), R_OK) == 0) cmd.identities.push_back(o.gedge_key.string());
   cmd.identity_agent = im.target.identity_agent;
   cmd.connect_timeout_s = o.connect_timeout_s;
-  cmd.verbosity = o.verbosity;
+  cmd.verbosity = o.verbosity >= 2 ? o.verbosity - 1 : 0;
+  diag(1, fmt::format("ssh {}: through jump host {}@{}:{} (ssh -W, jump key {} pinned as {})", im.target.name, j.user, j.host,
+                      j.port, j.host_key.fingerprint, j.alias));
   auto argv_s = jump_argv(cmd, j, im.target.host, std::to_string(im.target.port > 0 ? im.target.port : 22));
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -294,7 +330,7 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   if (pid == 0) {
     ::dup2(sv[1], 0);
     ::dup2(sv[1], 1);
-    ::dup2(ep[1], 2);
+    if (o.verbosity < 2) ::dup2(ep[1], 2);
     ::execve(argv[0], argv.data(), environ);
     ::_exit(127);
   }
@@ -412,6 +448,8 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
       std::min(impl->deadline,
                now + std::chrono::milliseconds(static_cast<int64_t>(opts.connect_timeout_s * 1000)));
   GEDGE_TRY_ASSIGN(impl->s, new_session(target, opts));
+  diag(1, fmt::format("ssh {}: connecting to {}@{}:{}", target.name.empty() ? target.host : target.name,
+                      target.user.empty() ? "(local user)" : target.user, target.host, target.port > 0 ? target.port : 22));
   if (target.jump) GEDGE_TRY(start_jump(*impl, opts));
   if (auto c = connect_socket(impl->s, target, connect_deadline); !c) {
     Error e = c.error();
@@ -441,10 +479,20 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
     return fail(ErrorCode::failure, fmt::format("device {}: no host key presented", where(target, impl->s)));
   Key key(raw);
   GEDGE_TRY_ASSIGN(impl->key, describe_key(key.get()));
+  if (g_diag.verbosity.load() >= 2) {
+    const char* banner = ssh_get_serverbanner(impl->s);
+    const char* kex = ssh_get_kex_algo(impl->s);
+    const char* cin = ssh_get_cipher_in(impl->s);
+    const char* hin = ssh_get_hmac_in(impl->s);
+    diag(2, fmt::format("ssh {}: server {}, key exchange {}, cipher {}, mac {}", label_of(target), banner ? banner : "?",
+                        kex ? kex : "?", cin ? cin : "?", hin ? hin : "?"));
+  }
   impl->key_line = key_line_of(key.get());
   impl->key.public_key = impl->key_line;
   const std::string& pinned = target.host_key.fingerprint;
   const std::string& got = impl->key.fingerprint;
+  diag(1, fmt::format("ssh {}: host key {} {} ({})", label_of(target), impl->key.type, got,
+                      pinned.empty() ? "not pinned yet" : (pinned == got ? "matches the pin" : "DOES NOT match the pin")));
   std::string label = target.name.empty() ? target.host : target.name;
   if (!pinned.empty()) {
     if (pinned != got)
@@ -530,10 +578,14 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
     GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_publickey(s, nullptr, key.get());
     tried.push_back(file.filename().string());
+    diag(2, fmt::format("ssh {}: public key {}: {}", label_of(target), file.string(),
+                        rc == SSH_AUTH_SUCCESS ? "accepted" : "refused"));
     if (rc == SSH_AUTH_ERROR) return std::unexpected(im.lost("authentication"));
     return rc == SSH_AUTH_SUCCESS;
   };
   auto done = [&](const char* method, std::string identity) {
+    diag(1, fmt::format("ssh {}: authenticated as {} with {}{}", label_of(target), user, method,
+                        identity.empty() ? "" : " " + identity));
     im.auth_method = method;
     im.auth_identity = std::move(identity);
     return std::move(sess);
@@ -555,6 +607,7 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
     GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_agent(s, nullptr);
     tried.push_back("ssh-agent");
+    diag(2, fmt::format("ssh {}: ssh-agent keys: {}", label_of(target), rc == SSH_AUTH_SUCCESS ? "accepted" : "refused"));
     if (rc == SSH_AUTH_SUCCESS) return done("agent", "");
     if (rc == SSH_AUTH_ERROR && ssh_is_connected(s) == 0) return std::unexpected(im.lost("authentication"));
   }
