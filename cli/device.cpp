@@ -1,6 +1,7 @@
 // gedge device: add | ls | show | rm | key | rekey | check | exec. Binds flags into request
 // structs and hands them to libgedge (gedge/device.hpp); no business logic here.
 #include <fcntl.h>
+#include <termios.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <iostream>
 #include <map>
 
+#include "gedge/document.hpp"
 #include "app.hpp"
 #include "ignore_not_found.hpp"
 #include "gedge/cluster.hpp"
@@ -58,11 +60,23 @@ void add_select_flags(CLI::App* cmd, SelectFlags& f) {
 Result<std::string> read_password(const std::string& file, bool from_stdin) {
   std::string pw;
   if (from_stdin) {
+    // On a terminal the password is typed: no echo (restored even when reading fails).
+    struct termios saved {};
+    bool tty = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (tty) {
+      struct termios quiet = saved;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+      std::cerr << "password: " << std::flush;
+    }
     std::getline(std::cin, pw);
+    if (tty) {
+      ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+      std::cerr << "\n";
+    }
+    if (pw.size() > 4096) return fail(ErrorCode::usage, "--password-stdin: longer than 4096 bytes");
   } else {
-    auto r = read_file(file);
-    if (!r) return fail(ErrorCode::usage, fmt::format("cannot read --password-file {}", file));
-    pw = *r;
+    GEDGE_TRY_ASSIGN(pw, read_input_file(file, 4096, "--password-file"));
     auto nl = pw.find('\n');
     if (nl != std::string::npos) pw.resize(nl);
   }

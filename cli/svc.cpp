@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "gedge/document.hpp"
 #include "app.hpp"
 #include "ignore_not_found.hpp"
 #include "gedge/svc.hpp"
@@ -44,9 +45,8 @@ View deploy_view(const json& result) {
 
 Result<json> read_placement(const std::string& file) {
   if (file.empty()) return json();
-  auto text = read_file(file);
-  if (!text) return fail(ErrorCode::not_found, fmt::format("cannot read --placement '{}'", file));
-  auto j = json::parse(*text, nullptr, false);
+  GEDGE_TRY_ASSIGN(auto text, read_input_file(file, 16u << 20, "--placement file"));
+  auto j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return fail(ErrorCode::usage, fmt::format("--placement '{}': not a JSON object", file),
                 "give the output of 'gedge sched place FILE -o json'");

@@ -56,6 +56,19 @@ Result<Paths> resolve_paths(const std::optional<std::string>& home_flag) {
 
 Result<void> ensure_home(const Paths& paths) {
   std::error_code ec;
+  // An existing directory is made gedge's (mode 0700) only when it is empty or already gedge's:
+  // `init --home ~/projects` must not lock the owner's group out of their own files.
+  if (fs::is_directory(paths.home, ec) && !fs::is_empty(paths.home, ec)) {
+    bool ours = false;
+    for (const auto& p : {paths.db, paths.key, paths.known_hosts, paths.runtimes, paths.log_dir})
+      if (!p.empty() && p.parent_path() == paths.home && fs::exists(fs::symlink_status(p, ec))) ours = true;
+    if (!ours)
+      return fail(ErrorCode::usage,
+                  fmt::format("{} is not empty and holds no gedge home (no gedge.db, id_ed25519, known_hosts, "
+                              "runtimes/ or log/)",
+                              paths.home.string()),
+                  "give an empty or new directory, e.g. --home " + (paths.home / "gedge").string());
+  }
   fs::create_directories(paths.home, ec);
   if (ec)
     return fail(ErrorCode::failure,

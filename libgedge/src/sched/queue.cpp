@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "gedge/document.hpp"
 #include "gedge/inventory.hpp"
 #include "gedge/report.hpp"
 #include "gedge/sched.hpp"
@@ -98,11 +99,8 @@ std::int64_t epoch_of(const std::string& stamp) {
 Result<World> world_for(Inventory& inv, const json& o) {
   if (o.contains("state") && o["state"].is_string() && !o["state"].get<std::string>().empty()) {
     std::string path = o["state"].get<std::string>();
-    std::ifstream in(path);
-    if (!in) return fail(ErrorCode::not_found, fmt::format("cannot read state file '{}'", path));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_state(ss.str(), path);
+    GEDGE_TRY_ASSIGN(auto text, read_input_file(path, 16u << 20, "state file"));
+    return parse_state(text, path);
   }
   return world_from_inventory(inv);
 }
