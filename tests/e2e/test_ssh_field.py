@@ -32,6 +32,12 @@ class SshFieldTest(GedgeTest):
             f.write(text)
         return path
 
+    def exec_json(self, *args, env=None):
+        """`gedge device exec -o json ARGS...` (-o before the `--` that starts the command)."""
+        r = self.run_gedge("device", "exec", "-o", "json", *args, env=env)
+        self.assertEqual(r.rc, 0, r)
+        return r.json
+
     def known_hosts_lines(self):
         with open(os.path.join(self.home, "known_hosts")) as f:
             return f.read().splitlines()
@@ -82,7 +88,7 @@ class SshFieldTest(GedgeTest):
         # From now on no ssh config exists, not even ~/.ssh: the stored record is the truth.
         os.remove(cfg)
         bare = {"HOME": tempfile.mkdtemp(dir=self.tmp)}
-        out = self.gedge_json("device", "exec", "inner1", "--", "hostname", env=bare)
+        out = self.exec_json("inner1", "--", "hostname", env=bare)
         self.assertEqual(out["results"][0]["stdout"].strip(), "inner1")
         chk = self.gedge_json("device", "check", "inner1", env=bare)
         self.assertEqual(chk["results"][0]["status"], "ok")
@@ -152,7 +158,7 @@ class SshFieldTest(GedgeTest):
         self.assertEqual(d["auth"], "agent")
         self.assertIsNone(d["identity"])
         # Without the agent nothing logs in: the agent is what authenticates.
-        r = self.run_gedge("device", "exec", host, "--", "true", "-o", "json", env={"SSH_AUTH_SOCK": ""})
+        r = self.run_gedge("device", "exec", "-o", "json", host, "--", "true", env={"SSH_AUTH_SOCK": ""})
         self.assertNotEqual(r.rc, 0, r)
         r = self.run_gedge("cluster", "build", "ag", "--devices", host, "-o", "json", env=with_agent, timeout=600)
         self.assertEqual(r.rc, 0, r)
@@ -185,7 +191,7 @@ class SshFieldTest(GedgeTest):
         self.assertEqual(devs["h1"]["labels"], {"zone": "north", "site": "lab"})
         self.assertEqual(devs["h1"]["host_key"]["fingerprint"], h1["host_key_fingerprint"])
         self.assertEqual(devs["h1"]["status"], "ok")
-        out = self.gedge_json("device", "exec", "--group", "edge", "--", "hostname")
+        out = self.exec_json("--group", "edge", "--", "hostname")
         self.assertEqual(sorted(x["stdout"].strip() for x in out["results"]), ["h1", "h2", "h3"])
         chk = self.gedge_json("device", "check", "--group", "gpus")
         self.assertEqual([x["device"] for x in chk["results"]], ["h3"])
@@ -251,7 +257,7 @@ class SshFieldTest(GedgeTest):
         d = self.gedge_json("device", "add", "cert1", "--host", f"{lab['user']}@{h['address']}", "--identity", key,
                             "--host-key", h["host_key_fingerprint"])
         self.assertEqual(d["certificate"], key + "-cert.pub")
-        out = self.gedge_json("device", "exec", "cert1", "--", "hostname")
+        out = self.exec_json("cert1", "--", "hostname")
         self.assertEqual(out["results"][0]["stdout"].strip(), "cert1")
 
     # --- (d) -v levels ------------------------------------------------------------------------

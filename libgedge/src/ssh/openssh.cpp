@@ -284,8 +284,9 @@ std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump,
     if (!i.empty() && std::find(ids.begin(), ids.end(), i) == ids.end()) ids.push_back(i);
   for (const auto& i : ids) a.insert(a.end(), {"-i", i});
   if (!cmd.identity_agent.empty()) a.insert(a.end(), {"-o", "IdentityAgent=" + ssh_path_value(cmd.identity_agent)});
+  // OpenSSH's default log level: the jump's "connect failed: Connection refused" is an INFO line,
+  // and it is what the error message carries.
   if (cmd.verbosity > 0) a.push_back("-" + std::string(static_cast<size_t>(std::min(cmd.verbosity, 3)), 'v'));
-  else a.insert(a.end(), {"-o", "LogLevel=ERROR"});
   a.insert(a.end(), {"-p", std::to_string(jump.port > 0 ? jump.port : 22)});
   if (!jump.user.empty()) a.insert(a.end(), {"-l", jump.user});
   a.insert(a.end(), {"-W", "[" + dest_host + "]:" + dest_port, "--", jump.host});

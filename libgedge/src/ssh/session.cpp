@@ -306,6 +306,8 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   cmd.program = exe;
   cmd.known_hosts = im.jump_kh;
   if (!im.target.identity.empty()) cmd.identities.push_back(im.target.identity);
+  // During device add the ssh config's keys are candidates for the jump too.
+  for (const auto& extra : im.target.extra_identities) cmd.identities.push_back(extra);
   if (!o.gedge_key.empty() && ::access(o.gedge_key.c_str(), R_OK) == 0) cmd.identities.push_back(o.gedge_key.string());
   cmd.identity_agent = im.target.identity_agent;
   cmd.connect_timeout_s = o.connect_timeout_s;
