@@ -4,6 +4,7 @@ hosts (edge1..edge3): it answers on its port, an env value full of quotes and $(
 for byte, a re-deploy changes nothing, `svc rm` leaves nothing; fields podman cannot honour are
 refused (exit 2) before anything runs."""
 
+import base64
 import json
 import os
 import urllib.request
@@ -17,10 +18,20 @@ NAME = "e2e-man-web"
 PORT = 28090  # not used by other tests
 TRICKY = "it's \"quoted\" 'twice' $(id) `uname` $HOME ${PATH} ; | & \\ \\n $$(x) ünï"
 
-CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-cfg"}, "data": {"tricky": TRICKY}}
+CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-cfg"},
+             "data": {"tricky": TRICKY, "app.conf": "listen = 8080\n# \"quoted\" $(x)\n"},
+             "binaryData": {"blob.bin": base64.b64encode(bytes(range(256))).decode()}}
+SECRET_VALUE = "lab-s3cr3t-4e1d\n\x01\xff-end"
+SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-creds"},
+          "data": {"token": base64.b64encode(SECRET_VALUE.encode()).decode()}}
+FILE_VOLUMES = {
+    "volumes": [{"name": "cfg", "configMap": {"name": "web-cfg", "items": [{"key": "app.conf", "path": "app.conf"},
+                                                                           {"key": "blob.bin", "path": "b/blob.bin"}]}},
+                {"name": "creds", "secret": {"secretName": "web-creds"}}],
+    "mounts": [{"name": "cfg", "mountPath": "/www/cfg"}, {"name": "creds", "mountPath": "/www/creds"}]}
 
 
-def deployment(port=PORT, extra_container=None):
+def deployment(port=PORT, extra_container=None, files=False):
     c = {"name": "web", "image": IMAGE, "command": ["sh", "-c"],
          "args": ["mkdir -p /www && printf '%s' \"$TRICKY\" > /www/env && printf '%s' \"$FROM_CM\" > /www/cm && "
                   "exec httpd -f -p 8080 -h /www"],
@@ -29,9 +40,13 @@ def deployment(port=PORT, extra_container=None):
          "ports": [{"containerPort": 8080, "hostPort": port}],
          "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}}
     c.update(extra_container or {})
+    pod = {"containers": [c]}
+    if files:
+        c["volumeMounts"] = FILE_VOLUMES["mounts"]
+        pod["volumes"] = FILE_VOLUMES["volumes"]
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": NAME}},
-                     "template": {"metadata": {"labels": {"app": NAME}}, "spec": {"containers": [c]}}}}
+                     "template": {"metadata": {"labels": {"app": NAME}}, "spec": pod}}}
 
 
 class ManifestDeployLabTest(ClusterLabTest):
@@ -53,6 +68,7 @@ class ManifestDeployLabTest(ClusterLabTest):
         if ids:
             self.ssh_host(host, "sudo", "-n", "podman", "rm", "-f", *ids, check=False, timeout=120)
         self.ssh_host(host, "sudo", "-n", "rm", "-f", self.dropin(CLUSTER), check=False)
+        self.ssh_host(host, "sudo", "-n", "rm", "-rf", f"/var/lib/gedge/svc/{NAME}", check=False)
 
     def test_deployment_manifest_on_container_hosts(self):
         self.require_lab()
@@ -73,7 +89,7 @@ class ManifestDeployLabTest(ClusterLabTest):
         self.assertEqual({h: self.containers(h) for h in HOSTS}, {h: {} for h in HOSTS})
 
         # Deploy: it answers on its port, the env value arrives byte for byte.
-        good = self.write("web.yaml", [CONFIGMAP, deployment()])
+        good = self.write("web.yaml", [CONFIGMAP, SECRET, deployment(files=True)])
         d1 = self.gedge_json("svc", "deploy", good, "--cluster", CLUSTER, timeout=300)
         actions = [a for s in d1["services"] for a in s["actions"]]
         self.assertEqual([(a["action"], a["state"]) for a in actions], [("create", "ok")], d1)
@@ -83,6 +99,23 @@ class ManifestDeployLabTest(ClusterLabTest):
             self.assertEqual(resp.read().decode(), TRICKY)
         with urllib.request.urlopen(f"http://{addr}:{PORT}/cm", timeout=10) as resp:
             self.assertEqual(resp.read().decode(), TRICKY, "env valueFrom a ConfigMap of the same files")
+        # ConfigMap and Secret volumes: files on the device, served byte for byte from the mounts
+        for path, want in (("cfg/app.conf", CONFIGMAP["data"]["app.conf"].encode()),
+                           ("cfg/b/blob.bin", bytes(range(256))), ("creds/token", SECRET_VALUE.encode())):
+            with urllib.request.urlopen(f"http://{addr}:{PORT}/{path}", timeout=10) as resp:
+                self.assertEqual(resp.read(), want, path)
+        modes = self.ssh_host(dev, "sudo", "-n", "find", f"/var/lib/gedge/svc/{NAME}", "-type", "f", "-printf",
+                              "%P %m %u\\n")
+        got = {ln.split(" ", 1)[0].split("/", 1)[1]: ln.split(" ", 1)[1] for ln in modes.strip().splitlines()}
+        self.assertEqual(got, {"app.conf": "644 root", "b/blob.bin": "644 root", "token": "600 root"}, modes)
+        # the Secret's value is nowhere but in its file: not in podman's argv, the record or the log
+        cmd = self.ssh_host(dev, "sudo", "-n", "podman", "inspect", "--format", "{{.Config.CreateCommand}}",
+                            f"gedge-{NAME}-0")
+        self.assertNotIn("s3cr3t", cmd)
+        for root, _, names in os.walk(self.home):
+            for n in names:
+                with open(os.path.join(root, n), "rb") as fh:
+                    self.assertNotIn(b"lab-s3cr3t", fh.read(), os.path.join(root, n))
         before = self.containers(dev)
         self.assertEqual(list(before), [f"gedge-{NAME}-0"])
 
@@ -97,3 +130,5 @@ class ManifestDeployLabTest(ClusterLabTest):
         self.gedge_json("svc", "rm", NAME, "--cluster", CLUSTER, "--yes", timeout=300)
         self.assertEqual({h: self.containers(h) for h in HOSTS}, {h: {} for h in HOSTS})
         self.assertEqual(self.gedge_json("svc", "ls", "--cluster", CLUSTER), [])
+        gone = self.ssh_host(dev, "sudo", "-n", "test", "-e", f"/var/lib/gedge/svc/{NAME}", check=False)
+        self.assertNotEqual(gone.rc, 0, "svc rm removes the ConfigMap and Secret files")

@@ -576,3 +576,64 @@ TEST_CASE("manifests on container hosts: env valueFrom a ConfigMap of the same s
   CHECK(err(cm + dep("{name: M, value: v, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}"))
             .find("value and valueFrom") != std::string::npos);
 }
+
+TEST_CASE("manifests on container hosts: ConfigMap and Secret volumes become files, never recorded") {
+  auto translate = [](const std::string& text, std::map<std::string, std::vector<svc::detail::FileSet>>* files) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false, files);
+  };
+  auto stream = [](const std::string& secret_b64, const std::string& vols) {
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {app.conf: \"a = 1\\n\", other: x}\n"
+           "binaryData: {blob: AAEC}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata: {token: " +
+           secret_b64 + "}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
+           "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n"
+           "      containers:\n      - name: c\n        image: x:1\n        volumeMounts: [{name: conf, mountPath: /etc/app},"
+           " {name: sec, mountPath: /run/sec}]\n      volumes: [" + vols + "]\n";
+  };
+  const std::string vols = "{name: conf, configMap: {name: cfg, items: [{key: app.conf, path: sub/app.conf}]}}, "
+                           "{name: sec, secret: {secretName: creds, defaultMode: 384}}";
+  std::map<std::string, std::vector<svc::detail::FileSet>> files;
+  auto ok = translate(stream("czNjcjN0LXZhbHVl", vols), &files);  // "s3cr3t-value"
+  REQUIRE(ok.has_value());
+  const auto& v = ok->json["stages"][0]["volumes"];
+  REQUIRE(v.size() == 2);
+  CHECK(v[0]["hostPath"].get<std::string>().rfind("/var/lib/gedge/svc/d/conf-", 0) == 0);
+  CHECK(v[1]["hostPath"].get<std::string>().rfind("/var/lib/gedge/svc/d/sec-", 0) == 0);
+  CHECK(v[0]["readOnly"] == true);
+  CHECK(v[1]["readOnly"] == true);
+  CHECK(ok->json.dump().find("s3cr3t") == std::string::npos);  // the record holds a digest, never the value
+  REQUIRE(files["d"].size() == 2);
+  CHECK(files["d"][0].files == std::vector<std::pair<std::string, std::string>>{{"sub/app.conf", "a = 1\n"}});
+  CHECK_FALSE(files["d"][0].secret);
+  CHECK(files["d"][1].files == std::vector<std::pair<std::string, std::string>>{{"token", "s3cr3t-value"}});
+  CHECK(files["d"][1].secret);
+  CHECK(files["d"][1].dir == v[1]["hostPath"]);
+  // another value: another directory (so a replace), same ConfigMap directory
+  auto changed = translate(stream("b3RoZXI=", vols), nullptr);
+  REQUIRE(changed.has_value());
+  CHECK(changed->json["stages"][0]["volumes"][0]["hostPath"] == v[0]["hostPath"]);
+  CHECK(changed->json["stages"][0]["volumes"][1]["hostPath"] != v[1]["hostPath"]);
+  auto err = [&](const std::string& text) {
+    auto r = translate(text, nullptr);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    return r.error().message;
+  };
+  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: nope}}, {name: sec, secret: {secretName: creds}}"))
+            .find("ConfigMap 'nope' is not in the manifests") != std::string::npos);
+  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg}}, {name: sec, secret: {secretName: nope}}"))
+            .find("Secret 'nope' is not in the manifests") != std::string::npos);
+  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg}}, {name: sec, secret: {secretName: creds, "
+                                       "defaultMode: 420}}"))
+            .find("defaultMode") != std::string::npos);
+  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg, items: [{key: none, path: p}]}}, "
+                                       "{name: sec, secret: {secretName: creds}}"))
+            .find("no key 'none'") != std::string::npos);
+  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg, items: [{key: other, path: ../x}]}}, "
+                                       "{name: sec, secret: {secretName: creds}}"))
+            .find("'../x' is not a relative path") != std::string::npos);
+  std::string bad = err(stream("czNjcjN0LXZhbHVl!", vols));
+  CHECK(bad.find("not base64") != std::string::npos);
+  CHECK(bad.find("czNjcjN0") == std::string::npos);
+}

@@ -193,8 +193,9 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
   }
   // Manifests on container hosts: their workloads as gedge services.
   Spec translated;
+  std::map<std::string, std::vector<detail::FileSet>> files;
   if (spec.is_manifest) {
-    GEDGE_TRY_ASSIGN(translated, detail::hosts_spec(spec, !req.placement.is_null()));
+    GEDGE_TRY_ASSIGN(translated, detail::hosts_spec(spec, !req.placement.is_null(), &files));
   }
   const Spec& run = spec.is_manifest ? translated : spec;
   for (const auto* s : run.ordered())
@@ -212,6 +213,7 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
     if (u.replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
     if (req.replicas_override) u.doc["replicas"] = *req.replicas_override;
     GEDGE_TRY_ASSIGN(u.placed, detail::placed_nodes(req.placement, s->name, cl));
+    if (auto f = files.find(s->name); f != files.end()) u.files = f->second;
     units.push_back(std::move(u));
   }
   std::vector<UnitResult> results;

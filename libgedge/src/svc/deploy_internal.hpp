@@ -2,6 +2,7 @@
 // SSH; kube.cpp: server-side apply).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,17 @@ struct ClusterInfo {
 };
 Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name);
 
+// A ConfigMap or Secret volume of a manifest on container hosts: files written on each device
+// that runs a replica (over SSH: argv, contents on stdin) into `dir`, bind-mounted read-only.
+// `dir` ends in a digest of the contents, so a change is a new directory and a replace. The
+// contents are never recorded, logged or put on a command line.
+struct FileSet {
+  std::string dir;       // /var/lib/gedge/svc/SERVICE/VOLUME-DIGEST
+  bool secret = false;   // files 0600 in a 0700 dir, else 0644 in 0755; root-owned
+  std::vector<std::pair<std::string, std::string>> files;  // relative path -> bytes
+};
+inline constexpr const char* kFilesRoot = "/var/lib/gedge/svc";
+
 // One service to converge, with everything resolved up front.
 struct Unit {
   const Service* svc = nullptr;
@@ -25,6 +37,7 @@ struct Unit {
   std::optional<RuntimeMount> runtime;
   int replicas = 1;
   std::vector<std::string> placed;   // nodes from --placement for this stage (may be empty)
+  std::vector<FileSet> files;        // ConfigMap/Secret volumes (manifests only)
 };
 
 // What the back ends report per service (the `services[]` entries of the deploy result) and
@@ -60,7 +73,9 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
 // Kubernetes manifests for container hosts: each workload's Pod template as a gedge service (a
 // pipeline of them); what podman cannot honour is a usage error naming the field. `placed`: a
 // placement decides the nodes (nodeSelector/affinity/tolerations were honoured by it).
-Result<Spec> hosts_spec(const Spec& spec, bool placed);
+// `files` (when given) receives each workload's ConfigMap/Secret volumes by service name.
+Result<Spec> hosts_spec(const Spec& spec, bool placed,
+                        std::map<std::string, std::vector<FileSet>>* files = nullptr);
 // The nodes --placement gives workload/stage `name` (empty: none), checked against the cluster.
 Result<std::vector<std::string>> placed_nodes(const nlohmann::json& placement, const std::string& name,
                                               const ClusterInfo& cl);

@@ -10,6 +10,7 @@
 
 #include "deploy_internal.hpp"
 #include "gedge/quantity.hpp"
+#include "gedge/runtime.hpp"
 
 namespace gedge::svc::detail {
 
@@ -17,10 +18,145 @@ namespace {
 
 using nlohmann::json;
 
+// Strict base64 (RFC 4648, padding required as Kubernetes writes it); nullopt when malformed.
+std::optional<std::string> base64_decode(const std::string& in) {
+  static const std::string abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    uint32_t v = 0;
+    int pad = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      char ch = in[i + k];
+      if (ch == '=' && i + 4 == in.size() && k >= 2) {
+        ++pad;
+        v <<= 6;
+        continue;
+      }
+      auto pos = abc.find(ch);
+      if (pos == std::string::npos || pad) return std::nullopt;
+      v = (v << 6) | static_cast<uint32_t>(pos);
+    }
+    out.push_back(static_cast<char>((v >> 16) & 0xff));
+    if (pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xff));
+    if (pad < 1) out.push_back(static_cast<char>(v & 0xff));
+  }
+  return out;
+}
+
+// A relative file path inside a volume: no absolute, empty, '.' or '..' component.
+bool safe_relative(const std::string& p) {
+  if (p.empty() || p.front() == '/' || p.size() > 1024) return false;
+  std::size_t i = 0;
+  while (i <= p.size()) {
+    std::size_t j = p.find('/', i);
+    if (j == std::string::npos) j = p.size();
+    std::string c = p.substr(i, j - i);
+    if (c.empty() || c == "." || c == "..") return false;
+    for (char ch : c)
+      if (static_cast<unsigned char>(ch) < 0x20) return false;
+    i = j + 1;
+  }
+  return true;
+}
+
 struct Translator {
   const manifest::Object& w;
   bool placed;
-  const manifest::Input& in;  // the whole stream: ConfigMaps that env refers to
+  const manifest::Input& in;  // the whole stream: ConfigMaps and Secrets referred to
+  std::vector<FileSet>* files = nullptr;
+
+  const manifest::Object* find(const std::string& kind, const std::string& name) const {
+    std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
+    for (const auto& o : in.objects)
+      if (o.kind == kind && o.name == name && (o.namespace_.empty() ? "default" : o.namespace_) == ns) return &o;
+    return nullptr;
+  }
+
+  // A configMap or secret volume: its files from the object in the stream, and where they go.
+  Result<json> files_volume(const json& v, const std::string& p, json gv) const {
+    bool secret = v.contains("secret");
+    const json& src = secret ? v["secret"] : v["configMap"];
+    std::string sp = p + (secret ? "/secret" : "/configMap");
+    std::string kind = secret ? "Secret" : "ConfigMap";
+    if (!src.is_object()) return std::unexpected(w.source.error_at(sp, "expected a mapping"));
+    GEDGE_TRY(only(src, sp, {secret ? "secretName" : "name", "items", "defaultMode", "optional"}));
+    int mode = secret ? 0600 : 0644;
+    auto check_mode = [&](const json& m, const std::string& mp) -> Result<void> {
+      if (!m.is_number_integer() || m.get<int>() != mode)
+        return std::unexpected(refuse(mp, fmt::format("a file mode other than {:04o} is not supported", mode),
+                                      fmt::format("on container hosts {} files are root's, mode {:04o}: drop the field",
+                                                  kind, mode)));
+      return {};
+    };
+    if (src.contains("defaultMode")) GEDGE_TRY(check_mode(src["defaultMode"], sp + "/defaultMode"));
+    std::string oname = src.value(secret ? "secretName" : "name", "");
+    bool optional = src.contains("optional") && src["optional"].is_boolean() && src["optional"].get<bool>();
+    std::string vname = gv["name"];
+    bool ok_name = !vname.empty() && vname.size() <= 63;
+    for (char ch : vname) ok_name = ok_name && (std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) || ch == '-');
+    if (!ok_name) return std::unexpected(refuse(p + "/name", fmt::format("volume name '{}' is not a DNS label", vname)));
+    const manifest::Object* o = find(kind, oname);
+    if (!o && !optional)
+      return std::unexpected(w.source.error_at(sp + (secret ? "/secretName" : "/name"),
+                                               fmt::format("{} '{}' is not in the manifests", kind, oname),
+                                               fmt::format("on container hosts a {} comes from the same files as the workload", kind)));
+    // key -> bytes (Secret: data base64, stringData wins; ConfigMap: data, binaryData base64)
+    std::map<std::string, std::string> data;
+    if (o) {
+      const json& doc = o->json();
+      for (const char* part : {"data", "binaryData", "stringData"}) {
+        if (!doc.contains(part) || !doc[part].is_object()) continue;
+        bool b64 = secret ? std::string(part) == "data" : std::string(part) == "binaryData";
+        for (auto it = doc[part].begin(); it != doc[part].end(); ++it) {
+          std::string kp = fmt::format("/{}/{}", part, it.key());
+          if (!it.value().is_string()) return std::unexpected(o->source.error_at(kp, "expected a string"));
+          if (!b64) {
+            data[it.key()] = it.value().get<std::string>();
+          } else if (auto d = base64_decode(it.value().get<std::string>())) {
+            data[it.key()] = *d;
+          } else {
+            return std::unexpected(o->source.error_at(kp, "not base64"));  // never the value itself
+          }
+        }
+      }
+    }
+    FileSet fs;
+    fs.secret = secret;
+    if (src.contains("items")) {
+      for (std::size_t i = 0; i < src["items"].size(); ++i) {
+        const json& it = src["items"][i];
+        std::string ip = fmt::format("{}/items/{}", sp, i);
+        GEDGE_TRY(only(it, ip, {"key", "path", "mode"}));
+        if (it.contains("mode")) GEDGE_TRY(check_mode(it["mode"], ip + "/mode"));
+        std::string key = it.value("key", ""), path = it.value("path", "");
+        if (!safe_relative(path))
+          return std::unexpected(w.source.error_at(ip + "/path", fmt::format("path '{}' is not a relative path inside the volume", path)));
+        auto d = data.find(key);
+        if (d == data.end()) {
+          if (o && optional) continue;
+          if (!o) continue;
+          return std::unexpected(w.source.error_at(ip + "/key", fmt::format("{} '{}' ({}) has no key '{}'", kind, oname,
+                                                                            o->where(), key)));
+        }
+        fs.files.emplace_back(path, d->second);
+      }
+    } else {
+      for (const auto& [k, bytes] : data) {
+        if (!safe_relative(k) || k.find('/') != std::string::npos)
+          return std::unexpected(o->source.error_at("/data", fmt::format("key '{}' is not a file name", k)));
+        fs.files.emplace_back(k, bytes);
+      }
+    }
+    std::string all;
+    for (const auto& [path, bytes] : fs.files) all += fmt::format("{}:{}\n", runtime::sha256_hex(path), runtime::sha256_hex(bytes));
+    all += secret ? "secret" : "configmap";
+    fs.dir = fmt::format("{}/{}/{}-{}", kFilesRoot, w.name, vname, runtime::sha256_hex(all).substr(0, 16));
+    gv["hostPath"] = fs.dir;
+    gv["readOnly"] = true;  // as Kubernetes mounts them
+    if (files) files->push_back(std::move(fs));
+    return gv;
+  }
 
   Error refuse(const std::string& ptr, const std::string& why, const std::string& hint = "") const {
     return w.source.error_at(ptr, fmt::format("{} on container hosts", why),
@@ -223,6 +359,8 @@ struct Translator {
         } else if (v.contains("emptyDir")) {
           GEDGE_TRY(only(v["emptyDir"], p + "/emptyDir", {"medium", "sizeLimit"}));
           gv["emptyDir"] = v["emptyDir"];
+        } else if (v.contains("configMap") || v.contains("secret")) {
+          GEDGE_TRY_ASSIGN(gv, files_volume(v, p, gv));
         } else if (v.contains("nfs")) {
           return std::unexpected(refuse(p + "/nfs", "an NFS volume is not supported yet",
                                         "use a PersistentVolumeClaim (a named podman volume), or deploy to Kubernetes"));
@@ -241,7 +379,7 @@ struct Translator {
 
 }  // namespace
 
-Result<Spec> hosts_spec(const Spec& spec, bool placed) {
+Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, std::vector<FileSet>>* files) {
   json stages = json::array();
   std::vector<const manifest::Object*> ws = spec.manifest.workloads();
   if (ws.empty())
@@ -253,7 +391,7 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed) {
       return fail(ErrorCode::usage, fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
                   "deploy this manifest to a Kubernetes cluster");
   for (const auto* w : ws) {
-    Translator t{*w, placed, spec.manifest};
+    Translator t{*w, placed, spec.manifest, files ? &(*files)[w->name] : nullptr};
     GEDGE_TRY_ASSIGN(auto doc, t.service());
     GEDGE_TRY_ASSIGN(auto d, manifest::demand_of(*w));
     if (!d.after.empty() && !(d.after.size() == 1 && d.after[0].empty())) doc["after"] = d.after;

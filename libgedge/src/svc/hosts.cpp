@@ -460,6 +460,46 @@ std::vector<std::string> names_for(const Plan& p, int replica) {
 }
 
 // Runs the replica's containers; on failure removes what it started.
+// The unit's ConfigMap/Secret files on the device: each set's directory is written once (its
+// name carries the contents' digest) into a temporary directory, then renamed into place. Every
+// step is an argv under sudo; the contents go on stdin, never on a command line.
+Result<void> ensure_files(Device& d, const Unit& u) {
+  for (const auto& fs : u.files) {
+    GEDGE_TRY_ASSIGN(auto there, d.session->exec({"test", "-d", fs.dir}, std::nullopt, true));
+    if (there.exit_code == 0) continue;
+    std::string tmp = fs.dir + ".new";
+    std::string dmode = fs.secret ? "0700" : "0755", fmode = fs.secret ? "0600" : "0644";
+    auto run = [&](const std::vector<std::string>& argv, std::optional<std::string_view> in) -> Result<void> {
+      GEDGE_TRY_ASSIGN(auto r, d.session->exec(argv, in, true));
+      if (r.exit_code != 0)
+        return fail(ErrorCode::failure, fmt::format("device {}: {} {}: {}", d.name, argv[0], argv.back(), trim(r.err)));
+      return {};
+    };
+    GEDGE_TRY(run({"rm", "-rf", "--", tmp}, std::nullopt));
+    GEDGE_TRY(run({"install", "-d", "-m", dmode, "-o", "root", "-g", "root", "--", tmp}, std::nullopt));
+    for (const auto& [path, bytes] : fs.files) {  // created empty with its mode, then filled from stdin
+      GEDGE_TRY(run({"install", "-D", "-m", fmode, "-o", "root", "-g", "root", "/dev/null", tmp + "/" + path}, std::nullopt));
+      GEDGE_TRY(run({"dd", "status=none", "of=" + tmp + "/" + path}, bytes));
+    }
+    GEDGE_TRY(run({"mv", "-T", "--", tmp, fs.dir}, std::nullopt));
+  }
+  return {};
+}
+
+// After a replace: directories of earlier contents of this unit's volumes, no longer mounted.
+void prune_files(Device& d, const Unit& u) {
+  if (u.files.empty()) return;
+  std::string parent = fmt::format("{}/{}", kFilesRoot, u.svc->name);
+  auto r = d.session->exec({"find", parent, "-mindepth", "1", "-maxdepth", "1"}, std::nullopt, true);
+  if (!r || r->exit_code != 0) return;
+  for (const auto& line : split_lines(r->out)) {
+    std::string path = trim(line);
+    bool keep = path.empty();
+    for (const auto& fs : u.files) keep = keep || path == fs.dir;
+    if (!keep) (void)d.session->exec({"rm", "-rf", "--", path}, std::nullopt, true);
+  }
+}
+
 Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Clock::time_point deadline, bool wait) {
   const Service& s = *p.unit->svc;
   auto names = names_for(p, replica);
@@ -475,6 +515,7 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Cl
                               p.unit->runtime->host_dir),
                   fmt::format("push it first: gedge runtime push {} --device {}", p.unit->runtime->id.substr(0, 12), d.name));
   }
+  GEDGE_TRY(ensure_files(d, *p.unit));
   Result<void> res;
   {
     CancelShield shield;  // `podman run -d` returns quickly; never leave one running unseen
@@ -543,7 +584,9 @@ Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Cloc
     return std::unexpected(e);
   }
   CancelShield shield;  // the new replica runs: finish the swap
-  return remove_ctrs(d, olds);
+  GEDGE_TRY(remove_ctrs(d, olds));
+  prune_files(d, *p.unit);
+  return {};
 }
 
 Result<void> recover(Device& d, const Service& s, int replica) {
@@ -561,6 +604,7 @@ Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_p
   std::vector<std::string> leftovers;
   for (const auto& c : replica_ctrs(d, p.unit->svc->name, replica, true)) leftovers.push_back(c.name);
   GEDGE_TRY(remove_ctrs(d, leftovers));
+  GEDGE_TRY(ensure_files(d, *p.unit));
   std::vector<std::string> args{"start"};
   args.insert(args.end(), names.begin(), names.end());
   GEDGE_TRY_ASSIGN(auto r, podman(d, args));
@@ -912,9 +956,17 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
     std::vector<std::string> names;
     for (const auto& c : d->managed)
       if (c.service == rec.name) names.push_back(c.name);
-    if (names.empty()) continue;
-    rep.step(m, fmt::format("removing {}", fmt::join(names, ", ")));
+    bool files = rec.spec.dump().find(fmt::format("\"{}/{}/", kFilesRoot, rec.name)) != std::string::npos;
+    if (names.empty() && !files) continue;
+    if (!names.empty()) rep.step(m, fmt::format("removing {}", fmt::join(names, ", ")));
     auto rm = remove_ctrs(*d, names);
+    if (rm && files) {  // its ConfigMap/Secret files, once no container uses them
+      auto r = d->session->exec({"rm", "-rf", "--", fmt::format("{}/{}", kFilesRoot, rec.name)}, std::nullopt, true);
+      if (!r) rm = std::unexpected(r.error());
+      else if (r->exit_code != 0)
+        rm = fail(ErrorCode::failure, fmt::format("device {}: removing {}/{}: {}", m, kFilesRoot, rec.name, trim(r->err)));
+    }
+    if (names.empty() && rm) continue;
     if (!rm)
       out.push_back({{"device", m}, {"containers", names}, {"state", "failed"}, {"error", rm.error().message}});
     else
