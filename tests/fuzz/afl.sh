@@ -22,7 +22,7 @@ rm -f /tmp/afl-probe.$$ /tmp/afl-probe.$$.cpp
 export AFL_QUIET=1
 CC=$cc CXX=$cxx cmake -S . -B build-afl -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DGEDGE_AFL=ON >/dev/null
-nice -n 10 ninja -C build-afl -j"${JOBS:-2}" fuzz_afl_loaders
+AFL_QUIET=1 nice -n 10 ninja -C build-afl -j"${JOBS:-2}" fuzz_afl_loaders
 in=build-afl/corpus
 rm -rf "$in" && mkdir -p "$in"
 n=0

@@ -1,8 +1,9 @@
 // AFL++ harness for gedge's input loaders (issue 16): the first byte picks the loader, the rest
-// is the input: 0 service/pipeline spec (svc::parse_spec), 1 scheduler state (sched::parse_state),
+// is the input (a file argument, or stdin): 0 service/pipeline spec (svc::parse_spec), 1 scheduler state (sched::parse_state),
 // 2 scheduler workload (sched::parse_workload), 3 Kubernetes manifests (manifest::parse),
 // 4 kubeconfig (k8s::parse_kubeconfig). A loader may refuse anything, but only with an Error:
-// a crash, an abort, an uncaught exception or a hang is a finding.
+// a crash, an abort, an uncaught exception or a hang is a finding. Plain main() over stdin, so
+// every AFL++ instrumentation mode (also afl-as, without a persistent loop) links it.
 // Build and run (GCC plugin mode: afl-g++-fast instruments with g++ 12 itself, so libstdc++ 12's
 // <expected> compiles, which clang 14 cannot): tests/fuzz/afl.sh [SECONDS]
 #include <unistd.h>
@@ -16,10 +17,6 @@
 #include "gedge/manifest.hpp"
 #include "gedge/sched.hpp"
 #include "gedge/svc.hpp"
-
-#ifdef __AFL_FUZZ_TESTCASE_LEN
-__AFL_FUZZ_INIT();
-#endif
 
 namespace {
 
@@ -50,14 +47,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-#ifdef __AFL_FUZZ_TESTCASE_LEN
-  __AFL_INIT();
-  unsigned char* buf = __AFL_FUZZ_TESTCASE_BUF;
-  while (__AFL_LOOP(10000)) {
-    one(std::string(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(__AFL_FUZZ_TESTCASE_LEN)));
-  }
-#else
+  // One input on stdin per run (AFL's fork server; afl-as mode has no persistent loop).
   one(std::string(std::istreambuf_iterator<char>(std::cin), {}));
-#endif
   return 0;
 }
