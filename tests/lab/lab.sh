@@ -550,7 +550,7 @@ tmp = os.path.join(R, "lab.json.tmp")
 with open(tmp, "w") as f: json.dump(lab, f, indent=2); f.write("\n")
 os.replace(tmp, os.path.join(R, "lab.json"))
 with open(os.path.join(R, "known_hosts.tmp"), "w") as f:
-    for h in hosts:
+    for h in hosts + jump_hosts + cert_hosts:  # lab.sh's own readiness check logs in to every one
         where = h["address"] if h["port"] == 22 else "[%s]:%d" % (h["address"], h["port"])
         f.write("%s,%s %s\n" % (h["name"], where, h["host_key"]))
 os.replace(os.path.join(R, "known_hosts.tmp"), os.path.join(R, "known_hosts"))
