@@ -98,6 +98,24 @@ TEST_CASE("the renderer prints one typed result as table, json and yaml") {
   }
 }
 
+TEST_CASE("tables never send a device's control characters to the terminal (issue 16 item 13)") {
+  // A hostname / OS name with a terminal escape (clear screen, retitle) and a C1 CSI.
+  View v;
+  v.data = json::array({{{"name", "h1"}, {"os", "Deb\x1b[2J\x1b]0;pwned\x07ian\tx\xc2\x9b" "31m"}}});
+  v.columns = {{"name", "/name"}, {"os", "/os"}};
+  std::ostringstream out;
+  render(v, {Format::table, false}, out);
+  CHECK(out.str() == "NAME   OS\nh1     Deb\\x1b[2J\\x1b]0;pwned\\x07ian x\\u009b31m\n");
+  View kv;
+  kv.data = {{"hostname", "evil\x1b[31m"}};
+  std::ostringstream out2;
+  render(kv, {Format::table, false}, out2);
+  CHECK(out2.str() == "hostname:  evil\\x1b[31m\n");
+  std::ostringstream js;  // JSON keeps the bytes (escaped by JSON itself)
+  render(v, {Format::json, false}, js);
+  CHECK(json::parse(js.str())[0]["os"] == v.data[0]["os"]);
+}
+
 TEST_CASE("yaml quotes strings that YAML would read as other types") {
   json j{{"a", "true"}, {"b", "1.5"}, {"c", "plain"}, {"d", ""}, {"e", "null"}, {"f", "line1\nline2"}};
   std::string y = to_yaml(j);

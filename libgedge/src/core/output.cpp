@@ -204,6 +204,28 @@ const nlohmann::json* at_pointer(const nlohmann::json& j, const std::string& ptr
   }
 }
 
+// Table cells are for a terminal: control characters from devices (a hostname or OS name with
+// escape sequences) are shown escaped, never sent raw. Newlines, tabs and CRs become spaces; other
+// C0 bytes and DEL become \xNN, C1 controls (U+0080..U+009F) \uNNNN. JSON and YAML are unchanged.
+std::string safe_cell(const std::string& in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    auto c = static_cast<unsigned char>(in[i]);
+    if (c == '\n' || c == '\t' || c == '\r') {
+      out += ' ';
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c == 0xc2 && i + 1 < in.size() && static_cast<unsigned char>(in[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(in[i + 1]) <= 0x9f) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(in[++i]));
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
 void render_table(const View& view, const RenderOptions& opts, std::ostream& out) {
   const nlohmann::json* rows = at_pointer(view.data, view.rows);
   if (view.columns.empty() || rows == nullptr) {
@@ -215,9 +237,9 @@ void render_table(const View& view, const RenderOptions& opts, std::ostream& out
         if (it.value().is_object() && !it.value().empty()) {
           out << it.key() << ":\n";
           for (auto jt = it.value().begin(); jt != it.value().end(); ++jt)
-            out << "  " << jt.key() << ": " << cell_text(jt.value()) << "\n";
+            out << "  " << safe_cell(jt.key()) << ": " << safe_cell(cell_text(jt.value())) << "\n";
         } else {
-          out << fmt::format("{:<{}}  {}\n", it.key() + ":", w + 1, cell_text(it.value()));
+          out << fmt::format("{:<{}}  {}\n", safe_cell(it.key()) + ":", w + 1, safe_cell(cell_text(it.value())));
         }
       }
     } else if (view.data.is_string()) {
@@ -241,8 +263,7 @@ void render_table(const View& view, const RenderOptions& opts, std::ostream& out
       std::vector<std::string> line;
       for (size_t c = 0; c < view.columns.size(); ++c) {
         const nlohmann::json* v = at_pointer(row, view.columns[c].pointer);
-        std::string t = v ? cell_text(*v) : "-";
-        std::replace(t.begin(), t.end(), '\n', ' ');
+        std::string t = safe_cell(v ? cell_text(*v) : "-");
         width[c] = std::max(width[c], t.size());
         line.push_back(std::move(t));
       }
