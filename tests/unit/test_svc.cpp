@@ -520,6 +520,7 @@ TEST_CASE("a resolved runtime: mounted read-only at its prefix with its env, and
   CHECK(has_pair("--env", "LD_LIBRARY_PATH=/opt/gedge/rt/torch/cuda/lib64"));
   CHECK(has_pair("--env", "GEDGE_RUNTIME=/opt/gedge/rt/torch"));
   CHECK(a.back() == "10.213.0.1:5000/yolo/infer:1");
+  CHECK(a[a.size() - 2] == "--");  // the image is never read as an option (issue 16 item 13)
   auto dep = svc::render_kubernetes(spec->service, &rt)[0];
   auto pod = dep["spec"]["template"]["spec"];
   CHECK(pod["volumes"][0]["hostPath"]["path"] == "/var/lib/gedge/runtimes/abc123");

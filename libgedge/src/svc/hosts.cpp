@@ -636,7 +636,7 @@ json pull_images(Fleet& fleet, const std::vector<Plan>& plans, Reporter& rep, st
     }
     for (const auto& img : images) {
       rep.step(dev, "pulling " + img);
-      auto r = podman(**d, {"pull", "--quiet", img});
+      auto r = podman(**d, {"pull", "--quiet", "--", img});
       if (!r) {
         if (r.error().code == ErrorCode::interrupted) {
           fatal = r.error();

@@ -388,6 +388,7 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
     argv.push_back("--entrypoint");
     argv.push_back(json(c.command).dump());
   }
+  argv.push_back("--");  // the image is an operand even if it starts with '-'
   argv.push_back(c.image);
   for (const auto& a : c.args) argv.push_back(a);
   return argv;
