@@ -153,20 +153,6 @@ Result<sched::World> load_world(Ctx& ctx, const std::string& state) {
 
 std::string fmt_ms(const nlohmann::json& v) { return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : "-"; }
 
-// The table view of a placement: one row per stage, the E2E and (with --explain) the per-stage
-// feasibility summary and the top-k candidates in the footer.
-// One stage's line of an explanation: "2/6 nodes fit stage 'infer': 3 insufficient gpu, 1 not ready".
-std::string fit_line(const nlohmann::json& st) {
-  std::string s = fmt::format("{}/{} nodes fit stage '{}'", st["fit"].get<int>(), st["total"].get<int>(),
-                              st["stage"].get<std::string>());
-  bool first = true;
-  for (const auto& r : st["rejected_by"]) {
-    s += fmt::format("{} {} {}", first ? ":" : ",", r["nodes"].get<int>(), r["reason"].get<std::string>());
-    first = false;
-  }
-  return s;
-}
-
 // The table view of a placement: one row per stage, the E2E and (with --explain) each stage's
 // feasibility line and its top-k ranked candidates, rendered from the JSON's "explain".
 View placement_view(const sched::Placement& p, const nlohmann::json& data, bool explain, int top) {
@@ -175,7 +161,7 @@ View placement_view(const sched::Placement& p, const nlohmann::json& data, bool 
   if (!p.e2e_note.empty()) footer += "\nnote: " + p.e2e_note;
   if (explain && data.contains("explain")) {
     for (const auto& st : data["explain"]["stages"]) {
-      footer += "\n" + fit_line(st);
+      footer += "\n" + st["summary"].get<std::string>();
       int i = 0;
       for (const auto& c : st["ranking"]) {
         if (i >= top) break;
@@ -245,7 +231,7 @@ void register_sched(CLI::App& app, Ctx& ctx) {
       // Nothing fits: exactly when the operator needs the explanation, every node's every reason.
       auto why = sched::explain_unplaced(world, wl, req);
       std::string footer;
-      for (const auto& st : why["stages"]) footer += (footer.empty() ? "" : "\n") + fit_line(st);
+      for (const auto& st : why["stages"]) footer += (footer.empty() ? "" : "\n") + st["summary"].get<std::string>();
       nlohmann::json rows = nlohmann::json::array();
       for (const auto& st : why["stages"])
         for (const auto& n : st["nodes"])

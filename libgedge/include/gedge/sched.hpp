@@ -264,11 +264,12 @@ void commit(World& w, const Workload& wl, const Placement& p);
 // carries "explain" (explain_json).
 nlohmann::json to_json(const Placement& p);
 
-// --explain of a placement: per stage {stage, fit, total, rejected_by: [{reason, nodes}],
-// ranking: the feasible candidates in the policy's order, best first}.
+// --explain of a placement: per stage {stage, fit, total, rejected_by: [{reason, nodes}], summary
+// (the "3/6 nodes fit stage 'x': ..." line), ranking: the feasible candidates in the policy's
+// order, best first}.
 nlohmann::json explain_json(const Placement& p);
 // --explain when nothing fits: per stage every node with every failing filter (not only the
-// first), {stage, fit, total, rejected_by, nodes: [{cluster, node, fits, reasons}]}, each stage
+// first), {stage, fit, total, rejected_by, summary, nodes: [{cluster, node, fits, reasons}]}, each stage
 // against the world's free capacity on its own.
 nlohmann::json explain_unplaced(const World& w, const Workload& wl, const Request& req);
 // Every filter node `n` fails for stage `s` under `alloc` (empty: it fits).

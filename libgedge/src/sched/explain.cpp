@@ -34,7 +34,10 @@ json rounded_terms(const json& terms) {
   return out;
 }
 
-json counts_of(const std::map<std::string, int>& counts) {
+// rejected_by: how many times each reason was given, most frequent first (as detail::summary orders them).
+json counts_of(const std::vector<Rejection>& rejected) {
+  std::map<std::string, int> counts;
+  for (const auto& r : rejected) ++counts[r.reason];
   std::vector<std::pair<std::string, int>> v(counts.begin(), counts.end());
   std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   json out = json::array();
@@ -44,9 +47,10 @@ json counts_of(const std::map<std::string, int>& counts) {
 
 }  // namespace
 
-std::vector<std::string> all_reasons(const Stage& s, const Node& n, const Resources& alloc) {
+namespace {
+
+std::vector<std::string> reasons_with(const StageFilter& f, const Stage& s, const Node& n, const Resources& alloc) {
   std::vector<std::string> out;
-  StageFilter f(s);
   if (!n.ready) out.emplace_back(why_text(Why::not_ready));
   if (!s.node_selector.empty() && !f.selector_matches(n)) out.emplace_back(why_text(Why::selector));
   if (!s.affinity.empty() && !f.affinity_matches(n)) out.emplace_back(why_text(Why::affinity));
@@ -64,14 +68,21 @@ std::vector<std::string> all_reasons(const Stage& s, const Node& n, const Resour
   return out;
 }
 
+}  // namespace
+
+std::vector<std::string> all_reasons(const Stage& s, const Node& n, const Resources& alloc) {
+  return reasons_with(StageFilter(s), s, n, alloc);
+}
+
 json explain_unplaced(const World& w, const Workload& wl, const Request& req) {
   std::set<std::string> in_levels;
   for (const auto& l : req.levels) in_levels.insert(l.begin(), l.end());
   json stages = json::array();
   for (int i : wl.order) {
     const Stage& s = wl.stages[static_cast<std::size_t>(i)];
+    const StageFilter filter(s);
     json nodes = json::array();
-    std::map<std::string, int> counts;
+    std::vector<Rejection> rejected;
     int total = 0, fit = 0;
     for (const auto& c : w.clusters)
       for (const auto& n : c.nodes) {
@@ -79,16 +90,17 @@ json explain_unplaced(const World& w, const Workload& wl, const Request& req) {
         std::vector<std::string> why;
         if (req.policy == Policy::node && c.name + "/" + n.name != req.node) why.emplace_back("not the requested node");
         if (!in_levels.empty() && !in_levels.contains(c.name)) why.emplace_back("not in --clusters");
-        auto filters = all_reasons(s, n, n.allocated);
+        auto filters = reasons_with(filter, s, n, n.allocated);
         why.insert(why.end(), filters.begin(), filters.end());
         fit += why.empty();
-        for (const auto& r : why) ++counts[r];
+        for (const auto& r : why) rejected.push_back({s.name, c.name, n.name, r});
         nodes.push_back({{"cluster", c.name}, {"node", n.name}, {"fits", why.empty()}, {"reasons", why}});
       }
     stages.push_back({{"stage", s.name},
                       {"fit", fit},
                       {"total", total},
-                      {"rejected_by", counts_of(counts)},
+                      {"rejected_by", counts_of(rejected)},
+                      {"summary", summary(s.name, static_cast<std::size_t>(total), static_cast<std::size_t>(fit), rejected)},
                       {"nodes", nodes}});
   }
   return json{{"placed", false}, {"policy", std::string(policy_name(req.policy))}, {"stages", stages}};
@@ -98,11 +110,11 @@ json explain_json(const Placement& p) {
   json stages = json::array();
   for (const auto& sp : p.placements) {
     std::set<std::string> fit_nodes, rejected_nodes;
-    std::map<std::string, int> counts;
+    std::vector<Rejection> first_reasons;  // one per rejected node
     for (const auto& c : p.candidates)
       if (c.stage == sp.stage) fit_nodes.insert(c.cluster + "/" + c.node);
     for (const auto& r : p.rejected)
-      if (r.stage == sp.stage && rejected_nodes.insert(r.cluster + "/" + r.node).second) ++counts[r.reason];
+      if (r.stage == sp.stage && rejected_nodes.insert(r.cluster + "/" + r.node).second) first_reasons.push_back(r);
     std::vector<const Candidate*> cands;
     for (const auto& c : p.candidates)
       if (c.stage == sp.stage) cands.push_back(&c);
@@ -122,7 +134,8 @@ json explain_json(const Placement& p) {
     stages.push_back({{"stage", sp.stage},
                       {"fit", fit_nodes.size()},
                       {"total", fit_nodes.size() + rejected_nodes.size()},
-                      {"rejected_by", counts_of(counts)},
+                      {"rejected_by", counts_of(first_reasons)},
+                      {"summary", summary(sp.stage, fit_nodes.size() + rejected_nodes.size(), fit_nodes.size(), first_reasons)},
                       {"ranking", ranking}});
   }
   return json{{"placed", true}, {"stages", stages}};
