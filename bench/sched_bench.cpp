@@ -9,6 +9,8 @@
 // Environment: SCHED_BENCH_ONLY=SUBSTRING runs only the policies whose name contains it;
 // SCHED_BENCH_OUTPUT_HASH=1 adds, per policy, a hash of every placement's full to_json
 // (rejection list included) to check that an optimisation changes no output.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,7 +18,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <fmt/format.h>
 #include <functional>
 #include <map>
 #include <random>
@@ -88,7 +89,9 @@ Instance generate(const Size& sz, uint64_t seed) {
     w.clusters.push_back(cl);
   }
   auto base = [&](const std::string& a, const std::string& b) {
-    auto pair = [&](const char* x, const char* y) { return (a == x && b == y) || (a == y && b == x); };
+    auto pair = [&](const char* x, const char* y) {
+      return (a == x && b == y) || (a == y && b == x);
+    };
     if (pair("local", "local")) return uni(5, 15);
     if (pair("local", "neighbor")) return uni(3, 8);
     if (pair("local", "cloud")) return uni(30, 80);
@@ -97,7 +100,9 @@ Instance generate(const Size& sz, uint64_t seed) {
     return uni(5, 15);  // cloud <-> cloud
   };
   auto bw = [&](const std::string& a, const std::string& b) {
-    auto pair = [&](const char* x, const char* y) { return (a == x && b == y) || (a == y && b == x); };
+    auto pair = [&](const char* x, const char* y) {
+      return (a == x && b == y) || (a == y && b == x);
+    };
     if (pair("local", "local")) return 500.0;
     if (pair("local", "neighbor")) return 1000.0;
     if (pair("local", "cloud")) return 200.0;
@@ -128,7 +133,8 @@ Instance generate(const Size& sz, uint64_t seed) {
     }
   }
   for (int r = 0; r < sz.requests; ++r)
-    in.sources.push_back(in.cameras[std::uniform_int_distribution<std::size_t>(0, in.cameras.size() - 1)(rng)]);
+    in.sources.push_back(
+        in.cameras[std::uniform_int_distribution<std::size_t>(0, in.cameras.size() - 1)(rng)]);
   finalize(w);
   return in;
 }
@@ -153,11 +159,13 @@ struct Flat {
 };
 
 bool fits(const Node& n, const Resources& need) {
-  return n.allocated.cpu + need.cpu <= n.capacity.cpu + 1e-9 && n.allocated.memory + need.memory <= n.capacity.memory + 1e-9 &&
+  return n.allocated.cpu + need.cpu <= n.capacity.cpu + 1e-9 &&
+         n.allocated.memory + need.memory <= n.capacity.memory + 1e-9 &&
          n.allocated.gpu + need.gpu <= n.capacity.gpu + 1e-9;
 }
 
-Placement finish(World& w, const Workload& wl, const std::string& source, std::vector<std::pair<int, int>> pick, Policy tag) {
+Placement finish(World& w, const Workload& wl, const std::string& source,
+                 std::vector<std::pair<int, int>> pick, Policy tag) {
   Placement p;
   p.policy = tag;
   p.source = source;
@@ -170,7 +178,8 @@ Placement finish(World& w, const Workload& wl, const std::string& source, std::v
     p.placements.push_back(sp);
   }
   Assignment a;
-  for (auto& sp : p.placements) a.node.push_back(sp.cluster + "/" + sp.node), a.gpu.push_back(sp.gpu);
+  for (auto& sp : p.placements)
+    a.node.push_back(sp.cluster + "/" + sp.node), a.gpu.push_back(sp.gpu);
   auto e = e2e_ms(w, wl, source, a);
   if (e) p.e2e_ms = *e;
   return p;
@@ -206,12 +215,15 @@ std::optional<Placement> karmada_like(World& w, const Workload& wl, const std::s
     for (std::size_t k = 0; k < cl.nodes.size(); ++k) {
       const Node& n = cl.nodes[k];
       if (!n.ready || !fits(n, s.request)) continue;
-      double score = ((n.capacity.cpu - n.allocated.cpu - s.request.cpu) / n.capacity.cpu +
-                      (n.capacity.memory - n.allocated.memory - s.request.memory) / n.capacity.memory) / 2;
+      double score =
+          ((n.capacity.cpu - n.allocated.cpu - s.request.cpu) / n.capacity.cpu +
+           (n.capacity.memory - n.allocated.memory - s.request.memory) / n.capacity.memory) /
+          2;
       if (score > best) best = score, best_n = static_cast<int>(k);
     }
     Node& n = cl.nodes[best_n];
-    n.allocated.cpu += s.request.cpu, n.allocated.memory += s.request.memory, n.allocated.gpu += s.request.gpu;
+    n.allocated.cpu += s.request.cpu, n.allocated.memory += s.request.memory,
+        n.allocated.gpu += s.request.gpu;
     pick.emplace_back(best_c, best_n);
   }
   for (std::size_t i = 0; i < pick.size(); ++i) {  // undo: the caller commits
@@ -229,7 +241,9 @@ std::optional<Placement> diktyo_like(World& w, const Workload& wl, const std::st
   std::vector<std::pair<int, int>> pick;
   for (std::size_t i = 0; i < wl.stages.size(); ++i) {
     const Stage& s = wl.stages[i];
-    std::string prev = i == 0 ? source : w.clusters[pick[i - 1].first].name + "/" + w.clusters[pick[i - 1].first].nodes[pick[i - 1].second].name;
+    std::string prev = i == 0 ? source
+                              : w.clusters[pick[i - 1].first].name + "/" +
+                                    w.clusters[pick[i - 1].first].nodes[pick[i - 1].second].name;
     std::vector<std::tuple<double, double, int, int>> cands;  // link, balance, c, k
     double max_link = 0;
     for (std::size_t c = 0; c < w.clusters.size(); ++c) {
@@ -240,7 +254,8 @@ std::optional<Placement> diktyo_like(World& w, const Workload& wl, const std::st
         if (!n.ready || !fits(n, s.request)) continue;
         std::string id = w.clusters[c].name + "/" + n.name;
         double link = id == prev ? 0 : latency_ms(w, prev, id).value_or(cl_lat.value_or(1e6));
-        double cf = (n.allocated.cpu + s.request.cpu) / n.capacity.cpu, mf = (n.allocated.memory + s.request.memory) / n.capacity.memory;
+        double cf = (n.allocated.cpu + s.request.cpu) / n.capacity.cpu,
+               mf = (n.allocated.memory + s.request.memory) / n.capacity.memory;
         cands.emplace_back(link, std::fabs(cf - mf), static_cast<int>(c), static_cast<int>(k));
         max_link = std::max(max_link, link);
       }
@@ -253,7 +268,8 @@ std::optional<Placement> diktyo_like(World& w, const Workload& wl, const std::st
       if (cost < best) best = cost, bp = {c, k};
     }
     Node& n = w.clusters[bp.first].nodes[bp.second];
-    n.allocated.cpu += s.request.cpu, n.allocated.memory += s.request.memory, n.allocated.gpu += s.request.gpu;
+    n.allocated.cpu += s.request.cpu, n.allocated.memory += s.request.memory,
+        n.allocated.gpu += s.request.gpu;
     pick.push_back(bp);
   }
   for (std::size_t i = 0; i < pick.size(); ++i) {
@@ -281,7 +297,8 @@ struct Stats {
   std::vector<std::string> decisions;
   std::map<std::string, int> methods;
   std::vector<double> gaps;  // vs exhaustive optimum (S)
-  uint64_t output_hash = 1469598103934665603ULL;  // SCHED_BENCH_OUTPUT_HASH: every to_json, in order
+  uint64_t output_hash =
+      1469598103934665603ULL;  // SCHED_BENCH_OUTPUT_HASH: every to_json, in order
 };
 
 // FNV-1a 64, continued over `text`.
@@ -311,7 +328,8 @@ std::string hash(std::vector<std::string> lines) {
   return fmt::format("{:016x}", h);
 }
 
-using PolicyFn = std::function<std::optional<Placement>(World&, const Workload&, const std::string&)>;
+using PolicyFn =
+    std::function<std::optional<Placement>(World&, const Workload&, const std::string&)>;
 
 Stats run(const Instance& in, const Workload& wl, const PolicyFn& fn, bool with_opt) {
   Stats st;
@@ -338,7 +356,8 @@ Stats run(const Instance& in, const Workload& wl, const PolicyFn& fn, bool with_
     st.placed_stages += static_cast<int>(p->placements.size());
     if (!p->method.empty()) ++st.methods[p->method];
     std::string line = fmt::format("{:06d}", r);
-    for (const auto& sp : p->placements) line += fmt::format(" {}/{}{}", sp.cluster, sp.node, sp.gpu ? "+gpu" : "");
+    for (const auto& sp : p->placements)
+      line += fmt::format(" {}/{}{}", sp.cluster, sp.node, sp.gpu ? "+gpu" : "");
     st.decisions.push_back(line);
     if (opt) st.gaps.push_back(*p->e2e_ms / opt->second - 1);
     commit(w, wl, *p);
@@ -347,7 +366,8 @@ Stats run(const Instance& in, const Workload& wl, const PolicyFn& fn, bool with_
 }
 
 PolicyFn lib(Policy pol, bool rejections = true) {
-  return [pol, rejections](World& w, const Workload& wl, const std::string& src) -> std::optional<Placement> {
+  return [pol, rejections](World& w, const Workload& wl,
+                           const std::string& src) -> std::optional<Placement> {
     Request r;
     r.policy = pol;
     r.source = src;
@@ -365,15 +385,19 @@ int main(int argc, char** argv) {
   uint64_t seed = 42;
   double scale = 1.0;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--sizes") && i + 1 < argc) sizes = argv[++i];
-    else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::stoull(argv[++i]);
-    else if (!std::strcmp(argv[i], "--requests-scale") && i + 1 < argc) scale = std::stod(argv[++i]);
+    if (!std::strcmp(argv[i], "--sizes") && i + 1 < argc)
+      sizes = argv[++i];
+    else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc)
+      seed = std::stoull(argv[++i]);
+    else if (!std::strcmp(argv[i], "--requests-scale") && i + 1 < argc)
+      scale = std::stod(argv[++i]);
     else {
       std::fprintf(stderr, "usage: sched_bench [--sizes S,M,L] [--seed N] [--requests-scale X]\n");
       return 2;
     }
   }
-  const Size all[] = {{"S", 4, 4, 20}, {"T", 4, 4, 12, true}, {"M", 20, 25, 500}, {"L", 50, 100, 2000}};
+  const Size all[] = {
+      {"S", 4, 4, 20}, {"T", 4, 4, 12, true}, {"M", 20, 25, 500}, {"L", 50, 100, 2000}};
   Workload wl = yolo();
   std::vector<std::pair<std::string, PolicyFn>> policies = {
       {"gedge pipeline", lib(Policy::pipeline)},
@@ -384,21 +408,27 @@ int main(int argc, char** argv) {
       {"Karmada-like (resource only)", karmada_like},
       {"Diktyo-like (greedy over stages)", diktyo_like},
   };
-  fmt::print("# gedge sched benchmark (seed {}, YOLO 3-stage pipeline, online placement)\n\n", seed);
+  fmt::print("# gedge sched benchmark (seed {}, YOLO 3-stage pipeline, online placement)\n\n",
+             seed);
   for (const auto& sz : all) {
     if (sizes.find(sz.name) == std::string::npos) continue;
     Size s = sz;
     s.requests = std::max(1, static_cast<int>(sz.requests * scale));
     Instance in = generate(s, seed);
-    fmt::print("## {}: {} clusters x {} nodes = {} nodes, {} requests{}\n\n", s.name, s.clusters, s.nodes, s.clusters * s.nodes,
-               s.requests, s.tight ? " (tight: every node has 2.5 free cores, so stages sharing a node couple)" : "");
-    fmt::print("| policy | placed | rejected | mean E2E ms | p95 E2E ms | stage placements/s | gap to optimum (mean / max) | methods | hash |\n");
+    fmt::print(
+        "## {}: {} clusters x {} nodes = {} nodes, {} requests{}\n\n", s.name, s.clusters, s.nodes,
+        s.clusters * s.nodes, s.requests,
+        s.tight ? " (tight: every node has 2.5 free cores, so stages sharing a node couple)" : "");
+    fmt::print(
+        "| policy | placed | rejected | mean E2E ms | p95 E2E ms | stage placements/s | gap to "
+        "optimum (mean / max) | methods | hash |\n");
     fmt::print("|---|---|---|---|---|---|---|---|---|\n");
     std::map<std::string, Stats> results;
     const char* only = std::getenv("SCHED_BENCH_ONLY");
     for (const auto& [name, fn] : policies) {
       if (only && name.find(only) == std::string::npos) continue;
-      bool with_opt = (std::string(s.name) == "S" || std::string(s.name) == "T") && name == "gedge pipeline";
+      bool with_opt =
+          (std::string(s.name) == "S" || std::string(s.name) == "T") && name == "gedge pipeline";
       Stats st = run(in, wl, fn, with_opt);
       std::string gap = "-";
       if (!st.gaps.empty()) {
@@ -406,11 +436,14 @@ int main(int argc, char** argv) {
         gap = fmt::format("{:.2f} % / {:.2f} %", 100 * mean(st.gaps), 100 * mx);
       }
       std::string methods;
-      for (const auto& [m, n] : st.methods) methods += fmt::format("{}{}:{}", methods.empty() ? "" : " ", m, n);
-      fmt::print("| {} | {} | {} | {:.2f} | {:.2f} | {:.0f} | {} | {} | `{}` |\n", name, st.e2e.size(), st.rejected, mean(st.e2e),
-                 p95(st.e2e), st.placed_stages / std::max(st.seconds, 1e-9), gap, methods.empty() ? "-" : methods,
-                 hash(st.decisions));
-      if (std::getenv("SCHED_BENCH_OUTPUT_HASH")) fmt::print("|   output hash (every to_json) | `{:016x}` |\n", st.output_hash);
+      for (const auto& [m, n] : st.methods)
+        methods += fmt::format("{}{}:{}", methods.empty() ? "" : " ", m, n);
+      fmt::print("| {} | {} | {} | {:.2f} | {:.2f} | {:.0f} | {} | {} | `{}` |\n", name,
+                 st.e2e.size(), st.rejected, mean(st.e2e), p95(st.e2e),
+                 st.placed_stages / std::max(st.seconds, 1e-9), gap,
+                 methods.empty() ? "-" : methods, hash(st.decisions));
+      if (std::getenv("SCHED_BENCH_OUTPUT_HASH"))
+        fmt::print("|   output hash (every to_json) | `{:016x}` |\n", st.output_hash);
       std::fflush(stdout);
       results[name] = std::move(st);
     }
@@ -420,10 +453,12 @@ int main(int argc, char** argv) {
       const auto& o = results[other];
       return 100 * (1 - mean(g.e2e) / mean(o.e2e));
     };
-    fmt::print("\nMean E2E gain of gedge pipeline: {:.1f} % vs Karmada-like (resource only), {:.1f} % vs GS least-allocated, "
-               "{:.1f} % vs GS low-latency per stage, {:.1f} % vs Diktyo-like.\n\n",
-               gain("Karmada-like (resource only)"), gain("GS least-allocated"), gain("GS low-latency (per stage)"),
-               gain("Diktyo-like (greedy over stages)"));
+    fmt::print(
+        "\nMean E2E gain of gedge pipeline: {:.1f} % vs Karmada-like (resource only), {:.1f} % vs "
+        "GS least-allocated, "
+        "{:.1f} % vs GS low-latency per stage, {:.1f} % vs Diktyo-like.\n\n",
+        gain("Karmada-like (resource only)"), gain("GS least-allocated"),
+        gain("GS low-latency (per stage)"), gain("Diktyo-like (greedy over stages)"));
   }
   return 0;
 }

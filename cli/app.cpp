@@ -120,11 +120,14 @@ Result<Inventory*> Ctx::inventory() {
 Reporter& Ctx::reporter() {
   // No progress under -q or JSON output (a script reads it), or when stderr is not a terminal.
   if (!reporter_)
-    reporter_ = std::make_unique<StderrReporter>(g.quiet, g.verbose, stderr_is_tty() && output_raw() != "json", color());
+    reporter_ = std::make_unique<StderrReporter>(
+        g.quiet, g.verbose, stderr_is_tty() && output_raw() != "json", color());
   return *reporter_;
 }
 
-std::string Ctx::output_raw() const { return g.output.empty() ? config_output_ : g.output; }
+std::string Ctx::output_raw() const {
+  return g.output.empty() ? config_output_ : g.output;
+}
 
 Result<Format> Ctx::format() const {
   std::string o = output_raw();
@@ -132,8 +135,12 @@ Result<Format> Ctx::format() const {
   return parse_format(o);
 }
 
-bool Ctx::stderr_is_tty() const { return ::isatty(2) == 1; }
-bool Ctx::stdin_is_tty() const { return ::isatty(0) == 1; }
+bool Ctx::stderr_is_tty() const {
+  return ::isatty(2) == 1;
+}
+bool Ctx::stdin_is_tty() const {
+  return ::isatty(0) == 1;
+}
 
 bool Ctx::color() const {
   if (g.color == "never") return false;
@@ -148,9 +155,9 @@ namespace {
 // exported file, a script): a stored `output: json` must not turn it into an object. -o still
 // chooses their format.
 bool prints_raw_artefact(const std::string& path) {
-  static const std::set<std::string> raw = {"gedge device key",     "gedge svc render", "gedge runtime mounts",
-                                            "gedge cluster export", "gedge completion", "gedge __tree",
-                                            "gedge __complete"};
+  static const std::set<std::string> raw = {
+      "gedge device key", "gedge svc render", "gedge runtime mounts", "gedge cluster export",
+      "gedge completion", "gedge __tree",     "gedge __complete"};
   return raw.contains(path);
 }
 
@@ -159,13 +166,16 @@ bool prints_raw_artefact(const std::string& path) {
 Result<void> Ctx::apply_config_defaults(CLI::App& app) {
   auto p = paths();
   if (!p) return {};  // no HOME: the verbs that need one say so
-  if (const char* named = std::getenv("GEDGE_CONFIG"); named && *named && !std::filesystem::exists(p->config_file))
-    return fail(ErrorCode::usage, fmt::format("GEDGE_CONFIG names {}, which does not exist", p->config_file.string()),
+  if (const char* named = std::getenv("GEDGE_CONFIG");
+      named && *named && !std::filesystem::exists(p->config_file))
+    return fail(ErrorCode::usage,
+                fmt::format("GEDGE_CONFIG names {}, which does not exist", p->config_file.string()),
                 "create it, or unset GEDGE_CONFIG to use ~/.config/gedge/config.yaml");
   GEDGE_TRY_ASSIGN(auto cfg, load_config(p->config_file));
   for (const auto& w : cfg.warnings) reporter().warn(w);
   const CLI::App* leaf = &app;
-  for (auto subs = app.get_subcommands(); !subs.empty(); subs = subs.front()->get_subcommands()) leaf = subs.front();
+  for (auto subs = app.get_subcommands(); !subs.empty(); subs = subs.front()->get_subcommands())
+    leaf = subs.front();
   if (cfg.output && !prints_raw_artefact(command_path(leaf))) config_output_ = *cfg.output;
   if (cfg.timeout_s && app.count("--timeout") == 0) g.timeout_s = *cfg.timeout_s;
   if (cfg.parallel && app.count("--parallel") == 0) g.parallel = *cfg.parallel;
@@ -188,8 +198,9 @@ Result<std::pair<std::string, std::string>> parse_label(std::string_view s) {
   std::string str(s);
   std::smatch m;
   if (!std::regex_match(str, m, re))
-    return fail(ErrorCode::usage, fmt::format("malformed label '{}'", str),
-                "labels are key=value; key: letters, digits, '._/-'; value: letters, digits, '._-'");
+    return fail(
+        ErrorCode::usage, fmt::format("malformed label '{}'", str),
+        "labels are key=value; key: letters, digits, '._/-'; value: letters, digits, '._-'");
   return std::pair{m[1].str(), m[2].str()};
 }
 

@@ -25,7 +25,8 @@ struct GlobalOptions {
   std::optional<std::string> home;
   double timeout_s = 30.0;
   int parallel = 64;
-  std::string ssh_config;  // --ssh-config / GEDGE_SSH_CONFIG: the ssh config `device add` resolves aliases with
+  std::string ssh_config;  // --ssh-config / GEDGE_SSH_CONFIG: the ssh config `device add` resolves
+                           // aliases with
   // Everything after the first "--" on the command line (verbs like `device exec NAME -- CMD`
   // need it separated from their own positionals; CLI11 folds both together).
   std::vector<std::string> after_dashdash;

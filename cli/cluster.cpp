@@ -1,14 +1,15 @@
 // gedge cluster: build device clusters with Ansible, register Kubernetes clusters, and show them.
+#include "gedge/cluster.hpp"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <cmath>
 
 #include "app.hpp"
-#include "ignore_not_found.hpp"
-#include "gedge/cluster.hpp"
 #include "gedge/device.hpp"
 #include "gedge/metrics.hpp"
+#include "ignore_not_found.hpp"
 
 namespace gedge::cli {
 
@@ -37,22 +38,31 @@ std::vector<std::string> split_list(const std::string& s) {
 View build_view(const nlohmann::json& j) {
   std::string footer;
   if (j.value("dry_run", false))
-    footer = fmt::format("dry run: {} step(s) would change; nothing was changed", j.value("changed", 0));
+    footer =
+        fmt::format("dry run: {} step(s) would change; nothing was changed", j.value("changed", 0));
   else if (j.contains("message"))
     footer = j["message"].get<std::string>();
   else if (j.value("changed", 0) == 0 && j["failed"].empty())
-    footer = fmt::format("cluster {} is up to date; nothing changed", j["cluster"].get<std::string>());
+    footer =
+        fmt::format("cluster {} is up to date; nothing changed", j["cluster"].get<std::string>());
   else
-    footer = fmt::format("cluster {}: {} step(s) changed, state {}", j["cluster"].get<std::string>(),
-                         j.value("changed", 0), j.value("state", "?"));
+    footer =
+        fmt::format("cluster {}: {} step(s) changed, state {}", j["cluster"].get<std::string>(),
+                    j.value("changed", 0), j.value("state", "?"));
   return View{j,
-              {{"device", "/name"}, {"state", "/state"}, {"changed", "/changed"}, {"failed step", "/failed_step"},
-               {"message", "/message"}, {"metrics", "/metrics_url"}},
+              {{"device", "/name"},
+               {"state", "/state"},
+               {"changed", "/changed"},
+               {"failed step", "/failed_step"},
+               {"message", "/message"},
+               {"metrics", "/metrics_url"}},
               "/devices",
               footer};
 }
 
-Outcome build_outcome(cluster::BuildOutcome b) { return Outcome{build_view(b.result), b.partial, std::nullopt}; }
+Outcome build_outcome(cluster::BuildOutcome b) {
+  return Outcome{build_view(b.result), b.partial, std::nullopt};
+}
 
 // Status read from the cluster's Prometheus server: 5-minute averages and, on a terminal, the
 // last hour of CPU as a sparkline (-o json carries the numbers instead).
@@ -68,16 +78,20 @@ Outcome prometheus_status_outcome(cluster::StatusOutcome s) {
     }
     rows.push_back(m);
   }
-  std::vector<Column> cols = {{"device", "/device"}, {"up", "/up"}, {"cpu % 5m", "/metrics/cpu_busy_percent"},
-                              {"mem used 5m", "/metrics/memory_used_bytes"}, {"mem total", "/metrics/memory_total_bytes"},
+  std::vector<Column> cols = {{"device", "/device"},
+                              {"up", "/up"},
+                              {"cpu % 5m", "/metrics/cpu_busy_percent"},
+                              {"mem used 5m", "/metrics/memory_used_bytes"},
+                              {"mem total", "/metrics/memory_total_bytes"},
                               {"disk free", "/metrics/disk_free_bytes"}};
   if (tty) cols.push_back({"cpu last hour", "/cpu_1h"});
   const auto& alerts = s.result["prometheus"]["alerts"];
   std::size_t firing = 0;
   for (const auto& a : alerts)
     if (a.value("state", "") == "firing") ++firing;
-  auto footer = fmt::format("from Prometheus at {}; {} alert(s) firing{}", s.result["prometheus"].value("url", ""),
-                            firing, alerts.empty() ? "" : " (-o json lists them)");
+  auto footer = fmt::format("from Prometheus at {}; {} alert(s) firing{}",
+                            s.result["prometheus"].value("url", ""), firing,
+                            alerts.empty() ? "" : " (-o json lists them)");
   return Outcome{View{s.result, cols, "/members", footer}.with_rows(rows), s.partial, std::nullopt};
 }
 
@@ -91,35 +105,60 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
 
   // build ---------------------------------------------------------------------------------
   auto bf = std::make_shared<BuildFlags>();
-  auto* build = cmd->add_subcommand("build", "Build (or converge, or resume) a device cluster with Ansible");
+  auto* build =
+      cmd->add_subcommand("build", "Build (or converge, or resume) a device cluster with Ansible");
   build->add_option("name", bf->req.name, "Cluster name")->required();
-  build->add_option("--profile", bf->req.profile, "containers | k3s | k8s (default: the cluster's, else containers)");
-  build->add_option("--devices", bf->devices, "Comma-separated device names (added to the cluster's members)");
-  build->add_option("-g,--group", bf->groups,
-                    "Also every device in this inventory group (device import; :children included; repeatable)")
+  build->add_option("--profile", bf->req.profile,
+                    "containers | k3s | k8s (default: the cluster's, else containers)");
+  build->add_option("--devices", bf->devices,
+                    "Comma-separated device names (added to the cluster's members)");
+  build
+      ->add_option("-g,--group", bf->groups,
+                   "Also every device in this inventory group (device import; :children included; "
+                   "repeatable)")
       ->option_text("NAME");
-  build->add_option("--server", bf->req.server, "k3s/k8s: the server (control-plane) device (default: the first)");
-  build->add_flag("--monitoring", bf->req.monitoring, "Install, start and enable prometheus-node-exporter; record each metrics endpoint");
+  build->add_option("--server", bf->req.server,
+                    "k3s/k8s: the server (control-plane) device (default: the first)");
+  build->add_flag(
+      "--monitoring", bf->req.monitoring,
+      "Install, start and enable prometheus-node-exporter; record each metrics endpoint");
   build->add_option("--prometheus-on", bf->req.prometheus_on,
-                    "Run the cluster's Prometheus server on this device (or localhost); gedge keeps its targets (implies --monitoring)");
-  build->add_option("--registry", bf->req.registry, "HOST:PORT of the cluster's registry (trusted on every device)");
-  build->add_option("--registry-ca", bf->req.registry_ca,
-                    "CA certificate (PEM) of the registry's TLS certificate; installed on every device as "
-                    "/etc/containers/certs.d/HOST:PORT/ca.crt")
+                    "Run the cluster's Prometheus server on this device (or localhost); gedge "
+                    "keeps its targets (implies --monitoring)");
+  build->add_option("--registry", bf->req.registry,
+                    "HOST:PORT of the cluster's registry (trusted on every device)");
+  build
+      ->add_option(
+          "--registry-ca", bf->req.registry_ca,
+          "CA certificate (PEM) of the registry's TLS certificate; installed on every device as "
+          "/etc/containers/certs.d/HOST:PORT/ca.crt")
       ->type_name("FILE");
-  build->add_flag("--insecure-registry", bf->req.insecure_registry,
-                  "Allow a registry without (verified) TLS: plain HTTP or an unknown certificate (warns)");
-  build->add_option("--smoke-image", bf->req.smoke_image, "Image for the smoke run (default: REGISTRY/gedge/busybox:1.0)");
-  build->add_option("--artifacts", bf->req.artifacts, "k3s: directory holding k3s (or k3s-arm64) and k3s-airgap-images-<arch>.tar[.zst]");
-  build->add_flag("--dry-run", bf->req.dry_run, "Print per device the steps that would change (Ansible --check --diff); change nothing");
-  build->add_flag("--resume", bf->req.resume, "Run only the devices whose last build failed or never finished");
-  build->add_option("--max-fail", bf->max_fail, "Stop the build when more than N (or N%) devices have failed");
-  examples(build, {"gedge cluster build lab --profile containers --devices edge1,edge2,edge3 --registry 10.213.0.1:5000 --insecure-registry --monitoring",
-                   "gedge cluster build lab --devices edge1,edge2 --registry reg.lan:5000 --registry-ca ./lab-ca.pem",
-                   "gedge cluster build lab --devices edge1,edge2,edge3 --monitoring --prometheus-on edge1",
-                   "gedge cluster build lab --profile containers --devices edge1,edge2 --dry-run",
-                   "gedge cluster build lab --resume",
-                   "gedge cluster build k3 --profile k3s --devices a,b,c --server a --artifacts ./k3s-v1.30 --dry-run"});
+  build->add_flag(
+      "--insecure-registry", bf->req.insecure_registry,
+      "Allow a registry without (verified) TLS: plain HTTP or an unknown certificate (warns)");
+  build->add_option("--smoke-image", bf->req.smoke_image,
+                    "Image for the smoke run (default: REGISTRY/gedge/busybox:1.0)");
+  build->add_option(
+      "--artifacts", bf->req.artifacts,
+      "k3s: directory holding k3s (or k3s-arm64) and k3s-airgap-images-<arch>.tar[.zst]");
+  build->add_flag(
+      "--dry-run", bf->req.dry_run,
+      "Print per device the steps that would change (Ansible --check --diff); change nothing");
+  build->add_flag("--resume", bf->req.resume,
+                  "Run only the devices whose last build failed or never finished");
+  build->add_option("--max-fail", bf->max_fail,
+                    "Stop the build when more than N (or N%) devices have failed");
+  examples(
+      build,
+      {"gedge cluster build lab --profile containers --devices edge1,edge2,edge3 --registry "
+       "10.213.0.1:5000 --insecure-registry --monitoring",
+       "gedge cluster build lab --devices edge1,edge2 --registry reg.lan:5000 --registry-ca "
+       "./lab-ca.pem",
+       "gedge cluster build lab --devices edge1,edge2,edge3 --monitoring --prometheus-on edge1",
+       "gedge cluster build lab --profile containers --devices edge1,edge2 --dry-run",
+       "gedge cluster build lab --resume",
+       "gedge cluster build k3 --profile k3s --devices a,b,c --server a --artifacts ./k3s-v1.30 "
+       "--dry-run"});
   on_run(build, ctx, [&ctx, bf]() -> Result<Outcome> {
     auto req = bf->req;
     req.devices = split_list(bf->devices);
@@ -134,11 +173,13 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
       sel.groups = {g};
       GEDGE_TRY_ASSIGN(auto names, select_devices(*inv, sel));
       for (auto& n : names)
-        if (std::find(req.devices.begin(), req.devices.end(), n) == req.devices.end()) req.devices.push_back(n);
+        if (std::find(req.devices.begin(), req.devices.end(), n) == req.devices.end())
+          req.devices.push_back(n);
     }
     // A new cluster without --profile is a containers cluster.
     if (req.profile.empty() && !req.resume) {
-      GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT profile FROM clusters WHERE name = ?", {req.name}));
+      GEDGE_TRY_ASSIGN(auto rows,
+                       inv->query("SELECT profile FROM clusters WHERE name = ?", {req.name}));
       if (rows.empty()) req.profile = "containers";
     }
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
@@ -149,28 +190,31 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   // join / leave ---------------------------------------------------------------------------
   auto join_name = std::make_shared<std::string>();
   auto join_devs = std::make_shared<std::vector<std::string>>();
-  auto* join = cmd->add_subcommand("join", "Add devices to a device cluster and provision them with its profile");
+  auto* join = cmd->add_subcommand(
+      "join", "Add devices to a device cluster and provision them with its profile");
   join->add_option("name", *join_name, "Cluster name")->required();
   join->add_option("devices", *join_devs, "Device names")->required();
   examples(join, {"gedge cluster join lab edge4", "gedge cluster join lab edge4 edge5 -o json"});
   on_run(join, ctx, [&ctx, join_name, join_devs]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
-    GEDGE_TRY_ASSIGN(auto joined, cluster::join(*inv, paths, *join_name, *join_devs, ctx.g.parallel, ctx.g.timeout_s,
-                                                ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto joined, cluster::join(*inv, paths, *join_name, *join_devs, ctx.g.parallel,
+                                                ctx.g.timeout_s, ctx.reporter()));
     return build_outcome(std::move(joined));
   });
 
   auto leave_name = std::make_shared<std::string>();
   auto leave_devs = std::make_shared<std::vector<std::string>>();
-  auto* leave = cmd->add_subcommand("leave", "Remove devices from a device cluster (the hosts are left as they are)");
+  auto* leave = cmd->add_subcommand(
+      "leave", "Remove devices from a device cluster (the hosts are left as they are)");
   leave->add_option("name", *leave_name, "Cluster name")->required();
   leave->add_option("devices", *leave_devs, "Device names")->required();
   examples(leave, {"gedge cluster leave lab edge4"});
   on_run(leave, ctx, [&ctx, leave_name, leave_devs]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
-    GEDGE_TRY_ASSIGN(auto j, cluster::leave(*inv, paths, *leave_name, *leave_devs, ctx.g.timeout_s, ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto j, cluster::leave(*inv, paths, *leave_name, *leave_devs, ctx.g.timeout_s,
+                                            ctx.reporter()));
     return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
   });
 
@@ -178,19 +222,26 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   auto reg_name = std::make_shared<std::string>();
   auto reg_kc = std::make_shared<std::string>();
   auto reg_ctx = std::make_shared<std::string>();
-  auto* reg = cmd->add_subcommand("register", "Register an existing Kubernetes cluster (where its kubeconfig is + context only)");
+  auto* reg = cmd->add_subcommand(
+      "register",
+      "Register an existing Kubernetes cluster (where its kubeconfig is + context only)");
   reg->add_option("name", *reg_name, "Cluster name")->required();
   reg->add_option("--kubeconfig", *reg_kc,
-                  "Kubeconfig file (default as kubectl: the KUBECONFIG list, ~/.kube/config, in-cluster; credentials stay there)");
+                  "Kubeconfig file (default as kubectl: the KUBECONFIG list, ~/.kube/config, "
+                  "in-cluster; credentials stay there)");
   reg->add_option("--context", *reg_ctx, "Context (default: the kubeconfig's current-context)");
-  examples(reg, {"gedge cluster register edge-k8s --context edge",
-                 "KUBECONFIG=~/.kube/config:~/.kube/edge.yaml gedge cluster register edge-k8s --context edge",
-                 "gedge cluster register lab-k8s --kubeconfig ./kubeconfig -o json"});
+  examples(
+      reg,
+      {"gedge cluster register edge-k8s --context edge",
+       "KUBECONFIG=~/.kube/config:~/.kube/edge.yaml gedge cluster register edge-k8s --context edge",
+       "gedge cluster register lab-k8s --kubeconfig ./kubeconfig -o json"});
   on_run(reg, ctx, [&ctx, reg_name, reg_kc, reg_ctx]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-    GEDGE_TRY_ASSIGN(auto j, cluster::register_kubernetes(*inv, *reg_name, *reg_kc, *reg_ctx, ctx.g.timeout_s, ctx.reporter()));
-    return Outcome{View{j, {}, "", j.value("changed", false) ? "" : "already registered; nothing changed"},
-                   std::nullopt, std::nullopt};
+    GEDGE_TRY_ASSIGN(auto j, cluster::register_kubernetes(*inv, *reg_name, *reg_kc, *reg_ctx,
+                                                          ctx.g.timeout_s, ctx.reporter()));
+    return Outcome{
+        View{j, {}, "", j.value("changed", false) ? "" : "already registered; nothing changed"},
+        std::nullopt, std::nullopt};
   });
 
   // ls / show / status ---------------------------------------------------------------------
@@ -200,52 +251,77 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto j, cluster::list(*inv));
     return Outcome{View{j,
-                        {{"name", "/name"}, {"kind", "/kind"}, {"profile", "/profile"}, {"state", "/state"},
-                         {"members", "/members"}, {"monitoring", "/monitoring"}, {"api server", "/api_server"}},
+                        {{"name", "/name"},
+                         {"kind", "/kind"},
+                         {"profile", "/profile"},
+                         {"state", "/state"},
+                         {"members", "/members"},
+                         {"monitoring", "/monitoring"},
+                         {"api server", "/api_server"}},
                         "",
                         ""},
                    std::nullopt, std::nullopt};
   });
 
   auto show_name = std::make_shared<std::string>();
-  auto* show = cmd->add_subcommand("show", "Show a cluster, its members and each member's last build steps");
+  auto* show =
+      cmd->add_subcommand("show", "Show a cluster, its members and each member's last build steps");
   show->add_option("name", *show_name, "Cluster name")->required();
   examples(show, {"gedge cluster show lab", "gedge cluster show lab -o json"});
   on_run(show, ctx, [&ctx, show_name]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto j, cluster::show(*inv, *show_name));
-    return Outcome{View{j,
-                        {{"device", "/device"}, {"role", "/role"}, {"state", "/state"}, {"metrics", "/metrics_url"},
-                         {"last run", "/last_run"}},
-                        "/members",
-                        fmt::format("cluster {} ({} {}), state {}", *show_name, j["kind"].get<std::string>(),
-                                    j["profile"].is_string() ? j["profile"].get<std::string>() : "",
-                                    j["state"].get<std::string>())},
-                   std::nullopt, std::nullopt};
+    return Outcome{
+        View{j,
+             {{"device", "/device"},
+              {"role", "/role"},
+              {"state", "/state"},
+              {"metrics", "/metrics_url"},
+              {"last run", "/last_run"}},
+             "/members",
+             fmt::format("cluster {} ({} {}), state {}", *show_name, j["kind"].get<std::string>(),
+                         j["profile"].is_string() ? j["profile"].get<std::string>() : "",
+                         j["state"].get<std::string>())},
+        std::nullopt, std::nullopt};
   });
 
   auto status_name = std::make_shared<std::string>();
-  auto* status = cmd->add_subcommand("status", "Live status: member reachability and node-exporter metrics, or the Kubernetes API's view");
+  auto* status = cmd->add_subcommand(
+      "status",
+      "Live status: member reachability and node-exporter metrics, or the Kubernetes API's view");
   status->add_option("name", *status_name, "Cluster name")->required();
-  examples(status, {"gedge cluster status lab", "gedge cluster status lab -o json | jq '.members[].metrics'"});
+  examples(status, {"gedge cluster status lab",
+                    "gedge cluster status lab -o json | jq '.members[].metrics'"});
   on_run(status, ctx, [&ctx, status_name]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
-    GEDGE_TRY_ASSIGN(auto s, cluster::status(*inv, paths, *status_name, ctx.g.parallel, ctx.g.timeout_s, ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto s, cluster::status(*inv, paths, *status_name, ctx.g.parallel,
+                                             ctx.g.timeout_s, ctx.reporter()));
     if (s.result["kind"] == "kubernetes")
-      return Outcome{View{s.result,
-                          {{"node", "/name"}, {"ready", "/ready"}, {"cpu", "/capacity/cpu"}, {"memory", "/capacity/memory"},
-                           {"alloc cpu", "/allocatable/cpu"}, {"alloc memory", "/allocatable/memory"}},
-                          "/nodes",
-                          fmt::format("{} deployment(s), {} PV(s), {} storage class(es); -o json for pods by phase",
-                                      s.result["deployments"].size(), s.result["persistent_volumes"].size(),
-                                      s.result["storage_classes"].size())},
-                     s.partial, std::nullopt};
-    if (s.result.value("source", "") == "prometheus") return prometheus_status_outcome(std::move(s));
+      return Outcome{
+          View{s.result,
+               {{"node", "/name"},
+                {"ready", "/ready"},
+                {"cpu", "/capacity/cpu"},
+                {"memory", "/capacity/memory"},
+                {"alloc cpu", "/allocatable/cpu"},
+                {"alloc memory", "/allocatable/memory"}},
+               "/nodes",
+               fmt::format(
+                   "{} deployment(s), {} PV(s), {} storage class(es); -o json for pods by phase",
+                   s.result["deployments"].size(), s.result["persistent_volumes"].size(),
+                   s.result["storage_classes"].size())},
+          s.partial, std::nullopt};
+    if (s.result.value("source", "") == "prometheus")
+      return prometheus_status_outcome(std::move(s));
     return Outcome{View{s.result,
-                        {{"device", "/device"}, {"reachable", "/reachable"}, {"rtt ms", "/rtt_ms"},
-                         {"cpu %", "/metrics/cpu_busy_percent"}, {"mem used", "/metrics/memory_used_bytes"},
-                         {"mem total", "/metrics/memory_total_bytes"}, {"load1", "/metrics/load1"},
+                        {{"device", "/device"},
+                         {"reachable", "/reachable"},
+                         {"rtt ms", "/rtt_ms"},
+                         {"cpu %", "/metrics/cpu_busy_percent"},
+                         {"mem used", "/metrics/memory_used_bytes"},
+                         {"mem total", "/metrics/memory_total_bytes"},
+                         {"load1", "/metrics/load1"},
                          {"disk free", "/metrics/disk_free_bytes"}},
                         "/members",
                         ""},
@@ -255,7 +331,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   // rm / export ----------------------------------------------------------------------------
   auto rm_name = std::make_shared<std::string>();
   auto rm_yes = std::make_shared<bool>(false);
-  auto* rm = cmd->add_subcommand("rm", "Forget a cluster (members, journal); the hosts are left as they are");
+  auto* rm = cmd->add_subcommand(
+      "rm", "Forget a cluster (members, journal); the hosts are left as they are");
   rm->add_option("name", *rm_name, "Cluster name")->required();
   rm->add_flag("--yes,-y", *rm_yes, "Do not ask for confirmation");
   auto rm_ignore = std::make_shared<bool>(false);
@@ -265,24 +342,32 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT name FROM clusters WHERE name = ?", {*rm_name}));
     if (rows.empty()) {
-      Error e{ErrorCode::not_found, fmt::format("cluster '{}' not found", *rm_name), "gedge cluster ls"};
+      Error e{ErrorCode::not_found, fmt::format("cluster '{}' not found", *rm_name),
+              "gedge cluster ls"};
       if (auto none = nothing_removed(*rm_ignore, e)) return *none;
       return std::unexpected(e);
     }
-    GEDGE_TRY(confirm(ctx, *rm_yes, fmt::format("remove cluster '{}' from the inventory", *rm_name)));
+    GEDGE_TRY(
+        confirm(ctx, *rm_yes, fmt::format("remove cluster '{}' from the inventory", *rm_name)));
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
-    GEDGE_TRY_ASSIGN(auto j, cluster::remove(*inv, paths, *rm_name, ctx.g.timeout_s, ctx.reporter()));
+    GEDGE_TRY_ASSIGN(auto j,
+                     cluster::remove(*inv, paths, *rm_name, ctx.g.timeout_s, ctx.reporter()));
     return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
   });
 
   auto ex_name = std::make_shared<std::string>();
   auto ex_format = std::make_shared<std::string>();
-  auto* ex = cmd->add_subcommand("export", "Export a device cluster as an Ansible inventory, Prometheus configuration or Grafana dashboard");
+  auto* ex = cmd->add_subcommand("export",
+                                 "Export a device cluster as an Ansible inventory, Prometheus "
+                                 "configuration or Grafana dashboard");
   ex->add_option("name", *ex_name, "Cluster name")->required();
-  ex->add_option("--format", *ex_format, "ansible | prometheus | prometheus-sd | prometheus-rules | grafana")->required();
+  ex->add_option("--format", *ex_format,
+                 "ansible | prometheus | prometheus-sd | prometheus-rules | grafana")
+      ->required();
   examples(ex, {"gedge cluster export lab --format ansible > inventory.yml",
                 "gedge cluster export lab --format prometheus >> prometheus.yml",
-                "gedge cluster export lab --format prometheus-rules > gedge.rules.yml && promtool check rules gedge.rules.yml",
+                "gedge cluster export lab --format prometheus-rules > gedge.rules.yml && promtool "
+                "check rules gedge.rules.yml",
                 "gedge cluster export lab --format prometheus-sd > targets/lab.json",
                 "gedge cluster export lab --format grafana > gedge-lab-dashboard.json"});
   on_run(ex, ctx, [&ctx, ex_name, ex_format]() -> Result<Outcome> {
@@ -292,8 +377,12 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
     // -o json|yaml wrap the text; otherwise it is printed verbatim (ready to redirect).
     auto o = ctx.output_raw();
     bool wrapped = o == "json" || o == "yaml";
-    return Outcome{View{nlohmann::json{{"cluster", *ex_name}, {"format", *ex_format}, {"text", text}}, {}, "", ""},
-                   std::nullopt, wrapped ? std::nullopt : std::optional<std::string>(text)};
+    return Outcome{
+        View{nlohmann::json{{"cluster", *ex_name}, {"format", *ex_format}, {"text", text}},
+             {},
+             "",
+             ""},
+        std::nullopt, wrapped ? std::nullopt : std::optional<std::string>(text)};
   });
 }
 

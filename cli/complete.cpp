@@ -2,12 +2,13 @@
 // one being completed (possibly empty); prints one candidate a line, "VALUE\tDESCRIPTION", from
 // the command tree (nouns, verbs, flags), flag value sets, and the inventory (devices, clusters,
 // runtimes, services, requests). Nothing printed means "complete a file name".
+#include "complete.hpp"
+
 #include <fmt/format.h>
 
 #include <iostream>
 #include <map>
 
-#include "complete.hpp"
 #include "help.hpp"
 
 namespace gedge::cli {
@@ -21,24 +22,38 @@ const std::map<std::string, Candidates>& flag_values() {
   static const std::map<std::string, Candidates> v = {
       {"--color", {{"auto", "on a terminal"}, {"always", ""}, {"never", ""}}},
       {"--tier", {{"local", "on site"}, {"neighbor", "a nearby site"}, {"cloud", "a data centre"}}},
-      {"--profile", {{"containers", "podman and node-exporter"}, {"k3s", "k3s Kubernetes"}, {"k8s", "kubeadm Kubernetes"}}},
+      {"--profile",
+       {{"containers", "podman and node-exporter"},
+        {"k3s", "k3s Kubernetes"},
+        {"k8s", "kubeadm Kubernetes"}}},
       {"--format",
-       {{"ansible", "Ansible inventory"}, {"prometheus", "Prometheus scrape configuration"},
-        {"prometheus-sd", "Prometheus file_sd targets"}, {"prometheus-rules", "Prometheus alert rules"},
+       {{"ansible", "Ansible inventory"},
+        {"prometheus", "Prometheus scrape configuration"},
+        {"prometheus-sd", "Prometheus file_sd targets"},
+        {"prometheus-rules", "Prometheus alert rules"},
         {"grafana", "Grafana dashboard"}}},
       {"--policy",
-       {{"low-latency", "nearest cluster first"}, {"least-allocated", "spread"}, {"most-allocated", "pack"},
-        {"select-clusters", "the --clusters order"}, {"node", "one named node"}, {"pipeline", "joint placement of the stages"}}},
+       {{"low-latency", "nearest cluster first"},
+        {"least-allocated", "spread"},
+        {"most-allocated", "pack"},
+        {"select-clusters", "the --clusters order"},
+        {"node", "one named node"},
+        {"pipeline", "joint placement of the stages"}}},
   };
   return v;
 }
 
 Candidates output_values(const std::string& path) {
-  Candidates c = {{"table", "aligned columns (default)"}, {"json", "one JSON document"}, {"yaml", "YAML"}};
+  Candidates c = {
+      {"table", "aligned columns (default)"}, {"json", "one JSON document"}, {"yaml", "YAML"}};
   if (path == "gedge runtime mounts")
-    c.insert(c.end(), {{"k8s", "volume and env YAML"}, {"podman", "podman run flags"}, {"sh", "shell exports"}});
+    c.insert(
+        c.end(),
+        {{"k8s", "volume and env YAML"}, {"podman", "podman run flags"}, {"sh", "shell exports"}});
   if (path == "gedge tune plan")
-    c.insert(c.end(), {{"podman", "podman run flags"}, {"k8s", "pod resources"}, {"systemd", "unit drop-in"}});
+    c.insert(
+        c.end(),
+        {{"podman", "podman run flags"}, {"k8s", "pod resources"}, {"systemd", "unit drop-in"}});
   return c;
 }
 
@@ -49,30 +64,46 @@ Candidates query(Ctx& ctx, const char* sql, const char* desc_col = nullptr) {
   auto rows = (*inv)->query(sql);
   if (!rows) return out;
   for (const auto& r : *rows) {
-    auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    auto text = [](const nlohmann::json& v) {
+      return v.is_string() ? v.get<std::string>() : v.dump();
+    };
     out.emplace_back(text(r.at("v")), desc_col && r.contains(desc_col) ? text(r.at(desc_col)) : "");
   }
   return out;
 }
 
-Candidates devices(Ctx& ctx) { return query(ctx, "SELECT name AS v, host || ' ' || COALESCE(status, '') AS d FROM devices ORDER BY name", "d"); }
-Candidates clusters(Ctx& ctx) { return query(ctx, "SELECT name AS v, kind AS d FROM clusters ORDER BY name", "d"); }
-Candidates runtimes(Ctx& ctx) {
-  return query(ctx,
-               "SELECT name AS v, 'newest ' || substr(max(id), 1, 12) AS d FROM runtimes GROUP BY name "
-               "UNION ALL SELECT substr(id, 1, 12) AS v, name || ' ' || created_at AS d FROM runtimes ORDER BY 1",
-               "d");
+Candidates devices(Ctx& ctx) {
+  return query(
+      ctx, "SELECT name AS v, host || ' ' || COALESCE(status, '') AS d FROM devices ORDER BY name",
+      "d");
 }
-Candidates services(Ctx& ctx) { return query(ctx, "SELECT DISTINCT name AS v, cluster AS d FROM services ORDER BY name", "d"); }
+Candidates clusters(Ctx& ctx) {
+  return query(ctx, "SELECT name AS v, kind AS d FROM clusters ORDER BY name", "d");
+}
+Candidates runtimes(Ctx& ctx) {
+  return query(
+      ctx,
+      "SELECT name AS v, 'newest ' || substr(max(id), 1, 12) AS d FROM runtimes GROUP BY name "
+      "UNION ALL SELECT substr(id, 1, 12) AS v, name || ' ' || created_at AS d FROM runtimes ORDER "
+      "BY 1",
+      "d");
+}
+Candidates services(Ctx& ctx) {
+  return query(ctx, "SELECT DISTINCT name AS v, cluster AS d FROM services ORDER BY name", "d");
+}
 Candidates requests(Ctx& ctx) {
-  return query(ctx, "SELECT id AS v, state AS d FROM sched_requests WHERE state NOT IN ('completed', 'failed', 'canceled') ORDER BY id", "d");
+  return query(ctx,
+               "SELECT id AS v, state AS d FROM sched_requests WHERE state NOT IN ('completed', "
+               "'failed', 'canceled') ORDER BY id",
+               "d");
 }
 
 // What a value-taking flag completes to; nullopt: a file (or free text).
 std::optional<Candidates> values_of(Ctx& ctx, const std::string& flag, const std::string& path) {
   if (flag == "-o" || flag == "--output") return output_values(path);
   if (auto it = flag_values().find(flag); it != flag_values().end()) return it->second;
-  if (flag == "--device" || flag == "--devices" || flag == "--from" || flag == "--server" || flag == "--prometheus-on")
+  if (flag == "--device" || flag == "--devices" || flag == "--from" || flag == "--server" ||
+      flag == "--prometheus-on")
     return devices(ctx);
   if (flag == "--cluster") return clusters(ctx);
   return std::nullopt;
@@ -81,14 +112,18 @@ std::optional<Candidates> values_of(Ctx& ctx, const std::string& flag, const std
 // The positional arguments of verbs that name inventory objects.
 std::optional<Candidates> positional(Ctx& ctx, const std::string& path) {
   static const std::map<std::string, Candidates (*)(Ctx&)> by_path = {
-      {"gedge device show", devices},    {"gedge device rm", devices},      {"gedge device rekey", devices},
-      {"gedge device check", devices},   {"gedge device exec", devices},    {"gedge cluster show", clusters},
-      {"gedge cluster status", clusters}, {"gedge cluster rm", clusters},     {"gedge cluster export", clusters},
-      {"gedge cluster join", clusters},  {"gedge cluster leave", clusters}, {"gedge cluster build", clusters},
-      {"gedge runtime show", runtimes},  {"gedge runtime verify", runtimes}, {"gedge runtime push", runtimes},
-      {"gedge runtime mounts", runtimes}, {"gedge runtime check", runtimes}, {"gedge runtime rm", runtimes},
-      {"gedge svc status", services},    {"gedge svc logs", services},      {"gedge svc scale", services},
-      {"gedge svc rm", services},        {"gedge svc autoscale", services}, {"gedge sched cancel", requests},
+      {"gedge device show", devices},     {"gedge device rm", devices},
+      {"gedge device rekey", devices},    {"gedge device check", devices},
+      {"gedge device exec", devices},     {"gedge cluster show", clusters},
+      {"gedge cluster status", clusters}, {"gedge cluster rm", clusters},
+      {"gedge cluster export", clusters}, {"gedge cluster join", clusters},
+      {"gedge cluster leave", clusters},  {"gedge cluster build", clusters},
+      {"gedge runtime show", runtimes},   {"gedge runtime verify", runtimes},
+      {"gedge runtime push", runtimes},   {"gedge runtime mounts", runtimes},
+      {"gedge runtime check", runtimes},  {"gedge runtime rm", runtimes},
+      {"gedge svc status", services},     {"gedge svc logs", services},
+      {"gedge svc scale", services},      {"gedge svc rm", services},
+      {"gedge svc autoscale", services},  {"gedge sched cancel", requests},
   };
   if (auto it = by_path.find(path); it != by_path.end()) return it->second(ctx);
   if (path == "gedge completion") return Candidates{{"bash", ""}, {"zsh", ""}, {"fish", ""}};
@@ -120,16 +155,21 @@ int complete_words(CLI::App& app, Ctx& ctx, std::vector<std::string> words) {
     if (w.size() > 1 && w[0] == '-') {
       std::string name = w.substr(0, w.find('='));
       const CLI::Option* o = nullptr;
-      for (CLI::App* c = cmd; c != nullptr && o == nullptr; c = c->get_parent()) o = c->get_option_no_throw(name);
+      for (CLI::App* c = cmd; c != nullptr && o == nullptr; c = c->get_parent())
+        o = c->get_option_no_throw(name);
       if (o != nullptr && takes_value(o) && w.find('=') == std::string::npos) {
-        if (i + 1 == words.size()) pending_flag = name;
-        else if (name == "--home") ctx.g.home = words[i + 1];
+        if (i + 1 == words.size())
+          pending_flag = name;
+        else if (name == "--home")
+          ctx.g.home = words[i + 1];
         ++i;
       }
-      if (name == "--home" && w.find('=') != std::string::npos) ctx.g.home = w.substr(w.find('=') + 1);
+      if (name == "--home" && w.find('=') != std::string::npos)
+        ctx.g.home = w.substr(w.find('=') + 1);
       continue;
     }
-    auto subs = cmd->get_subcommands([&](const CLI::App* a) { return !a->get_group().empty() && a->check_name(w); });
+    auto subs = cmd->get_subcommands(
+        [&](const CLI::App* a) { return !a->get_group().empty() && a->check_name(w); });
     if (!subs.empty()) cmd = subs.front();
   }
   Candidates all;
@@ -142,7 +182,9 @@ int complete_words(CLI::App& app, Ctx& ctx, std::vector<std::string> words) {
   } else if (cur.starts_with("-")) {
     add_options(cmd, all);
     if (cmd != &app) add_options(&app, all);
-  } else if (auto subs = cmd->get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); }); !subs.empty()) {
+  } else if (auto subs =
+                 cmd->get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); });
+             !subs.empty()) {
     for (const CLI::App* s : subs) all.emplace_back(s->get_name(), s->get_description());
     if (cmd == &app) all.emplace_back("help", "Help about any noun or verb");
   } else if (auto v = positional(ctx, path)) {

@@ -89,8 +89,8 @@ nlohmann::json command_tree(const CLI::App& root) {
     nlohmann::json opts = nlohmann::json::array();
     for (const CLI::Option* opt : app.get_options()) {
       if (opt->get_lnames().empty()) continue;
-      opts.push_back({{"name", "--" + opt->get_lnames().front()},
-                      {"takes_value", takes_value(opt)}});
+      opts.push_back(
+          {{"name", "--" + opt->get_lnames().front()}, {"takes_value", takes_value(opt)}});
     }
     j["options"] = opts;
     nlohmann::json subs = nlohmann::json::array();
@@ -106,8 +106,11 @@ nlohmann::json command_tree(const CLI::App& root) {
 void register_completion(CLI::App& app, Ctx& ctx) {
   auto* cmd = app.add_subcommand("completion", "Print a shell completion script (bash, zsh, fish)");
   static std::string shell;
-  cmd->add_option("shell", shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
-  examples(cmd, {"source <(gedge completion bash)", "gedge completion fish > ~/.config/fish/completions/gedge.fish"});
+  cmd->add_option("shell", shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  examples(cmd, {"source <(gedge completion bash)",
+                 "gedge completion fish > ~/.config/fish/completions/gedge.fish"});
   on_run(cmd, ctx, [&app]() -> Result<Outcome> {
     return Outcome{View{}, std::nullopt, completion_script(app, shell)};
   });

@@ -39,7 +39,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
@@ -52,7 +53,8 @@ int usage_error(CLI::App* at, const std::string& message, const std::string& hin
   if (json) {
     std::cerr << error_json(Error{ErrorCode::usage, message, hint}).dump() << "\n";
   } else {
-    if (show_usage) std::cerr << at->help(at->get_parent() ? command_path(at->get_parent()) : "") << "\n";
+    if (show_usage)
+      std::cerr << at->help(at->get_parent() ? command_path(at->get_parent()) : "") << "\n";
     std::cerr << "error: " << message << "\n";
     if (!hint.empty()) std::cerr << "hint: " << hint << "\n";
   }
@@ -66,8 +68,8 @@ int unknown_command(CLI::App* at, const std::string& word, bool json) {
   std::string what = at->get_parent() ? "verb" : "command";
   std::string hint = best.empty() ? "" : fmt::format("did you mean '{}'? ", best);
   hint += fmt::format("see '{} --help'", command_path(at));
-  return usage_error(at, fmt::format("unknown {} '{}' for '{}'", what, word, command_path(at)), hint,
-                     json, false);
+  return usage_error(at, fmt::format("unknown {} '{}' for '{}'", what, word, command_path(at)),
+                     hint, json, false);
 }
 
 }  // namespace
@@ -103,7 +105,8 @@ bool argv_wants_json(const std::vector<std::string>& args) {
   return false;
 }
 
-std::optional<int> answer_help_and_typos(CLI::App& app, const std::vector<std::string>& args, bool json) {
+std::optional<int> answer_help_and_typos(CLI::App& app, const std::vector<std::string>& args,
+                                         bool json) {
   CLI::App* cur = &app;
   bool help_flag = false;
   for (size_t i = 0; i < args.size(); ++i) {

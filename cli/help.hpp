@@ -17,7 +17,8 @@ bool argv_wants_json(const std::vector<std::string>& args);
 // unknown noun or verb (with the nearest name suggested). Returns the exit status when it
 // answered the command line itself (0 help, 2 usage); nullopt lets CLI11 parse it.
 // `args` is argv without the program name and without anything after "--".
-std::optional<int> answer_help_and_typos(CLI::App& app, const std::vector<std::string>& args, bool json);
+std::optional<int> answer_help_and_typos(CLI::App& app, const std::vector<std::string>& args,
+                                         bool json);
 
 // Appends the global flags (the root's options) to every noun's and verb's help page.
 void add_global_flags_to_help(CLI::App& app);
@@ -28,7 +29,9 @@ std::string nearest_name(std::string_view word, const std::vector<std::string>& 
 
 // Whether the option reads a value (CLI11 2.1 gives flags a type size of 1, so get_type_size()
 // cannot tell).
-inline bool takes_value(const CLI::Option* o) { return o->get_items_expected_max() != 0; }
+inline bool takes_value(const CLI::Option* o) {
+  return o->get_items_expected_max() != 0;
+}
 
 // The command path of `cmd` as typed ("gedge device ls").
 std::string command_path(const CLI::App* cmd);

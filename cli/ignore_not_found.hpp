@@ -16,7 +16,8 @@ inline void add_ignore_not_found(CLI::App* cmd, bool& flag) {
 // the error is another one (or the flag is off), which then stands.
 inline std::optional<Outcome> nothing_removed(bool ignore, const Error& error) {
   if (!ignore || error.code != ErrorCode::not_found) return std::nullopt;
-  nlohmann::json j{{"removed", nlohmann::json::array()}, {"changed", false}, {"not_found", error.message}};
+  nlohmann::json j{
+      {"removed", nlohmann::json::array()}, {"changed", false}, {"not_found", error.message}};
   return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
 }
 

@@ -6,7 +6,8 @@
 namespace gedge::cli {
 
 void register_init(CLI::App& app, Ctx& ctx) {
-  auto* cmd = app.add_subcommand("init", "Create GEDGE_HOME: inventory and gedge's own SSH key pair");
+  auto* cmd =
+      app.add_subcommand("init", "Create GEDGE_HOME: inventory and gedge's own SSH key pair");
   examples(cmd, {"gedge init", "gedge --home /srv/gedge init -o json"});
   on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());

@@ -7,8 +7,8 @@
 #include <iostream>
 
 #include "app.hpp"
-#include "gedge/openssh.hpp"
 #include "complete.hpp"
+#include "gedge/openssh.hpp"
 #include "help.hpp"
 #include "version.hpp"
 
@@ -39,20 +39,21 @@ int report_error(Ctx& ctx, const Error& e) {
 }
 
 void add_globals(CLI::App& app, GlobalOptions& g) {
-  app.add_option("-o,--output", g.output, "Output format: table, json or yaml (some verbs add more)")
+  app.add_option("-o,--output", g.output,
+                 "Output format: table, json or yaml (some verbs add more)")
       ->option_text("FORMAT");
   app.add_flag("-q,--quiet", g.quiet, "Print only results and errors");
   app.add_flag("-v,--verbose", g.verbose, "More detail on stderr (repeat for more)");
   app.add_option("--color", g.color, "Colour: auto, always or never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->option_text("WHEN");
-  app.add_option("--home", g.home, "gedge's state directory (env GEDGE_HOME)")
-      ->option_text("DIR");
+  app.add_option("--home", g.home, "gedge's state directory (env GEDGE_HOME)")->option_text("DIR");
   app.add_option("--timeout", g.timeout_s, "Timeout for network operations, in seconds")
       ->check(CLI::Range(0.1, 86400.0))
       ->option_text("SECONDS");
-  app.add_option("--ssh-config", g.ssh_config,
-                 "ssh config file that device add/import resolve host aliases with (default ~/.ssh/config)")
+  app.add_option(
+         "--ssh-config", g.ssh_config,
+         "ssh config file that device add/import resolve host aliases with (default ~/.ssh/config)")
       ->envname("GEDGE_SSH_CONFIG")
       ->option_text("FILE");
   app.add_option("--parallel", g.parallel, "Maximum concurrent connections")
@@ -71,9 +72,10 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   Ctx ctx;
-  CLI::App app{"gedge: one tool for edge AI fleets: devices, clusters, runtimes, services, "
-               "placement and pinning",
-               "gedge"};
+  CLI::App app{
+      "gedge: one tool for edge AI fleets: devices, clusters, runtimes, services, "
+      "placement and pinning",
+      "gedge"};
   app.require_subcommand(1);
   app.fallthrough();
   add_globals(app, ctx.g);
@@ -86,9 +88,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", version_line(),
                        "Print gedge's version and exit ('gedge version' shows more)");
   add_global_flags_to_help(app);
-  app.footer("\nRun 'gedge help NOUN [VERB]' or 'gedge NOUN --help' for a noun's verbs. Exit status: 0 ok,\n"
-             "1 failure, 2 usage, 3 partial, 4 not found, 5 unreachable, 6 auth/host key, 7 conflict,\n"
-             "130 interrupted.\n");
+  app.footer(
+      "\nRun 'gedge help NOUN [VERB]' or 'gedge NOUN --help' for a noun's verbs. Exit status: 0 "
+      "ok,\n"
+      "1 failure, 2 usage, 3 partial, 4 not found, 5 unreachable, 6 auth/host key, 7 conflict,\n"
+      "130 interrupted.\n");
 
   // The completion scripts call `gedge __complete WORDS...` with the words as typed so far, which
   // CLI11 must not parse (they end mid-command).
@@ -124,7 +128,8 @@ int main(int argc, char** argv) {
     for (auto subs = app.get_subcommands(); !subs.empty(); subs = subs.front()->get_subcommands())
       at = subs.front();
     if (json_errors) {
-      std::cerr << error_json(Error{ErrorCode::usage, e.what(), fmt::format("see '{} --help'", command_path(at))})
+      std::cerr << error_json(Error{ErrorCode::usage, e.what(),
+                                    fmt::format("see '{} --help'", command_path(at))})
                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                 << "\n";
       return 2;
@@ -134,8 +139,10 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (auto applied = ctx.apply_config_defaults(app); !applied) return report_error(ctx, applied.error());
-    if (!ctx.action()) return report_error(ctx, Error{ErrorCode::usage, "no command given", "see 'gedge --help'"});
+    if (auto applied = ctx.apply_config_defaults(app); !applied)
+      return report_error(ctx, applied.error());
+    if (!ctx.action())
+      return report_error(ctx, Error{ErrorCode::usage, "no command given", "see 'gedge --help'"});
     auto result = ctx.action()();
     // After Ctrl-C a failure is reported as interrupted (130), keeping the verb's own message and
     // hint (e.g. "--resume finishes it") and its partial view.

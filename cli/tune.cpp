@@ -36,29 +36,40 @@ void add_source_flags(CLI::App* cmd, SourceFlags& s) {
                   "Topology to use instead of this machine: an hwloc XML file or a synthetic "
                   "description such as 'pack:2 numa:2 core:8 pu:2'")
       ->option_text("FILE|SYNTHETIC");
-  cmd->add_option("--device", s.device, "A registered device: its stored topology (or fetched over SSH)")
+  cmd->add_option("--device", s.device,
+                  "A registered device: its stored topology (or fetched over SSH)")
       ->option_text("NAME");
-  cmd->add_flag("--live", s.live, "With --device: fetch the topology over SSH now (lstopo-no-graphics)");
+  cmd->add_flag("--live", s.live,
+                "With --device: fetch the topology over SSH now (lstopo-no-graphics)");
 }
 
 void add_plan_flags(CLI::App* cmd, PlanFlags& f, bool with_cpuset) {
-  cmd->add_option("--cores", f.cores, "Number of cores to choose")->check(CLI::Range(1, 1 << 20))->option_text("N");
+  cmd->add_option("--cores", f.cores, "Number of cores to choose")
+      ->check(CLI::Range(1, 1 << 20))
+      ->option_text("N");
   if (with_cpuset)
-    cmd->add_option("--cpuset", f.cpuset, "Explicit PUs (OS indexes) instead of --cores, e.g. '2-5,8'")
+    cmd->add_option("--cpuset", f.cpuset,
+                    "Explicit PUs (OS indexes) instead of --cores, e.g. '2-5,8'")
         ->option_text("LIST");
-  cmd->add_option("--near", f.near, "Cores local to an I/O device: gpuN, cuda0, nic:NAME, pci:BUS, or any OS device name")
+  cmd->add_option(
+         "--near", f.near,
+         "Cores local to an I/O device: gpuN, cuda0, nic:NAME, pci:BUS, or any OS device name")
       ->option_text("DEV");
-  cmd->add_option("--numa", f.numa, "Cores and memory of NUMA node K (OS index)")->check(CLI::Range(0, 1 << 20))->option_text("K");
+  cmd->add_option("--numa", f.numa, "Cores and memory of NUMA node K (OS index)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->option_text("K");
   cmd->add_flag("--no-smt", f.no_smt, "Whole cores only, one PU each");
-  cmd->add_option("--exclude", f.exclude, "PUs (OS indexes) never to use, e.g. '0,1'")->option_text("LIST");
-  cmd->add_option("--policy", f.policy, "compact (smallest object holding them) or scatter (across NUMA nodes)")
+  cmd->add_option("--exclude", f.exclude, "PUs (OS indexes) never to use, e.g. '0,1'")
+      ->option_text("LIST");
+  cmd->add_option("--policy", f.policy,
+                  "compact (smallest object holding them) or scatter (across NUMA nodes)")
       ->check(CLI::IsMember({"compact", "scatter"}))
       ->option_text("POLICY");
 }
 
 Result<std::unique_ptr<SshSession>> connect_device(Ctx& ctx, const std::string& device) {
   GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
-  GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
+  GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
   GEDGE_TRY_ASSIGN(auto target, device_target(*inv, paths, device));
   return SshSession::connect(target, default_ssh_options(paths, ctx.g.timeout_s));
 }
@@ -69,7 +80,8 @@ Result<topo::TopologySource> fetch_device_topology(Ctx& ctx, const std::string& 
   GEDGE_TRY_ASSIGN(auto session, connect_device(ctx, device));
   GEDGE_TRY_ASSIGN(auto r, session->exec({"lstopo-no-graphics", "--of", "xml", "-"}));
   if (r.exit_code == 0)
-    return topo::TopologySource{topo::TopologySource::Kind::xml_buffer, r.out, fmt::format("device {}", device)};
+    return topo::TopologySource{topo::TopologySource::Kind::xml_buffer, r.out,
+                                fmt::format("device {}", device)};
   GEDGE_TRY_ASSIGN(auto cpus_r, session->exec({"cat", "/sys/devices/system/cpu/online"}));
   GEDGE_TRY_ASSIGN(auto nodes_r, session->exec({"cat", "/sys/devices/system/node/online"}));
   auto trim = [](std::string x) {
@@ -77,13 +89,20 @@ Result<topo::TopologySource> fetch_device_topology(Ctx& ctx, const std::string& 
     return x;
   };
   auto cpus = cpus_r.exit_code == 0 ? topo::parse_list(trim(cpus_r.out)) : Result<topo::IndexSet>{};
-  auto nodes = nodes_r.exit_code == 0 ? topo::parse_list(trim(nodes_r.out)) : Result<topo::IndexSet>{topo::IndexSet{0}};
-  auto contiguous = [](const topo::IndexSet& x) { return !x.empty() && *x.begin() == 0 && *x.rbegin() + 1 == x.size(); };
-  if (!cpus || !nodes || !contiguous(*cpus) || !contiguous(*nodes) || cpus->size() % nodes->size() != 0)
-    return fail(ErrorCode::failure, fmt::format("cannot read the topology of device '{}'", device),
-                "install hwloc on the device (Debian: apt install hwloc-nox), then 'gedge device check'");
-  ctx.reporter().warn(fmt::format("device '{}' has no lstopo-no-graphics: using its online CPUs and NUMA nodes "
-                                  "from /sys (no cache, SMT or I/O information)", device));
+  auto nodes = nodes_r.exit_code == 0 ? topo::parse_list(trim(nodes_r.out))
+                                      : Result<topo::IndexSet>{topo::IndexSet{0}};
+  auto contiguous = [](const topo::IndexSet& x) {
+    return !x.empty() && *x.begin() == 0 && *x.rbegin() + 1 == x.size();
+  };
+  if (!cpus || !nodes || !contiguous(*cpus) || !contiguous(*nodes) ||
+      cpus->size() % nodes->size() != 0)
+    return fail(
+        ErrorCode::failure, fmt::format("cannot read the topology of device '{}'", device),
+        "install hwloc on the device (Debian: apt install hwloc-nox), then 'gedge device check'");
+  ctx.reporter().warn(
+      fmt::format("device '{}' has no lstopo-no-graphics: using its online CPUs and NUMA nodes "
+                  "from /sys (no cache, SMT or I/O information)",
+                  device));
   std::string syn = fmt::format("numa:{} pu:{}", nodes->size(), cpus->size() / nodes->size());
   return topo::TopologySource{topo::TopologySource::Kind::synthetic, syn,
                               fmt::format("device {} (from /sys: {})", device, syn)};
@@ -94,26 +113,32 @@ Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
     return fail(ErrorCode::usage, "--topology and --device are exclusive");
   if (!s.topology.empty()) return topo::Topology::load(topo::TopologySource::from_arg(s.topology));
   if (s.device.empty()) return topo::Topology::load({});
-  GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT topology_xml FROM devices WHERE name = ?", {s.device}));
+  GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv->query("SELECT topology_xml FROM devices WHERE name = ?", {s.device}));
   if (rows.empty())
-    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", s.device), "see 'gedge device ls'");
+    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", s.device),
+                "see 'gedge device ls'");
   std::string xml;
-  if (!s.live && rows[0]["topology_xml"].is_string()) xml = rows[0]["topology_xml"].get<std::string>();
+  if (!s.live && rows[0]["topology_xml"].is_string())
+    xml = rows[0]["topology_xml"].get<std::string>();
   if (!xml.empty())
-    return topo::Topology::load({topo::TopologySource::Kind::xml_buffer, xml, fmt::format("device {}", s.device)});
+    return topo::Topology::load(
+        {topo::TopologySource::Kind::xml_buffer, xml, fmt::format("device {}", s.device)});
   ctx.reporter().info(fmt::format("fetching the topology of '{}' over SSH", s.device));
   GEDGE_TRY_ASSIGN(auto fetched, fetch_device_topology(ctx, s.device));
   return topo::Topology::load(std::move(fetched));
 }
 
 // Work gedge already pinned on a device (the pins table), except `skip_owner` (being re-pinned).
-Result<std::vector<std::pair<std::string, topo::IndexSet>>> device_pins(Ctx& ctx, const std::string& device,
-                                                                       const std::string& skip_owner) {
+Result<std::vector<std::pair<std::string, topo::IndexSet>>> device_pins(
+    Ctx& ctx, const std::string& device, const std::string& skip_owner) {
   std::vector<std::pair<std::string, topo::IndexSet>> out;
   if (device.empty()) return out;
-  GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT owner, cpuset FROM pins WHERE device = ? ORDER BY owner", {device}));
+  GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv->query("SELECT owner, cpuset FROM pins WHERE device = ? ORDER BY owner", {device}));
   for (const auto& r : rows) {
     std::string owner = r["owner"].get<std::string>();
     if (owner == skip_owner) continue;
@@ -125,8 +150,10 @@ Result<std::vector<std::pair<std::string, topo::IndexSet>>> device_pins(Ctx& ctx
 
 Result<topo::PlanRequest> to_request(const PlanFlags& f) {
   topo::PlanRequest req;
-  if (f.cores > 0 && !f.cpuset.empty()) return fail(ErrorCode::usage, "--cores and --cpuset are exclusive");
-  if (f.cores <= 0 && f.cpuset.empty()) return fail(ErrorCode::usage, "give --cores N or --cpuset LIST");
+  if (f.cores > 0 && !f.cpuset.empty())
+    return fail(ErrorCode::usage, "--cores and --cpuset are exclusive");
+  if (f.cores <= 0 && f.cpuset.empty())
+    return fail(ErrorCode::usage, "give --cores N or --cpuset LIST");
   req.cores = f.cores;
   if (!f.cpuset.empty()) req.cpuset = f.cpuset;
   req.near = f.near;
@@ -138,9 +165,15 @@ Result<topo::PlanRequest> to_request(const PlanFlags& f) {
 }
 
 View plan_view(nlohmann::json data) {
-  std::string footer = fmt::format("cpuset {}  memory nodes {}", data.value("cpuset", ""), data.value("memory_nodes", ""));
+  std::string footer = fmt::format("cpuset {}  memory nodes {}", data.value("cpuset", ""),
+                                   data.value("memory_nodes", ""));
   return View{std::move(data),
-              {{"role", "/role"}, {"type", "/type"}, {"l#", "/logical"}, {"p#", "/os"}, {"cpuset", "/cpuset"}, {"pus", "/pus"}},
+              {{"role", "/role"},
+               {"type", "/type"},
+               {"l#", "/logical"},
+               {"p#", "/os"},
+               {"cpuset", "/cpuset"},
+               {"pus", "/pus"}},
               "/objects",
               footer};
 }
@@ -156,7 +189,8 @@ void register_tune(CLI::App& app, Ctx& ctx) {
   // ---- show ---------------------------------------------------------------------------------
   {
     static SourceFlags src;
-    auto* show = cmd->add_subcommand("show", "Show packages, NUMA nodes, cores, PUs, caches and I/O devices");
+    auto* show = cmd->add_subcommand(
+        "show", "Show packages, NUMA nodes, cores, PUs, caches and I/O devices");
     add_source_flags(show, src);
     examples(show, {"gedge tune show", "gedge tune show -o json | jq .io_devices",
                     "gedge tune show --topology 'pack:2 numa:2 core:8 pu:2'",
@@ -164,13 +198,18 @@ void register_tune(CLI::App& app, Ctx& ctx) {
     on_run(show, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto t, load_source(ctx, src));
       auto j = t.describe();
-      std::string footer = fmt::format("{}: {} packages, {} NUMA nodes, {} cores, {} PUs; PUs {} (allowed {})",
-                                       j["source"].get<std::string>(), j["counts"]["packages"].get<int>(),
-                                       j["counts"]["numa_nodes"].get<int>(), j["counts"]["cores"].get<int>(),
-                                       j["counts"]["pus"].get<int>(), j["cpuset"].get<std::string>(),
-                                       j["allowed_cpuset"].get<std::string>());
+      std::string footer =
+          fmt::format("{}: {} packages, {} NUMA nodes, {} cores, {} PUs; PUs {} (allowed {})",
+                      j["source"].get<std::string>(), j["counts"]["packages"].get<int>(),
+                      j["counts"]["numa_nodes"].get<int>(), j["counts"]["cores"].get<int>(),
+                      j["counts"]["pus"].get<int>(), j["cpuset"].get<std::string>(),
+                      j["allowed_cpuset"].get<std::string>());
       View v{j,
-             {{"type", "/type"}, {"l#", "/logical"}, {"p#", "/os"}, {"cpuset", "/cpuset"}, {"detail", "/detail"}},
+             {{"type", "/type"},
+              {"l#", "/logical"},
+              {"p#", "/os"},
+              {"cpuset", "/cpuset"},
+              {"detail", "/detail"}},
              "/objects",
              footer};
       return Outcome{v, std::nullopt, std::nullopt};
@@ -182,13 +221,16 @@ void register_tune(CLI::App& app, Ctx& ctx) {
     static SourceFlags src;
     static PlanFlags pf;
     static std::string memory = "1Gi";
-    auto* pl = cmd->add_subcommand("plan", "Choose cores and memory nodes for a workload (prints, changes nothing)");
+    auto* pl = cmd->add_subcommand(
+        "plan", "Choose cores and memory nodes for a workload (prints, changes nothing)");
     add_source_flags(pl, src);
     add_plan_flags(pl, pf, true);
     pl->add_option("--memory", memory, "Memory request for -o k8s")->option_text("QTY");
     pl->footer("");
-    examples(pl, {"gedge tune plan --cores 2", "gedge tune plan --cores 4 --near gpu0 --no-smt --topology lstopo.xml",
-                  "gedge tune plan --cores 8 --policy scatter --topology 'pack:2 numa:2 core:8 pu:2' -o json",
+    examples(pl, {"gedge tune plan --cores 2",
+                  "gedge tune plan --cores 4 --near gpu0 --no-smt --topology lstopo.xml",
+                  "gedge tune plan --cores 8 --policy scatter --topology 'pack:2 numa:2 core:8 "
+                  "pu:2' -o json",
                   "gedge tune plan --cores 2 --device edge1 -o podman",
                   "gedge tune plan --cores 4 --numa 1 -o systemd   (also -o k8s)"});
     on_run(pl, ctx, [&ctx]() -> Result<Outcome> {
@@ -216,11 +258,15 @@ void register_tune(CLI::App& app, Ctx& ctx) {
     static std::string container;
     static bool dry_run = false;
     static std::vector<std::string> command;
-    auto* pin = cmd->add_subcommand("pin", "Bind a command, a running process or a device's container, and verify it");
+    auto* pin = cmd->add_subcommand(
+        "pin", "Bind a command, a running process or a device's container, and verify it");
     add_plan_flags(pin, pf, true);
-    pin->add_option("--pid", pid, "Rebind this running process (all its threads)")->option_text("PID");
-    pin->add_option("--device", src.device, "With --container: the registered device running it")->option_text("NAME");
-    pin->add_option("--container", container, "A podman container on --device: podman update --cpuset-cpus/--cpuset-mems")
+    pin->add_option("--pid", pid, "Rebind this running process (all its threads)")
+        ->option_text("PID");
+    pin->add_option("--device", src.device, "With --container: the registered device running it")
+        ->option_text("NAME");
+    pin->add_option("--container", container,
+                    "A podman container on --device: podman update --cpuset-cpus/--cpuset-mems")
         ->option_text("NAME");
     pin->add_flag("--membind", pf.membind, "With -- CMD: bind memory to the plan's NUMA nodes too");
     pin->add_flag("--dry-run", dry_run, "Print the plan and what would run; change nothing");
@@ -234,9 +280,12 @@ void register_tune(CLI::App& app, Ctx& ctx) {
       if (command.empty()) command = ctx.g.after_dashdash;  // main splits argv at "--"
       int targets = (pid > 0) + (!container.empty()) + (!command.empty());
       if (targets != 1)
-        return fail(ErrorCode::usage, "give exactly one target: -- CMD, --pid PID, or --device D --container NAME");
-      if (!container.empty() && src.device.empty()) return fail(ErrorCode::usage, "--container needs --device");
-      if (container.empty() && !src.device.empty()) return fail(ErrorCode::usage, "--device needs --container");
+        return fail(ErrorCode::usage,
+                    "give exactly one target: -- CMD, --pid PID, or --device D --container NAME");
+      if (!container.empty() && src.device.empty())
+        return fail(ErrorCode::usage, "--container needs --device");
+      if (container.empty() && !src.device.empty())
+        return fail(ErrorCode::usage, "--device needs --container");
       GEDGE_TRY_ASSIGN(auto req, to_request(pf));
 
       if (!container.empty()) {
@@ -252,22 +301,26 @@ void register_tune(CLI::App& app, Ctx& ctx) {
           return Outcome{plan_view(j), std::nullopt, std::nullopt};
         }
         GEDGE_TRY_ASSIGN(auto session, connect_device(ctx, src.device));
-        topo::RemoteRun run = [&](const std::vector<std::string>& argv) -> Result<topo::RemoteOutput> {
+        topo::RemoteRun run =
+            [&](const std::vector<std::string>& argv) -> Result<topo::RemoteOutput> {
           GEDGE_TRY_ASSIGN(auto r, session->exec(argv));
           return topo::RemoteOutput{r.exit_code, r.out, r.err};
         };
         GEDGE_TRY_ASSIGN(auto res, topo::pin_container(p, container, run));
-        GEDGE_TRY_ASSIGN(Inventory* inv, ctx.inventory());
+        GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
         GEDGE_TRY(inv->write([&](Inventory& db) -> Result<void> {
-          GEDGE_TRY(db.exec("INSERT INTO pins(device, owner, cpuset, mems, created_at) VALUES (?, ?, ?, ?, ?) "
-                            "ON CONFLICT(device, owner) DO UPDATE SET cpuset = excluded.cpuset, mems = excluded.mems, "
-                            "created_at = excluded.created_at",
-                            {src.device, container, topo::format_list(p.cpus), topo::format_list(p.memory_nodes),
-                             now_rfc3339()}));
+          GEDGE_TRY(db.exec(
+              "INSERT INTO pins(device, owner, cpuset, mems, created_at) VALUES (?, ?, ?, ?, ?) "
+              "ON CONFLICT(device, owner) DO UPDATE SET cpuset = excluded.cpuset, mems = "
+              "excluded.mems, "
+              "created_at = excluded.created_at",
+              {src.device, container, topo::format_list(p.cpus), topo::format_list(p.memory_nodes),
+               now_rfc3339()}));
           return {};
         }));
-        log_line("info", fmt::format("tune pin device={} container={} cpuset={} mems={}", src.device, container,
-                                     topo::format_list(p.cpus), topo::format_list(p.memory_nodes)));
+        log_line("info", fmt::format("tune pin device={} container={} cpuset={} mems={}",
+                                     src.device, container, topo::format_list(p.cpus),
+                                     topo::format_list(p.memory_nodes)));
         j["applied"] = res["applied"];
         j["recorded"] = true;
         return Outcome{plan_view(j), std::nullopt, std::nullopt};
@@ -297,14 +350,15 @@ void register_tune(CLI::App& app, Ctx& ctx) {
       GEDGE_TRY_ASSIGN(auto a, topo::bind_self(t, p, pf.membind));
       j["applied"] = a.to_json();
       j["pid"] = ::getpid();
-      log_line("info", fmt::format("tune pin exec pid={} cpuset={} cmd={}", ::getpid(), topo::format_list(p.cpus), command[0]));
+      log_line("info", fmt::format("tune pin exec pid={} cpuset={} cmd={}", ::getpid(),
+                                   topo::format_list(p.cpus), command[0]));
       GEDGE_TRY_ASSIGN(auto f, ctx.format());
       if (f == Format::json)
         std::cerr << j.dump() << "\n";
       else
-        ctx.reporter().info(fmt::format("pinned to CPUs {} (memory nodes {}{}), verified; exec {}",
-                                        topo::format_list(a.cpus), topo::format_list(p.memory_nodes),
-                                        pf.membind ? ", bound" : "", command[0]));
+        ctx.reporter().info(fmt::format(
+            "pinned to CPUs {} (memory nodes {}{}), verified; exec {}", topo::format_list(a.cpus),
+            topo::format_list(p.memory_nodes), pf.membind ? ", bound" : "", command[0]));
       std::cerr << std::flush;
       std::cout << std::flush;
       std::vector<char*> args;
@@ -312,7 +366,8 @@ void register_tune(CLI::App& app, Ctx& ctx) {
       args.push_back(nullptr);
       ::execvp(args[0], args.data());
       return fail(errno == ENOENT ? ErrorCode::not_found : ErrorCode::failure,
-                  fmt::format("cannot run '{}': {}", command[0], std::strerror(errno)), "check the command and PATH");
+                  fmt::format("cannot run '{}': {}", command[0], std::strerror(errno)),
+                  "check the command and PATH");
     });
   }
 
@@ -322,18 +377,26 @@ void register_tune(CLI::App& app, Ctx& ctx) {
     static int runs = 10;
     static int warmup = 1;
     static std::vector<std::string> command;
-    auto* b = cmd->add_subcommand("bench", "A/B benchmark: CMD unpinned vs pinned, interleaved, medians and p95");
+    auto* b = cmd->add_subcommand(
+        "bench", "A/B benchmark: CMD unpinned vs pinned, interleaved, medians and p95");
     add_plan_flags(b, pf, true);
     b->add_option("--runs", runs, "Runs per side")->check(CLI::Range(2, 10000))->option_text("N");
-    b->add_option("--warmup", warmup, "Unmeasured runs per side first")->check(CLI::Range(0, 100))->option_text("N");
-    b->add_flag("--membind", pf.membind, "Bind the pinned runs' memory to the plan's NUMA nodes too");
+    b->add_option("--warmup", warmup, "Unmeasured runs per side first")
+        ->check(CLI::Range(0, 100))
+        ->option_text("N");
+    b->add_flag("--membind", pf.membind,
+                "Bind the pinned runs' memory to the plan's NUMA nodes too");
     b->add_option("command", command, "-- CMD ARGS...: the workload (its output is discarded)");
-    examples(b, {"gedge tune bench --runs 20 --cpuset 1 -- ./membw 256",
-                 "gedge tune bench --cores 4 --near gpu0 --no-smt -o json -- python3 infer.py --batch 8"});
+    examples(
+        b,
+        {"gedge tune bench --runs 20 --cpuset 1 -- ./membw 256",
+         "gedge tune bench --cores 4 --near gpu0 --no-smt -o json -- python3 infer.py --batch 8"});
     on_run(b, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY(ctx.format());
       if (command.empty()) command = ctx.g.after_dashdash;  // main splits argv at "--"
-      if (command.empty()) return fail(ErrorCode::usage, "no command to benchmark", "usage: gedge tune bench [flags] -- CMD ARGS...");
+      if (command.empty())
+        return fail(ErrorCode::usage, "no command to benchmark",
+                    "usage: gedge tune bench [flags] -- CMD ARGS...");
       GEDGE_TRY_ASSIGN(auto req, to_request(pf));
       GEDGE_TRY_ASSIGN(auto t, topo::Topology::load({}));
       GEDGE_TRY_ASSIGN(auto p, topo::plan(t, req));
@@ -343,15 +406,24 @@ void register_tune(CLI::App& app, Ctx& ctx) {
       r["topology"] = t.summary();
       nlohmann::json rows = nlohmann::json::array();
       for (const char* side : {"unpinned", "pinned"})
-        rows.push_back({{"side", side},
-                        {"cpuset", side == std::string("pinned") ? p.to_json()["cpuset"] : nlohmann::json(r["baseline_cpuset"])},
-                        {"median_s", fmt::format("{:.4f}", r[side]["median_s"].get<double>())},
-                        {"p95_s", fmt::format("{:.4f}", r[side]["p95_s"].get<double>())}});
+        rows.push_back(
+            {{"side", side},
+             {"cpuset", side == std::string("pinned") ? p.to_json()["cpuset"]
+                                                      : nlohmann::json(r["baseline_cpuset"])},
+             {"median_s", fmt::format("{:.4f}", r[side]["median_s"].get<double>())},
+             {"p95_s", fmt::format("{:.4f}", r[side]["p95_s"].get<double>())}});
       r["table"] = rows;
-      std::string footer = fmt::format("speedup {:.3f}x (95% CI {:.3f}-{:.3f}) over {} interleaved runs per side",
-                                       r["speedup"].get<double>(), r["speedup_ci95"][0].get<double>(),
-                                       r["speedup_ci95"][1].get<double>(), runs);
-      View v{r, {{"side", "/side"}, {"cpuset", "/cpuset"}, {"median s", "/median_s"}, {"p95 s", "/p95_s"}}, "/table", footer};
+      std::string footer =
+          fmt::format("speedup {:.3f}x (95% CI {:.3f}-{:.3f}) over {} interleaved runs per side",
+                      r["speedup"].get<double>(), r["speedup_ci95"][0].get<double>(),
+                      r["speedup_ci95"][1].get<double>(), runs);
+      View v{r,
+             {{"side", "/side"},
+              {"cpuset", "/cpuset"},
+              {"median s", "/median_s"},
+              {"p95 s", "/p95_s"}},
+             "/table",
+             footer};
       return Outcome{v, std::nullopt, std::nullopt};
     });
   }

@@ -1,4 +1,5 @@
-#include <CLI/Version.hpp>
+#include "version.hpp"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -11,13 +12,13 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <CLI/Version.hpp>
 #include <regex>
 
 #include "app.hpp"
 #include "gedge/ansible.hpp"
 #include "gedge_commit.hpp"
 #include "gedge_version.hpp"
-#include "version.hpp"
 
 extern char** environ;
 
@@ -54,22 +55,27 @@ nlohmann::json ansible_core() {
   ::close(fds[1]);
   std::string out;
   char buf[4096];
-  for (ssize_t n; rc == 0 && (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; rc == 0 && (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<size_t>(n));
   ::close(fds[0]);
   int status = 0;
   if (rc == 0) ::waitpid(pid, &status, 0);
   static const std::regex core(R"(\[core ([0-9][^\]\s]*)\])");
   std::smatch m;
-  if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::regex_search(out, m, core)) return nullptr;
+  if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::regex_search(out, m, core))
+    return nullptr;
   return m[1].str();
 }
 
 }  // namespace
 
-std::string version_line() { return fmt::format("gedge {} ({})", GEDGE_VERSION, GEDGE_COMMIT); }
+std::string version_line() {
+  return fmt::format("gedge {} ({})", GEDGE_VERSION, GEDGE_COMMIT);
+}
 
 void register_version(CLI::App& app, Ctx& ctx) {
-  auto* cmd = app.add_subcommand("version", "Print gedge's version and the libraries it was built with");
+  auto* cmd =
+      app.add_subcommand("version", "Print gedge's version and the libraries it was built with");
   examples(cmd, {"gedge version", "gedge version -o json | jq .libraries"});
   on_run(cmd, ctx, []() -> Result<Outcome> {
     unsigned hw = hwloc_get_api_version();
@@ -80,7 +86,8 @@ void register_version(CLI::App& app, Ctx& ctx) {
         {"libcurl", curl_version_info(CURLVERSION_NOW)->version},
         {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR,
                                       NLOHMANN_JSON_VERSION_MINOR, NLOHMANN_JSON_VERSION_PATCH)},
-        {"fmt", fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100)},
+        {"fmt",
+         fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100)},
         {"sqlite", sqlite3_libversion()},
         {"hwloc", fmt::format("{}.{}.{}", hw >> 16, (hw >> 8) & 0xff, hw & 0xff)},
         {"openssl", OpenSSL_version(OPENSSL_VERSION)},
@@ -94,7 +101,8 @@ void register_version(CLI::App& app, Ctx& ctx) {
                      {"compiler", compiler()},
                      {"libraries", libs},
                      {"ansible_core", ansible_core()},
-                     {"playbook_dir", playbooks ? nlohmann::json(playbooks->string()) : nlohmann::json(nullptr)}};
+                     {"playbook_dir",
+                      playbooks ? nlohmann::json(playbooks->string()) : nlohmann::json(nullptr)}};
     return Outcome{View{j, {}, "", ""}, std::nullopt, std::nullopt};
   });
 }

@@ -1,9 +1,9 @@
 // AFL++ harness for gedge's input loaders (issue 16): the first byte picks the loader, the rest
-// is the input (a file argument, or stdin): 0 service/pipeline spec (svc::parse_spec), 1 scheduler state (sched::parse_state),
-// 2 scheduler workload (sched::parse_workload), 3 Kubernetes manifests (manifest::parse),
-// 4 kubeconfig (k8s::parse_kubeconfig). A loader may refuse anything, but only with an Error:
-// a crash, an abort, an uncaught exception or a hang is a finding. Plain main() over stdin, so
-// every AFL++ instrumentation mode (also afl-as, without a persistent loop) links it.
+// is the input (a file argument, or stdin): 0 service/pipeline spec (svc::parse_spec), 1 scheduler
+// state (sched::parse_state), 2 scheduler workload (sched::parse_workload), 3 Kubernetes manifests
+// (manifest::parse), 4 kubeconfig (k8s::parse_kubeconfig). A loader may refuse anything, but only
+// with an Error: a crash, an abort, an uncaught exception or a hang is a finding. Plain main() over
+// stdin, so every AFL++ instrumentation mode (also afl-as, without a persistent loop) links it.
 // Build and run (GCC plugin mode: afl-g++-fast instruments with g++ 12 itself, so libstdc++ 12's
 // <expected> compiles, which clang 14 cannot): tests/fuzz/afl.sh [SECONDS]
 #include <unistd.h>
@@ -24,11 +24,21 @@ void one(const std::string& data) {
   if (data.empty()) return;
   std::string text = data.substr(1);
   switch (static_cast<unsigned char>(data[0]) % 5) {
-    case 0: (void)gedge::svc::parse_spec(text, "fuzz.yaml"); break;
-    case 1: (void)gedge::sched::parse_state(text, "fuzz.json"); break;
-    case 2: (void)gedge::sched::parse_workload(text, "fuzz.yaml"); break;
-    case 3: (void)gedge::manifest::parse(text, "fuzz.yaml"); break;
-    default: (void)gedge::k8s::parse_kubeconfig(text, "", "/nonexistent-fuzz-dir"); break;
+    case 0:
+      (void)gedge::svc::parse_spec(text, "fuzz.yaml");
+      break;
+    case 1:
+      (void)gedge::sched::parse_state(text, "fuzz.json");
+      break;
+    case 2:
+      (void)gedge::sched::parse_workload(text, "fuzz.yaml");
+      break;
+    case 3:
+      (void)gedge::manifest::parse(text, "fuzz.yaml");
+      break;
+    default:
+      (void)gedge::k8s::parse_kubeconfig(text, "", "/nonexistent-fuzz-dir");
+      break;
   }
 }
 

@@ -2,6 +2,7 @@
 // ansible-playbook argv/env, journal-based --resume selection, --max-fail, and a real
 // ansible-playbook run against localhost through the shipped callback plugin.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -9,8 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "gedge/ansible.hpp"
 #include "gedge/cluster.hpp"
@@ -33,7 +32,8 @@ void check_golden(const std::string& rel, const std::string& actual) {
     return;
   }
   auto expected = read_file(p);
-  REQUIRE_MESSAGE(expected, "missing golden " << p.string() << " (GEDGE_UPDATE_GOLDEN=1 writes it)");
+  REQUIRE_MESSAGE(expected,
+                  "missing golden " << p.string() << " (GEDGE_UPDATE_GOLDEN=1 writes it)");
   CHECK(*expected == actual);
 }
 
@@ -47,8 +47,10 @@ TEST_CASE("render_inventory is deterministic and checks host keys") {
   ansible::InventorySpec spec;
   spec.known_hosts = "/home/op/.local/share/gedge/runs/lab-1/known_hosts";
   spec.connect_timeout_s = 7;
-  spec.hosts.push_back({"edge1", "10.213.0.21", 22, "gedgetest", "/keys/id_ed25519", {{"gedge_role", "member"}}});
-  spec.hosts.push_back({"edge2", "10.213.0.22", 2222, "ops", "/keys/other", {{"gedge_role", "server"}}});
+  spec.hosts.push_back(
+      {"edge1", "10.213.0.21", 22, "gedgetest", "/keys/id_ed25519", {{"gedge_role", "member"}}});
+  spec.hosts.push_back(
+      {"edge2", "10.213.0.22", 2222, "ops", "/keys/other", {{"gedge_role", "server"}}});
   auto text = ansible::render_inventory(spec);
   check_golden("ansible/inventory.yml", text);
   CHECK(text.find("StrictHostKeyChecking=yes") != std::string::npos);
@@ -59,7 +61,9 @@ TEST_CASE("render_inventory is deterministic and checks host keys") {
   CHECK(ansible::render_inventory(spec) == text);
 }
 
-TEST_CASE("inventory_host: HostKeyAlias per device, agent-only without a forced key, the jump as ProxyCommand") {
+TEST_CASE(
+    "inventory_host: HostKeyAlias per device, agent-only without a forced key, the jump as "
+    "ProxyCommand") {
   SshTarget key{"edge1", "10.213.0.21", 22, "gedgetest", "", {"ssh-ed25519", kEd25519Fp, ""}};
   key.auth = "gedge_key";
   auto h = ansible::inventory_host(key, "/g/id_ed25519", "/run/kh", 7);
@@ -79,7 +83,10 @@ TEST_CASE("inventory_host: HostKeyAlias per device, agent-only without a forced 
   SshTarget inner = key;
   inner.name = "inner1";
   inner.host = "10.213.2.10";
-  inner.jump = JumpHost{"10.213.0.41", 22, "gedgetest", "", "inner1/jump", {"ssh-ed25519", kEd25519Fp, std::string("ssh-ed25519 ") + kEd25519}};
+  inner.jump =
+      JumpHost{"10.213.0.41", 22,
+               "gedgetest",   "",
+               "inner1/jump", {"ssh-ed25519", kEd25519Fp, std::string("ssh-ed25519 ") + kEd25519}};
   auto j = ansible::inventory_host(inner, "/g/id_ed25519", "/run/kh", 7);
   CHECK(j.proxy_command.find("HostKeyAlias=inner1/jump") != std::string::npos);
   CHECK(j.proxy_command.find("-W '[%h]:%p' -- 10.213.0.41") != std::string::npos);
@@ -90,17 +97,23 @@ TEST_CASE("inventory_host: HostKeyAlias per device, agent-only without a forced 
   spec.hosts = {h, a, j};
   auto text = ansible::render_inventory(spec);
   check_golden("ansible/inventory-ssh.yml", text);
-  CHECK(text.find("ansible_ssh_extra_args: -o HostKeyAlias=edge1 -o IdentitiesOnly=yes") != std::string::npos);
-  CHECK(text.find("HostKeyAlias=edge2 -o 'IdentityAgent=\"/run/my agent.sock\"'") != std::string::npos);
+  CHECK(text.find("ansible_ssh_extra_args: -o HostKeyAlias=edge1 -o IdentitiesOnly=yes") !=
+        std::string::npos);
+  CHECK(text.find("HostKeyAlias=edge2 -o 'IdentityAgent=\"/run/my agent.sock\"'") !=
+        std::string::npos);
 
   // The run's known_hosts: the device's line under its alias (also found under the old
   // [host]:port marker) and the jump's pinned line under the jump alias.
-  auto lines = ansible::device_known_hosts_lines(std::string("10.213.2.10 ssh-ed25519 ") + kEd25519 + "\n", inner);
+  auto lines = ansible::device_known_hosts_lines(
+      std::string("10.213.2.10 ssh-ed25519 ") + kEd25519 + "\n", inner);
   REQUIRE(lines);
-  CHECK(*lines == std::string("inner1 ssh-ed25519 ") + kEd25519 + "\ninner1/jump ssh-ed25519 " + kEd25519 + "\n");
+  CHECK(*lines == std::string("inner1 ssh-ed25519 ") + kEd25519 + "\ninner1/jump ssh-ed25519 " +
+                      kEd25519 + "\n");
   inner.jump->host_key.public_key.clear();
-  CHECK(ansible::device_known_hosts_lines(std::string("inner1 ssh-ed25519 ") + kEd25519 + "\n", inner).error().code ==
-        ErrorCode::host_key);
+  CHECK(
+      ansible::device_known_hosts_lines(std::string("inner1 ssh-ed25519 ") + kEd25519 + "\n", inner)
+          .error()
+          .code == ErrorCode::host_key);
 }
 
 TEST_CASE("ssh_file_option quotes paths with spaces, quotes and % for both shlex and ssh") {
@@ -115,8 +128,10 @@ TEST_CASE("ssh_file_option quotes paths with spaces, quotes and % for both shlex
   spec.known_hosts = "/tmp/gedge home/runs/a b/known_hosts";
   spec.hosts.push_back({"edge1", "10.213.0.21", 22, "gedgetest", "/tmp/gedge home/id_ed25519", {}});
   auto text = ansible::render_inventory(spec);
-  CHECK(text.find("'UserKnownHostsFile=\"/tmp/gedge home/runs/a b/known_hosts\"'") != std::string::npos);
-  CHECK(text.find("'GlobalKnownHostsFile=\"/tmp/gedge home/runs/a b/known_hosts\"'") != std::string::npos);
+  CHECK(text.find("'UserKnownHostsFile=\"/tmp/gedge home/runs/a b/known_hosts\"'") !=
+        std::string::npos);
+  CHECK(text.find("'GlobalKnownHostsFile=\"/tmp/gedge home/runs/a b/known_hosts\"'") !=
+        std::string::npos);
 }
 
 TEST_CASE("verified_known_hosts_lines keeps only keys that match the pinned fingerprint") {
@@ -124,15 +139,17 @@ TEST_CASE("verified_known_hosts_lines keeps only keys that match the pinned fing
   REQUIRE(fp);
   CHECK(*fp == kEd25519Fp);
   std::string kh = std::string("# comment\n") + "10.213.0.21 ssh-ed25519 " + kEd25519 + "\n" +
-                   "[10.213.0.22]:2222 ssh-ed25519 " + kOther + "\n" + "other,10.213.0.23 ssh-ed25519 " + kEd25519 + "\n";
+                   "[10.213.0.22]:2222 ssh-ed25519 " + kOther + "\n" +
+                   "other,10.213.0.23 ssh-ed25519 " + kEd25519 + "\n";
   SUBCASE("match on port 22") {
     auto r = ansible::verified_known_hosts_lines(kh, "10.213.0.21", 22, kEd25519Fp, "edge1");
     REQUIRE(r);
-    CHECK(*r == std::string("edge1 ssh-ed25519 ") + kEd25519 + "\n");  // written under the HostKeyAlias
+    CHECK(*r ==
+          std::string("edge1 ssh-ed25519 ") + kEd25519 + "\n");  // written under the HostKeyAlias
   }
   SUBCASE("a line under the device's alias") {
-    auto r = ansible::verified_known_hosts_lines(std::string("edge9 ssh-ed25519 ") + kEd25519 + "\n", "10.9.9.9", 22,
-                                                 kEd25519Fp, "edge9");
+    auto r = ansible::verified_known_hosts_lines(
+        std::string("edge9 ssh-ed25519 ") + kEd25519 + "\n", "10.9.9.9", 22, kEd25519Fp, "edge9");
     REQUIRE(r);
     CHECK(*r == std::string("edge9 ssh-ed25519 ") + kEd25519 + "\n");
   }
@@ -147,9 +164,11 @@ TEST_CASE("verified_known_hosts_lines keeps only keys that match the pinned fing
     CHECK(r.error().message.find("does not match") != std::string::npos);
   }
   SUBCASE("absent entry and absent pin") {
-    CHECK(ansible::verified_known_hosts_lines(kh, "10.213.0.99", 22, kEd25519Fp, "x").error().code ==
+    CHECK(
+        ansible::verified_known_hosts_lines(kh, "10.213.0.99", 22, kEd25519Fp, "x").error().code ==
+        ErrorCode::host_key);
+    CHECK(ansible::verified_known_hosts_lines(kh, "10.213.0.21", 22, "", "x").error().code ==
           ErrorCode::host_key);
-    CHECK(ansible::verified_known_hosts_lines(kh, "10.213.0.21", 22, "", "x").error().code == ErrorCode::host_key);
   }
   CHECK(ansible::known_hosts_marker("h", 22) == "h");
   CHECK(ansible::known_hosts_marker("h", 2222) == "[h]:2222");
@@ -164,21 +183,26 @@ TEST_CASE("parse_event reads callback lines") {
   CHECK(e->changed);
   CHECK(e->task == "registry_trust : Trust the cluster registry");
   CHECK(e->diff == "--- a\n+++ b");
-  auto u = ansible::parse_event(R"({"event": "unreachable", "host": "h7", "task": "Gathering Facts", "msg": "ssh: connect to host 10.213.0.17 port 22: No route to host", "changed": false})");
+  auto u = ansible::parse_event(
+      R"({"event": "unreachable", "host": "h7", "task": "Gathering Facts", "msg": "ssh: connect to host 10.213.0.17 port 22: No route to host", "changed": false})");
   REQUIRE(u);
   CHECK(u->type == "unreachable");
   CHECK(u->msg.find("No route") != std::string::npos);
   // A stalled connection (link dropped mid-run) shows up as a become-prompt timeout: unreachable.
-  auto b = ansible::parse_event(R"({"event": "failed", "host": "h8", "task": "Probe", "msg": "Timeout (7s) waiting for privilege escalation prompt: "})");
+  auto b = ansible::parse_event(
+      R"({"event": "failed", "host": "h8", "task": "Probe", "msg": "Timeout (7s) waiting for privilege escalation prompt: "})");
   REQUIRE(b);
   CHECK(b->type == "unreachable");
-  auto f = ansible::parse_event(R"({"event": "failed", "host": "h8", "task": "Probe", "msg": "non-zero return code"})");
+  auto f = ansible::parse_event(
+      R"({"event": "failed", "host": "h8", "task": "Probe", "msg": "non-zero return code"})");
   REQUIRE(f);
   CHECK(f->type == "failed");
-  auto s = ansible::parse_event(R"({"event": "stats", "hosts": {"edge1": {"ok": 5, "changed": 1, "failures": 0, "unreachable": 0}}})");
+  auto s = ansible::parse_event(
+      R"({"event": "stats", "hosts": {"edge1": {"ok": 5, "changed": 1, "failures": 0, "unreachable": 0}}})");
   REQUIRE(s);
   CHECK(s->stats["edge1"]["ok"] == 5);
-  auto k = ansible::parse_event(R"({"event": "skipped", "host": "a", "task": "t", "check_mode_skip": true})");
+  auto k = ansible::parse_event(
+      R"({"event": "skipped", "host": "a", "task": "t", "check_mode_skip": true})");
   REQUIRE(k);
   CHECK(k->check_mode_skip);
   CHECK_FALSE(ansible::parse_event("PLAY RECAP ****"));
@@ -196,8 +220,9 @@ TEST_CASE("playbook_argv and env: no shell, check mode, our callback") {
   spec.forks = 3;
   spec.limit = {"a", "b"};
   auto argv = ansible::playbook_argv(spec);
-  std::vector<std::string> want = {"ansible-playbook", "-i", "/run/x/inventory.yml", "-e", "@/run/x/vars.json",
-                                   "--forks", "3", "--limit", "a,b", "/pb/containers.yml"};
+  std::vector<std::string> want = {
+      "ansible-playbook", "-i",  "/run/x/inventory.yml", "-e", "@/run/x/vars.json", "--forks", "3",
+      "--limit",          "a,b", "/pb/containers.yml"};
   CHECK(argv == want);
   spec.check = true;
   spec.skip_tags = {"verify"};
@@ -211,19 +236,21 @@ TEST_CASE("playbook_argv and env: no shell, check mode, our callback") {
   CHECK(env["ANSIBLE_HOST_KEY_CHECKING"] == "True");
   CHECK(env["ANSIBLE_CALLBACK_PLUGINS"] == "/pb/callback_plugins");
   CHECK(ansible::render_ansible_cfg(spec).find("host_key_checking = True") != std::string::npos);
-  spec.timeout_s = 4;  // --timeout reaches Ansible's own connect timeout (it precedes the inventory's)
+  spec.timeout_s =
+      4;  // --timeout reaches Ansible's own connect timeout (it precedes the inventory's)
   CHECK(ansible::render_ansible_cfg(spec).find("\ntimeout = 4\n") != std::string::npos);
 }
 
 TEST_CASE("select_resume picks devices whose latest journal row is not a completion") {
   using cluster::JournalEntry;
-  std::vector<JournalEntry> j = {
-      {1, "a", "r1", "podman", "ok"},          {2, "b", "r1", "podman", "changed"},
-      {3, "c", "r1", "Gathering Facts", "unreachable"},
-      {4, "a", "r1", cluster::kStepComplete, "ok"},
-      {5, "b", "r1", "smoke", "failed"},
-      // a later run of d was interrupted after one step
-      {6, "d", "r1", cluster::kStepComplete, "ok"}, {7, "d", "r2", "podman", "ok"}};
+  std::vector<JournalEntry> j = {{1, "a", "r1", "podman", "ok"},
+                                 {2, "b", "r1", "podman", "changed"},
+                                 {3, "c", "r1", "Gathering Facts", "unreachable"},
+                                 {4, "a", "r1", cluster::kStepComplete, "ok"},
+                                 {5, "b", "r1", "smoke", "failed"},
+                                 // a later run of d was interrupted after one step
+                                 {6, "d", "r1", cluster::kStepComplete, "ok"},
+                                 {7, "d", "r2", "podman", "ok"}};
   auto r = cluster::select_resume({"a", "b", "c", "d", "e"}, j);
   CHECK(r == std::vector<std::string>{"b", "c", "d", "e"});
   // After b and c complete in run r3, only d and e remain.
@@ -243,7 +270,8 @@ TEST_CASE("--max-fail parses counts and percentages") {
   CHECK_FALSE(p->exceeded(2, 4));
   CHECK(p->exceeded(3, 4));
   CHECK_FALSE(cluster::MaxFail{}.exceeded(100, 100));
-  for (const char* bad : {"", "-1", "x", "101%", "5%%", "1.5"}) CHECK(cluster::parse_max_fail(bad).error().code == ErrorCode::usage);
+  for (const char* bad : {"", "-1", "x", "101%", "5%%", "1.5"})
+    CHECK(cluster::parse_max_fail(bad).error().code == ErrorCode::usage);
 }
 
 TEST_CASE("a real ansible-playbook run streams events through the shipped callback") {
@@ -263,7 +291,9 @@ TEST_CASE("a real ansible-playbook run streams events through the shipped callba
   spec.playbook = pb;
   spec.playbook_dir = pbdir;
   spec.run_dir = tmp.path / "run";
-  spec.inventory_text = "all:\n  hosts:\n    local1:\n      ansible_connection: local\n      ansible_python_interpreter: /usr/bin/python3\n";
+  spec.inventory_text =
+      "all:\n  hosts:\n    local1:\n      ansible_connection: local\n      "
+      "ansible_python_interpreter: /usr/bin/python3\n";
   std::vector<ansible::Event> events;
   auto rr = ansible::run_playbook(spec, [&](const ansible::Event& e) { events.push_back(e); });
   REQUIRE_MESSAGE(rr, rr.error().message);
@@ -291,18 +321,27 @@ struct MonitoringFixture {
   Inventory inv = Inventory::open(tmp.path / "inventory.db", true).value();
   MonitoringFixture() {
     const char* now = "2026-01-01T00:00:00Z";
-    REQUIRE(inv.exec("INSERT INTO devices(name, host, user, tier, site, labels, created_at, updated_at) "
-                     "VALUES ('edge1', '10.0.0.1', 'u', 'local', 'lab-a', ?, ?, ?)",
-                     {std::string(R"({"rack":"r1","gpu.vendor":"nvidia","site":"spoof","gedge_cluster":"spoof","__x":"y","9lives":"cat"})"),
-                      std::string(now), std::string(now)}));
-    REQUIRE(inv.exec("INSERT INTO devices(name, host, user, created_at, updated_at) VALUES ('edge2', 'fd00::2', 'u', ?, ?)",
-                     {std::string(now), std::string(now)}));
-    REQUIRE(inv.exec("INSERT INTO clusters(name, kind, profile, monitoring, state, created_at, updated_at) "
-                     "VALUES ('mon', 'devices', 'containers', 1, 'ready', ?, ?)",
-                     {std::string(now), std::string(now)}));
+    REQUIRE(inv.exec(
+        "INSERT INTO devices(name, host, user, tier, site, labels, created_at, updated_at) "
+        "VALUES ('edge1', '10.0.0.1', 'u', 'local', 'lab-a', ?, ?, ?)",
+        {std::string(
+             R"({"rack":"r1","gpu.vendor":"nvidia","site":"spoof","gedge_cluster":"spoof","__x":"y","9lives":"cat"})"),
+         std::string(now), std::string(now)}));
+    REQUIRE(
+        inv.exec("INSERT INTO devices(name, host, user, created_at, updated_at) VALUES ('edge2', "
+                 "'fd00::2', 'u', ?, ?)",
+                 {std::string(now), std::string(now)}));
+    REQUIRE(inv.exec(
+        "INSERT INTO clusters(name, kind, profile, monitoring, state, created_at, updated_at) "
+        "VALUES ('mon', 'devices', 'containers', 1, 'ready', ?, ?)",
+        {std::string(now), std::string(now)}));
     for (const char* d : {"edge1", "edge2", "gone"})
-      REQUIRE(inv.exec("INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', ?, 'ready')", {std::string(d)}));
-    REQUIRE(inv.exec("UPDATE cluster_members SET metrics_url = 'http://10.0.0.1:9100/metrics' WHERE device = 'edge1'"));
+      REQUIRE(
+          inv.exec("INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', ?, 'ready')",
+                   {std::string(d)}));
+    REQUIRE(
+        inv.exec("UPDATE cluster_members SET metrics_url = 'http://10.0.0.1:9100/metrics' WHERE "
+                 "device = 'edge1'"));
   }
 };
 
@@ -327,7 +366,8 @@ TEST_CASE("prom_label_name makes any key a Prometheus label name") {
   CHECK(cluster::prom_label_name("") == "_");
 }
 
-TEST_CASE("the target file lists every member with gedge's labels, site, tier and the device's labels") {
+TEST_CASE(
+    "the target file lists every member with gedge's labels, site, tier and the device's labels") {
   MonitoringFixture f;
   auto targets = cluster::prometheus_targets(f.inv, "mon");
   REQUIRE(targets);
@@ -355,7 +395,9 @@ TEST_CASE("the target file lists every member with gedge's labels, site, tier an
   CHECK(cluster::sd_path("mon") == "/etc/prometheus/gedge/targets/mon.json");
 }
 
-TEST_CASE("cluster export: prometheus-sd, prometheus-rules and grafana; unknown formats are usage errors") {
+TEST_CASE(
+    "cluster export: prometheus-sd, prometheus-rules and grafana; unknown formats are usage "
+    "errors") {
   MonitoringFixture f;
   ::setenv("GEDGE_PLAYBOOK_DIR", (fs::path(GEDGE_SOURCE_DIR) / "playbooks").c_str(), 1);
   Paths paths;
@@ -364,7 +406,8 @@ TEST_CASE("cluster export: prometheus-sd, prometheus-rules and grafana; unknown 
   CHECK(*sd == cluster::render_sd(cluster::prometheus_targets(f.inv, "mon").value()));
   auto rules = cluster::export_text(f.inv, paths, "mon", "prometheus-rules");
   REQUIRE(rules);
-  for (const char* a : {"GedgeDeviceDown", "GedgeDiskNearlyFull", "GedgeMemoryPressure", "GedgeNodeExporterMissing"})
+  for (const char* a : {"GedgeDeviceDown", "GedgeDiskNearlyFull", "GedgeMemoryPressure",
+                        "GedgeNodeExporterMissing"})
     CHECK(rules->find(a) != std::string::npos);
   auto g = cluster::export_text(f.inv, paths, "mon", "grafana");
   REQUIRE(g);
@@ -375,7 +418,8 @@ TEST_CASE("cluster export: prometheus-sd, prometheus-rules and grafana; unknown 
   CHECK(bad.error().message.find("prometheus-rules") != std::string::npos);
 }
 
-TEST_CASE("promtool accepts the shipped rules, and the server configuration with gedge's target file") {
+TEST_CASE(
+    "promtool accepts the shipped rules, and the server configuration with gedge's target file") {
   if (run_out("command -v promtool").find("promtool") == std::string::npos) {
     MESSAGE("promtool not installed (Debian package prometheus): skipped");
     return;
@@ -389,33 +433,41 @@ TEST_CASE("promtool accepts the shipped rules, and the server configuration with
   REQUIRE(cfg);
   std::string text = *cfg;
   auto dir = f.tmp.path.string();
-  for (auto [from, to] : {std::pair<std::string, std::string>{"/etc/prometheus/gedge/targets/", dir + "/targets/"},
-                          {"/etc/prometheus/gedge/", dir + "/"}})
+  for (auto [from, to] :
+       {std::pair<std::string, std::string>{"/etc/prometheus/gedge/targets/", dir + "/targets/"},
+        {"/etc/prometheus/gedge/", dir + "/"}})
     for (size_t p; (p = text.find(from)) != std::string::npos;) text.replace(p, from.size(), to);
   fs::create_directories(f.tmp.path / "targets");
   fs::copy_file(files / "gedge.rules.yml", f.tmp.path / "gedge.rules.yml");
   REQUIRE(write_file_atomic(f.tmp.path / "targets/mon.json",
-                            cluster::render_sd(cluster::prometheus_targets(f.inv, "mon").value()), 0644));
+                            cluster::render_sd(cluster::prometheus_targets(f.inv, "mon").value()),
+                            0644));
   REQUIRE(write_file_atomic(f.tmp.path / "prometheus.yml", text, 0644));
   auto out = run_out("promtool check config " + (f.tmp.path / "prometheus.yml").string());
   CHECK_MESSAGE(out.find("is valid prometheus config file syntax") != std::string::npos, out);
   CHECK_MESSAGE(out.find("1 rule files found") != std::string::npos, out);
   CHECK_MESSAGE(out.find("(exit") == std::string::npos, out);
   // A broken target file is refused by the same check (so the check above did read ours).
-  REQUIRE(write_file_atomic(f.tmp.path / "targets/mon.json", R"([{"targets": "not a list"}])", 0644));
-  CHECK(run_out("promtool check config " + (f.tmp.path / "prometheus.yml").string()).find("(exit") != std::string::npos);
+  REQUIRE(
+      write_file_atomic(f.tmp.path / "targets/mon.json", R"([{"targets": "not a list"}])", 0644));
+  CHECK(
+      run_out("promtool check config " + (f.tmp.path / "prometheus.yml").string()).find("(exit") !=
+      std::string::npos);
 }
 
 // The fields and constraints of Grafana's dashboard schema (grafana/grafana
 // kinds/dashboard/dashboard_kind.cue, the classic JSON model) that a dashboard gedge writes uses.
 TEST_CASE("the Grafana dashboard follows Grafana's dashboard schema") {
   auto d = cluster::grafana_dashboard("lab.one");
-  auto is_uint = [](const nlohmann::json& v) { return v.is_number_integer() && v.get<int64_t>() >= 0; };
+  auto is_uint = [](const nlohmann::json& v) {
+    return v.is_number_integer() && v.get<int64_t>() >= 0;
+  };
   // Dashboard: the typed fields it sets.
   REQUIRE(d.is_object());
   CHECK(d["uid"].is_string());
   CHECK(d["uid"].get<std::string>().size() <= 40);
-  for (char c : d["uid"].get<std::string>()) CHECK((std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'));
+  for (char c : d["uid"].get<std::string>())
+    CHECK((std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'));
   CHECK(d["title"] == "gedge cluster lab.one");
   CHECK((d["style"] == "dark" || d["style"] == "light"));
   CHECK(d["timezone"].is_string());
@@ -440,7 +492,8 @@ TEST_CASE("the Grafana dashboard follows Grafana's dashboard schema") {
     CHECK(a["iconColor"].is_string());
   }
   // Variables: #VariableModel requires type (one of #VariableType) and name; hide 0|1|2.
-  const std::set<std::string> var_types = {"query", "adhoc", "constant", "datasource", "interval", "textbox", "custom", "system"};
+  const std::set<std::string> var_types = {"query",    "adhoc",   "constant", "datasource",
+                                           "interval", "textbox", "custom",   "system"};
   REQUIRE(d["templating"]["list"].is_array());
   std::set<std::string> var_names;
   for (const auto& v : d["templating"]["list"]) {
@@ -488,7 +541,8 @@ TEST_CASE("the Grafana dashboard follows Grafana's dashboard schema") {
   }
   // The same metrics as `cluster status`: up, CPU, memory, disk.
   auto uses = [&](const char* metric) {
-    return std::any_of(exprs.begin(), exprs.end(), [&](const std::string& e) { return e.find(metric) != std::string::npos; });
+    return std::any_of(exprs.begin(), exprs.end(),
+                       [&](const std::string& e) { return e.find(metric) != std::string::npos; });
   };
   CHECK(uses("up{"));
   CHECK(uses("node_cpu_seconds_total"));
@@ -497,17 +551,22 @@ TEST_CASE("the Grafana dashboard follows Grafana's dashboard schema") {
 }
 
 TEST_CASE("a fetched kubeconfig is pointed at the server in one pass, even when it is 127.0.0.1") {
-  // The server at 127.0.0.1 (behind an SSH tunnel) made the old loop replace it with itself for ever.
+  // The server at 127.0.0.1 (behind an SSH tunnel) made the old loop replace it with itself for
+  // ever.
   std::string kc = "clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\n";
   CHECK(ansible::point_kubeconfig_at(kc, "127.0.0.1") == kc);
   CHECK(ansible::point_kubeconfig_at(kc, "10.213.0.5") ==
         "clusters:\n- cluster:\n    server: https://10.213.0.5:6443\n  name: default\n");
-  CHECK(ansible::point_kubeconfig_at(kc, "fd00::5").find("server: https://[fd00::5]:6443\n") != std::string::npos);
-  CHECK(ansible::point_kubeconfig_at("a https://127.0.0.1:1 b https://127.0.0.1:2", "h") == "a https://h:1 b https://h:2");
+  CHECK(ansible::point_kubeconfig_at(kc, "fd00::5").find("server: https://[fd00::5]:6443\n") !=
+        std::string::npos);
+  CHECK(ansible::point_kubeconfig_at("a https://127.0.0.1:1 b https://127.0.0.1:2", "h") ==
+        "a https://h:1 b https://h:2");
   CHECK(ansible::point_kubeconfig_at("no server here", "h") == "no server here");
 }
 
-TEST_CASE("registry trust: 401 over TLS is TLS working; a certificate failure or plain HTTP is exit 6 unless allowed") {
+TEST_CASE(
+    "registry trust: 401 over TLS is TLS working; a certificate failure or plain HTTP is exit 6 "
+    "unless allowed") {
   // Was: any failed HTTPS probe (an unknown CA, the 401 of every authenticated registry) made the
   // registry plain HTTP, insecure on every device.
   test::ReadyProcess tls("tests/registry_double/registry_double.py --dir {dir} --tls --status 401");

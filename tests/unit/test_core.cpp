@@ -1,9 +1,9 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
 
 #include <fstream>
-#include <yaml-cpp/yaml.h>
 #include <sstream>
 
 #include "gedge/config.hpp"
@@ -69,8 +69,9 @@ TEST_CASE("parse_format accepts the three formats and rejects others as usage er
 
 TEST_CASE("the renderer prints one typed result as table, json and yaml") {
   View v;
-  v.data = json::array({{{"name", "cam-1"}, {"facts", {{"cpus", 4}}}, {"labels", {{"zone", "a"}}}},
-                        {{"name", "cam-22"}, {"facts", {{"cpus", nullptr}}}, {"labels", json::object()}}});
+  v.data = json::array(
+      {{{"name", "cam-1"}, {"facts", {{"cpus", 4}}}, {"labels", {{"zone", "a"}}}},
+       {{"name", "cam-22"}, {"facts", {{"cpus", nullptr}}}, {"labels", json::object()}}});
   v.columns = {{"name", "/name"}, {"cpus", "/facts/cpus"}, {"labels", "/labels"}};
 
   SUBCASE("table aligns columns, shows null as '-', upper-cases headers") {
@@ -101,7 +102,10 @@ TEST_CASE("the renderer prints one typed result as table, json and yaml") {
 TEST_CASE("tables never send a device's control characters to the terminal (issue 16 item 13)") {
   // A hostname / OS name with a terminal escape (clear screen, retitle) and a C1 CSI.
   View v;
-  v.data = json::array({{{"name", "h1"}, {"os", "Deb\x1b[2J\x1b]0;pwned\x07ian\tx\xc2\x9b" "31m"}}});
+  v.data = json::array({{{"name", "h1"},
+                         {"os",
+                          "Deb\x1b[2J\x1b]0;pwned\x07ian\tx\xc2\x9b"
+                          "31m"}}});
   v.columns = {{"name", "/name"}, {"os", "/os"}};
   std::ostringstream out;
   render(v, {Format::table, false}, out);
@@ -117,7 +121,8 @@ TEST_CASE("tables never send a device's control characters to the terminal (issu
 }
 
 TEST_CASE("yaml quotes strings that YAML would read as other types") {
-  json j{{"a", "true"}, {"b", "1.5"}, {"c", "plain"}, {"d", ""}, {"e", "null"}, {"f", "line1\nline2"}};
+  json j{{"a", "true"}, {"b", "1.5"},  {"c", "plain"},
+         {"d", ""},     {"e", "null"}, {"f", "line1\nline2"}};
   std::string y = to_yaml(j);
   CHECK(y.find("a: \"true\"") != std::string::npos);
   CHECK(y.find("b: \"1.5\"") != std::string::npos);
@@ -186,10 +191,10 @@ TEST_CASE("json and yaml carry bytes that are not UTF-8 as base64 next to a loss
   // truncated sequence: each must reach the output, never abort it.
   View v;
   v.data = {{"results", json::array({{{"device", "h1"},
-                                       {"stdout", std::string("\xff\xfeok")},
-                                       {"stderr", std::string("caf\xc3\xa9")},
-                                       {"log", json::array({std::string("a\xc0\xaf"), "b"})},
-                                       {"note", std::string("\xed\xa0\x80|\xe2\x82")}}})}};
+                                      {"stdout", std::string("\xff\xfeok")},
+                                      {"stderr", std::string("caf\xc3\xa9")},
+                                      {"log", json::array({std::string("a\xc0\xaf"), "b"})},
+                                      {"note", std::string("\xed\xa0\x80|\xe2\x82")}}})}};
   std::ostringstream out;
   REQUIRE_NOTHROW(render(v, {Format::json, false}, out));
   auto j = json::parse(out.str());
@@ -208,7 +213,8 @@ TEST_CASE("json and yaml carry bytes that are not UTF-8 as base64 next to a loss
   CHECK(json::parse(e.dump())["message"] == "device '\xef\xbf\xbd' not found");
 }
 
-TEST_CASE("config: missing file is empty, known keys load, unknown keys warn and the rest applies") {
+TEST_CASE(
+    "config: missing file is empty, known keys load, unknown keys warn and the rest applies") {
   test::TempDir tmp;
   CHECK_FALSE(load_config(tmp.path / "none.yaml")->output.has_value());
   auto f = tmp.path / "config.yaml";
@@ -238,14 +244,17 @@ TEST_CASE("config: values are checked as their flags check them, naming file, li
     const char* text;
     const char* says;
   };
-  for (auto [text, says] : {Bad{"output: json\ncolor: purple\n", "config.yaml:2: color: 'purple' is not one of auto, always, never"},
-                            Bad{"timeout: -5\n", "config.yaml:1: timeout: -5 is outside 0.1..86400"},
-                            Bad{"timeout: .inf\n", "config.yaml:1: timeout: '.inf' is not a number"},
-                            Bad{"parallel: 0\n", "config.yaml:1: parallel: 0 is outside 1..4096"},
-                            Bad{"parallel: many\n", "config.yaml:1: parallel: 'many' is not a whole number"},
-                            Bad{"parallel: 2.5\n", "config.yaml:1: parallel: '2.5' is not a whole number"},
-                            Bad{"\n\noutput: xml\n", "config.yaml:3: output: 'xml' is not one of table, json, yaml"},
-                            Bad{"output: [json]\n", "config.yaml:1: output: '(not a scalar)' is not one of table, json, yaml"}}) {
+  for (auto [text, says] :
+       {Bad{"output: json\ncolor: purple\n",
+            "config.yaml:2: color: 'purple' is not one of auto, always, never"},
+        Bad{"timeout: -5\n", "config.yaml:1: timeout: -5 is outside 0.1..86400"},
+        Bad{"timeout: .inf\n", "config.yaml:1: timeout: '.inf' is not a number"},
+        Bad{"parallel: 0\n", "config.yaml:1: parallel: 0 is outside 1..4096"},
+        Bad{"parallel: many\n", "config.yaml:1: parallel: 'many' is not a whole number"},
+        Bad{"parallel: 2.5\n", "config.yaml:1: parallel: '2.5' is not a whole number"},
+        Bad{"\n\noutput: xml\n", "config.yaml:3: output: 'xml' is not one of table, json, yaml"},
+        Bad{"output: [json]\n",
+            "config.yaml:1: output: '(not a scalar)' is not one of table, json, yaml"}}) {
     CAPTURE(text);
     std::ofstream(f, std::ios::trunc) << text;
     auto r = load_config(f);
@@ -267,7 +276,9 @@ TEST_CASE("cancellation flag is process-wide and resettable") {
 TEST_CASE("the log is rotated by size when opened, keeping three old files") {
   test::TempDir tmp;
   std::string log = (tmp.path / "gedge.log").string();
-  auto size = [](const std::string& p) { return std::filesystem::exists(p) ? std::filesystem::file_size(p) : 0; };
+  auto size = [](const std::string& p) {
+    return std::filesystem::exists(p) ? std::filesystem::file_size(p) : 0;
+  };
   set_log_file(log);
   log_line("info", "small");
   set_log_file(log);  // under the limit: appended, not rotated
@@ -309,9 +320,15 @@ TEST_CASE("config loader survives seeded random mutations: an error or a value, 
       size_t pos = next() % (s.size() + 1);
       char c = alphabet[next() % alphabet.size()];
       switch (next() % 3) {
-        case 0: s.insert(s.begin() + static_cast<long>(pos), c); break;
-        case 1: if (pos < s.size()) s.erase(pos, 1); break;
-        default: if (pos < s.size()) s[pos] = c; break;
+        case 0:
+          s.insert(s.begin() + static_cast<long>(pos), c);
+          break;
+        case 1:
+          if (pos < s.size()) s.erase(pos, 1);
+          break;
+        default:
+          if (pos < s.size()) s[pos] = c;
+          break;
       }
     }
     std::ofstream(f, std::ios::trunc) << s;
@@ -348,7 +365,8 @@ TEST_CASE("quantities: Kubernetes' documented examples parse to the same amounts
 }
 
 TEST_CASE("quantities: what Kubernetes refuses is refused, with a hint") {
-  for (const char* bad : {"512K", "1Gb", "1GB", "1.5.2", " 1", "1 ", "", "0x10", "inf", "NaN", "1e", "1ee3", "Mi", "1Mi2", "1e3k"}) {
+  for (const char* bad : {"512K", "1Gb", "1GB", "1.5.2", " 1", "1 ", "", "0x10", "inf", "NaN", "1e",
+                          "1ee3", "Mi", "1Mi2", "1e3k"}) {
     auto r = parse_memory_quantity(json(bad));
     CHECK_MESSAGE(!r.has_value(), bad);
     if (!r) CHECK(r.error().code == ErrorCode::usage);
@@ -360,11 +378,14 @@ TEST_CASE("quantities: what Kubernetes refuses is refused, with a hint") {
 }
 
 TEST_CASE("quantities: out of range is refused, never wrapped into a negative number") {
-  CHECK(parse_memory_quantity(json("7Ei")).has_value());   // 7 * 2^60 < 2^63
+  CHECK(parse_memory_quantity(json("7Ei")).has_value());        // 7 * 2^60 < 2^63
   CHECK_FALSE(parse_memory_quantity(json("8Ei")).has_value());  // 2^63
-  CHECK(parse_memory_quantity(json("16Ei")).error().message.find("out of range") != std::string::npos);
-  CHECK(parse_memory_quantity(json(1e30)).error().message.find("out of range") != std::string::npos);
-  CHECK(parse_cpu_quantity(json("1e16")).error().message.find("out of range") != std::string::npos);  // millicores
+  CHECK(parse_memory_quantity(json("16Ei")).error().message.find("out of range") !=
+        std::string::npos);
+  CHECK(parse_memory_quantity(json(1e30)).error().message.find("out of range") !=
+        std::string::npos);
+  CHECK(parse_cpu_quantity(json("1e16")).error().message.find("out of range") !=
+        std::string::npos);  // millicores
   CHECK(whole_bytes(0.4) == 1);
   CHECK(whole_bytes(1073741824.0) == 1073741824);
   CHECK(whole_bytes(9.3e18) == std::numeric_limits<int64_t>::max());
@@ -374,7 +395,8 @@ TEST_CASE("quantities: out of range is refused, never wrapped into a negative nu
 }
 
 TEST_CASE("strict loader: YAML streams, lines, empty documents, bad text") {
-  auto docs = parse_documents("# c\n---\na: 1\n---\n---\n# only a comment\n---\nb: [x]\n...\n", "f.yaml");
+  auto docs =
+      parse_documents("# c\n---\na: 1\n---\n---\n# only a comment\n---\nb: [x]\n...\n", "f.yaml");
   REQUIRE(docs.has_value());
   REQUIRE(docs->size() == 2);
   CHECK((*docs)[0].doc == json{{"a", 1}});
@@ -383,25 +405,37 @@ TEST_CASE("strict loader: YAML streams, lines, empty documents, bad text") {
   auto one = parse_document("a: 1\n---\nb: 2\n", "f.yaml");
   REQUIRE_FALSE(one.has_value());
   CHECK(one.error().message.starts_with("f.yaml:2: more than one YAML document"));
-  CHECK(parse_documents("a: 1\na: 2\n", "f.yaml").error().message.starts_with("f.yaml:2: duplicate key 'a'"));
-  CHECK(parse_documents("a: \xff\n", "f.yaml").error().message.starts_with("f.yaml:1: invalid UTF-8"));
-  CHECK(parse_documents(std::string("a: 1\nb: \0\n", 10), "f.yaml").error().message.starts_with("f.yaml:2: NUL"));
-  CHECK(parse_documents("a: \x1b[31m\n", "f.yaml").error().message.find("control character") != std::string::npos);
+  CHECK(parse_documents("a: 1\na: 2\n", "f.yaml")
+            .error()
+            .message.starts_with("f.yaml:2: duplicate key 'a'"));
+  CHECK(parse_documents("a: \xff\n", "f.yaml")
+            .error()
+            .message.starts_with("f.yaml:1: invalid UTF-8"));
+  CHECK(parse_documents(std::string("a: 1\nb: \0\n", 10), "f.yaml")
+            .error()
+            .message.starts_with("f.yaml:2: NUL"));
+  CHECK(parse_documents("a: \x1b[31m\n", "f.yaml").error().message.find("control character") !=
+        std::string::npos);
   CHECK(parse_documents("a: \xc3\xa9\n", "f.yaml").has_value());  // é
-  CHECK(parse_documents("a: \xed\xa0\x80\n", "f.yaml").error().code == ErrorCode::usage);  // surrogate
-  CHECK(parse_documents("x: " + std::string(40000, '9') + "\n", "f.yaml").has_value());   // no regex recursion
+  CHECK(parse_documents("a: \xed\xa0\x80\n", "f.yaml").error().code ==
+        ErrorCode::usage);  // surrogate
+  CHECK(parse_documents("x: " + std::string(40000, '9') + "\n", "f.yaml")
+            .has_value());  // no regex recursion
   CHECK(parse_documents("{\"a\": [1, 2]}", "f.json")->at(0).doc == json{{"a", {1, 2}}});
   auto j = parse_json_strict(R"({"a": 1, "b": {"a": 2}, "a": 3})", "s.json");
   REQUIRE_FALSE(j.has_value());
   CHECK(j.error().message == "s.json: duplicate key 'a'");
-  CHECK(parse_json_strict("[NaN]", "s.json").error().message.find("not valid JSON") != std::string::npos);
+  CHECK(parse_json_strict("[NaN]", "s.json").error().message.find("not valid JSON") !=
+        std::string::npos);
 }
 
 TEST_CASE("read_input_file refuses what is not a regular file, and oversized files") {
-  CHECK(read_input_file("/dev/zero").error().message.find("not a regular file") != std::string::npos);
+  CHECK(read_input_file("/dev/zero").error().message.find("not a regular file") !=
+        std::string::npos);
   CHECK(read_input_file("/nonexistent/x.yaml").error().code == ErrorCode::not_found);
   test::TempDir d;
   std::ofstream(d.path / "f.yaml") << std::string(100, 'x');
-  CHECK(read_input_file(d.path / "f.yaml", 50).error().message.find("more than the 50") != std::string::npos);
+  CHECK(read_input_file(d.path / "f.yaml", 50).error().message.find("more than the 50") !=
+        std::string::npos);
   CHECK(read_input_file(d.path / "f.yaml", 100)->size() == 100);
 }

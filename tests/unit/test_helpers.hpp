@@ -38,8 +38,10 @@ struct ReadyProcess {
   FILE* pipe = nullptr;
   nlohmann::json info;
   explicit ReadyProcess(const std::string& script_and_args) {
-    std::string cmd = "exec /usr/bin/python3 " + std::string(GEDGE_SOURCE_DIR) + "/" + script_and_args;
-    for (std::size_t pos; (pos = cmd.find("{dir}")) != std::string::npos;) cmd.replace(pos, 5, dir.path.string());
+    std::string cmd =
+        "exec /usr/bin/python3 " + std::string(GEDGE_SOURCE_DIR) + "/" + script_and_args;
+    for (std::size_t pos; (pos = cmd.find("{dir}")) != std::string::npos;)
+      cmd.replace(pos, 5, dir.path.string());
     pipe = popen(cmd.c_str(), "r");
     REQUIRE(pipe != nullptr);
     char line[4096] = {0};

@@ -13,10 +13,11 @@ const char* kNow = "2026-01-01T00:00:00Z";
 
 Result<void> add_device(Inventory& inv, const std::string& name) {
   return inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY(tx.exec("INSERT INTO devices(name, host, user, created_at, updated_at) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                           {name, std::string("10.213.0.11"), std::string("gedgetest"),
-                            std::string(kNow), std::string(kNow)}));
+    GEDGE_TRY(
+        tx.exec("INSERT INTO devices(name, host, user, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                {name, std::string("10.213.0.11"), std::string("gedgetest"), std::string(kNow),
+                 std::string(kNow)}));
     return {};
   });
 }

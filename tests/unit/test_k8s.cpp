@@ -50,8 +50,9 @@ json deployment(const std::string& image, int replicas) {
           {"spec",
            {{"replicas", replicas},
             {"selector", {{"matchLabels", {{"app", "web"}}}}},
-            {"template", {{"metadata", {{"labels", {{"app", "web"}}}}},
-                          {"spec", {{"containers", json::array({{{"name", "web"}, {"image", image}}})}}}}}}}};
+            {"template",
+             {{"metadata", {{"labels", {{"app", "web"}}}}},
+              {"spec", {{"containers", json::array({{{"name", "web"}, {"image", image}}})}}}}}}}};
 }
 
 }  // namespace
@@ -120,12 +121,15 @@ contexts:
 TEST_CASE("kubeconfig: every field honoured or refused by name, with file and line") {
   test::TempDir d;
   auto cfg = [&](const std::string& cluster, const std::string& user) {
-    return "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: c\n  cluster: {server: "
-           "\"https://127.0.0.1:6443\"" + cluster + "}\nusers:\n- name: u\n  user: {" + user +
+    return "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: c\n  cluster: "
+           "{server: "
+           "\"https://127.0.0.1:6443\"" +
+           cluster + "}\nusers:\n- name: u\n  user: {" + user +
            "}\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n";
   };
-  auto ok = k8s::parse_kubeconfig(cfg(", tls-server-name: api.x, proxy-url: \"socks5://127.0.0.1:1080\"", "token: t"),
-                                  "", d.path);
+  auto ok = k8s::parse_kubeconfig(
+      cfg(", tls-server-name: api.x, proxy-url: \"socks5://127.0.0.1:1080\"", "token: t"), "",
+      d.path);
   REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
   CHECK(ok->tls_server_name == "api.x");
   CHECK(ok->proxy_url == "socks5://127.0.0.1:1080");
@@ -142,26 +146,33 @@ TEST_CASE("kubeconfig: every field honoured or refused by name, with file and li
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message.find("not supported") != std::string::npos);
   }
-  CHECK(k8s::parse_kubeconfig(cfg(", proxy-url: \"ftp://x\"", "token: t"), "", d.path).error().message.find(
-            "proxy-url") != std::string::npos);
-  CHECK(k8s::parse_kubeconfig(cfg(", insecure-skip-tls-verify: true, certificate-authority-data: Q0E=", ""), "", d.path)
+  CHECK(k8s::parse_kubeconfig(cfg(", proxy-url: \"ftp://x\"", "token: t"), "", d.path)
             .error()
-            .code == ErrorCode::usage);
+            .message.find("proxy-url") != std::string::npos);
+  CHECK(
+      k8s::parse_kubeconfig(
+          cfg(", insecure-skip-tls-verify: true, certificate-authority-data: Q0E=", ""), "", d.path)
+          .error()
+          .code == ErrorCode::usage);
   // tokenFile: one trailing newline trimmed; CR/LF or a second line refused; never over http.
   std::ofstream(d.path / "t1") << "abc\n";
   std::ofstream(d.path / "t2") << "abc\r\nX-Evil: 1\n";
   std::ofstream(d.path / "t3") << "abc\n\n";
   CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t1"), "", d.path)->token == "abc");
-  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t2"), "", d.path).error().message.find("control characters") !=
-        std::string::npos);
-  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t3"), "", d.path).error().code == ErrorCode::usage);
-  std::string plain = "clusters:\n- name: c\n  cluster: {server: \"http://127.0.0.1:8080\"}\nusers:\n- name: u\n"
-                      "  user: {token: t}\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n";
+  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t2"), "", d.path)
+            .error()
+            .message.find("control characters") != std::string::npos);
+  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: t3"), "", d.path).error().code ==
+        ErrorCode::usage);
+  std::string plain =
+      "clusters:\n- name: c\n  cluster: {server: \"http://127.0.0.1:8080\"}\nusers:\n- name: u\n"
+      "  user: {token: t}\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n";
   auto http = k8s::parse_kubeconfig(plain, "a", d.path);
   REQUIRE_FALSE(http.has_value());
   CHECK(http.error().message.find("clear text") != std::string::npos);
   // A FIFO or device is not read (it would hang or grow without end).
-  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: /dev/zero"), "", d.path).error().code == ErrorCode::usage);
+  CHECK(k8s::parse_kubeconfig(cfg("", "tokenFile: /dev/zero"), "", d.path).error().code ==
+        ErrorCode::usage);
 }
 
 TEST_CASE("kubeconfig: KUBECONFIG merged, ~/.kube/config, in-cluster, as client-go") {
@@ -190,10 +201,10 @@ contexts: [{name: ctx-b, context: {cluster: only-b, user: u2}}, {name: ctx-a, co
   auto m = k8s::resolve_kubeconfig("", "", lookup);
   REQUIRE_MESSAGE(m.has_value(), (m ? "" : m.error().message));
   CHECK(m->source == "KUBECONFIG");
-  CHECK(m->context == "ctx-a");                        // current-context of the first file
-  CHECK(m->server == "https://a.example:6443");        // the first file's "shared" wins
-  CHECK(m->token == "tok-two");                        // u2 from b, tokenFile relative to b's dir
-  CHECK(m->paths == std::vector<std::string>{a, b});   // missing skipped, repeats read once
+  CHECK(m->context == "ctx-a");                       // current-context of the first file
+  CHECK(m->server == "https://a.example:6443");       // the first file's "shared" wins
+  CHECK(m->token == "tok-two");                       // u2 from b, tokenFile relative to b's dir
+  CHECK(m->paths == std::vector<std::string>{a, b});  // missing skipped, repeats read once
   CHECK(m->path == a + ":" + b);
   auto mb = k8s::resolve_kubeconfig("", "ctx-b", lookup);
   REQUIRE(mb.has_value());
@@ -235,7 +246,8 @@ contexts: [{name: ctx-b, context: {cluster: only-b, user: u2}}, {name: ctx-a, co
   CHECK(ic->namespace_ == "edge");
   // --kubeconfig alone, even with the rest set; a missing one is not_found.
   CHECK(k8s::resolve_kubeconfig(b, "", lookup)->source == "flag");
-  CHECK(k8s::resolve_kubeconfig((d.path / "nope").string(), "", lookup).error().code == ErrorCode::not_found);
+  CHECK(k8s::resolve_kubeconfig((d.path / "nope").string(), "", lookup).error().code ==
+        ErrorCode::not_found);
 }
 
 TEST_CASE("client against the API double") {
@@ -277,8 +289,12 @@ TEST_CASE("client against the API double") {
     auto dry = c.apply(deployment("img:2", 2), {.dry_run = true});
     REQUIRE(dry.has_value());
     CHECK(dry->at("spec").at("template").at("spec").at("containers")[0].at("image") == "img:2");
-    CHECK(c.get("apps/v1", "Deployment", "default", "web")->at("spec").at("template").at("spec")
-              .at("containers")[0].at("image") == "img:1");  // dry run stored nothing
+    CHECK(c.get("apps/v1", "Deployment", "default", "web")
+              ->at("spec")
+              .at("template")
+              .at("spec")
+              .at("containers")[0]
+              .at("image") == "img:1");  // dry run stored nothing
 
     auto other = c.apply(deployment("img:1", 5), {.field_manager = "someone-else"});
     REQUIRE_FALSE(other.has_value());
@@ -295,8 +311,9 @@ TEST_CASE("client against the API double") {
     CHECK(c.remove("apps/v1", "Deployment", "default", "web").error().code == ErrorCode::not_found);
   }
   SUBCASE("a wrong content type is refused by the double (415 -> usage)") {
-    auto r = c.request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=gedge",
-                       "{}", "application/strategic-merge-patch+json");
+    auto r =
+        c.request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=gedge",
+                  "{}", "application/strategic-merge-patch+json");
     CHECK(r.error().code == ErrorCode::usage);
   }
   SUBCASE("auth: bad token 401 -> auth, viewer writes 403 -> auth") {
@@ -316,7 +333,8 @@ TEST_CASE("client against the API double") {
     CHECK(r.error().code == ErrorCode::auth);
     CHECK(r.error().message.find("TLS") != std::string::npos);
   }
-  SUBCASE("tls-server-name: the SNI and the name checked; a name the certificate lacks is refused") {
+  SUBCASE(
+      "tls-server-name: the SNI and the name checked; a name the certificate lacks is refused") {
     auto named = dbl.client("kubeconfig-tlsname");
     REQUIRE(named.version().has_value());
     std::ifstream sni(dbl.dir.path / "sni.log");
@@ -337,9 +355,10 @@ TEST_CASE("client against the API double") {
 namespace {
 
 // A kubeconfig for the double whose user runs tests/k8s_double/exec_plugin.py.
-std::string exec_kubeconfig(const Double& dbl, const std::string& api_version, const std::string& record,
-                            const std::string& extra_env) {
-  return fmt::format(R"(current-context: x
+std::string exec_kubeconfig(const Double& dbl, const std::string& api_version,
+                            const std::string& record, const std::string& extra_env) {
+  return fmt::format(
+      R"(current-context: x
 clusters: [{{name: d, cluster: {{server: "{}", certificate-authority: "{}"}}}}]
 contexts: [{{name: x, context: {{cluster: d, user: p}}}}]
 users:
@@ -356,8 +375,8 @@ users:
       - {{name: PLUGIN_TOKEN, value: double-admin-token}}
       - {{name: PLUGIN_EXTRA, value: "a b"}}
 {})",
-                     dbl.info["server"].get<std::string>(), (dbl.dir.path / "ca.crt").string(), api_version,
-                     std::string(GEDGE_SOURCE_DIR) + "/tests/k8s_double/exec_plugin.py", record, extra_env);
+      dbl.info["server"].get<std::string>(), (dbl.dir.path / "ca.crt").string(), api_version,
+      std::string(GEDGE_SOURCE_DIR) + "/tests/k8s_double/exec_plugin.py", record, extra_env);
 }
 
 std::vector<json> records(const std::filesystem::path& p) {
@@ -369,12 +388,14 @@ std::vector<json> records(const std::filesystem::path& p) {
 
 }  // namespace
 
-TEST_CASE("exec credential plugins: run by execve with the documented env, cached, failures are auth") {
+TEST_CASE(
+    "exec credential plugins: run by execve with the documented env, cached, failures are auth") {
   Double dbl;
   test::TempDir d;
   auto rec = d.path / "runs.jsonl";
   SUBCASE("v1: token used, cluster info passed, stdin closed, cached for the run") {
-    auto cfg = k8s::parse_kubeconfig(exec_kubeconfig(dbl, "client.authentication.k8s.io/v1", rec.string(), ""), "", d.path);
+    auto cfg = k8s::parse_kubeconfig(
+        exec_kubeconfig(dbl, "client.authentication.k8s.io/v1", rec.string(), ""), "", d.path);
     REQUIRE_MESSAGE(cfg.has_value(), (cfg ? "" : cfg.error().message));
     REQUIRE(cfg->exec.has_value());
     CHECK(cfg->token.empty());
@@ -395,12 +416,15 @@ TEST_CASE("exec credential plugins: run by execve with the documented env, cache
     CHECK(runs[0]["info"]["apiVersion"] == "client.authentication.k8s.io/v1");
     CHECK(runs[0]["info"]["spec"]["interactive"] == false);
     CHECK(runs[0]["info"]["spec"]["cluster"]["server"] == dbl.info["server"]);
-    CHECK(runs[0]["info"]["spec"]["cluster"]["certificate-authority-data"].get<std::string>().size() > 100);
+    CHECK(
+        runs[0]["info"]["spec"]["cluster"]["certificate-authority-data"].get<std::string>().size() >
+        100);
   }
   SUBCASE("v1beta1 with an expiring token: run again once it expires") {
-    auto cfg = k8s::parse_kubeconfig(exec_kubeconfig(dbl, "client.authentication.k8s.io/v1beta1", rec.string(),
-                                                     "      - {name: PLUGIN_EXPIRES_IN, value: \"5\"}\n"),
-                                     "", d.path);
+    auto cfg = k8s::parse_kubeconfig(
+        exec_kubeconfig(dbl, "client.authentication.k8s.io/v1beta1", rec.string(),
+                        "      - {name: PLUGIN_EXPIRES_IN, value: \"5\"}\n"),
+        "", d.path);
     REQUIRE_MESSAGE(cfg.has_value(), (cfg ? "" : cfg.error().message));
     auto c1 = k8s::Client::create(*cfg, {.timeout_s = 20});
     REQUIRE(c1->version().has_value());
@@ -409,9 +433,10 @@ TEST_CASE("exec credential plugins: run by execve with the documented env, cache
     CHECK(records(rec).size() == 2);  // 5 s left is inside the refresh margin: fetched again
   }
   SUBCASE("a failing plugin is auth (6) with its stderr; a missing one names itself") {
-    auto cfg = k8s::parse_kubeconfig(exec_kubeconfig(dbl, "client.authentication.k8s.io/v1", rec.string(),
-                                                     "      - {name: PLUGIN_FAIL, value: \"sso down\"}\n"),
-                                     "", d.path);
+    auto cfg =
+        k8s::parse_kubeconfig(exec_kubeconfig(dbl, "client.authentication.k8s.io/v1", rec.string(),
+                                              "      - {name: PLUGIN_FAIL, value: \"sso down\"}\n"),
+                              "", d.path);
     REQUIRE(cfg.has_value());
     auto c = k8s::Client::create(*cfg, {.timeout_s = 20});
     auto r = c->version();
@@ -421,7 +446,8 @@ TEST_CASE("exec credential plugins: run by execve with the documented env, cache
     CHECK(r.error().message.find("exit 3") != std::string::npos);
     std::string text = exec_kubeconfig(dbl, "client.authentication.k8s.io/v1", rec.string(), "");
     text.replace(text.find("command: "), 9, "command: no-such-plugin-x # ");
-    auto missing = k8s::parse_kubeconfig(text + "      installHint: install no-such-plugin-x\n", "", d.path);
+    auto missing =
+        k8s::parse_kubeconfig(text + "      installHint: install no-such-plugin-x\n", "", d.path);
     REQUIRE_MESSAGE(missing.has_value(), (missing ? "" : missing.error().message));
     auto m = k8s::Client::create(*missing, {.timeout_s = 20})->version();
     REQUIRE_FALSE(m.has_value());
@@ -430,14 +456,18 @@ TEST_CASE("exec credential plugins: run by execve with the documented env, cache
     CHECK(m.error().hint == "install no-such-plugin-x");
   }
   SUBCASE("exec fields checked by name") {
-    std::string base = exec_kubeconfig(dbl, "client.authentication.k8s.io/v1alpha1", rec.string(), "");
-    CHECK(k8s::parse_kubeconfig(base, "", d.path).error().message.find("v1alpha1") != std::string::npos);
+    std::string base =
+        exec_kubeconfig(dbl, "client.authentication.k8s.io/v1alpha1", rec.string(), "");
+    CHECK(k8s::parse_kubeconfig(base, "", d.path).error().message.find("v1alpha1") !=
+          std::string::npos);
     std::string v1 = exec_kubeconfig(dbl, "client.authentication.k8s.io/v1", rec.string(), "");
     auto nomode = v1;
     nomode.replace(nomode.find("interactiveMode: Never"), 22, "installHint: x");
-    CHECK(k8s::parse_kubeconfig(nomode, "", d.path).error().message.find("interactiveMode") != std::string::npos);
-    CHECK(k8s::parse_kubeconfig(v1 + "      shell: true\n", "", d.path).error().message.find("'shell'") !=
+    CHECK(k8s::parse_kubeconfig(nomode, "", d.path).error().message.find("interactiveMode") !=
           std::string::npos);
+    CHECK(k8s::parse_kubeconfig(v1 + "      shell: true\n", "", d.path)
+              .error()
+              .message.find("'shell'") != std::string::npos);
   }
 }
 

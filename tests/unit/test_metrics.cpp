@@ -1,9 +1,9 @@
 // Prometheus text parser and node-exporter scrapes (a real prometheus-node-exporter on 127.0.0.1).
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,16 +204,19 @@ TEST_CASE("parse_prom_answer reads vectors, matrices, scalars and Prometheus' er
   CHECK(std::isinf(m->front().points[1].second));
   CHECK(m->front().points[2].second == doctest::Approx(300));
 
-  auto s = parse_prom_answer(R"({"status":"success","data":{"resultType":"scalar","result":[5,"2"]}})");
+  auto s =
+      parse_prom_answer(R"({"status":"success","data":{"resultType":"scalar","result":[5,"2"]}})");
   REQUIRE(s);
   CHECK(s->front().points.front().second == doctest::Approx(2));
 
-  auto e = parse_prom_answer(R"({"status":"error","errorType":"bad_data","error":"parse error at char 3"})");
+  auto e = parse_prom_answer(
+      R"({"status":"error","errorType":"bad_data","error":"parse error at char 3"})");
   REQUIRE_FALSE(e);
   CHECK(e.error().code == ErrorCode::failure);
   CHECK(e.error().message.find("parse error at char 3") != std::string::npos);
   CHECK_FALSE(parse_prom_answer("<html>"));
-  CHECK_FALSE(parse_prom_answer(R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1]}]}})"));
+  CHECK_FALSE(parse_prom_answer(
+      R"({"status":"success","data":{"resultType":"vector","result":[{"value":[1]}]}})"));
 }
 
 TEST_CASE("query URLs percent-encode PromQL") {
@@ -238,10 +241,13 @@ TEST_CASE("prom_query against a port nobody listens on is unreachable") {
   CHECK(r.error().code == ErrorCode::unreachable);
 }
 
-TEST_CASE("a scrape whose TLS fails is auth (exit 6), as everywhere else (gedge::http's one classification)") {
+TEST_CASE(
+    "a scrape whose TLS fails is auth (exit 6), as everywhere else (gedge::http's one "
+    "classification)") {
   // Before the shared client, metrics called every curl failure but connect/timeout a plain
   // failure (exit 1) while the catalog and the Kubernetes client said auth (exit 6).
-  test::ReadyProcess tls_server("tests/k8s_double/k8s_double.py --dir {dir}");  // a CA the system does not trust
+  test::ReadyProcess tls_server(
+      "tests/k8s_double/k8s_double.py --dir {dir}");  // a CA the system does not trust
   auto r = http_get(tls_server.info["server"].get<std::string>() + "/metrics", 5.0);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::auth);

@@ -58,14 +58,19 @@ struct Home {
 TEST_CASE("relocate rewrites text and NUL-pads binaries") {
   std::vector<Rewrite> rw{{"/build/prefix/env", "/opt/rt/env"}};
   SUBCASE("text: every occurrence, path boundary respected") {
-    std::string s = "#!/build/prefix/env/bin/python\nhome=/build/prefix/env\nother=/build/prefix/env2\n";
+    std::string s =
+        "#!/build/prefix/env/bin/python\nhome=/build/prefix/env\nother=/build/prefix/env2\n";
     auto r = relocate(s, rw);
     CHECK(r.changed);
     CHECK_FALSE(r.binary);
     CHECK(s == "#!/opt/rt/env/bin/python\nhome=/opt/rt/env\nother=/build/prefix/env2\n");
   }
   SUBCASE("binary: same length, padded inside the C string") {
-    std::string s = std::string("\x7f" "ELF\0", 5) + "/build/prefix/env/lib:/build/prefix/env/lib64" + std::string(1, '\0') + "tail";
+    std::string s = std::string(
+                        "\x7f"
+                        "ELF\0",
+                        5) +
+                    "/build/prefix/env/lib:/build/prefix/env/lib64" + std::string(1, '\0') + "tail";
     std::size_t len = s.size();
     auto r = relocate(s, rw);
     CHECK(r.changed);
@@ -110,12 +115,22 @@ TEST_CASE("content-defined chunks realign after an insertion") {
 }
 
 TEST_CASE("streamed relocation gives relocate()'s bytes for any block size") {
-  std::vector<Rewrite> rw{{"/build/prefix/env", "/opt/rt/env"}, {"/b/p", "/x/yy"}, {"/build/prefix/env-src", "/o"}};
+  std::vector<Rewrite> rw{
+      {"/build/prefix/env", "/opt/rt/env"}, {"/b/p", "/x/yy"}, {"/build/prefix/env-src", "/o"}};
   std::mt19937_64 g(7);
   // Inputs made of path fragments, separators and NULs, so matches, near-misses, boundaries and
   // C strings fall across block edges.
-  const std::vector<std::string> parts{"/build/prefix/env", "/build/prefix/env2", "/build/prefix/env-src",
-                                       "/b/p", "/b/pq", "/lib", ":", "\n", " ", "x", "/build/prefix/"};
+  const std::vector<std::string> parts{"/build/prefix/env",
+                                       "/build/prefix/env2",
+                                       "/build/prefix/env-src",
+                                       "/b/p",
+                                       "/b/pq",
+                                       "/lib",
+                                       ":",
+                                       "\n",
+                                       " ",
+                                       "x",
+                                       "/build/prefix/"};
   for (int round = 0; round < 400; ++round) {
     bool binary = round % 2 == 1;
     std::string in;
@@ -130,7 +145,8 @@ TEST_CASE("streamed relocation gives relocate()'s bytes for any block size") {
     for (std::size_t block : {std::size_t{1}, std::size_t{3}, std::size_t{16}, std::size_t{1000}}) {
       Relocator st(rw, r.binary);
       std::string out;
-      for (std::size_t i = 0; i < in.size(); i += block) st.feed(std::string_view(in).substr(i, block), out);
+      for (std::size_t i = 0; i < in.size(); i += block)
+        st.feed(std::string_view(in).substr(i, block), out);
       st.finish(out);
       CAPTURE(round);
       CAPTURE(block);
@@ -154,11 +170,12 @@ TEST_CASE("streamed relocation gives relocate()'s bytes for any block size") {
 
 TEST_CASE("streamed chunking gives chunk_boundaries' chunks for any block size") {
   std::string data = random_bytes(13u << 20, 3);
-  for (std::size_t size : {std::size_t{0}, std::size_t{5}, std::size_t{1} << 20, (std::size_t{1} << 20) + 1,
-                           std::size_t{5} << 20, data.size()}) {
+  for (std::size_t size : {std::size_t{0}, std::size_t{5}, std::size_t{1} << 20,
+                           (std::size_t{1} << 20) + 1, std::size_t{5} << 20, data.size()}) {
     std::string_view in = std::string_view(data).substr(0, size);
     auto ends = chunk_boundaries(in);
-    for (std::size_t block : {std::size_t{4096}, std::size_t{1} << 20, std::size_t{3} << 20, std::size_t{8} << 20}) {
+    for (std::size_t block :
+         {std::size_t{4096}, std::size_t{1} << 20, std::size_t{3} << 20, std::size_t{8} << 20}) {
       Chunker c;
       std::vector<std::size_t> got;
       std::size_t at = 0, most = 0;
@@ -187,9 +204,12 @@ TEST_CASE("CUDA driver table and verdicts") {
   CHECK(min_driver_for_cuda("12.2.140").second == "525.60.13");
   CHECK(min_driver_for_cuda("11.8.0").first == "520.61.05");
   CHECK(min_driver_for_cuda("12.7").first == "560.28.03");
-  nlohmann::json m{{"versions", {{"cuda", "12.2.140"}}},
-                   {"requires", {{"cuda_driver_min", "535.54.03"}, {"cuda_driver_min_compat", "525.60.13"}}}};
-  auto facts = [](std::string d) { return nlohmann::json{{"gpus", {{{"name", "T4"}, {"driver", d}}}}}; };
+  nlohmann::json m{
+      {"versions", {{"cuda", "12.2.140"}}},
+      {"requires", {{"cuda_driver_min", "535.54.03"}, {"cuda_driver_min_compat", "525.60.13"}}}};
+  auto facts = [](std::string d) {
+    return nlohmann::json{{"gpus", {{{"name", "T4"}, {"driver", d}}}}};
+  };
   CHECK(check_driver(m, facts("550.54.14"))["verdict"] == "ok");
   CHECK(check_driver(m, facts("530.30.02"))["verdict"] == "compat");
   CHECK(check_driver(m, facts("470.42.01"))["verdict"] == "too_old");
@@ -199,12 +219,19 @@ TEST_CASE("CUDA driver table and verdicts") {
 
 TEST_CASE("versions come from the files NVIDIA and Python ship") {
   test::TempDir t;
-  write(t.path / "cuda/version.json", R"J({"cuda":{"name":"CUDA SDK","version":"12.2.2"},"cuda_cudart":{"name":"CUDA Runtime (cudart)","version":"12.2.140"}})J");
-  write(t.path / "cudnn/include/cudnn_version.h", "#define CUDNN_MAJOR 8\n#define CUDNN_MINOR 9\n#define CUDNN_PATCHLEVEL 7\n");
-  write(t.path / "trt/include/NvInferVersion.h", "#define NV_TENSORRT_MAJOR 8\n#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH 1\n#define NV_TENSORRT_BUILD 6\n");
+  write(
+      t.path / "cuda/version.json",
+      R"J({"cuda":{"name":"CUDA SDK","version":"12.2.2"},"cuda_cudart":{"name":"CUDA Runtime (cudart)","version":"12.2.140"}})J");
+  write(t.path / "cudnn/include/cudnn_version.h",
+        "#define CUDNN_MAJOR 8\n#define CUDNN_MINOR 9\n#define CUDNN_PATCHLEVEL 7\n");
+  write(t.path / "trt/include/NvInferVersion.h",
+        "#define NV_TENSORRT_MAJOR 8\n#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH "
+        "1\n#define NV_TENSORRT_BUILD 6\n");
   write(t.path / "env/pyvenv.cfg", "home = /usr/bin\nversion = 3.11.2\n");
   write(t.path / "old/version.txt", "CUDA Version 11.2.152\n");
-  auto v = detect_versions({{"env", t.path / "env"}, {"cuda", t.path / "cuda"}, {"cudnn", t.path / "cudnn"},
+  auto v = detect_versions({{"env", t.path / "env"},
+                            {"cuda", t.path / "cuda"},
+                            {"cudnn", t.path / "cudnn"},
                             {"tensorrt", t.path / "trt"}});
   CHECK(v["cuda"] == "12.2.2");
   CHECK(v["cudnn"] == "8.9.7");
@@ -266,7 +293,8 @@ TEST_CASE("pack, verify, gc and push to a directory") {
     REQUIRE(bad);
     REQUIRE(bad->corrupted.size() == 1);
     CHECK(bad->corrupted[0] == victim);
-    CHECK(std::find(bad->bad_files.begin(), bad->bad_files.end(), "env/etc/conf") != bad->bad_files.end());
+    CHECK(std::find(bad->bad_files.begin(), bad->bad_files.end(), "env/etc/conf") !=
+          bad->bad_files.end());
   }
 
   SUBCASE("gc keeps referenced chunks and removes orphans") {
@@ -295,7 +323,8 @@ TEST_CASE("pack, verify, gc and push to a directory") {
     CHECK((st.st_mode & 07777) == 0555);  // files are read-only (hardlinks of shared objects)
     CHECK(fs::is_directory(out / "empty"));
     CHECK(fs::read_symlink(out / "bin/outside") == "/etc/hostname");
-    struct stat a {}, c {};
+    struct stat a {
+    }, c{};
     ::stat((out / "share/same1").c_str(), &a);
     ::stat((out / "share/same2").c_str(), &c);
     CHECK(a.st_ino == c.st_ino);  // identical files are hardlinked
@@ -310,7 +339,8 @@ TEST_CASE("pack, verify, gc and push to a directory") {
     write(out / "etc/conf", "tampered\n");
     auto v = verify_dir(*b, target.path, null_reporter());
     REQUIRE(v);
-    CHECK(std::find(v->bad_files.begin(), v->bad_files.end(), "env/etc/conf") != v->bad_files.end());
+    CHECK(std::find(v->bad_files.begin(), v->bad_files.end(), "env/etc/conf") !=
+          v->bad_files.end());
     auto fix = push_to_dir(h.paths, *b, target.path, null_reporter());
     REQUIRE(fix);
     CHECK(fix->state == "repaired");
@@ -450,7 +480,8 @@ unsigned manifest_mode(const Bundle& b, const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("pack drops setuid, setgid, sticky and group/other write unless asked; objects are read-only") {
+TEST_CASE(
+    "pack drops setuid, setgid, sticky and group/other write unless asked; objects are read-only") {
   Home h;
   test::TempDir src;
   fs::path env = src.path / "env";
@@ -549,10 +580,14 @@ TEST_CASE("a manifest path that could leave the target is refused on load") {
     const char* says;
   };
   std::vector<Case> cases = {
-      {"dot-dot", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env/etc/../../../escape"; }, "not a plain relative path"},
-      {"absolute", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "/etc/cron.d/x"; }, "not a plain relative path"},
-      {"empty component", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env//conf"; }, "not a plain relative path"},
-      {"parent not an earlier dir", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env/nowhere/conf"; }, "parent"},
+      {"dot-dot", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env/etc/../../../escape"; },
+       "not a plain relative path"},
+      {"absolute", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "/etc/cron.d/x"; },
+       "not a plain relative path"},
+      {"empty component", [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env//conf"; },
+       "not a plain relative path"},
+      {"parent not an earlier dir",
+       [&](auto& m) { entry(m, "env/etc/conf")["path"] = "env/nowhere/conf"; }, "parent"},
       {"through a symlink entry",
        [&](auto& m) {
          auto& d = entry(m, "env/etc");
@@ -568,7 +603,8 @@ TEST_CASE("a manifest path that could leave the target is refused on load") {
        },
        "earlier file"},
       {"mode out of range", [&](auto& m) { entry(m, "env/etc/conf")["mode"] = 0100644; }, "mode"},
-      {"bad chunk name", [&](auto& m) { entry(m, "env/etc/conf")["chunks"][0]["sha256"] = "../../x"; }, "chunk"},
+      {"bad chunk name",
+       [&](auto& m) { entry(m, "env/etc/conf")["chunks"][0]["sha256"] = "../../x"; }, "chunk"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);
@@ -603,11 +639,14 @@ TEST_CASE("push --to never follows a link planted in the target") {
     fs::create_directory_symlink(victim.path, target.path / ".gedge/objects" / sha.substr(0, 2));
     auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
     REQUIRE_FALSE(p);
-    CHECK_MESSAGE(p.error().message.find("refusing to follow the symbolic link") != std::string::npos, p.error().message);
+    CHECK_MESSAGE(
+        p.error().message.find("refusing to follow the symbolic link") != std::string::npos,
+        p.error().message);
     CHECK(victim_empty());
     CHECK_FALSE(fs::exists(target.path / r->id));
   }
-  SUBCASE("the bundle dir itself is a link: replaced by the real tree, the link's target untouched") {
+  SUBCASE(
+      "the bundle dir itself is a link: replaced by the real tree, the link's target untouched") {
     fs::create_directories(victim.path / "env/etc");
     fs::create_directory_symlink(victim.path, target.path / r->id);
     auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
@@ -617,14 +656,17 @@ TEST_CASE("push --to never follows a link planted in the target") {
     CHECK(slurp(target.path / r->id / "env/etc/conf") == "conf\n");
     CHECK(fs::is_empty(victim.path / "env/etc"));
   }
-  SUBCASE("a directory inside the tree replaced by a link: repaired in place, nothing written through it") {
+  SUBCASE(
+      "a directory inside the tree replaced by a link: repaired in place, nothing written through "
+      "it") {
     REQUIRE(push_to_dir(h.paths, *b, target.path, null_reporter()));
     fs::path etc = target.path / r->id / "env/etc";
     fs::remove_all(etc);
     fs::create_directory_symlink(victim.path, etc);
     auto v = verify_dir(*b, target.path, null_reporter());
     REQUIRE(v);
-    CHECK(std::find(v->bad_files.begin(), v->bad_files.end(), "env/etc/conf") != v->bad_files.end());
+    CHECK(std::find(v->bad_files.begin(), v->bad_files.end(), "env/etc/conf") !=
+          v->bad_files.end());
     auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
     REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
     CHECK(p->state == "repaired");
@@ -634,7 +676,9 @@ TEST_CASE("push --to never follows a link planted in the target") {
   }
 }
 
-TEST_CASE("a device's materialiser reply with unexpected JSON types is a failure naming it, not an abort") {
+TEST_CASE(
+    "a device's materialiser reply with unexpected JSON types is a failure naming it, not an "
+    "abort") {
   using detail::materialiser_reply;
   auto ok = [](std::string_view mode, const std::string& line) {
     auto r = materialiser_reply("cam-1", mode, "noise\n" + line + "\n", "", 0);
@@ -648,14 +692,18 @@ TEST_CASE("a device's materialiser reply with unexpected JSON types is a failure
     std::string line, says;
   };
   std::vector<Case> cases = {
-      {"have", R"({"missing": "ab", "zstd": true, "present": false})", "'missing' is not a list of strings"},
-      {"have", R"({"missing": [1, 2], "zstd": true, "present": false})", "'missing' is not a list of strings"},
+      {"have", R"({"missing": "ab", "zstd": true, "present": false})",
+       "'missing' is not a list of strings"},
+      {"have", R"({"missing": [1, 2], "zstd": true, "present": false})",
+       "'missing' is not a list of strings"},
       {"have", R"({"missing": [], "zstd": "yes", "present": false})", "'zstd' is not a boolean"},
       {"have", R"({"missing": []})", "'zstd' is not a boolean"},
-      {"apply", R"({"state": 7, "files": 3, "repaired": []})", "'state' is not created, verified or repaired"},
+      {"apply", R"({"state": 7, "files": 3, "repaired": []})",
+       "'state' is not created, verified or repaired"},
       {"apply", R"({"state": "created", "files": "3", "repaired": []})", "'files' is not a count"},
       {"apply", R"({"state": "created", "files": -1, "repaired": []})", "'files' is not a count"},
-      {"apply", R"({"state": "created", "files": 3, "repaired": [null]})", "'repaired' is not a list of strings"},
+      {"apply", R"({"state": "created", "files": 3, "repaired": [null]})",
+       "'repaired' is not a list of strings"},
       {"apply", R"({"error": {"nested": true}})", "'error' is not a string"},
       {"verify", R"({"bad_files": {"a": 1}})", "'bad_files' is not a list of strings"},
       {"verify", R"([1, 2, 3])", "materialiser failed"},

@@ -15,8 +15,8 @@ namespace {
 
 constexpr double GiB = 1073741824.0;
 
-Node node(std::string name, double cpu, double mem_gib, double gpu, double used_cpu = 0, double used_mem_gib = 0,
-          double used_gpu = 0, bool ready = true) {
+Node node(std::string name, double cpu, double mem_gib, double gpu, double used_cpu = 0,
+          double used_mem_gib = 0, double used_gpu = 0, bool ready = true) {
   Node n;
   n.name = std::move(name);
   n.ready = ready;
@@ -67,12 +67,13 @@ Workload single(double cpu, double gpu = 0, double compute = 1) {
 // Three clusters: near (2 small nodes), mid (1 GPU node), far (cloud, big GPU node).
 World three() {
   World w;
-  w.clusters.push_back(Cluster{"near", "local", {node("n1", 4, 8, 0, 1, 2), node("n2", 4, 8, 0, 3, 6)}});
+  w.clusters.push_back(
+      Cluster{"near", "local", {node("n1", 4, 8, 0, 1, 2), node("n2", 4, 8, 0, 3, 6)}});
   w.clusters.push_back(Cluster{"mid", "neighbor", {node("g1", 8, 16, 1, 2, 4)}});
   w.clusters.push_back(Cluster{"far", "cloud", {node("c1", 32, 128, 4, 4, 16)}});
   w.latency.intra_cluster = 0.3;
-  w.latency.links = {{"cam-1", "near", 2},  {"cam-1", "mid", 6},  {"cam-1", "far", 40},
-                     {"near", "mid", 5},    {"near", "far", 38},  {"mid", "far", 35}};
+  w.latency.links = {{"cam-1", "near", 2}, {"cam-1", "mid", 6}, {"cam-1", "far", 40},
+                     {"near", "mid", 5},   {"near", "far", 38}, {"mid", "far", 35}};
   finalize(w);
   return w;
 }
@@ -92,7 +93,9 @@ Node& at(World& w, const std::string& c, const std::string& n) {
   throw 0;
 }
 
-std::string where(const Placement& p, std::size_t i = 0) { return p.placements[i].cluster + "/" + p.placements[i].node; }
+std::string where(const Placement& p, std::size_t i = 0) {
+  return p.placements[i].cluster + "/" + p.placements[i].node;
+}
 
 }  // namespace
 
@@ -133,7 +136,8 @@ TEST_CASE("state loader is strict") {
       CHECK(r.error().code == ErrorCode::usage);
       CHECK_MESSAGE(r.error().message.find(needle) != std::string::npos, r.error().message);
     };
-    std::string base = R"({"clusters": [{"name": "a", "nodes": [{"name": "n", "capacity": {"cpu": CPU}}]}], "latency_ms": {}})";
+    std::string base =
+        R"({"clusters": [{"name": "a", "nodes": [{"name": "n", "capacity": {"cpu": CPU}}]}], "latency_ms": {}})";
     auto with = [&](std::string cpu) {
       std::string t = base;
       return t.replace(t.find("CPU"), 3, cpu);
@@ -149,7 +153,8 @@ TEST_CASE("state loader is strict") {
     bad(R"({"clusters": [{"name": "a", "nodes": []}], "latency_ms": {"links": [{"a": "a/x", "b": "cam", "ms": 1}]}})",
         "unknown node 'a/x'");
     bad(R"({"clusters": [{"name": "a", "nodes": []}]})", "missing field 'latency_ms'");
-    bad(R"({"clusters": [{"name": "a", "nodes": []}, {"name": "a", "nodes": []}], "latency_ms": {}})", "duplicate cluster");
+    bad(R"({"clusters": [{"name": "a", "nodes": []}, {"name": "a", "nodes": []}], "latency_ms": {}})",
+        "duplicate cluster");
   }
 }
 
@@ -193,13 +198,17 @@ scheduleHint: {preferred: local, nodeSelector: {zone: a}}
     bad("kind: Pipeline\nstages:\n - {name: a, after: [b]}\n - {name: b, after: [a]}\n", "cycle");
     bad("kind: Pipeline\nstages:\n - {name: a, after: [zz]}\n", "unknown stage 'zz'");
     bad("kind: Pipeline\nstages:\n - {name: a}\n - {name: a}\n", "duplicate stage");
-    bad("kind: Pipeline\nstages:\n - {name: a, compute_ms: fast}\n", "p.yaml:3: stages[0].compute_ms");
-    bad("kind: Pipeline\nstages:\n - {name: a, resources: {cpu: 1, disk: 3}}\n", "unknown resource 'disk'");
+    bad("kind: Pipeline\nstages:\n - {name: a, compute_ms: fast}\n",
+        "p.yaml:3: stages[0].compute_ms");
+    bad("kind: Pipeline\nstages:\n - {name: a, resources: {cpu: 1, disk: 3}}\n",
+        "unknown resource 'disk'");
     bad("kind: Pipeline\nstages: [\n", "malformed YAML");
   }
   SUBCASE("after: builds a DAG") {
-    auto r = parse_workload("kind: Pipeline\nstages:\n - {name: a}\n - {name: b, after: [a]}\n - {name: c, after: [a]}\n"
-                            " - {name: d, after: [b, c]}\n");
+    auto r = parse_workload(
+        "kind: Pipeline\nstages:\n - {name: a}\n - {name: b, after: [a]}\n - {name: c, after: "
+        "[a]}\n"
+        " - {name: d, after: [b, c]}\n");
     REQUIRE(r.has_value());
     CHECK_FALSE(r->is_chain());
     CHECK(r->preds[3] == std::vector<int>{1, 2});
@@ -212,8 +221,8 @@ TEST_CASE("levels: JSON, GS-Scheduler's Python literal and the bare form, never 
   CHECK(l->size() == 3);
   CHECK((*l)[1] == std::vector<std::string>{"c2", "c3"});
   CHECK((*l)[2] == std::vector<std::string>{"c4"});
-  for (const char* form : {R"(["c1", ["c2", "c3"], "c4"])", "['c1', ['c2', 'c3'], 'c4']", "[c1,[c2,c3],c4]",
-                           " [ c1 , [ 'c2' , \"c3\" ] , c4 ] "}) {
+  for (const char* form : {R"(["c1", ["c2", "c3"], "c4"])", "['c1', ['c2', 'c3'], 'c4']",
+                           "[c1,[c2,c3],c4]", " [ c1 , [ 'c2' , \"c3\" ] , c4 ] "}) {
     auto f = parse_levels(form);
     REQUIRE_MESSAGE(f.has_value(), form);
     CHECK(*f == Levels{{"c1"}, {"c2", "c3"}, {"c4"}});
@@ -319,7 +328,8 @@ TEST_CASE("select-clusters: GS level rules") {
     auto p = place(w, single(1, 1), r);
     REQUIRE_FALSE(p.has_value());
     CHECK(p.error().code == ErrorCode::failure);
-    CHECK(p.error().message == "0/4 nodes fit stage 'svc': 2 insufficient gpu, 2 not in --clusters");
+    CHECK(p.error().message ==
+          "0/4 nodes fit stage 'svc': 2 insufficient gpu, 2 not in --clusters");
   }
   SUBCASE("unknown cluster -> not found; missing --clusters -> usage") {
     r.levels = *parse_levels(R"(["nowhere"])");
@@ -405,7 +415,8 @@ TEST_CASE("pipeline: the CPU variant when no GPU is free; missing links are erro
   auto e = place(m, yolo(), req(Policy::pipeline));
   REQUIRE_FALSE(e.has_value());
   CHECK(e.error().code == ErrorCode::usage);
-  CHECK(e.error().message.find("no latency link between clusters 'far' and 'mid'") != std::string::npos);
+  CHECK(e.error().message.find("no latency link between clusters 'far' and 'mid'") !=
+        std::string::npos);
 }
 
 TEST_CASE("pipeline: capacity coupling is solved exactly (branch and bound)") {
@@ -440,7 +451,9 @@ TEST_CASE("property: pipeline equals exhaustive search on random small instances
   int capacitated = 0;
   for (unsigned seed = 1; seed <= 120; ++seed) {
     std::mt19937 rng(seed);
-    auto uni = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
+    auto uni = [&](double a, double b) {
+      return std::uniform_real_distribution<double>(a, b)(rng);
+    };
     auto pick = [&](int a, int b) { return std::uniform_int_distribution<int>(a, b)(rng); };
     World w;
     int C = pick(2, 4);
@@ -449,7 +462,8 @@ TEST_CASE("property: pipeline equals exhaustive search on random small instances
       Cluster cl{"c" + std::to_string(c), c == C - 1 ? "cloud" : "local", {}};
       int N = pick(1, 3);
       for (int k = 0; k < N; ++k)
-        cl.nodes.push_back(node("n" + std::to_string(k), pick(1, 6), pick(2, 16), pick(0, 2), uni(0, 1), uni(0, 1)));
+        cl.nodes.push_back(node("n" + std::to_string(k), pick(1, 6), pick(2, 16), pick(0, 2),
+                                uni(0, 1), uni(0, 1)));
       names.push_back(cl.name);
       w.clusters.push_back(cl);
     }
@@ -465,7 +479,8 @@ TEST_CASE("property: pipeline equals exhaustive search on random small instances
     }
     // Sometimes a node-specific link (exercises the "special node" path).
     if (pick(0, 1)) w.latency.links.push_back({"src", names[0] + "/n0", uni(0.5, 3)});
-    if (pick(0, 2) == 0 && C > 1) w.latency.links.push_back({names[0] + "/n0", names[1], uni(1, 5)});
+    if (pick(0, 2) == 0 && C > 1)
+      w.latency.links.push_back({names[0] + "/n0", names[1], uni(1, 5)});
     if (pick(0, 1)) w.bandwidth = bw;
     finalize(w);
     Workload wl;
@@ -493,7 +508,8 @@ TEST_CASE("property: pipeline equals exhaustive search on random small instances
       continue;
     }
     REQUIRE_MESSAGE(p.has_value(), "seed ", seed, ": ", p.error().message);
-    CHECK_MESSAGE(*p->e2e_ms == doctest::Approx((*best)->second).epsilon(1e-9), "seed ", seed, " method ", p->method);
+    CHECK_MESSAGE(*p->e2e_ms == doctest::Approx((*best)->second).epsilon(1e-9), "seed ", seed,
+                  " method ", p->method);
     if (p->method != "dp") ++capacitated;
   }
   CHECK(capacitated > 0);  // the random instances do exercise capacity coupling
@@ -534,7 +550,9 @@ TEST_CASE("explain lists candidates with terms") {
   CHECK(j["placements"][0]["terms"].contains("compute_ms"));
 }
 
-TEST_CASE("pipeline: rejection list in order (filters, then tier hint), failure summary, reused buffers") {
+TEST_CASE(
+    "pipeline: rejection list in order (filters, then tier hint), failure summary, reused "
+    "buffers") {
   // Flat order is far/c1, mid/g1, near/n1, near/n2 (clusters and nodes sorted by name).
   World w = three();
   at(w, "near", "n1").allocated.cpu = 3;  // pre (0.5) fits, infer's CPU variant (2) does not
@@ -547,7 +565,8 @@ TEST_CASE("pipeline: rejection list in order (filters, then tier hint), failure 
   wl.stages[2].node_selector["zone"] = "a";
   auto rej = [](const Placement& p) {
     std::vector<std::string> v;
-    for (const auto& r : p.rejected) v.push_back(r.stage + " " + r.cluster + "/" + r.node + ": " + r.reason);
+    for (const auto& r : p.rejected)
+      v.push_back(r.stage + " " + r.cluster + "/" + r.node + ": " + r.reason);
     return v;
   };
   auto p = place(w, wl, req(Policy::pipeline));
@@ -582,7 +601,9 @@ TEST_CASE("pipeline: rejection list in order (filters, then tier hint), failure 
     auto e = place(w, big, r);
     REQUIRE_FALSE(e.has_value());
     CHECK(e.error().code == ErrorCode::failure);
-    CHECK(e.error().message == "0/4 nodes fit stage 'post': 2 insufficient cpu, 1 node selector not matched, 1 not ready");
+    CHECK(
+        e.error().message ==
+        "0/4 nodes fit stage 'post': 2 insufficient cpu, 1 node selector not matched, 1 not ready");
   }
 
   // The optimiser keeps its buffers between calls: a larger world in between changes nothing.
@@ -596,7 +617,8 @@ TEST_CASE("pipeline: rejection list in order (filters, then tier hint), failure 
     }
     large.clusters.push_back(cl);
     large.latency.links.push_back({"cam-1", cl.name, 3.0 + c});
-    for (int d = 0; d < c; ++d) large.latency.links.push_back({cl.name, "k" + std::to_string(d), 4.0 + c + d});
+    for (int d = 0; d < c; ++d)
+      large.latency.links.push_back({cl.name, "k" + std::to_string(d), 4.0 + c + d});
   }
   finalize(large);
   auto l1 = place(large, wl, req(Policy::pipeline));
@@ -642,15 +664,22 @@ TEST_CASE("GS-Scheduler's policy names are aliases") {
 
 TEST_CASE("GS-Scheduler request options map onto gedge's flags") {
   auto g = gs_request(json::parse(R"({"scope": "global", "priority": "GLowLatencyPriority",
-      "option": {"mode": "fromnode", "parameters": {"source_node": "cam-1", "select_clusters": ["c1", ["c2", "c3"]]}}})"), "r.json");
+      "option": {"mode": "fromnode", "parameters": {"source_node": "cam-1", "select_clusters": ["c1", ["c2", "c3"]]}}})"),
+                      "r.json");
   REQUIRE(g.has_value());
   CHECK(g->policy == "low-latency");
   CHECK(g->from == "cam-1");
   CHECK(*parse_levels(g->clusters) == Levels{{"c1"}, {"c2", "c3"}});
-  auto n = gs_request(json::parse(R"({"option": {"mode": "node", "parameters": {"select_cluster": "c", "select_node": "n"}}})"), "r.json");
+  auto n = gs_request(
+      json::parse(
+          R"({"option": {"mode": "node", "parameters": {"select_cluster": "c", "select_node": "n"}}})"),
+      "r.json");
   REQUIRE(n.has_value());
   CHECK((n->policy == "node" && n->node == "c/n"));
-  auto flat = gs_request(json::parse(R"({"scope": "##global", "priority": "GMostRequestedPriority", "select_clusters": "['a', 'b']"})"), "r.json");
+  auto flat = gs_request(
+      json::parse(
+          R"({"scope": "##global", "priority": "GMostRequestedPriority", "select_clusters": "['a', 'b']"})"),
+      "r.json");
   REQUIRE(flat.has_value());
   CHECK(flat->policy == "least-allocated");
   CHECK_FALSE(gs_request(json::parse(R"({"option": {"mode": "frompod"}})"), "r.json").has_value());
@@ -671,8 +700,11 @@ TEST_CASE("Kubernetes workloads: taints, tolerations and required node affinity 
   w.latency.intra_cluster = 0.5;
   finalize(w);
   auto place_pod = [&](const std::string& extra) {
-    auto wl = workload_from_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
-                                 "  containers: [{name: c, image: i, resources: {requests: {cpu: '1'}}}]\n" + extra, "p.yaml");
+    auto wl = workload_from_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+        "  containers: [{name: c, image: i, resources: {requests: {cpu: '1'}}}]\n" +
+            extra,
+        "p.yaml");
     REQUIRE_MESSAGE(wl.has_value(), wl.error().message);
     Request r;
     r.policy = Policy::least_allocated;
@@ -681,24 +713,35 @@ TEST_CASE("Kubernetes workloads: taints, tolerations and required node affinity 
   auto p = place_pod("");
   REQUIRE(p.has_value());
   CHECK(p->placements[0].node != "t");  // the taint keeps it out
-  p = place_pod("  tolerations: [{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}]\n");
+  p = place_pod(
+      "  tolerations: [{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}]\n");
   REQUIRE(p.has_value());
   CHECK(p->placements[0].node == "t");  // tolerated, and the emptiest
-  p = place_pod("  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n"
-                "          - matchExpressions: [{key: zone, operator: In, values: [x]}, {key: rank, operator: Gt, values: ['6']}]\n"
-                "          - matchExpressions: [{key: zone, operator: In, values: [y]}]\n");
+  p = place_pod(
+      "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n     "
+      "   nodeSelectorTerms:\n"
+      "          - matchExpressions: [{key: zone, operator: In, values: [x]}, {key: rank, "
+      "operator: Gt, values: ['6']}]\n"
+      "          - matchExpressions: [{key: zone, operator: In, values: [y]}]\n");
   REQUIRE(p.has_value());
   CHECK(p->placements[0].node == "b");  // t matches the first term but is tainted; a's rank is 5
-  p = place_pod("  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n"
-                "          - matchExpressions: [{key: zone, operator: DoesNotExist}]\n");
+  p = place_pod(
+      "  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n     "
+      "   nodeSelectorTerms:\n"
+      "          - matchExpressions: [{key: zone, operator: DoesNotExist}]\n");
   REQUIRE_FALSE(p.has_value());
   CHECK(p.error().message.find("node affinity not matched") != std::string::npos);
 }
 
-TEST_CASE("Kubernetes workloads: replicas multiply the stage's demand; a Service alone is not a workload") {
-  auto wl = workload_from_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 3\n"
-                               "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n"
-                               "      containers: [{name: c, image: i, resources: {limits: {cpu: 500m, memory: 1Gi}}}]\n", "d.yaml");
+TEST_CASE(
+    "Kubernetes workloads: replicas multiply the stage's demand; a Service alone is not a "
+    "workload") {
+  auto wl = workload_from_text(
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 3\n"
+      "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    "
+      "spec:\n"
+      "      containers: [{name: c, image: i, resources: {limits: {cpu: 500m, memory: 1Gi}}}]\n",
+      "d.yaml");
   REQUIRE(wl.has_value());
   REQUIRE(wl->stages.size() == 1);
   CHECK(wl->stages[0].name == "d");
@@ -707,9 +750,13 @@ TEST_CASE("Kubernetes workloads: replicas multiply the stage's demand; a Service
   auto svc = workload_from_text("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "s.yaml");
   REQUIRE_FALSE(svc.has_value());
   CHECK(svc.error().code == ErrorCode::usage);
-  // parse_workload (gedge's own loader) no longer takes a Kubernetes Service for gedge's kind: Service.
-  auto old = parse_workload("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Pod\n"
-                            "metadata: {name: p}\nspec:\n  containers: [{name: c, image: i, resources: {requests: {cpu: '3'}}}]\n", "f.yaml");
+  // parse_workload (gedge's own loader) no longer takes a Kubernetes Service for gedge's kind:
+  // Service.
+  auto old = parse_workload(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Pod\n"
+      "metadata: {name: p}\nspec:\n  containers: [{name: c, image: i, resources: {requests: {cpu: "
+      "'3'}}}]\n",
+      "f.yaml");
   REQUIRE(old.has_value());
   REQUIRE(old->stages.size() == 1);
   CHECK(old->stages[0].name == "p");

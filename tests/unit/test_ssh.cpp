@@ -37,8 +37,10 @@ TEST_CASE("shell_quote makes every argument one literal word") {
   CHECK(shell_quote("abc") == "'abc'");
   CHECK(shell_quote("it's") == "'it'\\''s'");
   SUBCASE("hostile arguments survive a real shell unchanged") {
-    std::vector<std::string> argv = {"printf", "%s\\n", "a b", "$(touch /tmp/gedge-pwned)", "`id`",
-                                     "it's", "\"q\"", ";", "&&", "*", "$HOME", "back\\slash", "new\nline"};
+    std::vector<std::string> argv = {"printf",   "%s\\n", "a b",   "$(touch /tmp/gedge-pwned)",
+                                     "`id`",     "it's",  "\"q\"", ";",
+                                     "&&",       "*",     "$HOME", "back\\slash",
+                                     "new\nline"};
     std::string out = sh_out(shell_join(argv));
     std::string want;
     for (size_t i = 2; i < argv.size(); ++i) want += argv[i] + "\n";
@@ -72,26 +74,32 @@ TEST_CASE("fan_out_error: ok, partial, and the most specific code when all fail"
     return j;
   };
   CHECK_FALSE(fan_out_error(nlohmann::json::array({res("ok"), res("ok")}), "x").has_value());
-  auto p = fan_out_error(nlohmann::json::array({res("ok"), res("unreachable", "unreachable")}), "x");
+  auto p =
+      fan_out_error(nlohmann::json::array({res("ok"), res("unreachable", "unreachable")}), "x");
   REQUIRE(p);
   CHECK(p->code == ErrorCode::partial);
   CHECK(exit_code_for(p->code) == 3);
-  auto u = fan_out_error(nlohmann::json::array({res("unreachable", "unreachable"), res("unreachable", "unreachable")}), "x");
+  auto u = fan_out_error(
+      nlohmann::json::array({res("unreachable", "unreachable"), res("unreachable", "unreachable")}),
+      "x");
   REQUIRE(u);
   CHECK(exit_code_for(u->code) == 5);
-  auto h = fan_out_error(
-      nlohmann::json::array({res("unreachable", "unreachable"), res("host_key_mismatch", "host_key")}), "x");
+  auto h = fan_out_error(nlohmann::json::array({res("unreachable", "unreachable"),
+                                                res("host_key_mismatch", "host_key")}),
+                         "x");
   REQUIRE(h);
   CHECK(h->code == ErrorCode::host_key);
   auto a = fan_out_error(nlohmann::json::array({res("auth_failed", "auth")}), "x");
   REQUIRE(a);
   CHECK(exit_code_for(a->code) == 6);
   SUBCASE("error names as printed in results (auth_failed, host_key_mismatch)") {
-    auto e = fan_out_error(
-        nlohmann::json::array({res("unreachable", "unreachable"), res("auth_failed", "auth_failed")}), "x");
+    auto e = fan_out_error(nlohmann::json::array({res("unreachable", "unreachable"),
+                                                  res("auth_failed", "auth_failed")}),
+                           "x");
     REQUIRE(e);
     CHECK(e->code == ErrorCode::auth);
-    auto k = fan_out_error(nlohmann::json::array({res("token_mismatch", "host_key_mismatch")}), "x");
+    auto k =
+        fan_out_error(nlohmann::json::array({res("token_mismatch", "host_key_mismatch")}), "x");
     REQUIRE(k);
     CHECK(k->code == ErrorCode::host_key);
   }
@@ -102,7 +110,8 @@ TEST_CASE("fan_out_error: ok, partial, and the most specific code when all fail"
 
 TEST_CASE("parse_facts reads the facts script's sections") {
   std::string out =
-      "@@arch\nx86_64\n@@kernel\n6.1.0\n@@hostname\nh1\n@@os\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"
+      "@@arch\nx86_64\n@@kernel\n6.1.0\n@@hostname\nh1\n@@os\nPRETTY_NAME=\"Debian GNU/Linux 12 "
+      "(bookworm)\"\n"
       "ID=debian\nVERSION_ID=\"12\"\n@@cpus\n4\n@@mem\nMemTotal:       2048 kB\n@@disk\n"
       "/dev/root 1000 400 600 40% /\n@@gpus\n0, NVIDIA A2, 15356, 535.104.05, GPU-abc\n@@podman\n"
       "podman version 4.3.1\n@@docker\n@@token\nabcd\n@@topology\n<topology/>\n@@end\n";
@@ -124,7 +133,9 @@ TEST_CASE("parse_facts reads the facts script's sections") {
   CHECK(f["token"] == "abcd");
   CHECK(f["topology_xml"] == "<topology/>");
   CHECK(f["complete"] == true);
-  SUBCASE("a truncated answer is not complete") { CHECK(parse_facts("@@arch\nx86_64\n")["complete"] == false); }
+  SUBCASE("a truncated answer is not complete") {
+    CHECK(parse_facts("@@arch\nx86_64\n")["complete"] == false);
+  }
   SUBCASE("no runtime, no gpus") {
     auto g = parse_facts("@@gpus\n@@podman\n@@docker\n@@end\n");
     CHECK(g["gpus"].empty());
@@ -142,7 +153,8 @@ TEST_CASE("sha256_hex matches the FIPS test vectors") {
 TEST_CASE("known_hosts_update keys lines by HostKeyAlias and drops the legacy [host]:port line") {
   test::TempDir dir;
   auto file = dir.path / "known_hosts";
-  REQUIRE(write_file_atomic(file, "[10.0.0.1]:2200 ssh-ed25519 OLD\nother ssh-ed25519 KEEP\n", 0600));
+  REQUIRE(
+      write_file_atomic(file, "[10.0.0.1]:2200 ssh-ed25519 OLD\nother ssh-ed25519 KEEP\n", 0600));
   REQUIRE(known_hosts_update(file, "a", "ssh-ed25519 AAAA1", "[10.0.0.1]:2200"));
   REQUIRE(known_hosts_update(file, "b", "ssh-ed25519 BBBB"));
   REQUIRE(known_hosts_update(file, "a/jump", "ssh-ed25519 JJJJ"));
@@ -162,10 +174,11 @@ TEST_CASE("known_hosts_update keys lines by HostKeyAlias and drops the legacy [h
 }
 
 TEST_CASE("parse_ssh_G reads what OpenSSH resolved and expands key paths") {
-  auto r = parse_ssh_G("user bob\nhostname 10.213.2.10\nport 2222\nidentityfile ~/.ssh/k_%r\n"
-                       "identityfile %d/.ssh/id_%u\ncertificatefile ~/.ssh/k-cert.pub\n"
-                       "proxyjump alice@bast:2200\nidentityagent /run/agent.sock\nproxycommand none\n",
-                       "/home/op", "op");
+  auto r = parse_ssh_G(
+      "user bob\nhostname 10.213.2.10\nport 2222\nidentityfile ~/.ssh/k_%r\n"
+      "identityfile %d/.ssh/id_%u\ncertificatefile ~/.ssh/k-cert.pub\n"
+      "proxyjump alice@bast:2200\nidentityagent /run/agent.sock\nproxycommand none\n",
+      "/home/op", "op");
   CHECK(r.host == "10.213.2.10");
   CHECK(r.port == 2222);
   CHECK(r.user == "bob");
@@ -174,8 +187,10 @@ TEST_CASE("parse_ssh_G reads what OpenSSH resolved and expands key paths") {
   CHECK(r.proxy_jump == "alice@bast:2200");
   CHECK(r.identity_agent == "/run/agent.sock");
   CHECK_FALSE(r.proxy_command);
-  auto n = parse_ssh_G("hostname h\nport 22\nuser u\nproxyjump none\nidentityagent SSH_AUTH_SOCK\nproxycommand nc %h %p\n",
-                       "/h", "u");
+  auto n = parse_ssh_G(
+      "hostname h\nport 22\nuser u\nproxyjump none\nidentityagent SSH_AUTH_SOCK\nproxycommand nc "
+      "%h %p\n",
+      "/h", "u");
   CHECK(n.proxy_jump.empty());
   CHECK(n.identity_agent.empty());
   CHECK(n.proxy_command);
@@ -194,7 +209,8 @@ TEST_CASE("parse_address takes host, user@host, host:port, [v6]:port and names b
   a = parse_address("fd00::5", "--host");
   REQUIRE(a);
   CHECK((a->host == "fd00::5" && a->port == 0));
-  for (const char* bad : {"h:", "h:99999", "h:x", "@h", "-oProxyCommand=x", "a b", "u@", "[fd00::1"}) {
+  for (const char* bad :
+       {"h:", "h:99999", "h:x", "@h", "-oProxyCommand=x", "a b", "u@", "[fd00::1"}) {
     auto r = parse_address(bad, "--host");
     CHECK_MESSAGE(!r, bad);
     if (!r) {
@@ -208,10 +224,11 @@ TEST_CASE("resolve_ssh_host runs OpenSSH's own ssh -G on the given config") {
   if (!find_ssh()) return;  // no OpenSSH client here
   test::TempDir dir;
   auto cfg = dir.path / "config";
-  REQUIRE(write_file_atomic(cfg,
-                            "Host cam\n  HostName 10.213.2.10\n  User pi\n  Port 2200\n  ProxyJump ops@bast\n"
-                            "Host bast\n  HostName 10.213.2.1\n  Port 2022\n",
-                            0600));
+  REQUIRE(write_file_atomic(
+      cfg,
+      "Host cam\n  HostName 10.213.2.10\n  User pi\n  Port 2200\n  ProxyJump ops@bast\n"
+      "Host bast\n  HostName 10.213.2.1\n  Port 2022\n",
+      0600));
   auto r = resolve_ssh_host("cam", "", 0, cfg.string());
   REQUIRE(r);
   CHECK(r->host == "10.213.2.10");
@@ -259,12 +276,15 @@ TEST_CASE("the jump command pins the jump's key by alias and survives sh and ssh
   for (size_t i = 0; i < pc.size(); ++i) {
     if (pc[i] == '%' && i + 1 < pc.size()) {
       char t = pc[++i];
-      expanded += t == '%' ? std::string("%") : t == 'h' ? std::string("10.213.2.10") : std::string("22");
+      expanded += t == '%'   ? std::string("%")
+                  : t == 'h' ? std::string("10.213.2.10")
+                             : std::string("22");
     } else {
       expanded += pc[i];
     }
   }
-  auto words = sh_out("for w in " + expanded.substr(expanded.find(' ') + 1) + "; do printf '%s\\n' \"$w\"; done");
+  auto words = sh_out("for w in " + expanded.substr(expanded.find(' ') + 1) +
+                      "; do printf '%s\\n' \"$w\"; done");
   std::string want;
   for (size_t i = 1; i < argv.size(); ++i) want += argv[i] + "\n";
   CHECK(words == want);
@@ -355,10 +375,12 @@ ansible_user=ops
   CHECK(by["gw0"].groups == std::vector<std::string>{"ungrouped"});
   CHECK(by["gw0"].line == 2);
   auto& c1 = by["cam1"];
-  CHECK((c1.host == "10.0.1.1" && c1.user == "pi" && c1.port == 2200 && c1.identity == "/keys/cams"));
-  CHECK(c1.labels == std::map<std::string, std::string>{{"model", "imx477"}, {"site", "plant-7"}, {"zone", "north gate"}});
+  CHECK(
+      (c1.host == "10.0.1.1" && c1.user == "pi" && c1.port == 2200 && c1.identity == "/keys/cams"));
+  CHECK(c1.labels == std::map<std::string, std::string>{
+                         {"model", "imx477"}, {"site", "plant-7"}, {"zone", "north gate"}});
   CHECK(c1.groups == std::vector<std::string>{"cams", "edge"});
-  CHECK(by["cam2"].port == 2222);  // the host's own port beats cams:vars
+  CHECK(by["cam2"].port == 2222);                    // the host's own port beats cams:vars
   CHECK(by["cam2"].labels.at("model") == "imx477");  // the child group's value beats the parent's
   CHECK(by["jet1"].labels.at("model") == "generic");
   CHECK(by["jet1"].labels.count("ansible_password") == 0);
@@ -372,15 +394,16 @@ TEST_CASE("parse_ansible_ini: malformed lines name FILE:LINE") {
     const char* where;
     const char* what;
   };
-  for (const auto& c : std::vector<Case>{{"[cams\nh1\n", "x.ini:1:", "malformed section"},
-                                          {"[cams]\nh1 ansible_port\n", "x.ini:2:", "KEY=VALUE"},
-                                          {"[cams]\nweb[01:10]\n", "x.ini:2:", "host range"},
-                                          {"[cams]\nh1 ansible_port=99999\n", "x.ini:2:", "ansible_port"},
-                                          {"[cams:vars]\nnot a var\n", "x.ini:2:", "KEY=VALUE"},
-                                          {"[a:children]\nb\n[b:children]\na\n", "x.ini:", "own ancestor"},
-                                          {"[g:weird]\n", "x.ini:1:", "unknown section kind"},
-                                          {"\n\n[cams]\nbad/name\n", "x.ini:4:", "not a valid device name"},
-                                          {"[cams]\nh1 zone='open\n", "x.ini:2:", "unterminated quote"}}) {
+  for (const auto& c :
+       std::vector<Case>{{"[cams\nh1\n", "x.ini:1:", "malformed section"},
+                         {"[cams]\nh1 ansible_port\n", "x.ini:2:", "KEY=VALUE"},
+                         {"[cams]\nweb[01:10]\n", "x.ini:2:", "host range"},
+                         {"[cams]\nh1 ansible_port=99999\n", "x.ini:2:", "ansible_port"},
+                         {"[cams:vars]\nnot a var\n", "x.ini:2:", "KEY=VALUE"},
+                         {"[a:children]\nb\n[b:children]\na\n", "x.ini:", "own ancestor"},
+                         {"[g:weird]\n", "x.ini:1:", "unknown section kind"},
+                         {"\n\n[cams]\nbad/name\n", "x.ini:4:", "not a valid device name"},
+                         {"[cams]\nh1 zone='open\n", "x.ini:2:", "unterminated quote"}}) {
     auto r = parse_ansible_ini(c.text, "x.ini");
     REQUIRE_MESSAGE(!r, c.text);
     CHECK(r.error().code == ErrorCode::usage);
@@ -405,28 +428,36 @@ TEST_CASE("parse_ansible_yaml and parse_ssh_config_hosts") {
   REQUIRE_MESSAGE(y, (y ? "" : y.error().message));
   REQUIRE(y->size() == 1);
   CHECK(y->front().groups == std::vector<std::string>{"cams", "edge"});
-  CHECK((y->front().user == "ops" && y->front().port == 2200 && y->front().labels.at("zone") == "north"));
+  CHECK((y->front().user == "ops" && y->front().port == 2200 &&
+         y->front().labels.at("zone") == "north"));
   auto bad = parse_ansible_yaml("all:\n  hosts:\n    h1:\n      ansible_port: nope\n", "f.yml");
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message.find("f.yml:4") == 0);
-  auto s = parse_ssh_config_hosts("Host *\n  User x\nHost cam-a cam-b\n  HostName 1.2.3.4\nHost=gw\nHost !x *.lan\n", "c");
+  auto s = parse_ssh_config_hosts(
+      "Host *\n  User x\nHost cam-a cam-b\n  HostName 1.2.3.4\nHost=gw\nHost !x *.lan\n", "c");
   REQUIRE(s);
   REQUIRE(s->size() == 3);
-  CHECK(((*s)[0].name == "cam-a" && (*s)[1].name == "cam-b" && (*s)[2].name == "gw" && (*s)[2].line == 5));
+  CHECK(((*s)[0].name == "cam-a" && (*s)[1].name == "cam-b" && (*s)[2].name == "gw" &&
+         (*s)[2].line == 5));
 }
 
-TEST_CASE("known_hosts_lookup: hashed and plain names, patterns, [host]:port, a different key, @revoked") {
-  const std::string a = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF1a6WmmugztfMUw6lUnZZ/fza6VH6EDMQbPm+m+XRZl";
-  const std::string b = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAy0aWwMwidQwscIp97wx00u79QPEJDRKYUnBPmTwPx/";
+TEST_CASE(
+    "known_hosts_lookup: hashed and plain names, patterns, [host]:port, a different key, "
+    "@revoked") {
+  const std::string a =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF1a6WmmugztfMUw6lUnZZ/fza6VH6EDMQbPm+m+XRZl";
+  const std::string b =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAy0aWwMwidQwscIp97wx00u79QPEJDRKYUnBPmTwPx/";
   test::TempDir dir;
   auto file = (dir.path / "known_hosts").string();
-  REQUIRE(write_file_atomic(file,
-                            "# operator's file\n"
-                            "|1|MDEyMzQ1Njc4OWFiY2RlZmdoaWo=|ebYd2ZJXK9TMZ2lMJkK939Etn8k= " + a + "\n" +
-                                "|1|MDEyMzQ1Njc4OWFiY2RlZmdoaWo=|PhVPLxdW0e17pTcv2daaFRYfn98= " + b + "\n" +
-                                "cam-*.lan,!cam-9.lan " + a + "\n" + "10.213.0.13 " + b + "\n" +
-                                "@revoked * " + b + "\n" + "@cert-authority *.lan " + a + "\n",
-                            0600));
+  REQUIRE(write_file_atomic(
+      file,
+      "# operator's file\n"
+      "|1|MDEyMzQ1Njc4OWFiY2RlZmdoaWo=|ebYd2ZJXK9TMZ2lMJkK939Etn8k= " +
+          a + "\n" + "|1|MDEyMzQ1Njc4OWFiY2RlZmdoaWo=|PhVPLxdW0e17pTcv2daaFRYfn98= " + b + "\n" +
+          "cam-*.lan,!cam-9.lan " + a + "\n" + "10.213.0.13 " + b + "\n" + "@revoked * " + b +
+          "\n" + "@cert-authority *.lan " + a + "\n",
+      0600));
   HostKey ka{"ssh-ed25519", "", a}, kb{"ssh-ed25519", "", b};
   SUBCASE("a hashed line for host:22") {
     auto v = known_hosts_lookup({file}, known_hosts_names("10.213.0.11", 22), ka);
@@ -441,8 +472,10 @@ TEST_CASE("known_hosts_lookup: hashed and plain names, patterns, [host]:port, a 
     CHECK(v->where == file + ":6");
   }
   SUBCASE("patterns, negation, and the alias the operator typed") {
-    CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 22, "cam-1.lan"), ka)->kind == KnownHostsVerdict::match);
-    CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 22, "cam-9.lan"), ka)->kind == KnownHostsVerdict::none);
+    CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 22, "cam-1.lan"), ka)->kind ==
+          KnownHostsVerdict::match);
+    CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 22, "cam-9.lan"), ka)->kind ==
+          KnownHostsVerdict::none);
     CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 2200, "cam-1.lan"), ka)->kind ==
           KnownHostsVerdict::none);  // another port is another entry
   }

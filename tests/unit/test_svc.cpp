@@ -8,8 +8,8 @@
 #include <random>
 #include <sstream>
 
-#include "gedge/svc.hpp"
 #include "../../libgedge/src/svc/deploy_internal.hpp"
+#include "gedge/svc.hpp"
 #include "test_helpers.hpp"
 
 using namespace gedge;
@@ -62,7 +62,8 @@ TEST_CASE("golden: every input renders to its golden multi-document YAML") {
     if (update) {
       std::ofstream(golden) << got;
     } else {
-      REQUIRE_MESSAGE(std::filesystem::exists(golden), "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
+      REQUIRE_MESSAGE(std::filesystem::exists(golden),
+                      "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
       CHECK(got == slurp(golden));
     }
     // Deterministic: rendering twice gives the same bytes.
@@ -90,41 +91,57 @@ TEST_CASE("golden: Kubernetes manifests (files and directories) render as deploy
       std::filesystem::create_directories(goldens);
       std::ofstream(golden) << got;
     } else {
-      REQUIRE_MESSAGE(std::filesystem::exists(golden), "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
+      REQUIRE_MESSAGE(std::filesystem::exists(golden),
+                      "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
       CHECK(got == slurp(golden));
     }
   }
   CHECK(n >= 3);
 }
 
-TEST_CASE("volumes and networks: one source each, sizes only for claims, networks need what they use") {
-  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v}]\n").find("needs a source") != std::string::npos);
-  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v, hostPath: /x, emptyDir: {}}]\n")
+TEST_CASE(
+    "volumes and networks: one source each, sizes only for claims, networks need what they use") {
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v}]\n")
+            .find("needs a source") != std::string::npos);
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v, hostPath: /x, "
+                    "emptyDir: {}}]\n")
             .find("exactly one source") != std::string::npos);
-  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v, hostPath: /x, size: 1Gi}]\n")
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes: [{name: v, mountPath: /v, hostPath: /x, "
+                    "size: 1Gi}]\n")
             .find("only a claim volume has a size") != std::string::npos);
-  CHECK(parse_error("name: w\ncontainers: [i:1]\nvolumes:\n  - {name: v, mountPath: /v, hostPath: /x}\n"
-                    "  - {name: u, mountPath: /v, hostPath: /y}\n").starts_with("app.yaml:5: volumes[1].mountPath: two volumes mount at '/v'"));
-  CHECK(parse_error("name: w\ncontainers: [i:1]\nnetworks: [{name: n, type: macvlan}]\n").find("needs master") != std::string::npos);
-  CHECK(parse_error("name: w\ncontainers: [i:1]\nnetworks: [{name: n, type: sriov}]\n").find("needs resource") != std::string::npos);
+  CHECK(parse_error(
+            "name: w\ncontainers: [i:1]\nvolumes:\n  - {name: v, mountPath: /v, hostPath: /x}\n"
+            "  - {name: u, mountPath: /v, hostPath: /y}\n")
+            .starts_with("app.yaml:5: volumes[1].mountPath: two volumes mount at '/v'"));
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nnetworks: [{name: n, type: macvlan}]\n")
+            .find("needs master") != std::string::npos);
+  CHECK(parse_error("name: w\ncontainers: [i:1]\nnetworks: [{name: n, type: sriov}]\n")
+            .find("needs resource") != std::string::npos);
   // acceleration.network is refused, never dropped.
-  CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {acceleration: {network: {sriov: 1}}}\n")
+  CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {acceleration: {network: "
+                    "{sriov: 1}}}\n")
             .find("acceleration.network is not supported") != std::string::npos);
-  auto s = must_parse("name: w\ncontainers: [{image: i:1}]\nvolumes:\n  - {name: c, claim: c, mountPath: /c}\n"
-                      "  - {name: n, nfs: {server: h, path: /e}, mountPath: /n}\nnetworks: [{name: f, type: sriov, resource: a.b/c}]\n");
-  CHECK(svc::hosts_unsupported(s.service) == std::vector<std::string>{"volumes[1].nfs", "networks[0]"});
+  auto s = must_parse(
+      "name: w\ncontainers: [{image: i:1}]\nvolumes:\n  - {name: c, claim: c, mountPath: /c}\n"
+      "  - {name: n, nfs: {server: h, path: /e}, mountPath: /n}\nnetworks: [{name: f, type: sriov, "
+      "resource: a.b/c}]\n");
+  CHECK(svc::hosts_unsupported(s.service) ==
+        std::vector<std::string>{"volumes[1].nfs", "networks[0]"});
   auto plan = svc::render_host_plan(s.service);
   std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
   CHECK(argv.find(R"("-v","c:/c")") != std::string::npos);
 }
 
 TEST_CASE("the embedded schema is schemas/service.schema.json") {
-  auto file = json::parse(slurp(std::filesystem::path(GEDGE_SOURCE_DIR) / "schemas/service.schema.json"));
+  auto file =
+      json::parse(slurp(std::filesystem::path(GEDGE_SOURCE_DIR) / "schemas/service.schema.json"));
   CHECK(json::parse(svc::schema_text()) == file);
 }
 
 TEST_CASE("v1 short form: GS-Engine defaults") {
-  auto spec = must_parse("name: cam\nnamespace: vision\ncontainers: [reg:5000/a/busybox:1.0]\nports: [80]\ntype: NodePort\n");
+  auto spec = must_parse(
+      "name: cam\nnamespace: vision\ncontainers: [reg:5000/a/busybox:1.0]\nports: [80]\ntype: "
+      "NodePort\n");
   const auto& s = spec.service;
   CHECK(s.form == 1);
   CHECK(s.containers[0].name == "busybox");
@@ -154,8 +171,10 @@ TEST_CASE("v2 container form: defaults, names, ports") {
   CHECK(s.form == 2);
   CHECK(s.containers[0].name == "web");
   CHECK(s.containers[1].name == "web1");
-  CHECK(s.containers[0].requests == std::map<std::string, std::string>{{"cpu", "200m"}, {"memory", "500Mi"}});
-  CHECK(s.containers[0].limits == std::map<std::string, std::string>{{"cpu", "500m"}, {"memory", "1Gi"}});
+  CHECK(s.containers[0].requests ==
+        std::map<std::string, std::string>{{"cpu", "200m"}, {"memory", "500Mi"}});
+  CHECK(s.containers[0].limits ==
+        std::map<std::string, std::string>{{"cpu", "500m"}, {"memory", "1Gi"}});
   auto objs = svc::render_kubernetes(s);
   auto& dep = objs[0];
   CHECK(dep["spec"]["progressDeadlineSeconds"] == 3600);
@@ -164,7 +183,8 @@ TEST_CASE("v2 container form: defaults, names, ports") {
   auto& svcobj = objs[1];
   CHECK(svcobj["metadata"]["labels"]["service"] == "web");
   CHECK(svcobj["spec"]["type"] == "ClusterIP");
-  CHECK(svcobj["spec"]["ports"][0] == json{{"name", "8080"}, {"port", 80}, {"targetPort", 8080}, {"protocol", "TCP"}});
+  CHECK(svcobj["spec"]["ports"][0] ==
+        json{{"name", "8080"}, {"port", 80}, {"targetPort", 8080}, {"protocol", "TCP"}});
 }
 
 TEST_CASE("acceleration, topologyAware, gpu") {
@@ -190,12 +210,15 @@ TEST_CASE("autoscale: HPA autoscaling/v2 and no replicas on the Deployment") {
   CHECK_FALSE(objs[0]["spec"].contains("replicas"));
   CHECK(objs[1]["apiVersion"] == "autoscaling/v2");
   CHECK(objs[1]["spec"]["metrics"][0]["type"] == "Resource");
-  CHECK(objs[1]["spec"]["metrics"][0]["resource"]["target"] == json{{"type", "Utilization"}, {"averageUtilization", 80}});
+  CHECK(objs[1]["spec"]["metrics"][0]["resource"]["target"] ==
+        json{{"type", "Utilization"}, {"averageUtilization", 80}});
   CHECK(objs[1]["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300);
   CHECK(spec.service.desired_replicas() == 2);
 }
 
-TEST_CASE("autoscale metrics, vpa and limits: HPA v2 metric types, a VPA, a LimitRange; hosts refuse them") {
+TEST_CASE(
+    "autoscale metrics, vpa and limits: HPA v2 metric types, a VPA, a LimitRange; hosts refuse "
+    "them") {
   auto spec = must_parse(R"(name: d
 containers: [{image: x:1}]
 autoscale: {max: 4, metrics: [{type: resource, name: cpu, target: 70}, {type: pods, name: fps, target: 30},
@@ -220,7 +243,8 @@ limits: {min: {cpu: 100m}, max: {memory: 2Gi}}
   CHECK(by["VerticalPodAutoscaler"]["spec"]["targetRef"] ==
         json{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "d"}});
   CHECK(by["LimitRange"]["spec"]["limits"] ==
-        json::array({{{"type", "Container"}, {"min", {{"cpu", "100m"}}}, {"max", {{"memory", "2Gi"}}}}}));
+        json::array(
+            {{{"type", "Container"}, {"min", {{"cpu", "100m"}}}, {"max", {{"memory", "2Gi"}}}}}));
   CHECK(spec.service.autoscale->cpu == 70);  // what the container-host autoscaler uses
   auto u = svc::hosts_unsupported(spec.service);
   REQUIRE(u.size() == 4);
@@ -228,21 +252,28 @@ limits: {min: {cpu: 100m}, max: {memory: 2Gi}}
   CHECK(u[2] == "vpa");
   CHECK(u[3] == "limits");
   // CPU-only metrics are fine on container hosts.
-  CHECK(svc::hosts_unsupported(must_parse("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: "
-                                          "[{type: resource, name: cpu, target: 60}]}\n")
-                                   .service)
+  CHECK(svc::hosts_unsupported(
+            must_parse("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: "
+                       "[{type: resource, name: cpu, target: 60}]}\n")
+                .service)
             .empty());
-  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, cpu: 50, metrics: [{type: resource, "
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, cpu: 50, metrics: "
+                    "[{type: resource, "
                     "name: cpu, target: 60}]}\n")
             .find("cpu and metrics") != std::string::npos);
-  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: [{type: resource, name: gpu, "
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: [{type: "
+                    "resource, name: gpu, "
                     "target: 60}]}\n")
             .find("autoscale.metrics[0].name: resource metric 'gpu'") != std::string::npos);
-  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: [{type: pod, name: x, "
-                    "target: 1}]}\n")
-            .find("autoscale.metrics[0].type: 'pod' is not one of") != std::string::npos);
-  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nvpa: {mode: Auto}\n").find("vpa.mode") != std::string::npos);
-  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nlimits: {min: {cpu: \"2\"}, max: {cpu: 500m}}\n")
+  CHECK(
+      parse_error(
+          "name: d\ncontainers: [{image: x:1}]\nautoscale: {max: 3, metrics: [{type: pod, name: x, "
+          "target: 1}]}\n")
+          .find("autoscale.metrics[0].type: 'pod' is not one of") != std::string::npos);
+  CHECK(parse_error("name: d\ncontainers: [{image: x:1}]\nvpa: {mode: Auto}\n").find("vpa.mode") !=
+        std::string::npos);
+  CHECK(parse_error(
+            "name: d\ncontainers: [{image: x:1}]\nlimits: {min: {cpu: \"2\"}, max: {cpu: 500m}}\n")
             .find("min 2 is above max 500m") != std::string::npos);
 }
 
@@ -260,8 +291,12 @@ TEST_CASE("durations for svc logs --since, as kubectl takes them") {
 }
 
 TEST_CASE("scheduleHint: weighted tier affinity and a hard nodeSelector") {
-  for (auto [pref, first, last] : {std::tuple{"local", "local", "cloud"}, std::tuple{"cloud", "cloud", "local"}}) {
-    auto spec = must_parse(fmt::format("name: n\ncontainers: [{{image: i:1}}]\nscheduleHint: {{preferred: {}, nodeSelector: {{zone: a}}}}\n", pref));
+  for (auto [pref, first, last] :
+       {std::tuple{"local", "local", "cloud"}, std::tuple{"cloud", "cloud", "local"}}) {
+    auto spec =
+        must_parse(fmt::format("name: n\ncontainers: [{{image: i:1}}]\nscheduleHint: {{preferred: "
+                               "{}, nodeSelector: {{zone: a}}}}\n",
+                               pref));
     auto pod = svc::render_kubernetes(spec.service)[0]["spec"]["template"]["spec"];
     auto terms = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
     REQUIRE(terms.size() == 3);
@@ -298,7 +333,9 @@ stages:
 
 TEST_CASE("errors name file, line and field path") {
   SUBCASE("wrong type") {
-    auto m = parse_error("name: w\ncontainers:\n  - image: i:1\n    ports:\n      - containerPort: 80\n      - containerPort: eighty\n");
+    auto m = parse_error(
+        "name: w\ncontainers:\n  - image: i:1\n    ports:\n      - containerPort: 80\n      - "
+        "containerPort: eighty\n");
     CHECK(m == "app.yaml:6: containers[0].ports[1].containerPort: expected integer, got string");
   }
   SUBCASE("unknown field") {
@@ -306,7 +343,8 @@ TEST_CASE("errors name file, line and field path") {
     CHECK(m == "app.yaml:3: replica: unknown field");
   }
   SUBCASE("unknown nested field") {
-    auto m = parse_error("service:\n  name: w\n  containers:\n    - image: i:1\n      imagePullPolicy: Always\n");
+    auto m = parse_error(
+        "service:\n  name: w\n  containers:\n    - image: i:1\n      imagePullPolicy: Always\n");
     CHECK(m == "app.yaml:5: service.containers[0].imagePullPolicy: unknown field");
   }
   SUBCASE("enum") {
@@ -317,7 +355,9 @@ TEST_CASE("errors name file, line and field path") {
     auto m = parse_error("name: Web_1\ncontainers: [{image: i:1}]\n");
     CHECK(m == "app.yaml:1: name: invalid value 'Web_1'");
   }
-  SUBCASE("missing containers") { CHECK(parse_error("name: w\n") == "app.yaml:1: missing required field 'containers'"); }
+  SUBCASE("missing containers") {
+    CHECK(parse_error("name: w\n") == "app.yaml:1: missing required field 'containers'");
+  }
   SUBCASE("range") {
     CHECK(parse_error("name: w\ncontainers: [{image: i:1, ports: [{containerPort: 70000}]}]\n") ==
           "app.yaml:2: containers[0].ports[0].containerPort: must be at most 65535");
@@ -327,52 +367,72 @@ TEST_CASE("errors name file, line and field path") {
     CHECK(m.starts_with("app.yaml:"));
     CHECK(m.find("malformed YAML") != std::string::npos);
   }
-  SUBCASE("duplicate key") { CHECK(parse_error("name: w\nname: x\n").starts_with("app.yaml:2: duplicate key 'name'")); }
-  SUBCASE("empty") { CHECK(parse_error("") == "app.yaml: empty document"); }
-  SUBCASE("two documents") { CHECK(parse_error("name: a\n---\nname: b\n").starts_with("app.yaml:2: more than one YAML document")); }
+  SUBCASE("duplicate key") {
+    CHECK(parse_error("name: w\nname: x\n").starts_with("app.yaml:2: duplicate key 'name'"));
+  }
+  SUBCASE("empty") {
+    CHECK(parse_error("") == "app.yaml: empty document");
+  }
+  SUBCASE("two documents") {
+    CHECK(parse_error("name: a\n---\nname: b\n")
+              .starts_with("app.yaml:2: more than one YAML document"));
+  }
   SUBCASE("mixed forms") {
     CHECK(parse_error("name: w\ncontainers:\n  - i:1\n  - {image: j:1}\n") ==
-          "app.yaml:4: containers[1]: mixes the v1 form (image strings) with the v2 form (container objects)");
+          "app.yaml:4: containers[1]: mixes the v1 form (image strings) with the v2 form "
+          "(container objects)");
   }
   SUBCASE("v2 with top-level ports") {
-    CHECK(parse_error("name: w\ncontainers: [{image: i:1}]\nports: [80]\n").starts_with("app.yaml:3: ports: top-level ports"));
+    CHECK(parse_error("name: w\ncontainers: [{image: i:1}]\nports: [80]\n")
+              .starts_with("app.yaml:3: ports: top-level ports"));
   }
   SUBCASE("monitorPorts not a port") {
     CHECK(parse_error("name: w\ncontainers: [i:1]\nports: [80]\nmonitorPorts: [9100]\n") ==
           "app.yaml:4: monitorPorts[0]: port 9100 is not a port of the service");
   }
   SUBCASE("autoscale min > max") {
-    CHECK(parse_error("name: w\ncontainers: [i:1]\nautoscale: {min: 4, max: 2}\n").starts_with("app.yaml:3: autoscale.min: min 4 is above max 2"));
+    CHECK(parse_error("name: w\ncontainers: [i:1]\nautoscale: {min: 4, max: 2}\n")
+              .starts_with("app.yaml:3: autoscale.min: min 4 is above max 2"));
   }
   SUBCASE("topologyAware needs integer cpu") {
-    CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources:\n      limits: {cpu: 1500m}\n      acceleration: {topologyAware: true}\n")
-              .starts_with("app.yaml:5: containers[0].resources.limits.cpu: topologyAware needs a whole number of CPUs"));
+    CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources:\n      limits: {cpu: "
+                      "1500m}\n      acceleration: {topologyAware: true}\n")
+              .starts_with("app.yaml:5: containers[0].resources.limits.cpu: topologyAware needs a "
+                           "whole number of CPUs"));
   }
   SUBCASE("requests above limits") {
-    CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {cpu: 100m}}\n")
-              .find("request cpu=200m exceeds its limit 100m") != std::string::npos);
+    CHECK(
+        parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {cpu: 100m}}\n")
+            .find("request cpu=200m exceeds its limit 100m") != std::string::npos);
   }
   SUBCASE("duplicate stage names") {
-    CHECK(parse_error("kind: Pipeline\nname: p\nstages:\n  - {name: a, containers: [i:1]}\n  - {name: a, containers: [i:1]}\n") ==
+    CHECK(parse_error("kind: Pipeline\nname: p\nstages:\n  - {name: a, containers: [i:1]}\n  - "
+                      "{name: a, containers: [i:1]}\n") ==
           "app.yaml:5: stages[1].name: duplicate stage name 'a' (first at line 4)");
   }
   SUBCASE("cycle") {
-    auto m = parse_error("kind: Pipeline\nname: p\nstages:\n  - {name: a, after: [b], containers: [i:1]}\n  - {name: b, containers: [i:1]}\n");
+    auto m = parse_error(
+        "kind: Pipeline\nname: p\nstages:\n  - {name: a, after: [b], containers: [i:1]}\n  - "
+        "{name: b, containers: [i:1]}\n");
     CHECK(m.find("stages form a cycle") != std::string::npos);
     CHECK(m.find("a -> b -> a") != std::string::npos);
   }
   SUBCASE("after names an unknown stage") {
-    CHECK(parse_error("kind: Pipeline\nname: p\nstages:\n  - {name: a, after: [zz], containers: [i:1]}\n") ==
-          "app.yaml:4: stages[0].after[0]: no stage named 'zz'");
+    CHECK(
+        parse_error(
+            "kind: Pipeline\nname: p\nstages:\n  - {name: a, after: [zz], containers: [i:1]}\n") ==
+        "app.yaml:4: stages[0].after[0]: no stage named 'zz'");
   }
   SUBCASE("stages without kind Pipeline") {
-    CHECK(parse_error("name: p\ncontainers: [i:1]\nstages: []\n").find("stages") != std::string::npos);
+    CHECK(parse_error("name: p\ncontainers: [i:1]\nstages: []\n").find("stages") !=
+          std::string::npos);
   }
   SUBCASE("YAML bomb") {
     std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
     std::string prev = "a";
     for (char c = 'b'; c <= 'j'; ++c) {
-      bomb += fmt::format("{}: &{} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n", c, c, fmt::arg("p", prev));
+      bomb += fmt::format("{}: &{} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n",
+                          c, c, fmt::arg("p", prev));
       prev = std::string(1, c);
     }
     auto m = parse_error(bomb);
@@ -386,13 +446,16 @@ TEST_CASE("errors name file, line and field path") {
   SUBCASE("too large") {
     svc::LoadLimits small;
     small.max_bytes = 16;
-    CHECK(parse_error("name: w\ncontainers: [i:1]\n", small).find("more than the 16") != std::string::npos);
+    CHECK(parse_error("name: w\ncontainers: [i:1]\n", small).find("more than the 16") !=
+          std::string::npos);
   }
 }
 
 TEST_CASE("YAML and JSON inputs normalise to the same model") {
-  auto y = must_parse("service:\n  name: s\n  containers:\n    - image: i:1\n      ports: [{containerPort: 80}]\n");
-  auto j = must_parse(R"({"service": {"name": "s", "containers": [{"image": "i:1", "ports": [{"containerPort": 80}]}]}})");
+  auto y = must_parse(
+      "service:\n  name: s\n  containers:\n    - image: i:1\n      ports: [{containerPort: 80}]\n");
+  auto j = must_parse(
+      R"({"service": {"name": "s", "containers": [{"image": "i:1", "ports": [{"containerPort": 80}]}]}})");
   CHECK(svc::render_all(y) == svc::render_all(j));
 }
 
@@ -416,28 +479,35 @@ TEST_CASE("quantities") {
   CHECK(*svc::parse_bytes("1e9") == 1e9);
   CHECK(*svc::parse_bytes("1.5Gi") == doctest::Approx(1.5 * 1073741824.0));
   CHECK_FALSE(svc::parse_bytes("512K"));
-  CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {memory: 512K}}\n")
-            .starts_with("app.yaml:4: containers[0].resources.limits.memory: invalid quantity '512K'"));
-  CHECK(parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {memory: 16Ei}}\n")
-            .find("out of range") != std::string::npos);
+  CHECK(
+      parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {memory: 512K}}\n")
+          .starts_with(
+              "app.yaml:4: containers[0].resources.limits.memory: invalid quantity '512K'"));
+  CHECK(
+      parse_error("name: w\ncontainers:\n  - image: i:1\n    resources: {limits: {memory: 16Ei}}\n")
+          .find("out of range") != std::string::npos);
   CHECK(*svc::parse_bytes("1Gi") == doctest::Approx(1073741824.0));
   CHECK(*svc::parse_bytes("500Mi") == doctest::Approx(524288000.0));
   CHECK_FALSE(svc::parse_bytes("12Q"));
 }
 
-TEST_CASE("regression: a 30 KB string in a patterned field is a usage error, not a stack overflow") {
+TEST_CASE(
+    "regression: a 30 KB string in a patterned field is a usage error, not a stack overflow") {
   // std::regex inside valijson recursed per character: 30 KB overflowed the stack (SIGSEGV).
   const std::string big(30000, 'a');
   struct Case {
     std::string text, says;
   };
   std::vector<Case> cases = {
-      {"name: w\ncontainers: [" + big + "]\n", "app.yaml:2: containers[0]: longer than 1024 characters (30000)"},
+      {"name: w\ncontainers: [" + big + "]\n",
+       "app.yaml:2: containers[0]: longer than 1024 characters (30000)"},
       {"name: w\ncontainers:\n  - image: " + big + "\n", "containers[0].image: longer than 1024"},
       {"name: w\ncontainers: [i:1]\nlabels: {app: " + big + "}\n", "labels.app: longer than 63"},
-      {"name: w\ncontainers:\n  - image: i:1\n    env: [{name: " + big + "}]\n", "name: longer than 256"},
+      {"name: w\ncontainers:\n  - image: i:1\n    env: [{name: " + big + "}]\n",
+       "name: longer than 256"},
       // (yaml-cpp itself refuses keys over 1024 bytes)
-      {"name: w\ncontainers: [i:1]\nlabels: {" + std::string(300, 'k') + ": x}\n", "labels: a key longer than 256 bytes (300)"},
+      {"name: w\ncontainers: [i:1]\nlabels: {" + std::string(300, 'k') + ": x}\n",
+       "labels: a key longer than 256 bytes (300)"},
       {"name: " + big + "\ncontainers: [i:1]\n", "name: longer than 50"},
   };
   for (const auto& c : cases) {
@@ -445,7 +515,8 @@ TEST_CASE("regression: a 30 KB string in a patterned field is a usage error, not
     CHECK_MESSAGE(msg.find(c.says) != std::string::npos, msg);
   }
   // At the bound it is the pattern that decides.
-  CHECK(parse_error("name: w\ncontainers: [\"" + std::string(1024, 'a') + "\"]\nlabels: {app: \"a b\"}\n")
+  CHECK(parse_error("name: w\ncontainers: [\"" + std::string(1024, 'a') +
+                    "\"]\nlabels: {app: \"a b\"}\n")
             .find("labels.app: invalid value") != std::string::npos);
 }
 
@@ -455,15 +526,18 @@ TEST_CASE("regression: an input on which yaml-cpp's LoadAll never returns is rej
   CHECK(r.error().code == ErrorCode::usage);
 }
 
-TEST_CASE("fuzz: seeded mutations of the golden inputs never crash and fail only with usage errors") {
+TEST_CASE(
+    "fuzz: seeded mutations of the golden inputs never crash and fail only with usage errors") {
   std::mt19937 rng(20261122);
   std::vector<std::string> seeds;
   for (const auto& entry : std::filesystem::directory_iterator(kGolden)) {
     auto p = entry.path().string();
-    if ((p.ends_with(".yaml") && !p.ends_with(".out.yaml")) || p.ends_with(".json")) seeds.push_back(slurp(p));
+    if ((p.ends_with(".yaml") && !p.ends_with(".out.yaml")) || p.ends_with(".json"))
+      seeds.push_back(slurp(p));
   }
   // The libFuzzer corpus (tests/fuzz/corpus/svc): every file must load or fail with a usage error.
-  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/fuzz/corpus/svc")) {
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/fuzz/corpus/svc")) {
     auto text = slurp(entry.path().string());
     auto r = svc::parse_spec(text, "corpus.yaml");
     if (!r) CHECK(r.error().code == ErrorCode::usage);
@@ -478,9 +552,15 @@ TEST_CASE("fuzz: seeded mutations of the golden inputs never crash and fail only
     for (int e = 0; e < edits && !s.empty(); ++e) {
       std::size_t pos = rng() % s.size();
       switch (rng() % 4) {
-        case 0: s[pos] = alphabet[rng() % alphabet.size()]; break;
-        case 1: s.erase(pos, 1 + rng() % 8); break;
-        case 2: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+        case 0:
+          s[pos] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          s.erase(pos, 1 + rng() % 8);
+          break;
+        case 2:
+          s.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+          break;
         default: {  // duplicate a slice (repeated keys, deeper nesting)
           std::size_t len = std::min<std::size_t>(s.size() - pos, 1 + rng() % 40);
           s.insert(pos, s.substr(pos, len));
@@ -502,12 +582,17 @@ TEST_CASE("fuzz: seeded mutations of the golden inputs never crash and fail only
   CHECK(rejected > 0);
 }
 
-TEST_CASE("a resolved runtime: mounted read-only at its prefix with its env, and part of the spec hash") {
+TEST_CASE(
+    "a resolved runtime: mounted read-only at its prefix with its env, and part of the spec hash") {
   auto spec = svc::parse_spec(R"({"name": "infer", "runtime": "torch",
-    "containers": [{"name": "infer", "image": "10.213.0.1:5000/yolo/infer:1"}]})", "rt.json");
+    "containers": [{"name": "infer", "image": "10.213.0.1:5000/yolo/infer:1"}]})",
+                              "rt.json");
   REQUIRE(spec);
-  svc::RuntimeMount rt{"abc123", "/var/lib/gedge/runtimes/abc123", "/opt/gedge/rt/torch",
-                       {{"PATH", "/opt/gedge/rt/torch/env/bin:/usr/bin"}, {"LD_LIBRARY_PATH", "/opt/gedge/rt/torch/cuda/lib64"}}};
+  svc::RuntimeMount rt{"abc123",
+                       "/var/lib/gedge/runtimes/abc123",
+                       "/opt/gedge/rt/torch",
+                       {{"PATH", "/opt/gedge/rt/torch/env/bin:/usr/bin"},
+                        {"LD_LIBRARY_PATH", "/opt/gedge/rt/torch/cuda/lib64"}}};
   auto plan = svc::render_host_plan(spec->service, &rt);
   auto argv = plan["spec"]["containers"][0]["containers"][0]["argv"];
   std::vector<std::string> a = argv.get<std::vector<std::string>>();
@@ -535,13 +620,13 @@ TEST_CASE("a resolved runtime: mounted read-only at its prefix with its env, and
 }
 
 TEST_CASE("autoscale arithmetic: the HPA rule with a 10 % tolerance, clamped to min..max") {
-  CHECK(svc::autoscale_desired(2, 160, 80, 1, 10) == 4);   // twice the target: double
-  CHECK(svc::autoscale_desired(2, 85, 80, 1, 10) == 2);    // inside the tolerance: keep
-  CHECK(svc::autoscale_desired(4, 20, 80, 1, 10) == 1);    // quarter: shrink
-  CHECK(svc::autoscale_desired(4, 20, 80, 2, 10) == 2);    // never below min
-  CHECK(svc::autoscale_desired(3, 400, 80, 1, 5) == 5);    // never above max
-  CHECK(svc::autoscale_desired(0, 50, 80, 1, 5) == 1);     // a scaled-to-zero service counts as one
-  CHECK(svc::autoscale_desired(3, 100, 80, 1, 10) == 4);   // ceil(3 * 1.25) = 4
+  CHECK(svc::autoscale_desired(2, 160, 80, 1, 10) == 4);  // twice the target: double
+  CHECK(svc::autoscale_desired(2, 85, 80, 1, 10) == 2);   // inside the tolerance: keep
+  CHECK(svc::autoscale_desired(4, 20, 80, 1, 10) == 1);   // quarter: shrink
+  CHECK(svc::autoscale_desired(4, 20, 80, 2, 10) == 2);   // never below min
+  CHECK(svc::autoscale_desired(3, 400, 80, 1, 5) == 5);   // never above max
+  CHECK(svc::autoscale_desired(0, 50, 80, 1, 5) == 1);    // a scaled-to-zero service counts as one
+  CHECK(svc::autoscale_desired(3, 100, 80, 1, 10) == 4);  // ceil(3 * 1.25) = 4
 }
 
 TEST_CASE("manifests on container hosts: env valueFrom a ConfigMap of the same stream") {
@@ -550,14 +635,21 @@ TEST_CASE("manifests on container hosts: env valueFrom a ConfigMap of the same s
     REQUIRE(in.has_value());
     return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false);
   };
-  const std::string cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {mode: \"fast '$(x)' \\\"q\\\"\"}\n---\n";
+  const std::string cm =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {mode: \"fast '$(x)' "
+      "\\\"q\\\"\"}\n---\n";
   auto dep = [](const std::string& env) {
-    return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n"
-           "  template:\n    metadata: {labels: {app: d}}\n    spec:\n      containers:\n      - name: c\n"
-           "        image: x:1\n        env: [" + env + "]\n";
+    return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: "
+           "{matchLabels: {app: d}}\n"
+           "  template:\n    metadata: {labels: {app: d}}\n    spec:\n      containers:\n      - "
+           "name: c\n"
+           "        image: x:1\n        env: [" +
+           env + "]\n";
   };
-  auto ok = translate(cm + dep("{name: MODE, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}, "
-                               "{name: GONE, valueFrom: {configMapKeyRef: {name: cfg, key: nokey, optional: true}}}"));
+  auto ok = translate(
+      cm +
+      dep("{name: MODE, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}, "
+          "{name: GONE, valueFrom: {configMapKeyRef: {name: cfg, key: nokey, optional: true}}}"));
   REQUIRE(ok.has_value());
   const auto& env = ok->json["stages"][0]["containers"][0]["env"];
   REQUIRE(env.size() == 1);  // the optional absent key is not set, as Kubernetes does
@@ -572,28 +664,39 @@ TEST_CASE("manifests on container hosts: env valueFrom a ConfigMap of the same s
             .find("ConfigMap 'other' is not in the manifests") != std::string::npos);
   CHECK(err(cm + dep("{name: M, valueFrom: {configMapKeyRef: {name: cfg, key: nokey}}}"))
             .find("has no data key 'nokey'") != std::string::npos);
-  CHECK(err(dep("{name: M, valueFrom: {secretKeyRef: {name: s, key: k}}}")).find("secretKeyRef") != std::string::npos);
-  CHECK(err(dep("{name: M, valueFrom: {fieldRef: {fieldPath: metadata.name}}}")).find("fieldRef") != std::string::npos);
+  CHECK(err(dep("{name: M, valueFrom: {secretKeyRef: {name: s, key: k}}}")).find("secretKeyRef") !=
+        std::string::npos);
+  CHECK(err(dep("{name: M, valueFrom: {fieldRef: {fieldPath: metadata.name}}}")).find("fieldRef") !=
+        std::string::npos);
   CHECK(err(cm + dep("{name: M, value: v, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}"))
             .find("value and valueFrom") != std::string::npos);
 }
 
-TEST_CASE("manifests on container hosts: ConfigMap and Secret volumes become files, never recorded") {
-  auto translate = [](const std::string& text, std::map<std::string, std::vector<svc::detail::FileSet>>* files) {
+TEST_CASE(
+    "manifests on container hosts: ConfigMap and Secret volumes become files, never recorded") {
+  auto translate = [](const std::string& text,
+                      std::map<std::string, std::vector<svc::detail::FileSet>>* files) {
     auto in = manifest::parse(text, "m.yaml");
     REQUIRE(in.has_value());
     return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false, files);
   };
   auto stream = [](const std::string& secret_b64, const std::string& vols) {
-    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {app.conf: \"a = 1\\n\", other: x}\n"
-           "binaryData: {blob: AAEC}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata: {token: " +
-           secret_b64 + "}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
-           "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n"
-           "      containers:\n      - name: c\n        image: x:1\n        volumeMounts: [{name: conf, mountPath: /etc/app},"
-           " {name: sec, mountPath: /run/sec}]\n      volumes: [" + vols + "]\n";
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {app.conf: \"a = 1\\n\", "
+           "other: x}\n"
+           "binaryData: {blob: AAEC}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: "
+           "creds}\ndata: {token: " +
+           secret_b64 +
+           "}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
+           "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n   "
+           " spec:\n"
+           "      containers:\n      - name: c\n        image: x:1\n        volumeMounts: [{name: "
+           "conf, mountPath: /etc/app},"
+           " {name: sec, mountPath: /run/sec}]\n      volumes: [" +
+           vols + "]\n";
   };
-  const std::string vols = "{name: conf, configMap: {name: cfg, items: [{key: app.conf, path: sub/app.conf}]}}, "
-                           "{name: sec, secret: {secretName: creds, defaultMode: 384}}";
+  const std::string vols =
+      "{name: conf, configMap: {name: cfg, items: [{key: app.conf, path: sub/app.conf}]}}, "
+      "{name: sec, secret: {secretName: creds, defaultMode: 384}}";
   std::map<std::string, std::vector<svc::detail::FileSet>> files;
   auto ok = translate(stream("czNjcjN0LXZhbHVl", vols), &files);  // "s3cr3t-value"
   REQUIRE(ok.has_value());
@@ -603,11 +706,14 @@ TEST_CASE("manifests on container hosts: ConfigMap and Secret volumes become fil
   CHECK(v[1]["hostPath"].get<std::string>().rfind("/var/lib/gedge/svc/d/sec-", 0) == 0);
   CHECK(v[0]["readOnly"] == true);
   CHECK(v[1]["readOnly"] == true);
-  CHECK(ok->json.dump().find("s3cr3t") == std::string::npos);  // the record holds a digest, never the value
+  CHECK(ok->json.dump().find("s3cr3t") ==
+        std::string::npos);  // the record holds a digest, never the value
   REQUIRE(files["d"].size() == 2);
-  CHECK(files["d"][0].files == std::vector<std::pair<std::string, std::string>>{{"sub/app.conf", "a = 1\n"}});
+  CHECK(files["d"][0].files ==
+        std::vector<std::pair<std::string, std::string>>{{"sub/app.conf", "a = 1\n"}});
   CHECK_FALSE(files["d"][0].secret);
-  CHECK(files["d"][1].files == std::vector<std::pair<std::string, std::string>>{{"token", "s3cr3t-value"}});
+  CHECK(files["d"][1].files ==
+        std::vector<std::pair<std::string, std::string>>{{"token", "s3cr3t-value"}});
   CHECK(files["d"][1].secret);
   CHECK(files["d"][1].dir == v[1]["hostPath"]);
   // another value: another directory (so a replace), same ConfigMap directory
@@ -621,18 +727,24 @@ TEST_CASE("manifests on container hosts: ConfigMap and Secret volumes become fil
     CHECK(r.error().code == ErrorCode::usage);
     return r.error().message;
   };
-  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: nope}}, {name: sec, secret: {secretName: creds}}"))
-            .find("ConfigMap 'nope' is not in the manifests") != std::string::npos);
-  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg}}, {name: sec, secret: {secretName: nope}}"))
+  CHECK(
+      err(stream("czNjcjN0LXZhbHVl",
+                 "{name: conf, configMap: {name: nope}}, {name: sec, secret: {secretName: creds}}"))
+          .find("ConfigMap 'nope' is not in the manifests") != std::string::npos);
+  CHECK(err(stream("czNjcjN0LXZhbHVl",
+                   "{name: conf, configMap: {name: cfg}}, {name: sec, secret: {secretName: nope}}"))
             .find("Secret 'nope' is not in the manifests") != std::string::npos);
-  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg}}, {name: sec, secret: {secretName: creds, "
-                                       "defaultMode: 420}}"))
+  CHECK(err(stream("czNjcjN0LXZhbHVl",
+                   "{name: conf, configMap: {name: cfg}}, {name: sec, secret: {secretName: creds, "
+                   "defaultMode: 420}}"))
             .find("defaultMode") != std::string::npos);
-  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg, items: [{key: none, path: p}]}}, "
-                                       "{name: sec, secret: {secretName: creds}}"))
+  CHECK(err(stream("czNjcjN0LXZhbHVl",
+                   "{name: conf, configMap: {name: cfg, items: [{key: none, path: p}]}}, "
+                   "{name: sec, secret: {secretName: creds}}"))
             .find("no key 'none'") != std::string::npos);
-  CHECK(err(stream("czNjcjN0LXZhbHVl", "{name: conf, configMap: {name: cfg, items: [{key: other, path: ../x}]}}, "
-                                       "{name: sec, secret: {secretName: creds}}"))
+  CHECK(err(stream("czNjcjN0LXZhbHVl",
+                   "{name: conf, configMap: {name: cfg, items: [{key: other, path: ../x}]}}, "
+                   "{name: sec, secret: {secretName: creds}}"))
             .find("'../x' is not a relative path") != std::string::npos);
   std::string bad = err(stream("czNjcjN0LXZhbHVl!", vols));
   CHECK(bad.find("not base64") != std::string::npos);

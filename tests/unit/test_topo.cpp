@@ -19,8 +19,12 @@ using namespace gedge::topo;
 
 namespace {
 
-std::string data_dir() { return std::string(GEDGE_SOURCE_DIR) + "/tests/data/topologies"; }
-std::string xml(const char* name) { return data_dir() + "/" + name; }
+std::string data_dir() {
+  return std::string(GEDGE_SOURCE_DIR) + "/tests/data/topologies";
+}
+std::string xml(const char* name) {
+  return data_dir() + "/" + name;
+}
 
 // Runs hwloc-calc with the given arguments (each quoted) and returns its trimmed stdout.
 std::string hwloc_calc(const std::vector<std::string>& args) {
@@ -51,7 +55,8 @@ std::vector<unsigned> vec_of(const std::string& comma) {
 }
 
 // The PUs (OS indexes) of the given logical cores, by hwloc-calc.
-IndexSet pus_of_cores(const std::string& input, const std::vector<unsigned>& cores, bool no_smt = false) {
+IndexSet pus_of_cores(const std::string& input, const std::vector<unsigned>& cores,
+                      bool no_smt = false) {
   std::string loc;
   for (unsigned c : cores) loc += (loc.empty() ? "core:" : ",core:") + std::to_string(c);
   std::vector<std::string> args{"--input", input};
@@ -82,7 +87,8 @@ TEST_CASE("cpu lists parse and format") {
   CHECK(format_list({}) == "");
   CHECK(set_of("").empty());
   CHECK(set_of("7") == IndexSet{7});
-  for (const char* bad : {"1-", "-1", "a", "3-1", ",", "1,,2", "1 2", "99999999", "0x3", "1-2-3", "2,"}) {
+  for (const char* bad :
+       {"1-", "-1", "a", "3-1", ",", "1,,2", "1 2", "99999999", "0x3", "1-2-3", "2,"}) {
     auto r = parse_list(bad);
     CHECK_MESSAGE(!r.has_value(), bad);
     if (!r) CHECK(r.error().code == ErrorCode::usage);
@@ -94,9 +100,12 @@ TEST_CASE("synthetic topologies load and count like hwloc-calc") {
   auto t = load(syn);
   CHECK_FALSE(t.is_this_system());
   auto s = t.summary();
-  CHECK(s["counts"]["packages"] == std::stoi(hwloc_calc({"--input", syn, "--number-of", "package", "all"})));
-  CHECK(s["counts"]["numa_nodes"] == std::stoi(hwloc_calc({"--input", syn, "--number-of", "numa", "all"})));
-  CHECK(s["counts"]["cores"] == std::stoi(hwloc_calc({"--input", syn, "--number-of", "core", "all"})));
+  CHECK(s["counts"]["packages"] ==
+        std::stoi(hwloc_calc({"--input", syn, "--number-of", "package", "all"})));
+  CHECK(s["counts"]["numa_nodes"] ==
+        std::stoi(hwloc_calc({"--input", syn, "--number-of", "numa", "all"})));
+  CHECK(s["counts"]["cores"] ==
+        std::stoi(hwloc_calc({"--input", syn, "--number-of", "core", "all"})));
   CHECK(s["counts"]["pus"] == std::stoi(hwloc_calc({"--input", syn, "--number-of", "pu", "all"})));
   CHECK(s["smt"] == true);
 }
@@ -125,12 +134,16 @@ TEST_CASE("hostile or malformed topologies are refused cleanly") {
         write("junk.xml", "this is not xml"),
         write("empty.xml", ""),
         write("trunc.xml", real.substr(0, real.size() / 2)),
-        write("entity.xml", "<?xml version=\"1.0\"?><!DOCTYPE t [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;\">]>"
-                            "<topology version=\"2.0\"><object type=\"Machine\" os_index=\"0\"/></topology>"),
-        write("huge.xml", "<?xml version=\"1.0\"?><topology version=\"2.0\"><object type=\"Machine\" os_index=\"0\" "
-                          "cpuset=\"0x1\" complete_cpuset=\"0x1\" allowed_cpuset=\"0x1\" nodeset=\"0x1\" "
-                          "complete_nodeset=\"0x1\" allowed_nodeset=\"0x1\"><object type=\"PU\" os_index=\"4000000000\" "
-                          "cpuset=\"0x1\"/></object></topology>"),
+        write("entity.xml",
+              "<?xml version=\"1.0\"?><!DOCTYPE t [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;\">]>"
+              "<topology version=\"2.0\"><object type=\"Machine\" os_index=\"0\"/></topology>"),
+        write("huge.xml",
+              "<?xml version=\"1.0\"?><topology version=\"2.0\"><object type=\"Machine\" "
+              "os_index=\"0\" "
+              "cpuset=\"0x1\" complete_cpuset=\"0x1\" allowed_cpuset=\"0x1\" nodeset=\"0x1\" "
+              "complete_nodeset=\"0x1\" allowed_nodeset=\"0x1\"><object type=\"PU\" "
+              "os_index=\"4000000000\" "
+              "cpuset=\"0x1\"/></object></topology>"),
         write("nopu.xml", "<?xml version=\"1.0\"?><topology version=\"2.0\"></topology>"),
     };
     for (const auto& f : files) {
@@ -140,7 +153,8 @@ TEST_CASE("hostile or malformed topologies are refused cleanly") {
     }
   }
   SUBCASE("synthetic: invalid and too large") {
-    for (const char* s : {"pack:two", "pu:0", "core:100000 pu:100000", "pack:2; rm -rf /", "foo:3"}) {
+    for (const char* s :
+         {"pack:two", "pu:0", "core:100000 pu:100000", "pack:2; rm -rf /", "foo:3"}) {
       auto r = Topology::load(TopologySource{TopologySource::Kind::synthetic, s, ""});
       CHECK_MESSAGE(!r.has_value(), s);
       if (!r) CHECK(r.error().code == ErrorCode::usage);
@@ -151,16 +165,31 @@ TEST_CASE("hostile or malformed topologies are refused cleanly") {
 TEST_CASE("seeded mutations of real topology XML never crash the loader") {
   // A cheap in-tree fuzzer (tests/fuzz/fuzz_topology.cpp is the libFuzzer version).
   std::vector<std::string> seeds;
-  for (const char* n : {"16em64t-4s2c2t.xml", "fakecpukinds.xml", "32em64t-2n8c2t-pci-normalio.xml"}) {
+  for (const char* n :
+       {"16em64t-4s2c2t.xml", "fakecpukinds.xml", "32em64t-2n8c2t-pci-normalio.xml"}) {
     std::ifstream f(xml(n));
     std::stringstream ss;
     ss << f.rdbuf();
     seeds.push_back(ss.str());
   }
   std::mt19937 rng(20261122);
-  const std::vector<std::string> tokens{"\"", "<", ">", "/>", "</object>", "<object type=\"PU\" os_index=\"9999999\"/>",
-                                        "0xffffffff,0xffffffff", "-1", "4294967295", "&amp;", "&#0;", "type=\"NUMANode\"",
-                                        "cpuset=\"\"", "<info name=\"a\" value=\"b\"/>", "\xff\xfe", "<!--", "<![CDATA["};
+  const std::vector<std::string> tokens{"\"",
+                                        "<",
+                                        ">",
+                                        "/>",
+                                        "</object>",
+                                        "<object type=\"PU\" os_index=\"9999999\"/>",
+                                        "0xffffffff,0xffffffff",
+                                        "-1",
+                                        "4294967295",
+                                        "&amp;",
+                                        "&#0;",
+                                        "type=\"NUMANode\"",
+                                        "cpuset=\"\"",
+                                        "<info name=\"a\" value=\"b\"/>",
+                                        "\xff\xfe",
+                                        "<!--",
+                                        "<![CDATA["};
   int loaded = 0, refused = 0;
   for (int i = 0; i < 400; ++i) {
     std::string s = seeds[rng() % seeds.size()];
@@ -168,13 +197,22 @@ TEST_CASE("seeded mutations of real topology XML never crash the loader") {
     for (int e = 0; e < edits && !s.empty(); ++e) {
       std::size_t pos = rng() % s.size();
       switch (rng() % 4) {
-        case 0: s[pos] = static_cast<char>(rng() % 256); break;
-        case 1: s.erase(pos, 1 + rng() % 64); break;
-        case 2: s.insert(pos, tokens[rng() % tokens.size()]); break;
-        case 3: s.resize(pos); break;
+        case 0:
+          s[pos] = static_cast<char>(rng() % 256);
+          break;
+        case 1:
+          s.erase(pos, 1 + rng() % 64);
+          break;
+        case 2:
+          s.insert(pos, tokens[rng() % tokens.size()]);
+          break;
+        case 3:
+          s.resize(pos);
+          break;
       }
     }
-    if (std::getenv("GEDGE_FUZZ_DUMP")) std::ofstream(std::getenv("GEDGE_FUZZ_DUMP"), std::ios::binary) << s;
+    if (std::getenv("GEDGE_FUZZ_DUMP"))
+      std::ofstream(std::getenv("GEDGE_FUZZ_DUMP"), std::ios::binary) << s;
     auto r = Topology::load(TopologySource{TopologySource::Kind::xml_buffer, s, "fuzz"});
     if (r) {
       ++loaded;
@@ -199,8 +237,10 @@ TEST_CASE("describe lists I/O devices with the cpuset hwloc-calc gives them") {
   for (const auto& d : j["io_devices"]) {
     if (d["name"] == "cuda0") {
       found = true;
-      CHECK(set_of(d["local_cpuset"]) == set_of(hwloc_calc({"--input", f, "os=cuda0", "-I", "pu", "--po"})));
-      CHECK(set_of(d["local_numa_nodes"]) == set_of(hwloc_calc({"--input", f, "os=cuda0", "-I", "numa", "--po"})));
+      CHECK(set_of(d["local_cpuset"]) ==
+            set_of(hwloc_calc({"--input", f, "os=cuda0", "-I", "pu", "--po"})));
+      CHECK(set_of(d["local_numa_nodes"]) ==
+            set_of(hwloc_calc({"--input", f, "os=cuda0", "-I", "numa", "--po"})));
       CHECK(d["kind"] == "coproc");
       CHECK(d["alias"].get<std::string>().rfind("gpu", 0) == 0);
     }
@@ -209,7 +249,8 @@ TEST_CASE("describe lists I/O devices with the cpuset hwloc-calc gives them") {
   bool nic = false;
   for (const auto& d : j["io_devices"]) nic = nic || (d["kind"] == "nic" && d["name"] == "eth0");
   CHECK(nic);
-  CHECK(j["pus"].size() == static_cast<std::size_t>(std::stoi(hwloc_calc({"--input", f, "--number-of", "pu", "all"}))));
+  CHECK(j["pus"].size() == static_cast<std::size_t>(
+                               std::stoi(hwloc_calc({"--input", f, "--number-of", "pu", "all"}))));
   CHECK(j["numa_nodes"].size() == 2);
   for (const auto& n : j["numa_nodes"]) CHECK(n["memory_bytes"].get<uint64_t>() > 0);
   CHECK_FALSE(j["caches"].empty());
@@ -272,7 +313,8 @@ TEST_CASE("plan near a GPU picks cores local to it") {
       auto p = must_plan(t, r);
       auto cores = vec_of(hwloc_calc({"--input", f, std::string("os=") + dev, "-I", "core"}));
       CHECK_MESSAGE(p.cpus == pus_of_cores(f, {cores.begin(), cores.begin() + 2}), dev);
-      CHECK(p.memory_nodes == set_of(hwloc_calc({"--input", f, std::string("os=") + dev, "-I", "numa", "--po"})));
+      CHECK(p.memory_nodes ==
+            set_of(hwloc_calc({"--input", f, std::string("os=") + dev, "-I", "numa", "--po"})));
     }
   }
 }
@@ -287,7 +329,8 @@ TEST_CASE("plan policies, NUMA, SMT, exclusions and pins") {
     auto p = must_plan(t, r);
     std::vector<unsigned> expect;
     for (int k = 0; k < 4; ++k)
-      expect.push_back(vec_of(hwloc_calc({"--input", f, "numa:" + std::to_string(k), "-I", "core"})).front());
+      expect.push_back(
+          vec_of(hwloc_calc({"--input", f, "numa:" + std::to_string(k), "-I", "core"})).front());
     CHECK(p.cpus == pus_of_cores(f, expect));
     CHECK(p.memory_nodes == set_of(hwloc_calc({"--input", f, "all", "-I", "numa", "--po"})));
     // compact keeps them on one node
@@ -354,7 +397,8 @@ TEST_CASE("plan policies, NUMA, SMT, exclusions and pins") {
     CHECK(p.memory_nodes == IndexSet{1});
     r.numa.reset();
     auto q = must_plan(t, r);  // without --numa: every node local to those cores (DDR + MCDRAM)
-    CHECK(q.memory_nodes == set_of(hwloc_calc({"--input", f, "core:0", "core:1", "-I", "numa", "--po"})));
+    CHECK(q.memory_nodes ==
+          set_of(hwloc_calc({"--input", f, "core:0", "core:1", "-I", "numa", "--po"})));
   }
 }
 
@@ -437,7 +481,8 @@ TEST_CASE("binding on this machine is read back from /proc") {
   std::ifstream st("/proc/" + std::to_string(child) + "/status");
   std::string line, got;
   while (std::getline(st, line))
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) got = line.substr(line.find_first_not_of(" \t", 18));
+    if (line.rfind("Cpus_allowed_list:", 0) == 0)
+      got = line.substr(line.find_first_not_of(" \t", 18));
   CHECK(got == std::to_string(last));
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
@@ -467,14 +512,17 @@ TEST_CASE("container pin: argv only, read back, mismatch fails") {
     std::string verb = argv.size() > 3 ? argv[3] : "";
     if (verb == "update") return RemoteOutput{0, "web\n", ""};
     if (verb == "inspect") return RemoteOutput{0, applied_cpus + "|1|4242\n", ""};
-    if (argv[0] == "cat") return RemoteOutput{0, "Name:\tx\nCpus_allowed_list:\t" + applied_cpus + "\nMems_allowed_list:\t1\n", ""};
+    if (argv[0] == "cat")
+      return RemoteOutput{
+          0, "Name:\tx\nCpus_allowed_list:\t" + applied_cpus + "\nMems_allowed_list:\t1\n", ""};
     return RemoteOutput{1, "", "unexpected"};
   };
   auto ok = pin_container(p, "web", run);
   REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
   CHECK((*ok)["applied"]["cpus_allowed_list"] == "2-3");
   REQUIRE(calls.size() == 3);
-  CHECK(calls[0] == std::vector<std::string>{"sudo", "-n", "podman", "update", "--cpuset-cpus", "2-3", "--cpuset-mems", "1", "web"});
+  CHECK(calls[0] == std::vector<std::string>{"sudo", "-n", "podman", "update", "--cpuset-cpus",
+                                             "2-3", "--cpuset-mems", "1", "web"});
   CHECK(calls[2] == std::vector<std::string>{"cat", "/proc/4242/status"});
   applied_cpus = "0-3";
   auto bad = pin_container(p, "web", run);

@@ -7,12 +7,11 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gedge/error.hpp"
 #include "gedge/ssh.hpp"
@@ -21,11 +20,11 @@ namespace gedge::ansible {
 
 // One host of a rendered inventory.
 struct InventoryHost {
-  std::string name;      // inventory_hostname = gedge device name
-  std::string address;   // ansible_host
-  int port = 22;         // ansible_port
-  std::string user;      // ansible_user
-  std::string identity;  // ansible_ssh_private_key_file
+  std::string name;                                // inventory_hostname = gedge device name
+  std::string address;                             // ansible_host
+  int port = 22;                                   // ansible_port
+  std::string user;                                // ansible_user
+  std::string identity;                            // ansible_ssh_private_key_file
   nlohmann::json vars = nlohmann::json::object();  // extra host vars (role, ...)
   // OpenSSH options of this host (ansible_ssh_extra_args): the known_hosts line is looked up by
   // HostKeyAlias; IdentitiesOnly unless the device logs in with an agent key.
@@ -44,9 +43,9 @@ InventoryHost inventory_host(const SshTarget& t, const std::filesystem::path& ge
                              nlohmann::json vars = nlohmann::json::object());
 
 struct InventorySpec {
-  std::string group = "gedge_members";   // the group every host is in
+  std::string group = "gedge_members";  // the group every host is in
   std::vector<InventoryHost> hosts;
-  std::filesystem::path known_hosts;     // the verified known_hosts file for these hosts
+  std::filesystem::path known_hosts;  // the verified known_hosts file for these hosts
   double connect_timeout_s = 10;
   nlohmann::json group_vars = nlohmann::json::object();  // extra vars for the group
 };
@@ -88,14 +87,14 @@ Result<std::string> key_fingerprint(const std::string& key_type, const std::stri
 
 // One event written by the callback plugin (one JSON object per line).
 struct Event {
-  std::string type;     // play_start | task_start | ok | failed | unreachable | skipped | stats
-  std::string host;     // device name (empty for play/task/stats events)
-  std::string task;     // task name, "role : task" inside roles
+  std::string type;  // play_start | task_start | ok | failed | unreachable | skipped | stats
+  std::string host;  // device name (empty for play/task/stats events)
+  std::string task;  // task name, "role : task" inside roles
   bool changed = false;
-  std::string msg;      // short message (module msg, stderr, or unreachable reason)
-  std::string diff;     // unified-ish diff text in --diff mode ("" when none)
+  std::string msg;               // short message (module msg, stderr, or unreachable reason)
+  std::string diff;              // unified-ish diff text in --diff mode ("" when none)
   bool check_mode_skip = false;  // skipped only because the module cannot run in check mode
-  nlohmann::json stats;          // for "stats": {host: {ok, changed, failures, unreachable, skipped}}
+  nlohmann::json stats;  // for "stats": {host: {ok, changed, failures, unreachable, skipped}}
 };
 
 // Parses one JSON line from the callback. nullopt for lines that are not gedge events.
@@ -104,14 +103,14 @@ struct Event {
 std::optional<Event> parse_event(std::string_view line);
 
 struct RunSpec {
-  std::filesystem::path playbook;       // playbooks/<profile>.yml
-  std::filesystem::path playbook_dir;   // playbooks/ (callback_plugins/, roles/)
-  std::filesystem::path run_dir;        // private dir: inventory.yml, ansible.cfg, vars.json, log
-  std::string inventory_text;           // rendered inventory
+  std::filesystem::path playbook;      // playbooks/<profile>.yml
+  std::filesystem::path playbook_dir;  // playbooks/ (callback_plugins/, roles/)
+  std::filesystem::path run_dir;       // private dir: inventory.yml, ansible.cfg, vars.json, log
+  std::string inventory_text;          // rendered inventory
   nlohmann::json extra_vars = nlohmann::json::object();
-  std::vector<std::string> limit;       // --limit hosts (empty: all)
+  std::vector<std::string> limit;  // --limit hosts (empty: all)
   std::vector<std::string> skip_tags;
-  bool check = false;                   // --check --diff
+  bool check = false;  // --check --diff
   int forks = 5;
   // Ansible's own connection timeout (ansible.cfg `timeout`): the ConnectTimeout it passes to ssh
   // ahead of the inventory's, and (plus 2 s) how long it waits for the become prompt.
@@ -127,19 +126,20 @@ std::map<std::string, std::string> playbook_env(const RunSpec& spec, int events_
 std::string render_ansible_cfg(const RunSpec& spec);
 
 struct RunResult {
-  int exit_code = -1;         // ansible-playbook's exit status (-1: killed)
-  bool stopped = false;       // stopped by should_stop or Ctrl-C
-  bool interrupted = false;   // Ctrl-C
+  int exit_code = -1;                               // ansible-playbook's exit status (-1: killed)
+  bool stopped = false;                             // stopped by should_stop or Ctrl-C
+  bool interrupted = false;                         // Ctrl-C
   nlohmann::json stats = nlohmann::json::object();  // from the final stats event
-  std::filesystem::path log;  // ansible's own stdout/stderr
-  std::string log_tail;       // last lines of that log (for error messages)
+  std::filesystem::path log;                        // ansible's own stdout/stderr
+  std::string log_tail;                             // last lines of that log (for error messages)
 };
 
 // Writes the run directory and runs ansible-playbook (fork/execve, no shell), calling
 // `on_event` for each event as it arrives. `should_stop` is polled between events; when it
 // returns true (or Ctrl-C is requested) the run is stopped (SIGINT, then SIGKILL after 10 s).
 // failure when ansible-playbook cannot be started.
-Result<RunResult> run_playbook(const RunSpec& spec, const std::function<void(const Event&)>& on_event,
+Result<RunResult> run_playbook(const RunSpec& spec,
+                               const std::function<void(const Event&)>& on_event,
                                const std::function<bool()>& should_stop = {});
 
 // Where the playbooks live: $GEDGE_PLAYBOOK_DIR, else <exe>/../share/gedge/playbooks, else the

@@ -3,12 +3,11 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gedge/error.hpp"
 #include "gedge/inventory.hpp"
@@ -19,7 +18,7 @@ namespace gedge::cluster {
 
 // "--max-fail N" or "N%": how many devices may fail before the build is stopped.
 struct MaxFail {
-  int value = -1;        // -1: no limit
+  int value = -1;  // -1: no limit
   bool percent = false;
   // Whether `failed` of `total` devices exceeds the limit.
   bool exceeded(int failed, int total) const;
@@ -29,21 +28,21 @@ Result<MaxFail> parse_max_fail(const std::string& text);
 
 struct BuildRequest {
   std::string name;
-  std::string profile;                 // containers | k3s | k8s
-  std::vector<std::string> devices;    // may be empty with --resume (the existing members)
-  std::string server;                  // k3s/k8s: the server device (default: first device)
+  std::string profile;               // containers | k3s | k8s
+  std::vector<std::string> devices;  // may be empty with --resume (the existing members)
+  std::string server;                // k3s/k8s: the server device (default: first device)
   bool monitoring = false;
-  std::string prometheus_on;           // a device, or "localhost": runs the cluster's Prometheus
-  std::string registry;                // HOST:PORT
-  std::string registry_ca;             // CA (PEM file) for the registry, installed on every device
-  bool insecure_registry = false;      // allow plain HTTP / unverified TLS for it (warns)
-  std::string smoke_image;             // default: REGISTRY/gedge/busybox:1.0 when a registry is set
-  std::string artifacts;               // k3s: directory with the k3s binary and airgap images
+  std::string prometheus_on;       // a device, or "localhost": runs the cluster's Prometheus
+  std::string registry;            // HOST:PORT
+  std::string registry_ca;         // CA (PEM file) for the registry, installed on every device
+  bool insecure_registry = false;  // allow plain HTTP / unverified TLS for it (warns)
+  std::string smoke_image;         // default: REGISTRY/gedge/busybox:1.0 when a registry is set
+  std::string artifacts;           // k3s: directory with the k3s binary and airgap images
   bool dry_run = false;
   bool resume = false;
   MaxFail max_fail;
   int parallel = 64;
-  double timeout_s = 30;               // SSH connect timeout for Ansible and probes
+  double timeout_s = 30;  // SSH connect timeout for Ansible and probes
 };
 
 // How devices are told to trust the cluster's registry.
@@ -56,8 +55,8 @@ struct RegistryTrust {
 // (--registry-ca) and a registry speaking plain HTTP is auth too, unless `insecure_ok`
 // (--insecure-registry), which warns; a registry that does not answer from here is trusted with
 // TLS required on the devices (warns).
-Result<RegistryTrust> registry_trust(const std::string& registry, const std::string& ca_file, bool insecure_ok,
-                                     double timeout_s, Reporter& rep);
+Result<RegistryTrust> registry_trust(const std::string& registry, const std::string& ca_file,
+                                     bool insecure_ok, double timeout_s, Reporter& rep);
 
 // A journal row (build_journal) as the resume logic sees it.
 struct JournalEntry {
@@ -93,14 +92,16 @@ Result<BuildOutcome> join(Inventory& inv, const Paths& paths, const std::string&
 // leave: removes devices from the cluster (membership and journal; the hosts are untouched) and
 // rewrites the target file on the cluster's Prometheus server, if it has one.
 Result<nlohmann::json> leave(Inventory& inv, const Paths& paths, const std::string& name,
-                             const std::vector<std::string>& devices, double timeout_s, Reporter& rep);
+                             const std::vector<std::string>& devices, double timeout_s,
+                             Reporter& rep);
 
 // register: a Kubernetes cluster known by where its kubeconfig is (the file paths, or
 // "in-cluster") + context, never its credentials. `kubeconfig` "" = kubectl's order (KUBECONFIG,
 // ~/.kube/config, in-cluster). Checks that the kubeconfig loads and the API answers (GET /version).
 Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& name,
-                                           const std::string& kubeconfig, const std::string& context,
-                                           double timeout_s, Reporter& rep);
+                                           const std::string& kubeconfig,
+                                           const std::string& context, double timeout_s,
+                                           Reporter& rep);
 
 Result<nlohmann::json> list(Inventory& inv);
 Result<nlohmann::json> show(Inventory& inv, const std::string& name);
@@ -115,8 +116,8 @@ struct StatusOutcome {
 Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name,
                              int parallel, double timeout_s, Reporter& rep);
 // rm: forgets the cluster; its target file on its Prometheus server is deleted first.
-Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::string& name, double timeout_s,
-                              Reporter& rep);
+Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::string& name,
+                              double timeout_s, Reporter& rep);
 
 // export: "ansible" (YAML inventory using gedge's verified known_hosts), "prometheus" (a
 // scrape_configs block for the members' node-exporters), "prometheus-sd" (the file_sd target
@@ -128,7 +129,7 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
 // ---- Monitoring with a Prometheus server (`cluster build --monitoring --prometheus-on`) -----
 
 inline constexpr int kPrometheusPort = 9090;
-inline constexpr const char* kPrometheusJob = "gedge";                       // the scrape job
+inline constexpr const char* kPrometheusJob = "gedge";  // the scrape job
 inline constexpr const char* kPrometheusTargetsDir = "/etc/prometheus/gedge/targets";
 
 // One node-exporter as the file_sd target file lists it.
@@ -161,8 +162,8 @@ Result<std::optional<std::string>> prometheus_url(Inventory& inv, const std::str
 // the directory: no reload. Returns null when the cluster has no Prometheus server, else
 // {host, file, targets, synced, error}; a failure is reported there (and warned), not returned,
 // because the membership change it follows has already happened.
-nlohmann::json sync_prometheus(Inventory& inv, const Paths& paths, const std::string& name, double timeout_s,
-                               Reporter& rep, bool remove = false);
+nlohmann::json sync_prometheus(Inventory& inv, const Paths& paths, const std::string& name,
+                               double timeout_s, Reporter& rep, bool remove = false);
 // The clusters that list `device` as a member (for `device rm --force`, before the row goes).
 Result<std::vector<std::string>> clusters_of(Inventory& inv, const std::string& device);
 

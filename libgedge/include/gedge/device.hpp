@@ -23,18 +23,19 @@ inline constexpr const char* kDeviceTokenPath = ".config/gedge/device-token";
 
 struct DeviceAddRequest {
   std::string name;
-  std::string host;             // HOST, USER@HOST, HOST:PORT, USER@HOST:PORT; HOST may be an ssh config alias
-  int port = 0;                 // 0: from --host, the ssh config, or 22
-  std::string user;             // empty: from --host, the ssh config, or the local user
-  std::string ssh_config;       // ssh config file for `ssh -G` (empty: OpenSSH's default, ~/.ssh/config)
-  std::string identity;         // private key file
+  std::string host;  // HOST, USER@HOST, HOST:PORT, USER@HOST:PORT; HOST may be an ssh config alias
+  int port = 0;      // 0: from --host, the ssh config, or 22
+  std::string user;  // empty: from --host, the ssh config, or the local user
+  std::string ssh_config;  // ssh config file for `ssh -G` (empty: OpenSSH's default, ~/.ssh/config)
+  std::string identity;    // private key file
   std::map<std::string, std::string> labels;
   std::optional<std::vector<std::string>> groups;  // Ansible groups (device import); nullopt: keep
-  std::string tier;             // local | neighbor | cloud | "" (unset)
+  std::string tier;                                // local | neighbor | cloud | "" (unset)
   std::string site;
-  std::string host_key;         // "SHA256:..." to accept on first contact
-  std::vector<std::string> known_hosts_files;  // --known-hosts: a matching line pins the key; another key is refused
-  bool accept_new = false;      // trust on first use
+  std::string host_key;  // "SHA256:..." to accept on first contact
+  std::vector<std::string>
+      known_hosts_files;    // --known-hosts: a matching line pins the key; another key is refused
+  bool accept_new = false;  // trust on first use
   std::function<bool(const HostKey&)> confirm_new_key;  // TTY prompt (CLI)
   std::optional<std::string> password;  // bootstrap: install gedge's key with this password once
   bool force = false;
@@ -42,8 +43,8 @@ struct DeviceAddRequest {
 };
 
 struct DeviceAddResult {
-  nlohmann::json device;    // the device object (same shape as one `device ls -o json` element)
-  bool changed = false;     // false: re-add of an identical registration
+  nlohmann::json device;      // the device object (same shape as one `device ls -o json` element)
+  bool changed = false;       // false: re-add of an identical registration
   bool bootstrapped = false;  // gedge's key was installed with the password
   bool token_issued = false;  // a new device token was written to the device
 };
@@ -68,12 +69,14 @@ struct DeviceSelector {
 };
 
 // Device names chosen by `sel`, in name order (explicit names: in the order given). Usage error
-// when nothing selects (no names, no --all, no --label/--tier/--group); not_found for an unknown name.
+// when nothing selects (no names, no --all, no --label/--tier/--group); not_found for an unknown
+// name.
 Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSelector& sel);
 // True when a device's groups (JSON array) hold every group in `want`.
 bool in_groups(const nlohmann::json& groups, const std::vector<std::string>& want);
 // True when a device's labels (JSON object) carry every k=v in `want`.
-bool labels_match(const nlohmann::json& labels, const std::vector<std::pair<std::string, std::string>>& want);
+bool labels_match(const nlohmann::json& labels,
+                  const std::vector<std::pair<std::string, std::string>>& want);
 
 // `device ls`: devices matching the label/tier filters (names ignored), as JSON objects.
 Result<nlohmann::json> device_list(Inventory& inv, const DeviceSelector& filter);
@@ -81,7 +84,8 @@ Result<nlohmann::json> device_list(Inventory& inv, const DeviceSelector& filter)
 Result<nlohmann::json> device_show(Inventory& inv, std::string_view name);
 // `device rm`: removes the row and its known_hosts line. conflict when a cluster still uses it
 // (unless force).
-Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::string_view name, bool force);
+Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::string_view name,
+                                     bool force);
 
 // Status of one device after a failed connection: unreachable, auth_failed, host_key_mismatch,
 // interrupted, failed. (token_mismatch is decided by check, not by the error code.)
@@ -105,7 +109,8 @@ std::optional<Error> fan_out_error(const nlohmann::json& results, std::string_vi
 
 // `device check`: connect, verify host key and token, refresh facts, measure RTT; records status,
 // last_seen and rtt in the inventory.
-Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanOutRequest& req, Reporter& rep);
+Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanOutRequest& req,
+                                  Reporter& rep);
 
 // `device exec`: runs argv on every selected device; per-device exit code, stdout, stderr.
 Result<FanOutReport> device_exec(Inventory& inv, const Paths& paths, const FanOutRequest& req,
@@ -118,9 +123,11 @@ struct RekeyPlan {
   bool changed = false;
 };
 // `device rekey`, step 1: what the device presents now versus what is pinned.
-Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::string_view name, double timeout_s);
+Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::string_view name,
+                                     double timeout_s);
 // Step 2 (after the operator confirmed): pins `plan.new_key` and updates known_hosts.
-Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyPlan& plan, double timeout_s);
+Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyPlan& plan,
+                                double timeout_s);
 
 // SHA-256 of `data` as lower-case hex (device token hashes).
 std::string sha256_hex(std::string_view data);
@@ -138,7 +145,7 @@ struct ProbeReport {
   std::vector<std::string> unreachable;              // no answer
   nlohmann::json rows;                               // [{from, to, rtt_ms|null}] in `to` order
 };
-Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::string& from, std::vector<std::string> to,
-                                 double timeout_s);
+Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::string& from,
+                                 std::vector<std::string> to, double timeout_s);
 
 }  // namespace gedge

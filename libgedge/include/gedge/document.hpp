@@ -34,7 +34,8 @@ struct Document {
   // Line of the node at `pointer`, or of its nearest ancestor.
   int line_of(const std::string& pointer) const;
   // "app.yaml:7: containers[0].ports[1].containerPort: expected integer" as a usage Error.
-  Error error_at(const std::string& pointer, const std::string& what, const std::string& hint = "") const;
+  Error error_at(const std::string& pointer, const std::string& what,
+                 const std::string& hint = "") const;
 };
 
 // JSON pointer ("/containers/0/ports") -> field path ("containers[0].ports"), walking `doc`
@@ -58,7 +59,8 @@ Result<nlohmann::json> parse_json_strict(std::string_view text, const std::strin
 
 // Reads an input file: a regular file (not a FIFO or device) of at most max_bytes; usage error
 // otherwise, not_found when missing. `what` names it in messages ("state file").
-Result<std::string> read_input_file(const std::filesystem::path& path, std::size_t max_bytes = 1 << 20,
+Result<std::string> read_input_file(const std::filesystem::path& path,
+                                    std::size_t max_bytes = 1 << 20,
                                     std::string_view what = "file");
 
 }  // namespace gedge

@@ -53,14 +53,14 @@ std::string_view error_name(ErrorCode code);
 #define GEDGE_TRY_CONCAT_(a, b) GEDGE_TRY_CONCAT_INNER_(a, b)
 #define GEDGE_TRY_TMP_ GEDGE_TRY_CONCAT_(gedge_try_r_, __LINE__)
 
-#define GEDGE_TRY(...)                                                       \
-  do {                                                                       \
-    auto&& gedge_try_r_ = (__VA_ARGS__);                                     \
+#define GEDGE_TRY(...)                                                          \
+  do {                                                                          \
+    auto&& gedge_try_r_ = (__VA_ARGS__);                                        \
     if (!gedge_try_r_) return std::unexpected(std::move(gedge_try_r_).error()); \
   } while (0)
 
 #define GEDGE_TRY_ASSIGN(lhs, ...) GEDGE_TRY_ASSIGN_IMPL_(GEDGE_TRY_TMP_, lhs, __VA_ARGS__)
-#define GEDGE_TRY_ASSIGN_IMPL_(tmp, lhs, ...)                         \
-  auto&& tmp = (__VA_ARGS__);                                         \
-  if (!tmp) return std::unexpected(std::move(tmp).error());           \
+#define GEDGE_TRY_ASSIGN_IMPL_(tmp, lhs, ...)               \
+  auto&& tmp = (__VA_ARGS__);                               \
+  if (!tmp) return std::unexpected(std::move(tmp).error()); \
   lhs = std::move(*tmp)

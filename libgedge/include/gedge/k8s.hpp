@@ -24,15 +24,15 @@ namespace gedge::k8s {
 
 // A user's exec credential plugin (client.authentication.k8s.io/v1 or v1beta1).
 struct ExecConfig {
-  std::string api_version;       // client.authentication.k8s.io/v1 | v1beta1
-  std::string command;           // as written; relative paths with a '/' made absolute
+  std::string api_version;  // client.authentication.k8s.io/v1 | v1beta1
+  std::string command;      // as written; relative paths with a '/' made absolute
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> env;  // added to gedge's environment
-  std::string interactive_mode;  // Never | IfAvailable | Always
+  std::string interactive_mode;                          // Never | IfAvailable | Always
   bool provide_cluster_info = false;
-  nlohmann::json cluster_info;   // ExecCredential spec.cluster (server, CA data, tls-server-name...)
+  nlohmann::json cluster_info;  // ExecCredential spec.cluster (server, CA data, tls-server-name...)
   std::string install_hint;
-  std::string where;             // "file:line" of the exec entry, for messages
+  std::string where;  // "file:line" of the exec entry, for messages
 };
 
 // What a plugin returned; `expires` unset = valid for this whole run.
@@ -47,29 +47,30 @@ struct ExecCredentials {
 // one. The credentials are cached in memory for this run until expirationTimestamp (never
 // written anywhere); `refresh` runs it again (after a 401). A failing plugin is auth (exit 6)
 // with its stderr; Ctrl-C is interrupted.
-Result<ExecCredentials> exec_credentials(const ExecConfig& exec, double timeout_s, bool refresh = false);
+Result<ExecCredentials> exec_credentials(const ExecConfig& exec, double timeout_s,
+                                         bool refresh = false);
 
 // One resolved context of a kubeconfig: where the API server is and how to authenticate.
 // Every kubeconfig field is honoured or refused by name (see kubeconfig.cpp); nothing is ignored.
 struct Kubeconfig {
-  std::string path;      // the source as stored by `cluster register`: the absolute file path(s)
-                         // (several joined with ':' as KUBECONFIG), "in-cluster", "" from text
+  std::string path;  // the source as stored by `cluster register`: the absolute file path(s)
+                     // (several joined with ':' as KUBECONFIG), "in-cluster", "" from text
   std::vector<std::string> paths;  // the files merged, in precedence order (empty: in-cluster)
-  std::string source;    // how it was found: "flag", "KUBECONFIG", "default" (~/.kube/config),
-                         // "in-cluster", "registered", "text"
-  std::string context;   // the context used
-  std::string cluster;   // cluster entry name
-  std::string user;      // user entry name
-  std::string server;    // https://127.0.0.1:6443
+  std::string source;      // how it was found: "flag", "KUBECONFIG", "default" (~/.kube/config),
+                           // "in-cluster", "registered", "text"
+  std::string context;     // the context used
+  std::string cluster;     // cluster entry name
+  std::string user;        // user entry name
+  std::string server;      // https://127.0.0.1:6443
   std::string namespace_;  // context namespace, "default" when unset
-  std::string ca_pem;    // certificate-authority-data (decoded) or the CA file's contents
+  std::string ca_pem;      // certificate-authority-data (decoded) or the CA file's contents
   bool insecure_skip_tls_verify = false;
   std::string tls_server_name;  // SNI and the name the server certificate must carry
   std::string proxy_url;        // http://, https:// or socks5:// ("" = HTTPS_PROXY/NO_PROXY rules)
   std::string token;            // bearer token (from `token` or `tokenFile`); never logged
   std::string client_cert_pem;  // client-certificate(-data)
   std::string client_key_pem;   // client-key(-data)
-  std::optional<ExecConfig> exec;  // the credentials come from this plugin (run by the Client)
+  std::optional<ExecConfig> exec;     // the credentials come from this plugin (run by the Client)
   std::vector<std::string> warnings;  // e.g. insecure-skip-tls-verify in use
 };
 
@@ -81,7 +82,8 @@ Env process_env();
 // references (certificate-authority, tokenFile, client-certificate, client-key) resolve against
 // the kubeconfig's directory. usage for malformed files, unknown or refused fields (named, with
 // file and line), or a missing context/cluster/user; not_found when the file is missing.
-Result<Kubeconfig> load_kubeconfig(const std::filesystem::path& path, const std::string& context = "");
+Result<Kubeconfig> load_kubeconfig(const std::filesystem::path& path,
+                                   const std::string& context = "");
 // Same, from text (tests). `base_dir` resolves relative file references.
 Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& context,
                                     const std::filesystem::path& base_dir);
@@ -163,17 +165,19 @@ class Client {
   // returned. conflict (7) when another field manager owns a field and !opts.force.
   Result<nlohmann::json> apply(const nlohmann::json& object, const ApplyOptions& opts = {});
   // DELETE one object (propagationPolicy=Foreground); not_found when absent.
-  Result<void> remove(const std::string& api_version, const std::string& kind, const std::string& ns,
-                      const std::string& name, bool dry_run = false);
+  Result<void> remove(const std::string& api_version, const std::string& kind,
+                      const std::string& ns, const std::string& name, bool dry_run = false);
 
   // Raw request against a path ("/api/v1/nodes"); body/content type optional. Non-2xx statuses
   // become errors as above.
   Result<nlohmann::json> request(const std::string& method, const std::string& path,
-                                 const std::string& body = "", const std::string& content_type = "");
+                                 const std::string& body = "",
+                                 const std::string& content_type = "");
   // GET `path`, handing the body of a 2xx answer to `on_data` as it arrives (no overall
   // timeout: a followed pod log runs until it ends or Ctrl-C, which is `interrupted`);
   // `on_data` returning false ends it without an error.
-  Result<void> stream(const std::string& path, const std::function<bool(std::string_view)>& on_data);
+  Result<void> stream(const std::string& path,
+                      const std::function<bool(std::string_view)>& on_data);
 
  private:
   struct Impl;
@@ -185,6 +189,7 @@ class Client {
 std::string url_escape(const std::string& s);
 
 // Maps an HTTP status and the server's Status body to a gedge Error (see the table above).
-Error error_for_status(long http_status, const nlohmann::json& status_body, const std::string& what);
+Error error_for_status(long http_status, const nlohmann::json& status_body,
+                       const std::string& what);
 
 }  // namespace gedge::k8s

@@ -16,17 +16,20 @@ struct KnownHostsVerdict {
   enum Kind { none, match, mismatch, revoked } kind = none;
   std::string where;        // FILE:LINE of the deciding line
   std::string listed_type;  // mismatch: the key type the file lists
-  std::vector<std::string> cert_authorities;  // @cert-authority lines naming the host (not used yet)
+  std::vector<std::string>
+      cert_authorities;  // @cert-authority lines naming the host (not used yet)
 };
 
 // The names OpenSSH would look a host up by: "host" (port 22) or "[host]:port", and the same
 // for the ssh config alias the operator typed when it differs.
-std::vector<std::string> known_hosts_names(const std::string& host, int port, const std::string& alias = "");
+std::vector<std::string> known_hosts_names(const std::string& host, int port,
+                                           const std::string& alias = "");
 
 // Looks `presented` (public_key "type base64" required) up for `names` in every file. usage
 // when a file cannot be read. @revoked anywhere wins; then a matching line; then a line for the
 // host with another key (mismatch).
-Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& files, const std::vector<std::string>& names,
+Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& files,
+                                             const std::vector<std::string>& names,
                                              const HostKey& presented);
 
 }  // namespace gedge

@@ -28,7 +28,7 @@ enum class Role {
 };
 
 struct Object {
-  Document source;  // the object as parsed, with its file and lines
+  Document source;                                  // the object as parsed, with its file and lines
   std::string api_version, kind, name, namespace_;  // namespace_ "" when the object has none
   Role role = Role::unknown;
   const nlohmann::json& json() const { return source.doc; }
@@ -37,11 +37,11 @@ struct Object {
 };
 
 struct Input {
-  std::string path;                // as given
-  bool is_gedge = false;           // a gedge/v1 service or pipeline (one document)
-  std::string gedge_text;          // its text, for svc::parse_spec / sched::parse_workload
-  std::string gedge_file;          // its file (a directory's only file, or `path`)
-  std::vector<Object> objects;     // Kubernetes objects in file order (List items expanded)
+  std::string path;             // as given
+  bool is_gedge = false;        // a gedge/v1 service or pipeline (one document)
+  std::string gedge_text;       // its text, for svc::parse_spec / sched::parse_workload
+  std::string gedge_file;       // its file (a directory's only file, or `path`)
+  std::vector<Object> objects;  // Kubernetes objects in file order (List items expanded)
 
   std::vector<const Object*> workloads() const;
   // The objects as one JSON List ({apiVersion: v1, kind: List, items}); with the text of a gedge
@@ -71,7 +71,7 @@ std::string pod_spec_pointer(const Object& w);
 // ---------------------------------------------------------------------------------------------
 // What a workload asks of the node it runs on, as Kubernetes' scheduler computes it.
 
-struct Requirement {  // a node selector requirement (required node affinity)
+struct Requirement {    // a node selector requirement (required node affinity)
   std::string key, op;  // In | NotIn | Exists | DoesNotExist | Gt | Lt
   std::vector<std::string> values;
 };
@@ -91,11 +91,11 @@ struct GschConfig {
 struct Demand {
   // Per replica: max(Σ containers, max over init containers) per resource, requests with
   // limits standing in for missing requests, plus the pod overhead.
-  double cpu = 0;     // cores
-  double memory = 0;  // bytes
-  double gpu = 0;     // nvidia.com/gpu
+  double cpu = 0;                          // cores
+  double memory = 0;                       // bytes
+  double gpu = 0;                          // nvidia.com/gpu
   std::map<std::string, double> extended;  // other resources (SR-IOV VFs, hugepages, ...)
-  int replicas = 1;   // Deployment/StatefulSet spec.replicas, Job parallelism; Pod and DaemonSet 1
+  int replicas = 1;  // Deployment/StatefulSet spec.replicas, Job parallelism; Pod and DaemonSet 1
   std::map<std::string, std::string> node_selector;
   // requiredDuringSchedulingIgnoredDuringExecution: any term matches; within a term, all.
   std::vector<std::vector<Requirement>> affinity;

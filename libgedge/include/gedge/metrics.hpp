@@ -3,12 +3,11 @@
 
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gedge/error.hpp"
 
@@ -69,8 +68,9 @@ struct NodeSummary {
 NodeSummary summarize(const Exposition& now, const Exposition* before = nullptr);
 
 // Scrapes `url` twice, `interval` apart, and summarises. unreachable when it does not answer.
-Result<NodeSummary> scrape_node(const std::string& url, double timeout_s,
-                                std::chrono::milliseconds interval = std::chrono::milliseconds(1000));
+Result<NodeSummary> scrape_node(
+    const std::string& url, double timeout_s,
+    std::chrono::milliseconds interval = std::chrono::milliseconds(1000));
 
 // ---- The Prometheus HTTP API (a server gedge runs with `cluster build --prometheus-on`) ----
 
@@ -91,13 +91,15 @@ std::string query_escape(std::string_view s);
 
 // BASE/api/v1/query?query=PROMQL, and the range form (start/end in unix seconds, step in s).
 std::string prom_query_url(const std::string& base, const std::string& promql);
-std::string prom_range_url(const std::string& base, const std::string& promql, double start, double end,
-                           double step_s);
+std::string prom_range_url(const std::string& base, const std::string& promql, double start,
+                           double end, double step_s);
 
 // GET + parse. unreachable when the server does not answer.
-Result<std::vector<PromSeries>> prom_query(const std::string& base, const std::string& promql, double timeout_s);
-Result<std::vector<PromSeries>> prom_query_range(const std::string& base, const std::string& promql, double start,
-                                                 double end, double step_s, double timeout_s);
+Result<std::vector<PromSeries>> prom_query(const std::string& base, const std::string& promql,
+                                           double timeout_s);
+Result<std::vector<PromSeries>> prom_query_range(const std::string& base, const std::string& promql,
+                                                 double start, double end, double step_s,
+                                                 double timeout_s);
 
 // A one-line sparkline (U+2581..U+2588) of `values` scaled from 0 to max(peak, floor); NaN
 // (a gap) is a space.

@@ -27,7 +27,8 @@ struct ResolvedHost {
 };
 
 // Parses `ssh -G` output (pure): `home` and `local_user` expand ~, %d and %u.
-ResolvedHost parse_ssh_G(std::string_view out, const std::string& home, const std::string& local_user);
+ResolvedHost parse_ssh_G(std::string_view out, const std::string& home,
+                         const std::string& local_user);
 
 // "[user@]host[:port]" (also "[user@][v6addr]:port" and "ssh://user@host:port"); usage error
 // naming `what` when malformed. port 0 = not given.
@@ -45,7 +46,8 @@ Result<std::string> find_ssh(const std::string& program = "ssh");
 // empty: OpenSSH's own default (~/.ssh/config, /etc/ssh/ssh_config). Errors: usage when ssh
 // rejects the host or config (its message included), failure when ssh is missing.
 Result<ResolvedHost> resolve_ssh_host(const std::string& host, const std::string& user, int port,
-                                      const std::string& config_file, const std::string& program = "ssh");
+                                      const std::string& config_file,
+                                      const std::string& program = "ssh");
 
 // How the jump's ssh authenticates and verifies: gedge's known_hosts file holding
 // `jump.alias`'s line, the keys to offer, the agent, OpenSSH's -v level.
@@ -61,8 +63,8 @@ struct JumpCommand {
 // argv (argv[0] = program) of `ssh -W DEST through jump`: -F /dev/null (the resolved record is
 // the truth), BatchMode, StrictHostKeyChecking=yes against cmd.known_hosts only, HostKeyAlias
 // jump.alias. dest_host/dest_port as given; in a ProxyCommand pass "%h"/"%p".
-std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump, const std::string& dest_host,
-                                   const std::string& dest_port);
+std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump,
+                                   const std::string& dest_host, const std::string& dest_port);
 
 // The same command as an OpenSSH ProxyCommand value: each word POSIX-shell quoted, '%' doubled
 // (ssh expands %-tokens before its shell runs the line), destination [%h]:%p.

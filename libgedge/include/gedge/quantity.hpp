@@ -29,8 +29,9 @@ std::optional<long double> quantity_value(std::string_view text);
 // millicores for CPU) fits a signed 64-bit integer. Errors are usage errors that say what is
 // wrong ("invalid quantity '512K'", "negative", "out of range") with a hint; `what` names the
 // field in the message ("memory", "containers[0].resources.limits.cpu").
-Result<double> parse_cpu_quantity(const nlohmann::json& v, std::string_view what = "cpu");     // cores
-Result<double> parse_memory_quantity(const nlohmann::json& v, std::string_view what = "memory");  // bytes
+Result<double> parse_cpu_quantity(const nlohmann::json& v, std::string_view what = "cpu");  // cores
+Result<double> parse_memory_quantity(const nlohmann::json& v,
+                                     std::string_view what = "memory");  // bytes
 // Any other resource (nvidia.com/gpu, ephemeral-storage, extended resources): base units.
 Result<double> parse_resource_quantity(const nlohmann::json& v, std::string_view what);
 

@@ -24,8 +24,8 @@ inline constexpr int kManifestFormat = 1;
 inline constexpr const char* kDefaultRoot = "/var/lib/gedge/runtimes";
 
 struct ComponentSpec {
-  std::string role;             // env, cuda, cudnn, tensorrt, nccl, data, or free-form
-  std::filesystem::path dir;    // source tree
+  std::string role;           // env, cuda, cudnn, tensorrt, nccl, data, or free-form
+  std::filesystem::path dir;  // source tree
 };
 
 struct PackRequest {
@@ -34,8 +34,9 @@ struct PackRequest {
   std::string prefix;                     // mount prefix; "" = /opt/gedge/rt/<name>
   int level = 3;                          // zstd level
   unsigned jobs = 0;                      // worker threads; 0 = every core
-  bool dry_run = false;  // read, relocate and hash, but write nothing (no chunk, no record, no cache)
-  bool use_cache = true; // reuse the stat cache (path, size, mtime, ctime, inode -> chunks)
+  bool dry_run =
+      false;  // read, relocate and hash, but write nothing (no chunk, no record, no cache)
+  bool use_cache = true;  // reuse the stat cache (path, size, mtime, ctime, inode -> chunks)
   // Record setuid/setgid/sticky and group/other-write bits as they are (recorded in the
   // manifest); by default they are dropped and files materialise read-only.
   bool keep_special_modes = false;
@@ -51,13 +52,13 @@ struct PackResult {
   uint64_t bytes_unique = 0;  // uncompressed bytes of the bundle's distinct chunks
   uint64_t bytes_stored = 0;  // compressed bytes newly written to the store by this pack
   uint64_t chunks = 0, chunks_new = 0;
-  uint64_t bytes_new = 0;        // uncompressed bytes of the chunks not yet in the store
-  uint64_t files_cached = 0;     // files whose chunks came from the stat cache (not re-read)
-  uint64_t bytes_cached = 0;     // their bytes (counted in bytes_read, but not read again)
-  bool dry_run = false;          // nothing was written; chunks_new/bytes_new are what would be
-  std::vector<std::string> relocated;      // files whose prefix was rewritten
-  std::vector<std::string> outside_links;  // symlinks pointing outside the bundle
-  std::vector<std::string> modes_stripped; // "path (04755 -> 0755)" for each mode pack reduced
+  uint64_t bytes_new = 0;     // uncompressed bytes of the chunks not yet in the store
+  uint64_t files_cached = 0;  // files whose chunks came from the stat cache (not re-read)
+  uint64_t bytes_cached = 0;  // their bytes (counted in bytes_read, but not read again)
+  bool dry_run = false;       // nothing was written; chunks_new/bytes_new are what would be
+  std::vector<std::string> relocated;       // files whose prefix was rewritten
+  std::vector<std::string> outside_links;   // symlinks pointing outside the bundle
+  std::vector<std::string> modes_stripped;  // "path (04755 -> 0755)" for each mode pack reduced
   bool keep_special_modes = false;
   nlohmann::json versions, env, requires_;
   nlohmann::json to_json() const;
@@ -129,19 +130,21 @@ Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req);
 struct PushResult {
   std::string target;  // "dir:<root>" or a device name
   std::string root;
-  std::string state;   // created | verified | repaired
+  std::string state;  // created | verified | repaired
   uint64_t bytes_sent = 0, chunks_sent = 0, chunks_skipped = 0;
   uint64_t files = 0, files_linked = 0, files_repaired = 0;
   std::vector<std::string> repaired;
-  std::optional<bool> compressed;  // chunks travelled zstd-compressed (false: the target has no zstd)
+  std::optional<bool>
+      compressed;  // chunks travelled zstd-compressed (false: the target has no zstd)
   // dry run: state is would_create | would_verify, bytes_sent/chunks_sent what would be sent, and
   // chunks_to_send names those chunks; nothing is written on the target.
   bool dry_run = false;
   std::vector<std::string> chunks_to_send;
   nlohmann::json to_json() const;
 };
-Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const std::filesystem::path& root,
-                               Reporter& rep, bool dry_run = false);
+Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b,
+                               const std::filesystem::path& root, Reporter& rep,
+                               bool dry_run = false);
 // Checks a materialised copy under root without changing it; the names of bad files in
 // VerifyResult::bad_files.
 Result<VerifyResult> verify_dir(const Bundle& b, const std::filesystem::path& root, Reporter& rep);
@@ -165,8 +168,9 @@ std::vector<RemoteOutcome> push_remote(const Paths& paths, Inventory& inv, const
 // The members of a cluster (not_found when none).
 Result<std::vector<std::string>> cluster_devices(Inventory& inv, const std::string& cluster);
 // Checks the copy on a device without changing it (bad files in VerifyResult::bad_files).
-Result<VerifyResult> verify_remote(const Paths& paths, Inventory& inv, const Bundle& b, const std::string& device,
-                                   const std::string& root, double timeout_s);
+Result<VerifyResult> verify_remote(const Paths& paths, Inventory& inv, const Bundle& b,
+                                   const std::string& device, const std::string& root,
+                                   double timeout_s);
 
 // Mount specs (pure).
 enum class MountFormat { k8s, podman, sh };
@@ -295,8 +299,9 @@ namespace detail {
 // of its stdout as a JSON object with the fields and types that mode returns. A device's reply is
 // input: anything else (not JSON, a missing field, a number where a string belongs) is a failure
 // naming the device, never an exception; an "error" reply is a failure with its message.
-Result<nlohmann::json> materialiser_reply(const std::string& device, std::string_view mode, const std::string& out,
-                                          const std::string& err, int exit_code);
+Result<nlohmann::json> materialiser_reply(const std::string& device, std::string_view mode,
+                                          const std::string& out, const std::string& err,
+                                          int exit_code);
 }  // namespace detail
 
 }  // namespace gedge::runtime

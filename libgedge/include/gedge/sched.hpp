@@ -66,7 +66,7 @@ struct LinkTable {
 };
 
 struct World {
-  std::vector<Cluster> clusters;  // sorted by name after load; nodes sorted by name
+  std::vector<Cluster> clusters;     // sorted by name after load; nodes sorted by name
   std::vector<std::string> devices;  // registered devices (the inventory's world): valid sources
   LinkTable latency;
   std::optional<LinkTable> bandwidth;  // absent: transfer time is not modelled (0)
@@ -75,7 +75,7 @@ struct World {
   std::vector<double> cluster_latency;    // C x C; diagonal = intra_cluster; NaN = no link
   std::vector<double> cluster_bandwidth;  // C x C Mbit/s; 0 = no link
   std::unordered_map<std::string, char> node_endpoints;  // "c/n" named by any link (2: with
-                                                          // a cluster or node at the other end)
+                                                         // a cluster or node at the other end)
 };
 
 // Sorts clusters and nodes by name and indexes the links. parse_state and
@@ -103,17 +103,17 @@ Result<double> parse_memory(const nlohmann::json& v);
 
 struct Stage {
   std::string name;
-  Resources request;                    // on its node: all its replicas (they are placed together)
-  int replicas = 1;                     // Kubernetes workloads: replicas / parallelism
-  std::optional<double> compute_ms;     // plain number
+  Resources request;                     // on its node: all its replicas (they are placed together)
+  int replicas = 1;                      // Kubernetes workloads: replicas / parallelism
+  std::optional<double> compute_ms;      // plain number
   std::optional<double> compute_gpu_ms;  // {gpu: X, cpu: Y} form
   std::optional<double> compute_cpu_ms;
-  double output_mb = 0;                 // sent to the next stage(s)
-  std::vector<std::string> after;       // predecessors (empty: previous stage in file order)
+  double output_mb = 0;            // sent to the next stage(s)
+  std::vector<std::string> after;  // predecessors (empty: previous stage in file order)
   std::map<std::string, std::string> node_selector;
   std::vector<std::vector<manifest::Requirement>> affinity;  // required node affinity (any term)
   std::vector<manifest::Toleration> tolerations;
-  std::string tier_hint;                // scheduleHint.preferred (soft: used when it can be met)
+  std::string tier_hint;  // scheduleHint.preferred (soft: used when it can be met)
 };
 
 struct Workload {
@@ -183,10 +183,10 @@ struct Weights {
 
 struct Request {
   Policy policy = Policy::pipeline;
-  std::string source;        // --from (overrides the file's source)
-  Levels levels;             // --clusters
+  std::string source;                 // --from (overrides the file's source)
+  Levels levels;                      // --clusters
   Policy rank = Policy::low_latency;  // secondary policy for nested levels
-  std::string node;          // --node cluster/node
+  std::string node;                   // --node cluster/node
   Weights weights;
   bool explain = false;
   int top_k = 5;
@@ -255,7 +255,8 @@ Result<double> e2e_ms(const World& w, const Workload& wl, const std::string& sou
 // The optimum by exhaustive search over every (node, variant) per stage, capacity-checked.
 // For tests and the benchmark; nullopt when nothing fits. Limit: product of candidates.
 Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(
-    const World& w, const Workload& wl, const std::string& source, std::uint64_t max_combos = 5'000'000);
+    const World& w, const Workload& wl, const std::string& source,
+    std::uint64_t max_combos = 5'000'000);
 
 // Adds a placement's requests to the world's allocated capacity (online placement).
 void commit(World& w, const Workload& wl, const Placement& p);
@@ -269,8 +270,8 @@ nlohmann::json to_json(const Placement& p);
 // order, best first}.
 nlohmann::json explain_json(const Placement& p);
 // --explain when nothing fits: per stage every node with every failing filter (not only the
-// first), {stage, fit, total, rejected_by, summary, nodes: [{cluster, node, fits, reasons}]}, each stage
-// against the world's free capacity on its own.
+// first), {stage, fit, total, rejected_by, summary, nodes: [{cluster, node, fits, reasons}]}, each
+// stage against the world's free capacity on its own.
 nlohmann::json explain_unplaced(const World& w, const Workload& wl, const Request& req);
 // Every filter node `n` fails for stage `s` under `alloc` (empty: it fits).
 std::vector<std::string> all_reasons(const Stage& s, const Node& n, const Resources& alloc);
@@ -297,10 +298,10 @@ bool permanent_failure(ErrorCode code);
 int retry_backoff_s(int attempts);
 
 struct SubmitRequest {
-  std::string spec;              // the service/pipeline file text
-  std::string origin;            // file name, for messages
-  nlohmann::json options;        // policy, from, state, clusters, node, rank, weights
-  int priority = 0;              // 0 normal, 1 high (front of the queue)
+  std::string spec;        // the service/pipeline file text
+  std::string origin;      // file name, for messages
+  nlohmann::json options;  // policy, from, state, clusters, node, rank, weights
+  int priority = 0;        // 0 normal, 1 high (front of the queue)
 };
 
 // Validates the spec and options (same checks as place), stores the request; returns its row.
@@ -310,17 +311,17 @@ Result<nlohmann::json> submit(Inventory& inv, const SubmitRequest& r);
 // Skips `skip` (taken earlier in this run) and, unless `retry_now`, requests whose retry backoff
 // has not passed at `now` (seconds since the epoch). nullopt when none is due.
 Result<std::optional<nlohmann::json>> claim_next(Inventory& inv, const std::string& worker,
-                                                 const std::set<std::int64_t>& skip = {}, std::int64_t now = 0,
-                                                 bool retry_now = false);
+                                                 const std::set<std::int64_t>& skip = {},
+                                                 std::int64_t now = 0, bool retry_now = false);
 
 // The World for a queued request or a place call without --state: the inventory's clusters,
 // members, facts, tiers, labels, RTTs and the services already placed.
 Result<World> world_from_inventory(Inventory& inv);
 
 struct RunOptions {
-  bool once = false;  // process what is queued now, then stop (default behaviour too)
-  int max = 0;        // at most N requests (0: no limit)
-  std::string worker;  // claimed_by
+  bool once = false;       // process what is queued now, then stop (default behaviour too)
+  int max = 0;             // at most N requests (0: no limit)
+  std::string worker;      // claimed_by
   bool retry_now = false;  // take requests still waiting out their retry backoff too
   std::int64_t now = 0;    // seconds since the epoch for the backoff (0: the clock); tests set it
 };

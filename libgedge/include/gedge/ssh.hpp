@@ -27,7 +27,8 @@ using SshClock = std::chrono::steady_clock;
 struct HostKey {
   std::string type;         // "ssh-ed25519", "ecdsa-sha2-nistp256", ...
   std::string fingerprint;  // "SHA256:..." (OpenSSH format)
-  std::string public_key;   // "type base64" as in known_hosts (empty when only pinned by fingerprint)
+  std::string
+      public_key;  // "type base64" as in known_hosts (empty when only pinned by fingerprint)
 };
 
 // A ProxyJump hop. The device is reached through `ssh -W` on it (OpenSSH, run by execve with
@@ -45,13 +46,13 @@ struct JumpHost {
 // with `ssh -G` once; nothing here depends on ~/.ssh/config afterwards). Port 0 means 22 and an
 // empty user the local user.
 struct SshTarget {
-  std::string name;         // device name (used in results and messages; the HostKeyAlias)
+  std::string name;  // device name (used in results and messages; the HostKeyAlias)
   std::string host;
   int port = 0;
   std::string user;
-  std::string identity;     // explicit private key file; empty = gedge's key, then the agent
-  HostKey host_key;         // pinned key; empty fingerprint = unknown (see SshOptions)
-  std::string certificate;  // OpenSSH user certificate for `identity` (KEY-cert.pub)
+  std::string identity;        // explicit private key file; empty = gedge's key, then the agent
+  HostKey host_key;            // pinned key; empty fingerprint = unknown (see SshOptions)
+  std::string certificate;     // OpenSSH user certificate for `identity` (KEY-cert.pub)
   std::string identity_agent;  // agent socket (empty: $SSH_AUTH_SOCK)
   std::optional<JumpHost> jump;
   // How the device authenticated when added: "identity", "gedge_key" or "agent" ("" = unknown:
@@ -63,8 +64,8 @@ struct SshTarget {
 };
 
 struct SshOptions {
-  double connect_timeout_s = 10;  // TCP connect + handshake + auth
-  double timeout_s = 30;          // per-session budget (connect + all operations)
+  double connect_timeout_s = 10;      // TCP connect + handshake + auth
+  double timeout_s = 30;              // per-session budget (connect + all operations)
   std::filesystem::path gedge_key;    // gedge's private key (Paths::key); tried when present
   std::filesystem::path known_hosts;  // gedge-managed known_hosts; keys accepted here are added
   bool use_agent = true;              // try ssh-agent keys ($SSH_AUTH_SOCK)
@@ -101,7 +102,8 @@ class SshSession {
  public:
   // Connects, verifies the host key (see SshOptions), authenticates. Errors:
   // unreachable (refused, timeout, DNS), host_key (unknown or changed key), auth, interrupted.
-  static Result<std::unique_ptr<SshSession>> connect(const SshTarget& target, const SshOptions& opts);
+  static Result<std::unique_ptr<SshSession>> connect(const SshTarget& target,
+                                                     const SshOptions& opts);
   ~SshSession();
   SshSession(const SshSession&) = delete;
   SshSession& operator=(const SshSession&) = delete;
@@ -126,26 +128,30 @@ class SshSession {
   // Same, but stdout goes to `on_stdout` as it arrives (ExecResult::out stays empty): for
   // following logs. Runs until the command ends, the session deadline, or Ctrl-C.
   Result<ExecResult> exec_stream(const std::vector<std::string>& argv,
-                                 const std::function<void(std::string_view)>& on_stdout, bool sudo = false);
+                                 const std::function<void(std::string_view)>& on_stdout,
+                                 bool sudo = false);
 
   // SFTP. Relative paths are relative to the login user's home directory.
   // put_file writes a temporary file and renames it over remote_path (atomic), with `mode`.
-  Result<void> put_file(const std::string& remote_path, std::string_view bytes, unsigned mode = 0644);
+  Result<void> put_file(const std::string& remote_path, std::string_view bytes,
+                        unsigned mode = 0644);
   Result<std::string> read_file(const std::string& remote_path);  // not_found when missing
   Result<void> mkdirs(const std::string& remote_path, unsigned mode = 0755);  // like mkdir -p
-  Result<void> rename(const std::string& from, const std::string& to);         // replaces `to`
+  Result<void> rename(const std::string& from, const std::string& to);        // replaces `to`
   Result<bool> exists(const std::string& remote_path);
 
   // One application-level round trip over the established session (a keepalive global
-  // request and its reply), in milliseconds: sees proxies and userspace delays, needs no raw sockets.
+  // request and its reply), in milliseconds: sees proxies and userspace delays, needs no raw
+  // sockets.
   Result<double> rtt_ms();
 
   struct Impl;
 
  private:
   explicit SshSession(std::unique_ptr<Impl> impl);
-  Result<ExecResult> exec_impl(const std::vector<std::string>& argv, std::optional<std::string_view> stdin_data,
-                               bool sudo, const std::function<void(std::string_view)>* on_stdout);
+  Result<ExecResult> exec_impl(const std::vector<std::string>& argv,
+                               std::optional<std::string_view> stdin_data, bool sudo,
+                               const std::function<void(std::string_view)>* on_stdout);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -167,30 +173,33 @@ Result<void> known_hosts_update(const std::filesystem::path& file, std::string_v
 
 template <typename T>
 struct FanOutResult {
-  std::string device;   // SshTarget::name
-  Result<T> result;     // the per-target function's result, or the connect error
+  std::string device;  // SshTarget::name
+  Result<T> result;    // the per-target function's result, or the connect error
   int64_t duration_ms = 0;
 };
 
 struct FanOutOptions {
-  int parallel = 64;     // at most this many sessions at once
-  SshOptions ssh;        // per-session options (timeout_s is the per-device budget)
+  int parallel = 64;  // at most this many sessions at once
+  SshOptions ssh;     // per-session options (timeout_s is the per-device budget)
   // Overall end: targets not started by then fail with unreachable ("deadline passed").
   std::optional<SshClock::time_point> deadline;
   // Called (from worker threads, serialised) as each target finishes: done count, total.
-  std::function<void(std::size_t done, std::size_t total, const std::string& device, bool ok)> on_done;
+  std::function<void(std::size_t done, std::size_t total, const std::string& device, bool ok)>
+      on_done;
 };
 
 // Runs `work(index, session)` for each target on `parallel` worker threads, one connection per
 // target reused for all of that target's steps; a connect failure is passed as the error instead.
 // Targets not started when cancel_requested() or the deadline hits get interrupted/unreachable.
 // Returns each target's wall time (connect + work) in milliseconds.
-std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
-                                 const std::function<void(std::size_t, const Result<SshSession*>&)>& work);
+std::vector<int64_t> fan_out_raw(
+    const std::vector<SshTarget>& targets, const FanOutOptions& opts,
+    const std::function<void(std::size_t, const Result<SshSession*>&)>& work);
 
 // Typed fan-out: results in the order of `targets`.
 template <typename T>
-std::vector<FanOutResult<T>> fan_out(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
+std::vector<FanOutResult<T>> fan_out(const std::vector<SshTarget>& targets,
+                                     const FanOutOptions& opts,
                                      const std::function<Result<T>(SshSession&)>& fn) {
   std::vector<FanOutResult<T>> out;
   out.reserve(targets.size());

@@ -32,7 +32,7 @@ struct EnvVar {
 };
 
 struct ContainerSpec {
-  std::string name;   // GS-Engine: v1 image basename; v2 <svc>, <svc><i>
+  std::string name;  // GS-Engine: v1 image basename; v2 <svc>, <svc><i>
   std::string image;
   std::vector<PortSpec> ports;
   std::map<std::string, std::string> requests;  // normalised quantities ("200m", "500Mi", "1")
@@ -55,10 +55,10 @@ struct AutoscaleMetric {
 struct Autoscale {
   int min = 1;
   int max = 1;
-  int cpu = 80;                   // target average utilisation, % of the CPU request (also
-                                  // the resource cpu metric's, when metrics has one)
+  int cpu = 80;                          // target average utilisation, % of the CPU request (also
+                                         // the resource cpu metric's, when metrics has one)
   std::vector<AutoscaleMetric> metrics;  // given instead of cpu: the HPA's metrics as listed
-  int scale_down_window_s = 300;  // HPA defaults
+  int scale_down_window_s = 300;         // HPA defaults
   int scale_up_window_s = 0;
 };
 
@@ -75,8 +75,8 @@ struct Volume {
   std::string claim, size, access_mode, storage_class;  // a PersistentVolumeClaim (size: render it)
   std::string nfs_server, nfs_path;                     // NFS
   bool empty_dir = false;
-  std::string medium, size_limit;                       // emptyDir
-  std::string host_path;                                // hostPath
+  std::string medium, size_limit;  // emptyDir
+  std::string host_path;           // hostPath
 };
 
 // An extra pod network (Multus): macvlan | ipvlan | bridge | sriov.
@@ -187,7 +187,8 @@ std::vector<nlohmann::json> render_all(const Spec& spec);
 // A manifest input's objects as gedge applies them: namespace defaulted (namespaced kinds),
 // gedge's ownership label added (app.kubernetes.io/managed-by: gedge), everything else as
 // written.
-std::vector<nlohmann::json> manifest_objects(const Spec& spec, const std::string& default_namespace = "default");
+std::vector<nlohmann::json> manifest_objects(const Spec& spec,
+                                             const std::string& default_namespace = "default");
 // Multi-document YAML ("---" separated) or a JSON array of the documents.
 std::string to_multidoc_yaml(const std::vector<nlohmann::json>& docs);
 
@@ -228,8 +229,8 @@ struct DeployOutcome {
   std::optional<Error> partial;  // some replicas/devices failed (exit 3), the rest converged
 };
 
-Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec, const DeployRequest& req,
-                             Reporter& rep);
+Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec,
+                             const DeployRequest& req, Reporter& rep);
 
 // Recorded services: [{name, cluster, namespace, kind, state, replicas, placement, updated_at}].
 Result<nlohmann::json> list_services(Inventory& inv, const std::string& cluster = "");
@@ -241,10 +242,12 @@ struct ServiceRecord {
   nlohmann::json placement;  // {placements: [{stage, cluster, node, replica}]}
   int replicas = 0;
 };
-Result<ServiceRecord> find_service(Inventory& inv, const std::string& name, const std::string& cluster);
+Result<ServiceRecord> find_service(Inventory& inv, const std::string& name,
+                                   const std::string& cluster);
 
 struct StatusOutcome {
-  nlohmann::json result;  // {name, cluster, kind, desired, ready, replicas: [{replica, device|pod, state, restarts, ports}]}
+  nlohmann::json result;  // {name, cluster, kind, desired, ready, replicas: [{replica, device|pod,
+                          // state, restarts, ports}]}
   std::optional<Error> partial;
 };
 Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name,
@@ -252,10 +255,10 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
 
 struct LogsRequest {
   std::string name, cluster;
-  std::optional<int> replica;  // container hosts: the replica number
-  std::string pod;             // Kubernetes: only this pod (--replica POD)
-  std::string container;       // Kubernetes: only this container (default: every container)
-  int tail = -1;               // all
+  std::optional<int> replica;   // container hosts: the replica number
+  std::string pod;              // Kubernetes: only this pod (--replica POD)
+  std::string container;        // Kubernetes: only this container (default: every container)
+  int tail = -1;                // all
   std::optional<long> since_s;  // only lines newer than this many seconds
   bool follow = false;
   double ssh_timeout_s = 30;
@@ -274,13 +277,14 @@ Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
 
 // Changes the replica count of a recorded service and converges it (hosts: starts or removes
 // replicas; Kubernetes: applies spec.replicas).
-Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
-                            int replicas, const DeployRequest& base, Reporter& rep);
+Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::string& name,
+                            const std::string& cluster, int replicas, const DeployRequest& base,
+                            Reporter& rep);
 
 // Removes exactly what gedge created for the service (containers with its labels; the
 // Kubernetes objects it rendered) and the record.
-Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
-                             double ssh_timeout_s, Reporter& rep);
+Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::string& name,
+                             const std::string& cluster, double ssh_timeout_s, Reporter& rep);
 
 // One step of the container-host autoscaler for services with `autoscale`: reads each
 // replica's CPU use (podman top: %CPU over its lifetime), and moves the replica count toward

@@ -95,8 +95,8 @@ struct Plan {
   IndexSet memory_nodes;  // NUMA nodes, OS indexes
   std::vector<unsigned> cpus_logical;
   nlohmann::json objects = nlohmann::json::array();  // chosen objects: scope and cores
-  std::vector<std::string> why;                       // one line per decision
-  nlohmann::json request;                             // the request as understood
+  std::vector<std::string> why;                      // one line per decision
+  nlohmann::json request;                            // the request as understood
   nlohmann::json to_json() const;  // {cpuset, memory_nodes, cpus_logical, objects, why, ...}
 };
 
@@ -147,7 +147,8 @@ using RemoteRun = std::function<Result<RemoteOutput>(const std::vector<std::stri
 std::vector<std::string> podman_update_argv(const Plan& p, const std::string& container);
 // Pins a running podman container through `run` and reads back `podman inspect`; failure if the
 // runtime refused or applied something else. Returns {container, cpuset, memory_nodes, applied}.
-Result<nlohmann::json> pin_container(const Plan& p, const std::string& container, const RemoteRun& run);
+Result<nlohmann::json> pin_container(const Plan& p, const std::string& container,
+                                     const RemoteRun& run);
 
 // The A/B harness: runs argv `runs` times unpinned and `runs` times pinned, interleaved
 // (ABBA order), output discarded; failure if a run exits non-zero. Returns medians, p95,

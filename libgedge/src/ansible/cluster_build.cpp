@@ -1,6 +1,7 @@
 // `gedge cluster build` / `join`: the profile playbook run over the cluster's devices, with the
 // per-host step journal, --resume, --max-fail and the --dry-run plan.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +15,6 @@
 #include "gedge/document.hpp"
 #include "gedge/http.hpp"
 #include "gedge/metrics.hpp"
-#include <fmt/ranges.h>
 
 namespace gedge::cluster {
 
@@ -36,13 +36,13 @@ namespace {
 const std::vector<std::string> kProfiles = {"containers", "k3s", "k8s"};
 
 struct HostState {
-  std::vector<std::string> changed;              // steps that changed (or would change)
-  std::vector<nlohmann::json> plan;              // dry-run: {step, action, diff}
+  std::vector<std::string> changed;  // steps that changed (or would change)
+  std::vector<nlohmann::json> plan;  // dry-run: {step, action, diff}
   std::string failed_step;
   std::string message;
   bool unreachable = false;
   bool failed = false;
-  bool finished = false;                         // appears in the final stats without failures
+  bool finished = false;  // appears in the final stats without failures
   std::string metrics_url;
 };
 
@@ -56,8 +56,8 @@ std::string new_run_id() {
 
 }  // namespace
 
-Result<RegistryTrust> registry_trust(const std::string& registry, const std::string& ca_file, bool insecure_ok,
-                                     double timeout_s, Reporter& rep) {
+Result<RegistryTrust> registry_trust(const std::string& registry, const std::string& ca_file,
+                                     bool insecure_ok, double timeout_s, Reporter& rep) {
   RegistryTrust t;
   if (!ca_file.empty()) {
     GEDGE_TRY_ASSIGN(t.ca_pem, read_input_file(ca_file, 1u << 20, "--registry-ca file"));
@@ -73,38 +73,45 @@ Result<RegistryTrust> registry_trust(const std::string& registry, const std::str
   std::string what = "registry " + registry;
   // Any HTTP answer over TLS (200, or the 401 every authenticated registry gives on /v2/) means
   // TLS works with this trust.
-  auto tls = http::perform(http::Request{"GET", "https://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
+  auto tls = http::perform(
+      http::Request{"GET", "https://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
   if (tls) return t;
   if (tls.error().code == ErrorCode::interrupted) return std::unexpected(tls.error());
-  auto plain = http::perform(http::Request{"GET", "http://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
+  auto plain = http::perform(
+      http::Request{"GET", "http://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
   if (plain && tls.error().code != ErrorCode::unreachable) {
     // It speaks plain HTTP: only on request, and said loudly.
     if (!insecure_ok)
       return fail(ErrorCode::auth, fmt::format("registry {} speaks plain HTTP, not TLS", registry),
                   "give it a TLS certificate (and --registry-ca FILE for a private CA), or pass "
                   "--insecure-registry to let every device pull from it without TLS");
-    rep.warn(fmt::format("registry {}: plain HTTP (--insecure-registry): images travel unencrypted and "
-                         "unauthenticated to every device",
-                         registry));
+    rep.warn(
+        fmt::format("registry {}: plain HTTP (--insecure-registry): images travel unencrypted and "
+                    "unauthenticated to every device",
+                    registry));
     t.insecure = true;
     return t;
   }
   if (tls.error().code == ErrorCode::auth) {
     if (insecure_ok) {
-      rep.warn(fmt::format("registry {}: TLS not verified (--insecure-registry): {}", registry, tls.error().message));
+      rep.warn(fmt::format("registry {}: TLS not verified (--insecure-registry): {}", registry,
+                           tls.error().message));
       t.insecure = true;
       return t;
     }
     Error e = tls.error();
-    e.hint = ca_file.empty() ? "a private CA: pass --registry-ca FILE (it is also installed on every device); "
-                               "check the registry's certificate names " + registry
-                             : "check that --registry-ca is the CA that signed the registry's certificate, and "
-                               "that the certificate names " + registry;
+    e.hint = ca_file.empty()
+                 ? "a private CA: pass --registry-ca FILE (it is also installed on every device); "
+                   "check the registry's certificate names " +
+                       registry
+                 : "check that --registry-ca is the CA that signed the registry's certificate, and "
+                   "that the certificate names " +
+                       registry;
     return std::unexpected(e);
   }
   // Not reachable from here: the devices will require (and verify) TLS.
-  rep.warn(fmt::format("registry {} does not answer from here ({}); devices will require TLS", registry,
-                       tls.error().message));
+  rep.warn(fmt::format("registry {} does not answer from here ({}); devices will require TLS",
+                       registry, tls.error().message));
   return t;
 }
 
@@ -119,7 +126,8 @@ Result<nlohmann::json> k3s_artifacts(const fs::path& dir) {
     std::string fname = entry.path().filename().string();
     seen.push_back(fname);
     if (fname.starts_with("k3s-airgap-images-")) {
-      auto arch = fname.substr(18, fname.find('.') == std::string::npos ? std::string::npos : fname.find('.') - 18);
+      auto arch = fname.substr(
+          18, fname.find('.') == std::string::npos ? std::string::npos : fname.find('.') - 18);
       images[arch] = entry.path().string();
       continue;
     }
@@ -128,38 +136,51 @@ Result<nlohmann::json> k3s_artifacts(const fs::path& dir) {
     std::ifstream in(entry.path(), std::ios::binary);
     in.read(buf.data(), 20);
     auto head = in.gcount() == 20 ? std::optional<std::string>(buf) : std::nullopt;
-    if (!head || head->compare(0, 4, "\x7f" "ELF") != 0)
-      return fail(ErrorCode::usage, fmt::format("{} is not an ELF executable", entry.path().string()),
+    if (!head || head->compare(0, 4,
+                               "\x7f"
+                               "ELF") != 0)
+      return fail(ErrorCode::usage,
+                  fmt::format("{} is not an ELF executable", entry.path().string()),
                   "put the k3s release binaries (k3s, k3s-arm64, k3s-armhf) in --artifacts");
-    unsigned machine = static_cast<unsigned char>((*head)[18]) | (static_cast<unsigned char>((*head)[19]) << 8);
-    std::string arch = machine == 0x3E ? "amd64" : machine == 0xB7 ? "arm64" : machine == 0x28 ? "arm" : "";
+    unsigned machine =
+        static_cast<unsigned char>((*head)[18]) | (static_cast<unsigned char>((*head)[19]) << 8);
+    std::string arch = machine == 0x3E   ? "amd64"
+                       : machine == 0xB7 ? "arm64"
+                       : machine == 0x28 ? "arm"
+                                         : "";
     if (arch.empty())
-      return fail(ErrorCode::usage, fmt::format("{}: unsupported ELF machine {:#x}", entry.path().string(), machine));
+      return fail(ErrorCode::usage,
+                  fmt::format("{}: unsupported ELF machine {:#x}", entry.path().string(), machine));
     bins[arch] = entry.path().string();
   }
   if (bins.empty())
-    return fail(ErrorCode::not_found,
-                fmt::format("no k3s binary in {} (expected k3s, k3s-arm64 or k3s-armhf; found: {})", dir.string(),
-                            seen.empty() ? "nothing" : fmt::format("{}", fmt::join(seen, ", "))),
-                "download the k3s release binary and k3s-airgap-images-<arch>.tar.zst into that directory");
+    return fail(
+        ErrorCode::not_found,
+        fmt::format("no k3s binary in {} (expected k3s, k3s-arm64 or k3s-armhf; found: {})",
+                    dir.string(),
+                    seen.empty() ? "nothing" : fmt::format("{}", fmt::join(seen, ", "))),
+        "download the k3s release binary and k3s-airgap-images-<arch>.tar.zst into that directory");
   if (images.empty())
-    return fail(ErrorCode::not_found, fmt::format("no k3s-airgap-images-<arch>.tar[.gz|.zst] in {}", dir.string()));
+    return fail(ErrorCode::not_found,
+                fmt::format("no k3s-airgap-images-<arch>.tar[.gz|.zst] in {}", dir.string()));
   return nlohmann::json{{"binaries", bins}, {"images", images}};
 }
 
 // Profile-specific checks made before anything touches a device.
-Result<nlohmann::json> profile_vars(const BuildRequest& req, const std::vector<std::string>& targets,
-                                    Reporter& rep) {
+Result<nlohmann::json> profile_vars(const BuildRequest& req,
+                                    const std::vector<std::string>& targets, Reporter& rep) {
   nlohmann::json v = {{"gedge_cluster", req.name},
                       {"gedge_profile", req.profile},
                       {"gedge_monitoring", req.monitoring},
                       {"gedge_registry", req.registry}};
   if (!req.registry.empty()) {
-    GEDGE_TRY_ASSIGN(auto trust, registry_trust(req.registry, req.registry_ca, req.insecure_registry,
-                                                std::min(req.timeout_s, 5.0), rep));
+    GEDGE_TRY_ASSIGN(auto trust,
+                     registry_trust(req.registry, req.registry_ca, req.insecure_registry,
+                                    std::min(req.timeout_s, 5.0), rep));
     v["gedge_registry_insecure"] = trust.insecure;
     v["gedge_registry_ca"] = trust.ca_pem;
-    v["gedge_smoke_image"] = req.smoke_image.empty() ? req.registry + "/gedge/busybox:1.0" : req.smoke_image;
+    v["gedge_smoke_image"] =
+        req.smoke_image.empty() ? req.registry + "/gedge/busybox:1.0" : req.smoke_image;
   } else {
     v["gedge_smoke_image"] = req.smoke_image;
   }
@@ -168,12 +189,14 @@ Result<nlohmann::json> profile_vars(const BuildRequest& req, const std::vector<s
   }
   if (req.profile == "k3s") {
     if (req.artifacts.empty())
-      return fail(ErrorCode::usage, "--profile k3s needs --artifacts DIR (the k3s binary and its airgap images)",
+      return fail(ErrorCode::usage,
+                  "--profile k3s needs --artifacts DIR (the k3s binary and its airgap images)",
                   "see gedge-cluster(1), K3S ARTIFACTS");
     std::error_code ec;
     auto dir = fs::absolute(req.artifacts, ec);
     if (!fs::is_directory(dir))
-      return fail(ErrorCode::not_found, fmt::format("artifacts directory '{}' not found", req.artifacts));
+      return fail(ErrorCode::not_found,
+                  fmt::format("artifacts directory '{}' not found", req.artifacts));
     v["gedge_artifacts"] = dir.string();
     GEDGE_TRY_ASSIGN(auto a, k3s_artifacts(dir));
     v["gedge_k3s_binaries"] = a["binaries"];
@@ -192,12 +215,15 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   GEDGE_TRY_ASSIGN(auto existing, load_cluster(inv, req.name));
   if (existing) {
     if ((*existing)["kind"] != "devices")
-      return fail(ErrorCode::conflict, fmt::format("cluster '{}' is a registered Kubernetes cluster", req.name));
-    std::string prof = (*existing)["profile"].is_string() ? (*existing)["profile"].get<std::string>() : "";
+      return fail(ErrorCode::conflict,
+                  fmt::format("cluster '{}' is a registered Kubernetes cluster", req.name));
+    std::string prof =
+        (*existing)["profile"].is_string() ? (*existing)["profile"].get<std::string>() : "";
     if (req.profile.empty()) req.profile = prof;
     if (prof != req.profile)
       return fail(ErrorCode::conflict,
-                  fmt::format("cluster '{}' was built with profile '{}', not '{}'", req.name, prof, req.profile),
+                  fmt::format("cluster '{}' was built with profile '{}', not '{}'", req.name, prof,
+                              req.profile),
                   fmt::format("gedge cluster rm {} --yes, then build it again", req.name));
     if (req.registry.empty() && (*existing)["registry"].is_string()) {
       req.registry = (*existing)["registry"].get<std::string>();
@@ -206,20 +232,24 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
       req.insecure_registry = true;
     }
     if ((*existing)["monitoring"] == 1) req.monitoring = true;
-    if (req.server.empty() && (*existing)["server"].is_string()) req.server = (*existing)["server"].get<std::string>();
+    if (req.server.empty() && (*existing)["server"].is_string())
+      req.server = (*existing)["server"].get<std::string>();
   } else if (req.resume || join_only) {
-    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", req.name), "gedge cluster ls");
+    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", req.name),
+                "gedge cluster ls");
   }
   // The Prometheus server: kept from the last build unless named again; it implies --monitoring.
   std::string old_prom;
-  if (existing && (*existing)["prometheus"].is_string()) old_prom = (*existing)["prometheus"].get<std::string>();
+  if (existing && (*existing)["prometheus"].is_string())
+    old_prom = (*existing)["prometheus"].get<std::string>();
   if (req.prometheus_on.empty()) req.prometheus_on = old_prom;
   if (!req.prometheus_on.empty()) {
     GEDGE_TRY(check_prometheus_host(inv, req.prometheus_on));
     req.monitoring = true;
   }
   if (std::find(kProfiles.begin(), kProfiles.end(), req.profile) == kProfiles.end())
-    return fail(ErrorCode::usage, fmt::format("unknown profile '{}': use containers, k3s or k8s", req.profile));
+    return fail(ErrorCode::usage,
+                fmt::format("unknown profile '{}': use containers, k3s or k8s", req.profile));
 
   // Targets: the existing members plus the named devices (join: only the named devices).
   std::vector<std::string> members;
@@ -233,14 +263,16 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     if (std::find(all.begin(), all.end(), d) == all.end()) all.push_back(d);
   }
   if (all.empty())
-    return fail(ErrorCode::usage, "no devices: give --devices a,b,c", "gedge cluster build NAME --profile containers --devices a,b");
+    return fail(ErrorCode::usage, "no devices: give --devices a,b,c",
+                "gedge cluster build NAME --profile containers --devices a,b");
   std::map<std::string, DeviceRow> rows;
   for (const auto& d : all) {
     GEDGE_TRY_ASSIGN(rows[d], load_device(inv, d));
   }
   GEDGE_TRY(check_not_elsewhere(inv, req.name, all));
   if (!req.server.empty() && std::find(all.begin(), all.end(), req.server) == all.end())
-    return fail(ErrorCode::usage, fmt::format("--server '{}' is not one of the cluster's devices", req.server));
+    return fail(ErrorCode::usage,
+                fmt::format("--server '{}' is not one of the cluster's devices", req.server));
 
   std::vector<std::string> targets;
   if (join_only) {
@@ -260,14 +292,22 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     return fail(ErrorCode::not_found, fmt::format("playbook {} not found", playbook.string()));
 
   std::string run_id = new_run_id();
-  nlohmann::json result = {{"cluster", req.name},  {"profile", req.profile},   {"run_id", run_id},
-                           {"dry_run", req.dry_run}, {"resume", req.resume},   {"registry", req.registry},
-                           {"monitoring", req.monitoring}, {"devices", nlohmann::json::array()},
-                           {"changed", 0},           {"failed", nlohmann::json::array()}};
+  nlohmann::json result = {{"cluster", req.name},
+                           {"profile", req.profile},
+                           {"run_id", run_id},
+                           {"dry_run", req.dry_run},
+                           {"resume", req.resume},
+                           {"registry", req.registry},
+                           {"monitoring", req.monitoring},
+                           {"devices", nlohmann::json::array()},
+                           {"changed", 0},
+                           {"failed", nlohmann::json::array()}};
   if (req.resume && targets.empty()) {
     result["run_id"] = nullptr;
     result["message"] = "every device finished its last build; nothing to resume";
-    for (const auto& d : all) result["devices"].push_back({{"name", d}, {"state", "ready"}, {"changed", nlohmann::json::array()}});
+    for (const auto& d : all)
+      result["devices"].push_back(
+          {{"name", d}, {"state", "ready"}, {"changed", nlohmann::json::array()}});
     return BuildOutcome{result, std::nullopt};
   }
 
@@ -293,7 +333,9 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   fs::path run_dir = paths.home / "runs" / fmt::format("{}-{}", req.name, run_id);
   std::error_code ec;
   fs::create_directories(run_dir, ec);
-  if (ec) return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", run_dir.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::failure,
+                fmt::format("cannot create {}: {}", run_dir.string(), ec.message()));
   GEDGE_TRY(write_file_atomic(run_dir / "known_hosts", known_hosts, 0600));
 
   ansible::InventorySpec ispec;
@@ -303,7 +345,8 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     const auto& d = rows[t];
     auto h = ansible::inventory_host(d.target, paths.key, ispec.known_hosts, req.timeout_s);
     std::string server = vars.value("gedge_server", "");
-    h.vars["gedge_role"] = (!server.empty() && server == t) ? "server" : (server.empty() ? "member" : "agent");
+    h.vars["gedge_role"] =
+        (!server.empty() && server == t) ? "server" : (server.empty() ? "member" : "agent");
     ispec.hosts.push_back(h);
   }
 
@@ -311,29 +354,36 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   if (!req.dry_run) {
     GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
       if (!existing) {
-        GEDGE_TRY(tx.exec(
-            "INSERT INTO clusters(name, kind, profile, server, registry, monitoring, state, created_at, updated_at) "
-            "VALUES (?, 'devices', ?, ?, ?, ?, 'building', ?, ?)",
-            {req.name, req.profile, vars.value("gedge_server", std::string()), req.registry,
-             int64_t{req.monitoring ? 1 : 0}, now, now}));
+        GEDGE_TRY(
+            tx.exec("INSERT INTO clusters(name, kind, profile, server, registry, monitoring, "
+                    "state, created_at, updated_at) "
+                    "VALUES (?, 'devices', ?, ?, ?, ?, 'building', ?, ?)",
+                    {req.name, req.profile, vars.value("gedge_server", std::string()), req.registry,
+                     int64_t{req.monitoring ? 1 : 0}, now, now}));
       } else {
-        GEDGE_TRY(tx.exec("UPDATE clusters SET state = 'building', registry = ?, monitoring = ?, updated_at = ? "
-                          "WHERE name = ?",
-                          {req.registry, int64_t{req.monitoring ? 1 : 0}, now, req.name}));
+        GEDGE_TRY(tx.exec(
+            "UPDATE clusters SET state = 'building', registry = ?, monitoring = ?, updated_at = ? "
+            "WHERE name = ?",
+            {req.registry, int64_t{req.monitoring ? 1 : 0}, now, req.name}));
       }
-      GEDGE_TRY(tx.exec("UPDATE clusters SET prometheus = ? WHERE name = ?",
-                        {req.prometheus_on.empty() ? SqlValue{nullptr} : SqlValue{req.prometheus_on}, req.name}));
+      GEDGE_TRY(tx.exec(
+          "UPDATE clusters SET prometheus = ? WHERE name = ?",
+          {req.prometheus_on.empty() ? SqlValue{nullptr} : SqlValue{req.prometheus_on}, req.name}));
       std::string server = vars.value("gedge_server", "");
       for (const auto& d : all)
-        GEDGE_TRY(tx.exec("INSERT OR IGNORE INTO cluster_members(cluster, device, role, state) VALUES (?, ?, ?, 'pending')",
-                          {req.name, d, std::string(!server.empty() && server == d ? "server" : "member")}));
+        GEDGE_TRY(tx.exec(
+            "INSERT OR IGNORE INTO cluster_members(cluster, device, role, state) VALUES (?, ?, ?, "
+            "'pending')",
+            {req.name, d, std::string(!server.empty() && server == d ? "server" : "member")}));
       for (const auto& [t, s] : hs)
         if (s.failed) {
-          GEDGE_TRY(tx.exec("INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-                            "VALUES (?, ?, ?, ?, 'failed', ?, ?)",
-                            {req.name, run_id, t, s.failed_step, s.message, now}));
-          GEDGE_TRY(tx.exec("UPDATE cluster_members SET state = 'failed' WHERE cluster = ? AND device = ?",
-                            {req.name, t}));
+          GEDGE_TRY(tx.exec(
+              "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
+              "VALUES (?, ?, ?, ?, 'failed', ?, ?)",
+              {req.name, run_id, t, s.failed_step, s.message, now}));
+          GEDGE_TRY(tx.exec(
+              "UPDATE cluster_members SET state = 'failed' WHERE cluster = ? AND device = ?",
+              {req.name, t}));
         }
       return {};
     }));
@@ -360,7 +410,8 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
         rep.progress(fmt::format("cluster {}: {}", req.name, e.task), ++tasks_seen, 0);
         return;
       }
-      if (e.host.empty() || std::find(runnable.begin(), runnable.end(), e.host) == runnable.end()) return;
+      if (e.host.empty() || std::find(runnable.begin(), runnable.end(), e.host) == runnable.end())
+        return;
       auto& s = hs[e.host];
       // Once gedge stops the run (--max-fail, Ctrl-C), the SIGINT itself makes in-flight tasks
       // fail or their ssh die: those are not the device's failures. The device ends "not finished".
@@ -372,7 +423,8 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
         status = e.changed ? "changed" : "ok";
         if (e.changed) {
           s.changed.push_back(e.task);
-          if (req.dry_run) s.plan.push_back({{"step", e.task}, {"action", "would change"}, {"diff", e.diff}});
+          if (req.dry_run)
+            s.plan.push_back({{"step", e.task}, {"action", "would change"}, {"diff", e.diff}});
           rep.step(e.host, (req.dry_run ? "would change: " : "changed: ") + e.task);
         }
       } else if (e.type == "skipped") {
@@ -399,9 +451,10 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
         return;
       }
       if (req.dry_run || journal_error) return;
-      auto w = inv.exec("INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        {req.name, run_id, e.host, e.task, status, e.msg, now_rfc3339()});
+      auto w = inv.exec(
+          "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)",
+          {req.name, run_id, e.host, e.task, status, e.msg, now_rfc3339()});
       if (!w) journal_error = w.error();
     };
     auto should_stop = [&]() {
@@ -411,23 +464,25 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
       if (req.max_fail.exceeded(failed, total)) max_fail_hit = true;
       return max_fail_hit;
     };
-    rep.info(fmt::format("running {} on {} device(s) (log: {})", playbook.filename().string(), runnable.size(),
-                         (run_dir / "ansible.log").string()));
+    rep.info(fmt::format("running {} on {} device(s) (log: {})", playbook.filename().string(),
+                         runnable.size(), (run_dir / "ansible.log").string()));
     GEDGE_TRY_ASSIGN(rr, ansible::run_playbook(spec, on_event, should_stop));
     if (journal_error) return std::unexpected(*journal_error);
     if (rr.stats.empty() && !rr.stopped)
       return fail(ErrorCode::failure,
-                  fmt::format("ansible-playbook exited with status {} before running any task:\n{}", rr.exit_code,
-                              rr.log_tail),
+                  fmt::format("ansible-playbook exited with status {} before running any task:\n{}",
+                              rr.exit_code, rr.log_tail),
                   fmt::format("see {}", rr.log.string()));
     for (const auto& t : runnable) {
       auto& s = hs[t];
       if (!rr.stats.contains(t)) {
-        if (!s.failed && !s.unreachable) s.message = rr.stopped ? "stopped before it finished" : "did not run";
+        if (!s.failed && !s.unreachable)
+          s.message = rr.stopped ? "stopped before it finished" : "did not run";
         continue;
       }
       const auto& st = rr.stats[t];
-      if (st.value("failures", 0) == 0 && st.value("unreachable", 0) == 0 && !s.failed && !s.unreachable)
+      if (st.value("failures", 0) == 0 && st.value("unreachable", 0) == 0 && !s.failed &&
+          !s.unreachable)
         s.finished = true;
     }
   }
@@ -456,15 +511,19 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   for (const auto& t : targets) {
     auto& s = hs[t];
     changed_total += static_cast<int>(s.changed.size());
-    std::string state = req.dry_run ? (s.failed || s.unreachable ? "probe-failed" : "planned")
-                                    : (s.finished ? "ready" : (s.unreachable ? "unreachable" : "failed"));
+    std::string state = req.dry_run
+                            ? (s.failed || s.unreachable ? "probe-failed" : "planned")
+                            : (s.finished ? "ready" : (s.unreachable ? "unreachable" : "failed"));
     if (!s.finished) failed_names.push_back(t);
-    nlohmann::json dj = {{"name", t},
-                         {"state", state},
-                         {"changed", s.changed},
-                         {"failed_step", s.failed_step.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.failed_step)},
-                         {"message", s.message.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.message)},
-                         {"metrics_url", s.metrics_url.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.metrics_url)}};
+    nlohmann::json dj = {
+        {"name", t},
+        {"state", state},
+        {"changed", s.changed},
+        {"failed_step",
+         s.failed_step.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.failed_step)},
+        {"message", s.message.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.message)},
+        {"metrics_url",
+         s.metrics_url.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.metrics_url)}};
     if (req.dry_run) dj["plan"] = s.plan;
     result["devices"].push_back(dj);
   }
@@ -479,38 +538,49 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     bool kubeconfig_ready = false;
     if (req.profile != "containers" && fs::exists(kubeconfig_dest)) {
       ::chmod(kubeconfig_dest.c_str(), 0600);
-      server_host = rows.count(vars.value("gedge_server", "")) ? rows[vars.value("gedge_server", "")].host : "";
+      server_host = rows.count(vars.value("gedge_server", ""))
+                        ? rows[vars.value("gedge_server", "")].host
+                        : "";
       if (auto text = read_file(kubeconfig_dest); text && !server_host.empty())
-        GEDGE_TRY(write_file_atomic(kubeconfig_dest, ansible::point_kubeconfig_at(*text, server_host), 0600));
+        GEDGE_TRY(write_file_atomic(kubeconfig_dest,
+                                    ansible::point_kubeconfig_at(*text, server_host), 0600));
       kubeconfig_ready = true;
     }
     GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
       for (const auto& t : targets) {
         const auto& s = hs[t];
         if (s.finished) {
-          GEDGE_TRY(tx.exec("INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-                            "VALUES (?, ?, ?, ?, 'ok', ?, ?)",
-                            {req.name, run_id, t, std::string(kStepComplete),
-                             fmt::format("{} step(s) changed", s.changed.size()), at}));
-          GEDGE_TRY(tx.exec("UPDATE cluster_members SET state = 'ready', metrics_url = ? WHERE cluster = ? AND device = ?",
-                            {s.metrics_url.empty() ? SqlValue{nullptr} : SqlValue{s.metrics_url}, req.name, t}));
+          GEDGE_TRY(tx.exec(
+              "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
+              "VALUES (?, ?, ?, ?, 'ok', ?, ?)",
+              {req.name, run_id, t, std::string(kStepComplete),
+               fmt::format("{} step(s) changed", s.changed.size()), at}));
+          GEDGE_TRY(tx.exec(
+              "UPDATE cluster_members SET state = 'ready', metrics_url = ? WHERE cluster = ? AND "
+              "device = ?",
+              {s.metrics_url.empty() ? SqlValue{nullptr} : SqlValue{s.metrics_url}, req.name, t}));
         } else {
           if (!s.failed && !s.unreachable)  // stopped or never reached: say so in the journal
-            GEDGE_TRY(tx.exec("INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-                              "VALUES (?, ?, ?, 'not finished', 'failed', ?, ?)",
-                              {req.name, run_id, t, s.message, at}));
+            GEDGE_TRY(tx.exec(
+                "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
+                "VALUES (?, ?, ?, 'not finished', 'failed', ?, ?)",
+                {req.name, run_id, t, s.message, at}));
           GEDGE_TRY(tx.exec("UPDATE cluster_members SET state = ? WHERE cluster = ? AND device = ?",
                             {std::string(s.unreachable ? "unreachable" : "failed"), req.name, t}));
         }
       }
-      GEDGE_TRY_ASSIGN(auto ms, tx.query("SELECT state FROM cluster_members WHERE cluster = ?", {req.name}));
+      GEDGE_TRY_ASSIGN(auto ms,
+                       tx.query("SELECT state FROM cluster_members WHERE cluster = ?", {req.name}));
       int ready = 0;
       for (const auto& m : ms)
         if (m["state"] == "ready") ++ready;
-      std::string cstate = ready == static_cast<int>(ms.size()) ? "ready" : (ready == 0 ? "failed" : "partial");
-      GEDGE_TRY(tx.exec("UPDATE clusters SET state = ?, updated_at = ? WHERE name = ?", {cstate, at, req.name}));
+      std::string cstate =
+          ready == static_cast<int>(ms.size()) ? "ready" : (ready == 0 ? "failed" : "partial");
+      GEDGE_TRY(tx.exec("UPDATE clusters SET state = ?, updated_at = ? WHERE name = ?",
+                        {cstate, at, req.name}));
       result["state"] = cstate;
-      // k3s/k8s: the fetched kubeconfig (rewritten above) becomes the cluster's Kubernetes endpoint.
+      // k3s/k8s: the fetched kubeconfig (rewritten above) becomes the cluster's Kubernetes
+      // endpoint.
       if (kubeconfig_ready) {
         GEDGE_TRY(tx.exec("UPDATE clusters SET kubeconfig = ?, api_server = ? WHERE name = ?",
                           {kubeconfig_dest.string(), server_url(server_host, 6443), req.name}));
@@ -523,13 +593,15 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   // The Prometheus server (a build, not a join: members come and go through the target file).
   std::optional<PrometheusStep> prom;
   if (!req.prometheus_on.empty() && !join_only && !rr.interrupted) {
-    GEDGE_TRY_ASSIGN(auto p, run_prometheus_playbook(inv, paths, req.prometheus_on, run_dir, req.dry_run,
-                                                     req.timeout_s, rep));
+    GEDGE_TRY_ASSIGN(auto p, run_prometheus_playbook(inv, paths, req.prometheus_on, run_dir,
+                                                     req.dry_run, req.timeout_s, rep));
     prom = p;
     result["prometheus"] = p.to_json();
-    if (auto base = prometheus_url(inv, req.name); base && *base) result["prometheus"]["url"] = **base;
+    if (auto base = prometheus_url(inv, req.name); base && *base)
+      result["prometheus"]["url"] = **base;
   }
-  if (!req.dry_run && !req.prometheus_on.empty() && (join_only || (prom && prom->state == "ready"))) {
+  if (!req.dry_run && !req.prometheus_on.empty() &&
+      (join_only || (prom && prom->state == "ready"))) {
     if (!old_prom.empty() && old_prom != req.prometheus_on)
       sync_targets_on(inv, paths, req.name, old_prom, req.timeout_s, rep, /*remove=*/true);
     auto sync = sync_prometheus(inv, paths, req.name, req.timeout_s, rep);
@@ -539,32 +611,40 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
 
   std::optional<Error> partial;
   if (rr.interrupted) {
-    partial = Error{ErrorCode::interrupted, fmt::format("build of cluster '{}' interrupted", req.name),
-                    fmt::format("gedge cluster build {} --resume", req.name)};
+    partial =
+        Error{ErrorCode::interrupted, fmt::format("build of cluster '{}' interrupted", req.name),
+              fmt::format("gedge cluster build {} --resume", req.name)};
   } else if (!failed_names.empty()) {
     std::string list;
     bool all_unreachable = true;
     for (const auto& n : failed_names) {
       const auto& s = hs[n];
       if (!s.unreachable) all_unreachable = false;
-      list += fmt::format("{}{} ({}{}{})", list.empty() ? "" : ", ", n,
-                          s.unreachable ? "unreachable" : (s.failed_step.empty() ? "not finished" : "failed at '" + s.failed_step + "'"),
-                          s.message.empty() ? "" : ": ", s.message.substr(0, 200));
+      list += fmt::format(
+          "{}{} ({}{}{})", list.empty() ? "" : ", ", n,
+          s.unreachable
+              ? "unreachable"
+              : (s.failed_step.empty() ? "not finished" : "failed at '" + s.failed_step + "'"),
+          s.message.empty() ? "" : ": ", s.message.substr(0, 200));
     }
     ErrorCode code = ErrorCode::partial;
-    if (failed_names.size() == targets.size()) code = all_unreachable ? ErrorCode::unreachable : ErrorCode::failure;
-    std::string stopped = rr.stopped ? fmt::format(" (stopped: more than --max-fail devices failed)") : "";
-    partial = Error{code,
-                    fmt::format("{} of {} device(s) {}{}: {}", failed_names.size(), targets.size(),
-                                req.dry_run ? "could not be probed" : "did not finish", stopped, list),
-                    req.dry_run ? "gedge device check " + failed_names.front()
-                                : fmt::format("gedge cluster build {} --resume", req.name)};
+    if (failed_names.size() == targets.size())
+      code = all_unreachable ? ErrorCode::unreachable : ErrorCode::failure;
+    std::string stopped =
+        rr.stopped ? fmt::format(" (stopped: more than --max-fail devices failed)") : "";
+    partial =
+        Error{code,
+              fmt::format("{} of {} device(s) {}{}: {}", failed_names.size(), targets.size(),
+                          req.dry_run ? "could not be probed" : "did not finish", stopped, list),
+              req.dry_run ? "gedge device check " + failed_names.front()
+                          : fmt::format("gedge cluster build {} --resume", req.name)};
   }
   if (prom && prom->state != "ready" && prom->state != "planned" && !rr.interrupted) {
-    std::string what = fmt::format("the Prometheus server on {} {} ({}{}{})", prom->host,
-                                   req.dry_run ? "could not be probed" : "did not finish",
-                                   prom->failed_step.empty() ? prom->state : "failed at '" + prom->failed_step + "'",
-                                   prom->message.empty() ? "" : ": ", prom->message.substr(0, 200));
+    std::string what = fmt::format(
+        "the Prometheus server on {} {} ({}{}{})", prom->host,
+        req.dry_run ? "could not be probed" : "did not finish",
+        prom->failed_step.empty() ? prom->state : "failed at '" + prom->failed_step + "'",
+        prom->message.empty() ? "" : ": ", prom->message.substr(0, 200));
     if (partial)
       partial->message += "; " + what;
     else
@@ -575,16 +655,20 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
 
 }  // namespace
 
-Result<BuildOutcome> build(Inventory& inv, const Paths& paths, const BuildRequest& req, Reporter& rep) {
+Result<BuildOutcome> build(Inventory& inv, const Paths& paths, const BuildRequest& req,
+                           Reporter& rep) {
   return run_build(inv, paths, req, rep, /*join_only=*/false);
 }
 
 Result<BuildOutcome> join(Inventory& inv, const Paths& paths, const std::string& name,
-                          const std::vector<std::string>& devices, int parallel, double timeout_s, Reporter& rep) {
+                          const std::vector<std::string>& devices, int parallel, double timeout_s,
+                          Reporter& rep) {
   if (devices.empty()) return fail(ErrorCode::usage, "join needs at least one DEVICE");
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   if (c["kind"] != "devices")
-    return fail(ErrorCode::usage, fmt::format("cluster '{}' is a registered Kubernetes cluster; join its nodes there", name));
+    return fail(
+        ErrorCode::usage,
+        fmt::format("cluster '{}' is a registered Kubernetes cluster; join its nodes there", name));
   BuildRequest req;
   req.name = name;
   req.devices = devices;

@@ -2,10 +2,9 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gedge/cluster.hpp"
 #include "gedge/ssh.hpp"
@@ -41,27 +40,31 @@ std::string metrics_url_for(const DeviceRow& d);
 // a device or "localhost", in run_dir/prometheus.
 struct PrometheusStep {
   std::string host;
-  std::string state;                 // ready | failed | unreachable | planned | probe-failed
+  std::string state;  // ready | failed | unreachable | planned | probe-failed
   std::vector<std::string> changed;
   std::vector<nlohmann::json> plan;  // dry run: {step, action, diff}
   std::string failed_step, message;
   nlohmann::json to_json() const;
 };
-Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& paths, const std::string& host,
-                                               const std::filesystem::path& run_dir, bool check, double timeout_s,
-                                               Reporter& rep);
+Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& paths,
+                                               const std::string& host,
+                                               const std::filesystem::path& run_dir, bool check,
+                                               double timeout_s, Reporter& rep);
 // usage unless HOST is "localhost" or a registered device.
 Result<void> check_prometheus_host(Inventory& inv, const std::string& host);
 
 // Rewrites (or deletes) cluster `name`'s target file on Prometheus host `host` (see
 // sync_prometheus, which uses the cluster's own host).
-nlohmann::json sync_targets_on(Inventory& inv, const Paths& paths, const std::string& name, const std::string& host,
-                               double timeout_s, Reporter& rep, bool remove);
+nlohmann::json sync_targets_on(Inventory& inv, const Paths& paths, const std::string& name,
+                               const std::string& host, double timeout_s, Reporter& rep,
+                               bool remove);
 
 // `cluster status` read from the cluster's Prometheus server at `base`: per member up/down
 // (its scrape target's health), CPU and memory 5-minute averages, disk free, load, the last
 // hour's CPU and the cluster's alerts. unreachable when the server does not answer.
-Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster, const std::vector<nlohmann::json>& members,
-                                        const std::string& host, const std::string& base, double timeout_s);
+Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster,
+                                        const std::vector<nlohmann::json>& members,
+                                        const std::string& host, const std::string& base,
+                                        double timeout_s);
 
 }  // namespace gedge::cluster::detail

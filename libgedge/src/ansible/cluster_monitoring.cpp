@@ -33,7 +33,8 @@ std::string local_user() {
 
 // The member's node-exporter as HOST:PORT (from its recorded metrics URL, else the default).
 std::string exporter_address(const nlohmann::json& member, const DeviceRow& d) {
-  std::string url = member["metrics_url"].is_string() ? member["metrics_url"].get<std::string>() : metrics_url_for(d);
+  std::string url = member["metrics_url"].is_string() ? member["metrics_url"].get<std::string>()
+                                                      : metrics_url_for(d);
   auto hp = url.substr(url.find("//") == std::string::npos ? 0 : url.find("//") + 2);
   return hp.substr(0, hp.find('/'));
 }
@@ -69,7 +70,10 @@ Result<std::vector<SdTarget>> prometheus_targets(Inventory& inv, const std::stri
   std::vector<SdTarget> out;
   for (const auto& m : members) {
     auto dev = m["device"].get<std::string>();
-    GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT host, port, user, tier, site, labels FROM devices WHERE name = ?", {dev}));
+    GEDGE_TRY_ASSIGN(
+        auto rows,
+        inv.query("SELECT host, port, user, tier, site, labels FROM devices WHERE name = ?",
+                  {dev}));
     if (rows.empty()) continue;  // removed with `device rm --force`: no longer scraped
     const auto& r = rows.front();
     DeviceRow d;
@@ -78,7 +82,8 @@ Result<std::vector<SdTarget>> prometheus_targets(Inventory& inv, const std::stri
     SdTarget t;
     t.address = exporter_address(m, d);
     // The device's own labels first, so that gedge's names win a clash.
-    auto labels = nlohmann::json::parse(r["labels"].is_string() ? r["labels"].get<std::string>() : "{}", nullptr, false);
+    auto labels = nlohmann::json::parse(
+        r["labels"].is_string() ? r["labels"].get<std::string>() : "{}", nullptr, false);
     if (labels.is_object())
       for (const auto& [k, v] : labels.items()) {
         auto key = prom_label_name(k);
@@ -86,8 +91,10 @@ Result<std::vector<SdTarget>> prometheus_targets(Inventory& inv, const std::stri
         t.labels[key] = v.is_string() ? v.get<std::string>() : v.dump();
       }
     for (const char* k : {"site", "tier"})
-      if (r[k].is_string() && !r[k].get<std::string>().empty()) t.labels[k] = r[k].get<std::string>();
-      else t.labels.erase(k);
+      if (r[k].is_string() && !r[k].get<std::string>().empty())
+        t.labels[k] = r[k].get<std::string>();
+      else
+        t.labels.erase(k);
     t.labels["gedge_cluster"] = name;
     t.labels["gedge_device"] = dev;
     out.push_back(std::move(t));
@@ -95,7 +102,9 @@ Result<std::vector<SdTarget>> prometheus_targets(Inventory& inv, const std::stri
   return out;
 }
 
-std::string sd_path(const std::string& cluster) { return fmt::format("{}/{}.json", kPrometheusTargetsDir, cluster); }
+std::string sd_path(const std::string& cluster) {
+  return fmt::format("{}/{}.json", kPrometheusTargetsDir, cluster);
+}
 
 namespace {
 
@@ -107,7 +116,8 @@ Result<std::string> prometheus_base(Inventory& inv, const std::string& host) {
 }
 
 std::optional<std::string> prometheus_host_of(const nlohmann::json& cluster) {
-  if (cluster.contains("prometheus") && cluster["prometheus"].is_string() && !cluster["prometheus"].get<std::string>().empty())
+  if (cluster.contains("prometheus") && cluster["prometheus"].is_string() &&
+      !cluster["prometheus"].get<std::string>().empty())
     return cluster["prometheus"].get<std::string>();
   return std::nullopt;
 }
@@ -123,7 +133,8 @@ Result<std::optional<std::string>> prometheus_url(Inventory& inv, const std::str
 }
 
 nlohmann::json grafana_dashboard(const std::string& name) {
-  const std::string sel = fmt::format("job=\"{}\",gedge_cluster=\"{}\",gedge_device=~\"$device\"", kPrometheusJob, name);
+  const std::string sel = fmt::format("job=\"{}\",gedge_cluster=\"{}\",gedge_device=~\"$device\"",
+                                      kPrometheusJob, name);
   const nlohmann::json ds = {{"type", "prometheus"}, {"uid", "${datasource}"}};
   struct P {
     const char* type;
@@ -136,16 +147,23 @@ nlohmann::json grafana_dashboard(const std::string& name) {
       {"stat", "Members up", "none", fmt::format("sum(up{{{}}})", sel), 6, 4},
       {"stat", "Members down", "none", fmt::format("count(up{{{}}} == 0) or vector(0)", sel), 6, 4},
       {"stat", "Firing alerts", "none",
-       fmt::format("count(ALERTS{{gedge_cluster=\"{}\",alertstate=\"firing\"}}) or vector(0)", name), 12, 4},
+       fmt::format("count(ALERTS{{gedge_cluster=\"{}\",alertstate=\"firing\"}}) or vector(0)",
+                   name),
+       12, 4},
       {"timeseries", "CPU busy", "percent",
-       fmt::format("100 * (1 - sum by (gedge_device) (rate(node_cpu_seconds_total{{{0},mode=~\"idle|iowait\"}}[$__rate_interval]))"
+       fmt::format("100 * (1 - sum by (gedge_device) "
+                   "(rate(node_cpu_seconds_total{{{0},mode=~\"idle|iowait\"}}[$__rate_interval]))"
                    " / count by (gedge_device) (node_cpu_seconds_total{{{0},mode=\"idle\"}}))",
                    sel),
        12, 8},
       {"timeseries", "Memory used", "bytes",
-       fmt::format("node_memory_MemTotal_bytes{{{0}}} - node_memory_MemAvailable_bytes{{{0}}}", sel), 12, 8},
+       fmt::format("node_memory_MemTotal_bytes{{{0}}} - node_memory_MemAvailable_bytes{{{0}}}",
+                   sel),
+       12, 8},
       {"timeseries", "Disk free", "bytes",
-       fmt::format("node_filesystem_avail_bytes{{{},fstype!~\"tmpfs|ramfs|squashfs|iso9660\"}}", sel), 12, 8},
+       fmt::format("node_filesystem_avail_bytes{{{},fstype!~\"tmpfs|ramfs|squashfs|iso9660\"}}",
+                   sel),
+       12, 8},
       {"timeseries", "Load (1 m)", "none", fmt::format("node_load1{{{}}}", sel), 12, 8},
   };
   nlohmann::json panels = nlohmann::json::array();
@@ -156,7 +174,9 @@ nlohmann::json grafana_dashboard(const std::string& name) {
       y += row_h;
       row_h = 0;
     }
-    std::string legend = std::string(p.title).starts_with("Disk") ? "{{gedge_device}} {{mountpoint}}" : "{{gedge_device}}";
+    std::string legend = std::string(p.title).starts_with("Disk")
+                             ? "{{gedge_device}} {{mountpoint}}"
+                             : "{{gedge_device}}";
     nlohmann::json target = {{"refId", "A"}, {"datasource", ds}, {"expr", p.expr}, {"range", true}};
     if (std::string_view(p.type) == "timeseries") target["legendFormat"] = legend;
     panels.push_back({{"id", id++},
@@ -165,7 +185,8 @@ nlohmann::json grafana_dashboard(const std::string& name) {
                       {"datasource", ds},
                       {"gridPos", {{"h", p.h}, {"w", p.w}, {"x", x}, {"y", y}}},
                       {"targets", {target}},
-                      {"fieldConfig", {{"defaults", {{"unit", p.unit}}}, {"overrides", nlohmann::json::array()}}},
+                      {"fieldConfig",
+                       {{"defaults", {{"unit", p.unit}}}, {"overrides", nlohmann::json::array()}}},
                       {"options", nlohmann::json::object()},
                       {"transformations", nlohmann::json::array()},
                       {"transparent", false},
@@ -174,19 +195,24 @@ nlohmann::json grafana_dashboard(const std::string& name) {
     row_h = std::max(row_h, p.h);
   }
   nlohmann::json templating = nlohmann::json::array();
-  templating.push_back({{"type", "datasource"}, {"name", "datasource"}, {"label", "Prometheus"},
-                        {"query", "prometheus"}, {"hide", 0}, {"skipUrlSync", false}});
-  templating.push_back({{"type", "query"},
-                        {"name", "device"},
-                        {"label", "Device"},
-                        {"datasource", ds},
-                        {"query", fmt::format("label_values(up{{job=\"{}\",gedge_cluster=\"{}\"}}, gedge_device)",
-                                              kPrometheusJob, name)},
-                        {"refresh", 2},
-                        {"multi", true},
-                        {"includeAll", true},
+  templating.push_back({{"type", "datasource"},
+                        {"name", "datasource"},
+                        {"label", "Prometheus"},
+                        {"query", "prometheus"},
                         {"hide", 0},
                         {"skipUrlSync", false}});
+  templating.push_back(
+      {{"type", "query"},
+       {"name", "device"},
+       {"label", "Device"},
+       {"datasource", ds},
+       {"query", fmt::format("label_values(up{{job=\"{}\",gedge_cluster=\"{}\"}}, gedge_device)",
+                             kPrometheusJob, name)},
+       {"refresh", 2},
+       {"multi", true},
+       {"includeAll", true},
+       {"hide", 0},
+       {"skipUrlSync", false}});
   nlohmann::json annotations = nlohmann::json::array();
   annotations.push_back({{"name", "Annotations & Alerts"},
                          {"builtIn", 1},
@@ -195,30 +221,32 @@ nlohmann::json grafana_dashboard(const std::string& name) {
                          {"hide", true},
                          {"iconColor", "rgba(0, 211, 255, 1)"},
                          {"type", "dashboard"}});
-  return nlohmann::json{{"uid", prom_label_name("gedge-" + name).substr(0, 40)},
-                        {"title", fmt::format("gedge cluster {}", name)},
-                        {"description", fmt::format("Node-exporters of gedge cluster {} (job \"{}\")", name, kPrometheusJob)},
-                        {"tags", {"gedge", "node-exporter"}},
-                        {"style", "dark"},
-                        {"timezone", "browser"},
-                        {"editable", true},
-                        {"graphTooltip", 1},
-                        {"fiscalYearStartMonth", 0},
-                        {"time", {{"from", "now-6h"}, {"to", "now"}}},
-                        {"timepicker", nlohmann::json::object()},
-                        {"refresh", "30s"},
-                        {"schemaVersion", 39},
-                        {"version", 1},
-                        {"links", nlohmann::json::array()},
-                        {"annotations", {{"list", annotations}}},
-                        {"templating", {{"list", templating}}},
-                        {"panels", panels}};
+  return nlohmann::json{
+      {"uid", prom_label_name("gedge-" + name).substr(0, 40)},
+      {"title", fmt::format("gedge cluster {}", name)},
+      {"description",
+       fmt::format("Node-exporters of gedge cluster {} (job \"{}\")", name, kPrometheusJob)},
+      {"tags", {"gedge", "node-exporter"}},
+      {"style", "dark"},
+      {"timezone", "browser"},
+      {"editable", true},
+      {"graphTooltip", 1},
+      {"fiscalYearStartMonth", 0},
+      {"time", {{"from", "now-6h"}, {"to", "now"}}},
+      {"timepicker", nlohmann::json::object()},
+      {"refresh", "30s"},
+      {"schemaVersion", 39},
+      {"version", 1},
+      {"links", nlohmann::json::array()},
+      {"annotations", {{"list", annotations}}},
+      {"templating", {{"list", templating}}},
+      {"panels", panels}};
 }
 
 // ---- keeping the target file ------------------------------------------------------------------
 
-nlohmann::json sync_prometheus(Inventory& inv, const Paths& paths, const std::string& name, double timeout_s,
-                               Reporter& rep, bool remove) {
+nlohmann::json sync_prometheus(Inventory& inv, const Paths& paths, const std::string& name,
+                               double timeout_s, Reporter& rep, bool remove) {
   auto c = load_cluster(inv, name);
   if (!c || !*c) return nullptr;
   auto host = prometheus_host_of(**c);
@@ -228,8 +256,9 @@ nlohmann::json sync_prometheus(Inventory& inv, const Paths& paths, const std::st
 
 namespace detail {
 
-nlohmann::json sync_targets_on(Inventory& inv, const Paths& paths, const std::string& name, const std::string& prom_host,
-                               double timeout_s, Reporter& rep, bool remove) {
+nlohmann::json sync_targets_on(Inventory& inv, const Paths& paths, const std::string& name,
+                               const std::string& prom_host, double timeout_s, Reporter& rep,
+                               bool remove) {
   const std::string* host = &prom_host;
   std::string path = sd_path(name);
   nlohmann::json out = {{"host", *host}, {"file", path}, {"synced", false}, {"error", nullptr}};
@@ -245,7 +274,8 @@ nlohmann::json sync_targets_on(Inventory& inv, const Paths& paths, const std::st
       if (remove) {
         std::error_code ec;
         fs::remove(path, ec);
-        if (ec) return fail(ErrorCode::failure, fmt::format("cannot remove {}: {}", path, ec.message()));
+        if (ec)
+          return fail(ErrorCode::failure, fmt::format("cannot remove {}: {}", path, ec.message()));
       } else {
         GEDGE_TRY(write_file_atomic(path, text, 0644));
       }
@@ -266,9 +296,10 @@ nlohmann::json sync_targets_on(Inventory& inv, const Paths& paths, const std::st
     out["targets"] = *done;
   } else {
     out["error"] = done.error().message;
-    rep.warn(fmt::format("the Prometheus target file of cluster {} on {} was not {}: {} (gedge cluster build {} "
-                         "rewrites it)",
-                         name, *host, remove ? "removed" : "rewritten", done.error().message, name));
+    rep.warn(fmt::format(
+        "the Prometheus target file of cluster {} on {} was not {}: {} (gedge cluster build {} "
+        "rewrites it)",
+        name, *host, remove ? "removed" : "rewritten", done.error().message, name));
   }
   return out;
 }
@@ -276,7 +307,9 @@ nlohmann::json sync_targets_on(Inventory& inv, const Paths& paths, const std::st
 }  // namespace detail
 
 Result<std::vector<std::string>> clusters_of(Inventory& inv, const std::string& device) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT cluster FROM cluster_members WHERE device = ? ORDER BY cluster", {device}));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query("SELECT cluster FROM cluster_members WHERE device = ? ORDER BY cluster", {device}));
   std::vector<std::string> out;
   for (const auto& r : rows) out.push_back(r["cluster"].get<std::string>());
   return out;
@@ -288,31 +321,36 @@ Result<void> check_prometheus_host(Inventory& inv, const std::string& host) {
   if (host == kLocalhost) return {};
   auto d = load_device(inv, host);
   if (!d)
-    return fail(ErrorCode::usage,
-                fmt::format("--prometheus-on '{}' is neither 'localhost' nor a registered device", host),
-                "gedge device ls");
+    return fail(
+        ErrorCode::usage,
+        fmt::format("--prometheus-on '{}' is neither 'localhost' nor a registered device", host),
+        "gedge device ls");
   return {};
 }
 
 nlohmann::json PrometheusStep::to_json() const {
-  nlohmann::json j = {{"host", host},
-                      {"state", state},
-                      {"changed", changed},
-                      {"failed_step", failed_step.empty() ? nlohmann::json(nullptr) : nlohmann::json(failed_step)},
-                      {"message", message.empty() ? nlohmann::json(nullptr) : nlohmann::json(message)}};
+  nlohmann::json j = {
+      {"host", host},
+      {"state", state},
+      {"changed", changed},
+      {"failed_step", failed_step.empty() ? nlohmann::json(nullptr) : nlohmann::json(failed_step)},
+      {"message", message.empty() ? nlohmann::json(nullptr) : nlohmann::json(message)}};
   if (state == "planned" || state == "probe-failed") j["plan"] = plan;
   return j;
 }
 
-Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& paths, const std::string& host,
-                                               const fs::path& run_dir, bool check, double timeout_s, Reporter& rep) {
+Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& paths,
+                                               const std::string& host, const fs::path& run_dir,
+                                               bool check, double timeout_s, Reporter& rep) {
   PrometheusStep st;
   st.host = host;
   GEDGE_TRY_ASSIGN(auto pbdir, ansible::find_playbook_dir());
   fs::path dir = run_dir / "prometheus";
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::failure,
+                fmt::format("cannot create {}: {}", dir.string(), ec.message()));
 
   ansible::InventorySpec ispec;
   ispec.group = "gedge_prometheus";
@@ -337,7 +375,8 @@ Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& path
     }
     known_hosts = *lines;
     owner = d.user;
-    ispec.hosts.push_back(ansible::inventory_host(d.target, paths.key, ispec.known_hosts, timeout_s));
+    ispec.hosts.push_back(
+        ansible::inventory_host(d.target, paths.key, ispec.known_hosts, timeout_s));
   }
   GEDGE_TRY(write_file_atomic(ispec.known_hosts, known_hosts, 0600));
 
@@ -360,7 +399,8 @@ Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& path
     if (e.host != host) return;
     if (e.type == "ok" && e.changed) {
       st.changed.push_back(e.task);
-      if (check) st.plan.push_back({{"step", e.task}, {"action", "would change"}, {"diff", e.diff}});
+      if (check)
+        st.plan.push_back({{"step", e.task}, {"action", "would change"}, {"diff", e.diff}});
       rep.step(host, (check ? "would change: " : "changed: ") + e.task);
     } else if (e.type == "skipped" && check && e.check_mode_skip) {
       st.plan.push_back({{"step", e.task}, {"action", "would run"}, {"diff", ""}});
@@ -373,12 +413,15 @@ Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& path
       rep.step(host, fmt::format("{}: {}: {}", e.type, e.task, e.msg));
     }
   };
-  rep.info(fmt::format("running prometheus.yml on {} (log: {})", host, (dir / "ansible.log").string()));
+  rep.info(
+      fmt::format("running prometheus.yml on {} (log: {})", host, (dir / "ansible.log").string()));
   GEDGE_TRY_ASSIGN(auto rr, ansible::run_playbook(spec, on_event));
   bool finished = rr.stats.contains(host) && !failed && !unreachable &&
-                  rr.stats[host].value("failures", 0) == 0 && rr.stats[host].value("unreachable", 0) == 0;
+                  rr.stats[host].value("failures", 0) == 0 &&
+                  rr.stats[host].value("unreachable", 0) == 0;
   if (!finished && st.message.empty())
-    st.message = rr.stats.empty() ? fmt::format("ansible-playbook exited with status {}: {}", rr.exit_code, rr.log_tail)
+    st.message = rr.stats.empty() ? fmt::format("ansible-playbook exited with status {}: {}",
+                                                rr.exit_code, rr.log_tail)
                                   : "stopped before it finished";
   if (check)
     st.state = finished ? "planned" : "probe-failed";
@@ -391,17 +434,21 @@ Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& path
 
 namespace {
 
-double round1(double v) { return std::round(v * 10) / 10; }
+double round1(double v) {
+  return std::round(v * 10) / 10;
+}
 
 // Per device: the first value of each series of an instant query.
 std::map<std::string, double> by_device(const std::vector<metrics::PromSeries>& series) {
   std::map<std::string, double> out;
   for (const auto& s : series)
-    if (s.labels.count("gedge_device") && !s.points.empty()) out[s.labels.at("gedge_device")] = s.points.front().second;
+    if (s.labels.count("gedge_device") && !s.points.empty())
+      out[s.labels.at("gedge_device")] = s.points.front().second;
   return out;
 }
 
-nlohmann::json num(const std::map<std::string, double>& m, const std::string& dev, bool round = false) {
+nlohmann::json num(const std::map<std::string, double>& m, const std::string& dev,
+                   bool round = false) {
   auto it = m.find(dev);
   if (it == m.end() || !std::isfinite(it->second)) return nullptr;
   return round ? round1(it->second) : it->second;
@@ -409,16 +456,20 @@ nlohmann::json num(const std::map<std::string, double>& m, const std::string& de
 
 }  // namespace
 
-Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster, const std::vector<nlohmann::json>& members,
-                                        const std::string& host, const std::string& base, double timeout_s) {
+Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster,
+                                        const std::vector<nlohmann::json>& members,
+                                        const std::string& host, const std::string& base,
+                                        double timeout_s) {
   const std::string name = cluster["name"].get<std::string>();
   const std::string sel = fmt::format("job=\"{}\",gedge_cluster=\"{}\"", kPrometheusJob, name);
   const double t = std::min(timeout_s, 10.0);
   constexpr double kHistoryStep = 120;  // 30 points over the last hour
   auto cpu_expr = [&](const char* window) {
-    return fmt::format("100 * (1 - sum by (gedge_device) (rate(node_cpu_seconds_total{{{0},mode=~\"idle|iowait\"}}[{1}]))"
-                       " / count by (gedge_device) (node_cpu_seconds_total{{{0},mode=\"idle\"}}))",
-                       sel, window);
+    return fmt::format(
+        "100 * (1 - sum by (gedge_device) "
+        "(rate(node_cpu_seconds_total{{{0},mode=~\"idle|iowait\"}}[{1}]))"
+        " / count by (gedge_device) (node_cpu_seconds_total{{{0},mode=\"idle\"}}))",
+        sel, window);
   };
 
   // Scrape health per target (up/down and the last error) from the targets API.
@@ -433,33 +484,59 @@ Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster, const std
     }
 
   GEDGE_TRY_ASSIGN(auto cpu, metrics::prom_query(base, cpu_expr("5m"), t));
-  GEDGE_TRY_ASSIGN(auto cpus, metrics::prom_query(base, fmt::format("count by (gedge_device) (node_cpu_seconds_total{{{},mode=\"idle\"}})", sel), t));
-  GEDGE_TRY_ASSIGN(auto mem_total, metrics::prom_query(base, fmt::format("avg_over_time(node_memory_MemTotal_bytes{{{}}}[5m])", sel), t));
-  GEDGE_TRY_ASSIGN(auto mem_avail, metrics::prom_query(base, fmt::format("avg_over_time(node_memory_MemAvailable_bytes{{{}}}[5m])", sel), t));
-  GEDGE_TRY_ASSIGN(auto load, metrics::prom_query(base, fmt::format("{{__name__=~\"node_load1|node_load5|node_load15\",{}}}", sel), t));
-  GEDGE_TRY_ASSIGN(auto disk, metrics::prom_query(
-      base, fmt::format("{{__name__=~\"node_filesystem_avail_bytes|node_filesystem_size_bytes\",{},fstype!~\"tmpfs|ramfs|squashfs|iso9660\"}}", sel), t));
-  GEDGE_TRY_ASSIGN(auto alerts, metrics::prom_query(base, fmt::format("ALERTS{{gedge_cluster=\"{}\"}}", name), t));
-  double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  GEDGE_TRY_ASSIGN(
+      auto cpus,
+      metrics::prom_query(
+          base,
+          fmt::format("count by (gedge_device) (node_cpu_seconds_total{{{},mode=\"idle\"}})", sel),
+          t));
+  GEDGE_TRY_ASSIGN(
+      auto mem_total,
+      metrics::prom_query(
+          base, fmt::format("avg_over_time(node_memory_MemTotal_bytes{{{}}}[5m])", sel), t));
+  GEDGE_TRY_ASSIGN(
+      auto mem_avail,
+      metrics::prom_query(
+          base, fmt::format("avg_over_time(node_memory_MemAvailable_bytes{{{}}}[5m])", sel), t));
+  GEDGE_TRY_ASSIGN(
+      auto load,
+      metrics::prom_query(
+          base, fmt::format("{{__name__=~\"node_load1|node_load5|node_load15\",{}}}", sel), t));
+  GEDGE_TRY_ASSIGN(
+      auto disk,
+      metrics::prom_query(base,
+                          fmt::format("{{__name__=~\"node_filesystem_avail_bytes|node_filesystem_"
+                                      "size_bytes\",{},fstype!~\"tmpfs|ramfs|squashfs|iso9660\"}}",
+                                      sel),
+                          t));
+  GEDGE_TRY_ASSIGN(auto alerts, metrics::prom_query(
+                                    base, fmt::format("ALERTS{{gedge_cluster=\"{}\"}}", name), t));
+  double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   double end = std::floor(now);
   double start = end - 3600 + kHistoryStep;
-  GEDGE_TRY_ASSIGN(auto hist, metrics::prom_query_range(base, cpu_expr("4m"), start, end, kHistoryStep, t));
+  GEDGE_TRY_ASSIGN(auto hist,
+                   metrics::prom_query_range(base, cpu_expr("4m"), start, end, kHistoryStep, t));
 
-  auto cpu_m = by_device(cpu), cpus_m = by_device(cpus), total_m = by_device(mem_total), avail_m = by_device(mem_avail);
+  auto cpu_m = by_device(cpu), cpus_m = by_device(cpus), total_m = by_device(mem_total),
+       avail_m = by_device(mem_avail);
   std::map<std::string, std::map<std::string, double>> load_m;
   for (const auto& s : load)
     if (s.labels.count("gedge_device") && !s.points.empty())
-      load_m[s.labels.at("gedge_device")][s.labels.count("__name__") ? s.labels.at("__name__") : ""] = s.points.front().second;
+      load_m[s.labels.at("gedge_device")]
+            [s.labels.count("__name__") ? s.labels.at("__name__") : ""] = s.points.front().second;
   // Disk: "/" when exported, else the largest filesystem (overlay roots of container hosts).
   struct Fs {
     double avail = NAN, size = NAN;
   };
   std::map<std::string, std::map<std::string, Fs>> disk_m;
   for (const auto& s : disk) {
-    if (!s.labels.count("gedge_device") || !s.labels.count("mountpoint") || s.points.empty()) continue;
+    if (!s.labels.count("gedge_device") || !s.labels.count("mountpoint") || s.points.empty())
+      continue;
     auto& f = disk_m[s.labels.at("gedge_device")][s.labels.at("mountpoint")];
-    (s.labels.count("__name__") && s.labels.at("__name__") == "node_filesystem_size_bytes" ? f.size : f.avail) =
-        s.points.front().second;
+    (s.labels.count("__name__") && s.labels.at("__name__") == "node_filesystem_size_bytes"
+         ? f.size
+         : f.avail) = s.points.front().second;
   }
   // 30 points per device, oldest first; no data (not scraped yet, down) is a gap.
   const std::vector<double> gaps(static_cast<size_t>(std::lround(3600 / kHistoryStep)),
@@ -475,8 +552,12 @@ Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster, const std
     hist_m[s.labels.at("gedge_device")] = v;
   }
 
-  nlohmann::json out = {{"name", name},       {"kind", "devices"},       {"profile", cluster["profile"]},
-                        {"state", cluster["state"]}, {"monitoring", cluster["monitoring"] == 1}, {"source", "prometheus"}};
+  nlohmann::json out = {{"name", name},
+                        {"kind", "devices"},
+                        {"profile", cluster["profile"]},
+                        {"state", cluster["state"]},
+                        {"monitoring", cluster["monitoring"] == 1},
+                        {"source", "prometheus"}};
   nlohmann::json ms = nlohmann::json::array();
   std::vector<std::string> down;
   for (const auto& m : members) {
@@ -503,7 +584,8 @@ Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster, const std
       for (const char* l : {"load1", "load5", "load15"}) {
         auto& lm = load_m[dev];
         auto it = lm.find(std::string("node_") + l);
-        met[l] = it == lm.end() || !std::isfinite(it->second) ? nlohmann::json(nullptr) : nlohmann::json(it->second);
+        met[l] = it == lm.end() || !std::isfinite(it->second) ? nlohmann::json(nullptr)
+                                                              : nlohmann::json(it->second);
       }
       met["disk_free_bytes"] = nullptr;
       met["disk_total_bytes"] = nullptr;
@@ -520,7 +602,8 @@ Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster, const std
       }
       met["window"] = "5m";
       nlohmann::json hv = nlohmann::json::array();
-      for (double v : hist_m.count(dev) ? hist_m[dev] : gaps) hv.push_back(std::isfinite(v) ? nlohmann::json(round1(v)) : nlohmann::json(nullptr));
+      for (double v : hist_m.count(dev) ? hist_m[dev] : gaps)
+        hv.push_back(std::isfinite(v) ? nlohmann::json(round1(v)) : nlohmann::json(nullptr));
       met["cpu_busy_percent_1h"] = hv;
     }
     if (up != true) down.push_back(dev);
@@ -536,17 +619,23 @@ Result<StatusOutcome> prometheus_status(const nlohmann::json& cluster, const std
   out["members"] = ms;
   nlohmann::json al = nlohmann::json::array();
   for (const auto& s : alerts) {
-    auto get = [&](const char* k) { return s.labels.count(k) ? nlohmann::json(s.labels.at(k)) : nlohmann::json(nullptr); };
-    al.push_back({{"alert", get("alertname")}, {"state", get("alertstate")}, {"device", get("gedge_device")},
+    auto get = [&](const char* k) {
+      return s.labels.count(k) ? nlohmann::json(s.labels.at(k)) : nlohmann::json(nullptr);
+    };
+    al.push_back({{"alert", get("alertname")},
+                  {"state", get("alertstate")},
+                  {"device", get("gedge_device")},
                   {"severity", get("severity")}});
   }
-  out["prometheus"] = {{"host", host}, {"url", base}, {"history_step_s", kHistoryStep}, {"alerts", al}};
+  out["prometheus"] = {
+      {"host", host}, {"url", base}, {"history_step_s", kHistoryStep}, {"alerts", al}};
   std::optional<Error> partial;
   if (!down.empty()) {
     std::string list;
     for (const auto& d : down) list += (list.empty() ? "" : ", ") + d;
     partial = Error{down.size() == members.size() ? ErrorCode::unreachable : ErrorCode::partial,
-                    fmt::format("{} of {} member(s) down (Prometheus on {}): {}", down.size(), members.size(), host, list),
+                    fmt::format("{} of {} member(s) down (Prometheus on {}): {}", down.size(),
+                                members.size(), host, list),
                     "gedge device check " + down.front()};
   }
   return StatusOutcome{out, partial};

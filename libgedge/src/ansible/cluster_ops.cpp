@@ -22,10 +22,17 @@ namespace {
 
 nlohmann::json cluster_summary(Inventory& inv, const nlohmann::json& c) {
   auto members = load_members(inv, c["name"].get<std::string>());
-  nlohmann::json j = {{"name", c["name"]},           {"kind", c["kind"]},       {"profile", c["profile"]},
-                      {"state", c["state"]},         {"registry", c["registry"]}, {"monitoring", c["monitoring"] == 1},
-                      {"server", c["server"]},       {"kubeconfig", c["kubeconfig"]}, {"context", c["context"]},
-                      {"api_server", c["api_server"]}, {"created_at", c["created_at"]},
+  nlohmann::json j = {{"name", c["name"]},
+                      {"kind", c["kind"]},
+                      {"profile", c["profile"]},
+                      {"state", c["state"]},
+                      {"registry", c["registry"]},
+                      {"monitoring", c["monitoring"] == 1},
+                      {"server", c["server"]},
+                      {"kubeconfig", c["kubeconfig"]},
+                      {"context", c["context"]},
+                      {"api_server", c["api_server"]},
+                      {"created_at", c["created_at"]},
                       {"updated_at", c["updated_at"]}};
   j["prometheus"] = c.contains("prometheus") ? c["prometheus"] : nlohmann::json(nullptr);
   j["members"] = members ? static_cast<int>(members->size()) : 0;
@@ -45,8 +52,9 @@ Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   auto j = cluster_summary(inv, c);
   nlohmann::json members = nlohmann::json::array();
-  GEDGE_TRY_ASSIGN(auto journal, inv.query(
-      "SELECT device, run_id, step, status, message, at FROM build_journal WHERE cluster = ? ORDER BY id", {name}));
+  GEDGE_TRY_ASSIGN(auto journal, inv.query("SELECT device, run_id, step, status, message, at FROM "
+                                           "build_journal WHERE cluster = ? ORDER BY id",
+                                           {name}));
   GEDGE_TRY_ASSIGN(auto member_rows, load_members(inv, name));
   for (const auto& m : member_rows) {
     std::string dev = m["device"].get<std::string>();
@@ -56,30 +64,37 @@ Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
       if (r["device"] == dev) last_run = r["run_id"].get<std::string>();
     for (const auto& r : journal)
       if (r["device"] == dev && r["run_id"] == last_run)
-        steps.push_back({{"step", r["step"]}, {"status", r["status"]}, {"message", r["message"]}, {"at", r["at"]}});
-    members.push_back({{"device", dev},
-                       {"role", m["role"]},
-                       {"state", m["state"]},
-                       {"metrics_url", m["metrics_url"]},
-                       {"last_run", last_run.empty() ? nlohmann::json(nullptr) : nlohmann::json(last_run)},
-                       {"steps", steps}});
+        steps.push_back({{"step", r["step"]},
+                         {"status", r["status"]},
+                         {"message", r["message"]},
+                         {"at", r["at"]}});
+    members.push_back(
+        {{"device", dev},
+         {"role", m["role"]},
+         {"state", m["state"]},
+         {"metrics_url", m["metrics_url"]},
+         {"last_run", last_run.empty() ? nlohmann::json(nullptr) : nlohmann::json(last_run)},
+         {"steps", steps}});
   }
   j["members"] = members;
   return j;
 }
 
 Result<nlohmann::json> leave(Inventory& inv, const Paths& paths, const std::string& name,
-                             const std::vector<std::string>& devices, double timeout_s, Reporter& rep) {
+                             const std::vector<std::string>& devices, double timeout_s,
+                             Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   if (c["kind"] != "devices")
-    return fail(ErrorCode::usage, fmt::format("cluster '{}' is a registered Kubernetes cluster", name));
+    return fail(ErrorCode::usage,
+                fmt::format("cluster '{}' is a registered Kubernetes cluster", name));
   if (devices.empty()) return fail(ErrorCode::usage, "leave needs at least one DEVICE");
   std::vector<std::string> members;
   GEDGE_TRY_ASSIGN(auto member_rows, load_members(inv, name));
   for (const auto& m : member_rows) members.push_back(m["device"].get<std::string>());
   for (const auto& d : devices)
     if (std::find(members.begin(), members.end(), d) == members.end())
-      return fail(ErrorCode::not_found, fmt::format("device '{}' is not a member of cluster '{}'", d, name),
+      return fail(ErrorCode::not_found,
+                  fmt::format("device '{}' is not a member of cluster '{}'", d, name),
                   fmt::format("gedge cluster show {}", name));
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     for (const auto& d : devices) {
@@ -90,13 +105,16 @@ Result<nlohmann::json> leave(Inventory& inv, const Paths& paths, const std::stri
     return {};
   }));
   nlohmann::json left = devices;
-  nlohmann::json out = {{"cluster", name}, {"left", left}, {"members", static_cast<int>(members.size() - devices.size())}};
-  if (auto p = sync_prometheus(inv, paths, name, timeout_s, rep); !p.is_null()) out["prometheus"] = p;
+  nlohmann::json out = {{"cluster", name},
+                        {"left", left},
+                        {"members", static_cast<int>(members.size() - devices.size())}};
+  if (auto p = sync_prometheus(inv, paths, name, timeout_s, rep); !p.is_null())
+    out["prometheus"] = p;
   return out;
 }
 
-Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::string& name, double timeout_s,
-                              Reporter& rep) {
+Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::string& name,
+                              double timeout_s, Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
   // Its Prometheus server stops scraping the members: the target file goes first.
@@ -107,7 +125,9 @@ Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::str
     GEDGE_TRY(tx.exec("DELETE FROM clusters WHERE name = ?", {name}));
     return {};
   }));
-  nlohmann::json out = {{"cluster", name}, {"removed", true}, {"kind", c["kind"]},
+  nlohmann::json out = {{"cluster", name},
+                        {"removed", true},
+                        {"kind", c["kind"]},
                         {"members", static_cast<int>(members.size())}};
   if (!prom.is_null()) out["prometheus"] = prom;
   return out;
@@ -116,11 +136,14 @@ Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::str
 Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::string& name,
                                 const std::string& format) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
-  static const std::vector<std::string> kFormats = {"ansible", "prometheus", "prometheus-sd", "prometheus-rules", "grafana"};
+  static const std::vector<std::string> kFormats = {"ansible", "prometheus", "prometheus-sd",
+                                                    "prometheus-rules", "grafana"};
   if (std::find(kFormats.begin(), kFormats.end(), format) == kFormats.end())
-    return fail(ErrorCode::usage, fmt::format("unknown export format '{}': use {}", format, fmt::join(kFormats, ", ")));
+    return fail(ErrorCode::usage, fmt::format("unknown export format '{}': use {}", format,
+                                              fmt::join(kFormats, ", ")));
   if (c["kind"] != "devices")
-    return fail(ErrorCode::usage, fmt::format("cluster '{}' is a Kubernetes cluster; use its kubeconfig", name));
+    return fail(ErrorCode::usage,
+                fmt::format("cluster '{}' is a Kubernetes cluster; use its kubeconfig", name));
   if (format == "prometheus-rules") return prometheus_rules();
   if (format == "prometheus-sd") {
     GEDGE_TRY_ASSIGN(auto targets, prometheus_targets(inv, name));
@@ -135,12 +158,15 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
       auto url = m["metrics_url"].get<std::string>();  // http://HOST:PORT/metrics
       auto hostport = url.substr(url.find("//") + 2);
       hostport = hostport.substr(0, hostport.find('/'));
-      targets.push_back({{"targets", {hostport}}, {"labels", {{"gedge_device", m["device"]}, {"gedge_cluster", name}}}});
+      targets.push_back({{"targets", {hostport}},
+                         {"labels", {{"gedge_device", m["device"]}, {"gedge_cluster", name}}}});
     }
-    nlohmann::json cfg = {{"scrape_configs", {{{"job_name", "gedge-" + name},
-                                               {"metrics_path", "/metrics"},
-                                               {"static_configs", targets}}}}};
-    return "# Prometheus scrape configuration for the node-exporters of gedge cluster " + name + "\n" + to_yaml(cfg);
+    nlohmann::json cfg = {{"scrape_configs",
+                           {{{"job_name", "gedge-" + name},
+                             {"metrics_path", "/metrics"},
+                             {"static_configs", targets}}}}};
+    return "# Prometheus scrape configuration for the node-exporters of gedge cluster " + name +
+           "\n" + to_yaml(cfg);
   }
   ansible::InventorySpec spec;
   spec.group = "gedge_" + name;
@@ -149,7 +175,8 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
   spec.known_hosts = paths.known_hosts;
   for (const auto& m : members) {
     GEDGE_TRY_ASSIGN(auto d, load_device(inv, m["device"].get<std::string>()));
-    spec.hosts.push_back(ansible::inventory_host(d.target, paths.key, spec.known_hosts, spec.connect_timeout_s,
+    spec.hosts.push_back(ansible::inventory_host(d.target, paths.key, spec.known_hosts,
+                                                 spec.connect_timeout_s,
                                                  {{"gedge_role", m["role"]}}));
   }
   return ansible::render_inventory(spec);
@@ -157,8 +184,10 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
 
 // ---- register and Kubernetes status -----------------------------------------------------------
 
-Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& name, const std::string& kubeconfig,
-                                           const std::string& context, double timeout_s, Reporter& rep) {
+Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& name,
+                                           const std::string& kubeconfig,
+                                           const std::string& context, double timeout_s,
+                                           Reporter& rep) {
   GEDGE_TRY(check_name("cluster", name));
   // kubectl's order (--kubeconfig, KUBECONFIG, ~/.kube/config, in-cluster); what is stored is
   // where it came from (the file paths or "in-cluster") and the context, never a credential.
@@ -169,25 +198,35 @@ Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& na
   GEDGE_TRY_ASSIGN(auto existing, load_cluster(inv, name));
   if (existing) {
     if ((*existing)["kind"] != "kubernetes")
-      return fail(ErrorCode::conflict, fmt::format("cluster '{}' already exists as a device cluster", name));
+      return fail(ErrorCode::conflict,
+                  fmt::format("cluster '{}' already exists as a device cluster", name));
   }
   std::string now = now_rfc3339();
   const std::string& stored = cfg.path;
-  bool changed = !existing || (*existing)["kubeconfig"] != stored || (*existing)["context"] != cfg.context ||
-                 (*existing)["api_server"] != cfg.server;
+  bool changed = !existing || (*existing)["kubeconfig"] != stored ||
+                 (*existing)["context"] != cfg.context || (*existing)["api_server"] != cfg.server;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     if (!existing)
-      GEDGE_TRY(tx.exec("INSERT INTO clusters(name, kind, kubeconfig, context, api_server, state, created_at, updated_at) "
-                        "VALUES (?, 'kubernetes', ?, ?, ?, 'registered', ?, ?)",
-                        {name, stored, cfg.context, cfg.server, now, now}));
+      GEDGE_TRY(
+          tx.exec("INSERT INTO clusters(name, kind, kubeconfig, context, api_server, state, "
+                  "created_at, updated_at) "
+                  "VALUES (?, 'kubernetes', ?, ?, ?, 'registered', ?, ?)",
+                  {name, stored, cfg.context, cfg.server, now, now}));
     else if (changed)
-      GEDGE_TRY(tx.exec("UPDATE clusters SET kubeconfig = ?, context = ?, api_server = ?, updated_at = ? WHERE name = ?",
-                        {stored, cfg.context, cfg.server, now, name}));
+      GEDGE_TRY(
+          tx.exec("UPDATE clusters SET kubeconfig = ?, context = ?, api_server = ?, updated_at = ? "
+                  "WHERE name = ?",
+                  {stored, cfg.context, cfg.server, now, name}));
     return {};
   }));
-  return nlohmann::json{{"name", name},         {"kind", "kubernetes"},     {"kubeconfig", stored},
-                        {"kubeconfig_paths", cfg.paths}, {"source", cfg.source}, {"context", cfg.context},
-                        {"api_server", cfg.server}, {"changed", changed},
+  return nlohmann::json{{"name", name},
+                        {"kind", "kubernetes"},
+                        {"kubeconfig", stored},
+                        {"kubeconfig_paths", cfg.paths},
+                        {"source", cfg.source},
+                        {"context", cfg.context},
+                        {"api_server", cfg.server},
+                        {"changed", changed},
                         {"version", version.value("gitVersion", "")}};
 }
 
@@ -216,11 +255,15 @@ int64_t count_of(const nlohmann::json& j, const char* key, int64_t dflt) {
 }
 
 Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout_s, Reporter& rep) {
-  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_registered(c["kubeconfig"].get<std::string>(),
-                                                   c["context"].is_string() ? c["context"].get<std::string>() : ""));
+  GEDGE_TRY_ASSIGN(auto cfg, k8s::load_registered(
+                                 c["kubeconfig"].get<std::string>(),
+                                 c["context"].is_string() ? c["context"].get<std::string>() : ""));
   for (const auto& w : cfg.warnings) rep.warn(w);
   GEDGE_TRY_ASSIGN(auto client, k8s::Client::create(cfg, {timeout_s}));
-  nlohmann::json out = {{"name", c["name"]}, {"kind", "kubernetes"}, {"api_server", cfg.server}, {"context", cfg.context}};
+  nlohmann::json out = {{"name", c["name"]},
+                        {"kind", "kubernetes"},
+                        {"api_server", cfg.server},
+                        {"context", cfg.context}};
   GEDGE_TRY_ASSIGN(auto version, client.version());
   out["version"] = text_of(version, "gitVersion");
   nlohmann::json nodes = nlohmann::json::array();
@@ -239,7 +282,8 @@ Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout
   std::map<std::string, std::map<std::string, int>> phases;
   GEDGE_TRY_ASSIGN(auto pod_list, client.list("v1", "Pod"));
   for (const auto& p : list_of(pod_list, "items"))
-    ++phases[text_of(sub(p, "metadata"), "namespace", "default")][text_of(sub(p, "status"), "phase", "Unknown")];
+    ++phases[text_of(sub(p, "metadata"), "namespace", "default")]
+            [text_of(sub(p, "status"), "phase", "Unknown")];
   out["pods"] = phases;
   nlohmann::json deps = nlohmann::json::array();
   GEDGE_TRY_ASSIGN(auto deployment_list, client.list("apps/v1", "Deployment"));
@@ -260,15 +304,16 @@ Result<nlohmann::json> kubernetes_status(const nlohmann::json& c, double timeout
   nlohmann::json scs = nlohmann::json::array();
   GEDGE_TRY_ASSIGN(auto storageClass_list, client.list("storage.k8s.io/v1", "StorageClass"));
   for (const auto& sc : list_of(storageClass_list, "items"))
-    scs.push_back({{"name", text_of(sub(sc, "metadata"), "name")}, {"provisioner", text_of(sc, "provisioner")}});
+    scs.push_back({{"name", text_of(sub(sc, "metadata"), "name")},
+                   {"provisioner", text_of(sc, "provisioner")}});
   out["storage_classes"] = scs;
   return out;
 }
 
 }  // namespace
 
-Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name, int parallel,
-                             double timeout_s, Reporter& rep) {
+Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name,
+                             int parallel, double timeout_s, Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   if (c["kind"] == "kubernetes") {
     GEDGE_TRY_ASSIGN(auto ks, kubernetes_status(c, timeout_s, rep));
@@ -281,10 +326,12 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
   std::optional<std::string> prom_error;
   GEDGE_TRY_ASSIGN(auto prom_base, prometheus_url(inv, name));
   if (prom_base) {
-    auto s = prometheus_status(c, members, c["prometheus"].get<std::string>(), *prom_base, timeout_s);
+    auto s =
+        prometheus_status(c, members, c["prometheus"].get<std::string>(), *prom_base, timeout_s);
     if (s) return s;
     prom_error = s.error().message;
-    rep.warn(fmt::format("Prometheus of cluster {} does not answer ({}); reading the members live", name, *prom_error));
+    rep.warn(fmt::format("Prometheus of cluster {} does not answer ({}); reading the members live",
+                         name, *prom_error));
   }
   std::vector<SshTarget> targets;
   for (const auto& m : members) {
@@ -304,7 +351,8 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
     std::string metrics_error;
   };
   std::vector<Live> live(members.size());
-  auto results = fan_out<double>(targets, fo, [](SshSession& s) -> Result<double> { return s.rtt_ms(); });
+  auto results =
+      fan_out<double>(targets, fo, [](SshSession& s) -> Result<double> { return s.rtt_ms(); });
   std::vector<std::thread> scrapers;
   for (std::size_t i = 0; i < members.size(); ++i) {
     live[i].reachable = static_cast<bool>(results[i].result);
@@ -321,22 +369,29 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
   }
   for (auto& t : scrapers) t.join();
 
-  nlohmann::json out = {{"name", name}, {"kind", "devices"}, {"profile", c["profile"]}, {"state", c["state"]},
-                        {"monitoring", c["monitoring"] == 1}, {"source", "scrape"}};
+  nlohmann::json out = {{"name", name},
+                        {"kind", "devices"},
+                        {"profile", c["profile"]},
+                        {"state", c["state"]},
+                        {"monitoring", c["monitoring"] == 1},
+                        {"source", "scrape"}};
   if (prom_error)
-    out["prometheus"] = {{"host", c["prometheus"]}, {"url", prom_base.value_or("")}, {"error", *prom_error}};
+    out["prometheus"] = {
+        {"host", c["prometheus"]}, {"url", prom_base.value_or("")}, {"error", *prom_error}};
   nlohmann::json ms = nlohmann::json::array();
   std::vector<std::string> down;
   for (std::size_t i = 0; i < members.size(); ++i) {
     const auto& m = members[i];
-    nlohmann::json j = {{"device", m["device"]},
-                        {"state", m["state"]},
-                        {"reachable", live[i].reachable},
-                        {"rtt_ms", live[i].reachable ? nlohmann::json(std::round(*results[i].result * 10) / 10)
-                                                     : nlohmann::json(nullptr)},
-                        {"error", live[i].reach_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(live[i].reach_error)},
-                        {"metrics_url", m["metrics_url"]},
-                        {"metrics", live[i].metrics ? live[i].metrics->to_json() : nlohmann::json(nullptr)}};
+    nlohmann::json j = {
+        {"device", m["device"]},
+        {"state", m["state"]},
+        {"reachable", live[i].reachable},
+        {"rtt_ms", live[i].reachable ? nlohmann::json(std::round(*results[i].result * 10) / 10)
+                                     : nlohmann::json(nullptr)},
+        {"error", live[i].reach_error.empty() ? nlohmann::json(nullptr)
+                                              : nlohmann::json(live[i].reach_error)},
+        {"metrics_url", m["metrics_url"]},
+        {"metrics", live[i].metrics ? live[i].metrics->to_json() : nlohmann::json(nullptr)}};
     if (!live[i].metrics_error.empty()) j["metrics_error"] = live[i].metrics_error;
     if (!live[i].reachable) down.push_back(m["device"].get<std::string>());
     ms.push_back(j);
@@ -346,9 +401,10 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
   if (!down.empty()) {
     std::string list;
     for (const auto& d : down) list += (list.empty() ? "" : ", ") + d;
-    partial = Error{down.size() == members.size() ? ErrorCode::unreachable : ErrorCode::partial,
-                    fmt::format("{} of {} member(s) unreachable: {}", down.size(), members.size(), list),
-                    "gedge device check " + down.front()};
+    partial =
+        Error{down.size() == members.size() ? ErrorCode::unreachable : ErrorCode::partial,
+              fmt::format("{} of {} member(s) unreachable: {}", down.size(), members.size(), list),
+              "gedge device check " + down.front()};
   }
   return StatusOutcome{out, partial};
 }

@@ -8,23 +8,34 @@ namespace gedge::cluster::detail {
 Result<void> check_name(const std::string& what, const std::string& name) {
   bool ok = !name.empty() && name.size() <= 63 && std::isalnum(static_cast<unsigned char>(name[0]));
   for (char c : name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) ok = false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      ok = false;
   if (!ok)
-    return fail(ErrorCode::usage,
-                fmt::format("invalid {} name '{}': use 1-63 letters, digits, '.', '_' or '-'", what, name));
+    return fail(
+        ErrorCode::usage,
+        fmt::format("invalid {} name '{}': use 1-63 letters, digits, '.', '_' or '-'", what, name));
   return {};
 }
 
 Result<DeviceRow> load_device(Inventory& inv, const std::string& name) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(
-      "SELECT name, host, port, user, identity, host_key_type, host_key_fp FROM devices WHERE name = ?",
-      {name}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host, port, user, identity, host_key_type, "
+                                        "host_key_fp FROM devices WHERE name = ?",
+                                        {name}));
   if (rows.empty())
-    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", name), "gedge device ls");
+    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", name),
+                "gedge device ls");
   const auto& r = rows.front();
-  auto s = [&](const char* k) { return r[k].is_string() ? r[k].get<std::string>() : std::string(); };
-  DeviceRow d{s("name"), s("host"), s("user"), s("identity"), s("host_key_type"), s("host_key_fp"),
-              r["port"].is_number() ? r["port"].get<int>() : 22, {}};
+  auto s = [&](const char* k) {
+    return r[k].is_string() ? r[k].get<std::string>() : std::string();
+  };
+  DeviceRow d{s("name"),
+              s("host"),
+              s("user"),
+              s("identity"),
+              s("host_key_type"),
+              s("host_key_fp"),
+              r["port"].is_number() ? r["port"].get<int>() : 22,
+              {}};
   GEDGE_TRY_ASSIGN(d.target, device_target(inv, Paths{}, name));
   return d;
 }
@@ -37,31 +48,38 @@ Result<std::optional<nlohmann::json>> load_cluster(Inventory& inv, const std::st
 
 Result<nlohmann::json> require_cluster(Inventory& inv, const std::string& name) {
   GEDGE_TRY_ASSIGN(auto c, load_cluster(inv, name));
-  if (!c) return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name), "gedge cluster ls");
+  if (!c)
+    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name),
+                "gedge cluster ls");
   return *c;
 }
 
 Result<std::vector<nlohmann::json>> load_members(Inventory& inv, const std::string& name) {
   return inv.query(
-      "SELECT device, role, metrics_url, state FROM cluster_members WHERE cluster = ? ORDER BY rowid",
+      "SELECT device, role, metrics_url, state FROM cluster_members WHERE cluster = ? ORDER BY "
+      "rowid",
       {name});
 }
 
 Result<std::vector<JournalEntry>> load_journal(Inventory& inv, const std::string& cluster) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(
-      "SELECT id, device, run_id, step, status FROM build_journal WHERE cluster = ? ORDER BY id", {cluster}));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, device, run_id, step, status FROM "
+                                        "build_journal WHERE cluster = ? ORDER BY id",
+                                        {cluster}));
   std::vector<JournalEntry> out;
   for (const auto& r : rows)
-    out.push_back({r["id"].get<int64_t>(), r["device"].get<std::string>(), r["run_id"].get<std::string>(),
-                   r["step"].get<std::string>(), r["status"].get<std::string>()});
+    out.push_back({r["id"].get<int64_t>(), r["device"].get<std::string>(),
+                   r["run_id"].get<std::string>(), r["step"].get<std::string>(),
+                   r["status"].get<std::string>()});
   return out;
 }
 
 Result<void> check_not_elsewhere(Inventory& inv, const std::string& cluster,
                                  const std::vector<std::string>& devices) {
   for (const auto& d : devices) {
-    GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT cluster FROM cluster_members WHERE device = ? AND cluster <> ?",
-                                    {d, cluster}));
+    GEDGE_TRY_ASSIGN(
+        auto rows,
+        inv.query("SELECT cluster FROM cluster_members WHERE device = ? AND cluster <> ?",
+                  {d, cluster}));
     if (!rows.empty()) {
       auto other = rows.front()["cluster"].get<std::string>();
       return fail(ErrorCode::conflict,

@@ -18,7 +18,8 @@ std::string point_kubeconfig_at(std::string_view text, const std::string& host) 
   // looped for ever here, holding the database's write lock).
   std::string out;
   std::size_t from = 0;
-  for (std::size_t p; (p = text.find(kLoopback, from)) != std::string_view::npos; from = p + kLoopback.size()) {
+  for (std::size_t p; (p = text.find(kLoopback, from)) != std::string_view::npos;
+       from = p + kLoopback.size()) {
     out.append(text.substr(from, p - from));
     out += base;
   }
@@ -33,7 +34,8 @@ std::string known_hosts_marker(const std::string& host, int port) {
 Result<std::string> key_fingerprint(const std::string& key_type, const std::string& base64) {
   ssh_key key = nullptr;
   auto type = ssh_key_type_from_name(key_type.c_str());
-  if (type == SSH_KEYTYPE_UNKNOWN || ssh_pki_import_pubkey_base64(base64.c_str(), type, &key) != SSH_OK)
+  if (type == SSH_KEYTYPE_UNKNOWN ||
+      ssh_pki_import_pubkey_base64(base64.c_str(), type, &key) != SSH_OK)
     return fail(ErrorCode::usage, fmt::format("cannot parse a '{}' public key", key_type));
   unsigned char* hash = nullptr;
   size_t len = 0;
@@ -47,8 +49,9 @@ Result<std::string> key_fingerprint(const std::string& key_type, const std::stri
   return out;
 }
 
-Result<std::string> verified_known_hosts_lines(std::string_view text, const std::string& host, int port,
-                                               const std::string& pinned_fp, const std::string& device) {
+Result<std::string> verified_known_hosts_lines(std::string_view text, const std::string& host,
+                                               int port, const std::string& pinned_fp,
+                                               const std::string& device) {
   if (pinned_fp.empty())
     return fail(ErrorCode::host_key, fmt::format("device '{}' has no pinned host key", device),
                 fmt::format("gedge device check {}", device));
@@ -73,27 +76,29 @@ Result<std::string> verified_known_hosts_lines(std::string_view text, const std:
     if (fp && *fp == pinned_fp) {
       auto l = fmt::format("{} {} {}\n", alias, type, b64);
       if (out.find(l) == std::string::npos) out += l;
-    }
-    else
+    } else
       seen_other = true;
   }
   if (out.empty())
     return fail(ErrorCode::host_key,
-                seen_other ? fmt::format("the known_hosts key of device '{}' ({}) does not match its "
-                                         "pinned fingerprint {}",
-                                         device, marker, pinned_fp)
-                           : fmt::format("no known_hosts entry for device '{}' ({}) in gedge's "
-                                         "known_hosts",
-                                         device, marker),
+                seen_other
+                    ? fmt::format("the known_hosts key of device '{}' ({}) does not match its "
+                                  "pinned fingerprint {}",
+                                  device, marker, pinned_fp)
+                    : fmt::format("no known_hosts entry for device '{}' ({}) in gedge's "
+                                  "known_hosts",
+                                  device, marker),
                 fmt::format("gedge device check {}   (or gedge device rekey {})", device, device));
   return out;
 }
 
 Result<std::string> device_known_hosts_lines(std::string_view text, const SshTarget& t) {
-  GEDGE_TRY_ASSIGN(auto lines, verified_known_hosts_lines(text, t.host, t.port, t.host_key.fingerprint, t.name));
+  GEDGE_TRY_ASSIGN(
+      auto lines, verified_known_hosts_lines(text, t.host, t.port, t.host_key.fingerprint, t.name));
   if (t.jump) {
     if (t.jump->host_key.public_key.empty())
-      return fail(ErrorCode::host_key, fmt::format("the jump host of device '{}' has no pinned key", t.name),
+      return fail(ErrorCode::host_key,
+                  fmt::format("the jump host of device '{}' has no pinned key", t.name),
                   fmt::format("gedge device add {} --force", t.name));
     lines += fmt::format("{} {}\n", t.jump->alias, t.jump->host_key.public_key);
   }
@@ -101,7 +106,8 @@ Result<std::string> device_known_hosts_lines(std::string_view text, const SshTar
 }
 
 InventoryHost inventory_host(const SshTarget& t, const std::filesystem::path& gedge_key,
-                             const std::filesystem::path& known_hosts, double connect_timeout_s, nlohmann::json vars) {
+                             const std::filesystem::path& known_hosts, double connect_timeout_s,
+                             nlohmann::json vars) {
   InventoryHost h;
   h.name = t.name;
   h.address = t.host;
@@ -131,7 +137,8 @@ InventoryHost inventory_host(const SshTarget& t, const std::filesystem::path& ge
 std::string ssh_file_option(const std::string& option, const std::string& path) {
   bool plain = !path.empty();
   for (unsigned char c : path)
-    if (!(std::isalnum(c) || std::string_view("/._+,:@=-").find(static_cast<char>(c)) != std::string_view::npos))
+    if (!(std::isalnum(c) ||
+          std::string_view("/._+,:@=-").find(static_cast<char>(c)) != std::string_view::npos))
       plain = false;
   if (plain) return fmt::format("-o {}={}", option, path);
   // ssh reads the value with its own word splitting (quotes, backslash escapes) and expands
@@ -145,8 +152,10 @@ std::string ssh_file_option(const std::string& option, const std::string& path) 
   ssh_value += '"';
   std::string word = "'";
   for (char c : option + "=" + ssh_value) {
-    if (c == '\'') word += "'\"'\"'";
-    else word += c;
+    if (c == '\'')
+      word += "'\"'\"'";
+    else
+      word += c;
   }
   return "-o " + word + "'";
 }
@@ -155,7 +164,8 @@ std::string render_inventory(const InventorySpec& spec) {
   // ssh options shared by every host: host keys checked against gedge's verified file only.
   std::string kh = spec.known_hosts.string();
   std::string ssh_args = fmt::format(
-      "-F /dev/null -o StrictHostKeyChecking=yes {} {} -o BatchMode=yes -o CheckHostIP=no -o ConnectTimeout={} "
+      "-F /dev/null -o StrictHostKeyChecking=yes {} {} -o BatchMode=yes -o CheckHostIP=no -o "
+      "ConnectTimeout={} "
       "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
       ssh_file_option("UserKnownHostsFile", kh), ssh_file_option("GlobalKnownHostsFile", kh),
       static_cast<int>(spec.connect_timeout_s < 1 ? 1 : spec.connect_timeout_s));
@@ -170,11 +180,15 @@ std::string render_inventory(const InventorySpec& spec) {
     if (!h.identity.empty()) v["ansible_ssh_private_key_file"] = h.identity;
     // Per host: the alias its key is pinned under, how it authenticates, its jump hop.
     std::string extra;
-    auto opt = [&](const std::string& o) { extra += (extra.empty() ? "-o " : " -o ") + shlex_quote(o); };
+    auto opt = [&](const std::string& o) {
+      extra += (extra.empty() ? "-o " : " -o ") + shlex_quote(o);
+    };
     if (!h.host_key_alias.empty()) opt("HostKeyAlias=" + h.host_key_alias);
     if (h.identities_only && !h.identity.empty()) opt("IdentitiesOnly=yes");
-    if (!h.identity_agent.empty()) extra += (extra.empty() ? "" : " ") + ssh_file_option("IdentityAgent", h.identity_agent);
-    if (!h.certificate.empty()) extra += (extra.empty() ? "" : " ") + ssh_file_option("CertificateFile", h.certificate);
+    if (!h.identity_agent.empty())
+      extra += (extra.empty() ? "" : " ") + ssh_file_option("IdentityAgent", h.identity_agent);
+    if (!h.certificate.empty())
+      extra += (extra.empty() ? "" : " ") + ssh_file_option("CertificateFile", h.certificate);
     if (!h.proxy_command.empty()) opt("ProxyCommand=" + h.proxy_command);
     if (!extra.empty()) v["ansible_ssh_extra_args"] = extra;
     hosts[h.name] = v;
@@ -183,7 +197,8 @@ std::string render_inventory(const InventorySpec& spec) {
   vars["ansible_python_interpreter"] = "/usr/bin/python3";
   vars["ansible_ssh_common_args"] = ssh_args;
   vars["ansible_connection"] = "ssh";
-  nlohmann::json inv = {{"all", {{"children", {{spec.group, {{"hosts", hosts}, {"vars", vars}}}}}}}};
+  nlohmann::json inv = {
+      {"all", {{"children", {{spec.group, {{"hosts", hosts}, {"vars", vars}}}}}}}};
   return "---\n# Written by gedge for one run; host keys are checked against " + kh + ".\n" +
          to_yaml(inv);
 }

@@ -18,7 +18,8 @@ Result<MaxFail> parse_max_fail(const std::string& text) {
     return fail(ErrorCode::usage, fmt::format("--max-fail '{}': expected N or N%", text));
   m.value = std::stoi(s);
   if (m.percent && m.value > 100)
-    return fail(ErrorCode::usage, fmt::format("--max-fail '{}': a percentage is at most 100%", text));
+    return fail(ErrorCode::usage,
+                fmt::format("--max-fail '{}': a percentage is at most 100%", text));
   return m;
 }
 
@@ -39,7 +40,8 @@ std::vector<std::string> select_resume(const std::vector<std::string>& members,
   std::vector<std::string> out;
   for (const auto& m : members) {
     auto it = latest.find(m);
-    bool done = it != latest.end() && it->second->step == kStepComplete && it->second->status == "ok";
+    bool done =
+        it != latest.end() && it->second->step == kStepComplete && it->second->status == "ok";
     if (!done) out.push_back(m);
   }
   return out;

@@ -39,9 +39,11 @@ std::optional<Event> parse_event(std::string_view line) {
   if (e.type == "stats" && j.contains("hosts") && j["hosts"].is_object()) e.stats = j["hosts"];
   // A persisted ssh connection whose link dropped mid-run stalls; Ansible's become-prompt timer
   // (timeout + 2 s) fires before ssh notices and reports a task failure. It is a lost host.
-  if (e.type == "failed" && e.msg.find("waiting for privilege escalation prompt") != std::string::npos)
+  if (e.type == "failed" &&
+      e.msg.find("waiting for privilege escalation prompt") != std::string::npos)
     e.type = "unreachable";
-  static const char* known[] = {"play_start", "task_start", "ok", "failed", "unreachable", "skipped", "stats"};
+  static const char* known[] = {"play_start",  "task_start", "ok",   "failed",
+                                "unreachable", "skipped",    "stats"};
   for (const char* k : known)
     if (e.type == k) return e;
   return std::nullopt;
@@ -49,9 +51,12 @@ std::optional<Event> parse_event(std::string_view line) {
 
 std::vector<std::string> playbook_argv(const RunSpec& spec) {
   std::vector<std::string> argv = {spec.ansible_playbook,
-                                   "-i", (spec.run_dir / "inventory.yml").string(),
-                                   "-e", "@" + (spec.run_dir / "vars.json").string(),
-                                   "--forks", std::to_string(spec.forks < 1 ? 1 : spec.forks)};
+                                   "-i",
+                                   (spec.run_dir / "inventory.yml").string(),
+                                   "-e",
+                                   "@" + (spec.run_dir / "vars.json").string(),
+                                   "--forks",
+                                   std::to_string(spec.forks < 1 ? 1 : spec.forks)};
   if (!spec.limit.empty()) {
     std::string l;
     for (const auto& h : spec.limit) l += (l.empty() ? "" : ",") + h;
@@ -141,11 +146,14 @@ Result<std::string> which(const std::string& prog) {
 
 }  // namespace
 
-Result<RunResult> run_playbook(const RunSpec& spec, const std::function<void(const Event&)>& on_event,
+Result<RunResult> run_playbook(const RunSpec& spec,
+                               const std::function<void(const Event&)>& on_event,
                                const std::function<bool()>& should_stop) {
   std::error_code ec;
   std::filesystem::create_directories(spec.run_dir / "tmp", ec);
-  if (ec) return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", spec.run_dir.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::failure,
+                fmt::format("cannot create {}: {}", spec.run_dir.string(), ec.message()));
   ::chmod(spec.run_dir.c_str(), 0700);
   GEDGE_TRY(write_file_atomic(spec.run_dir / "inventory.yml", spec.inventory_text, 0600));
   GEDGE_TRY(write_file_atomic(spec.run_dir / "vars.json", spec.extra_vars.dump(2) + "\n", 0600));
@@ -275,7 +283,8 @@ Result<std::filesystem::path> find_playbook_dir() {
   if (const char* env = std::getenv("GEDGE_PLAYBOOK_DIR"); env && *env) {
     fs::path p(env);
     if (fs::exists(p / "containers.yml")) return p;
-    return fail(ErrorCode::not_found, fmt::format("GEDGE_PLAYBOOK_DIR={} holds no containers.yml", env));
+    return fail(ErrorCode::not_found,
+                fmt::format("GEDGE_PLAYBOOK_DIR={} holds no containers.yml", env));
   }
   std::vector<fs::path> tried;
   std::error_code ec;
@@ -291,7 +300,8 @@ Result<std::filesystem::path> find_playbook_dir() {
     if (fs::exists(d / "containers.yml", ec)) return d;
     where += (where.empty() ? "" : ", ") + d.string();
   }
-  return fail(ErrorCode::not_found, fmt::format("gedge's playbooks were not found (looked in {})", where),
+  return fail(ErrorCode::not_found,
+              fmt::format("gedge's playbooks were not found (looked in {})", where),
               "set GEDGE_PLAYBOOK_DIR to the playbooks/ directory of the gedge installation");
 }
 

@@ -15,23 +15,28 @@ namespace {
 // The same sets and ranges as the global flags (cli/main.cpp add_globals).
 constexpr const char* kKnown = "output, timeout, parallel, color";
 
-Result<std::string> one_of(const YAML::Node& v, const std::string& where, std::initializer_list<const char*> allowed) {
+Result<std::string> one_of(const YAML::Node& v, const std::string& where,
+                           std::initializer_list<const char*> allowed) {
   std::string s = v.IsScalar() ? v.Scalar() : "";
   for (const char* a : allowed)
     if (v.IsScalar() && s == a) return s;
   std::string list;
   for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-  return fail(ErrorCode::usage, fmt::format("{}: '{}' is not one of {}", where, v.IsScalar() ? s : "(not a scalar)", list));
+  return fail(ErrorCode::usage, fmt::format("{}: '{}' is not one of {}", where,
+                                            v.IsScalar() ? s : "(not a scalar)", list));
 }
 
 template <typename T>
 Result<T> number_in(const YAML::Node& v, const std::string& where, T lo, T hi) {
   T x{};
-  if (!v.IsScalar() || !YAML::convert<T>::decode(v, x) || (std::is_floating_point_v<T> && !std::isfinite(static_cast<double>(x))))
-    return fail(ErrorCode::usage, fmt::format("{}: '{}' is not a {}", where, v.IsScalar() ? v.Scalar() : "(not a scalar)",
+  if (!v.IsScalar() || !YAML::convert<T>::decode(v, x) ||
+      (std::is_floating_point_v<T> && !std::isfinite(static_cast<double>(x))))
+    return fail(ErrorCode::usage, fmt::format("{}: '{}' is not a {}", where,
+                                              v.IsScalar() ? v.Scalar() : "(not a scalar)",
                                               std::is_integral_v<T> ? "whole number" : "number"));
   if (x < lo || x > hi)
-    return fail(ErrorCode::usage, fmt::format("{}: {} is outside {}..{}", where, v.Scalar(), lo, hi));
+    return fail(ErrorCode::usage,
+                fmt::format("{}: {} is outside {}..{}", where, v.Scalar(), lo, hi));
   return x;
 }
 
@@ -41,12 +46,15 @@ Result<Config> load_config(const std::filesystem::path& file) {
   Config c;
   if (file.empty() || !std::filesystem::exists(file)) return c;
   GEDGE_TRY_ASSIGN(auto text, read_file(file));
-  auto line = [&](const YAML::Node& n) { return fmt::format("{}:{}", file.string(), n.Mark().line + 1); };
+  auto line = [&](const YAML::Node& n) {
+    return fmt::format("{}:{}", file.string(), n.Mark().line + 1);
+  };
   try {
     YAML::Node root = YAML::Load(text);
     if (root.IsNull()) return c;
     if (!root.IsMap())
-      return fail(ErrorCode::usage, fmt::format("{}: expected a mapping of {}", line(root), kKnown));
+      return fail(ErrorCode::usage,
+                  fmt::format("{}: expected a mapping of {}", line(root), kKnown));
     // Range-for keeps each key/value pair alive; yaml-cpp 0.7's iterator operator-> returns
     // a proxy over a temporary (a stack-use-after-scope under ASan).
     for (const auto& kv : root) {

@@ -19,9 +19,12 @@ namespace {
 std::string escape_ptr(const std::string& key) {
   std::string out;
   for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out.push_back(c);
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -84,8 +87,8 @@ struct Converter {
   Result<nlohmann::json> convert(const YAML::Node& n, const std::string& ptr, std::size_t depth) {
     if (++nodes > limits.max_nodes)
       return fail(ErrorCode::usage,
-                  fmt::format("{}: document too large: more than {} nodes after alias expansion", file,
-                              limits.max_nodes),
+                  fmt::format("{}: document too large: more than {} nodes after alias expansion",
+                              file, limits.max_nodes),
                   "YAML aliases that expand exponentially (a YAML bomb) are refused");
     if (depth > limits.max_depth)
       return fail(ErrorCode::usage,
@@ -115,8 +118,8 @@ struct Converter {
         nlohmann::json obj = nlohmann::json::object();
         for (const auto& kv : n) {
           if (!kv.first.IsScalar())
-            return fail(ErrorCode::usage, fmt::format("{}:{}: {}: mapping keys must be strings", file,
-                                                      offset + kv.first.Mark().line + 1,
+            return fail(ErrorCode::usage, fmt::format("{}:{}: {}: mapping keys must be strings",
+                                                      file, offset + kv.first.Mark().line + 1,
                                                       ptr.empty() ? "document" : ptr));
           std::string key = kv.first.Scalar();
           std::string child = ptr + "/" + escape_ptr(key);
@@ -152,7 +155,8 @@ std::string field_path(const nlohmann::json& doc, const std::string& pointer) {
   std::size_t pos = 0;
   while (pos < pointer.size()) {
     std::size_t next = pointer.find('/', pos + 1);
-    std::string tok = pointer.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+    std::string tok =
+        pointer.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
     std::string key;
     for (std::size_t i = 0; i < tok.size(); ++i) {
       if (tok[i] == '~' && i + 1 < tok.size()) {
@@ -177,7 +181,8 @@ std::string field_path(const nlohmann::json& doc, const std::string& pointer) {
   return out;
 }
 
-Error Document::error_at(const std::string& pointer, const std::string& what, const std::string& hint) const {
+Error Document::error_at(const std::string& pointer, const std::string& what,
+                         const std::string& hint) const {
   std::string path = field_path(doc, pointer);
   return Error{ErrorCode::usage,
                path.empty() ? fmt::format("{}:{}: {}", file, line_of(pointer), what)
@@ -194,10 +199,14 @@ Result<void> check_text(std::string_view text, const std::string& file) {
                   "input files are UTF-8 text");
     };
     if (c < 0x80) {
-      if (c == '\n') ++line;
-      else if (c == 0) return bad("NUL byte");
-      else if (c < 0x20 && c != '\t' && c != '\r') return bad("control character");
-      else if (c == 0x7f) return bad("control character");
+      if (c == '\n')
+        ++line;
+      else if (c == 0)
+        return bad("NUL byte");
+      else if (c < 0x20 && c != '\t' && c != '\r')
+        return bad("control character");
+      else if (c == 0x7f)
+        return bad("control character");
       ++i;
       continue;
     }
@@ -209,7 +218,8 @@ Result<void> check_text(std::string_view text, const std::string& file) {
       if ((cc & 0xc0) != 0x80) return bad("invalid UTF-8");
       cp = (cp << 6) | (cc & 0x3f);
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
       return bad("invalid UTF-8");
     if (cp >= 0x80 && cp < 0xa0) return bad("control character");
     i += n;
@@ -264,8 +274,9 @@ std::vector<Piece> split_stream(std::string_view text) {
 Result<std::vector<Document>> parse_documents(const std::string& text, const std::string& file,
                                               const DocumentLimits& limits) {
   if (text.size() > limits.max_bytes)
-    return fail(ErrorCode::usage, fmt::format("{}: file is {} bytes, more than the {} an input file may have", file,
-                                              text.size(), limits.max_bytes));
+    return fail(ErrorCode::usage,
+                fmt::format("{}: file is {} bytes, more than the {} an input file may have", file,
+                            text.size(), limits.max_bytes));
   GEDGE_TRY(check_text(text, file));
   std::vector<Document> out;
   std::size_t nodes = 0;
@@ -274,8 +285,10 @@ Result<std::vector<Document>> parse_documents(const std::string& text, const std
     try {
       root = YAML::Load(std::string(piece.text));
     } catch (const YAML::Exception& e) {
-      return fail(ErrorCode::usage, fmt::format("{}:{}: malformed YAML: {}", file, piece.first_line + e.mark.line + 1, e.msg),
-                  "check indentation and quoting near that line");
+      return fail(
+          ErrorCode::usage,
+          fmt::format("{}:{}: malformed YAML: {}", file, piece.first_line + e.mark.line + 1, e.msg),
+          "check indentation and quoting near that line");
     } catch (const std::exception& e) {
       return fail(ErrorCode::usage, fmt::format("{}: malformed YAML: {}", file, e.what()));
     }
@@ -283,12 +296,14 @@ Result<std::vector<Document>> parse_documents(const std::string& text, const std
     Document d;
     d.file = file;
     // A document that opens with "---" starts on that line; otherwise where its content starts.
-    d.line = piece.text.starts_with("---") ? piece.first_line + 1 : piece.first_line + root.Mark().line + 1;
+    d.line = piece.text.starts_with("---") ? piece.first_line + 1
+                                           : piece.first_line + root.Mark().line + 1;
     Converter conv{limits, file, d.lines, piece.first_line, nodes};
     try {
       GEDGE_TRY_ASSIGN(d.doc, conv.convert(root, "", 0));
     } catch (const YAML::Exception& e) {
-      return fail(ErrorCode::usage, fmt::format("{}:{}: malformed YAML: {}", file, piece.first_line + e.mark.line + 1, e.msg));
+      return fail(ErrorCode::usage, fmt::format("{}:{}: malformed YAML: {}", file,
+                                                piece.first_line + e.mark.line + 1, e.msg));
     }
     nodes = conv.nodes;
     if (d.doc.is_null()) continue;
@@ -297,13 +312,15 @@ Result<std::vector<Document>> parse_documents(const std::string& text, const std
   return out;
 }
 
-Result<Document> parse_document(const std::string& text, const std::string& file, const DocumentLimits& limits) {
+Result<Document> parse_document(const std::string& text, const std::string& file,
+                                const DocumentLimits& limits) {
   GEDGE_TRY_ASSIGN(auto docs, parse_documents(text, file, limits));
   if (docs.empty()) return fail(ErrorCode::usage, fmt::format("{}: empty document", file));
   if (docs.size() > 1)
-    return fail(ErrorCode::usage,
-                fmt::format("{}:{}: more than one YAML document where one is expected", file, docs[1].line),
-                "put one document in this file");
+    return fail(
+        ErrorCode::usage,
+        fmt::format("{}:{}: more than one YAML document where one is expected", file, docs[1].line),
+        "put one document in this file");
   return std::move(docs[0]);
 }
 
@@ -313,9 +330,12 @@ Result<nlohmann::json> parse_json_strict(std::string_view text, const std::strin
   std::string dup;
   auto cb = [&](int /*depth*/, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
-    if (ev == E::object_start) keys.emplace_back();
-    else if (ev == E::object_end && !keys.empty()) keys.pop_back();
-    else if (ev == E::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second && dup.empty())
+    if (ev == E::object_start)
+      keys.emplace_back();
+    else if (ev == E::object_end && !keys.empty())
+      keys.pop_back();
+    else if (ev == E::key && !keys.empty() &&
+             !keys.back().insert(parsed.get<std::string>()).second && dup.empty())
       dup = parsed.get<std::string>();
     return true;
   };
@@ -326,21 +346,27 @@ Result<nlohmann::json> parse_json_strict(std::string_view text, const std::strin
     return fail(ErrorCode::usage, fmt::format("{}: not valid JSON: {}", origin, e.what()),
                 "NaN and Infinity are not JSON");
   }
-  if (!dup.empty()) return fail(ErrorCode::usage, fmt::format("{}: duplicate key '{}'", origin, dup));
+  if (!dup.empty())
+    return fail(ErrorCode::usage, fmt::format("{}: duplicate key '{}'", origin, dup));
   return j;
 }
 
-Result<std::string> read_input_file(const std::filesystem::path& path, std::size_t max_bytes, std::string_view what) {
+Result<std::string> read_input_file(const std::filesystem::path& path, std::size_t max_bytes,
+                                    std::string_view what) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return fail(ErrorCode::not_found, fmt::format("{} '{}' not found", what, path.string()));
-    return fail(ErrorCode::usage, fmt::format("cannot read {} '{}': {}", what, path.string(), std::strerror(errno)));
+    if (errno == ENOENT)
+      return fail(ErrorCode::not_found, fmt::format("{} '{}' not found", what, path.string()));
+    return fail(ErrorCode::usage,
+                fmt::format("cannot read {} '{}': {}", what, path.string(), std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode))
-    return fail(ErrorCode::usage, fmt::format("{} '{}' is not a regular file", what, path.string()));
+    return fail(ErrorCode::usage,
+                fmt::format("{} '{}' is not a regular file", what, path.string()));
   if (static_cast<std::size_t>(st.st_size) > max_bytes)
-    return fail(ErrorCode::usage, fmt::format("{} '{}' is {} bytes, more than the {} an input file may have", what,
-                                              path.string(), st.st_size, max_bytes));
+    return fail(ErrorCode::usage,
+                fmt::format("{} '{}' is {} bytes, more than the {} an input file may have", what,
+                            path.string(), st.st_size, max_bytes));
   std::ifstream in(path, std::ios::binary);
   if (!in) return fail(ErrorCode::usage, fmt::format("cannot read {} '{}'", what, path.string()));
   std::string out;
@@ -348,7 +374,8 @@ Result<std::string> read_input_file(const std::filesystem::path& path, std::size
   in.read(out.data(), static_cast<std::streamsize>(out.size()));
   out.resize(static_cast<std::size_t>(in.gcount()));
   if (out.size() > max_bytes)
-    return fail(ErrorCode::usage, fmt::format("{} '{}' grew past {} bytes while read", what, path.string(), max_bytes));
+    return fail(ErrorCode::usage, fmt::format("{} '{}' grew past {} bytes while read", what,
+                                              path.string(), max_bytes));
   return out;
 }
 

@@ -54,7 +54,10 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   unsigned char c = b(i);
   if (c < 0x80) return 1;
-  size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+             : c >= 0xE0 && c <= 0xEF ? 3
+             : c >= 0xF0 && c <= 0xF4 ? 4
+                                      : 0;
   if (n == 0 || i + n > s.size()) return 0;
   unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range depends on the first
   if (c == 0xE0) lo = 0xA0;
@@ -137,7 +140,8 @@ nlohmann::json lossless(const nlohmann::json& v) {
       const auto& s = v.get_ref<const std::string&>();
       return valid_utf8(s) ? v : nlohmann::json(lossy_utf8(s));
     }
-    default: return v;
+    default:
+      return v;
   }
 }
 
@@ -147,9 +151,10 @@ bool needs_quotes(const std::string& s) {
     YAML::Node n = YAML::Load(s);
     if (!n.IsScalar()) return true;
     // Anything YAML would read as a non-string scalar must be quoted.
-    static const char* specials[] = {"true", "false", "yes", "no", "on", "off", "null", "~",
-                                     "True", "False", "Yes", "No", "On", "Off", "Null", "NULL",
-                                     "TRUE", "FALSE", "YES", "NO", "ON", "OFF", "y", "n", "Y", "N"};
+    static const char* specials[] = {"true", "false", "yes",   "no",    "on",  "off", "null",
+                                     "~",    "True",  "False", "Yes",   "No",  "On",  "Off",
+                                     "Null", "NULL",  "TRUE",  "FALSE", "YES", "NO",  "ON",
+                                     "OFF",  "y",     "n",     "Y",     "N"};
     for (const char* sp : specials)
       if (s == sp) return true;
     char* end = nullptr;
@@ -187,9 +192,15 @@ void emit(YAML::Emitter& out, const nlohmann::json& v) {
         out << s;
       break;
     }
-    case nlohmann::json::value_t::boolean: out << (v.get<bool>() ? "true" : "false"); break;
-    case nlohmann::json::value_t::null: out << YAML::Null; break;
-    default: out << v.dump(); break;
+    case nlohmann::json::value_t::boolean:
+      out << (v.get<bool>() ? "true" : "false");
+      break;
+    case nlohmann::json::value_t::null:
+      out << YAML::Null;
+      break;
+    default:
+      out << v.dump();
+      break;
   }
 }
 
@@ -232,14 +243,16 @@ void render_table(const View& view, const RenderOptions& opts, std::ostream& out
     // key/value listing
     if (view.data.is_object()) {
       size_t w = 0;
-      for (auto it = view.data.begin(); it != view.data.end(); ++it) w = std::max(w, it.key().size());
+      for (auto it = view.data.begin(); it != view.data.end(); ++it)
+        w = std::max(w, it.key().size());
       for (auto it = view.data.begin(); it != view.data.end(); ++it) {
         if (it.value().is_object() && !it.value().empty()) {
           out << it.key() << ":\n";
           for (auto jt = it.value().begin(); jt != it.value().end(); ++jt)
             out << "  " << safe_cell(jt.key()) << ": " << safe_cell(cell_text(jt.value())) << "\n";
         } else {
-          out << fmt::format("{:<{}}  {}\n", safe_cell(it.key()) + ":", w + 1, safe_cell(cell_text(it.value())));
+          out << fmt::format("{:<{}}  {}\n", safe_cell(it.key()) + ":", w + 1,
+                             safe_cell(cell_text(it.value())));
         }
       }
     } else if (view.data.is_string()) {
@@ -308,8 +321,12 @@ std::string to_yaml(const nlohmann::json& value) {
 
 void render(const View& view, const RenderOptions& opts, std::ostream& out) {
   switch (opts.format) {
-    case Format::json: out << lossless(view.data).dump(2) << "\n"; break;
-    case Format::yaml: out << to_yaml(lossless(view.data)); break;
+    case Format::json:
+      out << lossless(view.data).dump(2) << "\n";
+      break;
+    case Format::yaml:
+      out << to_yaml(lossless(view.data));
+      break;
     case Format::table:
       if (!view.table.is_null()) {
         View t{view.table, view.columns, "", view.footer, nullptr};

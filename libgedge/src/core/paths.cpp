@@ -61,21 +61,24 @@ Result<void> ensure_home(const Paths& paths) {
   if (fs::is_directory(paths.home, ec) && !fs::is_empty(paths.home, ec)) {
     bool ours = false;
     for (const auto& p : {paths.db, paths.key, paths.known_hosts, paths.runtimes, paths.log_dir})
-      if (!p.empty() && p.parent_path() == paths.home && fs::exists(fs::symlink_status(p, ec))) ours = true;
+      if (!p.empty() && p.parent_path() == paths.home && fs::exists(fs::symlink_status(p, ec)))
+        ours = true;
     if (!ours)
-      return fail(ErrorCode::usage,
-                  fmt::format("{} is not empty and holds no gedge home (no gedge.db, id_ed25519, known_hosts, "
-                              "runtimes/ or log/)",
-                              paths.home.string()),
-                  "give an empty or new directory, e.g. --home " + (paths.home / "gedge").string());
+      return fail(
+          ErrorCode::usage,
+          fmt::format(
+              "{} is not empty and holds no gedge home (no gedge.db, id_ed25519, known_hosts, "
+              "runtimes/ or log/)",
+              paths.home.string()),
+          "give an empty or new directory, e.g. --home " + (paths.home / "gedge").string());
   }
   fs::create_directories(paths.home, ec);
   if (ec)
     return fail(ErrorCode::failure,
                 fmt::format("cannot create {}: {}", paths.home.string(), ec.message()));
   if (::chmod(paths.home.c_str(), 0700) != 0)
-    return fail(ErrorCode::failure,
-                fmt::format("cannot set mode 0700 on {}: {}", paths.home.string(), strerror(errno)));
+    return fail(ErrorCode::failure, fmt::format("cannot set mode 0700 on {}: {}",
+                                                paths.home.string(), strerror(errno)));
   fs::create_directories(paths.log_dir, ec);
   if (ec)
     return fail(ErrorCode::failure,
@@ -90,7 +93,8 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view content, u
   tmp += fmt::format(".tmp.{}.{:x}", ::getpid(), rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0)
-    return fail(ErrorCode::failure, fmt::format("cannot write {}: {}", tmp.string(), strerror(errno)));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot write {}: {}", tmp.string(), strerror(errno)));
   ::fchmod(fd, mode);
   size_t off = 0;
   while (off < content.size()) {
@@ -100,18 +104,21 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view content, u
       int e = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      return fail(ErrorCode::failure, fmt::format("cannot write {}: {}", path.string(), strerror(e)));
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot write {}: {}", path.string(), strerror(e)));
     }
     off += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
-    return fail(ErrorCode::failure, fmt::format("cannot write {}: {}", path.string(), strerror(errno)));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot write {}: {}", path.string(), strerror(errno)));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
-    return fail(ErrorCode::failure, fmt::format("cannot rename into {}: {}", path.string(), strerror(e)));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot rename into {}: {}", path.string(), strerror(e)));
   }
   return {};
 }
@@ -119,8 +126,10 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view content, u
 Result<std::string> read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    if (!fs::exists(path)) return fail(ErrorCode::not_found, fmt::format("{}: no such file", path.string()));
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), strerror(errno)));
+    if (!fs::exists(path))
+      return fail(ErrorCode::not_found, fmt::format("{}: no such file", path.string()));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot read {}: {}", path.string(), strerror(errno)));
   }
   std::ostringstream ss;
   ss << in.rdbuf();

@@ -11,10 +11,13 @@ namespace gedge {
 
 namespace {
 
-bool digit(char c) { return c >= '0' && c <= '9'; }
+bool digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // <signedNumber> at s[pos...]: returns the value and advances pos; nullopt on no digits.
-std::optional<long double> signed_number(std::string_view s, std::size_t& pos, bool allow_fraction) {
+std::optional<long double> signed_number(std::string_view s, std::size_t& pos,
+                                         bool allow_fraction) {
   std::size_t p = pos;
   bool neg = false;
   if (p < s.size() && (s[p] == '+' || s[p] == '-')) neg = s[p++] == '-';
@@ -60,14 +63,19 @@ Result<long double> amount(const nlohmann::json& v, std::string_view what, long 
   } else if (v.is_string()) {
     shown = v.get<std::string>();
     auto q = quantity_value(shown);
-    if (!q) return fail(ErrorCode::usage, fmt::format("{}: invalid quantity '{}'", what, shown), hint_for(shown));
+    if (!q)
+      return fail(ErrorCode::usage, fmt::format("{}: invalid quantity '{}'", what, shown),
+                  hint_for(shown));
     x = *q;
   } else {
-    return fail(ErrorCode::usage, fmt::format("{}: expected a quantity (a string like 500m or 1Gi, or a number), got {}",
-                                              what, v.type_name()),
-                hint_for(""));
+    return fail(
+        ErrorCode::usage,
+        fmt::format("{}: expected a quantity (a string like 500m or 1Gi, or a number), got {}",
+                    what, v.type_name()),
+        hint_for(""));
   }
-  if (x < 0) return fail(ErrorCode::usage, fmt::format("{}: quantity '{}' is negative", what, shown));
+  if (x < 0)
+    return fail(ErrorCode::usage, fmt::format("{}: quantity '{}' is negative", what, shown));
   if (x * base_scale > kMaxBase)
     return fail(ErrorCode::usage, fmt::format("{}: quantity '{}' is out of range", what, shown),
                 "Kubernetes keeps quantities as 64-bit integers of their smallest unit");
@@ -95,16 +103,35 @@ std::optional<long double> quantity_value(std::string_view s) {
     mult = std::pow(10.0L, *e);
   } else if (suf.size() == 1) {
     switch (suf[0]) {
-      case 'n': mult = 1e-9L; break;
-      case 'u': mult = 1e-6L; break;
-      case 'm': mult = 1e-3L; break;
-      case 'k': mult = 1e3L; break;
-      case 'M': mult = 1e6L; break;
-      case 'G': mult = 1e9L; break;
-      case 'T': mult = 1e12L; break;
-      case 'P': mult = 1e15L; break;
-      case 'E': mult = 1e18L; break;
-      default: return std::nullopt;
+      case 'n':
+        mult = 1e-9L;
+        break;
+      case 'u':
+        mult = 1e-6L;
+        break;
+      case 'm':
+        mult = 1e-3L;
+        break;
+      case 'k':
+        mult = 1e3L;
+        break;
+      case 'M':
+        mult = 1e6L;
+        break;
+      case 'G':
+        mult = 1e9L;
+        break;
+      case 'T':
+        mult = 1e12L;
+        break;
+      case 'P':
+        mult = 1e15L;
+        break;
+      case 'E':
+        mult = 1e18L;
+        break;
+      default:
+        return std::nullopt;
     }
   } else {
     return std::nullopt;
@@ -139,11 +166,13 @@ std::string quantity_text(const nlohmann::json& v) {
   if (v.is_number_integer()) return v.dump();
   if (v.is_number()) {
     double d = v.get<double>();
-    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e18) return fmt::format("{}", static_cast<long long>(d));
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e18)
+      return fmt::format("{}", static_cast<long long>(d));
     if (std::isfinite(d)) {
       // Milli precision is what Kubernetes keeps for CPU; finer amounts keep their digits.
       double milli = d * 1000;
-      if (std::floor(milli) == milli && std::fabs(milli) < 9e18) return fmt::format("{}m", static_cast<long long>(milli));
+      if (std::floor(milli) == milli && std::fabs(milli) < 9e18)
+        return fmt::format("{}m", static_cast<long long>(milli));
       return fmt::format("{}", d);
     }
   }

@@ -1,8 +1,7 @@
 #include "gedge/report.hpp"
 
-#include <signal.h>
-
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,12 +23,22 @@ std::mutex g_log_mu;
 int g_log_fd = -1;
 }  // namespace
 
-void request_cancel() noexcept { g_cancel.store(true); }
+void request_cancel() noexcept {
+  g_cancel.store(true);
+}
 static thread_local int t_shield = 0;
-bool cancel_requested() noexcept { return t_shield == 0 && g_cancel.load(); }
-CancelShield::CancelShield() noexcept { ++t_shield; }
-CancelShield::~CancelShield() { --t_shield; }
-void reset_cancel() noexcept { g_cancel.store(false); }
+bool cancel_requested() noexcept {
+  return t_shield == 0 && g_cancel.load();
+}
+CancelShield::CancelShield() noexcept {
+  ++t_shield;
+}
+CancelShield::~CancelShield() {
+  --t_shield;
+}
+void reset_cancel() noexcept {
+  g_cancel.store(false);
+}
 
 namespace {
 std::atomic<int> g_child_groups[32];
@@ -78,12 +87,14 @@ int open_log(const std::string& path) {
 // from rotating twice; the inode check skips a file another process has rotated meanwhile.
 int rotate_if_full(const std::string& path, int fd) {
   if (fd < 0 || ::flock(fd, LOCK_EX) != 0) return fd;
-  struct stat open_st {}, named_st {};
-  bool full = ::fstat(fd, &open_st) == 0 && open_st.st_size >= kLogMaxBytes && ::stat(path.c_str(), &named_st) == 0 &&
-              named_st.st_ino == open_st.st_ino;
+  struct stat open_st {
+  }, named_st{};
+  bool full = ::fstat(fd, &open_st) == 0 && open_st.st_size >= kLogMaxBytes &&
+              ::stat(path.c_str(), &named_st) == 0 && named_st.st_ino == open_st.st_ino;
   if (full) {
     for (int i = kLogKeep - 1; i >= 1; --i)
-      ::rename((path + "." + std::to_string(i)).c_str(), (path + "." + std::to_string(i + 1)).c_str());
+      ::rename((path + "." + std::to_string(i)).c_str(),
+               (path + "." + std::to_string(i + 1)).c_str());
     ::rename(path.c_str(), (path + ".1").c_str());
   }
   ::flock(fd, LOCK_UN);

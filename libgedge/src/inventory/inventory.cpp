@@ -21,9 +21,9 @@ Error sql_error(sqlite3* db, std::string_view what) {
   int rc = sqlite3_extended_errcode(db);
   ErrorCode code = ErrorCode::failure;
   if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) code = ErrorCode::conflict;
-  return Error{code, fmt::format("inventory: {}: {}", what, sqlite3_errmsg(db)),
-               code == ErrorCode::conflict ? "another gedge process holds the inventory; retry"
-                                           : ""};
+  return Error{
+      code, fmt::format("inventory: {}: {}", what, sqlite3_errmsg(db)),
+      code == ErrorCode::conflict ? "another gedge process holds the inventory; retry" : ""};
 }
 
 struct StmtCloser {
@@ -73,7 +73,9 @@ Result<void> exec_script(sqlite3* db, const char* sql) {
 
 Inventory::~Inventory() = default;
 
-int Inventory::latest_schema_version() { return static_cast<int>(kMigrations.size()); }
+int Inventory::latest_schema_version() {
+  return static_cast<int>(kMigrations.size());
+}
 
 Result<Inventory> Inventory::open(const fs::path& path, bool create) {
   if (!create && !fs::exists(path))
@@ -83,7 +85,8 @@ Result<Inventory> Inventory::open(const fs::path& path, bool create) {
     // Create the file 0600 ourselves so SQLite never makes it world-readable.
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
-      return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", path.string(), strerror(errno)));
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot create {}: {}", path.string(), strerror(errno)));
     ::close(fd);
   }
   sqlite3* raw = nullptr;
@@ -91,7 +94,8 @@ Result<Inventory> Inventory::open(const fs::path& path, bool create) {
   if (sqlite3_open_v2(path.c_str(), &raw, flags, nullptr) != SQLITE_OK) {
     std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
     sqlite3_close_v2(raw);
-    return fail(ErrorCode::failure, fmt::format("cannot open inventory {}: {}", path.string(), msg));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot open inventory {}: {}", path.string(), msg));
   }
   Inventory inv(raw);
   sqlite3_busy_timeout(raw, kInventoryBusyTimeoutMs);
@@ -132,14 +136,16 @@ Result<void> Inventory::migrate() {
     int v = inv.schema_version();
     if (v > latest_schema_version())
       return fail(ErrorCode::failure, "inventory was upgraded by a newer gedge meanwhile");
-    GEDGE_TRY(exec_script(inv.raw(), "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                                          "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"));
+    GEDGE_TRY(exec_script(inv.raw(),
+                          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                          "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"));
     for (int i = v; i < latest_schema_version(); ++i) {
       std::string sql(kMigrations[static_cast<size_t>(i)]);
       GEDGE_TRY(exec_script(inv.raw(), sql.c_str()));
-      GEDGE_TRY(inv.exec("INSERT INTO schema_migrations(version, applied_at) "
-                              "VALUES (?, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
-                              {int64_t{i + 1}}));
+      GEDGE_TRY(
+          inv.exec("INSERT INTO schema_migrations(version, applied_at) "
+                   "VALUES (?, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
+                   {int64_t{i + 1}}));
       // PRAGMA cannot take a bound parameter; the value is our own integer.
       GEDGE_TRY(exec_script(inv.raw(), fmt::format("PRAGMA user_version={}", i + 1).c_str()));
     }
@@ -160,12 +166,19 @@ Result<std::vector<SqlRow>> Inventory::query(std::string_view sql,
     for (int c = 0; c < n; ++c) {
       const char* name = sqlite3_column_name(st.get(), c);
       switch (sqlite3_column_type(st.get(), c)) {
-        case SQLITE_INTEGER: row[name] = sqlite3_column_int64(st.get(), c); break;
-        case SQLITE_FLOAT: row[name] = sqlite3_column_double(st.get(), c); break;
-        case SQLITE_NULL: row[name] = nullptr; break;
+        case SQLITE_INTEGER:
+          row[name] = sqlite3_column_int64(st.get(), c);
+          break;
+        case SQLITE_FLOAT:
+          row[name] = sqlite3_column_double(st.get(), c);
+          break;
+        case SQLITE_NULL:
+          row[name] = nullptr;
+          break;
         default: {
           const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), c));
-          row[name] = std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(st.get(), c)));
+          row[name] =
+              std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(st.get(), c)));
         }
       }
     }
@@ -184,7 +197,9 @@ Result<int64_t> Inventory::exec(std::string_view sql, const std::vector<SqlValue
   return static_cast<int64_t>(sqlite3_changes(db_.get()));
 }
 
-int64_t Inventory::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_.get()); }
+int64_t Inventory::last_insert_rowid() const {
+  return sqlite3_last_insert_rowid(db_.get());
+}
 
 Result<void> Inventory::write(const std::function<Result<void>(Inventory&)>& body) {
   if (depth_ > 0) {

@@ -3,8 +3,8 @@
 // kubectl; the bearer token goes in a header and never into a log or an error.
 #include <fmt/format.h>
 
-#include <map>
 #include <algorithm>
+#include <map>
 
 #include "gedge/http.hpp"
 #include "gedge/k8s.hpp"
@@ -23,22 +23,27 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
-Error error_for_status(long http_status, const nlohmann::json& status_body, const std::string& what) {
+Error error_for_status(long http_status, const nlohmann::json& status_body,
+                       const std::string& what) {
   std::string msg;
-  if (status_body.is_object() && status_body.contains("message") && status_body["message"].is_string())
+  if (status_body.is_object() && status_body.contains("message") &&
+      status_body["message"].is_string())
     msg = status_body["message"].get<std::string>();
   std::string text = msg.empty() ? fmt::format("{}: HTTP {}", what, http_status)
                                  : fmt::format("{}: HTTP {}: {}", what, http_status, msg);
   switch (http_status) {
     case 401:
-      return Error{ErrorCode::auth, text, "the kubeconfig's credentials were refused; check the token or client certificate"};
+      return Error{
+          ErrorCode::auth, text,
+          "the kubeconfig's credentials were refused; check the token or client certificate"};
     case 403:
       return Error{ErrorCode::auth, text, "the kubeconfig's user lacks RBAC permission for this"};
     case 404:
       return Error{ErrorCode::not_found, text, ""};
     case 409:
       return Error{ErrorCode::conflict, text,
-                   "another field manager owns these fields; re-run with --force-conflicts to take them over"};
+                   "another field manager owns these fields; re-run with --force-conflicts to take "
+                   "them over"};
     case 400:
     case 415:
     case 422:
@@ -61,8 +66,8 @@ struct Client::Impl {
     GEDGE_TRY_ASSIGN(auto c, exec_credentials(*cfg.exec, opts.timeout_s, refresh));
     if (!c.token.empty() && cfg.server.starts_with("http://"))
       return fail(ErrorCode::usage,
-                  fmt::format("exec plugin '{}': a bearer token would be sent in clear text to {}", cfg.exec->command,
-                              cfg.server),
+                  fmt::format("exec plugin '{}': a bearer token would be sent in clear text to {}",
+                              cfg.exec->command, cfg.server),
                   "use an https:// server");
     cfg.token = c.token;
     http.tls.client_cert_pem = c.client_cert_pem;
@@ -84,13 +89,17 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
-const Kubeconfig& Client::config() const { return impl_->cfg; }
+const Kubeconfig& Client::config() const {
+  return impl_->cfg;
+}
 
 Result<Client> Client::create(Kubeconfig cfg, ClientOptions opts) {
   if (!cfg.server.starts_with("https://") && !cfg.server.starts_with("http://"))
-    return fail(ErrorCode::usage, fmt::format("kubeconfig server '{}' is not an http(s) URL", cfg.server));
+    return fail(ErrorCode::usage,
+                fmt::format("kubeconfig server '{}' is not an http(s) URL", cfg.server));
   if (!cfg.token.empty() && cfg.server.starts_with("http://"))
-    return fail(ErrorCode::usage, fmt::format("a bearer token would be sent in clear text to {}", cfg.server),
+    return fail(ErrorCode::usage,
+                fmt::format("a bearer token would be sent in clear text to {}", cfg.server),
                 "use an https:// server");
   while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
   auto impl = std::make_unique<Impl>();
@@ -102,7 +111,8 @@ Result<Client> Client::create(Kubeconfig cfg, ClientOptions opts) {
   impl->http.tls.client_cert_pem = cfg.client_cert_pem;
   impl->http.tls.client_key_pem = cfg.client_key_pem;
   // proxy-url wins; else kubectl's HTTPS_PROXY/NO_PROXY rules.
-  impl->http.proxy = !cfg.proxy_url.empty() ? cfg.proxy_url : http::proxy_from_environment(cfg.server);
+  impl->http.proxy =
+      !cfg.proxy_url.empty() ? cfg.proxy_url : http::proxy_from_environment(cfg.server);
   impl->cfg = std::move(cfg);
   impl->opts = opts;
   return Client(std::move(impl));
@@ -119,14 +129,18 @@ Result<nlohmann::json> Client::request(const std::string& method, const std::str
   std::string what = fmt::format("{} {}", method, path.substr(0, path.find('?')));
   GEDGE_TRY(impl_->exec_creds(false));
   req.headers = impl_->headers(content_type);
-  GEDGE_TRY_ASSIGN(auto resp, http::perform(req, impl_->http, fmt::format("{} ({})", what, cfg.server)));
-  if (resp.status == 401 && cfg.exec) {  // as client-go: the plugin's credential may have been revoked
+  GEDGE_TRY_ASSIGN(auto resp,
+                   http::perform(req, impl_->http, fmt::format("{} ({})", what, cfg.server)));
+  if (resp.status == 401 &&
+      cfg.exec) {  // as client-go: the plugin's credential may have been revoked
     GEDGE_TRY(impl_->exec_creds(true));
     req.headers = impl_->headers(content_type);
-    GEDGE_TRY_ASSIGN(resp, http::perform(req, impl_->http, fmt::format("{} ({})", what, cfg.server)));
+    GEDGE_TRY_ASSIGN(resp,
+                     http::perform(req, impl_->http, fmt::format("{} ({})", what, cfg.server)));
   }
   nlohmann::json j = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
-  if (resp.status < 200 || resp.status >= 300) return std::unexpected(error_for_status(resp.status, j, what));
+  if (resp.status < 200 || resp.status >= 300)
+    return std::unexpected(error_for_status(resp.status, j, what));
   if (j.is_discarded()) {
     if (resp.body.empty()) return nlohmann::json::object();
     return fail(ErrorCode::failure, fmt::format("{}: the server's reply is not JSON", what));
@@ -134,7 +148,8 @@ Result<nlohmann::json> Client::request(const std::string& method, const std::str
   return j;
 }
 
-Result<void> Client::stream(const std::string& path, const std::function<bool(std::string_view)>& on_data) {
+Result<void> Client::stream(const std::string& path,
+                            const std::function<bool(std::string_view)>& on_data) {
   const auto& cfg = impl_->cfg;
   GEDGE_TRY(impl_->exec_creds(false));
   http::Request req;
@@ -153,21 +168,25 @@ Result<void> Client::stream(const std::string& path, const std::function<bool(st
   return {};
 }
 
-Result<nlohmann::json> Client::version() { return request("GET", "/version"); }
+Result<nlohmann::json> Client::version() {
+  return request("GET", "/version");
+}
 
 Result<ResourceInfo> Client::resource_for(const std::string& api_version, const std::string& kind) {
   auto it = impl_->discovery.find(api_version);
   if (it == impl_->discovery.end()) {
-    std::string p = api_version.find('/') == std::string::npos ? "/api/" + api_version
-                                                                 : "/apis/" + api_version;
+    std::string p =
+        api_version.find('/') == std::string::npos ? "/api/" + api_version : "/apis/" + api_version;
     auto r = request("GET", p);
     if (!r) {
       if (r.error().code == ErrorCode::not_found)
-        return fail(ErrorCode::not_found,
-                    fmt::format("the API server does not serve {} (needed for {})", api_version, kind),
-                    kind == "ServiceMonitor"          ? "install the Prometheus operator CRDs, or drop monitorPorts"
-                    : kind == "VerticalPodAutoscaler" ? "install the Vertical Pod Autoscaler (its CRDs), or drop vpa"
-                                                      : "");
+        return fail(
+            ErrorCode::not_found,
+            fmt::format("the API server does not serve {} (needed for {})", api_version, kind),
+            kind == "ServiceMonitor" ? "install the Prometheus operator CRDs, or drop monitorPorts"
+            : kind == "VerticalPodAutoscaler"
+                ? "install the Vertical Pod Autoscaler (its CRDs), or drop vpa"
+                : "");
       return std::unexpected(r.error());
     }
     it = impl_->discovery.emplace(api_version, *r).first;
@@ -187,8 +206,8 @@ Result<ResourceInfo> Client::resource_for(const std::string& api_version, const 
 Result<std::string> Client::path_for(const std::string& api_version, const std::string& kind,
                                      const std::string& ns, const std::string& name) {
   GEDGE_TRY_ASSIGN(auto info, resource_for(api_version, kind));
-  std::string p = api_version.find('/') == std::string::npos ? "/api/" + api_version
-                                                               : "/apis/" + api_version;
+  std::string p =
+      api_version.find('/') == std::string::npos ? "/api/" + api_version : "/apis/" + api_version;
   if (info.namespaced && !ns.empty()) p += "/namespaces/" + url_escape(ns);
   p += "/" + info.plural;
   if (!name.empty()) p += "/" + url_escape(name);
@@ -197,7 +216,8 @@ Result<std::string> Client::path_for(const std::string& api_version, const std::
 
 Result<nlohmann::json> Client::get(const std::string& api_version, const std::string& kind,
                                    const std::string& ns, const std::string& name) {
-  GEDGE_TRY_ASSIGN(auto p, path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
+  GEDGE_TRY_ASSIGN(auto p,
+                   path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
   return request("GET", p);
 }
 
@@ -235,7 +255,8 @@ Result<nlohmann::json> Client::apply(const nlohmann::json& object, const ApplyOp
 
 Result<void> Client::remove(const std::string& api_version, const std::string& kind,
                             const std::string& ns, const std::string& name, bool dry_run) {
-  GEDGE_TRY_ASSIGN(auto p, path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
+  GEDGE_TRY_ASSIGN(auto p,
+                   path_for(api_version, kind, ns.empty() ? impl_->cfg.namespace_ : ns, name));
   p += "?propagationPolicy=Foreground";
   if (dry_run) p += "&dryRun=All";
   GEDGE_TRY(request("DELETE", p));

@@ -36,7 +36,8 @@ std::string last_lines(const std::string& s, std::size_t n) {
   std::string t = s;
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
   std::size_t pos = t.size();
-  for (std::size_t i = 0; i < n && pos != std::string::npos && pos > 0; ++i) pos = t.rfind('\n', pos - 1);
+  for (std::size_t i = 0; i < n && pos != std::string::npos && pos > 0; ++i)
+    pos = t.rfind('\n', pos - 1);
   return pos == std::string::npos || pos == 0 ? t : t.substr(pos + 1);
 }
 
@@ -71,14 +72,19 @@ Result<std::string> find_command(const ExecConfig& e) {
   std::size_t start = 0;
   while (start <= p.size()) {
     auto colon = p.find(':', start);
-    std::string dir = p.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    std::filesystem::path cand = std::filesystem::path(dir.empty() ? std::string_view(".") : std::string_view(dir)) / e.command;
+    std::string dir =
+        p.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    std::filesystem::path cand =
+        std::filesystem::path(dir.empty() ? std::string_view(".") : std::string_view(dir)) /
+        e.command;
     if (::access(cand.c_str(), X_OK) == 0) return cand.string();
     if (colon == std::string::npos) break;
     start = colon + 1;
   }
-  return fail(ErrorCode::auth, fmt::format("exec plugin '{}' ({}) not found on PATH", e.command, e.where),
-              e.install_hint.empty() ? "install it, or fix user.exec.command in the kubeconfig" : e.install_hint);
+  return fail(ErrorCode::auth,
+              fmt::format("exec plugin '{}' ({}) not found on PATH", e.command, e.where),
+              e.install_hint.empty() ? "install it, or fix user.exec.command in the kubeconfig"
+                                     : e.install_hint);
 }
 
 Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
@@ -86,9 +92,11 @@ Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
   bool tty = ::isatty(0) == 1;
   bool interactive = e.interactive_mode != "Never" && tty;
   if (e.interactive_mode == "Always" && !tty)
-    return fail(ErrorCode::auth,
-                fmt::format("exec plugin '{}' ({}) needs a terminal (interactiveMode: Always) and stdin is not one",
-                            e.command, e.where));
+    return fail(
+        ErrorCode::auth,
+        fmt::format(
+            "exec plugin '{}' ({}) needs a terminal (interactiveMode: Always) and stdin is not one",
+            e.command, e.where));
   nlohmann::json info = {{"apiVersion", e.api_version},
                          {"kind", "ExecCredential"},
                          {"spec", {{"interactive", interactive}}}};
@@ -148,8 +156,9 @@ Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
   if (devnull >= 0) ::close(devnull);
 
   std::string sout, serr;
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(static_cast<long>((timeout_s > 0 ? timeout_s : 60) * 1000));
+  auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::milliseconds(static_cast<long>((timeout_s > 0 ? timeout_s : 60) * 1000));
   bool open_out = true, open_err = !interactive;
   if (interactive) ::close(err[0]);
   bool killed = false, timed_out = false;
@@ -183,36 +192,42 @@ Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!interactive) untrack_child_group(pid);
-  if (killed && !timed_out) return fail(ErrorCode::interrupted, fmt::format("exec plugin '{}': interrupted", e.command));
+  if (killed && !timed_out)
+    return fail(ErrorCode::interrupted, fmt::format("exec plugin '{}': interrupted", e.command));
   if (timed_out)
-    return fail(ErrorCode::auth, fmt::format("exec plugin '{}' ({}) did not finish within {:.0f} s", e.command, e.where,
-                                             timeout_s > 0 ? timeout_s : 60));
+    return fail(ErrorCode::auth, fmt::format("exec plugin '{}' ({}) did not finish within {:.0f} s",
+                                             e.command, e.where, timeout_s > 0 ? timeout_s : 60));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string how = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status))
                                         : fmt::format("signal {}", WTERMSIG(status));
     std::string tail = last_lines(serr, 5);
     return fail(ErrorCode::auth,
-                fmt::format("exec plugin '{}' ({}) failed ({}){}{}", e.command, e.where, how, tail.empty() ? "" : ": ", tail),
+                fmt::format("exec plugin '{}' ({}) failed ({}){}{}", e.command, e.where, how,
+                            tail.empty() ? "" : ": ", tail),
                 e.install_hint);
   }
   auto j = nlohmann::json::parse(sout, nullptr, false);
   auto bad = [&](const std::string& why) {
     return fail(ErrorCode::auth, fmt::format("exec plugin '{}' ({}): {}", e.command, e.where, why));
   };
-  if (!j.is_object() || j.value("kind", "") != "ExecCredential") return bad("its output is not an ExecCredential");
+  if (!j.is_object() || j.value("kind", "") != "ExecCredential")
+    return bad("its output is not an ExecCredential");
   if (j.value("apiVersion", "") != e.api_version)
-    return bad(fmt::format("it answered apiVersion '{}', the kubeconfig asks for '{}'", j.value("apiVersion", ""),
-                           e.api_version));
+    return bad(fmt::format("it answered apiVersion '{}', the kubeconfig asks for '{}'",
+                           j.value("apiVersion", ""), e.api_version));
   auto st = j.value("status", nlohmann::json::object());
   if (!st.is_object()) return bad("status is not an object");
   ExecCredentials c;
-  auto s = [&](const char* k) { return st.contains(k) && st[k].is_string() ? st[k].get<std::string>() : std::string(); };
+  auto s = [&](const char* k) {
+    return st.contains(k) && st[k].is_string() ? st[k].get<std::string>() : std::string();
+  };
   c.token = s("token");
   c.client_cert_pem = s("clientCertificateData");
   c.client_key_pem = s("clientKeyData");
   if (c.client_cert_pem.empty() != c.client_key_pem.empty())
     return bad("it returned a client certificate without a key (or a key without a certificate)");
-  if (c.token.empty() && c.client_cert_pem.empty()) return bad("it returned neither a token nor a client certificate");
+  if (c.token.empty() && c.client_cert_pem.empty())
+    return bad("it returned neither a token nor a client certificate");
   for (unsigned char ch : c.token)
     if (ch < 0x20 || ch == 0x7f) return bad("its token contains control characters");
   if (auto exp = s("expirationTimestamp"); !exp.empty()) {
@@ -224,7 +239,11 @@ Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
 }
 
 std::string cache_key(const ExecConfig& e) {
-  nlohmann::json k = {{"v", e.api_version}, {"c", e.command}, {"a", e.args}, {"i", e.cluster_info}, {"m", e.interactive_mode}};
+  nlohmann::json k = {{"v", e.api_version},
+                      {"c", e.command},
+                      {"a", e.args},
+                      {"i", e.cluster_info},
+                      {"m", e.interactive_mode}};
   for (const auto& [n, v] : e.env) k["e"].push_back({n, v});
   return k.dump();
 }
@@ -237,7 +256,8 @@ Result<ExecCredentials> exec_credentials(const ExecConfig& e, double timeout_s, 
     std::lock_guard lk(g_mu);
     auto it = g_cache.find(key);
     if (it != g_cache.end()) {
-      if (!refresh && (!it->second.creds.expires || *it->second.creds.expires > Clock::now() + std::chrono::seconds(10)))
+      if (!refresh && (!it->second.creds.expires ||
+                       *it->second.creds.expires > Clock::now() + std::chrono::seconds(10)))
         return it->second.creds;
       g_cache.erase(it);
     }

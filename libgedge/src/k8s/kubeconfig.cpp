@@ -27,7 +27,8 @@ Result<std::string> base64_decode(const std::string& in, const std::string& what
   for (char c : in) {
     if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
     auto pos = chars.find(c);
-    if (pos == std::string::npos) return fail(ErrorCode::usage, fmt::format("{} is not valid base64", what));
+    if (pos == std::string::npos)
+      return fail(ErrorCode::usage, fmt::format("{} is not valid base64", what));
     val = (val << 6) + static_cast<int>(pos);
     bits += 6;
     if (bits >= 0) {
@@ -40,12 +41,14 @@ Result<std::string> base64_decode(const std::string& in, const std::string& what
 
 // A regular file of bounded size (a FIFO or /dev/zero would hang or grow without end).
 Result<std::string> read_small(const fs::path& p, const std::string& what) {
-  struct stat st{};
-  if (::stat(p.c_str(), &st) != 0) return fail(ErrorCode::not_found, fmt::format("{} '{}' not found", what, p.string()));
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0)
+    return fail(ErrorCode::not_found, fmt::format("{} '{}' not found", what, p.string()));
   if (!S_ISREG(st.st_mode))
     return fail(ErrorCode::usage, fmt::format("{} '{}' is not a regular file", what, p.string()));
   if (static_cast<std::size_t>(st.st_size) > kMaxFile)
-    return fail(ErrorCode::usage, fmt::format("{} '{}' is larger than {} bytes", what, p.string(), kMaxFile));
+    return fail(ErrorCode::usage,
+                fmt::format("{} '{}' is larger than {} bytes", what, p.string(), kMaxFile));
   auto r = read_file(p);
   if (!r) return fail(r.error().code, fmt::format("cannot read {} '{}'", what, p.string()));
   return *r;
@@ -89,15 +92,18 @@ Result<void> check_fields(const Doc* d, const YAML::Node& map, const std::string
   for (auto it = map.begin(); it != map.end(); ++it) {
     std::string k = it->first.as<std::string>("");
     if (auto r = refused.find(k); r != refused.end())
-      return std::unexpected(bad(d, it->first, fmt::format("{}: field '{}' is not supported: {}", what, k, r->second)));
+      return std::unexpected(bad(
+          d, it->first, fmt::format("{}: field '{}' is not supported: {}", what, k, r->second)));
     if (!known.contains(k))
-      return std::unexpected(bad(d, it->first, fmt::format("{}: unknown field '{}'", what, k),
-                                 "gedge refuses kubeconfig fields it does not understand rather than ignore them"));
+      return std::unexpected(
+          bad(d, it->first, fmt::format("{}: unknown field '{}'", what, k),
+              "gedge refuses kubeconfig fields it does not understand rather than ignore them"));
   }
   return {};
 }
 
-Result<std::string> read_ref(const Doc* d, const YAML::Node& at, const std::string& file, const std::string& what) {
+Result<std::string> read_ref(const Doc* d, const YAML::Node& at, const std::string& file,
+                             const std::string& what) {
   fs::path p(file);
   if (p.is_relative()) p = d->base / p;
   auto r = read_small(p, what);
@@ -106,7 +112,8 @@ Result<std::string> read_ref(const Doc* d, const YAML::Node& at, const std::stri
 }
 
 // field-data (base64) or field (a file).
-Result<std::string> data_or_file(const Doc* d, const YAML::Node& n, const char* data_key, const char* file_key) {
+Result<std::string> data_or_file(const Doc* d, const YAML::Node& n, const char* data_key,
+                                 const char* file_key) {
   auto data = str(n, data_key);
   if (!data.empty()) {
     auto r = base64_decode(data, data_key);
@@ -120,13 +127,17 @@ Result<std::string> data_or_file(const Doc* d, const YAML::Node& n, const char* 
 
 // A bearer token as it may go into a header: one trailing newline trimmed, no control
 // characters (a multi-line file would otherwise become header lines).
-Result<std::string> clean_token(std::string t, const Doc* d, const YAML::Node& at, const std::string& what) {
-  if (t.ends_with("\r\n")) t.resize(t.size() - 2);
-  else if (t.ends_with("\n")) t.pop_back();
+Result<std::string> clean_token(std::string t, const Doc* d, const YAML::Node& at,
+                                const std::string& what) {
+  if (t.ends_with("\r\n"))
+    t.resize(t.size() - 2);
+  else if (t.ends_with("\n"))
+    t.pop_back();
   for (unsigned char c : t)
     if (c < 0x20 || c == 0x7f)
-      return std::unexpected(bad(d, at, fmt::format("{} contains control characters (a line break?)", what),
-                                 "a token is one line; fix the file"));
+      return std::unexpected(
+          bad(d, at, fmt::format("{} contains control characters (a line break?)", what),
+              "a token is one line; fix the file"));
   return t;
 }
 
@@ -157,42 +168,52 @@ nlohmann::json to_json(const YAML::Node& n) {
     return a;
   }
   nlohmann::json o = nlohmann::json::object();
-  for (auto it = n.begin(); it != n.end(); ++it) o[it->first.as<std::string>("")] = to_json(it->second);
+  for (auto it = n.begin(); it != n.end(); ++it)
+    o[it->first.as<std::string>("")] = to_json(it->second);
   return o;
 }
 
-const std::set<std::string> kExec = {"apiVersion", "command", "args", "env", "installHint",
-                                     "provideClusterInfo", "interactiveMode"};
+const std::set<std::string> kExec = {
+    "apiVersion", "command", "args", "env", "installHint", "provideClusterInfo", "interactiveMode"};
 
-Result<ExecConfig> parse_exec(const Doc* d, const YAML::Node& x, const std::string& uwhat, const Kubeconfig& cfg,
-                              const YAML::Node& cluster) {
+Result<ExecConfig> parse_exec(const Doc* d, const YAML::Node& x, const std::string& uwhat,
+                              const Kubeconfig& cfg, const YAML::Node& cluster) {
   std::string what = uwhat + ": exec";
   GEDGE_TRY(check_fields(d, x, what, kExec));
   ExecConfig e;
   e.where = where(d, x);
   e.api_version = str(x, "apiVersion");
   if (e.api_version == "client.authentication.k8s.io/v1alpha1")
-    return std::unexpected(bad(d, x["apiVersion"], what + ": apiVersion client.authentication.k8s.io/v1alpha1 was removed "
-                                                          "from Kubernetes 1.24; use v1 or v1beta1"));
-  if (e.api_version != "client.authentication.k8s.io/v1" && e.api_version != "client.authentication.k8s.io/v1beta1")
-    return std::unexpected(bad(d, x, fmt::format("{}: apiVersion '{}' must be client.authentication.k8s.io/v1 or v1beta1",
-                                                 what, e.api_version)));
+    return std::unexpected(bad(d, x["apiVersion"],
+                               what +
+                                   ": apiVersion client.authentication.k8s.io/v1alpha1 was removed "
+                                   "from Kubernetes 1.24; use v1 or v1beta1"));
+  if (e.api_version != "client.authentication.k8s.io/v1" &&
+      e.api_version != "client.authentication.k8s.io/v1beta1")
+    return std::unexpected(
+        bad(d, x,
+            fmt::format("{}: apiVersion '{}' must be client.authentication.k8s.io/v1 or v1beta1",
+                        what, e.api_version)));
   e.command = str(x, "command");
   if (e.command.empty()) return std::unexpected(bad(d, x, what + ": command is required"));
   if (e.command.find('/') != std::string::npos && fs::path(e.command).is_relative())
     e.command = (d->base / e.command).lexically_normal().string();
   if (x["args"]) {
-    if (!x["args"].IsSequence()) return std::unexpected(bad(d, x["args"], what + ": args must be a list of strings"));
+    if (!x["args"].IsSequence())
+      return std::unexpected(bad(d, x["args"], what + ": args must be a list of strings"));
     for (const auto& a : x["args"]) {
-      if (!a.IsScalar()) return std::unexpected(bad(d, a, what + ": args must be a list of strings"));
+      if (!a.IsScalar())
+        return std::unexpected(bad(d, a, what + ": args must be a list of strings"));
       e.args.push_back(a.as<std::string>(""));
     }
   }
   if (x["env"] && !x["env"].IsNull()) {
-    if (!x["env"].IsSequence()) return std::unexpected(bad(d, x["env"], what + ": env must be a list of {name, value}"));
+    if (!x["env"].IsSequence())
+      return std::unexpected(bad(d, x["env"], what + ": env must be a list of {name, value}"));
     for (const auto& v : x["env"]) {
       GEDGE_TRY(check_fields(d, v, what + ": env entry", {"name", "value"}));
-      if (str(v, "name").empty()) return std::unexpected(bad(d, v, what + ": an env entry has no name"));
+      if (str(v, "name").empty())
+        return std::unexpected(bad(d, v, what + ": an env entry has no name"));
       e.env.emplace_back(str(v, "name"), str(v, "value"));
     }
   }
@@ -200,17 +221,22 @@ Result<ExecConfig> parse_exec(const Doc* d, const YAML::Node& x, const std::stri
   e.interactive_mode = str(x, "interactiveMode");
   if (e.interactive_mode.empty()) {
     if (e.api_version.ends_with("/v1"))
-      return std::unexpected(bad(d, x, what + ": interactiveMode is required for client.authentication.k8s.io/v1 "
-                                              "(Never, IfAvailable or Always)"));
+      return std::unexpected(
+          bad(d, x,
+              what + ": interactiveMode is required for client.authentication.k8s.io/v1 "
+                     "(Never, IfAvailable or Always)"));
     e.interactive_mode = "IfAvailable";
   }
-  if (e.interactive_mode != "Never" && e.interactive_mode != "IfAvailable" && e.interactive_mode != "Always")
-    return std::unexpected(bad(d, x["interactiveMode"],
-                               fmt::format("{}: interactiveMode '{}' must be Never, IfAvailable or Always", what,
-                                           e.interactive_mode)));
+  if (e.interactive_mode != "Never" && e.interactive_mode != "IfAvailable" &&
+      e.interactive_mode != "Always")
+    return std::unexpected(
+        bad(d, x["interactiveMode"],
+            fmt::format("{}: interactiveMode '{}' must be Never, IfAvailable or Always", what,
+                        e.interactive_mode)));
   std::string pci = str(x, "provideClusterInfo");
   if (!pci.empty() && pci != "true" && pci != "false")
-    return std::unexpected(bad(d, x["provideClusterInfo"], what + ": provideClusterInfo must be true or false"));
+    return std::unexpected(
+        bad(d, x["provideClusterInfo"], what + ": provideClusterInfo must be true or false"));
   e.provide_cluster_info = pci == "true";
   if (e.provide_cluster_info) {
     nlohmann::json ci = {{"server", cfg.server}};
@@ -221,21 +247,34 @@ Result<ExecConfig> parse_exec(const Doc* d, const YAML::Node& x, const std::stri
     const YAML::Node exts = cluster["extensions"];
     if (exts && exts.IsSequence())
       for (const auto& ext : exts)
-        if (str(ext, "name") == "client.authentication.k8s.io/exec") ci["config"] = to_json(ext["extension"]);
+        if (str(ext, "name") == "client.authentication.k8s.io/exec")
+          ci["config"] = to_json(ext["extension"]);
     e.cluster_info = ci;
   }
   return e;
 }
 
-const std::set<std::string> kTop = {"apiVersion", "kind", "preferences", "clusters", "users",
-                                    "contexts", "current-context", "extensions"};
-const std::set<std::string> kCluster = {"server", "tls-server-name", "insecure-skip-tls-verify",
-                                        "certificate-authority", "certificate-authority-data",
-                                        "proxy-url", "disable-compression", "extensions"};
-const std::set<std::string> kUser = {"client-certificate", "client-certificate-data", "client-key",
-                                     "client-key-data", "token", "tokenFile", "exec", "extensions"};
+const std::set<std::string> kTop = {"apiVersion", "kind",     "preferences",     "clusters",
+                                    "users",      "contexts", "current-context", "extensions"};
+const std::set<std::string> kCluster = {"server",
+                                        "tls-server-name",
+                                        "insecure-skip-tls-verify",
+                                        "certificate-authority",
+                                        "certificate-authority-data",
+                                        "proxy-url",
+                                        "disable-compression",
+                                        "extensions"};
+const std::set<std::string> kUser = {"client-certificate",
+                                     "client-certificate-data",
+                                     "client-key",
+                                     "client-key-data",
+                                     "token",
+                                     "tokenFile",
+                                     "exec",
+                                     "extensions"};
 const std::map<std::string, std::string> kUserRefused = {
-    {"auth-provider", "auth-provider plugins were removed from client-go; use an exec plugin or a token"},
+    {"auth-provider",
+     "auth-provider plugins were removed from client-go; use an exec plugin or a token"},
     {"as", "impersonation is not supported"},
     {"as-uid", "impersonation is not supported"},
     {"as-groups", "impersonation is not supported"},
@@ -270,11 +309,13 @@ Result<void> add_doc(Merged& m, std::size_t idx) {
                         Kind{"contexts", "context", &m.contexts}}) {
     const YAML::Node list = root[k.list];
     if (!list || list.IsNull()) continue;
-    if (!list.IsSequence()) return std::unexpected(bad(d, list, fmt::format("{} is not a list", k.list)));
+    if (!list.IsSequence())
+      return std::unexpected(bad(d, list, fmt::format("{} is not a list", k.list)));
     for (const auto& item : list) {
       GEDGE_TRY(check_fields(d, item, fmt::format("{} entry", k.list), {"name", k.inner}));
       std::string name = str(item, "name");
-      if (name.empty()) return std::unexpected(bad(d, item, fmt::format("a {} entry has no name", k.inner)));
+      if (name.empty())
+        return std::unexpected(bad(d, item, fmt::format("a {} entry has no name", k.inner)));
       k.into->emplace(name, Entry{item[k.inner], d, item});  // the first file wins
     }
   }
@@ -286,11 +327,13 @@ Result<Kubeconfig> resolve(const Merged& m, const std::string& context) {
   const Doc* first = m.docs.empty() ? nullptr : &m.docs.front();
   cfg.context = context.empty() ? m.current : context;
   if (cfg.context.empty())
-    return fail(ErrorCode::usage, fmt::format("{}: no context given and no current-context set", where(first, {})),
+    return fail(ErrorCode::usage,
+                fmt::format("{}: no context given and no current-context set", where(first, {})),
                 "pass --context NAME");
   auto ci = m.contexts.find(cfg.context);
   if (ci == m.contexts.end() || !ci->second.node || !ci->second.node.IsMap())
-    return fail(ErrorCode::usage, fmt::format("{}: context '{}' not found", where(first, {}), cfg.context),
+    return fail(ErrorCode::usage,
+                fmt::format("{}: context '{}' not found", where(first, {}), cfg.context),
                 "kubectl config get-contexts lists them");
   const Doc* cd = ci->second.doc;
   auto ctx = ci->second.node;
@@ -303,67 +346,84 @@ Result<Kubeconfig> resolve(const Merged& m, const std::string& context) {
   auto cli = m.clusters.find(cfg.cluster);
   if (cli == m.clusters.end() || !cli->second.node || !cli->second.node.IsMap())
     return std::unexpected(
-        bad(cd, ci->second.named, fmt::format("cluster '{}' (of context '{}') not found", cfg.cluster, cfg.context)));
+        bad(cd, ci->second.named,
+            fmt::format("cluster '{}' (of context '{}') not found", cfg.cluster, cfg.context)));
   const Doc* kd = cli->second.doc;
   auto c = cli->second.node;
   std::string cwhat = fmt::format("cluster '{}'", cfg.cluster);
   GEDGE_TRY(check_fields(kd, c, cwhat, kCluster));
   cfg.server = str(c, "server");
-  if (cfg.server.empty()) return std::unexpected(bad(kd, cli->second.named, cwhat + " has no server"));
+  if (cfg.server.empty())
+    return std::unexpected(bad(kd, cli->second.named, cwhat + " has no server"));
   if (!cfg.server.starts_with("https://") && !cfg.server.starts_with("http://"))
-    return std::unexpected(bad(kd, c["server"], fmt::format("{}: server '{}' is not an http(s) URL", cwhat, cfg.server)));
+    return std::unexpected(bad(
+        kd, c["server"], fmt::format("{}: server '{}' is not an http(s) URL", cwhat, cfg.server)));
   std::string insecure = str(c, "insecure-skip-tls-verify");
   if (!insecure.empty() && insecure != "true" && insecure != "false")
-    return std::unexpected(bad(kd, c["insecure-skip-tls-verify"], cwhat + ": insecure-skip-tls-verify must be true or false"));
+    return std::unexpected(bad(kd, c["insecure-skip-tls-verify"],
+                               cwhat + ": insecure-skip-tls-verify must be true or false"));
   cfg.insecure_skip_tls_verify = insecure == "true";
   cfg.tls_server_name = str(c, "tls-server-name");
   cfg.proxy_url = str(c, "proxy-url");
-  if (!cfg.proxy_url.empty() && !cfg.proxy_url.starts_with("http://") && !cfg.proxy_url.starts_with("https://") &&
-      !cfg.proxy_url.starts_with("socks5://"))
-    return std::unexpected(bad(kd, c["proxy-url"],
-                               fmt::format("{}: proxy-url '{}' must be http://, https:// or socks5://", cwhat, cfg.proxy_url)));
-  GEDGE_TRY_ASSIGN(cfg.ca_pem, data_or_file(kd, c, "certificate-authority-data", "certificate-authority"));
+  if (!cfg.proxy_url.empty() && !cfg.proxy_url.starts_with("http://") &&
+      !cfg.proxy_url.starts_with("https://") && !cfg.proxy_url.starts_with("socks5://"))
+    return std::unexpected(
+        bad(kd, c["proxy-url"],
+            fmt::format("{}: proxy-url '{}' must be http://, https:// or socks5://", cwhat,
+                        cfg.proxy_url)));
+  GEDGE_TRY_ASSIGN(cfg.ca_pem,
+                   data_or_file(kd, c, "certificate-authority-data", "certificate-authority"));
   if (cfg.insecure_skip_tls_verify && !cfg.ca_pem.empty())
-    return std::unexpected(bad(kd, c["insecure-skip-tls-verify"],
-                               cwhat + ": insecure-skip-tls-verify together with a certificate-authority is not allowed "
-                                       "(client-go refuses it too)"));
+    return std::unexpected(bad(
+        kd, c["insecure-skip-tls-verify"],
+        cwhat + ": insecure-skip-tls-verify together with a certificate-authority is not allowed "
+                "(client-go refuses it too)"));
   if (cfg.insecure_skip_tls_verify)
-    cfg.warnings.push_back(fmt::format(
-        "kubeconfig cluster '{}' sets insecure-skip-tls-verify: the API server's certificate is NOT verified",
-        cfg.cluster));
+    cfg.warnings.push_back(
+        fmt::format("kubeconfig cluster '{}' sets insecure-skip-tls-verify: the API server's "
+                    "certificate is NOT verified",
+                    cfg.cluster));
 
   if (!cfg.user.empty()) {
     auto ui = m.users.find(cfg.user);
     if (ui == m.users.end())
       return std::unexpected(
-          bad(cd, ci->second.named, fmt::format("user '{}' (of context '{}') not found", cfg.user, cfg.context)));
+          bad(cd, ci->second.named,
+              fmt::format("user '{}' (of context '{}') not found", cfg.user, cfg.context)));
     const Doc* ud = ui->second.doc;
     auto u = ui->second.node;
     std::string uwhat = fmt::format("user '{}'", cfg.user);
     if (u && !u.IsNull()) {
       GEDGE_TRY(check_fields(ud, u, uwhat, kUser, kUserRefused));
       if (!str(u, "token").empty()) {
-        GEDGE_TRY_ASSIGN(cfg.token, clean_token(str(u, "token"), ud, u["token"], uwhat + ": token"));
+        GEDGE_TRY_ASSIGN(cfg.token,
+                         clean_token(str(u, "token"), ud, u["token"], uwhat + ": token"));
       } else if (!str(u, "tokenFile").empty()) {
         GEDGE_TRY_ASSIGN(auto raw, read_ref(ud, u["tokenFile"], str(u, "tokenFile"), "tokenFile"));
-        GEDGE_TRY_ASSIGN(cfg.token, clean_token(std::move(raw), ud, u["tokenFile"],
-                                                fmt::format("{}: tokenFile '{}'", uwhat, str(u, "tokenFile"))));
+        GEDGE_TRY_ASSIGN(
+            cfg.token, clean_token(std::move(raw), ud, u["tokenFile"],
+                                   fmt::format("{}: tokenFile '{}'", uwhat, str(u, "tokenFile"))));
       }
-      GEDGE_TRY_ASSIGN(cfg.client_cert_pem, data_or_file(ud, u, "client-certificate-data", "client-certificate"));
+      GEDGE_TRY_ASSIGN(cfg.client_cert_pem,
+                       data_or_file(ud, u, "client-certificate-data", "client-certificate"));
       GEDGE_TRY_ASSIGN(cfg.client_key_pem, data_or_file(ud, u, "client-key-data", "client-key"));
       if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty())
-        return std::unexpected(bad(ud, ui->second.named,
-                                   uwhat + " has a client certificate without a key (or a key without a certificate)"));
+        return std::unexpected(bad(
+            ud, ui->second.named,
+            uwhat + " has a client certificate without a key (or a key without a certificate)"));
       if (u["exec"]) {
         if (!cfg.token.empty() || !cfg.client_cert_pem.empty())
-          return std::unexpected(bad(ud, u["exec"], uwhat + ": exec together with a token or client certificate is "
-                                                            "ambiguous; keep one"));
+          return std::unexpected(bad(ud, u["exec"],
+                                     uwhat +
+                                         ": exec together with a token or client certificate is "
+                                         "ambiguous; keep one"));
         GEDGE_TRY_ASSIGN(cfg.exec, parse_exec(ud, u["exec"], uwhat, cfg, c));
       }
       if (!cfg.token.empty() && cfg.server.starts_with("http://"))
-        return std::unexpected(bad(ud, ui->second.named,
-                                   fmt::format("{}: a bearer token would be sent in clear text to {}", uwhat, cfg.server),
-                                   "use an https:// server"));
+        return std::unexpected(bad(
+            ud, ui->second.named,
+            fmt::format("{}: a bearer token would be sent in clear text to {}", uwhat, cfg.server),
+            "use an https:// server"));
     }
   }
   return cfg;
@@ -374,7 +434,8 @@ Result<Doc> parse_doc(const std::string& text, const std::string& file, const fs
   try {
     d.root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::usage, fmt::format("{}: malformed YAML: {}", file.empty() ? "kubeconfig" : file, e.what()));
+    return fail(ErrorCode::usage, fmt::format("{}: malformed YAML: {}",
+                                              file.empty() ? "kubeconfig" : file, e.what()));
   }
   return d;
 }
@@ -432,7 +493,8 @@ Result<ContextList> list_contexts(const std::string& text) {
   return out;
 }
 
-Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& context, const fs::path& base_dir) {
+Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& context,
+                                    const fs::path& base_dir) {
   GEDGE_TRY_ASSIGN(auto d, parse_doc(text, "", base_dir));
   std::vector<Doc> docs;
   docs.push_back(std::move(d));
@@ -441,8 +503,8 @@ Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& 
   return cfg;
 }
 
-Result<Kubeconfig> load_kubeconfig_files(const std::vector<fs::path>& paths, const std::string& context,
-                                         bool skip_missing) {
+Result<Kubeconfig> load_kubeconfig_files(const std::vector<fs::path>& paths,
+                                         const std::string& context, bool skip_missing) {
   std::vector<Doc> docs;
   std::vector<std::string> used;
   std::set<std::string> seen;
@@ -478,11 +540,16 @@ Result<Kubeconfig> load_in_cluster(const Env& env) {
   auto host = env("KUBERNETES_SERVICE_HOST");
   auto port = env("KUBERNETES_SERVICE_PORT");
   if (!host || host->empty() || !port || port->empty())
-    return fail(ErrorCode::not_found, "not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT unset)");
+    return fail(ErrorCode::not_found,
+                "not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT unset)");
   for (char c : *port)
-    if (c < '0' || c > '9') return fail(ErrorCode::usage, fmt::format("KUBERNETES_SERVICE_PORT '{}' is not a port", *port));
+    if (c < '0' || c > '9')
+      return fail(ErrorCode::usage,
+                  fmt::format("KUBERNETES_SERVICE_PORT '{}' is not a port", *port));
   auto dir_env = env("GEDGE_K8S_SERVICEACCOUNT_DIR");
-  fs::path dir = dir_env && !dir_env->empty() ? fs::path(*dir_env) : fs::path("/var/run/secrets/kubernetes.io/serviceaccount");
+  fs::path dir = dir_env && !dir_env->empty()
+                     ? fs::path(*dir_env)
+                     : fs::path("/var/run/secrets/kubernetes.io/serviceaccount");
   Kubeconfig cfg;
   cfg.source = "in-cluster";
   cfg.path = "in-cluster";
@@ -497,13 +564,15 @@ Result<Kubeconfig> load_in_cluster(const Env& env) {
   GEDGE_TRY_ASSIGN(cfg.ca_pem, read_small(dir / "ca.crt", "service account CA"));
   auto ns = read_small(dir / "namespace", "service account namespace");
   cfg.namespace_ = ns ? *ns : "default";
-  while (!cfg.namespace_.empty() && (cfg.namespace_.back() == '\n' || cfg.namespace_.back() == '\r'))
+  while (!cfg.namespace_.empty() &&
+         (cfg.namespace_.back() == '\n' || cfg.namespace_.back() == '\r'))
     cfg.namespace_.pop_back();
   if (cfg.namespace_.empty()) cfg.namespace_ = "default";
   return cfg;
 }
 
-Result<Kubeconfig> resolve_kubeconfig(const std::string& flag, const std::string& context, const Env& env) {
+Result<Kubeconfig> resolve_kubeconfig(const std::string& flag, const std::string& context,
+                                      const Env& env) {
   if (!flag.empty()) return load_kubeconfig(flag, context);
   if (auto kc = env("KUBECONFIG"); kc && !kc->empty()) {
     std::vector<fs::path> paths;
@@ -528,12 +597,17 @@ Result<Kubeconfig> resolve_kubeconfig(const std::string& flag, const std::string
   auto ic = load_in_cluster(env);
   if (ic) {
     if (!context.empty())
-      return fail(ErrorCode::usage, fmt::format("--context '{}' given but no kubeconfig found (in-cluster has no contexts)", context));
+      return fail(
+          ErrorCode::usage,
+          fmt::format("--context '{}' given but no kubeconfig found (in-cluster has no contexts)",
+                      context));
     return ic;
   }
   if (ic.error().code != ErrorCode::not_found) return ic;
-  return fail(ErrorCode::not_found, "no kubeconfig: --kubeconfig not given, KUBECONFIG unset, no ~/.kube/config, not in a pod",
-              "pass --kubeconfig FILE");
+  return fail(
+      ErrorCode::not_found,
+      "no kubeconfig: --kubeconfig not given, KUBECONFIG unset, no ~/.kube/config, not in a pod",
+      "pass --kubeconfig FILE");
 }
 
 Result<Kubeconfig> load_registered(const std::string& stored, const std::string& context) {

@@ -20,18 +20,22 @@ using Amounts = std::map<std::string, double>;
 
 Result<Amounts> container_amounts(const Object& w, const json& c, const std::string& ptr) {
   Amounts out;
-  if (!c.is_object()) return std::unexpected(w.source.error_at(ptr, "expected a container (a mapping)"));
+  if (!c.is_object())
+    return std::unexpected(w.source.error_at(ptr, "expected a container (a mapping)"));
   if (!c.contains("resources")) return out;
   const json& res = c["resources"];
-  if (!res.is_object()) return std::unexpected(w.source.error_at(ptr + "/resources", "expected a mapping"));
+  if (!res.is_object())
+    return std::unexpected(w.source.error_at(ptr + "/resources", "expected a mapping"));
   for (const char* part : {"limits", "requests"}) {  // requests win: read second
     if (!res.contains(part)) continue;
     const json& m = res[part];
     std::string mptr = ptr + "/resources/" + part;
-    if (!m.is_object()) return std::unexpected(w.source.error_at(mptr, "expected a mapping of quantities"));
+    if (!m.is_object())
+      return std::unexpected(w.source.error_at(mptr, "expected a mapping of quantities"));
     for (auto it = m.begin(); it != m.end(); ++it) {
-      std::string where = fmt::format("{}:{}: {}", w.source.file, w.source.line_of(mptr + "/" + it.key()),
-                                      field_path(w.json(), mptr + "/" + it.key()));
+      std::string where =
+          fmt::format("{}:{}: {}", w.source.file, w.source.line_of(mptr + "/" + it.key()),
+                      field_path(w.json(), mptr + "/" + it.key()));
       Result<double> v = it.key() == "cpu"      ? parse_cpu_quantity(it.value(), where)
                          : it.key() == "memory" ? parse_memory_quantity(it.value(), where)
                                                 : parse_resource_quantity(it.value(), where);
@@ -49,42 +53,49 @@ void max_into(Amounts& a, const Amounts& b) {
   for (const auto& [k, v] : b) a[k] = std::max(a[k], v);
 }
 
-Result<std::vector<std::string>> strings_at(const Object& w, const json& v, const std::string& ptr) {
+Result<std::vector<std::string>> strings_at(const Object& w, const json& v,
+                                            const std::string& ptr) {
   std::vector<std::string> out;
   if (!v.is_array()) return std::unexpected(w.source.error_at(ptr, "expected a list of strings"));
   for (std::size_t i = 0; i < v.size(); ++i) {
-    if (!v[i].is_string()) return std::unexpected(w.source.error_at(ptr + "/" + std::to_string(i), "expected a string"));
+    if (!v[i].is_string())
+      return std::unexpected(w.source.error_at(ptr + "/" + std::to_string(i), "expected a string"));
     out.push_back(v[i].get<std::string>());
   }
   return out;
 }
 
-Result<std::vector<Requirement>> term_at(const Object& w, const json& term, const std::string& ptr) {
+Result<std::vector<Requirement>> term_at(const Object& w, const json& term,
+                                         const std::string& ptr) {
   std::vector<Requirement> out;
-  if (!term.is_object()) return std::unexpected(w.source.error_at(ptr, "expected a node selector term"));
+  if (!term.is_object())
+    return std::unexpected(w.source.error_at(ptr, "expected a node selector term"));
   static const std::set<std::string> ops = {"In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"};
   for (const char* part : {"matchExpressions", "matchFields"}) {
     if (!term.contains(part)) continue;
     const json& exprs = term[part];
     std::string eptr = ptr + "/" + part;
-    if (!exprs.is_array()) return std::unexpected(w.source.error_at(eptr, "expected a list of requirements"));
+    if (!exprs.is_array())
+      return std::unexpected(w.source.error_at(eptr, "expected a list of requirements"));
     for (std::size_t i = 0; i < exprs.size(); ++i) {
       std::string rp = eptr + "/" + std::to_string(i);
       const json& e = exprs[i];
-      if (!e.is_object() || !e.contains("key") || !e["key"].is_string() || !e.contains("operator") ||
-          !e["operator"].is_string())
+      if (!e.is_object() || !e.contains("key") || !e["key"].is_string() ||
+          !e.contains("operator") || !e["operator"].is_string())
         return std::unexpected(w.source.error_at(rp, "a requirement needs key and operator"));
       Requirement r;
       r.key = e["key"].get<std::string>();
       r.op = e["operator"].get<std::string>();
       if (std::string(part) == "matchFields") {
         if (r.key != "metadata.name")
-          return std::unexpected(w.source.error_at(rp + "/key", fmt::format("matchFields key '{}' is not supported", r.key),
-                                                   "Kubernetes supports only metadata.name here"));
+          return std::unexpected(w.source.error_at(
+              rp + "/key", fmt::format("matchFields key '{}' is not supported", r.key),
+              "Kubernetes supports only metadata.name here"));
       }
       if (!ops.contains(r.op))
-        return std::unexpected(w.source.error_at(rp + "/operator", fmt::format("unknown operator '{}'", r.op),
-                                                 "operators: In, NotIn, Exists, DoesNotExist, Gt, Lt"));
+        return std::unexpected(
+            w.source.error_at(rp + "/operator", fmt::format("unknown operator '{}'", r.op),
+                              "operators: In, NotIn, Exists, DoesNotExist, Gt, Lt"));
       if (e.contains("values")) {
         GEDGE_TRY_ASSIGN(r.values, strings_at(w, e["values"], rp + "/values"));
       }
@@ -114,8 +125,10 @@ Result<Demand> demand_of(const Object& w) {
   Demand d;
   const json* ps = pod_spec(w);
   std::string pp = pod_spec_pointer(w);
-  if (!ps) return std::unexpected(w.source.error_at(w.kind == "Pod" ? "/spec" : "/spec/template/spec",
-                                                    fmt::format("{} '{}' has no pod spec", w.kind, w.name)));
+  if (!ps)
+    return std::unexpected(
+        w.source.error_at(w.kind == "Pod" ? "/spec" : "/spec/template/spec",
+                          fmt::format("{} '{}' has no pod spec", w.kind, w.name)));
   const json& spec = *ps;
   // Replicas.
   const json& top = w.json().value("spec", json::object());
@@ -123,29 +136,33 @@ Result<Demand> demand_of(const Object& w) {
     if (!top.contains(key)) return 1;
     const json& v = top[key];
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000)
-      return std::unexpected(w.source.error_at(std::string("/spec/") + key, "expected a whole number from 0 to 100000"));
+      return std::unexpected(w.source.error_at(std::string("/spec/") + key,
+                                               "expected a whole number from 0 to 100000"));
     return static_cast<int>(v.get<int64_t>());
   };
   if (w.kind == "Deployment" || w.kind == "StatefulSet") {
     GEDGE_TRY_ASSIGN(d.replicas, count("replicas"));
-  }
-  else if (w.kind == "Job") {
+  } else if (w.kind == "Job") {
     GEDGE_TRY_ASSIGN(d.replicas, count("parallelism"));
   }
 
   // Containers.
   if (!spec.contains("containers") || !spec["containers"].is_array() || spec["containers"].empty())
-    return std::unexpected(w.source.error_at(pp + "/containers", fmt::format("{} '{}' has no containers", w.kind, w.name)));
+    return std::unexpected(w.source.error_at(
+        pp + "/containers", fmt::format("{} '{}' has no containers", w.kind, w.name)));
   Amounts apps, init_peak, sidecars;
   for (std::size_t i = 0; i < spec["containers"].size(); ++i) {
-    GEDGE_TRY_ASSIGN(auto a, container_amounts(w, spec["containers"][i], pp + "/containers/" + std::to_string(i)));
+    GEDGE_TRY_ASSIGN(auto a, container_amounts(w, spec["containers"][i],
+                                               pp + "/containers/" + std::to_string(i)));
     add(apps, a);
   }
   if (spec.contains("initContainers")) {
     const json& inits = spec["initContainers"];
-    if (!inits.is_array()) return std::unexpected(w.source.error_at(pp + "/initContainers", "expected a list"));
+    if (!inits.is_array())
+      return std::unexpected(w.source.error_at(pp + "/initContainers", "expected a list"));
     for (std::size_t i = 0; i < inits.size(); ++i) {
-      GEDGE_TRY_ASSIGN(auto a, container_amounts(w, inits[i], pp + "/initContainers/" + std::to_string(i)));
+      GEDGE_TRY_ASSIGN(auto a,
+                       container_amounts(w, inits[i], pp + "/initContainers/" + std::to_string(i)));
       bool sidecar = inits[i].is_object() && inits[i].value("restartPolicy", "") == "Always";
       if (sidecar) {
         add(sidecars, a);
@@ -161,51 +178,66 @@ Result<Demand> demand_of(const Object& w) {
   add(total, sidecars);
   max_into(total, init_peak);
   if (spec.contains("overhead") && spec["overhead"].is_object()) {
-    GEDGE_TRY_ASSIGN(auto o, container_amounts(w, json{{"resources", {{"requests", spec["overhead"]}}}}, pp));
+    GEDGE_TRY_ASSIGN(
+        auto o, container_amounts(w, json{{"resources", {{"requests", spec["overhead"]}}}}, pp));
     add(total, o);
   }
   for (const auto& [k, v] : total) {
-    if (k == "cpu") d.cpu = v;
-    else if (k == "memory") d.memory = v;
-    else if (k == "nvidia.com/gpu") d.gpu = v;
-    else d.extended[k] = v;
+    if (k == "cpu")
+      d.cpu = v;
+    else if (k == "memory")
+      d.memory = v;
+    else if (k == "nvidia.com/gpu")
+      d.gpu = v;
+    else
+      d.extended[k] = v;
   }
 
   // Filters.
   if (spec.contains("nodeSelector")) {
     const json& ns = spec["nodeSelector"];
-    if (!ns.is_object()) return std::unexpected(w.source.error_at(pp + "/nodeSelector", "expected a mapping of labels"));
+    if (!ns.is_object())
+      return std::unexpected(
+          w.source.error_at(pp + "/nodeSelector", "expected a mapping of labels"));
     for (auto it = ns.begin(); it != ns.end(); ++it) {
       if (!it.value().is_string())
-        return std::unexpected(w.source.error_at(pp + "/nodeSelector/" + it.key(), "expected a string"));
+        return std::unexpected(
+            w.source.error_at(pp + "/nodeSelector/" + it.key(), "expected a string"));
       d.node_selector[it.key()] = it.value().get<std::string>();
     }
   }
   std::string ap = pp + "/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution";
-  const json req = spec.value("affinity", json::object()).value("nodeAffinity", json::object())
+  const json req = spec.value("affinity", json::object())
+                       .value("nodeAffinity", json::object())
                        .value("requiredDuringSchedulingIgnoredDuringExecution", json());
   if (!req.is_null()) {
-    if (!req.is_object() || !req.contains("nodeSelectorTerms") || !req["nodeSelectorTerms"].is_array())
+    if (!req.is_object() || !req.contains("nodeSelectorTerms") ||
+        !req["nodeSelectorTerms"].is_array())
       return std::unexpected(w.source.error_at(ap, "expected nodeSelectorTerms: [...]"));
     for (std::size_t i = 0; i < req["nodeSelectorTerms"].size(); ++i) {
-      GEDGE_TRY_ASSIGN(auto t, term_at(w, req["nodeSelectorTerms"][i], ap + "/nodeSelectorTerms/" + std::to_string(i)));
+      GEDGE_TRY_ASSIGN(auto t, term_at(w, req["nodeSelectorTerms"][i],
+                                       ap + "/nodeSelectorTerms/" + std::to_string(i)));
       d.affinity.push_back(std::move(t));
     }
   }
   if (spec.contains("tolerations")) {
     const json& ts = spec["tolerations"];
-    if (!ts.is_array()) return std::unexpected(w.source.error_at(pp + "/tolerations", "expected a list"));
+    if (!ts.is_array())
+      return std::unexpected(w.source.error_at(pp + "/tolerations", "expected a list"));
     for (std::size_t i = 0; i < ts.size(); ++i) {
       const json& t = ts[i];
-      if (!t.is_object()) return std::unexpected(w.source.error_at(pp + "/tolerations/" + std::to_string(i), "expected a mapping"));
+      if (!t.is_object())
+        return std::unexpected(
+            w.source.error_at(pp + "/tolerations/" + std::to_string(i), "expected a mapping"));
       Toleration tol;
       tol.key = t.value("key", "");
       tol.op = t.value("operator", "Equal");
       tol.value = t.value("value", "");
       tol.effect = t.value("effect", "");
       if (tol.op != "Equal" && tol.op != "Exists")
-        return std::unexpected(w.source.error_at(pp + "/tolerations/" + std::to_string(i) + "/operator",
-                                                 fmt::format("unknown operator '{}'", tol.op), "operators: Equal, Exists"));
+        return std::unexpected(w.source.error_at(
+            pp + "/tolerations/" + std::to_string(i) + "/operator",
+            fmt::format("unknown operator '{}'", tol.op), "operators: Equal, Exists"));
       d.tolerations.push_back(std::move(tol));
     }
   }
@@ -214,7 +246,8 @@ Result<Demand> demand_of(const Object& w) {
   const json ann = w.json().value("metadata", json::object()).value("annotations", json::object());
   if (ann.is_object() && ann.contains("gedge.io/after")) {
     if (!ann["gedge.io/after"].is_string())
-      return std::unexpected(w.source.error_at("/metadata/annotations/gedge.io~1after", "expected 'a,b' (a string)"));
+      return std::unexpected(
+          w.source.error_at("/metadata/annotations/gedge.io~1after", "expected 'a,b' (a string)"));
     d.after = split_names(ann["gedge.io/after"].get<std::string>());
     if (d.after.empty()) d.after.push_back("");  // explicit root
   }
@@ -226,8 +259,9 @@ Result<Demand> demand_of(const Object& w) {
       std::string ptr = pp + "/containers/0/env/" + std::to_string(i) + "/value";
       json cfg = json::parse(e.value("value", ""), nullptr, false);
       if (cfg.is_discarded() || !cfg.is_object())
-        return std::unexpected(w.source.error_at(ptr, "gschConfig is not a JSON object",
-                                                 R"(GS-Scheduler's form: {"type": "global", "targetClusters": "[c1,[c2,c3]]", "priority": "GLowLatencyPriority"})"));
+        return std::unexpected(w.source.error_at(
+            ptr, "gschConfig is not a JSON object",
+            R"(GS-Scheduler's form: {"type": "global", "targetClusters": "[c1,[c2,c3]]", "priority": "GLowLatencyPriority"})"));
       GschConfig g;
       auto text = [&](const char* k) -> std::string {
         if (!cfg.contains(k)) return "";

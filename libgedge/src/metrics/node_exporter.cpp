@@ -50,7 +50,8 @@ NodeSummary summarize(const Exposition& now, const Exposition* before) {
     double dt = t1.total - t0.total, di = t1.idle - t0.idle;
     if (dt > 0) s.cpu_busy_percent = 100.0 * (dt - di) / dt;
   }
-  if (!s.cpu_busy_percent && t1.total > 0) s.cpu_busy_percent = 100.0 * (t1.total - t1.idle) / t1.total;
+  if (!s.cpu_busy_percent && t1.total > 0)
+    s.cpu_busy_percent = 100.0 * (t1.total - t1.idle) / t1.total;
   s.memory_total_bytes = now.value("node_memory_MemTotal_bytes");
   auto avail = now.value("node_memory_MemAvailable_bytes");
   if (s.memory_total_bytes && avail) s.memory_used_bytes = *s.memory_total_bytes - *avail;
@@ -59,7 +60,8 @@ NodeSummary summarize(const Exposition& now, const Exposition* before) {
   s.load15 = now.value("node_load15");
   s.disk_free_bytes = now.value("node_filesystem_avail_bytes", {{"mountpoint", "/"}});
   s.disk_total_bytes = now.value("node_filesystem_size_bytes", {{"mountpoint", "/"}});
-  if (s.disk_free_bytes) s.disk_mountpoint.assign(1, '/');  // not = "/": GCC 12 -Wrestrict false positive (bug 105329)
+  if (s.disk_free_bytes)
+    s.disk_mountpoint.assign(1, '/');  // not = "/": GCC 12 -Wrestrict false positive (bug 105329)
   // node-exporter skips overlay roots (containers): fall back to the largest real filesystem.
   if (!s.disk_free_bytes) {
     const Sample* best = nullptr;
@@ -68,7 +70,8 @@ NodeSummary summarize(const Exposition& now, const Exposition* before) {
     if (best && best->labels.count("mountpoint")) {
       s.disk_mountpoint = best->labels.at("mountpoint");
       s.disk_total_bytes = best->value;
-      s.disk_free_bytes = now.value("node_filesystem_avail_bytes", {{"mountpoint", s.disk_mountpoint}});
+      s.disk_free_bytes =
+          now.value("node_filesystem_avail_bytes", {{"mountpoint", s.disk_mountpoint}});
     }
   }
   return s;
@@ -90,7 +93,8 @@ nlohmann::json NodeSummary::to_json() const {
           {"load15", opt(load15)},
           {"disk_free_bytes", opt(disk_free_bytes)},
           {"disk_total_bytes", opt(disk_total_bytes)},
-          {"disk_mountpoint", disk_mountpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(disk_mountpoint)}};
+          {"disk_mountpoint",
+           disk_mountpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(disk_mountpoint)}};
 }
 
 Result<NodeSummary> scrape_node(const std::string& url, double timeout_s,

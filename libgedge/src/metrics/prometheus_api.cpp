@@ -39,7 +39,8 @@ Result<std::vector<PromSeries>> parse_prom_answer(std::string_view body) {
   if (j.is_discarded() || !j.is_object() || !j.contains("status"))
     return fail(ErrorCode::usage, "not a Prometheus API answer");
   if (j["status"] != "success")
-    return fail(ErrorCode::failure, fmt::format("Prometheus: {}: {}", j.value("errorType", "error"), j.value("error", "")));
+    return fail(ErrorCode::failure, fmt::format("Prometheus: {}: {}", j.value("errorType", "error"),
+                                                j.value("error", "")));
   const auto& data = j.value("data", nlohmann::json::object());
   std::string type = data.value("resultType", "");
   const auto& result = data.contains("result") ? data["result"] : nlohmann::json();
@@ -87,19 +88,21 @@ std::string prom_query_url(const std::string& base, const std::string& promql) {
   return fmt::format("{}/api/v1/query?query={}", base, query_escape(promql));
 }
 
-std::string prom_range_url(const std::string& base, const std::string& promql, double start, double end,
-                           double step_s) {
-  return fmt::format("{}/api/v1/query_range?query={}&start={:.3f}&end={:.3f}&step={}", base, query_escape(promql),
-                     start, end, step_s);
+std::string prom_range_url(const std::string& base, const std::string& promql, double start,
+                           double end, double step_s) {
+  return fmt::format("{}/api/v1/query_range?query={}&start={:.3f}&end={:.3f}&step={}", base,
+                     query_escape(promql), start, end, step_s);
 }
 
-Result<std::vector<PromSeries>> prom_query(const std::string& base, const std::string& promql, double timeout_s) {
+Result<std::vector<PromSeries>> prom_query(const std::string& base, const std::string& promql,
+                                           double timeout_s) {
   GEDGE_TRY_ASSIGN(auto r, http_get(prom_query_url(base, promql), timeout_s));
   return parse_prom_answer(r.body);
 }
 
-Result<std::vector<PromSeries>> prom_query_range(const std::string& base, const std::string& promql, double start,
-                                                 double end, double step_s, double timeout_s) {
+Result<std::vector<PromSeries>> prom_query_range(const std::string& base, const std::string& promql,
+                                                 double start, double end, double step_s,
+                                                 double timeout_s) {
   GEDGE_TRY_ASSIGN(auto r, http_get(prom_range_url(base, promql, start, end, step_s), timeout_s));
   return parse_prom_answer(r.body);
 }

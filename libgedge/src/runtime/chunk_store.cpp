@@ -28,12 +28,16 @@ std::string sha256_hex(std::string_view data) {
 
 namespace detail {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
 }
-Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
 void Sha256::update(std::string_view data) {
   EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
 }
@@ -69,7 +73,8 @@ Result<void> write_all(int fd, std::string_view data, const fs::path& what) {
     if (n < 0) {
       if (errno == EINTR) continue;
       int e = errno;
-      return fail(ErrorCode::failure, fmt::format("cannot write {}: {}", what.string(), errno_text(e)),
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot write {}: {}", what.string(), errno_text(e)),
                   e == ENOSPC ? "free space on the target or choose another --to/--root" : "");
     }
     p += n;
@@ -84,18 +89,21 @@ Result<void> write_atomic(const fs::path& path, std::string_view data, unsigned 
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     int e = errno;
-    return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", tmp.string(), errno_text(e)),
+    return fail(ErrorCode::failure,
+                fmt::format("cannot create {}: {}", tmp.string(), errno_text(e)),
                 e == ENOSPC ? "free space on the target" : "");
   }
   auto ok = write_all(fd, data, path);
-  if (ok && ::fchmod(fd, mode) != 0) ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", tmp.string()));
+  if (ok && ::fchmod(fd, mode) != 0)
+    ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", tmp.string()));
   if (::close(fd) != 0 && ok) {
     int e = errno;
     ok = fail(ErrorCode::failure, fmt::format("cannot write {}: {}", path.string(), errno_text(e)));
   }
   if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
-    ok = fail(ErrorCode::failure, fmt::format("cannot rename into {}: {}", path.string(), errno_text(e)));
+    ok = fail(ErrorCode::failure,
+              fmt::format("cannot rename into {}: {}", path.string(), errno_text(e)));
   }
   if (!ok) ::unlink(tmp.c_str());
   return ok;
@@ -107,7 +115,8 @@ Result<std::string> read_and_close(int fd, const fs::path& shown) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: not a regular file", shown.string()));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot read {}: not a regular file", shown.string()));
   }
   std::string out;
   out.reserve(static_cast<std::size_t>(st.st_size));
@@ -118,7 +127,8 @@ Result<std::string> read_and_close(int fd, const fs::path& shown) {
       if (errno == EINTR) continue;
       int e = errno;
       ::close(fd);
-      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", shown.string(), errno_text(e)));
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot read {}: {}", shown.string(), errno_text(e)));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
@@ -132,8 +142,9 @@ Result<std::string> slurp(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     int e = errno;
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)),
-                e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
+    return fail(
+        ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)),
+        e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
   }
   return read_and_close(fd, path);
 }
@@ -145,14 +156,16 @@ Result<std::string> decode_chunk(const std::string& raw, std::string_view name) 
   std::string out(size, '\0');
   std::size_t n = ZSTD_decompress(out.data(), out.size(), raw.data(), raw.size());
   if (ZSTD_isError(n) || n != size)
-    return fail(ErrorCode::failure,
-                fmt::format("chunk {} is corrupted ({})", name, ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
+    return fail(ErrorCode::failure, fmt::format("chunk {} is corrupted ({})", name,
+                                                ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
   return out;
 }
 
 Result<std::string> read_chunk(const fs::path& path) {
   auto raw = slurp(path);
-  if (!raw) return fail(ErrorCode::failure, fmt::format("chunk {} is missing or unreadable", path.filename().string()));
+  if (!raw)
+    return fail(ErrorCode::failure,
+                fmt::format("chunk {} is missing or unreadable", path.filename().string()));
   return decode_chunk(*raw, path.filename().string());
 }
 
@@ -172,7 +185,9 @@ Dir::~Dir() {
 
 Result<Dir> Dir::open(int at, std::string_view rel, bool create, const fs::path& shown) {
   int fd = ::openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot open {}: {}", shown.string(), errno_text(errno)));
+  if (fd < 0)
+    return fail(ErrorCode::failure,
+                fmt::format("cannot open {}: {}", shown.string(), errno_text(errno)));
   fs::path where = shown;
   std::size_t i = 0;
   while (i <= rel.size()) {
@@ -189,7 +204,8 @@ Result<Dir> Dir::open(int at, std::string_view rel, bool create, const fs::path&
     if (create && ::mkdirat(fd, name.c_str(), 0755) != 0 && errno != EEXIST) {
       int e = errno;
       ::close(fd);
-      return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", where.string(), errno_text(e)),
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot create {}: {}", where.string(), errno_text(e)),
                   e == ENOSPC ? "free space on the target" : "");
     }
     int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -197,11 +213,14 @@ Result<Dir> Dir::open(int at, std::string_view rel, bool create, const fs::path&
     ::close(fd);
     if (next < 0) {
       struct stat st {};
-      if ((e == ELOOP || e == ENOTDIR) && ::fstatat(at, std::string(rel.substr(0, j)).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      if ((e == ELOOP || e == ENOTDIR) &&
+          ::fstatat(at, std::string(rel.substr(0, j)).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
           S_ISLNK(st.st_mode))
-        return fail(ErrorCode::failure, fmt::format("refusing to follow the symbolic link {}", where.string()),
+        return fail(ErrorCode::failure,
+                    fmt::format("refusing to follow the symbolic link {}", where.string()),
                     "a link was planted where gedge expects a directory; remove it and try again");
-      return fail(ErrorCode::failure, fmt::format("cannot open directory {}: {}", where.string(), errno_text(e)));
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot open directory {}: {}", where.string(), errno_text(e)));
     }
     fd = next;
   }
@@ -221,28 +240,36 @@ Result<Dir> Dir::at_path(const fs::path& path) {
 Result<std::string> slurp_at(const Dir& dir, const std::string& name) {
   fs::path shown = dir.path() / name;
   int fd = ::openat(dir.fd(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", shown.string(), errno_text(errno)));
+  if (fd < 0)
+    return fail(ErrorCode::failure,
+                fmt::format("cannot read {}: {}", shown.string(), errno_text(errno)));
   return read_and_close(fd, shown);
 }
 
-Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data, unsigned mode) {
+Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data,
+                             unsigned mode) {
   fs::path shown = dir.path() / name;
   std::string tmp = temp_name(name);
-  int fd = ::openat(dir.fd(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd =
+      ::openat(dir.fd(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     int e = errno;
-    return fail(ErrorCode::failure, fmt::format("cannot create {}: {}", (dir.path() / tmp).string(), errno_text(e)),
+    return fail(ErrorCode::failure,
+                fmt::format("cannot create {}: {}", (dir.path() / tmp).string(), errno_text(e)),
                 e == ENOSPC ? "free space on the target" : "");
   }
   auto ok = write_all(fd, data, shown);
-  if (ok && ::fchmod(fd, mode) != 0) ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", shown.string()));
+  if (ok && ::fchmod(fd, mode) != 0)
+    ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", shown.string()));
   if (::close(fd) != 0 && ok) {
     int e = errno;
-    ok = fail(ErrorCode::failure, fmt::format("cannot write {}: {}", shown.string(), errno_text(e)));
+    ok =
+        fail(ErrorCode::failure, fmt::format("cannot write {}: {}", shown.string(), errno_text(e)));
   }
   if (ok && ::renameat(dir.fd(), tmp.c_str(), dir.fd(), name.c_str()) != 0) {
     int e = errno;
-    ok = fail(ErrorCode::failure, fmt::format("cannot rename into {}: {}", shown.string(), errno_text(e)));
+    ok = fail(ErrorCode::failure,
+              fmt::format("cannot rename into {}: {}", shown.string(), errno_text(e)));
   }
   if (!ok) ::unlinkat(dir.fd(), tmp.c_str(), 0);
   return ok;
@@ -258,7 +285,9 @@ Result<StoreLock> StoreLock::take(const fs::path& file, bool exclusive) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail(ErrorCode::failure, fmt::format("cannot open lock {}: {}", file.string(), errno_text(errno)));
+  if (fd < 0)
+    return fail(ErrorCode::failure,
+                fmt::format("cannot open lock {}: {}", file.string(), errno_text(errno)));
   while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
     if (errno == EINTR) continue;
     ::close(fd);

@@ -36,7 +36,8 @@ class Dir {
   // Opens `rel` ('/'-separated, relative) under `at` (AT_FDCWD: the working directory), one
   // component at a time with O_NOFOLLOW, creating missing ones (0755) when `create`. `shown` names
   // `at` in messages. A symlink on the way is a failure naming it.
-  static Result<Dir> open(int at, std::string_view rel, bool create, const std::filesystem::path& shown);
+  static Result<Dir> open(int at, std::string_view rel, bool create,
+                          const std::filesystem::path& shown);
   // Opens a directory the user named (links in `path` itself are the user's choice and followed).
   static Result<Dir> at_path(const std::filesystem::path& path);
   Dir(Dir&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
@@ -55,7 +56,8 @@ class Dir {
 Result<std::string> slurp_at(const Dir& dir, const std::string& name);
 
 // Writes `name` in `dir` through a temp file in the same directory and renameat (mode applied).
-Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data, unsigned mode);
+Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data,
+                             unsigned mode);
 
 // Incremental SHA-256.
 class Sha256 {

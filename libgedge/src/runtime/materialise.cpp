@@ -18,11 +18,16 @@ namespace fs = std::filesystem;
 namespace gedge::runtime {
 
 nlohmann::json PushResult::to_json() const {
-  nlohmann::json j{{"target", target},         {"root", root},
-          {"state", state},           {"bytes_sent", bytes_sent},
-          {"chunks_sent", chunks_sent}, {"chunks_skipped", chunks_skipped},
-          {"files", files},           {"files_linked", files_linked},
-          {"files_repaired", files_repaired}, {"repaired", repaired}};
+  nlohmann::json j{{"target", target},
+                   {"root", root},
+                   {"state", state},
+                   {"bytes_sent", bytes_sent},
+                   {"chunks_sent", chunks_sent},
+                   {"chunks_skipped", chunks_skipped},
+                   {"files", files},
+                   {"files_linked", files_linked},
+                   {"files_repaired", files_repaired},
+                   {"repaired", repaired}};
   if (compressed) j["compressed"] = *compressed;
   if (dry_run) {
     j["dry_run"] = true;
@@ -40,16 +45,18 @@ using detail::Dir;
 // in a shared target, and nothing in a manifest, can make a write land outside the target.
 struct Target {
   fs::path root;
-  std::optional<Dir> top;                            // root itself
+  std::optional<Dir> top;                              // root itself
   std::optional<Dir> chunks, objects, tmp, manifests;  // root/.gedge/...
   fs::path local_store;
   PushResult* res = nullptr;  // null: read-only verification
 };
 
 Error io_error(const std::string& what, const fs::path& p, int err) {
-  return Error{ErrorCode::failure, fmt::format("{} {}: {}", what, p.string(), detail::errno_text(err)),
-               err == ENOSPC ? "the target is full: free space there (nothing was made visible), then push again"
-                             : ""};
+  return Error{
+      ErrorCode::failure, fmt::format("{} {}: {}", what, p.string(), detail::errno_text(err)),
+      err == ENOSPC
+          ? "the target is full: free space there (nothing was made visible), then push again"
+          : ""};
 }
 
 Result<void> mkdirs(const fs::path& p) {
@@ -109,7 +116,8 @@ Result<void> send_chunk(Target& t, const std::string& h) {
                   "run gedge runtime verify on the bundle and pack it again");
     return std::unexpected(data.error());
   }
-  GEDGE_TRY_ASSIGN(auto sub, Dir::open(t.chunks->fd(), h.substr(0, 2), /*create=*/true, t.chunks->path()));
+  GEDGE_TRY_ASSIGN(auto sub,
+                   Dir::open(t.chunks->fd(), h.substr(0, 2), /*create=*/true, t.chunks->path()));
   GEDGE_TRY(detail::write_atomic_at(sub, h, *data, 0644));
   t.res->bytes_sent += data->size();
   t.res->chunks_sent += 1;
@@ -131,7 +139,8 @@ struct Object {
 // from chunks when missing or when its content no longer matches.
 Result<Object> ensure_object(Target& t, const nlohmann::json& e, unsigned mode) {
   std::string sha = e["sha256"].get<std::string>();
-  GEDGE_TRY_ASSIGN(auto od, Dir::open(t.objects->fd(), sha.substr(0, 2), /*create=*/true, t.objects->path()));
+  GEDGE_TRY_ASSIGN(
+      auto od, Dir::open(t.objects->fd(), sha.substr(0, 2), /*create=*/true, t.objects->path()));
   std::string name = fmt::format("{}.{:o}", sha, mode);
   struct stat st {};
   if (lstat_at(od, name, st) && S_ISREG(st.st_mode) && (st.st_mode & 07777) == mode) {
@@ -142,7 +151,8 @@ Result<Object> ensure_object(Target& t, const nlohmann::json& e, unsigned mode) 
   content.reserve(e.value("size", uint64_t{0}));
   for (const auto& c : e["chunks"]) {
     std::string h = c["sha256"].get<std::string>();
-    GEDGE_TRY_ASSIGN(auto sub, Dir::open(t.chunks->fd(), h.substr(0, 2), /*create=*/true, t.chunks->path()));
+    GEDGE_TRY_ASSIGN(auto sub,
+                     Dir::open(t.chunks->fd(), h.substr(0, 2), /*create=*/true, t.chunks->path()));
     auto data = target_chunk(sub, h);
     if (!data || sha256_hex(*data) != h) {
       // A corrupted or lost chunk on the target: send it again from the local store.
@@ -150,12 +160,14 @@ Result<Object> ensure_object(Target& t, const nlohmann::json& e, unsigned mode) 
       GEDGE_TRY(send_chunk(t, h));
       data = target_chunk(sub, h);
       if (!data || sha256_hex(*data) != h)
-        return fail(ErrorCode::failure, fmt::format("chunk {} does not match its hash after sending", h));
+        return fail(ErrorCode::failure,
+                    fmt::format("chunk {} does not match its hash after sending", h));
     }
     content += *data;
   }
   if (sha256_hex(content) != sha)
-    return fail(ErrorCode::failure, fmt::format("file {} does not match its hash", e["path"].get<std::string>()));
+    return fail(ErrorCode::failure,
+                fmt::format("file {} does not match its hash", e["path"].get<std::string>()));
   remove_at(od, name);  // whatever was there (a directory, a link): replaced by the object
   GEDGE_TRY(detail::write_atomic_at(od, name, content, mode));
   return Object{std::move(od), name, mode};
@@ -167,7 +179,8 @@ Result<void> place(const Object& obj, const Dir& dir, const std::string& name, b
   std::string tmp = replace ? ".gedge-repair." + name : name;
   ::unlinkat(dir.fd(), tmp.c_str(), 0);
   if (::linkat(obj.dir.fd(), obj.name.c_str(), dir.fd(), tmp.c_str(), 0) != 0) {
-    if (errno != EXDEV && errno != EMLINK && errno != EPERM) return std::unexpected(io_error("cannot link", dir.path() / tmp, errno));
+    if (errno != EXDEV && errno != EMLINK && errno != EPERM)
+      return std::unexpected(io_error("cannot link", dir.path() / tmp, errno));
     GEDGE_TRY_ASSIGN(auto data, detail::slurp_at(obj.dir, obj.name));
     GEDGE_TRY(detail::write_atomic_at(dir, tmp, data, obj.mode));
   }
@@ -178,7 +191,8 @@ Result<void> place(const Object& obj, const Dir& dir, const std::string& name, b
 
 Result<void> chmod_dir(const Dir& top, const std::string& rel, unsigned mode) {
   GEDGE_TRY_ASSIGN(auto d, Dir::open(top.fd(), rel, /*create=*/false, top.path()));
-  if (::fchmod(d.fd(), mode) != 0) return std::unexpected(io_error("cannot chmod", d.path(), errno));
+  if (::fchmod(d.fd(), mode) != 0)
+    return std::unexpected(io_error("cannot chmod", d.path(), errno));
   return {};
 }
 
@@ -204,17 +218,22 @@ Result<std::vector<std::string>> check_tree(Target& t, const nlohmann::json& m, 
     bool exists = lstat_at(dir, name, st);
     bool ok = false;
     const nlohmann::json* fe = &e;
-    if (type == "hardlink") fe = by_path.count(e["link"].get<std::string>()) ? by_path[e["link"].get<std::string>()] : nullptr;
+    if (type == "hardlink")
+      fe = by_path.count(e["link"].get<std::string>()) ? by_path[e["link"].get<std::string>()]
+                                                       : nullptr;
     if (type == "dir") {
       unsigned mode = applied_mode(m, e);
       ok = exists && S_ISDIR(st.st_mode);
       if (ok && (st.st_mode & 07777) != mode) {
-        if (t.res) GEDGE_TRY(chmod_dir(top, rel, mode));
-        else ok = false;
+        if (t.res)
+          GEDGE_TRY(chmod_dir(top, rel, mode));
+        else
+          ok = false;
       }
       if (!ok && t.res) {
         if (exists) remove_at(dir, name);
-        if (::mkdirat(dir.fd(), name.c_str(), mode) != 0) return std::unexpected(io_error("cannot create", dir.path() / name, errno));
+        if (::mkdirat(dir.fd(), name.c_str(), mode) != 0)
+          return std::unexpected(io_error("cannot create", dir.path() / name, errno));
         GEDGE_TRY(chmod_dir(top, rel, mode));
       }
     } else if (type == "symlink") {
@@ -222,7 +241,8 @@ Result<std::vector<std::string>> check_tree(Target& t, const nlohmann::json& m, 
       if (exists && S_ISLNK(st.st_mode)) {
         std::string got(static_cast<std::size_t>(st.st_size) + 1, '\0');
         ssize_t n = ::readlinkat(dir.fd(), name.c_str(), got.data(), got.size());
-        ok = n >= 0 && static_cast<std::size_t>(n) == target.size() && got.compare(0, target.size(), target) == 0;
+        ok = n >= 0 && static_cast<std::size_t>(n) == target.size() &&
+             got.compare(0, target.size(), target) == 0;
       }
       if (!ok && t.res) {
         remove_at(dir, name);
@@ -252,19 +272,22 @@ Result<void> build_tree(Target& t, const nlohmann::json& m, const Dir& stage, Re
   std::size_t n = 0, total = entries.size();
   ParentCache parents;
   for (const auto& e : entries) {
-    if (cancel_requested()) return fail(ErrorCode::interrupted, "push interrupted; nothing was made visible");
+    if (cancel_requested())
+      return fail(ErrorCode::interrupted, "push interrupted; nothing was made visible");
     rep.progress("materialising", ++n, total);
     std::string type = e["type"].get<std::string>();
     auto [parent_rel, name] = split_rel(e["path"].get<std::string>());
     GEDGE_TRY_ASSIGN(const Dir* dir, parents.get(stage, parent_rel));
     if (type == "dir") {
-      if (::mkdirat(dir->fd(), name.c_str(), 0700) != 0) return std::unexpected(io_error("cannot create", dir->path() / name, errno));
+      if (::mkdirat(dir->fd(), name.c_str(), 0700) != 0)
+        return std::unexpected(io_error("cannot create", dir->path() / name, errno));
     } else if (type == "symlink") {
       if (::symlinkat(e["target"].get<std::string>().c_str(), dir->fd(), name.c_str()) != 0)
         return std::unexpected(io_error("cannot create symlink", dir->path() / name, errno));
     } else if (type == "hardlink") {
       auto [first_rel, first_name] = split_rel(e["link"].get<std::string>());
-      GEDGE_TRY_ASSIGN(auto first, Dir::open(stage.fd(), first_rel, /*create=*/false, stage.path()));
+      GEDGE_TRY_ASSIGN(auto first,
+                       Dir::open(stage.fd(), first_rel, /*create=*/false, stage.path()));
       if (::linkat(first.fd(), first_name.c_str(), dir->fd(), name.c_str(), 0) != 0)
         return std::unexpected(io_error("cannot link", dir->path() / name, errno));
       ++t.res->files_linked;
@@ -278,7 +301,8 @@ Result<void> build_tree(Target& t, const nlohmann::json& m, const Dir& stage, Re
   parents.forget();
   // Directory modes last (deepest first), so read-only dirs do not block their own filling.
   for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-    if ((*it)["type"] == "dir") GEDGE_TRY(chmod_dir(stage, (*it)["path"].get<std::string>(), applied_mode(m, *it)));
+    if ((*it)["type"] == "dir")
+      GEDGE_TRY(chmod_dir(stage, (*it)["path"].get<std::string>(), applied_mode(m, *it)));
   return {};
 }
 
@@ -298,8 +322,8 @@ Result<void> open_stores(Target& t) {
 
 }  // namespace
 
-Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::path& root_in, Reporter& rep,
-                               bool dry_run) {
+Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::path& root_in,
+                               Reporter& rep, bool dry_run) {
   std::error_code ec;
   fs::path root = fs::absolute(root_in, ec).lexically_normal();
   PushResult res;
@@ -322,7 +346,8 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
       }
       ++res.chunks_sent;
       res.chunks_to_send.push_back(h);
-      if (::stat(detail::chunk_path(t.local_store, h).c_str(), &st) == 0) res.bytes_sent += static_cast<uint64_t>(st.st_size);
+      if (::stat(detail::chunk_path(t.local_store, h).c_str(), &st) == 0)
+        res.bytes_sent += static_cast<uint64_t>(st.st_size);
     }
     for (const auto& e : b.manifest["entries"])
       if (e["type"] == "file") ++res.files;
@@ -333,8 +358,10 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
   GEDGE_TRY_ASSIGN(auto top, Dir::at_path(root));
   t.top.emplace(std::move(top));
   GEDGE_TRY(open_stores(t));
-  GEDGE_TRY_ASSIGN(auto lock, detail::StoreLock::take(root / ".gedge" / "lock", /*exclusive=*/true));
-  GEDGE_TRY_ASSIGN(auto local_lock, detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
+  GEDGE_TRY_ASSIGN(auto lock,
+                   detail::StoreLock::take(root / ".gedge" / "lock", /*exclusive=*/true));
+  GEDGE_TRY_ASSIGN(auto local_lock,
+                   detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
 
   // 1. Send only the chunks the target lacks.
   auto chunks = manifest_chunks(b.manifest);
@@ -342,11 +369,14 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
   for (const auto& c : chunks) bytes_total += c.second;
   const std::string task = bytes_task(fmt::format("{}: sending", res.target));
   for (const auto& [h, size] : chunks) {
-    if (cancel_requested()) return fail(ErrorCode::interrupted, "push interrupted; sent chunks are kept for the next push");
+    if (cancel_requested())
+      return fail(ErrorCode::interrupted,
+                  "push interrupted; sent chunks are kept for the next push");
     rep.progress(task, bytes_done, bytes_total);
     bytes_done += size;
     struct stat st {};
-    if (::fstatat(t.chunks->fd(), (h.substr(0, 2) + "/" + h).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (::fstatat(t.chunks->fd(), (h.substr(0, 2) + "/" + h).c_str(), &st, AT_SYMLINK_NOFOLLOW) ==
+            0 &&
         S_ISREG(st.st_mode)) {
       ++res.chunks_skipped;
       continue;
@@ -376,12 +406,14 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
     auto built = [&]() -> Result<void> {
       if (::mkdirat(t.tmp->fd(), stage_name.c_str(), 0755) != 0)
         return std::unexpected(io_error("cannot create", t.tmp->path() / stage_name, errno));
-      GEDGE_TRY_ASSIGN(auto stage, Dir::open(t.tmp->fd(), stage_name, /*create=*/false, t.tmp->path()));
+      GEDGE_TRY_ASSIGN(auto stage,
+                       Dir::open(t.tmp->fd(), stage_name, /*create=*/false, t.tmp->path()));
       GEDGE_TRY(build_tree(t, b.manifest, stage, rep));
       Target check;
       GEDGE_TRY_ASSIGN(auto bad, check_tree(check, b.manifest, stage));
       if (!bad.empty())
-        return fail(ErrorCode::failure, fmt::format("materialised tree does not verify: {}", bad.front()));
+        return fail(ErrorCode::failure,
+                    fmt::format("materialised tree does not verify: {}", bad.front()));
       GEDGE_TRY(detail::write_atomic_at(*t.manifests, manifest_name, manifest_text, 0644));
       if (exists) remove_at(*t.top, b.id);
       if (::renameat(t.tmp->fd(), stage_name.c_str(), t.top->fd(), b.id.c_str()) != 0)
@@ -396,8 +428,8 @@ Result<PushResult> push_to_dir(const Paths& paths, const Bundle& b, const fs::pa
   }
   if (!lstat_at(*t.manifests, manifest_name, st))
     GEDGE_TRY(detail::write_atomic_at(*t.manifests, manifest_name, manifest_text, 0644));
-  rep.step(res.target, fmt::format("{} {} ({} chunks sent, {} skipped)", res.state, b.id.substr(0, 12),
-                                   res.chunks_sent, res.chunks_skipped));
+  rep.step(res.target, fmt::format("{} {} ({} chunks sent, {} skipped)", res.state,
+                                   b.id.substr(0, 12), res.chunks_sent, res.chunks_skipped));
   return res;
 }
 
@@ -407,8 +439,10 @@ Result<VerifyResult> verify_dir(const Bundle& b, const fs::path& root, Reporter&
   out.id = b.id;
   out.chunks = manifest_chunks(b.manifest).size();
   auto not_there = [&] {
-    return fail(ErrorCode::not_found, fmt::format("bundle {} is not materialised under {}", b.id.substr(0, 12), root.string()),
-                "gedge runtime push ID --to DIR");
+    return fail(
+        ErrorCode::not_found,
+        fmt::format("bundle {} is not materialised under {}", b.id.substr(0, 12), root.string()),
+        "gedge runtime push ID --to DIR");
   };
   auto top = Dir::at_path(root);
   if (!top) return not_there();

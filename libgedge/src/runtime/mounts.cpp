@@ -1,4 +1,5 @@
-// Mount specs for a materialised bundle: Kubernetes volumes/volumeMounts/env, podman flags, path.sh.
+// Mount specs for a materialised bundle: Kubernetes volumes/volumeMounts/env, podman flags,
+// path.sh.
 #include <fmt/format.h>
 
 #include "gedge/output.hpp"
@@ -21,13 +22,16 @@ std::string join(const nlohmann::json& arr, std::string_view sep) {
 std::string shq(std::string_view s) {
   bool plain = !s.empty();
   for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("@%+=:,./_-").find(c) != std::string_view::npos))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+          std::string_view("@%+=:,./_-").find(c) != std::string_view::npos))
       plain = false;
   if (plain) return std::string(s);
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -57,8 +61,9 @@ Result<std::string> render_mounts(const Bundle& b, const MountRequest& req) {
   std::string prefix = b.manifest.value("prefix", "");
   std::string root = clean_root(req.root);
   if (root.empty() || root[0] != '/')
-    return fail(ErrorCode::usage, fmt::format("--root '{}' must be an absolute path", req.root),
-                "absolute paths only: a relative mount path resolves differently in every container");
+    return fail(
+        ErrorCode::usage, fmt::format("--root '{}' must be an absolute path", req.root),
+        "absolute paths only: a relative mount path resolves differently in every container");
   std::string host_dir = root + "/" + b.id;
   auto env = env_wiring(b.manifest);
   std::string vol = "gedge-rt-" + b.id.substr(0, 12);
@@ -70,8 +75,8 @@ Result<std::string> render_mounts(const Bundle& b, const MountRequest& req) {
     }
     case MountFormat::sh: {
       std::string out = fmt::format(
-          "# gedge runtime {} ({}): source this inside a container where {} is mounted at {}\n", b.name,
-          b.id.substr(0, 12), host_dir, prefix);
+          "# gedge runtime {} ({}): source this inside a container where {} is mounted at {}\n",
+          b.name, b.id.substr(0, 12), host_dir, prefix);
       auto envj = b.manifest.value("env", nlohmann::json::object());
       for (const auto& [k, v] : env) {
         if (k == "PATH") {

@@ -25,7 +25,8 @@ namespace fs = std::filesystem;
 namespace gedge::runtime {
 
 nlohmann::json PackResult::to_json() const {
-  double ratio = bytes_unique ? static_cast<double>(bytes_read) / static_cast<double>(bytes_unique) : 1.0;
+  double ratio =
+      bytes_unique ? static_cast<double>(bytes_read) / static_cast<double>(bytes_unique) : 1.0;
   double compression = bytes_unique && chunks_new == chunks && bytes_stored
                            ? static_cast<double>(bytes_unique) / static_cast<double>(bytes_stored)
                            : 0.0;
@@ -62,14 +63,14 @@ nlohmann::json PackResult::to_json() const {
 namespace {
 
 struct WalkEntry {
-  std::string rel;     // bundle path: <role>/<relative>
+  std::string rel;  // bundle path: <role>/<relative>
   fs::path src;
-  char type;           // 'd' dir, 'f' file, 'l' symlink, 'h' hardlink
+  char type;  // 'd' dir, 'f' file, 'l' symlink, 'h' hardlink
   unsigned mode = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0, ctime_ns = 0;  // for the stat cache
   uint64_t ino = 0, dev = 0;
-  std::string link;    // symlink target / hardlink first path
+  std::string link;  // symlink target / hardlink first path
   bool outside = false;
 };
 
@@ -90,9 +91,12 @@ bool valid_utf8(std::string_view s) {
 std::string printable(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += static_cast<char>(c);
+    if (c == '\n')
+      out += "\\n";
+    else if (c < 0x20 || c >= 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
   }
   return out;
 }
@@ -124,18 +128,20 @@ bool stays_inside(const std::string& link_dir_rel, const std::string& target) {
 
 struct Walker {
   std::vector<WalkEntry> entries;
-  std::vector<std::string> refused;     // device files, sockets, fifos
-  std::vector<std::string> bad_names;   // non-UTF-8
+  std::vector<std::string> refused;    // device files, sockets, fifos
+  std::vector<std::string> bad_names;  // non-UTF-8
   std::vector<std::string> unreadable;
   std::map<std::pair<dev_t, ino_t>, std::string> inodes;
   std::vector<Rewrite> rewrites;
   bool keep_special = false;
-  std::vector<std::string> stripped;  // entries whose special or group/other-write bits were dropped
+  std::vector<std::string>
+      stripped;  // entries whose special or group/other-write bits were dropped
 
   void walk(const fs::path& src, const std::string& rel, const std::string& comp_rel_dir) {
     struct stat st {};
     if (::lstat(src.c_str(), &st) != 0) {
-      unreadable.push_back(fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+      unreadable.push_back(
+          fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
       return;
     }
     if (!valid_utf8(rel)) {
@@ -153,7 +159,8 @@ struct Walker {
       entries.push_back(e);
       DIR* d = ::opendir(src.c_str());
       if (!d) {
-        unreadable.push_back(fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+        unreadable.push_back(
+            fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
         return;
       }
       std::vector<std::string> names;
@@ -164,7 +171,8 @@ struct Walker {
       }
       ::closedir(d);
       std::sort(names.begin(), names.end());
-      for (const auto& n : names) walk(src / n, rel + "/" + n, comp_rel_dir.empty() ? n : comp_rel_dir + "/" + n);
+      for (const auto& n : names)
+        walk(src / n, rel + "/" + n, comp_rel_dir.empty() ? n : comp_rel_dir + "/" + n);
     } else if (S_ISREG(st.st_mode)) {
       if (st.st_nlink > 1) {
         auto key = std::make_pair(st.st_dev, st.st_ino);
@@ -188,7 +196,8 @@ struct Walker {
       std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
       ssize_t n = ::readlink(src.c_str(), target.data(), target.size());
       if (n < 0) {
-        unreadable.push_back(fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+        unreadable.push_back(
+            fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
         return;
       }
       target.resize(static_cast<std::size_t>(n));
@@ -247,10 +256,11 @@ std::string cache_set_key(const std::vector<Rewrite>& rewrites) {
 }
 
 // The cached outcome for `e`, when its stat matches and every chunk is still in the store.
-std::optional<FileOut> cache_lookup(const detail::StatCache& cache, const WalkEntry& e, const fs::path& store) {
+std::optional<FileOut> cache_lookup(const detail::StatCache& cache, const WalkEntry& e,
+                                    const fs::path& store) {
   const auto* c = cache.find(e.src.string());
-  if (!c || c->size != e.size || c->mtime_ns != e.mtime_ns || c->ctime_ns != e.ctime_ns || c->ino != e.ino ||
-      c->dev != e.dev)
+  if (!c || c->size != e.size || c->mtime_ns != e.mtime_ns || c->ctime_ns != e.ctime_ns ||
+      c->ino != e.ino || c->dev != e.dev)
     return std::nullopt;
   for (const auto& [h, n] : c->chunks) {
     struct stat st {};
@@ -287,12 +297,14 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     return fail(ErrorCode::usage, fmt::format("invalid bundle name '{}'", printable(req.name)),
                 "names use letters, digits and '._@+-', e.g. pt2.1-cuda12.1");
   if (req.components.empty())
-    return fail(ErrorCode::usage, "nothing to pack", "give at least one DIR or --component ROLE=DIR");
+    return fail(ErrorCode::usage, "nothing to pack",
+                "give at least one DIR or --component ROLE=DIR");
   std::string prefix = req.prefix.empty() ? "/opt/gedge/rt/" + req.name : req.prefix;
   while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
   if (prefix.empty() || prefix[0] != '/' || prefix.find("/../") != std::string::npos ||
       prefix.find('\n') != std::string::npos)
-    return fail(ErrorCode::usage, fmt::format("--prefix '{}' must be an absolute path", printable(prefix)));
+    return fail(ErrorCode::usage,
+                fmt::format("--prefix '{}' must be an absolute path", printable(prefix)));
   if (req.level < 1 || req.level > 19) return fail(ErrorCode::usage, "--level must be 1..19");
 
   static const std::regex role_re(R"(^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)");
@@ -302,8 +314,9 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   w.keep_special = req.keep_special_modes;
   for (const auto& c : req.components) {
     if (!std::regex_match(c.role, role_re))
-      return fail(ErrorCode::usage, fmt::format("invalid component role '{}'", printable(c.role)),
-                  "roles are env, cuda, cudnn, tensorrt, nccl, data or a word of letters, digits, '._-'");
+      return fail(
+          ErrorCode::usage, fmt::format("invalid component role '{}'", printable(c.role)),
+          "roles are env, cuda, cudnn, tensorrt, nccl, data or a word of letters, digits, '._-'");
     if (!roles.insert(c.role).second)
       return fail(ErrorCode::usage, fmt::format("component role '{}' given twice", c.role),
                   "use --component ROLE=DIR with distinct roles");
@@ -311,7 +324,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     fs::path abs = fs::absolute(c.dir, ec);
     fs::path canon = fs::canonical(c.dir, ec);
     if (ec || !fs::is_directory(canon))
-      return fail(ErrorCode::usage, fmt::format("component '{}': {} is not a directory", c.role, c.dir.string()));
+      return fail(ErrorCode::usage,
+                  fmt::format("component '{}': {} is not a directory", c.role, c.dir.string()));
     comps.push_back({c.role, canon});
     std::string to = prefix + "/" + c.role;
     w.rewrites.push_back({canon.string(), to});
@@ -321,9 +335,10 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   }
   for (const auto& c : comps) w.walk(c.dir, c.role, "");
   if (!w.refused.empty())
-    return fail(ErrorCode::usage,
-                fmt::format("refusing to pack device files, sockets or fifos: {}", list_some(w.refused)),
-                "a runtime bundle holds files, directories and links only; remove these from the tree");
+    return fail(
+        ErrorCode::usage,
+        fmt::format("refusing to pack device files, sockets or fifos: {}", list_some(w.refused)),
+        "a runtime bundle holds files, directories and links only; remove these from the tree");
   if (!w.bad_names.empty())
     return fail(ErrorCode::usage,
                 fmt::format("file names that are not valid UTF-8: {}", list_some(w.bad_names)),
@@ -340,7 +355,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     lock.emplace(std::move(l));
   }
   const int64_t started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch()).count();
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
   fs::path cache_file = paths.runtimes / "statcache";
   std::string cache_key = cache_set_key(w.rewrites);
   auto cache = req.use_cache ? detail::StatCache::load(cache_file, cache_key) : detail::StatCache();
@@ -357,7 +373,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     }
   std::vector<FileOut> outs(todo.size());
   std::atomic<std::size_t> next{0};
-  std::atomic<uint64_t> bytes_read{0}, bytes_stored{0}, chunks_new{0}, bytes_new{0}, bytes_cached{0};
+  std::atomic<uint64_t> bytes_read{0}, bytes_stored{0}, chunks_new{0}, bytes_new{0},
+      bytes_cached{0};
   std::atomic<bool> stop{false};
   std::mutex rep_mu;
   unsigned jobs = req.jobs ? req.jobs : std::max(1u, std::thread::hardware_concurrency());
@@ -400,7 +417,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < jobs; ++t) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
-  if (cancel_requested()) return fail(ErrorCode::interrupted, "pack interrupted; nothing was recorded");
+  if (cancel_requested())
+    return fail(ErrorCode::interrupted, "pack interrupted; nothing was recorded");
   for (const auto& o : outs)
     if (o.error) return std::unexpected(*o.error);
   std::vector<std::string> too_long;
@@ -408,15 +426,17 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     if (outs[k].too_long) too_long.push_back(w.entries[todo[k]].rel);
   if (!too_long.empty()) {
     std::size_t shortest = SIZE_MAX;
-    for (const auto& c : comps) shortest = std::min(shortest, c.dir.string().size() - c.role.size() - 1);
-    return fail(ErrorCode::usage,
-                fmt::format("the prefix '{}' does not fit in {} binary file(s) built under a shorter "
-                            "prefix: {}",
-                            prefix, too_long.size(), list_some(too_long)),
-                fmt::format("binaries can only be relocated to a prefix no longer than the build "
-                            "prefix: use a shorter --prefix (at most {} characters before the role), "
-                            "or rebuild the environment under a longer path",
-                            shortest));
+    for (const auto& c : comps)
+      shortest = std::min(shortest, c.dir.string().size() - c.role.size() - 1);
+    return fail(
+        ErrorCode::usage,
+        fmt::format("the prefix '{}' does not fit in {} binary file(s) built under a shorter "
+                    "prefix: {}",
+                    prefix, too_long.size(), list_some(too_long)),
+        fmt::format("binaries can only be relocated to a prefix no longer than the build "
+                    "prefix: use a shorter --prefix (at most {} characters before the role), "
+                    "or rebuild the environment under a longer path",
+                    shortest));
   }
 
   // The manifest.
@@ -467,8 +487,9 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   }
   res.modes_stripped = w.stripped;
   if (!w.stripped.empty())
-    rep.warn(fmt::format("setuid/setgid/sticky or group/other-write bits dropped from {} entr{}: {}", w.stripped.size(),
-                         w.stripped.size() == 1 ? "y" : "ies", list_some(w.stripped, 5)));
+    rep.warn(fmt::format(
+        "setuid/setgid/sticky or group/other-write bits dropped from {} entr{}: {}",
+        w.stripped.size(), w.stripped.size() == 1 ? "y" : "ies", list_some(w.stripped, 5)));
   for (const auto& l : res.outside_links)
     rep.warn(fmt::format("symlink points outside the bundle (kept as is, not followed): {}", l));
 
@@ -483,12 +504,9 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   }
   nlohmann::json comp_json = nlohmann::json::array();
   for (const auto& c : comps) comp_json.push_back({{"role", c.role}, {"path", c.role}});
-  nlohmann::json manifest{{"format", kManifestFormat},
-                          {"name", req.name},
-                          {"prefix", prefix},
-                          {"components", comp_json},
-                          {"entries", entries},
-                          {"versions", res.versions},
+  nlohmann::json manifest{{"format", kManifestFormat}, {"name", req.name},
+                          {"prefix", prefix},          {"components", comp_json},
+                          {"entries", entries},        {"versions", res.versions},
                           {"requires", res.requires_}};
   if (req.keep_special_modes) manifest["keep_special_modes"] = true;
   manifest["env"] = derive_env(manifest, comps);
@@ -530,14 +548,16 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
     GEDGE_TRY_ASSIGN(auto rows, db.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
     existed = !rows.empty();
     if (!existed)
-      GEDGE_TRY(db.exec("INSERT INTO runtimes (id, name, manifest, files, bytes, created_at) VALUES (?,?,?,?,?,?)",
-                        {res.id, req.name, text, static_cast<int64_t>(res.files),
-                         static_cast<int64_t>(total_bytes), now_rfc3339()}));
+      GEDGE_TRY(
+          db.exec("INSERT INTO runtimes (id, name, manifest, files, bytes, created_at) VALUES "
+                  "(?,?,?,?,?,?)",
+                  {res.id, req.name, text, static_cast<int64_t>(res.files),
+                   static_cast<int64_t>(total_bytes), now_rfc3339()}));
     return {};
   }));
   res.created = !existed;
-  log_line("info", fmt::format("runtime pack name={} id={} files={} read={} stored={}", req.name, res.id,
-                               res.files, res.bytes_read, res.bytes_stored));
+  log_line("info", fmt::format("runtime pack name={} id={} files={} read={} stored={}", req.name,
+                               res.id, res.files, res.bytes_read, res.bytes_stored));
   return res;
 }
 

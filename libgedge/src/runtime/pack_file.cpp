@@ -34,7 +34,9 @@ FilePacker::FilePacker(ChunkSink& sink, const std::vector<Rewrite>& rewrites)
     if (r.from != r.to) max_from_ = std::max(max_from_, r.from.size());
 }
 
-FilePacker::~FilePacker() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_)); }
+FilePacker::~FilePacker() {
+  ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
+}
 
 Result<std::size_t> FilePacker::read_block(int fd, const fs::path& src, char* buf, std::size_t n) {
   std::size_t got = 0;
@@ -42,7 +44,8 @@ Result<std::size_t> FilePacker::read_block(int fd, const fs::path& src, char* bu
     ssize_t r = ::read(fd, buf + got, n - got);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
     }
     if (r == 0) break;
     got += static_cast<std::size_t>(r);
@@ -50,7 +53,8 @@ Result<std::size_t> FilePacker::read_block(int fd, const fs::path& src, char* bu
   return got;
 }
 
-Result<void> FilePacker::store_chunk(std::string_view piece, const std::string& hash, PackedFile& o) {
+Result<void> FilePacker::store_chunk(std::string_view piece, const std::string& hash,
+                                     PackedFile& o) {
   o.chunks.emplace_back(hash, piece.size());
   if (!sink_.claim(hash)) return {};  // another file of this pack has (or is storing) it
   fs::path p = chunk_path(sink_.store(), hash);
@@ -64,9 +68,10 @@ Result<void> FilePacker::store_chunk(std::string_view piece, const std::string& 
   std::size_t bound = ZSTD_compressBound(piece.size());
   if (zbuf_.size() < bound) zbuf_.resize(bound);
   note(zbuf_.size());
-  std::size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), zbuf_.data(), zbuf_.size(), piece.data(),
-                                    piece.size(), sink_.level());
-  if (ZSTD_isError(n)) return fail(ErrorCode::internal, fmt::format("zstd: {}", ZSTD_getErrorName(n)));
+  std::size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), zbuf_.data(), zbuf_.size(),
+                                    piece.data(), piece.size(), sink_.level());
+  if (ZSTD_isError(n))
+    return fail(ErrorCode::internal, fmt::format("zstd: {}", ZSTD_getErrorName(n)));
   auto ok = write_atomic(p, std::string_view(zbuf_.data(), n), 0644);
   if (!ok && errno == ENOENT) {  // the store's directories went away under us: make them again
     std::error_code ec;
@@ -80,13 +85,15 @@ Result<void> FilePacker::store_chunk(std::string_view piece, const std::string& 
   return {};
 }
 
-Result<void> FilePacker::pack_whole(int fd, const fs::path& src, std::size_t size_hint, PackedFile& o) {
+Result<void> FilePacker::pack_whole(int fd, const fs::path& src, std::size_t size_hint,
+                                    PackedFile& o) {
   // Read to the end (the file may have grown since the walk).
   data_.clear();
   for (;;) {
     std::size_t have = data_.size();
     // The size from fstat plus one byte, to see the end in one read; doubling if it grew.
-    std::size_t want = have == 0 ? size_hint + 1 : std::max<std::size_t>(have + (1u << 16), have * 2);
+    std::size_t want =
+        have == 0 ? size_hint + 1 : std::max<std::size_t>(have + (1u << 16), have * 2);
     std::size_t got = 0;
     Result<std::size_t> r = 0;
     data_.resize_and_overwrite(want, [&](char* p, std::size_t) {
@@ -141,7 +148,8 @@ Result<void> FilePacker::pack_stream(int fd, const fs::path& src, bool relocatin
     auto binary = has_nul(fd, src);
     if (!binary) return std::unexpected(binary.error());
     if (::lseek(fd, 0, SEEK_SET) != 0)
-      return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
     rel.emplace(rewrites_, *binary);
   }
   Sha256 whole;
@@ -213,8 +221,9 @@ Result<PackedFile> FilePacker::pack(const fs::path& src) {
   int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     int e = errno;
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", src.string(), errno_text(e)),
-                e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
+    return fail(
+        ErrorCode::failure, fmt::format("cannot read {}: {}", src.string(), errno_text(e)),
+        e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
   }
   struct Closer {
     int fd;
@@ -222,21 +231,26 @@ Result<PackedFile> FilePacker::pack(const fs::path& src) {
   } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0)
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
   PackedFile o;
   if (static_cast<uint64_t>(st.st_size) <= kPackInMemoryMax) {
-    if (auto ok = pack_whole(fd, src, static_cast<std::size_t>(st.st_size), o); !ok) return std::unexpected(ok.error());
+    if (auto ok = pack_whole(fd, src, static_cast<std::size_t>(st.st_size), o); !ok)
+      return std::unexpected(ok.error());
     return o;
   }
   bool needs_relocation = false;
-  if (auto ok = pack_stream(fd, src, false, o, needs_relocation); !ok) return std::unexpected(ok.error());
+  if (auto ok = pack_stream(fd, src, false, o, needs_relocation); !ok)
+    return std::unexpected(ok.error());
   if (!needs_relocation) return o;
   // A prefix turned up: start again, relocating. Chunks already stored for the raw bytes stay
   // unreferenced until `runtime gc`; they are not counted for this file.
   if (::lseek(fd, 0, SEEK_SET) != 0)
-    return fail(ErrorCode::failure, fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
+    return fail(ErrorCode::failure,
+                fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
   o = PackedFile{};
-  if (auto ok = pack_stream(fd, src, true, o, needs_relocation); !ok) return std::unexpected(ok.error());
+  if (auto ok = pack_stream(fd, src, true, o, needs_relocation); !ok)
+    return std::unexpected(ok.error());
   return o;
 }
 

@@ -62,12 +62,14 @@ class FilePacker {
 
  private:
   Result<void> store_chunk(std::string_view piece, const std::string& hash, PackedFile& o);
-  Result<void> pack_whole(int fd, const std::filesystem::path& src, std::size_t size_hint, PackedFile& o);
+  Result<void> pack_whole(int fd, const std::filesystem::path& src, std::size_t size_hint,
+                          PackedFile& o);
   // optimistic: no rewrite expected (stops with `needs_relocation` at the first `from` seen).
   Result<void> pack_stream(int fd, const std::filesystem::path& src, bool relocating, PackedFile& o,
                            bool& needs_relocation);
   Result<bool> has_nul(int fd, const std::filesystem::path& src);
-  Result<std::size_t> read_block(int fd, const std::filesystem::path& src, char* buf, std::size_t n);
+  Result<std::size_t> read_block(int fd, const std::filesystem::path& src, char* buf,
+                                 std::size_t n);
   void note(std::size_t n) { high_water_ = std::max(high_water_, n); }
 
   ChunkSink& sink_;

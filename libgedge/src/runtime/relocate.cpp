@@ -14,8 +14,8 @@ namespace {
 bool boundary_after(std::string_view data, std::size_t end) {
   if (end >= data.size()) return true;
   unsigned char c = static_cast<unsigned char>(data[end]);
-  bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-' || c == '.';
+  bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
   return !word;
 }
 
@@ -57,7 +57,8 @@ std::vector<const Rewrite*> rewrite_order(const std::vector<Rewrite>& rewrites) 
   std::vector<const Rewrite*> order;
   for (const auto& r : rewrites)
     if (!r.from.empty() && r.from != r.to) order.push_back(&r);
-  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->from.size() > b->from.size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [](auto* a, auto* b) { return a->from.size() > b->from.size(); });
   return order;
 }
 
@@ -67,8 +68,8 @@ bool contains(std::string_view hay, std::string_view needle) {
 
 // Binary rule over `data` (whole NUL-terminated strings, or the input's end): appends the result
 // to `result`; a rewritten string is NUL-padded to its original length, so offsets never move.
-void relocate_binary(std::string_view data, const std::vector<const Rewrite*>& order, std::string& result,
-                     RelocateOutcome& out) {
+void relocate_binary(std::string_view data, const std::vector<const Rewrite*>& order,
+                     std::string& result, RelocateOutcome& out) {
   std::size_t pos = 0;
   while (pos < data.size()) {
     std::size_t hit = std::string::npos;
@@ -142,7 +143,8 @@ void Relocator::run(std::size_t i, bool final, std::string& out) {
   for (;;) {
     std::size_t p = s.find(from, pos);
     if (p == std::string::npos) {
-      safe = final ? s.size() : std::max(pos, s.size() >= from.size() ? s.size() - from.size() + 1 : 0);
+      safe = final ? s.size()
+                   : std::max(pos, s.size() >= from.size() ? s.size() - from.size() + 1 : 0);
       break;
     }
     std::size_t end = p + from.size();
@@ -259,8 +261,12 @@ std::vector<std::size_t> chunk_boundaries(std::string_view data) {
   return ends;
 }
 
-std::size_t Chunker::max_chunk() { return kMaxChunk; }
-std::size_t Chunker::whole_file_max() { return kWholeFileMax; }
+std::size_t Chunker::max_chunk() {
+  return kMaxChunk;
+}
+std::size_t Chunker::whole_file_max() {
+  return kWholeFileMax;
+}
 
 std::size_t Chunker::cut() const {
   return next_cut(reinterpret_cast<const unsigned char*>(buf_.data()) + off_, buf_.size() - off_);

@@ -4,7 +4,6 @@
 // ROOT/<id> in a staging dir through hardlinked objects, verifies every hash and renames it into
 // place; an existing copy is verified and repaired.
 #include <fmt/format.h>
-
 #include <sys/stat.h>
 #include <zstd.h>
 
@@ -304,11 +303,13 @@ except Exception as e:
     sys.exit(1)
 )PY";
 
-Result<nlohmann::json> last_json_line(const ExecResult& r, const std::string& device, std::string_view mode) {
+Result<nlohmann::json> last_json_line(const ExecResult& r, const std::string& device,
+                                      std::string_view mode) {
   return detail::materialiser_reply(device, mode, r.out, r.err, r.exit_code);
 }
 
-std::vector<std::string> argv_for(const std::string& mode, const std::string& root, const std::string& id) {
+std::vector<std::string> argv_for(const std::string& mode, const std::string& root,
+                                  const std::string& id) {
   std::vector<std::string> a{"python3", "-c", kMaterialiser, mode, root};
   if (!id.empty()) a.push_back(id);
   return a;
@@ -334,7 +335,9 @@ Result<Have> ask_have(SshSession& s, const std::string& root, const Bundle& b,
   for (const auto& h : j["missing"]) {
     const auto& x = h.get_ref<const std::string&>();
     if (!wanted.count(x))
-      return fail(ErrorCode::failure, fmt::format("{}: the target asked for a chunk the bundle does not have", s.target().name));
+      return fail(ErrorCode::failure,
+                  fmt::format("{}: the target asked for a chunk the bundle does not have",
+                              s.target().name));
     out.missing.push_back(x);
   }
   out.zstd = j["zstd"].get<bool>();
@@ -344,10 +347,12 @@ Result<Have> ask_have(SshSession& s, const std::string& root, const Bundle& b,
 
 // The bytes of one chunk as sent: the stored zstd frame when the target decompresses, else the
 // raw content. Checks the frame's declared size against the manifest.
-Result<std::string> chunk_payload(const Paths& paths, const std::string& h, uint64_t size, bool compressed) {
+Result<std::string> chunk_payload(const Paths& paths, const std::string& h, uint64_t size,
+                                  bool compressed) {
   auto path = detail::chunk_path(paths.runtimes / "chunks", h);
   auto bad = [&] {
-    return fail(ErrorCode::failure, fmt::format("chunk {} is missing or corrupted in the local store", h),
+    return fail(ErrorCode::failure,
+                fmt::format("chunk {} is missing or corrupted in the local store", h),
                 "run gedge runtime verify on the bundle and pack it again");
   };
   if (!compressed) {
@@ -360,8 +365,9 @@ Result<std::string> chunk_payload(const Paths& paths, const std::string& h, uint
   return std::move(*raw);
 }
 
-Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, const std::string& root,
-                            bool dry_run, Reporter& rep, std::mutex& rep_mu) {
+Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b,
+                            const std::string& root, bool dry_run, Reporter& rep,
+                            std::mutex& rep_mu) {
   PushResult res;
   res.target = s.target().name;
   res.root = root;
@@ -401,9 +407,10 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
   payload += "\n";
   {
     std::lock_guard lk(rep_mu);
-    rep.step(res.target, fmt::format("sending {} chunks ({} bytes{}), {} already there", res.chunks_sent,
-                                     res.bytes_sent, have.zstd ? ", zstd" : ", uncompressed: no zstd there",
-                                     res.chunks_skipped));
+    rep.step(res.target,
+             fmt::format("sending {} chunks ({} bytes{}), {} already there", res.chunks_sent,
+                         res.bytes_sent, have.zstd ? ", zstd" : ", uncompressed: no zstd there",
+                         res.chunks_skipped));
   }
   GEDGE_TRY_ASSIGN(auto r, s.exec(argv_for("apply", root, b.id), payload, /*sudo=*/true));
   GEDGE_TRY_ASSIGN(auto j, last_json_line(r, res.target, "apply"));
@@ -422,8 +429,9 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b, 
 
 namespace detail {
 
-Result<nlohmann::json> materialiser_reply(const std::string& device, std::string_view mode, const std::string& out_in,
-                                          const std::string& err, int exit_code) {
+Result<nlohmann::json> materialiser_reply(const std::string& device, std::string_view mode,
+                                          const std::string& out_in, const std::string& err,
+                                          int exit_code) {
   std::string out = out_in;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   auto nl = out.rfind('\n');
@@ -431,17 +439,21 @@ Result<nlohmann::json> materialiser_reply(const std::string& device, std::string
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     if (err.find("python3") != std::string::npos && exit_code == 127)
-      return fail(ErrorCode::failure, fmt::format("{}: python3 is not installed", device),
-                  "install python3 on the device (the materialiser needs only its standard library)");
+      return fail(
+          ErrorCode::failure, fmt::format("{}: python3 is not installed", device),
+          "install python3 on the device (the materialiser needs only its standard library)");
     return fail(ErrorCode::failure,
                 fmt::format("{}: materialiser failed (exit {}): {}", device, exit_code,
                             err.empty() ? out.substr(0, 300) : err.substr(0, 300)),
-                "check passwordless sudo and python3 on the device (gedge device exec D --sudo -- python3 -V)");
+                "check passwordless sudo and python3 on the device (gedge device exec D --sudo -- "
+                "python3 -V)");
   }
   auto odd = [&](std::string_view field, std::string_view want) {
-    return fail(ErrorCode::failure,
-                fmt::format("{}: unexpected reply from the materialiser ({}): '{}' is not {}", device, mode, field, want),
-                "the device's python3 or gedge's remote step misbehaved; run gedge device check on it");
+    return fail(
+        ErrorCode::failure,
+        fmt::format("{}: unexpected reply from the materialiser ({}): '{}' is not {}", device, mode,
+                    field, want),
+        "the device's python3 or gedge's remote step misbehaved; run gedge device check on it");
   };
   if (j.contains("error")) {
     if (!j["error"].is_string()) return odd("error", "a string");
@@ -477,11 +489,16 @@ Result<nlohmann::json> materialiser_reply(const std::string& device, std::string
 
 Result<std::vector<std::string>> cluster_devices(Inventory& inv, const std::string& cluster) {
   GEDGE_TRY_ASSIGN(auto c, inv.query("SELECT name FROM clusters WHERE name = ?", {cluster}));
-  if (c.empty()) return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", cluster), "see gedge cluster ls");
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT device FROM cluster_members WHERE cluster = ? ORDER BY device", {cluster}));
+  if (c.empty())
+    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", cluster),
+                "see gedge cluster ls");
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query("SELECT device FROM cluster_members WHERE cluster = ? ORDER BY device", {cluster}));
   std::vector<std::string> out;
   for (const auto& r : rows) out.push_back(r["device"].get<std::string>());
-  if (out.empty()) return fail(ErrorCode::not_found, fmt::format("cluster '{}' has no members", cluster));
+  if (out.empty())
+    return fail(ErrorCode::not_found, fmt::format("cluster '{}' has no members", cluster));
   return out;
 }
 
@@ -522,8 +539,9 @@ std::vector<RemoteOutcome> push_remote(const Paths& paths, Inventory& inv, const
   return out;
 }
 
-Result<VerifyResult> verify_remote(const Paths& paths, Inventory& inv, const Bundle& b, const std::string& device,
-                                   const std::string& root, double timeout_s) {
+Result<VerifyResult> verify_remote(const Paths& paths, Inventory& inv, const Bundle& b,
+                                   const std::string& device, const std::string& root,
+                                   double timeout_s) {
   GEDGE_TRY_ASSIGN(auto t, device_target(inv, paths, device));
   auto opts = default_ssh_options(paths, timeout_s);
   opts.timeout_s = std::max(timeout_s, 600.0);

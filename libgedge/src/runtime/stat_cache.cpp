@@ -56,8 +56,8 @@ struct Reader {
 void append_record(std::string& out, const std::string& path, const StatRecord& r) {
   out += fmt::format("{} ", path.size());
   out += path;
-  out += fmt::format(" {} {} {} {} {} {} {} {} {}", r.size, r.mtime_ns, r.ctime_ns, r.ino, r.dev, r.out_size,
-                     r.sha256, r.relocated ? 1 : 0, r.chunks.size());
+  out += fmt::format(" {} {} {} {} {} {} {} {} {}", r.size, r.mtime_ns, r.ctime_ns, r.ino, r.dev,
+                     r.out_size, r.sha256, r.relocated ? 1 : 0, r.chunks.size());
   for (const auto& [h, n] : r.chunks) out += fmt::format(" {} {}", h, n);
   out += '\n';
 }

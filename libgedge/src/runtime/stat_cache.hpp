@@ -33,7 +33,8 @@ class StatCache {
   std::size_t size() const { return set_.size(); }
   // Replaces this key's set with `records` (written first), keeping up to max_sets - 1 others.
   Result<void> save(const std::filesystem::path& file,
-                    const std::vector<std::pair<std::string, StatRecord>>& records, std::size_t max_sets) const;
+                    const std::vector<std::pair<std::string, StatRecord>>& records,
+                    std::size_t max_sets) const;
 
  private:
   std::string key_;

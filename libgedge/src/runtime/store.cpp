@@ -15,7 +15,9 @@ namespace fs = std::filesystem;
 
 namespace gedge::runtime {
 
-std::string canonical_manifest(const nlohmann::json& manifest) { return manifest.dump(); }
+std::string canonical_manifest(const nlohmann::json& manifest) {
+  return manifest.dump();
+}
 
 namespace {
 
@@ -27,7 +29,8 @@ bool is_hex64(const nlohmann::json& v) {
 
 // A bundle-relative path: components that are neither empty, '.' nor '..'; no NUL; bounded.
 bool safe_relative(std::string_view p) {
-  if (p.empty() || p.size() > 4096 || p.front() == '/' || p.find('\0') != std::string_view::npos) return false;
+  if (p.empty() || p.size() > 4096 || p.front() == '/' || p.find('\0') != std::string_view::npos)
+    return false;
   std::size_t i = 0;
   while (i <= p.size()) {
     std::size_t j = p.find('/', i);
@@ -47,7 +50,8 @@ Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
   if (!j.contains("entries") || !j["entries"].is_array())
     return fail(ErrorCode::failure, fmt::format("manifest of {} has no entries array", what));
   if (j.contains("keep_special_modes") && !j["keep_special_modes"].is_boolean())
-    return fail(ErrorCode::failure, fmt::format("manifest of {}: keep_special_modes is not a boolean", what));
+    return fail(ErrorCode::failure,
+                fmt::format("manifest of {}: keep_special_modes is not a boolean", what));
   std::map<std::string, std::string> seen;  // path -> type
   std::size_t i = 0;
   for (const auto& e : j["entries"]) {
@@ -57,7 +61,8 @@ Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
       return bad(i, "not an object with a path and a type");
     const auto& path = e["path"].get_ref<const std::string&>();
     std::string shown = fmt::format("'{}'", path.substr(0, 200));
-    if (!safe_relative(path)) return bad(i, fmt::format("path {} is not a plain relative path", shown));
+    if (!safe_relative(path))
+      return bad(i, fmt::format("path {} is not a plain relative path", shown));
     const auto& type = e["type"].get_ref<const std::string&>();
     if (type != "dir" && type != "file" && type != "symlink" && type != "hardlink")
       return bad(i, fmt::format("{}: unknown type '{}'", shown, type.substr(0, 40)));
@@ -65,22 +70,24 @@ Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
       return bad(i, fmt::format("{}: mode is not an integer in 0..07777", shown));
     auto slash = path.rfind('/');
     if (slash == std::string::npos) {
-      if (type != "dir") return bad(i, fmt::format("{}: a top-level entry must be a directory", shown));
+      if (type != "dir")
+        return bad(i, fmt::format("{}: a top-level entry must be a directory", shown));
     } else {
       auto parent = seen.find(path.substr(0, slash));
       if (parent == seen.end() || parent->second != "dir")
         return bad(i, fmt::format("{}: its parent is not an earlier directory entry", shown));
     }
     if (type == "file") {
-      if (!is_hex64(e.value("sha256", nlohmann::json())) || !e.contains("size") || !e["size"].is_number_unsigned() ||
-          !e.contains("chunks") || !e["chunks"].is_array())
+      if (!is_hex64(e.value("sha256", nlohmann::json())) || !e.contains("size") ||
+          !e["size"].is_number_unsigned() || !e.contains("chunks") || !e["chunks"].is_array())
         return bad(i, fmt::format("{}: a file needs sha256, size and chunks", shown));
       for (const auto& c : e["chunks"])
-        if (!c.is_object() || !is_hex64(c.value("sha256", nlohmann::json())) || !c.contains("size") ||
-            !c["size"].is_number_unsigned())
+        if (!c.is_object() || !is_hex64(c.value("sha256", nlohmann::json())) ||
+            !c.contains("size") || !c["size"].is_number_unsigned())
           return bad(i, fmt::format("{}: a chunk needs a 64-hex sha256 and a size", shown));
     } else if (type == "symlink") {
-      if (!e.contains("target") || !e["target"].is_string() || e["target"].get_ref<const std::string&>().empty() ||
+      if (!e.contains("target") || !e["target"].is_string() ||
+          e["target"].get_ref<const std::string&>().empty() ||
           e["target"].get_ref<const std::string&>().find('\0') != std::string::npos)
         return bad(i, fmt::format("{}: a symlink needs a target", shown));
     } else if (type == "hardlink") {
@@ -90,7 +97,8 @@ Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
       if (first == seen.end() || first->second != "file")
         return bad(i, fmt::format("{}: a hardlink must name an earlier file entry", shown));
     }
-    if (!seen.emplace(path, type).second) return bad(i, fmt::format("path {} appears twice", shown));
+    if (!seen.emplace(path, type).second)
+      return bad(i, fmt::format("path {} appears twice", shown));
   }
   return {};
 }
@@ -99,13 +107,14 @@ Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
 
 Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view what) {
   auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("format") || !j["format"].is_number_integer())
+  if (j.is_discarded() || !j.is_object() || !j.contains("format") ||
+      !j["format"].is_number_integer())
     return fail(ErrorCode::failure, fmt::format("manifest of {} is not valid", what));
   int f = j["format"].get<int>();
   if (f > kManifestFormat)
     return fail(ErrorCode::failure,
-                fmt::format("manifest of {} has format {}, newer than this gedge reads ({})", what, f,
-                            kManifestFormat),
+                fmt::format("manifest of {} has format {}, newer than this gedge reads ({})", what,
+                            f, kManifestFormat),
                 "upgrade gedge to use this bundle");
   GEDGE_TRY(check_entries(j, what));
   return j;
@@ -127,8 +136,10 @@ nlohmann::json derive_env(const nlohmann::json& manifest, const std::vector<Comp
     if (fs::is_directory(c.dir / "bin", ec)) path.push_back(base + "/bin");
     for (const char* l : {"lib64", "lib"})
       if (fs::is_directory(c.dir / l, ec)) ld.push_back(base + "/" + l);
-    if (fs::exists(c.dir / "conda-meta", ec) && !env.contains("CONDA_PREFIX")) env["CONDA_PREFIX"] = base;
-    if (fs::exists(c.dir / "pyvenv.cfg", ec) && !env.contains("VIRTUAL_ENV")) env["VIRTUAL_ENV"] = base;
+    if (fs::exists(c.dir / "conda-meta", ec) && !env.contains("CONDA_PREFIX"))
+      env["CONDA_PREFIX"] = base;
+    if (fs::exists(c.dir / "pyvenv.cfg", ec) && !env.contains("VIRTUAL_ENV"))
+      env["VIRTUAL_ENV"] = base;
     if (c.role == "cuda" && !env.contains("CUDA_HOME")) env["CUDA_HOME"] = base;
     if (c.role == "env" && !env.contains("CONDA_PREFIX") && !env.contains("VIRTUAL_ENV"))
       env["CONDA_PREFIX"] = base;
@@ -154,27 +165,32 @@ std::vector<std::pair<std::string, uint64_t>> manifest_chunks(const nlohmann::js
 Result<Bundle> find_bundle(Inventory& inv, std::string_view ref) {
   std::string r(ref);
   if (r.empty()) return fail(ErrorCode::usage, "empty bundle id");
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE id = ?", {r}));
-  if (rows.empty() && r.size() >= 4 && r.find_first_not_of("0123456789abcdef") == std::string::npos) {
-    GEDGE_TRY_ASSIGN(rows, inv.query(
-        "SELECT id, name, manifest, created_at FROM runtimes WHERE substr(id, 1, ?) = ? LIMIT 3",
-        {static_cast<int64_t>(r.size()), r}));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE id = ?", {r}));
+  if (rows.empty() && r.size() >= 4 &&
+      r.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    GEDGE_TRY_ASSIGN(rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE "
+                                     "substr(id, 1, ?) = ? LIMIT 3",
+                                     {static_cast<int64_t>(r.size()), r}));
     if (rows.size() > 1)
       return fail(ErrorCode::conflict, fmt::format("bundle id prefix '{}' is ambiguous", r),
                   "give more characters of the id (gedge runtime ls)");
   }
   if (rows.empty()) {
-    GEDGE_TRY_ASSIGN(rows, inv.query(
-        "SELECT id, name, manifest, created_at FROM runtimes WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-        {r}));
+    GEDGE_TRY_ASSIGN(rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE "
+                                     "name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                                     {r}));
   }
   if (rows.empty())
-    return fail(ErrorCode::not_found, fmt::format("runtime bundle '{}' not found", r), "see gedge runtime ls");
+    return fail(ErrorCode::not_found, fmt::format("runtime bundle '{}' not found", r),
+                "see gedge runtime ls");
   Bundle b;
   b.id = rows[0]["id"].get<std::string>();
   b.name = rows[0]["name"].get<std::string>();
   b.created_at = rows[0]["created_at"].get<std::string>();
-  GEDGE_TRY_ASSIGN(b.manifest, parse_manifest(rows[0]["manifest"].get<std::string>(), "bundle " + b.id.substr(0, 12)));
+  GEDGE_TRY_ASSIGN(b.manifest, parse_manifest(rows[0]["manifest"].get<std::string>(),
+                                              "bundle " + b.id.substr(0, 12)));
   return b;
 }
 
@@ -205,8 +221,8 @@ nlohmann::json bundle_summary(const Bundle& b) {
 }
 
 Result<nlohmann::json> list_bundles(Inventory& inv) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(
-      "SELECT id, name, manifest, created_at FROM runtimes ORDER BY created_at DESC, rowid DESC"));
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes ORDER "
+                                        "BY created_at DESC, rowid DESC"));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rows) {
     Bundle b;
@@ -215,8 +231,11 @@ Result<nlohmann::json> list_bundles(Inventory& inv) {
     b.created_at = r["created_at"];
     auto m = parse_manifest(r["manifest"].get<std::string>(), "bundle " + b.id.substr(0, 12));
     if (!m) {
-      out.push_back({{"id", b.id}, {"short_id", b.id.substr(0, 12)}, {"name", b.name},
-                     {"created_at", b.created_at}, {"error", m.error().message}});
+      out.push_back({{"id", b.id},
+                     {"short_id", b.id.substr(0, 12)},
+                     {"name", b.name},
+                     {"created_at", b.created_at},
+                     {"error", m.error().message}});
       continue;
     }
     b.manifest = *m;
@@ -286,12 +305,14 @@ Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req) {
   out.dry_run = req.dry_run;
   if (req.keep && *req.keep < 0) return fail(ErrorCode::usage, "--keep must be 0 or more");
   auto row_json = [](const SqlRow& r) {
-    return nlohmann::json{{"id", r.at("id")}, {"name", r.at("name")}, {"created_at", r.at("created_at")}};
+    return nlohmann::json{
+        {"id", r.at("id")}, {"name", r.at("name")}, {"created_at", r.at("created_at")}};
   };
   std::vector<SqlRow> rows;
-  GEDGE_TRY_ASSIGN(auto by_name, inv.query("SELECT id, name, created_at FROM runtimes WHERE name = ? "
-                                           "ORDER BY created_at DESC, rowid DESC",
-                                           {req.ref}));
+  GEDGE_TRY_ASSIGN(auto by_name,
+                   inv.query("SELECT id, name, created_at FROM runtimes WHERE name = ? "
+                             "ORDER BY created_at DESC, rowid DESC",
+                             {req.ref}));
   if (!by_name.empty()) {
     rows = std::move(by_name);
   } else if (req.keep) {
@@ -328,10 +349,11 @@ Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req) {
         for (const auto& r : same) other = other || !going.contains(r.at("id").get<std::string>());
       }
       if (!other)
-        return fail(ErrorCode::conflict,
-                    fmt::format("service '{}' on cluster '{}' uses runtime '{}'", s.at("name").get<std::string>(),
-                                s.at("cluster").get<std::string>(), ref),
-                    "remove the service first, or pass --force");
+        return fail(
+            ErrorCode::conflict,
+            fmt::format("service '{}' on cluster '{}' uses runtime '{}'",
+                        s.at("name").get<std::string>(), s.at("cluster").get<std::string>(), ref),
+            "remove the service first, or pass --force");
     }
   }
   if (req.dry_run || going.empty()) return out;
@@ -353,17 +375,19 @@ Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& 
   std::set<std::string> referenced;
   GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, manifest FROM runtimes"));
   for (const auto& r : rows) {
-    auto m = parse_manifest(r["manifest"].get<std::string>(), "bundle " + r["id"].get<std::string>().substr(0, 12));
+    auto m = parse_manifest(r["manifest"].get<std::string>(),
+                            "bundle " + r["id"].get<std::string>().substr(0, 12));
     if (!m)
-      return fail(ErrorCode::failure, fmt::format("gc refused: {}", m.error().message),
-                  "a bundle gedge cannot read may reference chunks; upgrade gedge before collecting");
+      return fail(
+          ErrorCode::failure, fmt::format("gc refused: {}", m.error().message),
+          "a bundle gedge cannot read may reference chunks; upgrade gedge before collecting");
     for (const auto& [h, n] : manifest_chunks(*m)) referenced.insert(h);
   }
   fs::path store = paths.runtimes / "chunks";
   std::error_code ec;
   if (!fs::exists(store, ec)) return out;
-  for (auto it = fs::recursive_directory_iterator(store, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(store, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
     std::string name = it->path().filename().string();
     bool tmp = name.rfind(".tmp.", 0) == 0;
@@ -376,7 +400,8 @@ Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& 
     out.bytes_freed += size;
     if (!dry_run) fs::remove(it->path(), ec);
   }
-  rep.info(fmt::format("gc: kept {} chunks, removed {} ({} bytes)", out.kept, out.removed, out.bytes_freed));
+  rep.info(fmt::format("gc: kept {} chunks, removed {} ({} bytes)", out.kept, out.removed,
+                       out.bytes_freed));
   return out;
 }
 
@@ -387,7 +412,8 @@ namespace gedge::runtime {
 Result<nlohmann::json> check_on_device(Inventory& inv, const Bundle& b, const std::string& device) {
   GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT facts FROM devices WHERE name = ?", {device}));
   if (rows.empty())
-    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", device), "see gedge device ls");
+    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", device),
+                "see gedge device ls");
   auto facts = nlohmann::json::parse(rows[0].value("facts", "{}"), nullptr, false);
   if (facts.is_discarded()) facts = nlohmann::json::object();
   auto out = check_driver(b.manifest, facts);
@@ -399,10 +425,11 @@ Result<nlohmann::json> check_on_device(Inventory& inv, const Bundle& b, const st
 
 Result<void> record_push(Inventory& inv, const Bundle& b, const PushResult& r) {
   return inv.write([&](Inventory& db) -> Result<void> {
-    GEDGE_TRY(db.exec(
-        "INSERT INTO runtime_pushes (runtime_id, target, root, pushed_at) VALUES (?,?,?,?) "
-        "ON CONFLICT(runtime_id, target) DO UPDATE SET root = excluded.root, pushed_at = excluded.pushed_at",
-        {b.id, r.target, r.root, now_rfc3339()}));
+    GEDGE_TRY(
+        db.exec("INSERT INTO runtime_pushes (runtime_id, target, root, pushed_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(runtime_id, target) DO UPDATE SET root = excluded.root, pushed_at = "
+                "excluded.pushed_at",
+                {b.id, r.target, r.root, now_rfc3339()}));
     return {};
   });
 }
@@ -412,8 +439,11 @@ Result<void> record_push(Inventory& inv, const Bundle& b, const PushResult& r) {
 namespace gedge::runtime {
 
 Result<nlohmann::json> bundle_pushes(Inventory& inv, const std::string& id) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(
-      "SELECT target, root, pushed_at FROM runtime_pushes WHERE runtime_id = ? ORDER BY target", {id}));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query(
+          "SELECT target, root, pushed_at FROM runtime_pushes WHERE runtime_id = ? ORDER BY target",
+          {id}));
   nlohmann::json out = nlohmann::json::array();
   for (auto& r : rows) out.push_back(r);
   return out;

@@ -72,12 +72,14 @@ std::string cuda_version(const fs::path& dir) {
 std::string python_version(const fs::path& dir) {
   std::string cfg = read_small(dir / "pyvenv.cfg");
   std::smatch m;
-  static const std::regex re(R"((?:^|\n)\s*(?:version|version_info)\s*=\s*([0-9]+\.[0-9]+(\.[0-9]+)?))");
+  static const std::regex re(
+      R"((?:^|\n)\s*(?:version|version_info)\s*=\s*([0-9]+\.[0-9]+(\.[0-9]+)?))");
   if (!cfg.empty() && std::regex_search(cfg, m, re)) return m[1].str();
   std::error_code ec;
   std::string best;
   static const std::regex lib(R"(python([0-9]+\.[0-9]+))");
-  for (auto it = fs::directory_iterator(dir / "lib", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::directory_iterator(dir / "lib", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
     std::string n = it->path().filename().string();
     if (std::regex_match(n, m, lib) && compare_versions(m[1].str(), best) > 0) best = m[1].str();
   }
@@ -158,7 +160,8 @@ nlohmann::json detect_versions(const std::vector<ComponentSpec>& components) {
     set("tensorrt", header_version(c.dir, {"include/NvInferVersion.h"},
                                    {"NV_TENSORRT_MAJOR", "NV_TENSORRT_MINOR", "NV_TENSORRT_PATCH",
                                     "NV_TENSORRT_BUILD"}));
-    set("nccl", header_version(c.dir, {"include/nccl.h"}, {"NCCL_MAJOR", "NCCL_MINOR", "NCCL_PATCH"}));
+    set("nccl",
+        header_version(c.dir, {"include/nccl.h"}, {"NCCL_MAJOR", "NCCL_MINOR", "NCCL_PATCH"}));
     set("python", python_version(c.dir));
   }
   return v;

@@ -2,8 +2,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cctype>
+#include <cmath>
 #include <functional>
 #include <optional>
 
@@ -51,7 +51,8 @@ Resources stage_need(const Stage& s, bool gpu) {
 
 bool fits(const Node& n, const Resources& alloc, const Resources& need) {
   constexpr double eps = 1e-9;
-  return alloc.cpu + need.cpu <= n.capacity.cpu + eps && alloc.memory + need.memory <= n.capacity.memory + eps &&
+  return alloc.cpu + need.cpu <= n.capacity.cpu + eps &&
+         alloc.memory + need.memory <= n.capacity.memory + eps &&
          alloc.gpu + need.gpu <= n.capacity.gpu + eps;
 }
 
@@ -121,7 +122,9 @@ bool tolerated(const Taint& t, const std::vector<manifest::Toleration>& tols) {
 bool StageFilter::affinity_matches(const Node& n) const {
   for (const auto& term : s->affinity) {
     if (term.empty()) continue;  // an empty term matches no objects (Kubernetes)
-    if (std::all_of(term.begin(), term.end(), [&](const auto& r) { return requirement_holds(r, n); })) return true;
+    if (std::all_of(term.begin(), term.end(),
+                    [&](const auto& r) { return requirement_holds(r, n); }))
+      return true;
   }
   return false;
 }
@@ -132,8 +135,8 @@ bool StageFilter::tolerates(const Node& n) const {
   return true;
 }
 
-std::string_view filter(const Stage& s, const Flat& f, int k, const Resources& alloc, std::vector<Option>* out,
-                        bool all_variants) {
+std::string_view filter(const Stage& s, const Flat& f, int k, const Resources& alloc,
+                        std::vector<Option>* out, bool all_variants) {
   return why_text(StageFilter(s).check(*f.nodes[k].n, k, alloc, out, all_variants));
 }
 
@@ -145,7 +148,8 @@ std::string summary(const std::string& stage, std::size_t total, std::size_t fea
   std::vector<std::pair<std::string, int>> v(counts.begin(), counts.end());
   std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
   std::string out = fmt::format("{}/{} nodes fit stage '{}'", feasible, total, stage);
-  for (std::size_t i = 0; i < v.size(); ++i) out += fmt::format("{} {} {}", i == 0 ? ":" : ",", v[i].second, v[i].first);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    out += fmt::format("{} {} {}", i == 0 ? ":" : ",", v[i].second, v[i].first);
   return out;
 }
 
@@ -162,19 +166,26 @@ Result<Policy> parse_policy(std::string_view s) {
   if (s == "GLowLatencyPriority") return Policy::low_latency;
   if (s == "GMostRequestedPriority" || s == "GMostRequestPriority") return Policy::least_allocated;
   if (s == "GSelectedCluster") return Policy::select_clusters;
-  return fail(ErrorCode::usage, fmt::format("unknown policy '{}'", s),
-              "policies: low-latency, least-allocated, most-allocated, select-clusters, node, pipeline "
-              "(GS-Scheduler's GLowLatencyPriority, GMostRequestedPriority, GSelectedCluster are aliases)");
+  return fail(
+      ErrorCode::usage, fmt::format("unknown policy '{}'", s),
+      "policies: low-latency, least-allocated, most-allocated, select-clusters, node, pipeline "
+      "(GS-Scheduler's GLowLatencyPriority, GMostRequestedPriority, GSelectedCluster are aliases)");
 }
 
 std::string_view policy_name(Policy p) {
   switch (p) {
-    case Policy::low_latency: return "low-latency";
-    case Policy::least_allocated: return "least-allocated";
-    case Policy::most_allocated: return "most-allocated";
-    case Policy::select_clusters: return "select-clusters";
-    case Policy::node: return "node";
-    case Policy::pipeline: return "pipeline";
+    case Policy::low_latency:
+      return "low-latency";
+    case Policy::least_allocated:
+      return "least-allocated";
+    case Policy::most_allocated:
+      return "most-allocated";
+    case Policy::select_clusters:
+      return "select-clusters";
+    case Policy::node:
+      return "node";
+    case Policy::pipeline:
+      return "pipeline";
   }
   return "?";
 }
@@ -190,7 +201,8 @@ struct LevelParser {
   std::string error;
 
   void ws() {
-    while (pos < t.size() && (t[pos] == ' ' || t[pos] == '\t' || t[pos] == '\n' || t[pos] == '\r')) ++pos;
+    while (pos < t.size() && (t[pos] == ' ' || t[pos] == '\t' || t[pos] == '\n' || t[pos] == '\r'))
+      ++pos;
   }
   bool bad(std::string why) {
     if (error.empty()) error = fmt::format("{} at character {}", why, pos + 1);
@@ -207,8 +219,10 @@ struct LevelParser {
         if (c == '\\') {
           if (pos >= t.size()) return bad("unterminated string");
           char e = t[pos++];
-          if (e == '\\' || e == '\'' || e == '"' || e == '/') out.push_back(e);
-          else return bad(fmt::format("unsupported escape '\\{}'", e));
+          if (e == '\\' || e == '\'' || e == '"' || e == '/')
+            out.push_back(e);
+          else
+            return bad(fmt::format("unsupported escape '\\{}'", e));
         } else {
           out.push_back(c);
         }
@@ -216,8 +230,8 @@ struct LevelParser {
       if (pos >= t.size()) return bad("unterminated string");
       ++pos;
     } else {
-      while (pos < t.size() && (std::isalnum(static_cast<unsigned char>(t[pos])) || t[pos] == '-' || t[pos] == '_' ||
-                                t[pos] == '.' || t[pos] == ':'))
+      while (pos < t.size() && (std::isalnum(static_cast<unsigned char>(t[pos])) || t[pos] == '-' ||
+                                t[pos] == '_' || t[pos] == '.' || t[pos] == ':'))
         out.push_back(t[pos++]);
     }
     if (out.empty()) return bad("expected a cluster name");
@@ -238,8 +252,10 @@ struct LevelParser {
       } else {
         std::string n;
         if (!name(n)) return false;
-        if (into) into->push_back(std::move(n));
-        else levels.push_back({std::move(n)});
+        if (into)
+          into->push_back(std::move(n));
+        else
+          levels.push_back({std::move(n)});
       }
       ws();
       if (pos >= t.size()) return bad("missing ']'");
@@ -259,24 +275,28 @@ struct LevelParser {
 }  // namespace
 
 Result<Levels> parse_levels(std::string_view text) {
-  constexpr const char* kExample = R"(examples: --clusters '["c1", ["c2", "c3"], "c4"]', "['c1', ['c2', 'c3']]" or '[c1,[c2,c3]]')";
+  constexpr const char* kExample =
+      R"(examples: --clusters '["c1", ["c2", "c3"], "c4"]', "['c1', ['c2', 'c3']]" or '[c1,[c2,c3]]')";
   LevelParser p{text};
   Levels levels;
   p.ws();
   bool ok = p.pos < text.size() && text[p.pos] == '[';
-  if (!ok) p.bad("expected '['");
+  if (!ok)
+    p.bad("expected '['");
   else {
     ++p.pos;
     ok = p.list(0, levels, nullptr);
     p.ws();
     if (ok && p.pos != text.size()) ok = p.bad("trailing text");
   }
-  if (!ok) return fail(ErrorCode::usage, fmt::format("--clusters: not a list of clusters: {}", p.error), kExample);
+  if (!ok)
+    return fail(ErrorCode::usage, fmt::format("--clusters: not a list of clusters: {}", p.error),
+                kExample);
   return levels;
 }
 
-Result<double> e2e_ms(const World& w, const Workload& wl, const std::string& source, const Assignment& a,
-                      std::vector<StageTerms>* terms) {
+Result<double> e2e_ms(const World& w, const Workload& wl, const std::string& source,
+                      const Assignment& a, std::vector<StageTerms>* terms) {
   const std::size_t K = wl.stages.size();
   std::vector<double> finish(K, 0.0);
   std::vector<StageTerms> t(K);
@@ -287,8 +307,10 @@ Result<double> e2e_ms(const World& w, const Workload& wl, const std::string& sou
       if (!source.empty()) {
         auto l = latency_ms(w, source, a.node[i]);
         if (!l)
-          return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and '{}'", source, a.node[i]),
-                      "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
+          return fail(
+              ErrorCode::usage,
+              fmt::format("no latency link between '{}' and '{}'", source, a.node[i]),
+              "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
         t[i].link_ms = *l;
         start = *l;
       }
@@ -299,15 +321,18 @@ Result<double> e2e_ms(const World& w, const Workload& wl, const std::string& sou
         if (a.node[p] != a.node[i]) {
           auto l = latency_ms(w, a.node[p], a.node[i]);
           if (!l)
-            return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and '{}'", a.node[p], a.node[i]),
+            return fail(ErrorCode::usage,
+                        fmt::format("no latency link between '{}' and '{}'", a.node[p], a.node[i]),
                         "add it (or a link between their clusters) to latency_ms.links");
           link = *l;
           double mb = wl.stages[p].output_mb;
           if (w.bandwidth && mb > 0) {
             auto bw = bandwidth_mbps(w, a.node[p], a.node[i]);
             if (!bw || *bw <= 0)
-              return fail(ErrorCode::usage, fmt::format("no bandwidth link between '{}' and '{}'", a.node[p], a.node[i]),
-                          "add it to bandwidth_mbps.links, or drop bandwidth_mbps to ignore transfer time");
+              return fail(
+                  ErrorCode::usage,
+                  fmt::format("no bandwidth link between '{}' and '{}'", a.node[p], a.node[i]),
+                  "add it to bandwidth_mbps.links, or drop bandwidth_mbps to ignore transfer time");
             transfer = mb * 8000.0 / *bw;
           }
         }
@@ -327,7 +352,8 @@ Result<double> e2e_ms(const World& w, const Workload& wl, const std::string& sou
   return *std::max_element(finish.begin(), finish.end());
 }
 
-Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(const World& w, const Workload& wl,
+Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(const World& w,
+                                                                      const Workload& wl,
                                                                       const std::string& source,
                                                                       std::uint64_t max_combos) {
   Flat f = flatten(w);
@@ -337,7 +363,8 @@ Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(const Worl
   for (std::size_t i = 0; i < K; ++i) {
     for (std::size_t k = 0; k < f.nodes.size(); ++k) {
       std::string tier_hint = wl.stages[i].tier_hint;
-      if (!tier_hint.empty() && f.nodes[k].c->tier != tier_hint) continue;  // filtered below if needed
+      if (!tier_hint.empty() && f.nodes[k].c->tier != tier_hint)
+        continue;  // filtered below if needed
       (void)filter(wl.stages[i], f, static_cast<int>(k), f.alloc[k], &opts[i], true);
     }
     if (opts[i].empty() && !wl.stages[i].tier_hint.empty())  // the tier hint is soft
@@ -346,7 +373,8 @@ Result<std::optional<std::pair<Assignment, double>>> place_exhaustive(const Worl
     if (opts[i].empty()) return std::optional<std::pair<Assignment, double>>{};
     combos *= opts[i].size();
     if (combos > max_combos)
-      return fail(ErrorCode::usage, fmt::format("exhaustive search over more than {} combinations", max_combos));
+      return fail(ErrorCode::usage,
+                  fmt::format("exhaustive search over more than {} combinations", max_combos));
   }
   std::optional<std::pair<Assignment, double>> best;
   std::vector<std::size_t> pick(K, 0);
@@ -388,14 +416,17 @@ void commit(World& w, const Workload& wl, const Placement& p) {
         for (auto& n : c.nodes)
           if (n.name == sp.node) {
             Resources need = stage_need(*s, sp.gpu);
-            n.allocated.cpu += need.cpu, n.allocated.memory += need.memory, n.allocated.gpu += need.gpu;
+            n.allocated.cpu += need.cpu, n.allocated.memory += need.memory,
+                n.allocated.gpu += need.gpu;
           }
   }
 }
 
 namespace {
 // Rounds to 1e-3 so the JSON is stable and readable; the inputs are ms and percentages.
-json num(double d) { return std::round(d * 1000.0) / 1000.0; }
+json num(double d) {
+  return std::round(d * 1000.0) / 1000.0;
+}
 }  // namespace
 
 json to_json(const Placement& p) {
@@ -422,7 +453,8 @@ json to_json(const Placement& p) {
   if (!p.method.empty()) out["method"] = p.method;
   json rej = json::array();
   for (const auto& r : p.rejected)
-    rej.push_back({{"stage", r.stage}, {"cluster", r.cluster}, {"node", r.node}, {"reason", r.reason}});
+    rej.push_back(
+        {{"stage", r.stage}, {"cluster", r.cluster}, {"node", r.node}, {"reason", r.reason}});
   out["rejected"] = rej;
   if (!p.candidates.empty()) {
     json cands = json::array();
@@ -430,7 +462,11 @@ json to_json(const Placement& p) {
       json terms = json::object();
       for (auto it = c.terms.begin(); it != c.terms.end(); ++it)
         terms[it.key()] = it.value().is_number() ? num(it.value().get<double>()) : it.value();
-      cands.push_back({{"stage", c.stage}, {"cluster", c.cluster}, {"node", c.node}, {"score", num(c.score)}, {"terms", terms}});
+      cands.push_back({{"stage", c.stage},
+                       {"cluster", c.cluster},
+                       {"node", c.node},
+                       {"score", num(c.score)},
+                       {"terms", terms}});
     }
     out["candidates"] = cands;
     out["explain"] = explain_json(p);

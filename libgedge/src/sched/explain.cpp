@@ -18,7 +18,8 @@ using namespace detail;
 namespace {
 
 // Every resource a variant is short of (the placement stops at the first; an operator wants all).
-void shortfalls(const Node& n, const Resources& alloc, const Resources& need, std::vector<std::string>& out) {
+void shortfalls(const Node& n, const Resources& alloc, const Resources& need,
+                std::vector<std::string>& out) {
   constexpr double eps = 1e-9;
   if (alloc.cpu + need.cpu > n.capacity.cpu + eps) out.emplace_back(why_text(Why::cpu));
   if (alloc.memory + need.memory > n.capacity.memory + eps) out.emplace_back(why_text(Why::memory));
@@ -26,7 +27,9 @@ void shortfalls(const Node& n, const Resources& alloc, const Resources& need, st
 }
 
 // Rounded to 1e-3 as to_json rounds, so the JSON is stable.
-json rounded(double d) { return std::round(d * 1000.0) / 1000.0; }
+json rounded(double d) {
+  return std::round(d * 1000.0) / 1000.0;
+}
 json rounded_terms(const json& terms) {
   json out = json::object();
   for (auto it = terms.begin(); it != terms.end(); ++it)
@@ -34,12 +37,14 @@ json rounded_terms(const json& terms) {
   return out;
 }
 
-// rejected_by: how many times each reason was given, most frequent first (as detail::summary orders them).
+// rejected_by: how many times each reason was given, most frequent first (as detail::summary orders
+// them).
 json counts_of(const std::vector<Rejection>& rejected) {
   std::map<std::string, int> counts;
   for (const auto& r : rejected) ++counts[r.reason];
   std::vector<std::pair<std::string, int>> v(counts.begin(), counts.end());
-  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::stable_sort(v.begin(), v.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
   json out = json::array();
   for (const auto& [reason, n] : v) out.push_back({{"reason", reason}, {"nodes", n}});
   return out;
@@ -49,7 +54,8 @@ json counts_of(const std::vector<Rejection>& rejected) {
 
 namespace {
 
-std::vector<std::string> reasons_with(const StageFilter& f, const Stage& s, const Node& n, const Resources& alloc) {
+std::vector<std::string> reasons_with(const StageFilter& f, const Stage& s, const Node& n,
+                                      const Resources& alloc) {
   std::vector<std::string> out;
   if (!n.ready) out.emplace_back(why_text(Why::not_ready));
   if (!s.node_selector.empty() && !f.selector_matches(n)) out.emplace_back(why_text(Why::selector));
@@ -60,7 +66,8 @@ std::vector<std::string> reasons_with(const StageFilter& f, const Stage& s, cons
   if (s.compute_gpu_ms) {
     shortfalls(n, alloc, stage_need(s, true), gpu_short);
     shortfalls(n, alloc, stage_need(s, false), cpu_short);
-    if (!gpu_short.empty() && !cpu_short.empty()) out.insert(out.end(), cpu_short.begin(), cpu_short.end());
+    if (!gpu_short.empty() && !cpu_short.empty())
+      out.insert(out.end(), cpu_short.begin(), cpu_short.end());
   } else {
     shortfalls(n, alloc, stage_need(s, false), cpu_short);
     out.insert(out.end(), cpu_short.begin(), cpu_short.end());
@@ -88,22 +95,27 @@ json explain_unplaced(const World& w, const Workload& wl, const Request& req) {
       for (const auto& n : c.nodes) {
         ++total;
         std::vector<std::string> why;
-        if (req.policy == Policy::node && c.name + "/" + n.name != req.node) why.emplace_back("not the requested node");
-        if (!in_levels.empty() && !in_levels.contains(c.name)) why.emplace_back("not in --clusters");
+        if (req.policy == Policy::node && c.name + "/" + n.name != req.node)
+          why.emplace_back("not the requested node");
+        if (!in_levels.empty() && !in_levels.contains(c.name))
+          why.emplace_back("not in --clusters");
         auto filters = reasons_with(filter, s, n, n.allocated);
         why.insert(why.end(), filters.begin(), filters.end());
         fit += why.empty();
         for (const auto& r : why) rejected.push_back({s.name, c.name, n.name, r});
-        nodes.push_back({{"cluster", c.name}, {"node", n.name}, {"fits", why.empty()}, {"reasons", why}});
+        nodes.push_back(
+            {{"cluster", c.name}, {"node", n.name}, {"fits", why.empty()}, {"reasons", why}});
       }
     stages.push_back({{"stage", s.name},
                       {"fit", fit},
                       {"total", total},
                       {"rejected_by", counts_of(rejected)},
-                      {"summary", summary(s.name, static_cast<std::size_t>(total), static_cast<std::size_t>(fit), rejected)},
+                      {"summary", summary(s.name, static_cast<std::size_t>(total),
+                                          static_cast<std::size_t>(fit), rejected)},
                       {"nodes", nodes}});
   }
-  return json{{"placed", false}, {"policy", std::string(policy_name(req.policy))}, {"stages", stages}};
+  return json{
+      {"placed", false}, {"policy", std::string(policy_name(req.policy))}, {"stages", stages}};
 }
 
 json explain_json(const Placement& p) {
@@ -114,7 +126,8 @@ json explain_json(const Placement& p) {
     for (const auto& c : p.candidates)
       if (c.stage == sp.stage) fit_nodes.insert(c.cluster + "/" + c.node);
     for (const auto& r : p.rejected)
-      if (r.stage == sp.stage && rejected_nodes.insert(r.cluster + "/" + r.node).second) first_reasons.push_back(r);
+      if (r.stage == sp.stage && rejected_nodes.insert(r.cluster + "/" + r.node).second)
+        first_reasons.push_back(r);
     std::vector<const Candidate*> cands;
     for (const auto& c : p.candidates)
       if (c.stage == sp.stage) cands.push_back(&c);
@@ -122,20 +135,24 @@ json explain_json(const Placement& p) {
     // allocation policies by score (higher first); ties by name.
     bool lower_better = p.policy == Policy::pipeline;
     std::stable_sort(cands.begin(), cands.end(), [&](const Candidate* a, const Candidate* b) {
-      if (p.policy == Policy::low_latency && a->terms.contains("rtt_ms") && b->terms.contains("rtt_ms") &&
-          a->terms["rtt_ms"] != b->terms["rtt_ms"])
+      if (p.policy == Policy::low_latency && a->terms.contains("rtt_ms") &&
+          b->terms.contains("rtt_ms") && a->terms["rtt_ms"] != b->terms["rtt_ms"])
         return a->terms["rtt_ms"].get<double>() < b->terms["rtt_ms"].get<double>();
       if (a->score != b->score) return lower_better ? a->score < b->score : a->score > b->score;
       return a->cluster + "/" + a->node < b->cluster + "/" + b->node;
     });
     json ranking = json::array();
-    for (const auto* c : cands) ranking.push_back(
-          {{"cluster", c->cluster}, {"node", c->node}, {"score", rounded(c->score)}, {"terms", rounded_terms(c->terms)}});
+    for (const auto* c : cands)
+      ranking.push_back({{"cluster", c->cluster},
+                         {"node", c->node},
+                         {"score", rounded(c->score)},
+                         {"terms", rounded_terms(c->terms)}});
     stages.push_back({{"stage", sp.stage},
                       {"fit", fit_nodes.size()},
                       {"total", fit_nodes.size() + rejected_nodes.size()},
                       {"rejected_by", counts_of(first_reasons)},
-                      {"summary", summary(sp.stage, fit_nodes.size() + rejected_nodes.size(), fit_nodes.size(), first_reasons)},
+                      {"summary", summary(sp.stage, fit_nodes.size() + rejected_nodes.size(),
+                                          fit_nodes.size(), first_reasons)},
                       {"ranking", ranking}});
   }
   return json{{"placed", true}, {"stages", stages}};

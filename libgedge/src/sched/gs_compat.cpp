@@ -13,14 +13,16 @@ namespace {
 
 Result<std::string> policy_of(const std::string& priority, const std::string& where) {
   auto p = parse_policy(priority);
-  if (!p) return fail(ErrorCode::usage, fmt::format("{}: {}", where, p.error().message), p.error().hint);
+  if (!p)
+    return fail(ErrorCode::usage, fmt::format("{}: {}", where, p.error().message), p.error().hint);
   return std::string(policy_name(*p));
 }
 
 Result<void> check_levels(const std::string& text, const std::string& where) {
   if (text.empty()) return {};
   auto l = parse_levels(text);
-  if (!l) return fail(ErrorCode::usage, fmt::format("{}: {}", where, l.error().message), l.error().hint);
+  if (!l)
+    return fail(ErrorCode::usage, fmt::format("{}: {}", where, l.error().message), l.error().hint);
   return {};
 }
 
@@ -49,7 +51,8 @@ Result<std::optional<GschRequest>> gsch_request(const manifest::Input& in) {
 }
 
 Result<GschRequest> gs_request(const json& j, const std::string& origin) {
-  if (!j.is_object()) return fail(ErrorCode::usage, fmt::format("{}: expected a JSON object", origin));
+  if (!j.is_object())
+    return fail(ErrorCode::usage, fmt::format("{}: expected a JSON object", origin));
   GschRequest g;
   std::string priority = str(j, "priority");
   if (!priority.empty()) {
@@ -68,7 +71,8 @@ Result<GschRequest> gs_request(const json& j, const std::string& origin) {
     GEDGE_TRY_ASSIGN(g.clusters, levels_of(j["select_clusters"], origin + ": select_clusters"));
   }
   if (params.is_object() && params.contains("select_clusters")) {
-    GEDGE_TRY_ASSIGN(g.clusters, levels_of(params["select_clusters"], origin + ": option.parameters.select_clusters"));
+    GEDGE_TRY_ASSIGN(g.clusters, levels_of(params["select_clusters"],
+                                           origin + ": option.parameters.select_clusters"));
   }
   std::string mode = str(opt, "mode");
   if (mode.empty()) mode = "default";
@@ -77,12 +81,16 @@ Result<GschRequest> gs_request(const json& j, const std::string& origin) {
   } else if (mode == "cluster") {
     if (g.policy.empty()) g.policy = "select-clusters";
     if (g.clusters.empty())
-      return fail(ErrorCode::usage, fmt::format("{}: mode cluster needs option.parameters.select_clusters", origin));
+      return fail(ErrorCode::usage,
+                  fmt::format("{}: mode cluster needs option.parameters.select_clusters", origin));
     g.from = str(params, "source_node");
   } else if (mode == "node") {
     std::string c = str(params, "select_cluster"), n = str(params, "select_node");
     if (c.empty() || n.empty())
-      return fail(ErrorCode::usage, fmt::format("{}: mode node needs option.parameters.select_cluster and select_node", origin));
+      return fail(
+          ErrorCode::usage,
+          fmt::format("{}: mode node needs option.parameters.select_cluster and select_node",
+                      origin));
     g.policy = "node";
     g.node = c + "/" + n;
   } else if (mode == "frompod") {

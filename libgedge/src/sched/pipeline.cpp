@@ -41,7 +41,8 @@ struct DpScratch {
   std::vector<int> touched, specials, active;
   std::vector<char> need;
   std::vector<double> intra_lat, intra_xfer;  // per cluster, for the current layer's payload
-  std::vector<std::pair<double, int>> w1, w2;   // per cluster: best arrival other than the node itself
+  std::vector<std::pair<double, int>> w1,
+      w2;  // per cluster: best arrival other than the node itself
 };
 
 // Everything place_pipeline needs per call, sized for the world (5000 nodes: about 1 MB).
@@ -49,12 +50,12 @@ struct DpScratch {
 // cost as much as the search itself (page faults, copies on growth).
 struct Scratch {
   Flat f;
-  std::vector<int> cluster;                   // per flat node: its cluster index (compact copy)
+  std::vector<int> cluster;  // per flat node: its cluster index (compact copy)
   // Per stage: the feasible (node, variant) options, written into `store` (which only grows,
   // so refilling it costs no allocation and no initialisation) and viewed through `opts`.
   std::vector<std::vector<Option>> store;
   std::vector<std::span<const Option>> opts;
-  std::vector<std::uint8_t> why;              // stage * N + node: the filter's verdict
+  std::vector<std::uint8_t> why;               // stage * N + node: the filter's verdict
   std::vector<std::vector<int>> tier_dropped;  // per stage: nodes dropped by the tier hint
   std::vector<std::size_t> count;
   std::vector<char> special, root;
@@ -85,7 +86,7 @@ struct Problem {
   const Flat& f;
   std::string source;
   std::vector<std::span<const Option>>& opts;  // per stage index
-  std::vector<char>& special;              // per flat node
+  std::vector<char>& special;                  // per flat node
   int C = 0;
   std::vector<double>& clat;  // C*C; diagonal = intra_cluster; kInf = no link
   std::vector<double>& cbw;   // C*C Mbit/s; 0 = no link
@@ -278,7 +279,8 @@ std::vector<int> overload(const Problem& P, const std::vector<int>& pick) {
   // (node, stage) pairs in node order, then stage order: the groups of a std::map<node, stages>.
   std::vector<std::pair<int, int>> on;
   on.reserve(pick.size());
-  for (std::size_t i = 0; i < pick.size(); ++i) on.emplace_back(P.opts[i][pick[i]].node, static_cast<int>(i));
+  for (std::size_t i = 0; i < pick.size(); ++i)
+    on.emplace_back(P.opts[i][pick[i]].node, static_cast<int>(i));
   std::sort(on.begin(), on.end());
   std::vector<int> stages;
   for (std::size_t x = 0; x < on.size();) {
@@ -321,7 +323,8 @@ Solution greedy_local(const Problem& P) {
       if (!fits(*P.f.nodes[o.node].n, alloc[o.node], o.need)) continue;
       double start = P.wl.preds[i].empty() ? P.src_lat[o.node] : 0;
       for (int p : P.wl.preds[i])
-        start = std::max(start, finish[p] + P.hop(P.opts[p][pick[p]].node, o.node, P.wl.stages[p].output_mb));
+        start = std::max(
+            start, finish[p] + P.hop(P.opts[p][pick[p]].node, o.node, P.wl.stages[p].output_mb));
       double v = start + o.compute;
       if (v < bv) bv = v, bj = static_cast<int>(j);
     }
@@ -342,12 +345,15 @@ Solution greedy_local(const Problem& P) {
       int keep = pick[i];
       for (std::size_t j = 0; j < P.opts[i].size(); ++j) {
         const Option& o = P.opts[i][j];
-        if (static_cast<int>(j) == keep || !fits(*P.f.nodes[o.node].n, alloc[o.node], o.need)) continue;
+        if (static_cast<int>(j) == keep || !fits(*P.f.nodes[o.node].n, alloc[o.node], o.need))
+          continue;
         int was = pick[i];
         pick[i] = static_cast<int>(j);
         double v = evaluate(P, pick);
-        if (v < cur - 1e-9) cur = v, improved = true;
-        else pick[i] = was;
+        if (v < cur - 1e-9)
+          cur = v, improved = true;
+        else
+          pick[i] = was;
       }
       const Option& now = P.opts[i][pick[i]];
       Resources& na = alloc[now.node];
@@ -400,8 +406,11 @@ Result<void> check_links(const Problem& P) {
     if (P.wl.preds[i].empty() && !P.source.empty())
       for (const auto& o : P.opts[i])
         if (P.src_lat[o.node] == kInf)
-          return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and '{}'", P.source, node_id(P.f.nodes[o.node])),
-                      "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
+          return fail(
+              ErrorCode::usage,
+              fmt::format("no latency link between '{}' and '{}'", P.source,
+                          node_id(P.f.nodes[o.node])),
+              "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
     for (int p : P.wl.preds[i]) {
       double mb = P.wl.stages[p].output_mb;
       for (int a : clusters[p])
@@ -411,21 +420,29 @@ Result<void> check_links(const Problem& P) {
             if (P.lat(a, a) != kInf && P.xfer_finite(a, a, mb)) continue;
             // Only needed when two distinct nodes of the cluster can be involved.
             std::set<int> both;
-            for (const auto& o : P.opts[p]) if (P.f.nodes[o.node].cluster == a) both.insert(o.node);
-            for (const auto& o : P.opts[i]) if (P.f.nodes[o.node].cluster == a) both.insert(o.node);
+            for (const auto& o : P.opts[p])
+              if (P.f.nodes[o.node].cluster == a) both.insert(o.node);
+            for (const auto& o : P.opts[i])
+              if (P.f.nodes[o.node].cluster == a) both.insert(o.node);
             if (both.size() < 2) continue;
             if (P.lat(a, a) == kInf)
-              return fail(ErrorCode::usage, fmt::format("no intra-cluster latency for cluster '{}'", an),
+              return fail(ErrorCode::usage,
+                          fmt::format("no intra-cluster latency for cluster '{}'", an),
                           "set latency_ms.intra_cluster");
-            return fail(ErrorCode::usage, fmt::format("no intra-cluster bandwidth for cluster '{}'", an),
+            return fail(ErrorCode::usage,
+                        fmt::format("no intra-cluster bandwidth for cluster '{}'", an),
                         "set bandwidth_mbps.intra_cluster");
           }
           if (P.lat(a, b) == kInf)
-            return fail(ErrorCode::usage, fmt::format("no latency link between clusters '{}' and '{}'", an, bn),
-                        "add it to latency_ms.links, or measure it: gedge sched probe --from A_MEMBER --to B_MEMBER");
+            return fail(ErrorCode::usage,
+                        fmt::format("no latency link between clusters '{}' and '{}'", an, bn),
+                        "add it to latency_ms.links, or measure it: gedge sched probe --from "
+                        "A_MEMBER --to B_MEMBER");
           if (!P.xfer_finite(a, b, mb))
-            return fail(ErrorCode::usage, fmt::format("no bandwidth link between clusters '{}' and '{}'", an, bn),
-                        "add it to bandwidth_mbps.links, or drop bandwidth_mbps to ignore transfer time");
+            return fail(
+                ErrorCode::usage,
+                fmt::format("no bandwidth link between clusters '{}' and '{}'", an, bn),
+                "add it to bandwidth_mbps.links, or drop bandwidth_mbps to ignore transfer time");
         }
     }
   }
@@ -434,7 +451,8 @@ Result<void> check_links(const Problem& P) {
 
 }  // namespace
 
-Result<Placement> place_pipeline(const World& w, const Workload& wl, const Request& req, const std::string& source) {
+Result<Placement> place_pipeline(const World& w, const Workload& wl, const Request& req,
+                                 const std::string& source) {
   Scratch& S = scratch();
   const std::size_t K = wl.stages.size();
   std::size_t N = 0;
@@ -446,8 +464,19 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
   S.cluster.resize(N);
   S.opts.assign(K, {});
   S.store.resize(K);
-  Problem P{w,      wl,        f,  source, S.opts, S.special, static_cast<int>(w.clusters.size()), S.clat, S.cbw,
-            w.bandwidth.has_value(), S.src_lat, S.dp, S.cluster};
+  Problem P{w,
+            wl,
+            f,
+            source,
+            S.opts,
+            S.special,
+            static_cast<int>(w.clusters.size()),
+            S.clat,
+            S.cbw,
+            w.bandwidth.has_value(),
+            S.src_lat,
+            S.dp,
+            S.cluster};
   Placement out;
   out.policy = Policy::pipeline;
   out.source = source;
@@ -473,7 +502,8 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
       for (std::size_t i = 0; i < K; ++i) {
         Option* dst = S.store[i].data();
         std::size_t& cnt = S.count[i];
-        Why why = filters[i].check_into(n, static_cast<int>(k), n.allocated, true, [&](const Option& o) { dst[cnt++] = o; });
+        Why why = filters[i].check_into(n, static_cast<int>(k), n.allocated, true,
+                                        [&](const Option& o) { dst[cnt++] = o; });
         S.why[i * N + k] = static_cast<std::uint8_t>(why);
         n_rejected += why != Why::ok;
       }
@@ -488,14 +518,17 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
     std::size_t& cnt = S.count[i];
     auto& dropped = S.tier_dropped[i];
     dropped.clear();
-    if (!s.tier_hint.empty() &&
-        std::any_of(opts, opts + cnt, [&](auto& o) { return f.nodes[o.node].c->tier == s.tier_hint; })) {
+    if (!s.tier_hint.empty() && std::any_of(opts, opts + cnt, [&](auto& o) {
+          return f.nodes[o.node].c->tier == s.tier_hint;
+        })) {
       std::size_t kept = 0;
       int last = -1;
       for (std::size_t j = 0; j < cnt; ++j) {
         const Option o = opts[j];
-        if (f.nodes[o.node].c->tier == s.tier_hint) opts[kept++] = o;
-        else if (o.node != last) dropped.push_back(o.node);
+        if (f.nodes[o.node].c->tier == s.tier_hint)
+          opts[kept++] = o;
+        else if (o.node != last)
+          dropped.push_back(o.node);
         last = o.node;
       }
       cnt = kept;
@@ -510,24 +543,30 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
     if (S.opts[i].empty()) {  // the summary needs every reason, recorded or not
       std::vector<Rejection> mine;
       for (std::size_t k = 0; k < N; ++k)
-        if (why[k]) mine.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, std::string(why_text(Why{why[k]}))});
+        if (why[k])
+          mine.push_back(
+              {s.name, f.nodes[k].c->name, f.nodes[k].n->name, std::string(why_text(Why{why[k]}))});
       out.summary = summary(s.name, N, 0, mine);
-      return fail(ErrorCode::failure, out.summary, "see 'gedge sched place --explain' for every node's reason");
+      return fail(ErrorCode::failure, out.summary,
+                  "see 'gedge sched place --explain' for every node's reason");
     }
     if (req.record_rejections)
       for (std::size_t k = 0; k < N; ++k)
         if (why[k])
-          out.rejected.emplace_back(s.name, f.nodes[k].c->name, f.nodes[k].n->name, why_string(Why{why[k]}));
+          out.rejected.emplace_back(s.name, f.nodes[k].c->name, f.nodes[k].n->name,
+                                    why_string(Why{why[k]}));
     if (!S.tier_dropped[i].empty()) {
       const std::string reason = fmt::format("not in preferred tier '{}'", s.tier_hint);
-      for (int k : S.tier_dropped[i]) out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, reason});
+      for (int k : S.tier_dropped[i])
+        out.rejected.push_back({s.name, f.nodes[k].c->name, f.nodes[k].n->name, reason});
     }
   }
   // Special nodes: named by a link whose other end is a cluster or a node.
   P.special.assign(N, 0);
   if (!w.node_endpoints.empty())
     for (std::size_t k = 0; k < N; ++k)
-      if (auto it = w.node_endpoints.find(node_id(f.nodes[k])); it != w.node_endpoints.end() && it->second == 2)
+      if (auto it = w.node_endpoints.find(node_id(f.nodes[k]));
+          it != w.node_endpoints.end() && it->second == 2)
         P.special[k] = 1;
   const std::size_t CC = static_cast<std::size_t>(P.C) * P.C;
   P.clat.assign(CC, kInf);
@@ -551,7 +590,8 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
     for (std::size_t k = 0; k < N; ++k) {
       if (!root[k]) continue;
       int c = f.nodes[k].cluster;
-      if (plain_source && (w.node_endpoints.empty() || !w.node_endpoints.contains(node_id(f.nodes[k])))) {
+      if (plain_source &&
+          (w.node_endpoints.empty() || !w.node_endpoints.contains(node_id(f.nodes[k])))) {
         if (via_cluster[c] < 0) {
           auto l = latency_ms(w, source, w.clusters[c].name);
           via_cluster[c] = l && source != w.clusters[c].name ? *l : kInf;
@@ -567,7 +607,8 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
   Solution sol;
   if (wl.is_chain()) {
     Solution root = dp_chain(P, nullptr);
-    if (root.pick.empty()) return fail(ErrorCode::failure, "no joint placement: the stages cannot reach each other");
+    if (root.pick.empty())
+      return fail(ErrorCode::failure, "no joint placement: the stages cannot reach each other");
     if (overload(P, root.pick).empty()) {
       sol = root;
       out.method = "dp";
@@ -579,7 +620,9 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
         std::vector<std::pair<int, int>> banned;
         Solution s;
       };
-      auto worse = [](const Sub& a, const Sub& b) { return a.lb != b.lb ? a.lb > b.lb : a.seq > b.seq; };
+      auto worse = [](const Sub& a, const Sub& b) {
+        return a.lb != b.lb ? a.lb > b.lb : a.seq > b.seq;
+      };
       std::priority_queue<Sub, std::vector<Sub>, decltype(worse)> open(worse);
       std::set<std::vector<std::pair<int, int>>> seen;
       long seq = 0;
@@ -605,7 +648,8 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
           for (auto& b : bans) std::fill(b.begin(), b.end(), 0);
           for (auto [s, j] : banned) bans[s][j] = 1;
           Solution child = dp_chain(P, &bans);
-          if (!child.pick.empty()) open.push(Sub{child.cost, seq++, std::move(banned), std::move(child)});
+          if (!child.pick.empty())
+            open.push(Sub{child.cost, seq++, std::move(banned), std::move(child)});
         }
       }
       if (sol.pick.empty()) {
@@ -615,7 +659,8 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
     }
   } else {
     std::uint64_t combos = 1;
-    for (const auto& o : P.opts) combos = std::min<std::uint64_t>(combos * o.size(), 1'000'000'000ULL);
+    for (const auto& o : P.opts)
+      combos = std::min<std::uint64_t>(combos * o.size(), 1'000'000'000ULL);
     if (combos <= 200'000) {
       sol = exhaustive(P);
       out.method = "exhaustive";
@@ -644,12 +689,14 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
       for (std::size_t j = 0; j < P.opts[i].size(); ++j) {
         const Option& o = P.opts[i][j];
         nlohmann::json terms = {{"compute_ms", o.compute}, {"gpu", o.gpu}};
-        if (wl.preds[i].empty()) terms["link_ms"] = P.src_lat[o.node];
+        if (wl.preds[i].empty())
+          terms["link_ms"] = P.src_lat[o.node];
         else {
           int p = wl.preds[i][0];
           terms["link_ms"] = P.hop(P.opts[p][sol.pick[p]].node, o.node, 0);
-          terms["transfer_ms"] = P.hop(P.opts[p][sol.pick[p]].node, o.node, wl.stages[p].output_mb) -
-                                 P.hop(P.opts[p][sol.pick[p]].node, o.node, 0);
+          terms["transfer_ms"] =
+              P.hop(P.opts[p][sol.pick[p]].node, o.node, wl.stages[p].output_mb) -
+              P.hop(P.opts[p][sol.pick[p]].node, o.node, 0);
         }
         double score = kInf;
         if (wl.is_chain() && K * f.nodes.size() <= 20000) {
@@ -659,8 +706,9 @@ Result<Placement> place_pipeline(const World& w, const Workload& wl, const Reque
           score = dp_chain(P, &bans).cost;
           terms["best_e2e_ms"] = score;
         }
-        out.candidates.push_back(Candidate{wl.stages[i].name, f.nodes[o.node].c->name, f.nodes[o.node].n->name,
-                                           score == kInf ? 0.0 : score, terms});
+        out.candidates.push_back(Candidate{wl.stages[i].name, f.nodes[o.node].c->name,
+                                           f.nodes[o.node].n->name, score == kInf ? 0.0 : score,
+                                           terms});
       }
   }
   return out;

@@ -17,20 +17,26 @@ using namespace detail;
 
 namespace {
 
-double pct(double used, double cap) { return cap > 0 ? used / cap * 100.0 : 100.0; }
+double pct(double used, double cap) {
+  return cap > 0 ? used / cap * 100.0 : 100.0;
+}
 
-bool wants_gpu(const Stage& s) { return s.request.gpu > 0 || s.compute_gpu_ms.has_value(); }
+bool wants_gpu(const Stage& s) {
+  return s.request.gpu > 0 || s.compute_gpu_ms.has_value();
+}
 
 // GS "MostRequest" as its code behaves: higher means emptier.
 double least_score(const Stage& s, const Node& n, const Resources& alloc, const Weights& wt) {
-  double score = wt.cpu * (100 - pct(alloc.cpu, n.capacity.cpu)) + wt.memory * (100 - pct(alloc.memory, n.capacity.memory));
+  double score = wt.cpu * (100 - pct(alloc.cpu, n.capacity.cpu)) +
+                 wt.memory * (100 - pct(alloc.memory, n.capacity.memory));
   if (wants_gpu(s)) score += wt.gpu * std::max(0.0, n.capacity.gpu - alloc.gpu);
   return score;
 }
 
 // Bin-packing: higher means fuller after placing.
 double most_score(const Option& o, const Node& n, const Resources& alloc, const Weights& wt) {
-  double score = wt.cpu * pct(alloc.cpu + o.need.cpu, n.capacity.cpu) + wt.memory * pct(alloc.memory + o.need.memory, n.capacity.memory);
+  double score = wt.cpu * pct(alloc.cpu + o.need.cpu, n.capacity.cpu) +
+                 wt.memory * pct(alloc.memory + o.need.memory, n.capacity.memory);
   if (o.need.gpu > 0) score += pct(alloc.gpu + o.need.gpu, n.capacity.gpu);
   return score;
 }
@@ -50,7 +56,8 @@ struct Scored {
   json terms;
 };
 
-Result<Placement> place_sequential(const World& w, const Workload& wl, const Request& req, const std::string& source) {
+Result<Placement> place_sequential(const World& w, const Workload& wl, const Request& req,
+                                   const std::string& source) {
   Flat f = flatten(w);
   Placement p;
   p.policy = req.policy;
@@ -68,8 +75,10 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
     if (auto it = rtt_cache.find(c.name); it != rtt_cache.end()) return it->second;
     auto r = cluster_rtt(w, source, c);
     if (!r)
-      return fail(ErrorCode::usage, fmt::format("no latency link between '{}' and cluster '{}'", source, c.name),
-                  "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
+      return fail(
+          ErrorCode::usage,
+          fmt::format("no latency link between '{}' and cluster '{}'", source, c.name),
+          "add it to latency_ms.links, or measure it with 'gedge sched probe --from DEVICE'");
     rtt_cache[c.name] = *r;
     return *r;
   };
@@ -80,7 +89,9 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
     std::size_t before = p.rejected.size();
     for (std::size_t k = 0; k < f.nodes.size(); ++k) {
       const FlatNode& fn = f.nodes[k];
-      auto reject = [&](std::string why) { p.rejected.push_back({s.name, fn.c->name, fn.n->name, std::move(why)}); };
+      auto reject = [&](std::string why) {
+        p.rejected.push_back({s.name, fn.c->name, fn.n->name, std::move(why)});
+      };
       if (req.policy == Policy::node && f.ids[k] != req.node) {
         reject("not the requested node");
         continue;
@@ -97,20 +108,25 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
       }
       for (auto& o : opts) feas.push_back(Scored{o, 0, json::object()});
     }
-    if (!s.tier_hint.empty() &&
-        std::any_of(feas.begin(), feas.end(), [&](auto& x) { return f.nodes[x.opt.node].c->tier == s.tier_hint; })) {
+    if (!s.tier_hint.empty() && std::any_of(feas.begin(), feas.end(), [&](auto& x) {
+          return f.nodes[x.opt.node].c->tier == s.tier_hint;
+        })) {
       std::vector<Scored> keep;
       for (auto& x : feas) {
         const FlatNode& fn = f.nodes[x.opt.node];
-        if (fn.c->tier == s.tier_hint) keep.push_back(std::move(x));
-        else p.rejected.push_back({s.name, fn.c->name, fn.n->name, fmt::format("not in preferred tier '{}'", s.tier_hint)});
+        if (fn.c->tier == s.tier_hint)
+          keep.push_back(std::move(x));
+        else
+          p.rejected.push_back({s.name, fn.c->name, fn.n->name,
+                                fmt::format("not in preferred tier '{}'", s.tier_hint)});
       }
       feas = std::move(keep);
     }
     if (feas.empty()) {
       std::vector<Rejection> mine(p.rejected.begin() + static_cast<long>(before), p.rejected.end());
       p.summary = summary(s.name, f.nodes.size(), 0, mine);
-      return fail(ErrorCode::failure, p.summary, "see 'gedge sched place --explain' for every node's reason");
+      return fail(ErrorCode::failure, p.summary,
+                  "see 'gedge sched place --explain' for every node's reason");
     }
     // Per-candidate terms (also the explanation).
     for (auto& x : feas) {
@@ -125,7 +141,9 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
         GEDGE_TRY_ASSIGN(double r, rtt_of(*fn.c));
         x.terms["rtt_ms"] = r;
       }
-      x.score = (rank == Policy::most_allocated ? x.terms["most_allocated"] : x.terms["least_allocated"]).get<double>();
+      x.score =
+          (rank == Policy::most_allocated ? x.terms["most_allocated"] : x.terms["least_allocated"])
+              .get<double>();
     }
     // Levels in order; inside a level, clusters ranked by the rank policy; first feasible wins.
     const Scored* chosen = nullptr;
@@ -152,7 +170,8 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
     }
     if (req.explain)
       for (const auto& x : feas) {
-        Candidate c{s.name, f.nodes[x.opt.node].c->name, f.nodes[x.opt.node].n->name, x.score, x.terms};
+        Candidate c{s.name, f.nodes[x.opt.node].c->name, f.nodes[x.opt.node].n->name, x.score,
+                    x.terms};
         c.terms["gpu"] = x.opt.gpu;
         p.candidates.push_back(std::move(c));
       }
@@ -166,7 +185,8 @@ Result<Placement> place_sequential(const World& w, const Workload& wl, const Req
     sp.policy_terms = chosen->terms;
     if (!req.levels.empty()) sp.policy_terms["level"] = chosen_level + 1;
     Resources& al = f.alloc[chosen->opt.node];
-    al.cpu += chosen->opt.need.cpu, al.memory += chosen->opt.need.memory, al.gpu += chosen->opt.need.gpu;
+    al.cpu += chosen->opt.need.cpu, al.memory += chosen->opt.need.memory,
+        al.gpu += chosen->opt.need.gpu;
     p.placements.push_back(std::move(sp));
   }
   // Placements in file order.
@@ -193,7 +213,8 @@ Result<void> check_request(const World& w, const Workload& wl, const Request& re
         return fail(ErrorCode::not_found, fmt::format("--clusters names unknown cluster '{}'", c),
                     "see 'gedge cluster ls' or the state file's clusters");
   if (req.policy == Policy::select_clusters && req.levels.empty())
-    return fail(ErrorCode::usage, "select-clusters needs --clusters", R"(example: --clusters '["c1", ["c2", "c3"]]')");
+    return fail(ErrorCode::usage, "select-clusters needs --clusters",
+                R"(example: --clusters '["c1", ["c2", "c3"]]')");
   if (req.policy == Policy::node) {
     if (req.node.empty()) return fail(ErrorCode::usage, "policy node needs --node CLUSTER/NODE");
     auto slash = req.node.find('/');
@@ -203,13 +224,16 @@ Result<void> check_request(const World& w, const Workload& wl, const Request& re
         if (c.name == req.node.substr(0, slash))
           for (const auto& n : c.nodes) found = found || n.name == req.node.substr(slash + 1);
     if (!found)
-      return fail(ErrorCode::not_found, fmt::format("--node '{}' is not a known cluster/node", req.node),
+      return fail(ErrorCode::not_found,
+                  fmt::format("--node '{}' is not a known cluster/node", req.node),
                   "name it as CLUSTER/NODE");
   }
   if (req.policy == Policy::low_latency && source.empty())
-    return fail(ErrorCode::usage, "low-latency needs a source", "pass --from DEVICE or set 'source:' in the file");
+    return fail(ErrorCode::usage, "low-latency needs a source",
+                "pass --from DEVICE or set 'source:' in the file");
   if (req.policy == Policy::select_clusters && req.rank == Policy::low_latency && source.empty())
-    return fail(ErrorCode::usage, "select-clusters ranks nested levels by latency and needs a source",
+    return fail(ErrorCode::usage,
+                "select-clusters ranks nested levels by latency and needs a source",
                 "pass --from DEVICE, or --rank least-allocated");
   if (!source.empty()) {
     // The source is a device or node the world knows: a registered device, an endpoint of a latency
@@ -218,10 +242,13 @@ Result<void> check_request(const World& w, const Workload& wl, const Request& re
     for (const auto& l : w.latency.links) known = known || l.a == source || l.b == source;
     for (const auto& d : w.devices) known = known || d == source;
     for (const auto& c : w.clusters)
-      for (const auto& n : c.nodes) known = known || n.name == source || c.name + "/" + n.name == source;
+      for (const auto& n : c.nodes)
+        known = known || n.name == source || c.name + "/" + n.name == source;
     if (!known)
-      return fail(ErrorCode::not_found, fmt::format("source '{}' is not a device or node the world knows", source),
-                  "pass --from a registered device (see 'gedge device ls') or a node of the state file");
+      return fail(
+          ErrorCode::not_found,
+          fmt::format("source '{}' is not a device or node the world knows", source),
+          "pass --from a registered device (see 'gedge device ls') or a node of the state file");
   }
   return {};
 }
@@ -254,7 +281,8 @@ Result<Placement> place(const World& w, const Workload& wl, const Request& req) 
     p.e2e_note = e.error().message;
   }
   if (req.policy == Policy::pipeline)
-    for (auto& sp : p.placements) sp.score = sp.terms.compute_ms + sp.terms.link_ms + sp.terms.transfer_ms;
+    for (auto& sp : p.placements)
+      sp.score = sp.terms.compute_ms + sp.terms.link_ms + sp.terms.transfer_ms;
   return p;
 }
 

@@ -6,9 +6,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <ctime>
-
 #include <algorithm>
+#include <ctime>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -50,19 +49,26 @@ json row_json(const SqlRow& r) {
 }
 
 constexpr const char* kColumns =
-    "id, state, priority, policy, options, spec, attempts, placements, error, claimed_by, claimed_at, runner, queue_pos, "
+    "id, state, priority, policy, options, spec, attempts, placements, error, claimed_by, "
+    "claimed_at, runner, queue_pos, "
     "created_at, updated_at";
 
 Result<SqlRow> load_row(Inventory& inv, int64_t id) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(fmt::format("SELECT {} FROM sched_requests WHERE id = ?", kColumns), {id}));
-  if (rows.empty()) return fail(ErrorCode::not_found, fmt::format("no scheduling request {}", id), "see 'gedge sched ls'");
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query(fmt::format("SELECT {} FROM sched_requests WHERE id = ?", kColumns), {id}));
+  if (rows.empty())
+    return fail(ErrorCode::not_found, fmt::format("no scheduling request {}", id),
+                "see 'gedge sched ls'");
   return rows.front();
 }
 
 // Position at the front or the back of the enqueued requests.
 Result<double> queue_position(Inventory& inv, bool front) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(front ? "SELECT MIN(queue_pos) AS p FROM sched_requests WHERE state = 'enqueued'"
-                                        : "SELECT MAX(queue_pos) AS p FROM sched_requests"));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query(front ? "SELECT MIN(queue_pos) AS p FROM sched_requests WHERE state = 'enqueued'"
+                      : "SELECT MAX(queue_pos) AS p FROM sched_requests"));
   if (rows.empty() || rows[0]["p"].is_null()) return 0.0;
   double p = rows[0]["p"].get<double>();
   return front ? p - 1 : p + 1;
@@ -118,14 +124,18 @@ Result<json> submit(Inventory& inv, const SubmitRequest& r) {
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     GEDGE_TRY_ASSIGN(double pos, queue_position(tx, r.priority > 0));
     std::string now = now_rfc3339();
-    GEDGE_TRY(tx.exec(
-        "INSERT INTO sched_requests (state, priority, policy, spec, options, attempts, queue_pos, created_at, updated_at) "
-        "VALUES ('enqueued', ?, ?, ?, ?, 0, ?, ?, ?)",
-        {static_cast<int64_t>(r.priority), std::string(policy_name(req.policy)), r.spec, r.options.dump(), pos, now, now}));
+    GEDGE_TRY(
+        tx.exec("INSERT INTO sched_requests (state, priority, policy, spec, options, attempts, "
+                "queue_pos, created_at, updated_at) "
+                "VALUES ('enqueued', ?, ?, ?, ?, 0, ?, ?, ?)",
+                {static_cast<int64_t>(r.priority), std::string(policy_name(req.policy)), r.spec,
+                 r.options.dump(), pos, now, now}));
     id = tx.last_insert_rowid();
     return {};
   }));
-  return json{{"id", id}, {"state", "enqueued"}, {"policy", std::string(policy_name(req.policy))},
+  return json{{"id", id},
+              {"state", "enqueued"},
+              {"policy", std::string(policy_name(req.policy))},
               {"priority", r.priority > 0 ? "high" : "normal"}};
 }
 
@@ -162,18 +172,22 @@ RunnerLiveness runner_liveness(const json& runner, const std::string& claimed_by
   json me = runner_identity();
   if (runner.is_object()) {
     if (runner.value("host", "") != me["host"].get<std::string>()) return RunnerLiveness::unknown;
-    if (runner.value("boot_id", "") != me["boot_id"].get<std::string>()) return RunnerLiveness::dead;  // rebooted
+    if (runner.value("boot_id", "") != me["boot_id"].get<std::string>())
+      return RunnerLiveness::dead;  // rebooted
     auto pid = runner.value("pid", int64_t{0});
     if (pid <= 0) return RunnerLiveness::unknown;
     std::string start = process_start(pid);
     // Gone, or the PID now belongs to a process started later.
-    return !start.empty() && start == runner.value("start", "") ? RunnerLiveness::alive : RunnerLiveness::dead;
+    return !start.empty() && start == runner.value("start", "") ? RunnerLiveness::alive
+                                                                : RunnerLiveness::dead;
   }
   // Claimed before leases were recorded: only the default "pid-N" label can be checked.
   if (claimed_by.starts_with("pid-")) {
     std::string digits = claimed_by.substr(4);
-    if (!digits.empty() && digits.size() < 10 && digits.find_first_not_of("0123456789") == std::string::npos)
-      return process_start(std::stoll(digits)).empty() ? RunnerLiveness::dead : RunnerLiveness::alive;
+    if (!digits.empty() && digits.size() < 10 &&
+        digits.find_first_not_of("0123456789") == std::string::npos)
+      return process_start(std::stoll(digits)).empty() ? RunnerLiveness::dead
+                                                       : RunnerLiveness::alive;
   }
   return RunnerLiveness::unknown;
 }
@@ -181,34 +195,43 @@ RunnerLiveness runner_liveness(const json& runner, const std::string& claimed_by
 Result<std::vector<int64_t>> requeue_dead_claims(Inventory& inv) {
   std::vector<int64_t> requeued;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY_ASSIGN(auto rows, tx.query("SELECT id, claimed_by, runner FROM sched_requests "
-                                         "WHERE state IN ('dispatched', 'scheduling') ORDER BY id"));
+    GEDGE_TRY_ASSIGN(auto rows,
+                     tx.query("SELECT id, claimed_by, runner FROM sched_requests "
+                              "WHERE state IN ('dispatched', 'scheduling') ORDER BY id"));
     for (const auto& r : rows) {
-      std::string by = r.value("claimed_by", json()).is_string() ? r["claimed_by"].get<std::string>() : "";
-      if (runner_liveness(parse_or(r.value("runner", json()), nullptr), by) != RunnerLiveness::dead) continue;
+      std::string by =
+          r.value("claimed_by", json()).is_string() ? r["claimed_by"].get<std::string>() : "";
+      if (runner_liveness(parse_or(r.value("runner", json()), nullptr), by) != RunnerLiveness::dead)
+        continue;
       int64_t id = r["id"].get<int64_t>();
       GEDGE_TRY_ASSIGN(double pos, queue_position(tx, /*front=*/true));
-      GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'enqueued', claimed_by = NULL, claimed_at = NULL, "
-                        "runner = NULL, queue_pos = ?, error = ?, updated_at = ? "
-                        "WHERE id = ? AND state IN ('dispatched', 'scheduling')",
-                        {pos, fmt::format("runner {} died holding this request; re-queued", by.empty() ? "?" : by),
-                         now_rfc3339(), id}));
+      GEDGE_TRY(tx.exec(
+          "UPDATE sched_requests SET state = 'enqueued', claimed_by = NULL, claimed_at = NULL, "
+          "runner = NULL, queue_pos = ?, error = ?, updated_at = ? "
+          "WHERE id = ? AND state IN ('dispatched', 'scheduling')",
+          {pos,
+           fmt::format("runner {} died holding this request; re-queued", by.empty() ? "?" : by),
+           now_rfc3339(), id}));
       requeued.push_back(id);
     }
     return {};
   }));
-  for (auto id : requeued) log_line("warn", fmt::format("sched: request {} re-queued (its runner died)", id));
+  for (auto id : requeued)
+    log_line("warn", fmt::format("sched: request {} re-queued (its runner died)", id));
   return requeued;
 }
 
-Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker, const std::set<std::int64_t>& skip,
-                                       std::int64_t now, bool retry_now) {
+Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker,
+                                       const std::set<std::int64_t>& skip, std::int64_t now,
+                                       bool retry_now) {
   if (now == 0) now = static_cast<std::int64_t>(std::time(nullptr));
   std::optional<json> claimed;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     // In queue order, the first request not taken earlier in this run whose backoff has passed.
-    GEDGE_TRY_ASSIGN(auto order, tx.query("SELECT id, attempts, updated_at FROM sched_requests WHERE state = 'enqueued' "
-                                          "ORDER BY queue_pos, id"));
+    GEDGE_TRY_ASSIGN(
+        auto order,
+        tx.query("SELECT id, attempts, updated_at FROM sched_requests WHERE state = 'enqueued' "
+                 "ORDER BY queue_pos, id"));
     std::optional<int64_t> pick;
     for (const auto& o : order) {
       int64_t id = o["id"].get<int64_t>();
@@ -223,9 +246,11 @@ Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker
     if (!pick) return {};
     GEDGE_TRY_ASSIGN(auto row, load_row(tx, *pick));
     std::string at = now_rfc3339();
-    GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'dispatched', claimed_by = ?, claimed_at = ?, runner = ?, "
-                      "updated_at = ? WHERE id = ? AND state = 'enqueued'",
-                      {worker, at, runner_identity().dump(), at, *pick}));
+    GEDGE_TRY(
+        tx.exec("UPDATE sched_requests SET state = 'dispatched', claimed_by = ?, claimed_at = ?, "
+                "runner = ?, "
+                "updated_at = ? WHERE id = ? AND state = 'enqueued'",
+                {worker, at, runner_identity().dump(), at, *pick}));
     claimed = row;
     (*claimed)["state"] = "dispatched";
     return {};
@@ -251,16 +276,18 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
     taken.insert(id);
     bool mine = false;
     GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-      GEDGE_TRY_ASSIGN(auto c, tx.exec("UPDATE sched_requests SET state = 'scheduling', updated_at = ? "
-                                 "WHERE id = ? AND state = 'dispatched' AND claimed_by = ? AND runner = ?",
-                                 {now_rfc3339(), id, worker, runner}));
+      GEDGE_TRY_ASSIGN(
+          auto c, tx.exec("UPDATE sched_requests SET state = 'scheduling', updated_at = ? "
+                          "WHERE id = ? AND state = 'dispatched' AND claimed_by = ? AND runner = ?",
+                          {now_rfc3339(), id, worker, runner}));
       mine = c == 1;
       return {};
     }));
     if (!mine) continue;  // canceled between claim and start
     json options = parse_or((*next)["options"], json::object());
     Result<Placement> placed = [&]() -> Result<Placement> {
-      GEDGE_TRY_ASSIGN(auto wl, parse_workload((*next)["spec"].get<std::string>(), fmt::format("request {}", id)));
+      GEDGE_TRY_ASSIGN(auto wl, parse_workload((*next)["spec"].get<std::string>(),
+                                               fmt::format("request {}", id)));
       GEDGE_TRY_ASSIGN(auto req, request_from_options(options));
       GEDGE_TRY_ASSIGN(auto world, world_for(inv, options));
       return place(world, wl, req);
@@ -270,18 +297,23 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
       if (row["state"] != "scheduling") return {};  // canceled meanwhile: leave it so
       std::string now = now_rfc3339();
       if (placed) {
-        GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'completed', placements = ?, error = NULL, updated_at = ? WHERE id = ?",
-                          {to_json(*placed).dump(), now, id}));
+        GEDGE_TRY(
+            tx.exec("UPDATE sched_requests SET state = 'completed', placements = ?, error = NULL, "
+                    "updated_at = ? WHERE id = ?",
+                    {to_json(*placed).dump(), now, id}));
       } else {
         int attempts = static_cast<int>(row["attempts"].get<int64_t>()) + 1;
-        QueueDecision d = permanent_failure(placed.error().code) ? QueueDecision{"failed", false} : after_failure(attempts);
+        QueueDecision d = permanent_failure(placed.error().code) ? QueueDecision{"failed", false}
+                                                                 : after_failure(attempts);
         double pos = row["queue_pos"].get<double>();
         if (d.state == "enqueued") {
           GEDGE_TRY_ASSIGN(pos, queue_position(tx, d.front));
         }
-        GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = ?, attempts = ?, error = ?, queue_pos = ?, claimed_by = NULL, "
-                          "claimed_at = NULL, runner = NULL, updated_at = ? WHERE id = ?",
-                          {d.state, static_cast<int64_t>(attempts), placed.error().message, pos, now, id}));
+        GEDGE_TRY(tx.exec(
+            "UPDATE sched_requests SET state = ?, attempts = ?, error = ?, queue_pos = ?, "
+            "claimed_by = NULL, "
+            "claimed_at = NULL, runner = NULL, updated_at = ? WHERE id = ?",
+            {d.state, static_cast<int64_t>(attempts), placed.error().message, pos, now, id}));
       }
       return {};
     }));
@@ -292,13 +324,17 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
 }
 
 Result<json> list_requests(Inventory& inv, const std::string& state) {
-  static const std::set<std::string> states = {"enqueued", "dispatched", "scheduling", "completed", "failed", "canceled"};
+  static const std::set<std::string> states = {"enqueued",  "dispatched", "scheduling",
+                                               "completed", "failed",     "canceled"};
   if (!state.empty() && !states.contains(state))
     return fail(ErrorCode::usage, fmt::format("unknown state '{}'", state),
                 "states: enqueued, dispatched, scheduling, completed, failed, canceled");
-  auto queried = state.empty()
-                     ? inv.query(fmt::format("SELECT {} FROM sched_requests ORDER BY id", kColumns))
-                     : inv.query(fmt::format("SELECT {} FROM sched_requests WHERE state = ? ORDER BY id", kColumns), {state});
+  auto queried =
+      state.empty()
+          ? inv.query(fmt::format("SELECT {} FROM sched_requests ORDER BY id", kColumns))
+          : inv.query(
+                fmt::format("SELECT {} FROM sched_requests WHERE state = ? ORDER BY id", kColumns),
+                {state});
   GEDGE_TRY_ASSIGN(auto rows, std::move(queried));
   json out = json::array();
   for (const auto& r : rows) out.push_back(row_json(r));
@@ -316,8 +352,10 @@ Result<json> cancel(Inventory& inv, int64_t id) {
       return {};
     }
     if (st == "completed" || st == "failed")
-      return fail(ErrorCode::conflict, fmt::format("request {} is already {}", id, st), "only queued requests can be canceled");
-    GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'canceled', updated_at = ? WHERE id = ?", {now_rfc3339(), id}));
+      return fail(ErrorCode::conflict, fmt::format("request {} is already {}", id, st),
+                  "only queued requests can be canceled");
+    GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'canceled', updated_at = ? WHERE id = ?",
+                      {now_rfc3339(), id}));
     GEDGE_TRY_ASSIGN(auto updated, load_row(tx, id));
     result = row_json(updated);
     result["changed"] = true;
@@ -326,13 +364,16 @@ Result<json> cancel(Inventory& inv, int64_t id) {
   return result;
 }
 
-Result<void> record_rtts(Inventory& inv, const std::string& src, const std::vector<std::pair<std::string, double>>& rtts) {
+Result<void> record_rtts(Inventory& inv, const std::string& src,
+                         const std::vector<std::pair<std::string, double>>& rtts) {
   return inv.write([&](Inventory& tx) -> Result<void> {
     std::string now = now_rfc3339();
     for (const auto& [dst, ms] : rtts)
-      GEDGE_TRY(tx.exec("INSERT INTO rtts (src, dst, ms, measured_at) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT(src, dst) DO UPDATE SET ms = excluded.ms, measured_at = excluded.measured_at",
-                        {src, dst, ms, now}));
+      GEDGE_TRY(
+          tx.exec("INSERT INTO rtts (src, dst, ms, measured_at) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT(src, dst) DO UPDATE SET ms = excluded.ms, measured_at = "
+                  "excluded.measured_at",
+                  {src, dst, ms, now}));
     return {};
   });
 }
@@ -346,10 +387,11 @@ Result<World> world_from_inventory(Inventory& inv) {
   GEDGE_TRY_ASSIGN(auto devices, inv.query("SELECT name FROM devices ORDER BY name"));
   for (const auto& d : devices) w.devices.push_back(d["name"].get<std::string>());
   GEDGE_TRY_ASSIGN(auto clusters, inv.query("SELECT name, tier FROM clusters ORDER BY name"));
-  GEDGE_TRY_ASSIGN(auto members, inv.query(
-      "SELECT m.cluster AS cluster, m.device AS device, m.state AS mstate, d.tier AS tier, d.labels AS labels, "
-      "d.facts AS facts, d.status AS status FROM cluster_members m JOIN devices d ON d.name = m.device "
-      "ORDER BY m.cluster, m.device"));
+  GEDGE_TRY_ASSIGN(auto members, inv.query("SELECT m.cluster AS cluster, m.device AS device, "
+                                           "m.state AS mstate, d.tier AS tier, d.labels AS labels, "
+                                           "d.facts AS facts, d.status AS status FROM "
+                                           "cluster_members m JOIN devices d ON d.name = m.device "
+                                           "ORDER BY m.cluster, m.device"));
   std::map<std::string, std::vector<std::string>> cluster_of_device;
   for (const auto& c : clusters) {
     Cluster cl;
@@ -361,20 +403,24 @@ Result<World> world_from_inventory(Inventory& inv) {
       n.name = m["device"].get<std::string>();
       json facts = parse_or(m["facts"], json::object());
       json labels = parse_or(m["labels"], json::object());
-      if (facts.contains("cpus") && facts["cpus"].is_number()) n.capacity.cpu = facts["cpus"].get<double>();
+      if (facts.contains("cpus") && facts["cpus"].is_number())
+        n.capacity.cpu = facts["cpus"].get<double>();
       if (facts.contains("memory_bytes") && facts["memory_bytes"].is_number())
         n.capacity.memory = facts["memory_bytes"].get<double>();
       if (facts.contains("gpus")) {
-        if (facts["gpus"].is_array()) n.capacity.gpu = static_cast<double>(facts["gpus"].size());
-        else if (facts["gpus"].is_number()) n.capacity.gpu = facts["gpus"].get<double>();
+        if (facts["gpus"].is_array())
+          n.capacity.gpu = static_cast<double>(facts["gpus"].size());
+        else if (facts["gpus"].is_number())
+          n.capacity.gpu = facts["gpus"].get<double>();
       }
       if (labels.is_object())
         for (auto it = labels.begin(); it != labels.end(); ++it)
           if (it.value().is_string()) n.labels[it.key()] = it.value().get<std::string>();
       std::string status = m["status"].is_string() ? m["status"].get<std::string>() : "unknown";
       std::string mstate = m["mstate"].is_string() ? m["mstate"].get<std::string>() : "";
-      n.ready = status != "unreachable" && status != "down" && status != "failed" && status != "auth_failed" &&
-                status != "host_key_changed" && mstate != "failed" && mstate != "left";
+      n.ready = status != "unreachable" && status != "down" && status != "failed" &&
+                status != "auth_failed" && status != "host_key_changed" && mstate != "failed" &&
+                mstate != "left";
       if (cl.tier.empty() && m["tier"].is_string()) cl.tier = m["tier"].get<std::string>();
       cluster_of_device[n.name].push_back(cl.name);
       cl.nodes.push_back(std::move(n));
@@ -383,7 +429,8 @@ Result<World> world_from_inventory(Inventory& inv) {
     w.clusters.push_back(std::move(cl));
   }
   // Work gedge already placed: services whose placement is a sched placement.
-  GEDGE_TRY_ASSIGN(auto services, inv.query("SELECT name, cluster, spec, placement, state FROM services"));
+  GEDGE_TRY_ASSIGN(auto services,
+                   inv.query("SELECT name, cluster, spec, placement, state FROM services"));
   for (const auto& s : services) {
     std::string st = s["state"].is_string() ? s["state"].get<std::string>() : "";
     if (st == "removed" || st == "failed" || st == "stopped") continue;
@@ -398,8 +445,10 @@ Result<World> world_from_inventory(Inventory& inv) {
           for (auto& n : c.nodes)
             if (c.name == p.value("cluster", "") && n.name == p.value("node", "")) {
               Resources need = stage.request;
-              if (stage.compute_gpu_ms) need.gpu = p.value("gpu", false) ? std::max(1.0, stage.request.gpu) : 0;
-              n.allocated.cpu += need.cpu, n.allocated.memory += need.memory, n.allocated.gpu += need.gpu;
+              if (stage.compute_gpu_ms)
+                need.gpu = p.value("gpu", false) ? std::max(1.0, stage.request.gpu) : 0;
+              n.allocated.cpu += need.cpu, n.allocated.memory += need.memory,
+                  n.allocated.gpu += need.gpu;
             }
       }
     }
@@ -420,8 +469,10 @@ Result<World> world_from_inventory(Inventory& inv) {
       w.latency.links.push_back({src, c + "/" + dst, ms});
       if (auto sit = cluster_of_device.find(src); sit != cluster_of_device.end())
         for (const auto& sc : sit->second) {
-          if (sc == c) intra[c].push_back(ms);
-          else between[{std::min(sc, c), std::max(sc, c)}].push_back(ms);
+          if (sc == c)
+            intra[c].push_back(ms);
+          else
+            between[{std::min(sc, c), std::max(sc, c)}].push_back(ms);
         }
     }
   }
@@ -429,7 +480,8 @@ Result<World> world_from_inventory(Inventory& inv) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  for (const auto& [pair, v] : between) w.latency.links.push_back({pair.first, pair.second, median(v)});
+  for (const auto& [pair, v] : between)
+    w.latency.links.push_back({pair.first, pair.second, median(v)});
   std::vector<double> all_intra;
   for (const auto& [c, v] : intra) all_intra.insert(all_intra.end(), v.begin(), v.end());
   w.latency.intra_cluster = all_intra.empty() ? 0.5 : median(all_intra);

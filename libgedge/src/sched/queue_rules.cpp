@@ -8,7 +8,9 @@ QueueDecision after_failure(int attempts) {
   return {"enqueued", attempts > kFrontAfterFailures};
 }
 
-bool permanent_failure(ErrorCode code) { return code == ErrorCode::usage || code == ErrorCode::not_found; }
+bool permanent_failure(ErrorCode code) {
+  return code == ErrorCode::usage || code == ErrorCode::not_found;
+}
 
 int retry_backoff_s(int attempts) {
   if (attempts <= 0) return 0;

@@ -30,7 +30,7 @@ struct FlatNode {
 };
 
 struct Flat {
-  std::vector<FlatNode> nodes;  // in (cluster, node) name order
+  std::vector<FlatNode> nodes;   // in (cluster, node) name order
   std::vector<Resources> alloc;  // current allocation (starts as the world's)
   std::vector<std::string> ids;  // "cluster/node" per node; empty when flattened without ids
 };
@@ -38,7 +38,9 @@ Flat flatten(const World& w);
 // Refills `f` (keeping its buffers); `ids` = false leaves Flat::ids empty (the pipeline hot
 // path builds a "cluster/node" string only for the few nodes that need one: node_id()).
 void flatten_into(const World& w, Flat& f, bool ids);
-inline std::string node_id(const FlatNode& fn) { return fn.c->name + "/" + fn.n->name; }
+inline std::string node_id(const FlatNode& fn) {
+  return fn.c->name + "/" + fn.n->name;
+}
 
 // One way to run a stage on a node.
 struct Option {
@@ -62,7 +64,9 @@ inline constexpr std::string_view kWhyText[] = {"",
                                                 "insufficient cpu",
                                                 "insufficient memory",
                                                 "insufficient gpu"};
-inline std::string_view why_text(Why w) { return kWhyText[static_cast<int>(w)]; }
+inline std::string_view why_text(Why w) {
+  return kWhyText[static_cast<int>(w)];
+}
 
 inline Why resource_why(const Node& n, const Resources& alloc, const Resources& need) {
   constexpr double eps = 1e-9;
@@ -79,12 +83,14 @@ struct StageFilter {
   // Appends the feasible options (GPU variant when a GPU is free; with `all_variants`, the CPU
   // variant of a {gpu, cpu} stage too) and returns ok, or the first failing reason.
   // Inline: the pipeline calls it once per (node, stage), 15,000 times a request at 5000 nodes.
-  Why check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out, bool all_variants) const {
+  Why check(const Node& n, int k, const Resources& alloc, std::vector<Option>* out,
+            bool all_variants) const {
     return check_into(n, k, alloc, all_variants, [out](const Option& o) { out->push_back(o); });
   }
   // The same, handing each option to `emit`.
   template <class Emit>
-  Why check_into(const Node& n, int k, const Resources& alloc, bool all_variants, Emit&& emit) const {
+  Why check_into(const Node& n, int k, const Resources& alloc, bool all_variants,
+                 Emit&& emit) const {
     if (!n.ready) return Why::not_ready;
     if (!s->node_selector.empty() && !selector_matches(n)) return Why::selector;
     if (!s->affinity.empty() && !affinity_matches(n)) return Why::affinity;
@@ -93,7 +99,8 @@ struct StageFilter {
       bool gpu_ok = resource_why(n, alloc, need_gpu) == Why::ok;
       Why cpu_why = resource_why(n, alloc, need_cpu);
       if (gpu_ok) emit(Option{k, true, compute_gpu, need_gpu});
-      if (cpu_why == Why::ok && (all_variants || !gpu_ok)) emit(Option{k, false, compute_cpu, need_cpu});
+      if (cpu_why == Why::ok && (all_variants || !gpu_ok))
+        emit(Option{k, false, compute_cpu, need_cpu});
       return gpu_ok ? Why::ok : cpu_why;
     }
     Why r = resource_why(n, alloc, need);

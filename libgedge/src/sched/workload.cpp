@@ -36,41 +36,55 @@ json scalar_json(const YAML::Node& n) {
 }
 
 Result<double> number_at(const Ctx& c, const YAML::Node& n, const std::string& path) {
-  if (!n.IsScalar()) return fail(ErrorCode::usage, fmt::format("{}: expected a number", c.where(n, path)));
+  if (!n.IsScalar())
+    return fail(ErrorCode::usage, fmt::format("{}: expected a number", c.where(n, path)));
   json v = scalar_json(n);
-  if (!v.is_number()) return fail(ErrorCode::usage, fmt::format("{}: expected a number, got '{}'", c.where(n, path), n.Scalar()));
+  if (!v.is_number())
+    return fail(ErrorCode::usage,
+                fmt::format("{}: expected a number, got '{}'", c.where(n, path), n.Scalar()));
   double d = v.get<double>();
   if (!std::isfinite(d) || d < 0 || d > 1e12)
-    return fail(ErrorCode::usage, fmt::format("{}: must be a finite non-negative number", c.where(n, path)));
+    return fail(ErrorCode::usage,
+                fmt::format("{}: must be a finite non-negative number", c.where(n, path)));
   return d;
 }
 
 Result<std::string> string_at(const Ctx& c, const YAML::Node& n, const std::string& path) {
-  if (!n.IsScalar()) return fail(ErrorCode::usage, fmt::format("{}: expected a string", c.where(n, path)));
+  if (!n.IsScalar())
+    return fail(ErrorCode::usage, fmt::format("{}: expected a string", c.where(n, path)));
   return n.Scalar();
 }
 
 Result<Resources> resources_at(const Ctx& c, const YAML::Node& n, const std::string& path) {
-  if (!n.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map of cpu, memory, gpu", c.where(n, path)));
+  if (!n.IsMap())
+    return fail(ErrorCode::usage,
+                fmt::format("{}: expected a map of cpu, memory, gpu", c.where(n, path)));
   Resources r;
   for (const auto& kv : n) {
     std::string k = kv.first.Scalar();
     const YAML::Node& v = kv.second;
     std::string p = path + "." + k;
     if (k == "cpu") {
-      if (!v.IsScalar()) return fail(ErrorCode::usage, fmt::format("{}: expected a cpu quantity", c.where(v, p)));
+      if (!v.IsScalar())
+        return fail(ErrorCode::usage, fmt::format("{}: expected a cpu quantity", c.where(v, p)));
       auto q = parse_cpu(scalar_json(v));
-      if (!q) return fail(ErrorCode::usage, fmt::format("{}: {}", c.where(v, p), q.error().message), q.error().hint);
+      if (!q)
+        return fail(ErrorCode::usage, fmt::format("{}: {}", c.where(v, p), q.error().message),
+                    q.error().hint);
       r.cpu = *q;
     } else if (k == "memory") {
-      if (!v.IsScalar()) return fail(ErrorCode::usage, fmt::format("{}: expected a memory quantity", c.where(v, p)));
+      if (!v.IsScalar())
+        return fail(ErrorCode::usage, fmt::format("{}: expected a memory quantity", c.where(v, p)));
       auto q = parse_memory(scalar_json(v));
-      if (!q) return fail(ErrorCode::usage, fmt::format("{}: {}", c.where(v, p), q.error().message), q.error().hint);
+      if (!q)
+        return fail(ErrorCode::usage, fmt::format("{}: {}", c.where(v, p), q.error().message),
+                    q.error().hint);
       r.memory = *q;
     } else if (k == "gpu" || k == "nvidia.com/gpu") {
       GEDGE_TRY_ASSIGN(r.gpu, number_at(c, v, p));
     } else {
-      return fail(ErrorCode::usage, fmt::format("{}: unknown resource '{}'", c.where(kv.first, path), k),
+      return fail(ErrorCode::usage,
+                  fmt::format("{}: unknown resource '{}'", c.where(kv.first, path), k),
                   "resources are cpu, memory and gpu");
     }
   }
@@ -78,7 +92,8 @@ Result<Resources> resources_at(const Ctx& c, const YAML::Node& n, const std::str
 }
 
 // Σ of the containers' requests (v2 container form); v1 image strings request nothing.
-Result<Resources> container_requests(const Ctx& c, const YAML::Node& containers, const std::string& path) {
+Result<Resources> container_requests(const Ctx& c, const YAML::Node& containers,
+                                     const std::string& path) {
   Resources sum;
   if (!containers.IsSequence()) return sum;
   for (std::size_t i = 0; i < containers.size(); ++i) {
@@ -92,7 +107,8 @@ Result<Resources> container_requests(const Ctx& c, const YAML::Node& containers,
     }
     if (res["acceleration"] && res["acceleration"].IsMap() && res["acceleration"]["compute"] &&
         res["acceleration"]["compute"]["gpu"]) {
-      GEDGE_TRY_ASSIGN(double gpu, number_at(c, res["acceleration"]["compute"]["gpu"], p + ".acceleration.compute.gpu"));
+      GEDGE_TRY_ASSIGN(double gpu, number_at(c, res["acceleration"]["compute"]["gpu"],
+                                             p + ".acceleration.compute.gpu"));
       sum.gpu += gpu;
     }
   }
@@ -100,12 +116,14 @@ Result<Resources> container_requests(const Ctx& c, const YAML::Node& containers,
 }
 
 Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& path, bool named) {
-  if (!n.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map", c.where(n, path)));
+  if (!n.IsMap())
+    return fail(ErrorCode::usage, fmt::format("{}: expected a map", c.where(n, path)));
   Stage s;
   if (n["name"]) {
     GEDGE_TRY_ASSIGN(s.name, string_at(c, n["name"], path + ".name"));
   }
-  if (named && s.name.empty()) return fail(ErrorCode::usage, fmt::format("{}: missing field 'name'", c.where(n, path)));
+  if (named && s.name.empty())
+    return fail(ErrorCode::usage, fmt::format("{}: missing field 'name'", c.where(n, path)));
   if (n["resources"]) {
     GEDGE_TRY_ASSIGN(s.request, resources_at(c, n["resources"], path + ".resources"));
   } else if (n["containers"]) {
@@ -122,12 +140,14 @@ Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& pat
         } else if (k == "cpu") {
           GEDGE_TRY_ASSIGN(s.compute_cpu_ms, number_at(c, kv.second, p + ".cpu"));
         } else {
-          return fail(ErrorCode::usage, fmt::format("{}: unknown key '{}'", c.where(kv.first, p), k),
-                         "compute_ms is a number or {gpu: X, cpu: Y}");
+          return fail(ErrorCode::usage,
+                      fmt::format("{}: unknown key '{}'", c.where(kv.first, p), k),
+                      "compute_ms is a number or {gpu: X, cpu: Y}");
         }
       }
       if (!s.compute_gpu_ms || !s.compute_cpu_ms)
-        return fail(ErrorCode::usage, fmt::format("{}: the map form needs both gpu and cpu", c.where(cm, p)));
+        return fail(ErrorCode::usage,
+                    fmt::format("{}: the map form needs both gpu and cpu", c.where(cm, p)));
     } else {
       GEDGE_TRY_ASSIGN(s.compute_ms, number_at(c, cm, p));
     }
@@ -146,13 +166,16 @@ Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& pat
       }
       if (s.after.empty()) s.after.push_back("");  // explicit root: `after: []`
     } else {
-      return fail(ErrorCode::usage, fmt::format("{}: expected a list of stage names", c.where(a, path + ".after")));
+      return fail(ErrorCode::usage,
+                  fmt::format("{}: expected a list of stage names", c.where(a, path + ".after")));
     }
   }
   auto selector = [&](const YAML::Node& sel, const std::string& p) -> Result<void> {
-    if (!sel.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a map of labels", c.where(sel, p)));
+    if (!sel.IsMap())
+      return fail(ErrorCode::usage, fmt::format("{}: expected a map of labels", c.where(sel, p)));
     for (const auto& kv : sel) {
-      GEDGE_TRY_ASSIGN(s.node_selector[kv.first.Scalar()], string_at(c, kv.second, p + "." + kv.first.Scalar()));
+      GEDGE_TRY_ASSIGN(s.node_selector[kv.first.Scalar()],
+                       string_at(c, kv.second, p + "." + kv.first.Scalar()));
     }
     return {};
   };
@@ -164,8 +187,9 @@ Result<Stage> stage_at(const Ctx& c, const YAML::Node& n, const std::string& pat
     if (h["preferred"]) {
       GEDGE_TRY_ASSIGN(s.tier_hint, string_at(c, h["preferred"], p + ".preferred"));
       if (s.tier_hint != "local" && s.tier_hint != "neighbor" && s.tier_hint != "cloud")
-        return fail(ErrorCode::usage, fmt::format("{}: '{}' is not local, neighbor or cloud",
-                                                  c.where(h["preferred"], p + ".preferred"), s.tier_hint));
+        return fail(ErrorCode::usage,
+                    fmt::format("{}: '{}' is not local, neighbor or cloud",
+                                c.where(h["preferred"], p + ".preferred"), s.tier_hint));
     }
     if (h["nodeSelector"]) GEDGE_TRY(selector(h["nodeSelector"], p + ".nodeSelector"));
   }
@@ -199,7 +223,8 @@ Result<void> resolve(Workload& wl) {
       if (a.empty()) continue;  // explicit root
       auto it = index.find(a);
       if (it == index.end())
-        return fail(ErrorCode::usage, fmt::format("stage '{}': after names unknown stage '{}'", wl.stages[i].name, a));
+        return fail(ErrorCode::usage, fmt::format("stage '{}': after names unknown stage '{}'",
+                                                  wl.stages[i].name, a));
       if (it->second == static_cast<int>(i))
         return fail(ErrorCode::usage, fmt::format("stage '{}' is after itself", wl.stages[i].name));
       if (seen.insert(it->second).second) wl.preds[i].push_back(it->second);
@@ -222,7 +247,8 @@ Result<void> resolve(Workload& wl) {
       if (--indeg[s] == 0) ready.insert(s);
   }
   if (wl.order.size() != wl.stages.size())
-    return fail(ErrorCode::usage, fmt::format("{}: the stages' 'after' form a cycle", wl.name.empty() ? "pipeline" : wl.name));
+    return fail(ErrorCode::usage, fmt::format("{}: the stages' 'after' form a cycle",
+                                              wl.name.empty() ? "pipeline" : wl.name));
   return {};
 }
 
@@ -236,14 +262,18 @@ Result<Workload> parse_workload(std::string_view text, std::string_view origin) 
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::usage, fmt::format("{}:{}: malformed YAML: {}", origin, e.mark.line + 1, e.msg));
+    return fail(ErrorCode::usage,
+                fmt::format("{}:{}: malformed YAML: {}", origin, e.mark.line + 1, e.msg));
   }
-  if (!root.IsMap()) return fail(ErrorCode::usage, fmt::format("{}: expected a service or pipeline (a YAML map)", origin));
+  if (!root.IsMap())
+    return fail(ErrorCode::usage,
+                fmt::format("{}: expected a service or pipeline (a YAML map)", origin));
   try {
     Workload wl;
     wl.kind = root["kind"] ? root["kind"].Scalar() : "Service";
     if (wl.kind != "Pipeline" && wl.kind != "Service")
-      return fail(ErrorCode::usage, fmt::format("{}: kind '{}' is neither Pipeline nor Service", c.where(root["kind"], "kind"), wl.kind));
+      return fail(ErrorCode::usage, fmt::format("{}: kind '{}' is neither Pipeline nor Service",
+                                                c.where(root["kind"], "kind"), wl.kind));
     if (root["name"]) {
       GEDGE_TRY_ASSIGN(wl.name, string_at(c, root["name"], "name"));
     }
@@ -253,8 +283,10 @@ Result<Workload> parse_workload(std::string_view text, std::string_view origin) 
     if (wl.kind == "Pipeline") {
       const YAML::Node& st = root["stages"];
       if (!st || !st.IsSequence() || st.size() == 0)
-        return fail(ErrorCode::usage, fmt::format("{}: a pipeline needs a non-empty 'stages' list", origin));
-      if (st.size() > 64) return fail(ErrorCode::usage, fmt::format("{}: more than 64 stages", origin));
+        return fail(ErrorCode::usage,
+                    fmt::format("{}: a pipeline needs a non-empty 'stages' list", origin));
+      if (st.size() > 64)
+        return fail(ErrorCode::usage, fmt::format("{}: more than 64 stages", origin));
       for (std::size_t i = 0; i < st.size(); ++i) {
         GEDGE_TRY_ASSIGN(auto stage, stage_at(c, st[i], fmt::format("stages[{}]", i), true));
         wl.stages.push_back(std::move(stage));
@@ -280,10 +312,12 @@ Result<Workload> workload_from(const manifest::Input& in) {
   if (ws.empty()) {
     std::string kinds;
     for (const auto& o : in.objects) kinds += (kinds.empty() ? "" : ", ") + o.kind + "/" + o.name;
-    return fail(ErrorCode::usage, fmt::format("{}: no workload to place (found {})", in.path, kinds),
+    return fail(ErrorCode::usage,
+                fmt::format("{}: no workload to place (found {})", in.path, kinds),
                 "placement needs a Pod, Deployment, StatefulSet, DaemonSet or Job");
   }
-  if (ws.size() > 64) return fail(ErrorCode::usage, fmt::format("{}: more than 64 workloads", in.path));
+  if (ws.size() > 64)
+    return fail(ErrorCode::usage, fmt::format("{}: more than 64 workloads", in.path));
   Workload wl;
   wl.kind = ws.size() > 1 ? "Pipeline" : "Service";
   for (const auto* w : ws) {
@@ -302,7 +336,9 @@ Result<Workload> workload_from(const manifest::Input& in) {
   wl.name = ws.size() == 1 ? ws[0]->name : std::filesystem::path(in.path).filename().string();
   if (wl.name.empty()) wl.name = ws[0]->name;
   auto r = resolve(wl);
-  if (!r) return fail(ErrorCode::usage, fmt::format("{}: {}", in.path, r.error().message), r.error().hint);
+  if (!r)
+    return fail(ErrorCode::usage, fmt::format("{}: {}", in.path, r.error().message),
+                r.error().hint);
   return wl;
 }
 

@@ -28,22 +28,26 @@ std::string key(std::string_view a, std::string_view b) {
 
 Result<double> number_in(const json& v, const std::string& path, bool allow_zero = true) {
   if (!v.is_number())
-    return fail(ErrorCode::usage, fmt::format("{}: expected a number, got {}", path, v.type_name()));
+    return fail(ErrorCode::usage,
+                fmt::format("{}: expected a number, got {}", path, v.type_name()));
   double d = v.get<double>();
   if (!std::isfinite(d) || std::fabs(d) > kHuge)
     return fail(ErrorCode::usage, fmt::format("{}: number out of range ({})", path, v.dump()),
                 "numbers must be finite and at most 1e12");
   if (d < 0 || (!allow_zero && d == 0))
-    return fail(ErrorCode::usage,
-                fmt::format("{}: must be {} (got {})", path, allow_zero ? "non-negative" : "positive", v.dump()));
+    return fail(ErrorCode::usage, fmt::format("{}: must be {} (got {})", path,
+                                              allow_zero ? "non-negative" : "positive", v.dump()));
   return d;
 }
 
-Result<void> only_fields(const json& obj, const std::string& path, std::initializer_list<const char*> allowed) {
+Result<void> only_fields(const json& obj, const std::string& path,
+                         std::initializer_list<const char*> allowed) {
   if (!obj.is_object())
-    return fail(ErrorCode::usage, fmt::format("{}: expected an object, got {}", path, obj.type_name()));
+    return fail(ErrorCode::usage,
+                fmt::format("{}: expected an object, got {}", path, obj.type_name()));
   for (auto it = obj.begin(); it != obj.end(); ++it) {
-    bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return it.key() == a; });
+    bool ok =
+        std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return it.key() == a; });
     if (!ok) {
       std::string list;
       for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
@@ -54,7 +58,8 @@ Result<void> only_fields(const json& obj, const std::string& path, std::initiali
   return {};
 }
 
-Result<std::string> string_in(const json& obj, const char* field, const std::string& path, bool required) {
+Result<std::string> string_in(const json& obj, const char* field, const std::string& path,
+                              bool required) {
   if (!obj.contains(field)) {
     if (required) return fail(ErrorCode::usage, fmt::format("{}: missing field '{}'", path, field));
     return std::string{};
@@ -84,21 +89,25 @@ Result<LinkTable> links_in(const json& v, const std::string& path, const char* u
   GEDGE_TRY(only_fields(v, path, {"intra_cluster", "links"}));
   LinkTable t;
   if (v.contains("intra_cluster")) {
-    GEDGE_TRY_ASSIGN(t.intra_cluster,
-                     number_in(v.at("intra_cluster"), path + ".intra_cluster", std::string_view(unit) == "ms"));
+    GEDGE_TRY_ASSIGN(t.intra_cluster, number_in(v.at("intra_cluster"), path + ".intra_cluster",
+                                                std::string_view(unit) == "ms"));
   }
   if (v.contains("links")) {
     const json& arr = v.at("links");
-    if (!arr.is_array()) return fail(ErrorCode::usage, fmt::format("{}.links: expected an array", path));
+    if (!arr.is_array())
+      return fail(ErrorCode::usage, fmt::format("{}.links: expected an array", path));
     for (std::size_t i = 0; i < arr.size(); ++i) {
       std::string p = fmt::format("{}.links[{}]", path, i);
       GEDGE_TRY(only_fields(arr[i], p, {"a", "b", unit}));
       Link l;
       GEDGE_TRY_ASSIGN(l.a, string_in(arr[i], "a", p, true));
       GEDGE_TRY_ASSIGN(l.b, string_in(arr[i], "b", p, true));
-      if (!arr[i].contains(unit)) return fail(ErrorCode::usage, fmt::format("{}: missing field '{}'", p, unit));
-      GEDGE_TRY_ASSIGN(l.value, number_in(arr[i].at(unit), p + "." + unit, std::string_view(unit) == "ms"));
-      if (l.a == l.b) return fail(ErrorCode::usage, fmt::format("{}: a link from '{}' to itself", p, l.a));
+      if (!arr[i].contains(unit))
+        return fail(ErrorCode::usage, fmt::format("{}: missing field '{}'", p, unit));
+      GEDGE_TRY_ASSIGN(l.value,
+                       number_in(arr[i].at(unit), p + "." + unit, std::string_view(unit) == "ms"));
+      if (l.a == l.b)
+        return fail(ErrorCode::usage, fmt::format("{}: a link from '{}' to itself", p, l.a));
       t.links.push_back(std::move(l));
     }
   }
@@ -142,9 +151,13 @@ std::string_view cluster_of(std::string_view e) {
 
 }  // namespace
 
-Result<double> parse_cpu(const json& v) { return parse_cpu_quantity(v, "cpu"); }
+Result<double> parse_cpu(const json& v) {
+  return parse_cpu_quantity(v, "cpu");
+}
 
-Result<double> parse_memory(const json& v) { return parse_memory_quantity(v, "memory"); }
+Result<double> parse_memory(const json& v) {
+  return parse_memory_quantity(v, "memory");
+}
 
 void finalize(World& w) {
   std::sort(w.clusters.begin(), w.clusters.end(), [](auto& a, auto& b) { return a.name < b.name; });
@@ -159,16 +172,21 @@ void finalize(World& w) {
     for (std::size_t b = 0; b < C; ++b) {
       if (a == b) {
         if (w.latency.intra_cluster) w.cluster_latency[a * C + b] = *w.latency.intra_cluster;
-        if (w.bandwidth && w.bandwidth->intra_cluster) w.cluster_bandwidth[a * C + b] = *w.bandwidth->intra_cluster;
+        if (w.bandwidth && w.bandwidth->intra_cluster)
+          w.cluster_bandwidth[a * C + b] = *w.bandwidth->intra_cluster;
         continue;
       }
-      if (auto l = lookup(w.latency, w.clusters[a].name, w.clusters[b].name)) w.cluster_latency[a * C + b] = *l;
+      if (auto l = lookup(w.latency, w.clusters[a].name, w.clusters[b].name))
+        w.cluster_latency[a * C + b] = *l;
       if (w.bandwidth)
-        if (auto l = lookup(*w.bandwidth, w.clusters[a].name, w.clusters[b].name)) w.cluster_bandwidth[a * C + b] = *l;
+        if (auto l = lookup(*w.bandwidth, w.clusters[a].name, w.clusters[b].name))
+          w.cluster_bandwidth[a * C + b] = *l;
     }
   std::set<std::string> clusters;
   for (const auto& c : w.clusters) clusters.insert(c.name);
-  auto is_place = [&](const std::string& e) { return e.find('/') != std::string::npos || clusters.contains(e); };
+  auto is_place = [&](const std::string& e) {
+    return e.find('/') != std::string::npos || clusters.contains(e);
+  };
   w.node_endpoints.clear();
   auto mark = [&](const LinkTable& t) {
     for (const auto& l : t.links) {
@@ -199,22 +217,26 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
     Cluster c;
     GEDGE_TRY_ASSIGN(c.name, string_in(cs[i], "name", p, true));
     if (c.name.find('/') != std::string::npos)
-      return fail(ErrorCode::usage, fmt::format("{}.name: '/' is not allowed in a cluster name", p));
+      return fail(ErrorCode::usage,
+                  fmt::format("{}.name: '/' is not allowed in a cluster name", p));
     if (!cluster_names.insert(c.name).second)
       return fail(ErrorCode::usage, fmt::format("{}.name: duplicate cluster '{}'", p, c.name));
     GEDGE_TRY_ASSIGN(c.tier, string_in(cs[i], "tier", p, false));
     if (!c.tier.empty() && c.tier != "local" && c.tier != "neighbor" && c.tier != "cloud")
-      return fail(ErrorCode::usage, fmt::format("{}.tier: '{}' is not local, neighbor or cloud", p, c.tier));
+      return fail(ErrorCode::usage,
+                  fmt::format("{}.tier: '{}' is not local, neighbor or cloud", p, c.tier));
     if (!cs[i].contains("nodes") || !cs[i].at("nodes").is_array())
       return fail(ErrorCode::usage, fmt::format("{}: 'nodes' must be an array", p));
     const json& ns = cs[i].at("nodes");
     for (std::size_t k = 0; k < ns.size(); ++k) {
       std::string np = fmt::format("{}.nodes[{}]", p, k);
-      GEDGE_TRY(only_fields(ns[k], np, {"name", "ready", "labels", "taints", "capacity", "allocated"}));
+      GEDGE_TRY(
+          only_fields(ns[k], np, {"name", "ready", "labels", "taints", "capacity", "allocated"}));
       Node n;
       GEDGE_TRY_ASSIGN(n.name, string_in(ns[k], "name", np, true));
       if (n.name.find('/') != std::string::npos)
-        return fail(ErrorCode::usage, fmt::format("{}.name: '/' is not allowed in a node name", np));
+        return fail(ErrorCode::usage,
+                    fmt::format("{}.name: '/' is not allowed in a node name", np));
       if (!node_ids.insert(c.name + "/" + n.name).second)
         return fail(ErrorCode::usage, fmt::format("{}.name: duplicate node '{}'", np, n.name));
       if (ns[k].contains("ready")) {
@@ -224,29 +246,36 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
       }
       if (ns[k].contains("labels")) {
         const json& ls = ns[k].at("labels");
-        if (!ls.is_object()) return fail(ErrorCode::usage, fmt::format("{}.labels: expected an object", np));
+        if (!ls.is_object())
+          return fail(ErrorCode::usage, fmt::format("{}.labels: expected an object", np));
         for (auto it = ls.begin(); it != ls.end(); ++it) {
           if (!it.value().is_string())
-            return fail(ErrorCode::usage, fmt::format("{}.labels.{}: expected a string", np, it.key()));
+            return fail(ErrorCode::usage,
+                        fmt::format("{}.labels.{}: expected a string", np, it.key()));
           n.labels[it.key()] = it.value().get<std::string>();
         }
       }
       if (ns[k].contains("taints")) {
         const json& ts = ns[k].at("taints");
-        if (!ts.is_array()) return fail(ErrorCode::usage, fmt::format("{}.taints: expected an array", np));
+        if (!ts.is_array())
+          return fail(ErrorCode::usage, fmt::format("{}.taints: expected an array", np));
         for (std::size_t t = 0; t < ts.size(); ++t) {
           std::string tp = fmt::format("{}.taints[{}]", np, t);
           GEDGE_TRY(only_fields(ts[t], tp, {"key", "value", "effect"}));
           Taint taint;
           GEDGE_TRY_ASSIGN(taint.key, string_in(ts[t], "key", tp, true));
           if (ts[t].contains("value")) {
-            if (!ts[t].at("value").is_string()) return fail(ErrorCode::usage, fmt::format("{}.value: expected a string", tp));
+            if (!ts[t].at("value").is_string())
+              return fail(ErrorCode::usage, fmt::format("{}.value: expected a string", tp));
             taint.value = ts[t].at("value").get<std::string>();
           }
           GEDGE_TRY_ASSIGN(taint.effect, string_in(ts[t], "effect", tp, true));
-          if (taint.effect != "NoSchedule" && taint.effect != "PreferNoSchedule" && taint.effect != "NoExecute")
-            return fail(ErrorCode::usage, fmt::format("{}.effect: '{}' is not NoSchedule, PreferNoSchedule or NoExecute",
-                                                      tp, taint.effect));
+          if (taint.effect != "NoSchedule" && taint.effect != "PreferNoSchedule" &&
+              taint.effect != "NoExecute")
+            return fail(
+                ErrorCode::usage,
+                fmt::format("{}.effect: '{}' is not NoSchedule, PreferNoSchedule or NoExecute", tp,
+                            taint.effect));
           n.taints.push_back(std::move(taint));
         }
       }
@@ -265,14 +294,16 @@ Result<World> parse_state(std::string_view text, std::string_view origin) {
                 "give at least {\"intra_cluster\": MS, \"links\": [...]}");
   GEDGE_TRY_ASSIGN(w.latency, links_in(j.at("latency_ms"), root + ": latency_ms", "ms"));
   if (j.contains("bandwidth_mbps")) {
-    GEDGE_TRY_ASSIGN(w.bandwidth, links_in(j.at("bandwidth_mbps"), root + ": bandwidth_mbps", "mbps"));
+    GEDGE_TRY_ASSIGN(w.bandwidth,
+                     links_in(j.at("bandwidth_mbps"), root + ": bandwidth_mbps", "mbps"));
   }
   // A "c/n" endpoint must name a known node ("c" alone may be a cluster or a device).
   auto check = [&](const LinkTable& t, const char* what) -> Result<void> {
     for (std::size_t i = 0; i < t.links.size(); ++i)
       for (const auto& e : {t.links[i].a, t.links[i].b})
         if (e.find('/') != std::string::npos && !node_ids.contains(e))
-          return fail(ErrorCode::usage, fmt::format("{}: {}.links[{}]: unknown node '{}'", root, what, i, e),
+          return fail(ErrorCode::usage,
+                      fmt::format("{}: {}.links[{}]: unknown node '{}'", root, what, i, e),
                       "a link endpoint is a device, a cluster, or cluster/node");
     return {};
   };

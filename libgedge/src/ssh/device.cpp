@@ -41,7 +41,9 @@ nlohmann::json device_json(const SqlRow& r) {
     jump = {{"host", j.value("host", "")},
             {"port", j.value("port", 22)},
             {"user", j.value("user", "")},
-            {"host_key", {{"type", j["host_key"].value("type", "")}, {"fingerprint", j["host_key"].value("fingerprint", "")}}}};
+            {"host_key",
+             {{"type", j["host_key"].value("type", "")},
+              {"fingerprint", j["host_key"].value("fingerprint", "")}}}};
   return nlohmann::json{
       {"name", r["name"]},
       {"host", r["host"]},
@@ -66,7 +68,8 @@ nlohmann::json device_json(const SqlRow& r) {
 }
 
 Result<SqlRow> load_device(Inventory& inv, std::string_view name) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM devices WHERE name = ?", {std::string(name)}));
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv.query("SELECT * FROM devices WHERE name = ?", {std::string(name)}));
   if (rows.empty())
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", name),
                 "list registered devices with 'gedge device ls'");
@@ -82,7 +85,9 @@ SshTarget target_of(const SqlRow& r) {
   t.identity = r["identity"].is_string() ? r["identity"].get<std::string>() : "";
   t.host_key.type = r["host_key_type"].is_string() ? r["host_key_type"].get<std::string>() : "";
   t.host_key.fingerprint = r["host_key_fp"].is_string() ? r["host_key_fp"].get<std::string>() : "";
-  auto str = [&](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : std::string(); };
+  auto str = [&](const char* k) {
+    return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : std::string();
+  };
   t.certificate = str("certificate");
   t.identity_agent = str("identity_agent");
   t.auth = str("auth");
@@ -103,7 +108,9 @@ SshTarget target_of(const SqlRow& r) {
   return t;
 }
 
-std::string jump_alias(std::string_view device) { return std::string(device) + "/jump"; }
+std::string jump_alias(std::string_view device) {
+  return std::string(device) + "/jump";
+}
 
 std::string legacy_marker(const std::string& host, int port) {
   return (port == 0 || port == 22) ? host : fmt::format("[{}]:{}", host, port);
@@ -140,9 +147,11 @@ Result<void> validate(const DeviceAddRequest& req) {
                 "use letters, digits, '.', '_' and '-', starting with a letter or digit");
   if (req.host.empty()) return fail(ErrorCode::usage, "invalid --host ''");
   GEDGE_TRY(parse_address(req.host, "--host"));
-  if (req.port < 0 || req.port > 65535) return fail(ErrorCode::usage, fmt::format("invalid --port {}", req.port));
+  if (req.port < 0 || req.port > 65535)
+    return fail(ErrorCode::usage, fmt::format("invalid --port {}", req.port));
   if (!req.tier.empty() && req.tier != "local" && req.tier != "neighbor" && req.tier != "cloud")
-    return fail(ErrorCode::usage, fmt::format("invalid --tier '{}'", req.tier), "use local, neighbor or cloud");
+    return fail(ErrorCode::usage, fmt::format("invalid --tier '{}'", req.tier),
+                "use local, neighbor or cloud");
   if (!req.host_key.empty() && req.host_key.rfind("SHA256:", 0) != 0)
     return fail(ErrorCode::usage, fmt::format("invalid --host-key '{}'", req.host_key),
                 "give the SHA256 fingerprint as printed by 'ssh-keygen -lf', e.g. SHA256:abc...");
@@ -172,11 +181,13 @@ struct AddressPin {
 // An address behind a jump host is another machine than the same address elsewhere: only
 // devices reached through the same jump host (or none) count.
 Result<std::optional<AddressPin>> address_pin(Inventory& inv, const std::string& host, int port,
-                                              const std::string& except, const std::string& jump_host = "") {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host_key_type, host_key_fp, proxy_jump FROM devices WHERE "
-                                        "host = ? AND port = ? AND name <> ? AND host_key_fp IS NOT NULL AND "
-                                        "host_key_fp <> '' ORDER BY name",
-                                        {host, int64_t(port), except}));
+                                              const std::string& except,
+                                              const std::string& jump_host = "") {
+  GEDGE_TRY_ASSIGN(
+      auto rows, inv.query("SELECT name, host_key_type, host_key_fp, proxy_jump FROM devices WHERE "
+                           "host = ? AND port = ? AND name <> ? AND host_key_fp IS NOT NULL AND "
+                           "host_key_fp <> '' ORDER BY name",
+                           {host, int64_t(port), except}));
   for (const auto& r : rows) {
     auto j = parse_json_text(r["proxy_jump"], nullptr);
     if ((j.is_object() ? j.value("host", "") : std::string()) != jump_host) continue;
@@ -194,8 +205,9 @@ Result<std::optional<AddressPin>> address_pin(Inventory& inv, const std::string&
 // each device's HostKeyAlias).
 Result<void> release_known_host(Inventory& inv, const Paths& paths, const SshTarget& at) {
   int port = at.port ? at.port : 22;
-  GEDGE_TRY_ASSIGN(auto left, inv.query("SELECT count(*) AS n FROM devices WHERE host = ? AND port = ?",
-                                        {at.host, int64_t(port)}));
+  GEDGE_TRY_ASSIGN(auto left,
+                   inv.query("SELECT count(*) AS n FROM devices WHERE host = ? AND port = ?",
+                             {at.host, int64_t(port)}));
   if (!left.empty() && left[0]["n"].get<int64_t>() > 0) return {};
   return known_hosts_update(paths.known_hosts, legacy_marker(at.host, port), "");
 }
@@ -204,16 +216,18 @@ Result<void> release_known_host(Inventory& inv, const Paths& paths, const SshTar
 // IdentityAgent, ProxyJump with the jump resolved the same way). Flags win over --host's
 // user@/:port, which win over the ssh config.
 struct Resolved {
-  SshTarget target;     // no host key yet
-  std::string alias;    // --host's host part when ssh config renamed it
+  SshTarget target;   // no host key yet
+  std::string alias;  // --host's host part when ssh config renamed it
 };
 
 Result<Resolved> resolve_target(const DeviceAddRequest& req) {
   GEDGE_TRY_ASSIGN(auto addr, parse_address(req.host, "--host"));
   if (!req.user.empty() && !addr.user.empty() && req.user != addr.user)
-    return fail(ErrorCode::usage, fmt::format("--user {} and --host {} name different users", req.user, req.host));
+    return fail(ErrorCode::usage,
+                fmt::format("--user {} and --host {} name different users", req.user, req.host));
   if (req.port && addr.port && req.port != addr.port)
-    return fail(ErrorCode::usage, fmt::format("--port {} and --host {} name different ports", req.port, req.host));
+    return fail(ErrorCode::usage,
+                fmt::format("--port {} and --host {} name different ports", req.port, req.host));
   std::string user = req.user.empty() ? addr.user : req.user;
   int port = req.port ? req.port : addr.port;
   Resolved out;
@@ -221,7 +235,8 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
   t.name = req.name;
   t.identity = req.identity;
   // A user certificate beside the key (OpenSSH's KEY-cert.pub convention).
-  if (!t.identity.empty() && ::access((t.identity + "-cert.pub").c_str(), R_OK) == 0) t.certificate = t.identity + "-cert.pub";
+  if (!t.identity.empty() && ::access((t.identity + "-cert.pub").c_str(), R_OK) == 0)
+    t.certificate = t.identity + "-cert.pub";
   auto rh = resolve_ssh_host(addr.host, user, port, req.ssh_config);
   if (!rh) {
     // Without an OpenSSH client there is no ssh config to honour: a literal host still works.
@@ -234,8 +249,10 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
     return out;
   }
   if (rh->proxy_command)
-    return fail(ErrorCode::usage, fmt::format("the ssh config gives {} a ProxyCommand, which gedge does not run", addr.host),
-                "use ProxyJump for jump hosts");
+    return fail(
+        ErrorCode::usage,
+        fmt::format("the ssh config gives {} a ProxyCommand, which gedge does not run", addr.host),
+        "use ProxyJump for jump hosts");
   t.host = rh->host;
   t.port = rh->port;
   t.user = rh->user;
@@ -249,13 +266,16 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
   if (!rh->proxy_jump.empty()) {
     if (rh->proxy_jump.find(',') != std::string::npos)
       return fail(ErrorCode::usage,
-                  fmt::format("{} has several ProxyJump hops ({}); gedge supports one", addr.host, rh->proxy_jump),
+                  fmt::format("{} has several ProxyJump hops ({}); gedge supports one", addr.host,
+                              rh->proxy_jump),
                   "jump through one bastion, or register the inner hop as its own device");
     GEDGE_TRY_ASSIGN(auto ja, parse_address(rh->proxy_jump, "ProxyJump"));
     GEDGE_TRY_ASSIGN(auto jr, resolve_ssh_host(ja.host, ja.user, ja.port, req.ssh_config));
     if (!jr.proxy_jump.empty() || jr.proxy_command)
-      return fail(ErrorCode::usage, fmt::format("the jump host {} has its own ProxyJump/ProxyCommand; gedge supports one hop",
-                                                ja.host));
+      return fail(
+          ErrorCode::usage,
+          fmt::format("the jump host {} has its own ProxyJump/ProxyCommand; gedge supports one hop",
+                      ja.host));
     JumpHost j;
     j.host = jr.host;
     j.port = jr.port;
@@ -274,8 +294,9 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
 // Pins the jump host's key: the key a registered device at that address has, the key this
 // device's earlier registration pinned, or one accepted like the device's own (--accept-new,
 // the prompt). Anything else is host_key, with nothing stored.
-Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j, const std::optional<SqlRow>& existing,
-                             const SshOptions& opts, const DeviceAddRequest& req, Reporter& rep) {
+Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
+                             const std::optional<SqlRow>& existing, const SshOptions& opts,
+                             const DeviceAddRequest& req, Reporter& rep) {
   SshTarget jt;
   jt.name = req.name + " (jump host)";
   jt.host = j.host;
@@ -284,49 +305,60 @@ Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j, const std::optio
   auto presented = probe_host_key(jt, opts);
   if (!presented) {
     Error e = presented.error();
-    e.message = fmt::format("jump host {}:{} of device '{}': {}", j.host, j.port, req.name, e.message);
+    e.message =
+        fmt::format("jump host {}:{} of device '{}': {}", j.host, j.port, req.name, e.message);
     return std::unexpected(e);
   }
   auto mismatch = [&](const std::string& whose, const std::string& pinned) {
     return fail(ErrorCode::host_key,
-                fmt::format("host key of jump host {}:{} changed: {} pinned {}, presented {} {}", j.host, j.port, whose,
-                            pinned, presented->type, presented->fingerprint),
-                "if the jump host was reinstalled, verify its new key out of band; otherwise this may be an attack");
+                fmt::format("host key of jump host {}:{} changed: {} pinned {}, presented {} {}",
+                            j.host, j.port, whose, pinned, presented->type, presented->fingerprint),
+                "if the jump host was reinstalled, verify its new key out of band; otherwise this "
+                "may be an attack");
   };
   if (existing) {
     auto old = target_of(*existing);
-    if (old.jump && old.jump->host == j.host && old.jump->port == j.port && !old.jump->host_key.fingerprint.empty()) {
+    if (old.jump && old.jump->host == j.host && old.jump->port == j.port &&
+        !old.jump->host_key.fingerprint.empty()) {
       if (old.jump->host_key.fingerprint != presented->fingerprint)
         return mismatch(fmt::format("device '{}'", req.name), old.jump->host_key.fingerprint);
       return *presented;
     }
   }
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host_key_fp FROM devices WHERE host = ? AND port = ?",
-                                        {j.host, int64_t(j.port)}));
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv.query("SELECT name, host_key_fp FROM devices WHERE host = ? AND port = ?",
+                             {j.host, int64_t(j.port)}));
   for (const auto& r : rows) {
     if (!r["host_key_fp"].is_string()) continue;
     auto fp = r["host_key_fp"].get<std::string>();
-    if (fp != presented->fingerprint) return mismatch(fmt::format("device '{}'", r["name"].get<std::string>()), fp);
-    rep.step(req.name, fmt::format("jump host {} verified as device '{}'", j.host, r["name"].get<std::string>()));
+    if (fp != presented->fingerprint)
+      return mismatch(fmt::format("device '{}'", r["name"].get<std::string>()), fp);
+    rep.step(req.name, fmt::format("jump host {} verified as device '{}'", j.host,
+                                   r["name"].get<std::string>()));
     return *presented;
   }
   if (!req.known_hosts_files.empty()) {
-    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(req.known_hosts_files, known_hosts_names(j.host, j.port), *presented));
+    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(req.known_hosts_files,
+                                                known_hosts_names(j.host, j.port), *presented));
     if (v.kind == KnownHostsVerdict::match) return *presented;
     if (v.kind != KnownHostsVerdict::none)
-      return fail(ErrorCode::host_key,
-                  fmt::format("host key of jump host {}:{} ({} {}) {} {}", j.host, j.port, presented->type,
-                              presented->fingerprint, v.kind == KnownHostsVerdict::revoked ? "is revoked by" : "differs from",
-                              v.where),
-                  "verify the jump host's key out of band; nothing was stored");
+      return fail(
+          ErrorCode::host_key,
+          fmt::format("host key of jump host {}:{} ({} {}) {} {}", j.host, j.port, presented->type,
+                      presented->fingerprint,
+                      v.kind == KnownHostsVerdict::revoked ? "is revoked by" : "differs from",
+                      v.where),
+          "verify the jump host's key out of band; nothing was stored");
   }
   if (req.accept_new || (req.confirm_new_key && req.confirm_new_key(*presented))) return *presented;
-  return fail(ErrorCode::host_key,
-              fmt::format("unknown host key for jump host {}:{}: {} {}", j.host, j.port, presented->type,
-                          presented->fingerprint),
-              fmt::format("register the jump host first (gedge device add NAME --host {} --host-key {}), or pass "
-                          "--accept-new to trust it on first use",
-                          j.host, presented->fingerprint));
+  return fail(
+      ErrorCode::host_key,
+      fmt::format("unknown host key for jump host {}:{}: {} {}", j.host, j.port, presented->type,
+                  presented->fingerprint),
+      fmt::format(
+          "register the jump host first (gedge device add NAME --host {} --host-key {}), or pass "
+          "--accept-new to trust it on first use",
+          j.host, presented->fingerprint));
 }
 
 std::string labels_text(const std::map<std::string, std::string>& labels) {
@@ -337,9 +369,11 @@ std::string labels_text(const std::map<std::string, std::string>& labels) {
 
 }  // namespace
 
-Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const DeviceAddRequest& req, Reporter& rep) {
+Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const DeviceAddRequest& req,
+                                   Reporter& rep) {
   GEDGE_TRY(validate(req));
-  GEDGE_TRY_ASSIGN(auto existing_rows, inv.query("SELECT * FROM devices WHERE name = ?", {req.name}));
+  GEDGE_TRY_ASSIGN(auto existing_rows,
+                   inv.query("SELECT * FROM devices WHERE name = ?", {req.name}));
   std::optional<SqlRow> existing;
   if (!existing_rows.empty()) existing = existing_rows.front();
 
@@ -353,8 +387,10 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   if (existing) {
     auto old = device_json(*existing);
     std::vector<std::string> diffs;
-    if (old["host"] != host) diffs.push_back(fmt::format("host {} -> {}", old["host"].get<std::string>(), host));
-    if (old["port"] != target.port) diffs.push_back(fmt::format("port {} -> {}", old["port"].dump(), target.port));
+    if (old["host"] != host)
+      diffs.push_back(fmt::format("host {} -> {}", old["host"].get<std::string>(), host));
+    if (old["port"] != target.port)
+      diffs.push_back(fmt::format("port {} -> {}", old["port"].dump(), target.port));
     if (user_given && old["user"] != target.user)
       diffs.push_back(fmt::format("user {} -> {}", old["user"].get<std::string>(), target.user));
     if (!req.labels.empty() && old["labels"] != nlohmann::json::parse(labels_text(req.labels)))
@@ -362,19 +398,22 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     if (!req.tier.empty() && old["tier"] != req.tier) diffs.push_back("tier");
     if (!req.site.empty() && old["site"] != req.site) diffs.push_back("site");
     if (!req.identity.empty() && old["identity"] != req.identity) diffs.push_back("identity");
-    if (!req.host_key.empty() && old["host_key"]["fingerprint"] != req.host_key) diffs.push_back("host key");
+    if (!req.host_key.empty() && old["host_key"]["fingerprint"] != req.host_key)
+      diffs.push_back("host key");
     same_address = old["host"] == host && old["port"] == target.port;
     if (!diffs.empty() && !req.force) {
       std::string what;
       for (size_t i = 0; i < diffs.size(); ++i) what += (i ? ", " : "") + diffs[i];
       return fail(ErrorCode::conflict,
-                  fmt::format("device '{}' is already registered with different values ({})", req.name, what),
+                  fmt::format("device '{}' is already registered with different values ({})",
+                              req.name, what),
                   "pass --force to replace the registration, or choose another name");
     }
     if (same_address) {
       // Re-add: the pinned key must still match (a changed key needs `device rekey`).
       if (!user_given) target.user = old["user"].get<std::string>();
-      if (req.identity.empty() && old["identity"].is_string()) target.identity = old["identity"].get<std::string>();
+      if (req.identity.empty() && old["identity"].is_string())
+        target.identity = old["identity"].get<std::string>();
       if (req.host_key.empty()) target.host_key = target_of(*existing).host_key;
     }
   }
@@ -386,11 +425,14 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
                                          target.jump ? target.jump->host : std::string()));
   if (pin) {
     if (!req.host_key.empty() && req.host_key != pin->key.fingerprint)
-      return fail(ErrorCode::host_key,
-                  fmt::format("{}:{} is pinned with host key {} by device '{}'; --host-key {} differs", host,
-                              target.port ? target.port : 22, pin->key.fingerprint, pin->device, req.host_key),
-                  fmt::format("if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
-                              pin->device));
+      return fail(
+          ErrorCode::host_key,
+          fmt::format("{}:{} is pinned with host key {} by device '{}'; --host-key {} differs",
+                      host, target.port ? target.port : 22, pin->key.fingerprint, pin->device,
+                      req.host_key),
+          fmt::format(
+              "if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
+              pin->device));
     if (target.host_key.fingerprint.empty()) target.host_key = pin->key;
   }
 
@@ -399,30 +441,37 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   opts.confirm_new_key = req.confirm_new_key;
   auto pinned_by_flag = !req.host_key.empty();
   if (target.jump) {
-    GEDGE_TRY_ASSIGN(target.jump->host_key, pin_jump_key(inv, *target.jump, existing, opts, req, rep));
-    rep.step(req.name, fmt::format("through jump host {}@{}:{} ({})", target.jump->user, target.jump->host,
-                                   target.jump->port, target.jump->host_key.fingerprint));
+    GEDGE_TRY_ASSIGN(target.jump->host_key,
+                     pin_jump_key(inv, *target.jump, existing, opts, req, rep));
+    rep.step(req.name,
+             fmt::format("through jump host {}@{}:{} ({})", target.jump->user, target.jump->host,
+                         target.jump->port, target.jump->host_key.fingerprint));
   }
 
   // Keys from known_hosts files the operator already has: a matching line pins the key, a line
   // with another key (or @revoked) refuses the device before anything is stored.
   if (!req.known_hosts_files.empty() && target.host_key.fingerprint.empty()) {
     GEDGE_TRY_ASSIGN(auto presented, probe_host_key(target, opts));
-    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(req.known_hosts_files, known_hosts_names(host, target.port, resolved.alias),
-                                                presented));
+    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(
+                                 req.known_hosts_files,
+                                 known_hosts_names(host, target.port, resolved.alias), presented));
     if (v.kind == KnownHostsVerdict::match) {
       target.host_key = presented;
       rep.step(req.name, fmt::format("host key {} found in {}", presented.fingerprint, v.where));
     } else if (v.kind == KnownHostsVerdict::mismatch) {
-      return fail(ErrorCode::host_key,
-                  fmt::format("host key of device '{}' ({}:{}) is {} {}, but {} lists a different {} key for it", req.name,
-                              host, target.port, presented.type, presented.fingerprint, v.where, v.listed_type),
-                  "if the device was reinstalled, update the known_hosts file; otherwise this may be an attack (nothing "
-                  "was stored)");
+      return fail(
+          ErrorCode::host_key,
+          fmt::format(
+              "host key of device '{}' ({}:{}) is {} {}, but {} lists a different {} key for it",
+              req.name, host, target.port, presented.type, presented.fingerprint, v.where,
+              v.listed_type),
+          "if the device was reinstalled, update the known_hosts file; otherwise this may be an "
+          "attack (nothing "
+          "was stored)");
     } else if (v.kind == KnownHostsVerdict::revoked) {
       return fail(ErrorCode::host_key,
-                  fmt::format("host key of device '{}' ({} {}) is revoked by {}", req.name, presented.type,
-                              presented.fingerprint, v.where),
+                  fmt::format("host key of device '{}' ({} {}) is revoked by {}", req.name,
+                              presented.type, presented.fingerprint, v.where),
                   "nothing was stored");
     }
   }
@@ -431,17 +480,21 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     auto s = SshSession::connect(target, o);
     if (!s && pin && !pinned_by_flag && s.error().code == ErrorCode::host_key) {
       Error e = s.error();
-      e.message = fmt::format("{}:{} is pinned by device '{}': {}", host, target.port ? target.port : 22,
-                              pin->device, e.message);
-      e.hint = fmt::format("a new name does not make a different key trusted; if the machine was reinstalled, "
-                           "verify its new key and run 'gedge device rekey {}'",
-                           pin->device);
+      e.message = fmt::format("{}:{} is pinned by device '{}': {}", host,
+                              target.port ? target.port : 22, pin->device, e.message);
+      e.hint = fmt::format(
+          "a new name does not make a different key trusted; if the machine was reinstalled, "
+          "verify its new key and run 'gedge device rekey {}'",
+          pin->device);
       return std::unexpected(e);
     }
     if (!s && pinned_by_flag && s.error().code == ErrorCode::host_key) {
       Error e = s.error();
-      e.message = fmt::format("host key of {}:{} does not match --host-key: {}", host, target.port, e.message);
-      e.hint = "check the fingerprint you were given (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the device)";
+      e.message = fmt::format("host key of {}:{} does not match --host-key: {}", host, target.port,
+                              e.message);
+      e.hint =
+          "check the fingerprint you were given (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the "
+          "device)";
       return std::unexpected(e);
     }
     return s;
@@ -458,10 +511,11 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     std::string line = key.public_line;
     std::string b64 = line.substr(line.find(' ') + 1);
     b64 = b64.substr(0, b64.find(' '));
-    GEDGE_TRY_ASSIGN(auto r, boot->exec({"sh", "-c", kInstallKeyScript, "gedge-bootstrap", line, b64}));
+    GEDGE_TRY_ASSIGN(auto r,
+                     boot->exec({"sh", "-c", kInstallKeyScript, "gedge-bootstrap", line, b64}));
     if (r.exit_code != 0)
-      return fail(ErrorCode::failure,
-                  fmt::format("device '{}': cannot install gedge's key: {}", req.name, r.err.empty() ? r.out : r.err));
+      return fail(ErrorCode::failure, fmt::format("device '{}': cannot install gedge's key: {}",
+                                                  req.name, r.err.empty() ? r.out : r.err));
     result.bootstrapped = r.out.find("added") != std::string::npos;
     rep.step(req.name, result.bootstrapped ? "gedge's key installed in ~/.ssh/authorized_keys"
                                            : "gedge's key already authorized");
@@ -475,7 +529,8 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
     auto proved = SshSession::connect(kt, ko);
     if (!proved) {
       Error e = proved.error();
-      e.message = fmt::format("device '{}': key login failed after installing gedge's key: {}", req.name, e.message);
+      e.message = fmt::format("device '{}': key login failed after installing gedge's key: {}",
+                              req.name, e.message);
       e.hint = "check sshd's PubkeyAuthentication and AuthorizedKeysFile settings on the device";
       return std::unexpected(e);
     }
@@ -489,7 +544,8 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   GEDGE_TRY_ASSIGN(auto fr, sess->exec({"sh", "-c", facts_script()}));
   auto facts = parse_facts(fr.out);
   if (!facts.value("complete", false))
-    return fail(ErrorCode::failure, fmt::format("device '{}': facts script failed: {}", req.name, fr.err));
+    return fail(ErrorCode::failure,
+                fmt::format("device '{}': facts script failed: {}", req.name, fr.err));
   std::string token = facts.value("token", "");
   nlohmann::json topo = facts["topology_xml"];
   facts.erase("token");
@@ -502,13 +558,18 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   bool issue = token.empty();
   if (!token.empty()) {
     token_hash = sha256_hex(token);
-    GEDGE_TRY_ASSIGN(auto others, inv.query("SELECT name FROM devices WHERE token_hash = ? AND name <> ?", {token_hash, req.name}));
+    GEDGE_TRY_ASSIGN(auto others,
+                     inv.query("SELECT name FROM devices WHERE token_hash = ? AND name <> ?",
+                               {token_hash, req.name}));
     if (!others.empty()) {
       if (!req.force)
-        return fail(ErrorCode::conflict,
-                    fmt::format("the machine at {} is already registered as device '{}' (its device token says so)",
-                                host, others.front()["name"].get<std::string>()),
-                    "pass --force to register it under this name too (the old entry will fail 'device check')");
+        return fail(
+            ErrorCode::conflict,
+            fmt::format(
+                "the machine at {} is already registered as device '{}' (its device token says so)",
+                host, others.front()["name"].get<std::string>()),
+            "pass --force to register it under this name too (the old entry will fail 'device "
+            "check')");
       issue = true;  // --force: this name takes the machine over
     }
   }
@@ -534,7 +595,8 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   if (auth == "password" || auth.empty()) auth = "gedge_key";
   sess.reset();
   SqlValue alias_v = resolved.alias.empty() ? SqlValue(nullptr) : SqlValue(resolved.alias);
-  SqlValue agent_v = target.identity_agent.empty() ? SqlValue(nullptr) : SqlValue(target.identity_agent);
+  SqlValue agent_v =
+      target.identity_agent.empty() ? SqlValue(nullptr) : SqlValue(target.identity_agent);
   SqlValue cert_v = target.certificate.empty() ? SqlValue(nullptr) : SqlValue(target.certificate);
   SqlValue jump_v = nullptr;
   if (target.jump) {
@@ -544,7 +606,9 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
                             {"user", j.user},
                             {"identity", j.identity},
                             {"host_key",
-                             {{"type", j.host_key.type}, {"fingerprint", j.host_key.fingerprint}, {"public_key", j.host_key.public_key}}}}
+                             {{"type", j.host_key.type},
+                              {"fingerprint", j.host_key.fingerprint},
+                              {"public_key", j.host_key.public_key}}}}
                  .dump();
   }
 
@@ -557,62 +621,114 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   bool changed = true;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     // The port may come from ssh_config, and another process may have pinned the address meanwhile.
-    GEDGE_TRY_ASSIGN(auto now_pin, address_pin(db, host, port, req.name, target.jump ? target.jump->host : std::string()));
+    GEDGE_TRY_ASSIGN(auto now_pin, address_pin(db, host, port, req.name,
+                                               target.jump ? target.jump->host : std::string()));
     if (now_pin && now_pin->key.fingerprint != hk.fingerprint)
-      return fail(ErrorCode::host_key,
-                  fmt::format("{}:{} is pinned with host key {} by device '{}'; the device presented {}", host,
-                              port, now_pin->key.fingerprint, now_pin->device, hk.fingerprint),
-                  fmt::format("if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
-                              now_pin->device));
+      return fail(
+          ErrorCode::host_key,
+          fmt::format("{}:{} is pinned with host key {} by device '{}'; the device presented {}",
+                      host, port, now_pin->key.fingerprint, now_pin->device, hk.fingerprint),
+          fmt::format(
+              "if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
+              now_pin->device));
     GEDGE_TRY_ASSIGN(auto cur, db.query("SELECT * FROM devices WHERE name = ?", {req.name}));
     if (!cur.empty()) {
       auto& c = cur.front();
       bool identical = c["host"] == host && c["port"] == port && c["user"] == user &&
                        c["host_key_fp"] == hk.fingerprint && c["token_hash"] == token_hash &&
-                       (req.labels.empty() || parse_json_text(c["labels"], {}) == nlohmann::json::parse(labels)) &&
-                       (req.tier.empty() || c["tier"] == req.tier) && (req.site.empty() || c["site"] == req.site) &&
+                       (req.labels.empty() ||
+                        parse_json_text(c["labels"], {}) == nlohmann::json::parse(labels)) &&
+                       (req.tier.empty() || c["tier"] == req.tier) &&
+                       (req.site.empty() || c["site"] == req.site) &&
                        (!req.groups || c["groups"] == groups_text);
       if (!identical && !req.force && !existing)
-        return fail(ErrorCode::conflict,
-                    fmt::format("device '{}' was registered by another gedge process meanwhile", req.name),
-                    "run 'gedge device show " + req.name + "' and add again with --force if needed");
+        return fail(
+            ErrorCode::conflict,
+            fmt::format("device '{}' was registered by another gedge process meanwhile", req.name),
+            "run 'gedge device show " + req.name + "' and add again with --force if needed");
       changed = !identical;
       std::string lab = req.labels.empty() ? c["labels"].get<std::string>() : labels;
-      SqlValue tier = req.tier.empty() ? (c["tier"].is_string() ? SqlValue(c["tier"].get<std::string>()) : SqlValue(nullptr))
-                                       : SqlValue(req.tier);
-      SqlValue site = req.site.empty() ? (c["site"].is_string() ? SqlValue(c["site"].get<std::string>()) : SqlValue(nullptr))
-                                       : SqlValue(req.site);
+      SqlValue tier =
+          req.tier.empty()
+              ? (c["tier"].is_string() ? SqlValue(c["tier"].get<std::string>()) : SqlValue(nullptr))
+              : SqlValue(req.tier);
+      SqlValue site =
+          req.site.empty()
+              ? (c["site"].is_string() ? SqlValue(c["site"].get<std::string>()) : SqlValue(nullptr))
+              : SqlValue(req.site);
       GEDGE_TRY(db.exec(
-          "UPDATE devices SET host=?, port=?, user=?, identity=?, tier=?, site=?, labels=?, host_key_type=?, "
-          "host_key_fp=?, token_hash=?, facts=?, topology_xml=?, status='ok', last_seen=?, rtt_ms=?, updated_at=?, "
+          "UPDATE devices SET host=?, port=?, user=?, identity=?, tier=?, site=?, labels=?, "
+          "host_key_type=?, "
+          "host_key_fp=?, token_hash=?, facts=?, topology_xml=?, status='ok', last_seen=?, "
+          "rtt_ms=?, updated_at=?, "
           "alias=?, certificate=?, identity_agent=?, auth=?, proxy_jump=?, groups=? WHERE name=?",
-          {host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity), tier, site, lab,
-           hk.type, hk.fingerprint, token_hash, facts_text,
-           topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, alias_v, cert_v, agent_v,
-           auth, jump_v, req.groups ? groups_text : c["groups"].get<std::string>(), req.name}));
+          {host,
+           int64_t(port),
+           user,
+           identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
+           tier,
+           site,
+           lab,
+           hk.type,
+           hk.fingerprint,
+           token_hash,
+           facts_text,
+           topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()),
+           now,
+           rtt,
+           now,
+           alias_v,
+           cert_v,
+           agent_v,
+           auth,
+           jump_v,
+           req.groups ? groups_text : c["groups"].get<std::string>(),
+           req.name}));
       return {};
     }
-    GEDGE_TRY(db.exec(
-        "INSERT INTO devices (name, host, port, user, identity, tier, site, labels, host_key_type, host_key_fp, "
-        "token_hash, facts, topology_xml, status, last_seen, rtt_ms, created_at, updated_at, alias, certificate, "
-        "identity_agent, auth, proxy_jump, groups) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'ok',?,?,?,?,?,?,?,?,?,?)",
-        {req.name, host, int64_t(port), user, identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
-         req.tier.empty() ? SqlValue(nullptr) : SqlValue(req.tier), req.site.empty() ? SqlValue(nullptr) : SqlValue(req.site),
-         labels, hk.type, hk.fingerprint, token_hash, facts_text,
-         topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()), now, rtt, now, now, alias_v, cert_v,
-         agent_v, auth, jump_v, req.groups ? groups_text : std::string("[]")}));
+    GEDGE_TRY(
+        db.exec("INSERT INTO devices (name, host, port, user, identity, tier, site, labels, "
+                "host_key_type, host_key_fp, "
+                "token_hash, facts, topology_xml, status, last_seen, rtt_ms, created_at, "
+                "updated_at, alias, certificate, "
+                "identity_agent, auth, proxy_jump, groups) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'ok',?,?,?,?,?,?,?,?,?,?)",
+                {req.name,
+                 host,
+                 int64_t(port),
+                 user,
+                 identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
+                 req.tier.empty() ? SqlValue(nullptr) : SqlValue(req.tier),
+                 req.site.empty() ? SqlValue(nullptr) : SqlValue(req.site),
+                 labels,
+                 hk.type,
+                 hk.fingerprint,
+                 token_hash,
+                 facts_text,
+                 topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()),
+                 now,
+                 rtt,
+                 now,
+                 now,
+                 alias_v,
+                 cert_v,
+                 agent_v,
+                 auth,
+                 jump_v,
+                 req.groups ? groups_text : std::string("[]")}));
     return {};
   }));
   if (result.token_issued || result.bootstrapped) changed = true;
   // Every OpenSSH call (Ansible, cluster export, the jump) looks keys up by HostKeyAlias.
-  GEDGE_TRY(known_hosts_update(paths.known_hosts, req.name, hk.public_key, legacy_marker(host, port)));
+  GEDGE_TRY(
+      known_hosts_update(paths.known_hosts, req.name, hk.public_key, legacy_marker(host, port)));
   GEDGE_TRY(known_hosts_update(paths.known_hosts, jump_alias(req.name),
                                target.jump ? target.jump->host_key.public_key : std::string()));
   if (existing) {
     // --force moved the device: its old address's legacy line goes when no other device is there.
     SshTarget old = target_of(*existing);
-    if (old.host != host || (old.port ? old.port : 22) != port) GEDGE_TRY(release_known_host(inv, paths, old));
+    if (old.host != host || (old.port ? old.port : 22) != port)
+      GEDGE_TRY(release_known_host(inv, paths, old));
   }
   result.changed = changed;
   GEDGE_TRY_ASSIGN(auto stored, load_device(inv, req.name));
@@ -622,11 +738,13 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
 
 bool in_groups(const nlohmann::json& groups, const std::vector<std::string>& want) {
   for (const auto& g : want)
-    if (!groups.is_array() || std::find(groups.begin(), groups.end(), g) == groups.end()) return false;
+    if (!groups.is_array() || std::find(groups.begin(), groups.end(), g) == groups.end())
+      return false;
   return true;
 }
 
-bool labels_match(const nlohmann::json& labels, const std::vector<std::pair<std::string, std::string>>& want) {
+bool labels_match(const nlohmann::json& labels,
+                  const std::vector<std::pair<std::string, std::string>>& want) {
   for (const auto& [k, v] : want) {
     if (!labels.is_object() || !labels.contains(k)) return false;
     const auto& got = labels[k];
@@ -641,8 +759,10 @@ Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSele
     return sel.names;
   }
   if (!sel.all && sel.labels.empty() && sel.tier.empty() && sel.groups.empty())
-    return fail(ErrorCode::usage, "no devices selected", "name devices, or use --all, --group NAME or --label k=v");
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, labels, tier, groups FROM devices ORDER BY name"));
+    return fail(ErrorCode::usage, "no devices selected",
+                "name devices, or use --all, --group NAME or --label k=v");
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv.query("SELECT name, labels, tier, groups FROM devices ORDER BY name"));
   std::vector<std::string> out;
   for (const auto& r : rows) {
     if (!sel.tier.empty() && r["tier"] != sel.tier) continue;
@@ -651,7 +771,8 @@ Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSele
     out.push_back(r["name"].get<std::string>());
   }
   if (out.empty() && !sel.all)
-    return fail(ErrorCode::not_found, "no registered device matches the selection", "see 'gedge device ls'");
+    return fail(ErrorCode::not_found, "no registered device matches the selection",
+                "see 'gedge device ls'");
   return out;
 }
 
@@ -672,23 +793,30 @@ Result<nlohmann::json> device_show(Inventory& inv, std::string_view name) {
   GEDGE_TRY_ASSIGN(auto row, load_device(inv, name));
   auto d = device_json(row);
   d["token_registered"] = row["token_hash"].is_string();
-  d["topology_xml_bytes"] = row["topology_xml"].is_string() ? row["topology_xml"].get<std::string>().size() : 0;
+  d["topology_xml_bytes"] =
+      row["topology_xml"].is_string() ? row["topology_xml"].get<std::string>().size() : 0;
   d["created_at"] = row["created_at"];
   d["updated_at"] = row["updated_at"];
-  GEDGE_TRY_ASSIGN(auto clusters, inv.query("SELECT cluster FROM cluster_members WHERE device = ? ORDER BY cluster", {std::string(name)}));
+  GEDGE_TRY_ASSIGN(
+      auto clusters,
+      inv.query("SELECT cluster FROM cluster_members WHERE device = ? ORDER BY cluster",
+                {std::string(name)}));
   d["clusters"] = nlohmann::json::array();
   for (const auto& c : clusters) d["clusters"].push_back(c["cluster"]);
   return d;
 }
 
-Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::string_view name, bool force) {
+Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::string_view name,
+                                     bool force) {
   nlohmann::json removed;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     GEDGE_TRY_ASSIGN(auto row, load_device(db, name));
-    GEDGE_TRY_ASSIGN(auto clusters, db.query("SELECT cluster FROM cluster_members WHERE device = ?", {std::string(name)}));
+    GEDGE_TRY_ASSIGN(auto clusters, db.query("SELECT cluster FROM cluster_members WHERE device = ?",
+                                             {std::string(name)}));
     if (!clusters.empty() && !force)
       return fail(ErrorCode::conflict,
-                  fmt::format("device '{}' is a member of cluster '{}'", name, clusters.front()["cluster"].get<std::string>()),
+                  fmt::format("device '{}' is a member of cluster '{}'", name,
+                              clusters.front()["cluster"].get<std::string>()),
                   "remove it from the cluster first (gedge cluster leave), or pass --force");
     removed = device_json(row);
     GEDGE_TRY(db.exec("DELETE FROM devices WHERE name = ?", {std::string(name)}));
@@ -703,7 +831,8 @@ Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::st
   return removed;
 }
 
-Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::string_view name, double timeout_s) {
+Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::string_view name,
+                                     double timeout_s) {
   GEDGE_TRY_ASSIGN(auto row, load_device(inv, name));
   auto t = target_of(row);
   RekeyPlan plan;
@@ -714,7 +843,8 @@ Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::st
   return plan;
 }
 
-Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyPlan& plan, double timeout_s) {
+Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyPlan& plan,
+                                double timeout_s) {
   GEDGE_TRY_ASSIGN(auto row, load_device(inv, plan.name));
   auto t = target_of(row);
   t.host_key = plan.new_key;
@@ -728,19 +858,25 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     // The pin belongs to the address (behind the same jump host, if any): every device
     // registered at it moves to the new key.
-    GEDGE_TRY_ASSIGN(auto same, db.query("SELECT name, proxy_jump FROM devices WHERE host = ? AND port = ? AND name <> ?",
-                                         {t.host, int64_t(port), plan.name}));
+    GEDGE_TRY_ASSIGN(
+        auto same,
+        db.query("SELECT name, proxy_jump FROM devices WHERE host = ? AND port = ? AND name <> ?",
+                 {t.host, int64_t(port), plan.name}));
     for (const auto& r : same) {
       auto j = parse_json_text(r["proxy_jump"], nullptr);
-      if ((j.is_object() ? j.value("host", "") : std::string()) == jump_host) moved.push_back(r["name"].get<std::string>());
+      if ((j.is_object() ? j.value("host", "") : std::string()) == jump_host)
+        moved.push_back(r["name"].get<std::string>());
     }
     for (const auto& n : moved)
-      GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', updated_at=? WHERE name=?",
-                        {plan.new_key.type, plan.new_key.fingerprint, now, n}));
+      GEDGE_TRY(
+          db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', "
+                  "updated_at=? WHERE name=?",
+                  {plan.new_key.type, plan.new_key.fingerprint, now, n}));
     return {};
   }));
   for (const auto& n : moved)
-    GEDGE_TRY(known_hosts_update(paths.known_hosts, n, plan.new_key.public_key, legacy_marker(t.host, port)));
+    GEDGE_TRY(known_hosts_update(paths.known_hosts, n, plan.new_key.public_key,
+                                 legacy_marker(t.host, port)));
   return {};
 }
 

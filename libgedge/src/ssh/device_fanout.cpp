@@ -14,11 +14,16 @@ using namespace detail;
 
 std::string device_status_for(const Error& e) {
   switch (e.code) {
-    case ErrorCode::unreachable: return "unreachable";
-    case ErrorCode::auth: return "auth_failed";
-    case ErrorCode::host_key: return "host_key_mismatch";
-    case ErrorCode::interrupted: return "interrupted";
-    default: return "failed";
+    case ErrorCode::unreachable:
+      return "unreachable";
+    case ErrorCode::auth:
+      return "auth_failed";
+    case ErrorCode::host_key:
+      return "host_key_mismatch";
+    case ErrorCode::interrupted:
+      return "interrupted";
+    default:
+      return "failed";
   }
 }
 
@@ -27,11 +32,16 @@ namespace {
 // Most specific first: what an all-failed run exits with.
 int severity(ErrorCode c) {
   switch (c) {
-    case ErrorCode::interrupted: return 5;
-    case ErrorCode::host_key: return 4;
-    case ErrorCode::auth: return 3;
-    case ErrorCode::unreachable: return 2;
-    default: return 1;
+    case ErrorCode::interrupted:
+      return 5;
+    case ErrorCode::host_key:
+      return 4;
+    case ErrorCode::auth:
+      return 3;
+    case ErrorCode::unreachable:
+      return 2;
+    default:
+      return 1;
   }
 }
 
@@ -58,9 +68,15 @@ nlohmann::json summary_of(const nlohmann::json& results) {
 }
 
 nlohmann::json error_result(const std::string& device, const Error& e) {
-  return {{"device", device},       {"status", device_status_for(e)}, {"code", std::string(error_name(e.code))},
-          {"exit_code", nullptr},   {"stdout", ""},                   {"stderr", ""},
-          {"duration_ms", 0},       {"rtt_ms", nullptr},              {"message", e.message}};
+  return {{"device", device},
+          {"status", device_status_for(e)},
+          {"code", std::string(error_name(e.code))},
+          {"exit_code", nullptr},
+          {"stdout", ""},
+          {"stderr", ""},
+          {"duration_ms", 0},
+          {"rtt_ms", nullptr},
+          {"message", e.message}};
 }
 
 struct Selected {
@@ -79,15 +95,18 @@ Result<Selected> load_selected(Inventory& inv, const DeviceSelector& sel) {
   return s;
 }
 
-FanOutOptions fan_options(const Paths& paths, const FanOutRequest& req, Reporter& rep, std::string_view task,
-                          std::size_t n) {
+FanOutOptions fan_options(const Paths& paths, const FanOutRequest& req, Reporter& rep,
+                          std::string_view task, std::size_t n) {
   FanOutOptions fo;
   fo.parallel = req.parallel > 0 ? req.parallel : 64;
   fo.ssh = default_ssh_options(paths, req.timeout_s);
   // Overall deadline: one --timeout per wave of `parallel` devices; later devices are not started.
-  std::size_t waves = (n + static_cast<std::size_t>(fo.parallel) - 1) / static_cast<std::size_t>(fo.parallel);
-  fo.deadline = SshClock::now() + std::chrono::milliseconds(
-                                      static_cast<int64_t>(fo.ssh.timeout_s * 1000 * static_cast<double>(std::max<std::size_t>(1, waves))));
+  std::size_t waves =
+      (n + static_cast<std::size_t>(fo.parallel) - 1) / static_cast<std::size_t>(fo.parallel);
+  fo.deadline =
+      SshClock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(
+          fo.ssh.timeout_s * 1000 * static_cast<double>(std::max<std::size_t>(1, waves))));
   std::string t(task);
   fo.on_done = [&rep, t](std::size_t done, std::size_t total, const std::string&, bool) {
     rep.progress(t, done, total);
@@ -105,22 +124,27 @@ std::optional<Error> fan_out_error(const nlohmann::json& results, std::string_vi
       ++ok;
       continue;
     }
-    if (!worst || severity(code_from_name(r.value("code", ""))) > severity(code_from_name(worst->value("code", ""))))
+    if (!worst || severity(code_from_name(r.value("code", ""))) >
+                      severity(code_from_name(worst->value("code", ""))))
       worst = &r;
   }
   if (ok == total) return std::nullopt;
   std::size_t bad = total - ok;
-  std::string first = worst ? fmt::format("{}: {}", worst->value("device", ""), worst->value("message", "")) : "";
+  std::string first =
+      worst ? fmt::format("{}: {}", worst->value("device", ""), worst->value("message", "")) : "";
   if (ok > 0)
-    return Error{ErrorCode::partial, fmt::format("{}: {} of {} devices failed ({})", verb, bad, total, first),
+    return Error{ErrorCode::partial,
+                 fmt::format("{}: {} of {} devices failed ({})", verb, bad, total, first),
                  "see each device's status in the result (-o json)"};
   ErrorCode c = worst ? code_from_name(worst->value("code", "")) : ErrorCode::failure;
-  if (total == 1) return Error{c, fmt::format("{}: {}", verb, first), "try 'gedge device check -v'"};
+  if (total == 1)
+    return Error{c, fmt::format("{}: {}", verb, first), "try 'gedge device check -v'"};
   return Error{c, fmt::format("{}: all {} devices failed ({})", verb, total, first),
                "see each device's status in the result (-o json)"};
 }
 
-Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanOutRequest& req, Reporter& rep) {
+Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanOutRequest& req,
+                                  Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto sel, load_selected(inv, req.select));
   auto fo = fan_options(paths, req, rep, "checking devices", sel.targets.size());
 
@@ -143,7 +167,8 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
       GEDGE_TRY_ASSIGN(auto fr, sess.exec({"sh", "-c", facts_script()}));
       auto facts = parse_facts(fr.out);
       if (!facts.value("complete", false))
-        return fail(ErrorCode::failure, fmt::format("device '{}': facts script failed: {}", name, fr.err));
+        return fail(ErrorCode::failure,
+                    fmt::format("device '{}': facts script failed: {}", name, fr.err));
       std::string token = facts.value("token", "");
       const auto& want = sel.rows[i]["token_hash"];
       double best = 1e18;
@@ -151,14 +176,16 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
         GEDGE_TRY_ASSIGN(double ms, sess.rtt_ms());
         best = std::min(best, ms);
       }
-      c.result = {{"device", name}, {"status", "ok"},     {"exit_code", nullptr}, {"stdout", ""}, {"stderr", ""},
-                  {"duration_ms", 0}, {"rtt_ms", best}, {"message", ""}};
+      c.result = {{"device", name}, {"status", "ok"},   {"exit_code", nullptr}, {"stdout", ""},
+                  {"stderr", ""},   {"duration_ms", 0}, {"rtt_ms", best},       {"message", ""}};
       if (want.is_string() && (token.empty() || sha256_hex(token) != want.get<std::string>())) {
         c.result["status"] = "token_mismatch";
         c.result["code"] = "host_key";
         c.result["message"] = fmt::format(
-            "device '{}': {} — the machine at this address is not the one registered (reinstalled or swapped?)",
-            name, token.empty() ? "its device token is missing" : "its device token does not match");
+            "device '{}': {} — the machine at this address is not the one registered (reinstalled "
+            "or swapped?)",
+            name,
+            token.empty() ? "its device token is missing" : "its device token does not match");
         return {};
       }
       c.key_line = sess.host_key().public_key;
@@ -185,15 +212,21 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
       std::string st = c.result["status"];
       if (st == "interrupted") continue;
       if (st == "ok") {
-        GEDGE_TRY(db.exec("UPDATE devices SET status='ok', last_seen=?, rtt_ms=?, facts=?, topology_xml=?, updated_at=? "
-                          "WHERE name=?",
-                          {now, c.result["rtt_ms"].get<double>(), c.facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                           c.topology.is_string() ? SqlValue(c.topology.get<std::string>()) : SqlValue(nullptr), now, name}));
+        GEDGE_TRY(db.exec(
+            "UPDATE devices SET status='ok', last_seen=?, rtt_ms=?, facts=?, topology_xml=?, "
+            "updated_at=? "
+            "WHERE name=?",
+            {now, c.result["rtt_ms"].get<double>(),
+             c.facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+             c.topology.is_string() ? SqlValue(c.topology.get<std::string>()) : SqlValue(nullptr),
+             now, name}));
       } else if (st == "token_mismatch") {
-        GEDGE_TRY(db.exec("UPDATE devices SET status=?, last_seen=?, rtt_ms=?, updated_at=? WHERE name=?",
-                          {st, now, c.result["rtt_ms"].get<double>(), now, name}));
+        GEDGE_TRY(
+            db.exec("UPDATE devices SET status=?, last_seen=?, rtt_ms=?, updated_at=? WHERE name=?",
+                    {st, now, c.result["rtt_ms"].get<double>(), now, name}));
       } else {
-        GEDGE_TRY(db.exec("UPDATE devices SET status=?, updated_at=? WHERE name=?", {st, now, name}));
+        GEDGE_TRY(
+            db.exec("UPDATE devices SET status=?, updated_at=? WHERE name=?", {st, now, name}));
       }
     }
     return {};
@@ -205,8 +238,10 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
       GEDGE_TRY(known_hosts_update(paths.known_hosts, sel.targets[i].name, checks[i].key_line,
                                    legacy_marker(sel.targets[i].host, sel.targets[i].port)));
   for (auto& c : checks) {
-    auto rows = inv.query("SELECT last_seen FROM devices WHERE name = ?", {c.result["device"].get<std::string>()});
-    c.result["last_seen"] = rows && !rows->empty() ? (*rows)[0]["last_seen"] : nlohmann::json(nullptr);
+    auto rows = inv.query("SELECT last_seen FROM devices WHERE name = ?",
+                          {c.result["device"].get<std::string>()});
+    c.result["last_seen"] =
+        rows && !rows->empty() ? (*rows)[0]["last_seen"] : nlohmann::json(nullptr);
     results.push_back(c.result);
   }
   FanOutReport rep_out;
@@ -217,7 +252,9 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
 
 Result<FanOutReport> device_exec(Inventory& inv, const Paths& paths, const FanOutRequest& req,
                                  const std::vector<std::string>& argv, bool sudo, Reporter& rep) {
-  if (argv.empty()) return fail(ErrorCode::usage, "no command given", "put the command after --: gedge device exec --all -- uptime");
+  if (argv.empty())
+    return fail(ErrorCode::usage, "no command given",
+                "put the command after --: gedge device exec --all -- uptime");
   GEDGE_TRY_ASSIGN(auto sel, load_selected(inv, req.select));
   auto fo = fan_options(paths, req, rep, "running", sel.targets.size());
   std::vector<nlohmann::json> results(sel.targets.size());
@@ -233,14 +270,16 @@ Result<FanOutReport> device_exec(Inventory& inv, const Paths& paths, const FanOu
       return;
     }
     bool ok = r->exit_code == 0;
-    results[i] = {{"device", name},
-                  {"status", ok ? "ok" : "failed"},
-                  {"exit_code", r->exit_code},
-                  {"stdout", r->out},
-                  {"stderr", r->err},
-                  {"duration_ms", r->duration_ms},
-                  {"rtt_ms", nullptr},
-                  {"message", ok ? "" : fmt::format("device '{}': command exited with status {}", name, r->exit_code)}};
+    results[i] = {
+        {"device", name},
+        {"status", ok ? "ok" : "failed"},
+        {"exit_code", r->exit_code},
+        {"stdout", r->out},
+        {"stderr", r->err},
+        {"duration_ms", r->duration_ms},
+        {"rtt_ms", nullptr},
+        {"message",
+         ok ? "" : fmt::format("device '{}': command exited with status {}", name, r->exit_code)}};
     if (!ok) results[i]["code"] = "failure";
   });
   nlohmann::json arr = nlohmann::json::array();

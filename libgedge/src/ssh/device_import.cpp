@@ -60,16 +60,24 @@ std::string local_user() {
   return "root";
 }
 
-nlohmann::json result_of(const ImportHost& h, std::string status, const std::string& code, const std::string& msg) {
-  return {{"device", h.name},  {"status", std::move(status)}, {"code", code.empty() ? nlohmann::json() : nlohmann::json(code)},
-          {"message", msg},    {"file", h.file},              {"line", h.line},
-          {"host", h.host},    {"groups", h.groups}};
+nlohmann::json result_of(const ImportHost& h, std::string status, const std::string& code,
+                         const std::string& msg) {
+  return {{"device", h.name},
+          {"status", std::move(status)},
+          {"code", code.empty() ? nlohmann::json() : nlohmann::json(code)},
+          {"message", msg},
+          {"file", h.file},
+          {"line", h.line},
+          {"host", h.host},
+          {"groups", h.groups}};
 }
 
 }  // namespace
 
-Result<FanOutReport> device_import(Inventory& inv, const Paths& paths, const DeviceImportRequest& req, Reporter& rep) {
-  if (req.files.empty()) return fail(ErrorCode::usage, "no inventory file given", "gedge device import FILE...");
+Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
+                                   const DeviceImportRequest& req, Reporter& rep) {
+  if (req.files.empty())
+    return fail(ErrorCode::usage, "no inventory file given", "gedge device import FILE...");
   // Parse everything first: a bad line anywhere stores nothing.
   std::vector<ImportHost> hosts;
   std::map<std::string, std::size_t> index;
@@ -77,7 +85,8 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths, const Dev
   for (const auto& f : req.files) {
     std::string fmt_ = format_of(req, f);
     if (fmt_ != "ini" && fmt_ != "yaml" && fmt_ != "ssh-config")
-      return fail(ErrorCode::usage, fmt::format("unknown --format '{}'", fmt_), "use ini, yaml or ssh-config");
+      return fail(ErrorCode::usage, fmt::format("unknown --format '{}'", fmt_),
+                  "use ini, yaml or ssh-config");
     GEDGE_TRY_ASSIGN(auto text, read_input_file(f, 64u << 20, "inventory file"));
     std::vector<ImportHost> got;
     if (fmt_ == "ini") {
@@ -90,12 +99,14 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths, const Dev
     for (auto& h : got) {
       if (fmt_ == "ssh-config") config_of[h.name] = f;
       for (const auto& s : h.secrets)
-        rep.warn(fmt::format("{}:{}: {} of host '{}' is a secret; gedge does not store it", h.file, h.line, s, h.name));
+        rep.warn(fmt::format("{}:{}: {} of host '{}' is a secret; gedge does not store it", h.file,
+                             h.line, s, h.name));
       if (auto it = index.find(h.name); it != index.end()) {
         // Several sources name the host: later values win, groups add up (as in Ansible).
         auto& old = hosts[it->second];
         for (const auto& g : old.groups)
-          if (std::find(h.groups.begin(), h.groups.end(), g) == h.groups.end()) h.groups.push_back(g);
+          if (std::find(h.groups.begin(), h.groups.end(), g) == h.groups.end())
+            h.groups.push_back(g);
         std::sort(h.groups.begin(), h.groups.end());
         for (const auto& [k, v] : old.labels) h.labels.try_emplace(k, v);
         old = std::move(h);
@@ -126,23 +137,28 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths, const Dev
         nlohmann::json groups = h.groups;
         int port = h.port ? h.port : 22;
         std::string user = h.user.empty() ? me : h.user;
-        GEDGE_TRY_ASSIGN(auto cur, db.query("SELECT host, port, user FROM devices WHERE name = ?", {h.name}));
+        GEDGE_TRY_ASSIGN(auto cur,
+                         db.query("SELECT host, port, user FROM devices WHERE name = ?", {h.name}));
         if (!cur.empty()) {
           auto& c = cur.front();
           if (c["host"] == h.host && c["port"] == port && c["user"] == user) {
-            GEDGE_TRY(db.exec("UPDATE devices SET groups=?, updated_at=? WHERE name=?", {groups.dump(), now, h.name}));
+            GEDGE_TRY(db.exec("UPDATE devices SET groups=?, updated_at=? WHERE name=?",
+                              {groups.dump(), now, h.name}));
             results.push_back(result_of(h, "unchanged", "", "already registered"));
           } else {
-            results.push_back(result_of(h, "failed", "conflict",
-                                        fmt::format("device '{}' is already registered with another address", h.name)));
+            results.push_back(result_of(
+                h, "failed", "conflict",
+                fmt::format("device '{}' is already registered with another address", h.name)));
           }
           continue;
         }
-        GEDGE_TRY(db.exec(
-            "INSERT INTO devices (name, host, port, user, identity, labels, groups, status, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,'unknown',?,?)",
-            {h.name, h.host, int64_t(port), user, h.identity.empty() ? SqlValue(nullptr) : SqlValue(h.identity),
-             labels.dump(), groups.dump(), now, now}));
+        GEDGE_TRY(
+            db.exec("INSERT INTO devices (name, host, port, user, identity, labels, groups, "
+                    "status, created_at, updated_at) "
+                    "VALUES (?,?,?,?,?,?,?,'unknown',?,?)",
+                    {h.name, h.host, int64_t(port), user,
+                     h.identity.empty() ? SqlValue(nullptr) : SqlValue(h.identity), labels.dump(),
+                     groups.dump(), now, now}));
         results.push_back(result_of(h, "recorded", "", ""));
       }
       return {};
@@ -181,7 +197,8 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths, const Dev
         if (r)
           per[i] = result_of(h, r->changed ? "ok" : "unchanged", "", "");
         else
-          per[i] = result_of(h, device_status_for(r.error()), std::string(error_name(r.error().code)), r.error().message);
+          per[i] = result_of(h, device_status_for(r.error()),
+                             std::string(error_name(r.error().code)), r.error().message);
         srep.progress("importing devices", ++done, hosts.size());
       }
     };
@@ -208,9 +225,11 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths, const Dev
       ++failed;
   }
   FanOutReport out;
-  out.json = {{"results", results},
-              {"summary", {{"ok", ok}, {"failed", failed}, {"unreachable", unreachable}, {"hosts", results.size()}}},
-              {"no_connect", req.no_connect}};
+  out.json = {
+      {"results", results},
+      {"summary",
+       {{"ok", ok}, {"failed", failed}, {"unreachable", unreachable}, {"hosts", results.size()}}},
+      {"no_connect", req.no_connect}};
   out.error = fan_out_error(folded, "device import");
   if (out.error && ok > 0) out.error->code = ErrorCode::partial;
   return out;

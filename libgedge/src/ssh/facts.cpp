@@ -63,7 +63,8 @@ nlohmann::json parse_facts(std::string_view out) {
   size_t pos = 0;
   while (pos < out.size()) {
     size_t nl = out.find('\n', pos);
-    std::string_view line = out.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    std::string_view line =
+        out.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? out.size() : nl + 1;
     if (line.size() > 2 && line.substr(0, 2) == "@@") {
       current = std::string(line.substr(2));
@@ -111,8 +112,11 @@ nlohmann::json parse_facts(std::string_view out) {
   for (const auto& l : split(sec["gpus"], '\n')) {
     if (l.empty()) continue;
     auto c = split(l, ',');
-    nlohmann::json g{{"index", nullptr}, {"name", c.size() > 1 ? c[1] : l}, {"memory_bytes", nullptr},
-                     {"driver_version", c.size() > 3 ? c[3] : ""}, {"uuid", c.size() > 4 ? c[4] : ""}};
+    nlohmann::json g{{"index", nullptr},
+                     {"name", c.size() > 1 ? c[1] : l},
+                     {"memory_bytes", nullptr},
+                     {"driver_version", c.size() > 3 ? c[3] : ""},
+                     {"uuid", c.size() > 4 ? c[4] : ""}};
     try {
       g["index"] = std::stoi(c.at(0));
       g["memory_bytes"] = std::stoll(c.at(2)) * 1024 * 1024;  // MiB
@@ -155,7 +159,9 @@ constexpr std::array<uint32_t, 64> K = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+inline uint32_t rotr(uint32_t x, int n) {
+  return (x >> n) | (x << (32 - n));
+}
 
 }  // namespace
 
@@ -171,7 +177,8 @@ std::string sha256_hex(std::string_view data) {
     uint32_t w[64];
     for (int i = 0; i < 16; ++i) {
       const auto* p = reinterpret_cast<const unsigned char*>(msg.data() + off + i * 4);
-      w[i] = (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+      w[i] =
+          (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
     }
     for (int i = 16; i < 64; ++i) {
       uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);

@@ -12,8 +12,9 @@
 
 namespace gedge {
 
-std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const FanOutOptions& opts,
-                                 const std::function<void(std::size_t, const Result<SshSession*>&)>& work) {
+std::vector<int64_t> fan_out_raw(
+    const std::vector<SshTarget>& targets, const FanOutOptions& opts,
+    const std::function<void(std::size_t, const Result<SshSession*>&)>& work) {
   std::vector<int64_t> ms(targets.size(), 0);
   if (targets.empty()) return ms;
   std::atomic<std::size_t> next{0};
@@ -52,8 +53,9 @@ std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const Fa
       if (opts.deadline) {
         if (SshClock::now() >= *opts.deadline) {
           guarded(i, fail(ErrorCode::unreachable,
-                       fmt::format("device '{}': overall deadline passed before connecting", targets[i].name),
-                       "raise --timeout or --parallel"));
+                          fmt::format("device '{}': overall deadline passed before connecting",
+                                      targets[i].name),
+                          "raise --timeout or --parallel"));
           finish(i, false);
           continue;
         }
@@ -67,7 +69,8 @@ std::vector<int64_t> fan_out_raw(const std::vector<SshTarget>& targets, const Fa
       else
         guarded(i, std::unexpected(sess.error()));
       sess = fail(ErrorCode::internal, "closed");  // disconnect before counting the target done
-      ms[i] = std::chrono::duration_cast<std::chrono::milliseconds>(SshClock::now() - start).count();
+      ms[i] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(SshClock::now() - start).count();
       finish(i, ok);
     }
   };

@@ -40,7 +40,8 @@ Result<KeyPairStatus> read_public_key(const Paths& paths) {
   std::string pub = paths.key.string() + ".pub";
   ssh_key raw = nullptr;
   if (::access(pub.c_str(), R_OK) != 0)
-    return fail(ErrorCode::not_found, fmt::format("gedge has no key pair in {}", paths.home.string()),
+    return fail(ErrorCode::not_found,
+                fmt::format("gedge has no key pair in {}", paths.home.string()),
                 "run 'gedge init' first");
   if (ssh_pki_import_pubkey_file(pub.c_str(), &raw) != SSH_OK)
     return fail(ErrorCode::failure, fmt::format("cannot read public key {}", pub));
@@ -49,7 +50,8 @@ Result<KeyPairStatus> read_public_key(const Paths& paths) {
   if (ssh_pki_export_pubkey_base64(key.get(), &b64) != SSH_OK)
     return fail(ErrorCode::internal, "cannot encode public key");
   KeyPairStatus st;
-  st.public_line = fmt::format("{} {} {}", ssh_key_type_to_char(ssh_key_type(key.get())), b64, comment());
+  st.public_line =
+      fmt::format("{} {} {}", ssh_key_type_to_char(ssh_key_type(key.get())), b64, comment());
   ssh_string_free_char(b64);
   GEDGE_TRY_ASSIGN(st.fingerprint, fingerprint_of(key.get()));
   return st;

@@ -1,5 +1,7 @@
 // Trust from known_hosts files operators already have (--known-hosts): plain and hashed
 // (|1|salt|hash) host fields, patterns with * ? and !, [host]:port, and @revoked keys.
+#include "gedge/known_hosts.hpp"
+
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -7,8 +9,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-
-#include "gedge/known_hosts.hpp"
 
 namespace gedge {
 
@@ -23,14 +23,16 @@ bool glob(std::string_view p, std::string_view s) {
     return false;
   }
   if (s.empty()) return false;
-  if (p[0] != '?' && std::tolower(static_cast<unsigned char>(p[0])) != std::tolower(static_cast<unsigned char>(s[0])))
+  if (p[0] != '?' && std::tolower(static_cast<unsigned char>(p[0])) !=
+                         std::tolower(static_cast<unsigned char>(s[0])))
     return false;
   return glob(p.substr(1), s.substr(1));
 }
 
 std::string b64decode(const std::string& in) {
   std::string out(in.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()),
                           static_cast<int>(in.size()));
   if (n < 0) return {};
   std::size_t pad = 0;
@@ -46,8 +48,8 @@ bool hashed_match(const std::string& field, const std::string& name) {
   std::string salt = b64decode(field.substr(3, p - 3)), want = b64decode(field.substr(p + 1));
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (!HMAC(EVP_sha1(), salt.data(), static_cast<int>(salt.size()), reinterpret_cast<const unsigned char*>(name.data()),
-            name.size(), mac, &len))
+  if (!HMAC(EVP_sha1(), salt.data(), static_cast<int>(salt.size()),
+            reinterpret_cast<const unsigned char*>(name.data()), name.size(), mac, &len))
     return false;
   return want.size() == len && std::memcmp(want.data(), mac, len) == 0;
 }
@@ -76,14 +78,18 @@ bool hosts_match(const std::string& field, const std::vector<std::string>& names
 
 }  // namespace
 
-std::vector<std::string> known_hosts_names(const std::string& host, int port, const std::string& alias) {
-  auto form = [&](const std::string& h) { return (port == 0 || port == 22) ? h : fmt::format("[{}]:{}", h, port); };
+std::vector<std::string> known_hosts_names(const std::string& host, int port,
+                                           const std::string& alias) {
+  auto form = [&](const std::string& h) {
+    return (port == 0 || port == 22) ? h : fmt::format("[{}]:{}", h, port);
+  };
   std::vector<std::string> names = {form(host)};
   if (!alias.empty() && alias != host) names.push_back(form(alias));
   return names;
 }
 
-Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& files, const std::vector<std::string>& names,
+Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& files,
+                                             const std::vector<std::string>& names,
                                              const HostKey& presented) {
   KnownHostsVerdict v;
   std::string want_type = presented.public_key.substr(0, presented.public_key.find(' '));
@@ -92,7 +98,8 @@ Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& fil
   for (const auto& f : files) {
     std::ifstream in(f);
     if (!in)
-      return fail(ErrorCode::usage, fmt::format("cannot read --known-hosts file {}", f), "check the path");
+      return fail(ErrorCode::usage, fmt::format("cannot read --known-hosts file {}", f),
+                  "check the path");
     std::string line;
     int n = 0;
     while (std::getline(in, line)) {

@@ -28,8 +28,9 @@ std::string lower(std::string s) {
 }
 
 // OpenSSH's tokens in IdentityFile/CertificateFile (the ones that make sense after resolution).
-std::string expand_path(const std::string& v, const std::string& home, const std::string& local_user,
-                        const std::string& host, const std::string& user, int port) {
+std::string expand_path(const std::string& v, const std::string& home,
+                        const std::string& local_user, const std::string& host,
+                        const std::string& user, int port) {
   std::string out;
   std::size_t i = 0;
   if (v.size() >= 1 && v[0] == '~' && (v.size() == 1 || v[1] == '/')) {
@@ -43,13 +44,26 @@ std::string expand_path(const std::string& v, const std::string& home, const std
     }
     char t = v[++i];
     switch (t) {
-      case '%': out += '%'; break;
-      case 'd': out += home; break;
-      case 'u': out += local_user; break;
-      case 'h': out += host; break;
-      case 'r': out += user; break;
-      case 'p': out += std::to_string(port); break;
-      default: out += '%', out += t;
+      case '%':
+        out += '%';
+        break;
+      case 'd':
+        out += home;
+        break;
+      case 'u':
+        out += local_user;
+        break;
+      case 'h':
+        out += host;
+        break;
+      case 'r':
+        out += user;
+        break;
+      case 'p':
+        out += std::to_string(port);
+        break;
+      default:
+        out += '%', out += t;
     }
   }
   return out;
@@ -85,11 +99,14 @@ Result<Captured> run_capture(const std::vector<std::string>& argv, double limit_
   ::close(outp[1]);
   ::close(errp[1]);
   Captured c;
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(limit_s * 1000));
+  auto end = std::chrono::steady_clock::now() +
+             std::chrono::milliseconds(static_cast<int64_t>(limit_s * 1000));
   bool open_out = true, open_err = true, killed = false;
   while (open_out || open_err) {
     pollfd p[2] = {{open_out ? outp[0] : -1, POLLIN, 0}, {open_err ? errp[0] : -1, POLLIN, 0}};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    end - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0 || cancel_requested()) {
       ::kill(pid, SIGKILL);
       killed = true;
@@ -111,7 +128,8 @@ Result<Captured> run_capture(const std::vector<std::string>& argv, double limit_
   int st = 0;
   ::waitpid(pid, &st, 0);
   if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
-  if (killed) return fail(ErrorCode::failure, fmt::format("{} did not finish within {} s", argv[0], limit_s));
+  if (killed)
+    return fail(ErrorCode::failure, fmt::format("{} did not finish within {} s", argv[0], limit_s));
   c.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return c;
 }
@@ -132,7 +150,8 @@ std::string first_line(const std::string& s) {
 std::string ssh_path_value(const std::string& path) {
   bool plain = !path.empty();
   for (unsigned char c : path)
-    if (!(std::isalnum(c) || std::string_view("/._+,:@=-").find(static_cast<char>(c)) != std::string_view::npos))
+    if (!(std::isalnum(c) ||
+          std::string_view("/._+,:@=-").find(static_cast<char>(c)) != std::string_view::npos))
       plain = false;
   if (plain) return path;
   std::string v = "\"";
@@ -146,7 +165,8 @@ std::string ssh_path_value(const std::string& path) {
 
 }  // namespace
 
-ResolvedHost parse_ssh_G(std::string_view text, const std::string& home, const std::string& local_user) {
+ResolvedHost parse_ssh_G(std::string_view text, const std::string& home,
+                         const std::string& local_user) {
   ResolvedHost r;
   std::vector<std::string> ids, certs;
   std::istringstream in{std::string(text)};
@@ -155,17 +175,27 @@ ResolvedHost parse_ssh_G(std::string_view text, const std::string& home, const s
     auto sp = line.find(' ');
     if (sp == std::string::npos) continue;
     std::string key = lower(line.substr(0, sp)), val = line.substr(sp + 1);
-    if (key == "hostname") r.host = val;
-    else if (key == "port") r.port = std::atoi(val.c_str());
-    else if (key == "user") r.user = val;
-    else if (key == "identityfile") ids.push_back(val);
-    else if (key == "certificatefile") certs.push_back(val);
-    else if (key == "proxyjump") r.proxy_jump = val == "none" ? "" : val;
-    else if (key == "proxycommand") r.proxy_command = val != "none";
-    else if (key == "identityagent") r.identity_agent = (val == "none" || val == "SSH_AUTH_SOCK") ? "" : val;
+    if (key == "hostname")
+      r.host = val;
+    else if (key == "port")
+      r.port = std::atoi(val.c_str());
+    else if (key == "user")
+      r.user = val;
+    else if (key == "identityfile")
+      ids.push_back(val);
+    else if (key == "certificatefile")
+      certs.push_back(val);
+    else if (key == "proxyjump")
+      r.proxy_jump = val == "none" ? "" : val;
+    else if (key == "proxycommand")
+      r.proxy_command = val != "none";
+    else if (key == "identityagent")
+      r.identity_agent = (val == "none" || val == "SSH_AUTH_SOCK") ? "" : val;
   }
-  for (const auto& v : ids) r.identity_files.push_back(expand_path(v, home, local_user, r.host, r.user, r.port));
-  for (const auto& v : certs) r.certificate_files.push_back(expand_path(v, home, local_user, r.host, r.user, r.port));
+  for (const auto& v : ids)
+    r.identity_files.push_back(expand_path(v, home, local_user, r.host, r.user, r.port));
+  for (const auto& v : certs)
+    r.certificate_files.push_back(expand_path(v, home, local_user, r.host, r.user, r.port));
   if (!r.identity_agent.empty())
     r.identity_agent = expand_path(r.identity_agent, home, local_user, r.host, r.user, r.port);
   return r;
@@ -175,8 +205,9 @@ Result<AddressSpec> parse_address(std::string_view text, std::string_view what) 
   AddressSpec a;
   std::string s(text);
   auto bad = [&](std::string_view why) {
-    return fail(ErrorCode::usage, fmt::format("invalid {} '{}': {}", what, text, why),
-                "give HOST, USER@HOST, HOST:PORT or USER@HOST:PORT (an ssh config alias is a HOST)");
+    return fail(
+        ErrorCode::usage, fmt::format("invalid {} '{}': {}", what, text, why),
+        "give HOST, USER@HOST, HOST:PORT or USER@HOST:PORT (an ssh config alias is a HOST)");
   };
   if (s.rfind("ssh://", 0) == 0) s = s.substr(6);
   if (auto at = s.rfind('@'); at != std::string::npos) {
@@ -201,11 +232,14 @@ Result<AddressSpec> parse_address(std::string_view text, std::string_view what) 
     a.host = s;  // a bare IPv6 address has several ':' and no port
   }
   if (a.host.empty()) return bad("empty host");
-  if (a.host[0] == '-' || a.host.find_first_of(" \t\n\r/,@") != std::string::npos) return bad("not a host name");
-  if (!a.user.empty() && (a.user[0] == '-' || a.user.find_first_of(" \t\n\r/:@,") != std::string::npos))
+  if (a.host[0] == '-' || a.host.find_first_of(" \t\n\r/,@") != std::string::npos)
+    return bad("not a host name");
+  if (!a.user.empty() &&
+      (a.user[0] == '-' || a.user.find_first_of(" \t\n\r/:@,") != std::string::npos))
     return bad("not a user name");
   if (!port.empty() || (s.size() && s.back() == ':')) {
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos)
       return bad("the port is not a number");
     a.port = std::atoi(port.c_str());
     if (a.port < 1 || a.port > 65535) return bad("the port is not in 1..65535");
@@ -216,7 +250,8 @@ Result<AddressSpec> parse_address(std::string_view text, std::string_view what) 
 Result<std::string> find_ssh(const std::string& program) {
   auto missing = [&] {
     return fail(ErrorCode::failure, fmt::format("the OpenSSH client '{}' was not found", program),
-                "install it (apt-get install openssh-client): gedge uses it for ssh config aliases, ProxyJump "
+                "install it (apt-get install openssh-client): gedge uses it for ssh config "
+                "aliases, ProxyJump "
                 "and Ansible");
   };
   if (program.find('/') != std::string::npos) {
@@ -261,32 +296,46 @@ Result<ResolvedHost> resolve_ssh_host(const std::string& host, const std::string
     if (home.empty()) home = pw->pw_dir;
   }
   auto r = parse_ssh_G(c.out, home, local_user);
-  if (r.host.empty()) return fail(ErrorCode::failure, fmt::format("ssh -G {} printed no hostname", host));
+  if (r.host.empty())
+    return fail(ErrorCode::failure, fmt::format("ssh -G {} printed no hostname", host));
   return r;
 }
 
-std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump, const std::string& dest_host,
-                                   const std::string& dest_port) {
-  std::vector<std::string> a = {cmd.program,
-                                "-F", "/dev/null",
-                                "-o", "BatchMode=yes",
-                                "-o", "StrictHostKeyChecking=yes",
-                                "-o", "UserKnownHostsFile=" + ssh_path_value(cmd.known_hosts.string()),
-                                "-o", "GlobalKnownHostsFile=/dev/null",
-                                "-o", "HostKeyAlias=" + jump.alias,
-                                "-o", "CheckHostIP=no",
-                                "-o", fmt::format("ConnectTimeout={}", std::max(1, static_cast<int>(cmd.connect_timeout_s))),
-                                "-o", "ServerAliveInterval=5",
-                                "-o", "ServerAliveCountMax=3"};
+std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump,
+                                   const std::string& dest_host, const std::string& dest_port) {
+  std::vector<std::string> a = {
+      cmd.program,
+      "-F",
+      "/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "UserKnownHostsFile=" + ssh_path_value(cmd.known_hosts.string()),
+      "-o",
+      "GlobalKnownHostsFile=/dev/null",
+      "-o",
+      "HostKeyAlias=" + jump.alias,
+      "-o",
+      "CheckHostIP=no",
+      "-o",
+      fmt::format("ConnectTimeout={}", std::max(1, static_cast<int>(cmd.connect_timeout_s))),
+      "-o",
+      "ServerAliveInterval=5",
+      "-o",
+      "ServerAliveCountMax=3"};
   std::vector<std::string> ids;
   if (!jump.identity.empty()) ids.push_back(jump.identity);
   for (const auto& i : cmd.identities)
     if (!i.empty() && std::find(ids.begin(), ids.end(), i) == ids.end()) ids.push_back(i);
   for (const auto& i : ids) a.insert(a.end(), {"-i", i});
-  if (!cmd.identity_agent.empty()) a.insert(a.end(), {"-o", "IdentityAgent=" + ssh_path_value(cmd.identity_agent)});
+  if (!cmd.identity_agent.empty())
+    a.insert(a.end(), {"-o", "IdentityAgent=" + ssh_path_value(cmd.identity_agent)});
   // OpenSSH's default log level: the jump's "connect failed: Connection refused" is an INFO line,
   // and it is what the error message carries.
-  if (cmd.verbosity > 0) a.push_back("-" + std::string(static_cast<size_t>(std::min(cmd.verbosity, 3)), 'v'));
+  if (cmd.verbosity > 0)
+    a.push_back("-" + std::string(static_cast<size_t>(std::min(cmd.verbosity, 3)), 'v'));
   a.insert(a.end(), {"-p", std::to_string(jump.port > 0 ? jump.port : 22)});
   if (!jump.user.empty()) a.insert(a.end(), {"-l", jump.user});
   a.insert(a.end(), {"-W", "[" + dest_host + "]:" + dest_port, "--", jump.host});
@@ -306,7 +355,8 @@ std::string jump_proxy_command(const JumpCommand& cmd, const JumpHost& jump) {
     }
     bool plain = !w.empty();
     for (unsigned char c : w)
-      if (!(std::isalnum(c) || std::string_view("@%+=:,./_-").find(static_cast<char>(c)) != std::string_view::npos))
+      if (!(std::isalnum(c) ||
+            std::string_view("@%+=:,./_-").find(static_cast<char>(c)) != std::string_view::npos))
         plain = false;
     out += (out.empty() ? "" : " ") + (plain ? w : shell_quote(w));
   }
@@ -316,7 +366,8 @@ std::string jump_proxy_command(const JumpCommand& cmd, const JumpHost& jump) {
 std::string shlex_quote(std::string_view word) {
   bool plain = !word.empty();
   for (unsigned char c : word)
-    if (!(std::isalnum(c) || std::string_view("@%+=:,./-_").find(static_cast<char>(c)) != std::string_view::npos))
+    if (!(std::isalnum(c) ||
+          std::string_view("@%+=:,./-_").find(static_cast<char>(c)) != std::string_view::npos))
       plain = false;
   if (plain) return std::string(word);
   std::string out = "'";

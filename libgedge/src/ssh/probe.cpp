@@ -38,15 +38,18 @@ print(json.dumps(out))
 
 }  // namespace
 
-Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::string& from, std::vector<std::string> to,
-                                 double timeout_s) {
+Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::string& from,
+                                 std::vector<std::string> to, double timeout_s) {
   GEDGE_TRY_ASSIGN(auto src, device_target(inv, paths, from));
   if (to.empty()) {
-    GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT DISTINCT device FROM cluster_members ORDER BY device"));
+    GEDGE_TRY_ASSIGN(auto rows,
+                     inv.query("SELECT DISTINCT device FROM cluster_members ORDER BY device"));
     for (const auto& r : rows)
       if (r["device"] != from) to.push_back(r["device"].get<std::string>());
   }
-  if (to.empty()) return fail(ErrorCode::usage, "nothing to probe", "pass --to DEVICE or add devices to a cluster");
+  if (to.empty())
+    return fail(ErrorCode::usage, "nothing to probe",
+                "pass --to DEVICE or add devices to a cluster");
   std::vector<std::string> argv = {"python3", "-c", kProbeScript};
   for (const auto& n : to) {
     GEDGE_TRY_ASSIGN(auto t, device_target(inv, paths, n));
@@ -56,7 +59,8 @@ Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::
   GEDGE_TRY_ASSIGN(auto session, SshSession::connect(src, default_ssh_options(paths, timeout_s)));
   GEDGE_TRY_ASSIGN(auto res, session->exec(argv));
   if (res.exit_code != 0)
-    return fail(ErrorCode::failure, fmt::format("probe on '{}' failed: {}", from, res.err.substr(0, 400)),
+    return fail(ErrorCode::failure,
+                fmt::format("probe on '{}' failed: {}", from, res.err.substr(0, 400)),
                 "the device needs python3");
   nlohmann::json measured;
   try {
@@ -68,12 +72,17 @@ Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::
   out.from = from;
   out.rows = nlohmann::json::array();
   for (const auto& n : to) {
-    nlohmann::json v = measured.is_object() ? measured.value(n, nlohmann::json()) : nlohmann::json();
-    if (v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() >= 0) out.rtts.emplace_back(n, v.get<double>());
-    else out.unreachable.push_back(n);
-    out.rows.push_back({{"from", from},
-                        {"to", n},
-                        {"rtt_ms", v.is_number() ? nlohmann::json(std::round(v.get<double>() * 1000) / 1000) : nlohmann::json()}});
+    nlohmann::json v =
+        measured.is_object() ? measured.value(n, nlohmann::json()) : nlohmann::json();
+    if (v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() >= 0)
+      out.rtts.emplace_back(n, v.get<double>());
+    else
+      out.unreachable.push_back(n);
+    out.rows.push_back(
+        {{"from", from},
+         {"to", n},
+         {"rtt_ms", v.is_number() ? nlohmann::json(std::round(v.get<double>() * 1000) / 1000)
+                                  : nlohmann::json()}});
   }
   return out;
 }

@@ -2,15 +2,15 @@
 // host-key verification, key/agent/password authentication, exec, SFTP and the RTT probe.
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>  // ssh_send_keepalive (a client-side call despite the header)
 #include <libssh/sftp.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -68,10 +68,13 @@ std::string where(const SshTarget& t, ssh_session s) {
   return fmt::format("'{}' ({}:{})", label, t.host, port ? port : 22);
 }
 
-std::string label_of(const SshTarget& t) { return t.name.empty() ? t.host : t.name; }
+std::string label_of(const SshTarget& t) {
+  return t.name.empty() ? t.host : t.name;
+}
 
 long remaining_ms(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<long>(left);
 }
 
@@ -264,13 +267,15 @@ Result<ssh_session> new_session(const SshTarget& t, const SshOptions& o) {
   }
   if (!t.user.empty() && ssh_options_set(s, SSH_OPTIONS_USER, t.user.c_str()) != SSH_OK)
     return bad(fmt::format("invalid user '{}'", t.user));
-  if (!t.identity_agent.empty()) ssh_options_set(s, SSH_OPTIONS_IDENTITY_AGENT, t.identity_agent.c_str());
+  if (!t.identity_agent.empty())
+    ssh_options_set(s, SSH_OPTIONS_IDENTITY_AGENT, t.identity_agent.c_str());
   // gedge verifies host keys itself (pinned fingerprints); libssh must not consult or write
   // ~/.ssh/known_hosts behind our back.
   if (!t.host_key.type.empty()) {
     // Ask for the pinned key's algorithm, so a server with several host keys presents the one
     // we pinned rather than whichever the default preference picks.
-    std::string algs = t.host_key.type == "ssh-rsa" ? "rsa-sha2-512,rsa-sha2-256,ssh-rsa" : t.host_key.type;
+    std::string algs =
+        t.host_key.type == "ssh-rsa" ? "rsa-sha2-512,rsa-sha2-256,ssh-rsa" : t.host_key.type;
     ssh_options_set(s, SSH_OPTIONS_HOSTKEYS, algs.c_str());
   }
   int strict = 0;
@@ -290,13 +295,16 @@ Result<ssh_session> new_session(const SshTarget& t, const SshOptions& o) {
 Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   const JumpHost& j = *im.target.jump;
   if (j.host_key.public_key.empty())
-    return fail(ErrorCode::host_key, fmt::format("device '{}': the jump host {} has no pinned host key", im.target.name, j.host),
-                fmt::format("add the device again: gedge device add {} --force", im.target.name));
+    return fail(
+        ErrorCode::host_key,
+        fmt::format("device '{}': the jump host {} has no pinned host key", im.target.name, j.host),
+        fmt::format("add the device again: gedge device add {} --force", im.target.name));
   GEDGE_TRY_ASSIGN(auto exe, find_ssh(o.ssh_program));
   auto dir = std::filesystem::temp_directory_path();
   std::string tmpl = (dir / "gedge-jump-kh-XXXXXX").string();
   int kfd = ::mkstemp(tmpl.data());
-  if (kfd < 0) return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
+  if (kfd < 0)
+    return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
   im.jump_kh = tmpl;
   std::string line = fmt::format("{} {}\n", j.alias, j.host_key.public_key);
   bool wrote = ::write(kfd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
@@ -308,18 +316,21 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   if (!im.target.identity.empty()) cmd.identities.push_back(im.target.identity);
   // During device add the ssh config's keys are candidates for the jump too.
   for (const auto& extra : im.target.extra_identities) cmd.identities.push_back(extra);
-  if (!o.gedge_key.empty() && ::access(o.gedge_key.c_str(), R_OK) == 0) cmd.identities.push_back(o.gedge_key.string());
+  if (!o.gedge_key.empty() && ::access(o.gedge_key.c_str(), R_OK) == 0)
+    cmd.identities.push_back(o.gedge_key.string());
   cmd.identity_agent = im.target.identity_agent;
   cmd.connect_timeout_s = o.connect_timeout_s;
   cmd.verbosity = o.verbosity >= 2 ? o.verbosity - 1 : 0;
-  diag(1, fmt::format("ssh {}: through jump host {}@{}:{} (ssh -W, jump key {} pinned as {})", im.target.name, j.user, j.host,
-                      j.port, j.host_key.fingerprint, j.alias));
-  auto argv_s = jump_argv(cmd, j, im.target.host, std::to_string(im.target.port > 0 ? im.target.port : 22));
+  diag(1, fmt::format("ssh {}: through jump host {}@{}:{} (ssh -W, jump key {} pinned as {})",
+                      im.target.name, j.user, j.host, j.port, j.host_key.fingerprint, j.alias));
+  auto argv_s =
+      jump_argv(cmd, j, im.target.host, std::to_string(im.target.port > 0 ? im.target.port : 22));
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
   int sv[2], ep[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return fail(ErrorCode::failure, "socketpair failed");
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return fail(ErrorCode::failure, "socketpair failed");
   if (::pipe2(ep, O_CLOEXEC) != 0) {
     ::close(sv[0]), ::close(sv[1]);
     return fail(ErrorCode::failure, "pipe failed");
@@ -357,14 +368,14 @@ Result<void> connect_socket(ssh_session s, const SshTarget& t, Clock::time_point
     if (rc == SSH_OK) break;
     if (rc == SSH_ERROR) {
       std::string why = ssh_get_error(s);
-      return fail(ErrorCode::unreachable, fmt::format("device {}: cannot connect: {}", where(t, s), why),
+      return fail(ErrorCode::unreachable,
+                  fmt::format("device {}: cannot connect: {}", where(t, s), why),
                   "is the device up and sshd running? try 'gedge device check'");
     }
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
     long ms = remaining_ms(connect_deadline);
     if (ms <= 0)
-      return fail(ErrorCode::unreachable,
-                  fmt::format("device {}: connect timed out", where(t, s)),
+      return fail(ErrorCode::unreachable, fmt::format("device {}: connect timed out", where(t, s)),
                   "is the device up and its network reachable? raise --timeout for slow links");
     int fd = ssh_get_fd(s);
     if (fd >= 0) {
@@ -392,7 +403,7 @@ Result<void> known_hosts_update(const std::filesystem::path& file, std::string_v
     int fd;
     ~Unlock() { ::close(fd); }
   } unlock{lfd};
-  struct flock fl{};
+  struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
   if (::fcntl(lfd, F_SETLKW, &fl) != 0)
@@ -417,8 +428,12 @@ Result<void> known_hosts_update(const std::filesystem::path& file, std::string_v
 SshSession::SshSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SshSession::~SshSession() = default;
 
-const SshTarget& SshSession::target() const { return impl_->target; }
-const HostKey& SshSession::host_key() const { return impl_->key; }
+const SshTarget& SshSession::target() const {
+  return impl_->target;
+}
+const HostKey& SshSession::host_key() const {
+  return impl_->key;
+}
 
 std::string SshSession::user() const {
   char* u = nullptr;
@@ -428,8 +443,12 @@ std::string SshSession::user() const {
   return out;
 }
 
-const std::string& SshSession::auth_method() const { return impl_->auth_method; }
-const std::string& SshSession::auth_identity() const { return impl_->auth_identity; }
+const std::string& SshSession::auth_method() const {
+  return impl_->auth_method;
+}
+const std::string& SshSession::auth_identity() const {
+  return impl_->auth_identity;
+}
 
 int SshSession::port() const {
   unsigned int p = 0;
@@ -439,36 +458,44 @@ int SshSession::port() const {
 
 namespace {
 
-Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& target, const SshOptions& opts) {
+Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& target,
+                                                          const SshOptions& opts) {
   auto impl = std::make_unique<SshSession::Impl>();
   impl->target = target;
   impl->opts = opts;
   auto now = Clock::now();
   impl->deadline = opts.deadline.value_or(
       now + std::chrono::milliseconds(static_cast<int64_t>(opts.timeout_s * 1000)));
-  auto connect_deadline =
-      std::min(impl->deadline,
-               now + std::chrono::milliseconds(static_cast<int64_t>(opts.connect_timeout_s * 1000)));
+  auto connect_deadline = std::min(
+      impl->deadline,
+      now + std::chrono::milliseconds(static_cast<int64_t>(opts.connect_timeout_s * 1000)));
   GEDGE_TRY_ASSIGN(impl->s, new_session(target, opts));
-  diag(1, fmt::format("ssh {}: connecting to {}@{}:{}", target.name.empty() ? target.host : target.name,
-                      target.user.empty() ? "(local user)" : target.user, target.host, target.port > 0 ? target.port : 22));
+  diag(1, fmt::format("ssh {}: connecting to {}@{}:{}",
+                      target.name.empty() ? target.host : target.name,
+                      target.user.empty() ? "(local user)" : target.user, target.host,
+                      target.port > 0 ? target.port : 22));
   if (target.jump) GEDGE_TRY(start_jump(*impl, opts));
   if (auto c = connect_socket(impl->s, target, connect_deadline); !c) {
     Error e = c.error();
     if (target.jump && e.code != ErrorCode::interrupted) {
       // libssh only sees the pipe close; the jump's ssh says why (refused, no route, host key).
       std::string said = impl->jump_said();
-      e.message = fmt::format("{} (through jump host {}@{}:{}: {})", e.message, target.jump->user, target.jump->host,
-                              target.jump->port, said.empty() ? "no message" : said);
+      e.message =
+          fmt::format("{} (through jump host {}@{}:{}: {})", e.message, target.jump->user,
+                      target.jump->host, target.jump->port, said.empty() ? "no message" : said);
       if (said.find("Host key verification failed") != std::string::npos ||
           said.find("REMOTE HOST IDENTIFICATION HAS CHANGED") != std::string::npos) {
         e.code = ErrorCode::host_key;
-        e.hint = fmt::format("the jump host's key is not the one pinned for {}; verify it, then add the device again "
-                             "with --force",
-                             target.name);
+        e.hint = fmt::format(
+            "the jump host's key is not the one pinned for {}; verify it, then add the device "
+            "again "
+            "with --force",
+            target.name);
       } else if (said.find("Permission denied") != std::string::npos) {
         e.code = ErrorCode::auth;
-        e.hint = "the jump host refused the login: check the jump user and key (ProxyJump in the ssh config)";
+        e.hint =
+            "the jump host refused the login: check the jump user and key (ProxyJump in the ssh "
+            "config)";
       } else {
         e.hint = "check the jump host and that it can reach the device";
       }
@@ -478,7 +505,8 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
 
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(impl->s, &raw) != SSH_OK)
-    return fail(ErrorCode::failure, fmt::format("device {}: no host key presented", where(target, impl->s)));
+    return fail(ErrorCode::failure,
+                fmt::format("device {}: no host key presented", where(target, impl->s)));
   Key key(raw);
   GEDGE_TRY_ASSIGN(impl->key, describe_key(key.get()));
   if (g_diag.verbosity.load() >= 2) {
@@ -486,29 +514,33 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
     const char* kex = ssh_get_kex_algo(impl->s);
     const char* cin = ssh_get_cipher_in(impl->s);
     const char* hin = ssh_get_hmac_in(impl->s);
-    diag(2, fmt::format("ssh {}: server {}, key exchange {}, cipher {}, mac {}", label_of(target), banner ? banner : "?",
-                        kex ? kex : "?", cin ? cin : "?", hin ? hin : "?"));
+    diag(2, fmt::format("ssh {}: server {}, key exchange {}, cipher {}, mac {}", label_of(target),
+                        banner ? banner : "?", kex ? kex : "?", cin ? cin : "?", hin ? hin : "?"));
   }
   impl->key_line = key_line_of(key.get());
   impl->key.public_key = impl->key_line;
   const std::string& pinned = target.host_key.fingerprint;
   const std::string& got = impl->key.fingerprint;
   diag(1, fmt::format("ssh {}: host key {} {} ({})", label_of(target), impl->key.type, got,
-                      pinned.empty() ? "not pinned yet" : (pinned == got ? "matches the pin" : "DOES NOT match the pin")));
+                      pinned.empty()
+                          ? "not pinned yet"
+                          : (pinned == got ? "matches the pin" : "DOES NOT match the pin")));
   std::string label = target.name.empty() ? target.host : target.name;
   if (!pinned.empty()) {
     if (pinned != got)
-      return fail(ErrorCode::host_key,
-                  fmt::format("host key of device {} changed: pinned {} {}, presented {} {}",
-                              where(target, impl->s), target.host_key.type, pinned, impl->key.type, got),
-                  fmt::format("if the device was reinstalled, verify the new key and run "
-                              "'gedge device rekey {}'; otherwise this may be an attack",
-                              label));
+      return fail(
+          ErrorCode::host_key,
+          fmt::format("host key of device {} changed: pinned {} {}, presented {} {}",
+                      where(target, impl->s), target.host_key.type, pinned, impl->key.type, got),
+          fmt::format("if the device was reinstalled, verify the new key and run "
+                      "'gedge device rekey {}'; otherwise this may be an attack",
+                      label));
   } else {
     bool ok = opts.accept_new || (opts.confirm_new_key && opts.confirm_new_key(impl->key));
     if (!ok)
       return fail(ErrorCode::host_key,
-                  fmt::format("unknown host key for {}: {} {}", where(target, impl->s), impl->key.type, got),
+                  fmt::format("unknown host key for {}: {} {}", where(target, impl->s),
+                              impl->key.type, got),
                   fmt::format("verify the fingerprint out of band, then pass --host-key {} "
                               "(or --accept-new to trust it on first use)",
                               got));
@@ -516,13 +548,16 @@ Result<std::unique_ptr<SshSession::Impl>> open_and_verify(const SshTarget& targe
   return impl;
 }
 
-std::string fs_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
+std::string fs_name(const std::string& p) {
+  return std::filesystem::path(p).filename().string();
+}
 
 Error auth_error(const SshTarget& t, ssh_session s, const std::string& user, std::string_view how) {
-  return Error{ErrorCode::auth,
-               fmt::format("device {}: authentication refused for user '{}' ({})", where(t, s), user, how),
-               "install gedge's key (gedge device key) or bootstrap it with --password-file; "
-               "check --user and --identity"};
+  return Error{
+      ErrorCode::auth,
+      fmt::format("device {}: authentication refused for user '{}' ({})", where(t, s), user, how),
+      "install gedge's key (gedge device key) or bootstrap it with --password-file; "
+      "check --user and --identity"};
 }
 
 }  // namespace
@@ -536,7 +571,8 @@ Result<HostKey> probe_host_key(const SshTarget& target, const SshOptions& opts) 
   return impl->key;
 }
 
-Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target, const SshOptions& opts) {
+Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
+                                                        const SshOptions& opts) {
   GEDGE_TRY_ASSIGN(auto impl, open_and_verify(target, opts));
   ssh_session s = impl->s;
   std::unique_ptr<SshSession> sess(new SshSession(std::move(impl)));
@@ -565,13 +601,16 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
     }
     Key key(k);
     // An OpenSSH user certificate for this key: the target's CertificateFile, else KEY-cert.pub.
-    std::string cert = (file == target.identity && !target.certificate.empty()) ? target.certificate
-                                                                                : file.string() + "-cert.pub";
+    std::string cert = (file == target.identity && !target.certificate.empty())
+                           ? target.certificate
+                           : file.string() + "-cert.pub";
     if (::access(cert.c_str(), R_OK) == 0) {
       ssh_key c = nullptr;
-      if (ssh_pki_import_cert_file(cert.c_str(), &c) != SSH_OK || ssh_pki_copy_cert_to_privkey(c, key.get()) != SSH_OK) {
+      if (ssh_pki_import_cert_file(cert.c_str(), &c) != SSH_OK ||
+          ssh_pki_copy_cert_to_privkey(c, key.get()) != SSH_OK) {
         if (c) ssh_key_free(c);
-        return fail(ErrorCode::usage, fmt::format("cannot use the certificate {} with {}", cert, file.string()),
+        return fail(ErrorCode::usage,
+                    fmt::format("cannot use the certificate {} with {}", cert, file.string()),
                     "the certificate must be the OpenSSH user certificate of that key");
       }
       ssh_key_free(c);
@@ -609,9 +648,11 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshTarget& target,
     GEDGE_TRY(im.arm("authentication"));
     int rc = ssh_userauth_agent(s, nullptr);
     tried.push_back("ssh-agent");
-    diag(2, fmt::format("ssh {}: ssh-agent keys: {}", label_of(target), rc == SSH_AUTH_SUCCESS ? "accepted" : "refused"));
+    diag(2, fmt::format("ssh {}: ssh-agent keys: {}", label_of(target),
+                        rc == SSH_AUTH_SUCCESS ? "accepted" : "refused"));
     if (rc == SSH_AUTH_SUCCESS) return done("agent", "");
-    if (rc == SSH_AUTH_ERROR && ssh_is_connected(s) == 0) return std::unexpected(im.lost("authentication"));
+    if (rc == SSH_AUTH_ERROR && ssh_is_connected(s) == 0)
+      return std::unexpected(im.lost("authentication"));
   }
   std::string how = "tried: ";
   for (size_t i = 0; i < tried.size(); ++i) how += (i ? ", " : "") + tried[i];
@@ -625,12 +666,14 @@ Result<ExecResult> SshSession::exec(const std::vector<std::string>& argv,
 }
 
 Result<ExecResult> SshSession::exec_stream(const std::vector<std::string>& argv,
-                                           const std::function<void(std::string_view)>& on_stdout, bool sudo) {
+                                           const std::function<void(std::string_view)>& on_stdout,
+                                           bool sudo) {
   return exec_impl(argv, std::nullopt, sudo, &on_stdout);
 }
 
-Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, std::optional<std::string_view> stdin_data,
-                                         bool sudo, const std::function<void(std::string_view)>* on_stdout) {
+Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv,
+                                         std::optional<std::string_view> stdin_data, bool sudo,
+                                         const std::function<void(std::string_view)>* on_stdout) {
   auto& im = *impl_;
   ssh_session s = im.s;
   if (argv.empty()) return fail(ErrorCode::usage, "no command to run");
@@ -666,9 +709,10 @@ Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, s
   for (;;) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
     if (remaining_ms(im.deadline) <= 0)
-      return fail(ErrorCode::unreachable,
-                  fmt::format("device {}: command did not finish before the timeout", where(im.target, s)),
-                  "raise --timeout for long-running commands");
+      return fail(
+          ErrorCode::unreachable,
+          fmt::format("device {}: command did not finish before the timeout", where(im.target, s)),
+          "raise --timeout for long-running commands");
     int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 100);
     if (n == SSH_ERROR) return std::unexpected(im.lost("reading output"));
     if (n > 0) {
@@ -678,18 +722,21 @@ Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv, s
         r.out.append(buf, static_cast<size_t>(n));
     }
     int m;
-    while ((m = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) r.err.append(buf, static_cast<size_t>(m));
+    while ((m = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0)
+      r.err.append(buf, static_cast<size_t>(m));
     if (m == SSH_ERROR) return std::unexpected(im.lost("reading output"));
     if (n == 0 && ssh_channel_is_eof(ch)) break;
     if (ssh_channel_is_closed(ch)) break;
   }
   GEDGE_TRY(im.arm("exit status"));
   r.exit_code = ssh_channel_get_exit_status(ch);
-  r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  r.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
   return r;
 }
 
-Result<void> SshSession::put_file(const std::string& remote_path, std::string_view bytes, unsigned mode) {
+Result<void> SshSession::put_file(const std::string& remote_path, std::string_view bytes,
+                                  unsigned mode) {
   auto& im = *impl_;
   GEDGE_TRY_ASSIGN(sftp_session sf, im.sftp_open());
   std::string tmp = remote_path + fmt::format(".gedge-tmp-{}", ::getpid());
@@ -713,7 +760,8 @@ Result<void> SshSession::put_file(const std::string& remote_path, std::string_vi
   }
   if (sftp_close(f) != SSH_OK) return std::unexpected(im.sftp_error("cannot write", tmp));
   // The server's umask applies at open; set the mode exactly.
-  if (sftp_chmod(sf, tmp.c_str(), mode & 07777) != 0) return std::unexpected(im.sftp_error("cannot chmod", tmp));
+  if (sftp_chmod(sf, tmp.c_str(), mode & 07777) != 0)
+    return std::unexpected(im.sftp_error("cannot chmod", tmp));
   return rename(tmp, remote_path);
 }
 
@@ -768,7 +816,8 @@ Result<void> SshSession::mkdirs(const std::string& remote_path, unsigned mode) {
   }
   while (pos <= remote_path.size()) {
     size_t slash = remote_path.find('/', pos);
-    std::string part = remote_path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    std::string part =
+        remote_path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
     pos = slash == std::string::npos ? remote_path.size() + 1 : slash + 1;
     if (part.empty()) continue;
     prefix += (prefix.empty() || prefix.back() == '/') ? part : "/" + part;

@@ -30,7 +30,8 @@ Result<json> get_json(const std::string& url, double timeout_s, const std::strin
   }
   auto j = json::parse(r->body, nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    return fail(ErrorCode::failure, fmt::format("registry {}: {} did not return a JSON object", registry, url));
+    return fail(ErrorCode::failure,
+                fmt::format("registry {}: {} did not return a JSON object", registry, url));
   return j;
 }
 
@@ -39,7 +40,8 @@ Result<json> get_json(const std::string& url, double timeout_s, const std::strin
 Result<json> catalog(const std::string& registry, bool plain_http, double timeout_s) {
   static const std::regex re(R"([A-Za-z0-9.-]+(:[0-9]{1,5})?)");
   if (!std::regex_match(registry, re))
-    return fail(ErrorCode::usage, fmt::format("invalid --registry '{}'", registry), "give HOST:PORT, e.g. 10.213.0.1:5000");
+    return fail(ErrorCode::usage, fmt::format("invalid --registry '{}'", registry),
+                "give HOST:PORT, e.g. 10.213.0.1:5000");
   std::string base = fmt::format("{}://{}/v2", plain_http ? "http" : "https", registry);
   json out = json::array();
   std::string next = base + "/_catalog?n=1000";
@@ -47,16 +49,20 @@ Result<json> catalog(const std::string& registry, bool plain_http, double timeou
   for (int page = 0; page < 100 && !next.empty(); ++page) {
     GEDGE_TRY_ASSIGN(auto j, get_json(next, timeout_s, registry));
     auto list = j.value("repositories", json::array());
-    if (!list.is_array()) return fail(ErrorCode::failure, fmt::format("registry {}: malformed _catalog", registry));
+    if (!list.is_array())
+      return fail(ErrorCode::failure, fmt::format("registry {}: malformed _catalog", registry));
     for (const auto& r : list)
       if (r.is_string()) repos.push_back(r.get<std::string>());
-    next = list.size() < 1000 || repos.empty() ? "" : fmt::format("{}/_catalog?n=1000&last={}", base, repos.back());
+    next = list.size() < 1000 || repos.empty()
+               ? ""
+               : fmt::format("{}/_catalog?n=1000&last={}", base, repos.back());
   }
   std::sort(repos.begin(), repos.end());
   static const std::regex repo_re(R"([a-z0-9]+([._/-][a-z0-9]+)*)");
   for (const auto& r : repos) {
     if (!std::regex_match(r, repo_re)) continue;  // never build a URL from a name the spec forbids
-    GEDGE_TRY_ASSIGN(auto t, get_json(fmt::format("{}/{}/tags/list", base, r), timeout_s, registry));
+    GEDGE_TRY_ASSIGN(auto t,
+                     get_json(fmt::format("{}/{}/tags/list", base, r), timeout_s, registry));
     json tags = json::array();
     std::vector<std::string> ts;
     if (t.contains("tags") && t["tags"].is_array())

@@ -31,10 +31,14 @@ json parse_or(const json& v, json fallback) {
 }  // namespace
 
 Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(
-      "SELECT name, kind, profile, registry, kubeconfig, context FROM clusters WHERE name = ?", {name}));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query(
+          "SELECT name, kind, profile, registry, kubeconfig, context FROM clusters WHERE name = ?",
+          {name}));
   if (rows.empty())
-    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name), "see 'gedge cluster ls'");
+    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name),
+                "see 'gedge cluster ls'");
   ClusterInfo c;
   c.name = name;
   c.kind = str(rows[0], "kind");
@@ -42,17 +46,21 @@ Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name) {
   c.registry = str(rows[0], "registry");
   c.kubeconfig = str(rows[0], "kubeconfig");
   c.context = str(rows[0], "context");
-  GEDGE_TRY_ASSIGN(auto members, inv.query(
-      "SELECT device FROM cluster_members WHERE cluster = ? AND state != 'left' ORDER BY device", {name}));
+  GEDGE_TRY_ASSIGN(auto members, inv.query("SELECT device FROM cluster_members WHERE cluster = ? "
+                                           "AND state != 'left' ORDER BY device",
+                                           {name}));
   for (const auto& m : members) c.members.push_back(str(m, "device"));
   if (c.kind == "devices" && c.profile != "containers" && c.kubeconfig.empty())
-    return fail(ErrorCode::usage,
-                fmt::format("cluster '{}' ({} profile) has no Kubernetes endpoint registered yet", name, c.profile),
-                "finish 'gedge cluster build', or register its kubeconfig with 'gedge cluster register'");
+    return fail(
+        ErrorCode::usage,
+        fmt::format("cluster '{}' ({} profile) has no Kubernetes endpoint registered yet", name,
+                    c.profile),
+        "finish 'gedge cluster build', or register its kubeconfig with 'gedge cluster register'");
   if (c.kind == "devices" && c.profile == "containers" && c.members.empty())
     return fail(ErrorCode::usage, fmt::format("cluster '{}' has no members", name),
                 "add devices with 'gedge cluster join'");
-  if (c.kind == "devices" && c.profile != "containers") c.kind = "kubernetes";  // k3s/k8s: via its API
+  if (c.kind == "devices" && c.profile != "containers")
+    c.kind = "kubernetes";  // k3s/k8s: via its API
   return c;
 }
 
@@ -80,7 +88,8 @@ using detail::ClusterInfo;
 using detail::Unit;
 using detail::UnitResult;
 
-Result<std::optional<RuntimeMount>> resolve_runtime(Inventory& inv, const Service& s, const std::string& root) {
+Result<std::optional<RuntimeMount>> resolve_runtime(Inventory& inv, const Service& s,
+                                                    const std::string& root) {
   if (s.runtime.empty()) return std::optional<RuntimeMount>{};
   auto b = runtime::find_bundle(inv, s.runtime);
   if (!b) {
@@ -101,22 +110,31 @@ Result<std::optional<RuntimeMount>> resolve_runtime(Inventory& inv, const Servic
 }  // namespace
 
 // Nodes that --placement gives the stage `name` on cluster `cluster`.
-Result<std::vector<std::string>> detail::placed_nodes(const json& placement, const std::string& name,
+Result<std::vector<std::string>> detail::placed_nodes(const json& placement,
+                                                      const std::string& name,
                                                       const ClusterInfo& cl) {
   std::vector<std::string> out;
   if (placement.is_null()) return out;
-  if (!placement.is_object() || !placement.contains("placements") || !placement["placements"].is_array())
-    return fail(ErrorCode::usage, "--placement: expected the JSON of 'gedge sched place -o json' ({\"placements\": [...]})");
+  if (!placement.is_object() || !placement.contains("placements") ||
+      !placement["placements"].is_array())
+    return fail(
+        ErrorCode::usage,
+        "--placement: expected the JSON of 'gedge sched place -o json' ({\"placements\": [...]})");
   for (const auto& p : placement["placements"]) {
     if (!p.is_object() || p.value("stage", "") != name) continue;
     std::string c = p.value("cluster", ""), n = p.value("node", "");
     if (!c.empty() && c != cl.name)
       return fail(ErrorCode::usage,
-                  fmt::format("--placement puts '{}' on cluster '{}', but this deploy is to '{}'", name, c, cl.name),
-                  "deploy each cluster's stages with its own --cluster, or place with --clusters restricted to one");
-    if (cl.kind == "devices" && std::find(cl.members.begin(), cl.members.end(), n) == cl.members.end())
-      return fail(ErrorCode::usage, fmt::format("--placement puts '{}' on '{}', which is not a member of cluster '{}'",
-                                                name, n, cl.name));
+                  fmt::format("--placement puts '{}' on cluster '{}', but this deploy is to '{}'",
+                              name, c, cl.name),
+                  "deploy each cluster's stages with its own --cluster, or place with --clusters "
+                  "restricted to one");
+    if (cl.kind == "devices" &&
+        std::find(cl.members.begin(), cl.members.end(), n) == cl.members.end())
+      return fail(
+          ErrorCode::usage,
+          fmt::format("--placement puts '{}' on '{}', which is not a member of cluster '{}'", name,
+                      n, cl.name));
     out.push_back(n);
   }
   return out;
@@ -124,18 +142,23 @@ Result<std::vector<std::string>> detail::placed_nodes(const json& placement, con
 
 namespace {
 
-Result<void> save_record(Inventory& inv, const ClusterInfo& cl, const std::string& name, const std::string& ns,
-                         const json& doc, int replicas, const UnitResult& r) {
+Result<void> save_record(Inventory& inv, const ClusterInfo& cl, const std::string& name,
+                         const std::string& ns, const json& doc, int replicas,
+                         const UnitResult& r) {
   std::string now = now_rfc3339();
   json placement{{"placements", r.placements}, {"spec_hash", r.out.value("spec_hash", "")}};
   std::string state = r.ok ? "deployed" : "degraded";
   return inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY(w.exec(
-        "INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET namespace = excluded.namespace, "
-        "spec = excluded.spec, placement = excluded.placement, state = excluded.state, replicas = excluded.replicas, "
-        "updated_at = excluded.updated_at",
-        {name, cl.name, ns, doc.dump(), placement.dump(), state, static_cast<int64_t>(replicas), now, now}));
+    GEDGE_TRY(
+        w.exec("INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, "
+               "created_at, updated_at) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET "
+               "namespace = excluded.namespace, "
+               "spec = excluded.spec, placement = excluded.placement, state = excluded.state, "
+               "replicas = excluded.replicas, "
+               "updated_at = excluded.updated_at",
+               {name, cl.name, ns, doc.dump(), placement.dump(), state,
+                static_cast<int64_t>(replicas), now, now}));
     return {};
   });
 }
@@ -145,13 +168,16 @@ Result<void> save(Inventory& inv, const ClusterInfo& cl, const Unit& u, const Un
   json placement{{"placements", r.placements}, {"spec_hash", r.out.value("spec_hash", "")}};
   std::string state = r.ok ? "deployed" : "degraded";
   return inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY(w.exec(
-        "INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET namespace = excluded.namespace, "
-        "spec = excluded.spec, placement = excluded.placement, state = excluded.state, replicas = excluded.replicas, "
-        "updated_at = excluded.updated_at",
-        {u.svc->name, cl.name, u.svc->namespace_, u.doc.dump(), placement.dump(), state,
-         static_cast<int64_t>(u.replicas), now, now}));
+    GEDGE_TRY(
+        w.exec("INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, "
+               "created_at, updated_at) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET "
+               "namespace = excluded.namespace, "
+               "spec = excluded.spec, placement = excluded.placement, state = excluded.state, "
+               "replicas = excluded.replicas, "
+               "updated_at = excluded.updated_at",
+               {u.svc->name, cl.name, u.svc->namespace_, u.doc.dump(), placement.dump(), state,
+                static_cast<int64_t>(u.replicas), now, now}));
     return {};
   });
 }
@@ -170,9 +196,10 @@ Error first_error(const std::vector<UnitResult>& results, std::size_t* failed) {
 
 }  // namespace
 
-Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec, const DeployRequest& req,
-                             Reporter& rep) {
-  if (req.cluster.empty()) return fail(ErrorCode::usage, "deploy needs --cluster", "see 'gedge cluster ls'");
+Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec,
+                             const DeployRequest& req, Reporter& rep) {
+  if (req.cluster.empty())
+    return fail(ErrorCode::usage, "deploy needs --cluster", "see 'gedge cluster ls'");
   GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, req.cluster));
   if (req.timeout_s <= 0) return fail(ErrorCode::usage, "--timeout must be positive");
   if (spec.is_manifest && cl.kind == "kubernetes") {
@@ -181,11 +208,15 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
     std::vector<UnitResult> results;
     for (auto& m : mres) {
       services.push_back(m.res.out);
-      if (!req.dry_run) GEDGE_TRY(save_record(inv, cl, m.name, m.namespace_, m.doc, m.replicas, m.res));
+      if (!req.dry_run)
+        GEDGE_TRY(save_record(inv, cl, m.name, m.namespace_, m.doc, m.replicas, m.res));
       results.push_back(m.res);
     }
     DeployOutcome out;
-    out.result = {{"cluster", cl.name}, {"kind", "kubernetes"}, {"dry_run", req.dry_run}, {"services", services}};
+    out.result = {{"cluster", cl.name},
+                  {"kind", "kubernetes"},
+                  {"dry_run", req.dry_run},
+                  {"services", services}};
     std::size_t failed = 0;
     Error e = first_error(results, &failed);
     if (failed > 0) out.partial = e;
@@ -200,8 +231,9 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
   const Spec& run = spec.is_manifest ? translated : spec;
   for (const auto* s : run.ordered())
     if (auto u = hosts_unsupported(*s); !u.empty() && cl.kind != "kubernetes")
-      return fail(ErrorCode::usage, fmt::format("{}: service '{}': {} not supported on container hosts", spec.file, s->name,
-                                                fmt::join(u, ", ")),
+      return fail(ErrorCode::usage,
+                  fmt::format("{}: service '{}': {} not supported on container hosts", spec.file,
+                              s->name, fmt::join(u, ", ")),
                   "deploy it to a Kubernetes cluster");
   std::vector<Unit> units;
   for (const auto* s : run.ordered()) {
@@ -232,59 +264,76 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
     // new service none of whose replicas came up (degraded), so rm and a re-run find it.
     if (!results[i].ok && results[i].placements.empty()) {
       GEDGE_TRY_ASSIGN(auto prev, inv.query("SELECT 1 FROM services WHERE name = ? AND cluster = ?",
-                                      {units[i].svc->name, cl.name}));
+                                            {units[i].svc->name, cl.name}));
       if (!prev.empty()) continue;
     }
     GEDGE_TRY(save(inv, cl, units[i], results[i]));
   }
   DeployOutcome out;
-  out.result = {{"cluster", cl.name}, {"kind", cl.kind == "kubernetes" ? "kubernetes" : "containers"},
-                {"dry_run", req.dry_run}, {"services", services}};
+  out.result = {{"cluster", cl.name},
+                {"kind", cl.kind == "kubernetes" ? "kubernetes" : "containers"},
+                {"dry_run", req.dry_run},
+                {"services", services}};
   std::size_t failed = 0;
   Error e = first_error(results, &failed);
   if (failed > 0) {
     // Device trouble on some replicas while others converged: partial (3). A service that failed
     // for a reason of its own (rollback, crash, conflict) keeps that reason's exit status.
     out.partial = e;
-    if (e.code == ErrorCode::unreachable || e.code == ErrorCode::partial) out.partial->code = ErrorCode::partial;
+    if (e.code == ErrorCode::unreachable || e.code == ErrorCode::partial)
+      out.partial->code = ErrorCode::partial;
   }
   return out;
 }
 
 Result<json> list_services(Inventory& inv, const std::string& cluster) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(
-      "SELECT s.name AS name, s.cluster AS cluster, s.namespace AS namespace, s.state AS state, "
-      "s.replicas AS replicas, s.placement AS placement, s.updated_at AS updated_at, c.kind AS ckind, "
-      "c.profile AS profile FROM services s LEFT JOIN clusters c ON c.name = s.cluster "
-      "WHERE (? = '' OR s.cluster = ?) ORDER BY s.cluster, s.name",
-      {cluster, cluster}));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query("SELECT s.name AS name, s.cluster AS cluster, s.namespace AS namespace, s.state AS "
+                "state, "
+                "s.replicas AS replicas, s.placement AS placement, s.updated_at AS updated_at, "
+                "c.kind AS ckind, "
+                "c.profile AS profile FROM services s LEFT JOIN clusters c ON c.name = s.cluster "
+                "WHERE (? = '' OR s.cluster = ?) ORDER BY s.cluster, s.name",
+                {cluster, cluster}));
   json out = json::array();
   for (const auto& r : rows) {
     json pl = detail::parse_or(r["placement"], json::object());
     json nodes = json::array();
-    for (const auto& p : pl.value("placements", json::array())) nodes.push_back(p.value("node", ""));
-    std::string kind = detail::str(r, "ckind") == "devices" && detail::str(r, "profile") == "containers"
-                           ? "containers"
-                           : "kubernetes";
-    out.push_back({{"name", r["name"]}, {"cluster", r["cluster"]}, {"namespace", r["namespace"]}, {"kind", kind},
-                   {"state", r["state"]}, {"replicas", r["replicas"]}, {"nodes", nodes},
+    for (const auto& p : pl.value("placements", json::array()))
+      nodes.push_back(p.value("node", ""));
+    std::string kind =
+        detail::str(r, "ckind") == "devices" && detail::str(r, "profile") == "containers"
+            ? "containers"
+            : "kubernetes";
+    out.push_back({{"name", r["name"]},
+                   {"cluster", r["cluster"]},
+                   {"namespace", r["namespace"]},
+                   {"kind", kind},
+                   {"state", r["state"]},
+                   {"replicas", r["replicas"]},
+                   {"nodes", nodes},
                    {"updated_at", r["updated_at"]}});
   }
   return out;
 }
 
-Result<ServiceRecord> find_service(Inventory& inv, const std::string& name, const std::string& cluster) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query(
-      "SELECT name, cluster, namespace, spec, placement, state, replicas FROM services "
-      "WHERE name = ? AND (? = '' OR cluster = ?) ORDER BY cluster",
-      {name, cluster, cluster}));
+Result<ServiceRecord> find_service(Inventory& inv, const std::string& name,
+                                   const std::string& cluster) {
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query("SELECT name, cluster, namespace, spec, placement, state, replicas FROM services "
+                "WHERE name = ? AND (? = '' OR cluster = ?) ORDER BY cluster",
+                {name, cluster, cluster}));
   if (rows.empty())
     return fail(ErrorCode::not_found,
-                cluster.empty() ? fmt::format("service '{}' not found", name)
-                                : fmt::format("service '{}' not found on cluster '{}'", name, cluster),
+                cluster.empty()
+                    ? fmt::format("service '{}' not found", name)
+                    : fmt::format("service '{}' not found on cluster '{}'", name, cluster),
                 "see 'gedge svc ls'");
   if (rows.size() > 1)
-    return fail(ErrorCode::usage, fmt::format("service '{}' is deployed on {} clusters", name, rows.size()),
+    return fail(ErrorCode::usage,
+                fmt::format("service '{}' is deployed on {} clusters", name, rows.size()),
                 "say which with --cluster");
   const auto& r = rows[0];
   ServiceRecord rec;
@@ -300,8 +349,8 @@ Result<ServiceRecord> find_service(Inventory& inv, const std::string& name, cons
   return rec;
 }
 
-Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
-                             double ssh_timeout_s) {
+Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::string& name,
+                             const std::string& cluster, double ssh_timeout_s) {
   GEDGE_TRY_ASSIGN(auto rec, find_service(inv, name, cluster));
   GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, rec.cluster));
   if (cl.kind == "kubernetes") return detail::status_kube(inv, cl, rec);
@@ -310,7 +359,8 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
 
 Result<long> parse_duration_s(const std::string& text, const std::string& what) {
   auto bad = [&] {
-    return fail(ErrorCode::usage, fmt::format("{} '{}' is not a duration", what, text), "use e.g. 30s, 5m, 2h or 1h30m");
+    return fail(ErrorCode::usage, fmt::format("{} '{}' is not a duration", what, text),
+                "use e.g. 30s, 5m, 2h or 1h30m");
   };
   long total = 0;
   std::size_t i = 0;
@@ -337,22 +387,28 @@ Result<void> logs(Inventory& inv, const Paths& paths, const LogsRequest& req,
   GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, rec.cluster));
   if (cl.kind == "kubernetes") return detail::logs_kube(cl, rec, req, sink);
   if (!req.container.empty())
-    return fail(ErrorCode::usage, "--container picks a container of a Kubernetes pod; this service runs on container hosts",
-                "pick a replica with --replica N");
+    return fail(
+        ErrorCode::usage,
+        "--container picks a container of a Kubernetes pod; this service runs on container hosts",
+        "pick a replica with --replica N");
   if (!req.pod.empty() && !req.replica)
-    return fail(ErrorCode::usage, fmt::format("on container hosts --replica is a replica number, not '{}'", req.pod),
+    return fail(ErrorCode::usage,
+                fmt::format("on container hosts --replica is a replica number, not '{}'", req.pod),
                 fmt::format("see 'gedge svc status {}'", rec.name));
   return detail::logs_hosts(inv, paths, rec, req, sink);
 }
 
-Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
-                            int replicas, const DeployRequest& base, Reporter& rep) {
+Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::string& name,
+                            const std::string& cluster, int replicas, const DeployRequest& base,
+                            Reporter& rep) {
   if (replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
   GEDGE_TRY_ASSIGN(auto rec, find_service(inv, name, cluster));
   if (rec.spec.value("kind", "") == "Manifest")
-    return fail(ErrorCode::usage, fmt::format("service '{}' was deployed from a Kubernetes manifest", name),
+    return fail(ErrorCode::usage,
+                fmt::format("service '{}' was deployed from a Kubernetes manifest", name),
                 "change replicas in the manifest and deploy it again");
-  GEDGE_TRY_ASSIGN(auto spec, detail::spec_from_doc(rec.spec, fmt::format("service '{}' (recorded)", name)));
+  GEDGE_TRY_ASSIGN(auto spec,
+                   detail::spec_from_doc(rec.spec, fmt::format("service '{}' (recorded)", name)));
   DeployRequest req = base;
   req.cluster = rec.cluster;
   req.replicas_override = replicas;
@@ -366,12 +422,13 @@ Result<DeployOutcome> scale(Inventory& inv, const Paths& paths, const std::strin
   return deploy(inv, paths, spec, req, rep);
 }
 
-Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::string& name, const std::string& cluster,
-                             double ssh_timeout_s, Reporter& rep) {
+Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::string& name,
+                             const std::string& cluster, double ssh_timeout_s, Reporter& rep) {
   GEDGE_TRY_ASSIGN(auto rec, find_service(inv, name, cluster));
   GEDGE_TRY_ASSIGN(auto cl, detail::load_cluster(inv, rec.cluster));
-  auto removing = cl.kind == "kubernetes" ? detail::remove_kube(inv, cl, rec)
-                                          : detail::remove_hosts(inv, paths, cl, rec, ssh_timeout_s, rep);
+  auto removing = cl.kind == "kubernetes"
+                      ? detail::remove_kube(inv, cl, rec)
+                      : detail::remove_hosts(inv, paths, cl, rec, ssh_timeout_s, rep);
   GEDGE_TRY_ASSIGN(json removed, std::move(removing));
   DeployOutcome out;
   out.result = {{"name", rec.name}, {"cluster", rec.cluster}, {"removed", removed}};
@@ -379,24 +436,30 @@ Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::stri
   for (const auto& r : removed)
     if (r.value("state", "") == "failed") all_ok = false;
   if (!all_ok) {
-    out.partial = Error{ErrorCode::partial, fmt::format("service '{}': some replicas could not be removed", name),
+    out.partial = Error{ErrorCode::partial,
+                        fmt::format("service '{}': some replicas could not be removed", name),
                         "the record is kept: run 'gedge svc rm' again when the devices are back"};
-    GEDGE_TRY(inv.exec("UPDATE services SET state = 'removing', updated_at = ? WHERE name = ? AND cluster = ?",
-                            {now_rfc3339(), rec.name, rec.cluster}));
+    GEDGE_TRY(inv.exec(
+        "UPDATE services SET state = 'removing', updated_at = ? WHERE name = ? AND cluster = ?",
+        {now_rfc3339(), rec.name, rec.cluster}));
     return out;
   }
   GEDGE_TRY(inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY(w.exec("DELETE FROM services WHERE name = ? AND cluster = ?", {rec.name, rec.cluster}));
+    GEDGE_TRY(
+        w.exec("DELETE FROM services WHERE name = ? AND cluster = ?", {rec.name, rec.cluster}));
     // Exactly this service's replica pins (owner gedge-NAME-<replica>) on this cluster's devices: a
     // LIKE 'gedge-web-%' also took web-api's pins and web's on other clusters.
     std::string prefix = fmt::format("gedge-{}-", rec.name);
-    GEDGE_TRY_ASSIGN(auto pins, w.query("SELECT p.device, p.owner FROM pins p JOIN cluster_members m ON m.device = "
-                                        "p.device WHERE m.cluster = ? AND substr(p.owner, 1, ?) = ?",
-                                        {rec.cluster, int64_t(prefix.size()), prefix}));
+    GEDGE_TRY_ASSIGN(
+        auto pins,
+        w.query("SELECT p.device, p.owner FROM pins p JOIN cluster_members m ON m.device = "
+                "p.device WHERE m.cluster = ? AND substr(p.owner, 1, ?) = ?",
+                {rec.cluster, int64_t(prefix.size()), prefix}));
     for (const auto& p : pins) {
       std::string rest = p["owner"].get<std::string>().substr(prefix.size());
       if (rest.empty() || rest.find_first_not_of("0123456789") != std::string::npos) continue;
-      GEDGE_TRY(w.exec("DELETE FROM pins WHERE device = ? AND owner = ?", {p["device"].get<std::string>(), p["owner"].get<std::string>()}));
+      GEDGE_TRY(w.exec("DELETE FROM pins WHERE device = ? AND owner = ?",
+                       {p["device"].get<std::string>(), p["owner"].get<std::string>()}));
     }
     return {};
   }));
@@ -418,15 +481,19 @@ Result<DeployOutcome> autoscale_once(Inventory& inv, const Paths& paths, const s
   json decisions = json::array();
   for (const auto& s : list) {
     if (s["kind"] != "containers") continue;
-    GEDGE_TRY_ASSIGN(auto rec, find_service(inv, s["name"].get<std::string>(), s["cluster"].get<std::string>()));
+    GEDGE_TRY_ASSIGN(
+        auto rec, find_service(inv, s["name"].get<std::string>(), s["cluster"].get<std::string>()));
     auto spec = detail::spec_from_doc(rec.spec, rec.name);
     if (!spec || spec->is_pipeline || !spec->service.autoscale) continue;
     const auto& a = *spec->service.autoscale;
     auto used = detail::cpu_usage_hosts(inv, paths, rec, base.ssh_timeout_s);
     if (!used || !*used) {
-      decisions.push_back({{"name", rec.name}, {"cluster", rec.cluster}, {"replicas", rec.replicas},
-                           {"action", "skipped"},
-                           {"reason", used ? "no replica reported CPU use" : used.error().message}});
+      decisions.push_back(
+          {{"name", rec.name},
+           {"cluster", rec.cluster},
+           {"replicas", rec.replicas},
+           {"action", "skipped"},
+           {"reason", used ? "no replica reported CPU use" : used.error().message}});
       continue;
     }
     int want = autoscale_desired(rec.replicas, **used, a.cpu, a.min, a.max);
@@ -443,9 +510,13 @@ Result<DeployOutcome> autoscale_once(Inventory& inv, const Paths& paths, const s
     } else {
       auto r = scale(inv, paths, rec.name, rec.cluster, want, base, rep);
       d["action"] = r ? "scaled" : "failed";
-      if (!r) d["error"] = r.error().message;
-      else if (r->partial) d["error"] = r->partial->message;
-      if (!r || r->partial) out.partial = Error{ErrorCode::partial, fmt::format("autoscale of '{}' failed", rec.name), ""};
+      if (!r)
+        d["error"] = r.error().message;
+      else if (r->partial)
+        d["error"] = r->partial->message;
+      if (!r || r->partial)
+        out.partial =
+            Error{ErrorCode::partial, fmt::format("autoscale of '{}' failed", rec.name), ""};
     }
     decisions.push_back(d);
   }

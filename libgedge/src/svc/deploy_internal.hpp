@@ -24,8 +24,8 @@ Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name);
 // `dir` ends in a digest of the contents, so a change is a new directory and a replace. The
 // contents are never recorded, logged or put on a command line.
 struct FileSet {
-  std::string dir;       // /var/lib/gedge/svc/SERVICE/VOLUME-DIGEST
-  bool secret = false;   // files 0600 in a 0700 dir, else 0644 in 0755; root-owned
+  std::string dir;      // /var/lib/gedge/svc/SERVICE/VOLUME-DIGEST
+  bool secret = false;  // files 0600 in a 0700 dir, else 0644 in 0755; root-owned
   std::vector<std::pair<std::string, std::string>> files;  // relative path -> bytes
 };
 inline constexpr const char* kFilesRoot = "/var/lib/gedge/svc";
@@ -33,29 +33,31 @@ inline constexpr const char* kFilesRoot = "/var/lib/gedge/svc";
 // One service to converge, with everything resolved up front.
 struct Unit {
   const Service* svc = nullptr;
-  nlohmann::json doc;                // standalone service document (recorded; re-loaded by scale)
+  nlohmann::json doc;  // standalone service document (recorded; re-loaded by scale)
   std::optional<RuntimeMount> runtime;
   int replicas = 1;
-  std::vector<std::string> placed;   // nodes from --placement for this stage (may be empty)
-  std::vector<FileSet> files;        // ConfigMap/Secret volumes (manifests only)
+  std::vector<std::string> placed;  // nodes from --placement for this stage (may be empty)
+  std::vector<FileSet> files;       // ConfigMap/Secret volumes (manifests only)
 };
 
 // What the back ends report per service (the `services[]` entries of the deploy result) and
 // what is recorded.
 struct UnitResult {
-  nlohmann::json out;                // {name, ..., actions: [...]}
+  nlohmann::json out;                                   // {name, ..., actions: [...]}
   nlohmann::json placements = nlohmann::json::array();  // [{stage, cluster, node, replica}]
-  bool ok = true;                    // every replica converged
-  std::optional<Error> error;        // first failure (its code decides the exit status)
+  bool ok = true;                                       // every replica converged
+  std::optional<Error> error;  // first failure (its code decides the exit status)
 };
 
 // Container hosts: plan every unit first (read-only), pull every image that will be needed
 // (an image or registry error stops the deploy before anything changed), then converge unit by
 // unit. An error that stops everything (an image or registry error, Ctrl-C) is the Result's error.
-Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
-                                             std::vector<Unit>& units, const DeployRequest& req, Reporter& rep);
-Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl, std::vector<Unit>& units,
-                                            const DeployRequest& req, Reporter& rep);
+Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
+                                             const ClusterInfo& cl, std::vector<Unit>& units,
+                                             const DeployRequest& req, Reporter& rep);
+Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl,
+                                            std::vector<Unit>& units, const DeployRequest& req,
+                                            Reporter& rep);
 
 // Kubernetes manifests to a Kubernetes cluster: every object applied as written (namespace
 // defaulted, ownership label added), the placement injected into each placed workload as
@@ -77,23 +79,25 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
 Result<Spec> hosts_spec(const Spec& spec, bool placed,
                         std::map<std::string, std::vector<FileSet>>* files = nullptr);
 // The nodes --placement gives workload/stage `name` (empty: none), checked against the cluster.
-Result<std::vector<std::string>> placed_nodes(const nlohmann::json& placement, const std::string& name,
-                                              const ClusterInfo& cl);
+Result<std::vector<std::string>> placed_nodes(const nlohmann::json& placement,
+                                              const std::string& name, const ClusterInfo& cl);
 
 // Status / logs / removal for one recorded service.
-Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, double ssh_timeout_s);
+Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
+                                   double ssh_timeout_s);
 Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec);
-Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, const LogsRequest& req,
-                        const std::function<void(std::string_view)>& sink);
+Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
+                        const LogsRequest& req, const std::function<void(std::string_view)>& sink);
 Result<nlohmann::json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
                                     const ServiceRecord& rec, double ssh_timeout_s, Reporter& rep);
 Result<void> logs_kube(const ClusterInfo& cl, const ServiceRecord& rec, const LogsRequest& req,
                        const std::function<void(std::string_view)>& sink);
 Result<nlohmann::json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRecord& rec);
 // Average CPU use of the service's replicas as a percentage of their CPU request (or of one
-// core when none), from `podman top` (%CPU over each process lifetime); nullopt when no replica reported.
-Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
-                                              double ssh_timeout_s);
+// core when none), from `podman top` (%CPU over each process lifetime); nullopt when no replica
+// reported.
+Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths,
+                                              const ServiceRecord& rec, double ssh_timeout_s);
 
 // The document of one service or pipeline stage as a standalone service (namespace filled in,
 // pipeline-only fields dropped), and the model loaded back from it.

@@ -69,7 +69,9 @@ struct Translator {
   const manifest::Object* find(const std::string& kind, const std::string& name) const {
     std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
     for (const auto& o : in.objects)
-      if (o.kind == kind && o.name == name && (o.namespace_.empty() ? "default" : o.namespace_) == ns) return &o;
+      if (o.kind == kind && o.name == name &&
+          (o.namespace_.empty() ? "default" : o.namespace_) == ns)
+        return &o;
     return nullptr;
   }
 
@@ -84,23 +86,30 @@ struct Translator {
     int mode = secret ? 0600 : 0644;
     auto check_mode = [&](const json& m, const std::string& mp) -> Result<void> {
       if (!m.is_number_integer() || m.get<int>() != mode)
-        return std::unexpected(refuse(mp, fmt::format("a file mode other than {:04o} is not supported", mode),
-                                      fmt::format("on container hosts {} files are root's, mode {:04o}: drop the field",
-                                                  kind, mode)));
+        return std::unexpected(refuse(
+            mp, fmt::format("a file mode other than {:04o} is not supported", mode),
+            fmt::format("on container hosts {} files are root's, mode {:04o}: drop the field", kind,
+                        mode)));
       return {};
     };
     if (src.contains("defaultMode")) GEDGE_TRY(check_mode(src["defaultMode"], sp + "/defaultMode"));
     std::string oname = src.value(secret ? "secretName" : "name", "");
-    bool optional = src.contains("optional") && src["optional"].is_boolean() && src["optional"].get<bool>();
+    bool optional =
+        src.contains("optional") && src["optional"].is_boolean() && src["optional"].get<bool>();
     std::string vname = gv["name"];
     bool ok_name = !vname.empty() && vname.size() <= 63;
-    for (char ch : vname) ok_name = ok_name && (std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) || ch == '-');
-    if (!ok_name) return std::unexpected(refuse(p + "/name", fmt::format("volume name '{}' is not a DNS label", vname)));
+    for (char ch : vname)
+      ok_name = ok_name && (std::islower(static_cast<unsigned char>(ch)) ||
+                            std::isdigit(static_cast<unsigned char>(ch)) || ch == '-');
+    if (!ok_name)
+      return std::unexpected(
+          refuse(p + "/name", fmt::format("volume name '{}' is not a DNS label", vname)));
     const manifest::Object* o = find(kind, oname);
     if (!o && !optional)
-      return std::unexpected(w.source.error_at(sp + (secret ? "/secretName" : "/name"),
-                                               fmt::format("{} '{}' is not in the manifests", kind, oname),
-                                               fmt::format("on container hosts a {} comes from the same files as the workload", kind)));
+      return std::unexpected(w.source.error_at(
+          sp + (secret ? "/secretName" : "/name"),
+          fmt::format("{} '{}' is not in the manifests", kind, oname),
+          fmt::format("on container hosts a {} comes from the same files as the workload", kind)));
     // key -> bytes (Secret: data base64, stringData wins; ConfigMap: data, binaryData base64)
     std::map<std::string, std::string> data;
     if (o) {
@@ -110,7 +119,8 @@ struct Translator {
         bool b64 = secret ? std::string(part) == "data" : std::string(part) == "binaryData";
         for (auto it = doc[part].begin(); it != doc[part].end(); ++it) {
           std::string kp = fmt::format("/{}/{}", part, it.key());
-          if (!it.value().is_string()) return std::unexpected(o->source.error_at(kp, "expected a string"));
+          if (!it.value().is_string())
+            return std::unexpected(o->source.error_at(kp, "expected a string"));
           if (!b64) {
             data[it.key()] = it.value().get<std::string>();
           } else if (auto d = base64_decode(it.value().get<std::string>())) {
@@ -131,27 +141,33 @@ struct Translator {
         if (it.contains("mode")) GEDGE_TRY(check_mode(it["mode"], ip + "/mode"));
         std::string key = it.value("key", ""), path = it.value("path", "");
         if (!safe_relative(path))
-          return std::unexpected(w.source.error_at(ip + "/path", fmt::format("path '{}' is not a relative path inside the volume", path)));
+          return std::unexpected(w.source.error_at(
+              ip + "/path",
+              fmt::format("path '{}' is not a relative path inside the volume", path)));
         auto d = data.find(key);
         if (d == data.end()) {
           if (o && optional) continue;
           if (!o) continue;
-          return std::unexpected(w.source.error_at(ip + "/key", fmt::format("{} '{}' ({}) has no key '{}'", kind, oname,
-                                                                            o->where(), key)));
+          return std::unexpected(w.source.error_at(
+              ip + "/key",
+              fmt::format("{} '{}' ({}) has no key '{}'", kind, oname, o->where(), key)));
         }
         fs.files.emplace_back(path, d->second);
       }
     } else {
       for (const auto& [k, bytes] : data) {
         if (!safe_relative(k) || k.find('/') != std::string::npos)
-          return std::unexpected(o->source.error_at("/data", fmt::format("key '{}' is not a file name", k)));
+          return std::unexpected(
+              o->source.error_at("/data", fmt::format("key '{}' is not a file name", k)));
         fs.files.emplace_back(k, bytes);
       }
     }
     std::string all;
-    for (const auto& [path, bytes] : fs.files) all += fmt::format("{}:{}\n", runtime::sha256_hex(path), runtime::sha256_hex(bytes));
+    for (const auto& [path, bytes] : fs.files)
+      all += fmt::format("{}:{}\n", runtime::sha256_hex(path), runtime::sha256_hex(bytes));
     all += secret ? "secret" : "configmap";
-    fs.dir = fmt::format("{}/{}/{}-{}", kFilesRoot, w.name, vname, runtime::sha256_hex(all).substr(0, 16));
+    fs.dir = fmt::format("{}/{}/{}-{}", kFilesRoot, w.name, vname,
+                         runtime::sha256_hex(all).substr(0, 16));
     gv["hostPath"] = fs.dir;
     gv["readOnly"] = true;  // as Kubernetes mounts them
     if (files) files->push_back(std::move(fs));
@@ -159,14 +175,18 @@ struct Translator {
   }
 
   Error refuse(const std::string& ptr, const std::string& why, const std::string& hint = "") const {
-    return w.source.error_at(ptr, fmt::format("{} on container hosts", why),
-                             hint.empty() ? "deploy this manifest to a Kubernetes cluster, or drop the field" : hint);
+    return w.source.error_at(
+        ptr, fmt::format("{} on container hosts", why),
+        hint.empty() ? "deploy this manifest to a Kubernetes cluster, or drop the field" : hint);
   }
 
   // Fields of `obj` at `ptr` must be in `ok`; `ignored` are accepted as having no effect here.
-  Result<void> only(const json& obj, const std::string& ptr, const std::set<std::string>& ok) const {
+  Result<void> only(const json& obj, const std::string& ptr,
+                    const std::set<std::string>& ok) const {
     for (auto it = obj.begin(); it != obj.end(); ++it)
-      if (!ok.contains(it.key())) return std::unexpected(refuse(ptr + "/" + it.key(), fmt::format("'{}' is not supported", it.key())));
+      if (!ok.contains(it.key()))
+        return std::unexpected(
+            refuse(ptr + "/" + it.key(), fmt::format("'{}' is not supported", it.key())));
     return {};
   }
 
@@ -175,9 +195,10 @@ struct Translator {
   // value would be on podman's command line (visible in ps on the device) and in the record.
   Result<std::optional<std::string>> value_from(const json& vf, const std::string& ptr) const {
     if (vf.contains("secretKeyRef"))
-      return std::unexpected(refuse(ptr + "/secretKeyRef", "a Secret as an environment value is not supported",
-                                    "a Secret's value would be on podman's command line on the device: deploy to a "
-                                    "Kubernetes cluster"));
+      return std::unexpected(
+          refuse(ptr + "/secretKeyRef", "a Secret as an environment value is not supported",
+                 "a Secret's value would be on podman's command line on the device: deploy to a "
+                 "Kubernetes cluster"));
     GEDGE_TRY(only(vf, ptr, {"configMapKeyRef"}));
     if (!vf.contains("configMapKeyRef") || !vf["configMapKeyRef"].is_object())
       return std::unexpected(w.source.error_at(ptr, "valueFrom needs configMapKeyRef"));
@@ -185,29 +206,36 @@ struct Translator {
     std::string rp = ptr + "/configMapKeyRef";
     GEDGE_TRY(only(ref, rp, {"name", "key", "optional"}));
     std::string cm = ref.value("name", ""), key = ref.value("key", "");
-    bool optional = ref.contains("optional") && ref["optional"].is_boolean() && ref["optional"].get<bool>();
+    bool optional =
+        ref.contains("optional") && ref["optional"].is_boolean() && ref["optional"].get<bool>();
     std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
     const manifest::Object* found = nullptr;
     for (const auto& o : in.objects)
-      if (o.kind == "ConfigMap" && o.name == cm && (o.namespace_.empty() ? "default" : o.namespace_) == ns) found = &o;
+      if (o.kind == "ConfigMap" && o.name == cm &&
+          (o.namespace_.empty() ? "default" : o.namespace_) == ns)
+        found = &o;
     if (!found) {
       if (optional) return std::optional<std::string>{};
-      return std::unexpected(w.source.error_at(rp + "/name", fmt::format("ConfigMap '{}' is not in the manifests", cm),
-                                               "on container hosts a ConfigMap comes from the same files as the workload"));
+      return std::unexpected(w.source.error_at(
+          rp + "/name", fmt::format("ConfigMap '{}' is not in the manifests", cm),
+          "on container hosts a ConfigMap comes from the same files as the workload"));
     }
     const json& data = found->json().contains("data") ? found->json()["data"] : json::object();
     if (!data.is_object() || !data.contains(key) || !data[key].is_string()) {
       if (optional) return std::optional<std::string>{};
-      return std::unexpected(w.source.error_at(rp + "/key", fmt::format("ConfigMap '{}' ({}) has no data key '{}'", cm,
-                                                                        found->where(), key)));
+      return std::unexpected(w.source.error_at(
+          rp + "/key",
+          fmt::format("ConfigMap '{}' ({}) has no data key '{}'", cm, found->where(), key)));
     }
     return std::optional<std::string>{data[key].get<std::string>()};
   }
 
-  Result<json> container(const json& c, const std::string& ptr, const std::map<std::string, json>& mounts_by_volume,
+  Result<json> container(const json& c, const std::string& ptr,
+                         const std::map<std::string, json>& mounts_by_volume,
                          json& volume_mounts) const {
-    GEDGE_TRY(only(c, ptr, {"name", "image", "command", "args", "env", "ports", "resources", "volumeMounts",
-                            "imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy"}));
+    GEDGE_TRY(only(c, ptr,
+                   {"name", "image", "command", "args", "env", "ports", "resources", "volumeMounts",
+                    "imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy"}));
     (void)mounts_by_volume;
     json out{{"image", c.value("image", "")}};
     if (c.contains("name")) out["name"] = c["name"];
@@ -223,15 +251,20 @@ struct Translator {
         std::optional<std::string> value;
         if (e.contains("valueFrom")) {
           if (e.contains("value"))
-            return std::unexpected(w.source.error_at(ep + "/valueFrom", "value and valueFrom both given"));
+            return std::unexpected(
+                w.source.error_at(ep + "/valueFrom", "value and valueFrom both given"));
           GEDGE_TRY_ASSIGN(value, value_from(e["valueFrom"], ep + "/valueFrom"));
           if (!value) continue;  // optional, and the key is absent: not set, as Kubernetes does
         }
-        bool ok = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
+        bool ok =
+            !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
         for (char ch : name) ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
-        if (!ok) return std::unexpected(refuse(ep + "/name", fmt::format("env name '{}' is not supported", name),
-                                               "podman takes names of letters, digits and '_'"));
-        out["env"].push_back({{"name", name}, {"value", value.value_or(e.value("value", ""))}});  // byte for byte
+        if (!ok)
+          return std::unexpected(refuse(ep + "/name",
+                                        fmt::format("env name '{}' is not supported", name),
+                                        "podman takes names of letters, digits and '_'"));
+        out["env"].push_back(
+            {{"name", name}, {"value", value.value_or(e.value("value", ""))}});  // byte for byte
       }
     }
     if (c.contains("ports")) {
@@ -255,9 +288,11 @@ struct Translator {
         if (!c["resources"].contains(part)) continue;
         const json& m = c["resources"][part];
         for (auto it = m.begin(); it != m.end(); ++it) {
-          std::string rp = ptr + "/resources/" + part + "/" + (it.key() == "nvidia.com/gpu" ? "nvidia.com~1gpu" : it.key());
+          std::string rp = ptr + "/resources/" + part + "/" +
+                           (it.key() == "nvidia.com/gpu" ? "nvidia.com~1gpu" : it.key());
           if (it.key() != "cpu" && it.key() != "memory" && it.key() != "nvidia.com/gpu")
-            return std::unexpected(refuse(rp, fmt::format("resource '{}' is not supported", it.key())));
+            return std::unexpected(
+                refuse(rp, fmt::format("resource '{}' is not supported", it.key())));
           res[part][it.key()] = gedge::quantity_text(it.value());
         }
       }
@@ -271,7 +306,9 @@ struct Translator {
         const json& m = c["volumeMounts"][i];
         std::string mp = ptr + "/volumeMounts/" + std::to_string(i);
         GEDGE_TRY(only(m, mp, {"name", "mountPath", "readOnly"}));
-        volume_mounts.push_back({{"ptr", mp}, {"name", m.value("name", "")}, {"mountPath", m.value("mountPath", "")},
+        volume_mounts.push_back({{"ptr", mp},
+                                 {"name", m.value("name", "")},
+                                 {"mountPath", m.value("mountPath", "")},
                                  {"readOnly", m.value("readOnly", false)}});
       }
     }
@@ -281,33 +318,41 @@ struct Translator {
   Result<json> service() const {
     const json& top = w.json();
     if (w.kind == "DaemonSet" || w.kind == "Job")
-      return std::unexpected(refuse("/kind", fmt::format("a {} is not supported", w.kind),
-                                    "a Deployment (or a Pod) runs its replicas on the cluster's devices"));
+      return std::unexpected(
+          refuse("/kind", fmt::format("a {} is not supported", w.kind),
+                 "a Deployment (or a Pod) runs its replicas on the cluster's devices"));
     GEDGE_TRY(only(top, "", {"apiVersion", "kind", "metadata", "spec", "status"}));
     json doc{{"name", w.name}};  // the namespace is the pipeline's (hosts_spec)
     if (w.kind != "Pod") {
       const json& sp = top["spec"];
-      GEDGE_TRY(only(sp, "/spec", {"replicas", "selector", "template", "strategy", "revisionHistoryLimit",
-                                   "progressDeadlineSeconds", "serviceName", "podManagementPolicy", "updateStrategy"}));
+      GEDGE_TRY(only(
+          sp, "/spec",
+          {"replicas", "selector", "template", "strategy", "revisionHistoryLimit",
+           "progressDeadlineSeconds", "serviceName", "podManagementPolicy", "updateStrategy"}));
       doc["replicas"] = sp.value("replicas", 1);
     }
     const json* ps = manifest::pod_spec(w);
     std::string pp = manifest::pod_spec_pointer(w);
-    GEDGE_TRY(only(*ps, pp, {"containers", "restartPolicy", "volumes", "nodeSelector", "affinity", "tolerations",
-                             "dnsPolicy", "schedulerName", "terminationGracePeriodSeconds"}));
+    GEDGE_TRY(only(*ps, pp,
+                   {"containers", "restartPolicy", "volumes", "nodeSelector", "affinity",
+                    "tolerations", "dnsPolicy", "schedulerName", "terminationGracePeriodSeconds"}));
     for (const char* k : {"nodeSelector", "affinity", "tolerations"})
       if (ps->contains(k) && !placed)
-        return std::unexpected(refuse(pp + "/" + k, fmt::format("'{}' without a placement is not supported", k),
-                                      "place it first: gedge sched place FILE -o json > plan.json, then "
-                                      "gedge svc deploy FILE --cluster C --placement plan.json"));
+        return std::unexpected(
+            refuse(pp + "/" + k, fmt::format("'{}' without a placement is not supported", k),
+                   "place it first: gedge sched place FILE -o json > plan.json, then "
+                   "gedge svc deploy FILE --cluster C --placement plan.json"));
     if (ps->value("restartPolicy", "Always") == "Never")
       return std::unexpected(refuse(pp + "/restartPolicy", "restartPolicy Never is not supported"));
     if (ps->value("dnsPolicy", "ClusterFirst") != "ClusterFirst")
-      return std::unexpected(refuse(pp + "/dnsPolicy", "a dnsPolicy other than ClusterFirst is not supported"));
+      return std::unexpected(
+          refuse(pp + "/dnsPolicy", "a dnsPolicy other than ClusterFirst is not supported"));
     if (ps->contains("schedulerName") && (*ps)["schedulerName"] != "default-scheduler")
       return std::unexpected(refuse(pp + "/schedulerName", "a custom scheduler is not supported"));
-    if (ps->contains("terminationGracePeriodSeconds") && (*ps)["terminationGracePeriodSeconds"] != 30)
-      return std::unexpected(refuse(pp + "/terminationGracePeriodSeconds", "a grace period other than 30 s is not supported"));
+    if (ps->contains("terminationGracePeriodSeconds") &&
+        (*ps)["terminationGracePeriodSeconds"] != 30)
+      return std::unexpected(refuse(pp + "/terminationGracePeriodSeconds",
+                                    "a grace period other than 30 s is not supported"));
     if (ps->contains("initContainers"))
       return std::unexpected(refuse(pp + "/initContainers", "init containers are not supported"));
 
@@ -323,7 +368,8 @@ struct Translator {
     json containers = json::array();
     for (std::size_t i = 0; i < (*ps)["containers"].size(); ++i) {
       json cm = json::array();
-      GEDGE_TRY_ASSIGN(auto c, container((*ps)["containers"][i], pp + "/containers/" + std::to_string(i), volumes, cm));
+      GEDGE_TRY_ASSIGN(auto c, container((*ps)["containers"][i],
+                                         pp + "/containers/" + std::to_string(i), volumes, cm));
       containers.push_back(std::move(c));
       mounts.push_back(cm);
     }
@@ -336,16 +382,21 @@ struct Translator {
         std::string name = m["name"];
         for (std::size_t k = 0; k < mounts.size(); ++k) {
           bool same = std::any_of(mounts[k].begin(), mounts[k].end(), [&](const json& o) {
-            return o["name"] == m["name"] && o["mountPath"] == m["mountPath"] && o["readOnly"] == m["readOnly"];
+            return o["name"] == m["name"] && o["mountPath"] == m["mountPath"] &&
+                   o["readOnly"] == m["readOnly"];
           });
           if (!same)
-            return std::unexpected(refuse(m["ptr"], fmt::format("volume '{}' mounted by some containers only (or elsewhere)", name),
-                                          "on container hosts every container of the pod mounts the same volumes at the same paths"));
+            return std::unexpected(refuse(
+                m["ptr"],
+                fmt::format("volume '{}' mounted by some containers only (or elsewhere)", name),
+                "on container hosts every container of the pod mounts the same volumes at the same "
+                "paths"));
         }
         if (!used.insert(name).second) continue;
         auto it = volumes.find(name);
-        if (it == volumes.end()) return std::unexpected(w.source.error_at(m["ptr"].get<std::string>() + "/name",
-                                                                          fmt::format("no volume named '{}'", name)));
+        if (it == volumes.end())
+          return std::unexpected(w.source.error_at(m["ptr"].get<std::string>() + "/name",
+                                                   fmt::format("no volume named '{}'", name)));
         const json& v = it->second;
         std::string p = vptr[name];
         json gv{{"name", name}, {"mountPath", m["mountPath"]}};
@@ -362,13 +413,15 @@ struct Translator {
         } else if (v.contains("configMap") || v.contains("secret")) {
           GEDGE_TRY_ASSIGN(gv, files_volume(v, p, gv));
         } else if (v.contains("nfs")) {
-          return std::unexpected(refuse(p + "/nfs", "an NFS volume is not supported yet",
-                                        "use a PersistentVolumeClaim (a named podman volume), or deploy to Kubernetes"));
+          return std::unexpected(refuse(
+              p + "/nfs", "an NFS volume is not supported yet",
+              "use a PersistentVolumeClaim (a named podman volume), or deploy to Kubernetes"));
         } else {
           std::string kind = "?";
           for (auto vit = v.begin(); vit != v.end(); ++vit)
             if (vit.key() != "name") kind = vit.key();
-          return std::unexpected(refuse(p + "/" + kind, fmt::format("a {} volume is not supported", kind)));
+          return std::unexpected(
+              refuse(p + "/" + kind, fmt::format("a {} volume is not supported", kind)));
         }
         vols.push_back(gv);
       }
@@ -379,17 +432,20 @@ struct Translator {
 
 }  // namespace
 
-Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, std::vector<FileSet>>* files) {
+Result<Spec> hosts_spec(const Spec& spec, bool placed,
+                        std::map<std::string, std::vector<FileSet>>* files) {
   json stages = json::array();
   std::vector<const manifest::Object*> ws = spec.manifest.workloads();
   if (ws.empty())
     return fail(ErrorCode::usage, fmt::format("{}: no workload to deploy", spec.manifest.path),
                 "a manifest deploy needs a Pod, Deployment, StatefulSet, DaemonSet or Job");
   for (const auto& o : spec.manifest.objects)
-    if (o.role != manifest::Role::workload && o.kind != "Service" && o.kind != "ConfigMap" && o.kind != "Secret" &&
-        o.kind != "PersistentVolumeClaim" && o.kind != "PersistentVolume")
-      return fail(ErrorCode::usage, fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
-                  "deploy this manifest to a Kubernetes cluster");
+    if (o.role != manifest::Role::workload && o.kind != "Service" && o.kind != "ConfigMap" &&
+        o.kind != "Secret" && o.kind != "PersistentVolumeClaim" && o.kind != "PersistentVolume")
+      return fail(
+          ErrorCode::usage,
+          fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
+          "deploy this manifest to a Kubernetes cluster");
   for (const auto* w : ws) {
     Translator t{*w, placed, spec.manifest, files ? &(*files)[w->name] : nullptr};
     GEDGE_TRY_ASSIGN(auto doc, t.service());
@@ -399,14 +455,20 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, std
   }
   // Container hosts have no namespaces; the one the manifests name is kept on the record. Workloads
   // in different namespaces would share one record: refused rather than one namespace dropped.
-  auto ns_of = [](const manifest::Object* o) { return o->namespace_.empty() ? std::string("default") : o->namespace_; };
+  auto ns_of = [](const manifest::Object* o) {
+    return o->namespace_.empty() ? std::string("default") : o->namespace_;
+  };
   for (const auto* w : ws)
     if (ns_of(w) != ns_of(ws[0]))
-      return fail(ErrorCode::usage,
-                  fmt::format("{}: {} '{}' is in namespace '{}', {} '{}' in '{}'", w->where(), w->kind, w->name, ns_of(w),
-                              ws[0]->kind, ws[0]->name, ns_of(ws[0])),
-                  "on container hosts one manifest deploy is one namespace: deploy them separately");
-  json pipeline{{"apiVersion", "gedge/v1"}, {"kind", "Pipeline"}, {"name", ws[0]->name}, {"namespace", ns_of(ws[0])},
+      return fail(
+          ErrorCode::usage,
+          fmt::format("{}: {} '{}' is in namespace '{}', {} '{}' in '{}'", w->where(), w->kind,
+                      w->name, ns_of(w), ws[0]->kind, ws[0]->name, ns_of(ws[0])),
+          "on container hosts one manifest deploy is one namespace: deploy them separately");
+  json pipeline{{"apiVersion", "gedge/v1"},
+                {"kind", "Pipeline"},
+                {"name", ws[0]->name},
+                {"namespace", ns_of(ws[0])},
                 {"stages", stages}};
   auto out = parse_spec(pipeline.dump(), spec.manifest.path);
   if (!out) {

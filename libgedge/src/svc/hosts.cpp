@@ -49,13 +49,14 @@ struct Device {
   std::optional<Error> down;  // could not connect
   std::vector<Ctr> managed;   // every gedge-managed container on it
   json facts;
-  int assigned = 0;           // replicas given to it in this run
+  int assigned = 0;  // replicas given to it in this run
 };
 
 // One connection per device for the whole run.
 class Fleet {
  public:
-  Fleet(Inventory& inv, const Paths& paths, double timeout_s) : inv_(inv), paths_(paths), timeout_s_(timeout_s) {}
+  Fleet(Inventory& inv, const Paths& paths, double timeout_s)
+      : inv_(inv), paths_(paths), timeout_s_(timeout_s) {}
 
   Result<Device*> get(const std::string& name) {
     auto it = devs_.find(name);
@@ -68,7 +69,8 @@ class Fleet {
       d.facts = json::parse(rows[0]["facts"].get<std::string>(), nullptr, false);
     auto opts = default_ssh_options(paths_, timeout_s_);
     opts.connect_timeout_s = timeout_s_;
-    opts.deadline = Clock::now() + std::chrono::hours(6);  // long deploys; each wait has its own bound
+    opts.deadline =
+        Clock::now() + std::chrono::hours(6);  // long deploys; each wait has its own bound
     auto s = SshSession::connect(d.target, opts);
     if (!s)
       d.down = s.error();
@@ -95,7 +97,8 @@ std::vector<std::string> split_lines(const std::string& text) {
   std::size_t pos = 0;
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
-    std::string line = trim(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+    std::string line =
+        trim(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
     if (!line.empty()) out.push_back(line);
     if (nl == std::string::npos) break;
     pos = nl + 1;
@@ -115,8 +118,9 @@ Result<ExecResult> podman(Device& d, std::vector<std::string> args) {
   args.insert(args.begin(), "podman");
   auto r = d.session->exec(args, std::nullopt, true);
   if (r && r->exit_code != 0 && r->err.find("sudo:") != std::string::npos)
-    return fail(ErrorCode::auth, fmt::format("device {}: sudo refused: {}", d.name, trim(r->err)),
-                "gedge needs passwordless sudo on container hosts (the containers profile sets it up)");
+    return fail(
+        ErrorCode::auth, fmt::format("device {}: sudo refused: {}", d.name, trim(r->err)),
+        "gedge needs passwordless sudo on container hosts (the containers profile sets it up)");
   return r;
 }
 
@@ -128,15 +132,18 @@ Error podman_error(const Device& d, const std::string& what, const ExecResult& r
 
 // Reads every gedge-managed container on the device.
 Result<void> refresh(Device& d) {
-  GEDGE_TRY_ASSIGN(auto r, podman(d, {"ps", "-a", "--filter", "label=gedge.managed=true", "--format", "json"}));
+  GEDGE_TRY_ASSIGN(
+      auto r, podman(d, {"ps", "-a", "--filter", "label=gedge.managed=true", "--format", "json"}));
   if (r.exit_code != 0) return std::unexpected(podman_error(d, "listing containers", r));
   auto j = json::parse(r.out.empty() ? "[]" : r.out, nullptr, false);
   if (!j.is_array())
-    return fail(ErrorCode::failure, fmt::format("device {}: 'podman ps --format json' printed something else", d.name));
+    return fail(ErrorCode::failure,
+                fmt::format("device {}: 'podman ps --format json' printed something else", d.name));
   d.managed.clear();
   for (const auto& c : j) {
     Ctr x;
-    if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty()) x.name = c["Names"][0].get<std::string>();
+    if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty())
+      x.name = c["Names"][0].get<std::string>();
     json labels = c.value("Labels", json::object());
     if (!labels.is_object()) labels = json::object();
     x.service = labels.value("gedge.service", "");
@@ -158,8 +165,9 @@ Result<void> refresh(Device& d) {
 std::vector<Ctr> replica_ctrs(const Device& d, const std::string& svc, int r, bool old = false) {
   std::vector<Ctr> out;
   for (const auto& c : d.managed) {
-    bool is_old = c.name.size() > std::strlen(kOldSuffix) &&
-                  c.name.compare(c.name.size() - std::strlen(kOldSuffix), std::string::npos, kOldSuffix) == 0;
+    bool is_old =
+        c.name.size() > std::strlen(kOldSuffix) &&
+        c.name.compare(c.name.size() - std::strlen(kOldSuffix), std::string::npos, kOldSuffix) == 0;
     if (c.service == svc && c.replica == r && is_old == old) out.push_back(c);
   }
   return out;
@@ -205,15 +213,16 @@ bool port_answers(const std::string& host, int port) {
 }
 
 Result<std::string> container_state(Device& d, const std::string& name) {
-  GEDGE_TRY_ASSIGN(auto r, podman(d, {"container", "inspect", "--format", "{{.State.Status}}", name}));
+  GEDGE_TRY_ASSIGN(auto r,
+                   podman(d, {"container", "inspect", "--format", "{{.State.Status}}", name}));
   if (r.exit_code != 0) return std::string("missing");
   return trim(r.out);
 }
 
 // Waits until every container runs (and still runs a second later) and every TCP host port
 // answers from here. failure with the container's last log lines when it exits.
-Result<void> wait_up(Device& d, const std::vector<std::string>& names, const std::vector<int>& ports,
-                     Clock::time_point deadline) {
+Result<void> wait_up(Device& d, const std::vector<std::string>& names,
+                     const std::vector<int>& ports, Clock::time_point deadline) {
   for (int pass = 0; pass < 2; ++pass) {
     for (const auto& n : names) {
       for (;;) {
@@ -225,22 +234,26 @@ Result<void> wait_up(Device& d, const std::vector<std::string>& names, const std
           std::string tail = lg && lg->exit_code == 0 ? last_lines(lg->out + lg->err, 5) : "";
           return fail(ErrorCode::failure,
                       fmt::format("device {}: container {} is {}{}{}", d.name, n,
-                                  Clock::now() > deadline && st != "exited" ? "not running before the timeout (" + st + ")" : st,
+                                  Clock::now() > deadline && st != "exited"
+                                      ? "not running before the timeout (" + st + ")"
+                                      : st,
                                   tail.empty() ? "" : "; last log lines: ", tail),
                       "see 'gedge svc logs' for the whole log");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
       }
     }
-    if (pass == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // crash right after start?
+    if (pass == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // crash right after start?
   }
   for (int p : ports) {
     while (!port_answers(d.target.host, p)) {
       if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
       if (Clock::now() > deadline)
-        return fail(ErrorCode::failure, fmt::format("device {}: port {} does not answer ({}:{})", d.name, p,
-                                                    d.target.host, p),
-                    "the container runs but nothing listens on the port: check its command and ports");
+        return fail(
+            ErrorCode::failure,
+            fmt::format("device {}: port {} does not answer ({}:{})", d.name, p, d.target.host, p),
+            "the container runs but nothing listens on the port: check its command and ports");
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
   }
@@ -258,21 +271,28 @@ Result<void> remove_ctrs(Device& d, const std::vector<std::string>& names) {
 
 // The cpuset for a pinned replica: `cores` CPUs of the device not pinned to anything else,
 // highest first (CPU 0 stays with the system). conflict when the device has too few.
-Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::string& owner, int cores) {
-  int cpus = d.facts.is_object() && d.facts.contains("cpus") && d.facts["cpus"].is_number() ? d.facts["cpus"].get<int>() : 1;
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT owner, cpuset FROM pins WHERE device = ?", {d.name}));
+Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::string& owner,
+                                int cores) {
+  int cpus = d.facts.is_object() && d.facts.contains("cpus") && d.facts["cpus"].is_number()
+                 ? d.facts["cpus"].get<int>()
+                 : 1;
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv.query("SELECT owner, cpuset FROM pins WHERE device = ?", {d.name}));
   topo::IndexSet used;
   for (const auto& r : rows) {
     if (r["owner"] == owner) return r["cpuset"].get<std::string>();
-    // Pins come from gedge (svc deploy, tune pin): Linux lists. One that does not parse pins nothing.
-    if (auto set = topo::parse_list(r["cpuset"].get<std::string>())) used.insert(set->begin(), set->end());
+    // Pins come from gedge (svc deploy, tune pin): Linux lists. One that does not parse pins
+    // nothing.
+    if (auto set = topo::parse_list(r["cpuset"].get<std::string>()))
+      used.insert(set->begin(), set->end());
   }
   topo::IndexSet pick;
   for (int c = cpus - 1; c >= 0 && static_cast<int>(pick.size()) < cores; --c)
     if (!used.count(static_cast<unsigned>(c))) pick.insert(static_cast<unsigned>(c));
   if (static_cast<int>(pick.size()) < cores)
     return fail(ErrorCode::conflict,
-                fmt::format("device {}: pin needs {} free cores, {} of {} are free", d.name, cores, pick.size(), cpus),
+                fmt::format("device {}: pin needs {} free cores, {} of {} are free", d.name, cores,
+                            pick.size(), cpus),
                 "lower pin.cores, or remove services pinned there");
   return topo::format_list(pick);
 }
@@ -280,8 +300,8 @@ Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::stri
 struct Action {
   int replica = 0;
   std::string device;
-  std::string action;      // create | start | replace | unchanged | remove | move
-  std::string from;        // move: the device it leaves
+  std::string action;  // create | start | replace | unchanged | remove | move
+  std::string from;    // move: the device it leaves
   bool from_placement = false;
 };
 
@@ -293,7 +313,8 @@ struct Plan {
   struct Removal {
     std::string device;
     std::vector<std::string> names;
-    int replica = -1;  // >= 0: a stale copy of a wanted replica (removed only if that replica converged)
+    int replica =
+        -1;  // >= 0: a stale copy of a wanted replica (removed only if that replica converged)
   };
   std::vector<Removal> removals;
   std::optional<Error> error;  // planning failed for this service
@@ -320,14 +341,17 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
       if (!where.count(c.replica)) where[c.replica] = m;
     }
   }
-  GEDGE_TRY_ASSIGN(auto rec, inv.query("SELECT placement FROM services WHERE name = ? AND cluster = ?", {s.name, cl.name}));
+  GEDGE_TRY_ASSIGN(auto rec,
+                   inv.query("SELECT placement FROM services WHERE name = ? AND cluster = ?",
+                             {s.name, cl.name}));
   if (!rec.empty() && rec[0]["placement"].is_string()) {
     auto pl = json::parse(rec[0]["placement"].get<std::string>(), nullptr, false);
     if (pl.is_object())
       for (const auto& e : pl.value("placements", json::array())) {
         int r = e.value("replica", -1);
         std::string node = e.value("node", "");
-        if (r < 0 || where.count(r) || std::find(cl.members.begin(), cl.members.end(), node) == cl.members.end())
+        if (r < 0 || where.count(r) ||
+            std::find(cl.members.begin(), cl.members.end(), node) == cl.members.end())
           continue;
         GEDGE_TRY_ASSIGN(auto* d, fleet.get(node));
         if (d->down) where[r] = node;
@@ -353,7 +377,8 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
       if (d->down || (ports && taken.count(m))) continue;
       auto load = [](Device* x) { return static_cast<int>(x->managed.size()) + x->assigned; };
       auto mem = [](Device* x) {
-        return x->facts.is_object() && x->facts.contains("memory_bytes") && x->facts["memory_bytes"].is_number()
+        return x->facts.is_object() && x->facts.contains("memory_bytes") &&
+                       x->facts["memory_bytes"].is_number()
                    ? x->facts["memory_bytes"].get<double>()
                    : 0.0;
       };
@@ -366,14 +391,16 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
         if (!member->down) ++up;
       }
       if (up == 0) {
-        p.error = Error{ErrorCode::unreachable, fmt::format("no member of cluster '{}' is reachable", cl.name), ""};
+        p.error = Error{ErrorCode::unreachable,
+                        fmt::format("no member of cluster '{}' is reachable", cl.name), ""};
         return p;
       }
-      p.error = Error{ErrorCode::usage,
-                      fmt::format("service '{}': {} replicas publish host ports, so each needs its own device; "
-                                  "{} reachable devices are free",
-                                  s.name, u.replicas, up - std::min(up, taken.size())),
-                      "lower replicas, or add devices with 'gedge cluster join'"};
+      p.error = Error{
+          ErrorCode::usage,
+          fmt::format("service '{}': {} replicas publish host ports, so each needs its own device; "
+                      "{} reachable devices are free",
+                      s.name, u.replicas, up - std::min(up, taken.size())),
+          "lower replicas, or add devices with 'gedge cluster join'"};
       return p;
     }
     assign[r] = best->name;
@@ -384,10 +411,12 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
     std::map<std::string, int> per;
     for (const auto& [r, dev] : assign)
       if (++per[dev] > 1) {
-        p.error = Error{ErrorCode::usage,
-                        fmt::format("service '{}' publishes host ports, but replicas {} go to the same device '{}'",
-                                    s.name, r, dev),
-                        "one replica per device for services with host ports"};
+        p.error = Error{
+            ErrorCode::usage,
+            fmt::format(
+                "service '{}' publishes host ports, but replicas {} go to the same device '{}'",
+                s.name, r, dev),
+            "one replica per device for services with host ports"};
         return p;
       }
   }
@@ -443,9 +472,11 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
   return p;
 }
 
-std::vector<std::string> argv_for(const Plan& p, int replica, std::size_t ci, const std::string& cpuset) {
+std::vector<std::string> argv_for(const Plan& p, int replica, std::size_t ci,
+                                  const std::string& cpuset) {
   std::vector<std::string> argv;
-  for (const auto& a : p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]["containers"][ci]["argv"])
+  for (const auto& a : p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]
+                                  ["containers"][ci]["argv"])
     argv.push_back(a.get<std::string>());
   argv.erase(argv.begin());  // "podman": added by podman()
   if (!cpuset.empty()) argv.insert(argv.begin() + 2, {"--cpuset-cpus", cpuset});  // after "run -d"
@@ -454,7 +485,8 @@ std::vector<std::string> argv_for(const Plan& p, int replica, std::size_t ci, co
 
 std::vector<std::string> names_for(const Plan& p, int replica) {
   std::vector<std::string> out;
-  for (const auto& c : p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]["containers"])
+  for (const auto& c :
+       p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]["containers"])
     out.push_back(c["name"].get<std::string>());
   return out;
 }
@@ -469,16 +501,22 @@ Result<void> ensure_files(Device& d, const Unit& u) {
     if (there.exit_code == 0) continue;
     std::string tmp = fs.dir + ".new";
     std::string dmode = fs.secret ? "0700" : "0755", fmode = fs.secret ? "0600" : "0644";
-    auto run = [&](const std::vector<std::string>& argv, std::optional<std::string_view> in) -> Result<void> {
+    auto run = [&](const std::vector<std::string>& argv,
+                   std::optional<std::string_view> in) -> Result<void> {
       GEDGE_TRY_ASSIGN(auto r, d.session->exec(argv, in, true));
       if (r.exit_code != 0)
-        return fail(ErrorCode::failure, fmt::format("device {}: {} {}: {}", d.name, argv[0], argv.back(), trim(r.err)));
+        return fail(ErrorCode::failure,
+                    fmt::format("device {}: {} {}: {}", d.name, argv[0], argv.back(), trim(r.err)));
       return {};
     };
     GEDGE_TRY(run({"rm", "-rf", "--", tmp}, std::nullopt));
-    GEDGE_TRY(run({"install", "-d", "-m", dmode, "-o", "root", "-g", "root", "--", tmp}, std::nullopt));
-    for (const auto& [path, bytes] : fs.files) {  // created empty with its mode, then filled from stdin
-      GEDGE_TRY(run({"install", "-D", "-m", fmode, "-o", "root", "-g", "root", "/dev/null", tmp + "/" + path}, std::nullopt));
+    GEDGE_TRY(
+        run({"install", "-d", "-m", dmode, "-o", "root", "-g", "root", "--", tmp}, std::nullopt));
+    for (const auto& [path, bytes] :
+         fs.files) {  // created empty with its mode, then filled from stdin
+      GEDGE_TRY(run(
+          {"install", "-D", "-m", fmode, "-o", "root", "-g", "root", "/dev/null", tmp + "/" + path},
+          std::nullopt));
       GEDGE_TRY(run({"dd", "status=none", "of=" + tmp + "/" + path}, bytes));
     }
     GEDGE_TRY(run({"mv", "-T", "--", tmp, fs.dir}, std::nullopt));
@@ -490,7 +528,8 @@ Result<void> ensure_files(Device& d, const Unit& u) {
 void prune_files(Device& d, const Unit& u) {
   if (u.files.empty()) return;
   std::string parent = fmt::format("{}/{}", kFilesRoot, u.svc->name);
-  auto r = d.session->exec({"find", parent, "-mindepth", "1", "-maxdepth", "1"}, std::nullopt, true);
+  auto r =
+      d.session->exec({"find", parent, "-mindepth", "1", "-maxdepth", "1"}, std::nullopt, true);
   if (!r || r->exit_code != 0) return;
   for (const auto& line : split_lines(r->out)) {
     std::string path = trim(line);
@@ -500,7 +539,8 @@ void prune_files(Device& d, const Unit& u) {
   }
 }
 
-Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Clock::time_point deadline, bool wait) {
+Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica,
+                       Clock::time_point deadline, bool wait) {
   const Service& s = *p.unit->svc;
   auto names = names_for(p, replica);
   std::string cpuset;
@@ -508,12 +548,14 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Cl
     GEDGE_TRY_ASSIGN(cpuset, plan_cpuset(inv, d, names[0], s.pin->cores));
   }
   if (p.unit->runtime) {
-    GEDGE_TRY_ASSIGN(auto ok, d.session->exec({"test", "-d", p.unit->runtime->host_dir}, std::nullopt, true));
+    GEDGE_TRY_ASSIGN(
+        auto ok, d.session->exec({"test", "-d", p.unit->runtime->host_dir}, std::nullopt, true));
     if (ok.exit_code != 0)
       return fail(ErrorCode::not_found,
-                  fmt::format("device {}: runtime bundle {} is not at {}", d.name, p.unit->runtime->id.substr(0, 12),
-                              p.unit->runtime->host_dir),
-                  fmt::format("push it first: gedge runtime push {} --device {}", p.unit->runtime->id.substr(0, 12), d.name));
+                  fmt::format("device {}: runtime bundle {} is not at {}", d.name,
+                              p.unit->runtime->id.substr(0, 12), p.unit->runtime->host_dir),
+                  fmt::format("push it first: gedge runtime push {} --device {}",
+                              p.unit->runtime->id.substr(0, 12), d.name));
   }
   GEDGE_TRY(ensure_files(d, *p.unit));
   Result<void> res;
@@ -534,15 +576,17 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica, Cl
     return res;
   }
   if (!cpuset.empty())
-    GEDGE_TRY(inv.exec("INSERT INTO pins (device, owner, cpuset, created_at) VALUES (?, ?, ?, ?) "
-                            "ON CONFLICT (device, owner) DO UPDATE SET cpuset = excluded.cpuset",
-                            {d.name, names[0], cpuset, now_rfc3339()}));
+    GEDGE_TRY(
+        inv.exec("INSERT INTO pins (device, owner, cpuset, created_at) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (device, owner) DO UPDATE SET cpuset = excluded.cpuset",
+                 {d.name, names[0], cpuset, now_rfc3339()}));
   return {};
 }
 
 // Replace: old renamed aside and stopped, new started; the old one is removed only when the new
 // one is up, and restored otherwise (also on Ctrl-C).
-Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Clock::time_point deadline, bool wait) {
+Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica,
+                     Clock::time_point deadline, bool wait) {
   const Service& s = *p.unit->svc;
   auto cur = replica_ctrs(d, s.name, replica);
   std::vector<std::string> olds;
@@ -570,16 +614,18 @@ Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica, Cloc
     }
   }
   shield_steps.reset();
-  Result<void> started = cancel_requested() ? Result<void>(fail(ErrorCode::interrupted, "interrupted"))
-                                            : start_new(inv, d, p, replica, deadline, wait);
+  Result<void> started = cancel_requested()
+                             ? Result<void>(fail(ErrorCode::interrupted, "interrupted"))
+                             : start_new(inv, d, p, replica, deadline, wait);
   if (!started) {
     restore();
     Error e = started.error();
     if (e.code != ErrorCode::interrupted) {
       e.message += "; the previous version was restored";
     } else {
-      e.message = fmt::format("interrupted while replacing replica {} on {}: the previous version was restored",
-                              replica, d.name);
+      e.message = fmt::format(
+          "interrupted while replacing replica {} on {}: the previous version was restored",
+          replica, d.name);
     }
     return std::unexpected(e);
   }
@@ -598,11 +644,13 @@ Result<void> recover(Device& d, const Service& s, int replica) {
   return refresh(d);
 }
 
-Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_point deadline, bool wait) {
+Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_point deadline,
+                            bool wait) {
   auto names = names_for(p, replica);
   // A leftover "-old" copy next to a current replica: the swap finished, the cleanup did not.
   std::vector<std::string> leftovers;
-  for (const auto& c : replica_ctrs(d, p.unit->svc->name, replica, true)) leftovers.push_back(c.name);
+  for (const auto& c : replica_ctrs(d, p.unit->svc->name, replica, true))
+    leftovers.push_back(c.name);
   GEDGE_TRY(remove_ctrs(d, leftovers));
   GEDGE_TRY(ensure_files(d, *p.unit));
   std::vector<std::string> args{"start"};
@@ -613,8 +661,8 @@ Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_p
   return {};
 }
 
-json pull_images(Fleet& fleet, const std::vector<Plan>& plans, Reporter& rep, std::optional<Error>& fatal,
-                 std::map<std::string, Error>& device_errors) {
+json pull_images(Fleet& fleet, const std::vector<Plan>& plans, Reporter& rep,
+                 std::optional<Error>& fatal, std::map<std::string, Error>& device_errors) {
   // device -> images it needs
   std::map<std::string, std::set<std::string>> need;
   for (const auto& p : plans) {
@@ -651,15 +699,19 @@ json pull_images(Fleet& fleet, const std::vector<Plan>& plans, Reporter& rep, st
         Error e = podman_error(**d, "pulling " + img, *r);
         if (has("manifest unknown") || has("name unknown") || has("not found") || has("404")) {
           e.code = ErrorCode::not_found;
-          e.message = fmt::format("image {} is not in its registry ({}): {}", img, dev, last_lines(err, 1));
+          e.message =
+              fmt::format("image {} is not in its registry ({}): {}", img, dev, last_lines(err, 1));
           e.hint = "list what the registry has with 'gedge svc catalog --registry HOST:PORT'";
         } else if (has("connection refused") || has("no route to host") || has("i/o timeout") ||
                    has("network is unreachable") || has("dial tcp")) {
           e.code = ErrorCode::unreachable;
-          e.message = fmt::format("the registry of {} is unreachable from {}: {}", img, dev, last_lines(err, 1));
+          e.message = fmt::format("the registry of {} is unreachable from {}: {}", img, dev,
+                                  last_lines(err, 1));
           e.hint = "start the registry (the lab: tests/lab/lab.sh up) and deploy again";
         } else if (has("HTTP response to HTTPS client")) {
-          e.hint = "the device does not trust this plain-HTTP registry: rebuild the cluster with --registry HOST:PORT";
+          e.hint =
+              "the device does not trust this plain-HTTP registry: rebuild the cluster with "
+              "--registry HOST:PORT";
         }
         fatal = e;  // nothing has changed yet: stop here
         return pulled;
@@ -672,8 +724,9 @@ json pull_images(Fleet& fleet, const std::vector<Plan>& plans, Reporter& rep, st
 
 }  // namespace
 
-Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
-                                             std::vector<Unit>& units, const DeployRequest& req, Reporter& rep) {
+Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
+                                             const ClusterInfo& cl, std::vector<Unit>& units,
+                                             const DeployRequest& req, Reporter& rep) {
   Fleet fleet(inv, paths, req.ssh_timeout_s);
   for (const auto& m : cl.members) {
     GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
@@ -683,7 +736,8 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
     }
     auto r = refresh(*d);
     if (!r) {
-      if (r.error().code == ErrorCode::interrupted || r.error().code == ErrorCode::auth) return std::unexpected(r.error());
+      if (r.error().code == ErrorCode::interrupted || r.error().code == ErrorCode::auth)
+        return std::unexpected(r.error());
       d->down = r.error();
     }
   }
@@ -694,11 +748,15 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
   }
   std::vector<UnitResult> results(units.size());
   auto base_out = [&](const Plan& p) {
-    return json{{"name", p.unit->svc->name}, {"namespace", p.unit->svc->namespace_}, {"replicas", p.unit->replicas},
-                {"spec_hash", p.hash}, {"runtime", p.unit->runtime ? json(p.unit->runtime->id) : json(nullptr)}};
+    return json{{"name", p.unit->svc->name},
+                {"namespace", p.unit->svc->namespace_},
+                {"replicas", p.unit->replicas},
+                {"spec_hash", p.hash},
+                {"runtime", p.unit->runtime ? json(p.unit->runtime->id) : json(nullptr)}};
   };
   for (std::size_t i = 0; i < plans.size(); ++i)
-    if (plans[i].error && plans[i].error->code == ErrorCode::usage) return std::unexpected(*plans[i].error);
+    if (plans[i].error && plans[i].error->code == ErrorCode::usage)
+      return std::unexpected(*plans[i].error);
 
   if (req.dry_run) {
     for (std::size_t i = 0; i < plans.size(); ++i) {
@@ -706,14 +764,21 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
       json out = base_out(p);
       json actions = json::array();
       for (const auto& a : p.actions) {
-        json j{{"replica", a.replica}, {"device", a.device}, {"action", a.action}, {"state", "planned"}};
+        json j{{"replica", a.replica},
+               {"device", a.device},
+               {"action", a.action},
+               {"state", "planned"}};
         if (!a.from.empty()) j["from"] = a.from;
         GEDGE_TRY_ASSIGN(auto* d, fleet.get(a.device));
         if (d->down) j["warning"] = d->down->message;
         actions.push_back(j);
       }
       for (const auto& rm : p.removals)
-        for (const auto& n : rm.names) actions.push_back({{"device", rm.device}, {"container", n}, {"action", "remove"}, {"state", "planned"}});
+        for (const auto& n : rm.names)
+          actions.push_back({{"device", rm.device},
+                             {"container", n},
+                             {"action", "remove"},
+                             {"state", "planned"}});
       out["actions"] = actions;
       out["state"] = "planned";
       results[i].out = out;
@@ -735,7 +800,8 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
     auto& res = results[i];
     res.out = base_out(p);
     json actions = json::array();
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
+    auto deadline =
+        Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
     auto fail_action = [&](json& j, const Error& e) {
       j["state"] = "failed";
       j["error"] = e.message;
@@ -750,7 +816,8 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
     for (const auto& a : p.actions) {
       json j{{"replica", a.replica}, {"device", a.device}, {"action", a.action}};
       if (!a.from.empty()) j["from"] = a.from;
-      if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted: replicas already converged keep running");
+      if (cancel_requested())
+        return fail(ErrorCode::interrupted, "interrupted: replicas already converged keep running");
       auto d = fleet.get(a.device);
       if (!d) {
         fail_action(j, d.error());
@@ -778,8 +845,10 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
         r = recover(dev, *p.unit->svc, a.replica);
         if (r) {
           bool same = true;
-          for (const auto& c : replica_ctrs(dev, p.unit->svc->name, a.replica)) same = same && c.hash == p.hash;
-          r = same ? start_existing(dev, p, a.replica, deadline, req.wait) : replace(inv, dev, p, a.replica, deadline, req.wait);
+          for (const auto& c : replica_ctrs(dev, p.unit->svc->name, a.replica))
+            same = same && c.hash == p.hash;
+          r = same ? start_existing(dev, p, a.replica, deadline, req.wait)
+                   : replace(inv, dev, p, a.replica, deadline, req.wait);
         }
       } else if (a.action == "create") {
         r = start_new(inv, dev, p, a.replica, deadline, req.wait);
@@ -806,7 +875,10 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
         fail_action(j, r.error());
       } else {
         j["state"] = "ok";
-        json pl{{"stage", p.unit->svc->name}, {"cluster", cl.name}, {"node", a.device}, {"replica", a.replica}};
+        json pl{{"stage", p.unit->svc->name},
+                {"cluster", cl.name},
+                {"node", a.device},
+                {"replica", a.replica}};
         if (a.from_placement) pl["from_placement"] = true;
         res.placements.push_back(pl);
       }
@@ -815,7 +887,8 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
     // Extras go only once the wanted replicas are up.
     std::set<int> failed_replicas;
     for (const auto& a : actions)
-      if (a.value("state", "") != "ok" && a.contains("replica")) failed_replicas.insert(a["replica"].get<int>());
+      if (a.value("state", "") != "ok" && a.contains("replica"))
+        failed_replicas.insert(a["replica"].get<int>());
     for (const auto& rm : p.removals) {
       const auto& devname = rm.device;
       const auto& names = rm.names;
@@ -828,7 +901,8 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
       else
         j["state"] = "ok";
       if (d && r) {
-        for (const auto& n : names) (void)inv.exec("DELETE FROM pins WHERE device = ? AND owner = ?", {devname, n});
+        for (const auto& n : names)
+          (void)inv.exec("DELETE FROM pins WHERE device = ? AND owner = ?", {devname, n});
       }
       actions.push_back(j);
     }
@@ -842,7 +916,8 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
   return results;
 }
 
-Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, double ssh_timeout_s) {
+Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
+                                   double ssh_timeout_s) {
   GEDGE_TRY_ASSIGN(auto cl, load_cluster(inv, rec.cluster));
   Fleet fleet(inv, paths, ssh_timeout_s);
   StatusOutcome out;
@@ -857,7 +932,8 @@ Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const Ser
     }
     GEDGE_TRY(refresh(*d));
     std::vector<const Ctr*> mine;
-    std::vector<std::string> args{"container", "inspect", "--format", "{{.Name}} {{.RestartCount}}"};
+    std::vector<std::string> args{"container", "inspect", "--format",
+                                  "{{.Name}} {{.RestartCount}}"};
     for (const auto& c : d->managed)
       if (c.service == rec.name) {
         mine.push_back(&c);
@@ -881,24 +957,33 @@ Result<StatusOutcome> status_hosts(Inventory& inv, const Paths& paths, const Ser
         ports.push_back(fmt::format("{}:{}->{}/{}", d->target.host, pt.value("host_port", 0),
                                     pt.value("container_port", 0), pt.value("protocol", "tcp")));
       if (c->state == "running") ++ready;
-      replicas.push_back({{"replica", c->replica}, {"device", m}, {"container", c->name}, {"state", c->state},
-                          {"restarts", restarts.count(c->name) ? restarts[c->name] : 0}, {"ports", ports},
-                          {"image", c->image}, {"current", c->hash == rec.placement.value("spec_hash", "")}});
+      replicas.push_back({{"replica", c->replica},
+                          {"device", m},
+                          {"container", c->name},
+                          {"state", c->state},
+                          {"restarts", restarts.count(c->name) ? restarts[c->name] : 0},
+                          {"ports", ports},
+                          {"image", c->image},
+                          {"current", c->hash == rec.placement.value("spec_hash", "")}});
     }
   }
   std::sort(replicas.begin(), replicas.end(), [](const json& a, const json& b) {
     return std::tie(a["replica"], a["container"]) < std::tie(b["replica"], b["container"]);
   });
-  out.result = {{"name", rec.name}, {"cluster", rec.cluster}, {"kind", "containers"}, {"namespace", rec.namespace_},
-                {"desired", rec.replicas}, {"ready", ready}, {"state", rec.state}, {"replicas", replicas},
+  out.result = {{"name", rec.name},        {"cluster", rec.cluster},
+                {"kind", "containers"},    {"namespace", rec.namespace_},
+                {"desired", rec.replicas}, {"ready", ready},
+                {"state", rec.state},      {"replicas", replicas},
                 {"unreachable", down}};
   if (!down.empty())
-    out.partial = Error{ErrorCode::partial, fmt::format("{} member(s) unreachable: {}", down.size(), fmt::join(down, ", ")), ""};
+    out.partial =
+        Error{ErrorCode::partial,
+              fmt::format("{} member(s) unreachable: {}", down.size(), fmt::join(down, ", ")), ""};
   return out;
 }
 
-Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec, const LogsRequest& req,
-                        const std::function<void(std::string_view)>& sink) {
+Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
+                        const LogsRequest& req, const std::function<void(std::string_view)>& sink) {
   Fleet fleet(inv, paths, req.ssh_timeout_s);
   std::vector<std::pair<int, std::string>> where;  // replica -> device
   for (const auto& p : rec.placement.value("placements", json::array())) {
@@ -908,8 +993,9 @@ Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord&
   }
   if (where.empty())
     return fail(ErrorCode::not_found,
-                req.replica ? fmt::format("service '{}' has no replica {}", rec.name, *req.replica)
-                            : fmt::format("service '{}' has no running replicas on record", rec.name));
+                req.replica
+                    ? fmt::format("service '{}' has no replica {}", rec.name, *req.replica)
+                    : fmt::format("service '{}' has no running replicas on record", rec.name));
   if (req.follow && where.size() > 1)
     return fail(ErrorCode::usage, "--follow reads one replica", "add --replica N");
   for (const auto& [r, dev] : where) {
@@ -933,13 +1019,14 @@ Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord&
     GEDGE_TRY_ASSIGN(auto res, d->session->exec_stream(args, emit, true));
     if (!pending.empty()) sink(prefix + pending + "\n");
     if (res.exit_code != 0)
-      return fail(ErrorCode::failure, fmt::format("device {}: podman logs: {}", dev, last_lines(res.err, 2)));
+      return fail(ErrorCode::failure,
+                  fmt::format("device {}: podman logs: {}", dev, last_lines(res.err, 2)));
   }
   return {};
 }
 
-Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl, const ServiceRecord& rec,
-                          double ssh_timeout_s, Reporter& rep) {
+Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
+                          const ServiceRecord& rec, double ssh_timeout_s, Reporter& rep) {
   Fleet fleet(inv, paths, ssh_timeout_s);
   json out = json::array();
   for (const auto& m : cl.members) {
@@ -956,27 +1043,34 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
     std::vector<std::string> names;
     for (const auto& c : d->managed)
       if (c.service == rec.name) names.push_back(c.name);
-    bool files = rec.spec.dump().find(fmt::format("\"{}/{}/", kFilesRoot, rec.name)) != std::string::npos;
+    bool files =
+        rec.spec.dump().find(fmt::format("\"{}/{}/", kFilesRoot, rec.name)) != std::string::npos;
     if (names.empty() && !files) continue;
     if (!names.empty()) rep.step(m, fmt::format("removing {}", fmt::join(names, ", ")));
     auto rm = remove_ctrs(*d, names);
     if (rm && files) {  // its ConfigMap/Secret files, once no container uses them
-      auto r = d->session->exec({"rm", "-rf", "--", fmt::format("{}/{}", kFilesRoot, rec.name)}, std::nullopt, true);
-      if (!r) rm = std::unexpected(r.error());
+      auto r = d->session->exec({"rm", "-rf", "--", fmt::format("{}/{}", kFilesRoot, rec.name)},
+                                std::nullopt, true);
+      if (!r)
+        rm = std::unexpected(r.error());
       else if (r->exit_code != 0)
-        rm = fail(ErrorCode::failure, fmt::format("device {}: removing {}/{}: {}", m, kFilesRoot, rec.name, trim(r->err)));
+        rm = fail(ErrorCode::failure, fmt::format("device {}: removing {}/{}: {}", m, kFilesRoot,
+                                                  rec.name, trim(r->err)));
     }
     if (names.empty() && rm) continue;
     if (!rm)
-      out.push_back({{"device", m}, {"containers", names}, {"state", "failed"}, {"error", rm.error().message}});
+      out.push_back({{"device", m},
+                     {"containers", names},
+                     {"state", "failed"},
+                     {"error", rm.error().message}});
     else
       out.push_back({{"device", m}, {"containers", names}, {"state", "removed"}});
   }
   return out;
 }
 
-Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths, const ServiceRecord& rec,
-                                              double ssh_timeout_s) {
+Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths,
+                                              const ServiceRecord& rec, double ssh_timeout_s) {
   GEDGE_TRY_ASSIGN(auto cl, load_cluster(inv, rec.cluster));
   GEDGE_TRY_ASSIGN(auto spec, spec_from_doc(rec.spec, rec.name));
   double request = 0;
@@ -990,7 +1084,8 @@ Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths
   double used = 0;
   int replicas = 0;
   std::set<std::string> devs;
-  for (const auto& p : rec.placement.value("placements", json::array())) devs.insert(p.value("node", ""));
+  for (const auto& p : rec.placement.value("placements", json::array()))
+    devs.insert(p.value("node", ""));
   // `podman top NAME pcpu` (ps's %CPU: CPU time over the process lifetime, summed over the
   // replica's processes). `podman stats` needs cgroup access that nested hosts (the lab's
   // full-OS containers) do not give; top works wherever podman can exec into /proc.

@@ -30,8 +30,9 @@ Result<k8s::Client> client_for(const ClusterInfo& cl, double timeout_s = 30) {
 }
 
 std::string ns_of(const json& obj) {
-  return obj.contains("metadata") && obj["metadata"].contains("namespace") ? obj["metadata"]["namespace"].get<std::string>()
-                                                                          : "default";
+  return obj.contains("metadata") && obj["metadata"].contains("namespace")
+             ? obj["metadata"]["namespace"].get<std::string>()
+             : "default";
 }
 
 // The kinds gedge renders for a service, for removal (whatever the current spec renders).
@@ -46,8 +47,9 @@ const std::vector<std::pair<std::string, std::string>> kKinds = {
 
 }  // namespace
 
-Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl, std::vector<Unit>& units,
-                                            const DeployRequest& req, Reporter& rep) {
+Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& cl,
+                                            std::vector<Unit>& units, const DeployRequest& req,
+                                            Reporter& rep) {
   (void)inv;
   GEDGE_TRY_ASSIGN(auto client, client_for(cl));
   std::vector<UnitResult> results;
@@ -57,18 +59,23 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
     Service sized = s;
     sized.replicas = u.replicas;
     auto objs = render_kubernetes(sized, u.runtime ? &*u.runtime : nullptr);
-    res.out = {{"name", s.name}, {"namespace", s.namespace_}, {"replicas", u.replicas},
+    res.out = {{"name", s.name},
+               {"namespace", s.namespace_},
+               {"replicas", u.replicas},
                {"spec_hash", spec_hash_with(s, u.runtime ? &*u.runtime : nullptr)},
                {"runtime", u.runtime ? json(u.runtime->id) : json(nullptr)}};
     if (!u.placed.empty()) {
       // A placement on a Kubernetes cluster pins the pods to the chosen node(s).
       json nodes = json::array();
       for (const auto& n : u.placed) nodes.push_back(n);
-      auto dep = std::find_if(objs.begin(), objs.end(), [](const json& o) { return o["kind"] == "Deployment"; });
-      (*dep)["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = {
-          {"nodeSelectorTerms",
-           json::array({{{"matchExpressions",
-                          json::array({{{"key", "kubernetes.io/hostname"}, {"operator", "In"}, {"values", nodes}}})}}})}};
+      auto dep = std::find_if(objs.begin(), objs.end(),
+                              [](const json& o) { return o["kind"] == "Deployment"; });
+      (*dep)["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"] = {
+                {"nodeSelectorTerms",
+                 json::array({{{"matchExpressions", json::array({{{"key", "kubernetes.io/hostname"},
+                                                                  {"operator", "In"},
+                                                                  {"values", nodes}}})}}})}};
     }
     json applied = json::array();
     k8s::ApplyOptions ao;
@@ -79,24 +86,31 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
       std::string kind = o["kind"], name = o["metadata"]["name"], ns = ns_of(o);
       std::string before_rv;
       auto before = client.get(o["apiVersion"].get<std::string>(), kind, ns, name);
-      if (before) before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
-      else if (before.error().code != ErrorCode::not_found) return std::unexpected(before.error());
+      if (before)
+        before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
+      else if (before.error().code != ErrorCode::not_found)
+        return std::unexpected(before.error());
       auto r = client.apply(o, ao);
       if (!r) {
         Error e = r.error();
         if (e.code == ErrorCode::conflict)
-          e.hint = "another field manager owns these fields: deploy with --force-conflicts to take them over";
+          e.hint =
+              "another field manager owns these fields: deploy with --force-conflicts to take them "
+              "over";
         return std::unexpected(e);
       }
       std::string after_rv = r->value("metadata", json::object()).value("resourceVersion", "");
-      std::string action = before_rv.empty() ? "created" : before_rv == after_rv ? "unchanged" : "configured";
+      std::string action = before_rv.empty()       ? "created"
+                           : before_rv == after_rv ? "unchanged"
+                                                   : "configured";
       if (req.dry_run) action += " (dry run)";
       rep.step(cl.name, fmt::format("{}/{} {}", kind, name, action));
       applied.push_back({{"kind", kind}, {"name", name}, {"namespace", ns}, {"action", action}});
     }
     res.out["objects"] = applied;
     if (!req.dry_run && req.wait) {
-      auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
+      auto deadline =
+          Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
       // kubectl rollout status: the controller saw this generation and every wanted replica
       // (spec.replicas, which the HPA owns under autoscale) is updated and available.
       int want = 1;
@@ -114,10 +128,11 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
         }
         if (Clock::now() > deadline) {
           res.ok = false;
-          res.error = Error{ErrorCode::failure,
-                            fmt::format("deployment {}/{}: {} of {} replicas available after {:.0f} s", s.namespace_,
-                                        s.name, avail, want, req.timeout_s),
-                            "see 'gedge svc status'; raise --timeout for slow image pulls"};
+          res.error =
+              Error{ErrorCode::failure,
+                    fmt::format("deployment {}/{}: {} of {} replicas available after {:.0f} s",
+                                s.namespace_, s.name, avail, want, req.timeout_s),
+                    "see 'gedge svc status'; raise --timeout for slow image pulls"};
           res.out["available"] = avail;
           break;
         }
@@ -126,7 +141,9 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
     }
     res.out["state"] = req.dry_run ? "planned" : res.ok ? "deployed" : "degraded";
     for (int r = 0; r < u.replicas; ++r) {
-      json pl{{"stage", s.name}, {"cluster", cl.name}, {"node", u.placed.empty() ? "" : u.placed[r % u.placed.size()]},
+      json pl{{"stage", s.name},
+              {"cluster", cl.name},
+              {"node", u.placed.empty() ? "" : u.placed[r % u.placed.size()]},
               {"replica", r}};
       if (!u.placed.empty()) pl["from_placement"] = true;
       res.placements.push_back(pl);
@@ -149,9 +166,10 @@ json ref_of(const json& o) {
 // existing term: terms are ORed, so each must also name the node).
 void pin_to_nodes(json& pod_spec, const std::vector<std::string>& nodes) {
   json expr{{"key", "kubernetes.io/hostname"}, {"operator", "In"}, {"values", nodes}};
-  json& req = pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-  if (!req.is_object() || !req.contains("nodeSelectorTerms") || !req["nodeSelectorTerms"].is_array() ||
-      req["nodeSelectorTerms"].empty()) {
+  json& req =
+      pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+  if (!req.is_object() || !req.contains("nodeSelectorTerms") ||
+      !req["nodeSelectorTerms"].is_array() || req["nodeSelectorTerms"].empty()) {
     req = {{"nodeSelectorTerms", json::array({{{"matchExpressions", json::array({expr})}}})}};
     return;
   }
@@ -163,9 +181,12 @@ std::optional<std::pair<int, int>> readiness(const json& obj) {
   std::string kind = obj.value("kind", "");
   json st = obj.value("status", json::object());
   json sp = obj.value("spec", json::object());
-  if (kind == "Deployment") return std::make_pair(st.value("availableReplicas", 0), sp.value("replicas", 1));
-  if (kind == "StatefulSet") return std::make_pair(st.value("readyReplicas", 0), sp.value("replicas", 1));
-  if (kind == "DaemonSet") return std::make_pair(st.value("numberReady", 0), st.value("desiredNumberScheduled", 0));
+  if (kind == "Deployment")
+    return std::make_pair(st.value("availableReplicas", 0), sp.value("replicas", 1));
+  if (kind == "StatefulSet")
+    return std::make_pair(st.value("readyReplicas", 0), sp.value("replicas", 1));
+  if (kind == "DaemonSet")
+    return std::make_pair(st.value("numberReady", 0), st.value("desiredNumberScheduled", 0));
   return std::nullopt;  // Pod, Job: not waited for
 }
 
@@ -191,13 +212,21 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
         pin_to_nodes(ps, placed);
       }
       for (int r = 0; r < m.replicas; ++r) {
-        json pl{{"stage", o.name}, {"cluster", cl.name}, {"node", placed.empty() ? "" : placed[r % placed.size()]},
+        json pl{{"stage", o.name},
+                {"cluster", cl.name},
+                {"node", placed.empty() ? "" : placed[r % placed.size()]},
                 {"replica", r}};
         if (!placed.empty()) pl["from_placement"] = true;
         m.res.placements.push_back(pl);
       }
-      m.doc = {{"apiVersion", "gedge/v1"}, {"kind", "Manifest"}, {"workload", ref_of(objs[i])}, {"objects", json::array({ref_of(objs[i])})}};
-      m.res.out = {{"name", o.name}, {"namespace", m.namespace_}, {"kind", o.kind}, {"replicas", m.replicas},
+      m.doc = {{"apiVersion", "gedge/v1"},
+               {"kind", "Manifest"},
+               {"workload", ref_of(objs[i])},
+               {"objects", json::array({ref_of(objs[i])})}};
+      m.res.out = {{"name", o.name},
+                   {"namespace", m.namespace_},
+                   {"kind", o.kind},
+                   {"replicas", m.replicas},
                    {"objects", json::array()}};
       out.push_back(std::move(m));
     } else {
@@ -207,7 +236,8 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
   if (out.empty())
     return fail(ErrorCode::usage, fmt::format("{}: no workload to deploy", spec.manifest.path),
                 "a manifest deploy needs a Pod, Deployment, StatefulSet, DaemonSet or Job");
-  for (const auto& c : companions) out[0].doc["objects"].push_back(c);  // removed with the first workload
+  for (const auto& c : companions)
+    out[0].doc["objects"].push_back(c);  // removed with the first workload
 
   k8s::ApplyOptions ao;
   ao.force = req.force_conflicts;
@@ -216,7 +246,8 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
   std::vector<std::size_t> order;
   for (int pass = 0; pass < 2; ++pass)
     for (std::size_t i = 0; i < objs.size(); ++i)
-      if ((spec.manifest.objects[i].role == manifest::Role::workload) == (pass == 1)) order.push_back(i);
+      if ((spec.manifest.objects[i].role == manifest::Role::workload) == (pass == 1))
+        order.push_back(i);
   std::size_t owner = 0;  // the result companions are listed under
   for (std::size_t i : order) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
@@ -225,23 +256,30 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
     std::string kind = o["kind"], name = o["metadata"]["name"], ns = ns_of(o);
     std::string before_rv;
     auto before = client.get(o["apiVersion"].get<std::string>(), kind, ns, name);
-    if (before) before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
-    else if (before.error().code != ErrorCode::not_found) return std::unexpected(before.error());
+    if (before)
+      before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
+    else if (before.error().code != ErrorCode::not_found)
+      return std::unexpected(before.error());
     auto r = client.apply(o, ao);
     if (!r) {
       Error e = r.error();
       e.message = fmt::format("{}: {}", obj.where(), e.message);
       if (e.code == ErrorCode::conflict)
-        e.hint = "another field manager owns these fields: deploy with --force-conflicts to take them over";
+        e.hint =
+            "another field manager owns these fields: deploy with --force-conflicts to take them "
+            "over";
       return std::unexpected(e);
     }
     std::string after_rv = r->value("metadata", json::object()).value("resourceVersion", "");
-    std::string action = before_rv.empty() ? "created" : before_rv == after_rv ? "unchanged" : "configured";
+    std::string action = before_rv.empty()       ? "created"
+                         : before_rv == after_rv ? "unchanged"
+                                                 : "configured";
     if (req.dry_run) action += " (dry run)";
     rep.step(cl.name, fmt::format("{}/{} {}", kind, name, action));
     json applied{{"kind", kind}, {"name", name}, {"namespace", ns}, {"action", action}};
     for (auto& m : out)
-      if (m.name == name && obj.role == manifest::Role::workload) owner = static_cast<std::size_t>(&m - out.data());
+      if (m.name == name && obj.role == manifest::Role::workload)
+        owner = static_cast<std::size_t>(&m - out.data());
     out[obj.role == manifest::Role::workload ? owner : 0].res.out["objects"].push_back(applied);
   }
   for (auto& m : out) {
@@ -250,7 +288,8 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
     m.res.out["state"] = "deployed";
     if (!req.wait) continue;
     const json& w = m.doc["workload"];
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
+    auto deadline =
+        Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(req.timeout_s * 1000));
     for (;;) {
       if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
       GEDGE_TRY_ASSIGN(auto cur, client.get(w["apiVersion"], w["kind"], m.namespace_, m.name));
@@ -265,8 +304,9 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
       if (Clock::now() > deadline) {
         m.res.ok = false;
         m.res.error = Error{ErrorCode::failure,
-                            fmt::format("{} {}/{}: {} of {} replicas ready after {:.0f} s", w["kind"].get<std::string>(),
-                                        m.namespace_, m.name, rd->first, rd->second, req.timeout_s),
+                            fmt::format("{} {}/{}: {} of {} replicas ready after {:.0f} s",
+                                        w["kind"].get<std::string>(), m.namespace_, m.name,
+                                        rd->first, rd->second, req.timeout_s),
                             "see 'gedge svc status'; raise --timeout for slow image pulls"};
         m.res.out["available"] = rd->first;
         m.res.out["state"] = "degraded";
@@ -299,9 +339,12 @@ Result<Workload> workload_of(k8s::Client& client, const ServiceRecord& rec) {
   if (manifest && dep) {
     // The workload's own selector finds its pods (a Pod: itself, by name).
     selector.clear();
-    json ml = dep->value("spec", json::object()).value("selector", json::object()).value("matchLabels", json::object());
+    json ml = dep->value("spec", json::object())
+                  .value("selector", json::object())
+                  .value("matchLabels", json::object());
     for (auto it = ml.begin(); it != ml.end(); ++it)
-      if (it.value().is_string()) selector += (selector.empty() ? "" : ",") + it.key() + "=" + it.value().get<std::string>();
+      if (it.value().is_string())
+        selector += (selector.empty() ? "" : ",") + it.key() + "=" + it.value().get<std::string>();
   }
   if (!dep && dep.error().code != ErrorCode::not_found) return std::unexpected(dep.error());
   json items = json::array();
@@ -329,7 +372,8 @@ Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const S
   for (const auto& p : items) {
     int restarts = 0;
     json st = p.value("status", json::object());
-    for (const auto& c : st.value("containerStatuses", json::array())) restarts += c.value("restartCount", 0);
+    for (const auto& c : st.value("containerStatuses", json::array()))
+      restarts += c.value("restartCount", 0);
     replicas.push_back({{"pod", p["metadata"].value("name", "")},
                         {"node", p.value("spec", json::object()).value("nodeName", "")},
                         {"state", st.value("phase", "Unknown")},
@@ -345,10 +389,11 @@ Result<StatusOutcome> status_kube(Inventory& inv, const ClusterInfo& cl, const S
                 {"state", dep ? rec.state : "missing"},
                 {"replicas", replicas}};
   if (!dep)
-    out.partial = Error{ErrorCode::not_found,
-                        fmt::format("{} {}/{} is gone from the cluster", kind == "Deployment" ? "deployment" : kind,
-                                    rec.namespace_, rec.name),
-                        "deploy it again, or forget it with 'gedge svc rm'"};
+    out.partial =
+        Error{ErrorCode::not_found,
+              fmt::format("{} {}/{} is gone from the cluster",
+                          kind == "Deployment" ? "deployment" : kind, rec.namespace_, rec.name),
+              "deploy it again, or forget it with 'gedge svc rm'"};
   return out;
 }
 
@@ -370,13 +415,15 @@ Result<void> logs_kube(const ClusterInfo& cl, const ServiceRecord& rec, const Lo
       containers.push_back(c.value("name", ""));
     if (!req.container.empty()) {
       if (std::find(containers.begin(), containers.end(), req.container) == containers.end())
-        return fail(ErrorCode::not_found, fmt::format("pod {} has no container '{}' (it has: {})", pod, req.container,
-                                                      fmt::join(containers, ", ")));
+        return fail(ErrorCode::not_found,
+                    fmt::format("pod {} has no container '{}' (it has: {})", pod, req.container,
+                                fmt::join(containers, ", ")));
       containers = {req.container};
     }
     for (const auto& c : containers) {
-      std::string path = fmt::format("/api/v1/namespaces/{}/pods/{}/log?container={}", k8s::url_escape(rec.namespace_),
-                                     k8s::url_escape(pod), k8s::url_escape(c));
+      std::string path =
+          fmt::format("/api/v1/namespaces/{}/pods/{}/log?container={}",
+                      k8s::url_escape(rec.namespace_), k8s::url_escape(pod), k8s::url_escape(c));
       if (req.tail >= 0) path += fmt::format("&tailLines={}", req.tail);
       if (req.since_s) path += fmt::format("&sinceSeconds={}", *req.since_s);
       if (req.follow) path += "&follow=true";
@@ -385,16 +432,21 @@ Result<void> logs_kube(const ClusterInfo& cl, const ServiceRecord& rec, const Lo
   }
   if (streams.empty()) {
     if (!req.pod.empty())
-      return fail(ErrorCode::not_found, fmt::format("service '{}' has no pod '{}'", rec.name, req.pod),
-                  names.empty() ? "it has no pods now" : fmt::format("its pods: {}", fmt::join(names, ", ")));
-    return fail(ErrorCode::not_found, fmt::format("service '{}' has no pods in {} on cluster '{}'", rec.name,
-                                                  rec.namespace_, cl.name),
+      return fail(ErrorCode::not_found,
+                  fmt::format("service '{}' has no pod '{}'", rec.name, req.pod),
+                  names.empty() ? "it has no pods now"
+                                : fmt::format("its pods: {}", fmt::join(names, ", ")));
+    return fail(ErrorCode::not_found,
+                fmt::format("service '{}' has no pods in {} on cluster '{}'", rec.name,
+                            rec.namespace_, cl.name),
                 "see 'gedge svc status'");
   }
   constexpr std::size_t kMaxFollow = 16;
   if (req.follow && streams.size() > kMaxFollow)
-    return fail(ErrorCode::usage, fmt::format("--follow would open {} log streams (at most {})", streams.size(), kMaxFollow),
-                "pick one pod with --replica POD or one container with --container C");
+    return fail(
+        ErrorCode::usage,
+        fmt::format("--follow would open {} log streams (at most {})", streams.size(), kMaxFollow),
+        "pick one pod with --replica POD or one container with --container C");
   if (streams.size() > 1)
     for (auto& st : streams) st.prefix = fmt::format("[pod/{}/{}] ", st.pod, st.container);
 
@@ -450,7 +502,8 @@ Result<json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRec
     // Exactly the objects the deploy applied (workload first, then its companions), and only
     // those still carrying gedge's label.
     for (const auto& ref : rec.spec.value("objects", json::array())) {
-      std::string gv = ref.value("apiVersion", ""), kind = ref.value("kind", ""), name = ref.value("name", "");
+      std::string gv = ref.value("apiVersion", ""), kind = ref.value("kind", ""),
+                  name = ref.value("name", "");
       std::string ns = ref.value("namespace", "");
       auto obj = client.get(gv, kind, ns, name);
       if (!obj) {
@@ -459,7 +512,9 @@ Result<json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRec
       }
       auto labels = obj->value("metadata", json::object()).value("labels", json::object());
       if (labels.value("app.kubernetes.io/managed-by", "") != "gedge") {
-        out.push_back({{"kind", kind}, {"name", name}, {"state", "kept"},
+        out.push_back({{"kind", kind},
+                       {"name", name},
+                       {"state", "kept"},
                        {"reason", "not labelled app.kubernetes.io/managed-by=gedge"}});
         continue;
       }
@@ -478,13 +533,16 @@ Result<json> remove_kube(Inventory& inv, const ClusterInfo& cl, const ServiceRec
     }
     auto labels = obj->value("metadata", json::object()).value("labels", json::object());
     if (labels.value("app.kubernetes.io/managed-by", "") != "gedge") {
-      out.push_back({{"kind", kind}, {"name", rec.name}, {"state", "kept"},
+      out.push_back({{"kind", kind},
+                     {"name", rec.name},
+                     {"state", "kept"},
                      {"reason", "not labelled app.kubernetes.io/managed-by=gedge"}});
       continue;
     }
     auto r = client.remove(gv, kind, rec.namespace_, rec.name);
     if (!r && r.error().code != ErrorCode::not_found) return std::unexpected(r.error());
-    out.push_back({{"kind", kind}, {"name", rec.name}, {"namespace", rec.namespace_}, {"state", "removed"}});
+    out.push_back(
+        {{"kind", kind}, {"name", rec.name}, {"namespace", rec.namespace_}, {"state", "removed"}});
   }
   return out;
 }

@@ -27,7 +27,6 @@ namespace {
 using detail::Source;
 using nlohmann::json;
 
-
 std::map<std::string, std::string> string_map(const json& j) {
   std::map<std::string, std::string> out;
   if (j.is_object())
@@ -49,20 +48,24 @@ Result<std::map<std::string, std::string>> resource_list(const Source& src, cons
   std::map<std::string, std::string> out;
   for (auto it = j.begin(); it != j.end(); ++it) {
     std::string q = gedge::quantity_text(it.value());
-    auto v = it.key() == "cpu" ? parse_cpu_quantity(it.value(), it.key()) : parse_memory_quantity(it.value(), it.key());
+    auto v = it.key() == "cpu" ? parse_cpu_quantity(it.value(), it.key())
+                               : parse_memory_quantity(it.value(), it.key());
     if (!v) {
       std::string what = v.error().message.substr(v.error().message.find(": ") + 2);
-      return std::unexpected(src.error_at(ptr + "/" + it.key(), what,
-                                          v.error().hint.empty() ? (it.key() == "cpu" ? "CPU is cores (2, 0.5) or millicores (500m)"
-                                                                                      : "memory is bytes with a suffix (512Mi, 1Gi)")
-                                                                 : v.error().hint));
+      return std::unexpected(
+          src.error_at(ptr + "/" + it.key(), what,
+                       v.error().hint.empty()
+                           ? (it.key() == "cpu" ? "CPU is cores (2, 0.5) or millicores (500m)"
+                                                : "memory is bytes with a suffix (512Mi, 1Gi)")
+                           : v.error().hint));
     }
     out[it.key()] = q;
   }
   return out;
 }
 
-Result<void> check_requests_le_limits(const Source& src, const ContainerSpec& c, const std::string& ptr) {
+Result<void> check_requests_le_limits(const Source& src, const ContainerSpec& c,
+                                      const std::string& ptr) {
   for (const auto& [k, req] : c.requests) {
     auto lim = c.limits.find(k);
     if (lim == c.limits.end()) continue;
@@ -77,7 +80,8 @@ Result<void> check_requests_le_limits(const Source& src, const ContainerSpec& c,
 }
 
 // One service body (bare file, `service:` wrapper, or a pipeline stage) at `ptr`.
-Result<Service> build_service(const Source& src, const json& body, const std::string& ptr, bool stage) {
+Result<Service> build_service(const Source& src, const json& body, const std::string& ptr,
+                              bool stage) {
   Service s;
   s.line = src.line_of(ptr);
   s.name = body.at("name").get<std::string>();
@@ -87,8 +91,8 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
   if (body.contains("labels")) s.labels = string_map(body["labels"]);
   for (const auto& [k, v] : s.labels)
     if (k == "app" || k == "service")
-      return std::unexpected(src.error_at(ptr + "/labels/" + k,
-                                          fmt::format("label '{}' is set by gedge to the service name", k)));
+      return std::unexpected(src.error_at(
+          ptr + "/labels/" + k, fmt::format("label '{}' is set by gedge to the service name", k)));
 
   const json& containers = body.at("containers");
   bool any_string = false, any_object = false;
@@ -96,10 +100,11 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
   if (any_string && any_object) {
     std::size_t i = 0;
     while (i < containers.size() && containers[i].is_string() == containers[0].is_string()) ++i;
-    return std::unexpected(src.error_at(
-        ptr + "/containers/" + std::to_string(i),
-        "mixes the v1 form (image strings) with the v2 form (container objects)",
-        "use either containers: [image, ...] with top-level ports, or containers: [{image, ports}, ...]"));
+    return std::unexpected(
+        src.error_at(ptr + "/containers/" + std::to_string(i),
+                     "mixes the v1 form (image strings) with the v2 form (container objects)",
+                     "use either containers: [image, ...] with top-level ports, or containers: "
+                     "[{image, ports}, ...]"));
   }
   s.form = any_string ? 1 : 2;
 
@@ -135,9 +140,10 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
         p.protocol = pj.value("protocol", "TCP");
         p.external_port = pj.value("externalPort", p.container_port);
         if (!cports.insert({p.container_port, p.protocol}).second)
-          return std::unexpected(src.error_at(cptr + "/ports/" + std::to_string(k) + "/containerPort",
-                                              fmt::format("port {}/{} appears twice in the service",
-                                                          p.container_port, p.protocol)));
+          return std::unexpected(
+              src.error_at(cptr + "/ports/" + std::to_string(k) + "/containerPort",
+                           fmt::format("port {}/{} appears twice in the service", p.container_port,
+                                       p.protocol)));
         c.ports.push_back(p);
       }
       c.requests = {{"cpu", "200m"}, {"memory", "500Mi"}};
@@ -150,13 +156,15 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
         if (acc.contains("network"))
           return std::unexpected(src.error_at(
               cptr + "/resources/acceleration/network", "acceleration.network is not supported",
-              "declare the network at the service level: networks: [{name: fast, type: sriov, resource: "
+              "declare the network at the service level: networks: [{name: fast, type: sriov, "
+              "resource: "
               "intel.com/intel_sriov_netdevice}] (or type macvlan with master)"));
         if (acc.contains("compute")) c.gpu = acc["compute"].value("gpu", 0);
         if (c.topology_aware) c.limits = {{"cpu", "1"}, {"memory", "500Mi"}};
       }
       if (res.contains("requests")) {
-        GEDGE_TRY_ASSIGN(c.requests, resource_list(src, res["requests"], cptr + "/resources/requests"));
+        GEDGE_TRY_ASSIGN(c.requests,
+                         resource_list(src, res["requests"], cptr + "/resources/requests"));
       }
       if (res.contains("limits")) {
         GEDGE_TRY_ASSIGN(c.limits, resource_list(src, res["limits"], cptr + "/resources/limits"));
@@ -164,7 +172,8 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
       if (c.gpu == 0 && c.limits.contains("nvidia.com/gpu")) {
         auto g = parse_resource_quantity(json(c.limits["nvidia.com/gpu"]), "nvidia.com/gpu");
         if (!g || *g != std::floor(*g) || *g > 64)
-          return std::unexpected(src.error_at(cptr + "/resources/limits/nvidia.com~1gpu", "expected a whole number of GPUs"));
+          return std::unexpected(src.error_at(cptr + "/resources/limits/nvidia.com~1gpu",
+                                              "expected a whole number of GPUs"));
         c.gpu = static_cast<int>(*g);
       }
       if (c.gpu > 0) c.limits["nvidia.com/gpu"] = std::to_string(c.gpu);
@@ -181,7 +190,8 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
       if (cj.contains("command")) c.command = cj["command"].get<std::vector<std::string>>();
       if (cj.contains("args")) c.args = cj["args"].get<std::vector<std::string>>();
       if (cj.contains("env"))
-        for (const auto& e : cj["env"]) c.env.push_back({e.at("name").get<std::string>(), e.value("value", "")});
+        for (const auto& e : cj["env"])
+          c.env.push_back({e.at("name").get<std::string>(), e.value("value", "")});
     }
     if (!cnames.insert(c.name).second)
       return std::unexpected(src.error_at(
@@ -197,13 +207,15 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
     for (const auto& p : c.ports) known_ports.insert(p.container_port);
   for (std::size_t i = 0; i < s.monitor_ports.size(); ++i)
     if (!known_ports.contains(s.monitor_ports[i]))
-      return std::unexpected(src.error_at(ptr + "/monitorPorts/" + std::to_string(i),
-                                          fmt::format("port {} is not a port of the service", s.monitor_ports[i])));
+      return std::unexpected(
+          src.error_at(ptr + "/monitorPorts/" + std::to_string(i),
+                       fmt::format("port {} is not a port of the service", s.monitor_ports[i])));
 
   if (body.contains("scheduleHint")) {
     ScheduleHint h;
     h.preferred = body["scheduleHint"].value("preferred", "");
-    if (body["scheduleHint"].contains("nodeSelector")) h.node_selector = string_map(body["scheduleHint"]["nodeSelector"]);
+    if (body["scheduleHint"].contains("nodeSelector"))
+      h.node_selector = string_map(body["scheduleHint"]["nodeSelector"]);
     s.schedule_hint = h;
   }
   if (body.contains("autoscale")) {
@@ -219,9 +231,9 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
                                           fmt::format("min {} is above max {}", as.min, as.max)));
     if (a.contains("metrics")) {
       if (a.contains("cpu"))
-        return std::unexpected(src.error_at(ptr + "/autoscale/cpu",
-                                            "cpu and metrics together: list the CPU target as a metric",
-                                            "metrics: [{type: resource, name: cpu, target: 70}, ...]"));
+        return std::unexpected(src.error_at(
+            ptr + "/autoscale/cpu", "cpu and metrics together: list the CPU target as a metric",
+            "metrics: [{type: resource, name: cpu, target: 70}, ...]"));
       std::set<std::pair<std::string, std::string>> seen;
       for (std::size_t i = 0; i < a["metrics"].size(); ++i) {
         const json& m = a["metrics"][i];
@@ -229,26 +241,31 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
         AutoscaleMetric am{m.at("type").get<std::string>(), m.at("name").get<std::string>(),
                            gedge::quantity_text(m.at("target"))};
         if (!seen.insert({am.type, am.name}).second)
-          return std::unexpected(src.error_at(mp, fmt::format("{} metric '{}' is listed twice", am.type, am.name)));
+          return std::unexpected(
+              src.error_at(mp, fmt::format("{} metric '{}' is listed twice", am.type, am.name)));
         if (am.type == "resource") {
           if (am.name != "cpu" && am.name != "memory")
-            return std::unexpected(src.error_at(mp + "/name", fmt::format("resource metric '{}': cpu or memory", am.name)));
+            return std::unexpected(src.error_at(
+                mp + "/name", fmt::format("resource metric '{}': cpu or memory", am.name)));
           const json& t = m["target"];
           if (!t.is_number_integer() || t.get<long>() < 1 || t.get<long>() > 1000)
-            return std::unexpected(src.error_at(mp + "/target", "a resource target is a percent of the request (1..1000)"));
+            return std::unexpected(src.error_at(
+                mp + "/target", "a resource target is a percent of the request (1..1000)"));
         } else {
           auto v = parse_resource_quantity(m["target"], "target");
           if (!v || *v <= 0)
-            return std::unexpected(src.error_at(mp + "/target", "the target is a positive quantity (30, 500m, 1k)"));
+            return std::unexpected(
+                src.error_at(mp + "/target", "the target is a positive quantity (30, 500m, 1k)"));
         }
-        if (am.type == "resource" && am.name == "cpu") as.cpu = m["target"].get<int>();  // the hosts' autoscaler
+        if (am.type == "resource" && am.name == "cpu")
+          as.cpu = m["target"].get<int>();  // the hosts' autoscaler
         as.metrics.push_back(std::move(am));
       }
     }
     if (s.replicas && (*s.replicas < as.min || *s.replicas > as.max))
-      return std::unexpected(src.error_at(ptr + "/replicas",
-                                          fmt::format("replicas {} is outside autoscale min {}..max {}",
-                                                      *s.replicas, as.min, as.max)));
+      return std::unexpected(src.error_at(
+          ptr + "/replicas", fmt::format("replicas {} is outside autoscale min {}..max {}",
+                                         *s.replicas, as.min, as.max)));
     s.autoscale = as;
   }
   if (body.contains("vpa")) s.vpa_mode = body["vpa"].at("mode").get<std::string>();
@@ -265,7 +282,8 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
         auto lo = k == "cpu" ? parse_cpu_quantity(json(v)) : parse_memory_quantity(json(v));
         auto hi = k == "cpu" ? parse_cpu_quantity(json(mx[k])) : parse_memory_quantity(json(mx[k]));
         if (lo && hi && *lo > *hi)
-          return std::unexpected(src.error_at(ptr + "/limits/min/" + k, fmt::format("min {} is above max {}", v, mx[k])));
+          return std::unexpected(src.error_at(ptr + "/limits/min/" + k,
+                                              fmt::format("min {} is above max {}", v, mx[k])));
       }
     s.limits = std::make_pair(mn, mx);
   }
@@ -288,31 +306,41 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
       vol.read_only = v.value("readOnly", false);
       int sources = 0;
       if (v.contains("claim")) ++sources, vol.claim = v["claim"].get<std::string>();
-      if (v.contains("nfs")) ++sources, vol.nfs_server = v["nfs"]["server"].get<std::string>(), vol.nfs_path = v["nfs"]["path"].get<std::string>();
+      if (v.contains("nfs"))
+        ++sources, vol.nfs_server = v["nfs"]["server"].get<std::string>(),
+                   vol.nfs_path = v["nfs"]["path"].get<std::string>();
       if (v.contains("emptyDir")) {
         ++sources;
         vol.empty_dir = true;
         vol.medium = v["emptyDir"].value("medium", "");
-        if (v["emptyDir"].contains("sizeLimit")) vol.size_limit = gedge::quantity_text(v["emptyDir"]["sizeLimit"]);
+        if (v["emptyDir"].contains("sizeLimit"))
+          vol.size_limit = gedge::quantity_text(v["emptyDir"]["sizeLimit"]);
       }
       if (v.contains("hostPath")) ++sources, vol.host_path = v["hostPath"].get<std::string>();
       if (sources != 1)
-        return std::unexpected(src.error_at(vptr, sources == 0 ? "a volume needs a source: claim, nfs, emptyDir or hostPath"
-                                                               : "a volume has exactly one source: claim, nfs, emptyDir or hostPath"));
+        return std::unexpected(src.error_at(
+            vptr, sources == 0
+                      ? "a volume needs a source: claim, nfs, emptyDir or hostPath"
+                      : "a volume has exactly one source: claim, nfs, emptyDir or hostPath"));
       for (const char* k : {"size", "accessMode", "storageClass"})
         if (v.contains(k) && vol.claim.empty())
-          return std::unexpected(src.error_at(vptr + "/" + k, "only a claim volume has a size, accessMode or storageClass"));
+          return std::unexpected(src.error_at(
+              vptr + "/" + k, "only a claim volume has a size, accessMode or storageClass"));
       if (v.contains("size")) {
         vol.size = gedge::quantity_text(v["size"]);
         auto q = parse_memory_quantity(v["size"], "size");
-        if (!q || *q <= 0) return std::unexpected(src.error_at(vptr + "/size", fmt::format("invalid size '{}'", vol.size)));
+        if (!q || *q <= 0)
+          return std::unexpected(
+              src.error_at(vptr + "/size", fmt::format("invalid size '{}'", vol.size)));
       }
       vol.access_mode = v.value("accessMode", "");
       vol.storage_class = v.value("storageClass", "");
       if (!names.insert(vol.name).second)
-        return std::unexpected(src.error_at(vptr + "/name", fmt::format("volume name '{}' is used twice", vol.name)));
+        return std::unexpected(
+            src.error_at(vptr + "/name", fmt::format("volume name '{}' is used twice", vol.name)));
       if (!paths.insert(vol.mount_path).second)
-        return std::unexpected(src.error_at(vptr + "/mountPath", fmt::format("two volumes mount at '{}'", vol.mount_path)));
+        return std::unexpected(src.error_at(
+            vptr + "/mountPath", fmt::format("two volumes mount at '{}'", vol.mount_path)));
       s.volumes.push_back(std::move(vol));
     }
   }
@@ -328,14 +356,18 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
       net.subnet = n.value("subnet", "");
       net.resource = n.value("resource", "");
       if ((net.type == "macvlan" || net.type == "ipvlan") && net.master.empty())
-        return std::unexpected(src.error_at(nptr, fmt::format("a {} network needs master (the host interface)", net.type)));
+        return std::unexpected(src.error_at(
+            nptr, fmt::format("a {} network needs master (the host interface)", net.type)));
       if (net.type == "sriov" && net.resource.empty())
-        return std::unexpected(src.error_at(nptr, "an sriov network needs resource (the device plugin's resource name)",
-                                            "e.g. resource: intel.com/intel_sriov_netdevice"));
+        return std::unexpected(src.error_at(
+            nptr, "an sriov network needs resource (the device plugin's resource name)",
+            "e.g. resource: intel.com/intel_sriov_netdevice"));
       if (net.type != "sriov" && !net.resource.empty())
-        return std::unexpected(src.error_at(nptr + "/resource", "only an sriov network has a resource"));
+        return std::unexpected(
+            src.error_at(nptr + "/resource", "only an sriov network has a resource"));
       if (!names.insert(net.name).second)
-        return std::unexpected(src.error_at(nptr + "/name", fmt::format("network name '{}' is used twice", net.name)));
+        return std::unexpected(
+            src.error_at(nptr + "/name", fmt::format("network name '{}' is used twice", net.name)));
       s.networks.push_back(std::move(net));
     }
   }
@@ -374,7 +406,8 @@ std::vector<const Service*> Spec::ordered() const {
   return out;
 }
 
-Result<Spec> parse_spec(const std::string& text, const std::string& file, const LoadLimits& limits) {
+Result<Spec> parse_spec(const std::string& text, const std::string& file,
+                        const LoadLimits& limits) {
   GEDGE_TRY_ASSIGN(auto src, detail::parse_source(text, file, limits));
   GEDGE_TRY(detail::validate_schema(src));
   const json& doc = src.doc;
@@ -383,14 +416,16 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
   spec.json = doc;
   std::string kind = doc.value("kind", "Service");
   if (kind == "Pipeline") {
-    for (const char* k : {"service", "type", "replicas", "labels", "containers", "ports", "monitorPorts",
-                          "scheduleHint", "autoscale", "vpa", "limits", "runtime", "pin", "volumes", "networks", "resources",
-                          "compute_ms", "output_mb"})
+    for (const char* k : {"service", "type", "replicas", "labels", "containers", "ports",
+                          "monitorPorts", "scheduleHint", "autoscale", "vpa", "limits", "runtime",
+                          "pin", "volumes", "networks", "resources", "compute_ms", "output_mb"})
       if (doc.contains(k))
-        return std::unexpected(src.error_at(std::string("/") + k,
-                                            "not allowed at the top of a Pipeline; put it in a stage"));
-    if (!doc.contains("name")) return std::unexpected(src.error_at("", "missing required field 'name'"));
-    if (!doc.contains("stages")) return std::unexpected(src.error_at("", "missing required field 'stages'"));
+        return std::unexpected(src.error_at(
+            std::string("/") + k, "not allowed at the top of a Pipeline; put it in a stage"));
+    if (!doc.contains("name"))
+      return std::unexpected(src.error_at("", "missing required field 'name'"));
+    if (!doc.contains("stages"))
+      return std::unexpected(src.error_at("", "missing required field 'stages'"));
     spec.is_pipeline = true;
     Pipeline& p = spec.pipeline;
     p.name = doc["name"].get<std::string>();
@@ -403,9 +438,9 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
       GEDGE_TRY_ASSIGN(auto s, build_service(src, stages[i], sptr, true));
       s.namespace_ = p.namespace_;
       if (auto it = index.find(s.name); it != index.end())
-        return std::unexpected(src.error_at(
-            sptr + "/name",
-            fmt::format("duplicate stage name '{}' (first at line {})", s.name, p.stages[it->second].line)));
+        return std::unexpected(
+            src.error_at(sptr + "/name", fmt::format("duplicate stage name '{}' (first at line {})",
+                                                     s.name, p.stages[it->second].line)));
       index[s.name] = i;
       if (stages[i].contains("after"))
         s.after = stages[i]["after"].get<std::vector<std::string>>();
@@ -447,9 +482,10 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
     for (std::size_t i = 0; i < p.stages.size(); ++i)
       if (colour[i] == 0)
         if (auto cyc = dfs(i))
-          return std::unexpected(src.error_at("/stages/" + std::to_string(cyc->first) + "/after",
-                                              fmt::format("stages form a cycle: {}", cyc->second),
-                                              "a pipeline must be acyclic; remove one 'after' edge"));
+          return std::unexpected(
+              src.error_at("/stages/" + std::to_string(cyc->first) + "/after",
+                           fmt::format("stages form a cycle: {}", cyc->second),
+                           "a pipeline must be acyclic; remove one 'after' edge"));
     return spec;
   }
   if (doc.contains("stages") || doc.contains("source"))
@@ -458,19 +494,22 @@ Result<Spec> parse_spec(const std::string& text, const std::string& file, const 
   if (doc.contains("service")) {
     for (auto it = doc.begin(); it != doc.end(); ++it)
       if (it.key() != "service" && it.key() != "kind" && it.key() != "apiVersion")
-        return std::unexpected(src.error_at("/" + it.key(), "cannot be combined with the 'service:' wrapper",
+        return std::unexpected(src.error_at("/" + it.key(),
+                                            "cannot be combined with the 'service:' wrapper",
                                             "move it inside 'service:'"));
     GEDGE_TRY_ASSIGN(spec.service, build_service(src, doc["service"], "/service", false));
     return spec;
   }
-  if (!doc.contains("name")) return std::unexpected(src.error_at("", "missing required field 'name'"));
+  if (!doc.contains("name"))
+    return std::unexpected(src.error_at("", "missing required field 'name'"));
   if (!doc.contains("containers"))
     return std::unexpected(src.error_at("", "missing required field 'containers'"));
   GEDGE_TRY_ASSIGN(spec.service, build_service(src, doc, "", false));
   return spec;
 }
 
-Result<Spec> load_spec(const std::filesystem::path& file, const LoadLimits& limits, bool allow_unknown_kinds) {
+Result<Spec> load_spec(const std::filesystem::path& file, const LoadLimits& limits,
+                       bool allow_unknown_kinds) {
   manifest::LoadOptions o;
   o.limits = limits;
   o.allow_unknown_kinds = allow_unknown_kinds;
@@ -489,17 +528,20 @@ Spec spec_from_manifest(manifest::Input in) {
 
 namespace detail {
 
-Result<Source> parse_source(const std::string& text, const std::string& file, const LoadLimits& limits) {
+Result<Source> parse_source(const std::string& text, const std::string& file,
+                            const LoadLimits& limits) {
   GEDGE_TRY_ASSIGN(auto docs, parse_documents(text, file, limits));
   if (docs.empty())
     return fail(ErrorCode::usage, fmt::format("{}: empty document", file),
                 "a service file needs at least name and containers");
   if (docs.size() > 1)
-    return fail(ErrorCode::usage,
-                fmt::format("{}:{}: more than one YAML document; put one service or one pipeline in a file", file,
-                            docs[1].line));
+    return fail(
+        ErrorCode::usage,
+        fmt::format("{}:{}: more than one YAML document; put one service or one pipeline in a file",
+                    file, docs[1].line));
   if (!docs[0].doc.is_object())
-    return fail(ErrorCode::usage, fmt::format("{}:{}: the document must be a mapping", file, docs[0].line),
+    return fail(ErrorCode::usage,
+                fmt::format("{}:{}: the document must be a mapping", file, docs[0].line),
                 "a service file starts with 'name:' (or 'service:' or 'kind: Pipeline')");
   return std::move(docs[0]);
 }

@@ -34,11 +34,13 @@ std::map<std::string, std::string> pod_labels(const Service& s) {
   return m;
 }
 
-json quantity_json(const std::string& q) { return q; }
+json quantity_json(const std::string& q) {
+  return q;
+}
 
 // Requests/limits of container `i`, with `pin` applied to container 0 (Guaranteed, integer CPU).
-std::pair<std::map<std::string, std::string>, std::map<std::string, std::string>> effective_resources(
-    const Service& s, std::size_t i) {
+std::pair<std::map<std::string, std::string>, std::map<std::string, std::string>>
+effective_resources(const Service& s, std::size_t i) {
   auto req = s.containers[i].requests;
   auto lim = s.containers[i].limits;
   if (s.pin && i == 0) {
@@ -74,7 +76,8 @@ json container_json(const Service& s, std::size_t i, const RuntimeMount* rt) {
     for (const auto& n : s.networks)
       if (n.type == "sriov") {
         int count = 1;
-        if (res["limits"].contains(n.resource)) count += std::stoi(res["limits"][n.resource].get<std::string>());
+        if (res["limits"].contains(n.resource))
+          count += std::stoi(res["limits"][n.resource].get<std::string>());
         res["requests"][n.resource] = std::to_string(count);
         res["limits"][n.resource] = std::to_string(count);
       }
@@ -86,9 +89,11 @@ json container_json(const Service& s, std::size_t i, const RuntimeMount* rt) {
   if (rt) {
     for (const auto& [k, v] : rt->env) env.push_back({{"name", k}, {"value", v}});
     env.push_back({{"name", "GEDGE_RUNTIME"}, {"value", rt->mount_path}});
-    j["volumeMounts"] = json::array({{{"name", "gedge-runtime"}, {"mountPath", rt->mount_path}, {"readOnly", true}}});
+    j["volumeMounts"] = json::array(
+        {{{"name", "gedge-runtime"}, {"mountPath", rt->mount_path}, {"readOnly", true}}});
   } else if (!s.runtime.empty()) {
-    env.push_back({{"name", "GEDGE_RUNTIME"}, {"value", fmt::format("{}/{}", kRuntimeRoot, s.runtime)}});
+    env.push_back(
+        {{"name", "GEDGE_RUNTIME"}, {"value", fmt::format("{}/{}", kRuntimeRoot, s.runtime)}});
     j["volumeMounts"] = json::array({{{"name", "gedge-runtime"},
                                       {"mountPath", fmt::format("{}/{}", kRuntimeRoot, s.runtime)},
                                       {"readOnly", true}}});
@@ -126,7 +131,10 @@ json render_claim(const Service& s, const Volume& v) {
   if (!v.storage_class.empty()) spec["storageClassName"] = v.storage_class;
   return {{"apiVersion", "v1"},
           {"kind", "PersistentVolumeClaim"},
-          {"metadata", {{"name", v.claim}, {"namespace", s.namespace_}, {"labels", {{"app.kubernetes.io/managed-by", "gedge"}}}}},
+          {"metadata",
+           {{"name", v.claim},
+            {"namespace", s.namespace_},
+            {"labels", {{"app.kubernetes.io/managed-by", "gedge"}}}}},
           {"spec", spec}};
 }
 
@@ -136,8 +144,11 @@ json render_network(const Service& s, const Network& n) {
   if (n.type == "macvlan") cfg["mode"] = "bridge";
   if (n.type == "ipvlan") cfg["mode"] = "l2";
   if (!n.master.empty()) cfg[n.type == "bridge" ? "bridge" : "master"] = n.master;
-  cfg["ipam"] = n.subnet.empty() ? json::object() : json{{"type", "host-local"}, {"subnet", n.subnet}};
-  json md{{"name", n.name}, {"namespace", s.namespace_}, {"labels", {{"app.kubernetes.io/managed-by", "gedge"}}}};
+  cfg["ipam"] =
+      n.subnet.empty() ? json::object() : json{{"type", "host-local"}, {"subnet", n.subnet}};
+  json md{{"name", n.name},
+          {"namespace", s.namespace_},
+          {"labels", {{"app.kubernetes.io/managed-by", "gedge"}}}};
   if (n.type == "sriov") md["annotations"] = {{"k8s.v1.cni.cncf.io/resourceName", n.resource}};
   return {{"apiVersion", "k8s.cni.cncf.io/v1"},
           {"kind", "NetworkAttachmentDefinition"},
@@ -158,9 +169,11 @@ json tier_affinity(const std::string& preferred) {
   }
   std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first; });
   for (const auto& [w, t] : order)
-    terms.push_back({{"weight", w},
-                     {"preference",
-                      {{"matchExpressions", json::array({{{"key", kTierLabel}, {"operator", "In"}, {"values", {t}}}})}}}});
+    terms.push_back(
+        {{"weight", w},
+         {"preference",
+          {{"matchExpressions",
+            json::array({{{"key", kTierLabel}, {"operator", "In"}, {"values", {t}}}})}}}});
   return {{"nodeAffinity", {{"preferredDuringSchedulingIgnoredDuringExecution", terms}}}};
 }
 
@@ -173,7 +186,8 @@ json metadata(const Service& s, const std::map<std::string, std::string>& labels
 json render_deployment(const Service& s, const RuntimeMount* rt) {
   auto labels = pod_labels(s);
   json pod_spec{{"containers", json::array()}};
-  for (std::size_t i = 0; i < s.containers.size(); ++i) pod_spec["containers"].push_back(container_json(s, i, rt));
+  for (std::size_t i = 0; i < s.containers.size(); ++i)
+    pod_spec["containers"].push_back(container_json(s, i, rt));
   // GS-Engine wrote nodeSelector to spec.nodeSelector (ignored by Kubernetes); it belongs here.
   std::map<std::string, std::string> selector;
   if (s.schedule_hint) selector = s.schedule_hint->node_selector;
@@ -182,12 +196,14 @@ json render_deployment(const Service& s, const RuntimeMount* rt) {
   if (s.schedule_hint && !s.schedule_hint->preferred.empty())
     pod_spec["affinity"] = tier_affinity(s.schedule_hint->preferred);
   if (rt)
-    pod_spec["volumes"] = json::array(
-        {{{"name", "gedge-runtime"}, {"hostPath", {{"path", rt->host_dir}, {"type", "Directory"}}}}});
+    pod_spec["volumes"] =
+        json::array({{{"name", "gedge-runtime"},
+                      {"hostPath", {{"path", rt->host_dir}, {"type", "Directory"}}}}});
   else if (!s.runtime.empty())
-    pod_spec["volumes"] = json::array({{{"name", "gedge-runtime"},
-                                        {"hostPath", {{"path", fmt::format("{}/{}", kRuntimeRoot, s.runtime)},
-                                                      {"type", "Directory"}}}}});
+    pod_spec["volumes"] = json::array(
+        {{{"name", "gedge-runtime"},
+          {"hostPath",
+           {{"path", fmt::format("{}/{}", kRuntimeRoot, s.runtime)}, {"type", "Directory"}}}}});
   for (const auto& v : s.volumes) pod_spec["volumes"].push_back(pod_volume(v));
   json tmeta{{"labels", labels_json(labels)}};
   if (!s.networks.empty()) {
@@ -200,7 +216,10 @@ json render_deployment(const Service& s, const RuntimeMount* rt) {
   // Under autoscale the HPA owns replicas: emitting it would fight the HPA on every apply.
   if (!s.autoscale) spec["replicas"] = s.desired_replicas();
   if (s.form == 2) spec["progressDeadlineSeconds"] = 3600;
-  return {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"metadata", metadata(s, labels)}, {"spec", spec}};
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "Deployment"},
+          {"metadata", metadata(s, labels)},
+          {"spec", spec}};
 }
 
 bool has_ports(const Service& s) {
@@ -245,28 +264,37 @@ json hpa_metrics(const Autoscale& a) {
   json out = json::array();
   if (a.metrics.empty()) {
     out.push_back({{"type", "Resource"},
-                   {"resource", {{"name", "cpu"}, {"target", {{"type", "Utilization"}, {"averageUtilization", a.cpu}}}}}});
+                   {"resource",
+                    {{"name", "cpu"},
+                     {"target", {{"type", "Utilization"}, {"averageUtilization", a.cpu}}}}}});
     return out;
   }
   for (const auto& m : a.metrics) {
     if (m.type == "resource")
-      out.push_back({{"type", "Resource"},
-                     {"resource",
-                      {{"name", m.name}, {"target", {{"type", "Utilization"}, {"averageUtilization", std::stoi(m.target)}}}}}});
+      out.push_back(
+          {{"type", "Resource"},
+           {"resource",
+            {{"name", m.name},
+             {"target", {{"type", "Utilization"}, {"averageUtilization", std::stoi(m.target)}}}}}});
     else if (m.type == "pods")
       out.push_back({{"type", "Pods"},
-                     {"pods", {{"metric", {{"name", m.name}}}, {"target", {{"type", "AverageValue"}, {"averageValue", m.target}}}}}});
+                     {"pods",
+                      {{"metric", {{"name", m.name}}},
+                       {"target", {{"type", "AverageValue"}, {"averageValue", m.target}}}}}});
     else
       out.push_back({{"type", "External"},
                      {"external",
-                      {{"metric", {{"name", m.name}}}, {"target", {{"type", "AverageValue"}, {"averageValue", m.target}}}}}});
+                      {{"metric", {{"name", m.name}}},
+                       {"target", {{"type", "AverageValue"}, {"averageValue", m.target}}}}}});
   }
   return out;
 }
 
 // vpa.mode -> updateMode: auto is Recreate (what "Auto" always meant; newer VPA CRDs drop "Auto").
 json render_vpa(const Service& s) {
-  std::string mode = s.vpa_mode == "auto" ? "Recreate" : s.vpa_mode == "initial" ? "Initial" : "Off";
+  std::string mode = s.vpa_mode == "auto"      ? "Recreate"
+                     : s.vpa_mode == "initial" ? "Initial"
+                                               : "Off";
   return {{"apiVersion", "autoscaling.k8s.io/v1"},
           {"kind", "VerticalPodAutoscaler"},
           {"metadata", metadata(s, {{"app", s.name}})},
@@ -287,17 +315,18 @@ json render_limit_range(const Service& s) {
 
 json render_hpa(const Service& s) {
   const auto& a = *s.autoscale;
-  return {{"apiVersion", "autoscaling/v2"},
-          {"kind", "HorizontalPodAutoscaler"},
-          {"metadata", metadata(s, {{"app", s.name}})},
-          {"spec",
-           {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", s.name}}},
-            {"minReplicas", a.min},
-            {"maxReplicas", a.max},
-            {"metrics", hpa_metrics(a)},
-            {"behavior",
-             {{"scaleDown", {{"stabilizationWindowSeconds", a.scale_down_window_s}}},
-              {"scaleUp", {{"stabilizationWindowSeconds", a.scale_up_window_s}}}}}}}};
+  return {
+      {"apiVersion", "autoscaling/v2"},
+      {"kind", "HorizontalPodAutoscaler"},
+      {"metadata", metadata(s, {{"app", s.name}})},
+      {"spec",
+       {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", s.name}}},
+        {"minReplicas", a.min},
+        {"maxReplicas", a.max},
+        {"metrics", hpa_metrics(a)},
+        {"behavior",
+         {{"scaleDown", {{"stabilizationWindowSeconds", a.scale_down_window_s}}},
+          {"scaleUp", {{"stabilizationWindowSeconds", a.scale_up_window_s}}}}}}}};
 }
 
 std::string fnv1a_hex(const std::string& s) {
@@ -318,12 +347,15 @@ std::string cpus_text(double cores) {
 
 // podman argv for container `ci` of replica `r`, without "sudo" and without the cpuset (the
 // cpuset is planned on the device at deploy time).
-json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash, const RuntimeMount* rt) {
+json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash,
+                 const RuntimeMount* rt) {
   const auto& c = s.containers[ci];
-  std::string cname = ci == 0 ? fmt::format("gedge-{}-{}", s.name, r) : fmt::format("gedge-{}-{}-{}", s.name, r, c.name);
-  json argv = json::array({"podman", "run", "-d", "--name", cname, "--label", "gedge.managed=true", "--label",
-                           "gedge.service=" + s.name, "--label", fmt::format("gedge.replica={}", r), "--label",
-                           "gedge.spec=" + hash, "--restart", "on-failure"});
+  std::string cname = ci == 0 ? fmt::format("gedge-{}-{}", s.name, r)
+                              : fmt::format("gedge-{}-{}-{}", s.name, r, c.name);
+  json argv = json::array({"podman", "run", "-d", "--name", cname, "--label", "gedge.managed=true",
+                           "--label", "gedge.service=" + s.name, "--label",
+                           fmt::format("gedge.replica={}", r), "--label", "gedge.spec=" + hash,
+                           "--restart", "on-failure"});
   if (s.form == 1 && ci == 0)
     for (int p : s.service_ports) {
       argv.push_back("-p");
@@ -370,7 +402,8 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
   }
   for (const auto& v : s.volumes) {
     std::string ro = v.read_only ? ":ro" : "";
-    if (!v.claim.empty()) {  // a named podman volume (created on first use, kept by svc rm like a PVC)
+    if (!v.claim
+             .empty()) {  // a named podman volume (created on first use, kept by svc rm like a PVC)
       argv.push_back("-v");
       argv.push_back(v.claim + ":" + v.mount_path + ro);
     } else if (!v.host_path.empty()) {
@@ -405,21 +438,29 @@ json host_plan_body(const Service& s, const std::string& hash, const RuntimeMoun
     replicas.push_back({{"replica", r}, {"containers", containers}});
   }
   json ports = json::array();
-  for (int p : s.service_ports) ports.push_back({{"host", p}, {"container", p}, {"protocol", "TCP"}});
+  for (int p : s.service_ports)
+    ports.push_back({{"host", p}, {"container", p}, {"protocol", "TCP"}});
   for (const auto& c : s.containers)
     for (const auto& p : c.ports)
-      ports.push_back({{"host", p.external_port}, {"container", p.container_port}, {"protocol", p.protocol}});
+      ports.push_back(
+          {{"host", p.external_port}, {"container", p.container_port}, {"protocol", p.protocol}});
   json spec{{"service", s.name},
             {"specHash", hash},
             {"replicas", s.desired_replicas()},
             {"hostPorts", ports},
-            {"placement", "one replica per device, spread over the cluster's members by free capacity unless --placement is given"},
+            {"placement",
+             "one replica per device, spread over the cluster's members by free capacity unless "
+             "--placement is given"},
             {"containers", replicas}};
   if (s.pin)
-    spec["pin"] = {{"cores", s.pin->cores}, {"near", s.pin->near}, {"noSmt", s.pin->no_smt},
+    spec["pin"] = {{"cores", s.pin->cores},
+                   {"near", s.pin->near},
+                   {"noSmt", s.pin->no_smt},
                    {"cpuset", "planned on each device at deploy time (gedge tune plan)"}};
   if (s.autoscale)
-    spec["autoscale"] = {{"min", s.autoscale->min}, {"max", s.autoscale->max}, {"cpu", s.autoscale->cpu},
+    spec["autoscale"] = {{"min", s.autoscale->min},
+                         {"max", s.autoscale->max},
+                         {"cpu", s.autoscale->cpu},
                          {"scaleDownWindow", s.autoscale->scale_down_window_s},
                          {"scaleUpWindow", s.autoscale->scale_up_window_s}};
   if (s.schedule_hint) {
@@ -434,12 +475,16 @@ json host_plan_body(const Service& s, const std::string& hash, const RuntimeMoun
 
 }  // namespace
 
-std::string spec_hash(const Service& s) { return spec_hash_with(s, nullptr); }
+std::string spec_hash(const Service& s) {
+  return spec_hash_with(s, nullptr);
+}
 
 std::string spec_hash_with(const Service& s, const RuntimeMount* rt) {
-  // What a replica runs; replicas and autoscale bounds are not part of it (scaling is not a change).
+  // What a replica runs; replicas and autoscale bounds are not part of it (scaling is not a
+  // change).
   json j = json::array();
-  for (std::size_t ci = 0; ci < s.containers.size(); ++ci) j.push_back(podman_argv(s, ci, 0, "", rt));
+  for (std::size_t ci = 0; ci < s.containers.size(); ++ci)
+    j.push_back(podman_argv(s, ci, 0, "", rt));
   if (s.pin) j.push_back({s.pin->cores, s.pin->near, s.pin->no_smt});
   return fnv1a_hex(j.dump());
 }
@@ -467,8 +512,9 @@ std::vector<std::string> hosts_unsupported(const Service& s) {
     for (std::size_t i = 0; i < s.autoscale->metrics.size(); ++i) {
       const auto& m = s.autoscale->metrics[i];
       if (!(m.type == "resource" && m.name == "cpu"))
-        out.push_back(fmt::format("autoscale.metrics[{}] ({} {}: the container-host autoscaler scales on CPU only)", i,
-                                  m.type, m.name));
+        out.push_back(fmt::format(
+            "autoscale.metrics[{}] ({} {}: the container-host autoscaler scales on CPU only)", i,
+            m.type, m.name));
     }
   if (!s.vpa_mode.empty()) out.push_back("vpa");
   if (s.limits) out.push_back("limits");

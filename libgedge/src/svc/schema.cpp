@@ -73,7 +73,9 @@ const nlohmann::json* schema_at(const nlohmann::json& doc, const std::vector<std
 }
 
 std::string type_names(const nlohmann::json& t) {
-  auto one = [](const std::string& n) { return n == "object" ? std::string("mapping") : n == "array" ? std::string("list") : n; };
+  auto one = [](const std::string& n) {
+    return n == "object" ? std::string("mapping") : n == "array" ? std::string("list") : n;
+  };
   if (t.is_string()) return one(t.get<std::string>());
   std::string out;
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -104,7 +106,8 @@ namespace {
 
 std::string pointer_token(const std::string& t) {
   std::string esc;
-  for (char c : t) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  for (char c : t)
+    esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
   return esc;
 }
 
@@ -114,8 +117,8 @@ constexpr std::size_t kMaxKey = 256;
 // Refuses, before valijson runs, every string longer than its schema's maxLength (and every key
 // longer than kMaxKey): valijson checks all of a string's constraints, and its std::regex
 // recurses per character, so a 30 KB string in a patterned field overflowed the stack (SIGSEGV).
-Result<void> check_lengths(const Source& src, const nlohmann::json& v, std::vector<std::string>& tokens,
-                           const std::string& ptr) {
+Result<void> check_lengths(const Source& src, const nlohmann::json& v,
+                           std::vector<std::string>& tokens, const std::string& ptr) {
   if (v.is_string()) {
     const nlohmann::json* sch = schema_at(src.doc, tokens);
     if (sch && sch->contains("maxLength") && (*sch)["maxLength"].is_number_unsigned()) {
@@ -123,7 +126,9 @@ Result<void> check_lengths(const Source& src, const nlohmann::json& v, std::vect
       // maxLength counts characters; bytes >= characters, so count UTF-8 lead bytes only.
       std::size_t chars = 0;
       for (unsigned char c : v.get_ref<const std::string&>()) chars += (c & 0xC0) != 0x80;
-      if (chars > max) return std::unexpected(src.error_at(ptr, fmt::format("longer than {} characters ({})", max, chars)));
+      if (chars > max)
+        return std::unexpected(
+            src.error_at(ptr, fmt::format("longer than {} characters ({})", max, chars)));
     }
     return {};
   }
@@ -138,7 +143,8 @@ Result<void> check_lengths(const Source& src, const nlohmann::json& v, std::vect
     for (auto it = v.begin(); it != v.end(); ++it) {
       std::string child = ptr + "/" + pointer_token(it.key());
       if (it.key().size() > kMaxKey)
-        return std::unexpected(src.error_at(ptr, fmt::format("a key longer than {} bytes ({})", kMaxKey, it.key().size())));
+        return std::unexpected(src.error_at(
+            ptr, fmt::format("a key longer than {} bytes ({})", kMaxKey, it.key().size())));
       tokens.push_back(it.key());
       auto r = check_lengths(src, it.value(), tokens, child);
       tokens.pop_back();
@@ -150,7 +156,8 @@ Result<void> check_lengths(const Source& src, const nlohmann::json& v, std::vect
 
 // The text between the first `open` and the last `close` of `d` ("" when absent); the messages
 // quote keys that may be long, so no std::regex here.
-std::optional<std::string> quoted_after(const std::string& d, std::string_view lead, std::string_view close) {
+std::optional<std::string> quoted_after(const std::string& d, std::string_view lead,
+                                        std::string_view close) {
   auto a = d.find(lead);
   if (a == std::string::npos) return std::nullopt;
   a += lead.size();
@@ -206,42 +213,54 @@ Result<void> validate_schema(const Source& src) {
   }
   const nlohmann::json* sch = schema_at(src.doc, tokens);
   const std::string& d = best.description;
-  if (auto key = quoted_after(d, "could not be validated using 'properties' or 'additionalProperties' constraints: '", "'.")) {
+  if (auto key = quoted_after(
+          d, "could not be validated using 'properties' or 'additionalProperties' constraints: '",
+          "'.")) {
     std::string esc = pointer_token(*key);
     std::vector<std::string> known;
     if (sch && sch->contains("properties"))
-      for (auto it = (*sch)["properties"].begin(); it != (*sch)["properties"].end(); ++it) known.push_back(it.key());
-    return std::unexpected(src.error_at(ptr + "/" + esc, "unknown field",
-                                        known.empty() ? "" : fmt::format("known fields here: {}", fmt::join(known, ", "))));
+      for (auto it = (*sch)["properties"].begin(); it != (*sch)["properties"].end(); ++it)
+        known.push_back(it.key());
+    return std::unexpected(src.error_at(
+        ptr + "/" + esc, "unknown field",
+        known.empty() ? "" : fmt::format("known fields here: {}", fmt::join(known, ", "))));
   }
   if (auto key = quoted_after(d, "Missing required property '", "'."))
     return std::unexpected(src.error_at(ptr, fmt::format("missing required field '{}'", *key)));
   if (d.find("'type' constraint") != std::string::npos && sch && sch->contains("type"))
-    return std::unexpected(src.error_at(
-        ptr, fmt::format("expected {}, got {}", type_names((*sch)["type"]), inst ? json_kind(*inst) : "nothing")));
+    return std::unexpected(
+        src.error_at(ptr, fmt::format("expected {}, got {}", type_names((*sch)["type"]),
+                                      inst ? json_kind(*inst) : "nothing")));
   if (d.find("enum values") != std::string::npos && sch && sch->contains("enum")) {
     std::vector<std::string> vals;
-    for (const auto& v : (*sch)["enum"]) vals.push_back(v.is_string() ? v.get<std::string>() : v.dump());
-    return std::unexpected(src.error_at(
-        ptr, fmt::format("'{}' is not one of: {}", inst && inst->is_string() ? inst->get<std::string>() : (inst ? inst->dump() : ""),
-                         fmt::join(vals, ", "))));
+    for (const auto& v : (*sch)["enum"])
+      vals.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+    return std::unexpected(
+        src.error_at(ptr, fmt::format("'{}' is not one of: {}",
+                                      inst && inst->is_string() ? inst->get<std::string>()
+                                                                : (inst ? inst->dump() : ""),
+                                      fmt::join(vals, ", "))));
   }
   if (d.find("'pattern' constraint") != std::string::npos && sch) {
     std::string v = inst && inst->is_string() ? inst->get<std::string>() : "";
     std::string pat = sch->value("pattern", "");
     std::string hint;
-    if (pat.starts_with("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")) hint = "names are lowercase letters, digits and '-', starting and ending with a letter or digit";
+    if (pat.starts_with("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+      hint =
+          "names are lowercase letters, digits and '-', starting and ending with a letter or digit";
     if (pat.find("[KMGTPE]i") != std::string::npos) {  // a quantity: the one parser's words
       auto q = parse_resource_quantity(nlohmann::json(v), "quantity");
-      return std::unexpected(src.error_at(ptr, fmt::format("invalid quantity '{}'", v),
-                                          q ? "" : q.error().hint));
+      return std::unexpected(
+          src.error_at(ptr, fmt::format("invalid quantity '{}'", v), q ? "" : q.error().hint));
     }
     return std::unexpected(src.error_at(ptr, fmt::format("invalid value '{}'", v), hint));
   }
   if (d.starts_with("Expected number greater") && sch && sch->contains("minimum"))
-    return std::unexpected(src.error_at(ptr, fmt::format("must be at least {}", num((*sch)["minimum"]))));
+    return std::unexpected(
+        src.error_at(ptr, fmt::format("must be at least {}", num((*sch)["minimum"]))));
   if (d.starts_with("Expected number less") && sch && sch->contains("maximum"))
-    return std::unexpected(src.error_at(ptr, fmt::format("must be at most {}", num((*sch)["maximum"]))));
+    return std::unexpected(
+        src.error_at(ptr, fmt::format("must be at most {}", num((*sch)["maximum"]))));
   std::string text = d;
   if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
   if (text.ends_with(".")) text.pop_back();

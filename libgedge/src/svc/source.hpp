@@ -14,7 +14,8 @@ using Source = gedge::Document;
 using gedge::field_path;
 
 // One service or pipeline document (a mapping) from `text`.
-Result<Source> parse_source(const std::string& text, const std::string& file, const LoadLimits& limits);
+Result<Source> parse_source(const std::string& text, const std::string& file,
+                            const LoadLimits& limits);
 
 // Validates against the embedded schema; the first (most specific) violation as an Error.
 Result<void> validate_schema(const Source& src);

@@ -7,7 +7,8 @@
 namespace gedge::topo {
 
 std::string render_podman(const Plan& p) {
-  return fmt::format("--cpuset-cpus={} --cpuset-mems={}\n", format_list(p.cpus), format_list(p.memory_nodes));
+  return fmt::format("--cpuset-cpus={} --cpuset-mems={}\n", format_list(p.cpus),
+                     format_list(p.memory_nodes));
 }
 
 std::string render_k8s(const Plan& p, const std::string& memory) {
@@ -29,8 +30,10 @@ std::string render_k8s(const Plan& p, const std::string& memory) {
       "#   cpuManagerPolicyOptions: {{full-pcpus-only: \"true\"}}   # whole cores, like --no-smt\n"
       "#   topologyManagerPolicy: {}\n"
       "#   reservedSystemCPUs: <CPUs kept for the system>\n"
-      "# Changing cpuManagerPolicy needs: drain, stop kubelet, remove /var/lib/kubelet/cpu_manager_state, start.\n",
-      format_list(p.cpus), format_list(p.memory_nodes), p.cpus.size(), memory, p.cpus.size(), memory, policy);
+      "# Changing cpuManagerPolicy needs: drain, stop kubelet, remove "
+      "/var/lib/kubelet/cpu_manager_state, start.\n",
+      format_list(p.cpus), format_list(p.memory_nodes), p.cpus.size(), memory, p.cpus.size(),
+      memory, policy);
 }
 
 std::string render_systemd(const Plan& p) {

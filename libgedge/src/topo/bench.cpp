@@ -37,7 +37,8 @@ namespace {
 constexpr int kMpolBind = 2;  // MPOL_BIND from <linux/mempolicy.h>
 
 // Runs argv once with the given affinity (and memory nodes), output to /dev/null; seconds.
-Result<double> run_once(const std::vector<std::string>& argv, const IndexSet& cpus, const IndexSet* mems) {
+Result<double> run_once(const std::vector<std::string>& argv, const IndexSet& cpus,
+                        const IndexSet* mems) {
   cpu_set_t set;
   CPU_ZERO(&set);
   for (unsigned c : cpus)
@@ -78,13 +79,15 @@ Result<double> run_once(const std::vector<std::string>& argv, const IndexSet& cp
   }
   auto t1 = std::chrono::steady_clock::now();
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-    return fail(ErrorCode::not_found, fmt::format("cannot run '{}'", argv[0]), "check the command and PATH");
+    return fail(ErrorCode::not_found, fmt::format("cannot run '{}'", argv[0]),
+                "check the command and PATH");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 126)
     return fail(ErrorCode::failure, "setting the benchmark's CPU or memory binding failed");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return fail(ErrorCode::failure,
                 fmt::format("benchmark command '{}' failed ({} {})", argv[0],
-                            WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)),
+                            WIFEXITED(status) ? "exit" : "signal",
+                            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)),
                 "the command must succeed on its own before it can be measured");
   return std::chrono::duration<double>(t1 - t0).count();
 }
@@ -96,16 +99,23 @@ nlohmann::json stats(const std::vector<double>& v) {
   double var = 0;
   for (double x : v) var += (x - mean) * (x - mean);
   double sd = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0;
-  return {{"median_s", median(v)}, {"p95_s", percentile(v, 95)}, {"mean_s", mean}, {"stdev_s", sd},
-          {"min_s", *std::min_element(v.begin(), v.end())}, {"max_s", *std::max_element(v.begin(), v.end())},
+  return {{"median_s", median(v)},
+          {"p95_s", percentile(v, 95)},
+          {"mean_s", mean},
+          {"stdev_s", sd},
+          {"min_s", *std::min_element(v.begin(), v.end())},
+          {"max_s", *std::max_element(v.begin(), v.end())},
           {"samples_s", v}};
 }
 
 }  // namespace
 
 Result<nlohmann::json> bench(const BenchRequest& req, Reporter& reporter) {
-  if (req.argv.empty()) return fail(ErrorCode::usage, "no command to benchmark", "usage: gedge tune bench [flags] -- CMD ARGS...");
-  if (req.runs < 2 || req.runs > 10000) return fail(ErrorCode::usage, "--runs must be between 2 and 10000");
+  if (req.argv.empty())
+    return fail(ErrorCode::usage, "no command to benchmark",
+                "usage: gedge tune bench [flags] -- CMD ARGS...");
+  if (req.runs < 2 || req.runs > 10000)
+    return fail(ErrorCode::usage, "--runs must be between 2 and 10000");
   if (req.pinned.cpus.empty()) return fail(ErrorCode::usage, "the pinned plan has no CPUs");
   const IndexSet* mems = req.membind ? &req.pinned.memory_nodes : nullptr;
   std::size_t total = static_cast<std::size_t>(2 * (req.runs + req.warmup));
@@ -123,7 +133,8 @@ Result<nlohmann::json> bench(const BenchRequest& req, Reporter& reporter) {
     bool a_first = i % 2 == 0;
     for (int k = 0; k < 2; ++k) {
       bool pinned = (k == 0) != a_first;
-      GEDGE_TRY_ASSIGN(double s, run_once(req.argv, pinned ? req.pinned.cpus : req.baseline_cpus, pinned ? mems : nullptr));
+      GEDGE_TRY_ASSIGN(double s, run_once(req.argv, pinned ? req.pinned.cpus : req.baseline_cpus,
+                                          pinned ? mems : nullptr));
       (pinned ? b : a).push_back(s);
       reporter.progress("bench", ++done, total);
     }
@@ -143,19 +154,18 @@ Result<nlohmann::json> bench(const BenchRequest& req, Reporter& reporter) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (b[i] > 0) paired.push_back(a[i] / b[i]);
   double speedup = median(b) > 0 ? median(a) / median(b) : 0.0;
-  return nlohmann::json{
-      {"command", req.argv},
-      {"runs", req.runs},
-      {"warmup", req.warmup},
-      {"order", "interleaved ABBA (A unpinned, B pinned)"},
-      {"unpinned", stats(a)},
-      {"pinned", stats(b)},
-      {"baseline_cpuset", format_list(req.baseline_cpus)},
-      {"speedup", speedup},
-      {"speedup_ci95", {percentile(ratios, 2.5), percentile(ratios, 97.5)}},
-      {"speedup_paired_iqr", {percentile(paired, 25), percentile(paired, 75)}},
-      {"improvement_pct", (speedup - 1.0) * 100.0},
-      {"membind", req.membind}};
+  return nlohmann::json{{"command", req.argv},
+                        {"runs", req.runs},
+                        {"warmup", req.warmup},
+                        {"order", "interleaved ABBA (A unpinned, B pinned)"},
+                        {"unpinned", stats(a)},
+                        {"pinned", stats(b)},
+                        {"baseline_cpuset", format_list(req.baseline_cpus)},
+                        {"speedup", speedup},
+                        {"speedup_ci95", {percentile(ratios, 2.5), percentile(ratios, 97.5)}},
+                        {"speedup_paired_iqr", {percentile(paired, 25), percentile(paired, 75)}},
+                        {"improvement_pct", (speedup - 1.0) * 100.0},
+                        {"membind", req.membind}};
 }
 
 }  // namespace gedge::topo

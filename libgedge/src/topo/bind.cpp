@@ -58,7 +58,9 @@ std::vector<pid_t> list_tasks(pid_t pid) {
   return out;
 }
 
-bool process_exists(pid_t pid) { return ::access(fmt::format("/proc/{}/status", pid).c_str(), F_OK) == 0; }
+bool process_exists(pid_t pid) {
+  return ::access(fmt::format("/proc/{}/status", pid).c_str(), F_OK) == 0;
+}
 
 Error gone(pid_t pid) {
   return Error{ErrorCode::not_found, fmt::format("process {} exited while being pinned", pid),
@@ -69,8 +71,10 @@ Error gone(pid_t pid) {
 
 nlohmann::json Applied::to_json() const {
   nlohmann::json th = nlohmann::json::array();
-  for (const auto& [tid, cpus_of] : threads) th.push_back({{"tid", tid}, {"cpus", format_list(cpus_of)}});
-  nlohmann::json j{{"cpus_allowed_list", format_list(cpus)}, {"mems_allowed_list", format_list(mems)},
+  for (const auto& [tid, cpus_of] : threads)
+    th.push_back({{"tid", tid}, {"cpus", format_list(cpus_of)}});
+  nlohmann::json j{{"cpus_allowed_list", format_list(cpus)},
+                   {"mems_allowed_list", format_list(mems)},
                    {"threads", th}};
   if (membind) j["membind_nodes"] = format_list(*membind);
   return j;
@@ -79,7 +83,8 @@ nlohmann::json Applied::to_json() const {
 Result<Applied> read_back(pid_t pid) {
   if (pid <= 0) return fail(ErrorCode::usage, fmt::format("invalid pid {}", pid));
   auto main = read_status(fmt::format("/proc/{}/status", pid));
-  if (!main) return fail(ErrorCode::not_found, fmt::format("no process {}", pid), "check the pid with 'ps'");
+  if (!main)
+    return fail(ErrorCode::not_found, fmt::format("no process {}", pid), "check the pid with 'ps'");
   Applied a;
   a.cpus = main->cpus;
   a.mems = main->mems;
@@ -94,39 +99,46 @@ Result<Applied> read_back(pid_t pid) {
 Result<void> verify_applied(const Plan& p, const Applied& a, bool check_mems) {
   if (a.cpus != p.cpus)
     return fail(ErrorCode::failure,
-                fmt::format("the kernel applied CPUs {} but the plan is {}", format_list(a.cpus), format_list(p.cpus)),
+                fmt::format("the kernel applied CPUs {} but the plan is {}", format_list(a.cpus),
+                            format_list(p.cpus)),
                 "the cgroup may not allow these CPUs; see 'gedge tune show' (allowed_cpuset)");
   for (const auto& [tid, cpus] : a.threads)
     if (cpus != p.cpus)
       return fail(ErrorCode::failure,
-                  fmt::format("thread {} runs on CPUs {} but the plan is {}", tid, format_list(cpus), format_list(p.cpus)),
+                  fmt::format("thread {} runs on CPUs {} but the plan is {}", tid,
+                              format_list(cpus), format_list(p.cpus)),
                   "the process may have reset its own affinity; run the pin again");
   if (check_mems) {
     const IndexSet& got = a.membind ? *a.membind : a.mems;
     if (got != p.memory_nodes)
       return fail(ErrorCode::failure,
-                  fmt::format("the kernel applied memory nodes {} but the plan is {}", format_list(got),
-                              format_list(p.memory_nodes)));
+                  fmt::format("the kernel applied memory nodes {} but the plan is {}",
+                              format_list(got), format_list(p.memory_nodes)));
   }
   return {};
 }
 
 Result<Applied> bind_self(const Topology& topo, const Plan& p, bool membind) {
   if (!topo.is_this_system())
-    return fail(ErrorCode::usage, fmt::format("cannot bind with the topology of {}", topo.source().label),
+    return fail(ErrorCode::usage,
+                fmt::format("cannot bind with the topology of {}", topo.source().label),
                 "binding uses the local machine's topology; drop --topology");
   hwloc_topology_t t = topo.raw();
   auto cs = to_bitmap(p.cpus);
   if (hwloc_set_cpubind(t, cs.get(), HWLOC_CPUBIND_PROCESS) != 0)
-    return fail(ErrorCode::failure, fmt::format("binding to CPUs {} failed: {}", format_list(p.cpus), std::strerror(errno)));
+    return fail(ErrorCode::failure, fmt::format("binding to CPUs {} failed: {}",
+                                                format_list(p.cpus), std::strerror(errno)));
   std::optional<IndexSet> bound_nodes;
   if (membind) {
     auto ns = to_bitmap(p.memory_nodes);
     // Linux has no process-wide memory policy: set it on this (only) thread; execve keeps it.
-    if (hwloc_set_membind(t, ns.get(), HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) != 0)
-      return fail(ErrorCode::failure,
-                  fmt::format("binding memory to nodes {} failed: {}", format_list(p.memory_nodes), std::strerror(errno)),
-                  "in a container this needs CAP_SYS_NICE (seccomp blocks set_mempolicy otherwise)");
+    if (hwloc_set_membind(t, ns.get(), HWLOC_MEMBIND_BIND,
+                          HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) != 0)
+      return fail(
+          ErrorCode::failure,
+          fmt::format("binding memory to nodes {} failed: {}", format_list(p.memory_nodes),
+                      std::strerror(errno)),
+          "in a container this needs CAP_SYS_NICE (seccomp blocks set_mempolicy otherwise)");
     auto got = make_bitmap();
     hwloc_membind_policy_t pol{};
     if (hwloc_get_membind(t, got.get(), &pol, HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) == 0)
@@ -140,10 +152,12 @@ Result<Applied> bind_self(const Topology& topo, const Plan& p, bool membind) {
 
 Result<Applied> bind_pid(const Topology& topo, const Plan& p, pid_t pid) {
   if (!topo.is_this_system())
-    return fail(ErrorCode::usage, fmt::format("cannot bind with the topology of {}", topo.source().label),
+    return fail(ErrorCode::usage,
+                fmt::format("cannot bind with the topology of {}", topo.source().label),
                 "binding uses the local machine's topology; drop --topology");
   if (pid <= 0) return fail(ErrorCode::usage, fmt::format("invalid pid {}", pid));
-  if (!process_exists(pid)) return fail(ErrorCode::not_found, fmt::format("no process {}", pid), "check the pid with 'ps'");
+  if (!process_exists(pid))
+    return fail(ErrorCode::not_found, fmt::format("no process {}", pid), "check the pid with 'ps'");
   hwloc_topology_t t = topo.raw();
   auto cs = to_bitmap(p.cpus);
   std::set<pid_t> done;
@@ -160,8 +174,8 @@ Result<Applied> bind_pid(const Topology& topo, const Plan& p, pid_t pid) {
         if (errno == EPERM)
           return fail(ErrorCode::auth, fmt::format("not permitted to rebind process {}", pid),
                       "run as the process's owner or as root");
-        return fail(ErrorCode::failure, fmt::format("rebinding thread {} of process {} failed: {}", tid, pid,
-                                                    std::strerror(errno)));
+        return fail(ErrorCode::failure, fmt::format("rebinding thread {} of process {} failed: {}",
+                                                    tid, pid, std::strerror(errno)));
       }
       done.insert(tid);
     }

@@ -27,7 +27,8 @@ Result<IndexSet> parse_list(std::string_view s) {
   std::size_t pos = 0;
   while (pos <= s.size()) {
     auto comma = s.find(',', pos);
-    std::string_view item = s.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    std::string_view item =
+        s.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
     if (item.empty()) return bad("empty item");
     auto dash = item.find('-');
     unsigned lo = 0, hi = 0;

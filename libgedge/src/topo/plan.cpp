@@ -18,7 +18,8 @@ nlohmann::json obj_json(hwloc_obj_t o, std::string_view role) {
   return {{"role", role},
           {"type", type_name(o)},
           {"logical", o->logical_index},
-          {"os", o->os_index == HWLOC_UNKNOWN_INDEX ? nlohmann::json(nullptr) : nlohmann::json(o->os_index)},
+          {"os", o->os_index == HWLOC_UNKNOWN_INDEX ? nlohmann::json(nullptr)
+                                                    : nlohmann::json(o->os_index)},
           {"cpuset", format_list(to_set(o->cpuset))}};
 }
 
@@ -28,7 +29,8 @@ std::string lower(std::string s) {
 }
 
 // Resolves --near to the non-I/O object the device is attached to.
-Result<std::pair<hwloc_obj_t, std::string>> resolve_near(hwloc_topology_t t, const std::string& near) {
+Result<std::pair<hwloc_obj_t, std::string>> resolve_near(hwloc_topology_t t,
+                                                         const std::string& near) {
   auto devs = io_devices(t);
   std::string want = near;
   std::string kind;
@@ -43,15 +45,18 @@ Result<std::pair<hwloc_obj_t, std::string>> resolve_near(hwloc_topology_t t, con
   if (kind == "pci") {
     hwloc_obj_t p = nullptr;
     while ((p = hwloc_get_next_pcidev(t, p)) != nullptr) {
-      std::string id = fmt::format("{:04x}:{:02x}:{:02x}.{:x}", p->attr->pcidev.domain, p->attr->pcidev.bus,
-                                   p->attr->pcidev.dev, p->attr->pcidev.func);
-      if (id == want) return std::pair{hwloc_get_non_io_ancestor_obj(t, p), fmt::format("PCI {}", id)};
+      std::string id = fmt::format("{:04x}:{:02x}:{:02x}.{:x}", p->attr->pcidev.domain,
+                                   p->attr->pcidev.bus, p->attr->pcidev.dev, p->attr->pcidev.func);
+      if (id == want)
+        return std::pair{hwloc_get_non_io_ancestor_obj(t, p), fmt::format("PCI {}", id)};
     }
   } else {
     for (const auto& d : devs) {
-      bool match = kind == "nic" ? (d.kind == "nic" && d.name == want) : (d.alias == want || d.name == want);
+      bool match =
+          kind == "nic" ? (d.kind == "nic" && d.name == want) : (d.alias == want || d.name == want);
       if (match && d.locality) {
-        std::string what = d.alias.empty() || d.alias == d.name ? d.name : fmt::format("{} ({})", d.alias, d.name);
+        std::string what =
+            d.alias.empty() || d.alias == d.name ? d.name : fmt::format("{} ({})", d.alias, d.name);
         if (!d.pci.empty()) what += fmt::format(" at PCI {}", d.pci);
         return std::pair{d.locality, what};
       }
@@ -60,7 +65,8 @@ Result<std::pair<hwloc_obj_t, std::string>> resolve_near(hwloc_topology_t t, con
   std::vector<std::string> names;
   for (const auto& d : devs) {
     std::string n = d.kind == "nic" ? "nic:" + d.name : d.name;
-    if (!d.alias.empty() && std::find(names.begin(), names.end(), d.alias) == names.end()) names.push_back(d.alias);
+    if (!d.alias.empty() && std::find(names.begin(), names.end(), d.alias) == names.end())
+      names.push_back(d.alias);
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }
   std::string avail;
@@ -78,12 +84,9 @@ struct Unit {
 }  // namespace
 
 nlohmann::json Plan::to_json() const {
-  return {{"cpuset", format_list(cpus)},
-          {"memory_nodes", format_list(memory_nodes)},
-          {"cpus", cpus.size()},
-          {"cpus_logical", cpus_logical},
-          {"objects", objects},
-          {"why", why},
+  return {{"cpuset", format_list(cpus)}, {"memory_nodes", format_list(memory_nodes)},
+          {"cpus", cpus.size()},         {"cpus_logical", cpus_logical},
+          {"objects", objects},          {"why", why},
           {"request", request}};
 }
 
@@ -130,24 +133,31 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
   // An explicit cpuset: checked against the machine, not chosen.
   if (req.cpuset) {
     GEDGE_TRY_ASSIGN(IndexSet cpus, parse_list(*req.cpuset));
-    if (cpus.empty()) return fail(ErrorCode::usage, "empty --cpuset", "give OS indexes like '2-5,8'");
+    if (cpus.empty())
+      return fail(ErrorCode::usage, "empty --cpuset", "give OS indexes like '2-5,8'");
     IndexSet missing, disallowed;
     for (unsigned c : cpus) {
-      if (!all.count(c)) missing.insert(c);
-      else if (!allowed.count(c)) disallowed.insert(c);
+      if (!all.count(c))
+        missing.insert(c);
+      else if (!allowed.count(c))
+        disallowed.insert(c);
     }
     if (!missing.empty())
-      return fail(ErrorCode::usage, fmt::format("PUs {} are not in this machine", format_list(missing)),
+      return fail(ErrorCode::usage,
+                  fmt::format("PUs {} are not in this machine", format_list(missing)),
                   fmt::format("the machine has PUs {} (OS indexes)", format_list(all)));
     if (!disallowed.empty())
-      return fail(ErrorCode::failure, fmt::format("PUs {} are not allowed by this cgroup", format_list(disallowed)),
+      return fail(ErrorCode::failure,
+                  fmt::format("PUs {} are not allowed by this cgroup", format_list(disallowed)),
                   fmt::format("allowed PUs: {}", format_list(allowed)));
     p.why.push_back(fmt::format("explicit cpuset {}", format_list(cpus)));
     for (const auto& [owner, set] : req.pinned) {
       IndexSet both;
-      std::set_intersection(cpus.begin(), cpus.end(), set.begin(), set.end(), std::inserter(both, both.end()));
+      std::set_intersection(cpus.begin(), cpus.end(), set.begin(), set.end(),
+                            std::inserter(both, both.end()));
       if (!both.empty())
-        p.why.push_back(fmt::format("warning: PUs {} are also pinned to '{}'", format_list(both), owner));
+        p.why.push_back(
+            fmt::format("warning: PUs {} are also pinned to '{}'", format_list(both), owner));
     }
     if (numa_obj) p.why.push_back(fmt::format("memory from NUMA node P#{} (--numa)", *req.numa));
     auto b = to_bitmap(cpus);
@@ -157,7 +167,8 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
     return finish(std::move(cpus));
   }
 
-  if (req.cores <= 0) return fail(ErrorCode::usage, "--cores must be at least 1 (or give --cpuset)");
+  if (req.cores <= 0)
+    return fail(ErrorCode::usage, "--cores must be at least 1 (or give --cpuset)");
 
   // The scope: where the cores may come from.
   auto scope = make_bitmap();
@@ -168,8 +179,8 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
     auto [loc, what] = near;
     hwloc_bitmap_and(scope.get(), scope.get(), loc->cpuset);
     p.objects.push_back(obj_json(loc, "near"));
-    p.why.push_back(fmt::format("near {}: the device is attached to {}, local PUs {}", what, obj_label(loc),
-                                format_list(to_set(loc->cpuset))));
+    p.why.push_back(fmt::format("near {}: the device is attached to {}, local PUs {}", what,
+                                obj_label(loc), format_list(to_set(loc->cpuset))));
     scope_text = fmt::format("near {}", req.near);
   }
   if (numa_obj) {
@@ -179,12 +190,14 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
                                 format_list(to_set(numa_obj->cpuset)), *req.numa));
     scope_text += fmt::format(" on NUMA node {}", *req.numa);
     if (hwloc_bitmap_iszero(scope.get()))
-      return fail(ErrorCode::failure, fmt::format("NUMA node {} has no PUs {}", *req.numa, scope_text),
+      return fail(ErrorCode::failure,
+                  fmt::format("NUMA node {} has no PUs {}", *req.numa, scope_text),
                   "drop --numa or --near, or pick a node local to the device");
   }
 
   // Usable units (cores, or PUs in topologies without cores) in logical order.
-  hwloc_obj_type_t unit_type = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
+  hwloc_obj_type_t unit_type =
+      hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
   std::vector<Unit> usable;
   int in_scope = 0, busy = 0;
   hwloc_obj_t u = nullptr;
@@ -198,21 +211,29 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
       ++busy;
       continue;
     }
-    if (req.no_smt) free = {*to_set(hwloc_get_obj_inside_cpuset_by_type(t, u->cpuset, HWLOC_OBJ_PU, 0)->cpuset).begin()};
+    if (req.no_smt)
+      free = {*to_set(hwloc_get_obj_inside_cpuset_by_type(t, u->cpuset, HWLOC_OBJ_PU, 0)->cpuset)
+                   .begin()};
     usable.push_back(Unit{u, free});
   }
   const char* unit_name = unit_type == HWLOC_OBJ_CORE ? "cores" : "PUs";
   if (static_cast<int>(usable.size()) < req.cores) {
-    std::string detail = fmt::format("{} of {} {} {} are usable", usable.size(), in_scope, unit_name, scope_text);
-    if (busy) detail += fmt::format("; {} are excluded, pinned to other work, outside the cgroup{}", busy,
-                                    req.no_smt ? " or partly busy (--no-smt needs whole cores)" : "");
-    return fail(ErrorCode::failure, fmt::format("cannot place {} cores {}: {}", req.cores, scope_text, detail),
-                fmt::format("the machine has {} cores, {} PUs; allowed PUs {}{}",
-                            std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE)),
-                            hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU), format_list(allowed),
-                            pinned.empty() ? "" : fmt::format("; pinned to other work {}", format_list(pinned))));
+    std::string detail =
+        fmt::format("{} of {} {} {} are usable", usable.size(), in_scope, unit_name, scope_text);
+    if (busy)
+      detail += fmt::format("; {} are excluded, pinned to other work, outside the cgroup{}", busy,
+                            req.no_smt ? " or partly busy (--no-smt needs whole cores)" : "");
+    return fail(
+        ErrorCode::failure,
+        fmt::format("cannot place {} cores {}: {}", req.cores, scope_text, detail),
+        fmt::format(
+            "the machine has {} cores, {} PUs; allowed PUs {}{}",
+            std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE)),
+            hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU), format_list(allowed),
+            pinned.empty() ? "" : fmt::format("; pinned to other work {}", format_list(pinned))));
   }
-  if (!req.exclude.empty()) p.why.push_back(fmt::format("excluded PUs {} (--exclude)", format_list(req.exclude)));
+  if (!req.exclude.empty())
+    p.why.push_back(fmt::format("excluded PUs {} (--exclude)", format_list(req.exclude)));
   for (const auto& [owner, set] : req.pinned)
     p.why.push_back(fmt::format("avoided PUs {} already pinned to '{}'", format_list(set), owner));
   if (req.no_smt) p.why.push_back("--no-smt: whole free cores only, one PU each");
@@ -232,14 +253,15 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
     }
     if (!best) best = hwloc_get_root_obj(t);  // unreachable: the root holds every usable unit
     for (const auto& un : usable)
-      if (static_cast<int>(chosen.size()) < req.cores && hwloc_bitmap_isincluded(un.obj->cpuset, best->cpuset))
+      if (static_cast<int>(chosen.size()) < req.cores &&
+          hwloc_bitmap_isincluded(un.obj->cpuset, best->cpuset))
         chosen.push_back(&un);
     p.objects.push_back(obj_json(best, "container"));
     std::string spans;
     int nodes = hwloc_bitmap_weight(best->nodeset);
     if (nodes > 1) spans = fmt::format("; it spans {} NUMA nodes", nodes);
-    p.why.push_back(fmt::format("compact: {} is the smallest object holding {} usable {}{}", obj_label(best),
-                                req.cores, unit_name, spans));
+    p.why.push_back(fmt::format("compact: {} is the smallest object holding {} usable {}{}",
+                                obj_label(best), req.cores, unit_name, spans));
   } else {
     // Scatter: round-robin over the NUMA nodes (distinct CPU sets) in scope, or packages when
     // there is only one node.
@@ -248,7 +270,9 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
       hwloc_obj_t o = nullptr;
       while ((o = hwloc_get_next_obj_by_type(t, ty, o)) != nullptr) {
         if (!o->cpuset || !hwloc_bitmap_intersects(o->cpuset, scope.get())) continue;
-        bool dup = std::any_of(g.begin(), g.end(), [&](hwloc_obj_t x) { return hwloc_bitmap_isequal(x->cpuset, o->cpuset); });
+        bool dup = std::any_of(g.begin(), g.end(), [&](hwloc_obj_t x) {
+          return hwloc_bitmap_isequal(x->cpuset, o->cpuset);
+        });
         if (!dup) g.push_back(o);
       }
       return g;
@@ -279,7 +303,8 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
       p.objects.push_back(obj_json(g, "spread"));
       names += (names.empty() ? "" : ", ") + obj_label(g);
     }
-    p.why.push_back(fmt::format("scatter: {} {} round-robin over {}", req.cores, unit_name, names.empty() ? "the machine" : names));
+    p.why.push_back(fmt::format("scatter: {} {} round-robin over {}", req.cores, unit_name,
+                                names.empty() ? "the machine" : names));
   }
   if (static_cast<int>(chosen.size()) < req.cores)
     return fail(ErrorCode::internal, "planner chose fewer units than it counted");

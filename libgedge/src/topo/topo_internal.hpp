@@ -22,7 +22,9 @@ struct BitmapDeleter {
 };
 using Bitmap = std::unique_ptr<hwloc_bitmap_s, BitmapDeleter>;
 
-inline Bitmap make_bitmap() { return Bitmap(hwloc_bitmap_alloc()); }
+inline Bitmap make_bitmap() {
+  return Bitmap(hwloc_bitmap_alloc());
+}
 IndexSet to_set(hwloc_const_bitmap_t b);
 Bitmap to_bitmap(const IndexSet& s);
 
@@ -31,12 +33,12 @@ std::string type_name(hwloc_obj_t o);
 
 // I/O devices named the way --near accepts them.
 struct IoDevice {
-  std::string name;   // OS device name (cuda0, eth0, sda) or "" for a bare PCI device
-  std::string alias;  // gpuN for GPU-like PCI devices
-  std::string kind;   // gpu, coproc, nic, block, dma, openfabrics, pci
-  std::string pci;    // bus id "0000:84:00.0" or ""
-  hwloc_obj_t obj = nullptr;      // the OS device or PCI device
-  hwloc_obj_t locality = nullptr; // first non-I/O ancestor
+  std::string name;                // OS device name (cuda0, eth0, sda) or "" for a bare PCI device
+  std::string alias;               // gpuN for GPU-like PCI devices
+  std::string kind;                // gpu, coproc, nic, block, dma, openfabrics, pci
+  std::string pci;                 // bus id "0000:84:00.0" or ""
+  hwloc_obj_t obj = nullptr;       // the OS device or PCI device
+  hwloc_obj_t locality = nullptr;  // first non-I/O ancestor
 };
 std::vector<IoDevice> io_devices(hwloc_topology_t t);
 

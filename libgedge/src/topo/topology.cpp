@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <csignal>
 #include <cerrno>
-#include <cstring>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -36,8 +36,10 @@ Result<void> check_synthetic(const std::string& s) {
     return fail(ErrorCode::usage, "synthetic topology description is empty or too long",
                 "example: --topology 'pack:2 numa:2 core:8 pu:2'");
   for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view(" :()[]=,._-#").find(c) != std::string_view::npos))
-      return fail(ErrorCode::usage, fmt::format("invalid character '{}' in synthetic topology '{}'", c, s),
+    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+          std::string_view(" :()[]=,._-#").find(c) != std::string_view::npos))
+      return fail(ErrorCode::usage,
+                  fmt::format("invalid character '{}' in synthetic topology '{}'", c, s),
                   "example: --topology 'pack:2 numa:2 core:8 pu:2'");
   // Multiply the arities ("type:N" tokens) to bound the object count before hwloc allocates.
   unsigned long long total = 1;
@@ -67,12 +69,14 @@ Result<void> check_synthetic(const std::string& s) {
 Result<std::string> read_xml_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
-    return fail(ErrorCode::not_found, fmt::format("topology file '{}' not found", path),
-                "give an XML file written by 'lstopo-no-graphics --of xml' or a synthetic description");
+    return fail(
+        ErrorCode::not_found, fmt::format("topology file '{}' not found", path),
+        "give an XML file written by 'lstopo-no-graphics --of xml' or a synthetic description");
   if (!S_ISREG(st.st_mode))
     return fail(ErrorCode::usage, fmt::format("topology file '{}' is not a regular file", path));
   if (static_cast<std::uintmax_t>(st.st_size) > kMaxXmlBytes)
-    return fail(ErrorCode::usage, fmt::format("topology file '{}' is too large ({} bytes)", path, st.st_size),
+    return fail(ErrorCode::usage,
+                fmt::format("topology file '{}' is too large ({} bytes)", path, st.st_size),
                 "hwloc XML files are kilobytes to a few megabytes");
   std::ifstream f(path, std::ios::binary);
   if (!f) return fail(ErrorCode::failure, fmt::format("cannot read topology file '{}'", path));
@@ -92,7 +96,8 @@ Result<void> check_xml_text(const std::string& xml, const std::string& label) {
                 "produce one with 'lstopo-no-graphics --of xml -'");
   // hwloc XML names its DTD but never declares entities (expansion attacks): refuse those.
   if (xml.find("<!ENTITY") != std::string::npos)
-    return fail(ErrorCode::usage, fmt::format("topology XML from {} declares entities; refused", label));
+    return fail(ErrorCode::usage,
+                fmt::format("topology XML from {} declares entities; refused", label));
   return {};
 }
 
@@ -101,16 +106,19 @@ Result<void> check_xml_text(const std::string& xml, const std::string& label) {
 // a document the child survives is loaded here.
 Result<void> probe_xml_in_child(const std::string& xml, const std::string& label) {
   pid_t pid = ::fork();
-  if (pid < 0) return fail(ErrorCode::failure, fmt::format("fork failed: {}", std::strerror(errno)));
+  if (pid < 0)
+    return fail(ErrorCode::failure, fmt::format("fork failed: {}", std::strerror(errno)));
   if (pid == 0) {
-    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) ::signal(sig, SIG_DFL);  // no host handlers
+    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL})
+      ::signal(sig, SIG_DFL);  // no host handlers
     ::alarm(20);
     hwloc_topology_t t = nullptr;
     if (hwloc_topology_init(&t) != 0) ::_exit(3);
     hwloc_topology_set_io_types_filter(t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
     hwloc_topology_set_cache_types_filter(t, HWLOC_TYPE_FILTER_KEEP_ALL);
     hwloc_topology_set_type_filter(t, HWLOC_OBJ_MEMCACHE, HWLOC_TYPE_FILTER_KEEP_ALL);
-    if (hwloc_topology_set_xmlbuffer(t, xml.c_str(), static_cast<int>(xml.size() + 1)) != 0) ::_exit(2);
+    if (hwloc_topology_set_xmlbuffer(t, xml.c_str(), static_cast<int>(xml.size() + 1)) != 0)
+      ::_exit(2);
     if (hwloc_topology_load(t) != 0) ::_exit(2);
     ::_exit(0);
   }
@@ -119,10 +127,11 @@ Result<void> probe_xml_in_child(const std::string& xml, const std::string& label
     if (errno != EINTR) return fail(ErrorCode::failure, "waitpid failed");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
   if (WIFSIGNALED(status))
-    return fail(ErrorCode::usage,
-                fmt::format("malformed topology from {}: hwloc's XML parser crashed on it (signal {})", label,
-                            WTERMSIG(status)),
-                "produce the file with 'lstopo-no-graphics --of xml -' and do not edit it by hand");
+    return fail(
+        ErrorCode::usage,
+        fmt::format("malformed topology from {}: hwloc's XML parser crashed on it (signal {})",
+                    label, WTERMSIG(status)),
+        "produce the file with 'lstopo-no-graphics --of xml -' and do not edit it by hand");
   return fail(ErrorCode::usage, fmt::format("malformed topology from {}", label),
               "produce one with 'lstopo-no-graphics --of xml -' (hwloc 2.x)");
 }
@@ -133,10 +142,12 @@ Result<void> sanity_check(hwloc_topology_t t, const std::string& label) {
   if (!cs || hwloc_bitmap_iszero(cs) || npu <= 0)
     return fail(ErrorCode::usage, fmt::format("topology from {} has no processing units", label));
   if (hwloc_bitmap_last(cs) < 0 || static_cast<unsigned>(hwloc_bitmap_last(cs)) >= kMaxIndex)
-    return fail(ErrorCode::usage, fmt::format("topology from {} has PU indexes out of range", label));
+    return fail(ErrorCode::usage,
+                fmt::format("topology from {} has PU indexes out of range", label));
   hwloc_const_nodeset_t ns = hwloc_topology_get_complete_nodeset(t);
   if (ns && hwloc_bitmap_last(ns) >= 0 && static_cast<unsigned>(hwloc_bitmap_last(ns)) >= kMaxIndex)
-    return fail(ErrorCode::usage, fmt::format("topology from {} has NUMA indexes out of range", label));
+    return fail(ErrorCode::usage,
+                fmt::format("topology from {} has NUMA indexes out of range", label));
   return {};
 }
 
@@ -146,7 +157,9 @@ IndexSet to_set(hwloc_const_bitmap_t b) {
   IndexSet s;
   if (!b || hwloc_bitmap_weight(b) < 0) return s;  // infinite sets are not listed
   int i;
-  hwloc_bitmap_foreach_begin(i, b) { s.insert(static_cast<unsigned>(i)); }
+  hwloc_bitmap_foreach_begin(i, b) {
+    s.insert(static_cast<unsigned>(i));
+  }
   hwloc_bitmap_foreach_end();
   return s;
 }
@@ -209,8 +222,8 @@ Result<Topology> Topology::load(const TopologySource& src_in) {
   int rc = 0;
   switch (src.kind) {
     case TopologySource::Kind::local:
-      hwloc_topology_set_flags(impl->t, HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED |
-                                            HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM);
+      hwloc_topology_set_flags(
+          impl->t, HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED | HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM);
       break;
     case TopologySource::Kind::xml_file:
     case TopologySource::Kind::xml_buffer:
@@ -233,17 +246,27 @@ Result<Topology> Topology::load(const TopologySource& src_in) {
   return Topology(std::move(impl));
 }
 
-bool Topology::is_this_system() const { return hwloc_topology_is_thissystem(impl_->t) == 1; }
-const TopologySource& Topology::source() const { return impl_->src; }
-hwloc_topology* Topology::raw() const { return impl_->t; }
-IndexSet Topology::all_pus() const { return to_set(hwloc_topology_get_complete_cpuset(impl_->t)); }
+bool Topology::is_this_system() const {
+  return hwloc_topology_is_thissystem(impl_->t) == 1;
+}
+const TopologySource& Topology::source() const {
+  return impl_->src;
+}
+hwloc_topology* Topology::raw() const {
+  return impl_->t;
+}
+IndexSet Topology::all_pus() const {
+  return to_set(hwloc_topology_get_complete_cpuset(impl_->t));
+}
 IndexSet Topology::allowed_pus() const {
   auto b = make_bitmap();
   hwloc_bitmap_and(b.get(), hwloc_topology_get_allowed_cpuset(impl_->t),
                    hwloc_topology_get_complete_cpuset(impl_->t));
   return to_set(b.get());
 }
-IndexSet Topology::all_nodes() const { return to_set(hwloc_topology_get_complete_nodeset(impl_->t)); }
+IndexSet Topology::all_nodes() const {
+  return to_set(hwloc_topology_get_complete_nodeset(impl_->t));
+}
 
 IndexSet Topology::nodes_near(const IndexSet& pus) const {
   IndexSet out;
@@ -272,13 +295,27 @@ std::vector<IoDevice> io_devices(hwloc_topology_t t) {
     d.obj = o;
     d.name = o->name ? o->name : "";
     switch (o->attr->osdev.type) {
-      case HWLOC_OBJ_OSDEV_GPU: d.kind = "gpu"; break;
-      case HWLOC_OBJ_OSDEV_COPROC: d.kind = "coproc"; break;
-      case HWLOC_OBJ_OSDEV_NETWORK: d.kind = "nic"; break;
-      case HWLOC_OBJ_OSDEV_BLOCK: d.kind = "block"; break;
-      case HWLOC_OBJ_OSDEV_OPENFABRICS: d.kind = "openfabrics"; break;
-      case HWLOC_OBJ_OSDEV_DMA: d.kind = "dma"; break;
-      default: d.kind = "other"; break;
+      case HWLOC_OBJ_OSDEV_GPU:
+        d.kind = "gpu";
+        break;
+      case HWLOC_OBJ_OSDEV_COPROC:
+        d.kind = "coproc";
+        break;
+      case HWLOC_OBJ_OSDEV_NETWORK:
+        d.kind = "nic";
+        break;
+      case HWLOC_OBJ_OSDEV_BLOCK:
+        d.kind = "block";
+        break;
+      case HWLOC_OBJ_OSDEV_OPENFABRICS:
+        d.kind = "openfabrics";
+        break;
+      case HWLOC_OBJ_OSDEV_DMA:
+        d.kind = "dma";
+        break;
+      default:
+        d.kind = "other";
+        break;
     }
     hwloc_obj_t pci = pci_parent(o);
     if (pci) d.pci = pci_id(pci);
@@ -303,10 +340,11 @@ nlohmann::json Topology::summary() const {
     if (hwloc_bitmap_weight(c->cpuset) > 1) smt = true;
   return {{"source", impl_->src.label},
           {"this_system", is_this_system()},
-          {"counts", {{"packages", count(HWLOC_OBJ_PACKAGE)},
-                      {"numa_nodes", count(HWLOC_OBJ_NUMANODE)},
-                      {"cores", count(HWLOC_OBJ_CORE)},
-                      {"pus", count(HWLOC_OBJ_PU)}}},
+          {"counts",
+           {{"packages", count(HWLOC_OBJ_PACKAGE)},
+            {"numa_nodes", count(HWLOC_OBJ_NUMANODE)},
+            {"cores", count(HWLOC_OBJ_CORE)},
+            {"pus", count(HWLOC_OBJ_PU)}}},
           {"smt", smt},
           {"cpuset", format_list(all_pus())},
           {"allowed_cpuset", format_list(allowed_pus())},
@@ -331,22 +369,32 @@ nlohmann::json Topology::describe() const {
   hwloc_obj_t o = nullptr;
   while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_PACKAGE, o)) != nullptr) {
     int ncores = hwloc_get_nbobjs_inside_cpuset_by_type(t, o->cpuset, HWLOC_OBJ_CORE);
-    packages.push_back({{"logical", o->logical_index}, {"os", o->os_index}, {"cpuset", list_of(o->cpuset)},
+    packages.push_back({{"logical", o->logical_index},
+                        {"os", o->os_index},
+                        {"cpuset", list_of(o->cpuset)},
                         {"cores", ncores}});
-    rows.push_back({{"type", "Package"}, {"logical", o->logical_index}, {"os", o->os_index},
-                    {"cpuset", list_of(o->cpuset)}, {"detail", fmt::format("{} cores", ncores)}});
+    rows.push_back({{"type", "Package"},
+                    {"logical", o->logical_index},
+                    {"os", o->os_index},
+                    {"cpuset", list_of(o->cpuset)},
+                    {"detail", fmt::format("{} cores", ncores)}});
   }
   j["packages"] = packages;
 
   nlohmann::json nodes = nlohmann::json::array();
   o = nullptr;
   while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_NUMANODE, o)) != nullptr) {
-    nlohmann::json n{{"logical", o->logical_index}, {"os", o->os_index}, {"cpuset", list_of(o->cpuset)},
-                     {"memory_bytes", o->attr->numanode.local_memory},
-                     {"subtype", o->subtype ? o->subtype : ""},
-                     {"allowed", hwloc_bitmap_isset(hwloc_topology_get_allowed_nodeset(t), o->os_index) == 1}};
+    nlohmann::json n{
+        {"logical", o->logical_index},
+        {"os", o->os_index},
+        {"cpuset", list_of(o->cpuset)},
+        {"memory_bytes", o->attr->numanode.local_memory},
+        {"subtype", o->subtype ? o->subtype : ""},
+        {"allowed", hwloc_bitmap_isset(hwloc_topology_get_allowed_nodeset(t), o->os_index) == 1}};
     nodes.push_back(n);
-    rows.push_back({{"type", "NUMANode"}, {"logical", o->logical_index}, {"os", o->os_index},
+    rows.push_back({{"type", "NUMANode"},
+                    {"logical", o->logical_index},
+                    {"os", o->os_index},
                     {"cpuset", list_of(o->cpuset)},
                     {"detail", fmt::format("{} MiB{}", o->attr->numanode.local_memory >> 20,
                                            o->subtype ? fmt::format(" {}", o->subtype) : "")}});
@@ -361,16 +409,20 @@ nlohmann::json Topology::describe() const {
       hwloc_obj_t c = hwloc_get_obj_by_depth(t, d, i);
       // KNL's MCDRAM in cache mode appears as an L3 with subtype MemorySideCache.
       bool memside = c->subtype && std::string_view(c->subtype) == "MemorySideCache";
-      caches.push_back({{"type", type_name(c)}, {"logical", c->logical_index},
-                        {"size_bytes", c->attr->cache.size}, {"cpuset", list_of(c->cpuset)},
+      caches.push_back({{"type", type_name(c)},
+                        {"logical", c->logical_index},
+                        {"size_bytes", c->attr->cache.size},
+                        {"cpuset", list_of(c->cpuset)},
                         {"memory_side", memside}});
     }
   }
   // Memory-side caches (KNL MCDRAM in cache mode) live outside the normal depths.
   o = nullptr;
   while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_MEMCACHE, o)) != nullptr)
-    caches.push_back({{"type", type_name(o)}, {"logical", o->logical_index},
-                      {"size_bytes", o->attr->cache.size}, {"cpuset", list_of(o->cpuset)},
+    caches.push_back({{"type", type_name(o)},
+                      {"logical", o->logical_index},
+                      {"size_bytes", o->attr->cache.size},
+                      {"cpuset", list_of(o->cpuset)},
                       {"memory_side", true}});
   j["caches"] = caches;
 
@@ -381,15 +433,20 @@ nlohmann::json Topology::describe() const {
     nlohmann::json pl = nlohmann::json::array();
     for (unsigned i = 0; i < o->arity; ++i) {
       hwloc_obj_t p = o->children[i];
-      if (p->type == HWLOC_OBJ_PU) pl.push_back({{"logical", p->logical_index}, {"os", p->os_index}});
+      if (p->type == HWLOC_OBJ_PU)
+        pl.push_back({{"logical", p->logical_index}, {"os", p->os_index}});
     }
     int kind = hwloc_cpukinds_get_by_cpuset(t, o->cpuset, 0);
-    nlohmann::json core{{"logical", o->logical_index}, {"os", o->os_index},
+    nlohmann::json core{{"logical", o->logical_index},
+                        {"os", o->os_index},
                         {"package", ancestor_logical(o, HWLOC_OBJ_PACKAGE)},
-                        {"numa_nodes", list_of(o->nodeset)}, {"pus", pl}};
+                        {"numa_nodes", list_of(o->nodeset)},
+                        {"pus", pl}};
     if (kind >= 0) core["cpukind"] = kind;
     cores.push_back(core);
-    rows.push_back({{"type", "Core"}, {"logical", o->logical_index}, {"os", o->os_index},
+    rows.push_back({{"type", "Core"},
+                    {"logical", o->logical_index},
+                    {"os", o->os_index},
                     {"cpuset", list_of(o->cpuset)},
                     {"detail", fmt::format("NUMA {}", list_of(o->nodeset))}});
   }
@@ -397,11 +454,15 @@ nlohmann::json Topology::describe() const {
   while ((o = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_PU, o)) != nullptr) {
     hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(t, HWLOC_OBJ_CORE, o);
     bool ok = allowed.count(o->os_index) > 0;
-    pus.push_back({{"logical", o->logical_index}, {"os", o->os_index},
+    pus.push_back({{"logical", o->logical_index},
+                   {"os", o->os_index},
                    {"core", core ? nlohmann::json(core->logical_index) : nlohmann::json(nullptr)},
                    {"allowed", ok}});
-    rows.push_back({{"type", "PU"}, {"logical", o->logical_index}, {"os", o->os_index},
-                    {"cpuset", fmt::format("{}", o->os_index)}, {"detail", ok ? "" : "not allowed (cgroup)"}});
+    rows.push_back({{"type", "PU"},
+                    {"logical", o->logical_index},
+                    {"os", o->os_index},
+                    {"cpuset", fmt::format("{}", o->os_index)},
+                    {"detail", ok ? "" : "not allowed (cgroup)"}});
   }
   j["cores"] = cores;
   j["pus"] = pus;
@@ -412,23 +473,34 @@ nlohmann::json Topology::describe() const {
     auto b = make_bitmap();
     int eff = -1;
     unsigned nr = 0;
-    if (hwloc_cpukinds_get_info(t, static_cast<unsigned>(k), b.get(), &eff, &nr, nullptr, 0) != 0) continue;
+    if (hwloc_cpukinds_get_info(t, static_cast<unsigned>(k), b.get(), &eff, &nr, nullptr, 0) != 0)
+      continue;
     kinds.push_back({{"kind", k}, {"efficiency", eff}, {"cpuset", list_of(b.get())}});
   }
   j["cpu_kinds"] = kinds;
 
   nlohmann::json io = nlohmann::json::array();
   for (const auto& d : io_devices(t)) {
-    hwloc_const_cpuset_t cs = d.locality ? d.locality->cpuset : hwloc_topology_get_complete_cpuset(t);
-    hwloc_const_nodeset_t ns = d.locality ? d.locality->nodeset : hwloc_topology_get_complete_nodeset(t);
-    nlohmann::json e{{"name", d.name}, {"kind", d.kind}, {"pci", d.pci},
-                     {"local_cpuset", list_of(cs)}, {"local_numa_nodes", list_of(ns)},
-                     {"local_object", d.locality ? fmt::format("{} L#{}", type_name(d.locality), d.locality->logical_index) : ""}};
+    hwloc_const_cpuset_t cs =
+        d.locality ? d.locality->cpuset : hwloc_topology_get_complete_cpuset(t);
+    hwloc_const_nodeset_t ns =
+        d.locality ? d.locality->nodeset : hwloc_topology_get_complete_nodeset(t);
+    nlohmann::json e{{"name", d.name},
+                     {"kind", d.kind},
+                     {"pci", d.pci},
+                     {"local_cpuset", list_of(cs)},
+                     {"local_numa_nodes", list_of(ns)},
+                     {"local_object", d.locality ? fmt::format("{} L#{}", type_name(d.locality),
+                                                               d.locality->logical_index)
+                                                 : ""}};
     if (!d.alias.empty()) e["alias"] = d.alias;
     io.push_back(e);
-    rows.push_back({{"type", d.kind}, {"logical", d.alias.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.alias)},
-                    {"os", d.name}, {"cpuset", list_of(cs)},
-                    {"detail", d.pci.empty() ? "" : fmt::format("PCI {}", d.pci)}});
+    rows.push_back(
+        {{"type", d.kind},
+         {"logical", d.alias.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.alias)},
+         {"os", d.name},
+         {"cpuset", list_of(cs)},
+         {"detail", d.pci.empty() ? "" : fmt::format("PCI {}", d.pci)}});
   }
   j["io_devices"] = io;
   j["objects"] = rows;
