@@ -1,11 +1,12 @@
 """gedge svc render end to end: the built binary, real files, JSON output and exit codes."""
+import base64
 import json
 import os
 import subprocess
 import tempfile
 import unittest
 
-from gedge_e2e import GedgeTest, SOURCE_DIR
+from gedge_e2e import GEDGE, GedgeTest, SOURCE_DIR
 from k8s_check import assert_valid_k8s
 
 GOLDEN = os.path.join(SOURCE_DIR, "tests", "golden", "svc")
@@ -91,6 +92,38 @@ class SvcRenderTest(GedgeTest):
         r = self.run_gedge("svc", "render", p, timeout=60)
         self.assertEqual(r.rc, 2, r)
         self.assertIn("nodes", r.stderr)
+
+    def test_non_utf8_input_exit_2_naming_file_and_byte(self):
+        """Bytes that are not UTF-8, in a file or its name, never end in "internal" under -o json:
+        content is refused (exit 2) naming the file, line and byte offset; a name is carried."""
+        svc = b"name: web\ncontainers:\n  - name: a\n    image: x\n    env:\n      - {name: A, value: \"caf\xe9\"}\n"
+        cm = b'{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "\xff"}}\n'
+        for name, data in (("svc.yaml", svc), ("cm.json", cm)):
+            path = os.path.join(self.tmp, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            offset = data.index(b"\xe9" if name == "svc.yaml" else b"\xff") + 1
+            line = data[:offset].count(b"\n") + 1
+            for target in (path, self.tmp):  # the file, and a directory holding it
+                r = self.run_gedge("-o", "json", "svc", "render", target)
+                self.assertEqual(r.rc, 2, r)
+                self.assertEqual(r.err_json["error"], "usage", r)
+                self.assertIn(f"{path}:{line}: invalid UTF-8 (byte {offset})", r.err_json["message"])
+            os.remove(path)
+        # A file name that is not UTF-8: rendered, and a missing one is not_found (4), in JSON.
+        good = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: ok\n"
+        odd = os.path.join(os.fsencode(self.tmp), b"n\xfe.yaml")
+        with open(odd, "wb") as f:
+            f.write(good)
+        p = subprocess.run([GEDGE, "-o", "json", "svc", "render", odd], capture_output=True, env=self.env, timeout=60)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(json.loads(p.stdout)[0]["kind"], "ConfigMap")
+        p = subprocess.run([GEDGE, "-o", "json", "svc", "render", odd + b".missing"], capture_output=True, env=self.env,
+                           timeout=60)
+        self.assertEqual(p.returncode, 4, p)
+        err = json.loads(p.stderr.decode().strip().splitlines()[-1])
+        self.assertEqual(err["error"], "not_found", err)
+        self.assertIn(b"n\xfe.yaml.missing", base64.b64decode(err["message_base64"]))
 
 
 if __name__ == "__main__":
