@@ -93,15 +93,17 @@ const std::vector<Column> kDeviceColumns = {
     {"tier", "/tier"},       {"status", "/status"},   {"rtt_ms", "/rtt_ms"},
     {"arch", "/facts/arch"}, {"cpus", "/facts/cpus"}, {"labels", "/labels_text"}};
 
-nlohmann::json with_label_text(nlohmann::json devices) {
+// The table's LABELS column (k=v,...), added in place (-o json/yaml print the list without it).
+void add_label_text(nlohmann::json& devices) {
   for (auto& d : devices) {
     std::string t;
-    for (auto it = d["labels"].begin(); it != d["labels"].end(); ++it)
-      t += (t.empty() ? "" : ",") + it.key() + "=" +
-           (it.value().is_string() ? it.value().get<std::string>() : "");
+    const auto& labels = d["labels"];
+    if (labels.is_object())  // a stored value that is not an object (hand-edited) shows none
+      for (auto it = labels.begin(); it != labels.end(); ++it)
+        t += (t.empty() ? "" : ",") + it.key() + "=" +
+             (it.value().is_string() ? it.value().get<std::string>() : "");
     d["labels_text"] = t;
   }
-  return devices;
 }
 
 std::string round_ms(const nlohmann::json& v) {
@@ -284,11 +286,11 @@ void register_device(CLI::App& app, Ctx& ctx) {
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       GEDGE_TRY_ASSIGN(auto sel, selector(f));
       GEDGE_TRY_ASSIGN(auto list, device_list(*inv, sel));
-      auto table = with_label_text(list);
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
-      View v{table_mode ? table : list, kDeviceColumns, "",
-             list.empty() ? "no devices registered" : ""};
-      return Outcome{v, std::nullopt, std::nullopt};
+      if (table_mode) add_label_text(list);
+      std::string footer = list.empty() ? "no devices registered" : "";
+      return Outcome{View{std::move(list), kDeviceColumns, "", std::move(footer)}, std::nullopt,
+                     std::nullopt};
     });
   }
 

@@ -324,6 +324,77 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     r.host_key = "MD5:aa";
     CHECK(device_add(*inv, paths, r, null_reporter()).error().code == ErrorCode::usage);
   }
+  SUBCASE("ls and selection filter in SQL by labels_match's and in_groups's rules") {
+    // Rows as a hand-edited or older inventory may hold them: non-string label values, JSON that
+    // is not an object/array, invalid JSON, a label key with a dot and a quote.
+    struct Row {
+      const char* name;
+      const char* tier;
+      const char* labels;
+      const char* groups;
+    };
+    const std::vector<Row> rows = {
+        {"a", "local", R"({"site":"lab","gpu":"yes"})", R"(["cams","all"])"},
+        {"b", "cloud", R"({"site":"lab","n":5})", R"(["all"])"},
+        {"c", "local", R"({"site":"far","a.b\"c":"x"})", R"([1,"cams"])"},
+        {"d", "", R"(["site"])", R"({"cams":1})"},
+        {"e", "local", "not json", "not json"},
+        {"f", "local", R"({"site":"lab","gpu":null})", "[]"},
+    };
+    for (const auto& r : rows)
+      REQUIRE(
+          inv->exec("INSERT INTO devices (name, host, user, tier, labels, groups, created_at, "
+                    "updated_at) VALUES (?, '127.0.0.1', 'u', NULLIF(?, ''), ?, ?, 'x', 'x')",
+                    {std::string(r.name), std::string(r.tier), std::string(r.labels),
+                     std::string(r.groups)}));
+    auto expect = [&](const DeviceSelector& sel) {
+      std::vector<std::string> want;
+      for (const auto& r : rows) {
+        auto labels = nlohmann::json::parse(r.labels, nullptr, false);
+        auto groups = nlohmann::json::parse(r.groups, nullptr, false);
+        if (!sel.tier.empty() && sel.tier != r.tier) continue;
+        if (!labels_match(labels.is_discarded() ? nlohmann::json::object() : labels, sel.labels))
+          continue;
+        if (!in_groups(groups.is_discarded() ? nlohmann::json::array() : groups, sel.groups))
+          continue;
+        want.push_back(r.name);
+      }
+      return want;
+    };
+    auto names_of = [](const nlohmann::json& list) {
+      std::vector<std::string> out;
+      for (const auto& d : list) out.push_back(d["name"].get<std::string>());
+      return out;
+    };
+    std::vector<DeviceSelector> sels(9);
+    sels[0].all = true;
+    sels[1].labels = {{"site", "lab"}};
+    sels[2].labels = {{"site", "lab"}, {"gpu", "yes"}};
+    sels[3].labels = {{"n", "5"}};
+    sels[4].labels = {{"a.b\"c", "x"}};
+    sels[5].groups = {"cams"};
+    sels[6].groups = {"cams", "all"};
+    sels[7].tier = "local";
+    sels[7].labels = {{"site", "lab"}};
+    sels[8].labels = {{"gpu", ""}};
+    for (const auto& sel : sels) {
+      CAPTURE(nlohmann::json(sel.labels).dump());
+      CAPTURE(nlohmann::json(sel.groups).dump());
+      auto want = expect(sel);
+      auto list = device_list(*inv, sel);
+      REQUIRE(list);
+      CHECK(names_of(*list) == want);
+      auto picked = select_devices(*inv, sel);
+      if (want.empty()) {
+        CHECK(exit_code_for(picked.error().code) == 4);
+      } else {
+        REQUIRE(picked);
+        CHECK(*picked == want);
+      }
+    }
+    CHECK(expect(sels[1]) == std::vector<std::string>{"a", "b", "f"});  // the rules themselves
+    CHECK(expect(sels[5]) == std::vector<std::string>{"a", "c"});
+  }
   SUBCASE("a refused connection is unreachable (exit 5), quickly") {
     // Port 1 on loopback: nothing listens, the kernel refuses at once.
     SshTarget t{"dead", "127.0.0.1", 1, "nobody", "", {}};

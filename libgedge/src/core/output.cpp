@@ -145,6 +145,25 @@ nlohmann::json lossless(const nlohmann::json& v) {
   }
 }
 
+// Whether lossless() would change anything. Nearly always every key and string is valid UTF-8,
+// and the view is then printed as it is rather than through a copy of the whole document.
+bool all_utf8(const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::object:
+      for (auto it = v.begin(); it != v.end(); ++it)
+        if (!valid_utf8(it.key()) || !all_utf8(it.value())) return false;
+      return true;
+    case nlohmann::json::value_t::array:
+      for (const auto& e : v)
+        if (!all_utf8(e)) return false;
+      return true;
+    case nlohmann::json::value_t::string:
+      return valid_utf8(v.get_ref<const std::string&>());
+    default:
+      return true;
+  }
+}
+
 bool needs_quotes(const std::string& s) {
   if (s.empty()) return true;
   try {
@@ -322,10 +341,16 @@ std::string to_yaml(const nlohmann::json& value) {
 void render(const View& view, const RenderOptions& opts, std::ostream& out) {
   switch (opts.format) {
     case Format::json:
-      out << lossless(view.data).dump(2) << "\n";
+      if (all_utf8(view.data))
+        out << view.data.dump(2) << "\n";
+      else
+        out << lossless(view.data).dump(2) << "\n";
       break;
     case Format::yaml:
-      out << to_yaml(lossless(view.data));
+      if (all_utf8(view.data))
+        out << to_yaml(view.data);
+      else
+        out << to_yaml(lossless(view.data));
       break;
     case Format::table:
       if (!view.table.is_null()) {

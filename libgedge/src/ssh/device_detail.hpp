@@ -11,8 +11,10 @@ namespace gedge::detail {
 
 // A TEXT column holding JSON, parsed; `fallback` when NULL or invalid.
 nlohmann::json parse_json_text(const nlohmann::json& v, nlohmann::json fallback);
-// One devices row as the public device object (`device ls -o json` element).
+// One devices row as the public device object (`device ls -o json` element); the rvalue form
+// moves the row's values instead of copying them.
 nlohmann::json device_json(const SqlRow& r);
+nlohmann::json device_json(SqlRow&& r);
 // The devices row for `name`; not_found (exit 4) when unknown.
 Result<SqlRow> load_device(Inventory& inv, std::string_view name);
 SshTarget target_of(const SqlRow& r);
