@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -160,6 +161,76 @@ TEST_CASE("hostile or malformed topologies are refused cleanly") {
       if (!r) CHECK(r.error().code == ErrorCode::usage);
     }
   }
+}
+
+TEST_CASE(
+    "topology XML that would make hwloc allocate without bound is refused before hwloc sees it") {
+  // Issue 16 item 13: a 570-byte document with a PU at os_index 4000000000 cost 1 GB and more than
+  // a second (9 s on a busy machine) in hwloc before the index check refused it.
+  gedge::test::TempDir dir;
+  const std::string head =
+      "<?xml version=\"1.0\"?>\n<topology version=\"2.0\">\n<object type=\"Machine\" "
+      "os_index=\"0\" "
+      "cpuset=\"0x3\" complete_cpuset=\"0x3\" allowed_cpuset=\"0x3\" nodeset=\"0x1\" "
+      "complete_nodeset=\"0x1\" "
+      "allowed_nodeset=\"0x1\" gp_index=\"1\">\n<object type=\"NUMANode\" os_index=\"0\" "
+      "cpuset=\"0x3\" "
+      "complete_cpuset=\"0x3\" nodeset=\"0x1\" complete_nodeset=\"0x1\" gp_index=\"2\"/>\n"
+      "<object type=\"PU\" os_index=\"0\" cpuset=\"0x1\" complete_cpuset=\"0x1\" nodeset=\"0x1\" "
+      "complete_nodeset=\"0x1\" gp_index=\"3\"/>\n";
+  const std::string tail = "</object>\n</topology>\n";
+  struct Case {
+    std::string name, body, says;
+  };
+  std::string deep, deep_end;
+  for (int i = 0; i < 80; ++i) {
+    deep += "<object type=\"Group\" cpuset=\"0x1\" complete_cpuset=\"0x1\">";
+    deep_end += "</object>";
+  }
+  std::vector<Case> cases{
+      {"huge PU index",
+       "<object type=\"PU\" os_index=\"4000000000\" cpuset=\"0x2\" complete_cpuset=\"0x2\"/>\n",
+       "os_index=\"4000000000\" is out of range"},
+      {"huge NUMA index", "<object type=\"numa\" os_index='2147483000' cpuset=\"0x2\"/>\n",
+       "os_index"},
+      {"negative index", "<object os_index=\"-1\" type=\"PU\" cpuset=\"0x2\"/>\n",
+       "os_index=\"-1\""},
+      {"character reference", "<object type=\"PU\" os_index=\"0\" cpuset=\"0x1&#44;&#44;\"/>\n",
+       "character references"},
+      {"distance matrix larger than the file",
+       "<distances2 type=\"PU\" nbobjs=\"60000\" kind=\"5\" indexing=\"os\"><indexes "
+       "length=\"1\">0</indexes>"
+       "<u64values length=\"1\">10</u64values></distances2>\n",
+       "nbobjs=\"60000\""},
+      {"deep nesting", deep + deep_end + "\n", "nested more than 64 deep"},
+      {"long cpuset",
+       "<object type=\"PU\" os_index=\"1\" cpuset=\"0x2" + std::string(40000, ',') + "\"/>\n",
+       "indexes of 1048576 or more"},
+  };
+  for (const auto& c : cases) {
+    auto p = (dir.path / "t.xml").string();
+    std::ofstream(p, std::ios::trunc) << head << c.body << tail;
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = Topology::load(TopologySource::from_arg(p));
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CAPTURE(c.name);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK_MESSAGE(r.error().message.find(c.says) != std::string::npos, r.error().message);
+    CHECK_MESSAGE(r.error().message.find(p + ":6:") != std::string::npos,
+                  r.error().message);  // file:line
+    CHECK(s < 0.2);
+  }
+  // Attributes in another order, and the real files, still load.
+  auto ok = (dir.path / "ok.xml").string();
+  std::ofstream(ok, std::ios::trunc) << head
+                                     << "<object gp_index=\"9\" os_index=\"1\" type=\"PU\" "
+                                        "cpuset=\"0x2\" complete_cpuset=\"0x2\"/>\n"
+                                     << tail;
+  CHECK(Topology::load(TopologySource::from_arg(ok)).has_value());
+  for (const char* f : {"96em64t-4n4d3ca2co-pci.xml", "power8gpudistances.xml",
+                        "64intel64-fakeKNL-SNC4-hybrid.xml", "fakecpukinds.xml"})
+    CHECK_MESSAGE(Topology::load(TopologySource::from_arg(xml(f))).has_value(), f);
 }
 
 TEST_CASE("seeded mutations of real topology XML never crash the loader") {

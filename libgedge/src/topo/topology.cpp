@@ -1,17 +1,19 @@
 // Loading a topology (local, XML, synthetic) defensively, and describing it for `tune show`.
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
+#include "gedge/document.hpp"
 #include "topo_internal.hpp"
 
 namespace gedge::topo {
@@ -67,22 +69,170 @@ Result<void> check_synthetic(const std::string& s) {
 }
 
 Result<std::string> read_xml_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    return fail(
-        ErrorCode::not_found, fmt::format("topology file '{}' not found", path),
-        "give an XML file written by 'lstopo-no-graphics --of xml' or a synthetic description");
-  if (!S_ISREG(st.st_mode))
-    return fail(ErrorCode::usage, fmt::format("topology file '{}' is not a regular file", path));
-  if (static_cast<std::uintmax_t>(st.st_size) > kMaxXmlBytes)
-    return fail(ErrorCode::usage,
-                fmt::format("topology file '{}' is too large ({} bytes)", path, st.st_size),
-                "hwloc XML files are kilobytes to a few megabytes");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return fail(ErrorCode::failure, fmt::format("cannot read topology file '{}'", path));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  auto r = read_input_file(path, kMaxXmlBytes, "topology file");
+  if (!r && r.error().code == ErrorCode::not_found)
+    r.error().hint =
+        "give an XML file written by 'lstopo-no-graphics --of xml' or a synthetic description";
+  return r;
+}
+
+// hwloc sizes bitmaps by the largest index it is given and a distance matrix by nbobjs squared,
+// before anything is checked: a 570-byte document with a PU at os_index 4000000000 cost 1 GB in
+// the probe child alone. The text is scanned first, and such a document never reaches hwloc.
+constexpr std::size_t kMaxXmlDepth = 64;           // real topologies nest about 10 deep
+constexpr std::size_t kMaxXmlElements = 1u << 20;  // objects, info, distances, support...
+constexpr std::size_t kMaxXmlObjects = 1u << 16;   // a 4096-PU machine has about 10 000
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t k = 0; k < prefix.size(); ++k)
+    if (std::tolower(static_cast<unsigned char>(s[k])) != prefix[k]) return false;
+  return true;
+}
+
+// A decimal number of at most 10 digits, nothing else (hwloc reads these with strtoul, which
+// takes "-1" as ULONG_MAX).
+std::optional<unsigned long long> decimal(std::string_view v) {
+  if (v.empty() || v.size() > 10) return std::nullopt;
+  unsigned long long n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  return n;
+}
+
+Result<void> bound_xml(std::string_view xml, const std::string& label) {
+  auto bad = [&](std::size_t pos, const std::string& msg) -> Result<void> {
+    auto line = 1 + std::count(xml.begin(), xml.begin() + static_cast<std::ptrdiff_t>(pos), '\n');
+    return fail(ErrorCode::usage, fmt::format("topology XML {}:{}: {}", label, line, msg),
+                "produce the file with 'lstopo-no-graphics --of xml -' and do not edit it by hand");
+  };
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  const std::size_t n = xml.size();
+  std::size_t depth = 0, elements = 0, objects = 0, i = 0;
+  while ((i = xml.find('<', i)) != std::string_view::npos) {
+    const std::size_t at = i;
+    auto skip_to = [&](std::string_view end, const char* what) -> bool {
+      auto e = xml.find(end, i);
+      if (e == std::string_view::npos) return false;
+      i = e + end.size();
+      (void)what;
+      return true;
+    };
+    if (xml.compare(i, 4, "<!--") == 0) {
+      if (!skip_to("-->", "comment")) return bad(at, "unterminated comment");
+      continue;
+    }
+    if (xml.compare(i, 9, "<![CDATA[") == 0) {
+      if (!skip_to("]]>", "CDATA")) return bad(at, "unterminated CDATA section");
+      continue;
+    }
+    if (xml.compare(i, 2, "<?") == 0) {
+      if (!skip_to("?>", "processing instruction"))
+        return bad(at, "unterminated processing instruction");
+      continue;
+    }
+    if (xml.compare(i, 2, "<!") == 0) {
+      // <!DOCTYPE topology SYSTEM "hwloc2.dtd">: an internal subset could declare entities or
+      // default attribute values that the text scan would not see.
+      auto e = xml.find('>', i);
+      if (e == std::string_view::npos) return bad(at, "unterminated declaration");
+      if (xml.substr(i, e - i).find('[') != std::string_view::npos)
+        return bad(at, "an internal DTD subset is not allowed");
+      i = e + 1;
+      continue;
+    }
+    if (xml.compare(i, 2, "</") == 0) {
+      auto e = xml.find('>', i);
+      if (e == std::string_view::npos) return bad(at, "unterminated end tag");
+      if (depth > 0) --depth;
+      i = e + 1;
+      continue;
+    }
+    // A start tag: its name and attributes.
+    ++i;
+    const std::size_t name_at = i;
+    while (i < n && !is_space(xml[i]) && xml[i] != '>' && xml[i] != '/') ++i;
+    const std::string_view name = xml.substr(name_at, i - name_at);
+    if (++elements > kMaxXmlElements)
+      return bad(at, fmt::format("more than {} elements", kMaxXmlElements));
+    if (name == "object" && ++objects > kMaxXmlObjects)
+      return bad(at, fmt::format("more than {} objects", kMaxXmlObjects));
+    std::string_view type, os_index;
+    std::size_t os_index_at = at;
+    bool closed = false;
+    while (!closed) {
+      while (i < n && is_space(xml[i])) ++i;
+      if (i >= n) return bad(at, fmt::format("unterminated <{}> tag", name));
+      if (xml[i] == '>') {
+        ++depth;
+        ++i;
+        break;
+      }
+      if (xml[i] == '/') {
+        if (i + 1 >= n || xml[i + 1] != '>')
+          return bad(at, fmt::format("malformed <{}> tag", name));
+        i += 2;
+        closed = true;
+        break;
+      }
+      const std::size_t attr_at = i;
+      while (i < n && !is_space(xml[i]) && xml[i] != '=' && xml[i] != '>' && xml[i] != '/') ++i;
+      const std::string_view attr = xml.substr(attr_at, i - attr_at);
+      while (i < n && is_space(xml[i])) ++i;
+      if (attr.empty() || i >= n || xml[i] != '=')
+        return bad(at, fmt::format("malformed attribute in <{}>", name));
+      ++i;
+      while (i < n && is_space(xml[i])) ++i;
+      if (i >= n || (xml[i] != '"' && xml[i] != '\''))
+        return bad(at, fmt::format("malformed attribute {}", attr));
+      const char quote = xml[i++];
+      auto e = xml.find(quote, i);
+      if (e == std::string_view::npos)
+        return bad(at, fmt::format("unterminated attribute {}", attr));
+      const std::string_view value = xml.substr(i, e - i);
+      i = e + 1;
+      if (attr == "type") {
+        type = value;
+      } else if (attr == "os_index") {
+        os_index = value;
+        os_index_at = attr_at;
+      } else if (attr == "nbobjs") {
+        // Every one of the nbobjs x nbobjs values is in the document (at least 2 bytes each).
+        auto v = decimal(value);
+        if (!v || *v == 0 || *v > 65536 || *v * *v * 2 > n)
+          return bad(attr_at, fmt::format("nbobjs=\"{}\" does not match the document's size",
+                                          value.substr(0, 24)));
+      } else if (attr == "length") {
+        auto v = decimal(value);
+        if (!v || *v > n)
+          return bad(attr_at, fmt::format("length=\"{}\" is out of range", value.substr(0, 24)));
+      } else if (attr.ends_with("cpuset") || attr.ends_with("nodeset")) {
+        // hwloc's bitmap strings: 32-bit words separated by commas ("0x000000ff,0x00000001").
+        if (value.find('&') != std::string_view::npos)
+          return bad(attr_at, fmt::format("{} has character references", attr));
+        if (static_cast<std::size_t>(std::count(value.begin(), value.end(), ',')) >= kMaxIndex / 32)
+          return bad(attr_at, fmt::format("{} has indexes of {} or more", attr, kMaxIndex));
+      }
+    }
+    (void)closed;
+    if (depth > kMaxXmlDepth)
+      return bad(at, fmt::format("elements nested more than {} deep", kMaxXmlDepth));
+    // hwloc makes a bitmap as large as a PU's or NUMA node's OS index. I/O and Misc objects keep
+    // other numbers there (hwloc 1.x wrote a PCI device's bus id).
+    if (name == "object" && !os_index.empty()) {
+      bool io = starts_with_nocase(type, "os") || starts_with_nocase(type, "pci") ||
+                starts_with_nocase(type, "bridge") || starts_with_nocase(type, "hostbridge") ||
+                starts_with_nocase(type, "misc");
+      auto v = decimal(os_index);
+      if (!io && (!v || *v >= kMaxIndex))
+        return bad(os_index_at,
+                   fmt::format("{} os_index=\"{}\" is out of range (at most {})",
+                               type.substr(0, 32), os_index.substr(0, 24), kMaxIndex - 1));
+    }
+  }
+  return {};
 }
 
 Result<void> check_xml_text(const std::string& xml, const std::string& label) {
@@ -98,7 +248,7 @@ Result<void> check_xml_text(const std::string& xml, const std::string& label) {
   if (xml.find("<!ENTITY") != std::string::npos)
     return fail(ErrorCode::usage,
                 fmt::format("topology XML from {} declares entities; refused", label));
-  return {};
+  return bound_xml(xml, label);
 }
 
 // hwloc 2.9's XML importer crashes on some malformed documents (a PU without complete_cpuset
