@@ -72,7 +72,9 @@ Result<std::string> read_password(const std::string& file, bool from_stdin) {
       ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
       std::cerr << "password: " << std::flush;
     }
-    std::getline(std::cin, pw);
+    // At most 4096 bytes to the first newline: stdin may be /dev/zero or a stream with no newline.
+    char c = 0;
+    while (pw.size() <= 4096 && std::cin.get(c) && c != '\n') pw.push_back(c);
     if (tty) {
       ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
       std::cerr << "\n";

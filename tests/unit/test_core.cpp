@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -438,4 +439,22 @@ TEST_CASE("read_input_file refuses what is not a regular file, and oversized fil
   CHECK(read_input_file(d.path / "f.yaml", 50).error().message.find("more than the 50") !=
         std::string::npos);
   CHECK(read_input_file(d.path / "f.yaml", 100)->size() == 100);
+  CHECK(read_input_file("/dev/null").value().empty());  // the usual "no file"
+}
+
+TEST_CASE("a FIFO without a writer is refused at once by every file reader (it hung)") {
+  test::TempDir d;
+  auto fifo = d.path / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = read_input_file(fifo, 1 << 20, "state file");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "state file '" + fifo.string() + "' is not a regular file");
+  // The config file (read at every start) and /dev/zero as one.
+  auto c = load_config(fifo);
+  REQUIRE_FALSE(c);
+  CHECK(c.error().message.find("config file") != std::string::npos);
+  CHECK(c.error().code == ErrorCode::usage);
+  CHECK(load_config("/dev/zero").error().message.find("not a regular file") != std::string::npos);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 1.0);
 }

@@ -2,6 +2,7 @@
 // the fan-out exit decision, facts parsing, SHA-256, the device registry's local verbs and
 // known_hosts maintenance.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -560,4 +561,16 @@ TEST_CASE(
     CHECK(w->where == file + ":5");
   }
   CHECK(known_hosts_lookup({file + ".missing"}, {"h"}, ka).error().code == ErrorCode::usage);
+  SUBCASE(
+      "a FIFO without a writer and /dev/zero are refused at once (the FIFO hung, /dev/zero grew)") {
+    auto fifo = (dir.path / "fifo").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    for (const auto& f : {fifo, std::string("/dev/zero")}) {
+      auto v = known_hosts_lookup({f}, {"h"}, ka);
+      REQUIRE_FALSE(v);
+      CHECK(v.error().code == ErrorCode::usage);
+      CHECK_MESSAGE(v.error().message.find("is not a regular file") != std::string::npos,
+                    v.error().message);
+    }
+  }
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gedge/document.hpp"
 #include "gedge/paths.hpp"
 
 namespace gedge {
@@ -45,7 +46,7 @@ Result<T> number_in(const YAML::Node& v, const std::string& where, T lo, T hi) {
 Result<Config> load_config(const std::filesystem::path& file) {
   Config c;
   if (file.empty() || !std::filesystem::exists(file)) return c;
-  GEDGE_TRY_ASSIGN(auto text, read_file(file));
+  GEDGE_TRY_ASSIGN(auto text, read_input_file(file, 1u << 20, "config file"));
   auto line = [&](const YAML::Node& n) {
     return fmt::format("{}:{}", file.string(), n.Mark().line + 1);
   };

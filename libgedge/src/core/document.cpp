@@ -3,14 +3,17 @@
 // expansion (so a "billion laughs" document is refused, not expanded) and depth.
 #include "gedge/document.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
-#include <fstream>
 #include <set>
 
 namespace gedge {
@@ -351,28 +354,64 @@ Result<nlohmann::json> parse_json_strict(std::string_view text, const std::strin
   return j;
 }
 
+namespace {
+constexpr int kInputReadSeconds =
+    30;  // a local file of the largest allowed size reads in well under 1 s
+}  // namespace
+
 Result<std::string> read_input_file(const std::filesystem::path& path, std::size_t max_bytes,
                                     std::string_view what) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT)
+  // O_NONBLOCK: opening a FIFO that has no writer returns at once (and is refused below) instead
+  // of waiting for a writer. The checks are made on the opened descriptor, so nothing can be
+  // swapped in between the check and the read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT)
       return fail(ErrorCode::not_found, fmt::format("{} '{}' not found", what, path.string()));
     return fail(ErrorCode::usage,
-                fmt::format("cannot read {} '{}': {}", what, path.string(), std::strerror(errno)));
+                fmt::format("cannot read {} '{}': {}", what, path.string(), std::strerror(e)));
   }
-  if (!S_ISREG(st.st_mode))
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
     return fail(ErrorCode::usage,
-                fmt::format("{} '{}' is not a regular file", what, path.string()));
+                fmt::format("cannot read {} '{}': {}", what, path.string(), std::strerror(errno)));
+  if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) return std::string();  // /dev/null: empty
+  if (!S_ISREG(st.st_mode))
+    return fail(ErrorCode::usage, fmt::format("{} '{}' is not a regular file", what, path.string()),
+                "give a regular file (not a FIFO, device, socket or directory)");
   if (static_cast<std::size_t>(st.st_size) > max_bytes)
     return fail(ErrorCode::usage,
                 fmt::format("{} '{}' is {} bytes, more than the {} an input file may have", what,
                             path.string(), st.st_size, max_bytes));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(ErrorCode::usage, fmt::format("cannot read {} '{}'", what, path.string()));
-  std::string out;
-  out.resize(max_bytes + 1);
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<std::size_t>(in.gcount()));
+  // A file that grows while read stops at max_bytes; one that reads slower than kInputReadSeconds
+  // (a stalled network file system, a FUSE file that trickles) is refused, not waited for.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kInputReadSeconds);
+  std::string out(std::min(static_cast<std::size_t>(st.st_size), max_bytes) + 1, '\0');
+  std::size_t got = 0;
+  for (;;) {
+    if (got == out.size()) {
+      if (out.size() > max_bytes) break;
+      out.resize(std::min(out.size() * 2, max_bytes + 1));
+    }
+    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return fail(ErrorCode::usage, fmt::format("cannot read {} '{}': {}", what, path.string(),
+                                                std::strerror(errno)));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+    if (std::chrono::steady_clock::now() > deadline)
+      return fail(ErrorCode::usage,
+                  fmt::format("{} '{}' took more than {} s to read", what, path.string(),
+                              kInputReadSeconds),
+                  "copy it to a local file first");
+  }
+  out.resize(got);
   if (out.size() > max_bytes)
     return fail(ErrorCode::usage, fmt::format("{} '{}' grew past {} bytes while read", what,
                                               path.string(), max_bytes));

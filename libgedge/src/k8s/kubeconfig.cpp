@@ -3,13 +3,13 @@
 // it), else ~/.kube/config, else the in-cluster service account. Every field is honoured or
 // refused by name with its file and line; nothing is silently ignored. exec plugins: exec.cpp.
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <map>
 #include <set>
 
+#include "gedge/document.hpp"
 #include "gedge/k8s.hpp"
 #include "gedge/paths.hpp"
 
@@ -41,17 +41,7 @@ Result<std::string> base64_decode(const std::string& in, const std::string& what
 
 // A regular file of bounded size (a FIFO or /dev/zero would hang or grow without end).
 Result<std::string> read_small(const fs::path& p, const std::string& what) {
-  struct stat st {};
-  if (::stat(p.c_str(), &st) != 0)
-    return fail(ErrorCode::not_found, fmt::format("{} '{}' not found", what, p.string()));
-  if (!S_ISREG(st.st_mode))
-    return fail(ErrorCode::usage, fmt::format("{} '{}' is not a regular file", what, p.string()));
-  if (static_cast<std::size_t>(st.st_size) > kMaxFile)
-    return fail(ErrorCode::usage,
-                fmt::format("{} '{}' is larger than {} bytes", what, p.string(), kMaxFile));
-  auto r = read_file(p);
-  if (!r) return fail(r.error().code, fmt::format("cannot read {} '{}'", what, p.string()));
-  return *r;
+  return read_input_file(p, kMaxFile, what);
 }
 
 // One parsed file, for messages and relative references.

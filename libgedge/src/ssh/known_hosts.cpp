@@ -7,8 +7,9 @@
 #include <openssl/hmac.h>
 
 #include <cstring>
-#include <fstream>
 #include <sstream>
+
+#include "gedge/document.hpp"
 
 namespace gedge {
 
@@ -96,10 +97,9 @@ Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& fil
   std::string want_b64 = presented.public_key.substr(presented.public_key.find(' ') + 1);
   want_b64 = want_b64.substr(0, want_b64.find(' '));
   for (const auto& f : files) {
-    std::ifstream in(f);
-    if (!in)
-      return fail(ErrorCode::usage, fmt::format("cannot read --known-hosts file {}", f),
-                  "check the path");
+    auto text = read_input_file(f, 64u << 20, "--known-hosts file");
+    if (!text) return fail(ErrorCode::usage, text.error().message, "check the path");
+    std::istringstream in(*text);
     std::string line;
     int n = 0;
     while (std::getline(in, line)) {
