@@ -160,8 +160,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
         ->excludes(hk);
     cmd->add_option("--known-hosts", req.known_hosts_files,
                     "OpenSSH known_hosts file (repeatable): a line for the host pins its key "
-                    "(hashed and [host]:port "
-                    "lines too); another key there, or @revoked, refuses it (exit 6)")
+                    "(hashed and [host]:port lines too), as does a host certificate signed by an "
+                    "@cert-authority listed for it (verified by OpenSSH); another key there, "
+                    "@revoked, or no certificate under a CA's pattern refuses it (exit 6)")
         ->option_text("FILE");
     auto* pf =
         cmd->add_option("--password-file", password_file,
@@ -182,7 +183,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
          "ProxyJump too",
          "gedge device add cam-3 --host pi@10.0.0.7:2222 --host-key SHA256:abc...",
          "gedge device add cam-4 --host cam4.lan --known-hosts ~/.ssh/known_hosts --identity "
-         "~/.ssh/id_ed25519"});
+         "~/.ssh/id_ed25519",
+         "gedge device add cam-5 --host cam5.fleet.lan --known-hosts ca_hosts   # @cert-authority "
+         "*.fleet.lan KEY"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
@@ -238,8 +241,9 @@ void register_device(CLI::App& app, Ctx& ctx) {
     cmd->add_flag("--accept-new", req.accept_new,
                   "Trust each host's presented host key on first contact");
     cmd->add_option("--known-hosts", req.known_hosts_files,
-                    "OpenSSH known_hosts file (repeatable): pins each host's key; a host whose key "
-                    "differs fails")
+                    "OpenSSH known_hosts file (repeatable): pins each host's key, or accepts its "
+                    "host certificate from an @cert-authority listed there; a host whose key "
+                    "differs, or is not certified under a CA's pattern, fails")
         ->option_text("FILE");
     examples(
         cmd,

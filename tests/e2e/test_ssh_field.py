@@ -4,7 +4,9 @@
 with ProxyJump through the lab bastion resolved once (ssh -G) and stored, then exec, check,
 cluster build and an exported inventory working with no ssh config present; HostKeyAlias-keyed
 known_hosts; the jump host's key pinned; what the jump said on failure; an agent-only device
-whose Ansible runs use the agent."""
+whose Ansible runs use the agent; trust from known_hosts files (hashed, @revoked, and
+@cert-authority: a host certified by the lab host CA accepted, an uncertified one or one
+certified for another name refused)."""
 
 import os
 import shutil
@@ -259,6 +261,55 @@ class SshFieldTest(GedgeTest):
         self.assertEqual(d["certificate"], key + "-cert.pub")
         out = self.exec_json("cert1", "--", "hostname")
         self.assertEqual(out["results"][0]["stdout"].strip(), "cert1")
+
+    # --- @cert-authority: host certificates from the lab host CA ---------------------------
+    def host_cert_host(self, name):
+        for h in self.lab().get("host_cert_hosts", []):
+            if h["name"] == name:
+                return h
+        self.skipTest("the lab has no host-certificate hosts (LAB_HOSTCERT=0)")
+
+    def test_cert_authority_pins_a_certified_host_and_refuses_the_rest(self):
+        lab = self.lab()
+        good, other = self.host_cert_host("hcert1"), self.host_cert_host("hcert2")
+        plain = self.jump_host("bastion")  # 10.213.0.41: uncertified, under the same pattern
+        self.assertTrue(plain["address"].startswith("10.213.0.4"))
+        with open(lab["host_ca"]) as f:
+            ca = " ".join(f.read().split()[:2])
+        kh = os.path.join(self.tmp, "ca_known_hosts")
+        with open(kh, "w") as f:
+            f.write(f"# the fleet's host CA\n@cert-authority 10.213.0.4? {ca}\n")
+        base = ["--user", lab["user"], "--identity", lab["key"], "--known-hosts", kh, "-o", "json"]
+
+        # The CA revoked: nothing is trusted through it.
+        revoked = os.path.join(self.tmp, "revoked_known_hosts")
+        with open(revoked, "w") as f:
+            f.write(f"@cert-authority 10.213.0.4? {ca}\n@revoked * {ca}\n")
+        r = self.run_gedge("device", "add", "hcert1", "--host", good["address"], *base[:-4], "--known-hosts",
+                           revoked, "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("not certified", r.err_json["message"])
+        self.assertIn("revoked", r.err_json["message"])
+
+        # An uncertified host under the CA's pattern: refused (6), nothing stored.
+        r = self.run_gedge("device", "add", "bast1", "--host", plain["address"], *base)
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("not certified by the @cert-authority of " + kh + ":2", r.err_json["message"])
+        # Certified by the CA, but for another name: OpenSSH's principal check refuses it.
+        r = self.run_gedge("device", "add", "hcert2", "--host", other["address"], *base)
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("principal", r.err_json["message"])
+        self.assertEqual(self.gedge_json("device", "ls"), [])
+        self.assertEqual(self.known_hosts_lines(), [])
+
+        # The certified host: accepted with no per-host pin, its plain key pinned.
+        r = self.run_gedge("device", "add", "hcert1", "--host", good["address"], "-v", *base)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["host_key"]["fingerprint"], good["host_key_fingerprint"])
+        self.assertIn("certified by CA", r.stderr)
+        self.assertIn(f"hcert1 {good['host_key']}", self.known_hosts_lines())
+        out = self.exec_json("hcert1", "--", "hostname")
+        self.assertEqual(out["results"][0]["stdout"].strip(), "hcert1")
 
     # --- (d) -v levels ------------------------------------------------------------------------
     def test_verbose_levels_show_connection_kex_and_libssh_log(self):

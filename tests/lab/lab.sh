@@ -23,6 +23,10 @@
 #   cert hosts   cert1 = 10.213.0.42: accepts only user certificates signed by the lab user CA
 #                (lab.json "user_ca"; sign with ssh-keygen -s), no authorized_keys  LAB_CERT (1)
 #                (listed under "cert_hosts")
+#   host certs   hcert1 = 10.213.0.43: its host key is certified by the lab host CA (lab.json
+#                "host_ca", made at `up`, never committed) for 10.213.0.43 and hcert1; hcert2 =
+#                10.213.0.44: certified by the same CA for another name only (hcert-other.invalid)
+#                (netns hosts listed under "host_cert_hosts", not "hosts")            LAB_HOSTCERT (1)
 # h6 is the bootstrap-by-password host (no authorized_keys); h7 and h8 are reserved for faults.
 # `up` never removes hosts: a lab brought up with more hosts keeps them until `down`, or until
 # an `up` with LAB_SHRINK=1 (e.g. `LAB_SHRINK=1 lab.sh up` after a LAB_NETNS=32 benchmark).
@@ -66,6 +70,7 @@ LAB_FAR=${LAB_FAR:-2}
 LAB_FAR_DELAY_MS=${LAB_FAR_DELAY_MS:-25}
 LAB_JUMP=${LAB_JUMP:-1}
 LAB_CERT=${LAB_CERT:-1}
+LAB_HOSTCERT=${LAB_HOSTCERT:-1}
 BR2=gedgebr2
 EDGE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,podman,crun,netavark,iptables,ca-certificates,prometheus-node-exporter,prometheus
 
@@ -97,6 +102,8 @@ plan() {   # prints "name kind address" for every configured host
   for i in $(seq 1 "$LAB_FAR"); do echo "far$i far 10.213.0.$((30 + i))"; done
   if [ "$LAB_JUMP" = 1 ]; then echo "bast1 bastion 10.213.0.41"; echo "inner1 inner 10.213.2.10"; fi
   if [ "$LAB_CERT" = 1 ]; then echo "cert1 certuser 10.213.0.42"; fi
+  # kind netns (older copies of this script know no other kind for them); the name says "hcert"
+  if [ "$LAB_HOSTCERT" = 1 ]; then echo "hcert1 netns 10.213.0.43"; echo "hcert2 netns 10.213.0.44"; fi
 }
 check_counts() {
   [[ $LAB_NETNS =~ ^[0-9]+$ && $LAB_NETNS -le 150 ]] || die "LAB_NETNS must be 0..150"
@@ -105,6 +112,7 @@ check_counts() {
   [[ $LAB_FAR_DELAY_MS =~ ^[0-9]+$ ]] || die "LAB_FAR_DELAY_MS must be a number of ms"
   [[ $LAB_JUMP =~ ^[01]$ ]] || die "LAB_JUMP must be 0 or 1"
   [[ $LAB_CERT =~ ^[01]$ ]] || die "LAB_CERT must be 0 or 1"
+  [[ $LAB_HOSTCERT =~ ^[01]$ ]] || die "LAB_HOSTCERT must be 0 or 1"
 }
 
 hkind() { cat "$R/hosts/$1/kind" 2>/dev/null || die "no lab host '$1' (is the lab up?)"; }
@@ -151,6 +159,8 @@ EOF
   [ -f "$W/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C gedge-lab -f "$W/id_ed25519"
   [ -f "$W/user_ca" ] || ssh-keygen -q -t ed25519 -N '' -C gedge-lab-user-ca -f "$W/user_ca"
   chmod 600 "$W/user_ca"
+  [ -f "$W/host_ca" ] || ssh-keygen -q -t ed25519 -N '' -C gedge-lab-host-ca -f "$W/host_ca"
+  chmod 600 "$W/host_ca"
   if [ ! -s "$W/password" ]; then
     (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=\n' > "$W/password.tmp"; mv "$W/password.tmp" "$W/password")
   fi
@@ -163,6 +173,7 @@ EOF
   fi
   install -m 644 "$W/id_ed25519.pub" "$R/authorized_keys"
   install -m 644 "$W/user_ca.pub" "$R/user_ca.pub"
+  install -m 644 "$W/host_ca.pub" "$R/host_ca.pub"
   install -m 755 "$HERE/delayproxy.py" "$R/delayproxy.py"
 }
 
@@ -185,8 +196,14 @@ write_meta() {   # name kind address port
 }
 
 new_hostkey() {  # dir
-  rm -f "$1/ssh_host_ed25519_key" "$1/ssh_host_ed25519_key.pub"
+  rm -f "$1/ssh_host_ed25519_key" "$1/ssh_host_ed25519_key.pub" "$1/ssh_host_ed25519_key-cert.pub"
   ssh-keygen -q -t ed25519 -N '' -C "gedge-lab-host" -f "$1/ssh_host_ed25519_key"
+}
+
+sign_hostcert() {  # name dir address: the lab host CA certifies an hcert host's key (hcert2: for another name)
+  local principals="$3,$1"
+  [ "$1" != hcert2 ] || principals=hcert-other.invalid
+  ssh-keygen -q -s "$W/host_ca" -h -I "gedge-lab-$1" -n "$principals" -V -1d:+3650d "$2/ssh_host_ed25519_key.pub"
 }
 
 start_holder() {  # name  -> a process that owns the host's mount + UTS namespaces
@@ -300,6 +317,10 @@ ensure_netns_host() {  # name kind address
   if [ "$kind" = certuser ]; then   # user certificates from the lab user CA only
     pwauth=no; extra="TrustedUserCAKeys $R/user_ca.pub
 AuthorizedKeysFile none"
+  fi
+  if [[ $name == hcert* ]]; then   # a host certificate from the lab host CA
+    [ -f "$d/ssh_host_ed25519_key-cert.pub" ] || sign_hostcert "$name" "$d" "$addr"
+    extra="HostCertificate $d/ssh_host_ed25519_key-cert.pub"
   fi
   cat > "$d/sshd_config" <<EOF
 ListenAddress $listen
@@ -530,7 +551,10 @@ for name in os.listdir(os.path.join(R, "hosts")):
 hosts.sort(key=lambda h: (order[h["kind"]], int(re.sub(r"\D", "", h["name"]) or 0)))
 jump_hosts = [h for h in hosts if h["kind"] in ("bastion", "inner")]
 cert_hosts = [h for h in hosts if h["kind"] == "certuser"]
-hosts = [h for h in hosts if h["kind"] not in ("bastion", "inner", "certuser")]
+host_cert_hosts = [h for h in hosts if h["name"].startswith("hcert")]
+for h in host_cert_hosts:
+    h["principals"] = ["hcert-other.invalid"] if h["name"] == "hcert2" else [h["address"], h["name"]]
+hosts = [h for h in hosts if h["kind"] not in ("bastion", "inner", "certuser") and not h["name"].startswith("hcert")]
 lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"),
        "user": "gedgetest", "password_file": os.path.join(W, "password"),
        "far_delay_ms": int(delay), "bridge": "gedgebr0", "subnet": "10.213.0.0/24",
@@ -545,12 +569,13 @@ lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"
                  "shared_fs": "netns/far hosts share /etc, /usr, /var with the machine (private /tmp, "
                               "/home, podman store); full hosts have their own root fs"},
        "hosts": hosts, "jump_hosts": jump_hosts, "cert_hosts": cert_hosts,
+       "host_cert_hosts": host_cert_hosts, "host_ca": os.path.join(R, "host_ca.pub"),
        "user_ca": os.path.join(W, "user_ca")}
 tmp = os.path.join(R, "lab.json.tmp")
 with open(tmp, "w") as f: json.dump(lab, f, indent=2); f.write("\n")
 os.replace(tmp, os.path.join(R, "lab.json"))
 with open(os.path.join(R, "known_hosts.tmp"), "w") as f:
-    for h in hosts + jump_hosts + cert_hosts:  # lab.sh's own readiness check logs in to every one
+    for h in hosts + jump_hosts + cert_hosts + host_cert_hosts:  # lab.sh's own readiness check logs in to every one
         where = h["address"] if h["port"] == 22 else "[%s]:%d" % (h["address"], h["port"])
         f.write("%s,%s %s\n" % (h["name"], where, h["host_key"]))
 os.replace(os.path.join(R, "known_hosts.tmp"), os.path.join(R, "known_hosts"))
@@ -769,7 +794,9 @@ cmd_fault() {
         new_hostkey "$d/hostkeys"
         pex "gedge-lab-$name" systemctl restart ssh
       else
-        stop_sshd "$name"; new_hostkey "$d"; start_sshd "$name"
+        stop_sshd "$name"; new_hostkey "$d"
+        [[ $name != hcert* ]] || sign_hostcert "$name" "$d" "$addr"
+        start_sshd "$name"
       fi
       write_lab_json
       wait_ready "$name" ;;

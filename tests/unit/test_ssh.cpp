@@ -574,3 +574,138 @@ TEST_CASE(
     }
   }
 }
+
+TEST_CASE("known_hosts_lookup: the @cert-authority lines for the host and every @revoked key") {
+  const std::string ca =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIASxsL7aq4D8fhcKemuGfSxqqnqhMeH8yYxmfDG8DdnK";
+  const std::string k =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF1a6WmmugztfMUw6lUnZZ/fza6VH6EDMQbPm+m+XRZl";
+  const std::string r =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAy0aWwMwidQwscIp97wx00u79QPEJDRKYUnBPmTwPx/";
+  test::TempDir dir;
+  auto file = (dir.path / "known_hosts").string();
+  REQUIRE(write_file_atomic(file,
+                            "@cert-authority 10.213.0.4?,*.fleet.lan " + ca + "\n" + "@revoked * " +
+                                r + "\n" + "@cert-authority [10.213.0.4?]:2222 " + r + "\n",
+                            0600));
+  HostKey presented{"ssh-ed25519", "", k};
+  auto v = known_hosts_lookup({file}, known_hosts_names("10.213.0.43", 22), presented);
+  REQUIRE(v);
+  CHECK(v->kind == KnownHostsVerdict::none);  // no plain line: the certificate decides
+  REQUIRE(v->cert_authorities.size() == 1);
+  CHECK(v->cert_authorities[0].where == file + ":1");
+  CHECK(v->cert_authorities[0].key == ca);
+  CHECK(v->revoked_keys == std::vector<std::string>{r});
+  // another port is another name: only the [host]:port pattern applies there
+  auto p = known_hosts_lookup({file}, known_hosts_names("10.213.0.43", 2222), presented);
+  REQUIRE(p->cert_authorities.size() == 1);
+  CHECK(p->cert_authorities[0].where == file + ":3");
+  CHECK(known_hosts_lookup({file}, known_hosts_names("10.213.0.50", 22), presented)
+            ->cert_authorities.empty());
+  CHECK(known_hosts_lookup({file}, known_hosts_names("10.9.9.9", 22, "cam.fleet.lan"), presented)
+            ->cert_authorities.size() == 1);
+}
+
+TEST_CASE("host certificates: OpenSSH's argv verifies one name, offers no credential, no shell") {
+  HostCertQuery q;
+  q.program = "/usr/bin/ssh";
+  q.host = "10.213.0.43";
+  q.port = 2222;
+  q.user = "pi";
+  q.key_type = "ssh-ed25519";
+  auto a = host_cert_argv(q, "/tmp/kh file", "");
+  auto has = [&](const std::string& w) { return std::find(a.begin(), a.end(), w) != a.end(); };
+  CHECK(a.front() == "/usr/bin/ssh");
+  CHECK(has("StrictHostKeyChecking=yes"));
+  CHECK(has("BatchMode=yes"));
+  CHECK(has("HostKeyAlias=10.213.0.43"));  // the principal the certificate must list
+  CHECK(has("UserKnownHostsFile=\"/tmp/kh file\""));
+  CHECK(has("GlobalKnownHostsFile=/dev/null"));
+  CHECK(has("HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com"));
+  CHECK(has("PubkeyAuthentication=no"));
+  CHECK(has("PasswordAuthentication=no"));
+  CHECK(has("IdentityAgent=none"));
+  CHECK(has("-v"));
+  CHECK_FALSE(has("-W"));
+  auto dd = std::find(a.begin(), a.end(), "--");
+  REQUIRE(dd != a.end());
+  CHECK(*(dd + 1) == "10.213.0.43");
+  CHECK(host_cert_algorithms("ecdsa-sha2-nistp256") == "ecdsa-sha2-nistp256-cert-v01@openssh.com");
+  CHECK(host_cert_algorithms("ssh-rsa").find("rsa-sha2-512-cert-v01@openssh.com") == 0);
+  auto j = host_cert_argv(q, "/tmp/kh", "/usr/bin/ssh -W [%h]:%p -- bast");
+  CHECK(std::find(j.begin(), j.end(), "ProxyCommand=/usr/bin/ssh -W [%h]:%p -- bast") != j.end());
+}
+
+TEST_CASE("host certificates: OpenSSH's -v log decides (lines from OpenSSH 9.2)") {
+  const std::string cert_line =
+      "debug1: Server host certificate: ssh-ed25519-cert-v01@openssh.com "
+      "SHA256:kYNQZ+ZwEpOCb3CZjIs4CMgdUgOuMgTjJ0kcjs4TqjM, serial 0 ID \"host1\" CA ssh-ed25519 "
+      "SHA256:6bTTaOnncNH97PXCf43l2mHxfm30/BU1JiGQpPh38+M valid from 2026-12-03T09:30:38 to "
+      "2026-12-03T10:35:38\n";
+  const std::string kex =
+      "debug1: kex: host key algorithm: ssh-ed25519-cert-v01@openssh.com\n"
+      "debug1: SSH2_MSG_KEX_ECDH_REPLY received\n";
+  SUBCASE("accepted, and on past key exchange: certified, with the key inside the certificate") {
+    auto v =
+        parse_host_cert_log(kex + cert_line +
+                            "debug1: using hostkeyalias: 127.0.0.1\n"
+                            "debug1: Host '127.0.0.1' is known and matches the ED25519-CERT host "
+                            "certificate.\n"
+                            "debug1: Found CA key in /tmp/kh:1\n"
+                            "debug1: SSH2_MSG_NEWKEYS sent\n"
+                            "debug1: No more authentication methods to try.\n"
+                            "pi@127.0.0.1: Permission denied (publickey).\n");
+    REQUIRE(v);
+    CHECK(v->certified);
+    CHECK(v->fingerprint == "SHA256:kYNQZ+ZwEpOCb3CZjIs4CMgdUgOuMgTjJ0kcjs4TqjM");
+    CHECK(v->ca_fingerprint == "SHA256:6bTTaOnncNH97PXCf43l2mHxfm30/BU1JiGQpPh38+M");
+  }
+  SUBCASE("the CA matched but the name is not a principal: refused, with OpenSSH's reason") {
+    auto v =
+        parse_host_cert_log(kex + cert_line +
+                            "debug1: Host '127.0.0.2' is known and matches the ED25519-CERT host "
+                            "certificate.\n"
+                            "Certificate invalid: name is not a listed principal\n"
+                            "debug1: No matching CA found. Retry with plain key\n"
+                            "No ED25519 host key is known for 127.0.0.2 and you have requested "
+                            "strict checking.\n"
+                            "Host key verification failed.\n");
+    REQUIRE(v);
+    CHECK_FALSE(v->certified);
+    CHECK(v->detail == "Certificate invalid: name is not a listed principal");
+  }
+  SUBCASE("signed by another CA, or revoked: refused") {
+    auto other = parse_host_cert_log(kex + cert_line +
+                                     "debug1: No matching CA found. Retry with plain key\n"
+                                     "No ED25519 host key is known for 127.0.0.2 and you have "
+                                     "requested strict checking.\n"
+                                     "Host key verification failed.\n");
+    REQUIRE(other);
+    CHECK_FALSE(other->certified);
+    CHECK(other->detail.find("not by a CA listed for the host") != std::string::npos);
+    auto revoked = parse_host_cert_log(
+        kex + cert_line +
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@       WARNING: REVOKED HOST KEY DETECTED!               @\n"
+        "The ED25519-CERT host key for 127.0.0.2 is marked as revoked.\n"
+        "ED25519-CERT host key for 127.0.0.2 was revoked and you have requested strict checking.\n"
+        "Host key verification failed.\n");
+    REQUIRE(revoked);
+    CHECK_FALSE(revoked->certified);
+    CHECK(revoked->detail.find("revoked") != std::string::npos);
+  }
+  SUBCASE("no certificate offered for the key type: refused") {
+    auto v = parse_host_cert_log(
+        "Unable to negotiate with 10.213.0.41 port 22: no matching host key type found. Their "
+        "offer: ssh-ed25519\n");
+    REQUIRE(v);
+    CHECK_FALSE(v->certified);
+    CHECK(v->detail.find("no certificate") != std::string::npos);
+  }
+  SUBCASE("the host never answered: unreachable, not a verdict") {
+    auto v = parse_host_cert_log("ssh: connect to host 10.213.0.99 port 22: Connection refused\n");
+    REQUIRE_FALSE(v);
+    CHECK(v.error().code == ErrorCode::unreachable);
+    CHECK(v.error().message.find("Connection refused") != std::string::npos);
+  }
+}

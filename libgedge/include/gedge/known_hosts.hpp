@@ -1,7 +1,9 @@
-// Trust from the known_hosts files operators already have (`--known-hosts FILE`): the OpenSSH
-// format with plain and hashed (|1|salt|hash) host fields, patterns (* ? !), [host]:port forms
-// and @revoked keys. A matching line pins the presented key with no --host-key or prompt; a
-// line for the host with another key, or a revoked key, refuses it.
+// Trust from the known_hosts files operators already have (`--known-hosts FILE`, config
+// `known_hosts_files`): the OpenSSH format with plain and hashed (|1|salt|hash) host fields,
+// patterns (* ? !), [host]:port forms, @revoked keys and @cert-authority lines. A matching line
+// pins the presented key with no --host-key or prompt; a line for the host with another key, or
+// a revoked key, refuses it; the @cert-authority lines naming the host are returned for the
+// caller to have the host's certificate verified (see verify_host_certificate in openssh.hpp).
 #pragma once
 
 #include <string>
@@ -12,12 +14,17 @@
 
 namespace gedge {
 
+struct KnownHostsLine {
+  std::string where;  // FILE:LINE
+  std::string key;    // "type base64"
+};
+
 struct KnownHostsVerdict {
   enum Kind { none, match, mismatch, revoked } kind = none;
-  std::string where;        // FILE:LINE of the deciding line
-  std::string listed_type;  // mismatch: the key type the file lists
-  std::vector<std::string>
-      cert_authorities;  // @cert-authority lines naming the host (not used yet)
+  std::string where;                             // FILE:LINE of the deciding line
+  std::string listed_type;                       // mismatch: the key type the file lists
+  std::vector<KnownHostsLine> cert_authorities;  // @cert-authority lines naming the host
+  std::vector<std::string> revoked_keys;         // every @revoked key ("type base64"), any host
 };
 
 // The names OpenSSH would look a host up by: "host" (port 22) or "[host]:port", and the same

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +76,61 @@ std::string jump_proxy_command(const JumpCommand& cmd, const JumpHost& jump);
 // 2 = + key exchange, cipher, server banner and each key tried (and OpenSSH's -v for the jump
 // hop, on stderr), 3 = + libssh's own log. 0 turns it off. Set once by the CLI.
 void set_ssh_diagnostics(int verbosity, Reporter* rep);
+
+// ---- host certificates (@cert-authority) ------------------------------------------------------
+// libssh 0.10 neither negotiates host certificates by default nor verifies a CA signature, so a
+// host certificate is verified by OpenSSH itself: `ssh` connects with a private known_hosts file
+// holding only the @cert-authority keys that apply to the host and every @revoked key, strict
+// checking, HostKeyAlias = the host as connected (the name the certificate must list as a
+// principal), HostKeyAlgorithms = the certificate form of the key type gedge's own connection
+// saw, and no authentication method. OpenSSH checks the CA's signature, the validity window, the
+// principals, the certificate type (host) and revocation; with -v it names the key inside the
+// certificate it accepted ("Server host certificate: ... SHA256:..."). The caller pins the plain
+// key its libssh connection was presented only when that key's fingerprint equals this one.
+//
+// Why that is sound against a man in the middle: OpenSSH's connection only gets past key
+// exchange (SSH2_MSG_NEWKEYS sent) when the server proved possession of the private key of a
+// certificate the CA signed for this name; libssh's connection verified that its server holds
+// the private key of the plain key it presented. Equal SHA-256 fingerprints mean the same key,
+// so both servers hold the one private key the CA certified for this host. An attacker on either
+// connection cannot present that key without its private half; the certificate itself is public
+// and proves nothing by itself, which is why no certificate fetched separately (ssh-keyscan) is
+// trusted.
+struct HostCertQuery {
+  std::string program = "ssh";
+  std::string host;  // as connected (HostName); also the principal the certificate must list
+  int port = 22;
+  std::string user;
+  std::string key_type;              // the plain key type gedge's connection was presented
+  std::vector<std::string> ca_keys;  // "type base64" of the applicable @cert-authority lines
+  std::vector<std::string> revoked;  // "type base64" of every @revoked line
+  std::optional<JumpHost> jump;      // reached through it (its pinned key, as for libssh)
+  std::vector<std::string> jump_identities;
+  double connect_timeout_s = 10;
+};
+
+struct HostCertVerdict {
+  bool certified = false;
+  std::string fingerprint;     // SHA256 of the key inside the certificate OpenSSH accepted
+  std::string ca_fingerprint;  // SHA256 of the CA that signed it (as OpenSSH printed it)
+  std::string detail;          // why OpenSSH refused (its own words), or what it accepted
+};
+
+// The certificate host key algorithms for a plain key type ("" when unknown: OpenSSH's default).
+std::string host_cert_algorithms(const std::string& key_type);
+
+// argv of the verifying `ssh` (pure): known_hosts is the private file, proxy_command the jump
+// (empty when none).
+std::vector<std::string> host_cert_argv(const HostCertQuery& q, const std::string& known_hosts,
+                                        const std::string& proxy_command);
+
+// Reads OpenSSH's -v stderr (pure): certified only when it accepted a host certificate
+// ("is known and matches the ... host certificate") and went on past key exchange with no
+// "Host key verification failed". unreachable when ssh never got to a host key.
+Result<HostCertVerdict> parse_host_cert_log(std::string_view err);
+
+// Runs the check (no shell; the private known_hosts file is removed afterwards).
+Result<HostCertVerdict> verify_host_certificate(const HostCertQuery& q);
 
 // Quotes one word for Python's shlex.split (how Ansible splits ansible_ssh_*_args).
 std::string shlex_quote(std::string_view word);

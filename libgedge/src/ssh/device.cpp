@@ -310,6 +310,78 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
   return out;
 }
 
+// What the operator's known_hosts files say about `presented` for host `t` (reached as typed
+// `alias`): a line with that key, or a certificate signed by an @cert-authority key listed for
+// the host (verified by OpenSSH, see verify_host_certificate), pins it (the reason is returned);
+// nothing applies: nullopt; a revoked key, an uncertified host under a CA's pattern, or a line
+// with another key: host_key, before anything is stored.
+Result<std::optional<std::string>> trust_from_known_hosts(
+    const std::vector<std::string>& files, const SshTarget& t, const std::string& alias,
+    const HostKey& presented, const std::string& who, const SshOptions& opts) {
+  int port = t.port ? t.port : 22;
+  GEDGE_TRY_ASSIGN(auto v,
+                   known_hosts_lookup(files, known_hosts_names(t.host, port, alias), presented));
+  if (v.kind == KnownHostsVerdict::revoked)
+    return fail(ErrorCode::host_key,
+                fmt::format("host key of {} ({} {}) is revoked by {}", who, presented.type,
+                            presented.fingerprint, v.where),
+                "nothing was stored");
+  if (v.kind == KnownHostsVerdict::match)
+    return std::optional<std::string>(
+        fmt::format("host key {} found in {}", presented.fingerprint, v.where));
+  if (!v.cert_authorities.empty()) {
+    HostCertQuery q;
+    q.program = opts.ssh_program;
+    q.host = t.host;
+    q.port = port;
+    q.user = t.user;
+    q.key_type = presented.type;
+    q.revoked = v.revoked_keys;
+    q.jump = t.jump;
+    q.connect_timeout_s = opts.connect_timeout_s;
+    if (t.jump) {
+      if (!t.identity.empty()) q.jump_identities.push_back(t.identity);
+      for (const auto& e : t.extra_identities) q.jump_identities.push_back(e);
+      if (!opts.gedge_key.empty() && ::access(opts.gedge_key.c_str(), R_OK) == 0)
+        q.jump_identities.push_back(opts.gedge_key.string());
+    }
+    std::string where;
+    for (const auto& ca : v.cert_authorities) {
+      q.ca_keys.push_back(ca.key);
+      where += (where.empty() ? "" : ", ") + ca.where;
+    }
+    GEDGE_TRY_ASSIGN(auto c, verify_host_certificate(q));
+    if (!c.certified)
+      return fail(
+          ErrorCode::host_key,
+          fmt::format(
+              "host key of {} ({}:{}, {} {}) is not certified by the @cert-authority of {}: {}",
+              who, t.host, port, presented.type, presented.fingerprint, where, c.detail),
+          "a host under a CA's pattern needs a host certificate from that CA listing its name; "
+          "nothing was stored");
+    if (c.fingerprint != presented.fingerprint)
+      return fail(
+          ErrorCode::host_key,
+          fmt::format(
+              "host key of {} ({}:{}): OpenSSH verified a certificate for key {}, but gedge's own "
+              "connection was presented {} {}",
+              who, t.host, port, c.fingerprint, presented.type, presented.fingerprint),
+          "two different machines answered at this address: this may be an attack; nothing was "
+          "stored");
+    return std::optional<std::string>(fmt::format("host key {} certified by CA {} ({})",
+                                                  presented.fingerprint, c.ca_fingerprint, where));
+  }
+  if (v.kind == KnownHostsVerdict::mismatch)
+    return fail(
+        ErrorCode::host_key,
+        fmt::format("host key of {} ({}:{}) is {} {}, but {} lists a different {} key for it", who,
+                    t.host, port, presented.type, presented.fingerprint, v.where, v.listed_type),
+        "if the machine was reinstalled, update the known_hosts file; otherwise this may be an "
+        "attack (nothing "
+        "was stored)");
+  return std::optional<std::string>();
+}
+
 // Pins the jump host's key: the key a registered device at that address has, the key this
 // device's earlier registration pinned, or one accepted like the device's own (--accept-new,
 // the prompt). Anything else is host_key, with nothing stored.
@@ -357,17 +429,14 @@ Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
     return *presented;
   }
   if (!req.known_hosts_files.empty()) {
-    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(req.known_hosts_files,
-                                                known_hosts_names(j.host, j.port), *presented));
-    if (v.kind == KnownHostsVerdict::match) return *presented;
-    if (v.kind != KnownHostsVerdict::none)
-      return fail(
-          ErrorCode::host_key,
-          fmt::format("host key of jump host {}:{} ({} {}) {} {}", j.host, j.port, presented->type,
-                      presented->fingerprint,
-                      v.kind == KnownHostsVerdict::revoked ? "is revoked by" : "differs from",
-                      v.where),
-          "verify the jump host's key out of band; nothing was stored");
+    GEDGE_TRY_ASSIGN(auto why, trust_from_known_hosts(req.known_hosts_files, jt, "", *presented,
+                                                      fmt::format("jump host {}:{} of device '{}'",
+                                                                  j.host, j.port, req.name),
+                                                      opts));
+    if (why) {
+      rep.step(req.name, fmt::format("jump host {}: {}", j.host, *why));
+      return *presented;
+    }
   }
   if (req.accept_new || (req.confirm_new_key && req.confirm_new_key(*presented))) return *presented;
   return fail(
@@ -467,31 +536,18 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
                          target.jump->port, target.jump->host_key.fingerprint));
   }
 
-  // Keys from known_hosts files the operator already has: a matching line pins the key, a line
-  // with another key (or @revoked) refuses the device before anything is stored.
+  // Keys from known_hosts files the operator already has: a matching line pins the key, as does
+  // a host certificate from an @cert-authority listed for the host (verified by OpenSSH); a line
+  // with another key, a revoked key or an uncertified host under a CA's pattern refuses the
+  // device before anything is stored.
   if (!req.known_hosts_files.empty() && target.host_key.fingerprint.empty()) {
     GEDGE_TRY_ASSIGN(auto presented, probe_host_key(target, opts));
-    GEDGE_TRY_ASSIGN(auto v, known_hosts_lookup(
-                                 req.known_hosts_files,
-                                 known_hosts_names(host, target.port, resolved.alias), presented));
-    if (v.kind == KnownHostsVerdict::match) {
+    GEDGE_TRY_ASSIGN(
+        auto why, trust_from_known_hosts(req.known_hosts_files, target, resolved.alias, presented,
+                                         fmt::format("device '{}'", req.name), opts));
+    if (why) {
       target.host_key = presented;
-      rep.step(req.name, fmt::format("host key {} found in {}", presented.fingerprint, v.where));
-    } else if (v.kind == KnownHostsVerdict::mismatch) {
-      return fail(
-          ErrorCode::host_key,
-          fmt::format(
-              "host key of device '{}' ({}:{}) is {} {}, but {} lists a different {} key for it",
-              req.name, host, target.port, presented.type, presented.fingerprint, v.where,
-              v.listed_type),
-          "if the device was reinstalled, update the known_hosts file; otherwise this may be an "
-          "attack (nothing "
-          "was stored)");
-    } else if (v.kind == KnownHostsVerdict::revoked) {
-      return fail(ErrorCode::host_key,
-                  fmt::format("host key of device '{}' ({} {}) is revoked by {}", req.name,
-                              presented.type, presented.fingerprint, v.where),
-                  "nothing was stored");
+      rep.step(req.name, *why);
     }
   }
 

@@ -1,5 +1,6 @@
-// Trust from known_hosts files operators already have (--known-hosts): plain and hashed
-// (|1|salt|hash) host fields, patterns with * ? and !, [host]:port, and @revoked keys.
+// Trust from known_hosts files operators already have (--known-hosts, known_hosts_files): plain
+// and hashed (|1|salt|hash) host fields, patterns with * ? and !, [host]:port, @revoked keys and
+// the @cert-authority lines that apply to a host.
 #include "gedge/known_hosts.hpp"
 
 #include <fmt/format.h>
@@ -96,8 +97,9 @@ Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& fil
   std::string want_type = presented.public_key.substr(0, presented.public_key.find(' '));
   std::string want_b64 = presented.public_key.substr(presented.public_key.find(' ') + 1);
   want_b64 = want_b64.substr(0, want_b64.find(' '));
+  std::string revoked_where;
   for (const auto& f : files) {
-    auto text = read_input_file(f, 64u << 20, "--known-hosts file");
+    auto text = read_input_file(f, 64u << 20, "known_hosts file");
     if (!text) return fail(ErrorCode::usage, text.error().message, "check the path");
     std::istringstream in(*text);
     std::string line;
@@ -117,29 +119,31 @@ Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& fil
       if (!(ls >> type >> b64)) continue;
       std::string where = fmt::format("{}:{}", f, n);
       if (marker == "@revoked") {
-        // A revoked key is refused whichever host presents it.
-        if (type == want_type && b64 == want_b64) {
-          v.kind = KnownHostsVerdict::revoked;
-          v.where = where;
-          return v;
-        }
+        // A revoked key is refused whichever host presents it (and OpenSSH gets every one when
+        // it verifies a host certificate: a revoked CA or certified key is refused there too).
+        v.revoked_keys.push_back(type + " " + b64);
+        if (type == want_type && b64 == want_b64 && revoked_where.empty()) revoked_where = where;
         continue;
       }
       if (!hosts_match(hosts, names)) continue;
       if (marker == "@cert-authority") {
-        v.cert_authorities.push_back(where);  // host certificates are not verified by gedge (yet)
+        v.cert_authorities.push_back({where, type + " " + b64});
         continue;
       }
       if (!marker.empty()) continue;
       if (type == want_type && b64 == want_b64) {
+        if (v.kind != KnownHostsVerdict::match) v.where = where;
         v.kind = KnownHostsVerdict::match;
-        v.where = where;
       } else if (v.kind == KnownHostsVerdict::none) {
         v.kind = KnownHostsVerdict::mismatch;
         v.where = where;
         v.listed_type = type;
       }
     }
+  }
+  if (!revoked_where.empty()) {
+    v.kind = KnownHostsVerdict::revoked;
+    v.where = revoked_where;
   }
   return v;
 }
