@@ -13,6 +13,7 @@
 
 #include "app.hpp"
 #include "gedge/cluster.hpp"
+#include "gedge/config.hpp"
 #include "gedge/device_import.hpp"
 #include "gedge/document.hpp"
 #include "gedge/keys.hpp"
@@ -21,6 +22,14 @@
 namespace gedge::cli {
 
 namespace {
+
+// --known-hosts, else the config's known_hosts_files (checked when the config was loaded).
+Result<std::vector<std::string>> known_hosts_files(Ctx& ctx, const std::vector<std::string>& flag) {
+  if (!flag.empty()) return flag;
+  GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
+  GEDGE_TRY_ASSIGN(auto cfg, load_config(paths.config_file));
+  return cfg.known_hosts_files;
+}
 
 struct SelectFlags {
   std::vector<std::string> names;
@@ -199,6 +208,7 @@ void register_device(CLI::App& app, Ctx& ctx) {
       }
       r.timeout_s = ctx.g.timeout_s;
       r.ssh_config = ctx.g.ssh_config;
+      GEDGE_TRY_ASSIGN(r.known_hosts_files, known_hosts_files(ctx, r.known_hosts_files));
       if (!r.accept_new && r.host_key.empty() && ctx.stdin_is_tty() && ctx.stderr_is_tty() &&
           !password_stdin) {
         std::string host = r.host;
@@ -259,6 +269,7 @@ void register_device(CLI::App& app, Ctx& ctx) {
       r.timeout_s = ctx.g.timeout_s;
       r.parallel = std::min(ctx.g.parallel, 32);
       r.ssh_config = ctx.g.ssh_config;
+      GEDGE_TRY_ASSIGN(r.known_hosts_files, known_hosts_files(ctx, r.known_hosts_files));
       GEDGE_TRY_ASSIGN(auto rep, device_import(*inv, paths, r, ctx.reporter()));
       const auto& s = rep.json["summary"];
       View v{rep.json,

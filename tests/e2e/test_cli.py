@@ -197,7 +197,10 @@ class VersionAndErrorsTest(GedgeTest):
 
     def test_bad_config_values_exit_2_naming_file_line_and_key(self):
         for text, line, key in (("color: purple\n", 1, "color"), ("output: json\ntimeout: -5\n", 2, "timeout"),
-                                ("parallel: 0\n", 1, "parallel"), ("output: xml\n", 1, "output")):
+                                ("parallel: 0\n", 1, "parallel"), ("output: xml\n", 1, "output"),
+                                ("known_hosts_files: ~/.ssh/known_hosts\n", 1, "known_hosts_files"),
+                                ("output: json\nknown_hosts_files:\n  - /nonexistent/known_hosts\n", 3,
+                                 "known_hosts_files")):
             self.write_config(text)
             r = self.run_gedge("version")
             self.assertEqual(r.rc, 2, (text, r))

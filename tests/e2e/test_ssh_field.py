@@ -239,6 +239,28 @@ class SshFieldTest(GedgeTest):
         self.assertEqual(res["h2"]["status"], "host_key_mismatch")
         self.assertEqual([d["name"] for d in self.gedge_json("device", "ls")], ["h1"])
 
+    def test_config_known_hosts_files_pin_like_the_flag(self):
+        lab = self.lab()
+        h1, h2 = self.lab_host("h1"), self.lab_host("h2")
+        cfgdir = os.path.join(self.tmp, "config", "gedge")
+        os.makedirs(cfgdir, exist_ok=True)
+        with open(os.path.join(cfgdir, "fleet_known_hosts"), "w") as f:
+            f.write(f"{h1['address']} {h1['host_key']}\n{h2['address']} {h1['host_key']}\n")
+        with open(os.path.join(cfgdir, "config.yaml"), "w") as f:
+            f.write("known_hosts_files:\n  - fleet_known_hosts   # next to this file\n")
+        base = ["--user", lab["user"], "--identity", lab["key"]]
+        d = self.gedge_json("device", "add", "h1", "--host", h1["address"], *base)
+        self.assertEqual(d["host_key"]["fingerprint"], h1["host_key_fingerprint"])
+        r = self.run_gedge("device", "add", "h2", "--host", h2["address"], *base, "-o", "json")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("fleet_known_hosts:2 lists a different", r.err_json["message"])
+        # --known-hosts replaces the configured list
+        own = os.path.join(self.tmp, "h2_known_hosts")
+        with open(own, "w") as f:
+            f.write(f"{h2['address']} {h2['host_key']}\n")
+        d = self.gedge_json("device", "add", "h2", "--host", h2["address"], *base, "--known-hosts", own)
+        self.assertEqual(d["host_key"]["fingerprint"], h2["host_key_fingerprint"])
+
     def test_user_certificate_login(self):
         hosts = self.lab().get("cert_hosts", [])
         if not hosts:

@@ -238,9 +238,33 @@ TEST_CASE(
   CHECK(load_config(f).error().code == ErrorCode::usage);
 }
 
+TEST_CASE("config: known_hosts_files, relative to the config file or ~/") {
+  test::TempDir tmp;
+  std::ofstream(tmp.path / "kh") << "";
+  auto f = tmp.path / "config.yaml";
+  std::ofstream(f) << "known_hosts_files:\n  - kh\n  - " << (tmp.path / "kh").string() << "\n";
+  auto c = load_config(f);
+  REQUIRE(c);
+  CHECK(c->known_hosts_files ==
+        std::vector<std::string>{(tmp.path / "kh").string(), (tmp.path / "kh").string()});
+  CHECK(c->warnings.empty());
+  const char* old_home = std::getenv("HOME");
+  std::string saved = old_home ? old_home : "";
+  ::setenv("HOME", tmp.path.c_str(), 1);
+  std::ofstream(f, std::ios::trunc) << "known_hosts_files: [~/kh]\n";
+  auto h = load_config(f);
+  if (old_home)
+    ::setenv("HOME", saved.c_str(), 1);
+  else
+    ::unsetenv("HOME");
+  REQUIRE(h);
+  CHECK(h->known_hosts_files == std::vector<std::string>{(tmp.path / "kh").string()});
+}
+
 TEST_CASE("config: values are checked as their flags check them, naming file, line and key") {
   test::TempDir tmp;
   auto f = tmp.path / "config.yaml";
+  std::ofstream(tmp.path / "kh") << "";
   struct Bad {
     const char* text;
     const char* says;
@@ -255,7 +279,12 @@ TEST_CASE("config: values are checked as their flags check them, naming file, li
         Bad{"parallel: 2.5\n", "config.yaml:1: parallel: '2.5' is not a whole number"},
         Bad{"\n\noutput: xml\n", "config.yaml:3: output: 'xml' is not one of table, json, yaml"},
         Bad{"output: [json]\n",
-            "config.yaml:1: output: '(not a scalar)' is not one of table, json, yaml"}}) {
+            "config.yaml:1: output: '(not a scalar)' is not one of table, json, yaml"},
+        Bad{"known_hosts_files: kh\n", "config.yaml:1: known_hosts_files: expected a list"},
+        Bad{"known_hosts_files:\n  - [a]\n",
+            "config.yaml:2: known_hosts_files: '(not a scalar)' is not a file name"},
+        Bad{"known_hosts_files:\n  - kh\n  - missing_kh\n",
+            "config.yaml:3: known_hosts_files: cannot read "}}) {
     CAPTURE(text);
     std::ofstream(f, std::ios::trunc) << text;
     auto r = load_config(f);

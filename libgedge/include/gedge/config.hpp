@@ -15,6 +15,9 @@ struct Config {
   std::optional<double> timeout_s;    // default --timeout: 0.1..86400
   std::optional<int> parallel;        // default --parallel: 1..4096
   std::optional<std::string> color;   // auto|always|never
+  // known_hosts files device add/import read when no --known-hosts is given (each readable;
+  // ~/ is $HOME, a relative path is relative to the config file's directory)
+  std::vector<std::string> known_hosts_files;
   std::vector<std::string> warnings;  // "FILE:LINE: unknown key 'k' ignored" (the rest applies)
 };
 

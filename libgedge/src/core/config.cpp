@@ -1,10 +1,12 @@
 #include "gedge/config.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "gedge/document.hpp"
 #include "gedge/paths.hpp"
@@ -14,7 +16,7 @@ namespace gedge {
 namespace {
 
 // The same sets and ranges as the global flags (cli/main.cpp add_globals).
-constexpr const char* kKnown = "output, timeout, parallel, color";
+constexpr const char* kKnown = "output, timeout, parallel, color, known_hosts_files";
 
 Result<std::string> one_of(const YAML::Node& v, const std::string& where,
                            std::initializer_list<const char*> allowed) {
@@ -70,6 +72,36 @@ Result<Config> load_config(const std::filesystem::path& file) {
         GEDGE_TRY_ASSIGN(c.parallel, number_in<int>(v, where, 1, 4096));
       } else if (key == "color") {
         GEDGE_TRY_ASSIGN(c.color, one_of(v, where, {"auto", "always", "never"}));
+      } else if (key == "known_hosts_files") {
+        // Paths as in a shell: ~/ is $HOME; a relative path is relative to this file's directory.
+        if (!v.IsSequence())
+          return fail(
+              ErrorCode::usage,
+              fmt::format("{}: expected a list of known_hosts files, e.g. [~/.ssh/known_hosts]",
+                          where));
+        std::vector<std::string> files;
+        for (const auto& f : v) {
+          std::string fw = fmt::format("{}: {}", line(f), key);
+          if (!f.IsScalar() || f.Scalar().empty())
+            return fail(ErrorCode::usage,
+                        fmt::format("{}: '{}' is not a file name", fw,
+                                    f.IsScalar() ? f.Scalar() : "(not a scalar)"));
+          std::filesystem::path path = f.Scalar();
+          if (f.Scalar().rfind("~/", 0) == 0) {
+            const char* home = std::getenv("HOME");
+            if (!home || !*home)
+              return fail(ErrorCode::usage,
+                          fmt::format("{}: {} needs $HOME, which is not set", fw, f.Scalar()));
+            path = std::filesystem::path(home) / f.Scalar().substr(2);
+          } else if (path.is_relative()) {
+            path = file.parent_path() / path;
+          }
+          if (::access(path.c_str(), R_OK) != 0 || std::filesystem::is_directory(path))
+            return fail(ErrorCode::usage, fmt::format("{}: cannot read {}", fw, path.string()),
+                        "fix the path, or remove it from the list");
+          files.push_back(path.string());
+        }
+        c.known_hosts_files = std::move(files);
       } else {
         c.warnings.push_back(
             fmt::format("{}: unknown key '{}' ignored (known: {})", line(kv.first), key, kKnown));
