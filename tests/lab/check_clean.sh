@@ -23,7 +23,8 @@ mnts=$(grep -E 'gedge-lab|/run/netns/gedge' /proc/self/mountinfo || true)
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
   [ "$pid" != $$ ] || continue
-  cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null || true)
+  # (the braces: a process that exits between the glob and the read makes the '<' itself fail)
+  cmd=$({ tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null || true)
   case $cmd in
     *check_clean.sh*) ;;
     # lab daemons: sshd/registry (config under /run/gedge-lab), holders, proxies, container conmons
