@@ -136,8 +136,10 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   build->add_flag(
       "--insecure-registry", bf->req.insecure_registry,
       "Allow a registry without (verified) TLS: plain HTTP or an unknown certificate (warns)");
-  build->add_option("--smoke-image", bf->req.smoke_image,
-                    "Image for the smoke run (default: REGISTRY/gedge/busybox:1.0)");
+  build->add_option(
+      "--smoke-image", bf->req.smoke_image,
+      "Image the smoke run pulls and runs (default: each device checks the registry's "
+      "/v2/ with its TLS and credentials and pulls the first image its catalog lists)");
   build->add_option(
       "--artifacts", bf->req.artifacts,
       "k3s: directory holding k3s (or k3s-arm64) and k3s-airgap-images-<arch>.tar[.zst]");

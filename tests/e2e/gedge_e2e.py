@@ -33,6 +33,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 GEDGE = os.environ.get("GEDGE_BIN", "")
@@ -82,6 +83,34 @@ def run_cmd(argv, input=None, timeout=120, env=None):
         def s(x):
             return x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
         return Result(argv, 124, s(e.stdout), s(e.stderr) + f"\n[timed out after {timeout}s]")
+
+
+def start_registry(addr, root, add_cleanup, htpasswd_file=None):
+    """docker-registry serving ROOT on ADDR ("HOST:PORT"; loopback or the lab bridge), with basic
+    auth from HTPASSWD_FILE when given; `add_cleanup` (a test's addCleanup or addClassCleanup)
+    stops it. Returns once its /v2/ answers (a 401 included)."""
+    import urllib.error
+    import urllib.request
+    cfg = os.path.join(root, "registry.yml")
+    os.makedirs(root, exist_ok=True)
+    with open(cfg, "w") as f:
+        f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {addr}\n")
+        if htpasswd_file:
+            f.write(f"auth:\n  htpasswd:\n    realm: gedge\n    path: {htpasswd_file}\n")
+    log = open(os.path.join(root, "registry.log"), "w")
+    add_cleanup(log.close)
+    p = subprocess.Popen(["docker-registry", "serve", cfg], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    add_cleanup(p.wait)
+    add_cleanup(p.terminate)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://{addr}/v2/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # 401: up, asking for credentials
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"docker-registry on {addr} did not start")
 
 
 def load_lab():

@@ -1,12 +1,20 @@
 """The cluster playbooks: ansible-lint (production profile) and ansible-playbook --syntax-check
-for every profile, and the callback plugin loads. Needs no lab (ansible-core and ansible-lint,
-Debian packages)."""
+for every profile, the callback plugin loads, and the registry smoke run against real registries on
+loopback. Needs no lab (ansible-core and ansible-lint, Debian packages; podman and docker-registry
+for the smoke run)."""
 
+import base64
+import io
+import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import unittest
+import warnings
+
+from gedge_e2e import start_registry
 
 SOURCE_DIR = os.environ.get(
     "GEDGE_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -58,6 +66,133 @@ class PlaybookTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("TYPE: stdout", p.stdout)
         self.assertIn("GEDGE_EVENTS_FD", p.stdout)
+
+
+class SmokeRoleTest(unittest.TestCase):
+    """The smoke_test role without --smoke-image, run for real on this machine (connection local)
+    against docker-registry on loopback: what any registry offers is checked as podman sees it
+    (registries.conf, auth file). The first catalog image is pulled; an empty catalog, or one
+    refused for want of credentials, still passes; rejected credentials and a registry that does
+    not answer fail, saying so. podman's configuration and store are temporary files."""
+
+    PORTS = {"open": 15991, "auth": 15992, "empty": 15993, "down": 15994}
+
+    @classmethod
+    def setUpClass(cls):
+        for tool in ("ansible-playbook", "podman", "docker-registry"):
+            if not shutil.which(tool):
+                raise unittest.SkipTest(f"{tool} not installed")
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root (podman with a temporary store)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt  # bcrypt for the registry's htpasswd (Python < 3.13)
+            htpasswd = "u:" + crypt.crypt("pw", crypt.mksalt(crypt.METHOD_BLOWFISH))
+        except (ImportError, ValueError, TypeError):
+            raise unittest.SkipTest("no bcrypt in Python's crypt module")
+        cls.tmp = t = tempfile.mkdtemp(prefix="gedge-smoke-")
+        cls.addClassCleanup(shutil.rmtree, t, True)
+        with open(f"{t}/registries.conf", "w") as f:
+            for port in cls.PORTS.values():
+                f.write(f'[[registry]]\nlocation = "127.0.0.1:{port}"\ninsecure = true\n')
+        with open(f"{t}/storage.conf", "w") as f:
+            f.write(f'[storage]\ndriver = "vfs"\ngraphroot = "{t}/store"\nrunroot = "{t}/run"\n')
+        cls.auth = f"{t}/auth.json"
+        cls.set_auth({})
+        cls.env = clean_env(t)
+        cls.env.update(CONTAINERS_REGISTRIES_CONF=f"{t}/registries.conf", CONTAINERS_STORAGE_CONF=f"{t}/storage.conf",
+                       REGISTRY_AUTH_FILE=cls.auth, ANSIBLE_LOCALHOST_WARNING="false")
+        with open(f"{t}/htpasswd", "w") as f:
+            f.write(htpasswd + "\n")
+        for name in ("open", "auth", "empty"):
+            cls.start_registry(name)
+        # One tiny image: twice in the open registry, once in the one that asks for credentials.
+        layer = f"{t}/layer.tar"
+        with tarfile.open(layer, "w") as tar:
+            info = tarfile.TarInfo("hello.txt")
+            data = b"gedge smoke\n"
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        cls.podman("import", layer, "localhost/tiny:1")
+        for repo in ("zz/last:3", "aa/first:2"):
+            cls.podman("push", "--quiet", "localhost/tiny:1", f"127.0.0.1:{cls.PORTS['open']}/{repo}")
+        cls.set_auth({"u": "u", "pw": "pw", "port": cls.PORTS["auth"]})
+        cls.podman("push", "--quiet", "localhost/tiny:1", f"127.0.0.1:{cls.PORTS['auth']}/bb/only:latest")
+        cls.podman("rmi", "localhost/tiny:1")
+
+    def setUp(self):
+        self.set_auth({})
+
+    @classmethod
+    def podman(cls, *args):
+        p = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=120, env=cls.env)
+        if p.returncode != 0:
+            raise AssertionError(f"podman {args}: {p.stderr}")
+        return p.stdout
+
+    @classmethod
+    def set_auth(cls, creds):
+        auths = {}
+        if creds:
+            token = base64.b64encode(f"{creds['u']}:{creds['pw']}".encode()).decode()
+            auths[f"127.0.0.1:{creds['port']}"] = {"auth": token}
+        with open(cls.auth, "w") as f:
+            json.dump({"auths": auths}, f)
+
+    @classmethod
+    def start_registry(cls, name):
+        start_registry(f"127.0.0.1:{cls.PORTS[name]}", f"{cls.tmp}/reg-{name}", cls.addClassCleanup,
+                       f"{cls.tmp}/htpasswd" if name == "auth" else None)
+
+    def smoke(self, name):
+        pb = f"{self.tmp}/smoke.yml"
+        with open(pb, "w") as f:
+            f.write("- name: Smoke\n  hosts: localhost\n  connection: local\n  gather_facts: false\n"
+                    "  roles:\n    - role: smoke_test\n")
+        p = subprocess.run(["ansible-playbook", "-i", "localhost,", pb, "-e", f"gedge_registry=127.0.0.1:{self.PORTS[name]}"],
+                           capture_output=True, text=True, timeout=300, env=self.env)
+        return p.returncode, p.stdout + p.stderr
+
+    def images(self):
+        return set(self.podman("images", "--format", "{{.Repository}}:{{.Tag}}").split())
+
+    def test_the_first_catalog_image_is_pulled(self):
+        rc, out = self.smoke("open")
+        self.assertEqual(rc, 0, out)
+        self.assertIn(f"127.0.0.1:{self.PORTS['open']}/aa/first:2", self.images())
+        self.assertNotIn(f"127.0.0.1:{self.PORTS['open']}/zz/last:3", self.images())
+        # Again: nothing to pull, nothing changed.
+        rc, out = self.smoke("open")
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"changed=0\b")
+
+    def test_an_empty_catalog_passes(self):
+        rc, out = self.smoke("empty")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual({i for i in self.images() if str(self.PORTS["empty"]) in i}, set())
+
+    def test_credentials_as_configured(self):
+        port = self.PORTS["auth"]
+        # None configured: the 401 is the registry answering; its catalog is not read.
+        rc, out = self.smoke("auth")
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn(f"127.0.0.1:{port}/bb/only:latest", self.images())
+        # Valid ones: the catalog is read with them and its image pulled.
+        self.set_auth({"u": "u", "pw": "pw", "port": port})
+        rc, out = self.smoke("auth")
+        self.assertEqual(rc, 0, out)
+        self.assertIn(f"127.0.0.1:{port}/bb/only:latest", self.images())
+        # Rejected ones fail, saying so.
+        self.set_auth({"u": "u", "pw": "wrong", "port": port})
+        rc, out = self.smoke("auth")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn(f"the registry 127.0.0.1:{port} rejects the device's credentials", out)
+
+    def test_a_registry_that_does_not_answer_fails(self):
+        rc, out = self.smoke("down")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn(f"the device cannot reach 127.0.0.1:{self.PORTS['down']}/v2/", out)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ struct BuildRequest {
   std::string registry;            // HOST:PORT
   std::string registry_ca;         // CA (PEM file) for the registry, installed on every device
   bool insecure_registry = false;  // allow plain HTTP / unverified TLS for it (warns)
-  std::string smoke_image;         // default: REGISTRY/gedge/busybox:1.0 when a registry is set
+  std::string smoke_image;         // pulled and run; "": the devices check the registry instead
   std::string artifacts;           // k3s: directory with the k3s binary and airgap images
   bool dry_run = false;
   bool resume = false;

@@ -179,11 +179,11 @@ Result<nlohmann::json> profile_vars(const BuildRequest& req,
                                     std::min(req.timeout_s, 5.0), rep));
     v["gedge_registry_insecure"] = trust.insecure;
     v["gedge_registry_ca"] = trust.ca_pem;
-    v["gedge_smoke_image"] =
-        req.smoke_image.empty() ? req.registry + "/gedge/busybox:1.0" : req.smoke_image;
-  } else {
-    v["gedge_smoke_image"] = req.smoke_image;
   }
+  // Without --smoke-image, the smoke run checks what any registry offers: the device reaches its
+  // /v2/ with TLS and its credentials as configured, and pulls the catalog's first image
+  // (playbooks/roles/smoke_test).
+  v["gedge_smoke_image"] = req.smoke_image;
   if (req.profile == "k3s" || req.profile == "k8s") {
     v["gedge_server"] = req.server.empty() ? (targets.empty() ? "" : targets.front()) : req.server;
   }
