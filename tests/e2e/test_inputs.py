@@ -61,6 +61,8 @@ class InputFilesTest(GedgeTest):
             ("service file FIFO", ["sched", "place", fifo, "--state", web], {}),
             ("inventory FIFO", ["device", "import", fifo, "--no-connect"], {}),
             ("--placement FIFO", ["svc", "deploy", web, "--cluster", "c", "--placement", fifo], {}),
+            ("--ssh-config FIFO (ssh -G waited for a writer)",
+             ["--ssh-config", fifo, "device", "add", "x", "--host", "cam", "--accept-new"], {}),
             ("GEDGE_CONFIG FIFO (read at every start)", ["device", "ls"], {"GEDGE_CONFIG": fifo}),
             ("GEDGE_CONFIG /dev/zero", ["device", "ls"], {"GEDGE_CONFIG": "/dev/zero"}),
         ]

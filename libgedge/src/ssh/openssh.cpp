@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "gedge/document.hpp"
 #include "gedge/report.hpp"
 
 extern char** environ;
@@ -275,9 +276,9 @@ Result<ResolvedHost> resolve_ssh_host(const std::string& host, const std::string
   GEDGE_TRY_ASSIGN(auto exe, find_ssh(program));
   std::vector<std::string> argv = {exe, "-G"};
   if (!config_file.empty()) {
-    if (::access(config_file.c_str(), R_OK) != 0)
-      return fail(ErrorCode::usage, fmt::format("cannot read ssh config file {}", config_file),
-                  "check --ssh-config / GEDGE_SSH_CONFIG");
+    // A regular, readable file of bounded size (ssh would wait for a FIFO's writer).
+    if (auto r = read_input_file(config_file, 16u << 20, "ssh config file"); !r)
+      return fail(ErrorCode::usage, r.error().message, "check --ssh-config / GEDGE_SSH_CONFIG");
     argv.insert(argv.end(), {"-F", config_file});
   }
   if (!user.empty()) argv.insert(argv.end(), {"-l", user});
