@@ -9,6 +9,7 @@
 #include "app.hpp"
 #include "gedge/device.hpp"
 #include "gedge/metrics.hpp"
+#include "gedge/stores.hpp"
 #include "ignore_not_found.hpp"
 
 namespace gedge::cli {
@@ -180,9 +181,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
     }
     // A new cluster without --profile is a containers cluster.
     if (req.profile.empty() && !req.resume) {
-      GEDGE_TRY_ASSIGN(auto rows,
-                       inv->query("SELECT profile FROM clusters WHERE name = ?", {req.name}));
-      if (rows.empty()) req.profile = "containers";
+      GEDGE_TRY_ASSIGN(bool known, ClusterStore(*inv).exists(req.name));
+      if (!known) req.profile = "containers";
     }
     GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
     GEDGE_TRY_ASSIGN(auto built, cluster::build(*inv, paths, req, ctx.reporter()));
@@ -342,8 +342,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   examples(rm, {"gedge cluster rm lab --yes", "gedge cluster rm lab --yes --ignore-not-found"});
   on_run(rm, ctx, [&ctx, rm_name, rm_yes, rm_ignore]() -> Result<Outcome> {
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-    GEDGE_TRY_ASSIGN(auto rows, inv->query("SELECT name FROM clusters WHERE name = ?", {*rm_name}));
-    if (rows.empty()) {
+    GEDGE_TRY_ASSIGN(bool known, ClusterStore(*inv).exists(*rm_name));
+    if (!known) {
       Error e{ErrorCode::not_found, fmt::format("cluster '{}' not found", *rm_name),
               "gedge cluster ls"};
       if (auto none = nothing_removed(*rm_ignore, e)) return *none;

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 
+#include "gedge/stores.hpp"
 #include "help.hpp"
 
 namespace gedge::cli {
@@ -57,45 +58,32 @@ Candidates output_values(const std::string& path) {
   return c;
 }
 
-Candidates query(Ctx& ctx, const char* sql, const char* desc_col = nullptr) {
+// A store's completion candidates; none without a home (nothing to offer) or on any error.
+template <class Store>
+Candidates listed(Ctx& ctx) {
   Candidates out;
   auto inv = ctx.inventory();
-  if (!inv) return out;  // no home yet: nothing to offer
-  auto rows = (*inv)->query(sql);
-  if (!rows) return out;
-  for (const auto& r : *rows) {
-    auto text = [](const nlohmann::json& v) {
-      return v.is_string() ? v.get<std::string>() : v.dump();
-    };
-    out.emplace_back(text(r.at("v")), desc_col && r.contains(desc_col) ? text(r.at(desc_col)) : "");
-  }
+  if (!inv) return out;
+  auto got = Store(**inv).completions();
+  if (!got) return out;
+  for (auto& c : *got) out.emplace_back(std::move(c.value), std::move(c.description));
   return out;
 }
 
 Candidates devices(Ctx& ctx) {
-  return query(
-      ctx, "SELECT name AS v, host || ' ' || COALESCE(status, '') AS d FROM devices ORDER BY name",
-      "d");
+  return listed<DeviceStore>(ctx);
 }
 Candidates clusters(Ctx& ctx) {
-  return query(ctx, "SELECT name AS v, kind AS d FROM clusters ORDER BY name", "d");
+  return listed<ClusterStore>(ctx);
 }
 Candidates runtimes(Ctx& ctx) {
-  return query(
-      ctx,
-      "SELECT name AS v, 'newest ' || substr(max(id), 1, 12) AS d FROM runtimes GROUP BY name "
-      "UNION ALL SELECT substr(id, 1, 12) AS v, name || ' ' || created_at AS d FROM runtimes ORDER "
-      "BY 1",
-      "d");
+  return listed<RuntimeStore>(ctx);
 }
 Candidates services(Ctx& ctx) {
-  return query(ctx, "SELECT DISTINCT name AS v, cluster AS d FROM services ORDER BY name", "d");
+  return listed<ServiceStore>(ctx);
 }
 Candidates requests(Ctx& ctx) {
-  return query(ctx,
-               "SELECT id AS v, state AS d FROM sched_requests WHERE state NOT IN ('completed', "
-               "'failed', 'canceled') ORDER BY id",
-               "d");
+  return listed<RequestQueue>(ctx);
 }
 
 // What a value-taking flag completes to; nullopt: a file (or free text).

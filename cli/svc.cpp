@@ -8,6 +8,7 @@
 
 #include "app.hpp"
 #include "gedge/document.hpp"
+#include "gedge/stores.hpp"
 #include "ignore_not_found.hpp"
 
 namespace gedge::cli {
@@ -320,11 +321,8 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
-      GEDGE_TRY_ASSIGN(
-          auto known,
-          inv->query("SELECT name FROM services WHERE name = ? AND (? = '' OR cluster = ?)",
-                     {name, cluster, cluster}));
-      if (known.empty()) {
+      GEDGE_TRY_ASSIGN(bool known, ServiceStore(*inv).exists(name, cluster));
+      if (!known) {
         Error e{ErrorCode::not_found,
                 cluster.empty()
                     ? fmt::format("service '{}' not found", name)

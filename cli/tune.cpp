@@ -8,6 +8,7 @@
 
 #include "app.hpp"
 #include "gedge/ssh.hpp"
+#include "gedge/stores.hpp"
 #include "gedge/topo.hpp"
 
 namespace gedge::cli {
@@ -114,15 +115,8 @@ Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
   if (!s.topology.empty()) return topo::Topology::load(topo::TopologySource::from_arg(s.topology));
   if (s.device.empty()) return topo::Topology::load({});
   GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(auto rows,
-                   inv->query("SELECT topology_xml FROM devices WHERE name = ?", {s.device}));
-  if (rows.empty())
-    return fail(ErrorCode::not_found, fmt::format("device '{}' not found", s.device),
-                "see 'gedge device ls'");
-  std::string xml;
-  if (!s.live && rows[0]["topology_xml"].is_string())
-    xml = rows[0]["topology_xml"].get<std::string>();
-  if (!xml.empty())
+  GEDGE_TRY_ASSIGN(std::string xml, DeviceStore(*inv).topology_xml(s.device));
+  if (!s.live && !xml.empty())
     return topo::Topology::load(
         {topo::TopologySource::Kind::xml_buffer, xml, fmt::format("device {}", s.device)});
   ctx.reporter().info(fmt::format("fetching the topology of '{}' over SSH", s.device));
@@ -136,14 +130,10 @@ Result<std::vector<std::pair<std::string, topo::IndexSet>>> device_pins(
   std::vector<std::pair<std::string, topo::IndexSet>> out;
   if (device.empty()) return out;
   GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv->query("SELECT owner, cpuset FROM pins WHERE device = ? ORDER BY owner", {device}));
-  for (const auto& r : rows) {
-    std::string owner = r["owner"].get<std::string>();
-    if (owner == skip_owner) continue;
-    auto set = topo::parse_list(r["cpuset"].get<std::string>());
-    if (set) out.emplace_back(owner, *set);
+  GEDGE_TRY_ASSIGN(auto pins, PinStore(*inv).on_device(device));
+  for (const auto& pin : pins) {
+    if (pin.owner == skip_owner) continue;
+    if (auto set = topo::parse_list(pin.cpuset)) out.emplace_back(pin.owner, *set);
   }
   return out;
 }
@@ -308,16 +298,8 @@ void register_tune(CLI::App& app, Ctx& ctx) {
         };
         GEDGE_TRY_ASSIGN(auto res, topo::pin_container(p, container, run));
         GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
-        GEDGE_TRY(inv->write([&](Inventory& db) -> Result<void> {
-          GEDGE_TRY(db.exec(
-              "INSERT INTO pins(device, owner, cpuset, mems, created_at) VALUES (?, ?, ?, ?, ?) "
-              "ON CONFLICT(device, owner) DO UPDATE SET cpuset = excluded.cpuset, mems = "
-              "excluded.mems, "
-              "created_at = excluded.created_at",
-              {src.device, container, topo::format_list(p.cpus), topo::format_list(p.memory_nodes),
-               now_rfc3339()}));
-          return {};
-        }));
+        GEDGE_TRY(PinStore(*inv).put(
+            {src.device, container, topo::format_list(p.cpus), topo::format_list(p.memory_nodes)}));
         log_line("info", fmt::format("tune pin device={} container={} cpuset={} mems={}",
                                      src.device, container, topo::format_list(p.cpus),
                                      topo::format_list(p.memory_nodes)));
