@@ -308,3 +308,98 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
   for (const auto& o : offenders) where += " " + o;
   CHECK_MESSAGE(offenders.empty(), "SQL outside libgedge/src/inventory/:" << where);
 }
+
+TEST_CASE("RequestQueue: enqueue at the back or front, claim the next due, start, complete, fail") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  RequestQueue q(inv);
+  auto a = q.enqueue(0, "pipeline", "spec-a", "{}", false).value();
+  auto b = q.enqueue(0, "pipeline", "spec-b", "{}", false).value();
+  auto c = q.enqueue(1, "node", "spec-c", R"({"node":"x"})", true).value();  // high priority
+  auto all = q.list().value();
+  REQUIRE(all.size() == 3);
+  CHECK((all[2].id == c && all[2].priority == 1 && all[2].options == R"({"node":"x"})"));
+  CHECK((all[0].state == "enqueued" && all[0].not_before == 0 && !all[0].error &&
+         !all[0].claimed_by));
+  CHECK(q.next_due({}, 100).value() == std::optional<int64_t>(c));  // the front
+  CHECK(q.next_due({c}, 100).value() == std::optional<int64_t>(a));
+  CHECK(q.next_due({c, a, b}, 100).value() == std::nullopt);
+
+  REQUIRE(q.claim(c, "w1", R"({"pid":1})").value());
+  CHECK_FALSE(q.claim(c, "w2", "{}").value());  // taken already
+  auto got = q.get(c).value();
+  CHECK((got.state == "dispatched" && got.claimed_by == "w1" && got.runner == R"({"pid":1})" &&
+         got.claimed_at));
+  CHECK_FALSE(q.start(c, "w2", R"({"pid":1})").value());  // not its lease
+  REQUIRE(q.start(c, "w1", R"({"pid":1})").value());
+  REQUIRE(q.complete(c, R"({"placements":[]})"));
+  got = q.get(c).value();
+  CHECK((got.state == "completed" && got.placements == R"({"placements":[]})"));
+
+  REQUIRE(q.claim(a, "w1", "{}").value());
+  REQUIRE(q.fail(a, 6, "never fits"));
+  got = q.get(a).value();
+  CHECK(
+      (got.state == "failed" && got.attempts == 6 && got.error == "never fits" && !got.claimed_by));
+  CHECK(q.list("failed").value().size() == 1);
+  auto missing = q.get(99);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ErrorCode::not_found);
+}
+
+TEST_CASE(
+    "RequestQueue: a re-queued request is not due before not_before, and goes to the front when "
+    "asked") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  RequestQueue q(inv);
+  auto a = q.enqueue(0, "pipeline", "a", "{}", false).value();
+  auto b = q.enqueue(0, "pipeline", "b", "{}", false).value();
+  REQUIRE(q.claim(b, "w", "{}").value());
+  CHECK(q.requeue(b, 3, "nothing fits", /*front=*/true, /*not_before=*/1000).value());
+  auto got = q.get(b).value();
+  CHECK((got.state == "enqueued" && got.attempts == 3 && got.not_before == 1000 &&
+         !got.claimed_by && !got.runner));
+  CHECK_FALSE(q.requeue(b, 4, "again", true, 0).value());  // not claimed: nothing to re-queue
+  CHECK(q.next_due({}, 999).value() == std::optional<int64_t>(a));            // b waits
+  CHECK(q.next_due({}, 1000).value() == std::optional<int64_t>(b));           // due: the front
+  CHECK(q.next_due({a}, 999).value() == std::nullopt);                        // nothing else due
+  CHECK(q.next_due({a}, std::nullopt).value() == std::optional<int64_t>(b));  // retry now
+  REQUIRE(q.cancel(a));
+  CHECK(q.get(a).value().state == "canceled");
+  CHECK(q.next_due({}, std::nullopt).value() == std::optional<int64_t>(b));
+}
+
+TEST_CASE(
+    "migration 6 gives requests waiting out a backoff their due time, and the queue an index") {
+  test::TempDir tmp;
+  auto db = tmp.path / "gedge.db";
+  {
+    // An inventory as gedge with 5 migrations left it, holding re-queued requests.
+    auto inv = Inventory::open(db, true).value();
+    REQUIRE(inv.exec("DROP INDEX sched_requests_queue"));
+    REQUIRE(inv.exec("DROP INDEX sched_requests_pos"));
+    REQUIRE(inv.exec("ALTER TABLE sched_requests DROP COLUMN not_before"));
+    REQUIRE(inv.exec("DELETE FROM schema_migrations WHERE version = 6"));
+    REQUIRE(inv.exec("PRAGMA user_version=5"));
+    for (auto [attempts, state] : std::vector<std::pair<int64_t, std::string>>{
+             {0, "enqueued"}, {1, "enqueued"}, {3, "enqueued"}, {9, "enqueued"}, {2, "failed"}})
+      REQUIRE(inv.exec(
+          "INSERT INTO sched_requests (state, policy, spec, attempts, queue_pos, created_at, "
+          "updated_at) VALUES (?, 'pipeline', '', ?, 1, ?, ?)",
+          {state, attempts, std::string(kNow), std::string(kNow)}));
+  }
+  auto inv = Inventory::open(db, false).value();
+  CHECK(inv.schema_version() == Inventory::latest_schema_version());
+  const int64_t t = 1767225600;  // kNow
+  std::vector<int64_t> due;
+  auto rows = RequestQueue(inv).list().value();
+  for (const auto& r : rows) due.push_back(r.not_before);
+  CHECK(due == std::vector<int64_t>{0, t + 30, t + 120, t + 600, 0});
+  auto plan = inv.query(
+                     "EXPLAIN QUERY PLAN SELECT id FROM sched_requests WHERE state = 'enqueued' "
+                     "ORDER BY queue_pos, id LIMIT 1")
+                  .value();
+  REQUIRE_FALSE(plan.empty());
+  CHECK(plan[0]["detail"].get<std::string>().find("sched_requests_queue") != std::string::npos);
+}

@@ -94,14 +94,61 @@ class RuntimeStore {
   Inventory& inv_;
 };
 
-// The scheduler's durable request queue (table sched_requests).
+// One row of the scheduler's request queue (table sched_requests). options, placements and
+// runner hold JSON text; the optional columns are nullopt when NULL.
+struct QueuedRequest {
+  int64_t id = 0;
+  std::string state;  // enqueued | dispatched | scheduling | completed | failed | canceled
+  int64_t priority = 0;
+  std::string policy;
+  std::string spec;
+  std::string options;
+  int64_t attempts = 0;
+  std::optional<std::string> placements;
+  std::optional<std::string> error;
+  std::optional<std::string> claimed_by;
+  std::optional<std::string> claimed_at;
+  std::optional<std::string> runner;
+  double queue_pos = 0;
+  int64_t not_before = 0;  // seconds since the epoch before which a run does not take it
+  std::string created_at;
+  std::string updated_at;
+};
+
+// The scheduler's durable request queue. Each call is one transaction (or part of the caller's).
 class RequestQueue {
  public:
   explicit RequestQueue(Inventory& inv) : inv_(inv) {}
+  // Appends an enqueued request, at the front of the queue when `front`; returns its id.
+  Result<int64_t> enqueue(int64_t priority, const std::string& policy, const std::string& spec,
+                          const std::string& options, bool front);
+  // not_found (hint: sched ls) for an unknown id.
+  Result<QueuedRequest> get(int64_t id);
+  // Every request by id, or those in one state.
+  Result<std::vector<QueuedRequest>> list(const std::string& state = "");
+  // The first enqueued request in queue order not in `skip` whose not_before has passed at `now`
+  // (any, when now is nullopt); one indexed query that stops at the first due row.
+  Result<std::optional<int64_t>> next_due(const std::set<int64_t>& skip,
+                                          std::optional<int64_t> now);
+  // enqueued -> dispatched under a lease (worker, runner JSON); false when no longer enqueued.
+  Result<bool> claim(int64_t id, const std::string& worker, const std::string& runner);
+  // dispatched -> scheduling while the lease is still this worker's and runner's.
+  Result<bool> start(int64_t id, const std::string& worker, const std::string& runner);
+  // -> completed with the placements (JSON text).
+  Result<void> complete(int64_t id, const std::string& placements);
+  // A failed attempt back in the queue (front or back), not taken before `not_before`; the lease
+  // is dropped. Only while the request is claimed (dispatched or scheduling): false otherwise.
+  Result<bool> requeue(int64_t id, int64_t attempts, const std::string& error, bool front,
+                       int64_t not_before);
+  // -> failed for good after `attempts`; the lease is dropped.
+  Result<void> fail(int64_t id, int64_t attempts, const std::string& error);
+  // -> canceled.
+  Result<void> cancel(int64_t id);
   // Requests not finished yet (enqueued, dispatched, scheduling): id and state.
   Result<std::vector<Completion>> completions();
 
  private:
+  Result<double> position(bool front);
   Inventory& inv_;
 };
 

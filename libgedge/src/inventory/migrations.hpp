@@ -6,7 +6,7 @@
 
 namespace gedge::inventory_detail {
 
-inline constexpr std::array<std::string_view, 5> kMigrations = {
+inline constexpr std::array<std::string_view, 6> kMigrations = {
     // 1: the initial schema for every module.
     R"SQL(
 CREATE TABLE devices (
@@ -146,6 +146,19 @@ ALTER TABLE sched_requests ADD COLUMN runner TEXT;
     // JSON array; `--group NAME` selects by it (issue 13).
     R"SQL(
 ALTER TABLE devices ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+)SQL",
+    // 6: when a re-queued request is due again (seconds since the epoch; 0: at once), so a run
+    // takes the next due request with one indexed query instead of reading every enqueued row and
+    // parsing its updated_at (issue 12). Requests waiting out a backoff keep their due time
+    // (updated_at + 30 s doubling per attempt, at most 600 s).
+    R"SQL(
+ALTER TABLE sched_requests ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+UPDATE sched_requests
+   SET not_before = COALESCE(CAST(strftime('%s', updated_at) AS INTEGER), 0) +
+                    CASE WHEN attempts >= 6 THEN 600 ELSE 30 << (attempts - 1) END
+ WHERE state = 'enqueued' AND attempts > 0;
+CREATE INDEX sched_requests_queue ON sched_requests(state, queue_pos, id);
+CREATE INDEX sched_requests_pos ON sched_requests(queue_pos);
 )SQL",
 };
 

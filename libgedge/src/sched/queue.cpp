@@ -1,4 +1,4 @@
-// The durable request queue (table sched_requests) and the inventory-backed world.
+// The durable request queue (the inventory's RequestQueue) and the inventory-backed world.
 //
 // GS-Scheduler kept its queues in process memory (lost on restart) and moved at most 6 jobs per
 // 5 s tick; here every transition is one SQLite transaction, and claiming is a BEGIN IMMEDIATE
@@ -16,6 +16,7 @@
 #include "gedge/inventory.hpp"
 #include "gedge/report.hpp"
 #include "gedge/sched.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge::sched {
 
@@ -23,55 +24,59 @@ using nlohmann::json;
 
 namespace {
 
-json parse_or(const json& v, json fallback) {
-  if (!v.is_string()) return fallback;
+json parse_or(const std::optional<std::string>& v, json fallback) {
+  if (!v) return fallback;
   try {
-    return json::parse(v.get<std::string>());
+    return json::parse(*v);
   } catch (...) {
     return fallback;
   }
 }
 
-json row_json(const SqlRow& r) {
-  json out = {{"id", r.at("id")},
-              {"state", r.at("state")},
-              {"priority", r.at("priority").get<int64_t>() > 0 ? "high" : "normal"},
-              {"policy", r.at("policy")},
-              {"attempts", r.at("attempts")},
-              {"placements", parse_or(r.value("placements", json()), nullptr)},
-              {"error", r.value("error", json())},
-              {"claimed_by", r.value("claimed_by", json())},
-              {"claimed_at", r.value("claimed_at", json())},
-              {"runner", parse_or(r.value("runner", json()), nullptr)},
-              {"created_at", r.at("created_at")},
-              {"updated_at", r.at("updated_at")}};
+json parse_or(const json& v, json fallback) {
+  return v.is_string()
+             ? parse_or(std::optional<std::string>(v.get<std::string>()), std::move(fallback))
+             : fallback;
+}
+
+json opt(const std::optional<std::string>& v) {
+  return v ? json(*v) : json();
+}
+
+json row_json(const QueuedRequest& r) {
+  json out = {{"id", r.id},
+              {"state", r.state},
+              {"priority", r.priority > 0 ? "high" : "normal"},
+              {"policy", r.policy},
+              {"attempts", r.attempts},
+              {"placements", parse_or(r.placements, nullptr)},
+              {"error", opt(r.error)},
+              {"claimed_by", opt(r.claimed_by)},
+              {"claimed_at", opt(r.claimed_at)},
+              {"runner", parse_or(r.runner, nullptr)},
+              {"created_at", r.created_at},
+              {"updated_at", r.updated_at}};
   return out;
 }
 
-constexpr const char* kColumns =
-    "id, state, priority, policy, options, spec, attempts, placements, error, claimed_by, "
-    "claimed_at, runner, queue_pos, "
-    "created_at, updated_at";
-
-Result<SqlRow> load_row(Inventory& inv, int64_t id) {
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query(fmt::format("SELECT {} FROM sched_requests WHERE id = ?", kColumns), {id}));
-  if (rows.empty())
-    return fail(ErrorCode::not_found, fmt::format("no scheduling request {}", id),
-                "see 'gedge sched ls'");
-  return rows.front();
-}
-
-// Position at the front or the back of the enqueued requests.
-Result<double> queue_position(Inventory& inv, bool front) {
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query(front ? "SELECT MIN(queue_pos) AS p FROM sched_requests WHERE state = 'enqueued'"
-                      : "SELECT MAX(queue_pos) AS p FROM sched_requests"));
-  if (rows.empty() || rows[0]["p"].is_null()) return 0.0;
-  double p = rows[0]["p"].get<double>();
-  return front ? p - 1 : p + 1;
+// The row as claim_next returns it: the table's columns.
+json raw_json(const QueuedRequest& r) {
+  return json{{"id", r.id},
+              {"state", r.state},
+              {"priority", r.priority},
+              {"policy", r.policy},
+              {"options", r.options},
+              {"spec", r.spec},
+              {"attempts", r.attempts},
+              {"placements", opt(r.placements)},
+              {"error", opt(r.error)},
+              {"claimed_by", opt(r.claimed_by)},
+              {"claimed_at", opt(r.claimed_at)},
+              {"runner", opt(r.runner)},
+              {"queue_pos", r.queue_pos},
+              {"not_before", r.not_before},
+              {"created_at", r.created_at},
+              {"updated_at", r.updated_at}};
 }
 
 Result<Request> request_from_options(const json& o) {
@@ -94,12 +99,9 @@ Result<Request> request_from_options(const json& o) {
   return r;
 }
 
-// Seconds since the epoch of an RFC 3339 UTC stamp as now_rfc3339() writes it; 0 if malformed.
-std::int64_t epoch_of(const std::string& stamp) {
-  std::tm tm{};
-  const char* end = strptime(stamp.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  if (end == nullptr || *end != '\0') return 0;
-  return static_cast<std::int64_t>(timegm(&tm));
+// When a request re-queued after `attempts` failures is due again: after its backoff.
+int64_t due_after(int64_t attempts) {
+  return static_cast<int64_t>(std::time(nullptr)) + retry_backoff_s(static_cast<int>(attempts));
 }
 
 Result<World> world_for(Inventory& inv, const json& o) {
@@ -120,25 +122,14 @@ Result<json> submit(Inventory& inv, const SubmitRequest& r) {
   GEDGE_TRY_ASSIGN(auto req, request_from_options(r.options));
   GEDGE_TRY_ASSIGN(auto world, world_for(inv, r.options));
   GEDGE_TRY(check_request(world, wl, req));
-  int64_t id = 0;
-  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY_ASSIGN(double pos, queue_position(tx, r.priority > 0));
-    std::string now = now_rfc3339();
-    GEDGE_TRY(
-        tx.exec("INSERT INTO sched_requests (state, priority, policy, spec, options, attempts, "
-                "queue_pos, created_at, updated_at) "
-                "VALUES ('enqueued', ?, ?, ?, ?, 0, ?, ?, ?)",
-                {static_cast<int64_t>(r.priority), std::string(policy_name(req.policy)), r.spec,
-                 r.options.dump(), pos, now, now}));
-    id = tx.last_insert_rowid();
-    return {};
-  }));
+  GEDGE_TRY_ASSIGN(int64_t id,
+                   RequestQueue(inv).enqueue(r.priority, std::string(policy_name(req.policy)),
+                                             r.spec, r.options.dump(), r.priority > 0));
   return json{{"id", id},
               {"state", "enqueued"},
               {"policy", std::string(policy_name(req.policy))},
               {"priority", r.priority > 0 ? "high" : "normal"}};
 }
-
 json runner_identity() {
   auto first_line = [](const char* path) {
     std::ifstream f(path);
@@ -195,24 +186,20 @@ RunnerLiveness runner_liveness(const json& runner, const std::string& claimed_by
 Result<std::vector<int64_t>> requeue_dead_claims(Inventory& inv) {
   std::vector<int64_t> requeued;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY_ASSIGN(auto rows,
-                     tx.query("SELECT id, claimed_by, runner FROM sched_requests "
-                              "WHERE state IN ('dispatched', 'scheduling') ORDER BY id"));
-    for (const auto& r : rows) {
-      std::string by =
-          r.value("claimed_by", json()).is_string() ? r["claimed_by"].get<std::string>() : "";
-      if (runner_liveness(parse_or(r.value("runner", json()), nullptr), by) != RunnerLiveness::dead)
-        continue;
-      int64_t id = r["id"].get<int64_t>();
-      GEDGE_TRY_ASSIGN(double pos, queue_position(tx, /*front=*/true));
-      GEDGE_TRY(tx.exec(
-          "UPDATE sched_requests SET state = 'enqueued', claimed_by = NULL, claimed_at = NULL, "
-          "runner = NULL, queue_pos = ?, error = ?, updated_at = ? "
-          "WHERE id = ? AND state IN ('dispatched', 'scheduling')",
-          {pos,
-           fmt::format("runner {} died holding this request; re-queued", by.empty() ? "?" : by),
-           now_rfc3339(), id}));
-      requeued.push_back(id);
+    RequestQueue q(tx);
+    GEDGE_TRY_ASSIGN(auto claimed, q.list("dispatched"));
+    GEDGE_TRY_ASSIGN(auto scheduling, q.list("scheduling"));
+    claimed.insert(claimed.end(), scheduling.begin(), scheduling.end());
+    std::sort(claimed.begin(), claimed.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+    for (const auto& r : claimed) {
+      std::string by = r.claimed_by.value_or("");
+      if (runner_liveness(parse_or(r.runner, nullptr), by) != RunnerLiveness::dead) continue;
+      std::string why =
+          fmt::format("runner {} died holding this request; re-queued", by.empty() ? "?" : by);
+      GEDGE_TRY_ASSIGN(bool back, q.requeue(r.id, r.attempts, why, /*front=*/true,
+                                            r.attempts > 0 ? due_after(r.attempts) : 0));
+      if (back) requeued.push_back(r.id);
     }
     return {};
   }));
@@ -228,30 +215,14 @@ Result<std::optional<json>> claim_next(Inventory& inv, const std::string& worker
   std::optional<json> claimed;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
     // In queue order, the first request not taken earlier in this run whose backoff has passed.
-    GEDGE_TRY_ASSIGN(
-        auto order,
-        tx.query("SELECT id, attempts, updated_at FROM sched_requests WHERE state = 'enqueued' "
-                 "ORDER BY queue_pos, id"));
-    std::optional<int64_t> pick;
-    for (const auto& o : order) {
-      int64_t id = o["id"].get<int64_t>();
-      if (skip.contains(id)) continue;
-      int attempts = static_cast<int>(o["attempts"].get<int64_t>());
-      if (!retry_now && attempts > 0 && o["updated_at"].is_string() &&
-          epoch_of(o["updated_at"].get<std::string>()) + retry_backoff_s(attempts) > now)
-        continue;
-      pick = id;
-      break;
-    }
+    RequestQueue q(tx);
+    GEDGE_TRY_ASSIGN(auto pick,
+                     q.next_due(skip, retry_now ? std::nullopt : std::optional<int64_t>(now)));
     if (!pick) return {};
-    GEDGE_TRY_ASSIGN(auto row, load_row(tx, *pick));
-    std::string at = now_rfc3339();
-    GEDGE_TRY(
-        tx.exec("UPDATE sched_requests SET state = 'dispatched', claimed_by = ?, claimed_at = ?, "
-                "runner = ?, "
-                "updated_at = ? WHERE id = ? AND state = 'enqueued'",
-                {worker, at, runner_identity().dump(), at, *pick}));
-    claimed = row;
+    GEDGE_TRY_ASSIGN(auto row, q.get(*pick));
+    GEDGE_TRY_ASSIGN(bool mine, q.claim(*pick, worker, runner_identity().dump()));
+    if (!mine) return {};
+    claimed = raw_json(row);
     (*claimed)["state"] = "dispatched";
     return {};
   }));
@@ -266,6 +237,7 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
   // live runner's claim is never taken, so no request runs twice at once.
   GEDGE_TRY(requeue_dead_claims(inv));
   std::string runner = runner_identity().dump();
+  RequestQueue queue(inv);
   int n = 0;
   while (o.max <= 0 || n < o.max) {
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
@@ -274,15 +246,7 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
     ++n;
     int64_t id = (*next)["id"].get<int64_t>();
     taken.insert(id);
-    bool mine = false;
-    GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-      GEDGE_TRY_ASSIGN(
-          auto c, tx.exec("UPDATE sched_requests SET state = 'scheduling', updated_at = ? "
-                          "WHERE id = ? AND state = 'dispatched' AND claimed_by = ? AND runner = ?",
-                          {now_rfc3339(), id, worker, runner}));
-      mine = c == 1;
-      return {};
-    }));
+    GEDGE_TRY_ASSIGN(bool mine, queue.start(id, worker, runner));
     if (!mine) continue;  // canceled between claim and start
     json options = parse_or((*next)["options"], json::object());
     Result<Placement> placed = [&]() -> Result<Placement> {
@@ -293,31 +257,19 @@ Result<json> run_queue(Inventory& inv, const RunOptions& o) {
       return place(world, wl, req);
     }();
     GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-      GEDGE_TRY_ASSIGN(auto row, load_row(tx, id));
-      if (row["state"] != "scheduling") return {};  // canceled meanwhile: leave it so
-      std::string now = now_rfc3339();
-      if (placed) {
-        GEDGE_TRY(
-            tx.exec("UPDATE sched_requests SET state = 'completed', placements = ?, error = NULL, "
-                    "updated_at = ? WHERE id = ?",
-                    {to_json(*placed).dump(), now, id}));
-      } else {
-        int attempts = static_cast<int>(row["attempts"].get<int64_t>()) + 1;
-        QueueDecision d = permanent_failure(placed.error().code) ? QueueDecision{"failed", false}
-                                                                 : after_failure(attempts);
-        double pos = row["queue_pos"].get<double>();
-        if (d.state == "enqueued") {
-          GEDGE_TRY_ASSIGN(pos, queue_position(tx, d.front));
-        }
-        GEDGE_TRY(tx.exec(
-            "UPDATE sched_requests SET state = ?, attempts = ?, error = ?, queue_pos = ?, "
-            "claimed_by = NULL, "
-            "claimed_at = NULL, runner = NULL, updated_at = ? WHERE id = ?",
-            {d.state, static_cast<int64_t>(attempts), placed.error().message, pos, now, id}));
-      }
+      RequestQueue q(tx);
+      GEDGE_TRY_ASSIGN(auto row, q.get(id));
+      if (row.state != "scheduling") return {};  // canceled meanwhile: leave it so
+      if (placed) return q.complete(id, to_json(*placed).dump());
+      int64_t attempts = row.attempts + 1;
+      QueueDecision d = permanent_failure(placed.error().code)
+                            ? QueueDecision{"failed", false}
+                            : after_failure(static_cast<int>(attempts));
+      if (d.state != "enqueued") return q.fail(id, attempts, placed.error().message);
+      GEDGE_TRY(q.requeue(id, attempts, placed.error().message, d.front, due_after(attempts)));
       return {};
     }));
-    GEDGE_TRY_ASSIGN(auto row, load_row(inv, id));
+    GEDGE_TRY_ASSIGN(auto row, queue.get(id));
     done.push_back(row_json(row));
   }
   return done;
@@ -329,13 +281,7 @@ Result<json> list_requests(Inventory& inv, const std::string& state) {
   if (!state.empty() && !states.contains(state))
     return fail(ErrorCode::usage, fmt::format("unknown state '{}'", state),
                 "states: enqueued, dispatched, scheduling, completed, failed, canceled");
-  auto queried =
-      state.empty()
-          ? inv.query(fmt::format("SELECT {} FROM sched_requests ORDER BY id", kColumns))
-          : inv.query(
-                fmt::format("SELECT {} FROM sched_requests WHERE state = ? ORDER BY id", kColumns),
-                {state});
-  GEDGE_TRY_ASSIGN(auto rows, std::move(queried));
+  GEDGE_TRY_ASSIGN(auto rows, RequestQueue(inv).list(state));
   json out = json::array();
   for (const auto& r : rows) out.push_back(row_json(r));
   return out;
@@ -344,19 +290,18 @@ Result<json> list_requests(Inventory& inv, const std::string& state) {
 Result<json> cancel(Inventory& inv, int64_t id) {
   json result;
   GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY_ASSIGN(auto row, load_row(tx, id));
-    std::string st = row["state"].get<std::string>();
-    if (st == "canceled") {
+    RequestQueue q(tx);
+    GEDGE_TRY_ASSIGN(auto row, q.get(id));
+    if (row.state == "canceled") {
       result = row_json(row);
       result["changed"] = false;
       return {};
     }
-    if (st == "completed" || st == "failed")
-      return fail(ErrorCode::conflict, fmt::format("request {} is already {}", id, st),
+    if (row.state == "completed" || row.state == "failed")
+      return fail(ErrorCode::conflict, fmt::format("request {} is already {}", id, row.state),
                   "only queued requests can be canceled");
-    GEDGE_TRY(tx.exec("UPDATE sched_requests SET state = 'canceled', updated_at = ? WHERE id = ?",
-                      {now_rfc3339(), id}));
-    GEDGE_TRY_ASSIGN(auto updated, load_row(tx, id));
+    GEDGE_TRY(q.cancel(id));
+    GEDGE_TRY_ASSIGN(auto updated, q.get(id));
     result = row_json(updated);
     result["changed"] = true;
     return {};
