@@ -247,7 +247,8 @@ void register_device(CLI::App& app, Ctx& ctx) {
         ->check(CLI::IsMember({"ini", "yaml", "ssh-config"}))
         ->option_text("FORMAT");
     cmd->add_flag("--no-connect", req.no_connect,
-                  "Record the hosts without contacting them (status unknown; one transaction)");
+                  "Record the hosts without contacting them (status unknown; one transaction); "
+                  "the keys --known-hosts files list for them are pinned");
     cmd->add_flag("--accept-new", req.accept_new,
                   "Trust each host's presented host key on first contact");
     cmd->add_option("--known-hosts", req.known_hosts_files,
@@ -260,6 +261,7 @@ void register_device(CLI::App& app, Ctx& ctx) {
         {"gedge device import hosts.ini --known-hosts ~/.ssh/known_hosts",
          "gedge device import hosts.ini --accept-new",
          "gedge device import inventory.yml --no-connect -o json",
+         "gedge device import hosts.ini --no-connect --known-hosts ~/.ssh/known_hosts",
          "gedge device import ~/.ssh/config.d/fleet --format ssh-config --accept-new",
          "gedge device exec --group cams -- uptime   # groups come along, :children expanded"});
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {

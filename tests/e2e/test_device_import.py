@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """gedge device import without the lab: parse errors name FILE:LINE (exit 2, nothing stored),
 unknown variables kept as labels, groups with :children expanded, --no-connect for 10 000 hosts
-in one transaction, and --group selection."""
+in one transaction (pinning the keys known_hosts files list for the hosts), and --group
+selection."""
 
 import os
 import shutil
@@ -102,6 +103,63 @@ class DeviceImportTest(GedgeTest):
         devs = {d["name"]: d for d in self.gedge_json("device", "ls")}
         self.assertEqual((devs["gw-a"]["host"], devs["gw-a"]["user"]), ("10.213.0.11", "ops"))
 
+
+    def keypair(self, name):
+        key = os.path.join(self.tmp, name)
+        r = run_cmd(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
+        self.assertEqual(r.rc, 0, r)
+        with open(key + ".pub") as f:
+            line = " ".join(f.read().split()[:2])
+        fp = run_cmd(["ssh-keygen", "-lf", key + ".pub"]).stdout.split()[1]
+        return line, fp
+
+    def test_no_connect_pins_the_keys_known_hosts_files_list(self):
+        (ka, fa), (kb, fb), (kc, _), (kd, _), (ke, _) = (self.keypair(n) for n in "abcde")
+        kh = self.write("known_hosts", f"10.213.0.11 {ka}\n[10.213.0.12]:2222 {kb}\n"
+                                       f"cam4 {kc}\n@revoked * {kc}\n"
+                                       f"10.213.0.15 {kd}\n10.213.0.15 {ke}\n")
+        r = run_cmd(["ssh-keygen", "-H", "-f", kh])  # hashed names, as ~/.ssh/known_hosts often is
+        self.assertEqual(r.rc, 0, r)
+        inv = self.write("hosts.ini", "[cams]\ncam1 ansible_host=10.213.0.11\n"
+                                      "cam2 ansible_host=10.213.0.12 ansible_port=2222\n"
+                                      "cam3 ansible_host=10.213.0.13\ncam4 ansible_host=10.213.0.14\n"
+                                      "cam5 ansible_host=10.213.0.15\n")
+        r = self.run_gedge("device", "import", inv, "--no-connect", "--known-hosts", kh, "-o", "json")
+        self.assertEqual(r.rc, 3, r)  # cam5: two different keys listed, not recorded
+        res = {x["device"]: x for x in r.json["results"]}
+        self.assertEqual(res["cam1"]["status"], "recorded")
+        self.assertIn(f"host key {fa} pinned from {kh}:", res["cam1"]["message"])
+        self.assertIn(f"host key {fb} pinned from", res["cam2"]["message"])
+        for absent in ("cam3", "cam4"):  # not listed, or listed with a revoked key
+            self.assertEqual(res[absent]["status"], "recorded")
+            self.assertIn("not pinned (status unknown)", res[absent]["message"])
+        self.assertEqual(res["cam5"]["status"], "host_key_mismatch")
+        self.assertIn("list different ssh-ed25519 keys", res["cam5"]["message"])
+        self.assertEqual(r.json["summary"]["pinned_from_known_hosts"], 2)
+        devs = {d["name"]: d for d in self.gedge_json("device", "ls")}
+        self.assertEqual(set(devs), {"cam1", "cam2", "cam3", "cam4"})
+        self.assertEqual(devs["cam1"]["host_key"], {"type": "ssh-ed25519", "fingerprint": fa})
+        self.assertEqual(devs["cam2"]["host_key"], {"type": "ssh-ed25519", "fingerprint": fb})
+        self.assertIsNone(devs["cam3"]["host_key"]["fingerprint"])
+        self.assertEqual({d["status"] for d in devs.values()}, {"unknown"})
+        with open(os.path.join(self.home, "known_hosts")) as f:
+            lines = f.read().splitlines()
+        self.assertIn(f"cam1 {ka}", lines)  # OpenSSH/Ansible check the same key (HostKeyAlias)
+        self.assertIn(f"cam2 {kb}", lines)
+        self.assertFalse([l for l in lines if l.startswith(("cam3 ", "cam4 "))])
+
+        # The config's known_hosts_files, when no --known-hosts is given: an unpinned device
+        # already recorded gets the key the file lists.
+        kf, ff = self.keypair("f")
+        self.write("kh2", f"10.213.0.13 {kf}\n")
+        os.makedirs(os.path.join(self.tmp, "config", "gedge"))
+        self.write(os.path.join("config", "gedge", "config.yaml"), f"known_hosts_files: [{self.tmp}/kh2]\n")
+        r = self.run_gedge("device", "import", inv, "--no-connect", "-o", "json")
+        res = {x["device"]: x for x in r.json["results"]}
+        self.assertEqual(res["cam3"]["status"], "recorded")
+        self.assertIn("already registered; host key", res["cam3"]["message"])
+        self.assertEqual(res["cam1"]["status"], "unchanged")
+        self.assertEqual(self.gedge_json("device", "show", "cam3")["host_key"]["fingerprint"], ff)
 
 if __name__ == "__main__":
     unittest.main()

@@ -709,3 +709,45 @@ TEST_CASE("host certificates: OpenSSH's -v log decides (lines from OpenSSH 9.2)"
     CHECK(v.error().message.find("Connection refused") != std::string::npos);
   }
 }
+
+TEST_CASE("known_hosts_listed_keys: the key to pin with no connection, per host") {
+  const std::string ed =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF1a6WmmugztfMUw6lUnZZ/fza6VH6EDMQbPm+m+XRZl";
+  const std::string ed2 =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAy0aWwMwidQwscIp97wx00u79QPEJDRKYUnBPmTwPx/";
+  const std::string ec =
+      "ecdsa-sha2-nistp256 "
+      "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBP0FGAg0goYbHq2t2rPmNzHnEvNF"
+      "JmadbibaJiUoWUk720cvDva+fohsS+u4xEeyalqla74GrX9KhZM7v4CrE4w=";
+  const std::string rv =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIASxsL7aq4D8fhcKemuGfSxqqnqhMeH8yYxmfDG8DdnK";
+  test::TempDir dir;
+  auto file = (dir.path / "known_hosts").string();
+  REQUIRE(write_file_atomic(file,
+                            "10.0.0.1 " + ec + "\n10.0.0.1 " + ed + "\n[10.0.0.2]:2222 " + ed2 +
+                                "\n" + "10.0.0.3 " + rv + "\n@revoked * " + rv + "\n10.0.0.4 " +
+                                ed + "\n10.0.0.4 " + ed2 + "\n@cert-authority * " + ed + "\n",
+                            0600));
+  auto r = known_hosts_listed_keys(
+      {file}, {known_hosts_names("10.0.0.1", 22), known_hosts_names("10.0.0.2", 2222),
+               known_hosts_names("10.0.0.3", 22), known_hosts_names("10.0.0.9", 22),
+               known_hosts_names("10.0.0.5", 22, "10.0.0.1")});
+  REQUIRE(r);
+  REQUIRE(r->size() == 5);
+  REQUIRE((*r)[0].key);
+  CHECK((*r)[0].key->key == ed);  // Ed25519 before ECDSA, whatever the order in the file
+  CHECK((*r)[0].key->where == file + ":2");
+  REQUIRE((*r)[1].key);
+  CHECK((*r)[1].key->key == ed2);
+  CHECK_FALSE((*r)[2].key);  // its only key is revoked
+  CHECK_FALSE((*r)[3].key);  // not listed (an @cert-authority line is no key to pin)
+  REQUIRE((*r)[4].key);
+  CHECK((*r)[4].key->key == ed);  // by the inventory name
+  auto c = known_hosts_listed_keys({file}, {known_hosts_names("10.0.0.4", 22)});
+  REQUIRE(c);
+  CHECK_FALSE((*c)[0].key);
+  CHECK((*c)[0].conflict.find("list different ssh-ed25519 keys") != std::string::npos);
+  CHECK(key_fingerprint(ed) ==
+        "SHA256:Mr1zLHFhzgjg8EwG4rs74dmo8dwR92SqiJ0qonPgevk");  // ssh-keygen -l
+  CHECK(key_fingerprint("ssh-ed25519 !!!") == "");
+}

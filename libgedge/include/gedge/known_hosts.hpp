@@ -6,7 +6,11 @@
 // caller to have the host's certificate verified (see verify_host_certificate in openssh.hpp).
 #pragma once
 
+#include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gedge/error.hpp"
@@ -38,5 +42,27 @@ std::vector<std::string> known_hosts_names(const std::string& host, int port,
 Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& files,
                                              const std::vector<std::string>& names,
                                              const HostKey& presented);
+
+// The keys to pin with no connection (device import --no-connect), one per host, each host
+// given by the names it is looked up by: of the plain lines naming the host whose key is not
+// @revoked, the one of the most preferred type (Ed25519, ECDSA, RSA, then others); none when no
+// line names it. Two different keys of that type for a host are a conflict (which one is the
+// host's is not known): no key, and `conflict` says which lines. usage when a file cannot be read.
+struct ListedKey {
+  std::optional<KnownHostsLine> key;
+  std::string conflict;
+};
+Result<std::vector<ListedKey>> known_hosts_listed_keys(
+    const std::vector<std::string>& files, const std::vector<std::vector<std::string>>& hosts);
+
+// The SHA256 fingerprint ("SHA256:" + unpadded base64, as ssh-keygen -l prints it) of a key
+// given as "type base64"; "" when the base64 is malformed.
+std::string key_fingerprint(const std::string& key_line);
+
+// known_hosts_update (ssh.hpp) for many aliases in one locked rewrite of gedge's own file: each
+// (alias, "type base64") replaces the alias's line ("" removes it).
+Result<void> known_hosts_set(const std::filesystem::path& file,
+                             const std::vector<std::pair<std::string, std::string>>& lines,
+                             std::string_view legacy_marker = {});
 
 }  // namespace gedge

@@ -14,6 +14,7 @@
 
 #include "device_detail.hpp"
 #include "gedge/document.hpp"
+#include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
 
 namespace gedge {
@@ -119,6 +120,7 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
   if (hosts.empty()) return fail(ErrorCode::usage, "the inventory names no hosts");
 
   nlohmann::json results = nlohmann::json::array();
+  std::size_t pinned_count = 0;
   if (req.no_connect) {
     // ssh_config hosts are what `ssh -G -F FILE` says they are.
     for (auto& h : hosts) {
@@ -129,22 +131,78 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
       h.port = rh.port;
       h.user = rh.user;
     }
+    // Keys the operator's known_hosts files list pin the hosts they name (looked up by the
+    // address and the inventory name); hosts the files do not name stay unpinned.
+    std::vector<ListedKey> listed(hosts.size());
+    if (!req.known_hosts_files.empty()) {
+      std::vector<std::vector<std::string>> names;
+      for (const auto& h : hosts)
+        names.push_back(known_hosts_names(h.host, h.port ? h.port : 22, h.name));
+      GEDGE_TRY_ASSIGN(listed, known_hosts_listed_keys(req.known_hosts_files, names));
+    }
     std::string now = now_rfc3339();
     std::string me = local_user();
+    std::vector<std::pair<std::string, std::string>> pinned;  // device, key line
     GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
-      for (const auto& h : hosts) {
+      results = nlohmann::json::array();
+      pinned.clear();
+      for (std::size_t i = 0; i < hosts.size(); ++i) {
+        const auto& h = hosts[i];
         nlohmann::json labels = h.labels;
         nlohmann::json groups = h.groups;
         int port = h.port ? h.port : 22;
         std::string user = h.user.empty() ? me : h.user;
-        GEDGE_TRY_ASSIGN(auto cur,
-                         db.query("SELECT host, port, user FROM devices WHERE name = ?", {h.name}));
+        const auto& lk = listed[i];
+        if (!lk.conflict.empty()) {
+          results.push_back(result_of(h, "host_key_mismatch", "host_key", lk.conflict));
+          continue;
+        }
+        HostKey key;
+        std::string pin_note;
+        if (lk.key) {
+          key.public_key = lk.key->key;
+          key.type = key.public_key.substr(0, key.public_key.find(' '));
+          key.fingerprint = key_fingerprint(key.public_key);
+          pin_note = fmt::format("host key {} pinned from {}", key.fingerprint, lk.key->where);
+          // The pin belongs to the address: another device's key there must agree.
+          GEDGE_TRY_ASSIGN(auto at,
+                           db.query("SELECT name, host_key_fp FROM devices WHERE host = ? AND "
+                                    "port = ? AND name <> ? AND host_key_fp IS NOT NULL AND "
+                                    "proxy_jump IS NULL",
+                                    {h.host, int64_t(port), h.name}));
+          if (!at.empty() && at.front()["host_key_fp"] != key.fingerprint) {
+            results.push_back(result_of(
+                h, "host_key_mismatch", "host_key",
+                fmt::format("{} lists {} for {}:{}, but device '{}' pinned {} there", lk.key->where,
+                            key.fingerprint, h.host, port, at.front()["name"].get<std::string>(),
+                            at.front()["host_key_fp"].get<std::string>())));
+            continue;
+          }
+        } else if (!req.known_hosts_files.empty()) {
+          pin_note = "not in the known_hosts files: host key not pinned (status unknown)";
+        }
+        GEDGE_TRY_ASSIGN(
+            auto cur,
+            db.query("SELECT host, port, user, host_key_fp FROM devices WHERE name = ?", {h.name}));
         if (!cur.empty()) {
           auto& c = cur.front();
           if (c["host"] == h.host && c["port"] == port && c["user"] == user) {
             GEDGE_TRY(db.exec("UPDATE devices SET groups=?, updated_at=? WHERE name=?",
                               {groups.dump(), now, h.name}));
-            results.push_back(result_of(h, "unchanged", "", "already registered"));
+            if (lk.key && !c["host_key_fp"].is_string()) {
+              GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=? WHERE name=?",
+                                {key.type, key.fingerprint, h.name}));
+              pinned.emplace_back(h.name, key.public_key);
+              results.push_back(result_of(h, "recorded", "", "already registered; " + pin_note));
+            } else if (lk.key && c["host_key_fp"] != key.fingerprint) {
+              results.push_back(
+                  result_of(h, "host_key_mismatch", "host_key",
+                            fmt::format("device '{}' is pinned with {}, but {} lists {}", h.name,
+                                        c["host_key_fp"].get<std::string>(), lk.key->where,
+                                        key.fingerprint)));
+            } else {
+              results.push_back(result_of(h, "unchanged", "", "already registered"));
+            }
           } else {
             results.push_back(result_of(
                 h, "failed", "conflict",
@@ -152,17 +210,22 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
           }
           continue;
         }
-        GEDGE_TRY(
-            db.exec("INSERT INTO devices (name, host, port, user, identity, labels, groups, "
-                    "status, created_at, updated_at) "
-                    "VALUES (?,?,?,?,?,?,?,'unknown',?,?)",
-                    {h.name, h.host, int64_t(port), user,
-                     h.identity.empty() ? SqlValue(nullptr) : SqlValue(h.identity), labels.dump(),
-                     groups.dump(), now, now}));
-        results.push_back(result_of(h, "recorded", "", ""));
+        GEDGE_TRY(db.exec(
+            "INSERT INTO devices (name, host, port, user, identity, labels, groups, host_key_type, "
+            "host_key_fp, status, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,'unknown',?,?)",
+            {h.name, h.host, int64_t(port), user,
+             h.identity.empty() ? SqlValue(nullptr) : SqlValue(h.identity), labels.dump(),
+             groups.dump(), lk.key ? SqlValue(key.type) : SqlValue(nullptr),
+             lk.key ? SqlValue(key.fingerprint) : SqlValue(nullptr), now, now}));
+        if (lk.key) pinned.emplace_back(h.name, key.public_key);
+        results.push_back(result_of(h, "recorded", "", pin_note));
       }
       return {};
     }));
+    // OpenSSH (Ansible, cluster export) checks the same keys under each device's HostKeyAlias.
+    GEDGE_TRY(known_hosts_set(paths.known_hosts, pinned));
+    pinned_count = pinned.size();
   } else {
     SerialReporter srep(rep);
     std::vector<nlohmann::json> per(hosts.size());
@@ -225,11 +288,14 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
       ++failed;
   }
   FanOutReport out;
-  out.json = {
-      {"results", results},
-      {"summary",
-       {{"ok", ok}, {"failed", failed}, {"unreachable", unreachable}, {"hosts", results.size()}}},
-      {"no_connect", req.no_connect}};
+  out.json = {{"results", results},
+              {"summary",
+               {{"ok", ok},
+                {"failed", failed},
+                {"unreachable", unreachable},
+                {"hosts", results.size()},
+                {"pinned_from_known_hosts", pinned_count}}},
+              {"no_connect", req.no_connect}};
   out.error = fan_out_error(folded, "device import");
   if (out.error && ok > 0) out.error->code = ErrorCode::partial;
   return out;

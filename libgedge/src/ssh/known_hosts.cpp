@@ -7,7 +7,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 #include "gedge/document.hpp"
@@ -90,14 +92,15 @@ std::vector<std::string> known_hosts_names(const std::string& host, int port,
   return names;
 }
 
-Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& files,
-                                             const std::vector<std::string>& names,
-                                             const HostKey& presented) {
-  KnownHostsVerdict v;
-  std::string want_type = presented.public_key.substr(0, presented.public_key.find(' '));
-  std::string want_b64 = presented.public_key.substr(presented.public_key.find(' ') + 1);
-  want_b64 = want_b64.substr(0, want_b64.find(' '));
-  std::string revoked_where;
+namespace {
+
+struct KeyLine {
+  std::string where, marker, hosts, type, b64;
+};
+
+// Every key line of every file (comments and malformed lines skipped), in order.
+Result<std::vector<KeyLine>> key_lines(const std::vector<std::string>& files) {
+  std::vector<KeyLine> out;
   for (const auto& f : files) {
     auto text = read_input_file(f, 64u << 20, "known_hosts file");
     if (!text) return fail(ErrorCode::usage, text.error().message, "check the path");
@@ -107,38 +110,56 @@ Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& fil
     while (std::getline(in, line)) {
       ++n;
       std::istringstream ls(line);
-      std::string first, hosts, type, b64;
+      KeyLine k;
+      std::string first;
       if (!(ls >> first) || first[0] == '#') continue;
-      std::string marker;
       if (first[0] == '@') {
-        marker = first;
-        if (!(ls >> hosts)) continue;
+        k.marker = first;
+        if (!(ls >> k.hosts)) continue;
       } else {
-        hosts = first;
+        k.hosts = first;
       }
-      if (!(ls >> type >> b64)) continue;
-      std::string where = fmt::format("{}:{}", f, n);
-      if (marker == "@revoked") {
-        // A revoked key is refused whichever host presents it (and OpenSSH gets every one when
-        // it verifies a host certificate: a revoked CA or certified key is refused there too).
-        v.revoked_keys.push_back(type + " " + b64);
-        if (type == want_type && b64 == want_b64 && revoked_where.empty()) revoked_where = where;
-        continue;
-      }
-      if (!hosts_match(hosts, names)) continue;
-      if (marker == "@cert-authority") {
-        v.cert_authorities.push_back({where, type + " " + b64});
-        continue;
-      }
-      if (!marker.empty()) continue;
-      if (type == want_type && b64 == want_b64) {
-        if (v.kind != KnownHostsVerdict::match) v.where = where;
-        v.kind = KnownHostsVerdict::match;
-      } else if (v.kind == KnownHostsVerdict::none) {
-        v.kind = KnownHostsVerdict::mismatch;
-        v.where = where;
-        v.listed_type = type;
-      }
+      if (!(ls >> k.type >> k.b64)) continue;
+      k.where = fmt::format("{}:{}", f, n);
+      out.push_back(std::move(k));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& files,
+                                             const std::vector<std::string>& names,
+                                             const HostKey& presented) {
+  KnownHostsVerdict v;
+  std::string want_type = presented.public_key.substr(0, presented.public_key.find(' '));
+  std::string want_b64 = presented.public_key.substr(presented.public_key.find(' ') + 1);
+  want_b64 = want_b64.substr(0, want_b64.find(' '));
+  std::string revoked_where;
+  GEDGE_TRY_ASSIGN(auto lines, key_lines(files));
+  for (const auto& k : lines) {
+    if (k.marker == "@revoked") {
+      // A revoked key is refused whichever host presents it (and OpenSSH gets every one when
+      // it verifies a host certificate: a revoked CA or certified key is refused there too).
+      v.revoked_keys.push_back(k.type + " " + k.b64);
+      if (k.type == want_type && k.b64 == want_b64 && revoked_where.empty())
+        revoked_where = k.where;
+      continue;
+    }
+    if (!hosts_match(k.hosts, names)) continue;
+    if (k.marker == "@cert-authority") {
+      v.cert_authorities.push_back({k.where, k.type + " " + k.b64});
+      continue;
+    }
+    if (!k.marker.empty()) continue;
+    if (k.type == want_type && k.b64 == want_b64) {
+      if (v.kind != KnownHostsVerdict::match) v.where = k.where;
+      v.kind = KnownHostsVerdict::match;
+    } else if (v.kind == KnownHostsVerdict::none) {
+      v.kind = KnownHostsVerdict::mismatch;
+      v.where = k.where;
+      v.listed_type = k.type;
     }
   }
   if (!revoked_where.empty()) {
@@ -146,6 +167,60 @@ Result<KnownHostsVerdict> known_hosts_lookup(const std::vector<std::string>& fil
     v.where = revoked_where;
   }
   return v;
+}
+
+Result<std::vector<ListedKey>> known_hosts_listed_keys(
+    const std::vector<std::string>& files, const std::vector<std::vector<std::string>>& hosts) {
+  GEDGE_TRY_ASSIGN(auto lines, key_lines(files));
+  std::set<std::string> revoked;
+  for (const auto& k : lines)
+    if (k.marker == "@revoked") revoked.insert(k.type + " " + k.b64);
+  std::vector<const KeyLine*> plain;
+  for (const auto& k : lines)
+    if (k.marker.empty() && !revoked.contains(k.type + " " + k.b64)) plain.push_back(&k);
+  // The order libssh prefers (the pinned type is the one asked for on every connection).
+  const std::vector<std::string> preferred = {"ssh-ed25519", "ecdsa-sha2-nistp521",
+                                              "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp256",
+                                              "ssh-rsa"};
+  std::vector<ListedKey> out(hosts.size());
+  for (std::size_t h = 0; h < hosts.size(); ++h) {
+    std::vector<const KeyLine*> listed;
+    for (const auto* k : plain)
+      if (hosts_match(k->hosts, hosts[h])) listed.push_back(k);
+    auto rank = [&](const KeyLine* k) {
+      auto it = std::find(preferred.begin(), preferred.end(), k->type);
+      return static_cast<std::size_t>(it - preferred.begin());
+    };
+    const KeyLine* pick = nullptr;
+    for (const auto* k : listed)
+      if (!pick || rank(k) < rank(pick)) pick = k;
+    if (!pick) continue;
+    for (const auto* k : listed)
+      if (k->type == pick->type && k->b64 != pick->b64) {
+        out[h].conflict = fmt::format("{} and {} list different {} keys for the host", pick->where,
+                                      k->where, pick->type);
+        break;
+      }
+    if (out[h].conflict.empty())
+      out[h].key = KnownHostsLine{pick->where, pick->type + " " + pick->b64};
+  }
+  return out;
+}
+
+std::string key_fingerprint(const std::string& key_line) {
+  std::istringstream in(key_line);
+  std::string type, b64;
+  if (!(in >> type >> b64)) return "";
+  std::string blob = b64decode(b64);
+  if (blob.empty()) return "";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!EVP_Digest(blob.data(), blob.size(), md, &len, EVP_sha256(), nullptr)) return "";
+  std::string out(4 * ((len + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), md, static_cast<int>(len));
+  out.resize(static_cast<std::size_t>(n));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  return "SHA256:" + out;
 }
 
 }  // namespace gedge

@@ -16,9 +16,11 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
 #include "gedge/report.hpp"
 #include "gedge/ssh.hpp"
@@ -391,10 +393,12 @@ Result<void> connect_socket(ssh_session s, const SshTarget& t, Clock::time_point
 
 }  // namespace
 
-Result<void> known_hosts_update(const std::filesystem::path& file, std::string_view alias,
-                                const std::string& key_line, std::string_view legacy_marker) {
-  if (file.empty()) return {};
-  const std::string marker(alias);
+Result<void> known_hosts_set(const std::filesystem::path& file,
+                             const std::vector<std::pair<std::string, std::string>>& lines,
+                             std::string_view legacy_marker) {
+  if (file.empty() || lines.empty()) return {};
+  std::set<std::string> markers;
+  for (const auto& l : lines) markers.insert(l.first);
   // Serialise concurrent gedge processes; a rewrite must not lose another's line.
   std::string lock_path = file.string() + ".lock";
   int lfd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -418,11 +422,17 @@ Result<void> known_hosts_update(const std::filesystem::path& file, std::string_v
     pos = nl == std::string::npos ? old.size() : nl + 1;
     if (line.empty()) continue;
     auto hosts = line.substr(0, line.find(' '));
-    if (hosts == marker || (!legacy_marker.empty() && hosts == legacy_marker)) continue;
+    if (markers.contains(hosts) || (!legacy_marker.empty() && hosts == legacy_marker)) continue;
     out += line + "\n";
   }
-  if (!key_line.empty()) out += fmt::format("{} {}\n", marker, key_line);
+  for (const auto& [marker, key_line] : lines)
+    if (!key_line.empty()) out += fmt::format("{} {}\n", marker, key_line);
   return write_file_atomic(file, out, 0600);
+}
+
+Result<void> known_hosts_update(const std::filesystem::path& file, std::string_view alias,
+                                const std::string& key_line, std::string_view legacy_marker) {
+  return known_hosts_set(file, {{std::string(alias), key_line}}, legacy_marker);
 }
 
 SshSession::SshSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
