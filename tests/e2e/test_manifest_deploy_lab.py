@@ -34,6 +34,7 @@ FILE_VOLUMES = {
 def deployment(port=PORT, extra_container=None, files=False):
     c = {"name": "web", "image": IMAGE, "command": ["sh", "-c"],
          "args": ["mkdir -p /www && printf '%s' \"$TRICKY\" > /www/env && printf '%s' \"$FROM_CM\" > /www/cm && "
+                  "{ [ -z \"${FROM_SECRET+x}\" ] || printf '%s' \"$FROM_SECRET\" > /www/sec; } && "
                   "exec httpd -f -p 8080 -h /www"],
          "env": [{"name": "TRICKY", "value": TRICKY},
                  {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "web-cfg", "key": "tricky"}}}],
@@ -42,6 +43,7 @@ def deployment(port=PORT, extra_container=None, files=False):
     c.update(extra_container or {})
     pod = {"containers": [c]}
     if files:
+        c["env"].append({"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "web-creds", "key": "token"}}})
         c["volumeMounts"] = FILE_VOLUMES["mounts"]
         pod["volumes"] = FILE_VOLUMES["volumes"]
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME},
@@ -69,6 +71,10 @@ class ManifestDeployLabTest(ClusterLabTest):
             self.ssh_host(host, "sudo", "-n", "podman", "rm", "-f", *ids, check=False, timeout=120)
         self.ssh_host(host, "sudo", "-n", "rm", "-f", self.dropin(CLUSTER), check=False)
         self.ssh_host(host, "sudo", "-n", "rm", "-rf", f"/var/lib/gedge/svc/{NAME}", check=False)
+        out = self.ssh_host(host, "sudo", "-n", "podman", "secret", "ls", "--format", "{{.Name}}", check=False)
+        left = [s for s in out.stdout.split() if s.startswith(f"gedge-{NAME}-")] if out.rc == 0 else []
+        if left:
+            self.ssh_host(host, "sudo", "-n", "podman", "secret", "rm", *left, check=False)
 
     def test_deployment_manifest_on_container_hosts(self):
         self.require_lab()
@@ -108,10 +114,22 @@ class ManifestDeployLabTest(ClusterLabTest):
                               "%P %m %u\\n")
         got = {ln.split(" ", 1)[0].split("/", 1)[1]: ln.split(" ", 1)[1] for ln in modes.strip().splitlines()}
         self.assertEqual(got, {"app.conf": "644 root", "b/blob.bin": "644 root", "token": "600 root"}, modes)
-        # the Secret's value is nowhere but in its file: not in podman's argv, the record or the log
+        # env secretKeyRef: a podman secret, the value byte for byte in the container's environment
+        with urllib.request.urlopen(f"http://{addr}:{PORT}/sec", timeout=10) as resp:
+            self.assertEqual(resp.read(), SECRET_VALUE.encode(), "env valueFrom a Secret of the same files")
+        secrets = self.ssh_host(dev, "sudo", "-n", "podman", "secret", "ls", "--format", "{{.Name}}").split()
+        mine = [s for s in secrets if s.startswith(f"gedge-{NAME}-")]
+        self.assertEqual(len(mine), 1, secrets)
+        # the Secret's value is nowhere but in its file and podman's secret store: not in podman's
+        # argv, the processes' command lines, the journal, the record or the log
         cmd = self.ssh_host(dev, "sudo", "-n", "podman", "inspect", "--format", "{{.Config.CreateCommand}}",
                             f"gedge-{NAME}-0")
         self.assertNotIn("s3cr3t", cmd)
+        self.assertIn(f"{mine[0]},type=env,target=FROM_SECRET", cmd)
+        self.assertNotIn("s3cr3t", self.ssh_host(dev, "sudo", "-n", "ps", "-eo", "args"))
+        journal = self.ssh_host(dev, "sudo", "-n", "journalctl", "--no-pager", "-q", check=False)
+        self.assertEqual(journal.rc, 0, journal)
+        self.assertNotIn("s3cr3t", journal.stdout)
         for root, _, names in os.walk(self.home):
             for n in names:
                 with open(os.path.join(root, n), "rb") as fh:
@@ -132,3 +150,5 @@ class ManifestDeployLabTest(ClusterLabTest):
         self.assertEqual(self.gedge_json("svc", "ls", "--cluster", CLUSTER), [])
         gone = self.ssh_host(dev, "sudo", "-n", "test", "-e", f"/var/lib/gedge/svc/{NAME}", check=False)
         self.assertNotEqual(gone.rc, 0, "svc rm removes the ConfigMap and Secret files")
+        secrets = self.ssh_host(dev, "sudo", "-n", "podman", "secret", "ls", "--format", "{{.Name}}").split()
+        self.assertEqual([s for s in secrets if s.startswith(f"gedge-{NAME}-")], [], "svc rm removes its secrets")

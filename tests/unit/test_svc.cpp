@@ -673,9 +673,85 @@ TEST_CASE("manifests on container hosts: env valueFrom a ConfigMap of the same s
 }
 
 TEST_CASE(
+    "manifests on container hosts: env secretKeyRef is a podman secret, never in the argv or "
+    "record") {
+  auto translate = [](const std::string& text, svc::detail::HostObjects* out) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    std::map<std::string, svc::detail::HostObjects> extras;
+    auto r = svc::detail::hosts_spec(svc::spec_from_manifest(*in), false, &extras);
+    if (out) *out = extras["d"];
+    return r;
+  };
+  auto stream = [](const std::string& b64, const std::string& env) {
+    return "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata: {token: \"" + b64 +
+           "\"}\nstringData: {plain: \"p $(x) 'q'\"}\n---\napiVersion: apps/v1\nkind: Deployment\n"
+           "metadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n"
+           "    metadata: {labels: {app: d}}\n    spec:\n      containers:\n      - name: c\n"
+           "        image: x:1\n        env: [" +
+           env + "]\n";
+  };
+  const std::string env =
+      "{name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: token}}}, "
+      "{name: PLAIN, valueFrom: {secretKeyRef: {name: creds, key: plain}}}, "
+      "{name: GONE, valueFrom: {secretKeyRef: {name: creds, key: nokey, optional: true}}}";
+  svc::detail::HostObjects x;
+  auto ok = translate(stream("czNjcjN0LXZhbHVl", env), &x);  // "s3cr3t-value"
+  REQUIRE(ok.has_value());
+  const auto& e = ok->json["stages"][0]["containers"][0]["env"];
+  REQUIRE(e.size() == 2);  // the optional absent key is not set
+  CHECK(e[0]["name"] == "TOKEN");
+  std::string name = e[0]["secret"];
+  CHECK(name.rfind("gedge-d-", 0) == 0);
+  CHECK(name.size() == std::string("gedge-d-").size() + 16);
+  REQUIRE(x.secrets.size() == 2);
+  CHECK(x.secrets[0].name == name);
+  CHECK(x.secrets[0].value == "s3cr3t-value");
+  CHECK(x.secrets[1].value == "p $(x) 'q'");  // stringData, byte for byte
+  // the argv names the secret; the value is nowhere in the document or the plan
+  auto plan = svc::render_host_plan(ok->pipeline.stages[0]);
+  std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
+  CHECK(argv.find("\"--secret\",\"" + name + ",type=env,target=TOKEN\"") != std::string::npos);
+  CHECK(argv.find("s3cr3t") == std::string::npos);
+  CHECK(ok->json.dump().find("s3cr3t") == std::string::npos);
+  // Kubernetes render of the same model: a secretKeyRef again
+  auto k8s = svc::render_kubernetes(ok->pipeline.stages[0]);
+  CHECK(k8s[0]["spec"]["template"]["spec"]["containers"][0]["env"][0] ==
+        nlohmann::json{{"name", "TOKEN"},
+                       {"valueFrom", {{"secretKeyRef", {{"name", name}, {"key", "TOKEN"}}}}}});
+  // same value: same name (a no-op); another value: another name (a replace)
+  auto same = translate(stream("czNjcjN0LXZhbHVl", env), nullptr);
+  REQUIRE(same.has_value());
+  CHECK(same->json == ok->json);
+  auto changed = translate(stream("b3RoZXI=", env), nullptr);
+  REQUIRE(changed.has_value());
+  CHECK(changed->json["stages"][0]["containers"][0]["env"][0]["secret"] != name);
+  CHECK(svc::spec_hash(changed->pipeline.stages[0]) != svc::spec_hash(ok->pipeline.stages[0]));
+  auto err = [&](const std::string& text) {
+    auto r = translate(text, nullptr);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK(r.error().message.find("s3cr3t") == std::string::npos);
+    return r.error().message;
+  };
+  CHECK(err(stream("czNjcjN0LXZhbHVl",
+                   "{name: T, valueFrom: {secretKeyRef: {name: nope, key: token}}}"))
+            .find("Secret 'nope' is not in the manifests") != std::string::npos);
+  CHECK(err(stream("czNjcjN0LXZhbHVl",
+                   "{name: T, valueFrom: {secretKeyRef: {name: creds, key: no}}}"))
+            .find("has no key 'no'") != std::string::npos);
+  CHECK(err(stream("", "{name: T, valueFrom: {secretKeyRef: {name: creds, key: token}}}"))
+            .find("empty Secret value") != std::string::npos);
+  // the short schema: a secret and a value at once is refused
+  auto both = svc::parse_spec(
+      "name: w\ncontainers: [{image: x, env: [{name: A, value: v, secret: s}]}]\n", "w.yaml");
+  CHECK_FALSE(both.has_value());
+}
+
+TEST_CASE(
     "manifests on container hosts: ConfigMap and Secret volumes become files, never recorded") {
   auto translate = [](const std::string& text,
-                      std::map<std::string, std::vector<svc::detail::FileSet>>* files) {
+                      std::map<std::string, svc::detail::HostObjects>* files) {
     auto in = manifest::parse(text, "m.yaml");
     REQUIRE(in.has_value());
     return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false, files);
@@ -697,7 +773,7 @@ TEST_CASE(
   const std::string vols =
       "{name: conf, configMap: {name: cfg, items: [{key: app.conf, path: sub/app.conf}]}}, "
       "{name: sec, secret: {secretName: creds, defaultMode: 384}}";
-  std::map<std::string, std::vector<svc::detail::FileSet>> files;
+  std::map<std::string, svc::detail::HostObjects> files;
   auto ok = translate(stream("czNjcjN0LXZhbHVl", vols), &files);  // "s3cr3t-value"
   REQUIRE(ok.has_value());
   const auto& v = ok->json["stages"][0]["volumes"];
@@ -708,14 +784,14 @@ TEST_CASE(
   CHECK(v[1]["readOnly"] == true);
   CHECK(ok->json.dump().find("s3cr3t") ==
         std::string::npos);  // the record holds a digest, never the value
-  REQUIRE(files["d"].size() == 2);
-  CHECK(files["d"][0].files ==
+  REQUIRE(files["d"].files.size() == 2);
+  CHECK(files["d"].files[0].files ==
         std::vector<std::pair<std::string, std::string>>{{"sub/app.conf", "a = 1\n"}});
-  CHECK_FALSE(files["d"][0].secret);
-  CHECK(files["d"][1].files ==
+  CHECK_FALSE(files["d"].files[0].secret);
+  CHECK(files["d"].files[1].files ==
         std::vector<std::pair<std::string, std::string>>{{"token", "s3cr3t-value"}});
-  CHECK(files["d"][1].secret);
-  CHECK(files["d"][1].dir == v[1]["hostPath"]);
+  CHECK(files["d"].files[1].secret);
+  CHECK(files["d"].files[1].dir == v[1]["hostPath"]);
   // another value: another directory (so a replace), same ConfigMap directory
   auto changed = translate(stream("b3RoZXI=", vols), nullptr);
   REQUIRE(changed.has_value());

@@ -29,6 +29,10 @@ struct PortSpec {
 struct EnvVar {
   std::string name;
   std::string value;
+  // The value of a secret instead: on container hosts the podman secret of this name on the
+  // device (podman run --secret NAME,type=env,target=VAR); on Kubernetes key VAR of the Secret
+  // NAME. gedge creates the podman secrets of a manifest's secretKeyRef (gedge-SVC-DIGEST).
+  std::string secret;
 };
 
 struct ContainerSpec {

@@ -224,7 +224,7 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
   }
   // Manifests on container hosts: their workloads as gedge services.
   Spec translated;
-  std::map<std::string, std::vector<detail::FileSet>> files;
+  std::map<std::string, detail::HostObjects> files;
   if (spec.is_manifest) {
     GEDGE_TRY_ASSIGN(translated, detail::hosts_spec(spec, !req.placement.is_null(), &files));
   }
@@ -245,7 +245,10 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
     if (u.replicas < 0) return fail(ErrorCode::usage, "replicas must be 0 or more");
     if (req.replicas_override) u.doc["replicas"] = *req.replicas_override;
     GEDGE_TRY_ASSIGN(u.placed, detail::placed_nodes(req.placement, s->name, cl));
-    if (auto f = files.find(s->name); f != files.end()) u.files = f->second;
+    if (auto f = files.find(s->name); f != files.end()) {
+      u.files = f->second.files;
+      u.secrets = f->second.secrets;
+    }
     units.push_back(std::move(u));
   }
   std::vector<UnitResult> results;

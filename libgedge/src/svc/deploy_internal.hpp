@@ -30,14 +30,29 @@ struct FileSet {
 };
 inline constexpr const char* kFilesRoot = "/var/lib/gedge/svc";
 
+// A podman secret that a manifest's env secretKeyRef needs on each device that runs a replica:
+// created with `podman secret create NAME -`, the value on stdin, never on a command line. NAME
+// is gedge-SERVICE-DIGEST (a slow salted digest of the value), so a changed value is a new
+// secret and a replace, an unchanged one a no-op; `svc rm` removes the service's gedge-* ones.
+struct PodmanSecret {
+  std::string name, value;
+};
+
+// What a workload of a manifest needs on container hosts besides its containers.
+struct HostObjects {
+  std::vector<FileSet> files;
+  std::vector<PodmanSecret> secrets;
+};
+
 // One service to converge, with everything resolved up front.
 struct Unit {
   const Service* svc = nullptr;
   nlohmann::json doc;  // standalone service document (recorded; re-loaded by scale)
   std::optional<RuntimeMount> runtime;
   int replicas = 1;
-  std::vector<std::string> placed;  // nodes from --placement for this stage (may be empty)
-  std::vector<FileSet> files;       // ConfigMap/Secret volumes (manifests only)
+  std::vector<std::string> placed;    // nodes from --placement for this stage (may be empty)
+  std::vector<FileSet> files;         // ConfigMap/Secret volumes (manifests only)
+  std::vector<PodmanSecret> secrets;  // env secretKeyRef values (manifests only)
 };
 
 // What the back ends report per service (the `services[]` entries of the deploy result) and
@@ -75,9 +90,10 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
 // Kubernetes manifests for container hosts: each workload's Pod template as a gedge service (a
 // pipeline of them); what podman cannot honour is a usage error naming the field. `placed`: a
 // placement decides the nodes (nodeSelector/affinity/tolerations were honoured by it).
-// `files` (when given) receives each workload's ConfigMap/Secret volumes by service name.
+// `extras` (when given) receives each workload's ConfigMap/Secret files and podman secrets by
+// service name.
 Result<Spec> hosts_spec(const Spec& spec, bool placed,
-                        std::map<std::string, std::vector<FileSet>>* files = nullptr);
+                        std::map<std::string, HostObjects>* extras = nullptr);
 // The nodes --placement gives workload/stage `name` (empty: none), checked against the cluster.
 Result<std::vector<std::string>> placed_nodes(const nlohmann::json& placement,
                                               const std::string& name, const ClusterInfo& cl);

@@ -2,6 +2,7 @@
 // usual podman plan), field by field. Whatever podman cannot honour is refused with the field's
 // file, line and path (exit 2), never dropped.
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -60,11 +61,24 @@ bool safe_relative(const std::string& p) {
   return true;
 }
 
+// A digest of secret bytes for a name that others see (podman's argv, the record, a path):
+// PBKDF2-HMAC-SHA256 salted with what it names, slow enough that a guessable value is not cheap
+// to confirm from the name. 16 hex digits.
+std::string secret_digest(const std::string& salt, const std::string& bytes) {
+  unsigned char out[8];
+  PKCS5_PBKDF2_HMAC(bytes.data(), static_cast<int>(bytes.size()),
+                    reinterpret_cast<const unsigned char*>(salt.data()),
+                    static_cast<int>(salt.size()), 100000, EVP_sha256(), sizeof out, out);
+  std::string hex;
+  for (unsigned char b : out) hex += fmt::format("{:02x}", b);
+  return hex;
+}
+
 struct Translator {
   const manifest::Object& w;
   bool placed;
   const manifest::Input& in;  // the whole stream: ConfigMaps and Secrets referred to
-  std::vector<FileSet>* files = nullptr;
+  HostObjects* extras = nullptr;
 
   const manifest::Object* find(const std::string& kind, const std::string& name) const {
     std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
@@ -73,6 +87,31 @@ struct Translator {
           (o.namespace_.empty() ? "default" : o.namespace_) == ns)
         return &o;
     return nullptr;
+  }
+
+  // A ConfigMap's or Secret's keys and their bytes (Secret: data base64, stringData wins;
+  // ConfigMap: data, binaryData base64). Errors never show a value.
+  static Result<std::map<std::string, std::string>> object_data(const manifest::Object& o) {
+    bool secret = o.kind == "Secret";
+    std::map<std::string, std::string> data;
+    const json& doc = o.json();
+    for (const char* part : {"data", "binaryData", "stringData"}) {
+      if (!doc.contains(part) || !doc[part].is_object()) continue;
+      bool b64 = secret ? std::string(part) == "data" : std::string(part) == "binaryData";
+      for (auto it = doc[part].begin(); it != doc[part].end(); ++it) {
+        std::string kp = fmt::format("/{}/{}", part, it.key());
+        if (!it.value().is_string())
+          return std::unexpected(o.source.error_at(kp, "expected a string"));
+        if (!b64) {
+          data[it.key()] = it.value().get<std::string>();
+        } else if (auto d = base64_decode(it.value().get<std::string>())) {
+          data[it.key()] = *d;
+        } else {
+          return std::unexpected(o.source.error_at(kp, "not base64"));  // never the value itself
+        }
+      }
+    }
+    return data;
   }
 
   // A configMap or secret volume: its files from the object in the stream, and where they go.
@@ -110,26 +149,9 @@ struct Translator {
           sp + (secret ? "/secretName" : "/name"),
           fmt::format("{} '{}' is not in the manifests", kind, oname),
           fmt::format("on container hosts a {} comes from the same files as the workload", kind)));
-    // key -> bytes (Secret: data base64, stringData wins; ConfigMap: data, binaryData base64)
     std::map<std::string, std::string> data;
     if (o) {
-      const json& doc = o->json();
-      for (const char* part : {"data", "binaryData", "stringData"}) {
-        if (!doc.contains(part) || !doc[part].is_object()) continue;
-        bool b64 = secret ? std::string(part) == "data" : std::string(part) == "binaryData";
-        for (auto it = doc[part].begin(); it != doc[part].end(); ++it) {
-          std::string kp = fmt::format("/{}/{}", part, it.key());
-          if (!it.value().is_string())
-            return std::unexpected(o->source.error_at(kp, "expected a string"));
-          if (!b64) {
-            data[it.key()] = it.value().get<std::string>();
-          } else if (auto d = base64_decode(it.value().get<std::string>())) {
-            data[it.key()] = *d;
-          } else {
-            return std::unexpected(o->source.error_at(kp, "not base64"));  // never the value itself
-          }
-        }
-      }
+      GEDGE_TRY_ASSIGN(data, object_data(*o));
     }
     FileSet fs;
     fs.secret = secret;
@@ -166,11 +188,13 @@ struct Translator {
     for (const auto& [path, bytes] : fs.files)
       all += fmt::format("{}:{}\n", runtime::sha256_hex(path), runtime::sha256_hex(bytes));
     all += secret ? "secret" : "configmap";
-    fs.dir = fmt::format("{}/{}/{}-{}", kFilesRoot, w.name, vname,
-                         runtime::sha256_hex(all).substr(0, 16));
+    std::string digest = secret
+                             ? secret_digest(fmt::format("gedge-files:{}:{}", w.name, vname), all)
+                             : runtime::sha256_hex(all).substr(0, 16);
+    fs.dir = fmt::format("{}/{}/{}-{}", kFilesRoot, w.name, vname, digest);
     gv["hostPath"] = fs.dir;
     gv["readOnly"] = true;  // as Kubernetes mounts them
-    if (files) files->push_back(std::move(fs));
+    if (extras) extras->files.push_back(std::move(fs));
     return gv;
   }
 
@@ -190,44 +214,67 @@ struct Translator {
     return {};
   }
 
-  // env valueFrom: a ConfigMap key of the same manifest stream, its value byte for byte; nullopt
-  // for an optional reference whose key (or ConfigMap) is absent. Secret keys are refused: the
-  // value would be on podman's command line (visible in ps on the device) and in the record.
-  Result<std::optional<std::string>> value_from(const json& vf, const std::string& ptr) const {
-    if (vf.contains("secretKeyRef"))
-      return std::unexpected(
-          refuse(ptr + "/secretKeyRef", "a Secret as an environment value is not supported",
-                 "a Secret's value would be on podman's command line on the device: deploy to a "
-                 "Kubernetes cluster"));
-    GEDGE_TRY(only(vf, ptr, {"configMapKeyRef"}));
-    if (!vf.contains("configMapKeyRef") || !vf["configMapKeyRef"].is_object())
-      return std::unexpected(w.source.error_at(ptr, "valueFrom needs configMapKeyRef"));
-    const json& ref = vf["configMapKeyRef"];
-    std::string rp = ptr + "/configMapKeyRef";
+  // A key of a ConfigMap or Secret of the same manifest stream (same namespace) for env
+  // valueFrom; nullptr for an optional reference whose object or key is absent.
+  Result<const std::string*> key_ref(const json& ref, const std::string& rp,
+                                     const std::string& kind,
+                                     std::map<std::string, std::string>& data) const {
     GEDGE_TRY(only(ref, rp, {"name", "key", "optional"}));
-    std::string cm = ref.value("name", ""), key = ref.value("key", "");
+    std::string name = ref.value("name", ""), key = ref.value("key", "");
     bool optional =
         ref.contains("optional") && ref["optional"].is_boolean() && ref["optional"].get<bool>();
-    std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
-    const manifest::Object* found = nullptr;
-    for (const auto& o : in.objects)
-      if (o.kind == "ConfigMap" && o.name == cm &&
-          (o.namespace_.empty() ? "default" : o.namespace_) == ns)
-        found = &o;
+    const manifest::Object* found = find(kind, name);
     if (!found) {
-      if (optional) return std::optional<std::string>{};
+      if (optional) return nullptr;
       return std::unexpected(w.source.error_at(
-          rp + "/name", fmt::format("ConfigMap '{}' is not in the manifests", cm),
-          "on container hosts a ConfigMap comes from the same files as the workload"));
+          rp + "/name", fmt::format("{} '{}' is not in the manifests", kind, name),
+          fmt::format("on container hosts a {} comes from the same files as the workload", kind)));
     }
-    const json& data = found->json().contains("data") ? found->json()["data"] : json::object();
-    if (!data.is_object() || !data.contains(key) || !data[key].is_string()) {
-      if (optional) return std::optional<std::string>{};
+    if (kind == "ConfigMap") {  // env takes data keys only (as Kubernetes does)
+      const json& d = found->json().contains("data") ? found->json()["data"] : json::object();
+      if (d.is_object() && d.contains(key) && d[key].is_string()) data[key] = d[key];
+    } else {
+      GEDGE_TRY_ASSIGN(data, object_data(*found));
+    }
+    auto it = data.find(key);
+    if (it == data.end()) {
+      if (optional) return nullptr;
       return std::unexpected(w.source.error_at(
-          rp + "/key",
-          fmt::format("ConfigMap '{}' ({}) has no data key '{}'", cm, found->where(), key)));
+          rp + "/key", fmt::format("{} '{}' ({}) has no {}key '{}'", kind, name, found->where(),
+                                   kind == "ConfigMap" ? "data " : "", key)));
     }
-    return std::optional<std::string>{data[key].get<std::string>()};
+    return &it->second;
+  }
+
+  // env valueFrom, as the env entry's source: a ConfigMap key's value byte for byte
+  // ({value}), or a Secret key's value as a podman secret ({secret: NAME}, the value in
+  // `extras`, never in the document); nullopt for an optional reference that is absent.
+  Result<std::optional<json>> value_from(const json& vf, const std::string& ptr,
+                                         const std::string& var) const {
+    GEDGE_TRY(only(vf, ptr, {"configMapKeyRef", "secretKeyRef"}));
+    if (vf.size() != 1 || !vf.begin().value().is_object())
+      return std::unexpected(
+          w.source.error_at(ptr, "valueFrom needs one of configMapKeyRef, secretKeyRef"));
+    bool secret = vf.contains("secretKeyRef");
+    std::map<std::string, std::string> data;
+    GEDGE_TRY_ASSIGN(const std::string* value,
+                     key_ref(vf.begin().value(), ptr + "/" + vf.begin().key(),
+                             secret ? "Secret" : "ConfigMap", data));
+    if (!value) return std::optional<json>{};
+    if (!secret) return std::optional<json>{json{{"value", *value}}};
+    std::string rp = ptr + "/secretKeyRef";
+    if (value->empty() || value->size() >= 512000)  // podman's bounds for a secret
+      return std::unexpected(refuse(rp + "/key",
+                                    "an empty Secret value (or one of 500 KiB or more) "
+                                    "is not supported as an environment value"));
+    if (value->find('\0') != std::string::npos)
+      return std::unexpected(w.source.error_at(rp + "/key",
+                                               "the Secret's value holds a NUL byte, which an "
+                                               "environment variable cannot"));
+    std::string name = fmt::format(
+        "gedge-{}-{}", w.name, secret_digest(fmt::format("gedge-env:{}:{}", w.name, var), *value));
+    if (extras) extras->secrets.push_back({name, *value});
+    return std::optional<json>{json{{"secret", name}}};
   }
 
   Result<json> container(const json& c, const std::string& ptr,
@@ -248,13 +295,13 @@ struct Translator {
         std::string ep = ptr + "/env/" + std::to_string(i);
         GEDGE_TRY(only(e, ep, {"name", "value", "valueFrom"}));
         std::string name = e.value("name", "");
-        std::optional<std::string> value;
+        std::optional<json> source = json{{"value", e.value("value", "")}};  // byte for byte
         if (e.contains("valueFrom")) {
           if (e.contains("value"))
             return std::unexpected(
                 w.source.error_at(ep + "/valueFrom", "value and valueFrom both given"));
-          GEDGE_TRY_ASSIGN(value, value_from(e["valueFrom"], ep + "/valueFrom"));
-          if (!value) continue;  // optional, and the key is absent: not set, as Kubernetes does
+          GEDGE_TRY_ASSIGN(source, value_from(e["valueFrom"], ep + "/valueFrom", name));
+          if (!source) continue;  // optional, and the key is absent: not set, as Kubernetes does
         }
         bool ok =
             !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
@@ -263,8 +310,9 @@ struct Translator {
           return std::unexpected(refuse(ep + "/name",
                                         fmt::format("env name '{}' is not supported", name),
                                         "podman takes names of letters, digits and '_'"));
-        out["env"].push_back(
-            {{"name", name}, {"value", value.value_or(e.value("value", ""))}});  // byte for byte
+        json entry{{"name", name}};
+        entry.update(*source);
+        out["env"].push_back(std::move(entry));
       }
     }
     if (c.contains("ports")) {
@@ -432,8 +480,7 @@ struct Translator {
 
 }  // namespace
 
-Result<Spec> hosts_spec(const Spec& spec, bool placed,
-                        std::map<std::string, std::vector<FileSet>>* files) {
+Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, HostObjects>* extras) {
   json stages = json::array();
   std::vector<const manifest::Object*> ws = spec.manifest.workloads();
   if (ws.empty())
@@ -447,7 +494,7 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed,
           fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
           "deploy this manifest to a Kubernetes cluster");
   for (const auto* w : ws) {
-    Translator t{*w, placed, spec.manifest, files ? &(*files)[w->name] : nullptr};
+    Translator t{*w, placed, spec.manifest, extras ? &(*extras)[w->name] : nullptr};
     GEDGE_TRY_ASSIGN(auto doc, t.service());
     GEDGE_TRY_ASSIGN(auto d, manifest::demand_of(*w));
     if (!d.after.empty() && !(d.after.size() == 1 && d.after[0].empty())) doc["after"] = d.after;

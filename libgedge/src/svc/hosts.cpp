@@ -524,6 +524,47 @@ Result<void> ensure_files(Device& d, const Unit& u) {
   return {};
 }
 
+// podman secrets gedge made for service `svc` (gedge-SVC-DIGEST, 16 hex digits): only those
+// are ever removed (another service's name may extend this one's: "web" and "web-api").
+bool service_secret(const std::string& name, const std::string& svc) {
+  std::string prefix = "gedge-" + svc + "-";
+  if (name.size() != prefix.size() + 16 || name.compare(0, prefix.size(), prefix) != 0)
+    return false;
+  return name.find_first_not_of("0123456789abcdef", prefix.size()) == std::string::npos;
+}
+
+// The unit's podman secrets on the device: created once (the name carries the value's digest)
+// with `podman secret create NAME -`, the value on stdin, never on a command line.
+Result<void> ensure_secrets(Device& d, const Unit& u) {
+  for (const auto& sec : u.secrets) {
+    GEDGE_TRY_ASSIGN(auto there, podman(d, {"secret", "inspect", "--format", "{{.ID}}", sec.name}));
+    if (there.exit_code == 0) continue;
+    GEDGE_TRY_ASSIGN(auto r, d.session->exec({"podman", "secret", "create", sec.name, "-"},
+                                             std::string_view(sec.value), true));
+    if (r.exit_code != 0) return std::unexpected(podman_error(d, "creating secret " + sec.name, r));
+  }
+  return {};
+}
+
+// The service's gedge-made podman secrets on the device other than `keep` (all when empty).
+Result<void> remove_secrets(Device& d, const std::string& svc,
+                            const std::vector<PodmanSecret>& keep) {
+  GEDGE_TRY_ASSIGN(auto r, podman(d, {"secret", "ls", "--format", "{{.Name}}"}));
+  if (r.exit_code != 0) return std::unexpected(podman_error(d, "listing secrets", r));
+  std::vector<std::string> gone;
+  for (const auto& name : split_lines(r.out)) {
+    bool kept = std::any_of(keep.begin(), keep.end(),
+                            [&](const PodmanSecret& k) { return k.name == name; });
+    if (service_secret(name, svc) && !kept) gone.push_back(name);
+  }
+  if (gone.empty()) return {};
+  std::vector<std::string> args{"secret", "rm"};
+  args.insert(args.end(), gone.begin(), gone.end());
+  GEDGE_TRY_ASSIGN(auto rm, podman(d, args));
+  if (rm.exit_code != 0) return std::unexpected(podman_error(d, "removing secrets", rm));
+  return {};
+}
+
 // After a replace: directories of earlier contents of this unit's volumes, no longer mounted.
 void prune_files(Device& d, const Unit& u) {
   if (u.files.empty()) return;
@@ -558,6 +599,7 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica,
                               p.unit->runtime->id.substr(0, 12), d.name));
   }
   GEDGE_TRY(ensure_files(d, *p.unit));
+  GEDGE_TRY(ensure_secrets(d, *p.unit));
   Result<void> res;
   {
     CancelShield shield;  // `podman run -d` returns quickly; never leave one running unseen
@@ -632,6 +674,7 @@ Result<void> replace(Inventory& inv, Device& d, const Plan& p, int replica,
   CancelShield shield;  // the new replica runs: finish the swap
   GEDGE_TRY(remove_ctrs(d, olds));
   prune_files(d, *p.unit);
+  if (!p.unit->secrets.empty()) (void)remove_secrets(d, s.name, p.unit->secrets);  // earlier values
   return {};
 }
 
@@ -653,6 +696,7 @@ Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_p
     leftovers.push_back(c.name);
   GEDGE_TRY(remove_ctrs(d, leftovers));
   GEDGE_TRY(ensure_files(d, *p.unit));
+  GEDGE_TRY(ensure_secrets(d, *p.unit));
   std::vector<std::string> args{"start"};
   args.insert(args.end(), names.begin(), names.end());
   GEDGE_TRY_ASSIGN(auto r, podman(d, args));
@@ -1045,7 +1089,9 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
       if (c.service == rec.name) names.push_back(c.name);
     bool files =
         rec.spec.dump().find(fmt::format("\"{}/{}/", kFilesRoot, rec.name)) != std::string::npos;
-    if (names.empty() && !files) continue;
+    bool secrets =
+        rec.spec.dump().find(fmt::format("\"secret\":\"gedge-{}-", rec.name)) != std::string::npos;
+    if (names.empty() && !files && !secrets) continue;
     if (!names.empty()) rep.step(m, fmt::format("removing {}", fmt::join(names, ", ")));
     auto rm = remove_ctrs(*d, names);
     if (rm && files) {  // its ConfigMap/Secret files, once no container uses them
@@ -1057,6 +1103,7 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
         rm = fail(ErrorCode::failure, fmt::format("device {}: removing {}/{}: {}", m, kFilesRoot,
                                                   rec.name, trim(r->err)));
     }
+    if (rm && secrets) rm = remove_secrets(*d, rec.name, {});  // the podman secrets it made
     if (names.empty() && rm) continue;
     if (!rm)
       out.push_back({{"device", m},

@@ -85,7 +85,12 @@ json container_json(const Service& s, std::size_t i, const RuntimeMount* rt) {
   if (!c.command.empty()) j["command"] = c.command;
   if (!c.args.empty()) j["args"] = c.args;
   json env = json::array();
-  for (const auto& e : c.env) env.push_back({{"name", e.name}, {"value", e.value}});
+  for (const auto& e : c.env)
+    env.push_back(
+        e.secret.empty()
+            ? json{{"name", e.name}, {"value", e.value}}
+            : json{{"name", e.name},
+                   {"valueFrom", {{"secretKeyRef", {{"name", e.secret}, {"key", e.name}}}}}});
   if (rt) {
     for (const auto& [k, v] : rt->env) env.push_back({{"name", k}, {"value", v}});
     env.push_back({{"name", "GEDGE_RUNTIME"}, {"value", rt->mount_path}});
@@ -366,6 +371,11 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
     argv.push_back(fmt::format("{}:{}/{}", p.external_port, p.container_port, lower(p.protocol)));
   }
   for (const auto& e : c.env) {
+    if (!e.secret.empty()) {  // the value stays in podman's secret store, off the command line
+      argv.push_back("--secret");
+      argv.push_back(e.secret + ",type=env,target=" + e.name);
+      continue;
+    }
     argv.push_back("--env");
     argv.push_back(e.name + "=" + e.value);
   }

@@ -79,9 +79,12 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
       "type": "object",
       "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-        "value": {"type": "string"}
+        "value": {"type": "string"},
+        "secret": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+                   "description": "The value of a secret instead of `value`: on container hosts the podman secret of this name on the device (podman run --secret NAME,type=env,target=VAR); on Kubernetes key VAR (this variable's name) of the Secret NAME. gedge creates the podman secrets of a Kubernetes manifest's secretKeyRef itself, named gedge-SERVICE-DIGEST."}
       },
       "required": ["name"],
+      "not": {"required": ["value", "secret"]},
       "additionalProperties": false
     },
     "container": {
