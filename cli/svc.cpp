@@ -126,7 +126,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
   {
     struct F {
       std::string file, cluster, placement;
-      bool dry_run = false, wait = true, force = false, unknown = false;
+      bool dry_run = false, wait = true, force = false, unknown = false, unused = false;
       double timeout = 120;
       std::string root = "/var/lib/gedge/runtimes";
     };
@@ -141,6 +141,9 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_option("--cluster", f.cluster, "Target cluster")->required()->option_text("C");
     c->add_flag("--allow-unknown-kinds", f.unknown,
                 "Pass Kubernetes kinds gedge does not know through (Kubernetes clusters)");
+    c->add_flag("--allow-unused", f.unused,
+                "Container hosts: deploy manifests whose ConfigMaps, Secrets or claims no "
+                "workload uses, leaving those out (listed; without it they are exit 2)");
     c->add_option("--placement", f.placement,
                   "A 'gedge sched place -o json' result: stages go to the nodes it chose")
         ->option_text("PLAN.json");
@@ -159,7 +162,8 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     examples(c, {"gedge svc deploy web.yaml --cluster edge",
                  "gedge svc deploy yolo.yaml --cluster edge --placement plan.json -o json",
                  "gedge svc deploy web.yaml --cluster k8s-prod --dry-run",
-                 "gedge svc deploy web.yaml --cluster edge --timeout 300"});
+                 "gedge svc deploy web.yaml --cluster edge --timeout 300",
+                 "gedge svc deploy k8s/ --cluster edge --allow-unused"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       svc::DeployRequest req;
       req.cluster = f.cluster;
@@ -169,6 +173,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
       req.timeout_s = f.timeout;
       req.force_conflicts = f.force;
       req.runtime_root = f.root;
+      req.allow_unused = f.unused;
       return run_deploy(ctx, f.file, req, f.unknown);
     });
   }

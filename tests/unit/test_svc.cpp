@@ -748,6 +748,48 @@ TEST_CASE(
   CHECK_FALSE(both.has_value());
 }
 
+TEST_CASE("manifests on container hosts: a ConfigMap, Secret or claim no workload uses is named") {
+  const std::string dep =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
+      "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n"
+      "    spec:\n      containers:\n      - name: c\n        image: x:1\n"
+      "        env: [{name: A, valueFrom: {configMapKeyRef: {name: used, key: a}}}]\n"
+      "        volumeMounts: [{name: data, mountPath: /data}]\n"
+      "      volumes: [{name: data, persistentVolumeClaim: {claimName: claim}}]\n";
+  const std::string used =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: used}\ndata: {a: x}\n---\n"
+      "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: claim}\nspec:\n"
+      "  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n---\n";
+  auto translate = [](const std::string& text, std::vector<std::string>* unused) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false, nullptr, unused);
+  };
+  CHECK(translate(used + dep, nullptr).has_value());  // everything used
+  for (const auto& [doc, what] : std::vector<std::pair<std::string, std::string>>{
+           {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: spare}\ndata: {a: x}\n",
+            "ConfigMap 'spare' is used by no workload"},
+           {"apiVersion: v1\nkind: Secret\nmetadata: {name: spare}\nstringData: {a: s3cr3t}\n",
+            "Secret 'spare' is used by no workload"},
+           {"apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: spare}\nspec: {}\n",
+            "PersistentVolumeClaim 'spare' is used by no workload"}}) {
+    std::string before = dep + "---\n" + used;
+    auto r = translate(before + doc, nullptr);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK_MESSAGE(r.error().message.rfind("m.yaml:", 0) == 0, r.error().message);  // file:line
+    CHECK(r.error().message.find(what) != std::string::npos);
+    CHECK(r.error().message.find("s3cr3t") == std::string::npos);
+    CHECK(r.error().hint.find("--allow-unused") != std::string::npos);
+    // listed instead, when the caller allows it (deploy --allow-unused)
+    std::vector<std::string> unused;
+    auto ok = translate(before + doc, &unused);
+    REQUIRE(ok.has_value());
+    REQUIRE(unused.size() == 1);
+    CHECK(unused[0].find("/spare") != std::string::npos);
+  }
+}
+
 TEST_CASE(
     "manifests on container hosts: ConfigMap and Secret volumes become files, never recorded") {
   auto translate = [](const std::string& text,

@@ -226,6 +226,9 @@ struct DeployRequest {
   int parallel = 16;
   std::string runtime_root = "/var/lib/gedge/runtimes";
   std::optional<int> replicas_override;  // scale: replaces the file's replicas
+  // Manifests on container hosts: a ConfigMap, Secret or claim no workload uses is deployed
+  // without (listed under `unused` and warned about) instead of exit 2.
+  bool allow_unused = false;
 };
 
 struct DeployOutcome {

@@ -225,8 +225,12 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
   // Manifests on container hosts: their workloads as gedge services.
   Spec translated;
   std::map<std::string, detail::HostObjects> files;
+  std::vector<std::string> unused;
   if (spec.is_manifest) {
-    GEDGE_TRY_ASSIGN(translated, detail::hosts_spec(spec, !req.placement.is_null(), &files));
+    GEDGE_TRY_ASSIGN(translated, detail::hosts_spec(spec, !req.placement.is_null(), &files,
+                                                    req.allow_unused ? &unused : nullptr));
+    for (const auto& u : unused)
+      rep.warn(fmt::format("{}: used by no workload, not deployed (--allow-unused)", u));
   }
   const Spec& run = spec.is_manifest ? translated : spec;
   for (const auto* s : run.ordered())
@@ -277,6 +281,7 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
                 {"kind", cl.kind == "kubernetes" ? "kubernetes" : "containers"},
                 {"dry_run", req.dry_run},
                 {"services", services}};
+  if (!unused.empty()) out.result["unused"] = unused;  // left out on purpose (--allow-unused)
   std::size_t failed = 0;
   Error e = first_error(results, &failed);
   if (failed > 0) {

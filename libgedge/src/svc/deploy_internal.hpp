@@ -91,9 +91,11 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
 // pipeline of them); what podman cannot honour is a usage error naming the field. `placed`: a
 // placement decides the nodes (nodeSelector/affinity/tolerations were honoured by it).
 // `extras` (when given) receives each workload's ConfigMap/Secret files and podman secrets by
-// service name.
+// service name. A ConfigMap, Secret or PersistentVolumeClaim that no workload uses is a usage
+// error naming it, unless `unused` is given: then it is listed there ("FILE:LINE: Kind/name").
 Result<Spec> hosts_spec(const Spec& spec, bool placed,
-                        std::map<std::string, HostObjects>* extras = nullptr);
+                        std::map<std::string, HostObjects>* extras = nullptr,
+                        std::vector<std::string>* unused = nullptr);
 // The nodes --placement gives workload/stage `name` (empty: none), checked against the cluster.
 Result<std::vector<std::string>> placed_nodes(const nlohmann::json& placement,
                                               const std::string& name, const ClusterInfo& cl);

@@ -79,13 +79,16 @@ struct Translator {
   bool placed;
   const manifest::Input& in;  // the whole stream: ConfigMaps and Secrets referred to
   HostObjects* extras = nullptr;
+  std::set<const manifest::Object*>* used = nullptr;  // companions a workload refers to
 
   const manifest::Object* find(const std::string& kind, const std::string& name) const {
     std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
     for (const auto& o : in.objects)
       if (o.kind == kind && o.name == name &&
-          (o.namespace_.empty() ? "default" : o.namespace_) == ns)
+          (o.namespace_.empty() ? "default" : o.namespace_) == ns) {
+        if (used) used->insert(&o);
         return &o;
+      }
     return nullptr;
   }
 
@@ -451,6 +454,7 @@ struct Translator {
         if (m["readOnly"].get<bool>()) gv["readOnly"] = true;
         if (v.contains("persistentVolumeClaim")) {
           gv["claim"] = v["persistentVolumeClaim"].value("claimName", "");
+          (void)find("PersistentVolumeClaim", gv["claim"]);  // in the files or not: used
           if (v["persistentVolumeClaim"].value("readOnly", false)) gv["readOnly"] = true;
         } else if (v.contains("hostPath")) {
           GEDGE_TRY(only(v["hostPath"], p + "/hostPath", {"path", "type"}));
@@ -480,7 +484,8 @@ struct Translator {
 
 }  // namespace
 
-Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, HostObjects>* extras) {
+Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, HostObjects>* extras,
+                        std::vector<std::string>* unused) {
   json stages = json::array();
   std::vector<const manifest::Object*> ws = spec.manifest.workloads();
   if (ws.empty())
@@ -493,12 +498,32 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, Hos
           ErrorCode::usage,
           fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
           "deploy this manifest to a Kubernetes cluster");
+  std::set<const manifest::Object*> used;
   for (const auto* w : ws) {
-    Translator t{*w, placed, spec.manifest, extras ? &(*extras)[w->name] : nullptr};
+    Translator t{*w, placed, spec.manifest, extras ? &(*extras)[w->name] : nullptr, &used};
     GEDGE_TRY_ASSIGN(auto doc, t.service());
     GEDGE_TRY_ASSIGN(auto d, manifest::demand_of(*w));
     if (!d.after.empty() && !(d.after.size() == 1 && d.after[0].empty())) doc["after"] = d.after;
     stages.push_back(std::move(doc));
+  }
+  // A ConfigMap, Secret or claim exists on container hosts only as what a workload makes of it
+  // (files, env, a volume): one that no workload uses would be dropped, so it is an error unless
+  // the caller lists it (deploy --allow-unused).
+  for (const auto& o : spec.manifest.objects) {
+    if ((o.kind != "ConfigMap" && o.kind != "Secret" && o.kind != "PersistentVolumeClaim") ||
+        used.contains(&o))
+      continue;
+    if (unused) {
+      unused->push_back(fmt::format("{}: {}/{}", o.where(), o.kind, o.name));
+      continue;
+    }
+    return fail(ErrorCode::usage,
+                fmt::format("{}: {} '{}' is used by no workload: on container hosts it would not "
+                            "exist",
+                            o.where(), o.kind, o.name),
+                "on container hosts a ConfigMap, Secret or claim exists only as a workload's "
+                "files, env or volume: drop it from the files, deploy to a Kubernetes cluster, "
+                "or pass --allow-unused to deploy the rest without it");
   }
   // Container hosts have no namespaces; the one the manifests name is kept on the record. Workloads
   // in different namespaces would share one record: refused rather than one namespace dropped.
