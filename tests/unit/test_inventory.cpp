@@ -275,11 +275,11 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
       "libgedge/src/runtime/pack.cpp",
       "libgedge/src/runtime/remote.cpp",
       "libgedge/src/runtime/store.cpp",
-      "libgedge/src/sched/queue.cpp",
+
       "libgedge/src/ssh/device.cpp",
       "libgedge/src/ssh/device_fanout.cpp",
       "libgedge/src/ssh/device_import.cpp",
-      "libgedge/src/ssh/probe.cpp",
+
       "libgedge/src/svc/deploy.cpp",
       "libgedge/src/svc/hosts.cpp",
   };
@@ -402,4 +402,57 @@ TEST_CASE(
                   .value();
   REQUIRE_FALSE(plan.empty());
   CHECK(plan[0]["detail"].get<std::string>().find("sched_requests_queue") != std::string::npos);
+}
+
+TEST_CASE(
+    "the scheduler's world rows: devices, clusters with their members' device rows, services, "
+    "RTTs") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  for (const char* d : {"b", "a", "c"}) REQUIRE(add_device(inv, d));
+  std::string now(kNow);
+  REQUIRE(
+      inv.exec("UPDATE devices SET tier = 'local', facts = '{\"cpus\":4}', status = 'ok' "
+               "WHERE name = 'a'"));
+  REQUIRE(
+      inv.exec("INSERT INTO clusters (name, kind, tier, created_at, updated_at) VALUES "
+               "('y', 'devices', NULL, ?1, ?1), ('x', 'devices', 'cloud', ?1, ?1)",
+               {now}));
+  REQUIRE(
+      inv.exec("INSERT INTO cluster_members (cluster, device, state) VALUES ('y', 'b', 'ready'), "
+               "('y', 'a', 'failed'), ('x', 'a', 'ready')"));
+  REQUIRE(
+      inv.exec("INSERT INTO services (name, cluster, spec, placement, state, created_at, "
+               "updated_at) VALUES ('web', 'x', 'S', '{}', 'deployed', ?1, ?1), "
+               "('api', 'y', 'T', NULL, 'removed', ?1, ?1)",
+               {now}));
+  CHECK(DeviceStore(inv).names().value() == std::vector<std::string>{"a", "b", "c"});
+  ClusterStore clusters(inv);
+  auto list = clusters.list().value();
+  REQUIRE(list.size() == 2);
+  CHECK((list[0].name == "x" && list[0].tier == "cloud" && list[1].name == "y" &&
+         list[1].tier.empty()));
+  auto members = clusters.member_devices().value();
+  REQUIRE(members.size() == 3);
+  CHECK((members[0].cluster == "x" && members[0].device == "a" &&
+         members[0].member_state == "ready"));
+  CHECK((members[0].tier == "local" && members[0].facts == R"({"cpus":4})" &&
+         members[0].status == "ok"));
+  CHECK((members[1].cluster == "y" && members[1].device == "a" &&
+         members[1].member_state == "failed"));
+  CHECK((members[2].device == "b" && members[2].tier.empty() && members[2].labels == "{}"));
+  CHECK(clusters.member_names().value() == std::vector<std::string>{"a", "b"});
+  auto services = ServiceStore(inv).all().value();
+  REQUIRE(services.size() == 2);
+  for (const auto& s : services) {
+    if (s.name == "web") CHECK((s.cluster == "x" && s.spec == "S" && s.placement == "{}"));
+    if (s.name == "api") CHECK((!s.placement && s.state == "removed"));
+  }
+  RttStore rtts(inv);
+  REQUIRE(rtts.record("a", {{"c", 2.5}, {"b", 1.0}}));
+  REQUIRE(rtts.record("a", {{"b", 3.0}}));  // a new measurement replaces the old one
+  auto all = rtts.all().value();
+  REQUIRE(all.size() == 2);
+  CHECK((all[0].src == "a" && all[0].dst == "b" && all[0].ms == 3.0));
+  CHECK((all[1].dst == "c" && all[1].ms == 2.5));
 }

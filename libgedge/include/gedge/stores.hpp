@@ -51,6 +51,8 @@ class DeviceStore {
   // The stored hwloc topology XML of a device ("" when none was recorded); not_found when the
   // device is not registered.
   Result<std::string> topology_xml(const std::string& name);
+  // Every device name, sorted.
+  Result<std::vector<std::string>> names();
   // Every device: its name, its host and status.
   Result<std::vector<Completion>> completions();
 
@@ -58,16 +60,48 @@ class DeviceStore {
   Inventory& inv_;
 };
 
+struct ClusterSummary {
+  std::string name;
+  std::string kind;  // devices | kubernetes
+  std::string tier;  // "" when not set
+};
+
+// A cluster member with its device's row: what the scheduler's world is built from.
+struct MemberDevice {
+  std::string cluster;
+  std::string device;
+  std::string member_state;  // the membership's state (pending, ready, failed, left, ...)
+  std::string tier;          // the device's tier; "" when not set
+  std::string labels;        // JSON text
+  std::string facts;         // JSON text
+  std::string status;        // the device's status
+};
+
 // Clusters (tables clusters, cluster_members).
 class ClusterStore {
  public:
   explicit ClusterStore(Inventory& inv) : inv_(inv) {}
   Result<bool> exists(const std::string& name);
+  // Every cluster, by name.
+  Result<std::vector<ClusterSummary>> list();
+  // Every member of every cluster with its device's row, by cluster and device.
+  Result<std::vector<MemberDevice>> member_devices();
+  // The devices that are a member of any cluster, sorted, each once.
+  Result<std::vector<std::string>> member_names();
   // Every cluster: its name and kind.
   Result<std::vector<Completion>> completions();
 
  private:
   Inventory& inv_;
+};
+
+// A deployed service's record; placement is JSON text (nullopt when NULL).
+struct ServiceRecord {
+  std::string name;
+  std::string cluster;
+  std::string spec;
+  std::optional<std::string> placement;
+  std::string state;
 };
 
 // Deployed services (table services).
@@ -76,6 +110,8 @@ class ServiceStore {
   explicit ServiceStore(Inventory& inv) : inv_(inv) {}
   // Whether a service NAME is recorded, on `cluster` or ("") on any cluster.
   Result<bool> exists(const std::string& name, const std::string& cluster);
+  // Every service record.
+  Result<std::vector<ServiceRecord>> all();
   // Every service name and its cluster.
   Result<std::vector<Completion>> completions();
 
@@ -89,6 +125,26 @@ class RuntimeStore {
   explicit RuntimeStore(Inventory& inv) : inv_(inv) {}
   // Every runtime name (with its newest id) and every id's 12-character prefix (name, created).
   Result<std::vector<Completion>> completions();
+
+ private:
+  Inventory& inv_;
+};
+
+// A round-trip time measured from one device to another (table rtts).
+struct Rtt {
+  std::string src;
+  std::string dst;
+  double ms = 0;
+};
+
+class RttStore {
+ public:
+  explicit RttStore(Inventory& inv) : inv_(inv) {}
+  // Records the RTTs measured from `src`, replacing earlier ones, in one transaction.
+  Result<void> record(const std::string& src,
+                      const std::vector<std::pair<std::string, double>>& rtts);
+  // Every measurement, by src and dst.
+  Result<std::vector<Rtt>> all();
 
  private:
   Inventory& inv_;

@@ -32,4 +32,12 @@ Result<std::vector<Completion>> DeviceStore::completions() {
   return out;
 }
 
+Result<std::vector<std::string>> DeviceStore::names() {
+  GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT name FROM devices ORDER BY name"));
+  std::vector<std::string> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) out.push_back(r["name"].get<std::string>());
+  return out;
+}
+
 }  // namespace gedge

@@ -20,4 +20,18 @@ Result<std::vector<Completion>> ServiceStore::completions() {
   return out;
 }
 
+Result<std::vector<ServiceRecord>> ServiceStore::all() {
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv_.query("SELECT name, cluster, spec, placement, state FROM services"));
+  std::vector<ServiceRecord> out;
+  for (const auto& r : rows) {
+    ServiceRecord s{r["name"].get<std::string>(), r["cluster"].get<std::string>(),
+                    r["spec"].get<std::string>(), std::nullopt,
+                    r["state"].is_string() ? r["state"].get<std::string>() : std::string()};
+    if (r["placement"].is_string()) s.placement = r["placement"].get<std::string>();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 }  // namespace gedge

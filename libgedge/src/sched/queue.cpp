@@ -311,16 +311,7 @@ Result<json> cancel(Inventory& inv, int64_t id) {
 
 Result<void> record_rtts(Inventory& inv, const std::string& src,
                          const std::vector<std::pair<std::string, double>>& rtts) {
-  return inv.write([&](Inventory& tx) -> Result<void> {
-    std::string now = now_rfc3339();
-    for (const auto& [dst, ms] : rtts)
-      GEDGE_TRY(
-          tx.exec("INSERT INTO rtts (src, dst, ms, measured_at) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT(src, dst) DO UPDATE SET ms = excluded.ms, measured_at = "
-                  "excluded.measured_at",
-                  {src, dst, ms, now}));
-    return {};
-  });
+  return RttStore(inv).record(src, rtts);
 }
 
 // The inventory as a World: clusters and their members (facts: cpus, memory_bytes, gpus;
@@ -329,25 +320,21 @@ Result<void> record_rtts(Inventory& inv, const std::string& src,
 // Intra-cluster latency is the median measured between members, else 0.5 ms (one LAN).
 Result<World> world_from_inventory(Inventory& inv) {
   World w;
-  GEDGE_TRY_ASSIGN(auto devices, inv.query("SELECT name FROM devices ORDER BY name"));
-  for (const auto& d : devices) w.devices.push_back(d["name"].get<std::string>());
-  GEDGE_TRY_ASSIGN(auto clusters, inv.query("SELECT name, tier FROM clusters ORDER BY name"));
-  GEDGE_TRY_ASSIGN(auto members, inv.query("SELECT m.cluster AS cluster, m.device AS device, "
-                                           "m.state AS mstate, d.tier AS tier, d.labels AS labels, "
-                                           "d.facts AS facts, d.status AS status FROM "
-                                           "cluster_members m JOIN devices d ON d.name = m.device "
-                                           "ORDER BY m.cluster, m.device"));
+  GEDGE_TRY_ASSIGN(w.devices, DeviceStore(inv).names());
+  ClusterStore store(inv);
+  GEDGE_TRY_ASSIGN(auto clusters, store.list());
+  GEDGE_TRY_ASSIGN(auto members, store.member_devices());
   std::map<std::string, std::vector<std::string>> cluster_of_device;
   for (const auto& c : clusters) {
     Cluster cl;
-    cl.name = c["name"].get<std::string>();
-    cl.tier = c["tier"].is_string() ? c["tier"].get<std::string>() : "";
+    cl.name = c.name;
+    cl.tier = c.tier;
     for (const auto& m : members) {
-      if (m["cluster"] != c["name"]) continue;
+      if (m.cluster != c.name) continue;
       Node n;
-      n.name = m["device"].get<std::string>();
-      json facts = parse_or(m["facts"], json::object());
-      json labels = parse_or(m["labels"], json::object());
+      n.name = m.device;
+      json facts = parse_or(std::make_optional(m.facts), json::object());
+      json labels = parse_or(std::make_optional(m.labels), json::object());
       if (facts.contains("cpus") && facts["cpus"].is_number())
         n.capacity.cpu = facts["cpus"].get<double>();
       if (facts.contains("memory_bytes") && facts["memory_bytes"].is_number())
@@ -361,12 +348,12 @@ Result<World> world_from_inventory(Inventory& inv) {
       if (labels.is_object())
         for (auto it = labels.begin(); it != labels.end(); ++it)
           if (it.value().is_string()) n.labels[it.key()] = it.value().get<std::string>();
-      std::string status = m["status"].is_string() ? m["status"].get<std::string>() : "unknown";
-      std::string mstate = m["mstate"].is_string() ? m["mstate"].get<std::string>() : "";
+      const std::string& status = m.status;
+      const std::string& mstate = m.member_state;
       n.ready = status != "unreachable" && status != "down" && status != "failed" &&
                 status != "auth_failed" && status != "host_key_changed" && mstate != "failed" &&
                 mstate != "left";
-      if (cl.tier.empty() && m["tier"].is_string()) cl.tier = m["tier"].get<std::string>();
+      if (cl.tier.empty()) cl.tier = m.tier;
       cluster_of_device[n.name].push_back(cl.name);
       cl.nodes.push_back(std::move(n));
     }
@@ -374,14 +361,12 @@ Result<World> world_from_inventory(Inventory& inv) {
     w.clusters.push_back(std::move(cl));
   }
   // Work gedge already placed: services whose placement is a sched placement.
-  GEDGE_TRY_ASSIGN(auto services,
-                   inv.query("SELECT name, cluster, spec, placement, state FROM services"));
+  GEDGE_TRY_ASSIGN(auto services, ServiceStore(inv).all());
   for (const auto& s : services) {
-    std::string st = s["state"].is_string() ? s["state"].get<std::string>() : "";
-    if (st == "removed" || st == "failed" || st == "stopped") continue;
-    json pl = parse_or(s["placement"], json());
-    if (!pl.is_object() || !pl.contains("placements") || !s["spec"].is_string()) continue;
-    auto wl = parse_workload(s["spec"].get<std::string>(), "service");
+    if (s.state == "removed" || s.state == "failed" || s.state == "stopped") continue;
+    json pl = parse_or(s.placement, json());
+    if (!pl.is_object() || !pl.contains("placements")) continue;
+    auto wl = parse_workload(s.spec, "service");
     if (!wl) continue;
     for (const auto& p : pl["placements"]) {
       for (const auto& stage : wl->stages) {
@@ -399,12 +384,13 @@ Result<World> world_from_inventory(Inventory& inv) {
     }
   }
   // Measured RTTs: src device -> dst device becomes src <-> cluster/dst for each cluster of dst.
-  GEDGE_TRY_ASSIGN(auto rtts, inv.query("SELECT src, dst, ms FROM rtts ORDER BY src, dst"));
+  GEDGE_TRY_ASSIGN(auto rtts, RttStore(inv).all());
   std::map<std::pair<std::string, std::string>, std::vector<double>> between;  // cluster pairs
   std::map<std::string, std::vector<double>> intra;
   for (const auto& r : rtts) {
-    std::string src = r["src"].get<std::string>(), dst = r["dst"].get<std::string>();
-    double ms = r["ms"].get<double>();
+    const std::string& src = r.src;
+    const std::string& dst = r.dst;
+    double ms = r.ms;
     auto it = cluster_of_device.find(dst);
     if (it == cluster_of_device.end()) {
       w.latency.links.push_back({src, dst, ms});

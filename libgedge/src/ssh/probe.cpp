@@ -8,6 +8,7 @@
 #include "gedge/device.hpp"
 #include "gedge/inventory.hpp"
 #include "gedge/ssh.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge {
 
@@ -42,10 +43,9 @@ Result<ProbeReport> device_probe(Inventory& inv, const Paths& paths, const std::
                                  std::vector<std::string> to, double timeout_s) {
   GEDGE_TRY_ASSIGN(auto src, device_target(inv, paths, from));
   if (to.empty()) {
-    GEDGE_TRY_ASSIGN(auto rows,
-                     inv.query("SELECT DISTINCT device FROM cluster_members ORDER BY device"));
-    for (const auto& r : rows)
-      if (r["device"] != from) to.push_back(r["device"].get<std::string>());
+    GEDGE_TRY_ASSIGN(auto members, ClusterStore(inv).member_names());
+    for (auto& m : members)
+      if (m != from) to.push_back(std::move(m));
   }
   if (to.empty())
     return fail(ErrorCode::usage, "nothing to probe",
