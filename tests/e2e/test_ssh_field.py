@@ -123,6 +123,31 @@ class SshFieldTest(GedgeTest):
         self.assertIn("Connection refused", r.err_json["message"])
         self.assertNotIn("closed", [x["name"] for x in self.gedge_json("device", "ls")])
 
+    def test_rekey_of_a_bastion_moves_the_jump_pins_of_the_devices_behind_it(self):
+        bast, inner = self.jump_host("bastion"), self.jump_host("inner")
+        lab = self.lab()
+        self.add_device_at("bast1", bast)
+        cfg = self.write_config(f"Host inner-cam\n  HostName {inner['address']}\n  User {lab['user']}\n"
+                                f"  IdentityFile {lab['key']}\n  ProxyJump {lab['user']}@{bast['address']}\n")
+        r = self.run_gedge("--ssh-config", cfg, "device", "add", "inner1", "--host", "inner-cam",
+                           "--host-key", inner["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        # The bastion is reinstalled: a new host key.
+        r = self.lab_sh("fault", "bast1", "rekey")
+        self.assertEqual(r.rc, 0, r)
+        new = self.jump_host("bastion")
+        self.assertNotEqual(new["host_key_fingerprint"], bast["host_key_fingerprint"])
+        r = self.run_gedge("device", "exec", "-o", "json", "inner1", "--", "hostname")
+        self.assertNotEqual(r.rc, 0, "the jump's new key must be refused until it is re-pinned")
+        # One rekey of the bastion device re-pins the jump of every device behind it.
+        r = self.run_gedge("device", "rekey", "bast1", "--host-key", new["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(f"inner1/jump {new['host_key']}", self.known_hosts_lines())
+        self.assertEqual(self.gedge_json("device", "show", "inner1")["proxy_jump"]["host_key"]["fingerprint"],
+                         new["host_key_fingerprint"])
+        out = self.exec_json("inner1", "--", "hostname")
+        self.assertEqual(out["results"][0]["stdout"].strip(), "inner1")
+
     def add_device_at(self, name, h):
         lab = self.lab()
         r = self.run_gedge("device", "add", name, "--host", f"{lab['user']}@{h['address']}:{h['port']}",

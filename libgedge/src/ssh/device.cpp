@@ -960,8 +960,10 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
   std::string now = now_rfc3339();
   int port = row["port"].get<int>();
   std::string jump_host = t.jump ? t.jump->host : std::string();
-  std::vector<std::string> moved = {plan.name};
+  std::vector<std::string> moved, jumped;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    moved = {plan.name};
+    jumped.clear();
     // The pin belongs to the address (behind the same jump host, if any): every device
     // registered at it moves to the new key.
     GEDGE_TRY_ASSIGN(
@@ -978,11 +980,33 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
           db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', "
                   "updated_at=? WHERE name=?",
                   {plan.new_key.type, plan.new_key.fingerprint, now, n}));
+    // Devices reached through this address (their ProxyJump) pinned its key as <device>/jump
+    // when they were added: those pins move with it.
+    if (!t.jump) {
+      GEDGE_TRY_ASSIGN(
+          auto behind,
+          db.query("SELECT name, proxy_jump FROM devices WHERE proxy_jump IS NOT NULL"));
+      for (const auto& r : behind) {
+        auto j = parse_json_text(r["proxy_jump"], nullptr);
+        if (!j.is_object() || j.value("host", "") != t.host || j.value("port", 22) != port)
+          continue;
+        j["host_key"] = {{"type", plan.new_key.type},
+                         {"fingerprint", plan.new_key.fingerprint},
+                         {"public_key", plan.new_key.public_key}};
+        std::string n = r["name"].get<std::string>();
+        GEDGE_TRY(db.exec("UPDATE devices SET proxy_jump=?, updated_at=? WHERE name=?",
+                          {j.dump(), now, n}));
+        jumped.push_back(n);
+      }
+    }
     return {};
   }));
   for (const auto& n : moved)
     GEDGE_TRY(known_hosts_update(paths.known_hosts, n, plan.new_key.public_key,
                                  legacy_marker(t.host, port)));
+  std::vector<std::pair<std::string, std::string>> jump_lines;
+  for (const auto& n : jumped) jump_lines.emplace_back(jump_alias(n), plan.new_key.public_key);
+  GEDGE_TRY(known_hosts_set(paths.known_hosts, jump_lines));
   return {};
 }
 
