@@ -28,7 +28,8 @@ FILE_VOLUMES = {
     "volumes": [{"name": "cfg", "configMap": {"name": "web-cfg", "items": [{"key": "app.conf", "path": "app.conf"},
                                                                            {"key": "blob.bin", "path": "b/blob.bin"}]}},
                 {"name": "creds", "secret": {"secretName": "web-creds"}}],
-    "mounts": [{"name": "cfg", "mountPath": "/www/cfg"}, {"name": "creds", "mountPath": "/www/creds"}]}
+    "mounts": [{"name": "cfg", "mountPath": "/www/cfg"}, {"name": "creds", "mountPath": "/www/creds"},
+               {"name": "cfg", "mountPath": "/www/single.conf", "subPath": "app.conf"}]}
 
 
 def deployment(port=PORT, extra_container=None, files=False):
@@ -107,7 +108,8 @@ class ManifestDeployLabTest(ClusterLabTest):
             self.assertEqual(resp.read().decode(), TRICKY, "env valueFrom a ConfigMap of the same files")
         # ConfigMap and Secret volumes: files on the device, served byte for byte from the mounts
         for path, want in (("cfg/app.conf", CONFIGMAP["data"]["app.conf"].encode()),
-                           ("cfg/b/blob.bin", bytes(range(256))), ("creds/token", SECRET_VALUE.encode())):
+                           ("cfg/b/blob.bin", bytes(range(256))), ("creds/token", SECRET_VALUE.encode()),
+                           ("single.conf", CONFIGMAP["data"]["app.conf"].encode())):  # a subPath mount
             with urllib.request.urlopen(f"http://{addr}:{PORT}/{path}", timeout=10) as resp:
                 self.assertEqual(resp.read(), want, path)
         modes = self.ssh_host(dev, "sudo", "-n", "find", f"/var/lib/gedge/svc/{NAME}", "-type", "f", "-printf",

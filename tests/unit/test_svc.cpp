@@ -790,6 +790,100 @@ TEST_CASE("manifests on container hosts: a ConfigMap, Secret or claim no workloa
   }
 }
 
+TEST_CASE("manifests on container hosts: subPath mounts and projected volumes") {
+  auto translate = [](const std::string& mounts, const std::string& vols,
+                      svc::detail::HostObjects* out) {
+    std::string text =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {app.conf: \"a = 1\\n\", "
+        "b.conf: b}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\n"
+        "stringData: {token: s3cr3t}\n---\napiVersion: apps/v1\nkind: Deployment\n"
+        "metadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n"
+        "    metadata: {labels: {app: d}}\n    spec:\n      containers:\n      - name: c\n"
+        "        image: x:1\n        volumeMounts: [" +
+        mounts + "]\n      volumes: [" + vols + "]\n";
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    std::map<std::string, svc::detail::HostObjects> extras;
+    std::vector<std::string> unused;  // not every test uses both objects
+    auto r = svc::detail::hosts_spec(svc::spec_from_manifest(*in), false, &extras, &unused);
+    if (out) *out = extras["d"];
+    return r;
+  };
+  svc::detail::HostObjects x;
+  auto ok = translate(
+      "{name: conf, mountPath: /etc/app}, {name: conf, mountPath: /etc/app.conf, subPath: "
+      "app.conf}, {name: conf, mountPath: /etc/b.conf, subPath: b.conf}, {name: host, mountPath: "
+      "/data, subPath: sub/dir}, {name: host, mountPath: /all}, {name: scratch, mountPath: /tmp/s, "
+      "subPath: s}",
+      "{name: conf, configMap: {name: cfg}}, {name: host, hostPath: {path: /srv/}}, "
+      "{name: scratch, emptyDir: {}}",
+      &x);
+  REQUIRE(ok.has_value());
+  const auto& v = ok->json["stages"][0]["volumes"];
+  REQUIRE(v.size() == 6);        // every mount, also a volume mounted twice without subPath
+  REQUIRE(x.files.size() == 1);  // the ConfigMap's files are written once
+  std::string dir = x.files[0].dir;
+  CHECK(v[0] ==
+        nlohmann::json{
+            {"name", "conf"}, {"mountPath", "/etc/app"}, {"hostPath", dir}, {"readOnly", true}});
+  CHECK(v[1] == nlohmann::json{{"name", "conf-2"},
+                               {"mountPath", "/etc/app.conf"},
+                               {"hostPath", dir + "/app.conf"},
+                               {"readOnly", true}});
+  CHECK(v[2]["name"] == "conf-3");
+  CHECK(v[2]["hostPath"] == dir + "/b.conf");
+  CHECK(v[3] ==
+        nlohmann::json{{"name", "host"}, {"mountPath", "/data"}, {"hostPath", "/srv/sub/dir"}});
+  CHECK(v[4] == nlohmann::json{{"name", "host-2"}, {"mountPath", "/all"}, {"hostPath", "/srv"}});
+  CHECK(v[5]["emptyDir"].is_object());
+  // the podman argv binds the single file
+  auto plan = svc::render_host_plan(ok->pipeline.stages[0]);
+  std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
+  CHECK(argv.find("\"" + dir + "/app.conf:/etc/app.conf:ro\"") != std::string::npos);
+
+  // projected: ConfigMap and Secret sources in one directory, 0600 for all (a Secret is there)
+  svc::detail::HostObjects y;
+  auto proj = translate("{name: all, mountPath: /etc/all}",
+                        "{name: all, projected: {sources: [{configMap: {name: cfg, items: [{key: "
+                        "app.conf, path: conf/app.conf}]}}, {secret: {name: creds}}]}}",
+                        &y);
+  REQUIRE(proj.has_value());
+  REQUIRE(y.files.size() == 1);
+  CHECK(y.files[0].secret);
+  CHECK(y.files[0].files == std::vector<std::pair<std::string, std::string>>{
+                                {"conf/app.conf", "a = 1\n"}, {"token", "s3cr3t"}});
+  CHECK(proj->json.dump().find("s3cr3t") == std::string::npos);
+
+  auto err = [&](const std::string& mounts, const std::string& vols) {
+    auto r = translate(mounts, vols, nullptr);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    return r.error().message;
+  };
+  CHECK(err("{name: c, mountPath: /c, subPath: x}",
+            "{name: c, persistentVolumeClaim: {claimName: c}}")
+            .find("volumeMounts[0].subPath: subPath on a persistentVolumeClaim volume") !=
+        std::string::npos);
+  CHECK(err("{name: c, mountPath: /c, subPath: nope}", "{name: c, configMap: {name: cfg}}")
+            .find("subPath 'nope' is no file or directory of volume 'c'") != std::string::npos);
+  CHECK(err("{name: c, mountPath: /c, subPath: ../x}", "{name: c, hostPath: {path: /srv}}")
+            .find("subPath '../x' is not a relative path") != std::string::npos);
+  CHECK(err("{name: c, mountPath: /c, subPathExpr: x}", "{name: c, hostPath: {path: /srv}}")
+            .find("subPathExpr") != std::string::npos);
+  CHECK(err("{name: p, mountPath: /p}",
+            "{name: p, projected: {sources: [{downwardAPI: {items: [{path: n, fieldRef: "
+            "{fieldPath: metadata.name}}]}}]}}")
+            .find("projected.sources[0].downwardAPI") != std::string::npos);
+  CHECK(err("{name: p, mountPath: /p}",
+            "{name: p, projected: {sources: [{serviceAccountToken: {path: t}}]}}")
+            .find("serviceAccountToken") != std::string::npos);
+  CHECK(err("{name: p, mountPath: /p}", "{name: p, downwardAPI: {items: []}}")
+            .find("a downwardAPI volume is not supported") != std::string::npos);
+  CHECK(err("{name: p, mountPath: /p}",
+            "{name: p, projected: {sources: [{configMap: {name: cfg}}, {configMap: {name: cfg}}]}}")
+            .find("collides") != std::string::npos);
+}
+
 TEST_CASE(
     "manifests on container hosts: ConfigMap and Secret volumes become files, never recorded") {
   auto translate = [](const std::string& text,

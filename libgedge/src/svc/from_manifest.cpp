@@ -117,53 +117,55 @@ struct Translator {
     return data;
   }
 
-  // A configMap or secret volume: its files from the object in the stream, and where they go.
-  Result<json> files_volume(const json& v, const std::string& p, json gv) const {
-    bool secret = v.contains("secret");
-    const json& src = secret ? v["secret"] : v["configMap"];
-    std::string sp = p + (secret ? "/secret" : "/configMap");
+  Result<void> check_mode(const json& m, const std::string& mp, int mode,
+                          const std::string& kind) const {
+    if (!m.is_number_integer() || m.get<int>() != mode)
+      return std::unexpected(
+          refuse(mp, fmt::format("a file mode other than {:04o} is not supported", mode),
+                 fmt::format("on container hosts {} files are root's, mode {:04o}: drop the field",
+                             kind, mode)));
+    return {};
+  }
+
+  // One ConfigMap or Secret source of a volume (or of a projected volume): its files from the
+  // object in the stream, added to `fs`. `name_key`: secretName (a secret volume) or name.
+  Result<void> source_files(const json& src, const std::string& sp, bool secret,
+                            const std::string& name_key, bool default_mode, int mode,
+                            FileSet& fs) const {
     std::string kind = secret ? "Secret" : "ConfigMap";
     if (!src.is_object()) return std::unexpected(w.source.error_at(sp, "expected a mapping"));
-    GEDGE_TRY(only(src, sp, {secret ? "secretName" : "name", "items", "defaultMode", "optional"}));
-    int mode = secret ? 0600 : 0644;
-    auto check_mode = [&](const json& m, const std::string& mp) -> Result<void> {
-      if (!m.is_number_integer() || m.get<int>() != mode)
-        return std::unexpected(refuse(
-            mp, fmt::format("a file mode other than {:04o} is not supported", mode),
-            fmt::format("on container hosts {} files are root's, mode {:04o}: drop the field", kind,
-                        mode)));
-      return {};
-    };
-    if (src.contains("defaultMode")) GEDGE_TRY(check_mode(src["defaultMode"], sp + "/defaultMode"));
-    std::string oname = src.value(secret ? "secretName" : "name", "");
+    std::set<std::string> ok{name_key, "items", "optional"};
+    if (default_mode) ok.insert("defaultMode");
+    GEDGE_TRY(only(src, sp, ok));
+    if (src.contains("defaultMode"))
+      GEDGE_TRY(check_mode(src["defaultMode"], sp + "/defaultMode", mode, kind));
+    std::string oname = src.value(name_key, "");
     bool optional =
         src.contains("optional") && src["optional"].is_boolean() && src["optional"].get<bool>();
-    std::string vname = gv["name"];
-    bool ok_name = !vname.empty() && vname.size() <= 63;
-    for (char ch : vname)
-      ok_name = ok_name && (std::islower(static_cast<unsigned char>(ch)) ||
-                            std::isdigit(static_cast<unsigned char>(ch)) || ch == '-');
-    if (!ok_name)
-      return std::unexpected(
-          refuse(p + "/name", fmt::format("volume name '{}' is not a DNS label", vname)));
     const manifest::Object* o = find(kind, oname);
     if (!o && !optional)
       return std::unexpected(w.source.error_at(
-          sp + (secret ? "/secretName" : "/name"),
-          fmt::format("{} '{}' is not in the manifests", kind, oname),
+          sp + "/" + name_key, fmt::format("{} '{}' is not in the manifests", kind, oname),
           fmt::format("on container hosts a {} comes from the same files as the workload", kind)));
     std::map<std::string, std::string> data;
     if (o) {
       GEDGE_TRY_ASSIGN(data, object_data(*o));
     }
-    FileSet fs;
-    fs.secret = secret;
+    auto add = [&](const std::string& path, const std::string& bytes,
+                   const std::string& ptr) -> Result<void> {
+      for (const auto& f : fs.files)
+        if (f.first == path || f.first.starts_with(path + "/") || path.starts_with(f.first + "/"))
+          return std::unexpected(w.source.error_at(
+              ptr, fmt::format("path '{}' collides with '{}' in the volume", path, f.first)));
+      fs.files.emplace_back(path, bytes);
+      return {};
+    };
     if (src.contains("items")) {
       for (std::size_t i = 0; i < src["items"].size(); ++i) {
         const json& it = src["items"][i];
         std::string ip = fmt::format("{}/items/{}", sp, i);
         GEDGE_TRY(only(it, ip, {"key", "path", "mode"}));
-        if (it.contains("mode")) GEDGE_TRY(check_mode(it["mode"], ip + "/mode"));
+        if (it.contains("mode")) GEDGE_TRY(check_mode(it["mode"], ip + "/mode", mode, kind));
         std::string key = it.value("key", ""), path = it.value("path", "");
         if (!safe_relative(path))
           return std::unexpected(w.source.error_at(
@@ -171,34 +173,78 @@ struct Translator {
               fmt::format("path '{}' is not a relative path inside the volume", path)));
         auto d = data.find(key);
         if (d == data.end()) {
-          if (o && optional) continue;
-          if (!o) continue;
+          if (!o || optional) continue;
           return std::unexpected(w.source.error_at(
               ip + "/key",
               fmt::format("{} '{}' ({}) has no key '{}'", kind, oname, o->where(), key)));
         }
-        fs.files.emplace_back(path, d->second);
+        GEDGE_TRY(add(path, d->second, ip + "/path"));
       }
     } else {
       for (const auto& [k, bytes] : data) {
         if (!safe_relative(k) || k.find('/') != std::string::npos)
           return std::unexpected(
               o->source.error_at("/data", fmt::format("key '{}' is not a file name", k)));
-        fs.files.emplace_back(k, bytes);
+        GEDGE_TRY(add(k, bytes, sp));
       }
+    }
+    return {};
+  }
+
+  // A configMap, secret or projected (configMap and secret sources) volume: its files and the
+  // directory they go to on the device, named with a digest of the contents.
+  Result<FileSet> files_volume(const json& v, const std::string& p,
+                               const std::string& vname) const {
+    bool ok_name = !vname.empty() && vname.size() <= 63;
+    for (char ch : vname)
+      ok_name = ok_name && (std::islower(static_cast<unsigned char>(ch)) ||
+                            std::isdigit(static_cast<unsigned char>(ch)) || ch == '-');
+    if (!ok_name)
+      return std::unexpected(
+          refuse(p + "/name", fmt::format("volume name '{}' is not a DNS label", vname)));
+    FileSet fs;
+    if (v.contains("projected")) {
+      const json& pj = v["projected"];
+      std::string pp = p + "/projected";
+      if (!pj.is_object()) return std::unexpected(w.source.error_at(pp, "expected a mapping"));
+      GEDGE_TRY(only(pj, pp, {"sources", "defaultMode"}));
+      json sources = pj.value("sources", json::array());
+      if (!sources.is_array())
+        return std::unexpected(w.source.error_at(pp + "/sources", "expected a list"));
+      // One directory, one mode: a Secret among the sources makes every file 0600.
+      for (const auto& s : sources)
+        fs.secret = fs.secret || (s.is_object() && s.contains("secret"));
+      int mode = fs.secret ? 0600 : 0644;
+      if (pj.contains("defaultMode"))
+        GEDGE_TRY(check_mode(pj["defaultMode"], pp + "/defaultMode", mode,
+                             fs.secret ? "projected Secret" : "ConfigMap"));
+      for (std::size_t i = 0; i < sources.size(); ++i) {
+        std::string sp = fmt::format("{}/sources/{}", pp, i);
+        if (!sources[i].is_object())
+          return std::unexpected(w.source.error_at(sp, "expected a mapping"));
+        GEDGE_TRY(only(sources[i], sp, {"configMap", "secret"}));
+        if (sources[i].size() != 1)
+          return std::unexpected(
+              w.source.error_at(sp, "a projection needs exactly one of configMap, secret"));
+        bool sec = sources[i].contains("secret");
+        GEDGE_TRY(source_files(sources[i].begin().value(), sp + "/" + sources[i].begin().key(), sec,
+                               "name", false, mode, fs));
+      }
+    } else {
+      fs.secret = v.contains("secret");
+      GEDGE_TRY(source_files(fs.secret ? v["secret"] : v["configMap"],
+                             p + (fs.secret ? "/secret" : "/configMap"), fs.secret,
+                             fs.secret ? "secretName" : "name", true, fs.secret ? 0600 : 0644, fs));
     }
     std::string all;
     for (const auto& [path, bytes] : fs.files)
       all += fmt::format("{}:{}\n", runtime::sha256_hex(path), runtime::sha256_hex(bytes));
-    all += secret ? "secret" : "configmap";
-    std::string digest = secret
+    all += fs.secret ? "secret" : "configmap";
+    std::string digest = fs.secret
                              ? secret_digest(fmt::format("gedge-files:{}:{}", w.name, vname), all)
                              : runtime::sha256_hex(all).substr(0, 16);
     fs.dir = fmt::format("{}/{}/{}-{}", kFilesRoot, w.name, vname, digest);
-    gv["hostPath"] = fs.dir;
-    gv["readOnly"] = true;  // as Kubernetes mounts them
-    if (extras) extras->files.push_back(std::move(fs));
-    return gv;
+    return fs;
   }
 
   Error refuse(const std::string& ptr, const std::string& why, const std::string& hint = "") const {
@@ -356,11 +402,12 @@ struct Translator {
       for (std::size_t i = 0; i < c["volumeMounts"].size(); ++i) {
         const json& m = c["volumeMounts"][i];
         std::string mp = ptr + "/volumeMounts/" + std::to_string(i);
-        GEDGE_TRY(only(m, mp, {"name", "mountPath", "readOnly"}));
+        GEDGE_TRY(only(m, mp, {"name", "mountPath", "readOnly", "subPath"}));
         volume_mounts.push_back({{"ptr", mp},
                                  {"name", m.value("name", "")},
                                  {"mountPath", m.value("mountPath", "")},
-                                 {"readOnly", m.value("readOnly", false)}});
+                                 {"readOnly", m.value("readOnly", false)},
+                                 {"subPath", m.value("subPath", "")}});
       }
     }
     return out;
@@ -425,16 +472,22 @@ struct Translator {
       mounts.push_back(cm);
     }
     doc["containers"] = containers;
-    // gedge mounts a volume in every container of the service: the containers must agree.
+    // gedge mounts a volume in every container of the service: the containers must agree. Each
+    // distinct mount (volume, path, subPath) is one gedge volume; a pod volume mounted several
+    // times is named NAME, NAME-2, ...
     json vols = json::array();
-    std::set<std::string> used;
+    std::set<std::string> seen;                     // mounts made: name, mountPath, subPath
+    std::set<std::string> gnames;                   // gedge volume names taken
+    std::map<std::string, std::string> first_name;  // pod volume -> its first gedge volume
+    std::map<std::string, FileSet> filesets;        // pod volume -> its files (made once)
+    for (const auto& [n, v] : volumes) gnames.insert(n);
     for (std::size_t i = 0; i < mounts.size(); ++i)
       for (const auto& m : mounts[i]) {
         std::string name = m["name"];
         for (std::size_t k = 0; k < mounts.size(); ++k) {
           bool same = std::any_of(mounts[k].begin(), mounts[k].end(), [&](const json& o) {
             return o["name"] == m["name"] && o["mountPath"] == m["mountPath"] &&
-                   o["readOnly"] == m["readOnly"];
+                   o["readOnly"] == m["readOnly"] && o["subPath"] == m["subPath"];
           });
           if (!same)
             return std::unexpected(refuse(
@@ -443,27 +496,63 @@ struct Translator {
                 "on container hosts every container of the pod mounts the same volumes at the same "
                 "paths"));
         }
-        if (!used.insert(name).second) continue;
+        std::string sub = m["subPath"];
+        if (!seen.insert(name + "\n" + m["mountPath"].get<std::string>() + "\n" + sub).second)
+          continue;
         auto it = volumes.find(name);
         if (it == volumes.end())
           return std::unexpected(w.source.error_at(m["ptr"].get<std::string>() + "/name",
                                                    fmt::format("no volume named '{}'", name)));
         const json& v = it->second;
         std::string p = vptr[name];
-        json gv{{"name", name}, {"mountPath", m["mountPath"]}};
+        std::string sp = m["ptr"].get<std::string>() + "/subPath";
+        if (!sub.empty() && !safe_relative(sub))
+          return std::unexpected(w.source.error_at(
+              sp, fmt::format("subPath '{}' is not a relative path inside the volume", sub)));
+        if (sub.find_first_of(":,") != std::string::npos)
+          return std::unexpected(
+              refuse(sp, fmt::format("subPath '{}' (a ':' or ',' in it) is not supported", sub),
+                     "podman's -v syntax cannot carry those characters: rename the path"));
+        std::string gname = name;
+        if (first_name.contains(name))
+          for (int n = 2; gnames.contains(gname); ++n) gname = fmt::format("{}-{}", name, n);
+        else
+          first_name[name] = name;
+        gnames.insert(gname);
+        json gv{{"name", gname}, {"mountPath", m["mountPath"]}};
         if (m["readOnly"].get<bool>()) gv["readOnly"] = true;
         if (v.contains("persistentVolumeClaim")) {
+          if (!sub.empty())
+            return std::unexpected(
+                refuse(sp, "subPath on a persistentVolumeClaim volume is not supported",
+                       "mount the whole claim, or deploy this manifest to a Kubernetes cluster"));
           gv["claim"] = v["persistentVolumeClaim"].value("claimName", "");
           (void)find("PersistentVolumeClaim", gv["claim"]);  // in the files or not: used
           if (v["persistentVolumeClaim"].value("readOnly", false)) gv["readOnly"] = true;
         } else if (v.contains("hostPath")) {
           GEDGE_TRY(only(v["hostPath"], p + "/hostPath", {"path", "type"}));
-          gv["hostPath"] = v["hostPath"].value("path", "");
+          std::string hp = v["hostPath"].value("path", "");
+          while (hp.size() > 1 && hp.back() == '/') hp.pop_back();
+          gv["hostPath"] = sub.empty() ? hp : (hp == "/" ? "" : hp) + "/" + sub;
         } else if (v.contains("emptyDir")) {
+          // With a subPath: the subdirectory of a fresh scratch volume, i.e. an empty one.
           GEDGE_TRY(only(v["emptyDir"], p + "/emptyDir", {"medium", "sizeLimit"}));
           gv["emptyDir"] = v["emptyDir"];
-        } else if (v.contains("configMap") || v.contains("secret")) {
-          GEDGE_TRY_ASSIGN(gv, files_volume(v, p, gv));
+        } else if (v.contains("configMap") || v.contains("secret") || v.contains("projected")) {
+          auto fit = filesets.find(name);
+          if (fit == filesets.end()) {
+            GEDGE_TRY_ASSIGN(auto fs, files_volume(v, p, name));
+            if (extras) extras->files.push_back(fs);
+            fit = filesets.emplace(name, std::move(fs)).first;
+          }
+          const FileSet& fs = fit->second;
+          if (!sub.empty() && std::none_of(fs.files.begin(), fs.files.end(), [&](const auto& f) {
+                return f.first == sub || f.first.starts_with(sub + "/");
+              }))
+            return std::unexpected(w.source.error_at(
+                sp, fmt::format("subPath '{}' is no file or directory of volume '{}'", sub, name)));
+          gv["hostPath"] = sub.empty() ? fs.dir : fs.dir + "/" + sub;  // one file: a file mount
+          gv["readOnly"] = true;                                       // as Kubernetes mounts them
         } else if (v.contains("nfs")) {
           return std::unexpected(refuse(
               p + "/nfs", "an NFS volume is not supported yet",
