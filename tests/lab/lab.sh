@@ -12,6 +12,8 @@
 #
 # Address plan (all inside 10.213.0.0/16, which a guard route keeps on this machine):
 #   bridge gedgebr0 10.213.0.1/24; registry 10.213.0.1:5000 (image 10.213.0.1:5000/gedge/busybox:1.0)
+#   TLS registries 10.213.0.1:5443 (lab CA: /run/gedge-lab/registry-ca.crt) and 10.213.0.1:5444
+#                (the same CA, and a login: 401 on /v2/); both serve the plain registry's images
 #   netns hosts  h1..h8 = 10.213.0.11..18, h9..h150 = 10.213.0.109..250 (h$N -> .100+N)  LAB_NETNS (8)
 #   full-OS      edge1..edge9 = 10.213.0.21..29 (podman systemd containers)              LAB_FULL  (3)
 #   far hosts    far1..far9 = 10.213.0.31..39 (netns; ssh through a delay proxy)         LAB_FAR   (2)
@@ -56,6 +58,8 @@ NET=gedge-lab-net
 LABEL=gedge-lab
 USER_NAME=gedgetest
 REGISTRY=10.213.0.1:5000
+TLS_REGISTRY=10.213.0.1:5443    # TLS, certificate signed by the lab's registry CA
+AUTH_REGISTRY=10.213.0.1:5444   # TLS (lab CA) and a login: /v2/ answers 401
 BB_LOCAL=localhost/gedge-lab/busybox:1.0
 BB_REMOTE=$REGISTRY/gedge/busybox:1.0
 EDGE_REPO=localhost/gedge-lab/edge-node
@@ -404,6 +408,64 @@ ensure_registry() {
   fi
 }
 
+# The TLS registries (issue 16): the lab's own CA signs a certificate for 10.213.0.1. Both serve
+# the plain registry's storage read-only (no second push). TLS_REGISTRY answers /v2/ with 200 to
+# a client that trusts the lab CA; AUTH_REGISTRY wants a login (htpasswd) and answers 401.
+# The keys live in $R/tls (root, 0700, gone with `down`); only the CA certificate is shown.
+ensure_lab_ca() {
+  local t=$R/tls
+  [ -s "$R/registry-ca.crt" ] && [ -s "$t/registry.crt" ] && [ -s "$t/htpasswd" ] && return 0
+  rm -rf "$t"; mkdir -p "$t"; chmod 700 "$t"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=gedge lab registry CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$t/ca.key" -out "$t/ca.crt" 2>"$t/openssl.log" || return 1
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=10.213.0.1" \
+    -keyout "$t/registry.key" -out "$t/registry.csr" 2>>"$t/openssl.log" || return 1
+  printf 'subjectAltName=IP:10.213.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' > "$t/ext.cnf"
+  openssl x509 -req -in "$t/registry.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+    -days 30 -extfile "$t/ext.cnf" -out "$t/registry.crt" 2>>"$t/openssl.log" || return 1
+  (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=\n' > "$t/registry-password")
+  /usr/bin/python3 -W ignore -c 'import crypt, sys
+print("gedge:" + crypt.crypt(open(sys.argv[1]).read(), crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))' \
+    "$t/registry-password" > "$t/htpasswd"
+  install -m 644 "$t/ca.crt" "$R/registry-ca.crt"
+}
+
+start_tls_registry() {  # name addr [auth]
+  local name=$1 addr=$2 auth=${3:-} t=$R/tls
+  alive "$(pidof_file "$R/$name.pid")" && return 0
+  {
+    printf 'version: 0.1\nlog: {level: warn}\n'
+    printf 'storage: {filesystem: {rootdirectory: %s}, maintenance: {readonly: {enabled: true}, uploadpurging: {enabled: false}}}\n' "$D/registry"
+    printf 'http: {addr: "%s", tls: {certificate: %s, key: %s}}\n' "$addr" "$t/registry.crt" "$t/registry.key"
+    [ -z "$auth" ] || printf 'auth: {htpasswd: {realm: gedge-lab, path: %s}}\n' "$t/htpasswd"
+  } > "$R/$name.yml"
+  setsid docker-registry serve "$R/$name.yml" </dev/null >"$R/$name.log" 2>&1 9>&- &
+  echo $! > "$R/$name.pid"
+}
+
+tls_registry_answers() {  # addr code
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$R/registry-ca.crt" --max-time 2 "https://$1/v2/")" = "$2" ]
+}
+
+ensure_tls_registries() {  # not fatal: without them the lab works, lab.json omits them, their tests skip
+  rm -f "$R/tls-registries"
+  if ! ensure_lab_ca; then
+    echo "lab.sh: warning: no lab registry CA (openssl: $(cat "$R/tls/openssl.log" 2>/dev/null)); no TLS registries" >&2
+    return 0
+  fi
+  start_tls_registry registry-tls "$TLS_REGISTRY"
+  start_tls_registry registry-auth "$AUTH_REGISTRY" auth
+  local _
+  for _ in $(seq 1 100); do
+    if tls_registry_answers "$TLS_REGISTRY" 200 && tls_registry_answers "$AUTH_REGISTRY" 401; then
+      touch "$R/tls-registries"; return 0
+    fi
+    sleep 0.05
+  done
+  echo "lab.sh: warning: the TLS registries did not start: $(tail -n 3 "$R/registry-tls.log" "$R/registry-auth.log" 2>/dev/null)" >&2
+}
+
 edge_tag() {
   { echo "$RECIPE"; cat "$W/id_ed25519.pub" "$W/password"; } | sha256sum | cut -c1-12
 }
@@ -520,9 +582,9 @@ full_mac() { pex "gedge-lab-$1" cat /sys/class/net/eth0/address 2>/dev/null; }
 
 # ---------------------------------------------------------------- lab.json, readiness
 write_lab_json() {
-  /usr/bin/python3 - "$R" "$W" "$LAB_FAR_DELAY_MS" "$REGISTRY" "$BB_REMOTE" <<'EOF'
+  /usr/bin/python3 - "$R" "$W" "$LAB_FAR_DELAY_MS" "$REGISTRY" "$BB_REMOTE" "$TLS_REGISTRY" "$AUTH_REGISTRY" <<'EOF'
 import base64, hashlib, json, os, re, sys
-R, W, delay, registry, image = sys.argv[1:6]
+R, W, delay, registry, image, tls_registry, auth_registry = sys.argv[1:8]
 order = {"netns": 0, "full": 1, "far": 2, "bastion": 3, "inner": 4, "certuser": 5}
 def rd(d, f, default=None):
     try:
@@ -556,6 +618,7 @@ for h in host_cert_hosts:
     h["principals"] = ["hcert-other.invalid"] if h["name"] == "hcert2" else [h["address"], h["name"]]
 hosts = [h for h in hosts if h["kind"] not in ("bastion", "inner", "certuser") and not h["name"].startswith("hcert")]
 lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"),
+
        "user": "gedgetest", "password_file": os.path.join(W, "password"),
        "far_delay_ms": int(delay), "bridge": "gedgebr0", "subnet": "10.213.0.0/24",
        "guard_route": "unreachable 10.213.0.0/16", "known_hosts": os.path.join(R, "known_hosts"),
@@ -571,6 +634,9 @@ lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"
        "hosts": hosts, "jump_hosts": jump_hosts, "cert_hosts": cert_hosts,
        "host_cert_hosts": host_cert_hosts, "host_ca": os.path.join(R, "host_ca.pub"),
        "user_ca": os.path.join(W, "user_ca")}
+if os.path.exists(os.path.join(R, "tls-registries")):  # both answered at `up`
+    lab.update(tls_registry=tls_registry, auth_registry=auth_registry,
+               registry_ca=os.path.join(R, "registry-ca.crt"))
 tmp = os.path.join(R, "lab.json.tmp")
 with open(tmp, "w") as f: json.dump(lab, f, indent=2); f.write("\n")
 os.replace(tmp, os.path.join(R, "lab.json"))
@@ -635,7 +701,8 @@ cmd_up() {
   ensure_bridge
   ts "machine set-up and bridge"
   ensure_registry
-  ts "registry"
+  ensure_tls_registries
+  ts "registries"
   ensure_full_hosts     # the containers boot (systemd) while the netns hosts are made
   local name kind addr planned d todo=() jobs=() j t
   while read -r name kind addr; do
@@ -706,7 +773,9 @@ cmd_down() {
       pids=$(ip netns pids "$ns" 2>/dev/null || true)
       [ -z "$pids" ] || kill -s $sig $pids 2>/dev/null || true
     done
-    p=$(pidof_file "$R/registry.pid"); alive "$p" && kill -s $sig "$p" 2>/dev/null || true
+    for f in registry registry-tls registry-auth; do
+      p=$(pidof_file "$R/$f.pid"); ! alive "$p" || kill -s $sig "$p" 2>/dev/null || true
+    done
     [ $sig = KILL ] || sleep 0.3
   done
   for ns in $(ip netns list | awk '/^gedge-lab-/{print $1}'); do
@@ -740,6 +809,10 @@ cmd_status() {
     printf '%-8s %-6s %-14s %-6s %s\n' "$name" "$kind" "$addr" "$link" "$sshd"
   done
   if curl -sf "http://$REGISTRY/v2/" >/dev/null; then echo "registry $REGISTRY up"; else echo "registry $REGISTRY DOWN"; bad=1; fi
+  if [ -f "$R/tls-registries" ]; then   # started by `up` (an older lab.sh starts none)
+    if tls_registry_answers "$TLS_REGISTRY" 200; then echo "registry $TLS_REGISTRY up (TLS)"; else echo "registry $TLS_REGISTRY DOWN"; bad=1; fi
+    if tls_registry_answers "$AUTH_REGISTRY" 401; then echo "registry $AUTH_REGISTRY up (TLS, 401)"; else echo "registry $AUTH_REGISTRY DOWN"; bad=1; fi
+  fi
   return $bad
 }
 
