@@ -606,6 +606,17 @@ TEST_CASE(
   REQUIRE_FALSE(not_pem);
   CHECK(not_pem.error().code == ErrorCode::usage);
 
+  // A TLS server asked in plain HTTP answers 400 (docker-registry does): that is a TLS registry
+  // whose certificate is unknown here, not plain HTTP (the lab's TLS registry was called "plain").
+  test::ReadyProcess tls400("tests/registry_double/registry_double.py --dir {dir} --status 400");
+  auto https_only = cluster::registry_trust(
+      fmt::format("127.0.0.1:{}", tls400.info["port"].get<int>()), "", false, 5, rep);
+  REQUIRE_FALSE(https_only);
+  CHECK(exit_code_for(https_only.error().code) == 6);
+  CHECK_MESSAGE(https_only.error().message.find("plain HTTP") == std::string::npos,
+                https_only.error().message);
+  CHECK(https_only.error().hint.find("--registry-ca") != std::string::npos);
+
   // Not answering from here: TLS stays required on the devices (a warning, not insecure).
   auto away = cluster::registry_trust("127.0.0.1:1", "", false, 2, rep);
   REQUIRE(away);

@@ -79,7 +79,11 @@ Result<RegistryTrust> registry_trust(const std::string& registry, const std::str
   if (tls.error().code == ErrorCode::interrupted) return std::unexpected(tls.error());
   auto plain = http::perform(
       http::Request{"GET", "http://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
-  if (plain && tls.error().code != ErrorCode::unreachable) {
+  // A registry that speaks plain HTTP answers /v2/ with 200 or 401. A TLS server asked in plain
+  // HTTP answers too (docker-registry: 400 "Client sent an HTTP request to an HTTPS server"):
+  // that one speaks TLS, and its certificate is what failed.
+  bool speaks_plain = plain && (plain->status == 200 || plain->status == 401);
+  if (speaks_plain && tls.error().code != ErrorCode::unreachable) {
     // It speaks plain HTTP: only on request, and said loudly.
     if (!insecure_ok)
       return fail(ErrorCode::auth, fmt::format("registry {} speaks plain HTTP, not TLS", registry),
