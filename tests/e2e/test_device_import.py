@@ -66,6 +66,17 @@ class DeviceImportTest(GedgeTest):
         again = self.gedge_json("device", "import", inv, "--no-connect")
         self.assertEqual([x["status"] for x in again["results"]], ["unchanged"] * 3)
 
+    def test_no_connect_reads_an_address_as_device_add_does(self):
+        inv = self.write("fleet.ini", INVENTORY)  # cam2 ansible_host=10.213.0.12:2222
+        out = self.gedge_json("device", "import", inv, "--no-connect")
+        self.assertEqual(out["summary"]["ok"], 3)
+        devs = {d["name"]: d for d in self.gedge_json("device", "ls")}
+        self.assertEqual((devs["cam2"]["host"], devs["cam2"]["port"]), ("10.213.0.12", 2222))
+        bad = self.write("bad.ini", "[a]\nx ansible_host=10.213.0.9:2222 ansible_port=2200\n")
+        r = self.run_gedge("device", "import", bad, "--no-connect", "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("bad.ini:2", r.err_json["message"])
+
     def test_parse_errors_name_file_and_line_and_store_nothing(self):
         good = self.write("good.ini", "[a]\nh1 ansible_host=10.213.0.11\n")
         for text, line, what in [("[cams\nh1\n", 1, "malformed section"),

@@ -122,10 +122,24 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
   nlohmann::json results = nlohmann::json::array();
   std::size_t pinned_count = 0;
   if (req.no_connect) {
-    // ssh_config hosts are what `ssh -G -F FILE` says they are.
+    // ssh_config hosts are what `ssh -G -F FILE` says they are; an inventory's address is read
+    // as `device add --host` reads it (user@host:port), so a recorded device is what a
+    // connecting import would have stored.
     for (auto& h : hosts) {
       auto cf = config_of.find(h.name);
-      if (cf == config_of.end()) continue;
+      if (cf == config_of.end()) {
+        GEDGE_TRY_ASSIGN(auto a,
+                         parse_address(h.host, fmt::format("{}:{}: address", h.file, h.line)));
+        if (a.port && h.port && a.port != h.port)
+          return fail(
+              ErrorCode::usage,
+              fmt::format("{}:{}: host '{}' names port {} in its address and {} in ansible_port",
+                          h.file, h.line, h.name, a.port, h.port));
+        h.host = a.host;
+        if (a.port) h.port = a.port;
+        if (h.user.empty()) h.user = a.user;
+        continue;
+      }
       GEDGE_TRY_ASSIGN(auto rh, resolve_ssh_host(h.name, "", 0, cf->second));
       h.host = rh.host;
       h.port = rh.port;
