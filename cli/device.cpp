@@ -304,6 +304,13 @@ void register_device(CLI::App& app, Ctx& ctx) {
     on_run(cmd, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       GEDGE_TRY_ASSIGN(auto sel, selector(f));
+      if (auto f = ctx.format(); f && *f == Format::json) {
+        // Written row by row (the same bytes as rendering the list): 10 000 devices in a few
+        // tens of milliseconds instead of building the whole document first.
+        std::string text;
+        GEDGE_TRY_ASSIGN(bool written, device_list_json(*inv, sel, text));
+        if (written) return Outcome{View{}, std::nullopt, std::move(text += '\n')};
+      }
       GEDGE_TRY_ASSIGN(auto list, device_list(*inv, sel));
       bool table_mode = ctx.output_raw().empty() || ctx.output_raw() == "table";
       if (table_mode) add_label_text(list);

@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "gedge/device.hpp"
 #include "gedge/device_import.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
+#include "gedge/output.hpp"
 #include "gedge/ssh.hpp"
 #include "test_helpers.hpp"
 
@@ -395,6 +397,64 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     }
     CHECK(expect(sels[1]) == std::vector<std::string>{"a", "b", "f"});  // the rules themselves
     CHECK(expect(sels[5]) == std::vector<std::string>{"a", "c"});
+  }
+  SUBCASE("device_list_json prints exactly what rendering device_list's result prints") {
+    auto render_json = [](const nlohmann::json& data) {
+      std::ostringstream os;
+      render(View{data, {}, "", "", nullptr}, RenderOptions{Format::json, false}, os);
+      return os.str();
+    };
+    auto same = [&](const DeviceSelector& sel) {
+      auto list = device_list(*inv, sel);
+      REQUIRE(list);
+      std::string text;
+      auto written = device_list_json(*inv, sel, text);
+      REQUIRE(written);
+      REQUIRE(*written);
+      CHECK(text + "\n" == render_json(*list));
+      return list->size();
+    };
+    DeviceSelector all;
+    all.all = true;
+    CHECK(same(all) == 0);  // "[]"
+    const char* insert =
+        "INSERT INTO devices (name, host, port, user, identity, tier, site, labels, groups, "
+        "host_key_type, host_key_fp, facts, status, last_seen, rtt_ms, alias, certificate, "
+        "identity_agent, auth, proxy_jump, created_at, updated_at) VALUES (?, ?, ?, 'u', ?, ?, ?, "
+        "?, ?, 'ssh-ed25519', 'SHA256:abc', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'x', 'x')";
+    auto add = [&](std::string name, std::string host, int64_t port, SqlValue identity,
+                   SqlValue tier, std::string labels, std::string groups, std::string facts,
+                   SqlValue rtt, SqlValue jump, SqlValue alias) {
+      REQUIRE(
+          inv->exec(insert, {name, host, port, identity, tier, SqlValue(nullptr), labels, groups,
+                             facts, std::string("ok"), std::string("2026-01-01T00:00Z"), rtt, alias,
+                             SqlValue(nullptr), SqlValue(nullptr), std::string("identity"), jump}));
+    };
+    add("a", "10.0.0.1", 22, nullptr, std::string("local"), R"({"site":"lab","n":5})",
+        R"(["cams"])", "{}", 1.25, nullptr, nullptr);
+    add("b", "tab\there \"quoted\" \u00e9\x01", 2222, std::string("/k/id"), nullptr, "{}", "[]",
+        R"({"arch":"aarch64","cpus":4,"gpus":[{"name":"Orin","mem":8}],"zeta":{"x":[1,2.5]},"os":null})",
+        0.1,
+        std::string(
+            R"({"host":"bast","port":2200,"user":"j","identity":"/k",)"
+            R"("host_key":{"type":"ssh-ed25519","fingerprint":"SHA256:j","public_key":"AAAA"}})"),
+        std::string("gw-alias"));
+    add("c", "10.0.0.3", 22, nullptr, nullptr, "not json", R"({"x":1})", "[1]", 1e-7,
+        std::string("[]"), nullptr);
+    CHECK(same(all) == 3);
+    DeviceSelector lab;
+    lab.labels = {{"site", "lab"}};
+    CHECK(same(lab) == 1);
+    DeviceSelector none;
+    none.groups = {"nope"};
+    CHECK(same(none) == 0);
+    // A stored string that is not UTF-8: the caller must render device_list's result instead.
+    REQUIRE(inv->exec("UPDATE devices SET host = CAST(X'6869FF6A' AS TEXT) WHERE name = 'c'"));
+    std::string text;
+    auto written = device_list_json(*inv, all, text);
+    REQUIRE(written);
+    CHECK_FALSE(*written);
+    CHECK(same(lab) == 1);
   }
   SUBCASE("a refused connection is unreachable (exit 5), quickly") {
     // Port 1 on loopback: nothing listens, the kernel refuses at once.

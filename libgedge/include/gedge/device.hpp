@@ -80,6 +80,11 @@ bool labels_match(const nlohmann::json& labels,
 
 // `device ls`: devices matching the label/tier filters (names ignored), as JSON objects.
 Result<nlohmann::json> device_list(Inventory& inv, const DeviceSelector& filter);
+// `device ls -o json` for a large fleet: appends to `out` exactly the text `-o json` prints for
+// device_list's result (dump(2), no trailing newline), written row by row from SQLite without
+// building the whole document. false (and `out` unusable) when a stored string is not UTF-8:
+// render device_list's result instead, which keeps such bytes (`<key>_base64`).
+Result<bool> device_list_json(Inventory& inv, const DeviceSelector& filter, std::string& out);
 // `device show`: one device, plus identity/token/topology presence. not_found when unknown.
 Result<nlohmann::json> device_show(Inventory& inv, std::string_view name);
 // `device rm`: removes the row and its known_hosts line. conflict when a cluster still uses it

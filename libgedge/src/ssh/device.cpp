@@ -7,6 +7,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <map>
+#include <memory>
 #include <regex>
 
 #include "device_detail.hpp"
@@ -24,14 +26,11 @@ nlohmann::json parse_json_text(const nlohmann::json& v, nlohmann::json fallback)
   return j.is_discarded() ? fallback : j;
 }
 
-nlohmann::json device_json(SqlRow&& r) {
-  // Built by moving the row's values into place (no copies): `device ls` builds this for every
-  // registered device, 10 000 of them in a large fleet.
-  auto take = [&r](const char* column) -> nlohmann::json {
-    auto it = r.find(column);
-    return it == r.end() ? nlohmann::json() : std::move(*it);
-  };
-  auto facts = parse_json_text(take("facts"), nlohmann::json::object());
+namespace {
+
+// The public `facts` object from the stored facts text: the well-known facts first (null or []
+// when missing), then whatever else the facts script reported.
+nlohmann::json facts_object(nlohmann::json facts) {
   if (!facts.is_object()) facts = nlohmann::json::object();
   auto fact = [&facts](const char* k, nlohmann::json fallback) {
     auto it = facts.find(k);
@@ -50,14 +49,29 @@ nlohmann::json device_json(SqlRow&& r) {
   f.emplace("gpus", fact("gpus", nlohmann::json::array()));
   f.emplace("container_runtime", fact("container_runtime", nullptr));
   for (auto it = facts.begin(); it != facts.end(); ++it) f.emplace(it.key(), std::move(it.value()));
-  nlohmann::json jump = nullptr;
-  if (auto j = parse_json_text(take("proxy_jump"), nullptr); j.is_object())
-    jump = {{"host", j.value("host", "")},
-            {"port", j.value("port", 22)},
-            {"user", j.value("user", "")},
-            {"host_key",
-             {{"type", j["host_key"].value("type", "")},
-              {"fingerprint", j["host_key"].value("fingerprint", "")}}}};
+  return f;
+}
+
+// The public `proxy_jump` object (no identity or public key) from the stored JSON, null if none.
+nlohmann::json jump_object(nlohmann::json j) {
+  if (!j.is_object()) return nullptr;
+  return {{"host", j.value("host", "")},
+          {"port", j.value("port", 22)},
+          {"user", j.value("user", "")},
+          {"host_key",
+           {{"type", j["host_key"].value("type", "")},
+            {"fingerprint", j["host_key"].value("fingerprint", "")}}}};
+}
+
+}  // namespace
+
+nlohmann::json device_json(SqlRow&& r) {
+  // Built by moving the row's values into place (no copies): `device ls` builds this for every
+  // registered device, 10 000 of them in a large fleet.
+  auto take = [&r](const char* column) -> nlohmann::json {
+    auto it = r.find(column);
+    return it == r.end() ? nlohmann::json() : std::move(*it);
+  };
   nlohmann::json d = nlohmann::json::object();
   d.emplace("name", take("name"));
   d.emplace("host", take("host"));
@@ -68,7 +82,7 @@ nlohmann::json device_json(SqlRow&& r) {
   d.emplace("certificate", take("certificate"));
   d.emplace("identity_agent", take("identity_agent"));
   d.emplace("auth", take("auth"));
-  d.emplace("proxy_jump", std::move(jump));
+  d.emplace("proxy_jump", jump_object(parse_json_text(take("proxy_jump"), nullptr)));
   d.emplace("tier", take("tier"));
   d.emplace("site", take("site"));
   d.emplace("labels", parse_json_text(take("labels"), nlohmann::json::object()));
@@ -78,7 +92,7 @@ nlohmann::json device_json(SqlRow&& r) {
   d.emplace("rtt_ms", take("rtt_ms"));
   d.emplace("host_key",
             nlohmann::json{{"type", take("host_key_type")}, {"fingerprint", take("host_key_fp")}});
-  d.emplace("facts", std::move(f));
+  d.emplace("facts", facts_object(parse_json_text(take("facts"), nlohmann::json::object())));
   return d;
 }
 
@@ -893,6 +907,136 @@ Result<nlohmann::json> device_list(Inventory& inv, const DeviceSelector& filter)
     r = nullptr;  // the row's remains go now, not all at once at the end
   }
   return out;
+}
+
+Result<bool> device_list_json(Inventory& inv, const DeviceSelector& filter, std::string& out) {
+  std::vector<SqlValue> params;
+  std::string sql = "SELECT * FROM devices" + selector_where(filter, params) + " ORDER BY name";
+  sqlite3* db = inv.raw();
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK)
+    return fail(ErrorCode::failure, fmt::format("inventory: prepare: {}", sqlite3_errmsg(db)));
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> st(raw, sqlite3_finalize);
+  for (std::size_t i = 0; i < params.size(); ++i) {  // the selector binds only text
+    const auto& v = std::get<std::string>(params[i]);
+    if (sqlite3_bind_text(raw, static_cast<int>(i + 1), v.data(), static_cast<int>(v.size()),
+                          SQLITE_TRANSIENT) != SQLITE_OK)
+      return fail(ErrorCode::failure, fmt::format("inventory: bind: {}", sqlite3_errmsg(db)));
+  }
+  std::map<std::string, int, std::less<>> index;
+  for (int c = 0; c < sqlite3_column_count(raw); ++c) index[sqlite3_column_name(raw, c)] = c;
+  auto col = [&index](std::string_view name) {
+    auto it = index.find(name);
+    return it == index.end() ? -1 : it->second;
+  };
+  // A column's value as Inventory::query reads it; strings reuse one buffer.
+  nlohmann::json text = std::string(), number, null;
+  auto value = [&](int c) -> const nlohmann::json& {
+    if (c < 0) return null;
+    switch (sqlite3_column_type(raw, c)) {
+      case SQLITE_INTEGER:
+        number = sqlite3_column_int64(raw, c);
+        return number;
+      case SQLITE_FLOAT:
+        number = sqlite3_column_double(raw, c);
+        return number;
+      case SQLITE_NULL:
+        return null;
+      default: {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(raw, c));
+        text.get_ref<std::string&>().assign(p ? p : "",
+                                            static_cast<std::size_t>(sqlite3_column_bytes(raw, c)));
+        return text;
+      }
+    }
+  };
+  auto owned = [&](int c) { return nlohmann::json(value(c)); };
+  // The device object's members in the order dump() prints them (std::map: sorted by key); the
+  // unit test compares this with rendering device_list's result.
+  struct Member {
+    const char* key;
+    int column;  // -1: composed below
+  };
+  const Member members[] = {
+      {"alias", col("alias")},
+      {"auth", col("auth")},
+      {"certificate", col("certificate")},
+      {"facts", -1},
+      {"groups", -1},
+      {"host", col("host")},
+      {"host_key", -1},
+      {"identity", col("identity")},
+      {"identity_agent", col("identity_agent")},
+      {"labels", -1},
+      {"last_seen", col("last_seen")},
+      {"name", col("name")},
+      {"port", col("port")},
+      {"proxy_jump", -1},
+      {"rtt_ms", col("rtt_ms")},
+      {"site", col("site")},
+      {"status", col("status")},
+      {"tier", col("tier")},
+      {"user", col("user")},
+  };
+  const int c_facts = col("facts"), c_groups = col("groups"), c_labels = col("labels"),
+            c_jump = col("proxy_jump"), c_kt = col("host_key_type"), c_kf = col("host_key_fp");
+  using Serializer = nlohmann::detail::serializer<nlohmann::json>;
+  Serializer ser(nlohmann::detail::output_adapter<char, std::string>(out), ' ',
+                 nlohmann::json::error_handler_t::strict);
+  constexpr unsigned kStep = 2, kMember = 4;  // array elements at 2, their members at 4
+  std::string empty_facts;  // the facts of a device never checked ("{}"), printed once
+  {
+    Serializer once(nlohmann::detail::output_adapter<char, std::string>(empty_facts), ' ',
+                    nlohmann::json::error_handler_t::strict);
+    once.dump(facts_object(nlohmann::json::object()), true, false, kStep, kMember);
+  }
+  bool first = true;
+  try {
+    for (;;) {
+      int rc = sqlite3_step(raw);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW)
+        return fail(ErrorCode::failure, fmt::format("inventory: query: {}", sqlite3_errmsg(db)));
+      out += first ? "[\n  {\n" : ",\n  {\n";
+      first = false;
+      bool first_member = true;
+      for (const auto& m : members) {
+        out += first_member ? "    \"" : ",\n    \"";
+        first_member = false;
+        out += m.key;
+        out += "\": ";
+        std::string_view key = m.key;
+        if (m.column >= 0 || (key != "facts" && key != "groups" && key != "host_key" &&
+                              key != "labels" && key != "proxy_jump")) {
+          ser.dump(value(m.column), true, false, kStep, kMember);
+        } else if (key == "facts") {
+          const auto& f = value(c_facts);
+          if (f.is_string() && f.get_ref<const std::string&>() == "{}")
+            out += empty_facts;
+          else
+            ser.dump(facts_object(parse_json_text(f, nlohmann::json::object())), true, false, kStep,
+                     kMember);
+        } else if (key == "groups") {
+          ser.dump(parse_json_text(value(c_groups), nlohmann::json::array()), true, false, kStep,
+                   kMember);
+        } else if (key == "labels") {
+          ser.dump(parse_json_text(value(c_labels), nlohmann::json::object()), true, false, kStep,
+                   kMember);
+        } else if (key == "host_key") {
+          ser.dump(nlohmann::json{{"type", owned(c_kt)}, {"fingerprint", owned(c_kf)}}, true, false,
+                   kStep, kMember);
+        } else {
+          ser.dump(jump_object(parse_json_text(value(c_jump), nullptr)), true, false, kStep,
+                   kMember);
+        }
+      }
+      out += "\n  }";
+    }
+  } catch (const nlohmann::json::type_error&) {
+    return false;  // a string that is not UTF-8: only the lossless rendering may print it
+  }
+  out += first ? "[]" : "\n]";
+  return true;
 }
 
 Result<nlohmann::json> device_show(Inventory& inv, std::string_view name) {
