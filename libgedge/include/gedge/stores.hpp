@@ -53,6 +53,8 @@ class DeviceStore {
   Result<std::string> topology_xml(const std::string& name);
   // Every device name, sorted.
   Result<std::vector<std::string>> names();
+  // The device's row (every column), or nullopt.
+  Result<std::optional<SqlRow>> row(const std::string& name);
   // Every device: its name, its host and status.
   Result<std::vector<Completion>> completions();
 
@@ -88,8 +90,37 @@ class ClusterStore {
   Result<std::vector<MemberDevice>> member_devices();
   // The devices that are a member of any cluster, sorted, each once.
   Result<std::vector<std::string>> member_names();
+  // The clusters row (every column), or nullopt.
+  Result<std::optional<SqlRow>> get(const std::string& name);
+  // Every clusters row, by name.
+  Result<std::vector<SqlRow>> rows();
+  // A cluster's member rows (device, role, metrics_url, state) in join order.
+  Result<std::vector<SqlRow>> members(const std::string& name);
+  // The cluster other than `except` that `device` is a member of, if any.
+  Result<std::optional<std::string>> other_cluster_of(const std::string& device,
+                                                      const std::string& except);
+  // Devices leave a cluster: their member rows and journal entries go and the cluster's
+  // updated_at moves, in one transaction.
+  Result<void> remove_members(const std::string& name, const std::vector<std::string>& devices);
+  // Forgets a cluster, its members and its build journal, in one transaction.
+  Result<void> remove(const std::string& name);
+  // Records a registered Kubernetes cluster, or (`known`) its kubeconfig, context and server.
+  Result<void> put_kubernetes(const std::string& name, const std::string& kubeconfig,
+                              const std::string& context, const std::string& api_server,
+                              bool known);
   // Every cluster: its name and kind.
   Result<std::vector<Completion>> completions();
+
+ private:
+  Inventory& inv_;
+};
+
+// Device clusters' build journal (table build_journal).
+class JournalStore {
+ public:
+  explicit JournalStore(Inventory& inv) : inv_(inv) {}
+  // A cluster's journal rows (id, device, run_id, step, status, message, at), oldest first.
+  Result<std::vector<SqlRow>> entries(const std::string& cluster);
 
  private:
   Inventory& inv_;

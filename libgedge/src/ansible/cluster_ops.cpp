@@ -13,6 +13,7 @@
 #include "gedge/metrics.hpp"
 #include "gedge/output.hpp"
 #include "gedge/ssh.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge::cluster {
 
@@ -42,7 +43,7 @@ nlohmann::json cluster_summary(Inventory& inv, const nlohmann::json& c) {
 }  // namespace
 
 Result<nlohmann::json> list(Inventory& inv) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM clusters ORDER BY name"));
+  GEDGE_TRY_ASSIGN(auto rows, ClusterStore(inv).rows());
   nlohmann::json out = nlohmann::json::array();
   for (const auto& c : rows) out.push_back(cluster_summary(inv, c));
   return out;  // a bare array, as every `ls` prints (schemas/ls.schema.json)
@@ -52,9 +53,7 @@ Result<nlohmann::json> show(Inventory& inv, const std::string& name) {
   GEDGE_TRY_ASSIGN(auto c, require_cluster(inv, name));
   auto j = cluster_summary(inv, c);
   nlohmann::json members = nlohmann::json::array();
-  GEDGE_TRY_ASSIGN(auto journal, inv.query("SELECT device, run_id, step, status, message, at FROM "
-                                           "build_journal WHERE cluster = ? ORDER BY id",
-                                           {name}));
+  GEDGE_TRY_ASSIGN(auto journal, JournalStore(inv).entries(name));
   GEDGE_TRY_ASSIGN(auto member_rows, load_members(inv, name));
   for (const auto& m : member_rows) {
     std::string dev = m["device"].get<std::string>();
@@ -96,14 +95,7 @@ Result<nlohmann::json> leave(Inventory& inv, const Paths& paths, const std::stri
       return fail(ErrorCode::not_found,
                   fmt::format("device '{}' is not a member of cluster '{}'", d, name),
                   fmt::format("gedge cluster show {}", name));
-  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    for (const auto& d : devices) {
-      GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ? AND device = ?", {name, d}));
-      GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ? AND device = ?", {name, d}));
-    }
-    GEDGE_TRY(tx.exec("UPDATE clusters SET updated_at = ? WHERE name = ?", {now_rfc3339(), name}));
-    return {};
-  }));
+  GEDGE_TRY(ClusterStore(inv).remove_members(name, devices));
   nlohmann::json left = devices;
   nlohmann::json out = {{"cluster", name},
                         {"left", left},
@@ -119,12 +111,7 @@ Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::str
   GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
   // Its Prometheus server stops scraping the members: the target file goes first.
   auto prom = sync_prometheus(inv, paths, name, timeout_s, rep, /*remove=*/true);
-  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ?", {name}));
-    GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ?", {name}));
-    GEDGE_TRY(tx.exec("DELETE FROM clusters WHERE name = ?", {name}));
-    return {};
-  }));
+  GEDGE_TRY(ClusterStore(inv).remove(name));
   nlohmann::json out = {{"cluster", name},
                         {"removed", true},
                         {"kind", c["kind"]},
@@ -201,24 +188,12 @@ Result<nlohmann::json> register_kubernetes(Inventory& inv, const std::string& na
       return fail(ErrorCode::conflict,
                   fmt::format("cluster '{}' already exists as a device cluster", name));
   }
-  std::string now = now_rfc3339();
   const std::string& stored = cfg.path;
   bool changed = !existing || (*existing)["kubeconfig"] != stored ||
                  (*existing)["context"] != cfg.context || (*existing)["api_server"] != cfg.server;
-  GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-    if (!existing)
-      GEDGE_TRY(
-          tx.exec("INSERT INTO clusters(name, kind, kubeconfig, context, api_server, state, "
-                  "created_at, updated_at) "
-                  "VALUES (?, 'kubernetes', ?, ?, ?, 'registered', ?, ?)",
-                  {name, stored, cfg.context, cfg.server, now, now}));
-    else if (changed)
-      GEDGE_TRY(
-          tx.exec("UPDATE clusters SET kubeconfig = ?, context = ?, api_server = ?, updated_at = ? "
-                  "WHERE name = ?",
-                  {stored, cfg.context, cfg.server, now, name}));
-    return {};
-  }));
+  if (changed)
+    GEDGE_TRY(ClusterStore(inv).put_kubernetes(name, stored, cfg.context, cfg.server,
+                                               existing.has_value()));
   return nlohmann::json{{"name", name},
                         {"kind", "kubernetes"},
                         {"kubeconfig", stored},

@@ -1,7 +1,8 @@
-// Cluster rows, members and the build journal in the SQLite inventory.
+// Cluster rows, members and the build journal, read through the inventory's typed stores.
 #include <fmt/format.h>
 
 #include "cluster_detail.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge::cluster::detail {
 
@@ -18,13 +19,11 @@ Result<void> check_name(const std::string& what, const std::string& name) {
 }
 
 Result<DeviceRow> load_device(Inventory& inv, const std::string& name) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT name, host, port, user, identity, host_key_type, "
-                                        "host_key_fp FROM devices WHERE name = ?",
-                                        {name}));
-  if (rows.empty())
+  GEDGE_TRY_ASSIGN(auto row, DeviceStore(inv).row(name));
+  if (!row)
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", name),
                 "gedge device ls");
-  const auto& r = rows.front();
+  const auto& r = *row;
   auto s = [&](const char* k) {
     return r[k].is_string() ? r[k].get<std::string>() : std::string();
   };
@@ -41,9 +40,7 @@ Result<DeviceRow> load_device(Inventory& inv, const std::string& name) {
 }
 
 Result<std::optional<nlohmann::json>> load_cluster(Inventory& inv, const std::string& name) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM clusters WHERE name = ?", {name}));
-  if (rows.empty()) return std::optional<nlohmann::json>{};
-  return std::optional<nlohmann::json>{rows.front()};
+  return ClusterStore(inv).get(name);
 }
 
 Result<nlohmann::json> require_cluster(Inventory& inv, const std::string& name) {
@@ -55,16 +52,11 @@ Result<nlohmann::json> require_cluster(Inventory& inv, const std::string& name) 
 }
 
 Result<std::vector<nlohmann::json>> load_members(Inventory& inv, const std::string& name) {
-  return inv.query(
-      "SELECT device, role, metrics_url, state FROM cluster_members WHERE cluster = ? ORDER BY "
-      "rowid",
-      {name});
+  return ClusterStore(inv).members(name);
 }
 
 Result<std::vector<JournalEntry>> load_journal(Inventory& inv, const std::string& cluster) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, device, run_id, step, status FROM "
-                                        "build_journal WHERE cluster = ? ORDER BY id",
-                                        {cluster}));
+  GEDGE_TRY_ASSIGN(auto rows, JournalStore(inv).entries(cluster));
   std::vector<JournalEntry> out;
   for (const auto& r : rows)
     out.push_back({r["id"].get<int64_t>(), r["device"].get<std::string>(),
@@ -76,12 +68,9 @@ Result<std::vector<JournalEntry>> load_journal(Inventory& inv, const std::string
 Result<void> check_not_elsewhere(Inventory& inv, const std::string& cluster,
                                  const std::vector<std::string>& devices) {
   for (const auto& d : devices) {
-    GEDGE_TRY_ASSIGN(
-        auto rows,
-        inv.query("SELECT cluster FROM cluster_members WHERE device = ? AND cluster <> ?",
-                  {d, cluster}));
-    if (!rows.empty()) {
-      auto other = rows.front()["cluster"].get<std::string>();
+    GEDGE_TRY_ASSIGN(auto elsewhere, ClusterStore(inv).other_cluster_of(d, cluster));
+    if (elsewhere) {
+      const std::string& other = *elsewhere;
       return fail(ErrorCode::conflict,
                   fmt::format("device '{}' is already a member of cluster '{}'", d, other),
                   fmt::format("gedge cluster leave {} {}", other, d));

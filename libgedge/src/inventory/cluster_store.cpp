@@ -1,4 +1,5 @@
 // Tables clusters and cluster_members.
+#include "gedge/report.hpp"
 #include "gedge/stores.hpp"
 
 namespace gedge {
@@ -53,6 +54,79 @@ Result<std::vector<std::string>> ClusterStore::member_names() {
   std::vector<std::string> out;
   for (const auto& r : rows) out.push_back(str(r["device"]));
   return out;
+}
+
+Result<std::optional<SqlRow>> ClusterStore::get(const std::string& name) {
+  GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT * FROM clusters WHERE name = ?", {name}));
+  if (rows.empty()) return std::optional<SqlRow>{};
+  return std::optional<SqlRow>{std::move(rows.front())};
+}
+
+Result<std::vector<SqlRow>> ClusterStore::rows() {
+  return inv_.query("SELECT * FROM clusters ORDER BY name");
+}
+
+Result<std::vector<SqlRow>> ClusterStore::members(const std::string& name) {
+  return inv_.query(
+      "SELECT device, role, metrics_url, state FROM cluster_members WHERE cluster = ? ORDER BY "
+      "rowid",
+      {name});
+}
+
+Result<std::optional<std::string>> ClusterStore::other_cluster_of(const std::string& device,
+                                                                  const std::string& except) {
+  GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT cluster FROM cluster_members "
+                                         "WHERE device = ? AND cluster <> ? ORDER BY cluster",
+                                         {device, except}));
+  if (rows.empty()) return std::optional<std::string>{};
+  return std::optional<std::string>{str(rows.front()["cluster"])};
+}
+
+Result<void> ClusterStore::remove_members(const std::string& name,
+                                          const std::vector<std::string>& devices) {
+  return inv_.write([&](Inventory& tx) -> Result<void> {
+    for (const auto& d : devices) {
+      GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ? AND device = ?", {name, d}));
+      GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ? AND device = ?", {name, d}));
+    }
+    GEDGE_TRY(tx.exec("UPDATE clusters SET updated_at = ? WHERE name = ?", {now_rfc3339(), name}));
+    return {};
+  });
+}
+
+Result<void> ClusterStore::remove(const std::string& name) {
+  return inv_.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY(tx.exec("DELETE FROM build_journal WHERE cluster = ?", {name}));
+    GEDGE_TRY(tx.exec("DELETE FROM cluster_members WHERE cluster = ?", {name}));
+    GEDGE_TRY(tx.exec("DELETE FROM clusters WHERE name = ?", {name}));
+    return {};
+  });
+}
+
+Result<void> ClusterStore::put_kubernetes(const std::string& name, const std::string& kubeconfig,
+                                          const std::string& context, const std::string& api_server,
+                                          bool known) {
+  return inv_.write([&](Inventory& tx) -> Result<void> {
+    std::string now = now_rfc3339();
+    if (!known)
+      GEDGE_TRY(
+          tx.exec("INSERT INTO clusters(name, kind, kubeconfig, context, api_server, state, "
+                  "created_at, updated_at) VALUES (?, 'kubernetes', ?, ?, ?, 'registered', ?, ?)",
+                  {name, kubeconfig, context, api_server, now, now}));
+    else
+      GEDGE_TRY(
+          tx.exec("UPDATE clusters SET kubeconfig = ?, context = ?, api_server = ?, "
+                  "updated_at = ? WHERE name = ?",
+                  {kubeconfig, context, api_server, now, name}));
+    return {};
+  });
+}
+
+Result<std::vector<SqlRow>> JournalStore::entries(const std::string& cluster) {
+  return inv_.query(
+      "SELECT id, device, run_id, step, status, message, at FROM build_journal "
+      "WHERE cluster = ? ORDER BY id",
+      {cluster});
 }
 
 }  // namespace gedge

@@ -40,4 +40,10 @@ Result<std::vector<std::string>> DeviceStore::names() {
   return out;
 }
 
+Result<std::optional<SqlRow>> DeviceStore::row(const std::string& name) {
+  GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT * FROM devices WHERE name = ?", {name}));
+  if (rows.empty()) return std::optional<SqlRow>{};
+  return std::optional<SqlRow>{std::move(rows.front())};
+}
+
 }  // namespace gedge
