@@ -76,6 +76,16 @@ class InputFilesTest(GedgeTest):
         # GEDGE_CONFIG=/dev/null stays the way to run without a config file.
         self.assertEqual(self.run_gedge("device", "ls", "-o", "json", env={"GEDGE_CONFIG": "/dev/null"}).rc, 0)
 
+    def test_number_beyond_a_double_is_a_usage_error(self):
+        # AFL++ (tests/fuzz/afl.sh): it aborted the harness and was exit 1 "internal" here.
+        state = os.path.join(self.tmp, "big.json")
+        with open(state, "w") as f:
+            f.write("5555555E55555555555555555")
+        r = self.run_gedge("sched", "place", os.path.join(SOURCE_DIR, "examples", "web.yaml"), "--state", state,
+                           "-o", "json")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("number overflow", r.err_json["message"])
+
     def test_password_stdin_reads_a_bounded_line(self):
         # /dev/zero on stdin has no newline: the read stops after 4096 bytes (it grew without end).
         with open("/dev/zero", "rb") as zero:

@@ -455,6 +455,11 @@ TEST_CASE("strict loader: YAML streams, lines, empty documents, bad text") {
   auto j = parse_json_strict(R"({"a": 1, "b": {"a": 2}, "a": 3})", "s.json");
   REQUIRE_FALSE(j.has_value());
   CHECK(j.error().message == "s.json: duplicate key 'a'");
+  // A number beyond a double threw out_of_range past the parse_error handler: abort (AFL++).
+  auto big = parse_json_strict("5555555E55555555555555555", "s.json");
+  REQUIRE_FALSE(big);
+  CHECK(big.error().code == ErrorCode::usage);
+  CHECK(big.error().message.find("number overflow") != std::string::npos);
   CHECK(parse_json_strict("[NaN]", "s.json").error().message.find("not valid JSON") !=
         std::string::npos);
 }

@@ -348,6 +348,10 @@ Result<nlohmann::json> parse_json_strict(std::string_view text, const std::strin
   } catch (const nlohmann::json::parse_error& e) {
     return fail(ErrorCode::usage, fmt::format("{}: not valid JSON: {}", origin, e.what()),
                 "NaN and Infinity are not JSON");
+  } catch (const nlohmann::json::exception& e) {
+    // out_of_range 406: a number beyond a double ("1E400"); AFL++ found it aborting (uncaught).
+    return fail(ErrorCode::usage, fmt::format("{}: not valid JSON: {}", origin, e.what()),
+                "numbers must fit in a 64-bit float");
   }
   if (!dup.empty())
     return fail(ErrorCode::usage, fmt::format("{}: duplicate key '{}'", origin, dup));
