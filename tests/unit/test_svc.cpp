@@ -125,8 +125,7 @@ TEST_CASE(
       "name: w\ncontainers: [{image: i:1}]\nvolumes:\n  - {name: c, claim: c, mountPath: /c}\n"
       "  - {name: n, nfs: {server: h, path: /e}, mountPath: /n}\nnetworks: [{name: f, type: sriov, "
       "resource: a.b/c}]\n");
-  CHECK(svc::hosts_unsupported(s.service) ==
-        std::vector<std::string>{"volumes[1].nfs", "networks[0]"});
+  CHECK(svc::hosts_unsupported(s.service) == std::vector<std::string>{"networks[0]"});
   auto plan = svc::render_host_plan(s.service);
   std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
   CHECK(argv.find(R"("-v","c:/c")") != std::string::npos);
@@ -882,6 +881,90 @@ TEST_CASE("manifests on container hosts: subPath mounts and projected volumes") 
   CHECK(err("{name: p, mountPath: /p}",
             "{name: p, projected: {sources: [{configMap: {name: cfg}}, {configMap: {name: cfg}}]}}")
             .find("collides") != std::string::npos);
+}
+
+TEST_CASE(
+    "container hosts: NFS volumes and claims bound to an NFS PersistentVolume are podman volumes") {
+  // the short schema: a volume of the local driver, options from server, path and readOnly
+  auto spec = svc::parse_spec(
+      "name: w\ncontainers: [{image: x}]\nvolumes:\n"
+      "  - {name: models, nfs: {server: 10.213.0.1, path: /exports/models}, mountPath: /models, "
+      "readOnly: true}\n",
+      "w.yaml");
+  REQUIRE(spec.has_value());
+  CHECK(svc::hosts_unsupported(spec->service).empty());
+  auto plan = svc::render_host_plan(spec->service);
+  REQUIRE(plan["spec"]["volumes"].size() == 1);
+  const auto& vol = plan["spec"]["volumes"][0];
+  std::string name = vol["name"];
+  CHECK(name.rfind("gedge-nfs-", 0) == 0);
+  CHECK(vol["driver"] == "local");
+  CHECK(vol["options"] == nlohmann::json{{"type", "nfs"},
+                                         {"o", "addr=10.213.0.1,ro"},
+                                         {"device", "10.213.0.1:/exports/models"}});
+  std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
+  CHECK(argv.find("\"" + name + ":/models:ro\"") != std::string::npos);
+
+  // manifests: a claim bound (volumeName) to an NFS PersistentVolume of the files, as GS-MSA has
+  const std::string pv =
+      "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv-nfs}\nspec:\n"
+      "  capacity: {storage: 50Gi}\n  accessModes: [ReadWriteMany]\n"
+      "  persistentVolumeReclaimPolicy: Retain\n  nfs: {server: 10.213.0.1, path: "
+      "/exports/models}\n";
+  const std::string pvc =
+      "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: pvc-nfs}\nspec:\n"
+      "  accessModes: [ReadWriteMany]\n  resources: {requests: {storage: 50Gi}}\n"
+      "  storageClassName: \"\"\n  volumeName: pv-nfs\n";
+  auto dep = [](const std::string& vols) {
+    return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
+           "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n"
+           "    spec:\n      containers:\n      - name: c\n        image: x:1\n"
+           "        volumeMounts: [{name: data, mountPath: /models, readOnly: true}]\n"
+           "      volumes: [" +
+           vols + "]\n";
+  };
+  auto translate = [](const std::string& text) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false);
+  };
+  auto ok = translate(pv + "---\n" + pvc + "---\n" +
+                      dep("{name: data, persistentVolumeClaim: {claimName: pvc-nfs}}"));
+  REQUIRE(ok.has_value());
+  CHECK(ok->json["stages"][0]["volumes"][0] ==
+        nlohmann::json{{"name", "data"},
+                       {"mountPath", "/models"},
+                       {"readOnly", true},
+                       {"nfs", {{"server", "10.213.0.1"}, {"path", "/exports/models"}}}});
+  // the same export as the short schema's: the same podman volume (shared by the services)
+  CHECK(svc::render_host_plan(ok->pipeline.stages[0])["spec"]["volumes"][0]["name"] == name);
+  // a pod nfs volume directly
+  auto direct = translate(dep("{name: data, nfs: {server: 10.213.0.1, path: /exports/models}}"));
+  REQUIRE(direct.has_value());
+  CHECK(direct->json["stages"][0]["volumes"][0]["nfs"]["path"] == "/exports/models");
+  // a claim with no PersistentVolume in the files: a named podman volume as before
+  auto plain = translate(dep("{name: data, persistentVolumeClaim: {claimName: other}}"));
+  REQUIRE(plain.has_value());
+  CHECK(plain->json["stages"][0]["volumes"][0]["claim"] == "other");
+  auto err = [&](const std::string& text) {
+    auto r = translate(text);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    return r.error().message;
+  };
+  // a PersistentVolume no claim binds, fields that change the mount, other sources: named
+  CHECK(err(pv + "---\n" + dep("{name: data, emptyDir: {}}"))
+            .find("PersistentVolume 'pv-nfs' is used by no workload") != std::string::npos);
+  std::string opts = pv + "  mountOptions: [nfsvers=4.1]\n---\n" + pvc + "---\n" +
+                     dep("{name: data, persistentVolumeClaim: {claimName: pvc-nfs}}");
+  CHECK(err(opts).find("spec.mountOptions: 'mountOptions' is not supported") != std::string::npos);
+  std::string iscsi =
+      "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv-nfs}\nspec:\n"
+      "  iscsi: {targetPortal: 10.213.0.1, iqn: x, lun: 0}\n---\n" +
+      pvc + "---\n" + dep("{name: data, persistentVolumeClaim: {claimName: pvc-nfs}}");
+  CHECK(err(iscsi).find("spec.iscsi") != std::string::npos);
+  CHECK(err(dep("{name: data, nfs: {server: h, path: /p, mountOptions: x}}"))
+            .find("nfs.mountOptions") != std::string::npos);
 }
 
 TEST_CASE(

@@ -92,6 +92,67 @@ struct Translator {
     return nullptr;
   }
 
+  // The PersistentVolume of the files a claim binds: the one its spec.volumeName names, or one
+  // whose claimRef names it (same namespace); nullptr when none.
+  const manifest::Object* bound_volume(const manifest::Object& pvc) const {
+    std::string ns = pvc.namespace_.empty() ? "default" : pvc.namespace_;
+    std::string want;
+    const json& ps = pvc.json().contains("spec") ? pvc.json()["spec"] : json::object();
+    if (ps.is_object() && ps.contains("volumeName") && ps["volumeName"].is_string())
+      want = ps["volumeName"];
+    for (const auto& o : in.objects) {
+      if (o.kind != "PersistentVolume") continue;
+      const json& spec = o.json().contains("spec") ? o.json()["spec"] : json::object();
+      const json& ref = spec.is_object() && spec.contains("claimRef") ? spec["claimRef"] : json();
+      bool by_ref = ref.is_object() && ref.value("name", "") == pvc.name &&
+                    ref.value("namespace", "default") == ns;
+      if ((!want.empty() && o.name == want) || (want.empty() && by_ref)) {
+        if (used) used->insert(&o);
+        return &o;
+      }
+    }
+    return nullptr;
+  }
+
+  // A claim's PersistentVolume on container hosts: nfs (a podman volume that mounts the export)
+  // or hostPath (a bind mount); any other source or field that changes the mount is refused,
+  // naming the PersistentVolume's file, line and field.
+  Result<void> from_persistent_volume(const manifest::Object& pv, json& gv) const {
+    auto at = [&](const std::string& ptr, const std::string& why) {
+      return std::unexpected(
+          pv.source.error_at(ptr, fmt::format("{} on container hosts", why),
+                             "deploy this manifest to a Kubernetes cluster, or drop the field"));
+    };
+    const json& spec = pv.json().contains("spec") ? pv.json()["spec"] : json::object();
+    if (!spec.is_object()) return at("/spec", "a PersistentVolume without a spec is not supported");
+    static const std::set<std::string> ok{"capacity",
+                                          "accessModes",
+                                          "persistentVolumeReclaimPolicy",
+                                          "storageClassName",
+                                          "claimRef",
+                                          "volumeMode",
+                                          "nfs",
+                                          "hostPath"};
+    for (auto it = spec.begin(); it != spec.end(); ++it)
+      if (!ok.contains(it.key()))
+        return at("/spec/" + it.key(), fmt::format("'{}' is not supported", it.key()));
+    if (spec.contains("volumeMode") && spec["volumeMode"] != "Filesystem")
+      return at("/spec/volumeMode", "a block volume is not supported");
+    if (spec.contains("nfs") && spec["nfs"].is_object()) {
+      for (auto it = spec["nfs"].begin(); it != spec["nfs"].end(); ++it)
+        if (it.key() != "server" && it.key() != "path" && it.key() != "readOnly")
+          return at("/spec/nfs/" + it.key(), fmt::format("'{}' is not supported", it.key()));
+      gv["nfs"] = {{"server", spec["nfs"].value("server", "")},
+                   {"path", spec["nfs"].value("path", "")}};
+      if (spec["nfs"].value("readOnly", false)) gv["readOnly"] = true;
+    } else if (spec.contains("hostPath") && spec["hostPath"].is_object()) {
+      gv["hostPath"] = spec["hostPath"].value("path", "");
+    } else {
+      return at("/spec", "a PersistentVolume other than nfs or hostPath is not supported");
+    }
+    return {};
+  }
+
   // A ConfigMap's or Secret's keys and their bytes (Secret: data base64, stringData wins;
   // ConfigMap: data, binaryData base64). Errors never show a value.
   static Result<std::map<std::string, std::string>> object_data(const manifest::Object& o) {
@@ -526,9 +587,15 @@ struct Translator {
             return std::unexpected(
                 refuse(sp, "subPath on a persistentVolumeClaim volume is not supported",
                        "mount the whole claim, or deploy this manifest to a Kubernetes cluster"));
-          gv["claim"] = v["persistentVolumeClaim"].value("claimName", "");
-          (void)find("PersistentVolumeClaim", gv["claim"]);  // in the files or not: used
+          std::string claim = v["persistentVolumeClaim"].value("claimName", "");
+          const manifest::Object* pvc = find("PersistentVolumeClaim", claim);  // in the files?
           if (v["persistentVolumeClaim"].value("readOnly", false)) gv["readOnly"] = true;
+          const manifest::Object* pv = pvc ? bound_volume(*pvc) : nullptr;
+          if (pv) {  // bound to a PersistentVolume of the files: its source, mounted as such
+            GEDGE_TRY(from_persistent_volume(*pv, gv));
+          } else {  // a named podman volume (created on first use, kept like a claim)
+            gv["claim"] = claim;
+          }
         } else if (v.contains("hostPath")) {
           GEDGE_TRY(only(v["hostPath"], p + "/hostPath", {"path", "type"}));
           std::string hp = v["hostPath"].value("path", "");
@@ -553,10 +620,14 @@ struct Translator {
                 sp, fmt::format("subPath '{}' is no file or directory of volume '{}'", sub, name)));
           gv["hostPath"] = sub.empty() ? fs.dir : fs.dir + "/" + sub;  // one file: a file mount
           gv["readOnly"] = true;                                       // as Kubernetes mounts them
-        } else if (v.contains("nfs")) {
-          return std::unexpected(refuse(
-              p + "/nfs", "an NFS volume is not supported yet",
-              "use a PersistentVolumeClaim (a named podman volume), or deploy to Kubernetes"));
+        } else if (v.contains("nfs")) {  // a podman volume that mounts the export
+          if (!sub.empty())
+            return std::unexpected(refuse(sp, "subPath on an nfs volume is not supported",
+                                          "mount a subdirectory of the export instead: nfs.path"));
+          GEDGE_TRY(only(v["nfs"], p + "/nfs", {"server", "path", "readOnly"}));
+          gv["nfs"] = {{"server", v["nfs"].value("server", "")},
+                       {"path", v["nfs"].value("path", "")}};
+          if (v["nfs"].value("readOnly", false)) gv["readOnly"] = true;
         } else {
           std::string kind = "?";
           for (auto vit = v.begin(); vit != v.end(); ++vit)
@@ -599,7 +670,8 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, Hos
   // (files, env, a volume): one that no workload uses would be dropped, so it is an error unless
   // the caller lists it (deploy --allow-unused).
   for (const auto& o : spec.manifest.objects) {
-    if ((o.kind != "ConfigMap" && o.kind != "Secret" && o.kind != "PersistentVolumeClaim") ||
+    if ((o.kind != "ConfigMap" && o.kind != "Secret" && o.kind != "PersistentVolumeClaim" &&
+         o.kind != "PersistentVolume") ||
         used.contains(&o))
       continue;
     if (unused) {
@@ -610,8 +682,9 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, Hos
                 fmt::format("{}: {} '{}' is used by no workload: on container hosts it would not "
                             "exist",
                             o.where(), o.kind, o.name),
-                "on container hosts a ConfigMap, Secret or claim exists only as a workload's "
-                "files, env or volume: drop it from the files, deploy to a Kubernetes cluster, "
+                "on container hosts a ConfigMap, Secret, claim or volume exists only as a "
+                "workload's files, env or volume: drop it from the files, deploy to a Kubernetes "
+                "cluster, "
                 "or pass --allow-unused to deploy the rest without it");
   }
   // Container hosts have no namespaces; the one the manifests name is kept on the record. Workloads

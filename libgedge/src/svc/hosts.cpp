@@ -565,6 +565,26 @@ Result<void> remove_secrets(Device& d, const std::string& svc,
   return {};
 }
 
+// The plan's podman volumes (NFS exports) on the device, created once with gedge's label; the
+// name carries a digest of server, path and access mode, so an existing one is the same.
+Result<void> ensure_volumes(Device& d, const Plan& p) {
+  for (const auto& v : p.host_plan["spec"].value("volumes", json::array())) {
+    std::string name = v["name"];
+    GEDGE_TRY_ASSIGN(auto there, podman(d, {"volume", "inspect", "--format", "{{.Name}}", name}));
+    if (there.exit_code == 0) continue;
+    std::vector<std::string> args{"volume",    "create",  "--driver",
+                                  v["driver"], "--label", "gedge.managed=true"};
+    for (auto it = v["options"].begin(); it != v["options"].end(); ++it) {
+      args.push_back("--opt");
+      args.push_back(it.key() + "=" + it.value().get<std::string>());
+    }
+    args.push_back(name);
+    GEDGE_TRY_ASSIGN(auto r, podman(d, args));
+    if (r.exit_code != 0) return std::unexpected(podman_error(d, "creating volume " + name, r));
+  }
+  return {};
+}
+
 // After a replace: directories of earlier contents of this unit's volumes, no longer mounted.
 void prune_files(Device& d, const Unit& u) {
   if (u.files.empty()) return;
@@ -600,6 +620,7 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica,
   }
   GEDGE_TRY(ensure_files(d, *p.unit));
   GEDGE_TRY(ensure_secrets(d, *p.unit));
+  GEDGE_TRY(ensure_volumes(d, p));
   Result<void> res;
   {
     CancelShield shield;  // `podman run -d` returns quickly; never leave one running unseen
@@ -697,6 +718,7 @@ Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_p
   GEDGE_TRY(remove_ctrs(d, leftovers));
   GEDGE_TRY(ensure_files(d, *p.unit));
   GEDGE_TRY(ensure_secrets(d, *p.unit));
+  GEDGE_TRY(ensure_volumes(d, p));
   std::vector<std::string> args{"start"};
   args.insert(args.end(), names.begin(), names.end());
   GEDGE_TRY_ASSIGN(auto r, podman(d, args));
@@ -1073,6 +1095,10 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
                           const ServiceRecord& rec, double ssh_timeout_s, Reporter& rep) {
   Fleet fleet(inv, paths, ssh_timeout_s);
   json out = json::array();
+  std::vector<std::string> volumes;  // the podman volumes its plan creates (NFS)
+  if (auto sp = spec_from_doc(rec.spec, rec.name); sp && !sp->is_pipeline)
+    for (const auto& v : render_host_plan(sp->service)["spec"].value("volumes", json::array()))
+      volumes.push_back(v["name"]);
   for (const auto& m : cl.members) {
     GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
     if (d->down) {
@@ -1091,7 +1117,7 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
         rec.spec.dump().find(fmt::format("\"{}/{}/", kFilesRoot, rec.name)) != std::string::npos;
     bool secrets =
         rec.spec.dump().find(fmt::format("\"secret\":\"gedge-{}-", rec.name)) != std::string::npos;
-    if (names.empty() && !files && !secrets) continue;
+    if (names.empty() && !files && !secrets && volumes.empty()) continue;
     if (!names.empty()) rep.step(m, fmt::format("removing {}", fmt::join(names, ", ")));
     auto rm = remove_ctrs(*d, names);
     if (rm && files) {  // its ConfigMap/Secret files, once no container uses them
@@ -1104,6 +1130,17 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
                                                   rec.name, trim(r->err)));
     }
     if (rm && secrets) rm = remove_secrets(*d, rec.name, {});  // the podman secrets it made
+    for (const auto& name : volumes) {  // its NFS volumes, unless another service still uses one
+      if (!rm) break;
+      auto lab = podman(
+          *d, {"volume", "inspect", "--format", "{{index .Labels \"gedge.managed\"}}", name});
+      if (!lab || lab->exit_code != 0 || trim(lab->out) != "true") continue;  // gone, or not ours
+      auto r = podman(*d, {"volume", "rm", name});
+      if (!r)
+        rm = std::unexpected(r.error());
+      else if (r->exit_code != 0 && r->err.find("being used") == std::string::npos)
+        rm = std::unexpected(podman_error(*d, "removing volume " + name, *r));
+    }
     if (names.empty() && rm) continue;
     if (!rm)
       out.push_back({{"device", m},

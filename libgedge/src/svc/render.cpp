@@ -350,6 +350,13 @@ std::string cpus_text(double cores) {
   return t;
 }
 
+// The podman volume of an NFS export on container hosts: one per export and access mode, shared
+// by the services that mount it (removed with the last one).
+std::string nfs_volume_name(const Volume& v) {
+  return "gedge-nfs-" +
+         fnv1a_hex(v.nfs_server + "\n" + v.nfs_path + "\n" + (v.read_only ? "ro" : "rw"));
+}
+
 // podman argv for container `ci` of replica `r`, without "sudo" and without the cpuset (the
 // cpuset is planned on the device at deploy time).
 json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash,
@@ -419,6 +426,9 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
     } else if (!v.host_path.empty()) {
       argv.push_back("-v");
       argv.push_back(v.host_path + ":" + v.mount_path + ro);
+    } else if (!v.nfs_server.empty()) {  // a podman volume of the local driver that mounts it
+      argv.push_back("-v");
+      argv.push_back(nfs_volume_name(v) + ":" + v.mount_path + ro);
     } else if (v.empty_dir) {  // scratch that goes with the container
       argv.push_back("--tmpfs");
       std::string opts = v.mount_path + ":" + (v.read_only ? "ro" : "rw");
@@ -462,6 +472,16 @@ json host_plan_body(const Service& s, const std::string& hash, const RuntimeMoun
              "one replica per device, spread over the cluster's members by free capacity unless "
              "--placement is given"},
             {"containers", replicas}};
+  json volumes = json::array();  // created on each device before the replicas (svc deploy)
+  for (const auto& v : s.volumes)
+    if (!v.nfs_server.empty())
+      volumes.push_back({{"name", nfs_volume_name(v)},
+                         {"driver", "local"},
+                         {"options",
+                          {{"type", "nfs"},
+                           {"o", "addr=" + v.nfs_server + (v.read_only ? ",ro" : "")},
+                           {"device", v.nfs_server + ":" + v.nfs_path}}}});
+  if (!volumes.empty()) spec["volumes"] = volumes;
   if (s.pin)
     spec["pin"] = {{"cores", s.pin->cores},
                    {"near", s.pin->near},
@@ -515,8 +535,6 @@ std::vector<json> render_kubernetes(const Service& s, const RuntimeMount* rt) {
 
 std::vector<std::string> hosts_unsupported(const Service& s) {
   std::vector<std::string> out;
-  for (std::size_t i = 0; i < s.volumes.size(); ++i)
-    if (!s.volumes[i].nfs_server.empty()) out.push_back(fmt::format("volumes[{}].nfs", i));
   for (std::size_t i = 0; i < s.networks.size(); ++i) out.push_back(fmt::format("networks[{}]", i));
   if (s.autoscale)  // the container-host autoscaler reads CPU only
     for (std::size_t i = 0; i < s.autoscale->metrics.size(); ++i) {

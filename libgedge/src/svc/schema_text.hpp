@@ -190,7 +190,7 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
       "additionalProperties": false
     },
     "volume": {
-      "description": "A volume mounted at mountPath in every container of the service. Exactly one source: claim (a PersistentVolumeClaim; rendered too when size is given; a named podman volume on container hosts), nfs, emptyDir (tmpfs on container hosts) or hostPath (a bind mount).",
+      "description": "A volume mounted at mountPath in every container of the service. Exactly one source: claim (a PersistentVolumeClaim; rendered too when size is given; a named podman volume on container hosts), nfs (a podman volume of the local driver on container hosts), emptyDir (tmpfs on container hosts) or hostPath (a bind mount).",
       "type": "object",
       "properties": {
         "name": {"$ref": "#/definitions/name"},
