@@ -281,6 +281,7 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
 
       "libgedge/src/svc/deploy.cpp",
       "libgedge/src/svc/hosts.cpp",
+
   };
   const std::regex sql(
       R"re("[^"]*\b(SELECT\s+[\w*]|INSERT\s+INTO\b|DELETE\s+FROM\b|UPDATE\s+\w+\s+SET\b))re");
@@ -502,4 +503,23 @@ TEST_CASE(
   REQUIRE(clusters.put_kubernetes("k", "/kc2", "ctx2", "https://k2:6443", true));
   k = *clusters.get("k").value();
   CHECK((k["kubeconfig"] == "/kc2" && k["api_server"] == "https://k2:6443"));
+}
+
+TEST_CASE("PinStore::on_cluster: the pins on a cluster's member devices only") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  REQUIRE(
+      inv.exec("INSERT INTO clusters (name, kind, created_at, updated_at) VALUES "
+               "('lab', 'devices', ?1, ?1)",
+               {std::string(kNow)}));
+  REQUIRE(
+      inv.exec("INSERT INTO cluster_members (cluster, device) VALUES ('lab', 'b'), ('lab', 'a')"));
+  PinStore pins(inv);
+  for (const char* d : {"a", "b", "c"}) REQUIRE(pins.put({d, "gedge-web-0", "1", ""}));
+  REQUIRE(pins.put({"a", "api", "2", ""}));
+  auto on = pins.on_cluster("lab").value();
+  REQUIRE(on.size() == 3);
+  CHECK((on[0].device == "a" && on[0].owner == "api" && on[1].owner == "gedge-web-0"));
+  CHECK(on[2].device == "b");
+  CHECK(pins.on_cluster("ghost").value().empty());
 }

@@ -34,6 +34,8 @@ class PinStore {
   explicit PinStore(Inventory& inv) : inv_(inv) {}
   // The pins on a device, by owner.
   Result<std::vector<Pin>> on_device(const std::string& device);
+  // The pins on the devices that are members of `cluster`, by device and owner.
+  Result<std::vector<Pin>> on_cluster(const std::string& cluster);
   // Records a pin, replacing the owner's earlier one on that device (created_at: now). An empty
   // `mems` keeps the memory nodes recorded before.
   Result<void> put(const Pin& pin);

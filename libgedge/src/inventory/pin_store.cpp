@@ -17,6 +17,19 @@ Result<std::vector<Pin>> PinStore::on_device(const std::string& device) {
   return out;
 }
 
+Result<std::vector<Pin>> PinStore::on_cluster(const std::string& cluster) {
+  GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT p.device, p.owner, p.cpuset, p.mems FROM pins p "
+                                         "JOIN cluster_members m ON m.device = p.device "
+                                         "WHERE m.cluster = ? ORDER BY p.device, p.owner",
+                                         {cluster}));
+  std::vector<Pin> out;
+  for (const auto& r : rows)
+    out.push_back({r["device"].get<std::string>(), r["owner"].get<std::string>(),
+                   r["cpuset"].get<std::string>(),
+                   r["mems"].is_string() ? r["mems"].get<std::string>() : std::string()});
+  return out;
+}
+
 Result<void> PinStore::put(const Pin& pin) {
   SqlValue mems = pin.mems.empty() ? SqlValue(nullptr) : SqlValue(pin.mems);
   return inv_.write([&](Inventory& tx) -> Result<void> {

@@ -9,6 +9,7 @@
 
 #include "deploy_internal.hpp"
 #include "gedge/runtime.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge::svc {
 
@@ -458,16 +459,13 @@ Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::stri
     // Exactly this service's replica pins (owner gedge-NAME-<replica>) on this cluster's devices: a
     // LIKE 'gedge-web-%' also took web-api's pins and web's on other clusters.
     std::string prefix = fmt::format("gedge-{}-", rec.name);
-    GEDGE_TRY_ASSIGN(
-        auto pins,
-        w.query("SELECT p.device, p.owner FROM pins p JOIN cluster_members m ON m.device = "
-                "p.device WHERE m.cluster = ? AND substr(p.owner, 1, ?) = ?",
-                {rec.cluster, int64_t(prefix.size()), prefix}));
+    PinStore pin_store(w);
+    GEDGE_TRY_ASSIGN(auto pins, pin_store.on_cluster(rec.cluster));
     for (const auto& p : pins) {
-      std::string rest = p["owner"].get<std::string>().substr(prefix.size());
+      if (!p.owner.starts_with(prefix)) continue;
+      std::string rest = p.owner.substr(prefix.size());
       if (rest.empty() || rest.find_first_not_of("0123456789") != std::string::npos) continue;
-      GEDGE_TRY(w.exec("DELETE FROM pins WHERE device = ? AND owner = ?",
-                       {p["device"].get<std::string>(), p["owner"].get<std::string>()}));
+      GEDGE_TRY(pin_store.remove(p.device, p.owner));
     }
     return {};
   }));

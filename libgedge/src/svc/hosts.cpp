@@ -21,6 +21,7 @@
 #include "deploy_internal.hpp"
 #include "gedge/runtime.hpp"
 #include "gedge/ssh.hpp"
+#include "gedge/stores.hpp"
 #include "gedge/topo.hpp"
 
 namespace gedge::svc::detail {
@@ -276,15 +277,13 @@ Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::stri
   int cpus = d.facts.is_object() && d.facts.contains("cpus") && d.facts["cpus"].is_number()
                  ? d.facts["cpus"].get<int>()
                  : 1;
-  GEDGE_TRY_ASSIGN(auto rows,
-                   inv.query("SELECT owner, cpuset FROM pins WHERE device = ?", {d.name}));
+  GEDGE_TRY_ASSIGN(auto pins, PinStore(inv).on_device(d.name));
   topo::IndexSet used;
-  for (const auto& r : rows) {
-    if (r["owner"] == owner) return r["cpuset"].get<std::string>();
+  for (const auto& pin : pins) {
+    if (pin.owner == owner) return pin.cpuset;
     // Pins come from gedge (svc deploy, tune pin): Linux lists. One that does not parse pins
     // nothing.
-    if (auto set = topo::parse_list(r["cpuset"].get<std::string>()))
-      used.insert(set->begin(), set->end());
+    if (auto set = topo::parse_list(pin.cpuset)) used.insert(set->begin(), set->end());
   }
   topo::IndexSet pick;
   for (int c = cpus - 1; c >= 0 && static_cast<int>(pick.size()) < cores; --c)
@@ -638,11 +637,7 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica,
     (void)remove_ctrs(d, names);
     return res;
   }
-  if (!cpuset.empty())
-    GEDGE_TRY(
-        inv.exec("INSERT INTO pins (device, owner, cpuset, created_at) VALUES (?, ?, ?, ?) "
-                 "ON CONFLICT (device, owner) DO UPDATE SET cpuset = excluded.cpuset",
-                 {d.name, names[0], cpuset, now_rfc3339()}));
+  if (!cpuset.empty()) GEDGE_TRY(PinStore(inv).put({d.name, names[0], cpuset, ""}));
   return {};
 }
 
@@ -967,8 +962,7 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
       else
         j["state"] = "ok";
       if (d && r) {
-        for (const auto& n : names)
-          (void)inv.exec("DELETE FROM pins WHERE device = ? AND owner = ?", {devname, n});
+        for (const auto& n : names) (void)PinStore(inv).remove(devname, n);
       }
       actions.push_back(j);
     }
