@@ -29,8 +29,12 @@ class StderrReporter : public Reporter {
   void progress(std::string_view task, std::size_t done, std::size_t total) override {
     if (quiet_ || !tty_) return;
     auto now = std::chrono::steady_clock::now();
-    if (task != task_) {
-      task_ = std::string(task);
+    // A bytes task stays one task while its "(detail)" changes: its counter and rate go on.
+    std::string_view id = task;
+    if (task.ends_with(kBytesTaskSuffix))
+      id = task.substr(0, std::min(task.find(" ("), task.size()));
+    if (id != task_) {
+      task_ = std::string(id);
       started_ = now;
       last_done_ = 0;
       last_draw_ = {};

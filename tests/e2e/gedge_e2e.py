@@ -176,6 +176,37 @@ class GedgeTest(unittest.TestCase):
 
     gedge = run_gedge
 
+    def run_on_tty(self, *args, timeout=300):
+        """Run `gedge ARGS...` with stdin, stdout and stderr on a pseudo-terminal; returns (rc, the
+        terminal's text). Progress is drawn only there."""
+        import pty
+        import select
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(GEDGE, [GEDGE, *map(str, args)], self.env)
+        out = b""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], 5)
+            if not r:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+    @staticmethod
+    def progress_draws(text, prefix):
+        """The progress lines a terminal run drew that start with PREFIX, in order."""
+        return [d[3:].rstrip("\n") for d in text.replace("\r\n", "\n").split("\r")
+                if d.startswith("\x1b[K" + prefix)]
+
     def run(self, *args, **kw):
         """`self.run("device", "add", ...)` runs gedge (see run_gedge); unittest's own
         `run(result=None)` is dispatched to TestCase.run."""

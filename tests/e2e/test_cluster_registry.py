@@ -2,9 +2,10 @@
 """cluster build against an operator's registry that does not hold gedge's lab image: without
 --smoke-image the devices check what the registry offers (its /v2/ over the configured transport,
 the catalog's first image pulled), so the build passes; a registry that does not answer from the
-devices fails their smoke run, naming it. The second registry is docker-registry on the lab bridge
+devices fails their smoke run (exit 1: every device failed), naming it. The second registry is docker-registry on the lab bridge
 (10.213.0.1:5001), started and stopped by the test."""
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -36,22 +37,35 @@ class RegistrySmokeLabTest(ClusterLabTest):
         image = f"{OTHER}/other/tiny:2.0"
         self.addCleanup(lambda: self.ssh_host("edge1", "sudo", "podman", "rmi", "-f", image, check=False))
 
-        r = self.run_gedge("cluster", "build", "e2e-rg", "--devices", "edge1", "--registry", OTHER,
-                           "--insecure-registry", "-o", "json", timeout=300)
-        self.assertEqual(r.rc, 0, r)
-        self.assertEqual(r.json["state"], "ready", r.json)
+        # On a terminal: per task, the hosts that answered it of those still in the run.
+        rc, out = self.run_on_tty("cluster", "build", "e2e-rg", "--devices", "edge1", "--registry", OTHER,
+                                  "--insecure-registry", timeout=300)
+        self.assertEqual(rc, 0, out)
+        draws = self.progress_draws(out, "cluster e2e-rg: task ")
+        self.assertTrue(draws, out)
+        tasks = []
+        for d in draws:
+            m = re.fullmatch(r"cluster e2e-rg: task (\d+) \((.+)\): hosts ([01])/1", d)
+            self.assertTrue(m, d)
+            tasks.append(int(m.group(1)))
+        self.assertEqual(tasks, sorted(tasks), draws)
+        self.assertTrue(any(d.endswith("Pull the catalog's image): hosts 1/1") for d in draws), draws)
+        self.assertEqual(self.gedge_json("cluster", "show", "e2e-rg")["state"], "ready")
         self.ssh_host("edge1", "sudo", "podman", "image", "exists", image)
         steps = [s["step"] for s in self.gedge_json("cluster", "show", "e2e-rg")["members"][0]["steps"]]
-        self.assertIn("Pull the catalog's image", steps)
-        self.assertNotIn("Pull the smoke image", steps)
+        self.assertIn("smoke_test : Pull the catalog's image", steps)
+        self.assertNotIn("smoke_test : Pull the smoke image", steps)
 
-        # A registry that does not answer from the devices fails their smoke run, naming it.
-        r = self.run_gedge("cluster", "build", "e2e-rg", "--registry", NOBODY, "--insecure-registry", "-o", "json",
-                           timeout=300)
-        self.assertEqual(r.rc, 3, r)
-        dev = self.by_name(r.json)["edge1"]
-        self.assertEqual(dev["failed_step"], "Fail when the registry does not answer", dev)
-        self.assertIn(f"the device cannot reach {NOBODY}/v2/", dev["message"])
+        # A registry that does not answer from the devices fails their smoke run (exit 1: every device failed), naming it.
+        # Off a terminal: the failure is said, no progress is drawn.
+        r = self.run_gedge("cluster", "build", "e2e-rg", "--registry", NOBODY, "--insecure-registry", timeout=300)
+        self.assertEqual(r.rc, 1, r)  # every device failed: a failure, not a partial result (3)
+        self.assertIn(f"edge1: failed: smoke_test : Fail when the registry does not answer: the device cannot reach {NOBODY}/v2/",
+                      r.stderr)
+        self.assertNotIn("\x1b[K", r.stderr)
+        self.assertNotIn("\r", r.stderr)
+        member = self.gedge_json("cluster", "show", "e2e-rg")["members"][0]
+        self.assertEqual(member["state"], "failed", member)
         self.gedge_json("cluster", "rm", "e2e-rg", "--yes")
 
 

@@ -650,27 +650,6 @@ class ProgressTest(GedgeTest):
                 f.write(os.urandom(2 << 20))
         return tree
 
-    def run_on_tty(self, *args):
-        import pty
-        import select
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execve(GEDGE, [GEDGE, *args], self.env)
-        out = b""
-        while True:
-            r, _, _ = select.select([fd], [], [], 60)
-            if not r:
-                break
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
-
     def test_pack_progress_has_bytes_rate_eta_and_is_monotonic(self):
         tree = self.make_tree()
         rc, out = self.run_on_tty("runtime", "pack", "--name", "big", "--component", f"env={tree}", "-j", "2",

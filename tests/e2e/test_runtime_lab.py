@@ -11,6 +11,7 @@ resumes."""
 import datetime
 import hashlib
 import os
+import re
 import shlex
 import signal
 import sqlite3
@@ -282,6 +283,48 @@ class RuntimeLabTest(GedgeTest):
         self.assertEqual(count(), v["chunks"])
         self.assertEqual(os.listdir(os.path.join(root, ".gedge", "tmp")), [])
         self.assertTrue(self.gedge_json("runtime", "verify", v["id"], "--device", "h1", "--root", root)["ok"])
+
+    def test_push_progress_on_a_terminal(self):
+        """push --device on a terminal: bytes sent of the payload, rate, ETA and devices done,
+        never going back; nothing under -o json / -q or off a terminal."""
+        self.require_lab()
+        self.add_device("edge1")
+        root = f"/var/tmp/gedge-rt-e2e-{uuid.uuid4().hex[:8]}"
+        self.addCleanup(self.ssh_host, "edge1", "sudo", "-n", "rm", "-rf", root, check=False)
+        tree = os.path.join(self.tmp, "big")
+        os.makedirs(tree)
+        for i in range(12):
+            with open(os.path.join(tree, f"f{i:02}.bin"), "wb") as f:
+                f.write(os.urandom(2 << 20))
+        b = self.gedge_json("runtime", "pack", "--name", "big", "--component", f"env={tree}")
+        rc, out = self.run_on_tty("runtime", "push", b["id"], "--device", "edge1", "--root", root)
+        self.assertEqual(rc, 0, out)
+        draws = self.progress_draws(out, "pushing (")
+        self.assertTrue(draws, out)
+        units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+        done = []
+        for d in draws:
+            m = re.match(r"pushing \((\d)/1 devices done\) ([\d.]+) (\w+)/([\d.]+) (\w+)", d)
+            self.assertTrue(m, d)
+            sent, total = float(m.group(2)) * units[m.group(3)], float(m.group(4)) * units[m.group(5)]
+            done.append(sent)
+            self.assertGreaterEqual(total, 24 << 20, d)
+            # While bytes remain, a draw that knows the rate says when it ends.
+            if sent < total and re.search(r" [\d.]+ \w+/s", d):
+                self.assertRegex(d, r" ETA \d+:\d\d$", draws)
+            if d is draws[-1]:
+                self.assertEqual(sent, total, d)
+        self.assertEqual(done, sorted(done), "progress went backwards")
+        self.assertTrue(draws[-1].startswith("pushing (1/1 devices done)"), draws)
+        # -o json and -q on a terminal, and no terminal: no progress (another root: all is sent again).
+        for i, extra in enumerate((["-o", "json"], ["-q"])):
+            rc, out = self.run_on_tty("runtime", "push", b["id"], "--device", "edge1", "--root", f"{root}/{i}", *extra)
+            self.assertEqual(rc, 0, out)
+            self.assertNotIn("\x1b[K", out, extra)
+        r = self.run_gedge("runtime", "push", b["id"], "--device", "edge1", "--root", f"{root}/2")
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn("\x1b[K", r.stderr)
+        self.assertNotIn("\r", r.stderr)
 
     def test_unknown_device_is_reported_per_target(self):
         self.require_lab()

@@ -1,5 +1,7 @@
 // Progress counted in bytes, without widening the Reporter interface: a task named with
 // bytes_task() reports done/total in bytes, and the CLI shows it with sizes, rate and ETA.
+// A "(detail)" after the name ("pushing (1/3 devices done)") may change between calls: the CLI
+// keeps counting it as the same task.
 #pragma once
 
 #include <string>

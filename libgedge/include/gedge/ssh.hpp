@@ -125,6 +125,10 @@ class SshSession {
   Result<ExecResult> exec(const std::vector<std::string>& argv,
                           std::optional<std::string_view> stdin_data = std::nullopt,
                           bool sudo = false);
+  // Same, with `on_sent(n)` called after each write of stdin (n: bytes of stdin_data written
+  // so far): progress for large payloads.
+  Result<ExecResult> exec(const std::vector<std::string>& argv, std::string_view stdin_data,
+                          bool sudo, const std::function<void(std::size_t sent)>& on_sent);
   // Same, but stdout goes to `on_stdout` as it arrives (ExecResult::out stays empty): for
   // following logs. Runs until the command ends, the session deadline, or Ctrl-C.
   Result<ExecResult> exec_stream(const std::vector<std::string>& argv,
@@ -151,7 +155,8 @@ class SshSession {
   explicit SshSession(std::unique_ptr<Impl> impl);
   Result<ExecResult> exec_impl(const std::vector<std::string>& argv,
                                std::optional<std::string_view> stdin_data, bool sudo,
-                               const std::function<void(std::string_view)>* on_stdout);
+                               const std::function<void(std::string_view)>* on_stdout,
+                               const std::function<void(std::size_t)>* on_sent = nullptr);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -406,14 +406,9 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     spec.check = req.dry_run;
     spec.timeout_s = static_cast<int>(std::max(1.0, req.timeout_s));
     if (req.dry_run) spec.skip_tags = {"verify"};
-    std::size_t tasks_seen = 0;
     std::optional<Error> journal_error;
     bool max_fail_hit = false;
-    auto on_event = [&](const ansible::Event& e) {
-      if (e.type == "task_start") {
-        rep.progress(fmt::format("cluster {}: {}", req.name, e.task), ++tasks_seen, 0);
-        return;
-      }
+    auto record = [&](const ansible::Event& e) {
       if (e.host.empty() || std::find(runnable.begin(), runnable.end(), e.host) == runnable.end())
         return;
       auto& s = hs[e.host];
@@ -460,6 +455,27 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
           "VALUES (?, ?, ?, ?, ?, ?, ?)",
           {req.name, run_id, e.host, e.task, status, e.msg, now_rfc3339()});
       if (!w) journal_error = w.error();
+    };
+    // Progress: per task, how many of the devices still in the run have answered it.
+    std::size_t tasks_seen = 0, active = 0;
+    std::string task_line;
+    std::set<std::string> answered;
+    auto on_event = [&](const ansible::Event& e) {
+      if (e.type == "task_start") {
+        task_line = fmt::format("cluster {}: task {} ({}): hosts", req.name, ++tasks_seen, e.task);
+        answered.clear();
+        active = static_cast<std::size_t>(
+            std::count_if(runnable.begin(), runnable.end(),
+                          [&](const auto& h) { return !hs[h].failed && !hs[h].unreachable; }));
+        rep.progress(task_line, 0, active);
+        return;
+      }
+      record(e);
+      bool result =
+          e.type == "ok" || e.type == "skipped" || e.type == "failed" || e.type == "unreachable";
+      if (!result || std::find(runnable.begin(), runnable.end(), e.host) == runnable.end()) return;
+      answered.insert(e.host);
+      rep.progress(task_line, answered.size(), std::max(active, answered.size()));
     };
     auto should_stop = [&]() {
       int failed = 0;

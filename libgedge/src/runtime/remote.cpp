@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "chunk_store.hpp"
+#include "gedge/progress_bytes.hpp"
 #include "gedge/runtime.hpp"
 #include "gedge/ssh.hpp"
 #include "manifest.hpp"
@@ -365,9 +366,26 @@ Result<std::string> chunk_payload(const Paths& paths, const std::string& h, uint
   return std::move(*raw);
 }
 
+// One progress line for a push to every device: bytes sent of bytes planned (a device's payload
+// counts once it is known; what a failed device did not send is taken back out) and devices
+// finished. Reporter calls are serialised by `mu`.
+struct PushProgress {
+  Reporter& rep;
+  std::mutex mu;
+  bool draw_bytes = true;  // not for dry runs
+  std::size_t devices = 0, done = 0;
+  uint64_t planned = 0, sent = 0;
+  void draw() {  // mu held
+    if (!draw_bytes) return;
+    rep.progress(bytes_task(fmt::format("pushing ({}/{} devices done)", done, devices)), sent,
+                 planned);
+  }
+};
+
 Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b,
-                            const std::string& root, bool dry_run, Reporter& rep,
-                            std::mutex& rep_mu) {
+                            const std::string& root, bool dry_run, PushProgress& prog) {
+  Reporter& rep = prog.rep;
+  std::mutex& rep_mu = prog.mu;
   PushResult res;
   res.target = s.target().name;
   res.root = root;
@@ -411,8 +429,22 @@ Result<PushResult> push_one(SshSession& s, const Paths& paths, const Bundle& b,
              fmt::format("sending {} chunks ({} bytes{}), {} already there", res.chunks_sent,
                          res.bytes_sent, have.zstd ? ", zstd" : ", uncompressed: no zstd there",
                          res.chunks_skipped));
+    prog.planned += payload.size();
+    prog.draw();
   }
-  GEDGE_TRY_ASSIGN(auto r, s.exec(argv_for("apply", root, b.id), payload, /*sudo=*/true));
+  std::size_t mine = 0;  // of this payload, sent
+  auto sent = s.exec(argv_for("apply", root, b.id), payload, /*sudo=*/true, [&](std::size_t n) {
+    std::lock_guard lk(rep_mu);
+    prog.sent += n - mine;
+    mine = n;
+    prog.draw();
+  });
+  if (!sent) {
+    std::lock_guard lk(rep_mu);
+    prog.planned -= payload.size() - mine;
+    return std::unexpected(sent.error());
+  }
+  auto& r = *sent;
   GEDGE_TRY_ASSIGN(auto j, last_json_line(r, res.target, "apply"));
   res.state = j["state"].get<std::string>();  // types checked by materialiser_reply
   res.files = j["files"].get<uint64_t>();
@@ -522,10 +554,17 @@ std::vector<RemoteOutcome> push_remote(const Paths& paths, Inventory& inv, const
   fo.ssh = default_ssh_options(paths, req.timeout_s);
   fo.ssh.connect_timeout_s = std::min(req.timeout_s, 30.0);
   fo.ssh.timeout_s = std::max(req.timeout_s, 1800.0);  // a push moves bundles, not one-liners
-  std::mutex rep_mu;
+  PushProgress prog{rep};
+  prog.draw_bytes = !req.dry_run;
+  prog.devices = targets.size();
+  fo.on_done = [&prog](std::size_t done, std::size_t, const std::string&, bool) {
+    std::lock_guard lk(prog.mu);
+    prog.done = done;
+    prog.draw();
+  };
   auto local_lock = detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false);
   auto results = fan_out<PushResult>(targets, fo, [&](SshSession& s) {
-    return push_one(s, paths, b, req.root, req.dry_run, rep, rep_mu);
+    return push_one(s, paths, b, req.root, req.dry_run, prog);
   });
   for (std::size_t i = 0; i < results.size(); ++i) {
     auto& o = out[slot[i]];

@@ -675,6 +675,12 @@ Result<ExecResult> SshSession::exec(const std::vector<std::string>& argv,
   return exec_impl(argv, stdin_data, sudo, nullptr);
 }
 
+Result<ExecResult> SshSession::exec(const std::vector<std::string>& argv,
+                                    std::string_view stdin_data, bool sudo,
+                                    const std::function<void(std::size_t)>& on_sent) {
+  return exec_impl(argv, stdin_data, sudo, nullptr, &on_sent);
+}
+
 Result<ExecResult> SshSession::exec_stream(const std::vector<std::string>& argv,
                                            const std::function<void(std::string_view)>& on_stdout,
                                            bool sudo) {
@@ -683,7 +689,8 @@ Result<ExecResult> SshSession::exec_stream(const std::vector<std::string>& argv,
 
 Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv,
                                          std::optional<std::string_view> stdin_data, bool sudo,
-                                         const std::function<void(std::string_view)>* on_stdout) {
+                                         const std::function<void(std::string_view)>* on_stdout,
+                                         const std::function<void(std::size_t)>* on_sent) {
   auto& im = *impl_;
   ssh_session s = im.s;
   if (argv.empty()) return fail(ErrorCode::usage, "no command to run");
@@ -710,6 +717,7 @@ Result<ExecResult> SshSession::exec_impl(const std::vector<std::string>& argv,
       int n = ssh_channel_write(ch, rest.data(), chunk);
       if (n == SSH_ERROR) return std::unexpected(im.lost("writing stdin"));
       rest.remove_prefix(static_cast<size_t>(n));
+      if (on_sent) (*on_sent)(stdin_data->size() - rest.size());
     }
   }
   ssh_channel_send_eof(ch);
