@@ -4,11 +4,10 @@
 
 namespace gedge {
 
-Result<std::vector<Pin>> PinStore::on_device(const std::string& device) {
-  GEDGE_TRY_ASSIGN(auto rows,
-                   inv_.query("SELECT device, owner, cpuset, mems FROM pins WHERE device = ? "
-                              "ORDER BY owner",
-                              {device}));
+namespace {
+
+// Rows of (device, owner, cpuset, mems) as pins; a NULL mems is empty.
+std::vector<Pin> pins_from(const std::vector<SqlRow>& rows) {
   std::vector<Pin> out;
   for (const auto& r : rows)
     out.push_back({r["device"].get<std::string>(), r["owner"].get<std::string>(),
@@ -17,17 +16,22 @@ Result<std::vector<Pin>> PinStore::on_device(const std::string& device) {
   return out;
 }
 
+}  // namespace
+
+Result<std::vector<Pin>> PinStore::on_device(const std::string& device) {
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv_.query("SELECT device, owner, cpuset, mems FROM pins WHERE device = ? "
+                              "ORDER BY owner",
+                              {device}));
+  return pins_from(rows);
+}
+
 Result<std::vector<Pin>> PinStore::on_cluster(const std::string& cluster) {
   GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT p.device, p.owner, p.cpuset, p.mems FROM pins p "
                                          "JOIN cluster_members m ON m.device = p.device "
                                          "WHERE m.cluster = ? ORDER BY p.device, p.owner",
                                          {cluster}));
-  std::vector<Pin> out;
-  for (const auto& r : rows)
-    out.push_back({r["device"].get<std::string>(), r["owner"].get<std::string>(),
-                   r["cpuset"].get<std::string>(),
-                   r["mems"].is_string() ? r["mems"].get<std::string>() : std::string()});
-  return out;
+  return pins_from(rows);
 }
 
 Result<void> PinStore::put(const Pin& pin) {

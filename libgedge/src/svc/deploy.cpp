@@ -165,22 +165,7 @@ Result<void> save_record(Inventory& inv, const ClusterInfo& cl, const std::strin
 }
 
 Result<void> save(Inventory& inv, const ClusterInfo& cl, const Unit& u, const UnitResult& r) {
-  std::string now = now_rfc3339();
-  json placement{{"placements", r.placements}, {"spec_hash", r.out.value("spec_hash", "")}};
-  std::string state = r.ok ? "deployed" : "degraded";
-  return inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY(
-        w.exec("INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, "
-               "created_at, updated_at) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET "
-               "namespace = excluded.namespace, "
-               "spec = excluded.spec, placement = excluded.placement, state = excluded.state, "
-               "replicas = excluded.replicas, "
-               "updated_at = excluded.updated_at",
-               {u.svc->name, cl.name, u.svc->namespace_, u.doc.dump(), placement.dump(), state,
-                static_cast<int64_t>(u.replicas), now, now}));
-    return {};
-  });
+  return save_record(inv, cl, u.svc->name, u.svc->namespace_, u.doc, u.replicas, r);
 }
 
 Error first_error(const std::vector<UnitResult>& results, std::size_t* failed) {
