@@ -280,7 +280,8 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
       "libgedge/src/ssh/device_import.cpp",
 
       "libgedge/src/svc/deploy.cpp",
-      "libgedge/src/svc/hosts.cpp",
+      "libgedge/src/svc/hosts_plan.cpp",
+      "libgedge/src/svc/hosts_podman.cpp",
 
   };
   const std::regex sql(

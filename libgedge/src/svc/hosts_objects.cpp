@@ -1,0 +1,117 @@
+// What a replica needs on its device besides its containers: the ConfigMap/Secret files, the
+// podman secrets and the podman volumes (NFS), each created once under a name that carries a
+// digest of its contents.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "hosts_internal.hpp"
+
+namespace gedge::svc::detail::hosts {
+
+Result<void> ensure_files(Device& d, const Unit& u) {
+  for (const auto& fs : u.files) {
+    GEDGE_TRY_ASSIGN(auto there, d.session->exec({"test", "-d", fs.dir}, std::nullopt, true));
+    if (there.exit_code == 0) continue;
+    std::string tmp = fs.dir + ".new";
+    std::string dmode = fs.secret ? "0700" : "0755", fmode = fs.secret ? "0600" : "0644";
+    auto run = [&](const std::vector<std::string>& argv,
+                   std::optional<std::string_view> in) -> Result<void> {
+      GEDGE_TRY_ASSIGN(auto r, d.session->exec(argv, in, true));
+      if (r.exit_code != 0)
+        return fail(ErrorCode::failure,
+                    fmt::format("device {}: {} {}: {}", d.name, argv[0], argv.back(), trim(r.err)));
+      return {};
+    };
+    GEDGE_TRY(run({"rm", "-rf", "--", tmp}, std::nullopt));
+    GEDGE_TRY(
+        run({"install", "-d", "-m", dmode, "-o", "root", "-g", "root", "--", tmp}, std::nullopt));
+    for (const auto& [path, bytes] :
+         fs.files) {  // created empty with its mode, then filled from stdin
+      GEDGE_TRY(run(
+          {"install", "-D", "-m", fmode, "-o", "root", "-g", "root", "/dev/null", tmp + "/" + path},
+          std::nullopt));
+      GEDGE_TRY(run({"dd", "status=none", "of=" + tmp + "/" + path}, bytes));
+    }
+    GEDGE_TRY(run({"mv", "-T", "--", tmp, fs.dir}, std::nullopt));
+  }
+  return {};
+}
+
+// podman secrets gedge made for service `svc` (gedge-SVC-DIGEST, 16 hex digits): only those
+// are ever removed (another service's name may extend this one's: "web" and "web-api").
+bool service_secret(const std::string& name, const std::string& svc) {
+  std::string prefix = "gedge-" + svc + "-";
+  if (name.size() != prefix.size() + 16 || name.compare(0, prefix.size(), prefix) != 0)
+    return false;
+  return name.find_first_not_of("0123456789abcdef", prefix.size()) == std::string::npos;
+}
+
+// The unit's podman secrets on the device: created once (the name carries the value's digest)
+// with `podman secret create NAME -`, the value on stdin, never on a command line.
+Result<void> ensure_secrets(Device& d, const Unit& u) {
+  for (const auto& sec : u.secrets) {
+    GEDGE_TRY_ASSIGN(auto there, podman(d, {"secret", "inspect", "--format", "{{.ID}}", sec.name}));
+    if (there.exit_code == 0) continue;
+    GEDGE_TRY_ASSIGN(auto r, d.session->exec({"podman", "secret", "create", sec.name, "-"},
+                                             std::string_view(sec.value), true));
+    if (r.exit_code != 0) return std::unexpected(podman_error(d, "creating secret " + sec.name, r));
+  }
+  return {};
+}
+
+// The service's gedge-made podman secrets on the device other than `keep` (all when empty).
+Result<void> remove_secrets(Device& d, const std::string& svc,
+                            const std::vector<PodmanSecret>& keep) {
+  GEDGE_TRY_ASSIGN(auto r, podman(d, {"secret", "ls", "--format", "{{.Name}}"}));
+  if (r.exit_code != 0) return std::unexpected(podman_error(d, "listing secrets", r));
+  std::vector<std::string> gone;
+  for (const auto& name : split_lines(r.out)) {
+    bool kept = std::any_of(keep.begin(), keep.end(),
+                            [&](const PodmanSecret& k) { return k.name == name; });
+    if (service_secret(name, svc) && !kept) gone.push_back(name);
+  }
+  if (gone.empty()) return {};
+  std::vector<std::string> args{"secret", "rm"};
+  args.insert(args.end(), gone.begin(), gone.end());
+  GEDGE_TRY_ASSIGN(auto rm, podman(d, args));
+  if (rm.exit_code != 0) return std::unexpected(podman_error(d, "removing secrets", rm));
+  return {};
+}
+
+// The plan's podman volumes (NFS exports) on the device, created once with gedge's label; the
+// name carries a digest of server, path and access mode, so an existing one is the same.
+Result<void> ensure_volumes(Device& d, const Plan& p) {
+  for (const auto& v : p.host_plan["spec"].value("volumes", json::array())) {
+    std::string name = v["name"];
+    GEDGE_TRY_ASSIGN(auto there, podman(d, {"volume", "inspect", "--format", "{{.Name}}", name}));
+    if (there.exit_code == 0) continue;
+    std::vector<std::string> args{"volume",    "create",  "--driver",
+                                  v["driver"], "--label", "gedge.managed=true"};
+    for (auto it = v["options"].begin(); it != v["options"].end(); ++it) {
+      args.push_back("--opt");
+      args.push_back(it.key() + "=" + it.value().get<std::string>());
+    }
+    args.push_back(name);
+    GEDGE_TRY_ASSIGN(auto r, podman(d, args));
+    if (r.exit_code != 0) return std::unexpected(podman_error(d, "creating volume " + name, r));
+  }
+  return {};
+}
+
+// After a replace: directories of earlier contents of this unit's volumes, no longer mounted.
+void prune_files(Device& d, const Unit& u) {
+  if (u.files.empty()) return;
+  std::string parent = fmt::format("{}/{}", kFilesRoot, u.svc->name);
+  auto r =
+      d.session->exec({"find", parent, "-mindepth", "1", "-maxdepth", "1"}, std::nullopt, true);
+  if (!r || r->exit_code != 0) return;
+  for (const auto& line : split_lines(r->out)) {
+    std::string path = trim(line);
+    bool keep = path.empty();
+    for (const auto& fs : u.files) keep = keep || path == fs.dir;
+    if (!keep) (void)d.session->exec({"rm", "-rf", "--", path}, std::nullopt, true);
+  }
+}
+
+}  // namespace gedge::svc::detail::hosts

@@ -1,0 +1,104 @@
+// Readiness on container hosts: every container of a replica runs (and still runs a second
+// later) and every published TCP port answers from this machine.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "hosts_internal.hpp"
+
+namespace gedge::svc::detail::hosts {
+
+bool has_tcp_ports(const Service& s) {
+  if (!s.service_ports.empty()) return true;
+  for (const auto& c : s.containers)
+    for (const auto& p : c.ports)
+      if (p.protocol == "TCP") return true;
+  return false;
+}
+
+std::vector<int> tcp_host_ports(const Service& s) {
+  std::vector<int> out(s.service_ports.begin(), s.service_ports.end());
+  for (const auto& c : s.containers)
+    for (const auto& p : c.ports)
+      if (p.protocol == "TCP") out.push_back(p.external_port);
+  return out;
+}
+
+// One TCP connect with a short timeout (the host's address, from this machine).
+bool port_answers(const std::string& host, int port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return false;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    ok = true;
+  } else if (errno == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 1000) == 1) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ok = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+Result<std::string> container_state(Device& d, const std::string& name) {
+  GEDGE_TRY_ASSIGN(auto r,
+                   podman(d, {"container", "inspect", "--format", "{{.State.Status}}", name}));
+  if (r.exit_code != 0) return std::string("missing");
+  return trim(r.out);
+}
+
+// Waits until every container runs (and still runs a second later) and every TCP host port
+// answers from here. failure with the container's last log lines when it exits.
+Result<void> wait_up(Device& d, const std::vector<std::string>& names,
+                     const std::vector<int>& ports, Clock::time_point deadline) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& n : names) {
+      for (;;) {
+        if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+        GEDGE_TRY_ASSIGN(auto st, container_state(d, n));
+        if (st == "running") break;
+        if (st == "exited" || st == "stopped" || st == "missing" || Clock::now() > deadline) {
+          auto lg = podman(d, {"logs", "--tail", "5", n});
+          std::string tail = lg && lg->exit_code == 0 ? last_lines(lg->out + lg->err, 5) : "";
+          return fail(ErrorCode::failure,
+                      fmt::format("device {}: container {} is {}{}{}", d.name, n,
+                                  Clock::now() > deadline && st != "exited"
+                                      ? "not running before the timeout (" + st + ")"
+                                      : st,
+                                  tail.empty() ? "" : "; last log lines: ", tail),
+                      "see 'gedge svc logs' for the whole log");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      }
+    }
+    if (pass == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // crash right after start?
+  }
+  for (int p : ports) {
+    while (!port_answers(d.target.host, p)) {
+      if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
+      if (Clock::now() > deadline)
+        return fail(
+            ErrorCode::failure,
+            fmt::format("device {}: port {} does not answer ({}:{})", d.name, p, d.target.host, p),
+            "the container runs but nothing listens on the port: check its command and ports");
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  }
+  return {};
+}
+
+}  // namespace gedge::svc::detail::hosts
