@@ -1,7 +1,11 @@
 // svc: schema loading, defaults, rendering (golden files), error messages, fuzzing.
 // Regenerate goldens on purpose with GEDGE_UPDATE_GOLDEN=1 and review the diff.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -9,6 +13,7 @@
 #include <sstream>
 
 #include "../../libgedge/src/svc/deploy_internal.hpp"
+#include "../../libgedge/src/svc/hosts_internal.hpp"
 #include "gedge/svc.hpp"
 #include "test_helpers.hpp"
 
@@ -1044,4 +1049,64 @@ TEST_CASE(
   std::string bad = err(stream("czNjcjN0LXZhbHVl!", vols));
   CHECK(bad.find("not base64") != std::string::npos);
   CHECK(bad.find("czNjcjN0") == std::string::npos);
+}
+
+namespace {
+
+// A TCP listener on an ephemeral loopback port (IPv4 or IPv6); -1 when the family is missing.
+struct Listener {
+  int fd = -1;
+  int port = 0;
+  explicit Listener(int family) {
+    fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (family == AF_INET6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_loopback;
+      len = sizeof *a;
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof *a;
+    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      ::close(fd);
+      fd = -1;
+      return;
+    }
+    port = ntohs(family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                    : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  }
+  ~Listener() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("readiness: a port answers on IPv4, IPv6 and a host name") {
+  using svc::detail::hosts::port_answers;
+  Listener v4(AF_INET);
+  REQUIRE(v4.fd >= 0);
+  CHECK(port_answers("127.0.0.1", v4.port));
+  // "localhost" is a name: it must be resolved, not read as an address (a device added by name).
+  CHECK(port_answers("localhost", v4.port));
+  Listener v6(AF_INET6);
+  if (v6.fd >= 0) {  // a machine without IPv6 loopback cannot check this half
+    CHECK(port_answers("::1", v6.port));
+    CHECK(port_answers("[::1]", v6.port));
+  } else {
+    MESSAGE("no IPv6 loopback here: the IPv6 check was skipped");
+  }
+  // Nothing listens: no answer, for every form.
+  int closed = v4.port;
+  ::close(v4.fd);
+  v4.fd = -1;
+  CHECK_FALSE(port_answers("127.0.0.1", closed));
+  CHECK_FALSE(port_answers("localhost", closed));
 }

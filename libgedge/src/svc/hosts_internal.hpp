@@ -74,7 +74,8 @@ Result<void> remove_ctrs(Device& d, const std::vector<std::string>& names);
 Result<std::string> container_state(Device& d, const std::string& name);
 bool has_tcp_ports(const Service& s);
 std::vector<int> tcp_host_ports(const Service& s);
-// One TCP connect with a short timeout (the host's address or name, from this machine).
+// One TCP connect with a short timeout from this machine to `host`: an IPv4 or IPv6 address
+// (bare or in brackets) or a name, each address it resolves to tried in turn.
 bool port_answers(const std::string& host, int port);
 // Waits until every container runs (and still runs a second later) and every TCP host port
 // answers from here. failure with the container's last log lines when it exits.

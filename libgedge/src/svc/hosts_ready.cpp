@@ -1,9 +1,7 @@
 // Readiness on container hosts: every container of a replica runs (and still runs a second
 // later) and every published TCP port answers from this machine.
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,26 +28,36 @@ std::vector<int> tcp_host_ports(const Service& s) {
   return out;
 }
 
-// One TCP connect with a short timeout (the host's address, from this machine).
+// One TCP connect with a short timeout, from this machine, to the device's address: IPv4, IPv6
+// (bare or in brackets) or a host name, each resolved address tried in turn (a name that
+// resolves to both families answers on either).
 bool port_answers(const std::string& host, int port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return false;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+  std::string h = host.size() > 2 && host.front() == '[' && host.back() == ']'
+                      ? host.substr(1, host.size() - 2)
+                      : host;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(h.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return false;
   bool ok = false;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
-    ok = true;
-  } else if (errno == EINPROGRESS) {
-    pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, 1000) == 1) {
-      int err = 0;
-      socklen_t len = sizeof err;
-      ok = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+  for (addrinfo* ai = res; ai && !ok; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      ok = true;
+    } else if (errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 1000) == 1) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ok = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+      }
     }
+    ::close(fd);
   }
-  ::close(fd);
+  ::freeaddrinfo(res);
   return ok;
 }
 
