@@ -276,8 +276,12 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
       "libgedge/src/runtime/store.cpp",
 
       "libgedge/src/ssh/device.cpp",
+      "libgedge/src/ssh/device_add.cpp",
+      "libgedge/src/ssh/device_add_trust.cpp",
       "libgedge/src/ssh/device_fanout.cpp",
       "libgedge/src/ssh/device_import.cpp",
+      "libgedge/src/ssh/device_list.cpp",
+      "libgedge/src/ssh/device_rm.cpp",
 
       "libgedge/src/svc/deploy.cpp",
       "libgedge/src/svc/hosts_plan.cpp",

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gedge/device.hpp"
 
@@ -25,5 +27,31 @@ std::string jump_alias(std::string_view device);
 std::string legacy_marker(const std::string& host, int port);
 // 32 random bytes as hex (the device token).
 std::string random_token();
+
+// The public `facts` object from the stored facts text: the well-known facts first (null or []
+// when missing), then whatever else the facts script reported.
+nlohmann::json facts_object(nlohmann::json facts);
+// The public `proxy_jump` object (no identity or public key) from the stored JSON, null if none.
+nlohmann::json jump_object(nlohmann::json j);
+// Removes the legacy [host]:port known_hosts line once no device is registered at the address
+// (device.cpp).
+Result<void> release_known_host(Inventory& inv, const Paths& paths, const SshTarget& at);
+
+// The resolved connection record for --host: `ssh -G` (HostName, Port, User, IdentityFile,
+// IdentityAgent, ProxyJump with the jump resolved the same way). Flags win over --host's
+// user@/:port, which win over the ssh config.
+struct Resolved {
+  SshTarget target;   // no host key yet
+  std::string alias;  // --host's host part when ssh config renamed it
+};
+
+// device add's resolution of --host, and the trust decisions (device_add_trust.cpp).
+Result<Resolved> resolve_target(const DeviceAddRequest& req);
+Result<std::optional<std::string>> trust_from_known_hosts(
+    const std::vector<std::string>& files, const SshTarget& t, const std::string& alias,
+    const HostKey& presented, const std::string& who, const SshOptions& opts);
+Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
+                             const std::optional<SqlRow>& existing, const SshOptions& opts,
+                             const DeviceAddRequest& req, Reporter& rep);
 
 }  // namespace gedge::detail

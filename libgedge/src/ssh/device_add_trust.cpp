@@ -1,0 +1,232 @@
+// device add's resolution of --host (ssh -G) and its host-key trust: the operator's known_hosts
+// files and the jump host's pin.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+
+#include "device_detail.hpp"
+#include "gedge/device.hpp"
+#include "gedge/keys.hpp"
+#include "gedge/known_hosts.hpp"
+#include "gedge/openssh.hpp"
+
+namespace gedge {
+
+namespace detail {
+
+Result<Resolved> resolve_target(const DeviceAddRequest& req) {
+  GEDGE_TRY_ASSIGN(auto addr, parse_address(req.host, "--host"));
+  if (!req.user.empty() && !addr.user.empty() && req.user != addr.user)
+    return fail(ErrorCode::usage,
+                fmt::format("--user {} and --host {} name different users", req.user, req.host));
+  if (req.port && addr.port && req.port != addr.port)
+    return fail(ErrorCode::usage,
+                fmt::format("--port {} and --host {} name different ports", req.port, req.host));
+  std::string user = req.user.empty() ? addr.user : req.user;
+  int port = req.port ? req.port : addr.port;
+  Resolved out;
+  SshTarget& t = out.target;
+  t.name = req.name;
+  t.identity = req.identity;
+  // A user certificate beside the key (OpenSSH's KEY-cert.pub convention).
+  if (!t.identity.empty() && ::access((t.identity + "-cert.pub").c_str(), R_OK) == 0)
+    t.certificate = t.identity + "-cert.pub";
+  auto rh = resolve_ssh_host(addr.host, user, port, req.ssh_config);
+  if (!rh) {
+    // Without an OpenSSH client there is no ssh config to honour: a literal host still works.
+    if (rh.error().code != ErrorCode::failure || !req.ssh_config.empty() ||
+        rh.error().message.find("was not found") == std::string::npos)
+      return std::unexpected(rh.error());
+    t.host = addr.host;
+    t.port = port ? port : 22;
+    t.user = user;
+    return out;
+  }
+  if (rh->proxy_command)
+    return fail(
+        ErrorCode::usage,
+        fmt::format("the ssh config gives {} a ProxyCommand, which gedge does not run", addr.host),
+        "use ProxyJump for jump hosts");
+  t.host = rh->host;
+  t.port = rh->port;
+  t.user = rh->user;
+  t.identity_agent = rh->identity_agent;
+  if (t.identity.empty())
+    for (const auto& f : rh->identity_files)
+      if (::access(f.c_str(), R_OK) == 0) t.extra_identities.push_back(f);
+  for (const auto& f : rh->certificate_files)
+    if (t.certificate.empty() && ::access(f.c_str(), R_OK) == 0) t.certificate = f;
+  if (rh->host != addr.host) out.alias = addr.host;
+  if (!rh->proxy_jump.empty()) {
+    if (rh->proxy_jump.find(',') != std::string::npos)
+      return fail(ErrorCode::usage,
+                  fmt::format("{} has several ProxyJump hops ({}); gedge supports one", addr.host,
+                              rh->proxy_jump),
+                  "jump through one bastion, or register the inner hop as its own device");
+    GEDGE_TRY_ASSIGN(auto ja, parse_address(rh->proxy_jump, "ProxyJump"));
+    GEDGE_TRY_ASSIGN(auto jr, resolve_ssh_host(ja.host, ja.user, ja.port, req.ssh_config));
+    if (!jr.proxy_jump.empty() || jr.proxy_command)
+      return fail(
+          ErrorCode::usage,
+          fmt::format("the jump host {} has its own ProxyJump/ProxyCommand; gedge supports one hop",
+                      ja.host));
+    JumpHost j;
+    j.host = jr.host;
+    j.port = jr.port;
+    j.user = jr.user;
+    for (const auto& f : jr.identity_files)
+      if (::access(f.c_str(), R_OK) == 0) {
+        j.identity = f;
+        break;
+      }
+    j.alias = jump_alias(req.name);
+    t.jump = j;
+  }
+  return out;
+}
+
+// What the operator's known_hosts files say about `presented` for host `t` (reached as typed
+// `alias`): a line with that key, or a certificate signed by an @cert-authority key listed for
+// the host (verified by OpenSSH, see verify_host_certificate), pins it (the reason is returned);
+// nothing applies: nullopt; a revoked key, an uncertified host under a CA's pattern, or a line
+// with another key: host_key, before anything is stored.
+Result<std::optional<std::string>> trust_from_known_hosts(
+    const std::vector<std::string>& files, const SshTarget& t, const std::string& alias,
+    const HostKey& presented, const std::string& who, const SshOptions& opts) {
+  int port = t.port ? t.port : 22;
+  GEDGE_TRY_ASSIGN(auto v,
+                   known_hosts_lookup(files, known_hosts_names(t.host, port, alias), presented));
+  if (v.kind == KnownHostsVerdict::revoked)
+    return fail(ErrorCode::host_key,
+                fmt::format("host key of {} ({} {}) is revoked by {}", who, presented.type,
+                            presented.fingerprint, v.where),
+                "nothing was stored");
+  if (v.kind == KnownHostsVerdict::match)
+    return std::optional<std::string>(
+        fmt::format("host key {} found in {}", presented.fingerprint, v.where));
+  if (!v.cert_authorities.empty()) {
+    HostCertQuery q;
+    q.program = opts.ssh_program;
+    q.host = t.host;
+    q.port = port;
+    q.user = t.user;
+    q.key_type = presented.type;
+    q.revoked = v.revoked_keys;
+    q.jump = t.jump;
+    q.connect_timeout_s = opts.connect_timeout_s;
+    if (t.jump) {
+      if (!t.identity.empty()) q.jump_identities.push_back(t.identity);
+      for (const auto& e : t.extra_identities) q.jump_identities.push_back(e);
+      if (!opts.gedge_key.empty() && ::access(opts.gedge_key.c_str(), R_OK) == 0)
+        q.jump_identities.push_back(opts.gedge_key.string());
+    }
+    std::string where;
+    for (const auto& ca : v.cert_authorities) {
+      q.ca_keys.push_back(ca.key);
+      where += (where.empty() ? "" : ", ") + ca.where;
+    }
+    GEDGE_TRY_ASSIGN(auto c, verify_host_certificate(q));
+    if (!c.certified)
+      return fail(
+          ErrorCode::host_key,
+          fmt::format(
+              "host key of {} ({}:{}, {} {}) is not certified by the @cert-authority of {}: {}",
+              who, t.host, port, presented.type, presented.fingerprint, where, c.detail),
+          "a host under a CA's pattern needs a host certificate from that CA listing its name; "
+          "nothing was stored");
+    if (c.fingerprint != presented.fingerprint)
+      return fail(
+          ErrorCode::host_key,
+          fmt::format(
+              "host key of {} ({}:{}): OpenSSH verified a certificate for key {}, but gedge's own "
+              "connection was presented {} {}",
+              who, t.host, port, c.fingerprint, presented.type, presented.fingerprint),
+          "two different machines answered at this address: this may be an attack; nothing was "
+          "stored");
+    return std::optional<std::string>(fmt::format("host key {} certified by CA {} ({})",
+                                                  presented.fingerprint, c.ca_fingerprint, where));
+  }
+  if (v.kind == KnownHostsVerdict::mismatch)
+    return fail(
+        ErrorCode::host_key,
+        fmt::format("host key of {} ({}:{}) is {} {}, but {} lists a different {} key for it", who,
+                    t.host, port, presented.type, presented.fingerprint, v.where, v.listed_type),
+        "if the machine was reinstalled, update the known_hosts file; otherwise this may be an "
+        "attack (nothing "
+        "was stored)");
+  return std::optional<std::string>();
+}
+
+// Pins the jump host's key: the key a registered device at that address has, the key this
+// device's earlier registration pinned, or one accepted like the device's own (--accept-new,
+// the prompt). Anything else is host_key, with nothing stored.
+Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
+                             const std::optional<SqlRow>& existing, const SshOptions& opts,
+                             const DeviceAddRequest& req, Reporter& rep) {
+  SshTarget jt;
+  jt.name = req.name + " (jump host)";
+  jt.host = j.host;
+  jt.port = j.port;
+  jt.user = j.user;
+  auto presented = probe_host_key(jt, opts);
+  if (!presented) {
+    Error e = presented.error();
+    e.message =
+        fmt::format("jump host {}:{} of device '{}': {}", j.host, j.port, req.name, e.message);
+    return std::unexpected(e);
+  }
+  auto mismatch = [&](const std::string& whose, const std::string& pinned) {
+    return fail(ErrorCode::host_key,
+                fmt::format("host key of jump host {}:{} changed: {} pinned {}, presented {} {}",
+                            j.host, j.port, whose, pinned, presented->type, presented->fingerprint),
+                "if the jump host was reinstalled, verify its new key out of band; otherwise this "
+                "may be an attack");
+  };
+  if (existing) {
+    auto old = target_of(*existing);
+    if (old.jump && old.jump->host == j.host && old.jump->port == j.port &&
+        !old.jump->host_key.fingerprint.empty()) {
+      if (old.jump->host_key.fingerprint != presented->fingerprint)
+        return mismatch(fmt::format("device '{}'", req.name), old.jump->host_key.fingerprint);
+      return *presented;
+    }
+  }
+  GEDGE_TRY_ASSIGN(auto rows,
+                   inv.query("SELECT name, host_key_fp FROM devices WHERE host = ? AND port = ?",
+                             {j.host, int64_t(j.port)}));
+  for (const auto& r : rows) {
+    if (!r["host_key_fp"].is_string()) continue;
+    auto fp = r["host_key_fp"].get<std::string>();
+    if (fp != presented->fingerprint)
+      return mismatch(fmt::format("device '{}'", r["name"].get<std::string>()), fp);
+    rep.step(req.name, fmt::format("jump host {} verified as device '{}'", j.host,
+                                   r["name"].get<std::string>()));
+    return *presented;
+  }
+  if (!req.known_hosts_files.empty()) {
+    GEDGE_TRY_ASSIGN(auto why, trust_from_known_hosts(req.known_hosts_files, jt, "", *presented,
+                                                      fmt::format("jump host {}:{} of device '{}'",
+                                                                  j.host, j.port, req.name),
+                                                      opts));
+    if (why) {
+      rep.step(req.name, fmt::format("jump host {}: {}", j.host, *why));
+      return *presented;
+    }
+  }
+  if (req.accept_new || (req.confirm_new_key && req.confirm_new_key(*presented))) return *presented;
+  return fail(
+      ErrorCode::host_key,
+      fmt::format("unknown host key for jump host {}:{}: {} {}", j.host, j.port, presented->type,
+                  presented->fingerprint),
+      fmt::format(
+          "register the jump host first (gedge device add NAME --host {} --host-key {}), or pass "
+          "--accept-new to trust it on first use",
+          j.host, presented->fingerprint));
+}
+
+}  // namespace detail
+
+}  // namespace gedge

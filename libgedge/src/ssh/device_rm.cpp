@@ -1,0 +1,117 @@
+// device rm and rekey (both move known_hosts pins).
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+
+#include "device_detail.hpp"
+#include "gedge/device.hpp"
+#include "gedge/keys.hpp"
+#include "gedge/known_hosts.hpp"
+#include "gedge/openssh.hpp"
+
+namespace gedge {
+
+using namespace detail;
+
+Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::string_view name,
+                                     bool force) {
+  nlohmann::json removed;
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    GEDGE_TRY_ASSIGN(auto row, load_device(db, name));
+    GEDGE_TRY_ASSIGN(auto clusters, db.query("SELECT cluster FROM cluster_members WHERE device = ?",
+                                             {std::string(name)}));
+    if (!clusters.empty() && !force)
+      return fail(ErrorCode::conflict,
+                  fmt::format("device '{}' is a member of cluster '{}'", name,
+                              clusters.front()["cluster"].get<std::string>()),
+                  "remove it from the cluster first (gedge cluster leave), or pass --force");
+    removed = device_json(row);
+    GEDGE_TRY(db.exec("DELETE FROM devices WHERE name = ?", {std::string(name)}));
+    return {};
+  }));
+  SshTarget kh;
+  kh.host = removed["host"].get<std::string>();
+  kh.port = removed["port"].get<int>();
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, name, ""));
+  GEDGE_TRY(known_hosts_update(paths.known_hosts, jump_alias(name), ""));
+  GEDGE_TRY(release_known_host(inv, paths, kh));
+  return removed;
+}
+
+Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::string_view name,
+                                     double timeout_s) {
+  GEDGE_TRY_ASSIGN(auto row, load_device(inv, name));
+  auto t = target_of(row);
+  RekeyPlan plan;
+  plan.name = std::string(name);
+  plan.old_key = t.host_key;
+  GEDGE_TRY_ASSIGN(plan.new_key, probe_host_key(t, default_ssh_options(paths, timeout_s)));
+  plan.changed = plan.new_key.fingerprint != plan.old_key.fingerprint;
+  return plan;
+}
+
+Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyPlan& plan,
+                                double timeout_s) {
+  GEDGE_TRY_ASSIGN(auto row, load_device(inv, plan.name));
+  auto t = target_of(row);
+  t.host_key = plan.new_key;
+  // Prove the new key and our login before pinning it.
+  GEDGE_TRY_ASSIGN(auto sess, SshSession::connect(t, default_ssh_options(paths, timeout_s)));
+  sess.reset();
+  std::string now = now_rfc3339();
+  int port = row["port"].get<int>();
+  std::string jump_host = t.jump ? t.jump->host : std::string();
+  std::vector<std::string> moved, jumped;
+  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+    moved = {plan.name};
+    jumped.clear();
+    // The pin belongs to the address (behind the same jump host, if any): every device
+    // registered at it moves to the new key.
+    GEDGE_TRY_ASSIGN(
+        auto same,
+        db.query("SELECT name, proxy_jump FROM devices WHERE host = ? AND port = ? AND name <> ?",
+                 {t.host, int64_t(port), plan.name}));
+    for (const auto& r : same) {
+      auto j = parse_json_text(r["proxy_jump"], nullptr);
+      if ((j.is_object() ? j.value("host", "") : std::string()) == jump_host)
+        moved.push_back(r["name"].get<std::string>());
+    }
+    for (const auto& n : moved)
+      GEDGE_TRY(
+          db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', "
+                  "updated_at=? WHERE name=?",
+                  {plan.new_key.type, plan.new_key.fingerprint, now, n}));
+    // Devices reached through this address (their ProxyJump) pinned its key as <device>/jump
+    // when they were added: those pins move with it.
+    if (!t.jump) {
+      GEDGE_TRY_ASSIGN(
+          auto behind,
+          db.query("SELECT name, proxy_jump FROM devices WHERE proxy_jump IS NOT NULL"));
+      for (const auto& r : behind) {
+        auto j = parse_json_text(r["proxy_jump"], nullptr);
+        if (!j.is_object() || j.value("host", "") != t.host || j.value("port", 22) != port)
+          continue;
+        j["host_key"] = {{"type", plan.new_key.type},
+                         {"fingerprint", plan.new_key.fingerprint},
+                         {"public_key", plan.new_key.public_key}};
+        std::string n = r["name"].get<std::string>();
+        GEDGE_TRY(db.exec("UPDATE devices SET proxy_jump=?, updated_at=? WHERE name=?",
+                          {j.dump(), now, n}));
+        jumped.push_back(n);
+      }
+    }
+    return {};
+  }));
+  for (const auto& n : moved)
+    GEDGE_TRY(known_hosts_update(paths.known_hosts, n, plan.new_key.public_key,
+                                 legacy_marker(t.host, port)));
+  std::vector<std::pair<std::string, std::string>> jump_lines;
+  for (const auto& n : jumped) jump_lines.emplace_back(jump_alias(n), plan.new_key.public_key);
+  GEDGE_TRY(known_hosts_set(paths.known_hosts, jump_lines));
+  return {};
+}
+
+}  // namespace gedge

@@ -1,0 +1,88 @@
+// The ProxyJump hop of an SshSession: `ssh -W` through the jump host.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <libssh/libssh.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "gedge/openssh.hpp"
+#include "gedge/ssh.hpp"
+#include "session_impl.hpp"
+
+extern char** environ;
+
+namespace gedge::session_detail {
+
+// Starts `ssh -W` through the target's jump host (execve, no shell) and hands libssh our end of
+// a socket pair as its connection. The jump's key is checked by OpenSSH against a private
+// known_hosts file holding only the pinned line; its stderr is kept for error messages.
+Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
+  const JumpHost& j = *im.target.jump;
+  if (j.host_key.public_key.empty())
+    return fail(
+        ErrorCode::host_key,
+        fmt::format("device '{}': the jump host {} has no pinned host key", im.target.name, j.host),
+        fmt::format("add the device again: gedge device add {} --force", im.target.name));
+  GEDGE_TRY_ASSIGN(auto exe, find_ssh(o.ssh_program));
+  auto dir = std::filesystem::temp_directory_path();
+  std::string tmpl = (dir / "gedge-jump-kh-XXXXXX").string();
+  int kfd = ::mkstemp(tmpl.data());
+  if (kfd < 0)
+    return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
+  im.jump_kh = tmpl;
+  std::string line = fmt::format("{} {}\n", j.alias, j.host_key.public_key);
+  bool wrote = ::write(kfd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(kfd);
+  if (!wrote) return fail(ErrorCode::failure, fmt::format("cannot write {}", tmpl));
+  JumpCommand cmd;
+  cmd.program = exe;
+  cmd.known_hosts = im.jump_kh;
+  if (!im.target.identity.empty()) cmd.identities.push_back(im.target.identity);
+  // During device add the ssh config's keys are candidates for the jump too.
+  for (const auto& extra : im.target.extra_identities) cmd.identities.push_back(extra);
+  if (!o.gedge_key.empty() && ::access(o.gedge_key.c_str(), R_OK) == 0)
+    cmd.identities.push_back(o.gedge_key.string());
+  cmd.identity_agent = im.target.identity_agent;
+  cmd.connect_timeout_s = o.connect_timeout_s;
+  cmd.verbosity = o.verbosity >= 2 ? o.verbosity - 1 : 0;
+  diag(1, fmt::format("ssh {}: through jump host {}@{}:{} (ssh -W, jump key {} pinned as {})",
+                      im.target.name, j.user, j.host, j.port, j.host_key.fingerprint, j.alias));
+  auto argv_s =
+      jump_argv(cmd, j, im.target.host, std::to_string(im.target.port > 0 ? im.target.port : 22));
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int sv[2], ep[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return fail(ErrorCode::failure, "socketpair failed");
+  if (::pipe2(ep, O_CLOEXEC) != 0) {
+    ::close(sv[0]), ::close(sv[1]);
+    return fail(ErrorCode::failure, "pipe failed");
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(sv[0]), ::close(sv[1]), ::close(ep[0]), ::close(ep[1]);
+    return fail(ErrorCode::failure, "fork failed");
+  }
+  if (pid == 0) {
+    ::dup2(sv[1], 0);
+    ::dup2(sv[1], 1);
+    if (o.verbosity < 2) ::dup2(ep[1], 2);
+    ::execve(argv[0], argv.data(), environ);
+    ::_exit(127);
+  }
+  ::close(sv[1]);
+  ::close(ep[1]);
+  im.jump_pid = pid;
+  im.jump_err = ep[0];
+  socket_t fd = sv[0];
+  if (ssh_options_set(im.s, SSH_OPTIONS_FD, &fd) != SSH_OK) {
+    ::close(fd);
+    return fail(ErrorCode::internal, "libssh refused the jump connection");
+  }
+  return {};
+}
+
+}  // namespace gedge::session_detail
