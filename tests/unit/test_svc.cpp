@@ -130,7 +130,9 @@ TEST_CASE(
       "name: w\ncontainers: [{image: i:1}]\nvolumes:\n  - {name: c, claim: c, mountPath: /c}\n"
       "  - {name: n, nfs: {server: h, path: /e}, mountPath: /n}\nnetworks: [{name: f, type: sriov, "
       "resource: a.b/c}]\n");
-  CHECK(svc::hosts_unsupported(s.service) == std::vector<std::string>{"networks[0]"});
+  CHECK(svc::hosts_unsupported(s.service) ==
+        std::vector<std::string>{
+            "networks[0] (sriov: only a macvlan network is a podman network on container hosts)"});
   auto plan = svc::render_host_plan(s.service);
   std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
   CHECK(argv.find(R"("-v","c:/c")") != std::string::npos);
@@ -670,10 +672,104 @@ TEST_CASE("manifests on container hosts: env valueFrom a ConfigMap of the same s
             .find("has no data key 'nokey'") != std::string::npos);
   CHECK(err(dep("{name: M, valueFrom: {secretKeyRef: {name: s, key: k}}}")).find("secretKeyRef") !=
         std::string::npos);
-  CHECK(err(dep("{name: M, valueFrom: {fieldRef: {fieldPath: metadata.name}}}")).find("fieldRef") !=
+  CHECK(err(dep("{name: M, valueFrom: {fieldRef: {fieldPath: status.podIP}}}")).find("fieldRef") !=
         std::string::npos);
   CHECK(err(cm + dep("{name: M, value: v, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}"))
             .find("value and valueFrom") != std::string::npos);
+}
+
+TEST_CASE("manifests on container hosts: the downward API's env what a device gives the same") {
+  auto translate = [](const std::string& text) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false);
+  };
+  auto dep = [](const std::string& env) {
+    return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: cams}\nspec:\n"
+           "  selector: {matchLabels: {app: d}}\n  template:\n    metadata:\n      labels: {app: "
+           "d, tier: edge}\n      annotations: {note: \"a 'b' $(c)\"}\n    spec:\n      "
+           "containers:\n"
+           "      - name: c\n        image: x:1\n"
+           "        resources: {requests: {cpu: 250m, memory: 64Mi}, limits: {cpu: 1500m, "
+           "memory: 128Mi}}\n        env: [" +
+           env +
+           "]\n      - name: side\n        image: y:1\n        resources: {limits: {cpu: 2}}\n";
+  };
+  auto ok = translate(
+      dep("{name: NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}, "
+          "{name: TIER, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['tier']\"}}}, "
+          "{name: NONE, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['absent']\"}}}, "
+          "{name: NOTE, valueFrom: {fieldRef: {apiVersion: v1, fieldPath: "
+          "\"metadata.annotations['note']\"}}}, "
+          "{name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}, "
+          "{name: MCPU, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}, "
+          "{name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}, "
+          "{name: SIDE, valueFrom: {resourceFieldRef: {containerName: side, resource: "
+          "requests.cpu}}}"));
+  REQUIRE(ok.has_value());
+  auto want = nlohmann::json::parse(R"J([{"name": "NS", "value": "cams"},
+    {"name": "TIER", "value": "edge"}, {"name": "NONE", "value": ""},
+    {"name": "NOTE", "value": "a 'b' $(c)"}, {"name": "CPU", "value": "2"},
+    {"name": "MCPU", "value": "250"}, {"name": "MEM", "value": "128"},
+    {"name": "SIDE", "value": "2"}])J");
+  CHECK(ok->json["stages"][0]["containers"][0]["env"] == want);
+  auto err = [&](const std::string& env) {
+    auto r = translate(dep(env));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    return r.error().message;
+  };
+  for (const char* f : {"metadata.name", "metadata.uid", "spec.nodeName", "status.hostIP",
+                        "status.podIP", "spec.serviceAccountName"}) {
+    std::string m = err(fmt::format("{{name: X, valueFrom: {{fieldRef: {{fieldPath: {}}}}}}}", f));
+    CHECK(m.find(fmt::format("fieldRef '{}' is not supported", f)) != std::string::npos);
+    CHECK(m.find("env[0].valueFrom.fieldRef.fieldPath") != std::string::npos);
+  }
+  CHECK(err("{name: X, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage}}}")
+            .find("resourceFieldRef 'limits.ephemeral-storage' is not supported") !=
+        std::string::npos);
+  CHECK(err("{name: X, valueFrom: {resourceFieldRef: {containerName: side, resource: "
+            "limits.memory}}}")
+            .find("without limits.memory") != std::string::npos);
+  CHECK(err("{name: X, valueFrom: {resourceFieldRef: {containerName: nope, resource: "
+            "limits.cpu}}}")
+            .find("no container named") != std::string::npos);
+}
+
+TEST_CASE("manifests on container hosts: a Service must target ports the containers expose") {
+  auto translate = [](const std::string& text) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false);
+  };
+  const std::string dep =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n"
+      "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
+      "    spec:\n      containers:\n      - name: c\n        image: x:1\n"
+      "        ports: [{containerPort: 8080, name: http}, {containerPort: 53, protocol: UDP}]\n";
+  auto svc_doc = [](const std::string& selector, const std::string& ports) {
+    return "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: " + selector +
+           "\n  ports: [" + ports + "]\n---\n";
+  };
+  CHECK(translate(svc_doc("{app: web}",
+                          "{port: 80, targetPort: 8080}, {port: 81, targetPort: http}, "
+                          "{port: 53, protocol: UDP}") +
+                  dep)
+            .has_value());
+  auto err = [&](const std::string& text) {
+    auto r = translate(text);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    return r.error().message;
+  };
+  CHECK(err(svc_doc("{app: web}", "{port: 80, targetPort: 9090}") + dep)
+            .starts_with("m.yaml:6: spec.ports[0].targetPort: Service 'web' targets TCP port 9090, "
+                         "which no container of Deployment 'web' exposes"));
+  CHECK(err(svc_doc("{app: web}", "{port: 8080}, {port: 81, targetPort: metrics}") + dep)
+            .find("Service 'web' targets TCP port 'metrics'") != std::string::npos);
+  CHECK(err(svc_doc("{app: web}", "{port: 53}") + dep).find("TCP port 53") != std::string::npos);
+  CHECK(err(svc_doc("{app: other}", "{port: 8080}") + dep)
+            .find("Service 'web' selects no workload") != std::string::npos);
 }
 
 TEST_CASE(
@@ -970,6 +1066,124 @@ TEST_CASE(
   CHECK(err(iscsi).find("spec.iscsi") != std::string::npos);
   CHECK(err(dep("{name: data, nfs: {server: h, path: /p, mountOptions: x}}"))
             .find("nfs.mountOptions") != std::string::npos);
+}
+
+TEST_CASE("container hosts: a macvlan network is a podman network with a range per device") {
+  auto spec = svc::parse_spec(
+      "name: w\ncontainers: [{image: x, ports: [{containerPort: 80}]}]\n"
+      "networks: [{name: cams, type: macvlan, master: eth1, subnet: 10.213.7.0/24}]\n",
+      "w.yaml");
+  REQUIRE(spec.has_value());
+  CHECK(svc::hosts_unsupported(spec->service).empty());
+  auto plan = svc::render_host_plan(spec->service);
+  REQUIRE(plan["spec"]["networks"].size() == 1);
+  const auto& net = plan["spec"]["networks"][0];
+  std::string name = net["name"];
+  CHECK(name.rfind("gedge-net-", 0) == 0);
+  CHECK(name.size() == std::string("gedge-net-").size() + 16);
+  CHECK(net["driver"] == "macvlan");
+  CHECK(net["parent"] == "eth1");
+  CHECK(net["subnet"] == "10.213.7.0/24");
+  // joined besides the default network (where the ports are published)
+  std::string argv = plan["spec"]["containers"][0]["containers"][0]["argv"].dump();
+  CHECK(argv.find(R"("--network","podman","--network",")" + name + "\"") != std::string::npos);
+  // on Kubernetes the same network is a NetworkAttachmentDefinition (unchanged)
+  auto objs = svc::render_kubernetes(spec->service);
+  CHECK(objs[0]["kind"] == "NetworkAttachmentDefinition");
+  // what podman cannot make is named
+  auto bad = [](const std::string& nets) {
+    auto s =
+        svc::parse_spec("name: w\ncontainers: [{image: x}]\nnetworks: [" + nets + "]\n", "w.yaml");
+    REQUIRE(s.has_value());
+    auto u = svc::hosts_unsupported(s->service);
+    REQUIRE(u.size() == 1);
+    return u[0];
+  };
+  CHECK(bad("{name: n, type: macvlan, master: eth1}").find("without subnet") != std::string::npos);
+  CHECK(bad("{name: n, type: macvlan, master: eth1, subnet: 10.213.7.5/24}")
+            .find("'10.213.7.5/24' is not an IPv4 network address") != std::string::npos);
+  CHECK(bad("{name: n, type: macvlan, master: eth1, subnet: 'fd00::/64'}")
+            .find("not an IPv4 network address") != std::string::npos);
+  CHECK(bad("{name: n, type: ipvlan, master: eth1, subnet: 10.213.7.0/24}")
+            .starts_with("networks[0] (ipvlan: only a macvlan"));
+  // each member of the cluster its own block of the subnet
+  CHECK(svc::detail::member_ip_range("10.213.7.0/24", 0, 1).value() == "10.213.7.0/24");
+  CHECK(svc::detail::member_ip_range("10.213.7.0/24", 0, 3).value() == "10.213.7.0/26");
+  CHECK(svc::detail::member_ip_range("10.213.7.0/24", 2, 3).value() == "10.213.7.128/26");
+  CHECK(svc::detail::member_ip_range("10.213.7.0/24", 31, 32).value() == "10.213.7.248/29");
+  auto small = svc::detail::member_ip_range("10.213.7.0/24", 0, 33);
+  REQUIRE_FALSE(small.has_value());
+  CHECK(small.error().code == ErrorCode::usage);
+  CHECK(small.error().message.find("too small") != std::string::npos);
+
+  // manifests: a Multus annotation naming a macvlan NetworkAttachmentDefinition of the files
+  auto nad = [](const std::string& config) {
+    return "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {name: "
+           "cams}\nspec:\n  config: '" +
+           config + "'\n---\n";
+  };
+  const std::string macvlan =
+      R"({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "mode": "bridge", )"
+      R"("ipam": {"type": "host-local", "subnet": "10.213.7.0/24"}})";
+  auto dep = [](const std::string& networks) {
+    return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
+           "  selector: {matchLabels: {app: d}}\n  template:\n    metadata:\n      labels: {app: "
+           "d}\n      annotations: {k8s.v1.cni.cncf.io/networks: '" +
+           networks + "'}\n    spec:\n      containers:\n      - name: c\n        image: x:1\n";
+  };
+  auto translate = [](const std::string& text) {
+    auto in = manifest::parse(text, "m.yaml");
+    REQUIRE(in.has_value());
+    return svc::detail::hosts_spec(svc::spec_from_manifest(*in), false);
+  };
+  for (const std::string sel : {"cams", "default/cams", R"([{"name": "cams"}])"}) {
+    auto ok = translate(nad(macvlan) + dep(sel));
+    REQUIRE(ok.has_value());
+    CHECK(ok->json["stages"][0]["networks"] == nlohmann::json::parse(
+                                                   R"([{"name": "cams", "type": "macvlan",
+                                                   "master": "eth1", "subnet": "10.213.7.0/24"}])"));
+    // the same network as the short schema's: the same podman network
+    CHECK(svc::render_host_plan(ok->pipeline.stages[0])["spec"]["networks"][0]["name"] ==
+          svc::render_host_plan([] {
+            auto s = svc::parse_spec(
+                "name: w\ncontainers: [{image: x}]\n"
+                "networks: [{name: cams, type: macvlan, master: eth1, subnet: 10.213.7.0/24}]\n",
+                "w.yaml");
+            return s->service;
+          }())["spec"]["networks"][0]["name"]);
+  }
+  auto err = [&](const std::string& text) {
+    auto r = translate(text);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == ErrorCode::usage);
+    return r.error().message;
+  };
+  CHECK(err(dep("cams")).find("NetworkAttachmentDefinition 'cams' is not in the manifests") !=
+        std::string::npos);
+  CHECK(err(dep("cams@net1")).find("an interface name ('cams@net1') is not supported") !=
+        std::string::npos);
+  CHECK(err(nad(macvlan) + dep("other/cams")).find("another namespace") != std::string::npos);
+  CHECK(err(nad(macvlan) + dep(R"([{"name": "cams", "ips": ["10.213.7.9/24"]}])"))
+            .find("'ips' in a network selection is not supported") != std::string::npos);
+  // SR-IOV and other types are refused by name, as are config keys podman cannot honour
+  std::string sriov = err(nad(R"({"type": "sriov", "ipam": {}})") + dep("cams"));
+  CHECK(sriov.find("m.yaml:5: spec.config: a sriov network (NetworkAttachmentDefinition 'cams') "
+                   "is not supported on container hosts") != std::string::npos);
+  CHECK(err(nad(R"({"type": "macvlan", "master": "eth1", "ipam": {"type": "dhcp"}})") + dep("cams"))
+            .find("host-local") != std::string::npos);
+  CHECK(err(nad(R"({"type": "macvlan", "master": "eth1", "ipam": {"type": "host-local", )"
+                R"("subnet": "10.213.7.0/24", "gateway": "10.213.7.254"}})") +
+            dep("cams"))
+            .find("ipam key 'gateway' is not supported") != std::string::npos);
+  CHECK(
+      err(nad(R"({"type": "macvlan", "master": "eth1", "mode": "vepa", "ipam": {}})") + dep("cams"))
+          .find("mode other than bridge") != std::string::npos);
+  // a network no workload selects is named like an unused ConfigMap
+  CHECK(err(nad(macvlan) +
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, "
+            "image: x:1}]\n")
+            .find("NetworkAttachmentDefinition 'cams' is used by no workload") !=
+        std::string::npos);
 }
 
 TEST_CASE(

@@ -122,4 +122,11 @@ Result<std::optional<double>> cpu_usage_hosts(Inventory& inv, const Paths& paths
 nlohmann::json standalone_doc(const Spec& spec, const Service& s);
 Result<Spec> spec_from_doc(const nlohmann::json& doc, const std::string& what);
 
+// The address range (CIDR, podman's --ip-range) of the `index`-th of `members` devices in a
+// macvlan network's IPv4 `subnet`: the subnet split into the next power of two at or above
+// `members` equal blocks, so every member of a cluster hands out addresses of its own (each
+// device's podman assigns them independently). usage when a block would hold fewer than 8.
+Result<std::string> member_ip_range(const std::string& subnet, std::size_t index,
+                                    std::size_t members);
+
 }  // namespace gedge::svc::detail

@@ -2,10 +2,12 @@
 // usual podman plan), field by field. Whatever podman cannot honour is refused with the field's
 // file, line and path (exit 2), never dropped.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <optional>
 #include <set>
 
@@ -359,12 +361,105 @@ struct Translator {
   // env valueFrom, as the env entry's source: a ConfigMap key's value byte for byte
   // ({value}), or a Secret key's value as a podman secret ({secret: NAME}, the value in
   // `extras`, never in the document); nullopt for an optional reference that is absent.
-  Result<std::optional<json>> value_from(const json& vf, const std::string& ptr,
-                                         const std::string& var) const {
-    GEDGE_TRY(only(vf, ptr, {"configMapKeyRef", "secretKeyRef"}));
-    if (vf.size() != 1 || !vf.begin().value().is_object())
+  // The pod template's metadata (a Pod's own); an empty object when absent.
+  const json& pod_metadata() const {
+    static const json none = json::object();
+    std::string pp = manifest::pod_spec_pointer(w);
+    json::json_pointer jp(pp.substr(0, pp.size() - std::string("/spec").size()) + "/metadata");
+    return w.json().contains(jp) && w.json()[jp].is_object() ? w.json()[jp] : none;
+  }
+
+  // env valueFrom.fieldRef (the downward API): what is known before the pod runs and means the
+  // same on a device; the rest is refused naming the field.
+  Result<json> field_ref(const json& ref, const std::string& rp) const {
+    GEDGE_TRY(only(ref, rp, {"fieldPath", "apiVersion"}));
+    std::string path = ref.value("fieldPath", "");
+    if (path == "metadata.namespace")
+      return json{{"value", w.namespace_.empty() ? "default" : w.namespace_}};
+    for (const char* map : {"labels", "annotations"}) {
+      std::string pre = fmt::format("metadata.{}['", map);
+      if (path.starts_with(pre) && path.ends_with("']") && path.size() > pre.size() + 2) {
+        std::string key = path.substr(pre.size(), path.size() - pre.size() - 2);
+        const json& m = pod_metadata().contains(map) ? pod_metadata()[map] : json::object();
+        // An absent key is the empty string, as the kubelet gives it.
+        return json{{"value", m.is_object() && m.contains(key) && m[key].is_string()
+                                  ? m[key].get<std::string>()
+                                  : std::string()}};
+      }
+    }
+    std::string why =
+        path == "metadata.name" || path == "metadata.uid"
+            ? "the pod's name and uid are the replica's, made by podman"
+        : path == "spec.nodeName" || path == "status.hostIP" || path == "status.hostIPs"
+            ? "the device is chosen at deploy time, after the environment is planned"
+        : path == "status.podIP" || path == "status.podIPs"
+            ? "podman assigns the address when the container starts"
+            : "it has no meaning for a podman container";
+    return std::unexpected(refuse(rp + "/fieldPath",
+                                  fmt::format("fieldRef '{}' is not supported ({})", path, why),
+                                  "set the value in the manifest, or deploy it to a Kubernetes "
+                                  "cluster"));
+  }
+
+  // env valueFrom.resourceFieldRef: a container's CPU or memory request or limit in units of
+  // the divisor, rounded up as the kubelet does.
+  Result<json> resource_field_ref(const json& ref, const std::string& rp, const json& self) const {
+    GEDGE_TRY(only(ref, rp, {"containerName", "resource", "divisor"}));
+    const json* c = &self;
+    if (ref.contains("containerName") && ref["containerName"] != self.value("name", "")) {
+      c = nullptr;
+      for (const auto& other : (*manifest::pod_spec(w))["containers"])
+        if (other.value("name", "") == ref["containerName"]) c = &other;
+      if (!c)
+        return std::unexpected(
+            w.source.error_at(rp + "/containerName",
+                              fmt::format("no container named '{}'", ref["containerName"].dump())));
+    }
+    std::string res = ref.value("resource", "");
+    auto dot = res.find('.');
+    std::string part = res.substr(0, dot),
+                name = dot == std::string::npos ? "" : res.substr(dot + 1);
+    if ((part != "limits" && part != "requests") || (name != "cpu" && name != "memory"))
       return std::unexpected(
-          w.source.error_at(ptr, "valueFrom needs one of configMapKeyRef, secretKeyRef"));
+          refuse(rp + "/resource", fmt::format("resourceFieldRef '{}' is not supported", res)));
+    const json& r = c->contains("resources") ? (*c)["resources"] : json::object();
+    auto get = [&](const char* which) -> std::optional<json> {
+      if (r.is_object() && r.contains(which) && r[which].is_object() && r[which].contains(name))
+        return r[which][name];
+      return std::nullopt;
+    };
+    std::optional<json> q = get(part.c_str());
+    if (!q && part == "requests") q = get("limits");  // a missing request defaults to the limit
+    if (!q)
+      return std::unexpected(
+          refuse(rp + "/resource",
+                 fmt::format("resourceFieldRef '{}' of a container without {}.{} is not supported "
+                             "(Kubernetes would give the node's allocatable)",
+                             res, part, name),
+                 "set the container's resources, or deploy it to a Kubernetes cluster"));
+    auto value = quantity_value(quantity_text(*q));
+    auto divisor = quantity_value(ref.contains("divisor") ? quantity_text(ref["divisor"]) : "1");
+    if (!value || !divisor || *divisor <= 0)
+      return std::unexpected(w.source.error_at(rp, "resourceFieldRef: not a valid quantity"));
+    long double v = *value / *divisor;
+    return json{{"value", fmt::format("{}", static_cast<long long>(std::ceil(v - 1e-9L)))}};
+  }
+
+  Result<std::optional<json>> value_from(const json& vf, const std::string& ptr,
+                                         const std::string& var, const json& self) const {
+    GEDGE_TRY(only(vf, ptr, {"configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef"}));
+    if (vf.size() != 1 || !vf.begin().value().is_object())
+      return std::unexpected(w.source.error_at(
+          ptr, "valueFrom needs one of configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef"));
+    if (vf.contains("fieldRef")) {
+      GEDGE_TRY_ASSIGN(auto v, field_ref(vf["fieldRef"], ptr + "/fieldRef"));
+      return std::optional<json>{v};
+    }
+    if (vf.contains("resourceFieldRef")) {
+      GEDGE_TRY_ASSIGN(auto v,
+                       resource_field_ref(vf["resourceFieldRef"], ptr + "/resourceFieldRef", self));
+      return std::optional<json>{v};
+    }
     bool secret = vf.contains("secretKeyRef");
     std::map<std::string, std::string> data;
     GEDGE_TRY_ASSIGN(const std::string* value,
@@ -410,7 +505,7 @@ struct Translator {
           if (e.contains("value"))
             return std::unexpected(
                 w.source.error_at(ep + "/valueFrom", "value and valueFrom both given"));
-          GEDGE_TRY_ASSIGN(source, value_from(e["valueFrom"], ep + "/valueFrom", name));
+          GEDGE_TRY_ASSIGN(source, value_from(e["valueFrom"], ep + "/valueFrom", name, c));
           if (!source) continue;  // optional, and the key is absent: not set, as Kubernetes does
         }
         bool ok =
@@ -470,6 +565,144 @@ struct Translator {
                                  {"readOnly", m.value("readOnly", false)},
                                  {"subPath", m.value("subPath", "")}});
       }
+    }
+    return out;
+  }
+
+  // A NetworkAttachmentDefinition as a gedge network on container hosts: only a macvlan CNI
+  // config with a host-local subnet is a podman network; anything else is refused naming the
+  // object's file, line and the config's key.
+  Result<json> network_of(const manifest::Object& nad) const {
+    auto at = [&](const std::string& what) {
+      return std::unexpected(nad.source.error_at(
+          "/spec/config", fmt::format("{} on container hosts", what),
+          "on container hosts a network is a podman macvlan network: deploy this manifest to a "
+          "Kubernetes cluster for other CNI configurations"));
+    };
+    const json& md = nad.json().contains("metadata") ? nad.json()["metadata"] : json::object();
+    if (md.is_object() && md.contains("annotations") && md["annotations"].is_object() &&
+        md["annotations"].contains("k8s.v1.cni.cncf.io/resourceName"))
+      return std::unexpected(nad.source.error_at(
+          "/metadata/annotations/k8s.v1.cni.cncf.io~1resourceName",
+          "a device plugin resource (SR-IOV) is not supported on container hosts",
+          "deploy this manifest to a Kubernetes cluster"));
+    const json& spec = nad.json().contains("spec") ? nad.json()["spec"] : json::object();
+    if (!spec.is_object() || !spec.contains("config") || !spec["config"].is_string())
+      return std::unexpected(nad.source.error_at(
+          "/spec",
+          "a NetworkAttachmentDefinition without spec.config (a CNI file on each node) "
+          "is not supported on container hosts"));
+    json cfg = json::parse(spec["config"].get<std::string>(), nullptr, false);
+    if (!cfg.is_object())
+      return std::unexpected(
+          nad.source.error_at("/spec/config", "spec.config is not a JSON object"));
+    std::string type = cfg.value("type", "");
+    if (cfg.contains("plugins")) return at("a CNI plugin list (plugins) is not supported");
+    if (type != "macvlan")
+      return at(fmt::format("a {} network (NetworkAttachmentDefinition '{}') is not supported",
+                            type.empty() ? "typeless" : type, nad.name));
+    for (auto it = cfg.begin(); it != cfg.end(); ++it)
+      if (it.key() != "cniVersion" && it.key() != "name" && it.key() != "type" &&
+          it.key() != "master" && it.key() != "mode" && it.key() != "ipam")
+        return at(fmt::format("config key '{}' is not supported", it.key()));
+    if (cfg.contains("mode") && cfg["mode"] != "bridge")
+      return at("a macvlan mode other than bridge is not supported");
+    if (!cfg.contains("master") || !cfg["master"].is_string() || cfg["master"] == "")
+      return at("a macvlan config without master (the host interface) is not supported");
+    const json& ipam = cfg.contains("ipam") ? cfg["ipam"] : json::object();
+    if (!ipam.is_object() || ipam.value("type", "") != "host-local")
+      return at("an ipam other than host-local with a subnet is not supported");
+    std::string subnet;
+    for (auto it = ipam.begin(); it != ipam.end(); ++it) {
+      if (it.key() == "type") continue;
+      if (it.key() == "subnet" && it.value().is_string()) {
+        subnet = it.value();
+      } else if (it.key() == "ranges" && it.value().is_array() && it.value().size() == 1 &&
+                 it.value()[0].is_array() && it.value()[0].size() == 1 &&
+                 it.value()[0][0].is_object() && it.value()[0][0].size() == 1 &&
+                 it.value()[0][0].contains("subnet") && it.value()[0][0]["subnet"].is_string()) {
+        subnet = it.value()[0][0]["subnet"];
+      } else {
+        return at(
+            fmt::format("ipam key '{}' is not supported (gedge gives each device its own "
+                        "range of the subnet)",
+                        it.key()));
+      }
+    }
+    if (subnet.empty()) return at("a host-local ipam without a subnet is not supported");
+    return json{
+        {"name", nad.name}, {"type", "macvlan"}, {"master", cfg["master"]}, {"subnet", subnet}};
+  }
+
+  // The pod's Multus networks (annotation k8s.v1.cni.cncf.io/networks: "a, ns/b" or a JSON list
+  // of {name, namespace}), each a NetworkAttachmentDefinition of the same files.
+  Result<json> networks() const {
+    std::string pp = manifest::pod_spec_pointer(w);
+    std::string ptr = pp.substr(0, pp.size() - std::string("/spec").size()) +
+                      "/metadata/annotations/k8s.v1.cni.cncf.io~1networks";
+    json::json_pointer jp(ptr);
+    if (!w.json().contains(jp)) return json::array();
+    const json& a = w.json()[jp];
+    if (!a.is_string())
+      return std::unexpected(w.source.error_at(ptr, "the networks annotation is not a string"));
+    std::string ns = w.namespace_.empty() ? "default" : w.namespace_;
+    std::vector<std::pair<std::string, std::string>> picks;  // namespace, name
+    std::string text = a.get<std::string>();
+    auto first = text.find_first_not_of(" \t\n");
+    if (first != std::string::npos && text[first] == '[') {
+      json list = json::parse(text, nullptr, false);
+      if (!list.is_array())
+        return std::unexpected(
+            w.source.error_at(ptr, "the networks annotation is not a JSON list"));
+      for (const auto& e : list) {
+        if (!e.is_object() || !e.contains("name") || !e["name"].is_string())
+          return std::unexpected(w.source.error_at(ptr, "a network selection without a name"));
+        for (auto it = e.begin(); it != e.end(); ++it)
+          if (it.key() != "name" && it.key() != "namespace")
+            return std::unexpected(
+                refuse(ptr, fmt::format("'{}' in a network selection is not supported", it.key()),
+                       "podman names the interface and assigns the address itself"));
+        picks.emplace_back(e.value("namespace", ns), e["name"]);
+      }
+    } else {
+      std::size_t i = 0;
+      while (i <= text.size()) {
+        std::size_t j = text.find(',', i);
+        if (j == std::string::npos) j = text.size();
+        std::string item = text.substr(i, j - i);
+        item.erase(0, item.find_first_not_of(" \t\n"));
+        item.erase(item.find_last_not_of(" \t\n") + 1);
+        i = j + 1;
+        if (item.empty()) continue;
+        if (item.find('@') != std::string::npos)
+          return std::unexpected(
+              refuse(ptr, fmt::format("an interface name ('{}') is not supported", item),
+                     "podman names the interface itself: drop the @NAME"));
+        auto slash = item.find('/');
+        if (slash == std::string::npos)
+          picks.emplace_back(ns, item);
+        else
+          picks.emplace_back(item.substr(0, slash), item.substr(slash + 1));
+      }
+    }
+    json out = json::array();
+    std::set<std::string> seen;
+    for (const auto& [pns, name] : picks) {
+      if (pns != ns)
+        return std::unexpected(refuse(
+            ptr, fmt::format("network '{}/{}' of another namespace is not supported", pns, name),
+            "on container hosts a network comes from the same files and namespace as the "
+            "workload"));
+      if (!seen.insert(name).second)
+        return std::unexpected(
+            w.source.error_at(ptr, fmt::format("network '{}' is selected twice", name)));
+      const manifest::Object* nad = find("NetworkAttachmentDefinition", name);
+      if (!nad)
+        return std::unexpected(w.source.error_at(
+            ptr, fmt::format("NetworkAttachmentDefinition '{}' is not in the manifests", name),
+            "on container hosts a network comes from the same files as the workload"));
+      GEDGE_TRY_ASSIGN(auto n, network_of(*nad));
+      out.push_back(std::move(n));
     }
     return out;
   }
@@ -638,9 +871,78 @@ struct Translator {
         vols.push_back(gv);
       }
     if (!vols.empty()) doc["volumes"] = vols;
+    GEDGE_TRY_ASSIGN(auto nets, networks());
+    if (!nets.empty()) doc["networks"] = nets;
     return doc;
   }
 };
+
+// A Service of the manifests on container hosts: no object of its own (each device publishes
+// its replica's container ports), so it must select workloads of the same files and every port
+// must target a port one of their containers exposes; otherwise the Service would promise what
+// the devices do not serve. nullopt: fine; an Error names the Service's file, line and port.
+std::optional<Error> check_service(const manifest::Object& svc,
+                                   const std::vector<const manifest::Object*>& ws) {
+  auto ns_of = [](const manifest::Object& o) {
+    return o.namespace_.empty() ? std::string("default") : o.namespace_;
+  };
+  const json& spec = svc.json().contains("spec") ? svc.json()["spec"] : json::object();
+  if (!spec.is_object()) return svc.source.error_at("/spec", "a Service without a spec");
+  json sel = spec.contains("selector") ? spec["selector"] : json();
+  if (!sel.is_object() || sel.empty())
+    return svc.source.error_at(
+        "/spec/selector",
+        fmt::format("Service '{}' has no selector: on container hosts it would route nowhere",
+                    svc.name),
+        "select the workloads' pod labels, or deploy this manifest to a Kubernetes cluster");
+  std::vector<const manifest::Object*> picked;
+  for (const auto* w : ws) {
+    if (ns_of(*w) != ns_of(svc)) continue;
+    std::string pp = manifest::pod_spec_pointer(*w);
+    json::json_pointer lp(pp.substr(0, pp.size() - std::string("/spec").size()) +
+                          "/metadata/labels");
+    const json& labels = w->json().contains(lp) ? w->json()[lp] : json::object();
+    bool all = labels.is_object();
+    for (auto it = sel.begin(); all && it != sel.end(); ++it)
+      all = labels.contains(it.key()) && labels[it.key()] == it.value();
+    if (all) picked.push_back(w);
+  }
+  if (picked.empty())
+    return svc.source.error_at(
+        "/spec/selector",
+        fmt::format("Service '{}' selects no workload of the manifests", svc.name),
+        "its selector must match a workload's pod labels (spec.template.metadata.labels)");
+  const json& ports = spec.contains("ports") ? spec["ports"] : json::array();
+  for (std::size_t i = 0; ports.is_array() && i < ports.size(); ++i) {
+    const json& p = ports[i];
+    if (!p.is_object()) continue;
+    json target = p.contains("targetPort") ? p["targetPort"] : p.value("port", json());
+    std::string proto = p.value("protocol", "TCP");
+    bool found = false;
+    for (const auto* w : picked) {
+      const json* ps = manifest::pod_spec(*w);
+      if (!ps || !ps->contains("containers")) continue;
+      for (const auto& c : (*ps)["containers"])
+        for (const auto& cp : c.value("ports", json::array())) {
+          if (cp.value("protocol", "TCP") != proto) continue;
+          if (target.is_number_integer() && cp.value("containerPort", -1) == target) found = true;
+          if (target.is_string() && cp.value("name", "") == target) found = true;
+        }
+    }
+    if (found) continue;
+    std::vector<std::string> names;
+    for (const auto* w : picked) names.push_back(fmt::format("{} '{}'", w->kind, w->name));
+    return svc.source.error_at(
+        fmt::format("/spec/ports/{}/{}", i, p.contains("targetPort") ? "targetPort" : "port"),
+        fmt::format("Service '{}' targets {} port {}, which no container of {} exposes", svc.name,
+                    proto,
+                    target.is_string() ? "'" + target.get<std::string>() + "'" : target.dump(),
+                    fmt::join(names, ", ")),
+        "on container hosts a Service is the containers' published ports: add the port to the "
+        "container's ports, or fix the targetPort");
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -653,7 +955,8 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, Hos
                 "a manifest deploy needs a Pod, Deployment, StatefulSet, DaemonSet or Job");
   for (const auto& o : spec.manifest.objects)
     if (o.role != manifest::Role::workload && o.kind != "Service" && o.kind != "ConfigMap" &&
-        o.kind != "Secret" && o.kind != "PersistentVolumeClaim" && o.kind != "PersistentVolume")
+        o.kind != "Secret" && o.kind != "PersistentVolumeClaim" && o.kind != "PersistentVolume" &&
+        o.kind != "NetworkAttachmentDefinition")
       return fail(
           ErrorCode::usage,
           fmt::format("{}: {} '{}' is not supported on container hosts", o.where(), o.kind, o.name),
@@ -666,12 +969,18 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, Hos
     if (!d.after.empty() && !(d.after.size() == 1 && d.after[0].empty())) doc["after"] = d.after;
     stages.push_back(std::move(doc));
   }
+  for (const auto& o : spec.manifest.objects)
+    if (o.kind == "Service")
+      if (auto e = check_service(o, ws)) {
+        e->code = ErrorCode::usage;
+        return std::unexpected(*e);
+      }
   // A ConfigMap, Secret or claim exists on container hosts only as what a workload makes of it
   // (files, env, a volume): one that no workload uses would be dropped, so it is an error unless
   // the caller lists it (deploy --allow-unused).
   for (const auto& o : spec.manifest.objects) {
     if ((o.kind != "ConfigMap" && o.kind != "Secret" && o.kind != "PersistentVolumeClaim" &&
-         o.kind != "PersistentVolume") ||
+         o.kind != "PersistentVolume" && o.kind != "NetworkAttachmentDefinition") ||
         used.contains(&o))
       continue;
     if (unused) {
@@ -682,10 +991,9 @@ Result<Spec> hosts_spec(const Spec& spec, bool placed, std::map<std::string, Hos
                 fmt::format("{}: {} '{}' is used by no workload: on container hosts it would not "
                             "exist",
                             o.where(), o.kind, o.name),
-                "on container hosts a ConfigMap, Secret, claim or volume exists only as a "
-                "workload's files, env or volume: drop it from the files, deploy to a Kubernetes "
-                "cluster, "
-                "or pass --allow-unused to deploy the rest without it");
+                "on container hosts a ConfigMap, Secret, claim, volume or network exists only as "
+                "a workload's files, env, volume or network: drop it from the files, deploy to a "
+                "Kubernetes cluster, or pass --allow-unused to deploy the rest without it");
   }
   // Container hosts have no namespaces; the one the manifests name is kept on the record. Workloads
   // in different namespaces would share one record: refused rather than one namespace dropped.

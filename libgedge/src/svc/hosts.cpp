@@ -42,6 +42,7 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica,
   GEDGE_TRY(ensure_files(d, *p.unit));
   GEDGE_TRY(ensure_secrets(d, *p.unit));
   GEDGE_TRY(ensure_volumes(d, p));
+  GEDGE_TRY(ensure_networks(d, p));
   Result<void> res;
   {
     CancelShield shield;  // `podman run -d` returns quickly; never leave one running unseen
@@ -136,6 +137,7 @@ Result<void> start_existing(Device& d, const Plan& p, int replica, Clock::time_p
   GEDGE_TRY(ensure_files(d, *p.unit));
   GEDGE_TRY(ensure_secrets(d, *p.unit));
   GEDGE_TRY(ensure_volumes(d, p));
+  GEDGE_TRY(ensure_networks(d, p));
   std::vector<std::string> args{"start"};
   args.insert(args.end(), names.begin(), names.end());
   GEDGE_TRY_ASSIGN(auto r, podman(d, args));

@@ -94,7 +94,8 @@ struct Action {
 struct Plan {
   Unit* unit = nullptr;
   std::string hash;
-  json host_plan;  // render_host_plan
+  json host_plan;                    // render_host_plan
+  std::vector<std::string> members;  // the cluster's, sorted (each one's block of a network)
   std::vector<Action> actions;
   struct Removal {
     std::string device;
@@ -133,6 +134,11 @@ Result<void> remove_secrets(Device& d, const std::string& svc,
 // The plan's podman volumes (NFS exports) on the device, created once with gedge's label; the
 // name carries a digest of server, path and access mode, so an existing one is the same.
 Result<void> ensure_volumes(Device& d, const Plan& p);
+// The plan's podman networks (macvlan) on the device, created once with gedge's label and the
+// device's own block of the subnet (member_ip_range: every member's podman assigns addresses on
+// its own), recorded in the label gedge.ip-range. One with another block (the cluster's
+// membership changed) is made again when no container uses it, else conflict.
+Result<void> ensure_networks(Device& d, const Plan& p);
 // After a replace: directories of earlier contents of this unit's volumes, no longer mounted.
 void prune_files(Device& d, const Unit& u);
 

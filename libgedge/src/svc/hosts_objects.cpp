@@ -2,6 +2,7 @@
 // podman secrets and the podman volumes (NFS), each created once under a name that carries a
 // digest of its contents.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -95,6 +96,54 @@ Result<void> ensure_volumes(Device& d, const Plan& p) {
     args.push_back(name);
     GEDGE_TRY_ASSIGN(auto r, podman(d, args));
     if (r.exit_code != 0) return std::unexpected(podman_error(d, "creating volume " + name, r));
+  }
+  return {};
+}
+
+Result<void> ensure_networks(Device& d, const Plan& p) {
+  const json nets = p.host_plan["spec"].value("networks", json::array());
+  if (nets.empty()) return {};
+  auto pos = std::find(p.members.begin(), p.members.end(), d.name);
+  std::size_t index = static_cast<std::size_t>(pos - p.members.begin());
+  for (const auto& n : nets) {
+    std::string name = n["name"];
+    GEDGE_TRY_ASSIGN(auto range,
+                     member_ip_range(n["subnet"].get<std::string>(), index, p.members.size()));
+    GEDGE_TRY_ASSIGN(
+        auto there,
+        podman(d,
+               {"network", "inspect", "--format",
+                "{{index .Labels \"gedge.managed\"}} {{index .Labels \"gedge.ip-range\"}}", name}));
+    if (there.exit_code == 0) {
+      std::string have = trim(there.out);
+      if (have == "true " + range) continue;
+      if (!have.starts_with("true "))
+        return fail(
+            ErrorCode::conflict,
+            fmt::format("device {}: network {} exists and gedge did not make it", d.name, name),
+            "remove or rename that podman network on the device");
+      GEDGE_TRY_ASSIGN(auto users, podman(d, {"ps", "-a", "--filter", "network=" + name, "--format",
+                                              "{{.Names}}"}));
+      if (users.exit_code != 0)
+        return std::unexpected(podman_error(d, "listing the containers of " + name, users));
+      if (auto who = split_lines(users.out); !who.empty())
+        return fail(ErrorCode::conflict,
+                    fmt::format("device {}: network {} ({}) hands out {}, but with the cluster's "
+                                "{} members this device's block is {} (its membership changed); "
+                                "{} still use it",
+                                d.name, name, n.value("network", ""), have.substr(5),
+                                p.members.size(), range, fmt::join(who, ", ")),
+                    "remove the services that use it (gedge svc rm), then deploy again");
+      GEDGE_TRY_ASSIGN(auto rm, podman(d, {"network", "rm", name}));
+      if (rm.exit_code != 0)
+        return std::unexpected(podman_error(d, "removing network " + name, rm));
+    }
+    GEDGE_TRY_ASSIGN(auto r, podman(d, {"network", "create", "--driver", "macvlan", "--opt",
+                                        "parent=" + n["parent"].get<std::string>(), "--subnet",
+                                        n["subnet"].get<std::string>(), "--ip-range", range,
+                                        "--disable-dns", "--label", "gedge.managed=true", "--label",
+                                        "gedge.ip-range=" + range, name}));
+    if (r.exit_code != 0) return std::unexpected(podman_error(d, "creating network " + name, r));
   }
   return {};
 }

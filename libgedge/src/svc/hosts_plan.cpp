@@ -39,6 +39,7 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
   p.unit = &u;
   const Service& s = *u.svc;
   p.hash = spec_hash_with(s, u.runtime ? &*u.runtime : nullptr);
+  p.members = cl.members;
   Service sized = s;
   sized.replicas = u.replicas;
   p.host_plan = render_host_plan(sized, u.runtime ? &*u.runtime : nullptr);

@@ -119,14 +119,37 @@ Result<void> logs_hosts(Inventory& inv, const Paths& paths, const ServiceRecord&
   return {};
 }
 
+namespace {
+
+// gedge-made podman volumes or networks (`what`) on the device, each unless another container
+// still uses it (podman refuses: "being used"); one that is gone or not gedge's is left alone.
+Result<void> remove_shared(Device& d, const std::string& what,
+                           const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    auto lab =
+        podman(d, {what, "inspect", "--format", "{{index .Labels \"gedge.managed\"}}", name});
+    if (!lab || lab->exit_code != 0 || trim(lab->out) != "true") continue;
+    GEDGE_TRY_ASSIGN(auto r, podman(d, {what, "rm", name}));
+    if (r.exit_code != 0 && r.err.find("being used") == std::string::npos)
+      return std::unexpected(podman_error(d, fmt::format("removing {} {}", what, name), r));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo& cl,
                           const ServiceRecord& rec, double ssh_timeout_s, Reporter& rep) {
   Fleet fleet(inv, paths, ssh_timeout_s);
   json out = json::array();
-  std::vector<std::string> volumes;  // the podman volumes its plan creates (NFS)
-  if (auto sp = spec_from_doc(rec.spec, rec.name); sp && !sp->is_pipeline)
-    for (const auto& v : render_host_plan(sp->service)["spec"].value("volumes", json::array()))
-      volumes.push_back(v["name"]);
+  std::vector<std::string> volumes;   // the podman volumes its plan creates (NFS)
+  std::vector<std::string> networks;  // and its podman networks (macvlan)
+  if (auto sp = spec_from_doc(rec.spec, rec.name); sp && !sp->is_pipeline) {
+    json plan = render_host_plan(sp->service);
+    for (const auto& v : plan["spec"].value("volumes", json::array())) volumes.push_back(v["name"]);
+    for (const auto& n : plan["spec"].value("networks", json::array()))
+      networks.push_back(n["name"]);
+  }
   for (const auto& m : cl.members) {
     GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
     if (d->down) {
@@ -145,7 +168,7 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
         rec.spec.dump().find(fmt::format("\"{}/{}/", kFilesRoot, rec.name)) != std::string::npos;
     bool secrets =
         rec.spec.dump().find(fmt::format("\"secret\":\"gedge-{}-", rec.name)) != std::string::npos;
-    if (names.empty() && !files && !secrets && volumes.empty()) continue;
+    if (names.empty() && !files && !secrets && volumes.empty() && networks.empty()) continue;
     if (!names.empty()) rep.step(m, fmt::format("removing {}", fmt::join(names, ", ")));
     auto rm = remove_ctrs(*d, names);
     if (rm && files) {  // its ConfigMap/Secret files, once no container uses them
@@ -158,17 +181,8 @@ Result<json> remove_hosts(Inventory& inv, const Paths& paths, const ClusterInfo&
                                                   rec.name, trim(r->err)));
     }
     if (rm && secrets) rm = remove_secrets(*d, rec.name, {});  // the podman secrets it made
-    for (const auto& name : volumes) {  // its NFS volumes, unless another service still uses one
-      if (!rm) break;
-      auto lab = podman(
-          *d, {"volume", "inspect", "--format", "{{index .Labels \"gedge.managed\"}}", name});
-      if (!lab || lab->exit_code != 0 || trim(lab->out) != "true") continue;  // gone, or not ours
-      auto r = podman(*d, {"volume", "rm", name});
-      if (!r)
-        rm = std::unexpected(r.error());
-      else if (r->exit_code != 0 && r->err.find("being used") == std::string::npos)
-        rm = std::unexpected(podman_error(*d, "removing volume " + name, *r));
-    }
+    if (rm) rm = remove_shared(*d, "volume", volumes);    // NFS: unless another service uses it
+    if (rm) rm = remove_shared(*d, "network", networks);  // macvlan: likewise
     if (names.empty() && rm) continue;
     if (!rm)
       out.push_back({{"device", m},

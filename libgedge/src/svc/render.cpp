@@ -1,10 +1,15 @@
 // Offline, deterministic rendering: Kubernetes objects (GS-Engine's shapes with its bugs fixed)
 // and the container-host run plan. Pure: model in, JSON out.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <optional>
 #include <set>
 
+#include "deploy_internal.hpp"
 #include "gedge/output.hpp"
 #include "gedge/quantity.hpp"
 #include "gedge/svc.hpp"
@@ -357,6 +362,42 @@ std::string nfs_volume_name(const Volume& v) {
          fnv1a_hex(v.nfs_server + "\n" + v.nfs_path + "\n" + (v.read_only ? "ro" : "rw"));
 }
 
+// The podman network of a macvlan network on container hosts: one per parent interface and
+// subnet, shared by the services that join it (removed with the last one).
+std::string host_network_name(const Network& n) {
+  return "gedge-net-" + fnv1a_hex(n.type + "\n" + n.master + "\n" + n.subnet);
+}
+
+// An IPv4 network address with its prefix ("192.168.50.0/24"; host bits zero).
+std::optional<std::pair<uint32_t, int>> parse_subnet4(const std::string& text) {
+  auto slash = text.find('/');
+  if (slash == std::string::npos || slash + 1 >= text.size() || text.size() - slash > 3)
+    return std::nullopt;
+  in_addr a{};
+  if (inet_pton(AF_INET, text.substr(0, slash).c_str(), &a) != 1) return std::nullopt;
+  int prefix = 0;
+  for (std::size_t i = slash + 1; i < text.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
+    prefix = prefix * 10 + (text[i] - '0');
+  }
+  if (prefix < 1 || prefix > 32) return std::nullopt;
+  uint32_t addr = ntohl(a.s_addr);
+  uint32_t mask = prefix == 32 ? 0xffffffffU : ~(0xffffffffU >> prefix);
+  if ((addr & ~mask) != 0) return std::nullopt;
+  return std::pair{addr, prefix};
+}
+
+// Why network `n` cannot be a podman network on container hosts ("" when it can).
+std::string host_network_problem(const Network& n) {
+  if (n.type != "macvlan")
+    return fmt::format("{}: only a macvlan network is a podman network on container hosts", n.type);
+  if (n.subnet.empty()) return "macvlan without subnet: podman's address management needs one";
+  if (!parse_subnet4(n.subnet))
+    return fmt::format("subnet '{}' is not an IPv4 network address such as 192.168.50.0/24",
+                       n.subnet);
+  return "";
+}
+
 // podman argv for container `ci` of replica `r`, without "sudo" and without the cpuset (the
 // cpuset is planned on the device at deploy time).
 json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash,
@@ -376,6 +417,14 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
   for (const auto& p : c.ports) {
     argv.push_back("-p");
     argv.push_back(fmt::format("{}:{}/{}", p.external_port, p.container_port, lower(p.protocol)));
+  }
+  bool joined = false;  // the default network (ports are published there), then each one
+  for (const auto& n : s.networks) {
+    if (!host_network_problem(n).empty()) continue;  // refused on hosts (hosts_unsupported)
+    if (!joined) argv.insert(argv.end(), {"--network", "podman"});
+    joined = true;
+    argv.push_back("--network");
+    argv.push_back(host_network_name(n));
   }
   for (const auto& e : c.env) {
     if (!e.secret.empty()) {  // the value stays in podman's secret store, off the command line
@@ -482,6 +531,20 @@ json host_plan_body(const Service& s, const std::string& hash, const RuntimeMoun
                            {"o", "addr=" + v.nfs_server + (v.read_only ? ",ro" : "")},
                            {"device", v.nfs_server + ":" + v.nfs_path}}}});
   if (!volumes.empty()) spec["volumes"] = volumes;
+  json networks = json::array();  // created on each device before the replicas (svc deploy)
+  for (const auto& n : s.networks)
+    if (host_network_problem(n).empty())
+      networks.push_back(
+          {{"name", host_network_name(n)},
+           {"network", n.name},
+           {"driver", "macvlan"},
+           {"parent", n.master},
+           {"subnet", n.subnet},
+           {"ipRange",
+            "a block of the subnet per device, planned at deploy time: the subnet split into the "
+            "next power of two at or above the cluster's member count, block i for the i-th "
+            "member in name order"}});
+  if (!networks.empty()) spec["networks"] = networks;
   if (s.pin)
     spec["pin"] = {{"cores", s.pin->cores},
                    {"near", s.pin->near},
@@ -535,7 +598,9 @@ std::vector<json> render_kubernetes(const Service& s, const RuntimeMount* rt) {
 
 std::vector<std::string> hosts_unsupported(const Service& s) {
   std::vector<std::string> out;
-  for (std::size_t i = 0; i < s.networks.size(); ++i) out.push_back(fmt::format("networks[{}]", i));
+  for (std::size_t i = 0; i < s.networks.size(); ++i)
+    if (auto why = host_network_problem(s.networks[i]); !why.empty())
+      out.push_back(fmt::format("networks[{}] ({})", i, why));
   if (s.autoscale)  // the container-host autoscaler reads CPU only
     for (std::size_t i = 0; i < s.autoscale->metrics.size(); ++i) {
       const auto& m = s.autoscale->metrics[i];
@@ -593,4 +658,31 @@ std::string to_multidoc_yaml(const std::vector<json>& docs) {
   return out;
 }
 
+namespace detail {
+
+Result<std::string> member_ip_range(const std::string& subnet, std::size_t index,
+                                    std::size_t members) {
+  auto net = parse_subnet4(subnet);
+  if (!net)
+    return fail(
+        ErrorCode::usage,
+        fmt::format("subnet '{}' is not an IPv4 network address such as 192.168.50.0/24", subnet));
+  int bits = 0;
+  while ((std::size_t{1} << bits) < std::max<std::size_t>(members, 1)) ++bits;
+  int prefix = net->second + bits;
+  if (prefix > 29)
+    return fail(ErrorCode::usage,
+                fmt::format("subnet {} is too small to give each of the cluster's {} devices its "
+                            "own range of 8 addresses or more",
+                            subnet, members),
+                "use a larger subnet (a /24 serves 32 devices), or fewer devices");
+  uint32_t start = net->first + static_cast<uint32_t>(index) * (1U << (32 - prefix));
+  in_addr a{};
+  a.s_addr = htonl(start);
+  char text[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &a, text, sizeof text);
+  return fmt::format("{}/{}", text, prefix);
+}
+
+}  // namespace detail
 }  // namespace gedge::svc

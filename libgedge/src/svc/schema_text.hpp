@@ -224,7 +224,7 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
     },
     "volumes": {"type": "array", "maxItems": 32, "items": {"$ref": "#/definitions/volume"}},
     "network": {
-      "description": "An extra pod network: macvlan/ipvlan/bridge render a Multus NetworkAttachmentDefinition (k8s.cni.cncf.io/v1) and the pod annotation k8s.v1.cni.cncf.io/networks; sriov also requests one virtual function of `resource`.",
+      "description": "An extra pod network: macvlan/ipvlan/bridge render a Multus NetworkAttachmentDefinition (k8s.cni.cncf.io/v1) and the pod annotation k8s.v1.cni.cncf.io/networks; sriov also requests one virtual function of `resource`. On container hosts a macvlan network with an IPv4 `subnet` is a podman macvlan network gedge-net-DIGEST on `master`, each device handing out addresses from its own block of the subnet; other types are refused there.",
       "type": "object",
       "properties": {
         "name": {"$ref": "#/definitions/name"},
