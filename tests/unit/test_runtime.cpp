@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -112,6 +113,90 @@ TEST_CASE("content-defined chunks realign after an insertion") {
   for (const auto& h : hb) shared += ha.count(h);
   CHECK(shared + 2 >= ha.size());  // at most the chunk(s) around the edit differ
   CHECK(chunk_boundaries("small") == std::vector<std::size_t>{5});
+}
+
+// The chunking rule written as plainly as possible (one gear hash over each byte past the
+// minimum, cut where its low 20 bits are zero): chunk_boundaries must give exactly these cuts, so
+// a faster scan never changes a chunk, a hash or what the store already holds.
+std::array<uint64_t, 256> reference_gear() {
+  std::array<uint64_t, 256> gear{};
+  uint64_t x = 0x67656467652d7274ull;
+  for (auto& v : gear) {
+    x += 0x9e3779b97f4a7c15ull;
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    v = z ^ (z >> 31);
+  }
+  return gear;
+}
+
+std::vector<std::size_t> reference_boundaries(std::string_view data) {
+  static const auto gear = reference_gear();
+  const std::size_t min = 256u << 10, max = 4u << 20;
+  const uint64_t mask = (1ull << 20) - 1;
+  std::vector<std::size_t> ends;
+  if (data.size() <= (1u << 20)) return {data.size()};
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t start = 0;
+  while (start < data.size()) {
+    std::size_t left = data.size() - start, cut = left;
+    if (left > min) {
+      std::size_t limit = std::min(left, max);
+      cut = limit;
+      uint64_t h = 0;
+      for (std::size_t j = start + min - 64; j < start + min; ++j) h = (h << 1) + gear[p[j]];
+      for (std::size_t i = min; i < limit; ++i) {
+        h = (h << 1) + gear[p[start + i]];
+        if ((h & mask) == 0) {
+          cut = i + 1;
+          break;
+        }
+      }
+    }
+    start += cut;
+    ends.push_back(start);
+  }
+  return ends;
+}
+
+TEST_CASE("chunk boundaries are exactly the plain gear-hash cuts") {
+  SUBCASE("random data of many lengths") {
+    std::string data = random_bytes(21u << 20, 11);
+    for (std::size_t size : {std::size_t{1} << 20, (std::size_t{1} << 20) + 1,
+                             (std::size_t{256} << 10) * 5 + 4096 * 3 + 17, std::size_t{9} << 20,
+                             data.size() - 1, data.size()}) {
+      std::string_view in = std::string_view(data).substr(0, size);
+      CAPTURE(size);
+      CHECK(chunk_boundaries(in) == reference_boundaries(in));
+    }
+  }
+  SUBCASE("a pattern that cuts often, at every offset within the scan's lanes") {
+    // Repeats of a random block holding a cut position: many candidate cuts, in every lane and
+    // at once in several lanes, so the earliest one must win.
+    const auto gear = reference_gear();
+    auto cuts_in = [&](const std::string& b) {  // whether some offset of the repeated b cuts
+      for (std::size_t i = 0; i < b.size(); ++i) {
+        uint64_t h = 0;
+        for (std::size_t k = 20; k > 0; --k)
+          h = (h << 1) + gear[static_cast<unsigned char>(b[(i + b.size() - k + 1) % b.size()])];
+        if ((h & ((1ull << 20) - 1)) == 0) return true;
+      }
+      return false;
+    };
+    std::string block;
+    for (unsigned seed = 1; block.empty() || !cuts_in(block); ++seed)
+      block = random_bytes(1531, seed);
+    std::string data;
+    while (data.size() < (12u << 20)) data += block;
+    for (std::size_t skip : {std::size_t{0}, std::size_t{1}, std::size_t{700}, std::size_t{1500}}) {
+      std::string_view in = std::string_view(data).substr(skip);
+      auto ends = chunk_boundaries(in);
+      CAPTURE(skip);
+      CHECK(ends == reference_boundaries(in));
+      CHECK(ends.size() > 12);  // cut near the minimum each time, not at the maximum
+    }
+  }
 }
 
 TEST_CASE("streamed relocation gives relocate()'s bytes for any block size") {
