@@ -282,11 +282,6 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
       "libgedge/src/ssh/device_import.cpp",
       "libgedge/src/ssh/device_list.cpp",
       "libgedge/src/ssh/device_rm.cpp",
-
-      "libgedge/src/svc/deploy.cpp",
-      "libgedge/src/svc/hosts_plan.cpp",
-      "libgedge/src/svc/hosts_podman.cpp",
-
   };
   const std::regex sql(
       R"re("[^"]*\b(SELECT\s+[\w*]|INSERT\s+INTO\b|DELETE\s+FROM\b|UPDATE\s+\w+\s+SET\b))re");
@@ -527,4 +522,66 @@ TEST_CASE("PinStore::on_cluster: the pins on a cluster's member devices only") {
   CHECK((on[0].device == "a" && on[0].owner == "api" && on[1].owner == "gedge-web-0"));
   CHECK(on[2].device == "b");
   CHECK(pins.on_cluster("ghost").value().empty());
+}
+
+TEST_CASE("ServiceStore: put replaces a record, find, list by cluster, set_state, remove") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  ServiceStore services(inv);
+  ServiceRecord web{"web", "lab", R"({"name":"web"})", R"({"placements":[]})", "deployed"};
+  web.namespace_ = "shop";
+  web.replicas = 2;
+  REQUIRE(services.put(web));
+  ServiceRecord other{"web", "edge", "{}", std::nullopt, "degraded"};
+  REQUIRE(services.put(other));
+  REQUIRE(services.put({"api", "lab", "{}", std::nullopt, "deployed"}));
+  auto found = services.find("web", "").value();
+  REQUIRE(found.size() == 2);  // by cluster
+  CHECK((found[0].cluster == "edge" && found[0].state == "degraded" && !found[0].placement &&
+         found[0].namespace_ == "default" && found[0].replicas == 0));
+  CHECK((found[1].cluster == "lab" && found[1].spec == R"({"name":"web"})" &&
+         found[1].placement == R"({"placements":[]})" && found[1].namespace_ == "shop" &&
+         found[1].replicas == 2 && !found[1].updated_at.empty()));
+  CHECK(services.find("web", "lab").value().size() == 1);
+  CHECK(services.find("web", "ghost").value().empty());
+  // A new deploy of web on lab replaces its record; the other cluster's record stays.
+  web.replicas = 3;
+  web.state = "degraded";
+  web.placement.reset();
+  REQUIRE(services.put(web));
+  auto again = services.find("web", "lab").value();
+  REQUIRE(again.size() == 1);
+  CHECK((again[0].replicas == 3 && again[0].state == "degraded" && !again[0].placement));
+  auto lab = services.list("lab").value();
+  REQUIRE(lab.size() == 2);
+  CHECK((lab[0].name == "api" && lab[1].name == "web"));
+  auto every = services.list("").value();
+  REQUIRE(every.size() == 3);
+  CHECK((every[0].cluster == "edge" && every[1].name == "api" && every[2].name == "web"));
+  CHECK(services.set_state("web", "lab", "removing").value());
+  CHECK(services.find("web", "lab").value()[0].state == "removing");
+  CHECK_FALSE(services.set_state("web", "ghost", "removing").value());
+  CHECK(services.remove("web", "lab").value());
+  CHECK_FALSE(services.remove("web", "lab").value());
+  CHECK_FALSE(services.exists("web", "lab").value());
+  CHECK(services.exists("web", "edge").value());
+  // Inside a caller's transaction, a failure later in it takes the removal back.
+  auto rolled = inv.write([&](Inventory& tx) -> Result<void> {
+    GEDGE_TRY(ServiceStore(tx).remove("web", "edge"));
+    return fail(ErrorCode::failure, "later step failed");
+  });
+  CHECK_FALSE(rolled);
+  CHECK(services.exists("web", "edge").value());
+}
+
+TEST_CASE(
+    "DeviceStore::facts: the JSON text ({} before any were gathered), nothing for no device") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  REQUIRE(add_device(inv, "a"));
+  REQUIRE(add_device(inv, "b"));
+  REQUIRE(inv.exec("UPDATE devices SET facts = '{\"cpus\":4}' WHERE name = 'a'"));
+  CHECK(DeviceStore(inv).facts("a").value() == std::optional<std::string>(R"({"cpus":4})"));
+  CHECK(DeviceStore(inv).facts("b").value() == std::optional<std::string>("{}"));
+  CHECK_FALSE(DeviceStore(inv).facts("ghost").value());
 }

@@ -50,6 +50,9 @@ class PinStore {
 class DeviceStore {
  public:
   explicit DeviceStore(Inventory& inv) : inv_(inv) {}
+  // The facts gathered from a device (JSON text, "{}" before any were); nullopt when the device
+  // is not registered.
+  Result<std::optional<std::string>> facts(const std::string& name);
   // The stored hwloc topology XML of a device ("" when none was recorded); not_found when the
   // device is not registered.
   Result<std::string> topology_xml(const std::string& name);
@@ -128,13 +131,16 @@ class JournalStore {
   Inventory& inv_;
 };
 
-// A deployed service's record; placement is JSON text (nullopt when NULL).
+// A deployed service's record; spec and placement are JSON text (placement nullopt when NULL).
 struct ServiceRecord {
   std::string name;
   std::string cluster;
   std::string spec;
   std::optional<std::string> placement;
   std::string state;
+  std::string namespace_ = "default";
+  int64_t replicas = 0;    // 0 when not recorded
+  std::string updated_at;  // set by put
 };
 
 // Deployed services (table services).
@@ -145,6 +151,18 @@ class ServiceStore {
   Result<bool> exists(const std::string& name, const std::string& cluster);
   // Every service record.
   Result<std::vector<ServiceRecord>> all();
+  // The records of service `name` on `cluster` or ("") on every cluster, by cluster.
+  Result<std::vector<ServiceRecord>> find(const std::string& name, const std::string& cluster);
+  // The records on `cluster` or ("") on every cluster, by cluster and name.
+  Result<std::vector<ServiceRecord>> list(const std::string& cluster);
+  // Records a deployed service, replacing its record on that cluster (created_at kept,
+  // updated_at now).
+  Result<void> put(const ServiceRecord& rec);
+  // Sets a record's state (updated_at now); false when there is no such record.
+  Result<bool> set_state(const std::string& name, const std::string& cluster,
+                         const std::string& state);
+  // Forgets a record; false when there was none.
+  Result<bool> remove(const std::string& name, const std::string& cluster);
   // Every service name and its cluster.
   Result<std::vector<Completion>> completions();
 

@@ -40,6 +40,12 @@ Result<std::vector<std::string>> DeviceStore::names() {
   return out;
 }
 
+Result<std::optional<std::string>> DeviceStore::facts(const std::string& name) {
+  GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT facts FROM devices WHERE name = ?", {name}));
+  if (rows.empty() || !rows.front()["facts"].is_string()) return std::optional<std::string>{};
+  return std::optional<std::string>{rows.front()["facts"].get<std::string>()};
+}
+
 Result<std::optional<SqlRow>> DeviceStore::row(const std::string& name) {
   GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT * FROM devices WHERE name = ?", {name}));
   if (rows.empty()) return std::optional<SqlRow>{};

@@ -32,25 +32,22 @@ json parse_or(const json& v, json fallback) {
 }  // namespace
 
 Result<ClusterInfo> load_cluster(Inventory& inv, const std::string& name) {
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query(
-          "SELECT name, kind, profile, registry, kubeconfig, context FROM clusters WHERE name = ?",
-          {name}));
-  if (rows.empty())
+  ClusterStore clusters(inv);
+  GEDGE_TRY_ASSIGN(auto row, clusters.get(name));
+  if (!row)
     return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", name),
                 "see 'gedge cluster ls'");
   ClusterInfo c;
   c.name = name;
-  c.kind = str(rows[0], "kind");
-  c.profile = str(rows[0], "profile");
-  c.registry = str(rows[0], "registry");
-  c.kubeconfig = str(rows[0], "kubeconfig");
-  c.context = str(rows[0], "context");
-  GEDGE_TRY_ASSIGN(auto members, inv.query("SELECT device FROM cluster_members WHERE cluster = ? "
-                                           "AND state != 'left' ORDER BY device",
-                                           {name}));
-  for (const auto& m : members) c.members.push_back(str(m, "device"));
+  c.kind = str(*row, "kind");
+  c.profile = str(*row, "profile");
+  c.registry = str(*row, "registry");
+  c.kubeconfig = str(*row, "kubeconfig");
+  c.context = str(*row, "context");
+  GEDGE_TRY_ASSIGN(auto members, clusters.members(name));
+  for (const auto& m : members)
+    if (str(m, "state") != "left") c.members.push_back(str(m, "device"));
+  std::sort(c.members.begin(), c.members.end());
   if (c.kind == "devices" && c.profile != "containers" && c.kubeconfig.empty())
     return fail(
         ErrorCode::usage,
@@ -146,22 +143,12 @@ namespace {
 Result<void> save_record(Inventory& inv, const ClusterInfo& cl, const std::string& name,
                          const std::string& ns, const json& doc, int replicas,
                          const UnitResult& r) {
-  std::string now = now_rfc3339();
   json placement{{"placements", r.placements}, {"spec_hash", r.out.value("spec_hash", "")}};
-  std::string state = r.ok ? "deployed" : "degraded";
-  return inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY(
-        w.exec("INSERT INTO services (name, cluster, namespace, spec, placement, state, replicas, "
-               "created_at, updated_at) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, cluster) DO UPDATE SET "
-               "namespace = excluded.namespace, "
-               "spec = excluded.spec, placement = excluded.placement, state = excluded.state, "
-               "replicas = excluded.replicas, "
-               "updated_at = excluded.updated_at",
-               {name, cl.name, ns, doc.dump(), placement.dump(), state,
-                static_cast<int64_t>(replicas), now, now}));
-    return {};
-  });
+  gedge::ServiceRecord rec{name, cl.name, doc.dump(), placement.dump(),
+                           r.ok ? "deployed" : "degraded"};
+  rec.namespace_ = ns;
+  rec.replicas = replicas;
+  return ServiceStore(inv).put(rec);
 }
 
 Result<void> save(Inventory& inv, const ClusterInfo& cl, const Unit& u, const UnitResult& r) {
@@ -256,9 +243,8 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
     // keeps the previous record: it still describes what runs. Anything else is recorded, also a
     // new service none of whose replicas came up (degraded), so rm and a re-run find it.
     if (!results[i].ok && results[i].placements.empty()) {
-      GEDGE_TRY_ASSIGN(auto prev, inv.query("SELECT 1 FROM services WHERE name = ? AND cluster = ?",
-                                            {units[i].svc->name, cl.name}));
-      if (!prev.empty()) continue;
+      GEDGE_TRY_ASSIGN(bool prev, ServiceStore(inv).exists(units[i].svc->name, cl.name));
+      if (prev) continue;
     }
     GEDGE_TRY(save(inv, cl, units[i], results[i]));
   }
@@ -281,44 +267,36 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
 }
 
 Result<json> list_services(Inventory& inv, const std::string& cluster) {
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query("SELECT s.name AS name, s.cluster AS cluster, s.namespace AS namespace, s.state AS "
-                "state, "
-                "s.replicas AS replicas, s.placement AS placement, s.updated_at AS updated_at, "
-                "c.kind AS ckind, "
-                "c.profile AS profile FROM services s LEFT JOIN clusters c ON c.name = s.cluster "
-                "WHERE (? = '' OR s.cluster = ?) ORDER BY s.cluster, s.name",
-                {cluster, cluster}));
+  GEDGE_TRY_ASSIGN(auto recs, ServiceStore(inv).list(cluster));
+  std::map<std::string, std::string> kinds;  // cluster -> containers | kubernetes
   json out = json::array();
-  for (const auto& r : rows) {
-    json pl = detail::parse_or(r["placement"], json::object());
+  for (const auto& r : recs) {
+    if (!kinds.contains(r.cluster)) {
+      GEDGE_TRY_ASSIGN(auto c, ClusterStore(inv).get(r.cluster));
+      kinds[r.cluster] =
+          c && detail::str(*c, "kind") == "devices" && detail::str(*c, "profile") == "containers"
+              ? "containers"
+              : "kubernetes";
+    }
+    json pl = detail::parse_or(r.placement ? json(*r.placement) : json(), json::object());
     json nodes = json::array();
     for (const auto& p : pl.value("placements", json::array()))
       nodes.push_back(p.value("node", ""));
-    std::string kind =
-        detail::str(r, "ckind") == "devices" && detail::str(r, "profile") == "containers"
-            ? "containers"
-            : "kubernetes";
-    out.push_back({{"name", r["name"]},
-                   {"cluster", r["cluster"]},
-                   {"namespace", r["namespace"]},
-                   {"kind", kind},
-                   {"state", r["state"]},
-                   {"replicas", r["replicas"]},
+    out.push_back({{"name", r.name},
+                   {"cluster", r.cluster},
+                   {"namespace", r.namespace_},
+                   {"kind", kinds[r.cluster]},
+                   {"state", r.state},
+                   {"replicas", r.replicas},
                    {"nodes", nodes},
-                   {"updated_at", r["updated_at"]}});
+                   {"updated_at", r.updated_at}});
   }
   return out;
 }
 
 Result<ServiceRecord> find_service(Inventory& inv, const std::string& name,
                                    const std::string& cluster) {
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query("SELECT name, cluster, namespace, spec, placement, state, replicas FROM services "
-                "WHERE name = ? AND (? = '' OR cluster = ?) ORDER BY cluster",
-                {name, cluster, cluster}));
+  GEDGE_TRY_ASSIGN(auto rows, ServiceStore(inv).find(name, cluster));
   if (rows.empty())
     return fail(ErrorCode::not_found,
                 cluster.empty()
@@ -331,13 +309,13 @@ Result<ServiceRecord> find_service(Inventory& inv, const std::string& name,
                 "say which with --cluster");
   const auto& r = rows[0];
   ServiceRecord rec;
-  rec.name = detail::str(r, "name");
-  rec.cluster = detail::str(r, "cluster");
-  rec.namespace_ = detail::str(r, "namespace");
-  rec.state = detail::str(r, "state");
-  rec.spec = detail::parse_or(r["spec"], json::object());
-  rec.placement = detail::parse_or(r["placement"], json::object());
-  rec.replicas = r["replicas"].is_number() ? r["replicas"].get<int>() : 0;
+  rec.name = r.name;
+  rec.cluster = r.cluster;
+  rec.namespace_ = r.namespace_;
+  rec.state = r.state;
+  rec.spec = detail::parse_or(json(r.spec), json::object());
+  rec.placement = detail::parse_or(r.placement ? json(*r.placement) : json(), json::object());
+  rec.replicas = static_cast<int>(r.replicas);
   auto cl = detail::load_cluster(inv, rec.cluster);
   rec.cluster_kind = cl ? cl->kind : "";
   return rec;
@@ -433,14 +411,11 @@ Result<DeployOutcome> remove(Inventory& inv, const Paths& paths, const std::stri
     out.partial = Error{ErrorCode::partial,
                         fmt::format("service '{}': some replicas could not be removed", name),
                         "the record is kept: run 'gedge svc rm' again when the devices are back"};
-    GEDGE_TRY(inv.exec(
-        "UPDATE services SET state = 'removing', updated_at = ? WHERE name = ? AND cluster = ?",
-        {now_rfc3339(), rec.name, rec.cluster}));
+    GEDGE_TRY(ServiceStore(inv).set_state(rec.name, rec.cluster, "removing"));
     return out;
   }
   GEDGE_TRY(inv.write([&](Inventory& w) -> Result<void> {
-    GEDGE_TRY(
-        w.exec("DELETE FROM services WHERE name = ? AND cluster = ?", {rec.name, rec.cluster}));
+    GEDGE_TRY(ServiceStore(w).remove(rec.name, rec.cluster));
     // Exactly this service's replica pins (owner gedge-NAME-<replica>) on this cluster's devices: a
     // LIKE 'gedge-web-%' also took web-api's pins and web's on other clusters.
     std::string prefix = fmt::format("gedge-{}-", rec.name);

@@ -55,11 +55,9 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
       if (!where.count(c.replica)) where[c.replica] = m;
     }
   }
-  GEDGE_TRY_ASSIGN(auto rec,
-                   inv.query("SELECT placement FROM services WHERE name = ? AND cluster = ?",
-                             {s.name, cl.name}));
-  if (!rec.empty() && rec[0]["placement"].is_string()) {
-    auto pl = json::parse(rec[0]["placement"].get<std::string>(), nullptr, false);
+  GEDGE_TRY_ASSIGN(auto rec, ServiceStore(inv).find(s.name, cl.name));
+  if (!rec.empty() && rec[0].placement) {
+    auto pl = json::parse(*rec[0].placement, nullptr, false);
     if (pl.is_object())
       for (const auto& e : pl.value("placements", json::array())) {
         int r = e.value("replica", -1);

@@ -15,9 +15,8 @@ Result<Device*> Fleet::get(const std::string& name) {
   Device d;
   d.name = name;
   GEDGE_TRY_ASSIGN(d.target, device_target(inv_, paths_, name));
-  GEDGE_TRY_ASSIGN(auto rows, inv_.query("SELECT facts FROM devices WHERE name = ?", {name}));
-  if (!rows.empty() && rows[0]["facts"].is_string())
-    d.facts = json::parse(rows[0]["facts"].get<std::string>(), nullptr, false);
+  GEDGE_TRY_ASSIGN(auto facts, DeviceStore(inv_).facts(name));
+  if (facts) d.facts = json::parse(*facts, nullptr, false);
   auto opts = default_ssh_options(paths_, timeout_s_);
   opts.connect_timeout_s = timeout_s_;
   opts.deadline =
