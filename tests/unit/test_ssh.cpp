@@ -456,6 +456,53 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     CHECK_FALSE(*written);
     CHECK(same(lab) == 1);
   }
+  SUBCASE("fan-out selection: rows from one query, in the order asked, last_seen as stored") {
+    // Nothing listens on loopback port 1: every check is unreachable at once.
+    for (auto [name, seen] : {std::pair{"b", "2026-01-02T03:04:05Z"}, std::pair{"a", ""},
+                              std::pair{"c", "2025-12-31T00:00:00Z"}})
+      REQUIRE(inv->exec(
+          "INSERT INTO devices (name, host, port, user, last_seen, created_at, updated_at) "
+          "VALUES (?, '127.0.0.1', 1, 'u', NULLIF(?, ''), 'x', 'x')",
+          {std::string(name), std::string(seen)}));
+    DeviceSelector sel;
+    sel.names = {"c", "nope", "a"};
+    auto missing = select_devices(*inv, sel);
+    REQUIRE_FALSE(missing);
+    CHECK(exit_code_for(missing.error().code) == 4);
+    CHECK(missing.error().message.find("'nope'") != std::string::npos);
+    sel.names = {"c", "a", "c"};  // as asked, a repeat included
+    CHECK(select_devices(*inv, sel).value() == sel.names);
+    FanOutRequest req;
+    req.timeout_s = 5;
+    req.select.names = {"c", "a", "b"};
+    auto rep = device_check(*inv, paths, req, null_reporter());
+    REQUIRE(rep);
+    const auto& results = rep->json["results"];
+    REQUIRE(results.size() == 3);
+    const char* want_seen[] = {"2025-12-31T00:00:00Z", nullptr, "2026-01-02T03:04:05Z"};
+    for (std::size_t i = 0; i < 3; ++i) {
+      CAPTURE(i);
+      CHECK(results[i]["device"] == req.select.names[i]);
+      CHECK(results[i]["status"] == "unreachable");
+      if (want_seen[i])
+        CHECK(results[i]["last_seen"] == want_seen[i]);
+      else
+        CHECK(results[i]["last_seen"].is_null());
+    }
+    CHECK(rep->json["summary"]["unreachable"] == 3);
+    auto shown = device_show(*inv, "b");
+    REQUIRE(shown);
+    CHECK((*shown)["status"] == "unreachable");
+    CHECK((*shown)["last_seen"] == "2026-01-02T03:04:05Z");
+    CHECK_FALSE(std::filesystem::exists(paths.known_hosts));  // nothing verified, nothing pinned
+    req.select = DeviceSelector{};
+    req.select.all = true;
+    auto all = device_check(*inv, paths, req, null_reporter());
+    REQUIRE(all);
+    REQUIRE(all->json["results"].size() == 3);
+    CHECK(all->json["results"][0]["device"] == "a");  // --all: by name
+    CHECK(all->json["results"][2]["device"] == "c");
+  }
   SUBCASE("a refused connection is unreachable (exit 5), quickly") {
     // Port 1 on loopback: nothing listens, the kernel refuses at once.
     SshTarget t{"dead", "127.0.0.1", 1, "nobody", "", {}};

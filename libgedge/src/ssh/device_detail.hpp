@@ -20,6 +20,9 @@ nlohmann::json device_json(SqlRow&& r);
 // The devices row for `name`; not_found (exit 4) when unknown.
 Result<SqlRow> load_device(Inventory& inv, std::string_view name);
 SshTarget target_of(const SqlRow& r);
+// select_devices' devices as rows (every column), in its order, from one query: not one per
+// device.
+Result<std::vector<SqlRow>> select_device_rows(Inventory& inv, const DeviceSelector& sel);
 // The HostKeyAlias a device's ProxyJump hop is pinned under: "<device>/jump" ('/' is not
 // allowed in device names, so it never collides with a device).
 std::string jump_alias(std::string_view device);

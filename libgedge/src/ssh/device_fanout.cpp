@@ -7,6 +7,7 @@
 
 #include "device_detail.hpp"
 #include "gedge/device.hpp"
+#include "gedge/known_hosts.hpp"
 
 namespace gedge {
 
@@ -85,13 +86,10 @@ struct Selected {
 };
 
 Result<Selected> load_selected(Inventory& inv, const DeviceSelector& sel) {
-  GEDGE_TRY_ASSIGN(auto names, select_devices(inv, sel));
   Selected s;
-  for (const auto& n : names) {
-    GEDGE_TRY_ASSIGN(auto row, load_device(inv, n));
-    s.targets.push_back(target_of(row));
-    s.rows.push_back(std::move(row));
-  }
+  GEDGE_TRY_ASSIGN(s.rows, select_device_rows(inv, sel));
+  s.targets.reserve(s.rows.size());
+  for (const auto& row : s.rows) s.targets.push_back(target_of(row));
   return s;
 }
 
@@ -232,17 +230,22 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
     return {};
   }));
   // The line under the device's HostKeyAlias (rewrites entries older gedge versions keyed by
-  // [host]:port, so Ansible and cluster exports find them).
+  // [host]:port, so Ansible and cluster exports find them): one locked rewrite for every device
+  // (an empty line only removes the legacy marker).
+  std::vector<std::pair<std::string, std::string>> pins;
   for (std::size_t i = 0; i < checks.size(); ++i)
-    if (!checks[i].key_line.empty() && checks[i].result["status"] == "ok")
-      GEDGE_TRY(known_hosts_update(paths.known_hosts, sel.targets[i].name, checks[i].key_line,
-                                   legacy_marker(sel.targets[i].host, sel.targets[i].port)));
-  for (auto& c : checks) {
-    auto rows = inv.query("SELECT last_seen FROM devices WHERE name = ?",
-                          {c.result["device"].get<std::string>()});
+    if (!checks[i].key_line.empty() && checks[i].result["status"] == "ok") {
+      pins.emplace_back(sel.targets[i].name, checks[i].key_line);
+      pins.emplace_back(legacy_marker(sel.targets[i].host, sel.targets[i].port), "");
+    }
+  GEDGE_TRY(known_hosts_set(paths.known_hosts, pins));
+  // last_seen as now stored: written above for ok and token_mismatch, else as selected.
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    auto& c = checks[i];
+    std::string st = c.result["status"];
     c.result["last_seen"] =
-        rows && !rows->empty() ? (*rows)[0]["last_seen"] : nlohmann::json(nullptr);
-    results.push_back(c.result);
+        st == "ok" || st == "token_mismatch" ? nlohmann::json(now) : sel.rows[i]["last_seen"];
+    results.push_back(std::move(c.result));
   }
   FanOutReport rep_out;
   rep_out.error = fan_out_error(results, "device check");

@@ -63,26 +63,57 @@ std::string selector_where(const DeviceSelector& sel, std::vector<SqlValue>& par
   return where;
 }
 
-}  // namespace
-
-Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSelector& sel) {
-  if (!sel.names.empty()) {
-    for (const auto& n : sel.names) GEDGE_TRY(load_device(inv, n));
-    return sel.names;
-  }
+// The rows (columns `cols`) a selector other than names picks, by name: usage when it selects
+// nothing, not_found when it matches no device (unless --all).
+Result<std::vector<SqlRow>> query_selected(Inventory& inv, const DeviceSelector& sel,
+                                           std::string_view cols) {
   if (!sel.all && sel.labels.empty() && sel.tier.empty() && sel.groups.empty())
     return fail(ErrorCode::usage, "no devices selected",
                 "name devices, or use --all, --group NAME or --label k=v");
   std::vector<SqlValue> params;
   std::string where = selector_where(sel, params);
-  GEDGE_TRY_ASSIGN(auto rows,
-                   inv.query("SELECT name FROM devices" + where + " ORDER BY name", params));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query(fmt::format("SELECT {} FROM devices{} ORDER BY name", cols, where), params));
+  if (rows.empty() && !sel.all)
+    return fail(ErrorCode::not_found, "no registered device matches the selection",
+                "see 'gedge device ls'");
+  return rows;
+}
+
+}  // namespace
+
+Result<std::vector<SqlRow>> detail::select_device_rows(Inventory& inv, const DeviceSelector& sel) {
+  if (sel.names.empty()) return query_selected(inv, sel, "*");
+  // One query for every named device (not one per name), then in the order given.
+  std::string names =
+      nlohmann::json(sel.names).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT * FROM devices WHERE name IN "
+                                        "(SELECT value FROM json_each(?))",
+                                        {names}));
+  std::map<std::string, std::size_t, std::less<>> at;
+  for (std::size_t i = 0; i < rows.size(); ++i) at.emplace(rows[i].value("name", ""), i);
+  std::vector<SqlRow> out;
+  out.reserve(sel.names.size());
+  for (const auto& n : sel.names) {
+    auto it = at.find(n);
+    if (it == at.end())
+      return fail(ErrorCode::not_found, fmt::format("device '{}' not found", n),
+                  "list registered devices with 'gedge device ls'");
+    out.push_back(rows[it->second]);
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> select_devices(Inventory& inv, const DeviceSelector& sel) {
+  if (!sel.names.empty()) {
+    GEDGE_TRY(select_device_rows(inv, sel));  // every name is registered
+    return sel.names;
+  }
+  GEDGE_TRY_ASSIGN(auto rows, query_selected(inv, sel, "name"));
   std::vector<std::string> out;
   out.reserve(rows.size());
   for (auto& r : rows) out.push_back(std::move(r["name"].get_ref<std::string&>()));
-  if (out.empty() && !sel.all)
-    return fail(ErrorCode::not_found, "no registered device matches the selection",
-                "see 'gedge device ls'");
   return out;
 }
 
