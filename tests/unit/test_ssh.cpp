@@ -2,6 +2,7 @@
 // the fan-out exit decision, facts parsing, SHA-256, the device registry's local verbs and
 // known_hosts maintenance.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -516,6 +517,37 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     REQUIRE(res.size() == 2);
     CHECK_FALSE(res[0].result);
     CHECK(res[1].result.error().code == ErrorCode::unreachable);
+  }
+}
+
+TEST_CASE("fan-out raises a low soft descriptor limit instead of failing hosts with EMFILE") {
+  test::TempDir dir;
+  Paths paths;
+  paths.home = dir.path;
+  paths.key = dir.path / "id_ed25519";
+  paths.known_hosts = dir.path / "known_hosts";
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  const rlim_t need = 120 * 4 + 64;  // 120 in flight, 4 descriptors each, 64 spare
+  if (old.rlim_max != RLIM_INFINITY && old.rlim_max < need) return;  // cannot show it here
+  rlimit low = old;
+  low.rlim_cur = 48;  // fewer than one descriptor per target
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  // 120 targets at once, each refused at once on loopback port 1.
+  std::vector<SshTarget> ts(120, SshTarget{"dead", "127.0.0.1", 1, "nobody", "", {}});
+  FanOutOptions fo;
+  fo.ssh = default_ssh_options(paths, 5);
+  fo.parallel = 120;
+  auto res = fan_out<int>(ts, fo, [](SshSession&) -> Result<int> { return 1; });
+  rlimit now{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &now) == 0);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  CHECK(now.rlim_cur >= need);
+  REQUIRE(res.size() == 120);
+  for (const auto& r : res) {
+    REQUIRE_FALSE(r.result);
+    CHECK(r.result.error().code == ErrorCode::unreachable);
+    CHECK(r.result.error().message.find("Too many open files") == std::string::npos);
   }
 }
 

@@ -1,6 +1,7 @@
 // Bounded-concurrency fan-out: a fixed pool of worker threads, each taking the next target,
 // connecting once and running all of that target's work on the one session.
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +12,32 @@
 #include "gedge/ssh.hpp"
 
 namespace gedge {
+
+namespace {
+
+// Descriptors one connection in flight may hold at once: its socket, a ProxyJump's socketpair end
+// and stderr pipe, a known_hosts or key file being read. kSpareFds: the rest of the process.
+constexpr rlim_t kFdsPerHost = 4, kSpareFds = 64;
+
+// How many connections can be in flight at once: `want`, after raising the soft descriptor limit
+// toward the hard one when `want` needs more (a default soft limit of 1024 would otherwise fail
+// devices past a few hundred with EMFILE, reported as unreachable); fewer when the hard limit is
+// lower, so the rest wait for a free worker instead of failing.
+std::size_t fit_descriptor_limit(std::size_t want) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+  rlim_t need = static_cast<rlim_t>(want) * kFdsPerHost + kSpareFds;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    rlimit up = rl;
+    up.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : std::min(need, rl.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
+  if (rl.rlim_cur <= kSpareFds + kFdsPerHost) return 1;
+  return std::min<std::size_t>(want, (rl.rlim_cur - kSpareFds) / kFdsPerHost);
+}
+
+}  // namespace
 
 std::vector<int64_t> fan_out_raw(
     const std::vector<SshTarget>& targets, const FanOutOptions& opts,
@@ -75,8 +102,8 @@ std::vector<int64_t> fan_out_raw(
     }
   };
 
-  std::size_t n = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(1, opts.parallel)), 1,
-                                          targets.size());
+  std::size_t n = fit_descriptor_limit(std::clamp<std::size_t>(
+      static_cast<std::size_t>(std::max(1, opts.parallel)), 1, targets.size()));
   if (n == 1) {
     worker();
     return ms;
