@@ -140,7 +140,8 @@ void register_cluster(CLI::App& app, Ctx& ctx) {
   build->add_option(
       "--smoke-image", bf->req.smoke_image,
       "Image the smoke run pulls and runs (default: each device checks the registry's "
-      "/v2/ with its TLS and credentials and pulls the first image its catalog lists)");
+      "/v2/ with its TLS and credentials and pulls the smallest of the first five images "
+      "its catalog lists)");
   build->add_option(
       "--artifacts", bf->req.artifacts,
       "k3s: directory holding k3s (or k3s-arm64) and k3s-airgap-images-<arch>.tar[.zst]");

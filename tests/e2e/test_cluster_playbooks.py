@@ -71,7 +71,7 @@ class PlaybookTest(unittest.TestCase):
 class SmokeRoleTest(unittest.TestCase):
     """The smoke_test role without --smoke-image, run for real on this machine (connection local)
     against docker-registry on loopback: what any registry offers is checked as podman sees it
-    (registries.conf, auth file). The first catalog image is pulled; an empty catalog, or one
+    (registries.conf, auth file). The smallest catalog image is pulled; an empty catalog, or one
     refused for want of credentials, still passes; rejected credentials and a registry that does
     not answer fail, saying so. podman's configuration and store are temporary files."""
 
@@ -107,19 +107,21 @@ class SmokeRoleTest(unittest.TestCase):
             f.write(htpasswd + "\n")
         for name in ("open", "auth", "empty"):
             cls.start_registry(name)
-        # One tiny image: twice in the open registry, once in the one that asks for credentials.
-        layer = f"{t}/layer.tar"
-        with tarfile.open(layer, "w") as tar:
-            info = tarfile.TarInfo("hello.txt")
-            data = b"gedge smoke\n"
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        cls.podman("import", layer, "localhost/tiny:1")
-        for repo in ("zz/last:3", "aa/first:2"):
-            cls.podman("push", "--quiet", "localhost/tiny:1", f"127.0.0.1:{cls.PORTS['open']}/{repo}")
+        # A tiny image and a bigger one (256 KiB that gzip cannot shrink). The open registry lists
+        # the bigger one first (aa/), the tiny one last (zz/); the one that asks for credentials
+        # holds the tiny one.
+        for name, data in (("tiny", b"gedge smoke\n"), ("big", os.urandom(256 * 1024))):
+            layer = f"{t}/{name}.tar"
+            with tarfile.open(layer, "w") as tar:
+                info = tarfile.TarInfo("hello.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            cls.podman("import", layer, f"localhost/{name}:1")
+        for image, repo in (("tiny", "zz/last:3"), ("big", "aa/first:2"), ("big", "mm/middle:latest")):
+            cls.podman("push", "--quiet", f"localhost/{image}:1", f"127.0.0.1:{cls.PORTS['open']}/{repo}")
         cls.set_auth({"u": "u", "pw": "pw", "port": cls.PORTS["auth"]})
         cls.podman("push", "--quiet", "localhost/tiny:1", f"127.0.0.1:{cls.PORTS['auth']}/bb/only:latest")
-        cls.podman("rmi", "localhost/tiny:1")
+        cls.podman("rmi", "localhost/tiny:1", "localhost/big:1")
 
     def setUp(self):
         self.set_auth({})
@@ -157,11 +159,13 @@ class SmokeRoleTest(unittest.TestCase):
     def images(self):
         return set(self.podman("images", "--format", "{{.Repository}}:{{.Tag}}").split())
 
-    def test_the_first_catalog_image_is_pulled(self):
+    def test_the_smallest_catalog_image_is_pulled(self):
+        # The catalog lists aa/first, mm/middle, zz/last; the manifests say zz/last is the smallest.
         rc, out = self.smoke("open")
         self.assertEqual(rc, 0, out)
-        self.assertIn(f"127.0.0.1:{self.PORTS['open']}/aa/first:2", self.images())
-        self.assertNotIn(f"127.0.0.1:{self.PORTS['open']}/zz/last:3", self.images())
+        port = self.PORTS['open']
+        pulled = {i for i in self.images() if f"127.0.0.1:{port}/" in i}
+        self.assertEqual(pulled, {f"127.0.0.1:{port}/zz/last:3"}, out)
         # Again: nothing to pull, nothing changed.
         rc, out = self.smoke("open")
         self.assertEqual(rc, 0, out)

@@ -318,6 +318,10 @@ Result<StatusOutcome> status(Inventory& inv, const Paths& paths, const std::stri
   fo.ssh = default_ssh_options(paths, timeout_s);
   fo.ssh.connect_timeout_s = std::min(timeout_s, 10.0);
   fo.ssh.timeout_s = std::min(timeout_s, 15.0);
+  std::string task = fmt::format("cluster {}: members answered", name);
+  fo.on_done = [&rep, &task](std::size_t done, std::size_t total, const std::string&, bool) {
+    rep.progress(task, done, total);
+  };
   // Reachability: an authenticated session with a verified host key; metrics: two live scrapes.
   struct Live {
     bool reachable = false;
