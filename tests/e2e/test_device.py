@@ -267,8 +267,24 @@ class DeviceTest(GedgeTest):
     def test_check_measures_rtt_over_ssh_and_refreshes(self):
         self.add_ok("h1")
         self.add_ok("far1")
+        # check pins both keys in one rewrite of gedge's known_hosts: lines older gedge versions
+        # keyed by address go, another line stays, each device's line is there once
+        kh_file = os.path.join(self.home, "known_hosts")
+        shows = {n: self.gedge_json("device", "show", n) for n in ("h1", "far1")}
+        legacy = {n: d["host"] if d["port"] in (0, 22) else f"[{d['host']}]:{d['port']}"
+                  for n, d in shows.items()}
+        keys = {n: self.lab_host(n)["host_key"] for n in shows}
+        with open(kh_file, "a") as f:
+            for n in shows:
+                f.write(f"{legacy[n]} {keys[n]}\n")
+            f.write("other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOther\n")
         r = self.run_gedge("device", "check", "--all", "-o", "json")
         self.assertEqual(r.rc, 0, r)
+        lines = self.read(kh_file).splitlines()
+        for n in shows:
+            self.assertEqual(lines.count(f"{n} {keys[n]}"), 1, lines)
+            self.assertFalse([l for l in lines if l.split(" ")[0] == legacy[n]], lines)
+        self.assertIn("other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOther", lines)
         res = self.results_by_device(r.json)
         self.assertEqual(r.json["summary"], {"ok": 2, "failed": 0, "unreachable": 0})
         for d in res.values():
@@ -280,6 +296,8 @@ class DeviceTest(GedgeTest):
         ls = {d["name"]: d for d in self.gedge_json("device", "ls")}
         self.assertIsNotNone(ls["far1"]["last_seen"])
         self.assertEqual(ls["far1"]["rtt_ms"], res["far1"]["rtt_ms"])
+        for n in shows:  # the result's last_seen is the stored one
+            self.assertEqual(res[n]["last_seen"], ls[n]["last_seen"])
 
     def test_same_machine_under_another_name_and_token_mismatch(self):
         # h8 is a fault host: its token is changed and restored here
