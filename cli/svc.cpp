@@ -285,7 +285,7 @@ void register_svc(CLI::App& app, Ctx& ctx) {
 
   // scale
   {
-    static std::string name, cluster;
+    static std::string name, cluster, file;
     static int replicas = -1;
     static double timeout = 120;
     auto* c = cmd->add_subcommand("scale", "Change a service's replica count and converge it");
@@ -296,13 +296,19 @@ void register_svc(CLI::App& app, Ctx& ctx) {
     c->add_option("--cluster", cluster, "The cluster (when the name is deployed on several)")
         ->option_text("C");
     c->add_option("--timeout", timeout, "Seconds to wait for new replicas")->default_str("120");
-    examples(c, {"gedge svc scale web 3", "gedge svc scale web 0 --cluster edge -o json"});
+    c->add_option("--file", file,
+                  "The Kubernetes manifests the service was deployed from: the ConfigMap/Secret "
+                  "contents a device without them needs (gedge keeps no copy)")
+        ->option_text("FILE");
+    examples(c, {"gedge svc scale web 3", "gedge svc scale web 0 --cluster edge -o json",
+                 "gedge svc scale web 3 --file k8s/"});
     on_run(c, ctx, [&ctx]() -> Result<Outcome> {
       GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
       GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
       svc::DeployRequest base;
       base.timeout_s = timeout;
       base.ssh_timeout_s = ctx.g.timeout_s;
+      base.contents_file = file;
       GEDGE_TRY_ASSIGN(auto out,
                        svc::scale(*inv, paths, name, cluster, replicas, base, ctx.reporter()));
       return Outcome{deploy_view(out.result), out.partial, std::nullopt};

@@ -146,6 +146,31 @@ class ManifestDeployLabTest(ClusterLabTest):
         ls = self.gedge_json("svc", "ls", "--cluster", CLUSTER)
         self.assertEqual([s["name"] for s in ls], [NAME])
 
+        # scale onto a second device: the ConfigMap/Secret contents are not recorded, so scale
+        # without the manifests is exit 2 before anything changes; with --file they are written.
+        r = self.run_gedge("svc", "scale", NAME, "2", "--cluster", CLUSTER, "-o", "json", timeout=300)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("needs its ConfigMap/Secret contents there", r.err_json["message"])
+        self.assertIn("--file", r.err_json.get("hint", ""))
+        self.assertEqual(sum(len(self.containers(h)) for h in HOSTS), 1)
+        changed = self.write("changed.yaml", [dict(CONFIGMAP, data=dict(CONFIGMAP["data"], tricky="other")), SECRET,
+                                              deployment(files=True)])
+        r = self.run_gedge("svc", "scale", NAME, "2", "--cluster", CLUSTER, "--file", changed, "-o", "json",
+                           timeout=300)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("is not what was deployed", r.err_json["message"])
+        d4 = self.gedge_json("svc", "scale", NAME, "2", "--cluster", CLUSTER, "--file", good, timeout=300)
+        acts = {a["replica"]: a for s in d4["services"] for a in s["actions"]}
+        self.assertEqual((acts[0]["action"], acts[1]["action"], acts[1]["state"]), ("unchanged", "create", "ok"), d4)
+        dev2 = acts[1]["device"]
+        self.assertNotEqual(dev2, dev)
+        addr2 = self.lab_host(dev2)["address"]
+        for path, want in (("cfg/app.conf", CONFIGMAP["data"]["app.conf"].encode()),
+                           ("sec", SECRET_VALUE.encode()), ("cm", TRICKY.encode())):
+            with urllib.request.urlopen(f"http://{addr2}:{PORT}/{path}", timeout=10) as resp:
+                self.assertEqual(resp.read(), want, path)
+        self.gedge_json("svc", "scale", NAME, "1", "--cluster", CLUSTER, timeout=300)  # back: nothing needed
+
         # rm leaves nothing: no container on any host, no record.
         self.gedge_json("svc", "rm", NAME, "--cluster", CLUSTER, "--yes", timeout=300)
         self.assertEqual({h: self.containers(h) for h in HOSTS}, {h: {} for h in HOSTS})

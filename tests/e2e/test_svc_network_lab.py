@@ -2,7 +2,9 @@
 """macvlan networks on a container-host cluster (the lab's full-OS hosts edge1..edge3): a manifest
 whose pod selects a macvlan NetworkAttachmentDefinition of the same files, and a short-schema
 service with the same network, become one podman macvlan network per device (parent eth0, the
-hosts' link on gedgebr0) holding a distinct block of the subnet on each device. The replicas have
+hosts' link on gedgebr0) holding a distinct block of the subnet on each device. The downward
+API's env (the replica's name, the device's name and address) arrives; the manifest's Service
+targets the container's port. The replicas have
 addresses in their device's block and reach each other over it; a re-deploy changes nothing;
 `svc rm` of one service keeps the network the other still uses, and of the last removes it."""
 
@@ -28,12 +30,21 @@ NAD = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition"
 def deployment(replicas=2):
     c = {"name": "web", "image": IMAGE, "command": ["sh", "-c"],
          "args": ["mkdir -p /www && hostname > /www/name && exec httpd -f -p 8080 -h /www"],
-         "ports": [{"containerPort": 8080, "hostPort": PORT}]}
+         "ports": [{"containerPort": 8080, "hostPort": PORT}],
+         # the downward API: the replica's name, its device's name and address
+         "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                 {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                 {"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                 {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": NAME}},
                      "template": {"metadata": {"labels": {"app": NAME},
                                                "annotations": {"k8s.v1.cni.cncf.io/networks": "cams"}},
                                   "spec": {"containers": [c]}}}}
+
+
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME},  # checked against the ports
+           "spec": {"selector": {"app": NAME}, "ports": [{"port": 80, "targetPort": 8080}]}}
 
 
 class NetworkLabTest(ClusterLabTest):
@@ -82,7 +93,7 @@ class NetworkLabTest(ClusterLabTest):
         self.assertEqual(r.rc, 0, r)
 
         # The manifest: two replicas (host ports: one per device), each on the macvlan network.
-        man = self.write("web.yaml", "\n---\n".join(json.dumps(d) for d in (NAD, deployment())) + "\n")
+        man = self.write("web.yaml", "\n---\n".join(json.dumps(d) for d in (NAD, SERVICE, deployment())) + "\n")
         d1 = self.gedge_json("svc", "deploy", man, "--cluster", CLUSTER, timeout=300)
         actions = [a for s in d1["services"] for a in s["actions"]]
         self.assertEqual(sorted((a["action"], a["state"]) for a in actions), [("create", "ok")] * 2, d1)
@@ -108,12 +119,20 @@ class NetworkLabTest(ClusterLabTest):
             self.assertIn(ip, ipaddress.ip_network(SUBNET))
             self.assertIn(ip, blocks[dev], f"{dev}'s replica has {ip}, outside its block {blocks[dev]}")
             addrs[dev] = ip
+            env = dict(ln.split("=", 1) for ln in self.podman(dev, "exec", replica[0], "env").splitlines() if "=" in ln)
+            self.assertEqual((env["POD"], env["NODE"], env["HOST"], env["NS"]),
+                             (replica[0], dev, self.lab_host(dev)["address"], "default"), env)
         self.assertEqual(len(set(addrs.values())), 2, addrs)
         # the replicas reach each other over the macvlan network (the hosts' shared link)
         a, b = devs
         ra = [c for c in self.podman(a, "ps", "--format", "{{.Names}}").split() if c.startswith(f"gedge-{NAME}-")][0]
-        got = self.podman(a, "exec", ra, "wget", "-q", "-O", "-", "-T", "5", f"http://{addrs[b]}:8080/name")
-        self.assertTrue(got.strip(), "the replica on the other device answers on its macvlan address")
+        rb = [c for c in self.podman(b, "ps", "--format", "{{.Names}}").split() if c.startswith(f"gedge-{NAME}-")][0]
+        name_b = self.podman(b, "exec", rb, "hostname").strip()
+        # (the lab image's static busybox wget crashes; nc speaks the request)
+        got = self.podman(a, "exec", ra, "sh", "-c",
+                          f"printf 'GET /name HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {addrs[b]} 8080")
+        self.assertIn("200 OK", got, "the replica on the other device answers on its macvlan address")
+        self.assertEqual(got.rstrip().splitlines()[-1], name_b, got)
         before = {d: self.replica_ids(d) for d in devs}
 
         # A short-schema service on the same network (same master and subnet): the same podman network.

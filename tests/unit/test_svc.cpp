@@ -719,12 +719,52 @@ TEST_CASE("manifests on container hosts: the downward API's env what a device gi
     CHECK(r.error().code == ErrorCode::usage);
     return r.error().message;
   };
-  for (const char* f : {"metadata.name", "metadata.uid", "spec.nodeName", "status.hostIP",
-                        "status.podIP", "spec.serviceAccountName"}) {
+  for (const char* f :
+       {"metadata.uid", "status.hostIPs", "status.podIP", "spec.serviceAccountName"}) {
     std::string m = err(fmt::format("{{name: X, valueFrom: {{fieldRef: {{fieldPath: {}}}}}}}", f));
     CHECK(m.find(fmt::format("fieldRef '{}' is not supported", f)) != std::string::npos);
     CHECK(m.find("env[0].valueFrom.fieldRef.fieldPath") != std::string::npos);
   }
+  // the replica's name and its device's name and address: set per replica and per device
+  auto fields =
+      translate(dep("{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, "
+                    "{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}, "
+                    "{name: HOST, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}"));
+  REQUIRE(fields.has_value());
+  CHECK(fields->json["stages"][0]["containers"][0]["env"] ==
+        nlohmann::json::parse(R"([{"name": "POD", "field": "metadata.name"},
+          {"name": "NODE", "field": "spec.nodeName"}, {"name": "HOST", "field": "status.hostIP"}])"));
+  auto two = fields->pipeline.stages[0];
+  two.replicas = 2;
+  auto plan = svc::render_host_plan(two);
+  for (int r = 0; r < 2; ++r) {
+    const auto& c = plan["spec"]["containers"][r]["containers"][0];
+    std::string argv = c["argv"].dump();
+    CHECK(argv.find(fmt::format(R"("--env","POD=gedge-d-{}")", r)) != std::string::npos);
+    REQUIRE(c["deviceEnv"].size() == 2);
+    CHECK(c["deviceEnv"][0]["field"] == "spec.nodeName");
+    CHECK(c["argv"][c["deviceEnv"][0]["arg"].get<std::size_t>()].get<std::string>().starts_with(
+        "NODE=<spec.nodeName"));
+    CHECK(c["deviceEnv"][1]["field"] == "status.hostIP");
+    CHECK(c["argv"][c["deviceEnv"][1]["arg"].get<std::size_t>()].get<std::string>().starts_with(
+        "HOST=<status.hostIP"));
+  }
+  // the same replica spec on every device and replica: one spec hash (a re-deploy is a no-op)
+  CHECK(plan["spec"]["containers"][0]["containers"][0]["argv"][12] ==
+        plan["spec"]["containers"][1]["containers"][0]["argv"][12]);
+  // on Kubernetes: valueFrom.fieldRef as written
+  auto k = svc::render_kubernetes(fields->pipeline.stages[0]);
+  CHECK(k[0]["spec"]["template"]["spec"]["containers"][0]["env"][1] ==
+        nlohmann::json::parse(
+            R"({"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})"));
+  // the short schema takes the same
+  CHECK(svc::parse_spec(
+            "name: w\ncontainers: [{image: x, env: [{name: N, field: spec.nodeName}]}]\n", "w.yaml")
+            .has_value());
+  CHECK(parse_error("name: w\ncontainers: [{image: x, env: [{name: N, value: v, field: "
+                    "spec.nodeName}]}]\n") != "");
+  CHECK(parse_error("name: w\ncontainers: [{image: x, env: [{name: N, field: status.podIP}]}]\n") !=
+        "");
   CHECK(err("{name: X, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage}}}")
             .find("resourceFieldRef 'limits.ephemeral-storage' is not supported") !=
         std::string::npos);

@@ -33,6 +33,10 @@ struct EnvVar {
   // device (podman run --secret NAME,type=env,target=VAR); on Kubernetes key VAR of the Secret
   // NAME. gedge creates the podman secrets of a manifest's secretKeyRef (gedge-SVC-DIGEST).
   std::string secret;
+  // The downward API instead: metadata.name (the pod; on container hosts the replica,
+  // gedge-SVC-R), spec.nodeName (the node; the device's name) or status.hostIP (the node's
+  // address; the device's, as gedge reaches it).
+  std::string field;
 };
 
 struct ContainerSpec {
@@ -229,6 +233,9 @@ struct DeployRequest {
   // Manifests on container hosts: a ConfigMap, Secret or claim no workload uses is deployed
   // without (listed under `unused` and warned about) instead of exit 2.
   bool allow_unused = false;
+  // scale on container hosts: the Kubernetes manifests the service was deployed from, read again
+  // for the ConfigMap/Secret contents a device without them needs (gedge keeps no copy).
+  std::string contents_file;
 };
 
 struct DeployOutcome {

@@ -167,6 +167,39 @@ Error first_error(const std::vector<UnitResult>& results, std::size_t* failed) {
   return e;
 }
 
+// svc scale --file: the recorded service's ConfigMap/Secret contents (files and podman secrets)
+// from the manifests it was deployed from, which must still make the same service (its spec
+// hash: containers, env, mounts, the contents' digests); else usage, naming the difference.
+Result<void> contents_from(const Spec& spec, const std::string& file,
+                           std::map<std::string, detail::HostObjects>& files) {
+  const Service& want = spec.service;
+  GEDGE_TRY_ASSIGN(auto in, manifest::load(file));
+  if (in.is_gedge)
+    return fail(ErrorCode::usage,
+                fmt::format("{}: --file takes the Kubernetes manifests the service was deployed "
+                            "from, not a gedge service file",
+                            file),
+                "a gedge service file has no ConfigMap or Secret contents: scale without --file");
+  std::map<std::string, detail::HostObjects> all;
+  std::vector<std::string> unused;  // not an error here: only this service's contents are read
+  GEDGE_TRY_ASSIGN(auto tr, detail::hosts_spec(spec_from_manifest(in), true, &all, &unused));
+  const Service* got = nullptr;
+  for (const auto* s : tr.ordered())
+    if (s->name == want.name) got = s;
+  if (!got)
+    return fail(ErrorCode::usage,
+                fmt::format("{}: no workload named '{}' in the manifests", file, want.name));
+  if (spec_hash(*got) != spec_hash(want))
+    return fail(
+        ErrorCode::usage,
+        fmt::format("{}: workload '{}' is not what was deployed (its containers, env, "
+                    "mounts or ConfigMap/Secret contents differ)",
+                    file, want.name),
+        fmt::format("deploy the files instead: gedge svc deploy {} --cluster CLUSTER", file));
+  files[want.name] = all[want.name];
+  return {};
+}
+
 }  // namespace
 
 Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spec,
@@ -204,6 +237,8 @@ Result<DeployOutcome> deploy(Inventory& inv, const Paths& paths, const Spec& spe
                                                     req.allow_unused ? &unused : nullptr));
     for (const auto& u : unused)
       rep.warn(fmt::format("{}: used by no workload, not deployed (--allow-unused)", u));
+  } else if (!req.contents_file.empty() && !spec.is_pipeline) {  // scale --file
+    GEDGE_TRY(contents_from(spec, req.contents_file, files));
   }
   const Spec& run = spec.is_manifest ? translated : spec;
   for (const auto* s : run.ordered())

@@ -374,6 +374,8 @@ struct Translator {
   Result<json> field_ref(const json& ref, const std::string& rp) const {
     GEDGE_TRY(only(ref, rp, {"fieldPath", "apiVersion"}));
     std::string path = ref.value("fieldPath", "");
+    if (path == "metadata.name" || path == "spec.nodeName" || path == "status.hostIP")
+      return json{{"field", path}};  // the replica's name, its device's name and address
     if (path == "metadata.namespace")
       return json{{"value", w.namespace_.empty() ? "default" : w.namespace_}};
     for (const char* map : {"labels", "annotations"}) {
@@ -387,14 +389,12 @@ struct Translator {
                                   : std::string()}};
       }
     }
-    std::string why =
-        path == "metadata.name" || path == "metadata.uid"
-            ? "the pod's name and uid are the replica's, made by podman"
-        : path == "spec.nodeName" || path == "status.hostIP" || path == "status.hostIPs"
-            ? "the device is chosen at deploy time, after the environment is planned"
-        : path == "status.podIP" || path == "status.podIPs"
-            ? "podman assigns the address when the container starts"
-            : "it has no meaning for a podman container";
+    std::string why = path == "metadata.uid" ? "a replica has no uid"
+                      : path == "status.hostIPs"
+                          ? "a device has the one address gedge reaches it by"
+                      : path == "status.podIP" || path == "status.podIPs"
+                          ? "podman assigns the address when the container starts"
+                          : "it has no meaning for a podman container";
     return std::unexpected(refuse(rp + "/fieldPath",
                                   fmt::format("fieldRef '{}' is not supported ({})", path, why),
                                   "set the value in the manifest, or deploy it to a Kubernetes "

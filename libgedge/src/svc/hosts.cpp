@@ -7,6 +7,7 @@
 // replica: create, start, replace (old renamed and stopped, new started, old removed once the new
 // one runs and answers; on failure or Ctrl-C the old one is restored), remove extras.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
 #include <set>
@@ -47,7 +48,8 @@ Result<void> start_new(Inventory& inv, Device& d, const Plan& p, int replica,
   {
     CancelShield shield;  // `podman run -d` returns quickly; never leave one running unseen
     for (std::size_t ci = 0; ci < s.containers.size() && res; ++ci) {
-      auto r = podman(d, argv_for(p, replica, ci, cpuset));
+      auto argv = argv_for(p, replica, ci, cpuset, d);
+      auto r = argv ? podman(d, *argv) : Result<ExecResult>(std::unexpected(argv.error()));
       if (!r)
         res = std::unexpected(r.error());
       else if (r->exit_code != 0)
@@ -207,6 +209,48 @@ json pull_images(Fleet& fleet, const std::vector<Plan>& plans, Reporter& rep,
   return pulled;
 }
 
+// A service's ConfigMap/Secret contents are never recorded, so `svc scale` (which re-reads the
+// record) has none to give: a device that would run a replica without them stops the deploy
+// here, before anything changes, asking for the manifests again (scale --file).
+Result<void> check_contents(Fleet& fleet, const Plan& p) {
+  const Unit& u = *p.unit;
+  if (p.error || !u.files.empty() || !u.secrets.empty()) return {};
+  const Service& s = *u.svc;
+  std::string root = fmt::format("{}/{}/", kFilesRoot, s.name);
+  std::set<std::string> dirs, secrets;
+  for (const auto& v : s.volumes)
+    if (v.host_path.starts_with(root))
+      dirs.insert(v.host_path.substr(0, v.host_path.find('/', root.size())));
+  for (const auto& c : s.containers)
+    for (const auto& e : c.env)
+      if (service_secret(e.secret, s.name)) secrets.insert(e.secret);
+  if (dirs.empty() && secrets.empty()) return {};
+  std::set<std::string> checked;
+  for (const auto& a : p.actions) {
+    if (a.action == "unchanged" || !checked.insert(a.device).second) continue;
+    GEDGE_TRY_ASSIGN(auto* d, fleet.get(a.device));
+    if (d->down) continue;  // it fails when applied, naming the device
+    std::vector<std::string> missing;
+    for (const auto& dir : dirs) {
+      GEDGE_TRY_ASSIGN(auto r, d->session->exec({"test", "-d", dir}, std::nullopt, true));
+      if (r.exit_code != 0) missing.push_back(dir);
+    }
+    for (const auto& sec : secrets) {
+      GEDGE_TRY_ASSIGN(auto r, podman(*d, {"secret", "inspect", "--format", "{{.ID}}", sec}));
+      if (r.exit_code != 0) missing.push_back("podman secret " + sec);
+    }
+    if (!missing.empty())
+      return fail(ErrorCode::usage,
+                  fmt::format("device {}: service '{}' needs its ConfigMap/Secret contents there "
+                              "({}), and gedge keeps no copy of them",
+                              d->name, s.name, fmt::join(missing, ", ")),
+                  fmt::format("give the manifests it was deployed from: gedge svc scale {} {} "
+                              "--file FILE",
+                              s.name, u.replicas));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
@@ -232,6 +276,7 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
     plans.push_back(std::move(plan));
   }
   std::vector<UnitResult> results(units.size());
+  for (const auto& p : plans) GEDGE_TRY(check_contents(fleet, p));
   auto base_out = [&](const Plan& p) {
     return json{{"name", p.unit->svc->name},
                 {"namespace", p.unit->svc->namespace_},

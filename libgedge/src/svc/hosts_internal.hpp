@@ -113,8 +113,10 @@ Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::stri
                                 int cores);
 // Reads the state of every member and decides, per replica, where it goes and what changes.
 Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit& u);
-std::vector<std::string> argv_for(const Plan& p, int replica, std::size_t ci,
-                                  const std::string& cpuset);
+// The podman argv of container `ci` of a replica on device `d`: the plan's, with the cpuset and
+// the env values only the device knows (deviceEnv: spec.nodeName, status.hostIP).
+Result<std::vector<std::string>> argv_for(const Plan& p, int replica, std::size_t ci,
+                                          const std::string& cpuset, const Device& d);
 std::vector<std::string> names_for(const Plan& p, int replica);
 
 // hosts_objects.cpp: files, podman secrets and volumes on the device.

@@ -1,5 +1,6 @@
 // Planning on container hosts (read-only): per replica, the device it goes to (where it already
 // runs, else --placement, else the least loaded member) and what changes there.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <set>
@@ -184,12 +185,30 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
   return p;
 }
 
-std::vector<std::string> argv_for(const Plan& p, int replica, std::size_t ci,
-                                  const std::string& cpuset) {
+Result<std::vector<std::string>> argv_for(const Plan& p, int replica, std::size_t ci,
+                                          const std::string& cpuset, const Device& d) {
   std::vector<std::string> argv;
-  for (const auto& a : p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]
-                                  ["containers"][ci]["argv"])
-    argv.push_back(a.get<std::string>());
+  const json& c =
+      p.host_plan["spec"]["containers"][static_cast<std::size_t>(replica)]["containers"][ci];
+  for (const auto& a : c["argv"]) argv.push_back(a.get<std::string>());
+  for (const auto& e : c.value("deviceEnv", json::array())) {  // what only the device knows
+    auto i = e["arg"].get<std::size_t>();
+    std::string field = e["field"], var = argv[i].substr(0, argv[i].find('='));
+    std::string value = d.name;  // spec.nodeName
+    if (field == "status.hostIP") {
+      unsigned char buf[sizeof(in6_addr)];
+      if (inet_pton(AF_INET, d.target.host.c_str(), buf) != 1 &&
+          inet_pton(AF_INET6, d.target.host.c_str(), buf) != 1)
+        return fail(ErrorCode::usage,
+                    fmt::format("device {}: env {} (status.hostIP) needs the device's IP address, "
+                                "and gedge reaches it as '{}'",
+                                d.name, var, d.target.host),
+                    "register the device by its address (gedge device add --host ADDRESS), or "
+                    "set the value in the manifest");
+      value = d.target.host;
+    }
+    argv[i] = var + "=" + value;
+  }
   argv.erase(argv.begin());  // "podman": added by podman()
   if (!cpuset.empty()) argv.insert(argv.begin() + 2, {"--cpuset-cpus", cpuset});  // after "run -d"
   return argv;

@@ -191,8 +191,8 @@ Result<Service> build_service(const Source& src, const json& body, const std::st
       if (cj.contains("args")) c.args = cj["args"].get<std::vector<std::string>>();
       if (cj.contains("env"))
         for (const auto& e : cj["env"])
-          c.env.push_back(
-              {e.at("name").get<std::string>(), e.value("value", ""), e.value("secret", "")});
+          c.env.push_back({e.at("name").get<std::string>(), e.value("value", ""),
+                           e.value("secret", ""), e.value("field", "")});
     }
     if (!cnames.insert(c.name).second)
       return std::unexpected(src.error_at(

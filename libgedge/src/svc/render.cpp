@@ -92,7 +92,9 @@ json container_json(const Service& s, std::size_t i, const RuntimeMount* rt) {
   json env = json::array();
   for (const auto& e : c.env)
     env.push_back(
-        e.secret.empty()
+        !e.field.empty()
+            ? json{{"name", e.name}, {"valueFrom", {{"fieldRef", {{"fieldPath", e.field}}}}}}
+        : e.secret.empty()
             ? json{{"name", e.name}, {"value", e.value}}
             : json{{"name", e.name},
                    {"valueFrom", {{"secretKeyRef", {{"name", e.secret}, {"key", e.name}}}}}});
@@ -400,8 +402,10 @@ std::string host_network_problem(const Network& n) {
 
 // podman argv for container `ci` of replica `r`, without "sudo" and without the cpuset (the
 // cpuset is planned on the device at deploy time).
+// `device_env` (when given) receives the argv index and field of each --env value that only
+// the device knows (spec.nodeName, status.hostIP): set at deploy time (svc deploy).
 json podman_argv(const Service& s, std::size_t ci, int r, const std::string& hash,
-                 const RuntimeMount* rt) {
+                 const RuntimeMount* rt, json* device_env = nullptr) {
   const auto& c = s.containers[ci];
   std::string cname = ci == 0 ? fmt::format("gedge-{}-{}", s.name, r)
                               : fmt::format("gedge-{}-{}-{}", s.name, r, c.name);
@@ -427,6 +431,16 @@ json podman_argv(const Service& s, std::size_t ci, int r, const std::string& has
     argv.push_back(host_network_name(n));
   }
   for (const auto& e : c.env) {
+    if (!e.field.empty()) {  // the downward API: the replica's name, or its device's
+      argv.push_back("--env");
+      if (e.field == "metadata.name") {
+        argv.push_back(e.name + "=" + fmt::format("gedge-{}-{}", s.name, r));
+      } else {
+        if (device_env) device_env->push_back({{"arg", argv.size()}, {"field", e.field}});
+        argv.push_back(fmt::format("{}=<{}: set on the device at deploy time>", e.name, e.field));
+      }
+      continue;
+    }
     if (!e.secret.empty()) {  // the value stays in podman's secret store, off the command line
       argv.push_back("--secret");
       argv.push_back(e.secret + ",type=env,target=" + e.name);
@@ -501,8 +515,11 @@ json host_plan_body(const Service& s, const std::string& hash, const RuntimeMoun
   for (int r = 0; r < s.desired_replicas(); ++r) {
     json containers = json::array();
     for (std::size_t ci = 0; ci < s.containers.size(); ++ci) {
-      json argv = podman_argv(s, ci, r, hash, rt);
-      containers.push_back({{"name", argv[4]}, {"image", s.containers[ci].image}, {"argv", argv}});
+      json device_env = json::array();
+      json argv = podman_argv(s, ci, r, hash, rt, &device_env);
+      json entry{{"name", argv[4]}, {"image", s.containers[ci].image}, {"argv", argv}};
+      if (!device_env.empty()) entry["deviceEnv"] = device_env;
+      containers.push_back(std::move(entry));
     }
     replicas.push_back({{"replica", r}, {"containers", containers}});
   }

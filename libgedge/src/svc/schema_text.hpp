@@ -80,11 +80,14 @@ inline constexpr const char* kServiceSchema = R"SCHEMA(
       "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
         "value": {"type": "string"},
+        "field": {"enum": ["metadata.name", "spec.nodeName", "status.hostIP"],
+                  "description": "The downward API instead of `value`: on Kubernetes valueFrom.fieldRef; on container hosts metadata.name is the replica (gedge-SERVICE-REPLICA), spec.nodeName the device's name and status.hostIP the device's address as gedge reaches it (an IP address)."},
         "secret": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
                    "description": "The value of a secret instead of `value`: on container hosts the podman secret of this name on the device (podman run --secret NAME,type=env,target=VAR); on Kubernetes key VAR (this variable's name) of the Secret NAME. gedge creates the podman secrets of a Kubernetes manifest's secretKeyRef itself, named gedge-SERVICE-DIGEST."}
       },
       "required": ["name"],
-      "not": {"required": ["value", "secret"]},
+      "allOf": [{"not": {"required": ["value", "secret"]}}, {"not": {"required": ["value", "field"]}},
+                {"not": {"required": ["secret", "field"]}}],
       "additionalProperties": false
     },
     "container": {
