@@ -152,6 +152,11 @@ class SvcDeployLabTest(ClusterLabTest):
         self.assertEqual({a["action"] for a in self.by_replica(d2, "e2e-web").values()}, {"unchanged"})
         for dev in devs.values():
             self.assertEqual(self.containers(dev, "e2e-web"), ids_before[dev])
+        # On a terminal: the replicas done of all planned, counting up to 2/2.
+        rc, tty = self.run_on_tty("svc", "deploy", v1, "--cluster", CLUSTER)
+        self.assertEqual(rc, 0, tty)
+        self.assertIn(f"cluster {CLUSTER}: replicas 2/2", tty)
+        self.assertNotIn("replicas 3/2", tty)
 
         # --- dry run of a change: planned, nothing touched
         v2 = self.write("web-v2.json", web_yaml("v2"))

@@ -325,6 +325,10 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
   json pulled = pull_images(fleet, plans, rep, fatal, device_errors);
   if (fatal) return std::unexpected(*fatal);
 
+  // Progress (a terminal only, through the reporter): replica actions done of all planned.
+  std::size_t total = 0, done = 0;
+  for (const auto& p : plans) total += p.actions.size();
+  const std::string task = fmt::format("cluster {}: replicas", cl.name);
   for (std::size_t i = 0; i < plans.size(); ++i) {
     auto& p = plans[i];
     auto& res = results[i];
@@ -344,6 +348,7 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
     }
     bool stop_rolling = false;
     for (const auto& a : p.actions) {
+      rep.progress(task, done++, total);
       json j{{"replica", a.replica}, {"device", a.device}, {"action", a.action}};
       if (!a.from.empty()) j["from"] = a.from;
       if (cancel_requested())
@@ -435,6 +440,7 @@ Result<std::vector<UnitResult>> deploy_hosts(Inventory& inv, const Paths& paths,
       }
       actions.push_back(j);
     }
+    if (done == total && total > 0) rep.progress(task, done, total);
     res.out["actions"] = actions;
     res.out["state"] = res.ok ? "deployed" : "degraded";
     res.out["pulled"] = json::array();
