@@ -6,7 +6,11 @@
 #
 #   bench/device_fanout.sh [GEDGE_BIN]
 #   env: SIZES ("32"; e.g. "32 64 128 256"), RUNS (5), ANSIBLE_RUNS (RUNS; Ansible at 128+ forks
-#        takes minutes and GiBs per run), HOSTS (old name for a single size)
+#        takes minutes and GiBs per run; 0 skips it), ANSIBLE_FORKS (N; caps -f), HOSTS (old name
+#        for a single size)
+# Per size it also runs gedge once more (untimed) to sample its peak open descriptors and threads
+# from /proc, takes gedge's own CPU time (user+system) per host, and times two gedge processes run
+# at once on the two halves of the hosts (two controllers on this one machine).
 #
 # The lab has at most 150 netns hosts (tests/lab/lab.sh); a size above the usable hosts registers
 # each host again under a second name ("<name>-b", same address and pinned key) so every tool
@@ -21,6 +25,7 @@ GEDGE=${1:-${GEDGE_BIN:-$src/build/cli/gedge}}
 RUNS=${RUNS:-5}
 SIZES=${SIZES:-${HOSTS:-32}}
 ANSIBLE_RUNS=${ANSIBLE_RUNS:-$RUNS}
+ANSIBLE_FORKS=${ANSIBLE_FORKS:-0}
 LAB=$src/tests/lab/lab.sh
 [ -x "$GEDGE" ] || { echo "gedge binary not found: $GEDGE" >&2; exit 2; }
 max=0
@@ -54,9 +59,20 @@ user=$(python3 -c "import json;print(json.load(open('$lab_json'))['user'])")
 # Register every host once (16 at a time), then one GEDGE_HOME per size holding its first N.
 export GEDGE_HOME=$work/home
 "$GEDGE" init -q >/dev/null
-cut -f1,2,4 "$work/hosts.tsv" | xargs -P 16 -L 1 sh -c \
+head -n "$real" "$work/hosts.tsv" | cut -f1,2,4 | xargs -P 16 -L 1 sh -c \
   '"$0" device add "$3" --host "$4" --user "$1" --identity "$2" --host-key "$5" -q -o json >/dev/null' \
   "$GEDGE" "$user" "$key"
+# The second names: a copy of the first name's row (adding the same machine again is refused).
+tail -n +"$((real + 1))" "$work/hosts.tsv" | cut -f1 > "$work/again"
+python3 - "$GEDGE_HOME/gedge.db" "$work/again" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+cols = ", ".join(r[1] for r in db.execute("PRAGMA table_info(devices)") if r[1] != "name")
+for name in open(sys.argv[2]).read().split():
+    db.execute(f"INSERT INTO devices (name, {cols}) SELECT ?, {cols} FROM devices WHERE name = ?",
+               (name, name[:-2]))
+db.commit()
+EOF
 count=$("$GEDGE" device ls -o json | python3 -c 'import json,sys;print(len(json.load(sys.stdin)))')
 [ "$count" = "$max" ] || { echo "registered $count of $max hosts" >&2; exit 1; }
 
@@ -74,10 +90,32 @@ timeit() {  # prints seconds for one run of "$@" (fails loudly on a non-zero exi
   t1=$(date +%s.%N)
   python3 -c "print($t1 - $t0)"
 }
-median() { python3 -c 'import statistics,sys;print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+median() {
+  [ $# -gt 0 ] || { echo nan; return; }
+  python3 -c 'import statistics,sys;print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"
+}
+# peak_fds CMD...: runs CMD, samples /proc/PID/fd and Threads every 5 ms; prints "FDS THREADS"
+peak_fds() {
+  python3 - "$@" <<'PY'
+import os, subprocess, sys, time
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+fds = thr = 0
+while p.poll() is None:
+    try:
+        fds = max(fds, len(os.listdir(f"/proc/{p.pid}/fd")))
+        for line in open(f"/proc/{p.pid}/status"):
+            if line.startswith("Threads:"):
+                thr = max(thr, int(line.split()[1]))
+    except OSError:
+        pass
+    time.sleep(0.005)
+print(fds, thr)
+PY
+}
 cores=$(nproc)
 rows=""
 raw=""
+scale=""
 for n in $SIZES; do
   home=$work/home-$n
   cp -a "$work/home" "$home"
@@ -93,34 +131,49 @@ db.commit()
 EOF
   head -n "$n" "$work/hosts.tsv" | cut -f3 > "$work/pssh-$n"
   { echo "[all]"; head -n "$n" "$work/hosts.tsv" | awk -F'\t' '{print $1" ansible_host="$2}'; } > "$work/inv-$n.ini"
-  cmd_gedge=(env GEDGE_HOME="$home" /usr/bin/time -f %M -o "$work/rss" "$GEDGE" device exec --all -q -o json --parallel "$n" -- true)
-  cmd_ansible=(ansible all -i "$work/inv-$n.ini" -m command -a true -f "$n")
+  cmd_gedge=(env GEDGE_HOME="$home" /usr/bin/time -f "%M %U %S" -o "$work/rss" "$GEDGE" device exec --all -q -o json --parallel "$n" -- true)
+  forks=$n
+  [ "$ANSIBLE_FORKS" -gt 0 ] && [ "$ANSIBLE_FORKS" -lt "$n" ] && forks=$ANSIBLE_FORKS
+  cmd_ansible=(ansible all -i "$work/inv-$n.ini" -m command -a true -f "$forks")
+  half=$((n / 2))
+  mapfile -t names < <(head -n "$n" "$work/hosts.tsv" | cut -f1)
+  cmd_shard1=(env GEDGE_HOME="$home" "$GEDGE" device exec -q -o json --parallel "$half" "${names[@]:0:$half}" -- true)
+  cmd_shard2=(env GEDGE_HOME="$home" "$GEDGE" device exec -q -o json --parallel "$((n - half))" "${names[@]:$half}" -- true)
+  shards() { "${cmd_shard1[@]}" >/dev/null & local p1=$!; "${cmd_shard2[@]}" >/dev/null || return 1; wait "$p1"; }
   cmd_pssh=(parallel-ssh -h "$work/pssh-$n" -l "$user" -p "$n" -t 120 -x "$sshopts" true)
-  tg=(); ta=(); tp=(); to=(); rss=()
+  tg=(); ta=(); tp=(); to=(); rss=(); cpu=(); ts=()
   load0=$(cut -d' ' -f1 /proc/loadavg)
   for i in $(seq 1 "$RUNS"); do  # interleaved, so all tools see the same machine load
-    tg+=("$(timeit "${cmd_gedge[@]}")"); rss+=("$(tail -n1 "$work/rss")")
+    tg+=("$(timeit "${cmd_gedge[@]}")"); rss+=("$(tail -n1 "$work/rss" | cut -d' ' -f1)")
+    cpu+=("$(tail -n1 "$work/rss" | awk '{print $2 + $3}')")
+    ts+=("$(timeit shards)")
     [ "$i" -le "$ANSIBLE_RUNS" ] && ta+=("$(timeit "${cmd_ansible[@]}")")
     tp+=("$(timeit "${cmd_pssh[@]}")")
     to+=("$(timeit "${cmd_one[@]}")")
   done
   load1=$(cut -d' ' -f1 /proc/loadavg)
+  read -r pfd pthr < <(peak_fds env GEDGE_HOME="$home" "$GEDGE" device exec --all -q -o json --parallel "$n" -- true)
   mg=$(median "${tg[@]}"); ma=$(median "${ta[@]}"); mp=$(median "${tp[@]}"); mo=$(median "${to[@]}")
+  mc=$(median "${cpu[@]}"); msh=$(median "${ts[@]}")
+  scale+="| $n | $(python3 -c "import sys; g,c,s=map(float,sys.argv[1:4]); n=int(sys.argv[4]); print(f'{1000*c/n:.1f} | {n/c:.0f} | {s:.3f} ({g/s:.2f}x one controller)')" "$mg" "$mc" "$msh" "$n") | $pfd | $pthr | $(ulimit -n) |"$'\n'
   mr=$(python3 -c 'import sys;print(max(int(x) for x in sys.argv[1:]))' "${rss[@]}")
   rows+=$(python3 - "$mg" "$ma" "$mp" "$mo" "$n" "$cores" "$mr" "$load0" "$load1" "$RUNS" "$ANSIBLE_RUNS" <<'EOF'
 import sys
 g, a, p, o = map(float, sys.argv[1:5]); n, cores, rss = map(int, sys.argv[5:8])
 runs, aruns = sys.argv[10], sys.argv[11]
 floor = o * n / cores
-print(f"| {n} | {g:.3f} | {rss / 1024:.1f} | {p:.3f} ({p / g:.1f}x) | {a:.3f} ({a / g:.1f}x, {aruns} runs) "
+ans = "not run" if a != a else f"{a:.3f} ({a / g:.1f}x, {aruns} runs)"
+print(f"| {n} | {g:.3f} | {rss / 1024:.1f} | {p:.3f} ({p / g:.1f}x) | {ans} "
       f"| {floor:.3f} | {n / g:.0f} | {sys.argv[8]} -> {sys.argv[9]} |")
 EOF
 )$'\n'
-  raw+="- $n hosts: gedge ${tg[*]}; gedge peak RSS KiB ${rss[*]}; ansible ${ta[*]}; pssh ${tp[*]}; one ssh ${to[*]}"$'\n'
+  raw+="- $n hosts: gedge ${tg[*]}; gedge peak RSS KiB ${rss[*]}; gedge CPU s ${cpu[*]}; two halves at once ${ts[*]}; ansible (-f $forks) ${ta[*]:-}; pssh ${tp[*]}; one ssh ${to[*]}"$'\n'
   rm -rf "$home"
 done
 header="| hosts | gedge exec median (s) | gedge peak RSS (MiB) | parallel-ssh -p N (gedge faster by) | ansible -f N (gedge faster by) | floor: one ssh x N / $cores cores (s) | gedge hosts/s | load avg (1 min) before -> after |"
 report=$(printf '%s\n|---|---|---|---|---|---|---|---|\n%s' "$header" "$rows")
+sheader="| hosts | gedge CPU per host (ms) | hosts/s per busy core | two gedge on the halves at once (s) | peak fds | peak threads | ulimit -n |"
+report+=$'\n\n'$(printf '%s\n|---|---|---|---|---|---|---|\n%s' "$sheader" "$scale")
 echo "$report"
 {
   echo "# gedge device fan-out benchmark"
