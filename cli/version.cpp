@@ -17,6 +17,7 @@
 
 #include "app.hpp"
 #include "gedge/ansible.hpp"
+#include "gedge/fd.hpp"
 #include "gedge_commit.hpp"
 #include "gedge_version.hpp"
 
@@ -39,25 +40,25 @@ std::string compiler() {
 // The ansible-core that `cluster build` would run (ansible-playbook on PATH), or null. Fixed
 // argv, no shell; its --version output's first line is "ansible-playbook [core 2.14.18]".
 nlohmann::json ansible_core() {
-  int fds[2];
-  if (::pipe(fds) != 0) return nullptr;
+  UniqueFd fds[2];
+  if (make_pipe(fds) != 0) return nullptr;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1].get(), 1);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  posix_spawn_file_actions_addclose(&fa, fds[0].get());
   char arg0[] = "ansible-playbook", arg1[] = "--version";
   char* argv[] = {arg0, arg1, nullptr};
   pid_t pid = -1;
   int rc = posix_spawnp(&pid, "ansible-playbook", &fa, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
-  ::close(fds[1]);
+  fds[1].reset();
   std::string out;
   char buf[4096];
-  for (ssize_t n; rc == 0 && (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+  for (ssize_t n; rc == 0 && (n = ::read(fds[0].get(), buf, sizeof buf)) > 0;)
     out.append(buf, static_cast<size_t>(n));
-  ::close(fds[0]);
+  fds[0].reset();
   int status = 0;
   if (rc == 0) ::waitpid(pid, &status, 0);
   static const std::regex core(R"(\[core ([0-9][^\]\s]*)\])");

@@ -492,3 +492,52 @@ TEST_CASE("a FIFO without a writer is refused at once by every file reader (it h
   CHECK(load_config("/dev/zero").error().message.find("not a regular file") != std::string::npos);
   CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 1.0);
 }
+
+#include <fcntl.h>
+
+#include "gedge/fd.hpp"
+
+TEST_CASE("UniqueFd closes its descriptor exactly once: at scope end, reset, close or move") {
+  auto open_fd = [] { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); };
+  auto is_open = [](int fd) { return ::fcntl(fd, F_GETFD) != -1; };
+  int raw = -1;
+  {
+    UniqueFd fd(open_fd());
+    REQUIRE(fd);
+    raw = fd.get();
+    CHECK(is_open(raw));
+  }
+  CHECK_FALSE(is_open(raw));  // closed at scope end
+
+  UniqueFd a(open_fd());
+  raw = a.get();
+  UniqueFd b(std::move(a));  // moved: one owner, nothing closed
+  CHECK_FALSE(a);
+  CHECK(b.get() == raw);
+  CHECK(is_open(raw));
+  UniqueFd c(open_fd());
+  int other = c.get();
+  c = std::move(b);  // c's old descriptor is closed, b's moves in
+  CHECK_FALSE(is_open(other));
+  CHECK(c.get() == raw);
+  CHECK(c.close() == 0);  // close() reports close(2)'s result
+  CHECK_FALSE(is_open(raw));
+  CHECK_FALSE(c);
+  CHECK(c.close() == 0);  // nothing held: nothing closed again
+
+  UniqueFd d(open_fd());
+  int kept = d.release();  // released: the caller owns it
+  CHECK_FALSE(d);
+  CHECK(is_open(kept));
+  d.reset(kept);
+  d.reset();
+  CHECK_FALSE(is_open(kept));
+
+  UniqueFd ends[2];
+  REQUIRE(make_pipe(ends) == 0);
+  CHECK(::write(ends[1].get(), "x", 1) == 1);
+  char ch = 0;
+  CHECK(::read(ends[0].get(), &ch, 1) == 1);
+  CHECK(ch == 'x');
+  CHECK((::fcntl(ends[0].get(), F_GETFD) & FD_CLOEXEC) != 0);
+}

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <set>
 
+#include "gedge/fd.hpp"
+
 namespace gedge {
 namespace {
 
@@ -376,10 +378,7 @@ Result<std::string> read_input_file(const std::filesystem::path& path, std::size
     return fail(ErrorCode::usage,
                 fmt::format("cannot read {} '{}': {}", what, path.string(), std::strerror(e)));
   }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  UniqueFd closer(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0)
     return fail(ErrorCode::usage,

@@ -12,6 +12,8 @@
 #include <random>
 #include <sstream>
 
+#include "gedge/fd.hpp"
+
 namespace gedge {
 
 namespace fs = std::filesystem;
@@ -91,25 +93,25 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view content, u
   std::random_device rd;
   fs::path tmp = path;
   tmp += fmt::format(".tmp.{}.{:x}", ::getpid(), rd());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0)
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd)
     return fail(ErrorCode::failure,
                 fmt::format("cannot write {}: {}", tmp.string(), strerror(errno)));
-  ::fchmod(fd, mode);
+  ::fchmod(fd.get(), mode);
   size_t off = 0;
   while (off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
       int e = errno;
-      ::close(fd);
+      fd.reset();
       ::unlink(tmp.c_str());
       return fail(ErrorCode::failure,
                   fmt::format("cannot write {}: {}", path.string(), strerror(e)));
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::fsync(fd.get()) != 0 || fd.close() != 0) {
     ::unlink(tmp.c_str());
     return fail(ErrorCode::failure,
                 fmt::format("cannot write {}: {}", path.string(), strerror(errno)));

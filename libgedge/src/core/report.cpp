@@ -10,6 +10,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "gedge/fd.hpp"
+
 namespace gedge {
 
 Reporter& null_reporter() {
@@ -20,7 +22,7 @@ Reporter& null_reporter() {
 namespace {
 std::atomic<bool> g_cancel{false};
 std::mutex g_log_mu;
-int g_log_fd = -1;
+UniqueFd g_log_fd;
 }  // namespace
 
 void request_cancel() noexcept {
@@ -79,17 +81,17 @@ namespace {
 constexpr off_t kLogMaxBytes = 4 << 20;
 constexpr int kLogKeep = 3;
 
-int open_log(const std::string& path) {
-  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+UniqueFd open_log(const std::string& path) {
+  return UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
 }
 
 // Rotates `path` when `fd` (open on it) has reached the limit. flock keeps two gedge processes
 // from rotating twice; the inode check skips a file another process has rotated meanwhile.
-int rotate_if_full(const std::string& path, int fd) {
-  if (fd < 0 || ::flock(fd, LOCK_EX) != 0) return fd;
+UniqueFd rotate_if_full(const std::string& path, UniqueFd fd) {
+  if (!fd || ::flock(fd.get(), LOCK_EX) != 0) return fd;
   struct stat open_st {
   }, named_st{};
-  bool full = ::fstat(fd, &open_st) == 0 && open_st.st_size >= kLogMaxBytes &&
+  bool full = ::fstat(fd.get(), &open_st) == 0 && open_st.st_size >= kLogMaxBytes &&
               ::stat(path.c_str(), &named_st) == 0 && named_st.st_ino == open_st.st_ino;
   if (full) {
     for (int i = kLogKeep - 1; i >= 1; --i)
@@ -97,22 +99,22 @@ int rotate_if_full(const std::string& path, int fd) {
                (path + "." + std::to_string(i + 1)).c_str());
     ::rename(path.c_str(), (path + ".1").c_str());
   }
-  ::flock(fd, LOCK_UN);
+  ::flock(fd.get(), LOCK_UN);
   if (!full) return fd;
-  ::close(fd);
+  fd.reset();
   return open_log(path);
 }
 }  // namespace
 
 void set_log_file(const std::string& path) {
   std::lock_guard lk(g_log_mu);
-  if (g_log_fd >= 0) ::close(g_log_fd);
+  g_log_fd.reset();
   g_log_fd = rotate_if_full(path, open_log(path));
 }
 
 void log_line(std::string_view level, std::string_view msg) {
   std::lock_guard lk(g_log_mu);
-  if (g_log_fd < 0) return;
+  if (!g_log_fd) return;
   std::string line = now_rfc3339();
   line += " [";
   line += std::to_string(::getpid());
@@ -122,7 +124,7 @@ void log_line(std::string_view level, std::string_view msg) {
   line += msg;
   line += "\n";
   // One write per line with O_APPEND keeps lines whole across processes.
-  [[maybe_unused]] auto n = ::write(g_log_fd, line.data(), line.size());
+  [[maybe_unused]] auto n = ::write(g_log_fd.get(), line.data(), line.size());
 }
 
 }  // namespace gedge

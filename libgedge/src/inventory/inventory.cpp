@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "gedge/fd.hpp"
 #include "migrations.hpp"
 
 namespace gedge {
@@ -83,11 +84,10 @@ Result<Inventory> Inventory::open(const fs::path& path, bool create) {
                 "run 'gedge init' first");
   if (create && !fs::exists(path)) {
     // Create the file 0600 ourselves so SQLite never makes it world-readable.
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd)
       return fail(ErrorCode::failure,
                   fmt::format("cannot create {}: {}", path.string(), strerror(errno)));
-    ::close(fd);
   }
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;

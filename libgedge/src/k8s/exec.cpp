@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 
+#include "gedge/fd.hpp"
 #include "gedge/k8s.hpp"
 #include "gedge/report.hpp"
 
@@ -121,46 +122,38 @@ Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
   for (auto& x : envs) envp.push_back(x.data());
   envp.push_back(nullptr);
 
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return fail(ErrorCode::failure, "pipe failed");
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]), ::close(out[1]);
-    return fail(ErrorCode::failure, "pipe failed");
-  }
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  UniqueFd out[2], err[2];
+  if (make_pipe(out) != 0 || make_pipe(err) != 0) return fail(ErrorCode::failure, "pipe failed");
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
-    if (devnull >= 0) ::close(devnull);
-    return fail(ErrorCode::failure, "fork failed");
-  }
+  if (pid < 0) return fail(ErrorCode::failure, "fork failed");
   if (pid == 0) {
     if (!interactive) ::setpgid(0, 0);  // an interactive plugin stays in the terminal's group
-    ::dup2(interactive ? 0 : devnull, 0);
-    ::dup2(out[1], 1);
-    if (!interactive) ::dup2(err[1], 2);
+    ::dup2(interactive ? 0 : devnull.get(), 0);
+    ::dup2(out[1].get(), 1);
+    if (!interactive) ::dup2(err[1].get(), 2);
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     ::signal(SIGPIPE, SIG_DFL);
     ::execve(argv[0], argv.data(), envp.data());
     const char msg[] = "gedge: cannot execute the exec plugin\n";
-    [[maybe_unused]] auto w = ::write(err[1], msg, sizeof msg - 1);
+    [[maybe_unused]] auto w = ::write(err[1].get(), msg, sizeof msg - 1);
     ::_exit(127);
   }
   if (!interactive) {
     ::setpgid(pid, pid);
     track_child_group(pid);
   }
-  ::close(out[1]);
-  ::close(err[1]);
-  if (devnull >= 0) ::close(devnull);
+  out[1].reset();
+  err[1].reset();
+  devnull.reset();
 
   std::string sout, serr;
   auto deadline =
       std::chrono::steady_clock::now() +
       std::chrono::milliseconds(static_cast<long>((timeout_s > 0 ? timeout_s : 60) * 1000));
   bool open_out = true, open_err = !interactive;
-  if (interactive) ::close(err[0]);
+  if (interactive) err[0].reset();
   bool killed = false, timed_out = false;
   while (open_out || open_err) {
     if (cancel_requested() || std::chrono::steady_clock::now() > deadline) {
@@ -171,14 +164,14 @@ Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
     }
     pollfd fds[2];
     int n = 0;
-    if (open_out) fds[n++] = {out[0], POLLIN, 0};
-    if (open_err) fds[n++] = {err[0], POLLIN, 0};
+    if (open_out) fds[n++] = {out[0].get(), POLLIN, 0};
+    if (open_err) fds[n++] = {err[0].get(), POLLIN, 0};
     if (::poll(fds, n, 200) <= 0) continue;
     for (int i = 0; i < n; ++i) {
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       char buf[4096];
       ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
-      bool is_out = fds[i].fd == out[0];
+      bool is_out = fds[i].fd == out[0].get();
       if (r <= 0) {
         (is_out ? open_out : open_err) = false;
         continue;
@@ -187,8 +180,8 @@ Result<ExecCredentials> run(const ExecConfig& e, double timeout_s) {
       if (into.size() < (1u << 20)) into.append(buf, static_cast<std::size_t>(r));
     }
   }
-  ::close(out[0]);
-  if (!interactive) ::close(err[0]);
+  out[0].reset();
+  err[0].reset();
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!interactive) untrack_child_group(pid);

@@ -86,17 +86,17 @@ Result<void> write_all(int fd, std::string_view data, const fs::path& what) {
 
 Result<void> write_atomic(const fs::path& path, std::string_view data, unsigned mode) {
   fs::path tmp = path.parent_path() / temp_name(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) {
     int e = errno;
     return fail(ErrorCode::failure,
                 fmt::format("cannot create {}: {}", tmp.string(), errno_text(e)),
                 e == ENOSPC ? "free space on the target" : "");
   }
-  auto ok = write_all(fd, data, path);
-  if (ok && ::fchmod(fd, mode) != 0)
+  auto ok = write_all(fd.get(), data, path);
+  if (ok && ::fchmod(fd.get(), mode) != 0)
     ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", tmp.string()));
-  if (::close(fd) != 0 && ok) {
+  if (fd.close() != 0 && ok) {
     int e = errno;
     ok = fail(ErrorCode::failure, fmt::format("cannot write {}: {}", path.string(), errno_text(e)));
   }
@@ -111,10 +111,9 @@ Result<void> write_atomic(const fs::path& path, std::string_view data, unsigned 
 
 namespace {
 // Reads an open regular file to its end and closes it; `shown` names it in messages.
-Result<std::string> read_and_close(int fd, const fs::path& shown) {
+Result<std::string> read_and_close(UniqueFd fd, const fs::path& shown) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return fail(ErrorCode::failure,
                 fmt::format("cannot read {}: not a regular file", shown.string()));
   }
@@ -122,31 +121,29 @@ Result<std::string> read_and_close(int fd, const fs::path& shown) {
   out.reserve(static_cast<std::size_t>(st.st_size));
   char buf[1 << 16];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       int e = errno;
-      ::close(fd);
       return fail(ErrorCode::failure,
                   fmt::format("cannot read {}: {}", shown.string(), errno_text(e)));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(fd);
   return out;
 }
 }  // namespace
 
 Result<std::string> slurp(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
     int e = errno;
     return fail(
         ErrorCode::failure, fmt::format("cannot read {}: {}", path.string(), errno_text(e)),
         e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
   }
-  return read_and_close(fd, path);
+  return read_and_close(std::move(fd), path);
 }
 
 Result<std::string> decode_chunk(const std::string& raw, std::string_view name) {
@@ -169,23 +166,9 @@ Result<std::string> read_chunk(const fs::path& path) {
   return decode_chunk(*raw, path.filename().string());
 }
 
-Dir& Dir::operator=(Dir&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.fd_;
-    path_ = std::move(o.path_);
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-Dir::~Dir() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 Result<Dir> Dir::open(int at, std::string_view rel, bool create, const fs::path& shown) {
-  int fd = ::openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
+  UniqueFd fd(::openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd)
     return fail(ErrorCode::failure,
                 fmt::format("cannot open {}: {}", shown.string(), errno_text(errno)));
   fs::path where = shown;
@@ -198,20 +181,19 @@ Result<Dir> Dir::open(int at, std::string_view rel, bool create, const fs::path&
     if (name.empty() || name == ".") continue;
     where /= name;
     if (name == "..") {
-      ::close(fd);
       return fail(ErrorCode::failure, fmt::format("refusing '..' in {}", where.string()));
     }
-    if (create && ::mkdirat(fd, name.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (create && ::mkdirat(fd.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
       int e = errno;
-      ::close(fd);
       return fail(ErrorCode::failure,
                   fmt::format("cannot create {}: {}", where.string(), errno_text(e)),
                   e == ENOSPC ? "free space on the target" : "");
     }
-    int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    UniqueFd next(
+        ::openat(fd.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     int e = errno;
-    ::close(fd);
-    if (next < 0) {
+    fd.reset();
+    if (!next) {
       struct stat st {};
       if ((e == ELOOP || e == ENOTDIR) &&
           ::fstatat(at, std::string(rel.substr(0, j)).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -222,46 +204,46 @@ Result<Dir> Dir::open(int at, std::string_view rel, bool create, const fs::path&
       return fail(ErrorCode::failure,
                   fmt::format("cannot open directory {}: {}", where.string(), errno_text(e)));
     }
-    fd = next;
+    fd = std::move(next);
   }
-  return Dir(fd, where);
+  return Dir(std::move(fd), where);
 }
 
 Result<Dir> Dir::at_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
     int e = errno;
     return fail(e == ENOENT ? ErrorCode::not_found : ErrorCode::failure,
                 fmt::format("cannot open directory {}: {}", path.string(), errno_text(e)));
   }
-  return Dir(fd, path);
+  return Dir(std::move(fd), path);
 }
 
 Result<std::string> slurp_at(const Dir& dir, const std::string& name) {
   fs::path shown = dir.path() / name;
-  int fd = ::openat(dir.fd(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
+  UniqueFd fd(::openat(dir.fd(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd)
     return fail(ErrorCode::failure,
                 fmt::format("cannot read {}: {}", shown.string(), errno_text(errno)));
-  return read_and_close(fd, shown);
+  return read_and_close(std::move(fd), shown);
 }
 
 Result<void> write_atomic_at(const Dir& dir, const std::string& name, std::string_view data,
                              unsigned mode) {
   fs::path shown = dir.path() / name;
   std::string tmp = temp_name(name);
-  int fd =
-      ::openat(dir.fd(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  UniqueFd fd(
+      ::openat(dir.fd(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) {
     int e = errno;
     return fail(ErrorCode::failure,
                 fmt::format("cannot create {}: {}", (dir.path() / tmp).string(), errno_text(e)),
                 e == ENOSPC ? "free space on the target" : "");
   }
-  auto ok = write_all(fd, data, shown);
-  if (ok && ::fchmod(fd, mode) != 0)
+  auto ok = write_all(fd.get(), data, shown);
+  if (ok && ::fchmod(fd.get(), mode) != 0)
     ok = fail(ErrorCode::failure, fmt::format("cannot chmod {}", shown.string()));
-  if (::close(fd) != 0 && ok) {
+  if (fd.close() != 0 && ok) {
     int e = errno;
     ok =
         fail(ErrorCode::failure, fmt::format("cannot write {}: {}", shown.string(), errno_text(e)));
@@ -284,20 +266,15 @@ Result<uint64_t> copy_atomic(const fs::path& from, const fs::path& to) {
 Result<StoreLock> StoreLock::take(const fs::path& file, bool exclusive) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd)
     return fail(ErrorCode::failure,
                 fmt::format("cannot open lock {}: {}", file.string(), errno_text(errno)));
-  while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
+  while (::flock(fd.get(), exclusive ? LOCK_EX : LOCK_SH) != 0) {
     if (errno == EINTR) continue;
-    ::close(fd);
     return fail(ErrorCode::conflict, fmt::format("cannot lock {}", file.string()));
   }
-  return StoreLock(fd);
-}
-
-StoreLock::~StoreLock() {
-  if (fd_ >= 0) ::close(fd_);
+  return StoreLock(std::move(fd));
 }
 
 }  // namespace detail

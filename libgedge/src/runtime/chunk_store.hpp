@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "gedge/error.hpp"
+#include "gedge/fd.hpp"
 
 namespace gedge::runtime::detail {
 
@@ -40,15 +41,14 @@ class Dir {
                           const std::filesystem::path& shown);
   // Opens a directory the user named (links in `path` itself are the user's choice and followed).
   static Result<Dir> at_path(const std::filesystem::path& path);
-  Dir(Dir&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
-  Dir& operator=(Dir&& o) noexcept;
-  ~Dir();
-  int fd() const { return fd_; }
+  Dir(Dir&&) noexcept = default;
+  Dir& operator=(Dir&&) noexcept = default;
+  int fd() const { return fd_.get(); }
   const std::filesystem::path& path() const { return path_; }  // for messages only
 
  private:
-  Dir(int fd, std::filesystem::path p) : fd_(fd), path_(std::move(p)) {}
-  int fd_;
+  Dir(UniqueFd fd, std::filesystem::path p) : fd_(std::move(fd)), path_(std::move(p)) {}
+  UniqueFd fd_;
   std::filesystem::path path_;
 };
 
@@ -80,13 +80,12 @@ std::string errno_text(int err);
 class StoreLock {
  public:
   static Result<StoreLock> take(const std::filesystem::path& file, bool exclusive);
-  StoreLock(StoreLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  StoreLock(StoreLock&&) noexcept = default;
   StoreLock& operator=(StoreLock&&) = delete;
-  ~StoreLock();
 
  private:
-  explicit StoreLock(int fd) : fd_(fd) {}
-  int fd_;
+  explicit StoreLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;  // the lock goes with the descriptor
 };
 
 }  // namespace gedge::runtime::detail

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "chunk_store.hpp"
+#include "gedge/fd.hpp"
 
 namespace fs = std::filesystem;
 
@@ -225,10 +226,7 @@ Result<PackedFile> FilePacker::pack(const fs::path& src) {
         ErrorCode::failure, fmt::format("cannot read {}: {}", src.string(), errno_text(e)),
         e == EACCES ? "make the file readable by this user, or remove it from the tree" : "");
   }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  UniqueFd closer(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0)
     return fail(ErrorCode::failure,

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <random>
 
+#include "gedge/fd.hpp"
 #include "gedge/topo.hpp"
 
 namespace gedge::topo {
@@ -50,24 +51,23 @@ Result<double> run_once(const std::vector<std::string>& argv, const IndexSet& cp
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0) return fail(ErrorCode::failure, "cannot open /dev/null");
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) return fail(ErrorCode::failure, "cannot open /dev/null");
   auto t0 = std::chrono::steady_clock::now();
   pid_t pid = ::fork();
   if (pid < 0) {
-    ::close(devnull);
     return fail(ErrorCode::failure, fmt::format("fork failed: {}", std::strerror(errno)));
   }
   if (pid == 0) {
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
+    ::dup2(devnull.get(), 0);
+    ::dup2(devnull.get(), 1);
+    ::dup2(devnull.get(), 2);
     if (::sched_setaffinity(0, sizeof set, &set) != 0) ::_exit(126);
     if (mems && ::syscall(SYS_set_mempolicy, kMpolBind, nodemask, 16 * 64) != 0) ::_exit(126);
     ::execvp(args[0], args.data());
     ::_exit(127);
   }
-  ::close(devnull);
+  devnull.reset();
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return fail(ErrorCode::failure, "waitpid failed");
