@@ -5,14 +5,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <cmath>
 #include <filesystem>
-#include <map>
-#include <set>
 
 #include "app.hpp"
 #include "gedge/device.hpp"
-#include "gedge/document.hpp"
 #include "gedge/manifest.hpp"
 #include "gedge/svc.hpp"
 
@@ -22,17 +18,10 @@ namespace {
 
 struct PlaceFlags {
   std::string file;
-  std::string policy = "pipeline";
-  std::string from;
   std::string state;
-  std::string clusters;
-  std::string node;
-  std::string rank = "low-latency";
-  std::string weights;
-  bool explain = false;
-  int top = 5;
   bool allow_unknown_kinds = false;
   std::string request;  // GS-Scheduler request/options JSON
+  sched::RequestFlags r;
 };
 
 void add_place_flags(CLI::App* cmd, PlaceFlags& f) {
@@ -41,27 +30,27 @@ void add_place_flags(CLI::App* cmd, PlaceFlags& f) {
                   "directory of them")
       ->required();
   cmd->add_option(
-         "--policy", f.policy,
+         "--policy", f.r.policy,
          "low-latency | least-allocated | most-allocated | select-clusters | node | pipeline "
          "(GS-Scheduler's GLowLatencyPriority, GMostRequestedPriority, GSelectedCluster too)")
       ->option_text("POLICY")
       ->default_str("pipeline");
-  cmd->add_option("--from", f.from,
+  cmd->add_option("--from", f.r.from,
                   "Where the data comes from (device; overrides the file's source:)")
       ->option_text("DEVICE");
   cmd->add_option("--state", f.state,
                   "Offline world (schemas/sched-state.schema.json) instead of the inventory")
       ->option_text("FILE");
   cmd->add_option(
-         "--clusters", f.clusters,
+         "--clusters", f.r.clusters,
          R"(Ordered cluster levels: JSON '["c1", ["c2", "c3"]]', Python "['c1', ['c2', 'c3']]" or [c1,[c2,c3]])")
       ->option_text("LIST");
-  cmd->add_option("--node", f.node, "For --policy node: the node, as CLUSTER/NODE")
+  cmd->add_option("--node", f.r.node, "For --policy node: the node, as CLUSTER/NODE")
       ->option_text("C/N");
-  cmd->add_option("--rank", f.rank, "Secondary policy ranking a nested level (select-clusters)")
+  cmd->add_option("--rank", f.r.rank, "Secondary policy ranking a nested level (select-clusters)")
       ->option_text("POLICY")
       ->default_str("low-latency");
-  cmd->add_option("--weights", f.weights,
+  cmd->add_option("--weights", f.r.weights,
                   "least/most-allocated weights, e.g. cpu=1,memory=1,gpu=200")
       ->option_text("K=V,...");
   cmd->add_option(
@@ -72,131 +61,27 @@ void add_place_flags(CLI::App* cmd, PlaceFlags& f) {
                 "Pass Kubernetes kinds gedge does not know through");
 }
 
-// The input (gedge's format or Kubernetes manifests) and the flags it implies: GS-Scheduler's
-// --request file, else a workload's gschConfig env, fills what the command line left out.
 Result<manifest::Input> load_input(PlaceFlags& f, const CLI::App* cmd) {
-  manifest::LoadOptions lo;
-  lo.allow_unknown_kinds = f.allow_unknown_kinds;
-  GEDGE_TRY_ASSIGN(auto in, manifest::load(f.file, lo));
-  std::optional<sched::GschRequest> g;
-  if (!f.request.empty()) {
-    GEDGE_TRY_ASSIGN(auto text, read_input_file(f.request, 1 << 20, "request file"));
-    GEDGE_TRY_ASSIGN(auto j, parse_json_strict(text, f.request));
-    GEDGE_TRY_ASSIGN(g, sched::gs_request(j, f.request));
-  } else if (cmd->get_option("--policy")->count() == 0) {
-    GEDGE_TRY_ASSIGN(g, sched::gsch_request(in));
-  }
-  if (g) {
-    if (cmd->get_option("--policy")->count() == 0 && !g->policy.empty()) f.policy = g->policy;
-    if (f.clusters.empty()) f.clusters = g->clusters;
-    if (f.from.empty()) f.from = g->from;
-    if (f.node.empty()) f.node = g->node;
-  }
-  return in;
-}
-
-Result<sched::Weights> parse_weights(const std::string& s) {
-  sched::Weights w;
-  if (s.empty()) return w;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto comma = s.find(',', pos);
-    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    auto eq = item.find('=');
-    double v = 0;
-    bool ok = eq != std::string::npos;
-    if (ok) {
-      try {
-        std::size_t used = 0;
-        v = std::stod(item.substr(eq + 1), &used);
-        ok = used == item.size() - eq - 1 && std::isfinite(v) && v >= 0 && v <= 1e6;
-      } catch (...) {
-        ok = false;
-      }
-    }
-    std::string k = ok ? item.substr(0, eq) : "";
-    if (k == "cpu")
-      w.cpu = v;
-    else if (k == "memory")
-      w.memory = v;
-    else if (k == "gpu")
-      w.gpu = v;
-    else
-      return fail(ErrorCode::usage, fmt::format("malformed --weights item '{}'", item),
-                  "example: --weights cpu=1,memory=1,gpu=200");
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return w;
-}
-
-Result<sched::Request> request_of(const PlaceFlags& f) {
-  sched::Request r;
-  GEDGE_TRY_ASSIGN(r.policy, sched::parse_policy(f.policy));
-  GEDGE_TRY_ASSIGN(r.rank, sched::parse_policy(f.rank));
-  if (r.rank != sched::Policy::low_latency && r.rank != sched::Policy::least_allocated &&
-      r.rank != sched::Policy::most_allocated)
-    return fail(ErrorCode::usage, fmt::format("--rank {} cannot rank clusters", f.rank),
-                "use low-latency, least-allocated or most-allocated");
-  r.source = f.from;
-  if (!f.clusters.empty()) {
-    GEDGE_TRY_ASSIGN(r.levels, sched::parse_levels(f.clusters));
-  }
-  r.node = f.node;
-  GEDGE_TRY_ASSIGN(r.weights, parse_weights(f.weights));
-  r.explain = f.explain;
-  r.top_k = f.top;
-  if (r.policy == sched::Policy::node && r.node.empty())
-    return fail(ErrorCode::usage, "--policy node needs --node CLUSTER/NODE");
-  if (r.policy != sched::Policy::node && !r.node.empty())
-    return fail(ErrorCode::usage, "--node goes with --policy node");
-  if (r.policy == sched::Policy::pipeline && !r.levels.empty())
-    return fail(ErrorCode::usage, "--clusters does not apply to --policy pipeline",
-                "restrict the world with --state, or use select-clusters");
-  return r;
-}
-
-Result<std::string> read_input(const std::string& file, const char* what) {
-  // A regular file of bounded size: /dev/zero grew memory without end, a FIFO hung.
-  return read_input_file(file, 16u << 20, what);
+  return sched::load_input(f.file, f.allow_unknown_kinds, f.request,
+                           cmd->get_option("--policy")->count() > 0, f.r);
 }
 
 Result<sched::World> load_world(Ctx& ctx, const std::string& state) {
-  if (!state.empty()) {
-    GEDGE_TRY_ASSIGN(auto text, read_input(state, "state file"));
-    return sched::parse_state(text, state);
-  }
+  if (!state.empty()) return sched::read_state(state);
   GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
   return sched::world_from_inventory(*inv);
-}
-
-std::string fmt_ms(const nlohmann::json& v) {
-  return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : "-";
 }
 
 // The table view of a placement: one row per stage, the E2E and (with --explain) each stage's
 // feasibility line and its top-k ranked candidates, rendered from the JSON's "explain".
 View placement_view(const sched::Placement& p, const nlohmann::json& data, bool explain, int top) {
-  std::string footer =
-      fmt::format("e2e {} ms (policy {}{})", fmt_ms(data["e2e_ms"]), sched::policy_name(p.policy),
-                  p.method.empty() ? "" : ", method " + p.method);
+  const auto& e2e = data["e2e_ms"];
+  std::string footer = fmt::format(
+      "e2e {} ms (policy {}{})", e2e.is_number() ? fmt::format("{:.3f}", e2e.get<double>()) : "-",
+      sched::policy_name(p.policy), p.method.empty() ? "" : ", method " + p.method);
   if (!p.e2e_note.empty()) footer += "\nnote: " + p.e2e_note;
-  if (explain && data.contains("explain")) {
-    for (const auto& st : data["explain"]["stages"]) {
-      footer += "\n" + st["summary"].get<std::string>();
-      int i = 0;
-      for (const auto& c : st["ranking"]) {
-        if (i >= top) break;
-        std::string terms;
-        for (auto it = c["terms"].begin(); it != c["terms"].end(); ++it)
-          terms +=
-              fmt::format(" {}={}", it.key(),
-                          it.value().is_number_float() ? fmt_ms(it.value()) : it.value().dump());
-        footer += fmt::format("\n  #{} {}/{} score={:.3f}{}", ++i, c["cluster"].get<std::string>(),
-                              c["node"].get<std::string>(), c["score"].get<double>(), terms);
-      }
-    }
-  }
+  if (explain && data.contains("explain"))
+    footer += "\n" + sched::explain_text(data["explain"], top);
   return View{data,
               {{"stage", "/stage"},
                {"cluster", "/cluster"},
@@ -242,9 +127,9 @@ void register_sched(CLI::App& app, Ctx& ctx) {
   auto* place =
       cmd->add_subcommand("place", "Decide where each stage of a service or pipeline runs");
   add_place_flags(place, pf);
-  place->add_flag("--explain", pf.explain,
+  place->add_flag("--explain", pf.r.explain,
                   "Every candidate's reason or terms; top-k per stage in the table");
-  place->add_option("--top", pf.top, "Candidates shown per stage with --explain (table)")
+  place->add_option("--top", pf.r.top, "Candidates shown per stage with --explain (table)")
       ->default_str("5");
   place->add_flag("--apply", apply, "Deploy the placement with 'gedge svc deploy' (one cluster)");
   place->add_option("--cluster", apply_cluster, "With --apply: the cluster to deploy to")
@@ -261,23 +146,12 @@ void register_sched(CLI::App& app, Ctx& ctx) {
                   "--apply deploys to the inventory's clusters, not to a --state world");
     GEDGE_TRY_ASSIGN(auto in, load_input(pf, place));
     GEDGE_TRY_ASSIGN(auto wl, sched::workload_from(in));
-    GEDGE_TRY_ASSIGN(auto req, request_of(pf));
+    GEDGE_TRY_ASSIGN(auto req, sched::build_request(pf.r));
     GEDGE_TRY_ASSIGN(auto world, load_world(ctx, pf.state));
     auto placed = sched::place(world, wl, req);
-    if (!placed && placed.error().code == ErrorCode::failure && pf.explain) {
+    if (!placed && placed.error().code == ErrorCode::failure && pf.r.explain) {
       // Nothing fits: exactly when the operator needs the explanation, every node's every reason.
       auto why = sched::explain_unplaced(world, wl, req);
-      std::string footer;
-      for (const auto& st : why["stages"])
-        footer += (footer.empty() ? "" : "\n") + st["summary"].get<std::string>();
-      nlohmann::json rows = nlohmann::json::array();
-      for (const auto& st : why["stages"])
-        for (const auto& n : st["nodes"])
-          rows.push_back({{"stage", st["stage"]},
-                          {"cluster", n["cluster"]},
-                          {"node", n["node"]},
-                          {"fits", n["fits"]},
-                          {"reasons", n["reasons"]}});
       View v{why,
              {{"stage", "/stage"},
               {"cluster", "/cluster"},
@@ -285,38 +159,27 @@ void register_sched(CLI::App& app, Ctx& ctx) {
               {"fits", "/fits"},
               {"reasons", "/reasons"}},
              "",
-             footer};
-      return Outcome{std::move(v).with_rows(rows), placed.error(), std::nullopt};
+             sched::explain_text(why, 0)};
+      return Outcome{std::move(v).with_rows(sched::unplaced_rows(why)), placed.error(),
+                     std::nullopt};
     }
     GEDGE_TRY_ASSIGN(auto p, std::move(placed));
     auto data = sched::to_json(p);
     if (apply) {
       // Every stage must land on one cluster: the one --cluster names, or the only one used.
-      std::string target = apply_cluster;
-      for (const auto& pl : data["placements"]) {
-        std::string c = pl.value("cluster", "");
-        if (target.empty()) target = c;
-        if (c != target)
-          return fail(
-              ErrorCode::usage,
-              fmt::format("--apply deploys to one cluster, but the placement uses '{}' and '{}'",
-                          target, c),
-              "restrict the candidates (--policy select-clusters --clusters '[\"C\"]'), or deploy "
-              "each cluster's "
-              "stages with 'gedge svc deploy --placement'");
-      }
+      GEDGE_TRY_ASSIGN(auto target, sched::apply_cluster(data, apply_cluster));
       svc::DeployRequest dr;
       dr.cluster = target;
       dr.placement = data;
       GEDGE_TRY_ASSIGN(auto dep, run_deploy(ctx, pf.file, dr, pf.allow_unknown_kinds));
       nlohmann::json both{{"placement", data}, {"deploy", dep.view.data}};
-      View v = placement_view(p, data, pf.explain, pf.top);
+      View v = placement_view(p, data, pf.r.explain, pf.r.top);
       v.data = both;
       v.rows = "/placement/placements";
       v.footer += "\n" + dep.view.footer;
       return Outcome{v, dep.error, std::nullopt};
     }
-    return Outcome{placement_view(p, data, pf.explain, pf.top), std::nullopt, std::nullopt};
+    return Outcome{placement_view(p, data, pf.r.explain, pf.r.top), std::nullopt, std::nullopt};
   });
 
   // probe
@@ -349,7 +212,6 @@ void register_sched(CLI::App& app, Ctx& ctx) {
 
   // submit
   static PlaceFlags sf;
-  static bool high = false;
   static std::string priority = "normal";
   auto* submit =
       cmd->add_subcommand("submit", "Queue a placement request (processed by 'gedge sched run')");
@@ -361,27 +223,18 @@ void register_sched(CLI::App& app, Ctx& ctx) {
            {"gedge sched submit yolo.yaml --from cam-1",
             "gedge sched submit web.yaml --policy least-allocated --priority high -o json"});
   on_run(submit, ctx, [&ctx, submit]() -> Result<Outcome> {
-    (void)high;
     GEDGE_TRY_ASSIGN(auto in, load_input(sf, submit));
     GEDGE_TRY(sched::workload_from(in));
-    GEDGE_TRY_ASSIGN(auto req, request_of(sf));
+    GEDGE_TRY(sched::build_request(sf.r));
     GEDGE_TRY_ASSIGN(auto* inv, ctx.inventory());
     sched::SubmitRequest r;
     // What the queue re-reads later: the file as written, or the manifests as one List.
     r.spec = in.canonical_text();
     r.origin = sf.file;
     r.priority = priority == "high" ? 1 : 0;
-    r.options = {{"policy", sf.policy}, {"rank", sf.rank}};
-    if (!sf.from.empty()) r.options["from"] = sf.from;
-    if (!sf.clusters.empty()) r.options["clusters"] = sf.clusters;
-    if (!sf.node.empty()) r.options["node"] = sf.node;
-    if (!sf.weights.empty())
-      r.options["weights"] = {
-          {"cpu", req.weights.cpu}, {"memory", req.weights.memory}, {"gpu", req.weights.gpu}};
+    GEDGE_TRY_ASSIGN(r.options, sched::request_options(sf.r));
     if (!sf.state.empty()) {
-      GEDGE_TRY_ASSIGN(auto text, read_input(sf.state, "state file"));
-      auto checked = sched::parse_state(text, sf.state);
-      if (!checked) return std::unexpected(checked.error());
+      GEDGE_TRY(sched::read_state(sf.state));
       r.options["state"] = std::filesystem::absolute(sf.state).string();
     }
     GEDGE_TRY_ASSIGN(auto row, sched::submit(*inv, r));
@@ -409,13 +262,7 @@ void register_sched(CLI::App& app, Ctx& ctx) {
     o.max = max_n;
     o.retry_now = retry_now;
     GEDGE_TRY_ASSIGN(auto rows, sched::run_queue(*inv, o));
-    std::optional<Error> err;
-    int failed = 0;
-    for (const auto& r : rows) failed += r["state"] == "failed";
-    if (failed > 0)
-      err = Error{ErrorCode::partial,
-                  fmt::format("{} of {} requests failed for good", failed, rows.size()),
-                  "see 'gedge sched ls --state failed'"};
+    auto err = sched::run_error(rows);
     return Outcome{
         requests_view(rows, rows.empty() ? "nothing due: the queue is empty or its requests wait "
                                            "out their retry backoff (--retry-now)"

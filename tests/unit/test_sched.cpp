@@ -2,6 +2,7 @@
 // against exhaustive search on random seeded instances, loaders and their bad input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -761,4 +762,136 @@ TEST_CASE(
   REQUIRE(old->stages.size() == 1);
   CHECK(old->stages[0].name == "p");
   CHECK(old->stages[0].request.cpu == 3);
+}
+
+TEST_CASE("requests from flags: one path for place, submit and the queue (issue 12 item 3)") {
+  // --weights: each item checked, the item named.
+  auto w = parse_weights("cpu=2,memory=0.5,gpu=0");
+  REQUIRE(w);
+  CHECK((w->cpu == 2 && w->memory == 0.5 && w->gpu == 0));
+  CHECK(parse_weights("")->gpu == 200);  // the defaults
+  for (const char* bad : {"cpu=lots", "cpu", "disk=1", "cpu=-1", "cpu=1e7", "cpu=1,", "cpu=nan"}) {
+    auto e = parse_weights(bad);
+    REQUIRE_FALSE_MESSAGE(e, bad);
+    CHECK(e.error().code == ErrorCode::usage);
+    CHECK(e.error().message.find("malformed --weights item") != std::string::npos);
+  }
+
+  // The flags' combinations.
+  auto refused = [](RequestFlags f) {
+    auto r = build_request(f);
+    return !r && r.error().code == ErrorCode::usage;
+  };
+  RequestFlags f;
+  f.policy = "node";
+  CHECK(refused(f));  // node needs --node
+  f.node = "edge-a/n1";
+  CHECK(build_request(f).has_value());
+  f.policy = "least-allocated";
+  CHECK(refused(f));  // --node only with node
+  f = {};
+  f.clusters = "[edge-a]";
+  CHECK(refused(f));  // no levels with pipeline
+  f.policy = "select-clusters";
+  f.rank = "node";
+  CHECK(refused(f));  // a rank that cannot rank clusters
+  f.rank = "most-allocated";
+  auto r = build_request(f);
+  REQUIRE(r);
+  CHECK(r->levels == Levels{{"edge-a"}});
+  CHECK(r->rank == Policy::most_allocated);
+
+  // What submit stores is what the queue builds again: the weights reach the queue's request.
+  f = {};
+  f.policy = "most-allocated";
+  f.from = "cam-1";
+  f.weights = "cpu=1000,memory=0,gpu=0.1";
+  auto o = request_options(f);
+  REQUIRE(o);
+  CHECK((*o)["weights"] == json{{"cpu", 1000.0}, {"memory", 0.0}, {"gpu", 0.1}});
+  auto back = build_request(flags_from_options(*o));
+  REQUIRE(back);
+  CHECK(back->policy == Policy::most_allocated);
+  CHECK(back->source == "cam-1");
+  CHECK((back->weights.cpu == 1000 && back->weights.memory == 0 && back->weights.gpu == 0.1));
+  f.weights = "cpu=x";
+  CHECK_FALSE(request_options(f));  // never stored unchecked
+
+  // GS-Scheduler's request fills only what the flags left out.
+  RequestFlags g;
+  g.from = "cam-2";
+  fill_from(g, GschRequest{"select-clusters", "[a]", "cam-9", ""}, false);
+  CHECK((g.policy == "select-clusters" && g.clusters == "[a]" && g.from == "cam-2"));
+  RequestFlags h;
+  fill_from(h, GschRequest{"select-clusters", "", "", ""}, true);
+  CHECK(h.policy == "pipeline");  // --policy given wins
+}
+
+TEST_CASE("explain renders from its JSON; when nothing fits, every node's every reason") {
+  World w = three();
+  Request r = req(Policy::pipeline);
+  r.explain = true;
+  auto p = place(w, yolo(), r);
+  REQUIRE_MESSAGE(p, p.error().message);
+  json data = to_json(*p);
+  REQUIRE(data.contains("explain"));
+  std::string all = explain_text(data["explain"], 100);
+  std::string top1 = explain_text(data["explain"], 1);
+  const auto& stages = data["explain"]["stages"];
+  REQUIRE(stages.size() == 3);
+  CHECK(all.starts_with(stages[0]["summary"].get<std::string>()));
+  long lines = -1;
+  for (const auto& st : stages) {
+    CHECK(all.find(st["summary"].get<std::string>()) != std::string::npos);
+    lines += 1 + static_cast<long>(st["ranking"].size());
+  }
+  CHECK(std::count(all.begin(), all.end(), '\n') == lines);
+  CHECK(top1.find("\n  #1 ") != std::string::npos);
+  CHECK(top1.find("\n  #2 ") == std::string::npos);
+  const auto& best = stages[0]["ranking"][0];
+  CHECK(top1.find("#1 " + best["cluster"].get<std::string>() + "/" +
+                  best["node"].get<std::string>() + " score=") != std::string::npos);
+  // Nothing fits: the rows name every node with all its reasons; the text is the summaries.
+  Workload big = yolo();
+  big.stages[0].request.cpu = 100;
+  auto why = explain_unplaced(w, big, r);
+  json rows = unplaced_rows(why);
+  std::size_t nodes = 0;
+  std::string summaries;
+  for (const auto& st : why["stages"]) {
+    nodes += st["nodes"].size();
+    summaries += (summaries.empty() ? "" : "\n") + st["summary"].get<std::string>();
+  }
+  CHECK(rows.size() == nodes);
+  int pre = 0;
+  for (const auto& row : rows) {
+    if (row["stage"] != "pre") continue;
+    ++pre;
+    CHECK_FALSE(row["fits"].get<bool>());
+    CHECK_FALSE(row["reasons"].empty());
+  }
+  CHECK(pre == 4);
+  CHECK(explain_text(why, 5) == summaries);
+}
+
+TEST_CASE("place --apply: one cluster, the one named or the only one used") {
+  json one = {{"placements", {{{"cluster", "a"}}, {{"cluster", "a"}}}}};
+  CHECK(apply_cluster(one, "").value() == "a");
+  CHECK(apply_cluster(one, "a").value() == "a");
+  auto named_other = apply_cluster(one, "b");
+  REQUIRE_FALSE(named_other);
+  CHECK(named_other.error().code == ErrorCode::usage);
+  json two = {{"placements", {{{"cluster", "a"}}, {{"cluster", "b"}}}}};
+  auto e = apply_cluster(two, "");
+  REQUIRE_FALSE(e);
+  CHECK(e.error().message == "--apply deploys to one cluster, but the placement uses 'a' and 'b'");
+}
+
+TEST_CASE("sched run's error counts the requests that failed for good") {
+  CHECK_FALSE(run_error(json::array()).has_value());
+  CHECK_FALSE(run_error(json{{{"state", "completed"}}, {{"state", "enqueued"}}}).has_value());
+  auto e = run_error(json{{{"state", "failed"}}, {{"state", "completed"}}, {{"state", "failed"}}});
+  REQUIRE(e);
+  CHECK(e->code == ErrorCode::partial);
+  CHECK(e->message == "2 of 3 requests failed for good");
 }

@@ -197,6 +197,40 @@ struct Request {
   bool record_rejections = true;
 };
 
+// The request as `sched place` and `sched submit` take it from flags, and as a queued request
+// keeps it: one path from flags to a Request for both commands and for the queue.
+struct RequestFlags {
+  std::string policy = "pipeline";
+  std::string rank = "low-latency";
+  std::string from;      // the source ("" : the file's source:)
+  std::string clusters;  // a list literal for parse_levels
+  std::string node;      // CLUSTER/NODE (policy node)
+  std::string weights;   // "cpu=1,memory=1,gpu=200" ("" : the defaults)
+  bool explain = false;
+  int top = 5;
+};
+// --weights: K=V items (cpu, memory, gpu), each finite and within 0..1e6; usage error naming
+// the item otherwise.
+Result<Weights> parse_weights(std::string_view s);
+// The validated Request: policy, rank (one that can rank clusters), levels, node (only with and
+// required by policy node; no levels with policy pipeline) and weights.
+Result<Request> build_request(const RequestFlags& f);
+// Fills what the flags left out from GS-Scheduler's request (--request FILE or a gschConfig):
+// the policy unless `policy_given`, the clusters, source and node unless set.
+void fill_from(RequestFlags& f, const GschRequest& g, bool policy_given);
+// What a queued request keeps of the flags (SubmitRequest::options; weights as numbers), and the
+// flags back from it (the queue builds the request with build_request, as place does).
+Result<nlohmann::json> request_options(const RequestFlags& f);
+RequestFlags flags_from_options(const nlohmann::json& o);
+// The input of `sched place|submit` (gedge's format or Kubernetes manifests, manifest::load) and
+// the flags it implies: GS-Scheduler's `request_file` (JSON, gs_request), else, unless
+// `policy_given`, a workload's gschConfig env fills what the flags left out (fill_from).
+Result<manifest::Input> load_input(const std::string& file, bool allow_unknown_kinds,
+                                   const std::string& request_file, bool policy_given,
+                                   RequestFlags& f);
+// A --state file: a regular file of at most 16 MiB, parsed by parse_state.
+Result<World> read_state(const std::string& path);
+
 struct StageTerms {
   double compute_ms = 0;
   double link_ms = 0;      // from the source (first stage) or from the predecessor(s)
@@ -273,6 +307,14 @@ nlohmann::json explain_json(const Placement& p);
 // first), {stage, fit, total, rejected_by, summary, nodes: [{cluster, node, fits, reasons}]}, each
 // stage against the world's free capacity on its own.
 nlohmann::json explain_unplaced(const World& w, const Workload& wl, const Request& req);
+// The table's rendering of an explanation (explain_json or explain_unplaced): each stage's
+// summary line and, up to `top` per stage, its ranked candidates with their terms.
+std::string explain_text(const nlohmann::json& explain, int top);
+// explain_unplaced's nodes as table rows: {stage, cluster, node, fits, reasons}.
+nlohmann::json unplaced_rows(const nlohmann::json& unplaced);
+// The one cluster `sched place --apply` deploys to: `wanted`, or the only one the placement
+// (to_json) uses; usage error when its stages use two.
+Result<std::string> apply_cluster(const nlohmann::json& placement, const std::string& wanted);
 // Every filter node `n` fails for stage `s` under `alloc` (empty: it fits).
 std::vector<std::string> all_reasons(const Stage& s, const Node& n, const Resources& alloc);
 
@@ -344,6 +386,9 @@ Result<std::vector<std::int64_t>> requeue_dead_claims(Inventory& inv);
 // after_failure, or failed at once for a permanent error). One run takes each request at most
 // once, and a re-queued request only once its backoff has passed. Returns the rows processed.
 Result<nlohmann::json> run_queue(Inventory& inv, const RunOptions& o);
+// The error of a run whose rows (run_queue's) hold requests that failed for good: partial,
+// counting them; nullopt when none did.
+std::optional<Error> run_error(const nlohmann::json& rows);
 
 // Rows, oldest first (optionally only one state).
 Result<nlohmann::json> list_requests(Inventory& inv, const std::string& state);

@@ -158,4 +158,53 @@ json explain_json(const Placement& p) {
   return json{{"placed", true}, {"stages", stages}};
 }
 
+std::string explain_text(const json& explain, int top) {
+  auto ms = [](const json& v) {
+    return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : std::string("-");
+  };
+  std::string out;
+  for (const auto& st : explain.value("stages", json::array())) {
+    out += (out.empty() ? "" : "\n") + st.value("summary", "");
+    int i = 0;
+    for (const auto& c : st.value("ranking", json::array())) {
+      if (i >= top) break;
+      std::string terms;
+      for (auto it = c["terms"].begin(); it != c["terms"].end(); ++it)
+        terms += fmt::format(" {}={}", it.key(),
+                             it.value().is_number_float() ? ms(it.value()) : it.value().dump());
+      out += fmt::format("\n  #{} {}/{} score={:.3f}{}", ++i, c["cluster"].get<std::string>(),
+                         c["node"].get<std::string>(), c["score"].get<double>(), terms);
+    }
+  }
+  return out;
+}
+
+json unplaced_rows(const json& unplaced) {
+  json rows = json::array();
+  for (const auto& st : unplaced.value("stages", json::array()))
+    for (const auto& n : st.value("nodes", json::array()))
+      rows.push_back({{"stage", st["stage"]},
+                      {"cluster", n["cluster"]},
+                      {"node", n["node"]},
+                      {"fits", n["fits"]},
+                      {"reasons", n["reasons"]}});
+  return rows;
+}
+
+Result<std::string> apply_cluster(const json& placement, const std::string& wanted) {
+  std::string target = wanted;
+  for (const auto& pl : placement.value("placements", json::array())) {
+    std::string c = pl.value("cluster", "");
+    if (target.empty()) target = c;
+    if (c != target)
+      return fail(
+          ErrorCode::usage,
+          fmt::format("--apply deploys to one cluster, but the placement uses '{}' and '{}'",
+                      target, c),
+          "restrict the candidates (--policy select-clusters --clusters '[\"C\"]'), or deploy "
+          "each cluster's stages with 'gedge svc deploy --placement'");
+  }
+  return target;
+}
+
 }  // namespace gedge::sched

@@ -79,24 +79,9 @@ json raw_json(const QueuedRequest& r) {
               {"updated_at", r.updated_at}};
 }
 
+// The request a queued one stands for: its stored flags, built as `sched place` builds them.
 Result<Request> request_from_options(const json& o) {
-  Request r;
-  GEDGE_TRY_ASSIGN(r.policy, parse_policy(o.value("policy", "pipeline")));
-  r.source = o.value("from", "");
-  if (o.contains("clusters") && o["clusters"].is_string()) {
-    GEDGE_TRY_ASSIGN(r.levels, parse_levels(o["clusters"].get<std::string>()));
-  }
-  r.node = o.value("node", "");
-  if (o.contains("weights") && o["weights"].is_object()) {
-    const json& w = o["weights"];
-    r.weights.cpu = w.value("cpu", r.weights.cpu);
-    r.weights.memory = w.value("memory", r.weights.memory);
-    r.weights.gpu = w.value("gpu", r.weights.gpu);
-  }
-  if (o.contains("rank")) {
-    GEDGE_TRY_ASSIGN(r.rank, parse_policy(o["rank"].get<std::string>()));
-  }
-  return r;
+  return build_request(flags_from_options(o));
 }
 
 // When a request re-queued after `attempts` failures is due again: after its backoff.
@@ -106,9 +91,7 @@ int64_t due_after(int64_t attempts) {
 
 Result<World> world_for(Inventory& inv, const json& o) {
   if (o.contains("state") && o["state"].is_string() && !o["state"].get<std::string>().empty()) {
-    std::string path = o["state"].get<std::string>();
-    GEDGE_TRY_ASSIGN(auto text, read_input_file(path, 16u << 20, "state file"));
-    return parse_state(text, path);
+    return read_state(o["state"].get<std::string>());
   }
   return world_from_inventory(inv);
 }
@@ -423,6 +406,15 @@ Result<World> world_from_inventory(Inventory& inv) {
   // Duplicate (a, b) links (two measurements in both directions) keep the last; fine for lookups.
   finalize(w);
   return w;
+}
+
+std::optional<Error> run_error(const json& rows) {
+  int failed = 0;
+  for (const auto& r : rows) failed += r["state"] == "failed";
+  if (failed == 0) return std::nullopt;
+  return Error{ErrorCode::partial,
+               fmt::format("{} of {} requests failed for good", failed, rows.size()),
+               "see 'gedge sched ls --state failed'"};
 }
 
 }  // namespace gedge::sched
