@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -644,4 +645,90 @@ TEST_CASE("bench runs both sides and reports a speedup") {
   CHECK(bench(f, null_reporter()).error().code == ErrorCode::failure);
   BenchRequest m{{"/nonexistent/cmd"}, 2, 0, t->allowed_pus(), *p, false};
   CHECK(bench(m, null_reporter()).error().code == ErrorCode::not_found);
+}
+
+TEST_CASE("tune's flags become one plan request; bad combinations are usage errors") {
+  PlanFlags f;
+  auto usage = [](const PlanFlags& x) {
+    auto r = plan_request(x);
+    return !r && r.error().code == ErrorCode::usage;
+  };
+  CHECK(usage(f));  // neither --cores nor --cpuset
+  f.cores = 2;
+  f.cpuset = "1";
+  CHECK(usage(f));  // both
+  f.cpuset = "";
+  f.exclude = "0,x";
+  CHECK(usage(f));
+  f.exclude = "0-1";
+  f.policy = "spread";
+  CHECK(usage(f));
+  f.policy = "scatter";
+  f.numa = 1;
+  f.no_smt = true;
+  f.near = "gpu0";
+  auto r = plan_request(f);
+  REQUIRE(r);
+  CHECK(r->cores == 2);
+  CHECK_FALSE(r->cpuset.has_value());
+  CHECK(r->exclude == IndexSet{0, 1});
+  CHECK(r->policy == Policy::scatter);
+  CHECK(r->numa == 1u);
+  CHECK((r->no_smt && r->near == "gpu0"));
+}
+
+TEST_CASE("a device's topology: lstopo's XML, else a flat one from /sys, else an install hint") {
+  std::map<std::string, RemoteOutput> answers;
+  std::vector<std::string> asked;
+  RemoteRun run = [&](const std::vector<std::string>& argv) -> Result<RemoteOutput> {
+    std::string key = argv[0] == "cat" ? argv[1] : argv[0];
+    asked.push_back(key);
+    auto it = answers.find(key);
+    return it != answers.end() ? it->second : RemoteOutput{127, "", "not found"};
+  };
+  Reporter rep;
+  answers["lstopo-no-graphics"] = {0, "<topology/>", ""};
+  auto x = remote_topology(run, "edge1", rep);
+  REQUIRE(x);
+  CHECK(x->kind == TopologySource::Kind::xml_buffer);
+  CHECK(x->value == "<topology/>");
+  CHECK(x->label == "device edge1");
+
+  answers.erase("lstopo-no-graphics");
+  answers["/sys/devices/system/cpu/online"] = {0, "0-7\n", ""};
+  answers["/sys/devices/system/node/online"] = {0, "0-1\n", ""};
+  auto s = remote_topology(run, "edge1", rep);
+  REQUIRE(s);
+  CHECK(s->kind == TopologySource::Kind::synthetic);
+  CHECK(s->value == "numa:2 pu:4");
+  CHECK(s->label == "device edge1 (from /sys: numa:2 pu:4)");
+  REQUIRE(Topology::load(*s));  // hwloc takes it
+
+  answers["/sys/devices/system/node/online"] = {1, "", "no such file"};  // no NUMA: one node
+  CHECK(remote_topology(run, "edge1", rep)->value == "numa:1 pu:8");
+  answers["/sys/devices/system/cpu/online"] = {0, "0-2,5\n", ""};  // holes: not flat
+  auto e = remote_topology(run, "edge1", rep);
+  REQUIRE_FALSE(e);
+  CHECK(e.error().code == ErrorCode::failure);
+  CHECK(e.error().hint.find("install hwloc") != std::string::npos);
+}
+
+TEST_CASE("bench's table and footer come from its result") {
+  nlohmann::json r = {{"baseline_cpuset", "0-3"},
+                      {"unpinned", {{"median_s", 0.5}, {"p95_s", 0.75}}},
+                      {"pinned", {{"median_s", 0.25}, {"p95_s", 0.3}}},
+                      {"speedup", 2.0},
+                      {"speedup_ci95", {1.5, 2.5}}};
+  Plan p;
+  p.cpus = {1};
+  p.memory_nodes = {0};
+  auto rows = bench_rows(r, p);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0] ==
+        nlohmann::json{
+            {"side", "unpinned"}, {"cpuset", "0-3"}, {"median_s", "0.5000"}, {"p95_s", "0.7500"}});
+  CHECK(rows[1]["side"] == "pinned");
+  CHECK(rows[1]["cpuset"] == p.to_json()["cpuset"]);
+  CHECK(bench_footer(r, 20) ==
+        "speedup 2.000x (95% CI 1.500-2.500) over 20 interleaved runs per side");
 }

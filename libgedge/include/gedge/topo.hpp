@@ -90,6 +90,21 @@ struct PlanRequest {
   Policy policy = Policy::compact;
 };
 
+// The plan request as `tune plan|pin|bench` take it from flags.
+struct PlanFlags {
+  int cores = 0;
+  std::string cpuset;
+  std::string near;
+  int numa = -1;  // -1: any
+  bool no_smt = false;
+  std::string exclude;  // a list for parse_list
+  std::string policy = "compact";
+  bool membind = false;
+};
+// The validated PlanRequest: exactly one of cores and cpuset (usage error otherwise), the
+// exclude list and policy parsed.
+Result<PlanRequest> plan_request(const PlanFlags& f);
+
 struct Plan {
   IndexSet cpus;          // PUs, OS indexes
   IndexSet memory_nodes;  // NUMA nodes, OS indexes
@@ -143,6 +158,12 @@ struct RemoteOutput {
 };
 using RemoteRun = std::function<Result<RemoteOutput>(const std::vector<std::string>& argv)>;
 
+// A device's topology through `run`: lstopo's XML, or, on a device without hwloc, a flat
+// synthetic topology from /sys (online CPUs as single-PU cores over the online NUMA nodes),
+// labelled so and warned about on `reporter`. failure with an install hint when neither works.
+Result<TopologySource> remote_topology(const RemoteRun& run, const std::string& device,
+                                       Reporter& reporter);
+
 // The argv that pins a container: sudo -n podman update --cpuset-cpus L --cpuset-mems M NAME.
 std::vector<std::string> podman_update_argv(const Plan& p, const std::string& container);
 // Pins a running podman container through `run` and reads back `podman inspect`; failure if the
@@ -162,6 +183,10 @@ struct BenchRequest {
   bool membind = false;
 };
 Result<nlohmann::json> bench(const BenchRequest& req, Reporter& reporter);
+// The table of a bench result (rows unpinned and pinned: cpuset, median_s, p95_s, as text)
+// and its footer line (the speedup with its 95% interval).
+nlohmann::json bench_rows(const nlohmann::json& result, const Plan& p);
+std::string bench_footer(const nlohmann::json& result, int runs);
 
 // Statistics helpers (exposed for tests).
 double median(std::vector<double> v);
