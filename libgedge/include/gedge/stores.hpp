@@ -84,6 +84,34 @@ struct MemberDevice {
   std::string status;        // the device's status
 };
 
+// One line of a device cluster's build journal (table build_journal).
+struct JournalLine {
+  std::string device;
+  std::string step;
+  std::string status;  // ok | changed | failed | unreachable
+  std::string message;
+};
+
+// What `cluster build` and `join` record before the playbook runs.
+struct BuildStart {
+  std::string name;
+  std::string profile;
+  std::string server;  // "" when none
+  std::string registry;
+  bool monitoring = false;
+  std::string prometheus;            // the Prometheus host; "" when none
+  std::vector<std::string> devices;  // members, added as pending unless already members
+  std::vector<JournalLine> failed;   // devices failed before the run: journalled and failed
+};
+
+// How a run ended for one device.
+struct MemberOutcome {
+  std::string device;
+  std::string state;                   // ready | failed | unreachable
+  std::string metrics_url;             // ready: the exporter's URL, "" when none
+  std::optional<JournalLine> journal;  // a line to journal, if the run has not already
+};
+
 // Clusters (tables clusters, cluster_members).
 class ClusterStore {
  public:
@@ -113,6 +141,19 @@ class ClusterStore {
   Result<void> put_kubernetes(const std::string& name, const std::string& kubeconfig,
                               const std::string& context, const std::string& api_server,
                               bool known);
+  // The clusters `device` is a member of, sorted.
+  Result<std::vector<std::string>> of_device(const std::string& device);
+  // Before a build's run, in one transaction: creates the cluster (building) or marks it
+  // building with the new registry and monitoring, records its Prometheus host, adds the devices
+  // as pending members (the server's role is server) and journals and fails `failed`.
+  Result<void> begin_build(const BuildStart& b, const std::string& run_id);
+  // After a build's run, in one transaction: each outcome's journal line and member state, the
+  // cluster's state from all its members (ready when all are, failed when none is, else partial)
+  // and, when given, its Kubernetes endpoint (kubeconfig path, API server URL). Returns the state.
+  Result<std::string> finish_build(
+      const std::string& name, const std::string& run_id,
+      const std::vector<MemberOutcome>& outcomes,
+      const std::optional<std::pair<std::string, std::string>>& endpoint);
   // Every cluster: its name and kind.
   Result<std::vector<Completion>> completions();
 
@@ -126,6 +167,9 @@ class JournalStore {
   explicit JournalStore(Inventory& inv) : inv_(inv) {}
   // A cluster's journal rows (id, device, run_id, step, status, message, at), oldest first.
   Result<std::vector<SqlRow>> entries(const std::string& cluster);
+  // Appends a line to a cluster's journal for run `run_id` (at: now).
+  Result<void> append(const std::string& cluster, const std::string& run_id,
+                      const JournalLine& line);
 
  private:
   Inventory& inv_;

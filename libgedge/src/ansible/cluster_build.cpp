@@ -15,6 +15,7 @@
 #include "gedge/document.hpp"
 #include "gedge/http.hpp"
 #include "gedge/metrics.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge::cluster {
 
@@ -53,165 +54,6 @@ std::string new_run_id() {
     if (c != '-' && c != ':') compact += c;
   return fmt::format("{}-{}", compact, ::getpid());
 }
-
-}  // namespace
-
-Result<RegistryTrust> registry_trust(const std::string& registry, const std::string& ca_file,
-                                     bool insecure_ok, double timeout_s, Reporter& rep) {
-  RegistryTrust t;
-  if (!ca_file.empty()) {
-    GEDGE_TRY_ASSIGN(t.ca_pem, read_input_file(ca_file, 1u << 20, "--registry-ca file"));
-    if (t.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
-      return fail(ErrorCode::usage, fmt::format("--registry-ca {}: not a PEM certificate", ca_file),
-                  "give the CA certificate (PEM) that signed the registry's certificate");
-  }
-  http::Options o;
-  o.timeout_s = timeout_s;
-  o.connect_timeout_s = timeout_s;
-  o.max_body = 1u << 20;
-  o.tls.ca_pem = t.ca_pem;
-  std::string what = "registry " + registry;
-  // Any HTTP answer over TLS (200, or the 401 every authenticated registry gives on /v2/) means
-  // TLS works with this trust.
-  auto tls = http::perform(
-      http::Request{"GET", "https://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
-  if (tls) return t;
-  if (tls.error().code == ErrorCode::interrupted) return std::unexpected(tls.error());
-  auto plain = http::perform(
-      http::Request{"GET", "http://" + registry + "/v2/", {}, std::nullopt, nullptr}, o, what);
-  // A registry that speaks plain HTTP answers /v2/ with 200 or 401. A TLS server asked in plain
-  // HTTP answers too (docker-registry: 400 "Client sent an HTTP request to an HTTPS server"):
-  // that one speaks TLS, and its certificate is what failed.
-  bool speaks_plain = plain && (plain->status == 200 || plain->status == 401);
-  if (speaks_plain && tls.error().code != ErrorCode::unreachable) {
-    // It speaks plain HTTP: only on request, and said loudly.
-    if (!insecure_ok)
-      return fail(ErrorCode::auth, fmt::format("registry {} speaks plain HTTP, not TLS", registry),
-                  "give it a TLS certificate (and --registry-ca FILE for a private CA), or pass "
-                  "--insecure-registry to let every device pull from it without TLS");
-    rep.warn(
-        fmt::format("registry {}: plain HTTP (--insecure-registry): images travel unencrypted and "
-                    "unauthenticated to every device",
-                    registry));
-    t.insecure = true;
-    return t;
-  }
-  if (tls.error().code == ErrorCode::auth) {
-    if (insecure_ok) {
-      rep.warn(fmt::format("registry {}: TLS not verified (--insecure-registry): {}", registry,
-                           tls.error().message));
-      t.insecure = true;
-      return t;
-    }
-    Error e = tls.error();
-    e.hint = ca_file.empty()
-                 ? "a private CA: pass --registry-ca FILE (it is also installed on every device); "
-                   "check the registry's certificate names " +
-                       registry
-                 : "check that --registry-ca is the CA that signed the registry's certificate, and "
-                   "that the certificate names " +
-                       registry;
-    return std::unexpected(e);
-  }
-  // Not reachable from here: the devices will require (and verify) TLS.
-  rep.warn(fmt::format("registry {} does not answer from here ({}); devices will require TLS",
-                       registry, tls.error().message));
-  return t;
-}
-
-namespace {
-
-// k3s artifacts: each binary's architecture read from its ELF header, images by file name.
-Result<nlohmann::json> k3s_artifacts(const fs::path& dir) {
-  nlohmann::json bins = nlohmann::json::object(), images = nlohmann::json::object();
-  std::vector<std::string> seen;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::string fname = entry.path().filename().string();
-    seen.push_back(fname);
-    if (fname.starts_with("k3s-airgap-images-")) {
-      auto arch = fname.substr(
-          18, fname.find('.') == std::string::npos ? std::string::npos : fname.find('.') - 18);
-      images[arch] = entry.path().string();
-      continue;
-    }
-    if (fname != "k3s" && fname != "k3s-arm64" && fname != "k3s-armhf") continue;
-    std::string buf(20, '\0');
-    std::ifstream in(entry.path(), std::ios::binary);
-    in.read(buf.data(), 20);
-    auto head = in.gcount() == 20 ? std::optional<std::string>(buf) : std::nullopt;
-    if (!head || head->compare(0, 4,
-                               "\x7f"
-                               "ELF") != 0)
-      return fail(ErrorCode::usage,
-                  fmt::format("{} is not an ELF executable", entry.path().string()),
-                  "put the k3s release binaries (k3s, k3s-arm64, k3s-armhf) in --artifacts");
-    unsigned machine =
-        static_cast<unsigned char>((*head)[18]) | (static_cast<unsigned char>((*head)[19]) << 8);
-    std::string arch = machine == 0x3E   ? "amd64"
-                       : machine == 0xB7 ? "arm64"
-                       : machine == 0x28 ? "arm"
-                                         : "";
-    if (arch.empty())
-      return fail(ErrorCode::usage,
-                  fmt::format("{}: unsupported ELF machine {:#x}", entry.path().string(), machine));
-    bins[arch] = entry.path().string();
-  }
-  if (bins.empty())
-    return fail(
-        ErrorCode::not_found,
-        fmt::format("no k3s binary in {} (expected k3s, k3s-arm64 or k3s-armhf; found: {})",
-                    dir.string(),
-                    seen.empty() ? "nothing" : fmt::format("{}", fmt::join(seen, ", "))),
-        "download the k3s release binary and k3s-airgap-images-<arch>.tar.zst into that directory");
-  if (images.empty())
-    return fail(ErrorCode::not_found,
-                fmt::format("no k3s-airgap-images-<arch>.tar[.gz|.zst] in {}", dir.string()));
-  return nlohmann::json{{"binaries", bins}, {"images", images}};
-}
-
-// Profile-specific checks made before anything touches a device.
-Result<nlohmann::json> profile_vars(const BuildRequest& req,
-                                    const std::vector<std::string>& targets, Reporter& rep) {
-  nlohmann::json v = {{"gedge_cluster", req.name},
-                      {"gedge_profile", req.profile},
-                      {"gedge_monitoring", req.monitoring},
-                      {"gedge_registry", req.registry}};
-  if (!req.registry.empty()) {
-    GEDGE_TRY_ASSIGN(auto trust,
-                     registry_trust(req.registry, req.registry_ca, req.insecure_registry,
-                                    std::min(req.timeout_s, 5.0), rep));
-    v["gedge_registry_insecure"] = trust.insecure;
-    v["gedge_registry_ca"] = trust.ca_pem;
-  }
-  // Without --smoke-image, the smoke run checks what any registry offers: the device reaches its
-  // /v2/ with TLS and its credentials as configured, and pulls the catalog's first image
-  // (playbooks/roles/smoke_test).
-  v["gedge_smoke_image"] = req.smoke_image;
-  if (req.profile == "k3s" || req.profile == "k8s") {
-    v["gedge_server"] = req.server.empty() ? (targets.empty() ? "" : targets.front()) : req.server;
-  }
-  if (req.profile == "k3s") {
-    if (req.artifacts.empty())
-      return fail(ErrorCode::usage,
-                  "--profile k3s needs --artifacts DIR (the k3s binary and its airgap images)",
-                  "see gedge-cluster(1), K3S ARTIFACTS");
-    std::error_code ec;
-    auto dir = fs::absolute(req.artifacts, ec);
-    if (!fs::is_directory(dir))
-      return fail(ErrorCode::not_found,
-                  fmt::format("artifacts directory '{}' not found", req.artifacts));
-    v["gedge_artifacts"] = dir.string();
-    GEDGE_TRY_ASSIGN(auto a, k3s_artifacts(dir));
-    v["gedge_k3s_binaries"] = a["binaries"];
-    v["gedge_k3s_images"] = a["images"];
-  }
-  return v;
-}
-
-}  // namespace
-
-namespace {
 
 Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest req, Reporter& rep,
                                bool join_only) {
@@ -354,43 +196,18 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     ispec.hosts.push_back(h);
   }
 
-  std::string now = now_rfc3339();
   if (!req.dry_run) {
-    GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-      if (!existing) {
-        GEDGE_TRY(
-            tx.exec("INSERT INTO clusters(name, kind, profile, server, registry, monitoring, "
-                    "state, created_at, updated_at) "
-                    "VALUES (?, 'devices', ?, ?, ?, ?, 'building', ?, ?)",
-                    {req.name, req.profile, vars.value("gedge_server", std::string()), req.registry,
-                     int64_t{req.monitoring ? 1 : 0}, now, now}));
-      } else {
-        GEDGE_TRY(tx.exec(
-            "UPDATE clusters SET state = 'building', registry = ?, monitoring = ?, updated_at = ? "
-            "WHERE name = ?",
-            {req.registry, int64_t{req.monitoring ? 1 : 0}, now, req.name}));
-      }
-      GEDGE_TRY(tx.exec(
-          "UPDATE clusters SET prometheus = ? WHERE name = ?",
-          {req.prometheus_on.empty() ? SqlValue{nullptr} : SqlValue{req.prometheus_on}, req.name}));
-      std::string server = vars.value("gedge_server", "");
-      for (const auto& d : all)
-        GEDGE_TRY(tx.exec(
-            "INSERT OR IGNORE INTO cluster_members(cluster, device, role, state) VALUES (?, ?, ?, "
-            "'pending')",
-            {req.name, d, std::string(!server.empty() && server == d ? "server" : "member")}));
-      for (const auto& [t, s] : hs)
-        if (s.failed) {
-          GEDGE_TRY(tx.exec(
-              "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-              "VALUES (?, ?, ?, ?, 'failed', ?, ?)",
-              {req.name, run_id, t, s.failed_step, s.message, now}));
-          GEDGE_TRY(tx.exec(
-              "UPDATE cluster_members SET state = 'failed' WHERE cluster = ? AND device = ?",
-              {req.name, t}));
-        }
-      return {};
-    }));
+    BuildStart start{req.name,
+                     req.profile,
+                     vars.value("gedge_server", std::string()),
+                     req.registry,
+                     req.monitoring,
+                     req.prometheus_on,
+                     all,
+                     {}};
+    for (const auto& [t, s] : hs)
+      if (s.failed) start.failed.push_back({t, s.failed_step, "failed", s.message});
+    GEDGE_TRY(ClusterStore(inv).begin_build(start, run_id));
   }
 
   ansible::RunResult rr;
@@ -450,10 +267,7 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
         return;
       }
       if (req.dry_run || journal_error) return;
-      auto w = inv.exec(
-          "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?)",
-          {req.name, run_id, e.host, e.task, status, e.msg, now_rfc3339()});
+      auto w = JournalStore(inv).append(req.name, run_id, {e.host, e.task, status, e.msg});
       if (!w) journal_error = w.error();
     };
     // Progress: per task, how many of the devices still in the run have answered it.
@@ -551,7 +365,6 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   result["failed"] = failed_names;
 
   if (!req.dry_run) {
-    std::string at = now_rfc3339();
     // k3s/k8s: point the fetched kubeconfig at the server's address, before (not while) holding
     // the database's write lock.
     std::string server_host;
@@ -566,48 +379,25 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
                                     ansible::point_kubeconfig_at(*text, server_host), 0600));
       kubeconfig_ready = true;
     }
-    GEDGE_TRY(inv.write([&](Inventory& tx) -> Result<void> {
-      for (const auto& t : targets) {
-        const auto& s = hs[t];
-        if (s.finished) {
-          GEDGE_TRY(tx.exec(
-              "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-              "VALUES (?, ?, ?, ?, 'ok', ?, ?)",
-              {req.name, run_id, t, std::string(kStepComplete),
-               fmt::format("{} step(s) changed", s.changed.size()), at}));
-          GEDGE_TRY(tx.exec(
-              "UPDATE cluster_members SET state = 'ready', metrics_url = ? WHERE cluster = ? AND "
-              "device = ?",
-              {s.metrics_url.empty() ? SqlValue{nullptr} : SqlValue{s.metrics_url}, req.name, t}));
-        } else {
-          if (!s.failed && !s.unreachable)  // stopped or never reached: say so in the journal
-            GEDGE_TRY(tx.exec(
-                "INSERT INTO build_journal(cluster, run_id, device, step, status, message, at) "
-                "VALUES (?, ?, ?, 'not finished', 'failed', ?, ?)",
-                {req.name, run_id, t, s.message, at}));
-          GEDGE_TRY(tx.exec("UPDATE cluster_members SET state = ? WHERE cluster = ? AND device = ?",
-                            {std::string(s.unreachable ? "unreachable" : "failed"), req.name, t}));
-        }
-      }
-      GEDGE_TRY_ASSIGN(auto ms,
-                       tx.query("SELECT state FROM cluster_members WHERE cluster = ?", {req.name}));
-      int ready = 0;
-      for (const auto& m : ms)
-        if (m["state"] == "ready") ++ready;
-      std::string cstate =
-          ready == static_cast<int>(ms.size()) ? "ready" : (ready == 0 ? "failed" : "partial");
-      GEDGE_TRY(tx.exec("UPDATE clusters SET state = ?, updated_at = ? WHERE name = ?",
-                        {cstate, at, req.name}));
-      result["state"] = cstate;
-      // k3s/k8s: the fetched kubeconfig (rewritten above) becomes the cluster's Kubernetes
-      // endpoint.
-      if (kubeconfig_ready) {
-        GEDGE_TRY(tx.exec("UPDATE clusters SET kubeconfig = ?, api_server = ? WHERE name = ?",
-                          {kubeconfig_dest.string(), server_url(server_host, 6443), req.name}));
-        result["kubeconfig"] = kubeconfig_dest.string();
-      }
-      return {};
-    }));
+    std::vector<MemberOutcome> outcomes;
+    for (const auto& t : targets) {
+      const auto& s = hs[t];
+      if (s.finished)
+        outcomes.push_back({t, "ready", s.metrics_url,
+                            JournalLine{t, std::string(kStepComplete), "ok",
+                                        fmt::format("{} step(s) changed", s.changed.size())}});
+      else if (!s.failed && !s.unreachable)  // stopped or never reached: say so in the journal
+        outcomes.push_back({t, "failed", "", JournalLine{t, "not finished", "failed", s.message}});
+      else
+        outcomes.push_back({t, s.unreachable ? "unreachable" : "failed", "", std::nullopt});
+    }
+    std::optional<std::pair<std::string, std::string>> endpoint;
+    if (kubeconfig_ready)  // k3s/k8s: the fetched kubeconfig, rewritten above
+      endpoint = {kubeconfig_dest.string(), server_url(server_host, 6443)};
+    GEDGE_TRY_ASSIGN(std::string cstate,
+                     ClusterStore(inv).finish_build(req.name, run_id, outcomes, endpoint));
+    result["state"] = cstate;
+    if (endpoint) result["kubeconfig"] = kubeconfig_dest.string();
   }
 
   // The Prometheus server (a build, not a join: members come and go through the target file).

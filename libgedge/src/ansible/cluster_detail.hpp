@@ -35,6 +35,10 @@ Result<void> check_not_elsewhere(Inventory& inv, const std::string& cluster,
                                  const std::vector<std::string>& devices);
 // The metrics URL gedge records for a member with node-exporter.
 std::string metrics_url_for(const DeviceRow& d);
+// The profile's playbook variables for a build of `targets`, after its checks (the registry's
+// trust, k3s artifacts), made before anything touches a device (cluster_build_vars.cpp).
+Result<nlohmann::json> profile_vars(const BuildRequest& req,
+                                    const std::vector<std::string>& targets, Reporter& rep);
 
 // The Prometheus server step of a build (--prometheus-on): playbooks/prometheus.yml on one host,
 // a device or "localhost", in run_dir/prometheus.
