@@ -6,7 +6,9 @@ cluster build and an exported inventory working with no ssh config present; Host
 known_hosts; the jump host's key pinned; what the jump said on failure; an agent-only device
 whose Ansible runs use the agent; trust from known_hosts files (hashed, @revoked, and
 @cert-authority: a host certified by the lab host CA accepted, an uncertified one or one
-certified for another name refused)."""
+certified for another name refused); two hops (ProxyJump bast1,bast2 to inner2), each hop pinned
+under its own alias, through exec, check, cluster build and a plain `ansible -m ping`, and a
+changed key on the middle hop refused."""
 
 import os
 import shutil
@@ -147,6 +149,116 @@ class SshFieldTest(GedgeTest):
                          new["host_key_fingerprint"])
         out = self.exec_json("inner1", "--", "hostname")
         self.assertEqual(out["results"][0]["stdout"].strip(), "inner1")
+
+    def jump_host_named(self, name):
+        for h in self.lab().get("jump_hosts", []):
+            if h["name"] == name:
+                return h
+        self.skipTest(f"the lab has no {name} (LAB_JUMP=0, or brought up by an older lab.sh)")
+
+    def test_two_hops_each_pinned_exec_check_build_export_and_a_changed_middle_key(self):
+        b1, b2, inner = (self.jump_host_named(n) for n in ("bast1", "bast2", "inner2"))
+        self.assertEqual(inner["jump"], "bast1,bast2")
+        lab = self.lab()
+        u, key = lab["user"], lab["key"]
+        cfg = self.write_config(
+            f"Host b1\n  HostName {b1['address']}\n  User {u}\n  IdentityFile {key}\n"
+            f"Host b2\n  HostName {b2['address']}\n  User {u}\n  IdentityFile {key}\n"
+            f"Host b2-via-b1\n  HostName {b2['address']}\n  User {u}\n  IdentityFile {key}\n  ProxyJump b1\n"
+            f"Host cam2\n  HostName {inner['address']}\n  User {u}\n  IdentityFile {key}\n  ProxyJump b1,b2\n"
+            f"Host cam2-nested\n  HostName {inner['address']}\n  User {u}\n  IdentityFile {key}\n"
+            f"  ProxyJump b2-via-b1\n")
+        add_inner = ["--ssh-config", cfg, "device", "add", "inner2", "--host-key", inner["host_key_fingerprint"],
+                     "--timeout", "15", "-o", "json", "--host"]
+        # No hop's key is known: the first hop is refused (6), nothing stored.
+        r = self.run_gedge(*add_inner, "cam2")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn(f"jump host {b1['address']}", r.err_json["message"])
+        self.assertIn(b1["host_key_fingerprint"], r.err_json["message"])
+        # bast1 registered: now the second hop's unknown key is refused, reached through bast1.
+        self.add_device_at("bast1", b1)
+        r = self.run_gedge(*add_inner, "cam2")
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn(f"jump host {b2['address']}", r.err_json["message"])
+        self.assertIn(b2["host_key_fingerprint"], r.err_json["message"])
+        self.assertEqual([d["name"] for d in self.gedge_json("device", "ls")], ["bast1"])
+        # bast2 registered as a device behind bast1 (one hop).
+        r = self.run_gedge("--ssh-config", cfg, "device", "add", "bast2", "--host", "b2-via-b1",
+                           "--host-key", b2["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["proxy_jump"]["host"], b1["address"])
+
+        # The jump host's own ProxyJump comes before it (as OpenSSH does it) ...
+        r = self.run_gedge(*add_inner, "cam2-nested", "-v")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("verified as device 'bast1'", r.stderr)
+        self.assertIn("verified as device 'bast2'", r.stderr)
+        self.assertEqual(r.json["proxy_jump"]["host"], b2["address"])
+        self.assertEqual([h["host"] for h in r.json["proxy_jump"]["via"]], [b1["address"]])
+        self.assertEqual(self.run_gedge("device", "rm", "inner2", "--yes").rc, 0)
+        # ... and ProxyJump b1,b2 is the same chain; every hop is pinned under its own alias.
+        r = self.run_gedge(*add_inner, "cam2")
+        self.assertEqual(r.rc, 0, r)
+        d = r.json
+        self.assertEqual((d["host"], d["alias"]), (inner["address"], "cam2"))
+        pj = d["proxy_jump"]
+        self.assertEqual((pj["host"], pj["host_key"]["fingerprint"]), (b2["address"], b2["host_key_fingerprint"]))
+        self.assertEqual([(h["host"], h["user"], h["host_key"]["fingerprint"]) for h in pj["via"]],
+                         [(b1["address"], u, b1["host_key_fingerprint"])])
+        self.assertEqual(d["facts"]["arch"], os.uname().machine)
+        lines = self.known_hosts_lines()
+        self.assertIn(f"inner2 {inner['host_key']}", lines)
+        self.assertIn(f"inner2/jump {b2['host_key']}", lines)
+        self.assertIn(f"inner2/jump-1 {b1['host_key']}", lines)
+
+        # No ssh config from now on: the stored chain is the truth.
+        os.remove(cfg)
+        bare = {"HOME": tempfile.mkdtemp(dir=self.tmp)}
+        out = self.exec_json("inner2", "--", "hostname", env=bare)
+        self.assertEqual(out["results"][0]["stdout"].strip(), "inner2")
+        chk = self.gedge_json("device", "check", "inner2", env=bare)
+        self.assertEqual(chk["results"][0]["status"], "ok")
+
+        # Ansible through nested ProxyCommands, each hop with its own HostKeyAlias.
+        r = self.run_gedge("cluster", "build", "j2", "--devices", "inner2", "-o", "json", env=bare, timeout=600)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["devices"][0]["state"], "ready", r)
+        ex = self.run_gedge("cluster", "export", "j2", "--format", "ansible", env=bare)
+        self.assertEqual(ex.rc, 0, ex)
+        self.assertIn("HostKeyAlias=inner2/jump-1", ex.stdout)
+        inv = os.path.join(self.tmp, "inventory.yml")
+        with open(inv, "w") as f:
+            f.write(ex.stdout)
+        ansible_env = dict(self.env, **bare, ANSIBLE_HOST_KEY_CHECKING="True")
+        ping = ["ansible", "-i", inv, "all", "-m", "ansible.builtin.ping"]
+        if shutil.which("ansible"):
+            p = run_cmd(ping, env=ansible_env, timeout=120)
+            self.assertEqual(p.rc, 0, p)
+            self.assertIn("pong", p.stdout)
+
+        # The middle hop is reinstalled: its new key is refused (6) by gedge and by Ansible.
+        r = self.lab_sh("fault", "bast2", "rekey")
+        self.assertEqual(r.rc, 0, r)
+        new = self.jump_host_named("bast2")
+        self.assertNotEqual(new["host_key_fingerprint"], b2["host_key_fingerprint"])
+        r = self.run_gedge("device", "exec", "-o", "json", "inner2", "--", "hostname", env=bare)
+        self.assertEqual(r.rc, 6, r)
+        self.assertIn("inner2/jump", r.stderr)
+        if shutil.which("ansible"):
+            # Another HOME: the first ping's ControlPersist master (~/.ansible/cp) would be reused.
+            fresh = dict(ansible_env, HOME=tempfile.mkdtemp(dir=self.tmp))
+            p = run_cmd(ping, env=fresh, timeout=120)
+            # (the middle hop's ssh is two ProxyCommands down: its "Host key verification failed"
+            # does not reach Ansible's message, only that the connection closed)
+            self.assertNotEqual(p.rc, 0, p)
+            self.assertIn("UNREACHABLE", p.stdout)
+        # One rekey of bast2 re-pins the middle hop of every device behind it.
+        r = self.run_gedge("device", "rekey", "bast2", "--host-key", new["host_key_fingerprint"], "-o", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(f"inner2/jump {new['host_key']}", self.known_hosts_lines())
+        self.assertIn(f"inner2/jump-1 {b1['host_key']}", self.known_hosts_lines())
+        out = self.exec_json("inner2", "--", "hostname", env=bare)
+        self.assertEqual(out["results"][0]["stdout"].strip(), "inner2")
 
     def add_device_at(self, name, h):
         lab = self.lab()

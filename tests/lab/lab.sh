@@ -22,6 +22,11 @@
 #                with no address on this machine); inner1 = 10.213.2.10 on gedgebr2 only, so it is
 #                reachable only through bast1 (ssh -W / ProxyJump)                      LAB_JUMP (1)
 #                (lab.json lists them under "jump_hosts", not "hosts": nothing reaches inner1 directly)
+#                Two hops: bast2 = 10.213.2.20 on gedgebr2 and 10.213.3.1 on gedgebr3 (a third
+#                bridge with no address here), reachable only through bast1; inner2 = 10.213.3.10
+#                on gedgebr3 only, reachable only through bast1 then bast2 (ProxyJump bast1,bast2).
+#                Same kinds (bastion, inner) as bast1/inner1: older copies of this script keep
+#                them; lab.json gives each its "jump" chain.
 #   cert hosts   cert1 = 10.213.0.42: accepts only user certificates signed by the lab user CA
 #                (lab.json "user_ca"; sign with ssh-keygen -s), no authorized_keys  LAB_CERT (1)
 #                (listed under "cert_hosts")
@@ -76,6 +81,7 @@ LAB_JUMP=${LAB_JUMP:-1}
 LAB_CERT=${LAB_CERT:-1}
 LAB_HOSTCERT=${LAB_HOSTCERT:-1}
 BR2=gedgebr2
+BR3=gedgebr3
 EDGE_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,podman,crun,netavark,iptables,ca-certificates,prometheus-node-exporter,prometheus
 
 T0=$(date +%s%N)
@@ -104,7 +110,10 @@ plan() {   # prints "name kind address" for every configured host
   done
   for i in $(seq 1 "$LAB_FULL"); do echo "edge$i full 10.213.0.$((20 + i))"; done
   for i in $(seq 1 "$LAB_FAR"); do echo "far$i far 10.213.0.$((30 + i))"; done
-  if [ "$LAB_JUMP" = 1 ]; then echo "bast1 bastion 10.213.0.41"; echo "inner1 inner 10.213.2.10"; fi
+  if [ "$LAB_JUMP" = 1 ]; then
+    echo "bast1 bastion 10.213.0.41"; echo "inner1 inner 10.213.2.10"
+    echo "bast2 bastion 10.213.2.20"; echo "inner2 inner 10.213.3.10"
+  fi
   if [ "$LAB_CERT" = 1 ]; then echo "cert1 certuser 10.213.0.42"; fi
   # kind netns (older copies of this script know no other kind for them); the name says "hcert"
   if [ "$LAB_HOSTCERT" = 1 ]; then echo "hcert1 netns 10.213.0.43"; echo "hcert2 netns 10.213.0.44"; fi
@@ -185,10 +194,13 @@ ensure_bridge() {
   ip link show $BR >/dev/null 2>&1 || ip link add $BR type bridge
   ip addr show dev $BR | grep 'inet 10.213.0.1/24' >/dev/null || ip addr add 10.213.0.1/24 dev $BR
   ip link set $BR up
-  # The jump hosts' inner network: a bridge with no address here, so only bast1 reaches it.
+  # The jump hosts' inner networks: bridges with no address here, so only bast1 reaches the
+  # first (gedgebr2) and only bast2 the second (gedgebr3).
   if [ "$LAB_JUMP" = 1 ]; then
     ip link show $BR2 >/dev/null 2>&1 || ip link add $BR2 type bridge
     ip link set $BR2 up
+    ip link show $BR3 >/dev/null 2>&1 || ip link add $BR3 type bridge
+    ip link set $BR3 up
   fi
 }
 
@@ -280,8 +292,10 @@ netns_healthy() {  # name kind: namespace, link, holder, sshd (and proxy) all th
 }
 
 ensure_netns_host() {  # name kind address
-  local name=$1 kind=$2 addr=$3 ns=gedge-lab-$1 veth=glab-$1 d=$R/hosts/$1 listen br=$BR
-  [ "$kind" != inner ] || br=$BR2
+  local name=$1 kind=$2 addr=$3 ns=gedge-lab-$1 veth=glab-$1 d=$R/hosts/$1 listen br=$BR leg2
+  # bast2 and inner2 are told apart from bast1/inner1 by address (older copies of this script
+  # know only the kinds bastion and inner)
+  case $addr in 10.213.2.*) br=$BR2 ;; 10.213.3.*) br=$BR3 ;; esac
   sync_delay "$name" "$kind"
   ! netns_healthy "$name" "$kind" || return 0
   write_meta "$name" "$kind" "$addr" 22
@@ -296,13 +310,14 @@ ensure_netns_host() {  # name kind address
   ip link set "$veth" master $br up
   ip -n "$ns" addr show dev eth0 | grep "inet $addr/24" >/dev/null || ip -n "$ns" addr add "$addr/24" dev eth0
   ip -n "$ns" link set eth0 up
-  if [ "$kind" = bastion ]; then   # its second leg on the inner network
+  if [ "$kind" = bastion ]; then   # its second leg on the next inner network
+    if [ "$br" = "$BR2" ]; then leg2="$BR3 10.213.3.1"; else leg2="$BR2 10.213.2.1"; fi
     if ! ip -n "$ns" link show eth1 >/dev/null 2>&1; then
       ip link del "glab2-$name" 2>/dev/null || true
       ip link add "glab2-$name" type veth peer name eth1 netns "$ns"
     fi
-    ip link set "glab2-$name" master $BR2 up
-    ip -n "$ns" addr show dev eth1 | grep "inet 10.213.2.1/24" >/dev/null || ip -n "$ns" addr add 10.213.2.1/24 dev eth1
+    ip link set "glab2-$name" master "${leg2% *}" up
+    ip -n "$ns" addr show dev eth1 | grep "inet ${leg2#* }/24" >/dev/null || ip -n "$ns" addr add "${leg2#* }/24" dev eth1
     ip -n "$ns" link set eth1 up
   fi
   ip -n "$ns" link set lo up
@@ -605,8 +620,11 @@ for name in os.listdir(os.path.join(R, "hosts")):
          "reserved_for_faults": name in ("h7", "h8"), "veth": rd(d, "veth")}
     if kind == "full": h["container"] = rd(d, "container")
     else: h["netns"] = "gedge-lab-" + name
-    if kind == "bastion": h["inner_address"] = "10.213.2.1"
-    if kind == "inner": h["jump"] = "bast1"
+    # the jump chain, outermost first ("" = reached directly)
+    second = h["address"].startswith(("10.213.2.", "10.213.3."))
+    if kind == "bastion": h["inner_address"] = "10.213.3.1" if second else "10.213.2.1"
+    if kind in ("bastion", "inner") and second:
+        h["jump"] = "bast1,bast2" if h["address"].startswith("10.213.3.") else "bast1"
     if kind == "far":
         h["delay_ms"] = int(rd(d, "delay_ms", delay)); h["sshd_inner"] = "127.0.0.1:22 (in its netns)"
     hosts.append(h)
@@ -628,7 +646,9 @@ lab = {"registry": registry, "image": image, "key": os.path.join(W, "id_ed25519"
                  "far": "far hosts' sshd listens on 127.0.0.1:22 inside their netns; a delay proxy on "
                         "address:22 adds delay_ms each way",
                  "jump_hosts": "bast1 (bastion) is on both networks; inner1 (10.213.2.0/24) is reachable only "
-                               "through it (ProxyJump); not in 'hosts'",
+                               "through it (ProxyJump); bast2 (10.213.2.20) only through bast1 and "
+                               "inner2 (10.213.3.0/24) only through bast1 then bast2 ('jump' gives "
+                               "each host's chain); not in 'hosts'",
                  "shared_fs": "netns/far hosts share /etc, /usr, /var with the machine (private /tmp, "
                               "/home, podman store); full hosts have their own root fs"},
        "hosts": hosts, "jump_hosts": jump_hosts, "cert_hosts": cert_hosts,
@@ -665,9 +685,10 @@ ssh_ready() {  # name address [tries]: a real login with the lab key (password f
   echo "lab.sh: host $name ($addr) does not answer ssh" >&2; return 1
 }
 
-banner_ok() {  # address: the TCP port answers with an SSH banner (the inner network: as bast1 sees it)
+banner_ok() {  # address: the TCP port answers with an SSH banner (an inner network: as its bastion sees it)
   local pre=()
   [[ $1 != 10.213.2.* ]] || pre=(ip netns exec gedge-lab-bast1)
+  [[ $1 != 10.213.3.* ]] || pre=(ip netns exec gedge-lab-bast2)
   "${pre[@]}" timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/22" && read -r -t 3 l <&3 && [[ $l == SSH-* ]]' _ "$1" 2>/dev/null
 }
 
@@ -741,12 +762,13 @@ cmd_up() {
   for d in "$R"/hosts/*; do
     name=${d##*/}; k=$(cat "$d/kind")
     if [[ " ${STARTED[*]} " == *" $name "* ]]; then
-      # (inner1 is not reachable from here: its banner, seen from bast1, is its check)
-      if [[ $k != inner && $k != certuser && ( $seen != *" $k "* || $name = h6 ) ]]; then login+=("$name"); seen+="$k "; fi
+      # (inner1, bast2 and inner2 are not reachable from here: their banner, seen from their
+      # bastion, is their check)
+      if [[ $k != inner && $k != certuser && $name != bast2 && ( $seen != *" $k "* || $name = h6 ) ]]; then login+=("$name"); seen+="$k "; fi
       wait_banner "$name" & pids+=($!)
     elif ! banner_ok "$(cat "$d/address")"; then
       [ "$k" != full ] || pex "gedge-lab-$name" systemctl start ssh
-      [ "$k" = inner ] || [ "$k" = certuser ] || login+=("$name")
+      [ "$k" = inner ] || [ "$k" = certuser ] || [ "$name" = bast2 ] || login+=("$name")
     fi
   done
   for p in "${pids[@]}"; do wait "$p" || die "a host does not answer on port 22"; done
@@ -787,6 +809,7 @@ cmd_down() {
   ip neigh flush dev $BR 2>/dev/null || true
   ip link del $BR 2>/dev/null || true
   ip link del $BR2 2>/dev/null || true
+  ip link del $BR3 2>/dev/null || true
   rm -f /etc/containers/networks/$NET.json
   rm -rf "$R" "$D"
   ts "lab down"
@@ -861,7 +884,7 @@ cmd_fault() {
       if [ "$kind" = full ]; then pex "gedge-lab-$name" systemctl stop ssh; else stop_sshd "$name"; fi ;;
     start-sshd)
       if [ "$kind" = full ]; then pex "gedge-lab-$name" systemctl start ssh; else start_sshd "$name"; fi
-      wait_ready "$name" ;;
+      case $addr in 10.213.2.* | 10.213.3.*) wait_banner "$name" ;; *) wait_ready "$name" ;; esac ;;
     rekey)
       if [ "$kind" = full ]; then
         new_hostkey "$d/hostkeys"
@@ -872,7 +895,8 @@ cmd_fault() {
         start_sshd "$name"
       fi
       write_lab_json
-      wait_ready "$name" ;;
+      # hosts on an inner network: the banner as their bastion sees it (no login from here)
+      case $addr in 10.213.2.* | 10.213.3.*) wait_banner "$name" ;; *) wait_ready "$name" ;; esac ;;
     *) die "unknown fault '$what' (link-down link-up rekey stop-sshd start-sshd reset-keys)" ;;
   esac
   echo "$name: $what"

@@ -2,6 +2,7 @@
 // the fan-out exit decision, facts parsing, SHA-256, the device registry's local verbs and
 // known_hosts maintenance.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -250,8 +251,52 @@ TEST_CASE("resolve_ssh_host runs OpenSSH's own ssh -G on the given config") {
   CHECK(missing.error().code == ErrorCode::usage);
 }
 
+TEST_CASE("resolve_proxy_jump follows OpenSSH's hop order through ssh -G") {
+  if (!find_ssh()) return;  // no OpenSSH client here
+  test::TempDir dir;
+  auto cfg = dir.path / "config";
+  REQUIRE(write_file_atomic(cfg,
+                            "Host b1\n  HostName 10.213.0.41\n  User ops\n"
+                            "Host b2\n  HostName 10.213.2.20\n  Port 2022\n  ProxyJump b1\n"
+                            "Host b3\n  HostName 10.213.3.1\n  ProxyJump nowhere\n"
+                            "Host loop\n  HostName 10.0.0.1\n  ProxyJump loop\n"
+                            "Host pc\n  HostName 10.0.0.2\n  ProxyCommand nc %h %p\n",
+                            0600));
+  auto hosts = [](const std::vector<JumpHost>& hops) {
+    std::string s;
+    for (const auto& h : hops) s += fmt::format("{}@{}:{} ", h.user, h.host, h.port);
+    return s;
+  };
+  // A list, in order; a hop's own user@/:port win over its config.
+  auto list = resolve_proxy_jump("b1, root@b2:22", cfg.string());
+  REQUIRE(list);
+  CHECK(hosts(*list) == "ops@10.213.0.41:22 root@10.213.2.20:22 ");
+  // The first hop's own ProxyJump comes before it ...
+  auto nested = resolve_proxy_jump("b2", cfg.string());
+  REQUIRE(nested);
+  CHECK(hosts(*nested).find("ops@10.213.0.41:22 ") == 0);
+  CHECK(nested->size() == 2);
+  CHECK((*nested)[1].host == "10.213.2.20");
+  // ... a later hop's is not followed (ssh -J b1,b3 runs ssh -J b1 -W .. b3).
+  auto later = resolve_proxy_jump("b1,b3", cfg.string());
+  REQUIRE(later);
+  CHECK(later->size() == 2);
+  auto loop = resolve_proxy_jump("loop", cfg.string());
+  REQUIRE_FALSE(loop);
+  CHECK(loop.error().code == ErrorCode::usage);
+  CHECK(loop.error().message.find("more than 8 hops") != std::string::npos);
+  auto pc = resolve_proxy_jump("b1,pc", cfg.string());
+  REQUIRE(pc);  // not the first hop: its ProxyCommand is not used, as with OpenSSH
+  auto pc_first = resolve_proxy_jump("pc,b1", cfg.string());
+  REQUIRE_FALSE(pc_first);
+  CHECK(pc_first.error().message.find("ProxyCommand") != std::string::npos);
+  auto empty = resolve_proxy_jump("b1,,b2", cfg.string());
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().message.find("empty hop") != std::string::npos);
+}
+
 TEST_CASE("the jump command pins the jump's key by alias and survives sh and ssh quoting") {
-  JumpHost j{"10.213.2.1", 2022, "ops", "/keys/jump key", "cam/jump", {}};
+  JumpHost j{"10.213.2.1", 2022, "ops", "/keys/jump key", "cam/jump", {}, {}};
   JumpCommand cmd;
   cmd.program = "/usr/bin/ssh";
   cmd.known_hosts = "/tmp/gedge 100%/known_hosts";
@@ -292,6 +337,100 @@ TEST_CASE("the jump command pins the jump's key by alias and survives sh and ssh
   std::string want;
   for (size_t i = 1; i < argv.size(); ++i) want += argv[i] + "\n";
   CHECK(words == want);
+}
+
+namespace {
+// What OpenSSH does with a ProxyCommand value before its shell runs it: %% -> %, %h and %p ->
+// the host being connected to.
+std::string expand_proxy_tokens(const std::string& pc, const std::string& host,
+                                const std::string& port) {
+  std::string out;
+  for (size_t i = 0; i < pc.size(); ++i) {
+    if (pc[i] == '%' && i + 1 < pc.size()) {
+      char t = pc[++i];
+      out += t == '%'   ? std::string("%")
+             : t == 'h' ? host
+             : t == 'p' ? port
+                        : "%" + std::string(1, t);
+    } else {
+      out += pc[i];
+    }
+  }
+  return out;
+}
+// The words sh makes of a command line (one per line; none of the test words has a newline).
+std::vector<std::string> sh_words(const std::string& line) {
+  auto out = sh_out("for w in " + line + "; do printf '%s\\n' \"$w\"; done");
+  std::vector<std::string> words;
+  std::istringstream in(out);
+  std::string w;
+  while (std::getline(in, w)) words.push_back(w);
+  return words;
+}
+std::string option_value(const std::vector<std::string>& argv, const std::string& name) {
+  for (size_t i = 0; i + 1 < argv.size(); ++i)
+    if (argv[i] == "-o" && argv[i + 1].rfind(name + "=", 0) == 0)
+      return argv[i + 1].substr(name.size() + 1);
+  return {};
+}
+}  // namespace
+
+TEST_CASE(
+    "a multi-hop jump nests each hop's ssh as the next one's ProxyCommand, every hop pinned") {
+  // ProxyJump a,b,c: c runs -W to the device, reached through b, reached through a.
+  JumpHost a{"10.213.0.41", 22, "ops", "/keys/a key", "cam/jump-1", {}, {}};
+  JumpHost b{"10.213.2.20", 2022, "o'p", "", "cam/jump-2", {}, {}};
+  JumpHost c{"10.213.3.1", 22, "ops", "", "cam/jump", {}, {}};
+  a.host_key.public_key = "ssh-ed25519 AAAA1";
+  b.host_key.public_key = "ssh-ed25519 AAAA2";
+  c.host_key.public_key = "ssh-ed25519 AAAA3";
+  c.via = {a, b};
+  JumpCommand cmd;
+  cmd.program = "/usr/bin/ssh";
+  cmd.known_hosts = "/tmp/gedge 100%/known_hosts";
+  cmd.identities = {"/keys/gedge"};
+
+  auto hops = jump_hops(c);
+  REQUIRE(hops.size() == 3);
+  CHECK((hops[0].alias == "cam/jump-1" && hops[1].alias == "cam/jump-2" &&
+         hops[2].alias == "cam/jump"));
+  CHECK(hops[2].via.empty());
+  auto lines = jump_known_hosts_lines(c, "cam");
+  REQUIRE(lines);
+  CHECK(*lines ==
+        "cam/jump-1 ssh-ed25519 AAAA1\ncam/jump-2 ssh-ed25519 AAAA2\ncam/jump ssh-ed25519 AAAA3\n");
+  JumpHost unpinned = c;
+  unpinned.via[1].host_key.public_key.clear();
+  auto missing = jump_known_hosts_lines(unpinned, "cam");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ErrorCode::host_key);
+  CHECK(missing.error().message.find("10.213.2.20:2022 (cam/jump-2)") != std::string::npos);
+
+  // The process gedge starts is c's ssh; its ProxyCommand, as OpenSSH expands it for c and sh
+  // splits it, is exactly b's argv to c; b's ProxyCommand likewise is a's argv to b.
+  auto argv_c = jump_argv(cmd, c, "10.213.3.10", "22");
+  CHECK(option_value(argv_c, "HostKeyAlias") == "cam/jump");
+  CHECK(argv_c.back() == "10.213.3.1");
+  auto pc_b = option_value(argv_c, "ProxyCommand");
+  REQUIRE_FALSE(pc_b.empty());
+  JumpHost b_via_a = b;
+  b_via_a.via = {a};
+  auto words_b = sh_words(expand_proxy_tokens(pc_b, "10.213.3.1", "22"));
+  CHECK(words_b == jump_argv(cmd, b_via_a, "10.213.3.1", "22"));
+  CHECK(option_value(words_b, "HostKeyAlias") == "cam/jump-2");
+  CHECK(option_value(words_b, "UserKnownHostsFile") == "\"/tmp/gedge 100%%/known_hosts\"");
+  auto pc_a = option_value(words_b, "ProxyCommand");
+  REQUIRE_FALSE(pc_a.empty());
+  auto words_a = sh_words(expand_proxy_tokens(pc_a, "10.213.2.20", "2022"));
+  CHECK(words_a == jump_argv(cmd, a, "10.213.2.20", "2022"));
+  CHECK(option_value(words_a, "HostKeyAlias") == "cam/jump-1");
+  CHECK(option_value(words_a, "ProxyCommand").empty());  // the outermost hop is reached directly
+
+  // The whole chain as one ProxyCommand (Ansible's): expanded for the device, it is c's argv.
+  auto pc = jump_proxy_command(cmd, c);
+  auto words = sh_words(expand_proxy_tokens(pc, "10.213.3.10", "22"));
+  auto want = jump_argv(cmd, c, "10.213.3.10", "22");
+  CHECK(words == std::vector<std::string>(want.begin(), want.end()));
 }
 
 TEST_CASE("device registry: unknown names, selection and unreachable hosts") {

@@ -50,6 +50,17 @@ Result<ResolvedHost> resolve_ssh_host(const std::string& host, const std::string
                                       const std::string& config_file,
                                       const std::string& program = "ssh");
 
+// The hops OpenSSH takes for `ProxyJump spec` ("a,b,c" or one hop; each [user@]host[:port] or an
+// ssh config alias, resolved with `ssh -G` like the device), outermost first. As in OpenSSH
+// (`ssh -J a,b,c` runs `ssh -J a,b -W .. c`), only the first hop's own ProxyJump from the config
+// is followed, before it; the other hops' ProxyJump is not. A ProxyCommand on the first hop, an
+// empty hop or more than kMaxJumpHops hops (a loop in the config) is a usage error. The hops'
+// aliases are left empty; identity is each hop's first readable IdentityFile.
+constexpr std::size_t kMaxJumpHops = 8;
+Result<std::vector<JumpHost>> resolve_proxy_jump(const std::string& spec,
+                                                 const std::string& config_file,
+                                                 const std::string& program = "ssh");
+
 // How the jump's ssh authenticates and verifies: gedge's known_hosts file holding
 // `jump.alias`'s line, the keys to offer, the agent, OpenSSH's -v level.
 struct JumpCommand {
@@ -63,13 +74,23 @@ struct JumpCommand {
 
 // argv (argv[0] = program) of `ssh -W DEST through jump`: -F /dev/null (the resolved record is
 // the truth), BatchMode, StrictHostKeyChecking=yes against cmd.known_hosts only, HostKeyAlias
-// jump.alias. dest_host/dest_port as given; in a ProxyCommand pass "%h"/"%p".
+// jump.alias. dest_host/dest_port as given; in a ProxyCommand pass "%h"/"%p". A jump with hops
+// before it (jump.via) gets `-o ProxyCommand=` the previous hop's command (jump_proxy_command),
+// nested hop by hop: each hop's ssh checks its own alias's line in cmd.known_hosts.
 std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump,
                                    const std::string& dest_host, const std::string& dest_port);
 
 // The same command as an OpenSSH ProxyCommand value: each word POSIX-shell quoted, '%' doubled
-// (ssh expands %-tokens before its shell runs the line), destination [%h]:%p.
+// (ssh expands %-tokens before its shell runs the line), destination [%h]:%p. Nesting is exact:
+// an inner hop's ProxyCommand is one word of the outer one, its '%' doubled and quoted again.
 std::string jump_proxy_command(const JumpCommand& cmd, const JumpHost& jump);
+
+// Every hop from the outermost to `jump` itself, each with an empty via.
+std::vector<JumpHost> jump_hops(const JumpHost& jump);
+
+// "alias type base64\n" for every hop (what the jump's ssh processes verify); host_key naming
+// the device and the hop when a hop has no pinned key.
+Result<std::string> jump_known_hosts_lines(const JumpHost& jump, std::string_view device);
 
 // -v for every SSH connection this process makes, shown through `rep` (from any thread, one
 // line at a time): 1 = connection steps (address, jump, host key, which key authenticated),

@@ -40,6 +40,11 @@ struct JumpHost {
   std::string identity;  // key for the jump (empty: the device's identity, gedge's key, the agent)
   std::string alias;     // HostKeyAlias its key is pinned under ("<device>/jump")
   HostKey host_key;      // pinned; public_key ("type base64") is what OpenSSH verifies
+  // The hops before this one, outermost first (`ProxyJump a,b,c`: c's via is {a, b}), each with
+  // its own pinned key and alias ("<device>/jump-1", ...) and an empty via. This hop's ssh
+  // reaches its host through a ProxyCommand running the previous hop's ssh, and so on: every
+  // hop verifies its own pin (`ssh -J` would not pass HostKeyAlias or UserKnownHostsFile on).
+  std::vector<JumpHost> via;
 };
 
 // Where and as whom to connect: the resolved record (device add resolves ssh config aliases

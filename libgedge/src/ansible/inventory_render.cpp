@@ -96,11 +96,9 @@ Result<std::string> device_known_hosts_lines(std::string_view text, const SshTar
   GEDGE_TRY_ASSIGN(
       auto lines, verified_known_hosts_lines(text, t.host, t.port, t.host_key.fingerprint, t.name));
   if (t.jump) {
-    if (t.jump->host_key.public_key.empty())
-      return fail(ErrorCode::host_key,
-                  fmt::format("the jump host of device '{}' has no pinned key", t.name),
-                  fmt::format("gedge device add {} --force", t.name));
-    lines += fmt::format("{} {}\n", t.jump->alias, t.jump->host_key.public_key);
+    // One line per hop: each hop's ssh (nested ProxyCommands) checks its own alias.
+    GEDGE_TRY_ASSIGN(auto hops, jump_known_hosts_lines(*t.jump, t.name));
+    lines += hops;
   }
   return lines;
 }

@@ -50,15 +50,27 @@ nlohmann::json facts_object(nlohmann::json facts) {
   return f;
 }
 
-// The public `proxy_jump` object (no identity or public key) from the stored JSON, null if none.
+// One hop of the public `proxy_jump` object (no identity or public key).
+static nlohmann::json hop_object(const nlohmann::json& j) {
+  nlohmann::json k = j.contains("host_key") && j["host_key"].is_object() ? j["host_key"]
+                                                                         : nlohmann::json::object();
+  return {
+      {"host", j.value("host", "")},
+      {"port", j.value("port", 22)},
+      {"user", j.value("user", "")},
+      {"host_key", {{"type", k.value("type", "")}, {"fingerprint", k.value("fingerprint", "")}}}};
+}
+
+// The public `proxy_jump` object from the stored JSON, null if none: the hop that reaches the
+// device, and in "via" the hops before it, outermost first (empty for one hop).
 nlohmann::json jump_object(nlohmann::json j) {
   if (!j.is_object()) return nullptr;
-  return {{"host", j.value("host", "")},
-          {"port", j.value("port", 22)},
-          {"user", j.value("user", "")},
-          {"host_key",
-           {{"type", j["host_key"].value("type", "")},
-            {"fingerprint", j["host_key"].value("fingerprint", "")}}}};
+  auto out = hop_object(j);
+  out["via"] = nlohmann::json::array();
+  if (j.contains("via") && j["via"].is_array())
+    for (const auto& h : j["via"])
+      if (h.is_object()) out["via"].push_back(hop_object(h));
+  return out;
 }
 
 nlohmann::json device_json(SqlRow&& r) {
@@ -121,24 +133,88 @@ SshTarget target_of(const SqlRow& r) {
   t.identity_agent = str("identity_agent");
   t.auth = str("auth");
   if (auto j = parse_json_text(r.value("proxy_jump", nlohmann::json()), nullptr); j.is_object()) {
-    JumpHost jh;
-    jh.host = j.value("host", "");
-    jh.port = j.value("port", 22);
-    jh.user = j.value("user", "");
-    jh.identity = j.value("identity", "");
-    jh.alias = jump_alias(t.name);
-    if (j.contains("host_key") && j["host_key"].is_object()) {
-      jh.host_key.type = j["host_key"].value("type", "");
-      jh.host_key.fingerprint = j["host_key"].value("fingerprint", "");
-      jh.host_key.public_key = j["host_key"].value("public_key", "");
-    }
-    t.jump = jh;
+    auto hop = [](const nlohmann::json& h) {
+      JumpHost jh;
+      jh.host = h.value("host", "");
+      jh.port = h.value("port", 22);
+      jh.user = h.value("user", "");
+      jh.identity = h.value("identity", "");
+      if (h.contains("host_key") && h["host_key"].is_object()) {
+        jh.host_key.type = h["host_key"].value("type", "");
+        jh.host_key.fingerprint = h["host_key"].value("fingerprint", "");
+        jh.host_key.public_key = h["host_key"].value("public_key", "");
+      }
+      return jh;
+    };
+    std::vector<JumpHost> hops;
+    if (j.contains("via") && j["via"].is_array())
+      for (const auto& h : j["via"])
+        if (h.is_object()) hops.push_back(hop(h));
+    hops.push_back(hop(j));
+    t.jump = jump_chain(std::move(hops), t.name);
   }
   return t;
 }
 
 std::string jump_alias(std::string_view device) {
   return std::string(device) + "/jump";
+}
+
+std::string jump_alias(std::string_view device, std::size_t index, std::size_t count) {
+  if (index + 1 >= count) return jump_alias(device);
+  return fmt::format("{}/jump-{}", device, index + 1);
+}
+
+JumpHost jump_chain(std::vector<JumpHost> hops, std::string_view device) {
+  for (std::size_t i = 0; i < hops.size(); ++i) {
+    hops[i].alias = jump_alias(device, i, hops.size());
+    hops[i].via.clear();
+  }
+  JumpHost last = std::move(hops.back());
+  hops.pop_back();
+  last.via = std::move(hops);
+  return last;
+}
+
+std::string chain_key(const std::optional<JumpHost>& jump) {
+  if (!jump) return {};
+  std::string out;
+  for (const auto& h : jump_hops(*jump))
+    out += fmt::format("{}{}:{}", out.empty() ? "" : ",", h.host, h.port > 0 ? h.port : 22);
+  return out;
+}
+
+std::string chain_key_of(const nlohmann::json& column) {
+  auto j = parse_json_text(column, nullptr);
+  if (!j.is_object()) return {};
+  std::string out;
+  auto add = [&](const nlohmann::json& h) {
+    out += fmt::format("{}{}:{}", out.empty() ? "" : ",", h.value("host", ""), h.value("port", 22));
+  };
+  if (j.contains("via") && j["via"].is_array())
+    for (const auto& h : j["via"])
+      if (h.is_object()) add(h);
+  add(j);
+  return out;
+}
+
+nlohmann::json jump_record(const JumpHost& jump) {
+  auto hop = [](const JumpHost& h) {
+    return nlohmann::json{{"host", h.host},
+                          {"port", h.port},
+                          {"user", h.user},
+                          {"identity", h.identity},
+                          {"host_key",
+                           {{"type", h.host_key.type},
+                            {"fingerprint", h.host_key.fingerprint},
+                            {"public_key", h.host_key.public_key}}}};
+  };
+  auto out = hop(jump);
+  if (!jump.via.empty()) {
+    out["via"] = nlohmann::json::array();
+    for (const auto& h : jump.via) out["via"].push_back(hop(h));
+  }
+  return out;
 }
 
 std::string legacy_marker(const std::string& host, int port) {

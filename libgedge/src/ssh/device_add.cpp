@@ -57,19 +57,18 @@ struct AddressPin {
 };
 
 // The host key pinned at host:port by a device other than `except` (all devices there share it).
-// An address behind a jump host is another machine than the same address elsewhere: only
-// devices reached through the same jump host (or none) count.
+// An address behind jump hosts is another machine than the same address elsewhere: only
+// devices reached through the same chain of jump hosts (chain_key; "" = none) count.
 Result<std::optional<AddressPin>> address_pin(Inventory& inv, const std::string& host, int port,
                                               const std::string& except,
-                                              const std::string& jump_host = "") {
+                                              const std::string& chain = "") {
   GEDGE_TRY_ASSIGN(
       auto rows, inv.query("SELECT name, host_key_type, host_key_fp, proxy_jump FROM devices WHERE "
                            "host = ? AND port = ? AND name <> ? AND host_key_fp IS NOT NULL AND "
                            "host_key_fp <> '' ORDER BY name",
                            {host, int64_t(port), except}));
   for (const auto& r : rows) {
-    auto j = parse_json_text(r["proxy_jump"], nullptr);
-    if ((j.is_object() ? j.value("host", "") : std::string()) != jump_host) continue;
+    if (chain_key_of(r["proxy_jump"]) != chain) continue;
     AddressPin p;
     p.device = r["name"].get<std::string>();
     p.key.type = r["host_key_type"].is_string() ? r["host_key_type"].get<std::string>() : "";
@@ -140,7 +139,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   // Host keys are pinned per address: a device already registered at this host:port fixes the
   // key accepted here, whatever the new name (--accept-new cannot take over an address).
   GEDGE_TRY_ASSIGN(auto pin, address_pin(inv, host, target.port ? target.port : 22, req.name,
-                                         target.jump ? target.jump->host : std::string()));
+                                         chain_key(target.jump)));
   if (pin) {
     if (!req.host_key.empty() && req.host_key != pin->key.fingerprint)
       return fail(
@@ -158,13 +157,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   opts.accept_new = req.accept_new;
   opts.confirm_new_key = req.confirm_new_key;
   auto pinned_by_flag = !req.host_key.empty();
-  if (target.jump) {
-    GEDGE_TRY_ASSIGN(target.jump->host_key,
-                     pin_jump_key(inv, *target.jump, existing, opts, req, rep));
-    rep.step(req.name,
-             fmt::format("through jump host {}@{}:{} ({})", target.jump->user, target.jump->host,
-                         target.jump->port, target.jump->host_key.fingerprint));
-  }
+  if (target.jump) GEDGE_TRY(pin_jump_keys(inv, target, existing, opts, req, rep));
 
   // Keys from known_hosts files the operator already has: a matching line pins the key, as does
   // a host certificate from an @cert-authority listed for the host (verified by OpenSSH); a line
@@ -304,18 +297,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
       target.identity_agent.empty() ? SqlValue(nullptr) : SqlValue(target.identity_agent);
   SqlValue cert_v = target.certificate.empty() ? SqlValue(nullptr) : SqlValue(target.certificate);
   SqlValue jump_v = nullptr;
-  if (target.jump) {
-    const auto& j = *target.jump;
-    jump_v = nlohmann::json{{"host", j.host},
-                            {"port", j.port},
-                            {"user", j.user},
-                            {"identity", j.identity},
-                            {"host_key",
-                             {{"type", j.host_key.type},
-                              {"fingerprint", j.host_key.fingerprint},
-                              {"public_key", j.host_key.public_key}}}}
-                 .dump();
-  }
+  if (target.jump) jump_v = jump_record(*target.jump).dump();
 
   std::string now = now_rfc3339();
   // Facts are the device's own text (hostname, os-release), which need not be UTF-8.
@@ -326,8 +308,7 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   bool changed = true;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     // The port may come from ssh_config, and another process may have pinned the address meanwhile.
-    GEDGE_TRY_ASSIGN(auto now_pin, address_pin(db, host, port, req.name,
-                                               target.jump ? target.jump->host : std::string()));
+    GEDGE_TRY_ASSIGN(auto now_pin, address_pin(db, host, port, req.name, chain_key(target.jump)));
     if (now_pin && now_pin->key.fingerprint != hk.fingerprint)
       return fail(
           ErrorCode::host_key,
@@ -427,8 +408,17 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   // Every OpenSSH call (Ansible, cluster export, the jump) looks keys up by HostKeyAlias.
   GEDGE_TRY(
       known_hosts_update(paths.known_hosts, req.name, hk.public_key, legacy_marker(host, port)));
-  GEDGE_TRY(known_hosts_update(paths.known_hosts, jump_alias(req.name),
-                               target.jump ? target.jump->host_key.public_key : std::string()));
+  // One line per hop ("<device>/jump", "<device>/jump-1", ...); a shorter chain's stale lines go.
+  std::vector<std::pair<std::string, std::string>> hop_lines;
+  std::vector<JumpHost> hops;
+  if (target.jump) hops = jump_hops(*target.jump);
+  for (std::size_t i = 0; i < kMaxJumpHops; ++i)
+    hop_lines.emplace_back(fmt::format("{}/jump-{}", req.name, i + 1), std::string());
+  hop_lines.emplace_back(jump_alias(req.name), std::string());
+  for (const auto& h : hops)
+    for (auto& [alias, line] : hop_lines)
+      if (alias == h.alias) line = h.host_key.public_key;
+  GEDGE_TRY(known_hosts_set(paths.known_hosts, hop_lines));
   if (existing) {
     // --force moved the device: its old address's legacy line goes when no other device is there.
     SshTarget old = target_of(*existing);

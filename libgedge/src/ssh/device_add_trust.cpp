@@ -61,29 +61,10 @@ Result<Resolved> resolve_target(const DeviceAddRequest& req) {
     if (t.certificate.empty() && ::access(f.c_str(), R_OK) == 0) t.certificate = f;
   if (rh->host != addr.host) out.alias = addr.host;
   if (!rh->proxy_jump.empty()) {
-    if (rh->proxy_jump.find(',') != std::string::npos)
-      return fail(ErrorCode::usage,
-                  fmt::format("{} has several ProxyJump hops ({}); gedge supports one", addr.host,
-                              rh->proxy_jump),
-                  "jump through one bastion, or register the inner hop as its own device");
-    GEDGE_TRY_ASSIGN(auto ja, parse_address(rh->proxy_jump, "ProxyJump"));
-    GEDGE_TRY_ASSIGN(auto jr, resolve_ssh_host(ja.host, ja.user, ja.port, req.ssh_config));
-    if (!jr.proxy_jump.empty() || jr.proxy_command)
-      return fail(
-          ErrorCode::usage,
-          fmt::format("the jump host {} has its own ProxyJump/ProxyCommand; gedge supports one hop",
-                      ja.host));
-    JumpHost j;
-    j.host = jr.host;
-    j.port = jr.port;
-    j.user = jr.user;
-    for (const auto& f : jr.identity_files)
-      if (::access(f.c_str(), R_OK) == 0) {
-        j.identity = f;
-        break;
-      }
-    j.alias = jump_alias(req.name);
-    t.jump = j;
+    // Every hop, outermost first (ProxyJump a,b and a jump host's own ProxyJump, as OpenSSH
+    // takes them), each pinned on its own when the device is added.
+    GEDGE_TRY_ASSIGN(auto hops, resolve_proxy_jump(rh->proxy_jump, req.ssh_config));
+    t.jump = jump_chain(std::move(hops), req.name);
   }
   return out;
 }
@@ -160,17 +141,25 @@ Result<std::optional<std::string>> trust_from_known_hosts(
   return std::optional<std::string>();
 }
 
-// Pins the jump host's key: the key a registered device at that address has, the key this
-// device's earlier registration pinned, or one accepted like the device's own (--accept-new,
-// the prompt). Anything else is host_key, with nothing stored.
-Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
-                             const std::optional<SqlRow>& existing, const SshOptions& opts,
-                             const DeviceAddRequest& req, Reporter& rep) {
+// Pins one jump host's key (`before`: the hops before it, already pinned; it is reached through
+// them): the key a registered device at that address behind the same hops has, the key this
+// device's earlier registration pinned there, or one accepted like the device's own
+// (--accept-new, the prompt). Anything else is host_key, with nothing stored.
+static Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
+                                    const std::vector<JumpHost>& before, const SshTarget& device,
+                                    const std::optional<SqlRow>& existing, const SshOptions& opts,
+                                    const DeviceAddRequest& req, Reporter& rep) {
   SshTarget jt;
   jt.name = req.name + " (jump host)";
   jt.host = j.host;
   jt.port = j.port;
   jt.user = j.user;
+  // The hops before it run as they will for the device: the device's keys are offered to them.
+  if (!device.identity.empty()) jt.extra_identities.push_back(device.identity);
+  for (const auto& e : device.extra_identities) jt.extra_identities.push_back(e);
+  jt.identity_agent = device.identity_agent;
+  if (!before.empty()) jt.jump = jump_chain(before, req.name);
+  const std::string chain = chain_key(jt.jump);
   auto presented = probe_host_key(jt, opts);
   if (!presented) {
     Error e = presented.error();
@@ -186,19 +175,30 @@ Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
                 "may be an attack");
   };
   if (existing) {
+    // The same hop (same address behind the same hops) of this device's earlier registration.
     auto old = target_of(*existing);
-    if (old.jump && old.jump->host == j.host && old.jump->port == j.port &&
-        !old.jump->host_key.fingerprint.empty()) {
-      if (old.jump->host_key.fingerprint != presented->fingerprint)
-        return mismatch(fmt::format("device '{}'", req.name), old.jump->host_key.fingerprint);
-      return *presented;
+    if (old.jump) {
+      std::vector<JumpHost> mine = before;
+      mine.push_back(j);
+      const std::string want = chain_key(jump_chain(mine, req.name));
+      auto old_hops = jump_hops(*old.jump);
+      for (std::size_t i = 0; i < old_hops.size(); ++i) {
+        std::vector<JumpHost> upto(old_hops.begin(), old_hops.begin() + static_cast<long>(i) + 1);
+        if (chain_key(jump_chain(upto, req.name)) != want ||
+            old_hops[i].host_key.fingerprint.empty())
+          continue;
+        if (old_hops[i].host_key.fingerprint != presented->fingerprint)
+          return mismatch(fmt::format("device '{}'", req.name), old_hops[i].host_key.fingerprint);
+        return *presented;
+      }
     }
   }
-  GEDGE_TRY_ASSIGN(auto rows,
-                   inv.query("SELECT name, host_key_fp FROM devices WHERE host = ? AND port = ?",
-                             {j.host, int64_t(j.port)}));
+  GEDGE_TRY_ASSIGN(
+      auto rows,
+      inv.query("SELECT name, host_key_fp, proxy_jump FROM devices WHERE host = ? AND port = ?",
+                {j.host, int64_t(j.port)}));
   for (const auto& r : rows) {
-    if (!r["host_key_fp"].is_string()) continue;
+    if (!r["host_key_fp"].is_string() || chain_key_of(r["proxy_jump"]) != chain) continue;
     auto fp = r["host_key_fp"].get<std::string>();
     if (fp != presented->fingerprint)
       return mismatch(fmt::format("device '{}'", r["name"].get<std::string>()), fp);
@@ -225,6 +225,22 @@ Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
           "register the jump host first (gedge device add NAME --host {} --host-key {}), or pass "
           "--accept-new to trust it on first use",
           j.host, presented->fingerprint));
+}
+
+// Pins every hop of the device's jump chain in order, each reached through the ones before it.
+Result<void> pin_jump_keys(Inventory& inv, SshTarget& target, const std::optional<SqlRow>& existing,
+                           const SshOptions& opts, const DeviceAddRequest& req, Reporter& rep) {
+  auto hops = jump_hops(*target.jump);
+  std::vector<JumpHost> before;
+  for (auto& h : hops) {
+    GEDGE_TRY_ASSIGN(h.host_key, pin_jump_key(inv, h, before, target, existing, opts, req, rep));
+    rep.step(req.name,
+             fmt::format("{} jump host {}@{}:{} ({})", before.empty() ? "through" : "then through",
+                         h.user, h.host, h.port, h.host_key.fingerprint));
+    before.push_back(h);
+  }
+  target.jump = jump_chain(std::move(before), req.name);
+  return {};
 }
 
 }  // namespace detail

@@ -36,7 +36,10 @@ Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::st
   kh.host = removed["host"].get<std::string>();
   kh.port = removed["port"].get<int>();
   GEDGE_TRY(known_hosts_update(paths.known_hosts, name, ""));
-  GEDGE_TRY(known_hosts_update(paths.known_hosts, jump_alias(name), ""));
+  std::vector<std::pair<std::string, std::string>> hop_lines = {{jump_alias(name), ""}};
+  for (std::size_t i = 0; i < kMaxJumpHops; ++i)
+    hop_lines.emplace_back(fmt::format("{}/jump-{}", name, i + 1), "");
+  GEDGE_TRY(known_hosts_set(paths.known_hosts, hop_lines));
   GEDGE_TRY(release_known_host(inv, paths, kh));
   return removed;
 }
@@ -63,8 +66,12 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
   sess.reset();
   std::string now = now_rfc3339();
   int port = row["port"].get<int>();
-  std::string jump_host = t.jump ? t.jump->host : std::string();
-  std::vector<std::string> moved, jumped;
+  const std::string chain = chain_key(t.jump);
+  // This device as a hop of other devices' chains: its chain plus its own address.
+  const std::string as_hop =
+      (chain.empty() ? std::string() : chain + ",") + fmt::format("{}:{}", t.host, port);
+  std::vector<std::string> moved;
+  std::vector<std::pair<std::string, std::string>> jumped;  // (device, hop alias)
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     moved = {plan.name};
     jumped.clear();
@@ -74,34 +81,33 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
         auto same,
         db.query("SELECT name, proxy_jump FROM devices WHERE host = ? AND port = ? AND name <> ?",
                  {t.host, int64_t(port), plan.name}));
-    for (const auto& r : same) {
-      auto j = parse_json_text(r["proxy_jump"], nullptr);
-      if ((j.is_object() ? j.value("host", "") : std::string()) == jump_host)
-        moved.push_back(r["name"].get<std::string>());
-    }
+    for (const auto& r : same)
+      if (chain_key_of(r["proxy_jump"]) == chain) moved.push_back(r["name"].get<std::string>());
     for (const auto& n : moved)
       GEDGE_TRY(
           db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', "
                   "updated_at=? WHERE name=?",
                   {plan.new_key.type, plan.new_key.fingerprint, now, n}));
-    // Devices reached through this address (their ProxyJump) pinned its key as <device>/jump
-    // when they were added: those pins move with it.
-    if (!t.jump) {
-      GEDGE_TRY_ASSIGN(
-          auto behind,
-          db.query("SELECT name, proxy_jump FROM devices WHERE proxy_jump IS NOT NULL"));
-      for (const auto& r : behind) {
-        auto j = parse_json_text(r["proxy_jump"], nullptr);
-        if (!j.is_object() || j.value("host", "") != t.host || j.value("port", 22) != port)
-          continue;
-        j["host_key"] = {{"type", plan.new_key.type},
-                         {"fingerprint", plan.new_key.fingerprint},
-                         {"public_key", plan.new_key.public_key}};
-        std::string n = r["name"].get<std::string>();
-        GEDGE_TRY(db.exec("UPDATE devices SET proxy_jump=?, updated_at=? WHERE name=?",
-                          {j.dump(), now, n}));
-        jumped.push_back(n);
+    // Devices reached through this address (a hop of their ProxyJump chain, behind the same
+    // hops as this device) pinned its key as <device>/jump or <device>/jump-N when they were
+    // added: those pins move with it.
+    GEDGE_TRY_ASSIGN(auto behind, db.query("SELECT * FROM devices WHERE proxy_jump IS NOT NULL"));
+    for (const auto& r : behind) {
+      std::string n = r["name"].get<std::string>();
+      auto dt = target_of(r);
+      if (!dt.jump) continue;
+      auto hops = jump_hops(*dt.jump);
+      bool hit = false;
+      for (std::size_t i = 0; i < hops.size(); ++i) {
+        std::vector<JumpHost> upto(hops.begin(), hops.begin() + static_cast<long>(i) + 1);
+        if (chain_key(jump_chain(upto, n)) != as_hop) continue;
+        hops[i].host_key = plan.new_key;
+        jumped.emplace_back(n, hops[i].alias);
+        hit = true;
       }
+      if (!hit) continue;
+      GEDGE_TRY(db.exec("UPDATE devices SET proxy_jump=?, updated_at=? WHERE name=?",
+                        {jump_record(jump_chain(hops, n)).dump(), now, n}));
     }
     return {};
   }));
@@ -109,7 +115,7 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
     GEDGE_TRY(known_hosts_update(paths.known_hosts, n, plan.new_key.public_key,
                                  legacy_marker(t.host, port)));
   std::vector<std::pair<std::string, std::string>> jump_lines;
-  for (const auto& n : jumped) jump_lines.emplace_back(jump_alias(n), plan.new_key.public_key);
+  for (const auto& [n, alias] : jumped) jump_lines.emplace_back(alias, plan.new_key.public_key);
   GEDGE_TRY(known_hosts_set(paths.known_hosts, jump_lines));
   return {};
 }

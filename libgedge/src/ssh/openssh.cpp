@@ -302,6 +302,67 @@ Result<ResolvedHost> resolve_ssh_host(const std::string& host, const std::string
   return r;
 }
 
+namespace {
+
+Result<void> resolve_hops(const std::string& spec, const std::string& config_file,
+                          const std::string& program, std::vector<JumpHost>& out, int depth) {
+  auto too_many = [&] {
+    return fail(ErrorCode::usage,
+                fmt::format("ProxyJump {} needs more than {} hops (a loop in the ssh config?)",
+                            spec, kMaxJumpHops),
+                "check the ProxyJump lines of the jump hosts in the ssh config");
+  };
+  if (depth > static_cast<int>(kMaxJumpHops)) return too_many();
+  std::istringstream in(spec);
+  std::string part;
+  bool first = true;
+  while (std::getline(in, part, ',')) {
+    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.erase(0, 1);
+    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.pop_back();
+    if (part.empty())
+      return fail(ErrorCode::usage, fmt::format("ProxyJump '{}' has an empty hop", spec),
+                  "write ProxyJump HOP[,HOP...]");
+    GEDGE_TRY_ASSIGN(auto ja, parse_address(part, "ProxyJump hop"));
+    GEDGE_TRY_ASSIGN(auto jr, resolve_ssh_host(ja.host, ja.user, ja.port, config_file, program));
+    if (first) {
+      // `ssh -W .. a` reads a's own config: its ProxyJump comes first, a ProxyCommand is refused.
+      if (jr.proxy_command)
+        return fail(
+            ErrorCode::usage,
+            fmt::format("the jump host {} has a ProxyCommand, which gedge does not run", ja.host),
+            "use ProxyJump for jump hosts");
+      if (!jr.proxy_jump.empty())
+        GEDGE_TRY(resolve_hops(jr.proxy_jump, config_file, program, out, depth + 1));
+    }
+    first = false;
+    JumpHost j;
+    j.host = jr.host;
+    j.port = jr.port;
+    j.user = jr.user;
+    for (const auto& f : jr.identity_files)
+      if (::access(f.c_str(), R_OK) == 0) {
+        j.identity = f;
+        break;
+      }
+    out.push_back(std::move(j));
+    if (out.size() > kMaxJumpHops) return too_many();
+  }
+  if (first)
+    return fail(ErrorCode::usage, fmt::format("ProxyJump '{}' names no host", spec),
+                "write ProxyJump HOP[,HOP...]");
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<JumpHost>> resolve_proxy_jump(const std::string& spec,
+                                                 const std::string& config_file,
+                                                 const std::string& program) {
+  std::vector<JumpHost> hops;
+  GEDGE_TRY(resolve_hops(spec, config_file, program, hops, 0));
+  return hops;
+}
+
 std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump,
                                    const std::string& dest_host, const std::string& dest_port) {
   std::vector<std::string> a = {
@@ -333,6 +394,12 @@ std::vector<std::string> jump_argv(const JumpCommand& cmd, const JumpHost& jump,
   for (const auto& i : ids) a.insert(a.end(), {"-i", i});
   if (!cmd.identity_agent.empty())
     a.insert(a.end(), {"-o", "IdentityAgent=" + ssh_path_value(cmd.identity_agent)});
+  if (!jump.via.empty()) {
+    // The previous hop as this hop's ProxyCommand (it has the hops before it in turn).
+    JumpHost prev = jump.via.back();
+    prev.via.assign(jump.via.begin(), jump.via.end() - 1);
+    a.insert(a.end(), {"-o", "ProxyCommand=" + jump_proxy_command(cmd, prev)});
+  }
   // OpenSSH's default log level: the jump's "connect failed: Connection refused" is an INFO line,
   // and it is what the error message carries.
   if (cmd.verbosity > 0)
@@ -360,6 +427,26 @@ std::string jump_proxy_command(const JumpCommand& cmd, const JumpHost& jump) {
             std::string_view("@%+=:,./_-").find(static_cast<char>(c)) != std::string_view::npos))
         plain = false;
     out += (out.empty() ? "" : " ") + (plain ? w : shell_quote(w));
+  }
+  return out;
+}
+
+std::vector<JumpHost> jump_hops(const JumpHost& jump) {
+  std::vector<JumpHost> hops = jump.via;
+  hops.push_back(jump);
+  for (auto& h : hops) h.via.clear();
+  return hops;
+}
+
+Result<std::string> jump_known_hosts_lines(const JumpHost& jump, std::string_view device) {
+  std::string out;
+  for (const auto& h : jump_hops(jump)) {
+    if (h.host_key.public_key.empty())
+      return fail(ErrorCode::host_key,
+                  fmt::format("device '{}': the jump host {}:{} ({}) has no pinned host key",
+                              device, h.host, h.port, h.alias),
+                  fmt::format("add the device again: gedge device add {} --force", device));
+    out += fmt::format("{} {}\n", h.alias, h.host_key.public_key);
   }
   return out;
 }
@@ -464,6 +551,13 @@ Result<HostCertVerdict> verify_host_certificate(const HostCertQuery& q) {
   if (q.host.empty() || q.host.find_first_of("*?!, \t\n") != std::string::npos || q.host[0] == '-')
     return fail(ErrorCode::usage,
                 fmt::format("cannot check a host certificate for host '{}'", q.host));
+  std::string text;
+  for (const auto& k : q.ca_keys) text += fmt::format("@cert-authority {} {}\n", q.host, k);
+  for (const auto& k : q.revoked) text += fmt::format("@revoked * {}\n", k);
+  if (q.jump) {
+    GEDGE_TRY_ASSIGN(auto lines, jump_known_hosts_lines(*q.jump, q.host));
+    text += lines;
+  }
   auto dir = std::filesystem::temp_directory_path();
   std::string path = (dir / "gedge-cert-kh-XXXXXX").string();
   int fd = ::mkstemp(path.data());
@@ -473,10 +567,6 @@ Result<HostCertVerdict> verify_host_certificate(const HostCertQuery& q) {
     std::string p;
     ~Remove() { ::unlink(p.c_str()); }
   } remove{path};
-  std::string text;
-  for (const auto& k : q.ca_keys) text += fmt::format("@cert-authority {} {}\n", q.host, k);
-  for (const auto& k : q.revoked) text += fmt::format("@revoked * {}\n", k);
-  if (q.jump) text += fmt::format("{} {}\n", q.jump->alias, q.jump->host_key.public_key);
   bool wrote = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ::close(fd);
   if (!wrote) return fail(ErrorCode::failure, fmt::format("cannot write {}", path));

@@ -32,7 +32,12 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   if (kfd < 0)
     return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
   im.jump_kh = tmpl;
-  std::string line = fmt::format("{} {}\n", j.alias, j.host_key.public_key);
+  auto lines = jump_known_hosts_lines(j, im.target.name);
+  if (!lines) {
+    ::close(kfd);
+    return std::unexpected(lines.error());
+  }
+  std::string line = *lines;
   bool wrote = ::write(kfd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
   ::close(kfd);
   if (!wrote) return fail(ErrorCode::failure, fmt::format("cannot write {}", tmpl));
@@ -47,8 +52,9 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   cmd.identity_agent = im.target.identity_agent;
   cmd.connect_timeout_s = o.connect_timeout_s;
   cmd.verbosity = o.verbosity >= 2 ? o.verbosity - 1 : 0;
-  diag(1, fmt::format("ssh {}: through jump host {}@{}:{} (ssh -W, jump key {} pinned as {})",
-                      im.target.name, j.user, j.host, j.port, j.host_key.fingerprint, j.alias));
+  for (const auto& h : jump_hops(j))
+    diag(1, fmt::format("ssh {}: through jump host {}@{}:{} (ssh -W, jump key {} pinned as {})",
+                        im.target.name, h.user, h.host, h.port, h.host_key.fingerprint, h.alias));
   auto argv_s =
       jump_argv(cmd, j, im.target.host, std::to_string(im.target.port > 0 ? im.target.port : 22));
   std::vector<char*> argv;
