@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <tuple>
 
+#include "../../libgedge/src/ansible/cluster_detail.hpp"
 #include "gedge/ansible.hpp"
 #include "gedge/cluster.hpp"
 #include "gedge/inventory.hpp"
@@ -416,6 +418,57 @@ TEST_CASE(
   REQUIRE_FALSE(bad);
   CHECK(bad.error().code == ErrorCode::usage);
   CHECK(bad.error().message.find("prometheus-rules") != std::string::npos);
+}
+
+TEST_CASE(
+    "members behind jump hosts: which Prometheus server can scrape them is said, not hidden") {
+  MonitoringFixture f;
+  const char* now = "2026-01-01T00:00:00Z";
+  auto hop = [](const char* host) {
+    return nlohmann::json{{"host", host},
+                          {"port", 22},
+                          {"user", "u"},
+                          {"identity", ""},
+                          {"host_key", {{"type", "ssh-ed25519"}, {"fingerprint", "SHA256:x"}}}};
+  };
+  // bast1 is reached directly, bast2 through bast1, inner2 through bast1 then bast2.
+  auto in2 = hop("10.1.2.20");
+  in2["via"] = nlohmann::json::array({hop("10.1.0.41")});
+  for (auto [name, host, jump] :
+       {std::tuple<std::string, std::string, SqlValue>{"bast1", "10.1.0.41", nullptr},
+        {"bast2", "10.1.2.20", hop("10.1.0.41").dump()},
+        {"inner2", "10.1.3.10", in2.dump()}}) {
+    REQUIRE(f.inv.exec(
+        "INSERT INTO devices(name, host, user, proxy_jump, created_at, updated_at) VALUES (?, ?, "
+        "'u', ?, ?, ?)",
+        {name, host, jump, std::string(now), std::string(now)}));
+  }
+  REQUIRE(
+      f.inv.exec("INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', 'inner2', "
+                 "'ready')"));
+  auto far = [&](const std::string& prom) {
+    auto r = cluster::detail::unscrapable_members(f.inv, "mon", prom);
+    REQUIRE(r);
+    return *r;
+  };
+  // From here, or from bast1 (another network than inner2's): inner2 is named, with its chain.
+  for (const char* prom : {"localhost", "bast1", "edge1"}) {
+    auto w = far(prom);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].first == "inner2");
+    CHECK(w[0].second.find("(10.1.0.41:22,10.1.2.20:22)") != std::string::npos);
+    CHECK(w[0].second.find("10.1.3.10:9100") != std::string::npos);
+    CHECK(w[0].second.find(std::string("'") + prom + "'") != std::string::npos);
+  }
+  // bast2, its last jump host, is on its network.
+  CHECK(far("bast2").empty());
+  // The scrape configuration names the members it leaves out, and why.
+  Paths paths;
+  auto prom = cluster::export_text(f.inv, paths, "mon", "prometheus");
+  REQUIRE(prom);
+  CHECK(prom->find("# not listed: edge2 (no metrics endpoint recorded") != std::string::npos);
+  CHECK(prom->find("# not listed: inner2 (") != std::string::npos);
+  CHECK(prom->find("10.0.0.1:9100") != std::string::npos);
 }
 
 TEST_CASE(

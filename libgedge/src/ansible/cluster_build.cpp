@@ -330,6 +330,16 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
       auto r = metrics::http_get(url, std::min(req.timeout_s, 10.0));
       if (r) {
         s.metrics_url = url;
+      } else if (auto chain = jump_chain_text(rows[t].target); !chain.empty()) {
+        // Behind jump hosts: the playbook installed and started node-exporter, but gedge scrapes
+        // from here and does not tunnel through the jump hosts. Said, not hidden: no endpoint
+        // is recorded, so `cluster status` and `cluster export --format prometheus` leave it out.
+        s.message = fmt::format(
+            "node-exporter runs, but {} does not answer from here ({}): the device is reached "
+            "through jump hosts ({}) and gedge scrapes directly, so no metrics endpoint is "
+            "recorded for it",
+            url, r.error().message, chain);
+        rep.warn(fmt::format("device '{}': {}", t, s.message));
       } else {
         s.finished = false;
         s.failed = true;
@@ -417,6 +427,17 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     auto sync = sync_prometheus(inv, paths, req.name, req.timeout_s, rep);
     if (join_only) result["prometheus"] = {{"host", req.prometheus_on}};
     result["prometheus"]["targets_file"] = sync;
+  }
+  if (!req.prometheus_on.empty() && result.contains("prometheus") &&
+      result["prometheus"].is_object()) {
+    // Members behind jump hosts that this server is not known to reach: a warning each.
+    nlohmann::json warn = nlohmann::json::array();
+    if (auto far = unscrapable_members(inv, req.name, req.prometheus_on))
+      for (const auto& [dev, msg] : *far) {
+        rep.warn(msg);
+        warn.push_back({{"device", dev}, {"message", msg}});
+      }
+    result["prometheus"]["unscrapable"] = warn;
   }
 
   std::optional<Error> partial;

@@ -56,6 +56,15 @@ Result<PrometheusStep> run_prometheus_playbook(Inventory& inv, const Paths& path
                                                double timeout_s, Reporter& rep);
 // usage unless HOST is "localhost" or a registered device.
 Result<void> check_prometheus_host(Inventory& inv, const std::string& host);
+// "host:port,host:port": the jump hosts a device is reached through, outermost first ("" when
+// reached directly).
+std::string jump_chain_text(const SshTarget& t);
+// Members of cluster `name` behind jump hosts that the Prometheus server on `prom_host` (a
+// device or "localhost") is not known to reach: it scrapes their address directly, and only a
+// server behind the same jump hosts, or on their last jump host, is on their network (gedge
+// does not tunnel scrapes). {device, message} each.
+Result<std::vector<std::pair<std::string, std::string>>> unscrapable_members(
+    Inventory& inv, const std::string& name, const std::string& prom_host);
 
 // Rewrites (or deletes) cluster `name`'s target file on Prometheus host `host` (see
 // sync_prometheus, which uses the cluster's own host).

@@ -13,6 +13,7 @@
 #include "cluster_detail.hpp"
 #include "gedge/ansible.hpp"
 #include "gedge/metrics.hpp"
+#include "gedge/openssh.hpp"
 #include "gedge/ssh.hpp"
 #include "gedge/stores.hpp"
 
@@ -309,6 +310,41 @@ Result<std::vector<std::string>> clusters_of(Inventory& inv, const std::string& 
 }
 
 namespace detail {
+
+std::string jump_chain_text(const SshTarget& t) {
+  if (!t.jump) return {};
+  std::string out;
+  for (const auto& h : jump_hops(*t.jump))
+    out += fmt::format("{}{}:{}", out.empty() ? "" : ",", h.host, h.port > 0 ? h.port : 22);
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> unscrapable_members(
+    Inventory& inv, const std::string& name, const std::string& prom_host) {
+  std::string prom_chain, prom_as_hop;
+  if (prom_host != kLocalhost) {
+    GEDGE_TRY_ASSIGN(auto p, load_device(inv, prom_host));
+    prom_chain = jump_chain_text(p.target);
+    prom_as_hop = (prom_chain.empty() ? "" : prom_chain + ",") +
+                  fmt::format("{}:{}", p.target.host, p.target.port > 0 ? p.target.port : 22);
+  }
+  GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& m : members) {
+    auto dev = m["device"].get<std::string>();
+    auto d = load_device(inv, dev);
+    if (!d) continue;  // removed with `device rm --force`: not scraped
+    auto chain = jump_chain_text(d->target);
+    if (chain.empty() || chain == prom_chain || chain == prom_as_hop) continue;
+    out.emplace_back(
+        dev, fmt::format("device '{}' is reached through jump hosts ({}): the Prometheus server on "
+                         "'{}' scrapes {} directly, which works only if it can route to that "
+                         "network (gedge does not tunnel scrapes through jump hosts; run the "
+                         "server on its last jump host or on a device behind the same jump hosts)",
+                         dev, chain, prom_host, exporter_address(m, *d)));
+  }
+  return out;
+}
 
 Result<void> check_prometheus_host(Inventory& inv, const std::string& host) {
   if (host == kLocalhost) return {};

@@ -140,8 +140,16 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
   GEDGE_TRY_ASSIGN(auto members, load_members(inv, name));
   if (format == "prometheus") {
     nlohmann::json targets = nlohmann::json::array();
+    std::string left_out;  // members with no recorded endpoint, said in a comment
     for (const auto& m : members) {
-      if (!m["metrics_url"].is_string()) continue;
+      if (!m["metrics_url"].is_string()) {
+        left_out += fmt::format(
+            "# not listed: {} (no metrics endpoint recorded: built without "
+            "--monitoring, or its node-exporter did not answer from here, as "
+            "for a device behind jump hosts)\n",
+            m["device"].get<std::string>());
+        continue;
+      }
       auto url = m["metrics_url"].get<std::string>();  // http://HOST:PORT/metrics
       auto hostport = url.substr(url.find("//") + 2);
       hostport = hostport.substr(0, hostport.find('/'));
@@ -153,7 +161,7 @@ Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::s
                              {"metrics_path", "/metrics"},
                              {"static_configs", targets}}}}};
     return "# Prometheus scrape configuration for the node-exporters of gedge cluster " + name +
-           "\n" + to_yaml(cfg);
+           "\n" + left_out + to_yaml(cfg);
   }
   ansible::InventorySpec spec;
   spec.group = "gedge_" + name;
