@@ -77,8 +77,12 @@ struct SshSession::Impl {
 
   void end_jump() {
     if (jump_pid > 0) {
-      ::kill(jump_pid, SIGTERM);
+      // The jump's ssh leads its own process group, which holds the nested ProxyCommands of a
+      // multi-hop chain too: end them all, and wait (bounded) until the last has gone, so that
+      // nothing they print (with -vv they share gedge's stderr) comes after gedge's own output.
+      if (::kill(-jump_pid, SIGTERM) != 0) ::kill(jump_pid, SIGTERM);
       ::waitpid(jump_pid, nullptr, 0);
+      for (int i = 0; i < 100 && ::kill(-jump_pid, 0) == 0; ++i) ::usleep(10000);
       jump_pid = -1;
     }
     if (jump_err >= 0) ::close(jump_err), jump_err = -1;

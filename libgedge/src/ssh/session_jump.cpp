@@ -73,12 +73,14 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
     return fail(ErrorCode::failure, "fork failed");
   }
   if (pid == 0) {
+    ::setpgid(0, 0);  // its own group, with every hop's ssh under it (see end_jump)
     ::dup2(sv[1], 0);
     ::dup2(sv[1], 1);
     if (o.verbosity < 2) ::dup2(ep[1], 2);
     ::execve(argv[0], argv.data(), environ);
     ::_exit(127);
   }
+  ::setpgid(pid, pid);  // also here: the group exists before either side goes on
   ::close(sv[1]);
   ::close(ep[1]);
   im.jump_pid = pid;
