@@ -31,6 +31,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -141,6 +142,63 @@ def ssh_argv(host, lab, known_hosts, connect_timeout=5, extra_opts=()):
             "-o", "GlobalKnownHostsFile=/dev/null", "-o", f"HostKeyAlias={host['name']}",
             "-o", f"ConnectTimeout={connect_timeout}", "-o", "LogLevel=ERROR",
             *extra_opts, f"{lab['user']}@{host['address']}"]
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+class LocalSshdMixin:
+    """sshd processes on 127.0.0.1 for a GedgeTest that needs no lab (root and /usr/sbin/sshd):
+    keys and configs live in the test's directory; every sshd is stopped at cleanup."""
+
+    def setup_sshd_dir(self):
+        if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
+            self.skipTest("needs root and /usr/sbin/sshd")
+        self.d = os.path.join(self.tmp, "sshd")
+        os.makedirs(self.d, mode=0o700)
+        os.makedirs("/run/sshd", exist_ok=True)
+
+    def p(self, name):
+        return os.path.join(self.d, name)
+
+    def keygen(self, *args):
+        r = run_cmd(["ssh-keygen", "-q", *args])
+        self.assertEqual(r.rc, 0, r)
+
+    def pub(self, name):
+        with open(self.p(name) + ".pub") as f:
+            return " ".join(f.read().split()[:2])
+
+    def fingerprint(self, name):
+        return run_cmd(["ssh-keygen", "-lf", self.p(name) + ".pub"]).stdout.split()[1]
+
+    def start_sshd(self, name, authorized, port=None, extra_conf=""):
+        """An sshd on 127.0.0.1:PORT (a free one unless given) with host key NAME_host (made when
+        missing) and AuthorizedKeysFile AUTHORIZED (in the test's directory); EXTRA_CONF is added
+        to its config. Returns (port, process)."""
+        key = self.p(name + "_host")
+        if not os.path.exists(key):
+            self.keygen("-t", "ed25519", "-N", "", "-f", key)
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        conf = self.p(name + ".conf")
+        with open(conf, "w") as f:
+            f.write(f"ListenAddress 127.0.0.1:{port}\nHostKey {key}\n{extra_conf}PidFile {self.p(name + '.pid')}\n"
+                    "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                    f"StrictModes no\nAuthorizedKeysFile {self.p(authorized)}\n")
+        log = open(self.p(name + ".log"), "a")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", conf], stdout=subprocess.DEVNULL, stderr=log)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        return port, proc
 
 
 class GedgeTest(unittest.TestCase):

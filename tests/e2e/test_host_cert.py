@@ -9,70 +9,29 @@ way (an uncertified jump under the CA's pattern is exit 6). The lab test (test_s
 the same against lab hosts and logs in."""
 
 import os
-import socket
-import subprocess
-import time
 import unittest
 
-from gedge_e2e import GedgeTest, run_cmd
-
-SSHD = "/usr/sbin/sshd"
+from gedge_e2e import GedgeTest, LocalSshdMixin, run_cmd
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class HostCertTest(GedgeTest):
+class HostCertTest(LocalSshdMixin, GedgeTest):
     def setUp(self):
         super().setUp()
-        if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
-            self.skipTest("needs root and /usr/sbin/sshd")
-        self.d = os.path.join(self.tmp, "sshd")
-        os.makedirs(self.d, mode=0o700)
-        os.makedirs("/run/sshd", exist_ok=True)
+        self.setup_sshd_dir()
         self.keygen("-t", "ed25519", "-N", "", "-C", "test-ca", "-f", self.p("ca"))
         self.keygen("-t", "ed25519", "-N", "", "-C", "other-ca", "-f", self.p("other_ca"))
 
-    def p(self, name):
-        return os.path.join(self.d, name)
-
-    def keygen(self, *args):
-        r = run_cmd(["ssh-keygen", "-q", *args])
-        self.assertEqual(r.rc, 0, r)
-
-    def pub(self, name):
-        with open(self.p(name) + ".pub") as f:
-            return " ".join(f.read().split()[:2])
-
     def sshd(self, name, principals=None, validity="-5m:+1h", authorized="none"):
-        """An sshd on 127.0.0.1:PORT with its own ed25519 host key, certified by the test CA
-        for `principals` (none: no certificate) over `validity`; `authorized` names the
-        AuthorizedKeysFile (in the test's directory). Returns (port, host key line)."""
+        """An sshd with its own ed25519 host key, certified by the test CA for `principals`
+        (none: no certificate) over `validity`; `authorized` names the AuthorizedKeysFile (in the
+        test's directory). Returns (port, host key line)."""
         key = self.p(name + "_host")
         self.keygen("-t", "ed25519", "-N", "", "-f", key)
         cert = ""
         if principals:
             self.keygen("-s", self.p("ca"), "-h", "-I", name, "-n", principals, "-V", validity, key + ".pub")
             cert = f"HostCertificate {key}-cert.pub\n"
-        port = free_port()
-        conf = self.p(name + ".conf")
-        with open(conf, "w") as f:
-            f.write(f"ListenAddress 127.0.0.1:{port}\nHostKey {key}\n{cert}PidFile {self.p(name + '.pid')}\n"
-                    "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                    f"StrictModes no\nAuthorizedKeysFile {self.p(authorized)}\n")
-        log = open(self.p(name + ".log"), "w")
-        self.addCleanup(log.close)
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", conf], stdout=subprocess.DEVNULL, stderr=log)
-        self.addCleanup(proc.wait)
-        self.addCleanup(proc.terminate)
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        port, _ = self.start_sshd(name, authorized, extra_conf=cert)
         return port, self.pub(name + "_host")
 
     def known_hosts(self, text):
@@ -120,7 +79,7 @@ class HostCertTest(GedgeTest):
         self.assertEqual(r.err_json["error"], "auth_failed", r)
         self.assertIn("certified by CA", r.stderr)
         self.assertIn(good_key.split()[0], r.stderr)
-        fp = run_cmd(["ssh-keygen", "-lf", self.p("good_host.pub")]).stdout.split()[1]
+        fp = self.fingerprint("good_host")
         self.assertIn(f"host key {fp} certified by CA", r.stderr)
         self.assertIn("matches the pin", r.stderr)  # the login connection checked the pinned key
 
@@ -157,8 +116,8 @@ class HostCertTest(GedgeTest):
                     f"Host dev-plain\n  HostName 127.0.0.1\n  Port {dev_port}\n  User nobody\n"
                     f"  ProxyJump {user}@127.0.0.1:{plain_jump_port}\n")
         kh = self.known_hosts(f"@cert-authority [127.0.0.1]:* {self.pub('ca')}\n")
-        dev_fp = run_cmd(["ssh-keygen", "-lf", self.p("dev_host.pub")]).stdout.split()[1]
-        jump_fp = run_cmd(["ssh-keygen", "-lf", self.p("jump_host.pub")]).stdout.split()[1]
+        dev_fp = self.fingerprint("dev_host")
+        jump_fp = self.fingerprint("jump_host")
 
         # An uncertified jump host under the CA's pattern: refused (6) naming the jump.
         r = self.run_gedge("--ssh-config", cfg, "device", "add", "dev", "--host", "dev-plain", "--identity",

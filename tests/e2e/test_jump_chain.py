@@ -6,70 +6,21 @@ login is attempted there), and a changed key on the middle hop is refused with e
 alias. The lab test (test_ssh_field) does the same on separate networks and logs in."""
 
 import os
-import socket
-import subprocess
-import time
 import unittest
 
-from gedge_e2e import GedgeTest, run_cmd
-
-SSHD = "/usr/sbin/sshd"
+from gedge_e2e import GedgeTest, LocalSshdMixin, run_cmd
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class JumpChainTest(GedgeTest):
+class JumpChainTest(LocalSshdMixin, GedgeTest):
     def setUp(self):
         super().setUp()
-        if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
-            self.skipTest("needs root and /usr/sbin/sshd")
-        self.d = os.path.join(self.tmp, "sshd")
-        os.makedirs(self.d, mode=0o700)
-        os.makedirs("/run/sshd", exist_ok=True)
+        self.setup_sshd_dir()
         self.keygen("-t", "ed25519", "-N", "", "-C", "test-user", "-f", self.p("user"))
         with open(self.p("authorized"), "w") as f:
             f.write(self.pub("user") + "\n")
 
-    def p(self, name):
-        return os.path.join(self.d, name)
-
-    def keygen(self, *args):
-        r = run_cmd(["ssh-keygen", "-q", *args])
-        self.assertEqual(r.rc, 0, r)
-
-    def pub(self, name):
-        with open(self.p(name) + ".pub") as f:
-            return " ".join(f.read().split()[:2])
-
-    def fingerprint(self, name):
-        return run_cmd(["ssh-keygen", "-lf", self.p(name) + ".pub"]).stdout.split()[1]
-
     def sshd(self, name, authorized, port=None):
-        """An sshd on 127.0.0.1:PORT with host key NAME_host (made once). Returns its port."""
-        key = self.p(name + "_host")
-        if not os.path.exists(key):
-            self.keygen("-t", "ed25519", "-N", "", "-f", key)
-        port = port or free_port()
-        conf = self.p(name + ".conf")
-        with open(conf, "w") as f:
-            f.write(f"ListenAddress 127.0.0.1:{port}\nHostKey {key}\nPidFile {self.p(name + '.pid')}\n"
-                    "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                    f"StrictModes no\nAuthorizedKeysFile {self.p(authorized)}\n")
-        log = open(self.p(name + ".log"), "a")
-        self.addCleanup(log.close)
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", conf], stdout=subprocess.DEVNULL, stderr=log)
-        self.addCleanup(proc.wait)
-        self.addCleanup(proc.terminate)
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        return port, proc
+        return self.start_sshd(name, authorized, port)
 
     def test_two_hops_pinned_each_and_a_changed_middle_key_refused(self):
         # j1 and j2 let the test key forward (ssh -W); the device authorizes no key, so every
