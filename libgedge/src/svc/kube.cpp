@@ -35,6 +35,37 @@ std::string ns_of(const json& obj) {
              : "default";
 }
 
+// Server-side apply of one object, reported as kubectl does: created, configured or unchanged
+// (from the resourceVersion before and after), "(dry run)" appended under --dry-run. `where`
+// prefixes an apply error (a manifest's file and document) when not empty.
+Result<json> apply_object(k8s::Client& client, const json& o, const k8s::ApplyOptions& ao,
+                          Reporter& rep, const std::string& cluster, const std::string& where) {
+  std::string kind = o["kind"], name = o["metadata"]["name"], ns = ns_of(o);
+  std::string before_rv;
+  auto before = client.get(o["apiVersion"].get<std::string>(), kind, ns, name);
+  if (before)
+    before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
+  else if (before.error().code != ErrorCode::not_found)
+    return std::unexpected(before.error());
+  auto r = client.apply(o, ao);
+  if (!r) {
+    Error e = r.error();
+    if (!where.empty()) e.message = fmt::format("{}: {}", where, e.message);
+    if (e.code == ErrorCode::conflict)
+      e.hint =
+          "another field manager owns these fields: deploy with --force-conflicts to take them "
+          "over";
+    return std::unexpected(e);
+  }
+  std::string after_rv = r->value("metadata", json::object()).value("resourceVersion", "");
+  std::string action = before_rv.empty()       ? "created"
+                       : before_rv == after_rv ? "unchanged"
+                                               : "configured";
+  if (ao.dry_run) action += " (dry run)";
+  rep.step(cluster, fmt::format("{}/{} {}", kind, name, action));
+  return json{{"kind", kind}, {"name", name}, {"namespace", ns}, {"action", action}};
+}
+
 // The kinds gedge renders for a service, for removal (whatever the current spec renders).
 const std::vector<std::pair<std::string, std::string>> kKinds = {
     {"v1", "LimitRange"},
@@ -83,29 +114,8 @@ Result<std::vector<UnitResult>> deploy_kube(Inventory& inv, const ClusterInfo& c
     ao.dry_run = req.dry_run;
     for (const auto& o : objs) {
       if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
-      std::string kind = o["kind"], name = o["metadata"]["name"], ns = ns_of(o);
-      std::string before_rv;
-      auto before = client.get(o["apiVersion"].get<std::string>(), kind, ns, name);
-      if (before)
-        before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
-      else if (before.error().code != ErrorCode::not_found)
-        return std::unexpected(before.error());
-      auto r = client.apply(o, ao);
-      if (!r) {
-        Error e = r.error();
-        if (e.code == ErrorCode::conflict)
-          e.hint =
-              "another field manager owns these fields: deploy with --force-conflicts to take them "
-              "over";
-        return std::unexpected(e);
-      }
-      std::string after_rv = r->value("metadata", json::object()).value("resourceVersion", "");
-      std::string action = before_rv.empty()       ? "created"
-                           : before_rv == after_rv ? "unchanged"
-                                                   : "configured";
-      if (req.dry_run) action += " (dry run)";
-      rep.step(cl.name, fmt::format("{}/{} {}", kind, name, action));
-      applied.push_back({{"kind", kind}, {"name", name}, {"namespace", ns}, {"action", action}});
+      GEDGE_TRY_ASSIGN(json one, apply_object(client, o, ao, rep, cl.name, ""));
+      applied.push_back(std::move(one));
     }
     res.out["objects"] = applied;
     if (!req.dry_run && req.wait) {
@@ -253,30 +263,8 @@ Result<std::vector<ManifestResult>> deploy_manifest_kube(const ClusterInfo& cl, 
     if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");
     const json& o = objs[i];
     const auto& obj = spec.manifest.objects[i];
-    std::string kind = o["kind"], name = o["metadata"]["name"], ns = ns_of(o);
-    std::string before_rv;
-    auto before = client.get(o["apiVersion"].get<std::string>(), kind, ns, name);
-    if (before)
-      before_rv = before->value("metadata", json::object()).value("resourceVersion", "");
-    else if (before.error().code != ErrorCode::not_found)
-      return std::unexpected(before.error());
-    auto r = client.apply(o, ao);
-    if (!r) {
-      Error e = r.error();
-      e.message = fmt::format("{}: {}", obj.where(), e.message);
-      if (e.code == ErrorCode::conflict)
-        e.hint =
-            "another field manager owns these fields: deploy with --force-conflicts to take them "
-            "over";
-      return std::unexpected(e);
-    }
-    std::string after_rv = r->value("metadata", json::object()).value("resourceVersion", "");
-    std::string action = before_rv.empty()       ? "created"
-                         : before_rv == after_rv ? "unchanged"
-                                                 : "configured";
-    if (req.dry_run) action += " (dry run)";
-    rep.step(cl.name, fmt::format("{}/{} {}", kind, name, action));
-    json applied{{"kind", kind}, {"name", name}, {"namespace", ns}, {"action", action}};
+    GEDGE_TRY_ASSIGN(json applied, apply_object(client, o, ao, rep, cl.name, obj.where()));
+    const std::string name = o["metadata"]["name"];
     for (auto& m : out)
       if (m.name == name && obj.role == manifest::Role::workload)
         owner = static_cast<std::size_t>(&m - out.data());
