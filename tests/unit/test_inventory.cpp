@@ -268,9 +268,6 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
   // Files that still hold SQL, moving into the typed stores one by one (issue 12 item 2). A file
   // not listed here that holds a query fails this test: add a store method instead.
   const std::set<std::string> not_yet = {
-      "libgedge/src/runtime/pack.cpp",         "libgedge/src/runtime/remote.cpp",
-      "libgedge/src/runtime/store.cpp",
-
       "libgedge/src/ssh/device.cpp",           "libgedge/src/ssh/device_add.cpp",
       "libgedge/src/ssh/device_add_trust.cpp", "libgedge/src/ssh/device_fanout.cpp",
       "libgedge/src/ssh/device_import.cpp",    "libgedge/src/ssh/device_list.cpp",
@@ -656,4 +653,50 @@ TEST_CASE(
   CHECK_FALSE(rolled);
   CHECK_FALSE(clusters.exists("gone").value());
   CHECK(journal.entries("gone").value().empty());
+}
+
+TEST_CASE("RuntimeStore: add once, by id, prefix, name (newest first), pushes, remove") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  RuntimeStore runtimes(inv);
+  CHECK(runtimes.add({"aaaa1111", "py", R"({"m":1})", "2026-01-01T00:00:00Z"}, 3, 30).value());
+  CHECK_FALSE(runtimes.add({"aaaa1111", "other", "{}", "2026-09-09T00:00:00Z"}, 1, 1).value());
+  CHECK(runtimes.add({"aaaa2222", "py", R"({"m":2})", "2026-01-02T00:00:00Z"}, 1, 1).value());
+  // Same created_at: the later recorded is the newer.
+  CHECK(runtimes.add({"bbbb3333", "py", R"({"m":3})", "2026-01-02T00:00:00Z"}, 1, 1).value());
+  CHECK(runtimes.add({"cccc4444", "cuda", "{}", "2026-01-01T00:00:00Z"}, 1, 1).value());
+  CHECK(runtimes.exists("aaaa1111").value());
+  CHECK_FALSE(runtimes.exists("aaaa").value());
+  auto one = runtimes.get("aaaa1111").value().value();
+  CHECK((one.name == "py" && one.manifest == R"({"m":1})" &&
+         one.created_at == "2026-01-01T00:00:00Z"));
+  CHECK_FALSE(runtimes.get("zzzz").value());
+  CHECK(runtimes.with_prefix("aaaa", 3).value().size() == 2);
+  CHECK(runtimes.with_prefix("aaaa", 1).value().size() == 1);
+  CHECK(runtimes.with_prefix("cccc", 3).value().front().id == "cccc4444");
+  CHECK(runtimes.newest("py").value().value().id == "bbbb3333");
+  CHECK_FALSE(runtimes.newest("ghost").value());
+  auto named = runtimes.named("py").value();
+  REQUIRE(named.size() == 3);
+  CHECK((named[0].id == "bbbb3333" && named[1].id == "aaaa2222" && named[2].id == "aaaa1111"));
+  CHECK(named[0].manifest.empty());  // named() leaves manifests out
+  auto all = runtimes.all().value();
+  REQUIRE(all.size() == 4);
+  CHECK((all[0].id == "bbbb3333" && all[2].id == "cccc4444" && all[3].id == "aaaa1111"));
+  CHECK(all[0].manifest == R"({"m":3})");
+
+  REQUIRE(runtimes.record_push("aaaa1111", {"edge2", "/opt/a", "t1"}));
+  REQUIRE(runtimes.record_push("aaaa1111", {"edge1", "/opt/a", "t1"}));
+  REQUIRE(runtimes.record_push("aaaa1111", {"edge2", "/opt/b", "t2"}));  // moves, not a 2nd row
+  REQUIRE(runtimes.record_push("aaaa2222", {"edge1", "/opt/c", "t3"}));
+  auto pushes = runtimes.pushes("aaaa1111").value();
+  REQUIRE(pushes.size() == 2);
+  CHECK((pushes[0].target == "edge1" && pushes[1].target == "edge2"));
+  CHECK((pushes[1].root == "/opt/b" && pushes[1].pushed_at == "t2"));
+
+  REQUIRE(runtimes.remove({"aaaa1111", "cccc4444"}));
+  CHECK_FALSE(runtimes.exists("aaaa1111").value());
+  CHECK(runtimes.pushes("aaaa1111").value().empty());
+  CHECK(runtimes.pushes("aaaa2222").value().size() == 1);
+  CHECK(runtimes.all().value().size() == 2);
 }

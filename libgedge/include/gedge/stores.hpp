@@ -214,10 +214,44 @@ class ServiceStore {
   Inventory& inv_;
 };
 
-// Packed runtimes (tables runtimes, runtime_pushes).
+// A packed runtime bundle's record; manifest is JSON text ("" where a method says so).
+struct RuntimeRecord {
+  std::string id;
+  std::string name;
+  std::string manifest;
+  std::string created_at;
+};
+
+// Where a bundle was pushed: a device or cluster target and its root there.
+struct RuntimePush {
+  std::string target;
+  std::string root;
+  std::string pushed_at;
+};
+
+// Packed runtimes (tables runtimes, runtime_pushes). Newest first: by created_at, then the
+// later recorded.
 class RuntimeStore {
  public:
   explicit RuntimeStore(Inventory& inv) : inv_(inv) {}
+  Result<bool> exists(const std::string& id);
+  // Records a packed bundle unless its id is recorded; true when it was new. One transaction.
+  Result<bool> add(const RuntimeRecord& r, int64_t files, int64_t bytes);
+  Result<std::optional<RuntimeRecord>> get(const std::string& id);
+  // The bundles whose id starts with `prefix`, at most `limit`.
+  Result<std::vector<RuntimeRecord>> with_prefix(const std::string& prefix, int64_t limit);
+  // The newest bundle named `name`.
+  Result<std::optional<RuntimeRecord>> newest(const std::string& name);
+  // The bundles named `name`, newest first, without their manifests.
+  Result<std::vector<RuntimeRecord>> named(const std::string& name);
+  // Every bundle, newest first.
+  Result<std::vector<RuntimeRecord>> all();
+  // Forgets bundles and their pushes, in one transaction.
+  Result<void> remove(const std::set<std::string>& ids);
+  // Records (or moves) a bundle's push to `target`.
+  Result<void> record_push(const std::string& id, const RuntimePush& push);
+  // A bundle's pushes, by target.
+  Result<std::vector<RuntimePush>> pushes(const std::string& id);
   // Every runtime name (with its newest id) and every id's 12-character prefix (name, created).
   Result<std::vector<Completion>> completions();
 

@@ -16,6 +16,7 @@
 #include "chunk_store.hpp"
 #include "gedge/progress_bytes.hpp"
 #include "gedge/runtime.hpp"
+#include "gedge/stores.hpp"
 #include "manifest.hpp"
 #include "pack_file.hpp"
 #include "stat_cache.hpp"
@@ -523,8 +524,8 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
 
   if (req.dry_run) {
     res.dry_run = true;
-    GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
-    res.created = rows.empty();
+    GEDGE_TRY_ASSIGN(bool known, RuntimeStore(inv).exists(res.id));
+    res.created = !known;
     return res;
   }
   if (req.use_cache) {
@@ -543,19 +544,9 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
         rep.warn(fmt::format("stat cache not saved: {}", saved.error().message));
   }
 
-  bool existed = false;
-  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
-    GEDGE_TRY_ASSIGN(auto rows, db.query("SELECT id FROM runtimes WHERE id = ?", {res.id}));
-    existed = !rows.empty();
-    if (!existed)
-      GEDGE_TRY(
-          db.exec("INSERT INTO runtimes (id, name, manifest, files, bytes, created_at) VALUES "
-                  "(?,?,?,?,?,?)",
-                  {res.id, req.name, text, static_cast<int64_t>(res.files),
-                   static_cast<int64_t>(total_bytes), now_rfc3339()}));
-    return {};
-  }));
-  res.created = !existed;
+  GEDGE_TRY_ASSIGN(res.created, RuntimeStore(inv).add({res.id, req.name, text, now_rfc3339()},
+                                                      static_cast<int64_t>(res.files),
+                                                      static_cast<int64_t>(total_bytes)));
   log_line("info", fmt::format("runtime pack name={} id={} files={} read={} stored={}", req.name,
                                res.id, res.files, res.bytes_read, res.bytes_stored));
   return res;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 
@@ -14,6 +15,7 @@
 #include "gedge/progress_bytes.hpp"
 #include "gedge/runtime.hpp"
 #include "gedge/ssh.hpp"
+#include "gedge/stores.hpp"
 #include "manifest.hpp"
 
 namespace gedge::runtime {
@@ -520,15 +522,15 @@ Result<nlohmann::json> materialiser_reply(const std::string& device, std::string
 }  // namespace detail
 
 Result<std::vector<std::string>> cluster_devices(Inventory& inv, const std::string& cluster) {
-  GEDGE_TRY_ASSIGN(auto c, inv.query("SELECT name FROM clusters WHERE name = ?", {cluster}));
-  if (c.empty())
+  ClusterStore clusters(inv);
+  GEDGE_TRY_ASSIGN(bool known, clusters.exists(cluster));
+  if (!known)
     return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", cluster),
                 "see gedge cluster ls");
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query("SELECT device FROM cluster_members WHERE cluster = ? ORDER BY device", {cluster}));
+  GEDGE_TRY_ASSIGN(auto rows, clusters.members(cluster));
   std::vector<std::string> out;
   for (const auto& r : rows) out.push_back(r["device"].get<std::string>());
+  std::sort(out.begin(), out.end());
   if (out.empty())
     return fail(ErrorCode::not_found, fmt::format("cluster '{}' has no members", cluster));
   return out;

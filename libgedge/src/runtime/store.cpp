@@ -9,6 +9,7 @@
 
 #include "chunk_store.hpp"
 #include "gedge/runtime.hpp"
+#include "gedge/stores.hpp"
 #include "manifest.hpp"
 
 namespace fs = std::filesystem;
@@ -165,32 +166,26 @@ std::vector<std::pair<std::string, uint64_t>> manifest_chunks(const nlohmann::js
 Result<Bundle> find_bundle(Inventory& inv, std::string_view ref) {
   std::string r(ref);
   if (r.empty()) return fail(ErrorCode::usage, "empty bundle id");
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE id = ?", {r}));
-  if (rows.empty() && r.size() >= 4 &&
-      r.find_first_not_of("0123456789abcdef") == std::string::npos) {
-    GEDGE_TRY_ASSIGN(rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE "
-                                     "substr(id, 1, ?) = ? LIMIT 3",
-                                     {static_cast<int64_t>(r.size()), r}));
+  RuntimeStore runtimes(inv);
+  GEDGE_TRY_ASSIGN(auto row, runtimes.get(r));
+  if (!row && r.size() >= 4 && r.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    GEDGE_TRY_ASSIGN(auto rows, runtimes.with_prefix(r, 3));
     if (rows.size() > 1)
       return fail(ErrorCode::conflict, fmt::format("bundle id prefix '{}' is ambiguous", r),
                   "give more characters of the id (gedge runtime ls)");
+    if (!rows.empty()) row = std::move(rows.front());
   }
-  if (rows.empty()) {
-    GEDGE_TRY_ASSIGN(rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes WHERE "
-                                     "name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                                     {r}));
+  if (!row) {
+    GEDGE_TRY_ASSIGN(row, runtimes.newest(r));
   }
-  if (rows.empty())
+  if (!row)
     return fail(ErrorCode::not_found, fmt::format("runtime bundle '{}' not found", r),
                 "see gedge runtime ls");
   Bundle b;
-  b.id = rows[0]["id"].get<std::string>();
-  b.name = rows[0]["name"].get<std::string>();
-  b.created_at = rows[0]["created_at"].get<std::string>();
-  GEDGE_TRY_ASSIGN(b.manifest, parse_manifest(rows[0]["manifest"].get<std::string>(),
-                                              "bundle " + b.id.substr(0, 12)));
+  b.id = row->id;
+  b.name = row->name;
+  b.created_at = row->created_at;
+  GEDGE_TRY_ASSIGN(b.manifest, parse_manifest(row->manifest, "bundle " + b.id.substr(0, 12)));
   return b;
 }
 
@@ -221,15 +216,14 @@ nlohmann::json bundle_summary(const Bundle& b) {
 }
 
 Result<nlohmann::json> list_bundles(Inventory& inv) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, name, manifest, created_at FROM runtimes ORDER "
-                                        "BY created_at DESC, rowid DESC"));
+  GEDGE_TRY_ASSIGN(auto rows, RuntimeStore(inv).all());
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rows) {
     Bundle b;
-    b.id = r["id"];
-    b.name = r["name"];
-    b.created_at = r["created_at"];
-    auto m = parse_manifest(r["manifest"].get<std::string>(), "bundle " + b.id.substr(0, 12));
+    b.id = r.id;
+    b.name = r.name;
+    b.created_at = r.created_at;
+    auto m = parse_manifest(r.manifest, "bundle " + b.id.substr(0, 12));
     if (!m) {
       out.push_back({{"id", b.id},
                      {"short_id", b.id.substr(0, 12)},
@@ -304,15 +298,12 @@ Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req) {
   RemoveResult out;
   out.dry_run = req.dry_run;
   if (req.keep && *req.keep < 0) return fail(ErrorCode::usage, "--keep must be 0 or more");
-  auto row_json = [](const SqlRow& r) {
-    return nlohmann::json{
-        {"id", r.at("id")}, {"name", r.at("name")}, {"created_at", r.at("created_at")}};
+  auto row_json = [](const RuntimeRecord& r) {
+    return nlohmann::json{{"id", r.id}, {"name", r.name}, {"created_at", r.created_at}};
   };
-  std::vector<SqlRow> rows;
-  GEDGE_TRY_ASSIGN(auto by_name,
-                   inv.query("SELECT id, name, created_at FROM runtimes WHERE name = ? "
-                             "ORDER BY created_at DESC, rowid DESC",
-                             {req.ref}));
+  RuntimeStore runtimes(inv);
+  std::vector<RuntimeRecord> rows;
+  GEDGE_TRY_ASSIGN(auto by_name, runtimes.named(req.ref));
   if (!by_name.empty()) {
     rows = std::move(by_name);
   } else if (req.keep) {
@@ -320,7 +311,7 @@ Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req) {
                 "--keep takes a name (see gedge runtime ls)");
   } else {
     GEDGE_TRY_ASSIGN(auto b, find_bundle(inv, req.ref));
-    rows.push_back(SqlRow{{"id", b.id}, {"name", b.name}, {"created_at", b.created_at}});
+    rows.push_back({b.id, b.name, "", b.created_at});
   }
   std::size_t keep = req.keep ? static_cast<std::size_t>(*req.keep) : 0;
   std::set<std::string> going;
@@ -329,14 +320,14 @@ Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req) {
       out.kept.push_back(row_json(rows[i]));
     } else {
       out.removed.push_back(row_json(rows[i]));
-      going.insert(rows[i].at("id").get<std::string>());
+      going.insert(rows[i].id);
     }
   }
   if (!req.force) {
     // A service's runtime: must still resolve after the removal (re-deploys and new replicas).
-    GEDGE_TRY_ASSIGN(auto services, inv.query("SELECT name, cluster, spec FROM services"));
+    GEDGE_TRY_ASSIGN(auto services, ServiceStore(inv).all());
     for (const auto& s : services) {
-      auto spec = nlohmann::json::parse(s.at("spec").get<std::string>(), nullptr, false);
+      auto spec = nlohmann::json::parse(s.spec, nullptr, false);
       std::string ref = spec.is_object() && spec.value("runtime", nlohmann::json()).is_string()
                             ? spec["runtime"].get<std::string>()
                             : "";
@@ -345,25 +336,18 @@ Result<RemoveResult> remove_bundles(Inventory& inv, const RemoveRequest& req) {
       if (!b || !going.contains(b->id)) continue;
       bool other = false;  // a name keeps resolving when a bundle of that name stays
       if (b->name == ref) {
-        GEDGE_TRY_ASSIGN(auto same, inv.query("SELECT id FROM runtimes WHERE name = ?", {ref}));
-        for (const auto& r : same) other = other || !going.contains(r.at("id").get<std::string>());
+        GEDGE_TRY_ASSIGN(auto same, runtimes.named(ref));
+        for (const auto& r : same) other = other || !going.contains(r.id);
       }
       if (!other)
         return fail(
             ErrorCode::conflict,
-            fmt::format("service '{}' on cluster '{}' uses runtime '{}'",
-                        s.at("name").get<std::string>(), s.at("cluster").get<std::string>(), ref),
+            fmt::format("service '{}' on cluster '{}' uses runtime '{}'", s.name, s.cluster, ref),
             "remove the service first, or pass --force");
     }
   }
   if (req.dry_run || going.empty()) return out;
-  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
-    for (const auto& id : going) {
-      GEDGE_TRY(db.exec("DELETE FROM runtime_pushes WHERE runtime_id = ?", {id}));
-      GEDGE_TRY(db.exec("DELETE FROM runtimes WHERE id = ?", {id}));
-    }
-    return {};
-  }));
+  GEDGE_TRY(runtimes.remove(going));
   return out;
 }
 
@@ -373,10 +357,9 @@ Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& 
   // The exclusive lock waits for running packs, so no chunk of an unrecorded bundle is taken.
   GEDGE_TRY_ASSIGN(auto lock, detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/true));
   std::set<std::string> referenced;
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT id, manifest FROM runtimes"));
+  GEDGE_TRY_ASSIGN(auto rows, RuntimeStore(inv).all());
   for (const auto& r : rows) {
-    auto m = parse_manifest(r["manifest"].get<std::string>(),
-                            "bundle " + r["id"].get<std::string>().substr(0, 12));
+    auto m = parse_manifest(r.manifest, "bundle " + r.id.substr(0, 12));
     if (!m)
       return fail(
           ErrorCode::failure, fmt::format("gc refused: {}", m.error().message),
@@ -410,11 +393,11 @@ Result<GcResult> gc(const Paths& paths, Inventory& inv, bool dry_run, Reporter& 
 namespace gedge::runtime {
 
 Result<nlohmann::json> check_on_device(Inventory& inv, const Bundle& b, const std::string& device) {
-  GEDGE_TRY_ASSIGN(auto rows, inv.query("SELECT facts FROM devices WHERE name = ?", {device}));
-  if (rows.empty())
+  GEDGE_TRY_ASSIGN(auto row, DeviceStore(inv).row(device));
+  if (!row)
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", device),
                 "see gedge device ls");
-  auto facts = nlohmann::json::parse(rows[0].value("facts", "{}"), nullptr, false);
+  auto facts = nlohmann::json::parse(row->value("facts", "{}"), nullptr, false);
   if (facts.is_discarded()) facts = nlohmann::json::object();
   auto out = check_driver(b.manifest, facts);
   out["id"] = b.id;
@@ -424,14 +407,7 @@ Result<nlohmann::json> check_on_device(Inventory& inv, const Bundle& b, const st
 }
 
 Result<void> record_push(Inventory& inv, const Bundle& b, const PushResult& r) {
-  return inv.write([&](Inventory& db) -> Result<void> {
-    GEDGE_TRY(
-        db.exec("INSERT INTO runtime_pushes (runtime_id, target, root, pushed_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(runtime_id, target) DO UPDATE SET root = excluded.root, pushed_at = "
-                "excluded.pushed_at",
-                {b.id, r.target, r.root, now_rfc3339()}));
-    return {};
-  });
+  return RuntimeStore(inv).record_push(b.id, {r.target, r.root, now_rfc3339()});
 }
 
 }  // namespace gedge::runtime
@@ -439,13 +415,10 @@ Result<void> record_push(Inventory& inv, const Bundle& b, const PushResult& r) {
 namespace gedge::runtime {
 
 Result<nlohmann::json> bundle_pushes(Inventory& inv, const std::string& id) {
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query(
-          "SELECT target, root, pushed_at FROM runtime_pushes WHERE runtime_id = ? ORDER BY target",
-          {id}));
+  GEDGE_TRY_ASSIGN(auto rows, RuntimeStore(inv).pushes(id));
   nlohmann::json out = nlohmann::json::array();
-  for (auto& r : rows) out.push_back(r);
+  for (const auto& r : rows)
+    out.push_back({{"target", r.target}, {"root", r.root}, {"pushed_at", r.pushed_at}});
   return out;
 }
 
