@@ -55,100 +55,135 @@ std::string new_run_id() {
   return fmt::format("{}-{}", compact, ::getpid());
 }
 
-Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest req, Reporter& rep,
-                               bool join_only) {
-  GEDGE_TRY(check_name("cluster", req.name));
-  GEDGE_TRY_ASSIGN(auto existing, load_cluster(inv, req.name));
-  if (existing) {
-    if ((*existing)["kind"] != "devices")
-      return fail(ErrorCode::conflict,
-                  fmt::format("cluster '{}' is a registered Kubernetes cluster", req.name));
-    std::string prof =
-        (*existing)["profile"].is_string() ? (*existing)["profile"].get<std::string>() : "";
-    if (req.profile.empty()) req.profile = prof;
-    if (prof != req.profile)
-      return fail(ErrorCode::conflict,
-                  fmt::format("cluster '{}' was built with profile '{}', not '{}'", req.name, prof,
-                              req.profile),
-                  fmt::format("gedge cluster rm {} --yes, then build it again", req.name));
-    if (req.registry.empty() && (*existing)["registry"].is_string()) {
-      req.registry = (*existing)["registry"].get<std::string>();
-      // Vetted when the cluster was built (plain HTTP needed --insecure-registry then): a resume
-      // keeps that trust, with the probe's warning.
-      req.insecure_registry = true;
-    }
-    if ((*existing)["monitoring"] == 1) req.monitoring = true;
-    if (req.server.empty() && (*existing)["server"].is_string())
-      req.server = (*existing)["server"].get<std::string>();
-  } else if (req.resume || join_only) {
-    return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", req.name),
-                "gedge cluster ls");
-  }
-  // The Prometheus server: kept from the last build unless named again; it implies --monitoring.
-  std::string old_prom;
-  if (existing && (*existing)["prometheus"].is_string())
-    old_prom = (*existing)["prometheus"].get<std::string>();
-  if (req.prometheus_on.empty()) req.prometheus_on = old_prom;
-  if (!req.prometheus_on.empty()) {
-    GEDGE_TRY(check_prometheus_host(inv, req.prometheus_on));
-    req.monitoring = true;
-  }
-  if (std::find(kProfiles.begin(), kProfiles.end(), req.profile) == kProfiles.end())
-    return fail(ErrorCode::usage,
-                fmt::format("unknown profile '{}': use containers, k3s or k8s", req.profile));
+// One build or join, step by step: each step reads and fills the fields it names.
+struct Build {
+  Inventory& inv;
+  const Paths& paths;
+  BuildRequest req;
+  Reporter& rep;
+  bool join_only;
 
-  // Targets: the existing members plus the named devices (join: only the named devices).
-  std::vector<std::string> members;
-  if (existing) {
-    GEDGE_TRY_ASSIGN(auto existing_members, load_members(inv, req.name));
-    for (const auto& m : existing_members) members.push_back(m["device"].get<std::string>());
-  }
-  std::vector<std::string> all = members;
-  for (const auto& d : req.devices) {
-    GEDGE_TRY(check_name("device", d));
-    if (std::find(all.begin(), all.end(), d) == all.end()) all.push_back(d);
-  }
-  if (all.empty())
-    return fail(ErrorCode::usage, "no devices: give --devices a,b,c",
-                "gedge cluster build NAME --profile containers --devices a,b");
+  std::optional<nlohmann::json> existing;  // the cluster's record, when it exists
+  std::string old_prom;                    // its Prometheus host before this build
+  std::vector<std::string> all;            // every device of the cluster after this build
   std::map<std::string, DeviceRow> rows;
-  for (const auto& d : all) {
-    GEDGE_TRY_ASSIGN(rows[d], load_device(inv, d));
-  }
-  GEDGE_TRY(check_not_elsewhere(inv, req.name, all));
-  if (!req.server.empty() && std::find(all.begin(), all.end(), req.server) == all.end())
-    return fail(ErrorCode::usage,
-                fmt::format("--server '{}' is not one of the cluster's devices", req.server));
+  std::vector<std::string> targets;   // the devices this run is for
+  std::vector<std::string> runnable;  // targets whose host key is verified
+  std::map<std::string, HostState> hs;
+  nlohmann::json vars;
+  fs::path kubeconfig_dest, pbdir, playbook, run_dir;
+  std::string run_id;
+  nlohmann::json result;
+  ansible::RunResult rr;
+  std::vector<std::string> failed_names;
+  std::optional<PrometheusStep> prom;
+  // While the playbook runs.
+  std::optional<Error> journal_error;
+  bool max_fail_hit = false;
 
-  std::vector<std::string> targets;
-  if (join_only) {
-    targets = req.devices;
-  } else if (req.resume) {
-    GEDGE_TRY_ASSIGN(auto journal, load_journal(inv, req.name));
-    targets = select_resume(all, journal);
-  } else {
-    targets = all;
+  // The request completed from the cluster's record (profile, registry, monitoring, server,
+  // Prometheus host) and checked against it.
+  Result<void> settle_request() {
+    GEDGE_TRY(check_name("cluster", req.name));
+    GEDGE_TRY_ASSIGN(existing, load_cluster(inv, req.name));
+    if (existing) {
+      if ((*existing)["kind"] != "devices")
+        return fail(ErrorCode::conflict,
+                    fmt::format("cluster '{}' is a registered Kubernetes cluster", req.name));
+      std::string prof =
+          (*existing)["profile"].is_string() ? (*existing)["profile"].get<std::string>() : "";
+      if (req.profile.empty()) req.profile = prof;
+      if (prof != req.profile)
+        return fail(ErrorCode::conflict,
+                    fmt::format("cluster '{}' was built with profile '{}', not '{}'", req.name,
+                                prof, req.profile),
+                    fmt::format("gedge cluster rm {} --yes, then build it again", req.name));
+      if (req.registry.empty() && (*existing)["registry"].is_string()) {
+        req.registry = (*existing)["registry"].get<std::string>();
+        // Vetted when the cluster was built (plain HTTP needed --insecure-registry then): a
+        // resume keeps that trust, with the probe's warning.
+        req.insecure_registry = true;
+      }
+      if ((*existing)["monitoring"] == 1) req.monitoring = true;
+      if (req.server.empty() && (*existing)["server"].is_string())
+        req.server = (*existing)["server"].get<std::string>();
+    } else if (req.resume || join_only) {
+      return fail(ErrorCode::not_found, fmt::format("cluster '{}' not found", req.name),
+                  "gedge cluster ls");
+    }
+    // The Prometheus server: kept from the last build unless named again; it implies
+    // --monitoring.
+    if (existing && (*existing)["prometheus"].is_string())
+      old_prom = (*existing)["prometheus"].get<std::string>();
+    if (req.prometheus_on.empty()) req.prometheus_on = old_prom;
+    if (!req.prometheus_on.empty()) {
+      GEDGE_TRY(check_prometheus_host(inv, req.prometheus_on));
+      req.monitoring = true;
+    }
+    if (std::find(kProfiles.begin(), kProfiles.end(), req.profile) == kProfiles.end())
+      return fail(ErrorCode::usage,
+                  fmt::format("unknown profile '{}': use containers, k3s or k8s", req.profile));
+    return {};
   }
-  GEDGE_TRY_ASSIGN(auto vars, profile_vars(req, all, rep));
-  fs::path kubeconfig_dest = paths.home / "kubeconfigs" / (req.name + ".yaml");
-  if (req.profile != "containers") vars["gedge_kubeconfig_dest"] = kubeconfig_dest.string();
-  GEDGE_TRY_ASSIGN(auto pbdir, ansible::find_playbook_dir());
-  auto playbook = pbdir / (req.profile + ".yml");
-  if (!fs::exists(playbook))
-    return fail(ErrorCode::not_found, fmt::format("playbook {} not found", playbook.string()));
 
-  std::string run_id = new_run_id();
-  nlohmann::json result = {{"cluster", req.name},
-                           {"profile", req.profile},
-                           {"run_id", run_id},
-                           {"dry_run", req.dry_run},
-                           {"resume", req.resume},
-                           {"registry", req.registry},
-                           {"monitoring", req.monitoring},
-                           {"devices", nlohmann::json::array()},
-                           {"changed", 0},
-                           {"failed", nlohmann::json::array()}};
-  if (req.resume && targets.empty()) {
+  // Targets: the existing members plus the named devices (join: only the named devices; resume:
+  // those that did not finish).
+  Result<void> choose_targets() {
+    std::vector<std::string> members;
+    if (existing) {
+      GEDGE_TRY_ASSIGN(auto existing_members, load_members(inv, req.name));
+      for (const auto& m : existing_members) members.push_back(m["device"].get<std::string>());
+    }
+    all = members;
+    for (const auto& d : req.devices) {
+      GEDGE_TRY(check_name("device", d));
+      if (std::find(all.begin(), all.end(), d) == all.end()) all.push_back(d);
+    }
+    if (all.empty())
+      return fail(ErrorCode::usage, "no devices: give --devices a,b,c",
+                  "gedge cluster build NAME --profile containers --devices a,b");
+    for (const auto& d : all) {
+      GEDGE_TRY_ASSIGN(rows[d], load_device(inv, d));
+    }
+    GEDGE_TRY(check_not_elsewhere(inv, req.name, all));
+    if (!req.server.empty() && std::find(all.begin(), all.end(), req.server) == all.end())
+      return fail(ErrorCode::usage,
+                  fmt::format("--server '{}' is not one of the cluster's devices", req.server));
+    if (join_only) {
+      targets = req.devices;
+    } else if (req.resume) {
+      GEDGE_TRY_ASSIGN(auto journal, load_journal(inv, req.name));
+      targets = select_resume(all, journal);
+    } else {
+      targets = all;
+    }
+    return {};
+  }
+
+  // The playbook, its variables and the run's id; `result` started.
+  Result<void> prepare() {
+    GEDGE_TRY_ASSIGN(vars, profile_vars(req, all, rep));
+    kubeconfig_dest = paths.home / "kubeconfigs" / (req.name + ".yaml");
+    if (req.profile != "containers") vars["gedge_kubeconfig_dest"] = kubeconfig_dest.string();
+    GEDGE_TRY_ASSIGN(pbdir, ansible::find_playbook_dir());
+    playbook = pbdir / (req.profile + ".yml");
+    if (!fs::exists(playbook))
+      return fail(ErrorCode::not_found, fmt::format("playbook {} not found", playbook.string()));
+    run_id = new_run_id();
+    result = {{"cluster", req.name},
+              {"profile", req.profile},
+              {"run_id", run_id},
+              {"dry_run", req.dry_run},
+              {"resume", req.resume},
+              {"registry", req.registry},
+              {"monitoring", req.monitoring},
+              {"devices", nlohmann::json::array()},
+              {"changed", 0},
+              {"failed", nlohmann::json::array()}};
+    return {};
+  }
+
+  BuildOutcome nothing_to_resume() {
     result["run_id"] = nullptr;
     result["message"] = "every device finished its last build; nothing to resume";
     for (const auto& d : all)
@@ -158,45 +193,51 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
   }
 
   // Verified host keys: a device whose known key does not match its pin is failed, not run.
-  std::map<std::string, HostState> hs;
-  auto kh_text = read_file(paths.known_hosts);
-  std::string known_hosts;
-  std::vector<std::string> runnable;
-  for (const auto& t : targets) {
-    const auto& d = rows[t];
-    auto lines = ansible::device_known_hosts_lines(kh_text ? *kh_text : "", d.target);
-    if (!lines) {
-      hs[t].failed = true;
-      hs[t].failed_step = "host key";
-      hs[t].message = lines.error().message;
-      rep.step(t, "failed: " + lines.error().message);
-      continue;
+  // Returns the known_hosts lines of the runnable devices.
+  std::string check_host_keys() {
+    auto kh_text = read_file(paths.known_hosts);
+    std::string known_hosts;
+    for (const auto& t : targets) {
+      const auto& d = rows[t];
+      auto lines = ansible::device_known_hosts_lines(kh_text ? *kh_text : "", d.target);
+      if (!lines) {
+        hs[t].failed = true;
+        hs[t].failed_step = "host key";
+        hs[t].message = lines.error().message;
+        rep.step(t, "failed: " + lines.error().message);
+        continue;
+      }
+      known_hosts += *lines;
+      runnable.push_back(t);
     }
-    known_hosts += *lines;
-    runnable.push_back(t);
+    return known_hosts;
   }
 
-  fs::path run_dir = paths.home / "runs" / fmt::format("{}-{}", req.name, run_id);
-  std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  if (ec)
-    return fail(ErrorCode::failure,
-                fmt::format("cannot create {}: {}", run_dir.string(), ec.message()));
-  GEDGE_TRY(write_file_atomic(run_dir / "known_hosts", known_hosts, 0600));
-
-  ansible::InventorySpec ispec;
-  ispec.known_hosts = run_dir / "known_hosts";
-  ispec.connect_timeout_s = req.timeout_s;
-  for (const auto& t : runnable) {
-    const auto& d = rows[t];
-    auto h = ansible::inventory_host(d.target, paths.key, ispec.known_hosts, req.timeout_s);
-    std::string server = vars.value("gedge_server", "");
-    h.vars["gedge_role"] =
-        (!server.empty() && server == t) ? "server" : (server.empty() ? "member" : "agent");
-    ispec.hosts.push_back(h);
+  // The run's directory with its known_hosts file, and the inventory of the runnable devices.
+  Result<ansible::InventorySpec> write_run_dir(const std::string& known_hosts) {
+    run_dir = paths.home / "runs" / fmt::format("{}-{}", req.name, run_id);
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    if (ec)
+      return fail(ErrorCode::failure,
+                  fmt::format("cannot create {}: {}", run_dir.string(), ec.message()));
+    GEDGE_TRY(write_file_atomic(run_dir / "known_hosts", known_hosts, 0600));
+    ansible::InventorySpec ispec;
+    ispec.known_hosts = run_dir / "known_hosts";
+    ispec.connect_timeout_s = req.timeout_s;
+    for (const auto& t : runnable) {
+      const auto& d = rows[t];
+      auto h = ansible::inventory_host(d.target, paths.key, ispec.known_hosts, req.timeout_s);
+      std::string server = vars.value("gedge_server", "");
+      h.vars["gedge_role"] =
+          (!server.empty() && server == t) ? "server" : (server.empty() ? "member" : "agent");
+      ispec.hosts.push_back(h);
+    }
+    return ispec;
   }
 
-  if (!req.dry_run) {
+  Result<void> begin_records() {
+    if (req.dry_run) return {};
     BuildStart start{req.name,
                      req.profile,
                      vars.value("gedge_server", std::string()),
@@ -207,12 +248,62 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
                      {}};
     for (const auto& [t, s] : hs)
       if (s.failed) start.failed.push_back({t, s.failed_step, "failed", s.message});
-    GEDGE_TRY(ClusterStore(inv).begin_build(start, run_id));
+    return ClusterStore(inv).begin_build(start, run_id);
   }
 
-  ansible::RunResult rr;
-  int total = static_cast<int>(targets.size());
-  if (!runnable.empty()) {
+  bool runs(const std::string& host) const {
+    return std::find(runnable.begin(), runnable.end(), host) != runnable.end();
+  }
+
+  // One result of a task on a device: its state, the reporter and the journal.
+  void record(const ansible::Event& e) {
+    if (e.host.empty() || !runs(e.host)) return;
+    auto& s = hs[e.host];
+    // Once gedge stops the run (--max-fail, Ctrl-C), the SIGINT itself makes in-flight tasks
+    // fail or their ssh die: those are not the device's failures. The device ends "not finished".
+    if ((max_fail_hit || cancel_requested()) && (e.type == "failed" || e.type == "unreachable") &&
+        !s.failed && !s.unreachable)
+      return;
+    std::string status;
+    if (e.type == "ok") {
+      status = e.changed ? "changed" : "ok";
+      if (e.changed) {
+        s.changed.push_back(e.task);
+        if (req.dry_run)
+          s.plan.push_back({{"step", e.task}, {"action", "would change"}, {"diff", e.diff}});
+        rep.step(e.host, (req.dry_run ? "would change: " : "changed: ") + e.task);
+      }
+    } else if (e.type == "skipped") {
+      if (req.dry_run && e.check_mode_skip) {
+        s.plan.push_back({{"step", e.task}, {"action", "would run"}, {"diff", ""}});
+        rep.step(e.host, "would run: " + e.task);
+      }
+      return;  // skipped steps are not journalled
+    } else if (e.type == "failed") {
+      status = "failed";
+      s.failed = true;
+      if (s.failed_step.empty()) {
+        s.failed_step = e.task;
+        s.message = e.msg;
+      }
+      rep.step(e.host, fmt::format("failed: {}: {}", e.task, e.msg));
+    } else if (e.type == "unreachable") {
+      status = "unreachable";
+      s.unreachable = true;
+      s.failed_step = e.task;
+      s.message = e.msg;
+      rep.step(e.host, fmt::format("unreachable: {}", e.msg));
+    } else {
+      return;
+    }
+    if (req.dry_run || journal_error) return;
+    auto w = JournalStore(inv).append(req.name, run_id, {e.host, e.task, status, e.msg});
+    if (!w) journal_error = w.error();
+  }
+
+  // The playbook over the runnable devices, with progress per task and --max-fail; then which
+  // devices finished.
+  Result<void> run(const ansible::InventorySpec& ispec) {
     ansible::RunSpec spec;
     spec.playbook = playbook;
     spec.playbook_dir = pbdir;
@@ -223,53 +314,6 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     spec.check = req.dry_run;
     spec.timeout_s = static_cast<int>(std::max(1.0, req.timeout_s));
     if (req.dry_run) spec.skip_tags = {"verify"};
-    std::optional<Error> journal_error;
-    bool max_fail_hit = false;
-    auto record = [&](const ansible::Event& e) {
-      if (e.host.empty() || std::find(runnable.begin(), runnable.end(), e.host) == runnable.end())
-        return;
-      auto& s = hs[e.host];
-      // Once gedge stops the run (--max-fail, Ctrl-C), the SIGINT itself makes in-flight tasks
-      // fail or their ssh die: those are not the device's failures. The device ends "not finished".
-      if ((max_fail_hit || cancel_requested()) && (e.type == "failed" || e.type == "unreachable") &&
-          !s.failed && !s.unreachable)
-        return;
-      std::string status;
-      if (e.type == "ok") {
-        status = e.changed ? "changed" : "ok";
-        if (e.changed) {
-          s.changed.push_back(e.task);
-          if (req.dry_run)
-            s.plan.push_back({{"step", e.task}, {"action", "would change"}, {"diff", e.diff}});
-          rep.step(e.host, (req.dry_run ? "would change: " : "changed: ") + e.task);
-        }
-      } else if (e.type == "skipped") {
-        if (req.dry_run && e.check_mode_skip) {
-          s.plan.push_back({{"step", e.task}, {"action", "would run"}, {"diff", ""}});
-          rep.step(e.host, "would run: " + e.task);
-        }
-        return;  // skipped steps are not journalled
-      } else if (e.type == "failed") {
-        status = "failed";
-        s.failed = true;
-        if (s.failed_step.empty()) {
-          s.failed_step = e.task;
-          s.message = e.msg;
-        }
-        rep.step(e.host, fmt::format("failed: {}: {}", e.task, e.msg));
-      } else if (e.type == "unreachable") {
-        status = "unreachable";
-        s.unreachable = true;
-        s.failed_step = e.task;
-        s.message = e.msg;
-        rep.step(e.host, fmt::format("unreachable: {}", e.msg));
-      } else {
-        return;
-      }
-      if (req.dry_run || journal_error) return;
-      auto w = JournalStore(inv).append(req.name, run_id, {e.host, e.task, status, e.msg});
-      if (!w) journal_error = w.error();
-    };
     // Progress: per task, how many of the devices still in the run have answered it.
     std::size_t tasks_seen = 0, active = 0;
     std::string task_line;
@@ -285,12 +329,13 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
         return;
       }
       record(e);
-      bool result =
+      bool answer =
           e.type == "ok" || e.type == "skipped" || e.type == "failed" || e.type == "unreachable";
-      if (!result || std::find(runnable.begin(), runnable.end(), e.host) == runnable.end()) return;
+      if (!answer || !runs(e.host)) return;
       answered.insert(e.host);
       rep.progress(task_line, answered.size(), std::max(active, answered.size()));
     };
+    int total = static_cast<int>(targets.size());
     auto should_stop = [&]() {
       int failed = 0;
       for (const auto& [h, s] : hs)
@@ -319,10 +364,12 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
           !s.unreachable)
         s.finished = true;
     }
+    return {};
   }
 
   // Monitoring: the endpoint must answer from here before gedge records it.
-  if (req.monitoring && !req.dry_run) {
+  void check_metrics() {
+    if (!req.monitoring || req.dry_run) return;
     for (const auto& t : runnable) {
       auto& s = hs[t];
       if (!s.finished) continue;
@@ -349,32 +396,35 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
     }
   }
 
-  // Final per-device state, journal completion markers, cluster state.
-  std::vector<std::string> failed_names;
-  int changed_total = 0;
-  for (const auto& t : targets) {
-    auto& s = hs[t];
-    changed_total += static_cast<int>(s.changed.size());
-    std::string state = req.dry_run
-                            ? (s.failed || s.unreachable ? "probe-failed" : "planned")
-                            : (s.finished ? "ready" : (s.unreachable ? "unreachable" : "failed"));
-    if (!s.finished) failed_names.push_back(t);
-    nlohmann::json dj = {
-        {"name", t},
-        {"state", state},
-        {"changed", s.changed},
-        {"failed_step",
-         s.failed_step.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.failed_step)},
-        {"message", s.message.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.message)},
-        {"metrics_url",
-         s.metrics_url.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.metrics_url)}};
-    if (req.dry_run) dj["plan"] = s.plan;
-    result["devices"].push_back(dj);
+  // Final per-device state in `result`; `failed_names` those that did not finish.
+  void summarize() {
+    int changed_total = 0;
+    for (const auto& t : targets) {
+      auto& s = hs[t];
+      changed_total += static_cast<int>(s.changed.size());
+      std::string state = req.dry_run
+                              ? (s.failed || s.unreachable ? "probe-failed" : "planned")
+                              : (s.finished ? "ready" : (s.unreachable ? "unreachable" : "failed"));
+      if (!s.finished) failed_names.push_back(t);
+      nlohmann::json dj = {
+          {"name", t},
+          {"state", state},
+          {"changed", s.changed},
+          {"failed_step",
+           s.failed_step.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.failed_step)},
+          {"message", s.message.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.message)},
+          {"metrics_url",
+           s.metrics_url.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.metrics_url)}};
+      if (req.dry_run) dj["plan"] = s.plan;
+      result["devices"].push_back(dj);
+    }
+    result["changed"] = changed_total;
+    result["failed"] = failed_names;
   }
-  result["changed"] = changed_total;
-  result["failed"] = failed_names;
 
-  if (!req.dry_run) {
+  // Journal completion markers, member and cluster states, the Kubernetes endpoint.
+  Result<void> finish_records() {
+    if (req.dry_run) return {};
     // k3s/k8s: point the fetched kubeconfig at the server's address, before (not while) holding
     // the database's write lock.
     std::string server_host;
@@ -408,80 +458,104 @@ Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest 
                      ClusterStore(inv).finish_build(req.name, run_id, outcomes, endpoint));
     result["state"] = cstate;
     if (endpoint) result["kubeconfig"] = kubeconfig_dest.string();
+    return {};
   }
 
   // The Prometheus server (a build, not a join: members come and go through the target file).
-  std::optional<PrometheusStep> prom;
-  if (!req.prometheus_on.empty() && !join_only && !rr.interrupted) {
-    GEDGE_TRY_ASSIGN(auto p, run_prometheus_playbook(inv, paths, req.prometheus_on, run_dir,
-                                                     req.dry_run, req.timeout_s, rep));
-    prom = p;
-    result["prometheus"] = p.to_json();
-    if (auto base = prometheus_url(inv, req.name); base && *base)
-      result["prometheus"]["url"] = **base;
-  }
-  if (!req.dry_run && !req.prometheus_on.empty() &&
-      (join_only || (prom && prom->state == "ready"))) {
-    if (!old_prom.empty() && old_prom != req.prometheus_on)
-      sync_targets_on(inv, paths, req.name, old_prom, req.timeout_s, rep, /*remove=*/true);
-    auto sync = sync_prometheus(inv, paths, req.name, req.timeout_s, rep);
-    if (join_only) result["prometheus"] = {{"host", req.prometheus_on}};
-    result["prometheus"]["targets_file"] = sync;
-  }
-  if (!req.prometheus_on.empty() && result.contains("prometheus") &&
-      result["prometheus"].is_object()) {
-    // Members behind jump hosts that this server is not known to reach: a warning each.
-    nlohmann::json warn = nlohmann::json::array();
-    if (auto far = unscrapable_members(inv, req.name, req.prometheus_on))
-      for (const auto& [dev, msg] : *far) {
-        rep.warn(msg);
-        warn.push_back({{"device", dev}, {"message", msg}});
-      }
-    result["prometheus"]["unscrapable"] = warn;
+  Result<void> prometheus() {
+    if (!req.prometheus_on.empty() && !join_only && !rr.interrupted) {
+      GEDGE_TRY_ASSIGN(auto p, run_prometheus_playbook(inv, paths, req.prometheus_on, run_dir,
+                                                       req.dry_run, req.timeout_s, rep));
+      prom = p;
+      result["prometheus"] = p.to_json();
+      if (auto base = prometheus_url(inv, req.name); base && *base)
+        result["prometheus"]["url"] = **base;
+    }
+    if (!req.dry_run && !req.prometheus_on.empty() &&
+        (join_only || (prom && prom->state == "ready"))) {
+      if (!old_prom.empty() && old_prom != req.prometheus_on)
+        sync_targets_on(inv, paths, req.name, old_prom, req.timeout_s, rep, /*remove=*/true);
+      auto sync = sync_prometheus(inv, paths, req.name, req.timeout_s, rep);
+      if (join_only) result["prometheus"] = {{"host", req.prometheus_on}};
+      result["prometheus"]["targets_file"] = sync;
+    }
+    if (!req.prometheus_on.empty() && result.contains("prometheus") &&
+        result["prometheus"].is_object()) {
+      // Members behind jump hosts that this server is not known to reach: a warning each.
+      nlohmann::json warn = nlohmann::json::array();
+      if (auto far = unscrapable_members(inv, req.name, req.prometheus_on))
+        for (const auto& [dev, msg] : *far) {
+          rep.warn(msg);
+          warn.push_back({{"device", dev}, {"message", msg}});
+        }
+      result["prometheus"]["unscrapable"] = warn;
+    }
+    return {};
   }
 
-  std::optional<Error> partial;
-  if (rr.interrupted) {
-    partial =
-        Error{ErrorCode::interrupted, fmt::format("build of cluster '{}' interrupted", req.name),
-              fmt::format("gedge cluster build {} --resume", req.name)};
-  } else if (!failed_names.empty()) {
-    std::string list;
-    bool all_unreachable = true;
-    for (const auto& n : failed_names) {
-      const auto& s = hs[n];
-      if (!s.unreachable) all_unreachable = false;
-      list += fmt::format(
-          "{}{} ({}{}{})", list.empty() ? "" : ", ", n,
-          s.unreachable
-              ? "unreachable"
-              : (s.failed_step.empty() ? "not finished" : "failed at '" + s.failed_step + "'"),
-          s.message.empty() ? "" : ": ", s.message.substr(0, 200));
+  // The run's error when it did not end ready everywhere: interrupted, devices that did not
+  // finish (all unreachable, all failed, or some: partial), a Prometheus server that did not.
+  std::optional<Error> partial_error() {
+    std::optional<Error> partial;
+    if (rr.interrupted) {
+      partial =
+          Error{ErrorCode::interrupted, fmt::format("build of cluster '{}' interrupted", req.name),
+                fmt::format("gedge cluster build {} --resume", req.name)};
+    } else if (!failed_names.empty()) {
+      std::string list;
+      bool all_unreachable = true;
+      for (const auto& n : failed_names) {
+        const auto& s = hs[n];
+        if (!s.unreachable) all_unreachable = false;
+        list += fmt::format(
+            "{}{} ({}{}{})", list.empty() ? "" : ", ", n,
+            s.unreachable
+                ? "unreachable"
+                : (s.failed_step.empty() ? "not finished" : "failed at '" + s.failed_step + "'"),
+            s.message.empty() ? "" : ": ", s.message.substr(0, 200));
+      }
+      ErrorCode code = ErrorCode::partial;
+      if (failed_names.size() == targets.size())
+        code = all_unreachable ? ErrorCode::unreachable : ErrorCode::failure;
+      std::string stopped =
+          rr.stopped ? fmt::format(" (stopped: more than --max-fail devices failed)") : "";
+      partial =
+          Error{code,
+                fmt::format("{} of {} device(s) {}{}: {}", failed_names.size(), targets.size(),
+                            req.dry_run ? "could not be probed" : "did not finish", stopped, list),
+                req.dry_run ? "gedge device check " + failed_names.front()
+                            : fmt::format("gedge cluster build {} --resume", req.name)};
     }
-    ErrorCode code = ErrorCode::partial;
-    if (failed_names.size() == targets.size())
-      code = all_unreachable ? ErrorCode::unreachable : ErrorCode::failure;
-    std::string stopped =
-        rr.stopped ? fmt::format(" (stopped: more than --max-fail devices failed)") : "";
-    partial =
-        Error{code,
-              fmt::format("{} of {} device(s) {}{}: {}", failed_names.size(), targets.size(),
-                          req.dry_run ? "could not be probed" : "did not finish", stopped, list),
-              req.dry_run ? "gedge device check " + failed_names.front()
-                          : fmt::format("gedge cluster build {} --resume", req.name)};
+    if (prom && prom->state != "ready" && prom->state != "planned" && !rr.interrupted) {
+      std::string what = fmt::format(
+          "the Prometheus server on {} {} ({}{}{})", prom->host,
+          req.dry_run ? "could not be probed" : "did not finish",
+          prom->failed_step.empty() ? prom->state : "failed at '" + prom->failed_step + "'",
+          prom->message.empty() ? "" : ": ", prom->message.substr(0, 200));
+      if (partial)
+        partial->message += "; " + what;
+      else
+        partial = Error{ErrorCode::partial, what, fmt::format("gedge cluster build {}", req.name)};
+    }
+    return partial;
   }
-  if (prom && prom->state != "ready" && prom->state != "planned" && !rr.interrupted) {
-    std::string what = fmt::format(
-        "the Prometheus server on {} {} ({}{}{})", prom->host,
-        req.dry_run ? "could not be probed" : "did not finish",
-        prom->failed_step.empty() ? prom->state : "failed at '" + prom->failed_step + "'",
-        prom->message.empty() ? "" : ": ", prom->message.substr(0, 200));
-    if (partial)
-      partial->message += "; " + what;
-    else
-      partial = Error{ErrorCode::partial, what, fmt::format("gedge cluster build {}", req.name)};
-  }
-  return BuildOutcome{result, partial};
+};
+
+Result<BuildOutcome> run_build(Inventory& inv, const Paths& paths, BuildRequest req, Reporter& rep,
+                               bool join_only) {
+  Build b{inv, paths, std::move(req), rep, join_only};
+  GEDGE_TRY(b.settle_request());
+  GEDGE_TRY(b.choose_targets());
+  GEDGE_TRY(b.prepare());
+  if (b.req.resume && b.targets.empty()) return b.nothing_to_resume();
+  GEDGE_TRY_ASSIGN(auto ispec, b.write_run_dir(b.check_host_keys()));
+  GEDGE_TRY(b.begin_records());
+  if (!b.runnable.empty()) GEDGE_TRY(b.run(ispec));
+  b.check_metrics();
+  b.summarize();
+  GEDGE_TRY(b.finish_records());
+  GEDGE_TRY(b.prometheus());
+  return BuildOutcome{b.result, b.partial_error()};
 }
 
 }  // namespace
