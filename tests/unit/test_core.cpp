@@ -12,6 +12,7 @@
 #include "gedge/output.hpp"
 #include "gedge/paths.hpp"
 #include "gedge/report.hpp"
+#include "gedge/text.hpp"
 #include "test_helpers.hpp"
 
 using namespace gedge;
@@ -540,4 +541,22 @@ TEST_CASE("UniqueFd closes its descriptor exactly once: at scope end, reset, clo
   CHECK(::read(ends[0].get(), &ch, 1) == 1);
   CHECK(ch == 'x');
   CHECK((::fcntl(ends[0].get(), F_GETFD) & FD_CLOEXEC) != 0);
+}
+
+TEST_CASE("text helpers: trim, lower and split_list") {
+  CHECK(trim("  a b \t\r\n") == "a b");
+  CHECK(trim(" \t\n").empty());
+  CHECK(trim("") == "");
+  CHECK(trim("xxaxx", "x") == "a");
+  CHECK(lower("HoSt-01.Example") == "host-01.example");
+  CHECK(lower("\xC3\x84"
+              "B") ==
+        "\xC3\x84"
+        "b");  // bytes above ASCII stay as they are
+  CHECK(split_list("a, b,,c ,") == std::vector<std::string>{"a", "b", "c"});
+  CHECK(split_list("").empty());
+  CHECK(split_list(" , ").empty());
+  CHECK(split_list("x;y", ';') == std::vector<std::string>{"x", "y"});
+  // Only the blanks named are trimmed: a line end stays inside an item when not listed.
+  CHECK(split_list("a\n,b", ',', " ") == std::vector<std::string>{"a\n", "b"});
 }

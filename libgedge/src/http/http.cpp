@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "gedge/report.hpp"
+#include "gedge/text.hpp"
 
 namespace gedge::http {
 namespace {
@@ -21,11 +22,6 @@ namespace {
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 struct Sink {
@@ -365,16 +361,8 @@ bool no_proxy_matches(const std::string& no_proxy, const std::string& host_in,
                       const std::string& port) {
   std::string host = lower(host_in);
   auto ip = parse_ip(host);
-  std::size_t start = 0;
-  while (start <= no_proxy.size()) {
-    auto comma = no_proxy.find(',', start);
-    std::string entry =
-        no_proxy.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    start = comma == std::string::npos ? no_proxy.size() + 1 : comma + 1;
-    entry.erase(0, entry.find_first_not_of(" \t"));
-    entry.erase(entry.find_last_not_of(" \t") + 1);
+  for (std::string entry : split_list(no_proxy, ',', " \t")) {
     entry = lower(entry);
-    if (entry.empty()) continue;
     if (entry == "*") return true;
     if (entry.find('/') != std::string::npos) {
       if (ip && in_cidr(*ip, entry)) return true;

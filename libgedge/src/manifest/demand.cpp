@@ -9,6 +9,7 @@
 
 #include "gedge/manifest.hpp"
 #include "gedge/quantity.hpp"
+#include "gedge/text.hpp"
 
 namespace gedge::manifest {
 
@@ -106,17 +107,7 @@ Result<std::vector<Requirement>> term_at(const Object& w, const json& term,
 }
 
 std::vector<std::string> split_names(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto comma = s.find(',', pos);
-    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
+  return split_list(s, ',', " \t");
 }
 
 }  // namespace

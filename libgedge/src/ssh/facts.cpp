@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "gedge/device.hpp"
+#include "gedge/text.hpp"
 
 namespace gedge {
 
@@ -33,13 +34,6 @@ echo @@end
 }
 
 namespace {
-
-std::string trim(std::string_view s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string_view::npos) return {};
-  size_t b = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(a, b - a + 1));
-}
 
 std::string unquote(std::string v) {
   if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front())

@@ -11,6 +11,7 @@
 
 #include "gedge/device_import.hpp"
 #include "gedge/document.hpp"
+#include "gedge/text.hpp"
 
 namespace gedge {
 
@@ -62,13 +63,6 @@ bool valid_device_name(const std::string& n) {
 bool valid_group_name(const std::string& n) {
   static const std::regex re("[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}");
   return std::regex_match(n, re);
-}
-
-std::string trim(std::string s) {
-  auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return {};
-  auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
 }
 
 // Splits a host line like Python's shlex (quotes, backslash escapes, '#' comments), which is

@@ -17,6 +17,7 @@
 
 #include "gedge/document.hpp"
 #include "gedge/report.hpp"
+#include "gedge/text.hpp"
 #include "openssh_internal.hpp"
 
 extern char** environ;
@@ -106,11 +107,6 @@ namespace {
 
 using openssh_detail::run_capture;
 using openssh_detail::ssh_path_value;
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // OpenSSH's tokens in IdentityFile/CertificateFile (the ones that make sense after resolution).
 std::string expand_path(const std::string& v, const std::string& home,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "from_manifest_internal.hpp"
+#include "gedge/text.hpp"
 
 namespace gedge::svc::detail::from_manifest {
 
@@ -104,15 +105,7 @@ Result<json> Translator::networks() const {
       picks.emplace_back(e.value("namespace", ns), e["name"]);
     }
   } else {
-    std::size_t i = 0;
-    while (i <= text.size()) {
-      std::size_t j = text.find(',', i);
-      if (j == std::string::npos) j = text.size();
-      std::string item = text.substr(i, j - i);
-      item.erase(0, item.find_first_not_of(" \t\n"));
-      item.erase(item.find_last_not_of(" \t\n") + 1);
-      i = j + 1;
-      if (item.empty()) continue;
+    for (const std::string& item : split_list(text, ',', " \t\n")) {
       if (item.find('@') != std::string::npos)
         return std::unexpected(
             refuse(ptr, fmt::format("an interface name ('{}') is not supported", item),

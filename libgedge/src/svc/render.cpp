@@ -9,6 +9,7 @@
 #include "gedge/output.hpp"
 #include "gedge/quantity.hpp"
 #include "gedge/svc.hpp"
+#include "gedge/text.hpp"
 #include "render_internal.hpp"
 
 namespace gedge::svc {
@@ -21,11 +22,6 @@ json labels_json(const std::map<std::string, std::string>& m) {
   json j = json::object();
   for (const auto& [k, v] : m) j[k] = v;
   return j;
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // Requests/limits of container `i`, with `pin` applied to container 0 (Guaranteed, integer CPU).
@@ -47,7 +43,6 @@ namespace {
 using detail::render::effective_resources;
 using detail::render::kRuntimeRoot;
 using detail::render::labels_json;
-using detail::render::lower;
 using nlohmann::json;
 
 constexpr const char* kTierLabel = "gedge.io/tier";

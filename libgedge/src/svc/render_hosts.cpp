@@ -11,6 +11,7 @@
 #include "deploy_internal.hpp"
 #include "gedge/quantity.hpp"
 #include "gedge/svc.hpp"
+#include "gedge/text.hpp"
 #include "render_internal.hpp"
 
 namespace gedge::svc {
@@ -19,7 +20,6 @@ namespace {
 using detail::render::effective_resources;
 using detail::render::kRuntimeRoot;
 using detail::render::labels_json;
-using detail::render::lower;
 using nlohmann::json;
 
 std::string fnv1a_hex(const std::string& s) {

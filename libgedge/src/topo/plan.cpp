@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "gedge/text.hpp"
 #include "topo_internal.hpp"
 
 namespace gedge::topo {
@@ -21,11 +22,6 @@ nlohmann::json obj_json(hwloc_obj_t o, std::string_view role) {
           {"os", o->os_index == HWLOC_UNKNOWN_INDEX ? nlohmann::json(nullptr)
                                                     : nlohmann::json(o->os_index)},
           {"cpuset", format_list(to_set(o->cpuset))}};
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // Resolves --near to the non-I/O object the device is attached to.
