@@ -503,6 +503,16 @@ class RuntimeTest(GedgeTest):
         self.assertEqual(v3["files_cached"], 0)
         self.assertTrue(self.gedge_json("runtime", "verify", v3["id"])["ok"])
 
+    def assert_named_by_chunks(self, entry, read):
+        """Manifest format 2: each chunk's id is the SHA-256 of its bytes (read(n) gives the next n
+        bytes of the file) and a file of several chunks is named by its chunk list."""
+        self.assertGreater(len(entry["chunks"]), 1)
+        for c in entry["chunks"]:
+            self.assertEqual(hashlib.sha256(read(c["size"])).hexdigest(), c["sha256"])
+        self.assertEqual(len(read(1)), 0)
+        listing = "gedge-chunks\n" + "".join(c["sha256"] + "\n" for c in entry["chunks"])
+        self.assertEqual(entry["sha256"], hashlib.sha256(listing.encode()).hexdigest())
+
     def test_large_file_is_streamed(self):
         """A file much larger than pack's read buffer is streamed (a 3 GB file once needed 3.1 GB):
         pack's peak RSS stays far below the file's size, and its hash, chunks, a relocated large
@@ -536,15 +546,17 @@ class RuntimeTest(GedgeTest):
         self.assertLess(peak, 200 << 20, f"peak RSS {peak >> 20} MiB for a {size >> 20} MiB file")
         m = self.gedge_json("runtime", "show", j["id"], "--manifest")
         ents = {e["path"]: e for e in m["entries"]}
-        h = hashlib.sha256()
         with open(big, "rb") as f:
-            for blk in iter(lambda: f.read(1 << 20), b""):
-                h.update(blk)
-        self.assertEqual(ents["env/big.bin"]["sha256"], h.hexdigest())
+            self.assert_named_by_chunks(ents["env/big.bin"], lambda n: f.read(n))
         self.assertEqual(sum(c["size"] for c in ents["env/big.bin"]["chunks"]), size)
         want = text.replace(f"{env}/lib".encode(), b"/opt/gedge/rt/big/env/lib")
         self.assertIn("env/big.txt", j["relocated"])
-        self.assertEqual(ents["env/big.txt"]["sha256"], hashlib.sha256(want).hexdigest())
+        rest = memoryview(want)
+        def take(n):
+            nonlocal rest
+            piece, rest = rest[:n], rest[n:]
+            return piece
+        self.assert_named_by_chunks(ents["env/big.txt"], take)
         self.assertEqual(ents["env/big.txt"]["size"], len(want))
         dest = os.path.join(self.tmp, "out")
         self.gedge_json("runtime", "push", j["id"], "--to", dest)

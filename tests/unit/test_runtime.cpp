@@ -54,6 +54,19 @@ struct Home {
   }
 };
 
+// b recorded under another manifest (its id is the manifest's hash, as pack would record it).
+Bundle with_manifest(Bundle b, nlohmann::json m) {
+  b.manifest = std::move(m);
+  b.id = sha256_hex(b.manifest.dump());
+  return b;
+}
+
+nlohmann::json& manifest_entry(nlohmann::json& m, const std::string& path) {
+  for (auto& e : m["entries"])
+    if (e["path"] == path) return e;
+  throw std::runtime_error("no entry " + path);
+}
+
 }  // namespace
 
 TEST_CASE("relocate rewrites text and NUL-pads binaries") {
@@ -608,9 +621,7 @@ TEST_CASE(
     nlohmann::json m = b->manifest;
     for (auto& e : m["entries"])
       if (e["path"] == "env/bin/suid") e["mode"] = 04777;
-    Bundle old = *b;
-    old.manifest = m;
-    old.id = sha256_hex(m.dump());
+    Bundle old = with_manifest(*b, m);
     test::TempDir t2;
     auto p2 = push_to_dir(h.paths, old, t2.path, null_reporter());
     REQUIRE_MESSAGE(p2, (p2 ? "" : p2.error().message));
@@ -654,11 +665,7 @@ TEST_CASE("a manifest path that could leave the target is refused on load") {
     REQUIRE(h.inv.exec("UPDATE runtimes SET manifest = ? WHERE id = ?", {m.dump(), r->id}));
     return find_bundle(h.inv, r->id);
   };
-  auto entry = [](nlohmann::json& m, const std::string& path) -> nlohmann::json& {
-    for (auto& e : m["entries"])
-      if (e["path"] == path) return e;
-    throw std::runtime_error("no entry " + path);
-  };
+  auto& entry = manifest_entry;
   struct Case {
     const char* what;
     std::function<void(nlohmann::json&)> f;
@@ -805,4 +812,96 @@ TEST_CASE(
   REQUIRE_FALSE(e);
   CHECK(e.error().message == "cam-1: No space left on device");
   CHECK(e.error().hint.find("free space") != std::string::npos);
+}
+
+TEST_CASE("manifest format 2 names a file of several chunks by its chunk list") {
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  std::string whole = random_bytes(6u << 20, 11);      // read whole: > 4 MiB, so 2+ chunks
+  std::string streamed = random_bytes(10u << 20, 12);  // streamed (> 8 MiB)
+  write(env / "lib/whole.bin", whole);
+  write(env / "lib/streamed.bin", streamed);
+  write(env / "etc/conf", "one chunk\n");
+  PackRequest req;
+  req.name = "ids";
+  req.components = {{"env", env}};
+  auto r = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+  auto b = find_bundle(h.inv, "ids");
+  REQUIRE(b);
+  CHECK(b->manifest["format"] == 2);
+  auto& entry = manifest_entry;
+  nlohmann::json m = b->manifest;
+  for (const auto& [path, content] :
+       {std::pair{"env/lib/whole.bin", &whole}, std::pair{"env/lib/streamed.bin", &streamed}}) {
+    CAPTURE(path);
+    const auto& e = entry(m, path);
+    REQUIRE(e["chunks"].size() > 1);
+    std::string list = "gedge-chunks\n";
+    std::size_t off = 0;
+    for (const auto& c : e["chunks"]) {
+      std::size_t n = c["size"].get<std::size_t>();
+      CHECK(c["sha256"] == sha256_hex(std::string_view(*content).substr(off, n)));
+      list += c["sha256"].get<std::string>() + "\n";
+      off += n;
+    }
+    CHECK(off == content->size());
+    CHECK(e["sha256"] == sha256_hex(list));
+  }
+  CHECK(entry(m, "env/etc/conf")["sha256"] == sha256_hex("one chunk\n"));
+
+  test::TempDir target;
+  auto p = push_to_dir(h.paths, *b, target.path, null_reporter());
+  REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
+  fs::path out = target.path / r->id / "env";
+  CHECK(slurp(out / "lib/whole.bin") == whole);
+  CHECK(slurp(out / "lib/streamed.bin") == streamed);
+  auto clean = verify_dir(*b, target.path, null_reporter());
+  REQUIRE(clean);
+  CHECK(clean->bad_files.empty());
+
+  SUBCASE("a changed byte in a file named by its chunks is found, and repaired") {
+    ::chmod((out / "lib/whole.bin").c_str(), 0644);
+    std::string changed = whole;
+    changed[changed.size() - 1] ^= 1;
+    write(out / "lib/whole.bin", changed);
+    auto v = verify_dir(*b, target.path, null_reporter());
+    REQUIRE(v);
+    CHECK(v->bad_files == std::vector<std::string>{"env/lib/whole.bin"});
+    auto fix = push_to_dir(h.paths, *b, target.path, null_reporter());
+    REQUIRE_MESSAGE(fix, (fix ? "" : fix.error().message));
+    CHECK(fix->state == "repaired");
+    CHECK(slurp(out / "lib/whole.bin") == whole);
+  }
+
+  SUBCASE("an id that is not its chunk list's is refused on load") {
+    entry(m, "env/lib/whole.bin")["sha256"] = sha256_hex(whole);
+    REQUIRE(h.inv.exec("UPDATE runtimes SET manifest = ? WHERE id = ?", {m.dump(), r->id}));
+    auto bad = find_bundle(h.inv, r->id);
+    REQUIRE_FALSE(bad);
+    CHECK_MESSAGE(bad.error().message.find("chunk list") != std::string::npos, bad.error().message);
+  }
+
+  SUBCASE("a format-1 manifest still names every file by its bytes") {
+    m["format"] = 1;
+    entry(m, "env/lib/whole.bin")["sha256"] = sha256_hex(whole);
+    entry(m, "env/lib/streamed.bin")["sha256"] = sha256_hex(streamed);
+    Bundle old = with_manifest(*b, m);
+    test::TempDir t1;
+    auto p1 = push_to_dir(h.paths, old, t1.path, null_reporter());
+    REQUIRE_MESSAGE(p1, (p1 ? "" : p1.error().message));
+    CHECK(slurp(t1.path / old.id / "env/lib/whole.bin") == whole);
+    auto v1 = verify_dir(old, t1.path, null_reporter());
+    REQUIRE(v1);
+    CHECK(v1->bad_files.empty());
+    // ... and a chunk-list id in a format-1 manifest does not match its bytes
+    entry(m, "env/lib/whole.bin")["sha256"] = entry(b->manifest, "env/lib/whole.bin")["sha256"];
+    old = with_manifest(*b, m);
+    test::TempDir t2;
+    auto p2 = push_to_dir(h.paths, old, t2.path, null_reporter());
+    REQUIRE_FALSE(p2);
+    CHECK_MESSAGE(p2.error().message.find("does not match its hash") != std::string::npos,
+                  p2.error().message);
+  }
 }

@@ -18,8 +18,9 @@
 
 namespace gedge::runtime {
 
-// Manifest format this gedge writes and the newest it reads.
-inline constexpr int kManifestFormat = 1;
+// Manifest format this gedge writes and the newest it reads. Format 2 names a file of several
+// chunks by its chunk list (see runtime/manifest.hpp); format 1 by the SHA-256 of its bytes.
+inline constexpr int kManifestFormat = 2;
 // Default root of materialised bundles on devices.
 inline constexpr const char* kDefaultRoot = "/var/lib/gedge/runtimes";
 

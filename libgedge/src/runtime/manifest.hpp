@@ -35,6 +35,18 @@ Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view 
 // PATH / LD_LIBRARY_PATH / CONDA_PREFIX / VIRTUAL_ENV / CUDA_HOME from the component trees.
 nlohmann::json derive_env(const nlohmann::json& manifest, const std::vector<ComponentSpec>& comps);
 
+// A file's id. From manifest format 2 on, a file of several chunks is named by the SHA-256 of its
+// chunk list ("gedge-chunks\n", then each chunk's hex id and '\n'), so pack reads and hashes each
+// byte once; a file of one chunk, and every file of a format-1 manifest, by the SHA-256 of its
+// bytes (for one chunk, the chunk's id).
+std::string file_id(const std::vector<std::pair<std::string, uint64_t>>& chunks);
+// True when `e`'s id is its chunk list's (format 2, several chunks): its content is then verified
+// chunk by chunk, and parse_manifest has checked the id against the list.
+bool named_by_chunks(const nlohmann::json& manifest, const nlohmann::json& e);
+// True when `content` is the file entry `e` of `manifest` (by its bytes, or chunk by chunk).
+bool file_matches(const nlohmann::json& manifest, const nlohmann::json& e,
+                  std::string_view content);
+
 // Every distinct chunk hash of the manifest, with its uncompressed size.
 std::vector<std::pair<std::string, uint64_t>> manifest_chunks(const nlohmann::json& manifest);
 

@@ -10,6 +10,7 @@
 
 #include "chunk_store.hpp"
 #include "gedge/fd.hpp"
+#include "manifest.hpp"
 
 namespace fs = std::filesystem;
 
@@ -119,15 +120,13 @@ Result<void> FilePacker::pack_whole(int fd, const fs::path& src, std::size_t siz
     o.sha256 = sha256_hex(data_);
     return store_chunk(data_, o.sha256, o);
   }
-  Sha256 whole;
   std::size_t start = 0;
   for (std::size_t end : ends) {
     std::string_view piece(data_.data() + start, end - start);
-    whole.update(piece);
     if (auto ok = store_chunk(piece, sha256_hex(piece), o); !ok) return ok;
     start = end;
   }
-  o.sha256 = whole.hex();
+  o.sha256 = file_id(o.chunks);  // each byte hashed once (manifest format 2)
   return {};
 }
 
@@ -153,7 +152,6 @@ Result<void> FilePacker::pack_stream(int fd, const fs::path& src, bool relocatin
                   fmt::format("cannot read {}: {}", src.string(), errno_text(errno)));
     rel.emplace(rewrites_, *binary);
   }
-  Sha256 whole;
   std::optional<Error> failed;
   auto emit = [&](std::string_view piece) {
     if (failed) return;
@@ -194,7 +192,6 @@ Result<void> FilePacker::pack_stream(int fd, const fs::path& src, bool relocatin
         if (tail.size() > keep) tail.erase(0, tail.size() - keep);
       }
     }
-    whole.update(out);
     o.size += out.size();
     chunker_.feed(out, emit);
     note(chunker_.buffered_capacity());
@@ -203,7 +200,6 @@ Result<void> FilePacker::pack_stream(int fd, const fs::path& src, bool relocatin
   if (rel) {
     rel_.clear();
     rel->finish(rel_);
-    whole.update(rel_);
     o.size += rel_.size();
     chunker_.feed(rel_, emit);
     o.relocated = rel->changed();
@@ -214,7 +210,7 @@ Result<void> FilePacker::pack_stream(int fd, const fs::path& src, bool relocatin
   }
   chunker_.finish(emit);
   if (failed) return std::unexpected(*failed);
-  o.sha256 = whole.hex();
+  o.sha256 = file_id(o.chunks);
   return {};
 }
 

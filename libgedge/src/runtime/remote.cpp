@@ -27,8 +27,21 @@ const char* const kMaterialiser = R"PY(
 import errno, hashlib, json, os, re, shutil, stat, subprocess, sys
 R = sys.argv[2]
 NF = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
-KEEP = False
+KEEP, FMT = False, 1
 def sha(b): return hashlib.sha256(b).hexdigest()
+def chunked(e):
+    # manifest format 2: a file of several chunks is named by its chunk list
+    return FMT >= 2 and len(e['chunks']) > 1
+def cid(e): return sha(('gedge-chunks\n' + ''.join(c['sha256'] + '\n' for c in e['chunks'])).encode())
+def fok(e, b):
+    # b is the file e: by its bytes, or chunk by chunk when it is named by its chunk list
+    if not chunked(e): return sha(b) == e['sha256']
+    if cid(e) != e['sha256']: return False
+    v, o = memoryview(b), 0
+    for c in e['chunks']:
+        if sha(v[o:o + c['size']]) != c['sha256']: return False
+        o += c['size']
+    return o == len(b)
 HEX = re.compile('[0-9a-f]{64}$')
 def ck(h):
     if not HEX.match(h): raise Exception('not a chunk name: %r' % h[:80])
@@ -122,7 +135,7 @@ def obj(e):
     od, n = sub(O, e['sha256'][:2]), '%s.%o' % (e['sha256'], mode)
     st = lst(od, n)
     try:
-        if st and stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode and sha(rd(od, n)) == e['sha256']:
+        if st and stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode and fok(e, rd(od, n)):
             return od, n, mode
     except OSError: pass
     parts = []
@@ -136,7 +149,8 @@ def obj(e):
             raise Exception('chunk %s was corrupted on the target (removed); push again' % h)
         parts.append(d)
     b = b''.join(parts)
-    if sha(b) != e['sha256']: raise Exception('file %s does not match its hash' % e['path'])
+    if (cid(e) if chunked(e) else sha(b)) != e['sha256']:  # chunks checked one by one above
+        raise Exception('file %s does not match its hash' % e['path'])
     rm(od, n)
     wa(od, n, b, mode)
     return od, n, mode
@@ -176,7 +190,7 @@ def check(ents, top, repair):
                     os.symlink(e['target'], n, dir_fd=d)
             else:
                 good = (st is not None and stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == am(fe)
-                        and st.st_size == fe['size'] and sha(rd(d, n)) == fe['sha256'])
+                        and st.st_size == fe['size'] and fok(fe, rd(d, n)))
                 if not good and repair:
                     if st is not None and stat.S_ISDIR(st.st_mode): rm(d, n)
                     place(obj(fe), d, n, True)
@@ -208,7 +222,7 @@ def stores(create):
     for fd, d in ((C, 'rawchunks'), (O, 'rawobjects'), (T, 'tmp'), (MF, 'manifests')): NAMES[fd] = '.gedge/' + d
     return top
 def main():
-    global KEEP
+    global KEEP, FMT
     if sys.argv[1] == 'have':
         # read-only: which chunks are missing, whether zstd can decompress here, and whether the
         # bundle is already materialised
@@ -221,7 +235,7 @@ def main():
     if sys.argv[1] == 'verify':
         top = stores(False)
         m = json.loads(rd(MF, bid + '.json'))
-        KEEP = m.get('keep_special_modes') is True
+        KEEP, FMT = m.get('keep_special_modes') is True, m.get('format', 1)
         valid(m['entries'])
         fd = odir(top, bid)
         print(json.dumps({'bad_files': check(m['entries'], fd, False)}))
@@ -231,7 +245,7 @@ def main():
     mt = inp.read(int(inp.readline()))
     if sha(mt) != bid: raise Exception('manifest does not match bundle id %s' % bid)
     m = json.loads(mt)
-    KEEP = m.get('keep_special_modes') is True
+    KEEP, FMT = m.get('keep_special_modes') is True, m.get('format', 1)
     ents = m['entries']
     valid(ents)
     zn = 'z.%d' % os.getpid()

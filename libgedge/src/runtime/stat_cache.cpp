@@ -11,7 +11,8 @@ namespace gedge::runtime::detail {
 
 namespace {
 
-constexpr std::string_view kMagic = "gedge-statcache 1\n";
+// 2: file ids of manifest format 2 (a cache of format-1 ids is not used).
+constexpr std::string_view kMagic = "gedge-statcache 2\n";
 
 // A cursor over the file: space/newline-separated numbers and words, length-prefixed paths.
 struct Reader {

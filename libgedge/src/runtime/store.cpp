@@ -43,6 +43,13 @@ bool safe_relative(std::string_view p) {
   return true;
 }
 
+std::vector<std::pair<std::string, uint64_t>> manifest_chunks_of(const nlohmann::json& e) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const auto& c : e["chunks"])
+    out.emplace_back(c["sha256"].get<std::string>(), c["size"].get<uint64_t>());
+  return out;
+}
+
 Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
   auto bad = [&](std::size_t i, const std::string& why) {
     return fail(ErrorCode::failure, fmt::format("manifest of {}: entry {}: {}", what, i, why),
@@ -86,6 +93,12 @@ Result<void> check_entries(const nlohmann::json& j, std::string_view what) {
         if (!c.is_object() || !is_hex64(c.value("sha256", nlohmann::json())) ||
             !c.contains("size") || !c["size"].is_number_unsigned())
           return bad(i, fmt::format("{}: a chunk needs a 64-hex sha256 and a size", shown));
+      if (named_by_chunks(j, e)) {
+        uint64_t sum = 0;
+        for (const auto& c : e["chunks"]) sum += c["size"].get<uint64_t>();
+        if (sum != e["size"].get<uint64_t>() || e["sha256"] != file_id(manifest_chunks_of(e)))
+          return bad(i, fmt::format("{}: its sha256 or size is not its chunk list's", shown));
+      }
     } else if (type == "symlink") {
       if (!e.contains("target") || !e["target"].is_string() ||
           e["target"].get_ref<const std::string&>().empty() ||
@@ -119,6 +132,33 @@ Result<nlohmann::json> parse_manifest(const std::string& text, std::string_view 
                 "upgrade gedge to use this bundle");
   GEDGE_TRY(check_entries(j, what));
   return j;
+}
+
+std::string file_id(const std::vector<std::pair<std::string, uint64_t>>& chunks) {
+  if (chunks.size() == 1) return chunks[0].first;
+  std::string list = "gedge-chunks\n";
+  list.reserve(list.size() + chunks.size() * 65);
+  for (const auto& [h, n] : chunks) {
+    list += h;
+    list += '\n';
+  }
+  return sha256_hex(list);
+}
+
+bool named_by_chunks(const nlohmann::json& manifest, const nlohmann::json& e) {
+  return manifest.value("format", 1) >= 2 && e["chunks"].size() > 1;
+}
+
+bool file_matches(const nlohmann::json& manifest, const nlohmann::json& e,
+                  std::string_view content) {
+  if (!named_by_chunks(manifest, e)) return sha256_hex(content) == e["sha256"];
+  std::size_t off = 0;
+  for (const auto& c : e["chunks"]) {
+    auto n = c["size"].get<uint64_t>();
+    if (n > content.size() - off || sha256_hex(content.substr(off, n)) != c["sha256"]) return false;
+    off += n;
+  }
+  return off == content.size();
 }
 
 unsigned applied_mode(const nlohmann::json& manifest, const nlohmann::json& entry) {
