@@ -8,8 +8,6 @@
 
 #include <iostream>
 
-#include "gedge/stores.hpp"
-
 namespace gedge::cli {
 
 namespace tune {
@@ -54,50 +52,21 @@ void add_plan_flags(CLI::App* cmd, topo::PlanFlags& f, bool with_cpuset) {
       ->option_text("POLICY");
 }
 
-Result<std::unique_ptr<SshSession>> connect_device(Ctx& ctx, const std::string& device) {
+Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
+  if (s.device.empty())  // no inventory needed: a file, or this machine
+    return topo::Topology::load(s.topology.empty() ? topo::TopologySource{}
+                                                   : topo::TopologySource::from_arg(s.topology));
   GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
   GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(auto target, device_target(*inv, paths, device));
-  return SshSession::connect(target, default_ssh_options(paths, ctx.g.timeout_s));
+  return svc::load_topology(*inv, paths, {s.topology, s.device, s.live, ctx.g.timeout_s},
+                            ctx.reporter());
 }
 
-// A command on a device, over its SSH session.
-topo::RemoteRun remote_of(SshSession& session) {
-  return [&session](const std::vector<std::string>& argv) -> Result<topo::RemoteOutput> {
-    GEDGE_TRY_ASSIGN(auto r, session.exec(argv));
-    return topo::RemoteOutput{r.exit_code, r.out, r.err};
-  };
-}
-
-Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s) {
-  if (!s.topology.empty() && !s.device.empty())
-    return fail(ErrorCode::usage, "--topology and --device are exclusive");
-  if (!s.topology.empty()) return topo::Topology::load(topo::TopologySource::from_arg(s.topology));
-  if (s.device.empty()) return topo::Topology::load({});
-  GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(std::string xml, DeviceStore(*inv).topology_xml(s.device));
-  if (!s.live && !xml.empty())
-    return topo::Topology::load(
-        {topo::TopologySource::Kind::xml_buffer, xml, fmt::format("device {}", s.device)});
-  ctx.reporter().info(fmt::format("fetching the topology of '{}' over SSH", s.device));
-  GEDGE_TRY_ASSIGN(auto session, connect_device(ctx, s.device));
-  GEDGE_TRY_ASSIGN(auto fetched,
-                   topo::remote_topology(remote_of(*session), s.device, ctx.reporter()));
-  return topo::Topology::load(std::move(fetched));
-}
-
-// Work gedge already pinned on a device (the pins table), except `skip_owner` (being re-pinned).
 Result<std::vector<std::pair<std::string, topo::IndexSet>>> device_pins(
     Ctx& ctx, const std::string& device, const std::string& skip_owner) {
-  std::vector<std::pair<std::string, topo::IndexSet>> out;
-  if (device.empty()) return out;
+  if (device.empty()) return std::vector<std::pair<std::string, topo::IndexSet>>{};
   GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
-  GEDGE_TRY_ASSIGN(auto pins, PinStore(*inv).on_device(device));
-  for (const auto& pin : pins) {
-    if (pin.owner == skip_owner) continue;
-    if (auto set = topo::parse_list(pin.cpuset)) out.emplace_back(pin.owner, *set);
-  }
-  return out;
+  return svc::recorded_pins(*inv, device, skip_owner);
 }
 
 View plan_view(nlohmann::json data) {

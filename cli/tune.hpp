@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "app.hpp"
-#include "gedge/ssh.hpp"
 #include "gedge/topo.hpp"
+#include "gedge/tune.hpp"
 
 namespace gedge::cli::tune {
 
@@ -20,9 +20,6 @@ struct SourceFlags {
 };
 
 void add_plan_flags(CLI::App* cmd, topo::PlanFlags& f, bool with_cpuset);
-Result<std::unique_ptr<SshSession>> connect_device(Ctx& ctx, const std::string& device);
-// A command on a device, over its SSH session.
-topo::RemoteRun remote_of(SshSession& session);
 // The topology --topology or --device names (stored, or fetched over SSH with --live), else
 // this machine's.
 Result<topo::Topology> load_source(Ctx& ctx, const SourceFlags& s);

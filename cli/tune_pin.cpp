@@ -6,7 +6,6 @@
 #include <cstring>
 #include <iostream>
 
-#include "gedge/stores.hpp"
 #include "tune.hpp"
 
 namespace gedge::cli::tune {
@@ -62,14 +61,10 @@ void register_pin(CLI::App* cmd, Ctx& ctx) {
           j["would_run"] = topo::podman_update_argv(p, container);
           return Outcome{plan_view(j), std::nullopt, std::nullopt};
         }
-        GEDGE_TRY_ASSIGN(auto session, connect_device(ctx, src.device));
-        GEDGE_TRY_ASSIGN(auto res, topo::pin_container(p, container, remote_of(*session)));
+        GEDGE_TRY_ASSIGN(auto paths, ctx.paths());
         GEDGE_TRY_ASSIGN(Inventory * inv, ctx.inventory());
-        GEDGE_TRY(PinStore(*inv).put(
-            {src.device, container, topo::format_list(p.cpus), topo::format_list(p.memory_nodes)}));
-        log_line("info", fmt::format("tune pin device={} container={} cpuset={} mems={}",
-                                     src.device, container, topo::format_list(p.cpus),
-                                     topo::format_list(p.memory_nodes)));
+        GEDGE_TRY_ASSIGN(auto res, svc::pin_device_container(*inv, paths, ctx.g.timeout_s,
+                                                             src.device, container, p));
         j["applied"] = res["applied"];
         j["recorded"] = true;
         return Outcome{plan_view(j), std::nullopt, std::nullopt};

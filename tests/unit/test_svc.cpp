@@ -14,7 +14,9 @@
 
 #include "../../libgedge/src/svc/deploy_internal.hpp"
 #include "../../libgedge/src/svc/hosts_internal.hpp"
+#include "gedge/stores.hpp"
 #include "gedge/svc.hpp"
+#include "gedge/tune.hpp"
 #include "test_helpers.hpp"
 
 using namespace gedge;
@@ -1363,4 +1365,50 @@ TEST_CASE("readiness: a port answers on IPv4, IPv6 and a host name") {
   v4.fd = -1;
   CHECK_FALSE(port_answers("127.0.0.1", closed));
   CHECK_FALSE(port_answers("localhost", closed));
+}
+
+TEST_CASE("tune: a device's container pinned is recorded; a failed pin records nothing") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "inv.db", true);
+  REQUIRE(inv);
+  auto t = topo::Topology::load(topo::TopologySource::from_arg("numa:2 core:2 pu:1"));
+  REQUIRE(t);
+  topo::PlanRequest r;
+  r.cpuset = "2-3";
+  r.numa = 1;
+  auto p = topo::plan(*t, r);
+  REQUIRE(p);
+  std::string applied = "2-3";
+  topo::RemoteRun podman = [&](const std::vector<std::string>& argv) -> Result<topo::RemoteOutput> {
+    std::string verb = argv.size() > 3 ? argv[3] : "";
+    if (verb == "update") return topo::RemoteOutput{0, "web\n", ""};
+    if (verb == "inspect") return topo::RemoteOutput{0, applied + "|1|4242\n", ""};
+    if (argv[0] == "cat")
+      return topo::RemoteOutput{
+          0, "Name:\tx\nCpus_allowed_list:\t" + applied + "\nMems_allowed_list:\t1\n", ""};
+    return topo::RemoteOutput{1, "", "unexpected"};
+  };
+  // The kernel reports other CPUs than planned: an error, and no pin recorded.
+  applied = "0-3";
+  CHECK_FALSE(svc::pin_and_record(*inv, "edge1", "web", *p, podman).has_value());
+  CHECK(PinStore(*inv).on_device("edge1")->empty());
+
+  applied = "2-3";
+  auto ok = svc::pin_and_record(*inv, "edge1", "web", *p, podman);
+  REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+  auto pins = PinStore(*inv).on_device("edge1");
+  REQUIRE(pins->size() == 1);
+  CHECK((*pins)[0].owner == "web");
+  CHECK((*pins)[0].cpuset == "2-3");
+  CHECK((*pins)[0].mems == "1");
+
+  // What a later plan on that device avoids: every pin but the one being re-pinned.
+  REQUIRE(PinStore(*inv).put({"edge1", "db", "0", ""}));
+  auto others = svc::recorded_pins(*inv, "edge1", "web");
+  REQUIRE(others->size() == 1);
+  CHECK((*others)[0].first == "db");
+  CHECK(topo::format_list((*others)[0].second) == "0");
+  CHECK(svc::recorded_pins(*inv, "edge1")->size() == 2);
+  CHECK(svc::recorded_pins(*inv, "edge2")->empty());
+  CHECK(svc::recorded_pins(*inv, "")->empty());
 }
