@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "gedge/ansible.hpp"
+#include "gedge/fd.hpp"
 #include "gedge/paths.hpp"
 #include "gedge/report.hpp"
 
@@ -162,13 +163,10 @@ Result<RunResult> run_playbook(const RunSpec& spec,
 
   RunResult rr;
   rr.log = spec.run_dir / "ansible.log";
-  int log_fd = ::open(rr.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (log_fd < 0) return fail(ErrorCode::failure, fmt::format("cannot write {}", rr.log.string()));
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-    ::close(log_fd);
-    return fail(ErrorCode::failure, "pipe failed");
-  }
+  UniqueFd log_fd(::open(rr.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!log_fd) return fail(ErrorCode::failure, fmt::format("cannot write {}", rr.log.string()));
+  UniqueFd pipefd[2];
+  if (make_pipe(pipefd) != 0) return fail(ErrorCode::failure, "pipe failed");
   // The child sees the write end at a fixed descriptor number.
   constexpr int kEventsFd = 3;
   RunSpec named = spec;
@@ -192,28 +190,23 @@ Result<RunResult> run_playbook(const RunSpec& spec,
   std::string cwd = spec.run_dir.string();
 
   pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log_fd);
-    ::close(pipefd[0]);
-    ::close(pipefd[1]);
-    return fail(ErrorCode::failure, "fork failed");
-  }
+  if (pid < 0) return fail(ErrorCode::failure, "fork failed");
   if (pid == 0) {
     // Child: own process group (gedge forwards Ctrl-C itself), stdin /dev/null, output to the log.
     ::setpgid(0, 0);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    ::dup2(pipefd[1], kEventsFd);  // dup2 clears O_CLOEXEC on the new descriptor
+    ::dup2(log_fd.get(), 1);
+    ::dup2(log_fd.get(), 2);
+    ::dup2(pipefd[1].get(), kEventsFd);  // dup2 clears O_CLOEXEC on the new descriptor
     if (::chdir(cwd.c_str()) != 0) ::_exit(126);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::setpgid(pid, pid);
   track_child_group(pid);
-  ::close(pipefd[1]);
-  ::close(log_fd);
+  pipefd[1].reset();
+  log_fd.reset();
 
   std::string buf;
   bool eof = false;
@@ -229,11 +222,11 @@ Result<RunResult> run_playbook(const RunSpec& spec,
   };
   while (!eof || !exited) {
     if (!eof) {
-      pollfd pfd{pipefd[0], POLLIN, 0};
+      pollfd pfd{pipefd[0].get(), POLLIN, 0};
       int pr = ::poll(&pfd, 1, 200);
       if (pr > 0) {
         char chunk[8192];
-        ssize_t n = ::read(pipefd[0], chunk, sizeof chunk);
+        ssize_t n = ::read(pipefd[0].get(), chunk, sizeof chunk);
         if (n > 0) {
           buf.append(chunk, static_cast<size_t>(n));
           size_t nl;
@@ -257,7 +250,7 @@ Result<RunResult> run_playbook(const RunSpec& spec,
     }
     if (exited && !eof) {
       // Grandchildren (ssh ControlPersist masters) may keep the pipe open: drain what is there.
-      pollfd pfd{pipefd[0], POLLIN, 0};
+      pollfd pfd{pipefd[0].get(), POLLIN, 0};
       if (::poll(&pfd, 1, 0) <= 0) eof = true;
     }
     if (!rr.stopped) {
@@ -272,7 +265,7 @@ Result<RunResult> run_playbook(const RunSpec& spec,
     }
   }
   untrack_child_group(pid);
-  ::close(pipefd[0]);
+  pipefd[0].reset();
   rr.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   rr.log_tail = tail_lines(rr.log, 15);
   return rr;

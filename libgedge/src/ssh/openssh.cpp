@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "gedge/document.hpp"
+#include "gedge/fd.hpp"
 #include "gedge/report.hpp"
 #include "gedge/text.hpp"
 #include "openssh_internal.hpp"
@@ -27,12 +28,8 @@ namespace gedge {
 namespace openssh_detail {
 
 Result<Captured> run_capture(const std::vector<std::string>& argv, double limit_s) {
-  int outp[2], errp[2];
-  if (::pipe2(outp, O_CLOEXEC) != 0) return fail(ErrorCode::failure, "pipe failed");
-  if (::pipe2(errp, O_CLOEXEC) != 0) {
-    ::close(outp[0]), ::close(outp[1]);
-    return fail(ErrorCode::failure, "pipe failed");
-  }
+  UniqueFd outp[2], errp[2];
+  if (make_pipe(outp) != 0 || make_pipe(errp) != 0) return fail(ErrorCode::failure, "pipe failed");
   std::vector<std::string> a = argv;
   std::vector<char*> av;
   for (auto& s : a) av.push_back(s.data());
@@ -42,19 +39,20 @@ Result<Captured> run_capture(const std::vector<std::string>& argv, double limit_
   if (pid == 0) {
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
-    ::dup2(outp[1], 1);
-    ::dup2(errp[1], 2);
+    ::dup2(outp[1].get(), 1);
+    ::dup2(errp[1].get(), 2);
     ::execve(av[0], av.data(), environ);
     ::_exit(127);
   }
-  ::close(outp[1]);
-  ::close(errp[1]);
+  outp[1].reset();
+  errp[1].reset();
   Captured c;
   auto end = std::chrono::steady_clock::now() +
              std::chrono::milliseconds(static_cast<int64_t>(limit_s * 1000));
   bool open_out = true, open_err = true, killed = false;
   while (open_out || open_err) {
-    pollfd p[2] = {{open_out ? outp[0] : -1, POLLIN, 0}, {open_err ? errp[0] : -1, POLLIN, 0}};
+    pollfd p[2] = {{open_out ? outp[0].get() : -1, POLLIN, 0},
+                   {open_err ? errp[0].get() : -1, POLLIN, 0}};
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     end - std::chrono::steady_clock::now())
                     .count();
@@ -74,8 +72,8 @@ Result<Captured> run_capture(const std::vector<std::string>& argv, double limit_
         (k == 0 ? open_out : open_err) = false;
     }
   }
-  ::close(outp[0]);
-  ::close(errp[0]);
+  outp[0].reset();
+  errp[0].reset();
   int st = 0;
   ::waitpid(pid, &st, 0);
   if (cancel_requested()) return fail(ErrorCode::interrupted, "interrupted");

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "gedge/fd.hpp"
 #include "gedge/openssh.hpp"
 #include "openssh_internal.hpp"
 
@@ -125,15 +126,14 @@ Result<HostCertVerdict> verify_host_certificate(const HostCertQuery& q) {
   }
   auto dir = std::filesystem::temp_directory_path();
   std::string path = (dir / "gedge-cert-kh-XXXXXX").string();
-  int fd = ::mkstemp(path.data());
-  if (fd < 0)
-    return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
+  UniqueFd fd(::mkstemp(path.data()));
+  if (!fd) return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
   struct Remove {
     std::string p;
     ~Remove() { ::unlink(p.c_str()); }
   } remove{path};
-  bool wrote = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
+  bool wrote = ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  fd.reset();
   if (!wrote) return fail(ErrorCode::failure, fmt::format("cannot write {}", path));
   std::string proxy;
   if (q.jump) {

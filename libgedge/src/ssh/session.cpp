@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "gedge/fd.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/report.hpp"
 #include "gedge/ssh.hpp"
@@ -125,16 +126,13 @@ Result<void> known_hosts_set(const std::filesystem::path& file,
   for (const auto& l : lines) markers.insert(l.first);
   // Serialise concurrent gedge processes; a rewrite must not lose another's line.
   std::string lock_path = file.string() + ".lock";
-  int lfd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lfd < 0) return fail(ErrorCode::failure, fmt::format("cannot open {}", lock_path));
-  struct Unlock {
-    int fd;
-    ~Unlock() { ::close(fd); }
-  } unlock{lfd};
+  // The lock is held until lfd closes (on return).
+  UniqueFd lfd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lfd) return fail(ErrorCode::failure, fmt::format("cannot open {}", lock_path));
   struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
-  if (::fcntl(lfd, F_SETLKW, &fl) != 0)
+  if (::fcntl(lfd.get(), F_SETLKW, &fl) != 0)
     return fail(ErrorCode::conflict, fmt::format("cannot lock {}", lock_path));
   std::string old;
   if (auto r = read_file(file)) old = *r;

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "gedge/fd.hpp"
 #include "gedge/report.hpp"
 #include "gedge/ssh.hpp"
 
@@ -63,7 +64,7 @@ struct SshSession::Impl {
   std::string auth_method, auth_identity;
   // The ProxyJump hop: `ssh -W` child, its stderr, and the known_hosts file made for it.
   pid_t jump_pid = -1;
-  int jump_err = -1;
+  UniqueFd jump_err;
   std::string jump_kh;
 
   ~Impl() {
@@ -85,21 +86,21 @@ struct SshSession::Impl {
       for (int i = 0; i < 100 && ::kill(-jump_pid, 0) == 0; ++i) ::usleep(10000);
       jump_pid = -1;
     }
-    if (jump_err >= 0) ::close(jump_err), jump_err = -1;
+    jump_err.reset();
     if (!jump_kh.empty()) ::unlink(jump_kh.c_str()), jump_kh.clear();
   }
 
   // What the jump's ssh said on stderr (waits up to 1 s for it to finish saying it).
   std::string jump_said() {
-    if (jump_err < 0) return {};
+    if (!jump_err) return {};
     std::string out;
     auto end = Clock::now() + std::chrono::seconds(1);
     for (;;) {
-      pollfd p{jump_err, POLLIN, 0};
+      pollfd p{jump_err.get(), POLLIN, 0};
       long ms = session_detail::remaining_ms(end);
       if (ms <= 0 || ::poll(&p, 1, static_cast<int>(ms)) <= 0) break;
       char buf[2048];
-      ssize_t n = ::read(jump_err, buf, sizeof buf);
+      ssize_t n = ::read(jump_err.get(), buf, sizeof buf);
       if (n <= 0) break;
       out.append(buf, static_cast<size_t>(n));
     }

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "gedge/fd.hpp"
 #include "gedge/openssh.hpp"
 #include "gedge/ssh.hpp"
 #include "session_impl.hpp"
@@ -28,18 +29,15 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   GEDGE_TRY_ASSIGN(auto exe, find_ssh(o.ssh_program));
   auto dir = std::filesystem::temp_directory_path();
   std::string tmpl = (dir / "gedge-jump-kh-XXXXXX").string();
-  int kfd = ::mkstemp(tmpl.data());
-  if (kfd < 0)
+  UniqueFd kfd(::mkstemp(tmpl.data()));
+  if (!kfd)
     return fail(ErrorCode::failure, fmt::format("cannot create a file in {}", dir.string()));
   im.jump_kh = tmpl;
   auto lines = jump_known_hosts_lines(j, im.target.name);
-  if (!lines) {
-    ::close(kfd);
-    return std::unexpected(lines.error());
-  }
+  if (!lines) return std::unexpected(lines.error());
   std::string line = *lines;
-  bool wrote = ::write(kfd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  ::close(kfd);
+  bool wrote = ::write(kfd.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  kfd.reset();
   if (!wrote) return fail(ErrorCode::failure, fmt::format("cannot write {}", tmpl));
   JumpCommand cmd;
   cmd.program = exe;
@@ -60,36 +58,30 @@ Result<void> start_jump(SshSession::Impl& im, const SshOptions& o) {
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
-  int sv[2], ep[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
     return fail(ErrorCode::failure, "socketpair failed");
-  if (::pipe2(ep, O_CLOEXEC) != 0) {
-    ::close(sv[0]), ::close(sv[1]);
-    return fail(ErrorCode::failure, "pipe failed");
-  }
+  UniqueFd sv[2] = {UniqueFd(pair[0]), UniqueFd(pair[1])}, ep[2];
+  if (make_pipe(ep) != 0) return fail(ErrorCode::failure, "pipe failed");
   pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(sv[0]), ::close(sv[1]), ::close(ep[0]), ::close(ep[1]);
-    return fail(ErrorCode::failure, "fork failed");
-  }
+  if (pid < 0) return fail(ErrorCode::failure, "fork failed");
   if (pid == 0) {
     ::setpgid(0, 0);  // its own group, with every hop's ssh under it (see end_jump)
-    ::dup2(sv[1], 0);
-    ::dup2(sv[1], 1);
-    if (o.verbosity < 2) ::dup2(ep[1], 2);
+    ::dup2(sv[1].get(), 0);
+    ::dup2(sv[1].get(), 1);
+    if (o.verbosity < 2) ::dup2(ep[1].get(), 2);
     ::execve(argv[0], argv.data(), environ);
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // also here: the group exists before either side goes on
-  ::close(sv[1]);
-  ::close(ep[1]);
+  sv[1].reset();
+  ep[1].reset();
   im.jump_pid = pid;
-  im.jump_err = ep[0];
-  socket_t fd = sv[0];
-  if (ssh_options_set(im.s, SSH_OPTIONS_FD, &fd) != SSH_OK) {
-    ::close(fd);
+  im.jump_err = std::move(ep[0]);
+  socket_t fd = sv[0].get();
+  if (ssh_options_set(im.s, SSH_OPTIONS_FD, &fd) != SSH_OK)
     return fail(ErrorCode::internal, "libssh refused the jump connection");
-  }
+  sv[0].release();  // the session's now: libssh closes it
   return {};
 }
 

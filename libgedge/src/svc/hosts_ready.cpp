@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "gedge/fd.hpp"
 #include "hosts_internal.hpp"
 
 namespace gedge::svc::detail::hosts {
@@ -43,19 +44,18 @@ bool port_answers(const std::string& host, int port) {
   if (::getaddrinfo(h.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return false;
   bool ok = false;
   for (addrinfo* ai = res; ai && !ok; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+    UniqueFd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) continue;
+    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) {
       ok = true;
     } else if (errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
+      pollfd p{fd.get(), POLLOUT, 0};
       if (::poll(&p, 1, 1000) == 1) {
         int err = 0;
         socklen_t len = sizeof err;
-        ok = ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+        ok = ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
       }
     }
-    ::close(fd);
   }
   ::freeaddrinfo(res);
   return ok;
