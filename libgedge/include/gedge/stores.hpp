@@ -5,9 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gedge/inventory.hpp"
@@ -46,18 +49,130 @@ class PinStore {
   Inventory& inv_;
 };
 
-// Registered devices (table devices). Only what callers outside the ssh module need so far.
+// Which devices `device ls` and the fan-out verbs take: every condition must hold. A label
+// matches a string value equal to it, a group a string element of the groups array; a column
+// that is not valid JSON matches nothing.
+struct DeviceFilter {
+  std::string tier;  // "" = any
+  std::vector<std::string> groups;
+  std::vector<std::pair<std::string, std::string>> labels;
+};
+
+// One devices row as `device add` writes it; nullopt columns are NULL. The row's status is ok
+// and `now` is its last_seen and updated_at (and created_at when inserted).
+struct DeviceRecord {
+  std::string name;
+  std::string host;
+  int64_t port = 22;
+  std::string user;
+  std::optional<std::string> identity;
+  std::optional<std::string> tier;
+  std::optional<std::string> site;
+  std::string labels = "{}";  // JSON text
+  std::string host_key_type;
+  std::string host_key_fp;
+  std::string token_hash;
+  std::string facts = "{}";  // JSON text
+  std::optional<std::string> topology_xml;
+  double rtt_ms = 0;
+  std::optional<std::string> alias;
+  std::optional<std::string> certificate;
+  std::optional<std::string> identity_agent;
+  std::string auth;
+  std::optional<std::string> proxy_jump;  // JSON text
+  std::string groups = "[]";              // JSON text
+  std::string now;
+};
+
+// A device recorded by `device import --no-connect`: status unknown, pinned when the key is
+// known (host_key_type and host_key_fp both set or both nullopt).
+struct ImportedDevice {
+  std::string name;
+  std::string host;
+  int64_t port = 22;
+  std::string user;
+  std::optional<std::string> identity;
+  std::string labels = "{}";  // JSON text
+  std::string groups = "[]";  // JSON text
+  std::optional<std::string> host_key_type;
+  std::optional<std::string> host_key_fp;
+  std::string now;
+};
+
+// What one `device check` found on a device. status ok: rtt_ms, facts and topology_xml are
+// recorded with last_seen; token_mismatch: rtt_ms and last_seen; any other: the status alone.
+struct DeviceCheck {
+  std::string name;
+  std::string status;
+  double rtt_ms = 0;
+  std::string facts;  // JSON text
+  std::optional<std::string> topology_xml;
+};
+
+// A devices row read in place by DeviceStore::scan: a column's value as DeviceStore::row reads
+// it, valid until the next value() call with a string column or the next row.
+class DeviceRowView {
+ public:
+  virtual ~DeviceRowView() = default;
+  // The column's index, -1 when the table has no such column.
+  virtual int column(std::string_view name) const = 0;
+  // null for -1.
+  virtual const SqlRow& value(int column) = 0;
+};
+
+// Registered devices (table devices). Every write is one transaction (or part of the caller's).
 class DeviceStore {
  public:
   explicit DeviceStore(Inventory& inv) : inv_(inv) {}
   // The facts gathered from a device (JSON text, "{}" before any were); nullopt when the device
   // is not registered.
   Result<std::optional<std::string>> facts(const std::string& name);
+  // The rows (every column) of the devices registered at host:port, by name.
+  Result<std::vector<SqlRow>> at_address(const std::string& host, int64_t port);
+  // The rows (every column) of the devices reached through a ProxyJump, by name.
+  Result<std::vector<SqlRow>> behind_jumps();
+  // The first device by name other than `except` whose device token hashes to `token_hash`.
+  Result<std::optional<std::string>> with_token(const std::string& token_hash,
+                                                const std::string& except);
+  // The rows (every column) of the devices `filter` takes, by name.
+  Result<std::vector<SqlRow>> rows(const DeviceFilter& filter);
+  // The rows (every column) of the registered devices among `names`, in one query; unordered.
+  Result<std::vector<SqlRow>> rows_named(const std::vector<std::string>& names);
+  // Calls `row` for each device `filter` takes, by name, without building the rows: for
+  // `device ls -o json` at ten thousand devices. An exception from `row` ends the scan and
+  // passes on.
+  Result<void> scan(const DeviceFilter& filter, const std::function<void(DeviceRowView&)>& row);
+  // Registers a device (device add).
+  Result<void> insert(const DeviceRecord& d);
+  // Rewrites a registered device's row (device add again, --force); created_at stays.
+  Result<void> update(const DeviceRecord& d);
+  // Registers a device without connecting (device import).
+  Result<void> insert_imported(const ImportedDevice& d);
+  // Sets a device's groups (JSON text) and updated_at.
+  Result<void> set_groups(const std::string& name, const std::string& groups,
+                          const std::string& now);
+  // Pins a device's host key when it had none (import); updated_at stays.
+  Result<void> pin_key(const std::string& name, const std::string& type,
+                       const std::string& fingerprint);
+  // Moves the devices to a new host key (rekey): status unknown until checked again.
+  Result<void> rekey(const std::vector<std::string>& names, const std::string& type,
+                     const std::string& fingerprint, const std::string& now);
+  // Sets a device's proxy_jump (JSON text) and updated_at.
+  Result<void> set_proxy_jump(const std::string& name, const std::string& proxy_jump,
+                              const std::string& now);
+  // Records what `device check` found, every device in one transaction.
+  Result<void> record_checks(const std::vector<DeviceCheck>& checks, const std::string& now);
+  // Records a `device exec` run: a device that ran the command (status ok or failed) was seen
+  // at `now` and is ok; any other status is recorded as it is. One transaction.
+  Result<void> record_exec(const std::vector<std::pair<std::string, std::string>>& statuses,
+                           const std::string& now);
+  // Forgets a device; false when there was none.
+  Result<bool> remove(const std::string& name);
   // The stored hwloc topology XML of a device ("" when none was recorded); not_found when the
   // device is not registered.
   Result<std::string> topology_xml(const std::string& name);
-  // Every device name, sorted.
-  Result<std::vector<std::string>> names();
+  // The names of the devices `filter` takes (every device when empty), sorted.
+  Result<std::vector<std::string>> names(const DeviceFilter& filter = {});
   // The device's row (every column), or nullopt.
   Result<std::optional<SqlRow>> row(const std::string& name);
   // Every device: its name, its host and status.

@@ -15,6 +15,7 @@
 #include "gedge/keys.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge {
 
@@ -109,12 +110,11 @@ nlohmann::json device_json(const SqlRow& r) {
 }
 
 Result<SqlRow> load_device(Inventory& inv, std::string_view name) {
-  GEDGE_TRY_ASSIGN(auto rows,
-                   inv.query("SELECT * FROM devices WHERE name = ?", {std::string(name)}));
-  if (rows.empty())
+  GEDGE_TRY_ASSIGN(auto row, DeviceStore(inv).row(std::string(name)));
+  if (!row)
     return fail(ErrorCode::not_found, fmt::format("device '{}' not found", name),
                 "list registered devices with 'gedge device ls'");
-  return rows.front();
+  return std::move(*row);
 }
 
 SshTarget target_of(const SqlRow& r) {
@@ -238,10 +238,8 @@ std::string random_token() {
 // each device's HostKeyAlias).
 Result<void> release_known_host(Inventory& inv, const Paths& paths, const SshTarget& at) {
   int port = at.port ? at.port : 22;
-  GEDGE_TRY_ASSIGN(auto left,
-                   inv.query("SELECT count(*) AS n FROM devices WHERE host = ? AND port = ?",
-                             {at.host, int64_t(port)}));
-  if (!left.empty() && left[0]["n"].get<int64_t>() > 0) return {};
+  GEDGE_TRY_ASSIGN(auto left, DeviceStore(inv).at_address(at.host, port));
+  if (!left.empty()) return {};
   return known_hosts_update(paths.known_hosts, legacy_marker(at.host, port), "");
 }
 

@@ -12,6 +12,7 @@
 #include "gedge/keys.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge {
 
@@ -62,13 +63,12 @@ struct AddressPin {
 Result<std::optional<AddressPin>> address_pin(Inventory& inv, const std::string& host, int port,
                                               const std::string& except,
                                               const std::string& chain = "") {
-  GEDGE_TRY_ASSIGN(
-      auto rows, inv.query("SELECT name, host_key_type, host_key_fp, proxy_jump FROM devices WHERE "
-                           "host = ? AND port = ? AND name <> ? AND host_key_fp IS NOT NULL AND "
-                           "host_key_fp <> '' ORDER BY name",
-                           {host, int64_t(port), except}));
+  GEDGE_TRY_ASSIGN(auto rows, DeviceStore(inv).at_address(host, port));
   for (const auto& r : rows) {
-    if (chain_key_of(r["proxy_jump"]) != chain) continue;
+    const auto& fp = r["host_key_fp"];
+    if (r["name"] == except || !fp.is_string() || fp.get_ref<const std::string&>().empty() ||
+        chain_key_of(r["proxy_jump"]) != chain)
+      continue;
     AddressPin p;
     p.device = r["name"].get<std::string>();
     p.key.type = r["host_key_type"].is_string() ? r["host_key_type"].get<std::string>() : "";
@@ -89,10 +89,7 @@ std::string labels_text(const std::map<std::string, std::string>& labels) {
 Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const DeviceAddRequest& req,
                                    Reporter& rep) {
   GEDGE_TRY(validate(req));
-  GEDGE_TRY_ASSIGN(auto existing_rows,
-                   inv.query("SELECT * FROM devices WHERE name = ?", {req.name}));
-  std::optional<SqlRow> existing;
-  if (!existing_rows.empty()) existing = existing_rows.front();
+  GEDGE_TRY_ASSIGN(auto existing, DeviceStore(inv).row(req.name));
 
   GEDGE_TRY_ASSIGN(auto resolved, resolve_target(req));
   SshTarget target = resolved.target;
@@ -256,16 +253,14 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   bool issue = token.empty();
   if (!token.empty()) {
     token_hash = sha256_hex(token);
-    GEDGE_TRY_ASSIGN(auto others,
-                     inv.query("SELECT name FROM devices WHERE token_hash = ? AND name <> ?",
-                               {token_hash, req.name}));
-    if (!others.empty()) {
+    GEDGE_TRY_ASSIGN(auto other, DeviceStore(inv).with_token(token_hash, req.name));
+    if (other) {
       if (!req.force)
         return fail(
             ErrorCode::conflict,
             fmt::format(
                 "the machine at {} is already registered as device '{}' (its device token says so)",
-                host, others.front()["name"].get<std::string>()),
+                host, *other),
             "pass --force to register it under this name too (the old entry will fail 'device "
             "check')");
       issue = true;  // --force: this name takes the machine over
@@ -292,19 +287,33 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
   }
   if (auth == "password" || auth.empty()) auth = "gedge_key";
   sess.reset();
-  SqlValue alias_v = resolved.alias.empty() ? SqlValue(nullptr) : SqlValue(resolved.alias);
-  SqlValue agent_v =
-      target.identity_agent.empty() ? SqlValue(nullptr) : SqlValue(target.identity_agent);
-  SqlValue cert_v = target.certificate.empty() ? SqlValue(nullptr) : SqlValue(target.certificate);
-  SqlValue jump_v = nullptr;
-  if (target.jump) jump_v = jump_record(*target.jump).dump();
-
-  std::string now = now_rfc3339();
+  auto opt = [](const std::string& v) {
+    return v.empty() ? std::nullopt : std::optional<std::string>(v);
+  };
+  DeviceRecord rec;
+  rec.name = req.name;
+  rec.host = host;
+  rec.port = port;
+  rec.user = user;
+  rec.identity = opt(target.identity);
+  rec.tier = opt(req.tier);
+  rec.site = opt(req.site);
+  rec.labels = labels_text(req.labels);
+  rec.host_key_type = hk.type;
+  rec.host_key_fp = hk.fingerprint;
+  rec.token_hash = token_hash;
   // Facts are the device's own text (hostname, os-release), which need not be UTF-8.
-  std::string facts_text = facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string identity = target.identity;
-  std::string labels = labels_text(req.labels);
-  std::string groups_text = req.groups ? nlohmann::json(*req.groups).dump() : std::string();
+  rec.facts = facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (!topo.is_null()) rec.topology_xml = topo.get<std::string>();
+  rec.rtt_ms = rtt;
+  rec.alias = opt(resolved.alias);
+  rec.certificate = opt(target.certificate);
+  rec.identity_agent = opt(target.identity_agent);
+  rec.auth = auth;
+  if (target.jump) rec.proxy_jump = jump_record(*target.jump).dump();
+  const std::string groups_text = req.groups ? nlohmann::json(*req.groups).dump() : "[]";
+  rec.groups = groups_text;
+  rec.now = now_rfc3339();
   bool changed = true;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     // The port may come from ssh_config, and another process may have pinned the address meanwhile.
@@ -317,92 +326,33 @@ Result<DeviceAddResult> device_add(Inventory& inv, const Paths& paths, const Dev
           fmt::format(
               "if the machine was reinstalled, verify its new key and run 'gedge device rekey {}'",
               now_pin->device));
-    GEDGE_TRY_ASSIGN(auto cur, db.query("SELECT * FROM devices WHERE name = ?", {req.name}));
-    if (!cur.empty()) {
-      auto& c = cur.front();
-      bool identical = c["host"] == host && c["port"] == port && c["user"] == user &&
-                       c["host_key_fp"] == hk.fingerprint && c["token_hash"] == token_hash &&
-                       (req.labels.empty() ||
-                        parse_json_text(c["labels"], {}) == nlohmann::json::parse(labels)) &&
-                       (req.tier.empty() || c["tier"] == req.tier) &&
-                       (req.site.empty() || c["site"] == req.site) &&
-                       (!req.groups || c["groups"] == groups_text);
-      if (!identical && !req.force && !existing)
-        return fail(
-            ErrorCode::conflict,
-            fmt::format("device '{}' was registered by another gedge process meanwhile", req.name),
-            "run 'gedge device show " + req.name + "' and add again with --force if needed");
-      changed = !identical;
-      std::string lab = req.labels.empty() ? c["labels"].get<std::string>() : labels;
-      SqlValue tier =
-          req.tier.empty()
-              ? (c["tier"].is_string() ? SqlValue(c["tier"].get<std::string>()) : SqlValue(nullptr))
-              : SqlValue(req.tier);
-      SqlValue site =
-          req.site.empty()
-              ? (c["site"].is_string() ? SqlValue(c["site"].get<std::string>()) : SqlValue(nullptr))
-              : SqlValue(req.site);
-      GEDGE_TRY(db.exec(
-          "UPDATE devices SET host=?, port=?, user=?, identity=?, tier=?, site=?, labels=?, "
-          "host_key_type=?, "
-          "host_key_fp=?, token_hash=?, facts=?, topology_xml=?, status='ok', last_seen=?, "
-          "rtt_ms=?, updated_at=?, "
-          "alias=?, certificate=?, identity_agent=?, auth=?, proxy_jump=?, groups=? WHERE name=?",
-          {host,
-           int64_t(port),
-           user,
-           identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
-           tier,
-           site,
-           lab,
-           hk.type,
-           hk.fingerprint,
-           token_hash,
-           facts_text,
-           topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()),
-           now,
-           rtt,
-           now,
-           alias_v,
-           cert_v,
-           agent_v,
-           auth,
-           jump_v,
-           req.groups ? groups_text : c["groups"].get<std::string>(),
-           req.name}));
-      return {};
-    }
-    GEDGE_TRY(
-        db.exec("INSERT INTO devices (name, host, port, user, identity, tier, site, labels, "
-                "host_key_type, host_key_fp, "
-                "token_hash, facts, topology_xml, status, last_seen, rtt_ms, created_at, "
-                "updated_at, alias, certificate, "
-                "identity_agent, auth, proxy_jump, groups) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'ok',?,?,?,?,?,?,?,?,?,?)",
-                {req.name,
-                 host,
-                 int64_t(port),
-                 user,
-                 identity.empty() ? SqlValue(nullptr) : SqlValue(identity),
-                 req.tier.empty() ? SqlValue(nullptr) : SqlValue(req.tier),
-                 req.site.empty() ? SqlValue(nullptr) : SqlValue(req.site),
-                 labels,
-                 hk.type,
-                 hk.fingerprint,
-                 token_hash,
-                 facts_text,
-                 topo.is_null() ? SqlValue(nullptr) : SqlValue(topo.get<std::string>()),
-                 now,
-                 rtt,
-                 now,
-                 now,
-                 alias_v,
-                 cert_v,
-                 agent_v,
-                 auth,
-                 jump_v,
-                 req.groups ? groups_text : std::string("[]")}));
-    return {};
+    DeviceStore devices(db);
+    GEDGE_TRY_ASSIGN(auto cur, devices.row(req.name));
+    if (!cur) return devices.insert(rec);
+    auto& c = *cur;
+    bool identical = c["host"] == host && c["port"] == port && c["user"] == user &&
+                     c["host_key_fp"] == hk.fingerprint && c["token_hash"] == token_hash &&
+                     (req.labels.empty() ||
+                      parse_json_text(c["labels"], {}) == nlohmann::json::parse(rec.labels)) &&
+                     (req.tier.empty() || c["tier"] == req.tier) &&
+                     (req.site.empty() || c["site"] == req.site) &&
+                     (!req.groups || c["groups"] == groups_text);
+    if (!identical && !req.force && !existing)
+      return fail(
+          ErrorCode::conflict,
+          fmt::format("device '{}' was registered by another gedge process meanwhile", req.name),
+          "run 'gedge device show " + req.name + "' and add again with --force if needed");
+    changed = !identical;
+    // What the request leaves out stays as it was.
+    auto column = [&c](const char* k) {
+      return c[k].is_string() ? std::optional<std::string>(c[k].get<std::string>()) : std::nullopt;
+    };
+    DeviceRecord upd = rec;
+    if (req.labels.empty()) upd.labels = c["labels"].get<std::string>();
+    if (req.tier.empty()) upd.tier = column("tier");
+    if (req.site.empty()) upd.site = column("site");
+    if (!req.groups) upd.groups = c["groups"].get<std::string>();
+    return devices.update(upd);
   }));
   if (result.token_issued || result.bootstrapped) changed = true;
   // Every OpenSSH call (Ansible, cluster export, the jump) looks keys up by HostKeyAlias.

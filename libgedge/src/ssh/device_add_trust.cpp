@@ -12,6 +12,7 @@
 #include "gedge/keys.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge {
 
@@ -193,10 +194,7 @@ static Result<HostKey> pin_jump_key(Inventory& inv, const JumpHost& j,
       }
     }
   }
-  GEDGE_TRY_ASSIGN(
-      auto rows,
-      inv.query("SELECT name, host_key_fp, proxy_jump FROM devices WHERE host = ? AND port = ?",
-                {j.host, int64_t(j.port)}));
+  GEDGE_TRY_ASSIGN(auto rows, DeviceStore(inv).at_address(j.host, j.port));
   for (const auto& r : rows) {
     if (!r["host_key_fp"].is_string() || chain_key_of(r["proxy_jump"]) != chain) continue;
     auto fp = r["host_key_fp"].get<std::string>();

@@ -8,6 +8,7 @@
 #include "device_detail.hpp"
 #include "gedge/device.hpp"
 #include "gedge/known_hosts.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge {
 
@@ -202,33 +203,23 @@ Result<FanOutReport> device_check(Inventory& inv, const Paths& paths, const FanO
 
   nlohmann::json results = nlohmann::json::array();
   std::string now = now_rfc3339();
-  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
-    for (std::size_t i = 0; i < checks.size(); ++i) {
-      auto& c = checks[i];
-      c.result["duration_ms"] = ms[i];
-      const auto& name = sel.targets[i].name;
-      std::string st = c.result["status"];
-      if (st == "interrupted") continue;
-      if (st == "ok") {
-        GEDGE_TRY(db.exec(
-            "UPDATE devices SET status='ok', last_seen=?, rtt_ms=?, facts=?, topology_xml=?, "
-            "updated_at=? "
-            "WHERE name=?",
-            {now, c.result["rtt_ms"].get<double>(),
-             c.facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-             c.topology.is_string() ? SqlValue(c.topology.get<std::string>()) : SqlValue(nullptr),
-             now, name}));
-      } else if (st == "token_mismatch") {
-        GEDGE_TRY(
-            db.exec("UPDATE devices SET status=?, last_seen=?, rtt_ms=?, updated_at=? WHERE name=?",
-                    {st, now, c.result["rtt_ms"].get<double>(), now, name}));
-      } else {
-        GEDGE_TRY(
-            db.exec("UPDATE devices SET status=?, updated_at=? WHERE name=?", {st, now, name}));
-      }
+  std::vector<DeviceCheck> found;
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    auto& c = checks[i];
+    c.result["duration_ms"] = ms[i];
+    DeviceCheck d;
+    d.name = sel.targets[i].name;
+    d.status = c.result["status"];
+    if (d.status == "interrupted") continue;
+    if (d.status == "ok" || d.status == "token_mismatch")
+      d.rtt_ms = c.result["rtt_ms"].get<double>();
+    if (d.status == "ok") {
+      d.facts = c.facts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (c.topology.is_string()) d.topology_xml = c.topology.get<std::string>();
     }
-    return {};
-  }));
+    found.push_back(std::move(d));
+  }
+  GEDGE_TRY(DeviceStore(inv).record_checks(found, now));
   // The line under the device's HostKeyAlias (rewrites entries older gedge versions keyed by
   // [host]:port, so Ansible and cluster exports find them): one locked rewrite for every device
   // (an empty line only removes the legacy marker).
@@ -287,19 +278,14 @@ Result<FanOutReport> device_exec(Inventory& inv, const Paths& paths, const FanOu
   });
   nlohmann::json arr = nlohmann::json::array();
   std::string now = now_rfc3339();
-  GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
-    for (std::size_t i = 0; i < results.size(); ++i) {
-      results[i]["duration_ms"] = ms[i];
-      std::string st = results[i]["status"];
-      const auto& name = sel.targets[i].name;
-      if (st == "ok" || st == "failed")
-        GEDGE_TRY(db.exec("UPDATE devices SET last_seen=?, status='ok' WHERE name=?", {now, name}));
-      else if (st != "interrupted")
-        GEDGE_TRY(db.exec("UPDATE devices SET status=? WHERE name=?", {st, name}));
-      arr.push_back(results[i]);
-    }
-    return {};
-  }));
+  std::vector<std::pair<std::string, std::string>> statuses;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    results[i]["duration_ms"] = ms[i];
+    std::string st = results[i]["status"];
+    if (st != "interrupted") statuses.emplace_back(sel.targets[i].name, st);
+    arr.push_back(results[i]);
+  }
+  GEDGE_TRY(DeviceStore(inv).record_exec(statuses, now));
   FanOutReport out;
   out.error = fan_out_error(arr, "device exec");
   out.json = {{"results", arr}, {"summary", summary_of(arr)}};

@@ -16,6 +16,7 @@
 #include "gedge/document.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge {
 
@@ -158,6 +159,7 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
     std::string me = local_user();
     std::vector<std::pair<std::string, std::string>> pinned;  // device, key line
     GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
+      DeviceStore devices(db);
       results = nlohmann::json::array();
       pinned.clear();
       for (std::size_t i = 0; i < hosts.size(); ++i) {
@@ -179,11 +181,10 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
           key.fingerprint = key_fingerprint(key.public_key);
           pin_note = fmt::format("host key {} pinned from {}", key.fingerprint, lk.key->where);
           // The pin belongs to the address: another device's key there must agree.
-          GEDGE_TRY_ASSIGN(auto at,
-                           db.query("SELECT name, host_key_fp FROM devices WHERE host = ? AND "
-                                    "port = ? AND name <> ? AND host_key_fp IS NOT NULL AND "
-                                    "proxy_jump IS NULL",
-                                    {h.host, int64_t(port), h.name}));
+          GEDGE_TRY_ASSIGN(auto at, devices.at_address(h.host, port));
+          std::erase_if(at, [&](const SqlRow& r) {
+            return r["name"] == h.name || r["host_key_fp"].is_null() || !r["proxy_jump"].is_null();
+          });
           if (!at.empty() && at.front()["host_key_fp"] != key.fingerprint) {
             results.push_back(result_of(
                 h, "host_key_mismatch", "host_key",
@@ -195,17 +196,13 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
         } else if (!req.known_hosts_files.empty()) {
           pin_note = "not in the known_hosts files: host key not pinned (status unknown)";
         }
-        GEDGE_TRY_ASSIGN(
-            auto cur,
-            db.query("SELECT host, port, user, host_key_fp FROM devices WHERE name = ?", {h.name}));
-        if (!cur.empty()) {
-          auto& c = cur.front();
+        GEDGE_TRY_ASSIGN(auto cur, devices.row(h.name));
+        if (cur) {
+          auto& c = *cur;
           if (c["host"] == h.host && c["port"] == port && c["user"] == user) {
-            GEDGE_TRY(db.exec("UPDATE devices SET groups=?, updated_at=? WHERE name=?",
-                              {groups.dump(), now, h.name}));
+            GEDGE_TRY(devices.set_groups(h.name, groups.dump(), now));
             if (lk.key && !c["host_key_fp"].is_string()) {
-              GEDGE_TRY(db.exec("UPDATE devices SET host_key_type=?, host_key_fp=? WHERE name=?",
-                                {key.type, key.fingerprint, h.name}));
+              GEDGE_TRY(devices.pin_key(h.name, key.type, key.fingerprint));
               pinned.emplace_back(h.name, key.public_key);
               results.push_back(result_of(h, "recorded", "", "already registered; " + pin_note));
             } else if (lk.key && c["host_key_fp"] != key.fingerprint) {
@@ -224,14 +221,20 @@ Result<FanOutReport> device_import(Inventory& inv, const Paths& paths,
           }
           continue;
         }
-        GEDGE_TRY(db.exec(
-            "INSERT INTO devices (name, host, port, user, identity, labels, groups, host_key_type, "
-            "host_key_fp, status, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,'unknown',?,?)",
-            {h.name, h.host, int64_t(port), user,
-             h.identity.empty() ? SqlValue(nullptr) : SqlValue(h.identity), labels.dump(),
-             groups.dump(), lk.key ? SqlValue(key.type) : SqlValue(nullptr),
-             lk.key ? SqlValue(key.fingerprint) : SqlValue(nullptr), now, now}));
+        ImportedDevice d;
+        d.name = h.name;
+        d.host = h.host;
+        d.port = port;
+        d.user = user;
+        if (!h.identity.empty()) d.identity = h.identity;
+        d.labels = labels.dump();
+        d.groups = groups.dump();
+        if (lk.key) {
+          d.host_key_type = key.type;
+          d.host_key_fp = key.fingerprint;
+        }
+        d.now = now;
+        GEDGE_TRY(devices.insert_imported(d));
         if (lk.key) pinned.emplace_back(h.name, key.public_key);
         results.push_back(result_of(h, "recorded", "", pin_note));
       }

@@ -11,6 +11,7 @@
 #include "gedge/keys.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
+#include "gedge/stores.hpp"
 
 namespace gedge {
 
@@ -21,15 +22,13 @@ Result<nlohmann::json> device_remove(Inventory& inv, const Paths& paths, std::st
   nlohmann::json removed;
   GEDGE_TRY(inv.write([&](Inventory& db) -> Result<void> {
     GEDGE_TRY_ASSIGN(auto row, load_device(db, name));
-    GEDGE_TRY_ASSIGN(auto clusters, db.query("SELECT cluster FROM cluster_members WHERE device = ?",
-                                             {std::string(name)}));
+    GEDGE_TRY_ASSIGN(auto clusters, ClusterStore(db).of_device(std::string(name)));
     if (!clusters.empty() && !force)
       return fail(ErrorCode::conflict,
-                  fmt::format("device '{}' is a member of cluster '{}'", name,
-                              clusters.front()["cluster"].get<std::string>()),
+                  fmt::format("device '{}' is a member of cluster '{}'", name, clusters.front()),
                   "remove it from the cluster first (gedge cluster leave), or pass --force");
     removed = device_json(row);
-    GEDGE_TRY(db.exec("DELETE FROM devices WHERE name = ?", {std::string(name)}));
+    GEDGE_TRY(DeviceStore(db).remove(std::string(name)));
     return {};
   }));
   SshTarget kh;
@@ -77,21 +76,16 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
     jumped.clear();
     // The pin belongs to the address (behind the same jump host, if any): every device
     // registered at it moves to the new key.
-    GEDGE_TRY_ASSIGN(
-        auto same,
-        db.query("SELECT name, proxy_jump FROM devices WHERE host = ? AND port = ? AND name <> ?",
-                 {t.host, int64_t(port), plan.name}));
+    DeviceStore devices(db);
+    GEDGE_TRY_ASSIGN(auto same, devices.at_address(t.host, port));
     for (const auto& r : same)
-      if (chain_key_of(r["proxy_jump"]) == chain) moved.push_back(r["name"].get<std::string>());
-    for (const auto& n : moved)
-      GEDGE_TRY(
-          db.exec("UPDATE devices SET host_key_type=?, host_key_fp=?, status='unknown', "
-                  "updated_at=? WHERE name=?",
-                  {plan.new_key.type, plan.new_key.fingerprint, now, n}));
+      if (r["name"] != plan.name && chain_key_of(r["proxy_jump"]) == chain)
+        moved.push_back(r["name"].get<std::string>());
+    GEDGE_TRY(devices.rekey(moved, plan.new_key.type, plan.new_key.fingerprint, now));
     // Devices reached through this address (a hop of their ProxyJump chain, behind the same
     // hops as this device) pinned its key as <device>/jump or <device>/jump-N when they were
     // added: those pins move with it.
-    GEDGE_TRY_ASSIGN(auto behind, db.query("SELECT * FROM devices WHERE proxy_jump IS NOT NULL"));
+    GEDGE_TRY_ASSIGN(auto behind, devices.behind_jumps());
     for (const auto& r : behind) {
       std::string n = r["name"].get<std::string>();
       auto dt = target_of(r);
@@ -106,8 +100,7 @@ Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyP
         hit = true;
       }
       if (!hit) continue;
-      GEDGE_TRY(db.exec("UPDATE devices SET proxy_jump=?, updated_at=? WHERE name=?",
-                        {jump_record(jump_chain(hops, n)).dump(), now, n}));
+      GEDGE_TRY(devices.set_proxy_jump(n, jump_record(jump_chain(hops, n)).dump(), now));
     }
     return {};
   }));
