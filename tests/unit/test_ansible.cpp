@@ -26,7 +26,7 @@ namespace {
 
 // Compares `actual` with tests/golden/<rel>; GEDGE_UPDATE_GOLDEN=1 rewrites the file instead.
 void check_golden(const std::string& rel, const std::string& actual) {
-  fs::path p = fs::path(GEDGE_SOURCE_DIR) / "tests" / "golden" / rel;
+  fs::path p = fs::path(gedge::test::source_dir()) / "tests" / "golden" / rel;
   if (const char* u = std::getenv("GEDGE_UPDATE_GOLDEN"); u && std::string(u) == "1") {
     fs::create_directories(p.parent_path());
     std::ofstream(p) << actual;
@@ -282,7 +282,7 @@ TEST_CASE("a real ansible-playbook run streams events through the shipped callba
     return;
   }
   test::TempDir tmp;
-  fs::path pbdir = fs::path(GEDGE_SOURCE_DIR) / "playbooks";
+  fs::path pbdir = fs::path(gedge::test::source_dir()) / "playbooks";
   fs::path pb = tmp.path / "local.yml";
   std::ofstream(pb) << "- name: Local\n  hosts: all\n  gather_facts: false\n  tasks:\n"
                        "    - name: Write a file\n      ansible.builtin.copy:\n        dest: \""
@@ -401,7 +401,7 @@ TEST_CASE(
     "cluster export: prometheus-sd, prometheus-rules and grafana; unknown formats are usage "
     "errors") {
   MonitoringFixture f;
-  ::setenv("GEDGE_PLAYBOOK_DIR", (fs::path(GEDGE_SOURCE_DIR) / "playbooks").c_str(), 1);
+  ::setenv("GEDGE_PLAYBOOK_DIR", (fs::path(gedge::test::source_dir()) / "playbooks").c_str(), 1);
   Paths paths;
   auto sd = cluster::export_text(f.inv, paths, "mon", "prometheus-sd");
   REQUIRE(sd);
@@ -478,7 +478,7 @@ TEST_CASE(
     return;
   }
   MonitoringFixture f;
-  fs::path files = fs::path(GEDGE_SOURCE_DIR) / "playbooks/roles/prometheus_server/files";
+  fs::path files = fs::path(gedge::test::source_dir()) / "playbooks/roles/prometheus_server/files";
   auto rules_out = run_out("promtool check rules " + (files / "gedge.rules.yml").string());
   CHECK_MESSAGE(rules_out.find("SUCCESS: 5 rules found") != std::string::npos, rules_out);
   // The shipped prometheus.yml with its paths moved into a temporary directory.
@@ -655,7 +655,8 @@ TEST_CASE(
   REQUIRE(rep.seen.size() == 1);
   CHECK(rep.seen[0].find("plain HTTP") != std::string::npos);
 
-  auto not_pem = cluster::registry_trust(tls_reg, GEDGE_SOURCE_DIR "/README.md", false, 5, rep);
+  auto not_pem = cluster::registry_trust(
+      tls_reg, std::string(gedge::test::source_dir()) + "/README.md", false, 5, rep);
   REQUIRE_FALSE(not_pem);
   CHECK(not_pem.error().code == ErrorCode::usage);
 

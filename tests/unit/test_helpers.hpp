@@ -13,6 +13,9 @@
 
 namespace gedge::test {
 
+// The source tree the tests were built from (its data, goldens and helper scripts).
+const char* source_dir();
+
 // A fresh temporary directory, removed when the fixture ends. Use it as GEDGE_HOME.
 struct TempDir {
   std::filesystem::path path;
@@ -38,8 +41,7 @@ struct ReadyProcess {
   FILE* pipe = nullptr;
   nlohmann::json info;
   explicit ReadyProcess(const std::string& script_and_args) {
-    std::string cmd =
-        "exec /usr/bin/python3 " + std::string(GEDGE_SOURCE_DIR) + "/" + script_and_args;
+    std::string cmd = "exec /usr/bin/python3 " + std::string(source_dir()) + "/" + script_and_args;
     for (std::size_t pos; (pos = cmd.find("{dir}")) != std::string::npos;)
       cmd.replace(pos, 5, dir.path.string());
     pipe = popen(cmd.c_str(), "r");

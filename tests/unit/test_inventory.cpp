@@ -271,7 +271,7 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
   const std::regex sql(
       R"re("[^"]*\b(SELECT\s+[\w*]|INSERT\s+INTO\b|DELETE\s+FROM\b|UPDATE\s+\w+\s+SET\b))re");
   namespace fs = std::filesystem;
-  fs::path root(GEDGE_SOURCE_DIR);
+  fs::path root(gedge::test::source_dir());
   std::vector<std::string> offenders;
   int scanned = 0;
   for (const char* dir : {"cli", "libgedge/src", "libgedge/include"}) {

@@ -22,7 +22,7 @@ struct Double {
   FILE* pipe = nullptr;
   json info;
   Double() {
-    std::string cmd = std::string("exec /usr/bin/python3 ") + GEDGE_SOURCE_DIR +
+    std::string cmd = std::string("exec /usr/bin/python3 ") + gedge::test::source_dir() +
                       "/tests/k8s_double/k8s_double.py --dir " + dir.path.string();
     pipe = popen(cmd.c_str(), "r");
     REQUIRE(pipe != nullptr);
@@ -376,7 +376,8 @@ users:
       - {{name: PLUGIN_EXTRA, value: "a b"}}
 {})",
       dbl.info["server"].get<std::string>(), (dbl.dir.path / "ca.crt").string(), api_version,
-      std::string(GEDGE_SOURCE_DIR) + "/tests/k8s_double/exec_plugin.py", record, extra_env);
+      std::string(gedge::test::source_dir()) + "/tests/k8s_double/exec_plugin.py", record,
+      extra_env);
 }
 
 std::vector<json> records(const std::filesystem::path& p) {

@@ -14,7 +14,7 @@ using nlohmann::json;
 namespace {
 
 const std::filesystem::path kData =
-    std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/data/manifests";
+    std::filesystem::path(gedge::test::source_dir()) / "tests/data/manifests";
 constexpr double MiB = 1024.0 * 1024.0;
 
 manifest::Input must(const std::string& text) {

@@ -24,7 +24,8 @@ using nlohmann::json;
 
 namespace {
 
-const std::filesystem::path kGolden = std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/golden/svc";
+const std::filesystem::path kGolden =
+    std::filesystem::path(gedge::test::source_dir()) / "tests/golden/svc";
 
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream f(p);
@@ -81,8 +82,8 @@ TEST_CASE("golden: every input renders to its golden multi-document YAML") {
 
 TEST_CASE("golden: Kubernetes manifests (files and directories) render as deploy applies them") {
   bool update = std::getenv("GEDGE_UPDATE_GOLDEN") != nullptr;
-  const auto data = std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/data/manifests";
-  const auto goldens = std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/golden/manifests";
+  const auto data = std::filesystem::path(gedge::test::source_dir()) / "tests/data/manifests";
+  const auto goldens = std::filesystem::path(gedge::test::source_dir()) / "tests/golden/manifests";
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(data)) {
     auto p = entry.path();
@@ -141,8 +142,8 @@ TEST_CASE(
 }
 
 TEST_CASE("the embedded schema is schemas/service.schema.json") {
-  auto file =
-      json::parse(slurp(std::filesystem::path(GEDGE_SOURCE_DIR) / "schemas/service.schema.json"));
+  auto file = json::parse(
+      slurp(std::filesystem::path(gedge::test::source_dir()) / "schemas/service.schema.json"));
   CHECK(json::parse(svc::schema_text()) == file);
 }
 
@@ -545,7 +546,7 @@ TEST_CASE(
   }
   // The libFuzzer corpus (tests/fuzz/corpus/svc): every file must load or fail with a usage error.
   for (const auto& entry : std::filesystem::directory_iterator(
-           std::filesystem::path(GEDGE_SOURCE_DIR) / "tests/fuzz/corpus/svc")) {
+           std::filesystem::path(gedge::test::source_dir()) / "tests/fuzz/corpus/svc")) {
     auto text = slurp(entry.path().string());
     auto r = svc::parse_spec(text, "corpus.yaml");
     if (!r) CHECK(r.error().code == ErrorCode::usage);

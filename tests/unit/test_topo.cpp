@@ -22,7 +22,7 @@ using namespace gedge::topo;
 namespace {
 
 std::string data_dir() {
-  return std::string(GEDGE_SOURCE_DIR) + "/tests/data/topologies";
+  return std::string(gedge::test::source_dir()) + "/tests/data/topologies";
 }
 std::string xml(const char* name) {
   return data_dir() + "/" + name;
