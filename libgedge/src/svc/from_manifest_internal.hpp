@@ -1,6 +1,6 @@
 // Kubernetes workloads on container hosts, shared by the files that translate them: a workload's
-// Pod template as a gedge service (from_manifest.cpp: the workload, its pod and volumes, then
-// hosts_spec), configMap, secret, projected and claim volumes (from_manifest_volumes.cpp),
+// Pod template as a gedge service (from_manifest.cpp: the workload and its pod, then hosts_spec),
+// its volumes and their mounts (from_manifest_volumes.cpp),
 // containers and their env (from_manifest_env.cpp) and Multus networks
 // (from_manifest_networks.cpp).
 #pragma once
@@ -34,11 +34,18 @@ struct Translator {
 
   // The workload as a gedge service document (from_manifest.cpp).
   Result<json> service() const;
+  Result<void> check_pod(const json& pod, const std::string& pp) const;
   const manifest::Object* find(const std::string& kind, const std::string& name) const;
   Error refuse(const std::string& ptr, const std::string& why, const std::string& hint = "") const;
   Result<void> only(const json& obj, const std::string& ptr, const std::set<std::string>& ok) const;
 
   // Volumes (from_manifest_volumes.cpp).
+  Result<json> pod_volumes(const std::map<std::string, json>& volumes,
+                           const std::map<std::string, std::string>& vptr,
+                           const json& mounts) const;
+  Result<void> mount_source(const json& v, const std::string& name, const std::string& p,
+                            const std::string& sub, const std::string& sp,
+                            std::map<std::string, FileSet>& filesets, json& gv) const;
   const manifest::Object* bound_volume(const manifest::Object& pvc) const;
   Result<void> from_persistent_volume(const manifest::Object& pv, json& gv) const;
   static Result<std::map<std::string, std::string>> object_data(const manifest::Object& o);

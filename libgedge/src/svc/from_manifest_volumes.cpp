@@ -280,4 +280,122 @@ Result<FileSet> Translator::files_volume(const json& v, const std::string& p,
   return fs;
 }
 
+// The pod's volumes as gedge volumes: gedge mounts a volume in every container of the service, so
+// the containers must agree. Each distinct mount (volume, path, subPath) is one gedge volume; a
+// pod volume mounted several times is named NAME, NAME-2, ...
+Result<json> Translator::pod_volumes(const std::map<std::string, json>& volumes,
+                                     const std::map<std::string, std::string>& vptr,
+                                     const json& mounts) const {
+  json vols = json::array();
+  std::set<std::string> seen;                     // mounts made: name, mountPath, subPath
+  std::set<std::string> gnames;                   // gedge volume names taken
+  std::map<std::string, std::string> first_name;  // pod volume -> its first gedge volume
+  std::map<std::string, FileSet> filesets;        // pod volume -> its files (made once)
+  for (const auto& [n, v] : volumes) gnames.insert(n);
+  for (std::size_t i = 0; i < mounts.size(); ++i)
+    for (const auto& m : mounts[i]) {
+      std::string name = m["name"];
+      for (std::size_t k = 0; k < mounts.size(); ++k) {
+        bool same = std::any_of(mounts[k].begin(), mounts[k].end(), [&](const json& o) {
+          return o["name"] == m["name"] && o["mountPath"] == m["mountPath"] &&
+                 o["readOnly"] == m["readOnly"] && o["subPath"] == m["subPath"];
+        });
+        if (!same)
+          return std::unexpected(refuse(
+              m["ptr"],
+              fmt::format("volume '{}' mounted by some containers only (or elsewhere)", name),
+              "on container hosts every container of the pod mounts the same volumes at the same "
+              "paths"));
+      }
+      std::string sub = m["subPath"];
+      if (!seen.insert(name + "\n" + m["mountPath"].get<std::string>() + "\n" + sub).second)
+        continue;
+      auto it = volumes.find(name);
+      if (it == volumes.end())
+        return std::unexpected(w.source.error_at(m["ptr"].get<std::string>() + "/name",
+                                                 fmt::format("no volume named '{}'", name)));
+      const json& v = it->second;
+      const std::string& p = vptr.at(name);
+      std::string sp = m["ptr"].get<std::string>() + "/subPath";
+      if (!sub.empty() && !safe_relative(sub))
+        return std::unexpected(w.source.error_at(
+            sp, fmt::format("subPath '{}' is not a relative path inside the volume", sub)));
+      if (sub.find_first_of(":,") != std::string::npos)
+        return std::unexpected(
+            refuse(sp, fmt::format("subPath '{}' (a ':' or ',' in it) is not supported", sub),
+                   "podman's -v syntax cannot carry those characters: rename the path"));
+      std::string gname = name;
+      if (first_name.contains(name))
+        for (int n = 2; gnames.contains(gname); ++n) gname = fmt::format("{}-{}", name, n);
+      else
+        first_name[name] = name;
+      gnames.insert(gname);
+      json gv{{"name", gname}, {"mountPath", m["mountPath"]}};
+      if (m["readOnly"].get<bool>()) gv["readOnly"] = true;
+      GEDGE_TRY(mount_source(v, name, p, sub, sp, filesets, gv));
+      vols.push_back(gv);
+    }
+  return vols;
+}
+
+// What gedge volume `gv` mounts: pod volume `name` (`v`, at `p`), with subPath `sub` (at `sp`).
+// configMap, secret and projected volumes' files are made once per pod volume (`filesets`).
+Result<void> Translator::mount_source(const json& v, const std::string& name, const std::string& p,
+                                      const std::string& sub, const std::string& sp,
+                                      std::map<std::string, FileSet>& filesets, json& gv) const {
+  if (v.contains("persistentVolumeClaim")) {
+    if (!sub.empty())
+      return std::unexpected(
+          refuse(sp, "subPath on a persistentVolumeClaim volume is not supported",
+                 "mount the whole claim, or deploy this manifest to a Kubernetes cluster"));
+    std::string claim = v["persistentVolumeClaim"].value("claimName", "");
+    const manifest::Object* pvc = find("PersistentVolumeClaim", claim);  // in the files?
+    if (v["persistentVolumeClaim"].value("readOnly", false)) gv["readOnly"] = true;
+    const manifest::Object* pv = pvc ? bound_volume(*pvc) : nullptr;
+    if (pv) {  // bound to a PersistentVolume of the files: its source, mounted as such
+      GEDGE_TRY(from_persistent_volume(*pv, gv));
+    } else {  // a named podman volume (created on first use, kept like a claim)
+      gv["claim"] = claim;
+    }
+  } else if (v.contains("hostPath")) {
+    GEDGE_TRY(only(v["hostPath"], p + "/hostPath", {"path", "type"}));
+    std::string hp = v["hostPath"].value("path", "");
+    while (hp.size() > 1 && hp.back() == '/') hp.pop_back();
+    gv["hostPath"] = sub.empty() ? hp : (hp == "/" ? "" : hp) + "/" + sub;
+  } else if (v.contains("emptyDir")) {
+    // With a subPath: the subdirectory of a fresh scratch volume, i.e. an empty one.
+    GEDGE_TRY(only(v["emptyDir"], p + "/emptyDir", {"medium", "sizeLimit"}));
+    gv["emptyDir"] = v["emptyDir"];
+  } else if (v.contains("configMap") || v.contains("secret") || v.contains("projected")) {
+    auto fit = filesets.find(name);
+    if (fit == filesets.end()) {
+      GEDGE_TRY_ASSIGN(auto fs, files_volume(v, p, name));
+      if (extras) extras->files.push_back(fs);
+      fit = filesets.emplace(name, std::move(fs)).first;
+    }
+    const FileSet& fs = fit->second;
+    if (!sub.empty() && std::none_of(fs.files.begin(), fs.files.end(), [&](const auto& f) {
+          return f.first == sub || f.first.starts_with(sub + "/");
+        }))
+      return std::unexpected(w.source.error_at(
+          sp, fmt::format("subPath '{}' is no file or directory of volume '{}'", sub, name)));
+    gv["hostPath"] = sub.empty() ? fs.dir : fs.dir + "/" + sub;  // one file: a file mount
+    gv["readOnly"] = true;                                       // as Kubernetes mounts them
+  } else if (v.contains("nfs")) {  // a podman volume that mounts the export
+    if (!sub.empty())
+      return std::unexpected(refuse(sp, "subPath on an nfs volume is not supported",
+                                    "mount a subdirectory of the export instead: nfs.path"));
+    GEDGE_TRY(only(v["nfs"], p + "/nfs", {"server", "path", "readOnly"}));
+    gv["nfs"] = {{"server", v["nfs"].value("server", "")}, {"path", v["nfs"].value("path", "")}};
+    if (v["nfs"].value("readOnly", false)) gv["readOnly"] = true;
+  } else {
+    std::string kind = "?";
+    for (auto vit = v.begin(); vit != v.end(); ++vit)
+      if (vit.key() != "name") kind = vit.key();
+    return std::unexpected(
+        refuse(p + "/" + kind, fmt::format("a {} volume is not supported", kind)));
+  }
+  return {};
+}
+
 }  // namespace gedge::svc::detail::from_manifest
