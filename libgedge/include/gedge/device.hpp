@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "gedge/digest.hpp"
 #include "gedge/error.hpp"
 #include "gedge/inventory.hpp"
 #include "gedge/paths.hpp"
@@ -133,9 +134,6 @@ Result<RekeyPlan> device_rekey_probe(Inventory& inv, const Paths& paths, std::st
 // Step 2 (after the operator confirmed): pins `plan.new_key` and updates known_hosts.
 Result<void> device_rekey_apply(Inventory& inv, const Paths& paths, const RekeyPlan& plan,
                                 double timeout_s);
-
-// SHA-256 of `data` as lower-case hex (device token hashes).
-std::string sha256_hex(std::string_view data);
 
 // Parses the facts script's output into the facts object (+ "topology_xml", "token" side fields).
 nlohmann::json parse_facts(std::string_view out);

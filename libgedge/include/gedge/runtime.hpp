@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gedge/digest.hpp"
 #include "gedge/error.hpp"
 #include "gedge/inventory.hpp"
 #include "gedge/paths.hpp"
@@ -291,9 +292,6 @@ class Chunker {
   std::size_t off_ = 0;
   bool emitted_ = false;
 };
-
-// Lower-case hex SHA-256.
-std::string sha256_hex(std::string_view data);
 
 namespace detail {
 // The remote materialiser's reply for `device` in `mode` (have / apply / verify): the last line

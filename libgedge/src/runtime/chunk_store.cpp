@@ -20,12 +20,6 @@ namespace fs = std::filesystem;
 
 namespace gedge::runtime {
 
-std::string sha256_hex(std::string_view data) {
-  detail::Sha256 h;
-  h.update(data);
-  return h.hex();
-}
-
 namespace detail {
 
 std::string errno_text(int err) {

@@ -271,11 +271,11 @@ Result<FileSet> Translator::files_volume(const json& v, const std::string& p,
   }
   std::string all;
   for (const auto& [path, bytes] : fs.files)
-    all += fmt::format("{}:{}\n", runtime::sha256_hex(path), runtime::sha256_hex(bytes));
+    all += fmt::format("{}:{}\n", sha256_hex(path), sha256_hex(bytes));
   all += fs.secret ? "secret" : "configmap";
   std::string digest = fs.secret
                            ? secret_digest(fmt::format("gedge-files:{}:{}", w.name, vname), all)
-                           : runtime::sha256_hex(all).substr(0, 16);
+                           : sha256_hex(all).substr(0, 16);
   fs.dir = fmt::format("{}/{}/{}-{}", kFilesRoot, w.name, vname, digest);
   return fs;
 }
