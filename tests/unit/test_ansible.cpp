@@ -676,3 +676,67 @@ TEST_CASE(
   REQUIRE(away);
   CHECK_FALSE(away->insecure);
 }
+
+TEST_CASE("complete_build_request: --devices, each --group's devices once, the default profile") {
+  test::TempDir tmp;
+  auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
+  for (const char* d : {"edge1", "edge2", "edge3"})
+    REQUIRE(inv.exec(
+        "INSERT INTO devices(name, host, user, groups, created_at, updated_at) "
+        "VALUES (?, '10.213.0.11', 'u', ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        {std::string(d), std::string(d == std::string("edge1") ? "[]" : R"(["cams"])")}));
+  cluster::BuildRequest req;
+  req.name = "lab";
+  REQUIRE(cluster::complete_build_request(inv, req, "edge1,,edge2", {"cams"}));
+  CHECK(req.devices == std::vector<std::string>{"edge1", "edge2", "edge3"});
+  CHECK(req.profile == "containers");  // a new cluster without --profile
+  auto bad = cluster::complete_build_request(inv, req, "", {"ghost"});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == ErrorCode::not_found);
+  REQUIRE(
+      inv.exec("INSERT INTO clusters (name, kind, profile, created_at, updated_at) VALUES "
+               "('k', 'devices', 'k3s', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"));
+  cluster::BuildRequest known;
+  known.name = "k";
+  REQUIRE(cluster::complete_build_request(inv, known, "", {}));
+  CHECK(known.profile.empty());  // an existing cluster keeps its own (run_build reads it)
+  cluster::BuildRequest resume;
+  resume.name = "new";
+  resume.resume = true;
+  REQUIRE(cluster::complete_build_request(inv, resume, "", {}));
+  CHECK(resume.profile.empty());
+}
+
+TEST_CASE("cluster summaries and the Prometheus status rows") {
+  using nlohmann::json;
+  CHECK(cluster::build_summary({{"cluster", "lab"}, {"dry_run", true}, {"changed", 4}}) ==
+        "dry run: 4 step(s) would change; nothing was changed");
+  CHECK(cluster::build_summary({{"cluster", "lab"}, {"message", "nothing to resume"}}) ==
+        "nothing to resume");
+  CHECK(cluster::build_summary({{"cluster", "lab"}, {"changed", 0}, {"failed", json::array()}}) ==
+        "cluster lab is up to date; nothing changed");
+  CHECK(cluster::build_summary(
+            {{"cluster", "lab"}, {"changed", 3}, {"failed", {"edge2"}}, {"state", "partial"}}) ==
+        "cluster lab: 3 step(s) changed, state partial");
+  CHECK(cluster::show_summary(
+            {{"name", "lab"}, {"kind", "devices"}, {"profile", nullptr}, {"state", "ready"}}) ==
+        "cluster lab (devices ), state ready");
+  CHECK(cluster::kubernetes_status_summary({{"deployments", {1, 2}},
+                                            {"persistent_volumes", json::array()},
+                                            {"storage_classes", {1}}}) ==
+        "2 deployment(s), 0 PV(s), 1 storage class(es); -o json for pods by phase");
+  json st = {{"members",
+              {{{"device", "edge1"}, {"metrics", {{"cpu_busy_percent_1h", {0, 50, nullptr, 100}}}}},
+               {{"device", "edge2"}, {"metrics", nullptr}}}},
+             {"prometheus",
+              {{"url", "http://10.213.0.11:9090"},
+               {"alerts", {{{"state", "firing"}}, {{"state", "pending"}}}}}}};
+  auto rows = cluster::prometheus_status_rows(st, true);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0]["cpu_1h"].is_string());
+  CHECK(rows[0]["cpu_1h"].get<std::string>().size() > 0);
+  CHECK_FALSE(rows[1].contains("cpu_1h"));
+  CHECK_FALSE(cluster::prometheus_status_rows(st, false)[0].contains("cpu_1h"));
+  CHECK(cluster::prometheus_status_summary(st) ==
+        "from Prometheus at http://10.213.0.11:9090; 1 alert(s) firing (-o json lists them)");
+}

@@ -1413,3 +1413,54 @@ TEST_CASE("tune: a device's container pinned is recorded; a failed pin records n
   CHECK(svc::recorded_pins(*inv, "edge2")->empty());
   CHECK(svc::recorded_pins(*inv, "")->empty());
 }
+
+TEST_CASE("svc table rows: deploy actions and objects, status where/what, removals, --replica") {
+  json deploy = json::parse(R"({"dry_run": true, "services": [
+    {"name": "web", "state": "planned", "replicas": 2, "actions": [
+      {"replica": 0, "device": "edge1", "action": "create", "state": "planned"},
+      {"device": "edge2", "container": "gedge-web-5", "action": "remove"}]},
+    {"name": "api", "namespace": "shop", "state": "deployed", "replicas": 1,
+     "objects": [{"kind": "Deployment", "name": "api", "action": "configured"}]}]})");
+  auto rows = svc::deploy_rows(deploy);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0] == json{{"service", "web"},
+                        {"replica", 0},
+                        {"target", "edge1"},
+                        {"action", "create"},
+                        {"state", "planned"},
+                        {"error", ""}});
+  CHECK((rows[1]["replica"] == "-" && rows[1]["target"] == "edge2"));
+  CHECK((rows[2]["target"] == "Deployment/api" && rows[2]["state"] == "deployed" &&
+         rows[2]["action"] == "configured"));
+  CHECK(svc::deploy_summary(deploy) ==
+        "web: planned (2 replicas, dry run: nothing changed)\n"
+        "api: deployed (1 replicas, dry run: nothing changed)");
+  CHECK(svc::deploy_rows(json::object()).empty());
+
+  json status = json::parse(R"({"name": "web", "ready": 1, "desired": 2, "state": "degraded",
+    "replicas": [{"replica": 0, "device": "edge1", "container": "gedge-web-0"},
+                 {"replica": 1, "node": "n1", "pod": "web-7d9f"}]})");
+  auto st = svc::status_rows(status);
+  REQUIRE(st.size() == 2);
+  CHECK((st[0]["where"] == "edge1" && st[0]["what"] == "gedge-web-0"));
+  CHECK((st[1]["where"] == "n1" && st[1]["what"] == "web-7d9f"));
+  CHECK(svc::status_summary(status) == "web: 1 of 2 ready (degraded)");
+
+  json removed = json::parse(R"({"removed": [
+    {"device": "edge1", "containers": ["gedge-web-0"], "state": "removed"},
+    {"namespace": "shop", "kind": "Service", "name": "web", "state": "removed"}]})");
+  auto rm = svc::removed_rows(removed);
+  REQUIRE(rm.size() == 2);
+  CHECK((rm[0]["where"] == "edge1" && rm[0]["what"] == json{"gedge-web-0"}));
+  CHECK((rm[1]["where"] == "shop" && rm[1]["what"] == "Service/web"));
+
+  svc::LogsRequest lr;
+  svc::set_replica(lr, "2");
+  CHECK((lr.replica == 2 && lr.pod == "2"));
+  svc::LogsRequest pod;
+  svc::set_replica(pod, "web-7d9f-x2kq");
+  CHECK((!pod.replica && pod.pod == "web-7d9f-x2kq"));
+  svc::LogsRequest huge;
+  svc::set_replica(huge, "1234567890");  // not a replica number: a pod name
+  CHECK((!huge.replica && huge.pod == "1234567890"));
+}

@@ -126,6 +126,25 @@ Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::str
 Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::string& name,
                                 const std::string& format);
 
+// ---- What the cli shows of these results (the JSON output is the result itself) -------------
+
+// A build request's devices from the command line: `devices` (comma-separated), then each of
+// `groups`' devices (device import groups; not_found for an unknown one) not named already. A new
+// cluster without a profile (and not --resume) gets the containers profile.
+Result<void> complete_build_request(Inventory& inv, BuildRequest& req, const std::string& devices,
+                                    const std::vector<std::string>& groups);
+// The footer of a build or join result: the dry run's count, the message, "up to date", or the
+// changed steps and the cluster's state.
+std::string build_summary(const nlohmann::json& result);
+// `cluster show`'s footer: "cluster NAME (KIND PROFILE), state STATE".
+std::string show_summary(const nlohmann::json& result);
+// A Kubernetes cluster's status footer: deployments, PVs and storage classes counted.
+std::string kubernetes_status_summary(const nlohmann::json& result);
+// A status read from the cluster's Prometheus server: its members, each with `cpu_1h` (the last
+// hour of CPU as a sparkline) when `sparkline`; and the footer: the server and the alerts firing.
+nlohmann::json prometheus_status_rows(const nlohmann::json& result, bool sparkline);
+std::string prometheus_status_summary(const nlohmann::json& result);
+
 // ---- Monitoring with a Prometheus server (`cluster build --monitoring --prometheus-on`) -----
 
 inline constexpr int kPrometheusPort = 9090;

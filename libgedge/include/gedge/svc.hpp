@@ -277,6 +277,10 @@ struct LogsRequest {
   bool follow = false;
   double ssh_timeout_s = 30;
 };
+// --replica of `svc logs`: a replica number on container hosts (up to 8 digits), a pod name on
+// Kubernetes.
+void set_replica(LogsRequest& req, const std::string& text);
+
 // A duration as kubectl takes it ("30s", "5m", "2h", "1h30m"; at least 1 s) in seconds; usage
 // naming `what` otherwise.
 Result<long> parse_duration_s(const std::string& text, const std::string& what);
@@ -313,5 +317,17 @@ int autoscale_desired(int current, double cpu_percent, int target, int min, int 
 // Docker Registry v2 catalog (plain HTTP for a lab registry, HTTPS verified otherwise):
 // [{repository, tags: [...]}], sorted.
 Result<nlohmann::json> catalog(const std::string& registry, bool plain_http, double timeout_s);
+
+// The rows and footers the cli's tables show (views.cpp; the JSON output is the result itself).
+// A deploy, scale or autoscale result: one row per replica action and per applied object
+// {service, replica, target, action, state, error}; the footer, one line per service.
+nlohmann::json deploy_rows(const nlohmann::json& result);
+std::string deploy_summary(const nlohmann::json& result);
+// `svc status`: each replica with `where` (device or node) and `what` (container or pod); the
+// footer "NAME: R of D ready (STATE)".
+nlohmann::json status_rows(const nlohmann::json& result);
+std::string status_summary(const nlohmann::json& result);
+// `svc rm`: each removal with `where` (device or namespace) and `what` (containers or KIND/name).
+nlohmann::json removed_rows(const nlohmann::json& result);
 
 }  // namespace gedge::svc
