@@ -15,6 +15,7 @@
 #include "../../libgedge/src/ansible/cluster_detail.hpp"
 #include "gedge/ansible.hpp"
 #include "gedge/cluster.hpp"
+#include "gedge/device.hpp"
 #include "gedge/inventory.hpp"
 #include "gedge/paths.hpp"
 #include "test_helpers.hpp"
@@ -739,4 +740,43 @@ TEST_CASE("cluster summaries and the Prometheus status rows") {
   CHECK_FALSE(cluster::prometheus_status_rows(st, false)[0].contains("cpu_1h"));
   CHECK(cluster::prometheus_status_summary(st) ==
         "from Prometheus at http://10.213.0.11:9090; 1 alert(s) firing (-o json lists them)");
+}
+
+TEST_CASE("remove_device: the row goes, and each cluster that listed it resyncs, failing or not") {
+  MonitoringFixture f;
+  test::TempDir home;
+  Paths paths;
+  paths.home = home.path;
+  paths.known_hosts = home.path / "known_hosts";
+  struct Warnings : Reporter {
+    std::vector<std::string> seen;
+    void warn(std::string_view m) override { seen.emplace_back(m); }
+  } rep;
+  // A member: refused without --force, and nothing is removed.
+  auto refused = cluster::remove_device(f.inv, paths, "edge2", false, 1, rep);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == ErrorCode::conflict);
+  CHECK(device_show(f.inv, "edge2"));
+  // The cluster has no Prometheus server: no prometheus key.
+  auto plain = cluster::remove_device(f.inv, paths, "edge2", true, 1, rep);
+  REQUIRE_MESSAGE(plain, (plain ? "" : plain.error().message));
+  CHECK((*plain)["removed"] == "edge2");
+  CHECK((*plain)["device"]["host"] == "fd00::2");
+  CHECK_FALSE(plain->contains("prometheus"));
+  CHECK_FALSE(device_show(f.inv, "edge2"));
+  // Its server is a device gedge cannot reach: the removal stands, the failed resync is reported
+  // under the cluster's name and warned.
+  REQUIRE(f.inv.exec("UPDATE clusters SET prometheus = 'nowhere' WHERE name = 'mon'"));
+  auto synced = cluster::remove_device(f.inv, paths, "edge1", true, 1, rep);
+  REQUIRE_MESSAGE(synced, (synced ? "" : synced.error().message));
+  CHECK_FALSE(device_show(f.inv, "edge1"));
+  const auto& p = (*synced)["prometheus"]["mon"];
+  CHECK(p["host"] == "nowhere");
+  CHECK(p["synced"] == false);
+  CHECK(p["error"].get<std::string>().find("nowhere") != std::string::npos);
+  REQUIRE(rep.seen.size() == 1);
+  CHECK(rep.seen[0].find("cluster mon on nowhere") != std::string::npos);
+  auto unknown = cluster::remove_device(f.inv, paths, "edge1", true, 1, rep);
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().code == ErrorCode::not_found);
 }

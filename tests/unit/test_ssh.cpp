@@ -13,6 +13,7 @@
 
 #include "gedge/device.hpp"
 #include "gedge/device_import.hpp"
+#include "gedge/device_views.hpp"
 #include "gedge/known_hosts.hpp"
 #include "gedge/openssh.hpp"
 #include "gedge/output.hpp"
@@ -1021,4 +1022,83 @@ TEST_CASE("known_hosts_listed_keys: the key to pin with no connection, per host"
   CHECK(key_fingerprint(ed) ==
         "SHA256:Mr1zLHFhzgjg8EwG4rs74dmo8dwR92SqiJ0qonPgevk");  // ssh-keygen -l
   CHECK(key_fingerprint("ssh-ed25519 !!!") == "");
+}
+
+TEST_CASE("device views: add, labels, fan-out footers, check's RTT, exec's names and blocks") {
+  using nlohmann::json;
+  DeviceAddResult added{json{{"name", "cam-1"}, {"host", "10.0.0.5"}}, true, true, false};
+  auto j = device_add_json(added);
+  CHECK(j["host"] == "10.0.0.5");
+  CHECK(j["changed"] == true);
+  CHECK(j["bootstrapped"] == true);
+  CHECK(j["token_issued"] == false);
+  CHECK(device_add_summary(added, "cam-1") == "device 'cam-1' registered");
+  added.changed = false;
+  CHECK(device_add_summary(added, "cam-1") ==
+        "device 'cam-1' is already registered; nothing changed");
+
+  json devices = json::array({{{"labels", {{"site", "lab"}, {"gpu", "yes"}, {"n", 3}}}},
+                              {{"labels", "hand-edited"}},
+                              {{"labels", json::object()}}});
+  add_labels_text(devices);
+  CHECK(devices[0]["labels_text"] == "gpu=yes,n=,site=lab");  // a non-string value shows empty
+  CHECK(devices[1]["labels_text"] == "");
+  CHECK(devices[2]["labels_text"] == "");
+
+  json report{{"results", json::array({{{"device", "a"}, {"rtt_ms", 1.2345}},
+                                       {{"device", "b"}, {"rtt_ms", nullptr}}})},
+              {"summary", {{"ok", 1}, {"failed", 0}, {"unreachable", 1}}}};
+  CHECK(fan_out_summary(report) == "1 ok, 0 failed, 1 unreachable");
+  add_rtt_text(report);
+  CHECK(report["results"][0]["rtt_text"] == "1.23");
+  CHECK(report["results"][1]["rtt_text"] == "-");
+
+  // CLI11 hands the command after -- to the positional too, once a name filled it.
+  using V = std::vector<std::string>;
+  CHECK(exec_device_names({"cam-1", "cam-2", "df", "-h"}, {"df", "-h"}) == V{"cam-1", "cam-2"});
+  CHECK(exec_device_names({"cam-1"}, {"uptime"}) == V{"cam-1"});
+  CHECK(exec_device_names({}, {"uptime"}).empty());
+  CHECK(exec_device_names({"uptime"}, {"uptime"}).empty());
+
+  json ran{{"results", json::array({{{"device", "a"},
+                                     {"status", "ok"},
+                                     {"exit_code", 0},
+                                     {"duration_ms", 12},
+                                     {"stdout", "up 3 days"},
+                                     {"stderr", ""}},
+                                    {{"device", "b"},
+                                     {"status", "failed"},
+                                     {"exit_code", 2},
+                                     {"duration_ms", 7},
+                                     {"stdout", "x\n"},
+                                     {"stderr", "no such file\nsecond line\n"}},
+                                    {{"device", "c"},
+                                     {"status", "unreachable"},
+                                     {"exit_code", nullptr},
+                                     {"duration_ms", 1000},
+                                     {"stdout", ""},
+                                     {"stderr", ""},
+                                     {"message", "connection refused"}}})},
+           {"summary", {{"ok", 1}, {"failed", 1}, {"unreachable", 1}}}};
+  CHECK(exec_text(ran) ==
+        "=== a (exit 0, 12 ms)\nup 3 days\n"
+        "=== b (exit 2, 7 ms)\nx\nstderr: no such file\nstderr: second line\n"
+        "=== c (unreachable, 1000 ms)\nstderr: connection refused\n"
+        "1 ok, 1 failed, 1 unreachable\n");
+}
+
+TEST_CASE("device views: rekey's object and --host-key") {
+  RekeyPlan plan{"cam-1", {"ssh-ed25519", "SHA256:old", ""}, {"ssh-rsa", "SHA256:new", ""}, true};
+  auto j = rekey_json(plan);
+  CHECK(j == nlohmann::json{{"device", "cam-1"},
+                            {"old", {{"type", "ssh-ed25519"}, {"fingerprint", "SHA256:old"}}},
+                            {"new", {{"type", "ssh-rsa"}, {"fingerprint", "SHA256:new"}}},
+                            {"changed", true}});
+  CHECK(rekey_expect(plan, ""));
+  CHECK(rekey_expect(plan, "SHA256:new"));
+  auto other = rekey_expect(plan, "SHA256:else");
+  REQUIRE_FALSE(other);
+  CHECK(other.error().code == ErrorCode::host_key);
+  CHECK(other.error().message ==
+        "device 'cam-1' presents ssh-rsa SHA256:new, not the expected SHA256:else");
 }

@@ -185,5 +185,10 @@ nlohmann::json sync_prometheus(Inventory& inv, const Paths& paths, const std::st
                                double timeout_s, Reporter& rep, bool remove = false);
 // The clusters that list `device` as a member (for `device rm --force`, before the row goes).
 Result<std::vector<std::string>> clusters_of(Inventory& inv, const std::string& device);
+// `device rm`: device_remove, then each cluster that listed it (--force) resyncs its Prometheus
+// targets. {removed, device, prometheus: {CLUSTER: sync_prometheus's object}} (no prometheus key
+// when no cluster has a server).
+Result<nlohmann::json> remove_device(Inventory& inv, const Paths& paths, const std::string& device,
+                                     bool force, double timeout_s, Reporter& rep);
 
 }  // namespace gedge::cluster

@@ -9,6 +9,7 @@
 
 #include "cluster_detail.hpp"
 #include "gedge/ansible.hpp"
+#include "gedge/device.hpp"
 #include "gedge/k8s.hpp"
 #include "gedge/metrics.hpp"
 #include "gedge/output.hpp"
@@ -118,6 +119,18 @@ Result<nlohmann::json> remove(Inventory& inv, const Paths& paths, const std::str
                         {"members", static_cast<int>(members.size())}};
   if (!prom.is_null()) out["prometheus"] = prom;
   return out;
+}
+
+Result<nlohmann::json> remove_device(Inventory& inv, const Paths& paths, const std::string& device,
+                                     bool force, double timeout_s, Reporter& rep) {
+  GEDGE_TRY_ASSIGN(auto clusters, clusters_of(inv, device));  // --force: still a member
+  GEDGE_TRY_ASSIGN(auto d, device_remove(inv, paths, device, force));
+  nlohmann::json j{{"removed", device}, {"device", d}};
+  // Its clusters' Prometheus servers stop scraping it.
+  for (const auto& c : clusters)
+    if (auto p = sync_prometheus(inv, paths, c, timeout_s, rep); !p.is_null())
+      j["prometheus"][c] = p;
+  return j;
 }
 
 Result<std::string> export_text(Inventory& inv, const Paths& paths, const std::string& name,
