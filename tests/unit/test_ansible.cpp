@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "../../libgedge/src/ansible/cluster_detail.hpp"
+#include "../../libgedge/src/inventory/raw.hpp"
 #include "gedge/ansible.hpp"
 #include "gedge/cluster.hpp"
 #include "gedge/device.hpp"
@@ -324,27 +325,31 @@ struct MonitoringFixture {
   Inventory inv = Inventory::open(tmp.path / "inventory.db", true).value();
   MonitoringFixture() {
     const char* now = "2026-01-01T00:00:00Z";
-    REQUIRE(inv.exec(
+    REQUIRE(InventoryRaw::exec(
+        inv,
         "INSERT INTO devices(name, host, user, tier, site, labels, created_at, updated_at) "
         "VALUES ('edge1', '10.0.0.1', 'u', 'local', 'lab-a', ?, ?, ?)",
         {std::string(
              R"({"rack":"r1","gpu.vendor":"nvidia","site":"spoof","gedge_cluster":"spoof","__x":"y","9lives":"cat"})"),
          std::string(now), std::string(now)}));
-    REQUIRE(
-        inv.exec("INSERT INTO devices(name, host, user, created_at, updated_at) VALUES ('edge2', "
-                 "'fd00::2', 'u', ?, ?)",
-                 {std::string(now), std::string(now)}));
-    REQUIRE(inv.exec(
+    REQUIRE(InventoryRaw::exec(
+        inv,
+        "INSERT INTO devices(name, host, user, created_at, updated_at) VALUES ('edge2', "
+        "'fd00::2', 'u', ?, ?)",
+        {std::string(now), std::string(now)}));
+    REQUIRE(InventoryRaw::exec(
+        inv,
         "INSERT INTO clusters(name, kind, profile, monitoring, state, created_at, updated_at) "
         "VALUES ('mon', 'devices', 'containers', 1, 'ready', ?, ?)",
         {std::string(now), std::string(now)}));
     for (const char* d : {"edge1", "edge2", "gone"})
-      REQUIRE(
-          inv.exec("INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', ?, 'ready')",
-                   {std::string(d)}));
-    REQUIRE(
-        inv.exec("UPDATE cluster_members SET metrics_url = 'http://10.0.0.1:9100/metrics' WHERE "
-                 "device = 'edge1'"));
+      REQUIRE(InventoryRaw::exec(
+          inv, "INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', ?, 'ready')",
+          {std::string(d)}));
+    REQUIRE(InventoryRaw::exec(
+        inv,
+        "UPDATE cluster_members SET metrics_url = 'http://10.0.0.1:9100/metrics' WHERE "
+        "device = 'edge1'"));
   }
 };
 
@@ -439,14 +444,16 @@ TEST_CASE(
        {std::tuple<std::string, std::string, SqlValue>{"bast1", "10.1.0.41", nullptr},
         {"bast2", "10.1.2.20", hop("10.1.0.41").dump()},
         {"inner2", "10.1.3.10", in2.dump()}}) {
-    REQUIRE(f.inv.exec(
+    REQUIRE(InventoryRaw::exec(
+        f.inv,
         "INSERT INTO devices(name, host, user, proxy_jump, created_at, updated_at) VALUES (?, ?, "
         "'u', ?, ?, ?)",
         {name, host, jump, std::string(now), std::string(now)}));
   }
-  REQUIRE(
-      f.inv.exec("INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', 'inner2', "
-                 "'ready')"));
+  REQUIRE(InventoryRaw::exec(
+      f.inv,
+      "INSERT INTO cluster_members(cluster, device, state) VALUES ('mon', 'inner2', "
+      "'ready')"));
   auto far = [&](const std::string& prom) {
     auto r = cluster::detail::unscrapable_members(f.inv, "mon", prom);
     REQUIRE(r);
@@ -682,7 +689,8 @@ TEST_CASE("complete_build_request: --devices, each --group's devices once, the d
   test::TempDir tmp;
   auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
   for (const char* d : {"edge1", "edge2", "edge3"})
-    REQUIRE(inv.exec(
+    REQUIRE(InventoryRaw::exec(
+        inv,
         "INSERT INTO devices(name, host, user, groups, created_at, updated_at) "
         "VALUES (?, '10.213.0.11', 'u', ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
         {std::string(d), std::string(d == std::string("edge1") ? "[]" : R"(["cams"])")}));
@@ -694,9 +702,10 @@ TEST_CASE("complete_build_request: --devices, each --group's devices once, the d
   auto bad = cluster::complete_build_request(inv, req, "", {"ghost"});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().code == ErrorCode::not_found);
-  REQUIRE(
-      inv.exec("INSERT INTO clusters (name, kind, profile, created_at, updated_at) VALUES "
-               "('k', 'devices', 'k3s', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"));
+  REQUIRE(InventoryRaw::exec(
+      inv,
+      "INSERT INTO clusters (name, kind, profile, created_at, updated_at) VALUES "
+      "('k', 'devices', 'k3s', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"));
   cluster::BuildRequest known;
   known.name = "k";
   REQUIRE(cluster::complete_build_request(inv, known, "", {}));
@@ -766,7 +775,8 @@ TEST_CASE("remove_device: the row goes, and each cluster that listed it resyncs,
   CHECK_FALSE(device_show(f.inv, "edge2"));
   // Its server is a device gedge cannot reach: the removal stands, the failed resync is reported
   // under the cluster's name and warned.
-  REQUIRE(f.inv.exec("UPDATE clusters SET prometheus = 'nowhere' WHERE name = 'mon'"));
+  REQUIRE(
+      InventoryRaw::exec(f.inv, "UPDATE clusters SET prometheus = 'nowhere' WHERE name = 'mon'"));
   auto synced = cluster::remove_device(f.inv, paths, "edge1", true, 1, rep);
   REQUIRE_MESSAGE(synced, (synced ? "" : synced.error().message));
   CHECK_FALSE(device_show(f.inv, "edge1"));

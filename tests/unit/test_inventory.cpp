@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "../../libgedge/src/inventory/raw.hpp"
 #include "gedge/inventory.hpp"
 #include "gedge/stores.hpp"
 #include "test_helpers.hpp"
@@ -18,11 +19,11 @@ const char* kNow = "2026-01-01T00:00:00Z";
 
 Result<void> add_device(Inventory& inv, const std::string& name) {
   return inv.write([&](Inventory& tx) -> Result<void> {
-    GEDGE_TRY(
-        tx.exec("INSERT INTO devices(name, host, user, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                {name, std::string("10.213.0.11"), std::string("gedgetest"), std::string(kNow),
-                 std::string(kNow)}));
+    GEDGE_TRY(InventoryRaw::exec(tx,
+                                 "INSERT INTO devices(name, host, user, created_at, updated_at) "
+                                 "VALUES (?, ?, ?, ?, ?)",
+                                 {name, std::string("10.213.0.11"), std::string("gedgetest"),
+                                  std::string(kNow), std::string(kNow)}));
     return {};
   });
 }
@@ -34,10 +35,11 @@ TEST_CASE("a new inventory is created 0600 with every migration applied and reco
   auto inv = Inventory::open(db, true);
   REQUIRE(inv);
   CHECK(inv->schema_version() == Inventory::latest_schema_version());
-  auto rows = inv->query("SELECT version FROM schema_migrations ORDER BY version").value();
+  auto rows =
+      InventoryRaw::query(*inv, "SELECT version FROM schema_migrations ORDER BY version").value();
   REQUIRE(rows.size() == static_cast<size_t>(Inventory::latest_schema_version()));
   CHECK(rows.front()["version"] == 1);
-  auto mode = inv->query("PRAGMA journal_mode").value();
+  auto mode = InventoryRaw::query(*inv, "PRAGMA journal_mode").value();
   CHECK(mode[0]["journal_mode"] == "wal");
   struct stat st {};
   REQUIRE(::stat(db.c_str(), &st) == 0);
@@ -50,8 +52,9 @@ TEST_CASE("opening an existing inventory applies nothing twice") {
   REQUIRE(Inventory::open(db, true));
   auto again = Inventory::open(db, false);
   REQUIRE(again);
-  CHECK(again->query("SELECT count(*) AS n FROM schema_migrations").value()[0]["n"] ==
-        Inventory::latest_schema_version());
+  CHECK(
+      InventoryRaw::query(*again, "SELECT count(*) AS n FROM schema_migrations").value()[0]["n"] ==
+      Inventory::latest_schema_version());
 }
 
 TEST_CASE("a missing inventory is not_found with a hint to run gedge init") {
@@ -67,7 +70,7 @@ TEST_CASE("an inventory written by a newer gedge is refused, not downgraded") {
   auto db = tmp.path / "gedge.db";
   {
     auto inv = Inventory::open(db, true).value();
-    REQUIRE(inv.exec("PRAGMA user_version=99"));
+    REQUIRE(InventoryRaw::exec(inv, "PRAGMA user_version=99"));
   }
   auto r = Inventory::open(db, false);
   REQUIRE_FALSE(r);
@@ -89,7 +92,7 @@ TEST_CASE("parameters are bound, never spliced into SQL") {
   auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
   std::string evil = "x'); DROP TABLE devices; --";
   REQUIRE(add_device(inv, evil));
-  auto rows = inv.query("SELECT name FROM devices WHERE name = ?", {evil}).value();
+  auto rows = InventoryRaw::query(inv, "SELECT name FROM devices WHERE name = ?", {evil}).value();
   REQUIRE(rows.size() == 1);
   CHECK(rows[0]["name"] == evil);
 }
@@ -102,11 +105,11 @@ TEST_CASE("a failing write rolls back everything it did") {
     return fail(ErrorCode::conflict, "boom");
   });
   REQUIRE_FALSE(r);
-  CHECK(inv.query("SELECT * FROM devices").value().empty());
+  CHECK(InventoryRaw::query(inv, "SELECT * FROM devices").value().empty());
   // a constraint violation is an error, not a crash, and also rolls back
   REQUIRE(add_device(inv, "b"));
   CHECK_FALSE(add_device(inv, "b"));
-  CHECK(inv.query("SELECT * FROM devices").value().size() == 1);
+  CHECK(InventoryRaw::query(inv, "SELECT * FROM devices").value().size() == 1);
 }
 
 TEST_CASE("8 processes writing at once lose nothing and never see 'database is locked'") {
@@ -124,7 +127,7 @@ TEST_CASE("8 processes writing at once lose nothing and never see 'database is l
       for (int i = 0; i < kRows; ++i) {
         // read-then-write inside one transaction: the pattern that deadlocks without IMMEDIATE
         auto r = inv->write([&](Inventory& tx) -> Result<void> {
-          GEDGE_TRY_ASSIGN(auto n, tx.query("SELECT count(*) AS n FROM devices"));
+          GEDGE_TRY_ASSIGN(auto n, InventoryRaw::query(tx, "SELECT count(*) AS n FROM devices"));
           (void)n;
           return add_device(tx, "p" + std::to_string(p) + "-" + std::to_string(i));
         });
@@ -141,7 +144,8 @@ TEST_CASE("8 processes writing at once lose nothing and never see 'database is l
     CHECK(WEXITSTATUS(status) == 0);
   }
   auto inv = Inventory::open(db, false).value();
-  CHECK(inv.query("SELECT count(*) AS n FROM devices").value()[0]["n"] == kProcs * kRows);
+  CHECK(InventoryRaw::query(inv, "SELECT count(*) AS n FROM devices").value()[0]["n"] ==
+        kProcs * kRows);
 }
 
 TEST_CASE("concurrent first opens all migrate exactly once") {
@@ -160,7 +164,7 @@ TEST_CASE("concurrent first opens all migrate exactly once") {
     CHECK(WEXITSTATUS(status) == 0);
   }
   auto inv = Inventory::open(db, false).value();
-  CHECK(inv.query("SELECT count(*) AS n FROM schema_migrations").value()[0]["n"] ==
+  CHECK(InventoryRaw::query(inv, "SELECT count(*) AS n FROM schema_migrations").value()[0]["n"] ==
         Inventory::latest_schema_version());
 }
 
@@ -207,8 +211,8 @@ TEST_CASE(
   auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
   REQUIRE(add_device(inv, "edge1"));
   REQUIRE(add_device(inv, "edge2"));
-  REQUIRE(inv.exec(
-      "UPDATE devices SET topology_xml = '<topology/>', status = 'ok' WHERE name = 'edge1'"));
+  REQUIRE(InventoryRaw::exec(
+      inv, "UPDATE devices SET topology_xml = '<topology/>', status = 'ok' WHERE name = 'edge1'"));
   DeviceStore devices(inv);
   CHECK(devices.topology_xml("edge1").value() == "<topology/>");
   CHECK(devices.topology_xml("edge2").value().empty());
@@ -226,19 +230,22 @@ TEST_CASE(
     "ClusterStore, ServiceStore, RuntimeStore, RequestQueue: existence and completion candidates") {
   test::TempDir tmp;
   auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
-  REQUIRE(
-      inv.exec("INSERT INTO clusters (name, kind, created_at, updated_at) VALUES "
-               "('lab', 'devices', ?1, ?1), ('k', 'kubernetes', ?1, ?1)",
-               {std::string(kNow)}));
-  REQUIRE(inv.exec(
+  REQUIRE(InventoryRaw::exec(inv,
+                             "INSERT INTO clusters (name, kind, created_at, updated_at) VALUES "
+                             "('lab', 'devices', ?1, ?1), ('k', 'kubernetes', ?1, ?1)",
+                             {std::string(kNow)}));
+  REQUIRE(InventoryRaw::exec(
+      inv,
       "INSERT INTO services (name, cluster, spec, created_at, updated_at) VALUES "
       "('web', 'lab', '{}', ?1, ?1), ('web', 'k', '{}', ?1, ?1), ('api', 'k', '{}', ?1, ?1)",
       {std::string(kNow)}));
-  REQUIRE(inv.exec(
+  REQUIRE(InventoryRaw::exec(
+      inv,
       "INSERT INTO runtimes (id, name, manifest, files, bytes, created_at) VALUES "
       "('aaaaaaaaaaaaaaaa', 'py', '{}', 1, 1, ?1), ('bbbbbbbbbbbbbbbb', 'py', '{}', 1, 1, ?1)",
       {std::string(kNow)}));
-  REQUIRE(inv.exec(
+  REQUIRE(InventoryRaw::exec(
+      inv,
       "INSERT INTO sched_requests (state, policy, spec, queue_pos, created_at, updated_at) VALUES "
       "('enqueued', 'pipeline', '', 1, ?1, ?1), ('completed', 'pipeline', '', 2, ?1, ?1), "
       "('scheduling', 'pipeline', '', 3, ?1, ?1)",
@@ -264,12 +271,29 @@ TEST_CASE(
   CHECK((qc[0].value == "1" && qc[0].description == "enqueued" && qc[1].value == "3"));
 }
 
-TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes a query") {
-  // Files that still hold SQL, moving into the typed stores one by one (issue 12 item 2). A file
-  // not listed here that holds a query fails this test: add a store method instead.
-  const std::set<std::string> not_yet = {};
+// Inventory's raw statement API is private: outside the stores nothing can call it.
+template <class I>
+concept RawQuery = requires(I& i) {
+  i.query(std::string_view());
+};
+template <class I>
+concept RawExec = requires(I& i) {
+  i.exec(std::string_view());
+};
+template <class I>
+concept RawHandle = requires(I& i) {
+  i.raw();
+};
+static_assert(!RawQuery<Inventory> && !RawExec<Inventory> && !RawHandle<Inventory>);
+
+TEST_CASE("SQL text and raw statements stay in the inventory module (issue 12 item 2)") {
+  // Every table is read and written by a store in libgedge/src/inventory/ (gedge/stores.hpp).
+  // Outside it no file writes SQL, names the tests' raw API (InventoryRaw, inventory/raw.hpp) or
+  // runs statements on a SQLite handle of its own: add a store method instead.
   const std::regex sql(
       R"re("[^"]*\b(SELECT\s+[\w*]|INSERT\s+INTO\b|DELETE\s+FROM\b|UPDATE\s+\w+\s+SET\b))re");
+  const std::regex raw(
+      R"re(\bInventoryRaw\b|inventory/raw\.hpp|\bsqlite3_(prepare\w*|exec|step|bind_\w+|column_\w+|open\w*|changes|last_insert_rowid)\s*\()re");
   namespace fs = std::filesystem;
   fs::path root(gedge::test::source_dir());
   std::vector<std::string> offenders;
@@ -280,18 +304,21 @@ TEST_CASE("SQL text stays in the inventory module: no new file elsewhere writes 
       if (!e.is_regular_file() || (ext != ".cpp" && ext != ".hpp")) continue;
       std::string rel = fs::relative(e.path(), root).string();
       if (rel.starts_with("libgedge/src/inventory/")) continue;
+      // The class's own header declares the private API and befriends the stores.
+      bool own = rel == "libgedge/include/gedge/inventory.hpp";
       ++scanned;
       std::ifstream in(e.path());
       std::string line;
       for (int n = 1; std::getline(in, line); ++n)
-        if (std::regex_search(line, sql) && !not_yet.contains(rel))
+        if (std::regex_search(line, sql) || (!own && std::regex_search(line, raw)))
           offenders.push_back(rel + ":" + std::to_string(n));
     }
   }
   CHECK(scanned > 50);
   std::string where;
   for (const auto& o : offenders) where += " " + o;
-  CHECK_MESSAGE(offenders.empty(), "SQL outside libgedge/src/inventory/:" << where);
+  CHECK_MESSAGE(offenders.empty(),
+                "SQL or a raw statement outside libgedge/src/inventory/:" << where);
 }
 
 TEST_CASE("RequestQueue: enqueue at the back or front, claim the next due, start, complete, fail") {
@@ -362,14 +389,15 @@ TEST_CASE(
   {
     // An inventory as gedge with 5 migrations left it, holding re-queued requests.
     auto inv = Inventory::open(db, true).value();
-    REQUIRE(inv.exec("DROP INDEX sched_requests_queue"));
-    REQUIRE(inv.exec("DROP INDEX sched_requests_pos"));
-    REQUIRE(inv.exec("ALTER TABLE sched_requests DROP COLUMN not_before"));
-    REQUIRE(inv.exec("DELETE FROM schema_migrations WHERE version = 6"));
-    REQUIRE(inv.exec("PRAGMA user_version=5"));
+    REQUIRE(InventoryRaw::exec(inv, "DROP INDEX sched_requests_queue"));
+    REQUIRE(InventoryRaw::exec(inv, "DROP INDEX sched_requests_pos"));
+    REQUIRE(InventoryRaw::exec(inv, "ALTER TABLE sched_requests DROP COLUMN not_before"));
+    REQUIRE(InventoryRaw::exec(inv, "DELETE FROM schema_migrations WHERE version = 6"));
+    REQUIRE(InventoryRaw::exec(inv, "PRAGMA user_version=5"));
     for (auto [attempts, state] : std::vector<std::pair<int64_t, std::string>>{
              {0, "enqueued"}, {1, "enqueued"}, {3, "enqueued"}, {9, "enqueued"}, {2, "failed"}})
-      REQUIRE(inv.exec(
+      REQUIRE(InventoryRaw::exec(
+          inv,
           "INSERT INTO sched_requests (state, policy, spec, attempts, queue_pos, created_at, "
           "updated_at) VALUES (?, 'pipeline', '', ?, 1, ?, ?)",
           {state, attempts, std::string(kNow), std::string(kNow)}));
@@ -381,9 +409,10 @@ TEST_CASE(
   auto rows = RequestQueue(inv).list().value();
   for (const auto& r : rows) due.push_back(r.not_before);
   CHECK(due == std::vector<int64_t>{0, t + 30, t + 120, t + 600, 0});
-  auto plan = inv.query(
-                     "EXPLAIN QUERY PLAN SELECT id FROM sched_requests WHERE state = 'enqueued' "
-                     "ORDER BY queue_pos, id LIMIT 1")
+  auto plan = InventoryRaw::query(
+                  inv,
+                  "EXPLAIN QUERY PLAN SELECT id FROM sched_requests WHERE state = 'enqueued' "
+                  "ORDER BY queue_pos, id LIMIT 1")
                   .value();
   REQUIRE_FALSE(plan.empty());
   CHECK(plan[0]["detail"].get<std::string>().find("sched_requests_queue") != std::string::npos);
@@ -397,20 +426,24 @@ TEST_CASE(
   for (const char* d : {"b", "a", "c"}) REQUIRE(add_device(inv, d));
   std::string now(kNow);
   REQUIRE(
-      inv.exec("UPDATE devices SET tier = 'local', facts = '{\"cpus\":4}', status = 'ok' "
-               "WHERE name = 'a'"));
+      InventoryRaw::exec(inv,
+                         "UPDATE devices SET tier = 'local', facts = '{\"cpus\":4}', status = 'ok' "
+                         "WHERE name = 'a'"));
   REQUIRE(
-      inv.exec("INSERT INTO clusters (name, kind, tier, created_at, updated_at) VALUES "
-               "('y', 'devices', NULL, ?1, ?1), ('x', 'devices', 'cloud', ?1, ?1)",
-               {now}));
+      InventoryRaw::exec(inv,
+                         "INSERT INTO clusters (name, kind, tier, created_at, updated_at) VALUES "
+                         "('y', 'devices', NULL, ?1, ?1), ('x', 'devices', 'cloud', ?1, ?1)",
+                         {now}));
+  REQUIRE(InventoryRaw::exec(
+      inv,
+      "INSERT INTO cluster_members (cluster, device, state) VALUES ('y', 'b', 'ready'), "
+      "('y', 'a', 'failed'), ('x', 'a', 'ready')"));
   REQUIRE(
-      inv.exec("INSERT INTO cluster_members (cluster, device, state) VALUES ('y', 'b', 'ready'), "
-               "('y', 'a', 'failed'), ('x', 'a', 'ready')"));
-  REQUIRE(
-      inv.exec("INSERT INTO services (name, cluster, spec, placement, state, created_at, "
-               "updated_at) VALUES ('web', 'x', 'S', '{}', 'deployed', ?1, ?1), "
-               "('api', 'y', 'T', NULL, 'removed', ?1, ?1)",
-               {now}));
+      InventoryRaw::exec(inv,
+                         "INSERT INTO services (name, cluster, spec, placement, state, created_at, "
+                         "updated_at) VALUES ('web', 'x', 'S', '{}', 'deployed', ?1, ?1), "
+                         "('api', 'y', 'T', NULL, 'removed', ?1, ?1)",
+                         {now}));
   CHECK(DeviceStore(inv).names().value() == std::vector<std::string>{"a", "b", "c"});
   ClusterStore clusters(inv);
   auto list = clusters.list().value();
@@ -451,17 +484,18 @@ TEST_CASE(
   CHECK(DeviceStore(inv).row("a").value()->at("host") == "10.213.0.11");
   CHECK_FALSE(DeviceStore(inv).row("ghost").value());
   std::string now(kNow);
-  REQUIRE(
-      inv.exec("INSERT INTO clusters (name, kind, created_at, updated_at) VALUES "
-               "('lab', 'devices', ?1, ?1), ('other', 'devices', ?1, ?1)",
-               {now}));
-  REQUIRE(
-      inv.exec("INSERT INTO cluster_members (cluster, device) VALUES ('lab', 'b'), "
-               "('lab', 'a'), ('other', 'c')"));
-  REQUIRE(
-      inv.exec("INSERT INTO build_journal (cluster, run_id, device, step, status, at) VALUES "
-               "('lab', 'r1', 'a', 'podman', 'ok', ?1), ('lab', 'r1', 'b', 'podman', 'failed', ?1)",
-               {now}));
+  REQUIRE(InventoryRaw::exec(inv,
+                             "INSERT INTO clusters (name, kind, created_at, updated_at) VALUES "
+                             "('lab', 'devices', ?1, ?1), ('other', 'devices', ?1, ?1)",
+                             {now}));
+  REQUIRE(InventoryRaw::exec(inv,
+                             "INSERT INTO cluster_members (cluster, device) VALUES ('lab', 'b'), "
+                             "('lab', 'a'), ('other', 'c')"));
+  REQUIRE(InventoryRaw::exec(
+      inv,
+      "INSERT INTO build_journal (cluster, run_id, device, step, status, at) VALUES "
+      "('lab', 'r1', 'a', 'podman', 'ok', ?1), ('lab', 'r1', 'b', 'podman', 'failed', ?1)",
+      {now}));
   ClusterStore clusters(inv);
   CHECK(clusters.get("lab").value()->at("kind") == "devices");
   CHECK_FALSE(clusters.get("ghost").value());
@@ -493,12 +527,12 @@ TEST_CASE(
 TEST_CASE("PinStore::on_cluster: the pins on a cluster's member devices only") {
   test::TempDir tmp;
   auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
-  REQUIRE(
-      inv.exec("INSERT INTO clusters (name, kind, created_at, updated_at) VALUES "
-               "('lab', 'devices', ?1, ?1)",
-               {std::string(kNow)}));
-  REQUIRE(
-      inv.exec("INSERT INTO cluster_members (cluster, device) VALUES ('lab', 'b'), ('lab', 'a')"));
+  REQUIRE(InventoryRaw::exec(inv,
+                             "INSERT INTO clusters (name, kind, created_at, updated_at) VALUES "
+                             "('lab', 'devices', ?1, ?1)",
+                             {std::string(kNow)}));
+  REQUIRE(InventoryRaw::exec(
+      inv, "INSERT INTO cluster_members (cluster, device) VALUES ('lab', 'b'), ('lab', 'a')"));
   PinStore pins(inv);
   for (const char* d : {"a", "b", "c"}) REQUIRE(pins.put({d, "gedge-web-0", "1", ""}));
   REQUIRE(pins.put({"a", "api", "2", ""}));
@@ -565,7 +599,7 @@ TEST_CASE(
   auto inv = Inventory::open(tmp.path / "gedge.db", true).value();
   REQUIRE(add_device(inv, "a"));
   REQUIRE(add_device(inv, "b"));
-  REQUIRE(inv.exec("UPDATE devices SET facts = '{\"cpus\":4}' WHERE name = 'a'"));
+  REQUIRE(InventoryRaw::exec(inv, "UPDATE devices SET facts = '{\"cpus\":4}' WHERE name = 'a'"));
   CHECK(DeviceStore(inv).facts("a").value() == std::optional<std::string>(R"({"cpus":4})"));
   CHECK(DeviceStore(inv).facts("b").value() == std::optional<std::string>("{}"));
   CHECK_FALSE(DeviceStore(inv).facts("ghost").value());

@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "../../libgedge/src/inventory/raw.hpp"
 #include "gedge/runtime.hpp"
 #include "gedge/runtime_views.hpp"
 #include "test_helpers.hpp"
@@ -663,7 +664,8 @@ TEST_CASE("a manifest path that could leave the target is refused on load") {
   auto tamper = [&](const std::function<void(nlohmann::json&)>& f) {
     nlohmann::json m = b->manifest;
     f(m);
-    REQUIRE(h.inv.exec("UPDATE runtimes SET manifest = ? WHERE id = ?", {m.dump(), r->id}));
+    REQUIRE(InventoryRaw::exec(h.inv, "UPDATE runtimes SET manifest = ? WHERE id = ?",
+                               {m.dump(), r->id}));
     return find_bundle(h.inv, r->id);
   };
   auto& entry = manifest_entry;
@@ -878,7 +880,8 @@ TEST_CASE("manifest format 2 names a file of several chunks by its chunk list") 
 
   SUBCASE("an id that is not its chunk list's is refused on load") {
     entry(m, "env/lib/whole.bin")["sha256"] = sha256_hex(whole);
-    REQUIRE(h.inv.exec("UPDATE runtimes SET manifest = ? WHERE id = ?", {m.dump(), r->id}));
+    REQUIRE(InventoryRaw::exec(h.inv, "UPDATE runtimes SET manifest = ? WHERE id = ?",
+                               {m.dump(), r->id}));
     auto bad = find_bundle(h.inv, r->id);
     REQUIRE_FALSE(bad);
     CHECK_MESSAGE(bad.error().message.find("chunk list") != std::string::npos, bad.error().message);

@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 
+#include "../../libgedge/src/inventory/raw.hpp"
 #include "gedge/device.hpp"
 #include "gedge/device_import.hpp"
 #include "gedge/device_views.hpp"
@@ -479,11 +480,12 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
         {"f", "local", R"({"site":"lab","gpu":null})", "[]"},
     };
     for (const auto& r : rows)
-      REQUIRE(
-          inv->exec("INSERT INTO devices (name, host, user, tier, labels, groups, created_at, "
-                    "updated_at) VALUES (?, '127.0.0.1', 'u', NULLIF(?, ''), ?, ?, 'x', 'x')",
-                    {std::string(r.name), std::string(r.tier), std::string(r.labels),
-                     std::string(r.groups)}));
+      REQUIRE(InventoryRaw::exec(
+          *inv,
+          "INSERT INTO devices (name, host, user, tier, labels, groups, created_at, "
+          "updated_at) VALUES (?, '127.0.0.1', 'u', NULLIF(?, ''), ?, ?, 'x', 'x')",
+          {std::string(r.name), std::string(r.tier), std::string(r.labels),
+           std::string(r.groups)}));
     auto expect = [&](const DeviceSelector& sel) {
       std::vector<std::string> want;
       for (const auto& r : rows) {
@@ -559,10 +561,11 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     auto add = [&](std::string name, std::string host, int64_t port, SqlValue identity,
                    SqlValue tier, std::string labels, std::string groups, std::string facts,
                    SqlValue rtt, SqlValue jump, SqlValue alias) {
-      REQUIRE(
-          inv->exec(insert, {name, host, port, identity, tier, SqlValue(nullptr), labels, groups,
-                             facts, std::string("ok"), std::string("2026-01-01T00:00Z"), rtt, alias,
-                             SqlValue(nullptr), SqlValue(nullptr), std::string("identity"), jump}));
+      REQUIRE(InventoryRaw::exec(
+          *inv, insert,
+          {name, host, port, identity, tier, SqlValue(nullptr), labels, groups, facts,
+           std::string("ok"), std::string("2026-01-01T00:00Z"), rtt, alias, SqlValue(nullptr),
+           SqlValue(nullptr), std::string("identity"), jump}));
     };
     add("a", "10.0.0.1", 22, nullptr, std::string("local"), R"({"site":"lab","n":5})",
         R"(["cams"])", "{}", 1.25, nullptr, nullptr);
@@ -583,7 +586,8 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     none.groups = {"nope"};
     CHECK(same(none) == 0);
     // A stored string that is not UTF-8: the caller must render device_list's result instead.
-    REQUIRE(inv->exec("UPDATE devices SET host = CAST(X'6869FF6A' AS TEXT) WHERE name = 'c'"));
+    REQUIRE(InventoryRaw::exec(
+        *inv, "UPDATE devices SET host = CAST(X'6869FF6A' AS TEXT) WHERE name = 'c'"));
     std::string text;
     auto written = device_list_json(*inv, all, text);
     REQUIRE(written);
@@ -594,7 +598,8 @@ TEST_CASE("device registry: unknown names, selection and unreachable hosts") {
     // Nothing listens on loopback port 1: every check is unreachable at once.
     for (auto [name, seen] : {std::pair{"b", "2026-01-02T03:04:05Z"}, std::pair{"a", ""},
                               std::pair{"c", "2025-12-31T00:00:00Z"}})
-      REQUIRE(inv->exec(
+      REQUIRE(InventoryRaw::exec(
+          *inv,
           "INSERT INTO devices (name, host, port, user, last_seen, created_at, updated_at) "
           "VALUES (?, '127.0.0.1', 1, 'u', NULLIF(?, ''), 'x', 'x')",
           {std::string(name), std::string(seen)}));

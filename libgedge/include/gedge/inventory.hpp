@@ -1,5 +1,6 @@
 // The SQLite inventory: one database per GEDGE_HOME, WAL, numbered migrations, every write in a
-// transaction, bound parameters only.
+// transaction, bound parameters only. Its tables are read and written through the typed stores
+// (gedge/stores.hpp); the raw statement API is private to the inventory module.
 #pragma once
 
 #include <sqlite3.h>
@@ -22,6 +23,16 @@ using SqlValue = std::variant<std::nullptr_t, int64_t, double, std::string>;
 // One row: column name -> value (integers, reals, text; NULL as null).
 using SqlRow = nlohmann::json;
 
+class PinStore;
+class DeviceStore;
+class ClusterStore;
+class JournalStore;
+class ServiceStore;
+class RuntimeStore;
+class RttStore;
+class RequestQueue;
+struct InventoryRaw;
+
 class Inventory {
  public:
   // Opens (and with create=true, creates 0600) the database, applies pending migrations.
@@ -38,19 +49,29 @@ class Inventory {
   // Number of migrations this gedge knows.
   static int latest_schema_version();
 
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error). Busy databases are
+  // waited for (busy timeout), never reported as "database is locked" until the timeout.
+  Result<void> write(const std::function<Result<void>(Inventory&)>& body);
+
+ private:
+  // The raw statement API: for the stores (libgedge/src/inventory/) and, through InventoryRaw
+  // (libgedge/src/inventory/raw.hpp), the unit tests' fixtures. Nothing else writes SQL.
+  friend class PinStore;
+  friend class DeviceStore;
+  friend class ClusterStore;
+  friend class JournalStore;
+  friend class ServiceStore;
+  friend class RuntimeStore;
+  friend class RttStore;
+  friend class RequestQueue;
+  friend struct InventoryRaw;
   // Runs one statement with bound parameters; returns the rows it produced.
   Result<std::vector<SqlRow>> query(std::string_view sql, const std::vector<SqlValue>& params = {});
   // Runs one statement; returns the number of rows changed.
   Result<int64_t> exec(std::string_view sql, const std::vector<SqlValue>& params = {});
   int64_t last_insert_rowid() const;
-
-  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error). Busy databases are
-  // waited for (busy timeout), never reported as "database is locked" until the timeout.
-  Result<void> write(const std::function<Result<void>(Inventory&)>& body);
-
   sqlite3* raw() const { return db_.get(); }
 
- private:
   struct Closer {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
   };
