@@ -1,13 +1,10 @@
 // runtime pack: walk the component trees, relocate, chunk, hash, compress, store, record.
-#include <dirent.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -19,6 +16,7 @@
 #include "gedge/stores.hpp"
 #include "manifest.hpp"
 #include "pack_file.hpp"
+#include "pack_walk.hpp"
 #include "stat_cache.hpp"
 
 namespace fs = std::filesystem;
@@ -63,170 +61,9 @@ nlohmann::json PackResult::to_json() const {
 
 namespace {
 
-struct WalkEntry {
-  std::string rel;  // bundle path: <role>/<relative>
-  fs::path src;
-  char type;  // 'd' dir, 'f' file, 'l' symlink, 'h' hardlink
-  unsigned mode = 0;
-  uint64_t size = 0;
-  int64_t mtime_ns = 0, ctime_ns = 0;  // for the stat cache
-  uint64_t ino = 0, dev = 0;
-  std::string link;  // symlink target / hardlink first path
-  bool outside = false;
-};
-
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (std::size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-    i += n;
-  }
-  return true;
-}
-
-// Shows a name with control and non-UTF-8 bytes escaped, for messages.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\n')
-      out += "\\n";
-    else if (c < 0x20 || c >= 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  return out;
-}
-
-// Lexically resolves a symlink target relative to the link's directory inside the bundle; true
-// when it stays inside the component root.
-bool stays_inside(const std::string& link_dir_rel, const std::string& target) {
-  if (!target.empty() && target[0] == '/') return false;
-  std::vector<std::string> parts;
-  auto push = [&](std::string_view path) {
-    std::size_t i = 0;
-    while (i <= path.size()) {
-      std::size_t j = path.find('/', i);
-      if (j == std::string_view::npos) j = path.size();
-      std::string_view p = path.substr(i, j - i);
-      if (p == "..") {
-        if (parts.empty()) return false;
-        parts.pop_back();
-      } else if (!p.empty() && p != ".") {
-        parts.emplace_back(p);
-      }
-      i = j + 1;
-    }
-    return true;
-  };
-  if (!push(link_dir_rel)) return false;
-  return push(target);
-}
-
-struct Walker {
-  std::vector<WalkEntry> entries;
-  std::vector<std::string> refused;    // device files, sockets, fifos
-  std::vector<std::string> bad_names;  // non-UTF-8
-  std::vector<std::string> unreadable;
-  std::map<std::pair<dev_t, ino_t>, std::string> inodes;
-  std::vector<Rewrite> rewrites;
-  bool keep_special = false;
-  std::vector<std::string>
-      stripped;  // entries whose special or group/other-write bits were dropped
-
-  void walk(const fs::path& src, const std::string& rel, const std::string& comp_rel_dir) {
-    struct stat st {};
-    if (::lstat(src.c_str(), &st) != 0) {
-      unreadable.push_back(
-          fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
-      return;
-    }
-    if (!valid_utf8(rel)) {
-      bad_names.push_back(printable(src.string()));
-      return;
-    }
-    WalkEntry e;
-    e.rel = rel;
-    e.src = src;
-    e.mode = recorded_mode(st.st_mode, keep_special);
-    if (e.mode != (st.st_mode & 07777) && !S_ISLNK(st.st_mode))
-      stripped.push_back(fmt::format("{} ({:04o} -> {:04o})", rel, st.st_mode & 07777, e.mode));
-    if (S_ISDIR(st.st_mode)) {
-      e.type = 'd';
-      entries.push_back(e);
-      DIR* d = ::opendir(src.c_str());
-      if (!d) {
-        unreadable.push_back(
-            fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
-        return;
-      }
-      std::vector<std::string> names;
-      while (auto* de = ::readdir(d)) {
-        std::string n = de->d_name;
-        if (n == "." || n == "..") continue;
-        names.push_back(n);
-      }
-      ::closedir(d);
-      std::sort(names.begin(), names.end());
-      for (const auto& n : names)
-        walk(src / n, rel + "/" + n, comp_rel_dir.empty() ? n : comp_rel_dir + "/" + n);
-    } else if (S_ISREG(st.st_mode)) {
-      if (st.st_nlink > 1) {
-        auto key = std::make_pair(st.st_dev, st.st_ino);
-        auto it = inodes.find(key);
-        if (it != inodes.end()) {
-          e.type = 'h';
-          e.link = it->second;
-          entries.push_back(e);
-          return;
-        }
-        inodes[key] = rel;
-      }
-      e.type = 'f';
-      e.size = static_cast<uint64_t>(st.st_size);
-      e.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-      e.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
-      e.ino = st.st_ino;
-      e.dev = st.st_dev;
-      entries.push_back(e);
-    } else if (S_ISLNK(st.st_mode)) {
-      std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
-      ssize_t n = ::readlink(src.c_str(), target.data(), target.size());
-      if (n < 0) {
-        unreadable.push_back(
-            fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
-        return;
-      }
-      target.resize(static_cast<std::size_t>(n));
-      if (!valid_utf8(target)) {
-        bad_names.push_back(printable(src.string()) + " -> " + printable(target));
-        return;
-      }
-      e.type = 'l';
-      e.mode = 0777;
-      // Absolute links into a component are relocated like file contents.
-      std::string relocated = target;
-      relocate(relocated, rewrites);
-      e.link = relocated;
-      std::string dir = comp_rel_dir.find('/') == std::string::npos
-                            ? std::string()
-                            : comp_rel_dir.substr(0, comp_rel_dir.rfind('/'));
-      e.outside = relocated == target ? !stays_inside(dir, target) : false;
-      entries.push_back(e);
-    } else {
-      const char* what = S_ISCHR(st.st_mode)    ? "character device"
-                         : S_ISBLK(st.st_mode)  ? "block device"
-                         : S_ISSOCK(st.st_mode) ? "socket"
-                         : S_ISFIFO(st.st_mode) ? "fifo"
-                                                : "special file";
-      refused.push_back(fmt::format("{} ({})", printable(src.string()), what));
-    }
-  }
-};
+using detail::printable;
+using detail::WalkEntry;
+using detail::Walker;
 
 std::string list_some(const std::vector<std::string>& v, std::size_t max = 10) {
   std::string out;
@@ -290,142 +127,176 @@ detail::StatRecord cache_record(const WalkEntry& e, const FileOut& o) {
   return r;
 }
 
-}  // namespace
+// One pack, step by step: each step reads and fills the fields it names.
+struct Pack {
+  const Paths& paths;
+  Inventory& inv;
+  const PackRequest& req;
+  Reporter& rep;
 
-Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& req, Reporter& rep) {
-  static const std::regex name_re(R"(^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$)");
-  if (!std::regex_match(req.name, name_re))
-    return fail(ErrorCode::usage, fmt::format("invalid bundle name '{}'", printable(req.name)),
-                "names use letters, digits and '._@+-', e.g. pt2.1-cuda12.1");
-  if (req.components.empty())
-    return fail(ErrorCode::usage, "nothing to pack",
-                "give at least one DIR or --component ROLE=DIR");
-  std::string prefix = req.prefix.empty() ? "/opt/gedge/rt/" + req.name : req.prefix;
-  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-  if (prefix.empty() || prefix[0] != '/' || prefix.find("/../") != std::string::npos ||
-      prefix.find('\n') != std::string::npos)
-    return fail(ErrorCode::usage,
-                fmt::format("--prefix '{}' must be an absolute path", printable(prefix)));
-  if (req.level < 1 || req.level > 19) return fail(ErrorCode::usage, "--level must be 1..19");
-
-  static const std::regex role_re(R"(^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)");
+  std::string prefix;
   std::vector<ComponentSpec> comps;
-  std::set<std::string> roles;
   Walker w;
-  w.keep_special = req.keep_special_modes;
-  for (const auto& c : req.components) {
-    if (!std::regex_match(c.role, role_re))
-      return fail(
-          ErrorCode::usage, fmt::format("invalid component role '{}'", printable(c.role)),
-          "roles are env, cuda, cudnn, tensorrt, nccl, data or a word of letters, digits, '._-'");
-    if (!roles.insert(c.role).second)
-      return fail(ErrorCode::usage, fmt::format("component role '{}' given twice", c.role),
-                  "use --component ROLE=DIR with distinct roles");
-    std::error_code ec;
-    fs::path abs = fs::absolute(c.dir, ec);
-    fs::path canon = fs::canonical(c.dir, ec);
-    if (ec || !fs::is_directory(canon))
-      return fail(ErrorCode::usage,
-                  fmt::format("component '{}': {} is not a directory", c.role, c.dir.string()));
-    comps.push_back({c.role, canon});
-    std::string to = prefix + "/" + c.role;
-    w.rewrites.push_back({canon.string(), to});
-    std::string a = abs.lexically_normal().string();
-    while (a.size() > 1 && a.back() == '/') a.pop_back();
-    if (a != canon.string()) w.rewrites.push_back({a, to});
-  }
-  for (const auto& c : comps) w.walk(c.dir, c.role, "");
-  if (!w.refused.empty())
-    return fail(
-        ErrorCode::usage,
-        fmt::format("refusing to pack device files, sockets or fifos: {}", list_some(w.refused)),
-        "a runtime bundle holds files, directories and links only; remove these from the tree");
-  if (!w.bad_names.empty())
-    return fail(ErrorCode::usage,
-                fmt::format("file names that are not valid UTF-8: {}", list_some(w.bad_names)),
-                "manifests store names as UTF-8; rename these files (e.g. with convmv)");
-  if (!w.unreadable.empty())
-    return fail(ErrorCode::failure, fmt::format("cannot read: {}", list_some(w.unreadable)),
-                "make them readable by this user, or remove them from the tree");
-
-  fs::path store = paths.runtimes / "chunks";
+  fs::path store, cache_file;
   // A dry run writes nothing, not even the lock file (the store may not exist yet).
   std::optional<detail::StoreLock> lock;
-  if (!req.dry_run) {
-    GEDGE_TRY_ASSIGN(auto l, detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
-    lock.emplace(std::move(l));
-  }
-  const int64_t started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
-  fs::path cache_file = paths.runtimes / "statcache";
-  std::string cache_key = cache_set_key(w.rewrites);
-  auto cache = req.use_cache ? detail::StatCache::load(cache_file, cache_key) : detail::StatCache();
-  detail::ChunkSink sink(store, req.level, req.dry_run);
-
-  // Regular files are processed in parallel; each worker fills its own slot, so the manifest
-  // does not depend on scheduling.
-  std::vector<std::size_t> todo;
+  int64_t started_ns = 0;
+  detail::StatCache cache;
+  // Regular files are processed in parallel; each worker fills its own slot of `outs`, so the
+  // manifest does not depend on scheduling.
+  std::vector<std::size_t> todo;  // the regular files' indexes in w.entries
   uint64_t total_bytes = 0;
-  for (std::size_t i = 0; i < w.entries.size(); ++i)
-    if (w.entries[i].type == 'f') {
-      todo.push_back(i);
-      total_bytes += w.entries[i].size;
-    }
-  std::vector<FileOut> outs(todo.size());
+  std::vector<FileOut> outs;
   std::atomic<std::size_t> next{0};
   std::atomic<uint64_t> bytes_read{0}, bytes_stored{0}, chunks_new{0}, bytes_new{0},
       bytes_cached{0};
   std::atomic<bool> stop{false};
   std::mutex rep_mu;
-  unsigned jobs = req.jobs ? req.jobs : std::max(1u, std::thread::hardware_concurrency());
-  jobs = std::min<unsigned>(jobs, std::max<std::size_t>(1, todo.size()));
-  auto worker = [&] {
-    detail::FilePacker packer(sink, w.rewrites);
-    for (;;) {
-      if (stop || cancel_requested()) return;
-      std::size_t k = next++;
-      if (k >= todo.size()) return;
-      const WalkEntry& e = w.entries[todo[k]];
-      FileOut& o = outs[k];
-      if (auto hit = cache_lookup(cache, e, store)) {
-        o = std::move(*hit);
-        bytes_read += e.size;
-        bytes_cached += e.size;
-        std::lock_guard lk(rep_mu);  // read under the lock: the reported bytes never go back
-        rep.progress(bytes_task("packing"), bytes_read.load(), total_bytes);
-        continue;
-      }
-      auto packed = packer.pack(e.src);
-      if (!packed) {
-        o.error = packed.error();
-        stop = true;
-        return;
-      }
-      bytes_read += packed->bytes_read;
-      bytes_stored += packed->bytes_stored;
-      chunks_new += packed->chunks_new;
-      bytes_new += packed->bytes_new;
-      o.size = packed->size;
-      o.sha256 = std::move(packed->sha256);
-      o.chunks = std::move(packed->chunks);
-      o.relocated = packed->relocated;
-      o.too_long = packed->too_long;
-      std::lock_guard lk(rep_mu);
-      rep.progress(bytes_task("packing"), bytes_read.load(), total_bytes);
+  PackResult res;
+  std::set<std::string> unique;  // the bundle's distinct chunks
+  std::string text;              // the canonical manifest
+
+  // The bundle name, that something is given, the prefix (trailing '/' dropped) and the level.
+  Result<void> check_request() {
+    static const std::regex name_re(R"(^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$)");
+    if (!std::regex_match(req.name, name_re))
+      return fail(ErrorCode::usage, fmt::format("invalid bundle name '{}'", printable(req.name)),
+                  "names use letters, digits and '._@+-', e.g. pt2.1-cuda12.1");
+    if (req.components.empty())
+      return fail(ErrorCode::usage, "nothing to pack",
+                  "give at least one DIR or --component ROLE=DIR");
+    prefix = req.prefix.empty() ? "/opt/gedge/rt/" + req.name : req.prefix;
+    while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+    if (prefix.empty() || prefix[0] != '/' || prefix.find("/../") != std::string::npos ||
+        prefix.find('\n') != std::string::npos)
+      return fail(ErrorCode::usage,
+                  fmt::format("--prefix '{}' must be an absolute path", printable(prefix)));
+    if (req.level < 1 || req.level > 19) return fail(ErrorCode::usage, "--level must be 1..19");
+    return {};
+  }
+
+  // The components' roles checked and directories resolved, with the rewrites of their paths to
+  // the prefix; then their trees walked, refusing special files, non-UTF-8 and unreadable names.
+  Result<void> walk_components() {
+    static const std::regex role_re(R"(^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)");
+    std::set<std::string> roles;
+    w.keep_special = req.keep_special_modes;
+    for (const auto& c : req.components) {
+      if (!std::regex_match(c.role, role_re))
+        return fail(
+            ErrorCode::usage, fmt::format("invalid component role '{}'", printable(c.role)),
+            "roles are env, cuda, cudnn, tensorrt, nccl, data or a word of letters, digits, '._-'");
+      if (!roles.insert(c.role).second)
+        return fail(ErrorCode::usage, fmt::format("component role '{}' given twice", c.role),
+                    "use --component ROLE=DIR with distinct roles");
+      std::error_code ec;
+      fs::path abs = fs::absolute(c.dir, ec);
+      fs::path canon = fs::canonical(c.dir, ec);
+      if (ec || !fs::is_directory(canon))
+        return fail(ErrorCode::usage,
+                    fmt::format("component '{}': {} is not a directory", c.role, c.dir.string()));
+      comps.push_back({c.role, canon});
+      std::string to = prefix + "/" + c.role;
+      w.rewrites.push_back({canon.string(), to});
+      std::string a = abs.lexically_normal().string();
+      while (a.size() > 1 && a.back() == '/') a.pop_back();
+      if (a != canon.string()) w.rewrites.push_back({a, to});
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < jobs; ++t) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
-  if (cancel_requested())
-    return fail(ErrorCode::interrupted, "pack interrupted; nothing was recorded");
-  for (const auto& o : outs)
-    if (o.error) return std::unexpected(*o.error);
-  std::vector<std::string> too_long;
-  for (std::size_t k = 0; k < todo.size(); ++k)
-    if (outs[k].too_long) too_long.push_back(w.entries[todo[k]].rel);
-  if (!too_long.empty()) {
+    for (const auto& c : comps) w.walk(c.dir, c.role, "");
+    if (!w.refused.empty())
+      return fail(
+          ErrorCode::usage,
+          fmt::format("refusing to pack device files, sockets or fifos: {}", list_some(w.refused)),
+          "a runtime bundle holds files, directories and links only; remove these from the tree");
+    if (!w.bad_names.empty())
+      return fail(ErrorCode::usage,
+                  fmt::format("file names that are not valid UTF-8: {}", list_some(w.bad_names)),
+                  "manifests store names as UTF-8; rename these files (e.g. with convmv)");
+    if (!w.unreadable.empty())
+      return fail(ErrorCode::failure, fmt::format("cannot read: {}", list_some(w.unreadable)),
+                  "make them readable by this user, or remove them from the tree");
+    return {};
+  }
+
+  // The store's shared lock (not for a dry run), the time the pack starts and the stat cache.
+  Result<void> open_store() {
+    store = paths.runtimes / "chunks";
+    if (!req.dry_run) {
+      GEDGE_TRY_ASSIGN(auto l,
+                       detail::StoreLock::take(paths.runtimes / "lock", /*exclusive=*/false));
+      lock.emplace(std::move(l));
+    }
+    started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    cache_file = paths.runtimes / "statcache";
+    std::string cache_key = cache_set_key(w.rewrites);
+    if (req.use_cache) cache = detail::StatCache::load(cache_file, cache_key);
+    return {};
+  }
+
+  // The regular files, from the stat cache or read, relocated, chunked, compressed and stored by
+  // worker threads (--jobs, else one per CPU); progress in bytes. A worker's error stops the rest.
+  void pack_files() {
+    detail::ChunkSink sink(store, req.level, req.dry_run);
+    for (std::size_t i = 0; i < w.entries.size(); ++i)
+      if (w.entries[i].type == 'f') {
+        todo.push_back(i);
+        total_bytes += w.entries[i].size;
+      }
+    outs.resize(todo.size());
+    unsigned jobs = req.jobs ? req.jobs : std::max(1u, std::thread::hardware_concurrency());
+    jobs = std::min<unsigned>(jobs, std::max<std::size_t>(1, todo.size()));
+    auto worker = [&] {
+      detail::FilePacker packer(sink, w.rewrites);
+      for (;;) {
+        if (stop || cancel_requested()) return;
+        std::size_t k = next++;
+        if (k >= todo.size()) return;
+        const WalkEntry& e = w.entries[todo[k]];
+        FileOut& o = outs[k];
+        if (auto hit = cache_lookup(cache, e, store)) {
+          o = std::move(*hit);
+          bytes_read += e.size;
+          bytes_cached += e.size;
+          std::lock_guard lk(rep_mu);  // read under the lock: the reported bytes never go back
+          rep.progress(bytes_task("packing"), bytes_read.load(), total_bytes);
+          continue;
+        }
+        auto packed = packer.pack(e.src);
+        if (!packed) {
+          o.error = packed.error();
+          stop = true;
+          return;
+        }
+        bytes_read += packed->bytes_read;
+        bytes_stored += packed->bytes_stored;
+        chunks_new += packed->chunks_new;
+        bytes_new += packed->bytes_new;
+        o.size = packed->size;
+        o.sha256 = std::move(packed->sha256);
+        o.chunks = std::move(packed->chunks);
+        o.relocated = packed->relocated;
+        o.too_long = packed->too_long;
+        std::lock_guard lk(rep_mu);
+        rep.progress(bytes_task("packing"), bytes_read.load(), total_bytes);
+      }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < jobs; ++t) pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+  }
+
+  // Ctrl-C, the first worker's error, and binaries whose build prefix is shorter than the prefix.
+  Result<void> check_files() const {
+    if (cancel_requested())
+      return fail(ErrorCode::interrupted, "pack interrupted; nothing was recorded");
+    for (const auto& o : outs)
+      if (o.error) return std::unexpected(*o.error);
+    std::vector<std::string> too_long;
+    for (std::size_t k = 0; k < todo.size(); ++k)
+      if (outs[k].too_long) too_long.push_back(w.entries[todo[k]].rel);
+    if (too_long.empty()) return {};
     std::size_t shortest = SIZE_MAX;
     for (const auto& c : comps)
       shortest = std::min(shortest, c.dir.string().size() - c.role.size() - 1);
@@ -440,95 +311,109 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
                     shortest));
   }
 
-  // The manifest.
-  PackResult res;
-  res.name = req.name;
-  res.prefix = prefix;
-  res.keep_special_modes = req.keep_special_modes;
-  nlohmann::json entries = nlohmann::json::array();
-  std::set<std::string> unique;
-  std::size_t k = 0;
-  for (const auto& e : w.entries) {
-    nlohmann::json j{{"path", e.rel}, {"mode", e.mode}};
-    switch (e.type) {
-      case 'd':
-        j["type"] = "dir";
-        ++res.dirs;
-        break;
-      case 'l':
-        j["type"] = "symlink";
-        j["target"] = e.link;
-        if (e.outside) {
-          j["outside"] = true;
-          res.outside_links.push_back(e.rel + " -> " + e.link);
+  // The manifest's entries in walk order; `res` started and the entries counted in it (kinds,
+  // relocated files, links out of the bundle, distinct chunks and their bytes).
+  nlohmann::json manifest_entries() {
+    res.name = req.name;
+    res.prefix = prefix;
+    res.keep_special_modes = req.keep_special_modes;
+    nlohmann::json entries = nlohmann::json::array();
+    std::size_t k = 0;
+    for (const auto& e : w.entries) {
+      nlohmann::json j{{"path", e.rel}, {"mode", e.mode}};
+      switch (e.type) {
+        case 'd':
+          j["type"] = "dir";
+          ++res.dirs;
+          break;
+        case 'l':
+          j["type"] = "symlink";
+          j["target"] = e.link;
+          if (e.outside) {
+            j["outside"] = true;
+            res.outside_links.push_back(e.rel + " -> " + e.link);
+          }
+          ++res.symlinks;
+          break;
+        case 'h':
+          j["type"] = "hardlink";
+          j["link"] = e.link;
+          ++res.hardlinks;
+          break;
+        default: {
+          const FileOut& o = outs[k++];
+          j["type"] = "file";
+          j["size"] = o.size;
+          j["sha256"] = o.sha256;
+          nlohmann::json cs = nlohmann::json::array();
+          for (const auto& [h, n] : o.chunks) {
+            cs.push_back({{"sha256", h}, {"size", n}});
+            if (unique.insert(h).second) res.bytes_unique += n;
+          }
+          j["chunks"] = cs;
+          if (o.relocated) res.relocated.push_back(e.rel);
+          ++res.files;
         }
-        ++res.symlinks;
-        break;
-      case 'h':
-        j["type"] = "hardlink";
-        j["link"] = e.link;
-        ++res.hardlinks;
-        break;
-      default: {
-        const FileOut& o = outs[k++];
-        j["type"] = "file";
-        j["size"] = o.size;
-        j["sha256"] = o.sha256;
-        nlohmann::json cs = nlohmann::json::array();
-        for (const auto& [h, n] : o.chunks) {
-          cs.push_back({{"sha256", h}, {"size", n}});
-          if (unique.insert(h).second) res.bytes_unique += n;
-        }
-        j["chunks"] = cs;
-        if (o.relocated) res.relocated.push_back(e.rel);
-        ++res.files;
       }
+      entries.push_back(std::move(j));
     }
-    entries.push_back(std::move(j));
+    return entries;
   }
-  res.modes_stripped = w.stripped;
-  if (!w.stripped.empty())
-    rep.warn(fmt::format(
-        "setuid/setgid/sticky or group/other-write bits dropped from {} entr{}: {}",
-        w.stripped.size(), w.stripped.size() == 1 ? "y" : "ies", list_some(w.stripped, 5)));
-  for (const auto& l : res.outside_links)
-    rep.warn(fmt::format("symlink points outside the bundle (kept as is, not followed): {}", l));
 
-  res.versions = detect_versions(comps);
-  if (res.versions.contains("cuda")) {
-    auto [full, compat] = min_driver_for_cuda(res.versions["cuda"].get<std::string>());
-    res.requires_ = nlohmann::json::object();
-    if (!full.empty()) res.requires_["cuda_driver_min"] = full;
-    if (!compat.empty()) res.requires_["cuda_driver_min_compat"] = compat;
-  } else {
-    res.requires_ = nlohmann::json::object();
+  // Warnings: the mode bits dropped, the symlinks that point out of the bundle.
+  void warn_entries() {
+    res.modes_stripped = w.stripped;
+    if (!w.stripped.empty())
+      rep.warn(fmt::format(
+          "setuid/setgid/sticky or group/other-write bits dropped from {} entr{}: {}",
+          w.stripped.size(), w.stripped.size() == 1 ? "y" : "ies", list_some(w.stripped, 5)));
+    for (const auto& l : res.outside_links)
+      rep.warn(fmt::format("symlink points outside the bundle (kept as is, not followed): {}", l));
   }
-  nlohmann::json comp_json = nlohmann::json::array();
-  for (const auto& c : comps) comp_json.push_back({{"role", c.role}, {"path", c.role}});
-  nlohmann::json manifest{{"format", kManifestFormat}, {"name", req.name},
-                          {"prefix", prefix},          {"components", comp_json},
-                          {"entries", entries},        {"versions", res.versions},
-                          {"requires", res.requires_}};
-  if (req.keep_special_modes) manifest["keep_special_modes"] = true;
-  manifest["env"] = derive_env(manifest, comps);
-  res.env = manifest["env"];
-  std::string text = canonical_manifest(manifest);
-  res.id = sha256_hex(text);
-  res.bytes_read = bytes_read;
-  res.bytes_stored = bytes_stored;
-  res.chunks = unique.size();
-  res.chunks_new = chunks_new;
-  res.bytes_new = bytes_new;
-  res.bytes_cached = bytes_cached;
-  for (const auto& o : outs) res.files_cached += o.cached ? 1 : 0;
 
-  if (req.dry_run) {
+  // The manifest (versions, driver requirements, env) as canonical text, the bundle id, and the
+  // pack's totals in `res`.
+  void make_manifest(const nlohmann::json& entries) {
+    res.versions = detect_versions(comps);
+    if (res.versions.contains("cuda")) {
+      auto [full, compat] = min_driver_for_cuda(res.versions["cuda"].get<std::string>());
+      res.requires_ = nlohmann::json::object();
+      if (!full.empty()) res.requires_["cuda_driver_min"] = full;
+      if (!compat.empty()) res.requires_["cuda_driver_min_compat"] = compat;
+    } else {
+      res.requires_ = nlohmann::json::object();
+    }
+    nlohmann::json comp_json = nlohmann::json::array();
+    for (const auto& c : comps) comp_json.push_back({{"role", c.role}, {"path", c.role}});
+    nlohmann::json manifest{{"format", kManifestFormat}, {"name", req.name},
+                            {"prefix", prefix},          {"components", comp_json},
+                            {"entries", entries},        {"versions", res.versions},
+                            {"requires", res.requires_}};
+    if (req.keep_special_modes) manifest["keep_special_modes"] = true;
+    manifest["env"] = derive_env(manifest, comps);
+    res.env = manifest["env"];
+    text = canonical_manifest(manifest);
+    res.id = sha256_hex(text);
+    res.bytes_read = bytes_read;
+    res.bytes_stored = bytes_stored;
+    res.chunks = unique.size();
+    res.chunks_new = chunks_new;
+    res.bytes_new = bytes_new;
+    res.bytes_cached = bytes_cached;
+    for (const auto& o : outs) res.files_cached += o.cached ? 1 : 0;
+  }
+
+  // A dry run's result: would the bundle be new?
+  Result<PackResult> dry_run_result() {
     res.dry_run = true;
     GEDGE_TRY_ASSIGN(bool known, RuntimeStore(inv).exists(res.id));
     res.created = !known;
-    return res;
+    return std::move(res);
   }
-  if (req.use_cache) {
+
+  // The stat cache with this pack's files (not those changed just before it started); a failure
+  // to save it is a warning.
+  void save_cache() {
     std::vector<std::pair<std::string, detail::StatRecord>> records;
     records.reserve(todo.size());
     for (std::size_t k2 = 0; k2 < todo.size(); ++k2) {
@@ -544,12 +429,32 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
         rep.warn(fmt::format("stat cache not saved: {}", saved.error().message));
   }
 
-  GEDGE_TRY_ASSIGN(res.created, RuntimeStore(inv).add({res.id, req.name, text, now_rfc3339()},
-                                                      static_cast<int64_t>(res.files),
-                                                      static_cast<int64_t>(total_bytes)));
-  log_line("info", fmt::format("runtime pack name={} id={} files={} read={} stored={}", req.name,
-                               res.id, res.files, res.bytes_read, res.bytes_stored));
-  return res;
+  // The bundle recorded in the inventory (created, or already known) and logged.
+  Result<PackResult> record() {
+    GEDGE_TRY_ASSIGN(res.created, RuntimeStore(inv).add({res.id, req.name, text, now_rfc3339()},
+                                                        static_cast<int64_t>(res.files),
+                                                        static_cast<int64_t>(total_bytes)));
+    log_line("info", fmt::format("runtime pack name={} id={} files={} read={} stored={}", req.name,
+                                 res.id, res.files, res.bytes_read, res.bytes_stored));
+    return std::move(res);
+  }
+};
+
+}  // namespace
+
+Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& req, Reporter& rep) {
+  Pack p{paths, inv, req, rep};
+  GEDGE_TRY(p.check_request());
+  GEDGE_TRY(p.walk_components());
+  GEDGE_TRY(p.open_store());
+  p.pack_files();
+  GEDGE_TRY(p.check_files());
+  auto entries = p.manifest_entries();
+  p.warn_entries();
+  p.make_manifest(entries);
+  if (req.dry_run) return p.dry_run_result();
+  if (req.use_cache) p.save_cache();
+  return p.record();
 }
 
 }  // namespace gedge::runtime
