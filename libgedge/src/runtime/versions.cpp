@@ -1,10 +1,9 @@
 // Version detection from the files NVIDIA and Python ship, and the CUDA -> driver table.
 #include <fmt/format.h>
 
-#include <fstream>
 #include <regex>
-#include <sstream>
 
+#include "gedge/paths.hpp"
 #include "gedge/runtime.hpp"
 
 namespace fs = std::filesystem;
@@ -13,13 +12,12 @@ namespace gedge::runtime {
 
 namespace {
 
+// A small file's text; empty when it is missing, not a regular file, unreadable or over 1 MiB.
 std::string read_small(const fs::path& p) {
   std::error_code ec;
   if (!fs::is_regular_file(p, ec) || fs::file_size(p, ec) > (1u << 20)) return {};
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  auto text = read_file(p);
+  return text ? std::move(*text) : std::string();
 }
 
 // "#define NAME 8" from a header.
