@@ -11,8 +11,10 @@
 #include <set>
 
 #include "../../libgedge/src/inventory/raw.hpp"
+#include "../../libgedge/src/runtime/manifest.hpp"
 #include "gedge/runtime.hpp"
 #include "gedge/runtime_views.hpp"
+#include "gedge/stores.hpp"
 #include "test_helpers.hpp"
 
 namespace fs = std::filesystem;
@@ -815,6 +817,65 @@ TEST_CASE(
   REQUIRE_FALSE(e);
   CHECK(e.error().message == "cam-1: No space left on device");
   CHECK(e.error().hint.find("free space") != std::string::npos);
+}
+
+TEST_CASE("pack writes the manifest's canonical text without a JSON tree of its entries") {
+  // append_json_string writes what nlohmann's dump() writes, for every ASCII byte, UTF-8 and
+  // the characters JSON escapes.
+  std::string every;
+  for (int c = 1; c < 128; ++c) every += static_cast<char>(c);
+  for (std::string s :
+       {std::string(), every, std::string("a\"b\\c"), std::string("\xc3\xbcn\xc3\xaf \xe2\x82\xac"),
+        std::string("tab\there\nnl\x1f\x7f"), std::string("\"entries\":[]")}) {
+    std::string out = "x";
+    append_json_string(out, s);
+    CHECK(out == "x" + nlohmann::json(s).dump());
+  }
+  // The entries spliced into the manifest give canonical_manifest's text, whatever the other
+  // fields hold (a prefix that spells the slot it is spliced into included).
+  nlohmann::json entries = nlohmann::json::array({{{"path", "env"}, {"mode", 493}, {"type", "dir"}},
+                                                  {{"path", "env/a\"b"},
+                                                   {"mode", 420},
+                                                   {"type", "file"},
+                                                   {"size", 1},
+                                                   {"sha256", "ab"},
+                                                   {"chunks", {{{"sha256", "ab"}, {"size", 1}}}}}});
+  nlohmann::json m{{"format", 2},
+                   {"name", "n"},
+                   {"prefix", "/opt/\"entries\":[]"},
+                   {"components", {{{"role", "env"}, {"path", "env"}}}}};
+  nlohmann::json whole = m;
+  whole["entries"] = entries;
+  CHECK(canonical_manifest_with_entries(m, entries.dump()) == canonical_manifest(whole));
+
+  // A pack of names JSON escapes: its stored text is canonical (parse and dump give it back) and
+  // the bundle id is its SHA-256.
+  Home h;
+  test::TempDir src;
+  fs::path env = src.path / "env";
+  write(env / "q\"uote", "1\n");
+  write(env / "back\\slash", "2\n");
+  write(env / "tab\tname", "3\n");
+  write(env / "\xc3\xbcnicode", "4\n");
+  write(env / "lib/big.bin", random_bytes(5u << 20, 3));  // several chunks
+  fs::create_hard_link(env / "q\"uote", env / "hard\"link");
+  fs::create_symlink("/etc/host\"name", env / "out\\side");
+  fs::create_symlink("q\"uote", env / "in\"side");
+  PackRequest req;
+  req.name = "canon";
+  req.components = {{"env", env}};
+  auto r = pack(h.paths, h.inv, req, null_reporter());
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+  auto row = RuntimeStore(h.inv).get(r->id);
+  REQUIRE(row);
+  REQUIRE(*row);
+  const std::string& text = (*row)->manifest;
+  CHECK(nlohmann::json::parse(text).dump() == text);
+  CHECK(sha256_hex(text) == r->id);
+  auto parsed = nlohmann::json::parse(text);
+  CHECK(parsed["entries"].size() == 10);  // env, env/lib and 8 entries below them
+  CHECK(r->outside_links.size() == 1);
+  CHECK(r->hardlinks == 1);
 }
 
 TEST_CASE("manifest format 2 names a file of several chunks by its chunk list") {

@@ -12,6 +12,13 @@ namespace gedge::runtime {
 
 // The manifest's canonical text (sorted keys, no whitespace): the bundle id is its SHA-256.
 std::string canonical_manifest(const nlohmann::json& manifest);
+// The same text for `manifest` (without "entries") with "entries" set to `entries_text`, an array
+// already in canonical form: pack writes its entries as text (append_json_string) instead of
+// building a JSON tree of every entry. A unit test holds it equal to canonical_manifest.
+std::string canonical_manifest_with_entries(nlohmann::json manifest, std::string_view entries_text);
+// Appends `s` (valid UTF-8) as a JSON string exactly as nlohmann::json::dump() writes it: '"',
+// '\\', \b \f \n \r \t escaped, other bytes below 0x20 as \u00xx, the rest as they are.
+void append_json_string(std::string& out, std::string_view s);
 
 // Parses a stored manifest; failure when its format is newer than this gedge reads, or when any
 // entry is malformed: a path that is empty, absolute, has '.', '..' or empty components, repeats,

@@ -1,16 +1,20 @@
 // runtime pack: walk the component trees, relocate, chunk, hash, compress, store, record.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <regex>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include "chunk_store.hpp"
+#include "gedge/fd.hpp"
 #include "gedge/progress_bytes.hpp"
 #include "gedge/runtime.hpp"
 #include "gedge/stores.hpp"
@@ -93,16 +97,21 @@ std::string cache_set_key(const std::vector<Rewrite>& rewrites) {
   return sha256_hex(k);
 }
 
-// The cached outcome for `e`, when its stat matches and every chunk is still in the store.
+// The cached outcome for `e`, when its stat matches and every chunk is still in the store
+// (`store_fd`, the chunks directory: each chunk stat resolves two names, not the whole path).
 std::optional<FileOut> cache_lookup(const detail::StatCache& cache, const WalkEntry& e,
-                                    const fs::path& store) {
-  const auto* c = cache.find(e.src.string());
+                                    int store_fd) {
+  const auto* c = cache.find(e.src);
   if (!c || c->size != e.size || c->mtime_ns != e.mtime_ns || c->ctime_ns != e.ctime_ns ||
       c->ino != e.ino || c->dev != e.dev)
     return std::nullopt;
+  std::string rel;
   for (const auto& [h, n] : c->chunks) {
+    rel.assign(h, 0, 2);
+    rel += '/';
+    rel += h;
     struct stat st {};
-    if (::stat(detail::chunk_path(store, h).c_str(), &st) != 0) return std::nullopt;
+    if (::fstatat(store_fd, rel.c_str(), &st, 0) != 0) return std::nullopt;
   }
   FileOut o;
   o.size = c->out_size;
@@ -142,6 +151,7 @@ struct Pack {
   std::optional<detail::StoreLock> lock;
   int64_t started_ns = 0;
   detail::StatCache cache;
+  std::future<detail::StatCache> cache_loading;  // the stat cache, read during the walk
   // Regular files are processed in parallel; each worker fills its own slot of `outs`, so the
   // manifest does not depend on scheduling.
   std::vector<std::size_t> todo;  // the regular files' indexes in w.entries
@@ -153,8 +163,8 @@ struct Pack {
   std::atomic<bool> stop{false};
   std::mutex rep_mu;
   PackResult res;
-  std::set<std::string> unique;  // the bundle's distinct chunks
-  std::string text;              // the canonical manifest
+  std::unordered_set<std::string> unique;  // the bundle's distinct chunks
+  std::string text;                        // the canonical manifest
 
   // The bundle name, that something is given, the prefix (trailing '/' dropped) and the level.
   Result<void> check_request() {
@@ -202,7 +212,12 @@ struct Pack {
       while (a.size() > 1 && a.back() == '/') a.pop_back();
       if (a != canon.string()) w.rewrites.push_back({a, to});
     }
-    for (const auto& c : comps) w.walk(c.dir, c.role, "");
+    // The stat cache is read while the trees are walked (it depends on the rewrites only).
+    cache_file = paths.runtimes / "statcache";
+    if (req.use_cache)
+      cache_loading = std::async(std::launch::async, detail::StatCache::load, cache_file,
+                                 cache_set_key(w.rewrites));
+    for (const auto& c : comps) w.walk(c.dir, c.role);
     if (!w.refused.empty())
       return fail(
           ErrorCode::usage,
@@ -229,9 +244,7 @@ struct Pack {
     started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
-    cache_file = paths.runtimes / "statcache";
-    std::string cache_key = cache_set_key(w.rewrites);
-    if (req.use_cache) cache = detail::StatCache::load(cache_file, cache_key);
+    if (cache_loading.valid()) cache = cache_loading.get();
     return {};
   }
 
@@ -239,6 +252,8 @@ struct Pack {
   // worker threads (--jobs, else one per CPU); progress in bytes. A worker's error stops the rest.
   void pack_files() {
     detail::ChunkSink sink(store, req.level, req.dry_run);
+    // -1 when there is no store yet (a dry run's): then nothing is cached.
+    UniqueFd store_fd(::open(store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     for (std::size_t i = 0; i < w.entries.size(); ++i)
       if (w.entries[i].type == 'f') {
         todo.push_back(i);
@@ -255,7 +270,7 @@ struct Pack {
         if (k >= todo.size()) return;
         const WalkEntry& e = w.entries[todo[k]];
         FileOut& o = outs[k];
-        if (auto hit = cache_lookup(cache, e, store)) {
+        if (auto hit = cache_lookup(cache, e, store_fd.get())) {
           o = std::move(*hit);
           bytes_read += e.size;
           bytes_cached += e.size;
@@ -311,53 +326,76 @@ struct Pack {
                     shortest));
   }
 
-  // The manifest's entries in walk order; `res` started and the entries counted in it (kinds,
-  // relocated files, links out of the bundle, distinct chunks and their bytes).
-  nlohmann::json manifest_entries() {
+  // The manifest's entries in walk order, as their canonical JSON text (an array: what
+  // canonical_manifest writes for the same entries, keys sorted, without building a JSON tree of
+  // 20 000 objects); `res` started and the entries counted in it (kinds, relocated files, links
+  // out of the bundle, distinct chunks and their bytes).
+  std::string manifest_entries() {
     res.name = req.name;
     res.prefix = prefix;
     res.keep_special_modes = req.keep_special_modes;
-    nlohmann::json entries = nlohmann::json::array();
+    std::size_t n_chunks = 0;
+    for (const auto& o : outs) n_chunks += o.chunks.size();
+    unique.reserve(n_chunks);
+    std::string t;
+    t.reserve(w.entries.size() * 160 + n_chunks * 90);
+    auto str = [&t](std::string_view key, std::string_view v) {
+      t += '"';
+      t += key;
+      t += "\":";
+      append_json_string(t, v);
+    };
+    auto num = [&t](std::string_view key, uint64_t v) {
+      t += '"';
+      t += key;
+      t += "\":";
+      t += std::to_string(v);
+    };
+    t += '[';
     std::size_t k = 0;
     for (const auto& e : w.entries) {
-      nlohmann::json j{{"path", e.rel}, {"mode", e.mode}};
+      if (t.size() > 1) t += ',';
+      t += '{';
+      // Keys in the order a sorted JSON object writes them.
       switch (e.type) {
         case 'd':
-          j["type"] = "dir";
+          num("mode", e.mode), t += ',', str("path", e.rel), t += ',', str("type", "dir");
           ++res.dirs;
           break;
         case 'l':
-          j["type"] = "symlink";
-          j["target"] = e.link;
+          num("mode", e.mode), t += ',';
           if (e.outside) {
-            j["outside"] = true;
+            t += "\"outside\":true,";
             res.outside_links.push_back(e.rel + " -> " + e.link);
           }
+          str("path", e.rel), t += ',', str("target", e.link), t += ',', str("type", "symlink");
           ++res.symlinks;
           break;
         case 'h':
-          j["type"] = "hardlink";
-          j["link"] = e.link;
+          str("link", e.link), t += ',', num("mode", e.mode), t += ',', str("path", e.rel);
+          t += ',', str("type", "hardlink");
           ++res.hardlinks;
           break;
         default: {
           const FileOut& o = outs[k++];
-          j["type"] = "file";
-          j["size"] = o.size;
-          j["sha256"] = o.sha256;
-          nlohmann::json cs = nlohmann::json::array();
+          t += "\"chunks\":[";
+          bool first = true;
           for (const auto& [h, n] : o.chunks) {
-            cs.push_back({{"sha256", h}, {"size", n}});
+            if (!first) t += ',';
+            first = false;
+            t += '{', str("sha256", h), t += ',', num("size", n), t += '}';
             if (unique.insert(h).second) res.bytes_unique += n;
           }
-          j["chunks"] = cs;
+          t += "],", num("mode", e.mode), t += ',', str("path", e.rel), t += ',';
+          str("sha256", o.sha256), t += ',', num("size", o.size), t += ',', str("type", "file");
           if (o.relocated) res.relocated.push_back(e.rel);
           ++res.files;
         }
       }
-      entries.push_back(std::move(j));
+      t += '}';
     }
-    return entries;
+    t += ']';
+    return t;
   }
 
   // Warnings: the mode bits dropped, the symlinks that point out of the bundle.
@@ -373,7 +411,7 @@ struct Pack {
 
   // The manifest (versions, driver requirements, env) as canonical text, the bundle id, and the
   // pack's totals in `res`.
-  void make_manifest(const nlohmann::json& entries) {
+  void make_manifest(const std::string& entries) {
     res.versions = detect_versions(comps);
     if (res.versions.contains("cuda")) {
       auto [full, compat] = min_driver_for_cuda(res.versions["cuda"].get<std::string>());
@@ -387,12 +425,11 @@ struct Pack {
     for (const auto& c : comps) comp_json.push_back({{"role", c.role}, {"path", c.role}});
     nlohmann::json manifest{{"format", kManifestFormat}, {"name", req.name},
                             {"prefix", prefix},          {"components", comp_json},
-                            {"entries", entries},        {"versions", res.versions},
-                            {"requires", res.requires_}};
+                            {"versions", res.versions},  {"requires", res.requires_}};
     if (req.keep_special_modes) manifest["keep_special_modes"] = true;
     manifest["env"] = derive_env(manifest, comps);
     res.env = manifest["env"];
-    text = canonical_manifest(manifest);
+    text = canonical_manifest_with_entries(std::move(manifest), entries);
     res.id = sha256_hex(text);
     res.bytes_read = bytes_read;
     res.bytes_stored = bytes_stored;
@@ -411,22 +448,19 @@ struct Pack {
     return std::move(res);
   }
 
-  // The stat cache with this pack's files (not those changed just before it started); a failure
-  // to save it is a warning.
-  void save_cache() {
+  // The stat cache with this pack's files (not those changed just before it started), unless it
+  // is already that (nothing read: `files_cached` of every file). Runs beside record(): it reads
+  // only the walk, the outputs and the loaded cache. A failure is the caller's warning.
+  Result<void> save_cache(std::size_t files_cached) const {
     std::vector<std::pair<std::string, detail::StatRecord>> records;
     records.reserve(todo.size());
     for (std::size_t k2 = 0; k2 < todo.size(); ++k2) {
       const WalkEntry& e = w.entries[todo[k2]];
       if (e.mtime_ns > started_ns - kRacyNs || e.ctime_ns > started_ns - kRacyNs) continue;
-      records.emplace_back(e.src.string(), cache_record(e, outs[k2]));
+      records.emplace_back(e.src, cache_record(e, outs[k2]));
     }
-    // Nothing read and the same files: the cache on disk is already this.
-    bool same = res.files_cached == todo.size() && records.size() == cache.size();
-    // The cache only saves time: failing to write it does not fail the pack.
-    if (!same)
-      if (auto saved = cache.save(cache_file, records, kCacheSets); !saved)
-        rep.warn(fmt::format("stat cache not saved: {}", saved.error().message));
+    if (files_cached == todo.size() && records.size() == cache.size()) return {};
+    return cache.save(cache_file, records, kCacheSets);
   }
 
   // The bundle recorded in the inventory (created, or already known) and logged.
@@ -453,8 +487,17 @@ Result<PackResult> pack(const Paths& paths, Inventory& inv, const PackRequest& r
   p.warn_entries();
   p.make_manifest(entries);
   if (req.dry_run) return p.dry_run_result();
-  if (req.use_cache) p.save_cache();
-  return p.record();
+  // The stat cache is written while the bundle is recorded; it only saves time, so failing to
+  // write it does not fail the pack.
+  std::future<Result<void>> saving;
+  if (req.use_cache)
+    saving =
+        std::async(std::launch::async, [&p, n = p.res.files_cached] { return p.save_cache(n); });
+  auto recorded = p.record();
+  if (saving.valid())
+    if (auto saved = saving.get(); !saved)
+      rep.warn(fmt::format("stat cache not saved: {}", saved.error().message));
+  return recorded;
 }
 
 }  // namespace gedge::runtime

@@ -1,6 +1,7 @@
 #include "pack_walk.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,7 +32,7 @@ bool valid_utf8(std::string_view s) {
 
 // Lexically resolves a symlink target relative to the link's directory inside the bundle; true
 // when it stays inside the component root.
-bool stays_inside(const std::string& link_dir_rel, const std::string& target) {
+bool stays_inside(std::string_view link_dir_rel, const std::string& target) {
   if (!target.empty() && target[0] == '/') return false;
   std::vector<std::string> parts;
   auto push = [&](std::string_view path) {
@@ -70,14 +71,19 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-void Walker::walk(const fs::path& src, const std::string& rel, const std::string& comp_rel_dir) {
+void Walker::walk(const fs::path& src, const std::string& role) {
   struct stat st {};
   if (::lstat(src.c_str(), &st) != 0) {
     unreadable.push_back(fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
     return;
   }
+  visit(AT_FDCWD, src.c_str(), st, src.string(), role);
+}
+
+void Walker::visit(int dirfd, const char* name, const struct stat& st, const std::string& src,
+                   const std::string& rel) {
   if (!valid_utf8(rel)) {
-    bad_names.push_back(printable(src.string()));
+    bad_names.push_back(printable(src));
     return;
   }
   WalkEntry e;
@@ -88,11 +94,13 @@ void Walker::walk(const fs::path& src, const std::string& rel, const std::string
     stripped.push_back(fmt::format("{} ({:04o} -> {:04o})", rel, st.st_mode & 07777, e.mode));
   if (S_ISDIR(st.st_mode)) {
     e.type = 'd';
-    entries.push_back(e);
-    DIR* d = ::opendir(src.c_str());
+    entries.push_back(std::move(e));
+    int dfd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR* d = dfd < 0 ? nullptr : ::fdopendir(dfd);
     if (!d) {
-      unreadable.push_back(
-          fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+      int err = errno;
+      if (dfd >= 0) ::close(dfd);
+      unreadable.push_back(fmt::format("{}: {}", printable(src), detail::errno_text(err)));
       return;
     }
     std::vector<std::string> names;
@@ -101,10 +109,18 @@ void Walker::walk(const fs::path& src, const std::string& rel, const std::string
       if (n == "." || n == "..") continue;
       names.push_back(n);
     }
-    ::closedir(d);
     std::sort(names.begin(), names.end());
-    for (const auto& n : names)
-      walk(src / n, rel + "/" + n, comp_rel_dir.empty() ? n : comp_rel_dir + "/" + n);
+    // The directory stays open while its entries are visited (one descriptor per level).
+    for (const auto& n : names) {
+      std::string child = src.ends_with('/') ? src + n : src + '/' + n;
+      struct stat cst {};
+      if (::fstatat(dfd, n.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0) {
+        unreadable.push_back(fmt::format("{}: {}", printable(child), detail::errno_text(errno)));
+        continue;
+      }
+      visit(dfd, n.c_str(), cst, child, rel + "/" + n);
+    }
+    ::closedir(d);
   } else if (S_ISREG(st.st_mode)) {
     if (st.st_nlink > 1) {
       auto key = std::make_pair(st.st_dev, st.st_ino);
@@ -112,7 +128,7 @@ void Walker::walk(const fs::path& src, const std::string& rel, const std::string
       if (it != inodes.end()) {
         e.type = 'h';
         e.link = it->second;
-        entries.push_back(e);
+        entries.push_back(std::move(e));
         return;
       }
       inodes[key] = rel;
@@ -123,18 +139,17 @@ void Walker::walk(const fs::path& src, const std::string& rel, const std::string
     e.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
     e.ino = st.st_ino;
     e.dev = st.st_dev;
-    entries.push_back(e);
+    entries.push_back(std::move(e));
   } else if (S_ISLNK(st.st_mode)) {
     std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
-    ssize_t n = ::readlink(src.c_str(), target.data(), target.size());
+    ssize_t n = ::readlinkat(dirfd, name, target.data(), target.size());
     if (n < 0) {
-      unreadable.push_back(
-          fmt::format("{}: {}", printable(src.string()), detail::errno_text(errno)));
+      unreadable.push_back(fmt::format("{}: {}", printable(src), detail::errno_text(errno)));
       return;
     }
     target.resize(static_cast<std::size_t>(n));
     if (!valid_utf8(target)) {
-      bad_names.push_back(printable(src.string()) + " -> " + printable(target));
+      bad_names.push_back(printable(src) + " -> " + printable(target));
       return;
     }
     e.type = 'l';
@@ -143,18 +158,19 @@ void Walker::walk(const fs::path& src, const std::string& rel, const std::string
     std::string relocated = target;
     relocate(relocated, rewrites);
     e.link = relocated;
-    std::string dir = comp_rel_dir.find('/') == std::string::npos
-                          ? std::string()
-                          : comp_rel_dir.substr(0, comp_rel_dir.rfind('/'));
+    // The link's directory inside the component: `rel` less its role and its own name.
+    std::string_view dir = rel;
+    auto first = dir.find('/'), last = dir.rfind('/');
+    dir = first == last ? std::string_view() : dir.substr(first + 1, last - first - 1);
     e.outside = relocated == target ? !stays_inside(dir, target) : false;
-    entries.push_back(e);
+    entries.push_back(std::move(e));
   } else {
     const char* what = S_ISCHR(st.st_mode)    ? "character device"
                        : S_ISBLK(st.st_mode)  ? "block device"
                        : S_ISSOCK(st.st_mode) ? "socket"
                        : S_ISFIFO(st.st_mode) ? "fifo"
                                               : "special file";
-    refused.push_back(fmt::format("{} ({})", printable(src.string()), what));
+    refused.push_back(fmt::format("{} ({})", printable(src), what));
   }
 }
 

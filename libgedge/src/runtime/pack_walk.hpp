@@ -3,6 +3,7 @@
 // for the error (special files, names that are not UTF-8, what cannot be read).
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -19,8 +20,8 @@ namespace gedge::runtime::detail {
 
 struct WalkEntry {
   std::string rel;  // bundle path: <role>/<relative>
-  std::filesystem::path src;
-  char type;  // 'd' dir, 'f' file, 'l' symlink, 'h' hardlink
+  std::string src;  // the path read (a string: a std::filesystem::path splits its components)
+  char type;        // 'd' dir, 'f' file, 'l' symlink, 'h' hardlink
   unsigned mode = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0, ctime_ns = 0;  // for the stat cache
@@ -40,10 +41,14 @@ struct Walker {
   std::vector<std::string>
       stripped;  // entries whose special or group/other-write bits were dropped
 
-  // Adds `src` (bundle path `rel`; `comp_rel_dir` its path inside the component) and, for a
-  // directory, everything below it.
-  void walk(const std::filesystem::path& src, const std::string& rel,
-            const std::string& comp_rel_dir);
+  // Adds the component root `src` (bundle path `role`) and everything below it.
+  void walk(const std::filesystem::path& src, const std::string& role);
+
+ private:
+  // One entry whose lstat is `st`: `name` relative to the open directory `dirfd` (AT_FDCWD and
+  // the whole path for a walk's root), so the kernel resolves one name, not the whole path.
+  void visit(int dirfd, const char* name, const struct stat& st, const std::string& src,
+             const std::string& rel);
 };
 
 // Shows a name with control and non-UTF-8 bytes escaped, for messages.

@@ -20,6 +20,59 @@ std::string canonical_manifest(const nlohmann::json& manifest) {
   return manifest.dump();
 }
 
+std::string canonical_manifest_with_entries(nlohmann::json manifest,
+                                            std::string_view entries_text) {
+  // An empty array in its place, then the text spliced in: keys are unique and every '"' inside
+  // a dumped string is escaped, so the first '"entries":[]' is the key's.
+  manifest["entries"] = nlohmann::json::array();
+  std::string text = manifest.dump();
+  constexpr std::string_view kSlot = "\"entries\":[]";
+  std::size_t at = text.find(kSlot);
+  text.replace(at + kSlot.size() - 2, 2, entries_text);
+  return text;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t plain = 0;  // the start of the run not yet appended
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s, plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(s, plain, std::string_view::npos);
+  out += '"';
+}
+
 namespace {
 
 bool is_hex64(const nlohmann::json& v) {
