@@ -26,20 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Compares `actual` with tests/golden/<rel>; GEDGE_UPDATE_GOLDEN=1 rewrites the file instead.
-void check_golden(const std::string& rel, const std::string& actual) {
-  fs::path p = fs::path(gedge::test::source_dir()) / "tests" / "golden" / rel;
-  if (const char* u = std::getenv("GEDGE_UPDATE_GOLDEN"); u && std::string(u) == "1") {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << actual;
-    MESSAGE("golden updated: " << p.string());
-    return;
-  }
-  auto expected = read_file(p);
-  REQUIRE_MESSAGE(expected,
-                  "missing golden " << p.string() << " (GEDGE_UPDATE_GOLDEN=1 writes it)");
-  CHECK(*expected == actual);
-}
+using test::check_golden;
 
 const char* kEd25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIF1a6WmmugztfMUw6lUnZZ/fza6VH6EDMQbPm+m+XRZl";
 const char* kEd25519Fp = "SHA256:Mr1zLHFhzgjg8EwG4rs74dmo8dwR92SqiJ0qonPgevk";

@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -15,6 +17,23 @@ namespace gedge::test {
 
 // The source tree the tests were built from (its data, goldens and helper scripts).
 const char* source_dir();
+
+// The one golden-file check: compares `actual` with tests/golden/<rel> byte for byte;
+// GEDGE_UPDATE_GOLDEN=1 writes it instead (review the diff before committing it).
+inline void check_golden(const std::string& rel, const std::string& actual) {
+  std::filesystem::path p = std::filesystem::path(source_dir()) / "tests" / "golden" / rel;
+  if (const char* u = std::getenv("GEDGE_UPDATE_GOLDEN"); u && std::string(u) == "1") {
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << actual;
+    MESSAGE("golden updated: " << p.string());
+    return;
+  }
+  std::ifstream in(p, std::ios::binary);
+  REQUIRE_MESSAGE(in.good(),
+                  "missing golden " << p.string() << " (GEDGE_UPDATE_GOLDEN=1 writes it)");
+  std::string expected((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(expected == actual);
+}
 
 // A fresh temporary directory, removed when the fixture ends. Use it as GEDGE_HOME.
 struct TempDir {

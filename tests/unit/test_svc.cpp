@@ -53,7 +53,6 @@ std::string parse_error(const std::string& text, svc::LoadLimits limits = {}) {
 }  // namespace
 
 TEST_CASE("golden: every input renders to its golden multi-document YAML") {
-  bool update = std::getenv("GEDGE_UPDATE_GOLDEN") != nullptr;
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kGolden)) {
     auto p = entry.path();
@@ -65,15 +64,7 @@ TEST_CASE("golden: every input renders to its golden multi-document YAML") {
     auto spec = svc::load_spec(p);
     REQUIRE_MESSAGE(spec.has_value(), (spec ? "" : spec.error().message));
     std::string got = svc::to_multidoc_yaml(svc::render_all(*spec));
-    auto golden = p;
-    golden.replace_extension(".out.yaml");
-    if (update) {
-      std::ofstream(golden) << got;
-    } else {
-      REQUIRE_MESSAGE(std::filesystem::exists(golden),
-                      "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
-      CHECK(got == slurp(golden));
-    }
+    test::check_golden("svc/" + p.stem().string() + ".out.yaml", got);
     // Deterministic: rendering twice gives the same bytes.
     CHECK(svc::to_multidoc_yaml(svc::render_all(*spec)) == got);
   }
@@ -81,9 +72,7 @@ TEST_CASE("golden: every input renders to its golden multi-document YAML") {
 }
 
 TEST_CASE("golden: Kubernetes manifests (files and directories) render as deploy applies them") {
-  bool update = std::getenv("GEDGE_UPDATE_GOLDEN") != nullptr;
   const auto data = std::filesystem::path(gedge::test::source_dir()) / "tests/data/manifests";
-  const auto goldens = std::filesystem::path(gedge::test::source_dir()) / "tests/golden/manifests";
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(data)) {
     auto p = entry.path();
@@ -94,15 +83,7 @@ TEST_CASE("golden: Kubernetes manifests (files and directories) render as deploy
     REQUIRE_MESSAGE(spec.has_value(), (spec ? "" : spec.error().message));
     CHECK(spec->is_manifest);
     std::string got = svc::to_multidoc_yaml(svc::render_all(*spec));
-    auto golden = goldens / (p.stem().string() + ".out.yaml");
-    if (update) {
-      std::filesystem::create_directories(goldens);
-      std::ofstream(golden) << got;
-    } else {
-      REQUIRE_MESSAGE(std::filesystem::exists(golden),
-                      "missing golden; run with GEDGE_UPDATE_GOLDEN=1");
-      CHECK(got == slurp(golden));
-    }
+    test::check_golden("manifests/" + p.stem().string() + ".out.yaml", got);
   }
   CHECK(n >= 3);
 }
