@@ -142,10 +142,14 @@ class ClusterMonitoringTest(ClusterLabTest):
             self.gedge_targets().get("edge3", {}).get("health") == "up"))
         print(f"  joined member up in Prometheus {waited:.1f} s after join")
 
-        # status reads the averages from Prometheus (the 5-minute CPU rate needs two scrapes).
+        # status reads the averages from Prometheus (the 5-minute CPU rate needs two scrapes). The
+        # hour's series is a range query evaluated at the last whole second, a moment before the
+        # instant queries' "now": for a member that joined a minute ago it can still miss the
+        # second scrape the instant rate already has, so both are waited for.
         def status_ready():
             st = self.gedge_json("cluster", "status", CLUSTER, timeout=120)
-            ok = all(m["metrics"] and m["metrics"]["cpu_busy_percent"] is not None for m in st["members"])
+            ok = all(m["metrics"] and m["metrics"]["cpu_busy_percent"] is not None
+                     and m["metrics"]["cpu_busy_percent_1h"][-1] is not None for m in st["members"])
             return st if ok else None
         st, _ = self.wait_for("cpu averages in status", status_ready, timeout=120, interval=5)
         self.check_schema("cluster-status.schema.json", st)
