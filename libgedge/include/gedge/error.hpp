@@ -35,7 +35,7 @@ inline std::unexpected<Error> fail(ErrorCode code, std::string message, std::str
   return std::unexpected<Error>(Error{code, std::move(message), std::move(hint)});
 }
 
-// The one mapping from error class to process exit status (DESIGN.md "Exit codes").
+// The one mapping from error class to process exit status (EXIT STATUS in man/gedge-*.1).
 int exit_code_for(ErrorCode code);
 
 // Stable machine name of the code ("not_found", "host_key", ...), used in JSON errors.
