@@ -162,7 +162,7 @@ Result<Policy> parse_policy(std::string_view s) {
   if (s == "select-clusters") return Policy::select_clusters;
   if (s == "node") return Policy::node;
   if (s == "pipeline") return Policy::pipeline;
-  // GS-Scheduler's names (research/seeds-code.md §2): its "MostRequested" scores free capacity.
+  // GS-Scheduler's names: its "MostRequested" scores free capacity.
   if (s == "GLowLatencyPriority") return Policy::low_latency;
   if (s == "GMostRequestedPriority" || s == "GMostRequestPriority") return Policy::least_allocated;
   if (s == "GSelectedCluster") return Policy::select_clusters;

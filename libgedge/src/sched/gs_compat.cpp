@@ -1,5 +1,5 @@
 // GS-Scheduler's vocabulary mapped onto gedge's request: the gschConfig env of a workload and
-// the request/options JSON its REST front took (research/seeds-code.md §2).
+// the request/options JSON its REST front took (GEdge Platform's GS-Scheduler source).
 #include <fmt/format.h>
 
 #include "gedge/manifest.hpp"

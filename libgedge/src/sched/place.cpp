@@ -1,4 +1,4 @@
-// The per-stage policies, reproduced from GS-Scheduler (research/seeds-code.md §2) with its bugs
+// The per-stage policies, reproduced from GEdge Platform's GS-Scheduler with its bugs
 // fixed: levels parsed as JSON (never eval), "MostRequest" named for what it does
 // (least-allocated), a one-element nested level is a level, and a request that fits nowhere is
 // reported with a reason per node instead of a deleted pod.
