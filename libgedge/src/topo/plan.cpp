@@ -77,31 +77,40 @@ struct Unit {
   IndexSet pus;     // the PUs of it that the plan would use
 };
 
-}  // namespace
-
-nlohmann::json Plan::to_json() const {
-  return {{"cpuset", format_list(cpus)}, {"memory_nodes", format_list(memory_nodes)},
-          {"cpus", cpus.size()},         {"cpus_logical", cpus_logical},
-          {"objects", objects},          {"why", why},
-          {"request", request}};
-}
-
-Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
+// One plan, step by step: each step reads and fills the fields it names.
+struct Planning {
+  const Topology& topo;
+  const PlanRequest& req;
   hwloc_topology_t t = topo.raw();
-  Plan p;
-  p.request = {{"cores", req.cores},
-               {"cpuset", req.cpuset ? nlohmann::json(*req.cpuset) : nlohmann::json(nullptr)},
-               {"near", req.near.empty() ? nlohmann::json(nullptr) : nlohmann::json(req.near)},
-               {"numa", req.numa ? nlohmann::json(*req.numa) : nlohmann::json(nullptr)},
-               {"no_smt", req.no_smt},
-               {"exclude", format_list(req.exclude)},
-               {"policy", req.policy == Policy::compact ? "compact" : "scatter"}};
-  IndexSet all = topo.all_pus();
-  IndexSet allowed = topo.allowed_pus();
-  IndexSet pinned;
-  for (const auto& [owner, set] : req.pinned) pinned.insert(set.begin(), set.end());
 
-  auto finish = [&](IndexSet cpus) -> Plan {
+  Plan p;
+  IndexSet all, allowed, pinned;   // PUs: the machine's, the cgroup's, pinned to other work
+  hwloc_obj_t numa_obj = nullptr;  // --numa's node
+  Bitmap scope;                    // where the cores may come from
+  std::string scope_text;
+  hwloc_obj_type_t unit_type = HWLOC_OBJ_CORE;
+  const char* unit_name = "cores";
+  std::vector<Unit> usable;  // in logical order
+  int in_scope = 0, busy = 0;
+  std::vector<const Unit*> chosen;
+
+  // The request as the plan echoes it, and the PUs of the machine, the cgroup and other work.
+  void start() {
+    p.request = {{"cores", req.cores},
+                 {"cpuset", req.cpuset ? nlohmann::json(*req.cpuset) : nlohmann::json(nullptr)},
+                 {"near", req.near.empty() ? nlohmann::json(nullptr) : nlohmann::json(req.near)},
+                 {"numa", req.numa ? nlohmann::json(*req.numa) : nlohmann::json(nullptr)},
+                 {"no_smt", req.no_smt},
+                 {"exclude", format_list(req.exclude)},
+                 {"policy", req.policy == Policy::compact ? "compact" : "scatter"}};
+    all = topo.all_pus();
+    allowed = topo.allowed_pus();
+    for (const auto& [owner, set] : req.pinned) pinned.insert(set.begin(), set.end());
+  }
+
+  // The plan with these PUs, its memory nodes (--numa, else those near the PUs) and their logical
+  // indexes.
+  Plan finish(IndexSet cpus) {
     p.cpus = std::move(cpus);
     if (req.numa) {
       p.memory_nodes = {*req.numa};
@@ -114,20 +123,22 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
       if (pu) p.cpus_logical.push_back(pu->logical_index);
     }
     return p;
-  };
+  }
 
-  hwloc_obj_t numa_obj = nullptr;
-  if (req.numa) {
+  // --numa's node, which must exist.
+  Result<void> find_numa() {
+    if (!req.numa) return {};
     hwloc_obj_t n = nullptr;
     while ((n = hwloc_get_next_obj_by_type(t, HWLOC_OBJ_NUMANODE, n)) != nullptr)
       if (n->os_index == *req.numa) numa_obj = n;
     if (!numa_obj)
       return fail(ErrorCode::not_found, fmt::format("no NUMA node {} in this topology", *req.numa),
                   fmt::format("NUMA nodes (OS indexes): {}", format_list(topo.all_nodes())));
+    return {};
   }
 
   // An explicit cpuset: checked against the machine, not chosen.
-  if (req.cpuset) {
+  Result<Plan> explicit_cpuset() {
     GEDGE_TRY_ASSIGN(IndexSet cpus, parse_list(*req.cpuset));
     if (cpus.empty())
       return fail(ErrorCode::usage, "empty --cpuset", "give OS indexes like '2-5,8'");
@@ -163,80 +174,86 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
     return finish(std::move(cpus));
   }
 
-  if (req.cores <= 0)
-    return fail(ErrorCode::usage, "--cores must be at least 1 (or give --cpuset)");
-
-  // The scope: where the cores may come from.
-  auto scope = make_bitmap();
-  hwloc_bitmap_copy(scope.get(), hwloc_topology_get_complete_cpuset(t));
-  std::string scope_text = "the machine";
-  if (!req.near.empty()) {
-    GEDGE_TRY_ASSIGN(auto near, resolve_near(t, req.near));
-    auto [loc, what] = near;
-    hwloc_bitmap_and(scope.get(), scope.get(), loc->cpuset);
-    p.objects.push_back(obj_json(loc, "near"));
-    p.why.push_back(fmt::format("near {}: the device is attached to {}, local PUs {}", what,
-                                obj_label(loc), format_list(to_set(loc->cpuset))));
-    scope_text = fmt::format("near {}", req.near);
-  }
-  if (numa_obj) {
-    hwloc_bitmap_and(scope.get(), scope.get(), numa_obj->cpuset);
-    p.objects.push_back(obj_json(numa_obj, "numa"));
-    p.why.push_back(fmt::format("--numa {}: PUs {} are local to NUMA node P#{}", *req.numa,
-                                format_list(to_set(numa_obj->cpuset)), *req.numa));
-    scope_text += fmt::format(" on NUMA node {}", *req.numa);
-    if (hwloc_bitmap_iszero(scope.get()))
-      return fail(ErrorCode::failure,
-                  fmt::format("NUMA node {} has no PUs {}", *req.numa, scope_text),
-                  "drop --numa or --near, or pick a node local to the device");
-  }
-
-  // Usable units (cores, or PUs in topologies without cores) in logical order.
-  hwloc_obj_type_t unit_type =
-      hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
-  std::vector<Unit> usable;
-  int in_scope = 0, busy = 0;
-  hwloc_obj_t u = nullptr;
-  while ((u = hwloc_get_next_obj_by_type(t, unit_type, u)) != nullptr) {
-    if (!hwloc_bitmap_isincluded(u->cpuset, scope.get())) continue;
-    ++in_scope;
-    IndexSet own = to_set(u->cpuset), free;
-    for (unsigned pu : own)
-      if (allowed.count(pu) && !req.exclude.count(pu) && !pinned.count(pu)) free.insert(pu);
-    if (free.empty() || (req.no_smt && free.size() != own.size())) {
-      ++busy;
-      continue;
+  // The scope: the machine, narrowed to the PUs local to --near's device and to --numa's node.
+  Result<void> narrow_scope() {
+    scope = make_bitmap();
+    hwloc_bitmap_copy(scope.get(), hwloc_topology_get_complete_cpuset(t));
+    scope_text = "the machine";
+    if (!req.near.empty()) {
+      GEDGE_TRY_ASSIGN(auto near, resolve_near(t, req.near));
+      auto [loc, what] = near;
+      hwloc_bitmap_and(scope.get(), scope.get(), loc->cpuset);
+      p.objects.push_back(obj_json(loc, "near"));
+      p.why.push_back(fmt::format("near {}: the device is attached to {}, local PUs {}", what,
+                                  obj_label(loc), format_list(to_set(loc->cpuset))));
+      scope_text = fmt::format("near {}", req.near);
     }
-    if (req.no_smt)
-      free = {*to_set(hwloc_get_obj_inside_cpuset_by_type(t, u->cpuset, HWLOC_OBJ_PU, 0)->cpuset)
-                   .begin()};
-    usable.push_back(Unit{u, free});
+    if (numa_obj) {
+      hwloc_bitmap_and(scope.get(), scope.get(), numa_obj->cpuset);
+      p.objects.push_back(obj_json(numa_obj, "numa"));
+      p.why.push_back(fmt::format("--numa {}: PUs {} are local to NUMA node P#{}", *req.numa,
+                                  format_list(to_set(numa_obj->cpuset)), *req.numa));
+      scope_text += fmt::format(" on NUMA node {}", *req.numa);
+      if (hwloc_bitmap_iszero(scope.get()))
+        return fail(ErrorCode::failure,
+                    fmt::format("NUMA node {} has no PUs {}", *req.numa, scope_text),
+                    "drop --numa or --near, or pick a node local to the device");
+    }
+    return {};
   }
-  const char* unit_name = unit_type == HWLOC_OBJ_CORE ? "cores" : "PUs";
-  if (static_cast<int>(usable.size()) < req.cores) {
-    std::string detail =
-        fmt::format("{} of {} {} {} are usable", usable.size(), in_scope, unit_name, scope_text);
-    if (busy)
-      detail += fmt::format("; {} are excluded, pinned to other work, outside the cgroup{}", busy,
-                            req.no_smt ? " or partly busy (--no-smt needs whole cores)" : "");
-    return fail(
-        ErrorCode::failure,
-        fmt::format("cannot place {} cores {}: {}", req.cores, scope_text, detail),
-        fmt::format(
-            "the machine has {} cores, {} PUs; allowed PUs {}{}",
-            std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE)),
-            hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU), format_list(allowed),
-            pinned.empty() ? "" : fmt::format("; pinned to other work {}", format_list(pinned))));
-  }
-  if (!req.exclude.empty())
-    p.why.push_back(fmt::format("excluded PUs {} (--exclude)", format_list(req.exclude)));
-  for (const auto& [owner, set] : req.pinned)
-    p.why.push_back(fmt::format("avoided PUs {} already pinned to '{}'", format_list(set), owner));
-  if (req.no_smt) p.why.push_back("--no-smt: whole free cores only, one PU each");
 
-  std::vector<const Unit*> chosen;
-  if (req.policy == Policy::compact) {
-    // The smallest object (deepest level first, then logical order) that holds N usable units.
+  // Usable units (cores, or PUs in topologies without cores) in scope, in logical order: those
+  // with allowed PUs not excluded nor pinned (--no-smt: whole free cores, one PU each).
+  void collect_units() {
+    unit_type = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
+    hwloc_obj_t u = nullptr;
+    while ((u = hwloc_get_next_obj_by_type(t, unit_type, u)) != nullptr) {
+      if (!hwloc_bitmap_isincluded(u->cpuset, scope.get())) continue;
+      ++in_scope;
+      IndexSet own = to_set(u->cpuset), free;
+      for (unsigned pu : own)
+        if (allowed.count(pu) && !req.exclude.count(pu) && !pinned.count(pu)) free.insert(pu);
+      if (free.empty() || (req.no_smt && free.size() != own.size())) {
+        ++busy;
+        continue;
+      }
+      if (req.no_smt)
+        free = {*to_set(hwloc_get_obj_inside_cpuset_by_type(t, u->cpuset, HWLOC_OBJ_PU, 0)->cpuset)
+                     .begin()};
+      usable.push_back(Unit{u, free});
+    }
+    unit_name = unit_type == HWLOC_OBJ_CORE ? "cores" : "PUs";
+  }
+
+  // Enough usable units for --cores, else why not; then the PUs avoided, in `why`.
+  Result<void> check_units() {
+    if (static_cast<int>(usable.size()) < req.cores) {
+      std::string detail =
+          fmt::format("{} of {} {} {} are usable", usable.size(), in_scope, unit_name, scope_text);
+      if (busy)
+        detail += fmt::format("; {} are excluded, pinned to other work, outside the cgroup{}", busy,
+                              req.no_smt ? " or partly busy (--no-smt needs whole cores)" : "");
+      return fail(
+          ErrorCode::failure,
+          fmt::format("cannot place {} cores {}: {}", req.cores, scope_text, detail),
+          fmt::format(
+              "the machine has {} cores, {} PUs; allowed PUs {}{}",
+              std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE)),
+              hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU), format_list(allowed),
+              pinned.empty() ? "" : fmt::format("; pinned to other work {}", format_list(pinned))));
+    }
+    if (!req.exclude.empty())
+      p.why.push_back(fmt::format("excluded PUs {} (--exclude)", format_list(req.exclude)));
+    for (const auto& [owner, set] : req.pinned)
+      p.why.push_back(
+          fmt::format("avoided PUs {} already pinned to '{}'", format_list(set), owner));
+    if (req.no_smt) p.why.push_back("--no-smt: whole free cores only, one PU each");
+    return {};
+  }
+
+  // Compact: the smallest object (deepest level first, then logical order) that holds N usable
+  // units, and its first N units.
+  void choose_compact() {
     hwloc_obj_t best = nullptr;
     for (int d = hwloc_topology_get_depth(t) - 1; d >= 0 && !best; --d) {
       for (unsigned i = 0; i < hwloc_get_nbobjs_by_depth(t, d) && !best; ++i) {
@@ -258,21 +275,25 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
     if (nodes > 1) spans = fmt::format("; it spans {} NUMA nodes", nodes);
     p.why.push_back(fmt::format("compact: {} is the smallest object holding {} usable {}{}",
                                 obj_label(best), req.cores, unit_name, spans));
-  } else {
-    // Scatter: round-robin over the NUMA nodes (distinct CPU sets) in scope, or packages when
-    // there is only one node.
-    auto groups_of = [&](hwloc_obj_type_t ty) {
-      std::vector<hwloc_obj_t> g;
-      hwloc_obj_t o = nullptr;
-      while ((o = hwloc_get_next_obj_by_type(t, ty, o)) != nullptr) {
-        if (!o->cpuset || !hwloc_bitmap_intersects(o->cpuset, scope.get())) continue;
-        bool dup = std::any_of(g.begin(), g.end(), [&](hwloc_obj_t x) {
-          return hwloc_bitmap_isequal(x->cpuset, o->cpuset);
-        });
-        if (!dup) g.push_back(o);
-      }
-      return g;
-    };
+  }
+
+  // The objects of this type that meet the scope, one per distinct CPU set.
+  std::vector<hwloc_obj_t> groups_of(hwloc_obj_type_t ty) const {
+    std::vector<hwloc_obj_t> g;
+    hwloc_obj_t o = nullptr;
+    while ((o = hwloc_get_next_obj_by_type(t, ty, o)) != nullptr) {
+      if (!o->cpuset || !hwloc_bitmap_intersects(o->cpuset, scope.get())) continue;
+      bool dup = std::any_of(g.begin(), g.end(), [&](hwloc_obj_t x) {
+        return hwloc_bitmap_isequal(x->cpuset, o->cpuset);
+      });
+      if (!dup) g.push_back(o);
+    }
+    return g;
+  }
+
+  // Scatter: round-robin over the NUMA nodes (distinct CPU sets) in scope, or packages when there
+  // is only one node.
+  void choose_scatter() {
     auto groups = groups_of(HWLOC_OBJ_NUMANODE);
     if (groups.size() <= 1) {
       auto packs = groups_of(HWLOC_OBJ_PACKAGE);
@@ -302,20 +323,49 @@ Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
     p.why.push_back(fmt::format("scatter: {} {} round-robin over {}", req.cores, unit_name,
                                 names.empty() ? "the machine" : names));
   }
-  if (static_cast<int>(chosen.size()) < req.cores)
-    return fail(ErrorCode::internal, "planner chose fewer units than it counted");
 
-  IndexSet cpus;
-  for (const Unit* un : chosen) {
-    auto j = obj_json(un->obj, unit_type == HWLOC_OBJ_CORE ? "core" : "pu");
-    j["pus"] = format_list(un->pus);
-    p.objects.push_back(j);
-    cpus.insert(un->pus.begin(), un->pus.end());
+  // The plan of the chosen units: their objects and PUs, and where memory comes from.
+  Result<Plan> finish_chosen() {
+    if (static_cast<int>(chosen.size()) < req.cores)
+      return fail(ErrorCode::internal, "planner chose fewer units than it counted");
+    IndexSet cpus;
+    for (const Unit* un : chosen) {
+      auto j = obj_json(un->obj, unit_type == HWLOC_OBJ_CORE ? "core" : "pu");
+      j["pus"] = format_list(un->pus);
+      p.objects.push_back(j);
+      cpus.insert(un->pus.begin(), un->pus.end());
+    }
+    Plan out = finish(std::move(cpus));
+    out.why.push_back(fmt::format("memory from NUMA node(s) {}{}", format_list(out.memory_nodes),
+                                  req.numa ? " (--numa)" : " local to the chosen PUs"));
+    return out;
   }
-  Plan out = finish(std::move(cpus));
-  out.why.push_back(fmt::format("memory from NUMA node(s) {}{}", format_list(out.memory_nodes),
-                                req.numa ? " (--numa)" : " local to the chosen PUs"));
-  return out;
+};
+
+}  // namespace
+
+nlohmann::json Plan::to_json() const {
+  return {{"cpuset", format_list(cpus)}, {"memory_nodes", format_list(memory_nodes)},
+          {"cpus", cpus.size()},         {"cpus_logical", cpus_logical},
+          {"objects", objects},          {"why", why},
+          {"request", request}};
+}
+
+Result<Plan> plan(const Topology& topo, const PlanRequest& req) {
+  Planning pl{topo, req};
+  pl.start();
+  GEDGE_TRY(pl.find_numa());
+  if (req.cpuset) return pl.explicit_cpuset();
+  if (req.cores <= 0)
+    return fail(ErrorCode::usage, "--cores must be at least 1 (or give --cpuset)");
+  GEDGE_TRY(pl.narrow_scope());
+  pl.collect_units();
+  GEDGE_TRY(pl.check_units());
+  if (req.policy == Policy::compact)
+    pl.choose_compact();
+  else
+    pl.choose_scatter();
+  return pl.finish_chosen();
 }
 
 }  // namespace gedge::topo
