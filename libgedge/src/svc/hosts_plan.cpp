@@ -35,92 +35,153 @@ Result<std::string> plan_cpuset(Inventory& inv, const Device& d, const std::stri
   return topo::format_list(pick);
 }
 
-Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit& u) {
-  Plan p;
-  p.unit = &u;
+namespace {
+
+// A device's load: the gedge containers on it and the replicas given to it in this run.
+int replicas_on(const Device* x) {
+  return static_cast<int>(x->managed.size()) + x->assigned;
+}
+// Its memory as its facts give it (0 when unknown).
+double memory_bytes(const Device* x) {
+  return x->facts.is_object() && x->facts.contains("memory_bytes") &&
+                 x->facts["memory_bytes"].is_number()
+             ? x->facts["memory_bytes"].get<double>()
+             : 0.0;
+}
+
+// The action for replica `r` on reachable device `d`, from the containers of it there.
+std::string action_on(const Device& d, const Service& s, const std::string& hash, int r) {
+  auto cur = replica_ctrs(d, s.name, r);
+  auto old = replica_ctrs(d, s.name, r, true);
+  if (cur.empty() && !old.empty())
+    return "recover";  // an interrupted replace left only the renamed old replica
+  if (cur.empty()) return "create";
+  bool same = true, running = true;
+  for (const auto& c : cur) {
+    same = same && c.hash == hash;
+    running = running && c.state == "running";
+  }
+  if (cur.size() != s.containers.size()) same = false;
+  return !same ? "replace" : running && old.empty() ? "unchanged" : "start";
+}
+
+// One unit's plan, step by step: each step reads and fills the fields it names. A step that
+// finds the unit cannot be placed sets p.error.
+struct UnitPlanning {
+  Inventory& inv;
+  Fleet& fleet;
+  const ClusterInfo& cl;
+  Unit& u;
   const Service& s = *u.svc;
-  p.hash = spec_hash_with(s, u.runtime ? &*u.runtime : nullptr);
-  p.members = cl.members;
-  Service sized = s;
-  sized.replicas = u.replicas;
-  p.host_plan = render_host_plan(sized, u.runtime ? &*u.runtime : nullptr);
+
+  Plan p;
+  std::map<int, std::string> where;  // replica -> the device it runs on now
+  bool ports = has_tcp_ports(s);
+  std::set<std::string> taken;  // devices holding a replica of this service (host ports: one each)
+  std::map<int, std::string> assign;  // replica -> the device it goes to
+
+  // The spec's hash and the host plan for the unit's replicas.
+  void start() {
+    p.unit = &u;
+    p.hash = spec_hash_with(s, u.runtime ? &*u.runtime : nullptr);
+    p.members = cl.members;
+    Service sized = s;
+    sized.replicas = u.replicas;
+    p.host_plan = render_host_plan(sized, u.runtime ? &*u.runtime : nullptr);
+  }
+
   // Where each existing replica runs: seen live, or (on a device that cannot be reached now)
   // as last recorded. A replica stays on its device: an unreachable one fails and a re-run
   // completes it, rather than being started twice.
-  std::map<int, std::string> where;
-  for (const auto& m : cl.members) {
-    GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
-    if (d->down) continue;
-    for (const auto& c : d->managed) {
-      if (c.service != s.name) continue;
-      if (!where.count(c.replica)) where[c.replica] = m;
-    }
-  }
-  GEDGE_TRY_ASSIGN(auto rec, ServiceStore(inv).find(s.name, cl.name));
-  if (!rec.empty() && rec[0].placement) {
-    auto pl = json::parse(*rec[0].placement, nullptr, false);
-    if (pl.is_object())
-      for (const auto& e : pl.value("placements", json::array())) {
-        int r = e.value("replica", -1);
-        std::string node = e.value("node", "");
-        if (r < 0 || where.count(r) ||
-            std::find(cl.members.begin(), cl.members.end(), node) == cl.members.end())
-          continue;
-        GEDGE_TRY_ASSIGN(auto* d, fleet.get(node));
-        if (d->down) where[r] = node;
+  Result<void> find_existing() {
+    for (const auto& m : cl.members) {
+      GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
+      if (d->down) continue;
+      for (const auto& c : d->managed) {
+        if (c.service != s.name) continue;
+        if (!where.count(c.replica)) where[c.replica] = m;
       }
-  }
-  bool ports = has_tcp_ports(s);
-  std::set<std::string> taken;  // devices holding a replica of this service (host ports: one each)
-  std::map<int, std::string> assign;
-  for (int r = 0; r < u.replicas; ++r) {
-    if (!u.placed.empty()) {
-      assign[r] = u.placed[static_cast<std::size_t>(r) % u.placed.size()];
-    } else if (where.count(r)) {
-      assign[r] = where[r];
     }
-    if (assign.count(r)) taken.insert(assign[r]);
+    GEDGE_TRY_ASSIGN(auto rec, ServiceStore(inv).find(s.name, cl.name));
+    if (!rec.empty() && rec[0].placement) {
+      auto pl = json::parse(*rec[0].placement, nullptr, false);
+      if (pl.is_object())
+        for (const auto& e : pl.value("placements", json::array())) {
+          int r = e.value("replica", -1);
+          std::string node = e.value("node", "");
+          if (r < 0 || where.count(r) ||
+              std::find(cl.members.begin(), cl.members.end(), node) == cl.members.end())
+            continue;
+          GEDGE_TRY_ASSIGN(auto* d, fleet.get(node));
+          if (d->down) where[r] = node;
+        }
+    }
+    return {};
   }
-  for (int r = 0; r < u.replicas; ++r) {
-    if (assign.count(r)) continue;
-    // Least loaded reachable member; ties: more memory, then name.
+
+  // Replicas placed by --placement, else kept where they run.
+  void keep_placed() {
+    for (int r = 0; r < u.replicas; ++r) {
+      if (!u.placed.empty()) {
+        assign[r] = u.placed[static_cast<std::size_t>(r) % u.placed.size()];
+      } else if (where.count(r)) {
+        assign[r] = where[r];
+      }
+      if (assign.count(r)) taken.insert(assign[r]);
+    }
+  }
+
+  // The least loaded reachable member that may take a replica (ties: more memory, then name), or
+  // nullptr.
+  Result<Device*> least_loaded() {
     Device* best = nullptr;
     for (const auto& m : cl.members) {
       GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
       if (d->down || (ports && taken.count(m))) continue;
-      auto load = [](Device* x) { return static_cast<int>(x->managed.size()) + x->assigned; };
-      auto mem = [](Device* x) {
-        return x->facts.is_object() && x->facts.contains("memory_bytes") &&
-                       x->facts["memory_bytes"].is_number()
-                   ? x->facts["memory_bytes"].get<double>()
-                   : 0.0;
-      };
-      if (!best || load(d) < load(best) || (load(d) == load(best) && mem(d) > mem(best))) best = d;
+      if (!best || replicas_on(d) < replicas_on(best) ||
+          (replicas_on(d) == replicas_on(best) && memory_bytes(d) > memory_bytes(best)))
+        best = d;
     }
-    if (!best) {
-      std::size_t up = 0;
-      for (const auto& m : cl.members) {
-        GEDGE_TRY_ASSIGN(auto* member, fleet.get(m));
-        if (!member->down) ++up;
-      }
-      if (up == 0) {
-        p.error = Error{ErrorCode::unreachable,
-                        fmt::format("no member of cluster '{}' is reachable", cl.name), ""};
-        return p;
-      }
-      p.error = Error{
-          ErrorCode::usage,
-          fmt::format("service '{}': {} replicas publish host ports, so each needs its own device; "
-                      "{} reachable devices are free",
-                      s.name, u.replicas, up - std::min(up, taken.size())),
-          "lower replicas, or add devices with 'gedge cluster join'"};
-      return p;
-    }
-    assign[r] = best->name;
-    best->assigned++;
-    taken.insert(best->name);
+    return best;
   }
-  if (ports) {
+
+  // Why no member can take a replica: none is reachable, or host ports leave none free.
+  Result<Error> no_member() {
+    std::size_t up = 0;
+    for (const auto& m : cl.members) {
+      GEDGE_TRY_ASSIGN(auto* member, fleet.get(m));
+      if (!member->down) ++up;
+    }
+    if (up == 0)
+      return Error{ErrorCode::unreachable,
+                   fmt::format("no member of cluster '{}' is reachable", cl.name), ""};
+    return Error{
+        ErrorCode::usage,
+        fmt::format("service '{}': {} replicas publish host ports, so each needs its own device; "
+                    "{} reachable devices are free",
+                    s.name, u.replicas, up - std::min(up, taken.size())),
+        "lower replicas, or add devices with 'gedge cluster join'"};
+  }
+
+  // The other replicas, each to the least loaded member.
+  Result<void> assign_rest() {
+    for (int r = 0; r < u.replicas; ++r) {
+      if (assign.count(r)) continue;
+      GEDGE_TRY_ASSIGN(Device * best, least_loaded());
+      if (!best) {
+        GEDGE_TRY_ASSIGN(p.error, no_member());
+        return {};
+      }
+      assign[r] = best->name;
+      best->assigned++;
+      taken.insert(best->name);
+    }
+    return {};
+  }
+
+  // A service with host ports: one replica per device.
+  void check_ports() {
+    if (!ports) return;
     std::map<std::string, int> per;
     for (const auto& [r, dev] : assign)
       if (++per[dev] > 1) {
@@ -130,59 +191,69 @@ Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit
                 "service '{}' publishes host ports, but replicas {} go to the same device '{}'",
                 s.name, r, dev),
             "one replica per device for services with host ports"};
-        return p;
+        return;
       }
   }
-  for (int r = 0; r < u.replicas; ++r) {
-    Action a;
-    a.replica = r;
-    a.device = assign[r];
-    a.from_placement = !u.placed.empty();
-    GEDGE_TRY_ASSIGN(auto* d, fleet.get(a.device));
-    if (where.count(r) && where[r] != a.device) {
-      a.action = "move";
-      a.from = where[r];
-    } else if (d->down) {
-      a.action = "create";  // unknown: it fails when applied, naming the device
-    } else {
-      auto cur = replica_ctrs(*d, s.name, r);
-      auto old = replica_ctrs(*d, s.name, r, true);
-      if (cur.empty() && !old.empty()) {
-        a.action = "recover";  // an interrupted replace left only the renamed old replica
-      } else if (cur.empty()) {
-        a.action = "create";
+
+  // Per replica, what changes on its device.
+  Result<void> choose_actions() {
+    for (int r = 0; r < u.replicas; ++r) {
+      Action a;
+      a.replica = r;
+      a.device = assign[r];
+      a.from_placement = !u.placed.empty();
+      GEDGE_TRY_ASSIGN(auto* d, fleet.get(a.device));
+      if (where.count(r) && where[r] != a.device) {
+        a.action = "move";
+        a.from = where[r];
+      } else if (d->down) {
+        a.action = "create";  // unknown: it fails when applied, naming the device
       } else {
-        bool same = true, running = true;
-        for (const auto& c : cur) {
-          same = same && c.hash == p.hash;
-          running = running && c.state == "running";
-        }
-        if (cur.size() != s.containers.size()) same = false;
-        a.action = !same ? "replace" : running && old.empty() ? "unchanged" : "start";
+        a.action = action_on(*d, s, p.hash, r);
       }
+      p.actions.push_back(a);
     }
-    p.actions.push_back(a);
+    return {};
   }
+
   // Replicas beyond the count, and stale copies of a replica on a device it no longer runs on
   // (other than the one a move leaves, which the move removes), are removed last.
-  for (const auto& m : cl.members) {
-    GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
-    if (d->down) continue;
-    std::vector<std::string> extras;
-    std::map<int, std::vector<std::string>> stale;
-    for (const auto& c : d->managed) {
-      if (c.service != s.name) continue;
-      if (c.replica >= u.replicas || c.replica < 0) {
-        extras.push_back(c.name);
-      } else if (assign[c.replica] != m) {
-        const auto& a = p.actions[static_cast<std::size_t>(c.replica)];
-        if (!(a.action == "move" && a.from == m)) stale[c.replica].push_back(c.name);
+  Result<void> find_removals() {
+    for (const auto& m : cl.members) {
+      GEDGE_TRY_ASSIGN(auto* d, fleet.get(m));
+      if (d->down) continue;
+      std::vector<std::string> extras;
+      std::map<int, std::vector<std::string>> stale;
+      for (const auto& c : d->managed) {
+        if (c.service != s.name) continue;
+        if (c.replica >= u.replicas || c.replica < 0) {
+          extras.push_back(c.name);
+        } else if (assign[c.replica] != m) {
+          const auto& a = p.actions[static_cast<std::size_t>(c.replica)];
+          if (!(a.action == "move" && a.from == m)) stale[c.replica].push_back(c.name);
+        }
       }
+      if (!extras.empty()) p.removals.push_back({m, extras, -1});
+      for (auto& [r, names] : stale) p.removals.push_back({m, names, r});
     }
-    if (!extras.empty()) p.removals.push_back({m, extras, -1});
-    for (auto& [r, names] : stale) p.removals.push_back({m, names, r});
+    return {};
   }
-  return p;
+};
+
+}  // namespace
+
+Result<Plan> plan_unit(Inventory& inv, Fleet& fleet, const ClusterInfo& cl, Unit& u) {
+  UnitPlanning pl{inv, fleet, cl, u};
+  pl.start();
+  GEDGE_TRY(pl.find_existing());
+  pl.keep_placed();
+  GEDGE_TRY(pl.assign_rest());
+  if (pl.p.error) return std::move(pl.p);
+  pl.check_ports();
+  if (pl.p.error) return std::move(pl.p);
+  GEDGE_TRY(pl.choose_actions());
+  GEDGE_TRY(pl.find_removals());
+  return std::move(pl.p);
 }
 
 Result<std::vector<std::string>> argv_for(const Plan& p, int replica, std::size_t ci,
