@@ -110,44 +110,52 @@ std::vector<std::string> split_names(const std::string& s) {
   return split_list(s, ',', " \t");
 }
 
-}  // namespace
-
-Result<Demand> demand_of(const Object& w) {
+// One workload's demand, step by step: each step reads the pod spec and fills the fields it
+// names.
+struct DemandReading {
+  const Object& w;
+  const json& spec;  // the pod spec
+  std::string pp;    // its pointer
   Demand d;
-  const json* ps = pod_spec(w);
-  std::string pp = pod_spec_pointer(w);
-  if (!ps)
-    return std::unexpected(
-        w.source.error_at(w.kind == "Pod" ? "/spec" : "/spec/template/spec",
-                          fmt::format("{} '{}' has no pod spec", w.kind, w.name)));
-  const json& spec = *ps;
-  // Replicas.
-  const json& top = w.json().value("spec", json::object());
-  auto count = [&](const char* key) -> Result<int> {
-    if (!top.contains(key)) return 1;
-    const json& v = top[key];
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000)
-      return std::unexpected(w.source.error_at(std::string("/spec/") + key,
-                                               "expected a whole number from 0 to 100000"));
-    return static_cast<int>(v.get<int64_t>());
-  };
-  if (w.kind == "Deployment" || w.kind == "StatefulSet") {
-    GEDGE_TRY_ASSIGN(d.replicas, count("replicas"));
-  } else if (w.kind == "Job") {
-    GEDGE_TRY_ASSIGN(d.replicas, count("parallelism"));
+  Amounts apps, init_peak, sidecars;
+
+  // Replicas: Deployment and StatefulSet spec.replicas, Job spec.parallelism; else 1.
+  Result<void> count_replicas() {
+    const json& top = w.json().value("spec", json::object());
+    auto count = [&](const char* key) -> Result<int> {
+      if (!top.contains(key)) return 1;
+      const json& v = top[key];
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000)
+        return std::unexpected(w.source.error_at(std::string("/spec/") + key,
+                                                 "expected a whole number from 0 to 100000"));
+      return static_cast<int>(v.get<int64_t>());
+    };
+    if (w.kind == "Deployment" || w.kind == "StatefulSet") {
+      GEDGE_TRY_ASSIGN(d.replicas, count("replicas"));
+    } else if (w.kind == "Job") {
+      GEDGE_TRY_ASSIGN(d.replicas, count("parallelism"));
+    }
+    return {};
   }
 
-  // Containers.
-  if (!spec.contains("containers") || !spec["containers"].is_array() || spec["containers"].empty())
-    return std::unexpected(w.source.error_at(
-        pp + "/containers", fmt::format("{} '{}' has no containers", w.kind, w.name)));
-  Amounts apps, init_peak, sidecars;
-  for (std::size_t i = 0; i < spec["containers"].size(); ++i) {
-    GEDGE_TRY_ASSIGN(auto a, container_amounts(w, spec["containers"][i],
-                                               pp + "/containers/" + std::to_string(i)));
-    add(apps, a);
+  // The app containers (at least one) summed into `apps`.
+  Result<void> sum_containers() {
+    if (!spec.contains("containers") || !spec["containers"].is_array() ||
+        spec["containers"].empty())
+      return std::unexpected(w.source.error_at(
+          pp + "/containers", fmt::format("{} '{}' has no containers", w.kind, w.name)));
+    for (std::size_t i = 0; i < spec["containers"].size(); ++i) {
+      GEDGE_TRY_ASSIGN(auto a, container_amounts(w, spec["containers"][i],
+                                                 pp + "/containers/" + std::to_string(i)));
+      add(apps, a);
+    }
+    return {};
   }
-  if (spec.contains("initContainers")) {
+
+  // The init containers in order: sidecars (restartPolicy Always) summed, and the peak of each
+  // init container with the sidecars started before it.
+  Result<void> sum_init_containers() {
+    if (!spec.contains("initContainers")) return {};
     const json& inits = spec["initContainers"];
     if (!inits.is_array())
       return std::unexpected(w.source.error_at(pp + "/initContainers", "expected a list"));
@@ -164,28 +172,35 @@ Result<Demand> demand_of(const Object& w) {
         max_into(init_peak, with);
       }
     }
-  }
-  Amounts total = apps;
-  add(total, sidecars);
-  max_into(total, init_peak);
-  if (spec.contains("overhead") && spec["overhead"].is_object()) {
-    GEDGE_TRY_ASSIGN(
-        auto o, container_amounts(w, json{{"resources", {{"requests", spec["overhead"]}}}}, pp));
-    add(total, o);
-  }
-  for (const auto& [k, v] : total) {
-    if (k == "cpu")
-      d.cpu = v;
-    else if (k == "memory")
-      d.memory = v;
-    else if (k == "nvidia.com/gpu")
-      d.gpu = v;
-    else
-      d.extended[k] = v;
+    return {};
   }
 
-  // Filters.
-  if (spec.contains("nodeSelector")) {
+  // max(apps + sidecars, init peak) + the pod overhead, into cpu, memory, gpu and extended.
+  Result<void> set_amounts() {
+    Amounts total = apps;
+    add(total, sidecars);
+    max_into(total, init_peak);
+    if (spec.contains("overhead") && spec["overhead"].is_object()) {
+      GEDGE_TRY_ASSIGN(
+          auto o, container_amounts(w, json{{"resources", {{"requests", spec["overhead"]}}}}, pp));
+      add(total, o);
+    }
+    for (const auto& [k, v] : total) {
+      if (k == "cpu")
+        d.cpu = v;
+      else if (k == "memory")
+        d.memory = v;
+      else if (k == "nvidia.com/gpu")
+        d.gpu = v;
+      else
+        d.extended[k] = v;
+    }
+    return {};
+  }
+
+  // nodeSelector: a mapping of label strings.
+  Result<void> read_node_selector() {
+    if (!spec.contains("nodeSelector")) return {};
     const json& ns = spec["nodeSelector"];
     if (!ns.is_object())
       return std::unexpected(
@@ -196,12 +211,16 @@ Result<Demand> demand_of(const Object& w) {
             w.source.error_at(pp + "/nodeSelector/" + it.key(), "expected a string"));
       d.node_selector[it.key()] = it.value().get<std::string>();
     }
+    return {};
   }
-  std::string ap = pp + "/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution";
-  const json req = spec.value("affinity", json::object())
-                       .value("nodeAffinity", json::object())
-                       .value("requiredDuringSchedulingIgnoredDuringExecution", json());
-  if (!req.is_null()) {
+
+  // The required node affinity's terms.
+  Result<void> read_affinity() {
+    std::string ap = pp + "/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution";
+    const json req = spec.value("affinity", json::object())
+                         .value("nodeAffinity", json::object())
+                         .value("requiredDuringSchedulingIgnoredDuringExecution", json());
+    if (req.is_null()) return {};
     if (!req.is_object() || !req.contains("nodeSelectorTerms") ||
         !req["nodeSelectorTerms"].is_array())
       return std::unexpected(w.source.error_at(ap, "expected nodeSelectorTerms: [...]"));
@@ -210,8 +229,12 @@ Result<Demand> demand_of(const Object& w) {
                                        ap + "/nodeSelectorTerms/" + std::to_string(i)));
       d.affinity.push_back(std::move(t));
     }
+    return {};
   }
-  if (spec.contains("tolerations")) {
+
+  // The tolerations, with operator Equal or Exists.
+  Result<void> read_tolerations() {
+    if (!spec.contains("tolerations")) return {};
     const json& ts = spec["tolerations"];
     if (!ts.is_array())
       return std::unexpected(w.source.error_at(pp + "/tolerations", "expected a list"));
@@ -231,19 +254,27 @@ Result<Demand> demand_of(const Object& w) {
             fmt::format("unknown operator '{}'", tol.op), "operators: Equal, Exists"));
       d.tolerations.push_back(std::move(tol));
     }
+    return {};
   }
 
-  // gedge.io/after and GS-Scheduler's gschConfig.
-  const json ann = w.json().value("metadata", json::object()).value("annotations", json::object());
-  if (ann.is_object() && ann.contains("gedge.io/after")) {
-    if (!ann["gedge.io/after"].is_string())
-      return std::unexpected(
-          w.source.error_at("/metadata/annotations/gedge.io~1after", "expected 'a,b' (a string)"));
-    d.after = split_names(ann["gedge.io/after"].get<std::string>());
-    if (d.after.empty()) d.after.push_back("");  // explicit root
+  // The gedge.io/after annotation: the workloads this one starts after ("" alone: a root).
+  Result<void> read_after() {
+    const json ann =
+        w.json().value("metadata", json::object()).value("annotations", json::object());
+    if (ann.is_object() && ann.contains("gedge.io/after")) {
+      if (!ann["gedge.io/after"].is_string())
+        return std::unexpected(w.source.error_at("/metadata/annotations/gedge.io~1after",
+                                                 "expected 'a,b' (a string)"));
+      d.after = split_names(ann["gedge.io/after"].get<std::string>());
+      if (d.after.empty()) d.after.push_back("");  // explicit root
+    }
+    return {};
   }
-  const json& c0 = spec["containers"][0];
-  if (c0.is_object() && c0.contains("env") && c0["env"].is_array()) {
+
+  // GS-Scheduler's gschConfig: a JSON object in the first container's env (the last one wins).
+  Result<void> read_gsch() {
+    const json& c0 = spec["containers"][0];
+    if (!c0.is_object() || !c0.contains("env") || !c0["env"].is_array()) return {};
     for (std::size_t i = 0; i < c0["env"].size(); ++i) {
       const json& e = c0["env"][i];
       if (!e.is_object() || e.value("name", "") != "gschConfig") continue;
@@ -268,8 +299,29 @@ Result<Demand> demand_of(const Object& w) {
       }
       d.gsch = g;
     }
+    return {};
   }
-  return d;
+};
+
+}  // namespace
+
+Result<Demand> demand_of(const Object& w) {
+  const json* ps = pod_spec(w);
+  if (!ps)
+    return std::unexpected(
+        w.source.error_at(w.kind == "Pod" ? "/spec" : "/spec/template/spec",
+                          fmt::format("{} '{}' has no pod spec", w.kind, w.name)));
+  DemandReading r{w, *ps, pod_spec_pointer(w)};
+  GEDGE_TRY(r.count_replicas());
+  GEDGE_TRY(r.sum_containers());
+  GEDGE_TRY(r.sum_init_containers());
+  GEDGE_TRY(r.set_amounts());
+  GEDGE_TRY(r.read_node_selector());
+  GEDGE_TRY(r.read_affinity());
+  GEDGE_TRY(r.read_tolerations());
+  GEDGE_TRY(r.read_after());
+  GEDGE_TRY(r.read_gsch());
+  return std::move(r.d);
 }
 
 }  // namespace gedge::manifest
